@@ -1,0 +1,1 @@
+"""Command-line interface: ``mirsearch <command>``; one module per command group."""
