@@ -1,0 +1,1 @@
+"""Feature extraction: audio chroma and CENS, symbolic chroma, HCQT, learned chroma."""

@@ -1,0 +1,356 @@
+"""Symbolic input: note strings, MIDI, MusicXML and Humdrum kern -> monophonic note lists.
+
+A theme is a short monophonic melody. Files may be polyphonic: then the part with the highest mean
+pitch (or the part the user names) is taken and reduced to its top line (at each onset the highest note,
+the "skyline").
+
+Units: pitches are MIDI numbers, onsets and durations are in quarter notes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch.errors import InputError, ParameterError
+
+log = logging.getLogger(__name__)
+
+MIDI_EXTENSIONS = (".mid", ".midi")
+MUSICXML_EXTENSIONS = (".xml", ".mxl", ".musicxml")
+KERN_EXTENSIONS = (".krn", ".kern")
+SCORE_EXTENSIONS = MIDI_EXTENSIONS + MUSICXML_EXTENSIONS + KERN_EXTENSIONS
+
+_STEP_TO_PC = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_ACCIDENTALS = {"": 0, "#": 1, "##": 2, "x": 2, "♯": 1, "b": -1, "bb": -2, "♭": -1, "-": -1, "--": -2}
+_TOKEN = re.compile(
+    r"""^(?P<step>[A-Ga-g])(?P<acc>\#\#|\#|x|♯|bb|b|♭|--|-)?(?P<octave>-?\d)?
+        (?:/(?P<den>\d+)(?P<dots>\.*))?$""",
+    re.VERBOSE,
+)
+_REST = re.compile(r"^[Rr](?:/(?P<den>\d+)(?P<dots>\.*))?$")
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note of a melody.
+
+    Attributes
+    ----------
+    pitch : int
+        MIDI pitch number (60 = C4).
+    onset : float
+        Onset in quarter notes from the start of the theme.
+    duration : float
+        Duration in quarter notes (> 0).
+    """
+
+    pitch: int
+    onset: float
+    duration: float
+
+
+@dataclass(frozen=True)
+class Theme:
+    """A monophonic melody used as a query.
+
+    Attributes
+    ----------
+    notes : tuple of Note
+        Notes sorted by onset, non-overlapping.
+    tempo_bpm : float or None
+        Tempo in quarter notes per minute if the source says so (MIDI tempo, metronome mark).
+    name : str
+        Label for messages and results.
+    """
+
+    notes: tuple[Note, ...]
+    tempo_bpm: float | None = None
+    name: str = "theme"
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def pitches(self) -> np.ndarray:
+        """MIDI pitches, shape (n_notes,)."""
+        return np.array([n.pitch for n in self.notes], dtype=np.int64)
+
+    @property
+    def duration(self) -> float:
+        """Length in quarter notes from the first onset to the last offset."""
+        return max(n.onset + n.duration for n in self.notes) - self.notes[0].onset
+
+    def transposed(self, semitones: int) -> Theme:
+        """The same theme shifted by ``semitones``."""
+        notes = tuple(Note(n.pitch + semitones, n.onset, n.duration) for n in self.notes)
+        return Theme(notes, self.tempo_bpm, self.name)
+
+    def to_string(self) -> str:
+        """Note-string form (``"E5/8 D#5/8"``) that :func:`parse_note_string` reads back."""
+        names = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+        tokens = []
+        cursor = self.notes[0].onset
+        for n in self.notes:
+            if n.onset > cursor + 1e-6:
+                tokens.append("R/" + _duration_token(n.onset - cursor))
+            octave = n.pitch // 12 - 1
+            tokens.append(f"{names[n.pitch % 12]}{octave}/{_duration_token(n.duration)}")
+            cursor = n.onset + n.duration
+        return " ".join(tokens)
+
+
+def _duration_token(quarters: float) -> str:
+    for den in (1, 2, 4, 8, 16, 32, 64):
+        base = 4.0 / den
+        for dots, factor in ((0, 1.0), (1, 1.5), (2, 1.75)):
+            if abs(quarters - base * factor) < 1e-6:
+                return f"{den}{'.' * dots}"
+    raise ParameterError(f"duration={quarters} quarter notes cannot be written as a note value")
+
+
+def parse_note_string(text: str, *, name: str = "theme") -> Theme:
+    """Parse a note string into a :class:`Theme`.
+
+    Tokens are separated by spaces or commas. A note is a letter ``A``-``G``, an optional accidental
+    (``#``, ``##``, ``b``, ``bb``, ``-``, ``x``, ``♯``, ``♭``), an optional octave (``C4`` = MIDI 60) and an
+    optional note value after a slash (``/4`` quarter, ``/8`` eighth, ``/2.`` dotted half). A rest is ``R``
+    with an optional value. Without an octave a note takes the octave closest to the previous note
+    (the first one octave 4); without a value it keeps the previous value (first: a quarter).
+
+    Examples
+    --------
+    >>> [n.pitch for n in parse_note_string("G G G Eb").notes]
+    [67, 67, 67, 63]
+    >>> [n.duration for n in parse_note_string("E5/8 D#5/8 E5/4").notes]
+    [0.5, 0.5, 1.0]
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{name}: empty note string")
+    notes: list[Note] = []
+    onset = 0.0
+    duration = 1.0
+    previous: int | None = None
+    for position, token in enumerate(re.split(r"[\s,]+", text.strip()), start=1):
+        rest = _REST.match(token)
+        if rest:
+            if rest["den"]:
+                duration = _note_value(rest["den"], rest["dots"], token, name)
+            onset += duration
+            continue
+        m = _TOKEN.match(token)
+        if not m:
+            raise InputError(f"{name}: cannot read note {position} {token!r} (expected e.g. 'Eb', 'F#5/8')")
+        pc = _STEP_TO_PC[m["step"].lower()] + _ACCIDENTALS[m["acc"] or ""]
+        if m["octave"] is not None:
+            pitch = 12 * (int(m["octave"]) + 1) + pc
+        else:
+            ref = previous if previous is not None else 66  # closest to F#4 -> octave 4 for C..B
+            pitch = pc + 12 * round((ref - pc) / 12)
+        if not 0 <= pitch <= 127:
+            raise InputError(f"{name}: note {position} {token!r} is outside the MIDI range")
+        if m["den"]:
+            duration = _note_value(m["den"], m["dots"], token, name)
+        notes.append(Note(int(pitch), onset, duration))
+        onset += duration
+        previous = pitch
+    if not notes:
+        raise InputError(f"{name}: no notes found")
+    return Theme(tuple(notes), None, name)
+
+
+def _note_value(den: str, dots: str, token: str, name: str) -> float:
+    d = int(den)
+    if d <= 0 or d & (d - 1):
+        raise InputError(f"{name}: note value in {token!r} must be a power of two (1, 2, 4, 8, ...)")
+    value = 4.0 / d
+    return value * (2.0 - 0.5 ** len(dots))
+
+
+def load_theme(path: str | os.PathLike, *, part: str | int | None = None) -> Theme:
+    """Read a theme from a MIDI, MusicXML (.xml, .mxl, .musicxml) or Humdrum kern file.
+
+    Parameters
+    ----------
+    path : path-like
+        The score file.
+    part : str or int, optional
+        Part (MusicXML/kern) or instrument (MIDI) to use: its name or its 0-based index. By default the
+        part with the highest mean pitch.
+
+    Returns
+    -------
+    Theme
+        The top line of the chosen part.
+
+    Raises
+    ------
+    InputError
+        Unknown extension, unreadable or malformed file, no notes, unknown part.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    ext = path.suffix.lower()
+    if ext in MIDI_EXTENSIONS:
+        parts = _midi_parts(path)
+    elif ext in MUSICXML_EXTENSIONS or ext in KERN_EXTENSIONS:
+        parts = _music21_parts(path)
+    else:
+        raise InputError(f"{path.name}: unknown score format {ext!r} (use {', '.join(SCORE_EXTENSIONS)})")
+    events, tempo = parts
+    if not events or not any(len(ev) for _, ev in events):
+        raise InputError(f"{path.name}: no notes found")
+    chosen = _choose_part(events, part, path.name)
+    notes = _skyline(chosen)
+    if not notes:
+        raise InputError(f"{path.name}: no notes found in the chosen part")
+    return Theme(tuple(notes), tempo, path.stem)
+
+
+def _choose_part(events: list[tuple[str, list[tuple[float, float, int]]]], part, name: str):
+    if part is None:
+        nonempty = [(label, ev) for label, ev in events if ev]
+        return max(nonempty, key=lambda item: np.mean([p for _, _, p in item[1]]))[1]
+    if isinstance(part, int) or (isinstance(part, str) and part.isdigit()):
+        index = int(part)
+        if not 0 <= index < len(events):
+            raise InputError(f"{name}: part {index} does not exist (the file has {len(events)} parts)")
+        return events[index][1]
+    for label, ev in events:
+        if label.lower() == str(part).lower():
+            return ev
+    labels = ", ".join(repr(label) for label, _ in events)
+    raise InputError(f"{name}: no part named {part!r} (parts: {labels})")
+
+
+def _skyline(events: list[tuple[float, float, int]]) -> list[Note]:
+    """Highest note at each onset; a note is cut where the next onset starts."""
+    by_onset: dict[float, tuple[float, int]] = {}
+    for onset, duration, pitch in events:
+        key = round(onset, 6)
+        if key not in by_onset or pitch > by_onset[key][1]:
+            by_onset[key] = (duration, pitch)
+    onsets = sorted(by_onset)
+    if not onsets:
+        return []
+    origin = onsets[0]
+    notes = []
+    for i, onset in enumerate(onsets):
+        duration, pitch = by_onset[onset]
+        if i + 1 < len(onsets):
+            duration = min(duration, onsets[i + 1] - onset)
+        if duration > 1e-6:
+            notes.append(Note(int(pitch), onset - origin, float(duration)))
+    return notes
+
+
+def _midi_parts(path: Path):
+    import pretty_midi
+
+    try:
+        pm = pretty_midi.PrettyMIDI(str(path))
+    except Exception as exc:
+        raise InputError(f"{path.name}: malformed MIDI file ({_first_line(exc)})") from None
+    times, tempi = pm.get_tempo_changes()
+    tempo = float(tempi[0]) if len(tempi) else 120.0
+    # express times in quarter notes through the file's own beat grid
+    beats = pm.get_beats()
+    if len(beats) < 2:
+        beats = np.array([0.0, 60.0 / tempo])
+
+    def to_quarters(t: float) -> float:
+        spb = 60.0 / tempo
+        if t <= beats[-1]:
+            return float(np.interp(t, beats, np.arange(len(beats))))
+        return len(beats) - 1 + (t - beats[-1]) / spb
+
+    parts = []
+    for i, inst in enumerate(pm.instruments):
+        if inst.is_drum:
+            continue
+        label = inst.name.strip() or f"instrument {i}"
+        ev = [
+            (to_quarters(n.start), to_quarters(n.end) - to_quarters(n.start), int(n.pitch))
+            for n in inst.notes
+            if n.end > n.start
+        ]
+        parts.append((label, ev))
+    # pretty_midi reports 120 bpm when a file has no tempo event; treat a lone default as "unknown"
+    return parts, tempo
+
+
+def _music21_parts(path: Path):
+    import music21
+
+    try:
+        score = music21.converter.parse(str(path))
+    except Exception as exc:
+        raise InputError(f"{path.name}: malformed score ({_first_line(exc)})") from None
+    tempo = None
+    marks = list(score.recurse().getElementsByClass(music21.tempo.MetronomeMark))
+    if marks and marks[0].number:
+        tempo = float(marks[0].getQuarterBPM() or marks[0].number)
+    containers = list(getattr(score, "parts", [])) or [score]
+    parts = []
+    for i, p in enumerate(containers):
+        label = (p.partName or p.id or f"part {i}") if hasattr(p, "partName") else f"part {i}"
+        ev = []
+        for n in p.flatten().notes:
+            if n.duration.isGrace:
+                continue
+            pitches = [x.midi for x in n.pitches]
+            if pitches:
+                ev.append((float(n.getOffsetInHierarchy(p)), float(n.quarterLength), int(max(pitches))))
+        parts.append((str(label), ev))
+    return parts, tempo
+
+
+def read_theme(source: str | os.PathLike | Theme, *, part: str | int | None = None) -> Theme:
+    """A theme from a :class:`Theme`, a score file path or a note string (in that order of checks)."""
+    if isinstance(source, Theme):
+        return source
+    if isinstance(source, os.PathLike) or (
+        isinstance(source, str) and Path(source).suffix.lower() in SCORE_EXTENSIONS
+    ):
+        return load_theme(source, part=part)
+    if isinstance(source, str):
+        return parse_note_string(source)
+    raise ParameterError(f"theme={source!r} must be a note string, a score path or a Theme")
+
+
+def save_midi(theme: Theme, path: str | os.PathLike, *, tempo_bpm: float = 120.0, program: int = 0) -> None:
+    """Write a theme as a one-track MIDI file (for round trips and rendering)."""
+    import pretty_midi
+
+    bpm = theme.tempo_bpm or tempo_bpm
+    pm = pretty_midi.PrettyMIDI(initial_tempo=bpm)
+    inst = pretty_midi.Instrument(program=program, name=theme.name)
+    spq = 60.0 / bpm
+    for n in theme.notes:
+        inst.notes.append(pretty_midi.Note(90, n.pitch, n.onset * spq, (n.onset + n.duration) * spq))
+    pm.instruments.append(inst)
+    pm.write(str(path))
+
+
+def save_musicxml(theme: Theme, path: str | os.PathLike) -> None:
+    """Write a theme as a MusicXML file with music21."""
+    import music21
+
+    stream = music21.stream.Part()
+    if theme.tempo_bpm:
+        stream.insert(0, music21.tempo.MetronomeMark(number=theme.tempo_bpm))
+    for n in theme.notes:
+        note = music21.note.Note(n.pitch)
+        note.quarterLength = n.duration
+        stream.insert(n.onset, note)
+    stream.makeRests(fillGaps=True, inPlace=True)
+    music21.stream.Score([stream]).write("musicxml", fp=str(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
