@@ -1,0 +1,1 @@
+"""Search tasks: theme search (symbolic -> audio), audio matching, version identification."""

@@ -1,0 +1,52 @@
+"""Result records of every search: small dataclasses that turn into JSON without surprises."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+def format_time(seconds: float) -> str:
+    """``83.25 -> "1:23.2"`` (minutes:seconds, one decimal)."""
+    minutes, rest = divmod(max(0.0, float(seconds)), 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+@dataclass
+class Match:
+    """One occurrence of a query in a recording.
+
+    Attributes
+    ----------
+    recording : str
+        Path of the recording as indexed.
+    recording_id : int
+        Id in the collection's catalogue.
+    start, end : float
+        Span of the occurrence in seconds.
+    cost : float
+        Normalised matching cost (0 = perfect; cosine distance averaged along the path).
+    transposition : int
+        Semitones (0-11) by which the query was transposed up to match.
+    extra : dict
+        More keys for JSON output (e.g. ``tempo_factor``, ``rank``).
+    """
+
+    recording: str
+    recording_id: int
+    start: float
+    end: float
+    cost: float
+    transposition: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; ``extra`` keys are merged in; times rounded to milliseconds."""
+        d = asdict(self)
+        extra = d.pop("extra")
+        d["start"] = round(self.start, 3)
+        d["end"] = round(self.end, 3)
+        d["cost"] = round(self.cost, 6)
+        d["start_mmss"] = format_time(self.start)
+        d["end_mmss"] = format_time(self.end)
+        d.update(extra)
+        return d
