@@ -1,0 +1,158 @@
+"""``mirsearch train``: train learned chroma models and plot their output.
+
+::
+
+    mirsearch train chroma --dataset data/bench --loss ctc --out runs/ctc [--epochs 20] [--resume]
+                           [--seed 0] [--max-minutes 60] [--plot]
+    mirsearch train plot --bundle runs/ctc --audio rec.flac --out fig.png [--start 10 --end 30]
+    mirsearch train curves runs/ctc runs/linear --out curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` command group."""
+    p = subparsers.add_parser("train", help="train learned chroma models (CTC, linear, strong, soft-DTW)")
+    sub = p.add_subparsers(dest="train_command", metavar="<subcommand>")
+
+    c = sub.add_parser("chroma", help="train the theme chroma network on a data set")
+    c.add_argument("--dataset", required=True, help="data set directory (with its manifest)")
+    c.add_argument("--loss", choices=("ctc", "linear", "strong", "sdtw"), default="ctc")
+    c.add_argument("--out", required=True, help="output directory (bundle, history, checkpoints)")
+    c.add_argument("--epochs", type=int, default=20)
+    c.add_argument("--lr", type=float, default=1e-3)
+    c.add_argument("--max-frames", type=int, default=6000, help="padded input frames per batch")
+    c.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch passing this time")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    c.add_argument("--cache", default=None, help="HCQT cache directory (default DATASET/cache/hcqt)")
+    c.add_argument("--plot", action="store_true", help="write curves.png and example output plots to OUT")
+    c.add_argument("--threads", type=int, choices=(1, 2), default=1, help="torch threads (default 1)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=_chroma)
+
+    q = sub.add_parser("plot", help="plot a model's output (chroma + blank, post-processed chroma)")
+    q.add_argument("--bundle", default=None, help="bundle directory (default: the packaged model)")
+    q.add_argument("--audio", required=True, help="audio file")
+    q.add_argument("--out", required=True, help="image file to write")
+    q.add_argument("--start", type=float, default=0.0, help="excerpt start (s)")
+    q.add_argument("--end", type=float, default=None, help="excerpt end (s; default start + 20)")
+    q.set_defaults(func=_plot)
+
+    h = sub.add_parser("curves", help="plot training curves of one or more runs")
+    h.add_argument("runs", nargs="+", help="output directories of training runs")
+    h.add_argument("--out", required=True, help="image file to write")
+    h.set_defaults(func=_curves)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _chroma(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from mirsearch.models.bundle import default_input_config
+    from mirsearch.models.data import load_segments
+    from mirsearch.models.training import HCQTCache, train
+
+    root = Path(args.dataset)
+    train_segs = load_segments(root, split="train")
+    val_segs = load_segments(root, split="validation")
+    print(
+        f"{len(train_segs)} training and {len(val_segs)} validation segments "
+        f"({sum(s.end - s.start for s in train_segs) / 3600:.2f} h / "
+        f"{sum(s.end - s.start for s in val_segs) / 3600:.2f} h)"
+    )
+    cache = HCQTCache(Path(args.cache) if args.cache else root / "cache" / "hcqt", default_input_config())
+
+    def report(entry: dict) -> None:
+        acc = entry.get("val_chroma_accuracy")
+        acc_s = f"  val acc {acc:.3f}" if acc is not None else ""
+        val = entry.get("val_loss")
+        val_s = f"  val {val:.4f}" if val is not None else ""
+        print(
+            f"epoch {entry['epoch']:3d}  train {entry['train_loss']:.4f}{val_s}  "
+            f"val ctc {entry['val_ctc'] or float('nan'):.4f}{acc_s}  ({entry['seconds']:.0f} s)",
+            flush=True,
+        )
+
+    res = train(
+        train_segs,
+        val_segs,
+        cache=cache,
+        out=args.out,
+        loss=args.loss,
+        epochs=args.epochs,
+        lr=args.lr,
+        max_frames=args.max_frames,
+        seed=args.seed,
+        resume=args.resume,
+        max_minutes=args.max_minutes,
+        progress=not args.no_progress,
+        num_threads=args.threads,
+        training_info={"dataset": str(root)},
+        on_epoch=report,
+    )
+    print(f"best epoch {res['best_epoch']} (val loss {res['best_val_loss']:.4f}); bundle in {res['bundle']}")
+    if args.plot:
+        from mirsearch.audio import load_audio
+        from mirsearch.models.bundle import load_bundle
+        from mirsearch.models.plot import plot_history, plot_output
+
+        out = Path(args.out)
+        plot_history({args.loss: res["history"]}, out=out / "curves.png")
+        bundle = load_bundle(out)
+        for i, s in enumerate(val_segs[:3]):
+            y, sr = load_audio(s.audio_path)
+            a, b = max(0.0, s.start - 2.0), s.end + 2.0
+            plot_output(
+                y[int(a * sr) : int(b * sr)],
+                sr=sr,
+                bundle=bundle,
+                offset=a,
+                out=out / f"example_{i}.png",
+                title=Path(s.audio_path).name,
+                labels=s.labels,
+            )
+        print(f"plots in {out}")
+    (Path(args.out) / "summary.json").write_text(json.dumps({k: res[k] for k in ("best_epoch", "best_val_loss")}))
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mirsearch.audio import load_audio
+    from mirsearch.errors import ParameterError
+    from mirsearch.models.plot import plot_output
+
+    y, sr = load_audio(args.audio)
+    end = args.end if args.end is not None else args.start + 20.0
+    if not end > args.start:
+        raise ParameterError(f"--end={end} must be after --start={args.start}")
+    excerpt = y[int(args.start * sr) : int(end * sr)]
+    plot_output(excerpt, sr=sr, bundle=args.bundle, offset=args.start, out=args.out, title=Path(args.audio).name)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from mirsearch.errors import InputError
+    from mirsearch.models.plot import plot_history
+    from mirsearch.models.training import HISTORY_FILE
+
+    histories = {}
+    for run in args.runs:
+        path = Path(run) / HISTORY_FILE
+        if not path.exists():
+            raise InputError(f"{path}: no training history")
+        histories[Path(run).name] = json.loads(path.read_text())
+    plot_history(histories, out=args.out)
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,142 @@
+"""Learned theme chroma: a CTC-trained network's chroma probabilities, blank removed, l2-normalised.
+
+Following Zalkow and Müller (ISMIR 2020): the network (see :mod:`mirsearch.models.network`) outputs per
+frame a distribution over 12 chroma classes and the blank; the blank is active most of the time, so
+its row is dropped and every frame is normalised to unit l2 norm. The result is used like standard
+chroma in theme search but follows the theme more than the accompaniment.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch.errors import InputError, check_positive
+
+logger = logging.getLogger(__name__)
+
+#: frames whose chroma probabilities have an l2 norm below this become the uniform unit vector
+NORM_THRESHOLD = 1e-12
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_bundle(path: str | None, mtime: float):
+    from mirsearch.models.bundle import load_bundle
+
+    return load_bundle(path)
+
+
+def get_bundle(bundle=None):
+    """Resolve ``bundle`` (None = packaged default, a directory, or a loaded ModelBundle)."""
+    from mirsearch.models.bundle import BUNDLES_DIR, CONFIG_FILE, DEFAULT_BUNDLE, ModelBundle
+
+    if isinstance(bundle, ModelBundle):
+        return bundle
+    path = Path(bundle) if bundle is not None else BUNDLES_DIR / DEFAULT_BUNDLE
+    try:
+        mtime = (path / CONFIG_FILE).stat().st_mtime
+    except OSError:
+        raise InputError(f"{path}: no model bundle there (config.json missing)") from None
+    return _cached_bundle(str(path), mtime)
+
+
+def default_bundle_id() -> str:
+    """``model_id`` of the packaged default bundle (from its config.json; the weights are not loaded).
+
+    It changes whenever the default model is retrained, so stored learned features keyed by it are
+    re-extracted. Raises :class:`~mirsearch.errors.InputError` if no default bundle is installed.
+    """
+    from mirsearch.models.bundle import bundle_model_id
+
+    return bundle_model_id(None)
+
+
+def postprocess(log_probs: np.ndarray, *, threshold: float = NORM_THRESHOLD) -> np.ndarray:
+    """Drop the blank row of ``log_probs`` (13, n) and l2-normalise every frame -> (12, n) float32."""
+    return normalize_chroma(np.exp(np.asarray(log_probs[:12], dtype=np.float64)), threshold=threshold)
+
+
+def normalize_chroma(P: np.ndarray, *, threshold: float = NORM_THRESHOLD) -> np.ndarray:
+    """l2-normalise every frame of chroma probabilities ``P`` (12, n) -> float32; near-zero frames
+    (norm below ``threshold``) become the uniform unit vector."""
+    P = np.asarray(P, dtype=np.float64)
+    norms = np.sqrt((P**2).sum(axis=0))
+    out = np.full(P.shape, 1.0 / np.sqrt(12.0), dtype=np.float64)
+    ok = norms >= threshold
+    out[:, ok] = P[:, ok] / norms[ok]
+    return out.astype(np.float32)
+
+
+def learned_log_probs(y: np.ndarray, *, sr: int, bundle=None) -> tuple[np.ndarray, float]:
+    """Raw network output for a recording.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono audio.
+    sr : int
+        Its sampling rate in Hz (resampled to the bundle's rate if different).
+    bundle : None, path or ModelBundle
+        Model to use; None is the packaged default.
+
+    Returns
+    -------
+    log_probs : np.ndarray, shape (13, n_frames), float32
+        Log-probabilities over 12 chroma classes (0 = C) and the blank (row 12).
+    feature_rate : float
+        Frame rate of ``log_probs`` in Hz.
+    """
+    import soxr
+
+    check_positive("sr", sr)
+    b = get_bundle(bundle)
+    model_sr = int(b.input["sr"])
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1 or y.size == 0:
+        raise InputError(f"audio: expected a non-empty mono signal, got shape {y.shape}")
+    if sr != model_sr:
+        y = soxr.resample(y, sr, model_sr).astype(np.float32)
+    H = b.hcqt(y, sr=model_sr)
+    return b.predict(H), b.output_rate
+
+
+def learned_chroma(
+    y: np.ndarray, *, sr: int, feature_rate: float = 10.0, bundle: str | os.PathLike | object | None = None
+) -> tuple[np.ndarray, float]:
+    """Learned theme chroma of a recording.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono audio.
+    sr : int > 0
+        Sampling rate of ``y`` in Hz.
+    feature_rate : float > 0
+        Output frame rate in Hz; the chroma probabilities are averaged over the frames of the network
+        output (21.5 Hz for the default model) that fall into each output frame.
+    bundle : None, path or ModelBundle
+        Model to use; None is the packaged default (:data:`mirsearch.models.bundle.DEFAULT_BUNDLE`).
+        Its ``model_id`` identifies the model version.
+
+    Returns
+    -------
+    C : np.ndarray, shape (12, n_frames), float32
+        Unit l2 norm per frame; ``n_frames = 1 + floor(duration * feature_rate)``.
+    feature_rate : float
+        Frame rate of ``C`` in Hz.
+    """
+    from mirsearch.features.hcqt import _resample_frames
+
+    check_positive("feature_rate", feature_rate)
+    log_probs, rate = learned_log_probs(y, sr=sr, bundle=bundle)
+    P = np.exp(log_probs[:12].astype(np.float64))
+    n_out = 1 + int(np.floor(len(y) / sr * feature_rate + 1e-9))
+    if P.shape[1] == 0:
+        P = np.zeros((12, 1))
+        rate = feature_rate
+    P = _resample_frames(P, rate_in=rate, rate_out=feature_rate, n_out=n_out)
+    return normalize_chroma(P), float(feature_rate)

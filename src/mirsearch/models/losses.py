@@ -1,0 +1,164 @@
+"""Training losses for the chroma network, one per kind of supervision.
+
+All take the network output ``log_probs`` of shape ``(batch, 13, n_frames)`` (log-probabilities over
+12 chroma classes and the blank at :data:`~mirsearch.models.network.BLANK`), zero-padded in time, and
+the valid length of every item in frames.
+
+``ctc``
+    Weakly aligned pairs: only the label sequence of the segment is known
+    (:class:`torch.nn.CTCLoss`, see :mod:`mirsearch.models.ctc` for what it computes).
+``linear``
+    Linear scaling: the notes of the score, with their notated durations, are stretched linearly over
+    the segment (equal durations if none are given), giving one chroma label per frame; frame-wise
+    cross-entropy. The blank is never a target.
+``strong``
+    Strong alignment: each note lasts from its annotated audio onset to the next onset (the last one
+    to the end of the segment); frames before the first onset are ignored; frame-wise cross-entropy.
+``sdtw``
+    Soft-DTW (weakly aligned): cost between output frame ``n`` and label ``m`` is the squared
+    Euclidean distance between the 13 output probabilities and the one-hot vector of the label; the
+    soft-DTW value is divided by the number of frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mirsearch.errors import ParameterError
+from mirsearch.models.network import BLANK, N_CLASSES
+from mirsearch.models.softdtw import soft_dtw
+
+#: loss names understood by :func:`compute_loss`
+LOSSES = ("ctc", "linear", "strong", "sdtw")
+#: target value of frames that do not count (``ignore_index`` of the frame-wise loss)
+IGNORE = -100
+
+
+def linear_frame_targets(
+    labels: Sequence[int], n_frames: int, *, durations: Sequence[float] | None = None
+) -> np.ndarray:
+    """One label per frame by stretching the notes linearly over ``n_frames`` frames.
+
+    Parameters
+    ----------
+    labels : sequence of int, length L
+        Pitch classes of the notes.
+    n_frames : int
+        Frames in the segment.
+    durations : sequence of float > 0, length L, optional
+        Notated durations (any unit); equal durations if omitted.
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames,), int64
+        Frame ``j`` gets the label of the note sounding at relative time ``(j + 0.5) / n_frames``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0:
+        return np.full(n_frames, IGNORE, dtype=np.int64)
+    d = np.ones(len(labels)) if durations is None else np.asarray(durations, dtype=np.float64)
+    if d.shape != labels.shape or np.any(d <= 0):
+        raise ParameterError("durations must be positive and as many as the labels")
+    bounds = np.cumsum(d) / d.sum()
+    t = (np.arange(n_frames) + 0.5) / n_frames
+    idx = np.minimum(np.searchsorted(bounds, t, side="right"), len(labels) - 1)
+    return labels[idx]
+
+
+def strong_frame_targets(
+    labels: Sequence[int], onsets: Sequence[float], n_frames: int, *, feature_rate: float
+) -> np.ndarray:
+    """One label per frame from annotated note onsets.
+
+    Parameters
+    ----------
+    labels : sequence of int, length L
+    onsets : sequence of float, length L
+        Onset of each note in seconds relative to the start of the segment (non-decreasing).
+    n_frames : int
+    feature_rate : float
+        Frame rate of the targets in Hz (frame ``j`` is at ``j / feature_rate`` seconds).
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames,), int64
+        Label of the latest note whose onset is at or before the frame; :data:`IGNORE` before the first.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    onsets = np.asarray(onsets, dtype=np.float64)
+    if onsets.shape != labels.shape:
+        raise ParameterError("onsets must be as many as the labels")
+    t = np.arange(n_frames) / feature_rate
+    idx = np.searchsorted(onsets, t + 1e-9, side="right") - 1
+    out = np.full(n_frames, IGNORE, dtype=np.int64)
+    out[idx >= 0] = labels[idx[idx >= 0]]
+    return out
+
+
+def ctc_loss(log_probs: torch.Tensor, labels: Sequence[Sequence[int]], lengths: torch.Tensor) -> torch.Tensor:
+    """Mean CTC loss per label over the batch (``torch.nn.CTCLoss(reduction="mean")``).
+
+    Items with no valid alignment (too few frames) contribute zero (``zero_infinity=True``).
+    """
+    targets = torch.as_tensor(np.concatenate([np.asarray(lab, dtype=np.int64) for lab in labels]))
+    target_lengths = torch.as_tensor([len(lab) for lab in labels], dtype=torch.long)
+    lp = log_probs.permute(2, 0, 1)  # (T, B, C) as CTCLoss wants
+    return F.ctc_loss(lp, targets, lengths.long(), target_lengths, blank=BLANK, reduction="mean", zero_infinity=True)
+
+
+def framewise_loss(log_probs: torch.Tensor, frame_targets: torch.Tensor) -> torch.Tensor:
+    """Frame-wise cross-entropy (NLL of ``log_probs``) over frames whose target is not :data:`IGNORE`."""
+    return F.nll_loss(log_probs, frame_targets.long(), ignore_index=IGNORE)
+
+
+def sdtw_loss(
+    log_probs: torch.Tensor, labels: Sequence[Sequence[int]], lengths: torch.Tensor, *, gamma: float = 0.1
+) -> torch.Tensor:
+    """Mean over the batch of soft-DTW between output probabilities and the one-hot label sequence,
+    divided by the number of frames of each item."""
+    total = log_probs.new_zeros(())
+    for i, lab in enumerate(labels):
+        n = int(lengths[i])
+        p = log_probs[i, :, :n].exp().T  # (n, 13)
+        target = F.one_hot(torch.as_tensor(np.asarray(lab, dtype=np.int64)), N_CLASSES).to(p.dtype)
+        C = ((p[:, None, :] - target[None, :, :]) ** 2).sum(-1)  # (n, L)
+        total = total + soft_dtw(C, gamma=gamma) / n
+    return total / len(labels)
+
+
+def compute_loss(
+    kind: str,
+    log_probs: torch.Tensor,
+    *,
+    labels: Sequence[Sequence[int]],
+    lengths: torch.Tensor,
+    frame_targets: torch.Tensor | None = None,
+    gamma: float = 0.1,
+) -> torch.Tensor:
+    """Dispatch to the loss ``kind`` (one of :data:`LOSSES`).
+
+    Parameters
+    ----------
+    kind : str
+    log_probs : torch.Tensor, shape (batch, 13, n_frames)
+    labels : list of label sequences (for ``ctc`` and ``sdtw``)
+    lengths : torch.Tensor, shape (batch,)
+        Valid frames of every item.
+    frame_targets : torch.Tensor, shape (batch, n_frames), optional
+        Per-frame labels with :data:`IGNORE` for padding (for ``linear`` and ``strong``).
+    gamma : float
+        Soft-DTW temperature.
+    """
+    if kind == "ctc":
+        return ctc_loss(log_probs, labels, lengths)
+    if kind == "sdtw":
+        return sdtw_loss(log_probs, labels, lengths, gamma=gamma)
+    if kind in ("linear", "strong"):
+        if frame_targets is None:
+            raise ParameterError(f"loss={kind!r} needs frame_targets")
+        return framewise_loss(log_probs, frame_targets)
+    raise ParameterError(f"loss={kind!r} must be one of {', '.join(LOSSES)}")

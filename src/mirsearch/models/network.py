@@ -1,0 +1,98 @@
+"""A small fully convolutional chroma network on HCQT input.
+
+In the spirit of the deep salience network (Bittner et al., ISMIR 2017) as adapted for CTC-trained
+chroma by Zalkow and Müller (ISMIR 2020), with far fewer parameters (about 40k):
+
+==========  ==========================================  ==============================
+layer       operation                                    output (channels, bins, frames)
+==========  ==========================================  ==============================
+input       HCQT, 6 harmonics, 3 bins / semitone         (6, 216, T)
+conv1       15 x 3 (5 semitones x 3 frames), BN, ReLU    (16, 216, T)
+pool        max over 3 bins (-> semitones), 2 frames     (16, 72, T / 2)
+conv2       13 x 3 (an octave), BN, ReLU                 (32, 72, T / 2)
+conv3       5 x 3, dilated 12 bins (+-2 octaves), ...    (32, 72, T / 2)
+conv4       3 x 3, BN, ReLU                              (32, 72, T / 2)
+conv5       5 x 3, dilated 12 bins, BN, ReLU             (32, 72, T / 2)
+pitch head  1 x 1 conv -> one logit per semitone; the 12 chroma logits are the log-sum-exp over
+            the octaves of each pitch class (transposition equivariant by construction)
+blank head  max over bins, 1 x 3 conv -> blank logit
+output      log-softmax over 13 classes                  (13, T / 2)
+==========  ==========================================  ==============================
+
+Classes are the 12 pitch classes (index 0 = C) and the blank symbol at :data:`BLANK` = 12. The output
+frame rate is half the input frame rate.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: number of output classes: 12 chroma + blank
+N_CLASSES = 13
+#: index of the blank symbol (CTC)
+BLANK = 12
+
+
+class _ConvBlock(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: tuple[int, int], dilation: tuple[int, int] = (1, 1)):
+        pad = ((kernel[0] - 1) // 2 * dilation[0], (kernel[1] - 1) // 2 * dilation[1])
+        super().__init__(
+            nn.Conv2d(c_in, c_out, kernel, padding=pad, dilation=dilation, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        )
+
+
+class ChromaNet(nn.Module):
+    """HCQT -> per-frame log-probabilities over 12 chroma classes and blank.
+
+    Parameters
+    ----------
+    n_harmonics : int
+        HCQT channels (input).
+    bins_per_semitone : int
+        Frequency resolution of the input; the number of input bins must be a multiple of
+        ``12 * bins_per_semitone`` and bin 0 must be a C.
+    channels : int
+        Width of the later layers (the first layer has ``channels // 2``).
+    time_pool : int
+        Temporal downsampling factor between input and output.
+
+    Notes
+    -----
+    ``forward(x)`` takes ``x`` of shape ``(batch, n_harmonics, n_bins, n_frames)`` and returns
+    log-probabilities of shape ``(batch, 13, n_frames // time_pool)``.
+    """
+
+    def __init__(self, *, n_harmonics: int = 6, bins_per_semitone: int = 3, channels: int = 32, time_pool: int = 2):
+        super().__init__()
+        self.bins_per_semitone = bins_per_semitone
+        self.time_pool = time_pool
+        c1 = channels // 2
+        self.conv1 = _ConvBlock(n_harmonics, c1, (5 * bins_per_semitone, 3))
+        self.pool = nn.MaxPool2d((bins_per_semitone, time_pool))
+        self.conv2 = _ConvBlock(c1, channels, (13, 3))
+        self.conv3 = _ConvBlock(channels, channels, (5, 3), dilation=(12, 1))
+        self.conv4 = _ConvBlock(channels, channels, (3, 3))
+        self.conv5 = _ConvBlock(channels, channels, (5, 3), dilation=(12, 1))
+        self.pitch = nn.Conv2d(channels, 1, 1)
+        self.blank = nn.Conv1d(channels, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pool(self.conv1(x))
+        h = self.conv2(h)
+        h = self.conv3(h)
+        h = h + self.conv4(h)
+        h = h + self.conv5(h)
+        b, _, n_semitones, t = h.shape
+        pitch = self.pitch(h)[:, 0]  # (b, n_semitones, t)
+        n_oct = n_semitones // 12
+        chroma = torch.logsumexp(pitch[:, : n_oct * 12].reshape(b, n_oct, 12, t), dim=1)
+        blank = self.blank(h.amax(dim=2))  # (b, 1, t)
+        return torch.log_softmax(torch.cat([chroma, blank], dim=1), dim=1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

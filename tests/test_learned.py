@@ -1,0 +1,232 @@
+"""HCQT, chroma network, losses, training loop, bundles and learned_chroma."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mirsearch.errors import InputError, ParameterError
+from mirsearch.features.hcqt import hcqt
+from mirsearch.models.bundle import load_bundle, new_bundle
+from mirsearch.models.losses import (
+    IGNORE,
+    compute_loss,
+    linear_frame_targets,
+    strong_frame_targets,
+)
+from mirsearch.models.network import BLANK, ChromaNet
+
+SR = 22050
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # two threads on a busy 2-core machine are often many times slower than one
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _sine(freq, seconds=1.0, sr=SR):
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_hcqt_shape_and_harmonic_channels():
+    y = _sine(440.0, 1.0)
+    H, rate = hcqt(y, sr=SR, feature_rate=SR / 512)
+    assert H.dtype == np.float32 and H.shape == (6, 216, 1 + SR // 512)
+    assert rate == SR / 512
+    assert H.min() >= 0.0 and H.max() == pytest.approx(1.0)
+    mid = H[:, :, H.shape[2] // 2]
+    # bin k of every channel is the fundamental 24 + k / 3 (MIDI); channel h shows h * f_k = 440 Hz
+    for ch, h in enumerate((0.5, 1, 2, 3, 4, 5)):
+        midi_fundamental = 69 - 12 * np.log2(h)
+        expected = int(round((midi_fundamental - 24) * 3))
+        assert abs(int(np.argmax(mid[ch])) - expected) <= 1, (h, np.argmax(mid[ch]), expected)
+
+
+def test_hcqt_other_feature_rate_and_errors():
+    y = _sine(220.0, 2.0)
+    H, rate = hcqt(y, sr=SR, feature_rate=10.0)
+    assert rate == 10.0 and H.shape == (6, 216, 21)
+    with pytest.raises(ParameterError, match="feature_rate"):
+        hcqt(y, sr=SR, feature_rate=0)
+    with pytest.raises(ParameterError, match="Nyquist"):
+        hcqt(y, sr=8000, feature_rate=10.0)
+    with pytest.raises(InputError):
+        hcqt(np.zeros((2, 10)), sr=SR, feature_rate=10.0)
+
+
+def test_network_output_shape_and_normalisation():
+    torch.manual_seed(0)
+    net = ChromaNet().eval()
+    x = torch.rand(2, 6, 216, 50)
+    out = net(x)
+    assert out.shape == (2, 13, 25)
+    np.testing.assert_allclose(out.exp().sum(dim=1).detach().numpy(), 1.0, rtol=1e-5)
+
+
+def test_network_is_transposition_equivariant():
+    # shifting the input by one octave keeps the chroma output (away from the frequency edges)
+    torch.manual_seed(1)
+    net = ChromaNet().eval()
+    x = torch.zeros(1, 6, 216, 40)
+    x[:, :, 60:100, :] = torch.rand(1, 6, 40, 40)
+    shifted = torch.roll(x, 36, dims=2)
+    a, b = net(x), net(shifted)
+    assert torch.allclose(a, b, atol=2e-2)
+    # and shifting by a semitone (3 bins) rotates the chroma classes by one (roughly: edges differ)
+    c = net(torch.roll(x, 3, dims=2))
+    assert torch.allclose(torch.roll(a[:, :12], 1, dims=1), c[:, :12], atol=5e-2)
+
+
+def test_frame_targets():
+    np.testing.assert_array_equal(linear_frame_targets([4, 2], 4), [4, 4, 2, 2])
+    np.testing.assert_array_equal(linear_frame_targets([4, 2], 6, durations=[2, 1]), [4, 4, 4, 4, 2, 2])
+    np.testing.assert_array_equal(
+        strong_frame_targets([7, 9], [0.15, 0.31], 5, feature_rate=10.0), [IGNORE, IGNORE, 7, 7, 9]
+    )
+    with pytest.raises(ParameterError):
+        linear_frame_targets([1, 2], 4, durations=[1.0])
+
+
+@pytest.mark.parametrize("kind", ["ctc", "linear", "strong", "sdtw"])
+def test_few_optimisation_steps_reduce_loss(kind):
+    torch.manual_seed(0)
+    net = ChromaNet(channels=16)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    x = torch.rand(2, 6, 216, 32)
+    labels = [np.array([0, 4, 7, 7]), np.array([2, 2, 9])]
+    lengths = torch.tensor([16, 12])
+    ft = torch.full((2, 16), IGNORE, dtype=torch.long)
+    ft[0] = torch.as_tensor(linear_frame_targets(labels[0], 16))
+    ft[1, :12] = torch.as_tensor(linear_frame_targets(labels[1], 12))
+    losses = []
+    for _ in range(12):
+        value = compute_loss(kind, net(x), labels=labels, lengths=lengths, frame_targets=ft)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+        losses.append(value.item())
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_ctc_loss_equals_numpy_reference():
+    from mirsearch.models.ctc import ctc_loss as np_ctc
+
+    torch.manual_seed(2)
+    lp = torch.log_softmax(torch.randn(1, 13, 20, dtype=torch.float64), dim=1)
+    labels = [np.array([1, 1, 5])]
+    value = compute_loss("ctc", lp, labels=labels, lengths=torch.tensor([20]))
+    # reduction "mean" divides by the target length
+    assert float(value) == pytest.approx(np_ctc(lp[0].T.numpy(), labels[0], blank=BLANK) / 3, rel=1e-9)
+
+
+def test_unknown_loss():
+    with pytest.raises(ParameterError, match="loss"):
+        compute_loss("mse", torch.zeros(1, 13, 4), labels=[[1]], lengths=torch.tensor([4]))
+
+
+def test_bundle_round_trip(tmp_path):
+    torch.manual_seed(3)
+    b = new_bundle(training={"loss": "ctc"})
+    with torch.no_grad():  # make BatchNorm statistics non-trivial
+        for m in b.model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    b.save(tmp_path / "bundle")
+    cfg = json.loads((tmp_path / "bundle" / "config.json").read_text())
+    assert cfg["input"]["features"] == "hcqt" and cfg["training"]["loss"] == "ctc"
+    assert len(cfg["model_id"]) == 16
+    loaded = load_bundle(tmp_path / "bundle")
+    assert loaded.model_id == cfg["model_id"]
+    H = np.random.default_rng(0).uniform(0, 1, (6, 216, 100)).astype(np.float32)
+    np.testing.assert_array_equal(b.predict(H), loaded.predict(H))
+    # blockwise prediction equals one pass over the whole input
+    whole = loaded.model(torch.from_numpy(H)[None])[0].detach().numpy()
+    np.testing.assert_allclose(loaded.predict(H, block_frames=130), whole, atol=1e-5)
+    # another model gets another id
+    b2 = new_bundle()
+    b2.save(tmp_path / "other")
+    assert b2.model_id != loaded.model_id
+
+
+def test_load_bundle_errors(tmp_path):
+    with pytest.raises(InputError, match="config.json"):
+        load_bundle(tmp_path)
+    b = new_bundle()
+    b.save(tmp_path / "b")
+    (tmp_path / "b" / "weights.pt").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="weights"):
+        load_bundle(tmp_path / "b")
+
+
+def test_learned_chroma_shape_and_normalisation(tmp_path):
+    from mirsearch.features.learned import learned_chroma
+
+    torch.manual_seed(4)
+    b = new_bundle()
+    b.save(tmp_path / "bundle")
+    y = _sine(261.63, 2.0, sr=16000)  # other sampling rate: resampled
+    C, rate = learned_chroma(y, sr=16000, feature_rate=10.0, bundle=tmp_path / "bundle")
+    assert rate == 10.0 and C.dtype == np.float32 and C.shape == (12, 21)
+    np.testing.assert_allclose(np.linalg.norm(C, axis=0), 1.0, rtol=1e-5)
+    assert (C >= 0).all()
+    with pytest.raises(InputError):
+        learned_chroma(y, sr=16000, bundle=tmp_path / "missing")
+
+
+def test_default_bundle_if_shipped():
+    from mirsearch.features.learned import learned_chroma
+    from mirsearch.models.bundle import BUNDLES_DIR, DEFAULT_BUNDLE
+
+    if not (BUNDLES_DIR / DEFAULT_BUNDLE / "config.json").exists():
+        pytest.skip("no default bundle shipped yet")
+    # a C major scale of harmonic tones: the model should mostly find the played pitch class
+    notes = [60, 62, 64, 65, 67, 69, 71, 72]
+    y = np.concatenate(
+        [sum(0.5**k * _sine(440 * 2 ** ((p - 69) / 12) * (k + 1), 0.5) for k in range(4)) for p in notes]
+    )
+    C, rate = learned_chroma(y, sr=SR, feature_rate=10.0)
+    assert C.shape == (12, 41)
+    hits = sum(int(np.argmax(C[:, 5 * i + 2])) == p % 12 for i, p in enumerate(notes))
+    assert hits >= 6, hits
+
+
+def test_training_resume_equals_uninterrupted(tmp_path):
+    from mirsearch.models.bundle import default_input_config
+    from mirsearch.models.training import HCQTCache, Segment, train
+
+    cfg = default_input_config()
+    cache = HCQTCache(tmp_path / "cache", cfg)
+    rng = np.random.default_rng(0)
+    cache.directory.mkdir(parents=True)
+    segs = []
+    for r in range(3):
+        H = rng.integers(0, 256, (6, 216, 200), dtype=np.uint8)
+        np.save(cache.path(f"r{r}"), H)
+        for k in range(2):
+            segs.append(
+                Segment(
+                    recording=f"r{r}",
+                    audio_path="unused",
+                    start=k * 2.0,
+                    end=k * 2.0 + 1.5,
+                    labels=tuple(int(v) for v in rng.integers(0, 12, 4)),
+                    group=f"w{r}",
+                )
+            )
+    kw = dict(cache=cache, loss="ctc", lr=1e-3, max_frames=300, seed=5, progress=False, network={"channels": 8})
+    full = train(segs[:4], segs[4:], out=tmp_path / "full", epochs=2, **kw)
+    train(segs[:4], segs[4:], out=tmp_path / "part", epochs=1, **kw)
+    resumed = train(segs[:4], segs[4:], out=tmp_path / "part", epochs=2, resume=True, **kw)
+    assert len(resumed["history"]) == 2
+    for a, b in zip(full["history"], resumed["history"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+    assert (tmp_path / "full" / "config.json").exists() and (tmp_path / "full" / "history.json").exists()
