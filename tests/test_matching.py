@@ -49,9 +49,7 @@ def test_generic_steps_match_librosa():
     X, Y = rng.random((12, 9)), rng.random((12, 60))
     steps = np.array([[1, 1], [1, 0], [0, 1]])
     weights = np.array([2.0, 1.0, 1.0])
-    D, wp = librosa.sequence.dtw(
-        C=cosine_cost(X, Y), subseq=True, step_sizes_sigma=steps, weights_mul=weights
-    )
+    D, wp = librosa.sequence.dtw(C=cosine_cost(X, Y), subseq=True, step_sizes_sigma=steps, weights_mul=weights)
     result = subsequence_dtw(X, Y, steps=steps, weights=weights, return_path=True)
     np.testing.assert_allclose(result.accumulated, D[-1], rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(result.path, wp)
@@ -95,3 +93,17 @@ def test_bad_parameters():
         subsequence_dtw(np.full((12, 3), np.nan), np.ones((12, 10)))
     with pytest.raises(ParameterError):
         find_matches(np.ones(3), np.zeros(3, int), top=0)
+
+
+@pytest.mark.parametrize("default_steps", [True, False])
+def test_sequence_boundaries_equal_separate_runs(default_steps):
+    rng = np.random.default_rng(11)
+    X = rng.random((12, 10))
+    A, B = rng.random((12, 50)), rng.random((12, 35))
+    kw = {} if default_steps else {"steps": np.array([[1, 1], [1, 0], [0, 1]]), "weights": np.array([2.0, 1, 1])}
+    mf, start = subsequence_dtw_shifts(X, np.hstack([A, B]), shifts=[0, 4], sequence_starts=[50], **kw)
+    for part, sl, offset in ((A, slice(0, 50), 0), (B, slice(50, 85), 50)):
+        ref_mf, ref_start = subsequence_dtw_shifts(X, part, shifts=[0, 4], **kw)
+        np.testing.assert_allclose(mf[:, sl], ref_mf, atol=1e-6)
+        finite = np.isfinite(ref_mf)
+        np.testing.assert_array_equal(start[:, sl][finite], ref_start[finite] + offset)

@@ -116,9 +116,7 @@ def load_audio(
     if info.frames == 0 or info.samplerate <= 0:
         raise InputError(f"{name}: audio is empty (0 samples)")
     if info.frames / info.samplerate > max_duration:
-        raise InputError(
-            f"{name}: audio is too long ({info.frames / info.samplerate:.0f} s > {max_duration:.0f} s)"
-        )
+        raise InputError(f"{name}: audio is too long ({info.frames / info.samplerate:.0f} s > {max_duration:.0f} s)")
     try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:

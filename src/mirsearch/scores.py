@@ -256,7 +256,7 @@ def _midi_parts(path: Path):
     except Exception as exc:
         raise InputError(f"{path.name}: malformed MIDI file ({_first_line(exc)})") from None
     times, tempi = pm.get_tempo_changes()
-    tempo = float(tempi[0]) if len(tempi) else 120.0
+    tempo = round(float(tempi[0]), 3) if len(tempi) else 120.0  # MIDI stores microseconds per quarter
     # express times in quarter notes through the file's own beat grid
     beats = pm.get_beats()
     if len(beats) < 2:
@@ -299,12 +299,16 @@ def _music21_parts(path: Path):
     for i, p in enumerate(containers):
         label = (p.partName or p.id or f"part {i}") if hasattr(p, "partName") else f"part {i}"
         ev = []
-        for n in p.flatten().notes:
+        try:
+            flat = p.stripTies().flatten()  # tied notes (across barlines) become one note
+        except Exception:  # music21 rejects some irregular tie chains; keep the notes as written
+            flat = p.flatten()
+        for n in flat.notes:
             if n.duration.isGrace:
                 continue
             pitches = [x.midi for x in n.pitches]
             if pitches:
-                ev.append((float(n.getOffsetInHierarchy(p)), float(n.quarterLength), int(max(pitches))))
+                ev.append((float(n.getOffsetInHierarchy(flat)), float(n.quarterLength), int(max(pitches))))
         parts.append((str(label), ev))
     return parts, tempo
 
@@ -313,9 +317,7 @@ def read_theme(source: str | os.PathLike | Theme, *, part: str | int | None = No
     """A theme from a :class:`Theme`, a score file path or a note string (in that order of checks)."""
     if isinstance(source, Theme):
         return source
-    if isinstance(source, os.PathLike) or (
-        isinstance(source, str) and Path(source).suffix.lower() in SCORE_EXTENSIONS
-    ):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and Path(source).suffix.lower() in SCORE_EXTENSIONS):
         return load_theme(source, part=part)
     if isinstance(source, str):
         return parse_note_string(source)

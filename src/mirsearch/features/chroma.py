@@ -3,7 +3,7 @@
 The chroma variant is a *tuning-corrected, log-compressed pitch chroma*, after Müller's STMSP pitch
 features: the power spectrum (STFT, 4096-point Hann window at 22050 Hz) is pooled into 88 semitone
 bands (A0-C8) whose centres are shifted by the recording's estimated tuning deviation, compressed
-with ``log(1 + gamma * x)`` and folded into 12 pitch classes, then averaged to the output frame rate and
+with ``log(1 + gamma * x)`` (after scaling the recording's level to 1) and folded into 12 pitch classes, then averaged to the output frame rate and
 l2-normalised. Why this variant:
 
 - semitone pooling *with tuning estimation* keeps partials of a recording tuned 40 cents sharp in the
@@ -140,9 +140,7 @@ def pitch_features(
     if tuning is None:
         tuning = estimate_tuning(y, sr=sr, n_fft=n_fft)
     fb = pitch_filterbank(int(sr), int(n_fft), round(float(tuning), 2))
-    blocks = [
-        np.asarray((fb.T @ block.T)) for block in _stft_power_blocks(y, n_fft=n_fft, hop_length=hop_length)
-    ]
+    blocks = [np.asarray(fb.T @ block.T) for block in _stft_power_blocks(y, n_fft=n_fft, hop_length=hop_length)]
     P = np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((88, 0), np.float32)
     return P, sr / hop_length
 
@@ -165,9 +163,7 @@ def resample_frames(X: np.ndarray, *, frame_rate: float, feature_rate: float) ->
     """
     check_positive("feature_rate", feature_rate)
     if feature_rate > frame_rate:
-        raise ParameterError(
-            f"feature_rate={feature_rate} must be <= the input frame rate {frame_rate:.2f} Hz"
-        )
+        raise ParameterError(f"feature_rate={feature_rate} must be <= the input frame rate {frame_rate:.2f} Hz")
     n = X.shape[1]
     if n == 0:
         return X.copy()
@@ -219,7 +215,7 @@ def chroma(
     *,
     sr: int,
     feature_rate: float = 10.0,
-    gamma: float = 100.0,
+    gamma: float = 10.0,
     tuning: float | None = None,
     normalize: bool = True,
 ) -> tuple[np.ndarray, float]:
@@ -234,7 +230,8 @@ def chroma(
     feature_rate : float > 0
         Output frames per second (at most ``sr / 512``); default 10 Hz.
     gamma : float >= 0
-        Logarithmic compression ``log(1 + gamma * energy)``; 0 disables it.
+        Logarithmic compression ``log(1 + gamma * energy)`` of the band energies, after scaling the
+        recording's loud frames to about 1 (level invariance); 0 disables both.
     tuning : float, optional
         Tuning deviation in semitones; estimated from the signal when omitted.
     normalize : bool
@@ -252,6 +249,11 @@ def chroma(
         raise ParameterError(f"gamma={gamma} must be >= 0")
     P, frame_rate = pitch_features(y, sr=sr, tuning=tuning)
     if gamma > 0:
+        # level invariance: scale so that the loud frames (99th percentile of the frame maxima) are ~1,
+        # then compress; the same recording played louder or softer gives the same chroma
+        level = float(np.percentile(P.max(axis=0), 99)) if P.shape[1] else 0.0
+        if level > 0:
+            P = P / np.float32(level)
         P = np.log1p(np.float32(gamma) * P)
     C = resample_frames(fold_chroma(P), frame_rate=frame_rate, feature_rate=feature_rate)
     n_expected = int(np.ceil(y.size / sr * feature_rate))

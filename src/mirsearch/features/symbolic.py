@@ -49,7 +49,7 @@ def notes_to_chroma(
     carry = 0.0
     for note in theme.notes:
         exact = note.duration * frames_per_quarter + carry
-        n = max(1, int(round(exact)))
+        n = max(1, int(np.floor(exact + 0.5)))
         carry = exact - n
         columns.append(np.full(n, (note.pitch + transpose) % 12, dtype=np.int64))
     pcs = np.concatenate(columns)

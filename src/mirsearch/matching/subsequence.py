@@ -55,7 +55,7 @@ class SubsequenceDTWResult:
 
 
 @numba.njit(cache=True, nogil=True)
-def _sdtw_one(Q, Y, steps, weights, out_acc, out_start, out_weight):  # pragma: no cover - numba
+def _sdtw_one(Q, Y, steps, weights, reset, out_acc, out_start, out_weight):  # pragma: no cover - numba
     """Column-wise subsequence DTW with a ring buffer of columns; cosine cost on unit vectors."""
     N, K = Q.shape
     M = Y.shape[0]
@@ -68,6 +68,8 @@ def _sdtw_one(Q, Y, steps, weights, out_acc, out_start, out_weight):  # pragma: 
     W = np.zeros((R, N))
     for m in range(M):
         col = m % R
+        if reset[m]:  # a new sequence starts: no path may come from earlier columns
+            D[:, :] = np.inf
         for n in range(N):
             dot = 0.0
             for k in range(K):
@@ -97,13 +99,13 @@ def _sdtw_one(Q, Y, steps, weights, out_acc, out_start, out_weight):  # pragma: 
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sdtw_many(Qs, Y, steps, weights, out_acc, out_start, out_weight):  # pragma: no cover - numba
+def _sdtw_many(Qs, Y, steps, weights, reset, out_acc, out_start, out_weight):  # pragma: no cover - numba
     for s in numba.prange(Qs.shape[0]):
-        _sdtw_one(Qs[s], Y, steps, weights, out_acc[s], out_start[s], out_weight[s])
+        _sdtw_one(Qs[s], Y, steps, weights, reset, out_acc[s], out_start[s], out_weight[s])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _sdtw_default_one(Qt, Y, out_acc, out_start):  # pragma: no cover - numba
+def _sdtw_default_one(Qt, Y, reset, out_acc, out_start):  # pragma: no cover - numba
     """Specialised kernel for the default steps (2,1), (1,2), (1,1) with weights (2,1,1).
 
     ``Qt`` is the query as (K, N) so that every inner loop runs over contiguous query frames. The three
@@ -125,6 +127,9 @@ def _sdtw_default_one(Qt, Y, out_acc, out_start):  # pragma: no cover - numba
                 c[n] -= Qt[k, n] * yk
         dc, d1, d2 = d[m % 3], d[(m + 2) % 3], d[(m + 1) % 3]
         sc, s1, s2 = s[m % 3], s[(m + 2) % 3], s[(m + 1) % 3]
+        if reset[m]:  # a new sequence starts: no path may come from earlier columns
+            d1[:] = np.inf
+            d2[:] = np.inf
         dc[0] = c[0]
         sc[0] = m
         if N > 1:  # row 1: only (1,2) and (1,1) fit
@@ -155,9 +160,9 @@ def _sdtw_default_one(Qt, Y, out_acc, out_start):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sdtw_default_many(Qts, Y, out_acc, out_start):  # pragma: no cover - numba
+def _sdtw_default_many(Qts, Y, reset, out_acc, out_start):  # pragma: no cover - numba
     for s in numba.prange(Qts.shape[0]):
-        _sdtw_default_one(Qts[s], Y, out_acc[s], out_start[s])
+        _sdtw_default_one(Qts[s], Y, reset, out_acc[s], out_start[s])
 
 
 @numba.njit(cache=True)
@@ -307,15 +312,13 @@ def subsequence_dtw(
     if Q.shape[1] != Y.shape[1]:
         raise ParameterError(f"query has {Q.shape[1]} features per frame, database {Y.shape[1]}")
     if Q.shape[0] == 0 or Y.shape[0] == 0:
-        raise ParameterError(
-            f"query ({Q.shape[0]} frames) and database ({Y.shape[0]} frames) must not be empty"
-        )
+        raise ParameterError(f"query ({Q.shape[0]} frames) and database ({Y.shape[0]} frames) must not be empty")
     Y = Y.astype(Q.dtype, copy=False)
     M = Y.shape[0]
     acc = np.empty((1, M))
     start = np.empty((1, M), dtype=np.int64)
     weight = np.empty((1, M))
-    _sdtw_many(Q[None], Y, steps, weights, acc, start, weight)
+    _sdtw_many(Q[None], Y, steps, weights, _no_reset(M), acc, start, weight)
     with np.errstate(invalid="ignore", divide="ignore"):
         mf = np.where(np.isfinite(acc[0]), acc[0] / weight[0], np.inf)
     path = None
@@ -334,6 +337,7 @@ def subsequence_dtw_shifts(
     shifts=range(12),
     steps: np.ndarray = STEPS,
     weights: np.ndarray = WEIGHTS,
+    sequence_starts=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Subsequence DTW for several cyclic shifts of a chroma query, in parallel.
 
@@ -355,29 +359,47 @@ def subsequence_dtw_shifts(
     shifts = [int(s) for s in shifts]
     Q = unit_columns(query, name="query")
     Y = unit_columns(database, name="database").astype(Q.dtype, copy=False)
-    return _run_shifts(Q, Y, shifts, steps, weights)
+    reset = _no_reset(Y.shape[0])
+    if sequence_starts is not None:
+        starts = np.asarray(list(sequence_starts), dtype=np.int64)
+        if np.any((starts < 0) | (starts >= max(Y.shape[0], 1))):
+            raise ParameterError(f"sequence_starts must lie in [0, {Y.shape[0]})")
+        reset[starts] = True
+    return _run_shifts(Q, Y, shifts, steps, weights, reset)
 
 
 def _is_default(steps: np.ndarray, weights: np.ndarray) -> bool:
     return steps.shape == STEPS.shape and np.array_equal(steps, STEPS) and np.array_equal(weights, WEIGHTS)
 
 
-def _run_shifts(Q, Y, shifts, steps=STEPS, weights=WEIGHTS):
-    """Kernel call on prepared unit rows Q (N, K), Y (M, K); returns (matching, start) (n_shifts, M)."""
+def _no_reset(M: int) -> np.ndarray:
+    reset = np.zeros(M, dtype=np.bool_)
+    if M:
+        reset[0] = True
+    return reset
+
+
+def _run_shifts(Q, Y, shifts, steps=STEPS, weights=WEIGHTS, reset=None):
+    """Kernel call on prepared unit rows Q (N, K), Y (M, K); returns (matching, start) (n_shifts, M).
+
+    ``reset`` (M,) bool marks frames where a new sequence begins when several recordings are
+    concatenated into ``Y``: no path crosses such a boundary.
+    """
     M = Y.shape[0]
     n_shifts = len(shifts)
+    reset = _no_reset(M) if reset is None else np.ascontiguousarray(reset, dtype=np.bool_)
     if _is_default(steps, weights):
         Qts = np.ascontiguousarray(np.stack([np.roll(Q, s, axis=1).T for s in shifts]), dtype=np.float32)
         acc32 = np.empty((n_shifts, M), dtype=np.float32)
         start32 = np.empty((n_shifts, M), dtype=np.int32)
-        _sdtw_default_many(Qts, np.ascontiguousarray(Y, dtype=np.float32), acc32, start32)
+        _sdtw_default_many(Qts, np.ascontiguousarray(Y, dtype=np.float32), reset, acc32, start32)
         # with these weights every query frame is counted once: the path weight is N
         return acc32.astype(np.float64) / Q.shape[0], start32.astype(np.int64)
     Qs = np.ascontiguousarray(np.stack([np.roll(Q, s, axis=1) for s in shifts]))
     acc = np.empty((n_shifts, M))
     start = np.empty((n_shifts, M), dtype=np.int64)
     weight = np.empty((n_shifts, M))
-    _sdtw_many(Qs, Y, steps, weights, acc, start, weight)
+    _sdtw_many(Qs, Y, steps, weights, reset, acc, start, weight)
     with np.errstate(invalid="ignore", divide="ignore"):
         mf = np.where(np.isfinite(acc), acc / weight, np.inf)
     return mf, start

@@ -1,0 +1,45 @@
+# mirsearch: set-up, demo, tests. `make demo` and `make test` work on a fresh Debian machine (as root
+# or with sudo for the Debian packages); every step is idempotent.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEBS := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+
+.PHONY: setup system demo test lint bench clean
+
+setup: system $(STAMP)
+
+system:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "mirsearch needs Python 3.11"'
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/mirsearch dataset build --preset fixture --out data/demo
+	$(VENV)/bin/mirsearch index data/demo/audio --collection data/demo.mirs
+	$(VENV)/bin/mirsearch info --collection data/demo.mirs
+	$(VENV)/bin/mirsearch search --collection data/demo.mirs --theme-file data/demo/themes/demo_query.mid --top 5
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf data/demo data/demo.mirs .pytest_cache

@@ -1,0 +1,93 @@
+"""``mirsearch search``: find a theme (notes or a score file) or an audio excerpt in a collection."""
+
+from __future__ import annotations
+
+import argparse
+
+from mirsearch.cli.common import add_collection_argument, print_json, print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "search",
+        help="find where a theme or an audio excerpt occurs",
+        description=(
+            "Rank occurrences of a query in the collection's recordings. A theme is matched with "
+            "chroma features and subsequence DTW in all 12 transpositions; an audio excerpt with CENS "
+            "features (see --audio)."
+        ),
+        epilog='example: mirsearch search -c my.mirs --theme "G G G Eb F F F D" --top 5',
+    )
+    add_collection_argument(p)
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--theme", metavar="NOTES", help='note string, e.g. "E D# E G" or "E5/8 D#5/8 E5/4"')
+    q.add_argument("--theme-file", metavar="FILE", help="theme as MIDI, MusicXML (.xml/.mxl/.musicxml) or kern")
+    q.add_argument("--audio", metavar="FILE", help="audio excerpt (10-30 s) to match")
+    p.add_argument("--part", metavar="NAME|INDEX", help="part of a polyphonic score file (default: highest)")
+    p.add_argument("--top", type=int, default=10, help="number of matches (default 10)")
+    p.add_argument("--per-recording", type=int, default=3, help="occurrences per recording at most (default 3)")
+    p.add_argument("--features", default="chroma", help="theme search features: chroma (default), cens, learned")
+    p.add_argument("--tempo", type=float, metavar="BPM", help="assumed theme tempo, quarter notes/min (default 100)")
+    p.add_argument(
+        "--tempo-factors",
+        default="1",
+        metavar="LIST",
+        help="extra global query scalings, e.g. 0.5,1,2 (theme search; slower, wider tempo range)",
+    )
+    p.add_argument("--no-transpose", action="store_true", help="only match at the notated pitch")
+    p.add_argument("--index", choices=["exhaustive", "hnsw"], default="exhaustive", help="audio search method")
+    p.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
+    p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (audio search)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mirsearch.collection import Collection
+
+    factors = [float(x) for x in args.tempo_factors.split(",") if x.strip()]
+    with Collection.open(args.collection, readonly=True) as coll:
+        if args.audio:
+            options = {"top": args.top, "transpose": not args.no_transpose}
+            if args.index != "exhaustive":
+                options["index"] = args.index
+            if args.plot:
+                options["plot"] = args.plot
+            matches = coll.search_audio(args.audio, **options)
+        else:
+            theme = args.theme if args.theme is not None else args.theme_file
+            from mirsearch.scores import load_theme, parse_note_string
+
+            theme = parse_note_string(theme) if args.theme is not None else load_theme(theme, part=args.part)
+            matches = coll.search_theme(
+                theme,
+                top=args.top,
+                per_recording=args.per_recording,
+                features=args.features,
+                tempo_bpm=args.tempo,
+                tempo_factors=factors,
+                transpositions=[0] if args.no_transpose else range(12),
+            )
+    rows = [m.to_dict() for m in matches]
+    if args.json:
+        print_json({"matches": rows})
+        return 0
+    if not rows:
+        print("no matches")
+        return 0
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+        r["span"] = f"{r['start_mmss']}-{r['end_mmss']}"
+        r["seconds"] = f"{r['start']:.1f}-{r['end']:.1f}"
+        r["cost"] = f"{r['cost']:.4f}"
+    print_table(
+        rows,
+        [
+            ("rank", "#"),
+            ("recording", "recording"),
+            ("span", "mm:ss"),
+            ("seconds", "seconds"),
+            ("cost", "cost"),
+            ("transposition", "transp."),
+        ],
+    )
+    return 0

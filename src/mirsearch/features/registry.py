@@ -1,0 +1,58 @@
+"""The feature kinds a collection can store, their configurations and extractors.
+
+A configuration is a small JSON-able dict; its hash (``config_key``) names the stored arrays, so a
+changed configuration (other rate, new feature version, retrained model) re-extracts on the next
+``index`` run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from mirsearch.errors import ParameterError, check_positive
+
+#: bump when the chroma computation changes in a way that changes stored arrays
+CHROMA_VERSION = 1
+#: kinds extracted from audio and stored; CENS is derived from stored chroma at query time
+STORED_KINDS = ("chroma", "learned")
+
+
+def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
+    """Configuration of a stored feature kind.
+
+    Parameters
+    ----------
+    kind : {"chroma", "learned"}
+    feature_rate : float > 0
+        Frames per second.
+    """
+    check_positive("feature_rate", feature_rate)
+    if kind == "chroma":
+        return {"kind": "chroma", "version": CHROMA_VERSION, "feature_rate": float(feature_rate), "gamma": 10.0}
+    if kind == "learned":
+        from mirsearch.features.learned import default_bundle_id
+
+        return {"kind": "learned", "feature_rate": float(feature_rate), "model": default_bundle_id()}
+    raise ParameterError(f"features={kind!r} is not one of {', '.join(STORED_KINDS)}")
+
+
+def config_key(config: dict) -> str:
+    """Short stable hash of a configuration."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def extract(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]:
+    """Compute the features a configuration describes; returns ``(X (12, n) float32, feature_rate)``."""
+    kind = config["kind"]
+    if kind == "chroma":
+        from mirsearch.features.chroma import chroma
+
+        return chroma(y, sr=sr, feature_rate=config["feature_rate"], gamma=config["gamma"])
+    if kind == "learned":
+        from mirsearch.features.learned import learned_chroma
+
+        return learned_chroma(y, sr=sr, feature_rate=config["feature_rate"])
+    raise ParameterError(f"features={kind!r} is not one of {', '.join(STORED_KINDS)}")

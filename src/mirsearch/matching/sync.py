@@ -1,0 +1,322 @@
+"""Multiresolution DTW for music synchronisation: long recordings without a full-resolution matrix.
+
+Two 20-minute recordings at 50 Hz have 60,000 frames each: a full DTW would evaluate 3.6e9 cells
+(3.6 GB for one byte per cell, 29 GB for a float64 accumulated-cost matrix). :func:`sync_dtw` instead
+
+1. smooths and downsamples the chroma to a coarse rate (1 Hz by default; coarser still if the coarse
+   matrix would exceed ``max_coarse_cells``) and runs a full DTW there - optionally for all 12 cyclic
+   chroma shifts, keeping the cheapest (transposed versions);
+2. projects the coarse path onto the next finer rate (5 Hz, then 50 Hz): each coarse cell covers a block
+   of fine cells, and the band is that union of blocks widened by ``radius_seconds`` in both directions;
+3. runs a banded DTW (:func:`mirsearch.matching.dtw.dtw_band`, one byte per band cell) inside it, with
+   chroma plus onset (DLNCO) features at the finest level.
+
+Memory is ``O((N + M) * W)`` for a band of width ``W`` cells per row (about 2 * ratio + 2 * radius).
+The result reports the band size of every level.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.ndimage
+import scipy.signal
+
+from mirsearch.errors import ParameterError, check_positive
+from mirsearch.features.chroma import normalize_frames
+from mirsearch.matching.dtw import SYNC_STEPS, SYNC_WEIGHTS, check_steps, dtw_band, full_band, path_cost
+
+log = logging.getLogger(__name__)
+
+#: downsampling factors of the levels, relative to the input rate (50 Hz input -> 1 Hz, 5 Hz, 50 Hz)
+FACTORS = (50, 10, 1)
+#: largest coarse full-DTW matrix (cells); longer inputs get an extra coarser level
+MAX_COARSE_CELLS = 4_000_000
+
+
+@dataclass
+class SyncResult:
+    """Output of :func:`sync_dtw`.
+
+    Attributes
+    ----------
+    path : np.ndarray, shape (L, 2), int64
+        Warping path in frames of the input rate, from ``(0, 0)`` to ``(N - 1, M - 1)``.
+    feature_rate : float
+        Frames per second of the path indices.
+    cost : float
+        Accumulated cost at the finest level.
+    transposition : int
+        Cyclic chroma shift ``k`` applied to ``Y`` (``np.roll(Y, k, axis=0)``), i.e. ``Y`` transposed
+        down by ``k`` semitones matched ``X``; 0 unless shifts were searched.
+    coarse_path_cost : float
+        Mean cosine distance between the coarse chroma frames the coarse path pairs.
+    coarse_mean_cost : float
+        Mean cosine distance over all pairs of coarse frames (what an unrelated pair would score).
+    levels : list of dict
+        Per level: ``rate`` (Hz), ``shape`` (rows, cols), ``cells`` (band size), ``seconds`` (run time).
+    """
+
+    path: np.ndarray
+    feature_rate: float
+    cost: float
+    transposition: int = 0
+    coarse_path_cost: float = float("nan")
+    coarse_mean_cost: float = float("nan")
+    levels: list = field(default_factory=list)
+
+    @property
+    def cost_ratio(self) -> float:
+        """``coarse_path_cost / coarse_mean_cost``: near 0.3 for versions of one piece, near 1 for unrelated."""
+        return self.coarse_path_cost / max(self.coarse_mean_cost, 1e-9)
+
+    @property
+    def peak_cells(self) -> int:
+        """Largest number of cells any level evaluated (one byte each in the step matrix)."""
+        return max((lv["cells"] for lv in self.levels), default=0)
+
+
+def smooth_downsample(X: np.ndarray, factor: int, *, window: int | None = None) -> np.ndarray:
+    """Hann-smooth feature frames over ``window`` frames and keep every ``factor``-th, l2-normalised.
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (K, N)
+        Non-negative features.
+    factor : int >= 1
+        Downsampling factor; output frame ``i`` is centred on input frame ``i * factor``.
+    window : int, optional
+        Smoothing length in input frames; default ``4 * factor + 1`` (no smoothing for ``factor == 1``).
+
+    Returns
+    -------
+    np.ndarray, shape (K, ceil(N / factor)), float32
+    """
+    if factor < 1:
+        raise ParameterError(f"factor={factor} must be >= 1")
+    if factor == 1 and window is None:
+        return normalize_frames(X)
+    window = 4 * factor + 1 if window is None else window
+    w = scipy.signal.get_window("hann", window + 2)[1:-1].astype(np.float32)
+    S = scipy.ndimage.convolve1d(np.asarray(X, dtype=np.float32), w / w.sum(), axis=1, mode="constant")
+    return normalize_frames(S[:, ::factor])
+
+
+def project_band(
+    path: np.ndarray,
+    *,
+    shape: tuple[int, int],
+    ratio: float,
+    radius: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Band at a finer level around a coarse warping path.
+
+    Parameters
+    ----------
+    path : np.ndarray, shape (L, 2)
+        Coarse path; coarse frame ``i`` is centred on fine frame ``i * ratio``.
+    shape : (int, int)
+        Fine matrix shape ``(N, M)``.
+    ratio : float > 0
+        Fine frames per coarse frame.
+    radius : int >= 0
+        Extra fine cells added around the projected blocks, in both directions.
+
+    Returns
+    -------
+    lo, hi : np.ndarray, shape (N,), int64
+        Allowed columns ``lo[n] <= m < hi[n]``; the band is connected and contains both corners.
+    """
+    N, M = shape
+    path = np.asarray(path, dtype=np.int64)
+    n_coarse = int(path[:, 0].max()) + 1
+    jmin = np.full(n_coarse, np.iinfo(np.int64).max)
+    jmax = np.full(n_coarse, -1)
+    np.minimum.at(jmin, path[:, 0], path[:, 1])
+    np.maximum.at(jmax, path[:, 0], path[:, 1])
+    rows = np.clip(np.floor(np.arange(N) / ratio + 0.5).astype(np.int64), 0, n_coarse - 1)
+    lo = np.floor((jmin[rows] - 0.5) * ratio).astype(np.int64)
+    hi = np.ceil((jmax[rows] + 0.5) * ratio).astype(np.int64) + 1
+    if radius > 0:
+        size = 2 * radius + 1
+        lo = scipy.ndimage.minimum_filter1d(lo, size=size, mode="nearest") - radius
+        hi = scipy.ndimage.maximum_filter1d(hi, size=size, mode="nearest") + radius
+    lo = np.clip(lo, 0, M - 1)
+    hi = np.clip(hi, 1, M)
+    lo[0] = 0
+    hi[-1] = M
+    lo = np.minimum.accumulate(lo[::-1])[::-1]  # non-decreasing
+    hi = np.maximum.accumulate(hi)
+    hi = np.maximum(hi, lo + 1)
+    lo[1:] = np.minimum(lo[1:], hi[:-1])  # each row reachable from the previous one
+    return lo.astype(np.int64), hi.astype(np.int64)
+
+
+def best_shift(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    shifts=range(12),
+    steps: np.ndarray = SYNC_STEPS,
+    weights: np.ndarray = SYNC_WEIGHTS,
+    offset: float = 1.0,
+) -> tuple[int, np.ndarray]:
+    """Cyclic chroma shift of ``Y`` that minimises the full DTW cost (use coarse features).
+
+    Returns
+    -------
+    shift : int
+        Best ``k`` for ``np.roll(Y, k, axis=0)``.
+    costs : np.ndarray, shape (n_shifts,)
+        DTW cost per shift.
+    """
+    shifts = [int(s) for s in shifts]
+    costs = np.array(
+        [dtw_band(X, np.roll(Y, k, axis=0), steps=steps, weights=weights, offset=offset).cost for k in shifts]
+    )
+    return shifts[int(np.argmin(costs))], costs
+
+
+def sync_dtw(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    feature_rate: float,
+    U: np.ndarray | None = None,
+    V: np.ndarray | None = None,
+    factors: tuple[int, ...] = FACTORS,
+    radius_seconds: float = 0.5,
+    max_coarse_cells: int = MAX_COARSE_CELLS,
+    shifts=None,
+    steps: np.ndarray = SYNC_STEPS,
+    weights: np.ndarray = SYNC_WEIGHTS,
+    offset: float = 1.0,
+    w_onset: float = 1.0,
+) -> SyncResult:
+    """Synchronise two feature sequences with multiresolution DTW.
+
+    Parameters
+    ----------
+    X, Y : np.ndarray, shape (12, N) and (12, M)
+        Chroma at ``feature_rate`` (e.g. 50 Hz from :func:`mirsearch.features.onset.sync_features`).
+    feature_rate : float > 0
+        Frame rate of all inputs (Hz).
+    U, V : np.ndarray, shape (L, N) and (L, M), optional
+        Onset features (DLNCO), used at the finest level only (Euclidean distance, weight ``w_onset``).
+    factors : tuple of int
+        Downsampling factors of the levels, coarse to fine, ending with 1.
+    radius_seconds : float >= 0
+        Band widening around the projected coarse path at each finer level (at least 2 frames).
+    max_coarse_cells : int
+        If the coarsest level's full matrix is larger, coarser levels (doubling factors) are prepended.
+    shifts : iterable of int, optional
+        Cyclic chroma shifts of ``Y`` to try at the coarsest level (``range(12)`` for transposed versions);
+        default: no shift.
+    steps, weights : np.ndarray
+        DTW steps and weights (default ``(1,1), (1,0), (0,1)`` with ``(1, 1, 1)``).
+    offset : float >= 0
+        Constant added to every local cost (favours the diagonal in flat regions).
+    w_onset : float >= 0
+        Weight of the onset distance at the finest level.
+
+    Returns
+    -------
+    SyncResult
+    """
+    check_positive("feature_rate", feature_rate)
+    steps, weights = check_steps(steps, weights)
+    factors = tuple(int(f) for f in factors)
+    if not factors or factors[-1] != 1 or any(f < 1 for f in factors) or list(factors) != sorted(factors, reverse=True):
+        raise ParameterError(f"factors={factors} must be decreasing and end with 1")
+    if radius_seconds < 0:
+        raise ParameterError(f"radius_seconds={radius_seconds} must be >= 0")
+    X = np.asarray(X, dtype=np.float32)
+    Y = np.asarray(Y, dtype=np.float32)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+        raise ParameterError(f"X {X.shape} and Y {Y.shape} must be (K, N) and (K, M) with the same K")
+    N, M = X.shape[1], Y.shape[1]
+    if N < 2 or M < 2:
+        raise ParameterError(f"sequences need at least 2 frames, got {N} and {M}")
+    # coarsest level small enough for a full DTW; the finest level alone if the whole problem is small
+    factors = list(factors)
+    while -(-N // factors[0]) * -(-M // factors[0]) > max_coarse_cells:
+        factors.insert(0, factors[0] * 2)
+    while len(factors) > 1 and -(-N // factors[1]) * -(-M // factors[1]) <= 10_000:
+        factors.pop(0)
+
+    levels = []
+    k_shift = 0
+    t0 = time.perf_counter()
+    Xc = smooth_downsample(X, factors[0])
+    Yc = smooth_downsample(Y, factors[0])
+    if shifts is not None:
+        k_shift, _ = best_shift(Xc, Yc, shifts=shifts, steps=steps, weights=weights, offset=offset)
+        if k_shift:
+            Y = np.roll(Y, k_shift, axis=0)
+            Yc = np.roll(Yc, k_shift, axis=0)
+            if V is not None:
+                V = np.roll(np.asarray(V), k_shift, axis=0)
+    path = None
+    result = None
+    prev_factor = None
+    for i, f in enumerate(factors):
+        t1 = time.perf_counter()
+        if i == 0:
+            Xl, Yl = Xc, Yc
+        else:
+            Xl = smooth_downsample(X, f)
+            Yl = smooth_downsample(Y, f)
+        n, m = Xl.shape[1], Yl.shape[1]
+        finest = f == 1
+        if path is None:
+            lo, hi = full_band(n, m)
+        else:
+            ratio = prev_factor / f
+            radius = max(2, int(round(radius_seconds * feature_rate / f)))
+            lo, hi = project_band(path, shape=(n, m), ratio=ratio, radius=radius)
+        use_onsets = finest and U is not None and V is not None and w_onset > 0
+        result = dtw_band(
+            Xl,
+            Yl,
+            lo=lo,
+            hi=hi,
+            U=U if use_onsets else None,
+            V=V if use_onsets else None,
+            steps=steps,
+            weights=weights,
+            offset=offset,
+            w_onset=w_onset if use_onsets else 0.0,
+        )
+        path = result.path
+        levels.append(
+            {
+                "rate": feature_rate / f,
+                "shape": (n, m),
+                "cells": result.n_cells,
+                "seconds": time.perf_counter() - t1,
+            }
+        )
+        if i == 0:
+            coarse_path_cost = float(path_cost(path, Xc, Yc).mean())
+            coarse_mean_cost = _mean_pair_cost(Xc, Yc)
+        prev_factor = f
+    log.debug("sync_dtw: %d levels, %.2f s, peak %d cells", len(levels), time.perf_counter() - t0, levels[-1]["cells"])
+    return SyncResult(
+        path=path,
+        feature_rate=float(feature_rate),
+        cost=result.cost,
+        transposition=int(k_shift),
+        coarse_path_cost=coarse_path_cost,
+        coarse_mean_cost=coarse_mean_cost,
+        levels=levels,
+    )
+
+
+def _mean_pair_cost(X: np.ndarray, Y: np.ndarray) -> float:
+    """Mean cosine distance over all frame pairs, via the mean vectors (``1 - <mean x, mean y>``)."""
+    from mirsearch.matching.subsequence import unit_columns
+
+    return float(1.0 - unit_columns(X).mean(axis=0) @ unit_columns(Y).mean(axis=0))

@@ -1,0 +1,144 @@
+"""Collection on disk: incremental and resumable indexing, atomic writes, failures, read-only use."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mirsearch.collection import Collection
+from mirsearch.errors import CollectionError
+
+
+def _write_chords(folder: Path, n: int, seconds: float = 3.0, seed: int = 0) -> list[Path]:
+    """Short recordings of random triads (distinct content per file)."""
+    rng = np.random.default_rng(seed)
+    sr = 22050
+    t = np.arange(int(sr * seconds)) / sr
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        root = 48 + rng.integers(0, 24)
+        y = sum(np.sin(2 * np.pi * 440 * 2 ** ((root + d - 69) / 12) * t) for d in (0, 4, 7)) * 0.2
+        y *= np.exp(-t * rng.uniform(0.1, 1.0))
+        path = folder / f"rec{i:03d}.flac"
+        sf.write(path, y.astype(np.float32), sr)
+        paths.append(path)
+    return paths
+
+
+def test_add_is_incremental_and_detects_changes(tmp_path):
+    files = _write_chords(tmp_path / "audio", 4)
+    coll = Collection.create(tmp_path / "c.mirs")
+    r1 = coll.add(tmp_path / "audio")
+    assert len(r1.added) == 4 and not r1.failed
+    r2 = coll.add(tmp_path / "audio")
+    assert len(r2.unchanged) == 4 and not r2.added
+    # touched but same content: not re-extracted; new content: updated, same id
+    os.utime(files[0], (time.time() + 5, time.time() + 5))
+    before = {r.path: r.id for r in coll.recordings()}
+    _write_chords(tmp_path / "other", 2, seed=9)[1].replace(files[1])
+    r3 = coll.add(tmp_path / "audio")
+    assert r3.updated == [str(files[1].resolve())]
+    assert str(files[0].resolve()) in r3.unchanged
+    assert {r.path: r.id for r in coll.recordings()} == before
+    assert len(list((tmp_path / "c.mirs" / "features").rglob("*.npy"))) == 4  # old array of rec001 removed
+    coll.close()
+
+
+def test_changed_feature_configuration_re_extracts(tmp_path):
+    _write_chords(tmp_path / "audio", 2)
+    with Collection.create(tmp_path / "c.mirs") as coll:
+        coll.add(tmp_path / "audio")
+        X, rate = coll.load_features(coll.recordings()[0].id)
+        assert rate == 10.0 and X.shape == (12, 30)
+    with Collection.create(tmp_path / "c.mirs", feature_rate=5.0) as coll:
+        report = coll.add(tmp_path / "audio")
+        assert len(report.updated) == 2
+        X, rate = coll.load_features(coll.recordings()[0].id)
+        assert rate == 5.0 and X.shape == (12, 15)
+
+
+def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path):
+    _write_chords(tmp_path / "audio", 2)
+    (tmp_path / "audio" / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
+    sf.write(tmp_path / "audio" / "silent.wav", np.zeros(22050 * 2, dtype=np.float32), 22050)
+    with Collection.create(tmp_path / "c.mirs") as coll:
+        report = coll.add([tmp_path / "audio", tmp_path / "missing.flac"])
+        assert len(report.added) == 2
+        reasons = sorted(msg for _, msg in report.failed)
+        assert len(reasons) == 3
+        assert any("broken.wav: unreadable audio" in m for m in reasons)
+        assert any("silent.wav: audio is silent" in m for m in reasons)
+        assert any("missing.flac: no such file" in m for m in reasons)
+        assert len(coll.info()["failures"]) == 2
+
+
+def test_parallel_jobs_give_the_same_features(tmp_path):
+    _write_chords(tmp_path / "audio", 3)
+    with Collection.create(tmp_path / "a.mirs") as a, Collection.create(tmp_path / "b.mirs") as b:
+        a.add(tmp_path / "audio", jobs=1)
+        b.add(tmp_path / "audio", jobs=2)
+        for ra, rb in zip(a.recordings(), b.recordings(), strict=True):
+            assert ra.path == rb.path
+            np.testing.assert_array_equal(a.load_features(ra.id)[0], b.load_features(rb.id)[0])
+
+
+def test_interrupted_index_resumes_without_loss_or_duplicates(tmp_path):
+    files = _write_chords(tmp_path / "audio", 30, seconds=2.0)
+    root = tmp_path / "c.mirs"
+    cmd = [sys.executable, "-m", "mirsearch.cli.main", "index", str(tmp_path / "audio"), "-c", str(root), "-j", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    count = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(f"file:{root / 'catalog.sqlite'}?mode=ro", uri=True) as db:
+                count = db.execute("SELECT COUNT(*) FROM recordings").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if count >= 3:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 3 <= count < 30, "the run was not interrupted in the middle"
+    with Collection.open(root) as coll:
+        partial = coll.recordings()
+        assert len(partial) < 30
+        for rec in partial:  # every committed recording is complete
+            assert coll.load_features(rec.id)[0].shape == (12, 20)
+        report = coll.add(tmp_path / "audio")
+        assert len(report.unchanged) == len(partial)
+        assert len(report.added) == 30 - len(partial)
+        paths = [r.path for r in coll.recordings()]
+        assert sorted(paths) == sorted(str(f.resolve()) for f in files) and len(set(paths)) == 30
+
+
+def test_readonly_and_single_writer(tmp_path):
+    _write_chords(tmp_path / "audio", 1)
+    with Collection.create(tmp_path / "c.mirs") as writer:
+        writer.add(tmp_path / "audio")
+        with Collection.open(tmp_path / "c.mirs", readonly=True) as reader:
+            assert len(reader.recordings()) == 1
+            with pytest.raises(CollectionError, match="read-only"):
+                reader.add(tmp_path / "audio")
+        with Collection.open(tmp_path / "c.mirs") as second, pytest.raises(CollectionError, match="another process"):
+            second.add(tmp_path / "audio")
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(CollectionError, match="not a mirsearch collection"):
+        Collection.open(tmp_path / "nothing")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    with pytest.raises(CollectionError, match="not empty"):
+        Collection.create(tmp_path / "full")

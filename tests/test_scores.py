@@ -1,0 +1,125 @@
+"""Note strings, MIDI, MusicXML and kern: parsing, round trips and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mirsearch.errors import InputError
+from mirsearch.features.symbolic import notes_to_chroma
+from mirsearch.scores import Note, Theme, load_theme, parse_note_string, read_theme, save_midi, save_musicxml
+
+
+def test_note_string_pitches_and_durations():
+    t = parse_note_string("E5/8 D#5/8 E5/4 Bb4/2. r/4 C")
+    assert [n.pitch for n in t.notes] == [76, 75, 76, 70, 72]
+    assert [n.duration for n in t.notes] == [0.5, 0.5, 1.0, 3.0, 1.0]
+    assert [n.onset for n in t.notes] == [0.0, 0.5, 1.0, 2.0, 6.0]
+
+
+def test_note_string_octave_follows_previous_note_and_flats_equal_sharps():
+    assert [n.pitch for n in parse_note_string("G G G Eb F F F D").notes] == [67, 67, 67, 63, 65, 65, 65, 62]
+    assert parse_note_string("B C").pitches.tolist() == [71, 72]  # C closest to B4 is C5
+    assert parse_note_string("Db4 E-4").pitches.tolist() == parse_note_string("C#4 D#4").pitches.tolist()
+
+
+@pytest.mark.parametrize("bad", ["", "H4", "C4/3", "E D# X", "C12"])
+def test_note_string_errors(bad):
+    with pytest.raises(InputError):
+        parse_note_string(bad)
+
+
+def test_to_string_round_trip():
+    t = parse_note_string("E5/8 D#5/8 E5/4 R/8 B4/8. C5/16 A4/2")
+    assert parse_note_string(t.to_string()) == t
+
+
+def _theme():
+    return parse_note_string("C5/4 E5/8 G5/8 C6/2 B5/4. A5/8 G5/1")
+
+
+def test_midi_round_trip(tmp_path):
+    t = _theme()
+    save_midi(t, tmp_path / "t.mid", tempo_bpm=90)
+    back = load_theme(tmp_path / "t.mid")
+    assert back.pitches.tolist() == t.pitches.tolist()
+    np.testing.assert_allclose([n.onset for n in back.notes], [n.onset for n in t.notes], atol=1e-3)
+    np.testing.assert_allclose([n.duration for n in back.notes], [n.duration for n in t.notes], atol=1e-3)
+    assert back.tempo_bpm == pytest.approx(90)
+
+
+@pytest.mark.parametrize("ext", [".musicxml", ".xml"])
+def test_musicxml_round_trip(tmp_path, ext):
+    t = _theme()
+    save_musicxml(t, tmp_path / f"t{ext}")
+    back = load_theme(tmp_path / f"t{ext}")
+    assert back.pitches.tolist() == t.pitches.tolist()
+    assert [n.duration for n in back.notes] == [n.duration for n in t.notes]
+
+
+def test_polyphonic_score_takes_highest_part_or_named_part(tmp_path):
+    import music21
+
+    score = music21.corpus.parse("bach/bwv66.6")
+    path = tmp_path / "chorale.musicxml"
+    score.write("musicxml", fp=str(path))
+    soprano = load_theme(path)
+    bass = load_theme(path, part="Bass")
+    assert np.mean(soprano.pitches) > np.mean(bass.pitches) + 12
+    first = [p.midi for p in score.parts[0].flatten().notes[0].pitches]
+    assert soprano.notes[0].pitch == max(first)
+    with pytest.raises(InputError, match="no part named"):
+        load_theme(path, part="Trumpet")
+
+
+def test_kern_file(tmp_path):
+    path = tmp_path / "t.krn"
+    path.write_text("**kern\n*M4/4\n=1\n4c\n8e\n8g\n2cc\n=2\n1g\n*-\n")
+    t = load_theme(path)
+    assert t.pitches.tolist() == [60, 64, 67, 72, 67]
+    assert [n.duration for n in t.notes] == [1.0, 0.5, 0.5, 2.0, 4.0]
+
+
+def test_skyline_of_chords_in_midi(tmp_path):
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120)
+    inst = pretty_midi.Instrument(0)
+    for t, chord in enumerate([(60, 64, 67), (62, 65, 69)]):
+        for p in chord:
+            inst.notes.append(pretty_midi.Note(80, p, t * 0.5, t * 0.5 + 0.5))
+    pm.instruments.append(inst)
+    pm.write(str(tmp_path / "c.mid"))
+    assert load_theme(tmp_path / "c.mid").pitches.tolist() == [67, 69]
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.mid", b"not a midi file", "malformed MIDI"),
+        ("bad.musicxml", b"<score-partwise><part>", "malformed score"),
+        ("empty.krn", b"**kern\n*-\n", "no notes"),
+        ("theme.txt", b"C D E", "unknown score format"),
+    ],
+)
+def test_malformed_files_name_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message) as info:
+        load_theme(path)
+    assert name in str(info.value)
+
+
+def test_missing_file():
+    with pytest.raises(InputError, match="no such file"):
+        read_theme("does/not/exist.mid")
+
+
+def test_notes_to_chroma_frames_and_transposition():
+    t = Theme((Note(60, 0, 1), Note(62, 1, 0.5), Note(71, 1.5, 0.25)), None, "t")
+    X = notes_to_chroma(t, feature_rate=10, tempo_bpm=60)
+    assert X.shape == (12, 10 + 5 + 3)  # 0.25 quarter at 60 bpm = 2.5 frames, rounded with carry
+    assert X[:, :10].argmax(0).tolist() == [0] * 10
+    assert X[:, 10:15].argmax(0).tolist() == [2] * 5
+    Xt = notes_to_chroma(t, feature_rate=10, tempo_bpm=60, transpose=3)
+    np.testing.assert_array_equal(Xt, np.roll(X, 3, axis=0))
