@@ -3,8 +3,8 @@
 The chroma variant is a *tuning-corrected, log-compressed pitch chroma*, after Müller's STMSP pitch
 features: the power spectrum (STFT, 4096-point Hann window at 22050 Hz) is pooled into 88 semitone
 bands (A0-C8) whose centres are shifted by the recording's estimated tuning deviation, compressed
-with ``log(1 + gamma * x)`` (after scaling the recording's level to 1) and folded into 12 pitch classes, then averaged to the output frame rate and
-l2-normalised. Why this variant:
+with ``log(1 + gamma * x)`` (after scaling the recording's level to 1) and folded into 12 pitch
+classes, then averaged to the output frame rate and l2-normalised. Why this variant:
 
 - semitone pooling *with tuning estimation* keeps partials of a recording tuned 40 cents sharp in the
   right pitch class (plain STFT chroma with fixed bands smears them into the neighbour);
