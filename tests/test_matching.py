@@ -107,3 +107,24 @@ def test_sequence_boundaries_equal_separate_runs(default_steps):
         np.testing.assert_allclose(mf[:, sl], ref_mf, atol=1e-6)
         finite = np.isfinite(ref_mf)
         np.testing.assert_array_equal(start[:, sl][finite], ref_start[finite] + offset)
+
+
+@pytest.mark.parametrize("n_segments", [1, 3, 8])
+def test_best_over_shifts_equals_per_shift_minimum(n_segments):
+    from mirsearch.matching.subsequence import best_over_shifts, unit_columns
+
+    rng = np.random.default_rng(4)
+    X = rng.random((12, 15))
+    Y = rng.random((12, 700))
+    starts = [0, 100, 350, 351, 600]
+    mf, start = subsequence_dtw_shifts(X, Y, sequence_starts=starts)
+    reset = np.zeros(700, bool)
+    reset[starts] = True
+    cost, best_start, shift = best_over_shifts(
+        unit_columns(X), unit_columns(Y), range(12), reset=reset, n_segments=n_segments, block=64
+    )
+    np.testing.assert_allclose(cost, mf.min(axis=0), atol=1e-6)
+    finite = np.isfinite(cost)
+    k = mf.argmin(axis=0)
+    np.testing.assert_array_equal(shift[finite], k[finite])
+    np.testing.assert_array_equal(best_start[finite], start[k, np.arange(700)][finite])

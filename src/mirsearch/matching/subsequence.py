@@ -165,6 +165,70 @@ def _sdtw_default_many(Qts, Y, reset, out_acc, out_start):  # pragma: no cover -
         _sdtw_default_one(Qts[s], Y, reset, out_acc[s], out_start[s])
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _sdtw_reduce_segment(Qts, Y, reset, lo, hi, block, out_cost, out_start, out_shift):  # pragma: no cover
+    """All shifts of the default-step kernel over frames ``lo:hi``, keeping the best shift per frame.
+
+    The database is walked in blocks of ``block`` frames; every shift processes a block before the
+    next block is read, so the block stays in cache. Each shift keeps its own three-column state.
+    """
+    S, K, N = Qts.shape
+    d = np.full((S, 3, N), np.float32(np.inf), dtype=np.float32)
+    s = np.zeros((S, 3, N), dtype=np.int32)
+    c = np.empty(N, dtype=np.float32)
+    for b0 in range(lo, hi, block):
+        b1 = min(b0 + block, hi)
+        for sh in range(S):
+            Qt = Qts[sh]
+            for m in range(b0, b1):
+                for n in range(N):
+                    c[n] = np.float32(1.0)
+                for k in range(K):
+                    yk = Y[m, k]
+                    for n in range(N):
+                        c[n] -= Qt[k, n] * yk
+                dc, d1, d2 = d[sh, m % 3], d[sh, (m + 2) % 3], d[sh, (m + 1) % 3]
+                sc, s1, s2 = s[sh, m % 3], s[sh, (m + 2) % 3], s[sh, (m + 1) % 3]
+                if reset[m]:
+                    d1[:] = np.inf
+                    d2[:] = np.inf
+                dc[0] = c[0]
+                sc[0] = m
+                if N > 1:
+                    v = d2[0] + c[1]
+                    st = s2[0]
+                    w = d1[0] + c[1]
+                    if w < v:
+                        v = w
+                        st = s1[0]
+                    dc[1] = v
+                    sc[1] = st
+                for n in range(2, N):
+                    cn = c[n]
+                    a = d1[n - 2] + 2 * cn
+                    b = d2[n - 1] + cn
+                    e = d1[n - 1] + cn
+                    sa = s1[n - 2]
+                    sb = s2[n - 1]
+                    se = s1[n - 1]
+                    take_b = b < a
+                    v = b if take_b else a
+                    st = sb if take_b else sa
+                    take_e = e < v
+                    dc[n] = e if take_e else v
+                    sc[n] = se if take_e else st
+                if dc[N - 1] < out_cost[m]:
+                    out_cost[m] = dc[N - 1]
+                    out_start[m] = sc[N - 1]
+                    out_shift[m] = sh
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sdtw_reduce(Qts, Y, reset, segments, block, out_cost, out_start, out_shift):  # pragma: no cover - numba
+    for i in numba.prange(segments.shape[0] - 1):
+        _sdtw_reduce_segment(Qts, Y, reset, segments[i], segments[i + 1], block, out_cost, out_start, out_shift)
+
+
 @numba.njit(cache=True)
 def _accumulate_full(C, steps, weights, subseq):  # pragma: no cover - numba
     N, M = C.shape
@@ -403,6 +467,65 @@ def _run_shifts(Q, Y, shifts, steps=STEPS, weights=WEIGHTS, reset=None):
     with np.errstate(invalid="ignore", divide="ignore"):
         mf = np.where(np.isfinite(acc), acc / weight, np.inf)
     return mf, start
+
+
+def best_over_shifts(
+    Q: np.ndarray,
+    Y: np.ndarray,
+    shifts,
+    *,
+    reset: np.ndarray | None = None,
+    n_segments: int | None = None,
+    block: int = 2048,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Default-step subsequence DTW over many shifts, reduced to the best shift per end frame.
+
+    Memory is ``O(M)`` for the outputs (9 bytes per database frame) plus ``O(n_shifts * N)`` state per
+    thread, whatever the number of shifts. Work is split into segments at sequence boundaries
+    (``reset``) and the segments run in parallel.
+
+    Parameters
+    ----------
+    Q : np.ndarray, shape (N, K)
+        Query frames as unit rows (:func:`unit_columns`).
+    Y : np.ndarray, shape (M, K)
+        Database frames as unit rows.
+    shifts : sequence of int
+        Cyclic shifts of the query's feature axis.
+    reset : np.ndarray of bool, shape (M,), optional
+        Frames where a new sequence begins.
+    n_segments : int, optional
+        Parallel work units (default: 4 per numba thread, where the boundaries allow).
+    block : int
+        Database frames processed per shift before moving on (cache blocking).
+
+    Returns
+    -------
+    cost : np.ndarray, shape (M,), float64
+        Normalised matching function (minimum over shifts).
+    start : np.ndarray, shape (M,), int64
+        Start frame of that best path.
+    shift : np.ndarray, shape (M,), int64
+        The shift (value from ``shifts``) that achieved it.
+    """
+    M = Y.shape[0]
+    shifts = [int(s) for s in shifts]
+    reset = _no_reset(M) if reset is None else np.ascontiguousarray(reset, dtype=np.bool_)
+    if n_segments is None:
+        n_segments = 4 * numba.get_num_threads()
+    boundaries = np.flatnonzero(reset)
+    if boundaries.size == 0 or boundaries[0] != 0:
+        boundaries = np.r_[0, boundaries]
+    # segment borders: the sequence starts closest to evenly spaced targets
+    targets = np.linspace(0, M, n_segments + 1)[1:-1]
+    picks = boundaries[np.clip(np.searchsorted(boundaries, targets), 0, boundaries.size - 1)]
+    segments = np.unique(np.r_[0, picks, M]).astype(np.int64)
+    Qts = np.ascontiguousarray(np.stack([np.roll(Q, s, axis=1).T for s in shifts]), dtype=np.float32)
+    cost = np.full(M, np.inf, dtype=np.float32)
+    start = np.zeros(M, dtype=np.int32)
+    shift_index = np.zeros(M, dtype=np.int8)
+    _sdtw_reduce(Qts, np.ascontiguousarray(Y, dtype=np.float32), reset, segments, block, cost, start, shift_index)
+    return cost.astype(np.float64) / Q.shape[0], start.astype(np.int64), np.asarray(shifts)[shift_index]
 
 
 def find_matches(

@@ -15,7 +15,7 @@ import numpy as np
 
 from mirsearch.errors import ParameterError
 from mirsearch.features.symbolic import notes_to_chroma
-from mirsearch.matching.subsequence import _run_shifts, find_matches, unit_columns
+from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
 from mirsearch.scores import Theme, read_theme
 from mirsearch.search.results import Match
 
@@ -95,13 +95,11 @@ def search_theme(
         if not factor > 0:
             raise ParameterError(f"tempo_factors must be > 0, got {factor}")
         Q = unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor))
-        mf, start = _run_shifts(Q, Y, shifts, reset=reset)
-        k = np.argmin(mf, axis=0)
-        cost = mf[k, np.arange(mf.shape[1])]
+        cost, start, shift = best_over_shifts(Q, Y, shifts, reset=reset)
         better = cost < best_cost
         best_cost[better] = cost[better]
-        best_start[better] = start[k, np.arange(mf.shape[1])][better]
-        best_shift[better] = np.asarray(shifts)[k][better]
+        best_start[better] = start[better]
+        best_shift[better] = shift[better]
         best_factor[better] = factor
         query_seconds = max(query_seconds, Q.shape[0] / rate)
     # rank recordings by their best end frame, then pick occurrences in the most promising ones
