@@ -230,3 +230,24 @@ def test_training_resume_equals_uninterrupted(tmp_path):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
     assert (tmp_path / "full" / "config.json").exists() and (tmp_path / "full" / "history.json").exists()
+
+
+def test_cli_plot_and_curves(tmp_path):
+    import soundfile as sf
+
+    from mirsearch.cli.main import main
+
+    audio = tmp_path / "a.wav"
+    sf.write(audio, _sine(330.0, 3.0), SR)
+    b = new_bundle()
+    b.save(tmp_path / "bundle")
+    out = tmp_path / "fig.png"
+    assert main(["train", "plot", "--bundle", str(tmp_path / "bundle"), "--audio", str(audio), "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000
+    run = tmp_path / "run"
+    run.mkdir()
+    hist = [{"epoch": 1, "train_loss": 2.0, "val_loss": 2.5, "val_ctc": 2.5, "val_chroma_accuracy": 0.3}]
+    (run / "history.json").write_text(json.dumps(hist))
+    assert main(["train", "curves", str(run), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").exists()
+    assert main(["train", "curves", str(tmp_path / "nothing"), "--out", str(tmp_path / "d.png")]) == 1
