@@ -300,7 +300,7 @@ def _check_match(result, name_a: str, name_b: str, max_cost_ratio: float | None)
     if result.cost_ratio > max_cost_ratio:
         raise InputError(
             f"{name_a} and {name_b} do not seem to be the same piece: path cost ratio {result.cost_ratio:.2f} > "
-            f"max_cost_ratio={max_cost_ratio:g} (pass max_cost_ratio=None to align anyway)"
+            f"max_cost_ratio={max_cost_ratio:g} (max_cost_ratio=None or --force aligns anyway)"
         )
 
 
