@@ -46,6 +46,12 @@ def test_hcqt_shape_and_harmonic_channels():
         midi_fundamental = 69 - 12 * np.log2(h)
         expected = int(round((midi_fundamental - 24) * 3))
         assert abs(int(np.argmax(mid[ch])) - expected) <= 1, (h, np.argmax(mid[ch]), expected)
+    # the models' input: groups of 3 bins centred on semitones; A4 (and 40 cents off) in group 45
+    for cents in (0, 40, -40):
+        f = 440.0 * 2 ** (cents / 1200)
+        Hm, _ = hcqt(_sine(f, 0.5), sr=SR, feature_rate=SR / 512, fmin_midi=24 - 1 / 3)
+        k = int(np.argmax(Hm[1, :, Hm.shape[2] // 2]))
+        assert k // 3 == 69 - 24, (cents, k)
 
 
 def test_hcqt_other_feature_rate_and_errors():

@@ -87,8 +87,12 @@ def hcqt(
     harmonics : tuple of float > 0
         Harmonics of the fundamental, one output channel each.
     fmin_midi : float
-        MIDI pitch of bin 0 of the fundamental (harmonic 1) channel; 24 = C1, so that bin
-        ``k`` belongs to pitch class ``(k // bins_per_semitone) % 12`` (0 = C).
+        MIDI pitch (may be fractional) of bin 0 of the fundamental (harmonic 1) channel. With
+        ``24 - (bins_per_semitone - 1) / (2 * bins_per_semitone)`` (C1 minus a third of a semitone for 3
+        bins per semitone, as the chroma models use) every group of ``bins_per_semitone`` bins is
+        centred on a semitone and group ``k // bins_per_semitone`` has pitch class
+        ``(k // bins_per_semitone) % 12`` (0 = C), so detuning of up to half a semitone stays in its
+        group.
     n_octaves : int > 0
         Octaves per channel.
     bins_per_semitone : int > 0

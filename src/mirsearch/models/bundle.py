@@ -69,7 +69,7 @@ def default_input_config() -> dict:
         "sr": sr,
         "feature_rate": sr / 512,
         "harmonics": [0.5, 1.0, 2.0, 3.0, 4.0, 5.0],
-        "fmin_midi": 24,
+        "fmin_midi": 24 - 1 / 3,  # groups of 3 bins centred on the semitones, group 0 on C1
         "n_octaves": 6,
         "bins_per_semitone": 3,
         "top_db": 80.0,

@@ -53,7 +53,8 @@ class ChromaNet(nn.Module):
         HCQT channels (input).
     bins_per_semitone : int
         Frequency resolution of the input; the number of input bins must be a multiple of
-        ``12 * bins_per_semitone`` and bin 0 must be a C.
+        ``12 * bins_per_semitone`` and the first group of ``bins_per_semitone`` bins must be centred
+        on a C.
     channels : int
         Width of the later layers (the first layer has ``channels // 2``).
     time_pool : int
