@@ -1,0 +1,520 @@
+// mirsearch page: search, listen at the match, figures, interpretation switcher, indexing progress.
+// Plain JavaScript; every value from the server is inserted with textContent (never as HTML).
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+const state = {
+  recordings: new Map(), // id -> recording
+  playing: null, // recording id in the player
+  lastQuery: null, // {kind, id?}
+  switcher: [], // recording ids
+  maps: new Map(), // "a>b" -> {time_a, time_b}
+  pendingMaps: new Map(), // "a>b" -> Promise
+  lastSwitch: null, // {from, to, t_from, t_to}
+  indexTimer: null,
+};
+window.mirsearch = state; // for debugging and the browser tests
+
+// ---------------------------------------------------------------------------------------- helpers
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("data-")) node.setAttribute(key, value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node[key] = value;
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+function mmss(seconds) {
+  const s = Math.max(0, Number(seconds) || 0);
+  const m = Math.floor(s / 60);
+  const rest = s - 60 * m;
+  return `${m}:${rest < 10 ? "0" : ""}${rest.toFixed(1)}`;
+}
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (err) {
+    throw new Error(`server not reachable (${err.message})`);
+  }
+  const type = response.headers.get("content-type") || "";
+  const body = type.includes("application/json") ? await response.json() : null;
+  if (!response.ok) {
+    throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+  }
+  return body;
+}
+
+function setStatus(node, text, kind = "") {
+  node.textContent = text;
+  node.classList.toggle("error", kind === "error");
+  node.classList.toggle("ok", kind === "ok");
+}
+
+function once(target, event, errorEvent = "error") {
+  return new Promise((resolve, reject) => {
+    const ok = () => { cleanup(); resolve(); };
+    const bad = () => { cleanup(); reject(new Error("the audio could not be loaded")); };
+    const cleanup = () => {
+      target.removeEventListener(event, ok);
+      target.removeEventListener(errorEvent, bad);
+    };
+    target.addEventListener(event, ok);
+    target.addEventListener(errorEvent, bad);
+  });
+}
+
+/** Piecewise-linear interpolation, clamped at the ends (like numpy.interp). */
+function interp(t, xs, ys) {
+  if (!xs.length) return t;
+  if (t <= xs[0]) return ys[0];
+  const last = xs.length - 1;
+  if (t >= xs[last]) return ys[last];
+  let lo = 0;
+  let hi = last;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] <= t) lo = mid; else hi = mid;
+  }
+  const f = (t - xs[lo]) / (xs[hi] - xs[lo]);
+  return ys[lo] + f * (ys[hi] - ys[lo]);
+}
+
+function recName(id) {
+  const rec = state.recordings.get(id);
+  return rec ? rec.name : `recording ${id}`;
+}
+
+// ---------------------------------------------------------------------------------------- player
+
+const player = () => $("#player");
+
+async function play(recId, t, { autoplay = true } = {}) {
+  const audio = player();
+  if (state.playing !== recId || !audio.src) {
+    state.playing = recId;
+    audio.src = `/api/recordings/${recId}/audio`;
+    updateNowPlaying();
+    renderSwitcher();
+    await once(audio, "loadedmetadata");
+  }
+  audio.currentTime = Math.max(0, Math.min(t, (audio.duration || t + 1) - 0.05));
+  updateCursors();
+  if (autoplay) {
+    try {
+      await audio.play();
+    } catch (err) {
+      setStatus($("#status"), `playback blocked: ${err.message}`, "error");
+    }
+  }
+  updateNowPlaying();
+  updateCursors();
+}
+
+function updateNowPlaying() {
+  const box = $("#now-playing");
+  box.textContent = "";
+  if (state.playing == null) {
+    box.textContent = "nothing playing";
+    return;
+  }
+  box.classList.remove("muted");
+  box.append(el("strong", { text: recName(state.playing) }));
+  box.dataset.recordingId = String(state.playing);
+}
+
+function updateCursors() {
+  const audio = player();
+  const t = audio.currentTime || 0;
+  for (const row of $$(".result")) {
+    const id = Number(row.dataset.recordingId);
+    const cursor = $(".cursor", row);
+    const dur = Number(row.dataset.duration);
+    const on = id === state.playing && dur > 0;
+    cursor.classList.toggle("on", on);
+    if (on) cursor.style.left = `${(100 * t) / dur}%`;
+  }
+  for (const row of $$(".version")) {
+    const id = Number(row.dataset.recordingId);
+    const rec = state.recordings.get(id);
+    const cursor = $(".cursor", row);
+    const pos = $(".pos", row);
+    let at = null;
+    if (id === state.playing) at = t;
+    else if (state.playing != null) {
+      const map = state.maps.get(`${state.playing}>${id}`);
+      if (map) at = interp(t, map.time_a, map.time_b);
+    }
+    cursor.classList.toggle("on", at != null && !!rec);
+    cursor.classList.toggle("mapped", id !== state.playing);
+    if (at != null && rec) cursor.style.left = `${(100 * at) / rec.duration}%`;
+    pos.textContent = at != null ? mmss(at) : "";
+  }
+}
+
+// ---------------------------------------------------------------------------------------- results
+
+function timeline(recId, duration, spans) {
+  const bar = el("div", { class: "timeline", title: "click to play from here" });
+  for (const [start, end] of spans) {
+    const span = el("div", { class: "span" });
+    span.style.left = `${(100 * start) / duration}%`;
+    span.style.width = `${(100 * (end - start)) / duration}%`;
+    bar.append(span);
+  }
+  bar.append(el("div", { class: "cursor" }));
+  bar.addEventListener("click", (ev) => {
+    const box = bar.getBoundingClientRect();
+    const fraction = Math.min(1, Math.max(0, (ev.clientX - box.left) / box.width));
+    play(recId, fraction * duration);
+  });
+  return bar;
+}
+
+function renderResults(data) {
+  const list = $("#result-list");
+  list.textContent = "";
+  const matches = data.matches || [];
+  $("#results-empty").classList.toggle("hidden", matches.length > 0);
+  if (!matches.length) $("#results-empty").textContent = "No matches.";
+  const q = data.query || {};
+  const what = q.notes ? `theme ${q.notes}` : q.file || q.name || "";
+  $("#results-info").textContent = `${matches.length} matches · ${data.seconds.toFixed(2)} s${what ? " · " + what : ""}`;
+  matches.forEach((m, i) => {
+    const dur = m.duration || m.end;
+    const meta = [`${m.start_mmss} – ${m.end_mmss}`, `cost ${m.cost.toFixed(3)}`];
+    if (m.transposition) meta.push(`transposed +${m.transposition} st`);
+    const row = el(
+      "li",
+      { class: "result", "data-recording-id": String(m.recording_id), "data-start": String(m.start), "data-duration": String(dur) },
+      el("div", { class: "rank", text: String(i + 1) }),
+      el(
+        "div",
+        { class: "body" },
+        el("div", { class: "title", text: m.name, title: m.recording }),
+        el("div", { class: "meta", text: meta.join(" · ") }),
+        timeline(m.recording_id, dur, [[m.start, m.end]]),
+      ),
+      el(
+        "div",
+        { class: "actions" },
+        el("button", { class: "play-btn primary small", type: "button", text: "▶ Play", title: "play from the match start", onclick: () => play(m.recording_id, m.start) }),
+        el("button", { class: "fig-btn small", type: "button", text: "Chromagram", onclick: () => showFigure(m, row) }),
+        el("button", { class: "add-switch-btn small", type: "button", text: "+ Switcher", title: "add to the interpretation switcher", onclick: () => addVersion(m.recording_id) }),
+      ),
+    );
+    list.append(row);
+  });
+  if (matches.length) showFigure(matches[0], $(".result", list));
+  else $("#figure-card").classList.add("hidden");
+  updateCursors();
+}
+
+function showFigure(match, row) {
+  for (const r of $$(".result")) r.classList.toggle("selected", r === row);
+  const card = $("#figure-card");
+  card.classList.remove("hidden");
+  const params = new URLSearchParams({ start: match.start, end: match.end });
+  $("#chroma-fig").src = `/api/recordings/${match.recording_id}/chromagram.png?${params}`;
+  $("#figure-caption").textContent = `${match.name}, match ${match.start_mmss} – ${match.end_mmss}`;
+  const curveBox = $("#curve-box");
+  if (state.lastQuery && state.lastQuery.kind === "audio" && state.lastQuery.id) {
+    curveBox.classList.remove("hidden");
+    $("#curve-fig").src = `/api/queries/${encodeURIComponent(state.lastQuery.id)}/curve.png?recording_id=${match.recording_id}`;
+  } else {
+    curveBox.classList.add("hidden");
+  }
+}
+
+function searchButtons(disabled) {
+  for (const b of $$("#query-card button[type=submit]")) b.disabled = disabled;
+}
+
+async function runSearch(path, options, label) {
+  const status = $("#status");
+  setStatus(status, `${label}…`);
+  searchButtons(true);
+  try {
+    const data = await api(path, options);
+    state.lastQuery = data.query;
+    renderResults(data);
+    setStatus(status, "");
+  } catch (err) {
+    setStatus(status, err.message, "error");
+  } finally {
+    searchButtons(false);
+  }
+}
+
+function topValue() {
+  return Number($("#opt-top").value);
+}
+
+function setupSearch() {
+  for (const tab of $$(".tab")) {
+    tab.addEventListener("click", () => {
+      for (const t of $$(".tab")) {
+        t.classList.toggle("active", t === tab);
+        t.setAttribute("aria-selected", String(t === tab));
+      }
+      for (const panel of $$(".tab-panel")) panel.classList.toggle("hidden", panel.dataset.panel !== tab.dataset.tab);
+    });
+  }
+  $("#notes-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const body = {
+      notes: $("#theme-input").value.trim(),
+      top: topValue(),
+      transpose: $("#opt-transpose").checked,
+    };
+    runSearch("/api/search/theme", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }, "searching");
+  });
+  $("#score-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const form = new FormData();
+    form.append("file", $("#score-file").files[0]);
+    form.append("top", String(topValue()));
+    form.append("transpose", String($("#opt-transpose").checked));
+    const part = $("#score-part").value.trim();
+    if (part) form.append("part", part);
+    runSearch("/api/search/theme-file", { method: "POST", body: form }, "reading the score and searching");
+  });
+  $("#audio-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const mode = ev.submitter ? ev.submitter.dataset.mode : "passages";
+    const form = new FormData();
+    form.append("file", $("#audio-file").files[0]);
+    form.append("top", String(topValue()));
+    if (mode !== "versions") form.append("transpose", String($("#opt-transpose").checked));
+    const path = mode === "versions" ? "/api/versions" : "/api/search/audio";
+    runSearch(path, { method: "POST", body: form }, mode === "versions" ? "finding versions" : "matching the excerpt");
+  });
+}
+
+// ---------------------------------------------------------------------------------------- switcher
+
+function getMap(a, b) {
+  const key = `${a}>${b}`;
+  if (state.maps.has(key)) return Promise.resolve(state.maps.get(key));
+  if (state.pendingMaps.has(key)) return state.pendingMaps.get(key);
+  const promise = api(`/api/align?a=${a}&b=${b}`)
+    .then((data) => {
+      state.maps.set(key, { time_a: data.time_a, time_b: data.time_b });
+      state.maps.set(`${b}>${a}`, { time_a: data.time_b, time_b: data.time_a });
+      return state.maps.get(key);
+    })
+    .finally(() => state.pendingMaps.delete(key));
+  state.pendingMaps.set(key, promise);
+  return promise;
+}
+
+async function prefetchMaps(newId) {
+  const status = $("#switch-status");
+  for (const other of state.switcher) {
+    if (other === newId) continue;
+    if (state.maps.has(`${other}>${newId}`)) continue;
+    setStatus(status, `aligning ${recName(newId)} with ${recName(other)}…`);
+    try {
+      await getMap(other, newId);
+      setStatus(status, "versions aligned", "ok");
+    } catch (err) {
+      setStatus(status, err.message, "error");
+    }
+  }
+  updateCursors();
+}
+
+function addVersion(id) {
+  id = Number(id);
+  if (!state.recordings.has(id) || state.switcher.includes(id)) return;
+  state.switcher.push(id);
+  renderSwitcher();
+  prefetchMaps(id);
+}
+
+function removeVersion(id) {
+  state.switcher = state.switcher.filter((x) => x !== id);
+  renderSwitcher();
+}
+
+async function switchTo(target) {
+  const status = $("#switch-status");
+  const from = state.playing;
+  if (from == null) {
+    await play(target, 0);
+    return;
+  }
+  if (from === target) return;
+  let map;
+  try {
+    if (!state.maps.has(`${from}>${target}`)) setStatus(status, `aligning ${recName(from)} with ${recName(target)}…`);
+    map = await getMap(from, target);
+  } catch (err) {
+    setStatus(status, err.message, "error");
+    return;
+  }
+  const audio = player();
+  const wasPlaying = !audio.paused;
+  const tFrom = audio.currentTime; // read after the (possibly slow) alignment: the current position
+  const tTo = interp(tFrom, map.time_a, map.time_b);
+  state.lastSwitch = { from, to: target, t_from: tFrom, t_to: tTo };
+  setStatus(status, `${mmss(tFrom)} in ${recName(from)} → ${mmss(tTo)} in ${recName(target)}`, "ok");
+  await play(target, tTo, { autoplay: wasPlaying });
+}
+
+function renderSwitcher() {
+  const list = $("#switch-list");
+  list.textContent = "";
+  for (const id of state.switcher) {
+    const rec = state.recordings.get(id);
+    if (!rec) continue;
+    const row = el(
+      "li",
+      { class: `version${id === state.playing ? " current" : ""}`, "data-recording-id": String(id) },
+      el(
+        "div",
+        { class: "head" },
+        el("span", { class: "name", text: rec.name, title: rec.path }),
+        el("span", { class: "pos" }),
+        el("button", { class: "switch-btn small primary", type: "button", text: "Switch", "data-recording-id": String(id), onclick: () => switchTo(id) }),
+        el("button", { class: "small", type: "button", text: "×", title: "remove", onclick: () => removeVersion(id) }),
+      ),
+      timeline(id, rec.duration, []),
+    );
+    list.append(row);
+  }
+  updateCursors();
+}
+
+function setupSwitcher() {
+  $("#switch-add").addEventListener("click", () => addVersion($("#switch-select").value));
+}
+
+// ---------------------------------------------------------------------------------------- collection
+
+async function loadRecordings() {
+  const data = await api("/api/recordings");
+  state.recordings.clear();
+  const list = $("#recording-list");
+  const select = $("#switch-select");
+  list.textContent = "";
+  select.textContent = "";
+  for (const rec of data.recordings) {
+    state.recordings.set(rec.id, rec);
+    list.append(
+      el(
+        "li",
+        {},
+        el("span", { text: rec.name, title: rec.path }),
+        el("span", { class: "muted", text: rec.duration_mmss }),
+        el("button", { class: "small", type: "button", text: "▶", title: "play", onclick: () => play(rec.id, 0) }),
+        el("button", { class: "small", type: "button", text: "+", title: "add to the switcher", onclick: () => addVersion(rec.id) }),
+      ),
+    );
+    select.append(el("option", { value: String(rec.id), text: rec.name }));
+  }
+  renderSwitcher();
+}
+
+async function loadStats() {
+  try {
+    const s = await api("/api/stats");
+    const folder = s.path.split("/").filter(Boolean).pop() || s.path;
+    $("#collection-summary").textContent = `${folder} · ${s.recordings} recordings · ${(s.hours * 60).toFixed(1)} min`;
+    const dl = $("#stats");
+    dl.textContent = "";
+    const rows = [
+      ["recordings", String(s.recordings)],
+      ["audio", `${(s.hours * 60).toFixed(1)} min`],
+      ["features", Object.keys(s.features).join(", ") + ` at ${s.feature_rate} Hz`],
+      ["on disk", `${s.size_mb} MB`],
+      ["failed files", String(s.failures.length)],
+    ];
+    for (const [k, v] of rows) dl.append(el("dt", { text: k }), el("dd", { text: v }));
+    $("#audio-limits").textContent =
+      `Excerpts up to ${s.server.max_query_seconds} s, whole recordings (versions) up to ` +
+      `${Math.round(s.server.max_recording_seconds / 60)} min; files up to ${s.server.max_upload_mb} MB.`;
+  } catch (err) {
+    $("#collection-summary").textContent = `collection not available: ${err.message}`;
+  }
+}
+
+function showJob(job) {
+  const status = $("#index-status");
+  const bar = $("#index-bar");
+  if (!job) {
+    setStatus(status, "");
+    bar.style.width = "0";
+    return false;
+  }
+  bar.style.width = `${Math.round(100 * job.fraction)}%`;
+  const c = job.counts;
+  const counts = `${c.added} added, ${c.updated} updated, ${c.unchanged} unchanged, ${c.failed} failed`;
+  if (job.state === "running" || job.state === "starting") {
+    setStatus(status, `indexing ${job.done}/${job.total}${job.current ? " · " + job.current : ""} · ${counts}`);
+    return true;
+  }
+  if (job.state === "failed") setStatus(status, `indexing failed: ${job.error}`, "error");
+  else setStatus(status, `done in ${job.elapsed.toFixed(1)} s: ${counts}`, c.failed ? "error" : "ok");
+  return false;
+}
+
+async function pollIndex() {
+  clearTimeout(state.indexTimer);
+  try {
+    const data = await api("/api/index");
+    const running = showJob(data.job);
+    $("#index-btn").disabled = running || !data.sources.length;
+    if (running) {
+      state.indexTimer = setTimeout(pollIndex, 1000);
+    } else if (data.job && data.job.state !== "failed" && state.lastJobShown !== data.job.id) {
+      state.lastJobShown = data.job.id;
+      await Promise.all([loadStats(), loadRecordings()]);
+    }
+  } catch (err) {
+    setStatus($("#index-status"), err.message, "error");
+  }
+}
+
+async function setupIndexing() {
+  const data = await api("/api/index");
+  const box = $("#index-sources");
+  box.textContent = data.sources.length
+    ? `Folders: ${data.sources.join(", ")}`
+    : "Indexing from the page is off (start the server with --index-source DIR).";
+  $("#index-btn").disabled = !data.sources.length;
+  if (data.job) state.lastJobShown = data.job.id;
+  showJob(data.job);
+  if (data.job && (data.job.state === "running" || data.job.state === "starting")) pollIndex();
+  $("#index-btn").addEventListener("click", async () => {
+    $("#index-btn").disabled = true;
+    try {
+      await api("/api/index", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+    } catch (err) {
+      setStatus($("#index-status"), err.message, "error");
+    }
+    pollIndex();
+  });
+}
+
+// ---------------------------------------------------------------------------------------- start
+
+document.addEventListener("DOMContentLoaded", async () => {
+  setupSearch();
+  setupSwitcher();
+  const audio = player();
+  audio.addEventListener("timeupdate", updateCursors);
+  audio.addEventListener("seeked", updateCursors);
+  await Promise.all([loadStats(), loadRecordings().catch((err) => setStatus($("#status"), err.message, "error"))]);
+  setupIndexing().catch((err) => setStatus($("#index-status"), err.message, "error"));
+  document.body.dataset.ready = "1";
+});
