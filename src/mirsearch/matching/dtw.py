@@ -128,6 +128,74 @@ def _dtw_band_kernel(lo, hi, off, steps, weights, X, Y, U, V, w_chroma, w_onset,
     return step_of, end
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _dtw_band_sync_kernel(lo, hi, off, weights, X, Y, U, V, w_chroma, w_onset, offset, Cd):  # pragma: no cover
+    """Specialised banded DTW for the steps (1, 1), (1, 0), (0, 1) (the order of SYNC_STEPS).
+
+    Two row buffers instead of a ring; the local cost is computed once per cell. Same results as
+    :func:`_dtw_band_kernel` (ties resolved in the same step order).
+    """
+    N = lo.shape[0]
+    width = 1
+    for n in range(N):
+        width = max(width, hi[n] - lo[n])
+    prev = np.full(width, np.inf)
+    cur = np.full(width, np.inf)
+    step_of = np.full(off[N], -1, dtype=np.int8)
+    w_d, w_v, w_h = weights[0], weights[1], weights[2]
+    K = X.shape[1]
+    L = U.shape[1]
+    dense = Cd.shape[0] > 0
+    for n in range(N):
+        a = lo[n]
+        b = hi[n]
+        pa = lo[n - 1] if n > 0 else 0
+        pb = hi[n - 1] if n > 0 else 0
+        for m in range(a, b):
+            if dense:
+                c = Cd[n, m]
+            else:
+                c = offset
+                if w_chroma != 0.0:
+                    dot = 0.0
+                    for k in range(K):
+                        dot += X[n, k] * Y[m, k]
+                    c += w_chroma * (1.0 - dot)
+                if w_onset != 0.0:
+                    s = 0.0
+                    for k in range(L):
+                        d = U[n, k] - V[m, k]
+                        s += d * d
+                    c += w_onset * np.sqrt(s)
+            j = m - a
+            if n == 0 and m == 0:
+                cur[j] = c
+                continue
+            best = np.inf
+            best_k = -1
+            if n > 0 and m - 1 >= pa and m - 1 < pb:  # (1, 1)
+                best = prev[m - 1 - pa] + w_d * c
+                best_k = 0
+            if n > 0 and m >= pa and m < pb:  # (1, 0)
+                v = prev[m - pa] + w_v * c
+                if v < best:
+                    best = v
+                    best_k = 1
+            if m - 1 >= a:  # (0, 1)
+                v = cur[j - 1] + w_h * c
+                if v < best:
+                    best = v
+                    best_k = 2
+            cur[j] = best
+            step_of[off[n] + j] = best_k
+        if n < N - 1:
+            tmp = prev
+            prev = cur
+            cur = tmp
+    end = cur[hi[N - 1] - 1 - lo[N - 1]]
+    return step_of, end
+
+
 @numba.njit(cache=True)
 def _backtrack_band(step_of, lo, off, steps, n_end, m_end):  # pragma: no cover - numba
     out = np.empty((n_end + m_end + 2, 2), dtype=np.int64)
@@ -291,9 +359,11 @@ def dtw_band(
         raise ParameterError(f"band has {lo.size} rows, the sequences {N}")
     off = np.zeros(N + 1, dtype=np.int64)
     np.cumsum(hi - lo, out=off[1:])
-    step_of, end = _dtw_band_kernel(
-        lo, hi, off, steps, weights, Xu, Yu, Uf, Vf, float(w_chroma), float(w_onset), float(offset), Cd
-    )
+    args = (Xu, Yu, Uf, Vf, float(w_chroma), float(w_onset), float(offset), Cd)
+    if steps.shape == SYNC_STEPS.shape and np.array_equal(steps, SYNC_STEPS):
+        step_of, end = _dtw_band_sync_kernel(lo, hi, off, weights, *args)
+    else:
+        step_of, end = _dtw_band_kernel(lo, hi, off, steps, weights, *args)
     if not np.isfinite(end):
         raise ParameterError("no warping path fits the steps inside the band")
     path = _backtrack_band(step_of, lo, off, steps, N - 1, M - 1)

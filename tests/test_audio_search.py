@@ -1,0 +1,163 @@
+"""Audio matching and version identification on FluidSynth renderings with known tempo maps.
+
+The collection holds the same three chorales played faster with a tempo swing on an organ (B), the
+same transposed up 2 semitones and slower (C), and two distractor recordings of other chorales. Queries
+are cut from a piano rendering at a steady tempo (A, not in the collection), so the true position of
+every query in B and C is known.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mirsearch.errors import InputError, ParameterError
+from mirsearch.search.audio import (
+    diagonal_costs,
+    identify_versions,
+    prepare_database,
+    scale_tempo,
+    search_audio,
+)
+from synth_versions import TempoMap, chorale_notes, have_fluidsynth, render_version
+
+PIECES = ["bach/bwv66.6", "bach/bwv153.1", "bach/bwv86.6"]
+LEAD_IN = 3.0
+Q0, Q1 = 20.0, 35.0  # query span in A (s)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    if not have_fluidsynth():
+        pytest.fail("FluidSynth and the fluid / TimGM6mb SoundFonts are required (make setup installs them)")
+    from mirsearch.collection import Collection
+
+    out = tmp_path_factory.mktemp("matching")
+    notes = chorale_notes(PIECES)
+    ta = TempoMap.curve(notes.length, bpm=100.0)
+    tb = TempoMap.curve(notes.length, bpm=130.0, depth=0.1, period=16.0)
+    tc = TempoMap.curve(notes.length, bpm=80.0)
+    a = render_version(notes, ta, out / "a_piano.wav", program=0, soundfont="fluid")
+    b = render_version(notes, tb, out / "b_organ.wav", program=19, soundfont="timgm", lead_in=LEAD_IN)
+    c = render_version(notes, tc, out / "c_up2.wav", program=0, soundfont="timgm", transpose=2)
+    d_notes = chorale_notes(["bach/bwv269", "bach/bwv10.7"])
+    e_notes = chorale_notes(["bach/bwv101.7", "bach/bwv102.7"])
+    d = render_version(d_notes, TempoMap.curve(d_notes.length, bpm=100.0), out / "d_other.wav", program=0)
+    e = render_version(e_notes, TempoMap.curve(e_notes.length, bpm=110.0), out / "e_other.wav", program=48)
+    coll = Collection.create(out / "c.mirs")
+    coll.add([b, c, d, e])
+    ids = {rec.path.split("/")[-1].split("_")[0]: rec.id for rec in coll.recordings()}
+    y, sr = sf.read(a, dtype="float32")
+    # true span of the query in B and C: quarter positions of the query's ends, through each tempo map
+    qa = np.interp([Q0, Q1], ta.t, ta.q)
+    return {
+        "coll": coll,
+        "ids": ids,
+        "a": a,
+        "query": (y[int(Q0 * sr) : int(Q1 * sr)], sr),
+        "truth_b": tb.time(qa) + LEAD_IN,
+        "truth_c": tc.time(qa),
+        "dir": out,
+    }
+
+
+def _best_in(matches, rec_id):
+    return next(m for m in matches if m.recording_id == rec_id)
+
+
+@pytest.mark.parametrize("method", ["scaling", "sdtw"])
+def test_excerpt_found_in_version_at_other_tempo(setup, method):
+    matches = search_audio(setup["coll"], setup["query"], top=5, method=method)
+    best = matches[0]
+    assert best.recording_id == setup["ids"]["b"], [m.to_dict() for m in matches]
+    s, e = setup["truth_b"]
+    assert abs(best.start - s) <= 1.0 and abs(best.end - e) <= 1.5, (best.start, best.end, s, e)
+    assert 1.1 < best.extra["tempo_factor"] < 1.7  # B plays 1.3x as fast as A
+    assert best.cost < 0.15
+    assert [m.extra["rank"] for m in matches] == list(range(1, len(matches) + 1))
+    assert all(m.cost <= n.cost for m, n in zip(matches, matches[1:], strict=False))
+
+
+def test_transposed_version_needs_shifts(setup):
+    cid = setup["ids"]["c"]
+    plain = search_audio(setup["coll"], setup["query"], top=20, per_recording=1)
+    shifted = search_audio(setup["coll"], setup["query"], top=20, per_recording=1, transpose=True)
+    m = _best_in(shifted, cid)
+    assert m.transposition == 2
+    s, e = setup["truth_c"]
+    assert abs(m.start - s) <= 1.0 and abs(m.end - e) <= 1.5, (m.start, m.end, s, e)
+    assert m.cost < _best_in(plain, cid).cost - 0.1
+    assert shifted[0].recording_id in (setup["ids"]["b"], cid)
+
+
+def test_neighbourhood_suppression_and_curves(setup, tmp_path):
+    db = prepare_database(setup["coll"])
+    matches, curves = search_audio(db, setup["query"], top=10, max_overlap=0.0, return_curves=True)
+    for m in matches:  # no two matches of one recording overlap
+        for n in matches:
+            if m is not n and m.recording_id == n.recording_id:
+                assert m.end <= n.start + 1e-9 or n.end <= m.start + 1e-9
+    assert len(curves) == len(db.recordings)
+    for c, (a, b) in zip(curves, zip(db.offsets[:-1], db.offsets[1:], strict=True), strict=True):
+        assert c.cost.shape == (b - a,)
+    bc = next(c for c in curves if c.recording_id == setup["ids"]["b"])
+    k = int(np.argmin(bc.cost))
+    assert abs(bc.times[k] - setup["truth_b"][0]) <= 1.0
+    png = tmp_path / "curve.png"
+    search_audio(db, setup["query"], top=3, plot=png)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_identify_versions(setup):
+    ranked = identify_versions(setup["coll"], setup["a"], top=10)
+    ids = setup["ids"]
+    assert {ranked[0].recording_id, ranked[1].recording_id} == {ids["b"], ids["c"]}, [r.to_dict() for r in ranked]
+    c = _best_in(ranked, ids["c"])
+    assert c.transposition == 2
+    assert max(r.cost for r in ranked[:2]) < min(r.cost for r in ranked[2:]) - 0.05
+    assert ranked[0].extra["coverage"] > 0.7
+    plain = identify_versions(setup["coll"], setup["a"], transpose=False)
+    assert _best_in(plain, ids["c"]).cost > c.cost + 0.05
+
+
+def test_bad_queries(setup, tmp_path):
+    coll = setup["coll"]
+    y, sr = setup["query"]
+    with pytest.raises(InputError, match="too short"):
+        search_audio(coll, (y[: 2 * sr], sr))
+    with pytest.raises(InputError, match="silent"):
+        search_audio(coll, (np.zeros(10 * sr, dtype=np.float32), sr))
+    full, sr = sf.read(setup["a"], dtype="float32")
+    long_query = np.tile(full.mean(axis=1), 4)  # ~5 min: longer than every recording even at tempo 1.5
+    with pytest.raises(InputError, match="longer than every recording"):
+        search_audio(coll, (long_query, sr))
+    with pytest.raises(ParameterError, match="method"):
+        search_audio(coll, setup["query"], method="fast")
+    with pytest.raises(ParameterError, match="sr is required"):
+        search_audio(coll, y)
+
+
+def test_diagonal_costs_and_scale_tempo():
+    rng = np.random.default_rng(0)
+    Q = rng.random((7, 12)).astype(np.float32)
+    Y = rng.random((50, 12)).astype(np.float32)
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    got = diagonal_costs(Q, Y)
+    want = [1 - np.mean([Q[n] @ Y[m + n] for n in range(7)]) for m in range(44)]
+    np.testing.assert_allclose(got[:44], want, atol=1e-5)
+    assert np.all(np.isinf(got[44:]))
+    assert scale_tempo(np.ones((12, 100)), 1.25).shape == (12, 80)
+    assert scale_tempo(np.ones((12, 100)), 0.5).shape == (12, 200)
+
+
+def test_cli_versions_json(setup, capsys):
+    from mirsearch.cli.main import main
+
+    assert main(["versions", "--collection", str(setup["coll"].root), "--audio", str(setup["a"]), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    top2 = {v["recording_id"] for v in payload["versions"][:2]}
+    assert top2 == {setup["ids"]["b"], setup["ids"]["c"]}
