@@ -572,15 +572,14 @@ def create_app(
         """One recording."""
         return _recording_json(await server.run(server.coll.recording, recording_id))
 
-    @app.api_route(
+    @app.get(
         "/api/recordings/{recording_id}/audio",
-        methods=["GET", "HEAD"],
         tags=["collection"],
         responses={**ERRORS, 206: {"description": "partial content (Range request)"}},
         response_class=FileResponse,
     )
     async def audio(recording_id: RecordingId):
-        """The recording's audio file; supports ``Range: bytes=...`` (206) so players can seek.
+        """The recording's audio file; supports ``Range: bytes=...`` (206) so players can seek (HEAD too).
 
         Only files listed in the catalogue are served: the id is looked up, the path comes from there.
         """
@@ -590,6 +589,8 @@ def create_app(
             raise NotFound(f"recording {recording_id} ({path.name}): file is missing on disk")
         media = MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
         return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+
+    app.head("/api/recordings/{recording_id}/audio", include_in_schema=False)(audio)
 
     @app.get(
         "/api/recordings/{recording_id}/chromagram.png",

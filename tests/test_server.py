@@ -1,0 +1,368 @@
+"""HTTP API on a small real collection: search, streaming with ranges, time maps, figures, limits, safety."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from conftest import theme_of
+from mirsearch.collection import Collection
+from mirsearch.scores import save_midi
+from mirsearch.server import create_app
+from server_support import server_collection
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, renderings) -> Path:
+    return server_collection(tmp_path_factory, renderings)
+
+
+@pytest.fixture(scope="module")
+def client(root):
+    with TestClient(create_app(root, max_upload_mb=5, max_query_seconds=30)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def ids(client, renderings) -> dict[str, int]:
+    recs = client.get("/api/recordings").json()["recordings"]
+    by_path = {r["path"]: r["id"] for r in recs}
+    return {k: by_path[str(renderings[k].path.resolve())] for k in ("a", "a_slow", "b")}
+
+
+def _error(response, status: int) -> str:
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    return body["error"]
+
+
+def _wav_bytes(y: np.ndarray, sr: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, y.astype(np.float32), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def test_recordings_stats_and_openapi(client, renderings, ids):
+    recs = client.get("/api/recordings").json()["recordings"]
+    assert len(recs) == 3
+    a = next(r for r in recs if r["id"] == ids["a"])
+    assert a["name"] == renderings["a"].path.name and a["format"] == "flac"
+    assert abs(a["duration"] - sf.info(str(renderings["a"].path)).duration) < 0.01
+    assert client.get(f"/api/recordings/{ids['b']}").json()["name"] == renderings["b"].path.name
+    stats = client.get("/api/stats").json()
+    assert stats["recordings"] == 3 and stats["features"]["chroma"]["recordings"] == 3
+    assert stats["server"]["max_upload_mb"] == 5 and stats["server"]["max_query_seconds"] == 30
+    paths = client.get("/api/openapi.json").json()["paths"]
+    for p in (
+        "/api/search/theme",
+        "/api/search/audio",
+        "/api/versions",
+        "/api/align",
+        "/api/recordings/{recording_id}/audio",
+    ):
+        assert p in paths
+    page = client.get("/")
+    assert page.status_code == 200 and "mirsearch" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/app.js").status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ search
+
+
+def test_theme_search_ranks_the_right_recording_first(client, renderings, ids):
+    theme, (t0, t1) = theme_of(renderings["b"], 0, 8)
+    r = client.post("/api/search/theme", json={"notes": theme.to_string(), "top": 5})
+    assert r.status_code == 200, r.text
+    best = r.json()["matches"][0]
+    assert best["recording_id"] == ids["b"] and best["transposition"] == 0
+    assert abs(best["start"] - t0) < 0.6 and abs(best["end"] - t1) < 0.6
+    assert best["name"] == renderings["b"].path.name and best["duration"] > best["end"]
+    # three semitones up: found at shift 9; and not at all when transpositions are off
+    up = theme.transposed(3).to_string()
+    best = client.post("/api/search/theme", json={"notes": up, "top": 3}).json()["matches"][0]
+    assert best["recording_id"] == ids["b"] and best["transposition"] == 9
+    fixed = client.post("/api/search/theme", json={"notes": up, "top": 3, "transpose": False}).json()
+    assert all(m["transposition"] == 0 for m in fixed["matches"])
+
+
+def test_theme_file_upload(client, renderings, ids, tmp_path):
+    theme, (t0, _) = theme_of(renderings["a"], 8, 12)
+    save_midi(theme, tmp_path / "q.mid", tempo_bpm=100.0)
+    data = (tmp_path / "q.mid").read_bytes()
+    r = client.post("/api/search/theme-file", files={"file": ("q.mid", data, "audio/midi")}, data={"top": "5"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"]["file"] == "q.mid" and body["query"]["n_notes"] == 12
+    assert body["matches"][0]["recording_id"] in (ids["a"], ids["a_slow"])
+    hits = [m for m in body["matches"] if m["recording_id"] == ids["a"]]
+    assert any(abs(m["start"] - t0) < 0.6 for m in hits)
+
+
+def test_audio_search_and_matching_curve(client, renderings, ids, tmp_path):
+    y, sr = sf.read(str(renderings["a"].path), dtype="float32")
+    excerpt = _wav_bytes(y[int(6 * sr) : int(18 * sr)], sr)
+    r = client.post("/api/search/audio", files={"file": ("excerpt.wav", excerpt, "audio/wav")}, data={"top": "3"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    best = body["matches"][0]
+    assert best["recording_id"] == ids["a"] and abs(best["start"] - 6.0) < 1.0
+    query = body["query"]["id"]
+    png = client.get(f"/api/queries/{query}/curve.png", params={"recording_id": ids["a"]})
+    assert png.status_code == 200 and png.content.startswith(PNG)
+    _error(client.get("/api/queries/doesnotexist1/curve.png", params={"recording_id": ids["a"]}), 404)
+    if ids["b"] not in {m["recording_id"] for m in body["matches"]}:
+        _error(client.get(f"/api/queries/{query}/curve.png", params={"recording_id": ids["b"]}), 404)
+
+
+def test_versions_of_a_recording(client, ids):
+    r = client.get(f"/api/recordings/{ids['a']}/versions", params={"top": 2})
+    assert r.status_code == 200, r.text
+    ranked = [m["recording_id"] for m in r.json()["matches"]]
+    assert ranked[0] == ids["a_slow"] and ids["a"] not in ranked
+
+
+def test_concurrent_searches_run_in_the_pool(client, renderings):
+    """Six theme searches at once through the ASGI app: all succeed with the same answer."""
+    app = client.app
+    theme, _ = theme_of(renderings["b"], 0, 8)
+
+    async def many():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            calls = [ac.post("/api/search/theme", json={"notes": theme.to_string(), "top": 3}) for _ in range(6)]
+            return await asyncio.gather(*calls)
+
+    responses = asyncio.run(many())
+    assert all(r.status_code == 200 for r in responses)
+    assert len({json.dumps(r.json()["matches"]) for r in responses}) == 1
+
+
+def test_full_queue_answers_503(root):
+    app = create_app(root, workers=1, max_pending=1)
+    server = app.state.server
+
+    async def scenario():
+        gate = asyncio.Event()
+        release = __import__("threading").Event()
+        blocker = asyncio.create_task(server.run(release.wait, 10))
+        await asyncio.sleep(0.05)
+        gate.set()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            busy = await ac.get("/api/recordings")
+        release.set()
+        await blocker
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+            fine = await ac.get("/api/recordings")
+        return busy, fine
+
+    try:
+        busy, fine = asyncio.run(scenario())
+        assert "busy" in _error(busy, 503)
+        assert fine.status_code == 200
+    finally:
+        server.close()
+
+
+# ------------------------------------------------------------------------------------------ audio streaming
+
+
+def test_audio_stream_supports_range_requests(client, renderings, ids):
+    data = renderings["a"].path.read_bytes()
+    url = f"/api/recordings/{ids['a']}/audio"
+    full = client.get(url)
+    assert full.status_code == 200 and full.content == data
+    assert full.headers["content-type"] == "audio/flac" and full.headers["accept-ranges"] == "bytes"
+    part = client.get(url, headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == data[1000:2000]
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+    tail = client.get(url, headers={"Range": "bytes=-500"})
+    assert tail.status_code == 206 and tail.content == data[-500:]
+    rest = client.get(url, headers={"Range": f"bytes={len(data) - 10}-"})
+    assert rest.status_code == 206 and rest.content == data[-10:]
+    assert client.get(url, headers={"Range": f"bytes={len(data) + 10}-"}).status_code == 416
+    head = client.head(url)
+    assert head.status_code == 200 and head.headers["accept-ranges"] == "bytes" and not head.content
+
+
+def test_only_collection_files_can_be_read(client, ids, renderings, tmp_path):
+    secret = "/etc/passwd"
+    for url in (
+        "/api/recordings/..%2F..%2F..%2Fetc%2Fpasswd/audio",
+        "/api/recordings/%2Fetc%2Fpasswd/audio",
+        "/api/recordings/1%2F..%2F..%2Fetc%2Fpasswd/audio",
+        "/api/recordings/0/audio",
+        "/api/recordings/-1/audio",
+        "/static/..%2F..%2Fserver%2Fapp.py",
+        "/static/%2e%2e/app.py",
+    ):
+        r = client.get(url)
+        assert r.status_code in (404, 422), (url, r.status_code)
+        assert "root:" not in r.text and "create_app" not in r.text
+    r = client.get("/api/align", params={"a": secret, "b": ids["a"]})
+    _error(r, 422)
+    # a "note string" that looks like a score path is parsed as notes, never opened
+    msg = _error(client.post("/api/search/theme", json={"notes": "/etc/hosts.mid"}), 400)
+    assert "no such file" not in msg and "note" in msg
+    # an upload's file name cannot place the file elsewhere
+    theme, _ = theme_of(renderings["b"], 0, 6)
+    save_midi(theme, tmp_path / "q.mid")
+    target = Path("/tmp") / f"mirsearch-evil-{uuid.uuid4().hex}.mid"
+    evil = f"../../../../../..{target}"
+    r = client.post("/api/search/theme-file", files={"file": (evil, (tmp_path / "q.mid").read_bytes())})
+    assert r.status_code == 200, r.text
+    assert not target.exists()
+    assert r.json()["query"]["file"] == target.name
+    server_tmp = client.app.state.server.tmp
+    assert not any(server_tmp.rglob("*.mid"))  # uploads are removed after the search
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_bad_input_gives_clear_4xx_json(client, ids, tmp_path):
+    assert "note" in _error(client.post("/api/search/theme", json={"notes": "H H H"}), 400)
+    assert "top" in _error(client.post("/api/search/theme", json={"notes": "C D E", "top": 0}), 422)
+    assert "bogus" in _error(client.post("/api/search/theme", json={"notes": "C D E", "bogus": 1}), 422)
+    assert "notes" in _error(client.post("/api/search/theme", json={}), 422)
+    _error(client.post("/api/search/theme", content=b"{not json", headers={"content-type": "application/json"}), 422)
+    _error(client.post("/api/search/theme", json={"notes": "C " * 1001}), 422)
+    assert "not in the collection" in _error(client.get("/api/recordings/999/audio"), 404)
+    _error(client.get("/api/recordings/999"), 404)
+    _error(client.get(f"/api/recordings/{ids['a']}/chromagram.png", params={"start": 5}), 400)
+    _error(client.get(f"/api/recordings/{ids['a']}/chromagram.png", params={"start": 5, "end": 2}), 400)
+    _error(client.get("/api/align", params={"a": ids["a"], "b": ids["a"]}), 400)
+    _error(client.get("/api/nothing"), 404)
+    # malformed uploads
+    _error(client.post("/api/search/theme-file", files={"file": ("q.mid", b"MThd garbage")}), 400)
+    _error(client.post("/api/search/theme-file", files={"file": ("q.musicxml", b"<score-partwise><oops")}), 400)
+    assert "not a score file" in _error(client.post("/api/search/theme-file", files={"file": ("q.exe", b"MZ")}), 400)
+    _error(client.post("/api/search/theme-file", files={"file": ("q.mid", b"")}), 400)
+    assert "file" in _error(client.post("/api/search/theme-file", data={"top": "3"}), 422)
+    assert "unreadable" in _error(client.post("/api/search/audio", files={"file": ("x.wav", b"RIFF0000WAVEjunk")}), 400)
+    silent = _wav_bytes(np.zeros(22050 * 4), 22050)
+    assert "silent" in _error(client.post("/api/search/audio", files={"file": ("quiet.wav", silent)}), 400)
+    assert "not a audio file" in _error(client.post("/api/search/audio", files={"file": ("x.txt", b"hello")}), 400)
+    theme_mid = tmp_path / "t.mid"
+    save_midi(theme_of_scale(), theme_mid)
+    files = {"file": ("t.mid", theme_mid.read_bytes())}
+    r = client.post("/api/search/theme-file", files=files, data={"part": "../../etc/passwd"})
+    assert "no part" in _error(r, 400)
+
+
+def theme_of_scale():
+    from mirsearch.scores import parse_note_string
+
+    return parse_note_string("C4 D4 E4 F4 G4 A4")
+
+
+def test_upload_limits(root):
+    app = create_app(root, max_upload_mb=0.2, max_query_seconds=3)
+    with TestClient(app) as c:
+        big = b"\0" * 300_000  # refused from Content-Length, before the body is read
+        assert "request body too large" in _error(c.post("/api/search/audio", files={"file": ("big.wav", big)}), 413)
+        just_over = b"\0" * 230_000  # within the multipart slack: the file itself is over the limit
+        assert "big.wav: file too large" in _error(
+            c.post("/api/search/audio", files={"file": ("big.wav", just_over)}), 413
+        )
+
+        def chunks():  # no Content-Length: counted while it arrives
+            yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+            for _ in range(40):
+                yield b"\0" * 10_000
+
+        r = c.post("/api/search/audio", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"})
+        assert "request body too large" in _error(r, 413)
+        sr = 8000
+        t = np.arange(5 * sr) / sr
+        long = _wav_bytes(0.3 * np.sin(2 * np.pi * 440 * t), sr)  # 80 kB but 5 s > 3 s
+        assert "too long" in _error(c.post("/api/search/audio", files={"file": ("long.wav", long)}), 413)
+        assert c.get("/api/health").status_code == 200  # still alive
+
+
+# ------------------------------------------------------------------------------------------ synchronisation, figures
+
+
+def test_time_map_between_versions(client, root, ids):
+    r = client.get("/api/align", params={"a": ids["a"], "b": ids["a_slow"], "t": 10.0})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert abs(d["mapped"] - 10.0 / 0.7) < 0.35
+    assert len(d["time_a"]) == len(d["time_b"]) > 10
+    assert np.all(np.diff(d["time_a"]) > 0) and np.all(np.diff(d["time_b"]) > 0)
+    assert abs(d["duration_b"] - client.get(f"/api/recordings/{ids['a_slow']}").json()["duration"]) < 0.05
+    assert len(list((root / "timemaps").glob("*.json"))) >= 1  # cached on disk
+    t0 = time.perf_counter()
+    back = client.get("/api/align", params={"a": ids["a_slow"], "b": ids["a"], "t": d["mapped"]}).json()
+    assert time.perf_counter() - t0 < 2.0  # the inverse of the cached map, no new alignment
+    assert abs(back["mapped"] - 10.0) < 0.05
+    msg = _error(client.get("/api/align", params={"a": ids["a"], "b": ids["b"]}), 400)
+    assert "same piece" in msg
+
+
+def test_chromagram_figure(client, ids):
+    r = client.get(f"/api/recordings/{ids['a']}/chromagram.png", params={"start": 3.0, "end": 8.5, "width": 600})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content.startswith(PNG)
+    zoom = client.get(f"/api/recordings/{ids['a']}/chromagram.png", params={"start": 3.0, "end": 8.5, "context": 4})
+    assert zoom.status_code == 200 and zoom.content != r.content
+
+
+# ------------------------------------------------------------------------------------------ indexing, CLI
+
+
+def test_indexing_job_from_the_page(tmp_path, root):
+    sources = tmp_path / "incoming"
+    sources.mkdir()
+    sr = 22050
+    t = np.arange(3 * sr) / sr
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)) * 0.2
+    sf.write(sources / "chord.wav", chord.astype(np.float32), sr)
+    (sources / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
+    Collection.create(tmp_path / "new.mirs").close()
+    app = create_app(tmp_path / "new.mirs", index_sources=[sources])
+    with TestClient(app) as c:
+        assert c.get("/api/index").json() == {"sources": [str(sources)], "job": None}
+        assert "no recordings" in _error(c.post("/api/search/theme", json={"notes": "C E G"}), 409)
+        r = c.post("/api/index", json={})
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 60
+        job = r.json()["job"]
+        while job["state"] in ("starting", "running") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = c.get("/api/index").json()["job"]
+        assert job["state"] == "done", job
+        assert job["total"] == 2 and job["done"] == 2 and job["fraction"] == 1.0
+        assert job["counts"]["added"] == 1 and job["counts"]["failed"] == 1
+        assert "broken.wav" in job["failures"][0]
+        assert [r["name"] for r in c.get("/api/recordings").json()["recordings"]] == ["chord.wav"]
+        assert c.get("/api/stats").json()["recordings"] == 1
+        _error(c.post("/api/index", json={"sources": [5]}), 400)
+    with TestClient(create_app(root)) as c:
+        assert "--index-source" in _error(c.post("/api/index", json={}), 403)
+
+
+def test_serve_listens_on_localhost_unless_told():
+    from mirsearch.cli.main import build_parser
+
+    args = build_parser().parse_args(["serve", "--collection", "x.mirs"])
+    assert args.host == "127.0.0.1" and args.port == 8000
+    args = build_parser().parse_args(["serve", "--collection", "x.mirs", "--host", "0.0.0.0"])
+    assert args.host == "0.0.0.0"
