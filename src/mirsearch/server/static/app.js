@@ -349,11 +349,13 @@ function removeVersion(id) {
 async function switchTo(target) {
   const status = $("#switch-status");
   const from = state.playing;
-  if (from == null) {
+  if (from === target) return;
+  if (from == null || !state.switcher.includes(from)) {
+    // nothing playing, or a recording that is not one of these versions: start at the beginning
+    setStatus(status, `playing ${recName(target)} from the start`);
     await play(target, 0);
     return;
   }
-  if (from === target) return;
   let map;
   try {
     if (!state.maps.has(`${from}>${target}`)) setStatus(status, `aligning ${recName(from)} with ${recName(target)}…`);

@@ -1,0 +1,143 @@
+"""End to end in a real browser: Debian's headless Chromium driven by Playwright against the live app.
+
+Enter a theme, see the expected recording first, play it at the match, then use the interpretation
+switcher: play one version, switch to another and check that playback continues at the time the time
+map gives (and that this is where the music really is: the second version is the first at 0.7x speed).
+
+The screenshot of the results page goes to ``docs/screenshot.png`` when ``MIRSEARCH_UPDATE_SCREENSHOT=1``
+(so that an ordinary test run does not modify the repository), else to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import theme_of
+from mirsearch.server import create_app
+from server_support import LiveServer, server_collection
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+#: seconds a played position may run ahead of the mapped position between the switch and the check
+PLAY_SLACK = 1.5
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, renderings):
+    root = server_collection(tmp_path_factory, renderings)
+    server = LiveServer(create_app(root)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.fail("Debian's chromium is required at /usr/bin/chromium (make setup installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _position(page) -> float:
+    return page.evaluate("document.querySelector('#player').currentTime")
+
+
+def _ids(page) -> dict[str, int]:
+    return page.evaluate("Object.fromEntries([...window.mirsearch.recordings.values()].map(r => [r.name, r.id]))")
+
+
+def test_search_play_and_switch_interpretation(live, browser, renderings, tmp_path):
+    import httpx
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(30_000)
+    page.goto(live.url + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    ids = _ids(page)
+    a, a_slow, b = (ids[renderings[k].path.name] for k in ("a", "a_slow", "b"))
+
+    # 1. a theme from chorale b: b comes first, with its match span drawn on the timeline
+    theme, (t0, t1) = theme_of(renderings["b"], 0, 8)
+    page.select_option("#opt-top", "5")
+    page.fill("#theme-input", theme.to_string())
+    page.click("#search-btn")
+    page.wait_for_selector("#result-list .result")
+    first = page.locator("#result-list .result").first
+    assert int(first.get_attribute("data-recording-id")) == b
+    start = float(first.get_attribute("data-start"))
+    assert abs(start - t0) < 0.6
+    assert first.locator(".timeline .span").count() == 1
+    page.wait_for_function("() => document.querySelector('#chroma-fig').complete")
+    assert page.evaluate("document.querySelector('#chroma-fig').naturalWidth") > 100
+
+    # 2. play from the match start: the player loads b, seeks there, and time advances
+    first.locator(".play-btn").click()
+    page.wait_for_function(
+        "(s) => { const p = document.querySelector('#player'); return !p.paused && p.currentTime > s + 0.3 }",
+        arg=start,
+    )
+    assert page.evaluate("window.mirsearch.playing") == b
+    assert start <= _position(page) < start + 5
+
+    # 3. interpretation switcher: versions a and a_slow (0.7x speed), play a, switch to a_slow
+    for rid in (a, a_slow):
+        page.select_option("#switch-select", str(rid))
+        page.click("#switch-add")
+    page.wait_for_function(f"() => window.mirsearch.maps.has('{a}>{a_slow}')", timeout=90_000)
+    page.click(f".version[data-recording-id='{a}'] .switch-btn")  # plays a
+    page.wait_for_function(f"() => window.mirsearch.playing === {a} && !document.querySelector('#player').paused")
+    page.evaluate("document.querySelector('#player').currentTime = 8.0")
+    page.wait_for_function("() => document.querySelector('#player').currentTime > 8.5")
+    page.click(f".version[data-recording-id='{a_slow}'] .switch-btn")
+    page.wait_for_function(
+        f"() => window.mirsearch.playing === {a_slow} && window.mirsearch.lastSwitch "
+        "&& !document.querySelector('#player').paused"
+    )
+    switch = page.evaluate("window.mirsearch.lastSwitch")
+    now = _position(page)
+    assert switch["from"] == a and switch["to"] == a_slow
+    assert 8.5 < switch["t_from"] < 8.5 + 10
+    # the page mapped with the server's time map ...
+    mapped = httpx.get(f"{live.url}/api/align", params={"a": a, "b": a_slow, "t": switch["t_from"]}).json()["mapped"]
+    assert abs(switch["t_to"] - mapped) < 0.05
+    # ... which is where the music is: a_slow is a at 0.7x speed
+    assert abs(switch["t_to"] - switch["t_from"] / 0.7) < 0.4
+    # and playback continues there, in a_slow
+    assert switch["t_to"] - 0.1 <= now <= switch["t_to"] + PLAY_SLACK
+    assert page.evaluate("document.querySelector('#player').currentSrc").endswith(f"/api/recordings/{a_slow}/audio")
+    time.sleep(0.6)
+    assert _position(page) > now
+    assert page.locator(f".version.current[data-recording-id='{a_slow}']").count() == 1
+    assert not errors, errors
+
+    # 4. a screenshot of the results page for the README (small: CSS pixels, PNG)
+    page.evaluate("document.querySelector('#player').pause()")
+    page.evaluate("window.scrollTo(0, 0)")
+    shot = tmp_path / "screenshot.png"
+    page.screenshot(path=str(shot), scale="css")
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("MIRSEARCH_UPDATE_SCREENSHOT") == "1":  # 256-colour PNG: a third of the size
+        from PIL import Image
+
+        with Image.open(shot) as img:
+            img.convert("RGB").quantize(colors=256).save(DOCS / "screenshot.png", optimize=True)
+    page.close()
