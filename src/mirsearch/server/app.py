@@ -49,6 +49,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mirsearch import __version__
@@ -306,6 +307,13 @@ class Server:
             with self._pending_lock:
                 self._pending -= 1
 
+    async def light(self, fn, *args, **kwargs):
+        """Run a short blocking call (catalogue lookup, file header) in Starlette's thread pool.
+
+        Kept apart from the worker pool so that streaming, listings and statistics never wait for searches.
+        """
+        return await run_in_threadpool(fn, *args, **kwargs)
+
     def forget_stats(self) -> None:
         self._stats = None
 
@@ -325,9 +333,12 @@ class Server:
         self._stats = (time.monotonic(), info)
         return info
 
-    def figure(self, key: tuple, make) -> bytes:
+    def cached_figure(self, key: tuple) -> bytes | None:
         with self._figures_lock:
-            png = self._figures.get(key)
+            return self._figures.get(key)
+
+    def figure(self, key: tuple, make) -> bytes:
+        png = self.cached_figure(key)
         if png is None:
             png = make()
             with self._figures_lock:
@@ -558,19 +569,19 @@ def create_app(
     @app.get("/api/stats", tags=["collection"])
     async def stats() -> dict:
         """Collection statistics (``Collection.info()``), the running indexing job and server limits."""
-        info = await server.run(server.stats)
+        info = await server.light(server.stats)
         return {**info, "index_job": server.jobs.status()}
 
     @app.get("/api/recordings", tags=["collection"], response_model=RecordingsOut)
     async def recordings():
         """All recordings of the collection, by id."""
-        recs = await server.run(server.coll.recordings)
+        recs = await server.light(server.coll.recordings)
         return {"recordings": [_recording_json(r) for r in recs]}
 
     @app.get("/api/recordings/{recording_id}", tags=["collection"], response_model=RecordingOut, responses=ERRORS)
     async def recording(recording_id: RecordingId):
         """One recording."""
-        return _recording_json(await server.run(server.coll.recording, recording_id))
+        return _recording_json(await server.light(server.coll.recording, recording_id))
 
     @app.get(
         "/api/recordings/{recording_id}/audio",
@@ -583,7 +594,7 @@ def create_app(
 
         Only files listed in the catalogue are served: the id is looked up, the path comes from there.
         """
-        rec = await server.run(server.coll.recording, recording_id)
+        rec = await server.light(server.coll.recording, recording_id)
         path = Path(rec.path)
         if not path.is_file():
             raise NotFound(f"recording {recording_id} ({path.name}): file is missing on disk")
@@ -624,7 +635,8 @@ def create_app(
                 np.asarray(X), feature_rate=rate, highlight=highlight, view=view, title=Path(rec.path).name, width=width
             )
 
-        png = await server.run(server.figure, ("chroma", recording_id, start, end, context, width), make)
+        key = ("chroma", recording_id, start, end, context, width)
+        png = server.cached_figure(key) or await server.run(server.figure, key, make)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
     # -- search -------------------------------------------------------------------------------------
@@ -650,7 +662,7 @@ def create_app(
             return query, matches, time.perf_counter() - t0
 
         query, matches, seconds = await server.run(work)
-        recs = await server.run(server.coll.recordings)
+        recs = await server.light(server.coll.recordings)
         return {"query": query, "matches": _matches_json(matches, recs), "seconds": round(seconds, 4)}
 
     @app.post("/api/search/theme-file", tags=["search"], response_model=SearchOut, responses=ERRORS)
@@ -690,7 +702,7 @@ def create_app(
             query, matches, seconds = await server.run(work)
         finally:
             discard(folder)
-        recs = await server.run(server.coll.recordings)
+        recs = await server.light(server.coll.recordings)
         return {"query": query, "matches": _matches_json(matches, recs), "seconds": round(seconds, 4)}
 
     async def _audio_upload(file: UploadFile, max_seconds: float) -> tuple[Path, float]:
@@ -702,7 +714,7 @@ def create_app(
             path = await save_upload(
                 file, folder, allowed=AUDIO_EXTENSIONS, kind="audio", max_bytes=server.max_upload_bytes
             )
-            seconds = await server.run(_check_audio_duration, path, max_seconds)
+            seconds = await server.light(_check_audio_duration, path, max_seconds)
         except BaseException:
             discard(folder)
             raise
@@ -732,7 +744,7 @@ def create_app(
             spans.setdefault(m.recording_id, []).append((m.start, m.end, m.cost))
         kept = {c.recording_id: c for c in curves if c.recording_id in spans}
         token = server.queries.put({"curves": kept, "spans": spans, "file": path.name})
-        recs = await server.run(server.coll.recordings)
+        recs = await server.light(server.coll.recordings)
         query = {"kind": "audio", "id": token, "file": path.name, "duration": round(duration, 3)}
         return {"query": query, "matches": _matches_json(matches, recs), "seconds": round(seconds, 4)}
 
@@ -749,19 +761,19 @@ def create_app(
             seconds = time.perf_counter() - t0
         finally:
             discard(path.parent)
-        recs = await server.run(server.coll.recordings)
+        recs = await server.light(server.coll.recordings)
         query = {"kind": "versions", "file": path.name, "duration": round(duration, 3)}
         return {"query": query, "matches": _matches_json(matches, recs), "seconds": round(seconds, 4)}
 
     @app.get("/api/recordings/{recording_id}/versions", tags=["search"], response_model=SearchOut, responses=ERRORS)
     async def versions_of(recording_id: RecordingId, top: Annotated[int, Query(ge=1, le=100)] = 10):
         """The other recordings of the collection ranked as versions of this one."""
-        rec = await server.run(server.coll.recording, recording_id)
+        rec = await server.light(server.coll.recording, recording_id)
         if not Path(rec.path).is_file():
             raise NotFound(f"recording {recording_id} ({Path(rec.path).name}): file is missing on disk")
         t0 = time.perf_counter()
         matches = await server.run(server.coll.versions, rec.path, top=top, exclude=[recording_id])
-        recs = await server.run(server.coll.recordings)
+        recs = await server.light(server.coll.recordings)
         query = {"kind": "versions", "recording_id": recording_id, "name": Path(rec.path).name}
         return {
             "query": query,
@@ -801,7 +813,8 @@ def create_app(
                 width=width,
             )
 
-        png = await server.run(server.figure, ("curve", query_id, recording_id, width), make)
+        key = ("curve", query_id, recording_id, width)
+        png = server.cached_figure(key) or await server.run(server.figure, key, make)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
     # -- synchronisation ----------------------------------------------------------------------------
@@ -820,9 +833,11 @@ def create_app(
         if a == b:
             raise ParameterError(f"a={a} and b={b} are the same recording")
 
-        def work():
+        def work(compute: bool):
             rec_a, rec_b = server.coll.recording(a), server.coll.recording(b)
-            tmap = server.timemaps.time_map_for(rec_a, rec_b)
+            tmap = server.timemaps.time_map_for(rec_a, rec_b, compute=compute)
+            if tmap is None:
+                return None
             d = tmap.to_dict()
             d.update({"a": a, "b": b, "name_a": Path(rec_a.path).name, "name_b": Path(rec_b.path).name})
             if t is not None:
@@ -830,7 +845,8 @@ def create_app(
                 d["mapped"] = round(float(tmap.map(t)), 3)
             return d
 
-        return await server.run(work)
+        cached = await server.light(work, False)  # a cached map does not wait for the worker pool
+        return cached if cached is not None else await server.run(work, True)
 
     # -- indexing -----------------------------------------------------------------------------------
     @app.get("/api/index", tags=["indexing"], response_model=IndexOut)

@@ -46,17 +46,19 @@ class TimeMapCache:
         self._pending: dict[tuple[str, str], threading.Lock] = {}
         self._writable = True
 
-    def time_map_for(self, rec_a, rec_b):
+    def time_map_for(self, rec_a, rec_b, *, compute: bool = True):
         """The time map from recording ``rec_a`` to ``rec_b``.
 
         Parameters
         ----------
         rec_a, rec_b : Recording
             Catalogue entries (``.path``, ``.sha1``, ``.duration``).
+        compute : bool
+            Align the pair when no map is cached; else return None in that case.
 
         Returns
         -------
-        mirsearch.align.TimeMap
+        mirsearch.align.TimeMap or None
             ``.map(t)`` gives the time in ``rec_b`` for a time ``t`` in ``rec_a``.
 
         Raises
@@ -65,15 +67,21 @@ class TimeMapCache:
             The recordings cannot be aligned (unreadable, or not versions of one piece).
         """
         if rec_a.sha1 <= rec_b.sha1:
-            return self._canonical(rec_a, rec_b)
-        return self._canonical(rec_b, rec_a).inverse
+            return self._canonical(rec_a, rec_b, compute)
+        tmap = self._canonical(rec_b, rec_a, compute)
+        return None if tmap is None else tmap.inverse
 
     # -- internals --------------------------------------------------------------------------------
-    def _canonical(self, rec_a, rec_b):
+    def _canonical(self, rec_a, rec_b, compute: bool):
         key = (rec_a.sha1, rec_b.sha1)
         hit = self._remembered(key)
         if hit is not None:
             return _raise_or_return(hit)
+        if not compute:
+            hit = self._load(key)
+            if hit is not None:
+                self._remember(key, hit)
+            return hit
         with self._lock:
             pair_lock = self._pending.setdefault(key, threading.Lock())
         with pair_lock:  # one computation per pair; the others wait and then read the cache
