@@ -29,10 +29,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/mirsearch dataset build --preset fixture --out data/demo
+	$(VENV)/bin/mirsearch dataset build --preset fixture --out data/demo --no-progress
 	$(VENV)/bin/mirsearch index data/demo/audio --collection data/demo.mirs
 	$(VENV)/bin/mirsearch info --collection data/demo.mirs
-	$(VENV)/bin/mirsearch search --collection data/demo.mirs --theme-file data/demo/themes/demo_query.mid --top 5
+	@$(PY) -c "from mirsearch.datasets.manifest import Dataset; from mirsearch.scores import save_midi; \
+	ds = Dataset.load('data/demo'); t = sorted(ds.themes.values(), key=lambda t: t.theme_id)[0]; \
+	save_midi(t.to_theme(), 'data/demo/query.mid'); \
+	print('query: data/demo/query.mid =', t.name, '(notated in C; played in', t.key, 'in', t.work_id + ')')"
+	$(VENV)/bin/mirsearch search --collection data/demo.mirs --theme-file data/demo/query.mid --top 5
 
 test: setup
 	$(VENV)/bin/pytest -q
