@@ -47,6 +47,14 @@ def register(subparsers) -> None:
     h.add_argument("--out", required=True, help="image file to write")
     h.set_defaults(func=_curves)
 
+    try:  # the shingle-embedding training (another module) joins this group as "train embedding"
+        from mirsearch.cli.train_embedding import register_train
+    except ModuleNotFoundError as exc:
+        if exc.name != "mirsearch.cli.train_embedding":
+            raise
+    else:
+        register_train(sub)
+
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
