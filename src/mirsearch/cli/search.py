@@ -35,7 +35,18 @@ def register(sub) -> None:
         help="extra global query scalings, e.g. 0.5,1,2 (theme search; slower, wider tempo range)",
     )
     p.add_argument("--no-transpose", action="store_true", help="only match at the notated pitch")
-    p.add_argument("--index", choices=["exhaustive", "hnsw"], default="exhaustive", help="audio search method")
+    p.add_argument(
+        "--method",
+        choices=["scaling", "sdtw"],
+        default="scaling",
+        help="exhaustive audio search: multiple tempo scaling of the query (default) or subsequence DTW",
+    )
+    p.add_argument(
+        "--index",
+        choices=["exhaustive", "hnsw", "kdtree", "exact"],
+        default="exhaustive",
+        help="audio search: exhaustive CENS matching (default) or the shingle index (built on first use)",
+    )
     p.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
     p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (audio search)")
     p.set_defaults(func=run)
@@ -45,19 +56,31 @@ def run(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
 
     factors = [float(x) for x in args.tempo_factors.split(",") if x.strip()]
-    with Collection.open(args.collection, readonly=True) as coll:
-        if args.audio:
-            options = {"top": args.top, "transpose": not args.no_transpose}
-            if args.index != "exhaustive":
-                options["index"] = args.index
+    use_index = args.audio and args.index != "exhaustive"
+    # the shingle index is stored in the collection and built or updated on first use
+    with Collection.open(args.collection, readonly=not use_index) as coll:
+        if use_index:
+            from mirsearch.search.shingles import search_shingles
+
+            matches = search_shingles(
+                coll,
+                args.audio,
+                index=args.index,
+                top=args.top,
+                transpositions=[0] if args.no_transpose else range(12),
+            )
+        elif args.audio:
+            options = {"top": args.top, "transpose": not args.no_transpose, "method": args.method}
             if args.plot:
                 options["plot"] = args.plot
             matches = coll.search_audio(args.audio, **options)
         else:
-            theme = args.theme if args.theme is not None else args.theme_file
             from mirsearch.scores import load_theme, parse_note_string
 
-            theme = parse_note_string(theme) if args.theme is not None else load_theme(theme, part=args.part)
+            if args.theme is not None:
+                theme = parse_note_string(args.theme)
+            else:
+                theme = load_theme(args.theme_file, part=args.part)
             matches = coll.search_theme(
                 theme,
                 top=args.top,
