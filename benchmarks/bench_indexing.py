@@ -15,9 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import print_table, write_results
 from mirsearch.audio import is_audio_file
 from mirsearch.collection import Collection
+
+from _common import print_table, write_results
 
 
 def run(files: list[Path], jobs: int) -> dict:

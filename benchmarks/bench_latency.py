@@ -17,8 +17,9 @@ import tracemalloc
 
 import numpy as np
 
-from _common import print_table, write_results
 from mirsearch.matching.subsequence import STEPS, WEIGHTS, best_over_shifts, cosine_cost, unit_columns
+
+from _common import print_table, write_results
 
 RATE = 10.0
 QUERY_FRAMES = 50

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import theme_of
 
 from mirsearch.cli.main import build_parser, main
 from mirsearch.scores import save_midi
+
+from conftest import theme_of
 
 
 def test_every_command_has_help(capsys):

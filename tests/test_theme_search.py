@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import theme_of
 from mirsearch.collection import Collection
+
+from conftest import theme_of
 
 
 @pytest.fixture(scope="module")
