@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import theme_of
 from mirsearch.server import create_app
 from server_support import LiveServer, server_collection
+
+from conftest import theme_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -141,3 +142,50 @@ def test_search_play_and_switch_interpretation(live, browser, renderings, tmp_pa
         with Image.open(shot) as img:
             img.convert("RGB").quantize(colors=256).save(DOCS / "screenshot.png", optimize=True)
     page.close()
+
+
+def test_indexing_from_the_page_then_audio_query_with_curve(browser, renderings, tmp_path):
+    import soundfile as sf
+
+    from mirsearch.collection import Collection
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    b = renderings["b"].path
+    (incoming / b.name).write_bytes(b.read_bytes())
+    (incoming / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
+    Collection.create(tmp_path / "fresh.mirs").close()
+    server = LiveServer(create_app(tmp_path / "fresh.mirs", index_sources=[incoming])).start()
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(60_000)
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        assert "0 recordings" in page.inner_text("#collection-summary")
+        # start indexing from the page; progress ends with one file added and one failed
+        page.click("#index-btn")
+        page.wait_for_function("() => document.querySelector('#index-status').textContent.startsWith('done')")
+        status = page.inner_text("#index-status")
+        assert "1 added" in status and "1 failed" in status
+        assert page.evaluate("document.querySelector('#index-bar').style.width") == "100%"
+        page.wait_for_function("() => window.mirsearch.recordings.size === 1")
+        assert "1 recordings" in page.inner_text("#collection-summary")
+        # an audio excerpt of the new recording: found there, with its matching curve
+        y, sr = sf.read(str(b), dtype="float32")
+        sf.write(tmp_path / "excerpt.wav", y[int(10 * sr) : int(22 * sr)], sr)
+        page.click(".tab[data-tab='audio']")
+        page.set_input_files("#audio-file", str(tmp_path / "excerpt.wav"))
+        page.click("#audio-form button[data-mode='passages']")
+        page.wait_for_selector("#result-list .result")
+        first = page.locator("#result-list .result").first
+        assert abs(float(first.get_attribute("data-start")) - 10.0) < 1.0
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#curve-fig'); return i.complete && i.naturalWidth > 100 }"
+        )
+        assert page.is_visible("#curve-box")
+        assert not errors, errors
+        page.close()
+    finally:
+        server.stop()
