@@ -35,6 +35,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
@@ -288,6 +289,7 @@ class Server:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self.tmp = Path(tempfile.mkdtemp(prefix="mirsearch-server-"))
+        weakref.finalize(self, shutil.rmtree, self.tmp, ignore_errors=True)  # also if the app never ran
         self.queries = RecentQueries()
         self.timemaps = TimeMapCache(self.root / "timemaps")
         self.jobs = IndexJobs(self.root, index_sources, jobs=index_jobs, on_finish=self.forget_stats)
