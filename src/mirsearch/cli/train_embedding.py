@@ -1,0 +1,97 @@
+"""``mirsearch train embedding`` (and ``mirsearch shingles train``): the triplet shingle embedding.
+
+::
+
+    mirsearch train embedding --dataset data/bench --dim 12 [--out runs/embedding-12] [--epochs 30]
+                              [--steps 100] [--batch 128] [--resume] [--max-minutes 60] [--threads 1]
+
+The ``train`` command group calls :func:`register_train` with its sub-parsers; the ``shingles`` group adds
+the same sub-command as ``shingles train`` through :func:`add_arguments`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of the embedding training command."""
+    p.add_argument("--dataset", required=True, help="data set directory (with its manifest.json)")
+    p.add_argument("--dim", type=int, default=12, help="embedding dimension (reference: 6, 12, 30; default 12)")
+    p.add_argument("--out", default=None, help="output directory (default runs/embedding-DIM)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--steps", type=int, default=100, help="batches per epoch (default 100)")
+    p.add_argument("--batch", type=int, default=128, help="(anchor, positive) pairs per batch (default 128)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--margin", type=float, default=0.2, help="triplet margin (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch passing this time")
+    p.add_argument("--threads", type=int, choices=(1, 2), default=1, help="torch threads (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="processes for indexing the splits' audio (first run)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def register_train(train_subparsers) -> None:
+    """Add ``embedding`` to the sub-parsers of ``mirsearch train``."""
+    p = train_subparsers.add_parser(
+        "embedding",
+        help="train the shingle embedding (triplet loss) for the shingle index",
+        description=(
+            "Train the network that reduces 240-dim CENS shingles to DIM dimensions, with a triplet loss on "
+            "corresponding passages of two versions of a work (negatives: other works, semi-hard in batch). "
+            "The best epoch (validation top-1) is written as a bundle to OUT."
+        ),
+        epilog="example: mirsearch train embedding --dataset data/bench --dim 12",
+    )
+    add_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    from pathlib import Path
+
+    from mirsearch.models.embedding_training import load_training_versions, train_embedding
+
+    logging.getLogger("mirsearch").setLevel(min(logging.getLogger().level, logging.INFO))
+    out = Path(args.out or f"runs/embedding-{args.dim}")
+    progress = not args.no_progress
+    print(f"preparing chroma of the train and validation splits of {args.dataset} ...", flush=True)
+    train = load_training_versions(args.dataset, "train", jobs=args.jobs, progress=progress)
+    val = load_training_versions(args.dataset, "validation", jobs=args.jobs, progress=progress)
+    print(
+        f"{len(train)} training versions ({len({v.work for v in train})} works), "
+        f"{len(val)} validation versions ({len({v.work for v in val})} works)",
+        flush=True,
+    )
+
+    def report(e: dict) -> None:
+        print(
+            f"epoch {e['epoch']:3d}  train {e['train_loss']:.4f} (acc {e['train_accuracy']:.3f})  "
+            f"val {e['val_loss']:.4f}  val top-1 {e['val_top1']:.3f}  ({e['seconds']:.0f} s)",
+            flush=True,
+        )
+
+    res = train_embedding(
+        train,
+        val,
+        out=out,
+        dim=args.dim,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        margin=args.margin,
+        seed=args.seed,
+        resume=args.resume,
+        threads=args.threads,
+        max_minutes=args.max_minutes,
+        progress=progress,
+        training_info={"dataset": str(args.dataset)},
+        on_epoch=report,
+    )
+    best = res["best"] or {}
+    top1 = best.get("val_top1", float("nan"))
+    print(f"best epoch {res['best_epoch']} (val top-1 {top1:.3f}); bundle in {res['bundle']}")
+    return 0

@@ -1,0 +1,434 @@
+"""Reductions of audio shingles to low-dimensional vectors: none, PCA, and a learned triplet embedding.
+
+Every reduction maps unit-length shingles (n, 240) (see :mod:`mirsearch.collection.shingles`) to
+(n, d) float32 vectors compared by Euclidean distance:
+
+``none``
+    The shingles themselves (d = 240).
+``pca``
+    Principal component analysis fitted on a set of shingles (a collection or a training set):
+    ``(S - mean) @ components.T`` with the ``d`` leading eigenvectors of the covariance. Keeps
+    Euclidean distances as well as a linear map of that size can.
+``embedding``
+    :class:`EmbeddingNet`, a small convolutional network trained with a triplet loss
+    (:mod:`mirsearch.models.embedding_training`) so that shingles of corresponding passages in two
+    versions of a work lie close together and shingles of other works far apart (Zalkow & Müller,
+    "Learning low-dimensional embeddings of audio shingles for cross-version retrieval of classical
+    music", Applied Sciences 2020). Output vectors have unit length.
+
+A reduction is saved as a *bundle* directory: ``config.json`` (format, type, dimension, shingle
+configuration, network hyper-parameters, training summary, ``model_id``) plus the parameters:
+``weights.pt`` (a plain ``state_dict``, read with ``torch.load(weights_only=True)``) for the
+network, ``pca.npz`` (``np.load(allow_pickle=False)``) for PCA. No pickle anywhere. The shipped
+default, ``bundles/embedding-12``, is what :func:`load_reduction("embedding", dim=12)` returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch.errors import InputError, ParameterError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "mirsearch-shingle-reduction"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+PCA_FILE = "pca.npz"
+#: packaged bundles
+BUNDLES_DIR = Path(__file__).parent / "bundles"
+#: dimensions the reference evaluates (and ``--dim`` accepts for learned embeddings by convention)
+DIMS = (6, 12, 30)
+TYPES = ("none", "pca", "embedding")
+
+
+def default_network_config(dim: int = 12) -> dict:
+    """Hyper-parameters of :class:`EmbeddingNet` for output dimension ``dim``."""
+    return {"dim": int(dim), "length": 20, "channels": [16, 32, 32], "hidden": 128}
+
+
+def _model_id(files: list[Path], config: dict) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    h.update(json.dumps({k: config.get(k) for k in ("type", "dim", "shingles", "network")}, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _shingle_config_dict() -> dict:
+    from mirsearch.collection.shingles import DEFAULT_CONFIG
+
+    return DEFAULT_CONFIG.to_dict()
+
+
+# -- reductions -------------------------------------------------------------------------------------------
+class Reduction:
+    """Base class of the shingle reductions.
+
+    Attributes
+    ----------
+    config : dict
+        What :meth:`save` writes to ``config.json``.
+    """
+
+    type = "base"
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    @property
+    def dim(self) -> int:
+        """Output dimension."""
+        return int(self.config["dim"])
+
+    @property
+    def input_dim(self) -> int:
+        """Shingle dimension expected (``12 * length``)."""
+        return 12 * int(self.config["shingles"]["length"])
+
+    @property
+    def name(self) -> str:
+        """Short name for directories and tables (``pca12``, ``embedding12``, ``none240``)."""
+        return f"{self.type}{self.dim}"
+
+    @property
+    def model_id(self) -> str:
+        """Identifier of these parameters (changes when the reduction is refitted or retrained)."""
+        return str(self.config.get("model_id", "unsaved"))
+
+    def _check(self, S) -> np.ndarray:
+        S = np.asarray(S, dtype=np.float32)
+        if S.ndim != 2 or S.shape[1] != self.input_dim:
+            raise ParameterError(f"shingles must have shape (n, {self.input_dim}), got {S.shape}")
+        return S
+
+    def transform(self, S, *, batch: int = 65536) -> np.ndarray:
+        """Reduce shingles.
+
+        Parameters
+        ----------
+        S : array-like, shape (n, input_dim)
+            Unit-length shingles.
+        batch : int
+            Rows per step (bounds memory).
+
+        Returns
+        -------
+        np.ndarray, shape (n, dim), float32, C-contiguous
+        """
+        S = self._check(S)
+        if len(S) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        out = np.empty((len(S), self.dim), np.float32)
+        for s in range(0, len(S), batch):
+            out[s : s + batch] = self._transform(np.asarray(S[s : s + batch], dtype=np.float32))
+        return out
+
+    def _transform(self, S: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def save(self, path) -> Path:
+        """Write the bundle directory ``path``; sets ``model_id``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        files = self._save_params(path)
+        config = {**self.config, "format": FORMAT, "format_version": FORMAT_VERSION, "type": self.type}
+        config["model_id"] = _model_id(files, config)
+        tmp = path / f".{CONFIG_FILE}.tmp"
+        tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path / CONFIG_FILE)
+        self.config = config
+        log.info("saved %s reduction to %s (model_id %s)", self.name, path, config["model_id"])
+        return path
+
+    def _save_params(self, path: Path) -> list[Path]:
+        return []
+
+
+class IdentityReduction(Reduction):
+    """No reduction: the 240-dimensional shingles themselves."""
+
+    type = "none"
+
+    def __init__(self, config: dict | None = None):
+        shingles = (config or {}).get("shingles") or _shingle_config_dict()
+        super().__init__({"type": "none", "dim": 12 * int(shingles["length"]), "shingles": shingles})
+        self.config["model_id"] = "none"
+
+    def _transform(self, S):
+        return S
+
+
+class PCAReduction(Reduction):
+    """Principal component analysis of shingles.
+
+    Parameters
+    ----------
+    mean : np.ndarray, shape (input_dim,)
+    components : np.ndarray, shape (dim, input_dim)
+        Orthonormal rows, leading first.
+    config : dict, optional
+    """
+
+    type = "pca"
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, config: dict | None = None):
+        components = np.asarray(components, dtype=np.float32)
+        config = dict(config or {})
+        config.setdefault("shingles", _shingle_config_dict())
+        config["dim"] = int(components.shape[0])
+        config["type"] = "pca"
+        super().__init__(config)
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.components = components
+
+    @classmethod
+    def fit(
+        cls, S, *, dim: int, max_rows: int | None = 500_000, seed: int = 0, info: dict | None = None
+    ) -> PCAReduction:
+        """Fit PCA on shingles.
+
+        Parameters
+        ----------
+        S : array-like, shape (n, input_dim)
+            Training shingles (e.g. a collection's store).
+        dim : int, 1 <= dim <= input_dim
+        max_rows : int or None
+            Fit on a random subset of this many rows (the covariance converges long before).
+        seed : int
+        info : dict, optional
+            Stored under ``training`` in the config (what it was fitted on).
+        """
+        S = np.asarray(S, dtype=np.float32)
+        if S.ndim != 2 or len(S) < 2:
+            raise ParameterError(f"PCA needs at least 2 shingles of shape (n, d), got {S.shape}")
+        if not 1 <= dim <= S.shape[1]:
+            raise ParameterError(f"dim={dim} must lie in [1, {S.shape[1]}]")
+        if max_rows is not None and len(S) > max_rows:
+            rows = np.sort(np.random.default_rng(seed).choice(len(S), max_rows, replace=False))
+            S = S[rows]
+        X = np.asarray(S, dtype=np.float64)
+        mean = X.mean(axis=0)
+        cov = np.cov(X - mean, rowvar=False)
+        values, vectors = np.linalg.eigh(cov)
+        order = np.argsort(values)[::-1][:dim]
+        comps = vectors[:, order].T
+        # deterministic sign: largest absolute entry of each component positive
+        signs = np.sign(comps[np.arange(dim), np.argmax(np.abs(comps), axis=1)])
+        comps *= signs[:, None]
+        explained = float(values[order].sum() / max(values.sum(), 1e-12))
+        shingles = _shingle_config_dict()
+        shingles["length"] = S.shape[1] // 12
+        training = {"rows": int(len(S)), "explained_variance": round(explained, 6), **(info or {})}
+        return cls(mean, comps, {"shingles": shingles, "training": training})
+
+    def _transform(self, S):
+        return (S - self.mean) @ self.components.T
+
+    def _save_params(self, path: Path) -> list[Path]:
+        target = path / PCA_FILE
+        with open(path / f".{PCA_FILE}.tmp", "wb") as fh:
+            np.savez(fh, mean=self.mean, components=self.components)
+        os.replace(path / f".{PCA_FILE}.tmp", target)
+        return [target]
+
+
+# -- the embedding network --------------------------------------------------------------------------------
+def _torch_modules():
+    import torch
+    from torch import nn
+
+    class EmbeddingNet(nn.Module):
+        """Shingle (B, 12 * length) -> unit vector (B, dim).
+
+        The shingle is seen as a one-channel image of ``length`` frames x 12 chroma bands. Three
+        convolution blocks (3x3 kernels, chroma axis padded *circularly*, time axis with zeros; ELU;
+        batch normalisation) with max pooling over time (20 -> 10 -> 5 frames) are followed by two
+        dense layers and l2 normalisation. About 270 k parameters for the default widths.
+        """
+
+        def __init__(self, *, dim: int = 12, length: int = 20, channels=(16, 32, 32), hidden: int = 128):
+            super().__init__()
+            self.dim, self.length = int(dim), int(length)
+            layers = []
+            c_in, t = 1, self.length
+            for i, c in enumerate(channels):
+                layers += [nn.Conv2d(c_in, c, kernel_size=3, padding=0), nn.ELU(), nn.BatchNorm2d(c)]
+                if i < 2 and t >= 2:
+                    layers.append(nn.MaxPool2d((2, 1)))
+                    t //= 2
+                c_in = c
+            self.convs = nn.ModuleList(layers)
+            self.head = nn.Sequential(
+                nn.Flatten(), nn.Linear(c_in * t * 12, hidden), nn.ELU(), nn.Linear(hidden, self.dim)
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.reshape(x.shape[0], 1, self.length, 12)
+            for layer in self.convs:
+                if isinstance(layer, nn.Conv2d):
+                    x = torch.nn.functional.pad(x, (1, 1, 0, 0), mode="circular")  # chroma: circular
+                    x = torch.nn.functional.pad(x, (0, 0, 1, 1))  # time: zeros
+                x = layer(x)
+            return torch.nn.functional.normalize(self.head(x), dim=1)
+
+    return torch, EmbeddingNet
+
+
+def new_network(config: dict | None = None):
+    """A freshly initialised :class:`EmbeddingNet` (torch module) for a network config."""
+    _, EmbeddingNet = _torch_modules()
+    cfg = {**default_network_config(), **(config or {})}
+    return EmbeddingNet(dim=cfg["dim"], length=cfg["length"], channels=tuple(cfg["channels"]), hidden=cfg["hidden"])
+
+
+class EmbeddingReduction(Reduction):
+    """A trained :class:`EmbeddingNet` as a reduction.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (put in eval mode here).
+    config : dict
+        Bundle config with sections ``network``, ``shingles`` and ``training``.
+    threads : int
+        Torch intra-op threads during :meth:`transform`.
+    """
+
+    type = "embedding"
+
+    def __init__(self, model, config: dict, *, threads: int = 1):
+        config = dict(config)
+        config["type"] = "embedding"
+        config["dim"] = int(config["network"]["dim"])
+        config.setdefault("shingles", _shingle_config_dict())
+        super().__init__(config)
+        self.model = model.eval()
+        self.threads = int(threads)
+
+    def _transform(self, S):
+        import torch
+
+        from mirsearch.models.bundle import torch_threads
+
+        with torch_threads(self.threads), torch.inference_mode():
+            return self.model(torch.from_numpy(np.ascontiguousarray(S))).numpy()
+
+    def transform(self, S, *, batch: int = 8192) -> np.ndarray:
+        return super().transform(S, batch=batch)
+
+    def _save_params(self, path: Path) -> list[Path]:
+        import torch
+
+        target = path / WEIGHTS_FILE
+        tmp = path / f".{WEIGHTS_FILE}.tmp"
+        torch.save(self.model.state_dict(), tmp)
+        os.replace(tmp, target)
+        return [target]
+
+
+# -- loading ----------------------------------------------------------------------------------------------
+def read_config(path) -> dict:
+    """``config.json`` of a reduction bundle, checked."""
+    cfg_path = Path(path) / CONFIG_FILE
+    try:
+        config = json.loads(cfg_path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{cfg_path}: reduction bundle has no config.json") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{cfg_path}: cannot read bundle config ({exc})") from None
+    if config.get("format") != FORMAT or int(config.get("format_version", 0)) != FORMAT_VERSION:
+        raise InputError(f"{cfg_path}: not a {FORMAT} version {FORMAT_VERSION} config")
+    if config.get("type") not in TYPES:
+        raise InputError(f"{cfg_path}: unknown reduction type {config.get('type')!r}")
+    return config
+
+
+def load_bundle(path, *, threads: int = 1) -> Reduction:
+    """Load a reduction bundle directory (PCA or embedding)."""
+    path = Path(path)
+    config = read_config(path)
+    if config["type"] == "none":
+        return IdentityReduction(config)
+    if config["type"] == "pca":
+        f = path / PCA_FILE
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                return PCAReduction(z["mean"], z["components"], config)
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"{f}: cannot load PCA parameters ({exc})") from None
+    import torch
+
+    weights = path / WEIGHTS_FILE
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{weights}: reduction bundle has no weights") from None
+    except Exception as exc:  # torch raises several kinds for corrupt files
+        raise InputError(f"{weights}: cannot load weights ({type(exc).__name__})") from None
+    model = new_network(config["network"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise InputError(f"{weights}: weights do not fit the network in config.json") from None
+    return EmbeddingReduction(model, config, threads=threads)
+
+
+def packaged_bundle(dim: int) -> Path:
+    """Directory of the shipped embedding bundle of dimension ``dim``."""
+    path = BUNDLES_DIR / f"embedding-{int(dim)}"
+    if not (path / CONFIG_FILE).is_file():
+        shipped = sorted(p.name for p in BUNDLES_DIR.glob("embedding-*") if (p / CONFIG_FILE).is_file())
+        raise InputError(
+            f"{path}: no shipped embedding of dim={dim} (shipped: {', '.join(shipped) or 'none'}; "
+            "train one with 'mirsearch shingles train' and pass its directory)"
+        )
+    return path
+
+
+def load_reduction(spec: str = "embedding", *, dim: int | None = 12, threads: int = 1) -> Reduction:
+    """A reduction from a name or a bundle directory.
+
+    Parameters
+    ----------
+    spec : str or path-like
+        ``"none"``; ``"embedding"`` (the shipped bundle of dimension ``dim``); or a bundle directory
+        (a PCA or embedding bundle). ``"pca"`` needs fitting first: use :meth:`PCAReduction.fit`.
+    dim : int, optional
+        Dimension of the shipped embedding.
+    threads : int
+        Torch threads of an embedding.
+    """
+    if isinstance(spec, Reduction):
+        return spec
+    if spec == "none":
+        return IdentityReduction()
+    if spec == "embedding":
+        return load_bundle(packaged_bundle(dim or 12), threads=threads)
+    if spec == "pca":
+        raise ParameterError("reduction='pca' must be fitted first (PCAReduction.fit) or given as a bundle directory")
+    path = Path(spec)
+    if not path.is_dir():
+        raise ParameterError(f"reduction={spec!r} is not 'none', 'pca', 'embedding' or a bundle directory")
+    return load_bundle(path, threads=threads)
+
+
+__all__ = [
+    "DIMS",
+    "EmbeddingReduction",
+    "IdentityReduction",
+    "PCAReduction",
+    "Reduction",
+    "default_network_config",
+    "load_bundle",
+    "load_reduction",
+    "new_network",
+    "packaged_bundle",
+]

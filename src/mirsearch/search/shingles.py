@@ -1,0 +1,948 @@
+"""Shingle-index search: cross-version retrieval in milliseconds, and index cascades for theme / audio search.
+
+Index
+-----
+:class:`ShingleIndex` keeps three things of a collection in step: the shingle store
+(:class:`~mirsearch.collection.shingles.ShingleStore`, 240-dim CENS shingles), a reduction
+(:mod:`mirsearch.models.embedding`: none, PCA fitted on the collection, or a learned embedding) and a
+nearest-neighbour index over the reduced vectors (:mod:`mirsearch.collection.ann`: exact, KD-tree,
+HNSW). On disk::
+
+    <collection>/index/
+        shingles/<config>/...                 the store (see mirsearch.collection.shingles)
+        reductions/<config>/pca12/            PCA fitted on the collection (bundle; refitted on --rebuild)
+        ann/<config>/<reduction>-<kind>/      config.json, vectors.npy, hnsw.bin, state.json
+
+``state.json`` records the store generation, the number of rows indexed and the reduction's
+``model_id``; :meth:`ShingleIndex.open` adds new rows incrementally and rebuilds when the store was
+rebuilt or the reduction changed.
+
+Cross-version retrieval (:func:`search_shingles`)
+-------------------------------------------------
+The query's 10 Hz chroma is resampled by each tempo factor (multiple scaling), turned into CENS and cut
+into shingles (hop 1 s); each shingle (and optionally each of its 12 transpositions) asks the index for
+its ``k`` nearest database shingles. A hit of query shingle ``j`` at database frame ``p`` *votes* for
+the query starting at ``p - j`` in that recording. Hits of one recording are grouped by that implied
+start (within ``tolerance`` frames) into regions. The cost of a region for one scaled variant of the
+query is the mean, over the variant's query shingles, of the distance of the shingle's best hit in the
+region, or of its ``k``-th neighbour distance when it has none there (an upper bound of the distance it
+would have); a region's cost is the minimum over the variants, and recordings are ranked by their best
+region. With a one-shingle query this is the minimum shingle distance of the reference
+(Zalkow & Müller 2020); longer queries get the more robust average. Each returned :class:`Match` spans
+the region; ``extra`` holds ``votes`` (query shingles with a hit in the region), ``tempo_factor`` (of the
+best variant), ``best_distance`` and ``shingle_positions`` (database seconds of the best hits).
+
+Cascades
+--------
+:func:`cascade_search_theme` and :func:`cascade_search_audio` use an index to *propose* candidate
+recordings (and regions), then run the exact subsequence-DTW matching of the exhaustive search on the
+candidates only, so the ranking among the candidates is exactly the exhaustive one. Themes are shorter
+than a 20 s shingle: the theme cascade uses its own shingle configuration (:data:`THEME_CONFIG`, 3 s
+shingles of 2 Hz CENS, 72 dimensions, no reduction) over all 12 transpositions and a wide grid of tempo
+factors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch.collection.ann import AnnIndex, load_index, make_index
+from mirsearch.collection.shingles import (
+    CHROMA_RATE,
+    DEFAULT_CONFIG,
+    ShingleConfig,
+    ShingleStore,
+    atomic_write_text,
+    directory_lock,
+)
+from mirsearch.errors import CollectionError, InputError, ParameterError
+from mirsearch.search.results import Match
+
+log = logging.getLogger(__name__)
+
+#: query scalings of cross-version search (0.8 .. 1.25, about 7 % apart)
+TEMPO_FACTORS = (0.8, 0.87, 0.94, 1.0, 1.07, 1.15, 1.25)
+#: shingles for theme proposals: 6 frames of 2 Hz CENS (3 s, 72 dims), light smoothing
+THEME_CONFIG = ShingleConfig(length=6, hop=1, window=11, downsample=5)
+#: theme tempo scalings of the proposal stage (the theme's notated tempo is a guess)
+THEME_TEMPO_FACTORS = (0.55, 0.7, 0.85, 1.0, 1.2, 1.45, 1.75)
+STATE_FILE = "state.json"
+
+
+# -- the index ---------------------------------------------------------------------------------------------
+def _reduction_for(collection, store: ShingleStore, spec, dim: int | None, *, threads: int, refit: bool):
+    """Resolve a reduction spec; fit (and cache) PCA on the collection's shingles."""
+    from mirsearch.models.embedding import PCAReduction, load_bundle, load_reduction
+
+    if spec == "pca":
+        if dim is None:
+            raise ParameterError("reduction='pca' needs dim")
+        path = Path(collection.root) / "index" / "reductions" / store.config.key / f"pca{int(dim)}"
+        if path.is_dir() and not refit:
+            return load_bundle(path)
+        S = store.vectors()
+        if len(S) < 2:
+            raise CollectionError(f"{collection.root}: too few shingles ({len(S)}) to fit PCA")
+        pca = PCAReduction.fit(S, dim=int(dim), info={"fitted_on": "collection", "collection_rows": len(S)})
+        pca.save(path)
+        return pca
+    return load_reduction(spec, dim=dim, threads=threads)
+
+
+@dataclass
+class IndexStats:
+    """What :meth:`ShingleIndex.open` did."""
+
+    rows: int = 0
+    added: int = 0
+    rebuilt: bool = False
+    seconds: float = 0.0
+
+
+class ShingleIndex:
+    """Shingle store + reduction + ANN index of one collection (see the module docstring).
+
+    Use :meth:`open`. Attributes: ``store``, ``reduction``, ``ann`` (:class:`~mirsearch.collection.ann.AnnIndex`),
+    ``directory``, ``stats``.
+    """
+
+    def __init__(self, store: ShingleStore, reduction, ann: AnnIndex, directory: Path, stats: IndexStats):
+        self.store, self.reduction, self.ann, self.directory, self.stats = store, reduction, ann, directory, stats
+        self.rec_ids, self.starts = store.meta()
+
+    @property
+    def config(self) -> ShingleConfig:
+        return self.store.config
+
+    def __len__(self) -> int:
+        return len(self.ann)
+
+    @classmethod
+    def open(
+        cls,
+        collection,
+        *,
+        reduction="embedding",
+        dim: int | None = 12,
+        index: str = "hnsw",
+        config: ShingleConfig = DEFAULT_CONFIG,
+        params: dict | None = None,
+        update: bool = True,
+        rebuild: bool = False,
+        save: bool = True,
+        threads: int = 1,
+        progress: bool = False,
+    ) -> ShingleIndex:
+        """Load the collection's index, bringing it up to date (or building it) first.
+
+        Parameters
+        ----------
+        collection : Collection
+        reduction : {"none", "pca", "embedding"} or path-like
+            ``"embedding"`` is the shipped bundle of dimension ``dim``; a path is a PCA or embedding bundle.
+        dim : int, optional
+            Dimension of PCA or the shipped embedding.
+        index : {"exact", "kdtree", "hnsw"}
+        config : ShingleConfig
+            Shingle shape (default 20 x 12 CENS at 1 Hz).
+        params : dict, optional
+            Index parameters at build time (``M``, ``ef_construction``, ``ef``, ``leafsize``, ``threads``);
+            ``ef`` and ``threads`` also apply to a loaded index.
+        update : bool
+            Shingle new recordings and add them (False: use what is on disk as it is).
+        rebuild : bool
+            Recompute shingles, refit PCA and rebuild the index.
+        save : bool
+            Write the updated index back (silently skipped when the folder is not writable).
+        threads : int
+            Threads of the reduction (torch) and of the index build.
+        progress : bool
+            Progress bars (stderr).
+        """
+        t0 = time.perf_counter()
+        params = dict(params or {})
+        params.setdefault("threads", threads)
+        store = ShingleStore.for_collection(collection, config=config)
+        if update or rebuild:
+            store.update(collection, progress=progress, rebuild=rebuild)
+        elif store.generation is None:
+            raise CollectionError(f"{collection.root}: no shingle index (run 'mirsearch shingles build')")
+        red = _reduction_for(collection, store, reduction, dim, threads=threads, refit=rebuild)
+        directory = Path(collection.root) / "index" / "ann" / config.key / f"{red.name}-{index}"
+        stats = IndexStats()
+        state = _read_state(directory)
+        ann = None
+        same = (
+            not rebuild
+            and state is not None
+            and state.get("generation") == store.generation
+            and state.get("reduction_id") == red.model_id
+            and state.get("kind") == index
+        )
+        if same:
+            try:
+                overrides = {k: v for k, v in params.items() if k in ("ef", "threads")}
+                if index == "kdtree":
+                    overrides.pop("ef", None)
+                if index == "exact":
+                    overrides = {k: v for k, v in overrides.items() if k == "threads"}
+                ann = load_index(directory, **overrides)
+                if len(ann) != state["rows"]:
+                    raise CollectionError(f"{directory}: index holds {len(ann)} rows, state.json {state['rows']}")
+            except CollectionError as exc:
+                log.warning("%s; rebuilding the index", exc)
+                ann = None
+        n_rows = len(store)
+        if ann is None:
+            ann = make_index(index, red.dim, **params)
+            stats.rebuilt = True
+        start = len(ann)
+        if n_rows > start:
+            S = store.vectors(start)
+            t1 = time.perf_counter()
+            ann.add(red.transform(S))
+            stats.added = n_rows - start
+            log.info(
+                "%s: added %d shingles to %s-%s in %.1f s",
+                collection.root,
+                stats.added,
+                red.name,
+                index,
+                time.perf_counter() - t1,
+            )
+        if (stats.added or stats.rebuilt) and save:
+            try:
+                with directory_lock(directory.parent, name=f".{directory.name}.lock"):
+                    ann.save(directory)
+                    _write_state(
+                        directory,
+                        {
+                            "generation": store.generation,
+                            "rows": len(ann),
+                            "reduction": red.name,
+                            "reduction_id": red.model_id,
+                            "kind": index,
+                            "config": config.to_dict(),
+                        },
+                    )
+            except OSError as exc:
+                log.warning("%s: index not saved (%s)", directory, exc)
+        stats.rows = len(ann)
+        stats.seconds = time.perf_counter() - t0
+        return cls(store, red, ann, directory, stats)
+
+    def search_vectors(self, S: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest stored shingles of query shingles (n, 240): distances and row labels (n, k)."""
+        return self.ann.search(self.reduction.transform(S), k=k)
+
+
+def _read_state(directory: Path) -> dict | None:
+    try:
+        return json.loads((directory / STATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_state(directory: Path, state: dict) -> None:
+    atomic_write_text(directory / STATE_FILE, json.dumps(state, indent=1, sort_keys=True))
+
+
+def remove_index(collection) -> int:
+    """Delete every shingle store, fitted reduction and ANN index of a collection; returns folders removed."""
+    base = Path(collection.root) / "index"
+    removed = 0
+    for name in ("shingles", "reductions", "ann"):
+        if (base / name).is_dir():
+            shutil.rmtree(base / name)
+            removed += 1
+    return removed
+
+
+# -- query shingles ----------------------------------------------------------------------------------------
+@dataclass
+class QueryShingles:
+    """Shingles of every scaled / transposed variant of a query.
+
+    Attributes
+    ----------
+    S : np.ndarray, shape (n, dim)
+    variant : np.ndarray, shape (n,), int64
+        Index into ``variants`` of each row.
+    position : np.ndarray, shape (n,), int64
+        Shingle index ``j`` within its variant (CENS frames from the variant's start).
+    variants : list of (tempo_factor, transposition, n_frames)
+        ``n_frames``: CENS frames of the scaled query (its length in database frames).
+    """
+
+    S: np.ndarray
+    variant: np.ndarray
+    position: np.ndarray
+    variants: list[tuple[float, int, int]]
+
+
+def query_shingles(
+    C: np.ndarray,
+    *,
+    config: ShingleConfig = DEFAULT_CONFIG,
+    tempo_factors: Sequence[float] = TEMPO_FACTORS,
+    transpositions: Sequence[int] = (0,),
+    name: str = "query",
+) -> QueryShingles:
+    """Shingles of a 10 Hz chroma query at several tempo factors and transpositions.
+
+    Parameters
+    ----------
+    C : np.ndarray, shape (12, n_frames)
+        Query chroma at 10 Hz (non-negative).
+    config : ShingleConfig
+    tempo_factors : sequence of float > 0
+        The query is played this many times as fast before CENS (see
+        :func:`~mirsearch.collection.shingles.scale_tempo`).
+    transpositions : sequence of int
+        Semitones the query is transposed up (cyclic chroma shifts).
+    name : str
+        For error messages.
+    """
+    from mirsearch.collection.shingles import cens_of, shingles
+
+    C = np.asarray(C, dtype=np.float32)
+    if C.ndim != 2 or C.shape[0] != 12:
+        raise ParameterError(f"{name}: chroma must have shape (12, n_frames), got {C.shape}")
+    factors = [float(f) for f in tempo_factors]
+    if not factors or any(not f > 0 for f in factors):
+        raise ParameterError(f"tempo_factors={tempo_factors!r} must be non-empty and > 0")
+    shifts = sorted({int(t) % 12 for t in transpositions})
+    if not shifts:
+        raise ParameterError("transpositions must not be empty")
+    parts, var, pos, variants = [], [], [], []
+    for f in factors:
+        X = cens_of(C, config=config, tempo_factor=f)
+        for t in shifts:
+            S, starts = shingles(np.roll(X, t, axis=0), length=config.length, hop=config.hop)
+            if len(S) == 0:
+                continue
+            parts.append(S)
+            var.append(np.full(len(S), len(variants), np.int64))
+            pos.append(starts)
+            variants.append((f, t, int(X.shape[1])))
+    if not parts:
+        need = config.length / config.frame_rate * max(factors)
+        raise InputError(
+            f"{name}: too short for {config.length}-frame shingles "
+            f"({C.shape[1] / CHROMA_RATE:.1f} s; needs about {need:.0f} s at tempo factor {max(factors):g})"
+        )
+    return QueryShingles(np.concatenate(parts), np.concatenate(var), np.concatenate(pos), variants)
+
+
+# -- voting ------------------------------------------------------------------------------------------------
+@dataclass
+class Region:
+    """A proposed occurrence of the query in a recording (database CENS frames)."""
+
+    recording_id: int
+    start: int
+    end: int
+    cost: float
+    votes: int
+    variant: int
+    best_distance: float
+    positions: list[int]
+
+
+def score_regions(
+    qs: QueryShingles,
+    D: np.ndarray,
+    L: np.ndarray,
+    rec_ids: np.ndarray,
+    starts: np.ndarray,
+    *,
+    per_recording: int = 1,
+    tolerance: int | None = None,
+    exclude: Sequence[int] = (),
+) -> list[Region]:
+    """Group nearest-neighbour hits into regions and score them (see the module docstring).
+
+    Parameters
+    ----------
+    qs : QueryShingles
+    D, L : np.ndarray, shape (n_query_shingles, k)
+        Distances and row labels from the index.
+    rec_ids, starts : np.ndarray, shape (n_rows,)
+        Recording id and start frame of every index row.
+    per_recording : int
+        Regions kept per recording.
+    tolerance : int, optional
+        Implied query starts within this many frames form one region (default: a quarter of the
+        shortest variant, at least 2).
+    exclude : sequence of int
+        Recording ids to ignore.
+
+    Returns
+    -------
+    list of Region
+        Best (lowest cost) first.
+    """
+    n_var = len(qs.variants)
+    k = D.shape[1]
+    ok = L >= 0
+    if exclude:
+        ok &= ~np.isin(np.where(ok, rec_ids[np.maximum(L, 0)], -1), np.asarray(list(exclude)))
+    # per query shingle: the k-th distance bounds every shingle not retrieved
+    finite = np.isfinite(D)
+    fallback = float(D[finite].max()) if finite.any() else 2.0
+    kth = np.where(finite[:, -1], D[:, -1], fallback).astype(np.float64)
+    q_idx = np.repeat(np.arange(D.shape[0]), k)[ok.ravel()]
+    labels = L.ravel()[ok.ravel()]
+    dist = D.ravel()[ok.ravel()].astype(np.float64)
+    rec = rec_ids[labels]
+    var = qs.variant[q_idx]
+    implied = starts[labels] - qs.position[q_idx]
+    n_per_var = np.bincount(qs.variant, minlength=n_var)
+    kth_sum = np.bincount(qs.variant, weights=kth, minlength=n_var)
+    lengths = np.asarray([v[2] for v in qs.variants])
+    tol = tolerance if tolerance is not None else max(2, int(lengths.min() // 4))
+    regions: list[Region] = []
+    order = np.argsort(rec, kind="stable")
+    rec_s = rec[order]
+    bounds = np.flatnonzero(np.r_[True, rec_s[1:] != rec_s[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        idx = order[a:b]
+        alive = np.ones(len(idx), bool)
+        for _ in range(per_recording):
+            if not alive.any():
+                break
+            cand = idx[alive]
+            seed = cand[np.argmin(dist[cand])]
+            member = alive & (np.abs(implied[idx] - implied[seed]) <= tol)
+            m = idx[member]
+            alive &= ~member
+            # best hit per query shingle inside the region, then per-variant mean with the k-th bound
+            best = {}
+            for qi, d in zip(q_idx[m], dist[m], strict=True):
+                if d < best.get(qi, np.inf):
+                    best[qi] = d
+            q_best = np.fromiter(best.keys(), np.int64, len(best))
+            d_best = np.fromiter(best.values(), np.float64, len(best))
+            gain = np.bincount(qs.variant[q_best], weights=kth[q_best] - d_best, minlength=n_var)
+            cost_var = (kth_sum - gain) / np.maximum(n_per_var, 1)
+            cost_var[n_per_var == 0] = np.inf
+            v = int(np.argmin(cost_var))
+            in_v = var[m] == v
+            s = int(np.round(np.median(implied[m][in_v]))) if in_v.any() else int(implied[seed])
+            top_hits = m[np.argsort(dist[m])[:5]]
+            regions.append(
+                Region(
+                    recording_id=int(rec_s[a]),
+                    start=s,
+                    end=s + int(lengths[v]),
+                    cost=float(cost_var[v]),
+                    votes=int(len(best)),
+                    variant=v,
+                    best_distance=float(dist[m].min()),
+                    positions=[int(starts[labels[h]]) for h in top_hits],
+                )
+            )
+    regions.sort(key=lambda r: (r.cost, -r.votes))
+    return regions
+
+
+# -- query input -------------------------------------------------------------------------------------------
+def query_chroma(query, *, sr: int | None = None, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """10 Hz chroma (12, n) of an audio query: a file path, or a signal with ``sr``; optional excerpt (s)."""
+    from mirsearch.audio import load_audio
+    from mirsearch.features.chroma import chroma
+
+    if isinstance(query, str | os.PathLike):
+        y, sr = load_audio(query)
+    else:
+        if sr is None:
+            raise ParameterError("sr is required when the query is a signal")
+        y = np.asarray(query, dtype=np.float32)
+    if start is not None or end is not None:
+        a = int(round((start or 0.0) * sr))
+        b = int(round(end * sr)) if end is not None else y.size
+        y = y[a:b]
+    C, _ = chroma(y, sr=sr, feature_rate=CHROMA_RATE)
+    return C
+
+
+def _regions_to_matches(collection, regions: list[Region], qs: QueryShingles, config: ShingleConfig) -> list[Match]:
+    rate = config.frame_rate
+    paths = {r.id: r.path for r in collection.recordings()}
+    out = []
+    for g in regions:
+        f, t, _ = qs.variants[g.variant]
+        out.append(
+            Match(
+                recording=paths.get(g.recording_id, str(g.recording_id)),
+                recording_id=g.recording_id,
+                start=max(0.0, g.start / rate),
+                end=g.end / rate,
+                cost=g.cost,
+                transposition=int(t),
+                extra={
+                    "votes": g.votes,
+                    "tempo_factor": f,
+                    "best_distance": round(g.best_distance, 6),
+                    "shingle_positions": [p / rate for p in g.positions],
+                },
+            )
+        )
+    return out
+
+
+def search_shingle_chroma(
+    shingle_index: ShingleIndex,
+    C: np.ndarray,
+    *,
+    top: int = 10,
+    k: int = 64,
+    tempo_factors: Sequence[float] = TEMPO_FACTORS,
+    transpositions: Sequence[int] = (0,),
+    per_recording: int = 1,
+    exclude: Sequence[int] = (),
+) -> list[Region]:
+    """Regions of an opened index that match a 10 Hz query chroma (the core of :func:`search_shingles`)."""
+    return _search_regions(
+        shingle_index,
+        C,
+        top=top,
+        k=k,
+        tempo_factors=tempo_factors,
+        transpositions=transpositions,
+        per_recording=per_recording,
+        exclude=exclude,
+    )[0]
+
+
+def _search_regions(shingle_index, C, *, top, k, tempo_factors, transpositions, per_recording, exclude):
+    if top < 1 or k < 1 or per_recording < 1:
+        raise ParameterError(f"top={top}, k={k} and per_recording={per_recording} must be >= 1")
+    qs = query_shingles(C, config=shingle_index.config, tempo_factors=tempo_factors, transpositions=transpositions)
+    D, L = shingle_index.search_vectors(qs.S, k=k)
+    regions = score_regions(
+        qs, D, L, shingle_index.rec_ids, shingle_index.starts, per_recording=per_recording, exclude=exclude
+    )
+    return regions[:top], qs
+
+
+def search_shingles(
+    collection,
+    query,
+    *,
+    index: str = "hnsw",
+    reduction="embedding",
+    dim: int | None = 12,
+    top: int = 10,
+    k: int = 64,
+    tempo_factors: Sequence[float] = TEMPO_FACTORS,
+    transpositions: Sequence[int] = (0,),
+    per_recording: int = 1,
+    exclude: Sequence[int] = (),
+    sr: int | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    params: dict | None = None,
+    update: bool = True,
+) -> list[Match]:
+    """Cross-version retrieval of an audio excerpt with the shingle index.
+
+    Parameters
+    ----------
+    collection : Collection
+    query : path-like or np.ndarray
+        Audio file, or a mono signal (then ``sr`` is required), or 10 Hz chroma of shape (12, n).
+        At least about 20 s (one shingle at the slowest scaling), 20-30 s recommended.
+    index : {"hnsw", "kdtree", "exact"}
+    reduction : {"embedding", "pca", "none"} or path-like
+        Shingle reduction (see :class:`ShingleIndex`).
+    dim : int
+        Dimension of PCA / the shipped embedding (6, 12, 30; 12 is shipped).
+    top : int >= 1
+        Matches returned.
+    k : int >= 1
+        Neighbours retrieved per query shingle.
+    tempo_factors : sequence of float
+        Query scalings (default 0.8 .. 1.25).
+    transpositions : sequence of int
+        Query transpositions tried (default: none; ``range(12)`` for versions in other keys, 12x slower).
+    per_recording : int
+        Regions reported per recording.
+    exclude : sequence of int
+        Recording ids not to return (e.g. the recording the query was cut from).
+    sr, start, end :
+        Sample rate of a signal query; excerpt bounds in seconds.
+    params : dict, optional
+        Index parameters (``ef`` for HNSW, ...).
+    update : bool
+        Add recordings that are not in the index yet before searching.
+
+    Returns
+    -------
+    list of Match
+        Best first; ``cost`` is the mean shingle distance of the best region (0 = identical),
+        ``extra`` holds ``votes``, ``tempo_factor``, ``best_distance``, ``shingle_positions``,
+        ``query_seconds`` and ``search_ms``.
+    """
+    t0 = time.perf_counter()
+    if isinstance(query, np.ndarray) and query.ndim == 2:
+        C = query
+    else:
+        C = query_chroma(query, sr=sr, start=start, end=end)
+    idx = ShingleIndex.open(collection, reduction=reduction, dim=dim, index=index, params=params, update=update)
+    t1 = time.perf_counter()
+    regions, qs = _search_regions(
+        idx,
+        C,
+        top=top,
+        k=k,
+        tempo_factors=tempo_factors,
+        transpositions=transpositions,
+        per_recording=per_recording,
+        exclude=exclude,
+    )
+    matches = _regions_to_matches(collection, regions, qs, idx.config)
+    ms = (time.perf_counter() - t1) * 1000
+    for m in matches:
+        m.extra["query_seconds"] = round(C.shape[1] / CHROMA_RATE, 2)
+        m.extra["search_ms"] = round(ms, 2)
+    log.info(
+        "shingle search (%s-%s, %d shingles): %d matches, %.1f ms search, %.1f ms total",
+        idx.reduction.name,
+        index,
+        len(idx),
+        len(matches),
+        ms,
+        (time.perf_counter() - t0) * 1000,
+    )
+    return matches
+
+
+# -- cascades ----------------------------------------------------------------------------------------------
+def _dtw_on_candidates(
+    Y: np.ndarray,
+    offsets: np.ndarray,
+    spans: list[tuple[int, int, int]],
+    queries: list[tuple[np.ndarray, float]],
+    shifts: Sequence[int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Subsequence DTW of unit-row queries over database spans only.
+
+    ``spans``: (recording index, first frame, end frame) in recording-relative frames. Returns the
+    concatenated sub-database's cost, start, shift, tempo factor per frame and the frame offsets of the spans.
+    """
+    from mirsearch.matching.subsequence import best_over_shifts
+
+    pieces = [Y[offsets[i] + a : offsets[i] + b] for i, a, b in spans]
+    sub_off = np.cumsum([0] + [len(p) for p in pieces]).astype(np.int64)
+    Ys = np.ascontiguousarray(np.concatenate(pieces))
+    reset = np.zeros(len(Ys), np.bool_)
+    reset[sub_off[:-1][sub_off[:-1] < len(Ys)]] = True
+    best_cost = np.full(len(Ys), np.inf)
+    best_start = np.zeros(len(Ys), np.int64)
+    best_shift = np.zeros(len(Ys), np.int64)
+    best_factor = np.ones(len(Ys))
+    for Q, factor in queries:
+        cost, start, shift = best_over_shifts(Q, Ys, list(shifts), reset=reset)
+        better = cost < best_cost
+        best_cost[better] = cost[better]
+        best_start[better] = start[better]
+        best_shift[better] = shift[better]
+        best_factor[better] = factor
+    return best_cost, best_start, best_shift, best_factor, sub_off
+
+
+def _merge_spans(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Merge overlapping (recording, a, b) spans of the same recording."""
+    out: list[tuple[int, int, int]] = []
+    for i, a, b in sorted(spans):
+        if out and out[-1][0] == i and a <= out[-1][2]:
+            out[-1] = (i, out[-1][1], max(out[-1][2], b))
+        else:
+            out.append((i, a, b))
+    return out
+
+
+def _matches_from_spans(spans, cost, start, shift, factor, sub_off, recs, rate, *, per_recording, max_cost):
+    from mirsearch.matching.subsequence import find_matches
+
+    matches: list[Match] = []
+    by_rec: dict[int, list[int]] = {}
+    for j, (i, _a, _b) in enumerate(spans):
+        by_rec.setdefault(i, []).append(j)
+    for i, js in by_rec.items():
+        found = []
+        for j in js:
+            lo, hi = sub_off[j], sub_off[j + 1]
+            a = spans[j][1]
+            for s, e, c in find_matches(cost[lo:hi], start[lo:hi] - lo, top=per_recording, max_cost=max_cost):
+                found.append((c, s + a, e + a, int(shift[lo + e]), float(factor[lo + e])))
+        found.sort()
+        for c, s, e, t, f in found[:per_recording]:
+            matches.append(
+                Match(
+                    recording=recs[i].path,
+                    recording_id=recs[i].id,
+                    start=s / rate,
+                    end=(e + 1) / rate,
+                    cost=float(c),
+                    transposition=t,
+                    extra={"tempo_factor": f},
+                )
+            )
+    matches.sort(key=lambda m: m.cost)
+    return matches
+
+
+def cascade_search_theme(
+    collection,
+    theme,
+    *,
+    top: int = 10,
+    per_recording: int = 3,
+    features: str = "chroma",
+    tempo_bpm: float | None = None,
+    tempo_factors: Sequence[float] = (1.0,),
+    transpositions: Sequence[int] = range(12),
+    part: str | int | None = None,
+    max_cost: float = np.inf,
+    candidates: int = 24,
+    regions: bool = False,
+    margin: float = 1.0,
+    k: int = 32,
+    proposal_tempo_factors: Sequence[float] = THEME_TEMPO_FACTORS,
+    index: str = "hnsw",
+    reduction="none",
+    dim: int | None = None,
+    config: ShingleConfig = THEME_CONFIG,
+    params: dict | None = None,
+    update: bool = True,
+    stats: dict | None = None,
+) -> list[Match]:
+    """Theme search in two stages: shingle-index proposals, then exact subsequence DTW on the candidates.
+
+    Stage 1 shingles the theme's chroma (:func:`~mirsearch.search.theme.theme_query`) with
+    :data:`THEME_CONFIG` at every ``proposal_tempo_factors`` x ``transpositions`` and scores recordings
+    by :func:`score_regions` over a theme index of the collection; the best ``candidates`` recordings are
+    kept (with ``regions``: only their best region, widened by ``margin`` times the theme length on each
+    side). Stage 2 is the matching of :func:`mirsearch.search.theme.search_theme` (same features, tempo
+    factors, transpositions, peak picking) restricted to the candidates, so scores are identical to the
+    exhaustive search wherever the candidates cover its results. Themes shorter than one proposal
+    shingle (3 s at the assumed tempo) fall back to the exhaustive search.
+
+    Parameters
+    ----------
+    collection, theme, top, per_recording, features, tempo_bpm, tempo_factors, transpositions, part, max_cost
+        As in :func:`mirsearch.search.theme.search_theme`.
+    candidates : int >= 1
+        Recordings passed to the DTW stage.
+    regions : bool
+        Restrict DTW to the proposed region of each candidate (faster; whole recordings otherwise).
+    margin : float
+        Region widening, in theme lengths, on each side.
+    k : int
+        Neighbours per query shingle.
+    proposal_tempo_factors : sequence of float
+        Theme scalings of the proposal stage (the notated tempo is a guess).
+    index, reduction, dim, config, params, update
+        The theme index (:meth:`ShingleIndex.open`): default exact-free HNSW over raw 72-dim shingles.
+    stats : dict, optional
+        Filled with ``candidates``, ``proposal_ms``, ``dtw_ms``, ``frames_searched``, ``fallback``.
+
+    Returns
+    -------
+    list of Match
+        Best first, as the exhaustive search returns them.
+    """
+    from mirsearch.matching.subsequence import unit_columns
+    from mirsearch.scores import read_theme
+    from mirsearch.search.theme import search_theme, theme_query
+
+    if top < 1 or per_recording < 1 or candidates < 1:
+        raise ParameterError(f"top={top}, per_recording={per_recording} and candidates={candidates} must be >= 1")
+    stats = stats if stats is not None else {}
+    theme = read_theme(theme, part=part)
+    shifts = sorted({int(s) % 12 for s in transpositions})
+    t0 = time.perf_counter()
+    Cq = theme_query(theme, feature_rate=CHROMA_RATE, tempo_bpm=tempo_bpm)
+    try:
+        idx = ShingleIndex.open(
+            collection, reduction=reduction, dim=dim, index=index, config=config, params=params, update=update
+        )
+        qs = query_shingles(
+            Cq, config=config, tempo_factors=proposal_tempo_factors, transpositions=shifts, name=theme.name
+        )
+    except InputError as exc:
+        log.info("%s: exhaustive search instead", exc)
+        stats.update(fallback=True, candidates=None)
+        return search_theme(
+            collection,
+            theme,
+            top=top,
+            per_recording=per_recording,
+            features=features,
+            tempo_bpm=tempo_bpm,
+            tempo_factors=tempo_factors,
+            transpositions=shifts,
+            max_cost=max_cost,
+        )
+    D, L = idx.search_vectors(qs.S, k=k)
+    proposals = score_regions(qs, D, L, idx.rec_ids, idx.starts, per_recording=1)
+    t1 = time.perf_counter()
+    Y, offsets, recs, rate = collection.database(features)
+    row_of = {r.id: i for i, r in enumerate(recs)}
+    spans = []
+    theme_frames = Cq.shape[1]
+    for g in proposals[:candidates]:
+        i = row_of.get(g.recording_id)
+        if i is None:
+            continue
+        n = int(offsets[i + 1] - offsets[i])
+        if regions:
+            f = qs.variants[g.variant][0]
+            a = int(g.start / config.frame_rate * rate - margin * theme_frames / f)
+            b = int(g.end / config.frame_rate * rate + margin * theme_frames / f)
+            spans.append((i, max(0, a), min(n, max(b, a + 1))))
+        else:
+            spans.append((i, 0, n))
+    spans = [s for s in _merge_spans(spans) if s[2] > s[1]]
+    if not spans:
+        stats.update(fallback=False, candidates=0, proposal_ms=(t1 - t0) * 1000, dtw_ms=0.0, frames_searched=0)
+        return []
+    queries = []
+    for factor in tempo_factors:
+        if not factor > 0:
+            raise ParameterError(f"tempo_factors must be > 0, got {factor}")
+        queries.append(
+            (unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor)), factor)
+        )
+    cost, start, shift, factor, sub_off = _dtw_on_candidates(Y, offsets, spans, queries, shifts)
+    matches = _matches_from_spans(
+        spans, cost, start, shift, factor, sub_off, recs, rate, per_recording=per_recording, max_cost=max_cost
+    )
+    t2 = time.perf_counter()
+    stats.update(
+        fallback=False,
+        candidates=len({s[0] for s in spans}),
+        proposal_ms=(t1 - t0) * 1000,
+        dtw_ms=(t2 - t1) * 1000,
+        frames_searched=int(sub_off[-1]),
+        frames_total=int(offsets[-1]),
+    )
+    return matches[:top]
+
+
+def cascade_search_audio(
+    collection,
+    query,
+    *,
+    top: int = 10,
+    per_recording: int = 1,
+    candidates: int = 16,
+    margin: float = 0.5,
+    tempo_factors: Sequence[float] = TEMPO_FACTORS,
+    transpositions: Sequence[int] = (0,),
+    index: str = "hnsw",
+    reduction="embedding",
+    dim: int | None = 12,
+    k: int = 64,
+    exclude: Sequence[int] = (),
+    sr: int | None = None,
+    params: dict | None = None,
+    stats: dict | None = None,
+) -> list[Match]:
+    """Audio matching in two stages: shingle proposals, then CENS subsequence DTW in the proposed regions.
+
+    Stage 1 is :func:`search_shingle_chroma` (best region of the ``candidates`` best recordings).
+    Stage 2 matches the query's CENS (41 / 10, 1 Hz) at every tempo factor with subsequence DTW (cosine
+    cost, default steps) against each region widened by ``margin`` query lengths on each side, keeping
+    the best over factors and transpositions, as audio matching with multiple scaling does (Müller, Kurth,
+    Clausen 2005). ``cost`` of a match is the DTW cost (mean cosine distance along the path).
+
+    Parameters are those of :func:`search_shingles`; ``stats`` (a dict) is filled with timings.
+    """
+    from mirsearch.collection.shingles import cens_of
+    from mirsearch.matching.subsequence import unit_columns
+
+    stats = stats if stats is not None else {}
+    t0 = time.perf_counter()
+    C = query if isinstance(query, np.ndarray) and query.ndim == 2 else query_chroma(query, sr=sr)
+    idx = ShingleIndex.open(collection, reduction=reduction, dim=dim, index=index, params=params)
+    config = idx.config
+    found = search_shingle_chroma(
+        idx, C, top=candidates, k=k, tempo_factors=tempo_factors, transpositions=transpositions, exclude=exclude
+    )
+    t1 = time.perf_counter()
+    recs = {r.id: r for r in collection.recordings()}
+    parts, spans, offs = [], [], [0]
+    for g in found:
+        X = cens_of(np.asarray(collection.load_features(g.recording_id, config.features)[0]), config=config)
+        n = X.shape[1]
+        w = int(margin * (g.end - g.start))
+        a, b = max(0, g.start - w), min(n, g.end + w)
+        if b - a < 2:
+            continue
+        parts.append(unit_columns(X[:, a:b]))
+        spans.append((g.recording_id, a))
+        offs.append(offs[-1] + (b - a))
+    if not parts:
+        return []
+    from mirsearch.matching.subsequence import best_over_shifts, find_matches
+
+    Ys = np.ascontiguousarray(np.concatenate(parts))
+    reset = np.zeros(len(Ys), np.bool_)
+    reset[np.asarray(offs[:-1])] = True
+    best = (np.full(len(Ys), np.inf), np.zeros(len(Ys), np.int64), np.zeros(len(Ys), np.int64), np.ones(len(Ys)))
+    for f in tempo_factors:
+        Q = unit_columns(cens_of(C, config=config, tempo_factor=f))
+        cost, start, shift = best_over_shifts(Q, Ys, [int(t) % 12 for t in transpositions], reset=reset)
+        better = cost < best[0]
+        for arr, val in zip(best, (cost, start, shift, np.full(len(Ys), f)), strict=True):
+            arr[better] = val[better]
+    rate = config.frame_rate
+    matches = []
+    for j, (rid, a) in enumerate(spans):
+        lo, hi = offs[j], offs[j + 1]
+        for s, e, c in find_matches(best[0][lo:hi], best[1][lo:hi] - lo, top=per_recording):
+            matches.append(
+                Match(
+                    recording=recs[rid].path,
+                    recording_id=rid,
+                    start=(s + a) / rate,
+                    end=(e + a + 1) / rate,
+                    cost=float(c),
+                    transposition=int(best[2][lo + e]),
+                    extra={"tempo_factor": float(best[3][lo + e])},
+                )
+            )
+    matches.sort(key=lambda m: m.cost)
+    stats.update(candidates=len(spans), proposal_ms=(t1 - t0) * 1000, dtw_ms=(time.perf_counter() - t1) * 1000)
+    return matches[:top]
+
+
+__all__ = [
+    "TEMPO_FACTORS",
+    "THEME_CONFIG",
+    "THEME_TEMPO_FACTORS",
+    "IndexStats",
+    "QueryShingles",
+    "Region",
+    "ShingleIndex",
+    "cascade_search_audio",
+    "cascade_search_theme",
+    "query_chroma",
+    "query_shingles",
+    "remove_index",
+    "score_regions",
+    "search_shingle_chroma",
+    "search_shingles",
+]

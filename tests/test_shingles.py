@@ -1,0 +1,324 @@
+"""Shingle index: shingles, ANN indexes, reductions, triplet training, cross-version search.
+
+Real material: the FluidSynth renderings of tests/conftest.py (chorale "a" at 1x, 0.7x and 1.4x speed,
+chorales "b" and "c").
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mirsearch.collection import Collection
+from mirsearch.collection.ann import build_index, load_index
+from mirsearch.collection.shingles import (
+    ShingleConfig,
+    ShingleStore,
+    chroma_shingles,
+    scale_tempo,
+    shingles,
+)
+from mirsearch.errors import CollectionError, InputError, ParameterError
+
+
+# -- shingles ----------------------------------------------------------------------------------------------
+def test_shingle_shapes_positions_and_layout():
+    X = np.arange(12 * 30, dtype=np.float32).reshape(12, 30) + 1.0
+    S, starts = shingles(X, length=20, hop=1)
+    assert S.shape == (11, 240) and S.dtype == np.float32
+    np.testing.assert_array_equal(starts, np.arange(11))
+    np.testing.assert_allclose(np.linalg.norm(S, axis=1), 1.0, rtol=1e-6)
+    for i in (0, 5, 10):  # time-major layout: S[i].reshape(20, 12) are frames i .. i+19
+        block = X[:, i : i + 20].T
+        np.testing.assert_allclose(S[i].reshape(20, 12), block / np.linalg.norm(block), rtol=1e-6)
+    S3, starts3 = shingles(X, length=20, hop=3)
+    np.testing.assert_array_equal(starts3, [0, 3, 6, 9])
+    np.testing.assert_allclose(S3[1], S[3])
+    S0, st0 = shingles(X[:, :19], length=20)
+    assert S0.shape == (0, 240) and st0.shape == (0,)
+    with pytest.raises(ParameterError):
+        shingles(np.zeros((13, 40)), length=20)
+
+
+def test_scale_tempo_resamples_time_axis():
+    C = np.tile(np.arange(100, dtype=np.float32), (12, 1))
+    fast = scale_tempo(C, tempo_factor=1.25)
+    slow = scale_tempo(C, tempo_factor=0.8)
+    assert fast.shape == (12, 80) and slow.shape == (12, 125)
+    np.testing.assert_allclose(fast[0, :5], [0, 1.25, 2.5, 3.75, 5.0], atol=1e-5)
+    np.testing.assert_allclose(slow[0, :3], [0, 0.8, 1.6], atol=1e-5)
+    assert np.all(C[0] == np.arange(100))  # input untouched
+    with pytest.raises(ParameterError):
+        scale_tempo(C, tempo_factor=0)
+
+
+def test_chroma_shingles_times_in_unscaled_seconds(rng):
+    C = rng.random((12, 600)).astype(np.float32)  # 60 s at 10 Hz
+    S, t = chroma_shingles(C)
+    assert S.shape == (41, 240)  # 60 CENS frames at 1 Hz -> 41 shingles
+    np.testing.assert_allclose(t[:3], [0, 1, 2])
+    S2, t2 = chroma_shingles(C, tempo_factor=1.5)  # 40 s after scaling -> 21 shingles, 1.5 s apart
+    assert S2.shape == (21, 240)
+    np.testing.assert_allclose(t2[:3], [0, 1.5, 3.0])
+
+
+# -- collections -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shingle_collection(renderings, tmp_path_factory):
+    """A collection of chorales a, b, c and a at 1.4x speed (a_slow is kept out for queries)."""
+    root = tmp_path_factory.mktemp("shingles") / "c.mirs"
+    with Collection.create(root) as coll:
+        coll.add([str(renderings[k].path) for k in ("a", "b", "c", "a_fast")])
+    return root
+
+
+def _real_shingles(root, renderings) -> np.ndarray:
+    """Real shingles of every recording at 7 tempo factors and 12 transpositions (~4.5 k vectors)."""
+    out = []
+    with Collection.open(root, readonly=True) as coll:
+        for r in coll.recordings():
+            C = np.asarray(coll.load_features(r.id)[0])
+            for f in (0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3):
+                for t in range(12):
+                    out.append(chroma_shingles(np.roll(C, t, axis=0), tempo_factor=f)[0])
+    return np.concatenate(out)
+
+
+def test_store_incremental_and_rebuild(renderings, tmp_path):
+    root = tmp_path / "inc.mirs"
+    with Collection.create(root) as coll:
+        coll.add([str(renderings["a"].path), str(renderings["b"].path)])
+        store = ShingleStore.for_collection(coll)
+        rep = store.update(coll)
+        assert rep.added == 2 and not rep.rebuilt
+        gen, n2 = store.generation, len(store)
+        rec_ids, starts = store.meta()
+        for r in coll.recordings():  # positions: consecutive start frames per recording
+            s = starts[rec_ids == r.id]
+            np.testing.assert_array_equal(s, np.arange(len(s)))
+            C = np.asarray(coll.load_features(r.id)[0])
+            np.testing.assert_allclose(store.vectors()[rec_ids == r.id], chroma_shingles(C)[0], atol=1e-6)
+        coll.add([str(renderings["c"].path)])
+        rep = store.update(coll)
+        assert rep.added == 1 and rep.rows_added == len(store) - n2 and store.generation == gen
+        assert store.update(coll).added == 0  # nothing new
+        # a removed recording forces a rebuild with a new generation
+        coll.catalog.remove(coll.recordings()[0].id)
+        rep = store.update(coll)
+        assert rep.rebuilt and rep.removed == 1 and store.generation != gen
+        assert set(store.meta()[0]) == {r.id for r in coll.recordings()}
+        assert len(list(store.directory.glob("seg-*.npy"))) == 2  # old segments deleted
+
+
+def test_index_incremental_add_matches_fresh_build(renderings, tmp_path):
+    from mirsearch.search.shingles import ShingleIndex
+
+    root = tmp_path / "inc2.mirs"
+    with Collection.create(root) as coll:
+        coll.add([str(renderings["a"].path), str(renderings["b"].path)])
+        idx = ShingleIndex.open(coll, reduction="none", index="hnsw")
+        n_before = len(idx)
+        coll.add([str(renderings["c"].path)])
+        idx2 = ShingleIndex.open(coll, reduction="none", index="hnsw")
+        assert not idx2.stats.rebuilt and idx2.stats.added == len(idx2) - n_before > 0
+        idx3 = ShingleIndex.open(coll, reduction="none", index="hnsw", update=False)  # loaded from disk
+        assert idx3.stats.added == 0 and not idx3.stats.rebuilt and len(idx3) == len(idx2)
+        fresh = build_index("exact", idx2.store.vectors())
+        Q = idx2.store.vectors()[::7]
+        np.testing.assert_array_equal(idx3.ann.search(Q, k=1)[1], fresh.search(Q, k=1)[1])
+
+
+# -- ANN indexes -------------------------------------------------------------------------------------------
+def test_hnsw_and_kdtree_recall_against_exact_on_real_shingles(shingle_collection, renderings):
+    from mirsearch.models.embedding import PCAReduction
+
+    S = _real_shingles(shingle_collection, renderings)
+    assert len(S) > 3000
+    rng = np.random.default_rng(1)
+    q = rng.choice(len(S), 200, replace=False)
+    base = np.delete(np.arange(len(S)), q)
+    X = PCAReduction.fit(S[base], dim=12).transform(S)
+    exact = build_index("exact", X[base])
+    _, truth = exact.search(X[q], k=10)
+    for kind, params in (("kdtree", {}), ("hnsw", {"M": 16, "ef_construction": 100, "ef": 64})):
+        index = build_index(kind, X[base], **params)
+        _, found = index.search(X[q], k=10)
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)])
+        assert recall >= (1.0 if kind == "kdtree" else 0.95), (kind, recall)
+    # a weak graph is measurably worse: the recall test can fail
+    weak = build_index("hnsw", X[base], M=2, ef_construction=10, ef=10)
+    _, found = weak.search(X[q], k=10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]) < 0.95
+
+
+@pytest.mark.parametrize("kind", ["exact", "kdtree", "hnsw"])
+def test_index_save_load_round_trip(kind, tmp_path, rng):
+    X = rng.standard_normal((3000, 12)).astype(np.float32)
+    index = build_index(kind, X[:2000])
+    index.add(X[2000:])  # incremental add keeps labels consecutive
+    Q = rng.standard_normal((20, 12)).astype(np.float32)
+    D, L = index.search(Q, k=5)
+    index.save(tmp_path / kind)
+    loaded = load_index(tmp_path / kind)
+    assert len(loaded) == 3000 and loaded.params == index.params
+    assert isinstance(loaded.vectors, np.memmap)
+    D2, L2 = loaded.search(Q, k=5)
+    np.testing.assert_array_equal(L, L2)
+    np.testing.assert_allclose(D, D2, rtol=1e-5)
+    # exact Euclidean distances
+    np.testing.assert_allclose(D[:, 0], np.linalg.norm(X[L[:, 0]] - Q, axis=1), rtol=1e-4)
+    # more neighbours than vectors: padded with -1 / inf
+    small = build_index(kind, X[:3])
+    d, lab = small.search(Q[:1], k=5)
+    assert list(lab[0, 3:]) == [-1, -1] and np.all(np.isinf(d[0, 3:]))
+    # a config that disagrees with the files (interrupted save) is detected
+    cfg = json.loads((tmp_path / kind / "config.json").read_text())
+    cfg["count"] = 2999
+    (tmp_path / kind / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CollectionError):
+        load_index(tmp_path / kind)
+
+
+def test_index_rejects_bad_input(rng):
+    index = build_index("exact", rng.standard_normal((10, 4)).astype(np.float32))
+    with pytest.raises(ParameterError):
+        index.search(np.zeros((1, 5), np.float32))
+    with pytest.raises(ParameterError):
+        index.add(np.full((1, 4), np.nan, np.float32))
+    with pytest.raises(ParameterError):
+        build_index("balltree", np.zeros((2, 4), np.float32))
+    with pytest.raises(ParameterError):
+        build_index("hnsw", np.zeros((2, 4), np.float32), ef_search=10)  # typo is not swallowed
+
+
+# -- reductions --------------------------------------------------------------------------------------------
+def test_pca_dimensions_and_round_trip(shingle_collection, renderings, tmp_path):
+    from mirsearch.models.embedding import PCAReduction, load_bundle
+
+    S = _real_shingles(shingle_collection, renderings)[::5]
+    explained = []
+    for dim in (6, 12, 30):
+        pca = PCAReduction.fit(S, dim=dim)
+        Z = pca.transform(S)
+        assert Z.shape == (len(S), dim) and Z.dtype == np.float32
+        np.testing.assert_allclose(pca.components @ pca.components.T, np.eye(dim), atol=1e-5)
+        explained.append(pca.config["training"]["explained_variance"])
+    assert explained[0] < explained[1] < explained[2] <= 1.0
+    pca.save(tmp_path / "pca30")
+    again = load_bundle(tmp_path / "pca30")
+    np.testing.assert_allclose(again.transform(S[:50]), pca.transform(S[:50]), atol=1e-6)
+    assert again.model_id == pca.model_id != "unsaved"
+    with pytest.raises(ParameterError):
+        PCAReduction.fit(S, dim=241)
+    with pytest.raises(ParameterError):
+        pca.transform(np.zeros((2, 12)))
+
+
+def _versions_for_training(shingle_collection):
+    """Two works with versions: chorale a (1x and 1.4x renderings) and chorale b (+ a tempo-scaled copy)."""
+    from mirsearch.models.embedding_training import TrainingVersion
+
+    with Collection.open(shingle_collection, readonly=True) as coll:
+        recs = {r.path.rsplit("/", 1)[-1]: r.id for r in coll.recordings()}
+        C = {name: np.asarray(coll.load_features(rid)[0]) for name, rid in recs.items()}
+    a = next(n for n in C if "bwv66.6_x1_" in n)
+    a_fast = next(n for n in C if "x1.4" in n)
+    b = next(n for n in C if "bwv269" in n)
+    c = next(n for n in C if "bwv153" in n)
+    spq = 0.6  # seconds per quarter at 100 bpm
+    out = []
+    for work, name, speed in (("a", a, 1.0), ("a", a_fast, 1.4), ("b", b, 1.0), ("c", c, 1.0)):
+        dur = C[name].shape[1] / 10.0
+        out.append(TrainingVersion(work, name, C[name], [0.0, dur * speed / spq], [0.0, dur]))
+    for work, name in (("b", b), ("c", c)):  # second versions: the same rendering played 0.85x as fast
+        Cs = scale_tempo(C[name], tempo_factor=0.85)
+        dur = C[name].shape[1] / 10.0
+        out.append(TrainingVersion(work, name + "-slow", Cs, [0.0, dur / spq], [0.0, dur / 0.85]))
+    return out
+
+
+def test_triplet_loss_decreases_on_a_tiny_batch(shingle_collection):
+    import torch
+
+    from mirsearch.models.embedding import new_network
+    from mirsearch.models.embedding_training import PairSampler, triplet_loss
+
+    torch.manual_seed(0)
+    sampler = PairSampler(_versions_for_training(shingle_collection))
+    A, P, W = [], [], []
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        a, p, w = sampler.batch(rng, 3)
+        A.append(a)
+        P.append(p)
+        W.append(w)
+    A, P, W = np.concatenate(A), np.concatenate(P), np.concatenate(W)
+    # positives correspond: closer to their anchor than a random shingle of another work on average
+    assert np.mean(np.linalg.norm(A - P, axis=1)) < np.mean(np.linalg.norm(A - np.roll(P, 3, axis=0), axis=1))
+    net = new_network({"dim": 6})
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    x, w = torch.from_numpy(np.concatenate([A, P])), torch.from_numpy(W)
+    with torch.no_grad():
+        net.eval()
+        first = float(triplet_loss(net(x), w, margin=0.5)[0])
+    net.train()
+    for _ in range(40):
+        loss, _ = triplet_loss(net(x), w, margin=0.5)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        last, stats = triplet_loss(net(x), w, margin=0.5)
+    assert float(last) < 0.5 * first, (first, float(last))
+    assert stats["accuracy"] > 0.9
+
+
+def test_triplet_mining_semi_hard_choice():
+    import torch
+
+    from mirsearch.models.embedding_training import triplet_loss
+
+    # anchors 0, 1 (works 0, 1); positives 2, 3. On a line: anchor 0 at 0, its positive at 0.3;
+    # negatives of anchor 0: 1 (at 0.4, semi-hard), 3 (at 2.0, easy).
+    E = torch.tensor([[0.0], [0.4], [0.3], [2.0]])
+    loss, stats = triplet_loss(E, torch.tensor([0, 1]), margin=0.2)
+    # anchor 0: d_ap .3, semi-hard neg .4 -> .1
+    # anchor 1: d_ap 1.6, negatives .4 / .1 both closer -> the least hard, .4 -> 1.4
+    # anchor 2: d_ap .3, negatives .1 (hard) and 1.7 -> the farther one, beyond the margin -> 0
+    # anchor 3: d_ap 1.6, negatives 2.0 / 1.7 -> 1.7 -> .1
+    assert float(loss) == pytest.approx((0.1 + 1.4 + 0.0 + 0.1) / 4, abs=1e-5)
+    assert stats["accuracy"] == pytest.approx(0.5)
+
+
+# -- search ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("reduction", "dim", "index"), [("none", None, "exact"), ("pca", 12, "hnsw")])
+def test_search_finds_version_at_another_tempo(shingle_collection, renderings, reduction, dim, index):
+    from mirsearch.search.shingles import search_shingles
+
+    # query: chorale a at 0.7x (35 s; not in the collection); its 1x version (24 s) must come first, at
+    # the tempo factor 1/0.7; the 1.4x version (18 s) is shorter than one shingle and cannot be found
+    factors = (1.0, 1.2, 1.43, 1.7, 2.0)
+    with Collection.open(shingle_collection) as coll:
+        matches = search_shingles(
+            coll, str(renderings["a_slow"].path), reduction=reduction, dim=dim, index=index, tempo_factors=factors
+        )
+        assert len(matches) == 3  # a, b, c; a_fast has no shingles
+        best = matches[0]
+        assert "bwv66.6_x1_" in best.recording, [m.recording for m in matches]
+        assert best.cost < 0.5 * matches[1].cost
+        assert best.extra["tempo_factor"] == 1.43 and best.extra["votes"] >= 10
+        assert abs(best.start) <= 2.0 and abs(best.end - 24.0) <= 3.0
+        with pytest.raises(InputError):  # 5 s: shorter than one shingle
+            search_shingles(coll, str(renderings["a_slow"].path), end=5.0, reduction="none", index="exact")
+
+
+def test_shingle_config_validation():
+    with pytest.raises(ParameterError):
+        ShingleConfig(length=0)
+    assert ShingleConfig().dim == 240 and ShingleConfig().key == "cens41-10-L20-h1"
+    assert ShingleConfig.from_dict(ShingleConfig(length=6, downsample=5).to_dict()) == ShingleConfig(
+        length=6, downsample=5
+    )
