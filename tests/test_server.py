@@ -356,6 +356,16 @@ def test_indexing_job_from_the_page(tmp_path, root):
         assert [r["name"] for r in c.get("/api/recordings").json()["recordings"]] == ["chord.wav"]
         assert c.get("/api/stats").json()["recordings"] == 1
         _error(c.post("/api/index", json={"sources": [5]}), 400)
+        # the server's prepared audio-matching database follows the catalogue
+        from mirsearch.search.audio import search_audio
+
+        coll = app.state.server.coll
+        assert len(coll.audio_database(search_audio).recordings) == 1
+        sf.write(sources / "chord2.wav", chord[::-1].astype(np.float32), sr)
+        assert c.post("/api/index", json={"sources": [0]}).status_code == 202
+        app.state.server.jobs.join(timeout=60)
+        assert c.get("/api/index").json()["job"]["counts"]["added"] == 1
+        assert len(coll.audio_database(search_audio).recordings) == 2
     with TestClient(create_app(root)) as c:
         assert "--index-source" in _error(c.post("/api/index", json={}), 403)
 

@@ -30,6 +30,7 @@ concurrent queries do not wait for each other; when the pool's queue is full the
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import shutil
 import tempfile
@@ -206,6 +207,7 @@ class SharedCollection:
     def __init__(self, coll):
         self._coll = coll
         self._lock = threading.RLock()
+        self._audio_db: dict[tuple, tuple] = {}
 
     def __getattr__(self, name):
         return getattr(self._coll, name)
@@ -238,11 +240,33 @@ class SharedCollection:
 
         return search_theme(self, theme, **options)
 
+    def audio_database(self, fn):
+        """The CENS database ``fn`` (search_audio / identify_versions) uses by default, prepared once.
+
+        Rebuilt when the catalogue changes (recordings added, removed or re-indexed).
+        """
+        from mirsearch.search.audio import prepare_database
+
+        params = inspect.signature(fn).parameters
+        window, downsample = params["window"].default, params["downsample"].default
+        with self._lock:
+            recs = self._coll.recordings()
+            token = (window, downsample, hash(tuple((r.id, r.sha1) for r in recs)))
+            cached = self._audio_db.get((window, downsample))
+            if cached is None or cached[0] != token:
+                cached = (token, prepare_database(self, window=window, downsample=downsample))
+                self._audio_db[(window, downsample)] = cached
+            return cached[1]
+
     def search_audio(self, query, **options):
-        return _audio_api("search_audio")(self, query, **options)
+        fn = _audio_api("search_audio")
+        return fn(self.audio_database(fn), query, **options)
 
     def versions(self, query, **options):
-        return _audio_api("identify_versions")(self, query, **options)
+        fn = _audio_api("identify_versions")
+        if options.get("exclude"):  # a prepared database cannot leave recordings out
+            return fn(self, query, **options)
+        return fn(self.audio_database(fn), query, **options)
 
     def close(self) -> None:
         with self._lock:
