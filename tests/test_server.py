@@ -16,11 +16,12 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from conftest import theme_of
 from mirsearch.collection import Collection
 from mirsearch.scores import save_midi
 from mirsearch.server import create_app
 from server_support import server_collection
+
+from conftest import theme_of
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
