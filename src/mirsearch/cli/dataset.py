@@ -91,6 +91,8 @@ def _build(args: argparse.Namespace) -> int:
             print(f"  {src}: {reason}")
         if len(report.skipped_scores) > 10:
             print(f"  ... (all in {report.root / 'build_info.json'})")
+    if report.unused_scores:
+        print(f"parsed but not used (length out of range, no usable theme): {len(report.unused_scores)}")
     for vid, reason in report.render_failures[:10]:
         print(f"failed: {vid}: {reason}", file=sys.stderr)
     return 0 if report.failed == 0 else 1

@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -135,7 +136,9 @@ class BuildReport:
     rendered, reused, failed : int
         Versions rendered now, found finished from an earlier run, failed to render.
     skipped_scores : list of (str, str)
-        ``(source, reason)`` of scores that could not be parsed.
+        ``(source, reason)`` of scores that could not be parsed (or timed out).
+    unused_scores : list of (str, str)
+        ``(source, reason)`` of parsed scores left out (duration out of range, no usable theme).
     hours : dict
         Split -> hours of audio (rendered splits only).
     seconds : float
@@ -149,6 +152,7 @@ class BuildReport:
     reused: int = 0
     failed: int = 0
     skipped_scores: list = field(default_factory=list)
+    unused_scores: list = field(default_factory=list)
     render_failures: list = field(default_factory=list)
     hours: dict = field(default_factory=dict)
     seconds: float = 0.0
@@ -162,6 +166,7 @@ class BuildReport:
             "versions_reused": self.reused,
             "versions_failed": self.failed,
             "skipped_scores": [{"source": s, "reason": r} for s, r in self.skipped_scores],
+            "unused_scores": [{"source": s, "reason": r} for s, r in self.unused_scores],
             "render_failures": [{"version": v, "reason": r} for v, r in self.render_failures],
             "hours": self.hours,
             "seconds": round(self.seconds, 1),
@@ -288,7 +293,7 @@ class _Selector:
                 self.selected.append(res)
                 self.seconds[cat] += self.estimate(res)
             else:
-                self.rejected.append((res.source, "duration or content out of range"))
+                self.rejected.append((res.source, f"not used: {res.nominal_seconds:.0f} s, {res.n_notes} notes"))
 
 
 def _plan_hash(job: dict) -> str:
@@ -369,9 +374,20 @@ def _render_job(job: dict) -> dict:
         return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", "id": vid}
 
 
+def display_title(score: ScoreData) -> str:
+    """A readable title: the score's, unless it is only a file name (then e.g. ``"Chorale BWV 66.6"``)."""
+    title = score.title.strip()
+    if title and not re.search(r"\.(mxl|musicxml|xml|krn|abc|mid|midi)$", title, flags=re.I):
+        return title
+    m = re.match(r"corpus:bach/bwv([\w.-]+?)\.mxl$", score.source)
+    if m:
+        return f"Chorale BWV {m.group(1)}"
+    return Path(score.source.partition("#")[0].removeprefix("corpus:")).stem
+
+
 def _theme_name(score: ScoreData, theme: ExtractedTheme) -> str:
     who = score.composer or score.source.partition(":")[2].split("/")[0]
-    what = score.title or score.work_id
+    what = display_title(score)
     label = "opening" if theme.kind == "opening" else f"theme from m. {theme.measure}"
     return f"{who}: {what}, {label}".strip(": ")
 
@@ -462,7 +478,7 @@ def build_dataset(
     ctx = multiprocessing.get_context("fork")
     pool = ctx.Pool(jobs) if jobs > 1 else None
     try:
-        scores_sel, split_of, themes, skipped = _choose_works(
+        scores_sel, split_of, themes, skipped, unused = _choose_works(
             cfg,
             seed=seed,
             scores=scores,
@@ -474,6 +490,7 @@ def build_dataset(
             jobs=jobs,
         )
         report.skipped_scores = skipped
+        report.unused_scores = unused
         by_id = {s.work_id: s for s in scores_sel}
         families = work_families(themes)
 
@@ -600,7 +617,9 @@ def _choose_works(
     reuse_split: str | os.PathLike | None,
     hours_given: bool,
     jobs: int,
-) -> tuple[list[ScoreData], dict[str, str], dict[str, list[ExtractedTheme]], list[tuple[str, str]]]:
+) -> tuple[
+    list[ScoreData], dict[str, str], dict[str, list[ExtractedTheme]], list[tuple[str, str]], list[tuple[str, str]]
+]:
     """Select and parse works, extract themes, assign splits."""
     work_ids: dict[str, str] = {}
     fixed_split: dict[str, str] | None = None
@@ -663,7 +682,7 @@ def _choose_works(
             return True
         return cfg.min_seconds <= s.nominal_seconds <= cfg.max_seconds and s.n_notes >= 12
 
-    selector = _Selector(sources, shares, parse=parse, accept=accept, estimate=estimate, batch=max(8, 4 * jobs))
+    selector = _Selector(sources, shares, parse=parse, accept=accept, estimate=estimate, batch=max(2, jobs))
     target_seconds = None if target is None else target * 3600.0
     while True:
         selector.extend_to(target_seconds)
@@ -695,8 +714,9 @@ def _choose_works(
         logger.info("%d test themes < %d: selecting more works", n_test, cfg.min_test_themes)
         target_seconds *= grow
     skipped = [(f.source, f.reason) for f in selector.failures]
-    skipped += [(s.source, "no usable theme") for s in chosen if s.work_id in without and fixed_split is None]
-    return kept, split_of, themes, skipped
+    unused = list(selector.rejected)
+    unused += [(s.source, "not used: no usable theme") for s in chosen if s.work_id in without and fixed_split is None]
+    return kept, split_of, themes, skipped, unused
 
 
 def _restrict(themes: list[ExtractedTheme], keep: set[str]) -> list[ExtractedTheme]:
@@ -728,7 +748,7 @@ def _manifest(
         works.append(
             {
                 "id": s.work_id,
-                "title": s.title,
+                "title": display_title(s),
                 "composer": s.composer,
                 "source": s.source if s.source.startswith("corpus:") else _rel_source(s.source, scores_dir),
                 "category": s.category,

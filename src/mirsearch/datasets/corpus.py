@@ -343,7 +343,8 @@ def parse_source(
     work_id : str
         Identifier stored in the result.
     time_limit : float > 0
-        Seconds allowed for parsing (enforced with ``SIGALRM`` when called in a main thread).
+        CPU seconds allowed for parsing (enforced with ``SIGPROF`` when called in a main thread; CPU
+        time keeps the outcome independent of the load of the machine).
     expand_repeats : bool
         Write out repeat signs (falls back to the notated order when the repeats are malformed).
 
@@ -352,23 +353,24 @@ def parse_source(
     ScoreData or ParseFailure
         Failures are returned (with a one-line reason), never raised.
     """
-    use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM")
+    use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGPROF")
     old = None
     if use_alarm:
-        old = signal.signal(signal.SIGALRM, _alarm_handler)
-        signal.setitimer(signal.ITIMER_REAL, float(time_limit))
+        # CPU time (user + system) rather than wall-clock time: the same files time out on a busy machine
+        old = signal.signal(signal.SIGPROF, _alarm_handler)
+        signal.setitimer(signal.ITIMER_PROF, float(time_limit))
     start = time.perf_counter()
     try:
         return _parse(source, work_id=work_id, expand_repeats=expand_repeats)
     except ParseTimeout:
-        return ParseFailure(source, f"parsing took more than {time_limit:g} s")
+        return ParseFailure(source, f"parsing took more than {time_limit:g} s of CPU time")
     except Exception as exc:  # noqa: BLE001 - any parser error makes the file unusable
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return ParseFailure(source, f"{type(exc).__name__}: {msg}")
     finally:
         if use_alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, old)
         logger.debug("parsed %s in %.2f s", source, time.perf_counter() - start)
 
 
@@ -589,7 +591,7 @@ def parse_many(
     sources : iterable of (str, str)
         Source strings with their work identifiers.
     cache_dir : Path, optional
-        Folder of cached results (JSON). Timeouts are not cached (they depend on the machine load).
+        Folder of cached results (JSON), failures and timeouts included.
     time_limit : float > 0
         Seconds per file.
     jobs : int > 0
@@ -621,7 +623,7 @@ def parse_many(
             parsed = [_parse_job(a) for a in args]
         for i, res in zip(todo, parsed, strict=True):
             results[i] = res
-            if cache_dir is not None and not (isinstance(res, ParseFailure) and "took more" in res.reason):
+            if cache_dir is not None:
                 store_cached(cache_dir, res, expand_repeats=expand_repeats)
     for res in results:
         if isinstance(res, ParseFailure):

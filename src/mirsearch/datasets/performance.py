@@ -102,8 +102,8 @@ RANGES = {
     "dynamics_depth": (0.0, 18.0),
     "melody_boost": (0, 15),
     "articulation": (0.72, 1.0),
-    "timing_jitter_ms": (0.0, 6.0),
-    "melody_lead_ms": (0.0, 20.0),
+    "timing_jitter_ms": (0.0, 4.0),
+    "melody_lead_ms": (0.0, 10.0),
     "lead_in_s": (0.2, 1.5),
 }
 
@@ -475,7 +475,7 @@ def perform(score: ScoreData, params: PerformanceParams) -> Performance:
     for pi, part in enumerate(score.parts):
         lead = -params.melody_lead_ms / 1000.0 if pi == params.top_part else 0.0
         onsets = sorted({round(o, 6) for (_, o, _, _) in part.notes})
-        jit = np.clip(rng.normal(0.0, jitter_sd, size=len(onsets)), -2.5 * jitter_sd, 2.5 * jitter_sd)
+        jit = np.clip(rng.normal(0.0, jitter_sd, size=len(onsets)), -2.0 * jitter_sd, 2.0 * jitter_sd)
         q_arr = np.asarray(onsets)
         times = np.asarray(tmap(q_arr)) + lead + jit
         for q, t in zip(onsets, times, strict=True):
