@@ -23,8 +23,9 @@ GET      ``/api/index``  / POST ``/api/index``        indexing job: status / sta
 Safety: audio is streamed by recording id only (the path comes from the catalogue, never from the
 client); uploads are limited in size (while they arrive) and audio queries in duration; uploaded files
 keep only a checked extension and a sanitised name inside a private temporary folder; the collection is
-opened read-only. Searches and figures run in a thread pool (the numba kernels release the GIL), so
-concurrent queries do not wait for each other; when the pool's queue is full the server answers 503.
+opened read-only. Searches, alignments and figures run in a pool of ``workers`` threads (the numba
+kernels release the GIL, so that many run at once; more wait in the queue, and when it is full the server
+answers 503). Catalogue reads, audio streaming, cached time maps and cached figures bypass that pool.
 """
 
 from __future__ import annotations
