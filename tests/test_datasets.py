@@ -110,6 +110,26 @@ def test_assign_splits_keeps_families_together_and_is_stable():
     assert a != assign_splits(families, fr, seed=2)
 
 
+def _crash_on_five(x: int) -> int:
+    import os
+    import signal
+
+    if x == 5:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return 2 * x
+
+
+def test_worker_crash_is_isolated_and_reported():
+    from mirsearch.datasets.build import _Workers
+
+    workers = _Workers(2)
+    try:
+        results = dict(workers.run(_crash_on_five, list(range(8)), crashed=lambda x: "crashed"))
+    finally:
+        workers.close()
+    assert results == {0: 0, 1: 2, 2: 4, 3: 6, 4: 8, 5: "crashed", 6: 12, 7: 14}
+
+
 def test_tempo_map_is_monotonic_and_invertible():
     from mirsearch.datasets.performance import build_tempo_map, sample_params
 

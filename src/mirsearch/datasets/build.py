@@ -29,7 +29,9 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -102,7 +104,13 @@ class Preset:
 _CATEGORY_SHARES = {"chorale": 0.5, "vocal": 0.3, "quartet": 0.15, "other": 0.05}
 
 PRESETS: dict[str, Preset] = {
-    "standard": Preset(name="standard", categories=dict(_CATEGORY_SHARES), hours=20.0, min_test_themes=300),
+    "standard": Preset(
+        name="standard",
+        categories=dict(_CATEGORY_SHARES),
+        hours=20.0,
+        fractions={"train": 0.55, "validation": 0.15, "test": 0.30},
+        min_test_themes=300,
+    ),
     "fixture": Preset(
         name="fixture",
         sources=(
@@ -233,6 +241,79 @@ def assign_splits(families: dict[str, str], fractions: dict[str, float], *, seed
     for wid, fam in families.items():
         out[wid] = fam_split[fam]
     return out
+
+
+class _Workers:
+    """Worker processes (fork) that survive a crashing task.
+
+    When a worker dies (a segfault in a native library), the pending tasks are run one at a time until
+    the one that crashes again is found; it gets ``crashed(item)`` as its result, and the others go on
+    in parallel.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = int(n)
+        self._ex: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._ex is None:
+            self._ex = ProcessPoolExecutor(self.n, mp_context=multiprocessing.get_context("fork"))
+        return self._ex
+
+    def _reset(self) -> None:
+        if self._ex is not None:
+            self._ex.shutdown(wait=False, cancel_futures=True)
+        self._ex = None
+
+    def close(self) -> None:
+        if self._ex is not None:
+            self._ex.shutdown(wait=True, cancel_futures=True)
+        self._ex = None
+
+    def map(self, fn: Callable, items: Sequence) -> list:
+        """Ordered results of ``fn`` over ``items`` (a crashed task raises :class:`MirsearchError`)."""
+
+        def crashed(item):
+            raise MirsearchError(f"a worker process crashed on {item!r:.80}")
+
+        out = [None] * len(items)
+        for i, res in self.run(fn, items, crashed=crashed):
+            out[i] = res
+        return out
+
+    def run(self, fn: Callable, items: Sequence, *, crashed: Callable) -> Iterator[tuple[int, object]]:
+        """Yield ``(index, fn(item))`` in completion order."""
+        if self.n <= 1:
+            for i, item in enumerate(items):
+                yield i, fn(item)
+            return
+        pending = dict(enumerate(items))
+        isolate = False
+        while pending:
+            ex = self._executor()
+            if isolate:
+                i = min(pending)
+                try:
+                    res = ex.submit(fn, pending[i]).result()
+                except BrokenProcessPool:
+                    logger.warning("a worker process crashed; giving up on one task")
+                    self._reset()
+                    res = crashed(pending[i])
+                    isolate = False
+                del pending[i]
+                yield i, res
+                continue
+            futures = {ex.submit(fn, item): i for i, item in pending.items()}
+            try:
+                for fut in as_completed(futures):
+                    i = futures[fut]
+                    res = fut.result()
+                    del pending[i]
+                    yield i, res
+            except BrokenProcessPool:
+                logger.warning("a worker process crashed; running the %d pending tasks one by one", len(pending))
+                self._reset()
+                isolate = True
 
 
 class _Selector:
@@ -475,8 +556,7 @@ def build_dataset(
     root.mkdir(parents=True, exist_ok=True)
     cache_dir = root / "cache" / "scores"
     report = BuildReport(root=root)
-    ctx = multiprocessing.get_context("fork")
-    pool = ctx.Pool(jobs) if jobs > 1 else None
+    pool = _Workers(jobs)
     try:
         scores_sel, split_of, themes, skipped, unused = _choose_works(
             cfg,
@@ -549,8 +629,8 @@ def build_dataset(
             from tqdm import tqdm
 
             bar = tqdm(total=len(todo), desc="rendering", unit="version", disable=not progress, smoothing=0.05)
-            results = pool.imap_unordered(_render_job, todo) if pool is not None else map(_render_job, todo)
-            for res in results:
+            crashed = lambda job: {"error": "worker process crashed", "id": job["version_id"]}  # noqa: E731
+            for _, res in pool.run(_render_job, todo, crashed=crashed):
                 if "error" in res:
                     report.failed += 1
                     report.render_failures.append((res["id"], res["error"]))
@@ -561,9 +641,7 @@ def build_dataset(
                 bar.update(1)
             bar.close()
     finally:
-        if pool is not None:
-            pool.close()
-            pool.join()
+        pool.close()
     shutil.rmtree(root / "tmp", ignore_errors=True)
 
     manifest = _manifest(

@@ -596,8 +596,8 @@ def parse_many(
         Seconds per file.
     jobs : int > 0
         Worker processes (ignored when ``pool`` is given).
-    pool : multiprocessing.pool.Pool, optional
-        A pool to reuse.
+    pool : object with ``map(fn, items) -> list``, optional
+        Worker processes to reuse (a ``multiprocessing`` pool or the builder's workers).
     """
     items = list(sources)
     results: list[ScoreData | ParseFailure | None] = [None] * len(items)
@@ -613,7 +613,7 @@ def parse_many(
     args = [(items[i][0], items[i][1], time_limit, expand_repeats) for i in todo]
     if args:
         if pool is not None:
-            parsed = pool.map(_parse_job, args, chunksize=1)
+            parsed = pool.map(_parse_job, args)
         elif jobs > 1 and len(args) > 1:
             import multiprocessing
 

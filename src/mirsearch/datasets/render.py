@@ -272,7 +272,10 @@ def encode(y: np.ndarray, path: str | os.PathLike, *, sr: int, encoding: str, qu
     if encoding in ("ogg", "mp3"):
         kwargs["compression_level"] = float(np.clip(quality, 0.0, 1.0))
     try:
-        sf.write(str(tmp), y, sr, format=fmt, subtype=subtype, **kwargs)
+        # block-wise: libsndfile 1.2.2 crashes when a long signal is passed to the Vorbis encoder at once
+        with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=1, format=fmt, subtype=subtype, **kwargs) as f:
+            for k in range(0, len(y), 65536):
+                f.write(np.asarray(y[k : k + 65536], dtype=np.float32))
         os.replace(tmp, out)
     finally:
         if tmp.exists():
