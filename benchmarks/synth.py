@@ -172,3 +172,156 @@ def note_times(notes: ScoreNotes, tempo: TempoMap) -> np.ndarray:
     """Unique onset times (s) of the score's note onsets under a tempo map, with their quarter positions."""
     q = np.unique(notes.onset)
     return q, tempo.time(q)
+
+
+# ------------------------------------------------------------------------------------------ version sets
+
+#: instrument programs of the ensembles used for versions (all parts the same program)
+ENSEMBLE_PROGRAMS = {
+    "piano": 0,
+    "harpsichord": 6,
+    "organ": 19,
+    "guitar": 24,
+    "strings": 48,
+    "choir": 52,
+    "brass": 61,
+    "flutes": 73,
+}
+
+
+@dataclass
+class Version:
+    """One rendered version of a work, with its ground-truth times."""
+
+    work: str
+    version: int
+    path: str
+    ensemble: str
+    soundfont: str
+    tempo_scale: float
+    transpose: int
+    lead_in: float
+    quarters: np.ndarray  # unique onset positions (quarter notes)
+    times: np.ndarray  # their times in this version (s), lead-in included
+    duration: float
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["quarters"] = self.quarters.tolist()
+        d["times"] = self.times.tolist()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Version:
+        d = dict(d)
+        d["quarters"] = np.asarray(d["quarters"])
+        d["times"] = np.asarray(d["times"])
+        return cls(**d)
+
+
+def chorale_works(n_works: int, per_work: int, *, offset: int = 0) -> dict[str, list[str]]:
+    """Group corpus chorales into works of ``per_work`` chorales (deterministic order)."""
+    import music21
+
+    paths = sorted(str(p) for p in music21.corpus.getComposer("bach") if str(p).endswith((".mxl", ".xml")))
+    names = ["bach/" + Path(p).stem for p in paths]
+    names = [n for n in names if n.startswith("bach/bwv") and "-" not in n]
+    # many chorales share a tune: keep one harmonisation per melody (first 10 soprano intervals)
+    chosen, seen = [], set()
+    for name in names[offset:]:
+        if len(chosen) >= n_works * per_work:
+            break
+        try:
+            s = corpus_notes(name, max_parts=1)
+        except Exception:  # unparsable corpus file
+            continue
+        first = np.unique(s.onset, return_index=True)[1]
+        melody = s.pitch[first][:11]
+        key = tuple(np.diff(melody))
+        if len(melody) < 11 or key in seen:
+            continue
+        seen.add(key)
+        chosen.append(name)
+    return {f"work{i:02d}": chosen[i * per_work : (i + 1) * per_work] for i in range(n_works)}
+
+
+def build_versions(
+    out_dir: Path,
+    works: dict[str, list[str]],
+    *,
+    n_versions: int = 3,
+    seed: int = 0,
+    transpose_every: int = 3,
+    noise_snr_db: float | None = 30.0,
+) -> list[Version]:
+    """Render ``n_versions`` versions of every work (cached: existing files are reused).
+
+    Versions differ in ensemble, SoundFont, global tempo (0.75-1.35 of 100 bpm), a smooth tempo curve
+    (+-15 %), lead-in silence (0-3 s) and, for every ``transpose_every``-th version, a key change of 1-3
+    semitones; even versions get background noise at ``noise_snr_db``.
+    """
+    import json
+
+    import soundfile as sf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / "versions.json"
+    if manifest.is_file():
+        cached = [Version.from_dict(d) for d in json.loads(manifest.read_text())]
+        if {(v.work, v.version) for v in cached} == {(w, k) for w in works for k in range(n_versions)} and all(
+            Path(v.path).is_file() for v in cached
+        ):
+            return cached
+    versions = []
+    ensembles = list(ENSEMBLE_PROGRAMS)
+    counter = 0
+    for wi, (work, names) in enumerate(works.items()):
+        notes = concat_notes([corpus_notes(n) for n in names], gap=2.0, name=work)
+        q = np.unique(notes.onset)
+        for k in range(n_versions):
+            rng = np.random.default_rng([seed, wi, k])
+            ens = ensembles[(wi * n_versions + k * 3) % len(ensembles)]
+            sf_name = "fluid" if k % 2 == 0 else "timgm"
+            scale = float(rng.uniform(0.75, 1.35))
+            transpose = int(rng.integers(1, 4) * rng.choice([-1, 1])) if counter % transpose_every == 2 else 0
+            counter += 1
+            lead_in = float(rng.uniform(0.0, 3.0))
+            tmap = TempoMap.random(notes.length, base_bpm=100.0 * scale, variation=0.15, rng=rng)
+            shifted = TempoMap(tmap.q, tmap.t + lead_in)
+            stem = f"{work}_v{k}_{ens}"
+            mid = out_dir / f"{stem}.mid"
+            wav = out_dir / f"{stem}.flac"
+            write_midi(
+                notes, shifted, mid, programs=ENSEMBLE_PROGRAMS[ens], transpose=transpose, rng=rng, velocity_jitter=15
+            )
+            render(mid, wav, soundfont=sf_name)
+            y, sr = sf.read(wav, dtype="float32")
+            if noise_snr_db is not None and k % 2 == 0:
+                p = float(np.mean(y**2))
+                y = y + rng.normal(0.0, np.sqrt(p / 10 ** (noise_snr_db / 10)), y.shape).astype(np.float32)
+                sf.write(wav, y, sr)
+            versions.append(
+                Version(
+                    work=work,
+                    version=k,
+                    path=str(wav),
+                    ensemble=ens,
+                    soundfont=sf_name,
+                    tempo_scale=scale,
+                    transpose=transpose,
+                    lead_in=lead_in,
+                    quarters=q,
+                    times=shifted.time(q),
+                    duration=y.shape[0] / sr,
+                )
+            )
+    manifest.write_text(json.dumps([v.to_dict() for v in versions]))
+    return versions
+
+
+def deadpan_midi(names: list[str], path: Path, *, bpm: float = 100.0) -> np.ndarray:
+    """The work as a score MIDI at a constant tempo; returns the unique onset positions (quarters)."""
+    notes = concat_notes([corpus_notes(n) for n in names], gap=2.0)
+    tmap = TempoMap.from_bpm(notes.length, lambda q: np.full_like(q, bpm))
+    write_midi(notes, tmap, path, programs=0, legato=1.0)
+    return np.unique(notes.onset)

@@ -17,6 +17,7 @@ import soundfile as sf
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.search.audio import (
     diagonal_costs,
+    diagonal_costs_shifts,
     identify_versions,
     prepare_database,
     scale_tempo,
@@ -150,6 +151,10 @@ def test_diagonal_costs_and_scale_tempo():
     want = [1 - np.mean([Q[n] @ Y[m + n] for n in range(7)]) for m in range(44)]
     np.testing.assert_allclose(got[:44], want, atol=1e-5)
     assert np.all(np.isinf(got[44:]))
+    shifted = diagonal_costs_shifts(Q, Y, shifts=[0, 3, 11])
+    for row, k in zip(shifted, [0, 3, 11], strict=True):
+        np.testing.assert_allclose(row[:44], diagonal_costs(np.roll(Q, k, axis=1), Y)[:44], atol=1e-5)
+        assert np.all(np.isinf(row[44:]))
     assert scale_tempo(np.ones((12, 100)), 1.25).shape == (12, 80)
     assert scale_tempo(np.ones((12, 100)), 0.5).shape == (12, 200)
 

@@ -4,8 +4,9 @@ Chroma alone gives an alignment that is right within a few hundred milliseconds:
 chord every frame looks the same. The *decaying locally adaptive normalised chroma onset* (DLNCO)
 features of Ewert, Müller and Grosche (ICASSP 2009) add where notes begin:
 
-1. semitone-band energies ``P`` (88 bands, A0-C8) from a short STFT (2048 points at 22050 Hz, hop
-   ``sr / feature_rate`` = 441 samples for 50 Hz), log-compressed ``log(1 + gamma * P)``;
+1. semitone-band energies ``P`` (88 bands, A0-C8, tuning-corrected) from a short STFT (2048 points at
+   22050 Hz, hop ``sr / feature_rate`` = 441 samples for 50 Hz), scaled so that the recording's loud
+   frames are about 1 (level invariance) and log-compressed ``log(1 + onset_gamma * P)``;
 2. onset strength per band: half-wave rectified first difference over time, kept only at local maxima
    (peak picking, so a note onset is one impulse, not a ramp);
 3. folded into 12 pitch classes (chroma onset, CO);
@@ -15,9 +16,11 @@ features of Ewert, Müller and Grosche (ICASSP 2009) add where notes begin:
    ``k = 0 .. 9`` (200 ms at 50 Hz), so that Euclidean distances between DLNCO vectors fall off smoothly
    with the time difference between onsets.
 
-This is our own STFT-based variant; synctoolbox computes the onsets with an IIR filter bank per pitch
-(more precise for low notes, much slower). The same steps 3-5 turn a note list into DLNCO features
-(:func:`notes_to_sync_features`) for score-to-audio alignment.
+The chroma part uses a 4096-point STFT at the same hop (frequency resolution for low notes), the same
+level scaling and ``log(1 + gamma * P)``, folded and l2-normalised. This is our own STFT-based variant;
+synctoolbox computes the onsets with an IIR filter bank per pitch (more precise for low notes, much
+slower). The same steps 3-5 turn a note list into DLNCO features (:func:`notes_to_sync_features`) for
+score-to-audio alignment.
 
 Feature matrices are ``(12, n_frames)`` float32; frame ``k`` is centred on time ``k / feature_rate``.
 """

@@ -54,8 +54,8 @@ CENS_WINDOW = 21
 CENS_DOWNSAMPLE = 5
 #: shortest query accepted (seconds)
 MIN_QUERY_SECONDS = 3.0
-#: database frames per matrix product (bounds memory for large collections)
-CHUNK_FRAMES = 1 << 16
+#: largest similarity block computed at once (float32 cells; bounds memory for large collections)
+CHUNK_CELLS = 1 << 22
 
 
 # ---------------------------------------------------------------------------------------------- database
@@ -91,6 +91,7 @@ class AudioDatabase:
     window: int
     downsample: int
     chroma_config: dict = field(default_factory=dict)
+    _spectrum: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.recordings)
@@ -98,6 +99,34 @@ class AudioDatabase:
     def index_of(self, frame: int) -> int:
         """Recording index of a database row."""
         return int(np.searchsorted(self.offsets, frame, side="right") - 1)
+
+    def spectrum(self) -> np.ndarray:
+        """``np.fft.rfft(Y, axis=1)`` (T, 7) complex, computed once (for :func:`diagonal_costs_shifts`)."""
+        if self._spectrum is None:
+            self._spectrum = np.fft.rfft(self.Y.astype(np.float64), axis=1)
+        return self._spectrum
+
+    def without(self, recording_ids) -> AudioDatabase:
+        """A database without some recordings (views of the kept rows; the cached spectrum is sliced too)."""
+        drop = {int(i) for i in recording_ids}
+        keep = [i for i, r in enumerate(self.recordings) if r.id not in drop]
+        if len(keep) == len(self.recordings):
+            return self
+        if not keep:
+            raise InputError("collection: every recording is excluded")
+        rows = np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in keep])
+        offsets = np.cumsum([0] + [int(self.offsets[i + 1] - self.offsets[i]) for i in keep]).astype(np.int64)
+        return AudioDatabase(
+            Y=np.ascontiguousarray(self.Y[rows]),
+            offsets=offsets,
+            recordings=[self.recordings[i] for i in keep],
+            feature_rate=self.feature_rate,
+            chroma_rate=self.chroma_rate,
+            window=self.window,
+            downsample=self.downsample,
+            chroma_config=self.chroma_config,
+            _spectrum=None if self._spectrum is None else self._spectrum[rows],
+        )
 
     def recording_features(self, i: int) -> np.ndarray:
         """CENS of recording ``i`` as (12, M)."""
@@ -164,9 +193,7 @@ def prepare_database(
 
 def _database(collection_or_db, *, window, downsample, exclude) -> AudioDatabase:
     if isinstance(collection_or_db, AudioDatabase):
-        if exclude:
-            raise ParameterError("exclude= needs a collection, not a prepared AudioDatabase")
-        return collection_or_db
+        return collection_or_db.without(exclude) if exclude else collection_or_db
     return prepare_database(collection_or_db, window=window, downsample=downsample, exclude=exclude)
 
 
@@ -258,28 +285,78 @@ def diagonal_costs(Q: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    Q : np.ndarray, shape (N, K)
-        Unit-length query rows.
+    Q : np.ndarray, shape (N, K) or (S, N, K)
+        Unit-length query rows; with a leading axis, ``S`` queries of equal length (e.g. the 12 cyclic
+        shifts of one query) matched in one matrix product.
     Y : np.ndarray, shape (T, K)
         Unit-length database rows.
 
     Returns
     -------
-    np.ndarray, shape (T,), float32
+    np.ndarray, shape (T,) or (S, T), float32
         ``cost[m] = 1 - mean_n <Q[n], Y[m + n]>`` for ``m <= T - N``; ``inf`` for later starts.
     """
-    N, T = Q.shape[0], Y.shape[0]
-    out = np.full(T, np.inf, dtype=np.float32)
+    single = Q.ndim == 2
+    Qs = np.asarray(Q, dtype=np.float32)[None] if single else np.asarray(Q, dtype=np.float32)
+    n_q, N, K = Qs.shape
+    T = Y.shape[0]
+    out = np.full((n_q, T), np.inf, dtype=np.float32)
+    if N <= T:
+        Qflat = np.ascontiguousarray(Qs.reshape(n_q * N, K))
+        L_total = T - N + 1
+        chunk = max(1024, CHUNK_CELLS // max(1, n_q * N))
+        for c0 in range(0, L_total, chunk):
+            L = min(chunk, L_total - c0)
+            S = Qflat @ Y[c0 : c0 + L + N - 1].T  # (n_q * N, L + N - 1), C-contiguous
+            r, c = S.strides
+            for q in range(n_q):
+                # diagonal view: D[n, m] = S[q * N + n, n + m]; summing over n gives the diagonal sums
+                diag = np.lib.stride_tricks.as_strided(S[q * N :], shape=(N, L), strides=(r + c, c), writeable=False)
+                out[q, c0 : c0 + L] = 1.0 - diag.sum(axis=0, dtype=np.float32) / N
+    return out[0] if single else out
+
+
+def diagonal_costs_shifts(
+    Q: np.ndarray, Y: np.ndarray, *, shifts=range(12), Yf: np.ndarray | None = None
+) -> np.ndarray:
+    """Diagonal matching for all cyclic shifts of the query at once, through the chroma DFT.
+
+    The dot product of a cyclically shifted query frame with a database frame is a circular
+    cross-correlation over the chroma axis, i.e. ``irfft(conj(rfft(q)) * rfft(y))``; a sum of such products
+    along a diagonal is, per chroma frequency bin, a correlation over *time* of two complex sequences
+    (one FFT-based convolution per bin, :func:`scipy.signal.oaconvolve`). All 12 shifts then cost about
+    as much as one, and ``O(T log N)`` instead of ``O(T N)`` per bin.
+
+    Parameters
+    ----------
+    Q : np.ndarray, shape (N, K)
+        Unit-length query rows.
+    Y : np.ndarray, shape (T, K)
+        Unit-length database rows.
+    shifts : iterable of int
+        Shifts ``k`` of ``np.roll(Q, k, axis=1)`` (the query transposed up by ``k``).
+    Yf : np.ndarray, shape (T, K // 2 + 1), complex, optional
+        ``np.fft.rfft(Y, axis=1)`` if already computed.
+
+    Returns
+    -------
+    np.ndarray, shape (n_shifts, T), float32
+        Same values as :func:`diagonal_costs` of each shifted query (``inf`` for starts after ``T - N``).
+    """
+    import scipy.signal
+
+    shifts = [int(k) for k in shifts]
+    N, K = Q.shape
+    T = Y.shape[0]
+    out = np.full((len(shifts), T), np.inf, dtype=np.float32)
     if N > T:
         return out
-    L_total = T - N + 1
-    for c0 in range(0, L_total, CHUNK_FRAMES):
-        L = min(CHUNK_FRAMES, L_total - c0)
-        S = Q @ Y[c0 : c0 + L + N - 1].T  # (N, L + N - 1)
-        acc = np.zeros(L, dtype=np.float32)
-        for n in range(N):
-            acc += S[n, n : n + L]
-        out[c0 : c0 + L] = 1.0 - acc / N
+    if Yf is None:
+        Yf = np.fft.rfft(np.asarray(Y, dtype=np.float64), axis=1)
+    Qf = np.fft.rfft(np.asarray(Q, dtype=np.float64), axis=1)
+    corr = scipy.signal.oaconvolve(Yf, np.conj(Qf[::-1]), mode="valid", axes=0)  # (T - N + 1, K // 2 + 1)
+    acc = np.fft.irfft(corr, n=K, axis=1)  # (T - N + 1, K): acc[m, k] = sum_n <roll(Q, k)[n], Y[m + n]>
+    out[:, : T - N + 1] = (1.0 - acc[:, [k % K for k in shifts]] / N).T
     return out
 
 
@@ -333,36 +410,37 @@ def _scaling_curves(C, db: AudioDatabase, *, tempo_factors, shifts):
         valid = _valid_starts(db.offsets, T, N)
         if not valid.any():
             continue
-        for k in shifts:
-            cost = diagonal_costs(np.ascontiguousarray(np.roll(Qu, k, axis=1)), db.Y)
-            cost[~valid] = np.inf
-            better = cost < best
-            best[better] = cost[better]
-            length[better] = N
-            which[better] = fi
-            shift_of[better] = k
+        costs = diagonal_costs_shifts(Qu, db.Y, shifts=shifts, Yf=db.spectrum())
+        k_best = np.argmin(costs, axis=0)
+        cost = costs[k_best, np.arange(T)]
+        cost[~valid] = np.inf
+        better = cost < best
+        best[better] = cost[better]
+        length[better] = N
+        which[better] = fi
+        shift_of[better] = np.asarray(shifts)[k_best[better]]
     return best, length, which, shift_of
 
 
 def _pick(cost, starts, ends, *, top, max_overlap, max_cost):
-    """Best non-overlapping spans (start, end inclusive, index) from candidate arrays."""
-    order = np.argsort(cost, kind="stable")
+    """Best non-overlapping spans (start, end inclusive, index) from candidate arrays, best first.
+
+    After each accepted span every candidate overlapping it by more than ``max_overlap`` of the shorter
+    span is suppressed (vectorised), so the loop runs once per returned match.
+    """
+    cost = np.where(np.isfinite(cost) & (cost <= max_cost), cost, np.inf).astype(np.float64)
+    starts = np.asarray(starts)
+    ends = np.asarray(ends)
+    lengths = ends - starts + 1
     accepted: list[tuple[int, int, int]] = []
-    for i in order:
-        c = float(cost[i])
-        if not np.isfinite(c) or c > max_cost:
+    while len(accepted) < top:
+        i = int(np.argmin(cost))
+        if not np.isfinite(cost[i]):
             break
         s, e = int(starts[i]), int(ends[i])
-        ok = True
-        for s2, e2, _ in accepted:
-            inter = min(e, e2) - max(s, s2) + 1
-            if inter > max_overlap * min(e - s + 1, e2 - s2 + 1):
-                ok = False
-                break
-        if ok:
-            accepted.append((s, e, int(i)))
-            if len(accepted) >= top:
-                break
+        accepted.append((s, e, i))
+        inter = np.minimum(ends, e) - np.maximum(starts, s) + 1
+        cost[inter > max_overlap * np.minimum(lengths, e - s + 1)] = np.inf
     return accepted
 
 
@@ -394,7 +472,7 @@ def search_audio(
     ----------
     collection : Collection or AudioDatabase
         The collection (CENS derived from its chroma) or a database prepared with
-        :func:`prepare_database` (faster for many queries).
+        :func:`prepare_database` (faster for many queries; ``exclude`` then drops recordings from a copy).
     query : path, (y, sr) tuple or np.ndarray
         The excerpt (10-30 s works best); arrays need ``sr``.
     top : int >= 1
@@ -627,22 +705,22 @@ def identify_versions(
     pos = {k: np.zeros((n_sh, R, 2), dtype=np.int64) for k in all_shifts}
     for factor in tempo_factors:
         Qs = [unit_columns(query_cens(sh, db=db, factor=factor)) for sh in shingles]
-        for k in all_shifts:
-            for si, Qu in enumerate(Qs):
-                N = Qu.shape[0]
-                cost = diagonal_costs(np.ascontiguousarray(np.roll(Qu, k, axis=1)), db.Y)
-                cost[~_valid_starts(db.offsets, T, N)] = np.inf
+        for si, Qu in enumerate(Qs):
+            N = Qu.shape[0]
+            invalid = ~_valid_starts(db.offsets, T, N)
+            costs = diagonal_costs_shifts(Qu, db.Y, shifts=all_shifts, Yf=db.spectrum())
+            costs[:, invalid] = np.inf
+            for ki, k in enumerate(all_shifts):
+                cost = costs[ki]
                 if not np.isfinite(cost).any():
                     continue
                 per_rec = np.minimum.reduceat(cost, db.offsets[:-1]).astype(np.float64)
                 better = per_rec < best[k][si]
-                if better.any():
-                    idx = np.flatnonzero(better)
-                    for r in idx:
-                        a, b = db.offsets[r], db.offsets[r + 1]
-                        m = int(np.argmin(cost[a:b]))
-                        pos[k][si, r] = (m, m + N - 1)
-                    best[k][si, better] = per_rec[better]
+                for r in np.flatnonzero(better):
+                    a, b = db.offsets[r], db.offsets[r + 1]
+                    m = int(np.argmin(cost[a:b]))
+                    pos[k][si, r] = (m, m + N - 1)
+                best[k][si, better] = per_rec[better]
     results = []
     for r, rec in enumerate(db.recordings):
         options = []

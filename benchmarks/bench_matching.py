@@ -1,0 +1,353 @@
+"""Audio matching and version identification: mirsearch against libfmp's CENS matching, same queries.
+
+Collection (built once under ``data/bench_match/``, git-ignored):
+
+- *synthetic versions*: works of four Bach chorales (music21 corpus, one harmonisation per tune), three
+  versions each (``benchmarks/synth.py``: ensemble, SoundFont, global tempo 0.75-1.35, tempo curve,
+  lead-in, noise, some transposed); the position of every score onset is known in every version;
+- *real recordings*: the game soundtracks of the Debian packages ``ufoai-music`` (64 tracks) and
+  ``singularity-music`` (16 tracks), fetched with ``apt-get download`` into ``data/real/``.
+
+Queries (20 s):
+
+- *versions*: cut from one version at random positions; relevant = the same passage in each other version
+  of the work (a match counts if it covers at least half of the true span); the query's own recording
+  is excluded from the search;
+- *real*: excerpts of real tracks degraded by a pitch shift (+2 semitones), a time stretch (x0.85 or
+  x1.2), white noise (5 dB SNR), a telephone channel (300-3400 Hz, 8 kHz) and MP3 encoding at ~24 kbit/s;
+  relevant = the original passage in the original track.
+
+Methods (top 10 matches each, 12 transpositions): mirsearch ``search_audio`` with multiple scaling and
+with subsequence DTW (CENS 2 Hz); libfmp (FMP notebook C7S2: librosa STFT chroma, CENS ell=21/d=5 at
+2 Hz, ``compute_matching_function_dtw_ti``, local minima with suppression, start by backtracking).
+Metrics: P@1, MAP (average precision over the top 10), mean query time (from the waveform, including
+the query's features). Version identification: every synthetic version as the query, relevant = the
+other versions of its work, ranked over the whole collection (real tracks included), itself excluded.
+
+    python benchmarks/bench_matching.py [--works 8] [--real-queries 30] [--skip-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from synth import build_versions, chorale_works  # noqa: E402
+
+from _common import print_table, write_results  # noqa: E402
+
+ROOT = HERE.parent
+DATA = ROOT / "data" / "bench_match"
+REAL = ROOT / "data" / "real"
+SR = 22050
+QUERY_SECONDS = 20.0
+TOP = 10
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def real_tracks() -> list[Path]:
+    tracks = sorted((REAL / "ufoai_ogg").rglob("*.ogg")) + sorted((REAL / "sing").rglob("*.ogg"))
+    if not tracks:
+        raise SystemExit(
+            "no real tracks: apt-get download ufoai-music singularity-music, then dpkg -x each into data/real/ "
+            "(ufoai: unzip usr/share/games/ufoai/base/0music.pk3 into data/real/ufoai_ogg)"
+        )
+    return tracks
+
+
+def build_collection(paths: list[Path]):
+    from mirsearch.collection import Collection
+
+    coll = Collection.create(DATA / "coll.mirs")
+    known = {Path(r.path).resolve() for r in coll.recordings()}
+    todo = [p for p in paths if Path(p).resolve() not in known]
+    if todo:
+        t0 = time.perf_counter()
+        rep = coll.add(todo, jobs=1)
+        print(f"  indexed {len(todo)} files in {time.perf_counter() - t0:.0f} s ({len(rep.failed)} failed)", flush=True)
+    return coll
+
+
+def degrade(y: np.ndarray, kind: str, rng) -> tuple[np.ndarray, float, int]:
+    """Apply one degradation; returns (signal, tempo factor of the result, semitones up)."""
+    import librosa
+    import scipy.signal
+    import soundfile as sf
+    import soxr
+
+    if kind == "pitch+2":
+        return librosa.effects.pitch_shift(y, sr=SR, n_steps=2).astype(np.float32), 1.0, 2
+    if kind == "stretch0.85":
+        return librosa.effects.time_stretch(y, rate=0.85).astype(np.float32), 0.85, 0
+    if kind == "stretch1.2":
+        return librosa.effects.time_stretch(y, rate=1.2).astype(np.float32), 1.2, 0
+    if kind == "noise5dB":
+        p = float(np.mean(y**2))
+        return (y + rng.normal(0, np.sqrt(p / 10**0.5), y.shape)).astype(np.float32), 1.0, 0
+    if kind == "telephone":
+        sos = scipy.signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos")
+        z = scipy.signal.sosfilt(sos, y).astype(np.float32)
+        z = soxr.resample(soxr.resample(z, SR, 8000), 8000, SR).astype(np.float32)
+        return z, 1.0, 0
+    if kind == "mp3":
+        tmp = DATA / "tmp_query.mp3"
+        sf.write(tmp, y, SR, format="MP3", subtype="MPEG_LAYER_III", compression_level=0.95)
+        z, r = sf.read(tmp, dtype="float32")
+        tmp.unlink()
+        return z[: y.size], 1.0, 0
+    if kind == "clean":
+        return y, 1.0, 0
+    raise ValueError(kind)
+
+
+DEGRADATIONS = ("pitch+2", "stretch0.85", "stretch1.2", "noise5dB", "telephone", "mp3")
+
+
+def make_queries(versions, tracks, coll, *, per_version: int, n_real: int, seed: int = 0):
+    """Query list: dicts with signal, relevant spans {recording_id: (start, end)}, exclude ids, group."""
+    from mirsearch.audio import load_audio
+
+    rng = np.random.default_rng(seed)
+    id_of = {Path(r.path).resolve(): r.id for r in coll.recordings()}
+    queries = []
+    by_work = {}
+    for v in versions:
+        by_work.setdefault(v.work, []).append(v)
+    for v in versions:
+        y, _ = load_audio(v.path)
+        music0, music1 = v.times[0], v.times[-1]
+        for _ in range(per_version):
+            s = float(rng.uniform(music0, max(music0, music1 - QUERY_SECONDS)))
+            q0, q1 = np.interp([s, s + QUERY_SECONDS], v.times, v.quarters)
+            relevant = {}
+            for w in by_work[v.work]:
+                if w is v:
+                    continue
+                relevant[id_of[Path(w.path).resolve()]] = tuple(np.interp([q0, q1], w.quarters, w.times))
+            queries.append(
+                {
+                    "group": "versions",
+                    "kind": "cut",
+                    "y": y[int(s * SR) : int((s + QUERY_SECONDS) * SR)],
+                    "relevant": relevant,
+                    "exclude": [id_of[Path(v.path).resolve()]],
+                }
+            )
+    picks = rng.choice(len(tracks), size=min(n_real, len(tracks)), replace=False)
+    for ti in picks:
+        path = tracks[ti]
+        y, _ = load_audio(path)
+        dur = y.size / SR
+        if dur < QUERY_SECONDS + 20:
+            continue
+        s = float(rng.uniform(5.0, dur - QUERY_SECONDS - 5.0))
+        clean = y[int(s * SR) : int((s + QUERY_SECONDS) * SR)]
+        for kind in DEGRADATIONS:
+            z, _, _ = degrade(clean, kind, rng)
+            queries.append(
+                {
+                    "group": "real",
+                    "kind": kind,
+                    "y": z,
+                    "relevant": {id_of[Path(path).resolve()]: (s, s + QUERY_SECONDS)},
+                    "exclude": [],
+                }
+            )
+    return queries
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def is_hit(rec_id, start, end, relevant: dict, used: set) -> bool:
+    if rec_id not in relevant or rec_id in used:
+        return False
+    s, e = relevant[rec_id]
+    inter = min(end, e) - max(start, s)
+    return inter >= 0.5 * (e - s)
+
+
+def average_precision(ranked: list[tuple[int, float, float]], relevant: dict) -> tuple[float, bool]:
+    used, hits, ap = set(), 0, 0.0
+    first = False
+    for k, (rid, s, e) in enumerate(ranked[:TOP], 1):
+        if is_hit(rid, s, e, relevant, used):
+            used.add(rid)
+            hits += 1
+            ap += hits / k
+            if k == 1:
+                first = True
+    return ap / max(1, len(relevant)), first
+
+
+# ---------------------------------------------------------------------------------------------- methods
+
+
+def libfmp_database(coll):
+    """libfmp CENS (2 Hz) of every recording, cached as .npz beside the collection."""
+    from baselines import libfmp_cens
+    from mirsearch.audio import load_audio
+
+    cache = DATA / "libfmp_cens.npz"
+    recs = coll.recordings()
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if sorted(int(k[1:]) for k in z.files) == sorted(r.id for r in recs):
+            return {r.id: z[f"r{r.id}"] for r in recs}
+    out = {}
+    for r in recs:
+        y, _ = load_audio(r.path)
+        out[r.id] = libfmp_cens(y, SR)[0]
+    np.savez(cache, **{f"r{k}": v for k, v in out.items()})
+    return out
+
+
+def run_libfmp(q, db: dict, recs) -> list[tuple[int, float, float]]:
+    from baselines import libfmp_cens, libfmp_match
+
+    X, rate = libfmp_cens(q["y"], SR)
+    ids = [r.id for r in recs if r.id not in q["exclude"]]
+    found = libfmp_match(X, [db[i] for i in ids], top=TOP)
+    return [(ids[i], s / rate, (e + 1) / rate) for i, s, e, _ in found]
+
+
+def run_mirsearch(q, db, method: str) -> list[tuple[int, float, float]]:
+    from mirsearch.search.audio import search_audio
+
+    ms = search_audio(db, (q["y"], SR), top=TOP, method=method, transpose=True, exclude=q["exclude"])
+    return [(m.recording_id, m.start, m.end) for m in ms]
+
+
+def evaluate(queries, runner, name: str) -> list[dict]:
+    rows = []
+    for q in queries:
+        t0 = time.perf_counter()
+        ranked = runner(q)
+        dt = time.perf_counter() - t0
+        ap, first = average_precision(ranked, q["relevant"])
+        rows.append({"method": name, "group": q["group"], "kind": q["kind"], "ap": ap, "p1": float(first), "s": dt})
+    return rows
+
+
+def summarise(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    out = []
+    for key, rs in sorted(groups.items()):
+        d = dict(zip(by, key, strict=True))
+        d.update(
+            queries=len(rs),
+            P_at_1=float(np.mean([r["p1"] for r in rs])),
+            MAP=float(np.mean([r["ap"] for r in rs])),
+            mean_query_s=float(np.mean([r["s"] for r in rs])),
+        )
+        out.append(d)
+    return out
+
+
+def run_versions(coll, db41, versions) -> list[dict]:
+    """Version identification: each synthetic version against the whole collection (itself excluded)."""
+    from mirsearch.search.audio import identify_versions
+
+    id_of = {Path(r.path).resolve(): r.id for r in coll.recordings()}
+    rows = []
+    for v in versions:
+        me = id_of[Path(v.path).resolve()]
+        relevant = {id_of[Path(w.path).resolve()] for w in versions if w.work == v.work and w is not v}
+        t0 = time.perf_counter()
+        ranked = identify_versions(db41, v.path, top=TOP, exclude=[me])
+        dt = time.perf_counter() - t0
+        hits, ap = 0, 0.0
+        for k, m in enumerate(ranked, 1):
+            if m.recording_id in relevant:
+                hits += 1
+                ap += hits / k
+        rows.append(
+            {
+                "query": Path(v.path).name,
+                "p1": float(ranked[0].recording_id in relevant),
+                "ap": ap / len(relevant),
+                "s": dt,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--works", type=int, default=8)
+    ap.add_argument("--per-version", type=int, default=3, help="queries cut from each synthetic version")
+    ap.add_argument("--real-queries", type=int, default=30, help="real tracks excerpted (x6 degradations)")
+    ap.add_argument("--skip-baseline", action="store_true")
+    args = ap.parse_args()
+    from mirsearch.search.audio import prepare_database
+
+    works = chorale_works(args.works, 4, offset=100)
+    print(f"rendering {args.works} works x 3 versions", flush=True)
+    versions = build_versions(DATA / "versions", works, n_versions=3, seed=2)
+    tracks = real_tracks()
+    print(f"collection: {len(versions)} versions + {len(tracks)} real tracks", flush=True)
+    coll = build_collection([Path(v.path) for v in versions] + tracks)
+    recs = coll.recordings()
+    hours = sum(r.duration for r in recs) / 3600
+    t0 = time.perf_counter()
+    db = prepare_database(coll)
+    t_prep = time.perf_counter() - t0
+    db41 = prepare_database(coll, window=41, downsample=10)
+    queries = make_queries(versions, tracks, coll, per_version=args.per_version, n_real=args.real_queries)
+    print(f"{len(queries)} queries over {len(recs)} recordings ({hours:.2f} h)", flush=True)
+    # warm-up (numba caches, librosa)
+    run_mirsearch(queries[0], db, "sdtw")
+    run_mirsearch(queries[0], db, "scaling")
+    rows = []
+    rows += evaluate(queries, lambda q: run_mirsearch(q, db, "scaling"), "mirsearch scaling")
+    print("  mirsearch scaling done", flush=True)
+    rows += evaluate(queries, lambda q: run_mirsearch(q, db, "sdtw"), "mirsearch sdtw")
+    print("  mirsearch sdtw done", flush=True)
+    if not args.skip_baseline:
+        fmp_db = libfmp_database(coll)
+        run_libfmp(queries[0], fmp_db, recs)
+        rows += evaluate(queries, lambda q: run_libfmp(q, fmp_db, recs), "libfmp")
+        print("  libfmp done", flush=True)
+    overall = summarise(rows, ("method", "group"))
+    by_kind = summarise(rows, ("method", "kind"))
+    vrows = run_versions(coll, db41, versions)
+    vsum = {
+        "queries": len(vrows),
+        "P_at_1": float(np.mean([r["p1"] for r in vrows])),
+        "MAP": float(np.mean([r["ap"] for r in vrows])),
+        "mean_query_s": float(np.mean([r["s"] for r in vrows])),
+    }
+    print(f"\naudio matching ({len(recs)} recordings, {hours:.2f} h; database CENS prepared in {t_prep:.1f} s)")
+    print_table(overall, ["method", "group", "queries", "P_at_1", "MAP", "mean_query_s"])
+    print("\nby query kind")
+    print_table(by_kind, ["method", "kind", "queries", "P_at_1", "MAP", "mean_query_s"])
+    print("\nversion identification (synthetic versions as queries, whole collection)")
+    print_table([vsum], ["queries", "P_at_1", "MAP", "mean_query_s"])
+    path = write_results(
+        "matching",
+        {
+            "command": "python benchmarks/bench_matching.py " + " ".join(sys.argv[1:]),
+            "collection": {"recordings": len(recs), "hours": hours, "versions": len(versions), "real": len(tracks)},
+            "database_prepare_s": t_prep,
+            "overall": overall,
+            "by_kind": by_kind,
+            "versions": vsum,
+            "queries": [{k: r[k] for k in ("method", "group", "kind", "ap", "p1", "s")} for r in rows],
+        },
+    )
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

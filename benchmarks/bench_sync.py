@@ -1,0 +1,402 @@
+"""Synchronisation accuracy, runtime and memory: mirsearch against synctoolbox's MrMsDTW on the same pairs.
+
+Data: renderings with known tempo maps (``benchmarks/synth.py``): works of four Bach chorales each
+(music21 corpus, one harmonisation per tune), two versions per work that differ in ensemble, SoundFont,
+global tempo (0.75-1.35), a smooth tempo curve (+-15 %), lead-in silence, background noise and, for
+some, a key change. Ground truth: the time of every distinct score onset in each version.
+
+- audio-audio: each pair aligned by ``mirsearch.align.align_audio`` and by synctoolbox (chroma + DLNCO,
+  MrMsDTW, ``compute_optimal_chroma_shift``; ``baselines.synctoolbox_sync``);
+- score-audio: a deadpan MIDI of the work (100 bpm) aligned to the second version by
+  ``mirsearch.align.align_score`` and by synctoolbox's symbolic features (``df_to_pitch_features``,
+  ``df_to_pitch_onset_features``) on the same fitted score timeline;
+- long pair: two ~20-minute versions, each method in its own subprocess (wall time, peak RSS, and the
+  tracemalloc peak of the DTW stage).
+
+Errors are absolute differences between mapped and true onset times (ms), pooled over all onsets.
+
+    python benchmarks/bench_sync.py [--works 6] [--long-minutes 20] [--skip-long] [--skip-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from synth import (  # noqa: E402
+    TempoMap,
+    build_versions,
+    chorale_works,
+    concat_notes,
+    corpus_notes,
+    deadpan_midi,
+    render,
+    write_midi,
+)
+
+from _common import print_table, write_results  # noqa: E402
+
+DATA = HERE.parent / "data" / "bench_sync"
+
+
+def stats(err_ms: np.ndarray) -> dict:
+    e = np.abs(np.asarray(err_ms, dtype=np.float64))
+    return {
+        "n": int(e.size),
+        "mean_ms": float(e.mean()),
+        "median_ms": float(np.median(e)),
+        "p95_ms": float(np.percentile(e, 95)),
+        "within_50": float(np.mean(e <= 50)),
+        "within_100": float(np.mean(e <= 100)),
+    }
+
+
+def path_map(wp: np.ndarray, rate: float):
+    """Strictly monotonic map from a (2, L) synctoolbox path."""
+    from mirsearch.align import _strictly_monotonic
+
+    a, b = _strictly_monotonic(wp[0] / rate, wp[1] / rate)
+    return lambda t: np.interp(t, a, b)
+
+
+# ------------------------------------------------------------------------------------------------ pairs
+
+
+def run_audio_pairs(versions, *, baseline: bool):
+    from baselines import synctoolbox_sync
+    from mirsearch.align import align_audio
+    from mirsearch.audio import load_audio
+
+    by_work = {}
+    for v in versions:
+        by_work.setdefault(v.work, []).append(v)
+    rows, errs = [], {"mirsearch": [], "synctoolbox": []}
+    for work, vs in sorted(by_work.items()):
+        a, b = vs[0], vs[1]
+        t0 = time.perf_counter()
+        tm = align_audio(a.path, b.path)
+        t_mir = time.perf_counter() - t0
+        e_mir = (tm.map(a.times) - b.times) * 1000
+        errs["mirsearch"].append(e_mir)
+        row = {
+            "pair": f"{work} {a.ensemble}->{b.ensemble}",
+            "dur_s": round(max(a.duration, b.duration), 1),
+            "transp": (b.transpose - a.transpose) % 12,
+            "found": tm.meta["transposition"],
+            "mir_mean": float(np.abs(e_mir).mean()),
+            "mir_p95": float(np.percentile(np.abs(e_mir), 95)),
+            "mir_s": t_mir,
+        }
+        if baseline:
+            ya, sr = load_audio(a.path)
+            yb, _ = load_audio(b.path)
+            wp, timing = synctoolbox_sync(ya, yb, sr)
+            e_st = (path_map(wp, 50.0)(a.times) - b.times) * 1000
+            errs["synctoolbox"].append(e_st)
+            row.update(
+                st_mean=float(np.abs(e_st).mean()),
+                st_p95=float(np.percentile(np.abs(e_st), 95)),
+                st_s=timing["total_s"],
+                st_shift=timing["shift"],
+                speedup=timing["total_s"] / t_mir,
+            )
+        rows.append(row)
+        print(f"  {row['pair']}: mirsearch {row['mir_mean']:.1f} ms in {t_mir:.1f} s", flush=True)
+    return rows, errs
+
+
+def run_score_pairs(versions, works, *, baseline: bool):
+    from mirsearch.align import active_span, align_score, load_score_notes
+    from mirsearch.audio import load_audio
+
+    rows, errs = [], {"mirsearch": [], "synctoolbox": []}
+    by_work = {}
+    for v in versions:
+        by_work.setdefault(v.work, []).append(v)
+    for work, vs in sorted(by_work.items()):
+        b = vs[1]
+        mid = DATA / f"{work}_score.mid"
+        q = deadpan_midi(works[work], mid, bpm=100.0)
+        t0 = time.perf_counter()
+        res = align_score(mid, b.path, transpose=True)
+        t_mir = time.perf_counter() - t0
+        # fitted score time of each distinct onset position (deadpan: 0.6 s per quarter)
+        raw = load_score_notes(mid)
+        fitted = res.notes.onset
+        q_notes = np.round(raw.onset / 0.6, 4)
+        uq, idx = np.unique(q_notes, return_index=True)
+        s_of_q = np.interp(q, uq, fitted[idx])
+        truth = np.interp(q, b.quarters, b.times)
+        e_mir = (res.time_map.map(s_of_q) - truth) * 1000
+        errs["mirsearch"].append(e_mir)
+        row = {
+            "pair": f"{work} score->{b.ensemble}",
+            "transp": b.transpose % 12,
+            "found": res.meta["transposition"],
+            "mir_mean": float(np.abs(e_mir).mean()),
+            "mir_p95": float(np.percentile(np.abs(e_mir), 95)),
+            "mir_s": t_mir,
+        }
+        if baseline:
+            y, sr = load_audio(b.path)
+            t0 = time.perf_counter()
+            fmap = synctoolbox_score_sync(res.notes, y, sr, active=active_span(y, sr=sr))
+            t_st = time.perf_counter() - t0
+            e_st = (fmap(s_of_q) - truth) * 1000
+            errs["synctoolbox"].append(e_st)
+            row.update(
+                st_mean=float(np.abs(e_st).mean()),
+                st_p95=float(np.percentile(np.abs(e_st), 95)),
+                st_s=t_st,
+                speedup=t_st / t_mir,
+            )
+        rows.append(row)
+        print(f"  {row['pair']}: mirsearch {row['mir_mean']:.1f} ms in {t_mir:.1f} s", flush=True)
+    return rows, errs
+
+
+def synctoolbox_score_sync(notes, y, sr, *, active):
+    """synctoolbox score-to-audio on the fitted score timeline (its own symbolic features)."""
+    import contextlib
+    import io
+
+    import pandas as pd
+    from synctoolbox.dtw.mrmsdtw import sync_via_mrmsdtw
+    from synctoolbox.dtw.utils import compute_optimal_chroma_shift, make_path_strictly_monotonic
+    from synctoolbox.feature.chroma import pitch_to_chroma, quantize_chroma, quantized_chroma_to_CENS
+    from synctoolbox.feature.csv_tools import df_to_pitch_features, df_to_pitch_onset_features
+    from synctoolbox.feature.dlnco import pitch_onset_features_to_DLNCO
+    from synctoolbox.feature.utils import shift_chroma_vectors
+
+    from baselines import synctoolbox_features
+
+    df = pd.DataFrame(
+        {
+            "start": notes.onset,
+            "duration": notes.offset - notes.onset,
+            "pitch": notes.pitch,
+            "velocity": np.full(len(notes), 80),
+            "instrument": ["piano"] * len(notes),
+        }
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        c_audio, d_audio = synctoolbox_features(y, sr)
+        f_pitch = df_to_pitch_features(df, feature_rate=50)
+        c_score = quantize_chroma(pitch_to_chroma(f_pitch=f_pitch))
+        peaks = df_to_pitch_onset_features(df)
+        d_score = pitch_onset_features_to_DLNCO(
+            f_peaks=peaks, feature_rate=50, feature_sequence_length=c_score.shape[1]
+        )
+        shift = compute_optimal_chroma_shift(
+            quantized_chroma_to_CENS(c_score, 201, 50, 50)[0], quantized_chroma_to_CENS(c_audio, 201, 50, 50)[0]
+        )
+        c_audio = shift_chroma_vectors(c_audio, shift)
+        d_audio = shift_chroma_vectors(d_audio, shift)
+        wp = sync_via_mrmsdtw(
+            f_chroma1=c_score,
+            f_onset1=d_score,
+            f_chroma2=c_audio,
+            f_onset2=d_audio,
+            input_feature_rate=50,
+            step_weights=np.array([1.5, 1.5, 2.0]),
+            threshold_rec=10**6,
+        )
+        wp = make_path_strictly_monotonic(wp)
+    return path_map(wp, 50.0)
+
+
+# ------------------------------------------------------------------------------------------------ long pair
+
+
+def build_long_pair(minutes: float) -> dict:
+    """Two renderings of ~``minutes`` of chorales (piano vs strings, different tempo curves)."""
+    out = DATA / "long"
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "long.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("minutes") == minutes and all(Path(meta[k]).is_file() for k in ("a", "b")):
+            return meta
+    n = int(minutes * 60 / 25) + 1  # a chorale lasts about 25 s
+    names = [n_ for names in chorale_works(n, 1, offset=200).values() for n_ in names]
+    notes = concat_notes([corpus_notes(x) for x in names], gap=2.0, name="long")
+    rng = np.random.default_rng(7)
+    ta = TempoMap.random(notes.length, base_bpm=95.0, variation=0.1, rng=rng)
+    tb = TempoMap.random(notes.length, base_bpm=88.0, variation=0.15, rng=rng)
+    write_midi(notes, ta, out / "a.mid", programs=0, rng=rng, velocity_jitter=12)
+    write_midi(notes, tb, out / "b.mid", programs=48, rng=rng, velocity_jitter=12)
+    render(out / "a.mid", out / "a.flac", soundfont="fluid")
+    render(out / "b.mid", out / "b.flac", soundfont="timgm")
+    q = np.unique(notes.onset)
+    meta = {
+        "minutes": minutes,
+        "a": str(out / "a.flac"),
+        "b": str(out / "b.flac"),
+        "chorales": len(names),
+        "ta": ta.time(q).tolist(),
+        "tb": tb.time(q).tolist(),
+    }
+    meta_path.write_text(json.dumps(meta))
+    return meta
+
+
+def long_worker(method: str, a: str, b: str, out: str) -> None:
+    """Run one method on the long pair in this (fresh) process; write timings and memory as JSON."""
+    import resource
+    import tracemalloc
+
+    from mirsearch.audio import load_audio
+
+    ya, sr = load_audio(a)
+    yb, _ = load_audio(b)
+    res = {"method": method, "duration_a": ya.size / sr, "duration_b": yb.size / sr}
+    t0 = time.perf_counter()
+    if method == "mirsearch":
+        from mirsearch.features.onset import sync_features
+        from mirsearch.matching.sync import sync_dtw
+
+        Ca, Da, rate = sync_features(ya, sr=sr)
+        Cb, Db, _ = sync_features(yb, sr=sr)
+        t1 = time.perf_counter()
+        tracemalloc.start()
+        r = sync_dtw(Ca, Cb, feature_rate=rate, U=Da, V=Db, w_onset=2.0, shifts=range(12))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        path = r.path.T
+        res["levels"] = r.levels
+        res["band_cells"] = r.peak_cells
+    else:
+        from baselines import synctoolbox_features, synctoolbox_sync_features
+
+        c1, d1 = synctoolbox_features(ya, sr)
+        c2, d2 = synctoolbox_features(yb, sr)
+        t1 = time.perf_counter()
+        tracemalloc.start()
+        path = synctoolbox_sync_features(c1, d1, c2, d2)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    t2 = time.perf_counter()
+    res.update(
+        features_s=t1 - t0,
+        dtw_s=t2 - t1,
+        total_s=t2 - t0,
+        dtw_peak_mb=peak / 1e6,
+        max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        full_matrix_cells=int(np.ceil(ya.size / sr * 50) * np.ceil(yb.size / sr * 50)),
+        path=np.asarray(path).tolist(),
+    )
+    Path(out).write_text(json.dumps(res))
+
+
+def run_long(minutes: float, *, baseline: bool) -> list[dict]:
+    meta = build_long_pair(minutes)
+    rows = []
+    for method in ["mirsearch"] + (["synctoolbox"] if baseline else []):
+        out = DATA / "long" / f"result_{method}.json"
+        subprocess.run([sys.executable, __file__, "--long-worker", method, meta["a"], meta["b"], str(out)], check=True)
+        r = json.loads(out.read_text())
+        wp = np.asarray(r.pop("path"))
+        fmap = path_map(wp, 50.0)
+        e = (fmap(np.asarray(meta["ta"])) - np.asarray(meta["tb"])) * 1000
+        r.update({f"err_{k}": v for k, v in stats(e).items()})
+        rows.append(r)
+        print(f"  long pair {method}: {r['total_s']:.1f} s, RSS {r['max_rss_mb']:.0f} MB", flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def warm_up() -> None:
+    """Load numba caches and librosa once so that per-pair times measure the work, not imports."""
+    from mirsearch.align import align_audio
+
+    rng = np.random.default_rng(0)
+    t = np.arange(22050 * 6) / 22050
+    y = (np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) + 0.01 * rng.standard_normal(t.size)).astype(
+        np.float32
+    )
+    align_audio((y, 22050), (y, 22050), max_cost_ratio=None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--works", type=int, default=6)
+    ap.add_argument("--long-minutes", type=float, default=20.0)
+    ap.add_argument("--skip-long", action="store_true")
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--long-worker", nargs=4, metavar=("METHOD", "A", "B", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.long_worker:
+        long_worker(*args.long_worker)
+        return
+    baseline = not args.skip_baseline
+    works = chorale_works(args.works, 4)
+    print(f"rendering {args.works} works x 2 versions into {DATA}", flush=True)
+    versions = build_versions(DATA / "versions", works, n_versions=2, seed=1)
+    warm_up()
+    print("audio-audio pairs", flush=True)
+    audio_rows, audio_err = run_audio_pairs(versions, baseline=baseline)
+    print("score-audio pairs", flush=True)
+    score_rows, score_err = run_score_pairs(versions, works, baseline=baseline)
+    summary = []
+    for task, errs, rows in (("audio-audio", audio_err, audio_rows), ("score-audio", score_err, score_rows)):
+        for method, key in (("mirsearch", "mir_s"), ("synctoolbox", "st_s")):
+            if not errs[method]:
+                continue
+            s = stats(np.concatenate(errs[method]))
+            s.update(task=task, method=method, mean_runtime_s=float(np.mean([r[key] for r in rows])))
+            summary.append(s)
+    long_rows = [] if args.skip_long else run_long(args.long_minutes, baseline=baseline)
+
+    print("\nper pair (mean / p95 error in ms, runtime in s)")
+    print_table(
+        audio_rows + score_rows,
+        ["pair", "transp", "found", "mir_mean", "mir_p95", "mir_s", "st_mean", "st_p95", "st_s", "speedup"],
+    )
+    print("\npooled over all onsets")
+    print_table(
+        summary, ["task", "method", "n", "mean_ms", "median_ms", "p95_ms", "within_50", "within_100", "mean_runtime_s"]
+    )
+    if long_rows:
+        print(f"\nlong pair (two ~{args.long_minutes:g}-minute versions, fresh process per method)")
+        print_table(
+            long_rows,
+            [
+                "method",
+                "duration_a",
+                "duration_b",
+                "features_s",
+                "dtw_s",
+                "total_s",
+                "dtw_peak_mb",
+                "max_rss_mb",
+                "err_mean_ms",
+                "err_p95_ms",
+            ],
+        )
+    path = write_results(
+        "sync",
+        {
+            "command": "python benchmarks/bench_sync.py " + " ".join(sys.argv[1:]),
+            "works": works,
+            "pairs": audio_rows,
+            "score_pairs": score_rows,
+            "summary": summary,
+            "long_pair": long_rows,
+        },
+    )
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
