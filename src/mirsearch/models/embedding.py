@@ -51,7 +51,7 @@ TYPES = ("none", "pca", "embedding")
 
 def default_network_config(dim: int = 12) -> dict:
     """Hyper-parameters of :class:`EmbeddingNet` for output dimension ``dim``."""
-    return {"dim": int(dim), "length": 20, "channels": [16, 32, 32], "hidden": 128}
+    return {"dim": int(dim), "length": 20, "channels": [16, 32, 32], "hidden": 128, "arch": "cnn"}
 
 
 def _model_id(files: list[Path], config: dict) -> str:
@@ -248,34 +248,43 @@ def _torch_modules():
     class EmbeddingNet(nn.Module):
         """Shingle (B, 12 * length) -> unit vector (B, dim).
 
-        The shingle is seen as a one-channel image of ``length`` frames x 12 chroma bands. Three
-        convolution blocks (3x3 kernels, chroma axis padded *circularly*, time axis with zeros; ELU;
-        batch normalisation) with max pooling over time (20 -> 10 -> 5 frames) are followed by two
-        dense layers and l2 normalisation. About 270 k parameters for the default widths.
+        ``arch="cnn"`` (default): the shingle is a one-channel image of ``length`` frames x 12 chroma
+        bands. Three convolution blocks (3x3 kernels; chroma axis padded *circularly*, time axis with
+        zeros; ELU; batch normalisation) with max pooling over time (20 -> 10 -> 5 frames), then two dense
+        layers. About 260 k parameters for the default widths, ~0.15 ms per shingle on one core.
+        ``arch="mlp"``: three dense layers (240 -> 2 * hidden -> hidden -> dim), ~10x faster.
+        Both end in l2 normalisation.
         """
 
-        def __init__(self, *, dim: int = 12, length: int = 20, channels=(16, 32, 32), hidden: int = 128):
+        def __init__(
+            self, *, dim: int = 12, length: int = 20, channels=(16, 32, 32), hidden: int = 128, arch: str = "cnn"
+        ):
             super().__init__()
-            self.dim, self.length = int(dim), int(length)
+            if arch not in ("cnn", "mlp"):
+                raise ParameterError(f"arch={arch!r} must be 'cnn' or 'mlp'")
+            self.dim, self.length, self.arch = int(dim), int(length), arch
             layers = []
             c_in, t = 1, self.length
-            for i, c in enumerate(channels):
-                layers += [nn.Conv2d(c_in, c, kernel_size=3, padding=0), nn.ELU(), nn.BatchNorm2d(c)]
-                if i < 2 and t >= 2:
-                    layers.append(nn.MaxPool2d((2, 1)))
-                    t //= 2
-                c_in = c
+            if arch == "cnn":
+                for i, c in enumerate(channels):
+                    layers += [nn.Conv2d(c_in, c, kernel_size=3, padding=(1, 0)), nn.ELU(), nn.BatchNorm2d(c)]
+                    if i < 2 and t >= 2:
+                        layers.append(nn.MaxPool2d((2, 1)))
+                        t //= 2
+                    c_in = c
+                flat = c_in * t * 12
+            else:
+                flat = 12 * self.length
+                layers += [nn.Flatten(), nn.Linear(flat, 2 * hidden), nn.ELU(), nn.BatchNorm1d(2 * hidden)]
+                flat = 2 * hidden
             self.convs = nn.ModuleList(layers)
-            self.head = nn.Sequential(
-                nn.Flatten(), nn.Linear(c_in * t * 12, hidden), nn.ELU(), nn.Linear(hidden, self.dim)
-            )
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(flat, hidden), nn.ELU(), nn.Linear(hidden, self.dim))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = x.reshape(x.shape[0], 1, self.length, 12)
             for layer in self.convs:
                 if isinstance(layer, nn.Conv2d):
                     x = torch.nn.functional.pad(x, (1, 1, 0, 0), mode="circular")  # chroma: circular
-                    x = torch.nn.functional.pad(x, (0, 0, 1, 1))  # time: zeros
                 x = layer(x)
             return torch.nn.functional.normalize(self.head(x), dim=1)
 
@@ -286,7 +295,9 @@ def new_network(config: dict | None = None):
     """A freshly initialised :class:`EmbeddingNet` (torch module) for a network config."""
     _, EmbeddingNet = _torch_modules()
     cfg = {**default_network_config(), **(config or {})}
-    return EmbeddingNet(dim=cfg["dim"], length=cfg["length"], channels=tuple(cfg["channels"]), hidden=cfg["hidden"])
+    return EmbeddingNet(
+        dim=cfg["dim"], length=cfg["length"], channels=tuple(cfg["channels"]), hidden=cfg["hidden"], arch=cfg["arch"]
+    )
 
 
 class EmbeddingReduction(Reduction):

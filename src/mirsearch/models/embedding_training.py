@@ -427,7 +427,7 @@ def train_embedding(
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 accs.append(stats["accuracy"])
                 actives.append(stats["active"])
                 if bar is not None:

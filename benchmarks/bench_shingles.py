@@ -1,0 +1,586 @@
+"""Shingle index benchmark: cross-version retrieval, index scale, and the theme-search cascade.
+
+Three sections, each writing ``benchmarks/results/shingles_<section>.json``; the ``## Shingle index``
+section of ``docs/benchmarks.md`` is rebuilt from whichever result files exist.
+
+``retrieval``
+    The test split of a dataset (``mirsearch dataset build``) is indexed as a collection. Queries are
+    ``--query-seconds`` excerpts at random positions of every test version (``--queries-per-version``);
+    the relevant documents are the *other* versions of the same work (the query's own recording is
+    excluded, as in the reference's cross-version setting). For every reduction (none = 240 dims, PCA
+    fitted on the test collection, learned embeddings) and index (exact, KD-tree, HNSW): P@1, MAP (over
+    the ranking of all recordings; relevant recordings the index never proposes count as not retrieved),
+    mean time per query (reduction + nearest neighbours + voting; the query's CENS shingles at the 7 tempo
+    factors are computed once and shared, 2-5 ms more per query) and per nearest-neighbour lookup.
+``scale``
+    At least ``--scale`` shingles (default 1.25 million): the shingles of every split of the dataset
+    with new variations (all 12 transpositions, tempo factors 1.0 / 1.1 / 0.9 ...), reduced by the learned
+    embeddings; held-out query shingles from the test split at tempo factor 0.95. Build time, index size
+    on disk, per-query latency (one query at a time, one thread) and recall@10 against the exact search,
+    for KD-tree and HNSW (and exact), in one run.
+``cascade``
+    Every theme of the test split searched with the exhaustive theme search
+    (:func:`mirsearch.search.theme.search_theme`) and with :func:`cascade_search_theme` (index proposals,
+    DTW on the candidates): Top-1 and MRR at recording level, mean time per query and the speed-up.
+
+    python benchmarks/bench_shingles.py --dataset data/bench [--sections retrieval,scale,cascade]
+        [--embeddings data/runs/embedding-6,data/runs/embedding-12,data/runs/embedding-30] [--scale 1250000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import RESULTS, print_table, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+HEADING = "## Shingle index"
+
+#: the reference's tables (tutorial notes 002: Zalkow & Müller 2020, Zalkow et al. 2021)
+REF_RETRIEVAL = {
+    "none240": {"p1": 0.996, "map": 0.972, "seconds": 23.0},
+    "embedding30": {"p1": 0.981, "map": 0.959, "seconds": 3.4},
+    "embedding12": {"p1": 0.964, "map": 0.928, "seconds": 1.8},
+    "embedding6": {"p1": 0.890, "map": 0.856, "seconds": 1.2},
+}
+REF_SCALE_MS = {
+    ("kdtree", "none240"): 772.95,
+    ("kdtree", "embedding30"): 117.54,
+    ("kdtree", "embedding12"): 7.24,
+    ("kdtree", "embedding6"): 0.66,
+    ("hnsw", "none240"): 0.20,
+    ("hnsw", "embedding30"): 0.08,
+    ("hnsw", "embedding12"): 0.06,
+    ("hnsw", "embedding6"): 0.06,
+}
+
+log = logging.getLogger("bench_shingles")
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+def average_precision(ranked: list[int], relevant: set[int]) -> float:
+    """AP of a ranked list of ids; relevant ids never ranked contribute 0."""
+    if not relevant:
+        return float("nan")
+    hits, total = 0, 0.0
+    for i, r in enumerate(ranked, 1):
+        if r in relevant:
+            hits += 1
+            total += hits / i
+    return total / len(relevant)
+
+
+def reductions(args, coll) -> list[tuple[str, object, int | None]]:
+    """(label, reduction spec, dim) of every reduction to compare."""
+    out = [("none240", "none", None)]
+    out += [(f"pca{d}", "pca", d) for d in (6, 12, 30)]
+    for path in args.embeddings:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+        out.append((f"embedding{cfg['dim']}", path, cfg["dim"]))
+    return out
+
+
+def load_reduction_spec(spec, dim, store):
+    from mirsearch.models.embedding import PCAReduction, load_reduction
+
+    if spec == "pca":
+        return PCAReduction.fit(store.vectors(), dim=dim)
+    return load_reduction(spec, dim=dim)
+
+
+# -- retrieval ----------------------------------------------------------------------------------------------
+def run_retrieval(args) -> dict:
+    from mirsearch.models.embedding_training import dataset_collection
+    from mirsearch.search.shingles import TEMPO_FACTORS, ShingleIndex, query_shingles, score_regions
+
+    coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
+    recs = coll.recordings()
+    by_path = {r.path: r.id for r in recs}
+    work_of, rid_of_version = {}, {}
+    for v in view:
+        rid = by_path.get(str(v.path.resolve()))
+        if rid is not None:
+            work_of[rid] = v.work_id
+            rid_of_version[v.version_id] = rid
+    keys = {v.version_id: v.transposition for v in view}
+    rng = np.random.default_rng(args.seed)
+    queries = []  # (rid, start s, chroma)
+    n_frames = int(args.query_seconds * 10)
+    for vid, rid in sorted(rid_of_version.items()):
+        C = np.asarray(coll.load_features(rid)[0])
+        if C.shape[1] < n_frames + 10:
+            continue
+        for s in rng.choice(C.shape[1] - n_frames, size=args.queries_per_version, replace=False):
+            queries.append((rid, vid, int(s) / 10.0, np.ascontiguousarray(C[:, s : s + n_frames])))
+    relevant = {rid: {r for r, w in work_of.items() if w == work_of[rid] and r != rid} for rid in work_of}
+    queries = [q for q in queries if relevant[q[0]]]
+    same_key = {
+        rid: {r for r in relevant[rid] if keys[next(v for v, x in rid_of_version.items() if x == r)] == keys[vid]}
+        for rid, vid in ((q[0], q[1]) for q in queries)
+    }
+    print(
+        f"test split: {len(recs)} recordings ({sum(r.duration for r in recs) / 3600:.2f} h), "
+        f"{len(set(work_of.values()))} works, {len(queries)} queries of {args.query_seconds:g} s",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    qsh = [query_shingles(q[3], tempo_factors=TEMPO_FACTORS) for q in queries]
+    shingle_ms = (time.perf_counter() - t0) / len(queries) * 1000
+    n_lookups = int(np.mean([len(q.S) for q in qsh]))
+    rows = []
+    for label, spec, dim in reductions(args, coll):
+        for kind in args.kinds:
+            if kind == "kdtree" and label == "none240" and not args.kdtree240:
+                continue
+            t1 = time.perf_counter()
+            params = {"ef": args.ef} if kind == "hnsw" else {}
+            idx = ShingleIndex.open(coll, reduction=spec, dim=dim, index=kind, params=params)
+            build = time.perf_counter() - t1
+            p1, aps, ann_t, total_t, p1_same = [], [], 0.0, 0.0, []
+            for (rid, _vid, _s, _C), qs in zip(queries, qsh, strict=True):
+                ta = time.perf_counter()
+                Z = idx.reduction.transform(qs.S)
+                tb = time.perf_counter()
+                D, L = idx.ann.search(Z, k=args.k)
+                tc = time.perf_counter()
+                regions = score_regions(qs, D, L, idx.rec_ids, idx.starts, exclude=[rid])
+                td = time.perf_counter()
+                ann_t += tc - tb
+                total_t += td - ta
+                ranked = [g.recording_id for g in regions]
+                p1.append(bool(ranked) and ranked[0] in relevant[rid])
+                if same_key[rid]:
+                    p1_same.append(bool(ranked) and ranked[0] in relevant[rid])
+                aps.append(average_precision(ranked, relevant[rid]))
+            n = len(queries)
+            row = {
+                "reduction": label,
+                "index": kind,
+                "dim": idx.reduction.dim,
+                "P@1": round(float(np.mean(p1)), 4),
+                "MAP": round(float(np.mean(aps)), 4),
+                "P@1_same_key": round(float(np.mean(p1_same)), 4) if p1_same else None,
+                "query_ms": round(total_t / n * 1000, 3),
+                "lookup_ms": round(ann_t / (n * n_lookups) * 1000, 4),
+                "total_s": round(total_t, 2),
+                "build_s": round(build, 2),
+                "shingles": len(idx),
+            }
+            rows.append(row)
+            print_table([row], list(row))
+            print(flush=True)
+    coll.close()
+    return {
+        "dataset": str(args.dataset),
+        "recordings": len(recs),
+        "hours": round(sum(r.duration for r in recs) / 3600, 3),
+        "works": len(set(work_of.values())),
+        "queries": len(queries),
+        "query_seconds": args.query_seconds,
+        "other_key_relevant_share": round(
+            float(np.mean([len(relevant[q[0]] - same_key[q[0]]) / len(relevant[q[0]]) for q in queries])), 4
+        ),
+        "tempo_factors": list(TEMPO_FACTORS),
+        "k": args.k,
+        "ef": args.ef,
+        "lookups_per_query": n_lookups,
+        "query_shingle_ms": round(shingle_ms, 3),
+        "rows": rows,
+        "reference": REF_RETRIEVAL,
+    }
+
+
+# -- scale ------------------------------------------------------------------------------------------------
+def scale_vectors(args) -> tuple[np.ndarray, np.ndarray]:
+    """>= args.scale shingles (240-dim) from all splits with variations, and held-out query shingles."""
+    from mirsearch.collection.shingles import chroma_shingles
+    from mirsearch.models.embedding_training import dataset_collection
+
+    chromas = []
+    for split in ("train", "validation", "test"):
+        coll, view = dataset_collection(args.dataset, split, jobs=args.jobs, progress=True)
+        for r in coll.recordings():
+            chromas.append((split, np.asarray(coll.load_features(r.id)[0])))
+        coll.close()
+    variations = [(f, t) for f in (1.0, 1.1, 0.9, 1.2, 0.8) for t in range(12)]
+    parts, total = [], 0
+    for f, t in variations:
+        for _split, C in chromas:
+            S = chroma_shingles(np.roll(C, t, axis=0), tempo_factor=f)[0]
+            parts.append(S.astype(np.float32))
+            total += len(S)
+        print(f"  variation tempo {f} transposition {t}: {total} shingles", flush=True)
+        if total >= args.scale:
+            break
+    X = np.concatenate(parts)[: args.scale]
+    rng = np.random.default_rng(args.seed)
+    tests = [C for split, C in chromas if split == "test"]
+    Q = np.concatenate([chroma_shingles(C, tempo_factor=0.95)[0] for C in tests])
+    Q = Q[rng.choice(len(Q), min(args.scale_queries, len(Q)), replace=False)]
+    return X, Q
+
+
+def run_scale(args) -> dict:
+    from mirsearch.collection.ann import build_index, load_index
+    from mirsearch.models.embedding import load_reduction
+
+    t0 = time.perf_counter()
+    X240, Q240 = scale_vectors(args)
+    print(f"{len(X240)} shingles, {len(Q240)} queries ({time.perf_counter() - t0:.0f} s)", flush=True)
+    rows = []
+    specs = [(f"embedding{json.loads((Path(p) / 'config.json').read_text())['dim']}", p) for p in args.embeddings]
+    if args.scale240:
+        specs.append(("none240", "none"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-shingles-", dir=args.tmp))
+    try:
+        for label, spec in specs:
+            red = load_reduction(spec, threads=args.threads)
+            t1 = time.perf_counter()
+            X = red.transform(X240)
+            Q = red.transform(Q240)
+            reduce_s = time.perf_counter() - t1
+            exact = build_index("exact", X, threads=1)
+            t2 = time.perf_counter()
+            _, truth = exact.search(Q, k=10)
+            exact_batch_ms = (time.perf_counter() - t2) / len(Q) * 1000
+            kinds = [("exact", {}), ("kdtree", {})]
+            kinds += [("hnsw", {"M": args.M, "ef_construction": args.ef_construction, "ef": ef}) for ef in args.efs]
+            built_hnsw = None
+            for kind, params in kinds:
+                if kind == "kdtree" and label == "none240" and not args.kdtree240:
+                    continue
+                d = tmp / f"{label}-{kind}"
+                if kind == "hnsw" and built_hnsw is not None:  # same graph, other search ef
+                    index = load_index(built_hnsw, ef=params["ef"], threads=1)
+                    build_s = rows[-1]["build_s"]
+                else:
+                    t3 = time.perf_counter()
+                    index = build_index(kind, X, **{**params, "threads": args.threads})
+                    if kind == "kdtree":
+                        index.build()
+                    if kind == "hnsw":
+                        index.search(Q[:1], k=1)  # graph exists
+                    build_s = time.perf_counter() - t3
+                    index.save(d)
+                    if kind == "hnsw":
+                        built_hnsw = d
+                    index = load_index(d, threads=1) if kind != "kdtree" else index
+                n_lat = min(len(Q), args.latency_queries if kind != "exact" else 100)
+                index.search(Q[:5], k=10)  # warm up (kd-tree / faiss structures)
+                t4 = time.perf_counter()
+                found = [index.search(Q[i : i + 1], k=10)[1][0] for i in range(n_lat)]
+                lat_ms = (time.perf_counter() - t4) / n_lat * 1000
+                if n_lat < len(Q):
+                    found_all = index.search(Q, k=10)[1]
+                else:
+                    found_all = np.asarray(found)
+                recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found_all, truth, strict=True)]))
+                row = {
+                    "reduction": label,
+                    "index": kind,
+                    "ef": params.get("ef"),
+                    "n": len(X),
+                    "build_s": round(build_s, 2),
+                    "size_mb": round(index.size_bytes(d) / 1e6, 1) if d.exists() else None,
+                    "query_ms": round(lat_ms, 4),
+                    "recall@10": round(recall, 4),
+                    "reference_ms": REF_SCALE_MS.get((kind, label)),
+                    "reduce_s": round(reduce_s, 1),
+                    "exact_batch_ms": round(exact_batch_ms, 3),
+                }
+                rows.append(row)
+                print_table([row], list(row))
+                print(flush=True)
+                del index
+            shutil.rmtree(tmp / f"{label}-hnsw", ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "dataset": str(args.dataset),
+        "shingles": int(len(X240)),
+        "queries": int(len(Q240)),
+        "M": args.M,
+        "ef_construction": args.ef_construction,
+        "build_threads": args.threads,
+        "rows": rows,
+        "reference_ms": {f"{k[0]}/{k[1]}": v for k, v in REF_SCALE_MS.items()},
+    }
+
+
+# -- cascade ----------------------------------------------------------------------------------------------
+def run_cascade(args) -> dict:
+    from mirsearch.models.embedding_training import dataset_collection
+    from mirsearch.search.shingles import THEME_CONFIG, ShingleIndex, cascade_search_theme
+    from mirsearch.search.theme import search_theme
+
+    coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
+    by_path = {r.path: r.id for r in coll.recordings()}
+    rid_of_version = {v.version_id: by_path.get(str(v.path.resolve())) for v in view}
+    themes = []
+    for tid, th in sorted(view.themes.items()):
+        rel = {rid_of_version[v] for v in view.relevant_versions(tid) if rid_of_version.get(v) is not None}
+        if rel:
+            themes.append((th.to_theme(), rel))
+    if args.theme_limit:
+        themes = themes[: args.theme_limit]
+    t0 = time.perf_counter()
+    ShingleIndex.open(coll, reduction="none", index="hnsw", config=THEME_CONFIG)
+    theme_index_s = time.perf_counter() - t0
+    coll.database("chroma")  # load once for both
+    search_theme(coll, themes[0][0], top=10)  # compile / warm up
+    variants = [("exhaustive", None)] + [
+        (f"cascade-{c}{'-regions' if r else ''}", {"candidates": c, "regions": r}) for c, r in args.cascades
+    ]
+    rows = []
+    tops: dict[str, list] = {}
+    for name, opts in variants:
+        top1, rr, times, cand, frames = [], [], [], [], []
+        firsts = []
+        for theme, rel in themes:
+            stats = {}
+            t1 = time.perf_counter()
+            if opts is None:
+                matches = search_theme(coll, theme, top=10)
+            else:
+                matches = cascade_search_theme(coll, theme, top=10, update=False, stats=stats, **opts)
+            times.append(time.perf_counter() - t1)
+            ranked = list(dict.fromkeys(m.recording_id for m in matches))
+            firsts.append(ranked[0] if ranked else None)
+            rank = next((i for i, r in enumerate(ranked, 1) if r in rel), None)
+            top1.append(rank == 1)
+            rr.append(1.0 / rank if rank else 0.0)
+            if stats:
+                cand.append(stats.get("candidates") or 0)
+                frames.append(stats.get("frames_searched", 0) / max(stats.get("frames_total", 1), 1))
+        tops[name] = firsts
+        row = {
+            "method": name,
+            "Top-1": round(float(np.mean(top1)), 4),
+            "MRR": round(float(np.mean(rr)), 4),
+            "mean_ms": round(float(np.mean(times)) * 1000, 2),
+            "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
+            "candidates": round(float(np.mean(cand)), 1) if cand else None,
+            "frames_share": round(float(np.mean(frames)), 4) if frames else 1.0,
+        }
+        rows.append(row)
+        print_table([row], list(row))
+        print(flush=True)
+    base = rows[0]
+    for row, (name, _) in zip(rows, variants, strict=True):
+        row["speedup"] = round(base["mean_ms"] / row["mean_ms"], 2)
+        row["same_top1_as_exhaustive"] = round(
+            float(np.mean([a == b for a, b in zip(tops[name], tops["exhaustive"], strict=True)])), 4
+        )
+    recs = coll.recordings()
+    coll.close()
+    return {
+        "dataset": str(args.dataset),
+        "recordings": len(recs),
+        "hours": round(sum(r.duration for r in recs) / 3600, 3),
+        "themes": len(themes),
+        "theme_index_build_s": round(theme_index_s, 2),
+        "rows": rows,
+    }
+
+
+# -- docs -------------------------------------------------------------------------------------------------
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"shingles_{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _md_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    head = "| " + " | ".join(h for _, h in cols) + " |"
+    sep = "|" + "|".join("---" for _ in cols) + "|"
+    body = ["| " + " | ".join(fmt(r.get(k)) for k, _ in cols) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def docs_section() -> str:
+    parts = [
+        "Shingles: 20 CENS frames (41/10, 1 Hz) x 12 = 240 dims, hop 1 s. Query: tempo factors 0.8-1.25 (7), "
+        "k nearest neighbours per query shingle, votes grouped by implied start, recordings ranked by the mean "
+        "shingle distance of their best region (`mirsearch.search.shingles`). Script: "
+        "`python benchmarks/bench_shingles.py --dataset data/bench`; raw numbers in "
+        "`benchmarks/results/shingles_*.json`."
+    ]
+    r = _load("retrieval")
+    if r:
+        parts.append(
+            f"### Cross-version retrieval (test split: {r['recordings']} recordings, {r['hours']} h, "
+            f"{r['works']} works; {r['queries']} queries of {r['query_seconds']:g} s)\n\n"
+            f"Relevant: the other versions of the query's work (own recording excluded). k = {r['k']}, HNSW ef = "
+            f"{r['ef']}; {r['lookups_per_query']} nearest-neighbour lookups per query. `query ms` = reduction + "
+            f"search + voting per query (the query's shingles, computed once: +{r['query_shingle_ms']:.1f} ms); "
+            f"`P@1 same key`: P@1 over the queries that have a relevant version in their own key (no "
+            f"transpositions are tried; share of relevant versions in another key: "
+            f"{r['other_key_relevant_share']:.2f})."
+        )
+        rows = []
+        for row in r["rows"]:
+            ref = r["reference"].get(row["reduction"]) if row["index"] == "exact" else None
+            rows.append(
+                {
+                    **row,
+                    "ref_p1": ref and ref["p1"],
+                    "ref_map": ref and ref["map"],
+                }
+            )
+        parts.append(
+            _md_table(
+                rows,
+                [
+                    ("reduction", "reduction"),
+                    ("index", "index"),
+                    ("P@1", "P@1"),
+                    ("MAP", "MAP"),
+                    ("P@1_same_key", "P@1 same key"),
+                    ("query_ms", "query ms"),
+                    ("lookup_ms", "ms / lookup"),
+                    ("total_s", "all queries s"),
+                    ("ref_p1", "ref. P@1"),
+                    ("ref_map", "ref. MAP"),
+                ],
+            )
+        )
+        parts.append(
+            "Reference (tutorial 002; 330 test recordings of Beethoven / Chopin / Vivaldi, ~16 h, DNN = triplet "
+            "embedding, brute-force search): none 240: P@1 0.996, MAP 0.972, 23.0 s; DNN 30: 0.981 / 0.959, "
+            "3.4 s; DNN 12: 0.964 / 0.928, 1.8 s; DNN 6: 0.890 / 0.856, 1.2 s (retrieval time of their whole "
+            "query set)."
+        )
+    s = _load("scale")
+    if s:
+        parts.append(
+            f"### Index scale ({s['shingles']:,} shingles, {s['queries']} held-out query shingles, one run)\n\n"
+            f"Shingles of all splits with new variations (12 transpositions, tempo factors), reduced by the "
+            f"learned embeddings; queries from the test split at tempo 0.95 (not in the index). `query ms`: one "
+            f"query at a time, one thread, k = 10. HNSW M = {s['M']}, ef_construction = {s['ef_construction']}, "
+            f"built with {s['build_threads']} thread(s). Recall@10 against the exact search."
+        )
+        parts.append(
+            _md_table(
+                s["rows"],
+                [
+                    ("reduction", "reduction"),
+                    ("index", "index"),
+                    ("ef", "ef"),
+                    ("build_s", "build s"),
+                    ("size_mb", "size MB"),
+                    ("query_ms", "query ms"),
+                    ("recall@10", "recall@10"),
+                    ("reference_ms", "ref. ms"),
+                ],
+            )
+        )
+    c = _load("cascade")
+    if c:
+        parts.append(
+            f"### Cascade vs exhaustive theme search (test split: {c['recordings']} recordings, {c['hours']} h, "
+            f"{c['themes']} themes)\n\n"
+            "The cascade proposes candidate recordings from a theme shingle index (3 s shingles of 2 Hz CENS, "
+            "72 dims, HNSW; all 12 transpositions x 7 tempo factors of the theme) and runs the exhaustive "
+            "search's subsequence DTW on the candidates only (`-regions`: only around the proposed region). "
+            f"Theme index build: {c['theme_index_build_s']} s."
+        )
+        parts.append(
+            _md_table(
+                c["rows"],
+                [
+                    ("method", "method"),
+                    ("Top-1", "Top-1"),
+                    ("MRR", "MRR"),
+                    ("mean_ms", "mean ms"),
+                    ("p95_ms", "p95 ms"),
+                    ("speedup", "speed-up"),
+                    ("candidates", "candidates"),
+                    ("frames_share", "frames searched"),
+                    ("same_top1_as_exhaustive", "same top-1"),
+                ],
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def update_docs(section: str) -> None:
+    """Replace the body of ``## Shingle index`` in docs/benchmarks.md (other sections untouched)."""
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    if HEADING not in text:
+        text = text.rstrip("\n") + f"\n\n{HEADING}\n"
+    head, rest = text.split(HEADING, 1)
+    nxt = rest.find("\n## ")
+    tail = rest[nxt:] if nxt >= 0 else ""
+    tmp = DOCS.with_name(f".{DOCS.name}.tmp")
+    tmp.write_text(f"{head}{HEADING}\n\n{section.strip()}\n{tail}")
+    os.replace(tmp, DOCS)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="data/bench")
+    ap.add_argument("--sections", default="retrieval,scale,cascade")
+    ap.add_argument("--embeddings", default=None, help="comma-separated bundle dirs (default data/runs/embedding-*)")
+    ap.add_argument("--kinds", default="exact,kdtree,hnsw")
+    ap.add_argument("--queries-per-version", type=int, default=2)
+    ap.add_argument("--query-seconds", type=float, default=25.0)
+    ap.add_argument("--k", type=int, default=64)
+    ap.add_argument("--ef", type=int, default=64)
+    ap.add_argument("--kdtree240", action="store_true", help="also run the (slow) 240-dim KD-tree")
+    ap.add_argument("--scale", type=int, default=1_250_000)
+    ap.add_argument("--scale-queries", type=int, default=1000)
+    ap.add_argument("--latency-queries", type=int, default=1000)
+    ap.add_argument("--scale240", action="store_true", help="also index the 240-dim shingles at scale")
+    ap.add_argument("--M", type=int, default=16)
+    ap.add_argument("--ef-construction", type=int, default=100)
+    ap.add_argument("--efs", default="16,32,64", help="HNSW search ef values at scale")
+    ap.add_argument("--theme-limit", type=int, default=0)
+    ap.add_argument("--cascades", default="16:0,32:0,32:1", help="candidates:regions pairs")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tmp", default=None)
+    ap.add_argument("--no-docs", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.embeddings is None:
+        found = sorted(ROOT.glob("data/runs/embedding-*"), key=lambda p: int(p.name.split("-")[-1]))
+        args.embeddings = [str(p) for p in found if (p / "config.json").is_file()]
+    else:
+        args.embeddings = [p for p in args.embeddings.split(",") if p]
+    args.kinds = [k for k in args.kinds.split(",") if k]
+    args.efs = [int(x) for x in args.efs.split(",") if x]
+    args.cascades = [(int(a), bool(int(b))) for a, b in (x.split(":") for x in args.cascades.split(","))]
+    import torch
+
+    torch.set_num_threads(1)
+    for section in [s for s in args.sections.split(",") if s]:
+        t0 = time.perf_counter()
+        print(f"== {section}", flush=True)
+        payload = {"retrieval": run_retrieval, "scale": run_scale, "cascade": run_cascade}[section](args)
+        payload["seconds"] = round(time.perf_counter() - t0, 1)
+        path = write_results(f"shingles_{section}", payload)
+        print(f"wrote {path}")
+    if not args.no_docs:
+        update_docs(docs_section())
+        print(f"updated {DOCS}")
+
+
+if __name__ == "__main__":
+    main()
