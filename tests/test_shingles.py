@@ -322,3 +322,31 @@ def test_shingle_config_validation():
     assert ShingleConfig.from_dict(ShingleConfig(length=6, downsample=5).to_dict()) == ShingleConfig(
         length=6, downsample=5
     )
+
+
+def test_theme_cascade_agrees_with_exhaustive_search(shingle_collection, renderings):
+    from mirsearch.search.shingles import cascade_search_theme
+
+    from conftest import theme_of
+
+    theme, (t0, t1) = theme_of(renderings["b"], 0, 10)
+    with Collection.open(shingle_collection) as coll:
+        full = coll.search_theme(theme, top=3, per_recording=1)
+        stats = {}
+        cascade = cascade_search_theme(coll, theme, top=3, per_recording=1, candidates=2, stats=stats)
+        assert stats["candidates"] == 2 and not stats["fallback"] and stats["frames_searched"] < stats["frames_total"]
+        assert "bwv269" in cascade[0].recording and abs(cascade[0].start - t0) < 1.5
+        # the candidates are re-ranked by the exhaustive search's own DTW: identical matches
+        assert (cascade[0].recording, cascade[0].start, cascade[0].end) == (
+            full[0].recording,
+            full[0].start,
+            full[0].end,
+        )
+        assert cascade[0].cost == pytest.approx(full[0].cost, abs=1e-6)
+        stats = {}
+        regional = cascade_search_theme(coll, theme, top=1, candidates=1, regions=True, stats=stats)
+        assert regional[0].recording == full[0].recording and abs(regional[0].start - full[0].start) < 0.2
+        assert stats["frames_searched"] < 0.5 * stats["frames_total"]
+        stats = {}  # two quarter notes (1.2 s): shorter than a proposal shingle even when slowed down
+        cascade_search_theme(coll, "C D", top=1, stats=stats)
+        assert stats["fallback"]

@@ -376,10 +376,10 @@ def query_shingles(
             pos.append(starts)
             variants.append((f, t, int(X.shape[1])))
     if not parts:
-        need = config.length / config.frame_rate * max(factors)
+        need = config.length / config.frame_rate * min(factors)
         raise InputError(
             f"{name}: too short for {config.length}-frame shingles "
-            f"({C.shape[1] / CHROMA_RATE:.1f} s; needs about {need:.0f} s at tempo factor {max(factors):g})"
+            f"({C.shape[1] / CHROMA_RATE:.1f} s; needs about {need:.1f} s with tempo factor {min(factors):g})"
         )
     return QueryShingles(np.concatenate(parts), np.concatenate(var), np.concatenate(pos), variants)
 
