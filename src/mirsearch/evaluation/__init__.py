@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics and benchmarks on mirsearch datasets."""
