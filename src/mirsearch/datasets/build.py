@@ -705,6 +705,12 @@ def _choose_works(
 
     if reuse_split is not None:
         old = Dataset.load(reuse_split)
+        old_cache = Path(reuse_split) / "cache" / "scores"
+        if old_cache.is_dir() and old_cache.resolve() != cache_dir.resolve():
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            for f in old_cache.glob("*.json"):
+                if not (cache_dir / f.name).exists():
+                    shutil.copyfile(f, cache_dir / f.name)
         old_sources = []
         for w in old.manifest["works"]:
             src = w["source"]

@@ -104,6 +104,8 @@ def render_midi(
             "audio.file.format=float",
             "-o",
             "synth.polyphony=512",
+            "-o",
+            "synth.dynamic-sample-loading=1",  # load only the samples used (same output, faster for sf3)
             "-F",
             str(wav),
             "-r",
