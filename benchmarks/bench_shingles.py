@@ -80,13 +80,20 @@ def average_precision(ranked: list[int], relevant: set[int]) -> float:
     return total / len(relevant)
 
 
+def embedding_label(path) -> str:
+    """``embedding12`` (CNN) or ``embedding12-mlp`` for a bundle directory."""
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    arch = cfg["network"].get("arch", "cnn")
+    return f"embedding{cfg['dim']}" + ("" if arch == "cnn" else f"-{arch}")
+
+
 def reductions(args, coll) -> list[tuple[str, object, int | None]]:
     """(label, reduction spec, dim) of every reduction to compare."""
     out = [("none240", "none", None)]
     out += [(f"pca{d}", "pca", d) for d in (6, 12, 30)]
     for path in args.embeddings:
         cfg = json.loads((Path(path) / "config.json").read_text())
-        out.append((f"embedding{cfg['dim']}", path, cfg["dim"]))
+        out.append((embedding_label(path), path, cfg["dim"]))
     return out
 
 
@@ -103,7 +110,7 @@ def run_retrieval(args) -> dict:
     from mirsearch.models.embedding_training import dataset_collection
     from mirsearch.search.shingles import TEMPO_FACTORS, ShingleIndex, query_shingles, score_regions
 
-    coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
+    coll, view = dataset_collection(args.dataset, args.split, jobs=args.jobs, progress=True)
     recs = coll.recordings()
     by_path = {r.path: r.id for r in recs}
     work_of, rid_of_version = {}, {}
@@ -129,7 +136,7 @@ def run_retrieval(args) -> dict:
         for rid, vid in ((q[0], q[1]) for q in queries)
     }
     print(
-        f"test split: {len(recs)} recordings ({sum(r.duration for r in recs) / 3600:.2f} h), "
+        f"{args.split} split: {len(recs)} recordings ({sum(r.duration for r in recs) / 3600:.2f} h), "
         f"{len(set(work_of.values()))} works, {len(queries)} queries of {args.query_seconds:g} s",
         flush=True,
     )
@@ -139,6 +146,8 @@ def run_retrieval(args) -> dict:
     n_lookups = int(np.mean([len(q.S) for q in qsh]))
     rows = []
     for label, spec, dim in reductions(args, coll):
+        if args.reductions and label not in args.reductions:
+            continue
         for kind in args.kinds:
             if kind == "kdtree" and label == "none240" and not args.kdtree240:
                 continue
@@ -182,6 +191,7 @@ def run_retrieval(args) -> dict:
     coll.close()
     return {
         "dataset": str(args.dataset),
+        "split": args.split,
         "recordings": len(recs),
         "hours": round(sum(r.duration for r in recs) / 3600, 3),
         "works": len(set(work_of.values())),
@@ -238,7 +248,7 @@ def run_scale(args) -> dict:
     X240, Q240 = scale_vectors(args)
     print(f"{len(X240)} shingles, {len(Q240)} queries ({time.perf_counter() - t0:.0f} s)", flush=True)
     rows = []
-    specs = [(f"embedding{json.loads((Path(p) / 'config.json').read_text())['dim']}", p) for p in args.embeddings]
+    specs = [(embedding_label(p), p) for p in args.embeddings]
     if args.scale240:
         specs.append(("none240", "none"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-shingles-", dir=args.tmp))
@@ -538,6 +548,9 @@ def main() -> None:
     ap.add_argument("--sections", default="retrieval,scale,cascade")
     ap.add_argument("--embeddings", default=None, help="comma-separated bundle dirs (default data/runs/embedding-*)")
     ap.add_argument("--kinds", default="exact,kdtree,hnsw")
+    ap.add_argument("--split", default="test", help="split of the retrieval section (validation: model selection)")
+    ap.add_argument("--reductions", default=None, help="only these labels (e.g. none240,pca12,embedding12)")
+    ap.add_argument("--name", default=None, help="result file suffix (default: the section name)")
     ap.add_argument("--queries-per-version", type=int, default=2)
     ap.add_argument("--query-seconds", type=float, default=25.0)
     ap.add_argument("--k", type=int, default=64)
@@ -565,6 +578,7 @@ def main() -> None:
     else:
         args.embeddings = [p for p in args.embeddings.split(",") if p]
     args.kinds = [k for k in args.kinds.split(",") if k]
+    args.reductions = [r for r in args.reductions.split(",") if r] if args.reductions else None
     args.efs = [int(x) for x in args.efs.split(",") if x]
     args.cascades = [(int(a), bool(int(b))) for a, b in (x.split(":") for x in args.cascades.split(","))]
     import torch
@@ -575,7 +589,7 @@ def main() -> None:
         print(f"== {section}", flush=True)
         payload = {"retrieval": run_retrieval, "scale": run_scale, "cascade": run_cascade}[section](args)
         payload["seconds"] = round(time.perf_counter() - t0, 1)
-        path = write_results(f"shingles_{section}", payload)
+        path = write_results(f"shingles_{args.name or section}", payload)
         print(f"wrote {path}")
     if not args.no_docs:
         update_docs(docs_section())

@@ -478,7 +478,8 @@ def dataset_collection(dataset_root, split: str, *, directory=None, jobs: int = 
         Dataset folder (``manifest.json``, see :mod:`mirsearch.datasets.manifest`).
     split : {"train", "validation", "test"}
     directory : path-like, optional
-        Collection folder (default ``<dataset>/cache/collections/<split>.mirs``).
+        Collection folder (default ``<dataset>/collections/chroma-<split>.mirs``, the one
+        ``mirsearch bench theme`` uses, so the chroma is extracted once).
     jobs : int
         Indexing processes.
     progress : bool
@@ -496,9 +497,8 @@ def dataset_collection(dataset_root, split: str, *, directory=None, jobs: int = 
     view = Dataset.load(dataset_root).split(split)
     if not len(view):
         raise InputError(f"{dataset_root}: split {split!r} has no rendered versions")
-    directory = (
-        Path(directory) if directory is not None else Path(dataset_root) / "cache" / "collections" / f"{split}.mirs"
-    )
+    if directory is None:
+        directory = Path(dataset_root) / "collections" / f"chroma-{split}.mirs"
     coll = Collection.create(directory)
     missing = [str(v.path) for v in view if not v.path.is_file()]
     if missing:
