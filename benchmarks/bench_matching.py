@@ -64,10 +64,10 @@ def real_tracks() -> list[Path]:
     return tracks
 
 
-def build_collection(paths: list[Path]):
+def build_collection(paths: list[Path], *, name: str = "coll.mirs"):
     from mirsearch.collection import Collection
 
-    coll = Collection.create(DATA / "coll.mirs")
+    coll = Collection.create(DATA / name)
     known = {Path(r.path).resolve() for r in coll.recordings()}
     todo = [p for p in paths if Path(p).resolve() not in known]
     if todo:
@@ -112,36 +112,57 @@ def degrade(y: np.ndarray, kind: str, rng) -> tuple[np.ndarray, float, int]:
 DEGRADATIONS = ("pitch+2", "stretch0.85", "stretch1.2", "noise5dB", "telephone", "mp3")
 
 
-def make_queries(versions, tracks, coll, *, per_version: int, n_real: int, seed: int = 0):
-    """Query list: dicts with signal, relevant spans {recording_id: (start, end)}, exclude ids, group."""
-    from mirsearch.audio import load_audio
-
-    rng = np.random.default_rng(seed)
-    id_of = {Path(r.path).resolve(): r.id for r in coll.recordings()}
-    queries = []
+def own_sources(n_works: int):
+    """Own renderings: (audio paths, version queries spec, version-id groups) like the dataset adapter."""
+    works = chorale_works(n_works, 4, offset=100)
+    print(f"rendering {n_works} works x 3 versions", flush=True)
+    versions = build_versions(DATA / "versions", works, n_versions=3, seed=2)
     by_work = {}
     for v in versions:
         by_work.setdefault(v.work, []).append(v)
+    return versions, by_work
+
+
+def own_version_queries(versions, by_work, *, per_version: int, rng) -> list[dict]:
+    out = []
     for v in versions:
-        y, _ = load_audio(v.path)
         music0, music1 = v.times[0], v.times[-1]
         for _ in range(per_version):
             s = float(rng.uniform(music0, max(music0, music1 - QUERY_SECONDS)))
             q0, q1 = np.interp([s, s + QUERY_SECONDS], v.times, v.quarters)
-            relevant = {}
-            for w in by_work[v.work]:
-                if w is v:
-                    continue
-                relevant[id_of[Path(w.path).resolve()]] = tuple(np.interp([q0, q1], w.quarters, w.times))
-            queries.append(
-                {
-                    "group": "versions",
-                    "kind": "cut",
-                    "y": y[int(s * SR) : int((s + QUERY_SECONDS) * SR)],
-                    "relevant": relevant,
-                    "exclude": [id_of[Path(v.path).resolve()]],
-                }
-            )
+            relevant = {w.path: tuple(np.interp([q0, q1], w.quarters, w.times)) for w in by_work[v.work] if w is not v}
+            out.append({"path": v.path, "start": s, "relevant": relevant, "ignore": []})
+    return out
+
+
+def make_queries(specs: list[dict], tracks, coll, *, n_real: int, seed: int = 0):
+    """Query list: dicts with signal, relevant spans {recording_id: (start, end)}, exclude and ignore ids."""
+    from mirsearch.audio import load_audio
+
+    rng = np.random.default_rng(seed)
+    id_of = {str(Path(r.path).resolve()): r.id for r in coll.recordings()}
+
+    def rid(path):
+        return id_of[str(Path(path).resolve())]
+
+    queries = []
+    signals = {}
+    for q in specs:
+        if q["path"] not in signals:
+            signals.clear()
+            signals[q["path"]] = load_audio(q["path"])[0]
+        y = signals[q["path"]]
+        s = q["start"]
+        queries.append(
+            {
+                "group": "versions",
+                "kind": "cut",
+                "y": y[int(s * SR) : int((s + QUERY_SECONDS) * SR)],
+                "relevant": {rid(p): span for p, span in q["relevant"].items()},
+                "exclude": [rid(q["path"])],
+                "ignore": {rid(p) for p in q["ignore"]},
+            }
+        )
     picks = rng.choice(len(tracks), size=min(n_real, len(tracks)), replace=False)
     for ti in picks:
         path = tracks[ti]
@@ -158,8 +179,9 @@ def make_queries(versions, tracks, coll, *, per_version: int, n_real: int, seed:
                     "group": "real",
                     "kind": kind,
                     "y": z,
-                    "relevant": {id_of[Path(path).resolve()]: (s, s + QUERY_SECONDS)},
+                    "relevant": {rid(path): (s, s + QUERY_SECONDS)},
                     "exclude": [],
+                    "ignore": set(),
                 }
             )
     return queries
@@ -176,9 +198,10 @@ def is_hit(rec_id, start, end, relevant: dict, used: set) -> bool:
     return inter >= 0.5 * (e - s)
 
 
-def average_precision(ranked: list[tuple[int, float, float]], relevant: dict) -> tuple[float, bool]:
+def average_precision(ranked: list[tuple[int, float, float]], relevant: dict, ignore=()) -> tuple[float, bool]:
     used, hits, ap = set(), 0, 0.0
     first = False
+    ranked = [r for r in ranked if r[0] not in ignore]
     for k, (rid, s, e) in enumerate(ranked[:TOP], 1):
         if is_hit(rid, s, e, relevant, used):
             used.add(rid)
@@ -216,14 +239,14 @@ def run_libfmp(q, db: dict, recs) -> list[tuple[int, float, float]]:
 
     X, rate = libfmp_cens(q["y"], SR)
     ids = [r.id for r in recs if r.id not in q["exclude"]]
-    found = libfmp_match(X, [db[i] for i in ids], top=TOP)
+    found = libfmp_match(X, [db[i] for i in ids], top=TOP + len(q["ignore"]))
     return [(ids[i], s / rate, (e + 1) / rate) for i, s, e, _ in found]
 
 
 def run_mirsearch(q, db, method: str) -> list[tuple[int, float, float]]:
     from mirsearch.search.audio import search_audio
 
-    ms = search_audio(db, (q["y"], SR), top=TOP, method=method, transpose=True, exclude=q["exclude"])
+    ms = search_audio(db, (q["y"], SR), top=TOP + len(q["ignore"]), method=method, transpose=True, exclude=q["exclude"])
     return [(m.recording_id, m.start, m.end) for m in ms]
 
 
@@ -233,7 +256,7 @@ def evaluate(queries, runner, name: str) -> list[dict]:
         t0 = time.perf_counter()
         ranked = runner(q)
         dt = time.perf_counter() - t0
-        ap, first = average_precision(ranked, q["relevant"])
+        ap, first = average_precision(ranked, q["relevant"], q["ignore"])
         rows.append({"method": name, "group": q["group"], "kind": q["kind"], "ap": ap, "p1": float(first), "s": dt})
     return rows
 
@@ -255,56 +278,92 @@ def summarise(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
     return out
 
 
-def run_versions(coll, db41, versions) -> list[dict]:
-    """Version identification: each synthetic version against the whole collection (itself excluded)."""
+def run_versions(coll, db41, groups: dict[str, list[str]], ignore_of: dict[str, list[str]]) -> list[dict]:
+    """Version identification: every version as the query against the whole collection (itself excluded).
+
+    ``groups``: work -> audio paths of its versions; ``ignore_of``: audio path -> paths of same-family
+    versions of other works (dropped from the ranking).
+    """
     from mirsearch.search.audio import identify_versions
 
-    id_of = {Path(r.path).resolve(): r.id for r in coll.recordings()}
+    id_of = {str(Path(r.path).resolve()): r.id for r in coll.recordings()}
+
+    def rid(p):
+        return id_of[str(Path(p).resolve())]
+
     rows = []
-    for v in versions:
-        me = id_of[Path(v.path).resolve()]
-        relevant = {id_of[Path(w.path).resolve()] for w in versions if w.work == v.work and w is not v}
-        t0 = time.perf_counter()
-        ranked = identify_versions(db41, v.path, top=TOP, exclude=[me])
-        dt = time.perf_counter() - t0
-        hits, ap = 0, 0.0
-        for k, m in enumerate(ranked, 1):
-            if m.recording_id in relevant:
-                hits += 1
-                ap += hits / k
-        rows.append(
-            {
-                "query": Path(v.path).name,
-                "p1": float(ranked[0].recording_id in relevant),
-                "ap": ap / len(relevant),
-                "s": dt,
-            }
-        )
+    for _work, paths in sorted(groups.items()):
+        for path in paths:
+            relevant = {rid(p) for p in paths if p != path}
+            ignore = {rid(p) for p in ignore_of.get(path, [])}
+            t0 = time.perf_counter()
+            ranked = identify_versions(db41, path, top=TOP + len(ignore), exclude=[rid(path)])
+            dt = time.perf_counter() - t0
+            ranked = [m for m in ranked if m.recording_id not in ignore][:TOP]
+            hits, ap = 0, 0.0
+            for k, m in enumerate(ranked, 1):
+                if m.recording_id in relevant:
+                    hits += 1
+                    ap += hits / k
+            rows.append(
+                {
+                    "query": Path(path).name,
+                    "p1": float(bool(ranked) and ranked[0].recording_id in relevant),
+                    "ap": ap / max(1, len(relevant)),
+                    "s": dt,
+                }
+            )
     return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--works", type=int, default=8)
-    ap.add_argument("--per-version", type=int, default=3, help="queries cut from each synthetic version")
+    ap.add_argument("--dataset", default=str(ROOT / "data" / "bench"), help="benchmark dataset folder")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--max-versions", type=int, default=120, help="dataset versions that queries are cut from")
+    ap.add_argument("--works", type=int, default=8, help="own renderings when there is no dataset")
+    ap.add_argument("--per-version", type=int, default=2, help="queries cut from each version")
     ap.add_argument("--real-queries", type=int, default=30, help="real tracks excerpted (x6 degradations)")
     ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args()
     from mirsearch.search.audio import prepare_database
 
-    works = chorale_works(args.works, 4, offset=100)
-    print(f"rendering {args.works} works x 3 versions", flush=True)
-    versions = build_versions(DATA / "versions", works, n_versions=3, seed=2)
+    rng = np.random.default_rng(0)
+    dataset = Path(args.dataset)
     tracks = real_tracks()
-    print(f"collection: {len(versions)} versions + {len(tracks)} real tracks", flush=True)
-    coll = build_collection([Path(v.path) for v in versions] + tracks)
+    if (dataset / "manifest.json").is_file():
+        import bench_data
+
+        ds = bench_data.load(dataset, args.split)
+        groups = {w: [str(v.path) for v in ds.versions_of(w)] for w in ds.works}
+        fam = {}
+        for w, info in ds.works.items():
+            fam.setdefault(info.family, []).append(w)
+        ignore_of = {
+            p: [q for w2 in fam[ds.works[w].family] if w2 != w for q in groups[w2]] for w in groups for p in groups[w]
+        }
+        specs = bench_data.match_queries(
+            ds, per_version=args.per_version, seconds=QUERY_SECONDS, max_versions=args.max_versions
+        )
+        name = f"coll_{dataset.name}_{args.split}.mirs"
+        source = {"dataset": str(dataset), "split": args.split, "works": len(ds.works), "versions": len(ds)}
+    else:
+        versions, by_work = own_sources(args.works)
+        groups = {w: [v.path for v in vs] for w, vs in by_work.items()}
+        ignore_of = {}
+        specs = own_version_queries(versions, by_work, per_version=args.per_version, rng=rng)
+        name = "coll.mirs"
+        source = {"own_renderings": {w: [v.path for v in vs] for w, vs in by_work.items()}}
+    paths = [Path(p) for ps in groups.values() for p in ps]
+    print(f"collection: {len(paths)} versions + {len(tracks)} real tracks", flush=True)
+    coll = build_collection(paths + tracks, name=name)
     recs = coll.recordings()
     hours = sum(r.duration for r in recs) / 3600
     t0 = time.perf_counter()
     db = prepare_database(coll)
     t_prep = time.perf_counter() - t0
     db41 = prepare_database(coll, window=41, downsample=10)
-    queries = make_queries(versions, tracks, coll, per_version=args.per_version, n_real=args.real_queries)
+    queries = make_queries(specs, tracks, coll, n_real=args.real_queries)
     print(f"{len(queries)} queries over {len(recs)} recordings ({hours:.2f} h)", flush=True)
     # warm-up (numba caches, librosa)
     run_mirsearch(queries[0], db, "sdtw")
@@ -321,7 +380,7 @@ def main() -> None:
         print("  libfmp done", flush=True)
     overall = summarise(rows, ("method", "group"))
     by_kind = summarise(rows, ("method", "kind"))
-    vrows = run_versions(coll, db41, versions)
+    vrows = run_versions(coll, db41, groups, ignore_of)
     vsum = {
         "queries": len(vrows),
         "P_at_1": float(np.mean([r["p1"] for r in vrows])),
@@ -332,13 +391,14 @@ def main() -> None:
     print_table(overall, ["method", "group", "queries", "P_at_1", "MAP", "mean_query_s"])
     print("\nby query kind")
     print_table(by_kind, ["method", "kind", "queries", "P_at_1", "MAP", "mean_query_s"])
-    print("\nversion identification (synthetic versions as queries, whole collection)")
+    print("\nversion identification (every version as the query, whole collection)")
     print_table([vsum], ["queries", "P_at_1", "MAP", "mean_query_s"])
     path = write_results(
         "matching",
         {
             "command": "python benchmarks/bench_matching.py " + " ".join(sys.argv[1:]),
-            "collection": {"recordings": len(recs), "hours": hours, "versions": len(versions), "real": len(tracks)},
+            "collection": {"recordings": len(recs), "hours": hours, "versions": len(paths), "real": len(tracks)},
+            "source": source,
             "database_prepare_s": t_prep,
             "overall": overall,
             "by_kind": by_kind,

@@ -1,9 +1,10 @@
 """Synchronisation accuracy, runtime and memory: mirsearch against synctoolbox's MrMsDTW on the same pairs.
 
-Data: renderings with known tempo maps (``benchmarks/synth.py``): works of four Bach chorales each
-(music21 corpus, one harmonisation per tune), two versions per work that differ in ensemble, SoundFont,
-global tempo (0.75-1.35), a smooth tempo curve (+-15 %), lead-in silence, background noise and, for
-some, a key change. Ground truth: the time of every distinct score onset in each version.
+Data: the test split of the benchmark dataset (``mirsearch dataset build``, ``data/bench``; first two
+versions of each work, works in a seeded order, ``--max-pairs``), whose versions carry their tempo maps;
+without it, our own renderings (``benchmarks/synth.py``: works of four Bach chorales, two versions per work
+that differ in ensemble, SoundFont, tempo, tempo curve, lead-in, noise and some in key). Ground truth:
+the time of every distinct score onset in each version.
 
 - audio-audio: each pair aligned by ``mirsearch.align.align_audio`` and by synctoolbox (chroma + DLNCO,
   MrMsDTW, ``compute_optimal_chroma_shift``; ``baselines.synctoolbox_sync``);
@@ -15,7 +16,8 @@ some, a key change. Ground truth: the time of every distinct score onset in each
 
 Errors are absolute differences between mapped and true onset times (ms), pooled over all onsets.
 
-    python benchmarks/bench_sync.py [--works 6] [--long-minutes 20] [--skip-long] [--skip-baseline]
+    python benchmarks/bench_sync.py [--dataset data/bench] [--max-pairs 16] [--long-minutes 20] [--skip-long]
+                                    [--skip-baseline] [--works 6 (own renderings when there is no dataset)]
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from synth import (  # noqa: E402
     chorale_works,
     concat_notes,
     corpus_notes,
-    deadpan_midi,
     render,
     write_midi,
 )
@@ -71,42 +72,79 @@ def path_map(wp: np.ndarray, rate: float):
 # ------------------------------------------------------------------------------------------------ pairs
 
 
-def run_audio_pairs(versions, *, baseline: bool):
+def own_pairs(n_works: int):
+    """Pairs and score pairs from our own renderings (``synth.build_versions``)."""
+    from bench_data import ScorePair, SyncPair
+
+    works = chorale_works(n_works, 4)
+    print(f"rendering {n_works} works x 2 versions into {DATA}", flush=True)
+    versions = build_versions(DATA / "versions", works, n_versions=2, seed=1)
+    by_work = {}
+    for v in versions:
+        by_work.setdefault(v.work, []).append(v)
+    pairs, spairs = [], []
+    for work, (a, b) in sorted(by_work.items()):
+        pairs.append(
+            SyncPair(
+                name=f"{work} {a.ensemble}->{b.ensemble}",
+                a=a.path,
+                b=b.path,
+                ta=a.times,
+                tb=b.times,
+                transposition=(b.transpose - a.transpose) % 12,
+                duration=max(a.duration, b.duration),
+            )
+        )
+        notes = concat_notes([corpus_notes(n) for n in works[work]], gap=2.0)
+        spairs.append(
+            ScorePair(
+                name=f"{work} score->{b.ensemble}",
+                pitch=notes.pitch,
+                onset_q=notes.onset,
+                duration_q=notes.duration,
+                part=notes.part,
+                bpm=100.0,
+                audio=b.path,
+                q=b.quarters,
+                truth=b.times,
+                transposition=b.transpose % 12,
+            )
+        )
+    return pairs, spairs, works
+
+
+def run_audio_pairs(pairs, *, baseline: bool):
     from baselines import synctoolbox_sync
     from mirsearch.align import align_audio
     from mirsearch.audio import load_audio
 
-    by_work = {}
-    for v in versions:
-        by_work.setdefault(v.work, []).append(v)
     rows, errs = [], {"mirsearch": [], "synctoolbox": []}
-    for work, vs in sorted(by_work.items()):
-        a, b = vs[0], vs[1]
+    for p in pairs:
         t0 = time.perf_counter()
-        tm = align_audio(a.path, b.path)
+        tm = align_audio(p.a, p.b)
         t_mir = time.perf_counter() - t0
-        e_mir = (tm.map(a.times) - b.times) * 1000
+        e_mir = (tm.map(p.ta) - p.tb) * 1000
         errs["mirsearch"].append(e_mir)
         row = {
-            "pair": f"{work} {a.ensemble}->{b.ensemble}",
-            "dur_s": round(max(a.duration, b.duration), 1),
-            "transp": (b.transpose - a.transpose) % 12,
+            "pair": p.name,
+            "dur_s": round(p.duration, 1),
+            "transp": p.transposition,
             "found": tm.meta["transposition"],
             "mir_mean": float(np.abs(e_mir).mean()),
             "mir_p95": float(np.percentile(np.abs(e_mir), 95)),
             "mir_s": t_mir,
         }
         if baseline:
-            ya, sr = load_audio(a.path)
-            yb, _ = load_audio(b.path)
+            ya, sr = load_audio(p.a)
+            yb, _ = load_audio(p.b)
             wp, timing = synctoolbox_sync(ya, yb, sr)
-            e_st = (path_map(wp, 50.0)(a.times) - b.times) * 1000
+            e_st = (path_map(wp, 50.0)(p.ta) - p.tb) * 1000
             errs["synctoolbox"].append(e_st)
             row.update(
                 st_mean=float(np.abs(e_st).mean()),
                 st_p95=float(np.percentile(np.abs(e_st), 95)),
                 st_s=timing["total_s"],
-                st_shift=timing["shift"],
+                st_shift=(-timing["shift"]) % 12,
                 speedup=timing["total_s"] / t_mir,
             )
         rows.append(row)
@@ -114,44 +152,36 @@ def run_audio_pairs(versions, *, baseline: bool):
     return rows, errs
 
 
-def run_score_pairs(versions, works, *, baseline: bool):
-    from mirsearch.align import active_span, align_score, load_score_notes
+def run_score_pairs(spairs, *, baseline: bool):
+    from bench_data import score_notes
+    from mirsearch.align import active_span, align_score
     from mirsearch.audio import load_audio
 
     rows, errs = [], {"mirsearch": [], "synctoolbox": []}
-    by_work = {}
-    for v in versions:
-        by_work.setdefault(v.work, []).append(v)
-    for work, vs in sorted(by_work.items()):
-        b = vs[1]
-        mid = DATA / f"{work}_score.mid"
-        q = deadpan_midi(works[work], mid, bpm=100.0)
+    for sp in spairs:
+        notes = score_notes(sp)
         t0 = time.perf_counter()
-        res = align_score(mid, b.path, transpose=True)
+        res = align_score(notes, sp.audio, transpose=True)
         t_mir = time.perf_counter() - t0
-        # fitted score time of each distinct onset position (deadpan: 0.6 s per quarter)
-        raw = load_score_notes(mid)
-        fitted = res.notes.onset
-        q_notes = np.round(raw.onset / 0.6, 4)
-        uq, idx = np.unique(q_notes, return_index=True)
-        s_of_q = np.interp(q, uq, fitted[idx])
-        truth = np.interp(q, b.quarters, b.times)
-        e_mir = (res.time_map.map(s_of_q) - truth) * 1000
+        # fitted score time of each distinct onset position
+        uq, idx = np.unique(res.notes.onset_quarter, return_index=True)
+        s_of_q = np.interp(sp.q, uq, res.notes.onset[idx])
+        e_mir = (res.time_map.map(s_of_q) - sp.truth) * 1000
         errs["mirsearch"].append(e_mir)
         row = {
-            "pair": f"{work} score->{b.ensemble}",
-            "transp": b.transpose % 12,
+            "pair": sp.name,
+            "transp": sp.transposition,
             "found": res.meta["transposition"],
             "mir_mean": float(np.abs(e_mir).mean()),
             "mir_p95": float(np.percentile(np.abs(e_mir), 95)),
             "mir_s": t_mir,
         }
         if baseline:
-            y, sr = load_audio(b.path)
+            y, sr = load_audio(sp.audio)
             t0 = time.perf_counter()
             fmap = synctoolbox_score_sync(res.notes, y, sr, active=active_span(y, sr=sr))
             t_st = time.perf_counter() - t0
-            e_st = (fmap(s_of_q) - truth) * 1000
+            e_st = (fmap(s_of_q) - sp.truth) * 1000
             errs["synctoolbox"].append(e_st)
             row.update(
                 st_mean=float(np.abs(e_st).mean()),
@@ -330,7 +360,10 @@ def warm_up() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--works", type=int, default=6)
+    ap.add_argument("--dataset", default=str(HERE.parent / "data" / "bench"), help="benchmark dataset folder")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--max-pairs", type=int, default=16, help="pairs taken from the dataset (works in seeded order)")
+    ap.add_argument("--works", type=int, default=6, help="own renderings when there is no dataset")
     ap.add_argument("--long-minutes", type=float, default=20.0)
     ap.add_argument("--skip-long", action="store_true")
     ap.add_argument("--skip-baseline", action="store_true")
@@ -340,14 +373,23 @@ def main() -> None:
         long_worker(*args.long_worker)
         return
     baseline = not args.skip_baseline
-    works = chorale_works(args.works, 4)
-    print(f"rendering {args.works} works x 2 versions into {DATA}", flush=True)
-    versions = build_versions(DATA / "versions", works, n_versions=2, seed=1)
+    dataset = Path(args.dataset) if args.dataset else None
+    if dataset is not None and (dataset / "manifest.json").is_file():
+        import bench_data
+
+        ds = bench_data.load(dataset, args.split)
+        pairs = bench_data.sync_pairs(ds, max_pairs=args.max_pairs)
+        spairs = bench_data.score_pairs(ds, max_pairs=args.max_pairs)
+        source = {"dataset": str(dataset), "split": args.split, "works": len(ds.works), "hours": ds.hours}
+    else:
+        pairs, spairs, works = own_pairs(args.works)
+        source = {"own_renderings": works}
+    print(f"{len(pairs)} audio pairs, {len(spairs)} score pairs", flush=True)
     warm_up()
     print("audio-audio pairs", flush=True)
-    audio_rows, audio_err = run_audio_pairs(versions, baseline=baseline)
+    audio_rows, audio_err = run_audio_pairs(pairs, baseline=baseline)
     print("score-audio pairs", flush=True)
-    score_rows, score_err = run_score_pairs(versions, works, baseline=baseline)
+    score_rows, score_err = run_score_pairs(spairs, baseline=baseline)
     summary = []
     for task, errs, rows in (("audio-audio", audio_err, audio_rows), ("score-audio", score_err, score_rows)):
         for method, key in (("mirsearch", "mir_s"), ("synctoolbox", "st_s")):
@@ -388,7 +430,7 @@ def main() -> None:
         "sync",
         {
             "command": "python benchmarks/bench_sync.py " + " ".join(sys.argv[1:]),
-            "works": works,
+            "source": source,
             "pairs": audio_rows,
             "score_pairs": score_rows,
             "summary": summary,

@@ -55,7 +55,11 @@ class SyncResult:
     coarse_path_cost : float
         Mean cosine distance between the coarse chroma frames the coarse path pairs.
     coarse_mean_cost : float
-        Mean cosine distance over all pairs of coarse frames (what an unrelated pair would score).
+        Mean cosine distance over all pairs of coarse frames.
+    coarse_reverse_cost : float
+        Mean cosine distance along the optimal coarse path between ``X`` and ``Y`` played backwards (with
+        its own best shift): the cost of aligning music with the same harmonic statistics but no
+        musical correspondence.
     levels : list of dict
         Per level: ``rate`` (Hz), ``shape`` (rows, cols), ``cells`` (band size), ``seconds`` (run time).
     """
@@ -66,12 +70,13 @@ class SyncResult:
     transposition: int = 0
     coarse_path_cost: float = float("nan")
     coarse_mean_cost: float = float("nan")
+    coarse_reverse_cost: float = float("nan")
     levels: list = field(default_factory=list)
 
     @property
     def cost_ratio(self) -> float:
-        """``coarse_path_cost / coarse_mean_cost``: near 0.3 for versions of one piece, near 1 for unrelated."""
-        return self.coarse_path_cost / max(self.coarse_mean_cost, 1e-9)
+        """``coarse_path_cost / coarse_reverse_cost``: 0.25-0.65 for versions of one piece, 0.7-1 otherwise."""
+        return self.coarse_path_cost / max(self.coarse_reverse_cost, 1e-9)
 
     @property
     def peak_cells(self) -> int:
@@ -137,6 +142,13 @@ def project_band(
     jmax = np.full(n_coarse, -1)
     np.minimum.at(jmin, path[:, 0], path[:, 1])
     np.maximum.at(jmax, path[:, 0], path[:, 1])
+    missing = jmax < 0  # rows skipped by steps such as (2, 1): span from the row before to the row after
+    if missing.any():
+        seen = np.flatnonzero(~missing)
+        prev = seen[np.clip(np.searchsorted(seen, np.flatnonzero(missing)) - 1, 0, None)]
+        nxt = seen[np.clip(np.searchsorted(seen, np.flatnonzero(missing)), None, seen.size - 1)]
+        jmin[missing] = jmax[prev]
+        jmax[missing] = jmin[nxt]
     rows = np.clip(np.floor(np.arange(N) / ratio + 0.5).astype(np.int64), 0, n_coarse - 1)
     lo = np.floor((jmin[rows] - 0.5) * ratio).astype(np.int64)
     hi = np.ceil((jmax[rows] + 0.5) * ratio).astype(np.int64) + 1
@@ -195,6 +207,10 @@ def sync_dtw(
     weights: np.ndarray = SYNC_WEIGHTS,
     offset: float = 1.0,
     w_onset: float = 1.0,
+    refine_radius_seconds: float | None = None,
+    fine_window: int | None = None,
+    coarse_steps: np.ndarray | None = None,
+    coarse_weights: np.ndarray | None = None,
 ) -> SyncResult:
     """Synchronise two feature sequences with multiresolution DTW.
 
@@ -221,6 +237,12 @@ def sync_dtw(
         Constant added to every local cost (favours the diagonal in flat regions).
     w_onset : float >= 0
         Weight of the onset distance at the finest level.
+    refine_radius_seconds : float, optional
+        With onset features: first align the finest level on chroma alone, then refine with chroma plus
+        onsets inside a band of this half-width around that path (onsets then only move the path
+        locally; safer for soft attacks and reverberant recordings). Default: one finest pass with both.
+    fine_window : int, optional
+        Hann smoothing of the finest-level chroma over this many frames (default: none).
 
     Returns
     -------
@@ -247,6 +269,10 @@ def sync_dtw(
     while len(factors) > 1 and -(-N // factors[1]) * -(-M // factors[1]) <= 10_000:
         factors.pop(0)
 
+    if coarse_steps is not None:
+        cst, cwt = check_steps(
+            coarse_steps, coarse_weights if coarse_weights is not None else np.ones(len(coarse_steps))
+        )
     levels = []
     k_shift = 0
     t0 = time.perf_counter()
@@ -262,38 +288,55 @@ def sync_dtw(
     path = None
     result = None
     prev_factor = None
-    for i, f in enumerate(factors):
+    have_onsets = U is not None and V is not None and w_onset > 0
+    passes = [(f, False, radius_seconds) for f in factors[:-1]]
+    if have_onsets and refine_radius_seconds is not None:
+        passes += [(1, False, radius_seconds), (1, True, refine_radius_seconds)]
+    else:
+        passes += [(1, have_onsets, radius_seconds)]
+    finest_cache = None
+    for i, (f, use_onsets, rad) in enumerate(passes):
         t1 = time.perf_counter()
         if i == 0:
             Xl, Yl = Xc, Yc
+        elif f == 1:
+            if finest_cache is None:
+                window = fine_window if fine_window and fine_window > 1 else None
+                finest_cache = (smooth_downsample(X, 1, window=window), smooth_downsample(Y, 1, window=window))
+            Xl, Yl = finest_cache
         else:
             Xl = smooth_downsample(X, f)
             Yl = smooth_downsample(Y, f)
         n, m = Xl.shape[1], Yl.shape[1]
-        finest = f == 1
         if path is None:
             lo, hi = full_band(n, m)
         else:
             ratio = prev_factor / f
-            radius = max(2, int(round(radius_seconds * feature_rate / f)))
+            radius = max(2, int(round(rad * feature_rate / f)))
             lo, hi = project_band(path, shape=(n, m), ratio=ratio, radius=radius)
-        use_onsets = finest and U is not None and V is not None and w_onset > 0
-        result = dtw_band(
-            Xl,
-            Yl,
-            lo=lo,
-            hi=hi,
-            U=U if use_onsets else None,
-            V=V if use_onsets else None,
-            steps=steps,
-            weights=weights,
-            offset=offset,
-            w_onset=w_onset if use_onsets else 0.0,
-        )
+        st, wt = (steps, weights) if f == 1 or coarse_steps is None else (cst, cwt)
+        try:
+            result = dtw_band(
+                Xl,
+                Yl,
+                lo=lo,
+                hi=hi,
+                U=U if use_onsets else None,
+                V=V if use_onsets else None,
+                steps=st,
+                weights=wt,
+                offset=offset,
+                w_onset=w_onset if use_onsets else 0.0,
+            )
+        except ParameterError:  # the slope-constrained steps cannot reach the end: fall back
+            if st is steps:
+                raise
+            result = dtw_band(Xl, Yl, lo=lo, hi=hi, steps=steps, weights=weights, offset=offset)
         path = result.path
         levels.append(
             {
                 "rate": feature_rate / f,
+                "onsets": bool(use_onsets),
                 "shape": (n, m),
                 "cells": result.n_cells,
                 "seconds": time.perf_counter() - t1,
@@ -302,6 +345,7 @@ def sync_dtw(
         if i == 0:
             coarse_path_cost = float(path_cost(path, Xc, Yc).mean())
             coarse_mean_cost = _mean_pair_cost(Xc, Yc)
+            coarse_reverse_cost = _reverse_cost(Xc, Yc, shifts=shifts, steps=steps, weights=weights, offset=offset)
         prev_factor = f
     log.debug("sync_dtw: %d levels, %.2f s, peak %d cells", len(levels), time.perf_counter() - t0, levels[-1]["cells"])
     return SyncResult(
@@ -311,8 +355,20 @@ def sync_dtw(
         transposition=int(k_shift),
         coarse_path_cost=coarse_path_cost,
         coarse_mean_cost=coarse_mean_cost,
+        coarse_reverse_cost=coarse_reverse_cost,
         levels=levels,
     )
+
+
+def _reverse_cost(X, Y, *, shifts, steps, weights, offset) -> float:
+    """Mean path cost of X against Y played backwards (best shift): what unrelated music of the same
+    harmonic statistics scores."""
+    Yr = np.ascontiguousarray(Y[:, ::-1])
+    if shifts is not None:
+        k, _ = best_shift(X, Yr, shifts=shifts, steps=steps, weights=weights, offset=offset)
+        Yr = np.roll(Yr, k, axis=0)
+    r = dtw_band(X, Yr, steps=steps, weights=weights, offset=offset)
+    return float(path_cost(r.path, X, Yr).mean())
 
 
 def _mean_pair_cost(X: np.ndarray, Y: np.ndarray) -> float:
