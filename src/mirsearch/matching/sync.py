@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 #: downsampling factors of the levels, relative to the input rate (50 Hz input -> 1 Hz, 5 Hz, 50 Hz)
 FACTORS = (50, 10, 1)
+#: step weights of the finest level (for SYNC_STEPS (1,1), (1,0), (0,1)): a diagonal step costs 2 local
+#: costs, a horizontal or vertical one 1.5 (synctoolbox's choice; weaker diagonal preference than 1/1/1)
+WEIGHTS = np.array([2.0, 1.5, 1.5])
+#: slope-constrained steps of the coarser levels (local tempo ratio between 1/2 and 2) and their weights
+COARSE_STEPS = np.array([[1, 1], [2, 1], [1, 2]], dtype=np.int64)
+COARSE_WEIGHTS = np.array([2.0, 3.0, 3.0])
 #: largest coarse full-DTW matrix (cells); longer inputs get an extra coarser level
 MAX_COARSE_CELLS = 4_000_000
 
@@ -200,17 +206,17 @@ def sync_dtw(
     U: np.ndarray | None = None,
     V: np.ndarray | None = None,
     factors: tuple[int, ...] = FACTORS,
-    radius_seconds: float = 0.5,
+    radius_seconds: float = 1.0,
     max_coarse_cells: int = MAX_COARSE_CELLS,
     shifts=None,
     steps: np.ndarray = SYNC_STEPS,
-    weights: np.ndarray = SYNC_WEIGHTS,
+    weights: np.ndarray = WEIGHTS,
     offset: float = 1.0,
-    w_onset: float = 1.0,
+    w_onset: float = 2.0,
     refine_radius_seconds: float | None = None,
     fine_window: int | None = None,
-    coarse_steps: np.ndarray | None = None,
-    coarse_weights: np.ndarray | None = None,
+    coarse_steps: np.ndarray | None = COARSE_STEPS,
+    coarse_weights: np.ndarray | None = COARSE_WEIGHTS,
 ) -> SyncResult:
     """Synchronise two feature sequences with multiresolution DTW.
 
@@ -225,14 +231,21 @@ def sync_dtw(
     factors : tuple of int
         Downsampling factors of the levels, coarse to fine, ending with 1.
     radius_seconds : float >= 0
-        Band widening around the projected coarse path at each finer level (at least 2 frames).
+        Band widening around the projected coarse path at each finer level (at least 2 frames; default
+        1 s: 5 frames at 5 Hz, 50 at 50 Hz).
     max_coarse_cells : int
         If the coarsest level's full matrix is larger, coarser levels (doubling factors) are prepended.
     shifts : iterable of int, optional
         Cyclic chroma shifts of ``Y`` to try at the coarsest level (``range(12)`` for transposed versions);
         default: no shift.
     steps, weights : np.ndarray
-        DTW steps and weights (default ``(1,1), (1,0), (0,1)`` with ``(1, 1, 1)``).
+        DTW steps and weights of the finest level (default ``(1,1), (1,0), (0,1)`` with :data:`WEIGHTS`
+        ``(2, 1.5, 1.5)``); also used for the shift search and the reversed baseline.
+    coarse_steps, coarse_weights : np.ndarray or None
+        Steps of the coarser levels (default :data:`COARSE_STEPS`: (1,1), (2,1), (1,2), weights (2, 3, 3),
+        local tempo ratio within 1/2..2, which keeps a coarse path from wandering through long
+        horizontal or vertical runs); ``None`` uses ``steps``. Falls back to ``steps`` when the end cell
+        cannot be reached (overall tempo ratio beyond 2).
     offset : float >= 0
         Constant added to every local cost (favours the diagonal in flat regions).
     w_onset : float >= 0
