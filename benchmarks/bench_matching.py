@@ -2,17 +2,20 @@
 
 Collection (built once under ``data/bench_match/``, git-ignored):
 
-- *synthetic versions*: works of four Bach chorales (music21 corpus, one harmonisation per tune), three
-  versions each (``benchmarks/synth.py``: ensemble, SoundFont, global tempo 0.75-1.35, tempo curve,
-  lead-in, noise, some transposed); the position of every score onset is known in every version;
+- *versions*: the test split of the benchmark dataset (``mirsearch dataset build``, ``data/bench``; the
+  builder's ``collections/chroma-test.mirs`` is copied as the starting point), whose versions carry
+  their tempo maps; without a dataset, our own renderings (``benchmarks/synth.py``: works of four Bach
+  chorales, three versions each);
 - *real recordings*: the game soundtracks of the Debian packages ``ufoai-music`` (64 tracks) and
   ``singularity-music`` (16 tracks), fetched with ``apt-get download`` into ``data/real/``.
 
 Queries (20 s):
 
-- *versions*: cut from one version at random positions; relevant = the same passage in each other version
-  of the work (a match counts if it covers at least half of the true span); the query's own recording
-  is excluded from the search;
+- *versions*: cut at random positions from ``--max-versions`` versions (``--per-version`` each);
+  relevant = the same passage in each other version of the work (mapped through the tempo maps; a
+  match counts if it covers at least half of the true span); the query's own recording is excluded
+  from the search, and versions of other works of the same *family* (another harmonisation of the same
+  tune) are dropped from the ranking (neither right nor wrong);
 - *real*: excerpts of real tracks degraded by a pitch shift (+2 semitones), a time stretch (x0.85 or
   x1.2), white noise (5 dB SNR), a telephone channel (300-3400 Hz, 8 kHz) and MP3 encoding at ~24 kbit/s;
   relevant = the original passage in the original track.
@@ -21,10 +24,11 @@ Methods (top 10 matches each, 12 transpositions): mirsearch ``search_audio`` wit
 with subsequence DTW (CENS 2 Hz); libfmp (FMP notebook C7S2: librosa STFT chroma, CENS ell=21/d=5 at
 2 Hz, ``compute_matching_function_dtw_ti``, local minima with suppression, start by backtracking).
 Metrics: P@1, MAP (average precision over the top 10), mean query time (from the waveform, including
-the query's features). Version identification: every synthetic version as the query, relevant = the
-other versions of its work, ranked over the whole collection (real tracks included), itself excluded.
+the query's features). Version identification: every version as the query, relevant = the other
+versions of its work, ranked over the whole collection (real tracks included), itself excluded.
 
-    python benchmarks/bench_matching.py [--works 8] [--real-queries 30] [--skip-baseline]
+    python benchmarks/bench_matching.py [--dataset data/bench] [--split test] [--max-versions 120]
+                                        [--per-version 2] [--real-queries 30] [--skip-baseline]
 """
 
 from __future__ import annotations
@@ -64,9 +68,19 @@ def real_tracks() -> list[Path]:
     return tracks
 
 
-def build_collection(paths: list[Path], *, name: str = "coll.mirs"):
+def build_collection(paths: list[Path], *, name: str = "coll.mirs", seed_from: Path | None = None):
+    """Open or create the benchmark collection and index what is missing.
+
+    ``seed_from``: an existing collection with some of the files (e.g. the dataset builder's
+    ``collections/chroma-test.mirs``, same chroma configuration) copied as the starting point.
+    """
+    import shutil
+
     from mirsearch.collection import Collection
 
+    if not (DATA / name).exists() and seed_from is not None and seed_from.is_dir():
+        DATA.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(seed_from, DATA / name, ignore=shutil.ignore_patterns("*.lock"))
     coll = Collection.create(DATA / name)
     known = {Path(r.path).resolve() for r in coll.recordings()}
     todo = [p for p in paths if Path(p).resolve() not in known]
@@ -356,7 +370,8 @@ def main() -> None:
         source = {"own_renderings": {w: [v.path for v in vs] for w, vs in by_work.items()}}
     paths = [Path(p) for ps in groups.values() for p in ps]
     print(f"collection: {len(paths)} versions + {len(tracks)} real tracks", flush=True)
-    coll = build_collection(paths + tracks, name=name)
+    seed = dataset / "collections" / f"chroma-{args.split}.mirs" if "dataset" in source else None
+    coll = build_collection(paths + tracks, name=name, seed_from=seed)
     recs = coll.recordings()
     hours = sum(r.duration for r in recs) / 3600
     t0 = time.perf_counter()
