@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     c.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     c.add_argument("--cache", default=None, help="HCQT cache directory (default DATASET/cache/hcqt)")
     c.add_argument("--plot", action="store_true", help="write curves.png and example output plots to OUT")
+    c.add_argument("--segments-per-epoch", type=int, default=None, help="random subset per epoch")
+    c.add_argument("--max-val", type=int, default=None, help="validate on a fixed random subset of this size")
     c.add_argument("--threads", type=int, choices=(1, 2), default=1, help="torch threads (default 1)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_chroma)
@@ -69,6 +71,10 @@ def _chroma(args: argparse.Namespace) -> int:
     root = Path(args.dataset)
     train_segs = load_segments(root, split="train")
     val_segs = load_segments(root, split="validation")
+    if args.max_val is not None and args.max_val < len(val_segs):
+        import random
+
+        val_segs = random.Random(args.seed).sample(val_segs, args.max_val)
     print(
         f"{len(train_segs)} training and {len(val_segs)} validation segments "
         f"({sum(s.end - s.start for s in train_segs) / 3600:.2f} h / "
@@ -101,6 +107,7 @@ def _chroma(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         progress=not args.no_progress,
         num_threads=args.threads,
+        segments_per_epoch=args.segments_per_epoch,
         training_info={"dataset": str(root)},
         on_epoch=report,
     )

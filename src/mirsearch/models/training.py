@@ -292,6 +292,7 @@ def train(
     max_minutes: float | None = None,
     progress: bool = True,
     num_threads: int = 1,
+    segments_per_epoch: int | None = None,
     network: dict | None = None,
     training_info: dict | None = None,
     on_epoch: Callable[[dict], None] | None = None,
@@ -324,6 +325,9 @@ def train(
         Show a tqdm progress bar.
     num_threads : {1, 2}
         Torch intra-op threads (on a shared 2-core machine one thread is often faster than two).
+    segments_per_epoch : int, optional
+        Train on a random subset of this many segments per epoch (drawn with ``(seed, epoch)``), so
+        that a large data set gives more frequent validation and checkpoints.
     network : dict, optional
         Overrides of the network hyper-parameters.
     training_info : dict, optional
@@ -384,7 +388,11 @@ def train(
         model.train()
         rng = np.random.default_rng([seed, epoch])
         torch.manual_seed(seed * 1000 + epoch)
-        batches = make_batches(train_segments, max_frames=max_frames, rate=rate, rng=rng)
+        epoch_segments = list(train_segments)
+        if segments_per_epoch is not None and segments_per_epoch < len(epoch_segments):
+            pick = rng.choice(len(epoch_segments), size=segments_per_epoch, replace=False)
+            epoch_segments = [epoch_segments[i] for i in np.sort(pick)]
+        batches = make_batches(epoch_segments, max_frames=max_frames, rate=rate, rng=rng)
         it = batches
         bar = None
         if progress:
@@ -394,7 +402,7 @@ def train(
             it = bar
         t0, tot, n = time.monotonic(), 0.0, 0
         for idx in it:
-            b = make_batch([train_segments[i] for i in idx], cache, time_pool=pool, loss=loss)
+            b = make_batch([epoch_segments[i] for i in idx], cache, time_pool=pool, loss=loss)
             lp = model(b.x)
             value = compute_loss(loss, lp, labels=b.labels, lengths=b.lengths, frame_targets=b.frame_targets)
             optimizer.zero_grad()
