@@ -113,37 +113,39 @@ def run_retrieval(args) -> dict:
     coll, view = dataset_collection(args.dataset, args.split, jobs=args.jobs, progress=True)
     recs = coll.recordings()
     by_path = {r.path: r.id for r in recs}
-    work_of, rid_of_version = {}, {}
+    work_of, rid_of_version, family_of, key_of = {}, {}, {}, {}
     for v in view:
         rid = by_path.get(str(v.path.resolve()))
         if rid is not None:
             work_of[rid] = v.work_id
+            family_of[rid] = view.works[v.work_id].family
+            key_of[rid] = v.transposition
             rid_of_version[v.version_id] = rid
-    keys = {v.version_id: v.transposition for v in view}
     rng = np.random.default_rng(args.seed)
     queries = []  # (rid, start s, chroma)
     n_frames = int(args.query_seconds * 10)
-    for vid, rid in sorted(rid_of_version.items()):
+    for _vid, rid in sorted(rid_of_version.items()):
         C = np.asarray(coll.load_features(rid)[0])
         if C.shape[1] < n_frames + 10:
             continue
         for s in rng.choice(C.shape[1] - n_frames, size=args.queries_per_version, replace=False):
-            queries.append((rid, vid, int(s) / 10.0, np.ascontiguousarray(C[:, s : s + n_frames])))
+            queries.append((rid, int(s) / 10.0, np.ascontiguousarray(C[:, s : s + n_frames])))
     relevant = {rid: {r for r, w in work_of.items() if w == work_of[rid] and r != rid} for rid in work_of}
+    family = {rid: {r for r, f in family_of.items() if f == family_of[rid] and r != rid} for rid in work_of}
+    same_key = {rid: {r for r in relevant[rid] if key_of[r] == key_of[rid]} for rid in work_of}
     queries = [q for q in queries if relevant[q[0]]]
-    same_key = {
-        rid: {r for r in relevant[rid] if keys[next(v for v, x in rid_of_version.items() if x == r)] == keys[vid]}
-        for rid, vid in ((q[0], q[1]) for q in queries)
-    }
     print(
         f"{args.split} split: {len(recs)} recordings ({sum(r.duration for r in recs) / 3600:.2f} h), "
         f"{len(set(work_of.values()))} works, {len(queries)} queries of {args.query_seconds:g} s",
         flush=True,
     )
-    t0 = time.perf_counter()
-    qsh = [query_shingles(q[3], tempo_factors=TEMPO_FACTORS) for q in queries]
-    shingle_ms = (time.perf_counter() - t0) / len(queries) * 1000
-    n_lookups = int(np.mean([len(q.S) for q in qsh]))
+    key_modes = [("same", (0,))] + ([("all 12", tuple(range(12)))] if args.all_keys else [])
+    qsh, shingle_ms, n_lookups = {}, {}, {}
+    for mode, keys in key_modes:
+        t0 = time.perf_counter()
+        qsh[mode] = [query_shingles(q[2], tempo_factors=TEMPO_FACTORS, transpositions=keys) for q in queries]
+        shingle_ms[mode] = round((time.perf_counter() - t0) / len(queries) * 1000, 3)
+        n_lookups[mode] = int(np.mean([len(q.S) for q in qsh[mode]]))
     rows = []
     for label, spec, dim in reductions(args, coll):
         if args.reductions and label not in args.reductions:
@@ -155,39 +157,46 @@ def run_retrieval(args) -> dict:
             params = {"ef": args.ef} if kind == "hnsw" else {}
             idx = ShingleIndex.open(coll, reduction=spec, dim=dim, index=kind, params=params)
             build = time.perf_counter() - t1
-            p1, aps, ann_t, total_t, p1_same = [], [], 0.0, 0.0, []
-            for (rid, _vid, _s, _C), qs in zip(queries, qsh, strict=True):
-                ta = time.perf_counter()
-                Z = idx.reduction.transform(qs.S)
-                tb = time.perf_counter()
-                D, L = idx.ann.search(Z, k=args.k)
-                tc = time.perf_counter()
-                regions = score_regions(qs, D, L, idx.rec_ids, idx.starts, exclude=[rid])
-                td = time.perf_counter()
-                ann_t += tc - tb
-                total_t += td - ta
-                ranked = [g.recording_id for g in regions]
-                p1.append(bool(ranked) and ranked[0] in relevant[rid])
-                if same_key[rid]:
-                    p1_same.append(bool(ranked) and ranked[0] in relevant[rid])
-                aps.append(average_precision(ranked, relevant[rid]))
-            n = len(queries)
-            row = {
-                "reduction": label,
-                "index": kind,
-                "dim": idx.reduction.dim,
-                "P@1": round(float(np.mean(p1)), 4),
-                "MAP": round(float(np.mean(aps)), 4),
-                "P@1_same_key": round(float(np.mean(p1_same)), 4) if p1_same else None,
-                "query_ms": round(total_t / n * 1000, 3),
-                "lookup_ms": round(ann_t / (n * n_lookups) * 1000, 4),
-                "total_s": round(total_t, 2),
-                "build_s": round(build, 2),
-                "shingles": len(idx),
-            }
-            rows.append(row)
-            print_table([row], list(row))
-            print(flush=True)
+            for mode, _keys in key_modes:
+                if mode != "same" and kind == "kdtree" and idx.reduction.dim > 12:
+                    continue  # 12x the lookups of a slow index: skipped
+                p1, p1f, aps, ann_t, total_t, p1_same = [], [], [], 0.0, 0.0, []
+                for (rid, _s, _C), qs in zip(queries, qsh[mode], strict=True):
+                    ta = time.perf_counter()
+                    Z = idx.reduction.transform(qs.S)
+                    tb = time.perf_counter()
+                    D, L = idx.ann.search(Z, k=args.k)
+                    tc = time.perf_counter()
+                    regions = score_regions(qs, D, L, idx.rec_ids, idx.starts, exclude=[rid])
+                    td = time.perf_counter()
+                    ann_t += tc - tb
+                    total_t += td - ta
+                    ranked = [g.recording_id for g in regions]
+                    hit = bool(ranked) and ranked[0] in relevant[rid]
+                    p1.append(hit)
+                    p1f.append(bool(ranked) and ranked[0] in family[rid])
+                    if same_key[rid]:
+                        p1_same.append(hit)
+                    aps.append(average_precision(ranked, relevant[rid]))
+                n = len(queries)
+                row = {
+                    "reduction": label,
+                    "index": kind,
+                    "keys": mode,
+                    "dim": idx.reduction.dim,
+                    "P@1": round(float(np.mean(p1)), 4),
+                    "MAP": round(float(np.mean(aps)), 4),
+                    "P@1_same_key": round(float(np.mean(p1_same)), 4) if p1_same else None,
+                    "P@1_family": round(float(np.mean(p1f)), 4),
+                    "query_ms": round(total_t / n * 1000, 3),
+                    "lookup_ms": round(ann_t / (n * n_lookups[mode]) * 1000, 4),
+                    "total_s": round(total_t, 2),
+                    "build_s": round(build, 2),
+                    "shingles": len(idx),
+                }
+                rows.append(row)
+                print_table([row], list(row))
+                print(flush=True)
     coll.close()
     return {
         "dataset": str(args.dataset),
@@ -195,6 +204,7 @@ def run_retrieval(args) -> dict:
         "recordings": len(recs),
         "hours": round(sum(r.duration for r in recs) / 3600, 3),
         "works": len(set(work_of.values())),
+        "families": len(set(family_of.values())),
         "queries": len(queries),
         "query_seconds": args.query_seconds,
         "other_key_relevant_share": round(
@@ -204,7 +214,7 @@ def run_retrieval(args) -> dict:
         "k": args.k,
         "ef": args.ef,
         "lookups_per_query": n_lookups,
-        "query_shingle_ms": round(shingle_ms, 3),
+        "query_shingle_ms": shingle_ms,
         "rows": rows,
         "reference": REF_RETRIEVAL,
     }
@@ -348,9 +358,13 @@ def run_cascade(args) -> dict:
     theme_index_s = time.perf_counter() - t0
     coll.database("chroma")  # load once for both
     search_theme(coll, themes[0][0], top=10)  # compile / warm up
-    variants = [("exhaustive", None)] + [
-        (f"cascade-{c}{'-regions' if r else ''}", {"candidates": c, "regions": r}) for c, r in args.cascades
-    ]
+    variants = [("exhaustive", None)]
+    for prop, c, r, f in args.cascades:
+        name = f"{prop}{f if prop == 'coarse' else ''}-{c}{'-regions' if r else ''}"
+        opts = {"proposal": prop, "candidates": c, "regions": r}
+        if prop == "coarse":
+            opts["coarse_factor"] = f
+        variants.append((name, opts))
     rows = []
     tops: dict[str, list] = {}
     for name, opts in variants:
@@ -425,7 +439,7 @@ def _md_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
 
 def docs_section() -> str:
     parts = [
-        "Shingles: 20 CENS frames (41/10, 1 Hz) x 12 = 240 dims, hop 1 s. Query: tempo factors 0.8-1.25 (7), "
+        "Shingles: 20 CENS frames (41/10, 1 Hz) x 12 = 240 dims, hop 1 s. Query: 11 tempo factors 0.6-1.67, "
         "k nearest neighbours per query shingle, votes grouped by implied start, recordings ranked by the mean "
         "shingle distance of their best region (`mirsearch.search.shingles`). Script: "
         "`python benchmarks/bench_shingles.py --dataset data/bench`; raw numbers in "
@@ -556,6 +570,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=64)
     ap.add_argument("--ef", type=int, default=64)
     ap.add_argument("--kdtree240", action="store_true", help="also run the (slow) 240-dim KD-tree")
+    ap.add_argument("--all-keys", action="store_true", help="also query all 12 transpositions")
     ap.add_argument("--scale", type=int, default=1_250_000)
     ap.add_argument("--scale-queries", type=int, default=1000)
     ap.add_argument("--latency-queries", type=int, default=1000)
@@ -564,7 +579,11 @@ def main() -> None:
     ap.add_argument("--ef-construction", type=int, default=100)
     ap.add_argument("--efs", default="16,32,64", help="HNSW search ef values at scale")
     ap.add_argument("--theme-limit", type=int, default=0)
-    ap.add_argument("--cascades", default="16:0,32:0,32:1", help="candidates:regions pairs")
+    ap.add_argument(
+        "--cascades",
+        default="coarse:32:0:3,coarse:32:1:3,coarse:16:1:4,coarse:32:1:4,index:32:0:0,index:32:1:0",
+        help="proposal:candidates:regions:coarse_factor of each cascade variant",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -580,7 +599,9 @@ def main() -> None:
     args.kinds = [k for k in args.kinds.split(",") if k]
     args.reductions = [r for r in args.reductions.split(",") if r] if args.reductions else None
     args.efs = [int(x) for x in args.efs.split(",") if x]
-    args.cascades = [(int(a), bool(int(b))) for a, b in (x.split(":") for x in args.cascades.split(","))]
+    args.cascades = [
+        (p, int(c), bool(int(r)), int(f)) for p, c, r, f in (x.split(":") for x in args.cascades.split(","))
+    ]
     import torch
 
     torch.set_num_threads(1)

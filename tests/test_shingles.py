@@ -347,6 +347,9 @@ def test_theme_cascade_agrees_with_exhaustive_search(shingle_collection, renderi
         regional = cascade_search_theme(coll, theme, top=1, candidates=1, regions=True, stats=stats)
         assert regional[0].recording == full[0].recording and abs(regional[0].start - full[0].start) < 0.2
         assert stats["frames_searched"] < 0.5 * stats["frames_total"]
+        stats = {}
+        indexed = cascade_search_theme(coll, theme, top=1, candidates=2, proposal="index", stats=stats)
+        assert indexed[0].recording == full[0].recording and not stats["fallback"]
         stats = {}  # two quarter notes (1.2 s): shorter than a proposal shingle even when slowed down
-        cascade_search_theme(coll, "C D", top=1, stats=stats)
+        cascade_search_theme(coll, "C D", top=1, proposal="index", stats=stats)
         assert stats["fallback"]

@@ -55,8 +55,9 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 HISTORY_FILE = "history.json"
-#: tempo factors the positives are drawn at (and the default query scalings of the search)
-TEMPO_GRID = (0.8, 0.87, 0.94, 1.0, 1.07, 1.15, 1.25)
+#: tempo factors the positives are drawn at: the default query scalings of the search
+#: (:data:`mirsearch.search.shingles.TEMPO_FACTORS`, 0.6 .. 1.67 in steps of about 11 %)
+TEMPO_GRID = (0.6, 0.665, 0.736, 0.815, 0.903, 1.0, 1.108, 1.227, 1.359, 1.505, 1.667)
 
 
 @dataclass

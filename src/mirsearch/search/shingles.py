@@ -70,8 +70,9 @@ from mirsearch.search.results import Match
 
 log = logging.getLogger(__name__)
 
-#: query scalings of cross-version search (0.8 .. 1.25, about 7 % apart)
-TEMPO_FACTORS = (0.8, 0.87, 0.94, 1.0, 1.07, 1.15, 1.25)
+#: query scalings of cross-version search: 0.6 .. 1.67, about 11 % apart (versions of a work in the
+#: benchmark differ in tempo by up to 1.5x for 90 % of the pairs)
+TEMPO_FACTORS = (0.6, 0.665, 0.736, 0.815, 0.903, 1.0, 1.108, 1.227, 1.359, 1.505, 1.667)
 #: shingles for theme proposals: 6 frames of 2 Hz CENS (3 s, 72 dims), light smoothing
 THEME_CONFIG = ShingleConfig(length=6, hop=1, window=11, downsample=5)
 #: theme tempo scalings of the proposal stage (the theme's notated tempo is a guess)
@@ -613,7 +614,7 @@ def search_shingles(
     k : int >= 1
         Neighbours retrieved per query shingle.
     tempo_factors : sequence of float
-        Query scalings (default 0.8 .. 1.25).
+        Query scalings (default 0.6 .. 1.67).
     transpositions : sequence of int
         Query transpositions tried (default: none; ``range(12)`` for versions in other keys, 12x slower).
     per_recording : int
@@ -744,6 +745,79 @@ def _matches_from_spans(spans, cost, start, shift, factor, sub_off, recs, rate, 
     return matches
 
 
+_COARSE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _block_rows(X: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Unit-length means of row blocks ``X[starts[j]:starts[j+1]]`` (last block to the end)."""
+    from mirsearch.matching.subsequence import unit_columns
+
+    return unit_columns(np.add.reduceat(np.asarray(X, dtype=np.float32), starts, axis=0).T)
+
+
+def coarse_database(collection, *, features: str = "chroma", factor: int = 4):
+    """The collection's database (:meth:`Collection.database`) averaged over blocks of ``factor`` frames.
+
+    Blocks never cross a recording boundary. Memoised per collection while its recordings do not change.
+
+    Returns
+    -------
+    Yc : np.ndarray, shape (n_blocks, 12), float32 unit rows
+    offsets : np.ndarray, shape (n_recordings + 1,), int64
+        Recording ``i`` occupies blocks ``offsets[i]:offsets[i+1]``.
+    """
+    Y, offsets, recs, rate = collection.database(features)
+    token = (features, factor, len(recs), int(offsets[-1]), recs[-1].id if recs else 0)
+    hit = _COARSE.get(collection)
+    if hit is not None and hit[0] == token:
+        return hit[1]
+    lengths = np.diff(offsets)
+    counts = -(-lengths // factor)
+    starts = np.concatenate([off + np.arange(0, n, factor) for off, n in zip(offsets[:-1], lengths, strict=True)])
+    value = (_block_rows(Y, starts.astype(np.int64)), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+    _COARSE[collection] = (token, value)
+    return value
+
+
+def _coarse_proposals(collection, theme, *, features, factor, tempo_bpm, tempo_factors, shifts, candidates, margin):
+    """Spans (recording index, first, end frame) of the best recordings by coarse subsequence DTW."""
+    from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
+    from mirsearch.search.theme import theme_query
+
+    _, offsets, _, rate = collection.database(features)
+    Yc, off_c = coarse_database(collection, features=features, factor=factor)
+    reset = np.zeros(len(Yc), np.bool_)
+    reset[off_c[:-1][off_c[:-1] < len(Yc)]] = True
+    best = np.full(len(Yc), np.inf)
+    best_start = np.zeros(len(Yc), np.int64)
+    n_theme = 1
+    for f in tempo_factors:
+        Q = unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=f))
+        n_theme = max(n_theme, len(Q))
+        Qc = _block_rows(Q, np.arange(0, len(Q), factor))
+        cost, start, _ = best_over_shifts(Qc, Yc, shifts, reset=reset)
+        better = cost < best
+        best[better] = cost[better]
+        best_start[better] = start[better]
+    nonempty = off_c[:-1] < off_c[1:]
+    per_rec = np.full(len(off_c) - 1, np.inf)
+    per_rec[nonempty] = np.minimum.reduceat(best, off_c[:-1][nonempty])
+    spans = []
+    for i in np.argsort(per_rec, kind="stable")[:candidates]:
+        if not np.isfinite(per_rec[i]):
+            break
+        lo, hi = off_c[i], off_c[i + 1]
+        n = int(offsets[i + 1] - offsets[i])
+        if margin is None:
+            spans.append((int(i), 0, n))
+            continue
+        for s, e, _ in find_matches(best[lo:hi], best_start[lo:hi] - lo, top=1):
+            a = int(s * factor - margin * n_theme)
+            b = int((e + 1) * factor + margin * n_theme)
+            spans.append((int(i), max(0, a), min(n, max(b, a + 1))))
+    return spans
+
+
 def cascade_search_theme(
     collection,
     theme,
@@ -756,9 +830,11 @@ def cascade_search_theme(
     transpositions: Sequence[int] = range(12),
     part: str | int | None = None,
     max_cost: float = np.inf,
+    proposal: str = "coarse",
     candidates: int = 24,
     regions: bool = False,
     margin: float = 1.0,
+    coarse_factor: int = 4,
     k: int = 32,
     proposal_tempo_factors: Sequence[float] = THEME_TEMPO_FACTORS,
     index: str = "hnsw",
@@ -769,35 +845,45 @@ def cascade_search_theme(
     update: bool = True,
     stats: dict | None = None,
 ) -> list[Match]:
-    """Theme search in two stages: shingle-index proposals, then exact subsequence DTW on the candidates.
+    """Theme search in two stages: cheap proposals, then exact subsequence DTW on the candidates only.
 
-    Stage 1 shingles the theme's chroma (:func:`~mirsearch.search.theme.theme_query`) with
-    :data:`THEME_CONFIG` at every ``proposal_tempo_factors`` x ``transpositions`` and scores recordings
-    by :func:`score_regions` over a theme index of the collection; the best ``candidates`` recordings are
-    kept (with ``regions``: only their best region, widened by ``margin`` times the theme length on each
-    side). Stage 2 is the matching of :func:`mirsearch.search.theme.search_theme` (same features, tempo
-    factors, transpositions, peak picking) restricted to the candidates, so scores are identical to the
-    exhaustive search wherever the candidates cover its results. Themes shorter than one proposal
-    shingle (3 s at the assumed tempo) fall back to the exhaustive search.
+    Stage 1 proposes ``candidates`` recordings (with ``regions``: only the best region of each, widened
+    by ``margin`` theme lengths on each side):
+
+    ``proposal="coarse"`` (default)
+        The same subsequence DTW at a quarter of the frame rate: database and theme chroma averaged over
+        blocks of ``coarse_factor`` frames (10 Hz -> 2.5 Hz; the database blocks are computed once per
+        collection and memoised), all transpositions; ``coarse_factor**2`` times less work than the
+        exhaustive search. Recordings are ranked by their best coarse cost.
+    ``proposal="index"``
+        A shingle index: the theme is shingled with :data:`THEME_CONFIG` (3 s of 2 Hz CENS, 72 dims) at
+        every ``proposal_tempo_factors`` x ``transpositions``, the ``k`` nearest shingles of each are
+        retrieved and recordings scored with :func:`score_regions`. Cheap per lookup, but a monophonic
+        theme's shingles resemble polyphonic audio shingles only loosely: the proposals are weaker
+        (see docs/benchmarks.md). Themes shorter than one shingle fall back to the exhaustive search.
+
+    Stage 2 is the matching of :func:`mirsearch.search.theme.search_theme` (same features, tempo factors,
+    transpositions, peak picking) restricted to the candidates, so costs and spans are identical to the
+    exhaustive search wherever the candidates cover its results.
 
     Parameters
     ----------
     collection, theme, top, per_recording, features, tempo_bpm, tempo_factors, transpositions, part, max_cost
         As in :func:`mirsearch.search.theme.search_theme`.
+    proposal : {"coarse", "index"}
     candidates : int >= 1
         Recordings passed to the DTW stage.
     regions : bool
         Restrict DTW to the proposed region of each candidate (faster; whole recordings otherwise).
     margin : float
         Region widening, in theme lengths, on each side.
-    k : int
-        Neighbours per query shingle.
-    proposal_tempo_factors : sequence of float
-        Theme scalings of the proposal stage (the notated tempo is a guess).
-    index, reduction, dim, config, params, update
-        The theme index (:meth:`ShingleIndex.open`): default exact-free HNSW over raw 72-dim shingles.
+    coarse_factor : int >= 2
+        Frames per block of the coarse stage.
+    k, proposal_tempo_factors, index, reduction, dim, config, params, update
+        The shingle-index proposal (:meth:`ShingleIndex.open`; default HNSW over raw 72-dim shingles).
     stats : dict, optional
-        Filled with ``candidates``, ``proposal_ms``, ``dtw_ms``, ``frames_searched``, ``fallback``.
+        Filled with ``candidates``, ``proposal_ms``, ``dtw_ms``, ``frames_searched``, ``frames_total``,
+        ``fallback``.
 
     Returns
     -------
@@ -810,62 +896,79 @@ def cascade_search_theme(
 
     if top < 1 or per_recording < 1 or candidates < 1:
         raise ParameterError(f"top={top}, per_recording={per_recording} and candidates={candidates} must be >= 1")
+    if proposal not in ("coarse", "index"):
+        raise ParameterError(f"proposal={proposal!r} must be 'coarse' or 'index'")
+    if coarse_factor < 2:
+        raise ParameterError(f"coarse_factor={coarse_factor} must be >= 2")
+    for factor in tempo_factors:
+        if not factor > 0:
+            raise ParameterError(f"tempo_factors must be > 0, got {factor}")
     stats = stats if stats is not None else {}
     theme = read_theme(theme, part=part)
     shifts = sorted({int(s) % 12 for s in transpositions})
     t0 = time.perf_counter()
-    Cq = theme_query(theme, feature_rate=CHROMA_RATE, tempo_bpm=tempo_bpm)
-    try:
-        idx = get_index(
-            collection, reduction=reduction, dim=dim, index=index, config=config, params=params, update=update
-        )
-        qs = query_shingles(
-            Cq, config=config, tempo_factors=proposal_tempo_factors, transpositions=shifts, name=theme.name
-        )
-    except InputError as exc:
-        log.info("%s: exhaustive search instead", exc)
-        stats.update(fallback=True, candidates=None)
-        return search_theme(
+    Y, offsets, recs, rate = collection.database(features)
+    if proposal == "coarse":
+        spans = _coarse_proposals(
             collection,
             theme,
-            top=top,
-            per_recording=per_recording,
             features=features,
+            factor=int(coarse_factor),
             tempo_bpm=tempo_bpm,
             tempo_factors=tempo_factors,
-            transpositions=shifts,
-            max_cost=max_cost,
+            shifts=shifts,
+            candidates=candidates,
+            margin=margin if regions else None,
         )
-    D, L = idx.search_vectors(qs.S, k=k)
-    proposals = score_regions(qs, D, L, idx.rec_ids, idx.starts, per_recording=1)
+    else:
+        Cq = theme_query(theme, feature_rate=CHROMA_RATE, tempo_bpm=tempo_bpm)
+        try:
+            idx = get_index(
+                collection, reduction=reduction, dim=dim, index=index, config=config, params=params, update=update
+            )
+            qs = query_shingles(
+                Cq, config=config, tempo_factors=proposal_tempo_factors, transpositions=shifts, name=theme.name
+            )
+        except InputError as exc:
+            log.info("%s: exhaustive search instead", exc)
+            stats.update(fallback=True, candidates=None)
+            return search_theme(
+                collection,
+                theme,
+                top=top,
+                per_recording=per_recording,
+                features=features,
+                tempo_bpm=tempo_bpm,
+                tempo_factors=tempo_factors,
+                transpositions=shifts,
+                max_cost=max_cost,
+            )
+        D, L = idx.search_vectors(qs.S, k=k)
+        proposals = score_regions(qs, D, L, idx.rec_ids, idx.starts, per_recording=1)
+        row_of = {r.id: i for i, r in enumerate(recs)}
+        spans = []
+        theme_frames = Cq.shape[1] * rate / CHROMA_RATE
+        for g in proposals[:candidates]:
+            i = row_of.get(g.recording_id)
+            if i is None:
+                continue
+            n = int(offsets[i + 1] - offsets[i])
+            if regions:
+                f = qs.variants[g.variant][0]
+                a = int(g.start / config.frame_rate * rate - margin * theme_frames / f)
+                b = int(g.end / config.frame_rate * rate + margin * theme_frames / f)
+                spans.append((i, max(0, a), min(n, max(b, a + 1))))
+            else:
+                spans.append((i, 0, n))
     t1 = time.perf_counter()
-    Y, offsets, recs, rate = collection.database(features)
-    row_of = {r.id: i for i, r in enumerate(recs)}
-    spans = []
-    theme_frames = Cq.shape[1]
-    for g in proposals[:candidates]:
-        i = row_of.get(g.recording_id)
-        if i is None:
-            continue
-        n = int(offsets[i + 1] - offsets[i])
-        if regions:
-            f = qs.variants[g.variant][0]
-            a = int(g.start / config.frame_rate * rate - margin * theme_frames / f)
-            b = int(g.end / config.frame_rate * rate + margin * theme_frames / f)
-            spans.append((i, max(0, a), min(n, max(b, a + 1))))
-        else:
-            spans.append((i, 0, n))
     spans = [s for s in _merge_spans(spans) if s[2] > s[1]]
     if not spans:
         stats.update(fallback=False, candidates=0, proposal_ms=(t1 - t0) * 1000, dtw_ms=0.0, frames_searched=0)
         return []
-    queries = []
-    for factor in tempo_factors:
-        if not factor > 0:
-            raise ParameterError(f"tempo_factors must be > 0, got {factor}")
-        queries.append(
-            (unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor)), factor)
-        )
+    queries = [
+        (unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=f)), f)
+        for f in tempo_factors
+    ]
     cost, start, shift, factor, sub_off = _dtw_on_candidates(Y, offsets, spans, queries, shifts)
     matches = _matches_from_spans(
         spans, cost, start, shift, factor, sub_off, recs, rate, per_recording=per_recording, max_cost=max_cost
@@ -980,6 +1083,7 @@ __all__ = [
     "ShingleIndex",
     "cascade_search_audio",
     "cascade_search_theme",
+    "coarse_database",
     "get_index",
     "query_chroma",
     "query_shingles",
