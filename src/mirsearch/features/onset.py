@@ -37,7 +37,7 @@ from mirsearch.features.chroma import (
     estimate_tuning,
     fold_chroma,
     normalize_frames,
-    pitch_features,
+    pitch_filterbank,
 )
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,45 @@ def _peaks_only(O: np.ndarray) -> np.ndarray:
     return np.where((O > left) & (O >= right), O, 0).astype(O.dtype)
 
 
+#: STFT frames per block in :func:`band_energies` (bounds memory: ~4 MB per block at 4096 points)
+BLOCK_FRAMES = 256
+
+
+def band_energies(y: np.ndarray, *, sr: int, n_fft: int, hop_length: int, tuning: float) -> np.ndarray:
+    """Semitone-band power (88 bands, A0-C8) of a signal, streamed in small blocks of STFT frames.
+
+    The same analysis as :func:`mirsearch.features.chroma.pitch_features` (centred Hann frames, bins
+    pooled by :func:`~mirsearch.features.chroma.pitch_filterbank`), computed in single precision with
+    :mod:`scipy.fft` and blocks of :data:`BLOCK_FRAMES` frames: about 10x faster and a few MB of working
+    memory however long the recording.
+
+    Returns
+    -------
+    np.ndarray, shape (88, n_frames), float32
+        ``n_frames = 1 + len(y) // hop_length``; frame ``k`` is centred on sample ``k * hop_length``.
+    """
+    import scipy.fft
+    import scipy.signal
+
+    fb = pitch_filterbank(int(sr), int(n_fft), round(float(tuning), 2))  # (n_bins, 88) sparse
+    fbT = fb.T.tocsr()
+    pad = n_fft // 2
+    yp = np.pad(np.asarray(y, dtype=np.float32), (pad, pad))
+    n_frames = 1 + (yp.size - n_fft) // hop_length
+    window = scipy.signal.get_window("hann", n_fft).astype(np.float32)
+    window *= np.float32(2.0 / window.sum())  # a full-scale sinusoid peaks near 1
+    frames = np.lib.stride_tricks.sliding_window_view(yp, n_fft)[::hop_length][:n_frames]
+    out = np.empty((fbT.shape[0], n_frames), dtype=np.float32)
+    buf = np.empty((BLOCK_FRAMES, n_fft), dtype=np.float32)
+    for start in range(0, n_frames, BLOCK_FRAMES):
+        b = min(BLOCK_FRAMES, n_frames - start)
+        np.multiply(frames[start : start + b], window, out=buf[:b])
+        spec = scipy.fft.rfft(buf[:b], axis=1)
+        power = np.square(spec.real) + np.square(spec.imag)
+        out[:, start : start + b] = fbT @ power.T
+    return out
+
+
 def _level_normalize(P: np.ndarray) -> np.ndarray:
     """Scale band energies so that loud frames (99th percentile of the frame maxima) are about 1."""
     level = float(np.percentile(P.max(axis=0), 99)) if P.shape[1] else 0.0
@@ -188,14 +227,14 @@ def sync_features(
     n_frames = int(np.ceil(y.size / hop))
     if tuning is None:
         tuning = estimate_tuning(y, sr=sr)
-    P, _ = pitch_features(y, sr=sr, n_fft=chroma_n_fft, hop_length=hop, tuning=tuning)
+    P = band_energies(y, sr=sr, n_fft=chroma_n_fft, hop_length=hop, tuning=tuning)
     P = _level_normalize(P)
     C = fold_chroma(np.log1p(np.float32(gamma) * P))[:, :n_frames]
     chroma = normalize_frames(C)
     if onset_n_fft == chroma_n_fft:
         Po = P
     else:
-        Po, _ = pitch_features(y, sr=sr, n_fft=onset_n_fft, hop_length=hop, tuning=tuning)
+        Po = band_energies(y, sr=sr, n_fft=onset_n_fft, hop_length=hop, tuning=tuning)
         Po = _level_normalize(Po)
     Po = Po[:, :n_frames]
     L = np.log1p(np.float32(onset_gamma) * Po)
