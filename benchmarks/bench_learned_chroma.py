@@ -104,6 +104,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--bundle", action="append", default=[], help="NAME=DIR of a trained bundle (repeatable)")
     ap.add_argument("--default", action="store_true", help="also evaluate the packaged default bundle")
+    ap.add_argument("--max-works", type=int, default=None, help="only the first K works of the split")
     ap.add_argument("--name", default="learned_chroma", help="results file name")
     args = ap.parse_args(argv)
 
@@ -114,6 +115,13 @@ def main(argv=None) -> int:
     from mirsearch.models.bundle import load_bundle
 
     ds = Dataset.load(args.dataset).split(args.split)
+    if args.max_works is not None:
+        from mirsearch.datasets.manifest import Dataset as _D
+
+        keep = list(ds.works)[: args.max_works]
+        manifest = dict(ds.manifest)
+        manifest["works"] = [w for w in ds.manifest["works"] if w["id"] in keep]
+        ds = _D(ds.root, manifest, splits=[args.split])
     versions = [v for v in ds if Path(v.path).exists()]
     print(
         f"{args.dataset} {args.split}: {len(versions)} versions ({sum(v.duration for v in versions) / 3600:.2f} h), "
@@ -134,7 +142,10 @@ def main(argv=None) -> int:
         loss = b.config.get("training", {}).get("loss", "?")
         rows.append({"variant": f"learned ({name}, loss={loss})", "model_id": b.model_id, **evaluate(feats, ds)})
     print_table(rows, ["variant", "queries", "top1", "top5", "top10", "mrr"])
-    out = write_results(args.name, {"dataset": args.dataset, "split": args.split, "rows": rows})
+    out = write_results(
+        args.name,
+        {"dataset": args.dataset, "split": args.split, "max_works": args.max_works, "rows": rows},
+    )
     print(f"wrote {out}")
     return 0
 
