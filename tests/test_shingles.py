@@ -294,7 +294,9 @@ def test_triplet_mining_semi_hard_choice():
 
 
 # -- search ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("reduction", "dim", "index"), [("none", None, "exact"), ("pca", 12, "hnsw")])
+@pytest.mark.parametrize(
+    ("reduction", "dim", "index"), [("none", None, "exact"), ("pca", 12, "hnsw"), ("embedding", 12, "hnsw")]
+)
 def test_search_finds_version_at_another_tempo(shingle_collection, renderings, reduction, dim, index):
     from mirsearch.search.shingles import search_shingles
 
@@ -353,3 +355,21 @@ def test_theme_cascade_agrees_with_exhaustive_search(shingle_collection, renderi
         stats = {}  # two quarter notes (1.2 s): shorter than a proposal shingle even when slowed down
         cascade_search_theme(coll, "C D", top=1, proposal="index", stats=stats)
         assert stats["fallback"]
+
+
+def test_shipped_embedding_bundle_loads_without_pickle():
+    import torch
+
+    from mirsearch.models.embedding import load_reduction, packaged_bundle
+
+    path = packaged_bundle(12)
+    state = torch.load(path / "weights.pt", weights_only=True)  # plain tensors only
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    red = load_reduction("embedding", dim=12)
+    assert red.dim == 12 and red.model_id == json.loads((path / "config.json").read_text())["model_id"]
+    S = chroma_shingles(np.random.default_rng(0).random((12, 400)).astype(np.float32))[0]
+    Z = red.transform(S)
+    assert Z.shape == (len(S), 12)
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(InputError):
+        load_reduction("embedding", dim=7)

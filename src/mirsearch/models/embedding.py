@@ -330,7 +330,8 @@ class EmbeddingReduction(Reduction):
         from mirsearch.models.bundle import torch_threads
 
         with torch_threads(self.threads), torch.inference_mode():
-            return self.model(torch.from_numpy(np.ascontiguousarray(S))).numpy()
+            x = torch.from_numpy(np.require(S, dtype=np.float32, requirements=["C", "W"]))
+            return self.model(x).numpy()
 
     def transform(self, S, *, batch: int = 8192) -> np.ndarray:
         return super().transform(S, batch=batch)
