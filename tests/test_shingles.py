@@ -375,3 +375,22 @@ def test_shipped_embedding_bundle_loads_without_pickle():
     np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1.0, rtol=1e-5)
     with pytest.raises(InputError):
         load_reduction("embedding", dim=7)
+
+
+def test_audio_cascade_reranks_proposals_with_dtw(shingle_collection, renderings):
+    from mirsearch.search.shingles import cascade_search_audio
+
+    with Collection.open(shingle_collection) as coll:
+        stats = {}
+        matches = cascade_search_audio(
+            coll,
+            str(renderings["a_slow"].path),
+            reduction="none",
+            index="exact",
+            tempo_factors=(1.0, 1.2, 1.43, 1.7),
+            candidates=2,
+            stats=stats,
+        )
+        assert stats["candidates"] == 2 and len(matches) == 2
+        assert "bwv66.6_x1_" in matches[0].recording and matches[0].cost < 0.5 * matches[1].cost
+        assert matches[0].extra["tempo_factor"] == 1.43 and abs(matches[0].start) <= 2.0

@@ -34,12 +34,14 @@ best variant), ``best_distance`` and ``shingle_positions`` (database seconds of 
 
 Cascades
 --------
-:func:`cascade_search_theme` and :func:`cascade_search_audio` use an index to *propose* candidate
-recordings (and regions), then run the exact subsequence-DTW matching of the exhaustive search on the
-candidates only, so the ranking among the candidates is exactly the exhaustive one. Themes are shorter
-than a 20 s shingle: the theme cascade uses its own shingle configuration (:data:`THEME_CONFIG`, 3 s
-shingles of 2 Hz CENS, 72 dimensions, no reduction) over all 12 transpositions and a wide grid of tempo
-factors.
+:func:`cascade_search_theme` and :func:`cascade_search_audio` first *propose* candidate recordings (and
+regions), then run the exact subsequence-DTW matching of the exhaustive search on the candidates only,
+so the ranking among the candidates is exactly the exhaustive one. For audio queries the proposals come
+from this shingle index. For themes (monophonic, usually shorter than a 20 s shingle) the default
+proposal is the same DTW on 4-frame block means of the features (16x less work, memoised database),
+because a theme shingle index (:data:`THEME_CONFIG`: 3 s shingles of 2 Hz CENS, 72 dimensions, all
+transpositions and a wide tempo grid; ``proposal="index"``) proposes the right recordings much less
+reliably (docs/benchmarks.md has both).
 """
 
 from __future__ import annotations
