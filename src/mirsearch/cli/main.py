@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "dataset",
     "bench",
     "train",
+    "shingles",
     "serve",
 )
 
