@@ -113,8 +113,11 @@ class TimeMap:
     ) -> TimeMap:
         """Time map from a warping path in frames.
 
-        Runs of equal indices (horizontal or vertical path segments) collapse to their mean, so the
-        points are strictly increasing; the ends ``(0, 0)`` and ``(duration_a, duration_b)`` are added.
+        Runs of equal indices (horizontal or vertical path segments) collapse to their mean (at the ends:
+        to the frame where the other recording's music starts or stops), so the points are strictly
+        increasing. The map starts on an axis (``a[0] == 0`` or ``b[0] == 0``; ``(0, 0)`` when both
+        recordings start together) and ends at ``duration_a`` or ``duration_b``; :meth:`map` clamps
+        outside, so every time of either recording has a counterpart.
 
         Parameters
         ----------
@@ -134,8 +137,6 @@ class TimeMap:
         a, b = _strictly_monotonic(path[:, 0] / feature_rate, path[:, 1] / feature_rate)
         if a[0] > 0 and b[0] > 0:
             a, b = np.r_[0.0, a], np.r_[0.0, b]
-        elif a[0] > 0 or b[0] > 0:  # start on an axis: replace the first point by the origin
-            a[0], b[0] = 0.0, 0.0
         if duration_a is not None and duration_b is not None:
             if duration_a > a[-1] and duration_b > b[-1]:
                 a, b = np.r_[a, duration_a], np.r_[b, duration_b]
@@ -247,11 +248,25 @@ class TimeMap:
 
 
 def _strictly_monotonic(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Collapse runs of equal values (monotonic input) to their means: both outputs strictly increase."""
-    ua, inv = np.unique(a, return_inverse=True)
-    mb = np.bincount(inv, weights=b) / np.bincount(inv)
-    ub, inv2 = np.unique(mb, return_inverse=True)
-    ma = np.bincount(inv2, weights=ua) / np.bincount(inv2)
+    """Collapse runs of equal values of a monotonic path so that both outputs strictly increase.
+
+    An interior run (one frame of ``a`` matched to several of ``b``, or the reverse) becomes its mean.
+    A run at the start becomes its *last* value and a run at the end its *first*: a recording that starts
+    with silence maps its first sounding frame (not the middle of the silence) onto the other's start.
+    """
+
+    def collapse(x, y):
+        ux, inv = np.unique(x, return_inverse=True)
+        my = np.bincount(inv, weights=y) / np.bincount(inv)
+        if ux.size > 1:
+            my[0] = y[inv == 0].max()
+            my[-1] = y[inv == ux.size - 1].min()
+        else:
+            my[0] = y.mean()
+        return ux, my
+
+    ua, mb = collapse(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    ub, ma = collapse(mb, ua)
     return ma, ub
 
 
@@ -314,8 +329,9 @@ def active_span(
 
     Frame RMS (``hop`` samples) is compared in dB with the loud level (99th percentile). The noise floor
     is the 10th percentile; a frame sounds if it lies above ``max(threshold_db, floor + floor_share *
-    (loud - floor))`` relative to the loud level, so that a recording with background noise in its
-    lead-in does not count the noise as music (digital silence: the threshold is ``threshold_db``).
+    (loud - floor))`` relative to the loud level, so that background noise in a lead-in does not count
+    as music (digital silence: the threshold is ``threshold_db``). A very quiet start of the music in a
+    noisy recording can be cut; the alignment then maps it linearly.
     """
     n = y.size // hop
     if n < 2:
@@ -768,10 +784,10 @@ def align_score(
     if dur_score <= 0:
         raise InputError(f"{score_name}: notes have no duration")
     _check_durations(score_name, dur_score, audio_name, dur_audio, None if fit_tempo else max_tempo_ratio)
+    a0, a1 = active_span(y, sr=r)
     if fit_tempo:
         # the score's first onset .. last offset span the audio's sounding part (leading and trailing
         # silence excluded): a global tempo and offset estimate
-        a0, a1 = active_span(y, sr=r)
         s0, s1 = float(notes.onset.min()), dur_score
         if s1 - s0 > 0 and a1 - a0 > 0:
             notes = notes.scaled((a1 - a0) / (s1 - s0))

@@ -238,12 +238,14 @@ def sync_features(
         Po = _level_normalize(Po)
     Po = Po[:, :n_frames]
     L = np.log1p(np.float32(onset_gamma) * Po)
-    O = np.zeros_like(L)
-    O[:, 1:] = np.maximum(L[:, 1:] - L[:, :-1], 0.0)
+    # onset strength; the signal counts as preceded by silence, so a note at t = 0 has an onset too
+    O = np.maximum(np.diff(L, axis=1, prepend=0.0), 0.0).astype(np.float32)
     O = _peaks_only(O)
-    lead = int(round(onset_lead * rate))
-    if lead > 0:
-        O = np.concatenate([O[:, lead:], np.zeros((O.shape[0], min(lead, O.shape[1])), dtype=O.dtype)], axis=1)
+    lead = min(int(round(onset_lead * rate)), O.shape[1] - 1)
+    if lead > 0:  # move onsets earlier; those in the first frames stay at frame 0
+        first = O[:, : lead + 1].max(axis=1)
+        O = np.concatenate([O[:, lead:], np.zeros((O.shape[0], lead), dtype=O.dtype)], axis=1)
+        O[:, 0] = first
     CO = fold_chroma(O)
     dl = dlnco_from_chroma_onsets(CO, feature_rate=rate)
     log.debug("%s: sync features %d frames at %.1f Hz (tuning %.2f)", name, n_frames, rate, tuning)
