@@ -63,7 +63,7 @@ def _as_matrix(X, *, dim: int | None, name: str) -> np.ndarray:
         raise ParameterError(f"{name} must have shape (n, dim), got {X.shape}")
     if dim is not None and X.shape[1] != dim:
         raise ParameterError(f"{name} has dimension {X.shape[1]}, the index {dim}")
-    if not np.all(np.isfinite(X)):
+    if not np.isfinite(X.sum()) and not np.all(np.isfinite(X)):  # one reduction on the fast path
         raise ParameterError(f"{name} contains NaN or infinite values")
     return np.ascontiguousarray(X)
 
@@ -149,9 +149,13 @@ class AnnIndex:
             return np.full((len(Q), k), np.inf, np.float32), np.full((len(Q), k), -1, np.int64)
         kk = min(int(k), n)
         D, L = self._search(Q, kk)
-        D = np.sqrt(np.maximum(D, 0.0)).astype(np.float32) if self._squared else D.astype(np.float32)
-        L = L.astype(np.int64)
-        D[L < 0] = np.inf
+        D = np.asarray(D, dtype=np.float32)
+        if self._squared:
+            D = np.sqrt(np.maximum(D, 0.0, out=D), out=D)
+        L = L.astype(np.int64, copy=False)
+        missing = L < 0
+        if missing.any():
+            D[missing] = np.inf
         if kk < k:
             D = np.pad(D, ((0, 0), (0, k - kk)), constant_values=np.inf)
             L = np.pad(L, ((0, 0), (0, k - kk)), constant_values=-1)
@@ -299,6 +303,7 @@ class HNSWIndex(AnnIndex):
         super().__init__(dim, M=int(M), ef_construction=int(ef_construction), ef=int(ef), threads=int(threads))
         self.seed = int(seed)
         self._graph = None
+        self._graph_state = None
 
     def _new_graph(self, capacity: int):
         import hnswlib
@@ -316,6 +321,7 @@ class HNSWIndex(AnnIndex):
     def _added(self, X, start) -> None:
         if self._graph is None:
             self._graph = self._new_graph(start + len(X))
+            self._graph_state = None
             if start:
                 old = np.asarray(self._vectors[:start])
                 self._graph.add_items(old, np.arange(start))
@@ -332,9 +338,13 @@ class HNSWIndex(AnnIndex):
     def _search(self, Q, k):
         if self._graph is None:
             self._graph = self._new_graph(len(self))
+            self._graph_state = None
             self._graph.add_items(np.asarray(self._vectors), np.arange(len(self)))
-        self._graph.set_ef(max(self.params["ef"], k))
-        self._graph.set_num_threads(self.params["threads"])
+        state = (max(self.params["ef"], k), self.params["threads"])
+        if state != self._graph_state:  # setting them costs as much as a small query
+            self._graph.set_ef(state[0])
+            self._graph.set_num_threads(state[1])
+            self._graph_state = state
         try:
             L, D = self._graph.knn_query(Q, k=k)
         except RuntimeError:  # some query reached fewer than k nodes (tiny ef / M): pad row by row
@@ -374,6 +384,7 @@ class HNSWIndex(AnnIndex):
             )
         g.set_num_threads(self.params["threads"])
         self._graph = g
+        self._graph_state = None
 
 
 _CLASSES = {"exact": ExactIndex, "kdtree": KDTreeIndex, "hnsw": HNSWIndex}
