@@ -260,7 +260,16 @@ def run_scale(args) -> dict:
     from mirsearch.models.embedding import load_reduction
 
     t0 = time.perf_counter()
-    X240, Q240 = scale_vectors(args)
+    cache = Path(args.scale_cache) if args.scale_cache else None
+    base = cache / f"base-{args.scale}-{args.scale_queries}-{args.seed}" if cache else None
+    if base is not None and (base / "X.npy").is_file():
+        X240, Q240 = np.load(base / "X.npy", mmap_mode="r"), np.load(base / "Q.npy")
+    else:
+        X240, Q240 = scale_vectors(args)
+        if base is not None:
+            base.mkdir(parents=True, exist_ok=True)
+            np.save(base / "X.npy", X240)
+            np.save(base / "Q.npy", Q240)
     print(f"{len(X240)} shingles, {len(Q240)} queries ({time.perf_counter() - t0:.0f} s)", flush=True)
     rows = []
     specs = [(embedding_label(p), p) for p in args.embeddings]
@@ -271,9 +280,16 @@ def run_scale(args) -> dict:
         for label, spec in specs:
             red = load_reduction(spec, threads=args.threads)
             t1 = time.perf_counter()
-            X = red.transform(X240)
+            reduced = base / f"{label}-{red.model_id}.npy" if base is not None else None
+            if reduced is not None and reduced.is_file():
+                X = np.load(reduced)
+                reduce_s = None  # cached from an earlier run
+            else:
+                X = red.transform(X240)
+                reduce_s = time.perf_counter() - t1
+                if reduced is not None:
+                    np.save(reduced, X)
             Q = red.transform(Q240)
-            reduce_s = time.perf_counter() - t1
             exact = build_index("exact", X, threads=1)
             t2 = time.perf_counter()
             _, truth = exact.search(Q, k=10)
@@ -320,7 +336,7 @@ def run_scale(args) -> dict:
                     "query_ms": round(lat_ms, 4),
                     "recall@10": round(recall, 4),
                     "reference_ms": REF_SCALE_MS.get((kind, label)),
-                    "reduce_s": round(reduce_s, 1),
+                    "reduce_s": round(reduce_s, 1) if reduce_s is not None else None,
                     "exact_batch_ms": round(exact_batch_ms, 3),
                 }
                 rows.append(row)
@@ -624,6 +640,11 @@ def main() -> None:
     ap.add_argument("--all-keys-kinds", default="exact,hnsw", help="index kinds queried in all 12 keys")
     ap.add_argument("--scale", type=int, default=1_250_000)
     ap.add_argument("--scale-queries", type=int, default=1000)
+    ap.add_argument(
+        "--scale-cache",
+        default=str(ROOT / "data" / "runs" / "scale-cache"),
+        help="cache of the scale vectors ('' = none)",
+    )
     ap.add_argument("--latency-queries", type=int, default=1000)
     ap.add_argument("--scale240", action="store_true", help="also index the 240-dim shingles at scale")
     ap.add_argument("--M", type=int, default=16)
