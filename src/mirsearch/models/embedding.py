@@ -191,7 +191,14 @@ class PCAReduction(Reduction):
 
     @classmethod
     def fit(
-        cls, S, *, dim: int, max_rows: int | None = 500_000, seed: int = 0, info: dict | None = None
+        cls,
+        S,
+        *,
+        dim: int,
+        transpositions: bool = True,
+        max_rows: int | None = 500_000,
+        seed: int = 0,
+        info: dict | None = None,
     ) -> PCAReduction:
         """Fit PCA on shingles.
 
@@ -200,6 +207,11 @@ class PCAReduction(Reduction):
         S : array-like, shape (n, input_dim)
             Training shingles (e.g. a collection's store).
         dim : int, 1 <= dim <= input_dim
+        transpositions : bool
+            Fit on the shingles in all 12 transpositions (cyclic chroma shifts). The covariance is then
+            invariant to transposition, so a transposed query is reduced as faithfully as the original
+            key; fitted on one key only, transposed queries land near unrelated shingles (searching in
+            12 keys then *lowers* P@1, see docs/benchmarks.md).
         max_rows : int or None
             Fit on a random subset of this many rows (the covariance converges long before).
         seed : int
@@ -211,10 +223,14 @@ class PCAReduction(Reduction):
             raise ParameterError(f"PCA needs at least 2 shingles of shape (n, d), got {S.shape}")
         if not 1 <= dim <= S.shape[1]:
             raise ParameterError(f"dim={dim} must lie in [1, {S.shape[1]}]")
-        if max_rows is not None and len(S) > max_rows:
-            rows = np.sort(np.random.default_rng(seed).choice(len(S), max_rows, replace=False))
+        if S.shape[1] % 12:
+            raise ParameterError(f"shingle dimension {S.shape[1]} is not a multiple of 12")
+        n_keys = 12 if transpositions else 1
+        if max_rows is not None and len(S) * n_keys > max_rows:
+            rows = np.sort(np.random.default_rng(seed).choice(len(S), max(2, max_rows // n_keys), replace=False))
             S = S[rows]
-        X = np.asarray(S, dtype=np.float64)
+        frames = np.asarray(S, dtype=np.float64).reshape(len(S), -1, 12)
+        X = np.concatenate([np.roll(frames, t, axis=2).reshape(len(S), -1) for t in range(n_keys)])
         mean = X.mean(axis=0)
         cov = np.cov(X - mean, rowvar=False)
         values, vectors = np.linalg.eigh(cov)
@@ -226,7 +242,12 @@ class PCAReduction(Reduction):
         explained = float(values[order].sum() / max(values.sum(), 1e-12))
         shingles = _shingle_config_dict()
         shingles["length"] = S.shape[1] // 12
-        training = {"rows": int(len(S)), "explained_variance": round(explained, 6), **(info or {})}
+        training = {
+            "rows": int(len(X)),
+            "transpositions": bool(transpositions),
+            "explained_variance": round(explained, 6),
+            **(info or {}),
+        }
         return cls(mean, comps, {"shingles": shingles, "training": training})
 
     def _transform(self, S):

@@ -94,7 +94,9 @@ def _reduction_for(collection, store: ShingleStore, spec, dim: int | None, *, th
             raise ParameterError("reduction='pca' needs dim")
         path = Path(collection.root) / "index" / "reductions" / store.config.key / f"pca{int(dim)}"
         if path.is_dir() and not refit:
-            return load_bundle(path)
+            cached = load_bundle(path)
+            if cached.config.get("training", {}).get("transpositions"):
+                return cached  # (fits of older versions, on one key only, are redone)
         S = store.vectors()
         if len(S) < 2:
             raise CollectionError(f"{collection.root}: too few shingles ({len(S)}) to fit PCA")
