@@ -50,7 +50,7 @@ def fixture_dir(tmp_path_factory):
     from mirsearch.datasets.render import fluidsynth_available
 
     if not fluidsynth_available():
-        pytest.skip("fluidsynth not installed")
+        pytest.fail("fluidsynth is required (make setup installs it)")
     out = tmp_path_factory.mktemp("bench") / "ds"
     build_fixture(out, seed=0, jobs=2)
     return out

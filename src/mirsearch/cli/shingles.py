@@ -69,7 +69,9 @@ def register(subparsers) -> None:
     _index_arguments(s)
     s.add_argument("--top", type=int, default=10)
     s.add_argument("--k", type=int, default=64, help="neighbours per query shingle (default 64)")
-    s.add_argument("--tempo-factors", default=None, metavar="LIST", help="query scalings (default 0.6..1.67, 11 factors)")
+    s.add_argument(
+        "--tempo-factors", default=None, metavar="LIST", help="query scalings (default 0.6..1.67, 11 factors)"
+    )
     s.add_argument("--all-keys", action="store_true", help="also try the 11 transpositions (12x slower)")
     s.add_argument("--cascade", action="store_true", help="re-rank the proposals with CENS subsequence DTW")
     s.add_argument("--no-update", action="store_true", help="do not add new recordings to the index first")

@@ -34,6 +34,7 @@ into the graph (growing its capacity as needed), as in a fresh build.
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import os
@@ -83,7 +84,7 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
-class AnnIndex:
+class AnnIndex(abc.ABC):
     """Base class: a set of ``dim``-dimensional vectors searchable by Euclidean distance.
 
     Subclasses implement :meth:`_search` and may override :meth:`add`, :meth:`_save_extra` and
@@ -123,7 +124,7 @@ class AnnIndex:
         self._added(X, start)
         return np.arange(start, start + len(X), dtype=np.int64)
 
-    def _added(self, X: np.ndarray, start: int) -> None:  # hook for subclasses
+    def _added(self, X: np.ndarray, start: int) -> None:  # noqa: B027 - optional hook for subclasses
         pass
 
     def search(self, queries, *, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -163,8 +164,9 @@ class AnnIndex:
 
     _squared = True
 
+    @abc.abstractmethod
     def _search(self, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """Implemented by each concrete subclass."""
 
     # -- persistence -----------------------------------------------------------------------------------
     def save(self, directory) -> Path:
@@ -185,10 +187,10 @@ class AnnIndex:
         _atomic(d / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1, sort_keys=True)))
         return d
 
-    def _save_extra(self, directory: Path) -> None:
+    def _save_extra(self, directory: Path) -> None:  # noqa: B027 - optional hook
         pass
 
-    def _load_extra(self, directory: Path) -> None:
+    def _load_extra(self, directory: Path) -> None:  # noqa: B027 - optional hook
         pass
 
     def size_bytes(self, directory) -> int:

@@ -25,6 +25,7 @@ default, ``bundles/embedding-12``, is what :func:`load_reduction("embedding", di
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import logging
@@ -69,7 +70,7 @@ def _shingle_config_dict() -> dict:
 
 
 # -- reductions -------------------------------------------------------------------------------------------
-class Reduction:
+class Reduction(abc.ABC):
     """Base class of the shingle reductions.
 
     Attributes
@@ -131,8 +132,9 @@ class Reduction:
             out[s : s + batch] = self._transform(np.asarray(S[s : s + batch], dtype=np.float32))
         return out
 
+    @abc.abstractmethod
     def _transform(self, S: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Implemented by each concrete subclass."""
 
     def save(self, path) -> Path:
         """Write the bundle directory ``path``; sets ``model_id``."""
