@@ -2,9 +2,11 @@
 
 Synthetic chroma features at 10 Hz stand in for 1 h, 10 h and 100 h of indexed audio (the kernel's
 cost does not depend on the values). A query is a 5 s theme (50 frames), matched in all 12
-transpositions. librosa runs the same recipe (``librosa.sequence.dtw(subseq=True)`` with the same
-steps and weights, one call per shift) on the 1 h collection (and on 10 h with one shift, scaled by 12),
-in the same run.
+transpositions through :func:`mirsearch.search.theme.rank_occurrences` (the query path of
+``search_theme``: blocks of recordings, the 10 best occurrences); ``query_peak_MB`` is the memory
+the query allocates (tracemalloc), the database itself excluded. librosa runs the same recipe
+(``librosa.sequence.dtw(subseq=True)`` with the same steps and weights, one call per shift) on the
+1 h collection (and on 10 h with one shift, scaled by 12), in the same run.
 
     python benchmarks/bench_latency.py [--hours 1 10 100] [--repeats 3]
 """
@@ -17,7 +19,8 @@ import tracemalloc
 
 import numpy as np
 
-from mirsearch.matching.subsequence import STEPS, WEIGHTS, best_over_shifts, cosine_cost, unit_columns
+from mirsearch.matching.subsequence import STEPS, WEIGHTS, cosine_cost, unit_columns
+from mirsearch.search.theme import rank_occurrences
 
 from _common import print_table, write_results
 
@@ -26,9 +29,9 @@ QUERY_FRAMES = 50
 RECORDING_SECONDS = 300.0  # collection made of 5-minute recordings
 
 
-def mirsearch_query(Q, Y, reset):
-    cost, start, shift = best_over_shifts(Q, Y, range(12), reset=reset)
-    return int(np.argmin(cost))
+def mirsearch_query(Q, Y, offsets):
+    """The query path of ``search_theme``: blocks of recordings, 12 shifts, the 10 best occurrences."""
+    return rank_occurrences([Q], Y, offsets, top=10)
 
 
 def librosa_query(Xq, Y_feat, shifts):
@@ -50,21 +53,20 @@ def main() -> None:
     rng = np.random.default_rng(0)
     Xq = rng.random((12, QUERY_FRAMES)).astype(np.float32)
     Q = unit_columns(Xq)
-    mirsearch_query(Q, unit_columns(rng.random((12, 1000)).astype(np.float32)), None)  # compile
+    mirsearch_query(Q, unit_columns(rng.random((12, 1000)).astype(np.float32)), np.array([0, 500, 1000]))  # compile
     rows = []
     for hours in args.hours:
         M = int(hours * 3600 * RATE)
         Y_feat = rng.random((12, M)).astype(np.float32)
         Y = unit_columns(Y_feat)
-        reset = np.zeros(M, dtype=np.bool_)
-        reset[:: int(RECORDING_SECONDS * RATE)] = True
+        offsets = np.r_[np.arange(0, M, int(RECORDING_SECONDS * RATE)), M]
         times = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            mirsearch_query(Q, Y, reset)
+            mirsearch_query(Q, Y, offsets)
             times.append(time.perf_counter() - t0)
         tracemalloc.start()
-        mirsearch_query(Q, Y, reset)
+        mirsearch_query(Q, Y, offsets)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         t = float(np.median(times))

@@ -82,3 +82,75 @@ def test_database_is_unit_rows_with_offsets(collection):
     Y, offsets, recs, rate = collection.database("chroma")
     assert Y.shape[1] == 12 and offsets[-1] == Y.shape[0] and len(recs) == 5
     assert np.allclose(np.linalg.norm(Y, axis=1), 1.0, atol=1e-5)
+
+
+def _random_database(rng, lengths, query):
+    """Unit-row database of random chroma with the query planted (transposed, stretched) in some recordings."""
+    from mirsearch.matching.subsequence import unit_columns
+
+    recs = []
+    for i, n in enumerate(lengths):
+        X = rng.random((12, n)).astype(np.float32) ** 4
+        if i % 2 == 0 and n > 3 * query.shape[1]:
+            planted = np.repeat(np.roll(query, i % 12, axis=0), 1 + i % 3, axis=1)
+            at = int(rng.integers(0, n - planted.shape[1]))
+            noise = rng.random(planted.shape).astype(np.float32) * (0.05 + 0.05 * i)  # distinct costs
+            X[:, at : at + planted.shape[1]] = planted + noise
+        recs.append(X)
+    offsets = np.cumsum([0] + [X.shape[1] for X in recs])
+    return recs, unit_columns(np.concatenate(recs, axis=1)), offsets
+
+
+def _brute_force(query, recs, *, top, per_recording):
+    """Per recording and per shift with the public generic kernel, then all matches sorted."""
+    from mirsearch.matching.subsequence import find_matches, subsequence_dtw
+
+    found = []
+    for r, X in enumerate(recs):
+        if X.shape[1] == 0:
+            continue
+        best = np.full(X.shape[1], np.inf)
+        start = np.zeros(X.shape[1], dtype=np.int64)
+        shift = np.zeros(X.shape[1], dtype=np.int64)
+        for k in range(12):
+            res = subsequence_dtw(np.roll(query, k, axis=0), X)
+            better = res.matching_function < best - 1e-9
+            best[better], start[better], shift[better] = res.matching_function[better], res.start_frames[better], k
+        for s, e, c in find_matches(best, start, top=per_recording):
+            found.append((c, r, s, e, int(shift[e])))
+    found.sort()
+    return found[:top]
+
+
+@pytest.mark.parametrize("block_frames", [1, 150, 10**9])
+def test_rank_occurrences_equals_brute_force_for_any_block_size(block_frames):
+    from mirsearch.matching.subsequence import unit_columns
+    from mirsearch.search.theme import rank_occurrences
+
+    rng = np.random.default_rng(7)
+    query = rng.random((12, 12)).astype(np.float32) ** 4
+    recs, Y, offsets = _random_database(rng, [80, 5, 200, 0, 120, 64, 300, 90], query)
+    expected = _brute_force(query, recs, top=7, per_recording=2)
+    got = rank_occurrences([unit_columns(query).copy()], Y, offsets, top=7, per_recording=2, block_frames=block_frames)
+    assert len(got) == len(expected) == 7
+    for o, (c, r, s, e, k) in zip(got, expected, strict=True):
+        assert (o.recording, o.start, o.end, o.shift, o.query) == (r, s, e, k, 0)
+        assert o.cost == pytest.approx(c, abs=1e-5)
+    # planted copies are found first at the shift they were planted with
+    assert got[0].recording % 2 == 0 and got[0].shift == got[0].recording % 12
+
+
+def test_rank_occurrences_keeps_the_best_query_version_and_checks_parameters():
+    from mirsearch.errors import ParameterError
+    from mirsearch.matching.subsequence import unit_columns
+    from mirsearch.search.theme import rank_occurrences
+
+    rng = np.random.default_rng(3)
+    query = rng.random((12, 10)).astype(np.float32) ** 4
+    recs, Y, offsets = _random_database(rng, [100, 150, 90], query)
+    other = rng.random((12, 10)).astype(np.float32) ** 4
+    Qs = [unit_columns(other).copy(), unit_columns(query).copy()]
+    best = rank_occurrences(Qs, Y, offsets, top=1)[0]
+    assert best.query == 1 and best.cost == pytest.approx(rank_occurrences(Qs[1:], Y, offsets, top=1)[0].cost)
+    with pytest.raises(ParameterError, match="block_frames"):
+        rank_occurrences(Qs, Y, offsets, block_frames=0)

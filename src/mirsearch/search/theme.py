@@ -1,15 +1,18 @@
 """Theme search: where in a collection of recordings is a (symbolic) melody played?
 
 The theme becomes a chroma sequence at the collection's feature rate (:func:`notes_to_chroma`);
-subsequence DTW with the cosine cost compares it, in all 12 cyclic shifts, with every recording in
-one kernel call over the concatenated collection (no path crosses a recording boundary). The best
-end frames per recording give the occurrences; a neighbourhood around each is suppressed.
+subsequence DTW with the cosine cost compares it, in all 12 cyclic shifts, with every recording of the
+concatenated collection (no path crosses a recording boundary), one block of recordings per kernel
+call so that a query's memory stays flat. The best end frames per recording give the occurrences; a
+neighbourhood around each is suppressed (:func:`rank_occurrences`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +33,105 @@ def theme_query(
 
     bpm = (tempo_bpm or theme.tempo_bpm or DEFAULT_TEMPO_BPM) * tempo_factor
     return notes_to_chroma(theme, feature_rate=feature_rate, tempo_bpm=bpm)
+
+
+#: database frames matched per kernel call: bounds a query's working memory (about 40 bytes per frame
+#: of a block, 10 MB) whatever the size of the collection
+BLOCK_FRAMES = 1 << 18
+
+
+class Occurrence(NamedTuple):
+    """One match in a concatenated database (frame indices local to the recording, end inclusive)."""
+
+    recording: int
+    start: int
+    end: int
+    cost: float
+    shift: int
+    query: int
+
+
+def _blocks(offsets: np.ndarray, block_frames: int):
+    """Consecutive recording ranges ``(i0, i1)`` of at most ``block_frames`` frames (or one recording)."""
+    i0, n = 0, len(offsets) - 1
+    while i0 < n:
+        i1 = int(np.searchsorted(offsets, offsets[i0] + block_frames, side="right")) - 1
+        i1 = min(max(i1, i0 + 1), n)
+        yield i0, i1
+        i0 = i1
+
+
+def rank_occurrences(
+    queries: Sequence[np.ndarray],
+    Y: np.ndarray,
+    offsets: np.ndarray,
+    *,
+    shifts=range(12),
+    top: int = 10,
+    per_recording: int = 3,
+    max_cost: float = np.inf,
+    block_frames: int = BLOCK_FRAMES,
+) -> list[Occurrence]:
+    """The best occurrences of one or more query versions in a concatenated database.
+
+    The database is processed in blocks of whole recordings; each block's matching function (best over
+    queries and shifts) gives its recordings' occurrences (:func:`find_matches`), and only the ``top``
+    best are kept. A recording whose best end frame cannot beat the current ``top``-th occurrence is
+    skipped. Memory is bounded by the block size, so it stays flat as the collection grows.
+
+    Parameters
+    ----------
+    queries : sequence of np.ndarray, each shape (N_i, 12)
+        Query frames as unit rows (:func:`unit_columns`), e.g. one per tempo factor.
+    Y : np.ndarray, shape (M, 12)
+        Database frames as unit rows; recording ``i`` occupies rows ``offsets[i]:offsets[i+1]``.
+    offsets : np.ndarray, shape (n_recordings + 1,), int
+    shifts : iterable of int
+        Cyclic shifts of the query tried.
+    top, per_recording : int >= 1
+        Occurrences returned in all and at most per recording.
+    max_cost : float
+        Drop occurrences costlier than this.
+    block_frames : int >= 1
+        Database frames per kernel call.
+
+    Returns
+    -------
+    list of Occurrence
+        Best (lowest normalised cost) first; ``query`` indexes ``queries``, ``shift`` is from ``shifts``.
+    """
+    if top < 1 or per_recording < 1 or block_frames < 1:
+        raise ParameterError(f"top={top}, per_recording={per_recording}, block_frames={block_frames} must be >= 1")
+    shifts = [int(s) for s in shifts]
+    offsets = np.asarray(offsets, dtype=np.int64)
+    kept: list[Occurrence] = []
+    for i0, i1 in _blocks(offsets, block_frames):
+        lo, hi = int(offsets[i0]), int(offsets[i1])
+        if hi == lo:
+            continue
+        reset = np.zeros(hi - lo, dtype=np.bool_)
+        reset[offsets[i0:i1] - lo] = True
+        cost = np.full(hi - lo, np.inf)
+        start = np.zeros(hi - lo, dtype=np.int64)
+        shift = np.zeros(hi - lo, dtype=np.int64)
+        which = np.zeros(hi - lo, dtype=np.int64)
+        for q, Q in enumerate(queries):
+            c, s, k = best_over_shifts(Q, Y[lo:hi], shifts, reset=reset)
+            better = c < cost
+            cost[better], start[better], shift[better], which[better] = c[better], s[better], k[better], q
+        local = offsets[i0 : i1 + 1] - lo
+        nonempty = local[:-1] < local[1:]
+        rec_min = np.full(i1 - i0, np.inf)
+        rec_min[nonempty] = np.minimum.reduceat(cost, local[:-1][nonempty])
+        for j in np.argsort(rec_min, kind="stable"):
+            if not rec_min[j] <= max_cost or (len(kept) >= top and rec_min[j] >= kept[-1].cost):
+                break
+            a, b = local[j], local[j + 1]
+            for s, e, c in find_matches(cost[a:b], start[a:b] - a, top=per_recording, max_cost=max_cost):
+                kept.append(Occurrence(i0 + int(j), s, e, c, int(shift[a + e]), int(which[a + e])))
+            kept.sort(key=lambda o: o.cost)
+            del kept[top:]
+    return kept
 
 
 def search_theme(
@@ -84,46 +186,27 @@ def search_theme(
         raise ParameterError("transpositions must not be empty")
     t0 = time.perf_counter()
     Y, offsets, recs, rate = collection.database(features)
-    reset = np.zeros(Y.shape[0], dtype=np.bool_)
-    reset[offsets[:-1]] = True
-    best_cost = np.full(Y.shape[0], np.inf)
-    best_start = np.zeros(Y.shape[0], dtype=np.int64)
-    best_shift = np.zeros(Y.shape[0], dtype=np.int64)
-    best_factor = np.ones(Y.shape[0])
-    query_seconds = 0.0
+    queries = []
     for factor in tempo_factors:
         if not factor > 0:
             raise ParameterError(f"tempo_factors must be > 0, got {factor}")
-        Q = unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor))
-        cost, start, shift = best_over_shifts(Q, Y, shifts, reset=reset)
-        better = cost < best_cost
-        best_cost[better] = cost[better]
-        best_start[better] = start[better]
-        best_shift[better] = shift[better]
-        best_factor[better] = factor
-        query_seconds = max(query_seconds, Q.shape[0] / rate)
-    # rank recordings by their best end frame, then pick occurrences in the most promising ones
-    finite = np.where(np.isfinite(best_cost), best_cost, np.inf)
-    per_rec_min = np.minimum.reduceat(finite, offsets[:-1])
-    order = np.argsort(per_rec_min, kind="stable")
-    matches: list[Match] = []
-    for i in order[: max(top, 1) * 2 + 5]:
-        if not np.isfinite(per_rec_min[i]):
-            break
-        lo, hi = offsets[i], offsets[i + 1]
-        for s, e, c in find_matches(finite[lo:hi], best_start[lo:hi] - lo, top=per_recording, max_cost=max_cost):
-            matches.append(
-                Match(
-                    recording=recs[i].path,
-                    recording_id=recs[i].id,
-                    start=s / rate,
-                    end=(e + 1) / rate,
-                    cost=c,
-                    transposition=int(best_shift[lo + e]),
-                    extra={"tempo_factor": float(best_factor[lo + e])},
-                )
-            )
-    matches.sort(key=lambda m: m.cost)
+        queries.append(unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor)))
+    found = rank_occurrences(
+        queries, Y, offsets, shifts=shifts, top=top, per_recording=per_recording, max_cost=max_cost
+    )
+    matches = [
+        Match(
+            recording=recs[o.recording].path,
+            recording_id=recs[o.recording].id,
+            start=o.start / rate,
+            end=(o.end + 1) / rate,
+            cost=o.cost,
+            transposition=o.shift,
+            extra={"tempo_factor": float(tempo_factors[o.query])},
+        )
+        for o in found
+    ]
+    query_seconds = max(Q.shape[0] for Q in queries) / rate
     log.info(
         "theme %s (%.1f s) over %d recordings (%.1f h): %.3f s",
         theme.name,
@@ -132,4 +215,4 @@ def search_theme(
         Y.shape[0] / rate / 3600,
         time.perf_counter() - t0,
     )
-    return matches[:top]
+    return matches
