@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEBS := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small chromium
+# benchmark baseline, installed without its tensorflow requirement (see pyproject.toml, extra "bench")
+BASIC_PITCH := basic-pitch==0.4.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
@@ -25,7 +27,8 @@ $(STAMP): pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,bench]'
+	$(PIP) install -q --no-deps $(BASIC_PITCH)
 	touch $(STAMP)
 
 demo: setup

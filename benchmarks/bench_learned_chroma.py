@@ -1,21 +1,33 @@
-"""Theme retrieval with learned chroma variants against standard chroma and CENS (issue 5's table).
+"""Theme retrieval with learned chroma variants against standard chroma, CENS and basic-pitch (issue 5).
 
 For a split of a dataset (default: test) every theme of the split is a query (notated in C, rendered to
 chroma at its nominal tempo, matched in all 12 transpositions); the database is every version of the
 split. Subsequence DTW (cosine cost) gives each version its best matching cost; the versions are ranked
 by it. A query's rank is the rank of the first version in which the theme occurs.
 
-    .venv/bin/python benchmarks/bench_learned_chroma.py --dataset data/bench \
-        --bundle ctc=runs/ctc --bundle linear=runs/linear [--split test] [--name learned_chroma]
+    .venv/bin/python benchmarks/bench_learned_chroma.py --dataset data/bench --default \
+        --bundle linear=data/runs/linear --bundle strong=data/runs/strong --bundle sdtw=data/runs/sdtw \
+        --basic-pitch [--split test] [--max-works K] [--name learned_chroma_full]
 
 Prints Top-1 / Top-5 / Top-10 / MRR per variant and writes ``benchmarks/results/NAME.json``.
-Features are cached per variant under ``DATASET/cache/bench_features/``.
+
+Features are cached per variant under ``DATASET/cache/bench_features/SPLIT/``: standard chroma under a
+key of its feature configuration and of the source of ``mirsearch/features/chroma.py`` (a changed
+chroma is re-extracted), learned chroma under the bundle's ``model_id``. The HCQT of every version is
+computed once and cached as float16 (``DATASET/cache/bench_hcqt/``) so that several bundles share it;
+``--extract-only`` fills the caches without evaluating (to spread the work over processes).
+
+basic-pitch (Bittner et al., ICASSP 2022; ``make bench-setup`` installs it without TensorFlow) runs its
+ONNX model ``nmp.onnx`` with basic-pitch's own windowing (2 s windows, 30 frames overlap, 86 Hz
+output); its note posteriorgram (88 piano keys, A0 first) or contour posteriorgram (264 bins, 3 per
+semitone) is folded to 12 pitch classes by summation, averaged to 10 Hz and l2-normalised per frame.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,35 +39,196 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_results  # noqa: E402
 
 FEATURE_RATE = 10.0
+#: lowest MIDI pitch of basic-pitch's outputs (A0)
+BASIC_PITCH_MIDI_MIN = 21
 
 
-def _features(kind: str, bundle, versions, cache_dir: Path, tag: str) -> dict[str, np.ndarray]:
+def _vkey(version_id: str) -> str:
+    return hashlib.sha1(version_id.encode()).hexdigest()[:16]
+
+
+def chroma_tag() -> str:
+    """Cache tag of standard chroma: feature configuration and source of chroma.py."""
+    import mirsearch.features.chroma as chroma_mod
+    from mirsearch.features.registry import config_key, feature_config
+
+    src = hashlib.sha1(Path(chroma_mod.__file__).read_bytes()).hexdigest()[:8]
+    return f"chroma-{config_key(feature_config('chroma', feature_rate=FEATURE_RATE))}-{src}"
+
+
+def fold_to_chroma(P: np.ndarray, *, midi_min: float, bins_per_semitone: int = 1) -> np.ndarray:
+    """Sum the pitch bins of a posteriorgram into 12 pitch classes.
+
+    Parameters
+    ----------
+    P : np.ndarray, shape (n_bins, n_frames)
+        Non-negative activations; bin ``k`` has MIDI pitch ``midi_min + k / bins_per_semitone``.
+    midi_min : float
+        MIDI pitch of bin 0.
+    bins_per_semitone : int
+        Frequency resolution; every bin goes to the pitch class of its nearest semitone.
+
+    Returns
+    -------
+    np.ndarray, shape (12, n_frames), float64
+        Row 0 is C.
+    """
+    P = np.asarray(P, dtype=np.float64)
+    pcs = np.round(midi_min + np.arange(P.shape[0]) / bins_per_semitone).astype(int) % 12
+    C = np.zeros((12, P.shape[1]))
+    np.add.at(C, pcs, P)
+    return C
+
+
+class BasicPitch:
+    """basic-pitch's ONNX model on one thread, fed as basic-pitch's ``run_inference`` feeds it."""
+
+    def __init__(self, *, batch: int = 8):
+        import onnxruntime as ort
+        from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
+
+        self.path = build_icassp_2022_model_path(FilenameSuffix.onnx)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+        self.batch = batch
+
+    def posteriorgrams(self, y: np.ndarray, sr: int) -> tuple[dict[str, np.ndarray], float]:
+        """``{"note": (88, n), "contour": (264, n)}`` and the frame rate (22050 / 256 Hz).
+
+        The windowing of ``basic_pitch.inference.run_inference`` (not imported: it pulls resampy via
+        ``note_creation``): half the overlap of zeros in front, windows of ``AUDIO_N_SAMPLES`` every
+        ``AUDIO_N_SAMPLES - 30 * FFT_HOP`` samples (the last zero-padded), 15 frames dropped at both ends
+        of every window's output, trimmed to ``floor(n_samples * 86.13 / 22050)`` frames.
+        """
+        import soxr
+        from basic_pitch.constants import ANNOTATIONS_FPS, AUDIO_N_SAMPLES, AUDIO_SAMPLE_RATE, FFT_HOP
+
+        if sr != AUDIO_SAMPLE_RATE:
+            y = soxr.resample(y, sr, AUDIO_SAMPLE_RATE)
+        y = np.asarray(y, dtype=np.float32)
+        n_overlap = 30
+        overlap_len = n_overlap * FFT_HOP
+        hop = AUDIO_N_SAMPLES - overlap_len
+        padded = np.concatenate([np.zeros(overlap_len // 2, dtype=np.float32), y])
+        starts = range(0, len(padded), hop)
+        windows = np.zeros((len(starts), AUDIO_N_SAMPLES, 1), dtype=np.float32)
+        for i, s0 in enumerate(starts):
+            w = padded[s0 : s0 + AUDIO_N_SAMPLES]
+            windows[i, : len(w), 0] = w
+        outs = {"note": [], "contour": []}
+        for i in range(0, len(windows), self.batch):
+            contour, note = self.session.run(
+                ["StatefulPartitionedCall:0", "StatefulPartitionedCall:1"],
+                {"serving_default_input_2:0": windows[i : i + self.batch]},
+            )
+            outs["note"].append(note)
+            outs["contour"].append(contour)
+        n_frames = int(np.floor(len(y) * (ANNOTATIONS_FPS / AUDIO_SAMPLE_RATE)))
+        half = n_overlap // 2
+        res = {}
+        for k, v in outs.items():
+            v = np.concatenate(v)[:, half:-half, :]
+            res[k] = v.reshape(-1, v.shape[2])[:n_frames].T
+        return res, AUDIO_SAMPLE_RATE / FFT_HOP
+
+
+def _to_rate(P: np.ndarray, rate: float, duration: float) -> np.ndarray:
+    from mirsearch.features.hcqt import _resample_frames
+    from mirsearch.features.learned import normalize_chroma
+
+    n_out = 1 + int(np.floor(duration * FEATURE_RATE + 1e-9))
+    if P.shape[1] == 0:
+        return normalize_chroma(np.zeros((12, n_out)))
+    return normalize_chroma(_resample_frames(P, rate_in=rate, rate_out=FEATURE_RATE, n_out=n_out))
+
+
+def extract(
+    versions, cache: Path, *, bundles: dict, basic_pitch: bool, hcqt_cache: Path | None, standard: bool = True
+) -> dict:
+    """Fill the feature caches; returns seconds of audio and of computation per stage."""
     from mirsearch.audio import load_audio
     from mirsearch.features.chroma import chroma
-    from mirsearch.features.learned import learned_chroma
 
-    out = {}
-    d = cache_dir / tag
-    d.mkdir(parents=True, exist_ok=True)
-    t_audio, t_feat = 0.0, 0.0
-    for v in versions:
-        path = d / (hashlib.sha1(v.version_id.encode()).hexdigest()[:16] + ".npy")
-        if path.exists():
-            out[v.version_id] = np.load(path)
+    tags = {"chroma": chroma_tag()} if standard else {}
+    tags.update({name: f"learned-{b.model_id}" for name, b in bundles.items()})
+    if basic_pitch:
+        tags.update({"basic-pitch note": "basic_pitch-note", "basic-pitch contour": "basic_pitch-contour"})
+    for t in tags.values():
+        (cache / t).mkdir(parents=True, exist_ok=True)
+    timing: dict[str, float] = {}
+    audio_s: dict[str, float] = {}
+    bp = None
+
+    def clock(stage: str, t0: float, dur: float) -> None:
+        timing[stage] = timing.get(stage, 0.0) + time.perf_counter() - t0
+        audio_s[stage] = audio_s.get(stage, 0.0) + dur
+
+    n_done = 0
+    for i, v in enumerate(versions):
+        k = _vkey(v.version_id)
+        missing = {n: t for n, t in tags.items() if not (cache / t / f"{k}.npy").exists()}
+        if not missing:
             continue
-        y, sr = load_audio(v.path)
         t0 = time.perf_counter()
-        if kind == "chroma":
+        y, sr = load_audio(v.path, sr=22050)
+        dur = len(y) / sr
+        clock("load", t0, dur)
+        if "chroma" in missing:
+            t0 = time.perf_counter()
             X, _ = chroma(y, sr=sr, feature_rate=FEATURE_RATE)
-        else:
-            X, _ = learned_chroma(y, sr=sr, feature_rate=FEATURE_RATE, bundle=bundle)
-        t_feat += time.perf_counter() - t0
-        t_audio += len(y) / sr
-        np.save(path, X)
-        out[v.version_id] = X
-    if t_feat > 0:
-        print(f"  {tag}: {t_audio / t_feat:.0f}x realtime feature extraction", flush=True)
-    return out
+            clock("chroma", t0, dur)
+            np.save(cache / missing["chroma"] / f"{k}.npy", X)
+        learned = [n for n in missing if n in bundles]
+        if learned:
+            H = None
+            hpath = None
+            first = bundles[learned[0]]
+            if hcqt_cache is not None:
+                hkey = hashlib.sha1(repr(sorted(first.input.items())).encode()).hexdigest()[:10]
+                hpath = hcqt_cache / hkey / f"{k}.npy"
+                if hpath.exists():
+                    H = np.load(hpath).astype(np.float32)
+            if H is None:
+                t0 = time.perf_counter()
+                H = first.hcqt(y, sr=sr)
+                clock("hcqt", t0, dur)
+                if hpath is not None:
+                    hpath.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(hpath, H.astype(np.float16))
+            for n in learned:
+                b = bundles[n]
+                t0 = time.perf_counter()
+                lp = b.predict(H, num_threads=1)
+                clock(f"network {n}", t0, dur)
+                P = np.exp(lp[:12].astype(np.float64))
+                np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
+        if basic_pitch and ("basic-pitch note" in missing or "basic-pitch contour" in missing):
+            if bp is None:
+                bp = BasicPitch()
+            t0 = time.perf_counter()
+            post, rate = bp.posteriorgrams(y, sr)
+            clock("basic-pitch", t0, dur)
+            C_note = fold_to_chroma(post["note"], midi_min=BASIC_PITCH_MIDI_MIN)
+            C_contour = fold_to_chroma(post["contour"], midi_min=BASIC_PITCH_MIDI_MIN, bins_per_semitone=3)
+            np.save(cache / tags["basic-pitch note"] / f"{k}.npy", _to_rate(C_note, rate, dur))
+            np.save(cache / tags["basic-pitch contour"] / f"{k}.npy", _to_rate(C_contour, rate, dur))
+        n_done += 1
+        if n_done % 10 == 0:
+            rt = ", ".join(f"{s} {audio_s[s] / max(timing[s], 1e-9):.0f}x" for s in timing)
+            print(f"  [{i + 1}/{len(versions)}] {rt}", flush=True)
+    return {
+        "tags": tags,
+        "seconds": timing,
+        "audio_seconds": audio_s,
+        "x_realtime": {s: audio_s[s] / timing[s] for s in timing if timing[s] > 0},
+    }
+
+
+def load_features(versions, cache: Path, tag: str) -> dict[str, np.ndarray]:
+    return {v.version_id: np.load(cache / tag / f"{_vkey(v.version_id)}.npy") for v in versions}
 
 
 def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False) -> dict:
@@ -79,6 +252,7 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False) 
     reset = np.zeros(Y.shape[0], dtype=np.bool_)
     reset[offsets[:-1]] = True
     ranks = []
+    t0 = time.perf_counter()
     for theme in ds.themes.values():
         relevant = ds.relevant_versions(theme.theme_id) & set(ids)
         if not relevant:
@@ -95,7 +269,15 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False) 
         "top5": float(np.mean(r <= 5)),
         "top10": float(np.mean(r <= 10)),
         "mrr": float(np.mean(1.0 / r)),
+        "eval_seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def _git(*args: str) -> str:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=root).stdout.strip()
 
 
 def main(argv=None) -> int:
@@ -104,7 +286,12 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--bundle", action="append", default=[], help="NAME=DIR of a trained bundle (repeatable)")
     ap.add_argument("--default", action="store_true", help="also evaluate the packaged default bundle")
+    ap.add_argument("--basic-pitch", action="store_true", help="also evaluate the basic-pitch baseline")
+    ap.add_argument("--no-contour", action="store_true", help="basic-pitch: only the note posteriorgram row")
     ap.add_argument("--max-works", type=int, default=None, help="only the first K works of the split")
+    ap.add_argument("--extract-only", action="store_true", help="fill the feature caches, do not evaluate")
+    ap.add_argument("--no-standard", action="store_true", help="with --extract-only: skip standard chroma")
+    ap.add_argument("--no-hcqt-cache", action="store_true", help="do not cache the HCQT (float16) on disk")
     ap.add_argument("--name", default="learned_chroma", help="results file name")
     args = ap.parse_args(argv)
 
@@ -116,35 +303,65 @@ def main(argv=None) -> int:
 
     ds = Dataset.load(args.dataset).split(args.split)
     if args.max_works is not None:
-        from mirsearch.datasets.manifest import Dataset as _D
-
         keep = list(ds.works)[: args.max_works]
         manifest = dict(ds.manifest)
         manifest["works"] = [w for w in ds.manifest["works"] if w["id"] in keep]
-        ds = _D(ds.root, manifest, splits=[args.split])
+        ds = Dataset(ds.root, manifest, splits=[args.split])
     versions = [v for v in ds if Path(v.path).exists()]
-    print(
-        f"{args.dataset} {args.split}: {len(versions)} versions ({sum(v.duration for v in versions) / 3600:.2f} h), "
-        f"{len(ds.themes)} themes",
-        flush=True,
-    )
+    hours = sum(v.duration for v in versions) / 3600
+    print(f"{args.dataset} {args.split}: {len(versions)} versions ({hours:.2f} h), {len(ds.themes)} themes", flush=True)
     cache = Path(args.dataset) / "cache" / "bench_features" / args.split
+    hcqt_cache = None if args.no_hcqt_cache else Path(args.dataset) / "cache" / "bench_hcqt" / args.split
+    named = [tuple(b.split("=", 1)) for b in args.bundle]
+    if args.default:
+        named.insert(0, ("CTC, shipped default", None))
+    bundles = {name: load_bundle(path) for name, path in named}
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    info = extract(
+        versions,
+        cache,
+        bundles=bundles,
+        basic_pitch=args.basic_pitch,
+        hcqt_cache=hcqt_cache,
+        standard=not (args.extract_only and args.no_standard),
+    )
+    print(f"features ready in {time.perf_counter() - t0:.0f} s; x realtime: {info['x_realtime']}", flush=True)
+    if args.extract_only:
+        return 0
+    tags = info["tags"]
     rows = []
-    std = _features("chroma", None, versions, cache, "chroma")
+    std = load_features(versions, cache, tags["chroma"])
     rows.append({"variant": "standard chroma", **evaluate(std, ds)})
     rows.append({"variant": "CENS", **evaluate(std, ds, cens_smoothing=True)})
-    bundles = [tuple(b.split("=", 1)) for b in args.bundle]
-    if args.default:
-        bundles.insert(0, ("default", None))
-    for name, path in bundles:
-        b = load_bundle(path)
-        feats = _features("learned", b, versions, cache, f"learned-{b.model_id}")
+    print_table(rows, ["variant", "queries", "top1", "top5", "top10", "mrr"])
+    for name, b in bundles.items():
+        feats = load_features(versions, cache, tags[name])
         loss = b.config.get("training", {}).get("loss", "?")
-        rows.append({"variant": f"learned ({name}, loss={loss})", "model_id": b.model_id, **evaluate(feats, ds)})
+        epoch = b.config.get("training", {}).get("epochs")
+        row = {"variant": f"learned ({name})", "loss": loss, "epoch": epoch, "model_id": b.model_id}
+        rows.append({**row, **evaluate(feats, ds)})
+        print_table(rows[-1:], ["variant", "queries", "top1", "top5", "top10", "mrr"])
+    if args.basic_pitch:
+        for kind in ("note",) if args.no_contour else ("note", "contour"):
+            feats = load_features(versions, cache, tags[f"basic-pitch {kind}"])
+            rows.append({"variant": f"basic-pitch ({kind} posteriorgram)", **evaluate(feats, ds)})
     print_table(rows, ["variant", "queries", "top1", "top5", "top10", "mrr"])
     out = write_results(
         args.name,
-        {"dataset": args.dataset, "split": args.split, "max_works": args.max_works, "rows": rows},
+        {
+            "dataset": args.dataset,
+            "split": args.split,
+            "max_works": args.max_works,
+            "versions": len(versions),
+            "hours": round(hours, 3),
+            "chroma_commit": _git("log", "-1", "--format=%h %s", "--", "src/mirsearch/features/chroma.py"),
+            "chroma_tag": tags["chroma"],
+            "load_average_start": load0,
+            "load_average_end": os.getloadavg(),
+            "extraction": info,
+            "rows": rows,
+        },
     )
     print(f"wrote {out}")
     return 0

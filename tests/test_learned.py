@@ -21,6 +21,13 @@ SR = 22050
 
 
 @pytest.fixture(autouse=True)
+def _onnx_cache(tmp_path, monkeypatch):
+    # ONNX exports of the test models go to a temporary cache, not ~/.cache/mirsearch
+    monkeypatch.setenv("MIRSEARCH_CACHE", str(tmp_path / "mirsearch-cache"))
+    monkeypatch.delenv("MIRSEARCH_INFERENCE", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _one_torch_thread():
     # two threads on a busy 2-core machine are often many times slower than one
     old = torch.get_num_threads()
@@ -152,10 +159,10 @@ def test_bundle_round_trip(tmp_path):
     loaded = load_bundle(tmp_path / "bundle")
     assert loaded.model_id == cfg["model_id"]
     H = np.random.default_rng(0).uniform(0, 1, (6, 216, 100)).astype(np.float32)
-    np.testing.assert_array_equal(b.predict(H), loaded.predict(H))
+    np.testing.assert_array_equal(b.predict(H, backend="torch"), loaded.predict(H, backend="torch"))
     # blockwise prediction equals one pass over the whole input
     whole = loaded.model(torch.from_numpy(H)[None])[0].detach().numpy()
-    np.testing.assert_allclose(loaded.predict(H, block_frames=130), whole, atol=1e-5)
+    np.testing.assert_allclose(loaded.predict(H, block_frames=130, backend="torch"), whole, atol=1e-5)
     # another model gets another id
     b2 = new_bundle()
     b2.save(tmp_path / "other")
@@ -201,6 +208,123 @@ def test_default_bundle_if_shipped():
     assert C.shape == (12, 41)
     hits = sum(int(np.argmax(C[:, 5 * i + 2])) == p % 12 for i, p in enumerate(notes))
     assert hits >= 6, hits
+
+
+def _perturbed_bundle(seed):
+    torch.manual_seed(seed)
+    b = new_bundle()
+    with torch.no_grad():
+        for m in b.model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+    return b
+
+
+def test_onnx_export_at_first_use_agrees_with_torch(tmp_path):
+    from mirsearch.models.bundle import ONNX_FILE, cache_dir
+
+    b = _perturbed_bundle(6)
+    H = np.random.default_rng(1).uniform(0, 1, (6, 216, 700)).astype(np.float32)
+    assert b.onnx_path() is None  # never saved: no model_id to key an export by
+    with pytest.raises(ParameterError, match="ONNX"):
+        b.predict(H, backend="onnx")
+    b.save(tmp_path / "b")
+    loaded = load_bundle(tmp_path / "b")
+    ref = loaded.predict(H, backend="torch", block_frames=256)
+    out = loaded.predict(H, backend="onnx", block_frames=256)
+    cached = cache_dir() / "onnx" / f"{loaded.model_id}.onnx"
+    assert loaded.onnx_path() == cached and cached.exists()
+    assert out.shape == ref.shape == (13, 350)
+    assert np.abs(out - ref).max() < 1e-4
+    assert np.abs(loaded.predict(H)).max() > 0  # "auto" runs
+    np.testing.assert_array_equal(loaded.predict(H, block_frames=256), out)  # auto = onnx here
+    # the bundle's own export is preferred once written; re-saving other weights drops it
+    loaded.write_onnx()
+    again = load_bundle(tmp_path / "b")
+    assert again.onnx_path() == tmp_path / "b" / ONNX_FILE
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["onnx"]["model_id"] == again.model_id
+    np.testing.assert_allclose(again.predict(H, backend="onnx", block_frames=256), out, atol=1e-6)
+    with torch.no_grad():
+        again.model.pitch.bias.add_(1.0)
+    again.save(tmp_path / "b")
+    assert not (tmp_path / "b" / ONNX_FILE).exists() and "onnx" not in again.config
+    with pytest.raises(ParameterError, match="backend"):
+        again.predict(H, backend="tensorflow")
+
+
+def test_default_bundle_ships_current_onnx_and_learned_chroma_uses_it(monkeypatch):
+    from mirsearch.features.learned import learned_chroma
+    from mirsearch.models.bundle import ONNX_FILE
+
+    b = load_bundle()
+    # the shipped model.onnx was exported from the shipped weights (config records the model_id)
+    assert b.onnx_path(export=False) == b.path / ONNX_FILE
+    notes = [60, 64, 67, 72, 71, 69, 65, 62]
+    y = np.concatenate(
+        [sum(0.5**k * _sine(440 * 2 ** ((p - 69) / 12) * (k + 1), 1.0) for k in range(4)) for p in notes]
+    )
+    H = b.hcqt(y, sr=SR)
+    ref = b.predict(H, backend="torch", block_frames=128)
+    out = b.predict(H, backend="onnx", block_frames=128)
+    assert np.abs(out - ref).max() < 1e-4
+    C_onnx, _ = learned_chroma(y, sr=SR)
+    monkeypatch.setenv("MIRSEARCH_INFERENCE", "torch")
+    C_torch, _ = learned_chroma(y, sr=SR)
+    assert np.abs(C_onnx - C_torch).max() < 1e-4
+
+
+def _bench_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_learned_chroma.py"
+    spec = importlib.util.spec_from_file_location("bench_learned_chroma", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_basic_pitch_fold_to_chroma():
+    fold = _bench_module().fold_to_chroma
+    P = np.zeros((88, 3))
+    P[39, 0] = 1.0  # key 39 = MIDI 60 = C4
+    P[48, 1] = 0.5  # MIDI 69 = A4
+    P[48 + 12, 1] = 0.25  # A5 adds to A
+    C = fold(P, midi_min=21)
+    expected = np.zeros((12, 3))
+    expected[0, 0] = 1.0
+    expected[9, 1] = 0.75
+    np.testing.assert_allclose(C, expected)
+    Pc = np.zeros((264, 3))
+    Pc[3 * 48, 0] = 1.0  # contour bins: 3 per semitone, bin 0 on A0
+    Pc[3 * 48 + 1, 1] = 1.0  # a third of a semitone above A4: still A
+    Pc[3 * 48 + 2, 2] = 1.0  # two thirds above: nearest semitone A#
+    np.testing.assert_allclose(fold(Pc, midi_min=21, bins_per_semitone=3)[[9, 10]], [[1, 1, 0], [0, 0, 1]])
+
+
+def test_basic_pitch_posteriorgrams_equal_run_inference(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    import soundfile as sf
+
+    bench = _bench_module()
+    # basic_pitch.inference imports note_creation, which imports resampy (only for sonification)
+    monkeypatch.setitem(sys.modules, "resampy", sys.modules.get("resampy") or types.ModuleType("resampy"))
+    from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
+    from basic_pitch.inference import Model, run_inference
+
+    y = 0.3 * _sine(440.0, 5.3) + 0.2 * _sine(261.63, 5.3)
+    sf.write(tmp_path / "x.wav", y, SR, subtype="FLOAT")
+    ref = run_inference(tmp_path / "x.wav", Model(build_icassp_2022_model_path(FilenameSuffix.onnx)))
+    post, rate = bench.BasicPitch(batch=4).posteriorgrams(y, SR)
+    assert rate == pytest.approx(22050 / 256)
+    for k in ("note", "contour"):
+        np.testing.assert_allclose(post[k], ref[k].T, atol=1e-5)
+    C = bench.fold_to_chroma(post["note"], midi_min=21).mean(axis=1)
+    assert set(np.argsort(C)[-2:]) == {0, 9}  # C and A
 
 
 def test_training_resume_equals_uninterrupted(tmp_path):

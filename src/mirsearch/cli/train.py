@@ -6,6 +6,7 @@
                            [--seed 0] [--max-minutes 60] [--plot]
     mirsearch train plot --bundle runs/ctc --audio rec.flac --out fig.png [--start 10 --end 30]
     mirsearch train curves runs/ctc runs/linear --out curves.png
+    mirsearch train export-onnx --bundle runs/ctc
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def register(subparsers) -> None:
     q.add_argument("--end", type=float, default=None, help="excerpt end (s; default start + 20)")
     q.set_defaults(func=_plot)
 
+    e = sub.add_parser("export-onnx", help="write model.onnx into a bundle (faster inference with onnxruntime)")
+    e.add_argument("--bundle", required=True, help="bundle directory")
+    e.set_defaults(func=_export_onnx)
+
     h = sub.add_parser("curves", help="plot training curves of one or more runs")
     h.add_argument("runs", nargs="+", help="output directories of training runs")
     h.add_argument("--out", required=True, help="image file to write")
@@ -58,6 +63,15 @@ def register(subparsers) -> None:
         register_train(sub)
 
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    from mirsearch.models.bundle import load_bundle
+
+    b = load_bundle(args.bundle)
+    out = b.write_onnx()
+    print(f"wrote {out} (model_id {b.model_id})")
+    return 0
 
 
 def _chroma(args: argparse.Namespace) -> int:
