@@ -73,6 +73,34 @@ def test_hcqt_other_feature_rate_and_errors():
         hcqt(np.zeros((2, 10)), sr=SR, feature_rate=10.0)
 
 
+def test_hcqt_equals_float64_reference_and_filter_memo_is_scoped():
+    import librosa
+    import librosa.core.constantq as cq
+
+    orig = cq.__dict__["__vqt_filter_fft"]
+    y = 0.4 * _sine(330.0, 1.5) + 0.2 * _sine(97.0, 1.5)
+    kw = dict(sr=SR, feature_rate=SR / 512, fmin_midi=24 - 1 / 3)
+    H1, _ = hcqt(y, **kw)
+    H2, _ = hcqt(y, **kw)  # filter bases from the memo
+    assert cq.__dict__["__vqt_filter_fft"] is orig  # librosa is left as it was
+    np.testing.assert_array_equal(H1, H2)
+    # reference: librosa's CQT (3 bins per semitone from half the fundamental), harmonic channels by
+    # linear interpolation at bin offsets 36 log2(2 h), dB relative to the maximum, 80 dB range, float64
+    fmin = librosa.midi_to_hz(24 - 1 / 3) * 0.5
+    C = np.abs(librosa.cqt(y, sr=SR, hop_length=512, fmin=fmin, n_bins=336, bins_per_octave=36, tuning=0.0))
+    C = C.astype(np.float64)
+    chans = []
+    for h in (0.5, 1, 2, 3, 4, 5):
+        s = 36 * np.log2(h / 0.5)
+        lo = int(np.floor(s))
+        f = s - lo
+        chans.append((1 - f) * C[lo : lo + 216] + f * C[lo + 1 : lo + 217])
+    R = np.stack(chans)
+    ref = R.max()
+    R = (20 * np.log10(np.maximum(R, ref * 1e-4) / ref) + 80) / 80
+    np.testing.assert_allclose(H1, R, atol=1e-5)
+
+
 def test_network_output_shape_and_normalisation():
     torch.manual_seed(0)
     net = ChromaNet().eval()

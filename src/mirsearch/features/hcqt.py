@@ -20,9 +20,12 @@ requested ``feature_rate`` the frames are averaged (or, when upsampling, interpo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 
@@ -34,6 +37,57 @@ logger = logging.getLogger(__name__)
 DEFAULT_HARMONICS: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
 #: MIDI pitch of the lowest fundamental (C1, 32.7 Hz)
 DEFAULT_FMIN_MIDI = 24
+
+
+#: memoised CQT filter bases (librosa rebuilds them on every call: about 0.7 s for the HCQT's 336 bins)
+_FILTERS: OrderedDict = OrderedDict()
+_FILTERS_MAX = 32
+_FILTERS_LOCK = threading.Lock()
+
+
+def _key(v):
+    if isinstance(v, np.ndarray):
+        return (v.dtype.str, v.shape, v.tobytes())
+    return v if isinstance(v, int | float | str | type(None)) else repr(v)
+
+
+@contextlib.contextmanager
+def _memoized_cqt_filters():
+    """Within the block, librosa's CQT reuses filter bases built before with the same arguments.
+
+    ``librosa.core.constantq`` looks its private ``__vqt_filter_fft`` up as a module global on every
+    call; it is replaced for the duration of the block by a memoising wrapper that returns copies
+    (librosa rescales the basis in place). The results are identical to librosa's.
+    """
+    import librosa.core.constantq as cq
+
+    name = "__vqt_filter_fft"
+    orig = cq.__dict__.get(name)
+    if orig is None or getattr(orig, "_mirsearch_memo", False):
+        yield
+        return
+
+    def memo(*args, **kwargs):
+        key = (tuple(_key(a) for a in args), tuple(sorted((k, _key(v)) for k, v in kwargs.items())))
+        with _FILTERS_LOCK:
+            hit = _FILTERS.get(key)
+            if hit is not None:
+                _FILTERS.move_to_end(key)
+        if hit is None:
+            hit = orig(*args, **kwargs)
+            with _FILTERS_LOCK:
+                _FILTERS[key] = hit
+                while len(_FILTERS) > _FILTERS_MAX:
+                    _FILTERS.popitem(last=False)
+        basis, n_fft, lengths = hit
+        return basis.copy(), n_fft, np.array(lengths, copy=True)
+
+    memo._mirsearch_memo = True
+    setattr(cq, name, memo)
+    try:
+        yield
+    finally:
+        setattr(cq, name, orig)
 
 
 def _resample_frames(X: np.ndarray, *, rate_in: float, rate_out: float, n_out: int) -> np.ndarray:
@@ -147,7 +201,7 @@ def hcqt(
     hop = 2 ** int(math.floor(math.log2(sr / feature_rate)))
     hop = int(min(max(hop, 256), 8192))
     rate_in = sr / hop
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _memoized_cqt_filters():
         # short signals: librosa warns that the lowest octaves' FFT is longer than the signal
         warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
         C = np.abs(
@@ -165,17 +219,27 @@ def hcqt(
     if abs(rate_in - feature_rate) > 1e-9 * feature_rate or C.shape[1] != n_out:
         C = _resample_frames(C, rate_in=rate_in, rate_out=feature_rate, n_out=n_out)
 
-    H = np.empty((len(harmonics), n_bins, C.shape[1]), dtype=np.float64)
-    k = np.arange(n_bins)
+    C = np.asarray(C, dtype=np.float32)
+    H = np.empty((len(harmonics), n_bins, C.shape[1]), dtype=np.float32)
     for i, s in enumerate(shifts):
         lo = int(math.floor(s))
-        frac = s - lo
-        H[i] = C[lo + k] if frac < 1e-6 else (1.0 - frac) * C[lo + k] + frac * C[lo + 1 + k]
+        frac = np.float32(s - lo)
+        if frac < 1e-6:
+            H[i] = C[lo : lo + n_bins]
+        else:
+            np.multiply(C[lo : lo + n_bins], 1 - frac, out=H[i])
+            H[i] += frac * C[lo + 1 : lo + 1 + n_bins]
 
     ref = float(H.max())
     if ref <= 0:
         return np.zeros(H.shape, dtype=np.float32), float(feature_rate)
-    db = 20.0 * np.log10(np.maximum(H, ref * 10.0 ** (-top_db / 20.0)) / ref)
-    out = ((db + top_db) / top_db).astype(np.float32)
+    # (20 log10(max(H, floor) / ref) + top_db) / top_db, in place, float32
+    np.maximum(H, np.float32(ref * 10.0 ** (-top_db / 20.0)), out=H)
+    np.log10(H, out=H)
+    H -= np.float32(math.log10(ref) - top_db / 20.0)
+    H *= np.float32(20.0 / top_db)
+    np.minimum(H, 1.0, out=H)
+    np.maximum(H, 0.0, out=H)
+    out = H
     logger.debug("hcqt: %d samples -> %s at %.3f Hz (cqt hop %d)", len(y), out.shape, feature_rate, hop)
     return out, float(feature_rate)
