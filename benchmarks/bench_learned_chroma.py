@@ -273,6 +273,66 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False) 
     }
 
 
+def speed(ds, *, seconds: float = 180.0, rounds: int = 3) -> dict:
+    """x realtime of HCQT, network (torch / onnxruntime, 1 and 2 threads) and ``learned_chroma`` on
+    about ``seconds`` of the dataset's audio (whole versions concatenated); fastest of ``rounds``."""
+    import subprocess
+
+    from mirsearch.audio import load_audio
+    from mirsearch.features.learned import learned_chroma
+    from mirsearch.models.bundle import load_bundle
+
+    parts, total = [], 0.0
+    for v in ds:
+        y, sr = load_audio(v.path, sr=22050)
+        parts.append(y)
+        total += len(y) / sr
+        if total >= seconds:
+            break
+    y = np.concatenate(parts)
+    dur = len(y) / sr
+    b = load_bundle()
+    b.hcqt(y[: 5 * sr], sr=sr)  # warm-up (numba, filter bases)
+    learned_chroma(y[: 5 * sr], sr=sr)
+    stages = {
+        "hcqt": lambda: b.hcqt(y, sr=sr),
+    }
+    H = b.hcqt(y, sr=sr)
+    stages["network torch 1 thread"] = lambda: b.predict(H, backend="torch", num_threads=1)
+    stages["network torch 2 threads"] = lambda: b.predict(H, backend="torch", num_threads=2)
+    stages["network onnx 1 thread"] = lambda: b.predict(H, backend="onnx", num_threads=1)
+    stages["network onnx 2 threads"] = lambda: b.predict(H, backend="onnx", num_threads=2)
+    stages["learned_chroma (hcqt + onnx 1 thread + post-processing)"] = lambda: learned_chroma(y, sr=sr)
+    out = {"audio_seconds": round(dur, 1), "versions": len(parts), "uptime_before": _uptime()}
+    for name, fn in stages.items():
+        wall, cpu = min(_timed(fn) for _ in range(rounds))
+        out[name] = {
+            "seconds": round(wall, 3),
+            "x_realtime": round(dur / wall, 1),
+            "cpu_seconds": round(cpu, 3),
+            "x_realtime_per_cpu_second": round(dur / cpu, 1),
+        }
+        print(f"  {name}: {wall:.2f} s = {dur / wall:.0f}x realtime ({dur / cpu:.0f}x per CPU second)", flush=True)
+    ref = b.predict(H, backend="torch")
+    out["max_abs_diff_onnx_torch_log_probs"] = float(np.abs(b.predict(H, backend="onnx") - ref).max())
+    out["uptime_after"] = _uptime()
+    out["nproc"] = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return out
+
+
+def _timed(fn) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds of this process) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def _uptime() -> str:
+    import subprocess
+
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
 def _git(*args: str) -> str:
     import subprocess
 
@@ -293,6 +353,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-standard", action="store_true", help="with --extract-only: skip standard chroma")
     ap.add_argument("--no-hcqt-cache", action="store_true", help="do not cache the HCQT (float16) on disk")
     ap.add_argument("--name", default="learned_chroma", help="results file name")
+    ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
     args = ap.parse_args(argv)
 
     import torch
@@ -308,6 +369,10 @@ def main(argv=None) -> int:
         manifest["works"] = [w for w in ds.manifest["works"] if w["id"] in keep]
         ds = Dataset(ds.root, manifest, splits=[args.split])
     versions = [v for v in ds if Path(v.path).exists()]
+    if args.speed is not None:
+        res = speed(versions, seconds=args.speed)
+        print(f"wrote {write_results(args.name, {'dataset': args.dataset, 'split': args.split, 'speed': res})}")
+        return 0
     hours = sum(v.duration for v in versions) / 3600
     print(f"{args.dataset} {args.split}: {len(versions)} versions ({hours:.2f} h), {len(ds.themes)} themes", flush=True)
     cache = Path(args.dataset) / "cache" / "bench_features" / args.split
