@@ -319,6 +319,27 @@ def test_search_finds_version_at_another_tempo(shingle_collection, renderings, r
             search_shingles(coll, str(renderings["a_slow"].path), end=5.0, reduction="none", index="exact")
 
 
+def test_score_regions_mean_needs_the_whole_query_min_one_shingle():
+    from mirsearch.search.shingles import QueryShingles, score_regions
+
+    # one variant, 3 query shingles (positions 0, 1, 2). Recording 7: all three hit at implied start 10,
+    # distance 0.3 each. Recording 8: only shingle 0 hits (0.1); the k-th distance (1.0) bounds the rest.
+    qs = QueryShingles(np.zeros((3, 4), np.float32), np.zeros(3, np.int64), np.arange(3), [(1.0, 0, 22)])
+    rec_ids = np.array([7, 7, 7, 8, 9])
+    starts = np.array([10, 11, 12, 40, 0])
+    L = np.array([[3, 0, 4], [1, 4, 4], [2, 4, 4]])
+    D = np.array([[0.1, 0.3, 1.0], [0.3, 1.0, 1.0], [0.3, 1.0, 1.0]], np.float32)
+    mean = score_regions(qs, D, L, rec_ids, starts)
+    assert [g.recording_id for g in mean][:2] == [7, 8]
+    assert mean[0].cost == pytest.approx(0.3) and mean[0].start == 10 and mean[0].votes == 3
+    assert mean[1].cost == pytest.approx((0.1 + 1.0 + 1.0) / 3)
+    least = score_regions(qs, D, L, rec_ids, starts, aggregate="min")
+    assert [g.recording_id for g in least][:2] == [8, 7]
+    assert least[0].cost == pytest.approx(0.1) and least[1].cost == pytest.approx(0.3)
+    with pytest.raises(ParameterError):
+        score_regions(qs, D, L, rec_ids, starts, aggregate="max")
+
+
 def test_shingle_config_validation():
     with pytest.raises(ParameterError):
         ShingleConfig(length=0)
