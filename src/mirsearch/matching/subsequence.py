@@ -104,57 +104,65 @@ def _sdtw_many(Qs, Y, steps, weights, reset, out_acc, out_start, out_weight):  #
         _sdtw_one(Qs[s], Y, steps, weights, reset, out_acc[s], out_start[s], out_weight[s])
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _sdtw_default_one(Qt, Y, reset, out_acc, out_start):  # pragma: no cover - numba
-    """Specialised kernel for the default steps (2,1), (1,2), (1,1) with weights (2,1,1).
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _default_column(Qt, Y, m, restart, c, dc, d1, d2, sc, s1, s2):  # pragma: no cover - numba
+    """One database column ``m`` of the default-step recursion: steps (2,1), (1,2), (1,1), weights (2,1,1).
 
-    ``Qt`` is the query as (K, N) so that every inner loop runs over contiguous query frames. The three
-    steps read only the two previous columns, so each column is one branch-free, vectorisable pass
-    (selects instead of branches; 4x faster than the generic kernel). Ties go to the first step in
-    librosa's order, as in :func:`_accumulate_full`.
+    ``Qt`` is the query as (K, N) so that every inner loop runs over contiguous query frames; ``Y[m]``
+    is the database frame. ``dc, d1, d2`` are the accumulated costs of columns m, m-1, m-2 and
+    ``sc, s1, s2`` their start frames. The three steps read only the two previous columns, so the column
+    is one branch-free, vectorisable pass (selects instead of branches; 4x faster than the generic
+    kernel). Ties go to the first step in librosa's order, as in :func:`_accumulate_full`.
+    ``restart`` marks the first column of a new sequence: no path may come from earlier columns.
     """
     K, N = Qt.shape
-    M = Y.shape[0]
+    for n in range(N):
+        c[n] = np.float32(1.0)
+    for k in range(K):
+        yk = Y[m, k]
+        for n in range(N):
+            c[n] -= Qt[k, n] * yk
+    if restart:
+        d1[:] = np.inf
+        d2[:] = np.inf
+    dc[0] = c[0]
+    sc[0] = m
+    if N > 1:  # row 1: only (1,2) and (1,1) fit
+        v = d2[0] + c[1]
+        st = s2[0]
+        w = d1[0] + c[1]
+        if w < v:
+            v = w
+            st = s1[0]
+        dc[1] = v
+        sc[1] = st
+    for n in range(2, N):
+        cn = c[n]
+        a = d1[n - 2] + 2 * cn  # (2,1)
+        b = d2[n - 1] + cn  # (1,2)
+        e = d1[n - 1] + cn  # (1,1)
+        sa = s1[n - 2]  # load all three starts first: selects, not conditional loads
+        sb = s2[n - 1]
+        se = s1[n - 1]
+        take_b = b < a
+        v = b if take_b else a
+        st = sb if take_b else sa
+        take_e = e < v
+        dc[n] = e if take_e else v
+        sc[n] = se if take_e else st
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _sdtw_default_one(Qt, Y, reset, out_acc, out_start):  # pragma: no cover - numba
+    """Default-step kernel for one query ``Qt`` (K, N): matching costs and starts per database frame."""
+    N = Qt.shape[1]
     c = np.empty(N, dtype=np.float32)
     d = np.full((3, N), np.float32(np.inf), dtype=np.float32)  # ring of columns m, m-1, m-2
     s = np.zeros((3, N), dtype=np.int32)
-    for m in range(M):
-        for n in range(N):
-            c[n] = np.float32(1.0)
-        for k in range(K):
-            yk = Y[m, k]
-            for n in range(N):
-                c[n] -= Qt[k, n] * yk
+    for m in range(Y.shape[0]):
         dc, d1, d2 = d[m % 3], d[(m + 2) % 3], d[(m + 1) % 3]
         sc, s1, s2 = s[m % 3], s[(m + 2) % 3], s[(m + 1) % 3]
-        if reset[m]:  # a new sequence starts: no path may come from earlier columns
-            d1[:] = np.inf
-            d2[:] = np.inf
-        dc[0] = c[0]
-        sc[0] = m
-        if N > 1:  # row 1: only (1,2) and (1,1) fit
-            v = d2[0] + c[1]
-            st = s2[0]
-            w = d1[0] + c[1]
-            if w < v:
-                v = w
-                st = s1[0]
-            dc[1] = v
-            sc[1] = st
-        for n in range(2, N):
-            cn = c[n]
-            a = d1[n - 2] + 2 * cn  # (2,1)
-            b = d2[n - 1] + cn  # (1,2)
-            e = d1[n - 1] + cn  # (1,1)
-            sa = s1[n - 2]  # load all three starts first: selects, not conditional loads
-            sb = s2[n - 1]
-            se = s1[n - 1]
-            take_b = b < a
-            v = b if take_b else a
-            st = sb if take_b else sa
-            take_e = e < v
-            dc[n] = e if take_e else v
-            sc[n] = se if take_e else st
+        _default_column(Qt, Y, m, reset[m], c, dc, d1, d2, sc, s1, s2)
         out_acc[m] = dc[N - 1]
         out_start[m] = sc[N - 1]
 
@@ -181,42 +189,9 @@ def _sdtw_reduce_segment(Qts, Y, reset, lo, hi, block, out_cost, out_start, out_
         for sh in range(S):
             Qt = Qts[sh]
             for m in range(b0, b1):
-                for n in range(N):
-                    c[n] = np.float32(1.0)
-                for k in range(K):
-                    yk = Y[m, k]
-                    for n in range(N):
-                        c[n] -= Qt[k, n] * yk
                 dc, d1, d2 = d[sh, m % 3], d[sh, (m + 2) % 3], d[sh, (m + 1) % 3]
                 sc, s1, s2 = s[sh, m % 3], s[sh, (m + 2) % 3], s[sh, (m + 1) % 3]
-                if reset[m]:
-                    d1[:] = np.inf
-                    d2[:] = np.inf
-                dc[0] = c[0]
-                sc[0] = m
-                if N > 1:
-                    v = d2[0] + c[1]
-                    st = s2[0]
-                    w = d1[0] + c[1]
-                    if w < v:
-                        v = w
-                        st = s1[0]
-                    dc[1] = v
-                    sc[1] = st
-                for n in range(2, N):
-                    cn = c[n]
-                    a = d1[n - 2] + 2 * cn
-                    b = d2[n - 1] + cn
-                    e = d1[n - 1] + cn
-                    sa = s1[n - 2]
-                    sb = s2[n - 1]
-                    se = s1[n - 1]
-                    take_b = b < a
-                    v = b if take_b else a
-                    st = sb if take_b else sa
-                    take_e = e < v
-                    dc[n] = e if take_e else v
-                    sc[n] = se if take_e else st
+                _default_column(Qt, Y, m, reset[m], c, dc, d1, d2, sc, s1, s2)
                 if dc[N - 1] < out_cost[m]:
                     out_cost[m] = dc[N - 1]
                     out_start[m] = sc[N - 1]
