@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import print_table, write_results  # noqa: E402
+from _common import RESULTS, print_table, write_results  # noqa: E402
 
 FEATURE_RATE = 10.0
 #: lowest MIDI pitch of basic-pitch's outputs (A0)
@@ -353,6 +353,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-standard", action="store_true", help="with --extract-only: skip standard chroma")
     ap.add_argument("--no-hcqt-cache", action="store_true", help="do not cache the HCQT (float16) on disk")
     ap.add_argument("--name", default="learned_chroma", help="results file name")
+    ap.add_argument("--reuse", action="store_true", help="keep rows of NAME.json whose features are unchanged")
     ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
     args = ap.parse_args(argv)
 
@@ -395,23 +396,38 @@ def main(argv=None) -> int:
     if args.extract_only:
         return 0
     tags = info["tags"]
-    rows = []
-    std = load_features(versions, cache, tags["chroma"])
-    rows.append({"variant": "standard chroma", **evaluate(std, ds)})
-    rows.append({"variant": "CENS", **evaluate(std, ds, cens_smoothing=True)})
-    print_table(rows, ["variant", "queries", "top1", "top5", "top10", "mrr"])
+    previous = {}
+    if args.reuse:
+        import json
+
+        old = RESULTS / f"{args.name}.json"
+        if old.exists():
+            d = json.loads(old.read_text())
+            if (
+                d.get("dataset") == args.dataset
+                and d.get("split") == args.split
+                and d.get("max_works") == args.max_works
+            ):
+                previous = {(r["variant"], r.get("tag")): r for r in d["rows"]}
+    variants = [("standard chroma", "chroma", {}, False), ("CENS", "chroma", {}, True)]
     for name, b in bundles.items():
-        feats = load_features(versions, cache, tags[name])
-        loss = b.config.get("training", {}).get("loss", "?")
-        epoch = b.config.get("training", {}).get("epochs")
-        row = {"variant": f"learned ({name})", "loss": loss, "epoch": epoch, "model_id": b.model_id}
-        rows.append({**row, **evaluate(feats, ds)})
-        print_table(rows[-1:], ["variant", "queries", "top1", "top5", "top10", "mrr"])
+        t = b.config.get("training", {})
+        meta = {"loss": t.get("loss", "?"), "epoch": t.get("epochs"), "model_id": b.model_id}
+        variants.append((f"learned ({name})", name, meta, False))
     if args.basic_pitch:
         for kind in ("note",) if args.no_contour else ("note", "contour"):
-            feats = load_features(versions, cache, tags[f"basic-pitch {kind}"])
-            rows.append({"variant": f"basic-pitch ({kind} posteriorgram)", **evaluate(feats, ds)})
-    print_table(rows, ["variant", "queries", "top1", "top5", "top10", "mrr"])
+            variants.append((f"basic-pitch ({kind} posteriorgram)", f"basic-pitch {kind}", {}, False))
+    rows = []
+    cols = ["variant", "queries", "top1", "top5", "top10", "mrr"]
+    for variant, key, meta, smooth in variants:
+        tag = tags[key] + ("+cens" if smooth else "")
+        if (variant, tag) in previous:
+            rows.append(previous[(variant, tag)])
+        else:
+            feats = load_features(versions, cache, tags[key])
+            rows.append({"variant": variant, **meta, "tag": tag, **evaluate(feats, ds, cens_smoothing=smooth)})
+        print_table(rows[-1:], cols)
+    print_table(rows, cols)
     out = write_results(
         args.name,
         {
