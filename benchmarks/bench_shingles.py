@@ -232,6 +232,103 @@ def run_retrieval(args) -> dict:
     }
 
 
+# -- protocol ---------------------------------------------------------------------------------------------
+def run_protocol(args) -> dict:
+    """Where the accuracy goes: exact search over raw (unreduced) shingles under several protocols.
+
+    For each CENS configuration ``window/downsample/length`` of ``--protocol-configs``, every query
+    (``--queries-per-version`` excerpts of ``--query-seconds`` per version) is searched exhaustively
+    (all distances, k = ``--k`` nearest per query shingle, the query's own recording excluded) and scored
+    under: region cost ``mean`` vs ``min``; original key vs all 12 transpositions; relevant = every other
+    version vs the original-key protocol (only versions in the query's key are relevant, versions in
+    other keys leave the ranking); and the reference's single-shingle query (the first shingle of every
+    tempo variant only, a recording's distance = its smallest shingle distance).
+    """
+    from mirsearch.collection.shingles import ShingleConfig, cens_of, shingles
+    from mirsearch.models.embedding_training import dataset_collection
+    from mirsearch.search.shingles import TEMPO_FACTORS, query_shingles, score_regions
+
+    coll, view = dataset_collection(args.dataset, args.split, jobs=args.jobs, progress=True)
+    by_path = {r.path: r.id for r in coll.recordings()}
+    work, key, fam = {}, {}, {}
+    for v in view:
+        rid = by_path.get(str(v.path.resolve()))
+        if rid is not None:
+            work[rid], key[rid], fam[rid] = v.work_id, v.transposition, view.works[v.work_id].family
+    rids = sorted(work)
+    chroma = {r: np.asarray(coll.load_features(r)[0]) for r in rids}
+    coll.close()
+    rng = np.random.default_rng(args.seed)
+    nq = int(args.query_seconds * 10)
+    queries = []
+    for r in rids:
+        if chroma[r].shape[1] >= nq + 10:
+            for s in rng.choice(chroma[r].shape[1] - nq, size=args.queries_per_version, replace=False):
+                queries.append((r, chroma[r][:, s : s + nq]))
+    rel = {r: {x for x in rids if work[x] == work[r] and x != r} for r in rids}
+    same = {r: {x for x in rel[r] if key[x] == key[r]} for r in rids}
+    print(f"{args.split}: {len(rids)} recordings, {len(set(work.values()))} works, {len(queries)} queries", flush=True)
+
+    def first(ranked, r, orig):
+        if orig:  # original-key protocol
+            ranked = [x for x in ranked if not (x in rel[r] and x not in same[r])]
+            return bool(ranked) and ranked[0] in same[r]
+        return bool(ranked) and ranked[0] in rel[r]
+
+    rows = []
+    for spec in [c for c in args.protocol_configs.split(",") if c]:
+        w, d, length = (int(x) for x in spec.split("/"))
+        cfg = ShingleConfig(length=length, window=w, downsample=d)
+        parts = [shingles(cens_of(chroma[r], config=cfg), length=length) for r in rids]
+        DB = np.concatenate([S for S, _ in parts])
+        rec_ids = np.concatenate([np.full(len(S), r) for r, (S, _) in zip(rids, parts, strict=True)])
+        starts = np.concatenate([st for _, st in parts])
+        bounds = np.r_[0, np.cumsum([len(S) for S, _ in parts])]
+        for mode, keys in (("original key", (0,)), ("all 12", tuple(range(12)))):
+            hits: dict[str, list] = {}
+            for r, Cq in queries:
+                qs = query_shingles(Cq, config=cfg, tempo_factors=TEMPO_FACTORS, transpositions=keys)
+                G = qs.S @ DB.T
+                G[:, rec_ids == r] = -np.inf
+                kk = min(args.k, G.shape[1] - 1)
+                L = np.argpartition(-G, kk, axis=1)[:, :kk]
+                order = np.argsort(-np.take_along_axis(G, L, 1), axis=1)
+                L = np.take_along_axis(L, order, 1)
+                D = np.sqrt(np.maximum(2.0 - 2.0 * np.take_along_axis(G, L, 1), 0.0))
+                for agg in ("mean", "min"):
+                    ranked = [g.recording_id for g in score_regions(qs, D, L, rec_ids, starts, aggregate=agg)]
+                    hits.setdefault(f"{agg}", []).append(first(ranked, r, False))
+                    hits.setdefault(f"{agg}_family", []).append(bool(ranked) and fam[ranked[0]] == fam[r])
+                    if same[r]:
+                        hits.setdefault(f"{agg}_orig", []).append(first(ranked, r, True))
+                g1 = G[qs.position == 0].max(axis=0)  # single-shingle query, document = min distance
+                best = np.maximum.reduceat(g1, bounds[:-1]) if len(g1) else g1
+                ranked1 = [rids[i] for i in np.argsort(-best, kind="stable") if rids[i] != r]
+                hits.setdefault("one_shingle", []).append(first(ranked1, r, False))
+                if same[r]:
+                    hits.setdefault("one_shingle_orig", []).append(first(ranked1, r, True))
+            row = {
+                "config": f"CENS {w}/{d}, {length} frames ({length * d / 10:g} s)",
+                "keys": mode,
+                **{f"P@1_{name}": round(float(np.mean(v)), 4) for name, v in hits.items()},
+                "queries": len(queries),
+                "queries_orig": len(hits.get("mean_orig", [])),
+            }
+            rows.append(row)
+            print_table([row], list(row))
+            print(flush=True)
+    return {
+        "dataset": str(args.dataset),
+        "split": args.split,
+        "recordings": len(rids),
+        "works": len(set(work.values())),
+        "query_seconds": args.query_seconds,
+        "queries_per_version": args.queries_per_version,
+        "k": args.k,
+        "rows": rows,
+    }
+
+
 # -- scale ------------------------------------------------------------------------------------------------
 def scale_vectors(args) -> tuple[np.ndarray, np.ndarray]:
     """>= args.scale shingles (240-dim) from all splits with variations, and held-out query shingles."""
@@ -331,6 +428,18 @@ def run_scale(args) -> dict:
                     found = [index.search(Q[i : i + 1], k=10)[1][0] for i in range(n_lat)]
                     rounds.append((time.perf_counter() - t4) / n_lat * 1000)
                 lat_ms = min(rounds)
+                raw_ms = None
+                if kind == "hnsw":  # hnswlib directly: what mirsearch's checks and conversions add
+                    graph = index._graph
+                    graph.set_ef(max(params["ef"], 10))
+                    graph.set_num_threads(1)
+                    raw = []
+                    for _ in range(3):
+                        t4 = time.perf_counter()
+                        for i in range(n_lat):
+                            graph.knn_query(Q[i : i + 1], k=10)
+                        raw.append((time.perf_counter() - t4) / n_lat * 1000)
+                    raw_ms = round(min(raw), 4)
                 if n_lat < len(Q):
                     found_all = index.search(Q, k=10)[1]
                 else:
@@ -345,6 +454,8 @@ def run_scale(args) -> dict:
                     "size_mb": round(index.size_bytes(d) / 1e6, 1) if d.exists() else None,
                     "query_ms": round(lat_ms, 4),
                     "query_ms_rounds": [round(x, 4) for x in rounds],
+                    "raw_ms": raw_ms,
+                    "load_average": [round(x, 2) for x in os.getloadavg()],
                     "recall@10": round(recall, 4),
                     "reference_ms": REF_SCALE_MS.get((kind, label)),
                     "reduce_s": round(reduce_s, 1) if reduce_s is not None else None,
@@ -476,37 +587,89 @@ def _md_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
     return "\n".join([head, sep, *body])
 
 
-def docs_section() -> str:
-    parts = [
-        "Shingles: 20 CENS frames (41/10, 1 Hz) x 12 = 240 dims, hop 1 s. Query: 11 tempo factors 0.6-1.67, "
-        "k nearest neighbours per query shingle, hits grouped by the query start they imply, recordings ranked by "
-        "the mean shingle distance of their best region (`mirsearch.search.shingles`). Learned embeddings: "
-        "`mirsearch shingles train --dataset data/bench --dim D` (CNN, triplet loss, semi-hard in-batch mining; "
-        "30 epochs x 100 batches of 128 pairs on the train split). Script: "
-        "`python benchmarks/bench_shingles.py --dataset data/bench --all-keys`; raw numbers in "
-        "`benchmarks/results/shingles_*.json`. The machine (2 cores) was shared with other jobs (load 4-10) "
-        "during every run: times are upper bounds and vary by up to 2x between runs."
-    ]
-    r = _load("retrieval")
-    more = _load("retrieval_more")
-    if r and more and more.get("queries") == r.get("queries"):  # a second run: other or re-run configurations
-        key = lambda row: (row["reduction"], row["index"], row["keys"])  # noqa: E731
+#: notes under the tables of the docs section (written from the measured figures)
+PROTOCOL_NOTES = ""
+RETRIEVAL_NOTES = ""
+SCALE_NOTES = ""
+CASCADE_NOTES = ""
+MISSING_NOTES = ""
+
+
+def _load_avg(r: dict) -> str:
+    la = r.get("load_average")
+    return f"load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (1 / 5 / 15 min) at the start" if la else ""
+
+
+def _merged(name: str, key) -> dict | None:
+    """A result file, with the rows of ``<name>_more`` (a later partial run) replacing equal keys."""
+    r = _load(name)
+    more = _load(f"{name}_more")
+    if r and more and more.get("queries") == r.get("queries"):
         redone = {key(row) for row in more["rows"]}
         r = {**r, "rows": [row for row in r["rows"] if key(row) not in redone] + more["rows"]}
+    return r
+
+
+def docs_section() -> str:
+    parts = [
+        "Shingles: 20 CENS frames (window 41, downsampling 10: 1 Hz) x 12 chroma = 240 dimensions, i.e. 20 s "
+        "of music, one shingle per second. A query (a 25 s excerpt by default) is resampled at 11 tempo "
+        "factors 0.6-1.67 and shingled; each query shingle retrieves its k = 64 nearest database shingles; hits "
+        "are grouped by the query start they imply and a recording is scored by its best region "
+        "(`mirsearch.search.shingles.score_regions`, `aggregate='mean'`: mean over the query's shingles of "
+        "their best distance in the region). Learned embeddings: `mirsearch train embedding --dataset "
+        "data/bench --dim D` (CNN, triplet loss, semi-hard in-batch mining, negatives from other works; 30 "
+        "epochs x 100 batches of 128 pairs on the train split). Raw numbers: `benchmarks/results/shingles_*.json` "
+        "(each with the commit, date and load average of its run). The machine (2 cores) was shared with other "
+        "jobs during every run (load average 5-10): times are upper bounds."
+    ]
+    p = _load("protocol_validation")
+    if p:
+        parts.append(
+            f"### Where the accuracy goes (validation split, exact search over raw 240-dim shingles)\n\n"
+            f"`python benchmarks/bench_shingles.py --dataset data/bench --sections protocol --split validation "
+            f"--queries-per-version 2 --name protocol_validation` ({p['recordings']} recordings, {p['works']} works, "
+            f"{p['rows'][0]['queries']} queries of {p['query_seconds']:g} s; {_load_avg(p)}). Columns: region cost "
+            "`mean` (ours) or `min` (the reference's document distance: the smallest shingle distance); "
+            "`orig.`: the original-key protocol: only versions in the query's key are relevant and versions in "
+            f"other keys leave the ranking ({p['rows'][0]['queries_orig']} queries have a same-key version); "
+            "`1 shingle`: the reference's query, one 20 s shingle per tempo variant, recording distance = minimum; "
+            "`family`: the top hit is a work on the same chorale tune."
+        )
+        parts.append(
+            _md_table(
+                p["rows"],
+                [
+                    ("config", "shingles"),
+                    ("keys", "keys queried"),
+                    ("P@1_mean", "P@1 mean"),
+                    ("P@1_min", "P@1 min"),
+                    ("P@1_mean_orig", "P@1 mean, orig."),
+                    ("P@1_min_orig", "P@1 min, orig."),
+                    ("P@1_one_shingle_orig", "P@1 1 shingle, orig."),
+                    ("P@1_mean_family", "P@1 family (mean)"),
+                ],
+            )
+        )
+        parts.append(PROTOCOL_NOTES)
+    key = lambda row: (row["reduction"], row["index"], row["keys"])  # noqa: E731
+    r = _merged("retrieval", key)
+    ref = _merged("retrieval_ref", key)
     if r:
         lk = r["lookups_per_query"]
-        sm = r["query_shingle_ms"]
         parts.append(
             f"### Cross-version retrieval (test split: {r['recordings']} recordings, {r['hours']} h, "
             f"{r['works']} works in {r['families']} tune families; {r['queries']} queries of "
             f"{r['query_seconds']:g} s)\n\n"
-            f"Relevant: the other versions (renderings) of the query's work; the query's own recording is "
-            f"excluded. {100 * r['other_key_relevant_share']:.0f} % of the relevant versions are in another key "
-            "(the builder transposes some versions): `keys = same` queries only the query's key, `all 12` queries "
-            f"all transpositions ({lk.get('same')} vs {lk.get('all 12', '-')} nearest-neighbour lookups per "
-            f"query). k = {r['k']}, HNSW ef = {r['ef']}. `query ms` = reduction + search + voting per query; "
-            f"cutting the query into shingles adds {sm.get('same')} / {sm.get('all 12', '-')} ms. `P@1 family`: the "
-            "top hit is a version of a work on the same chorale tune (other harmonisations count)."
+            f"`python benchmarks/bench_shingles.py --dataset data/bench --sections retrieval --all-keys "
+            f"--all-keys-kinds hnsw` ({r.get('machine', {}).get('date', '')}, commit "
+            f"{r.get('machine', {}).get('commit', '')}, {_load_avg(r)}). Relevant: the other versions of the "
+            f"query's work (the query's own recording is excluded). "
+            f"{100 * r['other_key_relevant_share']:.0f} % of them are in another key: `same` queries only the "
+            f"query's key, `all 12` every transposition ({lk.get('same')} vs {lk.get('all 12', '-')} lookups per "
+            f"query). `orig.`: the original-key protocol (above). k = {r['k']}, HNSW ef = {r['ef']}. "
+            "`query ms`: reduction + search + voting per query (cutting the query into shingles adds "
+            f"{r['query_shingle_ms'].get('same')} ms)."
         )
         parts.append(
             _md_table(
@@ -517,7 +680,8 @@ def docs_section() -> str:
                     ("keys", "keys"),
                     ("P@1", "P@1"),
                     ("MAP", "MAP"),
-                    ("P@1_same_key", "P@1 (same-key rel.)"),
+                    ("P@1_orig", "P@1 orig."),
+                    ("MAP_orig", "MAP orig."),
                     ("P@1_family", "P@1 family"),
                     ("query_ms", "query ms"),
                     ("lookup_ms", "ms / lookup"),
@@ -526,25 +690,35 @@ def docs_section() -> str:
             )
         )
         side = []
-        for label, ref in REF_RETRIEVAL.items():
-            ours = {(row["keys"]): row for row in r["rows"] if row["reduction"] == label and row["index"] == "exact"}
+        for label, rf in REF_RETRIEVAL.items():
+
+            def pick(res, keys, label=label):
+                rows = [row for row in (res or {}).get("rows", []) if row["reduction"] == label and row["keys"] == keys]
+                rows.sort(key=lambda row: row["index"] != "exact")
+                return rows[0] if rows else {}
+
+            o, a, q = pick(r, "same"), pick(r, "all 12"), pick(ref, "same")
             side.append(
                 {
                     "reduction": label,
-                    "ref_p1": ref["p1"],
-                    "ref_map": ref["map"],
-                    "ref_s": ref["seconds"],
-                    "p1_same": ours.get("same", {}).get("P@1"),
-                    "map_same": ours.get("same", {}).get("MAP"),
-                    "p1_all": ours.get("all 12", {}).get("P@1"),
-                    "map_all": ours.get("all 12", {}).get("MAP"),
-                    "s_all": ours.get("all 12", {}).get("total_s"),
+                    "ref_p1": rf["p1"],
+                    "ref_map": rf["map"],
+                    "p1_ref_proto": q.get("P@1_orig"),
+                    "map_ref_proto": q.get("MAP_orig"),
+                    "p1_orig": o.get("P@1_orig"),
+                    "map_orig": o.get("MAP_orig"),
+                    "p1_all": a.get("P@1"),
+                    "map_all": a.get("MAP"),
                 }
             )
         parts.append(
-            "Side by side with the reference (tutorial 002, Zalkow & Müller 2020: 330 test recordings of "
-            "Beethoven / Chopin / Vivaldi, ~16 h, DNN = triplet embedding, brute-force search, time for their whole "
-            "query set). Ours: exact search, same test protocol on the synthetic benchmark."
+            "Side by side with the reference (tutorial 002: Zalkow & Müller 2020, 330 test recordings of "
+            "Beethoven / Chopin / Vivaldi, ~16 h; DNN = triplet embedding). `ref. protocol`: our test split "
+            "searched as the reference does, 20 s queries, recording distance = minimum shingle distance, original "
+            "key, same-key versions relevant (`bench_shingles.py --sections retrieval --query-seconds 20 "
+            "--aggregate min --kinds exact --name retrieval_ref`); `ours, orig.`: 25 s queries, region mean, "
+            "original-key protocol; `ours, 12 keys`: every transposition queried, all versions relevant "
+            "(exact search where run, else HNSW)."
         )
         parts.append(
             _md_table(
@@ -553,26 +727,32 @@ def docs_section() -> str:
                     ("reduction", "reduction"),
                     ("ref_p1", "ref. P@1"),
                     ("ref_map", "ref. MAP"),
-                    ("ref_s", "ref. s"),
-                    ("p1_same", "ours P@1 (same key)"),
-                    ("map_same", "ours MAP (same key)"),
-                    ("p1_all", "ours P@1 (12 keys)"),
-                    ("map_all", "ours MAP (12 keys)"),
-                    ("s_all", "ours s (12 keys)"),
+                    ("p1_ref_proto", "ref. protocol P@1"),
+                    ("map_ref_proto", "ref. protocol MAP"),
+                    ("p1_orig", "ours, orig. P@1"),
+                    ("map_orig", "ours, orig. MAP"),
+                    ("p1_all", "ours, 12 keys P@1"),
+                    ("map_all", "ours, 12 keys MAP"),
                 ],
             )
         )
+        parts.append(RETRIEVAL_NOTES)
     s = _load("scale")
     more = _load("scale_more")
-    if s and more and more.get("shingles") == s.get("shingles"):  # a second run with other embeddings
+    if s and more and more.get("shingles") == s.get("shingles"):
         s = {**s, "rows": s["rows"] + more["rows"]}
     if s:
+        efs = ",".join(str(row["ef"]) for row in s["rows"] if row.get("ef"))
         parts.append(
             f"### Index scale ({s['shingles']:,} shingles, {s['queries']} held-out query shingles, one run)\n\n"
-            "The shingles of all three splits with new variations (12 transpositions x tempo factors), reduced by "
-            "the learned embeddings; query shingles from the test split at tempo 0.95 (not in the index). "
-            "`query ms`: one query at a time through `AnnIndex.search`, one thread, k = 10, fastest of 3 rounds "
-            f"of {s.get('latency_queries', 1000)} queries. HNSW M = {s['M']}, ef_construction = "
+            f"`python benchmarks/bench_shingles.py --dataset data/bench --sections scale --M {s['M']} "
+            f"--ef-construction {s['ef_construction']} --efs {efs}` "
+            f"({s.get('machine', {}).get('date', '')}, {_load_avg(s)}). The shingles of all three splits with new "
+            "variations (12 transpositions x tempo factors), reduced by the learned embeddings; query shingles from "
+            "the test split at tempo 0.95 (not in the index). `query ms`: one query at a time through "
+            "`AnnIndex.search`, one thread, k = 10, fastest of 3 rounds of "
+            f"{s.get('latency_queries', 1000)} queries; `raw ms`: the same through hnswlib's `knn_query` directly "
+            f"(without mirsearch's checks and conversions). HNSW M = {s['M']}, ef_construction = "
             f"{s['ef_construction']}, built with {s['build_threads']} thread(s). Recall@10 against the exact "
             "search of the same vectors. `ref. ms`: the reference's table (1.25 million shingles of 7115 "
             "recordings)."
@@ -587,23 +767,27 @@ def docs_section() -> str:
                     ("build_s", "build s"),
                     ("size_mb", "size MB"),
                     ("query_ms", "query ms"),
+                    ("raw_ms", "raw ms"),
                     ("recall@10", "recall@10"),
                     ("reference_ms", "ref. ms"),
                 ],
             )
         )
+        parts.append(SCALE_NOTES)
     c = _load("cascade")
     if c:
         parts.append(
             f"### Cascade vs exhaustive theme search (test split: {c['recordings']} recordings, {c['hours']} h, "
             f"{c['themes']} themes)\n\n"
-            "`cascade_search_theme`: stage 1 proposes candidate recordings, stage 2 runs the exhaustive search's "
-            "subsequence DTW (chroma, 12 transpositions) on the candidates only (`-regions`: only around the "
-            "proposed occurrence, +-1 theme length). `coarseF-N`: proposals by the same DTW on F-frame block "
-            "means (10 Hz -> 10/F Hz), N candidates. `index-N`: proposals from a theme shingle index (3 s "
-            "shingles of 2 Hz CENS, 72 dims, HNSW; 12 transpositions x 7 tempo factors of the theme). Top-1 and "
-            "MRR at recording level over the top-10 list (a theme's relevant recordings: the versions it occurs "
-            f"in). Theme shingle index build: {c['theme_index_build_s']} s."
+            f"`python benchmarks/bench_shingles.py --dataset data/bench --sections cascade` "
+            f"({c.get('machine', {}).get('date', '')}, commit {c.get('machine', {}).get('commit', '')}, "
+            f"{_load_avg(c)}). `cascade_search_theme`: stage 1 proposes candidate recordings, stage 2 runs the "
+            "exhaustive search's subsequence DTW (chroma, 12 transpositions) on the candidates only (`-regions`: "
+            "only around the proposed occurrence, +-1 theme length). `coarseF-N`: proposals by the same DTW on "
+            "F-frame block means (10 Hz -> 10/F Hz), N candidates. `index-N`: proposals from a theme shingle "
+            "index (3 s shingles of 2 Hz CENS, 72 dims, HNSW; 12 transpositions x 7 tempo factors of the theme). "
+            "Top-1 and MRR at recording level over the top-10 list. Theme shingle index build: "
+            f"{c['theme_index_build_s']} s."
         )
         parts.append(
             _md_table(
@@ -621,7 +805,9 @@ def docs_section() -> str:
                 ],
             )
         )
-    return "\n\n".join(parts)
+        parts.append(CASCADE_NOTES)
+    parts.append(MISSING_NOTES)
+    return "\n\n".join(part for part in parts if part)
 
 
 def update_docs(section: str) -> None:
@@ -668,6 +854,9 @@ def main() -> None:
     ap.add_argument("--M", type=int, default=16)
     ap.add_argument("--ef-construction", type=int, default=100)
     ap.add_argument("--efs", default="16,32,64", help="HNSW search ef values at scale")
+    ap.add_argument(
+        "--protocol-configs", default="41/10/20,21/5/20", help="CENS window/downsample/length of the protocol section"
+    )
     ap.add_argument("--theme-limit", type=int, default=0)
     ap.add_argument(
         "--cascades",
@@ -698,9 +887,13 @@ def main() -> None:
     torch.set_num_threads(1)
     for section in [s for s in args.sections.split(",") if s]:
         t0 = time.perf_counter()
-        print(f"== {section}", flush=True)
-        payload = {"retrieval": run_retrieval, "scale": run_scale, "cascade": run_cascade}[section](args)
+        load = [round(x, 2) for x in os.getloadavg()]
+        print(f"== {section} (load average {load})", flush=True)
+        runs = {"retrieval": run_retrieval, "protocol": run_protocol, "scale": run_scale, "cascade": run_cascade}
+        payload = runs[section](args)
         payload["seconds"] = round(time.perf_counter() - t0, 1)
+        payload["load_average"] = load
+        payload["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         path = write_results(f"shingles_{args.name or section}", payload)
         print(f"wrote {path}")
     if not args.no_docs:
