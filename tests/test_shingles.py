@@ -415,3 +415,12 @@ def test_audio_cascade_reranks_proposals_with_dtw(shingle_collection, renderings
         assert stats["candidates"] == 2 and len(matches) == 2
         assert "bwv66.6_x1_" in matches[0].recording and matches[0].cost < 0.5 * matches[1].cost
         assert matches[0].extra["tempo_factor"] == 1.43 and abs(matches[0].start) <= 2.0
+        # the exhaustive stage 2 over every whole recording finds the same best match at the same cost
+        full = cascade_search_audio(
+            coll, str(renderings["a_slow"].path), proposal="none", tempo_factors=(1.0, 1.2, 1.43, 1.7), stats=stats
+        )
+        assert stats["candidates"] == len(coll.recordings()) and stats["frames_searched"] == stats["frames_total"]
+        assert full[0].recording_id == matches[0].recording_id
+        assert full[0].cost == pytest.approx(matches[0].cost, abs=1e-5)
+        with pytest.raises(ParameterError):
+            cascade_search_audio(coll, str(renderings["a_slow"].path), proposal="coarse")

@@ -1017,6 +1017,43 @@ def cascade_search_theme(
     return matches[:top]
 
 
+_CENS_DB: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cens_database(collection, *, config: ShingleConfig = DEFAULT_CONFIG):
+    """CENS of every recording of a collection, concatenated with unit-length frames; memoised.
+
+    Memoised per collection object while its recordings do not change (the audio cascade then reads
+    no features per query).
+
+    Returns
+    -------
+    Y : np.ndarray, shape (n_frames, 12), float32
+        Unit-length CENS frames at ``config.frame_rate`` of all recordings, one after the other.
+    offsets : np.ndarray, shape (n_recordings + 1,), int64
+        Recording ``ids[i]`` occupies rows ``offsets[i]:offsets[i+1]``.
+    ids : list of int
+        Recording ids in catalogue order.
+    """
+    from mirsearch.collection.shingles import cens_of
+    from mirsearch.matching.subsequence import unit_columns
+
+    recs = collection.recordings()
+    token = (config, len(recs), recs[-1].id if recs else 0, recs[-1].sha1 if recs else "")
+    hit = _CENS_DB.get(collection)
+    if hit is not None and hit[0] == token:
+        return hit[1]
+    parts = [
+        unit_columns(cens_of(np.asarray(collection.load_features(r.id, config.features)[0]), config=config))
+        for r in recs
+    ]
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    Y = np.ascontiguousarray(np.concatenate(parts)) if parts else np.zeros((0, 12), np.float32)
+    value = (Y, offsets, [r.id for r in recs])
+    _CENS_DB[collection] = (token, value)
+    return value
+
+
 def cascade_search_audio(
     collection,
     query,
@@ -1027,6 +1064,7 @@ def cascade_search_audio(
     margin: float = 0.5,
     tempo_factors: Sequence[float] = TEMPO_FACTORS,
     transpositions: Sequence[int] = (0,),
+    proposal: str = "index",
     index: str = "hnsw",
     reduction="embedding",
     dim: int | None = 12,
@@ -1043,37 +1081,56 @@ def cascade_search_audio(
     cost, default steps) against each region widened by ``margin`` query lengths on each side, keeping
     the best over factors and transpositions, as audio matching with multiple scaling does (Müller, Kurth,
     Clausen 2005). ``cost`` of a match is the DTW cost (mean cosine distance along the path).
+    ``proposal="none"`` skips stage 1 and runs stage 2 on every whole recording: the exhaustive search the
+    cascade is measured against. The collection's CENS is computed once and memoised
+    (:func:`cens_database`).
 
     Parameters are those of :func:`search_shingles`; ``stats`` (a dict) is filled with timings.
     """
     from mirsearch.collection.shingles import cens_of
-    from mirsearch.matching.subsequence import unit_columns
+    from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
 
+    if proposal not in ("index", "none"):
+        raise ParameterError(f"proposal={proposal!r} must be 'index' or 'none'")
     stats = stats if stats is not None else {}
     t0 = time.perf_counter()
     C = query if isinstance(query, np.ndarray) and query.ndim == 2 else query_chroma(query, sr=sr)
-    idx = get_index(collection, reduction=reduction, dim=dim, index=index, params=params)
-    config = idx.config
-    found = search_shingle_chroma(
-        idx, C, top=candidates, k=k, tempo_factors=tempo_factors, transpositions=transpositions, exclude=exclude
-    )
+    if proposal == "index":
+        idx = get_index(collection, reduction=reduction, dim=dim, index=index, params=params)
+        config = idx.config
+    else:
+        config = DEFAULT_CONFIG
+    Y, offsets, ids = cens_database(collection, config=config)
+    row_of = {rid: i for i, rid in enumerate(ids)}
     t1 = time.perf_counter()
+    if proposal == "index":
+        found = search_shingle_chroma(
+            idx, C, top=candidates, k=k, tempo_factors=tempo_factors, transpositions=transpositions, exclude=exclude
+        )
+        wanted = [(g.recording_id, g.start, g.end) for g in found]
+    else:
+        skip = set(exclude)
+        wanted = [(rid, None, None) for rid in ids if rid not in skip]
+    t2 = time.perf_counter()
     recs = {r.id: r for r in collection.recordings()}
     parts, spans, offs = [], [], [0]
-    for g in found:
-        X = cens_of(np.asarray(collection.load_features(g.recording_id, config.features)[0]), config=config)
-        n = X.shape[1]
-        w = int(margin * (g.end - g.start))
-        a, b = max(0, g.start - w), min(n, g.end + w)
+    for rid, g_start, g_end in wanted:
+        i = row_of.get(rid)
+        if i is None:
+            continue
+        n = int(offsets[i + 1] - offsets[i])
+        if g_start is None:
+            a, b = 0, n
+        else:
+            w = int(margin * (g_end - g_start))
+            a, b = max(0, g_start - w), min(n, g_end + w)
         if b - a < 2:
             continue
-        parts.append(unit_columns(X[:, a:b]))
-        spans.append((g.recording_id, a))
+        parts.append(Y[offsets[i] + a : offsets[i] + b])
+        spans.append((rid, a))
         offs.append(offs[-1] + (b - a))
     if not parts:
         return []
-    from mirsearch.matching.subsequence import best_over_shifts, find_matches
-
     Ys = np.ascontiguousarray(np.concatenate(parts))
     reset = np.zeros(len(Ys), np.bool_)
     reset[np.asarray(offs[:-1])] = True
@@ -1088,12 +1145,12 @@ def cascade_search_audio(
     matches = []
     for j, (rid, a) in enumerate(spans):
         lo, hi = offs[j], offs[j + 1]
-        for s, e, c in find_matches(best[0][lo:hi], best[1][lo:hi] - lo, top=per_recording):
+        for s_, e, c in find_matches(best[0][lo:hi], best[1][lo:hi] - lo, top=per_recording):
             matches.append(
                 Match(
                     recording=recs[rid].path,
                     recording_id=rid,
-                    start=(s + a) / rate,
+                    start=(s_ + a) / rate,
                     end=(e + a + 1) / rate,
                     cost=float(c),
                     transposition=int(best[2][lo + e]),
@@ -1101,7 +1158,14 @@ def cascade_search_audio(
                 )
             )
     matches.sort(key=lambda m: m.cost)
-    stats.update(candidates=len(spans), proposal_ms=(t1 - t0) * 1000, dtw_ms=(time.perf_counter() - t1) * 1000)
+    stats.update(
+        candidates=len(spans),
+        proposal_ms=(t2 - t1) * 1000,
+        dtw_ms=(time.perf_counter() - t2) * 1000,
+        setup_ms=(t1 - t0) * 1000,
+        frames_searched=int(len(Ys)),
+        frames_total=int(offsets[-1]),
+    )
     return matches[:top]
 
 
@@ -1115,6 +1179,7 @@ __all__ = [
     "ShingleIndex",
     "cascade_search_audio",
     "cascade_search_theme",
+    "cens_database",
     "coarse_database",
     "get_index",
     "query_chroma",
