@@ -47,13 +47,47 @@ def _vkey(version_id: str) -> str:
     return hashlib.sha1(version_id.encode()).hexdigest()[:16]
 
 
+#: git revision whose chroma.py / registry.py compute the standard chroma (None: the working tree)
+CHROMA_REV: str | None = None
+
+
+def _module_at(rev: str, relpath: str, name: str):
+    """Module ``relpath`` (under src/mirsearch) as it is in git revision ``rev``."""
+    import importlib.util
+    import tempfile
+
+    src = _git("show", f"{rev}:src/mirsearch/{relpath}")
+    if not src:
+        raise SystemExit(f"--chroma-rev {rev}: src/mirsearch/{relpath} not found")
+    d = Path(tempfile.gettempdir()) / f"mirsearch-bench-{_git('rev-parse', '--short', rev)}"
+    d.mkdir(exist_ok=True)
+    path = d / Path(relpath).name
+    path.write_text(src + "\n")
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def chroma_modules():
+    """(chroma module, registry module) of :data:`CHROMA_REV` or of the working tree."""
+    if CHROMA_REV is None:
+        import mirsearch.features.chroma as chroma_mod
+        import mirsearch.features.registry as registry_mod
+
+        return chroma_mod, registry_mod
+    return (
+        _module_at(CHROMA_REV, "features/chroma.py", "bench_chroma_at_rev"),
+        _module_at(CHROMA_REV, "features/registry.py", "bench_registry_at_rev"),
+    )
+
+
 def chroma_tag() -> str:
     """Cache tag of standard chroma: feature configuration and source of chroma.py."""
-    import mirsearch.features.chroma as chroma_mod
-    from mirsearch.features.registry import config_key, feature_config
-
-    src = hashlib.sha1(Path(chroma_mod.__file__).read_bytes()).hexdigest()[:8]
-    return f"chroma-{config_key(feature_config('chroma', feature_rate=FEATURE_RATE))}-{src}"
+    chroma_mod, registry_mod = chroma_modules()
+    src = hashlib.sha1(Path(chroma_mod.__file__).read_bytes().rstrip(b"\n") + b"\n").hexdigest()[:8]
+    key = registry_mod.config_key(registry_mod.feature_config("chroma", feature_rate=FEATURE_RATE))
+    return f"chroma-{key}-{src}"
 
 
 def fold_to_chroma(P: np.ndarray, *, midi_min: float, bins_per_semitone: int = 1) -> np.ndarray:
@@ -150,8 +184,8 @@ def extract(
 ) -> dict:
     """Fill the feature caches; returns seconds of audio and of computation per stage."""
     from mirsearch.audio import load_audio
-    from mirsearch.features.chroma import chroma
 
+    chroma = chroma_modules()[0].chroma
     tags = {"chroma": chroma_tag()} if standard else {}
     tags.update({name: f"learned-{b.model_id}" for name, b in bundles.items()})
     if basic_pitch:
@@ -233,7 +267,7 @@ def load_features(versions, cache: Path, tag: str) -> dict[str, np.ndarray]:
 
 def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False) -> dict:
     """Top-k and MRR of all themes of ``ds`` over the versions in ``feats``."""
-    from mirsearch.features.chroma import cens
+    cens = chroma_modules()[0].cens
     from mirsearch.matching.subsequence import best_over_shifts, unit_columns
     from mirsearch.search.theme import theme_query
 
@@ -353,6 +387,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-standard", action="store_true", help="with --extract-only: skip standard chroma")
     ap.add_argument("--no-hcqt-cache", action="store_true", help="do not cache the HCQT (float16) on disk")
     ap.add_argument("--name", default="learned_chroma", help="results file name")
+    ap.add_argument(
+        "--chroma-rev", default=None, help="git revision of chroma.py/registry.py for standard chroma (default: tree)"
+    )
     ap.add_argument("--reuse", action="store_true", help="keep rows of NAME.json whose features are unchanged")
     ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
     args = ap.parse_args(argv)
@@ -360,6 +397,8 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    global CHROMA_REV
+    CHROMA_REV = args.chroma_rev
     from mirsearch.datasets.manifest import Dataset
     from mirsearch.models.bundle import load_bundle
 
@@ -436,7 +475,10 @@ def main(argv=None) -> int:
             "max_works": args.max_works,
             "versions": len(versions),
             "hours": round(hours, 3),
-            "chroma_commit": _git("log", "-1", "--format=%h %s", "--", "src/mirsearch/features/chroma.py"),
+            "chroma_commit": _git(
+                "log", "-1", "--format=%h %s", args.chroma_rev or "HEAD", "--", "src/mirsearch/features/chroma.py"
+            ),
+            "chroma_rev": args.chroma_rev or "working tree",
             "chroma_tag": tags["chroma"],
             "load_average_start": load0,
             "load_average_end": os.getloadavg(),
