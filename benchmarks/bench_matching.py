@@ -21,14 +21,20 @@ Queries (20 s):
   relevant = the original passage in the original track.
 
 Methods (top 10 matches each, 12 transpositions): mirsearch ``search_audio`` with multiple scaling and
-with subsequence DTW (CENS 2 Hz); libfmp (FMP notebook C7S2: librosa STFT chroma, CENS ell=21/d=5 at
+with subsequence DTW (CENS 2 Hz), each on the *matching chroma* (``features="matching"``: pitch bands
+E2-C7 only, computed from the audio and cached under ``data/bench_match/cache``) or on the collection's
+stored chroma (``features="chroma"``); libfmp (FMP notebook C7S2: librosa STFT chroma, CENS ell=21/d=5 at
 2 Hz, ``compute_matching_function_dtw_ti``, local minima with suppression, start by backtracking).
 Metrics: P@1, MAP (average precision over the top 10), mean query time (from the waveform, including
-the query's features). Version identification: every version as the query, relevant = the other
-versions of its work, ranked over the whole collection (real tracks included), itself excluded.
+the query's features). Version identification: ``bench_versions.py``.
+
+Parameters are chosen with ``--real-pool validation --real-only`` (excerpts of the 50 real tracks that
+the reported queries do not use, cut with another seed), never on the reported queries.
 
     python benchmarks/bench_matching.py [--dataset data/bench] [--split test] [--max-versions 120]
-                                        [--per-version 2] [--real-queries 30] [--skip-baseline]
+                                        [--per-version 2] [--real-queries 30] [--real-pool test|validation]
+                                        [--real-only] [--methods sdtw:matching,...] [--skip-baseline]
+                                        [--baseline-from benchmarks/results/matching.json]
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ REAL = ROOT / "data" / "real"
 SR = 22050
 QUERY_SECONDS = 20.0
 TOP = 10
+#: real tracks excerpted for the reported (test) queries; validation excerpts come from the others
+REPORTED_REAL = 30
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -68,11 +76,15 @@ def real_tracks() -> list[Path]:
     return tracks
 
 
-def build_collection(paths: list[Path], *, name: str = "coll.mirs", seed_from: Path | None = None):
+def build_collection(
+    paths: list[Path], *, name: str = "coll.mirs", seed_from: Path | None = None, refresh: bool = True
+):
     """Open or create the benchmark collection and index what is missing.
 
     ``seed_from``: an existing collection with some of the files (e.g. the dataset builder's
     ``collections/chroma-test.mirs``, same chroma configuration) copied as the starting point.
+    ``refresh``: also re-extract the stored features of known files whose feature configuration changed
+    (needed whenever the stored chroma is searched); otherwise only new files are indexed.
     """
     import shutil
 
@@ -83,11 +95,12 @@ def build_collection(paths: list[Path], *, name: str = "coll.mirs", seed_from: P
         shutil.copytree(seed_from, DATA / name, ignore=shutil.ignore_patterns("*.lock"))
     coll = Collection.create(DATA / name)
     known = {Path(r.path).resolve() for r in coll.recordings()}
-    todo = [p for p in paths if Path(p).resolve() not in known]
+    todo = [p for p in paths if refresh or Path(p).resolve() not in known]
     if todo:
         t0 = time.perf_counter()
         rep = coll.add(todo, jobs=1)
-        print(f"  indexed {len(todo)} files in {time.perf_counter() - t0:.0f} s ({len(rep.failed)} failed)", flush=True)
+        n = len(rep.added) + len(rep.updated)
+        print(f"  indexed {n} files in {time.perf_counter() - t0:.0f} s ({len(rep.failed)} failed)", flush=True)
     return coll
 
 
@@ -149,11 +162,25 @@ def own_version_queries(versions, by_work, *, per_version: int, rng) -> list[dic
     return out
 
 
-def make_queries(specs: list[dict], tracks, coll, *, n_real: int, seed: int = 0):
+def real_picks(n_tracks: int, n_real: int, pool: str) -> tuple[np.ndarray, np.random.Generator]:
+    """Indices of the real tracks excerpted and the generator that then cuts and degrades them.
+
+    ``pool="test"``: the reported queries (seed 0). ``pool="validation"``: tracks *not* among the
+    ``REPORTED_REAL`` reported ones, cut with seed 1 (for choosing parameters without the test queries).
+    """
+    if pool == "test":
+        rng = np.random.default_rng(0)
+        return rng.choice(n_tracks, size=min(n_real, n_tracks), replace=False), rng
+    reported = set(np.random.default_rng(0).choice(n_tracks, size=min(REPORTED_REAL, n_tracks), replace=False).tolist())
+    rest = np.array([i for i in range(n_tracks) if i not in reported], dtype=np.int64)
+    rng = np.random.default_rng(1)
+    return rng.choice(rest, size=min(n_real, rest.size), replace=False), rng
+
+
+def make_queries(specs: list[dict], tracks, coll, *, n_real: int, real_pool: str = "test"):
     """Query list: dicts with signal, relevant spans {recording_id: (start, end)}, exclude and ignore ids."""
     from mirsearch.audio import load_audio
 
-    rng = np.random.default_rng(seed)
     id_of = {str(Path(r.path).resolve()): r.id for r in coll.recordings()}
 
     def rid(path):
@@ -177,7 +204,7 @@ def make_queries(specs: list[dict], tracks, coll, *, n_real: int, seed: int = 0)
                 "ignore": {rid(p) for p in q["ignore"]},
             }
         )
-    picks = rng.choice(len(tracks), size=min(n_real, len(tracks)), replace=False)
+    picks, rng = real_picks(len(tracks), n_real, real_pool)
     for ti in picks:
         path = tracks[ti]
         y, _ = load_audio(path)
@@ -292,42 +319,16 @@ def summarise(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
     return out
 
 
-def run_versions(coll, db41, groups: dict[str, list[str]], ignore_of: dict[str, list[str]]) -> list[dict]:
-    """Version identification: every version as the query against the whole collection (itself excluded).
+def reused_baseline(path: Path, queries: list[dict]) -> list[dict] | None:
+    """libfmp rows of an earlier run on the same queries (same order, group and kind), else ``None``."""
+    import json
 
-    ``groups``: work -> audio paths of its versions; ``ignore_of``: audio path -> paths of same-family
-    versions of other works (dropped from the ranking).
-    """
-    from mirsearch.search.audio import identify_versions
-
-    id_of = {str(Path(r.path).resolve()): r.id for r in coll.recordings()}
-
-    def rid(p):
-        return id_of[str(Path(p).resolve())]
-
-    rows = []
-    for _work, paths in sorted(groups.items()):
-        for path in paths:
-            relevant = {rid(p) for p in paths if p != path}
-            ignore = {rid(p) for p in ignore_of.get(path, [])}
-            t0 = time.perf_counter()
-            ranked = identify_versions(db41, path, top=TOP + len(ignore), exclude=[rid(path)])
-            dt = time.perf_counter() - t0
-            ranked = [m for m in ranked if m.recording_id not in ignore][:TOP]
-            hits, ap = 0, 0.0
-            for k, m in enumerate(ranked, 1):
-                if m.recording_id in relevant:
-                    hits += 1
-                    ap += hits / k
-            rows.append(
-                {
-                    "query": Path(path).name,
-                    "p1": float(bool(ranked) and ranked[0].recording_id in relevant),
-                    "ap": ap / max(1, len(relevant)),
-                    "s": dt,
-                }
-            )
-    return rows
+    if not path.is_file():
+        return None
+    old = [r for r in json.loads(path.read_text()).get("queries", []) if r["method"] == "libfmp"]
+    if [(r["group"], r["kind"]) for r in old] != [(q["group"], q["kind"]) for q in queries]:
+        return None
+    return old
 
 
 def main() -> None:
@@ -337,11 +338,35 @@ def main() -> None:
     ap.add_argument("--max-versions", type=int, default=120, help="dataset versions that queries are cut from")
     ap.add_argument("--works", type=int, default=8, help="own renderings when there is no dataset")
     ap.add_argument("--per-version", type=int, default=2, help="queries cut from each version")
-    ap.add_argument("--real-queries", type=int, default=30, help="real tracks excerpted (x6 degradations)")
+    ap.add_argument("--real-queries", type=int, default=REPORTED_REAL, help="real tracks excerpted (x6 degradations)")
+    ap.add_argument(
+        "--real-pool",
+        choices=("test", "validation"),
+        default="test",
+        help="'validation': excerpts of other real tracks than the reported ones (seed 1), for choosing parameters",
+    )
+    ap.add_argument("--real-only", action="store_true", help="only the real-track queries (no version queries)")
+    ap.add_argument(
+        "--methods",
+        default="scaling:matching,sdtw:matching,sdtw:chroma",
+        help="comma-separated METHOD:FEATURES of mirsearch (METHOD scaling|sdtw, FEATURES matching|chroma)",
+    )
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument(
+        "--baseline-from",
+        metavar="JSON",
+        help="reuse the libfmp rows of an earlier results file when its queries are the same (saves its run time)",
+    )
+    ap.add_argument("--out", default="matching", help="results name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
+    import os
+
+    os.environ.setdefault("MIRSEARCH_CACHE", str(DATA / "cache"))
     from mirsearch.search.audio import prepare_database
 
+    methods = [tuple(m.split(":")) for m in args.methods.split(",") if m]
+    if any(len(m) != 2 or m[0] not in ("scaling", "sdtw") or m[1] not in ("matching", "chroma") for m in methods):
+        raise SystemExit(f"--methods {args.methods!r}: expected METHOD:FEATURES items")
     rng = np.random.default_rng(0)
     dataset = Path(args.dataset)
     tracks = real_tracks()
@@ -350,12 +375,6 @@ def main() -> None:
 
         ds = bench_data.load(dataset, args.split)
         groups = {w: [str(v.path) for v in ds.versions_of(w)] for w in ds.works}
-        fam = {}
-        for w, info in ds.works.items():
-            fam.setdefault(info.family, []).append(w)
-        ignore_of = {
-            p: [q for w2 in fam[ds.works[w].family] if w2 != w for q in groups[w2]] for w in groups for p in groups[w]
-        }
         specs = bench_data.match_queries(
             ds, per_version=args.per_version, seconds=QUERY_SECONDS, max_versions=args.max_versions
         )
@@ -364,60 +383,60 @@ def main() -> None:
     else:
         versions, by_work = own_sources(args.works)
         groups = {w: [v.path for v in vs] for w, vs in by_work.items()}
-        ignore_of = {}
         specs = own_version_queries(versions, by_work, per_version=args.per_version, rng=rng)
         name = "coll.mirs"
         source = {"own_renderings": {w: [v.path for v in vs] for w, vs in by_work.items()}}
+    if args.real_only:
+        specs = []
     paths = [Path(p) for ps in groups.values() for p in ps]
     print(f"collection: {len(paths)} versions + {len(tracks)} real tracks", flush=True)
     seed = dataset / "collections" / f"chroma-{args.split}.mirs" if "dataset" in source else None
-    coll = build_collection(paths + tracks, name=name, seed_from=seed)
+    coll = build_collection(paths + tracks, name=name, seed_from=seed, refresh=any(f == "chroma" for _, f in methods))
     recs = coll.recordings()
     hours = sum(r.duration for r in recs) / 3600
-    t0 = time.perf_counter()
-    db = prepare_database(coll)
-    t_prep = time.perf_counter() - t0
-    db41 = prepare_database(coll, window=41, downsample=10)
-    queries = make_queries(specs, tracks, coll, n_real=args.real_queries)
+    dbs, prep = {}, {}
+    for feats in sorted({f for _, f in methods}):
+        t0 = time.perf_counter()
+        dbs[feats] = prepare_database(coll, features=feats)
+        prep[feats] = time.perf_counter() - t0
+        print(f"  database CENS ({feats}) in {prep[feats]:.1f} s", flush=True)
+    queries = make_queries(specs, tracks, coll, n_real=args.real_queries, real_pool=args.real_pool)
     print(f"{len(queries)} queries over {len(recs)} recordings ({hours:.2f} h)", flush=True)
-    # warm-up (numba caches, librosa)
-    run_mirsearch(queries[0], db, "sdtw")
-    run_mirsearch(queries[0], db, "scaling")
     rows = []
-    rows += evaluate(queries, lambda q: run_mirsearch(q, db, "scaling"), "mirsearch scaling")
-    print("  mirsearch scaling done", flush=True)
-    rows += evaluate(queries, lambda q: run_mirsearch(q, db, "sdtw"), "mirsearch sdtw")
-    print("  mirsearch sdtw done", flush=True)
+    for method, feats in methods:
+        run_mirsearch(queries[0], dbs[feats], method)  # warm-up (numba caches, librosa)
+        label = f"mirsearch {method} ({feats})"
+        rows += evaluate(queries, lambda q, m=method, f=feats: run_mirsearch(q, dbs[f], m), label)
+        print(f"  {label} done", flush=True)
+    baseline_source = None
     if not args.skip_baseline:
-        fmp_db = libfmp_database(coll)
-        run_libfmp(queries[0], fmp_db, recs)
-        rows += evaluate(queries, lambda q: run_libfmp(q, fmp_db, recs), "libfmp")
-        print("  libfmp done", flush=True)
+        old = reused_baseline(Path(args.baseline_from), queries) if args.baseline_from else None
+        if old is not None:
+            rows += old
+            baseline_source = args.baseline_from
+            print(f"  libfmp rows reused from {args.baseline_from}", flush=True)
+        else:
+            fmp_db = libfmp_database(coll)
+            run_libfmp(queries[0], fmp_db, recs)
+            rows += evaluate(queries, lambda q: run_libfmp(q, fmp_db, recs), "libfmp")
+            print("  libfmp done", flush=True)
     overall = summarise(rows, ("method", "group"))
     by_kind = summarise(rows, ("method", "kind"))
-    vrows = run_versions(coll, db41, groups, ignore_of)
-    vsum = {
-        "queries": len(vrows),
-        "P_at_1": float(np.mean([r["p1"] for r in vrows])),
-        "MAP": float(np.mean([r["ap"] for r in vrows])),
-        "mean_query_s": float(np.mean([r["s"] for r in vrows])),
-    }
-    print(f"\naudio matching ({len(recs)} recordings, {hours:.2f} h; database CENS prepared in {t_prep:.1f} s)")
+    print(f"\naudio matching ({len(recs)} recordings, {hours:.2f} h; real pool: {args.real_pool})")
     print_table(overall, ["method", "group", "queries", "P_at_1", "MAP", "mean_query_s"])
     print("\nby query kind")
     print_table(by_kind, ["method", "kind", "queries", "P_at_1", "MAP", "mean_query_s"])
-    print("\nversion identification (every version as the query, whole collection)")
-    print_table([vsum], ["queries", "P_at_1", "MAP", "mean_query_s"])
     path = write_results(
-        "matching",
+        args.out,
         {
             "command": "python benchmarks/bench_matching.py " + " ".join(sys.argv[1:]),
             "collection": {"recordings": len(recs), "hours": hours, "versions": len(paths), "real": len(tracks)},
             "source": source,
-            "database_prepare_s": t_prep,
+            "real_pool": args.real_pool,
+            "baseline_rows_from": baseline_source,
+            "database_prepare_s": prep,
             "overall": overall,
             "by_kind": by_kind,
-            "versions": vsum,
             "queries": [{k: r[k] for k in ("method", "group", "kind", "ap", "p1", "s")} for r in rows],
         },
     )

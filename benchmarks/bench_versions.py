@@ -42,7 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_data  # noqa: E402
-from bench_matching import SR, build_collection, libfmp_database, real_tracks  # noqa: E402
+from bench_matching import DATA, SR, build_collection, libfmp_database, real_tracks  # noqa: E402
 
 from _common import print_table, write_results  # noqa: E402
 
@@ -92,7 +92,16 @@ def main() -> None:
     ap.add_argument("--max-queries", type=int, default=0, help="at most this many queries (0: every version)")
     ap.add_argument("--baseline-every", type=int, default=1, help="run libfmp on every K-th query only")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument(
+        "--features",
+        choices=("chroma", "matching"),
+        default="chroma",
+        help="mirsearch CENS from the stored chroma or from the matching chroma (search.audio.prepare_database)",
+    )
     args = ap.parse_args()
+    import os
+
+    os.environ.setdefault("MIRSEARCH_CACHE", str(DATA / "cache"))
     from mirsearch.audio import load_audio
     from mirsearch.search.audio import identify_versions, prepare_database
 
@@ -105,7 +114,9 @@ def main() -> None:
     tracks = real_tracks()
     paths = [Path(p) for ps in groups.values() for p in ps]
     seed = dataset / "collections" / f"chroma-{args.split}.mirs"
-    coll = build_collection(paths + tracks, name=f"coll_{dataset.name}_{args.split}.mirs", seed_from=seed)
+    coll = build_collection(
+        paths + tracks, name=f"coll_{dataset.name}_{args.split}.mirs", seed_from=seed, refresh=args.features == "chroma"
+    )
     recs = coll.recordings()
     id_of = {str(Path(r.path).resolve()): r.id for r in recs}
 
@@ -115,7 +126,7 @@ def main() -> None:
     version_ids = {rid(p) for p in paths}
     drop = [] if args.with_real else [r.id for r in recs if r.id not in version_ids]
     t0 = time.perf_counter()
-    db = prepare_database(coll, window=41, downsample=10, exclude=drop)
+    db = prepare_database(coll, window=41, downsample=10, exclude=drop, features=args.features)
     t_prep = time.perf_counter() - t0
     searched = [r for r in db.recordings]
     hours = sum(r.duration for r in searched) / 3600
@@ -165,13 +176,17 @@ def main() -> None:
         if len(fmp) < len(mine):
             table.append(summary([r for r in mine if r["query"] in names], "mirsearch", "baseline subset"))
         table.append(summary(fmp, "libfmp", "baseline subset" if len(fmp) < len(mine) else "all"))
-    print(f"\nversion identification ({len(searched)} recordings, {hours:.2f} h; CENS prepared in {t_prep:.1f} s)")
+    print(
+        f"\nversion identification, {args.features} features ({len(searched)} recordings, {hours:.2f} h; "
+        f"CENS prepared in {t_prep:.1f} s)"
+    )
     print_table(table, ["method", "queries", "n", "P_at_1", "MAP", "MR1", "mean_query_s"])
     out = write_results(
         "versions",
         {
             "command": "python benchmarks/bench_versions.py " + " ".join(sys.argv[1:]),
             "collection": {"recordings": len(searched), "hours": hours, "with_real": args.with_real},
+            "features": args.features,
             "source": {"dataset": str(dataset), "split": args.split, "works": len(ds.works), "versions": len(ds)},
             "database_prepare_s": t_prep,
             "summary": table,

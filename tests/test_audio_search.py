@@ -19,6 +19,8 @@ from mirsearch.search.audio import (
     diagonal_costs,
     diagonal_costs_shifts,
     identify_versions,
+    matching_chroma,
+    matching_config,
     prepare_database,
     scale_tempo,
     search_audio,
@@ -166,3 +168,57 @@ def test_cli_versions_json(setup, capsys):
     payload = json.loads(capsys.readouterr().out)
     top2 = {v["recording_id"] for v in payload["versions"][:2]}
     assert top2 == {setup["ids"]["b"], setup["ids"]["c"]}
+
+
+@pytest.mark.parametrize("method", ["scaling", "sdtw"])
+def test_matching_features_find_transposed_excerpt(setup, method, tmp_path, monkeypatch):
+    monkeypatch.setenv("MIRSEARCH_CACHE", str(tmp_path))
+    db = prepare_database(setup["coll"], features="matching")
+    cached = sorted((tmp_path / "matching").glob("*.npy"))
+    assert len(cached) == len(db.recordings) == 4  # one cached array per recording, by content hash
+    assert db.chroma_config["kind"] == "matching_chroma"
+    ids = setup["ids"]
+    matches = search_audio(db, setup["query"], top=10, per_recording=1, method=method, transpose=True)
+    assert {matches[0].recording_id, matches[1].recording_id} == {ids["b"], ids["c"]}, [m.to_dict() for m in matches]
+    c = _best_in(matches, ids["c"])
+    assert c.transposition == 2
+    s, e = setup["truth_c"]
+    assert abs(c.start - s) <= 1.0 and abs(c.end - e) <= 1.5, (c.start, c.end, s, e)
+    # a second database comes from the cache and is identical
+    again = prepare_database(setup["coll"], features="matching")
+    np.testing.assert_array_equal(again.Y, db.Y)
+
+
+def test_matching_chroma_full_range_is_the_standard_chroma(setup):
+    """With every pitch band the matching chroma is the collection's chroma (same recipe)."""
+    from mirsearch.features.chroma import chroma
+
+    y, sr = setup["query"]
+    y = y.mean(axis=1) if y.ndim == 2 else y
+    import inspect
+
+    unweighted = {"register_centre": None} if "register_centre" in inspect.signature(chroma).parameters else {}
+    ref, rate = chroma(y, sr=sr, feature_rate=10.0, gamma=10.0, **unweighted)
+    C, r = matching_chroma(y, sr=sr, config=matching_config(midi_range=(21, 108), gamma=10.0))
+    assert r == rate and C.shape == ref.shape
+    # frames near silence may follow another silence rule (uniform vector); all others must agree
+    sounding = ~np.all(np.isclose(C, 1 / np.sqrt(12)), axis=0)
+    assert sounding.mean() > 0.9
+    np.testing.assert_allclose(C[:, sounding], ref[:, sounding], atol=1e-5)
+    # the default range drops the bands below E2 and above C7: different, still unit frames
+    D, _ = matching_chroma(y, sr=sr)
+    assert D.shape == ref.shape and np.abs(D - ref).max() > 1e-3
+    np.testing.assert_allclose(np.linalg.norm(D, axis=0), 1.0, atol=1e-5)
+    with pytest.raises(ParameterError, match="midi_range"):
+        matching_config(midi_range=(60, 40))
+    with pytest.raises(ParameterError, match="features"):
+        prepare_database(setup["coll"], features="mfcc")
+
+
+def test_outdated_stored_chroma_is_refused(setup, monkeypatch):
+    """Query chroma follows the current recipe: stored chroma from another recipe must not be mixed in."""
+    import mirsearch.features.registry as registry
+
+    monkeypatch.setattr(registry, "CHROMA_VERSION", registry.CHROMA_VERSION + 100)
+    with pytest.raises(InputError, match="another chroma configuration"):
+        prepare_database(setup["coll"])

@@ -52,6 +52,14 @@ TEMPO_FACTORS = (0.66, 0.81, 1.0, 1.22, 1.5)
 #: CENS parameters on 10 Hz chroma: window 21 frames (2.1 s), downsample 5 -> 2 Hz
 CENS_WINDOW = 21
 CENS_DOWNSAMPLE = 5
+#: pitch range (MIDI, inclusive) of the *matching chroma* (``features="matching"``): E2-C7. Below about
+#: E2 the 4096-point analysis STFT (5.4 Hz bins, a Hann main lobe of ~21 Hz) spans several semitones, so
+#: bass partials leak into neighbouring pitch classes in a pattern that changes with any pitch shift,
+#: and a telephone band (300-3400 Hz) removes them altogether; above C7 there is little harmonic content
+#: and mostly noise. Chosen on validation excerpts (real tracks not in the reported queries).
+MATCHING_MIDI_RANGE = (40, 96)
+#: version of the matching chroma computation (part of its cache key)
+MATCHING_VERSION = 1
 #: shortest query accepted (seconds)
 MIN_QUERY_SECONDS = 3.0
 #: largest similarity block computed at once (float32 cells; bounds memory for large collections)
@@ -80,7 +88,8 @@ class AudioDatabase:
     window, downsample : int
         CENS parameters.
     chroma_config : dict
-        Feature configuration used to compute query chroma (same as the stored chroma).
+        Configuration of the chroma the CENS was derived from (the collection's stored chroma or the
+        matching chroma, :func:`matching_config`); query chroma is computed with the same.
     """
 
     Y: np.ndarray
@@ -133,19 +142,131 @@ class AudioDatabase:
         return self.Y[self.offsets[i] : self.offsets[i + 1]].T
 
 
+def matching_config(*, feature_rate: float = 10.0, midi_range=MATCHING_MIDI_RANGE, gamma: float = 10.0) -> dict:
+    """Configuration of the matching chroma (JSON-able; its hash names the cached arrays).
+
+    Parameters
+    ----------
+    feature_rate : float > 0
+        Chroma frames per second.
+    midi_range : (int, int)
+        Lowest and highest pitch band kept (MIDI, inclusive, within 21-108).
+    gamma : float >= 0
+        Logarithmic compression, as in :func:`mirsearch.features.chroma.chroma`.
+    """
+    check_positive("feature_rate", feature_rate)
+    lo, hi = (int(v) for v in midi_range)
+    if not 21 <= lo < hi <= 108:
+        raise ParameterError(f"midi_range={tuple(midi_range)} must satisfy 21 <= low < high <= 108")
+    if gamma < 0:
+        raise ParameterError(f"gamma={gamma} must be >= 0")
+    return {
+        "kind": "matching_chroma",
+        "version": MATCHING_VERSION,
+        "feature_rate": float(feature_rate),
+        "midi_range": [lo, hi],
+        "gamma": float(gamma),
+    }
+
+
+def matching_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple[np.ndarray, float]:
+    """Chroma for audio matching: the collection's chroma recipe restricted to a pitch range.
+
+    Same steps as :func:`mirsearch.features.chroma.chroma` (tuning-corrected semitone bands, level
+    scaling, ``log(1 + gamma x)``, folding, averaging to ``feature_rate``, l2 norm), but only the bands in
+    ``config["midi_range"]`` are folded (:data:`MATCHING_MIDI_RANGE`).
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono signal.
+    sr : int
+        Sample rate (Hz).
+    config : dict, optional
+        From :func:`matching_config` (default parameters when omitted).
+
+    Returns
+    -------
+    C : np.ndarray, shape (12, ceil(duration * feature_rate)), float32
+    feature_rate : float
+    """
+    from mirsearch.features.chroma import MIDI_MIN, fold_chroma, normalize_frames, pitch_features, resample_frames
+
+    config = matching_config() if config is None else config
+    lo, hi = config["midi_range"]
+    rate = float(config["feature_rate"])
+    P, frame_rate = pitch_features(np.asarray(y, dtype=np.float32), sr=sr)
+    P[: lo - MIDI_MIN] = 0.0
+    P[hi - MIDI_MIN + 1 :] = 0.0
+    gamma = float(config["gamma"])
+    if gamma > 0:
+        level = float(np.percentile(P.max(axis=0), 99)) if P.shape[1] else 0.0
+        if level > 0:
+            P = P / np.float32(level)
+        P = np.log1p(np.float32(gamma) * P)
+    C = resample_frames(fold_chroma(P), frame_rate=frame_rate, feature_rate=rate)
+    C = C[:, : int(np.ceil(y.size / sr * rate))]
+    return normalize_frames(C), rate
+
+
+def _extract(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]:
+    if config.get("kind") == "matching_chroma":
+        return matching_chroma(y, sr=sr, config=config)
+    from mirsearch.features.registry import extract
+
+    return extract(y, sr=sr, config=config)
+
+
+def cache_dir() -> str:
+    """Folder of cached matching chroma: ``$MIRSEARCH_CACHE/matching`` or ``~/.cache/mirsearch/matching``."""
+    root = os.environ.get("MIRSEARCH_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mirsearch")
+    return os.path.join(root, "matching")
+
+
+def _matching_features(rec, config: dict) -> tuple[np.ndarray, float]:
+    """Matching chroma of a catalogued recording, from the cache or computed from its audio file (and cached)."""
+    from mirsearch.audio import SR, load_audio
+    from mirsearch.features.registry import config_key
+
+    path = os.path.join(cache_dir(), f"{rec.sha1}_{config_key(config)}.npy")
+    if os.path.isfile(path):
+        return np.load(path, allow_pickle=False), float(config["feature_rate"])
+    y, sr = load_audio(rec.path, sr=SR)
+    C, rate = matching_chroma(y, sr=sr, config=config)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp.npy"
+    np.save(tmp, C)
+    os.replace(tmp, path)
+    return C, rate
+
+
 def prepare_database(
-    collection, *, window: int = CENS_WINDOW, downsample: int = CENS_DOWNSAMPLE, exclude=()
+    collection,
+    *,
+    window: int = CENS_WINDOW,
+    downsample: int = CENS_DOWNSAMPLE,
+    exclude=(),
+    features: str = "chroma",
+    matching: dict | None = None,
 ) -> AudioDatabase:
-    """CENS of all recordings of a collection (derived from their stored chroma).
+    """CENS of all recordings of a collection.
 
     Parameters
     ----------
     collection : Collection
         Anything with ``recordings()`` and ``load_features(recording_id, kind="chroma")``.
     window, downsample : int >= 1
-        CENS smoothing window and downsampling factor on the stored chroma frames.
+        CENS smoothing window and downsampling factor on the chroma frames.
     exclude : iterable of int
         Recording ids left out.
+    features : {"chroma", "matching"}
+        ``"chroma"``: CENS derived from the collection's stored chroma (no audio decoding).
+        ``"matching"``: CENS of the *matching chroma* (:func:`matching_chroma`, pitch bands
+        :data:`MATCHING_MIDI_RANGE` only), computed from each recording's audio file on first use and
+        cached under :func:`cache_dir` by content hash; more robust to pitch shifts, band limiting and
+        noise (docs/benchmarks.md), but the first use decodes every recording.
+    matching : dict, optional
+        Configuration of the matching chroma (:func:`matching_config`; default parameters when omitted).
 
     Returns
     -------
@@ -156,15 +277,22 @@ def prepare_database(
 
     if window < 1 or downsample < 1:
         raise ParameterError(f"window={window} and downsample={downsample} must be >= 1")
+    if features not in ("chroma", "matching"):
+        raise ParameterError(f"features={features!r} must be 'chroma' or 'matching'")
+    config = (matching or matching_config()) if features == "matching" else None
     excluded = {int(i) for i in exclude}
+    stored_keys = _stored_chroma_keys(collection) if config is None else {}
     parts, kept, rate = [], [], None
     for rec in collection.recordings():
         if rec.id in excluded:
             continue
         try:
-            C, r = collection.load_features(rec.id, "chroma")
-        except Exception as exc:  # a recording without chroma is skipped, not fatal
-            log.warning("recording %s: no chroma (%s)", rec.id, exc)
+            if config is None:
+                C, r = collection.load_features(rec.id, "chroma")
+            else:
+                C, r = _matching_features(rec, config)
+        except Exception as exc:  # a recording without features is skipped, not fatal
+            log.warning("recording %s: no %s features (%s)", rec.id, features, exc)
             continue
         C = np.asarray(C, dtype=np.float32)
         if C.shape[1] == 0:
@@ -172,6 +300,8 @@ def prepare_database(
         if rate is not None and abs(r - rate) > 1e-9:
             raise ParameterError(f"mixed chroma rates in the collection ({r} and {rate} Hz)")
         rate = float(r)
+        if stored_keys:
+            _check_current(collection, rec, stored_keys, rate)
         X, _ = cens(C, feature_rate=rate, window=window, downsample=downsample)
         parts.append(unit_columns(X))
         kept.append(rec)
@@ -187,14 +317,35 @@ def prepare_database(
         chroma_rate=rate,
         window=int(window),
         downsample=int(downsample),
-        chroma_config=feature_config("chroma", feature_rate=rate),
+        chroma_config=config if config is not None else feature_config("chroma", feature_rate=rate),
     )
 
 
-def _database(collection_or_db, *, window, downsample, exclude) -> AudioDatabase:
+def _stored_chroma_keys(collection) -> dict:
+    """Configuration key of each recording's stored chroma ({} when the collection does not say)."""
+    catalog = getattr(collection, "catalog", None)
+    if catalog is None or not hasattr(catalog, "features"):
+        return {}
+    return {rid: entry.config_key for rid, entry in catalog.features("chroma").items()}
+
+
+def _check_current(collection, rec, stored_keys: dict, rate: float) -> None:
+    """Stored chroma must come from the current chroma recipe: query chroma is computed with it."""
+    from mirsearch.features.registry import config_key, feature_config
+
+    key = stored_keys.get(rec.id)
+    if key is not None and key != config_key(feature_config("chroma", feature_rate=rate)):
+        root = getattr(collection, "root", "collection")
+        raise InputError(
+            f"{root}: the stored chroma of {os.path.basename(rec.path)} comes from another chroma configuration "
+            f"than the current one (queries would not be comparable); run 'mirsearch index' on the collection"
+        )
+
+
+def _database(collection_or_db, *, window, downsample, exclude, features="chroma") -> AudioDatabase:
     if isinstance(collection_or_db, AudioDatabase):
         return collection_or_db.without(exclude) if exclude else collection_or_db
-    return prepare_database(collection_or_db, window=window, downsample=downsample, exclude=exclude)
+    return prepare_database(collection_or_db, window=window, downsample=downsample, exclude=exclude, features=features)
 
 
 # ---------------------------------------------------------------------------------------------- query
@@ -215,7 +366,6 @@ def query_chroma(query, *, db: AudioDatabase, sr: int | None = None, name: str =
         Query duration in seconds.
     """
     from mirsearch.audio import SR, load_audio, validate_audio
-    from mirsearch.features.registry import extract
 
     if isinstance(query, (str, os.PathLike)):
         y, r = load_audio(query, sr=SR)
@@ -241,7 +391,7 @@ def query_chroma(query, *, db: AudioDatabase, sr: int | None = None, name: str =
     duration = y.size / r
     if duration < MIN_QUERY_SECONDS:
         raise InputError(f"{name}: query too short ({duration:.1f} s < {MIN_QUERY_SECONDS:g} s)")
-    C, _ = extract(y, sr=r, config=db.chroma_config)
+    C, _ = _extract(y, sr=r, config=db.chroma_config)
     return C, duration
 
 
@@ -465,6 +615,7 @@ def search_audio(
     return_curves: bool = False,
     plot: str | os.PathLike | None = None,
     index: str = "exhaustive",
+    features: str = "chroma",
 ):
     """Find the passages of a collection that sound like an audio excerpt.
 
@@ -501,6 +652,8 @@ def search_audio(
         Write the matching curve of the best match's recording, matches marked (:mod:`mirsearch.plots`).
     index : {"exhaustive"}
         Search strategy; only the exhaustive scan of the collection is implemented for audio queries.
+    features : {"chroma", "matching"}
+        Chroma the CENS is derived from (:func:`prepare_database`; ignored with a prepared database).
 
     Returns
     -------
@@ -528,7 +681,7 @@ def search_audio(
         raise ParameterError(f"index={index!r}: audio search supports only 'exhaustive'")
     per_recording = top if per_recording is None else int(per_recording)
     t0 = time.perf_counter()
-    db = _database(collection, window=window, downsample=downsample, exclude=exclude)
+    db = _database(collection, window=window, downsample=downsample, exclude=exclude, features=features)
     C, duration = query_chroma(query, db=db, sr=sr)
     shifts = list(range(12)) if transpose else [0]
     T = db.Y.shape[0]
@@ -639,6 +792,7 @@ def identify_versions(
     window: int = 41,
     downsample: int = 10,
     sr: int | None = None,
+    features: str = "chroma",
 ) -> list[Match]:
     """Rank the recordings of a collection as versions of the query (module docstring: the score).
 
@@ -664,6 +818,8 @@ def identify_versions(
         CENS parameters (default 41 / 10: 1 Hz, Müller's CENS for matching).
     sr : int, optional
         Sample rate of an array query.
+    features : {"chroma", "matching"}
+        Chroma the CENS is derived from (:func:`prepare_database`; ignored with a prepared database).
 
     Returns
     -------
@@ -680,7 +836,7 @@ def identify_versions(
         raise ParameterError(f"key_candidates={key_candidates} must be in [1, 12]")
     tempo_factors = tuple(float(f) for f in tempo_factors)
     t0 = time.perf_counter()
-    db = _database(collection, window=window, downsample=downsample, exclude=exclude)
+    db = _database(collection, window=window, downsample=downsample, exclude=exclude, features=features)
     C, duration = query_chroma(query, db=db, sr=sr)
     # shingles of the query chroma (in chroma frames), each scaled and turned into CENS
     L = max(1, int(round(shingle_seconds * db.chroma_rate)))
