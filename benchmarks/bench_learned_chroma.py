@@ -390,6 +390,12 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--chroma-rev", default=None, help="git revision of chroma.py/registry.py for standard chroma (default: tree)"
     )
+    ap.add_argument("--reuse-from", action="append", default=[], help="also keep rows of this results file")
+    ap.add_argument(
+        "--variants",
+        default=None,
+        help="evaluate only these (comma-separated: chroma, cens, bundle NAMEs, 'basic-pitch note', ...)",
+    )
     ap.add_argument("--reuse", action="store_true", help="keep rows of NAME.json whose features are unchanged")
     ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
     args = ap.parse_args(argv)
@@ -436,10 +442,10 @@ def main(argv=None) -> int:
         return 0
     tags = info["tags"]
     previous = {}
-    if args.reuse:
+    sources = ([RESULTS / f"{args.name}.json"] if args.reuse else []) + [Path(f) for f in args.reuse_from]
+    for old in sources:
         import json
 
-        old = RESULTS / f"{args.name}.json"
         if old.exists():
             d = json.loads(old.read_text())
             if (
@@ -447,7 +453,7 @@ def main(argv=None) -> int:
                 and d.get("split") == args.split
                 and d.get("max_works") == args.max_works
             ):
-                previous = {(r["variant"], r.get("tag")): r for r in d["rows"]}
+                previous.update({(r["variant"], r.get("tag")): r for r in d["rows"]})
     variants = [("standard chroma", "chroma", {}, False), ("CENS", "chroma", {}, True)]
     for name, b in bundles.items():
         t = b.config.get("training", {})
@@ -458,6 +464,9 @@ def main(argv=None) -> int:
             variants.append((f"basic-pitch ({kind} posteriorgram)", f"basic-pitch {kind}", {}, False))
     rows = []
     cols = ["variant", "queries", "top1", "top5", "top10", "mrr"]
+    if args.variants:  # select by key: chroma, cens, a bundle name, "basic-pitch note", ...
+        keep = set(args.variants.split(","))
+        variants = [v for v in variants if ("cens" if v[3] else v[1]) in keep]
     for variant, key, meta, smooth in variants:
         tag = tags[key] + ("+cens" if smooth else "")
         if (variant, tag) in previous:
