@@ -86,3 +86,21 @@ def test_cens_known_values():
     C[7] = 0.15  # 0.2 of the l1 mass after normalisation -> 3
     X, _ = cens(C, feature_rate=10, window=1, downsample=1)
     np.testing.assert_allclose(X[[0, 7], 0], np.array([4, 3]) / 5.0, atol=1e-6)
+
+
+def test_register_weighting_favours_the_melody_register():
+    from mirsearch.features.chroma import MIDI_MIN, register_weights
+
+    w = register_weights(72.0, 1.0)
+    assert w.shape == (88,) and w[72 - MIDI_MIN] == pytest.approx(1.0)
+    assert w[60 - MIDI_MIN] == pytest.approx(np.exp(-0.5)) == pytest.approx(w[84 - MIDI_MIN])
+    assert register_weights(None, 1.0) is None
+    # a loud bass C2 under a softer E5: unweighted chroma says C, weighted chroma says E
+    sr = 22050
+    bass = _tone(65.41, sr=sr, seconds=2, channels=1)
+    melody = 0.5 * _tone(659.26, sr=sr, seconds=2, channels=1)
+    y = (bass + melody).astype(np.float32)
+    flat, _ = chroma(y, sr=sr, register_centre=None)
+    weighted, _ = chroma(y, sr=sr)
+    assert np.all(flat[:, 3:-3].argmax(0) == 0)
+    assert np.all(weighted[:, 3:-3].argmax(0) == 4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mirsearch.errors import InputError
+from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.symbolic import notes_to_chroma
 from mirsearch.scores import Note, Theme, load_theme, parse_note_string, read_theme, save_midi, save_musicxml
 
@@ -123,3 +123,25 @@ def test_notes_to_chroma_frames_and_transposition():
     assert X[:, 10:15].argmax(0).tolist() == [2] * 5
     Xt = notes_to_chroma(t, feature_rate=10, tempo_bpm=60, transpose=3)
     np.testing.assert_array_equal(Xt, np.roll(X, 3, axis=0))
+
+
+def test_harmonic_template_by_hand_and_query_with_overtones():
+    from mirsearch.features.symbolic import harmonic_template
+
+    d = 0.5
+    T = harmonic_template(d)
+    # partials 1, 2, 4 are the pitch class itself, 3 and 6 the fifth, 5 the major third
+    expected = np.zeros(12)
+    expected[0], expected[7], expected[4] = 1 + d + d**3, d**2 + d**5, d**4
+    np.testing.assert_allclose(T[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(T[:, 5], np.roll(expected, 5), rtol=1e-6)
+    np.testing.assert_array_equal(harmonic_template(0.0), np.eye(12))
+    with pytest.raises(ParameterError):
+        harmonic_template(1.5)
+    t = parse_note_string("C4/4 E4/4 G4/2")
+    plain = notes_to_chroma(t, feature_rate=10, tempo_bpm=60)
+    X = notes_to_chroma(t, feature_rate=10, tempo_bpm=60, harmonic_decay=d)
+    assert X.shape == plain.shape
+    np.testing.assert_allclose(np.linalg.norm(X, axis=0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(X, (T @ plain) / np.linalg.norm(T @ plain, axis=0), rtol=1e-6)
+    assert np.array_equal(X.argmax(0), plain.argmax(0))

@@ -1,15 +1,20 @@
 """Chroma and CENS features from audio.
 
-The chroma variant is a *tuning-corrected, log-compressed pitch chroma*, after Müller's STMSP pitch
+The chroma variant is a *tuning-corrected, register-weighted pitch chroma*, after Müller's STMSP pitch
 features: the power spectrum (STFT, 4096-point Hann window at 22050 Hz) is pooled into 88 semitone
-bands (A0-C8) whose centres are shifted by the recording's estimated tuning deviation, compressed
-with ``log(1 + gamma * x)`` (after scaling the recording's level to 1) and folded into 12 pitch
-classes, then averaged to the output frame rate and l2-normalised. Why this variant:
+bands (A0-C8) whose centres are shifted by the recording's estimated tuning deviation, weighted by a
+Gaussian over log frequency (one octave around C5), scaled so that the recording's loud frames are 1,
+folded into 12 pitch classes, averaged to the output frame rate and l2-normalised. Why this variant:
 
 - semitone pooling *with tuning estimation* keeps partials of a recording tuned 40 cents sharp in the
   right pitch class (plain STFT chroma with fixed bands smears them into the neighbour);
-- logarithmic compression raises the weak melody partials against a loud accompaniment, the
-  monophonic-query-in-polyphony problem;
+- themes mostly lie in the upper-middle register, above the accompaniment: the register weighting
+  favours them (librosa's chroma filters do the same with two octaves around C5). No logarithmic
+  compression: it raises the accompaniment as much as the melody. Both were chosen on the validation
+  split of the standard benchmark (``benchmarks/tune_chroma.py``, docs/benchmarks.md): Top-1 0.43 with
+  log compression (gamma 10, no weighting), 0.45 linear, 0.52 linear with the weighting. A narrower
+  weighting (0.75 octave) scored higher there (0.59), but that split is mostly four-voice chorales whose
+  melody is the soprano; one octave is kept so that themes in other registers still count;
 - it is a matrix product with a sparse filter bank over a streamed STFT: linear time, flat memory.
 
 CENS (chroma energy normalised statistics) quantises l1-normalised chroma, smooths it over a long
@@ -39,6 +44,13 @@ MIDI_MIN, MIDI_MAX = 21, 108
 NORM_THRESHOLD = 1e-3
 #: STFT frames processed at once (bounds memory for long recordings)
 BLOCK_FRAMES = 4096
+#: defaults chosen on the validation split of the standard benchmark (benchmarks/tune_chroma.py):
+#: no compression, bands weighted by a Gaussian of one octave around C5
+DEFAULT_GAMMA = 0.0
+REGISTER_CENTRE = 72.0
+REGISTER_WIDTH = 1.0
+#: chroma frames weaker than this (relative power, -60 dB below the recording's loud frames) count as silent
+SILENCE_POWER = 1e-6
 
 
 @functools.lru_cache(maxsize=32)
@@ -210,16 +222,39 @@ def fold_chroma(P: np.ndarray) -> np.ndarray:
     return C
 
 
+def register_weights(centre_midi: float | None, width_octaves: float) -> np.ndarray | None:
+    """Gaussian weight of each semitone band (A0-C8) over log frequency.
+
+    Parameters
+    ----------
+    centre_midi : float, optional
+        MIDI pitch of weight 1 (72 = C5); ``None`` gives no weighting (returns ``None``).
+    width_octaves : float > 0
+        Standard deviation in octaves.
+
+    Returns
+    -------
+    np.ndarray, shape (88,), float32, or None
+    """
+    if centre_midi is None:
+        return None
+    check_positive("width_octaves", width_octaves)
+    midi = np.arange(MIDI_MIN, MIDI_MAX + 1, dtype=np.float64)
+    return np.exp(-0.5 * ((midi - centre_midi) / (12.0 * width_octaves)) ** 2).astype(np.float32)
+
+
 def chroma(
     y: np.ndarray,
     *,
     sr: int,
     feature_rate: float = 10.0,
-    gamma: float = 10.0,
+    gamma: float = DEFAULT_GAMMA,
+    register_centre: float | None = REGISTER_CENTRE,
+    register_width: float = REGISTER_WIDTH,
     tuning: float | None = None,
     normalize: bool = True,
 ) -> tuple[np.ndarray, float]:
-    """Tuning-corrected, log-compressed chroma of an audio signal.
+    """Tuning-corrected, register-weighted pitch chroma of an audio signal.
 
     Parameters
     ----------
@@ -230,12 +265,17 @@ def chroma(
     feature_rate : float > 0
         Output frames per second (at most ``sr / 512``); default 10 Hz.
     gamma : float >= 0
-        Logarithmic compression ``log(1 + gamma * energy)`` of the band energies, after scaling the
-        recording's loud frames to about 1 (level invariance); 0 disables both.
+        Logarithmic compression ``log(1 + gamma * energy)`` of the band energies; 0 (the default) keeps
+        the energies. The recording's loud frames are scaled to about 1 first (level invariance).
+    register_centre : float, optional
+        MIDI pitch where the band weighting peaks (72 = C5, see :func:`register_weights`); ``None``
+        weighs all bands equally.
+    register_width : float > 0
+        Standard deviation of the band weighting in octaves.
     tuning : float, optional
         Tuning deviation in semitones; estimated from the signal when omitted.
     normalize : bool
-        l2-normalise each frame (silent frames become uniform).
+        l2-normalise each frame; frames more than 60 dB below the loud frames become uniform.
 
     Returns
     -------
@@ -248,19 +288,58 @@ def chroma(
     if gamma < 0:
         raise ParameterError(f"gamma={gamma} must be >= 0")
     P, frame_rate = pitch_features(y, sr=sr, tuning=tuning)
+    C = chroma_from_pitch(
+        P,
+        frame_rate=frame_rate,
+        feature_rate=feature_rate,
+        gamma=gamma,
+        register_centre=register_centre,
+        register_width=register_width,
+        normalize=normalize,
+    )
+    return C[:, : int(np.ceil(y.size / sr * feature_rate))], float(feature_rate)
+
+
+def chroma_from_pitch(
+    P: np.ndarray,
+    *,
+    frame_rate: float,
+    feature_rate: float = 10.0,
+    gamma: float = DEFAULT_GAMMA,
+    register_centre: float | None = REGISTER_CENTRE,
+    register_width: float = REGISTER_WIDTH,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Chroma from semitone-band energies (:func:`pitch_features`); the options are those of :func:`chroma`.
+
+    Parameters
+    ----------
+    P : np.ndarray, shape (88, n_frames)
+        Power per semitone band A0-C8 at ``frame_rate`` (Hz).
+
+    Returns
+    -------
+    np.ndarray, shape (12, ceil(n_frames * feature_rate / frame_rate)), float32
+    """
+    check_positive("feature_rate", feature_rate)
+    if gamma < 0:
+        raise ParameterError(f"gamma={gamma} must be >= 0")
+    weights = register_weights(register_centre, register_width)
+    if weights is not None:
+        P = P * weights[:, None]
+    # level invariance: scale so that the loud frames (99th percentile of the frame maxima) are ~1; the
+    # same recording played louder or softer gives the same chroma, and "silent" is relative to it
+    level = float(np.percentile(P.max(axis=0), 99)) if P.shape[1] else 0.0
+    if level > 0:
+        P = P / np.float32(level)
+    threshold = SILENCE_POWER
     if gamma > 0:
-        # level invariance: scale so that the loud frames (99th percentile of the frame maxima) are ~1,
-        # then compress; the same recording played louder or softer gives the same chroma
-        level = float(np.percentile(P.max(axis=0), 99)) if P.shape[1] else 0.0
-        if level > 0:
-            P = P / np.float32(level)
         P = np.log1p(np.float32(gamma) * P)
+        threshold = float(np.log1p(gamma * SILENCE_POWER))
     C = resample_frames(fold_chroma(P), frame_rate=frame_rate, feature_rate=feature_rate)
-    n_expected = int(np.ceil(y.size / sr * feature_rate))
-    C = C[:, :n_expected]
     if normalize:
-        C = normalize_frames(C)
-    return C.astype(np.float32), float(feature_rate)
+        C = normalize_frames(C, threshold=threshold)
+    return C.astype(np.float32, copy=False)
 
 
 def cens(

@@ -15,7 +15,7 @@ import numpy as np
 from mirsearch.errors import ParameterError, check_positive
 
 #: bump when the chroma computation changes in a way that changes stored arrays
-CHROMA_VERSION = 1
+CHROMA_VERSION = 2
 #: kinds extracted from audio and stored; CENS is derived from stored chroma at query time
 STORED_KINDS = ("chroma", "learned")
 
@@ -31,7 +31,16 @@ def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
     """
     check_positive("feature_rate", feature_rate)
     if kind == "chroma":
-        return {"kind": "chroma", "version": CHROMA_VERSION, "feature_rate": float(feature_rate), "gamma": 10.0}
+        from mirsearch.features.chroma import DEFAULT_GAMMA, REGISTER_CENTRE, REGISTER_WIDTH
+
+        return {
+            "kind": "chroma",
+            "version": CHROMA_VERSION,
+            "feature_rate": float(feature_rate),
+            "gamma": DEFAULT_GAMMA,
+            "register_centre": REGISTER_CENTRE,
+            "register_width": REGISTER_WIDTH,
+        }
     if kind == "learned":
         from mirsearch.features.learned import default_bundle_id
 
@@ -50,7 +59,14 @@ def extract(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]
     if kind == "chroma":
         from mirsearch.features.chroma import chroma
 
-        return chroma(y, sr=sr, feature_rate=config["feature_rate"], gamma=config["gamma"])
+        return chroma(
+            y,
+            sr=sr,
+            feature_rate=config["feature_rate"],
+            gamma=config["gamma"],
+            register_centre=config["register_centre"],
+            register_width=config["register_width"],
+        )
     if kind == "learned":
         from mirsearch.features.learned import learned_chroma
 

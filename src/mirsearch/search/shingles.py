@@ -813,9 +813,10 @@ def coarse_database(collection, *, features: str = "chroma", factor: int = 4):
 def _coarse_proposals(collection, theme, *, features, factor, tempo_bpm, tempo_factors, shifts, candidates, margin):
     """Spans (recording index, first, end frame) of the best recordings by coarse subsequence DTW."""
     from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
-    from mirsearch.search.theme import theme_query
+    from mirsearch.search.theme import QUERY_HARMONIC_DECAY, theme_query
 
     _, offsets, _, rate = collection.database(features)
+    decay = QUERY_HARMONIC_DECAY.get(features, 0.0)
     Yc, off_c = coarse_database(collection, features=features, factor=factor)
     reset = np.zeros(len(Yc), np.bool_)
     reset[off_c[:-1][off_c[:-1] < len(Yc)]] = True
@@ -823,7 +824,8 @@ def _coarse_proposals(collection, theme, *, features, factor, tempo_bpm, tempo_f
     best_start = np.zeros(len(Yc), np.int64)
     n_theme = 1
     for f in tempo_factors:
-        Q = unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=f))
+        Q = theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=f, harmonic_decay=decay)
+        Q = unit_columns(Q)
         n_theme = max(n_theme, len(Q))
         Qc = _block_rows(Q, np.arange(0, len(Q), factor))
         cost, start, _ = best_over_shifts(Qc, Yc, shifts, reset=reset)
@@ -924,7 +926,7 @@ def cascade_search_theme(
     """
     from mirsearch.matching.subsequence import unit_columns
     from mirsearch.scores import read_theme
-    from mirsearch.search.theme import search_theme, theme_query
+    from mirsearch.search.theme import QUERY_HARMONIC_DECAY, search_theme, theme_query
 
     if top < 1 or per_recording < 1 or candidates < 1:
         raise ParameterError(f"top={top}, per_recording={per_recording} and candidates={candidates} must be >= 1")
@@ -997,8 +999,14 @@ def cascade_search_theme(
     if not spans:
         stats.update(fallback=False, candidates=0, proposal_ms=(t1 - t0) * 1000, dtw_ms=0.0, frames_searched=0)
         return []
+    decay = QUERY_HARMONIC_DECAY.get(features, 0.0)  # the same query as the exhaustive search
     queries = [
-        (unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=f)), f)
+        (
+            unit_columns(
+                theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=f, harmonic_decay=decay)
+            ),
+            f,
+        )
         for f in tempo_factors
     ]
     cost, start, shift, factor, sub_off = _dtw_on_candidates(Y, offsets, spans, queries, shifts)

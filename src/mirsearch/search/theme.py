@@ -25,14 +25,24 @@ from mirsearch.search.results import Match
 log = logging.getLogger(__name__)
 
 
+#: overtone model of the query per database feature kind (notes_to_chroma's ``harmonic_decay``): audio
+#: chroma holds the notes' partials, the learned chroma is trained to hold the melody's pitch class only
+QUERY_HARMONIC_DECAY = {"chroma": 0.3, "cens": 0.3, "learned": 0.0}
+
+
 def theme_query(
-    theme: Theme, *, feature_rate: float, tempo_bpm: float | None = None, tempo_factor: float = 1.0
+    theme: Theme,
+    *,
+    feature_rate: float,
+    tempo_bpm: float | None = None,
+    tempo_factor: float = 1.0,
+    harmonic_decay: float = 0.0,
 ) -> np.ndarray:
     """Query chroma (12, N) of a theme at ``feature_rate``, played ``tempo_factor`` times as fast."""
     from mirsearch.features.symbolic import DEFAULT_TEMPO_BPM
 
     bpm = (tempo_bpm or theme.tempo_bpm or DEFAULT_TEMPO_BPM) * tempo_factor
-    return notes_to_chroma(theme, feature_rate=feature_rate, tempo_bpm=bpm)
+    return notes_to_chroma(theme, feature_rate=feature_rate, tempo_bpm=bpm, harmonic_decay=harmonic_decay)
 
 
 #: database frames matched per kernel call: bounds a query's working memory (about 40 bytes per frame
@@ -146,6 +156,7 @@ def search_theme(
     transpositions=range(12),
     part: str | int | None = None,
     max_cost: float = np.inf,
+    harmonic_decay: float | None = None,
 ) -> list[Match]:
     """Rank the occurrences of a theme in a collection.
 
@@ -171,6 +182,9 @@ def search_theme(
         Part to take from a polyphonic score file.
     max_cost : float
         Drop matches costlier than this.
+    harmonic_decay : float in [0, 1], optional
+        Overtone model of the query notes (:func:`mirsearch.features.symbolic.harmonic_template`);
+        default per feature kind, :data:`QUERY_HARMONIC_DECAY`.
 
     Returns
     -------
@@ -186,11 +200,13 @@ def search_theme(
         raise ParameterError("transpositions must not be empty")
     t0 = time.perf_counter()
     Y, offsets, recs, rate = collection.database(features)
+    decay = QUERY_HARMONIC_DECAY.get(features, 0.0) if harmonic_decay is None else harmonic_decay
     queries = []
     for factor in tempo_factors:
         if not factor > 0:
             raise ParameterError(f"tempo_factors must be > 0, got {factor}")
-        queries.append(unit_columns(theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor)))
+        X = theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor, harmonic_decay=decay)
+        queries.append(unit_columns(X))
     found = rank_occurrences(
         queries, Y, offsets, shifts=shifts, top=top, per_recording=per_recording, max_cost=max_cost
     )
