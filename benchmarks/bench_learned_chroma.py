@@ -425,7 +425,7 @@ def main(argv=None) -> int:
     hcqt_cache = None if args.no_hcqt_cache else Path(args.dataset) / "cache" / "bench_hcqt" / args.split
     named = [tuple(b.split("=", 1)) for b in args.bundle]
     if args.default:
-        named.insert(0, ("CTC, shipped default", None))
+        named.insert(0, ("default", None))
     bundles = {name: load_bundle(path) for name, path in named}
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -458,7 +458,8 @@ def main(argv=None) -> int:
     for name, b in bundles.items():
         t = b.config.get("training", {})
         meta = {"loss": t.get("loss", "?"), "epoch": t.get("epochs"), "model_id": b.model_id}
-        variants.append((f"learned ({name})", name, meta, False))
+        label = "learned (CTC, shipped default)" if name == "default" else f"learned ({name})"
+        variants.append((label, name, meta, False))
     if args.basic_pitch:
         for kind in ("note",) if args.no_contour else ("note", "contour"):
             variants.append((f"basic-pitch ({kind} posteriorgram)", f"basic-pitch {kind}", {}, False))
