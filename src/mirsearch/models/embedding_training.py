@@ -504,8 +504,9 @@ def dataset_collection(dataset_root, split: str, *, directory=None, jobs: int = 
     missing = [str(v.path) for v in view if not v.path.is_file()]
     if missing:
         raise InputError(f"{missing[0]}: audio of split {split!r} missing ({len(missing)} files)")
-    known = {r.path for r in coll.recordings()}
-    todo = [str(v.path.resolve()) for v in view if str(v.path.resolve()) not in known]
+    # every file goes to add(): unchanged ones are skipped after a stat, new ones and ones whose stored
+    # features have another configuration (e.g. a new chroma version) are (re-)extracted
+    todo = [str(v.path.resolve()) for v in view]
     if todo:
         report = coll.add(todo, jobs=jobs, progress=progress)
         if report.failed:
