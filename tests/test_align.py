@@ -184,6 +184,27 @@ def test_align_audio_recovers_tempo_map(versions):
     assert back["mean"] < 40, back
 
 
+def test_align_audio_long_silence_at_both_ends(versions):
+    """Seconds of silence before and after one recording map onto the other's start and end, not its music."""
+    (a, ta), (b, tb) = versions["a"], versions["b"]
+    ya, sra = sf.read(a, dtype="float32")
+    ya = ya.mean(axis=1) if ya.ndim == 2 else ya
+    head, tail = 4.0, 6.0
+    padded = np.concatenate([np.zeros(int(head * sra), np.float32), ya, np.zeros(int(tail * sra), np.float32)])
+    tm = align_audio((padded, sra), b)
+    ta = ta + head
+    stats = error_stats(tm.map(ta), tb)
+    assert stats["mean"] < 40 and stats["p95"] < 100, stats
+    # the whole leading silence (and lead-in) of A maps before B's first note, the trailing one after its last
+    assert np.all(tm.map(np.linspace(0.0, ta[0] - 0.2, 20)) <= tb[0] + 0.05)
+    end_a = padded.size / sra
+    assert np.all(tm.map(np.linspace(end_a - tail + 1.0, end_a, 20)) >= tb[-1])
+    assert abs(tm.map(ta[0]) - tb[0]) < 0.1 and abs(tm.map(ta[-1]) - tb[-1]) < 0.15
+    # and back: B's first and last notes land on A's, not in A's silence
+    assert abs(tm.inverse.map(tb[0]) - ta[0]) < 0.1 and abs(tm.inverse.map(tb[-1]) - ta[-1]) < 0.15
+    assert np.all(np.diff(tm.a) > 0) and np.all(np.diff(tm.b) > 0)
+
+
 def test_align_audio_transposed_pair(versions):
     (a, ta), (c, tc) = versions["a"], versions["c"]
     tm = align_audio(a, c)

@@ -347,6 +347,20 @@ def active_span(
     return sounding[0] * hop / sr, min(y.size, (sounding[-1] + 1) * hop) / sr
 
 
+#: silence kept before / after the sounding part when trimming (s): onsets and release tails stay inside
+TRIM_MARGIN = (0.1, 0.3)
+
+
+def _trimmed(y: np.ndarray, sr: int) -> tuple[int, int]:
+    """Sample range of the sounding part of ``y`` (:func:`active_span`) widened by :data:`TRIM_MARGIN`."""
+    t0, t1 = active_span(y, sr=sr)
+    i0 = max(0, int((t0 - TRIM_MARGIN[0]) * sr))
+    i1 = min(y.size, int(np.ceil((t1 + TRIM_MARGIN[1]) * sr)))
+    if i1 - i0 < sr:  # nothing sensible to trim to: keep everything
+        return 0, y.size
+    return i0, i1
+
+
 # -------------------------------------------------------------------------------------------------- audio-audio
 
 
@@ -372,6 +386,7 @@ def align_audio(
     radius_seconds: float = 1.0,
     max_cost_ratio: float | None = MAX_COST_RATIO,
     max_tempo_ratio: float | None = MAX_TEMPO_RATIO,
+    trim_silence: bool = True,
     return_details: bool = False,
 ):
     """Align two recordings of the same piece.
@@ -396,6 +411,10 @@ def align_audio(
         Mismatch threshold (module docstring); None disables the check.
     max_tempo_ratio : float or None
         Largest accepted duration ratio; None disables the check.
+    trim_silence : bool
+        Align only the sounding parts (:func:`active_span`, plus a short margin) and map leading / trailing
+        silence of one recording linearly onto the other's (so silence never maps into music, and the last
+        notes are not pulled into the other's trailing silence).
     return_details : bool
         Also return :class:`AlignmentDetails` (features and the DTW result).
 
@@ -403,7 +422,8 @@ def align_audio(
     -------
     TimeMap
         From ``a`` time to ``b`` time; ``meta`` holds ``transposition`` (semitones ``b`` is above ``a``),
-        ``cost_ratio``, ``feature_rate`` and the per-level band sizes.
+        ``cost_ratio``, ``feature_rate``, the per-level band sizes and ``active_a`` / ``active_b`` (the
+        aligned spans in seconds).
     (TimeMap, AlignmentDetails)
         With ``return_details=True``.
 
@@ -421,8 +441,11 @@ def align_audio(
     yb, srb, name_b = _as_signal(b, sr=sr, name="b", target_sr=SR)
     dur_a, dur_b = ya.size / sra, yb.size / srb
     _check_durations(name_a, dur_a, name_b, dur_b, max_tempo_ratio)
-    Ca, Da, rate = sync_features(ya, sr=sra, feature_rate=feature_rate, name=name_a)
-    Cb, Db, _ = sync_features(yb, sr=srb, feature_rate=feature_rate, name=name_b)
+    (ia0, ia1), (ib0, ib1) = (0, ya.size), (0, yb.size)
+    if trim_silence:
+        (ia0, ia1), (ib0, ib1) = _trimmed(ya, sra), _trimmed(yb, srb)
+    Ca, Da, rate = sync_features(ya[ia0:ia1], sr=sra, feature_rate=feature_rate, name=name_a)
+    Cb, Db, _ = sync_features(yb[ib0:ib1], sr=srb, feature_rate=feature_rate, name=name_b)
     result = sync_dtw(
         Ca,
         Cb,
@@ -434,14 +457,19 @@ def align_audio(
         shifts=range(12) if transpose else None,
     )
     _check_match(result, name_a, name_b, max_cost_ratio)
+    meta = _meta(result)
+    meta["active_a"] = [round(ia0 / sra, 3), round(ia1 / sra, 3)]
+    meta["active_b"] = [round(ib0 / srb, 3), round(ib1 / srb, 3)]
+    # path frames of the trimmed signals -> frames of the whole recordings (fractional offsets are fine)
+    path = np.asarray(result.path, dtype=np.float64) + np.array([ia0 / sra * rate, ib0 / srb * rate])
     tmap = TimeMap.from_path(
-        result.path,
+        path,
         feature_rate=rate,
         duration_a=dur_a,
         duration_b=dur_b,
         name_a=name_a,
         name_b=name_b,
-        meta=_meta(result),
+        meta=meta,
     )
     log.info("aligned %s (%.1f s) and %s (%.1f s): %d points", name_a, dur_a, name_b, dur_b, len(tmap))
     if return_details:
