@@ -147,6 +147,13 @@ def run_retrieval(args) -> dict:
         shingle_ms[mode] = round((time.perf_counter() - t0) / len(queries) * 1000, 3)
         n_lookups[mode] = int(np.mean([len(q.S) for q in qsh[mode]]))
     rows = []
+    load = [round(x, 2) for x in os.getloadavg()]
+
+    def summary():
+        return _retrieval_summary(
+            args, recs, work_of, family_of, queries, relevant, same_key, n_lookups, shingle_ms, rows
+        )
+
     for label, spec, dim in reductions(args, coll):
         if args.reductions and label not in args.reductions:
             continue
@@ -208,7 +215,15 @@ def run_retrieval(args) -> dict:
                 rows.append(row)
                 print_table([row], list(row))
                 print(flush=True)
+                partial = {**summary(), "partial": True, "load_average": load}
+                write_results(f"shingles_{args.name or 'retrieval'}", partial)  # a late kill keeps the rows
     coll.close()
+    return summary()
+
+
+def _retrieval_summary(args, recs, work_of, family_of, queries, relevant, same_key, n_lookups, shingle_ms, rows):
+    from mirsearch.search.shingles import TEMPO_FACTORS
+
     return {
         "dataset": str(args.dataset),
         "split": args.split,
