@@ -504,14 +504,26 @@ def dataset_collection(dataset_root, split: str, *, directory=None, jobs: int = 
     missing = [str(v.path) for v in view if not v.path.is_file()]
     if missing:
         raise InputError(f"{missing[0]}: audio of split {split!r} missing ({len(missing)} files)")
-    # every file goes to add(): unchanged ones are skipped after a stat, new ones and ones whose stored
-    # features have another configuration (e.g. a new chroma version) are (re-)extracted
-    todo = [str(v.path.resolve()) for v in view]
+    # new files and files whose stored features have another configuration (e.g. a new chroma version)
+    # are (re-)extracted; when every file is current, add() (and its write lock) is not needed
+    todo = [str(v.path.resolve()) for v in view if not _is_current(coll, v.path.resolve())]
     if todo:
         report = coll.add(todo, jobs=jobs, progress=progress)
         if report.failed:
             log.warning("%d files of split %s failed to index: %s", len(report.failed), split, report.failed[0][1])
     return coll, view
+
+
+def _is_current(coll, path: Path) -> bool:
+    """Whether ``path`` is catalogued, unchanged on disk and has features of the current configuration."""
+    from mirsearch.features import registry
+
+    rec = coll.catalog.by_path(str(path))
+    if rec is None:
+        return False
+    keys = {c["kind"]: registry.config_key(c) for c in coll.configs()}
+    st = path.stat()
+    return coll.catalog.feature_keys(rec.id) == keys and rec.size == st.st_size and rec.mtime == st.st_mtime
 
 
 def load_training_versions(
