@@ -465,6 +465,28 @@ def main(argv=None) -> int:
             variants.append((f"basic-pitch ({kind} posteriorgram)", f"basic-pitch {kind}", {}, False))
     rows = []
     cols = ["variant", "queries", "top1", "top5", "top10", "mrr"]
+
+    def save():
+        return write_results(
+            args.name,
+            {
+                "dataset": args.dataset,
+                "split": args.split,
+                "max_works": args.max_works,
+                "versions": len(versions),
+                "hours": round(hours, 3),
+                "chroma_commit": _git(
+                    "log", "-1", "--format=%h %s", args.chroma_rev or "HEAD", "--", "src/mirsearch/features/chroma.py"
+                ),
+                "chroma_rev": args.chroma_rev or "working tree",
+                "chroma_tag": tags["chroma"],
+                "load_average_start": load0,
+                "load_average_end": os.getloadavg(),
+                "extraction": info,
+                "rows": rows,
+            },
+        )
+
     if args.variants:  # select by key: chroma, cens, a bundle name, "basic-pitch note", ...
         keep = set(args.variants.split(","))
         variants = [v for v in variants if ("cens" if v[3] else v[1]) in keep]
@@ -475,27 +497,10 @@ def main(argv=None) -> int:
         else:
             feats = load_features(versions, cache, tags[key])
             rows.append({"variant": variant, **meta, "tag": tag, **evaluate(feats, ds, cens_smoothing=smooth)})
+            save()  # after every row: a long run that is stopped keeps what it finished
         print_table(rows[-1:], cols)
     print_table(rows, cols)
-    out = write_results(
-        args.name,
-        {
-            "dataset": args.dataset,
-            "split": args.split,
-            "max_works": args.max_works,
-            "versions": len(versions),
-            "hours": round(hours, 3),
-            "chroma_commit": _git(
-                "log", "-1", "--format=%h %s", args.chroma_rev or "HEAD", "--", "src/mirsearch/features/chroma.py"
-            ),
-            "chroma_rev": args.chroma_rev or "working tree",
-            "chroma_tag": tags["chroma"],
-            "load_average_start": load0,
-            "load_average_end": os.getloadavg(),
-            "extraction": info,
-            "rows": rows,
-        },
-    )
+    out = save()
     print(f"wrote {out}")
     return 0
 
