@@ -40,6 +40,7 @@ the reported queries do not use, cut with another seed), never on the reported q
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -126,7 +127,7 @@ def degrade(y: np.ndarray, kind: str, rng) -> tuple[np.ndarray, float, int]:
         z = soxr.resample(soxr.resample(z, SR, 8000), 8000, SR).astype(np.float32)
         return z, 1.0, 0
     if kind == "mp3":
-        tmp = DATA / "tmp_query.mp3"
+        tmp = DATA / f"tmp_query_{os.getpid()}.mp3"  # one per process: runs may go in parallel
         sf.write(tmp, y, SR, format="MP3", subtype="MPEG_LAYER_III", compression_level=0.95)
         z, r = sf.read(tmp, dtype="float32")
         tmp.unlink()
@@ -359,8 +360,6 @@ def main() -> None:
     )
     ap.add_argument("--out", default="matching", help="results name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
-    import os
-
     os.environ.setdefault("MIRSEARCH_CACHE", str(DATA / "cache"))
     from mirsearch.search.audio import prepare_database
 

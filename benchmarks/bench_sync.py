@@ -369,6 +369,7 @@ def main() -> None:
     ap.add_argument("--long-minutes", type=float, default=20.0)
     ap.add_argument("--skip-long", action="store_true")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--out", default="sync", help="results name (benchmarks/results/NAME.json)")
     ap.add_argument("--long-worker", nargs=4, metavar=("METHOD", "A", "B", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.long_worker:
@@ -429,7 +430,7 @@ def main() -> None:
             ],
         )
     path = write_results(
-        "sync",
+        args.out,
         {
             "command": "python benchmarks/bench_sync.py " + " ".join(sys.argv[1:]),
             "source": source,

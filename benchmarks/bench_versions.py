@@ -26,7 +26,8 @@ Methods:
   (``data/bench_match/libfmp_cens.npz``, shared with ``bench_matching.py``).
 
     python benchmarks/bench_versions.py [--dataset data/bench] [--split test] [--with-real]
-                                        [--baseline-every 1] [--skip-baseline] [--max-queries N]
+                                        [--baseline-every 1] [--skip-baseline] [--max-queries N] [--every K]
+                                        [--features chroma|matching]
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--with-real", action="store_true", help="keep the real tracks in the collection as distractors")
     ap.add_argument("--max-queries", type=int, default=0, help="at most this many queries (0: every version)")
+    ap.add_argument("--every", type=int, default=1, help="every K-th version (in work order) as a query")
     ap.add_argument("--baseline-every", type=int, default=1, help="run libfmp on every K-th query only")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument(
@@ -132,6 +134,7 @@ def main() -> None:
     hours = sum(r.duration for r in searched) / 3600
     fmp_db = None if args.skip_baseline else libfmp_database(coll)
     queries = [(w, p) for w in sorted(groups) for p in groups[w] if len(groups[w]) > 1]
+    queries = queries[:: max(1, args.every)]
     if args.max_queries:
         queries = queries[: args.max_queries]
     print(f"{len(queries)} queries against {len(searched)} recordings ({hours:.2f} h)", flush=True)
