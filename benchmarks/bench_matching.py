@@ -96,6 +96,12 @@ def build_collection(
         shutil.copytree(seed_from, DATA / name, ignore=shutil.ignore_patterns("*.lock"))
     coll = Collection.create(DATA / name)
     known = {Path(r.path).resolve() for r in coll.recordings()}
+    if refresh:  # every file catalogued with the current feature configuration: nothing to add (no write lock)
+        from mirsearch.features.registry import config_key
+
+        keys = {c["kind"]: config_key(c) for c in coll.configs()}
+        current = {Path(r.path).resolve() for r in coll.recordings() if coll.catalog.feature_keys(r.id) == keys}
+        refresh = any(Path(p).resolve() not in current for p in paths)
     todo = [p for p in paths if refresh or Path(p).resolve() not in known]
     if todo:
         t0 = time.perf_counter()
