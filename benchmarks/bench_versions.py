@@ -100,6 +100,7 @@ def main() -> None:
         default="chroma",
         help="mirsearch CENS from the stored chroma or from the matching chroma (search.audio.prepare_database)",
     )
+    ap.add_argument("--out", default="versions", help="results name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
     import os
 
@@ -185,7 +186,7 @@ def main() -> None:
     )
     print_table(table, ["method", "queries", "n", "P_at_1", "MAP", "MR1", "mean_query_s"])
     out = write_results(
-        "versions",
+        args.out,
         {
             "command": "python benchmarks/bench_versions.py " + " ".join(sys.argv[1:]),
             "collection": {"recordings": len(searched), "hours": hours, "with_real": args.with_real},
