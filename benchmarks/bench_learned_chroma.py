@@ -265,8 +265,9 @@ def load_features(versions, cache: Path, tag: str) -> dict[str, np.ndarray]:
     return {v.version_id: np.load(cache / tag / f"{_vkey(v.version_id)}.npy") for v in versions}
 
 
-def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False) -> dict:
-    """Top-k and MRR of all themes of ``ds`` over the versions in ``feats``."""
+def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, harmonic_decay: float = 0.0) -> dict:
+    """Top-k and MRR of all themes of ``ds`` over the versions in ``feats`` (query overtone model
+    ``harmonic_decay``, see :func:`mirsearch.search.theme.theme_query`)."""
     cens = chroma_modules()[0].cens
     from mirsearch.matching.subsequence import best_over_shifts, unit_columns
     from mirsearch.search.theme import theme_query
@@ -291,7 +292,8 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False) 
         relevant = ds.relevant_versions(theme.theme_id) & set(ids)
         if not relevant:
             continue
-        Q = unit_columns(theme_query(theme.to_theme(), feature_rate=FEATURE_RATE))
+        kw = {"harmonic_decay": harmonic_decay} if harmonic_decay else {}
+        Q = unit_columns(theme_query(theme.to_theme(), feature_rate=FEATURE_RATE, **kw))
         cost, _, _ = best_over_shifts(Q, Y, range(12), reset=reset)
         per = np.minimum.reduceat(np.where(np.isfinite(cost), cost, np.inf), offsets[:-1])
         order = [ids[i] for i in np.argsort(per, kind="stable")]
@@ -389,6 +391,9 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="learned_chroma", help="results file name")
     ap.add_argument(
         "--chroma-rev", default=None, help="git revision of chroma.py/registry.py for standard chroma (default: tree)"
+    )
+    ap.add_argument(
+        "--chroma-query-decay", type=float, default=0.0, help="query overtone model for the chroma and CENS rows"
     )
     ap.add_argument("--reuse-from", action="append", default=[], help="also keep rows of this results file")
     ap.add_argument(
@@ -491,12 +496,14 @@ def main(argv=None) -> int:
         keep = set(args.variants.split(","))
         variants = [v for v in variants if ("cens" if v[3] else v[1]) in keep]
     for variant, key, meta, smooth in variants:
-        tag = tags[key] + ("+cens" if smooth else "")
+        decay = args.chroma_query_decay if key == "chroma" else 0.0
+        tag = tags[key] + ("+cens" if smooth else "") + (f"+decay{decay:g}" if decay else "")
         if (variant, tag) in previous:
             rows.append(previous[(variant, tag)])
         else:
             feats = load_features(versions, cache, tags[key])
-            rows.append({"variant": variant, **meta, "tag": tag, **evaluate(feats, ds, cens_smoothing=smooth)})
+            res = evaluate(feats, ds, cens_smoothing=smooth, harmonic_decay=decay)
+            rows.append({"variant": variant, **meta, "tag": tag, "query_harmonic_decay": decay, **res})
             save()  # after every row: a long run that is stopped keeps what it finished
         print_table(rows[-1:], cols)
     print_table(rows, cols)
