@@ -722,18 +722,18 @@ RETRIEVAL_NOTES = (
     " accuracy 0.98, validation top-1 0.90: they overfit) and not retrained for chroma v2."
 )
 SCALE_NOTES = (
-    "**HNSW target:** with M = 8, ef_construction = 64 and ef = 16 a query costs 0.048 ms of CPU time "
-    "(0.035 ms through hnswlib directly) at recall@10 0.987, below the target of 0.1 ms at recall >= "
-    "0.95; ef = 10 costs 0.037 ms at recall 0.969. The wall clock of the same rounds was 0.28-0.69 ms "
-    "because the load average was 15-23 on the 2 cores during the whole session (other people's jobs; "
-    "`uptime` at the start of the run: 17.4 / 17.0 / 13.3): the target is met in CPU time and **not shown"
-    " in wall-clock time on a quiet machine**. (Session 1, load about 4, wall clock: 0.123 ms with M = "
-    "16, ef_construction = 100, ef = 16, recall 0.997.) A parameter sweep under the same load "
-    "(exploratory, wall clock, one thread): M = 12 / ef_construction = 100 gave recall 0.985 / 0.995 at "
-    "ef = 10 / 16 and built in 795 s; M = 8 / 64 builds in a third of the time with a 166 MB instead of "
-    "206 MB graph. The 1.25 M vectors are the learned 12-dim embeddings of shingles cached from the "
-    "previous chroma (index speed depends on the vectors' distribution, not on the chroma version). Build"
-    " 413 s on 2 threads under load; index 227 MB (vectors 60 MB + graph 166 MB)."
+    "**HNSW target met:** with M = 8, ef_construction = 64 and ef = 16 a query takes 0.087 ms (wall "
+    "clock, one query at a time through `AnnIndex.search`, one thread) at recall@10 0.989, under the "
+    "target of 0.1 ms at recall >= 0.95; ef = 10: 0.078 ms at 0.972. CPU time 0.043 / 0.038 ms; hnswlib's"
+    " `knn_query` alone 0.054 / 0.047 ms wall. Load average during the HNSW rounds 7.7-8.1 (1 min) on the"
+    " 2 cores: not an idle machine, the least loaded moment of the session (`uptime` at the start of the "
+    "run 6.0 / 9.8 / 13.9). The same run at load 17-20 (`results/shingles_scale_load20.json`, "
+    "build 413 s) gave the same CPU times (0.037 / 0.048 ms) and 0.28-0.43 ms wall clock. Build 134 s on 2 "
+    "threads; index 227 MB on disk (vectors 60 MB + graph 166 MB). A sweep under high load (exploratory, "
+    "one thread): M = 12 / ef_construction = 100 reached recall 0.985 / 0.995 at ef = 10 / 16 with a 206 "
+    "MB graph and 6x the build time; session 1's M = 16 / 100 gave 0.123 ms at recall 0.997 (load about "
+    "4). The 1.25 M vectors are the learned 12-dim embeddings of shingles cached from chroma v1 (index "
+    "speed depends on the vectors' distribution, not on the chroma version)."
 )
 CASCADE_NOTES = (
     "Measured with chroma v2 (commit 88649a5) on the first 120 test themes (`--theme-limit 120 --cascades"
@@ -760,13 +760,12 @@ MISSING_NOTES = (
     "protocol vs 0.996; the learned embeddings are far below the reference's (0.964 at 12 dims). Next: "
     "retrain them on chroma v2 with more works (the train split has 151), try 2 Hz / 10 s shingles (+1.6 "
     "points at 240 dims on validation with chroma v1), and a benchmark with more versions per work. (2) "
-    "HNSW under 0.1 ms in wall-clock time on a quiet machine (met in CPU time only). (3) A cascade that "
-    "costs milliseconds without loss: the theme cascade keeps Top-1 but is 1.8x faster, the "
-    "index-proposal cascade is lossy, and the audio cascade keeps accuracy but is not faster on 7 h. (4) "
-    "With chroma v2 the retrieval table has raw 240 dims and the learned embeddings only; KD-tree (exact,"
-    " same P@1 as exact search) and PCA rows were measured with chroma v1 only (session 1: PCA 6 / 12 / "
-    "30 at P@1 0.137 / 0.310 / 0.471 in the notated key, below the learned embeddings at every "
-    "dimension)."
+    "The HNSW latency was measured at load 8, not on an idle machine. (3) A cascade that costs "
+    "milliseconds without loss: the theme cascade keeps Top-1 but is 1.8x faster, the index-proposal "
+    "cascade is lossy, and the audio cascade keeps accuracy but is not faster on 7 h. (4) With chroma v2 "
+    "the retrieval table has raw 240 dims and the learned embeddings only; KD-tree (exact, same P@1 as "
+    "exact search) and PCA rows were measured with chroma v1 only (session 1: PCA 6 / 12 / 30 at P@1 "
+    "0.137 / 0.310 / 0.471 in the notated key, below the learned embeddings at every dimension)."
 )
 
 
@@ -796,7 +795,7 @@ def docs_section() -> str:
         "data/bench --dim D` (CNN, triplet loss, semi-hard in-batch mining, negatives from other works; 30 "
         "epochs x 100 batches of 128 pairs on the train split). Raw numbers: `benchmarks/results/shingles_*.json` "
         "(each with the commit, date and load average of its run). The machine (2 cores) was shared with other "
-        "jobs during every run (load average 15-23 in this session): times are upper bounds."
+        "jobs during every run (load average 6-23 in this session): times are upper bounds."
     ]
     p = _load("protocol_validation")
     if p:
