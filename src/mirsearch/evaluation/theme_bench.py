@@ -155,6 +155,8 @@ def run_theme_benchmark(
     index_seconds = time.perf_counter() - t0
     if add.failed:
         logger.warning("%d recordings could not be indexed: %s", len(add.failed), add.failed[:3])
+    coll.close()  # queries read only: release the write lock for other runs on the same collection
+    coll = Collection.open(coll_path, readonly=True)
     audio_hours = sum(v.duration for v in versions) / 3600.0
 
     # warm-up (numba compilation, database assembly), not counted
