@@ -59,7 +59,7 @@ CENS_DOWNSAMPLE = 5
 #: and mostly noise. Chosen on validation excerpts (real tracks not in the reported queries).
 MATCHING_MIDI_RANGE = (40, 96)
 #: version of the matching chroma computation (part of its cache key)
-MATCHING_VERSION = 1
+MATCHING_VERSION = 2
 #: shortest query accepted (seconds)
 MIN_QUERY_SECONDS = 3.0
 #: largest similarity block computed at once (float32 cells; bounds memory for large collections)
@@ -172,9 +172,9 @@ def matching_config(*, feature_rate: float = 10.0, midi_range=MATCHING_MIDI_RANG
 def matching_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple[np.ndarray, float]:
     """Chroma for audio matching: the collection's chroma recipe restricted to a pitch range.
 
-    Same steps as :func:`mirsearch.features.chroma.chroma` (tuning-corrected semitone bands, level
-    scaling, ``log(1 + gamma x)``, folding, averaging to ``feature_rate``, l2 norm), but only the bands in
-    ``config["midi_range"]`` are folded (:data:`MATCHING_MIDI_RANGE`).
+    :func:`mirsearch.features.chroma.chroma_from_pitch` (tuning-corrected semitone bands, level scaling,
+    ``log(1 + gamma x)``, folding, averaging to ``feature_rate``, l2 norm) without register weighting,
+    and only the bands in ``config["midi_range"]`` are folded (:data:`MATCHING_MIDI_RANGE`).
 
     Parameters
     ----------
@@ -190,7 +190,7 @@ def matching_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tu
     C : np.ndarray, shape (12, ceil(duration * feature_rate)), float32
     feature_rate : float
     """
-    from mirsearch.features.chroma import MIDI_MIN, fold_chroma, normalize_frames, pitch_features, resample_frames
+    from mirsearch.features.chroma import MIDI_MIN, chroma_from_pitch, pitch_features
 
     config = matching_config() if config is None else config
     lo, hi = config["midi_range"]
@@ -198,15 +198,10 @@ def matching_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tu
     P, frame_rate = pitch_features(np.asarray(y, dtype=np.float32), sr=sr)
     P[: lo - MIDI_MIN] = 0.0
     P[hi - MIDI_MIN + 1 :] = 0.0
-    gamma = float(config["gamma"])
-    if gamma > 0:
-        level = float(np.percentile(P.max(axis=0), 99)) if P.shape[1] else 0.0
-        if level > 0:
-            P = P / np.float32(level)
-        P = np.log1p(np.float32(gamma) * P)
-    C = resample_frames(fold_chroma(P), frame_rate=frame_rate, feature_rate=rate)
-    C = C[:, : int(np.ceil(y.size / sr * rate))]
-    return normalize_frames(C), rate
+    C = chroma_from_pitch(
+        P, frame_rate=frame_rate, feature_rate=rate, gamma=float(config["gamma"]), register_centre=None
+    )
+    return C[:, : int(np.ceil(y.size / sr * rate))], rate
 
 
 def _extract(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]:
