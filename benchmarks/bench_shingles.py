@@ -501,6 +501,26 @@ def run_scale(args) -> dict:
 
 
 # -- cascade ----------------------------------------------------------------------------------------------
+def _compare_with_exhaustive(rows: list[dict], keys: list[str], tops: dict) -> None:
+    """Add each row's speed-up over the first (exhaustive) row and how often its top match agrees."""
+    for row, key in zip(rows, keys, strict=True):
+        row["speedup"] = round(rows[0]["mean_ms"] / row["mean_ms"], 2)
+        row["same_top1_as_exhaustive"] = round(
+            float(np.mean([a == b for a, b in zip(tops[key], tops["exhaustive"], strict=True)])), 4
+        )
+
+
+def _close_with_summary(coll, dataset) -> dict:
+    """Close the collection; its dataset, number of recordings and hours for a results file."""
+    recs = coll.recordings()
+    coll.close()
+    return {
+        "dataset": str(dataset),
+        "recordings": len(recs),
+        "hours": round(sum(r.duration for r in recs) / 3600, 3),
+    }
+
+
 def run_cascade(args) -> dict:
     from mirsearch.models.embedding_training import dataset_collection
     from mirsearch.search.shingles import THEME_CONFIG, ShingleIndex, cascade_search_theme
@@ -567,18 +587,9 @@ def run_cascade(args) -> dict:
         rows.append(row)
         print_table([row], list(row))
         print(flush=True)
-    base = rows[0]
-    for row, (name, _) in zip(rows, variants, strict=True):
-        row["speedup"] = round(base["mean_ms"] / row["mean_ms"], 2)
-        row["same_top1_as_exhaustive"] = round(
-            float(np.mean([a == b for a, b in zip(tops[name], tops["exhaustive"], strict=True)])), 4
-        )
-    recs = coll.recordings()
-    coll.close()
+    _compare_with_exhaustive(rows, [name for name, _ in variants], tops)
     return {
-        "dataset": str(args.dataset),
-        "recordings": len(recs),
-        "hours": round(sum(r.duration for r in recs) / 3600, 3),
+        **_close_with_summary(coll, args.dataset),
         "themes": len(themes),
         "theme_index_build_s": round(theme_index_s, 2),
         "first_call_s": warm,
@@ -643,17 +654,9 @@ def run_audio_cascade(args) -> dict:
         rows.append(row)
         print_table([row], list(row))
         print(flush=True)
-    for row in rows:
-        row["speedup"] = round(rows[0]["mean_ms"] / row["mean_ms"], 2)
-        row["same_top1_as_exhaustive"] = round(
-            float(np.mean([a == b for a, b in zip(firsts[row["method"]], firsts["exhaustive"], strict=True)])), 4
-        )
-    recs = coll.recordings()
-    coll.close()
+    _compare_with_exhaustive(rows, [row["method"] for row in rows], firsts)
     return {
-        "dataset": str(args.dataset),
-        "recordings": len(recs),
-        "hours": round(sum(r.duration for r in recs) / 3600, 3),
+        **_close_with_summary(coll, args.dataset),
         "queries": len(queries),
         "query_seconds": args.query_seconds,
         "setup_s": round(setup_s, 2),
