@@ -19,8 +19,12 @@ computed once and cached as float16 (``DATASET/cache/bench_hcqt/``) so that seve
 
 basic-pitch (Bittner et al., ICASSP 2022; ``make bench-setup`` installs it without TensorFlow) runs its
 ONNX model ``nmp.onnx`` with basic-pitch's own windowing (2 s windows, 30 frames overlap, 86 Hz
-output); its note posteriorgram (88 piano keys, A0 first) or contour posteriorgram (264 bins, 3 per
-semitone) is folded to 12 pitch classes by summation, averaged to 10 Hz and l2-normalised per frame.
+output). Both posteriorgrams are cached at its frame rate as float16, (2, 88, n): the note posteriorgram
+(88 piano keys, A0 first) and the contour posteriorgram (264 bins, 3 per semitone) max-pooled to
+semitones. A row folds one of them to 12 pitch classes by summation, averages to 10 Hz and
+l2-normalises per frame; ``>= 0.3`` rows first zero activations below 0.3, basic-pitch's own default
+frame threshold for note creation (not tuned here): without it every frame also sums the small
+activations of all other keys, which flatten the chroma.
 """
 
 from __future__ import annotations
@@ -41,6 +45,16 @@ from _common import RESULTS, print_table, write_results  # noqa: E402
 FEATURE_RATE = 10.0
 #: lowest MIDI pitch of basic-pitch's outputs (A0)
 BASIC_PITCH_MIDI_MIN = 21
+#: basic-pitch's default frame threshold (``predict(frame_threshold=0.3)``)
+BASIC_PITCH_THRESHOLD = 0.3
+#: basic-pitch rows: key -> (posteriorgram, activation threshold)
+BASIC_PITCH_ROWS = {
+    "basic-pitch note": ("note", 0.0),
+    "basic-pitch note>=0.3": ("note", BASIC_PITCH_THRESHOLD),
+    "basic-pitch contour>=0.3": ("contour", BASIC_PITCH_THRESHOLD),
+}
+#: cache tag of the stored basic-pitch posteriorgrams
+BASIC_PITCH_TAG = "basic_pitch-post"
 
 
 def _vkey(version_id: str) -> str:
@@ -169,6 +183,39 @@ class BasicPitch:
         return res, AUDIO_SAMPLE_RATE / FFT_HOP
 
 
+def semitone_pool(P: np.ndarray, *, bins_per_semitone: int = 3) -> np.ndarray:
+    """Maximum over the bins of each semitone: (88 * bins_per_semitone, n) -> (88, n).
+
+    Bin ``k`` belongs to the semitone nearest to it (as in :func:`fold_to_chroma`): with 3 bins per
+    semitone and bin 0 on A0, semitone ``j`` takes bins ``3j - 1, 3j, 3j + 1``.
+    """
+    P = np.asarray(P)
+    semis = np.round(np.arange(P.shape[0]) / bins_per_semitone).astype(int)
+    out = np.zeros((semis.max() + 1, P.shape[1]), dtype=P.dtype)
+    np.maximum.at(out, semis, P)
+    return out[:88]
+
+
+def basic_pitch_chroma(post: np.ndarray, *, kind: str, threshold: float, duration: float) -> np.ndarray:
+    """Chroma at 10 Hz from cached posteriorgrams ``(2, 88, n)`` at basic-pitch's frame rate.
+
+    Parameters
+    ----------
+    post : np.ndarray, shape (2, 88, n_frames)
+        Note (index 0) and semitone-pooled contour (index 1) activations in [0, 1].
+    kind : {"note", "contour"}
+    threshold : float
+        Activations below it are set to zero before folding.
+    duration : float
+        Seconds of audio (sets the number of output frames).
+    """
+    from basic_pitch.constants import ANNOTATIONS_FPS
+
+    P = np.asarray(post[0 if kind == "note" else 1], dtype=np.float64)
+    P = np.where(P >= threshold, P, 0.0)
+    return _to_rate(fold_to_chroma(P, midi_min=BASIC_PITCH_MIDI_MIN), ANNOTATIONS_FPS, duration)
+
+
 def _to_rate(P: np.ndarray, rate: float, duration: float) -> np.ndarray:
     from mirsearch.features.hcqt import _resample_frames
     from mirsearch.features.learned import normalize_chroma
@@ -189,7 +236,7 @@ def extract(
     tags = {"chroma": chroma_tag()} if standard else {}
     tags.update({name: f"learned-{b.model_id}" for name, b in bundles.items()})
     if basic_pitch:
-        tags.update({"basic-pitch note": "basic_pitch-note", "basic-pitch contour": "basic_pitch-contour"})
+        tags.update({key: BASIC_PITCH_TAG for key in BASIC_PITCH_ROWS})
     for t in tags.values():
         (cache / t).mkdir(parents=True, exist_ok=True)
     timing: dict[str, float] = {}
@@ -239,16 +286,14 @@ def extract(
                 clock(f"network {n}", t0, dur)
                 P = np.exp(lp[:12].astype(np.float64))
                 np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
-        if basic_pitch and ("basic-pitch note" in missing or "basic-pitch contour" in missing):
+        if basic_pitch and BASIC_PITCH_TAG in missing.values():
             if bp is None:
                 bp = BasicPitch()
             t0 = time.perf_counter()
-            post, rate = bp.posteriorgrams(y, sr)
+            post, _ = bp.posteriorgrams(y, sr)
             clock("basic-pitch", t0, dur)
-            C_note = fold_to_chroma(post["note"], midi_min=BASIC_PITCH_MIDI_MIN)
-            C_contour = fold_to_chroma(post["contour"], midi_min=BASIC_PITCH_MIDI_MIN, bins_per_semitone=3)
-            np.save(cache / tags["basic-pitch note"] / f"{k}.npy", _to_rate(C_note, rate, dur))
-            np.save(cache / tags["basic-pitch contour"] / f"{k}.npy", _to_rate(C_contour, rate, dur))
+            stacked = np.stack([post["note"], semitone_pool(post["contour"])]).astype(np.float16)
+            np.save(cache / BASIC_PITCH_TAG / f"{k}.npy", stacked)
         n_done += 1
         if n_done % 10 == 0:
             rt = ", ".join(f"{s} {audio_s[s] / max(timing[s], 1e-9):.0f}x" for s in timing)
@@ -261,8 +306,16 @@ def extract(
     }
 
 
-def load_features(versions, cache: Path, tag: str) -> dict[str, np.ndarray]:
-    return {v.version_id: np.load(cache / tag / f"{_vkey(v.version_id)}.npy") for v in versions}
+def load_features(versions, cache: Path, tag: str, *, key: str | None = None) -> dict[str, np.ndarray]:
+    """Chroma (12, n) at 10 Hz of every version; ``key`` of a basic-pitch row maps its posteriorgrams."""
+    feats = {}
+    for v in versions:
+        X = np.load(cache / tag / f"{_vkey(v.version_id)}.npy")
+        if key in BASIC_PITCH_ROWS:
+            kind, threshold = BASIC_PITCH_ROWS[key]
+            X = basic_pitch_chroma(X, kind=kind, threshold=threshold, duration=v.duration)
+        feats[v.version_id] = X
+    return feats
 
 
 def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, harmonic_decay: float = 0.0) -> dict:
@@ -466,8 +519,11 @@ def main(argv=None) -> int:
         label = "learned (CTC, shipped default)" if name == "default" else f"learned ({name})"
         variants.append((label, name, meta, False))
     if args.basic_pitch:
-        for kind in ("note",) if args.no_contour else ("note", "contour"):
-            variants.append((f"basic-pitch ({kind} posteriorgram)", f"basic-pitch {kind}", {}, False))
+        for key, (kind, threshold) in BASIC_PITCH_ROWS.items():
+            if kind == "contour" and args.no_contour:
+                continue
+            label = f"basic-pitch ({kind} posteriorgram{f', >= {threshold:g}' if threshold else ''})"
+            variants.append((label, key, {}, False))
     rows = []
     cols = ["variant", "queries", "top1", "top5", "top10", "mrr"]
 
@@ -501,7 +557,7 @@ def main(argv=None) -> int:
         if (variant, tag) in previous:
             rows.append(previous[(variant, tag)])
         else:
-            feats = load_features(versions, cache, tags[key])
+            feats = load_features(versions, cache, tags[key], key=key)
             res = evaluate(feats, ds, cens_smoothing=smooth, harmonic_decay=decay)
             rows.append({"variant": variant, **meta, "tag": tag, "query_harmonic_decay": decay, **res})
             save()  # after every row: a long run that is stopped keeps what it finished

@@ -167,6 +167,19 @@ def test_ctc_loss_equals_numpy_reference():
     assert float(value) == pytest.approx(np_ctc(lp[0].T.numpy(), labels[0], blank=BLANK) / 3, rel=1e-9)
 
 
+def test_sdtw_loss_is_dtw_of_frame_cross_entropy():
+    """At a small temperature the soft-DTW loss is librosa's DTW cost over -log p(label), per frame."""
+    import librosa
+
+    torch.manual_seed(3)
+    lp = torch.log_softmax(torch.randn(1, 13, 9, dtype=torch.float64), dim=1)
+    labels = [np.array([3, 3, 8, 1])]
+    value = compute_loss("sdtw", lp, labels=labels, lengths=torch.tensor([7]), gamma=1e-4)
+    C = -lp[0, labels[0], :7].T.numpy()  # (frames, labels)
+    D = librosa.sequence.dtw(C=C, backtrack=False)
+    assert float(value) == pytest.approx(D[-1, -1] / 7, abs=1e-3)
+
+
 def test_unknown_loss():
     with pytest.raises(ParameterError, match="loss"):
         compute_loss("mse", torch.zeros(1, 13, 4), labels=[[1]], lengths=torch.tensor([4]))
@@ -330,6 +343,24 @@ def test_basic_pitch_fold_to_chroma():
     Pc[3 * 48 + 1, 1] = 1.0  # a third of a semitone above A4: still A
     Pc[3 * 48 + 2, 2] = 1.0  # two thirds above: nearest semitone A#
     np.testing.assert_allclose(fold(Pc, midi_min=21, bins_per_semitone=3)[[9, 10]], [[1, 1, 0], [0, 0, 1]])
+    # semitone pooling assigns bins to the same nearest semitone as the fold
+    pooled = _bench_module().semitone_pool(Pc)
+    assert pooled.shape == (88, 3)
+    np.testing.assert_allclose(fold(pooled, midi_min=21), fold(Pc, midi_min=21, bins_per_semitone=3))
+
+
+def test_basic_pitch_chroma_threshold_removes_the_floor():
+    from basic_pitch.constants import ANNOTATIONS_FPS
+
+    bench = _bench_module()
+    n = int(2 * ANNOTATIONS_FPS)
+    post = np.full((2, 88, n), 0.05)  # a floor of small activations on every key ...
+    post[0, 39] = 0.9  # ... and one confident note, C4
+    raw = bench.basic_pitch_chroma(post, kind="note", threshold=0.0, duration=2.0)
+    clean = bench.basic_pitch_chroma(post, kind="note", threshold=0.3, duration=2.0)
+    assert raw.shape == clean.shape == (12, 21)
+    np.testing.assert_allclose(clean[:, 5], np.eye(12)[0], atol=1e-9)
+    assert raw[0, 5] < 0.9  # the floor of 87 other keys flattens the unthresholded chroma
 
 
 def test_basic_pitch_posteriorgrams_equal_run_inference(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Training losses for the chroma network, one per kind of supervision.
+r"""Training losses for the chroma network, one per kind of supervision.
 
 All take the network output ``log_probs`` of shape ``(batch, 13, n_frames)`` (log-probabilities over
 12 chroma classes and the blank at :data:`~mirsearch.models.network.BLANK`), zero-padded in time, and
@@ -15,9 +15,13 @@ the valid length of every item in frames.
     Strong alignment: each note lasts from its annotated audio onset to the next onset (the last one
     to the end of the segment); frames before the first onset are ignored; frame-wise cross-entropy.
 ``sdtw``
-    Soft-DTW (weakly aligned): cost between output frame ``n`` and label ``m`` is the squared
-    Euclidean distance between the 13 output probabilities and the one-hot vector of the label; the
-    soft-DTW value is divided by the number of frames.
+    Soft-DTW (weakly aligned): the cost of aligning output frame ``n`` with label ``m`` is that
+    frame's cross-entropy for the label, :math:`C(n, m) = -\log p_n(\ell_m)`, so soft-DTW is a
+    frame-wise cross-entropy under a soft (expected) alignment of the label sequence to the frames,
+    i.e. the linear-scaling loss with the alignment learned instead of fixed. The value is divided by
+    the number of frames. (A squared Euclidean cost between the output probabilities and one-hot
+    labels, the other common choice, trained to a validation chroma accuracy of only 0.29 in two
+    epochs: its gradient vanishes through the softmax once a frame is confidently wrong.)
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from mirsearch.errors import ParameterError
-from mirsearch.models.network import BLANK, N_CLASSES
+from mirsearch.models.network import BLANK
 from mirsearch.models.softdtw import soft_dtw
 
 #: loss names understood by :func:`compute_loss`
@@ -118,14 +122,15 @@ def framewise_loss(log_probs: torch.Tensor, frame_targets: torch.Tensor) -> torc
 def sdtw_loss(
     log_probs: torch.Tensor, labels: Sequence[Sequence[int]], lengths: torch.Tensor, *, gamma: float = 0.1
 ) -> torch.Tensor:
-    """Mean over the batch of soft-DTW between output probabilities and the one-hot label sequence,
-    divided by the number of frames of each item."""
+    r"""Mean over the batch of soft-DTW between the frames and the label sequence, per frame.
+
+    The local cost is the cross-entropy :math:`C(n, m) = -\log p_n(\ell_m)`, shape ``(n_frames, L)``.
+    """
     total = log_probs.new_zeros(())
     for i, lab in enumerate(labels):
         n = int(lengths[i])
-        p = log_probs[i, :, :n].exp().T  # (n, 13)
-        target = F.one_hot(torch.as_tensor(np.asarray(lab, dtype=np.int64)), N_CLASSES).to(p.dtype)
-        C = ((p[:, None, :] - target[None, :, :]) ** 2).sum(-1)  # (n, L)
+        target = torch.as_tensor(np.asarray(lab, dtype=np.int64))
+        C = -log_probs[i, target, :n].T  # (n, L)
         total = total + soft_dtw(C, gamma=gamma) / n
     return total / len(labels)
 
