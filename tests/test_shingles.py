@@ -424,3 +424,114 @@ def test_audio_cascade_reranks_proposals_with_dtw(shingle_collection, renderings
         assert full[0].cost == pytest.approx(matches[0].cost, abs=1e-5)
         with pytest.raises(ParameterError):
             cascade_search_audio(coll, str(renderings["a_slow"].path), proposal="coarse")
+
+
+# -- note index (theme cascade on learned chroma) -----------------------------------------------------------
+def _one_hot_rows(labels, *, low=()) -> np.ndarray:
+    """Unit chroma rows, one-hot at ``labels`` (-1: flat row); frames in ``low`` get a weak peak (max 0.5)."""
+    Y = np.full((len(labels), 12), 1 / np.sqrt(12), np.float32)
+    for t, p in enumerate(labels):
+        if p >= 0:
+            Y[t] = 0.0
+            Y[t, p] = 1.0
+    for t in low:
+        Y[t] = 0.3
+        Y[t, labels[t]] = 0.5
+        Y[t] /= np.linalg.norm(Y[t])
+    return Y
+
+
+def test_chroma_notes_drops_short_and_weak_runs_and_merges_repeats():
+    from mirsearch.scores import parse_note_string
+    from mirsearch.search.shingles import chroma_notes, theme_pitch_classes
+
+    # C x4, D x1 (too short), C x3 (merges with the first C), flat x2, E x3 (the first two weak), G x4
+    labels = [0] * 4 + [2] + [0] * 3 + [-1] * 2 + [4] * 3 + [7] * 4
+    pc, start, end = chroma_notes(_one_hot_rows(labels, low=(10, 11)), threshold=0.8, min_frames=2)
+    assert pc.tolist() == [0, 7]  # the E run keeps one confident frame: too short
+    assert start.tolist() == [0, 13] and end.tolist() == [8, 17]
+    pc, start, end = chroma_notes(_one_hot_rows(labels), threshold=0.8, min_frames=2)
+    assert pc.tolist() == [0, 4, 7] and start.tolist() == [0, 10, 13] and end.tolist() == [8, 13, 17]
+    assert theme_pitch_classes(parse_note_string("G G G Eb F F F D")).tolist() == [7, 3, 5, 2]
+    with pytest.raises(ParameterError, match="threshold"):
+        chroma_notes(_one_hot_rows(labels), threshold=0.0)
+    with pytest.raises(ParameterError, match="shape"):
+        chroma_notes(np.zeros((12, 5), np.float32))
+
+
+def test_interval_keys_are_transposition_invariant_and_skip_one_note():
+    from mirsearch.search.shingles import interval_keys, skip_interval_keys
+
+    pc = np.array([7, 3, 5, 2, 0])
+    k = interval_keys(pc, 3)
+    assert k.tolist() == [8 * 144 + 2 * 12 + 9, 2 * 144 + 9 * 12 + 10]
+    np.testing.assert_array_equal(interval_keys((pc + 5) % 12, 3), k)
+    assert len(interval_keys(pc[:3], 3)) == 0
+    # inserting a note (11) after the second one: a skip window of the longer sequence has the plain key
+    k2, first = skip_interval_keys(np.array([7, 3, 11, 5, 2]), 3)
+    assert k[0] in k2 and first[k2.tolist().index(k[0])] == 0
+
+
+def test_note_index_finds_transposed_theme_with_an_inserted_note(rng):
+    from mirsearch.search.shingles import NoteIndex
+
+    theme = np.array([7, 3, 5, 2, 0, 2, 3, 7, 5])
+    planted = ((theme + 5) % 12).tolist()
+    planted = planted[:3] + [(planted[2] + 6) % 12] + planted[3:]  # an extra note after the third one
+    recs, offsets, span = [], [0], None
+    for r in range(6):
+        seq = [int(rng.integers(12))]
+        while len(seq) < 120:  # random notes, no repetition
+            seq.append(int((seq[-1] + rng.integers(1, 12)) % 12))
+        if r == 4:  # the theme 5 semitones up at note 50 (neighbours differ from its ends)
+            seq[50 : 50 + len(planted)] = planted
+            seq[49], seq[50 + len(planted)] = (planted[0] + 1) % 12, (planted[-1] + 1) % 12
+        durations = rng.integers(2, 6, len(seq))
+        frames = np.concatenate([[0], np.cumsum(durations)])
+        if r == 4:
+            span = (frames[50], frames[50 + len(planted)])
+        recs.append(_one_hot_rows(np.repeat(seq, durations)))
+        offsets.append(offsets[-1] + int(frames[-1]))
+    Y, offsets = np.concatenate(recs), np.array(offsets)
+    plain = NoteIndex(Y, offsets, n=3, skips=False)
+    index = NoteIndex(Y, offsets, n=3, skips=True)
+    assert len(index) > len(plain)
+    best = index.propose(theme, candidates=2, per_recording=1)[0]
+    assert best.recording == 4 and best.transposition == 5
+    assert index.start[best.first_note] <= span[0] and span[1] <= index.end[best.last_note]
+    assert best.votes > plain.propose(theme, candidates=2)[0].votes  # the skip windows bridge the insert
+    props = index.propose(theme, candidates=3, per_recording=2)
+    assert len({p.recording for p in props}) <= 3 and all(p.first_note <= p.last_note for p in props)
+    with pytest.raises(ParameterError, match="candidates"):
+        index.propose(theme, candidates=0)
+
+
+def test_notes_cascade_matches_exhaustive_learned_search(renderings, tmp_path):
+    from mirsearch.search.shingles import cascade_search_theme
+    from mirsearch.search.theme import search_theme
+
+    from conftest import theme_of
+
+    root = tmp_path / "learned.mirs"
+    with Collection.create(root, features=["learned"]) as coll:
+        coll.add([str(renderings[k].path) for k in ("a", "b", "c", "a_fast")])
+    theme, (t0, _t1) = theme_of(renderings["b"], 0, 10)
+    with Collection.open(root, readonly=True) as coll:
+        full = search_theme(coll, theme, top=3, per_recording=1, features="learned")
+        stats = {}
+        options = {"features": "learned", "proposal": "notes", "candidates": 2, "note_regions": 1, "margin": 0.5}
+        cascade = cascade_search_theme(coll, theme, top=3, per_recording=1, stats=stats, **options)
+        assert not stats["fallback"] and stats["frames_searched"] < stats["frames_total"]
+        assert full[0].recording_id in stats["candidate_ids"]
+        assert "bwv269" in cascade[0].recording and abs(cascade[0].start - t0) < 1.5
+        got = (cascade[0].recording_id, cascade[0].start, cascade[0].end, cascade[0].transposition)
+        assert got == (full[0].recording_id, full[0].start, full[0].end, full[0].transposition)
+        assert cascade[0].cost == pytest.approx(full[0].cost, abs=1e-6)
+        every = cascade_search_theme(coll, theme, top=1, features="learned", proposal="notes", dtw_shifts="all")
+        assert every[0].recording_id == full[0].recording_id
+        stats = {}  # three pitch changes are too few for 3-interval keys: exhaustive search
+        short = cascade_search_theme(coll, "C D E", top=1, features="learned", proposal="notes", stats=stats)
+        assert stats["fallback"] and len(short) == 1
+        for bad in ({"dtw_shifts": "some"}, {"tolerance": -1}, {"ngram": 0}, {"margin": -1.0}, {"proposal": "x"}):
+            with pytest.raises(ParameterError):
+                cascade_search_theme(coll, theme, features="learned", **{"proposal": "notes", **bad})

@@ -41,7 +41,10 @@ from this shingle index. For themes (monophonic, usually shorter than a 20 s shi
 proposal is the same DTW on 3-frame block means of the features (9x fewer cells, memoised database),
 because a theme shingle index (:data:`THEME_CONFIG`: 3 s shingles of 2 Hz CENS, 72 dimensions, all
 transpositions and a wide tempo grid; ``proposal="index"``) proposes the right recordings much less
-reliably (docs/benchmarks.md has both).
+reliably (docs/benchmarks.md has both). On learned chroma, which is close to a transcription of the theme
+voice, ``proposal="notes"`` looks the theme's pitch-class intervals up in a :class:`NoteIndex` (tempo and
+transposition invariant, under a few milliseconds) and runs the DTW only in the proposed regions and
+transpositions.
 """
 
 from __future__ import annotations
@@ -707,30 +710,46 @@ def _dtw_on_candidates(
     spans: list[tuple[int, int, int]],
     queries: list[tuple[np.ndarray, float]],
     shifts: Sequence[int],
+    span_shifts: Sequence[tuple[int, ...]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Subsequence DTW of unit-row queries over database spans only.
 
-    ``spans``: (recording index, first frame, end frame) in recording-relative frames. Returns the
-    concatenated sub-database's cost, start, shift, tempo factor per frame and the frame offsets of the spans.
+    ``spans``: (recording index, first frame, end frame) in recording-relative frames. ``span_shifts``
+    (optional, one tuple per span) restricts each span to its own shifts instead of ``shifts``. Returns
+    the concatenated sub-database's cost, start, shift, tempo factor per frame and the frame offsets of
+    the spans.
     """
     from mirsearch.matching.subsequence import best_over_shifts
 
     pieces = [Y[offsets[i] + a : offsets[i] + b] for i, a, b in spans]
     sub_off = np.cumsum([0] + [len(p) for p in pieces]).astype(np.int64)
-    Ys = np.ascontiguousarray(np.concatenate(pieces))
-    reset = np.zeros(len(Ys), np.bool_)
-    reset[sub_off[:-1][sub_off[:-1] < len(Ys)]] = True
-    best_cost = np.full(len(Ys), np.inf)
-    best_start = np.zeros(len(Ys), np.int64)
-    best_shift = np.zeros(len(Ys), np.int64)
-    best_factor = np.ones(len(Ys))
-    for Q, factor in queries:
-        cost, start, shift = best_over_shifts(Q, Ys, list(shifts), reset=reset)
-        better = cost < best_cost
-        best_cost[better] = cost[better]
-        best_start[better] = start[better]
-        best_shift[better] = shift[better]
-        best_factor[better] = factor
+    n = int(sub_off[-1])
+    best_cost = np.full(n, np.inf)
+    best_start = np.zeros(n, np.int64)
+    best_shift = np.zeros(n, np.int64)
+    best_factor = np.ones(n)
+    if span_shifts is None:
+        groups = {tuple(shifts): list(range(len(spans)))}
+    else:
+        groups = {}
+        for j, sh in enumerate(span_shifts):
+            groups.setdefault(tuple(sh), []).append(j)
+    for group_shifts, js in groups.items():
+        rows = np.concatenate([np.arange(sub_off[j], sub_off[j + 1]) for j in js])
+        Ys = np.ascontiguousarray(np.concatenate([pieces[j] for j in js]))
+        lengths = np.asarray([len(pieces[j]) for j in js])
+        reset = np.zeros(len(Ys), np.bool_)
+        firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        reset[firsts[firsts < len(Ys)]] = True
+        for Q, factor in queries:
+            cost, start, shift = best_over_shifts(Q, Ys, list(group_shifts), reset=reset)
+            better = cost < best_cost[rows]
+            idx = rows[better]
+            best_cost[idx] = cost[better]
+            # starts index the group's concatenation: map them to the full layout
+            best_start[idx] = rows[start[better]]
+            best_shift[idx] = shift[better]
+            best_factor[idx] = factor
     return best_cost, best_start, best_shift, best_factor, sub_off
 
 
@@ -742,6 +761,20 @@ def _merge_spans(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]
             out[-1] = (i, out[-1][1], max(out[-1][2], b))
         else:
             out.append((i, a, b))
+    return out
+
+
+_ShiftSpan = tuple[int, int, int, tuple[int, ...]]
+
+
+def _merge_shift_spans(spans: list[_ShiftSpan]) -> list[_ShiftSpan]:
+    """Merge overlapping (recording, a, b, shifts) spans of the same recording; shifts are united."""
+    out: list[_ShiftSpan] = []
+    for i, a, b, sh in sorted(spans):
+        if out and out[-1][0] == i and a <= out[-1][2]:
+            out[-1] = (i, out[-1][1], max(out[-1][2], b), tuple(sorted(set(out[-1][3]) | set(sh))))
+        else:
+            out.append((i, a, b, tuple(sorted(set(sh)))))
     return out
 
 
@@ -851,6 +884,282 @@ def _coarse_proposals(collection, theme, *, features, factor, tempo_bpm, tempo_f
     return spans
 
 
+# -- note index (theme proposals on learned chroma) -----------------------------------------------------
+#: a learned-chroma frame is a note of pitch class ``argmax`` when its largest (unit-norm) value reaches this
+NOTE_THRESHOLD = 0.8
+#: shortest note kept, in database frames (0.2 s at 10 Hz); shorter runs are treated as noise
+NOTE_MIN_FRAMES = 2
+#: pitch-class intervals per index key (4 notes)
+NOTE_NGRAM = 3
+
+
+def chroma_notes(
+    Y: np.ndarray, *, threshold: float = NOTE_THRESHOLD, min_frames: int = NOTE_MIN_FRAMES
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pitch-class notes of a chroma sequence whose frames are (nearly) one-hot, e.g. learned chroma.
+
+    A frame is a note frame of pitch class ``argmax`` when its largest value is at least ``threshold``
+    (rows of unit l2 norm: 1 for a one-hot frame, 0.29 for a flat one). Runs of one pitch class shorter
+    than ``min_frames`` are dropped, then consecutive runs of the same pitch class are merged (a repeated
+    note and a note interrupted by a rest or a dropped run become one): the result is the sequence of
+    pitch-class *changes*, which is what :func:`theme_pitch_classes` gives for a theme.
+
+    Parameters
+    ----------
+    Y : np.ndarray, shape (n_frames, 12)
+        Unit-length chroma rows (the layout of :meth:`Collection.database`).
+    threshold : float in (0, 1]
+    min_frames : int >= 1
+
+    Returns
+    -------
+    pc : np.ndarray, shape (n_notes,), int64
+        Pitch class (0 = C) of each note; consecutive notes differ.
+    start, end : np.ndarray, shape (n_notes,), int64
+        First frame and end frame (exclusive) of each note.
+    """
+    if not 0 < threshold <= 1:
+        raise ParameterError(f"threshold={threshold} must be in (0, 1]")
+    if min_frames < 1:
+        raise ParameterError(f"min_frames={min_frames} must be >= 1")
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or Y.shape[1] != 12:
+        raise ParameterError(f"chroma rows must have shape (n_frames, 12), got {Y.shape}")
+    empty = np.zeros(0, np.int64)
+    if len(Y) == 0:
+        return empty, empty, empty
+    label = np.where(Y.max(axis=1) >= threshold, Y.argmax(axis=1), -1).astype(np.int64)
+    change = np.flatnonzero(np.r_[True, label[1:] != label[:-1]])
+    run_end = np.r_[change[1:], len(label)]
+    keep = (label[change] >= 0) & (run_end - change >= min_frames)
+    pc, start, end = label[change][keep], change[keep], run_end[keep]
+    if len(pc) == 0:
+        return empty, empty, empty
+    first = np.r_[True, pc[1:] != pc[:-1]]
+    last = np.r_[np.flatnonzero(first)[1:] - 1, len(pc) - 1]
+    return pc[first], start[first], end[last]
+
+
+def theme_pitch_classes(theme) -> np.ndarray:
+    """Pitch classes of a theme's notes with repetitions merged (the analogue of :func:`chroma_notes`)."""
+    pc = np.asarray([n.pitch % 12 for n in theme.notes], dtype=np.int64)
+    return pc[np.r_[True, pc[1:] != pc[:-1]]] if len(pc) else pc
+
+
+def interval_keys(pc: np.ndarray, n: int) -> np.ndarray:
+    """Keys of the ``n``-interval windows of a pitch-class sequence (transposition invariant).
+
+    Window ``i`` covers notes ``i .. i + n``; its key encodes the ``n`` intervals ``(pc[i+1] - pc[i]) % 12``
+    (1..11 when consecutive notes differ) in base 12. Returns int64 keys, shape ``(max(0, len(pc) - n),)``.
+    """
+    pc = np.asarray(pc, dtype=np.int64)
+    m = len(pc) - n
+    if m <= 0:
+        return np.zeros(0, np.int64)
+    d = (pc[1:] - pc[:-1]) % 12
+    keys = np.zeros(m, np.int64)
+    for j in range(n):
+        keys = keys * 12 + d[j : j + m]
+    return keys
+
+
+def skip_interval_keys(pc: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of ``n``-interval windows that skip one note (an inserted note, e.g. from another voice).
+
+    Window ``(i, s)`` takes notes ``i .. i + n + 1`` without note ``i + s`` (``s`` in 1..n); windows where
+    the skip joins two equal pitch classes are left out. Returns the keys and the first note ``i`` of each
+    window (int64 arrays of equal length).
+    """
+    pc = np.asarray(pc, dtype=np.int64)
+    m = len(pc) - n - 1
+    if m <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    keys, firsts = [], []
+    base = np.arange(m)[:, None] + np.arange(n + 2)[None, :]
+    for skip in range(1, n + 1):
+        idx = np.delete(base, skip, axis=1)
+        seq = pc[idx]
+        d = (seq[:, 1:] - seq[:, :-1]) % 12
+        ok = (d > 0).all(axis=1)
+        k = np.zeros(int(ok.sum()), np.int64)
+        for col in range(n):
+            k = k * 12 + d[ok, col]
+        keys.append(k)
+        firsts.append(np.arange(m)[ok])
+    return np.concatenate(keys), np.concatenate(firsts)
+
+
+@dataclass
+class NoteProposal:
+    """A proposed theme occurrence: recording (row of the database), note range, transposition, votes."""
+
+    recording: int
+    first_note: int
+    last_note: int
+    transposition: int
+    votes: int
+
+
+class NoteIndex:
+    """Inverted index of pitch-class interval n-grams of a collection's learned chroma.
+
+    Every recording's chroma becomes a note sequence (:func:`chroma_notes`); each window of ``n``
+    consecutive intervals is an index key, and with ``skips`` also each window that skips one note
+    (:func:`skip_interval_keys`: a note of another voice inserted into the transcription; the query's
+    skip windows cover a missed note). A theme's windows look their keys up; a hit of query window ``j``
+    at database note ``g`` votes for the theme starting at note ``g - j`` in transposition
+    ``pc[g] - pc_query[j]``. The lookup is tempo and transposition invariant and costs a few sorted-array
+    searches, however large the collection (postings per key grow with it).
+
+    Parameters
+    ----------
+    Y : np.ndarray, shape (n_frames, 12)
+        Unit chroma rows of all recordings (:meth:`Collection.database`).
+    offsets : np.ndarray, shape (n_recordings + 1,)
+        Recording ``i`` occupies rows ``offsets[i]:offsets[i+1]``.
+    n : int >= 1
+        Intervals per key.
+    threshold, min_frames
+        Note extraction (:func:`chroma_notes`).
+    skips : bool
+        Also index (and query) windows that skip one note.
+
+    Attributes
+    ----------
+    n : int
+        Intervals per key.
+    pc, start, end : np.ndarray, shape (n_notes,)
+        All notes, recording after recording; ``start`` / ``end`` are frames within the recording.
+    note_offsets : np.ndarray, shape (n_recordings + 1,)
+        Recording ``i`` owns notes ``note_offsets[i]:note_offsets[i+1]``.
+    note_rec : np.ndarray, shape (n_notes,)
+        Recording row of every note.
+    keys, postings : np.ndarray, shape (n_windows,)
+        Sorted keys and the global note index where each window starts.
+    """
+
+    def __init__(self, Y, offsets, *, n=NOTE_NGRAM, threshold=NOTE_THRESHOLD, min_frames=NOTE_MIN_FRAMES, skips=True):
+        if n < 1:
+            raise ParameterError(f"n={n} must be >= 1")
+        self.n = int(n)
+        self.skips = bool(skips)
+        pcs, starts, ends, counts, keys, post = [], [], [], [], [], []
+        base = 0
+        for i in range(len(offsets) - 1):
+            pc, s, e = chroma_notes(Y[offsets[i] : offsets[i + 1]], threshold=threshold, min_frames=min_frames)
+            k = interval_keys(pc, self.n)
+            pcs.append(pc), starts.append(s), ends.append(e), counts.append(len(pc))
+            keys.append(k)
+            post.append(base + np.arange(len(k), dtype=np.int64))
+            if self.skips:
+                k2, f2 = skip_interval_keys(pc, self.n)
+                keys.append(k2)
+                post.append(base + f2)
+            base += len(pc)
+        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
+        self.pc, self.start, self.end = cat(pcs), cat(starts), cat(ends)
+        self.note_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.note_rec = np.repeat(np.arange(len(counts)), counts).astype(np.int64)
+        keys, post = cat(keys), cat(post)
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.postings = keys[order], post[order]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def propose(
+        self, qpc: np.ndarray, *, candidates: int = 32, per_recording: int = 1, tolerance: int = 2
+    ) -> list[NoteProposal]:
+        """Best occurrences of a query's pitch-class sequence, most votes first.
+
+        Parameters
+        ----------
+        qpc : np.ndarray, shape (m,)
+            Query pitch classes, repetitions merged (:func:`theme_pitch_classes`); at least ``n + 1``.
+        candidates : int >= 1
+            Recordings returned (with ``per_recording`` proposals each).
+        per_recording : int >= 1
+        tolerance : int >= 0
+            Hits whose implied start notes differ by at most this many notes vote together (absorbs
+            notes the chroma missed or added).
+
+        Returns
+        -------
+        list of NoteProposal
+            Hits of one recording and transposition whose implied start notes chain within
+            ``tolerance`` form a cluster; its votes are the distinct query windows in it. Recordings are
+            ranked by their best cluster's votes, then by their total hits; each contributes its
+            ``per_recording`` best clusters (notes from the first to the last implied start, widened by
+            the query length and ``tolerance``). Empty when no window hits.
+        """
+        if candidates < 1 or per_recording < 1 or tolerance < 0:
+            raise ParameterError(
+                f"candidates={candidates}, per_recording={per_recording} must be >= 1, tolerance={tolerance} >= 0"
+            )
+        qpc = np.asarray(qpc, dtype=np.int64)
+        qk = interval_keys(qpc, self.n)
+        qj = np.arange(len(qk), dtype=np.int64)
+        if self.skips:
+            k2, j2 = skip_interval_keys(qpc, self.n)
+            qk, qj = np.concatenate([qk, k2]), np.concatenate([qj, j2])
+        lo = np.searchsorted(self.keys, qk, side="left")
+        hi = np.searchsorted(self.keys, qk, side="right")
+        sizes = hi - lo
+        if sizes.sum() == 0:
+            return []
+        j = np.repeat(qj, sizes)
+        g = self.postings[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
+        rec = self.note_rec[g]
+        shift = (self.pc[g] - qpc[j]) % 12
+        origin = g - j
+        # clusters: hits of one (recording, shift) whose implied start notes chain within the tolerance
+        group = rec * 12 + shift
+        order = np.lexsort((origin, group))
+        group, origin, j, rec, shift = group[order], origin[order], j[order], rec[order], shift[order]
+        new = np.r_[True, (group[1:] != group[:-1]) | (origin[1:] - origin[:-1] > tolerance)]
+        cluster = np.cumsum(new) - 1
+        n_clusters = int(cluster[-1]) + 1
+        # votes: distinct query windows (first notes) per cluster
+        pairs = np.unique(cluster * (len(qpc) + 1) + j)
+        votes = np.bincount(pairs // (len(qpc) + 1), minlength=n_clusters)
+        first_hit = np.flatnonzero(new)
+        c_rec, c_shift = rec[first_hit], shift[first_hit]
+        c_lo = origin[first_hit]
+        c_hi = np.maximum.reduceat(origin, first_hit)
+        total = np.bincount(rec, minlength=len(self.note_offsets) - 1)
+        m = len(qpc)
+        picked: dict[int, list[NoteProposal]] = {}
+        for c in np.lexsort((-total[c_rec], -votes)):
+            r = int(c_rec[c])
+            props = picked.get(r)
+            if props is None:
+                if len(picked) >= candidates:
+                    continue
+                props = picked[r] = []
+            if len(props) >= per_recording:
+                continue
+            first = max(int(c_lo[c]) - tolerance, int(self.note_offsets[r]))
+            last = min(int(c_hi[c]) + m - 1 + tolerance, int(self.note_offsets[r + 1]) - 1)
+            props.append(NoteProposal(r, first, max(first, last), int(c_shift[c]), int(votes[c])))
+        return [p for ps in picked.values() for p in ps]
+
+
+_NOTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def note_index(collection, *, features: str = "learned", n: int = NOTE_NGRAM, **options) -> NoteIndex:
+    """The :class:`NoteIndex` of a collection's ``features``, memoised while its recordings do not change."""
+    Y, offsets, recs, _ = collection.database(features)
+    token = (features, n, tuple(sorted(options.items())), len(recs), int(offsets[-1]), recs[-1].id if recs else 0)
+    per = _NOTES.setdefault(collection, {})
+    hit = per.get(token)
+    if hit is None:
+        t0 = time.perf_counter()
+        hit = per[token] = NoteIndex(Y, offsets, n=n, **options)
+        log.info("note index of %s: %d windows in %.2f s", features, len(hit), time.perf_counter() - t0)
+    return hit
+
+
 def cascade_search_theme(
     collection,
     theme,
@@ -864,10 +1173,15 @@ def cascade_search_theme(
     part: str | int | None = None,
     max_cost: float = np.inf,
     proposal: str = "coarse",
-    candidates: int = 32,
-    regions: bool = False,
+    candidates: int | None = None,
+    regions: bool | None = None,
     margin: float = 1.0,
     coarse_factor: int = 3,
+    ngram: int = NOTE_NGRAM,
+    tolerance: int = 2,
+    note_regions: int = 3,
+    skips: bool = True,
+    dtw_shifts: str = "proposed",
     k: int = 32,
     proposal_tempo_factors: Sequence[float] = THEME_TEMPO_FACTORS,
     index: str = "hnsw",
@@ -880,7 +1194,7 @@ def cascade_search_theme(
 ) -> list[Match]:
     """Theme search in two stages: cheap proposals, then exact subsequence DTW on the candidates only.
 
-    Stage 1 proposes ``candidates`` recordings (with ``regions``: only the best region of each, widened
+    Stage 1 proposes ``candidates`` recordings (with ``regions``: only the best region(s) of each, widened
     by ``margin`` theme lengths on each side):
 
     ``proposal="coarse"`` (default)
@@ -895,6 +1209,15 @@ def cascade_search_theme(
         retrieved and recordings scored with :func:`score_regions`. Cheap per lookup, but a monophonic
         theme's shingles resemble polyphonic audio shingles only loosely: the proposals are weaker
         (see docs/benchmarks.md). Themes shorter than one shingle fall back to the exhaustive search.
+    ``proposal="notes"`` (for ``features="learned"``)
+        A :class:`NoteIndex` of the collection's learned chroma (built in milliseconds and memoised): the
+        learned chroma is close to a transcription of the theme voice, so the theme's pitch-class
+        sequence (repetitions merged) is looked up as ``ngram``-interval windows, tempo and transposition
+        invariant. Each hit votes for a start note and a transposition; the ``candidates`` recordings
+        with the most agreeing windows are proposed with their ``note_regions`` best regions and the
+        transposition found, and stage 2 runs only there (``dtw_shifts="proposed"``) or in all
+        ``transpositions`` (``"all"``). Themes with at most ``ngram`` pitch changes fall back to the
+        exhaustive search.
 
     Stage 2 is the matching of :func:`mirsearch.search.theme.search_theme` (same features, tempo factors,
     transpositions, peak picking) restricted to the candidates, so costs and spans are identical to the
@@ -904,20 +1227,26 @@ def cascade_search_theme(
     ----------
     collection, theme, top, per_recording, features, tempo_bpm, tempo_factors, transpositions, part, max_cost
         As in :func:`mirsearch.search.theme.search_theme`.
-    proposal : {"coarse", "index"}
-    candidates : int >= 1
-        Recordings passed to the DTW stage.
-    regions : bool
-        Restrict DTW to the proposed region of each candidate (faster; whole recordings otherwise).
-    margin : float
+    proposal : {"coarse", "index", "notes"}
+    candidates : int >= 1, optional
+        Recordings passed to the DTW stage (default 64 for ``"notes"``, 32 otherwise).
+    regions : bool, optional
+        Restrict DTW to the proposed region(s) of each candidate (faster; whole recordings otherwise).
+        Default: True for ``"notes"``, False otherwise.
+    margin : float >= 0
         Region widening, in theme lengths, on each side.
     coarse_factor : int >= 2
         Frames per block of the coarse stage.
+    ngram, tolerance, note_regions, skips
+        The note-index proposal (:class:`NoteIndex`): intervals per key, start-note tolerance of a vote,
+        regions per recording, keys that skip one note.
+    dtw_shifts : {"proposed", "all"}
+        Stage-2 transpositions of a ``"notes"`` region: the one(s) proposed, or all ``transpositions``.
     k, proposal_tempo_factors, index, reduction, dim, config, params, update
         The shingle-index proposal (:meth:`ShingleIndex.open`; default HNSW over raw 72-dim shingles).
     stats : dict, optional
-        Filled with ``candidates``, ``proposal_ms``, ``dtw_ms``, ``frames_searched``, ``frames_total``,
-        ``fallback``.
+        Filled with ``candidates`` (number of recordings), ``candidate_ids`` (their ids), ``proposal_ms``,
+        ``dtw_ms``, ``frames_searched``, ``frames_total``, ``fallback``.
 
     Returns
     -------
@@ -928,10 +1257,20 @@ def cascade_search_theme(
     from mirsearch.scores import read_theme
     from mirsearch.search.theme import QUERY_HARMONIC_DECAY, search_theme, theme_query
 
+    if candidates is None:
+        candidates = 64 if proposal == "notes" else 32
     if top < 1 or per_recording < 1 or candidates < 1:
         raise ParameterError(f"top={top}, per_recording={per_recording} and candidates={candidates} must be >= 1")
-    if proposal not in ("coarse", "index"):
-        raise ParameterError(f"proposal={proposal!r} must be 'coarse' or 'index'")
+    if proposal not in ("coarse", "index", "notes"):
+        raise ParameterError(f"proposal={proposal!r} must be 'coarse', 'index' or 'notes'")
+    if dtw_shifts not in ("proposed", "all"):
+        raise ParameterError(f"dtw_shifts={dtw_shifts!r} must be 'proposed' or 'all'")
+    if ngram < 1 or tolerance < 0 or note_regions < 1:
+        raise ParameterError(f"ngram={ngram}, note_regions={note_regions} must be >= 1, tolerance={tolerance} >= 0")
+    if regions is None:
+        regions = proposal == "notes"
+    if margin < 0:
+        raise ParameterError(f"margin={margin} must be >= 0")
     if coarse_factor < 2:
         raise ParameterError(f"coarse_factor={coarse_factor} must be >= 2")
     for factor in tempo_factors:
@@ -942,7 +1281,47 @@ def cascade_search_theme(
     shifts = sorted({int(s) % 12 for s in transpositions})
     t0 = time.perf_counter()
     Y, offsets, recs, rate = collection.database(features)
-    if proposal == "coarse":
+    span_shifts = None
+    if proposal == "notes":
+        nidx = note_index(collection, features=features, n=ngram, skips=skips)
+        qpc = theme_pitch_classes(theme)
+        if len(qpc) <= nidx.n:
+            log.info("%s: %d pitch changes, too few for %d-interval keys: exhaustive", theme.name, len(qpc) - 1, ngram)
+            stats.update(fallback=True, candidates=None)
+            return search_theme(
+                collection,
+                theme,
+                top=top,
+                per_recording=per_recording,
+                features=features,
+                tempo_bpm=tempo_bpm,
+                tempo_factors=tempo_factors,
+                transpositions=shifts,
+                max_cost=max_cost,
+            )
+        allowed = set(shifts)
+        props = [
+            p
+            for p in nidx.propose(qpc, candidates=candidates, per_recording=note_regions, tolerance=tolerance)
+            if p.transposition in allowed
+        ]
+        theme_frames = max(
+            theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=f).shape[1] for f in tempo_factors
+        )
+        shifted = []
+        for p in props:
+            n = int(offsets[p.recording + 1] - offsets[p.recording])
+            sh = (p.transposition,) if dtw_shifts == "proposed" else tuple(shifts)
+            if regions:
+                w = int(round(margin * theme_frames))
+                a, b = int(nidx.start[p.first_note]) - w, int(nidx.end[p.last_note]) + w
+                shifted.append((p.recording, max(0, a), min(n, max(b, a + 1)), sh))
+            else:
+                shifted.append((p.recording, 0, n, sh))
+        merged = [m for m in _merge_shift_spans(shifted) if m[2] > m[1]]
+        spans = [m[:3] for m in merged]
+        span_shifts = [m[3] for m in merged]
+    elif proposal == "coarse":
         spans = _coarse_proposals(
             collection,
             theme,
@@ -995,7 +1374,8 @@ def cascade_search_theme(
             else:
                 spans.append((i, 0, n))
     t1 = time.perf_counter()
-    spans = [s for s in _merge_spans(spans) if s[2] > s[1]]
+    if span_shifts is None:
+        spans = [s for s in _merge_spans(spans) if s[2] > s[1]]
     if not spans:
         stats.update(fallback=False, candidates=0, proposal_ms=(t1 - t0) * 1000, dtw_ms=0.0, frames_searched=0)
         return []
@@ -1009,7 +1389,7 @@ def cascade_search_theme(
         )
         for f in tempo_factors
     ]
-    cost, start, shift, factor, sub_off = _dtw_on_candidates(Y, offsets, spans, queries, shifts)
+    cost, start, shift, factor, sub_off = _dtw_on_candidates(Y, offsets, spans, queries, shifts, span_shifts)
     matches = _matches_from_spans(
         spans, cost, start, shift, factor, sub_off, recs, rate, per_recording=per_recording, max_cost=max_cost
     )
@@ -1017,6 +1397,7 @@ def cascade_search_theme(
     stats.update(
         fallback=False,
         candidates=len({s[0] for s in spans}),
+        candidate_ids=sorted({recs[s[0]].id for s in spans}),
         proposal_ms=(t1 - t0) * 1000,
         dtw_ms=(t2 - t1) * 1000,
         frames_searched=int(sub_off[-1]),
@@ -1178,22 +1559,32 @@ def cascade_search_audio(
 
 
 __all__ = [
+    "NOTE_MIN_FRAMES",
+    "NOTE_NGRAM",
+    "NOTE_THRESHOLD",
     "TEMPO_FACTORS",
     "THEME_CONFIG",
     "THEME_TEMPO_FACTORS",
     "IndexStats",
+    "NoteIndex",
+    "NoteProposal",
     "QueryShingles",
     "Region",
     "ShingleIndex",
     "cascade_search_audio",
     "cascade_search_theme",
     "cens_database",
+    "chroma_notes",
     "coarse_database",
     "get_index",
+    "interval_keys",
+    "note_index",
     "query_chroma",
     "query_shingles",
     "remove_index",
     "score_regions",
     "search_shingle_chroma",
     "search_shingles",
+    "skip_interval_keys",
+    "theme_pitch_classes",
 ]
