@@ -22,6 +22,13 @@ section of ``docs/benchmarks.md`` is rebuilt from whichever result files exist.
     Every theme of the test split searched with the exhaustive theme search
     (:func:`mirsearch.search.theme.search_theme`) and with :func:`cascade_search_theme` (index proposals,
     DTW on the candidates): Top-1 and MRR at recording level, mean time per query and the speed-up.
+``learned_cascade``
+    The same on learned chroma (collection ``<dataset>/collections/learned-<split>.mirs``, the one
+    ``mirsearch bench theme --features learned`` uses): exhaustive learned theme search against the
+    cascade with note-index proposals (``proposal="notes"``) at several candidate counts (the trade-off
+    curve) and with learned-CENS shingle proposals from an HNSW index (``index-*``). Per variant:
+    Top-1, MRR, ms per query split into proposal and DTW stage, and the proposal recall (queries whose
+    exhaustive top-1 recording is among the candidates).
 
     python benchmarks/bench_shingles.py --dataset data/bench [--sections retrieval,scale,cascade]
         [--embeddings data/runs/embedding-6,data/runs/embedding-12,data/runs/embedding-30] [--scale 1250000]
@@ -597,6 +604,138 @@ def run_cascade(args) -> dict:
     }
 
 
+#: learned-CENS theme shingles for the HNSW proposal of the learned cascade: 3 s of 2 Hz CENS with a
+#: 21-frame window, query tempo factors 0.8 / 1 / 1.25 (the best of 15 configurations on the validation
+#: split: proposal recall@32 0.91; 2-3.3 Hz, 2-5 s shingles, 3-7 tempo factors tried)
+LEARNED_THEME_CONFIG = {"length": 6, "hop": 1, "window": 21, "downsample": 5, "features": "learned"}
+LEARNED_THEME_TEMPO_FACTORS = (0.8, 1.0, 1.25)
+
+
+def _learned_collection(dataset, split: str, *, jobs: int):
+    """The learned-feature collection of a split (as ``mirsearch bench theme --features learned`` builds it)."""
+    from mirsearch.collection import Collection
+    from mirsearch.datasets.manifest import Dataset
+
+    view = Dataset.load(dataset).split(split)
+    versions = [v for v in view if v.path.is_file()]
+    coll = Collection.create(Path(dataset) / "collections" / f"learned-{split}.mirs", features=["learned"])
+    coll.add([str(v.path.resolve()) for v in versions], jobs=jobs, progress=True)
+    return coll, view
+
+
+def run_learned_cascade(args) -> dict:
+    from mirsearch.collection.shingles import ShingleConfig
+    from mirsearch.search.shingles import ShingleIndex, cascade_search_theme, note_index
+    from mirsearch.search.theme import search_theme
+
+    coll, view = _learned_collection(args.dataset, args.learned_split, jobs=args.jobs)
+    by_path = {r.path: r.id for r in coll.recordings()}
+    rid_of_version = {v.version_id: by_path.get(str(v.path.resolve())) for v in view}
+    themes = []
+    for tid, th in sorted(view.themes.items()):
+        rel = {rid_of_version[v] for v in view.relevant_versions(tid) if rid_of_version.get(v) is not None}
+        if rel:
+            themes.append((th.to_theme(), rel))
+    if args.theme_limit:
+        themes = themes[: args.theme_limit]
+    t0 = time.perf_counter()
+    coll.database("learned")
+    database_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    nidx = note_index(coll, features="learned")
+    note_index_s = time.perf_counter() - t0
+    config = ShingleConfig(**LEARNED_THEME_CONFIG)
+    t0 = time.perf_counter()
+    sidx = ShingleIndex.open(coll, reduction="none", index="hnsw", config=config)
+    shingle_index_s = time.perf_counter() - t0
+    search_theme(coll, themes[0][0], top=10, features="learned")  # compile / warm up
+    variants: list[tuple[str, dict | None]] = [("exhaustive", None)]
+    for spec in args.learned_cascades:
+        parts = spec.split(":")
+        prop, cand = parts[0], int(parts[1])
+        if prop == "notes":
+            regions = int(parts[2]) if len(parts) > 2 else 3
+            shifts = parts[3] if len(parts) > 3 else "proposed"
+            name = f"notes-{cand}x{regions}{'-all-keys' if shifts == 'all' else ''}"
+            opts = {"proposal": "notes", "candidates": cand, "note_regions": regions, "dtw_shifts": shifts}
+        else:
+            name = f"index-{cand}"
+            opts = {
+                "proposal": "index",
+                "candidates": cand,
+                "regions": True,
+                "config": config,
+                "reduction": "none",
+                "proposal_tempo_factors": LEARNED_THEME_TEMPO_FACTORS,
+            }
+        variants.append((name, opts))
+    rows, tops = [], {}
+    exhaustive_top: list = []
+    for name, opts in variants:
+        if opts is not None:
+            cascade_search_theme(coll, themes[0][0], top=10, features="learned", update=False, **opts)
+        top1, rr, times, prop_ms, dtw_ms, cand, frames, recall, firsts, fallback = ([] for _ in range(10))
+        for q, (theme, rel) in enumerate(themes):
+            stats: dict = {}
+            t1 = time.perf_counter()
+            if opts is None:
+                matches = search_theme(coll, theme, top=10, per_recording=1, features="learned")
+            else:
+                matches = cascade_search_theme(
+                    coll, theme, top=10, per_recording=1, features="learned", update=False, stats=stats, **opts
+                )
+            times.append(time.perf_counter() - t1)
+            ranked = list(dict.fromkeys(m.recording_id for m in matches))
+            firsts.append(ranked[0] if ranked else None)
+            rank = next((i for i, r in enumerate(ranked, 1) if r in rel), None)
+            top1.append(rank == 1)
+            rr.append(1.0 / rank if rank else 0.0)
+            if opts is None:
+                continue
+            if stats.get("fallback"):
+                fallback.append(True)
+                recall.append(True)
+                continue
+            fallback.append(False)
+            prop_ms.append(stats["proposal_ms"])
+            dtw_ms.append(stats.get("dtw_ms", 0.0))
+            cand.append(stats.get("candidates") or 0)
+            frames.append(stats.get("frames_searched", 0) / max(stats.get("frames_total", 1), 1))
+            recall.append(exhaustive_top[q] is None or exhaustive_top[q] in stats.get("candidate_ids", ()))
+        if opts is None:
+            exhaustive_top = firsts
+        tops[name] = firsts
+        row = {
+            "method": name,
+            "Top-1": round(float(np.mean(top1)), 4),
+            "MRR": round(float(np.mean(rr)), 4),
+            "mean_ms": round(float(np.mean(times)) * 1000, 2),
+            "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
+            "proposal_ms": round(float(np.mean(prop_ms)), 2) if prop_ms else None,
+            "dtw_ms": round(float(np.mean(dtw_ms)), 2) if dtw_ms else None,
+            "recall": round(float(np.mean(recall)), 4) if recall else None,
+            "candidates": round(float(np.mean(cand)), 1) if cand else None,
+            "frames_share": round(float(np.mean(frames)), 4) if frames else 1.0,
+            "fallbacks": int(np.sum(fallback)) if fallback else 0,
+        }
+        rows.append(row)
+        print_table([row], list(row))
+        print(flush=True)
+    _compare_with_exhaustive(rows, [name for name, _ in variants], tops)
+    return {
+        **_close_with_summary(coll, args.dataset),
+        "split": args.learned_split,
+        "themes": len(themes),
+        "database_load_s": round(database_s, 2),
+        "note_index_build_s": round(note_index_s, 3),
+        "note_index_windows": len(nidx),
+        "note_index_notes": int(len(nidx.pc)),
+        "shingle_index_build_s": round(shingle_index_s, 2),
+        "shingle_index_rows": len(sidx),
+        "rows": rows,
+    }
+
+
 def run_audio_cascade(args) -> dict:
     """Audio matching: exhaustive CENS subsequence DTW vs the shingle-index cascade, same queries."""
     from mirsearch.models.embedding_training import dataset_collection
@@ -749,6 +888,7 @@ CASCADE_NOTES = (
     "loosely, so the right recording is often not proposed (session 1, chroma v1, all 316 themes: 0.269 "
     "vs 0.370)."
 )
+LEARNED_CASCADE_NOTES = "(notes to be written from the run)"
 AUDIO_CASCADE_NOTES = (
     "Chroma v2 (commit 88649a5), load average 17-18. Accuracy is kept: Top-1 0.502 / 0.490 / 0.478 with 8"
     " / 16 / 32 proposed recordings vs 0.490 exhaustive (DTW restricted to the proposed region can rank "
@@ -770,6 +910,47 @@ MISSING_NOTES = (
     "exact search) and PCA rows were measured with chroma v1 only (session 1: PCA 6 / 12 / 30 at P@1 "
     "0.137 / 0.310 / 0.471 in the notated key, below the learned embeddings at every dimension)."
 )
+
+
+def learned_cascade_section(lc: dict) -> str:
+    """Markdown of the learned-chroma theme cascade (``shingles_learned_cascade.json``)."""
+    text = (
+        f"### Cascade vs exhaustive theme search on learned chroma ({lc['split']} split: {lc['recordings']} "
+        f"recordings, {lc['hours']} h, {lc['themes']} themes)\n\n"
+        "`python benchmarks/bench_shingles.py --dataset data/bench --sections learned_cascade` "
+        f"({lc.get('machine', {}).get('date', '')}, commit {lc.get('machine', {}).get('commit', '')}, "
+        f"{_load_avg(lc)}; one thread). `exhaustive`: `search_theme(features='learned')` over every recording. "
+        "`notes-NxR`: `cascade_search_theme(features='learned', proposal='notes')`: the note index "
+        "(`NoteIndex`: learned chroma -> pitch-class notes, keys of 3 consecutive intervals plus the keys "
+        "that skip one note) proposes N recordings with their R best regions and the transposition found; "
+        "the exhaustive search's subsequence DTW then runs in those regions (+-1 theme length) at that "
+        "transposition only (`-all-keys`: in all 12). `index-N`: proposals from an HNSW index of learned-CENS "
+        "theme shingles (3 s of 2 Hz CENS, window 21, 72 dims; theme at tempo factors 0.8 / 1 / 1.25 x 12 "
+        "transpositions, k = 32), best region per recording. `proposal ms` / `DTW ms`: the two stages per "
+        "query; `recall`: share of queries whose exhaustive top-1 recording is among the candidates; Top-1 / "
+        "MRR at recording level over the top-10 list. Index builds (once per collection, memoised): note "
+        f"index {lc['note_index_build_s']} s ({lc['note_index_notes']} notes, {lc['note_index_windows']} keys), "
+        f"shingle index {lc['shingle_index_build_s']} s ({lc['shingle_index_rows']} shingles); loading the "
+        f"learned database {lc['database_load_s']} s."
+    )
+    table = _md_table(
+        lc["rows"],
+        [
+            ("method", "method"),
+            ("Top-1", "Top-1"),
+            ("MRR", "MRR"),
+            ("mean_ms", "mean ms"),
+            ("p95_ms", "p95 ms"),
+            ("proposal_ms", "proposal ms"),
+            ("dtw_ms", "DTW ms"),
+            ("speedup", "speed-up"),
+            ("recall", "recall"),
+            ("candidates", "candidates"),
+            ("frames_share", "frames in DTW"),
+            ("same_top1_as_exhaustive", "same top-1"),
+        ],
+    )
+    return f"{text}\n\n{table}\n\n{LEARNED_CASCADE_NOTES}"
 
 
 def _load_avg(r: dict) -> str:
@@ -988,6 +1169,9 @@ def docs_section() -> str:
             )
         )
         parts.append(CASCADE_NOTES)
+    lc = _load("learned_cascade")
+    if lc:
+        parts.append(learned_cascade_section(lc))
     a = _load("audio_cascade")
     if a:
         parts.append(
@@ -1069,6 +1253,12 @@ def main() -> None:
         "--protocol-configs", default="41/10/20,21/5/20", help="CENS window/downsample/length of the protocol section"
     )
     ap.add_argument("--theme-limit", type=int, default=0)
+    ap.add_argument("--learned-split", default="test", help="split of the learned_cascade section")
+    ap.add_argument(
+        "--learned-cascades",
+        default="notes:8:3,notes:16:3,notes:32:3,notes:64:1,notes:64:3,notes:64:3:all,notes:128:3,index:32,index:64",
+        help="learned_cascade variants: notes:candidates[:regions[:proposed|all]] or index:candidates",
+    )
     ap.add_argument("--audio-candidates", default="8,16,32", help="candidates of the audio cascade variants")
     ap.add_argument(
         "--cascades",
@@ -1092,6 +1282,7 @@ def main() -> None:
     args.reductions = [r for r in args.reductions.split(",") if r] if args.reductions else None
     args.efs = [int(x) for x in args.efs.split(",") if x]
     args.audio_candidates = [int(x) for x in args.audio_candidates.split(",") if x]
+    args.learned_cascades = [x for x in args.learned_cascades.split(",") if x]
     args.cascades = [
         (p, int(c), bool(int(r)), int(f)) for p, c, r, f in (x.split(":") for x in args.cascades.split(","))
     ]
@@ -1108,6 +1299,7 @@ def main() -> None:
             "scale": run_scale,
             "cascade": run_cascade,
             "audio_cascade": run_audio_cascade,
+            "learned_cascade": run_learned_cascade,
         }
         payload = runs[section](args)
         payload["seconds"] = round(time.perf_counter() - t0, 1)

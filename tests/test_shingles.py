@@ -506,17 +506,23 @@ def test_note_index_finds_transposed_theme_with_an_inserted_note(rng):
         index.propose(theme, candidates=0)
 
 
-def test_notes_cascade_matches_exhaustive_learned_search(renderings, tmp_path):
+@pytest.fixture(scope="module")
+def learned_collection(renderings, tmp_path_factory):
+    """Chorales a, b, c and a at 1.4x speed with learned chroma (the packaged model)."""
+    root = tmp_path_factory.mktemp("learned") / "learned.mirs"
+    with Collection.create(root, features=["learned"]) as coll:
+        coll.add([str(renderings[k].path) for k in ("a", "b", "c", "a_fast")])
+    return root
+
+
+def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, renderings):
     from mirsearch.search.shingles import cascade_search_theme
     from mirsearch.search.theme import search_theme
 
     from conftest import theme_of
 
-    root = tmp_path / "learned.mirs"
-    with Collection.create(root, features=["learned"]) as coll:
-        coll.add([str(renderings[k].path) for k in ("a", "b", "c", "a_fast")])
     theme, (t0, _t1) = theme_of(renderings["b"], 0, 10)
-    with Collection.open(root, readonly=True) as coll:
+    with Collection.open(learned_collection, readonly=True) as coll:
         full = search_theme(coll, theme, top=3, per_recording=1, features="learned")
         stats = {}
         options = {"features": "learned", "proposal": "notes", "candidates": 2, "note_regions": 1, "margin": 0.5}
@@ -535,3 +541,19 @@ def test_notes_cascade_matches_exhaustive_learned_search(renderings, tmp_path):
         for bad in ({"dtw_shifts": "some"}, {"tolerance": -1}, {"ngram": 0}, {"margin": -1.0}, {"proposal": "x"}):
             with pytest.raises(ParameterError):
                 cascade_search_theme(coll, theme, features="learned", **{"proposal": "notes", **bad})
+
+
+def test_search_cli_cascade_option(learned_collection, renderings, capsys):
+    from mirsearch.cli.main import main
+
+    from conftest import theme_of
+
+    theme, _ = theme_of(renderings["b"], 0, 10)
+    notes = " ".join(f"{'C C# D D# E F F# G G# A A# B'.split()[n.pitch % 12]}{n.pitch // 12 - 1}" for n in theme.notes)
+    base = ["search", "-c", str(learned_collection), "--theme", notes, "--features", "learned", "--top", "2", "--json"]
+    assert main(base) == 0
+    full = json.loads(capsys.readouterr().out)["matches"]
+    assert main([*base, "--cascade", "notes", "--candidates", "2"]) == 0
+    cascade = json.loads(capsys.readouterr().out)["matches"]
+    assert cascade[0]["recording"] == full[0]["recording"] and cascade[0]["start"] == full[0]["start"]
+    assert main([*base, "--cascade", "notes", "--candidates", "0"]) != 0

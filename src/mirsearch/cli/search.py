@@ -47,6 +47,14 @@ def register(sub) -> None:
         default="exhaustive",
         help="audio search: exhaustive CENS matching (default) or the shingle index (built on first use)",
     )
+    p.add_argument(
+        "--cascade",
+        choices=["notes", "coarse"],
+        help="theme search in two stages: an index proposes candidate regions, DTW re-ranks them "
+        "(notes: note index of learned chroma, use with --features learned; coarse: DTW at a third of the "
+        "frame rate); default: exhaustive DTW",
+    )
+    p.add_argument("--candidates", type=int, help="recordings proposed by --cascade (default 64 notes, 32 coarse)")
     p.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
     p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (audio search)")
     p.set_defaults(func=run)
@@ -81,15 +89,22 @@ def run(args: argparse.Namespace) -> int:
                 theme = parse_note_string(args.theme)
             else:
                 theme = load_theme(args.theme_file, part=args.part)
-            matches = coll.search_theme(
-                theme,
-                top=args.top,
-                per_recording=args.per_recording,
-                features=args.features,
-                tempo_bpm=args.tempo,
-                tempo_factors=factors,
-                transpositions=[0] if args.no_transpose else range(12),
-            )
+            options = {
+                "top": args.top,
+                "per_recording": args.per_recording,
+                "features": args.features,
+                "tempo_bpm": args.tempo,
+                "tempo_factors": factors,
+                "transpositions": [0] if args.no_transpose else range(12),
+            }
+            if args.cascade:
+                from mirsearch.search.shingles import cascade_search_theme
+
+                matches = cascade_search_theme(
+                    coll, theme, proposal=args.cascade, candidates=args.candidates, **options
+                )
+            else:
+                matches = coll.search_theme(theme, **options)
     rows = [m.to_dict() for m in matches]
     if args.json:
         print_json({"matches": rows})

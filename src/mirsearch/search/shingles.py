@@ -1283,6 +1283,8 @@ def cascade_search_theme(
     Y, offsets, recs, rate = collection.database(features)
     span_shifts = None
     if proposal == "notes":
+        if features != "learned":
+            log.warning("proposal='notes' expects learned chroma (near one-hot frames), got features=%r", features)
         nidx = note_index(collection, features=features, n=ngram, skips=skips)
         qpc = theme_pitch_classes(theme)
         if len(qpc) <= nidx.n:
