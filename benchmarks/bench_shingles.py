@@ -656,8 +656,12 @@ def run_learned_cascade(args) -> dict:
         if prop == "notes":
             regions = int(parts[2]) if len(parts) > 2 else 3
             shifts = parts[3] if len(parts) > 3 else "proposed"
+            bound = float(parts[4]) if len(parts) > 4 else None  # None: the default fallback cost
             name = f"notes-{cand}x{regions}{'-all-keys' if shifts == 'all' else ''}"
+            name += "" if bound is None else ("-no-fallback" if np.isinf(bound) else f"-fallback{bound:g}")
             opts = {"proposal": "notes", "candidates": cand, "note_regions": regions, "dtw_shifts": shifts}
+            if bound is not None:
+                opts["fallback_cost"] = bound
         else:
             name = f"index-{cand}"
             opts = {
@@ -675,6 +679,7 @@ def run_learned_cascade(args) -> dict:
         if opts is not None:
             cascade_search_theme(coll, themes[0][0], top=10, features="learned", update=False, **opts)
         top1, rr, times, prop_ms, dtw_ms, cand, frames, recall, firsts, fallback = ([] for _ in range(10))
+        fast_times = []
         for q, (theme, rel) in enumerate(themes):
             stats: dict = {}
             t1 = time.perf_counter()
@@ -692,16 +697,18 @@ def run_learned_cascade(args) -> dict:
             rr.append(1.0 / rank if rank else 0.0)
             if opts is None:
                 continue
-            if stats.get("fallback"):
-                fallback.append(True)
+            fallback.append(bool(stats.get("fallback")))
+            if stats.get("fallback") is True:  # too short to propose for: the exhaustive search ran
                 recall.append(True)
                 continue
-            fallback.append(False)
             prop_ms.append(stats["proposal_ms"])
             dtw_ms.append(stats.get("dtw_ms", 0.0))
             cand.append(stats.get("candidates") or 0)
             frames.append(stats.get("frames_searched", 0) / max(stats.get("frames_total", 1), 1))
-            recall.append(exhaustive_top[q] is None or exhaustive_top[q] in stats.get("candidate_ids", ()))
+            proposed = stats.get("proposed_ids", stats.get("candidate_ids", ()))
+            recall.append(exhaustive_top[q] is None or exhaustive_top[q] in proposed)
+            if not stats.get("fallback"):
+                fast_times.append(times[-1])
         if opts is None:
             exhaustive_top = firsts
         tops[name] = firsts
@@ -710,13 +717,16 @@ def run_learned_cascade(args) -> dict:
             "Top-1": round(float(np.mean(top1)), 4),
             "MRR": round(float(np.mean(rr)), 4),
             "mean_ms": round(float(np.mean(times)) * 1000, 2),
+            "median_ms": round(float(np.median(times)) * 1000, 2),
             "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
             "proposal_ms": round(float(np.mean(prop_ms)), 2) if prop_ms else None,
             "dtw_ms": round(float(np.mean(dtw_ms)), 2) if dtw_ms else None,
+            "no_fallback_ms": round(float(np.mean(fast_times)) * 1000, 2) if fast_times else None,
             "recall": round(float(np.mean(recall)), 4) if recall else None,
             "candidates": round(float(np.mean(cand)), 1) if cand else None,
             "frames_share": round(float(np.mean(frames)), 4) if frames else 1.0,
             "fallbacks": int(np.sum(fallback)) if fallback else 0,
+            "fallback_share": round(float(np.mean(fallback)), 4) if fallback else 0.0,
         }
         rows.append(row)
         print_table([row], list(row))
@@ -1256,8 +1266,10 @@ def main() -> None:
     ap.add_argument("--learned-split", default="test", help="split of the learned_cascade section")
     ap.add_argument(
         "--learned-cascades",
-        default="notes:8:3,notes:16:3,notes:32:3,notes:64:1,notes:64:3,notes:64:3:all,notes:128:3,index:32,index:64",
-        help="learned_cascade variants: notes:candidates[:regions[:proposed|all]] or index:candidates",
+        default="notes:32:3,notes:16:3,notes:64:3,notes:8:3:proposed:inf,notes:16:3:proposed:inf,"
+        "notes:32:3:proposed:inf,notes:64:3:proposed:inf,notes:128:3:proposed:inf,notes:32:1:proposed:inf,index:32",
+        help="learned_cascade variants: notes:candidates[:regions[:proposed|all[:fallback_cost]]] or "
+        "index:candidates (fallback_cost inf: never fall back; default: the library's)",
     )
     ap.add_argument("--audio-candidates", default="8,16,32", help="candidates of the audio cascade variants")
     ap.add_argument(

@@ -535,10 +535,15 @@ def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, ren
         assert cascade[0].cost == pytest.approx(full[0].cost, abs=1e-6)
         every = cascade_search_theme(coll, theme, top=1, features="learned", proposal="notes", dtw_shifts="all")
         assert every[0].recording_id == full[0].recording_id
+        stats = {}  # a cost bound no match meets: the exhaustive search answers
+        bounded = cascade_search_theme(coll, theme, top=3, per_recording=1, fallback_cost=0.0, stats=stats, **options)
+        assert stats["fallback"] == "cost" and stats["candidates"] == len(coll.recordings())
+        assert [(m.recording_id, m.start, m.cost) for m in bounded] == [(m.recording_id, m.start, m.cost) for m in full]
         stats = {}  # three pitch changes are too few for 3-interval keys: exhaustive search
         short = cascade_search_theme(coll, "C D E", top=1, features="learned", proposal="notes", stats=stats)
         assert stats["fallback"] and len(short) == 1
-        for bad in ({"dtw_shifts": "some"}, {"tolerance": -1}, {"ngram": 0}, {"margin": -1.0}, {"proposal": "x"}):
+        bad_options = ({"dtw_shifts": "some"}, {"tolerance": -1}, {"ngram": 0}, {"margin": -1.0}, {"proposal": "x"})
+        for bad in (*bad_options, {"fallback_cost": -0.1}):
             with pytest.raises(ParameterError):
                 cascade_search_theme(coll, theme, features="learned", **{"proposal": "notes", **bad})
 

@@ -54,7 +54,7 @@ def register(sub) -> None:
         "(notes: note index of learned chroma, use with --features learned; coarse: DTW at a third of the "
         "frame rate); default: exhaustive DTW",
     )
-    p.add_argument("--candidates", type=int, help="recordings proposed by --cascade (default 64 notes, 32 coarse)")
+    p.add_argument("--candidates", type=int, help="recordings proposed by --cascade (default 32)")
     p.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
     p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (audio search)")
     p.set_defaults(func=run)
@@ -100,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
             if args.cascade:
                 from mirsearch.search.shingles import cascade_search_theme
 
-                matches = cascade_search_theme(
-                    coll, theme, proposal=args.cascade, candidates=args.candidates, **options
-                )
+                if args.candidates is not None:
+                    options["candidates"] = args.candidates
+                matches = cascade_search_theme(coll, theme, proposal=args.cascade, **options)
             else:
                 matches = coll.search_theme(theme, **options)
     rows = [m.to_dict() for m in matches]

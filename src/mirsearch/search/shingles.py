@@ -891,6 +891,8 @@ NOTE_THRESHOLD = 0.8
 NOTE_MIN_FRAMES = 2
 #: pitch-class intervals per index key (4 notes)
 NOTE_NGRAM = 3
+#: the notes cascade runs the exhaustive search when its best candidate costs more (learned chroma)
+NOTE_FALLBACK_COST = 0.1
 
 
 def chroma_notes(
@@ -998,6 +1000,7 @@ class NoteProposal:
     last_note: int
     transposition: int
     votes: int
+    score: float = 0.0
 
 
 class NoteIndex:
@@ -1068,7 +1071,13 @@ class NoteIndex:
         return len(self.keys)
 
     def propose(
-        self, qpc: np.ndarray, *, candidates: int = 32, per_recording: int = 1, tolerance: int = 2
+        self,
+        qpc: np.ndarray,
+        *,
+        candidates: int = 32,
+        per_recording: int = 1,
+        tolerance: int = 2,
+        weighting: str = "idf",
     ) -> list[NoteProposal]:
         """Best occurrences of a query's pitch-class sequence, most votes first.
 
@@ -1082,6 +1091,9 @@ class NoteIndex:
         tolerance : int >= 0
             Hits whose implied start notes differ by at most this many notes vote together (absorbs
             notes the chroma missed or added).
+        weighting : {"idf", "count"}
+            Rank clusters by the summed rarity ``log((1 + n_keys) / (1 + postings))`` of their distinct
+            query windows (``"idf"``), or by the number of windows (``"count"``).
 
         Returns
         -------
@@ -1092,6 +1104,8 @@ class NoteIndex:
             ``per_recording`` best clusters (notes from the first to the last implied start, widened by
             the query length and ``tolerance``). Empty when no window hits.
         """
+        if weighting not in ("idf", "count"):
+            raise ParameterError(f"weighting={weighting!r} must be 'idf' or 'count'")
         if candidates < 1 or per_recording < 1 or tolerance < 0:
             raise ParameterError(
                 f"candidates={candidates}, per_recording={per_recording} must be >= 1, tolerance={tolerance} >= 0"
@@ -1107,6 +1121,9 @@ class NoteIndex:
         sizes = hi - lo
         if sizes.sum() == 0:
             return []
+        # rarity of each query key: a window that matches everywhere (a scale step) says little
+        idf = np.log((1.0 + len(self.keys)) / (1.0 + sizes))
+        w = np.repeat(idf, sizes)
         j = np.repeat(qj, sizes)
         g = self.postings[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
         rec = self.note_rec[g]
@@ -1115,13 +1132,18 @@ class NoteIndex:
         # clusters: hits of one (recording, shift) whose implied start notes chain within the tolerance
         group = rec * 12 + shift
         order = np.lexsort((origin, group))
-        group, origin, j, rec, shift = group[order], origin[order], j[order], rec[order], shift[order]
+        group, origin, j, rec, shift, w = group[order], origin[order], j[order], rec[order], shift[order], w[order]
         new = np.r_[True, (group[1:] != group[:-1]) | (origin[1:] - origin[:-1] > tolerance)]
         cluster = np.cumsum(new) - 1
         n_clusters = int(cluster[-1]) + 1
-        # votes: distinct query windows (first notes) per cluster
-        pairs = np.unique(cluster * (len(qpc) + 1) + j)
-        votes = np.bincount(pairs // (len(qpc) + 1), minlength=n_clusters)
+        # votes: distinct query windows (first notes) per cluster; score: their summed (largest) rarity
+        pair = cluster * (len(qpc) + 1) + j
+        o2 = np.lexsort((-w, pair))
+        pair, w2 = pair[o2], w[o2]
+        once = np.r_[True, pair[1:] != pair[:-1]]
+        votes = np.bincount(pair[once] // (len(qpc) + 1), minlength=n_clusters)
+        score = np.bincount(pair[once] // (len(qpc) + 1), weights=w2[once], minlength=n_clusters)
+        rank_by = score if weighting == "idf" else votes.astype(np.float64)
         first_hit = np.flatnonzero(new)
         c_rec, c_shift = rec[first_hit], shift[first_hit]
         c_lo = origin[first_hit]
@@ -1129,7 +1151,7 @@ class NoteIndex:
         total = np.bincount(rec, minlength=len(self.note_offsets) - 1)
         m = len(qpc)
         picked: dict[int, list[NoteProposal]] = {}
-        for c in np.lexsort((-total[c_rec], -votes)):
+        for c in np.lexsort((-total[c_rec], -votes, -rank_by)):
             r = int(c_rec[c])
             props = picked.get(r)
             if props is None:
@@ -1140,7 +1162,7 @@ class NoteIndex:
                 continue
             first = max(int(c_lo[c]) - tolerance, int(self.note_offsets[r]))
             last = min(int(c_hi[c]) + m - 1 + tolerance, int(self.note_offsets[r + 1]) - 1)
-            props.append(NoteProposal(r, first, max(first, last), int(c_shift[c]), int(votes[c])))
+            props.append(NoteProposal(r, first, max(first, last), int(c_shift[c]), int(votes[c]), float(rank_by[c])))
         return [p for ps in picked.values() for p in ps]
 
 
@@ -1173,7 +1195,7 @@ def cascade_search_theme(
     part: str | int | None = None,
     max_cost: float = np.inf,
     proposal: str = "coarse",
-    candidates: int | None = None,
+    candidates: int = 32,
     regions: bool | None = None,
     margin: float = 1.0,
     coarse_factor: int = 3,
@@ -1182,6 +1204,7 @@ def cascade_search_theme(
     note_regions: int = 3,
     skips: bool = True,
     dtw_shifts: str = "proposed",
+    fallback_cost: float | None = None,
     k: int = 32,
     proposal_tempo_factors: Sequence[float] = THEME_TEMPO_FACTORS,
     index: str = "hnsw",
@@ -1228,8 +1251,8 @@ def cascade_search_theme(
     collection, theme, top, per_recording, features, tempo_bpm, tempo_factors, transpositions, part, max_cost
         As in :func:`mirsearch.search.theme.search_theme`.
     proposal : {"coarse", "index", "notes"}
-    candidates : int >= 1, optional
-        Recordings passed to the DTW stage (default 64 for ``"notes"``, 32 otherwise).
+    candidates : int >= 1
+        Recordings passed to the DTW stage.
     regions : bool, optional
         Restrict DTW to the proposed region(s) of each candidate (faster; whole recordings otherwise).
         Default: True for ``"notes"``, False otherwise.
@@ -1242,11 +1265,19 @@ def cascade_search_theme(
         regions per recording, keys that skip one note.
     dtw_shifts : {"proposed", "all"}
         Stage-2 transpositions of a ``"notes"`` region: the one(s) proposed, or all ``transpositions``.
+    fallback_cost : float, optional
+        When the best match among the candidates costs more than this (or there is none), the theme was
+        probably not proposed: run the exhaustive search instead (``stats["fallback"] = "cost"``). None:
+        never (``np.inf`` for ``"notes"``). Default None, except :data:`NOTE_FALLBACK_COST` (0.1) for
+        ``"notes"``: chosen on the validation split, where with 32 candidates x 3 regions 8 % of the themes
+        fall back and every top match equals the exhaustive search's.
     k, proposal_tempo_factors, index, reduction, dim, config, params, update
         The shingle-index proposal (:meth:`ShingleIndex.open`; default HNSW over raw 72-dim shingles).
     stats : dict, optional
-        Filled with ``candidates`` (number of recordings), ``candidate_ids`` (their ids), ``proposal_ms``,
-        ``dtw_ms``, ``frames_searched``, ``frames_total``, ``fallback``.
+        Filled with ``candidates`` (number of recordings searched), ``candidate_ids`` (their ids),
+        ``proposed_ids`` (the recordings stage 1 proposed), ``proposal_ms``,
+        ``dtw_ms``, ``frames_searched``, ``frames_total``, ``fallback`` (False, True for a theme too short
+        to propose for, ``"cost"`` after ``fallback_cost``; then also ``exhaustive_ms``).
 
     Returns
     -------
@@ -1257,8 +1288,8 @@ def cascade_search_theme(
     from mirsearch.scores import read_theme
     from mirsearch.search.theme import QUERY_HARMONIC_DECAY, search_theme, theme_query
 
-    if candidates is None:
-        candidates = 64 if proposal == "notes" else 32
+    if fallback_cost is None and proposal == "notes":
+        fallback_cost = NOTE_FALLBACK_COST
     if top < 1 or per_recording < 1 or candidates < 1:
         raise ParameterError(f"top={top}, per_recording={per_recording} and candidates={candidates} must be >= 1")
     if proposal not in ("coarse", "index", "notes"):
@@ -1269,6 +1300,8 @@ def cascade_search_theme(
         raise ParameterError(f"ngram={ngram}, note_regions={note_regions} must be >= 1, tolerance={tolerance} >= 0")
     if regions is None:
         regions = proposal == "notes"
+    if fallback_cost is not None and not fallback_cost >= 0:
+        raise ParameterError(f"fallback_cost={fallback_cost} must be >= 0")
     if margin < 0:
         raise ParameterError(f"margin={margin} must be >= 0")
     if coarse_factor < 2:
@@ -1376,8 +1409,37 @@ def cascade_search_theme(
             else:
                 spans.append((i, 0, n))
     t1 = time.perf_counter()
+
+    def exhaustive(reason: str, dtw_ms: float) -> list[Match]:
+        found = search_theme(
+            collection,
+            theme,
+            top=top,
+            per_recording=per_recording,
+            features=features,
+            tempo_bpm=tempo_bpm,
+            tempo_factors=tempo_factors,
+            transpositions=shifts,
+            max_cost=max_cost,
+        )
+        stats.update(
+            fallback=reason,
+            candidates=len(recs),
+            candidate_ids=[r.id for r in recs],
+            proposed_ids=sorted({recs[s[0]].id for s in spans}),
+            proposal_ms=(t1 - t0) * 1000,
+            dtw_ms=dtw_ms,
+            exhaustive_ms=(time.perf_counter() - t_fb) * 1000,
+            frames_searched=int(offsets[-1]),
+            frames_total=int(offsets[-1]),
+        )
+        return found
+
     if span_shifts is None:
         spans = [s for s in _merge_spans(spans) if s[2] > s[1]]
+    if not spans and fallback_cost is not None:
+        t_fb = time.perf_counter()
+        return exhaustive("cost", 0.0)
     if not spans:
         stats.update(fallback=False, candidates=0, proposal_ms=(t1 - t0) * 1000, dtw_ms=0.0, frames_searched=0)
         return []
@@ -1396,10 +1458,15 @@ def cascade_search_theme(
         spans, cost, start, shift, factor, sub_off, recs, rate, per_recording=per_recording, max_cost=max_cost
     )
     t2 = time.perf_counter()
+    if fallback_cost is not None and (not matches or matches[0].cost > fallback_cost):
+        log.info("%s: best candidate cost above %g: exhaustive search", theme.name, fallback_cost)
+        t_fb = time.perf_counter()
+        return exhaustive("cost", (t_fb - t1) * 1000)
     stats.update(
         fallback=False,
         candidates=len({s[0] for s in spans}),
         candidate_ids=sorted({recs[s[0]].id for s in spans}),
+        proposed_ids=sorted({recs[s[0]].id for s in spans}),
         proposal_ms=(t1 - t0) * 1000,
         dtw_ms=(t2 - t1) * 1000,
         frames_searched=int(sub_off[-1]),
@@ -1561,6 +1628,7 @@ def cascade_search_audio(
 
 
 __all__ = [
+    "NOTE_FALLBACK_COST",
     "NOTE_MIN_FRAMES",
     "NOTE_NGRAM",
     "NOTE_THRESHOLD",
