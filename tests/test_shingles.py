@@ -181,6 +181,19 @@ def test_index_save_load_round_trip(kind, tmp_path, rng):
         load_index(tmp_path / kind)
 
 
+def test_hnsw_defaults_depend_on_dimension(rng):
+    from mirsearch.collection.ann import HNSW_DEFAULTS, make_index
+
+    low, high = make_index("hnsw", 12), make_index("hnsw", 240)
+    assert (low.params["M"], low.params["ef_construction"], low.params["ef"]) == HNSW_DEFAULTS["low"] == (8, 64, 16)
+    assert (high.params["M"], high.params["ef_construction"], high.params["ef"]) == HNSW_DEFAULTS["high"]
+    assert make_index("hnsw", 12, M=24).params["M"] == 24
+    # a search for more neighbours than ef still returns k of them
+    index = build_index("hnsw", rng.standard_normal((500, 12)).astype(np.float32))
+    _, labels = index.search(rng.standard_normal((3, 12)).astype(np.float32), k=40)
+    assert labels.shape == (3, 40) and (labels >= 0).all()
+
+
 def test_index_rejects_bad_input(rng):
     index = build_index("exact", rng.standard_normal((10, 4)).astype(np.float32))
     with pytest.raises(ParameterError):

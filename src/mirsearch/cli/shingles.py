@@ -3,7 +3,7 @@
 ::
 
     mirsearch shingles build  -c C [--reduction embedding|pca|none|BUNDLE] [--dim 12] [--index hnsw|kdtree|exact]
-                                   [--M 16] [--ef-construction 200] [--ef 64] [--rebuild]
+                                   [--M 8] [--ef-construction 64] [--ef 16] [--rebuild]
     mirsearch shingles search -c C --audio X [--index hnsw] [--reduction embedding --dim 12] [--top 10]
                                    [--k 64] [--tempo-factors 0.8,...,1.25] [--all-keys] [--cascade] [--json]
     mirsearch shingles train  --dataset data/bench --dim 12 [--resume] ...   (same as 'mirsearch train embedding')
@@ -27,9 +27,9 @@ def _index_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dim", type=int, default=12, help="dimension of pca / the shipped embedding (default 12)")
     p.add_argument("--index", choices=("hnsw", "kdtree", "exact"), default="hnsw", help="nearest-neighbour index")
-    p.add_argument("--M", type=int, default=None, help="HNSW links per node (build; default 16)")
-    p.add_argument("--ef-construction", type=int, default=None, help="HNSW build candidate list (default 200)")
-    p.add_argument("--ef", type=int, default=None, help="HNSW search candidate list (default 64)")
+    p.add_argument("--M", type=int, default=None, help="HNSW links per node (build; default 8, 16 above 32 dims)")
+    p.add_argument("--ef-construction", type=int, default=None, help="HNSW build list (default 64, 200 above 32 dims)")
+    p.add_argument("--ef", type=int, default=None, help="HNSW search list (default 16, 64 above 32 dims)")
     p.add_argument("--threads", type=int, default=1, help="threads for reduction and index build (default 1)")
 
 
