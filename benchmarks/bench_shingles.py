@@ -860,18 +860,21 @@ PROTOCOL_NOTES = (
     "match other chorales' progressions."
 )
 RETRIEVAL_NOTES = (
-    "All rows: chroma v2 (commit 88649a5). Exact and HNSW search give the same P@1 to three decimals (raw"
-    " 240 dims above; session 1 showed the same for every reduction, KD-tree included): the index is not "
-    "what limits accuracy, so the learned rows were run with HNSW only (`--kinds hnsw --reductions "
-    "embedding12,embedding30,embedding6 --name retrieval_more`). On the test split the gap has the causes"
-    " found on the validation split: the original-key protocol lifts the 240-dim P@1 from 0.529 to 0.799,"
-    " and the rest is the data (2 relevant versions per query, chorale families, tempo ratios up to 2x). "
-    "Scored as the reference scores (20 s queries, nearest shingle), the test split gives 0.698 at 240 "
-    "dims and 0.509 at 12: our region vote over a 25 s query is 10 / 23 points better. The learned 30-dim"
-    " embedding matches or beats the raw 240 dims (0.805 vs 0.799 original key; 0.792 vs 0.773 in all 12 "
-    "keys), as in the reference, but 12 and 6 dims lose much more than there (0.740 and 0.432 vs 0.799; "
-    "reference: 0.964 and 0.890 of 0.996). The embeddings were trained on 151 works with chroma v1 (train"
-    " accuracy 0.98, validation top-1 0.90: they overfit) and not retrained for chroma v2."
+    "All rows: chroma v2 (commit 88649a5). Exact, KD-tree and HNSW search give the same P@1 for every reduction "
+    "(MAP within 0.001): the index is not what limits accuracy (the `all 12` rows of the learned embeddings were "
+    "run with HNSW only, `--kinds hnsw --reductions embedding12,embedding30,embedding6 --name retrieval_more`). "
+    "Per lookup the KD-tree beats brute force at 6 dims (0.03-0.04 ms vs 0.13-0.14 ms), is mixed at 12 (PCA 0.09 "
+    "vs 0.13 ms, embedding 0.30 vs 0.20 ms) and slower at 30 (0.37-0.94 vs 0.20 ms); HNSW takes 0.02-0.05 ms at "
+    "6-30 dims. PCA stays well below the learned embeddings at 6 and 12 dims (P@1 0.129 / 0.259 vs 0.286 / 0.490; "
+    "original key 0.195 / 0.391 vs 0.432 / 0.740) and below them at 30 dims (0.455 vs 0.533), as with chroma v1 "
+    "in session 1. On the test split the gap has the causes found on the validation split: the original-key "
+    "protocol lifts the 240-dim P@1 from 0.529 to 0.799, and the rest is the data (2 relevant versions per query, "
+    "chorale families, tempo ratios up to 2x). Scored as the reference scores (20 s queries, nearest shingle), "
+    "the test split gives 0.698 at 240 dims and 0.509 at 12: our region vote over a 25 s query is 10 / 23 points "
+    "better. The learned 30-dim embedding matches or beats the raw 240 dims (0.805 vs 0.799 original key; 0.792 "
+    "vs 0.773 in all 12 keys), as in the reference, but 12 and 6 dims lose much more than there (0.740 and 0.432 "
+    "vs 0.799; reference: 0.964 and 0.890 of 0.996). The embeddings were trained on 151 works with chroma v1 "
+    "(train accuracy 0.98, validation top-1 0.90: they overfit) and not retrained for chroma v2."
 )
 SCALE_NOTES = (
     "**HNSW target met:** with M = 8, ef_construction = 64 and ef = 16 a query takes 0.087 ms (wall "
@@ -947,17 +950,15 @@ MISSING_NOTES = (
     "retrain them on chroma v2 with more works (the train split has 151), try 2 Hz / 10 s shingles (+1.6 "
     "points at 240 dims on validation with chroma v1), and a benchmark with more versions per work. (2) "
     "HNSW defaults: since commit 6f17742 an index of up to 32 dimensions is built with M 8 / "
-    "ef_construction 64 / ef 16 (the scale setting above); the retrieval rows were built with the former "
-    "M 16 / 200 and were not re-run. (3) A theme cascade that costs milliseconds without loss: on learned "
+    "ef_construction 64 / ef 16 (the scale setting above; the PCA rows of the retrieval table were built "
+    "with it and match exact search); the raw 240-dim and embedding HNSW rows were built with the former "
+    "M 16 / 200 and not rebuilt; for more than 32 dims the defaults stay M 16 / 200 / 64 (M 8 unmeasured "
+    "there). (3) A theme cascade that costs milliseconds without loss: on learned "
     "chroma the note-index cascade answers in 16 ms median (65 ms mean) but loses 5 of 316 test themes; "
     "lossless in Top-1 only with 128 candidates (half of this collection). Next: a proposal that survives "
     "transcription errors of inner voices (top-2 pitch classes per frame, or an alignment of note sequences), "
     "and a larger collection to see how the candidates needed grow. With standard chroma the theme cascade "
-    "keeps Top-1 but is 1.8x faster, and the audio cascade keeps accuracy but is not faster on 7 h. (4) With "
-    "chroma v2 "
-    "the retrieval table has raw 240 dims and the learned embeddings only; KD-tree (exact, same P@1 as "
-    "exact search) and PCA rows were measured with chroma v1 only (session 1: PCA 6 / 12 / 30 at P@1 "
-    "0.137 / 0.310 / 0.471 in the notated key, below the learned embeddings at every dimension)."
+    "keeps Top-1 but is 1.8x faster, and the audio cascade keeps accuracy but is not faster on 7 h."
 )
 
 
@@ -1039,14 +1040,30 @@ def _load_avg(r: dict) -> str:
     return f"load average {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} (1 / 5 / 15 min) at the start" if la else ""
 
 
-def _merged(name: str, key) -> dict | None:
-    """A result file, with the rows of ``<name>_more`` (a later partial run) replacing equal keys."""
+def _merged(name: str, key, suffixes: tuple[str, ...] = ("_more",)) -> dict | None:
+    """A result file, with the rows of ``<name><suffix>`` (later partial runs, in order) replacing equal keys."""
     r = _load(name)
-    more = _load(f"{name}_more")
-    if r and more and more.get("queries") == r.get("queries"):
-        redone = {key(row) for row in more["rows"]}
-        r = {**r, "rows": [row for row in r["rows"] if key(row) not in redone] + more["rows"]}
+    for suffix in suffixes:
+        more = _load(f"{name}{suffix}")
+        if r and more and more.get("queries") == r.get("queries"):
+            redone = {key(row) for row in more["rows"]}
+            r = {**r, "rows": [row for row in r["rows"] if key(row) not in redone] + more["rows"]}
     return r
+
+
+#: display order of the retrieval rows
+_REDUCTION_ORDER = ("none240", "pca6", "pca12", "pca30", "embedding6", "embedding12", "embedding30")
+_KIND_ORDER = ("exact", "kdtree", "hnsw")
+
+
+def _retrieval_order(row: dict) -> tuple:
+    red = row["reduction"]
+    return (
+        _REDUCTION_ORDER.index(red) if red in _REDUCTION_ORDER else len(_REDUCTION_ORDER),
+        red,
+        _KIND_ORDER.index(row["index"]) if row["index"] in _KIND_ORDER else 9,
+        row["keys"] != "same",
+    )
 
 
 def docs_section() -> str:
@@ -1092,9 +1109,10 @@ def docs_section() -> str:
         )
         parts.append(PROTOCOL_NOTES)
     key = lambda row: (row["reduction"], row["index"], row["keys"])  # noqa: E731
-    r = _merged("retrieval", key)
+    r = _merged("retrieval", key, ("_more", "_pca_kdtree"))
     ref = _merged("retrieval_ref", key)
     if r:
+        r = {**r, "rows": sorted(r["rows"], key=_retrieval_order)}
         lk = r["lookups_per_query"]
         parts.append(
             f"### Cross-version retrieval (test split: {r['recordings']} recordings, {r['hours']} h, "
@@ -1176,6 +1194,19 @@ def docs_section() -> str:
                 ],
             )
         )
+        pk = _load("retrieval_pca_kdtree")
+        if pk:
+            parts.append(
+                "PCA and KD-tree rows, and the `same`-key rows of the learned embeddings: `python "
+                "benchmarks/bench_shingles.py --dataset data/bench --sections retrieval --kinds exact,kdtree,hnsw "
+                "--reductions pca6,pca12,pca30,embedding6,embedding12,embedding30 --embeddings "
+                "data/runs/embedding-6,data/runs/embedding-12,data/runs/embedding-30 --name retrieval_pca_kdtree` "
+                f"({pk.get('machine', {}).get('date', '')}, commit {pk.get('machine', {}).get('commit', '')}, "
+                f"{_load_avg(pk)}; a less loaded machine than the first run, so its times are lower). PCA is "
+                "fitted on the test collection's shingles (all 12 transpositions); its HNSW indexes were built "
+                "in this run with the new defaults for <= 32 dims (M 8 / ef_construction 64; searched with ef "
+                "64 = k), the embeddings' HNSW indexes were loaded (built earlier with M 16 / 200)."
+            )
         parts.append(RETRIEVAL_NOTES)
     s = _load("scale")
     more = _load("scale_more")
@@ -1357,7 +1388,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.embeddings is None:
-        found = sorted(ROOT.glob("data/runs/embedding-*"), key=lambda p: int(p.name.split("-")[-1]))
+        found = [p for p in ROOT.glob("data/runs/embedding-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+        found.sort(key=lambda p: int(p.name.split("-")[-1]))
         args.embeddings = [str(p) for p in found if (p / "config.json").is_file()]
     else:
         args.embeddings = [p for p in args.embeddings.split(",") if p]
