@@ -656,10 +656,20 @@ def run_learned_cascade(args) -> dict:
         if prop == "notes":
             regions = int(parts[2]) if len(parts) > 2 else 3
             shifts = parts[3] if len(parts) > 3 else "proposed"
-            bound = float(parts[4]) if len(parts) > 4 else None  # None: the default fallback cost
+            bound = float(parts[4]) if len(parts) > 4 and parts[4] else None  # None: the default fallback cost
+            with_align = len(parts) > 5 and parts[5] == "align"
             name = f"notes-{cand}x{regions}{'-all-keys' if shifts == 'all' else ''}"
             name += "" if bound is None else ("-no-fallback" if np.isinf(bound) else f"-fallback{bound:g}")
+            name += "+align" if with_align else ""
             opts = {"proposal": "notes", "candidates": cand, "note_regions": regions, "dtw_shifts": shifts}
+            if bound is not None:
+                opts["fallback_cost"] = bound
+            if with_align:
+                opts["align"] = True
+        elif prop == "align":
+            bound = float(parts[2]) if len(parts) > 2 else None
+            name = f"align-{cand}" + ("" if bound is None else ("-no-fallback" if np.isinf(bound) else ""))
+            opts = {"proposal": "align", "candidates": cand}
             if bound is not None:
                 opts["fallback_cost"] = bound
         else:
@@ -1025,14 +1035,16 @@ def learned_cascade_section(lc: dict, more: dict | None = None) -> str:
 
 def _spec_of(method: str) -> str:
     """``notes-32x3-fallback0.05`` -> ``notes:32:3:proposed:0.05`` (the --learned-cascades spec)."""
-    parts = method.split("-")
+    with_align = method.endswith("+align")
+    parts = method.removesuffix("+align").split("-")
     if parts[0] != "notes":
-        return f"{parts[0]}:{parts[1]}"
+        return ":".join(parts[:2]) + (":inf" if "no" in parts else "")
     cand, regions = parts[1].split("x")
     shifts = "all" if "all" in parts else "proposed"
     bound = next((p[len("fallback") :] for p in parts if p.startswith("fallback")), None)
     bound = "inf" if "no" in parts else bound
-    return ":".join(["notes", cand, regions] + ([shifts, bound] if bound else ([shifts] if shifts == "all" else [])))
+    tail = [shifts, bound or ""] if bound or with_align else ([shifts] if shifts == "all" else [])
+    return ":".join(["notes", cand, regions, *tail] + (["align"] if with_align else []))
 
 
 def _load_avg(r: dict) -> str:
@@ -1371,8 +1383,9 @@ def main() -> None:
         "--learned-cascades",
         default="notes:32:3,notes:16:3,notes:64:3,notes:8:3:proposed:inf,notes:16:3:proposed:inf,"
         "notes:32:3:proposed:inf,notes:64:3:proposed:inf,notes:128:3:proposed:inf,notes:32:1:proposed:inf,index:32",
-        help="learned_cascade variants: notes:candidates[:regions[:proposed|all[:fallback_cost]]] or "
-        "index:candidates (fallback_cost inf: never fall back; default: the library's)",
+        help="learned_cascade variants: notes:candidates[:regions[:proposed|all[:fallback_cost[:align]]]], "
+        "align:candidates[:fallback_cost] or index:candidates (fallback_cost inf: never fall back; empty or "
+        "absent: the library's default)",
     )
     ap.add_argument("--audio-candidates", default="8,16,32", help="candidates of the audio cascade variants")
     ap.add_argument(

@@ -519,6 +519,36 @@ def test_note_index_finds_transposed_theme_with_an_inserted_note(rng):
         index.propose(theme, candidates=0)
 
 
+def test_align_notes_bridges_two_inserted_notes(rng):
+    from mirsearch.search.shingles import NoteIndex, align_notes
+
+    theme = np.array([7, 3, 5, 2, 0, 2, 3, 7, 5])
+    planted = ((theme + 3) % 12).tolist()
+    planted = planted[:4] + [(planted[3] + 6) % 12, (planted[3] + 1) % 12] + planted[4:]  # two notes of a 2nd voice
+    recs, offsets = [], [0]
+    for r in range(5):
+        seq = [int(rng.integers(12))]
+        while len(seq) < 100:
+            seq.append(int((seq[-1] + rng.integers(1, 12)) % 12))
+        if r == 2:
+            seq[40 : 40 + len(planted)] = planted
+            seq[39], seq[40 + len(planted)] = (planted[0] + 1) % 12, (planted[-1] + 1) % 12
+        labels = np.repeat(seq, 3)
+        recs.append(_one_hot_rows(labels))
+        offsets.append(offsets[-1] + len(labels))
+    index = NoteIndex(np.concatenate(recs), np.array(offsets))
+    score, first, last, shift = align_notes(theme, index)
+    assert int(np.argmax(score)) == 2 and shift[2] == 3
+    assert score[2] == pytest.approx(2.0 * len(theme) - 2 * 0.5)  # every note matched, two skipped
+    base = index.note_offsets[2]
+    assert (first[2] - base, last[2] - base) == (40, 40 + len(planted) - 1)
+    # the interval keys cannot bridge two inserted notes as well: fewer windows agree
+    assert index.propose(theme, candidates=1)[0].votes < len(theme) - 3
+    assert align_notes(theme, index, transpositions=[0])[3][2] == 0  # only the allowed transposition
+    with pytest.raises(ParameterError, match="match"):
+        align_notes(theme, index, match=0.0)
+
+
 @pytest.fixture(scope="module")
 def learned_collection(renderings, tmp_path_factory):
     """Chorales a, b, c and a at 1.4x speed with learned chroma (the packaged model)."""
@@ -548,6 +578,11 @@ def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, ren
         assert cascade[0].cost == pytest.approx(full[0].cost, abs=1e-6)
         every = cascade_search_theme(coll, theme, top=1, features="learned", proposal="notes", dtw_shifts="all")
         assert every[0].recording_id == full[0].recording_id
+        stats = {}
+        aligned = cascade_search_theme(coll, theme, top=1, features="learned", proposal="align", stats=stats)
+        assert aligned[0].recording_id == full[0].recording_id and full[0].recording_id in stats["proposed_ids"]
+        both = cascade_search_theme(coll, theme, top=1, align=True, **options)
+        assert both[0].cost == pytest.approx(full[0].cost, abs=1e-6)
         stats = {}  # a cost bound no match meets: the exhaustive search answers
         bounded = cascade_search_theme(coll, theme, top=3, per_recording=1, fallback_cost=0.0, stats=stats, **options)
         assert stats["fallback"] == "cost" and stats["candidates"] == len(coll.recordings())

@@ -1166,6 +1166,100 @@ class NoteIndex:
         return [p for ps in picked.values() for p in ps]
 
 
+def _align_kernel(q, pc, note_rec, n_recs, allowed, match, mismatch, gap):  # pragma: no cover - numba
+    """Smith-Waterman of ``q`` against every recording's notes in 12 transpositions (see align_notes)."""
+    m = len(q)
+    best = np.zeros(n_recs)
+    best_first = np.zeros(n_recs, np.int64)
+    best_last = np.zeros(n_recs, np.int64)
+    best_shift = np.zeros(n_recs, np.int64)
+    H = np.zeros(m + 1)
+    S = np.zeros(m + 1, np.int64)
+    for t in range(12):
+        if not allowed[t]:
+            continue
+        prev_rec = -1
+        for j in range(len(pc)):
+            r = note_rec[j]
+            if r != prev_rec:
+                H[:] = 0.0
+                S[:] = j
+                prev_rec = r
+            diag, diag_s = 0.0, j
+            up, up_s = 0.0, j
+            for i in range(1, m + 1):
+                h_old, s_old = H[i], S[i]
+                v = diag + (match if pc[j] == (q[i - 1] + t) % 12 else mismatch)
+                v_s = diag_s if diag > 0.0 else j
+                if h_old - gap > v:  # a database note the query does not have
+                    v, v_s = h_old - gap, s_old
+                if up - gap > v:  # a query note the database misses
+                    v, v_s = up - gap, up_s
+                if v <= 0.0:
+                    v, v_s = 0.0, j + 1
+                diag, diag_s = h_old, s_old
+                H[i], S[i] = v, v_s
+                up, up_s = v, v_s
+                if v > best[r]:
+                    best[r] = v
+                    best_first[r] = v_s
+                    best_last[r] = j
+                    best_shift[r] = t
+    return best, best_first, best_last, best_shift
+
+
+_ALIGN_JIT = None
+
+
+def align_notes(
+    qpc: np.ndarray,
+    index: NoteIndex,
+    *,
+    transpositions: Sequence[int] = range(12),
+    match: float = 2.0,
+    mismatch: float = -1.0,
+    gap: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Best local alignment (Smith-Waterman) of a theme's pitch classes with each recording's notes.
+
+    A linear scan over all notes of the collection in 12 transpositions (``12 * len(qpc)`` cells per
+    note, a few milliseconds for 30k notes); unlike the interval keys of :meth:`NoteIndex.propose` it
+    survives several inserted or missing notes in a row (an interleaved second voice).
+
+    Parameters
+    ----------
+    qpc : np.ndarray, shape (m,)
+        Query pitch classes (:func:`theme_pitch_classes`).
+    index : NoteIndex
+        Supplies the notes (``pc``, ``note_rec``).
+    transpositions : sequence of int
+        Transpositions (semitones up) tried.
+    match, mismatch, gap : float
+        Score of equal pitch classes, of different ones, and penalty of a skipped note (either side).
+
+    Returns
+    -------
+    score : np.ndarray, shape (n_recordings,), float64
+        Best alignment score per recording (0: nothing matches).
+    first, last : np.ndarray, shape (n_recordings,), int64
+        Global note indices where that alignment starts and ends.
+    shift : np.ndarray, shape (n_recordings,), int64
+        Transposition (semitones up) of the query in that alignment.
+    """
+    global _ALIGN_JIT
+    if not match > 0 or gap < 0:
+        raise ParameterError(f"match={match} must be > 0 and gap={gap} >= 0")
+    if _ALIGN_JIT is None:
+        import numba
+
+        _ALIGN_JIT = numba.njit(cache=True, nogil=True)(_align_kernel)
+    n_recs = len(index.note_offsets) - 1
+    q = np.ascontiguousarray(qpc, dtype=np.int64)
+    allowed = np.zeros(12, np.bool_)
+    allowed[[int(t) % 12 for t in transpositions]] = True
+    return _ALIGN_JIT(q, index.pc, index.note_rec, n_recs, allowed, float(match), float(mismatch), float(gap))
+
+
 _NOTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -1205,6 +1299,7 @@ def cascade_search_theme(
     skips: bool = True,
     dtw_shifts: str = "proposed",
     fallback_cost: float | None = None,
+    align: bool = False,
     k: int = 32,
     proposal_tempo_factors: Sequence[float] = THEME_TEMPO_FACTORS,
     index: str = "hnsw",
@@ -1232,6 +1327,10 @@ def cascade_search_theme(
         retrieved and recordings scored with :func:`score_regions`. Cheap per lookup, but a monophonic
         theme's shingles resemble polyphonic audio shingles only loosely: the proposals are weaker
         (see docs/benchmarks.md). Themes shorter than one shingle fall back to the exhaustive search.
+    ``proposal="align"`` (for ``features="learned"``)
+        The same notes, but the ``candidates`` recordings with the best Smith-Waterman alignment of the
+        theme's pitch classes (:func:`align_notes`; one region each): a linear scan, more tolerant of
+        runs of inserted or missed notes, weaker at locating the occurrence (docs/benchmarks.md).
     ``proposal="notes"`` (for ``features="learned"``)
         A :class:`NoteIndex` of the collection's learned chroma (built in milliseconds and memoised): the
         learned chroma is close to a transcription of the theme voice, so the theme's pitch-class
@@ -1250,7 +1349,7 @@ def cascade_search_theme(
     ----------
     collection, theme, top, per_recording, features, tempo_bpm, tempo_factors, transpositions, part, max_cost
         As in :func:`mirsearch.search.theme.search_theme`.
-    proposal : {"coarse", "index", "notes"}
+    proposal : {"coarse", "index", "notes", "align"}
     candidates : int >= 1
         Recordings passed to the DTW stage.
     regions : bool, optional
@@ -1265,6 +1364,9 @@ def cascade_search_theme(
         regions per recording, keys that skip one note.
     dtw_shifts : {"proposed", "all"}
         Stage-2 transpositions of a ``"notes"`` region: the one(s) proposed, or all ``transpositions``.
+    align : bool
+        With ``proposal="notes"``, also propose the best local alignment (:func:`align_notes`) of each of
+        the ``candidates`` best-aligned recordings (a linear scan over the notes, a few ms per 10 h).
     fallback_cost : float, optional
         When the best match among the candidates costs more than this (or there is none), the theme was
         probably not proposed: run the exhaustive search instead (``stats["fallback"] = "cost"``). None:
@@ -1288,18 +1390,18 @@ def cascade_search_theme(
     from mirsearch.scores import read_theme
     from mirsearch.search.theme import QUERY_HARMONIC_DECAY, search_theme, theme_query
 
-    if fallback_cost is None and proposal == "notes":
+    if fallback_cost is None and proposal in ("notes", "align"):
         fallback_cost = NOTE_FALLBACK_COST
     if top < 1 or per_recording < 1 or candidates < 1:
         raise ParameterError(f"top={top}, per_recording={per_recording} and candidates={candidates} must be >= 1")
-    if proposal not in ("coarse", "index", "notes"):
-        raise ParameterError(f"proposal={proposal!r} must be 'coarse', 'index' or 'notes'")
+    if proposal not in ("coarse", "index", "notes", "align"):
+        raise ParameterError(f"proposal={proposal!r} must be 'coarse', 'index', 'notes' or 'align'")
     if dtw_shifts not in ("proposed", "all"):
         raise ParameterError(f"dtw_shifts={dtw_shifts!r} must be 'proposed' or 'all'")
     if ngram < 1 or tolerance < 0 or note_regions < 1:
         raise ParameterError(f"ngram={ngram}, note_regions={note_regions} must be >= 1, tolerance={tolerance} >= 0")
     if regions is None:
-        regions = proposal == "notes"
+        regions = proposal in ("notes", "align")
     if fallback_cost is not None and not fallback_cost >= 0:
         raise ParameterError(f"fallback_cost={fallback_cost} must be >= 0")
     if margin < 0:
@@ -1315,9 +1417,9 @@ def cascade_search_theme(
     t0 = time.perf_counter()
     Y, offsets, recs, rate = collection.database(features)
     span_shifts = None
-    if proposal == "notes":
+    if proposal in ("notes", "align"):
         if features != "learned":
-            log.warning("proposal='notes' expects learned chroma (near one-hot frames), got features=%r", features)
+            log.warning("proposal=%r expects learned chroma (near one-hot frames), got features=%r", proposal, features)
         nidx = note_index(collection, features=features, n=ngram, skips=skips)
         qpc = theme_pitch_classes(theme)
         if len(qpc) <= nidx.n:
@@ -1335,11 +1437,19 @@ def cascade_search_theme(
                 max_cost=max_cost,
             )
         allowed = set(shifts)
-        props = [
-            p
-            for p in nidx.propose(qpc, candidates=candidates, per_recording=note_regions, tolerance=tolerance)
-            if p.transposition in allowed
-        ]
+        props: list[NoteProposal] = []
+        if proposal == "notes":
+            props = [
+                p
+                for p in nidx.propose(qpc, candidates=candidates, per_recording=note_regions, tolerance=tolerance)
+                if p.transposition in allowed
+            ]
+        if proposal == "align" or align:
+            score, first, last, best_shift = align_notes(qpc, nidx, transpositions=shifts)
+            ranked = [int(r) for r in np.argsort(-score, kind="stable")[:candidates] if score[r] > 0]
+            props += [
+                NoteProposal(r, int(first[r]), int(last[r]), int(best_shift[r]), 0, float(score[r])) for r in ranked
+            ]
         theme_frames = max(
             theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=f).shape[1] for f in tempo_factors
         )
