@@ -609,4 +609,7 @@ def test_search_cli_cascade_option(learned_collection, renderings, capsys):
     assert main([*base, "--cascade", "notes", "--candidates", "2"]) == 0
     cascade = json.loads(capsys.readouterr().out)["matches"]
     assert cascade[0]["recording"] == full[0]["recording"] and cascade[0]["start"] == full[0]["start"]
+    assert main([*base, "--cascade", "notes+align", "--candidates", "2"]) == 0
+    both = json.loads(capsys.readouterr().out)["matches"]
+    assert both[0]["recording"] == full[0]["recording"] and both[0]["start"] == full[0]["start"]
     assert main([*base, "--cascade", "notes", "--candidates", "0"]) != 0

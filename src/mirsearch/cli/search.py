@@ -49,10 +49,10 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--cascade",
-        choices=["notes", "coarse"],
-        help="theme search in two stages: an index proposes candidate regions, DTW re-ranks them "
-        "(notes: note index of learned chroma, use with --features learned; coarse: DTW at a third of the "
-        "frame rate); default: exhaustive DTW",
+        choices=["notes", "notes+align", "align", "coarse"],
+        help="theme search in two stages: candidate regions are proposed, DTW re-ranks them (notes: note index "
+        "of learned chroma, use with --features learned; align: note alignment; notes+align: both, the most "
+        "accurate; coarse: DTW at a third of the frame rate); default: exhaustive DTW",
     )
     p.add_argument("--candidates", type=int, help="recordings proposed by --cascade (default 32)")
     p.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
 
                 if args.candidates is not None:
                     options["candidates"] = args.candidates
-                matches = cascade_search_theme(coll, theme, proposal=args.cascade, **options)
+                if args.cascade == "notes+align":
+                    options["align"] = True
+                proposal = "notes" if args.cascade == "notes+align" else args.cascade
+                matches = cascade_search_theme(coll, theme, proposal=proposal, **options)
             else:
                 matches = coll.search_theme(theme, **options)
     rows = [m.to_dict() for m in matches]
