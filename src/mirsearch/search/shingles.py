@@ -43,8 +43,10 @@ because a theme shingle index (:data:`THEME_CONFIG`: 3 s shingles of 2 Hz CENS, 
 transpositions and a wide tempo grid; ``proposal="index"``) proposes the right recordings much less
 reliably (docs/benchmarks.md has both). On learned chroma, which is close to a transcription of the theme
 voice, ``proposal="notes"`` looks the theme's pitch-class intervals up in a :class:`NoteIndex` (tempo and
-transposition invariant, under a few milliseconds) and runs the DTW only in the proposed regions and
-transpositions.
+transposition invariant, a few milliseconds) and runs the DTW only in the proposed regions and
+transpositions; ``align=True`` adds the recordings whose notes align best with the theme's
+(:func:`align_notes`, Smith-Waterman, a linear scan over the notes), and ``fallback_cost`` sends themes
+whose best candidate matches poorly to the exhaustive search.
 """
 
 from __future__ import annotations
@@ -1751,6 +1753,7 @@ __all__ = [
     "QueryShingles",
     "Region",
     "ShingleIndex",
+    "align_notes",
     "cascade_search_audio",
     "cascade_search_theme",
     "cens_database",
