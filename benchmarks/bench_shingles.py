@@ -625,7 +625,8 @@ def _learned_collection(dataset, split: str, *, jobs: int):
 
 def run_learned_cascade(args) -> dict:
     from mirsearch.collection.shingles import ShingleConfig
-    from mirsearch.search.shingles import ShingleIndex, cascade_search_theme, note_index
+    from mirsearch.search.notes import note_index
+    from mirsearch.search.shingles import ShingleIndex, cascade_search_theme
     from mirsearch.search.theme import search_theme
 
     coll, view = _learned_collection(args.dataset, args.learned_split, jobs=args.jobs)

@@ -456,7 +456,7 @@ def _one_hot_rows(labels, *, low=()) -> np.ndarray:
 
 def test_chroma_notes_drops_short_and_weak_runs_and_merges_repeats():
     from mirsearch.scores import parse_note_string
-    from mirsearch.search.shingles import chroma_notes, theme_pitch_classes
+    from mirsearch.search.notes import chroma_notes, theme_pitch_classes
 
     # C x4, D x1 (too short), C x3 (merges with the first C), flat x2, E x3 (the first two weak), G x4
     labels = [0] * 4 + [2] + [0] * 3 + [-1] * 2 + [4] * 3 + [7] * 4
@@ -473,7 +473,7 @@ def test_chroma_notes_drops_short_and_weak_runs_and_merges_repeats():
 
 
 def test_interval_keys_are_transposition_invariant_and_skip_one_note():
-    from mirsearch.search.shingles import interval_keys, skip_interval_keys
+    from mirsearch.search.notes import interval_keys, skip_interval_keys
 
     pc = np.array([7, 3, 5, 2, 0])
     k = interval_keys(pc, 3)
@@ -486,7 +486,7 @@ def test_interval_keys_are_transposition_invariant_and_skip_one_note():
 
 
 def test_note_index_finds_transposed_theme_with_an_inserted_note(rng):
-    from mirsearch.search.shingles import NoteIndex
+    from mirsearch.search.notes import NoteIndex
 
     theme = np.array([7, 3, 5, 2, 0, 2, 3, 7, 5])
     planted = ((theme + 5) % 12).tolist()
@@ -520,7 +520,7 @@ def test_note_index_finds_transposed_theme_with_an_inserted_note(rng):
 
 
 def test_align_notes_bridges_two_inserted_notes(rng):
-    from mirsearch.search.shingles import NoteIndex, align_notes
+    from mirsearch.search.notes import NoteIndex, align_notes
 
     theme = np.array([7, 3, 5, 2, 0, 2, 3, 7, 5])
     planted = ((theme + 3) % 12).tolist()

@@ -42,8 +42,9 @@ proposal is the same DTW on 3-frame block means of the features (9x fewer cells,
 because a theme shingle index (:data:`THEME_CONFIG`: 3 s shingles of 2 Hz CENS, 72 dimensions, all
 transpositions and a wide tempo grid; ``proposal="index"``) proposes the right recordings much less
 reliably (docs/benchmarks.md has both). On learned chroma, which is close to a transcription of the theme
-voice, ``proposal="notes"`` looks the theme's pitch-class intervals up in a :class:`NoteIndex` (tempo and
-transposition invariant, a few milliseconds) and runs the DTW only in the proposed regions and
+voice (:mod:`mirsearch.search.notes`), ``proposal="notes"`` looks the theme's pitch-class intervals up
+in a :class:`NoteIndex` (tempo and transposition invariant, a few milliseconds) and runs the DTW
+only in the proposed regions and
 transpositions; ``align=True`` adds the recordings whose notes align best with the theme's
 (:func:`align_notes`, Smith-Waterman, a linear scan over the notes), and ``fallback_cost`` sends themes
 whose best candidate matches poorly to the exhaustive search.
@@ -73,6 +74,7 @@ from mirsearch.collection.shingles import (
     directory_lock,
 )
 from mirsearch.errors import CollectionError, InputError, ParameterError
+from mirsearch.search.notes import NOTE_NGRAM, NoteProposal, align_notes, note_index, theme_pitch_classes
 from mirsearch.search.results import Match
 
 log = logging.getLogger(__name__)
@@ -886,396 +888,8 @@ def _coarse_proposals(collection, theme, *, features, factor, tempo_bpm, tempo_f
     return spans
 
 
-# -- note index (theme proposals on learned chroma) -----------------------------------------------------
-#: a learned-chroma frame is a note of pitch class ``argmax`` when its largest (unit-norm) value reaches this
-NOTE_THRESHOLD = 0.8
-#: shortest note kept, in database frames (0.2 s at 10 Hz); shorter runs are treated as noise
-NOTE_MIN_FRAMES = 2
-#: pitch-class intervals per index key (4 notes)
-NOTE_NGRAM = 3
 #: the notes cascade runs the exhaustive search when its best candidate costs more (learned chroma)
 NOTE_FALLBACK_COST = 0.1
-
-
-def chroma_notes(
-    Y: np.ndarray, *, threshold: float = NOTE_THRESHOLD, min_frames: int = NOTE_MIN_FRAMES
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pitch-class notes of a chroma sequence whose frames are (nearly) one-hot, e.g. learned chroma.
-
-    A frame is a note frame of pitch class ``argmax`` when its largest value is at least ``threshold``
-    (rows of unit l2 norm: 1 for a one-hot frame, 0.29 for a flat one). Runs of one pitch class shorter
-    than ``min_frames`` are dropped, then consecutive runs of the same pitch class are merged (a repeated
-    note and a note interrupted by a rest or a dropped run become one): the result is the sequence of
-    pitch-class *changes*, which is what :func:`theme_pitch_classes` gives for a theme.
-
-    Parameters
-    ----------
-    Y : np.ndarray, shape (n_frames, 12)
-        Unit-length chroma rows (the layout of :meth:`Collection.database`).
-    threshold : float in (0, 1]
-    min_frames : int >= 1
-
-    Returns
-    -------
-    pc : np.ndarray, shape (n_notes,), int64
-        Pitch class (0 = C) of each note; consecutive notes differ.
-    start, end : np.ndarray, shape (n_notes,), int64
-        First frame and end frame (exclusive) of each note.
-    """
-    if not 0 < threshold <= 1:
-        raise ParameterError(f"threshold={threshold} must be in (0, 1]")
-    if min_frames < 1:
-        raise ParameterError(f"min_frames={min_frames} must be >= 1")
-    Y = np.asarray(Y)
-    if Y.ndim != 2 or Y.shape[1] != 12:
-        raise ParameterError(f"chroma rows must have shape (n_frames, 12), got {Y.shape}")
-    empty = np.zeros(0, np.int64)
-    if len(Y) == 0:
-        return empty, empty, empty
-    label = np.where(Y.max(axis=1) >= threshold, Y.argmax(axis=1), -1).astype(np.int64)
-    change = np.flatnonzero(np.r_[True, label[1:] != label[:-1]])
-    run_end = np.r_[change[1:], len(label)]
-    keep = (label[change] >= 0) & (run_end - change >= min_frames)
-    pc, start, end = label[change][keep], change[keep], run_end[keep]
-    if len(pc) == 0:
-        return empty, empty, empty
-    first = np.r_[True, pc[1:] != pc[:-1]]
-    last = np.r_[np.flatnonzero(first)[1:] - 1, len(pc) - 1]
-    return pc[first], start[first], end[last]
-
-
-def theme_pitch_classes(theme) -> np.ndarray:
-    """Pitch classes of a theme's notes with repetitions merged (the analogue of :func:`chroma_notes`)."""
-    pc = np.asarray([n.pitch % 12 for n in theme.notes], dtype=np.int64)
-    return pc[np.r_[True, pc[1:] != pc[:-1]]] if len(pc) else pc
-
-
-def interval_keys(pc: np.ndarray, n: int) -> np.ndarray:
-    """Keys of the ``n``-interval windows of a pitch-class sequence (transposition invariant).
-
-    Window ``i`` covers notes ``i .. i + n``; its key encodes the ``n`` intervals ``(pc[i+1] - pc[i]) % 12``
-    (1..11 when consecutive notes differ) in base 12. Returns int64 keys, shape ``(max(0, len(pc) - n),)``.
-    """
-    pc = np.asarray(pc, dtype=np.int64)
-    m = len(pc) - n
-    if m <= 0:
-        return np.zeros(0, np.int64)
-    d = (pc[1:] - pc[:-1]) % 12
-    keys = np.zeros(m, np.int64)
-    for j in range(n):
-        keys = keys * 12 + d[j : j + m]
-    return keys
-
-
-def skip_interval_keys(pc: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keys of ``n``-interval windows that skip one note (an inserted note, e.g. from another voice).
-
-    Window ``(i, s)`` takes notes ``i .. i + n + 1`` without note ``i + s`` (``s`` in 1..n); windows where
-    the skip joins two equal pitch classes are left out. Returns the keys and the first note ``i`` of each
-    window (int64 arrays of equal length).
-    """
-    pc = np.asarray(pc, dtype=np.int64)
-    m = len(pc) - n - 1
-    if m <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    keys, firsts = [], []
-    base = np.arange(m)[:, None] + np.arange(n + 2)[None, :]
-    for skip in range(1, n + 1):
-        idx = np.delete(base, skip, axis=1)
-        seq = pc[idx]
-        d = (seq[:, 1:] - seq[:, :-1]) % 12
-        ok = (d > 0).all(axis=1)
-        k = np.zeros(int(ok.sum()), np.int64)
-        for col in range(n):
-            k = k * 12 + d[ok, col]
-        keys.append(k)
-        firsts.append(np.arange(m)[ok])
-    return np.concatenate(keys), np.concatenate(firsts)
-
-
-@dataclass
-class NoteProposal:
-    """A proposed theme occurrence: recording (row of the database), note range, transposition, votes."""
-
-    recording: int
-    first_note: int
-    last_note: int
-    transposition: int
-    votes: int
-    score: float = 0.0
-
-
-class NoteIndex:
-    """Inverted index of pitch-class interval n-grams of a collection's learned chroma.
-
-    Every recording's chroma becomes a note sequence (:func:`chroma_notes`); each window of ``n``
-    consecutive intervals is an index key, and with ``skips`` also each window that skips one note
-    (:func:`skip_interval_keys`: a note of another voice inserted into the transcription; the query's
-    skip windows cover a missed note). A theme's windows look their keys up; a hit of query window ``j``
-    at database note ``g`` votes for the theme starting at note ``g - j`` in transposition
-    ``pc[g] - pc_query[j]``. The lookup is tempo and transposition invariant and costs a few sorted-array
-    searches, however large the collection (postings per key grow with it).
-
-    Parameters
-    ----------
-    Y : np.ndarray, shape (n_frames, 12)
-        Unit chroma rows of all recordings (:meth:`Collection.database`).
-    offsets : np.ndarray, shape (n_recordings + 1,)
-        Recording ``i`` occupies rows ``offsets[i]:offsets[i+1]``.
-    n : int >= 1
-        Intervals per key.
-    threshold, min_frames
-        Note extraction (:func:`chroma_notes`).
-    skips : bool
-        Also index (and query) windows that skip one note.
-
-    Attributes
-    ----------
-    n : int
-        Intervals per key.
-    pc, start, end : np.ndarray, shape (n_notes,)
-        All notes, recording after recording; ``start`` / ``end`` are frames within the recording.
-    note_offsets : np.ndarray, shape (n_recordings + 1,)
-        Recording ``i`` owns notes ``note_offsets[i]:note_offsets[i+1]``.
-    note_rec : np.ndarray, shape (n_notes,)
-        Recording row of every note.
-    keys, postings : np.ndarray, shape (n_windows,)
-        Sorted keys and the global note index where each window starts.
-    """
-
-    def __init__(self, Y, offsets, *, n=NOTE_NGRAM, threshold=NOTE_THRESHOLD, min_frames=NOTE_MIN_FRAMES, skips=True):
-        if n < 1:
-            raise ParameterError(f"n={n} must be >= 1")
-        self.n = int(n)
-        self.skips = bool(skips)
-        pcs, starts, ends, counts, keys, post = [], [], [], [], [], []
-        base = 0
-        for i in range(len(offsets) - 1):
-            pc, s, e = chroma_notes(Y[offsets[i] : offsets[i + 1]], threshold=threshold, min_frames=min_frames)
-            k = interval_keys(pc, self.n)
-            pcs.append(pc), starts.append(s), ends.append(e), counts.append(len(pc))
-            keys.append(k)
-            post.append(base + np.arange(len(k), dtype=np.int64))
-            if self.skips:
-                k2, f2 = skip_interval_keys(pc, self.n)
-                keys.append(k2)
-                post.append(base + f2)
-            base += len(pc)
-        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
-        self.pc, self.start, self.end = cat(pcs), cat(starts), cat(ends)
-        self.note_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.note_rec = np.repeat(np.arange(len(counts)), counts).astype(np.int64)
-        keys, post = cat(keys), cat(post)
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.postings = keys[order], post[order]
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def propose(
-        self,
-        qpc: np.ndarray,
-        *,
-        candidates: int = 32,
-        per_recording: int = 1,
-        tolerance: int = 2,
-        weighting: str = "idf",
-    ) -> list[NoteProposal]:
-        """Best occurrences of a query's pitch-class sequence, most votes first.
-
-        Parameters
-        ----------
-        qpc : np.ndarray, shape (m,)
-            Query pitch classes, repetitions merged (:func:`theme_pitch_classes`); at least ``n + 1``.
-        candidates : int >= 1
-            Recordings returned (with ``per_recording`` proposals each).
-        per_recording : int >= 1
-        tolerance : int >= 0
-            Hits whose implied start notes differ by at most this many notes vote together (absorbs
-            notes the chroma missed or added).
-        weighting : {"idf", "count"}
-            Rank clusters by the summed rarity ``log((1 + n_keys) / (1 + postings))`` of their distinct
-            query windows (``"idf"``), or by the number of windows (``"count"``).
-
-        Returns
-        -------
-        list of NoteProposal
-            Hits of one recording and transposition whose implied start notes chain within
-            ``tolerance`` form a cluster; its votes are the distinct query windows in it. Recordings are
-            ranked by their best cluster's votes, then by their total hits; each contributes its
-            ``per_recording`` best clusters (notes from the first to the last implied start, widened by
-            the query length and ``tolerance``). Empty when no window hits.
-        """
-        if weighting not in ("idf", "count"):
-            raise ParameterError(f"weighting={weighting!r} must be 'idf' or 'count'")
-        if candidates < 1 or per_recording < 1 or tolerance < 0:
-            raise ParameterError(
-                f"candidates={candidates}, per_recording={per_recording} must be >= 1, tolerance={tolerance} >= 0"
-            )
-        qpc = np.asarray(qpc, dtype=np.int64)
-        qk = interval_keys(qpc, self.n)
-        qj = np.arange(len(qk), dtype=np.int64)
-        if self.skips:
-            k2, j2 = skip_interval_keys(qpc, self.n)
-            qk, qj = np.concatenate([qk, k2]), np.concatenate([qj, j2])
-        lo = np.searchsorted(self.keys, qk, side="left")
-        hi = np.searchsorted(self.keys, qk, side="right")
-        sizes = hi - lo
-        if sizes.sum() == 0:
-            return []
-        # rarity of each query key: a window that matches everywhere (a scale step) says little
-        idf = np.log((1.0 + len(self.keys)) / (1.0 + sizes))
-        w = np.repeat(idf, sizes)
-        j = np.repeat(qj, sizes)
-        g = self.postings[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
-        rec = self.note_rec[g]
-        shift = (self.pc[g] - qpc[j]) % 12
-        origin = g - j
-        # clusters: hits of one (recording, shift) whose implied start notes chain within the tolerance
-        group = rec * 12 + shift
-        order = np.lexsort((origin, group))
-        group, origin, j, rec, shift, w = group[order], origin[order], j[order], rec[order], shift[order], w[order]
-        new = np.r_[True, (group[1:] != group[:-1]) | (origin[1:] - origin[:-1] > tolerance)]
-        cluster = np.cumsum(new) - 1
-        n_clusters = int(cluster[-1]) + 1
-        # votes: distinct query windows (first notes) per cluster; score: their summed (largest) rarity
-        pair = cluster * (len(qpc) + 1) + j
-        o2 = np.lexsort((-w, pair))
-        pair, w2 = pair[o2], w[o2]
-        once = np.r_[True, pair[1:] != pair[:-1]]
-        votes = np.bincount(pair[once] // (len(qpc) + 1), minlength=n_clusters)
-        score = np.bincount(pair[once] // (len(qpc) + 1), weights=w2[once], minlength=n_clusters)
-        rank_by = score if weighting == "idf" else votes.astype(np.float64)
-        first_hit = np.flatnonzero(new)
-        c_rec, c_shift = rec[first_hit], shift[first_hit]
-        c_lo = origin[first_hit]
-        c_hi = np.maximum.reduceat(origin, first_hit)
-        total = np.bincount(rec, minlength=len(self.note_offsets) - 1)
-        m = len(qpc)
-        picked: dict[int, list[NoteProposal]] = {}
-        for c in np.lexsort((-total[c_rec], -votes, -rank_by)):
-            r = int(c_rec[c])
-            props = picked.get(r)
-            if props is None:
-                if len(picked) >= candidates:
-                    continue
-                props = picked[r] = []
-            if len(props) >= per_recording:
-                continue
-            first = max(int(c_lo[c]) - tolerance, int(self.note_offsets[r]))
-            last = min(int(c_hi[c]) + m - 1 + tolerance, int(self.note_offsets[r + 1]) - 1)
-            props.append(NoteProposal(r, first, max(first, last), int(c_shift[c]), int(votes[c]), float(rank_by[c])))
-        return [p for ps in picked.values() for p in ps]
-
-
-def _align_kernel(q, pc, note_rec, n_recs, allowed, match, mismatch, gap):  # pragma: no cover - numba
-    """Smith-Waterman of ``q`` against every recording's notes in 12 transpositions (see align_notes)."""
-    m = len(q)
-    best = np.zeros(n_recs)
-    best_first = np.zeros(n_recs, np.int64)
-    best_last = np.zeros(n_recs, np.int64)
-    best_shift = np.zeros(n_recs, np.int64)
-    H = np.zeros(m + 1)
-    S = np.zeros(m + 1, np.int64)
-    for t in range(12):
-        if not allowed[t]:
-            continue
-        prev_rec = -1
-        for j in range(len(pc)):
-            r = note_rec[j]
-            if r != prev_rec:
-                H[:] = 0.0
-                S[:] = j
-                prev_rec = r
-            diag, diag_s = 0.0, j
-            up, up_s = 0.0, j
-            for i in range(1, m + 1):
-                h_old, s_old = H[i], S[i]
-                v = diag + (match if pc[j] == (q[i - 1] + t) % 12 else mismatch)
-                v_s = diag_s if diag > 0.0 else j
-                if h_old - gap > v:  # a database note the query does not have
-                    v, v_s = h_old - gap, s_old
-                if up - gap > v:  # a query note the database misses
-                    v, v_s = up - gap, up_s
-                if v <= 0.0:
-                    v, v_s = 0.0, j + 1
-                diag, diag_s = h_old, s_old
-                H[i], S[i] = v, v_s
-                up, up_s = v, v_s
-                if v > best[r]:
-                    best[r] = v
-                    best_first[r] = v_s
-                    best_last[r] = j
-                    best_shift[r] = t
-    return best, best_first, best_last, best_shift
-
-
-_ALIGN_JIT = None
-
-
-def align_notes(
-    qpc: np.ndarray,
-    index: NoteIndex,
-    *,
-    transpositions: Sequence[int] = range(12),
-    match: float = 2.0,
-    mismatch: float = -1.0,
-    gap: float = 0.5,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Best local alignment (Smith-Waterman) of a theme's pitch classes with each recording's notes.
-
-    A linear scan over all notes of the collection in 12 transpositions (``12 * len(qpc)`` cells per
-    note, a few milliseconds for 30k notes); unlike the interval keys of :meth:`NoteIndex.propose` it
-    survives several inserted or missing notes in a row (an interleaved second voice).
-
-    Parameters
-    ----------
-    qpc : np.ndarray, shape (m,)
-        Query pitch classes (:func:`theme_pitch_classes`).
-    index : NoteIndex
-        Supplies the notes (``pc``, ``note_rec``).
-    transpositions : sequence of int
-        Transpositions (semitones up) tried.
-    match, mismatch, gap : float
-        Score of equal pitch classes, of different ones, and penalty of a skipped note (either side).
-
-    Returns
-    -------
-    score : np.ndarray, shape (n_recordings,), float64
-        Best alignment score per recording (0: nothing matches).
-    first, last : np.ndarray, shape (n_recordings,), int64
-        Global note indices where that alignment starts and ends.
-    shift : np.ndarray, shape (n_recordings,), int64
-        Transposition (semitones up) of the query in that alignment.
-    """
-    global _ALIGN_JIT
-    if not match > 0 or gap < 0:
-        raise ParameterError(f"match={match} must be > 0 and gap={gap} >= 0")
-    if _ALIGN_JIT is None:
-        import numba
-
-        _ALIGN_JIT = numba.njit(cache=True, nogil=True)(_align_kernel)
-    n_recs = len(index.note_offsets) - 1
-    q = np.ascontiguousarray(qpc, dtype=np.int64)
-    allowed = np.zeros(12, np.bool_)
-    allowed[[int(t) % 12 for t in transpositions]] = True
-    return _ALIGN_JIT(q, index.pc, index.note_rec, n_recs, allowed, float(match), float(mismatch), float(gap))
-
-
-_NOTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def note_index(collection, *, features: str = "learned", n: int = NOTE_NGRAM, **options) -> NoteIndex:
-    """The :class:`NoteIndex` of a collection's ``features``, memoised while its recordings do not change."""
-    Y, offsets, recs, _ = collection.database(features)
-    token = (features, n, tuple(sorted(options.items())), len(recs), int(offsets[-1]), recs[-1].id if recs else 0)
-    per = _NOTES.setdefault(collection, {})
-    hit = per.get(token)
-    if hit is None:
-        t0 = time.perf_counter()
-        hit = per[token] = NoteIndex(Y, offsets, n=n, **options)
-        log.info("note index of %s: %d windows in %.2f s", features, len(hit), time.perf_counter() - t0)
-    return hit
 
 
 def cascade_search_theme(
@@ -1741,33 +1355,22 @@ def cascade_search_audio(
 
 __all__ = [
     "NOTE_FALLBACK_COST",
-    "NOTE_MIN_FRAMES",
-    "NOTE_NGRAM",
-    "NOTE_THRESHOLD",
     "TEMPO_FACTORS",
     "THEME_CONFIG",
     "THEME_TEMPO_FACTORS",
     "IndexStats",
-    "NoteIndex",
-    "NoteProposal",
     "QueryShingles",
     "Region",
     "ShingleIndex",
-    "align_notes",
     "cascade_search_audio",
     "cascade_search_theme",
     "cens_database",
-    "chroma_notes",
     "coarse_database",
     "get_index",
-    "interval_keys",
-    "note_index",
     "query_chroma",
     "query_shingles",
     "remove_index",
     "score_regions",
     "search_shingle_chroma",
     "search_shingles",
-    "skip_interval_keys",
-    "theme_pitch_classes",
 ]
