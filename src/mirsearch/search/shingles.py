@@ -52,6 +52,7 @@ whose best candidate matches poorly to the exhaustive search.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -1030,6 +1031,18 @@ def cascade_search_theme(
     stats = stats if stats is not None else {}
     theme = read_theme(theme, part=part)
     shifts = sorted({int(s) % 12 for s in transpositions})
+    exhaustive_search = functools.partial(
+        search_theme,
+        collection,
+        theme,
+        top=top,
+        per_recording=per_recording,
+        features=features,
+        tempo_bpm=tempo_bpm,
+        tempo_factors=tempo_factors,
+        transpositions=shifts,
+        max_cost=max_cost,
+    )
     t0 = time.perf_counter()
     Y, offsets, recs, rate = collection.database(features)
     span_shifts = None
@@ -1041,17 +1054,7 @@ def cascade_search_theme(
         if len(qpc) <= nidx.n:
             log.info("%s: %d pitch changes, too few for %d-interval keys: exhaustive", theme.name, len(qpc) - 1, ngram)
             stats.update(fallback=True, candidates=None)
-            return search_theme(
-                collection,
-                theme,
-                top=top,
-                per_recording=per_recording,
-                features=features,
-                tempo_bpm=tempo_bpm,
-                tempo_factors=tempo_factors,
-                transpositions=shifts,
-                max_cost=max_cost,
-            )
+            return exhaustive_search()
         allowed = set(shifts)
         props: list[NoteProposal] = []
         if proposal == "notes":
@@ -1106,17 +1109,7 @@ def cascade_search_theme(
         except InputError as exc:
             log.info("%s: exhaustive search instead", exc)
             stats.update(fallback=True, candidates=None)
-            return search_theme(
-                collection,
-                theme,
-                top=top,
-                per_recording=per_recording,
-                features=features,
-                tempo_bpm=tempo_bpm,
-                tempo_factors=tempo_factors,
-                transpositions=shifts,
-                max_cost=max_cost,
-            )
+            return exhaustive_search()
         D, L = idx.search_vectors(qs.S, k=k)
         proposals = score_regions(qs, D, L, idx.rec_ids, idx.starts, per_recording=1)
         row_of = {r.id: i for i, r in enumerate(recs)}
@@ -1137,17 +1130,7 @@ def cascade_search_theme(
     t1 = time.perf_counter()
 
     def exhaustive(reason: str, dtw_ms: float) -> list[Match]:
-        found = search_theme(
-            collection,
-            theme,
-            top=top,
-            per_recording=per_recording,
-            features=features,
-            tempo_bpm=tempo_bpm,
-            tempo_factors=tempo_factors,
-            transpositions=shifts,
-            max_cost=max_cost,
-        )
+        found = exhaustive_search()
         stats.update(
             fallback=reason,
             candidates=len(recs),
