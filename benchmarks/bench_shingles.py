@@ -528,12 +528,8 @@ def _close_with_summary(coll, dataset) -> dict:
     }
 
 
-def run_cascade(args) -> dict:
-    from mirsearch.models.embedding_training import dataset_collection
-    from mirsearch.search.shingles import THEME_CONFIG, ShingleIndex, cascade_search_theme
-    from mirsearch.search.theme import search_theme
-
-    coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
+def _theme_queries(coll, view, *, limit: int | None) -> list[tuple]:
+    """(theme, ids of the recordings that contain it) for every theme of a dataset view, in theme order."""
     by_path = {r.path: r.id for r in coll.recordings()}
     rid_of_version = {v.version_id: by_path.get(str(v.path.resolve())) for v in view}
     themes = []
@@ -541,8 +537,16 @@ def run_cascade(args) -> dict:
         rel = {rid_of_version[v] for v in view.relevant_versions(tid) if rid_of_version.get(v) is not None}
         if rel:
             themes.append((th.to_theme(), rel))
-    if args.theme_limit:
-        themes = themes[: args.theme_limit]
+    return themes[:limit] if limit else themes
+
+
+def run_cascade(args) -> dict:
+    from mirsearch.models.embedding_training import dataset_collection
+    from mirsearch.search.shingles import THEME_CONFIG, ShingleIndex, cascade_search_theme
+    from mirsearch.search.theme import search_theme
+
+    coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
+    themes = _theme_queries(coll, view, limit=args.theme_limit)
     t0 = time.perf_counter()
     ShingleIndex.open(coll, reduction="none", index="hnsw", config=THEME_CONFIG)
     theme_index_s = time.perf_counter() - t0
@@ -630,15 +634,7 @@ def run_learned_cascade(args) -> dict:
     from mirsearch.search.theme import search_theme
 
     coll, view = _learned_collection(args.dataset, args.learned_split, jobs=args.jobs)
-    by_path = {r.path: r.id for r in coll.recordings()}
-    rid_of_version = {v.version_id: by_path.get(str(v.path.resolve())) for v in view}
-    themes = []
-    for tid, th in sorted(view.themes.items()):
-        rel = {rid_of_version[v] for v in view.relevant_versions(tid) if rid_of_version.get(v) is not None}
-        if rel:
-            themes.append((th.to_theme(), rel))
-    if args.theme_limit:
-        themes = themes[: args.theme_limit]
+    themes = _theme_queries(coll, view, limit=args.theme_limit)
     t0 = time.perf_counter()
     coll.database("learned")
     database_s = time.perf_counter() - t0
