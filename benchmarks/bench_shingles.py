@@ -528,6 +528,30 @@ def _close_with_summary(coll, dataset) -> dict:
     }
 
 
+def _first_and_rank(matches, relevant) -> tuple[int | None, int | None]:
+    """Top recording of a result list and the 1-based rank of the first relevant recording (None if absent)."""
+    ranked = list(dict.fromkeys(m.recording_id for m in matches))
+    rank = next((i for i, r in enumerate(ranked, 1) if r in relevant), None)
+    return (ranked[0] if ranked else None), rank
+
+
+def _cascade_row(name: str, top1, rr, times, cand, frames, **extra) -> dict:
+    """One printed results row of a cascade section: accuracy, time per query (s -> ms), work share."""
+    row = {
+        "method": name,
+        "Top-1": round(float(np.mean(top1)), 4),
+        "MRR": round(float(np.mean(rr)), 4),
+        "mean_ms": round(float(np.mean(times)) * 1000, 2),
+        "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
+        "candidates": round(float(np.mean(cand)), 1) if cand else None,
+        "frames_share": round(float(np.mean(frames)), 4) if frames else 1.0,
+        **extra,
+    }
+    print_table([row], list(row))
+    print(flush=True)
+    return row
+
+
 def _theme_queries(coll, view, *, limit: int | None) -> list[tuple]:
     """(theme, ids of the recordings that contain it) for every theme of a dataset view, in theme order."""
     by_path = {r.path: r.id for r in coll.recordings()}
@@ -577,27 +601,15 @@ def run_cascade(args) -> dict:
             else:
                 matches = cascade_search_theme(coll, theme, top=10, update=False, stats=stats, **opts)
             times.append(time.perf_counter() - t1)
-            ranked = list(dict.fromkeys(m.recording_id for m in matches))
-            firsts.append(ranked[0] if ranked else None)
-            rank = next((i for i, r in enumerate(ranked, 1) if r in rel), None)
+            first, rank = _first_and_rank(matches, rel)
+            firsts.append(first)
             top1.append(rank == 1)
             rr.append(1.0 / rank if rank else 0.0)
             if stats:
                 cand.append(stats.get("candidates") or 0)
                 frames.append(stats.get("frames_searched", 0) / max(stats.get("frames_total", 1), 1))
         tops[name] = firsts
-        row = {
-            "method": name,
-            "Top-1": round(float(np.mean(top1)), 4),
-            "MRR": round(float(np.mean(rr)), 4),
-            "mean_ms": round(float(np.mean(times)) * 1000, 2),
-            "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
-            "candidates": round(float(np.mean(cand)), 1) if cand else None,
-            "frames_share": round(float(np.mean(frames)), 4) if frames else 1.0,
-        }
-        rows.append(row)
-        print_table([row], list(row))
-        print(flush=True)
+        rows.append(_cascade_row(name, top1, rr, times, cand, frames))
     _compare_with_exhaustive(rows, [name for name, _ in variants], tops)
     return {
         **_close_with_summary(coll, args.dataset),
@@ -697,9 +709,8 @@ def run_learned_cascade(args) -> dict:
                     coll, theme, top=10, per_recording=1, features="learned", update=False, stats=stats, **opts
                 )
             times.append(time.perf_counter() - t1)
-            ranked = list(dict.fromkeys(m.recording_id for m in matches))
-            firsts.append(ranked[0] if ranked else None)
-            rank = next((i for i, r in enumerate(ranked, 1) if r in rel), None)
+            first, rank = _first_and_rank(matches, rel)
+            firsts.append(first)
             top1.append(rank == 1)
             rr.append(1.0 / rank if rank else 0.0)
             if opts is None:
@@ -719,25 +730,16 @@ def run_learned_cascade(args) -> dict:
         if opts is None:
             exhaustive_top = firsts
         tops[name] = firsts
-        row = {
-            "method": name,
-            "Top-1": round(float(np.mean(top1)), 4),
-            "MRR": round(float(np.mean(rr)), 4),
-            "mean_ms": round(float(np.mean(times)) * 1000, 2),
+        extra = {
             "median_ms": round(float(np.median(times)) * 1000, 2),
-            "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
             "proposal_ms": round(float(np.mean(prop_ms)), 2) if prop_ms else None,
             "dtw_ms": round(float(np.mean(dtw_ms)), 2) if dtw_ms else None,
             "no_fallback_ms": round(float(np.mean(fast_times)) * 1000, 2) if fast_times else None,
             "recall": round(float(np.mean(recall)), 4) if recall else None,
-            "candidates": round(float(np.mean(cand)), 1) if cand else None,
-            "frames_share": round(float(np.mean(frames)), 4) if frames else 1.0,
             "fallbacks": int(np.sum(fallback)) if fallback else 0,
             "fallback_share": round(float(np.mean(fallback)), 4) if fallback else 0.0,
         }
-        rows.append(row)
-        print_table([row], list(row))
-        print(flush=True)
+        rows.append(_cascade_row(name, top1, rr, times, cand, frames, **extra))
     _compare_with_exhaustive(rows, [name for name, _ in variants], tops)
     return {
         **_close_with_summary(coll, args.dataset),
