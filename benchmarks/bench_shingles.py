@@ -566,7 +566,8 @@ def _theme_queries(coll, view, *, limit: int | None) -> list[tuple]:
 
 def run_cascade(args) -> dict:
     from mirsearch.models.embedding_training import dataset_collection
-    from mirsearch.search.shingles import THEME_CONFIG, ShingleIndex, cascade_search_theme
+    from mirsearch.search.cascade import cascade_search_theme
+    from mirsearch.search.shingles import THEME_CONFIG, ShingleIndex
     from mirsearch.search.theme import search_theme
 
     coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
@@ -641,8 +642,9 @@ def _learned_collection(dataset, split: str, *, jobs: int):
 
 def run_learned_cascade(args) -> dict:
     from mirsearch.collection.shingles import ShingleConfig
+    from mirsearch.search.cascade import cascade_search_theme
     from mirsearch.search.notes import note_index
-    from mirsearch.search.shingles import ShingleIndex, cascade_search_theme
+    from mirsearch.search.shingles import ShingleIndex
     from mirsearch.search.theme import search_theme
 
     coll, view = _learned_collection(args.dataset, args.learned_split, jobs=args.jobs)
@@ -758,7 +760,8 @@ def run_learned_cascade(args) -> dict:
 def run_audio_cascade(args) -> dict:
     """Audio matching: exhaustive CENS subsequence DTW vs the shingle-index cascade, same queries."""
     from mirsearch.models.embedding_training import dataset_collection
-    from mirsearch.search.shingles import cascade_search_audio, cens_database, get_index
+    from mirsearch.search.cascade import cascade_search_audio, cens_database
+    from mirsearch.search.shingles import get_index
 
     coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
     by_path = {r.path: r.id for r in coll.recordings()}

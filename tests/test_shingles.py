@@ -363,7 +363,7 @@ def test_shingle_config_validation():
 
 
 def test_theme_cascade_agrees_with_exhaustive_search(shingle_collection, renderings):
-    from mirsearch.search.shingles import cascade_search_theme
+    from mirsearch.search.cascade import cascade_search_theme
 
     from conftest import theme_of
 
@@ -412,7 +412,7 @@ def test_shipped_embedding_bundle_loads_without_pickle():
 
 
 def test_audio_cascade_reranks_proposals_with_dtw(shingle_collection, renderings):
-    from mirsearch.search.shingles import cascade_search_audio
+    from mirsearch.search.cascade import cascade_search_audio
 
     with Collection.open(shingle_collection) as coll:
         stats = {}
@@ -559,7 +559,7 @@ def learned_collection(renderings, tmp_path_factory):
 
 
 def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, renderings):
-    from mirsearch.search.shingles import cascade_search_theme
+    from mirsearch.search.cascade import cascade_search_theme
     from mirsearch.search.theme import search_theme
 
     from conftest import theme_of

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 "transpositions": [0] if args.no_transpose else range(12),
             }
             if args.cascade:
-                from mirsearch.search.shingles import cascade_search_theme
+                from mirsearch.search.cascade import cascade_search_theme
 
                 if args.candidates is not None:
                     options["candidates"] = args.candidates

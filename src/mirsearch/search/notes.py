@@ -7,7 +7,7 @@ pitch-class notes; :class:`NoteIndex` indexes the pitch-class *intervals* of eve
 (an inserted note of another voice); a theme's windows vote for a recording, a start note and a
 transposition. :func:`align_notes` is the tolerant alternative: a Smith-Waterman alignment of the
 theme's pitch classes with every recording's notes (numba, a linear scan). Both feed the theme cascade
-(:func:`mirsearch.search.shingles.cascade_search_theme`, ``proposal="notes"`` / ``"align"``).
+(:func:`mirsearch.search.cascade.cascade_search_theme`, ``proposal="notes"`` / ``"align"``).
 """
 
 from __future__ import annotations
