@@ -38,10 +38,14 @@ def _write_chords(folder: Path, n: int, seconds: float = 3.0, seed: int = 0) -> 
 def test_add_is_incremental_and_detects_changes(tmp_path):
     files = _write_chords(tmp_path / "audio", 4)
     coll = Collection.create(tmp_path / "c.mirs")
+    assert coll.generation() == 0
     r1 = coll.add(tmp_path / "audio")
     assert len(r1.added) == 4 and not r1.failed
+    assert coll.generation() == 4
+    Y1 = coll.database()[0]
     r2 = coll.add(tmp_path / "audio")
     assert len(r2.unchanged) == 4 and not r2.added
+    assert coll.generation() == 4 and coll.database()[0] is Y1  # nothing changed: the memoised database
     # touched but same content: not re-extracted; new content: updated, same id
     os.utime(files[0], (time.time() + 5, time.time() + 5))
     before = {r.path: r.id for r in coll.recordings()}
@@ -50,6 +54,11 @@ def test_add_is_incremental_and_detects_changes(tmp_path):
     assert r3.updated == [str(files[1].resolve())]
     assert str(files[0].resolve()) in r3.unchanged
     assert {r.path: r.id for r in coll.recordings()} == before
+    assert coll.generation() == 5  # the update moved the generation (touching did not) ...
+    with Collection.open(tmp_path / "c.mirs", readonly=True) as reader:
+        assert reader.generation() == 5  # ... as another connection sees it
+    Y3 = coll.database()[0]  # ... and the memoised database was rebuilt with the new content
+    assert Y3 is not Y1 and not np.array_equal(Y3, Y1)
     assert len(list((tmp_path / "c.mirs" / "features").rglob("*.npy"))) == 4  # old array of rec001 removed
     coll.close()
 

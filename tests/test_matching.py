@@ -109,10 +109,12 @@ def test_sequence_boundaries_equal_separate_runs(default_steps):
         np.testing.assert_array_equal(start[:, sl][finite], ref_start[finite] + offset)
 
 
-@pytest.mark.parametrize("n_segments", [1, 3, 8])
-def test_best_over_shifts_equals_per_shift_minimum(n_segments):
+@pytest.mark.parametrize(("n_segments", "serial_cells"), [(1, 0), (3, 0), (8, 0), (None, 1 << 30)])
+def test_best_over_shifts_equals_per_shift_minimum(n_segments, serial_cells, monkeypatch):
+    from mirsearch.matching import subsequence
     from mirsearch.matching.subsequence import best_over_shifts, unit_columns
 
+    monkeypatch.setattr(subsequence, "SERIAL_CELLS", serial_cells)  # 0: always the parallel kernel
     rng = np.random.default_rng(4)
     X = rng.random((12, 15))
     Y = rng.random((12, 700))

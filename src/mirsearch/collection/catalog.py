@@ -116,6 +116,17 @@ class Catalog:
     def set_json(self, key: str, value) -> None:
         self.set_meta(key, json.dumps(value, sort_keys=True))
 
+    def generation(self) -> int:
+        """Number of changes to the recordings so far (one SQL read; memoised views compare it)."""
+        return int(self.get_meta("generation", 0))
+
+    def _bump_generation(self) -> None:
+        """Count a change; call inside the transaction that makes it."""
+        self.db.execute(
+            "INSERT INTO meta VALUES ('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
     # -- recordings -------------------------------------------------------------------------------
     def recordings(self) -> list[Recording]:
         rows = self.db.execute("SELECT id, path, sha1, size, mtime, duration FROM recordings ORDER BY id")
@@ -180,6 +191,7 @@ class Catalog:
                     (rid, kind, key, json.dumps(config, sort_keys=True), file, n_frames, rate),
                 )
             self.db.execute("DELETE FROM failures WHERE path = ?", (path,))
+            self._bump_generation()
         return rid
 
     def touch(self, recording_id: int, *, size: int, mtime: float) -> None:
@@ -189,6 +201,7 @@ class Catalog:
     def remove(self, recording_id: int) -> None:
         with self.db:
             self.db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
+            self._bump_generation()
 
     def put_failure(self, path: str, error: str) -> None:
         with self.db:

@@ -265,7 +265,6 @@ class Collection:
         finally:
             if bar is not None:
                 bar.close()
-            self._cache.clear()
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -319,6 +318,14 @@ class Collection:
     def recording(self, recording_id: int) -> Recording:
         return self.catalog.recording(recording_id)
 
+    def generation(self) -> int:
+        """A counter of changes to the recordings (added, updated, removed), also by other processes.
+
+        Views of the collection memoised in memory (the database, shingle indexes, note indexes) store
+        the generation they were built at and are rebuilt when it moves.
+        """
+        return self.catalog.generation()
+
     def load_features(self, recording_id: int, kind: str = "chroma") -> tuple[np.ndarray, float]:
         """Stored features of one recording.
 
@@ -359,11 +366,11 @@ class Collection:
         """
         from mirsearch.matching.subsequence import unit_columns
 
-        recs = self.recordings()
-        token = (kind, len(recs), recs[-1].id if recs else 0, recs[-1].sha1 if recs else "")
+        token = (kind, self.generation())
         cached = self._cache.get(("database", kind))
         if cached is not None and cached[0] == token:
             return cached[1]
+        recs = self.recordings()
         base = "chroma" if kind == "cens" else kind
         entries = self.catalog.features(base)
         parts, kept, rate = [], [], None

@@ -198,6 +198,11 @@ def _sdtw_reduce_segment(Qts, Y, reset, lo, hi, block, out_cost, out_start, out_
                     out_shift[m] = sh
 
 
+#: below this many DTW cells (shifts x query x database frames) :func:`best_over_shifts` runs on one thread:
+#: starting the parallel kernel costs 0.4-0.8 ms, about what one core needs for 2**17 cells
+SERIAL_CELLS = 1 << 17
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _sdtw_reduce(Qts, Y, reset, segments, block, out_cost, out_start, out_shift):  # pragma: no cover - numba
     for i in numba.prange(segments.shape[0] - 1):
@@ -470,7 +475,8 @@ def best_over_shifts(
     reset : np.ndarray of bool, shape (M,), optional
         Frames where a new sequence begins.
     n_segments : int, optional
-        Parallel work units (default: 4 per numba thread, where the boundaries allow).
+        Parallel work units (default: 4 per numba thread, where the boundaries allow). Problems of at
+        most :data:`SERIAL_CELLS` cells run on the calling thread in one unit.
     block : int
         Database frames processed per shift before moving on (cache blocking).
 
@@ -499,7 +505,11 @@ def best_over_shifts(
     cost = np.full(M, np.inf, dtype=np.float32)
     start = np.zeros(M, dtype=np.int32)
     shift_index = np.zeros(M, dtype=np.int8)
-    _sdtw_reduce(Qts, np.ascontiguousarray(Y, dtype=np.float32), reset, segments, block, cost, start, shift_index)
+    Y = np.ascontiguousarray(Y, dtype=np.float32)
+    if Qts.shape[0] * Qts.shape[2] * M <= SERIAL_CELLS:  # waking the thread pool costs more than the work
+        _sdtw_reduce_segment(Qts, Y, reset, 0, M, block, cost, start, shift_index)
+    else:
+        _sdtw_reduce(Qts, Y, reset, segments, block, cost, start, shift_index)
     return cost.astype(np.float64) / Q.shape[0], start.astype(np.int64), np.asarray(shifts)[shift_index]
 
 

