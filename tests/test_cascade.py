@@ -84,3 +84,70 @@ def test_embedding_time_pooling_equals_torch_maxpool(length):
             y = layer(y)
         reference = torch.nn.functional.normalize(net.head(y), dim=1)
         torch.testing.assert_close(net(x), reference)
+
+
+def _score_regions_loop(qs, D, L, rec_ids, starts, *, per_recording, exclude, aggregate, tol):
+    """Reference: the voting of :func:`score_regions` written as a loop over recordings and regions."""
+    k, n_var = D.shape[1], len(qs.variants)
+    kth = np.where(np.isfinite(D[:, -1]), D[:, -1], D[np.isfinite(D)].max())
+    n_per_var = np.bincount(qs.variant, minlength=n_var)
+    lengths = [v[2] for v in qs.variants]
+    hits = [
+        (q, int(L[q, j]), float(D[q, j]))
+        for q in range(len(D))
+        for j in range(k)
+        if L[q, j] >= 0 and rec_ids[L[q, j]] not in exclude
+    ]
+    found = []
+    for r in sorted({int(rec_ids[h[1]]) for h in hits}):
+        alive = [h for h in hits if rec_ids[h[1]] == r]
+        for round_ in range(per_recording):
+            if not alive:
+                break
+            seed = min(alive, key=lambda h: h[2])
+            implied = lambda h: starts[h[1]] - qs.position[h[0]]  # noqa: E731
+            members = [h for h in alive if abs(implied(h) - implied(seed)) <= tol]
+            alive = [h for h in alive if h not in members]
+            best = {}
+            for q, _, d in members:
+                best[q] = min(d, best.get(q, np.inf))
+            cost_var = [
+                np.mean([best.get(q, kth[q]) for q in np.flatnonzero(qs.variant == v)]) if n_per_var[v] else np.inf
+                for v in range(n_var)
+            ]
+            v = int(qs.variant[seed[0]]) if aggregate == "min" else int(np.argmin(cost_var))
+            cost = seed[2] if aggregate == "min" else cost_var[v]
+            in_v = [implied(h) for h in members if qs.variant[h[0]] == v]
+            s = int(np.round(np.median(in_v))) if in_v else int(implied(seed))
+            by_distance = sorted(members, key=lambda h: h[2])
+            tie = len(by_distance) > 5 and by_distance[4][2] == by_distance[5][2]  # then either hit may come
+            positions = None if tie else sorted(int(starts[h[1]]) for h in by_distance[:5])
+            found.append((cost, -len(best), r, round_, (r, s, s + lengths[v], v, len(best), seed[2]), positions))
+    found.sort(key=lambda t: t[:4])
+    return found
+
+
+@pytest.mark.parametrize(("per_recording", "aggregate"), [(1, "mean"), (3, "mean"), (2, "min")])
+def test_score_regions_equals_a_loop_over_recordings(per_recording, aggregate):
+    from mirsearch.search.shingles import QueryShingles, score_regions
+
+    rng = np.random.default_rng(per_recording)
+    variants = [(0.8, 0, 30), (1.0, 0, 24), (1.25, 0, 19)]
+    n_q, k, n_rows = 40, 12, 600
+    variant = np.sort(rng.integers(0, 2, n_q))  # the third variant has no shingles
+    position = rng.integers(0, 10, n_q)
+    rec_ids = rng.integers(0, 15, n_rows) + 100
+    starts = rng.integers(0, 60, n_rows)
+    D = np.sort(rng.random((n_q, k)).round(3), axis=1)  # rounded: ties happen
+    L = rng.integers(0, n_rows, (n_q, k))
+    D[:3, -2:], L[:3, -2:] = np.inf, -1  # rows with fewer than k neighbours
+    qs = QueryShingles(np.zeros((n_q, 240), np.float32), variant, position, variants)
+    got = score_regions(qs, D, L, rec_ids, starts, per_recording=per_recording, exclude=[101], aggregate=aggregate)
+    ref = _score_regions_loop(
+        qs, D, L, rec_ids, starts, per_recording=per_recording, exclude={101}, aggregate=aggregate, tol=4
+    )
+    assert len(got) == len(ref) and all(g.recording_id != 101 for g in got)
+    for g, (cost, _, _, _, (r, s, e, v, votes, best), pos) in zip(got, ref, strict=True):
+        assert (g.recording_id, g.start, g.end, g.variant, g.votes) == (r, s, e, v, votes)
+        assert g.cost == pytest.approx(cost) and g.best_distance == pytest.approx(best)
+        assert len(g.positions) == min(5, len(g.positions)) and (pos is None or sorted(g.positions) == pos)

@@ -462,53 +462,77 @@ def score_regions(
     kth_sum = np.bincount(qs.variant, weights=kth, minlength=n_var)
     lengths = np.asarray([v[2] for v in qs.variants])
     tol = tolerance if tolerance is not None else max(2, int(lengths.min() // 4))
-    regions: list[Region] = []
-    order = np.argsort(rec, kind="stable")
-    rec_s = rec[order]
-    bounds = np.flatnonzero(np.r_[True, rec_s[1:] != rec_s[:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        idx = order[a:b]
-        alive = np.ones(len(idx), bool)
-        for _ in range(per_recording):
-            if not alive.any():
-                break
-            cand = idx[alive]
-            seed = cand[np.argmin(dist[cand])]
-            member = alive & (np.abs(implied[idx] - implied[seed]) <= tol)
-            m = idx[member]
-            alive &= ~member
-            # best hit per query shingle inside the region, then per-variant mean with the k-th bound
-            best = {}
-            for qi, d in zip(q_idx[m], dist[m], strict=True):
-                if d < best.get(qi, np.inf):
-                    best[qi] = d
-            q_best = np.fromiter(best.keys(), np.int64, len(best))
-            d_best = np.fromiter(best.values(), np.float64, len(best))
-            gain = np.bincount(qs.variant[q_best], weights=kth[q_best] - d_best, minlength=n_var)
-            cost_var = (kth_sum - gain) / np.maximum(n_per_var, 1)
-            cost_var[n_per_var == 0] = np.inf
-            if aggregate == "min":
-                v = int(var[m][np.argmin(dist[m])])
-                cost_var[v] = float(dist[m].min())
-            else:
-                v = int(np.argmin(cost_var))
-            in_v = var[m] == v
-            s = int(np.round(np.median(implied[m][in_v]))) if in_v.any() else int(implied[seed])
-            top_hits = m[np.argsort(dist[m])[:5]]
-            regions.append(
+    found: list[tuple[float, int, int, int, Region]] = []
+    alive = np.ones(len(dist), bool)
+    for round_ in range(per_recording):  # one region per recording and round, all recordings at once
+        if not alive.any():
+            break
+        hits = np.flatnonzero(alive)
+        # seed: the recording's closest remaining hit; members: hits implying about the same query start
+        by_rec = hits[np.lexsort((dist[hits], rec[hits]))]
+        seeds = by_rec[np.r_[True, rec[by_rec][1:] != rec[by_rec][:-1]]]
+        recs_r = rec[seeds]
+        g_of_hit = np.searchsorted(recs_r, rec[hits])
+        member = hits[np.abs(implied[hits] - implied[seeds][g_of_hit]) <= tol]
+        alive[member] = False
+        g = np.searchsorted(recs_r, rec[member])
+        n_g = len(seeds)
+        # best hit per (region, query shingle), then per-variant mean with the k-th bound for the others
+        o = member[np.lexsort((dist[member], q_idx[member], g))]
+        go = np.searchsorted(recs_r, rec[o])
+        first = np.r_[True, (go[1:] != go[:-1]) | (q_idx[o][1:] != q_idx[o][:-1])]
+        qb, db, gb = q_idx[o][first], dist[o][first], go[first]
+        votes = np.bincount(gb, minlength=n_g)
+        gain = np.bincount(gb * n_var + qs.variant[qb], weights=kth[qb] - db, minlength=n_g * n_var).reshape(n_g, n_var)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cost_var = (kth_sum[None, :] - gain) / np.maximum(n_per_var, 1)[None, :]
+        cost_var[:, n_per_var == 0] = np.inf
+        if aggregate == "min":  # the seed is the region's closest hit
+            v_best, cost = var[seeds], dist[seeds].astype(np.float64)
+        else:
+            v_best = np.argmin(cost_var, axis=1)
+            cost = cost_var[np.arange(n_g), v_best]
+        # start: median implied start of the members of the chosen variant (the seed's when there are none)
+        start = implied[seeds].astype(np.float64)
+        sel = member[var[member] == v_best[g]]
+        if len(sel):
+            gs = np.searchsorted(recs_r, rec[sel])
+            o2 = np.lexsort((implied[sel], gs))
+            x, gs = implied[sel][o2].astype(np.float64), gs[o2]
+            counts = np.bincount(gs, minlength=n_g)
+            lo = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            has = counts > 0
+            mid_a, mid_b = lo[has] + (counts[has] - 1) // 2, lo[has] + counts[has] // 2
+            start[has] = (x[mid_a] + x[mid_b]) / 2
+        start = np.round(start).astype(np.int64)
+        # the 5 closest hits of each region (database positions)
+        o3 = member[np.lexsort((dist[member], g))]
+        g3 = np.searchsorted(recs_r, rec[o3])
+        rank = np.arange(len(o3)) - np.searchsorted(g3, g3)
+        top5 = o3[rank < 5]
+        pos_of = np.split(starts[labels[top5]], np.searchsorted(g3[rank < 5], np.arange(1, n_g)))
+        lengths_v = lengths[v_best]
+        found += [
+            (
+                float(cost[i]),
+                -int(votes[i]),
+                int(recs_r[i]),
+                round_,
                 Region(
-                    recording_id=int(rec_s[a]),
-                    start=s,
-                    end=s + int(lengths[v]),
-                    cost=float(cost_var[v]),
-                    votes=int(len(best)),
-                    variant=v,
-                    best_distance=float(dist[m].min()),
-                    positions=[int(starts[labels[h]]) for h in top_hits],
-                )
+                    recording_id=int(recs_r[i]),
+                    start=int(start[i]),
+                    end=int(start[i] + lengths_v[i]),
+                    cost=float(cost[i]),
+                    votes=int(votes[i]),
+                    variant=int(v_best[i]),
+                    best_distance=float(dist[seeds[i]]),
+                    positions=[int(x) for x in pos_of[i]],
+                ),
             )
-    regions.sort(key=lambda r: (r.cost, -r.votes))
-    return regions
+            for i in range(n_g)
+        ]
+    found.sort(key=lambda t: t[:4])  # ties: by recording, then by round
+    return [t[4] for t in found]
 
 
 # -- query input -------------------------------------------------------------------------------------------
