@@ -151,3 +151,31 @@ def test_score_regions_equals_a_loop_over_recordings(per_recording, aggregate):
         assert (g.recording_id, g.start, g.end, g.variant, g.votes) == (r, s, e, v, votes)
         assert g.cost == pytest.approx(cost) and g.best_distance == pytest.approx(best)
         assert len(g.positions) == min(5, len(g.positions)) and (pos is None or sorted(g.positions) == pos)
+
+
+def test_cli_audio_cascade_finds_the_other_version(renderings, tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from mirsearch.cli.main import main
+
+    root = tmp_path / "c.mirs"
+    paths = [str(renderings[k].path) for k in ("a", "b", "c")]
+    assert main(["index", *paths, "--collection", str(root), "--no-progress", "-j", "1"]) == 0
+    base = ["shingles", "search", "-c", str(root), "--reduction", "none", "--index", "exact"]
+    query = ["--audio", str(renderings["a_slow"].path), "--start", "5", "--end", "35"]
+    capsys.readouterr()
+    assert main([*base, *query, "--cascade", "--tempo-factors", "1.0,1.2,1.43,1.7", "--json"]) == 0
+    matches = json.loads(capsys.readouterr().out)["matches"]
+    best = matches[0]
+    assert best["recording"] == str(renderings["a"].path.resolve())
+    # 0.7x speed: 5-35 s of the query are 3.5-24.5 s of the original
+    assert best["tempo_factor"] > 1.0 and abs(best["start"] - 3.5) <= 2.5 and abs(best["end"] - 24.5) <= 2.5
+    assert len(matches) == 3 and best["cost"] < matches[1]["cost"]
+    # a query shorter than one shingle at the slowest scaling: one line naming the file, exit status 2
+    y, sr = sf.read(renderings["a_slow"].path)
+    sf.write(tmp_path / "short.wav", y[: 3 * sr], sr)
+    assert main([*base, "--audio", str(tmp_path / "short.wav"), "--cascade"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "too short" in err
