@@ -643,7 +643,7 @@ def _learned_collection(dataset, split: str, *, jobs: int):
 def run_learned_cascade(args) -> dict:
     from mirsearch.collection.shingles import ShingleConfig
     from mirsearch.search.cascade import cascade_search_theme
-    from mirsearch.search.notes import note_index
+    from mirsearch.search.notes import NOTE_WEIGHTING, note_index
     from mirsearch.search.shingles import ShingleIndex
     from mirsearch.search.theme import search_theme
 
@@ -669,10 +669,14 @@ def run_learned_cascade(args) -> dict:
             shifts = parts[3] if len(parts) > 3 else "proposed"
             bound = float(parts[4]) if len(parts) > 4 and parts[4] else None  # None: the default fallback cost
             with_align = len(parts) > 5 and parts[5] == "align"
+            margin = float(parts[6]) if len(parts) > 6 and parts[6] else None  # None: the library's default
             name = f"notes-{cand}x{regions}{'-all-keys' if shifts == 'all' else ''}"
             name += "" if bound is None else ("-no-fallback" if np.isinf(bound) else f"-fallback{bound:g}")
             name += "+align" if with_align else ""
+            name += "" if margin is None else f"-margin{margin:g}"
             opts = {"proposal": "notes", "candidates": cand, "note_regions": regions, "dtw_shifts": shifts}
+            if margin is not None:
+                opts["margin"] = margin
             if bound is not None:
                 opts["fallback_cost"] = bound
             if with_align:
@@ -751,6 +755,7 @@ def run_learned_cascade(args) -> dict:
         "note_index_build_s": round(note_index_s, 3),
         "note_index_windows": len(nidx),
         "note_index_notes": int(len(nidx.pc)),
+        "note_weighting": NOTE_WEIGHTING,
         "shingle_index_build_s": round(shingle_index_s, 2),
         "shingle_index_rows": len(sidx),
         "rows": rows,
@@ -1401,7 +1406,7 @@ def main() -> None:
         "--learned-cascades",
         default="notes:32:3,notes:16:3,notes:64:3,notes:8:3:proposed:inf,notes:16:3:proposed:inf,"
         "notes:32:3:proposed:inf,notes:64:3:proposed:inf,notes:128:3:proposed:inf,notes:32:1:proposed:inf,index:32",
-        help="learned_cascade variants: notes:candidates[:regions[:proposed|all[:fallback_cost[:align]]]], "
+        help="learned_cascade variants: notes:candidates[:regions[:proposed|all[:fallback_cost[:align[:margin]]]]], "
         "align:candidates[:fallback_cost] or index:candidates (fallback_cost inf: never fall back; empty or "
         "absent: the library's default)",
     )

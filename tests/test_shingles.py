@@ -549,6 +549,86 @@ def test_align_notes_bridges_two_inserted_notes(rng):
         align_notes(theme, index, match=0.0)
 
 
+def _two_voice_rows(upper, lower, *, weak: float = 0.55) -> np.ndarray:
+    """Unit chroma rows of two voices (-1: rest): the upper voice loud, the lower one at ``weak`` of it."""
+    Y = np.full((len(upper), 12), 0.02, np.float32)
+    for t, (u, v) in enumerate(zip(upper, lower, strict=True)):
+        if u >= 0:
+            Y[t, u] = 1.0
+        if v >= 0:
+            Y[t, v] = max(Y[t, v], weak if u >= 0 else 1.0)
+    return Y / np.linalg.norm(Y, axis=1, keepdims=True)
+
+
+def test_second_voice_notes_follow_the_weaker_voice_and_the_only_one():
+    from mirsearch.search.notes import chroma_notes, second_voice_notes
+
+    upper = [0] * 6 + [-1] * 6 + [5] * 6 + [7] * 6  # C, rest, F, G
+    lower = [4] * 4 + [9] * 8 + [2] * 6 + [11] * 6  # E, A (alone while the upper voice rests), D, B
+    Y = _two_voice_rows(upper, lower)
+    assert chroma_notes(Y)[0].tolist() == [0, 9, 5, 7]  # the loud voice (and A where it is alone)
+    pc, start, end = second_voice_notes(Y, second=0.4)
+    assert pc.tolist() == [4, 9, 2, 11] and start.tolist() == [0, 4, 12, 18] and end.tolist() == [4, 12, 18, 24]
+    assert second_voice_notes(Y, second=0.6)[0].tolist() == chroma_notes(Y)[0].tolist()  # no second voice that loud
+    with pytest.raises(ParameterError, match="second"):
+        second_voice_notes(Y, second=0.0)
+
+
+def test_note_index_second_voice_proposes_a_theme_in_the_inner_voice(rng):
+    from mirsearch.search.notes import NoteIndex, align_notes
+
+    theme = np.array([7, 3, 5, 2, 0, 2, 3, 7, 5])
+    recs, offsets = [], [0]
+    for r in range(5):
+        upper = [int(rng.integers(12))]
+        while len(upper) < 80:
+            upper.append(int((upper[-1] + rng.integers(1, 12)) % 12))
+        lower = [(p + int(rng.integers(3, 9))) % 12 for p in upper]  # a random accompanying voice
+        if r == 3:  # the theme (2 semitones up) in the lower voice, under notes of other pitch classes
+            planted = ((theme + 2) % 12).tolist()
+            lower[30 : 30 + len(planted)] = planted
+            for i, p in enumerate(planted):
+                if upper[30 + i] == p:
+                    upper[30 + i] = (p + 6) % 12
+        rows = _two_voice_rows(np.repeat(upper, 3), np.repeat(lower, 3))
+        recs.append(rows)
+        offsets.append(offsets[-1] + len(rows))
+    Y, offsets = np.concatenate(recs), np.array(offsets)
+    plain = NoteIndex(Y, offsets)
+    both = NoteIndex(Y, offsets, second=0.4)
+    assert 3 not in {p.recording for p in plain.propose(theme, candidates=2)}
+    best = both.propose(theme, candidates=1, per_recording=1)[0]
+    assert best.recording == 3 and best.transposition == 2 and best.votes == len(theme) - 3
+    assert both.note_segment[best.first_note] == both.note_segment[best.last_note]  # within the second stream
+    assert 30 * 3 >= both.start[best.first_note] and both.end[best.last_note] >= (30 + len(theme)) * 3
+    assert len(both.pc) > len(plain.pc) and np.all(np.diff(both.segment_offsets) >= 0)
+    score, *_ = align_notes(theme, both)
+    assert int(np.argmax(score)) == 3 and score[3] == pytest.approx(2.0 * len(theme))
+    with pytest.raises(ParameterError, match="second"):
+        NoteIndex(Y, offsets, second=1.5)
+
+
+def test_note_index_ranks_by_local_alignment():
+    from mirsearch.search.notes import NoteIndex
+
+    theme = [7, 3, 5, 2, 0, 2, 3, 7, 5, 0]
+    filler = [11, 1, 4, 6, 8, 10, 1, 4, 6, 9, 11, 1, 6, 8, 10, 4, 9]
+    # recording 0: the theme with two wrong notes (the 5th and the 10th); recording 1: its first six notes
+    played = theme[:4] + [9] + theme[5:9] + [10]
+    seqs = [filler + played + filler, filler + theme[:6] + filler + filler]
+    Y = np.concatenate([_one_hot_rows(np.repeat(seq, 3)) for seq in seqs])
+    offsets = np.array([0, 3 * len(seqs[0]), 3 * (len(seqs[0]) + len(seqs[1]))])
+    index = NoteIndex(Y, offsets, skips=False)
+    by_align = index.propose(np.array(theme), candidates=2, weighting="align")
+    assert [p.recording for p in by_align] == [0, 1]
+    assert [p.score for p in by_align] == pytest.approx([2.0 * 8 - 1.0, 2.0 * 6])  # 8 notes and a wrong one; 6
+    # intact windows alone prefer the fragment: three windows against two
+    by_idf = index.propose(np.array(theme), candidates=2, weighting="idf")
+    assert [p.recording for p in by_idf] == [1, 0] and [p.votes for p in by_idf] == [3, 2]
+    with pytest.raises(ParameterError, match="weighting"):
+        index.propose(np.array(theme), weighting="dtw")
+
+
 @pytest.fixture(scope="module")
 def learned_collection(renderings, tmp_path_factory):
     """Chorales a, b, c and a at 1.4x speed with learned chroma (the packaged model)."""
