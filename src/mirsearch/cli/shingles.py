@@ -25,7 +25,7 @@ def _index_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME|DIR",
         help="embedding (shipped, default), pca (fitted on the collection), none (240 dims) or a bundle directory",
     )
-    p.add_argument("--dim", type=int, default=12, help="dimension of pca / the shipped embedding (default 12)")
+    p.add_argument("--dim", type=int, default=12, help="dimension of pca / the shipped embedding (6, 12, 30)")
     p.add_argument("--index", choices=("hnsw", "kdtree", "exact"), default="hnsw", help="nearest-neighbour index")
     p.add_argument("--M", type=int, default=None, help="HNSW links per node (build; default 8, 16 above 32 dims)")
     p.add_argument("--ef-construction", type=int, default=None, help="HNSW build list (default 64, 200 above 32 dims)")

@@ -656,7 +656,7 @@ def search_shingles(
     reduction : {"embedding", "pca", "none"} or path-like
         Shingle reduction (see :class:`ShingleIndex`).
     dim : int
-        Dimension of PCA / the shipped embedding (6, 12, 30; 12 is shipped).
+        Dimension of PCA / the shipped embedding (shipped: 6, 12, 30).
     top : int >= 1
         Matches returned.
     k : int >= 1
