@@ -628,15 +628,23 @@ LEARNED_THEME_CONFIG = {"length": 6, "hop": 1, "window": 21, "downsample": 5, "f
 LEARNED_THEME_TEMPO_FACTORS = (0.8, 1.0, 1.25)
 
 
-def _learned_collection(dataset, split: str, *, jobs: int):
-    """The learned-feature collection of a split (as ``mirsearch bench theme --features learned`` builds it)."""
+def _learned_collection(dataset, split: str, *, jobs: int, splits: str | None = None):
+    """The learned-feature collection of a split (as ``mirsearch bench theme --features learned`` builds it).
+
+    ``splits`` (e.g. ``"test,validation,train"``): the collection holds the recordings of these splits
+    (``learned-all.mirs`` for all three; the others are distractors), the themes stay those of ``split``.
+    """
     from mirsearch.collection import Collection
     from mirsearch.datasets.manifest import Dataset
 
-    view = Dataset.load(dataset).split(split)
-    versions = [v for v in view if v.path.is_file()]
-    coll = Collection.create(Path(dataset) / "collections" / f"learned-{split}.mirs", features=["learned"])
-    coll.add([str(v.path.resolve()) for v in versions], jobs=jobs, progress=True)
+    full = Dataset.load(dataset)
+    view = full.split(split)
+    names = [x for x in (splits or split).split(",") if x]
+    label = split if names == [split] else ("all" if set(names) == {"test", "validation", "train"} else "-".join(names))
+    coll = Collection.create(Path(dataset) / "collections" / f"learned-{label}.mirs", features=["learned"])
+    for name in names:
+        versions = [v for v in full.split(name) if v.path.is_file()]
+        coll.add([str(v.path.resolve()) for v in versions], jobs=jobs, progress=True)
     return coll, view
 
 
@@ -647,7 +655,7 @@ def run_learned_cascade(args) -> dict:
     from mirsearch.search.shingles import ShingleIndex
     from mirsearch.search.theme import search_theme
 
-    coll, view = _learned_collection(args.dataset, args.learned_split, jobs=args.jobs)
+    coll, view = _learned_collection(args.dataset, args.learned_split, jobs=args.jobs, splits=args.learned_splits)
     themes = _theme_queries(coll, view, limit=args.theme_limit)
     t0 = time.perf_counter()
     coll.database("learned")
@@ -750,6 +758,7 @@ def run_learned_cascade(args) -> dict:
     return {
         **_close_with_summary(coll, args.dataset),
         "split": args.learned_split,
+        "collection_splits": args.learned_splits or args.learned_split,
         "themes": len(themes),
         "database_load_s": round(database_s, 2),
         "note_index_build_s": round(note_index_s, 3),
@@ -1480,6 +1489,12 @@ def main() -> None:
     )
     ap.add_argument("--theme-limit", type=int, default=0)
     ap.add_argument("--learned-split", default="test", help="split of the learned_cascade section")
+    ap.add_argument(
+        "--learned-splits",
+        default=None,
+        help="splits whose recordings the learned collection holds (default: --learned-split; "
+        "'test,validation,train': the other splits' recordings as distractors)",
+    )
     ap.add_argument(
         "--learned-cascades",
         default="notes:32:3,notes:16:3,notes:64:3,notes:8:3:proposed:inf,notes:16:3:proposed:inf,"

@@ -248,6 +248,7 @@ def cascade_search_theme(
     tolerance: int = 2,
     note_regions: int = 3,
     skips: bool = True,
+    note_options: dict | None = None,
     dtw_shifts: str = "proposed",
     fallback_cost: float | None = None,
     align: bool = False,
@@ -286,11 +287,12 @@ def cascade_search_theme(
         A :class:`NoteIndex` of the collection's learned chroma (built in milliseconds and memoised): the
         learned chroma is close to a transcription of the theme voice, so the theme's pitch-class
         sequence (repetitions merged) is looked up as ``ngram``-interval windows, tempo and transposition
-        invariant. Each hit votes for a start note and a transposition; the ``candidates`` recordings
-        with the most agreeing windows are proposed with their ``note_regions`` best regions and the
-        transposition found, and stage 2 runs only there (``dtw_shifts="proposed"``) or in all
-        ``transpositions`` (``"all"``). Themes with at most ``ngram`` pitch changes fall back to the
-        exhaustive search.
+        invariant. Each hit votes for a start note and a transposition; hits that agree form clusters,
+        ranked by the Smith-Waterman score of the theme against the cluster's notes
+        (:meth:`NoteIndex.propose`). The ``candidates`` best recordings are proposed with their
+        ``note_regions`` best clusters and the transposition found, and stage 2 runs only there
+        (``dtw_shifts="proposed"``) or in all ``transpositions`` (``"all"``). Themes with at most
+        ``ngram`` pitch changes fall back to the exhaustive search.
 
     Stage 2 is the matching of :func:`mirsearch.search.theme.search_theme` (same features, tempo factors,
     transpositions, peak picking) restricted to the candidates, so costs and spans are identical to the
@@ -313,6 +315,9 @@ def cascade_search_theme(
     ngram, tolerance, note_regions, skips
         The note-index proposal (:class:`NoteIndex`): intervals per key, start-note tolerance of a vote,
         regions per recording, keys that skip one note.
+    note_options : dict, optional
+        Further :class:`NoteIndex` options, e.g. ``{"second": 0.6}`` (a second note stream of the weaker
+        voice; measured without gain, docs/benchmarks.md).
     dtw_shifts : {"proposed", "all"}
         Stage-2 transpositions of a ``"notes"`` region: the one(s) proposed, or all ``transpositions``.
     align : bool
@@ -383,7 +388,7 @@ def cascade_search_theme(
     if proposal in ("notes", "align"):
         if features != "learned":
             log.warning("proposal=%r expects learned chroma (near one-hot frames), got features=%r", proposal, features)
-        nidx = note_index(collection, features=features, n=ngram, skips=skips)
+        nidx = note_index(collection, features=features, n=ngram, skips=skips, **(note_options or {}))
         qpc = theme_pitch_classes(theme)
         if len(qpc) <= nidx.n:
             log.info("%s: %d pitch changes, too few for %d-interval keys: exhaustive", theme.name, len(qpc) - 1, ngram)

@@ -571,16 +571,17 @@ _NOTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def note_index(collection, *, features: str = "learned", n: int = NOTE_NGRAM, **options) -> NoteIndex:
-    """The :class:`NoteIndex` of a collection's ``features``, memoised while its recordings do not change."""
-    Y, offsets, recs, _ = collection.database(features)
-    token = (features, n, tuple(sorted(options.items())), len(recs), int(offsets[-1]), recs[-1].id if recs else 0)
+    """The :class:`NoteIndex` of a collection's ``features``, memoised until the collection's generation moves."""
+    key = (features, n, tuple(sorted(options.items())))
+    generation = collection.generation()
     per = _NOTES.setdefault(collection, {})
-    hit = per.get(token)
-    if hit is None:
+    hit = per.get(key)
+    if hit is None or hit[0] != generation:
+        Y, offsets, _, _ = collection.database(features)
         t0 = time.perf_counter()
-        hit = per[token] = NoteIndex(Y, offsets, n=n, **options)
-        log.info("note index of %s: %d windows in %.2f s", features, len(hit), time.perf_counter() - t0)
-    return hit
+        hit = per[key] = (generation, NoteIndex(Y, offsets, n=n, **options))
+        log.info("note index of %s: %d windows in %.2f s", features, len(hit[1]), time.perf_counter() - t0)
+    return hit[1]
 
 
 __all__ = [
