@@ -979,6 +979,36 @@ LEARNED_CASCADE_NOTES = (
     "added after the first test runs, so it is not the default (`align=False`); `mirsearch search "
     "--cascade notes+align` selects it."
 )
+ALIGNRANK_NOTES = (
+    "**Alignment-ranked note proposals** (session 4, commit 76d5b7a; the current default). `NoteIndex.propose` "
+    "ranks its clusters of agreeing interval keys by the Smith-Waterman score of the theme's pitch classes "
+    "against the cluster's notes (`weighting='align'`, about 1 ms more per query) instead of by summed key "
+    "rarity: an occurrence with a wrong or missing note keeps the notes on both sides, while many recordings "
+    "share a short theme's intact windows. Chosen on the validation split (143 themes), where the exhaustive "
+    "top-1 recording is among 8 / 16 / 32 candidates for 0.89 / 0.94 / 0.99 of the themes (rarity: 0.79 / "
+    "0.92 / 0.98) and the default 32x3 cascade returns the exhaustive top-1 for every theme (Top-1 0.860 = "
+    "0.860, MRR 0.8960 vs 0.8961). Measured once on test: the default `notes-32x3` gives Top-1 0.782 vs "
+    "0.785 exhaustive (1 of 316 themes; the rarity ranking lost 5) and MRR 0.834 vs 0.845, at 15 ms median "
+    "and 38 ms mean (10x faster than the exhaustive search's 369 ms); the 5 % of themes that fall back to "
+    "the exhaustive search make up most of the mean. With 64 candidates (a quarter of this collection, the "
+    "share that 32 is of the validation collection): Top-1 0.791, MRR 0.841 (-0.004), 23 ms median, 46 ms "
+    "mean. The rarity-ranking rows reproduce session 3 exactly (0.769 / 0.821). The second-voice rows add a "
+    "second note stream per recording (the weaker pitch class where two voices sound, `NoteIndex(second=0.6)`"
+    ", `cascade_search_theme(note_options=...)`): 32x3 reaches Top-1 0.785 = exhaustive and MRR 0.838, but "
+    "with lower proposal recall (0.921 vs 0.927), more fallbacks (6 % vs 5 %), a 2x larger index and 2x the "
+    "lookup time; without fallback it is below the default (0.772 / 0.779 at 32 / 64 candidates vs 0.772 / "
+    "0.785), and on validation it gained nothing, so it stays off. A loss needs an exhaustive top-1 cost "
+    "below the fallback bound 0.1, i.e. theme pitch classes that are mostly the frames' argmax: a theme heard "
+    "only as a second voice cannot produce such a match, so the fallback already catches it. The "
+    "rarity-ranking and second-voice runs were forced with a scratch script (`weighting='idf'`; "
+    "`second=0.6`) at a higher load (1.9-3.0): their times are not comparable with the first rows. Tried on "
+    "validation and dropped: query notes read from the theme's own 10 Hz chroma (MRR 0.8939 vs 0.8960), skip "
+    "keys that merge equal neighbours (recall@32 0.972 vs 0.979), an exact lower bound in place of the "
+    "fallback (exact but weak: 50 % of the DTW cells survive for top-1, more work than the exhaustive "
+    "search), cheaper fallback tiers (coarse regions lose a theme; coarse whole recordings are exact but only "
+    "1.5x cheaper; about 7 of the 10 validation fallbacks have an exhaustive cost above 0.1 themselves)."
+)
+LEARNED_ALL_NOTES = ""
 AUDIO_CASCADE_NOTES = (
     "The cascade is 4.2-4.8x faster than the exhaustive search on this 7 h collection at the same accuracy: "
     "Top-1 0.494 / 0.494 / 0.490 with 8 / 16 / 32 candidates vs 0.490, MRR 0.540 / 0.540 / 0.541 vs 0.538. The "
@@ -1065,14 +1095,24 @@ def audio_cascade_scale_section(c: dict) -> str:
     return "\n\n".join([text, table, AUDIO_SCALE_NOTES])
 
 
-def learned_cascade_section(lc: dict, extras: dict[str, dict] | None = None) -> str:
-    """Markdown of the learned-chroma theme cascade (``shingles_learned_cascade.json``, plus the variant
-    rows of later runs: ``{name: result}``, e.g. ``--name learned_cascade_more``)."""
+def learned_cascade_section(
+    lc: dict,
+    extras: dict[str, dict] | None = None,
+    *,
+    title: str = "Cascade vs exhaustive theme search on learned chroma",
+    command: str = "python benchmarks/bench_shingles.py --dataset data/bench --sections learned_cascade",
+    notes: str = "",
+    labels: dict[str, str] | None = None,
+) -> str:
+    """Markdown of a learned-chroma theme cascade run (e.g. ``shingles_learned_cascade.json``), plus the
+    variant rows of later runs (``{name: result}``, e.g. ``--name learned_cascade_more``; ``labels[name]``
+    is appended to their method names)."""
     rows = list(lc["rows"])
+    held = lc.get("collection_splits", lc["split"])
+    what = f"{lc['split']} split" if held == lc["split"] else f"{lc['split']} themes, recordings of {held}"
     text = (
-        f"### Cascade vs exhaustive theme search on learned chroma ({lc['split']} split: {lc['recordings']} "
-        f"recordings, {lc['hours']} h, {lc['themes']} themes)\n\n"
-        "`python benchmarks/bench_shingles.py --dataset data/bench --sections learned_cascade` "
+        f"### {title} ({what}: {lc['recordings']} recordings, {lc['hours']} h, {lc['themes']} themes)\n\n"
+        f"`{command}` "
         f"({lc.get('machine', {}).get('date', '')}, commit {lc.get('machine', {}).get('commit', '')}, "
         f"{_load_avg(lc)}; one thread). `exhaustive`: `search_theme(features='learned')` over every recording. "
         "`notes-NxR`: `cascade_search_theme(features='learned', proposal='notes')`: the note index "
@@ -1092,18 +1132,24 @@ def learned_cascade_section(lc: dict, extras: dict[str, dict] | None = None) -> 
         f"{lc['note_index_build_s']} s ({lc['note_index_notes']} notes, {lc['note_index_windows']} keys, "
         f"memoised per collection); shingle index opened in {lc['shingle_index_build_s']} s "
         f"({lc['shingle_index_rows']} shingles, built on first use); learned database loaded in "
-        f"{lc['database_load_s']} s. Load average at the end {lc.get('load_average_end')} (other jobs, model "
-        "training, ran on the other core)."
+        f"{lc['database_load_s']} s. Load average at the end {lc.get('load_average_end')}."
     )
     for name, more in (extras or {}).items():
         m = more.get("machine", {})
         new = [row for row in more["rows"] if row["method"] != "exhaustive"]
+        specs = ",".join(_spec_of(row["method"]) for row in new)
+        if labels and name in labels:
+            new = [{**row, "method": f"{row['method']} {labels[name]}"} for row in new]
         first = len(rows) + 1
         rows += new
         text += (
-            f" Rows {first}-{len(rows)}: a later run (`--learned-cascades "
-            f"{','.join(_spec_of(row['method']) for row in new)} --name {name.removeprefix('shingles_')}`, "
-            f"{m.get('date', '')}, commit {m.get('commit', '')}, {_load_avg(more)}); their speed-up is against "
+            f" Rows {first}-{len(rows)}: a later run ("
+            + (
+                f"the variants {specs} with the setting {labels[name]} forced by a scratch script"
+                if labels and name in labels
+                else f"`--learned-cascades {specs} --name {name.removeprefix('shingles_')}`"
+            )
+            + f", {m.get('date', '')}, commit {m.get('commit', '')}, {_load_avg(more)}); their speed-up is against "
             f"that run's own exhaustive search ({more['rows'][0]['mean_ms']} ms)."
         )
     table = _md_table(
@@ -1124,7 +1170,7 @@ def learned_cascade_section(lc: dict, extras: dict[str, dict] | None = None) -> 
             ("same_top1_as_exhaustive", "same top-1"),
         ],
     )
-    return f"{text}\n\n{table}\n\n{LEARNED_CASCADE_NOTES}"
+    return f"{text}\n\n{table}\n\n{notes}".rstrip() + "\n"
 
 
 def _spec_of(method: str) -> str:
@@ -1399,11 +1445,48 @@ def docs_section() -> str:
             )
         )
         parts.append(CASCADE_NOTES)
+    cur = _load("learned_cascade_alignrank")
+    if cur:
+        extras = {n: _load(n) for n in ("learned_cascade_idfrank", "learned_cascade_second")}
+        extras = {n: r for n, r in extras.items() if r and r.get("themes") == cur.get("themes")}
+        parts.append(
+            learned_cascade_section(
+                cur,
+                extras,
+                command=(
+                    "python benchmarks/bench_shingles.py --dataset data/bench --sections learned_cascade "
+                    "--learned-cascades notes:32:3,notes:64:3,notes:32:3:proposed::align,notes:64:3:proposed::align,"
+                    "notes:8:3:proposed:inf,notes:16:3:proposed:inf,notes:32:3:proposed:inf,notes:64:3:proposed:inf "
+                    "--name learned_cascade_alignrank"
+                ),
+                labels={"learned_cascade_idfrank": "(rarity ranking)", "learned_cascade_second": "(second voice)"},
+                notes=ALIGNRANK_NOTES,
+            )
+        )
+    everything = _load("learned_cascade_all")
+    if everything:
+        parts.append(
+            learned_cascade_section(
+                everything,
+                title="The same with 3x the recordings",
+                command=(
+                    "python benchmarks/bench_shingles.py --dataset data/bench --sections learned_cascade "
+                    "--learned-splits test,validation,train --learned-cascades "
+                    f"{','.join(_spec_of(row['method']) for row in everything['rows'][1:])} "
+                    "--name learned_cascade_all"
+                ),
+                notes=LEARNED_ALL_NOTES,
+            )
+        )
     lc = _load("learned_cascade")
     if lc:
         extras = {n: _load(n) for n in ("learned_cascade_more", "learned_cascade_align")}
         extras = {n: r for n, r in extras.items() if r and r.get("themes") == lc.get("themes")}
-        parts.append(learned_cascade_section(lc, extras))
+        parts.append(
+            learned_cascade_section(
+                lc, extras, title="Session 3: rarity-ranked note proposals", notes=LEARNED_CASCADE_NOTES
+            )
+        )
     a = _load("audio_cascade")
     if a:
         parts.append(
