@@ -509,12 +509,31 @@ def run_scale(args) -> dict:
 
 # -- cascade ----------------------------------------------------------------------------------------------
 def _compare_with_exhaustive(rows: list[dict], keys: list[str], tops: dict) -> None:
-    """Add each row's speed-up over the first (exhaustive) row and how often its top match agrees."""
+    """Add each row's speed-up over the first (exhaustive) row, how often its top match agrees and
+    whether its accuracy differs measurably: paired Top-1 / MRR differences per query with 95 % bootstrap
+    intervals, themes lost / won and the exact sign test (:func:`mirsearch.evaluation.paired_difference`).
+    Rows carry their per-query scores in ``_top1`` / ``_rr``; they are removed here."""
+    from mirsearch.evaluation.paired import paired_difference
+
+    ref = rows[0]
     for row, key in zip(rows, keys, strict=True):
-        row["speedup"] = round(rows[0]["mean_ms"] / row["mean_ms"], 2)
+        row["speedup"] = round(ref["mean_ms"] / row["mean_ms"], 2)
         row["same_top1_as_exhaustive"] = round(
             float(np.mean([a == b for a, b in zip(tops[key], tops["exhaustive"], strict=True)])), 4
         )
+        if "_top1" in ref and row is not ref:
+            d1 = paired_difference(ref["_top1"], row["_top1"])
+            dr = paired_difference(ref["_rr"], row["_rr"])
+            row["dTop-1"] = f"{d1.mean:+.4f} [{d1.low:+.4f}, {d1.high:+.4f}]"
+            row["lost/won"] = f"{d1.lost}/{d1.won}"
+            row["p_sign"] = round(d1.p_value, 3)
+            row["dMRR"] = f"{dr.mean:+.4f} [{dr.low:+.4f}, {dr.high:+.4f}]"
+            row["paired"] = {"top1": d1.to_dict(), "mrr": dr.to_dict()}
+    for row in rows:
+        row.pop("_top1", None), row.pop("_rr", None)
+    cols = ["method", "Top-1", "MRR", "mean_ms", "speedup", "same_top1_as_exhaustive", "dTop-1", "lost/won", "p_sign"]
+    print_table([{c: row.get(c, "") for c in cols} for row in rows], cols)
+    print(flush=True)
 
 
 def _close_with_summary(coll, dataset) -> dict:
@@ -549,7 +568,7 @@ def _cascade_row(name: str, top1, rr, times, cand, frames, **extra) -> dict:
     }
     print_table([row], list(row))
     print(flush=True)
-    return row
+    return {**row, "_top1": [float(x) for x in top1], "_rr": [float(x) for x in rr]}
 
 
 def _theme_queries(coll, view, *, limit: int | None) -> list[tuple]:
@@ -826,9 +845,9 @@ def run_audio_cascade(args) -> dict:
             "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
             "candidates": round(float(np.mean(cand)), 1),
         }
-        rows.append(row)
         print_table([row], list(row))
         print(flush=True)
+        rows.append({**row, "_top1": [float(x) for x in top1], "_rr": rr})
     _compare_with_exhaustive(rows, [row["method"] for row in rows], firsts)
     return {
         **_close_with_summary(coll, args.dataset),

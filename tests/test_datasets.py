@@ -372,3 +372,20 @@ def test_cli_info(fixture_dir, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["splits"]["test"]["versions"] == 2
     assert main(["dataset", "info", str(fixture_dir / "nope")]) == 1
+
+
+def test_score_folder_of_symbolic_links(tmp_path):
+    """A folder of links to scores elsewhere lists the links (not their targets), with ids relative to it."""
+    from mirsearch.datasets.corpus import user_sources, work_id_for
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "deep").mkdir(parents=True)
+    target = elsewhere / "deep" / "tune.krn"
+    target.write_text("**kern\n*M4/4\n4c\n4d\n4e\n4f\n*-\n")
+    folder = tmp_path / "scores"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "linked.krn").symlink_to(target)
+    (folder / "notes.txt").write_text("not a score")
+    sources = user_sources(folder)
+    assert sources == [str(folder.resolve() / "sub" / "linked.krn")]
+    assert work_id_for(sources[0], root=folder.resolve()) == "sub-linked"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 from mirsearch.errors import ParameterError
@@ -89,3 +90,43 @@ def test_theme_benchmark_on_the_fixture(fixture_dir, tmp_path):
     saved = json.loads((tmp_path / "theme_chroma_train.json").read_text())
     assert saved["metrics"] == result["metrics"]
     assert saved["index"]["unchanged"] == result["recordings"]
+
+
+def test_paired_difference_counts_and_sign_test():
+    from scipy.stats import binomtest
+
+    from mirsearch.evaluation.paired import paired_difference
+
+    a = np.array([1, 1, 1, 0, 1, 0, 1, 1, 0, 1], float)
+    b = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 0], float)
+    d = paired_difference(a, b, n_boot=2000)
+    assert (d.lost, d.won, d.n) == (3, 1, 10)
+    assert d.mean == pytest.approx(-0.2)
+    # McNemar's exact test is the binomial test on the discordant pairs
+    assert d.p_value == pytest.approx(binomtest(3, 4, 0.5).pvalue)
+    assert d.low <= d.mean <= d.high and d.high - d.low > 0
+    # deterministic for a seed
+    assert paired_difference(a, b, n_boot=2000) == d
+
+
+def test_paired_difference_identical_and_clear_loss():
+    from mirsearch.evaluation.paired import paired_difference
+
+    rng = np.random.default_rng(1)
+    a = rng.random(200)
+    same = paired_difference(a, a.copy())
+    assert (same.mean, same.low, same.high, same.lost, same.won, same.p_value) == (0, 0, 0, 0, 0, 1.0)
+    worse = paired_difference(a, a - 0.1 * (rng.random(200) > 0.3))
+    assert worse.high < 0 and worse.p_value < 1e-6 and worse.won == 0
+
+
+def test_paired_difference_bad_input():
+    from mirsearch.evaluation.paired import paired_difference
+
+    with pytest.raises(ParameterError, match="one length"):
+        paired_difference([1, 0], [1])
+    with pytest.raises(ParameterError, match="confidence"):
+        paired_difference([1], [1], confidence=1.5)
+    with pytest.raises(ParameterError, match="finite"):
+        paired_difference([1, np.nan], [1, 0])
+    assert paired_difference([], []).n == 0

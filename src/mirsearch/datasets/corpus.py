@@ -311,12 +311,16 @@ def corpus_sources(category: str) -> list[str]:
 
 
 def user_sources(folder: str | os.PathLike) -> list[str]:
-    """All score files under ``folder`` (recursively), as absolute path strings, sorted."""
+    """All score files under ``folder`` (recursively), as absolute path strings inside it, sorted.
+
+    Symbolic links are kept as they are (not resolved), so that a folder of links to scores elsewhere
+    gives work ids relative to the folder like a folder of copies.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder of scores")
-    files = sorted(str(p.resolve()) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SCORE_EXTENSIONS)
-    return files
+    root = root.resolve()
+    return sorted(str(p) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SCORE_EXTENSIONS)
 
 
 # --------------------------------------------------------------------------------------------------

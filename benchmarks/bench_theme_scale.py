@@ -1,0 +1,217 @@
+"""Theme cascade against the exhaustive search as the collection grows (learned chroma, real distractors).
+
+The database is the learned theme chroma of the test split of ``--dataset`` plus *distractors*: every
+recording of the ``--distractors`` collections (other works: e.g. the train and validation splits of
+the benchmark and a build of further corpus works), concatenated in memory, optionally with transposed
+copies (``--copies``: the learned chroma rolled by 1..11 semitones, not independent music; off by
+default). Each collection must hold learned features (``mirsearch index ... --features learned``).
+
+Queries: the test split's themes (every ``--theme-step``-th), relevant: the test recordings in which the
+manifest annotates the theme. Per theme the exhaustive :func:`mirsearch.search.theme.search_theme` and
+the :func:`mirsearch.search.cascade.cascade_search_theme` variants run on the same database (top 10, one
+match per recording), as a user of that collection would call them. The table gives Top-1 / MRR, the
+time per theme and the paired difference to the exhaustive search (95 % bootstrap intervals, themes lost
+/ won, exact sign test). Writes ``benchmarks/results/<--name>.json``.
+
+    python benchmarks/bench_theme_scale.py --dataset data/bench \\
+        --distractors data/bench/collections/learned-train-validation.mirs,data/distract/learned.mirs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from _common import print_table, write_results
+
+
+@dataclass
+class _Recording:
+    id: int
+    path: str
+    duration: float
+
+
+class MemoryCollection:
+    """Learned-chroma database of several collections in memory, behind the Collection interface the searches use."""
+
+    def __init__(self, parts):
+        Ys, recs, rate = [], [], None
+        for Y, offsets, rlist, r in parts:
+            rate = r if rate is None else rate
+            if abs(r - rate) > 1e-9:
+                raise SystemExit(f"feature rates differ: {r} vs {rate}")
+            for i, rec in enumerate(rlist):
+                Ys.append(Y[offsets[i] : offsets[i + 1]])
+                recs.append(_Recording(len(recs) + 1, rec.path, (offsets[i + 1] - offsets[i]) / r))
+        self.Y = np.ascontiguousarray(np.concatenate(Ys))
+        self.offsets = np.concatenate([[0], np.cumsum([len(y) for y in Ys])]).astype(np.int64)
+        self.recs, self.rate = recs, float(rate)
+
+    def database(self, kind: str = "learned"):
+        if kind != "learned":
+            raise ValueError(f"this benchmark database holds learned chroma, not {kind!r}")
+        return self.Y, self.offsets, self.recs, self.rate
+
+    def generation(self) -> int:
+        return 0
+
+    def recordings(self):
+        return self.recs
+
+
+def load_parts(args):
+    """(Y, offsets, recordings, rate) of the test collection and of every distractor collection."""
+    from mirsearch.collection import Collection
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_shingles import _learned_collection
+
+    coll, view = _learned_collection(args.dataset, "test", jobs=args.jobs)
+    parts = [coll.database("learned")]
+    test_paths = {r.path for r in parts[0][2]}
+    themes = []
+    by_path = {r.path: r for r in parts[0][2]}
+    path_of_version = {v.version_id: str(v.path.resolve()) for v in view}
+    for tid, th in sorted(view.themes.items()):
+        rel = {path_of_version[v] for v in view.relevant_versions(tid) if path_of_version.get(v) in by_path}
+        if rel:
+            themes.append((th.to_theme(), rel))
+    coll.close()
+    for path in [p for p in args.distractors.split(",") if p]:
+        with Collection.open(path, readonly=True) as dc:
+            Y, offsets, recs, rate = dc.database("learned")
+            parts.append((np.array(Y), offsets.copy(), list(recs), rate))
+            print(f"distractors {path}: {len(recs)} recordings, {offsets[-1] / rate / 3600:.1f} h", flush=True)
+    return parts, themes[:: args.theme_step], test_paths
+
+
+def with_copies(parts, copies: int):
+    """The distractor parts again with their chroma rolled by 1..copies semitones (transposed copies)."""
+    out = list(parts)
+    for t in range(1, copies + 1):
+        for Y, offsets, recs, rate in parts[1:]:
+            out.append((np.roll(Y, t, axis=1), offsets, [_Recording(0, f"{r.path}#+{t}", 0.0) for r in recs], rate))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="data/bench")
+    parser.add_argument("--distractors", default="", help="comma-separated collections with learned features")
+    parser.add_argument("--copies", type=int, default=0, help="also add the distractors transposed by 1..N semitones")
+    parser.add_argument("--theme-step", type=int, default=1, help="every n-th test theme")
+    parser.add_argument(
+        "--cascades",
+        default="notes,notes+align",
+        help="cascade variants: notes | notes+align | align, each with an optional ':candidates' (default 32)",
+    )
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--name", default="theme_scale")
+    args = parser.parse_args()
+
+    from mirsearch.evaluation.paired import paired_difference
+    from mirsearch.search.cascade import cascade_search_theme
+    from mirsearch.search.notes import note_index
+    from mirsearch.search.theme import search_theme
+
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    parts, themes, test_paths = load_parts(args)
+    parts = with_copies(parts, args.copies)
+    t0 = time.perf_counter()
+    coll = MemoryCollection(parts)
+    hours = coll.offsets[-1] / coll.rate / 3600
+    t1 = time.perf_counter()
+    nidx = note_index(coll, features="learned")
+    note_index_s = time.perf_counter() - t1
+    print(
+        f"{len(coll.recs)} recordings, {hours:.1f} h ({len(test_paths)} test), {len(nidx.pc)} notes, "
+        f"{len(nidx)} index windows ({note_index_s:.1f} s); {len(themes)} themes",
+        flush=True,
+    )
+    variants: list[tuple[str, dict | None]] = [("exhaustive", None)]
+    for spec in [s for s in args.cascades.split(",") if s]:
+        kind, _, cand = spec.partition(":")
+        opts = {"proposal": "align" if kind == "align" else "notes", "candidates": int(cand or 32)}
+        if kind == "notes+align":
+            opts["align"] = True
+        variants.append((f"{kind}-{opts['candidates']}", opts))
+    rows, per_query = [], {}
+    for name, opts in variants:
+
+        def search(theme, opts=opts, stats=None):
+            if opts is None:
+                return search_theme(coll, theme, top=10, per_recording=1, features="learned")
+            return cascade_search_theme(coll, theme, top=10, per_recording=1, features="learned", stats=stats, **opts)
+
+        search(themes[0][0])  # compile / warm up
+        top1, rr, times, firsts, fallbacks, prop_ms = [], [], [], [], [], []
+        for theme, rel in themes:
+            stats: dict = {}
+            t = time.perf_counter()
+            matches = search(theme, stats=stats)
+            times.append(time.perf_counter() - t)
+            ranked = list(dict.fromkeys(m.recording for m in matches))
+            firsts.append(ranked[0] if ranked else None)
+            rank = next((i for i, p in enumerate(ranked, 1) if p in rel), None)
+            top1.append(float(rank == 1))
+            rr.append(1.0 / rank if rank else 0.0)
+            fallbacks.append(bool(stats.get("fallback")))
+            if "proposal_ms" in stats:
+                prop_ms.append(stats["proposal_ms"])
+        per_query[name] = (top1, rr, firsts)
+        row = {
+            "method": name,
+            "Top-1": round(float(np.mean(top1)), 4),
+            "MRR": round(float(np.mean(rr)), 4),
+            "mean_ms": round(float(np.mean(times)) * 1000, 2),
+            "median_ms": round(float(np.median(times)) * 1000, 2),
+            "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
+            "proposal_ms": round(float(np.mean(prop_ms)), 2) if prop_ms else None,
+            "fallback_share": round(float(np.mean(fallbacks)), 4),
+        }
+        rows.append(row)
+        print_table([row], list(row))
+        print(flush=True)
+    ref_top1, ref_rr, ref_first = per_query["exhaustive"]
+    for row in rows:
+        top1, rr, firsts = per_query[row["method"]]
+        row["speedup"] = round(rows[0]["mean_ms"] / row["mean_ms"], 1)
+        row["same_top1"] = round(float(np.mean([a == b for a, b in zip(firsts, ref_first, strict=True)])), 4)
+        d1, dr = paired_difference(ref_top1, top1), paired_difference(ref_rr, rr)
+        row["dTop-1"] = f"{d1.mean:+.4f} [{d1.low:+.4f}, {d1.high:+.4f}]"
+        row["lost/won"] = f"{d1.lost}/{d1.won}"
+        row["p_sign"] = round(d1.p_value, 3)
+        row["dMRR"] = f"{dr.mean:+.4f} [{dr.low:+.4f}, {dr.high:+.4f}]"
+        row["paired"] = {"top1": d1.to_dict(), "mrr": dr.to_dict()}
+    cols = ["method", "Top-1", "MRR", "mean_ms", "median_ms", "speedup", "fallback_share", "same_top1"]
+    print_table(rows, [*cols, "dTop-1", "lost/won", "p_sign", "dMRR"])
+    path = write_results(
+        args.name,
+        {
+            "command": "python benchmarks/bench_theme_scale.py " + " ".join(sys.argv[1:]),
+            "load_average_start": load_start,
+            "load_average_end": [round(x, 2) for x in os.getloadavg()],
+            "hours": round(float(hours), 2),
+            "test_recordings": len(test_paths),
+            "recordings": len(coll.recs),
+            "notes": int(len(nidx.pc)),
+            "note_index_windows": int(len(nidx)),
+            "note_index_s": round(note_index_s, 2),
+            "database_s": round(t1 - t0, 2),
+            "themes": len(themes),
+            "copies": args.copies,
+            "rows": rows,
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
