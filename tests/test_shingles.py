@@ -549,6 +549,42 @@ def test_align_notes_bridges_two_inserted_notes(rng):
         align_notes(theme, index, match=0.0)
 
 
+def _smith_waterman(q, db, *, match=2.0, mismatch=-1.0, gap=0.5) -> float:
+    """Textbook local alignment score (full matrix), the reference for :func:`align_notes`."""
+    H = np.zeros((len(q) + 1, len(db) + 1))
+    for i in range(1, len(q) + 1):
+        for j in range(1, len(db) + 1):
+            s = match if q[i - 1] == db[j - 1] else mismatch
+            H[i, j] = max(0.0, H[i - 1, j - 1] + s, H[i - 1, j] - gap, H[i, j - 1] - gap)
+    return float(H.max())
+
+
+def test_align_notes_equals_textbook_smith_waterman(rng):
+    from mirsearch.search.notes import NoteIndex, align_notes
+
+    recs, offsets = [], [0]
+    for _ in range(4):
+        seq = [int(rng.integers(12))]
+        while len(seq) < int(rng.integers(5, 40)):
+            seq.append(int((seq[-1] + rng.integers(1, 12)) % 12))
+        labels = np.repeat(seq, 2)
+        recs.append(_one_hot_rows(labels))
+        offsets.append(offsets[-1] + len(labels))
+    index = NoteIndex(np.concatenate(recs), np.array(offsets))
+    for trial in range(6):
+        theme = rng.integers(0, 12, size=int(rng.integers(3, 12)))
+        theme = theme[np.r_[True, theme[1:] != theme[:-1]]]
+        shifts = [0, 4, 9] if trial % 2 else list(range(12))
+        score, first, last, shift = align_notes(theme, index, transpositions=shifts)
+        for r in range(4):
+            notes = index.pc[index.note_offsets[r] : index.note_offsets[r + 1]]
+            by_shift = [_smith_waterman((theme + t) % 12, notes) for t in shifts]
+            assert score[r] == pytest.approx(max(by_shift))
+            if score[r] > 0:
+                assert by_shift[shifts.index(int(shift[r]))] == pytest.approx(score[r])
+                assert index.note_offsets[r] <= first[r] <= last[r] < index.note_offsets[r + 1]
+
+
 def _two_voice_rows(upper, lower, *, weak: float = 0.55) -> np.ndarray:
     """Unit chroma rows of two voices (-1: rest): the upper voice loud, the lower one at ``weak`` of it."""
     Y = np.full((len(upper), 12), 0.02, np.float32)

@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from mirsearch.errors import ParameterError
@@ -420,49 +421,55 @@ class NoteIndex:
         return [p for ps in picked.values() for p in ps]
 
 
-def _align_kernel(q, pc, note_rec, note_seg, n_recs, allowed, match, mismatch, gap):  # pragma: no cover - numba
-    """Smith-Waterman of ``q`` against every recording's notes in 12 transpositions (see align_notes)."""
+@numba.njit(cache=True, nogil=True)
+def _align_one(q, t, pc, note_rec, note_seg, match, mismatch, gap, best, best_first, best_last):  # pragma: no cover
+    """Smith-Waterman of ``q`` transposed by ``t`` against every recording's notes (see align_notes)."""
     m = len(q)
-    best = np.zeros(n_recs)
-    best_first = np.zeros(n_recs, np.int64)
-    best_last = np.zeros(n_recs, np.int64)
-    best_shift = np.zeros(n_recs, np.int64)
+    # score of database pitch class p against query note i (a profile: no modulo in the inner loop)
+    profile = np.full((12, m + 1), mismatch)
+    for i in range(1, m + 1):
+        profile[(q[i - 1] + t) % 12, i] = match
     H = np.zeros(m + 1)
     S = np.zeros(m + 1, np.int64)
-    for t in range(12):
-        if not allowed[t]:
-            continue
-        prev_seg = -1
-        for j in range(len(pc)):
-            r = note_rec[j]
-            if note_seg[j] != prev_seg:  # a new note stream: no alignment crosses it
-                H[:] = 0.0
-                S[:] = j
-                prev_seg = note_seg[j]
-            diag, diag_s = 0.0, j
-            up, up_s = 0.0, j
-            for i in range(1, m + 1):
-                h_old, s_old = H[i], S[i]
-                v = diag + (match if pc[j] == (q[i - 1] + t) % 12 else mismatch)
-                v_s = diag_s if diag > 0.0 else j
-                if h_old - gap > v:  # a database note the query does not have
-                    v, v_s = h_old - gap, s_old
-                if up - gap > v:  # a query note the database misses
-                    v, v_s = up - gap, up_s
-                if v <= 0.0:
-                    v, v_s = 0.0, j + 1
-                diag, diag_s = h_old, s_old
-                H[i], S[i] = v, v_s
-                up, up_s = v, v_s
-                if v > best[r]:
-                    best[r] = v
-                    best_first[r] = v_s
-                    best_last[r] = j
-                    best_shift[r] = t
-    return best, best_first, best_last, best_shift
+    prev_seg = -1
+    for j in range(len(pc)):
+        r = note_rec[j]
+        if note_seg[j] != prev_seg:  # a new note stream: no alignment crosses it
+            H[:] = 0.0
+            S[:] = j
+            prev_seg = note_seg[j]
+        row = profile[pc[j]]
+        diag, diag_s = 0.0, j
+        up, up_s = 0.0, j
+        for i in range(1, m + 1):
+            h_old, s_old = H[i], S[i]
+            v = diag + row[i]
+            v_s = diag_s if diag > 0.0 else j
+            if h_old - gap > v:  # a database note the query does not have
+                v, v_s = h_old - gap, s_old
+            if up - gap > v:  # a query note the database misses
+                v, v_s = up - gap, up_s
+            if v <= 0.0:
+                v, v_s = 0.0, j + 1
+            diag, diag_s = h_old, s_old
+            H[i], S[i] = v, v_s
+            up, up_s = v, v_s
+            if v > best[r]:
+                best[r] = v
+                best_first[r] = v_s
+                best_last[r] = j
 
 
-_ALIGN_JIT = None
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _align_kernel(q, shifts, pc, note_rec, note_seg, n_recs, match, mismatch, gap):  # pragma: no cover - numba
+    """:func:`_align_one` for every shift, in parallel threads; per-shift results, shape (n_shifts, n_recs)."""
+    n = len(shifts)
+    best = np.zeros((n, n_recs))
+    best_first = np.zeros((n, n_recs), np.int64)
+    best_last = np.zeros((n, n_recs), np.int64)
+    for k in numba.prange(n):
+        _align_one(q, shifts[k], pc, note_rec, note_seg, match, mismatch, gap, best[k], best_first[k], best_last[k])
+    return best, best_first, best_last
 
 
 def _align_spans_kernel(q, pc, lo, hi, shift, match, mismatch, gap):  # pragma: no cover - numba
@@ -551,20 +558,20 @@ def align_notes(
     shift : np.ndarray, shape (n_recordings,), int64
         Transposition (semitones up) of the query in that alignment.
     """
-    global _ALIGN_JIT
     if not match > 0 or gap < 0:
         raise ParameterError(f"match={match} must be > 0 and gap={gap} >= 0")
-    if _ALIGN_JIT is None:
-        import numba
-
-        _ALIGN_JIT = numba.njit(cache=True, nogil=True)(_align_kernel)
     n_recs = len(index.note_offsets) - 1
     q = np.ascontiguousarray(qpc, dtype=np.int64)
-    allowed = np.zeros(12, np.bool_)
-    allowed[[int(t) % 12 for t in transpositions]] = True
-    return _ALIGN_JIT(
-        q, index.pc, index.note_rec, index.note_segment, n_recs, allowed, float(match), float(mismatch), float(gap)
+    shifts = np.asarray(sorted({int(t) % 12 for t in transpositions}), dtype=np.int64)
+    if len(shifts) == 0:
+        raise ParameterError("transpositions must not be empty")
+    best, first, last = _align_kernel(
+        q, shifts, index.pc, index.note_rec, index.note_segment, n_recs, float(match), float(mismatch), float(gap)
     )
+    k = np.argmax(best, axis=0)  # the first (smallest) shift reaching a recording's best score
+    cols = np.arange(n_recs)
+    score = best[k, cols]
+    return score, first[k, cols], last[k, cols], np.where(score > 0, shifts[k], 0)
 
 
 _NOTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
