@@ -706,8 +706,7 @@ def run_learned_cascade(args) -> dict:
                 opts["margin"] = margin
             if bound is not None:
                 opts["fallback_cost"] = bound
-            if with_align:
-                opts["align"] = True
+            opts["align"] = with_align
         elif prop == "align":
             bound = float(parts[2]) if len(parts) > 2 else None
             name = f"align-{cand}" + ("" if bound is None else ("-no-fallback" if np.isinf(bound) else ""))

@@ -109,8 +109,9 @@ def main() -> None:
     parser.add_argument("--theme-step", type=int, default=1, help="every n-th test theme")
     parser.add_argument(
         "--cascades",
-        default="notes,notes+align",
-        help="cascade variants: notes | notes+align | align, each with an optional ':candidates' (default 32)",
+        default="notes-only,notes",
+        help="cascade variants: notes (note index + alignment, the default) | notes-only | align, each with an "
+        "optional ':candidates' (default 32)",
     )
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--name", default="theme_scale")
@@ -138,9 +139,11 @@ def main() -> None:
     variants: list[tuple[str, dict | None]] = [("exhaustive", None)]
     for spec in [s for s in args.cascades.split(",") if s]:
         kind, _, cand = spec.partition(":")
+        if kind not in ("notes", "notes-only", "align"):
+            raise SystemExit(f"unknown cascade {kind!r}: notes, notes-only or align")
         opts = {"proposal": "align" if kind == "align" else "notes", "candidates": int(cand or 32)}
-        if kind == "notes+align":
-            opts["align"] = True
+        if kind == "notes-only":
+            opts["align"] = False
         variants.append((f"{kind}-{opts['candidates']}", opts))
     rows, per_query = [], {}
     for name, opts in variants:

@@ -685,7 +685,7 @@ def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, ren
         full = search_theme(coll, theme, top=3, per_recording=1, features="learned")
         stats = {}
         options = {"features": "learned", "proposal": "notes", "candidates": 2, "note_regions": 1, "margin": 0.5}
-        cascade = cascade_search_theme(coll, theme, top=3, per_recording=1, stats=stats, **options)
+        cascade = cascade_search_theme(coll, theme, top=3, per_recording=1, stats=stats, align=False, **options)
         assert not stats["fallback"] and stats["frames_searched"] < stats["frames_total"]
         assert full[0].recording_id in stats["candidate_ids"]
         assert "bwv269" in cascade[0].recording and abs(cascade[0].start - t0) < 1.5
@@ -697,7 +697,7 @@ def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, ren
         stats = {}
         aligned = cascade_search_theme(coll, theme, top=1, features="learned", proposal="align", stats=stats)
         assert aligned[0].recording_id == full[0].recording_id and full[0].recording_id in stats["proposed_ids"]
-        both = cascade_search_theme(coll, theme, top=1, align=True, **options)
+        both = cascade_search_theme(coll, theme, top=1, **options)  # note index + alignment, the default
         assert both[0].cost == pytest.approx(full[0].cost, abs=1e-6)
         stats = {}  # a cost bound no match meets: the exhaustive search answers
         bounded = cascade_search_theme(coll, theme, top=3, per_recording=1, fallback_cost=0.0, stats=stats, **options)
@@ -725,7 +725,7 @@ def test_search_cli_cascade_option(learned_collection, renderings, capsys):
     assert main([*base, "--cascade", "notes", "--candidates", "2"]) == 0
     cascade = json.loads(capsys.readouterr().out)["matches"]
     assert cascade[0]["recording"] == full[0]["recording"] and cascade[0]["start"] == full[0]["start"]
-    assert main([*base, "--cascade", "notes+align", "--candidates", "2"]) == 0
+    assert main([*base, "--cascade", "notes-only", "--candidates", "2"]) == 0
     both = json.loads(capsys.readouterr().out)["matches"]
     assert both[0]["recording"] == full[0]["recording"] and both[0]["start"] == full[0]["start"]
     assert main([*base, "--cascade", "notes", "--candidates", "0"]) != 0

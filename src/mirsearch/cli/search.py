@@ -49,10 +49,11 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--cascade",
-        choices=["notes", "notes+align", "align", "coarse"],
+        choices=["notes", "notes-only", "align", "coarse"],
         help="theme search in two stages: candidate regions are proposed, DTW re-ranks them (notes: note index "
-        "of learned chroma, use with --features learned; align: note alignment; notes+align: both, the most "
-        "accurate; coarse: DTW at a third of the frame rate); default: exhaustive DTW",
+        "and note alignment of learned chroma, use with --features learned; notes-only: the note index alone, "
+        "faster on large collections; align: the alignment alone; coarse: DTW at a third of the frame rate); "
+        "default: exhaustive DTW",
     )
     p.add_argument("--candidates", type=int, help="recordings proposed by --cascade (default 32)")
     p.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
@@ -102,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
 
                 if args.candidates is not None:
                     options["candidates"] = args.candidates
-                if args.cascade == "notes+align":
-                    options["align"] = True
-                proposal = "notes" if args.cascade == "notes+align" else args.cascade
+                if args.cascade == "notes-only":
+                    options["align"] = False
+                proposal = "notes" if args.cascade == "notes-only" else args.cascade
                 matches = cascade_search_theme(coll, theme, proposal=proposal, **options)
             else:
                 matches = coll.search_theme(theme, **options)

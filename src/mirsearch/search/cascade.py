@@ -11,9 +11,9 @@ reliably (docs/benchmarks.md has both). On learned chroma, which is close to a t
 voice (:mod:`mirsearch.search.notes`), ``proposal="notes"`` looks the theme's pitch-class intervals up
 in a :class:`NoteIndex` (tempo and transposition invariant, a few milliseconds) and runs the DTW
 only in the proposed regions and
-transpositions; ``align=True`` adds the recordings whose notes align best with the theme's
-(:func:`align_notes`, Smith-Waterman, a linear scan over the notes), and ``fallback_cost`` sends themes
-whose best candidate matches poorly to the exhaustive search.
+transpositions; by default it also adds the recordings whose notes align best with the theme's
+(:func:`align_notes`, Smith-Waterman, a linear scan over the notes; ``align=False`` leaves them out), and
+``fallback_cost`` sends themes whose best candidate matches poorly to the exhaustive search.
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def cascade_search_theme(
     note_options: dict | None = None,
     dtw_shifts: str = "proposed",
     fallback_cost: float | None = None,
-    align: bool = False,
+    align: bool | None = None,
     k: int = 32,
     proposal_tempo_factors: Sequence[float] = THEME_TEMPO_FACTORS,
     index: str = "hnsw",
@@ -320,9 +320,12 @@ def cascade_search_theme(
         voice; measured without gain, docs/benchmarks.md).
     dtw_shifts : {"proposed", "all"}
         Stage-2 transpositions of a ``"notes"`` region: the one(s) proposed, or all ``transpositions``.
-    align : bool
+    align : bool, optional
         With ``proposal="notes"``, also propose the best local alignment (:func:`align_notes`) of each of
-        the ``candidates`` best-aligned recordings (a linear scan over the notes, a few ms per 10 h).
+        the ``candidates`` best-aligned recordings (a linear scan over the notes, about 1 ms per hour of
+        audio on one core). Default: True for ``"notes"``, chosen on the validation split (the exhaustive
+        top-1 recording among the candidates for 99.3 % of the themes vs 98.6 % without, MRR 0.898 vs
+        0.896; docs/benchmarks.md).
     fallback_cost : float, optional
         When the best match among the candidates costs more than this (or there is none), the theme was
         probably not proposed: run the exhaustive search instead (``stats["fallback"] = "cost"``). None:
@@ -348,6 +351,8 @@ def cascade_search_theme(
 
     if fallback_cost is None and proposal in ("notes", "align"):
         fallback_cost = NOTE_FALLBACK_COST
+    if align is None:
+        align = proposal == "notes"
     if top < 1 or per_recording < 1 or candidates < 1:
         raise ParameterError(f"top={top}, per_recording={per_recording} and candidates={candidates} must be >= 1")
     if proposal not in ("coarse", "index", "notes", "align"):
