@@ -57,3 +57,35 @@ def write_results(name: str, payload: dict) -> Path:
     tmp.write_text(json.dumps(payload, indent=2, default=str))
     tmp.replace(path)
     return path
+
+
+def accuracy_row(name: str, top1, rr, times) -> dict:
+    """Top-1 and MRR over queries (0/1 hits, reciprocal ranks) and the time per query (s -> ms)."""
+    import numpy as np
+
+    return {
+        "method": name,
+        "Top-1": round(float(np.mean(top1)), 4),
+        "MRR": round(float(np.mean(rr)), 4),
+        "mean_ms": round(float(np.mean(times)) * 1000, 2),
+        "median_ms": round(float(np.median(times)) * 1000, 2),
+        "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
+    }
+
+
+def paired_columns(ref_top1, ref_rr, top1, rr) -> dict:
+    """How a method's per-query Top-1 / reciprocal ranks differ from a reference's on the same queries.
+
+    Mean differences with 95 % bootstrap intervals, queries lost / won and the exact sign test on them
+    (:func:`mirsearch.evaluation.paired.paired_difference`).
+    """
+    from mirsearch.evaluation.paired import paired_difference
+
+    d1, dr = paired_difference(ref_top1, top1), paired_difference(ref_rr, rr)
+    return {
+        "dTop-1": f"{d1.mean:+.4f} [{d1.low:+.4f}, {d1.high:+.4f}]",
+        "lost/won": f"{d1.lost}/{d1.won}",
+        "p_sign": round(d1.p_value, 3),
+        "dMRR": f"{dr.mean:+.4f} [{dr.low:+.4f}, {dr.high:+.4f}]",
+        "paired": {"top1": d1.to_dict(), "mrr": dr.to_dict()},
+    }

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import print_table, write_results
+from _common import accuracy_row, print_table, write_results
 
 
 class MemoryShingleIndex:
@@ -193,12 +193,7 @@ def main() -> None:
             dtw_ms.append(stats["dtw_ms"])
             frames.append(stats["frames_searched"] / stats["frames_total"])
         row = {
-            "method": name,
-            "Top-1": round(float(np.mean(top1)), 4),
-            "MRR": round(float(np.mean(rr)), 4),
-            "mean_ms": round(float(np.mean(times)) * 1000, 2),
-            "median_ms": round(float(np.median(times)) * 1000, 2),
-            "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
+            **accuracy_row(name, top1, rr, times),
             "proposal_ms": round(float(np.mean(prop_ms)), 2),
             "dtw_ms": round(float(np.mean(dtw_ms)), 2),
             "frames_in_dtw": round(float(np.mean(frames)), 5),

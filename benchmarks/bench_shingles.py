@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import RESULTS, print_table, write_results
+from _common import RESULTS, accuracy_row, paired_columns, print_table, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -511,10 +511,8 @@ def run_scale(args) -> dict:
 def _compare_with_exhaustive(rows: list[dict], keys: list[str], tops: dict) -> None:
     """Add each row's speed-up over the first (exhaustive) row, how often its top match agrees and
     whether its accuracy differs measurably: paired Top-1 / MRR differences per query with 95 % bootstrap
-    intervals, themes lost / won and the exact sign test (:func:`mirsearch.evaluation.paired_difference`).
+    intervals, themes lost / won and the exact sign test (:func:`_common.paired_columns`).
     Rows carry their per-query scores in ``_top1`` / ``_rr``; they are removed here."""
-    from mirsearch.evaluation.paired import paired_difference
-
     ref = rows[0]
     for row, key in zip(rows, keys, strict=True):
         row["speedup"] = round(ref["mean_ms"] / row["mean_ms"], 2)
@@ -522,13 +520,7 @@ def _compare_with_exhaustive(rows: list[dict], keys: list[str], tops: dict) -> N
             float(np.mean([a == b for a, b in zip(tops[key], tops["exhaustive"], strict=True)])), 4
         )
         if "_top1" in ref and row is not ref:
-            d1 = paired_difference(ref["_top1"], row["_top1"])
-            dr = paired_difference(ref["_rr"], row["_rr"])
-            row["dTop-1"] = f"{d1.mean:+.4f} [{d1.low:+.4f}, {d1.high:+.4f}]"
-            row["lost/won"] = f"{d1.lost}/{d1.won}"
-            row["p_sign"] = round(d1.p_value, 3)
-            row["dMRR"] = f"{dr.mean:+.4f} [{dr.low:+.4f}, {dr.high:+.4f}]"
-            row["paired"] = {"top1": d1.to_dict(), "mrr": dr.to_dict()}
+            row.update(paired_columns(ref["_top1"], ref["_rr"], row["_top1"], row["_rr"]))
     for row in rows:
         row.pop("_top1", None), row.pop("_rr", None)
     cols = ["method", "Top-1", "MRR", "mean_ms", "speedup", "same_top1_as_exhaustive", "dTop-1", "lost/won", "p_sign"]
@@ -557,11 +549,7 @@ def _first_and_rank(matches, relevant) -> tuple[int | None, int | None]:
 def _cascade_row(name: str, top1, rr, times, cand, frames, **extra) -> dict:
     """One printed results row of a cascade section: accuracy, time per query (s -> ms), work share."""
     row = {
-        "method": name,
-        "Top-1": round(float(np.mean(top1)), 4),
-        "MRR": round(float(np.mean(rr)), 4),
-        "mean_ms": round(float(np.mean(times)) * 1000, 2),
-        "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
+        **accuracy_row(name, top1, rr, times),
         "candidates": round(float(np.mean(cand)), 1) if cand else None,
         "frames_share": round(float(np.mean(frames)), 4) if frames else 1.0,
         **extra,
@@ -763,7 +751,6 @@ def run_learned_cascade(args) -> dict:
             exhaustive_top = firsts
         tops[name] = firsts
         extra = {
-            "median_ms": round(float(np.median(times)) * 1000, 2),
             "proposal_ms": round(float(np.mean(prop_ms)), 2) if prop_ms else None,
             "dtw_ms": round(float(np.mean(dtw_ms)), 2) if dtw_ms else None,
             "no_fallback_ms": round(float(np.mean(fast_times)) * 1000, 2) if fast_times else None,
@@ -836,14 +823,7 @@ def run_audio_cascade(args) -> dict:
             top1.append(rank == 1)
             rr.append(1.0 / rank if rank else 0.0)
             cand.append(stats.get("candidates", 0))
-        row = {
-            "method": name,
-            "Top-1": round(float(np.mean(top1)), 4),
-            "MRR": round(float(np.mean(rr)), 4),
-            "mean_ms": round(float(np.mean(times)) * 1000, 2),
-            "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
-            "candidates": round(float(np.mean(cand)), 1),
-        }
+        row = {**accuracy_row(name, top1, rr, times), "candidates": round(float(np.mean(cand)), 1)}
         print_table([row], list(row))
         print(flush=True)
         rows.append({**row, "_top1": [float(x) for x in top1], "_rr": rr})

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import print_table, write_results
+from _common import accuracy_row, paired_columns, print_table, write_results
 
 
 @dataclass
@@ -117,7 +117,6 @@ def main() -> None:
     parser.add_argument("--name", default="theme_scale")
     args = parser.parse_args()
 
-    from mirsearch.evaluation.paired import paired_difference
     from mirsearch.search.cascade import cascade_search_theme
     from mirsearch.search.notes import note_index
     from mirsearch.search.theme import search_theme
@@ -170,12 +169,7 @@ def main() -> None:
                 prop_ms.append(stats["proposal_ms"])
         per_query[name] = (top1, rr, firsts)
         row = {
-            "method": name,
-            "Top-1": round(float(np.mean(top1)), 4),
-            "MRR": round(float(np.mean(rr)), 4),
-            "mean_ms": round(float(np.mean(times)) * 1000, 2),
-            "median_ms": round(float(np.median(times)) * 1000, 2),
-            "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
+            **accuracy_row(name, top1, rr, times),
             "proposal_ms": round(float(np.mean(prop_ms)), 2) if prop_ms else None,
             "fallback_share": round(float(np.mean(fallbacks)), 4),
         }
@@ -187,12 +181,7 @@ def main() -> None:
         top1, rr, firsts = per_query[row["method"]]
         row["speedup"] = round(rows[0]["mean_ms"] / row["mean_ms"], 1)
         row["same_top1"] = round(float(np.mean([a == b for a, b in zip(firsts, ref_first, strict=True)])), 4)
-        d1, dr = paired_difference(ref_top1, top1), paired_difference(ref_rr, rr)
-        row["dTop-1"] = f"{d1.mean:+.4f} [{d1.low:+.4f}, {d1.high:+.4f}]"
-        row["lost/won"] = f"{d1.lost}/{d1.won}"
-        row["p_sign"] = round(d1.p_value, 3)
-        row["dMRR"] = f"{dr.mean:+.4f} [{dr.low:+.4f}, {dr.high:+.4f}]"
-        row["paired"] = {"top1": d1.to_dict(), "mrr": dr.to_dict()}
+        row.update(paired_columns(ref_top1, ref_rr, top1, rr))
     cols = ["method", "Top-1", "MRR", "mean_ms", "median_ms", "speedup", "fallback_share", "same_top1"]
     print_table(rows, [*cols, "dTop-1", "lost/won", "p_sign", "dMRR"])
     path = write_results(
