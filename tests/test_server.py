@@ -105,6 +105,18 @@ def test_theme_search_ranks_the_right_recording_first(client, renderings, ids):
     assert all(m["transposition"] == 0 for m in fixed["matches"])
 
 
+def test_theme_search_cascade_matches_the_exhaustive_search(client, renderings, ids):
+    theme, _ = theme_of(renderings["b"], 0, 8)
+    body = {"notes": theme.to_string(), "top": 3, "per_recording": 1}
+    full = client.post("/api/search/theme", json=body).json()["matches"]
+    r = client.post("/api/search/theme", json={**body, "cascade": "coarse"})
+    assert r.status_code == 200, r.text
+    staged = r.json()["matches"]
+    assert staged[0]["recording_id"] == full[0]["recording_id"] == ids["b"]
+    assert staged[0]["start"] == full[0]["start"] and staged[0]["cost"] == pytest.approx(full[0]["cost"], abs=1e-6)
+    assert "cascade" in _error(client.post("/api/search/theme", json={**body, "cascade": "fast"}), 422)
+
+
 def test_theme_file_upload(client, renderings, ids, tmp_path):
     theme, (t0, _) = theme_of(renderings["a"], 8, 12)
     save_midi(theme, tmp_path / "q.mid", tempo_bpm=100.0)

@@ -49,7 +49,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--cascade",
-        choices=["notes", "notes-only", "align", "coarse"],
+        choices=["notes", "notes-only", "align", "coarse"],  # mirsearch.search.cascade.THEME_CASCADES
         help="theme search in two stages: candidate regions are proposed, DTW re-ranks them (notes: note index "
         "and note alignment of learned chroma, use with --features learned; notes-only: the note index alone, "
         "faster on large collections; align: the alignment alone; coarse: DTW at a third of the frame rate); "
@@ -99,14 +99,11 @@ def run(args: argparse.Namespace) -> int:
                 "transpositions": [0] if args.no_transpose else range(12),
             }
             if args.cascade:
-                from mirsearch.search.cascade import cascade_search_theme
+                from mirsearch.search.cascade import THEME_CASCADES, cascade_search_theme
 
                 if args.candidates is not None:
                     options["candidates"] = args.candidates
-                if args.cascade == "notes-only":
-                    options["align"] = False
-                proposal = "notes" if args.cascade == "notes-only" else args.cascade
-                matches = cascade_search_theme(coll, theme, proposal=proposal, **options)
+                matches = cascade_search_theme(coll, theme, **THEME_CASCADES[args.cascade], **options)
             else:
                 matches = coll.search_theme(theme, **options)
     rows = [m.to_dict() for m in matches]

@@ -226,6 +226,15 @@ def _coarse_proposals(collection, theme, *, features, factor, tempo_bpm, tempo_f
 #: the notes cascade runs the exhaustive search when its best candidate costs more (learned chroma)
 NOTE_FALLBACK_COST = 0.1
 
+#: the theme cascades offered by name (CLI ``--cascade``, the HTTP API's ``cascade``): options of
+#: :func:`cascade_search_theme`
+THEME_CASCADES = {
+    "notes": {"proposal": "notes"},
+    "notes-only": {"proposal": "notes", "align": False},
+    "align": {"proposal": "align"},
+    "coarse": {"proposal": "coarse"},
+}
+
 
 def cascade_search_theme(
     collection,

@@ -118,6 +118,11 @@ class ThemeQuery(BaseModel):
     tempo_bpm: float | None = Field(None, gt=10, le=400, description="assumed tempo (quarter notes per minute)")
     transpose: bool = Field(True, description="try all 12 transpositions (else the notated key only)")
     features: Literal["chroma", "cens", "learned"] = Field("chroma", description="database features")
+    cascade: Literal["notes", "notes-only", "align", "coarse"] | None = Field(
+        None,
+        description="search in two stages for large collections: candidate regions are proposed (notes: note "
+        "index and alignment of learned chroma, with features 'learned'), DTW re-ranks them; none: exhaustive",
+    )
 
 
 class MatchOut(BaseModel):
@@ -236,10 +241,18 @@ class SharedCollection:
         with self._lock:
             return self._coll.info()
 
-    def search_theme(self, theme, **options):
+    def generation(self) -> int:
+        with self._lock:
+            return self._coll.generation()
+
+    def search_theme(self, theme, *, cascade: str | None = None, **options):
+        """Exhaustive theme search, or a named cascade (:data:`mirsearch.search.cascade.THEME_CASCADES`)."""
+        from mirsearch.search.cascade import THEME_CASCADES, cascade_search_theme
         from mirsearch.search.theme import search_theme
 
-        return search_theme(self, theme, **options)
+        if cascade is None:
+            return search_theme(self, theme, **options)
+        return cascade_search_theme(self, theme, **THEME_CASCADES[cascade], **options)
 
     def audio_database(self, fn):
         """The CENS database ``fn`` (search_audio / identify_versions) uses by default, prepared once.
@@ -684,6 +697,7 @@ def create_app(
                 features=body.features,
                 tempo_bpm=body.tempo_bpm,
                 transpositions=range(12) if body.transpose else [0],
+                cascade=body.cascade,
             )
             query = {"kind": "theme", "notes": theme.to_string(), "n_notes": len(theme.notes)}
             return query, matches, time.perf_counter() - t0
