@@ -1,16 +1,18 @@
 """Theme cascade against the exhaustive search as the collection grows (learned chroma, real distractors).
 
-The database is the learned theme chroma of the test split of ``--dataset`` plus *distractors*: every
-recording of the ``--distractors`` collections (other works: e.g. the train and validation splits of
-the benchmark and a build of further corpus works), concatenated in memory, optionally with transposed
-copies (``--copies``: the learned chroma rolled by 1..11 semitones, not independent music; off by
-default). Each collection must hold learned features (``mirsearch index ... --features learned``).
+The database is the learned theme chroma of one split of ``--dataset`` (``--split``, default test) plus
+*distractors*: every recording of the ``--distractors`` collections (other works: e.g. the other splits
+of the benchmark and a build of further corpus works; recordings of the queried split are left out),
+concatenated in memory, optionally with transposed copies (``--copies``: the learned chroma rolled by
+1..11 semitones, not independent music; off by default). Each collection must hold learned features
+(``mirsearch index ... --features learned``).
 
-Queries: the test split's themes (every ``--theme-step``-th), relevant: the test recordings in which the
-manifest annotates the theme. Per theme the exhaustive :func:`mirsearch.search.theme.search_theme` and
-the :func:`mirsearch.search.cascade.cascade_search_theme` variants run on the same database (top 10, one
-match per recording), as a user of that collection would call them. The table gives Top-1 / MRR, the
-time per theme and the paired difference to the exhaustive search (95 % bootstrap intervals, themes lost
+Queries: the split's themes (every ``--theme-step``-th; the validation split for choosing parameters),
+relevant: the split's recordings in which the manifest annotates the theme. Per theme the exhaustive
+:func:`mirsearch.search.theme.search_theme` and the :func:`mirsearch.search.cascade.cascade_search_theme`
+variants run on the same database (top 10, one match per recording), as a user of that collection
+would call them. The table gives Top-1 / MRR, the time per theme and the paired difference to the
+exhaustive search (95 % bootstrap intervals, themes lost
 / won, exact sign test). Writes ``benchmarks/results/<--name>.json``.
 
     python benchmarks/bench_theme_scale.py --dataset data/bench \\
@@ -73,9 +75,9 @@ def load_parts(args):
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_shingles import _learned_collection
 
-    coll, view = _learned_collection(args.dataset, "test", jobs=args.jobs)
+    coll, view = _learned_collection(args.dataset, args.split, jobs=args.jobs)
     parts = [coll.database("learned")]
-    test_paths = {r.path for r in parts[0][2]}
+    split_paths = {r.path for r in parts[0][2]}
     themes = []
     by_path = {r.path: r for r in parts[0][2]}
     path_of_version = {v.version_id: str(v.path.resolve()) for v in view}
@@ -87,9 +89,12 @@ def load_parts(args):
     for path in [p for p in args.distractors.split(",") if p]:
         with Collection.open(path, readonly=True) as dc:
             Y, offsets, recs, rate = dc.database("learned")
-            parts.append((np.array(Y), offsets.copy(), list(recs), rate))
-            print(f"distractors {path}: {len(recs)} recordings, {offsets[-1] / rate / 3600:.1f} h", flush=True)
-    return parts, themes[:: args.theme_step], test_paths
+            keep = [i for i, r in enumerate(recs) if r.path not in split_paths]  # the query split's are in already
+            Yk = np.concatenate([Y[offsets[i] : offsets[i + 1]] for i in keep])
+            off = np.concatenate([[0], np.cumsum([offsets[i + 1] - offsets[i] for i in keep])]).astype(np.int64)
+            parts.append((Yk, off, [recs[i] for i in keep], rate))
+            print(f"distractors {path}: {len(keep)} recordings, {off[-1] / rate / 3600:.1f} h", flush=True)
+    return parts, themes[:: args.theme_step], split_paths
 
 
 def with_copies(parts, copies: int):
@@ -104,14 +109,15 @@ def with_copies(parts, copies: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="data/bench")
+    parser.add_argument("--split", default="test", help="split whose themes are queried (validation: choices)")
     parser.add_argument("--distractors", default="", help="comma-separated collections with learned features")
     parser.add_argument("--copies", type=int, default=0, help="also add the distractors transposed by 1..N semitones")
     parser.add_argument("--theme-step", type=int, default=1, help="every n-th test theme")
     parser.add_argument(
         "--cascades",
         default="notes-only,notes",
-        help="cascade variants: notes (note index + alignment, the default) | notes-only | align, each with an "
-        "optional ':candidates' (default 32)",
+        help="cascade variants: notes (note index + alignment, the default) | notes-only | align, each with "
+        "optional ':candidates' (default 32) and ':fallback' (exhaustive | coarse)",
     )
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--name", default="theme_scale")
@@ -122,7 +128,7 @@ def main() -> None:
     from mirsearch.search.theme import search_theme
 
     load_start = [round(x, 2) for x in os.getloadavg()]
-    parts, themes, test_paths = load_parts(args)
+    parts, themes, split_paths = load_parts(args)
     parts = with_copies(parts, args.copies)
     t0 = time.perf_counter()
     coll = MemoryCollection(parts)
@@ -131,19 +137,21 @@ def main() -> None:
     nidx = note_index(coll, features="learned")
     note_index_s = time.perf_counter() - t1
     print(
-        f"{len(coll.recs)} recordings, {hours:.1f} h ({len(test_paths)} test), {len(nidx.pc)} notes, "
-        f"{len(nidx)} index windows ({note_index_s:.1f} s); {len(themes)} themes",
+        f"{len(coll.recs)} recordings, {hours:.1f} h ({len(split_paths)} of the {args.split} split), "
+        f"{len(nidx.pc)} notes, {len(nidx)} index windows ({note_index_s:.1f} s); {len(themes)} themes",
         flush=True,
     )
     variants: list[tuple[str, dict | None]] = [("exhaustive", None)]
     for spec in [s for s in args.cascades.split(",") if s]:
-        kind, _, cand = spec.partition(":")
+        kind, cand, fallback = (spec.split(":") + ["", ""])[:3]
         if kind not in ("notes", "notes-only", "align"):
             raise SystemExit(f"unknown cascade {kind!r}: notes, notes-only or align")
         opts = {"proposal": "align" if kind == "align" else "notes", "candidates": int(cand or 32)}
         if kind == "notes-only":
             opts["align"] = False
-        variants.append((f"{kind}-{opts['candidates']}", opts))
+        if fallback:
+            opts["fallback"] = fallback
+        variants.append((f"{kind}-{opts['candidates']}" + (f"-{fallback}" if fallback else ""), opts))
     rows, per_query = [], {}
     for name, opts in variants:
 
@@ -191,7 +199,8 @@ def main() -> None:
             "load_average_start": load_start,
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
             "hours": round(float(hours), 2),
-            "test_recordings": len(test_paths),
+            "split": args.split,
+            "split_recordings": len(split_paths),
             "recordings": len(coll.recs),
             "notes": int(len(nidx.pc)),
             "note_index_windows": int(len(nidx)),

@@ -703,11 +703,19 @@ def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, ren
         bounded = cascade_search_theme(coll, theme, top=3, per_recording=1, fallback_cost=0.0, stats=stats, **options)
         assert stats["fallback"] == "cost" and stats["candidates"] == len(coll.recordings())
         assert [(m.recording_id, m.start, m.cost) for m in bounded] == [(m.recording_id, m.start, m.cost) for m in full]
+        stats = {}  # the same, answered by the coarse cascade: a few candidates, the exhaustive costs there
+        coarse = cascade_search_theme(
+            coll, theme, top=3, per_recording=1, fallback_cost=0.0, fallback="coarse", stats=stats, **options
+        )
+        assert stats["fallback"] == "cost" and stats["candidates"] <= 2
+        assert stats["frames_searched"] < stats["frames_total"]
+        assert (coarse[0].recording_id, coarse[0].start) == (full[0].recording_id, full[0].start)
+        assert coarse[0].cost == pytest.approx(full[0].cost, abs=1e-6)
         stats = {}  # three pitch changes are too few for 3-interval keys: exhaustive search
         short = cascade_search_theme(coll, "C D E", top=1, features="learned", proposal="notes", stats=stats)
         assert stats["fallback"] and len(short) == 1
         bad_options = ({"dtw_shifts": "some"}, {"tolerance": -1}, {"ngram": 0}, {"margin": -1.0}, {"proposal": "x"})
-        for bad in (*bad_options, {"fallback_cost": -0.1}):
+        for bad in (*bad_options, {"fallback_cost": -0.1}, {"fallback": "nothing"}):
             with pytest.raises(ParameterError):
                 cascade_search_theme(coll, theme, features="learned", **{"proposal": "notes", **bad})
 

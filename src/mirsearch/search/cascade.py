@@ -260,6 +260,7 @@ def cascade_search_theme(
     note_options: dict | None = None,
     dtw_shifts: str = "proposed",
     fallback_cost: float | None = None,
+    fallback: str = "exhaustive",
     align: bool | None = None,
     k: int = 32,
     proposal_tempo_factors: Sequence[float] = THEME_TEMPO_FACTORS,
@@ -329,6 +330,10 @@ def cascade_search_theme(
         voice; measured without gain, docs/benchmarks.md).
     dtw_shifts : {"proposed", "all"}
         Stage-2 transpositions of a ``"notes"`` region: the one(s) proposed, or all ``transpositions``.
+    fallback : {"exhaustive", "coarse"}
+        What answers a theme that falls back (too short to propose for, or ``fallback_cost`` exceeded): the
+        exhaustive search, or the ``"coarse"`` cascade with the same ``candidates`` (``coarse_factor**2``
+        times fewer DTW cells over the whole collection, then exact DTW on its candidates).
     align : bool, optional
         With ``proposal="notes"``, also propose the best local alignment (:func:`align_notes`) of each of
         the ``candidates`` best-aligned recordings (a linear scan over the notes, about 1 ms per hour of
@@ -366,6 +371,8 @@ def cascade_search_theme(
         raise ParameterError(f"top={top}, per_recording={per_recording} and candidates={candidates} must be >= 1")
     if proposal not in ("coarse", "index", "notes", "align"):
         raise ParameterError(f"proposal={proposal!r} must be 'coarse', 'index', 'notes' or 'align'")
+    if fallback not in ("exhaustive", "coarse"):
+        raise ParameterError(f"fallback={fallback!r} must be 'exhaustive' or 'coarse'")
     if dtw_shifts not in ("proposed", "all"):
         raise ParameterError(f"dtw_shifts={dtw_shifts!r} must be 'proposed' or 'all'")
     if ngram < 1 or tolerance < 0 or note_regions < 1:
@@ -384,18 +391,29 @@ def cascade_search_theme(
     stats = stats if stats is not None else {}
     theme = read_theme(theme, part=part)
     shifts = sorted({int(s) % 12 for s in transpositions})
-    exhaustive_search = functools.partial(
-        search_theme,
-        collection,
-        theme,
-        top=top,
-        per_recording=per_recording,
-        features=features,
-        tempo_bpm=tempo_bpm,
-        tempo_factors=tempo_factors,
-        transpositions=shifts,
-        max_cost=max_cost,
-    )
+    common = {
+        "top": top,
+        "per_recording": per_recording,
+        "features": features,
+        "tempo_bpm": tempo_bpm,
+        "tempo_factors": tempo_factors,
+        "transpositions": shifts,
+        "max_cost": max_cost,
+    }
+    fallback_stats: dict = {}
+    if fallback == "coarse" and proposal != "coarse":
+        exhaustive_search = functools.partial(
+            cascade_search_theme,
+            collection,
+            theme,
+            proposal="coarse",
+            candidates=candidates,
+            coarse_factor=coarse_factor,
+            stats=fallback_stats,
+            **common,
+        )
+    else:
+        exhaustive_search = functools.partial(search_theme, collection, theme, **common)
     t0 = time.perf_counter()
     Y, offsets, recs, rate = collection.database(features)
     span_shifts = None
@@ -486,13 +504,13 @@ def cascade_search_theme(
         found = exhaustive_search()
         stats.update(
             fallback=reason,
-            candidates=len(recs),
-            candidate_ids=[r.id for r in recs],
+            candidates=fallback_stats.get("candidates", len(recs)),
+            candidate_ids=fallback_stats.get("candidate_ids", [r.id for r in recs]),
             proposed_ids=sorted({recs[s[0]].id for s in spans}),
             proposal_ms=(t1 - t0) * 1000,
             dtw_ms=dtw_ms,
             exhaustive_ms=(time.perf_counter() - t_fb) * 1000,
-            frames_searched=int(offsets[-1]),
+            frames_searched=fallback_stats.get("frames_searched", int(offsets[-1])),
             frames_total=int(offsets[-1]),
         )
         return found
