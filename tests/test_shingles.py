@@ -700,13 +700,13 @@ def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, ren
         both = cascade_search_theme(coll, theme, top=1, **options)  # note index + alignment, the default
         assert both[0].cost == pytest.approx(full[0].cost, abs=1e-6)
         stats = {}  # a cost bound no match meets: the exhaustive search answers
-        bounded = cascade_search_theme(coll, theme, top=3, per_recording=1, fallback_cost=0.0, stats=stats, **options)
+        bounded = cascade_search_theme(
+            coll, theme, top=3, per_recording=1, fallback_cost=0.0, fallback="exhaustive", stats=stats, **options
+        )
         assert stats["fallback"] == "cost" and stats["candidates"] == len(coll.recordings())
         assert [(m.recording_id, m.start, m.cost) for m in bounded] == [(m.recording_id, m.start, m.cost) for m in full]
-        stats = {}  # the same, answered by the coarse cascade: a few candidates, the exhaustive costs there
-        coarse = cascade_search_theme(
-            coll, theme, top=3, per_recording=1, fallback_cost=0.0, fallback="coarse", stats=stats, **options
-        )
+        stats = {}  # by default the coarse cascade answers: a few candidates, the exhaustive costs there
+        coarse = cascade_search_theme(coll, theme, top=3, per_recording=1, fallback_cost=0.0, stats=stats, **options)
         assert stats["fallback"] == "cost" and stats["candidates"] <= 2
         assert stats["frames_searched"] < stats["frames_total"]
         assert (coarse[0].recording_id, coarse[0].start) == (full[0].recording_id, full[0].start)
