@@ -75,6 +75,7 @@ def test_search_play_and_switch_interpretation(live, browser, renderings, tmp_pa
     page.wait_for_selector("body[data-ready='1']")
     ids = _ids(page)
     a, a_slow, b = (ids[renderings[k].path.name] for k in ("a", "a_slow", "b"))
+    assert not page.is_visible("#opt-learned-label")  # chroma only: no learned option
 
     # 1. a theme from chorale b: b comes first, with its match span drawn on the timeline
     theme, (t0, t1) = theme_of(renderings["b"], 0, 8)
@@ -187,5 +188,38 @@ def test_indexing_from_the_page_then_audio_query_with_curve(browser, renderings,
         assert page.is_visible("#curve-box")
         assert not errors, errors
         page.close()
+    finally:
+        server.stop()
+
+
+def test_learned_fast_theme_search_from_the_page(browser, renderings, tmp_path):
+    """A collection with learned chroma offers it; the page then searches it through the notes cascade."""
+    from mirsearch.collection import Collection
+
+    from conftest import theme_of
+
+    root = tmp_path / "learned.mirs"
+    with Collection.create(root, features=["chroma", "learned"]) as coll:
+        coll.add([str(renderings[k].path) for k in ("a", "b", "c")])
+    server = LiveServer(create_app(root)).start()
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(30_000)
+        requests: list[str] = []  # bodies of the theme searches the page sends
+        page.on("request", lambda r: r.url.endswith("/api/search/theme") and requests.append(r.post_data or ""))
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.is_visible("#opt-learned-label") and page.is_checked("#opt-learned")
+        theme, (t0, _t1) = theme_of(renderings["b"], 0, 10)
+        page.fill("#theme-input", theme.to_string())
+        page.click("#search-btn")
+        page.wait_for_selector("#result-list .result")
+        first = page.locator("#result-list .result").first
+        assert int(first.get_attribute("data-recording-id")) == _ids(page)[renderings["b"].path.name]
+        assert abs(float(first.get_attribute("data-start")) - t0) < 1.5
+        assert '"features":"learned"' in requests[-1] and '"cascade":"notes"' in requests[-1]
+        assert not errors, errors
     finally:
         server.stop()

@@ -276,6 +276,7 @@ function setupSearch() {
       top: topValue(),
       transpose: $("#opt-transpose").checked,
     };
+    if ($("#opt-learned").checked) Object.assign(body, { features: "learned", cascade: "notes" });
     runSearch("/api/search/theme", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }, "searching");
   });
   $("#score-form").addEventListener("submit", (ev) => {
@@ -442,6 +443,10 @@ async function loadStats() {
       ["failed files", String(s.failures.length)],
     ];
     for (const [k, v] of rows) dl.append(el("dt", { text: k }), el("dd", { text: v }));
+    // collections indexed with learned theme chroma offer it, with the note-index cascade
+    const learned = "learned" in s.features;
+    $("#opt-learned-label").hidden = !learned;
+    $("#opt-learned").checked = learned;
     $("#audio-limits").textContent =
       `Excerpts up to ${s.server.max_query_seconds} s, whole recordings (versions) up to ` +
       `${Math.round(s.server.max_recording_seconds / 60)} min; files up to ${s.server.max_upload_mb} MB.`;
