@@ -340,16 +340,17 @@ def cascade_search_theme(
         ``"exhaustive"``.
     align : bool, optional
         With ``proposal="notes"``, also propose the best local alignment (:func:`align_notes`) of each of
-        the ``candidates`` best-aligned recordings (a linear scan over the notes: 36 ms for 50 h of audio,
-        214k notes, on two cores). Default: True for ``"notes"``, chosen on the validation split (the exhaustive
-        top-1 recording among the candidates for 99.3 % of the themes vs 98.6 % without, MRR 0.898 vs
-        0.896; docs/benchmarks.md).
+        the ``candidates`` best-aligned recordings (a linear scan over the notes: 36 ms for 50 h of
+        audio, 214k notes, on two cores). Default: True for ``"notes"``, chosen on the validation split
+        (the exhaustive top-1 recording among the candidates for 99.3 % of the themes vs 98.6 % without,
+        MRR 0.898 vs 0.896; docs/benchmarks.md).
     fallback_cost : float, optional
         When the best match among the candidates costs more than this (or there is none), the theme was
         probably not proposed: search the whole collection instead (``fallback``; ``stats["fallback"] =
-        "cost"``). None: never (``np.inf`` for ``"notes"``). Default None, except :data:`NOTE_FALLBACK_COST` (0.1) for
-        ``"notes"``: chosen on the validation split, where with 32 candidates x 3 regions 8 % of the themes
-        fall back and every top match equals the exhaustive search's.
+        "cost"``). None: never (``np.inf`` for ``"notes"``). Default None, except
+        :data:`NOTE_FALLBACK_COST` (0.1) for ``"notes"``: chosen on the validation split, where with 32
+        candidates x 3 regions 8 % of the themes fall back and every top match equals the exhaustive
+        search's.
     k, proposal_tempo_factors, index, reduction, dim, config, params, update
         The shingle-index proposal (:meth:`ShingleIndex.open`; default HNSW over raw 72-dim shingles).
     stats : dict, optional
@@ -409,7 +410,7 @@ def cascade_search_theme(
     }
     fallback_stats: dict = {}
     if fallback == "coarse" and proposal != "coarse":
-        exhaustive_search = functools.partial(
+        fallback_search = functools.partial(
             cascade_search_theme,
             collection,
             theme,
@@ -420,7 +421,7 @@ def cascade_search_theme(
             **common,
         )
     else:
-        exhaustive_search = functools.partial(search_theme, collection, theme, **common)
+        fallback_search = functools.partial(search_theme, collection, theme, **common)
     t0 = time.perf_counter()
     Y, offsets, recs, rate = collection.database(features)
     span_shifts = None
@@ -432,7 +433,7 @@ def cascade_search_theme(
         if len(qpc) <= nidx.n:
             log.info("%s: %d pitch changes, too few for %d-interval keys: exhaustive", theme.name, len(qpc) - 1, ngram)
             stats.update(fallback=True, candidates=None)
-            return exhaustive_search()
+            return fallback_search()
         allowed = set(shifts)
         props: list[NoteProposal] = []
         if proposal == "notes":
@@ -487,7 +488,7 @@ def cascade_search_theme(
         except InputError as exc:
             log.info("%s: exhaustive search instead", exc)
             stats.update(fallback=True, candidates=None)
-            return exhaustive_search()
+            return fallback_search()
         D, L = idx.search_vectors(qs.S, k=k)
         proposals = score_regions(qs, D, L, idx.rec_ids, idx.starts, per_recording=1)
         row_of = {r.id: i for i, r in enumerate(recs)}
@@ -507,8 +508,8 @@ def cascade_search_theme(
                 spans.append((i, 0, n))
     t1 = time.perf_counter()
 
-    def exhaustive(reason: str, dtw_ms: float) -> list[Match]:
-        found = exhaustive_search()
+    def fall_back(reason: str, dtw_ms: float) -> list[Match]:
+        found = fallback_search()
         stats.update(
             fallback=reason,
             candidates=fallback_stats.get("candidates", len(recs)),
@@ -526,7 +527,7 @@ def cascade_search_theme(
         spans = [s for s in _merge_spans(spans) if s[2] > s[1]]
     if not spans and fallback_cost is not None:
         t_fb = time.perf_counter()
-        return exhaustive("cost", 0.0)
+        return fall_back("cost", 0.0)
     if not spans:
         stats.update(fallback=False, candidates=0, proposal_ms=(t1 - t0) * 1000, dtw_ms=0.0, frames_searched=0)
         return []
@@ -546,9 +547,9 @@ def cascade_search_theme(
     )
     t2 = time.perf_counter()
     if fallback_cost is not None and (not matches or matches[0].cost > fallback_cost):
-        log.info("%s: best candidate cost above %g: exhaustive search", theme.name, fallback_cost)
+        log.info("%s: best candidate cost above %g: %s search", theme.name, fallback_cost, fallback)
         t_fb = time.perf_counter()
-        return exhaustive("cost", (t_fb - t1) * 1000)
+        return fall_back("cost", (t_fb - t1) * 1000)
     stats.update(
         fallback=False,
         candidates=len({s[0] for s in spans}),

@@ -472,6 +472,7 @@ def _align_kernel(q, shifts, pc, note_rec, note_seg, n_recs, match, mismatch, ga
     return best, best_first, best_last
 
 
+@numba.njit(cache=True, nogil=True)
 def _align_spans_kernel(q, pc, lo, hi, shift, match, mismatch, gap):  # pragma: no cover - numba
     """Best Smith-Waterman score of ``q`` (transposed by ``shift[k]``) within notes ``lo[k]:hi[k]``."""
     m = len(q)
@@ -501,17 +502,9 @@ def _align_spans_kernel(q, pc, lo, hi, shift, match, mismatch, gap):  # pragma: 
     return out
 
 
-_SPANS_JIT = None
-
-
 def _align_spans(q, pc, lo, hi, shift, match: float = 2.0, mismatch: float = -1.0, gap: float = 0.5) -> np.ndarray:
     """Local alignment scores of ``q`` in note spans (the scoring of :func:`align_notes`), one per span."""
-    global _SPANS_JIT
-    if _SPANS_JIT is None:
-        import numba
-
-        _SPANS_JIT = numba.njit(cache=True, nogil=True)(_align_spans_kernel)
-    return _SPANS_JIT(
+    return _align_spans_kernel(
         np.ascontiguousarray(q, dtype=np.int64),
         pc,
         np.ascontiguousarray(lo, dtype=np.int64),
