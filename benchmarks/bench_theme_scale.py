@@ -3,9 +3,8 @@
 The database is the learned theme chroma of one split of ``--dataset`` (``--split``, default test) plus
 *distractors*: every recording of the ``--distractors`` collections (other works: e.g. the other splits
 of the benchmark and a build of further corpus works; recordings of the queried split are left out),
-concatenated in memory, optionally with transposed copies (``--copies``: the learned chroma rolled by
-1..11 semitones, not independent music; off by default). Each collection must hold learned features
-(``mirsearch index ... --features learned``).
+concatenated in memory (independent music, not transposed copies). Each collection must hold learned
+features (``mirsearch index ... --features learned``).
 
 Queries: the split's themes (every ``--theme-step``-th; the validation split for choosing parameters),
 relevant: the split's recordings in which the manifest annotates the theme. Per theme the exhaustive
@@ -97,21 +96,11 @@ def load_parts(args):
     return parts, themes[:: args.theme_step], split_paths
 
 
-def with_copies(parts, copies: int):
-    """The distractor parts again with their chroma rolled by 1..copies semitones (transposed copies)."""
-    out = list(parts)
-    for t in range(1, copies + 1):
-        for Y, offsets, recs, rate in parts[1:]:
-            out.append((np.roll(Y, t, axis=1), offsets, [_Recording(0, f"{r.path}#+{t}", 0.0) for r in recs], rate))
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="data/bench")
     parser.add_argument("--split", default="test", help="split whose themes are queried (validation: choices)")
     parser.add_argument("--distractors", default="", help="comma-separated collections with learned features")
-    parser.add_argument("--copies", type=int, default=0, help="also add the distractors transposed by 1..N semitones")
     parser.add_argument("--theme-step", type=int, default=1, help="every n-th test theme")
     parser.add_argument(
         "--cascades",
@@ -129,7 +118,6 @@ def main() -> None:
 
     load_start = [round(x, 2) for x in os.getloadavg()]
     parts, themes, split_paths = load_parts(args)
-    parts = with_copies(parts, args.copies)
     t0 = time.perf_counter()
     coll = MemoryCollection(parts)
     hours = coll.offsets[-1] / coll.rate / 3600
@@ -207,7 +195,6 @@ def main() -> None:
             "note_index_s": round(note_index_s, 2),
             "database_s": round(t1 - t0, 2),
             "themes": len(themes),
-            "copies": args.copies,
             "rows": rows,
         },
     )
