@@ -52,8 +52,8 @@ def register(sub) -> None:
         choices=["notes", "notes-only", "align", "coarse"],  # mirsearch.search.cascade.THEME_CASCADES
         help="theme search in two stages: candidate regions are proposed, DTW re-ranks them (notes: note index "
         "and note alignment of learned chroma, use with --features learned; notes-only: the note index alone, "
-        "faster on large collections; align: the alignment alone; coarse: DTW at a third of the frame rate); "
-        "default: exhaustive DTW",
+        "faster but less accurate on large collections; align: the alignment alone; coarse: DTW at a third of "
+        "the frame rate); default: exhaustive DTW",
     )
     p.add_argument("--candidates", type=int, help="recordings proposed by --cascade (default 32)")
     p.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
