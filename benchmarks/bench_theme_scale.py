@@ -106,7 +106,7 @@ def main() -> None:
         "--cascades",
         default="notes-only,notes",
         help="cascade variants: notes (note index + alignment, the default) | notes-only | align, each with "
-        "optional ':candidates' (default 32) and ':fallback' (exhaustive | coarse)",
+        "optional ':candidates' (default 32), ':fallback' (exhaustive | coarse) and ':threshold' (of the notes)",
     )
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--name", default="theme_scale")
@@ -131,7 +131,7 @@ def main() -> None:
     )
     variants: list[tuple[str, dict | None]] = [("exhaustive", None)]
     for spec in [s for s in args.cascades.split(",") if s]:
-        kind, cand, fallback = (spec.split(":") + ["", ""])[:3]
+        kind, cand, fallback, threshold = (spec.split(":") + ["", "", ""])[:4]
         if kind not in ("notes", "notes-only", "align"):
             raise SystemExit(f"unknown cascade {kind!r}: notes, notes-only or align")
         opts = {"proposal": "align" if kind == "align" else "notes", "candidates": int(cand or 32)}
@@ -139,7 +139,10 @@ def main() -> None:
             opts["align"] = False
         if fallback:
             opts["fallback"] = fallback
-        variants.append((f"{kind}-{opts['candidates']}" + (f"-{fallback}" if fallback else ""), opts))
+        if threshold:  # note extraction threshold of the note index (mirsearch.search.notes.NOTE_THRESHOLD)
+            opts["note_options"] = {"threshold": float(threshold)}
+        name = f"{kind}-{opts['candidates']}" + (f"-{fallback}" if fallback else "")
+        variants.append((name + (f"-t{threshold}" if threshold else ""), opts))
     rows, per_query = [], {}
     for name, opts in variants:
 
