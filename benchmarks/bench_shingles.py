@@ -522,7 +522,8 @@ def _compare_with_exhaustive(rows: list[dict], keys: list[str], tops: dict) -> N
         if "_top1" in ref and row is not ref:
             row.update(paired_columns(ref["_top1"], ref["_rr"], row["_top1"], row["_rr"]))
     for row in rows:
-        row.pop("_top1", None), row.pop("_rr", None)
+        row.pop("_top1", None)
+        row.pop("_rr", None)
     cols = ["method", "Top-1", "MRR", "mean_ms", "speedup", "same_top1_as_exhaustive", "dTop-1", "lost/won", "p_sign"]
     print_table([{c: row.get(c, "") for c in cols} for row in rows], cols)
     print(flush=True)
