@@ -6,7 +6,7 @@ tempo factors 1.0 / 0.9 / 1.1 / 0.8 / 1.2), until the database holds ``--hours``
 collection's CENS database and shingle index built in memory from the rendered audio's stored chroma:
 no new audio. Queries are the ``retrieval`` section's 25 s excerpts of the test versions
 (``bench_shingles.py``, same seed; every ``--query-step``-th one). Per query, the same
-:func:`mirsearch.search.cascade.cens_cascade` runs exhaustively (CENS subsequence DTW at 11 tempo factors
+:func:`mirsearch.search.audio_cascade.cens_cascade` runs exhaustively (CENS subsequence DTW at 11 tempo factors
 over every frame) and as the cascade (learned 12-dim embeddings in an HNSW index propose
 ``--candidates`` recordings, the DTW runs in their best region only). Top-1 / MRR: a version of the
 query's work first (own recording excluded), original key. Writes
@@ -154,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mirsearch.collection.ann import build_index
-    from mirsearch.search.cascade import cens_cascade
+    from mirsearch.search.audio_cascade import cens_cascade
 
     load_start = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()

@@ -780,7 +780,7 @@ def run_learned_cascade(args) -> dict:
 def run_audio_cascade(args) -> dict:
     """Audio matching: exhaustive CENS subsequence DTW vs the shingle-index cascade, same queries."""
     from mirsearch.models.embedding_training import dataset_collection
-    from mirsearch.search.cascade import cascade_search_audio, cens_database
+    from mirsearch.search.audio_cascade import cascade_search_audio, cens_database
     from mirsearch.search.shingles import get_index
 
     coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
@@ -1068,7 +1068,7 @@ def audio_cascade_scale_section(c: dict) -> str:
         "for; CENS, shingles and learned 12-dim embeddings computed in memory from the stored chroma "
         f"({c['database_s']:.0f} s; HNSW M {c['hnsw']['M']} / ef_construction {c['hnsw']['ef_construction']} "
         f"built in {c['index_s']:.0f} s, searched with ef {c['hnsw']['ef']}). Every third query of the section "
-        "above; both rows run `mirsearch.search.cascade.cens_cascade` (the core of `cascade_search_audio`): "
+        "above; both rows run `mirsearch.search.audio_cascade.cens_cascade` (the core of `cascade_search_audio`): "
         "exhaustively over every frame, or on the `index-N` proposals. `frames in DTW`: share of the database "
         "the DTW visits."
     )

@@ -1,4 +1,4 @@
-"""Audio cascade on arrays (:func:`mirsearch.search.cascade.cens_cascade`) and the embedding's fast pooling."""
+"""Audio cascade on arrays (:func:`mirsearch.search.audio_cascade.cens_cascade`) and the embedding's fast pooling."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _database(rng, n_recordings=4, seconds=90):
 
 def test_cens_cascade_with_all_candidates_equals_the_exhaustive_search():
     from mirsearch.collection.shingles import scale_tempo
-    from mirsearch.search.cascade import cens_cascade
+    from mirsearch.search.audio_cascade import cens_cascade
 
     rng = np.random.default_rng(3)
     chromas, Y, offsets = _database(rng)

@@ -412,7 +412,7 @@ def test_shipped_embedding_bundle_loads_without_pickle():
 
 
 def test_audio_cascade_reranks_proposals_with_dtw(shingle_collection, renderings):
-    from mirsearch.search.cascade import cascade_search_audio
+    from mirsearch.search.audio_cascade import cascade_search_audio
 
     with Collection.open(shingle_collection) as coll:
         stats = {}

@@ -134,7 +134,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
-    from mirsearch.search.cascade import cascade_search_audio
+    from mirsearch.search.audio_cascade import cascade_search_audio
     from mirsearch.search.shingles import TEMPO_FACTORS, query_chroma, search_shingles
 
     factors = TEMPO_FACTORS
