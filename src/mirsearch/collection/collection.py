@@ -14,7 +14,7 @@ usable; the next run skips them (same size and mtime, or same content hash) and 
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
 import logging
 import os
@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch._util import directory_lock
 from mirsearch.audio import SR, is_audio_file, load_audio
 from mirsearch.collection import store
 from mirsearch.collection.catalog import Catalog, Recording
+from mirsearch.collection.views import DerivedViews
 from mirsearch.errors import CollectionError, MirsearchError, ParameterError
 from mirsearch.features import registry
 
@@ -111,8 +113,9 @@ class Collection:
     def __init__(self, root: Path, catalog: Catalog):
         self.root = Path(root)
         self.catalog = catalog
-        self._cache: dict[tuple, object] = {}
-        self._lock_fh = None
+        #: views derived from the stored features, memoised per generation (:class:`DerivedViews`)
+        self.views = DerivedViews(self.generation)
+        self._lock: contextlib.ExitStack | None = None
 
     # -- life cycle -------------------------------------------------------------------------------
     @classmethod
@@ -179,28 +182,24 @@ class Collection:
         self.catalog.set_json("feature_kinds", kinds)
         if feature_rate is not None:
             self.catalog.set_meta("feature_rate", float(feature_rate))
-        self._cache.clear()
+        self.views.clear()
 
     def configs(self) -> list[dict]:
         return [registry.feature_config(k, feature_rate=self.feature_rate) for k in self.feature_kinds]
 
     # -- indexing ---------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
-        if self._lock_fh is not None:
+        """Hold ``write.lock`` until :meth:`close` (one writer at a time)."""
+        if self._lock is not None:
             return
-        fh = open(self.root / "write.lock", "w")  # noqa: SIM115 - held for the collection's lifetime
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            raise CollectionError(f"{self.root}: another process is adding recordings (write.lock held)") from None
-        self._lock_fh = fh
+        stack = contextlib.ExitStack()
+        stack.enter_context(directory_lock(self.root, name="write.lock"))
+        self._lock = stack
 
     def _release_lock(self) -> None:
-        if self._lock_fh is not None:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
-            self._lock_fh = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def add(self, paths, *, jobs: int = 1, progress: bool = False, on_result=None) -> AddReport:
         """Index audio files and folders (recursively); new and changed files only.
@@ -364,12 +363,11 @@ class Collection:
         recordings : list of Recording
         feature_rate : float
         """
+        return self.views.get(("database", kind), lambda: self._build_database(kind))
+
+    def _build_database(self, kind: str):
         from mirsearch.matching.subsequence import unit_columns
 
-        token = (kind, self.generation())
-        cached = self._cache.get(("database", kind))
-        if cached is not None and cached[0] == token:
-            return cached[1]
         recs = self.recordings()
         base = "chroma" if kind == "cens" else kind
         entries = self.catalog.features(base)
@@ -388,9 +386,7 @@ class Collection:
         if not parts:
             raise CollectionError(f"{self.root}: no recordings with '{base}' features (run 'mirsearch index')")
         offsets = np.cumsum([0] + [p.shape[0] for p in parts]).astype(np.int64)
-        value = (np.ascontiguousarray(np.concatenate(parts)), offsets, kept, float(rate))
-        self._cache[("database", kind)] = (token, value)
-        return value
+        return np.ascontiguousarray(np.concatenate(parts)), offsets, kept, float(rate)
 
     def info(self) -> dict:
         """Summary for ``mirsearch info``."""
