@@ -137,8 +137,8 @@ def score_pairs(ds, *, max_pairs: int, seed: int = 0) -> list[ScorePair]:
 
 
 def score_notes(sp: ScorePair):
-    """The pair's notes as :class:`mirsearch.align.ScoreNotes` at the score's nominal tempo."""
-    from mirsearch.align import ScoreNotes
+    """The pair's notes as :class:`mirsearch.scores.ScoreNotes` at the score's nominal tempo."""
+    from mirsearch.scores import ScoreNotes
 
     spq = 60.0 / sp.bpm
     return ScoreNotes(

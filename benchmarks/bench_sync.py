@@ -6,10 +6,10 @@ without it, our own renderings (``benchmarks/synth.py``: works of four Bach chor
 that differ in ensemble, SoundFont, tempo, tempo curve, lead-in, noise and some in key). Ground truth:
 the time of every distinct score onset in each version.
 
-- audio-audio: each pair aligned by ``mirsearch.align.align_audio`` and by synctoolbox (chroma + DLNCO,
+- audio-audio: each pair aligned by ``mirsearch.sync.align_audio`` and by synctoolbox (chroma + DLNCO,
   MrMsDTW, ``compute_optimal_chroma_shift``; ``baselines.synctoolbox_sync``);
 - score-audio: a deadpan MIDI of the work (100 bpm) aligned to the second version by
-  ``mirsearch.align.align_score`` and by synctoolbox's symbolic features (``df_to_pitch_features``,
+  ``mirsearch.sync.align_score`` and by synctoolbox's symbolic features (``df_to_pitch_features``,
   ``df_to_pitch_onset_features``) on the same fitted score timeline;
 - long pair: two ~20-minute versions, each method in its own subprocess (wall time, peak RSS, and the
   tracemalloc peak of the DTW stage).
@@ -63,7 +63,7 @@ def stats(err_ms: np.ndarray) -> dict:
 
 def path_map(wp: np.ndarray, rate: float):
     """Strictly monotonic map from a (2, L) synctoolbox path."""
-    from mirsearch.align import _strictly_monotonic
+    from mirsearch.sync.timemap import _strictly_monotonic
 
     a, b = _strictly_monotonic(wp[0] / rate, wp[1] / rate)
     return lambda t: np.interp(t, a, b)
@@ -115,8 +115,8 @@ def own_pairs(n_works: int):
 
 def run_audio_pairs(pairs, *, baseline: bool):
     from baselines import synctoolbox_sync
-    from mirsearch.align import align_audio
     from mirsearch.audio import load_audio
+    from mirsearch.sync import align_audio
 
     rows, errs = [], {"mirsearch": [], "synctoolbox": []}
     for p in pairs:
@@ -155,8 +155,8 @@ def run_audio_pairs(pairs, *, baseline: bool):
 
 def run_score_pairs(spairs, *, baseline: bool):
     from bench_data import score_notes
-    from mirsearch.align import active_span, align_score
     from mirsearch.audio import load_audio
+    from mirsearch.sync import active_span, align_score
 
     rows, errs = [], {"mirsearch": [], "synctoolbox": []}
     for sp in spairs:
@@ -350,7 +350,7 @@ def run_long(minutes: float, *, baseline: bool) -> list[dict]:
 
 def warm_up() -> None:
     """Load numba caches and librosa once so that per-pair times measure the work, not imports."""
-    from mirsearch.align import align_audio
+    from mirsearch.sync import align_audio
 
     rng = np.random.default_rng(0)
     t = np.arange(22050 * 6) / 22050

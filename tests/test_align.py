@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mirsearch.align import TimeMap as Map
-from mirsearch.align import align_audio, align_score, load_score_notes
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.matching.dtw import SYNC_STEPS, dtw, dtw_band, path_cost
 from mirsearch.matching.subsequence import cosine_cost
 from mirsearch.matching.sync import project_band, sync_dtw
+from mirsearch.sync import TimeMap as Map
+from mirsearch.sync import align_audio, align_score, load_score_notes
 from synth_versions import TempoMap, chorale_notes, error_stats, have_fluidsynth, render_version
 
 PIECES = ["bach/bwv66.6", "bach/bwv153.1"]

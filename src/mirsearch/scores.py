@@ -5,6 +5,10 @@ pitch (or the part the user names) is taken and reduced to its top line (at each
 the "skyline").
 
 Units: pitches are MIDI numbers, onsets and durations are in quarter notes.
+
+Full scores (every note of every part, for score-to-audio alignment) are read by :func:`load_score_notes`
+into :class:`ScoreNotes`: MIDI with pretty_midi (the file's own times), notated scores (MusicXML, MEI,
+kern) with partitura (times at a nominal tempo).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirsearch.errors import InputError, ParameterError
+from mirsearch.errors import InputError, ParameterError, check_positive
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,12 @@ MIDI_EXTENSIONS = (".mid", ".midi")
 MUSICXML_EXTENSIONS = (".xml", ".mxl", ".musicxml")
 KERN_EXTENSIONS = (".krn", ".kern")
 SCORE_EXTENSIONS = MIDI_EXTENSIONS + MUSICXML_EXTENSIONS + KERN_EXTENSIONS
+#: notated formats :func:`load_score_notes` reads (with partitura)
+NOTATED_EXTENSIONS = (".musicxml", ".xml", ".mxl", ".mei", ".krn", ".kern")
+#: every format :func:`load_score_notes` reads
+FULL_SCORE_EXTENSIONS = MIDI_EXTENSIONS + NOTATED_EXTENSIONS
+#: nominal tempo (quarter notes per minute) of notated scores without a metronome mark
+DEFAULT_BPM = 100.0
 
 _STEP_TO_PC = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 _ACCIDENTALS = {"": 0, "#": 1, "##": 2, "x": 2, "♯": 1, "b": -1, "bb": -2, "♭": -1, "-": -1, "--": -2}
@@ -356,3 +366,195 @@ def save_musicxml(theme: Theme, path: str | os.PathLike) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+# -- full scores (all notes of all parts) ------------------------------------------------------------------
+
+
+@dataclass
+class ScoreNotes:
+    """Notes of a full (polyphonic) score on one timeline.
+
+    Attributes
+    ----------
+    pitch : np.ndarray, shape (n,), int
+    onset, offset : np.ndarray, shape (n,), float
+        In seconds at the score's nominal tempo (MIDI: the file's own times).
+    onset_quarter, duration_quarter : np.ndarray, shape (n,), float
+        Score position and length in quarter notes (NaN for MIDI files without a usable grid).
+    part : np.ndarray, shape (n,), int
+        Part (instrument) index.
+    velocity : np.ndarray, shape (n,), int
+    seconds_per_quarter : float
+        Nominal tempo used for ``onset`` (NaN for MIDI).
+    """
+
+    pitch: np.ndarray
+    onset: np.ndarray
+    offset: np.ndarray
+    onset_quarter: np.ndarray
+    duration_quarter: np.ndarray
+    part: np.ndarray
+    velocity: np.ndarray
+    seconds_per_quarter: float = float("nan")
+
+    def __len__(self) -> int:
+        return int(self.pitch.size)
+
+    def shifted(self, seconds: float) -> ScoreNotes:
+        """The same notes with all times moved by ``seconds`` (onsets stay >= 0)."""
+        seconds = max(float(seconds), -float(self.onset.min()))
+        return ScoreNotes(
+            self.pitch,
+            self.onset + seconds,
+            self.offset + seconds,
+            self.onset_quarter,
+            self.duration_quarter,
+            self.part,
+            self.velocity,
+            self.seconds_per_quarter,
+        )
+
+    def scaled(self, factor: float) -> ScoreNotes:
+        """The same notes with all times multiplied by ``factor`` (a global tempo change)."""
+        return ScoreNotes(
+            self.pitch,
+            self.onset * factor,
+            self.offset * factor,
+            self.onset_quarter,
+            self.duration_quarter,
+            self.part,
+            self.velocity,
+            self.seconds_per_quarter * factor,
+        )
+
+
+def load_score_notes(path: str | os.PathLike, *, bpm: float | None = None, expand_repeats: bool = False) -> ScoreNotes:
+    """Read all notes of a score file (MIDI, MusicXML, MEI, kern).
+
+    Parameters
+    ----------
+    path : path-like
+        ``.mid/.midi`` (read with pretty_midi: times in seconds as in the file) or a notated score
+        (``.musicxml/.xml/.mxl/.mei/.krn``, read with partitura).
+    bpm : float > 0, optional
+        Quarter notes per minute for notated scores; default the score's first metronome mark, else
+        :data:`DEFAULT_BPM`.
+    expand_repeats : bool
+        Unfold repeats (partitura's maximal unfolding) for notated scores.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, or no notes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in MIDI_EXTENSIONS:
+        return _midi_notes(path)
+    if suffix in NOTATED_EXTENSIONS:
+        return _partitura_notes(path, bpm=bpm, expand_repeats=expand_repeats)
+    raise InputError(f"{path.name}: unsupported score format '{suffix}' (MIDI, MusicXML, MEI or kern)")
+
+
+def _midi_notes(path: Path) -> ScoreNotes:
+    import pretty_midi
+
+    try:
+        pm = pretty_midi.PrettyMIDI(str(path))
+    except Exception as exc:  # mido/pretty_midi raise many types
+        raise InputError(
+            f"{path.name}: unreadable MIDI file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
+    rows = []
+    for i, inst in enumerate(pm.instruments):
+        if inst.is_drum:
+            continue
+        for n in inst.notes:
+            if n.end > n.start:
+                rows.append((n.pitch, n.start, n.end, i, n.velocity))
+    if not rows:
+        raise InputError(f"{path.name}: no notes found")
+    a = np.array(rows, dtype=np.float64)
+    a = a[np.lexsort((a[:, 0], a[:, 1]))]
+    beats = pm.get_beats()
+    if beats.size >= 2:  # quarter positions from the file's beat grid (beats = quarter notes for x/4)
+        q_on = np.interp(a[:, 1], beats, np.arange(beats.size), right=np.nan)
+        q_off = np.interp(a[:, 2], beats, np.arange(beats.size), right=np.nan)
+        q_dur = q_off - q_on
+    else:
+        q_on = q_dur = np.full(a.shape[0], np.nan)
+    return ScoreNotes(
+        pitch=a[:, 0].astype(np.int64),
+        onset=a[:, 1],
+        offset=a[:, 2],
+        onset_quarter=q_on,
+        duration_quarter=q_dur,
+        part=a[:, 3].astype(np.int64),
+        velocity=a[:, 4].astype(np.int64),
+    )
+
+
+def _partitura_notes(path: Path, *, bpm: float | None, expand_repeats: bool) -> ScoreNotes:
+    import partitura as pt
+
+    try:
+        score = pt.load_score(str(path))
+        if expand_repeats:
+            score = pt.score.unfold_part_maximal(score)
+    except Exception as exc:  # partitura raises many types for bad files
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path.name}: unreadable score ({msg})") from None
+    rows = []
+    first_bpm = None
+    for i, part in enumerate(score.parts):
+        if first_bpm is None:
+            for tempo in part.iter_all(pt.score.Tempo):
+                try:
+                    first_bpm = float(tempo.bpm) * _quarters_per_beat_unit(getattr(tempo, "unit", None))
+                except (TypeError, ValueError):
+                    first_bpm = None
+                break
+        na = part.note_array()
+        for r in na:
+            if r["duration_quarter"] > 0:
+                rows.append((r["pitch"], r["onset_quarter"], r["duration_quarter"], i))
+    if not rows:
+        raise InputError(f"{path.name}: no notes found")
+    a = np.array(rows, dtype=np.float64)
+    a = a[np.lexsort((a[:, 0], a[:, 1]))]
+    a[:, 1] -= a[:, 1].min()  # anacrusis: the first note starts at 0
+    bpm = bpm or first_bpm or DEFAULT_BPM
+    check_positive("bpm", bpm)
+    spq = 60.0 / bpm
+    return ScoreNotes(
+        pitch=a[:, 0].astype(np.int64),
+        onset=a[:, 1] * spq,
+        offset=(a[:, 1] + a[:, 2]) * spq,
+        onset_quarter=a[:, 1],
+        duration_quarter=a[:, 2],
+        part=a[:, 3].astype(np.int64),
+        velocity=np.full(a.shape[0], 80, dtype=np.int64),
+        seconds_per_quarter=spq,
+    )
+
+
+def _quarters_per_beat_unit(unit) -> float:
+    """Metronome unit -> quarter notes ("h" -> 2, "e" -> 0.5, dotted adds half)."""
+    if not unit:
+        return 1.0
+    u = str(unit).lower()
+    base = {"w": 4.0, "h": 2.0, "q": 1.0, "e": 0.5, "s": 0.25}
+    for key, names in (
+        ("w", ("w", "whole")),
+        ("h", ("h", "half")),
+        ("q", ("q", "quarter")),
+        ("e", ("e", "eighth")),
+        ("s", ("s", "16th")),
+    ):
+        if u.rstrip(".").startswith(names):
+            v = base[key]
+            return v * 1.5 if u.endswith(".") else v
+    return 1.0

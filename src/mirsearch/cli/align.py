@@ -8,9 +8,6 @@ from pathlib import Path
 
 from mirsearch.cli.common import print_json
 
-#: first-argument suffixes that make ``align`` a score-to-audio alignment
-SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl", ".mei", ".krn", ".kern")
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -69,7 +66,8 @@ def _times(values: list[str]) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mirsearch.align import align_audio, align_score
+    from mirsearch.scores import FULL_SCORE_EXTENSIONS
+    from mirsearch.sync import align_audio, align_score
 
     at = _times(args.at)
     common = {
@@ -79,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.force:
         common["max_cost_ratio"] = None
-    is_score = Path(args.a).suffix.lower() in SCORE_SUFFIXES
+    is_score = Path(args.a).suffix.lower() in FULL_SCORE_EXTENSIONS
     if is_score:
         result, details = align_score(args.a, args.b, bpm=args.bpm, expand_repeats=args.repeats, **common)
         tmap = result.time_map

@@ -17,6 +17,7 @@ The result reports the band size of every level.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -198,36 +199,12 @@ def best_shift(
     return shifts[int(np.argmin(costs))], costs
 
 
-def sync_dtw(
-    X: np.ndarray,
-    Y: np.ndarray,
-    *,
-    feature_rate: float,
-    U: np.ndarray | None = None,
-    V: np.ndarray | None = None,
-    factors: tuple[int, ...] = FACTORS,
-    radius_seconds: float = 1.0,
-    max_coarse_cells: int = MAX_COARSE_CELLS,
-    shifts=None,
-    steps: np.ndarray = SYNC_STEPS,
-    weights: np.ndarray = WEIGHTS,
-    offset: float = 1.0,
-    w_onset: float = 2.0,
-    refine_radius_seconds: float | None = None,
-    fine_window: int | None = None,
-    coarse_steps: np.ndarray | None = COARSE_STEPS,
-    coarse_weights: np.ndarray | None = COARSE_WEIGHTS,
-) -> SyncResult:
-    """Synchronise two feature sequences with multiresolution DTW.
+@dataclass(frozen=True)
+class SyncOptions:
+    """Settings of :func:`sync_dtw`.
 
-    Parameters
+    Attributes
     ----------
-    X, Y : np.ndarray, shape (12, N) and (12, M)
-        Chroma at ``feature_rate`` (e.g. 50 Hz from :func:`mirsearch.features.onset.sync_features`).
-    feature_rate : float > 0
-        Frame rate of all inputs (Hz).
-    U, V : np.ndarray, shape (L, N) and (L, M), optional
-        Onset features (DLNCO), used at the finest level only (Euclidean distance, weight ``w_onset``).
     factors : tuple of int
         Downsampling factors of the levels, coarse to fine, ending with 1.
     radius_seconds : float >= 0
@@ -241,11 +218,6 @@ def sync_dtw(
     steps, weights : np.ndarray
         DTW steps and weights of the finest level (default ``(1,1), (1,0), (0,1)`` with :data:`WEIGHTS`
         ``(2, 1.5, 1.5)``); also used for the shift search and the reversed baseline.
-    coarse_steps, coarse_weights : np.ndarray or None
-        Steps of the coarser levels (default :data:`COARSE_STEPS`: (1,1), (2,1), (1,2), weights (2, 3, 3),
-        local tempo ratio within 1/2..2, which keeps a coarse path from wandering through long
-        horizontal or vertical runs); ``None`` uses ``steps``. Falls back to ``steps`` when the end cell
-        cannot be reached (overall tempo ratio beyond 2).
     offset : float >= 0
         Constant added to every local cost (favours the diagonal in flat regions).
     w_onset : float >= 0
@@ -256,96 +228,104 @@ def sync_dtw(
         locally; safer for soft attacks and reverberant recordings). Default: one finest pass with both.
     fine_window : int, optional
         Hann smoothing of the finest-level chroma over this many frames (default: none).
+    coarse_steps, coarse_weights : np.ndarray or None
+        Steps of the coarser levels (default :data:`COARSE_STEPS`: (1,1), (2,1), (1,2), weights (2, 3, 3),
+        local tempo ratio within 1/2..2, which keeps a coarse path from wandering through long
+        horizontal or vertical runs); ``None`` uses ``steps``. Falls back to ``steps`` when the end cell
+        cannot be reached (overall tempo ratio beyond 2).
+    """
+
+    factors: tuple[int, ...] = FACTORS
+    radius_seconds: float = 1.0
+    max_coarse_cells: int = MAX_COARSE_CELLS
+    shifts: object = None
+    steps: np.ndarray = field(default_factory=lambda: SYNC_STEPS)
+    weights: np.ndarray = field(default_factory=lambda: WEIGHTS)
+    offset: float = 1.0
+    w_onset: float = 2.0
+    refine_radius_seconds: float | None = None
+    fine_window: int | None = None
+    coarse_steps: np.ndarray | None = field(default_factory=lambda: COARSE_STEPS)
+    coarse_weights: np.ndarray | None = field(default_factory=lambda: COARSE_WEIGHTS)
+
+
+def sync_dtw(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    feature_rate: float,
+    U: np.ndarray | None = None,
+    V: np.ndarray | None = None,
+    options: SyncOptions | None = None,
+    **overrides,
+) -> SyncResult:
+    """Synchronise two feature sequences with multiresolution DTW.
+
+    Parameters
+    ----------
+    X, Y : np.ndarray, shape (12, N) and (12, M)
+        Chroma at ``feature_rate`` (e.g. 50 Hz from :func:`mirsearch.features.onset.sync_features`).
+    feature_rate : float > 0
+        Frame rate of all inputs (Hz).
+    U, V : np.ndarray, shape (L, N) and (L, M), optional
+        Onset features (DLNCO), used at the finest level only (Euclidean distance, weight ``w_onset``).
+    options : SyncOptions, optional
+        Levels, steps and weights (default :class:`SyncOptions`).
+    **overrides
+        Fields of :class:`SyncOptions` replacing those of ``options`` (``sync_dtw(X, Y, feature_rate=50,
+        shifts=range(12))``); an unknown name raises ``TypeError``.
 
     Returns
     -------
     SyncResult
     """
+    opts = dataclasses.replace(options or SyncOptions(), **overrides)
     check_positive("feature_rate", feature_rate)
-    steps, weights = check_steps(steps, weights)
-    factors = tuple(int(f) for f in factors)
-    if not factors or factors[-1] != 1 or any(f < 1 for f in factors) or list(factors) != sorted(factors, reverse=True):
-        raise ParameterError(f"factors={factors} must be decreasing and end with 1")
-    if radius_seconds < 0:
-        raise ParameterError(f"radius_seconds={radius_seconds} must be >= 0")
-    X = np.asarray(X, dtype=np.float32)
-    Y = np.asarray(Y, dtype=np.float32)
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
-        raise ParameterError(f"X {X.shape} and Y {Y.shape} must be (K, N) and (K, M) with the same K")
-    N, M = X.shape[1], Y.shape[1]
-    if N < 2 or M < 2:
-        raise ParameterError(f"sequences need at least 2 frames, got {N} and {M}")
-    # coarsest level small enough for a full DTW; the finest level alone if the whole problem is small
-    factors = list(factors)
-    while -(-N // factors[0]) * -(-M // factors[0]) > max_coarse_cells:
-        factors.insert(0, factors[0] * 2)
-    while len(factors) > 1 and -(-N // factors[1]) * -(-M // factors[1]) <= 10_000:
-        factors.pop(0)
-
-    if coarse_steps is not None:
-        cst, cwt = check_steps(
-            coarse_steps, coarse_weights if coarse_weights is not None else np.ones(len(coarse_steps))
-        )
-    levels = []
-    k_shift = 0
+    steps, weights = check_steps(opts.steps, opts.weights)
+    X, Y = _check_sequences(X, Y, opts)
+    factors = _level_factors(X.shape[1], Y.shape[1], opts)
+    coarse = _coarse_steps(opts)
     t0 = time.perf_counter()
     Xc = smooth_downsample(X, factors[0])
     Yc = smooth_downsample(Y, factors[0])
-    if shifts is not None:
-        k_shift, _ = best_shift(Xc, Yc, shifts=shifts, steps=steps, weights=weights, offset=offset)
-        if k_shift:
-            Y = np.roll(Y, k_shift, axis=0)
-            Yc = np.roll(Yc, k_shift, axis=0)
-            if V is not None:
-                V = np.roll(np.asarray(V), k_shift, axis=0)
-    path = None
-    result = None
+    k_shift = 0
+    if opts.shifts is not None:
+        k_shift, _ = best_shift(Xc, Yc, shifts=opts.shifts, steps=steps, weights=weights, offset=opts.offset)
+        Y, Yc, V = (None if Z is None else np.roll(np.asarray(Z), k_shift, axis=0) for Z in (Y, Yc, V))
+    have_onsets = U is not None and V is not None and opts.w_onset > 0
+    path, coarse_path, result, levels = None, None, None, []
     prev_factor = None
-    have_onsets = U is not None and V is not None and w_onset > 0
-    passes = [(f, False, radius_seconds) for f in factors[:-1]]
-    if have_onsets and refine_radius_seconds is not None:
-        passes += [(1, False, radius_seconds), (1, True, refine_radius_seconds)]
-    else:
-        passes += [(1, have_onsets, radius_seconds)]
-    finest_cache = None
-    for i, (f, use_onsets, rad) in enumerate(passes):
+    finest = None
+    for i, (f, use_onsets, rad) in enumerate(_passes(factors, have_onsets, opts)):
         t1 = time.perf_counter()
         if i == 0:
             Xl, Yl = Xc, Yc
         elif f == 1:
-            if finest_cache is None:
-                window = fine_window if fine_window and fine_window > 1 else None
-                finest_cache = (smooth_downsample(X, 1, window=window), smooth_downsample(Y, 1, window=window))
-            Xl, Yl = finest_cache
+            finest = finest or _finest(X, Y, opts.fine_window)
+            Xl, Yl = finest
         else:
-            Xl = smooth_downsample(X, f)
-            Yl = smooth_downsample(Y, f)
+            Xl, Yl = smooth_downsample(X, f), smooth_downsample(Y, f)
         n, m = Xl.shape[1], Yl.shape[1]
         if path is None:
             lo, hi = full_band(n, m)
         else:
-            ratio = prev_factor / f
             radius = max(2, int(round(rad * feature_rate / f)))
-            lo, hi = project_band(path, shape=(n, m), ratio=ratio, radius=radius)
-        st, wt = (steps, weights) if f == 1 or coarse_steps is None else (cst, cwt)
-        try:
-            result = dtw_band(
-                Xl,
-                Yl,
-                lo=lo,
-                hi=hi,
-                U=U if use_onsets else None,
-                V=V if use_onsets else None,
-                steps=st,
-                weights=wt,
-                offset=offset,
-                w_onset=w_onset if use_onsets else 0.0,
-            )
-        except ParameterError:  # the slope-constrained steps cannot reach the end: fall back
-            if st is steps:
-                raise
-            result = dtw_band(Xl, Yl, lo=lo, hi=hi, steps=steps, weights=weights, offset=offset)
+            lo, hi = project_band(path, shape=(n, m), ratio=prev_factor / f, radius=radius)
+        level_steps = (steps, weights) if f == 1 or coarse is None else coarse
+        result = _level_dtw(
+            Xl,
+            Yl,
+            (lo, hi),
+            U=U if use_onsets else None,
+            V=V if use_onsets else None,
+            steps=level_steps,
+            fallback=(steps, weights),
+            offset=opts.offset,
+            w_onset=opts.w_onset if use_onsets else 0.0,
+        )
         path = result.path
+        if i == 0:
+            coarse_path = path
         levels.append(
             {
                 "rate": feature_rate / f,
@@ -355,10 +335,6 @@ def sync_dtw(
                 "seconds": time.perf_counter() - t1,
             }
         )
-        if i == 0:
-            coarse_path_cost = float(path_cost(path, Xc, Yc).mean())
-            coarse_mean_cost = _mean_pair_cost(Xc, Yc)
-            coarse_reverse_cost = _reverse_cost(Xc, Yc, shifts=shifts, steps=steps, weights=weights, offset=offset)
         prev_factor = f
     log.debug("sync_dtw: %d levels, %.2f s, peak %d cells", len(levels), time.perf_counter() - t0, levels[-1]["cells"])
     return SyncResult(
@@ -366,11 +342,75 @@ def sync_dtw(
         feature_rate=float(feature_rate),
         cost=result.cost,
         transposition=int(k_shift),
-        coarse_path_cost=coarse_path_cost,
-        coarse_mean_cost=coarse_mean_cost,
-        coarse_reverse_cost=coarse_reverse_cost,
+        coarse_path_cost=float(path_cost(coarse_path, Xc, Yc).mean()),
+        coarse_mean_cost=_mean_pair_cost(Xc, Yc),
+        coarse_reverse_cost=_reverse_cost(Xc, Yc, shifts=opts.shifts, steps=steps, weights=weights, offset=opts.offset),
         levels=levels,
     )
+
+
+def _check_sequences(X, Y, opts: SyncOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Validate the options' factors and radius and the two sequences; float32 copies of ``X``, ``Y``."""
+    factors = tuple(int(f) for f in opts.factors)
+    if not factors or factors[-1] != 1 or any(f < 1 for f in factors) or list(factors) != sorted(factors, reverse=True):
+        raise ParameterError(f"factors={factors} must be decreasing and end with 1")
+    if opts.radius_seconds < 0:
+        raise ParameterError(f"radius_seconds={opts.radius_seconds} must be >= 0")
+    X = np.asarray(X, dtype=np.float32)
+    Y = np.asarray(Y, dtype=np.float32)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+        raise ParameterError(f"X {X.shape} and Y {Y.shape} must be (K, N) and (K, M) with the same K")
+    if X.shape[1] < 2 or Y.shape[1] < 2:
+        raise ParameterError(f"sequences need at least 2 frames, got {X.shape[1]} and {Y.shape[1]}")
+    return X, Y
+
+
+def _level_factors(N: int, M: int, opts: SyncOptions) -> list[int]:
+    """Factors of the levels actually run: the coarsest small enough for a full DTW (at most
+    ``max_coarse_cells``); the finest level alone if the whole problem is small."""
+    factors = [int(f) for f in opts.factors]
+    while -(-N // factors[0]) * -(-M // factors[0]) > opts.max_coarse_cells:
+        factors.insert(0, factors[0] * 2)
+    while len(factors) > 1 and -(-N // factors[1]) * -(-M // factors[1]) <= 10_000:
+        factors.pop(0)
+    return factors
+
+
+def _coarse_steps(opts: SyncOptions) -> tuple[np.ndarray, np.ndarray] | None:
+    """Checked ``(steps, weights)`` of the coarser levels (unit weights if none given), or None."""
+    if opts.coarse_steps is None:
+        return None
+    cw = opts.coarse_weights if opts.coarse_weights is not None else np.ones(len(opts.coarse_steps))
+    return check_steps(opts.coarse_steps, cw)
+
+
+def _finest(X: np.ndarray, Y: np.ndarray, fine_window: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Finest-level chroma: normalised frames, Hann-smoothed over ``fine_window`` frames if > 1."""
+    window = fine_window if fine_window and fine_window > 1 else None
+    return smooth_downsample(X, 1, window=window), smooth_downsample(Y, 1, window=window)
+
+
+def _passes(factors: list[int], have_onsets: bool, opts: SyncOptions) -> list[tuple[int, bool, float]]:
+    """``(factor, use_onsets, radius_seconds)`` of every DTW pass, coarse to fine."""
+    passes = [(f, False, opts.radius_seconds) for f in factors[:-1]]
+    if have_onsets and opts.refine_radius_seconds is not None:
+        passes += [(1, False, opts.radius_seconds), (1, True, opts.refine_radius_seconds)]
+    else:
+        passes += [(1, have_onsets, opts.radius_seconds)]
+    return passes
+
+
+def _level_dtw(Xl, Yl, band, *, U, V, steps, fallback, offset: float, w_onset: float):
+    """Banded DTW of one level with ``steps`` (steps, weights); with the ``fallback`` steps (those of the
+    finest level) if the slope-constrained steps cannot reach the end cell."""
+    lo, hi = band
+    st, wt = steps
+    try:
+        return dtw_band(Xl, Yl, lo=lo, hi=hi, U=U, V=V, steps=st, weights=wt, offset=offset, w_onset=w_onset)
+    except ParameterError:
+        if st is fallback[0]:
+            raise
+        return dtw_band(Xl, Yl, lo=lo, hi=hi, steps=fallback[0], weights=fallback[1], offset=offset)
 
 
 def _reverse_cost(X, Y, *, shifts, steps, weights, offset) -> float:

@@ -246,13 +246,13 @@ class SharedCollection:
             return self._coll.generation()
 
     def search_theme(self, theme, *, cascade: str | None = None, **options):
-        """Exhaustive theme search, or a named cascade (:data:`mirsearch.search.cascade.THEME_CASCADES`)."""
-        from mirsearch.search.cascade import THEME_CASCADES, cascade_search_theme
+        """Exhaustive theme search, or a named cascade (:data:`mirsearch.search.cascade.THEME_PRESETS`)."""
+        from mirsearch.search.cascade import cascade_search_theme
         from mirsearch.search.theme import search_theme
 
         if cascade is None:
             return search_theme(self, theme, **options)
-        return cascade_search_theme(self, theme, **THEME_CASCADES[cascade], **options)
+        return cascade_search_theme(self, theme, cascade=cascade, **options)
 
     def audio_database(self, fn):
         """The CENS database ``fn`` (search_audio / identify_versions) uses by default, prepared once.
@@ -865,7 +865,7 @@ def create_app(
         b: Annotated[int, Query(ge=1, le=2**62, description="recording id (target time axis)")],
         t: Annotated[float | None, Query(ge=0, le=1e6, description="a time in a (s) to map to b")] = None,
     ):
-        """Time map from recording ``a`` to ``b`` (``mirsearch.align.align_audio``, cached on disk).
+        """Time map from recording ``a`` to ``b`` (``mirsearch.sync.align_audio``, cached on disk).
 
         ``time_a[i]`` corresponds to ``time_b[i]`` (seconds, strictly increasing, linear in between).
         With ``t``, also ``mapped``: the time in ``b`` corresponding to ``t`` in ``a``.

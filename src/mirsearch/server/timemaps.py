@@ -1,7 +1,7 @@
 """Time maps between recordings of a collection, computed on demand and cached on disk.
 
 The interpretation switcher needs, for two versions of a work, the time in one that corresponds to a
-time in the other. :class:`TimeMapCache` computes it with :func:`mirsearch.align.align_audio` the first
+time in the other. :class:`TimeMapCache` computes it with :func:`mirsearch.sync.align_audio` the first
 time a pair is asked for and keeps it in ``<collection>/timemaps/`` (keyed by the two recordings'
 content hashes, so a changed file gets a new map), and in memory. Only one direction is stored: the
 other is its inverse. Concurrent requests for one pair wait for a single computation.
@@ -35,7 +35,7 @@ class TimeMapCache:
         Where maps are stored (``<collection>/timemaps``); created on first write. If it cannot be
         written (read-only medium), maps stay in memory only.
     align : callable, optional
-        ``align(path_a, path_b) -> TimeMap``; default :func:`mirsearch.align.align_audio`.
+        ``align(path_a, path_b) -> TimeMap``; default :func:`mirsearch.sync.align_audio`.
     """
 
     def __init__(self, folder: Path | None, *, align=None):
@@ -58,7 +58,7 @@ class TimeMapCache:
 
         Returns
         -------
-        mirsearch.align.TimeMap or None
+        mirsearch.sync.TimeMap or None
             ``.map(t)`` gives the time in ``rec_b`` for a time ``t`` in ``rec_a``.
 
         Raises
@@ -119,7 +119,7 @@ class TimeMapCache:
         path = self._file(key)
         if path is None or not path.is_file():
             return None
-        from mirsearch.align import TimeMap
+        from mirsearch.sync import TimeMap
 
         try:
             return TimeMap.from_dict(json.loads(path.read_text()))
@@ -143,7 +143,7 @@ class TimeMapCache:
     def _compute(self, rec_a, rec_b):
         align = self._align
         if align is None:
-            from mirsearch.align import align_audio as align
+            from mirsearch.sync import align_audio as align
         for rec in (rec_a, rec_b):
             if not Path(rec.path).is_file():
                 return InputError(f"recording {rec.id} ({Path(rec.path).name}): file is missing on disk")

@@ -1,0 +1,341 @@
+"""Audio-to-audio synchronisation, and what score-to-audio alignment shares with it.
+
+``align_audio(a, b)`` returns a :class:`TimeMap`: for every time in ``a`` the musically corresponding
+time in ``b`` (the *interpretation switcher* of Müller's tutorial). ``align_score(score, audio)`` returns
+a :class:`ScoreAlignment`: the time map from score time to audio time plus each note's time in the audio.
+
+Pipeline: chroma + DLNCO onset features at 50 Hz (:mod:`mirsearch.features.onset`; for a score they are
+synthesised from the notes) -> multiresolution DTW (:func:`mirsearch.matching.sync.sync_dtw`: full DTW at
+1 Hz, banded DTW at 5 Hz and 50 Hz, onsets at the finest level) -> a strictly monotonic time map.
+
+Validation happens before a path is trusted:
+
+- each input must be audible and at least ``MIN_DURATION`` long (:func:`mirsearch.audio.load_audio`);
+- the durations may differ at most by ``max_tempo_ratio`` (default 3): a 10 s file is no version of a
+  5-minute piece;
+- **mismatch criterion**: on the coarse (1 Hz, smoothed) chroma, the mean cosine distance along the
+  optimal path is divided by the same quantity for ``a`` against ``b`` *played backwards* (best shift
+  for each): music with the same harmonic statistics but no musical correspondence
+  (``SyncResult.cost_ratio``). DTW always finds *some* path; for unrelated music it is hardly cheaper
+  than the path through the reversed recording. Calibrated on the validation split of the benchmark
+  dataset (82 pairs of versions of one work, 62 pairs of different works, mostly chorales): at the
+  default ``max_cost_ratio`` :data:`MAX_COST_RATIO` = 0.75, 7 % of same-work pairs are rejected (among
+  them the pairs whose alignment fails) and 8 % of different-work pairs pass; for score-to-audio
+  (:data:`MAX_COST_RATIO_SCORE` = 0.55) 0 % and 5 %. Above the threshold :func:`align_audio` raises
+  :class:`InputError` instead of returning a meaningless path (``max_cost_ratio=None`` skips the check).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch.errors import InputError, ParameterError, check_positive
+from mirsearch.sync.timemap import TimeMap
+
+log = logging.getLogger(__name__)
+
+#: mismatch threshold on ``SyncResult.cost_ratio`` (see the module docstring)
+MAX_COST_RATIO = 0.75
+#: the same for score-to-audio alignment (see the module docstring)
+MAX_COST_RATIO_SCORE = 0.55
+#: largest accepted duration ratio between two versions
+MAX_TEMPO_RATIO = 3.0
+
+
+@dataclass(frozen=True)
+class AlignOptions:
+    """Options shared by :func:`align_audio` and :func:`~mirsearch.sync.score.align_score`.
+
+    Attributes
+    ----------
+    feature_rate : float > 0
+        Frame rate of the finest alignment level (Hz); the time map's resolution.
+    transpose : bool
+        Try all 12 chroma shifts (at 1 Hz) and align at the best one (versions in different keys).
+    onsets : bool
+        Use DLNCO onset features at the finest level (more accurate; slightly slower).
+    w_onset : float >= 0
+        Weight of the onset distance relative to the chroma cosine distance.
+    radius_seconds : float >= 0
+        Band half-width around the projected coarser path at each level.
+    max_tempo_ratio : float or None
+        Largest accepted duration ratio; None disables the check.
+    """
+
+    feature_rate: float = 50.0
+    transpose: bool = True
+    onsets: bool = True
+    w_onset: float = 2.0
+    radius_seconds: float = 1.0
+    max_tempo_ratio: float | None = MAX_TEMPO_RATIO
+
+
+def resolve_options(options: AlignOptions | None, overrides: dict) -> AlignOptions:
+    """``options`` (default :class:`AlignOptions`) with the fields in ``overrides`` replaced.
+
+    Raises
+    ------
+    TypeError
+        For a name in ``overrides`` that is no field of :class:`AlignOptions` (as for any unknown keyword).
+    """
+    opts = dataclasses.replace(options or AlignOptions(), **overrides)
+    check_positive("feature_rate", opts.feature_rate)
+    return opts
+
+
+# -------------------------------------------------------------------------------------------------- inputs
+
+
+def _as_signal(x, *, sr: int | None, name: str, target_sr: int) -> tuple[np.ndarray, int, str]:
+    """Path, ``(y, sr)`` tuple or array (with ``sr``) -> validated mono signal at ``target_sr``."""
+    from mirsearch.audio import load_audio, validate_audio
+
+    if isinstance(x, (str, os.PathLike)):
+        y, r = load_audio(x, sr=target_sr)
+        return y, r, Path(x).name
+    if isinstance(x, tuple):
+        if len(x) != 2:
+            raise ParameterError(f"{name}: expected a path, (y, sr) or an array, got a tuple of {len(x)}")
+        y, sr = x
+    else:
+        y = x
+    if sr is None:
+        raise ParameterError(f"{name}: sr is required for an array input")
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 2:  # (channels, samples) as librosa, or (samples, channels) as soundfile
+        y = y.mean(axis=0) if y.shape[0] < y.shape[1] else y.mean(axis=1)
+    validate_audio(y, sr=sr, name=name)
+    if int(sr) != target_sr:
+        import soxr
+
+        y = soxr.resample(y, int(sr), target_sr, quality="HQ").astype(np.float32)
+    return np.ascontiguousarray(y, dtype=np.float32), target_sr, name
+
+
+def _check_durations(name_a: str, dur_a: float, name_b: str, dur_b: float, max_tempo_ratio: float) -> None:
+    if max_tempo_ratio is None:
+        return
+    long_, short_ = (name_a, dur_a), (name_b, dur_b)
+    if dur_b > dur_a:
+        long_, short_ = short_, long_
+    if long_[1] > max_tempo_ratio * short_[1]:
+        raise InputError(
+            f"{short_[0]} ({short_[1]:.1f} s) is more than {max_tempo_ratio:g}x shorter than {long_[0]} "
+            f"({long_[1]:.1f} s): not two versions of one piece (max_tempo_ratio={max_tempo_ratio:g})"
+        )
+
+
+def _check_match(result, name_a: str, name_b: str, max_cost_ratio: float | None) -> None:
+    if max_cost_ratio is None:
+        return
+    if result.cost_ratio > max_cost_ratio:
+        raise InputError(
+            f"{name_a} and {name_b} do not seem to be the same piece: path cost ratio {result.cost_ratio:.2f} > "
+            f"max_cost_ratio={max_cost_ratio:g} (max_cost_ratio=None or --force aligns anyway)"
+        )
+
+
+def active_span(
+    y: np.ndarray, *, sr: int, threshold_db: float = -50.0, floor_share: float = 0.3, hop: int = 441
+) -> tuple[float, float]:
+    """Start and end (s) of the sounding part of a signal, leading and trailing silence or noise excluded.
+
+    Frame RMS (``hop`` samples) is compared in dB with the loud level (99th percentile). The noise floor
+    is the 10th percentile; a frame sounds if it lies above ``max(threshold_db, floor + floor_share *
+    (loud - floor))`` relative to the loud level, so that background noise in a lead-in does not count
+    as music (digital silence: the threshold is ``threshold_db``). A very quiet start of the music in a
+    noisy recording can be cut; the alignment then maps it linearly.
+    """
+    n = y.size // hop
+    if n < 2:
+        return 0.0, y.size / sr
+    rms = np.sqrt(np.mean(np.square(y[: n * hop].reshape(n, hop), dtype=np.float64), axis=1))
+    db = 20.0 * np.log10(np.maximum(rms, 1e-12))
+    loud = float(np.percentile(db, 99))
+    floor = float(np.percentile(db, 10))
+    thr = max(loud + threshold_db, floor + floor_share * (loud - floor))
+    sounding = np.flatnonzero(db > thr)
+    if sounding.size == 0:
+        return 0.0, y.size / sr
+    return sounding[0] * hop / sr, min(y.size, (sounding[-1] + 1) * hop) / sr
+
+
+#: silence kept before / after the sounding part when trimming (s): onsets and release tails stay inside
+TRIM_MARGIN = (0.1, 0.3)
+#: level (dB below the loud frames) under which leading / trailing frames count as silence when trimming;
+#: low enough that a soft start of the music is never cut (only near-digital silence is)
+TRIM_THRESHOLD_DB = -60.0
+
+
+def _trimmed(y: np.ndarray, sr: int, *, hop: int = 441) -> tuple[int, int]:
+    """Sample range of ``y`` without leading / trailing near-silence (:data:`TRIM_THRESHOLD_DB`), plus margins.
+
+    Unlike :func:`active_span` there is no noise-floor rule: a quiet beginning of the music (or a noisy
+    lead-in) is kept, only what lies 60 dB below the loud frames is cut.
+    """
+    n = y.size // hop
+    if n < 2:
+        return 0, y.size
+    rms = np.sqrt(np.mean(np.square(y[: n * hop].reshape(n, hop), dtype=np.float64), axis=1))
+    db = 20.0 * np.log10(np.maximum(rms, 1e-12))
+    sounding = np.flatnonzero(db > float(np.percentile(db, 99)) + TRIM_THRESHOLD_DB)
+    if sounding.size == 0:
+        return 0, y.size
+    i0 = max(0, int(sounding[0] * hop - TRIM_MARGIN[0] * sr))
+    i1 = min(y.size, int((sounding[-1] + 1) * hop + TRIM_MARGIN[1] * sr))
+    if i1 - i0 < sr:  # nothing sensible to trim to: keep everything
+        return 0, y.size
+    return i0, i1
+
+
+# -------------------------------------------------------------------------------------------------- audio-audio
+
+
+@dataclass
+class AlignmentDetails:
+    """What :func:`align_audio` computed on the way (for plots and diagnostics)."""
+
+    chroma_a: np.ndarray
+    chroma_b: np.ndarray
+    feature_rate: float
+    sync: object  # SyncResult
+
+
+def synchronise(Ca, Cb, Da, Db, *, rate: float, options: AlignOptions, names: tuple[str, str], max_cost_ratio):
+    """Multiresolution DTW of two feature sequences and the mismatch check (shared by both alignments).
+
+    Parameters
+    ----------
+    Ca, Cb : np.ndarray, shape (12, N) and (12, M)
+        Chroma at ``rate``.
+    Da, Db : np.ndarray
+        DLNCO onset features at ``rate`` (used when ``options.onsets``).
+    rate : float
+        Frame rate (Hz).
+    options : AlignOptions
+    names : (str, str)
+        Labels of the two inputs for messages.
+    max_cost_ratio : float or None
+        Mismatch threshold; None disables the check.
+
+    Returns
+    -------
+    mirsearch.matching.sync.SyncResult
+    """
+    from mirsearch.matching.sync import sync_dtw
+
+    result = sync_dtw(
+        Ca,
+        Cb,
+        feature_rate=rate,
+        U=Da if options.onsets else None,
+        V=Db if options.onsets else None,
+        w_onset=options.w_onset,
+        radius_seconds=options.radius_seconds,
+        shifts=range(12) if options.transpose else None,
+    )
+    _check_match(result, names[0], names[1], max_cost_ratio)
+    return result
+
+
+def align_audio(
+    a,
+    b,
+    *,
+    sr: int | None = None,
+    options: AlignOptions | None = None,
+    max_cost_ratio: float | None = MAX_COST_RATIO,
+    trim_silence: bool = False,
+    return_details: bool = False,
+    **overrides,
+):
+    """Align two recordings of the same piece.
+
+    Parameters
+    ----------
+    a, b : path, (y, sr) tuple or np.ndarray
+        The two recordings; arrays need ``sr``.
+    sr : int, optional
+        Sample rate of array inputs.
+    options : AlignOptions, optional
+        Features and DTW settings (default :class:`AlignOptions`).
+    max_cost_ratio : float or None
+        Mismatch threshold (module docstring); None disables the check.
+    trim_silence : bool
+        Align only the parts between leading and trailing near-silence (60 dB below the loud frames, plus
+        a short margin) and map that silence of one recording linearly onto the other's (so silence never
+        maps into music, and the last notes are not pulled into the other's trailing silence). Off by
+        default: on the benchmark pairs (short lead-ins) it raised the mean error (docs/benchmarks.md);
+        use it for recordings with seconds of silence at either end.
+    return_details : bool
+        Also return :class:`AlignmentDetails` (features and the DTW result).
+    **overrides
+        Fields of :class:`AlignOptions` (``feature_rate``, ``transpose``, ``onsets``, ``w_onset``,
+        ``radius_seconds``, ``max_tempo_ratio``) replacing those of ``options``.
+
+    Returns
+    -------
+    TimeMap
+        From ``a`` time to ``b`` time; ``meta`` holds ``transposition`` (semitones ``b`` is above ``a``),
+        ``cost_ratio``, ``feature_rate``, the per-level band sizes and ``active_a`` / ``active_b`` (the
+        aligned spans in seconds).
+    (TimeMap, AlignmentDetails)
+        With ``return_details=True``.
+
+    Raises
+    ------
+    InputError
+        Unreadable, silent or too short input, durations too different, or mismatched pieces.
+    """
+    from mirsearch.audio import SR
+    from mirsearch.features.onset import sync_features
+
+    opts = resolve_options(options, overrides)
+    ya, sra, name_a = _as_signal(a, sr=sr, name="a", target_sr=SR)
+    yb, srb, name_b = _as_signal(b, sr=sr, name="b", target_sr=SR)
+    dur_a, dur_b = ya.size / sra, yb.size / srb
+    _check_durations(name_a, dur_a, name_b, dur_b, opts.max_tempo_ratio)
+    (ia0, ia1), (ib0, ib1) = (0, ya.size), (0, yb.size)
+    if trim_silence:
+        (ia0, ia1), (ib0, ib1) = _trimmed(ya, sra), _trimmed(yb, srb)
+    Ca, Da, rate = sync_features(ya[ia0:ia1], sr=sra, feature_rate=opts.feature_rate, name=name_a)
+    Cb, Db, _ = sync_features(yb[ib0:ib1], sr=srb, feature_rate=opts.feature_rate, name=name_b)
+    result = synchronise(Ca, Cb, Da, Db, rate=rate, options=opts, names=(name_a, name_b), max_cost_ratio=max_cost_ratio)
+    meta = sync_meta(result)
+    meta["active_a"] = [round(ia0 / sra, 3), round(ia1 / sra, 3)]
+    meta["active_b"] = [round(ib0 / srb, 3), round(ib1 / srb, 3)]
+    # path frames of the trimmed signals -> frames of the whole recordings (fractional offsets are fine)
+    path = np.asarray(result.path, dtype=np.float64) + np.array([ia0 / sra * rate, ib0 / srb * rate])
+    tmap = TimeMap.from_path(
+        path,
+        feature_rate=rate,
+        duration_a=dur_a,
+        duration_b=dur_b,
+        name_a=name_a,
+        name_b=name_b,
+        meta=meta,
+    )
+    log.info("aligned %s (%.1f s) and %s (%.1f s): %d points", name_a, dur_a, name_b, dur_b, len(tmap))
+    if return_details:
+        return tmap, AlignmentDetails(Ca, Cb, rate, result)
+    return tmap
+
+
+def sync_meta(result) -> dict:
+    """JSON-ready summary of a :class:`~mirsearch.matching.sync.SyncResult` for ``TimeMap.meta``."""
+    # np.roll(Y, k) maps pitch class p of Y to p + k: Y transposed up by k matches X, so Y is k below X
+    return {
+        "transposition": int((-result.transposition) % 12),
+        "cost_ratio": round(float(result.cost_ratio), 4),
+        "feature_rate": float(result.feature_rate),
+        "levels": [
+            {"rate": round(lv["rate"], 3), "shape": list(lv["shape"]), "cells": int(lv["cells"])}
+            for lv in result.levels
+        ],
+    }
