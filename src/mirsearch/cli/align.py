@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             out_map.to_csv(out)
     if args.plot:
         from mirsearch.matching.sync import smooth_downsample
-        from mirsearch.plots import plot_alignment
+        from mirsearch.viz.figures import plot_alignment
 
         f = max(1, int(round(details.feature_rate / 5.0)))  # 5 Hz smoothed chroma reads better
         plot_alignment(

@@ -129,7 +129,7 @@ def _chroma(args: argparse.Namespace) -> int:
     if args.plot:
         from mirsearch.audio import load_audio
         from mirsearch.models.bundle import load_bundle
-        from mirsearch.models.plot import plot_history, plot_output
+        from mirsearch.viz.training import plot_history, plot_output
 
         out = Path(args.out)
         plot_history({args.loss: res["history"]}, out=out / "curves.png")
@@ -156,7 +156,7 @@ def _plot(args: argparse.Namespace) -> int:
 
     from mirsearch.audio import load_audio
     from mirsearch.errors import ParameterError
-    from mirsearch.models.plot import plot_output
+    from mirsearch.viz.training import plot_output
 
     y, sr = load_audio(args.audio)
     end = args.end if args.end is not None else args.start + 20.0
@@ -173,8 +173,8 @@ def _curves(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mirsearch.errors import InputError
-    from mirsearch.models.plot import plot_history
     from mirsearch.models.training import HISTORY_FILE
+    from mirsearch.viz.training import plot_history
 
     histories = {}
     for run in args.runs:

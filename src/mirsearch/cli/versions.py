@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         )
     rows = [m.to_dict() for m in versions]
     if args.plot:
-        from mirsearch.plots import plot_versions
+        from mirsearch.viz.figures import plot_versions
 
         plot_versions([(m.recording, m.cost) for m in versions], out=args.plot, title=f"versions of {query.name}")
     if args.json:

@@ -644,7 +644,7 @@ def search_audio(
     return_curves : bool
         Also return the matching curve of every recording.
     plot : path, optional
-        Write the matching curve of the best match's recording, matches marked (:mod:`mirsearch.plots`).
+        Write the matching curve of the best match's recording, matches marked (:mod:`mirsearch.viz`).
     index : {"exhaustive"}
         Search strategy; only the exhaustive scan of the collection is implemented for audio queries.
     features : {"chroma", "matching"}
@@ -745,7 +745,7 @@ def search_audio(
         m.extra["rank"] = rank
     log.info("search_audio: %d recordings, %d matches in %.3f s", len(db), len(matches), time.perf_counter() - t0)
     if plot is not None and matches:
-        from mirsearch.plots import plot_matching_curve
+        from mirsearch.viz.figures import plot_matching_curve
 
         best = matches[0]
         curve = next(c for c in curves if c.recording_id == best.recording_id)

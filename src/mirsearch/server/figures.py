@@ -113,7 +113,7 @@ def matching_curve_png(
     width: int = 1000,
     height: int = 240,
 ) -> bytes:
-    """A matching curve as PNG (:func:`mirsearch.plots.plot_matching_curve` on a figure of this size).
+    """A matching curve as PNG (:func:`mirsearch.viz.figures.plot_matching_curve` on a figure of this size).
 
     Parameters
     ----------
@@ -129,7 +129,7 @@ def matching_curve_png(
     """
     from matplotlib.figure import Figure
 
-    from mirsearch.plots import plot_matching_curve
+    from mirsearch.viz.figures import plot_matching_curve
 
     fig = Figure(figsize=(width / 100, height / 100), layout="constrained")
     ax = fig.subplots()

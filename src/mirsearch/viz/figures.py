@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mirsearch._util import atomic_path
 from mirsearch.errors import ParameterError, check_positive
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -30,8 +31,9 @@ def _figure(width: float, height: float):
 
 
 def save_figure(fig, out: str | os.PathLike, *, dpi: int = 110) -> None:
-    """Write a figure to ``out`` (format from the suffix)."""
-    fig.savefig(os.fspath(out), dpi=dpi)
+    """Write a figure to ``out`` (format from the suffix) atomically; the folder is created if needed."""
+    with atomic_path(out) as tmp:
+        fig.savefig(os.fspath(tmp), dpi=dpi)
 
 
 def _reduce(X: np.ndarray, rate: float, max_frames: int = MAX_FRAMES) -> tuple[np.ndarray, float]:

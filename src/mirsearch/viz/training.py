@@ -1,6 +1,7 @@
 """Figures of a trained chroma model: its output for a recording, and training curves.
 
-Writes image files with matplotlib's Agg backend; never opens a window.
+Written with matplotlib's Agg canvas (no pyplot state, never a window), atomically, like every figure of
+:mod:`mirsearch.viz.figures`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,27 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch.viz.figures import _figure, save_figure
+
 logger = logging.getLogger(__name__)
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def _pitch_image(ax, M: np.ndarray, *, start: float, rate: float, names: Sequence[str], title: str) -> None:
+    """``M`` (n_classes, n_frames) at ``rate`` Hz from ``start`` s as a grey image, one row per class."""
+    ax.imshow(
+        M,
+        origin="lower",
+        aspect="auto",
+        extent=(start, start + M.shape[1] / rate, -0.5, len(names) - 0.5),
+        cmap="gray_r",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
+    ax.set_yticks(range(len(names)), list(names))
+    ax.set_title(title)
 
 
 def plot_output(
@@ -56,86 +75,49 @@ def plot_output(
     Path
         ``out``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from mirsearch.features.learned import get_bundle, learned_log_probs, postprocess
 
-    b = get_bundle(bundle)
-    log_probs, rate = learned_log_probs(y, sr=sr, bundle=b)
+    log_probs, rate = learned_log_probs(y, sr=sr, bundle=get_bundle(bundle))
     P = np.exp(log_probs)
-    C = postprocess(log_probs)
-    n = P.shape[1]
-    extent = (offset, offset + n / rate, -0.5, 12.5)
     panels = 4 if standard_chroma else 3
-    fig, axes = plt.subplots(
-        panels, 1, figsize=(10, 2.2 * panels), sharex=True, gridspec_kw={"height_ratios": [3, 1, 3, 3][:panels]}
+    fig = _figure(10, 2.2 * panels)
+    axes = fig.subplots(panels, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1, 3, 3][:panels]})
+    _pitch_image(
+        axes[0],
+        P,
+        start=offset,
+        rate=rate,
+        names=[*PITCH_CLASSES, "ε"],
+        title="network output: chroma + blank probabilities",
     )
-    ax = axes[0]
-    ax.imshow(P, origin="lower", aspect="auto", extent=extent, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_yticks(range(13), list(PITCH_CLASSES) + ["ε"])
-    ax.set_title("network output: chroma + blank probabilities")
-    ax = axes[1]
-    t = offset + np.arange(n) / rate
-    ax.plot(t, P[12], color="tab:red", lw=1)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("P(blank)")
-    ax = axes[2]
-    ax.imshow(
-        C,
-        origin="lower",
-        aspect="auto",
-        extent=(offset, offset + n / rate, -0.5, 11.5),
-        cmap="gray_r",
-        vmin=0,
-        vmax=1,
-        interpolation="nearest",
+    axes[1].plot(offset + np.arange(P.shape[1]) / rate, P[12], color="tab:red", lw=1)
+    axes[1].set_ylim(0, 1.05)
+    axes[1].set_ylabel("P(blank)")
+    C = postprocess(log_probs)
+    _pitch_image(
+        axes[2], C, start=offset, rate=rate, names=PITCH_CLASSES, title="learned chroma (blank dropped, l2-normalised)"
     )
-    ax.set_yticks(range(12), PITCH_CLASSES)
-    ax.set_title("learned chroma (blank dropped, l2-normalised)")
     if standard_chroma:
         from mirsearch.features.chroma import chroma
 
         S, srate = chroma(y, sr=sr, feature_rate=rate)
-        ax = axes[3]
-        ax.imshow(
-            S,
-            origin="lower",
-            aspect="auto",
-            extent=(offset, offset + S.shape[1] / srate, -0.5, 11.5),
-            cmap="gray_r",
-            vmin=0,
-            vmax=1,
-            interpolation="nearest",
-        )
-        ax.set_yticks(range(12), PITCH_CLASSES)
-        ax.set_title("standard chroma")
+        _pitch_image(axes[3], S, start=offset, rate=srate, names=PITCH_CLASSES, title="standard chroma")
     axes[-1].set_xlabel("time (s)")
     head = title
     if labels is not None:
         head = f"{title}  labels: {' '.join(PITCH_CLASSES[int(k)] for k in labels)}".strip()
     if head:
         fig.suptitle(head, fontsize=10)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     logger.info("wrote %s", out)
-    return out
+    return Path(out)
 
 
 def plot_history(histories: dict[str, list[dict]], *, out: str | os.PathLike) -> Path:
     """Training curves: per run (name -> history entries) training and validation loss, the validation
     CTC loss and the validation chroma frame accuracy over epochs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = _figure(13, 3.6)
+    axes = fig.subplots(1, 3)
     for name, hist in histories.items():
         ep = [h["epoch"] for h in hist]
         (line,) = axes[0].plot(ep, [h["train_loss"] for h in hist], ls="--", label=f"{name} train")
@@ -150,9 +132,5 @@ def plot_history(histories: dict[str, list[dict]], *, out: str | os.PathLike) ->
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    save_figure(fig, out)
+    return Path(out)
