@@ -114,8 +114,9 @@ def load_reduction_spec(spec, dim, store):
 
 # -- retrieval ----------------------------------------------------------------------------------------------
 def run_retrieval(args) -> dict:
+    from mirsearch.index.shingle_index import ShingleIndex
     from mirsearch.models.embedding_training import dataset_collection
-    from mirsearch.search.shingles import TEMPO_FACTORS, ShingleIndex, query_shingles, score_regions
+    from mirsearch.search.shingles import TEMPO_FACTORS, query_shingles, score_regions
 
     coll, view = dataset_collection(args.dataset, args.split, jobs=args.jobs, progress=True)
     recs = coll.recordings()
@@ -266,7 +267,7 @@ def run_protocol(args) -> dict:
     other keys leave the ranking); and the reference's single-shingle query (the first shingle of every
     tempo variant only, a recording's distance = its smallest shingle distance).
     """
-    from mirsearch.collection.shingles import ShingleConfig, cens_of, shingles
+    from mirsearch.features.shingles import ShingleConfig, cens_of, shingles
     from mirsearch.models.embedding_training import dataset_collection
     from mirsearch.search.shingles import TEMPO_FACTORS, query_shingles, score_regions
 
@@ -354,7 +355,7 @@ def run_protocol(args) -> dict:
 # -- scale ------------------------------------------------------------------------------------------------
 def scale_vectors(args) -> tuple[np.ndarray, np.ndarray]:
     """>= args.scale shingles (240-dim) from all splits with variations, and held-out query shingles."""
-    from mirsearch.collection.shingles import chroma_shingles
+    from mirsearch.features.shingles import chroma_shingles
     from mirsearch.models.embedding_training import dataset_collection
 
     chromas = []
@@ -382,7 +383,7 @@ def scale_vectors(args) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_scale(args) -> dict:
-    from mirsearch.collection.ann import build_index, load_index
+    from mirsearch.index.ann import build_index, load_index
     from mirsearch.models.embedding import load_reduction
 
     t0 = time.perf_counter()
@@ -573,9 +574,10 @@ def _theme_queries(coll, view, *, limit: int | None) -> list[tuple]:
 
 
 def run_cascade(args) -> dict:
+    from mirsearch.index.shingle_index import ShingleIndex
     from mirsearch.models.embedding_training import dataset_collection
-    from mirsearch.search.cascade import cascade_search_theme
-    from mirsearch.search.shingles import THEME_CONFIG, ShingleIndex
+    from mirsearch.search.cascade import cascade_from_spec, cascade_search_theme
+    from mirsearch.search.shingles import THEME_CONFIG
     from mirsearch.search.theme import search_theme
 
     coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
@@ -598,7 +600,7 @@ def run_cascade(args) -> dict:
     for name, opts in variants:
         if opts is not None:  # warm-up: memoised coarse database / index (counted separately below)
             t1 = time.perf_counter()
-            cascade_search_theme(coll, themes[0][0], top=10, update=False, **opts)
+            cascade_search_theme(coll, themes[0][0], top=10, cascade=cascade_from_spec({**opts, "update": False}))
             warm[name] = round(time.perf_counter() - t1, 3)
         top1, rr, times, cand, frames = [], [], [], [], []
         firsts = []
@@ -608,7 +610,9 @@ def run_cascade(args) -> dict:
             if opts is None:
                 matches = search_theme(coll, theme, top=10)
             else:
-                matches = cascade_search_theme(coll, theme, top=10, update=False, stats=stats, **opts)
+                matches = cascade_search_theme(
+                    coll, theme, top=10, stats=stats, cascade=cascade_from_spec({**opts, "update": False})
+                )
             times.append(time.perf_counter() - t1)
             first, rank = _first_and_rank(matches, rel)
             firsts.append(first)
@@ -657,10 +661,10 @@ def _learned_collection(dataset, split: str, *, jobs: int, splits: str | None = 
 
 
 def run_learned_cascade(args) -> dict:
-    from mirsearch.collection.shingles import ShingleConfig
-    from mirsearch.search.cascade import cascade_search_theme
-    from mirsearch.search.notes import NOTE_WEIGHTING, note_index
-    from mirsearch.search.shingles import ShingleIndex
+    from mirsearch.features.shingles import ShingleConfig
+    from mirsearch.index.notes import NOTE_WEIGHTING, note_index
+    from mirsearch.index.shingle_index import ShingleIndex
+    from mirsearch.search.cascade import cascade_from_spec, cascade_search_theme
     from mirsearch.search.theme import search_theme
 
     coll, view = _learned_collection(args.dataset, args.learned_split, jobs=args.jobs, splits=args.learned_splits)
@@ -717,7 +721,9 @@ def run_learned_cascade(args) -> dict:
     exhaustive_top: list = []
     for name, opts in variants:
         if opts is not None:
-            cascade_search_theme(coll, themes[0][0], top=10, features="learned", update=False, **opts)
+            cascade_search_theme(
+                coll, themes[0][0], top=10, features="learned", cascade=cascade_from_spec({**opts, "update": False})
+            )
         top1, rr, times, prop_ms, dtw_ms, cand, frames, recall, firsts, fallback = ([] for _ in range(10))
         fast_times = []
         for q, (theme, rel) in enumerate(themes):
@@ -727,7 +733,13 @@ def run_learned_cascade(args) -> dict:
                 matches = search_theme(coll, theme, top=10, per_recording=1, features="learned")
             else:
                 matches = cascade_search_theme(
-                    coll, theme, top=10, per_recording=1, features="learned", update=False, stats=stats, **opts
+                    coll,
+                    theme,
+                    top=10,
+                    per_recording=1,
+                    features="learned",
+                    stats=stats,
+                    cascade=cascade_from_spec({**opts, "update": False}),
                 )
             times.append(time.perf_counter() - t1)
             first, rank = _first_and_rank(matches, rel)
@@ -779,9 +791,9 @@ def run_learned_cascade(args) -> dict:
 
 def run_audio_cascade(args) -> dict:
     """Audio matching: exhaustive CENS subsequence DTW vs the shingle-index cascade, same queries."""
+    from mirsearch.index.shingle_index import get_index
     from mirsearch.models.embedding_training import dataset_collection
     from mirsearch.search.audio_cascade import cascade_search_audio, cens_database
-    from mirsearch.search.shingles import get_index
 
     coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
     by_path = {r.path: r.id for r in coll.recordings()}

@@ -112,8 +112,8 @@ def main() -> None:
     parser.add_argument("--name", default="theme_scale")
     args = parser.parse_args()
 
-    from mirsearch.search.cascade import cascade_search_theme
-    from mirsearch.search.notes import note_index
+    from mirsearch.index.notes import note_index
+    from mirsearch.search.cascade import cascade_from_spec, cascade_search_theme
     from mirsearch.search.theme import search_theme
 
     load_start = [round(x, 2) for x in os.getloadavg()]
@@ -139,7 +139,7 @@ def main() -> None:
             opts["align"] = False
         if fallback:
             opts["fallback"] = fallback
-        if threshold:  # note extraction threshold of the note index (mirsearch.search.notes.NOTE_THRESHOLD)
+        if threshold:  # note extraction threshold of the note index (mirsearch.index.notes.NOTE_THRESHOLD)
             opts["note_options"] = {"threshold": float(threshold)}
         name = f"{kind}-{opts['candidates']}" + (f"-{fallback}" if fallback else "")
         variants.append((name + (f"-t{threshold}" if threshold else ""), opts))
@@ -149,7 +149,10 @@ def main() -> None:
         def search(theme, opts=opts, stats=None):
             if opts is None:
                 return search_theme(coll, theme, top=10, per_recording=1, features="learned")
-            return cascade_search_theme(coll, theme, top=10, per_recording=1, features="learned", stats=stats, **opts)
+            cascade = cascade_from_spec(opts)
+            return cascade_search_theme(
+                coll, theme, cascade=cascade, top=10, per_recording=1, features="learned", stats=stats
+            )
 
         search(themes[0][0])  # compile / warm up
         top1, rr, times, firsts, fallbacks, prop_ms = [], [], [], [], [], []

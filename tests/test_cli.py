@@ -45,7 +45,10 @@ def test_search_json_schema(indexed, renderings, capsys, tmp_path):
     capsys.readouterr()
     assert main(["search", "-c", str(indexed), "--theme", theme.to_string(), "--top", "3", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert list(data) == ["matches"] and len(data["matches"]) == 3
+    assert list(data) == ["matches", "query", "warnings", "stats"] and len(data["matches"]) == 3
+    # the settings used: "auto" resolved to what this collection has (chroma only: exhaustive DTW)
+    assert data["query"]["features"] == "chroma" and data["query"]["cascade"] == "exhaustive"
+    assert data["query"]["top"] == 3 and "mirsearch" in data["query"]
     best = data["matches"][0]
     assert best["recording"] == str(renderings["b"].path.resolve())
     assert {"recording_id", "start", "end", "cost", "transposition"} <= set(best)

@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 
 from mirsearch.collection import Collection
-from mirsearch.collection.ann import build_index, load_index
-from mirsearch.collection.shingles import (
-    ShingleConfig,
-    ShingleStore,
-    chroma_shingles,
-    scale_tempo,
-    shingles,
-)
 from mirsearch.errors import CollectionError, InputError, ParameterError
+from mirsearch.features.shingles import ShingleConfig, chroma_shingles, scale_tempo, shingles
+from mirsearch.index.ann import build_index, load_index
+from mirsearch.index.shingle_store import ShingleStore
 
 
 # -- shingles ----------------------------------------------------------------------------------------------
@@ -113,7 +108,7 @@ def test_store_incremental_and_rebuild(renderings, tmp_path):
 
 
 def test_index_incremental_add_matches_fresh_build(renderings, tmp_path):
-    from mirsearch.search.shingles import ShingleIndex
+    from mirsearch.index.shingle_index import ShingleIndex
 
     root = tmp_path / "inc2.mirs"
     with Collection.create(root) as coll:
@@ -182,7 +177,7 @@ def test_index_save_load_round_trip(kind, tmp_path, rng):
 
 
 def test_hnsw_defaults_depend_on_dimension(rng):
-    from mirsearch.collection.ann import HNSW_DEFAULTS, make_index
+    from mirsearch.index.ann import HNSW_DEFAULTS, make_index
 
     low, high = make_index("hnsw", 12), make_index("hnsw", 240)
     assert (low.params["M"], low.params["ef_construction"], low.params["ef"]) == HNSW_DEFAULTS["low"] == (8, 64, 16)
@@ -362,16 +357,27 @@ def test_shingle_config_validation():
     )
 
 
+def _cascade(coll, theme, *, stats=None, top=10, per_recording=3, features="chroma", **spec):
+    """A theme cascade given as a benchmark-style spec (:func:`cascade_from_spec`)."""
+    from mirsearch.search.cascade import cascade_from_spec, cascade_search_theme
+
+    cascade = cascade_from_spec(spec)
+    return cascade_search_theme(
+        coll, theme, cascade=cascade, top=top, per_recording=per_recording, features=features, stats=stats
+    )
+
+
 def test_theme_cascade_agrees_with_exhaustive_search(shingle_collection, renderings):
-    from mirsearch.search.cascade import cascade_search_theme
+    from mirsearch.scores import parse_note_string
+    from mirsearch.search.theme import search_theme
 
     from conftest import theme_of
 
     theme, (t0, t1) = theme_of(renderings["b"], 0, 10)
     with Collection.open(shingle_collection) as coll:
-        full = coll.search_theme(theme, top=3, per_recording=1)
+        full = search_theme(coll, theme, top=3, per_recording=1)
         stats = {}
-        cascade = cascade_search_theme(coll, theme, top=3, per_recording=1, candidates=2, stats=stats)
+        cascade = _cascade(coll, theme, top=3, per_recording=1, candidates=2, stats=stats)
         assert stats["candidates"] == 2 and not stats["fallback"] and stats["frames_searched"] < stats["frames_total"]
         assert "bwv269" in cascade[0].recording and abs(cascade[0].start - t0) < 1.5
         # the candidates are re-ranked by the exhaustive search's own DTW: identical matches
@@ -382,14 +388,14 @@ def test_theme_cascade_agrees_with_exhaustive_search(shingle_collection, renderi
         )
         assert cascade[0].cost == pytest.approx(full[0].cost, abs=1e-6)
         stats = {}
-        regional = cascade_search_theme(coll, theme, top=1, candidates=1, regions=True, stats=stats)
+        regional = _cascade(coll, theme, top=1, candidates=1, regions=True, stats=stats)
         assert regional[0].recording == full[0].recording and abs(regional[0].start - full[0].start) < 0.2
         assert stats["frames_searched"] < 0.5 * stats["frames_total"]
         stats = {}
-        indexed = cascade_search_theme(coll, theme, top=1, candidates=2, proposal="index", stats=stats)
+        indexed = _cascade(coll, theme, top=1, candidates=2, proposal="index", stats=stats)
         assert indexed[0].recording == full[0].recording and not stats["fallback"]
         stats = {}  # two quarter notes (1.2 s): shorter than a proposal shingle even when slowed down
-        cascade_search_theme(coll, "C D", top=1, proposal="index", stats=stats)
+        _cascade(coll, parse_note_string("C D"), top=1, proposal="index", stats=stats)
         assert stats["fallback"]
 
 
@@ -455,8 +461,8 @@ def _one_hot_rows(labels, *, low=()) -> np.ndarray:
 
 
 def test_chroma_notes_drops_short_and_weak_runs_and_merges_repeats():
+    from mirsearch.index.notes import chroma_notes, theme_pitch_classes
     from mirsearch.scores import parse_note_string
-    from mirsearch.search.notes import chroma_notes, theme_pitch_classes
 
     # C x4, D x1 (too short), C x3 (merges with the first C), flat x2, E x3 (the first two weak), G x4
     labels = [0] * 4 + [2] + [0] * 3 + [-1] * 2 + [4] * 3 + [7] * 4
@@ -473,7 +479,7 @@ def test_chroma_notes_drops_short_and_weak_runs_and_merges_repeats():
 
 
 def test_interval_keys_are_transposition_invariant_and_skip_one_note():
-    from mirsearch.search.notes import interval_keys, skip_interval_keys
+    from mirsearch.index.notes import interval_keys, skip_interval_keys
 
     pc = np.array([7, 3, 5, 2, 0])
     k = interval_keys(pc, 3)
@@ -486,7 +492,7 @@ def test_interval_keys_are_transposition_invariant_and_skip_one_note():
 
 
 def test_note_index_finds_transposed_theme_with_an_inserted_note(rng):
-    from mirsearch.search.notes import NoteIndex
+    from mirsearch.index.notes import NoteIndex
 
     theme = np.array([7, 3, 5, 2, 0, 2, 3, 7, 5])
     planted = ((theme + 5) % 12).tolist()
@@ -520,7 +526,7 @@ def test_note_index_finds_transposed_theme_with_an_inserted_note(rng):
 
 
 def test_align_notes_bridges_two_inserted_notes(rng):
-    from mirsearch.search.notes import NoteIndex, align_notes
+    from mirsearch.index.notes import NoteIndex, align_notes
 
     theme = np.array([7, 3, 5, 2, 0, 2, 3, 7, 5])
     planted = ((theme + 3) % 12).tolist()
@@ -560,7 +566,7 @@ def _smith_waterman(q, db, *, match=2.0, mismatch=-1.0, gap=0.5) -> float:
 
 
 def test_align_notes_equals_textbook_smith_waterman(rng):
-    from mirsearch.search.notes import NoteIndex, align_notes
+    from mirsearch.index.notes import NoteIndex, align_notes
 
     recs, offsets = [], [0]
     for _ in range(4):
@@ -597,7 +603,7 @@ def _two_voice_rows(upper, lower, *, weak: float = 0.55) -> np.ndarray:
 
 
 def test_second_voice_notes_follow_the_weaker_voice_and_the_only_one():
-    from mirsearch.search.notes import chroma_notes, second_voice_notes
+    from mirsearch.index.notes import chroma_notes, second_voice_notes
 
     upper = [0] * 6 + [-1] * 6 + [5] * 6 + [7] * 6  # C, rest, F, G
     lower = [4] * 4 + [9] * 8 + [2] * 6 + [11] * 6  # E, A (alone while the upper voice rests), D, B
@@ -611,7 +617,7 @@ def test_second_voice_notes_follow_the_weaker_voice_and_the_only_one():
 
 
 def test_note_index_second_voice_proposes_a_theme_in_the_inner_voice(rng):
-    from mirsearch.search.notes import NoteIndex, align_notes
+    from mirsearch.index.notes import NoteIndex, align_notes
 
     theme = np.array([7, 3, 5, 2, 0, 2, 3, 7, 5])
     recs, offsets = [], [0]
@@ -645,7 +651,7 @@ def test_note_index_second_voice_proposes_a_theme_in_the_inner_voice(rng):
 
 
 def test_note_index_ranks_by_local_alignment():
-    from mirsearch.search.notes import NoteIndex
+    from mirsearch.index.notes import NoteIndex
 
     theme = [7, 3, 5, 2, 0, 2, 3, 7, 5, 0]
     filler = [11, 1, 4, 6, 8, 10, 1, 4, 6, 9, 11, 1, 6, 8, 10, 4, 9]
@@ -675,7 +681,7 @@ def learned_collection(renderings, tmp_path_factory):
 
 
 def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, renderings):
-    from mirsearch.search.cascade import cascade_search_theme
+    from mirsearch.scores import parse_note_string
     from mirsearch.search.theme import search_theme
 
     from conftest import theme_of
@@ -685,39 +691,39 @@ def test_notes_cascade_matches_exhaustive_learned_search(learned_collection, ren
         full = search_theme(coll, theme, top=3, per_recording=1, features="learned")
         stats = {}
         options = {"features": "learned", "proposal": "notes", "candidates": 2, "note_regions": 1, "margin": 0.5}
-        cascade = cascade_search_theme(coll, theme, top=3, per_recording=1, stats=stats, align=False, **options)
+        cascade = _cascade(coll, theme, top=3, per_recording=1, stats=stats, align=False, **options)
         assert not stats["fallback"] and stats["frames_searched"] < stats["frames_total"]
         assert full[0].recording_id in stats["candidate_ids"]
         assert "bwv269" in cascade[0].recording and abs(cascade[0].start - t0) < 1.5
         got = (cascade[0].recording_id, cascade[0].start, cascade[0].end, cascade[0].transposition)
         assert got == (full[0].recording_id, full[0].start, full[0].end, full[0].transposition)
         assert cascade[0].cost == pytest.approx(full[0].cost, abs=1e-6)
-        every = cascade_search_theme(coll, theme, top=1, features="learned", proposal="notes", dtw_shifts="all")
+        every = _cascade(coll, theme, top=1, features="learned", proposal="notes", dtw_shifts="all")
         assert every[0].recording_id == full[0].recording_id
         stats = {}
-        aligned = cascade_search_theme(coll, theme, top=1, features="learned", proposal="align", stats=stats)
+        aligned = _cascade(coll, theme, top=1, features="learned", proposal="align", stats=stats)
         assert aligned[0].recording_id == full[0].recording_id and full[0].recording_id in stats["proposed_ids"]
-        both = cascade_search_theme(coll, theme, top=1, **options)  # note index + alignment, the default
+        both = _cascade(coll, theme, top=1, **options)  # note index + alignment, the default
         assert both[0].cost == pytest.approx(full[0].cost, abs=1e-6)
         stats = {}  # a cost bound no match meets: the exhaustive search answers
-        bounded = cascade_search_theme(
+        bounded = _cascade(
             coll, theme, top=3, per_recording=1, fallback_cost=0.0, fallback="exhaustive", stats=stats, **options
         )
         assert stats["fallback"] == "cost" and stats["candidates"] == len(coll.recordings())
         assert [(m.recording_id, m.start, m.cost) for m in bounded] == [(m.recording_id, m.start, m.cost) for m in full]
         stats = {}  # by default the coarse cascade answers: a few candidates, the exhaustive costs there
-        coarse = cascade_search_theme(coll, theme, top=3, per_recording=1, fallback_cost=0.0, stats=stats, **options)
+        coarse = _cascade(coll, theme, top=3, per_recording=1, fallback_cost=0.0, stats=stats, **options)
         assert stats["fallback"] == "cost" and stats["candidates"] <= 2
         assert stats["frames_searched"] < stats["frames_total"]
         assert (coarse[0].recording_id, coarse[0].start) == (full[0].recording_id, full[0].start)
         assert coarse[0].cost == pytest.approx(full[0].cost, abs=1e-6)
         stats = {}  # three pitch changes are too few for 3-interval keys: exhaustive search
-        short = cascade_search_theme(coll, "C D E", top=1, features="learned", proposal="notes", stats=stats)
+        short = _cascade(coll, parse_note_string("C D E"), top=1, features="learned", proposal="notes", stats=stats)
         assert stats["fallback"] and len(short) == 1
         bad_options = ({"dtw_shifts": "some"}, {"tolerance": -1}, {"ngram": 0}, {"margin": -1.0}, {"proposal": "x"})
         for bad in (*bad_options, {"fallback_cost": -0.1}, {"fallback": "nothing"}):
             with pytest.raises(ParameterError):
-                cascade_search_theme(coll, theme, features="learned", **{"proposal": "notes", **bad})
+                _cascade(coll, theme, features="learned", **{"proposal": "notes", **bad})
 
 
 def test_search_cli_cascade_option(learned_collection, renderings, capsys):

@@ -1,4 +1,5 @@
-"""Theme search on real renderings: transposition, tempo and polyphony, through the Collection API."""
+"""Theme search on real renderings: transposition, tempo and polyphony, through the search function and the
+Python API (:class:`mirsearch.service.Archive`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import numpy as np
 import pytest
 
 from mirsearch.collection import Collection
+from mirsearch.errors import ParameterError
+from mirsearch.search.theme import search_theme
+from mirsearch.service import Archive
 
 from conftest import theme_of
 
@@ -28,7 +32,7 @@ def _find(matches, path):
 def test_transposed_theme_matches_at_shift_minus_k(collection, renderings, k):
     r = renderings["a"]
     theme, (t0, t1) = theme_of(r, 8, 12)
-    matches = collection.search_theme(theme.transposed(k), top=3, per_recording=1)
+    matches = search_theme(collection, theme.transposed(k), top=3, per_recording=1)
     best = matches[0]
     assert best.recording == str(r.path.resolve()) or best.recording in {
         str(renderings[x].path.resolve()) for x in ("a_slow", "a_fast")
@@ -40,7 +44,7 @@ def test_transposed_theme_matches_at_shift_minus_k(collection, renderings, k):
 def test_found_at_the_right_place_at_other_tempi(collection, renderings, key):
     r = renderings[key]
     theme, (t0, t1) = theme_of(renderings["a"], 8, 12)  # notated durations; the recording is faster/slower
-    matches = collection.search_theme(theme, top=10, per_recording=3)
+    matches = search_theme(collection, theme, top=10, per_recording=3)
     hits = _find(matches, r.path)
     assert hits, f"{key} not among the matches"
     true_start, true_end = t0, t1
@@ -56,7 +60,7 @@ def test_found_at_the_right_place_at_other_tempi(collection, renderings, key):
 def test_transposed_recording_reports_its_key(collection, renderings):
     r = renderings["c"]  # rendered 2 semitones up; theme notated in the original key
     theme, (t0, t1) = theme_of(r, 0, 10)
-    matches = collection.search_theme(theme, top=5, per_recording=2)
+    matches = search_theme(collection, theme, top=5, per_recording=2)
     hits = _find(matches, r.path)
     assert hits and hits[0].transposition == 2
     assert any(abs(h.start - t0) < 0.6 for h in hits)
@@ -65,7 +69,9 @@ def test_transposed_recording_reports_its_key(collection, renderings):
 def test_note_string_and_per_recording_limit(collection, renderings):
     theme, _ = theme_of(renderings["b"], 0, 8)
     text = theme.to_string()
-    matches = collection.search_theme(text, top=20, per_recording=2)
+    result = Archive(collection).search_theme(text, top=20, per_recording=2)
+    assert result.query["features"] == "chroma" and result.query["cascade"] == "exhaustive"
+    matches = result.matches
     per_rec = {}
     for m in matches:
         per_rec[m.recording_id] = per_rec.get(m.recording_id, 0) + 1
@@ -154,3 +160,8 @@ def test_rank_occurrences_keeps_the_best_query_version_and_checks_parameters():
     assert best.query == 1 and best.cost == pytest.approx(rank_occurrences(Qs[1:], Y, offsets, top=1)[0].cost)
     with pytest.raises(ParameterError, match="block_frames"):
         rank_occurrences(Qs, Y, offsets, block_frames=0)
+
+
+def test_search_takes_parsed_themes_only(collection):
+    with pytest.raises(ParameterError, match="parsed Theme"):
+        search_theme(collection, "C D E F G")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from mirsearch.cli.common import add_collection_argument, print_json, print_table
+from mirsearch.cli.options import add_request_options, request_from_args
+from mirsearch.service.theme import ThemeRequest
 
 
 def register(sub) -> None:
@@ -24,17 +27,7 @@ def register(sub) -> None:
     q.add_argument("--theme-file", metavar="FILE", help="theme as MIDI, MusicXML (.xml/.mxl/.musicxml) or kern")
     q.add_argument("--audio", metavar="FILE", help="audio excerpt (10-30 s) to match")
     p.add_argument("--part", metavar="NAME|INDEX", help="part of a polyphonic score file (default: highest)")
-    p.add_argument("--top", type=int, default=10, help="number of matches (default 10)")
-    p.add_argument("--per-recording", type=int, default=3, help="occurrences per recording at most (default 3)")
-    p.add_argument("--features", default="chroma", help="theme search features: chroma (default), cens, learned")
-    p.add_argument("--tempo", type=float, metavar="BPM", help="assumed theme tempo, quarter notes/min (default 100)")
-    p.add_argument(
-        "--tempo-factors",
-        default="1",
-        metavar="LIST",
-        help="extra global query scalings, e.g. 0.5,1,2 (theme search; slower, wider tempo range)",
-    )
-    p.add_argument("--no-transpose", action="store_true", help="only match at the notated pitch")
+    add_request_options(p, ThemeRequest)
     p.add_argument(
         "--method",
         choices=["scaling", "sdtw"],
@@ -47,69 +40,59 @@ def register(sub) -> None:
         default="exhaustive",
         help="audio search: exhaustive CENS matching (default) or the shingle index (built on first use)",
     )
-    p.add_argument(
-        "--cascade",
-        choices=["notes", "notes-only", "align", "coarse"],  # mirsearch.search.cascade.THEME_CASCADES
-        help="theme search in two stages: candidate regions are proposed, DTW re-ranks them (notes: note index "
-        "and note alignment of learned chroma, use with --features learned; notes-only: the note index alone, "
-        "faster but less accurate on large collections; align: the alignment alone; coarse: DTW at a third of "
-        "the frame rate); default: exhaustive DTW",
-    )
-    p.add_argument("--candidates", type=int, help="recordings proposed by --cascade (default 32)")
     p.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
     p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (audio search)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.audio:
+        matches = _run_audio(args)
+        rows = [m.to_dict() for m in matches]
+        if args.json:
+            print_json({"matches": rows})
+            return 0
+        return _print_rows(rows)
+    from mirsearch.collection import Collection
+    from mirsearch.search.query import ThemeQuery
+    from mirsearch.service import run as run_task
+
+    if args.theme is not None:
+        query = ThemeQuery.from_text(args.theme)
+    else:
+        query = ThemeQuery.from_file(args.theme_file, part=args.part)
+    request = request_from_args(ThemeRequest, args, query=query)
+    with Collection.open(args.collection, readonly=True) as coll:
+        result = run_task("theme", request, collection=coll)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return _print_rows([m.to_dict() for m in result.matches])
+
+
+def _run_audio(args: argparse.Namespace):
     from mirsearch.collection import Collection
 
-    factors = [float(x) for x in args.tempo_factors.split(",") if x.strip()]
-    use_index = args.audio and args.index != "exhaustive"
+    use_index = args.index != "exhaustive"
     # the shingle index is stored in the collection and built or updated on first use
     with Collection.open(args.collection, readonly=not use_index) as coll:
         if use_index:
             from mirsearch.search.shingles import search_shingles
 
-            matches = search_shingles(
-                coll,
-                args.audio,
-                index=args.index,
-                top=args.top,
-                transpositions=[0] if args.no_transpose else range(12),
+            return search_shingles(
+                coll, args.audio, index=args.index, top=args.top, transpositions=range(12) if args.transpose else [0]
             )
-        elif args.audio:
-            options = {"top": args.top, "transpose": not args.no_transpose, "method": args.method}
-            if args.plot:
-                options["plot"] = args.plot
-            matches = coll.search_audio(args.audio, **options)
-        else:
-            from mirsearch.scores import load_theme, parse_note_string
+        from mirsearch.search.audio import search_audio
 
-            if args.theme is not None:
-                theme = parse_note_string(args.theme)
-            else:
-                theme = load_theme(args.theme_file, part=args.part)
-            options = {
-                "top": args.top,
-                "per_recording": args.per_recording,
-                "features": args.features,
-                "tempo_bpm": args.tempo,
-                "tempo_factors": factors,
-                "transpositions": [0] if args.no_transpose else range(12),
-            }
-            if args.cascade:
-                from mirsearch.search.cascade import THEME_CASCADES, cascade_search_theme
+        options = {"top": args.top, "transpose": args.transpose, "method": args.method}
+        if args.plot:
+            options["plot"] = args.plot
+        return search_audio(coll, args.audio, **options)
 
-                if args.candidates is not None:
-                    options["candidates"] = args.candidates
-                matches = cascade_search_theme(coll, theme, **THEME_CASCADES[args.cascade], **options)
-            else:
-                matches = coll.search_theme(theme, **options)
-    rows = [m.to_dict() for m in matches]
-    if args.json:
-        print_json({"matches": rows})
-        return 0
+
+def _print_rows(rows: list[dict]) -> int:
     if not rows:
         print("no matches")
         return 0
@@ -118,15 +101,6 @@ def run(args: argparse.Namespace) -> int:
         r["span"] = f"{r['start_mmss']}-{r['end_mmss']}"
         r["seconds"] = f"{r['start']:.1f}-{r['end']:.1f}"
         r["cost"] = f"{r['cost']:.4f}"
-    print_table(
-        rows,
-        [
-            ("rank", "#"),
-            ("recording", "recording"),
-            ("span", "mm:ss"),
-            ("seconds", "seconds"),
-            ("cost", "cost"),
-            ("transposition", "transp."),
-        ],
-    )
+    columns = [("rank", "#"), ("recording", "recording"), ("span", "mm:ss"), ("seconds", "seconds")]
+    print_table(rows, [*columns, ("cost", "cost"), ("transposition", "transp.")])
     return 0

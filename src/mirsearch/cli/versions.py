@@ -41,11 +41,13 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
+    from mirsearch.search.audio import identify_versions
 
     query = Path(args.audio).resolve()
     with Collection.open(args.collection, readonly=True) as coll:
         exclude = [r.id for r in coll.recordings() if Path(r.path).resolve() == query]
-        versions = coll.versions(
+        versions = identify_versions(
+            coll,
             str(query),
             top=args.top,
             transpose=not args.no_transpose,

@@ -107,7 +107,8 @@ def expand_paths(paths) -> tuple[list[Path], list[tuple[str, str]]]:
 class Collection:
     """A searchable set of recordings on disk.
 
-    Use :meth:`create` or :meth:`open`; then :meth:`add` recordings and :meth:`search_theme`.
+    Use :meth:`create` or :meth:`open`; then :meth:`add` recordings. It stores and loads; the searches are in
+    :mod:`mirsearch.search` and the tasks in :mod:`mirsearch.service`.
     """
 
     def __init__(self, root: Path, catalog: Catalog):
@@ -409,25 +410,6 @@ class Collection:
             "failures": [{"path": p, "error": e} for p, e in self.catalog.failures()],
             "size_mb": round(size / 1e6, 2),
         }
-
-    # -- searching --------------------------------------------------------------------------------
-    def search_theme(self, theme, **options):
-        """Find where a theme is played; see :func:`mirsearch.search.theme.search_theme`."""
-        from mirsearch.search.theme import search_theme
-
-        return search_theme(self, theme, **options)
-
-    def search_audio(self, query, **options):
-        """Find passages similar to an audio excerpt; see :func:`mirsearch.search.audio.search_audio`."""
-        from mirsearch.search.audio import search_audio
-
-        return search_audio(self, query, **options)
-
-    def versions(self, query, **options):
-        """Rank recordings as versions of the query; see :func:`mirsearch.search.audio.identify_versions`."""
-        from mirsearch.search.audio import identify_versions
-
-        return identify_versions(self, query, **options)
 
 
 __all__ = ["AddReport", "Collection", "expand_paths"]

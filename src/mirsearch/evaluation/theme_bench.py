@@ -127,6 +127,7 @@ def run_theme_benchmark(
     """
     from mirsearch.collection import Collection
     from mirsearch.datasets.manifest import Dataset
+    from mirsearch.search.theme import search_theme
 
     if features not in FEATURES:
         raise ParameterError(f"features={features!r} is not one of {', '.join(FEATURES)}")
@@ -161,7 +162,7 @@ def run_theme_benchmark(
 
     # warm-up (numba compilation, database assembly), not counted
     t0 = time.perf_counter()
-    coll.search_theme(themes[0].to_theme(), top=1, features=features, tempo_bpm=tempo_bpm)
+    search_theme(coll, themes[0].to_theme(), top=1, features=features, tempo_bpm=tempo_bpm)
     warmup = time.perf_counter() - t0
 
     rankings, relevant, seconds, localised = [], [], [], []
@@ -174,7 +175,7 @@ def run_theme_benchmark(
     for theme in iterator:
         query = theme.to_theme()
         t0 = time.perf_counter()
-        matches = coll.search_theme(query, top=n_recs, per_recording=1, features=features, tempo_bpm=tempo_bpm)
+        matches = search_theme(coll, query, top=n_recs, per_recording=1, features=features, tempo_bpm=tempo_bpm)
         seconds.append(time.perf_counter() - t0)
         ranking, seen = [], set()
         first = None

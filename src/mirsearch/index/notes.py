@@ -8,7 +8,7 @@ pitch-class notes; :class:`NoteIndex` indexes the pitch-class *intervals* of eve
 transposition; the clusters of agreeing votes are ranked by the local alignment of the theme with their
 notes. :func:`align_notes` is the tolerant alternative: a Smith-Waterman alignment of the theme's pitch
 classes with every recording's notes (numba, a linear scan). Both feed the theme cascade
-(:func:`mirsearch.search.cascade.cascade_search_theme`, ``proposal="notes"`` / ``"align"``).
+(:mod:`mirsearch.search.cascade`, the ``notes`` and ``align`` proposers).
 Optionally a second note stream per recording (:func:`second_voice_notes`) covers themes in an inner
 voice.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -349,6 +348,23 @@ class NoteIndex:
                 f"candidates={candidates}, per_recording={per_recording} must be >= 1, tolerance={tolerance} >= 0"
             )
         qpc = np.asarray(qpc, dtype=np.int64)
+        hits = self._hits(qpc)
+        if hits is None:
+            return []
+        c = self._clusters(qpc, *hits, tolerance=tolerance)
+        if weighting == "align":
+            lo = np.maximum(c["lo"] - tolerance, self.segment_offsets[c["seg"]])
+            hi = np.minimum(c["hi"] + len(qpc) + tolerance, self.segment_offsets[c["seg"] + 1])
+            rank_by = _align_spans(qpc, self.pc, lo, hi, c["shift"])
+            order = np.lexsort((-c["total"], -c["votes"], -c["score"], -rank_by))
+        else:
+            rank_by = c["score"] if weighting == "idf" else c["votes"].astype(np.float64)
+            order = np.lexsort((-c["total"], -c["votes"], -rank_by))
+        return self._pick(c, order, rank_by, m=len(qpc), candidates=candidates, per_recording=per_recording,
+                          tolerance=tolerance)  # fmt: skip
+
+    def _hits(self, qpc: np.ndarray):
+        """Postings of the query's windows: ``(j, g, w)`` = query window, database note, key rarity; or None."""
         qk = interval_keys(qpc, self.n)
         qj = np.arange(len(qk), dtype=np.int64)
         if self.skips:
@@ -358,18 +374,18 @@ class NoteIndex:
         hi = np.searchsorted(self.keys, qk, side="right")
         sizes = hi - lo
         if sizes.sum() == 0:
-            return []
+            return None
         # rarity of each query key: a window that matches everywhere (a scale step) says little
         idf = np.log((1.0 + len(self.keys)) / (1.0 + sizes))
-        w = np.repeat(idf, sizes)
-        j = np.repeat(qj, sizes)
         g = self.postings[np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])]
+        return np.repeat(qj, sizes), g, np.repeat(idf, sizes)
+
+    def _clusters(self, qpc: np.ndarray, j: np.ndarray, g: np.ndarray, w: np.ndarray, *, tolerance: int) -> dict:
+        """Clusters of hits of one (note stream, shift) whose implied start notes chain within ``tolerance``."""
         rec = self.note_rec[g]
         seg = self.note_segment[g]
         shift = (self.pc[g] - qpc[j]) % 12
         origin = g - j
-        # clusters: hits of one (note stream of a recording, shift) whose implied start notes chain within
-        # the tolerance
         group = seg * 12 + shift
         order = np.lexsort((origin, group))
         group, origin, j, rec, seg, shift, w = (x[order] for x in (group, origin, j, rec, seg, shift, w))
@@ -381,26 +397,24 @@ class NoteIndex:
         o2 = np.lexsort((-w, pair))
         pair, w2 = pair[o2], w[o2]
         once = np.r_[True, pair[1:] != pair[:-1]]
-        votes = np.bincount(pair[once] // (len(qpc) + 1), minlength=n_clusters)
-        score = np.bincount(pair[once] // (len(qpc) + 1), weights=w2[once], minlength=n_clusters)
-        rank_by = score if weighting == "idf" else votes.astype(np.float64)
         first_hit = np.flatnonzero(new)
-        c_rec, c_seg, c_shift = rec[first_hit], seg[first_hit], shift[first_hit]
-        c_lo = origin[first_hit]
-        c_hi = np.maximum.reduceat(origin, first_hit)
-        total = np.bincount(rec, minlength=len(self.note_offsets) - 1)
-        m = len(qpc)
-        if weighting == "align":
-            lo = np.maximum(c_lo - tolerance, self.segment_offsets[c_seg])
-            hi = np.minimum(c_hi + m + tolerance, self.segment_offsets[c_seg + 1])
-            aligned = _align_spans(qpc, self.pc, lo, hi, c_shift)
-            order = np.lexsort((-total[c_rec], -votes, -score, -aligned))
-            rank_by = aligned
-        else:
-            order = np.lexsort((-total[c_rec], -votes, -rank_by))
+        c_rec = rec[first_hit]
+        return {
+            "votes": np.bincount(pair[once] // (len(qpc) + 1), minlength=n_clusters),
+            "score": np.bincount(pair[once] // (len(qpc) + 1), weights=w2[once], minlength=n_clusters),
+            "rec": c_rec,
+            "seg": seg[first_hit],
+            "shift": shift[first_hit],
+            "lo": origin[first_hit],
+            "hi": np.maximum.reduceat(origin, first_hit),
+            "total": np.bincount(rec, minlength=len(self.note_offsets) - 1)[c_rec],
+        }
+
+    def _pick(self, c: dict, order, rank_by, *, m: int, candidates: int, per_recording: int, tolerance: int):
+        """The ``per_recording`` best clusters of the ``candidates`` best recordings, in ``order``."""
         picked: dict[int, list[NoteProposal]] = {}
-        for c in order:
-            r = int(c_rec[c])
+        for k in order:
+            r = int(c["rec"][k])
             props = picked.get(r)
             if props is None:
                 if len(picked) >= candidates:
@@ -408,16 +422,16 @@ class NoteIndex:
                 props = picked[r] = []
             if len(props) >= per_recording:
                 continue
-            sg = int(c_seg[c])
-            first = max(int(c_lo[c]) - tolerance, int(self.segment_offsets[sg]))
-            last = max(first, min(int(c_hi[c]) + m - 1 + tolerance, int(self.segment_offsets[sg + 1]) - 1))
+            sg = int(c["seg"][k])
+            first = max(int(c["lo"][k]) - tolerance, int(self.segment_offsets[sg]))
+            last = max(first, min(int(c["hi"][k]) + m - 1 + tolerance, int(self.segment_offsets[sg + 1]) - 1))
             a, b = int(self.start[first]), int(self.end[last])
-            t = int(c_shift[c])
+            t = int(c["shift"][k])
             if self.second is not None and any(
                 p.transposition == t and self.start[p.first_note] < b and a < self.end[p.last_note] for p in props
             ):
                 continue  # the same passage found in the other note stream
-            props.append(NoteProposal(r, first, last, t, int(votes[c]), float(rank_by[c])))
+            props.append(NoteProposal(r, first, last, t, int(c["votes"][k]), float(rank_by[k])))
         return [p for ps in picked.values() for p in ps]
 
 
@@ -567,21 +581,17 @@ def align_notes(
     return score, first[k, cols], last[k, cols], np.where(score > 0, shifts[k], 0)
 
 
-_NOTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def note_index(collection, *, features: str = "learned", n: int = NOTE_NGRAM, **options) -> NoteIndex:
-    """The :class:`NoteIndex` of a collection's ``features``, memoised until the collection's generation moves."""
-    key = (features, n, tuple(sorted(options.items())))
-    generation = collection.generation()
-    per = _NOTES.setdefault(collection, {})
-    hit = per.get(key)
-    if hit is None or hit[0] != generation:
+    """The :class:`NoteIndex` of a collection's ``features``, a view memoised until the collection changes."""
+
+    def build() -> NoteIndex:
         Y, offsets, _, _ = collection.database(features)
         t0 = time.perf_counter()
-        hit = per[key] = (generation, NoteIndex(Y, offsets, n=n, **options))
-        log.info("note index of %s: %d windows in %.2f s", features, len(hit[1]), time.perf_counter() - t0)
-    return hit[1]
+        index = NoteIndex(Y, offsets, n=n, **options)
+        log.info("note index of %s: %d windows in %.2f s", features, len(index), time.perf_counter() - t0)
+        return index
+
+    return collection.views.get(("notes", features, n, tuple(sorted(options.items()))), build)
 
 
 __all__ = [

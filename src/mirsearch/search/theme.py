@@ -19,7 +19,7 @@ import numpy as np
 from mirsearch.errors import ParameterError
 from mirsearch.features.symbolic import notes_to_chroma
 from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
-from mirsearch.scores import Theme, read_theme
+from mirsearch.scores import Theme
 from mirsearch.search.results import Match
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,6 @@ def search_theme(
     tempo_bpm: float | None = None,
     tempo_factors=(1.0,),
     transpositions=range(12),
-    part: str | int | None = None,
     max_cost: float = np.inf,
     harmonic_decay: float | None = None,
 ) -> list[Match]:
@@ -163,8 +162,8 @@ def search_theme(
     Parameters
     ----------
     collection : Collection
-    theme : Theme, str or path-like
-        A :class:`Theme`, a note string (``"G G G Eb"``) or a MIDI / MusicXML / kern file.
+    theme : Theme
+        The parsed theme (:class:`mirsearch.search.query.ThemeQuery` parses note strings and files).
     top : int >= 1
         Number of matches returned.
     per_recording : int >= 1
@@ -178,8 +177,6 @@ def search_theme(
         Extra global scalings of the query (multiple scaling); the best over all is kept.
     transpositions : iterable of int
         Cyclic chroma shifts tried (semitones the query is transposed up); default all 12.
-    part : str or int, optional
-        Part to take from a polyphonic score file.
     max_cost : float
         Drop matches costlier than this.
     harmonic_decay : float in [0, 1], optional
@@ -194,7 +191,8 @@ def search_theme(
     """
     if top < 1 or per_recording < 1:
         raise ParameterError(f"top={top} and per_recording={per_recording} must be >= 1")
-    theme = read_theme(theme, part=part)
+    if not isinstance(theme, Theme):
+        raise ParameterError(f"theme={theme!r} must be a parsed Theme (see mirsearch.search.query.ThemeQuery)")
     shifts = [int(s) % 12 for s in transpositions]
     if not shifts:
         raise ParameterError("transpositions must not be empty")

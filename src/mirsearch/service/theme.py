@@ -1,0 +1,129 @@
+"""Task ``theme``: where in the collection is a theme played (every occurrence, with its transposition)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from mirsearch.search.query import ThemeQuery
+from mirsearch.search.results import Match
+from mirsearch.service.core import Context, Request, param, query_field, register, version_block
+
+log = logging.getLogger(__name__)
+
+#: theme search features; "auto" takes the best the collection has (learned chroma, else chroma)
+THEME_FEATURES = ("auto", "chroma", "cens", "learned")
+#: "auto": the notes cascade on learned chroma (milliseconds, no measurable loss), else the exhaustive search;
+#: the others name :data:`mirsearch.search.cascade.THEME_PRESETS` (a test keeps the two equal; the table itself
+#: is not imported here so that ``mirsearch --help`` stays fast)
+CASCADE_CHOICES = ("auto", "exhaustive", "notes", "notes-only", "align", "coarse", "index")
+
+
+@dataclass(frozen=True)
+class ThemeRequest(Request):
+    """Parameters of a theme search."""
+
+    query: ThemeQuery = query_field("the theme: a note string or a MIDI / MusicXML / kern file")
+    top: int = param(10, help="number of matches", minimum=1, maximum=1000)
+    per_recording: int = param(3, help="occurrences per recording at most", minimum=1, maximum=100)
+    features: str = param(
+        "auto", choices=THEME_FEATURES, help="database features (auto: learned chroma if indexed, else chroma)"
+    )
+    cascade: str = param(
+        "auto",
+        choices=CASCADE_CHOICES,
+        help="two-stage search: candidate regions proposed, DTW re-ranks them (notes: note index and alignment of "
+        "learned chroma; notes-only: the index alone; align: the alignment alone; coarse: DTW at a third of the "
+        "frame rate); exhaustive: DTW everywhere; auto: notes with learned chroma, else exhaustive",
+    )
+    candidates: int = param(32, help="recordings proposed by a cascade", minimum=1, maximum=100000)
+    tempo: float | None = param(
+        None, help="assumed theme tempo, quarter notes per minute (default: the file's, else 100)",
+        minimum=10, maximum=600, metavar="BPM",
+    )  # fmt: skip
+    tempo_factors: tuple[float, ...] = param(
+        (1.0,), help="extra global scalings of the query, e.g. 0.5,1,2 (slower, wider tempo range)",
+        minimum=0.1, maximum=10, metavar="LIST",
+    )  # fmt: skip
+    transpose: bool = param(True, help="match at the notated pitch only (default: in all 12 transpositions)")
+
+
+@dataclass
+class SearchResult:
+    """Matches, best first, with the settings that produced them.
+
+    Attributes
+    ----------
+    matches : list of Match
+    query : dict
+        The settings used (features, cascade, tempo, transpositions, ...) and the mirsearch version.
+    warnings : list of str
+        Why the query may be found unreliably.
+    stats : dict
+        Timings and cascade figures.
+    """
+
+    matches: list[Match]
+    query: dict
+    warnings: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "matches": [m.to_dict() for m in self.matches],
+            "query": self.query,
+            "warnings": self.warnings,
+            "stats": self.stats,
+        }
+
+
+def resolve_features(collection, features: str) -> str:
+    """``"auto"`` -> the best theme features the collection has (learned chroma, else chroma)."""
+    if features != "auto":
+        return features
+    return "learned" if "learned" in collection.feature_kinds else "chroma"
+
+
+def resolve_cascade(cascade: str, features: str) -> str:
+    """``"auto"`` -> ``"notes"`` on learned chroma, else ``"exhaustive"``."""
+    if cascade != "auto":
+        return cascade
+    return "notes" if features == "learned" else "exhaustive"
+
+
+@register("theme", request=ThemeRequest, area="search", summary="find where a theme is played")
+def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
+    from mirsearch.search.cascade import THEME_PRESETS, cascade_search_theme
+    from mirsearch.search.theme import search_theme
+
+    coll = context.require_collection("theme")
+    features = resolve_features(coll, request.features)
+    cascade = resolve_cascade(request.cascade, features)
+    options = {
+        "top": request.top,
+        "per_recording": request.per_recording,
+        "features": features,
+        "tempo_bpm": request.tempo,
+        "tempo_factors": request.tempo_factors,
+        "transpositions": tuple(range(12)) if request.transpose else (0,),
+    }
+    stats: dict = {}
+    t0 = time.perf_counter()
+    theme = request.query.theme
+    if cascade == "exhaustive":
+        matches = search_theme(coll, theme, **options)
+    else:
+        preset = THEME_PRESETS[cascade].with_candidates(request.candidates)
+        matches = cascade_search_theme(coll, theme, cascade=preset, stats=stats, **options)
+    stats["ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    query = version_block(
+        theme=theme.to_string(),
+        source=request.query.source,
+        **{**request.params(), "features": features, "cascade": cascade},
+    )
+    return SearchResult(matches, query, request.query.warnings(), _json_stats(stats))
+
+
+def _json_stats(stats: dict) -> dict:
+    return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in stats.items() if not k.endswith("_ids")}
