@@ -40,7 +40,7 @@ class MemoryShingleIndex:
 
 def build_database(args):
     """CENS database of the test split plus distractor variations, and the learned shingle vectors."""
-    from mirsearch.collection.shingles import DEFAULT_CONFIG, cens_of, shingles
+    from mirsearch.features.shingles import DEFAULT_CONFIG, cens_of, shingles
     from mirsearch.matching.subsequence import unit_columns
     from mirsearch.models.embedding import load_reduction
     from mirsearch.models.embedding_training import dataset_collection
@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--name", default="cascade_scale")
     args = parser.parse_args()
 
-    from mirsearch.collection.ann import build_index
+    from mirsearch.index.ann import build_index
     from mirsearch.search.audio_cascade import cens_cascade
 
     load_start = [round(x, 2) for x in os.getloadavg()]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mirsearch.collection.ann import build_index
-from mirsearch.collection.shingles import DEFAULT_CONFIG, cens_of, shingles
 from mirsearch.errors import ParameterError
+from mirsearch.features.shingles import DEFAULT_CONFIG, cens_of, shingles
+from mirsearch.index.ann import build_index
 from mirsearch.matching.subsequence import unit_columns
 
 
@@ -38,7 +38,7 @@ def _database(rng, n_recordings=4, seconds=90):
 
 
 def test_cens_cascade_with_all_candidates_equals_the_exhaustive_search():
-    from mirsearch.collection.shingles import scale_tempo
+    from mirsearch.features.shingles import scale_tempo
     from mirsearch.search.audio_cascade import cens_cascade
 
     rng = np.random.default_rng(3)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mirsearch.collection.shingles import chroma_shingles
+from mirsearch.features.shingles import chroma_shingles
 from mirsearch.models.embedding import load_reduction, packaged_bundle
 
 

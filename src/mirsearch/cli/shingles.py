@@ -98,7 +98,7 @@ def _build(args: argparse.Namespace) -> int:
     import time
 
     from mirsearch.collection import Collection
-    from mirsearch.search.shingles import ShingleIndex
+    from mirsearch.index.shingle_index import ShingleIndex
 
     t0 = time.perf_counter()
     with Collection.open(args.collection, readonly=True) as coll:
@@ -213,7 +213,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _remove(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
-    from mirsearch.search.shingles import remove_index
+    from mirsearch.index.shingle_index import remove_index
 
     with Collection.open(args.collection, readonly=True) as coll:
         n = remove_index(coll)

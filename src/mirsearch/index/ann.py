@@ -44,13 +44,12 @@ from __future__ import annotations
 import abc
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from mirsearch._util import atomic_path, atomic_save_npy, atomic_write_text
 from mirsearch.errors import CollectionError, ParameterError
 
 log = logging.getLogger(__name__)
@@ -74,21 +73,6 @@ def _as_matrix(X, *, dim: int | None, name: str) -> np.ndarray:
     if not np.isfinite(X.sum()) and not np.all(np.isfinite(X)):  # one reduction on the fast path
         raise ParameterError(f"{name} contains NaN or infinite values")
     return np.ascontiguousarray(X)
-
-
-def _atomic(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then move the temporary file onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class AnnIndex(abc.ABC):
@@ -180,7 +164,7 @@ class AnnIndex(abc.ABC):
         """Write the index to ``directory`` (created; existing index files replaced atomically)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        _atomic(d / VECTORS_FILE, lambda tmp: np.save(tmp, np.ascontiguousarray(self._vectors)))
+        atomic_save_npy(d / VECTORS_FILE, self._vectors)
         self._save_extra(d)
         config = {
             "format": FORMAT,
@@ -191,7 +175,7 @@ class AnnIndex(abc.ABC):
             "params": self.params,
             "saved": time.time(),
         }
-        _atomic(d / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=1, sort_keys=True)))
+        atomic_write_text(d / CONFIG_FILE, json.dumps(config, indent=1, sort_keys=True))
         return d
 
     def _save_extra(self, directory: Path) -> None:  # noqa: B027 - optional hook
@@ -392,7 +376,8 @@ class HNSWIndex(AnnIndex):
         if self._graph is None and len(self):
             self._search(np.zeros((1, self.dim), np.float32), 1)  # builds the graph
         if self._graph is not None:
-            _atomic(directory / HNSW_FILE, lambda tmp: self._graph.save_index(tmp))
+            with atomic_path(directory / HNSW_FILE) as tmp:
+                self._graph.save_index(str(tmp))
         else:
             (directory / HNSW_FILE).unlink(missing_ok=True)
 

@@ -1,6 +1,6 @@
 """Reductions of audio shingles to low-dimensional vectors: none, PCA, and a learned triplet embedding.
 
-Every reduction maps unit-length shingles (n, 240) (see :mod:`mirsearch.collection.shingles`) to
+Every reduction maps unit-length shingles (n, 240) (see :mod:`mirsearch.features.shingles`) to
 (n, d) float32 vectors compared by Euclidean distance:
 
 ``none``
@@ -64,7 +64,7 @@ def _model_id(files: list[Path], config: dict) -> str:
 
 
 def _shingle_config_dict() -> dict:
-    from mirsearch.collection.shingles import DEFAULT_CONFIG
+    from mirsearch.features.shingles import DEFAULT_CONFIG
 
     return DEFAULT_CONFIG.to_dict()
 

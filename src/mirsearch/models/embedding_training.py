@@ -6,7 +6,7 @@ A :class:`TrainingVersion` is one rendering or recording of a work: its 10 Hz ch
 (piecewise-linear, common score time -> audio seconds). Two versions of the same work are aligned
 through the score time: audio time ``t`` in version A corresponds to ``B(A^-1(t))`` in version B.
 Each version's CENS is precomputed at the tempo factors of :data:`TEMPO_GRID` (the same
-multiple-scaling the search applies to a query, see :func:`mirsearch.collection.shingles.scale_tempo`).
+multiple-scaling the search applies to a query, see :func:`mirsearch.features.shingles.scale_tempo`).
 
 Triplets
 --------
@@ -48,8 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mirsearch.collection.shingles import DEFAULT_CONFIG, ShingleConfig, cens_of
 from mirsearch.errors import InputError, ParameterError
+from mirsearch.features.shingles import DEFAULT_CONFIG, ShingleConfig, cens_of
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mirsearch.collection.shingles import DEFAULT_CONFIG, ShingleConfig
 from mirsearch.errors import ParameterError
+from mirsearch.features.shingles import DEFAULT_CONFIG, ShingleConfig, cens_of
+from mirsearch.index.shingle_index import get_index
 from mirsearch.search.results import Match
-from mirsearch.search.shingles import TEMPO_FACTORS, get_index, query_chroma, query_shingles, score_regions
+from mirsearch.search.shingles import TEMPO_FACTORS, query_chroma, query_shingles, score_regions
 
 _CENS_DB: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -39,7 +40,6 @@ def cens_database(collection, *, config: ShingleConfig = DEFAULT_CONFIG):
     recordings : list of Recording
         In catalogue order.
     """
-    from mirsearch.collection.shingles import cens_of
     from mirsearch.matching.subsequence import unit_columns
 
     token = collection.generation()
@@ -93,7 +93,7 @@ def cens_cascade(
         Recording ids (those of the shingle index's ``rec_ids``).
     shingle_index : optional
         Anything with ``config``, ``rec_ids``, ``starts`` and ``search_vectors(S, k=)`` (a
-        :class:`~mirsearch.search.shingles.ShingleIndex`): stage 1 proposes the ``candidates`` best
+        :class:`~mirsearch.index.shingle_index.ShingleIndex`): stage 1 proposes the ``candidates`` best
         recordings with their best region, stage 2 runs only there, widened by ``margin`` query lengths
         on each side. None: stage 2 on every whole recording (the exhaustive search).
     config : ShingleConfig
@@ -108,7 +108,6 @@ def cens_cascade(
     list of (recording id, start frame, end frame (exclusive), cost, transposition, tempo factor)
         Frames of ``Y``'s rate within the recording; best (lowest cost) first.
     """
-    from mirsearch.collection.shingles import cens_of
     from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
 
     if candidates < 1 or per_recording < 1 or k < 1:
@@ -201,7 +200,7 @@ def cascade_search_audio(
 ) -> list[Match]:
     """Audio matching in two stages: shingle proposals, then CENS subsequence DTW in the proposed regions.
 
-    Stage 1 asks the collection's shingle index (:func:`~mirsearch.search.shingles.get_index`) for the
+    Stage 1 asks the collection's shingle index (:func:`~mirsearch.index.shingle_index.get_index`) for the
     best region of the ``candidates`` best recordings (the voting of
     :func:`~mirsearch.search.shingles.search_shingle_chroma`). Stage 2 matches the query's CENS (41 / 10,
     1 Hz) at every tempo factor with subsequence DTW (cosine cost, default steps) against each region

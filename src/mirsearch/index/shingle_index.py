@@ -1,0 +1,269 @@
+"""The shingle index of a collection: shingle store + reduction + nearest-neighbour index (derived, rebuildable).
+
+:class:`ShingleIndex` keeps three things of a collection in step: the shingle store
+(:class:`~mirsearch.index.shingle_store.ShingleStore`, 240-dim CENS shingles), a reduction
+(:mod:`mirsearch.models.embedding`: none, PCA fitted on the collection, or a learned embedding) and a
+nearest-neighbour index over the reduced vectors (:mod:`mirsearch.index.ann`: exact, KD-tree,
+HNSW). On disk::
+
+    <collection>/index/
+        shingles/<config>/...                 the store (see mirsearch.index.shingle_store)
+        reductions/<config>/pca12/            PCA fitted on the collection (bundle; refitted on --rebuild)
+        ann/<config>/<reduction>-<kind>/      config.json, vectors.npy, hnsw.bin, state.json
+
+``state.json`` records the store generation, the number of rows indexed and the reduction's
+``model_id``; :meth:`ShingleIndex.open` adds new rows incrementally and rebuilds when the store was
+rebuilt or the reduction changed. Searching it is :mod:`mirsearch.search.shingles`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch._util import atomic_write_text, directory_lock
+from mirsearch.errors import CollectionError, ParameterError
+from mirsearch.features.shingles import DEFAULT_CONFIG, ShingleConfig
+from mirsearch.index.ann import AnnIndex, load_index, make_index
+from mirsearch.index.shingle_store import ShingleStore
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+def _reduction_for(collection, store: ShingleStore, spec, dim: int | None, *, threads: int, refit: bool):
+    """Resolve a reduction spec; fit (and cache) PCA on the collection's shingles."""
+    from mirsearch.models.embedding import IdentityReduction, PCAReduction, load_bundle, load_reduction
+
+    if spec == "none":
+        return IdentityReduction({"shingles": store.config.to_dict()})
+    if spec == "pca":
+        if dim is None:
+            raise ParameterError("reduction='pca' needs dim")
+        path = Path(collection.root) / "index" / "reductions" / store.config.key / f"pca{int(dim)}"
+        if path.is_dir() and not refit:
+            cached = load_bundle(path)
+            if cached.config.get("training", {}).get("transpositions"):
+                return cached  # (fits of older versions, on one key only, are redone)
+        S = store.vectors()
+        if len(S) < 2:
+            raise CollectionError(f"{collection.root}: too few shingles ({len(S)}) to fit PCA")
+        pca = PCAReduction.fit(S, dim=int(dim), info={"fitted_on": "collection", "collection_rows": len(S)})
+        pca.save(path)
+        return pca
+    return load_reduction(spec, dim=dim, threads=threads)
+
+
+@dataclass
+class IndexStats:
+    """What :meth:`ShingleIndex.open` did."""
+
+    rows: int = 0
+    added: int = 0
+    rebuilt: bool = False
+    seconds: float = 0.0
+
+
+class ShingleIndex:
+    """Shingle store + reduction + ANN index of one collection (see the module docstring).
+
+    Use :meth:`open`. Attributes: ``store``, ``reduction``, ``ann`` (:class:`~mirsearch.index.ann.AnnIndex`),
+    ``directory``, ``stats``.
+    """
+
+    def __init__(self, store: ShingleStore, reduction, ann: AnnIndex, directory: Path, stats: IndexStats):
+        self.store, self.reduction, self.ann, self.directory, self.stats = store, reduction, ann, directory, stats
+        self.rec_ids, self.starts = store.meta()
+
+    @property
+    def config(self) -> ShingleConfig:
+        return self.store.config
+
+    def __len__(self) -> int:
+        return len(self.ann)
+
+    @classmethod
+    def open(
+        cls,
+        collection,
+        *,
+        reduction="embedding",
+        dim: int | None = 12,
+        index: str = "hnsw",
+        config: ShingleConfig = DEFAULT_CONFIG,
+        params: dict | None = None,
+        update: bool = True,
+        rebuild: bool = False,
+        save: bool = True,
+        threads: int = 1,
+        progress: bool = False,
+    ) -> ShingleIndex:
+        """Load the collection's index, bringing it up to date (or building it) first.
+
+        Parameters
+        ----------
+        collection : Collection
+        reduction : {"none", "pca", "embedding"} or path-like
+            ``"embedding"`` is the shipped bundle of dimension ``dim``; a path is a PCA or embedding bundle.
+        dim : int, optional
+            Dimension of PCA or the shipped embedding.
+        index : {"exact", "kdtree", "hnsw"}
+        config : ShingleConfig
+            Shingle shape (default 20 x 12 CENS at 1 Hz).
+        params : dict, optional
+            Index parameters at build time (``M``, ``ef_construction``, ``ef``, ``leafsize``, ``threads``);
+            ``ef`` and ``threads`` also apply to a loaded index.
+        update : bool
+            Shingle new recordings and add them (False: use what is on disk as it is).
+        rebuild : bool
+            Recompute shingles, refit PCA and rebuild the index.
+        save : bool
+            Write the updated index back (silently skipped when the folder is not writable).
+        threads : int
+            Threads of the reduction (torch) and of the index build.
+        progress : bool
+            Progress bars (stderr).
+        """
+        t0 = time.perf_counter()
+        params = dict(params or {})
+        params.setdefault("threads", threads)
+        store = ShingleStore.for_collection(collection, config=config)
+        if update or rebuild:
+            store.update(collection, progress=progress, rebuild=rebuild)
+        elif store.generation is None:
+            raise CollectionError(f"{collection.root}: no shingle index (run 'mirsearch shingles build')")
+        red = _reduction_for(collection, store, reduction, dim, threads=threads, refit=rebuild)
+        directory = Path(collection.root) / "index" / "ann" / config.key / f"{red.name}-{index}"
+        stats = IndexStats()
+        state = _read_state(directory)
+        ann = None
+        same = (
+            not rebuild
+            and state is not None
+            and state.get("generation") == store.generation
+            and state.get("reduction_id") == red.model_id
+            and state.get("kind") == index
+        )
+        if same:
+            try:
+                overrides = {k: v for k, v in params.items() if k in ("ef", "threads")}
+                if index == "kdtree":
+                    overrides.pop("ef", None)
+                if index == "exact":
+                    overrides = {k: v for k, v in overrides.items() if k == "threads"}
+                ann = load_index(directory, **overrides)
+                if len(ann) != state["rows"]:
+                    raise CollectionError(f"{directory}: index holds {len(ann)} rows, state.json {state['rows']}")
+            except CollectionError as exc:
+                log.warning("%s; rebuilding the index", exc)
+                ann = None
+        n_rows = len(store)
+        if ann is None:
+            ann = make_index(index, red.dim, **params)
+            stats.rebuilt = True
+        start = len(ann)
+        if n_rows > start:
+            S = store.vectors(start)
+            t1 = time.perf_counter()
+            ann.add(red.transform(S))
+            stats.added = n_rows - start
+            log.info(
+                "%s: added %d shingles to %s-%s in %.1f s",
+                collection.root,
+                stats.added,
+                red.name,
+                index,
+                time.perf_counter() - t1,
+            )
+        if (stats.added or stats.rebuilt) and save:
+            try:
+                with directory_lock(directory.parent, name=f".{directory.name}.lock"):
+                    ann.save(directory)
+                    _write_state(
+                        directory,
+                        {
+                            "generation": store.generation,
+                            "rows": len(ann),
+                            "reduction": red.name,
+                            "reduction_id": red.model_id,
+                            "kind": index,
+                            "config": config.to_dict(),
+                        },
+                    )
+            except OSError as exc:
+                log.warning("%s: index not saved (%s)", directory, exc)
+        stats.rows = len(ann)
+        stats.seconds = time.perf_counter() - t0
+        return cls(store, red, ann, directory, stats)
+
+    def search_vectors(self, S: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest stored shingles of query shingles (n, 240): distances and row labels (n, k)."""
+        return self.ann.search(self.reduction.transform(S), k=k)
+
+
+def _read_state(directory: Path) -> dict | None:
+    try:
+        return json.loads((directory / STATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_state(directory: Path, state: dict) -> None:
+    atomic_write_text(directory / STATE_FILE, json.dumps(state, indent=1, sort_keys=True))
+
+
+def remove_index(collection) -> int:
+    """Delete every shingle store, fitted reduction and ANN index of a collection; returns folders removed."""
+    base = Path(collection.root) / "index"
+    removed = 0
+    for name in ("shingles", "reductions", "ann"):
+        if (base / name).is_dir():
+            shutil.rmtree(base / name)
+            removed += 1
+    return removed
+
+
+_OPEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def get_index(
+    collection,
+    *,
+    reduction="embedding",
+    dim: int | None = 12,
+    index: str = "hnsw",
+    config: ShingleConfig = DEFAULT_CONFIG,
+    params: dict | None = None,
+    update: bool = True,
+) -> ShingleIndex:
+    """:meth:`ShingleIndex.open`, memoised per collection object while its recordings do not change.
+
+    Repeated queries (a server, a benchmark, the cascades) then cost no disk reads. ``ef`` and
+    ``threads`` in ``params`` are applied to a memoised HNSW index.
+    """
+    token = collection.generation()
+    build_params = {k: v for k, v in (params or {}).items() if k not in ("ef", "threads")}
+    key = (config, str(reduction), dim, index, tuple(sorted(build_params.items())))
+    per = _OPEN.setdefault(collection, {})
+    hit = per.get(key)
+    if hit is not None and (hit[0] == token or not update):
+        idx = hit[1]
+        if params and "ef" in params and hasattr(idx.ann, "set_ef"):
+            idx.ann.set_ef(params["ef"])
+        return idx
+    idx = ShingleIndex.open(
+        collection, reduction=reduction, dim=dim, index=index, config=config, params=params, update=update
+    )
+    per[key] = (token, idx)
+    return idx
+
+
+__all__ = ["IndexStats", "ShingleIndex", "get_index", "remove_index"]
