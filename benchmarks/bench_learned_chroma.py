@@ -231,6 +231,7 @@ def extract(
 ) -> dict:
     """Fill the feature caches; returns seconds of audio and of computation per stage."""
     from mirsearch.audio import load_audio
+    from mirsearch.features.learned import bundle_hcqt
 
     chroma = chroma_modules()[0].chroma
     tags = {"chroma": chroma_tag()} if standard else {}
@@ -274,7 +275,7 @@ def extract(
                     H = np.load(hpath).astype(np.float32)
             if H is None:
                 t0 = time.perf_counter()
-                H = first.hcqt(y, sr=sr)
+                H = bundle_hcqt(y, sr=sr, input_config=first.input)
                 clock("hcqt", t0, dur)
                 if hpath is not None:
                     hpath.parent.mkdir(parents=True, exist_ok=True)
@@ -368,7 +369,7 @@ def speed(ds, *, seconds: float = 180.0, rounds: int = 3) -> dict:
     import subprocess
 
     from mirsearch.audio import load_audio
-    from mirsearch.features.learned import learned_chroma
+    from mirsearch.features.learned import bundle_hcqt, learned_chroma
     from mirsearch.models.bundle import load_bundle
 
     parts, total = [], 0.0
@@ -381,12 +382,12 @@ def speed(ds, *, seconds: float = 180.0, rounds: int = 3) -> dict:
     y = np.concatenate(parts)
     dur = len(y) / sr
     b = load_bundle()
-    b.hcqt(y[: 5 * sr], sr=sr)  # warm-up (numba, filter bases)
+    bundle_hcqt(y[: 5 * sr], sr=sr, input_config=b.input)  # warm-up (numba, filter bases)
     learned_chroma(y[: 5 * sr], sr=sr)
     stages = {
-        "hcqt": lambda: b.hcqt(y, sr=sr),
+        "hcqt": lambda: bundle_hcqt(y, sr=sr, input_config=b.input),
     }
-    H = b.hcqt(y, sr=sr)
+    H = bundle_hcqt(y, sr=sr, input_config=b.input)
     stages["network torch 1 thread"] = lambda: b.predict(H, backend="torch", num_threads=1)
     stages["network torch 2 threads"] = lambda: b.predict(H, backend="torch", num_threads=2)
     stages["network onnx 1 thread"] = lambda: b.predict(H, backend="onnx", num_threads=1)

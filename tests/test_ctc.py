@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mirsearch.models.ctc import best_path, collapse, ctc_log_alpha, ctc_loss, extend_labels
+from mirsearch.training.ctc import best_path, collapse, ctc_log_alpha, ctc_loss, extend_labels
 
 BLANK = 12
 

@@ -9,13 +9,13 @@ import torch
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.hcqt import hcqt
 from mirsearch.models.bundle import load_bundle, new_bundle
-from mirsearch.models.losses import (
+from mirsearch.models.network import BLANK, ChromaNet
+from mirsearch.training.losses import (
     IGNORE,
     compute_loss,
     linear_frame_targets,
     strong_frame_targets,
 )
-from mirsearch.models.network import BLANK, ChromaNet
 
 SR = 22050
 
@@ -157,7 +157,7 @@ def test_few_optimisation_steps_reduce_loss(kind):
 
 
 def test_ctc_loss_equals_numpy_reference():
-    from mirsearch.models.ctc import ctc_loss as np_ctc
+    from mirsearch.training.ctc import ctc_loss as np_ctc
 
     torch.manual_seed(2)
     lp = torch.log_softmax(torch.randn(1, 13, 20, dtype=torch.float64), dim=1)
@@ -296,7 +296,7 @@ def test_onnx_export_at_first_use_agrees_with_torch(tmp_path):
 
 
 def test_default_bundle_ships_current_onnx_and_learned_chroma_uses_it(monkeypatch):
-    from mirsearch.features.learned import learned_chroma
+    from mirsearch.features.learned import bundle_hcqt, learned_chroma
     from mirsearch.models.bundle import ONNX_FILE
 
     b = load_bundle()
@@ -306,7 +306,7 @@ def test_default_bundle_ships_current_onnx_and_learned_chroma_uses_it(monkeypatc
     y = np.concatenate(
         [sum(0.5**k * _sine(440 * 2 ** ((p - 69) / 12) * (k + 1), 1.0) for k in range(4)) for p in notes]
     )
-    H = b.hcqt(y, sr=SR)
+    H = bundle_hcqt(y, sr=SR, input_config=b.input)
     ref = b.predict(H, backend="torch", block_frames=128)
     out = b.predict(H, backend="onnx", block_frames=128)
     assert np.abs(out - ref).max() < 1e-4
@@ -388,7 +388,7 @@ def test_basic_pitch_posteriorgrams_equal_run_inference(tmp_path, monkeypatch):
 
 def test_training_resume_equals_uninterrupted(tmp_path):
     from mirsearch.models.bundle import default_input_config
-    from mirsearch.models.training import HCQTCache, Segment, train
+    from mirsearch.training.chroma import HCQTCache, Segment, train
 
     cfg = default_input_config()
     cache = HCQTCache(tmp_path / "cache", cfg)

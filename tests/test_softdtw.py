@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mirsearch.errors import ParameterError
-from mirsearch.models.softdtw import soft_dtw
+from mirsearch.training.softdtw import soft_dtw
 
 
 def _softmin(values, gamma):

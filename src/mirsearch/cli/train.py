@@ -78,9 +78,10 @@ def _chroma(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from mirsearch._util import atomic_write_text
     from mirsearch.models.bundle import default_input_config
-    from mirsearch.models.data import load_segments
-    from mirsearch.models.training import HCQTCache, train
+    from mirsearch.training.chroma import HCQTCache, TrainOptions, train
+    from mirsearch.training.data import load_segments
 
     root = Path(args.dataset)
     train_segs = load_segments(root, split="train")
@@ -112,17 +113,19 @@ def _chroma(args: argparse.Namespace) -> int:
         val_segs,
         cache=cache,
         out=args.out,
-        loss=args.loss,
-        epochs=args.epochs,
-        lr=args.lr,
-        max_frames=args.max_frames,
-        seed=args.seed,
-        resume=args.resume,
-        max_minutes=args.max_minutes,
-        progress=not args.no_progress,
-        num_threads=args.threads,
-        segments_per_epoch=args.segments_per_epoch,
-        training_info={"dataset": str(root)},
+        options=TrainOptions(
+            loss=args.loss,
+            epochs=args.epochs,
+            lr=args.lr,
+            max_frames=args.max_frames,
+            seed=args.seed,
+            resume=args.resume,
+            max_minutes=args.max_minutes,
+            progress=not args.no_progress,
+            num_threads=args.threads,
+            segments_per_epoch=args.segments_per_epoch,
+            training_info={"dataset": str(root)},
+        ),
         on_epoch=report,
     )
     print(f"best epoch {res['best_epoch']} (val loss {res['best_val_loss']:.4f}); bundle in {res['bundle']}")
@@ -147,7 +150,8 @@ def _chroma(args: argparse.Namespace) -> int:
                 labels=s.labels,
             )
         print(f"plots in {out}")
-    (Path(args.out) / "summary.json").write_text(json.dumps({k: res[k] for k in ("best_epoch", "best_val_loss")}))
+    summary = json.dumps({k: res[k] for k in ("best_epoch", "best_val_loss")})
+    atomic_write_text(Path(args.out) / "summary.json", summary)
     return 0
 
 
@@ -173,7 +177,7 @@ def _curves(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mirsearch.errors import InputError
-    from mirsearch.models.training import HISTORY_FILE
+    from mirsearch.training.chroma import HISTORY_FILE
     from mirsearch.viz.training import plot_history
 
     histories = {}

@@ -71,6 +71,40 @@ def normalize_chroma(P: np.ndarray, *, threshold: float = NORM_THRESHOLD) -> np.
     return out.astype(np.float32)
 
 
+def bundle_hcqt(y: np.ndarray, *, sr: int, input_config: dict) -> np.ndarray:
+    """The network input: the HCQT of ``y`` with a bundle's input parameters.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono audio, already at ``input_config["sr"]``.
+    sr : int
+        Its sampling rate in Hz.
+    input_config : dict
+        The ``input`` section of a bundle config (``feature_rate``, ``harmonics``, ``fmin_midi``,
+        ``n_octaves``, ``bins_per_semitone``, ``top_db``), e.g. ``bundle.input``.
+
+    Returns
+    -------
+    np.ndarray, shape (n_harmonics, n_bins, n_frames), float32
+        Values in ``[0, 1]``.
+    """
+    from mirsearch.features.hcqt import hcqt
+
+    p = input_config
+    H, _ = hcqt(
+        y,
+        sr=sr,
+        feature_rate=p["feature_rate"],
+        harmonics=tuple(p["harmonics"]),
+        fmin_midi=p["fmin_midi"],
+        n_octaves=p["n_octaves"],
+        bins_per_semitone=p["bins_per_semitone"],
+        top_db=p["top_db"],
+    )
+    return H
+
+
 def learned_log_probs(y: np.ndarray, *, sr: int, bundle=None) -> tuple[np.ndarray, float]:
     """Raw network output for a recording.
 
@@ -100,7 +134,7 @@ def learned_log_probs(y: np.ndarray, *, sr: int, bundle=None) -> tuple[np.ndarra
         raise InputError(f"audio: expected a non-empty mono signal, got shape {y.shape}")
     if sr != model_sr:
         y = soxr.resample(y, sr, model_sr).astype(np.float32)
-    H = b.hcqt(y, sr=model_sr)
+    H = bundle_hcqt(y, sr=model_sr, input_config=b.input)
     return b.predict(H), b.output_rate
 
 

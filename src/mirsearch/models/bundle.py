@@ -1,4 +1,5 @@
-"""Model bundles: a directory with ``config.json`` and ``weights.pt``.
+"""Chroma-network bundles: a directory with ``config.json`` and ``weights.pt`` (the layout of
+:mod:`mirsearch.models.bundle_format`, format ``mirsearch-chroma-bundle``).
 
 ``config.json`` says everything needed to run the model on audio (input features and their
 parameters, sampling rate, frame rates, network hyper-parameters, classes), how it was trained, and
@@ -20,8 +21,6 @@ with ``MIRSEARCH_INFERENCE=torch``, torch runs the network). ``<cache>`` is ``$M
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -31,15 +30,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mirsearch.errors import InputError, ParameterError
+from mirsearch._util import atomic_path
+from mirsearch.errors import ParameterError
+from mirsearch.models import bundle_format
+from mirsearch.models.bundle_format import CONFIG_FILE as CONFIG_FILE  # re-exported
+from mirsearch.models.bundle_format import WEIGHTS_FILE, content_id, load_weights, save_state_dict
 from mirsearch.models.network import BLANK, ChromaNet
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "mirsearch-chroma-bundle"
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.pt"
+#: config sections that (with the weights) define ``model_id``
+ID_SECTIONS = ("input", "network")
 #: ONNX export of the weights inside a bundle directory (optional)
 ONNX_FILE = "model.onnx"
 #: ONNX opset of the exports
@@ -98,14 +101,12 @@ def export_onnx(model: ChromaNet, path: str | os.PathLike) -> Path:
     import warnings
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     was_training = model.training
     model.eval()
     n_bins = 72 * model.bins_per_semitone
     x = torch.zeros(1, model.conv1[0].in_channels, n_bins, 64)
     try:
-        with warnings.catch_warnings(), torch_threads(1):
+        with warnings.catch_warnings(), torch_threads(1), atomic_path(path) as tmp:
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model,
@@ -117,9 +118,7 @@ def export_onnx(model: ChromaNet, path: str | os.PathLike) -> Path:
                 opset_version=ONNX_OPSET,
                 dynamo=False,
             )
-        os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
         model.train(was_training)
     logger.info("exported ONNX model to %s", path)
     return path
@@ -143,13 +142,6 @@ def default_input_config() -> dict:
 def default_network_config() -> dict:
     """Hyper-parameters of :class:`~mirsearch.models.network.ChromaNet`."""
     return {"n_harmonics": 6, "bins_per_semitone": 3, "channels": 32, "time_pool": 2}
-
-
-def _model_id(weights_path: Path, config: dict) -> str:
-    h = hashlib.sha256()
-    h.update(weights_path.read_bytes())
-    h.update(json.dumps({k: config[k] for k in ("input", "network")}, sort_keys=True).encode())
-    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -187,23 +179,6 @@ class ModelBundle:
     def output_rate(self) -> float:
         """Frame rate of the network output in Hz."""
         return self.config["input"]["feature_rate"] / self.config["network"]["time_pool"]
-
-    def hcqt(self, y: np.ndarray, *, sr: int) -> np.ndarray:
-        """HCQT of ``y`` (already at ``self.input["sr"]``) with this bundle's parameters."""
-        from mirsearch.features.hcqt import hcqt
-
-        p = self.input
-        H, _ = hcqt(
-            y,
-            sr=sr,
-            feature_rate=p["feature_rate"],
-            harmonics=tuple(p["harmonics"]),
-            fmin_midi=p["fmin_midi"],
-            n_octaves=p["n_octaves"],
-            bins_per_semitone=p["bins_per_semitone"],
-            top_db=p["top_db"],
-        )
-        return H
 
     def onnx_path(self, *, export: bool = True) -> Path | None:
         """ONNX file of this model: the bundle's own ``model.onnx`` if exported from this ``model_id``,
@@ -318,17 +293,15 @@ class ModelBundle:
         A ``model.onnx`` already in ``path`` is removed (it belongs to other weights); see
         :meth:`write_onnx`."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        weights = path / WEIGHTS_FILE
-        torch.save(self.model.state_dict(), weights)
+        weights = save_state_dict(self.model.state_dict(), path / WEIGHTS_FILE)
         config = dict(self.config)
         if config.pop("onnx", None) is not None or (path / ONNX_FILE).exists():
             (path / ONNX_FILE).unlink(missing_ok=True)  # exported from other weights
         config["format"] = FORMAT
         config["format_version"] = FORMAT_VERSION
         config["output"] = {"classes": list(CLASS_NAMES), "blank": BLANK, "feature_rate": self.output_rate}
-        config["model_id"] = _model_id(weights, config)
-        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        config["model_id"] = content_id([weights], config, ID_SECTIONS)
+        bundle_format.write_config(path, config)
         self.config = config
         self.path = path
         self._sessions = {}
@@ -344,7 +317,7 @@ class ModelBundle:
             raise ParameterError("write_onnx: save the bundle first")
         out = export_onnx(self.model, self.path / ONNX_FILE)
         self.config["onnx"] = {"file": ONNX_FILE, "model_id": self.config["model_id"], "opset": ONNX_OPSET}
-        (self.path / CONFIG_FILE).write_text(json.dumps(self.config, indent=2, sort_keys=True) + "\n")
+        bundle_format.write_config(self.path, self.config)
         self._sessions = {}
         self._onnx_path = None
         return out
@@ -365,35 +338,14 @@ def new_bundle(*, network: dict | None = None, input: dict | None = None, traini
 
 def read_config(path: str | os.PathLike) -> dict:
     """Read and check ``config.json`` of the bundle directory ``path``."""
-    path = Path(path)
-    cfg_path = path / CONFIG_FILE
-    try:
-        config = json.loads(cfg_path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{cfg_path}: model bundle has no config.json") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{cfg_path}: cannot read bundle config ({exc})") from None
-    if config.get("format") != FORMAT or config.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{cfg_path}: not a {FORMAT} version {FORMAT_VERSION} config")
-    return config
+    return bundle_format.read_config(path, format=FORMAT, version=FORMAT_VERSION)
 
 
 def load_bundle(path: str | os.PathLike | None = None) -> ModelBundle:
     """Load a bundle directory (default: the packaged :data:`DEFAULT_BUNDLE`)."""
     path = Path(path) if path is not None else BUNDLES_DIR / DEFAULT_BUNDLE
     config = read_config(path)
-    weights = path / WEIGHTS_FILE
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"{weights}: model bundle has no weights") from None
-    except Exception as exc:  # torch raises several kinds for corrupt files
-        raise InputError(f"{weights}: cannot load weights ({type(exc).__name__})") from None
-    model = ChromaNet(**config["network"])
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        raise InputError(f"{weights}: weights do not fit the network in config.json") from None
+    model = load_weights(ChromaNet(**config["network"]), path / WEIGHTS_FILE)
     model.eval()
     return ModelBundle(config=config, model=model, path=path)
 

@@ -17,6 +17,7 @@ Pipeline
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,10 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mirsearch._util import atomic_path, atomic_save_npy, atomic_write_text
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.models.bundle import ModelBundle, new_bundle
-from mirsearch.models.losses import IGNORE, LOSSES, compute_loss, linear_frame_targets, strong_frame_targets
 from mirsearch.models.network import BLANK
+from mirsearch.training.losses import IGNORE, LOSSES, compute_loss, linear_frame_targets, strong_frame_targets
 
 logger = logging.getLogger(__name__)
 
@@ -108,24 +110,11 @@ class HCQTCache:
         if out.exists():
             return out
         from mirsearch.audio import load_audio
-        from mirsearch.features.hcqt import hcqt
+        from mirsearch.features.learned import bundle_hcqt
 
-        p = self.input_config
-        y, sr = load_audio(audio_path, sr=p["sr"])
-        H, _ = hcqt(
-            y,
-            sr=sr,
-            feature_rate=p["feature_rate"],
-            harmonics=tuple(p["harmonics"]),
-            fmin_midi=p["fmin_midi"],
-            n_octaves=p["n_octaves"],
-            bins_per_semitone=p["bins_per_semitone"],
-            top_db=p["top_db"],
-        )
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp.npy")
-        np.save(tmp, np.round(H * 255.0).astype(np.uint8))
-        os.replace(tmp, out)
+        y, sr = load_audio(audio_path, sr=self.input_config["sr"])
+        H = bundle_hcqt(y, sr=sr, input_config=self.input_config)
+        atomic_save_npy(out, np.round(H * 255.0).astype(np.uint8))
         return out
 
     def compute_all(self, segments: Sequence[Segment], *, progress: bool = False) -> None:
@@ -267,47 +256,12 @@ def evaluate(bundle: ModelBundle, segments: Sequence[Segment], cache: HCQTCache,
     }
 
 
-def _checkpoint_state(model, optimizer, epoch: int, history: list, best: float) -> dict:
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "epoch": epoch,
-        "best": best,
-        "history": json.dumps(history),
-    }
+@dataclass(frozen=True)
+class TrainOptions:
+    """Settings of :func:`train`.
 
-
-def train(
-    train_segments: Sequence[Segment],
-    val_segments: Sequence[Segment],
-    *,
-    cache: HCQTCache,
-    out: str | os.PathLike,
-    loss: str = "ctc",
-    epochs: int = 20,
-    lr: float = 1e-3,
-    max_frames: int = 6000,
-    seed: int = 0,
-    resume: bool = False,
-    max_minutes: float | None = None,
-    progress: bool = True,
-    num_threads: int = 1,
-    segments_per_epoch: int | None = None,
-    network: dict | None = None,
-    training_info: dict | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> dict:
-    """Train a chroma network and write the best one as a bundle into ``out``.
-
-    Parameters
+    Attributes
     ----------
-    train_segments, val_segments : sequence of Segment
-        Training and validation pairs (from different works).
-    cache : HCQTCache
-        HCQT cache (missing recordings are computed first).
-    out : path
-        Output directory: bundle of the best epoch (``config.json``, ``weights.pt``),
-        ``history.json``, ``checkpoints/last.pt``.
     loss : {"ctc", "linear", "strong", "sdtw"}
     epochs : int > 0
     lr : float > 0
@@ -332,98 +286,167 @@ def train(
         Overrides of the network hyper-parameters.
     training_info : dict, optional
         Extra entries for the ``training`` section of the bundle config (e.g. the data set).
+    """
+
+    loss: str = "ctc"
+    epochs: int = 20
+    lr: float = 1e-3
+    max_frames: int = 6000
+    seed: int = 0
+    resume: bool = False
+    max_minutes: float | None = None
+    progress: bool = True
+    num_threads: int = 1
+    segments_per_epoch: int | None = None
+    network: dict | None = None
+    training_info: dict | None = None
+
+    def check(self) -> None:
+        """Raise :class:`ParameterError` for a value out of range."""
+        if self.loss not in LOSSES:
+            raise ParameterError(f"loss={self.loss!r} must be one of {', '.join(LOSSES)}")
+        if self.epochs <= 0:
+            raise ParameterError(f"epochs={self.epochs!r} must be > 0")
+        if self.num_threads not in (1, 2):
+            raise ParameterError(f"num_threads={self.num_threads!r} must be 1 or 2")
+
+
+@dataclass
+class _State:
+    """What a checkpoint holds besides the weights: the history and the best score so far."""
+
+    history: list
+    best: float
+    start_epoch: int
+
+
+def _checkpoint_state(model, optimizer, epoch: int, history: list, best: float) -> dict:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "best": best,
+        "history": json.dumps(history),
+    }
+
+
+def _resume(ckpt_path: Path, model, optimizer, *, resume: bool) -> _State:
+    """Load ``ckpt_path`` into ``model`` and ``optimizer`` when resuming and it exists."""
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        logger.info("resuming from %s at epoch %d", ckpt_path, int(state["epoch"]) + 1)
+        return _State(json.loads(state["history"]), float(state["best"]), int(state["epoch"]) + 1)
+    if resume:
+        logger.info("no checkpoint in %s: starting from scratch", ckpt_path.parent)
+    return _State([], math.inf, 0)
+
+
+def _train_epoch(model, optimizer, segments: Sequence[Segment], cache: HCQTCache, opts: TrainOptions, epoch: int):
+    """One epoch of training; returns ``(mean training loss, seconds)``."""
+    model.train()
+    rng = np.random.default_rng([opts.seed, epoch])
+    torch.manual_seed(opts.seed * 1000 + epoch)
+    epoch_segments = list(segments)
+    if opts.segments_per_epoch is not None and opts.segments_per_epoch < len(epoch_segments):
+        pick = rng.choice(len(epoch_segments), size=opts.segments_per_epoch, replace=False)
+        epoch_segments = [epoch_segments[i] for i in np.sort(pick)]
+    rate = cache.input_config["feature_rate"]
+    batches = make_batches(epoch_segments, max_frames=opts.max_frames, rate=rate, rng=rng)
+    bar = None
+    if opts.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{opts.epochs}", unit="batch", leave=False)
+    t0, tot, n = time.monotonic(), 0.0, 0
+    for idx in bar if bar is not None else batches:
+        b = make_batch([epoch_segments[i] for i in idx], cache, time_pool=model.time_pool, loss=opts.loss)
+        lp = model(b.x)
+        value = compute_loss(opts.loss, lp, labels=b.labels, lengths=b.lengths, frame_targets=b.frame_targets)
+        optimizer.zero_grad()
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        tot += value.item() * len(idx)
+        n += len(idx)
+        if bar is not None:
+            bar.set_postfix(loss=f"{tot / n:.3f}")
+    if bar is not None:
+        bar.close()
+    return tot / max(n, 1), time.monotonic() - t0
+
+
+def train(
+    train_segments: Sequence[Segment],
+    val_segments: Sequence[Segment],
+    *,
+    cache: HCQTCache,
+    out: str | os.PathLike,
+    options: TrainOptions | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    **overrides,
+) -> dict:
+    """Train a chroma network and write the best one as a bundle into ``out``.
+
+    Parameters
+    ----------
+    train_segments, val_segments : sequence of Segment
+        Training and validation pairs (from different works).
+    cache : HCQTCache
+        HCQT cache (missing recordings are computed first).
+    out : path
+        Output directory: bundle of the best epoch (``config.json``, ``weights.pt``),
+        ``history.json``, ``checkpoints/last.pt``.
+    options : TrainOptions, optional
+        Loss, schedule, seeds (default :class:`TrainOptions`).
     on_epoch : callable, optional
         Called with each epoch's history entry.
+    **overrides
+        Fields of :class:`TrainOptions` replacing those of ``options`` (``train(..., loss="sdtw")``).
 
     Returns
     -------
     dict
         ``{"history": [...], "best_epoch": int, "best_val_loss": float, "bundle": str}``.
     """
-    if loss not in LOSSES:
-        raise ParameterError(f"loss={loss!r} must be one of {', '.join(LOSSES)}")
-    if epochs <= 0:
-        raise ParameterError(f"epochs={epochs!r} must be > 0")
+    opts = dataclasses.replace(options or TrainOptions(), **overrides)
+    opts.check()
     if not train_segments:
         raise ParameterError("no training segments")
-    if num_threads not in (1, 2):
-        raise ParameterError(f"num_threads={num_threads!r} must be 1 or 2")
-    torch.set_num_threads(num_threads)
-    set_seeds(seed)
+    torch.set_num_threads(opts.num_threads)
+    set_seeds(opts.seed)
     out = Path(out)
     (out / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-    cache.compute_all(list(train_segments) + list(val_segments), progress=progress)
+    cache.compute_all(list(train_segments) + list(val_segments), progress=opts.progress)
 
-    bundle = new_bundle(network=network, input=cache.input_config)
+    bundle = new_bundle(network=opts.network, input=cache.input_config)
     model = bundle.model
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history: list[dict] = []
-    best = math.inf
-    start_epoch = 0
+    optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
     ckpt_path = out / CHECKPOINT_DIR / "last.pt"
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"]) + 1
-        best = float(state["best"])
-        history = json.loads(state["history"])
-        logger.info("resuming from %s at epoch %d", ckpt_path, start_epoch)
-    elif resume:
-        logger.info("no checkpoint in %s: starting from scratch", out / CHECKPOINT_DIR)
-
-    pool = model.time_pool
-    rate = cache.input_config["feature_rate"]
+    state = _resume(ckpt_path, model, optimizer, resume=opts.resume)
+    history, best = state.history, state.best
     t_start = time.monotonic()
     info = {
-        "loss": loss,
-        "seed": seed,
-        "lr": lr,
-        "max_frames": max_frames,
+        "loss": opts.loss,
+        "seed": opts.seed,
+        "lr": opts.lr,
+        "max_frames": opts.max_frames,
         "n_train": len(train_segments),
         "n_val": len(val_segments),
-        **(training_info or {}),
+        **(opts.training_info or {}),
     }
-    for epoch in range(start_epoch, epochs):
-        model.train()
-        rng = np.random.default_rng([seed, epoch])
-        torch.manual_seed(seed * 1000 + epoch)
-        epoch_segments = list(train_segments)
-        if segments_per_epoch is not None and segments_per_epoch < len(epoch_segments):
-            pick = rng.choice(len(epoch_segments), size=segments_per_epoch, replace=False)
-            epoch_segments = [epoch_segments[i] for i in np.sort(pick)]
-        batches = make_batches(epoch_segments, max_frames=max_frames, rate=rate, rng=rng)
-        it = batches
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False)
-            it = bar
-        t0, tot, n = time.monotonic(), 0.0, 0
-        for idx in it:
-            b = make_batch([epoch_segments[i] for i in idx], cache, time_pool=pool, loss=loss)
-            lp = model(b.x)
-            value = compute_loss(loss, lp, labels=b.labels, lengths=b.lengths, frame_targets=b.frame_targets)
-            optimizer.zero_grad()
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            tot += value.item() * len(idx)
-            n += len(idx)
-            if bar is not None:
-                bar.set_postfix(loss=f"{tot / n:.3f}")
-        if bar is not None:
-            bar.close()
-        val = evaluate(bundle, val_segments, cache, loss=loss, max_frames=max_frames) if val_segments else {}
+    for epoch in range(state.start_epoch, opts.epochs):
+        train_loss, seconds = _train_epoch(model, optimizer, train_segments, cache, opts, epoch)
+        val = evaluate(bundle, val_segments, cache, loss=opts.loss, max_frames=opts.max_frames) if val_segments else {}
         entry = {
             "epoch": epoch + 1,
-            "train_loss": tot / max(n, 1),
+            "train_loss": train_loss,
             "val_loss": val.get("loss"),
             "val_ctc": val.get("ctc"),
             "val_chroma_accuracy": val.get("chroma_accuracy"),
             "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.monotonic() - t0,
+            "seconds": seconds,
         }
         history.append(entry)
         logger.info("epoch %d: %s", epoch + 1, entry)
@@ -437,12 +460,11 @@ def train(
         elif len(history) >= 3 and all(h["val_loss"] is not None and h["val_loss"] > best for h in history[-2:]):
             for g in optimizer.param_groups:
                 g["lr"] = g["lr"] * 0.5
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(_checkpoint_state(model, optimizer, epoch, history, best), tmp)
-        os.replace(tmp, ckpt_path)
-        (out / HISTORY_FILE).write_text(json.dumps(history, indent=2) + "\n")
-        if max_minutes is not None and (time.monotonic() - t_start) / 60.0 > max_minutes:
-            logger.info("stopping after epoch %d: %.1f minutes passed", epoch + 1, max_minutes)
+        with atomic_path(ckpt_path) as tmp:
+            torch.save(_checkpoint_state(model, optimizer, epoch, history, best), tmp)
+        atomic_write_text(out / HISTORY_FILE, json.dumps(history, indent=2) + "\n")
+        if opts.max_minutes is not None and (time.monotonic() - t_start) / 60.0 > opts.max_minutes:
+            logger.info("stopping after epoch %d: %.1f minutes passed", epoch + 1, opts.max_minutes)
             break
     best_epoch = 0
     if history:

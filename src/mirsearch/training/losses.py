@@ -6,7 +6,7 @@ the valid length of every item in frames.
 
 ``ctc``
     Weakly aligned pairs: only the label sequence of the segment is known
-    (:class:`torch.nn.CTCLoss`, see :mod:`mirsearch.models.ctc` for what it computes).
+    (:class:`torch.nn.CTCLoss`, see :mod:`mirsearch.training.ctc` for what it computes).
 ``linear``
     Linear scaling: the notes of the score, with their notated durations, are stretched linearly over
     the segment (equal durations if none are given), giving one chroma label per frame; frame-wise
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from mirsearch.errors import ParameterError
 from mirsearch.models.network import BLANK
-from mirsearch.models.softdtw import soft_dtw
+from mirsearch.training.softdtw import soft_dtw
 
 #: loss names understood by :func:`compute_loss`
 LOSSES = ("ctc", "linear", "strong", "sdtw")

@@ -1,6 +1,6 @@
 r"""Connectionist Temporal Classification (CTC), written out in numpy for reading and testing.
 
-Training uses :class:`torch.nn.CTCLoss` (see :mod:`mirsearch.models.losses`); this module spells out
+Training uses :class:`torch.nn.CTCLoss` (see :mod:`mirsearch.training.losses`); this module spells out
 what it computes, following Graves et al. (ICML 2006) and the CTC lecture notes (reference 000), and
 the tests check that both agree.
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from mirsearch.errors import ParameterError
-from mirsearch.models.training import Segment
+from mirsearch.training.chroma import Segment
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,306 @@
+"""Training of the speech/music segmenter (a small CNN on log-mel) and of the classic-feature baseline.
+
+    python -m mirsearch.training.segmenter --data data/segment --out src/mirsearch/models/bundles/segmenter
+
+The data are the shards of ``benchmarks/build_segment_data.py`` (8 kHz mixtures of real speech, music and noise with
+frame labels at 100 Hz). Log-mel features are computed once and cached beside the shards. The network is trained
+with binary cross-entropy on two outputs (speech present, music present) at 25 Hz, with gain and spectral-tilt
+augmentation; the epoch with the best mean frame F on the validation shards is kept, its batch norm folded into the
+convolutions and written as a numpy bundle (see :mod:`mirsearch.models.segmenter`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch._util import atomic_path, atomic_save_npy, atomic_write_text
+from mirsearch.features.segment_features import (
+    ANALYSIS_SR,
+    DB_FLOOR,
+    HOP_LENGTH,
+    N_FFT,
+    classic_features,
+    log_mel,
+)
+from mirsearch.models.segmenter import CONFIG_FILE, FORMAT, WEIGHTS_FILE, weights_id
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("speech", "music")
+FRONTEND = {"sr": ANALYSIS_SR, "n_fft": N_FFT, "hop_length": HOP_LENGTH, "n_mels": 40, "fmin": 60.0, "fmax": 3800.0}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Hyper-parameters of :func:`train`."""
+
+    epochs: int = 14
+    batch_size: int = 32
+    lr: float = 2e-3
+    crop_frames: int = 640
+    channels: tuple = (16, 32, 32)
+    hidden: int = 64
+    dilations: tuple = (1, 2, 4, 8)
+    gain_db: float = 12.0
+    tilt_db: float = 6.0
+    seed: int = 0
+    threads: int = 1
+
+
+def _net(n_mels: int, opts: TrainOptions):
+    import torch
+    from torch import nn
+
+    class SegmenterNet(nn.Module):
+        """conv2d x3 (3x3, BN, ReLU, max-pool) -> flatten -> dilated conv1d residual stack -> 2 logits."""
+
+        pools = ((2, 2), (2, 2), (2, 1))
+
+        def __init__(self):
+            super().__init__()
+            chans = (1, *opts.channels)
+            self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, padding=1) for i in range(3))
+            self.bn2 = nn.ModuleList(nn.BatchNorm2d(c) for c in opts.channels)
+            flat = opts.channels[-1] * (n_mels // 8)
+            dims = [flat] + [opts.hidden] * len(opts.dilations)
+            self.tconvs = nn.ModuleList(
+                nn.Conv1d(dims[i], opts.hidden, 3, padding=d, dilation=d) for i, d in enumerate(opts.dilations)
+            )
+            self.bn1 = nn.ModuleList(nn.BatchNorm1d(opts.hidden) for _ in opts.dilations)
+            self.out = nn.Conv1d(opts.hidden, len(OUTPUTS), 1)
+
+        def forward(self, x):  # x: (B, 1, n_mels, T)
+            for conv, bn, pool in zip(self.convs, self.bn2, self.pools, strict=True):
+                x = torch.max_pool2d(torch.relu(bn(conv(x))), pool)
+            x = x.flatten(1, 2)
+            for i, (conv, bn) in enumerate(zip(self.tconvs, self.bn1, strict=True)):
+                y = torch.relu(bn(conv(x)))
+                x = x + y if i > 0 else y
+            return self.out(x)
+
+    return SegmenterNet()
+
+
+def layer_list(opts: TrainOptions) -> list[dict]:
+    """The layer list of the numpy forward pass (:func:`mirsearch.models.segmenter.forward`)."""
+    layers = [{"op": "conv2d", "name": f"c{i}", "pool": list(p)} for i, p in enumerate(((2, 2), (2, 2), (2, 1)))]
+    layers.append({"op": "flatten"})
+    for i, d in enumerate(opts.dilations):
+        layers.append({"op": "conv1d", "name": f"t{i}", "dilation": d, "relu": True, "residual": i > 0})
+    layers.append({"op": "conv1d", "name": "out", "dilation": 1, "relu": False, "residual": False})
+    return layers
+
+
+def context_frames(opts: TrainOptions) -> int:
+    """Input frames either side that influence an output (rounded up to a multiple of 4, with margin)."""
+    temporal = 4 * sum(opts.dilations)  # 25 Hz outputs: 4 input frames each
+    spatial = 1 + 2 + 4 + 4  # the three 3x3 convolutions at 100, 50 and 25 Hz, and the pools
+    ctx = temporal + spatial + 8
+    return -(-ctx // 4) * 4
+
+
+# ----------------------------------------------------------------------------------------------- data
+def load_split(data_dir: Path, split: str) -> dict:
+    """Clips of a split with their log-mel (cached as ``<split>/logmel.npy``) and 100 Hz labels."""
+    shards = sorted((data_dir / split).glob("shard-*.npz"))
+    if not shards:
+        raise FileNotFoundError(f"{data_dir / split}: no shards (run benchmarks/build_segment_data.py)")
+    audio, speech, music, cond = [], [], [], []
+    for s in shards:
+        with np.load(s) as d:
+            audio.append(d["audio"])
+            speech.append(d["speech"])
+            music.append(d["music"])
+            cond.append(d["condition"])
+    out = {
+        "audio": np.concatenate(audio),
+        "speech": np.concatenate(speech),
+        "music": np.concatenate(music),
+        "condition": np.concatenate(cond),
+    }
+    cache = data_dir / split / f"logmel-{len(shards)}.npy"
+    if cache.exists():
+        out["logmel"] = np.load(cache)
+    else:
+        fe = {k: FRONTEND[k] for k in ("n_mels", "fmin", "fmax")}
+        out["logmel"] = np.stack([log_mel(a.astype(np.float32) / 32767.0, **fe) for a in out["audio"]]).astype(
+            np.float16
+        )
+        atomic_save_npy(cache, out["logmel"])
+    n = min(out["logmel"].shape[2], out["speech"].shape[1])
+    out["logmel"], out["speech"], out["music"] = out["logmel"][:, :, :n], out["speech"][:, :n], out["music"][:, :n]
+    return out
+
+
+def _targets(labels: np.ndarray, hop: int = 4) -> np.ndarray:
+    """(B, 2, T) 100 Hz labels -> (B, 2, T / hop) soft targets (label share in each output frame)."""
+    b, k, t = labels.shape
+    t4 = t // hop
+    return labels[:, :, : t4 * hop].reshape(b, k, t4, hop).mean(axis=3).astype(np.float32)
+
+
+def _augment(x: np.ndarray, rng, opts: TrainOptions) -> np.ndarray:
+    b, m, _ = x.shape
+    gain = rng.uniform(-opts.gain_db, opts.gain_db, (b, 1, 1))
+    tilt = rng.uniform(-opts.tilt_db, opts.tilt_db, (b, 1, 1)) * np.linspace(-1, 1, m)[None, :, None]
+    return np.maximum(x + gain + tilt, DB_FLOOR).astype(np.float32)
+
+
+def frame_f1(pred: np.ndarray, ref: np.ndarray) -> float:
+    """F-measure of binary frame decisions (1.0 when both are empty)."""
+    tp = float(np.sum(pred & ref))
+    denom = float(np.sum(pred) + np.sum(ref))
+    return 1.0 if denom == 0 else 2 * tp / denom
+
+
+# ----------------------------------------------------------------------------------------------- training
+def train(data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainOptions()) -> dict:
+    """Train the CNN, write the bundle to ``out_dir`` and return its validation scores."""
+    import torch
+
+    torch.manual_seed(opts.seed)
+    torch.set_num_threads(opts.threads)
+    rng = np.random.default_rng(opts.seed)
+    data_dir = Path(data_dir)
+    tr, va = load_split(data_dir, "train"), load_split(data_dir, "val")
+    norm = {"offset_db": float(np.mean(tr["logmel"][:256].astype(np.float32))), "scale_db": 20.0}
+    net = _net(FRONTEND["n_mels"], opts)
+    optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
+    steps = opts.epochs * (len(tr["logmel"]) // opts.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=steps)
+    labels = np.stack([tr["speech"], tr["music"]], axis=1)
+    best, history = None, []
+    for epoch in range(opts.epochs):
+        t0 = time.time()
+        net.train()
+        order = rng.permutation(len(labels))
+        losses = []
+        for i in range(0, len(order) - opts.batch_size + 1, opts.batch_size):
+            idx = order[i : i + opts.batch_size]
+            start = int(rng.integers(0, (labels.shape[2] - opts.crop_frames) // 4 + 1)) * 4
+            sl = slice(start, start + opts.crop_frames)
+            x = _augment(tr["logmel"][idx, :, sl].astype(np.float32), rng, opts)
+            x = torch.from_numpy((x - norm["offset_db"]) / norm["scale_db"])[:, None]
+            y = torch.from_numpy(_targets(labels[idx, :, sl]))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            sched.step()
+            losses.append(float(loss))
+        scores = evaluate_net(net, va, norm)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)), **scores, "seconds": time.time() - t0})
+        log.info("epoch %d: %s", epoch, history[-1])
+        if best is None or scores["mean_f"] > best[0]["mean_f"]:
+            best = (scores, {k: v.detach().clone() for k, v in net.state_dict().items()})
+    net.load_state_dict(best[1])
+    write_bundle(net, out_dir, opts, norm, {"validation": best[0], "history": history})
+    return best[0]
+
+
+def evaluate_net(net, split: dict, norm: dict) -> dict:
+    """Frame F (10 ms frames, threshold 0.5, no smoothing) for speech and music on a split."""
+    import torch
+
+    net.eval()
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(split["logmel"]), 64):
+            x = (split["logmel"][i : i + 64].astype(np.float32) - norm["offset_db"]) / norm["scale_db"]
+            p = torch.sigmoid(net(torch.from_numpy(x)[:, None])).numpy()
+            preds.append(np.repeat(p, 4, axis=2))
+    P = np.concatenate(preds)[:, :, : split["speech"].shape[1]] > 0.5
+    f_s = frame_f1(P[:, 0], split["speech"].astype(bool))
+    f_m = frame_f1(P[:, 1], split["music"].astype(bool))
+    return {"speech_f": round(f_s, 4), "music_f": round(f_m, 4), "mean_f": round((f_s + f_m) / 2, 4)}
+
+
+def fold_weights(net) -> dict:
+    """Conv weights with batch norm folded in, as float32 numpy arrays named as in :func:`layer_list`."""
+    out = {}
+    pairs = [(f"c{i}", c, b) for i, (c, b) in enumerate(zip(net.convs, net.bn2, strict=True))]
+    pairs += [(f"t{i}", c, b) for i, (c, b) in enumerate(zip(net.tconvs, net.bn1, strict=True))]
+    for name, conv, bn in pairs:
+        scale = (bn.weight / (bn.running_var + bn.eps).sqrt()).detach().numpy()
+        w = conv.weight.detach().numpy() * scale.reshape(-1, *([1] * (conv.weight.ndim - 1)))
+        b = (conv.bias.detach().numpy() - bn.running_mean.numpy()) * scale + bn.bias.detach().numpy()
+        out[name + ".weight"], out[name + ".bias"] = w.astype(np.float32), b.astype(np.float32)
+    out["out.weight"] = net.out.weight.detach().numpy().astype(np.float32)
+    out["out.bias"] = net.out.bias.detach().numpy().astype(np.float32)
+    return out
+
+
+def write_bundle(net, out_dir: str | Path, opts: TrainOptions, norm: dict, training: dict) -> Path:
+    """Write ``config.json`` and ``weights.npz`` of a trained network."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / WEIGHTS_FILE, suffix=".npz") as tmp:
+        np.savez(tmp, **fold_weights(net))
+    config = {
+        "format": FORMAT,
+        "format_version": 1,
+        "model_id": weights_id(out / WEIGHTS_FILE),
+        "frontend": {**FRONTEND, **norm, "floor_db": DB_FLOOR},
+        "outputs": list(OUTPUTS),
+        "output_hop": 4,
+        "context": context_frames(opts),
+        "layers": layer_list(opts),
+        "training": {"options": asdict(opts), **training},
+    }
+    atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=1))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- classic baseline
+def classic_matrix(split: dict, *, max_clips: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Classic features (frames, 11) and labels (frames, 2) of a split's clips."""
+    feats, labs = [], []
+    for i, a in enumerate(split["audio"][:max_clips]):
+        F = classic_features(a.astype(np.float32) / 32767.0, sr=ANALYSIS_SR)
+        n = min(F.shape[1], split["speech"].shape[1])
+        feats.append(F[:, :n].T)
+        labs.append(np.stack([split["speech"][i, :n], split["music"][i, :n]], axis=1))
+    return np.concatenate(feats), np.concatenate(labs)
+
+
+def train_classic(data_dir: str | Path, *, max_frames: int = 300_000, seed: int = 0) -> list:
+    """Fit the classic baseline: one gradient-boosted tree classifier per output on the classic features.
+
+    Returns a list of two fitted scikit-learn classifiers (speech, music); scikit-learn is needed only here and in
+    the benchmark, not at run time.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, Y = classic_matrix(load_split(Path(data_dir), "train"))
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(X), size=min(max_frames, len(X)), replace=False)
+    models = []
+    for k in range(len(OUTPUTS)):
+        clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
+        clf.fit(X[idx], Y[idx, k])
+        models.append(clf)
+    return models
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Train the speech/music segmenter bundle.")
+    ap.add_argument("--data", default="data/segment")
+    ap.add_argument("--out", default="data/segment/bundle")
+    ap.add_argument("--epochs", type=int, default=TrainOptions.epochs)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    scores = train(args.data, args.out, TrainOptions(epochs=args.epochs, threads=args.threads))
+    log.info("best validation: %s", scores)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
