@@ -81,3 +81,11 @@ def test_theme_query_warns_about_uninformative_themes():
         is False
     )
     assert any("interval" in w for w in ThemeQuery.from_text("C C C C C C").warnings())
+
+
+def test_transpositions_are_signed_semitones_of_the_recording_relative_to_the_query():
+    from mirsearch.search.results import Match, signed_semitones
+
+    assert [signed_semitones(s) for s in range(12)] == [0, 1, 2, 3, 4, 5, -6, -5, -4, -3, -2, -1]
+    assert signed_semitones(-1) == -1 and signed_semitones(14) == 2
+    assert Match("r", 1, 0.0, 1.0, 0.1, transposition=11).to_dict()["transposition"] == -1

@@ -11,6 +11,11 @@ def format_time(seconds: float) -> str:
     return f"{int(minutes)}:{rest:04.1f}"
 
 
+def signed_semitones(shift: int) -> int:
+    """A cyclic shift (any integer) as semitones in -6..+5: ``11 -> -1``, ``7 -> -5``, ``6 -> -6``."""
+    return (int(shift) + 6) % 12 - 6
+
+
 @dataclass
 class Match:
     """One occurrence of a query in a recording.
@@ -26,7 +31,9 @@ class Match:
     cost : float
         Normalised matching cost (0 = perfect; cosine distance averaged along the path).
     transposition : int
-        Semitones (0-11) by which the query was transposed up to match.
+        Key of the recording relative to the query, in semitones from -6 to +5 (the query transposed by this
+        many semitones matches; -2: the recording is a whole tone lower). Chroma cannot tell octaves, so a
+        shift ``s`` of 0-11 is reported as ``s`` or ``s - 12``, whichever is nearer 0 (6 becomes -6).
     extra : dict
         More keys for JSON output (e.g. ``tempo_factor``, ``rank``).
     """
@@ -38,6 +45,9 @@ class Match:
     cost: float
     transposition: int = 0
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.transposition = signed_semitones(self.transposition)
 
     def to_dict(self) -> dict:
         """JSON-ready dict; ``extra`` keys are merged in; times rounded to milliseconds."""
