@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,13 +71,28 @@ def write_config(path: str | os.PathLike, config: dict) -> None:
     atomic_write_text(Path(path) / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def save_state_dict(state: dict, path: str | os.PathLike) -> Path:
-    """Write a torch ``state_dict`` to ``path`` atomically; returns ``path``."""
+def save_state_dict(state: dict, path: str | os.PathLike, *, archive: str | None = None) -> Path:
+    """Write a torch ``state_dict`` to ``path`` atomically; returns ``path``.
+
+    Parameters
+    ----------
+    state : dict
+        Tensors by name.
+    path : path-like
+        Target file.
+    archive : str, optional
+        Name of the folder inside the zip file (:func:`torch.save` takes the stem of the file it writes
+        to; default ``path``'s stem). It is part of the bytes, hence of ``model_id``: a bundle kind keeps
+        the name its files were first written with so that saving the same weights again gives the same id.
+    """
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)
+    path = Path(path)
+    with atomic_path(path) as tmp, tempfile.TemporaryDirectory(dir=path.parent, prefix=".tmp-") as folder:
+        named = Path(folder) / f"{archive or path.stem}.pt"
+        torch.save(state, named)
+        os.replace(named, tmp)
+    return path
 
 
 def load_state_dict(path: str | os.PathLike, *, what: str = "model bundle") -> dict:

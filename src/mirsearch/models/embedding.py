@@ -16,7 +16,8 @@ Every reduction maps unit-length shingles (n, 240) (see :mod:`mirsearch.features
     "Learning low-dimensional embeddings of audio shingles for cross-version retrieval of classical
     music", Applied Sciences 2020). Output vectors have unit length.
 
-A reduction is saved as a *bundle* directory: ``config.json`` (format, type, dimension, shingle
+A reduction is saved as a *bundle* directory (the layout of :mod:`mirsearch.models.bundle_format`,
+format ``mirsearch-shingle-reduction``): ``config.json`` (format, type, dimension, shingle
 configuration, network hyper-parameters, training summary, ``model_id``) plus the parameters:
 ``weights.pt`` (a plain ``state_dict``, read with ``torch.load(weights_only=True)``) for the
 network, ``pca.npz`` (``np.load(allow_pickle=False)``) for PCA. No pickle anywhere. The shipped
@@ -26,23 +27,28 @@ default, ``bundles/embedding-12``, is what :func:`load_reduction("embedding", di
 from __future__ import annotations
 
 import abc
-import hashlib
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from mirsearch._util import atomic_path
 from mirsearch.errors import InputError, ParameterError
+from mirsearch.models import bundle_format
+from mirsearch.models.bundle_format import CONFIG_FILE, WEIGHTS_FILE, content_id, load_weights, save_state_dict
 
 log = logging.getLogger(__name__)
 
 FORMAT = "mirsearch-shingle-reduction"
 FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.pt"
 PCA_FILE = "pca.npz"
+#: folder name inside ``weights.pt`` (the shipped bundles were written through ``.weights.pt.tmp``)
+WEIGHTS_ARCHIVE = ".weights.pt"
+#: config entries that (with the parameter files) define ``model_id``
+ID_KEYS = ("type", "dim", "shingles", "network")
+#: shingle configuration of reductions made without one (the shipped bundles'; equal to
+#: ``mirsearch.features.shingles.DEFAULT_CONFIG.to_dict()``, which a test checks)
+DEFAULT_SHINGLES = {"length": 20, "hop": 1, "window": 41, "downsample": 10, "features": "chroma"}
 #: packaged bundles
 BUNDLES_DIR = Path(__file__).parent / "bundles"
 #: dimensions the reference evaluates (and ``--dim`` accepts for learned embeddings by convention)
@@ -55,18 +61,8 @@ def default_network_config(dim: int = 12) -> dict:
     return {"dim": int(dim), "length": 20, "channels": [16, 32, 32], "hidden": 128, "arch": "cnn"}
 
 
-def _model_id(files: list[Path], config: dict) -> str:
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.read_bytes())
-    h.update(json.dumps({k: config.get(k) for k in ("type", "dim", "shingles", "network")}, sort_keys=True).encode())
-    return h.hexdigest()[:16]
-
-
 def _shingle_config_dict() -> dict:
-    from mirsearch.features.shingles import DEFAULT_CONFIG
-
-    return DEFAULT_CONFIG.to_dict()
+    return dict(DEFAULT_SHINGLES)
 
 
 # -- reductions -------------------------------------------------------------------------------------------
@@ -142,10 +138,8 @@ class Reduction(abc.ABC):
         path.mkdir(parents=True, exist_ok=True)
         files = self._save_params(path)
         config = {**self.config, "format": FORMAT, "format_version": FORMAT_VERSION, "type": self.type}
-        config["model_id"] = _model_id(files, config)
-        tmp = path / f".{CONFIG_FILE}.tmp"
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path / CONFIG_FILE)
+        config["model_id"] = content_id(files, config, ID_KEYS)
+        bundle_format.write_config(path, config)
         self.config = config
         log.info("saved %s reduction to %s (model_id %s)", self.name, path, config["model_id"])
         return path
@@ -257,9 +251,8 @@ class PCAReduction(Reduction):
 
     def _save_params(self, path: Path) -> list[Path]:
         target = path / PCA_FILE
-        with open(path / f".{PCA_FILE}.tmp", "wb") as fh:
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, mean=self.mean, components=self.components)
-        os.replace(path / f".{PCA_FILE}.tmp", target)
         return [target]
 
 
@@ -364,29 +357,15 @@ class EmbeddingReduction(Reduction):
         return super().transform(S, batch=batch)
 
     def _save_params(self, path: Path) -> list[Path]:
-        import torch
-
-        target = path / WEIGHTS_FILE
-        tmp = path / f".{WEIGHTS_FILE}.tmp"
-        torch.save(self.model.state_dict(), tmp)
-        os.replace(tmp, target)
-        return [target]
+        return [save_state_dict(self.model.state_dict(), path / WEIGHTS_FILE, archive=WEIGHTS_ARCHIVE)]
 
 
 # -- loading ----------------------------------------------------------------------------------------------
 def read_config(path) -> dict:
     """``config.json`` of a reduction bundle, checked."""
-    cfg_path = Path(path) / CONFIG_FILE
-    try:
-        config = json.loads(cfg_path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{cfg_path}: reduction bundle has no config.json") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{cfg_path}: cannot read bundle config ({exc})") from None
-    if config.get("format") != FORMAT or int(config.get("format_version", 0)) != FORMAT_VERSION:
-        raise InputError(f"{cfg_path}: not a {FORMAT} version {FORMAT_VERSION} config")
+    config = bundle_format.read_config(path, format=FORMAT, version=FORMAT_VERSION, what="reduction bundle")
     if config.get("type") not in TYPES:
-        raise InputError(f"{cfg_path}: unknown reduction type {config.get('type')!r}")
+        raise InputError(f"{Path(path) / CONFIG_FILE}: unknown reduction type {config.get('type')!r}")
     return config
 
 
@@ -403,20 +382,7 @@ def load_bundle(path, *, threads: int = 1) -> Reduction:
                 return PCAReduction(z["mean"], z["components"], config)
         except (OSError, KeyError, ValueError) as exc:
             raise InputError(f"{f}: cannot load PCA parameters ({exc})") from None
-    import torch
-
-    weights = path / WEIGHTS_FILE
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError(f"{weights}: reduction bundle has no weights") from None
-    except Exception as exc:  # torch raises several kinds for corrupt files
-        raise InputError(f"{weights}: cannot load weights ({type(exc).__name__})") from None
-    model = new_network(config["network"])
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        raise InputError(f"{weights}: weights do not fit the network in config.json") from None
+    model = load_weights(new_network(config["network"]), path / WEIGHTS_FILE, what="reduction bundle")
     return EmbeddingReduction(model, config, threads=threads)
 
 
