@@ -43,7 +43,7 @@ def build_database(args):
     from mirsearch.features.shingles import DEFAULT_CONFIG, cens_of, shingles
     from mirsearch.matching.subsequence import unit_columns
     from mirsearch.models.embedding import load_reduction
-    from mirsearch.models.embedding_training import dataset_collection
+    from mirsearch.training.embedding import dataset_collection
 
     config = DEFAULT_CONFIG
     red = load_reduction("embedding", dim=12, threads=args.threads)
@@ -117,7 +117,7 @@ def build_database(args):
 
 def test_queries(args, ids, work):
     """The retrieval section's queries: (recording id, 10 Hz chroma excerpt), every ``query_step``-th."""
-    from mirsearch.models.embedding_training import dataset_collection
+    from mirsearch.training.embedding import dataset_collection
 
     coll, view = dataset_collection(args.dataset, "test", jobs=1, progress=False)
     rng = np.random.default_rng(args.seed)

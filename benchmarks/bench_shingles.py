@@ -115,8 +115,8 @@ def load_reduction_spec(spec, dim, store):
 # -- retrieval ----------------------------------------------------------------------------------------------
 def run_retrieval(args) -> dict:
     from mirsearch.index.shingle_index import ShingleIndex
-    from mirsearch.models.embedding_training import dataset_collection
     from mirsearch.search.shingles import TEMPO_FACTORS, query_shingles, score_regions
+    from mirsearch.training.embedding import dataset_collection
 
     coll, view = dataset_collection(args.dataset, args.split, jobs=args.jobs, progress=True)
     recs = coll.recordings()
@@ -268,8 +268,8 @@ def run_protocol(args) -> dict:
     tempo variant only, a recording's distance = its smallest shingle distance).
     """
     from mirsearch.features.shingles import ShingleConfig, cens_of, shingles
-    from mirsearch.models.embedding_training import dataset_collection
     from mirsearch.search.shingles import TEMPO_FACTORS, query_shingles, score_regions
+    from mirsearch.training.embedding import dataset_collection
 
     coll, view = dataset_collection(args.dataset, args.split, jobs=args.jobs, progress=True)
     by_path = {r.path: r.id for r in coll.recordings()}
@@ -356,7 +356,7 @@ def run_protocol(args) -> dict:
 def scale_vectors(args) -> tuple[np.ndarray, np.ndarray]:
     """>= args.scale shingles (240-dim) from all splits with variations, and held-out query shingles."""
     from mirsearch.features.shingles import chroma_shingles
-    from mirsearch.models.embedding_training import dataset_collection
+    from mirsearch.training.embedding import dataset_collection
 
     chromas = []
     for split in ("train", "validation", "test"):
@@ -575,10 +575,10 @@ def _theme_queries(coll, view, *, limit: int | None) -> list[tuple]:
 
 def run_cascade(args) -> dict:
     from mirsearch.index.shingle_index import ShingleIndex
-    from mirsearch.models.embedding_training import dataset_collection
     from mirsearch.search.cascade import cascade_from_spec, cascade_search_theme
     from mirsearch.search.shingles import THEME_CONFIG
     from mirsearch.search.theme import search_theme
+    from mirsearch.training.embedding import dataset_collection
 
     coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
     themes = _theme_queries(coll, view, limit=args.theme_limit)
@@ -792,8 +792,8 @@ def run_learned_cascade(args) -> dict:
 def run_audio_cascade(args) -> dict:
     """Audio matching: exhaustive CENS subsequence DTW vs the shingle-index cascade, same queries."""
     from mirsearch.index.shingle_index import get_index
-    from mirsearch.models.embedding_training import dataset_collection
     from mirsearch.search.audio_cascade import cascade_search_audio, cens_database
+    from mirsearch.training.embedding import dataset_collection
 
     coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
     by_path = {r.path: r.id for r in coll.recordings()}

@@ -226,7 +226,7 @@ def test_pca_dimensions_and_round_trip(shingle_collection, renderings, tmp_path)
 
 def _versions_for_training(shingle_collection):
     """Two works with versions: chorale a (1x and 1.4x renderings) and chorale b (+ a tempo-scaled copy)."""
-    from mirsearch.models.embedding_training import TrainingVersion
+    from mirsearch.training.embedding import TrainingVersion
 
     with Collection.open(shingle_collection, readonly=True) as coll:
         recs = {r.path.rsplit("/", 1)[-1]: r.id for r in coll.recordings()}
@@ -252,7 +252,7 @@ def test_triplet_loss_decreases_on_a_tiny_batch(shingle_collection):
 
     from mirsearch.models.bundle import torch_threads
     from mirsearch.models.embedding import new_network
-    from mirsearch.models.embedding_training import PairSampler, triplet_loss
+    from mirsearch.training.embedding import PairSampler, triplet_loss
 
     torch.manual_seed(0)
     sampler = PairSampler(_versions_for_training(shingle_collection))
@@ -289,7 +289,7 @@ def test_triplet_loss_decreases_on_a_tiny_batch(shingle_collection):
 def test_triplet_mining_semi_hard_choice():
     import torch
 
-    from mirsearch.models.embedding_training import triplet_loss
+    from mirsearch.training.embedding import triplet_loss
 
     # anchors 0, 1 (works 0, 1); positives 2, 3. On a line: anchor 0 at 0, its positive at 0.3;
     # negatives of anchor 0: 1 (at 0.4, semi-hard), 3 (at 2.0, easy).

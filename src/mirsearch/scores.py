@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch._util.inputs import check_structured_file, exception_reason
 from mirsearch.errors import InputError, ParameterError, check_positive
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,18 @@ NOTATED_EXTENSIONS = (".musicxml", ".xml", ".mxl", ".mei", ".krn", ".kern")
 FULL_SCORE_EXTENSIONS = MIDI_EXTENSIONS + NOTATED_EXTENSIONS
 #: nominal tempo (quarter notes per minute) of notated scores without a metronome mark
 DEFAULT_BPM = 100.0
+
+# -- limits, checked before and after parsing (a 400-byte file must not ask for hours of work) -------------
+#: largest score file read (bytes; for .mxl the compressed size)
+MAX_SCORE_BYTES = 32 * 1024 * 1024
+#: largest total decompressed size of an .mxl archive (bytes)
+MAX_MXL_BYTES = 64 * 1024 * 1024
+#: deepest XML element nesting accepted (MusicXML needs about 10)
+MAX_XML_DEPTH = 100
+#: most notes and longest span (quarter notes) of a theme
+MAX_THEME_NOTES, MAX_THEME_QUARTERS = 5_000, 4_000.0
+#: most notes and longest span (quarter notes) of a full score (8 h at 100 quarters per minute)
+MAX_SCORE_NOTES, MAX_SCORE_QUARTERS = 500_000, 48_000.0
 
 _STEP_TO_PC = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
 _ACCIDENTALS = {"": 0, "#": 1, "##": 2, "x": 2, "♯": 1, "b": -1, "bb": -2, "♭": -1, "-": -1, "--": -2}
@@ -144,7 +157,10 @@ def parse_note_string(text: str, *, name: str = "theme") -> Theme:
     onset = 0.0
     duration = 1.0
     previous: int | None = None
-    for position, token in enumerate(re.split(r"[\s,]+", text.strip()), start=1):
+    tokens = re.split(r"[\s,]+", text.strip())
+    if len(tokens) > MAX_THEME_NOTES:
+        raise InputError(f"{name}: {len(tokens)} tokens (a theme has at most {MAX_THEME_NOTES} notes)")
+    for position, token in enumerate(tokens, start=1):
         rest = _REST.match(token)
         if rest:
             if rest["den"]:
@@ -169,13 +185,14 @@ def parse_note_string(text: str, *, name: str = "theme") -> Theme:
         previous = pitch
     if not notes:
         raise InputError(f"{name}: no notes found")
+    check_notes(name, onsets=[n.onset for n in notes], durations=[n.duration for n in notes], theme=True)
     return Theme(tuple(notes), None, name)
 
 
 def _note_value(den: str, dots: str, token: str, name: str) -> float:
     d = int(den)
-    if d <= 0 or d & (d - 1):
-        raise InputError(f"{name}: note value in {token!r} must be a power of two (1, 2, 4, 8, ...)")
+    if d <= 0 or d & (d - 1) or d > 1024:
+        raise InputError(f"{name}: note value in {token!r} must be a power of two (1, 2, 4, ..., 1024)")
     value = 4.0 / d
     return value * (2.0 - 0.5 ** len(dots))
 
@@ -202,8 +219,7 @@ def load_theme(path: str | os.PathLike, *, part: str | int | None = None) -> The
         Unknown extension, unreadable or malformed file, no notes, unknown part.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    check_score_file(path)
     ext = path.suffix.lower()
     if ext in MIDI_EXTENSIONS:
         parts = _midi_parts(path)
@@ -214,10 +230,15 @@ def load_theme(path: str | os.PathLike, *, part: str | int | None = None) -> The
     events, tempo = parts
     if not events or not any(len(ev) for _, ev in events):
         raise InputError(f"{path.name}: no notes found")
+    every = [e for _, ev in events for e in ev]
+    check_notes(path.name, onsets=[e[0] for e in every], durations=[e[1] for e in every], theme=False)
     chosen = _choose_part(events, part, path.name)
     notes = _skyline(chosen)
     if not notes:
         raise InputError(f"{path.name}: no notes found in the chosen part")
+    check_notes(path.name, onsets=[n.onset for n in notes], durations=[n.duration for n in notes], theme=True)
+    if tempo is not None and not (np.isfinite(tempo) and 1.0 <= tempo <= 2000.0):
+        tempo = None  # an absurd metronome mark is no tempo
     return Theme(tuple(notes), tempo, path.stem)
 
 
@@ -264,7 +285,7 @@ def _midi_parts(path: Path):
     try:
         pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as exc:
-        raise InputError(f"{path.name}: malformed MIDI file ({_first_line(exc)})") from None
+        raise InputError(f"{path.name}: malformed MIDI file ({exception_reason(exc)})") from None
     times, tempi = pm.get_tempo_changes()
     tempo = round(float(tempi[0]), 3) if len(tempi) else 120.0  # MIDI stores microseconds per quarter
     # express times in quarter notes through the file's own beat grid
@@ -299,7 +320,7 @@ def _music21_parts(path: Path):
     try:
         score = music21.converter.parse(str(path))
     except Exception as exc:
-        raise InputError(f"{path.name}: malformed score ({_first_line(exc)})") from None
+        raise InputError(f"{path.name}: malformed score ({exception_reason(exc)})") from None
     tempo = None
     marks = list(score.recurse().getElementsByClass(music21.tempo.MetronomeMark))
     if marks and marks[0].number:
@@ -366,6 +387,41 @@ def save_musicxml(theme: Theme, path: str | os.PathLike) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def check_score_file(path: Path) -> None:
+    """Check a score file before parsing it (size, .mxl decompressed size, XML nesting); see
+    :func:`mirsearch._util.inputs.check_structured_file`."""
+    check_structured_file(
+        path, max_bytes=MAX_SCORE_BYTES, max_unzipped=MAX_MXL_BYTES, max_depth=MAX_XML_DEPTH, kind="score"
+    )
+
+
+def check_notes(name: str, *, onsets, durations, theme: bool) -> None:
+    """Check parsed notes against the limits (count, finite values, total span in quarter notes).
+
+    Parameters
+    ----------
+    name : str
+        File or query name for messages.
+    onsets, durations : sequence of float
+        In quarter notes.
+    theme : bool
+        Theme limits (:data:`MAX_THEME_NOTES`, :data:`MAX_THEME_QUARTERS`) or full-score limits.
+    """
+    max_notes, max_quarters = (MAX_THEME_NOTES, MAX_THEME_QUARTERS) if theme else (MAX_SCORE_NOTES, MAX_SCORE_QUARTERS)
+    n = len(onsets)
+    if n > max_notes:
+        raise InputError(f"{name}: {n} notes (at most {max_notes} accepted)")
+    if n == 0:
+        return
+    on = np.asarray(onsets, dtype=np.float64)
+    du = np.asarray(durations, dtype=np.float64)
+    if not (np.all(np.isfinite(on)) and np.all(np.isfinite(du))):
+        raise InputError(f"{name}: note times or durations are not finite numbers")
+    span = float(np.max(on + du) - np.min(on))
+    if span > max_quarters:
+        raise InputError(f"{name}: the notes span {span:.4g} quarter notes (at most {max_quarters:g} accepted)")
 
 
 # -- full scores (all notes of all parts) ------------------------------------------------------------------
@@ -449,13 +505,18 @@ def load_score_notes(path: str | os.PathLike, *, bpm: float | None = None, expan
         Missing or unreadable file, or no notes.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    check_score_file(path)
     suffix = path.suffix.lower()
     if suffix in MIDI_EXTENSIONS:
-        return _midi_notes(path)
-    if suffix in NOTATED_EXTENSIONS:
-        return _partitura_notes(path, bpm=bpm, expand_repeats=expand_repeats)
+        notes = _midi_notes(path)
+    elif suffix in NOTATED_EXTENSIONS:
+        notes = _partitura_notes(path, bpm=bpm, expand_repeats=expand_repeats)
+    else:
+        notes = None
+    if notes is not None:
+        spq = notes.seconds_per_quarter if np.isfinite(notes.seconds_per_quarter) else 0.5
+        check_notes(path.name, onsets=notes.onset / spq, durations=(notes.offset - notes.onset) / spq, theme=False)
+        return notes
     raise InputError(f"{path.name}: unsupported score format '{suffix}' (MIDI, MusicXML, MEI or kern)")
 
 
@@ -465,9 +526,7 @@ def _midi_notes(path: Path) -> ScoreNotes:
     try:
         pm = pretty_midi.PrettyMIDI(str(path))
     except Exception as exc:  # mido/pretty_midi raise many types
-        raise InputError(
-            f"{path.name}: unreadable MIDI file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        ) from None
+        raise InputError(f"{path.name}: unreadable MIDI file ({exception_reason(exc)})") from None
     rows = []
     for i, inst in enumerate(pm.instruments):
         if inst.is_drum:
@@ -505,8 +564,7 @@ def _partitura_notes(path: Path, *, bpm: float | None, expand_repeats: bool) -> 
         if expand_repeats:
             score = pt.score.unfold_part_maximal(score)
     except Exception as exc:  # partitura raises many types for bad files
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path.name}: unreadable score ({msg})") from None
+        raise InputError(f"{path.name}: unreadable score ({exception_reason(exc)})") from None
     rows = []
     first_bpm = None
     for i, part in enumerate(score.parts):

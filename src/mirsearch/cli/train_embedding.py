@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from mirsearch.models.embedding_training import load_training_versions, train_embedding
+    from mirsearch.training.embedding import EmbeddingTrainOptions, load_training_versions, train_embedding
 
     logging.getLogger("mirsearch").setLevel(min(logging.getLogger().level, logging.INFO))
     out = Path(args.out or f"runs/embedding-{args.dim}")
@@ -78,19 +78,21 @@ def run(args: argparse.Namespace) -> int:
         train,
         val,
         out=out,
-        dim=args.dim,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps,
-        batch_size=args.batch,
-        lr=args.lr,
-        margin=args.margin,
-        seed=args.seed,
-        resume=args.resume,
-        threads=args.threads,
-        max_minutes=args.max_minutes,
-        progress=progress,
-        network={"arch": args.arch},
-        training_info={"dataset": str(args.dataset)},
+        options=EmbeddingTrainOptions(
+            dim=args.dim,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps,
+            batch_size=args.batch,
+            lr=args.lr,
+            margin=args.margin,
+            seed=args.seed,
+            resume=args.resume,
+            threads=args.threads,
+            max_minutes=args.max_minutes,
+            progress=progress,
+            network={"arch": args.arch},
+            training_info={"dataset": str(args.dataset)},
+        ),
         on_epoch=report,
     )
     best = res["best"] or {}

@@ -11,7 +11,7 @@ Every reduction maps unit-length shingles (n, 240) (see :mod:`mirsearch.features
     Euclidean distances as well as a linear map of that size can.
 ``embedding``
     :class:`EmbeddingNet`, a small convolutional network trained with a triplet loss
-    (:mod:`mirsearch.models.embedding_training`) so that shingles of corresponding passages in two
+    (:mod:`mirsearch.training.embedding`) so that shingles of corresponding passages in two
     versions of a work lie close together and shingles of other works far apart (Zalkow & Müller,
     "Learning low-dimensional embeddings of audio shingles for cross-version retrieval of classical
     music", Applied Sciences 2020). Output vectors have unit length.

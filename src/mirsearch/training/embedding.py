@@ -37,10 +37,10 @@ directory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch._util import atomic_path, atomic_write_text
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.shingles import DEFAULT_CONFIG, ShingleConfig, cens_of
 
@@ -280,41 +281,15 @@ def evaluate(model, pairs, *, margin: float) -> dict:
 
 
 def _save_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
-def train_embedding(
-    train_versions: Sequence[TrainingVersion],
-    val_versions: Sequence[TrainingVersion],
-    *,
-    out,
-    dim: int = 12,
-    epochs: int = 30,
-    steps_per_epoch: int = 100,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    margin: float = 0.2,
-    n_val: int = 512,
-    seed: int = 0,
-    resume: bool = False,
-    threads: int = 1,
-    max_minutes: float | None = None,
-    progress: bool = False,
-    network: dict | None = None,
-    training_info: dict | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> dict:
-    """Train an embedding network and write the best model as a bundle to ``out``.
+@dataclass(frozen=True)
+class EmbeddingTrainOptions:
+    """Settings of :func:`train_embedding`.
 
-    Parameters
+    Attributes
     ----------
-    train_versions, val_versions : sequence of TrainingVersion
-        Versions of disjoint sets of works.
-    out : path-like
-        Output directory: the bundle (``config.json``, ``weights.pt``), ``history.json``,
-        ``checkpoints/last.pt``.
     dim : int
         Embedding dimension (6, 12, 30 in the reference).
     epochs, steps_per_epoch, batch_size : int
@@ -339,8 +314,112 @@ def train_embedding(
         Overrides of :func:`~mirsearch.models.embedding.default_network_config`.
     training_info : dict, optional
         Stored in the bundle config (data set, split).
+    """
+
+    dim: int = 12
+    epochs: int = 30
+    steps_per_epoch: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    margin: float = 0.2
+    n_val: int = 512
+    seed: int = 0
+    resume: bool = False
+    threads: int = 1
+    max_minutes: float | None = None
+    progress: bool = False
+    network: dict | None = None
+    training_info: dict | None = None
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of epoch ``epoch`` (1-based): cosine decay from ``lr`` to ``lr / 20``."""
+        return self.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(1, self.epochs))))
+
+
+def _better(entry: dict, best: dict | None) -> bool:
+    """Whether ``entry`` beats ``best``: higher validation top-1, then lower validation loss."""
+    return best is None or (entry["val_top1"], -entry["val_loss"]) > (best["val_top1"], -best["val_loss"])
+
+
+def _resume_embedding(ckpt_path: Path, model, optimizer, *, resume: bool) -> tuple[list, dict | None, int]:
+    """``(history, best, first epoch)`` from ``ckpt_path`` when resuming and it exists, else a fresh start."""
+    import torch
+
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        log.info("resuming from %s after epoch %d", ckpt_path, int(state["epoch"]))
+        return (
+            json.loads(state["history"]),
+            json.loads(state["best"]) if state["best"] else None,
+            int(state["epoch"]) + 1,
+        )
+    if resume:
+        log.info("no checkpoint in %s: starting from scratch", ckpt_path.parent)
+    return [], None, 1
+
+
+def _embedding_epoch(model, optimizer, sampler: PairSampler, opts: EmbeddingTrainOptions, epoch: int) -> dict:
+    """One epoch of triplet training: mean loss, in-batch accuracy and share of active triplets."""
+    import torch
+
+    for g in optimizer.param_groups:
+        g["lr"] = opts.lr_at(epoch)
+    rng = np.random.default_rng(opts.seed * 1000 + epoch)
+    model.train()
+    losses, accs, actives = [], [], []
+    bar = None
+    if opts.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=opts.steps_per_epoch, desc=f"epoch {epoch}/{opts.epochs}", unit="batch", dynamic_ncols=True)
+    for _ in range(opts.steps_per_epoch):
+        A, P, W = sampler.batch(rng, opts.batch_size)
+        E = model(torch.from_numpy(np.concatenate([A, P])))
+        loss, stats = triplet_loss(E, torch.from_numpy(W), margin=opts.margin)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        accs.append(stats["accuracy"])
+        actives.append(stats["active"])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", acc=f"{np.mean(accs[-20:]):.3f}")
+    if bar is not None:
+        bar.close()
+    return {
+        "train_loss": float(np.mean(losses)),
+        "train_accuracy": float(np.mean(accs)),
+        "train_active": float(np.mean(actives)),
+    }
+
+
+def train_embedding(
+    train_versions: Sequence[TrainingVersion],
+    val_versions: Sequence[TrainingVersion],
+    *,
+    out,
+    options: EmbeddingTrainOptions | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    **overrides,
+) -> dict:
+    """Train an embedding network and write the best model as a bundle to ``out``.
+
+    Parameters
+    ----------
+    train_versions, val_versions : sequence of TrainingVersion
+        Versions of disjoint sets of works.
+    out : path-like
+        Output directory: the bundle (``config.json``, ``weights.pt``), ``history.json``,
+        ``checkpoints/last.pt``.
+    options : EmbeddingTrainOptions, optional
+        Dimension, schedule, seeds (default :class:`EmbeddingTrainOptions`).
     on_epoch : callable, optional
         Called with each history entry.
+    **overrides
+        Fields of :class:`EmbeddingTrainOptions` replacing those of ``options``.
 
     Returns
     -------
@@ -352,17 +431,18 @@ def train_embedding(
     from mirsearch.models.bundle import torch_threads
     from mirsearch.models.embedding import EmbeddingReduction, default_network_config, new_network
 
-    if epochs < 1 or steps_per_epoch < 1 or batch_size < 2:
+    opts = dataclasses.replace(options or EmbeddingTrainOptions(), **overrides)
+    if opts.epochs < 1 or opts.steps_per_epoch < 1 or opts.batch_size < 2:
         raise ParameterError(
-            f"epochs={epochs}, steps_per_epoch={steps_per_epoch} >= 1 and batch_size={batch_size} >= 2"
+            f"epochs={opts.epochs}, steps_per_epoch={opts.steps_per_epoch} >= 1 and batch_size={opts.batch_size} >= 2"
         )
     out = Path(out)
     (out / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-    net_cfg = {**default_network_config(dim), **(network or {}), "dim": int(dim)}
+    net_cfg = {**default_network_config(opts.dim), **(opts.network or {}), "dim": int(opts.dim)}
     t_start = time.perf_counter()
     sampler = PairSampler(train_versions)
     val_sampler = PairSampler(val_versions)
-    val = validation_pairs(val_sampler, n=n_val)
+    val = validation_pairs(val_sampler, n=opts.n_val)
     log.info(
         "triplet training: %d train works, %d validation works, %d validation pairs (prepared in %.1f s)",
         len(sampler.works),
@@ -370,85 +450,37 @@ def train_embedding(
         len(val[0]),
         time.perf_counter() - t_start,
     )
-    torch.manual_seed(seed)
+    torch.manual_seed(opts.seed)
     model = new_network(net_cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    history: list[dict] = []
-    best: dict | None = None
-    start_epoch = 1
+    optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
     ckpt_path = out / CHECKPOINT_DIR / "last.pt"
-    if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = json.loads(state["history"])
-        best = json.loads(state["best"]) if state["best"] else None
-        start_epoch = int(state["epoch"]) + 1
-        log.info("resuming from %s after epoch %d", ckpt_path, start_epoch - 1)
-    elif resume:
-        log.info("no checkpoint in %s: starting from scratch", ckpt_path.parent)
-
-    def lr_at(epoch: int) -> float:
-        return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(1, epochs))))
-
-    def save_bundle(epoch_entry: dict) -> None:
-        info = {
-            **(training_info or {}),
-            "epoch": epoch_entry["epoch"],
-            "val_top1": epoch_entry["val_top1"],
-            "val_loss": epoch_entry["val_loss"],
-            "margin": margin,
-            "batch_size": batch_size,
-            "mining": "semi-hard in batch, negatives from other works",
-            "tempo_grid": list(TEMPO_GRID),
-            "train_works": len(sampler.works),
-            "val_works": len(val_sampler.works),
-            "seed": seed,
-        }
-        EmbeddingReduction(model, {"network": net_cfg, "training": info}).save(out)
-        model.train()
-
-    with torch_threads(threads):
-        for epoch in range(start_epoch, epochs + 1):
+    history, best, start_epoch = _resume_embedding(ckpt_path, model, optimizer, resume=opts.resume)
+    info = {
+        **(opts.training_info or {}),
+        "margin": opts.margin,
+        "batch_size": opts.batch_size,
+        "mining": "semi-hard in batch, negatives from other works",
+        "tempo_grid": list(TEMPO_GRID),
+        "train_works": len(sampler.works),
+        "val_works": len(val_sampler.works),
+        "seed": opts.seed,
+    }
+    with torch_threads(opts.threads):
+        for epoch in range(start_epoch, opts.epochs + 1):
             t0 = time.perf_counter()
-            for g in optimizer.param_groups:
-                g["lr"] = lr_at(epoch)
-            rng = np.random.default_rng(seed * 1000 + epoch)
-            model.train()
-            losses, accs, actives = [], [], []
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", unit="batch", dynamic_ncols=True)
-            for _ in range(steps_per_epoch):
-                A, P, W = sampler.batch(rng, batch_size)
-                E = model(torch.from_numpy(np.concatenate([A, P])))
-                loss, stats = triplet_loss(E, torch.from_numpy(W), margin=margin)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                accs.append(stats["accuracy"])
-                actives.append(stats["active"])
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", acc=f"{np.mean(accs[-20:]):.3f}")
-            if bar is not None:
-                bar.close()
             entry = {
                 "epoch": epoch,
-                "lr": lr_at(epoch),
-                "train_loss": float(np.mean(losses)),
-                "train_accuracy": float(np.mean(accs)),
-                "train_active": float(np.mean(actives)),
-                **evaluate(model, val, margin=margin),
+                "lr": opts.lr_at(epoch),
+                **_embedding_epoch(model, optimizer, sampler, opts, epoch),
+                **evaluate(model, val, margin=opts.margin),
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             history.append(entry)
-            if best is None or (entry["val_top1"], -entry["val_loss"]) > (best["val_top1"], -best["val_loss"]):
+            if _better(entry, best):
                 best = dict(entry)
-                save_bundle(entry)
+                scores = {k: entry[k] for k in ("epoch", "val_top1", "val_loss")}
+                EmbeddingReduction(model, {"network": net_cfg, "training": {**info, **scores}}).save(out)
+                model.train()
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -456,14 +488,13 @@ def train_embedding(
                 "history": json.dumps(history),
                 "best": json.dumps(best),
             }
-            tmp = ckpt_path.with_name(".last.pt.tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, ckpt_path)
+            with atomic_path(ckpt_path) as tmp:
+                torch.save(state, tmp)
             _save_json(out / HISTORY_FILE, history)
             if on_epoch is not None:
                 on_epoch(entry)
-            if max_minutes is not None and time.perf_counter() - t_start > 60 * max_minutes:
-                log.info("stopping after epoch %d: --max-minutes %.1f reached", epoch, max_minutes)
+            if opts.max_minutes is not None and time.perf_counter() - t_start > 60 * opts.max_minutes:
+                log.info("stopping after epoch %d: --max-minutes %.1f reached", epoch, opts.max_minutes)
                 break
     if best is None:  # resumed after the last epoch
         best = max(history, key=lambda e: (e["val_top1"], -e["val_loss"])) if history else {}
