@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "train",
     "shingles",
     "serve",
+    "segment",
 )
 
 
