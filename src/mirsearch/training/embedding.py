@@ -360,6 +360,21 @@ def _resume_embedding(ckpt_path: Path, model, optimizer, *, resume: bool) -> tup
     return [], None, 1
 
 
+def _checkpoint(ckpt_path: Path, model, optimizer, *, epoch: int, history: list, best: dict | None) -> None:
+    """Write the resumable state (model, optimiser, epoch, history, best entry) atomically."""
+    import torch
+
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "history": json.dumps(history),
+        "best": json.dumps(best),
+    }
+    with atomic_path(ckpt_path) as tmp:
+        torch.save(state, tmp)
+
+
 def _embedding_epoch(model, optimizer, sampler: PairSampler, opts: EmbeddingTrainOptions, epoch: int) -> dict:
     """One epoch of triplet training: mean loss, in-batch accuracy and share of active triplets."""
     import torch
@@ -481,15 +496,7 @@ def train_embedding(
                 scores = {k: entry[k] for k in ("epoch", "val_top1", "val_loss")}
                 EmbeddingReduction(model, {"network": net_cfg, "training": {**info, **scores}}).save(out)
                 model.train()
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-                "history": json.dumps(history),
-                "best": json.dumps(best),
-            }
-            with atomic_path(ckpt_path) as tmp:
-                torch.save(state, tmp)
+            _checkpoint(ckpt_path, model, optimizer, epoch=epoch, history=history, best=best)
             _save_json(out / HISTORY_FILE, history)
             if on_epoch is not None:
                 on_epoch(entry)
