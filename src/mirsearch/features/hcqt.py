@@ -172,19 +172,15 @@ def hcqt(
     """
     import librosa
 
-    check_positive("sr", sr)
-    check_positive("feature_rate", feature_rate)
-    check_positive("n_octaves", n_octaves)
-    check_positive("bins_per_semitone", bins_per_semitone)
-    check_positive("top_db", top_db)
-    if not harmonics or min(harmonics) <= 0:
-        raise ParameterError(f"harmonics={harmonics!r} must be a non-empty tuple of positive numbers")
-    y = np.asarray(y)
-    if y.ndim != 1 or y.size == 0:
-        raise InputError(f"audio: expected a non-empty mono signal, got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise InputError("audio: signal contains non-finite values")
-
+    y = _check_hcqt_input(
+        y,
+        sr=sr,
+        feature_rate=feature_rate,
+        harmonics=harmonics,
+        n_octaves=n_octaves,
+        bins_per_semitone=bins_per_semitone,
+        top_db=top_db,
+    )
     bpo = 12 * bins_per_semitone
     n_bins = n_octaves * bpo
     h_min = min(harmonics)
@@ -197,6 +193,37 @@ def hcqt(
             f"harmonics={harmonics!r}: highest CQT bin {f_top:.0f} Hz is above the Nyquist frequency "
             f"{sr / 2:.0f} Hz (lower fmin_midi / n_octaves or raise sr)"
         )
+    C, hop = _wide_cqt(y, sr=sr, feature_rate=feature_rate, fmin=fmin * h_min, n_bins=n_wide, bins_per_octave=bpo)
+    H = _stack_harmonics(C, shifts, n_bins)
+    ref = float(H.max())
+    if ref <= 0:
+        return np.zeros(H.shape, dtype=np.float32), float(feature_rate)
+    out = _unit_db(H, ref=ref, top_db=top_db)
+    logger.debug("hcqt: %d samples -> %s at %.3f Hz (cqt hop %d)", len(y), out.shape, feature_rate, hop)
+    return out, float(feature_rate)
+
+
+def _check_hcqt_input(y, *, sr, feature_rate, harmonics, n_octaves, bins_per_semitone, top_db) -> np.ndarray:
+    """Validate the parameters and the signal of :func:`hcqt`; returns ``y`` as an array."""
+    check_positive("sr", sr)
+    check_positive("feature_rate", feature_rate)
+    check_positive("n_octaves", n_octaves)
+    check_positive("bins_per_semitone", bins_per_semitone)
+    check_positive("top_db", top_db)
+    if not harmonics or min(harmonics) <= 0:
+        raise ParameterError(f"harmonics={harmonics!r} must be a non-empty tuple of positive numbers")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.size == 0:
+        raise InputError(f"audio: expected a non-empty mono signal, got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise InputError("audio: signal contains non-finite values")
+    return y
+
+
+def _wide_cqt(y, *, sr: int, feature_rate: float, fmin: float, n_bins: int, bins_per_octave: int):
+    """Magnitude CQT from ``fmin`` (Hz) over ``n_bins`` bins at ``feature_rate`` (float32); returns
+    ``(C, hop)`` with ``C`` of shape (n_bins, 1 + floor(duration * feature_rate))."""
+    import librosa
 
     hop = 2 ** int(math.floor(math.log2(sr / feature_rate)))
     hop = int(min(max(hop, 256), 8192))
@@ -209,18 +236,22 @@ def hcqt(
                 y.astype(np.float32, copy=False),
                 sr=sr,
                 hop_length=hop,
-                fmin=fmin * h_min,
-                n_bins=n_wide,
-                bins_per_octave=bpo,
+                fmin=fmin,
+                n_bins=n_bins,
+                bins_per_octave=bins_per_octave,
                 tuning=0.0,
             )
         )
     n_out = 1 + int(math.floor(len(y) / sr * feature_rate + 1e-9))
     if abs(rate_in - feature_rate) > 1e-9 * feature_rate or C.shape[1] != n_out:
         C = _resample_frames(C, rate_in=rate_in, rate_out=feature_rate, n_out=n_out)
+    return np.asarray(C, dtype=np.float32), hop
 
-    C = np.asarray(C, dtype=np.float32)
-    H = np.empty((len(harmonics), n_bins, C.shape[1]), dtype=np.float32)
+
+def _stack_harmonics(C: np.ndarray, shifts: list[float], n_bins: int) -> np.ndarray:
+    """One channel per harmonic: ``n_bins`` rows of ``C`` from (fractional, linearly interpolated) row
+    ``shift``; shape (len(shifts), n_bins, n_frames), float32."""
+    H = np.empty((len(shifts), n_bins, C.shape[1]), dtype=np.float32)
     for i, s in enumerate(shifts):
         lo = int(math.floor(s))
         frac = np.float32(s - lo)
@@ -229,17 +260,15 @@ def hcqt(
         else:
             np.multiply(C[lo : lo + n_bins], 1 - frac, out=H[i])
             H[i] += frac * C[lo + 1 : lo + 1 + n_bins]
+    return H
 
-    ref = float(H.max())
-    if ref <= 0:
-        return np.zeros(H.shape, dtype=np.float32), float(feature_rate)
-    # (20 log10(max(H, floor) / ref) + top_db) / top_db, in place, float32
+
+def _unit_db(H: np.ndarray, *, ref: float, top_db: float) -> np.ndarray:
+    """``(20 log10(max(H, floor) / ref) + top_db) / top_db`` clipped to [0, 1], in place, float32."""
     np.maximum(H, np.float32(ref * 10.0 ** (-top_db / 20.0)), out=H)
     np.log10(H, out=H)
     H -= np.float32(math.log10(ref) - top_db / 20.0)
     H *= np.float32(20.0 / top_db)
     np.minimum(H, 1.0, out=H)
     np.maximum(H, 0.0, out=H)
-    out = H
-    logger.debug("hcqt: %d samples -> %s at %.3f Hz (cqt hop %d)", len(y), out.shape, feature_rate, hop)
-    return out, float(feature_rate)
+    return H
