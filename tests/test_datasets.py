@@ -97,7 +97,7 @@ def test_themes_found_with_transposed_repeat():
 
 
 def test_assign_splits_keeps_families_together_and_is_stable():
-    from mirsearch.datasets.build import assign_splits
+    from mirsearch.datasets.selection import assign_splits
 
     families = {f"w{i}": f"f{i // 3}" for i in range(60)}  # 20 families of 3 works
     fr = {"train": 0.6, "validation": 0.15, "test": 0.25}
@@ -120,9 +120,9 @@ def _crash_on_five(x: int) -> int:
 
 
 def test_worker_crash_is_isolated_and_reported():
-    from mirsearch.datasets.build import _Workers
+    from mirsearch.datasets.workers import Workers
 
-    workers = _Workers(2)
+    workers = Workers(2)
     try:
         results = dict(workers.run(_crash_on_five, list(range(8)), crashed=lambda x: "crashed"))
     finally:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch._util import atomic_save_npy, atomic_write_text
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.evaluation.metrics import evaluate
 
@@ -126,16 +127,68 @@ def run_theme_benchmark(
         "baseline": {...}}`` (JSON-serialisable).
     """
     from mirsearch.collection import Collection
-    from mirsearch.datasets.manifest import Dataset
-    from mirsearch.search.theme import search_theme
 
     if features not in FEATURES:
         raise ParameterError(f"features={features!r} is not one of {', '.join(FEATURES)}")
     if baseline is not None and baseline not in BASELINES:
         raise ParameterError(f"baseline={baseline!r} is not one of {', '.join(BASELINES)}")
     root = Path(dataset_dir)
-    full = Dataset.load(root)
-    view = full.split(split)
+    view, versions, vid_of, themes = _split_queries(root, split, limit=limit)
+    available = set(vid_of.values())
+    coll_path, add, index_seconds = _index_split(root, split, versions, features=features, jobs=jobs, progress=progress)
+    coll = Collection.open(coll_path, readonly=True)
+    try:
+        runs, warmup = _run_queries(
+            coll, themes, view, vid_of, available, features=features, tempo_bpm=tempo_bpm, progress=progress
+        )
+    finally:
+        coll.close()
+    rankings, relevant, seconds, localised = runs
+    metrics = evaluate(rankings, relevant)
+    metrics["top1_localised"] = float(np.mean(localised))
+    result = {
+        "dataset": str(root),
+        "split": split,
+        "features": features,
+        "recordings": len(versions),
+        "hours": round(sum(v.duration for v in versions) / 3600.0, 3),
+        "queries": len(themes),
+        "mean_relevant": round(float(np.mean([len(r) for r in relevant])), 3),
+        "query_tempo": "nominal" if tempo_bpm is None else tempo_bpm,
+        "index": {
+            "collection": str(coll_path),
+            "added": len(add.added),
+            "unchanged": len(add.unchanged),
+            "failed": len(add.failed),
+            "seconds": round(index_seconds, 2),
+        },
+        "metrics": _rounded(metrics),
+        "timing": {**_timing(seconds), "warmup_s": round(warmup, 3)},
+        "machine": machine(),
+    }
+    if baseline == "librosa":
+        n_base = len(themes) if baseline_queries is None else min(int(baseline_queries), len(themes))
+        base = _librosa_baseline(
+            root, split, versions, themes[:n_base], view, available, tempo_bpm=tempo_bpm, progress=progress
+        )
+        ours = _timing(seconds[:n_base])
+        base["speed_ratio"] = round(base["timing"]["mean_ms"] / ours["mean_ms"], 2) if ours["mean_ms"] > 0 else None
+        base["mirsearch_timing_same_queries"] = ours
+        base["mirsearch_metrics_same_queries"] = _rounded(evaluate(rankings[:n_base], relevant[:n_base]))
+        result["baseline"] = base
+    return result
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def _split_queries(root: Path, split: str, *, limit: int | None):
+    """The split's view, its rendered versions, ``resolved audio path -> version id`` and its themes with a
+    rendered occurrence (sorted by id, the first ``limit``)."""
+    from mirsearch.datasets.manifest import Dataset
+
+    view = Dataset.load(root).split(split)
     versions = [v for v in view if v.path.is_file()]
     if not versions:
         raise InputError(f"{root}: split {split!r} has no rendered versions")
@@ -147,6 +200,12 @@ def run_theme_benchmark(
         themes = themes[: int(limit)]
     if not themes:
         raise InputError(f"{root}: split {split!r} has no themes with rendered occurrences")
+    return view, versions, vid_of, themes
+
+
+def _index_split(root: Path, split: str, versions, *, features: str, jobs: int, progress: bool):
+    """Index the versions into ``<root>/collections/<stored>-<split>.mirs``; returns (path, add report, s)."""
+    from mirsearch.collection import Collection
 
     stored = "learned" if features == "learned" else "chroma"
     coll_path = root / "collections" / f"{stored}-{split}.mirs"
@@ -157,14 +216,17 @@ def run_theme_benchmark(
     if add.failed:
         logger.warning("%d recordings could not be indexed: %s", len(add.failed), add.failed[:3])
     coll.close()  # queries read only: release the write lock for other runs on the same collection
-    coll = Collection.open(coll_path, readonly=True)
-    audio_hours = sum(v.duration for v in versions) / 3600.0
+    return coll_path, add, index_seconds
 
-    # warm-up (numba compilation, database assembly), not counted
+
+def _run_queries(coll, themes, view, vid_of, available, *, features: str, tempo_bpm, progress: bool):
+    """Every theme as a query: ``(rankings, relevant sets, seconds, top-1 localised flags)`` and the
+    warm-up time (numba compilation, database assembly; not counted)."""
+    from mirsearch.search.theme import search_theme
+
     t0 = time.perf_counter()
     search_theme(coll, themes[0].to_theme(), top=1, features=features, tempo_bpm=tempo_bpm)
     warmup = time.perf_counter() - t0
-
     rankings, relevant, seconds, localised = [], [], [], []
     n_recs = len(coll.recordings())
     iterator = themes
@@ -173,12 +235,12 @@ def run_theme_benchmark(
 
         iterator = tqdm(themes, desc=f"queries ({features})", unit="theme")
     for theme in iterator:
-        query = theme.to_theme()
         t0 = time.perf_counter()
-        matches = search_theme(coll, query, top=n_recs, per_recording=1, features=features, tempo_bpm=tempo_bpm)
+        matches = search_theme(
+            coll, theme.to_theme(), top=n_recs, per_recording=1, features=features, tempo_bpm=tempo_bpm
+        )
         seconds.append(time.perf_counter() - t0)
-        ranking, seen = [], set()
-        first = None
+        ranking, seen, first = [], set(), None
         for m in matches:
             vid = vid_of.get(str(Path(m.recording).resolve()))
             if vid is None or vid in seen:
@@ -192,43 +254,7 @@ def run_theme_benchmark(
         relevant.append(rel)
         occs = [o for o in view.occurrences(theme.theme_id) if first and o.version_id == first[0]]
         localised.append(bool(first and first[0] in rel and _overlaps(first[1], first[2], occs)))
-    coll.close()
-    metrics = evaluate(rankings, relevant)
-    metrics["top1_localised"] = float(np.mean(localised))
-    result = {
-        "dataset": str(root),
-        "split": split,
-        "features": features,
-        "recordings": len(versions),
-        "hours": round(audio_hours, 3),
-        "queries": len(themes),
-        "mean_relevant": round(float(np.mean([len(r) for r in relevant])), 3),
-        "query_tempo": "nominal" if tempo_bpm is None else tempo_bpm,
-        "index": {
-            "collection": str(coll_path),
-            "added": len(add.added),
-            "unchanged": len(add.unchanged),
-            "failed": len(add.failed),
-            "seconds": round(index_seconds, 2),
-        },
-        "metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()},
-        "timing": {**_timing(seconds), "warmup_s": round(warmup, 3)},
-        "machine": machine(),
-    }
-    if baseline == "librosa":
-        n_base = len(themes) if baseline_queries is None else min(int(baseline_queries), len(themes))
-        base = _librosa_baseline(
-            root, split, versions, themes[:n_base], view, available, tempo_bpm=tempo_bpm, progress=progress
-        )
-        ours = _timing(seconds[:n_base])
-        base["speed_ratio"] = round(base["timing"]["mean_ms"] / ours["mean_ms"], 2) if ours["mean_ms"] > 0 else None
-        base["mirsearch_timing_same_queries"] = ours
-        base["mirsearch_metrics_same_queries"] = {
-            k: (round(v, 4) if isinstance(v, float) else v)
-            for k, v in evaluate(rankings[:n_base], relevant[:n_base]).items()
-        }
-        result["baseline"] = base
-    return result
+    return (rankings, relevant, seconds, localised), warmup
 
 
 def _librosa_chroma(path: Path, cache: Path) -> np.ndarray:
@@ -240,10 +266,7 @@ def _librosa_chroma(path: Path, cache: Path) -> np.ndarray:
     y, sr = librosa.load(str(path), sr=22050)
     chroma = librosa.feature.chroma_stft(y=y, sr=sr, n_fft=4096, hop_length=sr // 10)
     chroma = librosa.util.normalize(chroma, norm=2, axis=0, fill=True).astype(np.float32)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f".{out.name}.tmp{os.getpid()}.npy"
-    np.save(tmp, chroma)
-    os.replace(tmp, out)
+    atomic_save_npy(out, chroma)
     return chroma
 
 
@@ -302,19 +325,15 @@ def _librosa_baseline(root, split, versions, themes, view, available, *, tempo_b
         "weights (2,1,1); min over 12 shifts",
         "queries": len(themes),
         "feature_seconds": round(feat_seconds, 2),
-        "metrics": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()},
+        "metrics": _rounded(metrics),
         "timing": _timing(seconds),
     }
 
 
 def write_result(result: dict, results_dir: str | os.PathLike) -> Path:
     """Write ``theme_<features>_<split>.json`` atomically into ``results_dir``; returns its path."""
-    folder = Path(results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"theme_{result['features']}_{result['split']}.json"
-    tmp = folder / f".{path.name}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    path = Path(results_dir) / f"theme_{result['features']}_{result['split']}.json"
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
     return path
 
 
