@@ -70,7 +70,7 @@ def test_transposed_recording_reports_its_key(collection, renderings):
 def test_note_string_and_per_recording_limit(collection, renderings):
     theme, _ = theme_of(renderings["b"], 0, 8)
     text = theme.to_string()
-    result = Archive(collection).search_theme(text, top=20, per_recording=2)
+    result = Archive(collection).search_theme(text, top=20, per_recording=2, show_all=True)
     assert result.query["features"] == "chroma" and result.query["cascade"] == "exhaustive"
     matches = result.matches
     per_rec = {}

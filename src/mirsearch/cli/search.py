@@ -1,13 +1,21 @@
-"""``mirsearch search``: find a theme (notes or a score file) or an audio excerpt in a collection."""
+"""``mirsearch search``: find a theme (notes or a score file) or an audio excerpt in a collection.
+
+``--theme`` / ``--theme-file`` run the task ``theme``, ``--audio`` the task ``passages``; the options are
+those of both requests (:func:`~mirsearch.cli.common.add_task_options`), and an option of one task given
+with the other's query is refused with a one-line message.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from mirsearch.cli.common import add_collection_argument, print_json, print_table
-from mirsearch.cli.options import add_request_options, request_from_args
+from mirsearch.cli.common import add_collection_argument, add_task_options, print_json, print_table, request_for
+from mirsearch.service.audio import PassagesRequest
 from mirsearch.service.theme import ThemeRequest
+
+#: the query option of each task
+MODES = {"--theme": ThemeRequest, "--audio": PassagesRequest}
 
 
 def register(sub) -> None:
@@ -16,10 +24,18 @@ def register(sub) -> None:
         help="find where a theme or an audio excerpt occurs",
         description=(
             "Rank occurrences of a query in the collection's recordings. A theme is matched with "
-            "chroma features and subsequence DTW in all 12 transpositions; an audio excerpt with CENS "
-            "features (see --audio)."
+            "chroma features (the best the collection has) and subsequence DTW in all 12 transpositions; an "
+            "audio excerpt with CENS features (see --audio)."
         ),
-        epilog='example: mirsearch search -c my.mirs --theme "G G G Eb F F F D" --top 5',
+        epilog=(
+            'example: mirsearch search -c my.mirs --theme "G G G Eb F F F D" --top 5\n'
+            "note strings: note names C D E F G A B with # or b, an optional octave (C4 is middle C; default: the "
+            "nearest to the previous note) and an optional value after / (4 quarter, 8 eighth, 2. dotted half; "
+            'default: the previous note\'s), rests R/4; e.g. "E5/8 D#5/8 E5/8 D#5 E B D C A/4".\n'
+            "output: cost is the mean distance along the match (0 = identical; not comparable across queries); "
+            "transp. is the recording's key relative to the query, -6..+5 semitones."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_collection_argument(p)
     q = p.add_mutually_exclusive_group(required=True)
@@ -27,43 +43,35 @@ def register(sub) -> None:
     q.add_argument("--theme-file", metavar="FILE", help="theme as MIDI, MusicXML (.xml/.mxl/.musicxml) or kern")
     q.add_argument("--audio", metavar="FILE", help="audio excerpt (10-30 s) to match")
     p.add_argument("--part", metavar="NAME|INDEX", help="part of a polyphonic score file (default: highest)")
-    add_request_options(p, ThemeRequest)
-    p.add_argument(
-        "--method",
-        choices=["scaling", "sdtw"],
-        default="scaling",
-        help="exhaustive audio search: multiple tempo scaling of the query (default) or subsequence DTW",
-    )
-    p.add_argument(
-        "--index",
-        choices=["exhaustive", "hnsw", "kdtree", "exact"],
-        default="exhaustive",
-        help="audio search: exhaustive CENS matching (default) or the shingle index (built on first use)",
-    )
-    p.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
-    p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (audio search)")
+    add_task_options(p, MODES)
+    p.add_argument("--json", action="store_true", help="print the answer as JSON (matches, query settings, ...)")
+    p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (--audio)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.audio:
-        matches = _run_audio(args)
-        rows = [m.to_dict() for m in matches]
-        if args.json:
-            print_json({"matches": rows})
-            return 0
-        return _print_rows(rows)
     from mirsearch.collection import Collection
-    from mirsearch.search.query import ThemeQuery
     from mirsearch.service import run as run_task
 
-    if args.theme is not None:
-        query = ThemeQuery.from_text(args.theme)
+    if args.audio:
+        from mirsearch.service.audio import read_audio_query
+
+        request = request_for(MODES, "--audio", args, foreign=("part",), query=read_audio_query(args.audio))
+        task = "passages"
     else:
-        query = ThemeQuery.from_file(args.theme_file, part=args.part)
-    request = request_from_args(ThemeRequest, args, query=query)
-    with Collection.open(args.collection, readonly=True) as coll:
-        result = run_task("theme", request, collection=coll)
+        from mirsearch.service.theme import ThemeQuery
+
+        query = ThemeQuery.from_text(args.theme) if args.theme is not None else None
+        if query is None:
+            query = ThemeQuery.from_file(args.theme_file, part=args.part)
+        request = request_for(MODES, "--theme", args, foreign=("plot",), query=query)
+        task = "theme"
+    # the shingle index is stored in the collection and built or updated on first use
+    writable = task == "passages" and request.index != "exhaustive"
+    with Collection.open(args.collection, readonly=not writable) as coll:
+        result = run_task(task, request, collection=coll)
+    if args.plot:
+        _plot(result, args.plot)
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -72,24 +80,17 @@ def run(args: argparse.Namespace) -> int:
     return _print_rows([m.to_dict() for m in result.matches])
 
 
-def _run_audio(args: argparse.Namespace):
-    from mirsearch.collection import Collection
+def _plot(result, out: str) -> None:
+    from mirsearch.errors import ParameterError
+    from mirsearch.viz.figures import plot_matching_curve
 
-    use_index = args.index != "exhaustive"
-    # the shingle index is stored in the collection and built or updated on first use
-    with Collection.open(args.collection, readonly=not use_index) as coll:
-        if use_index:
-            from mirsearch.search.shingles import search_shingles
-
-            return search_shingles(
-                coll, args.audio, index=args.index, top=args.top, transpositions=range(12) if args.transpose else [0]
-            )
-        from mirsearch.search.audio import search_audio
-
-        options = {"top": args.top, "transpose": args.transpose, "method": args.method}
-        if args.plot:
-            options["plot"] = args.plot
-        return search_audio(coll, args.audio, **options)
+    if not result.matches or not result.curves:
+        raise ParameterError("--plot: no matching curve (no match, or a search with the shingle index)")
+    best = result.matches[0]
+    curve = next(c for c in result.curves if c.recording_id == best.recording_id)
+    spans = [(m.start, m.end, m.cost) for m in result.matches if m.recording_id == best.recording_id]
+    plot_matching_curve(curve.cost, feature_rate=curve.feature_rate, matches=spans, out=out,
+                        title=f"matching curve in {curve.recording}")  # fmt: skip
 
 
 def _print_rows(rows: list[dict]) -> int:

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLD, match_confidences
 from mirsearch.search.query import ThemeQuery
 from mirsearch.search.results import Match
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
@@ -47,6 +48,11 @@ class ThemeRequest(Request):
         minimum=0.1, maximum=10, metavar="LIST",
     )  # fmt: skip
     transpose: bool = param(True, help="match at the notated pitch only (default: in all 12 transpositions)")
+    min_confidence: float = param(
+        DEFAULT_THRESHOLD, help="hide matches whose confidence (probability of a true occurrence) is lower",
+        minimum=0.0, maximum=1.0,
+    )  # fmt: skip
+    show_all: bool = param(False, help="show every match, confident or not", flag="--all")
 
 
 @dataclass
@@ -56,18 +62,22 @@ class SearchResult:
     Attributes
     ----------
     matches : list of Match
+        The confident matches (every match with ``show_all``); ``extra["confidence"]`` in [0, 1].
     query : dict
         The settings used (features, cascade, tempo, transpositions, ...) and the mirsearch version.
     warnings : list of str
         Why the query may be found unreliably.
     stats : dict
         Timings and cascade figures.
+    rejected : list of Match
+        The best matches below ``min_confidence`` (not shown by default).
     """
 
     matches: list[Match]
     query: dict
     warnings: list[str] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    rejected: list[Match] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -75,6 +85,7 @@ class SearchResult:
             "query": self.query,
             "warnings": self.warnings,
             "stats": self.stats,
+            "rejected": [m.to_dict() for m in self.rejected],
         }
 
 
@@ -100,8 +111,8 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     coll = context.require_collection("theme")
     features = resolve_features(coll, request.features)
     cascade = resolve_cascade(request.cascade, features)
-    options = {
-        "top": request.top,
+    options = {  # more matches than shown: the other recordings' best costs are the confidence's background
+        "top": request.top + BACKGROUND * request.per_recording,
         "per_recording": request.per_recording,
         "features": features,
         "tempo_bpm": request.tempo,
@@ -116,13 +127,25 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     else:
         preset = THEME_PRESETS[cascade].with_candidates(request.candidates)
         matches = cascade_search_theme(coll, theme, cascade=preset, stats=stats, **options)
+    shown, rejected = _split_by_confidence(matches, features=features, request=request)
     stats["ms"] = round((time.perf_counter() - t0) * 1000, 1)
     query = version_block(
         theme=theme.to_string(),
         source=request.query.source,
         **{**request.params(), "features": features, "cascade": cascade},
     )
-    return SearchResult(matches, query, request.query.warnings(), _json_stats(stats))
+    return SearchResult(shown, query, request.query.warnings(), _json_stats(stats), rejected)
+
+
+def _split_by_confidence(matches: list[Match], *, features: str, request: ThemeRequest):
+    """``(shown, rejected)``: each at most ``top`` matches, with ``confidence`` set on every match."""
+    confidence = match_confidences(matches, features=features)
+    for m, c in zip(matches, confidence, strict=True):
+        m.extra["confidence"] = round(float(c), 4)
+    keep = [request.show_all or c >= request.min_confidence for c in confidence]
+    shown = [m for m, k in zip(matches, keep, strict=True) if k][: request.top]
+    rejected = [m for m, k in zip(matches, keep, strict=True) if not k][: request.top]
+    return shown, rejected
 
 
 def _json_stats(stats: dict) -> dict:
