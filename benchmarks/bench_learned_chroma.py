@@ -323,6 +323,7 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, 
     """Top-k and MRR of all themes of ``ds`` over the versions in ``feats`` (query overtone model
     ``harmonic_decay``, see :func:`mirsearch.search.theme.theme_query`)."""
     cens = chroma_modules()[0].cens
+    from mirsearch.evaluation import metrics
     from mirsearch.matching.subsequence import best_over_shifts, unit_columns
     from mirsearch.search.theme import theme_query
 
@@ -340,7 +341,7 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, 
     Y = np.concatenate(mats, axis=0)
     reset = np.zeros(Y.shape[0], dtype=np.bool_)
     reset[offsets[:-1]] = True
-    ranks = []
+    rankings, relevants = [], []
     t0 = time.perf_counter()
     for theme in ds.themes.values():
         relevant = ds.relevant_versions(theme.theme_id) & set(ids)
@@ -350,15 +351,11 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, 
         Q = unit_columns(theme_query(theme.to_theme(), feature_rate=FEATURE_RATE, **kw))
         cost, _, _ = best_over_shifts(Q, Y, range(12), reset=reset)
         per = np.minimum.reduceat(np.where(np.isfinite(cost), cost, np.inf), offsets[:-1])
-        order = [ids[i] for i in np.argsort(per, kind="stable")]
-        ranks.append(next(k for k, vid in enumerate(order, 1) if vid in relevant))
-    r = np.array(ranks)
+        rankings.append([ids[i] for i in np.argsort(per, kind="stable")])
+        relevants.append(relevant)
+    scores = metrics.evaluate(rankings, relevants)
     return {
-        "queries": len(r),
-        "top1": float(np.mean(r <= 1)),
-        "top5": float(np.mean(r <= 5)),
-        "top10": float(np.mean(r <= 10)),
-        "mrr": float(np.mean(1.0 / r)),
+        **{k: scores[k] for k in ("queries", "top1", "top5", "top10", "mrr")},
         "eval_seconds": round(time.perf_counter() - t0, 1),
     }
 

@@ -30,6 +30,20 @@ def test_metrics_by_hand():
     assert set(out) == {"queries", "top1", "top5", "top10", "mrr", "p@1", "p@5", "p@10", "map"}
 
 
+def test_per_query_scores_from_ranks_agree_with_the_ranking_metrics():
+    ranks = [2, 1, None]  # first relevant ranks of RANKINGS
+    rr = [metrics.reciprocal_rank(r) for r in ranks]
+    np.testing.assert_allclose(rr, metrics.reciprocal_ranks(RANKINGS, RELEVANT))
+    for k in (1, 2, 5):
+        hits = [metrics.hit_at_k(r, k=k) for r in ranks]
+        assert np.mean(hits) == pytest.approx(metrics.top_k(RANKINGS, RELEVANT, k=k))
+    assert metrics.reciprocal_rank(0) == 0.0 and metrics.reciprocal_rank(4) == 0.25
+    with pytest.raises(ParameterError):
+        metrics.reciprocal_rank(1.5)
+    with pytest.raises(ParameterError):
+        metrics.hit_at_k(1, k=0)
+
+
 def test_metrics_empty_input_and_validation():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

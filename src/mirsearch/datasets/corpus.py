@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mirsearch._util import atomic_write_text
 from mirsearch.errors import InputError, ParameterError
 
 logger = logging.getLogger(__name__)
@@ -566,12 +567,9 @@ def load_cached(cache_dir: Path, source: str, *, expand_repeats: bool = True) ->
 
 def store_cached(cache_dir: Path, result: ScoreData | ParseFailure, *, expand_repeats: bool = True) -> None:
     """Write a parse result to the cache atomically (failures are cached too)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"{_cache_key(result.source, expand_repeats=expand_repeats)}.json"
     data = {"source": result.source, "failure": result.reason} if isinstance(result, ParseFailure) else result.to_json()
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, separators=(",", ":")))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, separators=(",", ":")))
 
 
 def _parse_job(args: tuple[str, str, float, bool]) -> ScoreData | ParseFailure:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
+from mirsearch._util import atomic_path
 from mirsearch.datasets.corpus import ScoreData
 from mirsearch.datasets.manifest import FORMAT_VERSION, write_json_atomic
 from mirsearch.datasets.performance import PerformanceParams
@@ -42,11 +42,10 @@ def render_job(job: dict) -> dict:
         params = PerformanceParams.from_json(job["params"])
         sr = int(job["sample_rate"])
         perf = perform(score, params)
-        tmp_dir = root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp_mid = tmp_dir / f"{vid}.{os.getpid()}.mid"
-        write_midi(perf, tmp_mid)
-        y = render_midi(tmp_mid, soundfont=params.soundfont, sr=sr)
+        midi = root / "midi" / f"{vid}.mid"
+        with atomic_path(midi) as tmp_mid:
+            write_midi(perf, tmp_mid)
+            y = render_midi(tmp_mid, soundfont=params.soundfont, sr=sr)
         y = apply_recording(y, sr=sr, recording=params.recording, seed=params.seed)
         stem = root / job["audio_stem"]
         audio = encode(y, stem, sr=sr, encoding=params.recording.encoding, quality=params.recording.quality)
@@ -54,9 +53,6 @@ def render_job(job: dict) -> dict:
             other = stem.with_name(stem.name + ext)
             if other != audio and other.exists():
                 other.unlink()
-        midi = root / "midi" / f"{vid}.mid"
-        midi.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp_mid, midi)
         occurrences = []
         for occ in job["occurrences"]:
             onsets = [round(perf.onset_of(params.top_part, q), 4) for q in occ["onsets_q"]]

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from mirsearch._util import atomic_write_text
 from mirsearch.errors import InputError, ParameterError
 
 FORMAT = "mirsearch-dataset"
@@ -94,12 +95,8 @@ def dumps(data: Any) -> str:
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write ``data`` as JSON (see :func:`dumps`) through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``data`` as JSON (see :func:`dumps`) atomically (:func:`mirsearch._util.atomic_write_text`)."""
+    atomic_write_text(path, dumps(data))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch._util import atomic_path
 from mirsearch.datasets.performance import RecordingParams, stable_seed
 from mirsearch.errors import InputError, MirsearchError, ParameterError
 
@@ -243,7 +244,7 @@ def apply_recording(y: np.ndarray, *, sr: int, recording: RecordingParams, seed:
 
 
 def encode(y: np.ndarray, path: str | os.PathLike, *, sr: int, encoding: str, quality: float = 0.4) -> Path:
-    """Write ``y`` atomically (temporary file, then ``os.replace``).
+    """Write ``y`` atomically (:func:`mirsearch._util.atomic_path`).
 
     Parameters
     ----------
@@ -268,18 +269,12 @@ def encode(y: np.ndarray, path: str | os.PathLike, *, sr: int, encoding: str, qu
     ext, fmt, subtype = ENCODINGS[encoding]
     stem = Path(path)
     out = stem.with_name(stem.name + ext)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{ext}")
     kwargs = {}
     if encoding in ("ogg", "mp3"):
         kwargs["compression_level"] = float(np.clip(quality, 0.0, 1.0))
-    try:
+    with atomic_path(out, suffix=ext) as tmp:
         # block-wise: libsndfile 1.2.2 crashes when a long signal is passed to the Vorbis encoder at once
         with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=1, format=fmt, subtype=subtype, **kwargs) as f:
             for k in range(0, len(y), 65536):
                 f.write(np.asarray(y[k : k + 65536], dtype=np.float32))
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out

@@ -8,6 +8,7 @@ Metrics
 -------
 - ``top_k``: fraction of queries with a relevant item among the first ``k`` (Top-1, Top-5, Top-10);
 - ``mean_reciprocal_rank``: mean of ``1 / rank`` of the first relevant item (0 if none is ranked);
+  per query from a known rank: ``reciprocal_rank``, ``hit_at_k``;
 - ``precision_at_k``: mean fraction of relevant items among the first ``k`` (``k`` in the denominator);
 - ``mean_average_precision``: mean over queries of the average of the precisions at the ranks of the
   relevant items, divided by the number of relevant items (those not ranked contribute 0).
@@ -80,6 +81,21 @@ def reciprocal_ranks(rankings: Sequence[Sequence], relevant: Sequence[Collection
     """``1 / rank`` of the first relevant item per query, shape (n_queries,) (0 if none is ranked)."""
     validate(rankings, relevant)
     return 1.0 / _first_ranks(rankings, relevant)
+
+
+def reciprocal_rank(rank: int | None) -> float:
+    """``1 / rank`` of one query from the 1-based rank of its first relevant item; 0.0 when none was
+    ranked (``rank`` None or 0). :func:`reciprocal_ranks` computes the same from rankings."""
+    if rank is not None and (int(rank) != rank or rank < 0):
+        raise ParameterError(f"rank={rank!r} must be an integer >= 1, 0 or None")
+    return 1.0 / rank if rank else 0.0
+
+
+def hit_at_k(rank: int | None, *, k: int = 1) -> bool:
+    """Whether one query's first relevant item (1-based ``rank``; None or 0: not ranked) is among the
+    first ``k``: the per-query term of :func:`top_k`."""
+    _check_k(k)
+    return bool(rank) and rank <= k
 
 
 def mean_reciprocal_rank(rankings: Sequence[Sequence], relevant: Sequence[Collection]) -> float:
