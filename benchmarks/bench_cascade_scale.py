@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch.evaluation.metrics import hit_at_k, reciprocal_rank
+
 from _common import accuracy_row, print_table, write_results
 
 
@@ -187,8 +189,8 @@ def main() -> None:
             ranked = list(dict.fromkeys(m[0] for m in found))
             firsts[name].append(ranked[0] if ranked else None)
             rank = next((i for i, r in enumerate(ranked, 1) if work_of[r] == work_of[rid]), None)
-            top1.append(rank == 1)
-            rr.append(1.0 / rank if rank else 0.0)
+            top1.append(hit_at_k(rank))
+            rr.append(reciprocal_rank(rank))
             prop_ms.append(stats["proposal_ms"])
             dtw_ms.append(stats["dtw_ms"])
             frames.append(stats["frames_searched"] / stats["frames_total"])

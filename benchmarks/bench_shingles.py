@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch.evaluation.metrics import hit_at_k, reciprocal_rank
+
 from _common import RESULTS, accuracy_row, paired_columns, print_table, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -616,8 +618,8 @@ def run_cascade(args) -> dict:
             times.append(time.perf_counter() - t1)
             first, rank = _first_and_rank(matches, rel)
             firsts.append(first)
-            top1.append(rank == 1)
-            rr.append(1.0 / rank if rank else 0.0)
+            top1.append(hit_at_k(rank))
+            rr.append(reciprocal_rank(rank))
             if stats:
                 cand.append(stats.get("candidates") or 0)
                 frames.append(stats.get("frames_searched", 0) / max(stats.get("frames_total", 1), 1))
@@ -744,8 +746,8 @@ def run_learned_cascade(args) -> dict:
             times.append(time.perf_counter() - t1)
             first, rank = _first_and_rank(matches, rel)
             firsts.append(first)
-            top1.append(rank == 1)
-            rr.append(1.0 / rank if rank else 0.0)
+            top1.append(hit_at_k(rank))
+            rr.append(reciprocal_rank(rank))
             if opts is None:
                 continue
             fallback.append(bool(stats.get("fallback")))
@@ -833,8 +835,8 @@ def run_audio_cascade(args) -> dict:
             ranked = list(dict.fromkeys(m.recording_id for m in matches))
             firsts[name].append(ranked[0] if ranked else None)
             rank = next((i for i, r in enumerate(ranked, 1) if r in relevant[rid]), None)
-            top1.append(rank == 1)
-            rr.append(1.0 / rank if rank else 0.0)
+            top1.append(hit_at_k(rank))
+            rr.append(reciprocal_rank(rank))
             cand.append(stats.get("candidates", 0))
         row = {**accuracy_row(name, top1, rr, times), "candidates": round(float(np.mean(cand)), 1)}
         print_table([row], list(row))
