@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch.evaluation.metrics import hit_at_k, reciprocal_rank
+
 from _common import accuracy_row, paired_columns, print_table, write_results
 
 
@@ -164,8 +166,8 @@ def main() -> None:
             ranked = list(dict.fromkeys(m.recording for m in matches))
             firsts.append(ranked[0] if ranked else None)
             rank = next((i for i, p in enumerate(ranked, 1) if p in rel), None)
-            top1.append(float(rank == 1))
-            rr.append(1.0 / rank if rank else 0.0)
+            top1.append(float(hit_at_k(rank)))
+            rr.append(reciprocal_rank(rank))
             fallbacks.append(bool(stats.get("fallback")))
             if "proposal_ms" in stats:
                 prop_ms.append(stats["proposal_ms"])
