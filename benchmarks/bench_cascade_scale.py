@@ -156,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mirsearch.index.ann import build_index
-    from mirsearch.search.audio_cascade import cens_cascade
+    from mirsearch.search.audio_cascade import AudioCascadeOptions, cens_cascade
 
     load_start = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
@@ -176,14 +176,21 @@ def main() -> None:
     variants = [("exhaustive", None, 1)] + [(f"index-{c}", index, int(c)) for c in args.candidates.split(",")]
     rows, firsts = [], {}
     for name, idx, cand in variants:
-        cens_cascade(queries[0][1], d["Y"], d["offsets"], d["ids"], shingle_index=idx, candidates=cand)  # warm
+        options = AudioCascadeOptions(candidates=cand)
+        cens_cascade(queries[0][1], d["Y"], d["offsets"], d["ids"], shingle_index=idx, options=options)  # warm
         top1, rr, times, prop_ms, dtw_ms, frames = [], [], [], [], [], []
         firsts[name] = []
         for rid, C in queries:
             stats: dict = {}
             t = time.perf_counter()
             found = cens_cascade(
-                C, d["Y"], d["offsets"], d["ids"], shingle_index=idx, candidates=cand, exclude=[rid], stats=stats
+                C,
+                d["Y"],
+                d["offsets"],
+                d["ids"],
+                shingle_index=idx,
+                options=options.replace(exclude=(rid,)),
+                stats=stats,
             )
             times.append(time.perf_counter() - t)
             ranked = list(dict.fromkeys(m[0] for m in found))

@@ -292,9 +292,17 @@ def run_libfmp(q, db: dict, recs) -> list[tuple[int, float, float]]:
 
 
 def run_mirsearch(q, db, method: str) -> list[tuple[int, float, float]]:
-    from mirsearch.search.audio import search_audio
+    from mirsearch.features.audio_match import ALL_KEYS, PASSAGE_MATCH
+    from mirsearch.search.audio import PassageOptions, search_audio
+    from mirsearch.search.audio_query import AudioQuery
 
-    ms = search_audio(db, (q["y"], SR), top=TOP + len(q["ignore"]), method=method, transpose=True, exclude=q["exclude"])
+    options = PassageOptions(
+        top=TOP + len(q["ignore"]),
+        method=method,
+        exclude=tuple(q["exclude"]),
+        match=PASSAGE_MATCH.replace(transpositions=ALL_KEYS),
+    )
+    ms = search_audio(db, AudioQuery.from_samples(q["y"], SR), options).matches
     return [(m.recording_id, m.start, m.end) for m in ms]
 
 
@@ -367,7 +375,8 @@ def main() -> None:
     ap.add_argument("--out", default="matching", help="results name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
     os.environ.setdefault("MIRSEARCH_CACHE", str(DATA / "cache"))
-    from mirsearch.search.audio import prepare_database
+    from mirsearch.features.audio_match import PASSAGE_MATCH
+    from mirsearch.index.audio_database import prepare_database
 
     methods = [tuple(m.split(":")) for m in args.methods.split(",") if m]
     if any(len(m) != 2 or m[0] not in ("scaling", "sdtw") or m[1] not in ("matching", "chroma") for m in methods):
@@ -402,7 +411,7 @@ def main() -> None:
     dbs, prep = {}, {}
     for feats in sorted({f for _, f in methods}):
         t0 = time.perf_counter()
-        dbs[feats] = prepare_database(coll, features=feats)
+        dbs[feats] = prepare_database(coll, PASSAGE_MATCH.replace(features=feats))
         prep[feats] = time.perf_counter() - t0
         print(f"  database CENS ({feats}) in {prep[feats]:.1f} s", flush=True)
     queries = make_queries(specs, tracks, coll, n_real=args.real_queries, real_pool=args.real_pool)

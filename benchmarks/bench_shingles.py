@@ -793,8 +793,11 @@ def run_learned_cascade(args) -> dict:
 
 def run_audio_cascade(args) -> dict:
     """Audio matching: exhaustive CENS subsequence DTW vs the shingle-index cascade, same queries."""
-    from mirsearch.index.shingle_index import get_index
-    from mirsearch.search.audio_cascade import cascade_search_audio, cens_database
+    from mirsearch.features.audio_match import SHINGLE_MATCH
+    from mirsearch.index.audio_database import audio_database
+    from mirsearch.index.shingle_index import IndexSpec
+    from mirsearch.search.audio_cascade import AudioCascadeOptions, cascade_search_audio
+    from mirsearch.search.audio_query import AudioQuery
     from mirsearch.training.embedding import dataset_collection
 
     coll, view = dataset_collection(args.dataset, "test", jobs=args.jobs, progress=True)
@@ -817,20 +820,24 @@ def run_audio_cascade(args) -> dict:
     relevant = {r: {x for x in rids if work_of[x] == work_of[r] and x != r} for r in rids}
     queries = [q for q in queries if relevant[q[0]]]
     t0 = time.perf_counter()
-    cens_database(coll)
-    get_index(coll, reduction="embedding", dim=12, index="hnsw", params={"ef": args.ef})
+    spec = IndexSpec("hnsw", "embedding", 12, {"ef": args.ef})
+    audio_database(coll, SHINGLE_MATCH)
+    spec.open(coll)
     setup_s = time.perf_counter() - t0
     variants = [("exhaustive", {"proposal": "none"})]
     variants += [(f"index-{c}", {"proposal": "index", "candidates": c}) for c in args.audio_candidates]
     rows, firsts = [], {}
     for name, opts in variants:
-        cascade_search_audio(coll, queries[0][1], exclude=[queries[0][0]], params={"ef": args.ef}, **opts)  # warm
+        options = AudioCascadeOptions(index=spec, **opts)
+        warm = AudioQuery.from_chroma(queries[0][1])
+        cascade_search_audio(coll, warm, options.replace(exclude=(queries[0][0],)))
         top1, rr, times, cand = [], [], [], []
         firsts[name] = []
         for rid, Cq in queries:
             stats: dict = {}
             t1 = time.perf_counter()
-            matches = cascade_search_audio(coll, Cq, exclude=[rid], top=10, params={"ef": args.ef}, stats=stats, **opts)
+            query = AudioQuery.from_chroma(Cq)
+            matches = cascade_search_audio(coll, query, options.replace(exclude=(rid,), top=10), stats=stats)
             times.append(time.perf_counter() - t1)
             ranked = list(dict.fromkeys(m.recording_id for m in matches))
             firsts[name].append(ranked[0] if ranked else None)

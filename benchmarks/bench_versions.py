@@ -17,7 +17,7 @@ Methods:
 
 - *mirsearch* ``identify_versions`` (``mirsearch versions``): 20 s shingles every 10 s, CENS 1 Hz, multiple
   tempo scaling, score = mean over shingles of the best diagonal-matching cost in the recording, two key
-  candidates per recording from the global chroma (module docstring of :mod:`mirsearch.search.audio`);
+  candidates per recording from the global chroma (module docstring of :mod:`mirsearch.search.versions`);
 - *libfmp* (baseline, FMP notebook C7S2 recipe applied to whole recordings): librosa STFT chroma 10 Hz ->
   CENS (ell=21, d=5, 2 Hz) of the query; ``libfmp.c7.compute_matching_function_dtw_ti`` (subsequence DTW,
   steps (2,1), (1,2), (1,1), minimum over the 12 cyclic shifts) of the whole query against each
@@ -98,7 +98,7 @@ def main() -> None:
         "--features",
         choices=("chroma", "matching"),
         default="chroma",
-        help="mirsearch CENS from the stored chroma or from the matching chroma (search.audio.prepare_database)",
+        help="mirsearch CENS from the stored chroma or from the matching chroma (prepare_database)",
     )
     ap.add_argument("--out", default="versions", help="results name (benchmarks/results/NAME.json)")
     args = ap.parse_args()
@@ -106,7 +106,10 @@ def main() -> None:
 
     os.environ.setdefault("MIRSEARCH_CACHE", str(DATA / "cache"))
     from mirsearch.audio import load_audio
-    from mirsearch.search.audio import identify_versions, prepare_database
+    from mirsearch.features.audio_match import VERSION_MATCH
+    from mirsearch.index.audio_database import prepare_database
+    from mirsearch.search.audio_query import AudioQuery
+    from mirsearch.search.versions import VersionOptions, identify_versions
 
     dataset = Path(args.dataset)
     ds = bench_data.load(dataset, args.split)
@@ -129,7 +132,8 @@ def main() -> None:
     version_ids = {rid(p) for p in paths}
     drop = [] if args.with_real else [r.id for r in recs if r.id not in version_ids]
     t0 = time.perf_counter()
-    db = prepare_database(coll, window=41, downsample=10, exclude=drop, features=args.features)
+    match = VERSION_MATCH.replace(features=args.features)
+    db = prepare_database(coll, match, exclude=drop)
     t_prep = time.perf_counter() - t0
     searched = [r for r in db.recordings]
     hours = sum(r.duration for r in searched) / 3600
@@ -139,14 +143,17 @@ def main() -> None:
     if args.max_queries:
         queries = queries[: args.max_queries]
     print(f"{len(queries)} queries against {len(searched)} recordings ({hours:.2f} h)", flush=True)
-    identify_versions(db, queries[0][1], top=3, exclude=[rid(queries[0][1])])  # warm-up
+    warm = VersionOptions(top=3, exclude=(rid(queries[0][1]),), match=match)
+    identify_versions(db, AudioQuery.from_file(queries[0][1]), warm)  # warm-up
     rows = []
     for qi, (work, path) in enumerate(queries):
         me = rid(path)
         relevant = {rid(p) for p in groups[work] if p != path}
         ignore = {rid(p) for w2 in fam[ds.works[work].family] if w2 != work for p in groups[w2]}
         t1 = time.perf_counter()
-        ranked = identify_versions(db, path, top=len(searched), exclude=[me])
+        ranked = identify_versions(
+            db, AudioQuery.from_file(path), VersionOptions(top=len(searched), exclude=(me,), match=match)
+        )
         dt = time.perf_counter() - t1
         ids = [m.recording_id for m in ranked if m.recording_id not in ignore]
         rows.append({"method": "mirsearch", "query": Path(path).name, "s": dt, **ranking_metrics(ids, relevant)})

@@ -15,19 +15,18 @@ import pytest
 import soundfile as sf
 
 from mirsearch.errors import InputError, ParameterError
-from mirsearch.search.audio import (
-    diagonal_costs,
-    diagonal_costs_shifts,
-    identify_versions,
-    matching_chroma,
-    matching_config,
-    prepare_database,
-    scale_tempo,
-    search_audio,
-)
+from mirsearch.features.audio_match import ALL_KEYS, PASSAGE_MATCH, VERSION_MATCH, scale_tempo
+from mirsearch.features.matching_chroma import matching_chroma, matching_config
+from mirsearch.index.audio_database import prepare_database
+from mirsearch.matching.diagonal import diagonal_costs, diagonal_costs_shifts
+from mirsearch.search.audio import PassageOptions, search_audio
+from mirsearch.search.audio_query import AudioQuery
+from mirsearch.search.versions import VersionOptions, identify_versions
 from synth_versions import TempoMap, chorale_notes, have_fluidsynth, render_version
 
 PIECES = ["bach/bwv66.6", "bach/bwv153.1", "bach/bwv86.6"]
+ALL_KEYS_MATCH = PASSAGE_MATCH.replace(transpositions=ALL_KEYS)
+MATCHING = PASSAGE_MATCH.replace(features="matching")
 LEAD_IN = 3.0
 Q0, Q1 = 20.0, 35.0  # query span in A (s)
 
@@ -59,8 +58,10 @@ def setup(tmp_path_factory):
     return {
         "coll": coll,
         "ids": ids,
-        "a": a,
-        "query": (y[int(Q0 * sr) : int(Q1 * sr)], sr),
+        "a": AudioQuery.from_file(a),
+        "a_path": a,
+        "query": AudioQuery.from_samples(y[int(Q0 * sr) : int(Q1 * sr)], sr),
+        "query_samples": (y[int(Q0 * sr) : int(Q1 * sr)], sr),
         "truth_b": tb.time(qa) + LEAD_IN,
         "truth_c": tc.time(qa),
         "dir": out,
@@ -73,7 +74,7 @@ def _best_in(matches, rec_id):
 
 @pytest.mark.parametrize("method", ["scaling", "sdtw"])
 def test_excerpt_found_in_version_at_other_tempo(setup, method):
-    matches = search_audio(setup["coll"], setup["query"], top=5, method=method)
+    matches = search_audio(setup["coll"], setup["query"], PassageOptions(top=5, method=method)).matches
     best = matches[0]
     assert best.recording_id == setup["ids"]["b"], [m.to_dict() for m in matches]
     s, e = setup["truth_b"]
@@ -86,8 +87,9 @@ def test_excerpt_found_in_version_at_other_tempo(setup, method):
 
 def test_transposed_version_needs_shifts(setup):
     cid = setup["ids"]["c"]
-    plain = search_audio(setup["coll"], setup["query"], top=20, per_recording=1)
-    shifted = search_audio(setup["coll"], setup["query"], top=20, per_recording=1, transpose=True)
+    options = PassageOptions(top=20, per_recording=1)
+    plain = search_audio(setup["coll"], setup["query"], options).matches
+    shifted = search_audio(setup["coll"], setup["query"], options.replace(match=ALL_KEYS_MATCH)).matches
     m = _best_in(shifted, cid)
     assert m.transposition == 2
     s, e = setup["truth_c"]
@@ -98,7 +100,8 @@ def test_transposed_version_needs_shifts(setup):
 
 def test_neighbourhood_suppression_and_curves(setup, tmp_path):
     db = prepare_database(setup["coll"])
-    matches, curves = search_audio(db, setup["query"], top=10, max_overlap=0.0, return_curves=True)
+    result = search_audio(db, setup["query"], PassageOptions(top=10, max_overlap=0.0, curves=True))
+    matches, curves = result.matches, result.curves
     for m in matches:  # no two matches of one recording overlap
         for n in matches:
             if m is not n and m.recording_id == n.recording_id:
@@ -109,38 +112,43 @@ def test_neighbourhood_suppression_and_curves(setup, tmp_path):
     bc = next(c for c in curves if c.recording_id == setup["ids"]["b"])
     k = int(np.argmin(bc.cost))
     assert abs(bc.times[k] - setup["truth_b"][0]) <= 1.0
+    assert search_audio(db, setup["query"], PassageOptions(top=3)).curves == []  # one result type, no curves
+    from mirsearch.viz.passages import plot_passages
+
     png = tmp_path / "curve.png"
-    search_audio(db, setup["query"], top=3, plot=png)
+    plot_passages(search_audio(db, setup["query"], PassageOptions(top=3, curves=True)), out=png)
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_identify_versions(setup):
-    ranked = identify_versions(setup["coll"], setup["a"], top=10)
+    ranked = identify_versions(setup["coll"], setup["a"], VersionOptions(top=10))
     ids = setup["ids"]
     assert {ranked[0].recording_id, ranked[1].recording_id} == {ids["b"], ids["c"]}, [r.to_dict() for r in ranked]
     c = _best_in(ranked, ids["c"])
     assert c.transposition == 2
     assert max(r.cost for r in ranked[:2]) < min(r.cost for r in ranked[2:]) - 0.05
     assert ranked[0].extra["coverage"] > 0.7
-    plain = identify_versions(setup["coll"], setup["a"], transpose=False)
+    plain = identify_versions(
+        setup["coll"], setup["a"], VersionOptions(match=VERSION_MATCH.replace(transpositions=(0,)))
+    )
     assert _best_in(plain, ids["c"]).cost > c.cost + 0.05
 
 
 def test_bad_queries(setup, tmp_path):
     coll = setup["coll"]
-    y, sr = setup["query"]
+    y, sr = setup["query_samples"]
     with pytest.raises(InputError, match="too short"):
-        search_audio(coll, (y[: 2 * sr], sr))
+        search_audio(coll, AudioQuery.from_samples(y[: 2 * sr], sr))
     with pytest.raises(InputError, match="silent"):
-        search_audio(coll, (np.zeros(10 * sr, dtype=np.float32), sr))
-    full, sr = sf.read(setup["a"], dtype="float32")
+        search_audio(coll, AudioQuery.from_samples(np.zeros(10 * sr, dtype=np.float32), sr))
+    full, sr = sf.read(setup["a_path"], dtype="float32")
     long_query = np.tile(full.mean(axis=1), 4)  # ~5 min: longer than every recording even at tempo 1.5
     with pytest.raises(InputError, match="longer than every recording"):
-        search_audio(coll, (long_query, sr))
+        search_audio(coll, AudioQuery.from_samples(long_query, sr))
     with pytest.raises(ParameterError, match="method"):
-        search_audio(coll, setup["query"], method="fast")
+        search_audio(coll, setup["query"], PassageOptions(method="fast"))
     with pytest.raises(ParameterError, match="sr is required"):
-        search_audio(coll, y)
+        search_audio(coll, AudioQuery.from_samples(y, None))
 
 
 def test_diagonal_costs_and_scale_tempo():
@@ -157,35 +165,36 @@ def test_diagonal_costs_and_scale_tempo():
     for row, k in zip(shifted, [0, 3, 11], strict=True):
         np.testing.assert_allclose(row[:44], diagonal_costs(np.roll(Q, k, axis=1), Y)[:44], atol=1e-5)
         assert np.all(np.isinf(row[44:]))
-    assert scale_tempo(np.ones((12, 100)), 1.25).shape == (12, 80)
-    assert scale_tempo(np.ones((12, 100)), 0.5).shape == (12, 200)
+    assert scale_tempo(np.ones((12, 100)), tempo_factor=1.25).shape == (12, 80)
+    assert scale_tempo(np.ones((12, 100)), tempo_factor=0.5).shape == (12, 200)
 
 
 def test_cli_versions_json(setup, capsys):
     from mirsearch.cli.main import main
 
-    assert main(["versions", "--collection", str(setup["coll"].root), "--audio", str(setup["a"]), "--json"]) == 0
+    assert main(["versions", "--collection", str(setup["coll"].root), "--audio", str(setup["a_path"]), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    top2 = {v["recording_id"] for v in payload["versions"][:2]}
+    top2 = {v["recording_id"] for v in payload["matches"][:2]}
     assert top2 == {setup["ids"]["b"], setup["ids"]["c"]}
 
 
 @pytest.mark.parametrize("method", ["scaling", "sdtw"])
 def test_matching_features_find_transposed_excerpt(setup, method, tmp_path, monkeypatch):
     monkeypatch.setenv("MIRSEARCH_CACHE", str(tmp_path))
-    db = prepare_database(setup["coll"], features="matching")
+    db = prepare_database(setup["coll"], MATCHING)
     cached = sorted((tmp_path / "matching").glob("*.npy"))
     assert len(cached) == len(db.recordings) == 4  # one cached array per recording, by content hash
     assert db.chroma_config["kind"] == "matching_chroma"
     ids = setup["ids"]
-    matches = search_audio(db, setup["query"], top=10, per_recording=1, method=method, transpose=True)
+    options = PassageOptions(top=10, per_recording=1, method=method, match=ALL_KEYS_MATCH)
+    matches = search_audio(db, setup["query"], options).matches
     assert {matches[0].recording_id, matches[1].recording_id} == {ids["b"], ids["c"]}, [m.to_dict() for m in matches]
     c = _best_in(matches, ids["c"])
     assert c.transposition == 2
     s, e = setup["truth_c"]
     assert abs(c.start - s) <= 1.0 and abs(c.end - e) <= 1.5, (c.start, c.end, s, e)
     # a second database comes from the cache and is identical
-    again = prepare_database(setup["coll"], features="matching")
+    again = prepare_database(setup["coll"], MATCHING)
     np.testing.assert_array_equal(again.Y, db.Y)
 
 
@@ -193,7 +202,7 @@ def test_matching_chroma_full_range_is_the_standard_chroma(setup):
     """With every pitch band the matching chroma is the collection's chroma (same recipe)."""
     from mirsearch.features.chroma import chroma
 
-    y, sr = setup["query"]
+    y, sr = setup["query_samples"]
     y = y.mean(axis=1) if y.ndim == 2 else y
     ref, rate = chroma(y, sr=sr, feature_rate=10.0, gamma=10.0, register_centre=None)
     C, r = matching_chroma(y, sr=sr, config=matching_config(midi_range=(21, 108), gamma=10.0))
@@ -209,7 +218,7 @@ def test_matching_chroma_full_range_is_the_standard_chroma(setup):
     with pytest.raises(ParameterError, match="midi_range"):
         matching_config(midi_range=(60, 40))
     with pytest.raises(ParameterError, match="features"):
-        prepare_database(setup["coll"], features="mfcc")
+        prepare_database(setup["coll"], PASSAGE_MATCH.replace(features="mfcc"))
 
 
 def test_outdated_stored_chroma_is_refused(setup, monkeypatch):

@@ -38,33 +38,36 @@ def _database(rng, n_recordings=4, seconds=90):
 
 
 def test_cens_cascade_with_all_candidates_equals_the_exhaustive_search():
+    from mirsearch.features.audio_match import SHINGLE_MATCH
     from mirsearch.features.shingles import scale_tempo
-    from mirsearch.search.audio_cascade import cens_cascade
+    from mirsearch.search.audio_cascade import AudioCascadeOptions, cens_cascade
 
     rng = np.random.default_rng(3)
     chromas, Y, offsets = _database(rng)
     ids = np.asarray([11, 12, 13, 14])
     index = _ExactShingleIndex(Y, offsets, ids)
     query = scale_tempo(chromas[2][:, 300:550], tempo_factor=1 / 1.25)  # 25 s played 1.25x slower
-    kw = dict(tempo_factors=(0.8, 1.0, 1.25), per_recording=2)
-    exhaustive, stats = cens_cascade(query, Y, offsets, ids, **kw), {}
+    opts = AudioCascadeOptions(match=SHINGLE_MATCH.replace(tempo_factors=(0.8, 1.0, 1.25)), per_recording=2)
+    exhaustive, stats = cens_cascade(query, Y, offsets, ids, options=opts), {}
     # every recording proposed, regions widened to the whole recording: the same matches at the same costs
-    full = cens_cascade(query, Y, offsets, ids, shingle_index=index, candidates=4, margin=50.0, stats=stats, **kw)
+    full = cens_cascade(
+        query, Y, offsets, ids, shingle_index=index, options=opts.replace(candidates=4, margin=50.0), stats=stats
+    )
     assert stats["candidates"] == 4 and stats["frames_searched"] == stats["frames_total"] == len(Y)
     assert [m[:3] for m in full] == [m[:3] for m in exhaustive]
     np.testing.assert_allclose([m[3] for m in full], [m[3] for m in exhaustive], atol=1e-6)
     rid, a, b, cost, shift, factor = exhaustive[0]
     assert rid == 13 and factor == 1.25 and shift == 0 and abs(a - 30) <= 2 and abs(b - 55) <= 2
     # one candidate and a narrow region: the same best match, found in a fraction of the frames
-    one = cens_cascade(query, Y, offsets, ids, shingle_index=index, candidates=1, stats=stats, **kw)
+    one = cens_cascade(query, Y, offsets, ids, shingle_index=index, options=opts.replace(candidates=1), stats=stats)
     assert stats["candidates"] == 1 and stats["frames_searched"] < len(Y) / 5
     assert one[0][:3] == exhaustive[0][:3] and one[0][3] == pytest.approx(cost, abs=1e-6)
     # an excluded recording is neither proposed nor returned, in both modes
     for idx in (None, index):
-        rest = cens_cascade(query, Y, offsets, ids, shingle_index=idx, exclude=[13], candidates=4, **kw)
+        rest = cens_cascade(query, Y, offsets, ids, shingle_index=idx, options=opts.replace(exclude=[13], candidates=4))
         assert rest and all(m[0] != 13 for m in rest)
     with pytest.raises(ParameterError):
-        cens_cascade(query, Y, offsets, ids, candidates=0)
+        cens_cascade(query, Y, offsets, ids, options=AudioCascadeOptions(candidates=0))
 
 
 @pytest.mark.parametrize("length", [20, 15])

@@ -308,15 +308,19 @@ def test_triplet_mining_semi_hard_choice():
     ("reduction", "dim", "index"), [("none", None, "exact"), ("pca", 12, "hnsw"), ("embedding", 12, "hnsw")]
 )
 def test_search_finds_version_at_another_tempo(shingle_collection, renderings, reduction, dim, index):
-    from mirsearch.search.shingles import search_shingles
+    from mirsearch.features.audio_match import SHINGLE_MATCH
+    from mirsearch.index.shingle_index import IndexSpec
+    from mirsearch.search.audio_query import AudioQuery
+    from mirsearch.search.shingles import ShingleSearchOptions, search_shingles
 
     # query: chorale a at 0.7x (35 s; not in the collection); its 1x version (24 s) must come first, at
     # the tempo factor 1/0.7; the 1.4x version (18 s) is shorter than one shingle and cannot be found
     factors = (1.0, 1.2, 1.43, 1.7, 2.0)
     with Collection.open(shingle_collection) as coll:
-        matches = search_shingles(
-            coll, str(renderings["a_slow"].path), reduction=reduction, dim=dim, index=index, tempo_factors=factors
+        options = ShingleSearchOptions(
+            match=SHINGLE_MATCH.replace(tempo_factors=factors), index=IndexSpec(index, reduction, dim)
         )
+        matches = search_shingles(coll, AudioQuery.from_file(renderings["a_slow"].path), options)
         assert len(matches) == 3  # a, b, c; a_fast has no shingles
         best = matches[0]
         assert "bwv66.6_x1_" in best.recording, [m.recording for m in matches]
@@ -324,7 +328,8 @@ def test_search_finds_version_at_another_tempo(shingle_collection, renderings, r
         assert best.extra["tempo_factor"] == 1.43 and best.extra["votes"] >= 10
         assert abs(best.start) <= 2.0 and abs(best.end - 24.0) <= 3.0
         with pytest.raises(InputError):  # 5 s: shorter than one shingle
-            search_shingles(coll, str(renderings["a_slow"].path), end=5.0, reduction="none", index="exact")
+            exact = ShingleSearchOptions(index=IndexSpec("exact", "none", None))
+            search_shingles(coll, AudioQuery.from_file(renderings["a_slow"].path, end=5.0), exact)
 
 
 def test_score_regions_mean_needs_the_whole_query_min_one_shingle():
@@ -418,31 +423,28 @@ def test_shipped_embedding_bundle_loads_without_pickle():
 
 
 def test_audio_cascade_reranks_proposals_with_dtw(shingle_collection, renderings):
-    from mirsearch.search.audio_cascade import cascade_search_audio
+    from mirsearch.features.audio_match import SHINGLE_MATCH
+    from mirsearch.index.shingle_index import IndexSpec
+    from mirsearch.search.audio_cascade import AudioCascadeOptions, cascade_search_audio
+    from mirsearch.search.audio_query import AudioQuery
 
+    query = AudioQuery.from_file(renderings["a_slow"].path)
+    options = AudioCascadeOptions(
+        match=SHINGLE_MATCH.replace(tempo_factors=(1.0, 1.2, 1.43, 1.7)), index=IndexSpec("exact", "none", None)
+    )
     with Collection.open(shingle_collection) as coll:
         stats = {}
-        matches = cascade_search_audio(
-            coll,
-            str(renderings["a_slow"].path),
-            reduction="none",
-            index="exact",
-            tempo_factors=(1.0, 1.2, 1.43, 1.7),
-            candidates=2,
-            stats=stats,
-        )
+        matches = cascade_search_audio(coll, query, options.replace(candidates=2), stats=stats)
         assert stats["candidates"] == 2 and len(matches) == 2
         assert "bwv66.6_x1_" in matches[0].recording and matches[0].cost < 0.5 * matches[1].cost
         assert matches[0].extra["tempo_factor"] == 1.43 and abs(matches[0].start) <= 2.0
         # the exhaustive stage 2 over every whole recording finds the same best match at the same cost
-        full = cascade_search_audio(
-            coll, str(renderings["a_slow"].path), proposal="none", tempo_factors=(1.0, 1.2, 1.43, 1.7), stats=stats
-        )
+        full = cascade_search_audio(coll, query, options.replace(proposal="none", index=IndexSpec()), stats=stats)
         assert stats["candidates"] == len(coll.recordings()) and stats["frames_searched"] == stats["frames_total"]
         assert full[0].recording_id == matches[0].recording_id
         assert full[0].cost == pytest.approx(matches[0].cost, abs=1e-5)
         with pytest.raises(ParameterError):
-            cascade_search_audio(coll, str(renderings["a_slow"].path), proposal="coarse")
+            cascade_search_audio(coll, query, AudioCascadeOptions(proposal="coarse"))
 
 
 # -- note index (theme cascade on learned chroma) -----------------------------------------------------------

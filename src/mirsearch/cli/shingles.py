@@ -134,29 +134,25 @@ def _build(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
-    from mirsearch.search.audio_cascade import cascade_search_audio
-    from mirsearch.search.shingles import TEMPO_FACTORS, query_chroma, search_shingles
+    from mirsearch.features.audio_match import ALL_KEYS, SHINGLE_MATCH
+    from mirsearch.index.shingle_index import IndexSpec
+    from mirsearch.search.audio_cascade import AudioCascadeOptions, cascade_search_audio
+    from mirsearch.search.audio_query import AudioQuery
+    from mirsearch.search.shingles import ShingleSearchOptions, search_shingles
 
-    factors = TEMPO_FACTORS
+    match = SHINGLE_MATCH.replace(transpositions=ALL_KEYS if args.all_keys else (0,))
     if args.tempo_factors:
-        factors = tuple(float(x) for x in args.tempo_factors.split(",") if x.strip())
-    keys = range(12) if args.all_keys else (0,)
-    C = query_chroma(args.audio, start=args.start, end=args.end)
+        match = match.replace(tempo_factors=tuple(float(x) for x in args.tempo_factors.split(",") if x.strip()))
+    query = AudioQuery.from_file(args.audio, start=args.start, end=args.end)
+    spec = IndexSpec(args.index, args.reduction, args.dim, _params(args), update=args.cascade or not args.no_update)
     with Collection.open(args.collection, readonly=True) as coll:
-        options = dict(
-            index=args.index,
-            reduction=args.reduction,
-            dim=args.dim,
-            top=args.top,
-            k=args.k,
-            tempo_factors=factors,
-            transpositions=keys,
-            params=_params(args),
-        )
         if args.cascade:
-            matches = cascade_search_audio(coll, C, **options)
+            options = AudioCascadeOptions(top=args.top, k=args.k, match=match, index=spec)
+            matches = cascade_search_audio(coll, query, options)
         else:
-            matches = search_shingles(coll, C, update=not args.no_update, **options)
+            matches = search_shingles(
+                coll, query, ShingleSearchOptions(top=args.top, k=args.k, match=match, index=spec)
+            )
     rows = [m.to_dict() for m in matches]
     if args.json:
         print_json({"matches": rows})

@@ -16,12 +16,13 @@ Tempo: :func:`scale_tempo` resamples 10 Hz chroma before CENS, which simulates a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from mirsearch.errors import ParameterError
-from mirsearch.features.chroma import cens
+from mirsearch.features.audio_match import SHINGLE_TEMPO_FACTORS, AudioMatchConfig, scale_tempo
 
 #: the 10 Hz chroma rate shingles are computed from
 CHROMA_RATE = 10.0
@@ -78,6 +79,23 @@ class ShingleConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def match(
+        self, *, tempo_factors: Sequence[float] = SHINGLE_TEMPO_FACTORS, transpositions: Sequence[int] = (0,)
+    ) -> AudioMatchConfig:
+        """The audio-matching configuration of these shingles' CENS, with a query's tempi and transpositions."""
+        return AudioMatchConfig(
+            features=self.features,
+            window=self.window,
+            downsample=self.downsample,
+            tempo_factors=tuple(tempo_factors),
+            transpositions=tuple(transpositions),
+        )
+
+    @classmethod
+    def for_match(cls, match: AudioMatchConfig, *, length: int = 20, hop: int = 1) -> ShingleConfig:
+        """Shingles of ``length`` frames every ``hop`` of the CENS ``match`` describes."""
+        return cls(length=length, hop=hop, window=match.window, downsample=match.downsample, features=match.features)
+
     @classmethod
     def from_dict(cls, d: dict) -> ShingleConfig:
         ints = {k: int(d[k]) for k in ("length", "hop", "window", "downsample") if k in d}
@@ -89,36 +107,6 @@ DEFAULT_CONFIG = ShingleConfig()
 
 
 # -- pure functions ---------------------------------------------------------------------------------------
-def scale_tempo(C: np.ndarray, *, tempo_factor: float) -> np.ndarray:
-    """Resample a feature sequence in time as if it were played ``tempo_factor`` times as fast.
-
-    Parameters
-    ----------
-    C : np.ndarray, shape (n_features, n_frames)
-        Features at a fixed frame rate (e.g. 10 Hz chroma).
-    tempo_factor : float > 0
-        1.25 plays 25 % faster (fewer frames), 0.8 slower (more frames).
-
-    Returns
-    -------
-    np.ndarray, shape (n_features, max(1, round(n_frames / tempo_factor))), float32
-        Linear interpolation between the input frames; output frame ``j`` lies at input frame
-        ``j * tempo_factor``. A new array (the input is not modified).
-    """
-    if not tempo_factor > 0:
-        raise ParameterError(f"tempo_factor={tempo_factor!r} must be > 0")
-    C = np.asarray(C, dtype=np.float32)
-    n = C.shape[1]
-    if n == 0 or abs(tempo_factor - 1.0) < 1e-9:
-        return C.copy()
-    m = max(1, int(round(n / tempo_factor)))
-    pos = np.minimum(np.arange(m) * tempo_factor, n - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    w = (pos - lo).astype(np.float32)
-    return C[:, lo] * (1.0 - w) + C[:, hi] * w
-
-
 def shingles(X: np.ndarray, *, length: int = 20, hop: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Cut a feature sequence into overlapping shingles of unit length.
 
@@ -190,10 +178,8 @@ def chroma_shingles(
 
 
 def cens_of(C: np.ndarray, *, config: ShingleConfig = DEFAULT_CONFIG, tempo_factor: float = 1.0) -> np.ndarray:
-    """CENS (12, n) at ``config.frame_rate`` of 10 Hz chroma, optionally tempo-scaled first."""
-    Cs = scale_tempo(C, tempo_factor=tempo_factor) if tempo_factor != 1.0 else np.asarray(C, dtype=np.float32)
-    X, _ = cens(Cs, feature_rate=CHROMA_RATE, window=config.window, downsample=config.downsample)
-    return X
+    """CENS (12, n) at ``config.frame_rate`` of 10 Hz chroma, optionally tempo-scaled first (:func:`scale_tempo`)."""
+    return config.match().cens(C, feature_rate=CHROMA_RATE, tempo_factor=tempo_factor)
 
 
 __all__ = [

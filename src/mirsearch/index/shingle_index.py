@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,37 +143,14 @@ class ShingleIndex:
         red = _reduction_for(collection, store, reduction, dim, threads=threads, refit=rebuild)
         directory = Path(collection.root) / "index" / "ann" / config.key / f"{red.name}-{index}"
         stats = IndexStats()
-        state = _read_state(directory)
-        ann = None
-        same = (
-            not rebuild
-            and state is not None
-            and state.get("generation") == store.generation
-            and state.get("reduction_id") == red.model_id
-            and state.get("kind") == index
-        )
-        if same:
-            try:
-                overrides = {k: v for k, v in params.items() if k in ("ef", "threads")}
-                if index == "kdtree":
-                    overrides.pop("ef", None)
-                if index == "exact":
-                    overrides = {k: v for k, v in overrides.items() if k == "threads"}
-                ann = load_index(directory, **overrides)
-                if len(ann) != state["rows"]:
-                    raise CollectionError(f"{directory}: index holds {len(ann)} rows, state.json {state['rows']}")
-            except CollectionError as exc:
-                log.warning("%s; rebuilding the index", exc)
-                ann = None
-        n_rows = len(store)
+        ann = None if rebuild else _load_current(directory, store, red, index, params)
         if ann is None:
             ann = make_index(index, red.dim, **params)
             stats.rebuilt = True
-        start = len(ann)
+        start, n_rows = len(ann), len(store)
         if n_rows > start:
-            S = store.vectors(start)
             t1 = time.perf_counter()
-            ann.add(red.transform(S))
+            ann.add(red.transform(store.vectors(start)))
             stats.added = n_rows - start
             log.info(
                 "%s: added %d shingles to %s-%s in %.1f s",
@@ -184,22 +161,15 @@ class ShingleIndex:
                 time.perf_counter() - t1,
             )
         if (stats.added or stats.rebuilt) and save:
-            try:
-                with directory_lock(directory.parent, name=f".{directory.name}.lock"):
-                    ann.save(directory)
-                    _write_state(
-                        directory,
-                        {
-                            "generation": store.generation,
-                            "rows": len(ann),
-                            "reduction": red.name,
-                            "reduction_id": red.model_id,
-                            "kind": index,
-                            "config": config.to_dict(),
-                        },
-                    )
-            except OSError as exc:
-                log.warning("%s: index not saved (%s)", directory, exc)
+            state = {
+                "generation": store.generation,
+                "rows": len(ann),
+                "reduction": red.name,
+                "reduction_id": red.model_id,
+                "kind": index,
+                "config": config.to_dict(),
+            }
+            _save(directory, ann, state)
         stats.rows = len(ann)
         stats.seconds = time.perf_counter() - t0
         return cls(store, red, ann, directory, stats)
@@ -209,15 +179,47 @@ class ShingleIndex:
         return self.ann.search(self.reduction.transform(S), k=k)
 
 
+def _load_current(directory: Path, store: ShingleStore, red, index: str, params: dict) -> AnnIndex | None:
+    """The saved index when it was built on this store generation with this reduction and kind, else None."""
+    state = _read_state(directory)
+    same = (
+        state is not None
+        and state.get("generation") == store.generation
+        and state.get("reduction_id") == red.model_id
+        and state.get("kind") == index
+    )
+    if not same:
+        return None
+    overrides = {k: v for k, v in params.items() if k in ("ef", "threads")}
+    if index == "kdtree":
+        overrides.pop("ef", None)
+    if index == "exact":
+        overrides = {k: v for k, v in overrides.items() if k == "threads"}
+    try:
+        ann = load_index(directory, **overrides)
+        if len(ann) != state["rows"]:
+            raise CollectionError(f"{directory}: index holds {len(ann)} rows, state.json {state['rows']}")
+    except CollectionError as exc:
+        log.warning("%s; rebuilding the index", exc)
+        return None
+    return ann
+
+
+def _save(directory: Path, ann: AnnIndex, state: dict) -> None:
+    """Write the index and then its state (silently skipped when the folder is not writable)."""
+    try:
+        with directory_lock(directory.parent, name=f".{directory.name}.lock"):
+            ann.save(directory)
+            atomic_write_text(directory / STATE_FILE, json.dumps(state, indent=1, sort_keys=True))
+    except OSError as exc:
+        log.warning("%s: index not saved (%s)", directory, exc)
+
+
 def _read_state(directory: Path) -> dict | None:
     try:
         return json.loads((directory / STATE_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def _write_state(directory: Path, state: dict) -> None:
-    atomic_write_text(directory / STATE_FILE, json.dumps(state, indent=1, sort_keys=True))
 
 
 def remove_index(collection) -> int:
@@ -231,7 +233,44 @@ def remove_index(collection) -> int:
     return removed
 
 
-_OPEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class IndexSpec:
+    """Which shingle index of a collection a search uses (see :meth:`ShingleIndex.open`).
+
+    Attributes
+    ----------
+    kind : {"hnsw", "kdtree", "exact"}
+    reduction : {"embedding", "pca", "none"} or path-like
+        Shingle reduction.
+    dim : int, optional
+        Dimension of PCA / the shipped embedding (shipped: 6, 12, 30).
+    params : tuple of (name, value)
+        Index parameters (``ef`` for HNSW, ...); a dict is accepted and stored sorted.
+    update : bool
+        Add recordings that are not in the index yet before searching.
+    """
+
+    kind: str = "hnsw"
+    reduction: str | os.PathLike = "embedding"
+    dim: int | None = 12
+    params: tuple = ()
+    update: bool = True
+
+    def __post_init__(self) -> None:
+        params = self.params.items() if isinstance(self.params, dict) else self.params
+        object.__setattr__(self, "params", tuple(sorted((str(k), v) for k, v in params)))
+
+    def open(self, collection, *, config: ShingleConfig = DEFAULT_CONFIG) -> ShingleIndex:
+        """The collection's index of this kind (:func:`get_index`)."""
+        return get_index(
+            collection,
+            reduction=self.reduction,
+            dim=self.dim,
+            index=self.kind,
+            config=config,
+            params=dict(self.params),
+            update=self.update,
+        )
 
 
 def get_index(
@@ -244,26 +283,22 @@ def get_index(
     params: dict | None = None,
     update: bool = True,
 ) -> ShingleIndex:
-    """:meth:`ShingleIndex.open`, memoised per collection object while its recordings do not change.
+    """:meth:`ShingleIndex.open`, memoised as a derived view of the collection (one per generation).
 
     Repeated queries (a server, a benchmark, the cascades) then cost no disk reads. ``ef`` and
     ``threads`` in ``params`` are applied to a memoised HNSW index.
     """
-    token = collection.generation()
     build_params = {k: v for k, v in (params or {}).items() if k not in ("ef", "threads")}
-    key = (config, str(reduction), dim, index, tuple(sorted(build_params.items())))
-    per = _OPEN.setdefault(collection, {})
-    hit = per.get(key)
-    if hit is not None and (hit[0] == token or not update):
-        idx = hit[1]
-        if params and "ef" in params and hasattr(idx.ann, "set_ef"):
-            idx.ann.set_ef(params["ef"])
-        return idx
-    idx = ShingleIndex.open(
-        collection, reduction=reduction, dim=dim, index=index, config=config, params=params, update=update
+    key = ("shingle_index", config, str(reduction), dim, index, tuple(sorted(build_params.items())))
+    idx = collection.views.get(
+        key,
+        lambda: ShingleIndex.open(
+            collection, reduction=reduction, dim=dim, index=index, config=config, params=params, update=update
+        ),
     )
-    per[key] = (token, idx)
+    if params and "ef" in params and hasattr(idx.ann, "set_ef"):
+        idx.ann.set_ef(params["ef"])
     return idx
 
 
-__all__ = ["IndexStats", "ShingleIndex", "get_index", "remove_index"]
+__all__ = ["IndexSpec", "IndexStats", "ShingleIndex", "get_index", "remove_index"]

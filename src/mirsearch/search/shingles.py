@@ -22,8 +22,8 @@ The two-stage cascades built on this index are in :mod:`mirsearch.search.cascade
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,15 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from mirsearch.errors import InputError, ParameterError
+from mirsearch.features.audio_match import SHINGLE_MATCH, SHINGLE_TEMPO_FACTORS, AudioMatchConfig
 from mirsearch.features.shingles import CHROMA_RATE, DEFAULT_CONFIG, ShingleConfig, cens_of, shingles
-from mirsearch.index.shingle_index import ShingleIndex, get_index
+from mirsearch.index.shingle_index import IndexSpec, ShingleIndex
+from mirsearch.search.audio_query import AudioQuery
 from mirsearch.search.results import Match
 
 log = logging.getLogger(__name__)
 
-#: query scalings of cross-version search: 0.6 .. 1.67, about 11 % apart (versions of a work in the
-#: benchmark differ in tempo by up to 1.5x for 90 % of the pairs)
-TEMPO_FACTORS = (0.6, 0.665, 0.736, 0.815, 0.903, 1.0, 1.108, 1.227, 1.359, 1.505, 1.667)
+#: query scalings of cross-version search (:data:`~mirsearch.features.audio_match.SHINGLE_TEMPO_FACTORS`)
+TEMPO_FACTORS = SHINGLE_TEMPO_FACTORS
 #: shingles for theme proposals: 6 frames of 2 Hz CENS (3 s, 72 dims), light smoothing
 THEME_CONFIG = ShingleConfig(length=6, hop=1, window=11, downsample=5)
 #: theme tempo scalings of the proposal stage (the theme's notated tempo is a guess)
@@ -186,30 +187,64 @@ def score_regions(
     """
     if aggregate not in ("mean", "min"):
         raise ParameterError(f"aggregate={aggregate!r} must be 'mean' or 'min'")
-    n_var = len(qs.variants)
-    k = D.shape[1]
-    ok = L >= 0
-    if exclude:
-        ok &= ~np.isin(np.where(ok, rec_ids[np.maximum(L, 0)], -1), np.asarray(list(exclude)))
-    # per query shingle: the k-th distance bounds every shingle not retrieved
-    finite = np.isfinite(D)
-    fallback = float(D[finite].max()) if finite.any() else 2.0
-    kth = np.where(finite[:, -1], D[:, -1], fallback).astype(np.float64)
-    q_idx = np.repeat(np.arange(D.shape[0]), k)[ok.ravel()]
-    labels = L.ravel()[ok.ravel()]
-    dist = D.ravel()[ok.ravel()].astype(np.float64)
-    rec = rec_ids[labels]
-    var = qs.variant[q_idx]
-    implied = starts[labels] - qs.position[q_idx]
-    n_per_var = np.bincount(qs.variant, minlength=n_var)
-    kth_sum = np.bincount(qs.variant, weights=kth, minlength=n_var)
+    hits = _Hits.of(qs, D, L, rec_ids, starts, exclude)
     lengths = np.asarray([v[2] for v in qs.variants])
     tol = tolerance if tolerance is not None else max(2, int(lengths.min() // 4))
     found: list[tuple[float, int, int, int, Region]] = []
-    alive = np.ones(len(dist), bool)
+    alive = np.ones(len(hits.dist), bool)
     for round_ in range(per_recording):  # one region per recording and round, all recordings at once
         if not alive.any():
             break
+        found += [(g.cost, -g.votes, g.recording_id, round_, g) for g in hits.regions(alive, tol, lengths, aggregate)]
+    found.sort(key=lambda t: t[:4])  # ties: by recording, then by round
+    return [t[4] for t in found]
+
+
+@dataclass
+class _Hits:
+    """The nearest-neighbour hits of a query's shingles, flattened (one entry per kept hit)."""
+
+    qs: QueryShingles
+    starts: np.ndarray  # start frame of every index row
+    q_idx: np.ndarray  # query shingle of each hit
+    labels: np.ndarray  # index row of each hit
+    dist: np.ndarray
+    rec: np.ndarray  # recording id of each hit
+    var: np.ndarray  # query variant of each hit
+    implied: np.ndarray  # query start the hit implies (database frames)
+    kth: np.ndarray  # per query shingle: its k-th distance (bounds every shingle not retrieved)
+    kth_sum: np.ndarray  # per variant: sum of the k-th distances of its shingles
+    n_per_var: np.ndarray  # per variant: number of shingles
+
+    @classmethod
+    def of(cls, qs: QueryShingles, D, L, rec_ids, starts, exclude) -> _Hits:
+        n_var = len(qs.variants)
+        k = D.shape[1]
+        ok = L >= 0
+        if exclude:
+            ok &= ~np.isin(np.where(ok, rec_ids[np.maximum(L, 0)], -1), np.asarray(list(exclude)))
+        finite = np.isfinite(D)
+        fallback = float(D[finite].max()) if finite.any() else 2.0
+        kth = np.where(finite[:, -1], D[:, -1], fallback).astype(np.float64)
+        q_idx = np.repeat(np.arange(D.shape[0]), k)[ok.ravel()]
+        labels = L.ravel()[ok.ravel()]
+        return cls(
+            qs=qs,
+            starts=starts,
+            q_idx=q_idx,
+            labels=labels,
+            dist=D.ravel()[ok.ravel()].astype(np.float64),
+            rec=rec_ids[labels],
+            var=qs.variant[q_idx],
+            implied=starts[labels] - qs.position[q_idx],
+            kth=kth,
+            kth_sum=np.bincount(qs.variant, weights=kth, minlength=n_var),
+            n_per_var=np.bincount(qs.variant, minlength=n_var),
+        )
+
+    def regions(self, alive: np.ndarray, tol: int, lengths: np.ndarray, aggregate: str) -> list[Region]:
+        """One region per recording from the hits still ``alive`` (which it then consumes)."""
+        rec, dist, implied = self.rec, self.dist, self.implied
         hits = np.flatnonzero(alive)
         # seed: the recording's closest remaining hit; members: hits implying about the same query start
         by_rec = hits[np.lexsort((dist[hits], rec[hits]))]
@@ -219,83 +254,119 @@ def score_regions(
         member = hits[np.abs(implied[hits] - implied[seeds][g_of_hit]) <= tol]
         alive[member] = False
         g = np.searchsorted(recs_r, rec[member])
-        n_g = len(seeds)
-        # best hit per (region, query shingle), then per-variant mean with the k-th bound for the others
-        o = member[np.lexsort((dist[member], q_idx[member], g))]
-        go = np.searchsorted(recs_r, rec[o])
+        votes, cost_var = self._variant_costs(member, recs_r)
+        if aggregate == "min":  # the seed is the region's closest hit
+            v_best, cost = self.var[seeds], dist[seeds].astype(np.float64)
+        else:
+            v_best = np.argmin(cost_var, axis=1)
+            cost = cost_var[np.arange(len(seeds)), v_best]
+        start = self._starts(member, g, seeds, recs_r, v_best)
+        pos_of = self._closest_positions(member, recs_r)
+        lengths_v = lengths[v_best]
+        return [
+            Region(
+                recording_id=int(recs_r[i]),
+                start=int(start[i]),
+                end=int(start[i] + lengths_v[i]),
+                cost=float(cost[i]),
+                votes=int(votes[i]),
+                variant=int(v_best[i]),
+                best_distance=float(dist[seeds[i]]),
+                positions=[int(x) for x in pos_of[i]],
+            )
+            for i in range(len(seeds))
+        ]
+
+    def _variant_costs(self, member: np.ndarray, recs_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Votes per region and its cost per variant: the mean over the variant's shingles of their best
+        distance in the region, the k-th distance for the shingles without a hit there."""
+        n_g, n_var = len(recs_r), len(self.qs.variants)
+        q_idx, dist = self.q_idx, self.dist
+        o = member[np.lexsort((dist[member], q_idx[member], np.searchsorted(recs_r, self.rec[member])))]
+        go = np.searchsorted(recs_r, self.rec[o])
         first = np.r_[True, (go[1:] != go[:-1]) | (q_idx[o][1:] != q_idx[o][:-1])]
         qb, db, gb = q_idx[o][first], dist[o][first], go[first]
         votes = np.bincount(gb, minlength=n_g)
-        gain = np.bincount(gb * n_var + qs.variant[qb], weights=kth[qb] - db, minlength=n_g * n_var).reshape(n_g, n_var)
+        weights = self.kth[qb] - db
+        gain = np.bincount(gb * n_var + self.qs.variant[qb], weights=weights, minlength=n_g * n_var).reshape(n_g, n_var)
         with np.errstate(invalid="ignore", divide="ignore"):
-            cost_var = (kth_sum[None, :] - gain) / np.maximum(n_per_var, 1)[None, :]
-        cost_var[:, n_per_var == 0] = np.inf
-        if aggregate == "min":  # the seed is the region's closest hit
-            v_best, cost = var[seeds], dist[seeds].astype(np.float64)
-        else:
-            v_best = np.argmin(cost_var, axis=1)
-            cost = cost_var[np.arange(n_g), v_best]
-        # start: median implied start of the members of the chosen variant (the seed's when there are none)
+            cost_var = (self.kth_sum[None, :] - gain) / np.maximum(self.n_per_var, 1)[None, :]
+        cost_var[:, self.n_per_var == 0] = np.inf
+        return votes, cost_var
+
+    def _starts(self, member, g, seeds, recs_r, v_best) -> np.ndarray:
+        """Median implied start of the members of the chosen variant (the seed's when there are none)."""
+        implied = self.implied
         start = implied[seeds].astype(np.float64)
-        sel = member[var[member] == v_best[g]]
+        sel = member[self.var[member] == v_best[g]]
         if len(sel):
-            gs = np.searchsorted(recs_r, rec[sel])
+            gs = np.searchsorted(recs_r, self.rec[sel])
             o2 = np.lexsort((implied[sel], gs))
             x, gs = implied[sel][o2].astype(np.float64), gs[o2]
-            counts = np.bincount(gs, minlength=n_g)
+            counts = np.bincount(gs, minlength=len(seeds))
             lo = np.concatenate([[0], np.cumsum(counts)[:-1]])
             has = counts > 0
             mid_a, mid_b = lo[has] + (counts[has] - 1) // 2, lo[has] + counts[has] // 2
             start[has] = (x[mid_a] + x[mid_b]) / 2
-        start = np.round(start).astype(np.int64)
-        # the 5 closest hits of each region (database positions)
-        o3 = member[np.lexsort((dist[member], g))]
-        g3 = np.searchsorted(recs_r, rec[o3])
+        return np.round(start).astype(np.int64)
+
+    def _closest_positions(self, member, recs_r) -> list[np.ndarray]:
+        """Database positions of the 5 closest hits of each region."""
+        o3 = member[np.lexsort((self.dist[member], np.searchsorted(recs_r, self.rec[member])))]
+        g3 = np.searchsorted(recs_r, self.rec[o3])
         rank = np.arange(len(o3)) - np.searchsorted(g3, g3)
         top5 = o3[rank < 5]
-        pos_of = np.split(starts[labels[top5]], np.searchsorted(g3[rank < 5], np.arange(1, n_g)))
-        lengths_v = lengths[v_best]
-        found += [
-            (
-                float(cost[i]),
-                -int(votes[i]),
-                int(recs_r[i]),
-                round_,
-                Region(
-                    recording_id=int(recs_r[i]),
-                    start=int(start[i]),
-                    end=int(start[i] + lengths_v[i]),
-                    cost=float(cost[i]),
-                    votes=int(votes[i]),
-                    variant=int(v_best[i]),
-                    best_distance=float(dist[seeds[i]]),
-                    positions=[int(x) for x in pos_of[i]],
-                ),
-            )
-            for i in range(n_g)
-        ]
-    found.sort(key=lambda t: t[:4])  # ties: by recording, then by round
-    return [t[4] for t in found]
+        return np.split(self.starts[self.labels[top5]], np.searchsorted(g3[rank < 5], np.arange(1, len(recs_r))))
 
 
-# -- query input -------------------------------------------------------------------------------------------
-def query_chroma(query, *, sr: int | None = None, start: float | None = None, end: float | None = None) -> np.ndarray:
-    """10 Hz chroma (12, n) of an audio query: a file path, or a signal with ``sr``; optional excerpt (s)."""
-    from mirsearch.audio import load_audio
-    from mirsearch.features.chroma import chroma
+# -- search ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShingleSearchOptions:
+    """Options of :func:`search_shingles`.
 
-    if isinstance(query, str | os.PathLike):
-        y, sr = load_audio(query)
-    else:
-        if sr is None:
-            raise ParameterError("sr is required when the query is a signal")
-        y = np.asarray(query, dtype=np.float32)
-    if start is not None or end is not None:
-        a = int(round((start or 0.0) * sr))
-        b = int(round(end * sr)) if end is not None else y.size
-        y = y[a:b]
-    C, _ = chroma(y, sr=sr, feature_rate=CHROMA_RATE)
-    return C
+    Attributes
+    ----------
+    top : int >= 1
+        Matches returned.
+    k : int >= 1
+        Neighbours retrieved per query shingle.
+    per_recording : int >= 1
+        Regions reported per recording.
+    exclude : tuple of int
+        Recording ids not to return (e.g. the recording the query was cut from).
+    aggregate : {"mean", "min"}
+        Region cost (see :func:`score_regions`).
+    match : AudioMatchConfig
+        Query scalings (default 0.6 .. 1.67) and transpositions (default: none; ``ALL_KEYS`` for versions in
+        other keys, 12x slower); its CENS parameters choose the shingles of the index (default 41 / 10).
+    index : IndexSpec
+        The index searched (kind, reduction, dimension, parameters, update).
+    """
+
+    top: int = 10
+    k: int = 64
+    per_recording: int = 1
+    exclude: tuple[int, ...] = ()
+    aggregate: str = "mean"
+    match: AudioMatchConfig = SHINGLE_MATCH
+    index: IndexSpec = IndexSpec()
+
+    def __post_init__(self) -> None:
+        if self.top < 1 or self.k < 1 or self.per_recording < 1:
+            raise ParameterError(f"top={self.top}, k={self.k} and per_recording={self.per_recording} must be >= 1")
+        if self.aggregate not in ("mean", "min"):
+            raise ParameterError(f"aggregate={self.aggregate!r} must be 'mean' or 'min'")
+        object.__setattr__(self, "exclude", tuple(int(i) for i in self.exclude))
+
+    def replace(self, **changes) -> ShingleSearchOptions:
+        return dataclasses.replace(self, **changes)
+
+
+def shingle_query_chroma(query: AudioQuery, match: AudioMatchConfig = SHINGLE_MATCH) -> np.ndarray:
+    """The query's 10 Hz chroma in the recipe of the stored features the shingles are made of."""
+    from mirsearch.features.registry import feature_config
+
+    return query.chroma_for(feature_config(match.features, feature_rate=CHROMA_RATE))
 
 
 def _regions_to_matches(collection, regions: list[Region], qs: QueryShingles, config: ShingleConfig) -> list[Match]:
@@ -324,102 +395,39 @@ def _regions_to_matches(collection, regions: list[Region], qs: QueryShingles, co
 
 
 def search_shingle_chroma(
-    shingle_index: ShingleIndex,
-    C: np.ndarray,
-    *,
-    top: int = 10,
-    k: int = 64,
-    tempo_factors: Sequence[float] = TEMPO_FACTORS,
-    transpositions: Sequence[int] = (0,),
-    per_recording: int = 1,
-    exclude: Sequence[int] = (),
-    aggregate: str = "mean",
-) -> list[Region]:
-    """Regions of an opened index that match a 10 Hz query chroma (the core of :func:`search_shingles`)."""
-    return _search_regions(
-        shingle_index,
-        C,
-        top=top,
-        k=k,
-        tempo_factors=tempo_factors,
-        transpositions=transpositions,
-        per_recording=per_recording,
-        exclude=exclude,
-        aggregate=aggregate,
-    )[0]
-
-
-def _search_regions(shingle_index, C, *, top, k, tempo_factors, transpositions, per_recording, exclude, aggregate):
-    if top < 1 or k < 1 or per_recording < 1:
-        raise ParameterError(f"top={top}, k={k} and per_recording={per_recording} must be >= 1")
-    qs = query_shingles(C, config=shingle_index.config, tempo_factors=tempo_factors, transpositions=transpositions)
-    D, L = shingle_index.search_vectors(qs.S, k=k)
+    shingle_index: ShingleIndex, C: np.ndarray, options: ShingleSearchOptions = ShingleSearchOptions()
+) -> tuple[list[Region], QueryShingles]:
+    """Regions of an opened index that match a 10 Hz query chroma (the core of :func:`search_shingles`),
+    best first, and the query's shingles."""
+    match = options.match
+    qs = query_shingles(
+        C, config=shingle_index.config, tempo_factors=match.tempo_factors, transpositions=match.transpositions
+    )
+    D, L = shingle_index.search_vectors(qs.S, k=options.k)
     regions = score_regions(
         qs,
         D,
         L,
         shingle_index.rec_ids,
         shingle_index.starts,
-        per_recording=per_recording,
-        exclude=exclude,
-        aggregate=aggregate,
+        per_recording=options.per_recording,
+        exclude=options.exclude,
+        aggregate=options.aggregate,
     )
-    return regions[:top], qs
+    return regions[: options.top], qs
 
 
 def search_shingles(
-    collection,
-    query,
-    *,
-    index: str = "hnsw",
-    reduction="embedding",
-    dim: int | None = 12,
-    top: int = 10,
-    k: int = 64,
-    tempo_factors: Sequence[float] = TEMPO_FACTORS,
-    transpositions: Sequence[int] = (0,),
-    per_recording: int = 1,
-    exclude: Sequence[int] = (),
-    sr: int | None = None,
-    start: float | None = None,
-    end: float | None = None,
-    params: dict | None = None,
-    update: bool = True,
-    aggregate: str = "mean",
+    collection, query: AudioQuery, options: ShingleSearchOptions = ShingleSearchOptions()
 ) -> list[Match]:
     """Cross-version retrieval of an audio excerpt with the shingle index.
 
     Parameters
     ----------
     collection : Collection
-    query : path-like or np.ndarray
-        Audio file, or a mono signal (then ``sr`` is required), or 10 Hz chroma of shape (12, n).
+    query : AudioQuery
         At least about 20 s (one shingle at the slowest scaling), 20-30 s recommended.
-    index : {"hnsw", "kdtree", "exact"}
-    reduction : {"embedding", "pca", "none"} or path-like
-        Shingle reduction (see :class:`ShingleIndex`).
-    dim : int
-        Dimension of PCA / the shipped embedding (shipped: 6, 12, 30).
-    top : int >= 1
-        Matches returned.
-    k : int >= 1
-        Neighbours retrieved per query shingle.
-    tempo_factors : sequence of float
-        Query scalings (default 0.6 .. 1.67).
-    transpositions : sequence of int
-        Query transpositions tried (default: none; ``range(12)`` for versions in other keys, 12x slower).
-    per_recording : int
-        Regions reported per recording.
-    exclude : sequence of int
-        Recording ids not to return (e.g. the recording the query was cut from).
-    sr, start, end :
-        Sample rate of a signal query; excerpt bounds in seconds.
-    params : dict, optional
-        Index parameters (``ef`` for HNSW, ...).
-    update : bool
-        Add recordings that are not in the index yet before searching.
-    aggregate : {"mean", "min"}
-        Region cost (see :func:`score_regions`).
+    options : ShingleSearchOptions
 
     Returns
     -------
@@ -429,23 +437,10 @@ def search_shingles(
         ``query_seconds`` and ``search_ms``.
     """
     t0 = time.perf_counter()
-    if isinstance(query, np.ndarray) and query.ndim == 2:
-        C = query
-    else:
-        C = query_chroma(query, sr=sr, start=start, end=end)
-    idx = get_index(collection, reduction=reduction, dim=dim, index=index, params=params, update=update)
+    C = shingle_query_chroma(query, options.match)
+    idx = options.index.open(collection, config=ShingleConfig.for_match(options.match))
     t1 = time.perf_counter()
-    regions, qs = _search_regions(
-        idx,
-        C,
-        top=top,
-        k=k,
-        tempo_factors=tempo_factors,
-        transpositions=transpositions,
-        per_recording=per_recording,
-        exclude=exclude,
-        aggregate=aggregate,
-    )
+    regions, qs = search_shingle_chroma(idx, C, options)
     matches = _regions_to_matches(collection, regions, qs, idx.config)
     ms = (time.perf_counter() - t1) * 1000
     for m in matches:
@@ -454,7 +449,7 @@ def search_shingles(
     log.info(
         "shingle search (%s-%s, %d shingles): %d matches, %.1f ms search, %.1f ms total",
         idx.reduction.name,
-        index,
+        options.index.kind,
         len(idx),
         len(matches),
         ms,
@@ -469,9 +464,10 @@ __all__ = [
     "THEME_TEMPO_FACTORS",
     "QueryShingles",
     "Region",
-    "query_chroma",
+    "ShingleSearchOptions",
     "query_shingles",
     "score_regions",
     "search_shingle_chroma",
     "search_shingles",
+    "shingle_query_chroma",
 ]

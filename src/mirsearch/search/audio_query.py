@@ -1,0 +1,119 @@
+"""Audio queries, decoded and validated once at the boundary; every audio search takes an :class:`AudioQuery`.
+
+A query is either a decoded mono signal (``samples`` at ``sr``, resampled to :data:`mirsearch.audio.SR`) or
+a chroma matrix at ``feature_rate`` (a benchmark, or an excerpt of a stored recording). Searches ask it for
+its chroma in the collection's recipe (:meth:`AudioQuery.chroma_for`); they never read files.
+:meth:`AudioQuery.from_file` is the thin helper the service layer and the CLI call to read one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from mirsearch.errors import InputError, ParameterError
+from mirsearch.features.matching_chroma import extract_chroma
+
+
+@dataclass(frozen=True, eq=False)
+class AudioQuery:
+    """An audio excerpt to search for.
+
+    Build with :meth:`from_samples`, :meth:`from_chroma` or :meth:`from_file`.
+
+    Attributes
+    ----------
+    samples : np.ndarray, shape (n_samples,), float32, or None
+        Mono signal at ``sr`` (validated: finite, not silent).
+    sr : int or None
+        Sample rate of ``samples`` (Hz).
+    chroma : np.ndarray, shape (12, n_frames), float32, or None
+        Chroma of the query when it is given as features.
+    feature_rate : float or None
+        Frame rate of ``chroma`` (Hz).
+    name : str
+        For messages (the file name of a file query).
+    """
+
+    samples: np.ndarray | None = None
+    sr: int | None = None
+    chroma: np.ndarray | None = None
+    feature_rate: float | None = None
+    name: str = "query"
+
+    @classmethod
+    def from_samples(cls, y, sr: int | None, *, name: str = "query") -> AudioQuery:
+        """A signal query: mixed to mono, validated and resampled to :data:`mirsearch.audio.SR`.
+
+        Parameters
+        ----------
+        y : array-like, shape (n_samples,) or (n_channels, n_samples) or (n_samples, n_channels)
+            The signal; two-dimensional input is mixed down over its shorter axis.
+        sr : int
+            Sample rate (Hz).
+        """
+        from mirsearch.audio import SR, validate_audio
+
+        if sr is None:
+            raise ParameterError(f"{name}: sr is required for an array query")
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim == 2:
+            y = y.mean(axis=0) if y.shape[0] < y.shape[1] else y.mean(axis=1)
+        validate_audio(y, sr=sr, name=name)
+        if int(sr) != SR:
+            import soxr
+
+            y = soxr.resample(y, int(sr), SR, quality="HQ").astype(np.float32)
+            sr = SR
+        return cls(samples=y, sr=int(sr), name=name)
+
+    @classmethod
+    def from_chroma(cls, C, *, feature_rate: float = 10.0, name: str = "query") -> AudioQuery:
+        """A query given as chroma ``(12, n_frames)`` at ``feature_rate`` (Hz)."""
+        C = np.asarray(C, dtype=np.float32)
+        if C.ndim != 2 or C.shape[0] != 12:
+            raise ParameterError(f"{name}: chroma must have shape (12, n_frames), got {C.shape}")
+        if not np.isfinite(C).all():
+            raise InputError(f"{name}: chroma contains NaN or infinite values")
+        if not feature_rate > 0:
+            raise ParameterError(f"feature_rate={feature_rate!r} must be > 0")
+        return cls(chroma=C, feature_rate=float(feature_rate), name=name)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, *, start: float | None = None, end: float | None = None) -> AudioQuery:
+        """Read an audio file (decoded, mono, :data:`mirsearch.audio.SR`), optionally an excerpt in seconds."""
+        from mirsearch.audio import SR, load_audio
+
+        y, sr = load_audio(path, sr=SR)
+        name = os.path.basename(os.fspath(path))
+        if start is not None or end is not None:
+            a = int(round((start or 0.0) * sr))
+            b = int(round(end * sr)) if end is not None else y.size
+            return cls.from_samples(y[a:b], sr, name=name)
+        return cls(samples=y, sr=int(sr), name=name)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        if self.samples is not None:
+            return self.samples.size / self.sr
+        return self.chroma.shape[1] / self.feature_rate
+
+    def chroma_for(self, config: dict) -> np.ndarray:
+        """Chroma (12, n) of the query as ``config`` describes (a feature configuration with ``feature_rate``).
+
+        A chroma query is returned as it is; its frame rate must be the configuration's.
+        """
+        if self.chroma is not None:
+            rate = float(config["feature_rate"])
+            if abs(self.feature_rate - rate) > 1e-6:
+                raise ParameterError(f"{self.name}: chroma at {self.feature_rate:g} Hz, the search needs {rate:g} Hz")
+            return self.chroma
+        if self.samples is None:
+            raise ParameterError(f"{self.name}: an audio query needs samples or chroma")
+        return extract_chroma(self.samples, sr=self.sr, config=config)[0]
+
+
+__all__ = ["AudioQuery"]
