@@ -151,3 +151,138 @@ def test_open_errors(tmp_path):
     (tmp_path / "full" / "x.txt").write_text("x")
     with pytest.raises(CollectionError, match="not empty"):
         Collection.create(tmp_path / "full")
+
+
+# -- upkeep, hardening of the catalogue ------------------------------------------------------------------
+
+
+def _cli(*args) -> int:
+    from mirsearch.cli.main import main
+
+    return main([str(a) for a in args])
+
+
+def test_paths_are_stored_relative_and_a_moved_archive_keeps_working(tmp_path):
+    _write_chords(tmp_path / "arch" / "audio", 2)
+    with Collection.create(tmp_path / "arch" / "c.mirs") as coll:
+        coll.add(tmp_path / "arch" / "audio")
+        assert sorted(coll.catalog.stored_paths().values()) == ["audio/rec000.flac", "audio/rec001.flac"]
+    (tmp_path / "arch").rename(tmp_path / "moved")  # archive and collection moved together
+    with Collection.open(tmp_path / "moved" / "c.mirs") as coll:
+        assert all(Path(r.path).is_file() for r in coll.recordings())
+        report = coll.add(tmp_path / "moved" / "audio")
+        assert len(report.unchanged) == 2 and not report.added
+
+
+def test_renamed_folder_relocate_prune_remove_and_list(tmp_path, capsys):
+    _write_chords(tmp_path / "audio", 3)
+    root = tmp_path / "c.mirs"
+    with Collection.create(root) as coll:
+        coll.add(tmp_path / "audio")
+        arrays = sorted(p.name for p in (root / "features").rglob("*.npy"))
+        ids = [r.id for r in coll.recordings()]
+    (tmp_path / "audio").rename(tmp_path / "renamed")
+    assert _cli("list", "-c", root) == 0 and capsys.readouterr().out.count("!") == 3
+    assert _cli("relocate", tmp_path / "audio", tmp_path / "renamed", "-c", root, "--json") == 0
+    assert '"moved"' in capsys.readouterr().out
+    with Collection.open(root) as coll:
+        recs = coll.recordings()
+        assert [r.id for r in recs] == ids and all("renamed" in r.path for r in recs)
+        assert sorted(p.name for p in (root / "features").rglob("*.npy")) == arrays  # nothing recomputed
+        assert len(coll.add(tmp_path / "renamed").unchanged) == 3
+    (tmp_path / "renamed" / "rec000.flac").unlink()
+    assert _cli("prune", "-c", root) == 0
+    assert _cli("remove", tmp_path / "renamed" / "rec001.flac", tmp_path / "nothing.flac", "-c", root) == 3
+    with Collection.open(root) as coll:
+        assert [Path(r.path).name for r in coll.recordings()] == ["rec002.flac"]
+        assert len(list((root / "features").rglob("*.npy"))) == 1
+
+
+def test_index_after_a_rename_moves_recordings_without_recomputing(tmp_path):
+    _write_chords(tmp_path / "audio", 2)
+    with Collection.create(tmp_path / "c.mirs") as coll:
+        coll.add(tmp_path / "audio")
+        (tmp_path / "audio").rename(tmp_path / "new")
+        report = coll.add(tmp_path / "new")
+        assert len(report.moved) == 2 and not report.added and report.audio_seconds == 0
+        assert len(coll.recordings()) == 2 and all("/new/" in r.path for r in coll.recordings())
+
+
+def test_undecodable_file_names_are_stored_losslessly(tmp_path):
+    folder = tmp_path / "audio"
+    _write_chords(folder, 1)
+    odd = os.fsdecode(os.fsencode(str(folder)) + b"/caf\xe9-latin1.flac")
+    (folder / "rec000.flac").rename(odd)
+    with Collection.create(tmp_path / "c.mirs") as coll:
+        report = coll.add(folder)
+        assert report.added == [odd] and not report.failed
+        assert coll.recordings()[0].path == odd and Path(odd).is_file()
+        assert "\\xe9" in coll.recordings()[0].to_dict()["path"]
+        assert len(coll.add(folder).unchanged) == 1
+
+
+def test_failed_files_are_not_retried_and_do_not_count_again(tmp_path):
+    _write_chords(tmp_path / "audio", 1)
+    (tmp_path / "audio" / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
+    (tmp_path / "audio" / "notes.txt").write_text("x")
+    root = tmp_path / "c.mirs"
+    assert _cli("index", tmp_path / "audio", "-c", root, "-j", "1") == 3
+    assert _cli("index", tmp_path / "audio", "-c", root, "-j", "1") == 0  # nothing new failed
+    with Collection.open(root) as coll:
+        report = coll.add(tmp_path / "audio")
+        assert len(report.known_failures) == 1 and not report.failed and report.skipped == {".txt": 1}
+
+
+def test_bad_stored_features_skip_one_recording_not_the_search(tmp_path, caplog):
+    _write_chords(tmp_path / "audio", 3)
+    with Collection.create(tmp_path / "c.mirs") as coll:
+        coll.add(tmp_path / "audio")
+        recs = coll.recordings()
+        entries = coll.catalog.features("chroma")
+        np.save(tmp_path / "c.mirs" / entries[recs[0].id].file, np.full((12, 30), np.nan, np.float32))
+        (tmp_path / "c.mirs" / entries[recs[1].id].file).write_bytes(b"\x93NUMPY garbage")
+        coll.views.clear()
+        Y, offsets, kept, _ = coll.database()
+        assert [r.id for r in kept] == [recs[2].id] and np.all(np.isfinite(Y))
+        assert "rec000.flac" in caplog.text and "rec001" in caplog.text
+        with pytest.raises(CollectionError, match="rec000.flac: stored 'chroma' features contain NaN"):
+            coll.load_features(recs[0].id)
+
+
+def test_corrupt_catalogue_and_read_only_folder(tmp_path, monkeypatch):
+    (tmp_path / "bad.mirs").mkdir()
+    (tmp_path / "bad.mirs" / "catalog.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CollectionError, match="catalog.sqlite: cannot open catalogue .*corrupt"):
+        Collection.open(tmp_path / "bad.mirs")
+    _write_chords(tmp_path / "audio", 2)
+    with Collection.create(tmp_path / "c.mirs") as coll:
+        coll.add(tmp_path / "audio")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).endswith("c.mirs") else real_access(p, mode))
+    with Collection.open(tmp_path / "c.mirs", readonly=True) as coll:  # opened immutable: no WAL files needed
+        assert len(coll.database()[2]) == 2
+    with pytest.raises(CollectionError, match="read-only"):
+        Collection.create(tmp_path / "c.mirs")
+
+
+def test_disk_full_stops_the_run_cleanly(tmp_path, monkeypatch):
+    import errno
+
+    from mirsearch._util import files
+
+    _write_chords(tmp_path / "audio", 3)
+    with Collection.create(tmp_path / "c.mirs") as coll:
+        calls = []
+
+        def full(path, X):
+            calls.append(path)
+            if len(calls) > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return files.atomic_save_npy(path, X)
+
+        monkeypatch.setattr("mirsearch.collection.store.atomic_save_npy", full)
+        report = coll.add(tmp_path / "audio")
+        assert report.aborted and "disk full" in report.aborted and len(report.added) == 1
+        monkeypatch.undo()
+        assert len(coll.database()[2]) == 1  # what was committed stays usable
+        assert len(coll.add(tmp_path / "audio", retry_failed=True).added) == 2

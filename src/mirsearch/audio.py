@@ -94,6 +94,11 @@ def display_name(path: str | os.PathLike) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
+def printable(text: str | os.PathLike) -> str:
+    """A path or message printable and JSON-encodable in any locale (undecodable bytes shown as ``\\xNN``)."""
+    return os.fspath(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @contextlib.contextmanager
 def captured_stderr(sink: list[str] | None, name: str) -> Iterator[None]:
     """Collect what C libraries (mpg123, libsndfile) write to file descriptor 2 while the block runs.
@@ -171,7 +176,7 @@ def probe_audio(
         raise InputError(f"{name}: file is empty (0 bytes)")
     try:
         with captured_stderr(warnings, name):
-            info = sf.info(str(path))
+            info = sf.info(os.fsencode(path))
     except Exception as exc:  # libsndfile raises its own types with long messages
         raise InputError(f"{name}: unreadable audio ({_sf_message(exc, path)})") from None
     rate, channels = int(info.samplerate), int(info.channels)
@@ -247,7 +252,7 @@ def stream_audio(
     n_in, n_out, energy = 0, 0, 0.0
     try:
         with captured_stderr(warnings, name):
-            fh = sf.SoundFile(str(path))
+            fh = sf.SoundFile(os.fsencode(path))
     except Exception as exc:
         raise InputError(f"{name}: unreadable audio ({_sf_message(exc, Path(path))})") from None
     with fh:

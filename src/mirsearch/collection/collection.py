@@ -15,23 +15,19 @@ usable; the next run skips them (same size and mtime, or same content hash) and 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import os
-import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from mirsearch._util import directory_lock
-from mirsearch.audio import SR, is_audio_file, load_audio
-from mirsearch.collection import store
+from mirsearch.audio import display_name
+from mirsearch.collection import store, upkeep
 from mirsearch.collection.catalog import Catalog, Recording
+from mirsearch.collection.indexing import AddReport, run_add
+from mirsearch.collection.scan import expand_paths
 from mirsearch.collection.views import DerivedViews
-from mirsearch.errors import CollectionError, MirsearchError, ParameterError
+from mirsearch.errors import CollectionError, ParameterError
 from mirsearch.features import registry
 
 log = logging.getLogger(__name__)
@@ -39,69 +35,6 @@ log = logging.getLogger(__name__)
 CATALOG_NAME = "catalog.sqlite"
 #: CENS parameters used when a theme is searched with ``features="cens"`` (10 Hz, light smoothing)
 THEME_CENS = {"window": 9, "downsample": 1}
-
-
-@dataclass
-class AddReport:
-    """What :meth:`Collection.add` did."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    audio_seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return {
-            "added": len(self.added),
-            "updated": len(self.updated),
-            "unchanged": len(self.unchanged),
-            "failed": [{"path": p, "error": e} for p, e in self.failed],
-            "seconds": round(self.seconds, 3),
-            "audio_seconds": round(self.audio_seconds, 3),
-            "x_realtime": round(self.audio_seconds / self.seconds, 1) if self.seconds > 0 else None,
-        }
-
-
-def _sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _process_file(path: str, known_sha1: str | None, configs: list[dict]):
-    """Worker: hash, decode and extract. Returns a tuple tagged ``"ok"``, ``"same"`` or ``"error"``."""
-    try:
-        sha1 = _sha1(Path(path))
-        if known_sha1 == sha1:
-            return ("same", path, sha1)
-        y, sr = load_audio(path, sr=SR)
-        feats = [registry.extract(y, sr=sr, config=c) for c in configs]
-        return ("ok", path, sha1, y.size / sr, feats)
-    except MirsearchError as exc:
-        return ("error", path, str(exc))
-    except Exception as exc:  # a decoder or extractor bug must not stop the batch
-        log.debug("unexpected error on %s", path, exc_info=True)
-        return ("error", path, f"{Path(path).name}: {type(exc).__name__}: {exc}")
-
-
-def expand_paths(paths) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Audio files under the given files and folders (recursively, sorted), and missing inputs."""
-    found: list[Path] = []
-    missing: list[tuple[str, str]] = []
-    for p in [paths] if isinstance(paths, str | os.PathLike) else paths:
-        p = Path(p)
-        if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and is_audio_file(q)))
-        elif p.is_file():
-            found.append(p)
-        else:
-            missing.append((str(p), f"{p}: no such file or folder"))
-    unique = list(dict.fromkeys(q.resolve() for q in found))
-    return unique, missing
 
 
 class Collection:
@@ -141,9 +74,14 @@ class Collection:
             if features is not None or feature_rate is not None:
                 coll.set_features(features or coll.feature_kinds, feature_rate=feature_rate)
             return coll
-        if root.exists() and any(root.iterdir()):
-            raise CollectionError(f"{root}: folder exists and is not empty (not a collection)")
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            if root.exists() and any(root.iterdir()):
+                raise CollectionError(f"{root}: folder exists and is not empty (not a collection)")
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CollectionError(
+                f"{root}: cannot create the collection ({exc.strerror or type(exc).__name__})"
+            ) from None
         coll = cls(root, Catalog(root / CATALOG_NAME, create=True))
         coll.set_features(features or ["chroma"], feature_rate=feature_rate or 10.0)
         return coll
@@ -202,113 +140,67 @@ class Collection:
             self._lock.close()
             self._lock = None
 
-    def add(self, paths, *, jobs: int = 1, progress: bool = False, on_result=None) -> AddReport:
+    def add(
+        self, paths, *, jobs: int = 1, progress: bool = False, on_result=None, retry_failed: bool = False
+    ) -> AddReport:
         """Index audio files and folders (recursively); new and changed files only.
 
         Parameters
         ----------
         paths : path-like or sequence of path-like
-            Files and folders; folders are searched for ``AUDIO_EXTENSIONS``.
+            Files and folders; folders are searched for ``AUDIO_EXTENSIONS`` (other files are counted in
+            ``AddReport.skipped`` by extension).
         jobs : int >= 1
-            Worker processes for decoding and feature extraction.
+            Worker processes for decoding and feature extraction (they die with this process).
         progress : bool
             Show a progress bar (tqdm, on stderr).
         on_result : callable, optional
             Called as ``on_result(status, path, message)`` after each file (``status`` in
-            ``"added", "updated", "unchanged", "failed"``); used by the server's indexing job.
+            ``"added", "updated", "unchanged", "moved", "skipped", "failed"``); used by the server's indexing job.
+        retry_failed : bool
+            Try again files that failed in an earlier run although they have not changed.
 
         Returns
         -------
         AddReport
-            Files added, updated, unchanged and failed (with one-line reasons); nothing is raised
-            for a bad file, the batch goes on.
+            Files added, updated, unchanged, moved and failed (with one-line reasons); nothing is raised
+            for a bad file, the batch goes on. When the collection itself cannot be written (disk full), the
+            run stops with ``AddReport.aborted`` set; what was committed stays usable.
         """
         if self.catalog.readonly:
             raise CollectionError(f"{self.root}: opened read-only")
         if jobs < 1:
             raise ParameterError(f"jobs={jobs} must be >= 1")
         self._acquire_lock()
-        t0 = time.perf_counter()
-        report = AddReport()
-        files, missing = expand_paths(paths)
-        notify = on_result or (lambda *a: None)
-        for path, msg in missing:
-            report.failed.append((path, msg))
-            notify("failed", path, msg)
-        removed = store.remove_orphans(self.root, self.catalog.referenced_files())
-        if removed:
-            log.info("removed %d incomplete feature files from an interrupted run", removed)
-        configs = self.configs()
-        keys = {c["kind"]: registry.config_key(c) for c in configs}
-        todo: list[tuple[str, str | None]] = []
-        for f in files:
-            st = f.stat()
-            rec = self.catalog.by_path(str(f))
-            current = rec is not None and self.catalog.feature_keys(rec.id) == keys
-            if current and rec.size == st.st_size and rec.mtime == st.st_mtime:
-                report.unchanged.append(str(f))
-                notify("unchanged", str(f), "")
-                continue
-            todo.append((str(f), rec.sha1 if current else None))
-        bar = None
-        if progress and todo:
-            from tqdm import tqdm
+        return run_add(self, paths, jobs=jobs, progress=progress, on_result=on_result, retry_failed=retry_failed)
 
-            bar = tqdm(total=len(todo), unit="file", desc="indexing", dynamic_ncols=True)
-        try:
-            for result in self._run(todo, configs, jobs):
-                status = self._commit(result, configs, keys, report)
-                notify(status, result[1], result[2] if status == "failed" else "")
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(Path(result[1]).name[-30:])
-        finally:
-            if bar is not None:
-                bar.close()
-        report.seconds = time.perf_counter() - t0
-        return report
+    # -- upkeep -----------------------------------------------------------------------------------
+    def listing(self) -> list[dict]:
+        """Every recording with its stored path (relative to the collection's base where it can be) and
+        whether its file exists (:func:`mirsearch.collection.upkeep.listing`)."""
+        return upkeep.listing(self)
 
-    def _run(self, todo, configs, jobs):
-        if jobs == 1 or len(todo) <= 1:
-            for path, known in todo:
-                yield _process_file(path, known, configs)
-            return
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_process_file, path, known, configs) for path, known in todo]
-            for fut in futures:
-                yield fut.result()
+    def remove(self, paths) -> upkeep.UpkeepReport:
+        """Remove the recordings of these files, or of every file under these folders (the audio files are
+        not touched)."""
+        self._writable()
+        return upkeep.remove(self, paths)
 
-    def _commit(self, result, configs, keys, report: AddReport) -> str:
-        tag, path = result[0], result[1]
-        if tag == "error":
-            log.info("%s", result[2])
-            self.catalog.put_failure(path, result[2])
-            report.failed.append((path, result[2]))
-            return "failed"
-        st = Path(path).stat()
-        if tag == "same":
-            rec = self.catalog.by_path(path)
-            self.catalog.touch(rec.id, size=st.st_size, mtime=st.st_mtime)
-            report.unchanged.append(path)
-            return "unchanged"
-        _, path, sha1, duration, feats = result
-        rows = []
-        for config, (X, rate) in zip(configs, feats, strict=True):
-            rel = store.feature_filename(config["kind"], sha1, keys[config["kind"]])
-            store.save_array(self.root, rel, np.asarray(X, dtype=np.float32))
-            rows.append((config["kind"], keys[config["kind"]], config, rel, int(X.shape[1]), float(rate)))
-        previous = self.catalog.by_path(path)
-        old_files = self.catalog.feature_files(previous.id) if previous else set()
-        self.catalog.put_recording(
-            path=path, sha1=sha1, size=st.st_size, mtime=st.st_mtime, duration=duration, features=rows
-        )
-        existed = previous is not None
-        stale = old_files - self.catalog.referenced_files()
-        for rel in stale:  # arrays of the old content, now unreferenced
-            (self.root / rel).unlink(missing_ok=True)
-        report.audio_seconds += duration
-        (report.updated if existed else report.added).append(path)
-        return "updated" if existed else "added"
+    def prune(self) -> upkeep.UpkeepReport:
+        """Remove the recordings whose files are gone."""
+        self._writable()
+        return upkeep.prune(self)
+
+    def relocate(self, old, new) -> upkeep.UpkeepReport:
+        """Recordings under the folder (or file) ``old`` now live under ``new``: their paths change, their
+        features do not (the content hash is checked)."""
+        self._writable()
+        return upkeep.relocate(self, old, new)
+
+    def _writable(self) -> None:
+        if self.catalog.readonly:
+            raise CollectionError(f"{self.root}: opened read-only")
+        self._acquire_lock()
 
     # -- reading ----------------------------------------------------------------------------------
     def recordings(self) -> list[Recording]:
@@ -351,7 +243,11 @@ class Collection:
             raise CollectionError(
                 f"recording_id={recording_id} has no '{kind}' features (index with --features {kind})"
             )
-        return store.load_array(self.root, entry.file), entry.feature_rate
+        X = store.load_array(self.root, entry.file)
+        if not np.all(np.isfinite(X)):
+            name = display_name(self.recording(recording_id).path)
+            raise CollectionError(f"{name}: stored '{kind}' features contain NaN or infinite values (re-index it)")
+        return X, entry.feature_rate
 
     def database(self, kind: str = "chroma"):
         """All recordings' features concatenated, as unit-length rows for the matching kernels.
@@ -372,11 +268,16 @@ class Collection:
         recs = self.recordings()
         base = "chroma" if kind == "cens" else kind
         entries = self.catalog.features(base)
-        parts, kept, rate = [], [], None
+        parts, kept, rate, bad = [], [], None, []
         for rec in recs:
             if rec.id not in entries:
                 continue
-            X, r = self.load_features(rec.id, kind)
+            try:
+                X, r = self.load_features(rec.id, kind)
+            except CollectionError as exc:  # one damaged recording must not take the whole search down
+                name = display_name(rec.path)
+                bad.append(str(exc) if str(exc).startswith(name) else f"{name} ({exc})")
+                continue
             if X.shape[1] == 0:
                 continue
             if rate is not None and abs(r - rate) > 1e-9:
@@ -384,6 +285,10 @@ class Collection:
             rate = r
             parts.append(unit_columns(np.asarray(X, dtype=np.float32)))
             kept.append(rec)
+        if bad:
+            log.warning(
+                "%s: %d recordings skipped (unusable stored features): %s", self.root, len(bad), "; ".join(bad[:5])
+            )
         if not parts:
             raise CollectionError(f"{self.root}: no recordings with '{base}' features (run 'mirsearch index')")
         offsets = np.cumsum([0] + [p.shape[0] for p in parts]).astype(np.int64)

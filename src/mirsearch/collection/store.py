@@ -1,16 +1,22 @@
-"""Feature arrays on disk: one ``.npy`` file per recording and feature configuration.
+"""Feature arrays on disk: one ``.npy`` file per recording content and feature configuration.
 
-Files are written to a temporary name and moved into place with :func:`os.replace`, so a file that
-exists is always complete; the catalogue row that points at it is committed only afterwards.
+Files are written atomically (:func:`mirsearch._util.atomic_save_npy`), so a file that exists is always
+complete; the catalogue row that points at it is committed only afterwards. Reading checks what it reads:
+a truncated or foreign file gives a one-line :class:`~mirsearch.errors.CollectionError` naming it.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import errno
 from pathlib import Path
 
 import numpy as np
+
+from mirsearch._util import atomic_save_npy
+from mirsearch.errors import CollectionError
+
+#: errors of the file system that stop a whole run (every further write would fail as well)
+FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
 
 
 def feature_filename(kind: str, sha1: str, key: str) -> str:
@@ -19,24 +25,42 @@ def feature_filename(kind: str, sha1: str, key: str) -> str:
 
 
 def save_array(root: Path, relative: str, X: np.ndarray) -> None:
-    """Atomically write ``X`` to ``root / relative``."""
-    target = Path(root) / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".npy")
+    """Atomically write ``X`` to ``root / relative``.
+
+    Raises
+    ------
+    CollectionError
+        The file system refused (disk full, read-only, no permission); nothing is left behind.
+    """
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(X))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_save_npy(Path(root) / relative, X)
+    except OSError as exc:
+        reason = {errno.ENOSPC: "disk full", errno.EROFS: "read-only file system", errno.EDQUOT: "quota exceeded"}
+        text = reason.get(exc.errno, exc.strerror or type(exc).__name__)
+        raise CollectionError(f"{root}: cannot store features ({text})") from None
 
 
 def load_array(root: Path, relative: str, *, mmap: bool = True) -> np.ndarray:
-    """Load a stored array (memory-mapped by default)."""
-    return np.load(Path(root) / relative, mmap_mode="r" if mmap else None)
+    """Load a stored array (memory-mapped by default).
+
+    Raises
+    ------
+    CollectionError
+        Missing, truncated or unreadable file (named in the message).
+    """
+    path = Path(root) / relative
+    try:
+        X = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise CollectionError(f"{path}: stored features are missing (re-run 'mirsearch index')") from None
+    except (OSError, ValueError, EOFError) as exc:
+        text = str(exc).strip().splitlines()
+        raise CollectionError(
+            f"{path}: stored features are corrupt ({text[0][:120] if text else type(exc).__name__})"
+        ) from None
+    if not isinstance(X, np.ndarray) or X.ndim != 2:
+        raise CollectionError(f"{path}: stored features are corrupt (not a 2-D array)")
+    return X
 
 
 def remove_orphans(root: Path, referenced: set[str]) -> int:

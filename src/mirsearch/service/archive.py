@@ -60,9 +60,22 @@ class Archive:
         """
         paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
         report = self.collection.add([Path(p).expanduser() for p in paths], jobs=jobs, progress=progress)
-        if report.failed and not (report.added or report.updated or report.unchanged):
+        if report.failed and not (report.added or report.updated or report.unchanged or report.moved):
             raise InputError(f"nothing could be added: {report.failed[0][1]}")
         return report
+
+    def remove(self, paths):
+        """Remove the recordings of files or folders (``mirsearch remove``); returns the UpkeepReport."""
+        paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        return self.collection.remove([Path(p).expanduser() for p in paths])
+
+    def prune(self):
+        """Remove the recordings whose files are gone (``mirsearch prune``)."""
+        return self.collection.prune()
+
+    def relocate(self, old: str | os.PathLike, new: str | os.PathLike):
+        """Recordings under ``old`` now live under ``new`` (``mirsearch relocate``; no feature recomputed)."""
+        return self.collection.relocate(Path(old).expanduser(), Path(new).expanduser())
 
     def run(self, task: str, query=None, **params):
         """Run the task ``task`` with ``query`` (where the task takes one) and its parameters by name."""
