@@ -3,36 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
-import time
 from pathlib import Path
 
+from mirsearch._util import atomic_write_text
+from mirsearch.evaluation.theme_bench import machine  # noqa: F401  (re-exported: benchmarks import it from here)
+
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict:
-    """What the figures were measured on."""
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "commit": commit,
-    }
 
 
 def print_table(rows: list[dict], columns: list[str]) -> None:
@@ -50,12 +26,9 @@ def _fmt(v) -> str:
 
 
 def write_results(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """Write ``results/<name>.json`` (the machine description first) atomically; returns its path."""
     path = RESULTS / f"{name}.json"
-    payload = {"machine": machine(), **payload}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps({"machine": machine(), **payload}, indent=2, default=str))
     return path
 
 
