@@ -58,9 +58,8 @@ def matching_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tu
     Parameters
     ----------
     y : np.ndarray, shape (n_samples,)
-        Mono signal.
+        Mono signal at ``sr`` Hz.
     sr : int
-        Sample rate (Hz).
     config : dict, optional
         From :func:`matching_config` (default parameters when omitted).
 

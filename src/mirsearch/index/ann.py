@@ -75,6 +75,17 @@ def _as_matrix(X, *, dim: int | None, name: str) -> np.ndarray:
     return np.ascontiguousarray(X)
 
 
+def read_format_json(path: Path, *, fmt: str, version: int, what: str) -> dict:
+    """A JSON file with ``format`` / ``format_version`` keys, checked (:class:`CollectionError` naming ``path``)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CollectionError(f"{path}: unreadable ({exc})") from None
+    if data.get("format") != fmt or int(data.get("format_version", 0)) > version:
+        raise CollectionError(f"{path}: not {what} of format {fmt} v{version}")
+    return data
+
+
 class AnnIndex(abc.ABC):
     """Base class: a set of ``dim``-dimensional vectors searchable by Euclidean distance.
 
@@ -436,12 +447,7 @@ def load_index(directory, *, mmap: bool = True, **overrides) -> AnnIndex:
     path = d / CONFIG_FILE
     if not path.is_file():
         raise CollectionError(f"{d}: no ANN index ({CONFIG_FILE} missing)")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CollectionError(f"{path}: unreadable ({exc})") from None
-    if config.get("format") != FORMAT or int(config.get("format_version", 0)) > FORMAT_VERSION:
-        raise CollectionError(f"{path}: not an index of format {FORMAT} v{FORMAT_VERSION}")
+    config = read_format_json(path, fmt=FORMAT, version=FORMAT_VERSION, what="an index")
     params = dict(config["params"])
     for key, value in overrides.items():
         if key not in params:

@@ -32,6 +32,7 @@ import numpy as np
 from mirsearch._util import atomic_save_npy, atomic_write_text, directory_lock
 from mirsearch.errors import CollectionError
 from mirsearch.features.shingles import CHROMA_RATE, DEFAULT_CONFIG, ShingleConfig, cens_of, shingles
+from mirsearch.index.ann import read_format_json
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,7 @@ class ShingleStore:
                 "recordings": {},
                 "rows": 0,
             }
-        try:
-            m = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CollectionError(f"{path}: unreadable shingle manifest ({exc})") from None
-        if m.get("format") != FORMAT or int(m.get("format_version", 0)) > FORMAT_VERSION:
-            raise CollectionError(f"{path}: not a shingle manifest of format {FORMAT} v{FORMAT_VERSION}")
+        m = read_format_json(path, fmt=FORMAT, version=FORMAT_VERSION, what="a shingle manifest")
         if ShingleConfig.from_dict(m["config"]) != self.config:
             raise CollectionError(f"{path}: built with shingle config {m['config']}, expected {self.config}")
         return m
