@@ -312,19 +312,25 @@ def align_audio(
     meta["active_b"] = [round(ib0 / srb, 3), round(ib1 / srb, 3)]
     # path frames of the trimmed signals -> frames of the whole recordings (fractional offsets are fine)
     path = np.asarray(result.path, dtype=np.float64) + np.array([ia0 / sra * rate, ib0 / srb * rate])
-    tmap = TimeMap.from_path(
-        path,
-        feature_rate=rate,
-        duration_a=dur_a,
-        duration_b=dur_b,
-        name_a=name_a,
-        name_b=name_b,
-        meta=meta,
-    )
+    tmap = path_time_map(path, rate=rate, durations=(dur_a, dur_b), names=(name_a, name_b), meta=meta)
     log.info("aligned %s (%.1f s) and %s (%.1f s): %d points", name_a, dur_a, name_b, dur_b, len(tmap))
     if return_details:
         return tmap, AlignmentDetails(Ca, Cb, rate, result)
     return tmap
+
+
+def path_time_map(path, *, rate: float, durations: tuple[float, float], names: tuple[str, str], meta: dict) -> TimeMap:
+    """:meth:`TimeMap.from_path` of a warping path in frames at ``rate`` Hz, with the inputs' durations (s)
+    and names."""
+    return TimeMap.from_path(
+        path,
+        feature_rate=rate,
+        duration_a=durations[0],
+        duration_b=durations[1],
+        name_a=names[0],
+        name_b=names[1],
+        meta=meta,
+    )
 
 
 def sync_meta(result) -> dict:

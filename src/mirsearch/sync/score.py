@@ -25,6 +25,7 @@ from mirsearch.sync.audio import (
     _as_signal,
     _check_durations,
     active_span,
+    path_time_map,
     resolve_options,
     sync_meta,
     synchronise,
@@ -170,15 +171,7 @@ def align_score(
     result = synchronise(Ca, Cb, Da, Db, rate=rate, options=opts, names=names, max_cost_ratio=max_cost_ratio)
     meta = sync_meta(result)
     meta["seconds_per_quarter"] = _r(notes.seconds_per_quarter, 6)
-    tmap = TimeMap.from_path(
-        result.path,
-        feature_rate=rate,
-        duration_a=dur_score,
-        duration_b=dur_audio,
-        name_a=score_name,
-        name_b=audio_name,
-        meta=meta,
-    )
+    tmap = path_time_map(result.path, rate=rate, durations=(dur_score, dur_audio), names=names, meta=meta)
     audio_onset = np.clip(tmap.map(notes.onset) + onset_correction, 0.0, dur_audio)
     audio_offset = np.maximum(tmap.map(notes.offset), audio_onset)
     out = ScoreAlignment(tmap, notes, audio_onset, audio_offset, meta=meta)
