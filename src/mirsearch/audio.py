@@ -229,7 +229,8 @@ def stream_audio(
     max_samples : int
         Most decoded samples (channels x frames).
     warnings : list of str, optional
-        Receives library messages (decoder warnings) as ``"<file name>: <message>"``.
+        Receives library messages (decoder warnings) as ``"<file name>: <message>"``; without it they are
+        logged (INFO).
 
     Yields
     ------
@@ -241,10 +242,21 @@ def stream_audio(
     InputError
         Unreadable file, limits exceeded, non-finite or out-of-range samples, too short or silent audio.
     """
+    check_positive("sr", sr)
+    own = warnings is None  # no sink: decoder messages are logged (INFO) with the file's name, not printed
+    warnings = [] if own else warnings
+    try:
+        yield from _stream(path, sr, (min_duration, max_duration, max_samples), warnings)
+    finally:
+        for line in warnings if own else ():
+            log.info("%s", line)
+
+
+def _stream(path, sr: int, limits: tuple[float, float, int], warnings: list[str]) -> Iterator[np.ndarray]:
     import soundfile as sf
     import soxr
 
-    check_positive("sr", sr)
+    min_duration, max_duration, max_samples = limits
     info = probe_audio(path, max_duration=max_duration, max_samples=max_samples, warnings=warnings)
     name, rate, channels = info.name, info.samplerate, info.channels
     per_read = max(rate, READ_SAMPLES // channels)
