@@ -286,3 +286,55 @@ def test_disk_full_stops_the_run_cleanly(tmp_path, monkeypatch):
         monkeypatch.undo()
         assert len(coll.database()[2]) == 1  # what was committed stays usable
         assert len(coll.add(tmp_path / "audio", retry_failed=True).added) == 2
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG")
+def test_kill_9_leaves_no_orphaned_workers_and_an_intact_catalogue(tmp_path):
+    files = _write_chords(tmp_path / "audio", 16, seconds=2.0)
+    root = tmp_path / "c.mirs"
+    cmd = [sys.executable, "-m", "mirsearch.cli.main", "index", str(tmp_path / "audio"), "-c", str(root), "-j", "2"]
+    for attempt in range(2):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        workers: list[int] = []
+        while time.time() < deadline and proc.poll() is None:  # wait for the pool to be busy
+            workers = [k for k in _children(proc.pid) if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()]
+            if len(workers) >= 2:
+                time.sleep(1.0 + attempt)
+                break
+            time.sleep(0.1)
+        descendants = _children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert len(workers) >= 2, "the pool never started"
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(p) for p in descendants):
+            time.sleep(0.1)
+        assert not [p for p in descendants if _alive(p)], "orphaned worker processes"
+    with Collection.open(root) as coll:
+        for rec in coll.recordings():
+            assert coll.load_features(rec.id)[0].shape == (12, 20)
+        coll.add(tmp_path / "audio")
+        paths = [r.path for r in coll.recordings()]
+        assert sorted(paths) == sorted(str(f.resolve()) for f in files) and len(set(paths)) == 16
