@@ -75,7 +75,6 @@ def test_search_play_and_switch_interpretation(live, browser, renderings, tmp_pa
     page.wait_for_selector("body[data-ready='1']")
     ids = _ids(page)
     a, a_slow, b = (ids[renderings[k].path.name] for k in ("a", "a_slow", "b"))
-    assert not page.is_visible("#opt-learned-label")  # chroma only: no learned option
 
     # 1. a theme from chorale b: b comes first, with its match span drawn on the timeline
     theme, (t0, t1) = theme_of(renderings["b"], 0, 8)
@@ -193,7 +192,7 @@ def test_indexing_from_the_page_then_audio_query_with_curve(browser, renderings,
 
 
 def test_learned_fast_theme_search_from_the_page(browser, renderings, tmp_path):
-    """A collection with learned chroma offers it; the page then searches it through the notes cascade."""
+    """A collection with learned chroma is searched with it and the notes cascade by default (as the CLI does)."""
     from mirsearch.collection import Collection
 
     from conftest import theme_of
@@ -207,19 +206,44 @@ def test_learned_fast_theme_search_from_the_page(browser, renderings, tmp_path):
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.set_default_timeout(30_000)
-        requests: list[str] = []  # bodies of the theme searches the page sends
-        page.on("request", lambda r: r.url.endswith("/api/search/theme") and requests.append(r.post_data or ""))
         page.goto(server.url + "/")
         page.wait_for_selector("body[data-ready='1']")
-        assert page.is_visible("#opt-learned-label") and page.is_checked("#opt-learned")
         theme, (t0, _t1) = theme_of(renderings["b"], 0, 10)
         page.fill("#theme-input", theme.to_string())
-        page.click("#search-btn")
+        with page.expect_response(lambda r: r.url.endswith("/api/search/theme")) as answer:
+            page.click("#search-btn")
+        sent = answer.value.request.post_data or ""
+        used = answer.value.json()["query"]
         page.wait_for_selector("#result-list .result")
         first = page.locator("#result-list .result").first
         assert int(first.get_attribute("data-recording-id")) == _ids(page)[renderings["b"].path.name]
         assert abs(float(first.get_attribute("data-start")) - t0) < 1.5
-        assert '"features":"learned"' in requests[-1] and '"cascade":"notes"' in requests[-1]
+        # the page leaves the choice to the server ("auto"), which takes the best the collection has
+        assert '"features"' not in sent and '"cascade"' not in sent
+        assert used["features"] == "learned" and used["cascade"] == "notes"
+        assert "learned" in page.inner_text("#results-info")
         assert not errors, errors
     finally:
         server.stop()
+
+
+def test_api_docs_render_offline(live, browser):
+    """/api/docs renders Swagger UI with every request to another host blocked (an offline machine)."""
+    context = browser.new_context()
+    outside: list[str] = []
+
+    def block(route):
+        outside.append(route.request.url)
+        route.abort()
+
+    context.route(lambda url: not url.startswith(live.url), block)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live.url + "/api/docs")
+    page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "mirsearch" in page.inner_text(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-tag-section", timeout=30_000)
+    assert page.locator(".opblock").count() >= 10  # every endpoint is listed
+    assert not outside and not errors, (outside, errors)
+    context.close()

@@ -6,12 +6,18 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from mirsearch.cli.main import build_parser, main
 from mirsearch.scores import save_midi
+from mirsearch.service.core import param_specs
+from mirsearch.service.theme import ThemeRequest
 
 from conftest import theme_of
+
+#: every match, confident or not (the confidence threshold is tested with the theme task)
+SHOW_ALL = ["--all"] if "show_all" in {s.name for s in param_specs(ThemeRequest)} else []
 
 
 def test_every_command_has_help(capsys):
@@ -43,9 +49,9 @@ def indexed(renderings, tmp_path_factory):
 def test_search_json_schema(indexed, renderings, capsys, tmp_path):
     theme, (t0, _) = theme_of(renderings["b"], 0, 8)
     capsys.readouterr()
-    assert main(["search", "-c", str(indexed), "--theme", theme.to_string(), "--top", "3", "--json"]) == 0
+    assert main(["search", "-c", str(indexed), "--theme", theme.to_string(), "--top", "3", "--json", *SHOW_ALL]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert list(data) == ["matches", "query", "warnings", "stats"] and len(data["matches"]) == 3
+    assert list(data)[:4] == ["matches", "query", "warnings", "stats"] and len(data["matches"]) == 3
     # the settings used: "auto" resolved to what this collection has (chroma only: exhaustive DTW)
     assert data["query"]["features"] == "chroma" and data["query"]["cascade"] == "exhaustive"
     assert data["query"]["top"] == 3 and "mirsearch" in data["query"]
@@ -54,7 +60,7 @@ def test_search_json_schema(indexed, renderings, capsys, tmp_path):
     assert {"recording_id", "start", "end", "cost", "transposition"} <= set(best)
     assert abs(best["start"] - t0) < 0.6
     save_midi(theme, tmp_path / "q.mid")
-    assert main(["search", "-c", str(indexed), "--theme-file", str(tmp_path / "q.mid"), "--top", "1"]) == 0
+    assert main(["search", "-c", str(indexed), "--theme-file", str(tmp_path / "q.mid"), "--top", "1", *SHOW_ALL]) == 0
     table = capsys.readouterr().out
     assert renderings["b"].path.name in table and "transp." in table
 
@@ -92,3 +98,91 @@ def test_index_reports_failures_and_goes_on(indexed, tmp_path, capsys):
     code = main(["index", str(bad), "-c", str(indexed), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 3 and report["failed"][0]["error"].startswith("bad.ogg: unreadable audio")
+
+
+# ------------------------------------------------------------------------------------------ one definition, scripting
+
+
+def _command(name: str):
+    parser = build_parser()
+    return next(a for a in parser._actions if a.dest == "command").choices[name]
+
+
+@pytest.mark.parametrize(
+    "command, request_type, own",
+    [
+        ("versions", "mirsearch.service.audio:VersionsRequest", {"collection", "audio", "json", "plot"}),
+        ("align", "mirsearch.service.sync:AlignRequest", {"a", "b", "out", "plot", "json"}),
+        ("index", "mirsearch.service.collection:IndexRequest", {"paths", "collection", "json"}),
+        ("info", "mirsearch.service.collection:InfoRequest", {"collection", "json"}),
+    ],
+)
+def test_command_options_are_the_request_fields_with_its_defaults(command, request_type, own):
+    import importlib
+
+    module, name = request_type.split(":")
+    request = getattr(importlib.import_module(module), name)
+    parser = _command(command)
+    dests = {a.dest for a in parser._actions} - {"help", "verbose", "func"}
+    assert dests - own == {s.name for s in param_specs(request)}
+    for spec in param_specs(request):
+        action = next(a for a in parser._actions if a.dest == spec.name)
+        assert action.default == spec.default and spec.cli_flag in action.option_strings
+        assert (action.choices is None) == (spec.choices is None or spec.is_tuple)
+
+
+def test_search_options_are_the_union_of_theme_and_passages_with_each_default(indexed, renderings):
+    from mirsearch.cli.common import request_for
+    from mirsearch.cli.search import MODES
+    from mirsearch.search.query import ThemeQuery
+    from mirsearch.service.audio import AudioQuery, PassagesRequest
+
+    parser = _command("search")
+    dests = {a.dest for a in parser._actions}
+    assert {s.name for t in MODES.values() for s in param_specs(t)} <= dests
+    args = parser.parse_args(["-c", "x", "--theme", "C D E F G"])
+    theme = ThemeQuery.from_text("C D E F G")
+    assert request_for(MODES, "--theme", args, query=theme) == ThemeRequest(query=theme)
+    args = parser.parse_args(["-c", "x", "--audio", "q.wav"])
+    audio = AudioQuery.from_chroma(np.ones((12, 50)))
+    request = request_for(MODES, "--audio", args, query=audio)
+    defaults = PassagesRequest(query=audio)
+    assert request.params() == defaults.params()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--theme", "C D E F G", "--plot", "x.png"], "--plot does not apply to --theme"),
+        (["--theme", "C D E F G", "--index", "hnsw"], "--index does not apply to --theme"),
+        (["--theme", "C D E F G", "--method", "sdtw"], "--method does not apply to --theme"),
+        (["--audio", "AUDIO", "--features", "learned"], "features='learned' must be one of"),
+        (["--audio", "AUDIO", "--cascade", "notes"], "--cascade does not apply to --audio"),
+        (["--audio", "AUDIO", "--part", "1"], "--part does not apply to --audio"),
+    ],
+)
+def test_options_of_another_task_are_refused_in_one_line(indexed, renderings, capsys, extra, message):
+    extra = [str(renderings["a"].path) if x == "AUDIO" else x for x in extra]
+    assert main(["search", "-c", str(indexed), *extra]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_python_m_exit_codes_verbose_after_command_and_broken_pipe(indexed):
+    out = subprocess.run([sys.executable, "-m", "mirsearch", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "exit codes:" in out.stdout and "THIS run" in out.stdout
+    assert main(["info", "-c", str(indexed), "-v"]) == 0
+    # the reader stops after one byte: no BrokenPipeError traceback
+    cmd = f"{sys.executable} -m mirsearch info -c {indexed} --json --recordings | head -c 1"
+    piped = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    assert piped.stdout == "{" and "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr
+
+
+def test_debug_output_keeps_third_party_loggers_quiet(indexed):
+    cmd = [sys.executable, "-m", "mirsearch", "-vv", "search", "-c", str(indexed), "--theme", "C D E F G A"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert any(line.startswith("DEBUG mirsearch") for line in lines)
+    assert not [line for line in lines if line.split(" ", 2)[1:2] and not line.split(" ")[1].startswith("mirsearch")
+                and line.startswith(("DEBUG", "INFO"))]  # fmt: skip

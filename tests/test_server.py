@@ -19,6 +19,8 @@ from fastapi.testclient import TestClient
 from mirsearch.collection import Collection
 from mirsearch.scores import save_midi
 from mirsearch.server import create_app
+from mirsearch.service.core import param_specs
+from mirsearch.service.theme import ThemeRequest
 from server_support import server_collection
 
 from conftest import theme_of
@@ -31,9 +33,15 @@ def root(tmp_path_factory, renderings) -> Path:
     return server_collection(tmp_path_factory, renderings)
 
 
+#: every match, confident or not (the theme task's confidence threshold is tested elsewhere)
+SHOW_ALL = {"show_all": True} if "show_all" in {s.name for s in param_specs(ThemeRequest)} else {}
+#: the Host the tests send (any loopback name is accepted; other hosts are refused)
+LOCAL = "http://localhost"
+
+
 @pytest.fixture(scope="module")
 def client(root):
-    with TestClient(create_app(root, max_upload_mb=5, max_query_seconds=30)) as c:
+    with TestClient(create_app(root, max_upload_mb=5, max_query_seconds=30), base_url=LOCAL) as c:
         yield c
 
 
@@ -41,7 +49,7 @@ def client(root):
 def ids(client, renderings) -> dict[str, int]:
     recs = client.get("/api/recordings").json()["recordings"]
     by_path = {r["path"]: r["id"] for r in recs}
-    return {k: by_path[str(renderings[k].path.resolve())] for k in ("a", "a_slow", "b")}
+    return {k: by_path[renderings[k].path.name] for k in ("a", "a_slow", "b")}  # relative to the audio folder
 
 
 def _error(response, status: int) -> str:
@@ -91,7 +99,7 @@ def test_recordings_stats_and_openapi(client, renderings, ids):
 
 def test_theme_search_ranks_the_right_recording_first(client, renderings, ids):
     theme, (t0, t1) = theme_of(renderings["b"], 0, 8)
-    r = client.post("/api/search/theme", json={"notes": theme.to_string(), "top": 5})
+    r = client.post("/api/search/theme", json={"notes": theme.to_string(), "top": 5, **SHOW_ALL})
     assert r.status_code == 200, r.text
     best = r.json()["matches"][0]
     assert best["recording_id"] == ids["b"] and best["transposition"] == 0
@@ -99,15 +107,15 @@ def test_theme_search_ranks_the_right_recording_first(client, renderings, ids):
     assert best["name"] == renderings["b"].path.name and best["duration"] > best["end"]
     # three semitones up: found at shift 9; and not at all when transpositions are off
     up = theme.transposed(3).to_string()
-    best = client.post("/api/search/theme", json={"notes": up, "top": 3}).json()["matches"][0]
+    best = client.post("/api/search/theme", json={"notes": up, "top": 3, **SHOW_ALL}).json()["matches"][0]
     assert best["recording_id"] == ids["b"] and best["transposition"] == -3
-    fixed = client.post("/api/search/theme", json={"notes": up, "top": 3, "transpose": False}).json()
+    fixed = client.post("/api/search/theme", json={"notes": up, "top": 3, "transpose": False, **SHOW_ALL}).json()
     assert all(m["transposition"] == 0 for m in fixed["matches"])
 
 
 def test_theme_search_cascade_matches_the_exhaustive_search(client, renderings, ids):
     theme, _ = theme_of(renderings["b"], 0, 8)
-    body = {"notes": theme.to_string(), "top": 3, "per_recording": 1}
+    body = {"notes": theme.to_string(), "top": 3, "per_recording": 1, **SHOW_ALL}
     full = client.post("/api/search/theme", json=body).json()["matches"]
     r = client.post("/api/search/theme", json={**body, "cascade": "coarse"})
     assert r.status_code == 200, r.text
@@ -121,7 +129,9 @@ def test_theme_file_upload(client, renderings, ids, tmp_path):
     theme, (t0, _) = theme_of(renderings["a"], 8, 12)
     save_midi(theme, tmp_path / "q.mid", tempo_bpm=100.0)
     data = (tmp_path / "q.mid").read_bytes()
-    r = client.post("/api/search/theme-file", files={"file": ("q.mid", data, "audio/midi")}, data={"top": "5"})
+    r = client.post(
+        "/api/search/theme-file", files={"file": ("q.mid", data, "audio/midi")}, data={"top": "5", **SHOW_ALL}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["query"]["file"] == "q.mid" and body["query"]["n_notes"] == 12
@@ -160,8 +170,9 @@ def test_concurrent_searches_run_in_the_pool(client, renderings):
 
     async def many():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
-            calls = [ac.post("/api/search/theme", json={"notes": theme.to_string(), "top": 3}) for _ in range(6)]
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL) as ac:
+            body = {"notes": theme.to_string(), "top": 3, **SHOW_ALL}
+            calls = [ac.post("/api/search/theme", json=body) for _ in range(6)]
             return await asyncio.gather(*calls)
 
     responses = asyncio.run(many())
@@ -179,12 +190,12 @@ def test_full_queue_answers_503(root):
         await asyncio.sleep(0.05)
         transport = httpx.ASGITransport(app=app)
         search = {"notes": "C D E F G"}
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL) as ac:
             busy = await ac.post("/api/search/theme", json=search)
             listing = await ac.get("/api/recordings")  # catalogue reads do not wait for the workers
         release.set()
         await blocker
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as ac:
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL) as ac:
             fine = await ac.post("/api/search/theme", json=search)
         return busy, listing, fine
 
@@ -290,7 +301,7 @@ def theme_of_scale():
 
 def test_upload_limits(root):
     app = create_app(root, max_upload_mb=0.2, max_query_seconds=3)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         big = b"\0" * 300_000  # refused from Content-Length, before the body is read
         assert "request body too large" in _error(c.post("/api/search/audio", files={"file": ("big.wav", big)}), 413)
         just_over = b"\0" * 230_000  # within the multipart slack: the file itself is over the limit
@@ -352,8 +363,8 @@ def test_indexing_job_from_the_page(tmp_path, root):
     (sources / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
     Collection.create(tmp_path / "new.mirs").close()
     app = create_app(tmp_path / "new.mirs", index_sources=[sources])
-    with TestClient(app) as c:
-        assert c.get("/api/index").json() == {"sources": [str(sources)], "job": None}
+    with TestClient(app, base_url=LOCAL) as c:
+        assert c.get("/api/index").json() == {"sources": [sources.name], "job": None}
         assert "no recordings" in _error(c.post("/api/search/theme", json={"notes": "C E G"}), 409)
         r = c.post("/api/index", json={})
         assert r.status_code == 202, r.text
@@ -369,17 +380,17 @@ def test_indexing_job_from_the_page(tmp_path, root):
         assert [r["name"] for r in c.get("/api/recordings").json()["recordings"]] == ["chord.wav"]
         assert c.get("/api/stats").json()["recordings"] == 1
         _error(c.post("/api/index", json={"sources": [5]}), 400)
-        # the server's prepared audio-matching database follows the catalogue
-        from mirsearch.search.audio import search_audio
+        # the server's audio-matching database (a view of its read-only handle) follows the catalogue
+        from mirsearch.index.audio_database import audio_database
 
         coll = app.state.server.coll
-        assert len(coll.audio_database(search_audio).recordings) == 1
+        assert len(audio_database(coll).recordings) == 1
         sf.write(sources / "chord2.wav", chord[::-1].astype(np.float32), sr)
         assert c.post("/api/index", json={"sources": [0]}).status_code == 202
         app.state.server.jobs.join(timeout=60)
         assert c.get("/api/index").json()["job"]["counts"]["added"] == 1
-        assert len(coll.audio_database(search_audio).recordings) == 2
-    with TestClient(create_app(root)) as c:
+        assert len(audio_database(coll).recordings) == 2
+    with TestClient(create_app(root), base_url=LOCAL) as c:
         assert "--index-source" in _error(c.post("/api/index", json={}), 403)
 
 
@@ -390,3 +401,204 @@ def test_serve_listens_on_localhost_unless_told():
     assert args.host == "127.0.0.1" and args.port == 8000
     args = build_parser().parse_args(["serve", "--collection", "x.mirs", "--host", "0.0.0.0"])
     assert args.host == "0.0.0.0"
+
+
+def test_serve_requires_a_token_off_loopback(monkeypatch, capsys):
+    from mirsearch.cli.main import main
+    from mirsearch.cli.serve import allowed_hosts, resolve_token
+
+    monkeypatch.delenv("MIRSEARCH_TOKEN", raising=False)
+    assert main(["serve", "-c", "x.mirs", "--host", "0.0.0.0"]) == 1
+    assert "--token" in capsys.readouterr().err
+    assert resolve_token("127.0.0.1", None) is None
+    assert len(resolve_token("192.168.1.5", "auto")) >= 24
+    monkeypatch.setenv("MIRSEARCH_TOKEN", "from-the-environment")
+    assert resolve_token("192.168.1.5", None) == "from-the-environment"
+    assert allowed_hosts("192.168.1.5", ["archive.lan"]) == ("archive.lan", "192.168.1.5")
+    assert allowed_hosts("127.0.0.1", []) == ()
+
+
+# ------------------------------------------------------------------------------------------ one definition
+
+
+def test_api_request_models_are_the_tasks_parameters(client):
+    """Each endpoint's request schema has the task's parameter names, defaults, choices and limits."""
+    from mirsearch.service.audio import PassagesRequest, VersionsRequest
+
+    schemas = client.get("/api/openapi.json").json()["components"]["schemas"]
+    for model, request, extra in (
+        ("ThemeSearch", ThemeRequest, {"notes"}),
+        ("ThemeFileSearch", ThemeRequest, {"file", "part"}),
+        ("AudioSearch", PassagesRequest, {"file"}),
+        ("VersionsSearch", VersionsRequest, {"file"}),
+    ):
+        props = schemas[model]["properties"]
+        specs = {s.name: s for s in param_specs(request) if s.name != "exclude"}
+        assert set(props) == set(specs) | extra, model
+        for name, spec in specs.items():
+            prop = props[name]
+            default = list(spec.default) if spec.is_tuple and spec.default is not None else spec.default
+            assert prop.get("default") == default, (model, name)
+            assert prop.get("description") == spec.help
+            inner = prop.get("items", prop) if spec.is_tuple else prop
+            options = [inner, *inner.get("anyOf", [])]
+            if spec.choices is not None:
+                assert any(o.get("enum") == list(spec.choices) for o in options), (model, name)
+            if spec.minimum is not None:
+                assert any(o.get("minimum") == spec.minimum for o in options), (model, name)
+            if spec.maximum is not None:
+                assert any(o.get("maximum") == spec.maximum for o in options), (model, name)
+
+
+def test_paths_are_relative_to_the_audio_folder(client, ids):
+    recs = client.get("/api/recordings").json()["recordings"]
+    assert all(not r["path"].startswith("/") and ".." not in r["path"] for r in recs)
+    r = client.post("/api/search/theme", json={"notes": "C D E F G A B C5", "top": 3, **SHOW_ALL}).json()
+    rows = r["matches"] + r.get("rejected", [])
+    assert rows and all(not m["recording"].startswith("/") for m in rows)
+    assert not client.get("/api/stats").json()["path"].startswith("/")
+
+
+# ------------------------------------------------------------------------------------------ access
+
+
+def test_host_header_must_name_this_server(root):
+    app = create_app(root, allowed_hosts=("archive.lan",))
+    with TestClient(app, base_url=LOCAL) as c:
+        for host in ("evil.example:8000", "evil.example", "127.0.0.1.evil.example", ""):
+            assert "not served here" in _error(c.get("/api/recordings", headers={"host": host}), 400), host
+        assert "not served here" in _error(c.get("/api/health", headers={"host": "evil.example"}), 400)
+        for host in ("127.0.0.1:8000", "localhost", "[::1]:8000", "archive.lan", "ARCHIVE.lan:80"):
+            assert c.get("/api/recordings", headers={"host": host}).status_code == 200, host
+
+
+def test_token_is_required_when_set(root):
+    token = "correct-horse-battery"
+    app = create_app(root, token=token)
+    with TestClient(app, base_url=LOCAL) as c:
+        assert c.get("/api/health").status_code == 200  # liveness needs no token
+        assert c.get("/static/app.js").status_code == 200
+        assert "token" in _error(c.get("/api/recordings"), 401)
+        assert "token" in _error(c.get("/"), 401)
+        _error(c.get("/api/recordings", headers={"Authorization": "Bearer wrong-token-here"}), 401)
+        assert c.get("/api/recordings", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        _error(c.get("/?token=wrong-token-here", follow_redirects=False), 401)
+        first = c.get(f"/?token={token}", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"] == "/"
+        assert "HttpOnly" in first.headers["set-cookie"] and "SameSite=Strict" in first.headers["set-cookie"]
+        assert c.get("/").status_code == 200  # the cookie carries it now
+        assert c.get("/api/recordings").status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ budgets
+
+
+def test_json_body_limit_before_parsing(root):
+    app = create_app(root, max_json_kb=16)
+    with TestClient(app, base_url=LOCAL) as c:
+        big = json.dumps({"notes": "C " * 20_000})
+        r = c.post("/api/search/theme", content=big, headers={"content-type": "application/json"})
+        assert "request body too large" in _error(r, 413)
+        assert c.get("/api/health").status_code == 200
+
+
+def test_time_budget_answers_504_and_frees_the_queue(root):
+    app = create_app(root, request_seconds=0.05)
+    server = app.state.server
+
+    async def scenario():
+        t0 = time.perf_counter()
+        with pytest.raises(Exception, match="time budget") as info:
+            await server.search.run(time.sleep, 1.0)
+        late = time.perf_counter() - t0
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL) as ac:
+            health = await ac.get("/api/health")
+        return info.value, late, health
+
+    try:
+        exc, late, health = asyncio.run(scenario())
+        assert type(exc).__name__ == "OverBudget" and late < 0.5 and health.status_code == 200
+        deadline = time.monotonic() + 5
+        while server.search._pending and time.monotonic() < deadline:  # the overrunning call ends by itself
+            time.sleep(0.05)
+        assert server.search._pending == 0
+    finally:
+        server.close()
+
+
+def test_slow_uploads_cannot_starve_health_and_searches(root):
+    """Two readers that hang (in child processes) do not hold the search threads; both are killed."""
+    app = create_app(root, workers=2, parse_seconds=2.0)
+    server = app.state.server
+
+    async def scenario():
+        hung = [asyncio.create_task(server.sandbox.run(time.sleep, 30, name="slow.mid")) for _ in range(2)]
+        await asyncio.sleep(0.3)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL) as ac:
+            t0 = time.perf_counter()
+            health = await ac.get("/api/health")
+            search = await ac.post("/api/search/theme", json={"notes": "C D E F G A", "top": 2})
+            fast = time.perf_counter() - t0
+        results = await asyncio.gather(*hung, return_exceptions=True)
+        return health, search, fast, results, time.perf_counter() - t0
+
+    try:
+        health, search, fast, results, total = asyncio.run(scenario())
+        assert health.status_code == 200 and search.status_code == 200, search.text
+        assert fast < 1.7  # answered while both readers were still running
+        assert all(type(r).__name__ == "OverBudget" and "slow.mid" in str(r) for r in results), results
+        assert total < 4.0  # the readers were stopped at their budget, not after 30 s
+    finally:
+        server.close()
+
+
+def test_reader_memory_is_bounded():
+    from mirsearch.server.sandbox import Sandbox
+
+    async def scenario():
+        sandbox = Sandbox(seconds=20, memory_mb=200)
+        with pytest.raises(Exception, match="memory") as info:
+            await sandbox.run(np.ones, 10**9, name="bomb.mxl")  # 8 GB
+        return info.value, await sandbox.run(np.arange, 3)
+
+    exc, small = asyncio.run(scenario())
+    assert "bomb.mxl" in str(exc) and list(small) == [0, 1, 2]
+
+
+# ------------------------------------------------------------------------------------------ page
+
+
+def test_unquantised_midi_theme_upload(client, renderings, ids, tmp_path):
+    """A MIDI whose durations are a hair off the note values (as sequencers write them) is accepted."""
+    import mido
+
+    theme, (t0, _) = theme_of(renderings["b"], 0, 8)
+    tpb = 30_000
+    mid = mido.MidiFile(ticks_per_beat=tpb)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=600_000))
+    for n in theme.notes:
+        length = int(n.duration * tpb) - 1  # 1.999999 quarters instead of 2
+        track.append(mido.Message("note_on", note=n.pitch, velocity=80, time=1))
+        track.append(mido.Message("note_off", note=n.pitch, velocity=0, time=length))
+    mid.save(tmp_path / "sequencer.mid")
+    files = {"file": ("sequencer.mid", (tmp_path / "sequencer.mid").read_bytes(), "audio/midi")}
+    r = client.post("/api/search/theme-file", files=files, data={"top": "3", **SHOW_ALL})
+    assert r.status_code == 200, r.text
+    assert r.json()["query"]["n_notes"] == len(theme.notes)
+    assert r.json()["matches"][0]["recording_id"] == ids["b"]
+
+
+def test_api_docs_are_served_locally(client):
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        r = client.get(f"/api/docs/assets/{asset}")
+        assert r.status_code == 200 and len(r.content) > 10_000
+    assert client.get("/static/api-docs.js").status_code == 200
+    _error(client.get("/api/docs/assets/..%2F..%2Fapp.py"), 404)

@@ -127,12 +127,12 @@ class Theme:
 
 
 def _duration_token(quarters: float) -> str:
-    for den in (1, 2, 4, 8, 16, 32, 64):
-        base = 4.0 / den
-        for dots, factor in ((0, 1.0), (1, 1.5), (2, 1.75)):
-            if abs(quarters - base * factor) < 1e-6:
-                return f"{den}{'.' * dots}"
-    raise ParameterError(f"duration={quarters} quarter notes cannot be written as a note value")
+    """The note value nearest to ``quarters`` (in log ratio): unquantised MIDI durations are written, not refused."""
+    if not quarters > 0:
+        raise ParameterError(f"duration={quarters} quarter notes cannot be written as a note value")
+    values = [(4.0 / den * factor, f"{den}{'.' * dots}") for den in (1, 2, 4, 8, 16, 32, 64)
+              for dots, factor in ((0, 1.0), (1, 1.5), (2, 1.75))]  # fmt: skip
+    return min(values, key=lambda v: abs(np.log(quarters / v[0])))[1]
 
 
 def parse_note_string(text: str, *, name: str = "theme") -> Theme:

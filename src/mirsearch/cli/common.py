@@ -31,3 +31,75 @@ def add_collection_argument(parser, *, required: bool = True) -> None:
         metavar="DIR",
         help="collection directory (created by 'mirsearch index'; '.mirs' by convention)",
     )
+
+
+class _Unset:
+    """Default of an option that not every task of a command takes: tells "not given" from any value."""
+
+    def __repr__(self) -> str:
+        return "(not given)"
+
+
+UNSET = _Unset()
+
+
+def add_task_options(parser, modes: dict[str, type]) -> None:
+    """Options for a command whose query option picks one of several tasks (``--theme`` / ``--audio``).
+
+    ``modes`` maps a query option (``"--theme"``) to its task's request type. Each parameter becomes one option;
+    one that several requests share keeps its default when they agree, else it is :data:`UNSET` and each request
+    applies its own default (:func:`request_for`). Choices are the union (each request checks its own).
+    """
+    from mirsearch.cli.options import _default_text, _list_of
+    from mirsearch.service.core import param_specs
+
+    specs: dict[str, list] = {}
+    for mode, request_type in modes.items():
+        for spec in param_specs(request_type):
+            specs.setdefault(spec.name, []).append((mode, spec))
+    for name, entries in specs.items():
+        spec = entries[0][1]
+        shared = len(entries) == len(modes) and len({repr(s.default) for _, s in entries}) == 1
+        default = spec.default if shared else UNSET
+        if shared:
+            help_text = spec.help + ("" if spec.type is bool else _default_text(spec))
+        else:
+            where = "; ".join(f"{_default_text(s).strip(' ()') or 'none'} with {m}" for m, s in entries)
+            help_text = f"{spec.help} ({where}; not with {', '.join(sorted(set(modes) - {m for m, _ in entries}))})"
+            help_text = help_text.replace("; not with )", ")")
+        if spec.type is bool:
+            action = "store_false" if spec.default else "store_true"
+            parser.add_argument(spec.cli_flag, dest=name, action=action, default=default, help=help_text)
+            continue
+        choices = None
+        if not spec.is_tuple and all(s.choices is not None for _, s in entries):
+            choices = list(dict.fromkeys(c for _, s in entries for c in s.choices))
+        kind = _list_of(spec.type, name) if spec.is_tuple else spec.type
+        parser.add_argument(
+            spec.cli_flag, dest=name, type=kind, default=default, choices=choices, metavar=spec.metavar,
+            help=help_text,
+        )  # fmt: skip
+
+
+def request_for(modes: dict[str, type], mode: str, args, *, foreign=(), **queries):
+    """The request of ``modes[mode]`` from ``args``; options of the other tasks given with ``mode`` are refused.
+
+    ``foreign`` names further command-line options (dests) that do not apply to this mode.
+    """
+    from mirsearch.errors import ParameterError
+    from mirsearch.service.core import param_specs
+
+    own = {s.name for s in param_specs(modes[mode])}
+    others = {s.name for m, t in modes.items() if m != mode for s in param_specs(t)} - own
+    values = {}
+    for name, value in vars(args).items():
+        if value is UNSET:
+            continue
+        if name in own:
+            values[name] = value
+        elif name in others or (name in foreign and value not in (None, False)):
+            raise ParameterError(f"--{name.replace('_', '-')} does not apply to {mode}")
+    try:
+        return modes[mode](**queries, **values)
+    except ParameterError as exc:
+        raise ParameterError(f"{exc} (with {mode})") from None

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
+import secrets
 import sys
 
 from mirsearch.cli.common import add_collection_argument
 
 DEFAULT_HOST = "127.0.0.1"
+#: environment variable that may hold the token (so that it does not show in the process list)
+TOKEN_ENV = "MIRSEARCH_TOKEN"
 
 
 def register(sub) -> None:
@@ -17,9 +21,9 @@ def register(sub) -> None:
         help="web page and HTTP API: search, listen at the match, switch between versions",
         description=(
             "Serve a collection over HTTP: a web page (search by notes, score or audio excerpt; play at the "
-            "match; chromagrams; interpretation switcher; indexing progress) and a JSON API with an OpenAPI "
-            "description at /api/docs. The collection is opened read-only. Listens on 127.0.0.1 unless "
-            "--host is given."
+            "match; chromagrams; interpretation switcher; indexing progress) and a JSON API with its "
+            "documentation at /api/docs. The collection is opened read-only. Listens on 127.0.0.1 unless "
+            "--host is given; then a token is required (--token, or $MIRSEARCH_TOKEN, or 'auto')."
         ),
         epilog="example: mirsearch serve -c my.mirs --port 8000   (then open http://127.0.0.1:8000/)",
     )
@@ -30,7 +34,21 @@ def register(sub) -> None:
         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)",
     )
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    p.add_argument("--workers", type=int, default=2, help="threads running searches and alignments (default 2)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name clients use to reach the server (repeatable; loopback names and --host are always "
+        "allowed; other Host headers are refused against DNS rebinding)",
+    )
+    p.add_argument(
+        "--token",
+        metavar="SECRET",
+        help=f"require this token (Bearer header, or open /?token=SECRET once); 'auto' makes one; default: "
+        f"${TOKEN_ENV}; required with a non-loopback --host",
+    )
+    p.add_argument("--workers", type=int, default=2, help="threads running searches (default 2)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
     p.add_argument("--max-query-seconds", type=float, default=60.0, help="longest audio query in seconds (default 60)")
     p.add_argument(
@@ -38,6 +56,10 @@ def register(sub) -> None:
         type=float,
         default=1200.0,
         help="longest uploaded recording for version identification in seconds (default 1200)",
+    )
+    p.add_argument("--request-seconds", type=float, default=60.0, help="time budget of one request (default 60)")
+    p.add_argument(
+        "--parse-seconds", type=float, default=10.0, help="time budget for reading one uploaded file (default 10)"
     )
     p.add_argument(
         "--index-source",
@@ -51,13 +73,38 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
+    """Host names accepted in requests: ``--allowed-host`` names, the bound address and, for a wildcard
+    address, this machine's name."""
+    import socket
+
+    names = list(extra)
+    if host in ("0.0.0.0", "::", ""):
+        names += [socket.gethostname(), socket.getfqdn()]
+    elif not is_loopback(host):
+        names.append(host)
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def resolve_token(host: str, token: str | None) -> str | None:
+    """The token in force: given, from the environment, made up (``auto``); required off loopback."""
+    from mirsearch.errors import ParameterError
+
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if token == "auto":
+        token = secrets.token_urlsafe(24)
+    if token is None and not is_loopback(host):
+        raise ParameterError(f"--host={host} opens the collection to the network: give --token SECRET (or 'auto')")
+    return token
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,22 +115,22 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ParameterError(f"--port={args.port} must be in 1..65535")
+    token = resolve_token(args.host, args.token)
     app = create_app(
         args.collection,
         max_upload_mb=args.max_upload_mb,
         max_query_seconds=args.max_query_seconds,
         max_recording_seconds=args.max_recording_seconds,
         workers=args.workers,
+        request_seconds=args.request_seconds,
+        parse_seconds=args.parse_seconds,
         index_sources=args.index_source,
         index_jobs=args.index_jobs,
+        allowed_hosts=allowed_hosts(args.host, args.allowed_host),
+        token=token,
     )
-    if not _is_loopback(args.host):
-        print(
-            f"warning: listening on {args.host}: anyone who can reach this address can search and listen "
-            "to the collection (there is no authentication)",
-            file=sys.stderr,
-        )
     shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"mirsearch: serving {args.collection} on http://{shown}:{args.port}/  (Ctrl+C stops)", file=sys.stderr)
+    url = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
+    print(f"mirsearch: serving {args.collection} on {url}  (Ctrl+C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0

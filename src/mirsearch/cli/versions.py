@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from mirsearch.cli.common import add_collection_argument, print_json, print_table
+from mirsearch.cli.options import add_request_options, request_from_args
+from mirsearch.service.audio import VersionsRequest
 
 
 def register(sub) -> None:
@@ -24,61 +26,47 @@ def register(sub) -> None:
             "score(R) = min over key shifts k of [ mean over shingles i of (min over positions and tempi of "
             "cost_i(R, k)) ] (0 = identical CENS, higher = less similar); a shingle longer than the "
             "recording counts 1. Key shifts: the two cyclic shifts whose global mean chroma correlates best "
-            "(only 0 with --no-transpose). Recordings are ranked by increasing score; 'coverage' is the share "
+            "(only 0 with --no-transpose); 'transp.' is the recording's key relative to the query, -6..+5 "
+            "semitones. Recordings are ranked by increasing score; 'coverage' is the share "
             "of the recording covered by the shingles' best matches (a low coverage with a low score suggests "
             "a version that only shares a part). Measured accuracy: docs/benchmarks.md."
         ),
     )
     add_collection_argument(p)
     p.add_argument("--audio", required=True, metavar="FILE", help="the query recording (whole track or long excerpt)")
-    p.add_argument("--top", type=int, default=10, help="number of recordings listed (default 10)")
-    p.add_argument("--no-transpose", action="store_true", help="only versions in the same key")
-    p.add_argument("--shingle", type=float, default=20.0, metavar="S", help="shingle length in seconds (default 20)")
-    p.add_argument("--json", action="store_true", help='print {"versions": [...]} as JSON')
+    add_request_options(p, VersionsRequest)
+    p.add_argument("--json", action="store_true", help="print the answer as JSON (matches, query settings, ...)")
     p.add_argument("--plot", metavar="PNG", help="bar chart of the scores")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
-    from mirsearch.search.audio import identify_versions
+    from mirsearch.service import run as run_task
+    from mirsearch.service.audio import read_audio_query, recordings_at
 
-    query = Path(args.audio).resolve()
+    query = read_audio_query(args.audio)
     with Collection.open(args.collection, readonly=True) as coll:
-        exclude = [r.id for r in coll.recordings() if Path(r.path).resolve() == query]
-        versions = identify_versions(
-            coll,
-            str(query),
-            top=args.top,
-            transpose=not args.no_transpose,
-            shingle_seconds=args.shingle,
-            hop_seconds=args.shingle / 2,
-            exclude=exclude,
-        )
-    rows = [m.to_dict() for m in versions]
+        own = recordings_at(coll, args.audio)  # the query's own file is no version of itself
+        args.exclude = tuple(args.exclude or ()) + own or None
+        result = run_task("versions", request_from_args(VersionsRequest, args, query=query), collection=coll)
     if args.plot:
         from mirsearch.viz.figures import plot_versions
 
-        plot_versions([(m.recording, m.cost) for m in versions], out=args.plot, title=f"versions of {query.name}")
+        title = f"versions of {Path(args.audio).name}"
+        plot_versions([(m.recording, m.cost) for m in result.matches], out=args.plot, title=title)
     if args.json:
-        print_json({"query": str(query), "excluded": exclude, "versions": rows})
+        print_json(result.to_dict())
         return 0
+    rows = [m.to_dict() for m in result.matches]
     if not rows:
         print("no versions")
         return 0
     for r in rows:
         r["score"] = f"{r['cost']:.4f}"
         r["coverage"] = f"{r.get('coverage', 0):.2f}"
-    print_table(
-        rows,
-        [
-            ("rank", "#"),
-            ("recording", "recording"),
-            ("score", "score"),
-            ("transposition", "transp."),
-            ("coverage", "coverage"),
-        ],
-    )
+    columns = [("rank", "#"), ("recording", "recording"), ("score", "score"), ("transposition", "transp.")]
+    print_table(rows, [*columns, ("coverage", "coverage")])
     if args.plot:
         print(f"wrote {args.plot}")
     return 0

@@ -111,7 +111,7 @@ class IndexJobs:
             if self._status is not None and self._status.state in ("starting", "running"):
                 raise CollectionError(f"an indexing job is running already (job {self._status.id})")
             self._counter += 1
-            self._status = JobStatus(id=self._counter, sources=[str(p) for p in paths])
+            self._status = JobStatus(id=self._counter, sources=[p.name for p in paths])
             status = self._status
             self._thread = threading.Thread(target=self._run, args=(status, paths), name="mirsearch-index", daemon=True)
             self._thread.start()

@@ -1,7 +1,7 @@
 """Time maps between recordings of a collection, computed on demand and cached on disk.
 
 The interpretation switcher needs, for two versions of a work, the time in one that corresponds to a
-time in the other. :class:`TimeMapCache` computes it with :func:`mirsearch.sync.align_audio` the first
+time in the other. :class:`TimeMapCache` computes it with the task ``align`` (its defaults) the first
 time a pair is asked for and keeps it in ``<collection>/timemaps/`` (keyed by the two recordings'
 content hashes, so a changed file gets a new map), and in memory. Only one direction is stored: the
 other is its inverse. Concurrent requests for one pair wait for a single computation.
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from mirsearch._util import atomic_write_text
 from mirsearch.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class TimeMapCache:
         Where maps are stored (``<collection>/timemaps``); created on first write. If it cannot be
         written (read-only medium), maps stay in memory only.
     align : callable, optional
-        ``align(path_a, path_b) -> TimeMap``; default :func:`mirsearch.sync.align_audio`.
+        ``align(path_a, path_b) -> TimeMap``; default :func:`align_recordings` (task ``align``).
     """
 
     def __init__(self, folder: Path | None, *, align=None):
@@ -119,7 +119,7 @@ class TimeMapCache:
         path = self._file(key)
         if path is None or not path.is_file():
             return None
-        from mirsearch.sync import TimeMap
+        from mirsearch.service.sync import TimeMap
 
         try:
             return TimeMap.from_dict(json.loads(path.read_text()))
@@ -133,17 +133,13 @@ class TimeMapCache:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}_{threading.get_ident()}")
-            tmp.write_text(tmap.to_json())
-            os.replace(tmp, path)
+            atomic_write_text(path, tmap.to_json())
         except OSError as exc:
             self._writable = False
             log.warning("%s: cannot store time maps (%s); keeping them in memory", path.parent, exc)
 
     def _compute(self, rec_a, rec_b):
-        align = self._align
-        if align is None:
-            from mirsearch.sync import align_audio as align
+        align = self._align or align_recordings
         for rec in (rec_a, rec_b):
             if not Path(rec.path).is_file():
                 return InputError(f"recording {rec.id} ({Path(rec.path).name}): file is missing on disk")
@@ -153,6 +149,14 @@ class TimeMapCache:
             log.info("no time map for %s and %s: %s", rec_a.path, rec_b.path, exc)
             return InputError(str(exc))
         return tmap.resample(STEP) if hasattr(tmap, "resample") else tmap
+
+
+def align_recordings(path_a: str, path_b: str):
+    """The time map from ``path_a`` to ``path_b``: task ``align`` with its defaults."""
+    from mirsearch.service import run
+    from mirsearch.service.sync import AlignRequest
+
+    return run("align", AlignRequest(a=path_a, b=path_b)).time_map
 
 
 def _raise_or_return(value):

@@ -1,4 +1,4 @@
-"""Uploads: a request-body size limit enforced while the body arrives, and safe temporary files.
+"""Uploads: safe temporary files, the audio header check, and recent audio queries kept for their figures.
 
 A client's file name is never used as a path: only its extension (checked against a list) and a
 sanitised base name (for error messages) survive, inside a fresh temporary folder.
@@ -6,7 +6,6 @@ sanitised base name (for error messages) survive, inside a fresh temporary folde
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -22,79 +21,10 @@ log = logging.getLogger(__name__)
 
 #: bytes of multipart framing and form fields allowed on top of the file size limit
 MULTIPART_SLACK = 64 * 1024
+#: decoded samples (channels x frames) an uploaded query may hold per second of its limit (stereo at 48 kHz)
+SAMPLES_PER_SECOND = 2 * 48_000
 #: uploads are copied in chunks of this many bytes
 CHUNK = 1 << 16
-
-
-class BodySizeLimit:
-    """ASGI middleware: answer 413 once a request body exceeds ``max_bytes``.
-
-    The ``Content-Length`` header is checked first; bodies without one (chunked) are counted as they
-    arrive. After the 413 the application sees a disconnect and its own response is discarded, so a
-    huge upload is never spooled to disk.
-
-    Parameters
-    ----------
-    app : ASGI application
-    max_bytes : int > 0
-        Largest accepted request body.
-    """
-
-    def __init__(self, app, *, max_bytes: int):
-        self.app = app
-        self.max_bytes = int(max_bytes)
-
-    async def _reject(self, send) -> None:
-        mb = self.max_bytes / 1e6
-        body = json.dumps({"error": f"request body too large (limit {mb:.1f} MB)"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        for key, value in scope.get("headers", []):
-            if key == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared > self.max_bytes:
-                    await self._reject(send)
-                    return
-        received = 0
-        rejected = False
-
-        async def limited_receive():
-            nonlocal received, rejected
-            if rejected:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    rejected = True
-                    await self._reject(send)
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message):
-            if not rejected:
-                await send(message)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except Exception:
-            if not rejected:
-                raise
-            log.debug("request aborted after the body size limit", exc_info=True)
 
 
 def safe_name(filename: str | None, *, allowed: tuple[str, ...], kind: str) -> str:
@@ -197,3 +127,27 @@ def new_folder(root: Path) -> Path:
 def discard(folder: Path) -> None:
     """Remove a temporary upload folder (errors ignored)."""
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_audio_header(path: Path, max_seconds: float) -> float:
+    """Duration (s) of an uploaded audio file from its header; :class:`UploadTooLarge` above the limits.
+
+    Counts channels and rate too: a file may decode to at most ``max_seconds`` of stereo 48 kHz samples.
+    """
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:
+        raise InputError(f"{path.name}: unreadable audio (not a wav, flac, ogg, opus or mp3 file?)") from None
+    if info.samplerate <= 0 or info.frames <= 0:
+        raise InputError(f"{path.name}: audio is empty (0 samples)")
+    seconds = info.frames / info.samplerate
+    if seconds > max_seconds:
+        raise UploadTooLarge(f"{path.name}: audio too long ({seconds:.1f} s > {max_seconds:g} s)")
+    if info.frames * max(1, info.channels) > max_seconds * SAMPLES_PER_SECOND:
+        raise UploadTooLarge(
+            f"{path.name}: too many samples ({info.channels} channels at {info.samplerate} Hz); "
+            f"at most {max_seconds:g} s of stereo 48 kHz are accepted"
+        )
+    return seconds

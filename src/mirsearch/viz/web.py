@@ -1,4 +1,4 @@
-"""PNG figures for the page: a recording's chromagram with a match highlighted, a matching curve.
+"""PNG figures for the web page, as bytes: a recording's chromagram with a match highlighted, a matching curve.
 
 Drawn with matplotlib's object API (``Figure`` + Agg canvas, no pyplot state), so worker threads can
 render at the same time.

@@ -180,41 +180,54 @@ function timeline(recId, duration, spans) {
   return bar;
 }
 
+function resultRow(m, i, confident) {
+  const dur = m.duration || m.end;
+  const meta = [`${m.start_mmss} – ${m.end_mmss}`, `cost ${m.cost.toFixed(3)}`];
+  if (m.confidence != null) meta.push(`confidence ${(100 * m.confidence).toFixed(0)} %`);
+  // the recording's key relative to the query, -6..+5 semitones (as in the command line's output)
+  if (m.transposition) meta.push(`recording ${m.transposition > 0 ? "+" : ""}${m.transposition} st`);
+  const row = el(
+    "li",
+    { class: confident ? "result" : "result rejected", "data-recording-id": String(m.recording_id), "data-start": String(m.start), "data-duration": String(dur) },
+    el("div", { class: "rank", text: String(i + 1) }),
+    el(
+      "div",
+      { class: "body" },
+      el("div", { class: "title", text: m.name, title: m.recording }),
+      el("div", { class: "meta", text: meta.join(" · ") }),
+      timeline(m.recording_id, dur, [[m.start, m.end]]),
+    ),
+    el(
+      "div",
+      { class: "actions" },
+      el("button", { class: "play-btn primary small", type: "button", text: "▶ Play", title: "play from the match start", onclick: () => play(m.recording_id, m.start) }),
+      el("button", { class: "fig-btn small", type: "button", text: "Chromagram", onclick: () => showFigure(m, row) }),
+      el("button", { class: "add-switch-btn small", type: "button", text: "+ Switcher", title: "add to the interpretation switcher", onclick: () => addVersion(m.recording_id) }),
+    ),
+  );
+  return row;
+}
+
 function renderResults(data) {
   const list = $("#result-list");
   list.textContent = "";
   const matches = data.matches || [];
-  $("#results-empty").classList.toggle("hidden", matches.length > 0);
-  if (!matches.length) $("#results-empty").textContent = "No matches.";
+  // no confident match: say so, and list the best candidates below the threshold, marked as such
+  const rejected = matches.length ? [] : data.rejected || [];
+  const empty = $("#results-empty");
+  empty.classList.toggle("hidden", matches.length > 0);
+  if (!matches.length) {
+    empty.textContent = rejected.length ? "No confident match. The best candidates below the confidence threshold:" : "No matches.";
+  }
   const q = data.query || {};
   const what = q.notes ? `theme ${q.notes}` : q.file || q.name || "";
-  $("#results-info").textContent = `${matches.length} matches · ${data.seconds.toFixed(2)} s${what ? " · " + what : ""}`;
-  matches.forEach((m, i) => {
-    const dur = m.duration || m.end;
-    const meta = [`${m.start_mmss} – ${m.end_mmss}`, `cost ${m.cost.toFixed(3)}`];
-    if (m.transposition) meta.push(`transposed +${m.transposition} st`);
-    const row = el(
-      "li",
-      { class: "result", "data-recording-id": String(m.recording_id), "data-start": String(m.start), "data-duration": String(dur) },
-      el("div", { class: "rank", text: String(i + 1) }),
-      el(
-        "div",
-        { class: "body" },
-        el("div", { class: "title", text: m.name, title: m.recording }),
-        el("div", { class: "meta", text: meta.join(" · ") }),
-        timeline(m.recording_id, dur, [[m.start, m.end]]),
-      ),
-      el(
-        "div",
-        { class: "actions" },
-        el("button", { class: "play-btn primary small", type: "button", text: "▶ Play", title: "play from the match start", onclick: () => play(m.recording_id, m.start) }),
-        el("button", { class: "fig-btn small", type: "button", text: "Chromagram", onclick: () => showFigure(m, row) }),
-        el("button", { class: "add-switch-btn small", type: "button", text: "+ Switcher", title: "add to the interpretation switcher", onclick: () => addVersion(m.recording_id) }),
-      ),
-    );
-    list.append(row);
-  });
-  if (matches.length) showFigure(matches[0], $(".result", list));
+  const settings = [q.features, q.cascade].filter(Boolean).join(", ");
+  const info = [`${matches.length} matches`, `${data.seconds.toFixed(2)} s`, what, settings].filter(Boolean);
+  $("#results-info").textContent = info.join(" · ");
+  matches.forEach((m, i) => list.append(resultRow(m, i, true)));
+  rejected.forEach((m, i) => list.append(resultRow(m, i, false)));
+  const shown = matches.length ? matches : rejected;
+  if (shown.length) showFigure(shown[0], $(".result", list));
   else $("#figure-card").classList.add("hidden");
   updateCursors();
 }
@@ -223,7 +236,9 @@ function showFigure(match, row) {
   for (const r of $$(".result")) r.classList.toggle("selected", r === row);
   const card = $("#figure-card");
   card.classList.remove("hidden");
-  const params = new URLSearchParams({ start: match.start, end: match.end });
+  // zoomed to the match with context on both sides
+  const context = Math.max(20, 3 * (match.end - match.start));
+  const params = new URLSearchParams({ start: match.start, end: match.end, context: context.toFixed(1) });
   $("#chroma-fig").src = `/api/recordings/${match.recording_id}/chromagram.png?${params}`;
   $("#figure-caption").textContent = `${match.name}, match ${match.start_mmss} – ${match.end_mmss}`;
   const curveBox = $("#curve-box");
@@ -276,7 +291,7 @@ function setupSearch() {
       top: topValue(),
       transpose: $("#opt-transpose").checked,
     };
-    if ($("#opt-learned").checked) Object.assign(body, { features: "learned", cascade: "notes" });
+    // features and cascade are left to the server: "auto", the best the collection has (as on the command line)
     runSearch("/api/search/theme", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }, "searching");
   });
   $("#score-form").addEventListener("submit", (ev) => {
@@ -443,10 +458,6 @@ async function loadStats() {
       ["failed files", String(s.failures.length)],
     ];
     for (const [k, v] of rows) dl.append(el("dt", { text: k }), el("dd", { text: v }));
-    // collections indexed with learned theme chroma offer it, with the note-index cascade
-    const learned = "learned" in s.features;
-    $("#opt-learned-label").hidden = !learned;
-    $("#opt-learned").checked = learned;
     $("#audio-limits").textContent =
       `Excerpts up to ${s.server.max_query_seconds} s, whole recordings (versions) up to ` +
       `${Math.round(s.server.max_recording_seconds / 60)} min; files up to ${s.server.max_upload_mb} MB.`;

@@ -1,0 +1,21 @@
+"""The API's endpoints, one router per area: collection, search, figures, sync, indexing, docs.
+
+Every router reaches the app's state (:class:`~mirsearch.server.state.Server`) through :data:`ServerDep`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi import Path as PathParam
+
+from mirsearch.server.state import Server
+
+
+def get_server(request: Request) -> Server:
+    return request.app.state.server
+
+
+ServerDep = Annotated[Server, Depends(get_server)]
+RecordingId = Annotated[int, PathParam(ge=1, le=2**62, description="recording id from /api/recordings")]

@@ -1,0 +1,86 @@
+"""Figure endpoints: a recording's chromagram around a match, the matching curve of a recent audio query."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Query, Response
+from fastapi import Path as PathParam
+
+from mirsearch.errors import ParameterError
+from mirsearch.server.models import ERRORS
+from mirsearch.server.routers import RecordingId, ServerDep
+from mirsearch.server.state import NotFound
+
+router = APIRouter(tags=["figures"])
+PNG_RESPONSES = {**ERRORS, 200: {"content": {"image/png": {}}}}
+CACHE_HEADERS = {"Cache-Control": "private, max-age=300"}
+
+
+def _view(start: float | None, end: float | None, context: float | None) -> tuple[float, float] | None:
+    """The time span shown: ``context`` seconds around the highlighted span (or the start), else all."""
+    if context is None:
+        return None
+    centre = ((start + end) / 2) if start is not None else 0.0
+    half = context / 2 + ((end - start) / 2 if start is not None else 0.0)
+    return max(0.0, centre - half), centre + half
+
+
+@router.get("/api/recordings/{recording_id}/chromagram.png", response_class=Response, responses=PNG_RESPONSES)
+async def chromagram(
+    recording_id: RecordingId,
+    server: ServerDep,
+    start: Annotated[float | None, Query(ge=0, description="highlighted span start (s)")] = None,
+    end: Annotated[float | None, Query(ge=0, description="highlighted span end (s)")] = None,
+    context: Annotated[float | None, Query(gt=0, le=3600, description="show only this many s around")] = None,
+    width: Annotated[int, Query(ge=200, le=2400)] = 1000,
+):
+    """PNG chromagram of a recording (its stored chroma), with the span ``start``-``end`` highlighted."""
+    if (start is None) != (end is None) or (start is not None and not end > start):
+        raise ParameterError("start and end must be given together, with end > start")
+
+    def make() -> bytes:
+        from mirsearch.viz.web import chromagram_png
+
+        rec = server.recording(recording_id)
+        kind = "chroma" if "chroma" in server.coll.feature_kinds else server.coll.feature_kinds[0]
+        X, rate = server.coll.load_features(recording_id, kind)
+        highlight = (start, end) if start is not None else None
+        return chromagram_png(
+            np.asarray(X), feature_rate=rate, highlight=highlight, view=_view(start, end, context),
+            title=Path(rec.path).name, width=width,
+        )  # fmt: skip
+
+    key = ("chroma", recording_id, start, end, context, width)
+    png = server.cached_figure(key) or await server.run(server.figure, key, make)
+    return Response(png, media_type="image/png", headers=CACHE_HEADERS)
+
+
+@router.get("/api/queries/{query_id}/curve.png", response_class=Response, responses=PNG_RESPONSES)
+async def query_curve(
+    query_id: Annotated[str, PathParam(min_length=8, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")],
+    recording_id: Annotated[int, Query(ge=1, le=2**62)],
+    server: ServerDep,
+    width: Annotated[int, Query(ge=200, le=2400)] = 1000,
+):
+    """PNG matching curve of a recent audio query (``query.id`` of /api/search/audio) in one of its
+    result recordings, the matches shaded."""
+    kept = server.queries.get(query_id)
+    if kept is None:
+        raise NotFound(f"query {query_id} is unknown or expired (search again)")
+    curve = kept["curves"].get(recording_id)
+    if curve is None:
+        raise NotFound(f"recording {recording_id} is not among the results of query {query_id}")
+
+    def make() -> bytes:
+        from mirsearch.viz.web import matching_curve_png
+
+        title = f"matching curve of {kept['file']} in {Path(curve.recording).name}"
+        spans = kept["spans"].get(recording_id, [])
+        return matching_curve_png(curve.cost, feature_rate=curve.feature_rate, matches=spans, title=title, width=width)
+
+    key = ("curve", query_id, recording_id, width)
+    png = server.cached_figure(key) or await server.run(server.figure, key, make)
+    return Response(png, media_type="image/png", headers=CACHE_HEADERS)

@@ -1,0 +1,293 @@
+"""The state of one app: its options, the open collection, the work queues, caches and the uploads folder.
+
+Work is queued by kind so that a few slow requests cannot starve the others:
+
+- ``search`` (``workers`` threads): theme, passage and version searches, figures. The numba kernels release
+  the GIL, so that many run at once.
+- ``slow`` (one thread): alignments of two recordings (seconds to a minute each, cached afterwards).
+- uploaded files are read in child processes (:class:`~mirsearch.server.sandbox.Sandbox`), killed after
+  ``parse_seconds``; a reader waiting for its turn holds no thread.
+
+Each queue answers 503 when ``max_pending`` calls wait for it; every call has the time budget
+``request_seconds`` (HTTP 504 after that; a call that has not started is cancelled). Catalogue reads, audio
+streaming, cached time maps, cached figures and ``/api/health`` bypass the queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch import __version__
+from mirsearch.errors import CollectionError, MirsearchError, ParameterError
+from mirsearch.server.sandbox import OverBudget, Sandbox
+from mirsearch.server.uploads import RecentQueries
+
+log = logging.getLogger(__name__)
+
+#: figures kept in memory (PNG bytes)
+FIGURE_CACHE = 64
+#: seconds the statistics are cached (they walk the collection folder)
+STATS_TTL = 5.0
+
+
+class ServerBusy(MirsearchError):
+    """A work queue is full (HTTP 503)."""
+
+
+class NotAvailable(MirsearchError):
+    """A feature of the API is not available in this installation (HTTP 501)."""
+
+
+class NotFound(MirsearchError):
+    """An id that does not exist (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Limits and access rules of a server (``mirsearch serve`` options; :func:`create_app` keywords).
+
+    Attributes
+    ----------
+    max_upload_mb : float > 0
+        Largest uploaded file (MB).
+    max_query_seconds, max_recording_seconds : float > 0
+        Longest audio excerpt for passage search / recording for version identification (s).
+    workers : int >= 1
+        Threads running searches and figures.
+    max_pending : int, optional
+        Calls waiting per queue before the server answers 503 (default ``16 * workers``).
+    request_seconds : float > 0
+        Time budget of one request's work (HTTP 504 after that).
+    parse_seconds : float > 0
+        Time budget for reading one uploaded file (the child process is killed after that).
+    parse_memory_mb : float >= 0
+        Memory a reader may use beyond its start (0: unlimited).
+    max_json_kb : float > 0
+        Largest JSON request body (kB).
+    index_sources : tuple of path-like
+        Folders the page may index (by position; no path comes from the client). Empty: off.
+    index_jobs : int >= 1
+        Worker processes of an indexing job.
+    allowed_hosts : tuple of str
+        Host names accepted in the ``Host`` header besides the loopback names (``"*"``: any).
+    token : str, optional
+        Shared secret required on every request but ``/api/health`` and static assets.
+    """
+
+    max_upload_mb: float = 20.0
+    max_query_seconds: float = 60.0
+    max_recording_seconds: float = 1200.0
+    workers: int = 2
+    max_pending: int | None = None
+    request_seconds: float = 60.0
+    parse_seconds: float = 10.0
+    parse_memory_mb: float = 1500.0
+    max_json_kb: float = 256.0
+    index_sources: tuple = ()
+    index_jobs: int = 1
+    allowed_hosts: tuple[str, ...] = ()
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_mb", "max_query_seconds", "max_recording_seconds", "workers", "request_seconds"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name}={getattr(self, name)!r} must be > 0")
+        for name in ("parse_seconds", "max_json_kb", "index_jobs"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name}={getattr(self, name)!r} must be > 0")
+        if self.token is not None and len(self.token) < 8:
+            raise ParameterError("token must have at least 8 characters")
+        object.__setattr__(self, "index_sources", tuple(Path(p) for p in self.index_sources))
+        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1e6)
+
+    @property
+    def pending(self) -> int:
+        return self.max_pending or 16 * self.workers
+
+
+@dataclass
+class WorkQueue:
+    """Threads for one kind of work, a bound on waiting calls and a time budget per call."""
+
+    name: str
+    workers: int
+    max_pending: int
+    seconds: float
+    pool: ThreadPoolExecutor = field(init=False)
+    _pending: int = field(default=0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=f"mirsearch-{self.name}")
+
+    def _done(self, _future) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    async def run(self, fn, *args, **kwargs):
+        """``fn(*args, **kwargs)`` on this queue; :class:`ServerBusy` when full, :class:`OverBudget` when late."""
+        with self._lock:
+            if self._pending >= self.max_pending:
+                raise ServerBusy(f"server busy ({self._pending} {self.name} requests queued); try again shortly")
+            self._pending += 1
+        future = self.pool.submit(partial(fn, *args, **kwargs))
+        future.add_done_callback(self._done)  # a call that overran still counts until it really ends
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.seconds)
+        except TimeoutError:
+            future.cancel()
+            raise OverBudget(f"the request took longer than the server's time budget ({self.seconds:g} s)") from None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Server:
+    """State of one app: collection, work queues, caches, uploads folder, indexing jobs."""
+
+    def __init__(self, collection_path: Path, options: ServerOptions):
+        from mirsearch.collection import Collection
+        from mirsearch.server.jobs import IndexJobs
+        from mirsearch.server.timemaps import TimeMapCache
+
+        self.root = Path(collection_path)
+        self.options = options
+        self.coll = Collection.open(self.root, readonly=True)
+        self.search = WorkQueue("search", options.workers, options.pending, options.request_seconds)
+        self.slow = WorkQueue("slow", 1, options.pending, options.request_seconds)
+        self.sandbox = Sandbox(
+            parallel=options.workers, seconds=options.parse_seconds, memory_mb=options.parse_memory_mb
+        )
+        self.tmp = Path(tempfile.mkdtemp(prefix="mirsearch-server-"))
+        weakref.finalize(self, shutil.rmtree, self.tmp, ignore_errors=True)  # also if the app never ran
+        self.queries = RecentQueries()
+        self.timemaps = TimeMapCache(self.root / "timemaps")
+        self.jobs = IndexJobs(self.root, list(options.index_sources), jobs=options.index_jobs, on_finish=self.forget)
+        self._figures: dict[tuple, bytes] = {}
+        self._figures_lock = threading.Lock()
+        self._stats: tuple[float, dict] | None = None
+
+    async def run(self, fn, *args, **kwargs):
+        """Run ``fn`` on the search queue (see :class:`WorkQueue`)."""
+        return await self.search.run(fn, *args, **kwargs)
+
+    def forget(self) -> None:
+        self._stats = None
+
+    # -- catalogue ------------------------------------------------------------------------------------
+    def recording(self, recording_id: int):
+        try:
+            return self.coll.recording(recording_id)
+        except CollectionError:
+            raise NotFound(f"recording {recording_id} is not in the collection") from None
+
+    def audio_root(self) -> str:
+        """The folder that holds every recording (their common parent); paths are shown relative to it."""
+
+        def build() -> str:
+            folders = [os.path.dirname(r.path) for r in self.coll.recordings()]
+            return os.path.commonpath(folders) if folders else ""
+
+        return self.coll.views.get(("server", "audio-root"), build)
+
+    def shown_path(self, path: str) -> str:
+        """``path`` relative to :meth:`audio_root` (absolute server paths are never shown)."""
+        root = self.audio_root()
+        try:
+            rel = os.path.relpath(path, root) if root else os.path.basename(path)
+        except ValueError:
+            rel = os.path.basename(path)
+        return os.path.basename(path) if rel.startswith("..") else rel
+
+    def recording_json(self, rec) -> dict:
+        from mirsearch.service.collection import format_time
+
+        path = Path(rec.path)
+        return {
+            "id": rec.id,
+            "name": path.name,
+            "path": self.shown_path(rec.path),
+            "duration": round(rec.duration, 3),
+            "duration_mmss": format_time(rec.duration),
+            "format": path.suffix.lower().lstrip("."),
+            "sha1": rec.sha1,
+        }
+
+    def matches_json(self, rows: list[dict]) -> list[dict]:
+        """Match dicts with the path made relative, the file name and the recording's duration added."""
+        by_id = {r.id: r for r in self.coll.recordings()}
+        out = []
+        for d in rows:
+            rec = by_id.get(d["recording_id"])
+            d = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}
+            d["name"] = Path(d["recording"]).name
+            d["recording"] = self.shown_path(d["recording"])
+            d["duration"] = round(rec.duration, 3) if rec is not None else round(d["end"], 3)
+            out.append(d)
+        return out
+
+    # -- caches ---------------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        cached = self._stats
+        if cached is not None and time.monotonic() - cached[0] < STATS_TTL:
+            return cached[1]
+        from mirsearch.service import run
+
+        info = run("info", _info_request(), collection=self.coll).to_dict()
+        info["path"] = self.root.name
+        o = self.options
+        info["server"] = {
+            "version": __version__,
+            "workers": o.workers,
+            "max_upload_mb": round(o.max_upload_mb, 3),
+            "max_query_seconds": o.max_query_seconds,
+            "max_recording_seconds": o.max_recording_seconds,
+            "request_seconds": o.request_seconds,
+            "index_sources": len(self.jobs.sources),
+        }
+        self._stats = (time.monotonic(), info)
+        return info
+
+    def cached_figure(self, key: tuple) -> bytes | None:
+        with self._figures_lock:
+            return self._figures.get(key)
+
+    def figure(self, key: tuple, make) -> bytes:
+        png = self.cached_figure(key)
+        if png is None:
+            png = make()
+            with self._figures_lock:
+                self._figures[key] = png
+                while len(self._figures) > FIGURE_CACHE:
+                    self._figures.pop(next(iter(self._figures)))
+        return png
+
+    def close(self) -> None:
+        self.search.close()
+        self.slow.close()
+        self.jobs.join(timeout=60)
+        self.coll.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _info_request():
+    from mirsearch.service.collection import InfoRequest
+
+    return InfoRequest()

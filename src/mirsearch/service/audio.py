@@ -1,0 +1,174 @@
+"""Tasks ``passages`` (an audio excerpt: where do similar passages occur?) and ``versions`` (which recordings
+are versions of this one?), both over the collection's CENS (:mod:`mirsearch.search.audio`,
+:mod:`mirsearch.search.versions`; the shingle index with ``index`` other than ``exhaustive``).
+
+The query is an :class:`AudioQuery`, decoded and validated at the interface (:meth:`AudioQuery.from_file`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from mirsearch.errors import ParameterError
+from mirsearch.search.audio_query import AudioQuery
+from mirsearch.search.results import Match
+from mirsearch.service.core import Context, Request, param, query_field, register, version_block
+
+log = logging.getLogger(__name__)
+
+#: chroma the CENS is derived from; "auto": the collection's stored chroma
+AUDIO_FEATURES = ("auto", "chroma", "matching")
+METHODS = ("scaling", "sdtw")
+#: "exhaustive": CENS matching everywhere; else the shingle index of that kind (built on first use)
+AUDIO_INDEXES = ("exhaustive", "hnsw", "kdtree", "exact")
+
+
+@dataclass(frozen=True)
+class PassagesRequest(Request):
+    """Parameters of a passage search with an audio excerpt."""
+
+    query: AudioQuery = query_field("the audio excerpt (10-30 s)")
+    top: int = param(10, help="number of matches", minimum=1, maximum=1000)
+    per_recording: int | None = param(None, help="matches per recording at most (default: top)", minimum=1,
+                                      maximum=1000)  # fmt: skip
+    features: str = param(
+        "auto", choices=AUDIO_FEATURES,
+        help="chroma of the CENS: the collection's (auto, chroma) or the matching chroma computed from the audio",
+    )  # fmt: skip
+    method: str = param(
+        "scaling", choices=METHODS,
+        help="exhaustive search: multiple tempo scaling of the query (default) or subsequence DTW",
+    )  # fmt: skip
+    index: str = param(
+        "exhaustive", choices=AUDIO_INDEXES,
+        help="exhaustive CENS matching (default) or the shingle index (built on first use; needs a writable "
+        "collection)",
+    )  # fmt: skip
+    transpose: bool = param(True, help="match at the excerpt's key only (default: in all 12 transpositions)")
+
+
+@dataclass
+class PassagesResult:
+    """Passages, best first, with the settings used; ``curves`` holds the exhaustive search's matching curves."""
+
+    matches: list[Match]
+    query: dict
+    curves: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        matches = [m.to_dict() for m in self.matches]
+        return {"matches": matches, "query": self.query, "warnings": self.warnings, "stats": self.stats}
+
+
+def _audio_block(request, query: AudioQuery, **resolved) -> dict:
+    return version_block(audio=query.name, duration=round(query.duration, 3), **{**request.params(), **resolved})
+
+
+@register("passages", request=PassagesRequest, area="search", summary="find passages that sound like an excerpt")
+def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
+    coll = context.require_collection("passages")
+    features = "chroma" if request.features == "auto" else request.features
+    keys = tuple(range(12)) if request.transpose else (0,)
+    t0 = time.perf_counter()
+    if request.index != "exhaustive":
+        if features != "chroma" or request.method != "scaling":
+            raise ParameterError(f"index={request.index!r}: the shingle index takes neither features nor method")
+        matches, curves = _search_index(coll, request, keys), []
+    else:
+        from mirsearch.features.audio_match import PASSAGE_MATCH
+        from mirsearch.search.audio import PassageOptions, search_audio
+
+        match = PASSAGE_MATCH.replace(features=features, transpositions=keys)
+        options = PassageOptions(
+            top=request.top, method=request.method, per_recording=request.per_recording, curves=True, match=match
+        )
+        found = search_audio(coll, request.query, options)
+        matches, curves = found.matches, found.curves
+    stats = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
+    return PassagesResult(matches, _audio_block(request, request.query, features=features), curves, stats)
+
+
+def _search_index(coll, request: PassagesRequest, keys: tuple) -> list[Match]:
+    from mirsearch.index.shingle_index import IndexSpec
+    from mirsearch.search.shingles import SHINGLE_MATCH, ShingleSearchOptions, search_shingles
+
+    options = ShingleSearchOptions(
+        top=request.top,
+        per_recording=request.per_recording or 1,
+        match=SHINGLE_MATCH.replace(transpositions=keys),
+        index=IndexSpec(kind=request.index),
+    )
+    return search_shingles(coll, request.query, options)
+
+
+@dataclass(frozen=True)
+class VersionsRequest(Request):
+    """Parameters of version identification."""
+
+    query: AudioQuery = query_field("the query recording (a whole track or a long excerpt)")
+    top: int = param(10, help="number of recordings listed", minimum=1, maximum=1000)
+    transpose: bool = param(True, help="only versions in the same key")
+    shingle: float = param(20.0, help="shingle length in seconds (hop: half of it)", minimum=2, maximum=300,
+                           metavar="S")  # fmt: skip
+    features: str = param("auto", choices=AUDIO_FEATURES, help="chroma of the CENS (auto: the collection's)")
+    exclude: tuple[int, ...] | None = param(
+        None, help="recording ids left out (e.g. the query's own recording)", minimum=1,
+        metavar="IDS",
+    )  # fmt: skip
+
+
+@dataclass
+class VersionsResult:
+    """Recordings ranked as versions of the query, best first (``cost`` is the version score)."""
+
+    matches: list[Match]
+    query: dict
+    excluded: list[int] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        matches = [m.to_dict() for m in self.matches]
+        return {"matches": matches, "query": self.query, "excluded": self.excluded, "stats": self.stats}
+
+
+def recordings_at(coll, path: str | os.PathLike) -> tuple[int, ...]:
+    """Ids of the collection's recordings stored from the file ``path`` (to leave a query's own file out)."""
+    real = os.path.realpath(path)
+    return tuple(r.id for r in coll.recordings() if os.path.realpath(r.path) == real)
+
+
+@register("versions", request=VersionsRequest, area="search", summary="find other versions of a recording")
+def run_versions(context: Context, request: VersionsRequest) -> VersionsResult:
+    from mirsearch.search.versions import VERSION_MATCH, VersionOptions, identify_versions
+
+    coll = context.require_collection("versions")
+    features = "chroma" if request.features == "auto" else request.features
+    excluded = sorted(set(request.exclude or ()))
+    match = VERSION_MATCH.replace(features=features, transpositions=tuple(range(12)) if request.transpose else (0,))
+    options = VersionOptions(
+        top=request.top, shingle_seconds=request.shingle, hop_seconds=request.shingle / 2, exclude=tuple(excluded),
+        match=match,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    matches = identify_versions(coll, request.query, options)
+    stats = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
+    return VersionsResult(matches, _audio_block(request, request.query, features=features), excluded, stats)
+
+
+def read_audio_query(path: str | os.PathLike, *, max_seconds: float | None = None) -> AudioQuery:
+    """An :class:`AudioQuery` from a file (``max_seconds``: refuse longer audio with a one-line message)."""
+    query = AudioQuery.from_file(path)
+    if max_seconds is not None and query.duration > max_seconds:
+        from mirsearch.errors import InputError
+
+        raise InputError(f"{query.name}: audio too long ({query.duration:.1f} s > {max_seconds:g} s)")
+    return query
+
+
+__all__ = ["AudioQuery", "PassagesRequest", "PassagesResult", "VersionsRequest", "VersionsResult", "read_audio_query"]
+__all__ += ["recordings_at"]
