@@ -17,7 +17,7 @@ from mirsearch.errors import ParameterError, check_positive
 #: bump when the chroma computation changes in a way that changes stored arrays
 CHROMA_VERSION = 2
 #: kinds extracted from audio and stored; CENS is derived from stored chroma at query time
-STORED_KINDS = ("chroma", "learned")
+STORED_KINDS = ("chroma", "learned", "fingerprint", "segments")
 
 
 def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
@@ -45,6 +45,14 @@ def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
         from mirsearch.features.learned import default_bundle_id
 
         return {"kind": "learned", "feature_rate": float(feature_rate), "model": default_bundle_id()}
+    if kind == "fingerprint":  # spectral peaks (3, n_peaks) at their own frame rate; feature_rate does not apply
+        from mirsearch.features.fingerprint import fingerprint_config
+
+        return fingerprint_config()
+    if kind == "segments":  # speech / music probabilities (2, n) at the segmenter's rate; feature_rate does not apply
+        from mirsearch.features.segment_features import segments_config
+
+        return segments_config()
     raise ParameterError(f"features={kind!r} is not one of {', '.join(STORED_KINDS)}")
 
 
@@ -54,7 +62,8 @@ def config_key(config: dict) -> str:
 
 
 def extract(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]:
-    """Compute the features a configuration describes; returns ``(X (12, n) float32, feature_rate)``."""
+    """Compute the features a configuration describes; returns ``(X (12, n) float32, feature_rate)``
+    (fingerprints: ``(3, n_peaks)`` peaks and their frame rate)."""
     kind = config["kind"]
     if kind == "chroma":
         from mirsearch.features.chroma import chroma
@@ -71,4 +80,12 @@ def extract(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]
         from mirsearch.features.learned import learned_chroma
 
         return learned_chroma(y, sr=sr, feature_rate=config["feature_rate"])
+    if kind == "fingerprint":
+        from mirsearch.features.fingerprint import extract_fingerprints
+
+        return extract_fingerprints(y, sr=sr, config=config)
+    if kind == "segments":
+        from mirsearch.features.segment_features import extract_segments
+
+        return extract_segments(y, sr=sr, config=config)
     raise ParameterError(f"features={kind!r} is not one of {', '.join(STORED_KINDS)}")

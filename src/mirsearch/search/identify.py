@@ -1,0 +1,470 @@
+"""Audio identification: which recording is this excerpt from, where, and at what speed.
+
+The query's triplet hashes (:mod:`mirsearch.features.fingerprint`) are looked up in the collection's
+:class:`~mirsearch.index.fingerprints.FingerprintIndex`. Every shared hash says, for one reference triplet,
+the query's speed (ratio of the triplets' ``t3 - t1``), its pitch shift (difference of the anchors'
+log-frequencies) and the offset of the query's start in the recording. A vote over
+(recording, offset) proposes candidates; each is verified by fitting a line ``t_ref = offset + speed * t_query``
+to its matches and counting the query triplets that lie on it (within two frames) with a consistent pitch
+shift. The count is the score; below ``min_score`` (calibrated on held-out music, see docs/identify.md) the
+answer is "not found" (no matches).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mirsearch.errors import InputError, ParameterError
+from mirsearch.features import fingerprint as fp
+from mirsearch.index.fingerprints import FingerprintIndex, Matches
+from mirsearch.search.results import format_time
+
+log = logging.getLogger(__name__)
+
+#: verified triplets needed to answer "found" (calibrated on held-out tracks, docs/identify.md)
+DEFAULT_MIN_SCORE = 10.0
+#: shortest query (seconds)
+MIN_QUERY_SECONDS = 1.0
+#: longest query without ``scan`` (seconds)
+MAX_QUERY_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class IdentifyOptions:
+    """Options of :func:`identify` (all have working defaults).
+
+    Attributes
+    ----------
+    top : int >= 1
+        Most matches returned.
+    min_score : float >= 0
+        Verified triplets needed for a match ("not found" below).
+    max_speed_change : float in (0, 0.5)
+        Largest relative speed / tempo change searched (0.12: 0.89 - 1.12).
+    max_pitch_shift : float >= 0
+        Largest pitch shift searched beyond the one a speed change implies (semitones).
+    candidates : int >= 1
+        (recording, offset) candidates verified.
+    offset_bin : float > 0
+        Width of the offset vote bins (seconds).
+    time_tolerance : float > 0
+        Largest distance of a verified triplet from the fitted line (frames).
+    freq_tolerance : float > 0
+        Largest deviation of a verified triplet's pitch shift from the median (log-frequency bins).
+    speed_tolerance : float > 0
+        Largest relative deviation of a verified triplet's own speed (ratio of ``t3 - t1``) from the fitted one.
+    """
+
+    top: int = 5
+    min_score: float = DEFAULT_MIN_SCORE
+    max_speed_change: float = 0.12
+    max_pitch_shift: float = 1.5
+    candidates: int = 12
+    offset_bin: float = 0.2
+    time_tolerance: float = 2.0
+    freq_tolerance: float = 1.0
+    speed_tolerance: float = 0.04
+
+    def __post_init__(self):
+        if self.top < 1:
+            raise ParameterError(f"top={self.top!r} must be >= 1")
+        if self.min_score < 0:
+            raise ParameterError(f"min_score={self.min_score!r} must be >= 0")
+        if not 0 < self.max_speed_change < 0.5:
+            raise ParameterError(f"max_speed_change={self.max_speed_change!r} must be in (0, 0.5)")
+        for name in ("offset_bin", "time_tolerance", "freq_tolerance", "speed_tolerance"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(f"{name}={getattr(self, name)!r} must be > 0")
+
+
+@dataclass(frozen=True)
+class IdentifyMatch:
+    """A recording the query was found in.
+
+    ``offset``: where the query's first sample lies in the recording (s); ``speed``: the query's playback
+    speed relative to the recording (1.04 = 4 % faster); ``pitch_shift``: semitones; ``score``: verified triplets.
+    """
+
+    recording: str
+    recording_id: int
+    offset: float
+    speed: float
+    score: float
+    pitch_shift: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "recording": self.recording,
+            "recording_id": self.recording_id,
+            "offset": round(self.offset, 3),
+            "offset_mmss": format_time(self.offset),
+            "speed": round(self.speed, 4),
+            "pitch_shift": round(self.pitch_shift, 2),
+            "score": round(self.score, 1),
+        }
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    """Matches best first; empty when the query was not found."""
+
+    matches: list[IdentifyMatch]
+    query_duration: float
+    n_hashes: int
+
+    def to_dict(self) -> dict:
+        return {
+            "matches": [m.to_dict() for m in self.matches],
+            "query_duration": round(self.query_duration, 3),
+            "n_hashes": self.n_hashes,
+        }
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """A stretch of a long query identified as (part of) a recording."""
+
+    query_start: float
+    query_end: float
+    match: IdentifyMatch
+
+    def to_dict(self) -> dict:
+        d = self.match.to_dict()
+        d.update({"query_start": round(self.query_start, 3), "query_end": round(self.query_end, 3)})
+        return d
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Identified stretches of a long query, in query order."""
+
+    stretches: list[Stretch]
+    query_duration: float
+    window: float = 10.0
+    hop: float = 5.0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"stretches": [s.to_dict() for s in self.stretches], "query_duration": round(self.query_duration, 3)}
+
+
+# -- arrays ------------------------------------------------------------------------------------------
+def query_peaks(y: np.ndarray, *, sr: int, peak_config: dict) -> np.ndarray:
+    """Validated query audio -> peak list ``(3, n)``; raises :class:`InputError` for unusable audio."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise InputError(f"query: expected mono audio (1-D array), got shape {y.shape}")
+    duration = y.size / sr
+    if duration < MIN_QUERY_SECONDS:
+        raise InputError(f"query: {duration:.2f} s is too short (at least {MIN_QUERY_SECONDS:g} s)")
+    if not np.all(np.isfinite(y)):
+        raise InputError("query: audio contains NaN or infinite samples")
+    if float(np.max(np.abs(y))) < 1e-4:
+        raise InputError("query: audio is silent")
+    return fp.extract_fingerprints(y, sr=sr, config=peak_config)[0]
+
+
+def _match_geometry(trip: dict, m: Matches, *, bins_per_octave: int, options: IdentifyOptions) -> dict:
+    """Per match: speed, pitch shift (bins), offset (frames); matches outside the search range dropped."""
+    q = m.query
+    speed = m.dt13 / np.maximum(trip["dt13"][q], 1e-3)
+    shift = trip["f1"][q] - m.f1
+    offset = m.t1 - speed * trip["t1"][q]
+    max_shift = bins_per_octave * (np.log2(1.0 + options.max_speed_change) + options.max_pitch_shift / 12.0)
+    ok = (np.abs(np.log(speed)) <= np.log(1.0 + options.max_speed_change)) & (np.abs(shift) <= max_shift)
+    return {
+        "query": q[ok],
+        "rec": m.recording_ids[ok].astype(np.int64),
+        "t_ref": m.t1[ok].astype(np.float64),
+        "t_query": trip["t1"][q[ok]],
+        "f_query": trip["f1"][q[ok]],
+        "speed": speed[ok],
+        "shift": shift[ok],
+        "offset": offset[ok],
+    }
+
+
+def _candidates(g: dict, *, bin_frames: float, n: int) -> list[tuple[int, float]]:
+    """Top (recording, offset) cells of the vote, neighbouring cells added in."""
+    if g["rec"].size == 0:
+        return []
+    cell = np.floor(g["offset"] / bin_frames).astype(np.int64)
+    key = (g["rec"] << 32) + (cell + (1 << 31))
+    keys, counts = np.unique(key, return_counts=True)
+    smooth = counts.astype(np.float64)
+    for d in (-1, 1):
+        pos = np.searchsorted(keys, keys + d)
+        pos = np.minimum(pos, keys.size - 1)
+        smooth += np.where(keys[pos] == keys + d, counts[pos], 0)
+    order = np.argsort(-smooth, kind="stable")
+    chosen: list[tuple[int, float]] = []
+    for k in keys[order]:
+        rec, c = int(k >> 32), int(k & 0xFFFFFFFF) - (1 << 31)
+        if any(r == rec and abs(c - cc) <= 2 for r, cc in chosen):
+            continue
+        chosen.append((rec, c))
+        if len(chosen) >= n:
+            break
+    return [(rec, (c + 0.5) * bin_frames) for rec, c in chosen]
+
+
+def _verify(g: dict, rec: int, offset: float, *, bin_frames: float, options: IdentifyOptions):
+    """Fit ``t_ref = offset + speed * t_query`` to a candidate's matches; returns (score, offset, speed, shift)."""
+    mine = g["rec"] == rec
+    near = mine & (np.abs(g["offset"] - offset) <= 2.0 * bin_frames)
+    if np.count_nonzero(near) < 3:
+        return 0.0, offset, 1.0, 0.0
+    speed = float(np.median(g["speed"][near]))
+    shift = float(np.median(g["shift"][near]))
+    off = float(np.median(g["t_ref"][near] - speed * g["t_query"][near]))
+    inl = np.zeros(0, bool)
+    for _ in range(2):
+        resid = g["t_ref"] - (off + speed * g["t_query"])
+        inl = (
+            mine
+            & (np.abs(resid) <= options.time_tolerance)
+            & (np.abs(g["shift"] - shift) <= options.freq_tolerance)
+            & (np.abs(np.log(g["speed"] / speed)) <= options.speed_tolerance)
+        )
+        tq, tr = g["t_query"][inl], g["t_ref"][inl]
+        if inl.sum() < 4 or np.ptp(tq) < 20:
+            break
+        speed_fit, off_fit = np.polyfit(tq, tr, 1)
+        if abs(np.log(speed_fit)) > np.log(1.0 + options.max_speed_change):
+            break
+        speed, off = float(speed_fit), float(off_fit)
+        shift = float(np.median(g["shift"][inl]))
+    anchors = g["t_query"][inl] * 4096.0 + g["f_query"][inl]  # distinct query anchor peaks on the line
+    score = float(np.unique(anchors).size)
+    return score, off, speed, shift
+
+
+def match_peaks(
+    index: FingerprintIndex, peaks: np.ndarray, *, options: IdentifyOptions, exclude: frozenset = frozenset()
+) -> tuple[list[tuple[int, float, float, float, float]], int]:
+    """Identify a query peak list against an index (arrays in, arrays out).
+
+    Returns
+    -------
+    candidates : list of (recording_id, score, offset (s), speed, pitch shift (semitones))
+        Verified, best first, ``score >= options.min_score``, one per (recording, offset).
+    n_hashes : int
+        Query probes looked up.
+    """
+    trip = fp.triplets(peaks, hconfig=index.hconfig, query=True)
+    hashes, source = fp.query_hashes(trip, hconfig=index.hconfig)
+    m = index.lookup(hashes, source)
+    bpo = int(index.peak_config["bins_per_octave"])
+    g = _match_geometry(trip, m, bins_per_octave=bpo, options=options)
+    if exclude and g["rec"].size:
+        keep = ~np.isin(g["rec"], np.fromiter(exclude, np.int64))
+        g = {k: v[keep] for k, v in g.items()}
+    rate = index.frame_rate
+    bin_frames = options.offset_bin * rate
+    out = []
+    for rec, off0 in _candidates(g, bin_frames=bin_frames, n=options.candidates):
+        score, off, speed, shift = _verify(g, rec, off0, bin_frames=bin_frames, options=options)
+        if score >= max(options.min_score, 1.0):
+            out.append((rec, score, off / rate, speed, 12.0 * shift / bpo))
+    out.sort(key=lambda c: -c[1])
+    unique: list = []
+    for c in out:
+        if not any(u[0] == c[0] and abs(u[2] - c[2]) < 1.0 for u in unique):
+            unique.append(c)
+    return unique, int(hashes.size)
+
+
+_INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def collection_index(coll) -> FingerprintIndex:
+    """The collection's fingerprint index, memoised per collection object and generation."""
+    token = coll.generation()
+    cached = _INDEXES.get(coll)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    index = FingerprintIndex.for_collection(coll)
+    _INDEXES[coll] = (token, index)
+    return index
+
+
+def _to_matches(coll, cands, top: int) -> list[IdentifyMatch]:
+    return [
+        IdentifyMatch(
+            recording=coll.recording(rec).path,
+            recording_id=rec,
+            offset=off,
+            speed=speed,
+            score=score,
+            pitch_shift=shift,
+        )
+        for rec, score, off, speed, shift in cands[:top]
+    ]
+
+
+def identify(coll, y: np.ndarray, *, sr: int, options: IdentifyOptions | None = None) -> IdentifyResult:
+    """Identify an excerpt in a collection with stored fingerprints.
+
+    Parameters
+    ----------
+    coll : Collection
+        Indexed with ``--features ...,fingerprint``.
+    y : np.ndarray, shape (n_samples,)
+        Mono query audio, at least :data:`MIN_QUERY_SECONDS` long.
+    sr : int > 0
+        Sample rate of ``y`` (Hz).
+    options : IdentifyOptions, optional
+
+    Returns
+    -------
+    IdentifyResult
+        ``matches`` best first; empty when not found.
+    """
+    options = options or IdentifyOptions()
+    if y.size / sr > MAX_QUERY_SECONDS:
+        raise ParameterError(f"query: {y.size / sr:.0f} s is longer than {MAX_QUERY_SECONDS:g} s (use scan)")
+    index = collection_index(coll)
+    peaks = query_peaks(y, sr=sr, peak_config=index.peak_config)
+    cands, n_hashes = match_peaks(index, peaks, options=options)
+    return IdentifyResult(matches=_to_matches(coll, cands, options.top), query_duration=y.size / sr, n_hashes=n_hashes)
+
+
+def window_peaks(peaks: np.ndarray, start: float, length: float) -> np.ndarray:
+    """Peaks with ``start <= t < start + length`` (frames), times made relative to ``start``."""
+    sel = (peaks[0] >= start) & (peaks[0] < start + length)
+    w = np.array(peaks[:, sel], dtype=np.float32)
+    w[0] -= start
+    return w
+
+
+def scan_peaks(index: FingerprintIndex, peaks: np.ndarray, *, duration: float, window: float, hop: float, options):
+    """Identify windows of a long query's peak list and join consecutive consistent windows into stretches.
+
+    Returns
+    -------
+    list of (query_start, query_end, (recording_id, score, offset, speed, shift))
+        ``offset`` is the recording time at ``query_start``; ``score`` the best window's.
+    """
+    rate = index.frame_rate
+    starts = np.arange(0.0, max(duration - window, 0.0) + 1e-9, hop)
+    found = []
+    for s in starts:
+        cands, _ = match_peaks(index, window_peaks(peaks, s * rate, window * rate), options=options)
+        if cands:
+            found.append((float(s), min(float(s) + window, duration), cands[0]))
+    stretches: list = []
+    for s, e, c in found:
+        if stretches:
+            ps, pe, pc = stretches[-1]
+            expected = pc[2] + pc[3] * (s - ps)
+            if c[0] == pc[0] and s <= pe and abs(c[2] - expected) < 1.0:
+                best = pc if pc[1] >= c[1] else (pc[0], c[1], pc[2], pc[3], pc[4])
+                stretches[-1] = (ps, e, best)
+                continue
+        stretches.append((s, e, c))
+    return stretches
+
+
+def scan(coll, y: np.ndarray, *, sr: int, window: float = 10.0, hop: float = 5.0, options=None) -> ScanResult:
+    """Every identified stretch of a long recording (e.g. a tape or a broadcast)."""
+    options = options or IdentifyOptions()
+    if not 0 < hop <= window:
+        raise ParameterError(f"hop={hop!r} must be in (0, window={window!r}]")
+    index = collection_index(coll)
+    peaks = query_peaks(y, sr=sr, peak_config=index.peak_config)
+    duration = y.size / sr
+    found = scan_peaks(index, peaks, duration=duration, window=window, hop=hop, options=options)
+    stretches = [Stretch(s, e, _to_matches(coll, [c], 1)[0]) for s, e, c in found]
+    return ScanResult(stretches=stretches, query_duration=duration, window=window, hop=hop)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Recording ``recording_id`` is contained in ``other_id`` from ``offset`` (s) on, at ``speed``."""
+
+    recording: str
+    recording_id: int
+    other: str
+    other_id: int
+    offset: float
+    speed: float
+    score: float
+    relation: str
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d.update(offset=round(self.offset, 3), speed=round(self.speed, 4), score=round(self.score, 1))
+        return d
+
+
+def _probe_windows(duration: float, window: float) -> list[float]:
+    if duration <= window:
+        return [0.0]
+    return sorted({0.0, round((duration - window) / 2, 3), round(duration - window, 3)})
+
+
+def dedupe(coll, *, window: float = 10.0, options: IdentifyOptions | None = None) -> list[Duplicate]:
+    """Pairs of recordings that contain each other (the same audio, possibly at another speed).
+
+    Three windows of each recording (start, middle, end) are identified against the other recordings; a
+    recording whose windows all land in one other recording on one line is reported as contained in it
+    (``relation="same"`` when the durations agree within 2 %).
+    """
+    options = options or IdentifyOptions()
+    index = collection_index(coll)
+    rate = index.frame_rate
+    out = []
+    for rec in coll.recordings():
+        if rec.id not in index.recordings:
+            continue
+        peaks = np.asarray(coll.load_features(rec.id, "fingerprint")[0])
+        hits = []
+        for s in _probe_windows(rec.duration, window):
+            cands, _ = match_peaks(
+                index, window_peaks(peaks, s * rate, window * rate), options=options, exclude=frozenset({rec.id})
+            )
+            hits.append((s, cands[0] if cands else None))
+        if any(c is None for _, c in hits) or len({c[0] for _, c in hits}) != 1:
+            continue
+        s0, c0 = hits[0]
+        start = c0[2] - c0[3] * s0
+        if any(abs(c[2] - (start + c0[3] * s)) > 1.0 for s, c in hits):
+            continue
+        other = coll.recording(c0[0])
+        same = abs(other.duration * 1.0 - rec.duration * c0[3]) <= 0.02 * other.duration
+        out.append(
+            Duplicate(
+                rec.path,
+                rec.id,
+                other.path,
+                other.id,
+                start,
+                c0[3],
+                min(c[1] for _, c in hits),
+                "same" if same else "contained",
+            )
+        )
+    return out
+
+
+__all__ = [
+    "DEFAULT_MIN_SCORE",
+    "Duplicate",
+    "IdentifyMatch",
+    "IdentifyOptions",
+    "IdentifyResult",
+    "ScanResult",
+    "Stretch",
+    "collection_index",
+    "dedupe",
+    "identify",
+    "match_peaks",
+    "query_peaks",
+    "scan",
+    "scan_peaks",
+    "window_peaks",
+]

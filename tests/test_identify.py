@@ -1,0 +1,182 @@
+"""Audio identification with fingerprints (issue 18): synthetic recordings built in a second or two."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from mirsearch.collection import Collection
+from mirsearch.errors import CollectionError, InputError
+from mirsearch.features import fingerprint as fp
+from mirsearch.index.fingerprints import INDEX_DIR, FingerprintIndex
+from mirsearch.search.identify import DEFAULT_MIN_SCORE, IdentifyOptions, dedupe, identify, match_peaks, scan
+
+SR = 22050
+
+
+def synth(seed: int, seconds: float) -> np.ndarray:
+    """Random 'music': three voices of harmonic notes (random pitch and length) with decaying envelopes."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(int(seconds * SR), np.float32)
+    for _voice in range(3):
+        t = 0.0
+        while t < seconds:
+            dur = rng.uniform(0.12, 0.5)
+            f0 = 110.0 * 2 ** (rng.integers(0, 40) / 12)
+            n = int(dur * SR)
+            a = int(t * SR)
+            tt = np.arange(min(n, y.size - a)) / SR
+            note = sum(np.sin(2 * np.pi * f0 * k * tt) / k for k in (1, 2, 3))
+            y[a : a + tt.size] += (note * np.exp(-tt * 4.0)).astype(np.float32)
+            t += dur
+    return 0.2 * y / np.max(np.abs(y))
+
+
+@pytest.fixture(scope="module")
+def tracks():
+    return {name: synth(seed, 30.0) for seed, name in enumerate(["a", "b", "c", "absent"])}
+
+
+@pytest.fixture(scope="module")
+def coll(tmp_path_factory, tracks):
+    folder = tmp_path_factory.mktemp("identify")
+    for name in ("a", "b", "c"):
+        sf.write(folder / f"{name}.wav", tracks[name], SR)
+    c = Collection.create(folder / "coll.mirs", features=["fingerprint"])
+    report = c.add(folder)
+    assert len(report.added) == 3
+    yield c
+    c.close()
+
+
+def _rec(coll, name):
+    return next(r for r in coll.recordings() if r.path.endswith(f"{name}.wav"))
+
+
+def test_clip_found_at_its_offset(coll, tracks):
+    clip = tracks["b"][int(12.3 * SR) : int(17.3 * SR)]
+    res = identify(coll, clip, sr=SR)
+    assert res.matches, "not found"
+    m = res.matches[0]
+    assert m.recording_id == _rec(coll, "b").id
+    assert m.offset == pytest.approx(12.3, abs=0.05)
+    assert m.speed == pytest.approx(1.0, abs=0.005)
+    assert m.score >= DEFAULT_MIN_SCORE
+    assert json.loads(json.dumps(res.to_dict()))["matches"][0]["recording_id"] == m.recording_id
+
+
+@pytest.mark.parametrize("speed", [0.95, 1.05])
+def test_speed_changed_clip_found_with_its_speed(coll, tracks, speed):
+    src = tracks["c"][int(8.0 * SR) : int((8.0 + 6.0 * speed) * SR)]
+    clip = soxr.resample(src, SR * speed, SR)  # played faster (speed > 1): shorter and higher
+    m = identify(coll, clip, sr=SR).matches[0]
+    assert m.recording_id == _rec(coll, "c").id
+    assert m.offset == pytest.approx(8.0, abs=0.2)
+    assert m.speed == pytest.approx(speed, abs=0.01)
+    assert m.pitch_shift == pytest.approx(12 * np.log2(speed), abs=0.2)
+
+
+def test_absent_clip_not_found(coll, tracks):
+    assert identify(coll, tracks["absent"][SR * 5 : SR * 15], sr=SR).matches == []
+
+
+def test_bad_queries_give_clear_errors(coll):
+    with pytest.raises(InputError, match="silent"):
+        identify(coll, np.zeros(SR * 5, np.float32), sr=SR)
+    with pytest.raises(InputError, match="too short"):
+        identify(coll, np.ones(SR // 2, np.float32) * 0.1, sr=SR)
+
+
+def test_collection_without_fingerprints_names_the_command(tmp_path, tracks):
+    sf.write(tmp_path / "a.wav", tracks["a"][: SR * 5], SR)
+    with Collection.create(tmp_path / "c.mirs", features=["chroma"]) as c:
+        c.add(tmp_path / "a.wav")
+        with pytest.raises(CollectionError, match=r"mirsearch index .*fingerprint"):
+            identify(c, tracks["a"][: SR * 3], sr=SR)
+
+
+def test_index_saved_and_updated_incrementally(coll, tracks, tmp_path):
+    folder = coll.root / INDEX_DIR
+    saved = FingerprintIndex.load(folder)
+    assert saved is not None and set(saved.recordings) == {r.id for r in coll.recordings()}
+    hashes = np.asarray(saved.arrays["hashes"])
+    assert np.all(hashes[1:] >= hashes[:-1])
+    # one recording dropped, then merged back: the same entries as a full build
+    ids = sorted(saved.recordings)
+    peaks = {i: np.asarray(coll.load_features(i, "fingerprint")[0]) for i in ids}
+    smaller = saved.updated({}, {i: saved.recordings[i] for i in ids[1:]})
+    assert ids[0] not in set(np.asarray(smaller.arrays["recording_ids"]).tolist())
+    again = smaller.updated({ids[0]: peaks[ids[0]]}, saved.recordings)
+    full = FingerprintIndex.from_peaks(peaks, peak_config=saved.peak_config, hconfig=saved.hconfig)
+    assert _entries(again) == _entries(full)
+
+
+def _entries(index) -> list:
+    a = index.arrays
+    return sorted(zip(np.asarray(a["hashes"]).tolist(), np.asarray(a["t1"]).tolist(), strict=True))
+
+
+def test_hashes_invariant_to_speed():
+    """Peaks moved as a speed change moves them (times / s, log-frequency + shift): most hashes are unchanged."""
+    rng = np.random.default_rng(1)
+    n = 400
+    peaks = np.stack([np.sort(rng.uniform(0, 600, n)), rng.uniform(10, 170, n), np.ones(n)]).astype(np.float32)
+    hc = fp.hash_config()
+    ref = set(fp.reference_hashes(fp.triplets(peaks, hconfig=hc), hconfig=hc).tolist())
+    s = 1.05
+    moved = peaks.copy()
+    moved[0] /= s
+    moved[1] += 36 * np.log2(s)
+    probes, _ = fp.query_hashes(fp.triplets(moved, hconfig=hc, query=True), hconfig=hc)
+    assert len(ref & set(probes.tolist())) / len(ref) > 0.6
+
+
+def test_scan_and_dedupe(tmp_path, tracks):
+    a, b = tracks["a"], tracks["b"]
+    sf.write(tmp_path / "a.wav", a, SR)
+    sf.write(tmp_path / "b.wav", b, SR)
+    sf.write(tmp_path / "a_part.wav", a[SR * 4 : SR * 20], SR)  # contained in a
+    with Collection.create(tmp_path / "c.mirs", features=["fingerprint"]) as c:
+        c.add(tmp_path)
+        tape = np.concatenate([b[SR * 2 : SR * 14], tracks["absent"][: SR * 10], a[SR * 10 : SR * 25]])
+        found = scan(c, tape, sr=SR, window=5.0, hop=2.5).stretches
+        names = [s.match.recording.rsplit("/", 1)[-1] for s in found]
+        assert names[0] == "b.wav" and names[-1] in ("a.wav", "a_part.wav")
+        assert found[0].query_start == 0.0 and found[0].match.offset == pytest.approx(2.0, abs=0.2)
+        dups = dedupe(c, window=5.0)
+        pairs = {(d.recording.rsplit("/", 1)[-1], d.other.rsplit("/", 1)[-1]) for d in dups}
+        assert ("a_part.wav", "a.wav") in pairs
+        d = next(d for d in dups if d.recording.endswith("a_part.wav"))
+        assert d.offset == pytest.approx(4.0, abs=0.2) and d.relation == "contained"
+
+
+def test_options_validated():
+    with pytest.raises(ValueError, match="max_speed_change"):
+        IdentifyOptions(max_speed_change=0.9)
+
+
+def test_service_default_threshold_is_the_calibrated_one():
+    from mirsearch.service.identify import MIN_SCORE
+
+    assert MIN_SCORE == DEFAULT_MIN_SCORE
+
+
+def test_cli_identify_json(coll, tracks, tmp_path, capsys):
+    from mirsearch.cli.main import main
+
+    sf.write(tmp_path / "clip.wav", tracks["a"][SR * 3 : SR * 10], SR)
+    assert main(["identify", "-c", str(coll.root), "--audio", str(tmp_path / "clip.wav"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["matches"][0]["recording"].endswith("a.wav")
+    assert out["matches"][0]["offset"] == pytest.approx(3.0, abs=0.05)
+    assert {"recording", "recording_id", "offset", "score", "speed"} <= set(out["matches"][0])
+
+
+def test_match_peaks_with_empty_query(coll):
+    index = FingerprintIndex.for_collection(coll)
+    cands, n = match_peaks(index, np.zeros((3, 0), np.float32), options=IdentifyOptions())
+    assert cands == [] and n == 0
