@@ -172,15 +172,8 @@ def choose_works(
     """
     work_ids: dict[str, str] = {}
     scores_root = Path(scores).resolve() if scores is not None else None
-    sources, shares, fixed_split, target = _candidates(
-        cfg,
-        seed=seed,
-        scores_root=scores_root,
-        cache_dir=cache_dir,
-        reuse_split=reuse_split,
-        hours_given=hours_given,
-        work_ids=work_ids,
-    )
+    where = (scores_root, cache_dir, reuse_split)
+    sources, shares, fixed_split, target = _candidates(cfg, seed, where, hours_given=hours_given, work_ids=work_ids)
 
     def wid_of(src: str) -> str:
         if src not in work_ids:
@@ -238,11 +231,13 @@ def _rules(cfg, *, take_all: bool) -> tuple[Callable[[ScoreData], bool], Callabl
     return accept, estimate
 
 
-def _candidates(cfg, *, seed: int, scores_root: Path | None, cache_dir: Path, reuse_split, hours_given: bool, work_ids):
+def _candidates(cfg, seed: int, where: tuple, *, hours_given: bool, work_ids: dict):
     """Candidate sources by category, their shares, the fixed split (when reusing one) and the hour target.
 
-    Reusing a dataset fills ``work_ids`` (source -> work id) with its ids and copies its parsed-score cache.
+    ``where`` is ``(scores_root, cache_dir, reuse_split)``: the scores folder (or None for the corpus), the
+    parsed-score cache and the dataset whose split is reused (or None). Reusing a dataset fills ``work_ids`` (source -> work id) with its ids and copies its parsed-score cache.
     """
+    scores_root, cache_dir, reuse_split = where
     if reuse_split is not None:
         old = Dataset.load(reuse_split)
         old_cache = Path(reuse_split) / "cache" / "scores"

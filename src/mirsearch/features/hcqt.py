@@ -172,15 +172,7 @@ def hcqt(
     """
     import librosa
 
-    y = _check_hcqt_input(
-        y,
-        sr=sr,
-        feature_rate=feature_rate,
-        harmonics=harmonics,
-        n_octaves=n_octaves,
-        bins_per_semitone=bins_per_semitone,
-        top_db=top_db,
-    )
+    y = _check_hcqt_input(y, sr, feature_rate, harmonics, (n_octaves, bins_per_semitone, top_db))
     bpo = 12 * bins_per_semitone
     n_bins = n_octaves * bpo
     h_min = min(harmonics)
@@ -203,13 +195,13 @@ def hcqt(
     return out, float(feature_rate)
 
 
-def _check_hcqt_input(y, *, sr, feature_rate, harmonics, n_octaves, bins_per_semitone, top_db) -> np.ndarray:
-    """Validate the parameters and the signal of :func:`hcqt`; returns ``y`` as an array."""
+def _check_hcqt_input(y, sr, feature_rate, harmonics, sizes: tuple) -> np.ndarray:
+    """Validate the parameters and the signal of :func:`hcqt` (``sizes``: n_octaves, bins_per_semitone,
+    top_db); returns ``y`` as an array."""
     check_positive("sr", sr)
     check_positive("feature_rate", feature_rate)
-    check_positive("n_octaves", n_octaves)
-    check_positive("bins_per_semitone", bins_per_semitone)
-    check_positive("top_db", top_db)
+    for name, value in zip(("n_octaves", "bins_per_semitone", "top_db"), sizes, strict=True):
+        check_positive(name, value)
     if not harmonics or min(harmonics) <= 0:
         raise ParameterError(f"harmonics={harmonics!r} must be a non-empty tuple of positive numbers")
     y = np.asarray(y)

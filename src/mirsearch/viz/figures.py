@@ -36,6 +36,13 @@ def save_figure(fig, out: str | os.PathLike, *, dpi: int = 110) -> None:
         fig.savefig(os.fspath(tmp), dpi=dpi)
 
 
+def _written(fig, out: str | os.PathLike | None):
+    """``fig``, written to ``out`` first if given."""
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
 def _reduce(X: np.ndarray, rate: float, max_frames: int = MAX_FRAMES) -> tuple[np.ndarray, float]:
     """Average frames so that at most ``max_frames`` remain; returns (X, new rate)."""
     n = X.shape[1]
@@ -104,9 +111,7 @@ def plot_chromagrams(
     _chromagram(axes[0], A, feature_rate, names[0])
     if B is not None:
         _chromagram(axes[1], _check_features(B, "B"), feature_rate_b or feature_rate, names[1])
-    if out is not None:
-        save_figure(fig, out)
-    return fig
+    return _written(fig, out)
 
 
 def plot_cost_path(
@@ -170,9 +175,7 @@ def plot_cost_path(
     ax.set_xlabel(f"{names[1]} (s)")
     ax.set_ylabel(f"{names[0]} (s)")
     ax.set_title("cost matrix and warping path", fontsize=10)
-    if out is not None:
-        save_figure(fig, out)
-    return fig
+    return _written(fig, out)
 
 
 def plot_alignment(
@@ -207,9 +210,7 @@ def plot_alignment(
         names=names,
         ax=fig.add_subplot(grid[2]),
     )
-    if out is not None:
-        save_figure(fig, out)
-    return fig
+    return _written(fig, out)
 
 
 def plot_matching_curve(
@@ -258,9 +259,7 @@ def plot_matching_curve(
     ax.set_xlabel("time (s)")
     ax.set_ylabel("cost")
     ax.set_title(title, fontsize=10)
-    if out is not None:
-        save_figure(fig, out)
-    return fig
+    return _written(fig, out)
 
 
 def plot_versions(
@@ -275,6 +274,4 @@ def plot_versions(
     ax.set_yticks(range(len(values)), labels, fontsize=8)
     ax.set_xlabel("score (mean shingle cost; lower = more similar)")
     ax.set_title(title, fontsize=10)
-    if out is not None:
-        save_figure(fig, out)
-    return fig
+    return _written(fig, out)
