@@ -40,8 +40,9 @@ def content_id(files: Sequence[Path], config: dict, keys: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def read_config(path: str | os.PathLike, *, format: str, version: int, what: str = "model bundle") -> dict:
-    """Read ``config.json`` of the bundle directory ``path`` and check its ``format`` and version.
+def read_config(path: str | os.PathLike, *, format: str, version: int | None, what: str = "model bundle") -> dict:
+    """Read ``config.json`` of the bundle directory ``path`` and check its ``format`` and version
+    (``format_version``; not checked when ``version`` is None).
 
     Raises
     ------
@@ -56,7 +57,9 @@ def read_config(path: str | os.PathLike, *, format: str, version: int, what: str
     except (OSError, ValueError) as exc:
         raise InputError(f"{cfg_path}: cannot read bundle config ({exc})") from None
     if not isinstance(config, dict) or config.get("format") != format:
-        raise InputError(f"{cfg_path}: not a {format} version {version} config")
+        raise InputError(f"{cfg_path}: not a {format}{'' if version is None else f' version {version}'} config")
+    if version is None:
+        return config
     try:
         same_version = int(config.get("format_version", 0)) == version
     except (TypeError, ValueError):

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mirsearch.errors import InputError
+from mirsearch.models import bundle_format
 
 FORMAT = "mirsearch-segmenter-bundle"
 CONFIG_FILE = "config.json"
@@ -118,9 +118,7 @@ def _load(path: str) -> SegmenterModel:
     w_path = directory / WEIGHTS_FILE
     if not cfg_path.is_file() or not w_path.is_file():
         raise InputError(f"{directory}: not a segmenter bundle (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
-    config = json.loads(cfg_path.read_text())
-    if config.get("format") != FORMAT:
-        raise InputError(f"{cfg_path}: format is {config.get('format')!r}, expected {FORMAT!r}")
+    config = bundle_format.read_config(directory, format=FORMAT, version=None, what="segmenter bundle")
     with np.load(w_path, allow_pickle=False) as data:
         weights = {k: np.ascontiguousarray(data[k], dtype=np.float32) for k in data.files}
     return SegmenterModel(config=config, weights=weights)
