@@ -111,8 +111,8 @@ def _command(name: str):
 @pytest.mark.parametrize(
     "command, request_type, own",
     [
-        ("versions", "mirsearch.service.audio:VersionsRequest", {"collection", "audio", "json", "plot"}),
-        ("align", "mirsearch.service.sync:AlignRequest", {"a", "b", "out", "plot", "json"}),
+        ("versions", "mirsearch.service.audio:VersionsRequest", {"collection", "audio", "format", "plot"}),
+        ("align", "mirsearch.service.sync:AlignRequest", {"a", "b", "out", "plot", "format"}),
         ("index", "mirsearch.service.collection:IndexRequest", {"paths", "collection", "json"}),
         ("info", "mirsearch.service.collection:InfoRequest", {"collection", "json"}),
     ],
@@ -186,3 +186,51 @@ def test_debug_output_keeps_third_party_loggers_quiet(indexed):
     assert any(line.startswith("DEBUG mirsearch") for line in lines)
     assert not [line for line in lines if line.split(" ", 2)[1:2] and not line.split(" ")[1].startswith("mirsearch")
                 and line.startswith(("DEBUG", "INFO"))]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ exports
+
+
+def test_search_exports_csv_audacity_and_svl(indexed, renderings, capsys):
+    import csv
+    import io
+    import xml.etree.ElementTree as ET
+
+    theme, (t0, _) = theme_of(renderings["b"], 0, 8)
+    base = ["search", "-c", str(indexed), "--theme", theme.to_string(), "--top", "3", *SHOW_ALL]
+    capsys.readouterr()
+    assert main([*base, "--json"]) == 0
+    matches = json.loads(capsys.readouterr().out)["matches"]
+    assert main([*base, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3]
+    assert [float(r["start"]) for r in rows] == [m["start"] for m in matches]
+    assert rows[0]["recording"] == matches[0]["recording"]
+    assert main([*base, "--format", "audacity"]) == 0
+    labels = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert len(labels) == 3 and all(len(f) == 3 for f in labels)
+    assert float(labels[0][0]) == pytest.approx(matches[0]["start"]) and float(labels[0][1]) == pytest.approx(
+        matches[0]["end"]
+    )
+    assert labels[0][2].startswith("#1 " + renderings["b"].path.name)
+    assert main([*base, "--format", "svl"]) == 0
+    root = ET.fromstring(capsys.readouterr().out.split("\n", 2)[2])  # after the XML and DOCTYPE lines
+    points = root.findall("./data/dataset/point")
+    assert len(points) == 3 and root.find("./display/layer").get("type") == "regions"
+    rate = float(root.find("./data/model").get("sampleRate"))
+    assert int(points[0].get("frame")) / rate == pytest.approx(matches[0]["start"], abs=1e-4)
+    assert int(points[0].get("duration")) / rate == pytest.approx(matches[0]["end"] - matches[0]["start"], abs=1e-4)
+
+
+def test_time_map_exports():
+    import xml.etree.ElementTree as ET
+
+    from mirsearch.service.export import timemap_as
+
+    ta, tb = [0.0, 1.0, 2.0, 4.0], [0.0, 1.5, 3.0, 6.0]
+    assert timemap_as("csv", ta, tb).splitlines()[:2] == ["time_a,time_b", "0.000000,0.000000"]
+    labels = [line.split("\t") for line in timemap_as("audacity", ta, tb).splitlines()]
+    assert len(labels) == 5 and labels[3][0] == "3.000000" and labels[3][2] == "B 4.500 s"  # interpolated
+    root = ET.fromstring(timemap_as("svl", ta, tb).split("\n", 2)[2])
+    values = [float(p.get("value")) for p in root.findall("./data/dataset/point")]
+    assert values == tb and root.find("./display/layer").get("type") == "timevalues"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mirsearch.cli.common import print_json
+from mirsearch.cli.common import add_format_argument, print_json
 from mirsearch.cli.options import add_request_options, request_from_args
 from mirsearch.service.sync import AlignRequest
 
@@ -29,7 +29,7 @@ def register(sub) -> None:
         help="write the time map (or the notes table for a score) as CSV, or JSON if FILE ends in .json",
     )
     p.add_argument("--plot", metavar="PNG", help="write chromagrams and the cost matrix with the warping path")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_format_argument(p)
     add_request_options(p, AlignRequest)
     p.set_defaults(func=run)
 
@@ -43,8 +43,17 @@ def run(args: argparse.Namespace) -> int:
         write_alignment(result, args.out)
     if args.plot:
         plot_alignment(result, args.plot)
-    if args.json:
+    if args.format == "json":
         print_json(result.to_dict())
+        return 0
+    if args.format != "table":
+        from mirsearch.service.export import notes_as, timemap_as
+
+        if result.score is not None:
+            sys.stdout.write(notes_as(args.format, result.score.rows()))
+        else:
+            d = result.output_map.to_dict()
+            sys.stdout.write(timemap_as(args.format, d["time_a"], d["time_b"]))
         return 0
     tmap = result.time_map
     meta = tmap.meta

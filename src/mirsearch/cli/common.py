@@ -103,3 +103,29 @@ def request_for(modes: dict[str, type], mode: str, args, *, foreign=(), **querie
         return modes[mode](**queries, **values)
     except ParameterError as exc:
         raise ParameterError(f"{exc} (with {mode})") from None
+
+
+def add_format_argument(parser) -> None:
+    """``--format`` (table, json, csv, audacity, svl) and ``--json`` (= ``--format json``)."""
+    from mirsearch.service.export import FORMATS
+
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="output: a table (default), JSON, CSV, an Audacity label track or a Sonic Visualiser layer (.svl)",
+    )
+    parser.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+
+
+def print_matches(result, fmt: str) -> bool:
+    """Print a search result in ``fmt`` unless it is ``table``; True when printed."""
+    if fmt == "table":
+        return False
+    if fmt == "json":
+        print_json(result.to_dict())
+    else:
+        from mirsearch.service.export import matches_as
+
+        sys.stdout.write(matches_as(fmt, [m.to_dict() for m in result.matches]))
+    return True

@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mirsearch.cli.common import add_collection_argument, add_task_options, print_json, print_table, request_for
+from mirsearch.cli.common import (
+    add_collection_argument,
+    add_format_argument,
+    add_task_options,
+    print_matches,
+    print_table,
+    request_for,
+)
 from mirsearch.service.audio import PassagesRequest
 from mirsearch.service.theme import ThemeRequest
 
@@ -44,7 +51,7 @@ def register(sub) -> None:
     q.add_argument("--audio", metavar="FILE", help="audio excerpt (10-30 s) to match")
     p.add_argument("--part", metavar="NAME|INDEX", help="part of a polyphonic score file (default: highest)")
     add_task_options(p, MODES)
-    p.add_argument("--json", action="store_true", help="print the answer as JSON (matches, query settings, ...)")
+    add_format_argument(p)
     p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (--audio)")
     p.set_defaults(func=run)
 
@@ -72,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_task(task, request, collection=coll)
     if args.plot:
         _plot(result, args.plot)
-    if args.json:
-        print_json(result.to_dict())
+    if print_matches(result, args.format):
         return 0
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

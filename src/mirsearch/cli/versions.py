@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mirsearch.cli.common import add_collection_argument, print_json, print_table
+from mirsearch.cli.common import add_collection_argument, add_format_argument, print_matches, print_table
 from mirsearch.cli.options import add_request_options, request_from_args
 from mirsearch.service.audio import VersionsRequest
 
@@ -35,7 +35,7 @@ def register(sub) -> None:
     add_collection_argument(p)
     p.add_argument("--audio", required=True, metavar="FILE", help="the query recording (whole track or long excerpt)")
     add_request_options(p, VersionsRequest)
-    p.add_argument("--json", action="store_true", help="print the answer as JSON (matches, query settings, ...)")
+    add_format_argument(p)
     p.add_argument("--plot", metavar="PNG", help="bar chart of the scores")
     p.set_defaults(func=run)
 
@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
         title = f"versions of {Path(args.audio).name}"
         plot_versions([(m.recording, m.cost) for m in result.matches], out=args.plot, title=title)
-    if args.json:
-        print_json(result.to_dict())
+    if print_matches(result, args.format):
         return 0
     rows = [m.to_dict() for m in result.matches]
     if not rows:
