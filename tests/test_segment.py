@@ -223,3 +223,20 @@ def test_cli_formats_and_bad_file(tmp_path, capsys, monkeypatch, random_model):
     first = capsys.readouterr().out.splitlines()[0].split("\t")
     assert float(first[0]) == 0.0 and first[2] in S.LABELS
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def test_frame_and_boundary_metrics_by_hand():
+    from mirsearch.evaluation import segmentation as M
+
+    ref = M.intervals_to_frames([[0.5, 1.0]], 2.0)
+    est = M.intervals_to_frames([[0.75, 1.25]], 2.0)
+    assert ref.sum() == 50 and est.sum() == 50
+    s = M.frame_scores(est, ref)
+    assert (s["precision"], s["recall"], s["f"]) == (0.5, 0.5, 0.5)
+    assert M.frames_to_intervals(ref) == [[0.5, 1.0]]
+    c = M.boundary_counts(M.boundaries([[0.75, 1.25]], 2.0), M.boundaries([[0.5, 1.0]], 2.0), window=0.3)
+    assert c == {"hits": 2, "n_est": 2, "n_ref": 2}
+    b = M.pooled_boundary([c, M.boundary_counts(np.array([1.0]), np.array([]), window=0.5)])
+    assert b["precision"] == pytest.approx(2 / 3) and b["recall"] == 1.0
+    assert M.frame_scores(np.zeros(5, bool), np.zeros(5, bool))["f"] == 1.0

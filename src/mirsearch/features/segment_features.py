@@ -75,8 +75,10 @@ def frame_power(y: np.ndarray, *, n_fft: int = N_FFT, hop_length: int = HOP_LENG
 def _power_of_padded(padded: np.ndarray, n: int, *, n_fft: int, hop_length: int) -> np.ndarray:
     if n <= 0:
         return np.zeros((n_fft // 2 + 1, 0), np.float32)
+    from scipy.fft import rfft
+
     frames = np.lib.stride_tricks.sliding_window_view(padded[: (n - 1) * hop_length + n_fft], n_fft)[::hop_length]
-    spec = np.fft.rfft(frames * _hann(n_fft), axis=1)
+    spec = rfft(frames * _hann(n_fft), axis=1, workers=1)  # single precision
     return (spec.real**2 + spec.imag**2).astype(np.float32).T
 
 

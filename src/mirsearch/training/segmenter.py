@@ -50,6 +50,7 @@ class TrainOptions:
     dilations: tuple = (1, 2, 4, 8)
     gain_db: float = 12.0
     tilt_db: float = 6.0
+    mel_shift: float = 0.0
     seed: int = 0
     threads: int = 1
 
@@ -150,7 +151,15 @@ def _augment(x: np.ndarray, rng, opts: TrainOptions) -> np.ndarray:
     b, m, _ = x.shape
     gain = rng.uniform(-opts.gain_db, opts.gain_db, (b, 1, 1))
     tilt = rng.uniform(-opts.tilt_db, opts.tilt_db, (b, 1, 1)) * np.linspace(-1, 1, m)[None, :, None]
-    return np.maximum(x + gain + tilt, DB_FLOOR).astype(np.float32)
+    x = x + gain + tilt
+    if opts.mel_shift > 0:  # vocal-tract-length-like warping: shift along the mel axis by a fraction of bands
+        for i in range(b):
+            pos = np.clip(np.arange(m) + rng.uniform(-opts.mel_shift, opts.mel_shift), 0, m - 1)
+            lo = np.floor(pos).astype(int)
+            hi = np.minimum(lo + 1, m - 1)
+            frac = (pos - lo)[:, None]
+            x[i] = x[i, lo] * (1 - frac) + x[i, hi] * frac
+    return np.maximum(x, DB_FLOOR).astype(np.float32)
 
 
 def frame_f1(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -278,7 +287,14 @@ def train_classic(data_dir: str | Path, *, max_frames: int = 300_000, seed: int 
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    X, Y = classic_matrix(load_split(Path(data_dir), "train"))
+    cache = Path(data_dir) / "train" / "classic.npz"
+    if cache.exists():
+        with np.load(cache) as d:
+            X, Y = d["X"], d["Y"]
+    else:
+        X, Y = classic_matrix(load_split(Path(data_dir), "train"))
+        with atomic_path(cache, suffix=".npz") as tmp:
+            np.savez(tmp, X=X, Y=Y)
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(X), size=min(max_frames, len(X)), replace=False)
     models = []
@@ -295,9 +311,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="data/segment/bundle")
     ap.add_argument("--epochs", type=int, default=TrainOptions.epochs)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--mel-shift", type=float, default=TrainOptions.mel_shift, help="augmentation (mel bands)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    scores = train(args.data, args.out, TrainOptions(epochs=args.epochs, threads=args.threads))
+    opts = TrainOptions(epochs=args.epochs, threads=args.threads, mel_shift=args.mel_shift)
+    scores = train(args.data, args.out, opts)
     log.info("best validation: %s", scores)
     return 0
 
