@@ -112,6 +112,29 @@ def test_path_cost_and_transposition_search():
     assert path_cost(r.path, X, np.roll(Y, 5, axis=0)).mean() < 0.05
 
 
+def test_options_objects_equal_keyword_overrides():
+    from mirsearch.matching.sync import SyncOptions
+    from mirsearch.sync import AlignOptions
+    from mirsearch.sync.audio import resolve_options
+
+    rng = np.random.default_rng(3)
+    X = rng.random((12, 120)) ** 3
+    Y = np.roll(np.repeat(X, 2, axis=1), 2, axis=0)
+    a = sync_dtw(X, Y, feature_rate=10.0, factors=(5, 1), shifts=range(12))
+    b = sync_dtw(X, Y, feature_rate=10.0, options=SyncOptions(factors=(5, 1), shifts=range(12)))
+    np.testing.assert_array_equal(a.path, b.path)
+    assert a.cost == b.cost and a.transposition == b.transposition == 10
+    with pytest.raises(TypeError):
+        sync_dtw(X, Y, feature_rate=10.0, factor=(5, 1))  # a typo is no silent no-op
+    assert resolve_options(AlignOptions(onsets=False), {"transpose": False}) == AlignOptions(
+        onsets=False, transpose=False
+    )
+    with pytest.raises(ParameterError, match="feature_rate"):
+        resolve_options(None, {"feature_rate": 0.0})
+    with pytest.raises(TypeError):
+        resolve_options(None, {"w_onsets": 1.0})
+
+
 # ------------------------------------------------------------------------------------------ TimeMap
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -238,7 +239,7 @@ class SyncOptions:
     factors: tuple[int, ...] = FACTORS
     radius_seconds: float = 1.0
     max_coarse_cells: int = MAX_COARSE_CELLS
-    shifts: object = None
+    shifts: Sequence[int] | None = None
     steps: np.ndarray = field(default_factory=lambda: SYNC_STEPS)
     weights: np.ndarray = field(default_factory=lambda: WEIGHTS)
     offset: float = 1.0
