@@ -18,7 +18,8 @@ def register(sub) -> None:
             "Decode audio files (wav, flac, ogg, opus, mp3; folders are searched recursively), extract "
             "features and store them in the collection. Files already indexed and unchanged are "
             "skipped, so an interrupted run resumes where it stopped. Bad files are reported and the "
-            "batch goes on; the exit code is 3 when a file of this run failed."
+            "batch goes on; the exit code is 3 when a file of this run failed. Score files (MIDI, MusicXML, MEI, "
+            "kern) under the same paths are read into the collection's score store (mirsearch search --scores)."
         ),
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
@@ -32,13 +33,15 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
     from mirsearch.service import run as run_task
+    from mirsearch.service.scores import index_scores
 
     args.progress = args.progress and not args.json and sys.stderr.isatty()
     request = request_from_args(IndexRequest, args, paths=tuple(args.paths))
     with Collection.create(args.collection) as coll:
         result = run_task("index", request, collection=coll)
+        scores = index_scores(coll, request.paths)  # score files under the same paths: the collection's scores
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "scores": scores.to_dict()})
     else:
         d = result.to_dict()
         speed = f", {d['x_realtime']}x realtime" if d["x_realtime"] else ""
@@ -48,4 +51,16 @@ def run(args: argparse.Namespace) -> int:
         )
         for _, msg in result.failed:
             print(f"  failed: {msg}", file=sys.stderr)
-    return 0 if not result.failed else 3
+        _print_scores(args.collection, scores)
+    return 0 if not (result.failed or scores.failed) else 3
+
+
+def _print_scores(collection, report) -> None:
+    d = report.to_dict()
+    if report.added or report.updated or report.unchanged or report.failed:
+        print(
+            f"{collection}: scores: {d['added']} added, {d['updated']} updated, {d['unchanged']} unchanged, "
+            f"{len(report.failed)} failed ({report.scores} scores, {report.notes} notes, {report.seconds:.1f} s)"
+        )
+    for _, msg in report.failed:
+        print(f"  failed: {msg}", file=sys.stderr)

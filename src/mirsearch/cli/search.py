@@ -19,10 +19,11 @@ from mirsearch.cli.common import (
     request_for,
 )
 from mirsearch.service.audio import PassagesRequest
+from mirsearch.service.scores import ScoreThemeRequest
 from mirsearch.service.theme import ThemeRequest
 
-#: the query option of each task
-MODES = {"--theme": ThemeRequest, "--audio": PassagesRequest}
+#: the query option of each task (``--scores``: the theme in the collection's scores)
+MODES = {"--theme": ThemeRequest, "--audio": PassagesRequest, "--scores": ScoreThemeRequest}
 
 
 def register(sub) -> None:
@@ -50,6 +51,7 @@ def register(sub) -> None:
     q.add_argument("--theme-file", metavar="FILE", help="theme as MIDI, MusicXML (.xml/.mxl/.musicxml) or kern")
     q.add_argument("--audio", metavar="FILE", help="audio excerpt (10-30 s) to match")
     p.add_argument("--part", metavar="NAME|INDEX", help="part of a polyphonic score file (default: highest)")
+    p.add_argument("--scores", action="store_true", help="find every occurrence of the theme in the indexed scores")
     add_task_options(p, MODES)
     add_format_argument(p)
     p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (--audio)")
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.audio:
         from mirsearch.service.audio import read_audio_query
 
-        request = request_for(MODES, "--audio", args, foreign=("part",), query=read_audio_query(args.audio))
+        request = request_for(MODES, "--audio", args, foreign=("part", "scores"), query=read_audio_query(args.audio))
         task = "passages"
     else:
         from mirsearch.service.theme import ThemeQuery
@@ -71,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         query = ThemeQuery.from_text(args.theme) if args.theme is not None else None
         if query is None:
             query = ThemeQuery.from_file(args.theme_file, part=args.part)
-        request = request_for(MODES, "--theme", args, foreign=("plot",), query=query)
-        task = "theme"
+        mode, task = ("--scores", "score-theme") if args.scores else ("--theme", "theme")
+        request = request_for(MODES, mode, args, foreign=("plot",), query=query)
     # the shingle index is stored in the collection and built or updated on first use
     writable = task == "passages" and request.index != "exhaustive"
     with Collection.open(args.collection, readonly=not writable) as coll:
@@ -83,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if task == "score-theme":
+        return _print_score_rows([m.to_dict() for m in result.matches])
     return _print_rows([m.to_dict() for m in result.matches])
 
 
@@ -110,4 +114,16 @@ def _print_rows(rows: list[dict]) -> int:
         r["cost"] = f"{r['cost']:.4f}"
     columns = [("rank", "#"), ("recording", "recording"), ("span", "mm:ss"), ("seconds", "seconds")]
     print_table(rows, [*columns, ("cost", "cost"), ("transposition", "transp.")])
+    return 0
+
+
+def _print_score_rows(rows: list[dict]) -> int:
+    if not rows:
+        print("no occurrences")
+        return 0
+    for i, r in enumerate(rows, 1):
+        r["rank"], r["quarters"] = i, f"{r['start_quarter']:g}-{r['end_quarter']:g}"
+        r["score"] = f"{r['score']:.2f}"
+    columns = [("rank", "#"), ("recording", "score file"), ("measure", "m."), ("part", "part")]
+    print_table(rows, [*columns, ("quarters", "quarters"), ("transposition", "transp."), ("score", "share")])
     return 0

@@ -1,0 +1,99 @@
+"""Task ``score-theme``: every occurrence of a theme in the collection's scores (any part, any transposition).
+
+The scores are those ``mirsearch index`` found among its paths (MIDI, MusicXML, MEI, kern; :func:`index_scores`),
+kept in the collection's score store (:mod:`mirsearch.index.score_store`); the search is geometric point-set
+matching (:mod:`mirsearch.search.score_search`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from mirsearch.search.query import ThemeQuery
+from mirsearch.service.core import Context, Request, param, query_field, register, version_block
+
+#: default share of the theme's notes an occurrence must match: one note in ten may differ (a changed note,
+#: a tonal answer's first interval); measured in docs/benchmarks.md ("Score search")
+DEFAULT_MIN_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class ScoreThemeRequest(Request):
+    """Parameters of a search for a theme in the collection's scores."""
+
+    query: ThemeQuery = query_field("the theme: a note string or a MIDI / MusicXML / kern file")
+    top: int = param(100, help="occurrences to return at most (best first)", minimum=1, maximum=100000)
+    min_share: float = param(
+        DEFAULT_MIN_SHARE, minimum=0.01, maximum=1.0,
+        help="share of the theme's notes an occurrence must match (1: exact occurrences only)",
+    )  # fmt: skip
+    max_errors: int | None = param(
+        None, minimum=0, maximum=1000, metavar="N", help="theme notes that may be missing (instead of --min-share)"
+    )
+    transpose: bool = param(True, help="match at the notated pitch only (default: at any transposition)")
+    time_scales: tuple[float, ...] = param(
+        (1.0,), minimum=0.05, maximum=20, metavar="LIST", flag="--time-scale",
+        help="onset scalings of the theme to search, e.g. 0.5,1,2 (diminution, as written, augmentation)",
+    )  # fmt: skip
+    inversion: bool = param(False, help="also search the theme inverted (mirrored about its first note)")
+
+
+@dataclass
+class ScoreSearchResult:
+    """Occurrences in scores, best first, with the settings that produced them."""
+
+    matches: list
+    query: dict
+    warnings: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "matches": [m.to_dict() for m in self.matches],
+            "query": self.query,
+            "warnings": self.warnings,
+            "stats": self.stats,
+        }
+
+
+def score_store(collection):
+    """The collection's score store (one object per open collection, so its pack stays in memory)."""
+    from mirsearch.index.score_store import ScoreStore
+
+    return collection.views.get(("score-store",), lambda: ScoreStore.for_collection(collection.root))
+
+
+def index_scores(collection, paths, *, prune: bool = False):
+    """Read the score files under ``paths`` into the collection's score store (new and changed files only).
+
+    Called by ``mirsearch index`` after the audio; returns the
+    :class:`~mirsearch.index.score_store.ScoreUpdateReport`.
+    """
+    from mirsearch.index.score_store import ScoreStore
+
+    return ScoreStore.for_collection(collection.root).update([os.fspath(p) for p in paths], prune=prune)
+
+
+@register("score-theme", request=ScoreThemeRequest, area="search", summary="find every occurrence of a theme in scores")
+def run_score_theme(context: Context, request: ScoreThemeRequest) -> ScoreSearchResult:
+    from mirsearch.search.score_search import ScoreSearchOptions, search_scores
+
+    coll = context.require_collection("score-theme")
+    t0 = time.perf_counter()
+    packed = score_store(coll).packed()
+    options = ScoreSearchOptions(
+        min_share=request.min_share, max_errors=request.max_errors, transpose=request.transpose,
+        time_scales=request.time_scales, inversion=request.inversion, limit=request.top,
+    )  # fmt: skip
+    stats: dict = {"scores": len(packed), "notes": int(packed.offsets[-1])}
+    theme = request.query.theme
+    matches = search_scores(packed, theme, options, stats=stats)
+    stats["ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    stats["need"] = options.need(len(theme.notes))
+    query = version_block(theme=theme.to_string(), source=request.query.source, **request.params())
+    return ScoreSearchResult(matches, query, request.query.warnings(), stats)
+
+
+__all__ = ["DEFAULT_MIN_SHARE", "ScoreSearchResult", "ScoreThemeRequest", "index_scores", "score_store"]
