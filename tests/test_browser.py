@@ -247,3 +247,63 @@ def test_api_docs_render_offline(live, browser):
     assert page.locator(".opblock").count() >= 10  # every endpoint is listed
     assert not outside and not errors, (outside, errors)
     context.close()
+
+
+def test_share_loop_keys_and_phone_layout(live, browser, renderings):
+    """A URL reproduces a note search; a match plays in a loop; space, arrows and timelines work by keyboard;
+    the page fits a phone's width."""
+    theme, (t0, t1) = theme_of(renderings["b"], 0, 8)
+    from urllib.parse import urlencode
+
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(30_000)
+    # 1. the shared URL runs the search by itself
+    page.goto(live.url + "/#" + urlencode({"notes": theme.to_string(), "top": "5", "transpose": "true"}))
+    page.wait_for_selector("#result-list .result")
+    assert page.input_value("#theme-input") == theme.to_string()
+    first = page.locator("#result-list .result").first
+    b = _ids(page)[renderings["b"].path.name]
+    assert int(first.get_attribute("data-recording-id")) == b
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no horizontal scrolling
+    # the URL of a typed search is shareable too
+    page.fill("#theme-input", "C D E F G A")
+    page.click("#search-btn")
+    page.wait_for_function("() => location.hash.includes('notes=C+D+E+F+G+A')")
+    page.goto(live.url + "/#" + urlencode({"notes": theme.to_string(), "top": "5"}))
+    page.reload()
+    page.wait_for_selector("#result-list .result")
+    first = page.locator("#result-list .result").first
+    # 2. loop the matched span: playback jumps back to its start after its end
+    start, end = float(first.get_attribute("data-start")), t1
+    first.locator(".loop-btn").click()
+    assert first.locator(".loop-btn").get_attribute("aria-pressed") == "true"
+    page.wait_for_function(f"() => window.mirsearch.playing === {b} && !document.querySelector('#player').paused")
+    page.evaluate(f"document.querySelector('#player').currentTime = {end - 0.3}")
+    page.wait_for_function(
+        f"() => {{ const t = document.querySelector('#player').currentTime; return t >= {start} && t < {start} + 1 }}",
+        timeout=10_000,
+    )
+    # 3. keys: space pauses and resumes, the right arrow moves 5 s
+    page.locator(".loop-btn").first.click()  # loop off
+    page.locator("#results-title").click()  # focus away from buttons
+    page.keyboard.press(" ")
+    page.wait_for_function("() => document.querySelector('#player').paused")
+    before = page.evaluate("document.querySelector('#player').currentTime")
+    page.keyboard.press("ArrowRight")
+    assert abs(page.evaluate("document.querySelector('#player').currentTime") - (before + 5)) < 0.5
+    page.keyboard.press(" ")
+    page.wait_for_function("() => !document.querySelector('#player').paused")
+    # a timeline is reachable by keyboard: focused, Enter plays its recording from the match
+    timeline = page.locator("#result-list .result .timeline").nth(1)
+    timeline.focus()
+    rec = int(page.locator("#result-list .result").nth(1).get_attribute("data-recording-id"))
+    timeline.press("Enter")
+    page.wait_for_function(f"() => window.mirsearch.playing === {rec}")
+    # 4. the query can be played (synthesised) for an A/B comparison with the match
+    assert page.is_visible("#query-play")
+    page.click("#query-play")
+    page.wait_for_function("() => window.mirsearch.synth && window.mirsearch.synthUntil > 0")
+    assert not errors, errors
+    page.close()

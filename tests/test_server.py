@@ -151,6 +151,9 @@ def test_audio_search_and_matching_curve(client, renderings, ids, tmp_path):
     query = body["query"]["id"]
     png = client.get(f"/api/queries/{query}/curve.png", params={"recording_id": ids["a"]})
     assert png.status_code == 200 and png.content.startswith(PNG)
+    view = {"recording_id": ids["a"], "start": best["start"], "end": best["end"], "context": 20}
+    zoomed = client.get(f"/api/queries/{query}/curve.png", params=view)  # the chromagram's time span
+    assert zoomed.status_code == 200 and zoomed.content.startswith(PNG) and zoomed.content != png.content
     _error(client.get("/api/queries/doesnotexist1/curve.png", params={"recording_id": ids["a"]}), 404)
     if ids["b"] not in {m["recording_id"] for m in body["matches"]}:
         _error(client.get(f"/api/queries/{query}/curve.png", params={"recording_id": ids["b"]}), 404)
@@ -348,6 +351,17 @@ def test_chromagram_figure(client, ids):
     assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content.startswith(PNG)
     zoom = client.get(f"/api/recordings/{ids['a']}/chromagram.png", params={"start": 3.0, "end": 8.5, "context": 4})
     assert zoom.status_code == 200 and zoom.content != r.content
+    # the query's notes drawn over the match, in the recording's key
+    span = {"start": 3.0, "end": 8.5, "context": 4}
+    notes = client.get(f"/api/recordings/{ids['a']}/chromagram.png", params={**span, "notes": "C D E F G"})
+    up = client.get(
+        f"/api/recordings/{ids['a']}/chromagram.png", params={**span, "notes": "C D E F G", "transposition": 2}
+    )
+    assert notes.status_code == up.status_code == 200 and len({zoom.content, notes.content, up.content}) == 3
+    assert "note" in _error(
+        client.get(f"/api/recordings/{ids['a']}/chromagram.png", params={**span, "notes": "H"}), 400
+    )
+    _error(client.get(f"/api/recordings/{ids['a']}/chromagram.png", params={**span, "transposition": 7}), 422)
 
 
 # ------------------------------------------------------------------------------------------ indexing, CLI

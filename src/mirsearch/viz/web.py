@@ -41,11 +41,12 @@ def chromagram_png(
     feature_rate: float,
     highlight: tuple[float, float] | None = None,
     view: tuple[float, float] | None = None,
+    overlay=(),
     title: str = "",
     width: int = 1000,
     height: int = 260,
 ) -> bytes:
-    """A chromagram as PNG, optionally with a time span highlighted.
+    """A chromagram as PNG, optionally with a time span highlighted and notes drawn over it.
 
     Parameters
     ----------
@@ -57,6 +58,8 @@ def chromagram_png(
         Span (s) drawn as a box (the match).
     view : (float, float), optional
         Only this time span (s) of the recording is drawn; default all.
+    overlay : sequence of (start, end, pitch_class)
+        Notes (s, 0-11) drawn as outlined bars over the chromagram (the query's notes at the match).
     title : str
         Figure title.
     width, height : int
@@ -97,6 +100,8 @@ def chromagram_png(
     if highlight is not None:
         s, e = highlight
         ax.add_patch(Rectangle((s, -0.5), e - s, 12, facecolor=ACCENT, alpha=0.18, edgecolor=ACCENT, linewidth=2.0))
+    for s, e, pc in overlay:
+        ax.add_patch(Rectangle((s, pc - 0.35), e - s, 0.7, fill=False, edgecolor=ACCENT, linewidth=1.4))
     if title:
         fig.suptitle(title, fontsize=9, color=INK, x=0.045, ha="left", y=0.97)
     for side in ("top", "right"):
@@ -109,6 +114,7 @@ def matching_curve_png(
     *,
     feature_rate: float,
     matches=(),
+    view: tuple[float, float] | None = None,
     title: str = "",
     width: int = 1000,
     height: int = 240,
@@ -123,16 +129,26 @@ def matching_curve_png(
         Frames per second of ``cost``.
     matches : sequence of (start, end, cost)
         Matches in seconds, shaded and marked.
+    view : (float, float), optional
+        Only this time span (s); the axes then sit where :func:`chromagram_png`'s do, so that the two figures
+        line up one above the other.
     title : str
     width, height : int
         Image size in pixels (100 dpi).
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     from mirsearch.viz.figures import plot_matching_curve
 
-    fig = Figure(figsize=(width / 100, height / 100), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(width / 100, height / 100))
+    ax = fig.add_axes((0.045, 0.17, 0.945, 0.7))  # the chromagram's horizontal placement
     plot_matching_curve(np.asarray(cost), feature_rate=feature_rate, matches=list(matches), title=title, ax=ax)
-    ax.tick_params(labelsize=8)
+    if view is not None:
+        ax.set_xlim(max(0.0, view[0]), view[1])
+        ax.xaxis.set_major_formatter(FuncFormatter(_mmss))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 2, 3, 5, 6, 10]))
+        ax.set_xlabel("")
+    ax.set_ylabel("")  # the title says what the curve is; the fixed margin has no room for a label
+    ax.tick_params(labelsize=7)
     return _png(fig)

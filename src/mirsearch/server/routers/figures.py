@@ -19,6 +19,22 @@ PNG_RESPONSES = {**ERRORS, 200: {"content": {"image/png": {}}}}
 CACHE_HEADERS = {"Cache-Control": "private, max-age=300"}
 
 
+def _overlay(notes: str | None, transposition: int, span: tuple[float, float] | None) -> list[tuple]:
+    """The query's notes spread over the matched span, in the recording's key: ``(start, end, pitch class)``."""
+    if not notes or span is None:
+        return []
+    from mirsearch.service.theme import ThemeQuery
+
+    theme = ThemeQuery.from_text(notes).theme
+    first = theme.notes[0].onset
+    scale = (span[1] - span[0]) / max(theme.duration, 1e-9)
+    return [
+        (span[0] + (n.onset - first) * scale, span[0] + (n.onset - first + n.duration) * scale,
+         (n.pitch + transposition) % 12)
+        for n in theme.notes
+    ]  # fmt: skip
+
+
 def _view(start: float | None, end: float | None, context: float | None) -> tuple[float, float] | None:
     """The time span shown: ``context`` seconds around the highlighted span (or the start), else all."""
     if context is None:
@@ -36,8 +52,11 @@ async def chromagram(
     end: Annotated[float | None, Query(ge=0, description="highlighted span end (s)")] = None,
     context: Annotated[float | None, Query(gt=0, le=3600, description="show only this many s around")] = None,
     width: Annotated[int, Query(ge=200, le=2400)] = 1000,
+    notes: Annotated[str | None, Query(max_length=2000, description="the query's notes, drawn over the span")] = None,
+    transposition: Annotated[int, Query(ge=-6, le=5, description="the match's transposition")] = 0,
 ):
-    """PNG chromagram of a recording (its stored chroma), with the span ``start``-``end`` highlighted."""
+    """PNG chromagram of a recording (its stored chroma), with the span ``start``-``end`` highlighted and, with
+    ``notes``, the query's notes drawn over it in the recording's key."""
     if (start is None) != (end is None) or (start is not None and not end > start):
         raise ParameterError("start and end must be given together, with end > start")
 
@@ -50,10 +69,10 @@ async def chromagram(
         highlight = (start, end) if start is not None else None
         return chromagram_png(
             np.asarray(X), feature_rate=rate, highlight=highlight, view=_view(start, end, context),
-            title=Path(rec.path).name, width=width,
+            overlay=_overlay(notes, transposition, highlight), title=Path(rec.path).name, width=width,
         )  # fmt: skip
 
-    key = ("chroma", recording_id, start, end, context, width)
+    key = ("chroma", recording_id, start, end, context, width, notes, transposition)
     png = server.cached_figure(key) or await server.run(server.figure, key, make)
     return Response(png, media_type="image/png", headers=CACHE_HEADERS)
 
@@ -64,6 +83,9 @@ async def query_curve(
     recording_id: Annotated[int, Query(ge=1, le=2**62)],
     server: ServerDep,
     width: Annotated[int, Query(ge=200, le=2400)] = 1000,
+    start: Annotated[float | None, Query(ge=0, description="with end and context: the chromagram's view")] = None,
+    end: Annotated[float | None, Query(ge=0)] = None,
+    context: Annotated[float | None, Query(gt=0, le=3600)] = None,
 ):
     """PNG matching curve of a recent audio query (``query.id`` of /api/search/audio) in one of its
     result recordings, the matches shaded."""
@@ -79,8 +101,11 @@ async def query_curve(
 
         title = f"matching curve of {kept['file']} in {Path(curve.recording).name}"
         spans = kept["spans"].get(recording_id, [])
-        return matching_curve_png(curve.cost, feature_rate=curve.feature_rate, matches=spans, title=title, width=width)
+        view = _view(start, end, context) if start is not None and end is not None and end > start else None
+        return matching_curve_png(
+            curve.cost, feature_rate=curve.feature_rate, matches=spans, view=view, title=title, width=width
+        )
 
-    key = ("curve", query_id, recording_id, width)
+    key = ("curve", query_id, recording_id, width, start, end, context)
     png = server.cached_figure(key) or await server.run(server.figure, key, make)
     return Response(png, media_type="image/png", headers=CACHE_HEADERS)

@@ -14,6 +14,9 @@ const state = {
   pendingMaps: new Map(), // "a>b" -> Promise
   lastSwitch: null, // {from, to, t_from, t_to}
   indexTimer: null,
+  loop: null, // {recId, start, end}: the matched span played in a loop
+  selected: null, // the match shown in the figure (keyboard: m plays it)
+  synth: null, // AudioContext of the synthesised theme
 };
 window.mirsearch = state; // for debugging and the browser tests
 
@@ -24,7 +27,7 @@ function el(tag, props = {}, ...children) {
   for (const [key, value] of Object.entries(props)) {
     if (key === "class") node.className = value;
     else if (key === "text") node.textContent = value;
-    else if (key.startsWith("data-")) node.setAttribute(key, value);
+    else if (key.startsWith("data-") || key.startsWith("aria-")) node.setAttribute(key, value);
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node[key] = value;
   }
@@ -164,7 +167,22 @@ function updateCursors() {
 // ---------------------------------------------------------------------------------------- results
 
 function timeline(recId, duration, spans) {
-  const bar = el("div", { class: "timeline", title: "click to play from here" });
+  const bar = el("div", { class: "timeline", title: "click to play from here", tabIndex: 0, role: "slider" });
+  bar.setAttribute("aria-label", `${recName(recId)}: Enter plays the match, arrows move by 5 s`);
+  bar.setAttribute("aria-valuemin", "0");
+  bar.setAttribute("aria-valuemax", String(Math.round(duration)));
+  bar.addEventListener("keydown", (ev) => {
+    const here = state.playing === recId ? player().currentTime : spans.length ? spans[0][0] : 0;
+    let to = null;
+    if (ev.key === "Enter" || ev.key === " ") to = spans.length ? spans[0][0] : 0;
+    else if (ev.key === "ArrowRight") to = Math.min(duration, here + 5);
+    else if (ev.key === "ArrowLeft") to = Math.max(0, here - 5);
+    if (to == null) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    bar.setAttribute("aria-valuenow", String(Math.round(to)));
+    play(recId, to);
+  });
   for (const [start, end] of spans) {
     const span = el("div", { class: "span" });
     span.style.left = `${(100 * start) / duration}%`;
@@ -201,6 +219,7 @@ function resultRow(m, i, confident) {
       "div",
       { class: "actions" },
       el("button", { class: "play-btn primary small", type: "button", text: "▶ Play", title: "play from the match start", onclick: () => play(m.recording_id, m.start) }),
+      el("button", { class: "loop-btn small", type: "button", text: "⟲ Loop", title: "play the matched span over and over", "aria-pressed": "false", onclick: (ev) => toggleLoop(m, ev.currentTarget) }),
       el("button", { class: "fig-btn small", type: "button", text: "Chromagram", onclick: () => showFigure(m, row) }),
       el("button", { class: "add-switch-btn small", type: "button", text: "+ Switcher", title: "add to the interpretation switcher", onclick: () => addVersion(m.recording_id) }),
     ),
@@ -237,14 +256,24 @@ function showFigure(match, row) {
   const card = $("#figure-card");
   card.classList.remove("hidden");
   // zoomed to the match with context on both sides
+  state.selected = match;
   const context = Math.max(20, 3 * (match.end - match.start));
-  const params = new URLSearchParams({ start: match.start, end: match.end, context: context.toFixed(1) });
+  const span = { start: match.start, end: match.end, context: context.toFixed(1) };
+  const params = new URLSearchParams(span);
+  const q = state.lastQuery || {};
+  if (q.notes) {
+    // the query's notes drawn over the match, in the recording's key
+    params.set("notes", q.notes);
+    params.set("transposition", String(match.transposition || 0));
+  }
   $("#chroma-fig").src = `/api/recordings/${match.recording_id}/chromagram.png?${params}`;
   $("#figure-caption").textContent = `${match.name}, match ${match.start_mmss} – ${match.end_mmss}`;
   const curveBox = $("#curve-box");
   if (state.lastQuery && state.lastQuery.kind === "audio" && state.lastQuery.id) {
     curveBox.classList.remove("hidden");
-    $("#curve-fig").src = `/api/queries/${encodeURIComponent(state.lastQuery.id)}/curve.png?recording_id=${match.recording_id}`;
+    // the same time span as the chromagram above, so that the two line up
+    const curve = new URLSearchParams({ recording_id: match.recording_id, ...span });
+    $("#curve-fig").src = `/api/queries/${encodeURIComponent(state.lastQuery.id)}/curve.png?${curve}`;
   } else {
     curveBox.classList.add("hidden");
   }
@@ -261,7 +290,9 @@ async function runSearch(path, options, label) {
   try {
     const data = await api(path, options);
     state.lastQuery = data.query;
+    state.loop = null;
     renderResults(data);
+    $("#query-play").classList.toggle("hidden", !(data.query.notes || state.queryFile));
     setStatus(status, "");
   } catch (err) {
     setStatus(status, err.message, "error");
@@ -292,11 +323,14 @@ function setupSearch() {
       transpose: $("#opt-transpose").checked,
     };
     // features and cascade are left to the server: "auto", the best the collection has (as on the command line)
+    state.queryFile = null;
+    shareSearch(body);
     runSearch("/api/search/theme", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }, "searching");
   });
   $("#score-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const form = new FormData();
+    state.queryFile = null;
     form.append("file", $("#score-file").files[0]);
     form.append("top", String(topValue()));
     form.append("transpose", String($("#opt-transpose").checked));
@@ -308,11 +342,120 @@ function setupSearch() {
     ev.preventDefault();
     const mode = ev.submitter ? ev.submitter.dataset.mode : "passages";
     const form = new FormData();
+    state.queryFile = $("#audio-file").files[0];
     form.append("file", $("#audio-file").files[0]);
     form.append("top", String(topValue()));
     if (mode !== "versions") form.append("transpose", String($("#opt-transpose").checked));
     const path = mode === "versions" ? "/api/versions" : "/api/search/audio";
     runSearch(path, { method: "POST", body: form }, mode === "versions" ? "finding versions" : "matching the excerpt");
+  });
+}
+
+// ---------------------------------------------------------------------------------------- loop, query, sharing, keys
+
+function toggleLoop(match, button) {
+  const on = !(state.loop && state.loop.recId === match.recording_id && state.loop.start === match.start);
+  for (const b of $$(".loop-btn")) b.setAttribute("aria-pressed", "false");
+  state.loop = on ? { recId: match.recording_id, start: match.start, end: match.end } : null;
+  button.setAttribute("aria-pressed", String(on));
+  if (on) play(match.recording_id, match.start);
+}
+
+function keepLoop() {
+  const loop = state.loop;
+  const audio = player();
+  if (loop && state.playing === loop.recId && (audio.currentTime >= loop.end || audio.currentTime < loop.start - 1)) {
+    audio.currentTime = loop.start;
+  }
+}
+
+const NOTE_STEPS = { C: 0, D: 2, E: 4, F: 5, G: 7, A: 9, B: 11 };
+
+/** The notes of the server's canonical note string ("C5/4 D#5/8. R/4"): [{pitch|null, quarters}]. */
+function parseNotes(text) {
+  const out = [];
+  for (const token of text.trim().split(/\s+/)) {
+    const m = /^([A-GR])([#b]?)(-?\d*)\/(\d+)(\.*)$/.exec(token);
+    if (!m) continue;
+    const base = 4 / Number(m[4]);
+    const quarters = base * [1, 1.5, 1.75][m[5].length] ;
+    if (m[1] === "R") out.push({ pitch: null, quarters });
+    else out.push({ pitch: 12 * (Number(m[3] || 4) + 1) + NOTE_STEPS[m[1]] + (m[2] === "#" ? 1 : m[2] === "b" ? -1 : 0), quarters });
+  }
+  return out;
+}
+
+/** Play the query: a theme synthesised in the browser, or the uploaded excerpt itself. */
+async function playQuery() {
+  const q = state.lastQuery || {};
+  player().pause();
+  if (!q.notes && state.queryFile) {
+    state.playing = null;
+    player().src = URL.createObjectURL(state.queryFile);
+    updateNowPlaying();
+    await player().play();
+    return;
+  }
+  const notes = parseNotes(q.notes || "");
+  if (!notes.length) return;
+  state.synth = state.synth || new AudioContext();
+  const ctx = state.synth;
+  const beat = 60 / (q.tempo || 100);
+  let t = ctx.currentTime + 0.05;
+  for (const n of notes) {
+    const length = n.quarters * beat;
+    if (n.pitch != null) {
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.type = "triangle";
+      osc.frequency.value = 440 * 2 ** ((n.pitch - 69) / 12);
+      gain.gain.setValueAtTime(0.0001, t);
+      gain.gain.exponentialRampToValueAtTime(0.25, t + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + Math.max(0.05, length * 0.95));
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(t);
+      osc.stop(t + length);
+    }
+    t += length;
+  }
+  state.synthUntil = t;
+}
+
+/** Put a note search in the address bar: the URL reproduces it (#notes=...&top=...&transpose=...). */
+function shareSearch(body) {
+  const params = new URLSearchParams({ notes: body.notes, top: String(body.top), transpose: String(body.transpose) });
+  history.replaceState(null, "", `#${params}`);
+}
+
+function searchFromUrl() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  if (!params.get("notes")) return;
+  $("#theme-input").value = params.get("notes");
+  if (params.get("top")) {
+    const top = params.get("top");
+    if (![...$("#opt-top").options].some((o) => o.value === top)) $("#opt-top").append(el("option", { text: top }));
+    $("#opt-top").value = top;
+  }
+  $("#opt-transpose").checked = params.get("transpose") !== "false";
+  $("#notes-form").requestSubmit();
+}
+
+function setupKeys() {
+  document.addEventListener("keydown", (ev) => {
+    const target = ev.target;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || target.closest("input, textarea, select, button, [role=slider]")) return;
+    const audio = player();
+    if (ev.key === " ") {
+      ev.preventDefault();
+      if (audio.src) audio.paused ? audio.play() : audio.pause();
+    } else if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
+      ev.preventDefault();
+      audio.currentTime = Math.max(0, audio.currentTime + (ev.key === "ArrowRight" ? 5 : -5));
+    } else if (ev.key === "q") {
+      playQuery();
+    } else if (ev.key === "m" && state.selected) {
+      play(state.selected.recording_id, state.selected.start);
+    }
   });
 }
 
@@ -529,10 +672,14 @@ async function setupIndexing() {
 document.addEventListener("DOMContentLoaded", async () => {
   setupSearch();
   setupSwitcher();
+  setupKeys();
+  $("#query-play").addEventListener("click", playQuery);
   const audio = player();
   audio.addEventListener("timeupdate", updateCursors);
+  audio.addEventListener("timeupdate", keepLoop);
   audio.addEventListener("seeked", updateCursors);
   await Promise.all([loadStats(), loadRecordings().catch((err) => setStatus($("#status"), err.message, "error"))]);
   setupIndexing().catch((err) => setStatus($("#index-status"), err.message, "error"));
   document.body.dataset.ready = "1";
+  searchFromUrl();
 });
