@@ -155,3 +155,6 @@ def test_alignment_refuses_bad_scores_and_audio_in_one_line(capsys, corpus):
         code, out, err = _run(capsys, *args, "--json")
         if code != 0:
             assert _label(case) in _error_line(err)
+    for option in ("--out", "--plot"):  # an output that cannot be written
+        code, out, err = _run(capsys, "align", good, good, option, "/proc/nowhere/x.png")
+        assert code == 1 and "/proc/nowhere/x.png: cannot write" in _error_line(err)

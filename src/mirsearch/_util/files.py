@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirsearch.errors import CollectionError
+from mirsearch.errors import CollectionError, InputError
 
 
 @contextlib.contextmanager
@@ -24,7 +24,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
     The caller writes the temporary file by any means (a library's ``save(path)``, an external program).
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and ``path`` is left as it was. A folder that cannot be
+    created or written raises :class:`~mirsearch.errors.InputError` naming ``path``.
 
     Parameters
     ----------
@@ -34,8 +35,13 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         Suffix of the temporary file (some writers choose the format by it); default: ``path``'s suffix.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix if suffix is None else suffix)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=".tmp-", suffix=target.suffix if suffix is None else suffix
+        )
+    except OSError as exc:  # an output path that cannot be written: a one-line error naming it
+        raise InputError(f"{target}: cannot write ({exc.strerror or type(exc).__name__})") from None
     os.close(fd)
     try:
         yield Path(tmp)

@@ -13,10 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mirsearch._util import atomic_save_npy
-from mirsearch.errors import CollectionError
-
-#: errors of the file system that stop a whole run (every further write would fail as well)
-FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
+from mirsearch.errors import CollectionError, InputError
 
 
 def feature_filename(kind: str, sha1: str, key: str) -> str:
@@ -38,6 +35,8 @@ def save_array(root: Path, relative: str, X: np.ndarray) -> None:
         reason = {errno.ENOSPC: "disk full", errno.EROFS: "read-only file system", errno.EDQUOT: "quota exceeded"}
         text = reason.get(exc.errno, exc.strerror or type(exc).__name__)
         raise CollectionError(f"{root}: cannot store features ({text})") from None
+    except InputError as exc:  # the folder cannot be created or written
+        raise CollectionError(f"{root}: cannot store features ({str(exc).rsplit('(', 1)[-1].rstrip(')')})") from None
 
 
 def load_array(root: Path, relative: str, *, mmap: bool = True) -> np.ndarray:
