@@ -338,3 +338,31 @@ def test_kill_9_leaves_no_orphaned_workers_and_an_intact_catalogue(tmp_path):
         coll.add(tmp_path / "audio")
         paths = [r.path for r in coll.recordings()]
         assert sorted(paths) == sorted(str(f.resolve()) for f in files) and len(set(paths)) == 16
+
+
+def _read_only_mount(src: Path, target: Path) -> bool:
+    target.mkdir()
+    ok = subprocess.run(["mount", "--bind", str(src), str(target)], capture_output=True).returncode == 0
+    if ok and subprocess.run(["mount", "-o", "remount,ro,bind", str(target)], capture_output=True).returncode == 0:
+        return True
+    if ok:
+        subprocess.run(["umount", str(target)], capture_output=True)
+    return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a read-only bind mount needs root")
+def test_a_collection_on_a_read_only_file_system_answers_searches(tmp_path):
+    _write_chords(tmp_path / "src" / "audio", 2)
+    with Collection.create(tmp_path / "src" / "c.mirs") as coll:
+        coll.add(tmp_path / "src" / "audio")
+    for extra in (tmp_path / "src" / "c.mirs").glob("catalog.sqlite-*"):
+        extra.unlink()  # as after a copy: no WAL index beside the catalogue
+    if not _read_only_mount(tmp_path / "src", tmp_path / "ro"):
+        pytest.skip("bind mounts are not permitted here")
+    try:
+        with Collection.open(tmp_path / "ro" / "c.mirs", readonly=True) as coll:
+            assert len(coll.database()[2]) == 2 and all(Path(r.path).is_file() for r in coll.recordings())
+        with pytest.raises(CollectionError, match="read-only"):
+            Collection.create(tmp_path / "ro" / "c.mirs")
+    finally:
+        subprocess.run(["umount", str(tmp_path / "ro")], capture_output=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mirsearch.errors import CollectionError
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -126,12 +129,9 @@ class Catalog:
             raise CollectionError(
                 f"{self.path.parent}: the collection folder is read-only (searching works; indexing needs write access)"
             )
-        params = {"mode": "ro" if readonly else "rwc"}
-        if readonly and not writable_folder:
-            params["immutable"] = "1"
         self.readonly = readonly
         try:
-            self.db = sqlite3.connect(_sqlite_uri(self.path, **params), uri=True, timeout=30.0, check_same_thread=False)
+            self.db = self._connect(readonly=readonly, writable_folder=writable_folder)
             self.db.execute("PRAGMA foreign_keys = ON")
             if not readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
@@ -149,6 +149,24 @@ class Catalog:
             raise CollectionError(f"{self.path}: catalogue has no schema version (not a mirsearch collection?)")
         if not str(version).isdigit() or int(version) > SCHEMA_VERSION:
             raise CollectionError(f"{self.path}: catalogue schema {version} is newer than this mirsearch")
+
+    def _connect(self, *, readonly: bool, writable_folder: bool) -> sqlite3.Connection:
+        """A connection; on a read-only folder a read-only one, ``immutable`` when SQLite cannot use the WAL there
+        (then changes still in the WAL file are not seen: a warning says so)."""
+        uri = _sqlite_uri(self.path, mode="ro" if readonly else "rwc")
+        if not readonly or writable_folder:
+            return sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
+            db.execute("SELECT COUNT(*) FROM meta").fetchone()
+            return db
+        except sqlite3.Error:
+            pass
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            log.warning("%s: read-only and its WAL file holds changes that cannot be read here", self.path)
+        uri = _sqlite_uri(self.path, mode="ro", immutable="1")
+        return sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False)
 
     def _upgrade(self) -> None:
         """Bring an older catalogue up to date (inside the opening transaction): failure columns; absolute
