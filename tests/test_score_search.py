@@ -126,6 +126,27 @@ def test_changed_note_time_scale_and_inversion():
     assert [(m.start_quarter, m.extra["inverted"]) for m in inv] == [(80.0, True)]
 
 
+def test_partial_occurrences_filtered_by_holes_and_parts():
+    theme = _theme([(0, 60), (0.5, 62), (1, 64), (1.5, 65), (2, 67), (3, 64), (3.5, 60), (4, 62), (5, 59), (6, 60)])
+    t, p, _ = query_points(theme, ticks_per_quarter=TPQ)
+    changed = p.copy()
+    changed[3] -= 1  # a changed pitch (substitution)
+    keep = np.arange(t.size) != 3  # a hole
+    split = np.where(np.arange(t.size) < 5, 0, 1)[keep]
+    copies = [_notes(t, changed), _notes(t[keep] + 20 * TPQ, p[keep]), _notes(t[keep] + 40 * TPQ, p[keep], split)]
+    score = np.concatenate(copies)
+    packed = _pack([score[np.lexsort((score["pitch"], score["tick"]))]])
+
+    def starts(**kw):
+        return sorted(m.start_quarter for m in search_scores(packed, theme, ScoreSearchOptions(min_share=0.9, **kw)))
+
+    assert starts() == [0.0, 20.0, 40.0]
+    assert starts(max_missing=0) == [0.0]
+    assert starts(max_missing=0, pitch_tolerance=0) == []
+    assert starts(partial_parts=1) == [0.0, 20.0]
+    assert starts(max_missing=1, partial_parts=1) == [0.0, 20.0]
+
+
 def test_duplicates_of_one_occurrence_are_dropped():
     # a scale: shifted by one step the query still matches all but one note; that is the same passage
     theme = _theme([(i * 0.5, 60 + 2 * i) for i in range(8)])

@@ -60,6 +60,14 @@ class ScoreSearchOptions:
         Onset scalings of the query to search (1: as written; 2: augmentation; 0.5: diminution).
     inversion : bool
         Also search the query mirrored about its first note's pitch.
+    max_missing : int or None
+        Of the query notes an occurrence does not match, how many may have no score note at their onset within
+        ``pitch_tolerance`` semitones (None: any; 0: every deviation is a changed pitch, none a hole).
+    pitch_tolerance : int
+        Semitones a changed note may differ by (for ``max_missing``).
+    partial_parts : int or None
+        Most parts the matched notes of a partial occurrence may lie in (None: any; exact occurrences may always
+        pass from part to part).
     limit : int or None
         Most occurrences returned (best first); None: all.
     """
@@ -69,6 +77,9 @@ class ScoreSearchOptions:
     transpose: bool = True
     time_scales: tuple[float, ...] = (1.0,)
     inversion: bool = False
+    max_missing: int | None = None
+    pitch_tolerance: int = 2
+    partial_parts: int | None = None
     limit: int | None = None
 
     def __post_init__(self) -> None:
@@ -76,6 +87,10 @@ class ScoreSearchOptions:
             raise ParameterError(f"min_share={self.min_share!r} must be in (0, 1]")
         if self.max_errors is not None and self.max_errors < 0:
             raise ParameterError(f"max_errors={self.max_errors!r} must be >= 0")
+        if self.max_missing is not None and self.max_missing < 0:
+            raise ParameterError(f"max_missing={self.max_missing!r} must be >= 0")
+        if not 0 <= self.pitch_tolerance <= 12:
+            raise ParameterError(f"pitch_tolerance={self.pitch_tolerance!r} must be 0..12 semitones")
         if not self.time_scales or any(not 0.05 <= s <= 20 for s in self.time_scales):
             raise ParameterError(f"time_scales={self.time_scales!r} must be factors between 0.05 and 20")
 
@@ -269,6 +284,37 @@ def _verify(keys, offsets, score, dt, dp, qt, qp, need, out_count, out_rows):  #
         out_count[c] = found
 
 
+@numba.njit(cache=True, nogil=True)
+def _substituted(keys, offsets, score, dt, dp, qt, qp, rows, tolerance, out):  # pragma: no cover - numba
+    """Per translation, the unmatched query points with a score note at their onset within ``tolerance``
+    semitones (a changed note rather than a missing one)."""
+    for c in range(score.size):
+        lo, hi = offsets[score[c]], offsets[score[c] + 1]
+        for i in range(qt.size):
+            if rows[c, i] >= 0:
+                continue
+            tick, pitch = qt[i] + dt[c], qp[i] + dp[c]
+            first = tick * 128 + max(0, pitch - tolerance)
+            a, b = lo, hi
+            while a < b:
+                mid = (a + b) // 2
+                if keys[mid] < first:
+                    a = mid + 1
+                else:
+                    b = mid
+            if a < hi and keys[a] <= tick * 128 + min(127, pitch + tolerance):
+                out[c] += 1
+
+
+def substituted(packed: PackedScores, score, dt, dp, qt, qp, rows, *, tolerance: int) -> np.ndarray:
+    """How many unmatched query notes of each occurrence have a score note at their onset within ``tolerance``
+    semitones, shape (n,)."""
+    out = np.zeros(score.size, np.int64)
+    keys, offsets = packed.column("key"), np.ascontiguousarray(packed.offsets)
+    _substituted(keys, offsets, score, dt, dp, qt, qp, rows, int(tolerance), out)
+    return out
+
+
 def verify(packed: PackedScores, score, dt, dp, qt, qp, *, need: int):
     """Matched query points per translation: ``count`` (n,) and, for the kept ones, ``rows`` (n_kept, m)."""
     keys, offsets = packed.column("key"), np.ascontiguousarray(packed.offsets)
@@ -325,6 +371,8 @@ def search_scores(packed: PackedScores, theme, options: ScoreSearchOptions | Non
             score, dt, dp = propose(packed, t, p, errors=t.size - need, transpose=options.transpose)
             n_prop += score.size
             s, d, q, count, rows = verify(packed, score, dt, dp, t, p, need=need)
+            ok = _plausible(packed, s, d, q, t, p, count, rows, options)
+            s, d, q, count, rows = s[ok], d[ok], q[ok], count[ok], rows[ok]
             found.extend((int(c), int(si), int(di), int(qi), r, dur, scale, inverted)
                          for c, si, di, qi, r in zip(count, s, d, q, rows, strict=True))  # fmt: skip
     if stats is not None:
@@ -333,35 +381,50 @@ def search_scores(packed: PackedScores, theme, options: ScoreSearchOptions | Non
     return _distinct(packed, found, limit=options.limit)
 
 
+def _plausible(packed, s, d, q, t, p, count, rows, options: ScoreSearchOptions) -> np.ndarray:
+    """Which partial occurrences pass ``max_missing`` and ``partial_parts`` (exact ones always do)."""
+    ok = np.ones(s.size, bool)
+    partial = count < t.size
+    if options.max_missing is not None and partial.any():
+        near = substituted(packed, s, d, q, t, p, rows, tolerance=options.pitch_tolerance)
+        ok &= ~partial | (t.size - count - near <= options.max_missing)
+    if options.partial_parts is not None and partial.any():
+        parts = np.sort(np.where(rows >= 0, packed.column("part")[np.maximum(rows, 0)], -1), axis=1)
+        first = np.ones_like(parts, bool)
+        first[:, 1:] = parts[:, 1:] != parts[:, :-1]
+        ok &= ~partial | (((parts >= 0) & first).sum(axis=1) <= options.partial_parts)
+    return ok
+
+
 def _distinct(packed: PackedScores, found: list, *, limit: int | None) -> list[ScoreMatch]:
     """Occurrences best first, without those sharing half their matched notes with a better one."""
     used: set[int] = set()
     out = []
-    for count, s, dt, dp, rows, dur, scale, inverted in found:
+    for _, s, dt, dp, rows, dur, scale, inverted in found:
         matched = rows[rows >= 0]
         if sum(int(r) in used for r in matched) >= DUPLICATE_OVERLAP * matched.size:
             continue
         used.update(int(r) for r in matched)
-        out.append(_match(packed, s, dt, dp, matched, count / rows.size, dur, scale, inverted))
+        out.append(_match(packed, s, dt, dp, matched, rows.size, dur, scale, inverted))
         if limit is not None and len(out) >= limit:
             break
     return out
 
 
-def _match(packed, s: int, dt: int, dp: int, matched, share: float, dur: int, scale: float, inverted: bool):
+def _match(packed, s: int, dt: int, dp: int, matched, m: int, dur: int, scale: float, inverted: bool):
     entry = packed.entries[s]
     tpq = packed.ticks_per_quarter
     parts = packed.column("part")[matched]
     names = entry.parts
     label = [names[i] if 0 <= i < len(names) else f"part {i}" for i in range(int(parts.max()) + 1)]
-    values, counts = np.unique(parts, return_counts=True)
-    main = int(values[np.argmax(counts)])
+    counts = np.bincount(parts)
+    values = np.nonzero(counts)[0]
+    main = int(np.argmax(counts))
     first = int(matched.min())
     spq = entry.seconds_per_quarter
     start = float(packed.column("onset")[first]) + (dt - int(packed.column("tick")[first])) / tpq * spq
-    extra = {"semitones": dp, "matched": int(matched.size), "notes": None, "time_scale": scale}
+    extra = {"semitones": dp, "matched": int(matched.size), "notes": m, "time_scale": scale}
     extra.update(parts=[label[int(v)] for v in values], inverted=inverted)
-    extra["notes"] = int(round(matched.size / share))
     return ScoreMatch(
         recording=entry.path,
         recording_id=entry.id,
@@ -372,7 +435,7 @@ def _match(packed, s: int, dt: int, dp: int, matched, share: float, dur: int, sc
         start=max(0.0, start),
         end=max(0.0, start + dur / tpq * spq),
         transposition=signed_semitones(dp),
-        score=share,
+        score=matched.size / m,
         extra=extra,
     )
 

@@ -17,6 +17,9 @@ from mirsearch.service.core import Context, Request, param, query_field, registe
 #: default share of the theme's notes an occurrence must match: one note in ten may differ (a changed note,
 #: a tonal answer's first interval); measured in docs/benchmarks.md ("Score search")
 DEFAULT_MIN_SHARE = 0.9
+#: defaults of the filters of partial occurrences (None: off)
+DEFAULT_MAX_MISSING: int | None = None
+DEFAULT_PARTIAL_PARTS: int | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,17 @@ class ScoreThemeRequest(Request):
     max_errors: int | None = param(
         None, minimum=0, maximum=1000, metavar="N", help="theme notes that may be missing (instead of --min-share)"
     )
+    max_missing: int | None = param(
+        DEFAULT_MAX_MISSING, minimum=0, maximum=1000, metavar="N",
+        help="of the theme notes a partial occurrence does not match, how many may have no note at their onset "
+        "within --pitch-tolerance semitones (0: deviations must be changed pitches, not holes; default: any)",
+    )  # fmt: skip
+    pitch_tolerance: int = param(2, minimum=0, maximum=12, help="semitones a changed note may differ by")
+    partial_parts: int | None = param(
+        DEFAULT_PARTIAL_PARTS, minimum=1, maximum=1000, metavar="N",
+        help="most parts the notes of a partial occurrence may lie in (exact occurrences may always pass from part "
+        "to part; default: any)",
+    )  # fmt: skip
     transpose: bool = param(True, help="match at the notated pitch only (default: at any transposition)")
     time_scales: tuple[float, ...] = param(
         (1.0,), minimum=0.05, maximum=20, metavar="LIST", flag="--time-scale",
@@ -86,6 +100,7 @@ def run_score_theme(context: Context, request: ScoreThemeRequest) -> ScoreSearch
     options = ScoreSearchOptions(
         min_share=request.min_share, max_errors=request.max_errors, transpose=request.transpose,
         time_scales=request.time_scales, inversion=request.inversion, limit=request.top,
+        max_missing=request.max_missing, pitch_tolerance=request.pitch_tolerance, partial_parts=request.partial_parts,
     )  # fmt: skip
     stats: dict = {"scores": len(packed), "notes": int(packed.offsets[-1])}
     theme = request.query.theme

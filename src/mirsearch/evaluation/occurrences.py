@@ -1,0 +1,33 @@
+"""Precision and recall of found occurrences against reference occurrences (score search benchmarks).
+
+An occurrence is any hashable key that identifies it exactly (e.g. ``(score, onset tick, transposition)``); a
+found occurrence is a true positive when its key is among the reference keys of the query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+
+def occurrence_counts(found: Collection, reference: Collection) -> dict:
+    """``{"tp", "fp", "fn"}`` of one query (duplicates counted once)."""
+    found, reference = set(found), set(reference)
+    tp = len(found & reference)
+    return {"tp": tp, "fp": len(found) - tp, "fn": len(reference) - tp}
+
+
+def pooled_precision_recall(counts: Sequence[dict]) -> dict:
+    """Precision, recall and F1 over the pooled counts of many queries.
+
+    With nothing found precision is 1.0 (no false claim); with nothing to find recall is 1.0.
+    """
+    tp = sum(c["tp"] for c in counts)
+    fp = sum(c["fp"] for c in counts)
+    fn = sum(c["fn"] for c in counts)
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+__all__ = ["occurrence_counts", "pooled_precision_recall"]
