@@ -43,7 +43,7 @@ MIDI_MIN, MIDI_MAX = 21, 108
 #: frames whose l2 norm falls below this are replaced by the uniform chroma vector
 NORM_THRESHOLD = 1e-3
 #: STFT frames processed at once (bounds memory for long recordings)
-BLOCK_FRAMES = 4096
+BLOCK_FRAMES = 1024
 #: defaults chosen on the validation split of the standard benchmark (benchmarks/tune_chroma.py):
 #: no compression, bands weighted by a Gaussian of one octave around C5
 DEFAULT_GAMMA = 0.0
