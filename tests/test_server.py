@@ -616,3 +616,40 @@ def test_api_docs_are_served_locally(client):
         assert r.status_code == 200 and len(r.content) > 10_000
     assert client.get("/static/api-docs.js").status_code == 200
     _error(client.get("/api/docs/assets/..%2F..%2Fapp.py"), 404)
+
+
+# ------------------------------------------------------------------------------------------ hostile uploads
+
+
+#: the corpus files sent to the server (the whole corpus runs against the library in test_fuzz.py)
+HOSTILE = {"8ch-192k.flac", "unknown-length.flac", "huge-1e30.wav", "nan.wav", "riff-huge.wav", "zero-rate.wav",
+           "random.mp3", "mut000.ogg", "header-only.wav", "bomb.mxl", "deep.musicxml", "external-entity.musicxml",
+           "kern-huge-rational.krn", "long-note.musicxml", "many-notes.musicxml", "huge-delta.mid", "good.mid",
+           "good.musicxml", "good.krn"}  # fmt: skip
+
+
+def test_hostile_uploads_give_json_answers_and_never_break_the_server(root, tmp_path):
+    """Malformed audio and score files of the project's seeded corpus are answered with one JSON line (4xx, or 504
+    for a reader stopped at its time budget) or searched (the good ones); never a 500; the server stays healthy."""
+    from fuzz_corpus import make_corpus
+
+    cases = [
+        c for c in make_corpus(tmp_path / "corpus", seed=1, n_mutations=1) if c.path and Path(c.path).name in HOSTILE
+    ]
+    assert len(cases) == len(HOSTILE)
+    app = create_app(root, parse_seconds=4, max_query_seconds=30)
+    answers = {}
+    with TestClient(app, base_url=LOCAL) as c:
+        for case in cases:
+            url = "/api/search/audio" if case.kind == "audio" else "/api/search/theme-file"
+            name = Path(case.path).name
+            r = c.post(url, files={"file": (name, Path(case.path).read_bytes())}, data={"top": "2"})
+            stopped = r.status_code == 504 and "stopped" in r.text  # a reader over its time budget was killed
+            assert r.status_code < 500 or stopped, (case.name, r.status_code, r.text)
+            if r.status_code != 200:
+                assert set(r.json()) == {"error"} and "\n" not in r.json()["error"], (case.name, r.text)
+            answers[name] = r
+        assert c.get("/api/health").status_code == 200
+    assert answers["good.mid"].status_code == answers["good.musicxml"].status_code == 200
+    assert "too long" not in answers["unknown-length.flac"].text  # a stream of unknown length is decoded
+    assert answers["8ch-192k.flac"].status_code in (200, 400)  # 1 s of 8 x 192 kHz: within the sample limit

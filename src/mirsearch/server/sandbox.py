@@ -5,6 +5,10 @@ megabyte can decode to gigabytes. The server therefore parses every uploaded que
 from a *forkserver* (started once, with the parsers imported, so a child starts in milliseconds): the child
 gets an address-space limit, the parent waits at most ``seconds`` and kills it after that. The parsed query
 (a theme, decoded samples) comes back through a pipe.
+
+Like every ``multiprocessing`` start method but fork, a child imports the parent's main module (as
+``__mp_main__``): a script that creates an app must guard its work with ``if __name__ == "__main__":``
+(``mirsearch serve``, ``python -m mirsearch`` and uvicorn do).
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from mirsearch.server.uploads import UploadTooLarge
 
 log = logging.getLogger(__name__)
 
-#: modules imported once in the forkserver (each child starts with them)
-PRELOAD = ["mirsearch.server.sandbox", "mirsearch.scores", "mirsearch.audio", "numpy", "soundfile"]
+#: modules imported once in the forkserver (each child starts with them: the score readers take seconds to import)
+PRELOAD = ["mirsearch.server.sandbox", "mirsearch.scores", "mirsearch.audio", "numpy", "soundfile", "soxr",
+           "music21", "pretty_midi", "mirsearch.search.audio_query"]  # fmt: skip
 
 
 class OverBudget(MirsearchError):

@@ -129,23 +129,21 @@ def discard(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def check_audio_header(path: Path, max_seconds: float) -> float:
-    """Duration (s) of an uploaded audio file from its header; :class:`UploadTooLarge` above the limits.
+def check_audio_header(path: Path, max_seconds: float) -> float | None:
+    """Duration (s) of an uploaded audio file from its header (None: a stream of unknown length, limited while it
+    is decoded); :class:`UploadTooLarge` above the limits.
 
     Counts channels and rate too: a file may decode to at most ``max_seconds`` of stereo 48 kHz samples.
     """
-    import soundfile as sf
+    from mirsearch.audio import probe_audio
 
-    try:
-        info = sf.info(str(path))
-    except Exception:
-        raise InputError(f"{path.name}: unreadable audio (not a wav, flac, ogg, opus or mp3 file?)") from None
-    if info.samplerate <= 0 or info.frames <= 0:
-        raise InputError(f"{path.name}: audio is empty (0 samples)")
+    info = probe_audio(path)  # InputError for a file that is not audio, or beyond the absolute limits
+    if info.frames is None:
+        return None
     seconds = info.frames / info.samplerate
     if seconds > max_seconds:
         raise UploadTooLarge(f"{path.name}: audio too long ({seconds:.1f} s > {max_seconds:g} s)")
-    if info.frames * max(1, info.channels) > max_seconds * SAMPLES_PER_SECOND:
+    if info.frames * info.channels > max_seconds * SAMPLES_PER_SECOND:
         raise UploadTooLarge(
             f"{path.name}: too many samples ({info.channels} channels at {info.samplerate} Hz); "
             f"at most {max_seconds:g} s of stereo 48 kHz are accepted"

@@ -19,7 +19,8 @@ from mirsearch.service.core import Context, Request, param, query_field, registe
 
 log = logging.getLogger(__name__)
 
-#: chroma the CENS is derived from; "auto": the collection's stored chroma
+#: chroma the CENS is derived from; "auto": the collection's stored chroma, else the matching chroma (computed
+#: from the audio files, for a collection indexed with learned features only)
 AUDIO_FEATURES = ("auto", "chroma", "matching")
 METHODS = ("scaling", "sdtw")
 #: "exhaustive": CENS matching everywhere; else the shingle index of that kind (built on first use)
@@ -65,6 +66,13 @@ class PassagesResult:
         return {"matches": matches, "query": self.query, "warnings": self.warnings, "stats": self.stats}
 
 
+def resolve_audio_features(coll, features: str) -> str:
+    """``"auto"`` -> ``"chroma"`` when the collection stores it, else ``"matching"`` (use what is there)."""
+    if features != "auto":
+        return features
+    return "chroma" if "chroma" in coll.feature_kinds else "matching"
+
+
 def _audio_block(request, query: AudioQuery, **resolved) -> dict:
     return version_block(audio=query.name, duration=round(query.duration, 3), **{**request.params(), **resolved})
 
@@ -72,7 +80,7 @@ def _audio_block(request, query: AudioQuery, **resolved) -> dict:
 @register("passages", request=PassagesRequest, area="search", summary="find passages that sound like an excerpt")
 def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
     coll = context.require_collection("passages")
-    features = "chroma" if request.features == "auto" else request.features
+    features = resolve_audio_features(coll, request.features)
     keys = tuple(range(12)) if request.transpose else (0,)
     t0 = time.perf_counter()
     if request.index != "exhaustive":
@@ -147,7 +155,7 @@ def run_versions(context: Context, request: VersionsRequest) -> VersionsResult:
     from mirsearch.search.versions import VERSION_MATCH, VersionOptions, identify_versions
 
     coll = context.require_collection("versions")
-    features = "chroma" if request.features == "auto" else request.features
+    features = resolve_audio_features(coll, request.features)
     excluded = sorted(set(request.exclude or ()))
     match = VERSION_MATCH.replace(features=features, transpositions=tuple(range(12)) if request.transpose else (0,))
     options = VersionOptions(
@@ -161,13 +169,14 @@ def run_versions(context: Context, request: VersionsRequest) -> VersionsResult:
 
 
 def read_audio_query(path: str | os.PathLike, *, max_seconds: float | None = None) -> AudioQuery:
-    """An :class:`AudioQuery` from a file (``max_seconds``: refuse longer audio with a one-line message)."""
-    query = AudioQuery.from_file(path)
-    if max_seconds is not None and query.duration > max_seconds:
-        from mirsearch.errors import InputError
+    """An :class:`AudioQuery` from a file; ``max_seconds`` refuses longer audio (also a stream of unknown length,
+    while it is decoded) with a one-line message."""
+    if max_seconds is None:
+        return AudioQuery.from_file(path)
+    from mirsearch.audio import SR, display_name, load_audio
 
-        raise InputError(f"{query.name}: audio too long ({query.duration:.1f} s > {max_seconds:g} s)")
-    return query
+    y, sr = load_audio(path, sr=SR, max_duration=max_seconds)
+    return AudioQuery.from_samples(y, sr, name=display_name(path))
 
 
 __all__ = ["AudioQuery", "PassagesRequest", "PassagesResult", "VersionsRequest", "VersionsResult", "read_audio_query"]
