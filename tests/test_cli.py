@@ -115,6 +115,11 @@ def _command(name: str):
         ("align", "mirsearch.service.sync:AlignRequest", {"a", "b", "out", "plot", "format"}),
         ("index", "mirsearch.service.collection:IndexRequest", {"paths", "collection", "json"}),
         ("info", "mirsearch.service.collection:InfoRequest", {"collection", "json"}),
+        (
+            "serve",
+            "mirsearch.server.state:ServerOptions",
+            {"collection", "host", "port", "allowed_host", "token", "index_source", "log_level"},
+        ),
     ],
 )
 def test_command_options_are_the_request_fields_with_its_defaults(command, request_type, own):

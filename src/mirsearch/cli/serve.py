@@ -9,6 +9,8 @@ import secrets
 import sys
 
 from mirsearch.cli.common import add_collection_argument
+from mirsearch.cli.options import add_request_options, request_from_args
+from mirsearch.server.state import ServerOptions
 
 DEFAULT_HOST = "127.0.0.1"
 #: environment variable that may hold the token (so that it does not show in the process list)
@@ -48,19 +50,7 @@ def register(sub) -> None:
         help=f"require this token (Bearer header, or open /?token=SECRET once); 'auto' makes one; default: "
         f"${TOKEN_ENV}; required with a non-loopback --host",
     )
-    p.add_argument("--workers", type=int, default=2, help="threads running searches (default 2)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MB (default 20)")
-    p.add_argument("--max-query-seconds", type=float, default=60.0, help="longest audio query in seconds (default 60)")
-    p.add_argument(
-        "--max-recording-seconds",
-        type=float,
-        default=1200.0,
-        help="longest uploaded recording for version identification in seconds (default 1200)",
-    )
-    p.add_argument("--request-seconds", type=float, default=60.0, help="time budget of one request (default 60)")
-    p.add_argument(
-        "--parse-seconds", type=float, default=10.0, help="time budget for reading one uploaded file (default 10)"
-    )
+    add_request_options(p, ServerOptions)
     p.add_argument(
         "--index-source",
         action="append",
@@ -68,7 +58,6 @@ def register(sub) -> None:
         metavar="DIR",
         help="folder the page may index (repeatable; default: none, indexing from the page is off)",
     )
-    p.add_argument("--index-jobs", type=int, default=1, help="worker processes of an indexing job (default 1)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -116,19 +105,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ParameterError(f"--port={args.port} must be in 1..65535")
     token = resolve_token(args.host, args.token)
-    app = create_app(
-        args.collection,
-        max_upload_mb=args.max_upload_mb,
-        max_query_seconds=args.max_query_seconds,
-        max_recording_seconds=args.max_recording_seconds,
-        workers=args.workers,
-        request_seconds=args.request_seconds,
-        parse_seconds=args.parse_seconds,
-        index_sources=args.index_source,
-        index_jobs=args.index_jobs,
+    options = request_from_args(
+        ServerOptions, args, index_sources=tuple(args.index_source), token=token,
         allowed_hosts=allowed_hosts(args.host, args.allowed_host),
-        token=token,
-    )
+    )  # fmt: skip
+    app = create_app(args.collection, options)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"mirsearch: serving {args.collection} on {url}  (Ctrl+C stops)", file=sys.stderr)

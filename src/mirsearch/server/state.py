@@ -34,6 +34,7 @@ from mirsearch import __version__
 from mirsearch.errors import CollectionError, MirsearchError, ParameterError
 from mirsearch.server.sandbox import OverBudget, Sandbox
 from mirsearch.server.uploads import RecentQueries
+from mirsearch.service.core import Request, param
 
 log = logging.getLogger(__name__)
 
@@ -56,58 +57,40 @@ class NotFound(MirsearchError):
 
 
 @dataclass(frozen=True)
-class ServerOptions:
-    """Limits and access rules of a server (``mirsearch serve`` options; :func:`create_app` keywords).
+class ServerOptions(Request):
+    """Limits and access rules of a server: the options of ``mirsearch serve`` (derived from these fields) and
+    the keywords of :func:`~mirsearch.server.app.create_app`.
 
     Attributes
     ----------
-    max_upload_mb : float > 0
-        Largest uploaded file (MB).
-    max_query_seconds, max_recording_seconds : float > 0
-        Longest audio excerpt for passage search / recording for version identification (s).
-    workers : int >= 1
-        Threads running searches and figures.
-    max_pending : int, optional
-        Calls waiting per queue before the server answers 503 (default ``16 * workers``).
-    request_seconds : float > 0
-        Time budget of one request's work (HTTP 504 after that).
-    parse_seconds : float > 0
-        Time budget for reading one uploaded file (the child process is killed after that).
-    parse_memory_mb : float >= 0
-        Memory a reader may use beyond its start (0: unlimited).
-    max_json_kb : float > 0
-        Largest JSON request body (kB).
     index_sources : tuple of path-like
         Folders the page may index (by position; no path comes from the client). Empty: off.
-    index_jobs : int >= 1
-        Worker processes of an indexing job.
     allowed_hosts : tuple of str
         Host names accepted in the ``Host`` header besides the loopback names (``"*"``: any).
     token : str, optional
         Shared secret required on every request but ``/api/health`` and static assets.
     """
 
-    max_upload_mb: float = 20.0
-    max_query_seconds: float = 60.0
-    max_recording_seconds: float = 1200.0
-    workers: int = 2
-    max_pending: int | None = None
-    request_seconds: float = 60.0
-    parse_seconds: float = 10.0
-    parse_memory_mb: float = 1500.0
-    max_json_kb: float = 256.0
+    max_upload_mb: float = param(20.0, minimum=0.001, maximum=10_000, help="largest upload in MB")
+    max_query_seconds: float = param(60.0, minimum=1, maximum=3600, help="longest audio query in seconds")
+    max_recording_seconds: float = param(
+        1200.0, minimum=1, maximum=24 * 3600, help="longest uploaded recording for version identification (s)"
+    )
+    workers: int = param(2, minimum=1, maximum=256, help="threads running searches and figures")
+    max_pending: int | None = param(None, minimum=1, maximum=100_000, help="calls waiting per queue before 503 "
+                                    "(default: 16 x workers)")  # fmt: skip
+    request_seconds: float = param(60.0, minimum=0.001, maximum=86_400, help="time budget of one request (s)")
+    parse_seconds: float = param(10.0, minimum=0.1, maximum=3600, help="time budget for reading an uploaded file (s)")
+    parse_memory_mb: float = param(1500.0, minimum=0, maximum=1e6, help="memory a reader of an upload may add (MB; "
+                                   "0: no limit)")  # fmt: skip
+    max_json_kb: float = param(256.0, minimum=1, maximum=1e6, help="largest JSON request body (kB)")
+    index_jobs: int = param(1, minimum=1, maximum=64, help="worker processes of an indexing job")
     index_sources: tuple = ()
-    index_jobs: int = 1
     allowed_hosts: tuple[str, ...] = ()
     token: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_upload_mb", "max_query_seconds", "max_recording_seconds", "workers", "request_seconds"):
-            if not getattr(self, name) > 0:
-                raise ParameterError(f"{name}={getattr(self, name)!r} must be > 0")
-        for name in ("parse_seconds", "max_json_kb", "index_jobs"):
-            if not getattr(self, name) > 0:
-                raise ParameterError(f"{name}={getattr(self, name)!r} must be > 0")
+        super().__post_init__()
         if self.token is not None and len(self.token) < 8:
             raise ParameterError("token must have at least 8 characters")
         object.__setattr__(self, "index_sources", tuple(Path(p) for p in self.index_sources))
