@@ -6,11 +6,9 @@ import os
 from dataclasses import dataclass, field
 
 from mirsearch.errors import ParameterError
+from mirsearch.features.registry import STORED_KINDS
 from mirsearch.search.results import format_time
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
-
-#: stored feature kinds ``index --features`` accepts (:mod:`mirsearch.features.registry`)
-FEATURE_KINDS = ("chroma", "learned")
 
 
 @dataclass(frozen=True)
@@ -19,9 +17,9 @@ class IndexRequest(Request):
 
     paths: tuple = query_field("audio files and folders (searched recursively)")
     features: tuple[str, ...] | None = param(
-        None, choices=FEATURE_KINDS, metavar="KINDS",
+        None, choices=STORED_KINDS, metavar="KINDS",
         help="comma-separated stored feature kinds: chroma (default for a new collection), learned (the shipped "
-        "CTC model); default: the collection's",
+        "CTC model), fingerprint (audio identification), segments (speech/music); default: the collection's",
     )  # fmt: skip
     feature_rate: float | None = param(
         None, minimum=1, maximum=100, metavar="HZ", help="frames per second (default 10 for a new collection)"
