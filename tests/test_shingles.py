@@ -736,7 +736,8 @@ def test_search_cli_cascade_option(learned_collection, renderings, capsys):
     theme, _ = theme_of(renderings["b"], 0, 10)
     notes = " ".join(f"{'C C# D D# E F F# G G# A A# B'.split()[n.pitch % 12]}{n.pitch // 12 - 1}" for n in theme.notes)
     base = ["search", "-c", str(learned_collection), "--theme", notes, "--features", "learned", "--top", "2", "--json"]
-    assert main(base) == 0
+    base.append("--all")  # every match, confident or not
+    assert main([*base, "--cascade", "exhaustive"]) == 0
     full = json.loads(capsys.readouterr().out)["matches"]
     assert main([*base, "--cascade", "notes", "--candidates", "2"]) == 0
     cascade = json.loads(capsys.readouterr().out)["matches"]
