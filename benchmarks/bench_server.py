@@ -88,6 +88,15 @@ def excerpt_wav(path: str, *, start: float, seconds: float) -> bytes:
     return buf.getvalue()
 
 
+def with_files(recordings: list[dict], collection: str) -> list[dict]:
+    """The API's recordings with ``path`` replaced by the file's path on this machine (from the catalogue)."""
+    from mirsearch.collection import Collection
+
+    with Collection.open(collection, readonly=True) as coll:
+        files = {r.id: r.path for r in coll.recordings()}
+    return [{**r, "path": files[r["id"]]} for r in recordings]
+
+
 class Plan:
     """What the clients ask for, prepared before the run."""
 
@@ -294,6 +303,7 @@ def main() -> None:
                 raise SystemExit(f"server did not start: {proc.stderr.read() if proc.stderr else ''}")
             time.sleep(0.2)
         recordings = httpx.get(base + "/api/recordings").json()["recordings"]
+        recordings = with_files(recordings, args.collection)  # the API shows relative paths
         pair = None
         if args.pair:
             by_name = {r["name"]: r["id"] for r in recordings}
