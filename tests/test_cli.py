@@ -164,6 +164,7 @@ def test_search_options_are_the_union_of_theme_and_passages_with_each_default(in
         (["--audio", "AUDIO", "--features", "learned"], "features='learned' must be one of"),
         (["--audio", "AUDIO", "--cascade", "notes"], "--cascade does not apply to --audio"),
         (["--audio", "AUDIO", "--part", "1"], "--part does not apply to --audio"),
+        (["--theme", "C D E F G", "--part", "1"], "--part does not apply to --theme"),
     ],
 )
 def test_options_of_another_task_are_refused_in_one_line(indexed, renderings, capsys, extra, message):

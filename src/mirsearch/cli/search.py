@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         if query is None:
             query = ThemeQuery.from_file(args.theme_file, part=args.part)
         mode, task = ("--scores", "score-theme") if args.scores else ("--theme", "theme")
-        request = request_for(MODES, mode, args, foreign=("plot",), query=query)
+        foreign = ("plot",) if args.theme_file else ("plot", "part")  # a part is chosen in a score file only
+        request = request_for(MODES, mode, args, foreign=foreign, query=query)
     # the shingle index is stored in the collection and built or updated on first use
     writable = task == "passages" and request.index != "exhaustive"
     with Collection.open(args.collection, readonly=not writable) as coll:
