@@ -334,6 +334,7 @@ def test_time_map_between_versions(client, root, ids):
     assert r.status_code == 200, r.text
     d = r.json()
     assert abs(d["mapped"] - 10.0 / 0.7) < 0.35
+    assert d["query"]["task"] == "align" and "mirsearch" in d["query"]
     assert len(d["time_a"]) == len(d["time_b"]) > 10
     assert np.all(np.diff(d["time_a"]) > 0) and np.all(np.diff(d["time_b"]) > 0)
     assert abs(d["duration_b"] - client.get(f"/api/recordings/{ids['a_slow']}").json()["duration"]) < 0.05

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from mirsearch.errors import ParameterError
 from mirsearch.server.models import ERRORS, TimeMapOut
 from mirsearch.server.routers import ServerDep
+from mirsearch.service.core import version_block
 
 router = APIRouter(tags=["synchronisation"])
 
@@ -39,6 +40,7 @@ async def align(
             return None
         d = tmap.to_dict()
         d.update({"a": a, "b": b, "name_a": Path(rec_a.path).name, "name_b": Path(rec_b.path).name})
+        d["query"] = version_block(task="align", a=a, b=b, t=t)  # the time map of the task's defaults
         if t is not None:
             d["t"] = t
             d["mapped"] = round(float(tmap.map(t)), 3)
