@@ -123,7 +123,7 @@ def sample_queries(packed, lines, n: int, rng) -> list[dict]:
             voices = _theme(np.r_[ticks[i : i + h], t2[after]], np.r_[pitches[i : i + h], p2[after]] + k)
         if voices is None:
             continue
-        source = (int(s), int(ticks[i]), k)  # where the theme was taken from: a known true occurrence
+        source = (int(s), int(ticks[i]), -k)  # where the theme was taken from: a true occurrence
         queries.append({"kind": "exact", "theme": theme, "truth_theme": theme, "source": source})
         queries.append({"kind": "changed", "theme": Theme(tuple(changed)), "truth_theme": theme, "source": source})
         queries.append({"kind": "voices", "theme": voices, "truth_theme": voices, "source": source})

@@ -235,3 +235,14 @@ def test_point_of_imitation_in_a_palestrina_mass():
     matches = search_scores(packed, theme, ScoreSearchOptions(min_share=1.0))
     got = sorted((m.measure, m.part, m.extra["semitones"]) for m in matches)
     assert got == [(1, "part 0", 0), (2, "part 1", -7), (5, "part 2", -12), (7, "part 3", -19)]
+
+
+def test_occurrence_precision_recall_counts():
+    from mirsearch.evaluation.occurrences import occurrence_counts, pooled_precision_recall
+
+    a = occurrence_counts({(0, 1, 0), (0, 2, 0)}, {(0, 1, 0), (1, 5, 3)})
+    assert a == {"tp": 1, "fp": 1, "fn": 1}
+    b = occurrence_counts(set(), set())
+    r = pooled_precision_recall([a, b])
+    assert (r["precision"], r["recall"], r["f1"]) == (0.5, 0.5, 0.5)
+    assert pooled_precision_recall([b])["precision"] == 1.0

@@ -227,7 +227,10 @@ def propose(packed: PackedScores, t: np.ndarray, p: np.ndarray, *, errors: int, 
         keep = dp == 0 if not transpose else slice(None)
         rows = rows[keep]
         parts.append(_encode(rows_score[rows], rows_tick[rows] - t[i], dp[keep]))
-    codes = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+    codes = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    if len(parts) > 1:  # one translation proposed by several elements is verified once
+        codes.sort()
+        codes = codes[np.r_[True, codes[1:] != codes[:-1]]]
     return _decode(codes)
 
 

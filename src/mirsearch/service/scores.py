@@ -17,9 +17,10 @@ from mirsearch.service.core import Context, Request, param, query_field, registe
 #: default share of the theme's notes an occurrence must match: one note in ten may differ (a changed note,
 #: a tonal answer's first interval); measured in docs/benchmarks.md ("Score search")
 DEFAULT_MIN_SHARE = 0.9
-#: defaults of the filters of partial occurrences (None: off)
+#: defaults of the filters of partial occurrences (None: off): a partial occurrence must lie in one part (in the
+#: benchmark it lifts precision from 0.897 to 0.915 at the same recall; exact occurrences may span parts)
 DEFAULT_MAX_MISSING: int | None = None
-DEFAULT_PARTIAL_PARTS: int | None = None
+DEFAULT_PARTIAL_PARTS: int | None = 1
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ class ScoreThemeRequest(Request):
     pitch_tolerance: int = param(2, minimum=0, maximum=12, help="semitones a changed note may differ by")
     partial_parts: int | None = param(
         DEFAULT_PARTIAL_PARTS, minimum=1, maximum=1000, metavar="N",
-        help="most parts the notes of a partial occurrence may lie in (exact occurrences may always pass from part "
-        "to part; default: any)",
+        help="most parts the matched notes of a partial occurrence may lie in (exact occurrences may always pass "
+        "from part to part)",
     )  # fmt: skip
     transpose: bool = param(True, help="match at the notated pitch only (default: at any transposition)")
     time_scales: tuple[float, ...] = param(
