@@ -198,9 +198,9 @@ class Sources:
     noise: list  # [(name, int16 array)]
 
     @classmethod
-    def load(cls, split: str) -> Sources:
+    def load(cls, split: str, extra_voices: tuple = ()) -> Sources:
         voices = {}
-        for v in SPEECH_SPLIT[split]:
+        for v in (*SPEECH_SPLIT[split], *extra_voices):
             path = OUT / "cache" / "speech" / f"{v}.npy"
             spans = np.array(json.loads(path.with_suffix(".json").read_text())["spans"])
             voices[v] = (np.load(path, mmap_mode="r"), spans)
@@ -422,7 +422,7 @@ def compose(src: Sources, rng, condition: str, seconds: float, *, train: bool = 
             else:
                 mx.add_noise(a, b)
     elif condition == "under_music":
-        _speech_over_music(mx, rng, smr=(smr_low, 20.0 if train else 0.0), turn=(2.0, 10.0), gap=(1.0, 6.0))
+        _speech_over_music(mx, rng, smr=(smr_low, 10.0 if train else 0.0), turn=(2.0, 10.0), gap=(1.0, 6.0))
     elif condition == "dialogue":
         _speech_over_music(mx, rng, smr=(-5.0, 10.0), turn=(1.0, 6.0), gap=(0.2, 1.5), dialogue=True)
     else:
@@ -477,19 +477,22 @@ def merge_spans(spans: list, gap: float) -> list:
 TRAIN_MIX = {"clean": 0.2, "short": 0.25, "under_music": 0.25, "dialogue": 0.15, "telephone": 0.15}
 
 
-def build_shards(split: str, *, n_shards: int, per_shard: int, seconds: float) -> None:
+def build_shards(
+    split: str, *, n_shards: int, per_shard: int, seconds: float, folder: str | None = None, extra_voices: tuple = ()
+) -> None:
     import soxr
 
     src = None
+    folder = folder or split
     conds, probs = list(TRAIN_MIX), np.array(list(TRAIN_MIX.values()))
     for s in range(n_shards):
-        target = OUT / split / f"shard-{s:03d}.npz"
+        target = OUT / folder / f"shard-{s:03d}.npz"
         if target.exists():
             continue
-        src = src or Sources.load(split)
+        src = src or Sources.load(split, extra_voices)
         audio, speech, music, cond = [], [], [], []
         for i in range(per_shard):
-            rng = np.random.default_rng([0 if split == "train" else 1, s, i])
+            rng = np.random.default_rng([0 if split == "train" else 1, s, i, len(extra_voices)])
             c = str(rng.choice(conds, p=probs / probs.sum()))
             clip = compose(src, rng, c, seconds, train=True)
             n_frames = len(clip.y) // (SR // LABEL_RATE)
@@ -536,6 +539,8 @@ def main(argv=None) -> int:
     ap.add_argument("--test-files", type=int, default=30, help="test files per condition")
     ap.add_argument("--val-files", type=int, default=8, help="validation files per condition")
     ap.add_argument("--file-seconds", type=float, default=60.0)
+    ap.add_argument("--train-dir", default="train", help="folder of the training shards")
+    ap.add_argument("--add-val-voice", action="store_true", help="train on the validation voice too (4 voices)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.stage in ("cache", "all"):
@@ -548,7 +553,9 @@ def main(argv=None) -> int:
     if args.stage in ("val", "all"):
         build_shards("val", n_shards=2, per_shard=args.clips_per_shard, seconds=args.clip_seconds)
     if args.stage in ("train", "all"):
-        build_shards("train", n_shards=args.train_shards, per_shard=args.clips_per_shard, seconds=args.clip_seconds)
+        extra = tuple(SPEECH_SPLIT["val"]) if args.add_val_voice else ()
+        build_shards("train", n_shards=args.train_shards, per_shard=args.clips_per_shard, seconds=args.clip_seconds,
+                     folder=args.train_dir, extra_voices=extra)  # fmt: skip
     return 0
 
 

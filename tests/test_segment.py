@@ -134,10 +134,13 @@ def test_options_are_validated():
         S.SegmentOptions(threshold=1.0)
 
 
-def test_service_choices_match_describe():
-    from mirsearch.service.segment import SMOOTHING_CHOICES
+def test_service_choices_and_defaults_match_describe():
+    from mirsearch.service.segment import SMOOTHING_CHOICES, SegmentRequest
 
     assert SMOOTHING_CHOICES == S.SMOOTHINGS
+    request, options = SegmentRequest(path="x.wav"), S.SegmentOptions()
+    for name in ("min_segment", "smoothing", "switch_penalty"):
+        assert getattr(request, name) == getattr(options, name)
 
 
 # ----------------------------------------------------------------------------------------------- streaming, files

@@ -56,9 +56,9 @@ class SegmentOptions:
         Probability at which speech (music) counts as present.
     """
 
-    min_segment: float = 1.0
+    min_segment: float = 0.5
     smoothing: str = "hmm"
-    switch_penalty: float = 6.0
+    switch_penalty: float = 12.0
     median_window: float = 1.0
     threshold: float = 0.5
 

@@ -17,7 +17,7 @@ class SegmentRequest(Request):
 
     path: str = query_field("the audio file (wav, flac, ogg, mp3; any rate and channel count)")
     min_segment: float = param(
-        1.0, help="shortest segment in seconds (the first and last may be shorter; 0: no minimum)",
+        0.5, help="shortest segment in seconds (the first and last may be shorter; 0: no minimum)",
         minimum=0.0, maximum=600.0, metavar="SECONDS",
     )  # fmt: skip
     smoothing: str = param(
@@ -26,7 +26,7 @@ class SegmentRequest(Request):
         help="hmm: Viterbi over the four labels with a cost per change; median: median filter of the frame "
         "probabilities; none: frame decisions as they are",
     )
-    switch_penalty: float = param(6.0, help="cost of a label change for --smoothing hmm (nats)", minimum=0.0,
+    switch_penalty: float = param(12.0, help="cost of a label change for --smoothing hmm (nats)", minimum=0.0,
                                   maximum=1000.0)  # fmt: skip
 
 

@@ -51,6 +51,7 @@ class TrainOptions:
     gain_db: float = 12.0
     tilt_db: float = 6.0
     mel_shift: float = 0.0
+    train_split: str = "train"
     seed: int = 0
     threads: int = 1
 
@@ -178,7 +179,7 @@ def train(data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainO
     torch.set_num_threads(opts.threads)
     rng = np.random.default_rng(opts.seed)
     data_dir = Path(data_dir)
-    tr, va = load_split(data_dir, "train"), load_split(data_dir, "val")
+    tr, va = load_split(data_dir, opts.train_split), load_split(data_dir, "val")
     norm = {"offset_db": float(np.mean(tr["logmel"][:256].astype(np.float32))), "scale_db": 20.0}
     net = _net(FRONTEND["n_mels"], opts)
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
@@ -312,9 +313,12 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=TrainOptions.epochs)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--mel-shift", type=float, default=TrainOptions.mel_shift, help="augmentation (mel bands)")
+    ap.add_argument("--train-split", default=TrainOptions.train_split, help="folder of the training shards")
+    ap.add_argument("--crop-frames", type=int, default=TrainOptions.crop_frames)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    opts = TrainOptions(epochs=args.epochs, threads=args.threads, mel_shift=args.mel_shift)
+    ap_opts = {"epochs": args.epochs, "threads": args.threads, "mel_shift": args.mel_shift}
+    opts = TrainOptions(**ap_opts, train_split=args.train_split, crop_frames=args.crop_frames)
     scores = train(args.data, args.out, opts)
     log.info("best validation: %s", scores)
     return 0
