@@ -104,3 +104,52 @@ def test_register_weighting_favours_the_melody_register():
     weighted, _ = chroma(y, sr=sr)
     assert np.all(flat[:, 3:-3].argmax(0) == 0)
     assert np.all(weighted[:, 3:-3].argmax(0) == 4)
+
+
+def test_limits_are_checked_from_the_header_before_decoding(tmp_path):
+    from mirsearch.audio import probe_audio
+
+    path = tmp_path / "claims.flac"  # 2 s of 8-channel 192 kHz silence: a few kB that decode to 3 million samples
+    sf.write(path, np.zeros((2 * 192000, 8), np.float32), 192000)
+    assert path.stat().st_size < 50_000
+    info = probe_audio(path)
+    assert (info.channels, info.samplerate, info.frames) == (8, 192000, 384000)
+    with pytest.raises(InputError, match="claims.flac: too much audio .*8 channels x 192000 Hz"):
+        probe_audio(path, max_samples=10**6)
+    with pytest.raises(InputError, match="too long"):
+        probe_audio(path, max_duration=1.0)
+
+
+def test_unknown_length_flac_is_read_and_streaming_equals_loading(tmp_path):
+    from mirsearch.audio import stream_audio
+
+    path = tmp_path / "u.flac"
+    sf.write(path, _tone(sr=44100, seconds=3.0), 44100)
+    whole, _ = load_audio(path)
+    b = bytearray(path.read_bytes())  # STREAMINFO total samples = 0: "unknown"
+    v = int.from_bytes(b[18:26], "big") & ~((1 << 36) - 1)
+    b[18:26] = v.to_bytes(8, "big")
+    (tmp_path / "u0.flac").write_bytes(bytes(b))
+    y, _ = load_audio(tmp_path / "u0.flac")
+    np.testing.assert_array_equal(y, whole)
+    blocks = list(stream_audio(path))
+    assert len(blocks) >= 1 and np.array_equal(np.concatenate(blocks), whole)
+    with pytest.raises(InputError, match="too long"):
+        load_audio(tmp_path / "u0.flac", max_duration=1.0)  # enforced while reading
+
+
+def test_huge_finite_samples_are_refused_and_loud_ones_kept(tmp_path):
+    y = _tone(sr=22050, channels=1).astype(np.float32)
+    sf.write(tmp_path / "huge.wav", y * np.float32(1e30), 22050, subtype="FLOAT")
+    with pytest.raises(InputError, match="huge.wav: sample values out of range"):
+        load_audio(tmp_path / "huge.wav")
+    sf.write(tmp_path / "loud.wav", y * np.float32(100.0), 22050, subtype="FLOAT")
+    assert np.isfinite(load_audio(tmp_path / "loud.wav")[0]).all()
+
+
+def test_many_channels_high_rate_and_opus(tmp_path):
+    sf.write(tmp_path / "8ch.flac", _tone(sr=192000, seconds=1.0, channels=8), 192000)
+    y, sr = load_audio(tmp_path / "8ch.flac")
+    assert sr == 22050 and abs(y.size - 22050) <= 1
+    sf.write(tmp_path / "x.opus", _tone(sr=48000, seconds=2.0, channels=2), 48000, format="OGG", subtype="OPUS")
+    assert abs(load_audio(tmp_path / "x.opus")[0].size / 22050 - 2.0) < 0.05

@@ -145,3 +145,38 @@ def test_harmonic_template_by_hand_and_query_with_overtones():
     np.testing.assert_allclose(np.linalg.norm(X, axis=0), 1.0, rtol=1e-6)
     np.testing.assert_allclose(X, (T @ plain) / np.linalg.norm(T @ plain, axis=0), rtol=1e-6)
     assert np.array_equal(X.argmax(0), plain.argmax(0))
+
+
+def _xml(notes: str) -> str:
+    return (
+        '<?xml version="1.0"?><score-partwise version="3.1"><part-list><score-part id="P1"><part-name>M</part-name>'
+        '</score-part></part-list><part id="P1"><measure number="1"><attributes><divisions>1</divisions>'
+        f"</attributes>{notes}</measure></part></score-partwise>"
+    )
+
+
+def _note(duration: int) -> str:
+    return f"<note><pitch><step>C</step><octave>4</octave></pitch><duration>{duration}</duration></note>"
+
+
+def test_score_limits_give_one_line_errors(tmp_path):
+    import zipfile
+
+    from mirsearch.scores import load_score_notes
+
+    (tmp_path / "long.musicxml").write_text(_xml(_note(200000)))
+    for reader in (load_theme, load_score_notes):
+        with pytest.raises(InputError, match="long.musicxml: the notes span 2e\\+05 quarter notes"):
+            reader(tmp_path / "long.musicxml")
+    (tmp_path / "deep.musicxml").write_text(_xml("<a>" * 500 + "</a>" * 500))
+    with pytest.raises(InputError, match="deep.musicxml: XML nested more than"):
+        load_theme(tmp_path / "deep.musicxml")
+    with zipfile.ZipFile(tmp_path / "bomb.mxl", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("score.xml", _xml(_note(1)) + " " * (80 * 1024 * 1024))
+    assert (tmp_path / "bomb.mxl").stat().st_size < 1_000_000
+    with pytest.raises(InputError, match="bomb.mxl: archive expands to 84 MB"):
+        load_theme(tmp_path / "bomb.mxl")
+    with pytest.raises(InputError, match="tokens"):
+        parse_note_string("C " * 6000)
+    with pytest.raises(InputError, match="power of two"):
+        parse_note_string("C/4096")

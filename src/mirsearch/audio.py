@@ -45,8 +45,8 @@ MAX_DURATION = 4 * 3600.0
 MAX_CHANNELS = 64
 #: accepted sample rates of files (Hz)
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
-#: most decoded samples (channels x frames) a file may hold: MAX_DURATION of stereo at 48 kHz
-MAX_SAMPLES = int(MAX_DURATION * 2 * 48_000)
+#: most decoded samples (channels x frames) a file may hold: MAX_DURATION of 4 channels at 96 kHz
+MAX_SAMPLES = int(MAX_DURATION * 4 * 96_000)
 #: largest accepted sample magnitude (80 dB above full scale); beyond it features overflow
 MAX_AMPLITUDE = 1e4
 #: RMS level below which audio counts as silent (about -80 dBFS)
