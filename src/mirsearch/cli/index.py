@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         )
         for _, msg in result.failed:
             print(f"  failed: {msg}", file=sys.stderr)
+        for line in result.report.summary_lines(warnings=args.verbose > 0):
+            print(f"  {line}", file=sys.stderr)
         _print_scores(args.collection, scores)
     return 0 if not (result.failed or scores.failed) else 3
 

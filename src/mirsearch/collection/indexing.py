@@ -73,15 +73,21 @@ class AddReport:
             "x_realtime": round(self.audio_seconds / self.seconds, 1) if self.seconds > 0 else None,
         }
 
-    def summary_lines(self) -> list[str]:
-        """Lines for a human summary beyond the counts: skipped files, known failures, warnings, abort."""
+    def summary_lines(self, *, warnings: bool = False) -> list[str]:
+        """Lines for a human summary beyond the counts: skipped files, known failures, moved recordings, library
+        warnings (each with its file's name when ``warnings``, else how many), the reason a run stopped."""
         lines = []
+        if self.moved:
+            lines.append(f"{len(self.moved)} recordings moved to their new paths (no feature recomputed)")
         if self.skipped:
             kinds = ", ".join(f"{n} {ext or '(no extension)'}" for ext, n in sorted(self.skipped.items()))
             lines.append(f"skipped (not audio): {kinds}")
         if self.known_failures:
             lines.append(f"{len(self.known_failures)} unchanged files failed in an earlier run (not retried)")
-        lines.extend(f"warning: {w}" for w in self.warnings)
+        if warnings:
+            lines.extend(f"warning: {printable(w)}" for w in self.warnings)
+        elif self.warnings:
+            lines.append(f"{len(self.warnings)} decoder warnings (listed with -v and in --json)")
         if self.aborted:
             lines.append(f"stopped: {self.aborted}")
         return lines
