@@ -246,3 +246,23 @@ def test_occurrence_precision_recall_counts():
     r = pooled_precision_recall([a, b])
     assert (r["precision"], r["recall"], r["f1"]) == (0.5, 0.5, 0.5)
     assert pooled_precision_recall([b])["precision"] == 1.0
+
+
+def test_cli_indexes_score_files_and_searches_them(tmp_path, capsys):
+    import json
+
+    from mirsearch.cli.main import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write_midi(folder / "a.mid", [[60, 62, 64, 65, 67, 69, 71, 72], [48, 50, 52, 53, 55, 57, 59, 60]])
+    coll = str(tmp_path / "c.mirs")
+    assert main(["index", str(folder), "-c", coll, "--no-progress", "-j", "1"]) == 0
+    assert "scores: 1 added" in capsys.readouterr().out
+    args = ["search", "-c", coll, "--theme", "D4/8 E4/8 F4/8 G4/8 A4/8", "--scores", "--min-share", "1"]
+    assert main([*args, "--json"]) == 0
+    matches = json.loads(capsys.readouterr().out)["matches"]
+    assert sorted((m["start_quarter"], m["semitones"]) for m in matches) == [(0.5, -12), (0.5, 0)]
+    assert main(args) == 0
+    assert "a.mid" in capsys.readouterr().out
+    assert main(["search", "-c", coll, "--theme", "C D E F G", "--min-share", "1"]) != 0  # an option of --scores only
