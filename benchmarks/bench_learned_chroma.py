@@ -11,6 +11,14 @@ by it. A query's rank is the rank of the first version in which the theme occurs
 
 Prints Top-1 / Top-5 / Top-10 / MRR per variant and writes ``benchmarks/results/NAME.json``.
 
+``--peer DIR`` adds a row per published checkpoint ``DIR/model_*.pt`` of the peer's ThemeEnhancer
+(:mod:`mirsearch.models.peer`, front end :mod:`mirsearch.features.peer_front_end`: its own HCQT at
+24.6 Hz, computed once per version for all checkpoints, not cached); each row gets paired intervals
+against the shipped default model (``--default``) on the same queries:
+
+    nice -n 10 .venv/bin/python benchmarks/bench_learned_chroma.py --dataset data/bench --default \
+        --peer ../shared/peer-models/themeenhancer-mtd --no-hcqt-cache --name learned_chroma_peer
+
 Features are cached per variant under ``DATASET/cache/bench_features/SPLIT/``: standard chroma under a
 key of its feature configuration and of the source of ``mirsearch/features/chroma.py`` (a changed
 chroma is re-extracted), learned chroma under the bundle's ``model_id``. The HCQT of every version is
@@ -40,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, print_table, write_results  # noqa: E402
+from _common import RESULTS, paired_columns, print_table, write_results  # noqa: E402
 
 FEATURE_RATE = 10.0
 #: lowest MIDI pitch of basic-pitch's outputs (A0)
@@ -227,7 +235,14 @@ def _to_rate(P: np.ndarray, rate: float, duration: float) -> np.ndarray:
 
 
 def extract(
-    versions, cache: Path, *, bundles: dict, basic_pitch: bool, hcqt_cache: Path | None, standard: bool = True
+    versions,
+    cache: Path,
+    *,
+    bundles: dict,
+    basic_pitch: bool,
+    hcqt_cache: Path | None,
+    standard: bool = True,
+    peers: dict | None = None,
 ) -> dict:
     """Fill the feature caches; returns seconds of audio and of computation per stage."""
     from mirsearch.audio import load_audio
@@ -236,6 +251,8 @@ def extract(
     chroma = chroma_modules()[0].chroma
     tags = {"chroma": chroma_tag()} if standard else {}
     tags.update({name: f"learned-{b.model_id}" for name, b in bundles.items()})
+    peers = peers or {}
+    tags.update({name: f"peer-{m.model_id}" for name, m in peers.items()})
     if basic_pitch:
         tags.update({key: BASIC_PITCH_TAG for key in BASIC_PITCH_ROWS})
     for t in tags.values():
@@ -287,6 +304,9 @@ def extract(
                 clock(f"network {n}", t0, dur)
                 P = np.exp(lp[:12].astype(np.float64))
                 np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
+        if any(n in peers for n in missing):
+            todo = {n: cache / missing[n] / f"{k}.npy" for n in missing if n in peers}
+            extract_peers(y, sr, peers, todo, clock)
         if basic_pitch and BASIC_PITCH_TAG in missing.values():
             if bp is None:
                 bp = BasicPitch()
@@ -305,6 +325,33 @@ def extract(
         "audio_seconds": audio_s,
         "x_realtime": {s: audio_s[s] / timing[s] for s in timing if timing[s] > 0},
     }
+
+
+def extract_peers(y: np.ndarray, sr: int, peers: dict, todo: dict, clock) -> None:
+    """The peer's HCQT of one version once, then the checkpoints ``peers[name]`` of ``todo`` (name ->
+    output .npy path) on it, saved as 10 Hz chroma; ``clock(stage, t0, audio seconds)`` records times."""
+    from mirsearch.features.peer_front_end import peer_hcqt, peer_readout
+
+    dur = len(y) / sr
+    t0 = time.perf_counter()
+    H = peer_hcqt(y, sr=sr)
+    clock("peer hcqt (with tuning)", t0, dur)
+    for name, path in todo.items():
+        t0 = time.perf_counter()
+        P = peers[name].predict(H, num_threads=1)
+        clock(f"peer network {name}", t0, dur)
+        np.save(path, peer_readout(P, duration=dur))
+
+
+def load_peers(folder: str) -> dict:
+    """``{"peer NAME": PeerModel}`` for every ``model_*.pt`` in ``folder`` (sorted by name)."""
+    from mirsearch.models.peer import load_peer
+
+    files = sorted(Path(folder).glob("model_*.pt"))
+    if not files:
+        raise SystemExit(f"--peer {folder}: no model_*.pt checkpoints there")
+    models = [load_peer(f) for f in files]
+    return {f"peer {m.name}": m for m in models}
 
 
 def load_features(versions, cache: Path, tag: str, *, key: str | None = None) -> dict[str, np.ndarray]:
@@ -341,7 +388,7 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, 
     Y = np.concatenate(mats, axis=0)
     reset = np.zeros(Y.shape[0], dtype=np.bool_)
     reset[offsets[:-1]] = True
-    rankings, relevants = [], []
+    rankings, relevants, theme_ids = [], [], []
     t0 = time.perf_counter()
     for theme in ds.themes.values():
         relevant = ds.relevant_versions(theme.theme_id) & set(ids)
@@ -353,11 +400,30 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, 
         per = np.minimum.reduceat(np.where(np.isfinite(cost), cost, np.inf), offsets[:-1])
         rankings.append([ids[i] for i in np.argsort(per, kind="stable")])
         relevants.append(relevant)
+        theme_ids.append(theme.theme_id)
     scores = metrics.evaluate(rankings, relevants)
+    rr = metrics.reciprocal_ranks(rankings, relevants)
     return {
         **{k: scores[k] for k in ("queries", "top1", "top5", "top10", "mrr")},
         "eval_seconds": round(time.perf_counter() - t0, 1),
+        "per_query_rr": {t: round(float(r), 6) for t, r in zip(theme_ids, rr, strict=True)},
     }
+
+
+def add_paired(rows: list[dict], *, reference: str) -> None:
+    """Paired differences (Top-1, MRR) of every row against the row ``reference`` on the queries both
+    answered (:func:`_common.paired_columns`); rows without per-query ranks are left as they are."""
+    ref = next((r for r in rows if r["variant"] == reference and "per_query_rr" in r), None)
+    if ref is None:
+        return
+    for r in rows:
+        if r is ref or "per_query_rr" not in r:
+            continue
+        common = [t for t in ref["per_query_rr"] if t in r["per_query_rr"]]
+        a = np.array([ref["per_query_rr"][t] for t in common])
+        b = np.array([r["per_query_rr"][t] for t in common])
+        r["vs"] = reference
+        r.update(paired_columns((a == 1.0).astype(float), a, (b == 1.0).astype(float), b))
 
 
 def speed(ds, *, seconds: float = 180.0, rounds: int = 3) -> dict:
@@ -434,8 +500,12 @@ def main(argv=None) -> int:
     ap.add_argument("--bundle", action="append", default=[], help="NAME=DIR of a trained bundle (repeatable)")
     ap.add_argument("--default", action="store_true", help="also evaluate the packaged default bundle")
     ap.add_argument("--basic-pitch", action="store_true", help="also evaluate the basic-pitch baseline")
+    ap.add_argument("--peer", default=None, metavar="DIR", help="also evaluate every peer checkpoint DIR/model_*.pt")
     ap.add_argument("--no-contour", action="store_true", help="basic-pitch: only the note posteriorgram row")
     ap.add_argument("--max-works", type=int, default=None, help="only the first K works of the split")
+    ap.add_argument(
+        "--every-nth-work", type=int, default=None, metavar="N", help="only works 0, N, 2N, ... of the split (a sample)"
+    )
     ap.add_argument("--extract-only", action="store_true", help="fill the feature caches, do not evaluate")
     ap.add_argument("--no-standard", action="store_true", help="with --extract-only: skip standard chroma")
     ap.add_argument("--no-hcqt-cache", action="store_true", help="do not cache the HCQT (float16) on disk")
@@ -465,8 +535,8 @@ def main(argv=None) -> int:
     from mirsearch.models.bundle import load_bundle
 
     ds = Dataset.load(args.dataset).split(args.split)
-    if args.max_works is not None:
-        keep = list(ds.works)[: args.max_works]
+    if args.max_works is not None or args.every_nth_work is not None:
+        keep = list(ds.works)[:: args.every_nth_work or 1][: args.max_works]
         manifest = dict(ds.manifest)
         manifest["works"] = [w for w in ds.manifest["works"] if w["id"] in keep]
         ds = Dataset(ds.root, manifest, splits=[args.split])
@@ -483,6 +553,7 @@ def main(argv=None) -> int:
     if args.default:
         named.insert(0, ("default", None))
     bundles = {name: load_bundle(path) for name, path in named}
+    peers = load_peers(args.peer) if args.peer else {}
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     info = extract(
@@ -492,6 +563,7 @@ def main(argv=None) -> int:
         basic_pitch=args.basic_pitch,
         hcqt_cache=hcqt_cache,
         standard=not (args.extract_only and args.no_standard),
+        peers=peers,
     )
     print(f"features ready in {time.perf_counter() - t0:.0f} s; x realtime: {info['x_realtime']}", flush=True)
     if args.extract_only:
@@ -508,6 +580,7 @@ def main(argv=None) -> int:
                 d.get("dataset") == args.dataset
                 and d.get("split") == args.split
                 and d.get("max_works") == args.max_works
+                and d.get("every_nth_work") == args.every_nth_work
             ):
                 previous.update({(r["variant"], r.get("tag")): r for r in d["rows"]})
     variants = [("standard chroma", "chroma", {}, False), ("CENS", "chroma", {}, True)]
@@ -516,6 +589,9 @@ def main(argv=None) -> int:
         meta = {"loss": t.get("loss", "?"), "epoch": t.get("epochs"), "model_id": b.model_id}
         label = "learned (CTC, shipped default)" if name == "default" else f"learned ({name})"
         variants.append((label, name, meta, False))
+    for name, m in peers.items():
+        meta = {"checkpoint": m.path.name, "ctc": m.net.ctc, "model_id": m.model_id}
+        variants.append((f"{name} (ThemeEnhancer, MTD)", name, meta, False))
     if args.basic_pitch:
         for key, (kind, threshold) in BASIC_PITCH_ROWS.items():
             if kind == "contour" and args.no_contour:
@@ -532,6 +608,7 @@ def main(argv=None) -> int:
                 "dataset": args.dataset,
                 "split": args.split,
                 "max_works": args.max_works,
+                "every_nth_work": args.every_nth_work,
                 "versions": len(versions),
                 "hours": round(hours, 3),
                 "chroma_commit": _git(
@@ -560,7 +637,8 @@ def main(argv=None) -> int:
             rows.append({"variant": variant, **meta, "tag": tag, "query_harmonic_decay": decay, **res})
             save()  # after every row: a long run that is stopped keeps what it finished
         print_table(rows[-1:], cols)
-    print_table(rows, cols)
+    add_paired(rows, reference="learned (CTC, shipped default)")
+    print_table(rows, cols + ["dTop-1", "lost/won", "dMRR"])
     out = save()
     print(f"wrote {out}")
     return 0
