@@ -280,6 +280,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _count(coll: Path) -> int:
+    """Recordings committed so far (0 when there is no catalogue yet)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{coll / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5) as db:
+            return int(db.execute("SELECT COUNT(*) FROM recordings").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
 def run_kills(args, work: Path) -> dict:
     import numpy as np
     import soundfile as sf
@@ -299,24 +310,29 @@ def run_kills(args, work: Path) -> dict:
     cmd = [sys.executable, "-m", "mirsearch.cli.main", "index", str(folder), "-c", str(coll), "-j", "2"]
     rows = []
     for k in range(args.kills):
+        if _count(coll) == 40:  # all indexed: remove half again, so that every kill hits a run with work to do
+            with Collection.open(coll) as c:
+                c.remove(sorted(folder.glob("*.flac"))[k % 2 :: 2])
+        before = _count(coll)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None and len(_descendants(proc.pid)) < 2:
-            time.sleep(0.2)  # until the pool is up (imports take seconds on a loaded machine)
-        time.sleep(float(rng.uniform(0.5, 10.0)))
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and _count(coll) <= before:
+            time.sleep(0.1)  # until this run has committed a recording (imports take long on a loaded machine)
+        time.sleep(float(rng.uniform(0.0, 4.0)))  # then at a random moment: mid-extraction, mid-commit
         family = _descendants(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         time.sleep(5.0)
         orphans = [p for p in family if _alive(p)]
-        for p in orphans:  # our own leftovers, by pid
+        t_end = time.time() + 25.0
+        while time.time() < t_end and any(_alive(p) for p in orphans):
+            time.sleep(0.5)  # a worker killed before its initializer ran exits when it gets there
+        leftovers = [p for p in orphans if _alive(p)]
+        for p in leftovers:  # our own leftovers, by pid
             os.kill(p, signal.SIGKILL)
-        row = {
-            "kill": k,
-            "descendants": len(family),
-            "orphans_after_5s": len(orphans),
-            "finished": proc.returncode == 0,
-        }
+        row = {"kill": k, "descendants": len(family), "orphans_after_5s": len(orphans),
+               "orphans_after_30s": len(leftovers), "finished": proc.returncode == 0,
+               "committed_before": before}  # fmt: skip
         try:
             with Collection.open(coll, readonly=True) as c:
                 recs = c.recordings()
@@ -330,10 +346,17 @@ def run_kills(args, work: Path) -> dict:
     final = subprocess.run(cmd, capture_output=True, timeout=3600)
     with Collection.open(coll, readonly=True) as c:
         recs = c.recordings()
-    return {"kills": rows, "final_exit_code": final.returncode, "final_recordings": len(recs),
-            "final_duplicates": len(recs) - len({r.path for r in recs}),
-            "corrupt": sum(r.get("corrupt", False) for r in rows), "orphans": sum(r["orphans_after_5s"] for r in rows),
-            "kills_with_orphans": sum(r["orphans_after_5s"] > 0 for r in rows)}  # fmt: skip
+    return {
+        "kills": rows,
+        "final_exit_code": final.returncode,
+        "final_recordings": len(recs),
+        "final_duplicates": len(recs) - len({r.path for r in recs}),
+        "corrupt": sum(r.get("corrupt", False) for r in rows),
+        "duplicates": sum(r.get("duplicates", 0) for r in rows),
+        "orphans_after_5s": sum(r["orphans_after_5s"] for r in rows),
+        "kills_with_orphans_after_5s": sum(r["orphans_after_5s"] > 0 for r in rows),
+        "orphans_after_30s": sum(r["orphans_after_30s"] for r in rows),
+    }
 
 
 def main() -> None:
@@ -358,6 +381,10 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     out = {"command": " ".join(sys.argv), "seed": args.seed, "timeout_s": args.timeout}
+    previous = HERE / "results" / "fuzz.json"
+    if args.skip_inputs and previous.is_file():  # keep the input campaign of an earlier run
+        out["inputs"] = json.loads(previous.read_text()).get("inputs")
+        out["inputs_command"] = json.loads(previous.read_text()).get("command")
     if not args.skip_inputs:
         out["inputs"] = run_inputs(args, work)
         print(json.dumps({k: v for k, v in out["inputs"].items() if k != "all_runs"}, indent=1)[:4000])
