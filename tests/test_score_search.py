@@ -52,7 +52,7 @@ def _theme(pairs) -> Theme:
     return Theme(tuple(Note(int(p), float(o), 0.5) for o, p in pairs))
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(8))
 def test_occurrences_equal_brute_force(seed):
     rng = np.random.default_rng(seed)
     scores = []

@@ -178,33 +178,71 @@ def _posting_range(packed: PackedScores, key: int) -> tuple[int, int]:
     return 0, 0
 
 
-def _elements(packed: PackedScores, t: np.ndarray, p: np.ndarray, errors: int):
-    """``errors + 1`` disjoint query pairs (or single notes) with the fewest postings: ``(i, j or -1, lo, hi)``."""
-    n_rows = int(packed.offsets[-1])
-    pairs = []
+#: more query notes joined to each chosen pair (their postings intersected: fewer translations to verify)
+EXTRA_NOTES = 2
+
+
+def _pair_ranges(packed: PackedScores, t: np.ndarray, p: np.ndarray) -> dict:
+    """``{(i, j): (lo, hi)}``: posting range of every query pair ``i < j`` the pair index can hold."""
+    out = {}
     for i in range(t.size):
         for j in range(i + 1, t.size):
             dt, dp = int(t[j] - t[i]), int(p[j] - p[i])
             if 0 < dt <= packed.pair_window and abs(dp) <= packed.pair_max_interval:
-                lo, hi = _posting_range(packed, dt * 64 + dp + 32)
-                pairs.append((hi - lo, i, j, lo, hi))
-    pairs.sort()
+                out[i, j] = _posting_range(packed, dt * 64 + dp + 32)
+    return out
+
+
+def _elements(packed: PackedScores, t: np.ndarray, p: np.ndarray, errors: int) -> list:
+    """``errors + 1`` disjoint groups of query notes, each ``(anchor i, posting ranges)``.
+
+    A group is a pair ``(i, j)`` with the fewest postings, joined by up to :data:`EXTRA_NOTES` further notes
+    ``k > i`` (their pairs ``(i, k)``), or a single note (no ranges: every note of the collection). A translation
+    matching every note of a group starts a pair of each of its ranges at its anchor row; the ``errors`` missing
+    notes can break at most ``errors`` of the disjoint groups.
+    """
+    ranges = _pair_ranges(packed, t, p)
+    pairs = sorted(ranges, key=lambda ij: ranges[ij][1] - ranges[ij][0])
     used: set[int] = set()
-    chosen = []
+    chosen: list[tuple[int, list]] = []
     max_pairs = min(errors + 1, t.size - errors - 1)  # room for single notes when pairs alone cannot cover
-    for _, i, j, lo, hi in pairs:
+    for i, j in pairs:
         if len(chosen) == max_pairs:
             break
         if i not in used and j not in used:
             used.update((i, j))
-            chosen.append((i, j, lo, hi))
-    for i in range(t.size):  # not enough pairs: single notes, each proposing every note of the collection
+            chosen.append((i, [ranges[i, j]]))
+    for i in range(t.size):  # not enough pairs: single notes
         if len(chosen) == errors + 1:
             break
         if i not in used:
             used.add(i)
-            chosen.append((i, -1, 0, n_rows))
+            chosen.append((i, []))
+    for i, group in chosen:  # the notes left over narrow the pairs down
+        if not group:
+            continue
+        extra = sorted((k for k in range(i + 1, t.size) if k not in used and (i, k) in ranges),
+                       key=lambda k: ranges[i, k][1] - ranges[i, k][0])[:EXTRA_NOTES]  # fmt: skip
+        used.update(extra)
+        group.extend(ranges[i, k] for k in extra)
     return chosen
+
+
+def _anchor_rows(packed: PackedScores, group: list) -> np.ndarray:
+    """Rows beginning a pair of every range of ``group`` (sorted postings intersected); all rows if empty."""
+    if not group:
+        return np.arange(int(packed.offsets[-1]))
+    group = sorted(group, key=lambda r: r[1] - r[0])
+    rows = np.asarray(packed.postings[group[0][0] : group[0][1]], dtype=np.int64)
+    for lo, hi in group[1:]:
+        if rows.size == 0:
+            break
+        other = packed.postings[lo:hi]
+        if other.size == 0:
+            return other[:0].astype(np.int64)
+        pos = np.searchsorted(other, rows)
+        rows = rows[(pos < other.size) & (other[np.minimum(pos, other.size - 1)] == rows)]
+    return rows
 
 
 def propose(packed: PackedScores, t: np.ndarray, p: np.ndarray, *, errors: int, transpose: bool):
@@ -218,8 +256,8 @@ def propose(packed: PackedScores, t: np.ndarray, p: np.ndarray, *, errors: int, 
     rows_tick, rows_pitch, rows_score = packed.column("tick"), packed.column("pitch"), packed.column("score")
     parts = []
     total = 0
-    for i, j, lo, hi in _elements(packed, t, p, errors):
-        rows = packed.postings[lo:hi] if j >= 0 else np.arange(lo, hi)
+    for i, group in _elements(packed, t, p, errors):
+        rows = _anchor_rows(packed, group)
         total += rows.size
         if total > MAX_CANDIDATES:
             raise ParameterError(f"the query proposes over {MAX_CANDIDATES} translations; raise min_share")
