@@ -79,7 +79,6 @@ def indexed(corpus, tmp_path_factory):
     return root, report
 
 
-@pytest.mark.xfail(strict=True, reason="cli.common.print_json writes undecodable file-name bytes as lone surrogates")
 def test_json_output_of_a_recording_with_an_undecodable_name(capsys, corpus, tmp_path):
     folder, cases = corpus
     odd = next(c.path for c in cases if c.name == "latin1 name")

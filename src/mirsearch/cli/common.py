@@ -6,16 +6,20 @@ import json
 import sys
 
 
+def _printable(text: str) -> str:
+    """``text`` with lone surrogates (the undecodable bytes of a file name) written as ``\\udcXX`` escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def print_json(obj) -> None:
-    """Print one JSON object on stdout."""
-    json.dump(obj, sys.stdout, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
+    """Print one JSON object on stdout (an undecodable file name comes out as a JSON ``\\udcXX`` escape)."""
+    sys.stdout.write(_printable(json.dumps(obj, indent=2, ensure_ascii=False, default=str)) + "\n")
 
 
 def print_table(rows: list[dict], columns: list[tuple[str, str]], *, file=None) -> None:
     """Print ``rows`` as an aligned text table; ``columns`` are ``(key, header)`` pairs."""
     file = file or sys.stdout
-    cells = [[str(r.get(k, "")) for k, _ in columns] for r in rows]
+    cells = [[_printable(str(r.get(k, ""))) for k, _ in columns] for r in rows]
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h) in enumerate(columns)]
     print("  ".join(h.ljust(w) for (_, h), w in zip(columns, widths, strict=True)), file=file)
     print("  ".join("-" * w for w in widths), file=file)
