@@ -426,9 +426,11 @@ def add_paired(rows: list[dict], *, reference: str) -> None:
         r.update(paired_columns((a == 1.0).astype(float), a, (b == 1.0).astype(float), b))
 
 
-def speed(ds, *, seconds: float = 180.0, rounds: int = 3) -> dict:
+def speed(ds, *, seconds: float = 180.0, rounds: int = 3, peer=None) -> dict:
     """x realtime of HCQT, network (torch / onnxruntime, 1 and 2 threads) and ``learned_chroma`` on
-    about ``seconds`` of the dataset's audio (whole versions concatenated); fastest of ``rounds``."""
+    about ``seconds`` of the dataset's audio (whole versions concatenated); fastest of ``rounds``.
+    With ``peer`` (a :class:`~mirsearch.models.peer.PeerModel`; all checkpoints share one network) also
+    its front end, its network on one thread and the whole ``peer_chroma``."""
     import subprocess
 
     from mirsearch.audio import load_audio
@@ -456,6 +458,8 @@ def speed(ds, *, seconds: float = 180.0, rounds: int = 3) -> dict:
     stages["network onnx 1 thread"] = lambda: b.predict(H, backend="onnx", num_threads=1)
     stages["network onnx 2 threads"] = lambda: b.predict(H, backend="onnx", num_threads=2)
     stages["learned_chroma (hcqt + onnx 1 thread + post-processing)"] = lambda: learned_chroma(y, sr=sr)
+    if peer is not None:
+        stages.update(_peer_stages(y, sr, peer))
     out = {"audio_seconds": round(dur, 1), "versions": len(parts), "uptime_before": _uptime()}
     for name, fn in stages.items():
         wall, cpu = min(_timed(fn) for _ in range(rounds))
@@ -471,6 +475,25 @@ def speed(ds, *, seconds: float = 180.0, rounds: int = 3) -> dict:
     out["uptime_after"] = _uptime()
     out["nproc"] = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     return out
+
+
+def _peer_stages(y: np.ndarray, sr: int, peer) -> dict:
+    """Timed stages of the peer's chroma (front end with and without the tuning estimate, network)."""
+    import librosa
+
+    from mirsearch.features.peer_front_end import peer_chroma, peer_hcqt
+
+    H = peer_hcqt(y, sr=sr)
+    peer.predict(H[:, :64], backend="onnx")  # export / session outside the timing
+    return {
+        "peer tuning estimate (librosa.estimate_tuning)": lambda: librosa.estimate_tuning(
+            y=y, sr=sr, bins_per_octave=36
+        ),
+        "peer hcqt (6 CQTs, tuning given)": lambda: peer_hcqt(y, sr=sr, tuning=0.0),
+        "peer network torch 1 thread": lambda: peer.predict(H, backend="torch", num_threads=1),
+        "peer network onnx 1 thread": lambda: peer.predict(H, backend="onnx", num_threads=1),
+        "peer_chroma (tuning + hcqt + onnx 1 thread + read-out)": lambda: peer_chroma(y, sr=sr, model=peer),
+    }
 
 
 def _timed(fn) -> tuple[float, float]:
@@ -523,6 +546,7 @@ def main(argv=None) -> int:
         help="evaluate only these (comma-separated: chroma, cens, bundle NAMEs, 'basic-pitch note', ...)",
     )
     ap.add_argument("--reuse", action="store_true", help="keep rows of NAME.json whose features are unchanged")
+    ap.add_argument("--speed-rounds", type=int, default=3, help="--speed: fastest of this many rounds")
     ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
     args = ap.parse_args(argv)
 
@@ -542,7 +566,8 @@ def main(argv=None) -> int:
         ds = Dataset(ds.root, manifest, splits=[args.split])
     versions = [v for v in ds if Path(v.path).exists()]
     if args.speed is not None:
-        res = speed(versions, seconds=args.speed)
+        peer = next(iter(load_peers(args.peer).values())) if args.peer else None
+        res = speed(versions, seconds=args.speed, rounds=args.speed_rounds, peer=peer)
         print(f"wrote {write_results(args.name, {'dataset': args.dataset, 'split': args.split, 'speed': res})}")
         return 0
     hours = sum(v.duration for v in versions) / 3600
