@@ -240,3 +240,19 @@ def test_time_map_exports():
     root = ET.fromstring(timemap_as("svl", ta, tb).split("\n", 2)[2])
     values = [float(p.get("value")) for p in root.findall("./data/dataset/point")]
     assert values == tb and root.find("./display/layer").get("type") == "timevalues"
+
+
+def test_table_says_no_confident_match_and_shows_confidence(indexed, renderings, capsys):
+    theme, _ = theme_of(renderings["b"], 0, 8)
+    capsys.readouterr()
+    assert main(["search", "-c", str(indexed), "--theme", theme.to_string(), "--top", "2", "--all"]) == 0
+    table = capsys.readouterr().out
+    assert "conf." in table and renderings["b"].path.name in table
+    # a threshold above every match's confidence: every match is rejected, and the table says so
+    query = ["search", "-c", str(indexed), "--theme", theme.to_string(), "--top", "2"]
+    assert main([*query, "--json", "--all"]) == 0
+    best = max(m["confidence"] for m in json.loads(capsys.readouterr().out)["matches"])
+    if best < 1.0:
+        assert main([*query, "--min-confidence", str(min(1.0, best + 1e-6))]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("no confident match") and renderings["b"].path.name in out

@@ -41,7 +41,9 @@ def register(sub) -> None:
             "nearest to the previous note) and an optional value after / (4 quarter, 8 eighth, 2. dotted half; "
             'default: the previous note\'s), rests R/4; e.g. "E5/8 D#5/8 E5/8 D#5 E B D C A/4".\n'
             "output: cost is the mean distance along the match (0 = identical; not comparable across queries); "
-            "transp. is the recording's key relative to the query, -6..+5 semitones."
+            "conf. the probability that a theme match is a true occurrence; tempo > 1: the match is played faster "
+            "than the excerpt; transp. is the recording's key relative to the query, -6..+5 semitones "
+            "(docs/cli.md)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -88,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if task == "score-theme":
         return _print_score_rows([m.to_dict() for m in result.matches])
+    if task == "theme" and not result.matches and result.rejected:
+        print("no confident match; the best candidates, below --min-confidence (--all shows them as matches):")
+        return _print_rows([m.to_dict() for m in result.rejected])
     return _print_rows([m.to_dict() for m in result.matches])
 
 
@@ -113,8 +118,13 @@ def _print_rows(rows: list[dict]) -> int:
         r["span"] = f"{r['start_mmss']}-{r['end_mmss']}"
         r["seconds"] = f"{r['start']:.1f}-{r['end']:.1f}"
         r["cost"] = f"{r['cost']:.4f}"
-    columns = [("rank", "#"), ("recording", "recording"), ("span", "mm:ss"), ("seconds", "seconds")]
-    print_table(rows, [*columns, ("cost", "cost"), ("transposition", "transp.")])
+    columns = [("rank", "#"), ("recording", "recording"), ("span", "mm:ss"), ("seconds", "seconds"), ("cost", "cost")]
+    for key, header, fmt in (("confidence", "conf.", "{:.2f}"), ("tempo_factor", "tempo", "{:.2f}")):
+        if all(r.get(key) is not None for r in rows):  # themes have a confidence, audio matches a tempo factor
+            columns.append((key, header))
+            for r in rows:
+                r[key] = fmt.format(r[key])
+    print_table(rows, [*columns, ("transposition", "transp.")])
     return 0
 
 
