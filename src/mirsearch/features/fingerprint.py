@@ -33,15 +33,15 @@ FINGERPRINT_VERSION = 1
 #: default peak-extraction parameters (the stored configuration)
 PEAK_DEFAULTS = {
     "sr": 8000,
-    "n_fft": 1024,
+    "n_fft": 2048,
     "hop_length": 128,
     "fmin": 110.0,
     "n_octaves": 5,
     "bins_per_octave": 36,
     "time_radius": 8,
     "freq_radius": 9,
-    "peaks_per_second": 24.0,
-    "peak_bands": 1,
+    "peaks_per_second": 30.0,
+    "peak_bands": 5,
 }
 
 #: default triplet and hash parameters (used by the index; no re-extraction when they change)
@@ -136,8 +136,16 @@ def pick_peaks(L: np.ndarray, *, config: dict) -> np.ndarray:
     n_bins, n_frames = L.shape
     if n_frames < 3:
         return np.zeros((3, 0), np.float32)
+    audible = L > np.log(1e-4)
+    if config.get("whiten", False):  # stationary noise and equalisation: each bin relative to its median level
+        L = L - np.median(L, axis=1, keepdims=True)
     size = (2 * config["freq_radius"] + 1, 2 * config["time_radius"] + 1)
-    is_max = (maximum_filter(L, size=size, mode="nearest") == L) & (L > np.log(1e-4))
+    # a query may look for maxima in a smaller neighbourhood (a superset of the reference's peaks)
+    max_size = (
+        2 * config.get("query_freq_radius", config["freq_radius"]) + 1,
+        2 * config.get("query_time_radius", config["time_radius"]) + 1,
+    )
+    is_max = (maximum_filter(L, size=max_size, mode="nearest") == L) & audible
     prominence = L - uniform_filter(L, size=size, mode="nearest")
     is_max[[0, -1], :] = False
     is_max[:, [0, -1]] = False

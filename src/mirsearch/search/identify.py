@@ -65,9 +65,9 @@ class IdentifyOptions:
     max_pitch_shift: float = 1.5
     candidates: int = 12
     offset_bin: float = 0.2
-    time_tolerance: float = 2.0
-    freq_tolerance: float = 1.0
-    speed_tolerance: float = 0.04
+    time_tolerance: float = 1.5
+    freq_tolerance: float = 0.7
+    speed_tolerance: float = 0.025
 
     def __post_init__(self):
         if self.top < 1:
@@ -238,9 +238,17 @@ def _verify(g: dict, rec: int, offset: float, *, bin_frames: float, options: Ide
             break
         speed, off = float(speed_fit), float(off_fit)
         shift = float(np.median(g["shift"][inl]))
-    anchors = g["t_query"][inl] * 4096.0 + g["f_query"][inl]  # distinct query anchor peaks on the line
-    score = float(np.unique(anchors).size)
+    # distinct query anchor frames on the line: the peaks of one chord count once (consonant intervals make
+    # many triplets of one chord, which inflated the scores of unrelated music)
+    score = float(np.unique(np.round(g["t_query"][inl])).size)
     return score, off, speed, shift
+
+
+def _plausible(speed: float, shift_octaves: float, options: IdentifyOptions) -> bool:
+    """A pitch shift between none (time-stretch) and the speed's (resampling), widened by ``max_pitch_shift``."""
+    implied = 12.0 * np.log2(speed)
+    semitones = 12.0 * shift_octaves
+    return min(0.0, implied) - options.max_pitch_shift <= semitones <= max(0.0, implied) + options.max_pitch_shift
 
 
 def match_peaks(
@@ -268,7 +276,7 @@ def match_peaks(
     out = []
     for rec, off0 in _candidates(g, bin_frames=bin_frames, n=options.candidates):
         score, off, speed, shift = _verify(g, rec, off0, bin_frames=bin_frames, options=options)
-        if score >= max(options.min_score, 1.0):
+        if score >= max(options.min_score, 1.0) and _plausible(speed, shift / bpo, options):
             out.append((rec, score, off / rate, speed, 12.0 * shift / bpo))
     out.sort(key=lambda c: -c[1])
     unique: list = []
