@@ -569,6 +569,22 @@ def test_slow_uploads_cannot_starve_health_and_searches(root):
         server.close()
 
 
+def test_waiting_readers_are_bounded():
+    from mirsearch.server.sandbox import Sandbox
+
+    async def scenario():
+        sandbox = Sandbox(parallel=1, seconds=5, max_waiting=2)
+        first = [asyncio.create_task(sandbox.run(time.sleep, 0.5)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(Exception, match="busy") as info:
+            await sandbox.run(time.sleep, 0.1)
+        await asyncio.gather(*first)
+        await sandbox.run(time.sleep, 0.01)  # room again
+        return info.value
+
+    assert type(asyncio.run(scenario())).__name__ == "ReadersBusy"
+
+
 def test_reader_memory_is_bounded():
     from mirsearch.server.sandbox import Sandbox
 

@@ -46,15 +46,15 @@ from mirsearch import __version__
 from mirsearch.errors import CollectionError, MirsearchError
 from mirsearch.server.middleware import BodySizeLimit, HostCheck, SecurityHeaders, TokenCheck
 from mirsearch.server.routers import collection, docs, figures, indexing, search, sync
-from mirsearch.server.sandbox import OverBudget
+from mirsearch.server.sandbox import OverBudget, ReadersBusy
 from mirsearch.server.state import NotAvailable, NotFound, Server, ServerBusy, ServerOptions
 from mirsearch.server.uploads import MULTIPART_SLACK, UploadTooLarge
 
 log = logging.getLogger(__name__)
 
 #: HTTP status of each error kind (the first that matches)
-STATUS = ((UploadTooLarge, 413), (NotFound, 404), (ServerBusy, 503), (OverBudget, 504), (NotAvailable, 501),
-          (CollectionError, 409))  # fmt: skip
+STATUS = ((UploadTooLarge, 413), (NotFound, 404), (ServerBusy, 503), (ReadersBusy, 503), (OverBudget, 504),
+          (NotAvailable, 501), (CollectionError, 409))  # fmt: skip
 
 
 def _error(status: int, message: str) -> JSONResponse:

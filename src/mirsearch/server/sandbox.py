@@ -34,6 +34,10 @@ class OverBudget(MirsearchError):
     """A request took longer than the server's time budget (HTTP 504)."""
 
 
+class ReadersBusy(MirsearchError):
+    """Too many uploads wait for a reader (HTTP 503)."""
+
+
 _CONTEXT = None
 _CONTEXT_LOCK = threading.Lock()
 
@@ -101,15 +105,31 @@ class Sandbox:
         Time budget of one child; it is killed after that (:class:`OverBudget`).
     memory_mb : float
         Address space a child may add to what it starts with (0: no limit).
+    max_waiting : int >= 1
+        Callers (running or waiting) beyond which :meth:`run` refuses at once.
     """
 
-    def __init__(self, *, parallel: int = 1, seconds: float = 10.0, memory_mb: float = 1500.0):
+    def __init__(self, *, parallel: int = 1, seconds: float = 10.0, memory_mb: float = 1500.0, max_waiting: int = 16):
         self.seconds = float(seconds)
         self.memory_bytes = int(memory_mb * 1e6)
+        self.max_waiting = int(max_waiting)
         self._slots = asyncio.Semaphore(int(parallel))
+        self._waiting = 0
 
     async def run(self, fn, *args, name: str = "file"):
-        """``fn(*args)`` in a child process; its errors come back as :class:`InputError` naming ``name``."""
+        """``fn(*args)`` in a child process; its errors come back as :class:`InputError` naming ``name``.
+
+        :class:`ReadersBusy` when ``max_waiting`` callers wait already (each holds an uploaded file).
+        """
+        if self._waiting >= self.max_waiting:
+            raise ReadersBusy(f"server busy ({self._waiting} uploads wait to be read); try again shortly")
+        self._waiting += 1  # (one event loop: no lock needed)
+        try:
+            return await self._run(fn, args, name)
+        finally:
+            self._waiting -= 1
+
+    async def _run(self, fn, args: tuple, name: str):
         async with self._slots:
             ctx = _context()
             parent, child = ctx.Pipe(duplex=False)

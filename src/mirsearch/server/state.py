@@ -156,8 +156,9 @@ class Server:
         self.search = WorkQueue("search", options.workers, options.pending, options.request_seconds)
         self.slow = WorkQueue("slow", 1, options.pending, options.request_seconds)
         self.sandbox = Sandbox(
-            parallel=options.workers, seconds=options.parse_seconds, memory_mb=options.parse_memory_mb
-        )
+            parallel=options.workers, seconds=options.parse_seconds, memory_mb=options.parse_memory_mb,
+            max_waiting=options.pending,
+        )  # fmt: skip
         self.tmp = Path(tempfile.mkdtemp(prefix="mirsearch-server-"))
         weakref.finalize(self, shutil.rmtree, self.tmp, ignore_errors=True)  # also if the app never ran
         self.queries = RecentQueries()
