@@ -42,9 +42,10 @@ log = logging.getLogger("bench_score_search")
 #: BWV numbers reserved for independent evaluation (WTC I, Art of Fugue, 898, 903, 904, 946-953): never used
 RESERVED_BWV = set(range(846, 870)) | {898, 903, 904, 1080} | set(range(946, 954))
 SHARES = (1.0, 0.9, 0.8)
-#: (min_share, max_missing) of the point-set rows
-SETTINGS = ((1.0, None, None), (0.9, None, None), (0.8, None, None), (0.8, 0, None), (0.9, None, 1), (0.8, None, 1),
-            (0.8, 0, 1), (0.7, 0, 1))  # fmt: skip
+#: (min_share, max_missing, partial_parts, changed_weight) of the point-set rows
+SETTINGS = ((1.0, None, None, 0.0), (0.9, None, None, 0.0), (0.8, None, None, 0.0), (0.8, 0, None, 0.0),
+            (0.9, None, 1, 0.0), (0.8, None, 1, 0.0), (0.8, 0, 1, 0.0), (0.7, 0, 1, 0.0),
+            (0.9, None, 1, 0.5))  # fmt: skip
 
 
 def corpus_files(n: int) -> list[Path]:
@@ -305,10 +306,10 @@ def main() -> None:
     brute_ms = (time.perf_counter() - t0) / len(queries) * 1000
     search_scores(packed, queries[0]["theme"])  # compile / load the numba kernels
     accuracy = []
-    for share, missing, parts in SETTINGS:
-        options = ScoreSearchOptions(min_share=share, max_missing=missing, partial_parts=parts)
+    for share, missing, parts, weight in SETTINGS:
+        options = ScoreSearchOptions(min_share=share, max_missing=missing, partial_parts=parts, changed_weight=weight)
         name = f"point-set, min_share {share}" + ("" if missing is None else f", max_missing {missing}")
-        name += "" if parts is None else f", partial_parts {parts}"
+        name += ("" if parts is None else f", partial_parts {parts}") + (f", changed_weight {weight}" if weight else "")
         accuracy += _accuracy_rows(name, *run_ours(packed, queries, options))
     accuracy += _accuracy_rows("interval string, exact", *run_interval_strings(lines, queries, max_mismatch=0))
     accuracy += _accuracy_rows("interval string, 2 differ", *run_interval_strings(lines, queries, max_mismatch=2))

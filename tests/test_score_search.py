@@ -145,6 +145,9 @@ def test_partial_occurrences_filtered_by_holes_and_parts():
     assert starts(max_missing=0, pitch_tolerance=0) == []
     assert starts(partial_parts=1) == [0.0, 20.0]
     assert starts(max_missing=1, partial_parts=1) == [0.0, 20.0]
+    # a changed pitch counts half a note: 9.5 / 10 reaches 0.95, a hole (9 / 10) does not
+    weighted = search_scores(packed, theme, ScoreSearchOptions(min_share=0.95, changed_weight=0.5))
+    assert [(m.start_quarter, m.score, m.extra["changed"]) for m in weighted] == [(0.0, 0.95, 1)]
 
 
 def test_duplicates_of_one_occurrence_are_dropped():

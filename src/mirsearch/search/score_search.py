@@ -68,6 +68,10 @@ class ScoreSearchOptions:
     partial_parts : int or None
         Most parts the matched notes of a partial occurrence may lie in (None: any; exact occurrences may always
         pass from part to part).
+    changed_weight : float in [0, 1)
+        What an unmatched query note with a score note at its onset within ``pitch_tolerance`` semitones (a
+        changed pitch) counts for in the share: the occurrence's score is ``(matched + changed_weight * changed)
+        / m`` and must reach ``min_share`` (0: only matched notes count, the P2 share).
     limit : int or None
         Most occurrences returned (best first); None: all.
     """
@@ -80,6 +84,7 @@ class ScoreSearchOptions:
     max_missing: int | None = None
     pitch_tolerance: int = 2
     partial_parts: int | None = None
+    changed_weight: float = 0.0
     limit: int | None = None
 
     def __post_init__(self) -> None:
@@ -89,6 +94,8 @@ class ScoreSearchOptions:
             raise ParameterError(f"max_errors={self.max_errors!r} must be >= 0")
         if self.max_missing is not None and self.max_missing < 0:
             raise ParameterError(f"max_missing={self.max_missing!r} must be >= 0")
+        if not 0.0 <= self.changed_weight < 1.0:
+            raise ParameterError(f"changed_weight={self.changed_weight!r} must be in [0, 1)")
         if not 0 <= self.pitch_tolerance <= 12:
             raise ParameterError(f"pitch_tolerance={self.pitch_tolerance!r} must be 0..12 semitones")
         if not self.time_scales or any(not 0.05 <= s <= 20 for s in self.time_scales):
@@ -96,7 +103,11 @@ class ScoreSearchOptions:
 
     def need(self, m: int) -> int:
         """Query notes an occurrence of an ``m``-note query must match (at least 2, at most ``m``)."""
-        need = m - self.max_errors if self.max_errors is not None else int(np.ceil(self.min_share * m - 1e-9))
+        if self.max_errors is not None:
+            need = m - self.max_errors
+        else:  # matched + w * (m - matched) >= share * m
+            w = self.changed_weight
+            need = int(np.ceil((self.min_share - w) / (1.0 - w) * m - 1e-9))
         return int(min(m, max(2, need)))
 
 
@@ -412,23 +423,27 @@ def search_scores(packed: PackedScores, theme, options: ScoreSearchOptions | Non
             score, dt, dp = propose(packed, t, p, errors=t.size - need, transpose=options.transpose)
             n_prop += score.size
             s, d, q, count, rows = verify(packed, score, dt, dp, t, p, need=need)
-            ok = _plausible(packed, s, d, q, t, p, count, rows, options)
-            s, d, q, count, rows = s[ok], d[ok], q[ok], count[ok], rows[ok]
-            found.extend((int(c), int(si), int(di), int(qi), r, dur, scale, inverted)
-                         for c, si, di, qi, r in zip(count, s, d, q, rows, strict=True))  # fmt: skip
+            near = substituted(packed, s, d, q, t, p, rows, tolerance=options.pitch_tolerance)
+            value = (count + options.changed_weight * near) / t.size
+            ok = _plausible(packed, count, rows, near, options)
+            if options.max_errors is None:
+                ok &= value >= options.min_share - 1e-9
+            for k in np.nonzero(ok)[0]:
+                found.append((float(value[k]), int(s[k]), int(d[k]), int(q[k]), rows[k], int(near[k]), dur, scale,
+                              inverted))  # fmt: skip
     if stats is not None:
         stats.update(proposals=int(n_prop), occurrences=len(found))
-    found.sort(key=lambda f: (-f[0] / f[4].size, f[1], f[2], f[3]))
+    found.sort(key=lambda f: (-f[0], f[1], f[2], f[3]))
     return _distinct(packed, found, limit=options.limit)
 
 
-def _plausible(packed, s, d, q, t, p, count, rows, options: ScoreSearchOptions) -> np.ndarray:
+def _plausible(packed, count, rows, near, options: ScoreSearchOptions) -> np.ndarray:
     """Which partial occurrences pass ``max_missing`` and ``partial_parts`` (exact ones always do)."""
-    ok = np.ones(s.size, bool)
-    partial = count < t.size
-    if options.max_missing is not None and partial.any():
-        near = substituted(packed, s, d, q, t, p, rows, tolerance=options.pitch_tolerance)
-        ok &= ~partial | (t.size - count - near <= options.max_missing)
+    m = rows.shape[1]
+    ok = np.ones(count.size, bool)
+    partial = count < m
+    if options.max_missing is not None:
+        ok &= ~partial | (m - count - near <= options.max_missing)
     if options.partial_parts is not None and partial.any():
         parts = np.sort(np.where(rows >= 0, packed.column("part")[np.maximum(rows, 0)], -1), axis=1)
         first = np.ones_like(parts, bool)
@@ -441,12 +456,15 @@ def _distinct(packed: PackedScores, found: list, *, limit: int | None) -> list[S
     """Occurrences best first, without those sharing half their matched notes with a better one."""
     used: set[int] = set()
     out = []
-    for _, s, dt, dp, rows, dur, scale, inverted in found:
+    for value, s, dt, dp, rows, changed, dur, scale, inverted in found:
         matched = rows[rows >= 0]
         if sum(int(r) in used for r in matched) >= DUPLICATE_OVERLAP * matched.size:
             continue
         used.update(int(r) for r in matched)
-        out.append(_match(packed, s, dt, dp, matched, rows.size, dur, scale, inverted))
+        m = _match(packed, s, dt, dp, matched, rows.size, dur, scale, inverted)
+        m.score = value
+        m.extra["changed"] = changed
+        out.append(m)
         if limit is not None and len(out) >= limit:
             break
     return out

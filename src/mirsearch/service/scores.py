@@ -47,6 +47,10 @@ class ScoreThemeRequest(Request):
         help="most parts the matched notes of a partial occurrence may lie in (exact occurrences may always pass "
         "from part to part)",
     )  # fmt: skip
+    changed_weight: float = param(
+        0.0, minimum=0.0, maximum=0.99,
+        help="what a theme note found 1-2 semitones off (a changed pitch) counts for in the share (0: nothing)",
+    )  # fmt: skip
     transpose: bool = param(True, help="match at the notated pitch only (default: at any transposition)")
     time_scales: tuple[float, ...] = param(
         (1.0,), minimum=0.05, maximum=20, metavar="LIST", flag="--time-scale",
@@ -102,6 +106,7 @@ def run_score_theme(context: Context, request: ScoreThemeRequest) -> ScoreSearch
         min_share=request.min_share, max_errors=request.max_errors, transpose=request.transpose,
         time_scales=request.time_scales, inversion=request.inversion, limit=request.top,
         max_missing=request.max_missing, pitch_tolerance=request.pitch_tolerance, partial_parts=request.partial_parts,
+        changed_weight=request.changed_weight,
     )  # fmt: skip
     stats: dict = {"scores": len(packed), "notes": int(packed.offsets[-1])}
     theme = request.query.theme
