@@ -268,4 +268,6 @@ def test_cli_indexes_score_files_and_searches_them(tmp_path, capsys):
     assert sorted((m["start_quarter"], m["semitones"]) for m in matches) == [(0.5, -12), (0.5, 0)]
     assert main(args) == 0
     assert "a.mid" in capsys.readouterr().out
+    assert main([*args, "--format", "audacity"]) == 0
+    assert "a.mid, cost 0.0000" in capsys.readouterr().out
     assert main(["search", "-c", coll, "--theme", "C D E F G", "--min-share", "1"]) != 0  # an option of --scores only

@@ -153,6 +153,7 @@ class ScoreMatch:
         d.update(start_quarter=round(self.start_quarter, 4), end_quarter=round(self.end_quarter, 4))
         d.update(measure=self.measure, part=self.part, start=round(self.start, 3), end=round(self.end, 3))
         d.update(transposition=self.transposition, score=round(self.score, 4))
+        d["cost"] = round(1.0 - self.score, 4)  # as other tasks' matches (0: every note), for the export formats
         d.update(self.extra)
         return d
 
