@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirsearch.audio import display_name, is_audio_file
+from mirsearch.scores import FULL_SCORE_EXTENSIONS, SCORE_EXTENSIONS
 
 #: file names a scan passes over silently (system and temporary files, not music)
 _IGNORED_NAMES = (".DS_Store", "Thumbs.db", "desktop.ini")
+_SCORE_EXTENSIONS = frozenset(FULL_SCORE_EXTENSIONS + SCORE_EXTENSIONS)
 
 
 @dataclass
@@ -29,7 +31,8 @@ class Scan:
     missing : list of (str, str)
         Inputs that could not be used, with a one-line reason.
     skipped : Counter
-        Files left out of folder scans, by extension (``""`` for none).
+        Files left out of folder scans, by extension (``""`` for none); score files are not counted (``index``
+        reads them into the collection's score store).
     """
 
     files: list[Path] = field(default_factory=list)
@@ -56,7 +59,7 @@ def _walk(folder: Path, scan: Scan) -> list[Path]:
             path = Path(dirpath) / name
             if is_audio_file(path):
                 found.append(path)
-            else:
+            elif path.suffix.lower() not in _SCORE_EXTENSIONS:  # scores: ``index`` reads them into the score store
                 scan.skipped[path.suffix.lower()] += 1
     return sorted(found)
 
