@@ -243,3 +243,16 @@ def test_frame_and_boundary_metrics_by_hand():
     b = M.pooled_boundary([c, M.boundary_counts(np.array([1.0]), np.array([]), window=0.5)])
     assert b["precision"] == pytest.approx(2 / 3) and b["recall"] == 1.0
     assert M.frame_scores(np.zeros(5, bool), np.zeros(5, bool))["f"] == 1.0
+
+
+@needs_bundle
+def test_stored_segments_kind():
+    from mirsearch.features import registry
+
+    config = registry.feature_config("segments")
+    assert config["kind"] == "segments" and config["model"] == SegmenterModel.load().model_id
+    y = np.zeros(22050 * 2, np.float32)
+    P, rate = registry.extract(y, sr=22050, config=config)
+    assert P.shape == (2, 50) and rate == 25.0 and P.dtype == np.float32
+    segs = S.segments_from_probabilities(P, rate=rate, duration=2.0)
+    assert [s.label for s in segs] == ["noise"]

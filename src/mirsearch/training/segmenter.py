@@ -280,7 +280,7 @@ def classic_matrix(split: dict, *, max_clips: int | None = None) -> tuple[np.nda
     return np.concatenate(feats), np.concatenate(labs)
 
 
-def train_classic(data_dir: str | Path, *, max_frames: int = 300_000, seed: int = 0) -> list:
+def train_classic(data_dir: str | Path, *, split: str = "train", max_frames: int = 300_000, seed: int = 0) -> list:
     """Fit the classic baseline: one gradient-boosted tree classifier per output on the classic features.
 
     Returns a list of two fitted scikit-learn classifiers (speech, music); scikit-learn is needed only here and in
@@ -288,12 +288,12 @@ def train_classic(data_dir: str | Path, *, max_frames: int = 300_000, seed: int 
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    cache = Path(data_dir) / "train" / "classic.npz"
+    cache = Path(data_dir) / split / "classic.npz"
     if cache.exists():
         with np.load(cache) as d:
             X, Y = d["X"], d["Y"]
     else:
-        X, Y = classic_matrix(load_split(Path(data_dir), "train"))
+        X, Y = classic_matrix(load_split(Path(data_dir), split))
         with atomic_path(cache, suffix=".npz") as tmp:
             np.savez(tmp, X=X, Y=Y)
     rng = np.random.default_rng(seed)
