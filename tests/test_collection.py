@@ -366,3 +366,27 @@ def test_a_collection_on_a_read_only_file_system_answers_searches(tmp_path):
             Collection.create(tmp_path / "ro" / "c.mirs")
     finally:
         subprocess.run(["umount", str(tmp_path / "ro")], capture_output=True)
+
+
+def test_long_files_are_analysed_in_windows_with_the_frames_of_a_whole_file(tmp_path, monkeypatch):
+    from mirsearch.collection import extract
+    from mirsearch.features import registry
+
+    sr, rng = 22050, np.random.default_rng(3)
+    t = np.arange(2 * sr) / sr
+    chords = [sum(np.sin(2 * np.pi * 440 * 2 ** ((r + d - 69) / 12) * t) for d in (0, 4, 7)) * 0.2 * np.exp(-t)
+              for r in 48 + rng.integers(0, 24, 35)]  # fmt: skip
+    path = tmp_path / "long.flac"  # 70 s: a chord every 2 s
+    sf.write(path, np.concatenate(chords).astype(np.float32), sr)
+    configs = [registry.feature_config("chroma"), registry.feature_config("fingerprint")]
+    _, whole = extract.extract_features(path, configs)
+    monkeypatch.setattr(extract.windows, "__kwdefaults__", {"block": 20, "overlap": 4})  # 20-s windows
+    duration, parts = extract.extract_features(path, configs)
+    assert duration == 70.0
+    (C1, r1), (P1, f1) = whole
+    (C2, r2), (P2, f2) = parts
+    assert C1.shape == C2.shape == (12, 700) and r1 == r2 and not np.array_equal(C1, C2)
+    cos = (C1 * C2).sum(0) / np.maximum(1e-9, np.linalg.norm(C1, axis=0) * np.linalg.norm(C2, axis=0))
+    assert np.percentile(cos, 5) > 0.95 and np.median(cos) > 0.999
+    assert f1 == f2 and abs(P1.shape[1] - P2.shape[1]) <= 0.02 * P1.shape[1]
+    assert np.all(np.diff(P2[0]) >= 0)  # peak times stay sorted across the seams
