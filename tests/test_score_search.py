@@ -271,3 +271,12 @@ def test_cli_indexes_score_files_and_searches_them(tmp_path, capsys):
     assert main([*args, "--format", "audacity"]) == 0
     assert "a.mid, cost 0.0000" in capsys.readouterr().out
     assert main(["search", "-c", coll, "--theme", "C D E F G", "--min-share", "1"]) != 0  # an option of --scores only
+
+
+def test_scan_reports_unusable_paths_instead_of_raising(tmp_path):
+    from mirsearch.index.score_store import scan_scores
+
+    (tmp_path / "a.krn").write_text("**kern\n4c\n*-\n")
+    files, missing = scan_scores([tmp_path, tmp_path / ("x" * 5000), tmp_path / "gone"])
+    assert [f.name for f in files] == ["a.krn"]
+    assert [m[1].split(": ")[1] for m in missing] == ["cannot read (File name too long)", "no such file or folder"]

@@ -308,19 +308,24 @@ def scan_scores(paths) -> tuple[list[Path], list[tuple[str, str]]]:
     sorted, and the inputs that could not be used (one-line reasons). Hidden files and folders are passed over."""
     found: dict[Path, None] = {}
     missing = []
-    for p in [paths] if isinstance(paths, str | os.PathLike) else paths:
+    for p in [paths] if isinstance(paths, str | bytes | os.PathLike) else paths:
         p = Path(os.fsdecode(p)).expanduser()
-        if p.is_file():
-            if p.suffix.lower() in FULL_SCORE_EXTENSIONS:
-                found[p.resolve()] = None
-        elif p.is_dir():
-            for dirpath, dirnames, filenames in os.walk(p):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    if not name.startswith(".") and Path(name).suffix.lower() in FULL_SCORE_EXTENSIONS:
-                        found[(Path(dirpath) / name).resolve()] = None
-        else:
-            missing.append((str(p), f"{p.name or p}: no such file or folder"))
+        try:
+            if p.is_file():
+                if p.suffix.lower() in FULL_SCORE_EXTENSIONS:
+                    found[p.resolve()] = None
+            elif p.is_dir():
+                for dirpath, dirnames, filenames in os.walk(p):
+                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                    for name in sorted(filenames):
+                        if not name.startswith(".") and Path(name).suffix.lower() in FULL_SCORE_EXTENSIONS:
+                            found[(Path(dirpath) / name).resolve()] = None
+            else:
+                missing.append((str(p), f"{p.name or p}: no such file or folder"))
+        except (OSError, RuntimeError) as exc:  # a name too long, no permission, a symbolic link loop
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            name = os.fsencode(p.name).decode("utf-8", "backslashreplace")
+            missing.append((str(p), f"{name}: cannot read ({reason})"))
     return list(found), missing
 
 
