@@ -227,7 +227,7 @@ def choose_smoothing(classic: Classic | None = None) -> list[dict]:
     probs = [file_probabilities(it["path"]) for it in items]
     grid = [SegmentOptions(smoothing="none", min_segment=0.0)]
     for ms in (0.5, 1.0, 2.0):
-        grid += [SegmentOptions(smoothing="hmm", min_segment=ms, switch_penalty=p) for p in (2.0, 6.0, 12.0)]
+        grid += [SegmentOptions(smoothing="hmm", min_segment=ms, switch_penalty=p) for p in (2.0, 6.0, 12.0, 24.0)]
         grid += [SegmentOptions(smoothing="median", min_segment=ms, median_window=w) for w in (0.5, 1.0, 2.0)]
     rows = []
     for opt in grid:

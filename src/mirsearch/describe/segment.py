@@ -58,7 +58,7 @@ class SegmentOptions:
 
     min_segment: float = 0.5
     smoothing: str = "hmm"
-    switch_penalty: float = 12.0
+    switch_penalty: float = 6.0
     median_window: float = 1.0
     threshold: float = 0.5
 

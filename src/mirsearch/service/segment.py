@@ -26,7 +26,7 @@ class SegmentRequest(Request):
         help="hmm: Viterbi over the four labels with a cost per change; median: median filter of the frame "
         "probabilities; none: frame decisions as they are",
     )
-    switch_penalty: float = param(12.0, help="cost of a label change for --smoothing hmm (nats)", minimum=0.0,
+    switch_penalty: float = param(6.0, help="cost of a label change for --smoothing hmm (nats)", minimum=0.0,
                                   maximum=1000.0)  # fmt: skip
 
 
