@@ -9,17 +9,16 @@ from mirsearch.cli.common import add_format_argument, print_json
 from mirsearch.cli.options import add_request_options, request_from_args
 from mirsearch.service.sync import AlignRequest
 
+HELP = "align two recordings (or a score and a recording) of the same piece"
+DESCRIPTION = (
+    "Music synchronisation with chroma + onset (DLNCO) features and multiresolution DTW. "
+    "A B: time map between two recordings. SCORE AUDIO (MIDI, MusicXML, MEI, kern first): "
+    "each note's time in the recording."
+)
+
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "align",
-        help="align two recordings (or a score and a recording) of the same piece",
-        description=(
-            "Music synchronisation with chroma + onset (DLNCO) features and multiresolution DTW. "
-            "A B: time map between two recordings. SCORE AUDIO (MIDI, MusicXML, MEI, kern first): "
-            "each note's time in the recording."
-        ),
-    )
+    p = sub.add_parser("align", help=HELP, description=DESCRIPTION)
     p.add_argument("a", metavar="A", help="first recording, or a score file")
     p.add_argument("b", metavar="B", help="second recording")
     p.add_argument(

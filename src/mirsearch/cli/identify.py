@@ -18,13 +18,13 @@ _HOW = (
 )
 
 
+HELP = "identify an audio excerpt: recording, offset and speed (fingerprints)"
+DESCRIPTION = "Audio identification: " + _HOW
+EPILOG = "The collection needs fingerprints: mirsearch index DIR -c COLL --features chroma,fingerprint"
+
+
 def register(sub) -> None:
-    p = sub.add_parser(
-        "identify",
-        help="identify an audio excerpt: recording, offset and speed (fingerprints)",
-        description="Audio identification: " + _HOW,
-        epilog="The collection needs fingerprints: mirsearch index DIR -c COLL --features chroma,fingerprint",
-    )
+    p = sub.add_parser("identify", help=HELP, description=DESCRIPTION, epilog=EPILOG)
     add_collection_argument(p)
     p.add_argument("--audio", required=True, metavar="FILE", help="the excerpt (or, with --scan, a long file)")
     p.add_argument("--scan", action="store_true", help="identify every stretch of a long file (time ranges)")

@@ -9,19 +9,18 @@ from mirsearch.cli.common import add_collection_argument, print_json
 from mirsearch.cli.options import add_request_options, request_from_args
 from mirsearch.service.collection import IndexRequest
 
+HELP = "add recordings to a collection (new and changed files only)"
+DESCRIPTION = (
+    "Decode audio files (wav, flac, ogg, opus, mp3; folders are searched recursively), extract "
+    "features and store them in the collection. Files already indexed and unchanged are "
+    "skipped, so an interrupted run resumes where it stopped. Bad files are reported and the "
+    "batch goes on; the exit code is 3 when a file of this run failed. Score files (MIDI, MusicXML, MEI, "
+    "kern) under the same paths are read into the collection's score store (mirsearch search --scores)."
+)
+
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "index",
-        help="add recordings to a collection (new and changed files only)",
-        description=(
-            "Decode audio files (wav, flac, ogg, opus, mp3; folders are searched recursively), extract "
-            "features and store them in the collection. Files already indexed and unchanged are "
-            "skipped, so an interrupted run resumes where it stopped. Bad files are reported and the "
-            "batch goes on; the exit code is 3 when a file of this run failed. Score files (MIDI, MusicXML, MEI, "
-            "kern) under the same paths are read into the collection's score store (mirsearch search --scores)."
-        ),
-    )
+    p = sub.add_parser("index", help=HELP, description=DESCRIPTION)
     p.add_argument("paths", nargs="+", metavar="PATH", help="audio files or folders")
     add_collection_argument(p)
     add_request_options(p, IndexRequest)

@@ -8,13 +8,12 @@ from mirsearch.cli.common import add_collection_argument, print_json
 from mirsearch.cli.options import add_request_options, request_from_args
 from mirsearch.service.collection import InfoRequest
 
+HELP = "show what a collection holds"
+DESCRIPTION = "Recordings, hours of audio, stored features and their configuration, failed files."
+
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "info",
-        help="show what a collection holds",
-        description="Recordings, hours of audio, stored features and their configuration, failed files.",
-    )
+    p = sub.add_parser("info", help=HELP, description=DESCRIPTION)
     add_collection_argument(p)
     add_request_options(p, InfoRequest)
     p.add_argument("--json", action="store_true", help="print JSON")

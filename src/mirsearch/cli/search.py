@@ -26,25 +26,30 @@ from mirsearch.service.theme import ThemeRequest
 MODES = {"--theme": ThemeRequest, "--audio": PassagesRequest, "--scores": ScoreThemeRequest}
 
 
+HELP = "find where a theme or an audio excerpt occurs"
+DESCRIPTION = (
+    "Rank occurrences of a query in the collection's recordings. A theme is matched with "
+    "chroma features (the best the collection has) and subsequence DTW in all 12 transpositions; an "
+    "audio excerpt with CENS features (see --audio)."
+)
+EPILOG = (
+    'example: mirsearch search -c my.mirs --theme "G G G Eb F F F D" --top 5\n'
+    "note strings: note names C D E F G A B with # or b, an optional octave (C4 is middle C; default: the "
+    "nearest to the previous note) and an optional value after / (4 quarter, 8 eighth, 2. dotted half; "
+    'default: the previous note\'s), rests R/4; e.g. "E5/8 D#5/8 E5/8 D#5 E B D C A/4".\n'
+    "output: cost is the mean distance along the match (0 = identical; not comparable across queries); "
+    "conf. the probability that a theme match is a true occurrence; tempo > 1: the match is played faster "
+    "than the excerpt; transp. is the recording's key relative to the query, -6..+5 semitones "
+    "(docs/cli.md)."
+)
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "search",
-        help="find where a theme or an audio excerpt occurs",
-        description=(
-            "Rank occurrences of a query in the collection's recordings. A theme is matched with "
-            "chroma features (the best the collection has) and subsequence DTW in all 12 transpositions; an "
-            "audio excerpt with CENS features (see --audio)."
-        ),
-        epilog=(
-            'example: mirsearch search -c my.mirs --theme "G G G Eb F F F D" --top 5\n'
-            "note strings: note names C D E F G A B with # or b, an optional octave (C4 is middle C; default: the "
-            "nearest to the previous note) and an optional value after / (4 quarter, 8 eighth, 2. dotted half; "
-            'default: the previous note\'s), rests R/4; e.g. "E5/8 D#5/8 E5/8 D#5 E B D C A/4".\n'
-            "output: cost is the mean distance along the match (0 = identical; not comparable across queries); "
-            "conf. the probability that a theme match is a true occurrence; tempo > 1: the match is played faster "
-            "than the excerpt; transp. is the recording's key relative to the query, -6..+5 semitones "
-            "(docs/cli.md)."
-        ),
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_collection_argument(p)

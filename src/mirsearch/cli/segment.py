@@ -13,16 +13,16 @@ from mirsearch.service.segment import SegmentRequest
 FORMATS = ("table", "csv", "audacity")
 
 
+HELP = "split audio into speech, music, speech+music and noise"
+DESCRIPTION = (
+    "Label every part of each FILE as speech, music, speech+music or noise. Segments are sorted, do not "
+    "overlap and cover the whole file. Files are streamed in blocks (hours are fine). A bad file is "
+    "reported on one line and the others go on (exit code 3)."
+)
+
+
 def register(sub) -> None:
-    p = sub.add_parser(
-        "segment",
-        help="split audio into speech, music, speech+music and noise",
-        description=(
-            "Label every part of each FILE as speech, music, speech+music or noise. Segments are sorted, do not "
-            "overlap and cover the whole file. Files are streamed in blocks (hours are fine). A bad file is "
-            "reported on one line and the others go on (exit code 3)."
-        ),
-    )
+    p = sub.add_parser("segment", help=HELP, description=DESCRIPTION)
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     add_request_options(p, SegmentRequest)
     p.add_argument("--json", action="store_true", help='JSON: {"path", "duration", "segments"}; several files: '

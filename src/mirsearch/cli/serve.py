@@ -17,18 +17,18 @@ DEFAULT_HOST = "127.0.0.1"
 TOKEN_ENV = "MIRSEARCH_TOKEN"
 
 
+HELP = "web page and HTTP API: search, listen at the match, switch between versions"
+DESCRIPTION = (
+    "Serve a collection over HTTP: a web page (search by notes, score or audio excerpt; play at the "
+    "match; chromagrams; interpretation switcher; indexing progress) and a JSON API with its "
+    "documentation at /api/docs. The collection is opened read-only. Listens on 127.0.0.1 unless "
+    "--host is given; then a token is required (--token, or $MIRSEARCH_TOKEN, or 'auto')."
+)
+EPILOG = "example: mirsearch serve -c my.mirs --port 8000   (then open http://127.0.0.1:8000/)"
+
+
 def register(sub) -> None:
-    p = sub.add_parser(
-        "serve",
-        help="web page and HTTP API: search, listen at the match, switch between versions",
-        description=(
-            "Serve a collection over HTTP: a web page (search by notes, score or audio excerpt; play at the "
-            "match; chromagrams; interpretation switcher; indexing progress) and a JSON API with its "
-            "documentation at /api/docs. The collection is opened read-only. Listens on 127.0.0.1 unless "
-            "--host is given; then a token is required (--token, or $MIRSEARCH_TOKEN, or 'auto')."
-        ),
-        epilog="example: mirsearch serve -c my.mirs --port 8000   (then open http://127.0.0.1:8000/)",
-    )
+    p = sub.add_parser("serve", help=HELP, description=DESCRIPTION, epilog=EPILOG)
     add_collection_argument(p)
     p.add_argument(
         "--host",

@@ -9,29 +9,28 @@ from mirsearch.cli.common import add_collection_argument, add_format_argument, p
 from mirsearch.cli.options import add_request_options, request_from_args
 from mirsearch.service.audio import VersionsRequest
 
+HELP = "find other versions of a piece in a collection"
+DESCRIPTION = (
+    "Version identification: the query recording is cut into 20 s shingles matched with CENS and "
+    "multiple tempo scaling; each recording scores the mean best cost of the shingles (lower is "
+    "more similar). The query itself is skipped when it is in the collection."
+)
+EPILOG = (
+    "Scoring: the query's chroma is cut into shingles of S seconds every S/2 seconds; each shingle is "
+    "turned into 1 Hz CENS at five relative tempi (0.66, 0.81, 1, 1.22, 1.5) and laid over every "
+    "position of each recording (diagonal matching, mean cosine distance). "
+    "score(R) = min over key shifts k of [ mean over shingles i of (min over positions and tempi of "
+    "cost_i(R, k)) ] (0 = identical CENS, higher = less similar); a shingle longer than the "
+    "recording counts 1. Key shifts: the two cyclic shifts whose global mean chroma correlates best "
+    "(only 0 with --no-transpose); 'transp.' is the recording's key relative to the query, -6..+5 "
+    "semitones. Recordings are ranked by increasing score; 'coverage' is the share "
+    "of the recording covered by the shingles' best matches (a low coverage with a low score suggests "
+    "a version that only shares a part). Measured accuracy: docs/benchmarks.md."
+)
+
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "versions",
-        help="find other versions of a piece in a collection",
-        description=(
-            "Version identification: the query recording is cut into 20 s shingles matched with CENS and "
-            "multiple tempo scaling; each recording scores the mean best cost of the shingles (lower is "
-            "more similar). The query itself is skipped when it is in the collection."
-        ),
-        epilog=(
-            "Scoring: the query's chroma is cut into shingles of S seconds every S/2 seconds; each shingle is "
-            "turned into 1 Hz CENS at five relative tempi (0.66, 0.81, 1, 1.22, 1.5) and laid over every "
-            "position of each recording (diagonal matching, mean cosine distance). "
-            "score(R) = min over key shifts k of [ mean over shingles i of (min over positions and tempi of "
-            "cost_i(R, k)) ] (0 = identical CENS, higher = less similar); a shingle longer than the "
-            "recording counts 1. Key shifts: the two cyclic shifts whose global mean chroma correlates best "
-            "(only 0 with --no-transpose); 'transp.' is the recording's key relative to the query, -6..+5 "
-            "semitones. Recordings are ranked by increasing score; 'coverage' is the share "
-            "of the recording covered by the shingles' best matches (a low coverage with a low score suggests "
-            "a version that only shares a part). Measured accuracy: docs/benchmarks.md."
-        ),
-    )
+    p = sub.add_parser("versions", help=HELP, description=DESCRIPTION, epilog=EPILOG)
     add_collection_argument(p)
     p.add_argument("--audio", required=True, metavar="FILE", help="the query recording (whole track or long excerpt)")
     add_request_options(p, VersionsRequest)
