@@ -22,12 +22,9 @@ import numpy as np
 
 from mirsearch.errors import ParameterError
 
-#: recordings whose best costs form a query's background
-BACKGROUND = 32
-#: fewer other recordings than this: the calibration's typical background is used instead
-MIN_BACKGROUND = 5
-#: matches below this confidence are not shown by default (``--all`` shows them)
-DEFAULT_THRESHOLD = 0.5
+BACKGROUND = 32  # recordings whose best costs form a query's background
+MIN_BACKGROUND = 5  # fewer other recordings: the calibration's typical background instead
+DEFAULT_THRESHOLD = 0.5  # matches below are not shown by default (``--all`` shows them)
 
 
 @dataclass(frozen=True)

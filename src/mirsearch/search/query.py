@@ -14,9 +14,7 @@ import numpy as np
 from mirsearch.errors import ParameterError
 from mirsearch.scores import Theme, load_theme, parse_note_string
 
-#: a theme with fewer notes or fewer distinct intervals than this matches almost anywhere
-MIN_NOTES = 5
-MIN_DISTINCT_INTERVALS = 2
+MIN_NOTES, MIN_DISTINCT_INTERVALS = 5, 2  # fewer notes or distinct intervals: matches almost anywhere
 
 
 @dataclass(frozen=True)

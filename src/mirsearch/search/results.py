@@ -60,3 +60,37 @@ class Match:
         d["end_mmss"] = format_time(self.end)
         d.update(extra)
         return d
+
+
+@dataclass
+class SearchResult:
+    """Matches, best first, with the settings that produced them.
+
+    Attributes
+    ----------
+    matches : list of Match
+        Best first (for theme searches: the confident ones; ``extra["confidence"]`` in [0, 1]).
+    query : dict
+        The settings used (features, cascade, tempo, transpositions, ...) and the mirsearch version.
+    warnings : list of str
+        Why the query may be found unreliably.
+    stats : dict
+        Timings and cascade figures.
+    rejected : list of Match
+        The best matches below ``min_confidence`` (not shown by default).
+    """
+
+    matches: list[Match]
+    query: dict
+    warnings: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    rejected: list[Match] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "matches": [m.to_dict() for m in self.matches],
+            "query": self.query,
+            "warnings": self.warnings,
+            "stats": self.stats,
+            "rejected": [m.to_dict() for m in self.rejected],
+        }

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLD, match_confidences
 from mirsearch.search.query import ThemeQuery
-from mirsearch.search.results import Match
+from mirsearch.search.results import Match, SearchResult
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 log = logging.getLogger(__name__)
@@ -53,40 +53,6 @@ class ThemeRequest(Request):
         minimum=0.0, maximum=1.0,
     )  # fmt: skip
     show_all: bool = param(False, help="show every match, confident or not", flag="--all")
-
-
-@dataclass
-class SearchResult:
-    """Matches, best first, with the settings that produced them.
-
-    Attributes
-    ----------
-    matches : list of Match
-        The confident matches (every match with ``show_all``); ``extra["confidence"]`` in [0, 1].
-    query : dict
-        The settings used (features, cascade, tempo, transpositions, ...) and the mirsearch version.
-    warnings : list of str
-        Why the query may be found unreliably.
-    stats : dict
-        Timings and cascade figures.
-    rejected : list of Match
-        The best matches below ``min_confidence`` (not shown by default).
-    """
-
-    matches: list[Match]
-    query: dict
-    warnings: list[str] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
-    rejected: list[Match] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "matches": [m.to_dict() for m in self.matches],
-            "query": self.query,
-            "warnings": self.warnings,
-            "stats": self.stats,
-            "rejected": [m.to_dict() for m in self.rejected],
-        }
 
 
 def resolve_features(collection, features: str) -> str:
