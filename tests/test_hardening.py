@@ -131,7 +131,7 @@ def test_every_bad_score_and_note_string_is_a_one_line_error(capsys, corpus, ind
     folder, cases = corpus
     root, _ = indexed
     for case in cases:
-        if case.kind == "audio":
+        if case.kind == "audio" or case.name == "many-notes.musicxml":  # seconds of parsing: benchmarks/fuzz.py
             continue
         flag, value = ("--theme-file", case.path) if case.kind == "score" else ("--theme", case.text)
         code, out, err = _run(capsys, "search", "-c", root, flag, value, "--json", "--all")
@@ -159,7 +159,6 @@ def test_alignment_refuses_bad_scores_and_audio_in_one_line(capsys, corpus):
         assert code == 1 and "/proc/nowhere/x.png: cannot write" in _error_line(err)
 
 
-@pytest.mark.xfail(reason="index_scores (index/score_store.py scan_scores) raises OSError on a path over 4096 bytes")
 def test_the_index_command_goes_on_past_every_bad_path(capsys, corpus, tmp_path):
     folder, cases = corpus
     long_path = next(c.path for c in cases if c.name == "path > 4096 bytes")
