@@ -388,6 +388,9 @@ def main() -> None:
     if not args.skip_inputs:
         out["inputs"] = run_inputs(args, work)
         print(json.dumps({k: v for k, v in out["inputs"].items() if k != "all_runs"}, indent=1)[:4000])
+    if not args.kills and previous.is_file():  # keep the kill -9 campaign of an earlier run
+        out["kill9"] = json.loads(previous.read_text()).get("kill9")
+        out["kill9_command"] = json.loads(previous.read_text()).get("command")
     if args.kills:
         out["kill9"] = run_kills(args, work)
         print(json.dumps({k: v for k, v in out["kill9"].items() if k != "kills"}, indent=1))
