@@ -133,3 +133,23 @@ def print_matches(result, fmt: str) -> bool:
 
         sys.stdout.write(matches_as(fmt, [m.to_dict() for m in result.matches]))
     return True
+
+
+def print_match_table(rows: list[dict], *, extra: tuple[tuple[str, str], ...] = ()) -> int:
+    """Print match dicts (``Match.to_dict()``) as a ranked table; ``extra``: more ``(key, header)`` columns."""
+    if not rows:
+        print("no matches")
+        return 0
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+        r["span"] = f"{r['start_mmss']}-{r['end_mmss']}"
+        r["seconds"] = f"{r['start']:.1f}-{r['end']:.1f}"
+        r["cost"] = f"{r['cost']:.4f}"
+    columns = [("rank", "#"), ("recording", "recording"), ("span", "mm:ss"), ("seconds", "seconds"), ("cost", "cost")]
+    for key, header, fmt in (("confidence", "conf.", "{:.2f}"), ("tempo_factor", "tempo", "{:.2f}")):
+        if all(r.get(key) is not None for r in rows):  # themes have a confidence, audio matches a tempo factor
+            columns.append((key, header))
+            for r in rows:
+                r[key] = fmt.format(r[key])
+    print_table(rows, [*columns, *extra, ("transposition", "transp.")])
+    return 0

@@ -14,6 +14,7 @@ from mirsearch.cli.common import (
     add_collection_argument,
     add_format_argument,
     add_task_options,
+    print_match_table,
     print_matches,
     print_table,
     request_for,
@@ -97,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
         return _print_score_rows([m.to_dict() for m in result.matches])
     if task == "theme" and not result.matches and result.rejected:
         print("no confident match; the best candidates, below --min-confidence (--all shows them as matches):")
-        return _print_rows([m.to_dict() for m in result.rejected])
-    return _print_rows([m.to_dict() for m in result.matches])
+        return print_match_table([m.to_dict() for m in result.rejected])
+    return print_match_table([m.to_dict() for m in result.matches])
 
 
 def _plot(result, out: str) -> None:
@@ -112,25 +113,6 @@ def _plot(result, out: str) -> None:
     spans = [(m.start, m.end, m.cost) for m in result.matches if m.recording_id == best.recording_id]
     plot_matching_curve(curve.cost, feature_rate=curve.feature_rate, matches=spans, out=out,
                         title=f"matching curve in {curve.recording}")  # fmt: skip
-
-
-def _print_rows(rows: list[dict]) -> int:
-    if not rows:
-        print("no matches")
-        return 0
-    for i, r in enumerate(rows, 1):
-        r["rank"] = i
-        r["span"] = f"{r['start_mmss']}-{r['end_mmss']}"
-        r["seconds"] = f"{r['start']:.1f}-{r['end']:.1f}"
-        r["cost"] = f"{r['cost']:.4f}"
-    columns = [("rank", "#"), ("recording", "recording"), ("span", "mm:ss"), ("seconds", "seconds"), ("cost", "cost")]
-    for key, header, fmt in (("confidence", "conf.", "{:.2f}"), ("tempo_factor", "tempo", "{:.2f}")):
-        if all(r.get(key) is not None for r in rows):  # themes have a confidence, audio matches a tempo factor
-            columns.append((key, header))
-            for r in rows:
-                r[key] = fmt.format(r[key])
-    print_table(rows, [*columns, ("transposition", "transp.")])
-    return 0
 
 
 def _print_score_rows(rows: list[dict]) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from mirsearch.cli.common import add_collection_argument, print_json, print_table
+from mirsearch.cli.common import add_collection_argument, print_json, print_match_table
 
 
 def _index_arguments(p: argparse.ArgumentParser) -> None:
@@ -157,27 +157,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"matches": rows})
         return 0
-    if not rows:
-        print("no matches")
-        return 0
-    for i, r in enumerate(rows, 1):
-        r["rank"] = i
-        r["span"] = f"{r['start_mmss']}-{r['end_mmss']}"
-        r["cost"] = f"{r['cost']:.4f}"
-        r["tempo"] = f"{r.get('tempo_factor', 1.0):g}"
-    print_table(
-        rows,
-        [
-            ("rank", "#"),
-            ("recording", "recording"),
-            ("span", "mm:ss"),
-            ("cost", "cost"),
-            ("votes", "votes"),
-            ("tempo", "tempo"),
-            ("transposition", "transp."),
-        ],
-    )
-    return 0
+    return print_match_table(rows, extra=(("votes", "votes"),))
 
 
 def _info(args: argparse.Namespace) -> int:
