@@ -510,7 +510,7 @@ def main_scaling(args) -> dict:
     from mirsearch.search.identify import IdentifyOptions, match_peaks
 
     coll_files, absent_files = splits(args.split)
-    ours = Ours(coll_files, WORK / f"bench-{args.split}.mirs")
+    ours = Ours(coll_files, WORK / f"scaling-{args.split}.mirs")
     real = ours.index
     hours_real = ours.audio_seconds / 3600
     per_hour = real.n_entries / hours_real
