@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 DEBS := fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small chromium
 # benchmark baseline, installed without its tensorflow requirement (see pyproject.toml, extra "bench")
 BASIC_PITCH := basic-pitch==0.4.0
+# speech baseline of benchmarks/bench_segment.py: its ONNX model runs with onnxruntime; --no-deps because its
+# audio extra needs torchaudio, which does not work with this torch
+SILERO_VAD := silero-vad==6.2.3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
@@ -28,7 +31,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,bench]'
-	$(PIP) install -q --no-deps $(BASIC_PITCH)
+	$(PIP) install -q --no-deps $(BASIC_PITCH) $(SILERO_VAD)
 	touch $(STAMP)
 
 demo: setup
