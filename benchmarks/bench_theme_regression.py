@@ -88,6 +88,8 @@ def compare(a_path: str, b_path: str) -> None:
     for ra, rb in zip(a["rows"], b["rows"], strict=True):
         name = ra["method"]
         xa, xb = a["answers"][name], b["answers"][name]
+        n = min(len(xa), len(xb))  # the first n themes of both (a run may be limited with --limit)
+        xa, xb = xa[:n], xb[:n]
         same = sum(x == y for x, y in zip(xa, xb, strict=True))
         rows.append({"method": name, "themes": len(xa), "identical_top10": same, "top1_a": ra["top1"],
                      "top1_b": rb["top1"], "mrr_a": ra["mrr"], "mrr_b": rb["mrr"], "ms_median_a": ra["ms_median"],
