@@ -235,7 +235,8 @@ def _candidates(cfg, seed: int, where: tuple, *, hours_given: bool, work_ids: di
     """Candidate sources by category, their shares, the fixed split (when reusing one) and the hour target.
 
     ``where`` is ``(scores_root, cache_dir, reuse_split)``: the scores folder (or None for the corpus), the
-    parsed-score cache and the dataset whose split is reused (or None). Reusing a dataset fills ``work_ids`` (source -> work id) with its ids and copies its parsed-score cache.
+    parsed-score cache and the dataset whose split is reused (or None). Reusing a dataset fills ``work_ids``
+    (source -> work id) with its ids and copies its parsed-score cache.
     """
     scores_root, cache_dir, reuse_split = where
     if reuse_split is not None:

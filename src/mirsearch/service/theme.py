@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLD, match_confidences
+from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLDS, match_confidences
 from mirsearch.search.query import ThemeQuery
 from mirsearch.search.results import Match, SearchResult
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
@@ -48,9 +48,9 @@ class ThemeRequest(Request):
         minimum=0.1, maximum=10, metavar="LIST",
     )  # fmt: skip
     transpose: bool = param(True, help="match at the notated pitch only (default: in all 12 transpositions)")
-    min_confidence: float = param(
-        DEFAULT_THRESHOLD, help="hide matches whose confidence (probability of a true occurrence) is lower",
-        minimum=0.0, maximum=1.0,
+    min_confidence: float | None = param(
+        None, help="hide matches whose confidence (probability of a true occurrence) is lower (default: 0.5 on "
+        "learned chroma; 0 on chroma, whose confidence is too weak to hide matches)", minimum=0.0, maximum=1.0,
     )  # fmt: skip
     show_all: bool = param(False, help="show every match, confident or not", flag="--all")
 
@@ -108,7 +108,8 @@ def _split_by_confidence(matches: list[Match], *, features: str, request: ThemeR
     confidence = match_confidences(matches, features=features)
     for m, c in zip(matches, confidence, strict=True):
         m.extra["confidence"] = round(float(c), 4)
-    keep = [request.show_all or c >= request.min_confidence for c in confidence]
+    threshold = DEFAULT_THRESHOLDS.get(features, 0.0) if request.min_confidence is None else request.min_confidence
+    keep = [request.show_all or c >= threshold for c in confidence]
     shown = [m for m, k in zip(matches, keep, strict=True) if k][: request.top]
     rejected = [m for m, k in zip(matches, keep, strict=True) if not k][: request.top]
     return shown, rejected
