@@ -24,8 +24,7 @@ import numpy as np
 from mirsearch.errors import ParameterError
 from mirsearch.features.audio_match import SHINGLE_TEMPO_FACTORS, AudioMatchConfig, scale_tempo
 
-#: the 10 Hz chroma rate shingles are computed from
-CHROMA_RATE = 10.0
+CHROMA_RATE = 10.0  # the 10 Hz chroma rate shingles are computed from
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,9 @@ from mirsearch.search.results import format_time
 
 log = logging.getLogger(__name__)
 
-#: verified triplets needed to answer "found" (calibrated on held-out tracks, docs/identify.md)
-DEFAULT_MIN_SCORE = 10.0
-#: shortest query (seconds)
-MIN_QUERY_SECONDS = 1.0
-#: longest query without ``scan`` (seconds)
-MAX_QUERY_SECONDS = 600.0
+DEFAULT_MIN_SCORE = 10.0  # verified triplets needed to answer "found" (calibrated on held-out tracks, docs/identify.md)
+MIN_QUERY_SECONDS = 1.0  # shortest query (seconds)
+MAX_QUERY_SECONDS = 600.0  # longest query without ``scan`` (seconds)
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,9 @@ from mirsearch.sync.timemap import TimeMap
 
 log = logging.getLogger(__name__)
 
-#: mismatch threshold on ``SyncResult.cost_ratio`` (see the module docstring)
-MAX_COST_RATIO = 0.75
-#: the same for score-to-audio alignment (see the module docstring)
-MAX_COST_RATIO_SCORE = 0.55
-#: largest accepted duration ratio between two versions
-MAX_TEMPO_RATIO = 3.0
+MAX_COST_RATIO = 0.75  # mismatch threshold on ``SyncResult.cost_ratio`` (see the module docstring)
+MAX_COST_RATIO_SCORE = 0.55  # the same for score-to-audio alignment (see the module docstring)
+MAX_TEMPO_RATIO = 3.0  # largest accepted duration ratio between two versions
 
 
 @dataclass(frozen=True)
@@ -169,8 +166,7 @@ def active_span(
 #: silence kept before / after the sounding part when trimming (s): onsets and release tails stay inside
 TRIM_MARGIN = (0.1, 0.3)
 #: level (dB below the loud frames) under which leading / trailing frames count as silence when trimming;
-#: low enough that a soft start of the music is never cut (only near-digital silence is)
-TRIM_THRESHOLD_DB = -60.0
+TRIM_THRESHOLD_DB = -60.0  # low enough that a soft start of the music is never cut (only near-digital silence is)
 
 
 def _trimmed(y: np.ndarray, sr: int, *, hop: int = 441) -> tuple[int, int]:
