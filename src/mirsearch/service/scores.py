@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mirsearch.search.query import ThemeQuery
+from mirsearch.search.results import SearchResult
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 #: default share of the theme's notes an occurrence must match: one note in ten may differ (a changed note,
@@ -59,22 +60,8 @@ class ScoreThemeRequest(Request):
     inversion: bool = param(False, help="also search the theme inverted (mirrored about its first note)")
 
 
-@dataclass
-class ScoreSearchResult:
-    """Occurrences in scores, best first, with the settings that produced them."""
-
-    matches: list
-    query: dict
-    warnings: list[str] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {
-            "matches": [m.to_dict() for m in self.matches],
-            "query": self.query,
-            "warnings": self.warnings,
-            "stats": self.stats,
-        }
+#: the result of a score search: the one search result type (``rejected`` stays empty)
+ScoreSearchResult = SearchResult
 
 
 def score_store(collection):
