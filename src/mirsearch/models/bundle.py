@@ -82,6 +82,17 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "mirsearch"
 
 
+def write_onnx_graph(module, x, path: str | os.PathLike, *, output: str, dynamic_axes: dict) -> None:
+    """Export ``module`` (in eval mode) traced on ``x`` to ONNX at ``path``, atomically: input ``hcqt``,
+    output ``output``, one thread, tracer warnings silenced."""
+    import warnings
+
+    with warnings.catch_warnings(), torch_threads(1), atomic_path(path) as tmp:
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), str(tmp), input_names=["hcqt"], output_names=[output],
+                          dynamic_axes=dynamic_axes, opset_version=ONNX_OPSET, dynamo=False)  # fmt: skip
+
+
 def export_onnx(model: ChromaNet, path: str | os.PathLike) -> Path:
     """Export ``model`` to ONNX with a dynamic batch and time axis (needs the ``onnx`` package).
 
@@ -98,7 +109,6 @@ def export_onnx(model: ChromaNet, path: str | os.PathLike) -> Path:
         ``path``. The graph takes ``hcqt`` of shape ``(batch, n_harmonics, n_bins, n_frames)`` float32
         and returns ``log_probs`` of shape ``(batch, 13, n_frames // time_pool)``.
     """
-    import warnings
 
     path = Path(path)
     was_training = model.training
@@ -106,18 +116,8 @@ def export_onnx(model: ChromaNet, path: str | os.PathLike) -> Path:
     n_bins = 72 * model.bins_per_semitone
     x = torch.zeros(1, model.conv1[0].in_channels, n_bins, 64)
     try:
-        with warnings.catch_warnings(), torch_threads(1), atomic_path(path) as tmp:
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (x,),
-                str(tmp),
-                input_names=["hcqt"],
-                output_names=["log_probs"],
-                dynamic_axes={"hcqt": {0: "batch", 3: "frames"}, "log_probs": {0: "batch", 2: "out_frames"}},
-                opset_version=ONNX_OPSET,
-                dynamo=False,
-            )
+        axes = {"hcqt": {0: "batch", 3: "frames"}, "log_probs": {0: "batch", 2: "out_frames"}}
+        write_onnx_graph(model, x, path, output="log_probs", dynamic_axes=axes)
     finally:
         model.train(was_training)
     logger.info("exported ONNX model to %s", path)

@@ -30,7 +30,6 @@ import hashlib
 import logging
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,23 +169,12 @@ class _Probabilities(nn.Module):
 def export_onnx(net: ThemeEnhancer, path: str | os.PathLike) -> Path:
     """Export the retrieval read-out of ``net`` to ONNX (needs the ``onnx`` package): input ``hcqt``
     (batch, 6, frames, 216) float32, output ``probs`` (batch, 12, frames); written atomically."""
-    from mirsearch._util import atomic_path
-    from mirsearch.models.bundle import ONNX_OPSET, torch_threads
+    from mirsearch.models.bundle import write_onnx_graph
 
     path = Path(path)
     x = torch.zeros(1, N_HARMONICS, 64, N_BINS)
-    with warnings.catch_warnings(), torch_threads(1), atomic_path(path) as tmp:
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _Probabilities(net).eval(),
-            (x,),
-            str(tmp),
-            input_names=["hcqt"],
-            output_names=["probs"],
-            dynamic_axes={"hcqt": {0: "batch", 2: "frames"}, "probs": {0: "batch", 2: "frames"}},
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
+    write_onnx_graph(_Probabilities(net).eval(), x, path, output="probs",
+                     dynamic_axes={"hcqt": {0: "batch", 2: "frames"}, "probs": {0: "batch", 2: "frames"}})  # fmt: skip
     logger.info("exported peer model to %s", path)
     return path
 
