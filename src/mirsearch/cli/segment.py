@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mirsearch.cli.common import print_json, print_table
 from mirsearch.cli.options import add_request_options, request_from_args
-from mirsearch.service.segment import SegmentRequest
+from mirsearch.service.segment import RecordingSegmentsRequest, SegmentRequest
 
 FORMATS = ("table", "csv", "audacity")
 
@@ -17,13 +17,18 @@ HELP = "split audio into speech, music, speech+music and noise"
 DESCRIPTION = (
     "Label every part of each FILE as speech, music, speech+music or noise. Segments are sorted, do not "
     "overlap and cover the whole file. Files are streamed in blocks (hours are fine). A bad file is "
-    "reported on one line and the others go on (exit code 3)."
+    "reported on one line and the others go on (exit code 3). With --collection and --recording ID, a "
+    "recording of the collection is segmented from its stored probabilities (indexed with --features "
+    "segments; no audio is decoded) or else from its file."
 )
 
 
 def register(sub) -> None:
     p = sub.add_parser("segment", help=HELP, description=DESCRIPTION)
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument("files", nargs="*", metavar="FILE", help="audio files")
+    p.add_argument("--collection", "-c", metavar="DIR", help="collection of the recordings named by --recording")
+    p.add_argument("--recording", type=int, action="append", default=[], metavar="ID",
+                   help="a recording of the collection (repeatable; ids from 'mirsearch list')")  # fmt: skip
     add_request_options(p, SegmentRequest)
     p.add_argument("--json", action="store_true", help='JSON: {"path", "duration", "segments"}; several files: '
                    '{"files": [...]}')  # fmt: skip
@@ -35,26 +40,46 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _jobs(args: argparse.Namespace):
+    """``(task, request)`` per item asked for: the files, then the collection's recordings."""
+    from mirsearch.errors import ParameterError
+
+    if not args.files and not args.recording:
+        raise ParameterError("give audio FILEs, or --collection DIR with --recording ID")
+    if args.recording and not args.collection:
+        raise ParameterError("--recording needs --collection DIR")
+    jobs = [("segment", request_from_args(SegmentRequest, args, path=path)) for path in args.files]
+    for rid in args.recording:
+        jobs.append(("recording-segments", request_from_args(RecordingSegmentsRequest, args, recording=rid)))
+    return jobs
+
+
 def run(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
     from mirsearch.errors import MirsearchError
+    from mirsearch.service import Archive
     from mirsearch.service import run as run_task
 
+    jobs = _jobs(args)
     results, failed = [], 0
-    for path in args.files:
-        try:
-            result = run_task("segment", request_from_args(SegmentRequest, args, path=path))
-            if args.plot:
-                _plot(result, args.plot, several=len(args.files) > 1)
-        except MirsearchError as exc:
-            print(f"mirsearch segment: error: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        results.append(result)
-        if not args.json:
-            _print(result, args.format, first=len(results) == 1)
+    with Archive.open(args.collection, readonly=True) if args.collection else nullcontext() as archive:
+        coll = archive.collection if archive is not None else None
+        for task, request in jobs:
+            try:
+                result = run_task(task, request, collection=coll)
+                if args.plot:
+                    _plot(result, args.plot, several=len(jobs) > 1)
+            except MirsearchError as exc:
+                print(f"mirsearch segment: error: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            results.append(result)
+            if not args.json:
+                _print(result, args.format, first=len(results) == 1)
     if args.json:
         dicts = [r.to_dict() for r in results]
-        print_json(dicts[0] if len(args.files) == 1 and dicts else {"files": dicts})
+        print_json(dicts[0] if len(jobs) == 1 and dicts else {"files": dicts})
     return 3 if failed else 0
 
 

@@ -94,13 +94,14 @@ class SegmentResult:
     path: str
     duration: float
     segments: tuple[Segment, ...] = field(default_factory=tuple)
+    #: the collection's id of the recording, when it is one
+    recording_id: int | None = None
 
     def to_dict(self) -> dict:
-        return {
-            "path": self.path,
-            "duration": round(self.duration, 3),
-            "segments": [s.to_dict() for s in self.segments],
-        }
+        d = {"path": self.path, "duration": round(self.duration, 3)}
+        if self.recording_id is not None:
+            d["recording_id"] = self.recording_id
+        return {**d, "segments": [s.to_dict() for s in self.segments]}
 
 
 # ----------------------------------------------------------------------------------------------- decoding

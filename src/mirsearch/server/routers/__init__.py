@@ -1,4 +1,5 @@
-"""The API's endpoints, one router per area: collection, search, figures, sync, indexing, docs.
+"""The API's endpoints, one router per area: collection, search, describe, figures, sync,
+indexing, docs.
 
 Every router reaches the app's state (:class:`~mirsearch.server.state.Server`) through :data:`ServerDep`.
 """
