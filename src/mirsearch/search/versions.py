@@ -117,7 +117,11 @@ def identify_versions(source, query: AudioQuery, options: VersionOptions = Versi
     best, pos = _best_shingle_costs(shingles, db, sorted({k for ks in shift_sets for k in ks}), options.match)
     results = [m for r in range(len(db)) if (m := _version_match(db, r, shift_sets[r], best, pos)) is not None]
     if not results:
-        raise InputError(f"query ({query.duration:.1f} s): no recording is long enough to compare")
+        longest = max((float(rec.duration) for rec in db.recordings), default=0.0)
+        raise InputError(
+            f"{query.name}: no recording of the collection is long enough to compare with it (versions are "
+            f"compared in pieces of {options.shingle_seconds:g} s; the longest recording has {longest:.1f} s)"
+        )
     results.sort(key=lambda m: m.cost)
     results = results[: options.top]
     for rank, m in enumerate(results, 1):
