@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from mirsearch.cli.common import add_command_group, add_run_options, pick, show_progress
+
+HELP = "benchmarks on a mirsearch dataset (theme retrieval)"
+DESCRIPTION = "Benchmarks on a dataset built by 'mirsearch dataset build'."
+
+BASELINE_QUERIES_HELP = "run the baseline on the first N queries only (it is slow)"
+TEMPO_HELP = "query tempo (quarter notes per minute); default each work's nominal tempo"
+RESULTS_DIR_HELP = "where theme_<features>_<split>.json is written (default benchmarks/results)"
+
 
 def register(subparsers) -> None:
     """Add the ``bench`` command group (``theme``)."""
-    parser = subparsers.add_parser(
-        "bench",
-        help="benchmarks on a mirsearch dataset (theme retrieval)",
-        description="Benchmarks on a dataset built by 'mirsearch dataset build'.",
-    )
-    sub = parser.add_subparsers(dest="bench_command", metavar="<subcommand>")
+    sub = add_command_group(subparsers, "bench", help=HELP, description=DESCRIPTION)
     t = sub.add_parser(
         "theme",
         help="theme retrieval: Top-1/5/10, MRR, MAP, query time",
@@ -27,49 +31,20 @@ def register(subparsers) -> None:
     t.add_argument("--features", default="chroma", choices=("chroma", "cens", "learned"))
     t.add_argument("--split", default="test", help="split to use (default test)")
     t.add_argument("--baseline", choices=("librosa",), default=None, help="also run a baseline on the same queries")
-    t.add_argument(
-        "--baseline-queries",
-        type=int,
-        default=None,
-        metavar="N",
-        help="run the baseline on the first N queries only (it is slow)",
-    )
+    t.add_argument("--baseline-queries", type=int, default=None, metavar="N", help=BASELINE_QUERIES_HELP)
     t.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N themes")
-    t.add_argument(
-        "--tempo-bpm",
-        type=float,
-        default=None,
-        help="query tempo (quarter notes per minute); default each work's nominal tempo",
-    )
-    t.add_argument("--jobs", type=int, default=2, help="worker processes for indexing (default 2)")
-    t.add_argument(
-        "--results-dir",
-        default="benchmarks/results",
-        help="where theme_<features>_<split>.json is written (default benchmarks/results)",
-    )
+    t.add_argument("--tempo-bpm", type=float, default=None, help=TEMPO_HELP)
+    t.add_argument("--results-dir", default="benchmarks/results", help=RESULTS_DIR_HELP)
     t.add_argument("--no-write", action="store_true", help="do not write the results file")
-    t.add_argument("--json", action="store_true", help="print the result as JSON")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_options(t, jobs=2, jobs_help="worker processes for indexing", json_help="print the result as JSON")
     t.set_defaults(func=_theme)
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
 def _theme(args: argparse.Namespace) -> int:
-    import sys
-
     from mirsearch.evaluation.theme_bench import format_table, run_theme_benchmark, write_result
 
-    result = run_theme_benchmark(
-        args.dataset,
-        features=args.features,
-        split=args.split,
-        baseline=args.baseline,
-        baseline_queries=args.baseline_queries,
-        limit=args.limit,
-        tempo_bpm=args.tempo_bpm,
-        jobs=args.jobs,
-        progress=not args.no_progress and sys.stderr.isatty(),
-    )
+    options = pick(args, "features", "split", "baseline", "baseline_queries", "limit", "tempo_bpm", "jobs")
+    result = run_theme_benchmark(args.dataset, **options, progress=show_progress(args))
     path = None if args.no_write else write_result(result, args.results_dir)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -1,4 +1,4 @@
-"""Helpers shared by the command modules: JSON output and result tables."""
+"""Helpers shared by the command modules: command groups, common options, JSON output and result tables."""
 
 from __future__ import annotations
 
@@ -25,6 +25,57 @@ def print_table(rows: list[dict], columns: list[tuple[str, str]], *, file=None) 
     print("  ".join("-" * w for w in widths), file=file)
     for c in cells:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)), file=file)
+
+
+def add_command_group(subparsers, name: str, *, help: str, description: str | None = None):  # noqa: A002
+    """Add the command ``name`` whose work is done by sub-commands; returns the sub-parsers to add them to.
+
+    Without a sub-command the group prints its help and exits with 2 (a usage error).
+    """
+    parser = subparsers.add_parser(name, help=help, description=description)
+    sub = parser.add_subparsers(dest=f"{name}_command", metavar="<subcommand>")
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    return sub
+
+
+def add_json_flag(parser, help: str = "print the answer as JSON") -> None:  # noqa: A002
+    """``--json``: the answer as one JSON object on stdout."""
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def add_run_options(parser, *, jobs: int, jobs_help: str, json_help: str | None = None) -> None:
+    """The options of a long run: ``--jobs N`` (default ``jobs``), ``--no-progress`` and, with ``json_help``,
+    ``--json``. :func:`show_progress` reads ``--no-progress``."""
+    parser.add_argument("--jobs", type=int, default=jobs, help=f"{jobs_help} (default {jobs})")
+    _add_no_progress(parser)
+    if json_help is not None:
+        add_json_flag(parser, help=json_help)
+
+
+def _add_no_progress(parser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def show_progress(args) -> bool:
+    """Progress bars unless ``--no-progress`` was given or stderr is not a terminal."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def add_training_options(parser, *, epochs: int) -> None:
+    """The options every training command shares: data set, epochs, learning rate, seed, resuming, limits."""
+    parser.add_argument("--dataset", required=True, help="data set directory (with its manifest.json)")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch passing this time")
+    parser.add_argument("--threads", type=int, choices=(1, 2), default=1, help="torch threads (default 1)")
+    _add_no_progress(parser)
+
+
+def pick(args, *names: str) -> dict:
+    """The parsed options ``names`` of ``args`` as keyword arguments (``pick(args, "seed", "jobs")``)."""
+    return {name: getattr(args, name) for name in names}
 
 
 def add_collection_argument(parser, *, required: bool = True) -> None:

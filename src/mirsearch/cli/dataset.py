@@ -6,76 +6,50 @@ import argparse
 import json
 import sys
 
+from mirsearch.cli.common import add_command_group, add_json_flag, add_run_options, pick, show_progress
+
+HELP = "build and inspect benchmark / training collections (MTD-like)"
+DESCRIPTION = "Build collections of rendered performances with themes and aligned ground truth."
+
+BUILD_DESCRIPTION = (
+    "Choose works (music21 corpus or --scores), extract themes, split by work, render several "
+    "performances per work with FluidSynth, and write manifest.json. Re-running resumes."
+)
+PRESET_HELP = "base settings (standard: the documented benchmark, >= 10 h, >= 300 test themes)"
+SOUNDFONTS_HELP = "SoundFonts (paths or file names in /usr/share/sounds/sf2|sf3); default FluidR3_GM.sf2 TimGM6mb.sf2"
+REUSE_HELP = "take works and split assignment from an existing dataset"
+
 
 def register(subparsers) -> None:
     """Add the ``dataset`` command group (``build``, ``info``)."""
-    parser = subparsers.add_parser(
-        "dataset",
-        help="build and inspect benchmark / training collections (MTD-like)",
-        description="Build collections of rendered performances with themes and aligned ground truth.",
-    )
-    sub = parser.add_subparsers(dest="dataset_command", metavar="<subcommand>")
-
-    b = sub.add_parser(
-        "build",
-        help="build (or resume) a dataset",
-        description=(
-            "Choose works (music21 corpus or --scores), extract themes, split by work, render several "
-            "performances per work with FluidSynth, and write manifest.json. Re-running resumes."
-        ),
-    )
+    sub = add_command_group(subparsers, "dataset", help=HELP, description=DESCRIPTION)
+    b = sub.add_parser("build", help="build (or resume) a dataset", description=BUILD_DESCRIPTION)
     b.add_argument("--out", required=True, help="dataset folder (created; an unfinished build is resumed)")
-    b.add_argument(
-        "--preset",
-        choices=("custom", "standard", "fixture"),
-        default="custom",
-        help="base settings (standard: the documented benchmark, >= 10 h, >= 300 test themes)",
-    )
+    b.add_argument("--preset", choices=("custom", "standard", "fixture"), default="custom", help=PRESET_HELP)
     b.add_argument("--hours", type=float, default=None, help="target hours of audio over all splits")
     b.add_argument("--versions", type=int, default=None, help="versions (performances) per work")
     b.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     b.add_argument("--scores", default=None, help="folder of MusicXML / MIDI / kern / ABC files to use instead")
-    b.add_argument(
-        "--soundfonts",
-        nargs="+",
-        default=None,
-        help="SoundFonts (paths or file names in /usr/share/sounds/sf2|sf3); default FluidR3_GM.sf2 TimGM6mb.sf2",
-    )
+    b.add_argument("--soundfonts", nargs="+", default=None, help=SOUNDFONTS_HELP)
     b.add_argument("--splits", default=None, help="comma-separated splits to render (default train,validation,test)")
-    b.add_argument(
-        "--reuse-split", default=None, metavar="DIR", help="take works and split assignment from an existing dataset"
-    )
-    b.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    b.add_argument("--reuse-split", default=None, metavar="DIR", help=REUSE_HELP)
     b.add_argument("--time-limit", type=float, default=20.0, help="seconds allowed to parse one score")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    b.add_argument("--json", action="store_true", help="print the build report as JSON")
+    add_run_options(b, jobs=2, jobs_help="worker processes", json_help="print the build report as JSON")
     b.set_defaults(func=_build)
 
     i = sub.add_parser("info", help="summarise a dataset", description="Works, hours, themes per split.")
     i.add_argument("dir", help="dataset folder")
-    i.add_argument("--json", action="store_true", help="print JSON")
+    add_json_flag(i, help="print JSON")
     i.set_defaults(func=_info)
-
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
 def _build(args: argparse.Namespace) -> int:
     from mirsearch.datasets.build import build_dataset
 
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
+    options = pick(args, "preset", "hours", "versions", "seed", "scores", "soundfonts", "jobs", "time_limit")
     report = build_dataset(
-        args.out,
-        preset=args.preset,
-        hours=args.hours,
-        versions=args.versions,
-        seed=args.seed,
-        scores=args.scores,
-        soundfonts=args.soundfonts,
-        splits=splits,
-        jobs=args.jobs,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        time_limit=args.time_limit,
-        reuse_split=args.reuse_split,
+        args.out, **options, splits=splits, reuse_split=args.reuse_split, progress=show_progress(args)
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

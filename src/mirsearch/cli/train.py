@@ -13,28 +13,22 @@ from __future__ import annotations
 
 import argparse
 
+from mirsearch.cli.common import add_command_group, add_training_options, pick
+
 
 def register(subparsers) -> None:
     """Add the ``train`` command group."""
-    p = subparsers.add_parser("train", help="train learned chroma models (CTC, linear, strong, soft-DTW)")
-    sub = p.add_subparsers(dest="train_command", metavar="<subcommand>")
+    sub = add_command_group(subparsers, "train", help="train learned chroma models (CTC, linear, strong, soft-DTW)")
 
     c = sub.add_parser("chroma", help="train the theme chroma network on a data set")
-    c.add_argument("--dataset", required=True, help="data set directory (with its manifest)")
+    add_training_options(c, epochs=20)
     c.add_argument("--loss", choices=("ctc", "linear", "strong", "sdtw"), default="ctc")
     c.add_argument("--out", required=True, help="output directory (bundle, history, checkpoints)")
-    c.add_argument("--epochs", type=int, default=20)
-    c.add_argument("--lr", type=float, default=1e-3)
     c.add_argument("--max-frames", type=int, default=6000, help="padded input frames per batch")
-    c.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch passing this time")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
     c.add_argument("--cache", default=None, help="HCQT cache directory (default DATASET/cache/hcqt)")
     c.add_argument("--plot", action="store_true", help="write curves.png and example output plots to OUT")
     c.add_argument("--segments-per-epoch", type=int, default=None, help="random subset per epoch")
     c.add_argument("--max-val", type=int, default=None, help="validate on a fixed random subset of this size")
-    c.add_argument("--threads", type=int, choices=(1, 2), default=1, help="torch threads (default 1)")
-    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=_chroma)
 
     q = sub.add_parser("plot", help="plot a model's output (chroma + blank, post-processed chroma)")
@@ -61,8 +55,6 @@ def register(subparsers) -> None:
             raise
     else:
         register_train(sub)
-
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
@@ -114,16 +106,9 @@ def _chroma(args: argparse.Namespace) -> int:
         cache=cache,
         out=args.out,
         options=TrainOptions(
-            loss=args.loss,
-            epochs=args.epochs,
-            lr=args.lr,
-            max_frames=args.max_frames,
-            seed=args.seed,
-            resume=args.resume,
-            max_minutes=args.max_minutes,
+            **pick(args, "loss", "epochs", "lr", "max_frames", "seed", "resume", "max_minutes", "segments_per_epoch"),
             progress=not args.no_progress,
             num_threads=args.threads,
-            segments_per_epoch=args.segments_per_epoch,
             training_info={"dataset": str(root)},
         ),
         on_epoch=report,

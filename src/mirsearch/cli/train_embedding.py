@@ -13,39 +13,33 @@ from __future__ import annotations
 
 import argparse
 
+from mirsearch.cli.common import add_training_options, pick
+
+HELP = "train the shingle embedding (triplet loss) for the shingle index"
+DESCRIPTION = (
+    "Train the network that reduces 240-dim CENS shingles to DIM dimensions, with a triplet loss on "
+    "corresponding passages of two versions of a work (negatives: other works, semi-hard in batch). "
+    "The best epoch (validation top-1) is written as a bundle to OUT."
+)
+EPILOG = "example: mirsearch train embedding --dataset data/bench --dim 12"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of the embedding training command."""
-    p.add_argument("--dataset", required=True, help="data set directory (with its manifest.json)")
+    add_training_options(p, epochs=30)
     p.add_argument("--dim", type=int, default=12, help="embedding dimension (reference: 6, 12, 30; default 12)")
     p.add_argument("--out", default=None, help="output directory (default runs/embedding-DIM)")
     p.add_argument("--arch", choices=("cnn", "mlp"), default="cnn", help="network (default cnn; mlp is ~10x faster)")
-    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--steps", type=int, default=100, help="batches per epoch (default 100)")
     p.add_argument("--batch", type=int, default=128, help="(anchor, positive) pairs per batch (default 128)")
-    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--margin", type=float, default=0.2, help="triplet margin (default 0.2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch passing this time")
-    p.add_argument("--threads", type=int, choices=(1, 2), default=1, help="torch threads (default 1)")
     p.add_argument("--jobs", type=int, default=1, help="processes for indexing the splits' audio (first run)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def register_train(train_subparsers) -> None:
     """Add ``embedding`` to the sub-parsers of ``mirsearch train``."""
-    p = train_subparsers.add_parser(
-        "embedding",
-        help="train the shingle embedding (triplet loss) for the shingle index",
-        description=(
-            "Train the network that reduces 240-dim CENS shingles to DIM dimensions, with a triplet loss on "
-            "corresponding passages of two versions of a work (negatives: other works, semi-hard in batch). "
-            "The best epoch (validation top-1) is written as a bundle to OUT."
-        ),
-        epilog="example: mirsearch train embedding --dataset data/bench --dim 12",
-    )
+    p = train_subparsers.add_parser("embedding", help=HELP, description=DESCRIPTION, epilog=EPILOG)
     add_arguments(p)
 
 
@@ -79,16 +73,9 @@ def run(args: argparse.Namespace) -> int:
         val,
         out=out,
         options=EmbeddingTrainOptions(
-            dim=args.dim,
-            epochs=args.epochs,
+            **pick(args, "dim", "epochs", "lr", "margin", "seed", "resume", "threads", "max_minutes"),
             steps_per_epoch=args.steps,
             batch_size=args.batch,
-            lr=args.lr,
-            margin=args.margin,
-            seed=args.seed,
-            resume=args.resume,
-            threads=args.threads,
-            max_minutes=args.max_minutes,
             progress=progress,
             network={"arch": args.arch},
             training_info={"dataset": str(args.dataset)},
