@@ -1,0 +1,84 @@
+"""Per-clip features of the soundtrack dataset for the similarity benchmark, cached (resumable) under
+``data/soundtracks/features/``: YAMNet per-patch embeddings and class scores (the baseline), MFCCs, and the
+YAMNet-preset log-mel spectrogram (input of the learned models).
+
+    nice -n 10 .venv/bin/python benchmarks/similarity_features.py      # after benchmarks/build_soundtracks.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from mirsearch.datasets.soundtracks import load_manifest  # noqa: E402
+
+DATA = ROOT / "data" / "soundtracks"
+log = logging.getLogger("similarity_features")
+
+
+def feature_path(data: Path, clip_path: str) -> Path:
+    return data / "features" / (clip_path.replace("/", "__").rsplit(".", 1)[0] + ".npz")
+
+
+def compute(data: Path = DATA) -> int:
+    """Compute the missing feature files; returns how many were written."""
+    from mirsearch._util import atomic_path
+    from mirsearch.audio import load_audio
+    from mirsearch.features.logmel import YAMNET, log_mel
+    from mirsearch.features.timbre_stats import mfcc
+    from mirsearch.features.yamnet import YamnetModel
+
+    model = None
+    written = 0
+    clips = load_manifest(data)
+    for i, clip in enumerate(clips):
+        out = feature_path(data, clip.path)
+        if out.exists():
+            continue
+        model = model or YamnetModel(threads=1)
+        t0 = time.time()
+        y, sr = load_audio(data / clip.path, min_duration=0.1)
+        ym = model(y, sr=sr)
+        M, _ = mfcc(y, sr=sr)
+        L, _ = log_mel(y, sr=sr, config=YAMNET)
+        with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, yamnet=ym.embeddings.astype(np.float16), scores=ym.scores.astype(np.float16),
+                     mfcc=M, logmel=L.astype(np.float16))  # fmt: skip
+        written += 1
+        log.info("%d/%d %s %.1f s", i + 1, len(clips), clip.path, time.time() - t0)
+    return written
+
+
+def load_features(data: Path = DATA) -> tuple[list, list[dict]]:
+    """The clips and their cached features (dicts of arrays), in manifest order."""
+    clips = load_manifest(data)
+    feats = []
+    for clip in clips:
+        with np.load(feature_path(data, clip.path)) as z:
+            feats.append({k: z[k].astype(np.float32) for k in z.files})
+    return clips, feats
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(DATA))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    print(f"{compute(Path(args.data))} feature files written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

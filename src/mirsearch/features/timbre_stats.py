@@ -1,0 +1,123 @@
+"""MFCC statistics of a recording: the classic timbre baseline of tagging and search by similarity.
+
+- :func:`mfcc`: MFCCs equal to ``librosa.feature.mfcc`` with the same settings (:data:`MFCC_CONFIG`: 22050 Hz,
+  2048-point frames every 512 samples, 40 Slaney mel bands, power in dB with an 80 dB floor below the maximum,
+  orthonormal DCT-II, 20 coefficients).
+- :func:`mfcc_statistics`: per recording the mean and variance of every coefficient over frames (a vector).
+- :func:`fit_gaussian` and :func:`gaussian_kl_matrix`: one full-covariance Gaussian per recording and the
+  symmetric Kullback-Leibler divergence between recordings (Mandel & Ellis 2005; seed 004's MFCC baseline):
+  ``KL(p||q) + KL(q||p) = 1/2 [tr(Sq^-1 Sp) + tr(Sp^-1 Sq) + (mp - mq)^T (Sp^-1 + Sq^-1) (mp - mq)] - d``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mirsearch.errors import ParameterError
+from mirsearch.features.logmel import LogMelConfig, magnitude_frames, mel_filters
+
+__all__ = ["MFCC_CONFIG", "N_MFCC", "mfcc", "mfcc_statistics", "Gaussian", "fit_gaussian", "gaussian_kl_matrix"]
+
+#: spectrogram settings of :func:`mfcc` (librosa's defaults but 40 mel bands)
+MFCC_CONFIG = LogMelConfig(sr=22050, n_fft=2048, win_length=2048, hop_length=512, n_mels=40, mel_scale="slaney",
+                           fmin=0.0, fmax=11025.0, power=2.0, log_offset=1e-10, center=True,
+                           norm="slaney")  # fmt: skip
+#: coefficients kept
+N_MFCC = 20
+#: dynamic range of the dB mel spectrogram (dB below its maximum)
+TOP_DB = 80.0
+
+
+def _dct_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """Orthonormal DCT-II as a matrix (``scipy.fft.dct(x, type=2, norm="ortho")[:n_out]``)."""
+    k = np.arange(n_out)[:, None]
+    n = np.arange(n_in)[None, :]
+    D = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
+    D[0] /= np.sqrt(2.0)
+    return D.astype(np.float32)
+
+
+def mfcc(y: np.ndarray, *, sr: int, n_mfcc: int = N_MFCC) -> tuple[np.ndarray, float]:
+    """MFCCs of a mono signal (resampled to 22050 Hz when ``sr`` differs).
+
+    Returns
+    -------
+    M : np.ndarray, shape (n_mfcc, n_frames), float32
+    feature_rate : float
+        Frames per second (Hz).
+    """
+    from mirsearch.features.logmel import _resampled
+
+    c = MFCC_CONFIG
+    if not 1 <= n_mfcc <= c.n_mels:
+        raise ParameterError(f"n_mfcc={n_mfcc} must be in 1..{c.n_mels}")
+    y = _resampled(y, sr, c.sr)
+    F = mel_filters(sr=c.sr, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, htk=False, norm=c.norm)
+    mel = F @ magnitude_frames(y, config=c)
+    db = 10.0 * np.log10(np.maximum(mel, c.log_offset))
+    db = np.maximum(db, db.max() - TOP_DB) if db.size else db
+    return (_dct_matrix(n_mfcc, c.n_mels) @ db).astype(np.float32), c.feature_rate
+
+
+def mfcc_statistics(M: np.ndarray) -> np.ndarray:
+    """Mean and variance of every coefficient over frames.
+
+    Parameters
+    ----------
+    M : np.ndarray, shape (n_mfcc, n_frames)
+
+    Returns
+    -------
+    v : np.ndarray, shape (2 * n_mfcc,), float32
+        ``[means, variances]``.
+    """
+    M = np.asarray(M, dtype=np.float64)
+    if M.ndim != 2 or M.shape[1] < 1:
+        raise ParameterError(f"MFCCs must have shape (n_mfcc, n_frames >= 1), got {M.shape}")
+    return np.concatenate([M.mean(axis=1), M.var(axis=1)]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """A full-covariance Gaussian of MFCC frames."""
+
+    mean: np.ndarray
+    """shape (d,)"""
+    cov: np.ndarray
+    """shape (d, d), regularised to be positive definite"""
+
+
+def fit_gaussian(M: np.ndarray, *, ridge: float = 1e-3) -> Gaussian:
+    """Mean and covariance of the frames of ``M`` (shape (d, n_frames)); ``ridge`` times the mean variance
+    (at least 1e-6) is added to the diagonal so that short or constant inputs stay invertible."""
+    M = np.asarray(M, dtype=np.float64)
+    if M.ndim != 2 or M.shape[1] < 1:
+        raise ParameterError(f"MFCCs must have shape (d, n_frames >= 1), got {M.shape}")
+    mean = M.mean(axis=1)
+    cov = np.cov(M) if M.shape[1] > 1 else np.zeros((len(M), len(M)))
+    cov = np.atleast_2d(cov)
+    cov += np.eye(len(M)) * max(ridge * float(np.trace(cov)) / len(M), 1e-6)
+    return Gaussian(mean=mean, cov=cov)
+
+
+def gaussian_kl_matrix(a: list[Gaussian], b: list[Gaussian] | None = None) -> np.ndarray:
+    """Symmetric KL divergence between every Gaussian of ``a`` and every one of ``b`` (default ``a``).
+
+    Returns
+    -------
+    D : np.ndarray, shape (len(a), len(b)), float64, >= 0 (0 on the diagonal for ``b`` None)
+    """
+    b = a if b is None else b
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    ma, mb = np.stack([g.mean for g in a]), np.stack([g.mean for g in b])
+    Sa, Sb = np.stack([g.cov for g in a]), np.stack([g.cov for g in b])
+    Ia, Ib = np.linalg.inv(Sa), np.linalg.inv(Sb)
+    trace = np.einsum("qij,pji->pq", Ib, Sa, optimize=True) + np.einsum("pij,qji->pq", Ia, Sb, optimize=True)
+    diff = ma[:, None, :] - mb[None, :, :]
+    maha = np.einsum("pqi,pij,pqj->pq", diff, Ia, diff, optimize=True)
+    maha += np.einsum("pqi,qij,pqj->pq", diff, Ib, diff, optimize=True)
+    D = 0.5 * (trace + maha) - ma.shape[1]
+    return np.maximum(D, 0.0)
