@@ -27,6 +27,7 @@ LAYERS = [
     ("training",),
     ("evaluation",),
     ("viz",),
+    ("cluster",),
     ("service",),
     ("server",),
     ("cli",),

@@ -141,7 +141,14 @@ class Collection:
             self._lock = None
 
     def add(
-        self, paths, *, jobs: int = 1, progress: bool = False, on_result=None, retry_failed: bool = False
+        self,
+        paths,
+        *,
+        jobs: int = 1,
+        progress: bool = False,
+        on_result=None,
+        retry_failed: bool = False,
+        producer=None,
     ) -> AddReport:
         """Index audio files and folders (recursively); new and changed files only.
 
@@ -159,6 +166,9 @@ class Collection:
             ``"added", "updated", "unchanged", "moved", "skipped", "failed"``); used by the server's indexing job.
         retry_failed : bool
             Try again files that failed in an earlier run although they have not changed.
+        producer : callable, optional
+            Where decoding and extraction run: ``producer(todo, configs)`` yields a result per file
+            (:func:`mirsearch.collection.indexing.run_add`); default ``jobs`` local processes.
 
         Returns
         -------
@@ -172,7 +182,10 @@ class Collection:
         if jobs < 1:
             raise ParameterError(f"jobs={jobs} must be >= 1")
         self._acquire_lock()
-        return run_add(self, paths, jobs=jobs, progress=progress, on_result=on_result, retry_failed=retry_failed)
+        return run_add(
+            self, paths, jobs=jobs, progress=progress, on_result=on_result, retry_failed=retry_failed,
+            producer=producer,
+        )  # fmt: skip
 
     # -- upkeep -----------------------------------------------------------------------------------
     def listing(self) -> list[dict]:
@@ -262,10 +275,14 @@ class Collection:
         """
         return self.views.get(("database", kind), lambda: self._build_database(kind))
 
-    def _build_database(self, kind: str):
+    def database_of(self, kind: str, recording_ids) -> tuple:
+        """:meth:`database` of some recordings only (by id; not memoised): a shard of a sharded search."""
+        return self._build_database(kind, only={int(i) for i in recording_ids})
+
+    def _build_database(self, kind: str, only: set[int] | None = None):
         from mirsearch.matching.subsequence import unit_columns
 
-        recs = self.recordings()
+        recs = [r for r in self.recordings() if only is None or r.id in only]
         base = "chroma" if kind == "cens" else kind
         entries = self.catalog.features(base)
         parts, kept, rate, bad = [], [], None, []

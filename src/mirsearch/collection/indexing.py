@@ -93,8 +93,13 @@ class AddReport:
         return lines
 
 
-def run_add(coll, paths, *, jobs: int, progress: bool, on_result, retry_failed: bool) -> AddReport:
-    """The body of :meth:`Collection.add` (``coll`` is open for writing and holds the lock)."""
+def run_add(coll, paths, *, jobs: int, progress: bool, on_result, retry_failed: bool, producer=None) -> AddReport:
+    """The body of :meth:`Collection.add` (``coll`` is open for writing and holds the lock).
+
+    ``producer(todo, configs)`` yields one :class:`FileResult` per ``(path, known hashes)`` of ``todo``, in
+    any order (default: :func:`local_producer` with ``jobs`` processes; a cluster's, e.g.
+    :func:`mirsearch.cluster.dask_producer`). Only this process writes the catalogue.
+    """
     t0 = time.perf_counter()
     report = AddReport()
     notify = on_result or (lambda *a: None)
@@ -114,8 +119,9 @@ def run_add(coll, paths, *, jobs: int, progress: bool, on_result, retry_failed: 
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="file", desc="indexing", dynamic_ncols=True)
+    results = (producer or local_producer(jobs))(todo, configs) if todo else iter(())
     try:
-        for result in _results(todo, configs, jobs):
+        for result in results:
             report.warnings.extend(result.warnings)
             status = _commit_safely(coll, result, (configs, keys, moved_from), report)
             notify(status, result.path, report.failed[-1][1] if status == "failed" else "")
@@ -125,6 +131,8 @@ def run_add(coll, paths, *, jobs: int, progress: bool, on_result, retry_failed: 
             if report.aborted:
                 break
     finally:
+        if hasattr(results, "close"):  # stop the producer's workers now, not when it is collected
+            results.close()
         if bar is not None:
             bar.close()
     report.seconds = time.perf_counter() - t0
@@ -166,6 +174,11 @@ def _plan(coll, files: list[Path], keys: dict, report: AddReport, notify, *, ret
             known |= set(moved_from)
         todo.append((path, frozenset(known)))
     return todo, moved_from
+
+
+def local_producer(jobs: int):
+    """The result producer of a local run: the files in this process for one job, else in a process pool."""
+    return lambda todo, configs: _results(todo, configs, jobs)
 
 
 def _results(todo, configs, jobs: int):

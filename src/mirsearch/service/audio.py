@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from mirsearch.errors import ParameterError
 from mirsearch.search.audio_query import AudioQuery
 from mirsearch.search.results import Match
+from mirsearch.service.cluster import dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class PassagesRequest(Request):
         "collection)",
     )  # fmt: skip
     transpose: bool = param(True, help="match at the excerpt's key only (default: in all 12 transpositions)")
+    dask: str | None = dask_param()
 
 
 @dataclass
@@ -86,6 +88,8 @@ def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
     if request.index != "exhaustive":
         if features != "chroma" or request.method != "scaling":
             raise ParameterError(f"index={request.index!r}: the shingle index takes neither features nor method")
+        if request.dask is not None:
+            raise ParameterError(f"index={request.index!r}: on a Dask cluster only the exhaustive search is sharded")
         matches, curves = _search_index(coll, request, keys), []
     else:
         from mirsearch.features.audio_match import PASSAGE_MATCH
@@ -95,7 +99,12 @@ def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
         options = PassageOptions(
             top=request.top, method=request.method, per_recording=request.per_recording, curves=True, match=match
         )
-        found = search_audio(coll, request.query, options)
+        if request.dask is not None:
+            from mirsearch.cluster import sharded
+
+            found = sharded(request.dask).passages(coll, request.query, options)
+        else:
+            found = search_audio(coll, request.query, options)
         matches, curves = found.matches, found.curves
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
     return PassagesResult(matches, _audio_block(request, request.query, features=features), curves, stats)

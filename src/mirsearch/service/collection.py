@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from mirsearch.errors import ParameterError
 from mirsearch.features.registry import STORED_KINDS
 from mirsearch.search.results import format_time
+from mirsearch.service.cluster import dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 
@@ -24,8 +25,10 @@ class IndexRequest(Request):
     feature_rate: float | None = param(
         None, minimum=1, maximum=100, metavar="HZ", help="frames per second (default 10 for a new collection)"
     )
-    jobs: int = param(min(2, os.cpu_count() or 1), minimum=1, maximum=64, help="worker processes", flag="--jobs")
+    jobs: int = param(min(2, os.cpu_count() or 1), minimum=1, maximum=64, help="worker processes (without --dask)",
+                      flag="--jobs")  # fmt: skip
     progress: bool = param(True, help="no progress bar")
+    dask: str | None = dask_param()
 
 
 @dataclass
@@ -50,7 +53,12 @@ def run_index(context: Context, request: IndexRequest) -> IndexResult:
         raise ParameterError("index: no paths given")
     if request.features is not None or request.feature_rate is not None:
         coll.set_features(request.features or coll.feature_kinds, feature_rate=request.feature_rate)
-    report = coll.add(list(request.paths), jobs=request.jobs, progress=request.progress)
+    producer = None
+    if request.dask is not None:  # decoding and extraction on the cluster's workers (--jobs does not apply)
+        from mirsearch.cluster import connect, dask_producer
+
+        producer = dask_producer(connect(request.dask))
+    report = coll.add(list(request.paths), jobs=request.jobs, progress=request.progress, producer=producer)
     query = version_block(paths=[os.fspath(p) for p in request.paths], **request.params())
     query["features"] = list(coll.feature_kinds)
     return IndexResult(report, query)

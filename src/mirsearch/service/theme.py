@@ -6,9 +6,11 @@ import logging
 import time
 from dataclasses import dataclass
 
+from mirsearch.errors import ParameterError
 from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLDS, match_confidences
 from mirsearch.search.query import ThemeQuery
 from mirsearch.search.results import Match, SearchResult
+from mirsearch.service.cluster import dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,8 @@ class ThemeRequest(Request):
         choices=CASCADE_CHOICES,
         help="two-stage search: candidate regions proposed, DTW re-ranks them (notes: note index and alignment of "
         "learned chroma; notes-only: the index alone; align: the alignment alone; coarse: DTW at a third of the "
-        "frame rate); exhaustive: DTW everywhere; auto: notes with learned chroma, else exhaustive",
+        "frame rate); exhaustive: DTW everywhere; auto: notes with learned chroma, else exhaustive (with --dask: "
+        "exhaustive)",
     )
     candidates: int = param(32, help="recordings proposed by a cascade", minimum=1, maximum=100000)
     tempo: float | None = param(
@@ -53,6 +56,7 @@ class ThemeRequest(Request):
         "learned chroma; 0 on chroma, whose confidence is too weak to hide matches)", minimum=0.0, maximum=1.0,
     )  # fmt: skip
     show_all: bool = param(False, help="show every match, confident or not", flag="--all")
+    dask: str | None = dask_param()
 
 
 def resolve_features(collection, features: str) -> str:
@@ -77,6 +81,10 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     coll = context.require_collection("theme")
     features = resolve_features(coll, request.features)
     cascade = resolve_cascade(request.cascade, features)
+    if request.dask is not None and cascade != "exhaustive":
+        if request.cascade != "auto":
+            raise ParameterError(f"cascade={cascade!r}: on a Dask cluster only the exhaustive search is sharded")
+        cascade = "exhaustive"  # "auto" on a cluster: the exhaustive search over every shard
     options = {  # more matches than shown: the other recordings' best costs are the confidence's background
         "top": request.top + BACKGROUND * request.per_recording,
         "per_recording": request.per_recording,
@@ -88,7 +96,11 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     stats: dict = {}
     t0 = time.perf_counter()
     theme = request.query.theme
-    if cascade == "exhaustive":
+    if request.dask is not None:
+        from mirsearch.cluster import sharded
+
+        matches = sharded(request.dask).theme(coll, theme, **options)
+    elif cascade == "exhaustive":
         matches = search_theme(coll, theme, **options)
     else:
         preset = THEME_PRESETS[cascade].with_candidates(request.candidates)

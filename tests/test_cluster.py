@@ -1,0 +1,195 @@
+"""Indexing and search on a Dask cluster: a LocalCluster of 2 worker processes started in the test.
+
+Indexing with a worker killed mid-way must store every file once, with the features of a local run; a
+sharded search must return the local ranking (recording ids, positions, costs), for themes and passages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from conftest import theme_of
+from mirsearch.cluster import parse_spec
+from mirsearch.cluster.shards import balance
+from mirsearch.errors import ParameterError
+
+SPEC = "local:2"
+
+
+def test_parse_spec():
+    assert parse_spec("local:3").local == 3
+    assert parse_spec("tcp://10.0.0.5:8786").address == "tcp://10.0.0.5:8786"
+    for bad in ("local:0", "local", "8786", "http://sched:8786", "tcp://sched"):
+        with pytest.raises(ParameterError, match="dask="):
+            parse_spec(bad)
+
+
+def test_balance_splits_by_duration():
+    rng = np.random.default_rng(1)
+    d = rng.exponential(200.0, 101)
+    groups = balance(d, 4)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(101))
+    loads = [d[g].sum() for g in groups]
+    assert max(loads) <= d.sum() / 4 + d.max()
+    assert balance([5.0], 3)[1].size == 0  # fewer items than shards: empty groups
+    with pytest.raises(ParameterError):
+        balance([1.0], 0)
+
+
+@pytest.fixture(scope="module")
+def client():
+    from mirsearch.cluster import close, connect
+
+    yield connect(SPEC)
+    close(SPEC)
+
+
+@pytest.fixture(scope="module")
+def audio_dir(renderings, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cluster_audio")
+    for name in ("a", "a_fast", "b", "c"):
+        shutil.copy(renderings[name].path, folder)
+    (folder / "broken.wav").write_bytes(b"RIFF0000WAVEfmt this is not audio")
+    return folder
+
+
+def _kill_a_busy_worker(client) -> int:
+    """SIGKILL a worker process that is running a task; returns its pid (0 if none was busy)."""
+    pids = client.run(os.getpid)
+    for address, keys in client.processing().items():
+        if keys and address in pids:
+            os.kill(pids[address], signal.SIGKILL)
+            return pids[address]
+    return 0
+
+
+def _stored(coll) -> dict:
+    out = {}
+    for rec in coll.recordings():
+        X, rate = coll.load_features(rec.id, "chroma")
+        out[os.path.basename(rec.path)] = (rec.sha1, round(rec.duration, 6), X, rate)
+    return out
+
+
+@pytest.fixture(scope="module")
+def indexed(client, audio_dir, tmp_path_factory):
+    """The folder indexed locally (one process) and on the cluster with a worker killed mid-way."""
+    from mirsearch.cluster import dask_producer
+    from mirsearch.collection import Collection
+
+    root = tmp_path_factory.mktemp("cluster_colls")
+    with Collection.create(root / "local.mirs") as coll:
+        local_report = coll.add([audio_dir], jobs=1)
+    killed = []
+
+    def on_result(status, path, message):
+        if not killed:
+            killed.append(_kill_a_busy_worker(client))
+
+    with Collection.create(root / "dask.mirs") as coll:
+        report = coll.add([audio_dir], producer=dask_producer(client), on_result=on_result)
+    return root, local_report, report, killed[0]
+
+
+def test_index_with_a_worker_killed_matches_a_local_run(indexed):
+    from mirsearch.collection import Collection
+
+    root, local_report, report, killed = indexed
+    assert killed, "no worker was busy when the first result came in"
+    with pytest.raises(ProcessLookupError):  # the killed worker is gone (the nanny started a new one)
+        os.kill(killed, 0)
+    assert sorted(report.added) == sorted(local_report.added) and len(report.added) == 4
+    assert [os.path.basename(p) for p, _ in report.failed] == ["broken.wav"]
+    with Collection.open(root / "local.mirs", readonly=True) as a, Collection.open(root / "dask.mirs") as b:
+        ref, got = _stored(a), _stored(b)
+        assert len(b.recordings()) == len({r.path for r in b.recordings()}) == 4  # each file exactly once
+        assert [os.path.basename(p) for p, _ in b.catalog.failures()] == ["broken.wav"]
+    assert ref.keys() == got.keys()
+    for name, (sha1, duration, X, rate) in ref.items():
+        assert got[name][:2] == (sha1, duration) and got[name][3] == rate
+        np.testing.assert_array_equal(got[name][2], X)
+
+
+def test_a_second_run_on_the_cluster_has_nothing_to_do(indexed, audio_dir, client):
+    from mirsearch.cluster import dask_producer
+    from mirsearch.collection import Collection
+
+    with Collection.open(indexed[0] / "dask.mirs") as coll:
+        again = coll.add([audio_dir], producer=dask_producer(client))
+    assert (len(again.unchanged), len(again.known_failures), again.added, again.failed) == (4, 1, [], [])
+
+
+def _same_matches(got, ref, *, rtol=1e-6):
+    assert len(got) == len(ref) > 0
+    for g, r in zip(got, ref, strict=True):
+        assert (g.recording_id, g.transposition) == (r.recording_id, r.transposition)
+        assert g.start == pytest.approx(r.start, abs=1e-9) and g.end == pytest.approx(r.end, abs=1e-9)
+        assert g.cost == pytest.approx(r.cost, rel=rtol, abs=1e-7)
+
+
+def test_theme_search_on_shards_equals_local(indexed, renderings, client):
+    from mirsearch.collection import Collection
+    from mirsearch.search.query import ThemeQuery
+    from mirsearch.service import run
+    from mirsearch.service.theme import ThemeRequest
+
+    root = indexed[0]
+    theme, _ = theme_of(renderings["a"], 0, 8)
+    with Collection.open(root / "local.mirs", readonly=True) as coll:
+        for top, per in ((10, 3), (3, 1)):
+            options = {"query": ThemeQuery.of(theme), "top": top, "per_recording": per, "show_all": True}
+            ref = run("theme", ThemeRequest(**options), collection=coll)
+            got = run("theme", ThemeRequest(**options, dask=SPEC), collection=coll)
+            _same_matches(got.matches, ref.matches)
+            assert [m.extra["confidence"] for m in got.matches] == [m.extra["confidence"] for m in ref.matches]
+        assert got.query["dask"] == SPEC and got.query["cascade"] == "exhaustive"
+        with pytest.raises(ParameterError, match="cascade='coarse'"):
+            run("theme", ThemeRequest(query=ThemeQuery.of(theme), cascade="coarse", dask=SPEC), collection=coll)
+
+
+def _excerpt(rendering, t0: float, t1: float):
+    from mirsearch.audio import SR, load_audio
+    from mirsearch.search.audio_query import AudioQuery
+
+    y, sr = load_audio(rendering.path, sr=SR)
+    return AudioQuery.from_samples(y[int(t0 * sr) : int(t1 * sr)], sr, name="excerpt")
+
+
+def test_passage_search_on_shards_equals_local(indexed, renderings, client):
+    from mirsearch.collection import Collection
+    from mirsearch.service import run
+    from mirsearch.service.audio import PassagesRequest
+
+    root = indexed[0]
+    query = _excerpt(renderings["a"], 5.0, 20.0)
+    with Collection.open(root / "local.mirs", readonly=True) as coll:
+        for method in ("scaling", "sdtw"):
+            ref = run("passages", PassagesRequest(query=query, top=6, method=method), collection=coll)
+            got = run("passages", PassagesRequest(query=query, top=6, method=method, dask=SPEC), collection=coll)
+            _same_matches(got.matches, ref.matches, rtol=1e-5)
+            assert [m.extra["rank"] for m in got.matches] == list(range(1, len(ref.matches) + 1))
+            assert [c.recording_id for c in got.curves] == [c.recording_id for c in ref.curves]
+            for g, r in zip(got.curves, ref.curves, strict=True):
+                np.testing.assert_allclose(g.cost, r.cost, rtol=1e-5, atol=1e-6)
+
+
+def test_a_shard_lost_with_its_worker_is_scattered_again(indexed, renderings, client):
+    from mirsearch.cluster import sharded
+    from mirsearch.collection import Collection
+
+    root = indexed[0]
+    theme, _ = theme_of(renderings["b"], 2, 8)
+    search = sharded(SPEC)
+    with Collection.open(root / "local.mirs", readonly=True) as coll:
+        first = search.theme(coll, theme, features="chroma", top=5, per_recording=2)
+        pids = client.run(os.getpid)
+        os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
+        time.sleep(0.5)
+        again = search.theme(coll, theme, features="chroma", top=5, per_recording=2)
+    _same_matches(again, first)
