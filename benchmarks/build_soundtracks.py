@@ -1,6 +1,6 @@
 """Build the real-soundtrack clips of :mod:`mirsearch.datasets.soundtracks` (data/soundtracks, git-ignored).
 
-    .venv/bin/python benchmarks/build_soundtracks.py            # resumable; writes data/soundtracks/manifest.json
+.venv/bin/python benchmarks/build_soundtracks.py            # resumable; writes data/soundtracks/manifest.json
 """
 
 from __future__ import annotations

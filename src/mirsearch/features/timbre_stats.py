@@ -121,3 +121,30 @@ def gaussian_kl_matrix(a: list[Gaussian], b: list[Gaussian] | None = None) -> np
     maha += np.einsum("pqi,qij,pqj->pq", diff, Ib, diff, optimize=True)
     D = 0.5 * (trace + maha) - ma.shape[1]
     return np.maximum(D, 0.0)
+
+
+#: rows of :func:`patch_statistics` per mel band: mean, standard deviation, mean absolute frame difference
+PATCH_STATISTICS = ("mean", "std", "flux")
+
+
+def patch_statistics(L: np.ndarray, *, config: LogMelConfig | None = None) -> np.ndarray:
+    """Timbre statistics of every log-mel patch: per band the mean, the standard deviation and the mean absolute
+    difference of consecutive frames (a cheap modulation measure).
+
+    Parameters
+    ----------
+    L : np.ndarray, shape (n_mels, n_frames)
+        Log-mel spectrogram (e.g. :data:`mirsearch.features.logmel.YAMNET`).
+    config : LogMelConfig, optional
+        Patch length and hop (default: the YAMNet preset, 96 frames every 48).
+
+    Returns
+    -------
+    F : np.ndarray, shape (n_patches, 3 * n_mels), float32
+        Columns: the means of the bands, then their standard deviations, then their fluxes.
+    """
+    from mirsearch.features.logmel import YAMNET, log_mel_patches
+
+    P = log_mel_patches(L, config=config or YAMNET).astype(np.float64)  # (n, mels, frames)
+    flux = np.abs(np.diff(P, axis=2)).mean(axis=2)
+    return np.concatenate([P.mean(axis=2), P.std(axis=2), flux], axis=1).astype(np.float32)

@@ -1,0 +1,197 @@
+"""Search by similarity on real soundtracks: the learned embedding against MFCC statistics, an MFCC Gaussian with
+KL divergence, the YAMNet embedding, both combined and an auto-tagger baseline, on the same held-out recordings;
+and the few-shot check of issue 19 (a tag taught from 5 recordings of one soundtrack).
+
+    .venv/bin/python benchmarks/build_soundtracks.py                   # once: data/soundtracks (clips)
+    nice -n 10 .venv/bin/python benchmarks/similarity_features.py      # once: cached features
+    nice -n 10 .venv/bin/python benchmarks/bench_similarity.py         # -> benchmarks/results/similarity.json
+
+Protocol (similar = same soundtrack). Items: the clips of the ``test`` tracks of all six soundtracks (tracks
+disjoint from the ``train`` tracks). A query's ranking leaves out the query and every clip of its own track
+(they count neither as hits nor in ``R``). Learned models are trained leave-one-soundtrack-out: the queries of
+soundtrack ``s`` are ranked by a model trained on the ``train`` tracks of the five *other* soundtracks, so no
+query's soundtrack was seen in training; the baselines need no training and rank the same queries on the same
+items. Metrics per query at k = 10 and 20 (:mod:`mirsearch.evaluation.ranking`), means with 95 % bootstrap
+intervals over queries.
+
+Few-shot (issue 19): for every soundtrack with at least 8 tracks, 20 draws of 5 support tracks (one clip per
+track); the prototype is the mean of their vectors; the collection is one clip per track of every other track
+of that soundtrack (relevant) and of the ``test`` tracks of the other soundtracks (not relevant); MAP@10 and
+full AP of the ranking by distance to the prototype. Learned models use the fold that never saw the soundtrack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from mirsearch.evaluation.ranking import per_query_scores, ranked_relevance, summarize  # noqa: E402
+from similarity_features import DATA, load_features  # noqa: E402
+
+from _common import print_table, write_results  # noqa: E402
+
+log = logging.getLogger("bench_similarity")
+KS = (10, 20)
+
+
+# -- vectors and distances of the baselines ---------------------------------------------------------------------
+def zscore(V: np.ndarray) -> np.ndarray:
+    """Collection-relative normalisation: every dimension standardised over the items of the collection."""
+    return (V - V.mean(axis=0)) / (V.std(axis=0) + 1e-6)
+
+
+def cosine_distances(V: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
+    U = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+    X = U if W is None else W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
+    return 1.0 - U @ X.T
+
+
+def euclidean(V: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
+    W = V if W is None else W
+    d = (V**2).sum(1)[:, None] + (W**2).sum(1)[None, :] - 2 * V @ W.T
+    return np.sqrt(np.maximum(d, 0.0))
+
+
+def baseline_vectors(feats: list[dict]) -> dict[str, np.ndarray]:
+    """Recording vectors of the vector baselines (before any normalisation)."""
+    from mirsearch.features.timbre_stats import mfcc_statistics
+
+    return {
+        "mfcc-stats": np.stack([mfcc_statistics(f["mfcc"]) for f in feats]),
+        "yamnet": np.stack([f["yamnet"].mean(axis=0) for f in feats]),
+        "audioset-tags": np.stack([f["scores"].mean(axis=0) for f in feats]),
+    }
+
+
+def combined(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two z-scored blocks with equal weight (each divided by the root of its dimension)."""
+    return np.concatenate([zscore(a) / np.sqrt(a.shape[1]), zscore(b) / np.sqrt(b.shape[1])], axis=1)
+
+
+def baseline_distances(feats: list[dict]) -> dict[str, np.ndarray]:
+    from mirsearch.features.timbre_stats import fit_gaussian, gaussian_kl_matrix
+
+    V = baseline_vectors(feats)
+    return {
+        "mfcc-kl": gaussian_kl_matrix([fit_gaussian(f["mfcc"]) for f in feats]),
+        "mfcc-stats": euclidean(zscore(V["mfcc-stats"])),
+        "yamnet": cosine_distances(V["yamnet"]),
+        "yamnet-z": cosine_distances(zscore(V["yamnet"])),
+        "mfcc+yamnet": euclidean(combined(V["mfcc-stats"], V["yamnet"])),
+        "autotagger-audioset": cosine_distances(V["audioset-tags"]),
+    }
+
+
+# -- evaluation -------------------------------------------------------------------------------------------------
+def scores_of(D: np.ndarray, labels: np.ndarray, same_track: np.ndarray, rows: np.ndarray) -> dict:
+    out = {}
+    for k in KS:
+        rel, R = ranked_relevance(D[rows], labels, query_rows=rows, exclude=same_track[rows], k=k)
+        out.update(per_query_scores(rel, R, k=k))
+    return out
+
+
+def evaluate_fixed(D: np.ndarray, labels, same_track) -> dict:
+    return scores_of(D, labels, same_track, np.arange(len(labels)))
+
+
+def evaluate_folds(D_by_fold: dict[str, np.ndarray], labels, same_track) -> dict:
+    parts = [scores_of(D, labels, same_track, np.flatnonzero(labels == s)) for s, D in D_by_fold.items()]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def few_shot(vectors_by_fold: dict[str, np.ndarray], fs_labels, fs_split, *, draws: int = 20, seed: int = 0):
+    """Per draw: AP@10 and AP of the prototype ranking (module docstring). ``vectors_by_fold`` maps a target
+    soundtrack to the vectors of the few-shot items (one clip per track)."""
+    rng = np.random.default_rng(seed)
+    ap10, ap = [], []
+    for s, V in vectors_by_fold.items():
+        own = np.flatnonzero(fs_labels == s)
+        others = np.flatnonzero((fs_labels != s) & (fs_split == "test"))
+        for _ in range(draws):
+            support = rng.choice(own, 5, replace=False)
+            pool = np.r_[np.setdiff1d(own, support), others]
+            rel = np.isin(pool, own)
+            proto = V[support].mean(axis=0, keepdims=True)
+            order = np.argsort(euclidean(proto, V[pool])[0], kind="stable")
+            r = rel[order][None, :]
+            ap10.append(per_query_scores(r, [rel.sum()], k=10)["map@10"][0])
+            ap.append(per_query_scores(r, [rel.sum()], k=len(pool))[f"map@{len(pool)}"][0])
+    return {"map@10": np.array(ap10), "map": np.array(ap)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--models", default="", help="comma-separated learned variants (see similarity_models.py)")
+    ap.add_argument("--out", default="similarity")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    t0 = time.time()
+    clips, feats = load_features(Path(args.data))
+    test = np.array([c.split == "test" for c in clips])
+    eval_idx = np.flatnonzero(test)
+    labels = np.array([clips[i].soundtrack for i in eval_idx])
+    tracks = np.array([f"{clips[i].soundtrack}/{clips[i].track}" for i in eval_idx])
+    same_track = tracks[:, None] == tracks[None, :]
+    eval_feats = [feats[i] for i in eval_idx]
+    results, rows = {}, []
+    for name, D in baseline_distances(eval_feats).items():
+        results[name] = summarize(evaluate_fixed(D, labels, same_track))
+    fs = few_shot_items(clips)
+    fs_labels = np.array([clips[i].soundtrack for i in fs])
+    fs_split = np.array([clips[i].split for i in fs])
+    targets = [s for s in np.unique(fs_labels) if (fs_labels == s).sum() >= 8]
+    V = baseline_vectors([feats[i] for i in fs])
+    fs_vectors = {"mfcc-stats": zscore(V["mfcc-stats"]), "yamnet": V["yamnet"], "yamnet-z": zscore(V["yamnet"]),
+                  "mfcc+yamnet": combined(V["mfcc-stats"], V["yamnet"])}  # fmt: skip
+    few = {name: summarize(few_shot({s: W for s in targets}, fs_labels, fs_split)) for name, W in fs_vectors.items()}
+    if args.models:
+        from similarity_models import run_variants
+
+        learned, learned_few = run_variants(args.models.split(","), clips, feats, eval_idx, fs, targets)
+        for name, D_by_fold in learned.items():
+            results[name] = summarize(evaluate_folds(D_by_fold, labels, same_track))
+        for name, W_by_fold in learned_few.items():
+            few[name] = summarize(few_shot(W_by_fold, fs_labels, fs_split))
+    for name, res in results.items():
+        rows.append({"system": name, **{m: res[m]["mean"] for m in res}})
+    print_table(rows, ["system", *[f"{m}@{k}" for k in KS for m in ("map", "recall", "rr", "ndcg")]])
+    print_table([{"system": n, "map@10": r["map@10"]["mean"], "map": r["map"]["mean"]} for n, r in few.items()],
+                ["system", "map@10", "map"])  # fmt: skip
+    payload = {"protocol": __doc__, "queries": len(eval_idx), "soundtracks": sorted(set(labels.tolist())),
+               "queries_per_soundtrack": {s: int((labels == s).sum()) for s in sorted(set(labels.tolist()))},
+               "similarity": results, "few_shot": few, "few_shot_targets": targets,
+               "seconds": round(time.time() - t0, 1)}  # fmt: skip
+    write_results(args.out, payload)
+    print(json.dumps({"written": f"benchmarks/results/{args.out}.json"}))
+    return 0
+
+
+def few_shot_items(clips) -> np.ndarray:
+    """One clip per track (the first), in manifest order."""
+    seen, out = set(), []
+    for i, c in enumerate(clips):
+        key = (c.soundtrack, c.track)
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return np.array(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

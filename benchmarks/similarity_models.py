@@ -1,0 +1,75 @@
+"""Learned similarity variants for benchmarks/bench_similarity.py, trained leave-one-soundtrack-out.
+
+A variant is ``INPUT:POOLING:STRATEGY[:z]``: INPUT ``timbre`` (log-mel patch statistics, what mirsearch computes
+itself), ``yamnet`` (YAMNet patch embeddings; a measurement only, YAMNet is no run-time dependency) or
+``timbre+yamnet``; POOLING autopool / mean / max; STRATEGY neighbours / random / distance; ``z``: the recording
+vectors z-scored over the collection searched (collection-relative normalisation) before the distances.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from mirsearch.features.timbre_stats import patch_statistics
+from mirsearch.models.similarity import SimilarityModel
+from mirsearch.training.similarity import TripletOptions, soundtrack_oracle, train_similarity
+
+log = logging.getLogger("similarity_models")
+
+
+def patch_inputs(feats: list[dict], kind: str) -> list[np.ndarray]:
+    out = []
+    for f in feats:
+        parts = []
+        if "timbre" in kind:
+            parts.append(patch_statistics(f["logmel"]))
+        if "yamnet" in kind:
+            parts.append(f["yamnet"])
+        n = min(len(p) for p in parts)
+        out.append(np.concatenate([p[:n] for p in parts], axis=1))
+    return out
+
+
+def _distances(V: np.ndarray) -> np.ndarray:
+    d = (V**2).sum(1)[:, None] + (V**2).sum(1)[None, :] - 2 * V @ V.T
+    return np.sqrt(np.maximum(d, 0.0))
+
+
+def _normalised(V: np.ndarray, z: bool) -> np.ndarray:
+    if not z:
+        return V
+    Z = (V - V.mean(axis=0)) / (V.std(axis=0) + 1e-6)
+    return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+
+
+def train_fold(kind: str, pooling: str, strategy: str, clips, inputs, held_out: str, **extra) -> SimilarityModel:
+    train = [i for i, c in enumerate(clips) if c.split == "train" and c.soundtrack != held_out]
+    S, same_track = soundtrack_oracle([clips[i].soundtrack for i in train], [clips[i].track for i in train])
+    options = TripletOptions(pooling=pooling, strategy=strategy, **extra)
+    config, arrays = train_similarity([inputs[i] for i in train], S, same_track, options=options, input_kind=kind)
+    return SimilarityModel(config=config, arrays={k: np.asarray(v, np.float32) for k, v in arrays.items()})
+
+
+def run_variants(names, clips, feats, eval_idx, fs_idx, fs_targets):
+    """Distances per fold on the evaluation items, and few-shot vectors per target soundtrack, of every variant."""
+    soundtracks = sorted({clips[i].soundtrack for i in eval_idx})
+    learned, few = {}, {}
+    cache: dict = {}
+    for name in names:
+        kind, pooling, strategy, *flags = name.split(":")
+        z = "z" in flags
+        if kind not in cache:
+            cache[kind] = patch_inputs(feats, kind)
+        inputs = cache[kind]
+        learned[name], few[name] = {}, {}
+        for s in soundtracks:
+            model = train_fold(kind, pooling, strategy, clips, inputs, s)
+            V = np.stack([model.embed(inputs[i]) for i in eval_idx])
+            learned[name][s] = _distances(_normalised(V, z))
+            if s in fs_targets:
+                W = np.stack([model.embed(inputs[i]) for i in fs_idx])
+                few[name][s] = _normalised(W, z)
+            log.info("%s: fold %s done", name, s)
+    return learned, few
