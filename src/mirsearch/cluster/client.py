@@ -76,9 +76,11 @@ def connect(text: str):
 def _start(spec: ClusterSpec):
     from distributed import Client, LocalCluster
 
+    if not logging.getLogger("mirsearch").isEnabledFor(logging.DEBUG):  # workers starting, closing: not news
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     if spec.local:
         cluster = LocalCluster(
-            n_workers=spec.local, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=spec.local, threads_per_worker=1, processes=True, dashboard_address=":0",
             silence_logs=logging.ERROR,
         )  # fmt: skip
         log.info("started a local Dask cluster of %d workers at %s", spec.local, cluster.scheduler_address)
