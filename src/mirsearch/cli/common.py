@@ -78,6 +78,20 @@ def pick(args, *names: str) -> dict:
     return {name: getattr(args, name) for name in names}
 
 
+def print_rows(rows: list[dict], columns: list[tuple[str, str]], *, empty: str, cells: dict | None = None) -> int:
+    """Print result dicts as a table, or the line ``empty`` when there are none; returns 0 (the exit code).
+
+    ``cells`` maps a column to a format string over the row (``{"speed": "{speed:.3f}"}``), filled in first.
+    """
+    if not rows:
+        print(empty)
+        return 0
+    for r in rows:
+        r.update({key: template.format_map(r) for key, template in (cells or {}).items()})
+    print_table(rows, columns)
+    return 0
+
+
 def add_collection_argument(parser, *, required: bool = True) -> None:
     parser.add_argument(
         "--collection",

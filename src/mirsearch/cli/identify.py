@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from mirsearch.cli.common import add_collection_argument, print_json, print_table
+from mirsearch.cli.common import add_collection_argument, print_json, print_rows
 from mirsearch.cli.options import add_request_options, request_from_args
 from mirsearch.service.identify import DedupeRequest, IdentifyRequest, ScanRequest
 
@@ -55,10 +55,10 @@ def _open(path):
 
 
 def run_identify(args: argparse.Namespace) -> int:
-    from mirsearch.search.audio_query import AudioQuery
     from mirsearch.service import run as run_task
+    from mirsearch.service.audio import read_audio_query
 
-    query = AudioQuery.from_file(args.audio)
+    query = read_audio_query(args.audio)
     with _open(args.collection) as coll:
         if args.scan:
             result = run_task("identify-scan", request_from_args(ScanRequest, args, query=query), collection=coll)
@@ -68,19 +68,12 @@ def run_identify(args: argparse.Namespace) -> int:
         print_json(result.to_dict())
         return 0
     rows = [s.to_dict() for s in (result.stretches if args.scan else result.matches)]
-    if not rows:
-        print("not found")
-        return 0
-    for r in rows:
-        r["speed"] = f"{r['speed']:.3f}"
-        r["score"] = f"{r['score']:.0f}"
+    cells = {"speed": "{speed:.3f}", "score": "{score:.0f}"}
     columns = [("recording", "recording"), ("offset_mmss", "offset"), ("speed", "speed"), ("score", "score")]
     if args.scan:
-        for r in rows:
-            r["range"] = f"{r['query_start']:.1f}-{r['query_end']:.1f} s"
+        cells["range"] = "{query_start:.1f}-{query_end:.1f} s"
         columns = [("range", "in file"), *columns]
-    print_table(rows, columns)
-    return 0
+    return print_rows(rows, columns, empty="not found", cells=cells)
 
 
 def run_dedupe(args: argparse.Namespace) -> int:
@@ -91,13 +84,6 @@ def run_dedupe(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_dict())
         return 0
-    rows = [d.to_dict() for d in result.duplicates]
-    if not rows:
-        print("no duplicates")
-        return 0
-    for r in rows:
-        r["offset"] = f"{r['offset']:.2f}"
-        r["speed"] = f"{r['speed']:.3f}"
     cols = [("recording", "recording"), ("relation", "is"), ("other", "in"), ("offset", "at (s)"), ("speed", "speed")]
-    print_table(rows, cols)
-    return 0
+    cells = {"offset": "{offset:.2f}", "speed": "{speed:.3f}"}
+    return print_rows([d.to_dict() for d in result.duplicates], cols, empty="no duplicates", cells=cells)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mirsearch.cli.common import add_collection_argument, add_format_argument, print_matches, print_table
+from mirsearch.cli.common import add_collection_argument, add_format_argument, print_matches, print_rows
 from mirsearch.cli.options import add_request_options, request_from_args
 from mirsearch.service.audio import VersionsRequest
 
@@ -56,15 +56,11 @@ def run(args: argparse.Namespace) -> int:
         plot_versions([(m.recording, m.cost) for m in result.matches], out=args.plot, title=title)
     if print_matches(result, args.format):
         return 0
-    rows = [m.to_dict() for m in result.matches]
-    if not rows:
-        print("no versions")
-        return 0
-    for r in rows:
-        r["score"] = f"{r['cost']:.4f}"
-        r["coverage"] = f"{r.get('coverage', 0):.2f}"
     columns = [("rank", "#"), ("recording", "recording"), ("score", "score"), ("transposition", "transp.")]
-    print_table(rows, [*columns, ("coverage", "coverage")])
-    if args.plot:
+    cells = {"score": "{cost:.4f}", "coverage": "{coverage:.2f}"}
+    print_rows(
+        [m.to_dict() for m in result.matches], [*columns, ("coverage", "coverage")], empty="no versions", cells=cells
+    )
+    if args.plot and result.matches:
         print(f"wrote {args.plot}")
     return 0
