@@ -262,43 +262,49 @@ class IndexSpec:
 
     def open(self, collection, *, config: ShingleConfig = DEFAULT_CONFIG) -> ShingleIndex:
         """The collection's index of this kind (:func:`get_index`)."""
-        return get_index(
-            collection,
-            reduction=self.reduction,
-            dim=self.dim,
-            index=self.kind,
-            config=config,
-            params=dict(self.params),
-            update=self.update,
-        )
+        return get_index(collection, self, config=config)
 
 
-def get_index(
-    collection,
-    *,
-    reduction="embedding",
-    dim: int | None = 12,
-    index: str = "hnsw",
-    config: ShingleConfig = DEFAULT_CONFIG,
-    params: dict | None = None,
-    update: bool = True,
-) -> ShingleIndex:
-    """:meth:`ShingleIndex.open`, memoised as a derived view of the collection (one per generation).
+def get_index(collection, spec: IndexSpec = IndexSpec(), *, config: ShingleConfig = DEFAULT_CONFIG) -> ShingleIndex:
+    """:meth:`ShingleIndex.open` of the index ``spec`` names, memoised as a derived view of the collection (one per
+    generation).
 
-    Repeated queries (a server, a benchmark, the cascades) then cost no disk reads. ``ef`` and
-    ``threads`` in ``params`` are applied to a memoised HNSW index.
+    Repeated queries (a server, a benchmark, the cascades) then cost no disk reads. ``ef`` and ``threads`` in
+    ``spec.params`` are applied to a memoised HNSW index.
     """
-    build_params = {k: v for k, v in (params or {}).items() if k not in ("ef", "threads")}
-    key = ("shingle_index", config, str(reduction), dim, index, tuple(sorted(build_params.items())))
+    params = dict(spec.params)
+    build_params = {k: v for k, v in params.items() if k not in ("ef", "threads")}
+    key = ("shingle_index", config, str(spec.reduction), spec.dim, spec.kind, tuple(sorted(build_params.items())))
     idx = collection.views.get(
         key,
         lambda: ShingleIndex.open(
-            collection, reduction=reduction, dim=dim, index=index, config=config, params=params, update=update
+            collection,
+            reduction=spec.reduction,
+            dim=spec.dim,
+            index=spec.kind,
+            config=config,
+            params=params,
+            update=spec.update,
         ),
     )
-    if params and "ef" in params and hasattr(idx.ann, "set_ef"):
+    if "ef" in params and hasattr(idx.ann, "set_ef"):
         idx.ann.set_ef(params["ef"])
     return idx
 
 
-__all__ = ["IndexSpec", "IndexStats", "ShingleIndex", "get_index", "remove_index"]
+def index_inventory(collection) -> dict:
+    """The shingle stores (configuration, rows, recordings) and ANN indexes (rows, size) of a collection."""
+    base = Path(collection.root) / "index"
+    out = {"stores": [], "indexes": []}
+    for m in sorted((base / "shingles").glob("*/manifest.json")):
+        d = json.loads(m.read_text())
+        out["stores"].append({"config": m.parent.name, "rows": d["rows"], "recordings": len(d["recordings"])})
+    for st in sorted((base / "ann").glob("*/*/state.json")):
+        d = json.loads(st.read_text())
+        size = sum(p.stat().st_size for p in st.parent.iterdir() if p.is_file())
+        row = {"config": st.parent.parent.name, "index": st.parent.name, "rows": d["rows"]}
+        out["indexes"].append({**row, "size_mb": round(size / 1e6, 2)})
+    return out
+
+
+__all__ = ["IndexSpec", "IndexStats", "ShingleIndex", "get_index", "index_inventory", "remove_index"]

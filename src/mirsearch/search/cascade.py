@@ -34,7 +34,7 @@ import numpy as np
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.shingles import CHROMA_RATE, ShingleConfig
 from mirsearch.index.notes import NOTE_NGRAM, align_notes, note_index, theme_pitch_classes
-from mirsearch.index.shingle_index import get_index
+from mirsearch.index.shingle_index import IndexSpec, get_index
 from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
 from mirsearch.scores import Theme
 from mirsearch.search.results import Match
@@ -249,8 +249,8 @@ class ShingleProposer:
     def propose(self, ctx: ThemeContext) -> list[Span] | None:
         Cq = theme_query(ctx.theme, feature_rate=CHROMA_RATE, tempo_bpm=ctx.tempo_bpm)
         try:
-            idx = get_index(ctx.collection, reduction=self.reduction, dim=self.dim, index=self.index,
-                            config=self.config, params=dict(self.params) or None, update=self.update)  # fmt: skip
+            spec = IndexSpec(self.index, self.reduction, self.dim, self.params, self.update)
+            idx = get_index(ctx.collection, spec, config=self.config)
             qs = query_shingles(Cq, config=self.config, tempo_factors=self.tempo_factors,
                                 transpositions=ctx.shifts, name=ctx.theme.name)  # fmt: skip
         except InputError as exc:
