@@ -31,14 +31,18 @@ router = APIRouter(tags=["search"])
 
 #: most notes in a theme
 MAX_THEME_NOTES = 400
+#: parameters a client may not set: the Dask cluster is the server's choice (``mirsearch serve --dask``)
+SERVER_SIDE = ("dask",)
 NOTES_HELP = 'note names, optionally with octave and value: "E D# E G", "E5/8 D#5/8 E5/4", rests "R/4"'
 
-ThemeBody = request_model(ThemeRequest, "ThemeSearch", query=NOTES_HELP)
+ThemeBody = request_model(ThemeRequest, "ThemeSearch", query=NOTES_HELP, exclude=SERVER_SIDE)
 ThemeFileForm = request_model(
     ThemeRequest, "ThemeFileSearch", upload="MIDI, MusicXML (.xml/.mxl/.musicxml) or kern file",
-    texts=(("part", "part name or 0-based index (default: the highest part)"),),
+    texts=(("part", "part name or 0-based index (default: the highest part)"),), exclude=SERVER_SIDE,
 )  # fmt: skip
-PassagesForm = request_model(PassagesRequest, "AudioSearch", upload="audio excerpt: wav, flac, ogg, opus or mp3")
+PassagesForm = request_model(
+    PassagesRequest, "AudioSearch", upload="audio excerpt: wav, flac, ogg, opus or mp3", exclude=SERVER_SIDE
+)
 VersionsForm = request_model(
     VersionsRequest, "VersionsSearch", upload="a recording: wav, flac, ogg, opus or mp3", exclude=("exclude",)
 )
