@@ -105,19 +105,20 @@ def run_align(context: Context, request: AlignRequest) -> AlignResult:
 def plot_alignment(result: AlignResult, out: str | os.PathLike) -> None:
     """The chromagrams of A and B (5 Hz) and the cost matrix with the warping path, as a PNG."""
     from mirsearch.matching.sync import smooth_downsample
+    from mirsearch.viz.figures import AlignmentView
     from mirsearch.viz.figures import plot_alignment as draw
 
     d = result.details
     f = max(1, int(round(d.feature_rate / 5.0)))  # 5 Hz smoothed chroma reads better
-    draw(
+    view = AlignmentView(
         smooth_downsample(d.chroma_a, f),
         smooth_downsample(d.chroma_b, f),
         feature_rate=d.feature_rate / f,
         path=d.sync.path,
         path_rate=d.feature_rate,
         names=(result.time_map.name_a, result.time_map.name_b),
-        out=out,
     )
+    draw(view, out=out)
 
 
 def write_alignment(result: AlignResult, out: str | os.PathLike) -> None:

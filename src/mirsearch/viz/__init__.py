@@ -8,6 +8,7 @@ matplotlib is imported only when a figure is drawn.
 """
 
 from mirsearch.viz.figures import (
+    AlignmentView,
     plot_alignment,
     plot_chromagrams,
     plot_cost_path,
@@ -18,6 +19,7 @@ from mirsearch.viz.figures import (
 from mirsearch.viz.training import plot_history, plot_output
 
 __all__ = [
+    "AlignmentView",
     "plot_alignment",
     "plot_chromagrams",
     "plot_cost_path",

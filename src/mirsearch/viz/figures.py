@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -114,19 +115,9 @@ def plot_chromagrams(
     return _written(fig, out)
 
 
-def plot_cost_path(
-    A: np.ndarray,
-    B: np.ndarray,
-    *,
-    feature_rate: float,
-    path: np.ndarray | None = None,
-    path_rate: float | None = None,
-    time_map=None,
-    names: Sequence[str] = ("A", "B"),
-    ax=None,
-    out: str | os.PathLike | None = None,
-):
-    """Cosine cost matrix of two feature sequences with the warping path on top.
+@dataclass(frozen=True)
+class AlignmentView:
+    """What an alignment figure shows: two feature sequences and the path or time map between them.
 
     Parameters
     ----------
@@ -136,10 +127,34 @@ def plot_cost_path(
         Frames per second of ``A`` and ``B``.
     path : np.ndarray, shape (L, 2), optional
         Warping path in frames at ``path_rate`` (default ``feature_rate``).
+    path_rate : float > 0, optional
     time_map : TimeMap, optional
         Drawn instead of / in addition to ``path`` (its points, in seconds).
     names : (str, str)
-        Axis labels: ``A`` runs along y, ``B`` along x.
+        Names of ``A`` and ``B`` (axis labels and titles).
+    """
+
+    A: np.ndarray
+    B: np.ndarray
+    feature_rate: float
+    path: np.ndarray | None = None
+    path_rate: float | None = None
+    time_map: object = None
+    names: tuple[str, str] = ("A", "B")
+
+    def __post_init__(self) -> None:
+        check_positive("feature_rate", self.feature_rate)
+        object.__setattr__(self, "A", _check_features(self.A, "A"))
+        object.__setattr__(self, "B", _check_features(self.B, "B"))
+
+
+def plot_cost_path(view: AlignmentView, *, ax=None, out: str | os.PathLike | None = None):
+    """Cosine cost matrix of two feature sequences with the warping path on top (``A`` along y, ``B`` along x).
+
+    Parameters
+    ----------
+    view : AlignmentView
+        The features, the path and the names.
     ax : matplotlib Axes, optional
         Draw into this axes (then the figure of ``ax`` is returned).
     out : path, optional
@@ -147,9 +162,8 @@ def plot_cost_path(
     """
     from mirsearch.matching.subsequence import unit_columns
 
-    check_positive("feature_rate", feature_rate)
-    A, ra = _reduce(_check_features(A, "A"), feature_rate)
-    B, rb = _reduce(_check_features(B, "B"), feature_rate)
+    A, ra = _reduce(view.A, view.feature_rate)
+    B, rb = _reduce(view.B, view.feature_rate)
     Cm = 1.0 - unit_columns(A) @ unit_columns(B).T
     if ax is None:
         fig = _figure(7, 6)
@@ -165,51 +179,34 @@ def plot_cost_path(
         interpolation="nearest",
     )
     fig.colorbar(im, ax=ax, label="cosine distance", shrink=0.8)
-    if path is not None:
-        p = np.asarray(path, dtype=np.float64) / (path_rate or feature_rate)
+    if view.path is not None:
+        p = np.asarray(view.path, dtype=np.float64) / (view.path_rate or view.feature_rate)
         ax.plot(p[:, 1], p[:, 0], color="tab:red", linewidth=1.2, label="warping path")
-    if time_map is not None:
-        ax.plot(time_map.b, time_map.a, color="tab:orange", linewidth=1.0, linestyle="--", label="time map")
-    if path is not None or time_map is not None:
+    if view.time_map is not None:
+        tm = view.time_map
+        ax.plot(tm.b, tm.a, color="tab:orange", linewidth=1.0, linestyle="--", label="time map")
+    if view.path is not None or view.time_map is not None:
         ax.legend(loc="lower right", fontsize=8)
-    ax.set_xlabel(f"{names[1]} (s)")
-    ax.set_ylabel(f"{names[0]} (s)")
+    ax.set_xlabel(f"{view.names[1]} (s)")
+    ax.set_ylabel(f"{view.names[0]} (s)")
     ax.set_title("cost matrix and warping path", fontsize=10)
     return _written(fig, out)
 
 
-def plot_alignment(
-    A: np.ndarray,
-    B: np.ndarray,
-    *,
-    feature_rate: float,
-    path: np.ndarray | None = None,
-    path_rate: float | None = None,
-    time_map=None,
-    names: Sequence[str] = ("A", "B"),
-    out: str | os.PathLike | None = None,
-):
+def plot_alignment(view: AlignmentView, *, out: str | os.PathLike | None = None):
     """Summary figure of an alignment: both chromagrams and the cost matrix with the warping path.
 
-    Parameters are those of :func:`plot_cost_path`.
+    Parameters
+    ----------
+    view : AlignmentView
+    out : path, optional
+        Also write the figure.
     """
-    check_positive("feature_rate", feature_rate)
-    A = _check_features(A, "A")
-    B = _check_features(B, "B")
     fig = _figure(11, 9)
     grid = fig.add_gridspec(3, 1, height_ratios=(1, 1, 3.2))
-    _chromagram(fig.add_subplot(grid[0]), A, feature_rate, f"chroma: {names[0]}")
-    _chromagram(fig.add_subplot(grid[1]), B, feature_rate, f"chroma: {names[1]}")
-    plot_cost_path(
-        A,
-        B,
-        feature_rate=feature_rate,
-        path=path,
-        path_rate=path_rate,
-        time_map=time_map,
-        names=names,
-        ax=fig.add_subplot(grid[2]),
-    )
+    _chromagram(fig.add_subplot(grid[0]), view.A, view.feature_rate, f"chroma: {view.names[0]}")
+    _chromagram(fig.add_subplot(grid[1]), view.B, view.feature_rate, f"chroma: {view.names[1]}")
+    plot_cost_path(view, ax=fig.add_subplot(grid[2]))
     return _written(fig, out)
 
 
