@@ -31,6 +31,7 @@ import scipy.ndimage
 import scipy.signal
 import scipy.sparse
 
+from mirsearch._util.docs import doc_blocks
 from mirsearch.errors import ParameterError, check_positive
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def estimate_tuning(y: np.ndarray, *, sr: int, n_fft: int = N_FFT, max_seconds: 
     return tuning if np.isfinite(tuning) else 0.0
 
 
+@doc_blocks
 def pitch_features(
     y: np.ndarray,
     *,
@@ -131,10 +133,7 @@ def pitch_features(
 
     Parameters
     ----------
-    y : np.ndarray, shape (n_samples,)
-        Mono signal.
-    sr : int
-        Sample rate (Hz).
+    {signal}
     n_fft, hop_length : int
         STFT size and hop (samples).
     tuning : float, optional
@@ -243,6 +242,13 @@ def register_weights(centre_midi: float | None, width_octaves: float) -> np.ndar
     return np.exp(-0.5 * ((midi - centre_midi) / (12.0 * width_octaves)) ** 2).astype(np.float32)
 
 
+def _check_chroma_options(*, feature_rate: float, gamma: float) -> None:
+    check_positive("feature_rate", feature_rate)
+    if gamma < 0:
+        raise ParameterError(f"gamma={gamma} must be >= 0")
+
+
+@doc_blocks
 def chroma(
     y: np.ndarray,
     *,
@@ -254,14 +260,12 @@ def chroma(
     tuning: float | None = None,
     normalize: bool = True,
 ) -> tuple[np.ndarray, float]:
-    """Tuning-corrected, register-weighted pitch chroma of an audio signal.
+    """Tuning-corrected, register-weighted pitch chroma of an audio signal (analysed at 22050 Hz; other
+    sample rates work, with the same FFT size).
 
     Parameters
     ----------
-    y : np.ndarray, shape (n_samples,)
-        Mono signal.
-    sr : int
-        Sample rate (Hz); 22050 is the analysis rate (others work, with the same FFT size).
+    {signal}
     feature_rate : float > 0
         Output frames per second (at most ``sr / 512``); default 10 Hz.
     gamma : float >= 0
@@ -284,9 +288,7 @@ def chroma(
     feature_rate : float
         Frames per second of ``C``.
     """
-    check_positive("feature_rate", feature_rate)
-    if gamma < 0:
-        raise ParameterError(f"gamma={gamma} must be >= 0")
+    _check_chroma_options(feature_rate=feature_rate, gamma=gamma)  # before the costly analysis
     P, frame_rate = pitch_features(y, sr=sr, tuning=tuning)
     C = chroma_from_pitch(
         P,
@@ -321,9 +323,7 @@ def chroma_from_pitch(
     -------
     np.ndarray, shape (12, ceil(n_frames * feature_rate / frame_rate)), float32
     """
-    check_positive("feature_rate", feature_rate)
-    if gamma < 0:
-        raise ParameterError(f"gamma={gamma} must be >= 0")
+    _check_chroma_options(feature_rate=feature_rate, gamma=gamma)
     weights = register_weights(register_centre, register_width)
     if weights is not None:
         P = P * weights[:, None]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mirsearch._util.docs import doc_blocks
 from mirsearch.errors import InputError, check_positive
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ def learned_log_probs(y: np.ndarray, *, sr: int, bundle=None) -> tuple[np.ndarra
     return b.predict(H), b.output_rate
 
 
+@doc_blocks
 def learned_chroma(
     y: np.ndarray, *, sr: int, feature_rate: float = 10.0, bundle: str | os.PathLike | object | None = None
 ) -> tuple[np.ndarray, float]:
@@ -145,10 +147,7 @@ def learned_chroma(
 
     Parameters
     ----------
-    y : np.ndarray, shape (n_samples,)
-        Mono audio.
-    sr : int > 0
-        Sampling rate of ``y`` in Hz.
+    {signal}
     feature_rate : float > 0
         Output frame rate in Hz; the chroma probabilities are averaged over the frames of the network
         output (21.5 Hz for the default model) that fall into each output frame.
@@ -158,19 +157,36 @@ def learned_chroma(
 
     Returns
     -------
-    C : np.ndarray, shape (12, n_frames), float32
-        Unit l2 norm per frame; ``n_frames = 1 + floor(duration * feature_rate)``.
-    feature_rate : float
-        Frame rate of ``C`` in Hz.
+    {unit_chroma}
+    """
+    check_positive("feature_rate", feature_rate)
+    log_probs, rate = learned_log_probs(y, sr=sr, bundle=bundle)
+    P = np.exp(log_probs[:12].astype(np.float64))
+    return readout(P, frame_rate=rate, duration=len(y) / sr, feature_rate=feature_rate), float(feature_rate)
+
+
+def readout(P: np.ndarray, *, frame_rate: float, duration: float, feature_rate: float = 10.0) -> np.ndarray:
+    """Chroma probabilities of a network -> unit-norm chroma at ``feature_rate``.
+
+    Parameters
+    ----------
+    P : np.ndarray, shape (12, n)
+        Chroma probabilities (0 = C) at ``frame_rate`` (Hz); ``n`` may be 0.
+    frame_rate, feature_rate : float > 0
+        Input and output frame rates (Hz); input frames are averaged into each output frame.
+    duration : float >= 0
+        Length of the recording (s).
+
+    Returns
+    -------
+    np.ndarray, shape (12, 1 + floor(duration * feature_rate)), float32
+        Unit l2 norm per frame (frames without any probability: the uniform unit vector).
     """
     from mirsearch.features.hcqt import _resample_frames
 
     check_positive("feature_rate", feature_rate)
-    log_probs, rate = learned_log_probs(y, sr=sr, bundle=bundle)
-    P = np.exp(log_probs[:12].astype(np.float64))
-    n_out = 1 + int(np.floor(len(y) / sr * feature_rate + 1e-9))
+    n_out = 1 + int(np.floor(duration * feature_rate + 1e-9))
+    P = np.asarray(P, dtype=np.float64)
     if P.shape[1] == 0:
-        P = np.zeros((12, 1))
-        rate = feature_rate
-    P = _resample_frames(P, rate_in=rate, rate_out=feature_rate, n_out=n_out)
-    return normalize_chroma(P), float(feature_rate)
+        return normalize_chroma(np.zeros((12, n_out)))
+    return normalize_chroma(_resample_frames(P, rate_in=frame_rate, rate_out=feature_rate, n_out=n_out))

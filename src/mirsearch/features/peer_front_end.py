@@ -20,11 +20,11 @@ input they were trained on.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 
 import numpy as np
 
+from mirsearch._util.docs import doc_blocks
 from mirsearch.errors import InputError, check_positive
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def peer_hcqt(y: np.ndarray, *, sr: int, tuning: float | None = None) -> np.ndar
     return np.stack(channels)
 
 
+@doc_blocks
 def peer_chroma(
     y: np.ndarray, *, sr: int, model, feature_rate: float = 10.0, num_threads: int | None = 1
 ) -> tuple[np.ndarray, float]:
@@ -123,10 +124,7 @@ def peer_chroma(
 
     Returns
     -------
-    C : np.ndarray, shape (12, n_frames), float32
-        Unit l2 norm per frame; ``n_frames = 1 + floor(duration * feature_rate)``.
-    feature_rate : float
-        Frame rate of ``C`` in Hz.
+    {unit_chroma}
     """
     check_positive("feature_rate", feature_rate)
     y = _prepare(y, sr)
@@ -136,13 +134,7 @@ def peer_chroma(
 
 def peer_readout(P: np.ndarray, *, duration: float, feature_rate: float = 10.0) -> np.ndarray:
     """Network chroma probabilities ``P`` (12, n) at :data:`PEER_RATE` -> unit-norm chroma (12, m) at
-    ``feature_rate``, ``m = 1 + floor(duration * feature_rate)`` (frames averaged, then l2 per frame)."""
-    from mirsearch.features.hcqt import _resample_frames
-    from mirsearch.features.learned import normalize_chroma
+    ``feature_rate``, ``m = 1 + floor(duration * feature_rate)`` (:func:`mirsearch.features.learned.readout`)."""
+    from mirsearch.features.learned import readout
 
-    check_positive("feature_rate", feature_rate)
-    n_out = 1 + int(math.floor(duration * feature_rate + 1e-9))
-    P = np.asarray(P, dtype=np.float64)
-    if P.shape[1] == 0:
-        return normalize_chroma(np.zeros((12, n_out)))
-    return normalize_chroma(_resample_frames(P, rate_in=PEER_RATE, rate_out=feature_rate, n_out=n_out))
+    return readout(P, frame_rate=PEER_RATE, duration=duration, feature_rate=feature_rate)
