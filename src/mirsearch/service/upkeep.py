@@ -52,18 +52,24 @@ class ListResult:
 
 
 @dataclass
-class UpkeepResult:
-    """What ``remove``, ``prune`` or ``relocate`` did (:class:`mirsearch.collection.upkeep.UpkeepReport`)."""
+class ReportResult:
+    """A task's report (an object with ``to_dict()``, whose attributes read through) and the settings used."""
 
     report: object
     query: dict
 
-    @property
-    def problems(self) -> list[tuple[str, str]]:
-        return self.report.problems
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("report", "query"):  # copying and unpickling ask before init
+            raise AttributeError(name)
+        return getattr(self.report, name)
 
     def to_dict(self) -> dict:
         return {**self.report.to_dict(), "query": self.query}
+
+
+#: what ``remove``, ``prune`` or ``relocate`` did: a :class:`mirsearch.collection.upkeep.UpkeepReport`
+#: (``removed``, ``moved``, ``problems``) and the settings used
+UpkeepResult = ReportResult
 
 
 @register("list", request=ListRequest, area="collection", summary="list the recordings of a collection")
@@ -105,4 +111,4 @@ def run_relocate(context: Context, request: RelocateRequest) -> UpkeepResult:
     return UpkeepResult(report, version_block(old=str(request.old), new=str(request.new)))
 
 
-__all__ = ["ListRequest", "PruneRequest", "RelocateRequest", "RemoveRequest", "UpkeepResult"]
+__all__ = ["ListRequest", "PruneRequest", "RelocateRequest", "RemoveRequest", "ReportResult", "UpkeepResult"]
