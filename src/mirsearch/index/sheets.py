@@ -1,0 +1,238 @@
+"""The sheet-music store of a collection: page images, their detected systems and snippet embeddings.
+
+``mirsearch index`` hands it the paths it was given; every ``.png`` / ``.jpg`` / ``.pdf`` below them is a
+*sheet item* (a PDF is rendered page by page at :data:`PDF_DPI` with pypdfium2). For every page the staff
+detector (``mirsearch.features.staff``) finds the systems; a window of the sheet model's snippet width
+slides along each system strip every :data:`STRIDE` strip pixels (2 staff spaces) and the sheet branch of
+the model bundle embeds it. The vectors go into an HNSW index (``mirsearch.index.ann``); beside it
+``windows.npy`` says, per vector, which item, page, system and page column it came from.
+
+Layout under ``<collection>/sheets/``::
+
+    items.json      model id, and per item: path, size, mtime, pages (size, staff space, system boxes)
+    windows.npy     (n, 4) float32: item number, page (0-based), system, page x of the window centre
+    ann/            the HNSW index of the (n, 32) unit vectors
+
+Everything is rebuilt from ``items.json`` order on each update (cheap next to the embedding, which is
+cached per item in ``vectors/<item>.npy``); a change of model bundle re-embeds every item.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch._util import atomic_save_npy, atomic_write_text, directory_lock
+from mirsearch.errors import InputError, MirsearchError
+
+logger = logging.getLogger(__name__)
+
+SHEET_EXTENSIONS = (".png", ".jpg", ".jpeg", ".pdf")
+PDF_DPI = 150
+#: window step along a system strip, in strip pixels (the strip has 4 pixels per staff space)
+STRIDE = 8
+#: pages larger than this many pixels are refused (a 600 dpi A3 scan is about 70 M)
+MAX_PIXELS = 80_000_000
+MAX_PDF_PAGES = 500
+STORE_DIR = "sheets"
+
+
+def is_sheet_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in SHEET_EXTENSIONS
+
+
+def load_pages(path: str | os.PathLike) -> list[np.ndarray]:
+    """Grey page images (uint8, ``(height, width)``) of an image file or of every page of a PDF at 150 dpi."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() == ".pdf":
+        try:
+            import pypdfium2 as pdfium
+        except ImportError:
+            raise MirsearchError(f"{path.name}: PDF pages need pypdfium2 (pip install pypdfium2)") from None
+        try:
+            pdf = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError as exc:
+            raise InputError(f"{path.name}: cannot read PDF ({exc})") from None
+        if len(pdf) > MAX_PDF_PAGES:
+            raise InputError(f"{path.name}: {len(pdf)} pages, more than {MAX_PDF_PAGES}")
+        pages = []
+        for page in pdf:
+            w, h = page.get_size()
+            if w * h * (PDF_DPI / 72) ** 2 > MAX_PIXELS:
+                raise InputError(f"{path.name}: page too large")
+            pages.append(np.asarray(page.render(scale=PDF_DPI / 72, grayscale=True).to_pil().convert("L")))
+        return pages
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(path) as img:
+            return [np.asarray(img.convert("L"))]
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path.name}: cannot read image ({type(exc).__name__})") from None
+
+
+def page_windows(image: np.ndarray, bundle, *, stride: int = STRIDE) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Embed the snippet windows of every detected system of a page.
+
+    Returns
+    -------
+    vectors : np.ndarray, shape (n, dim), float32
+    where : np.ndarray, shape (n, 2), float32
+        System index and page column of each window centre.
+    page : dict
+        ``width``, ``height``, ``staff_space`` and ``systems`` (boxes ``[x0, y0, x1, y1]`` in page pixels).
+    """
+    from mirsearch.features.staff import detect_layout, system_strip
+
+    cfg = bundle.config
+    info = {"width": int(image.shape[1]), "height": int(image.shape[0]), "staff_space": 0.0, "systems": []}
+    try:
+        layout = detect_layout(image)
+    except InputError:
+        return np.zeros((0, cfg.dim), np.float32), np.zeros((0, 2), np.float32), info
+    info["staff_space"] = layout.staff_space
+    snippets, where = [], []
+    for k, system in enumerate(layout.systems):
+        info["systems"].append(list(system.box))
+        strip, scale = system_strip(image, system, staff_space=layout.staff_space, px_per_space=cfg.px_per_space)
+        padded = np.pad(strip, ((0, 0), (cfg.snippet_width // 2, cfg.snippet_width // 2)))
+        for c in range(0, strip.shape[1], stride):
+            snippets.append(padded[:, c : c + cfg.snippet_width])
+            where.append((k, system.box[0] + c / scale))
+    if not snippets:
+        return np.zeros((0, cfg.dim), np.float32), np.zeros((0, 2), np.float32), info
+    return bundle.embed_sheet(np.stack(snippets)), np.asarray(where, np.float32), info
+
+
+@dataclass
+class SheetUpdateReport:
+    """What an update did."""
+
+    added: int = 0
+    unchanged: int = 0
+    pages: int = 0
+    windows: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"added": self.added, "unchanged": self.unchanged, "pages": self.pages, "windows": self.windows,
+                "failed": [m for _, m in self.failed]}  # fmt: skip
+
+
+def scan_sheet_files(paths) -> list[Path]:
+    """Sheet files under the given files and folders (recursive, sorted, unique)."""
+    found: dict[Path, None] = {}
+    for p in [paths] if isinstance(paths, str | os.PathLike) else paths:
+        p = Path(p)
+        if p.is_file() and is_sheet_file(p):
+            found[p.resolve()] = None
+        elif p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if not name.startswith(".") and is_sheet_file(name):
+                        found[(Path(dirpath) / name).resolve()] = None
+    return list(found)
+
+
+class SheetStore:
+    """The sheet items of one collection (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self._ann = None
+        self._items = None
+        self._windows = None
+
+    @classmethod
+    def for_collection(cls, collection_root: str | os.PathLike) -> SheetStore:
+        return cls(Path(collection_root) / STORE_DIR)
+
+    # -- reading -------------------------------------------------------------------------------------
+    def items(self) -> list[dict]:
+        if self._items is None:
+            path = self.root / "items.json"
+            self._items = json.loads(path.read_text())["items"] if path.is_file() else []
+        return self._items
+
+    def model_id(self) -> str | None:
+        path = self.root / "items.json"
+        return json.loads(path.read_text()).get("model_id") if path.is_file() else None
+
+    def windows(self) -> np.ndarray:
+        if self._windows is None:
+            path = self.root / "windows.npy"
+            self._windows = np.load(path) if path.is_file() else np.zeros((0, 4), np.float32)
+        return self._windows
+
+    def ann(self):
+        from mirsearch.index.ann import load_index
+
+        if self._ann is None:
+            self._ann = load_index(self.root / "ann", mmap=False)
+        return self._ann
+
+    def __len__(self) -> int:
+        return len(self.items())
+
+    # -- writing -------------------------------------------------------------------------------------
+    def update(self, paths, bundle) -> SheetUpdateReport:
+        """Add new and changed sheet files under ``paths``; rebuild the window index."""
+        report = SheetUpdateReport()
+        files = scan_sheet_files(paths)
+        if not files and not self.items():
+            return report
+        with directory_lock(self.root):
+            same_model = self.model_id() == bundle.model_id
+            items = {it["path"]: it for it in self.items()} if same_model else {}
+            for f in files:
+                st = f.stat()
+                old = items.get(str(f))
+                if old and old["size"] == st.st_size and old["mtime"] == st.st_mtime:
+                    report.unchanged += 1
+                    continue
+                try:
+                    items[str(f)] = self._embed_item(f, st, bundle, len(items) if old is None else old["number"])
+                    report.added += 1
+                except (InputError, MirsearchError) as exc:
+                    report.failed.append((str(f), str(exc)))
+            self._rebuild(list(items.values()), bundle.model_id, report)
+        return report
+
+    def _embed_item(self, path: Path, st, bundle, number: int) -> dict:
+        pages, vectors, where = [], [], []
+        for p, image in enumerate(load_pages(path)):
+            v, w, info = page_windows(image, bundle)
+            pages.append(info)
+            vectors.append(v)
+            where.append(np.column_stack([np.full(len(w), p, np.float32), w]) if len(w) else np.zeros((0, 3)))
+        (self.root / "vectors").mkdir(parents=True, exist_ok=True)
+        atomic_save_npy(self.root / "vectors" / f"{number}.npy", np.concatenate(vectors).astype(np.float32))
+        atomic_save_npy(self.root / "vectors" / f"{number}-where.npy", np.concatenate(where).astype(np.float32))
+        return {"number": number, "path": str(path), "size": st.st_size, "mtime": st.st_mtime, "pages": pages}
+
+    def _rebuild(self, items: list[dict], model_id: str, report: SheetUpdateReport) -> None:
+        from mirsearch.index.ann import build_index
+
+        items = sorted(items, key=lambda it: it["number"])
+        vectors, windows = [], []
+        for i, it in enumerate(items):
+            v = np.load(self.root / "vectors" / f"{it['number']}.npy")
+            w = np.load(self.root / "vectors" / f"{it['number']}-where.npy")
+            vectors.append(v)
+            windows.append(np.column_stack([np.full(len(w), i, np.float32), w]))
+            report.pages += len(it["pages"])
+        V = np.concatenate(vectors) if vectors else np.zeros((0, 32), np.float32)
+        W = np.concatenate(windows) if windows else np.zeros((0, 4), np.float32)
+        report.windows = len(V)
+        if len(V):
+            build_index("hnsw", V, ef=64).save(self.root / "ann")
+        atomic_save_npy(self.root / "windows.npy", W.astype(np.float32))
+        atomic_write_text(self.root / "items.json", json.dumps({"model_id": model_id, "items": items}))
+        self._items, self._windows, self._ann = None, None, None

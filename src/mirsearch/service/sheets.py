@@ -1,0 +1,97 @@
+"""Task ``sheets``: the pages and systems of printed music that an audio excerpt corresponds to.
+
+The pages are the collection's sheet items (``.png`` / ``.jpg`` / ``.pdf`` files that ``mirsearch index`` found
+among its paths, :func:`index_sheets`), kept with their detected systems and snippet embeddings in the
+collection's sheet store (:mod:`mirsearch.index.sheets`); the search is :mod:`mirsearch.search.sheets`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from mirsearch.errors import ParameterError
+from mirsearch.search.audio_query import AudioQuery
+from mirsearch.service.core import Context, Request, param, query_field, register, version_block
+
+
+@dataclass(frozen=True)
+class SheetSearchRequest(Request):
+    """Parameters of a search for an audio excerpt in the collection's sheet music."""
+
+    query: AudioQuery = query_field("the audio excerpt (2-30 s)")
+    top: int = param(10, help="number of matches (systems)", minimum=1, maximum=1000)
+    sub_seconds: float = param(
+        4.0, minimum=1.0, maximum=30.0, metavar="SECONDS", help="length of the excerpts of the query that vote"
+    )
+    hop_seconds: float = param(1.0, minimum=0.25, maximum=30.0, metavar="SECONDS", help="step of the voting excerpts")
+    neighbours: int = param(200, minimum=1, maximum=10000, help="sheet windows each excerpt looks up")
+
+
+@dataclass(frozen=True)
+class SheetSearchResult:
+    """Matches best first, the ``query`` block and statistics."""
+
+    matches: list
+    query: dict
+    stats: dict
+
+    def to_dict(self) -> dict:
+        return {"matches": [m.to_dict() for m in self.matches], "query": self.query, "stats": self.stats}
+
+
+def sheet_bundle():
+    """The packaged audio-sheet model (loaded once per process)."""
+    global _BUNDLE
+    if _BUNDLE is None:
+        from mirsearch.models.sheets import SheetBundle
+
+        _BUNDLE = SheetBundle.load()
+    return _BUNDLE
+
+
+_BUNDLE = None
+
+
+def sheet_store(collection):
+    """The collection's sheet store (one object per open collection)."""
+    from mirsearch.index.sheets import SheetStore
+
+    return collection.views.get(("sheet-store",), lambda: SheetStore.for_collection(collection.root))
+
+
+def index_sheets(collection, paths):
+    """Read the sheet files under ``paths`` into the collection's sheet store (new and changed files only).
+
+    Called by ``mirsearch index`` after the audio; returns the :class:`~mirsearch.index.sheets.SheetUpdateReport`.
+    """
+    from mirsearch.index.sheets import SheetStore
+
+    return SheetStore.for_collection(collection.root).update([os.fspath(p) for p in paths], sheet_bundle())
+
+
+@register("sheets", request=SheetSearchRequest, area="search", summary="find the page and system of sheet music "
+          "an audio excerpt corresponds to")  # fmt: skip
+def run_sheets(context: Context, request: SheetSearchRequest) -> SheetSearchResult:
+    from mirsearch.search.sheets import SheetSearchOptions, search_sheets
+
+    coll = context.require_collection("sheets")
+    t0 = time.perf_counter()
+    store = sheet_store(coll)
+    options = SheetSearchOptions(sub_seconds=request.sub_seconds, hop_seconds=request.hop_seconds,
+                                 k=request.neighbours, top=request.top)  # fmt: skip
+    q = request.query
+    if q.samples is None:
+        raise ParameterError("sheets: the query must be audio samples (an audio file), not chroma")
+    matches = search_sheets(store, sheet_bundle(), q.samples, q.sr, options)
+    stats = {
+        "items": len(store),
+        "windows": int(len(store.windows())),
+        "ms": round((time.perf_counter() - t0) * 1e3, 1),
+    }
+    query = version_block(source=q.name, **request.params())
+    return SheetSearchResult(matches, query, stats)
+
+
+__all__ = ["SheetSearchRequest", "SheetSearchResult", "index_sheets", "sheet_bundle", "sheet_store"]
