@@ -21,10 +21,16 @@ from mirsearch.cli.common import (
 )
 from mirsearch.service.audio import PassagesRequest
 from mirsearch.service.scores import ScoreThemeRequest
+from mirsearch.service.sheets import SheetSearchRequest
 from mirsearch.service.theme import ThemeRequest
 
 #: the query option of each task (``--scores``: the theme in the collection's scores)
-MODES = {"--theme": ThemeRequest, "--audio": PassagesRequest, "--scores": ScoreThemeRequest}
+MODES = {
+    "--theme": ThemeRequest,
+    "--audio": PassagesRequest,
+    "--scores": ScoreThemeRequest,
+    "--sheets": SheetSearchRequest,
+}
 
 
 HELP = "find where a theme or an audio excerpt occurs"
@@ -60,6 +66,7 @@ def register(sub) -> None:
     q.add_argument("--audio", metavar="FILE", help="audio excerpt (10-30 s) to match")
     p.add_argument("--part", metavar="NAME|INDEX", help="part of a polyphonic score file (default: highest)")
     p.add_argument("--scores", action="store_true", help="find every occurrence of the theme in the indexed scores")
+    p.add_argument("--sheets", action="store_true", help="with --audio: the page and system of the indexed sheet music")
     add_task_options(p, MODES)
     add_format_argument(p)
     p.add_argument("--plot", metavar="PNG", help="plot the matching curve of the best recording (--audio)")
@@ -70,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
     from mirsearch.service import run as run_task
 
+    if args.sheets:
+        return _run_sheets(args)
     if args.audio:
         from mirsearch.service.audio import read_audio_query
 
@@ -124,4 +133,27 @@ def _print_score_rows(rows: list[dict]) -> int:
         r["score"] = f"{r['score']:.2f}"
     columns = [("rank", "#"), ("recording", "score file"), ("measure", "m."), ("part", "part")]
     print_table(rows, [*columns, ("quarters", "quarters"), ("transposition", "transp."), ("score", "share")])
+    return 0
+
+
+def _run_sheets(args: argparse.Namespace) -> int:
+    """``--audio FILE --sheets``: the task ``sheets`` (JSON: {"matches": [{"recording", "page", "box", "score"}]})."""
+    from mirsearch.collection import Collection
+    from mirsearch.errors import ParameterError
+    from mirsearch.service import run as run_task
+    from mirsearch.service.audio import read_audio_query
+
+    if not args.audio:
+        raise ParameterError("--sheets needs --audio FILE (the excerpt to find in the sheet music)")
+    query = read_audio_query(args.audio)
+    request = request_for(MODES, "--sheets", args, foreign=("part", "scores", "plot"), query=query)
+    with Collection.open(args.collection, readonly=True) as coll:
+        result = run_task("sheets", request, collection=coll)
+    if print_matches(result, args.format):
+        return 0
+    rows = [{"rank": i, **m} for i, m in enumerate(result.to_dict()["matches"], 1)]
+    for r in rows:
+        r["box"] = " ".join(str(v) for v in r["box"])
+    print_table(rows, [("rank", "#"), ("recording", "pages"), ("page", "page"), ("system", "system"),
+                       ("box", "box x0 y0 x1 y1"), ("score", "score")])  # fmt: skip
     return 0
