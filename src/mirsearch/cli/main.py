@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "collection_admin",
     "segment",
     "identify",
+    "tag",
 )
 
 

@@ -14,6 +14,7 @@ from mirsearch.cli.common import (
     add_collection_argument,
     add_format_argument,
     add_task_options,
+    print_json,
     print_match_table,
     print_matches,
     print_table,
@@ -22,6 +23,7 @@ from mirsearch.cli.common import (
 from mirsearch.service.audio import PassagesRequest
 from mirsearch.service.scores import ScoreThemeRequest
 from mirsearch.service.sheets import SheetSearchRequest
+from mirsearch.service.tags import TagSearchRequest
 from mirsearch.service.theme import ThemeRequest
 
 #: the query option of each task (``--scores``: the theme in the collection's scores)
@@ -29,6 +31,7 @@ MODES = {
     "--theme": ThemeRequest,
     "--audio": PassagesRequest,
     "--scores": ScoreThemeRequest,
+    "--tag": TagSearchRequest,
     "--sheets": SheetSearchRequest,
 }
 
@@ -64,6 +67,7 @@ def register(sub) -> None:
     q.add_argument("--theme", metavar="NOTES", help='note string, e.g. "E D# E G" or "E5/8 D#5/8 E5/4"')
     q.add_argument("--theme-file", metavar="FILE", help="theme as MIDI, MusicXML (.xml/.mxl/.musicxml) or kern")
     q.add_argument("--audio", metavar="FILE", help="audio excerpt (10-30 s) to match")
+    q.add_argument("--tag", metavar="NAME", help="rank recordings by a tag (index with --features tags)")
     p.add_argument("--part", metavar="NAME|INDEX", help="part of a polyphonic score file (default: highest)")
     p.add_argument("--scores", action="store_true", help="find every occurrence of the theme in the indexed scores")
     p.add_argument("--sheets", action="store_true", help="with --audio: the page and system of the indexed sheet music")
@@ -77,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
     from mirsearch.service import run as run_task
 
+    if args.tag:
+        return _run_tag(args)
     if args.sheets:
         return _run_sheets(args)
     if args.audio:
@@ -133,6 +139,22 @@ def _print_score_rows(rows: list[dict]) -> int:
         r["score"] = f"{r['score']:.2f}"
     columns = [("rank", "#"), ("recording", "score file"), ("measure", "m."), ("part", "part")]
     print_table(rows, [*columns, ("quarters", "quarters"), ("transposition", "transp."), ("score", "share")])
+    return 0
+
+
+def _run_tag(args: argparse.Namespace) -> int:
+    """``--tag``: the task ``tag-search`` (JSON: {"tag", "matches": [{"recording", "recording_id", "score"}]})."""
+    from mirsearch.collection import Collection
+    from mirsearch.service import run as run_task
+
+    request = request_for(MODES, "--tag", args, foreign=("part", "scores", "plot"), tag=args.tag)
+    with Collection.open(args.collection, readonly=True) as coll:
+        result = run_task("tag-search", request, collection=coll)
+    if args.format == "json":
+        print_json(result.to_dict())
+        return 0
+    rows = [{"rank": i, **m} for i, m in enumerate(result.to_dict()["matches"], 1)]
+    print_table(rows, [("rank", "#"), ("recording", "recording"), ("score", args.tag)])
     return 0
 
 

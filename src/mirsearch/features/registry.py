@@ -17,7 +17,7 @@ from mirsearch.errors import ParameterError, check_positive
 #: bump when the chroma computation changes in a way that changes stored arrays
 CHROMA_VERSION = 2
 #: kinds extracted from audio and stored; CENS is derived from stored chroma at query time
-STORED_KINDS = ("chroma", "learned", "fingerprint", "segments")
+STORED_KINDS = ("chroma", "learned", "fingerprint", "segments", "tags")
 
 
 def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
@@ -53,6 +53,10 @@ def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
         from mirsearch.features.segment_features import segments_config
 
         return segments_config()
+    if kind == "tags":  # tag probabilities and embeddings per patch (K + D, n) at the tagger's patch rate
+        from mirsearch.features.tag_features import tags_config
+
+        return tags_config()
     raise ParameterError(f"features={kind!r} is not one of {', '.join(STORED_KINDS)}")
 
 
@@ -88,4 +92,8 @@ def extract(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]
         from mirsearch.features.segment_features import extract_segments
 
         return extract_segments(y, sr=sr, config=config)
+    if kind == "tags":
+        from mirsearch.features.tag_features import extract_tags
+
+        return extract_tags(y, sr=sr, config=config)
     raise ParameterError(f"features={kind!r} is not one of {', '.join(STORED_KINDS)}")

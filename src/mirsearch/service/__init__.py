@@ -22,7 +22,9 @@ import importlib
 from mirsearch.service.core import TASKS, Context, Request, Task, get_task, param, query_field, register, run
 
 #: the modules that register tasks (imported on first use of the registry)
-TASK_MODULES = ("theme", "audio", "sync", "collection", "upkeep", "segment", "identify", "scores", "shingles", "sheets")
+TASK_MODULES = (
+    "theme", "audio", "sync", "collection", "upkeep", "segment", "identify", "scores", "shingles", "tags", "sheets"
+)
 
 
 def load_tasks() -> dict[str, Task]:

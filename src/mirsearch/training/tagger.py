@@ -1,0 +1,365 @@
+"""Training of the auto-tagger: a small CNN on log-mel, multi-label BCE, pooling over time, an embedding for few shots.
+
+    python -m mirsearch.training.tagger --data data/tags --run data/tags/runs/autopool --pooling autopool \\
+        --epochs 20 --bundle src/mirsearch/models/bundles/tagger
+
+The data are the clips of ``mirsearch dataset build --preset tags`` (:mod:`mirsearch.datasets.tags`). Log-mel
+(:data:`FRONTEND`) is computed once and cached in ``<data>/features/``. Each step takes two random crops of every
+clip of a batch:
+
+- binary cross-entropy per tag on the pooled probability of each crop (``max``, ``mean`` or ``autopool`` with one
+  learned alpha per tag over the frame probabilities);
+- a prototypical-network episode on the embeddings (mean over time, L2-normalised): the crops A of the batch are
+  the prototypes of as many classes (one shot each), the crops B the queries, softmax over negative squared
+  distances with a learned scale.
+
+Augmentation: gain (a log offset), a random spectral tilt and a mel shift of up to one band. The epoch with the
+best macro ROC-AUC on the validation split is kept and exported to ONNX (:mod:`mirsearch.models.tagger`). Training
+resumes from ``<run>/last.pt`` and logs to ``<run>/log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch._util import atomic_save_npy, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+#: the tagger's log-mel front end (:class:`mirsearch.features.logmel.LogMelConfig` fields)
+FRONTEND = {
+    "sr": 16000, "n_fft": 1024, "win_length": 1024, "hop_length": 320, "n_mels": 96, "mel_scale": "slaney",
+    "fmin": 30.0, "fmax": 8000.0, "power": 1.0, "log_offset": 0.001, "center": True, "norm": None,
+    "patch_frames": 150, "patch_hop": 75,
+}  # fmt: skip
+POOLINGS = ("max", "mean", "autopool")
+
+
+@dataclass(frozen=True)
+class NetOptions:
+    """Shape of the tagger network."""
+
+    channels: tuple = (12, 24, 64, 128)
+    """channels of the four conv blocks (each halves frequency and time)"""
+    top: int = 160
+    """channels of the last conv layer (before the max over frequency)"""
+    embedding_dim: int = 128
+    """size of the embedding that few-shot tags and the similarity search reuse"""
+    dropout: float = 0.2
+    """dropout before the classifier"""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Hyper-parameters of :func:`train`."""
+
+    pooling: str = "autopool"
+    """pooling over time of the frame probabilities: max, mean or autopool"""
+    epochs: int = 20
+    """passes over the training clips"""
+    batch_size: int = 24
+    """clips per step (two crops each)"""
+    lr: float = 2e-3
+    """peak learning rate of the one-cycle schedule (AdamW)"""
+    crop_frames: int = 256
+    """log-mel frames per crop (5.1 s)"""
+    net: NetOptions = field(default_factory=NetOptions)
+    proto_weight: float = 0.5
+    """weight of the prototypical episode loss"""
+    seed: int = 0
+    """seed of the initialisation, the crops and the augmentation"""
+    threads: int = 1
+    """torch threads"""
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainOptions:
+        net = NetOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.get("net", {}).items()})
+        return cls(**{**data, "net": net})
+
+
+# ----------------------------------------------------------------------------------------------- features
+def compute_features(root: Path, records: list[dict]) -> np.ndarray:
+    """Log-mel of every clip, ``(n_clips, n_mels, n_frames)`` float16, cached by the list of clips."""
+    import hashlib
+
+    import soundfile as sf
+
+    from mirsearch.features.logmel import LogMelConfig, log_mel
+
+    key = hashlib.sha1(json.dumps([FRONTEND, [r["clip"] for r in records]]).encode()).hexdigest()[:12]
+    path = root / "features" / f"logmel-{key}.npy"
+    if path.is_file():
+        return np.load(path, mmap_mode="r")
+    config = LogMelConfig(**FRONTEND)
+    out = None
+    for i, rec in enumerate(records):
+        y, sr = sf.read(str(root / rec["audio"]), dtype="float32", always_2d=True)
+        L, _ = log_mel(y.mean(axis=1), sr=sr, config=config)
+        if out is None:
+            out = np.zeros((len(records), L.shape[0], L.shape[1]), np.float16)
+        n = min(L.shape[1], out.shape[2])
+        out[i, :, :n] = L[:, :n]
+        out[i, :, n:] = np.log(FRONTEND["log_offset"])
+        if i % 500 == 0:
+            log.info("log-mel %d / %d", i, len(records))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save_npy(path, out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- network
+def build_net(n_tags: int, net: NetOptions):
+    """The tagger network: conv blocks (3x3, 2x2 max-pooling, batch norm, ReLU), a top conv, max over frequency,
+    a 1x1 embedding and a 1x1 classifier per frame; returns ``(logits (B, K, T/16), embedding (B, D, T/16))``."""
+    import torch
+    from torch import nn
+
+    class TaggerNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers, c_in = [], 1
+            for c in net.channels:
+                # pooling before batch norm and ReLU: the same kind of network at a quarter of their cost
+                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c), nn.ReLU()]
+                c_in = c
+            layers += [nn.Conv2d(c_in, net.top, 3, padding=1, bias=False), nn.BatchNorm2d(net.top), nn.ReLU()]
+            self.body = nn.Sequential(*layers)
+            self.embed = nn.Conv1d(net.top, net.embedding_dim, 1)
+            self.head = nn.Sequential(nn.ReLU(), nn.Dropout(net.dropout), nn.Conv1d(net.embedding_dim, n_tags, 1))
+            self.alpha = nn.Parameter(torch.zeros(n_tags))  # autopool
+            self.scale = nn.Parameter(torch.tensor(10.0))  # prototypical episodes
+
+        def forward(self, x):
+            h = self.body(x).amax(dim=2)
+            e = self.embed(h)
+            return self.head(e), e
+
+    return TaggerNet()
+
+
+def pooled(logits, alpha, method: str):
+    """Clip probabilities ``(B, K)`` from frame logits ``(B, K, T)``."""
+    import torch
+
+    p = torch.sigmoid(logits)
+    if method == "max":
+        return p.amax(dim=2)
+    if method == "mean":
+        return p.mean(dim=2)
+    w = torch.softmax(alpha[None, :, None] * p, dim=2)
+    return (w * p).sum(dim=2)
+
+
+def proto_loss(ea, eb, scale):
+    """One-shot prototypical episode: crops A are the prototypes, crops B the queries (same order)."""
+    import torch
+    import torch.nn.functional as F
+
+    a = F.normalize(ea.mean(dim=2), dim=1)
+    b = F.normalize(eb.mean(dim=2), dim=1)
+    d = torch.cdist(b, a) ** 2
+    return F.cross_entropy(-scale * d, torch.arange(len(a)))
+
+
+# ----------------------------------------------------------------------------------------------- training
+def _crops(X: np.ndarray, idx: np.ndarray, rng, crop: int, norm: tuple) -> np.ndarray:
+    mean, std = norm
+    n_mels, n = X.shape[1], X.shape[2]
+    out = np.empty((len(idx), 1, n_mels, crop), np.float32)
+    bands = np.linspace(-1, 1, n_mels, dtype=np.float32)[:, None]
+    for j, i in enumerate(idx):
+        s = int(rng.integers(0, max(n - crop, 0) + 1))
+        x = np.asarray(X[i, :, s : s + crop], np.float32)
+        x = x + rng.uniform(-1.5, 1.5) + rng.uniform(-0.5, 0.5) * bands  # gain and tilt (natural log units)
+        shift = int(rng.integers(-1, 2))
+        if shift:
+            x = np.roll(x, shift, axis=0)
+        out[j, 0] = (x - mean) / std
+    return out
+
+
+def evaluate(net, X: np.ndarray, Y: np.ndarray, norm: tuple, method: str, *, batch: int = 32) -> dict:
+    """Macro ROC-AUC (tags with both classes) of whole clips, and the clip probabilities."""
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    mean, std = norm
+    net.eval()
+    probs = []
+    with torch.no_grad():
+        for a in range(0, len(X), batch):
+            x = (np.asarray(X[a : a + batch], np.float32) - mean) / std
+            logits, _ = net(torch.from_numpy(x[:, None]))
+            probs.append(pooled(logits, net.alpha, method).numpy())
+    P = np.concatenate(probs)
+    aucs = [roc_auc_score(Y[:, k], P[:, k]) for k in range(Y.shape[1]) if 0 < Y[:, k].sum() < len(Y)]
+    return {"macro_auc": float(np.mean(aucs)), "probs": P}
+
+
+def _split(records, X, Y, name):
+    idx = np.array([i for i, r in enumerate(records) if r["split"] == name], dtype=int)
+    return np.asarray(X[idx]) if len(idx) else X[:0], Y[idx]
+
+
+def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()) -> dict:
+    """Train (or resume) a run; returns the best validation result. Writes ``<run>/best.pt`` and ``last.pt``."""
+    import torch
+
+    from mirsearch.datasets.tags import label_matrix, load_manifest
+
+    torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed)
+    data, run = Path(data), Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    records = load_manifest(data)
+    X, Y = compute_features(data, records), label_matrix(records)
+    Xtr, Ytr = _split(records, X, Y, "train")
+    Xva, Yva = _split(records, X, Y, "validation")
+    mean = Xtr.astype(np.float32).mean(axis=(0, 2))[:, None]
+    std = Xtr.astype(np.float32).std(axis=(0, 2))[:, None] + 1e-3
+    norm = (mean, std)
+    net = build_net(Y.shape[1], opts.net)
+    optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
+    steps = max(1, len(Xtr) // opts.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps)
+    state = {"epoch": 0, "best": -1.0}
+    if (run / "last.pt").is_file():
+        ck = torch.load(run / "last.pt", weights_only=False)
+        net.load_state_dict(ck["net"]), optim.load_state_dict(ck["optim"]), sched.load_state_dict(ck["sched"])
+        state = ck["state"]
+        log.info("resumed %s at epoch %d", run, state["epoch"])
+    bce = torch.nn.BCELoss()
+    rng = np.random.default_rng(opts.seed + state["epoch"])
+    for epoch in range(state["epoch"], opts.epochs):
+        net.train()
+        t0, losses = time.time(), []
+        order = rng.permutation(len(Xtr))
+        for s in range(steps):
+            idx = order[s * opts.batch_size : (s + 1) * opts.batch_size]
+            xa = torch.from_numpy(_crops(Xtr, idx, rng, opts.crop_frames, norm))
+            xb = torch.from_numpy(_crops(Xtr, idx, rng, opts.crop_frames, norm))
+            y = torch.from_numpy(Ytr[idx])
+            la, ea = net(xa)
+            lb, eb = net(xb)
+            loss = bce(pooled(la, net.alpha, opts.pooling).clamp(1e-6, 1 - 1e-6), y)
+            loss = loss + bce(pooled(lb, net.alpha, opts.pooling).clamp(1e-6, 1 - 1e-6), y)
+            loss = loss + opts.proto_weight * proto_loss(ea, eb, net.scale)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        result = evaluate(net, Xva, Yva, norm, opts.pooling)
+        state = {"epoch": epoch + 1, "best": max(state["best"], result["macro_auc"])}
+        entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_macro_auc": round(result["macro_auc"], 4),
+                 "seconds": round(time.time() - t0, 1)}  # fmt: skip
+        log.info("%s", entry)
+        with open(run / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+        if result["macro_auc"] >= state["best"]:
+            torch.save({"net": net.state_dict(), "norm": [mean, std], "opts": asdict(opts), "epoch": epoch + 1,
+                        "val_macro_auc": result["macro_auc"]}, run / "best.pt")  # fmt: skip
+        torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "sched": sched.state_dict(),
+                    "state": state}, run / "last.pt")  # fmt: skip
+    return {"best_val_macro_auc": state["best"], "epochs": state["epoch"]}
+
+
+# ----------------------------------------------------------------------------------------------- bundle
+def load_checkpoint(run: str | Path):
+    """``(net, norm, opts, checkpoint)`` of ``<run>/best.pt`` in eval mode."""
+    import torch
+
+    from mirsearch.describe.tag_vocabulary import TAG_NAMES
+
+    ck = torch.load(Path(run) / "best.pt", weights_only=False)
+    opts = TrainOptions.from_json(ck["opts"])
+    net = build_net(len(TAG_NAMES), opts.net)
+    net.load_state_dict(ck["net"])
+    net.eval()
+    return net, (np.asarray(ck["norm"][0]), np.asarray(ck["norm"][1])), opts, ck
+
+
+def write_bundle(run: str | Path, out_dir: str | Path) -> Path:
+    """Export the best epoch of a run as a tagger bundle (ONNX + config.json)."""
+    import torch
+
+    from mirsearch.describe.tag_vocabulary import VOCABULARY
+    from mirsearch.models import bundle_format
+    from mirsearch.models.bundle import write_onnx_graph
+    from mirsearch.models.tagger import FORMAT, FORMAT_VERSION, ONNX_FILE
+
+    net, (mean, std), opts, ck = load_checkpoint(run)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    class _Export(torch.nn.Module):  # two outputs: logits and embeddings
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    x = torch.zeros(1, 1, FRONTEND["n_mels"], 256)
+    axes = {"hcqt": {0: "batch", 3: "frames"}, "logits": {0: "batch", 2: "out_frames"}}
+    write_onnx_graph(_Export(net), x, out / ONNX_FILE, output="logits", dynamic_axes=axes)
+    _name_second_output(out / ONNX_FILE)
+    hop = 2 ** len(opts.net.channels)
+    config = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "frontend": {**FRONTEND, "mean": [round(float(v), 5) for v in mean.ravel()],
+                     "std": [round(float(v), 5) for v in std.ravel()]},
+        "tags": [t._asdict() for t in VOCABULARY],
+        "pooling": {"method": opts.pooling,
+                    "alpha": [round(float(a), 5) for a in net.alpha.detach()] if opts.pooling == "autopool" else None},
+        "frame_hop": hop, "context": 4 * hop, "embedding_dim": opts.net.embedding_dim,
+        "patch_seconds": 3.2, "patch_hop_seconds": 1.6,
+        "training": {"options": asdict(opts), "epoch": ck["epoch"], "val_macro_auc": round(ck["val_macro_auc"], 4)},
+    }  # fmt: skip
+    config["model_id"] = bundle_format.content_id([out / ONNX_FILE], config, ["frontend", "tags", "pooling"])
+    bundle_format.write_config(out, config)
+    return out
+
+
+def _name_second_output(path: Path) -> None:
+    """Name the graph's second output ``embedding`` (the export helper names the first one only)."""
+    import onnx
+
+    from mirsearch._util import atomic_write_bytes
+
+    model = onnx.load(str(path))
+    old = model.graph.output[1].name
+    for node in model.graph.node:
+        node.input[:] = ["embedding" if o == old else o for o in node.input]
+        node.output[:] = ["embedding" if o == old else o for o in node.output]
+    model.graph.output[1].name = "embedding"
+    atomic_write_bytes(path, model.SerializeToString())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mirsearch.training.tagger", description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="folder of mirsearch dataset build --preset tags")
+    p.add_argument("--run", required=True, help="run folder (checkpoints, log; resumed)")
+    p.add_argument("--pooling", choices=POOLINGS, default="autopool")
+    p.add_argument("--epochs", type=int, default=TrainOptions.epochs)
+    p.add_argument("--proto-weight", type=float, default=TrainOptions.proto_weight)
+    p.add_argument("--bundle", default=None, help="write the best epoch as a bundle to this folder")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    opts = TrainOptions(pooling=args.pooling, epochs=args.epochs, proto_weight=args.proto_weight)
+    result = train(args.data, args.run, opts)
+    atomic_write_text(Path(args.run) / "result.json", json.dumps(result, indent=2) + "\n")
+    if args.bundle:
+        write_bundle(args.run, args.bundle)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
