@@ -91,3 +91,112 @@ def test_versions_of_a_query_longer_than_every_recording_names_the_query(small_c
         identify_versions(coll, query, VersionOptions())
     assert str(err.value).startswith("long query.wav: no recording of the collection is long enough")
     assert "pieces of 20 s; the longest recording has 4.0 s" in str(err.value)
+
+
+# -- the server: searches run in worker processes with a time and a memory budget ------------------------------
+
+
+def sleepy(coll, seconds: float) -> str:
+    """A call that holds its worker (as a long numba kernel would: not interruptible from a thread)."""
+    time.sleep(seconds)
+    return "woke"
+
+
+def hog(coll, n_bytes: int) -> int:
+    return int(np.ones(n_bytes, dtype=np.uint8).sum())
+
+
+def recordings(coll) -> int:
+    return len(coll.recordings())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_call_over_its_time_budget_is_stopped_and_its_worker_replaced(small_collection):
+    from mirsearch.server.sandbox import OverBudget
+    from mirsearch.server.workers import TaskWorkers
+
+    workers = TaskWorkers(small_collection, workers=1, seconds=1.0, memory_mb=200, warm=False)
+    try:
+        assert workers.call(recordings) == 3
+        (pid,) = workers.pids()
+        t0 = time.monotonic()
+        with pytest.raises(OverBudget, match="time budget"):
+            workers.call(sleepy, 60)
+        assert time.monotonic() - t0 < 3.0
+        assert not _alive(pid)  # killed, not merely abandoned
+        assert workers.call(sleepy, 0.01) == "woke"  # a fresh worker took over
+        assert workers.pids() != [pid]
+    finally:
+        workers.close()
+
+
+def test_a_call_over_its_memory_budget_is_refused_and_the_worker_goes_on(small_collection):
+    from mirsearch.errors import ParameterError
+    from mirsearch.server.workers import OverMemory, TaskWorkers
+
+    workers = TaskWorkers(small_collection, workers=1, seconds=30, memory_mb=100, warm=False)
+    try:
+        assert workers.call(hog, 50_000_000) == 50_000_000  # 50 MB: within the budget
+        with pytest.raises(OverMemory, match="100 MB"):
+            workers.call(hog, 400_000_000)  # 400 MB
+        assert workers.call(hog, 50_000_000) == 50_000_000
+        with pytest.raises(ParameterError):  # errors come back with their type and message
+            workers.call(_bad_parameter)
+    finally:
+        workers.close()
+
+
+def _bad_parameter(coll):
+    from mirsearch.errors import ParameterError
+
+    raise ParameterError("top=0 must be >= 1")
+
+
+# -- alignment of long files: decoded block by block -----------------------------------------------------------
+
+
+def _piece(path, seconds: float, sr: int = 22050, speed: float = 1.0):
+    rng = np.random.default_rng(3)
+    roots = rng.integers(48, 72, size=int(seconds / 2) + 2)
+    t = np.arange(int(seconds / speed * sr)) / sr
+    idx = np.minimum((t * speed / 2).astype(int), roots.size - 1)
+    f = 440 * 2 ** ((roots[idx] - 69) / 12)
+    y = 0.2 * (np.sin(2 * np.pi * np.cumsum(f) / sr) + 0.5 * np.sin(4 * np.pi * np.cumsum(f) / sr))
+    y *= 0.5 + 0.5 * (np.mod(t * speed, 0.5) < 0.35)  # note attacks
+    sf.write(path, y.astype(np.float32), sr)
+    return path
+
+
+@pytest.mark.parametrize("block", [600, 20])
+def test_streamed_sync_features_equal_those_of_the_whole_signal(tmp_path, monkeypatch, block):
+    from mirsearch.audio import SR, load_audio
+    from mirsearch.features.onset import sync_features
+    from mirsearch.sync import audio as sync_audio
+    from mirsearch.sync.audio import AlignOptions, file_sync_features
+
+    monkeypatch.setattr(sync_audio, "WINDOW_SECONDS", block)  # 20: a 70 s file in four windows
+    path = _piece(tmp_path / "p.wav", 70.0)
+    C, D, rate, duration, name = file_sync_features(path, AlignOptions())
+    y, _ = load_audio(path, sr=SR)
+    C0, D0, rate0 = sync_features(y, sr=SR, feature_rate=50.0)
+    assert (name, rate, C.shape, D.shape) == ("p.wav", rate0, C0.shape, D0.shape)
+    assert duration == pytest.approx(70.0)
+    np.testing.assert_allclose(C, C0, atol=1e-4)
+    np.testing.assert_allclose(D, D0, atol=1e-4)
+
+
+def test_aligning_files_streams_them_and_maps_times(tmp_path):
+    from mirsearch.sync import align_audio
+
+    a = _piece(tmp_path / "a.wav", 40.0)
+    b = _piece(tmp_path / "b.wav", 40.0, speed=1.25)  # the same notes, 25 % faster: 32 s
+    tmap = align_audio(a, b)
+    assert tmap.duration_b == pytest.approx(32.0, abs=0.05)
+    np.testing.assert_allclose(tmap.map(np.array([8.0, 20.0, 32.0])), [6.4, 16.0, 25.6], atol=0.25)

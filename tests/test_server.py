@@ -546,6 +546,7 @@ def test_slow_uploads_cannot_starve_health_and_searches(root):
     """Two readers that hang (in child processes) do not hold the search threads; both are killed."""
     app = create_app(root, workers=2, parse_seconds=2.0)
     server = app.state.server
+    server.tasks.start(wait=True)  # search workers started and warm (a first search would wait for them)
 
     async def scenario():
         hung = [asyncio.create_task(server.sandbox.run(time.sleep, 30, name="slow.mid")) for _ in range(2)]

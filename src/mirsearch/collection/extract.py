@@ -245,22 +245,23 @@ def windows(
     window: the whole signal.
     """
     B, O = block * sr, overlap * sr  # noqa: N806 - sample counts
-    pending: list[np.ndarray] = []
-    start, size, k = 0, 0, 0  # sample index of pending[0][0], samples pending, window number
+    k, w0 = 0, 0  # window number, its first sample
+    buf, size = np.empty(B + O, np.float32), 0  # window k: samples [w0, (k + 1) B + O), filled up to size
     for chunk in chunks:
-        pending.append(chunk)
-        size += chunk.size
-        while start + size >= (k + 1) * B + O + 1:  # the window and its right context are in; more follows
-            w0, w1 = max(0, k * B - O), (k + 1) * B + O
-            y = np.concatenate(pending)
-            yield w0, y[w0 - start : w1 - start], k * B, (k + 1) * B, False
-            keep = (k + 1) * B - O  # the next window's first sample
-            pending, size, start = [y[keep - start :]], start + size - keep, keep
-            k += 1
-    if size or k == 0:
-        y = np.concatenate(pending) if pending else np.zeros(0, np.float32)
-        w0 = max(0, k * B - O)
-        yield w0, y[w0 - start :], k * B, start + size, True
+        pos = 0
+        while pos < chunk.size:
+            if size == buf.size:  # the window is full and more follows: out with it, the next starts
+                yield w0, buf, k * B, (k + 1) * B, False
+                keep = (k + 1) * B - O - w0  # the next window's first sample, in this one
+                k, w0 = k + 1, (k + 1) * B - O
+                nxt = np.empty(B + 2 * O, np.float32)
+                size = buf.size - keep
+                nxt[:size] = buf[keep:]
+                buf = nxt  # (the consumer's reference to the old window is its own)
+            take = min(chunk.size - pos, buf.size - size)
+            buf[size : size + take] = chunk[pos : pos + take]
+            size, pos = size + take, pos + take
+    yield w0, buf[:size], k * B, w0 + size, True
 
 
 def _trim(kind: str, X: np.ndarray, rate: float, w0: int, lo: int, hi: int, last: bool) -> np.ndarray:

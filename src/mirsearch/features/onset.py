@@ -118,13 +118,12 @@ def dlnco_from_chroma_onsets(
 
 def _peaks_only(O: np.ndarray) -> np.ndarray:
     """Keep values that are local maxima along time (ties keep the first), zero elsewhere."""
-    left = np.empty_like(O)
-    left[:, 0] = 0
-    left[:, 1:] = O[:, :-1]
-    right = np.empty_like(O)
-    right[:, -1] = 0
-    right[:, :-1] = O[:, 1:]
-    return np.where((O > left) & (O >= right), O, 0).astype(O.dtype)
+    keep = np.empty(O.shape, dtype=bool)  # O > its left neighbour (0 before the first frame) ...
+    keep[:, 0] = O[:, 0] > 0
+    np.greater(O[:, 1:], O[:, :-1], out=keep[:, 1:])
+    keep[:, :-1] &= O[:, :-1] >= O[:, 1:]  # ... and >= its right one (0 after the last)
+    keep[:, -1] &= O[:, -1] >= 0
+    return np.where(keep, O, O.dtype.type(0))
 
 
 #: STFT frames per block in :func:`band_energies` (bounds memory: ~4 MB per block at 4096 points)
@@ -224,23 +223,63 @@ def sync_features(
     if y.ndim != 1 or y.size == 0:
         raise InputError(f"{name}: expected a non-empty mono signal, got shape {y.shape}")
     hop, rate = hop_for_rate(sr, feature_rate)
-    n_frames = int(np.ceil(y.size / hop))
     if tuning is None:
         tuning = estimate_tuning(y, sr=sr)
-    P = band_energies(y, sr=sr, n_fft=chroma_n_fft, hop_length=hop, tuning=tuning)
-    P = _level_normalize(P)
-    C = fold_chroma(np.log1p(np.float32(gamma) * P))[:, :n_frames]
-    chroma = normalize_frames(C)
-    if onset_n_fft == chroma_n_fft:
-        Po = P
-    else:
-        Po = band_energies(y, sr=sr, n_fft=onset_n_fft, hop_length=hop, tuning=tuning)
-        Po = _level_normalize(Po)
-    Po = Po[:, :n_frames]
-    L = np.log1p(np.float32(onset_gamma) * Po)
+    bands = sync_band_energies(y, sr=sr, hop_length=hop, tuning=tuning, n_ffts=(chroma_n_fft, onset_n_fft))
+    chroma, dl = sync_features_from_bands(
+        *bands, n_frames=int(np.ceil(y.size / hop)), feature_rate=rate, gammas=(gamma, onset_gamma),
+        onset_lead=onset_lead,
+    )  # fmt: skip
+    log.debug("%s: sync features %d frames at %.1f Hz (tuning %.2f)", name, chroma.shape[1], rate, tuning)
+    return chroma, dl, float(rate)
+
+
+def sync_band_energies(
+    y: np.ndarray, *, sr: int, hop_length: int, tuning: float, n_ffts: tuple[int, int] = (4096, 2048)
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The band energies :func:`sync_features` starts from: for chroma and, with another FFT size, for onsets.
+
+    Frame ``k`` is centred on sample ``k * hop_length`` (:func:`band_energies`), so the energies of a long
+    signal can be computed window by window (each with ``n_fft / 2`` samples of context) and concatenated.
+
+    Returns
+    -------
+    P : np.ndarray, shape (88, 1 + len(y) // hop_length), float32
+        For chroma (``n_ffts[0]``).
+    Po : np.ndarray of the same shape, or None
+        For onsets (``n_ffts[1]``); None when both sizes are equal (``P`` serves both).
+    """
+    P = band_energies(y, sr=sr, n_fft=n_ffts[0], hop_length=hop_length, tuning=tuning)
+    if n_ffts[1] == n_ffts[0]:
+        return P, None
+    return P, band_energies(y, sr=sr, n_fft=n_ffts[1], hop_length=hop_length, tuning=tuning)
+
+
+def sync_features_from_bands(
+    P: np.ndarray,
+    Po: np.ndarray | None,
+    *,
+    n_frames: int,
+    feature_rate: float,
+    gammas: tuple[float, float] = (10.0, 1000.0),
+    onset_lead: float = 0.04,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chroma and DLNCO features from the band energies of a whole recording (:func:`sync_band_energies`).
+
+    ``n_frames`` frames are kept; ``gammas`` are the log compressions of chroma and onsets, ``onset_lead`` as in
+    :func:`sync_features`. Both outputs have shape ``(12, n_frames)``, float32.
+    """
+    gamma, onset_gamma = gammas
+    rate = float(feature_rate)
+    P = _level_normalize(P)[:, :n_frames]  # a new array: changed in place below (memory: one copy at a time)
+    L = np.log1p(np.float32(onset_gamma) * (P if Po is None else _level_normalize(Po)[:, :n_frames]))
+    np.log1p(np.multiply(P, np.float32(gamma), out=P), out=P)
+    chroma = normalize_frames(fold_chroma(P))
+    del P
     # onset strength; the signal counts as preceded by silence, so a note at t = 0 has an onset too
-    O = np.maximum(np.diff(L, axis=1, prepend=0.0), 0.0).astype(np.float32)
-    O = _peaks_only(O)
+    O = np.diff(L, axis=1, prepend=np.float32(0.0))
+    del L
+    O = _peaks_only(np.maximum(O, np.float32(0.0), out=O))
     lead = min(int(round(onset_lead * rate)), O.shape[1] - 1)
     if lead > 0:  # move onsets earlier; those in the first frames stay at frame 0
         first = O[:, : lead + 1].max(axis=1)
@@ -248,8 +287,7 @@ def sync_features(
         O[:, 0] = first
     CO = fold_chroma(O)
     dl = dlnco_from_chroma_onsets(CO, feature_rate=rate)
-    log.debug("%s: sync features %d frames at %.1f Hz (tuning %.2f)", name, n_frames, rate, tuning)
-    return chroma.astype(np.float32), dl, float(rate)
+    return chroma.astype(np.float32), dl
 
 
 def notes_to_sync_features(
@@ -339,5 +377,7 @@ __all__ = [
     "hop_for_rate",
     "local_normalize",
     "notes_to_sync_features",
+    "sync_band_energies",
     "sync_features",
+    "sync_features_from_bands",
 ]

@@ -25,9 +25,13 @@ from mirsearch.server.uploads import UploadTooLarge
 
 log = logging.getLogger(__name__)
 
-#: modules imported once in the forkserver (each child starts with them: the score readers take seconds to import)
+#: modules imported once in the forkserver (each child starts with them: the score readers take seconds to import;
+#: the search workers of :mod:`mirsearch.server.workers` need the service, its tasks and the routers' calls)
 PRELOAD = ["mirsearch.server.sandbox", "mirsearch.scores", "mirsearch.audio", "numpy", "soundfile", "soxr",
-           "music21", "pretty_midi", "mirsearch.search.audio_query"]  # fmt: skip
+           "music21", "pretty_midi", "mirsearch.search.audio_query", "mirsearch.collection", "mirsearch.service",
+           "mirsearch.service.theme", "mirsearch.service.audio", "mirsearch.service.sync", "mirsearch.search.theme",
+           "mirsearch.search.audio", "mirsearch.search.versions", "mirsearch.server.workers",
+           "mirsearch.server.routers.search"]  # fmt: skip
 
 
 class OverBudget(MirsearchError):

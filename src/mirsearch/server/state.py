@@ -2,14 +2,17 @@
 
 Work is queued by kind so that a few slow requests cannot starve the others:
 
-- ``search`` (``workers`` threads): theme, passage and version searches, figures. The numba kernels release
-  the GIL, so that many run at once.
-- ``slow`` (one thread): alignments of two recordings (seconds to a minute each, cached afterwards).
+- ``search`` (``workers`` threads, each driving one worker *process*, :class:`~mirsearch.server.workers.
+  TaskWorkers`): theme, passage and version searches run in the processes with the time budget
+  ``request_seconds`` and the memory budget ``task_memory_mb``, and are *stopped* (the process killed and
+  replaced) when they overrun; figures run in the threads.
+- ``slow`` (one thread and one process): alignments of two recordings, budget ``align_seconds`` and
+  ``task_memory_mb`` (cached afterwards).
 - uploaded files are read in child processes (:class:`~mirsearch.server.sandbox.Sandbox`), killed after
   ``parse_seconds``; a reader waiting for its turn holds no thread.
 
-Each queue answers 503 when ``max_pending`` calls wait for it; every call has the time budget
-``request_seconds`` (HTTP 504 after that; a call that has not started is cancelled). Catalogue reads, audio
+Each queue answers 503 when ``max_pending`` calls wait for it; a call over its time budget is answered with
+HTTP 504 (one that has not started is cancelled), a call over its memory budget with 413. Catalogue reads, audio
 streaming, cached time maps, cached figures and ``/api/health`` bypass the queues.
 """
 
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 FIGURE_CACHE = 64
 #: seconds the statistics are cached (they walk the collection folder)
 STATS_TTL = 5.0
+#: seconds a search may wait for a worker that is still starting (its own budget starts when it gets one)
+WARM_UP_SLACK = 60.0
 
 
 class ServerBusy(MirsearchError):
@@ -79,7 +84,12 @@ class ServerOptions(Request):
     workers: int = param(2, minimum=1, maximum=256, help="threads running searches and figures")
     max_pending: int | None = param(None, minimum=1, maximum=100_000, help="calls waiting per queue before 503 "
                                     "(default: 16 x workers)")  # fmt: skip
-    request_seconds: float = param(60.0, minimum=0.001, maximum=86_400, help="time budget of one request (s)")
+    request_seconds: float = param(10.0, minimum=0.001, maximum=86_400, help="time budget of one request (s); a "
+                                   "search is stopped after it")  # fmt: skip
+    align_seconds: float = param(60.0, minimum=0.001, maximum=86_400, help="time budget of aligning two recordings "
+                                 "(s; on their own queue)")  # fmt: skip
+    task_memory_mb: float = param(500.0, minimum=0, maximum=1e6, help="memory one search or alignment may add to "
+                                  "its worker process (MB; 0: no limit)")  # fmt: skip
     parse_seconds: float = param(10.0, minimum=0.1, maximum=3600, help="time budget for reading an uploaded file (s)")
     parse_memory_mb: float = param(1500.0, minimum=0, maximum=1e6, help="memory a reader of an upload may add (MB; "
                                    "0: no limit)")  # fmt: skip
@@ -126,14 +136,18 @@ class WorkQueue:
 
     async def run(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on this queue; :class:`ServerBusy` when full, :class:`OverBudget` when late."""
+        return await self.run_within(self.seconds, partial(fn, *args, **kwargs))
+
+    async def run_within(self, seconds: float, fn):
+        """``fn()`` on this queue, waiting at most ``seconds`` for it (see :meth:`run`)."""
         with self._lock:
             if self._pending >= self.max_pending:
                 raise ServerBusy(f"server busy ({self._pending} {self.name} requests queued); try again shortly")
             self._pending += 1
-        future = self.pool.submit(partial(fn, *args, **kwargs))
+        future = self.pool.submit(fn)
         future.add_done_callback(self._done)  # a call that overran still counts until it really ends
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.seconds)
+            return await asyncio.wait_for(asyncio.wrap_future(future), seconds)
         except TimeoutError:
             future.cancel()
             raise OverBudget(f"the request took longer than the server's time budget ({self.seconds:g} s)") from None
@@ -149,12 +163,20 @@ class Server:
         from mirsearch.collection import Collection
         from mirsearch.server.jobs import IndexJobs
         from mirsearch.server.timemaps import TimeMapCache
+        from mirsearch.server.workers import TaskWorkers
 
         self.root = Path(collection_path)
         self.options = options
         self.coll = Collection.open(self.root, readonly=True)
         self.search = WorkQueue("search", options.workers, options.pending, options.request_seconds)
-        self.slow = WorkQueue("slow", 1, options.pending, options.request_seconds)
+        self.slow = WorkQueue("slow", 1, options.pending, options.align_seconds)
+        self.tasks = TaskWorkers(
+            self.root, workers=options.workers, seconds=options.request_seconds, memory_mb=options.task_memory_mb
+        )
+        self.aligner = TaskWorkers(
+            self.root, workers=1, seconds=options.align_seconds, memory_mb=options.task_memory_mb, warm=False,
+            name="alignment",
+        )  # fmt: skip
         self.sandbox = Sandbox(
             parallel=options.workers, seconds=options.parse_seconds, memory_mb=options.parse_memory_mb,
             max_waiting=options.pending,
@@ -162,7 +184,7 @@ class Server:
         self.tmp = Path(tempfile.mkdtemp(prefix="mirsearch-server-"))
         weakref.finalize(self, shutil.rmtree, self.tmp, ignore_errors=True)  # also if the app never ran
         self.queries = RecentQueries()
-        self.timemaps = TimeMapCache(self.root / "timemaps")
+        self.timemaps = TimeMapCache(self.root / "timemaps", align=self._align)
         self.jobs = IndexJobs(self.root, list(options.index_sources), jobs=options.index_jobs, on_finish=self.forget)
         self._figures: dict[tuple, bytes] = {}
         self._figures_lock = threading.Lock()
@@ -171,6 +193,18 @@ class Server:
     async def run(self, fn, *args, **kwargs):
         """Run ``fn`` on the search queue (see :class:`WorkQueue`)."""
         return await self.search.run(fn, *args, **kwargs)
+
+    async def task(self, fn, *args):
+        """``fn(collection, *args)`` in a search worker process, on the search queue (time and memory budget;
+        see :mod:`mirsearch.server.workers`)."""
+        seconds = self.options.request_seconds + WARM_UP_SLACK  # the worker itself stops at request_seconds
+        return await self.search.run_within(seconds, partial(self.tasks.call, fn, *args))
+
+    def _align(self, path_a: str, path_b: str):
+        """The time map between two files, computed in the alignment worker (its budgets)."""
+        from mirsearch.server.workers import align_files
+
+        return self.aligner.call(align_files, path_a, path_b)
 
     def forget(self) -> None:
         self._stats = None
@@ -264,6 +298,8 @@ class Server:
         return png
 
     def close(self) -> None:
+        self.tasks.close()
+        self.aligner.close()
         self.search.close()
         self.slow.close()
         self.jobs.join(timeout=60)

@@ -289,30 +289,126 @@ def align_audio(
     InputError
         Unreadable, silent or too short input, durations too different, or mismatched pieces.
     """
-    from mirsearch.audio import SR
-    from mirsearch.features.onset import sync_features
-
     opts = resolve_options(options, overrides)
-    ya, sra, name_a = _as_signal(a, sr=sr, name="a", target_sr=SR)
-    yb, srb, name_b = _as_signal(b, sr=sr, name="b", target_sr=SR)
-    dur_a, dur_b = ya.size / sra, yb.size / srb
+    if not trim_silence and all(isinstance(x, (str, os.PathLike)) for x in (a, b)):
+        # files: decoded block by block, one after the other (memory flat in their length)
+        (name_a, dur_a), (name_b, dur_b) = _header_duration(a), _header_duration(b)
+        if dur_a and dur_b:  # known from the headers: refuse before decoding
+            _check_durations(name_a, dur_a, name_b, dur_b, opts.max_tempo_ratio)
+        (Ca, Da, rate, dur_a, name_a), (Cb, Db, _, dur_b, name_b) = (file_sync_features(x, opts) for x in (a, b))
+        spans = ((0.0, dur_a), (0.0, dur_b))
+    else:
+        fa, fb, spans = _signal_features(a, b, sr, opts, trim_silence)
+        (Ca, Da, rate, dur_a, name_a), (Cb, Db, _, dur_b, name_b) = fa, fb
     _check_durations(name_a, dur_a, name_b, dur_b, opts.max_tempo_ratio)
-    (ia0, ia1), (ib0, ib1) = (0, ya.size), (0, yb.size)
-    if trim_silence:
-        (ia0, ia1), (ib0, ib1) = _trimmed(ya, sra), _trimmed(yb, srb)
-    Ca, Da, rate = sync_features(ya[ia0:ia1], sr=sra, feature_rate=opts.feature_rate, name=name_a)
-    Cb, Db, _ = sync_features(yb[ib0:ib1], sr=srb, feature_rate=opts.feature_rate, name=name_b)
     result = synchronise(Ca, Cb, Da, Db, rate=rate, options=opts, names=(name_a, name_b), max_cost_ratio=max_cost_ratio)
     meta = sync_meta(result)
-    meta["active_a"] = [round(ia0 / sra, 3), round(ia1 / sra, 3)]
-    meta["active_b"] = [round(ib0 / srb, 3), round(ib1 / srb, 3)]
+    meta["active_a"] = [round(spans[0][0], 3), round(spans[0][1], 3)]
+    meta["active_b"] = [round(spans[1][0], 3), round(spans[1][1], 3)]
     # path frames of the trimmed signals -> frames of the whole recordings (fractional offsets are fine)
-    path = np.asarray(result.path, dtype=np.float64) + np.array([ia0 / sra * rate, ib0 / srb * rate])
+    path = np.asarray(result.path, dtype=np.float64) + np.array([spans[0][0] * rate, spans[1][0] * rate])
     tmap = path_time_map(path, rate=rate, durations=(dur_a, dur_b), names=(name_a, name_b), meta=meta)
     log.info("aligned %s (%.1f s) and %s (%.1f s): %d points", name_a, dur_a, name_b, dur_b, len(tmap))
     if return_details:
         return tmap, AlignmentDetails(Ca, Cb, rate, result)
     return tmap
+
+
+def _signal_features(a, b, sr, opts: AlignOptions, trim_silence: bool):
+    """Sync features of two inputs held in memory whole (arrays, or files when silence is trimmed):
+    ``(C, D, rate, duration, name)`` of each and the aligned spans in seconds."""
+    from mirsearch.audio import SR
+    from mirsearch.features.onset import sync_features
+
+    out, spans = [], []
+    for x, label in ((a, "a"), (b, "b")):
+        y, r, name = _as_signal(x, sr=sr, name=label, target_sr=SR)
+        i0, i1 = _trimmed(y, r) if trim_silence else (0, y.size)
+        C, D, rate = sync_features(y[i0:i1], sr=r, feature_rate=opts.feature_rate, name=name)
+        out.append((C, D, rate, y.size / r, name))
+        spans.append((i0 / r, i1 / r))
+        del y
+    return out[0], out[1], tuple(spans)
+
+
+def _header_duration(path) -> tuple[str, float]:
+    """A file's name and its duration from the header (0 when unknown: the check after decoding decides)."""
+    from mirsearch.audio import probe_audio
+
+    info = probe_audio(path)
+    return Path(path).name, info.duration or 0.0
+
+
+#: an audio file is decoded and analysed in windows of this length (s) ...
+WINDOW_SECONDS = 120
+#: ... with this much context on either side (s; more than half the longest FFT, 4096 samples)
+CONTEXT_SECONDS = 1
+#: tuning is estimated, as for a whole signal, on this many evenly spaced excerpts (:func:`estimate_tuning`)
+TUNING_EXCERPTS = 8
+#: seconds of audio in those excerpts together
+TUNING_SECONDS = 120.0
+
+
+def _stream_tuning(path, n_expected: int | None) -> float:
+    """The tuning of a long file from the excerpts :func:`~mirsearch.features.chroma.estimate_tuning` would take
+    of the whole signal (positions from the expected length), gathered while the file is decoded once."""
+    from mirsearch.audio import SR, stream_audio
+    from mirsearch.features.chroma import estimate_tuning
+
+    n_take = int(TUNING_SECONDS * SR)
+    chunk = n_take // TUNING_EXCERPTS
+    starts = np.linspace(0, max(0, (n_expected or n_take) - chunk), TUNING_EXCERPTS).astype(np.int64)
+    wanted = [np.zeros(chunk, np.float32) for _ in starts]
+    n = 0
+    for block in stream_audio(path, sr=SR):
+        for piece, s0 in zip(wanted, starts, strict=True):  # the overlap of this block with each excerpt
+            lo, hi = max(s0, n), min(s0 + chunk, n + block.size)
+            if lo < hi:
+                piece[lo - s0 : hi - s0] = block[lo - n : hi - n]
+        n += block.size
+    return estimate_tuning(np.concatenate(wanted), sr=SR, max_seconds=TUNING_SECONDS)
+
+
+def file_sync_features(path, opts: AlignOptions) -> tuple[np.ndarray, np.ndarray, float, float, str]:
+    """Sync features of an audio file decoded block by block (windows of :data:`WINDOW_SECONDS` with context).
+
+    A file that fits in one window is analysed whole, exactly as :func:`~mirsearch.features.onset.sync_features`
+    on :func:`~mirsearch.audio.load_audio`; a longer one is decoded twice (tuning first, from the same excerpts
+    as for the whole signal), and its band energies are computed window by window. Peak memory: one window and
+    the band energies (2 x 88 float32 per frame), not the signal.
+
+    Returns
+    -------
+    chroma, dlnco : np.ndarray, shape (12, n_frames), float32
+    feature_rate : float
+    duration : float
+        Seconds.
+    name : str
+    """
+    from mirsearch.audio import SR, probe_audio, stream_audio
+    from mirsearch.collection.extract import windows
+    from mirsearch.features.chroma import estimate_tuning
+    from mirsearch.features.onset import hop_for_rate, sync_band_energies, sync_features_from_bands
+
+    name = Path(path).name
+    hop, rate = hop_for_rate(SR, opts.feature_rate)
+    tuning, parts, n = None, [], 0
+    blocks = stream_audio(path, sr=SR)
+    for w0, y, lo, hi, last in windows(blocks, sr=SR, block=WINDOW_SECONDS, overlap=CONTEXT_SECONDS):
+        if tuning is None:
+            info = probe_audio(path)
+            n_expected = None if info.frames is None else int(round(info.frames * SR / info.samplerate))
+            tuning = estimate_tuning(y, sr=SR) if last and w0 == 0 else _stream_tuning(path, n_expected)
+        bands = sync_band_energies(y, sr=SR, hop_length=hop, tuning=tuning)
+        j0, j1 = (lo - w0) // hop, None if last else (hi - w0) // hop  # windows start on whole seconds
+        parts.append([None if X is None else X[:, j0:j1] for X in bands])
+        n = w0 + y.size
+        del y, bands
+    P, Po = (None if parts[0][i] is None else np.concatenate([p[i] for p in parts], axis=1) for i in (0, 1))
+    del parts
+    C, D = sync_features_from_bands(P, Po, n_frames=int(np.ceil(n / hop)), feature_rate=rate)
+    log.debug("%s: sync features %d frames at %.1f Hz (tuning %.2f, streamed)", name, C.shape[1], rate, tuning)
+    return C, D, float(rate), n / SR, name
 
 
 def path_time_map(path, *, rate: float, durations: tuple[float, float], names: tuple[str, str], meta: dict) -> TimeMap:

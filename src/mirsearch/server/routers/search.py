@@ -2,7 +2,8 @@
 
 Each endpoint parses its query at the boundary (uploaded files in a child process with a time and memory
 budget, :mod:`mirsearch.server.sandbox`), builds the task's request from the body (whose model is derived
-from that request, :mod:`mirsearch.server.models`) and runs the task on the search queue.
+from that request, :mod:`mirsearch.server.models`) and runs the task in a search worker process with a time
+and a memory budget (:mod:`mirsearch.server.workers`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mirsearch.server.routers import RecordingId, ServerDep
 from mirsearch.server.sandbox import read_audio, read_theme
 from mirsearch.server.state import NotFound, Server
 from mirsearch.server.uploads import check_audio_header, discard, new_folder, save_upload
+from mirsearch.server.workers import task
 from mirsearch.service import run
 from mirsearch.service.audio import AudioQuery, PassagesRequest, VersionsRequest
 from mirsearch.service.theme import ThemeQuery, ThemeRequest
@@ -67,6 +69,18 @@ def _checked(query: ThemeQuery) -> ThemeQuery:
     return query
 
 
+def _theme_from_text(coll, notes: str, values: dict):
+    """Parse a note string and search it (in a search worker: parsing a long string counts against the budget)."""
+    query = _checked(ThemeQuery.from_text(notes))  # a string is never a path here
+    return query, run("theme", ThemeRequest(query=query, **values), collection=coll)
+
+
+def _versions_of(coll, path: str, recording_id: int, values: dict):
+    """Versions of a recording of the collection (in a search worker: reading it counts against the budgets)."""
+    request = VersionsRequest(query=AudioQuery.from_file(path), exclude=(recording_id,), **values)
+    return run("versions", request, collection=coll)
+
+
 @asynccontextmanager
 async def _uploaded(server: Server, upload: UploadFile, *, allowed: tuple[str, ...], kind: str):
     """The upload saved under a safe name in a private folder, removed afterwards."""
@@ -88,12 +102,8 @@ async def _audio_query(server: Server, upload: UploadFile, max_seconds: float) -
 async def search_theme(body: ThemeBody, server: ServerDep):
     """Find where a theme, given as a note string, is played (task ``theme``)."""
 
-    def work():
-        query = _checked(ThemeQuery.from_text(body.notes))  # a string is never a path here
-        return query, run("theme", ThemeRequest(query=query, **request_values(body)), collection=server.coll)
-
     t0 = time.perf_counter()
-    query, result = await server.search.run(work)
+    query, result = await server.task(_theme_from_text, body.notes, request_values(body))
     extra = {"kind": "theme", "notes": query.theme.to_string(), "n_notes": len(query.theme.notes)}
     return _answer(server, result, time.perf_counter() - t0, **extra)
 
@@ -105,7 +115,7 @@ async def search_theme_file(params: Annotated[ThemeFileForm, Form()], server: Se
         query = _checked(await server.sandbox.run(read_theme, str(path), params.part or None, name=path.name))
     request = ThemeRequest(query=query, **request_values(params))
     t0 = time.perf_counter()
-    result = await server.search.run(run, "theme", request, collection=server.coll)
+    result = await server.task(task, "theme", request)
     extra = {"kind": "theme-file", "file": path.name, "source": path.name, "n_notes": len(query.theme.notes)}
     return _answer(server, result, time.perf_counter() - t0, notes=query.theme.to_string(), **extra)
 
@@ -119,7 +129,7 @@ async def search_audio(params: Annotated[PassagesForm, Form()], server: ServerDe
     query = await _audio_query(server, params.file, server.options.max_query_seconds)
     request = PassagesRequest(query=query, **request_values(params))
     t0 = time.perf_counter()
-    result = await server.search.run(run, "passages", request, collection=server.coll)
+    result = await server.task(task, "passages", request)
     seconds = time.perf_counter() - t0
     spans: dict[int, list] = {}
     for m in result.matches:
@@ -136,7 +146,7 @@ async def versions_upload(params: Annotated[VersionsForm, Form()], server: Serve
     query = await _audio_query(server, params.file, server.options.max_recording_seconds)
     request = VersionsRequest(query=query, **request_values(params))
     t0 = time.perf_counter()
-    result = await server.search.run(run, "versions", request, collection=server.coll)
+    result = await server.task(task, "versions", request)
     extra = {"kind": "versions", "file": query.name, "duration": round(query.duration, 3)}
     return _answer(server, result, time.perf_counter() - t0, **extra)
 
@@ -148,12 +158,7 @@ async def versions_of(recording_id: RecordingId, params: Annotated[VersionsOfQue
     if not Path(rec.path).is_file():
         raise NotFound(f"recording {recording_id} ({Path(rec.path).name}): file is missing on disk")
 
-    def work():
-        query = AudioQuery.from_file(rec.path)
-        request = VersionsRequest(query=query, exclude=(recording_id,), **request_values(params))
-        return run("versions", request, collection=server.coll)
-
     t0 = time.perf_counter()
-    result = await server.search.run(work)
+    result = await server.task(_versions_of, rec.path, recording_id, request_values(params))
     extra = {"kind": "versions", "recording_id": recording_id, "name": Path(rec.path).name}
     return _answer(server, result, time.perf_counter() - t0, **extra)
