@@ -14,10 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from conftest import theme_of
 from mirsearch.cluster import parse_spec
 from mirsearch.cluster.shards import balance
 from mirsearch.errors import ParameterError
+
+from conftest import theme_of
 
 SPEC = "local:2"
 
@@ -53,7 +54,7 @@ def client():
 @pytest.fixture(scope="module")
 def audio_dir(renderings, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster_audio")
-    for name in ("a", "a_fast", "b", "c"):
+    for name in ("a", "b", "c"):
         shutil.copy(renderings[name].path, folder)
     (folder / "broken.wav").write_bytes(b"RIFF0000WAVEfmt this is not audio")
     return folder
@@ -69,11 +70,15 @@ def _kill_a_busy_worker(client) -> int:
     return 0
 
 
+KINDS = ("chroma", "fingerprint")
+
+
 def _stored(coll) -> dict:
     out = {}
     for rec in coll.recordings():
-        X, rate = coll.load_features(rec.id, "chroma")
-        out[os.path.basename(rec.path)] = (rec.sha1, round(rec.duration, 6), X, rate)
+        for kind in KINDS:
+            X, rate = coll.load_features(rec.id, kind)
+            out[os.path.basename(rec.path), kind] = (rec.sha1, round(rec.duration, 6), X, rate)
     return out
 
 
@@ -84,7 +89,7 @@ def indexed(client, audio_dir, tmp_path_factory):
     from mirsearch.collection import Collection
 
     root = tmp_path_factory.mktemp("cluster_colls")
-    with Collection.create(root / "local.mirs") as coll:
+    with Collection.create(root / "local.mirs", features=KINDS) as coll:
         local_report = coll.add([audio_dir], jobs=1)
     killed = []
 
@@ -92,7 +97,7 @@ def indexed(client, audio_dir, tmp_path_factory):
         if not killed:
             killed.append(_kill_a_busy_worker(client))
 
-    with Collection.create(root / "dask.mirs") as coll:
+    with Collection.create(root / "dask.mirs", features=KINDS) as coll:
         report = coll.add([audio_dir], producer=dask_producer(client), on_result=on_result)
     return root, local_report, report, killed[0]
 
@@ -104,11 +109,11 @@ def test_index_with_a_worker_killed_matches_a_local_run(indexed):
     assert killed, "no worker was busy when the first result came in"
     with pytest.raises(ProcessLookupError):  # the killed worker is gone (the nanny started a new one)
         os.kill(killed, 0)
-    assert sorted(report.added) == sorted(local_report.added) and len(report.added) == 4
+    assert sorted(report.added) == sorted(local_report.added) and len(report.added) == 3
     assert [os.path.basename(p) for p, _ in report.failed] == ["broken.wav"]
     with Collection.open(root / "local.mirs", readonly=True) as a, Collection.open(root / "dask.mirs") as b:
         ref, got = _stored(a), _stored(b)
-        assert len(b.recordings()) == len({r.path for r in b.recordings()}) == 4  # each file exactly once
+        assert len(b.recordings()) == len({r.path for r in b.recordings()}) == 3  # each file exactly once
         assert [os.path.basename(p) for p, _ in b.catalog.failures()] == ["broken.wav"]
     assert ref.keys() == got.keys()
     for name, (sha1, duration, X, rate) in ref.items():
@@ -122,7 +127,7 @@ def test_a_second_run_on_the_cluster_has_nothing_to_do(indexed, audio_dir, clien
 
     with Collection.open(indexed[0] / "dask.mirs") as coll:
         again = coll.add([audio_dir], producer=dask_producer(client))
-    assert (len(again.unchanged), len(again.known_failures), again.added, again.failed) == (4, 1, [], [])
+    assert (len(again.unchanged), len(again.known_failures), again.added, again.failed) == (3, 1, [], [])
 
 
 def _same_matches(got, ref, *, rtol=1e-6):
@@ -169,7 +174,7 @@ def test_passage_search_on_shards_equals_local(indexed, renderings, client):
     root = indexed[0]
     query = _excerpt(renderings["a"], 5.0, 20.0)
     with Collection.open(root / "local.mirs", readonly=True) as coll:
-        for method in ("scaling", "sdtw"):
+        for method in ("scaling",):
             ref = run("passages", PassagesRequest(query=query, top=6, method=method), collection=coll)
             got = run("passages", PassagesRequest(query=query, top=6, method=method, dask=SPEC), collection=coll)
             _same_matches(got.matches, ref.matches, rtol=1e-5)
@@ -193,3 +198,25 @@ def test_a_shard_lost_with_its_worker_is_scattered_again(indexed, renderings, cl
         time.sleep(0.5)
         again = search.theme(coll, theme, features="chroma", top=5, per_recording=2)
     _same_matches(again, first)
+
+
+def test_identify_on_shards_equals_local(indexed, renderings, client):
+    from mirsearch.collection import Collection
+    from mirsearch.service import run
+    from mirsearch.service.identify import IdentifyRequest, ScanRequest
+
+    root = indexed[0]
+    query = _excerpt(renderings["b"], 12.0, 20.0)
+    long_query = _excerpt(renderings["c"], 0.0, 30.0)
+    with Collection.open(root / "local.mirs", readonly=True) as coll:
+        ref = run("identify", IdentifyRequest(query=query), collection=coll)
+        got = run("identify", IdentifyRequest(query=query, dask=SPEC), collection=coll)
+        scan_ref = run("identify-scan", ScanRequest(query=long_query), collection=coll)
+        scan_got = run("identify-scan", ScanRequest(query=long_query, dask=SPEC), collection=coll)
+    assert ref.matches and ref.matches[0].recording.endswith(renderings["b"].path.name)
+    assert ref.stats["hashes"] == got.stats["hashes"]
+    for g, r in [*zip(got.matches, ref.matches, strict=True), *((g.match, r.match) for g, r in zip(
+            scan_got.stretches, scan_ref.stretches, strict=True))]:  # fmt: skip
+        assert (g.recording_id, g.score) == (r.recording_id, r.score)
+        assert g.offset == pytest.approx(r.offset, abs=1e-6) and g.speed == pytest.approx(r.speed, rel=1e-9)
+    assert len(scan_got.stretches) == len(scan_ref.stretches) > 0

@@ -79,10 +79,15 @@ def _start(spec: ClusterSpec):
     if not logging.getLogger("mirsearch").isEnabledFor(logging.DEBUG):  # workers starting, closing: not news
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
     if spec.local:
-        cluster = LocalCluster(
-            n_workers=spec.local, threads_per_worker=1, processes=True, dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        )  # fmt: skip
+        import dask
+
+        # the workers' BLAS uses as many threads as this process's (Dask would pin it to one): the summation
+        # order, hence the features to the last bit, then equals a local run's
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536}}):
+            cluster = LocalCluster(
+                n_workers=spec.local, threads_per_worker=1, processes=True, dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )  # fmt: skip
         log.info("started a local Dask cluster of %d workers at %s", spec.local, cluster.scheduler_address)
         return Client(cluster), cluster
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 
 from mirsearch.cluster.client import connect, worker_addresses
 from mirsearch.cluster.shards import ThemeShard, balance
@@ -96,20 +97,42 @@ class ShardedSearch:
             for name in [n for n in self._shards if coll is None or n[0] == str(coll.root)]:
                 del self._shards[name]
 
-    def _fan_out(self, coll, key: tuple, build, task, *args) -> list:
-        """``task(shard, *args)`` on every shard; a lost shard is scattered again once."""
+    def _retrying(self, coll, key: tuple, build, work):
+        """``work(shards)``; when it fails for another reason than a search error (a worker died with its
+        shard), once more with the shards scattered again."""
         for attempt in (0, 1):
             shards = self.shards(coll, key, build)
-            futures = [self.client.submit(task, s, *args, pure=False) for s in shards]
             try:
-                return self.client.gather(futures)
-            except Exception:  # a worker died with its shard: the errors of a search are returned, not raised
+                return work(shards)
+            except MirsearchError:
+                raise
+            except Exception:
                 if attempt:
                     raise
                 log.warning("%s: a shard was lost with its worker; scattering again", coll.root, exc_info=True)
                 with self._lock:
                     self._shards.pop((str(coll.root), key), None)
         raise AssertionError("unreachable")
+
+    def _fan_out(self, coll, key: tuple, build, task, *args) -> list:
+        """``task(shard, *args)`` on every shard (a search's errors are returned by the task, not raised)."""
+
+        def work(shards):
+            return self.client.gather([self.client.submit(task, s, *args, pure=False) for s in shards])
+
+        return self._retrying(coll, key, build, work)
+
+    def fingerprints(self, coll, work):
+        """``work(index)`` with the collection's fingerprint index as shards on the workers
+        (:class:`~mirsearch.cluster.identify.ShardedFingerprintIndex`; for ``identify(..., index=)``)."""
+        from mirsearch.cluster.identify import ShardedFingerprintIndex, shard_of
+        from mirsearch.search.identify import collection_index
+
+        whole = collection_index(coll)  # memory-mapped; only its configuration and slices are used here
+        build = partial(shard_of, whole)
+        return self._retrying(
+            coll, ("fingerprint",), build, lambda s: work(ShardedFingerprintIndex(self.client, s, whole))
+        )
 
     # -- searches -------------------------------------------------------------------------------
     def theme(self, coll, theme, *, features: str, top: int, **options) -> list:

@@ -311,7 +311,7 @@ def _to_matches(coll, cands, top: int) -> list[IdentifyMatch]:
     ]
 
 
-def identify(coll, y: np.ndarray, *, sr: int, options: IdentifyOptions | None = None) -> IdentifyResult:
+def identify(coll, y: np.ndarray, *, sr: int, options: IdentifyOptions | None = None, index=None) -> IdentifyResult:
     """Identify an excerpt in a collection with stored fingerprints.
 
     Parameters
@@ -323,6 +323,9 @@ def identify(coll, y: np.ndarray, *, sr: int, options: IdentifyOptions | None = 
     sr : int > 0
         Sample rate of ``y`` (Hz).
     options : IdentifyOptions, optional
+    index : FingerprintIndex, optional
+        Anything with its ``lookup``, ``hconfig``, ``peak_config`` and ``frame_rate`` (a sharded index,
+        :mod:`mirsearch.cluster`); default the collection's (:func:`collection_index`).
 
     Returns
     -------
@@ -332,7 +335,7 @@ def identify(coll, y: np.ndarray, *, sr: int, options: IdentifyOptions | None = 
     options = options or IdentifyOptions()
     if y.size / sr > MAX_QUERY_SECONDS:
         raise ParameterError(f"query: {y.size / sr:.0f} s is longer than {MAX_QUERY_SECONDS:g} s (use scan)")
-    index = collection_index(coll)
+    index = collection_index(coll) if index is None else index
     peaks = query_peaks(y, sr=sr, peak_config=index.peak_config)
     cands, n_hashes = match_peaks(index, peaks, options=options)
     return IdentifyResult(matches=_to_matches(coll, cands, options.top), query_duration=y.size / sr, n_hashes=n_hashes)
@@ -374,12 +377,14 @@ def scan_peaks(index: FingerprintIndex, peaks: np.ndarray, *, duration: float, w
     return stretches
 
 
-def scan(coll, y: np.ndarray, *, sr: int, window: float = 10.0, hop: float = 5.0, options=None) -> ScanResult:
-    """Every identified stretch of a long recording (e.g. a tape or a broadcast)."""
+def scan(
+    coll, y: np.ndarray, *, sr: int, window: float = 10.0, hop: float = 5.0, options=None, index=None
+) -> ScanResult:
+    """Every identified stretch of a long recording (e.g. a tape or a broadcast); ``index`` as in :func:`identify`."""
     options = options or IdentifyOptions()
     if not 0 < hop <= window:
         raise ParameterError(f"hop={hop!r} must be in (0, window={window!r}]")
-    index = collection_index(coll)
+    index = collection_index(coll) if index is None else index
     peaks = query_peaks(y, sr=sr, peak_config=index.peak_config)
     duration = y.size / sr
     found = scan_peaks(index, peaks, duration=duration, window=window, hop=hop, options=options)

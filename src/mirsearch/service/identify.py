@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from mirsearch.search.audio_query import AudioQuery
+from mirsearch.service.cluster import dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 #: verified anchor peaks needed for "found" (the calibrated default of mirsearch.search.identify; a test keeps
@@ -32,6 +33,7 @@ class IdentifyRequest(Request):
     )  # fmt: skip
     max_pitch_shift: float = param(1.5, help="largest pitch shift searched besides speed (semitones)",
                                    minimum=0, maximum=3)  # fmt: skip
+    dask: str | None = dask_param()
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,15 @@ def _samples(query: AudioQuery, task: str):
     return query.samples, query.sr
 
 
+def _on_index(coll, request, work):
+    """``work(index)``: the collection's fingerprint index (None), or its shards on the ``dask`` cluster."""
+    if request.dask is None:
+        return work(None)
+    from mirsearch.cluster import sharded
+
+    return sharded(request.dask).fingerprints(coll, work)
+
+
 @register("identify", request=IdentifyRequest, area="search", summary="which recording is this excerpt from?")
 def run_identify(context: Context, request: IdentifyRequest) -> IdentifyAnswer:
     from mirsearch.search.identify import identify
@@ -115,7 +126,7 @@ def run_identify(context: Context, request: IdentifyRequest) -> IdentifyAnswer:
     coll = context.require_collection("identify")
     y, sr = _samples(request.query, "identify")
     t0 = time.perf_counter()
-    result = identify(coll, y, sr=sr, options=_options(request))
+    result = _on_index(coll, request, lambda index: identify(coll, y, sr=sr, options=_options(request), index=index))
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1), "hashes": result.n_hashes}
     query = version_block(audio=request.query.name, duration=round(result.query_duration, 3), **request.params())
     return IdentifyAnswer(result.matches, query, stats)
@@ -128,7 +139,11 @@ def run_scan(context: Context, request: ScanRequest) -> ScanAnswer:
     coll = context.require_collection("identify-scan")
     y, sr = _samples(request.query, "identify-scan")
     t0 = time.perf_counter()
-    result = scan(coll, y, sr=sr, window=request.window, hop=request.hop, options=_options(request))
+    options = _options(request)
+    result = _on_index(
+        coll, request, lambda index: scan(coll, y, sr=sr, window=request.window, hop=request.hop, options=options,
+                                          index=index)
+    )  # fmt: skip
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
     query = version_block(audio=request.query.name, duration=round(result.query_duration, 3), **request.params())
     return ScanAnswer(result.stretches, query, stats)

@@ -1,0 +1,75 @@
+"""Audio identification on a Dask cluster: the fingerprint index split into shards held by the workers.
+
+:class:`ShardedFingerprintIndex` answers :meth:`~mirsearch.index.fingerprints.FingerprintIndex.lookup` like the
+collection's index, so :func:`mirsearch.search.identify.identify` and :func:`~mirsearch.search.identify.scan`
+run unchanged on it (``index=``): the voting and verification stay in the calling process, the index (the
+memory) is spread over the workers. A lookup takes two fan-outs: the shards' bucket sizes of the query hashes
+are summed first, so that a hash skipped for being too common (``max_bucket``) is skipped as in the whole
+index; then every shard returns its entries for the other hashes. The union is the local lookup's entries (in
+another order, which neither the vote nor the verification depends on, up to rounding in the line fit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mirsearch.index.fingerprints import MAX_BUCKET, FingerprintIndex, Matches
+
+
+def shard_of(index: FingerprintIndex, recording_ids) -> FingerprintIndex | None:
+    """The entries of some recordings (still sorted by hash), or None when they have none."""
+    ids = np.asarray(sorted(int(i) for i in recording_ids if int(i) in index.recordings), dtype=np.uint32)
+    if ids.size == 0:
+        return None
+    keep = np.isin(np.asarray(index.arrays["recording_ids"]), ids)
+    arrays = {k: np.ascontiguousarray(np.asarray(v)[keep]) for k, v in index.arrays.items()}
+    recordings = {int(i): index.recordings[int(i)] for i in ids}
+    return FingerprintIndex(arrays, hconfig=index.hconfig, peak_config=index.peak_config, recordings=recordings)
+
+
+def _bucket_task(index: FingerprintIndex, hashes: np.ndarray) -> np.ndarray:
+    """On a worker: entries per query hash in this shard."""
+    H = index.arrays["hashes"]  # noqa: N806
+    return np.searchsorted(H, hashes, side="right") - np.searchsorted(H, hashes, side="left")
+
+
+def _lookup_task(index: FingerprintIndex, hashes: np.ndarray, source: np.ndarray) -> Matches:
+    """On a worker: this shard's entries of the hashes (too common ones were dropped by the caller)."""
+    return index.lookup(hashes, source, max_bucket=np.iinfo(np.int64).max)
+
+
+class ShardedFingerprintIndex:
+    """A collection's fingerprint index as shards on a cluster's workers (duck-typed ``FingerprintIndex``).
+
+    Parameters
+    ----------
+    client : distributed.Client
+    shards : list of distributed.Future
+        Each a :class:`FingerprintIndex` of some recordings, in the workers' memory.
+    like : FingerprintIndex
+        The whole index (its configuration and recordings are copied, not its arrays).
+    """
+
+    def __init__(self, client, shards: list, like: FingerprintIndex):
+        self.client = client
+        self.shards = shards
+        self.hconfig = like.hconfig
+        self.peak_config = like.peak_config
+        self.recordings = dict(like.recordings)
+        self.frame_rate = like.frame_rate
+
+    def lookup(self, hashes: np.ndarray, source: np.ndarray, *, max_bucket: int = MAX_BUCKET) -> Matches:
+        """Entries sharing a hash with each query probe, from every shard (hashes with more than
+        ``max_bucket`` entries in the whole index skipped)."""
+        hashes = np.asarray(hashes, dtype=np.uint32)
+        source = np.asarray(source, dtype=np.int64)
+        gather, submit = self.client.gather, self.client.submit
+        counts = sum(gather([submit(_bucket_task, s, hashes, pure=False) for s in self.shards]))
+        keep = np.asarray(counts) <= max_bucket
+        parts = gather([submit(_lookup_task, s, hashes[keep], source[keep], pure=False) for s in self.shards])
+        if not parts:
+            return Matches(np.zeros(0, np.int64), *(np.zeros(0, t) for t in (np.uint32, *(np.float32,) * 3)))
+        return Matches(*(np.concatenate([getattr(p, f) for p in parts]) for f in Matches.__dataclass_fields__))
+
+
+__all__ = ["ShardedFingerprintIndex", "shard_of"]
