@@ -133,3 +133,19 @@ def test_cli_tag_list_file_index_teach_and_search(tmp_path, capsys):
     assert main(["tag", "-c", coll, str(audio / "t2.wav"), "--json"]) == 0
     assert "low" in json.loads(capsys.readouterr().out)["tags"]
     assert main(["search", "-c", coll, "--tag", "nosuchtag"]) == 1
+
+
+def test_tag_metrics_equal_sklearn():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from mirsearch.evaluation.tagging import macro_over, tag_metrics
+
+    rng = np.random.default_rng(3)
+    Y = (rng.random((60, 3)) < [0.2, 0.5, 0.0]).astype(int)
+    S = Y * 0.3 + rng.random((60, 3))
+    m = tag_metrics(Y, S, ["a", "b", "never"])
+    for k, name in enumerate("ab"):
+        assert m["tags"][name]["roc_auc"] == pytest.approx(roc_auc_score(Y[:, k], S[:, k]))
+        assert m["tags"][name]["pr_auc"] == pytest.approx(average_precision_score(Y[:, k], S[:, k]))
+    assert m["tags"]["never"]["roc_auc"] is None and m["n_tags_scored"] == 2
+    assert macro_over(m, ["a", "b", "never"]) == pytest.approx(m["macro_roc_auc"])

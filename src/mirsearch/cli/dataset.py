@@ -15,7 +15,10 @@ BUILD_DESCRIPTION = (
     "Choose works (music21 corpus or --scores), extract themes, split by work, render several "
     "performances per work with FluidSynth, and write manifest.json. Re-running resumes."
 )
-PRESET_HELP = "base settings (standard: the documented benchmark, >= 10 h, >= 300 test themes)"
+PRESET_HELP = (
+    "base settings (standard: the documented benchmark, >= 10 h, >= 300 test themes; tags: the auto-tagging clips, "
+    "see mirsearch.datasets.tags)"
+)
 SOUNDFONTS_HELP = "SoundFonts (paths or file names in /usr/share/sounds/sf2|sf3); default FluidR3_GM.sf2 TimGM6mb.sf2"
 REUSE_HELP = "take works and split assignment from an existing dataset"
 
@@ -25,7 +28,7 @@ def register(subparsers) -> None:
     sub = add_command_group(subparsers, "dataset", help=HELP, description=DESCRIPTION)
     b = sub.add_parser("build", help="build (or resume) a dataset", description=BUILD_DESCRIPTION)
     b.add_argument("--out", required=True, help="dataset folder (created; an unfinished build is resumed)")
-    b.add_argument("--preset", choices=("custom", "standard", "fixture"), default="custom", help=PRESET_HELP)
+    b.add_argument("--preset", choices=("custom", "standard", "fixture", "tags"), default="custom", help=PRESET_HELP)
     b.add_argument("--hours", type=float, default=None, help="target hours of audio over all splits")
     b.add_argument("--versions", type=int, default=None, help="versions (performances) per work")
     b.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
@@ -44,6 +47,8 @@ def register(subparsers) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    if args.preset == "tags":
+        return _build_tags(args)
     from mirsearch.datasets.build import build_dataset
 
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
@@ -69,6 +74,17 @@ def _build(args: argparse.Namespace) -> int:
         print(f"parsed but not used (length out of range, no usable theme): {len(report.unused_scores)}")
     for vid, reason in report.render_failures[:10]:
         print(f"failed: {vid}: {reason}", file=sys.stderr)
+    return 0 if report.failed == 0 else 1
+
+
+def _build_tags(args: argparse.Namespace) -> int:
+    from mirsearch.datasets.tags import build_tags
+
+    report = build_tags(args.out, seed=args.seed, jobs=args.jobs, time_limit=args.time_limit)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(f"tags dataset: {report.root}: {report.works} works, clips {report.clips}, {report.failed} failed")
     return 0 if report.failed == 0 else 1
 
 

@@ -7,8 +7,8 @@
    polyphony, German and Chinese folk songs of the Essen collection and jigs, reels and hornpipes of Ryan's
    Mammoth Collection. Parsed works are cached (``<out>/cache/scores``).
 2. **Splits by work**: a hash of ``(seed, work_id)`` puts a work in train (72 %), validation (10 %) or test
-   (18 %); no piece is in two splits. Train and validation are rendered with FluidR3_GM (three clips in
-   four) and MuseScore General, the test split only with TimGM6mb (a SoundFont the model never hears in training).
+   (18 %); no piece is in two splits. Train and validation are rendered with FluidR3_GM (seven clips in
+   eight) and MuseScore General, the test split only with TimGM6mb (a SoundFont the model never hears in training).
 3. **Clips**: per work :data:`CLIPS_PER_WORK` clips, each a 10 s window of its own performance
    (:mod:`mirsearch.datasets.performance`: tempo, dynamics, timing, tuning, room, noise) with its own
    instrumentation: one program for all parts (a solo), a choir, a program per part drawn across the ten
@@ -280,8 +280,8 @@ class ClipJob:
 
 
 def _train_font(seed: int, work_id: str, k: int) -> str:
-    """FluidR3_GM for three clips in four, MuseScore General (slow to render: sf3) for the fourth."""
-    return TRAIN_FONTS[1] if stable_seed(seed, work_id, k, "font") % 4 == 0 else TRAIN_FONTS[0]
+    """FluidR3_GM for seven clips in eight, MuseScore General (slow to render: sf3) for the eighth."""
+    return TRAIN_FONTS[1] if stable_seed(seed, work_id, k, "font") % 8 == 0 else TRAIN_FONTS[0]
 
 
 def plan_clips(scores: list[tuple[ScoreData, str]], *, seed: int, root: Path) -> list[ClipJob]:

