@@ -18,6 +18,8 @@ from mirsearch.scores import FULL_SCORE_EXTENSIONS, SCORE_EXTENSIONS
 #: file names a scan passes over silently (system and temporary files, not music)
 _IGNORED_NAMES = (".DS_Store", "Thumbs.db", "desktop.ini")
 _SCORE_EXTENSIONS = frozenset(FULL_SCORE_EXTENSIONS + SCORE_EXTENSIONS)
+#: sheet music pages: ``index`` reads them into the sheet store (mirsearch.index.sheets), not counted as skipped
+_SHEET_EXTENSIONS = frozenset((".png", ".jpg", ".jpeg", ".pdf"))
 
 
 @dataclass
@@ -59,7 +61,7 @@ def _walk(folder: Path, scan: Scan) -> list[Path]:
             path = Path(dirpath) / name
             if is_audio_file(path):
                 found.append(path)
-            elif path.suffix.lower() not in _SCORE_EXTENSIONS:  # scores: ``index`` reads them into the score store
+            elif path.suffix.lower() not in _SCORE_EXTENSIONS | _SHEET_EXTENSIONS:  # scores and sheets: other stores
                 scan.skipped[path.suffix.lower()] += 1
     return sorted(found)
 
