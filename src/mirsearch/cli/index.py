@@ -15,7 +15,8 @@ DESCRIPTION = (
     "features and store them in the collection. Files already indexed and unchanged are "
     "skipped, so an interrupted run resumes where it stopped. Bad files are reported and the "
     "batch goes on; the exit code is 3 when a file of this run failed. Score files (MIDI, MusicXML, MEI, "
-    "kern) under the same paths are read into the collection's score store (mirsearch search --scores)."
+    "kern) under the same paths are read into the collection's score store (mirsearch search --scores); "
+    "sheet music pages (.png, .jpg, .pdf) into its sheet store (mirsearch search --audio FILE --sheets)."
 )
 
 
@@ -33,14 +34,16 @@ def run(args: argparse.Namespace) -> int:
     from mirsearch.collection import Collection
     from mirsearch.service import run as run_task
     from mirsearch.service.scores import index_scores
+    from mirsearch.service.sheets import index_sheets
 
     args.progress = args.progress and not args.json and sys.stderr.isatty()
     request = request_from_args(IndexRequest, args, paths=tuple(args.paths))
     with Collection.create(args.collection) as coll:
         result = run_task("index", request, collection=coll)
         scores = index_scores(coll, request.paths)  # score files under the same paths: the collection's scores
+        sheets = index_sheets(coll, request.paths)  # page images and PDFs: the collection's sheet music
     if args.json:
-        print_json({**result.to_dict(), "scores": scores.to_dict()})
+        print_json({**result.to_dict(), "scores": scores.to_dict(), "sheets": sheets.to_dict()})
     else:
         d = result.to_dict()
         speed = f", {d['x_realtime']}x realtime" if d["x_realtime"] else ""
@@ -53,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         for line in result.report.summary_lines(warnings=args.verbose > 0):
             print(f"  {line}", file=sys.stderr)
         _print_scores(args.collection, scores)
-    return 0 if not (result.failed or scores.failed) else 3
+        if sheets.added or sheets.unchanged or sheets.failed:
+            print(f"{args.collection}: sheets: {sheets.added} added, {sheets.unchanged} unchanged, "
+                  f"{len(sheets.failed)} failed ({sheets.pages} pages, {sheets.windows} windows)")  # fmt: skip
+    return 0 if not (result.failed or scores.failed or sheets.failed) else 3
 
 
 def _print_scores(collection, report) -> None:

@@ -52,12 +52,16 @@ _VERSION = re.compile(r'\\version\s+"(\d+)\.(\d+)')
 class SheetBuildOptions:
     """What to build: at most ``n_mutopia`` LilyPond pieces and ``n_verovio`` verovio works."""
 
+    #: the Mutopia sources (a bare git directory) and the output directory
     mutopia_git: str
     out: str
+    #: pieces per engraver
     n_mutopia: int = 60
     n_verovio: int = 500
+    #: size range of a Mutopia source file (bytes): short to moderate pieces
     min_bytes: int = 2000
     max_bytes: int = 20000
+    #: seconds per run (a later run resumes)
     time_limit: float = 6 * 3600.0
 
 
@@ -209,11 +213,27 @@ def _build_one(piece_dir: Path, engrave, meta: dict) -> dict | None:
     return {**meta, "dir": str(piece_dir), "renders": [[Path(f).stem, t, render_name(f, t)] for f, t in renders]}
 
 
-def _writer(out: Path, engraver: str, rows: list[dict]):
-    def save() -> None:
-        atomic_write_text(out / MANIFEST.format(engraver=engraver), json.dumps({"sr": SR, "pieces": rows}, indent=1))
+class _Manifest:
+    """The rows of one engraver's manifest, written after every piece; a piece count and time budget."""
 
-    return save
+    def __init__(self, out: Path, engraver: str):
+        self.path, self.engraver = out / MANIFEST.format(engraver=engraver), engraver
+        self.rows: list[dict] = []
+        self.start = time.monotonic()
+
+    def full(self, n: int, time_limit: float) -> bool:
+        return len(self.rows) >= n or time.monotonic() - self.start > time_limit
+
+    def __call__(self, row: dict | None) -> None:
+        if row:
+            self.rows.append(row)
+            self.done()
+            elapsed = time.monotonic() - self.start
+            logger.info("%d %s pieces (%s, %.0f s)", len(self.rows), self.engraver, row["id"], elapsed)
+
+    def done(self) -> list[dict]:
+        atomic_write_text(self.path, json.dumps({"sr": SR, "pieces": self.rows}, indent=1))
+        return self.rows
 
 
 def verovio_candidates() -> list[tuple[str, str]]:
@@ -229,10 +249,9 @@ def verovio_candidates() -> list[tuple[str, str]]:
 
 def build_verovio(options: SheetBuildOptions) -> list[dict]:
     """Engrave up to ``n_verovio`` music21 corpus works with verovio and render them (``manifest-verovio.json``)."""
-    out, start, rows = Path(options.out), time.monotonic(), []
-    save = _writer(out, "verovio", rows)
+    out, keep = Path(options.out), _Manifest(Path(options.out), "verovio")
     for _folder, path in verovio_candidates():
-        if len(rows) >= options.n_verovio or time.monotonic() - start > options.time_limit:
+        if keep.full(options.n_verovio, options.time_limit):
             break
         rel = path.split("/corpus/", 1)[1].rsplit(".", 1)[0]
         work = "/".join(rel.split("/")[:2]).split(".")[0]
@@ -249,21 +268,15 @@ def build_verovio(options: SheetBuildOptions) -> list[dict]:
                 logger.warning("%s: not reduced (%s)", piece_id, type(exc).__name__)
             if xml is None:
                 continue
-        row = _build_one(piece_dir, lambda x=xml, f=font: verovio_engraving(x, font=f), meta)
-        if row:
-            rows.append(row)
-            save()
-            logger.info("%d verovio pieces (%s, %.0f s)", len(rows), piece_id, time.monotonic() - start)
-    save()
-    return rows
+        keep(_build_one(piece_dir, lambda x=xml, f=font: verovio_engraving(x, font=f), meta))
+    return keep.done()
 
 
 def build_mutopia(options: SheetBuildOptions) -> list[dict]:
     """Engrave up to ``n_mutopia`` Mutopia pieces with LilyPond and render them; writes ``manifest-lilypond.json``."""
-    out, start, rows = Path(options.out), time.monotonic(), []
-    save = _writer(out, "lilypond", rows)
+    out, keep = Path(options.out), _Manifest(Path(options.out), "lilypond")
     for path in mutopia_candidates(options.mutopia_git, min_bytes=options.min_bytes, max_bytes=options.max_bytes):
-        if len(rows) >= options.n_mutopia or time.monotonic() - start > options.time_limit:
+        if keep.full(options.n_mutopia, options.time_limit):
             break
         piece_id = Path(path).stem
         piece_dir = out / "pieces/lilypond" / piece_id
@@ -280,13 +293,8 @@ def build_mutopia(options: SheetBuildOptions) -> list[dict]:
             "source": path,
             "split": split_of(work, "lilypond"),
         }
-        row = _build_one(piece_dir, lambda t=text: lilypond_engraving(*compile_lilypond(t, name="piece")), meta)
-        if row:
-            rows.append(row)
-            save()
-            logger.info("%d lilypond pieces (%s, %.0f s)", len(rows), piece_id, time.monotonic() - start)
-    save()
-    return rows
+        keep(_build_one(piece_dir, lambda t=text: lilypond_engraving(*compile_lilypond(t, name="piece")), meta))
+    return keep.done()
 
 
 def load_manifest(root: str | Path) -> list[dict]:

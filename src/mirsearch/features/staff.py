@@ -7,10 +7,12 @@ Method (classical optical music recognition, no learning):
    length of ink runs is the staff-line thickness and the most frequent *sum* of an ink run and the white
    run after it is the staff-line distance ("staff space"), as in Fujinaga's and Cardoso's work.
 3. **Staff lines**: a morphological opening with a horizontal line of ``4`` staff spaces removes note
-   heads, stems, text and slanted beams; the row projection of what remains peaks at staff lines. Rows
-   above half of the strongest row (but covering at least 15 % of the page width) are merged into lines.
-4. **Staves**: five lines in a row whose four gaps all lie within 25 % of the staff space.
-   A staff's horizontal extent is where its middle line survives the opening.
+   heads, stems, text and slanted beams; the row projection of what remains peaks at staff lines. Runs of
+   rows covering at least 8 staff spaces and 10 % of the page width are merged into lines (a thin
+   anti-aliased line split over two rows counts by the summed darkness of the pair).
+4. **Staves**: five lines, each one staff space (within a quarter space and a pixel) below the last;
+   lines between them (a horizontal beam) are passed over. A staff's horizontal extent is where its middle
+   line survives the opening.
 5. **Systems**: two neighbouring staves belong to one system when ink joins them at their common left
    edge (the system-start bar line or the brace that every engraver draws); on pages where no staff
    pair is joined that way and the gaps between staves differ by more than two staff spaces, staves are
@@ -119,14 +121,23 @@ def run_lengths(ink: np.ndarray) -> tuple[float, float]:
     return float(max(thickness, 1)), float(space)
 
 
-def _line_rows(ink: np.ndarray, space: float) -> tuple[np.ndarray, np.ndarray]:
-    """Centres of staff-line rows and the opened mask that keeps long horizontal runs only."""
+def _line_rows(grey: np.ndarray, ink: np.ndarray, space: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of staff-line rows and the opened mask that keeps long horizontal runs only.
+
+    A thin anti-aliased line may fall half on each of two rows with neither dark enough for the ink
+    threshold, so a row pair counts as ink for line finding when its summed darkness reaches it.
+    """
     from scipy import ndimage
 
-    length = max(int(round(4 * space)), 5)
-    opened = ndimage.binary_opening(ink, structure=np.ones((1, length), dtype=bool))
+    dark = 1.0 - grey
+    level = float(dark[ink].min()) if ink.any() else 0.5
+    pair = np.zeros_like(ink)
+    pair[:-1] = (dark[:-1] + dark[1:]) >= level
+    lines = ink | pair
+    length = max(int(round(12 * space)), 5)
+    opened = ndimage.binary_opening(lines, structure=np.ones((1, length), dtype=bool))
     profile = opened.sum(axis=1).astype(np.float64)
-    strong = profile >= max(0.5 * profile.max(), 0.15 * ink.shape[1])
+    strong = profile >= max(12 * space, 0.1 * ink.shape[1])
     labels, n = ndimage.label(strong)
     if n == 0:
         return np.zeros(0), opened
@@ -134,20 +145,27 @@ def _line_rows(ink: np.ndarray, space: float) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([c[0] for c in centres]), opened
 
 
-def find_staves(ink: np.ndarray, *, space: float) -> list[Staff]:
-    """Staves: runs of five line rows with gaps within 25 % of ``space``."""
-    rows, opened = _line_rows(ink, space)
-    staves, i = [], 0
-    while i + 4 < rows.size:
-        five = rows[i : i + 5]
-        if np.all(np.abs(np.diff(five) - space) <= 0.25 * space + 1):
-            mid = opened[int(round(five[2]))]
-            cols = np.flatnonzero(mid)
-            if cols.size:
-                staves.append(Staff(tuple(float(v) for v in five), int(cols.min()), int(cols.max()) + 1))
-            i += 5
-        else:
-            i += 1
+def find_staves(grey: np.ndarray, ink: np.ndarray, *, space: float) -> list[Staff]:
+    """Staves: five line rows, each within a quarter staff space (plus a pixel) of one space below the last."""
+    rows, opened = _line_rows(grey, ink, space)
+    staves, used = [], np.zeros(rows.size, dtype=bool)
+    tol = 0.25 * space + 1
+    for i in range(rows.size):
+        if used[i]:
+            continue
+        chosen = [i]
+        for _ in range(4):
+            near = np.flatnonzero(~used & (np.abs(rows - rows[chosen[-1]] - space) <= tol))
+            if near.size == 0:
+                break
+            chosen.append(int(near[np.argmin(np.abs(rows[near] - rows[chosen[-1]] - space))]))
+        if len(chosen) < 5:
+            continue
+        five = rows[chosen]
+        cols = np.flatnonzero(opened[int(round(five[2]))] | opened[min(int(round(five[2])) + 1, opened.shape[0] - 1)])
+        if cols.size:
+            used[chosen] = True
+            staves.append(Staff(tuple(float(v) for v in five), int(cols.min()), int(cols.max()) + 1))
     return staves
 
 
@@ -189,9 +207,10 @@ def detect_layout(page: np.ndarray) -> PageLayout:
     page : np.ndarray, shape (height, width) or (height, width, channels)
         Grey levels 0-1 or 0-255, dark ink on a light background.
     """
-    ink = binarise(page)
+    grey = _as_grey(page)
+    ink = binarise(grey)
     thickness, space = run_lengths(ink)
-    staves = find_staves(ink, space=space)
+    staves = find_staves(grey, ink, space=space)
     return PageLayout(space, thickness, tuple(group_systems(ink, staves, space=space)))
 
 

@@ -9,7 +9,7 @@
 
 Both end in a linear layer to ``dim`` (32) and are L2-normalised: cosine similarity is a dot product
 and the Euclidean distance of the ANN index orders neighbours the same way. Blocks are VGG-like
-(3x3 convolutions, batch norm, ELU, 2x2 max pooling; 16-32-64-64 channels), small enough to train on
+(3x3 convolutions, batch norm, ELU, 2x2 max pooling; 8-16-32-32 channels), small enough to train on
 two CPU cores. Bundles live in ``models/bundles/sheets``: ``config.json`` + ``weights.pt``.
 """
 
@@ -41,7 +41,7 @@ class SheetModelConfig:
     """Network hyper-parameters and input geometry."""
 
     dim: int = 32
-    channels: tuple[int, ...] = (16, 32, 64, 64)
+    channels: tuple[int, ...] = (8, 16, 32, 32)
     snippet_height: int = 96
     snippet_width: int = 112
     n_bands: int = 92

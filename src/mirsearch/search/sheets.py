@@ -21,8 +21,10 @@ from mirsearch.errors import ParameterError
 class SheetSearchOptions:
     """Excerpt length and hop (seconds), neighbours per excerpt and number of matches."""
 
+    #: voting excerpts of the query: length and step (seconds)
     sub_seconds: float = 4.0
     hop_seconds: float = 1.0
+    #: neighbours per excerpt; systems returned
     k: int = 200
     top: int = 10
 
@@ -31,11 +33,14 @@ class SheetSearchOptions:
 class SheetMatch:
     """A system of a page: ``box`` ``[x0, y0, x1, y1]`` in pixels of the page image (PDFs at 150 dpi)."""
 
+    #: the page image or PDF and its item number in the sheet store
     recording: str
     recording_id: int
+    #: page number (1-based) and system (0-based, top to bottom) on it
     page: int
     system: int
     box: tuple[int, int, int, int]
+    #: mean best cosine similarity of the query's excerpts (0-1)
     score: float
 
     def to_dict(self) -> dict:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from mirsearch.errors import ParameterError
 from mirsearch.search.audio_query import AudioQuery
+from mirsearch.search.results import SearchResult
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 
@@ -29,16 +30,8 @@ class SheetSearchRequest(Request):
     neighbours: int = param(200, minimum=1, maximum=10000, help="sheet windows each excerpt looks up")
 
 
-@dataclass(frozen=True)
-class SheetSearchResult:
-    """Matches best first, the ``query`` block and statistics."""
-
-    matches: list
-    query: dict
-    stats: dict
-
-    def to_dict(self) -> dict:
-        return {"matches": [m.to_dict() for m in self.matches], "query": self.query, "stats": self.stats}
+#: the result of a sheet search: the one search result type (matches are ``SheetMatch``; ``rejected`` stays empty)
+SheetSearchResult = SearchResult
 
 
 def sheet_bundle():
@@ -66,9 +59,12 @@ def index_sheets(collection, paths):
 
     Called by ``mirsearch index`` after the audio; returns the :class:`~mirsearch.index.sheets.SheetUpdateReport`.
     """
-    from mirsearch.index.sheets import SheetStore
+    from mirsearch.index.sheets import SheetStore, SheetUpdateReport, scan_sheet_files
 
-    return SheetStore.for_collection(collection.root).update([os.fspath(p) for p in paths], sheet_bundle())
+    paths = [os.fspath(p) for p in paths]
+    if not scan_sheet_files(paths):  # no pages: the model is not loaded
+        return SheetUpdateReport()
+    return SheetStore.for_collection(collection.root).update(paths, sheet_bundle())
 
 
 @register("sheets", request=SheetSearchRequest, area="search", summary="find the page and system of sheet music "
@@ -91,7 +87,7 @@ def run_sheets(context: Context, request: SheetSearchRequest) -> SheetSearchResu
         "ms": round((time.perf_counter() - t0) * 1e3, 1),
     }
     query = version_block(source=q.name, **request.params())
-    return SheetSearchResult(matches, query, stats)
+    return SheetSearchResult(matches, query, [], stats)
 
 
 __all__ = ["SheetSearchRequest", "SheetSearchResult", "index_sheets", "sheet_bundle", "sheet_store"]

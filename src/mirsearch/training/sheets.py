@@ -40,15 +40,19 @@ EXCERPT_FRAMES = (40, 80, 160)
 class SheetTrainOptions:
     """Training run settings."""
 
+    #: the corpus directory and this run's directory (checkpoint, state, best bundle)
     corpus: str
     run_dir: str
+    #: optimisation: Adam steps, pairs per batch, learning rate, ranking margin (cosine units)
     steps: int = 6000
     batch: int = 48
     lr: float = 1e-3
     margin: float = 0.7
     seed: int = 0
+    #: validation (audio 2 s -> sheet among ``val_pairs`` pairs) and checkpoint every this many steps
     checkpoint_every: int = 200
     val_pairs: int = 1000
+    #: seconds per run (a later run resumes)
     time_limit: float = 3600.0
 
 
