@@ -195,3 +195,29 @@ def test_store_indexes_pages_and_search_returns_boxes(tmp_path):
     assert 1 <= len(matches) <= 3 and matches[0].page == 1
     assert tuple(matches[0].box) in {tuple(int(v) for v in s) for s in store.items()[0]["pages"][0]["systems"]}
     assert np.abs(np.subtract(store.items()[0]["pages"][0]["systems"], boxes)).max() <= 2
+
+
+def test_cli_indexes_pages_and_finds_a_system(tmp_path, monkeypatch, capsys):
+    import json
+
+    import soundfile as sf
+    from PIL import Image
+
+    import mirsearch.service.sheets as service_sheets
+    from mirsearch.cli.main import main
+
+    monkeypatch.setattr(service_sheets, "_BUNDLE", tiny_bundle())
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    page, _ = synthetic_page()
+    Image.fromarray(page).save(pages / "p1.png")
+    assert main(["index", str(pages), "--collection", str(tmp_path / "c.mirs"), "--no-progress", "-j", "1"]) == 0
+    capsys.readouterr()
+    y = np.random.default_rng(1).standard_normal(22050 * 4).astype(np.float32) * 0.1
+    sf.write(tmp_path / "q.wav", y, 22050)
+    argv = ["search", "-c", str(tmp_path / "c.mirs"), "--audio", str(tmp_path / "q.wav"), "--sheets", "--top", "2"]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["matches"]) == 2 and out["query"]["top"] == 2
+    first = out["matches"][0]
+    assert first["recording"].endswith("p1.png") and first["page"] == 1 and len(first["box"]) == 4
