@@ -200,3 +200,41 @@ def test_aligning_files_streams_them_and_maps_times(tmp_path):
     tmap = align_audio(a, b)
     assert tmap.duration_b == pytest.approx(32.0, abs=0.05)
     np.testing.assert_allclose(tmap.map(np.array([8.0, 20.0, 32.0])), [6.4, 16.0, 25.6], atol=0.25)
+
+
+def test_the_server_stops_searches_at_their_budget_and_keeps_answering(small_collection):
+    import asyncio
+
+    import httpx
+
+    from mirsearch.server import create_app
+
+    app = create_app(small_collection, workers=1, request_seconds=1.5, task_memory_mb=100)
+    server = app.state.server
+    server.tasks.start(wait=True)
+    pids = server.tasks.pids()
+
+    async def scenario():
+        hung = [asyncio.create_task(server.task(sleepy, 60))]  # the worker held
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as ac:
+            await asyncio.sleep(0.3)
+            health = await ac.get("/api/health")
+            stopped = await asyncio.gather(*hung, return_exceptions=True)
+            t0 = time.monotonic()
+            search = await ac.post("/api/search/theme", json={"notes": "C E G C5", "top": 2})
+            return health, stopped, search, time.monotonic() - t0
+
+    try:
+        t0 = time.monotonic()
+        health, stopped, search, search_seconds = asyncio.run(scenario())
+        assert health.status_code == 200
+        assert all(type(s).__name__ == "OverBudget" for s in stopped), stopped
+        assert time.monotonic() - t0 < 30  # not the 60 s the calls wanted
+        assert search.status_code == 200, search.text  # new workers took over
+        assert not any(_alive(p) for p in pids)
+        with pytest.raises(Exception) as err:
+            asyncio.run(server.task(hog, 400_000_000))
+        assert type(err.value).__name__ == "OverMemory"
+    finally:
+        server.close()

@@ -49,12 +49,13 @@ from mirsearch.server.routers import collection, describe, docs, figures, indexi
 from mirsearch.server.sandbox import OverBudget, ReadersBusy
 from mirsearch.server.state import NotAvailable, NotFound, Server, ServerBusy, ServerOptions
 from mirsearch.server.uploads import MULTIPART_SLACK, UploadTooLarge
+from mirsearch.server.workers import OverMemory, WorkerFailed
 
 log = logging.getLogger(__name__)
 
 #: HTTP status of each error kind (the first that matches)
-STATUS = ((UploadTooLarge, 413), (NotFound, 404), (ServerBusy, 503), (ReadersBusy, 503), (OverBudget, 504),
-          (NotAvailable, 501), (CollectionError, 409))  # fmt: skip
+STATUS = ((UploadTooLarge, 413), (OverMemory, 413), (NotFound, 404), (ServerBusy, 503), (ReadersBusy, 503),
+          (WorkerFailed, 503), (OverBudget, 504), (NotAvailable, 501), (CollectionError, 409))  # fmt: skip
 
 
 def _error(status: int, message: str) -> JSONResponse:
