@@ -17,7 +17,7 @@ from mirsearch.errors import ParameterError, check_positive
 #: bump when the chroma computation changes in a way that changes stored arrays
 CHROMA_VERSION = 2
 #: kinds extracted from audio and stored; CENS is derived from stored chroma at query time
-STORED_KINDS = ("chroma", "learned", "fingerprint", "segments", "tags")
+STORED_KINDS = ("chroma", "learned", "fingerprint", "segments", "tags", "timbre")
 
 
 def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
@@ -57,6 +57,10 @@ def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
         from mirsearch.features.tag_features import tags_config
 
         return tags_config()
+    if kind == "timbre":  # timbre statistics per 4 s segment (search by similarity); feature_rate does not apply
+        from mirsearch.features.timbre_stats import timbre_config
+
+        return timbre_config()
     raise ParameterError(f"features={kind!r} is not one of {', '.join(STORED_KINDS)}")
 
 
@@ -96,4 +100,8 @@ def extract(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]
         from mirsearch.features.tag_features import extract_tags
 
         return extract_tags(y, sr=sr, config=config)
+    if kind == "timbre":
+        from mirsearch.features.timbre_stats import extract_timbre
+
+        return extract_timbre(y, sr=sr, config=config)
     raise ParameterError(f"features={kind!r} is not one of {', '.join(STORED_KINDS)}")

@@ -148,3 +148,69 @@ def patch_statistics(L: np.ndarray, *, config: LogMelConfig | None = None) -> np
     P = log_mel_patches(L, config=config or YAMNET).astype(np.float64)  # (n, mels, frames)
     flux = np.abs(np.diff(P, axis=2)).mean(axis=2)
     return np.concatenate([P.mean(axis=2), P.std(axis=2), flux], axis=1).astype(np.float32)
+
+
+#: version of the stored "timbre" kind; bump when the extraction changes
+TIMBRE_VERSION = 1
+#: segment length of the stored "timbre" kind (s); 600 s analysis windows and their 16 s context are multiples
+TIMBRE_SEGMENT_SECONDS = 4.0
+
+
+def timbre_config() -> dict:
+    """Configuration of the stored kind ``"timbre"``."""
+    return {"kind": "timbre", "version": TIMBRE_VERSION, "segment_seconds": TIMBRE_SEGMENT_SECONDS,
+            "frontend": "yamnet", "statistics": list(PATCH_STATISTICS)}  # fmt: skip
+
+
+def extract_timbre(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple[np.ndarray, float]:
+    """The stored kind ``"timbre"``: per segment of ``segment_seconds``, the mean and the mean square of the
+    :func:`patch_statistics` of the patches starting in it (sufficient statistics of a recording's mean and
+    standard deviation over patches, :func:`timbre_vector`).
+
+    Returns
+    -------
+    X : np.ndarray, shape (2 * 3 * 64 + 1, n_segments), float32
+        Rows ``0..191`` the means, ``192..383`` the mean squares, ``384`` the number of patches.
+    feature_rate : float
+        Segments per second.
+    """
+    from mirsearch.features.logmel import YAMNET, log_mel, patch_times
+
+    seg = float((config or timbre_config())["segment_seconds"])
+    L, _ = log_mel(y, sr=sr, config=YAMNET)
+    P = patch_statistics(L, config=YAMNET).astype(np.float64)
+    starts = patch_times(len(P), config=YAMNET)[:, 0] - YAMNET.n_fft / 2 / YAMNET.sr
+    n_seg = max(1, int(np.ceil(len(y) / sr / seg)))
+    which = np.minimum((starts // seg).astype(int), n_seg - 1)
+    counts = np.bincount(which, minlength=n_seg).astype(np.float64)
+    X = np.zeros((2 * P.shape[1] + 1, n_seg))
+    for col in range(P.shape[1]):
+        X[col] = np.bincount(which, weights=P[:, col], minlength=n_seg)
+        X[P.shape[1] + col] = np.bincount(which, weights=P[:, col] ** 2, minlength=n_seg)
+    X[:-1, counts > 0] /= counts[counts > 0]
+    X[-1] = counts
+    return X.astype(np.float32), 1.0 / seg
+
+
+def timbre_vector(X: np.ndarray) -> np.ndarray:
+    """A recording's timbre vector from its stored ``"timbre"`` features: the mean and the standard deviation
+    over patches of every patch statistic (segments weighted by their number of patches).
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (2 * d + 1, n_segments)
+
+    Returns
+    -------
+    v : np.ndarray, shape (2 * d,), float32
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] % 2 != 1 or X.shape[1] < 1 or X[-1].sum() <= 0:
+        raise ParameterError(
+            f"timbre features must have shape (2 * d + 1, n_segments >= 1) with patches, got {X.shape}"
+        )
+    d = X.shape[0] // 2
+    w = X[-1] / X[-1].sum()
+    mean = X[:d] @ w
+    std = np.sqrt(np.maximum(X[d:-1] @ w - mean**2, 0.0))
+    return np.concatenate([mean, std]).astype(np.float32)
