@@ -220,3 +220,26 @@ def test_identify_on_shards_equals_local(indexed, renderings, client):
         assert (g.recording_id, g.score) == (r.recording_id, r.score)
         assert g.offset == pytest.approx(r.offset, abs=1e-6) and g.speed == pytest.approx(r.speed, rel=1e-9)
     assert len(scan_got.stretches) == len(scan_ref.stretches) > 0
+
+
+def test_the_server_fans_searches_out(indexed, client):
+    from fastapi.testclient import TestClient
+
+    from mirsearch.collection import Collection
+    from mirsearch.search.query import ThemeQuery
+    from mirsearch.server.app import create_app
+    from mirsearch.service import run
+    from mirsearch.service.theme import ThemeRequest
+
+    root = indexed[0] / "local.mirs"
+    notes = "G A B C D C B A"
+    with Collection.open(root, readonly=True) as coll:
+        ref = run("theme", ThemeRequest(query=ThemeQuery.from_text(notes), top=5, show_all=True), collection=coll)
+    with TestClient(create_app(root, dask=SPEC), base_url="http://localhost") as c:
+        answer = c.post("/api/search/theme", json={"notes": notes, "top": 5, "show_all": True}).json()
+        refused = c.post("/api/search/theme", json={"notes": notes, "dask": "local:8"})
+    assert answer["query"]["dask"] == SPEC
+    assert [(m["recording_id"], m["start"]) for m in answer["matches"]] == [
+        (m.recording_id, round(m.start, 3)) for m in ref.matches
+    ]
+    assert refused.status_code == 422  # the cluster is the server's choice, not a client's

@@ -95,6 +95,10 @@ class ServerOptions(Request):
                                    "0: no limit)")  # fmt: skip
     max_json_kb: float = param(256.0, minimum=1, maximum=1e6, help="largest JSON request body (kB)")
     index_jobs: int = param(1, minimum=1, maximum=64, help="worker processes of an indexing job")
+    dask: str | None = param(
+        None, metavar="SPEC", help="fan theme, passage and identify searches out to a Dask cluster: local:N or "
+        "tcp://host:port (searches then run in the server's threads, their work on the cluster's workers)",
+    )  # fmt: skip
     index_sources: tuple = ()
     allowed_hosts: tuple[str, ...] = ()
     token: str | None = None
@@ -168,6 +172,10 @@ class Server:
         self.root = Path(collection_path)
         self.options = options
         self.coll = Collection.open(self.root, readonly=True)
+        if options.dask is not None:  # started (or connected) now: a bad spec stops the server at once
+            from mirsearch.service.cluster import use_cluster
+
+            use_cluster(options.dask)
         self.search = WorkQueue("search", options.workers, options.pending, options.request_seconds)
         self.slow = WorkQueue("slow", 1, options.pending, options.align_seconds)
         self.tasks = TaskWorkers(
@@ -197,6 +205,8 @@ class Server:
     async def task(self, fn, *args):
         """``fn(collection, *args)`` in a search worker process, on the search queue (time and memory budget;
         see :mod:`mirsearch.server.workers`)."""
+        if self.options.dask is not None:  # the work runs on the cluster: this process fans out and merges
+            return await self.search.run(fn, self.coll, *args)
         seconds = self.options.request_seconds + WARM_UP_SLACK  # the worker itself stops at request_seconds
         return await self.search.run_within(seconds, partial(self.tasks.call, fn, *args))
 
@@ -298,6 +308,10 @@ class Server:
         return png
 
     def close(self) -> None:
+        if self.options.dask is not None:
+            from mirsearch.service.cluster import use_cluster
+
+            use_cluster(None)
         self.tasks.close()
         self.aligner.close()
         self.search.close()

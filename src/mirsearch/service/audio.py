@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from mirsearch.errors import ParameterError
 from mirsearch.search.audio_query import AudioQuery
 from mirsearch.search.results import Match
-from mirsearch.service.cluster import dask_param
+from mirsearch.service.cluster import cluster_spec, dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 log = logging.getLogger(__name__)
@@ -84,11 +84,12 @@ def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
     coll = context.require_collection("passages")
     features = resolve_audio_features(coll, request.features)
     keys = tuple(range(12)) if request.transpose else (0,)
+    dask = cluster_spec(request)
     t0 = time.perf_counter()
     if request.index != "exhaustive":
         if features != "chroma" or request.method != "scaling":
             raise ParameterError(f"index={request.index!r}: the shingle index takes neither features nor method")
-        if request.dask is not None:
+        if dask is not None:
             raise ParameterError(f"index={request.index!r}: on a Dask cluster only the exhaustive search is sharded")
         matches, curves = _search_index(coll, request, keys), []
     else:
@@ -99,15 +100,15 @@ def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
         options = PassageOptions(
             top=request.top, method=request.method, per_recording=request.per_recording, curves=True, match=match
         )
-        if request.dask is not None:
+        if dask is not None:
             from mirsearch.cluster import sharded
 
-            found = sharded(request.dask).passages(coll, request.query, options)
+            found = sharded(dask).passages(coll, request.query, options)
         else:
             found = search_audio(coll, request.query, options)
         matches, curves = found.matches, found.curves
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
-    return PassagesResult(matches, _audio_block(request, request.query, features=features), curves, stats)
+    return PassagesResult(matches, _audio_block(request, request.query, features=features, dask=dask), curves, stats)
 
 
 def _search_index(coll, request: PassagesRequest, keys: tuple) -> list[Match]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from mirsearch.errors import ParameterError
 from mirsearch.features.registry import STORED_KINDS
 from mirsearch.search.results import format_time
-from mirsearch.service.cluster import dask_param
+from mirsearch.service.cluster import cluster_spec, dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 
@@ -53,11 +53,11 @@ def run_index(context: Context, request: IndexRequest) -> IndexResult:
         raise ParameterError("index: no paths given")
     if request.features is not None or request.feature_rate is not None:
         coll.set_features(request.features or coll.feature_kinds, feature_rate=request.feature_rate)
-    producer = None
-    if request.dask is not None:  # decoding and extraction on the cluster's workers (--jobs does not apply)
+    producer, dask = None, cluster_spec(request)
+    if dask is not None:  # decoding and extraction on the cluster's workers (--jobs does not apply)
         from mirsearch.cluster import connect, dask_producer
 
-        producer = dask_producer(connect(request.dask))
+        producer = dask_producer(connect(dask))
     report = coll.add(list(request.paths), jobs=request.jobs, progress=request.progress, producer=producer)
     query = version_block(paths=[os.fspath(p) for p in request.paths], **request.params())
     query["features"] = list(coll.feature_kinds)

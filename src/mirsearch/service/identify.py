@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from mirsearch.search.audio_query import AudioQuery
-from mirsearch.service.cluster import dask_param
+from mirsearch.service.cluster import cluster_spec, dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 #: verified anchor peaks needed for "found" (the calibrated default of mirsearch.search.identify; a test keeps
@@ -110,13 +110,19 @@ def _samples(query: AudioQuery, task: str):
     return query.samples, query.sr
 
 
+def _query_block(request, duration: float) -> dict:
+    params = {**request.params(), "dask": cluster_spec(request)}
+    return version_block(audio=request.query.name, duration=round(duration, 3), **params)
+
+
 def _on_index(coll, request, work):
     """``work(index)``: the collection's fingerprint index (None), or its shards on the ``dask`` cluster."""
-    if request.dask is None:
+    dask = cluster_spec(request)
+    if dask is None:
         return work(None)
     from mirsearch.cluster import sharded
 
-    return sharded(request.dask).fingerprints(coll, work)
+    return sharded(dask).fingerprints(coll, work)
 
 
 @register("identify", request=IdentifyRequest, area="search", summary="which recording is this excerpt from?")
@@ -128,7 +134,7 @@ def run_identify(context: Context, request: IdentifyRequest) -> IdentifyAnswer:
     t0 = time.perf_counter()
     result = _on_index(coll, request, lambda index: identify(coll, y, sr=sr, options=_options(request), index=index))
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1), "hashes": result.n_hashes}
-    query = version_block(audio=request.query.name, duration=round(result.query_duration, 3), **request.params())
+    query = _query_block(request, result.query_duration)
     return IdentifyAnswer(result.matches, query, stats)
 
 
@@ -145,7 +151,7 @@ def run_scan(context: Context, request: ScanRequest) -> ScanAnswer:
                                           index=index)
     )  # fmt: skip
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
-    query = version_block(audio=request.query.name, duration=round(result.query_duration, 3), **request.params())
+    query = _query_block(request, result.query_duration)
     return ScanAnswer(result.stretches, query, stats)
 
 

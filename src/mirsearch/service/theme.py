@@ -10,7 +10,7 @@ from mirsearch.errors import ParameterError
 from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLDS, match_confidences
 from mirsearch.search.query import ThemeQuery
 from mirsearch.search.results import Match, SearchResult
-from mirsearch.service.cluster import dask_param
+from mirsearch.service.cluster import cluster_spec, dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     coll = context.require_collection("theme")
     features = resolve_features(coll, request.features)
     cascade = resolve_cascade(request.cascade, features)
-    if request.dask is not None and cascade != "exhaustive":
+    dask = cluster_spec(request)
+    if dask is not None and cascade != "exhaustive":
         if request.cascade != "auto":
             raise ParameterError(f"cascade={cascade!r}: on a Dask cluster only the exhaustive search is sharded")
         cascade = "exhaustive"  # "auto" on a cluster: the exhaustive search over every shard
@@ -96,10 +97,10 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     stats: dict = {}
     t0 = time.perf_counter()
     theme = request.query.theme
-    if request.dask is not None:
+    if dask is not None:
         from mirsearch.cluster import sharded
 
-        matches = sharded(request.dask).theme(coll, theme, **options)
+        matches = sharded(dask).theme(coll, theme, **options)
     elif cascade == "exhaustive":
         matches = search_theme(coll, theme, **options)
     else:
@@ -110,7 +111,7 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     query = version_block(
         theme=theme.to_string(),
         source=request.query.source,
-        **{**request.params(), "features": features, "cascade": cascade},
+        **{**request.params(), "features": features, "cascade": cascade, "dask": dask},
     )
     return SearchResult(shown, query, request.query.warnings(), _json_stats(stats), rejected)
 
