@@ -9,12 +9,21 @@ in a loop (``many-notes.musicxml``, ``kern-huge-rational.krn`` of the fuzz corpu
 one 8-channel 192 kHz FLAC of 300 s (``8ch-192k-300s.flac``, made by ``benchmarks/fuzz.py --heavy``). Records
 each request's status and time, the probe's latencies and the server's peak resident memory (its own, and
 the largest reader child's). Writes ``benchmarks/results/server_hostile.json``.
+
+With ``--expensive DIR`` it then sends, one at a time, the most expensive requests under 1 MB we could
+construct (``DIR`` holds ``excerpt-60s.opus`` and ``versions-1100s.opus``; the collection should hold long
+recordings): a 400-note theme at 10 bpm with 16 tempo factors, exhaustive, top 1000; a 60 s excerpt with
+subsequence DTW on the matching chroma (computed from every recording's audio); a 1100 s upload (973 kB)
+for versions with 2 s shingles; the versions of the longest recording; the alignment of the two longest.
+For each: the answer's status and time, the largest growth of one server process's resident memory while it
+ran, and a probe (health, an ordinary theme search) sent while it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -126,12 +135,84 @@ async def scenario(url: str, corpus: Path, seconds: float, pid: int) -> dict:
     return {"alone": summary(alone), "under_attack": summary(under_attack), "attacks": log, "peak": peak}
 
 
+def tree(pid: int) -> dict[int, float]:
+    """Resident memory (MB) of the server and each of its descendants."""
+    return {p: rss_mb(p) for p in [pid, *children(pid)]}
+
+
+async def measured(client, name: str, request, pid: int) -> dict:
+    """One expensive request with a concurrent probe; the largest growth of one process's memory while it ran."""
+    before = tree(pid)
+    peak: dict[int, float] = dict(before)
+    stop = asyncio.Event()
+
+    async def watch():
+        while not stop.is_set():
+            for p, mb in tree(pid).items():
+                peak[p] = max(peak.get(p, 0.0), mb)
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch())
+    t0 = time.perf_counter()
+    probe_task = asyncio.create_task(probe(client, None, rounds=2))
+    try:
+        r = await request()
+        status, text = r.status_code, r.text[:200]
+    except Exception as exc:  # noqa: BLE001 - a dropped connection counts too
+        status, text = 0, type(exc).__name__
+    seconds = time.perf_counter() - t0
+    stop.set()
+    await watcher
+    side = await probe_task
+    growth = {p: peak[p] - before.get(p, 0.0) for p in peak}
+    worst = max(growth, key=growth.get)
+    return {"request": name, "status": status, "seconds": round(seconds, 2), "answer": text,
+            "max_growth_mb": round(growth[worst], 1), "new_process": worst not in before,
+            "server_mb_before": round(sum(before.values()), 1), "probe": summary(side)}  # fmt: skip
+
+
+async def expensive(url: str, folder: Path, pid: int) -> list[dict]:
+    import httpx
+
+    excerpt = (folder / "excerpt-60s.opus").read_bytes()
+    upload = (folder / "versions-1100s.opus").read_bytes()
+    notes = " ".join("CDEFGAB"[i % 7] + ("/16" if i % 3 else "") for i in range(400))
+    theme = {"notes": notes, "cascade": "exhaustive", "features": "chroma", "tempo": 10, "top": 1000,
+             "per_recording": 100, "show_all": True, "tempo_factors": [0.5 + 0.1 * i for i in range(16)]}  # fmt: skip
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        await client.post("/api/search/theme", json=THEME)  # warm-up
+        recs = sorted((await client.get("/api/recordings")).json()["recordings"], key=lambda r: -r["duration"])
+        longest, second = recs[0]["id"], recs[1]["id"]
+        cases = [
+            (f"theme: 400 notes, {len(json.dumps(theme))} B JSON",
+             lambda: client.post("/api/search/theme", json=theme)),
+            ("passages: 60 s excerpt, sdtw, matching chroma", lambda: client.post(
+                "/api/search/audio", files={"file": ("excerpt-60s.opus", excerpt)},
+                data={"method": "sdtw", "features": "matching", "top": "1000"})),
+            (f"versions: 1100 s upload ({len(upload)} B), 2 s shingles", lambda: client.post(
+                "/api/versions", files={"file": ("versions-1100s.opus", upload)},
+                data={"shingle": "2", "top": "1000"})),
+            (f"versions of the longest recording ({recs[0]['duration']:.0f} s), 2 s shingles",
+             lambda: client.get(f"/api/recordings/{longest}/versions", params={"shingle": 2, "top": 1000})),
+            (f"align the two longest ({recs[0]['duration']:.0f} s, {recs[1]['duration']:.0f} s)",
+             lambda: client.get("/api/align", params={"a": longest, "b": second})),
+        ]  # fmt: skip
+        rows = []
+        for name, request in cases:
+            rows.append(await measured(client, name, request, pid))
+            print(json.dumps(rows[-1]), flush=True)
+            await asyncio.sleep(8.0)  # a replaced worker warms up
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--collection", required=True)
     ap.add_argument("--corpus", default=str(ROOT / "data" / "fuzz" / "corpus"))
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "server_hostile.json"))
+    ap.add_argument("--expensive", metavar="DIR", help="then the expensive small requests (files in DIR)")
+    ap.add_argument("--skip-hostile", action="store_true", help="only the expensive requests")
     args = ap.parse_args(argv)
     port = free_port()
     cmd = [sys.executable, "-m", "mirsearch", "serve", "-c", args.collection, "--port", str(port), "--log-level",
@@ -150,19 +231,20 @@ def main(argv=None) -> int:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
-        result = asyncio.run(scenario(url, Path(args.corpus), args.seconds, server.pid))
+        result = {} if args.skip_hostile else asyncio.run(scenario(url, Path(args.corpus), args.seconds, server.pid))
+        if args.expensive:
+            result["expensive"] = asyncio.run(expensive(url, Path(args.expensive), server.pid))
     finally:
         server.terminate()
         server.wait(30)
-    import json
-
     from mirsearch._util import atomic_write_text
 
     result["machine"] = {"cpus": os.cpu_count(), "load_1min": os.getloadavg()[0]}
+    result["command"] = " ".join(sys.argv)
     atomic_write_text(args.out, json.dumps(result, indent=1))
-    print(json.dumps({k: result[k] for k in ("alone", "under_attack", "peak")}, indent=1))
+    print(json.dumps({k: result[k] for k in ("alone", "under_attack", "peak") if k in result}, indent=1))
     counts: dict = {}
-    for row in result["attacks"]:
+    for row in result.get("attacks", []):
         key = (row["attack"], row["status"])
         counts.setdefault(key, []).append(row["seconds"])
     for (name, status), secs in sorted(counts.items()):
