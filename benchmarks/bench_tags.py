@@ -132,6 +132,98 @@ def pooling_runs(runs: Path, X, Y, val: np.ndarray, test: np.ndarray) -> list[di
     return rows
 
 
+def soundtrack_vectors(first_seconds: float | None = None) -> tuple[list, dict[str, np.ndarray]]:
+    """Per real soundtrack clip (``data/soundtracks``, both splits): the tagger embedding, MFCC mean/variance and the
+    mean YAMNet embedding, over the whole 30 s clip or its first ``first_seconds``."""
+    from mirsearch.audio import load_audio
+    from mirsearch.describe.tagger import analyse, recording_embedding
+    from mirsearch.features.timbre_stats import mfcc_statistics
+    from mirsearch.models.tagger import TaggerModel
+    from similarity_features import load_features
+
+    model = TaggerModel.load()
+    clips, feats = load_features()
+    tag_rate = 1.0 / model.config["patch_hop_seconds"]
+    cache = ROOT / "data" / "tags" / "features" / f"soundtracks-{model.config['model_id']}.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            patch_emb = [z[f"e{i}"] for i in range(len(clips))]
+    else:
+        patch_emb = []
+        for clip in clips:
+            y, sr = load_audio(ROOT / "data" / "soundtracks" / clip.path, min_duration=0.1)
+            patch_emb.append(analyse(y, sr, model=model).embeddings)
+        np.savez(cache, **{f"e{i}": e for i, e in enumerate(patch_emb)})
+    cut = (lambda n, rate: n) if first_seconds is None else (lambda n, rate: max(1, int(first_seconds * rate)))
+    V = {
+        "tagger embedding": np.stack([recording_embedding(e[: cut(len(e), tag_rate)]) for e in patch_emb]),
+        "MFCC mean/var": np.stack([mfcc_statistics(f["mfcc"][:, : cut(f["mfcc"].shape[1], 22050 / 512)])
+                                   for f in feats]),
+        "YAMNet mean embedding": np.stack([f["yamnet"][: cut(len(f["yamnet"]), 1 / 0.48)].mean(axis=0) for f in feats]),
+    }  # fmt: skip
+    z = {name: (v - v.mean(axis=0)) / (v.std(axis=0) + 1e-6) for name, v in V.items()}
+    V["YAMNet + MFCC"] = np.hstack([z["YAMNet mean embedding"] / np.sqrt(1024), z["MFCC mean/var"] / np.sqrt(40)])
+    V["MFCC mean/var"] = z["MFCC mean/var"]
+    return clips, V
+
+
+def few_shot_episodes(clips, V: dict, *, ways=5, shots=(1, 5), n_queries=5, episodes=600, seed=0) -> list[dict]:
+    """N-way k-shot accuracy on the real soundtracks (classes = soundtracks never seen in training): per episode
+    ``ways`` soundtracks, ``k`` support clips from distinct tracks, ``n_queries`` query clips per class from other
+    tracks; nearest prototype (squared Euclidean). Mean accuracy with a 95 % bootstrap interval over episodes."""
+    from mirsearch.evaluation.ranking import bootstrap_mean
+
+    labels = np.array([c.soundtrack for c in clips])
+    tracks = np.array([f"{c.soundtrack}/{c.track}" for c in clips])
+    rows = []
+    for k in shots:
+        eligible = [s for s in sorted(set(labels)) if len(set(tracks[labels == s])) > k]
+        w = min(ways, len(eligible))  # 5 shots from distinct tracks: only three soundtracks have > 5 tracks
+        if w < 2:
+            continue
+        rng = np.random.default_rng(seed)
+        plans = []
+        for _ in range(episodes):
+            chosen = rng.choice(eligible, size=w, replace=False)
+            plan = []
+            for s in chosen:
+                ts = rng.permutation(sorted(set(tracks[labels == s])))
+                support = [int(rng.choice(np.flatnonzero(tracks == t))) for t in ts[:k]]
+                rest = np.flatnonzero((labels == s) & ~np.isin(tracks, ts[:k]))
+                plan.append((support, rng.choice(rest, size=min(n_queries, len(rest)), replace=False)))
+            plans.append(plan)
+        for name, X in V.items():
+            acc = []
+            for plan in plans:
+                protos = np.stack([X[sup].mean(axis=0) for sup, _ in plan])
+                q = np.concatenate([qs for _, qs in plan])
+                truth = np.concatenate([[c] * len(qs) for c, (_, qs) in enumerate(plan)])
+                d = ((X[q][:, None, :] - protos[None]) ** 2).sum(axis=2)
+                acc.append(float(np.mean(d.argmin(axis=1) == truth)))
+            iv = bootstrap_mean(acc)
+            rows.append({"method": name, "task": f"{w}-way {k}-shot", "accuracy": _r(iv.mean),
+                         "95% low": _r(iv.low), "95% high": _r(iv.high), "episodes": iv.n})  # fmt: skip
+    return rows
+
+
+def category_id(clips, V: dict) -> list[dict]:
+    """Which soundtrack a 10 s clip of a held-out track comes from: logistic regression on the train tracks'
+    clips, top-1 accuracy on the test tracks' clips."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    labels = np.array([c.soundtrack for c in clips])
+    split = np.array([c.split for c in clips])
+    tr, te = split == "train", split == "test"
+    rows = []
+    for name, X in V.items():
+        sc = StandardScaler().fit(X[tr])
+        clf = LogisticRegression(C=0.5, max_iter=3000).fit(sc.transform(X[tr]), labels[tr])
+        pred = clf.predict(sc.transform(X[te]))
+        rows.append({"method": name, "top-1": _r(np.mean(pred == labels[te])), "test clips": int(te.sum())})
+    return rows
+
+
 def speed(seconds: float = 60.0) -> dict:
     """Realtime factor of :func:`mirsearch.describe.tagger.analyse` on one thread (a synthetic signal)."""
     from mirsearch.describe.tagger import analyse
@@ -195,6 +287,13 @@ def main(argv=None) -> int:
     pooling = pooling_runs(runs, X, Y, val, test) if runs.is_dir() else []
     if pooling:
         print_table(pooling, list(pooling[0]))
+    if (ROOT / "data" / "soundtracks" / "manifest.json").is_file():
+        clips, V = soundtrack_vectors()
+        results["few_shot"] = few_shot_episodes(clips, V)
+        print_table(results["few_shot"], list(results["few_shot"][0]))
+        clips10, V10 = soundtrack_vectors(first_seconds=10.0)
+        results["category_id"] = category_id(clips10, V10)
+        print_table(results["category_id"], list(results["category_id"][0]))
     sp = speed()
     print(f"speed: {sp['realtime_factor']}x realtime on one thread ({sp['cpu_seconds']} s CPU for 60 s)")
     from mirsearch.models.tagger import TaggerModel

@@ -133,6 +133,23 @@ def test_cli_tag_list_file_index_teach_and_search(tmp_path, capsys):
     assert main(["tag", "-c", coll, str(audio / "t2.wav"), "--json"]) == 0
     assert "low" in json.loads(capsys.readouterr().out)["tags"]
     assert main(["search", "-c", coll, "--tag", "nosuchtag"]) == 1
+    _check_server(coll)
+
+
+def _check_server(coll: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from mirsearch.server import create_app
+
+    with TestClient(create_app(coll), base_url="http://localhost") as c:
+        names = [t["name"] for t in c.get("/api/tags").json()["tags"]]
+        assert names[:10] == list(FAMILIES) and "low" in names
+        r = c.get("/api/tags/low/recordings", params={"top": 2}).json()
+        assert len(r["matches"]) == 2 and {"recording", "recording_id", "score"} <= set(r["matches"][0])
+        rid = r["matches"][0]["recording_id"]
+        tags = c.get(f"/api/recordings/{rid}/tags").json()["tags"]
+        assert set(FAMILIES) <= set(tags) and "low" in tags
+        assert c.get("/api/tags/nosuchtag/recordings").status_code in (400, 422)
 
 
 def test_tag_metrics_equal_sklearn():

@@ -23,7 +23,7 @@ from mirsearch.features.tag_features import TagAnalysis, analyse, recording_embe
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TagAnalysis", "TagResult", "TaughtTag", "analyse", "collection_tags", "load_taught",
+__all__ = ["TagAnalysis", "TagResult", "TaughtTag", "analyse", "collection_tags", "load_taught", "recording_tags",
            "recording_embedding", "tag_file", "tag_scores", "teach", "teach_collection", "vocabulary"]  # fmt: skip
 
 
@@ -274,3 +274,20 @@ def tag_scores(collection, tag: str, *, model=None) -> tuple[CollectionTags, np.
         known = ", ".join([*ct.names, *taught])
         raise ParameterError(f"tag={tag!r} is not one of {known}")
     return ct, taught[tag].probability(ct.embeddings) if len(ct.ids) else np.zeros(0, np.float32)
+
+
+def recording_tags(collection, recording_id: int, *, model=None) -> dict:
+    """Tag probabilities of one stored recording (the model's tags, then the collection's taught tags)."""
+    from mirsearch.errors import CollectionError
+    from mirsearch.features.tag_features import _model
+
+    if "tags" not in collection.feature_kinds:
+        raise CollectionError(f"{collection.root}: no tags stored (index with --features tags)")
+    model = _model(model)
+    X, _ = collection.load_features(int(recording_id), "tags")
+    P, E = split_stored(X, n_tags=len(model.tag_names))
+    tags = dict(zip(model.tag_names, model.pool(P.T).tolist(), strict=True))
+    emb = recording_embedding(E)
+    for name, t in load_taught(collection).items():
+        tags[name] = float(t.probability(emb)[0])
+    return tags

@@ -38,6 +38,13 @@ class TagSearchRequest(Request):
 
 
 @dataclass(frozen=True)
+class RecordingTagsRequest(Request):
+    """A stored recording's tags."""
+
+    recording: int = query_field("recording id")
+
+
+@dataclass(frozen=True)
 class TagsAnswer:
     """A JSON answer as it is: the vocabulary (``{"tags": [...]}``), a taught tag (``{"name", "examples",
     "collection", "query"}``) or a ranking (``{"tag", "matches": [{"recording", "recording_id", "score"}],
@@ -95,3 +102,14 @@ def run_tag_search(context: Context, request: TagSearchRequest):
                for i in order]  # fmt: skip
     query = version_block(task="tag-search", tag=request.tag, top=request.top)
     return TagsAnswer({"tag": request.tag, "matches": matches, "query": query})
+
+
+@register("recording-tags", request=RecordingTagsRequest, area="describe", summary="a stored recording's tags "
+          "(from its stored tags features)")  # fmt: skip
+def run_recording_tags(context: Context, request: RecordingTagsRequest):
+    from mirsearch.describe.tagger import recording_tags
+
+    tags = recording_tags(context.require_collection("recording-tags"), request.recording)
+    return TagsAnswer(
+        {"recording_id": int(request.recording), "tags": {k: round(float(v), 4) for k, v in tags.items()}}
+    )
