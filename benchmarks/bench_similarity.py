@@ -161,9 +161,14 @@ def main(argv=None) -> int:
                   "mfcc+yamnet": combined(V["mfcc-stats"], V["yamnet"])}  # fmt: skip
     few = {name: summarize(few_shot({s: W for s in targets}, fs_labels, fs_split)) for name, W in fs_vectors.items()}
     if args.models:
-        from similarity_models import run_variants
+        from similarity_models import run_linear, run_variants
 
-        learned, learned_few = run_variants(args.models.split(","), clips, feats, eval_idx, fs, targets)
+        names = args.models.split(",")
+        learned, learned_few = run_variants([n for n in names if not n.startswith("lin:")], clips, feats, eval_idx,
+                                            fs, targets)  # fmt: skip
+        lin, lin_few = run_linear([n for n in names if n.startswith("lin:")], clips, feats, eval_idx, fs, targets)
+        learned.update(lin)
+        learned_few.update(lin_few)
         for name, D_by_fold in learned.items():
             results[name] = summarize(evaluate_folds(D_by_fold, labels, same_track))
         for name, W_by_fold in learned_few.items():

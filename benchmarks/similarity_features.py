@@ -1,6 +1,7 @@
 """Per-clip features of the soundtrack dataset for the similarity benchmark, cached (resumable) under
 ``data/soundtracks/features/``: YAMNet per-patch embeddings and class scores (the baseline), MFCCs, and the
-YAMNet-preset log-mel spectrogram (input of the learned models).
+YAMNet-preset log-mel spectrogram (input of the learned models) and the stored kind ``timbre`` (mirsearch's own
+similarity features, as ``mirsearch index --features timbre`` stores them).
 
     nice -n 10 .venv/bin/python benchmarks/similarity_features.py      # after benchmarks/build_soundtracks.py
 """
@@ -37,7 +38,7 @@ def compute(data: Path = DATA) -> int:
     from mirsearch._util import atomic_path
     from mirsearch.audio import load_audio
     from mirsearch.features.logmel import YAMNET, log_mel
-    from mirsearch.features.timbre_stats import mfcc
+    from mirsearch.features.timbre_stats import extract_timbre, mfcc
     from mirsearch.features.yamnet import YamnetModel
 
     model = None
@@ -46,6 +47,14 @@ def compute(data: Path = DATA) -> int:
     for i, clip in enumerate(clips):
         out = feature_path(data, clip.path)
         if out.exists():
+            with np.load(out) as z:
+                if "timbre" in z.files:
+                    continue
+                old = {k: z[k] for k in z.files}
+            y, sr = load_audio(data / clip.path, min_duration=0.1)
+            with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **old, timbre=extract_timbre(y, sr=sr)[0])
+            written += 1
             continue
         model = model or YamnetModel(threads=1)
         t0 = time.time()
@@ -55,7 +64,7 @@ def compute(data: Path = DATA) -> int:
         L, _ = log_mel(y, sr=sr, config=YAMNET)
         with atomic_path(out) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, yamnet=ym.embeddings.astype(np.float16), scores=ym.scores.astype(np.float16),
-                     mfcc=M, logmel=L.astype(np.float16))  # fmt: skip
+                     mfcc=M, logmel=L.astype(np.float16), timbre=extract_timbre(y, sr=sr)[0])  # fmt: skip
         written += 1
         log.info("%d/%d %s %.1f s", i + 1, len(clips), clip.path, time.time() - t0)
     return written

@@ -44,9 +44,16 @@ def _normalised(V: np.ndarray, z: bool) -> np.ndarray:
     return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
 
 
-def train_fold(kind: str, pooling: str, strategy: str, clips, inputs, held_out: str, **extra) -> SimilarityModel:
+#: variant flags -> TripletOptions fields
+FLAG_OPTIONS = {"e15": {"epochs": 15}, "e80": {"epochs": 80}, "h64": {"hidden": 64}, "d16": {"dim": 16},
+                "m05": {"margin": 0.5}, "drop5": {"dropout": 0.5}, "p3": {"n_positives": 3}}  # fmt: skip
+
+
+def train_fold(kind: str, pooling: str, strategy: str, clips, inputs, held_out: str, flags=()) -> SimilarityModel:
     train = [i for i, c in enumerate(clips) if c.split == "train" and c.soundtrack != held_out]
-    S, same_track = soundtrack_oracle([clips[i].soundtrack for i in train], [clips[i].track for i in train])
+    S, same_track = soundtrack_oracle([clips[i].soundtrack for i in train], [clips[i].track for i in train],
+                                      graded="graded" in flags)  # fmt: skip
+    extra = {k: v for f in flags for k, v in FLAG_OPTIONS.get(f, {}).items()}
     options = TripletOptions(pooling=pooling, strategy=strategy, **extra)
     config, arrays = train_similarity([inputs[i] for i in train], S, same_track, options=options, input_kind=kind)
     return SimilarityModel(config=config, arrays={k: np.asarray(v, np.float32) for k, v in arrays.items()})
@@ -65,11 +72,55 @@ def run_variants(names, clips, feats, eval_idx, fs_idx, fs_targets):
         inputs = cache[kind]
         learned[name], few[name] = {}, {}
         for s in soundtracks:
-            model = train_fold(kind, pooling, strategy, clips, inputs, s)
+            model = train_fold(kind, pooling, strategy, clips, inputs, s, flags)
             V = np.stack([model.embed(inputs[i]) for i in eval_idx])
             learned[name][s] = _distances(_normalised(V, z))
             if s in fs_targets:
                 W = np.stack([model.embed(inputs[i]) for i in fs_idx])
                 few[name][s] = _normalised(W, z)
             log.info("%s: fold %s done", name, s)
+    return learned, few
+
+
+def wccn_vectors(train_V: np.ndarray, train_labels, V: np.ndarray, *, shrink: float = 0.5) -> np.ndarray:
+    """Within-class covariance normalisation: z-score with the training statistics, then whiten by the pooled
+    within-class covariance of the training classes (shrunk towards the identity by ``shrink``)."""
+    mu, sd = train_V.mean(axis=0), train_V.std(axis=0) + 1e-6
+    Z = (train_V - mu) / sd
+    labels = np.asarray(train_labels)
+    W = np.zeros((Z.shape[1], Z.shape[1]))
+    for c in np.unique(labels):
+        X = Z[labels == c] - Z[labels == c].mean(axis=0)
+        W += X.T @ X
+    W /= len(Z)
+    W = (1 - shrink) * W + shrink * np.eye(len(W)) * np.trace(W) / len(W)
+    vals, vecs = np.linalg.eigh(W)
+    P = vecs @ np.diag(1.0 / np.sqrt(np.maximum(vals, 1e-9))) @ vecs.T
+    return ((V - mu) / sd) @ P
+
+
+def run_linear(names, clips, feats, eval_idx, fs_idx, fs_targets):
+    """``lin:INPUT:SHRINK``: mean patch statistics (timbre) or MFCC statistics (mfcc), WCCN by soundtrack."""
+    from mirsearch.features.timbre_stats import mfcc_statistics
+
+    soundtracks = sorted({clips[i].soundtrack for i in eval_idx})
+    learned, few = {}, {}
+    for name in names:
+        _, kind, shrink = name.split(":")
+        parts = []
+        if "timbre" in kind:
+            parts.append(np.stack([patch_statistics(f["logmel"]).mean(axis=0) for f in feats]))
+        if "mfcc" in kind:
+            parts.append(np.stack([mfcc_statistics(f["mfcc"]) for f in feats]))
+        if "yamnet" in kind:
+            parts.append(np.stack([f["yamnet"].mean(axis=0) for f in feats]))
+        V = np.concatenate(parts, axis=1)
+        learned[name], few[name] = {}, {}
+        for s in soundtracks:
+            train = [i for i, c in enumerate(clips) if c.split == "train" and c.soundtrack != s]
+            labels = [clips[i].soundtrack for i in train]
+            E = wccn_vectors(V[train], labels, V[eval_idx], shrink=float(shrink))
+            learned[name][s] = _distances(E)
+            if s in fs_targets:
+                few[name][s] = wccn_vectors(V[train], labels, V[fs_idx], shrink=float(shrink))
     return learned, few

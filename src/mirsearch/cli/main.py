@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "segment",
     "identify",
     "tag",
+    "similar",
 )
 
 

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 __all__ = ["SOUNDTRACKS", "Track", "Clip", "find_tracks", "build_soundtracks", "load_manifest"]
 
 SR = 22050
+#: clips quieter than this RMS are left out (silence)
+SILENCE_RMS = 1e-4
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
@@ -181,14 +183,18 @@ def build_soundtracks(
             continue
         starts = clip_starts(len(y) / SR, clip_seconds=clip_seconds, clips=clips_per_track, skip_seconds=skip_seconds)
         split = "train" if position % 2 == 0 else "test"
+        before = len(clips)
         for i, start in enumerate(starts):
             path = out / "clips" / track.soundtrack / f"{_slug(track.name)}-{i}.flac"
             segment = y[int(start * SR) : int((start + clip_seconds) * SR)]
+            if float(np.sqrt(np.mean(segment.astype(np.float64) ** 2))) < SILENCE_RMS:
+                log.info("soundtracks: %s/%s clip %d is silent, skipped", track.soundtrack, track.name, i)
+                continue
             with atomic_path(path) as tmp:
                 sf.write(str(tmp), segment, SR, format="FLAC")
             rel = str(path.relative_to(out))
             clips.append(Clip(rel, track.soundtrack, track.name, split, float(start), round(len(segment) / SR, 3)))
-        log.info("soundtracks: %s/%s: %d clips (%s)", track.soundtrack, track.name, len(starts), split)
+        log.info("soundtracks: %s/%s: %d clips (%s)", track.soundtrack, track.name, len(clips) - before, split)
     manifest = {"format": "mirsearch-soundtracks", "format_version": FORMAT_VERSION, "sr": SR,
                 "clip_seconds": clip_seconds, "clips": [asdict(c) for c in clips]}  # fmt: skip
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))

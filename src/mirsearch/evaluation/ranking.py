@@ -15,7 +15,7 @@ mean over queries.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -123,8 +123,7 @@ def per_query_scores(rel: np.ndarray, n_relevant: np.ndarray, *, k: int) -> dict
     return {f"map@{k}": ap, f"recall@{k}": recall, f"rr@{k}": rr, f"ndcg@{k}": ndcg}
 
 
-@dataclass(frozen=True)
-class MeanInterval:
+class MeanInterval(NamedTuple):
     """A mean over queries with its bootstrap percentile interval."""
 
     mean: float
@@ -133,7 +132,7 @@ class MeanInterval:
     n: int
 
     def to_dict(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self._asdict().items()}
 
 
 def bootstrap_mean(values, *, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> MeanInterval:

@@ -44,6 +44,8 @@ class LogMelConfig:
 
     sr: int = 16000
     """analysis sample rate (Hz) > 0; input at another rate is resampled"""
+    mel_scale: Literal["htk", "slaney"] = "htk"
+    """"htk" (2595 log10(1 + f / 700)) or "slaney" (linear below 1 kHz, logarithmic above), as torchaudio names it"""
     n_fft: int = 512
     """FFT size (samples)"""
     win_length: int = 400
@@ -52,10 +54,10 @@ class LogMelConfig:
     """hop between frames (samples)"""
     n_mels: int = 64
     """number of mel bands"""
-    mel_scale: Literal["htk", "slaney"] = "htk"
-    """"htk" (2595 log10(1 + f / 700)) or "slaney" (linear below 1 kHz, logarithmic above), as torchaudio names it"""
     fmin: float = 125.0
     """lowest band edge (Hz), 0 <= fmin < fmax"""
+    norm: Literal["slaney"] | None = None
+    """"slaney" (area normalisation of the filters) or None"""
     fmax: float = 7500.0
     """highest band edge (Hz), <= sr / 2"""
     power: float = 1.0
@@ -64,8 +66,6 @@ class LogMelConfig:
     """log(mel + log_offset), natural log"""
     center: bool = False
     """pad n_fft // 2 zeros at both ends so that frame t is centred at t * hop_length"""
-    norm: Literal["slaney"] | None = None
-    """"slaney" (area normalisation of the filters) or None"""
     patch_frames: int = 96
     """frames per patch"""
     patch_hop: int = 48

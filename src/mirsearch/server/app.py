@@ -45,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mirsearch import __version__
 from mirsearch.errors import CollectionError, MirsearchError
 from mirsearch.server.middleware import BodySizeLimit, HostCheck, SecurityHeaders, TokenCheck
-from mirsearch.server.routers import collection, describe, docs, figures, indexing, search, sync, tags
+from mirsearch.server.routers import collection, describe, docs, figures, indexing, search, similar, sync, tags
 from mirsearch.server.sandbox import OverBudget, ReadersBusy
 from mirsearch.server.state import NotAvailable, NotFound, Server, ServerBusy, ServerOptions
 from mirsearch.server.uploads import MULTIPART_SLACK, UploadTooLarge
@@ -150,6 +150,6 @@ def create_app(collection_path, options: ServerOptions | None = None, **fields) 
     app.add_middleware(SecurityHeaders)
     _add_error_handlers(app)
     _add_page(app)
-    for module in (collection, search, describe, figures, sync, indexing, docs, tags):
+    for module in (collection, search, describe, figures, sync, indexing, docs, tags, similar):
         app.include_router(module.router)
     return app

@@ -210,13 +210,21 @@ def _embed_all(net, items: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def soundtrack_oracle(labels, tracks) -> tuple[np.ndarray, np.ndarray]:
-    """Oracle ``S`` = same soundtrack (1/0) and ``exclude`` = same track, for item labels and track names."""
+def soundtrack_oracle(labels, tracks, *, graded: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Oracle ``S`` and ``exclude`` for item labels (soundtracks) and track names.
+
+    ``graded`` False: ``S`` = same soundtrack and a different track (1/0), pairs of one track excluded.
+    ``graded`` True: ``S`` = 2 for two clips of one track, 1 for one soundtrack, 0 otherwise; nothing excluded but
+    the item itself (a ranked list with three levels: the track, its soundtrack, the rest).
+    """
     labels = np.asarray(labels)
     tracks = np.asarray([f"{a}\x00{b}" for a, b in zip(labels, tracks, strict=True)])
     same_track = tracks[:, None] == tracks[None, :]
-    S = ((labels[:, None] == labels[None, :]) & ~same_track).astype(np.float32)
-    return S, same_track
+    same_soundtrack = labels[:, None] == labels[None, :]
+    if graded:
+        S = same_soundtrack.astype(np.float32) + same_track.astype(np.float32)
+        return S, np.eye(len(labels), dtype=bool)
+    return (same_soundtrack & ~same_track).astype(np.float32), same_track
 
 
 def tag_oracle(tag_vectors: np.ndarray) -> np.ndarray:

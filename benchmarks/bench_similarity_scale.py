@@ -1,0 +1,73 @@
+"""Search by similarity at scale: query time and recall of the HNSW index over a simulated store of recordings.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_similarity_scale.py --n 100000   # -> results/similarity_scale.json
+
+The store is simulated: the real timbre vectors of the soundtrack clips (data/soundtracks, standardised) are
+repeated with Gaussian jitter (0.3 of a standardised unit) up to N recordings. A query is a stored recording
+("more like this", itself left out) through :class:`mirsearch.describe.similarity.SimilarityIndex` (what the
+``similar`` task runs once the index is built); recall@20 is measured against exact search on the same vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from mirsearch.describe.similarity import SimilarityIndex  # noqa: E402
+from mirsearch.features.timbre_stats import timbre_vector  # noqa: E402
+from similarity_features import load_features  # noqa: E402
+
+from _common import write_results  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=200)
+    args = ap.parse_args(argv)
+    _, feats = load_features()
+    base = np.stack([timbre_vector(f["timbre"]) for f in feats])
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, len(base), args.n)
+    V = base[rows] + 0.3 * base.std(axis=0) * rng.standard_normal((args.n, base.shape[1])).astype(np.float32)
+    ids = np.arange(1, args.n + 1)
+    t = time.perf_counter()
+    hnsw = SimilarityIndex(ids, V, kind="hnsw")
+    build_s = time.perf_counter() - t
+    exact = SimilarityIndex(ids, V, kind="exact", normaliser=hnsw.normaliser)
+    queries = rng.choice(ids, args.queries, replace=False)
+    times, recall, exact_times = [], [], []
+    for q in queries:
+        v = hnsw.vector(q)
+        t = time.perf_counter()
+        got = hnsw.search(v, top=20, exclude=int(q))
+        times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        want = exact.search(v, top=20, exclude=int(q))
+        exact_times.append(time.perf_counter() - t)
+        recall.append(len({r for r, _ in got} & {r for r, _ in want}) / 20)
+    ms = np.array(times) * 1000
+    payload = {"protocol": __doc__, "n": args.n, "dim": int(V.shape[1]), "queries": args.queries,
+               "build_s": round(build_s, 1), "hnsw_median_ms": round(float(np.median(ms)), 3),
+               "hnsw_p95_ms": round(float(np.percentile(ms, 95)), 3),
+               "exact_median_ms": round(float(np.median(exact_times)) * 1000, 3),
+               "recall@20": round(float(np.mean(recall)), 4), "params": hnsw.index.params}  # fmt: skip
+    print(payload)
+    write_results("similarity_scale", payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

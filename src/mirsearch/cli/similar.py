@@ -1,0 +1,52 @@
+"""``mirsearch similar``: recordings of a collection that sound like one of its recordings or like an audio file
+("more like this"), by the similarity vectors stored with ``mirsearch index DIR -c COLL --features ...,timbre``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mirsearch.cli.common import add_collection_argument, print_json, print_rows
+from mirsearch.cli.options import add_request_options, request_from_args
+from mirsearch.service.similar import SimilarRequest
+
+HELP = "recordings that sound alike (more like this)"
+DESCRIPTION = """Rank the collection's recordings by how similar they sound to a recording of the collection
+(--recording ID; it is left out of its own answer) or to an audio file (--audio FILE). A recording's vector
+summarises its timbre over time (per mel band: level, spread and change, their mean and spread over the recording),
+standardised relative to the collection; 'distance' is Euclidean between these vectors (0: identical). Large
+collections are searched through an HNSW index."""
+EPILOG = "The collection needs timbre vectors: mirsearch index DIR -c COLL --features chroma,timbre"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("similar", help=HELP, description=DESCRIPTION, epilog=EPILOG)
+    add_collection_argument(p)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--recording", type=int, metavar="ID", help="a recording of the collection (mirsearch list)")
+    what.add_argument("--audio", metavar="FILE", help="an audio file (need not be in the collection)")
+    add_request_options(p, SimilarRequest)
+    json_help = 'JSON: {"matches": [{"recording", "recording_id", "distance"}], ...} nearest first'
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mirsearch.collection import Collection
+    from mirsearch.service import run as run_task
+    from mirsearch.service.similar import SimilarAudioRequest
+
+    with Collection.open(args.collection, readonly=True) as coll:
+        if args.audio is not None:
+            from mirsearch.service.audio import read_audio_query
+
+            request = request_from_args(SimilarAudioRequest, args, query=read_audio_query(args.audio))
+            result = run_task("similar-audio", request, collection=coll)
+        else:
+            result = run_task("similar", request_from_args(SimilarRequest, args, recording=args.recording),
+                              collection=coll)  # fmt: skip
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    rows = [m.to_dict() for m in result.matches]
+    columns = [("recording_id", "id"), ("recording", "recording"), ("distance", "distance")]
+    return print_rows(rows, columns, empty="no recordings with timbre vectors", cells={"distance": "{distance:.4f}"})

@@ -1,0 +1,171 @@
+"""Search by similarity ("more like this"): a vector per recording, nearest neighbours by Euclidean distance.
+
+A recording's vector (:func:`recording_vector`) is the mean and the standard deviation over its 0.96 s patches of
+per-patch timbre statistics (per mel band of the YAMNet-preset log-mel: mean, standard deviation and flux;
+:func:`mirsearch.features.timbre_stats.timbre_vector`), stored in a collection as the kind ``"timbre"``, then
+standardised *relative to the collection* (every dimension z-scored over the collection's recordings;
+collections smaller than :data:`MIN_COLLECTION` use the reference statistics shipped in
+``models/bundles/similarity``, measured on the training soundtracks). This representation was chosen by held-out
+measurement against triplet-trained embeddings (:mod:`mirsearch.training.similarity`), which did not generalise
+to unseen soundtracks (docs/benchmarks.md, "Search by similarity").
+
+:class:`SimilarityIndex` keeps the vectors of a collection in the project's HNSW index
+(:mod:`mirsearch.index.ann`; exact search below :data:`HNSW_MIN` recordings), so that a query over 100,000
+recordings takes milliseconds. It is a derived view: :func:`collection_index` builds it once per collection
+generation (``Collection.views``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from mirsearch.errors import CollectionError, InputError, ParameterError
+
+log = logging.getLogger(__name__)
+
+#: the stored kind the vectors come from
+STORED_KIND = "timbre"
+#: the shipped reference statistics
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "bundles" / "similarity"
+#: collections at least this large are standardised by their own statistics
+MIN_COLLECTION = 30
+#: collections at least this large are searched through HNSW; smaller ones exhaustively
+HNSW_MIN = 2000
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Per-dimension standardisation ``(v - mean) / scale`` of recording vectors."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    source: str
+
+    def __call__(self, V: np.ndarray) -> np.ndarray:
+        return ((np.asarray(V, np.float32) - self.mean) / self.scale).astype(np.float32)
+
+    @classmethod
+    def fit(cls, V: np.ndarray, *, source: str = "collection") -> Normaliser:
+        V = np.asarray(V, np.float64)
+        return cls(V.mean(axis=0).astype(np.float32), (V.std(axis=0) + 1e-6).astype(np.float32), source)
+
+
+@functools.lru_cache(maxsize=2)
+def reference_normaliser(path: str | None = None) -> Normaliser:
+    """The shipped reference statistics (``reference.npz``: ``mean``, ``scale``)."""
+    f = Path(path) if path else SHIPPED / "reference.npz"
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            return Normaliser(z["mean"].astype(np.float32), z["scale"].astype(np.float32), "reference")
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{f}: unreadable similarity reference ({exc})") from None
+
+
+def recording_vector(X: np.ndarray) -> np.ndarray:
+    """The raw (unstandardised) vector of a recording from its stored ``"timbre"`` features, shape (384,)."""
+    from mirsearch.features.timbre_stats import timbre_vector
+
+    return timbre_vector(X)
+
+
+def audio_vector(y: np.ndarray, *, sr: int) -> np.ndarray:
+    """The raw vector of a signal (as if it were indexed), shape (384,)."""
+    from mirsearch.features.timbre_stats import extract_timbre
+
+    X, _ = extract_timbre(y, sr=sr)
+    return recording_vector(X)
+
+
+class SimilarMatch(NamedTuple):
+    """One recording found similar to the query."""
+
+    recording_id: int
+    recording: str
+    distance: float
+
+    def to_dict(self) -> dict:
+        return {"recording": self.recording, "recording_id": self.recording_id, "distance": round(self.distance, 5)}
+
+
+class SimilarityIndex:
+    """The standardised vectors of a collection's recordings behind a nearest-neighbour index.
+
+    Parameters
+    ----------
+    ids : array-like of int, shape (n,)
+        Recording ids, in the order of ``vectors``.
+    vectors : np.ndarray, shape (n, dim)
+        Raw recording vectors (:func:`recording_vector`).
+    normaliser : Normaliser, optional
+        Default: the collection's own statistics from :data:`MIN_COLLECTION` recordings on, else the reference.
+    kind : {"auto", "exact", "hnsw"}
+        ``auto``: HNSW from :data:`HNSW_MIN` recordings on, else exact.
+    """
+
+    def __init__(self, ids, vectors: np.ndarray, *, normaliser: Normaliser | None = None, kind: str = "auto",
+                 **params):  # fmt: skip
+        from mirsearch.index.ann import build_index
+
+        self.ids = np.asarray(ids, dtype=np.int64)
+        V = np.asarray(vectors, dtype=np.float32)
+        if V.ndim != 2 or len(V) != len(self.ids):
+            raise ParameterError(f"{len(self.ids)} ids and vectors of shape {V.shape} do not match")
+        if normaliser is None:
+            normaliser = Normaliser.fit(V) if len(V) >= MIN_COLLECTION else reference_normaliser()
+        self.normaliser = normaliser
+        if kind == "auto":
+            kind = "hnsw" if len(V) >= HNSW_MIN else "exact"
+        self.kind = kind
+        self._row = {int(r): i for i, r in enumerate(self.ids)}
+        self.index = build_index(kind, normaliser(V), **params) if len(V) else None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def vector(self, recording_id: int) -> np.ndarray:
+        """The standardised vector of a recording of the index."""
+        row = self._row.get(int(recording_id))
+        if row is None:
+            raise CollectionError(f"recording_id={recording_id} has no timbre features (index with --features "
+                                  f"{STORED_KIND})")  # fmt: skip
+        return np.asarray(self.index.vectors[row])
+
+    def search(self, vector: np.ndarray, *, top: int, exclude: int | None = None) -> list[tuple[int, float]]:
+        """The ``top`` nearest recordings ``(recording_id, distance)`` to a standardised vector, nearest first,
+        ``exclude`` left out."""
+        if top < 1:
+            raise ParameterError(f"top={top} must be >= 1")
+        if self.index is None:
+            return []
+        k = min(len(self), top + (exclude is not None))
+        D, L = self.index.search(np.asarray(vector, np.float32)[None, :], k=k)
+        out = [(int(self.ids[j]), float(d)) for d, j in zip(D[0], L[0], strict=True) if j >= 0]
+        return [(r, d) for r, d in out if r != exclude][:top]
+
+
+def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and raw vectors of every recording with stored ``timbre`` features (others are skipped)."""
+    ids, vectors = [], []
+    for rid in sorted(coll.catalog.features(STORED_KIND)):
+        X, _ = coll.load_features(rid, STORED_KIND)
+        ids.append(rid)
+        vectors.append(recording_vector(X))
+    V = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
+    return np.asarray(ids, np.int64), V
+
+
+def collection_index(coll) -> SimilarityIndex:
+    """The collection's :class:`SimilarityIndex`, built once per generation (a derived view)."""
+
+    def build():
+        ids, V = collection_vectors(coll)
+        log.info("similarity index: %d recordings", len(ids))
+        return SimilarityIndex(ids, V)
+
+    return coll.views.get(("similarity", STORED_KIND), build)

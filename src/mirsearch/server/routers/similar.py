@@ -1,0 +1,40 @@
+"""Search by similarity ("more like this"): the recordings nearest to a recording of the collection."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from mirsearch.server.models import ERRORS, request_model, request_values
+from mirsearch.server.routers import RecordingId, ServerDep
+from mirsearch.service import run
+from mirsearch.service.similar import SimilarRequest
+
+router = APIRouter(tags=["describe"])
+
+SimilarQuery = request_model(SimilarRequest, "Similar")
+
+
+class SimilarMatchOut(BaseModel):
+    recording: str = Field(description="path relative to the collection's audio root")
+    recording_id: int
+    distance: float = Field(description="Euclidean distance of standardised timbre vectors, nearest first")
+
+
+class SimilarOut(BaseModel):
+    matches: list[SimilarMatchOut]
+    query: dict
+    stats: dict
+
+
+@router.get("/api/recordings/{recording_id}/similar", response_model=SimilarOut, responses=ERRORS)
+async def similar(recording_id: RecordingId, params: Annotated[SimilarQuery, Query()], server: ServerDep):
+    """Recordings that sound like this one, nearest first, itself left out (task ``similar``)."""
+    request = SimilarRequest(recording=recording_id, **request_values(params))
+    result = await server.search.run(run, "similar", request, collection=server.coll)
+    d = result.to_dict()
+    for m in d["matches"]:
+        m["recording"] = server.shown_path(m["recording"])
+    return d

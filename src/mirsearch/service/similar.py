@@ -1,0 +1,87 @@
+"""Tasks ``similar`` (recordings of the collection that sound like one of its recordings: "more like this") and
+``similar-audio`` (recordings that sound like an audio file), by the similarity vectors of
+:mod:`mirsearch.describe.similarity` (collections indexed with ``--features ...,timbre``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from mirsearch.search.audio_query import AudioQuery
+from mirsearch.service.core import Context, Request, param, query_field, register, version_block
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimilarRequest(Request):
+    """Parameters of a search by similarity to a recording of the collection."""
+
+    top: int = param(20, help="recordings to return at most, nearest first", minimum=1, maximum=1000)
+    recording: int = query_field("recording id (from `mirsearch list`); it is left out of its own answer")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimilarAudioRequest(Request):
+    """Parameters of a search by similarity to an audio file."""
+
+    top: int = param(20, help="recordings to return at most, nearest first", minimum=1, maximum=1000)
+    query: AudioQuery = query_field("the audio file (any length; the whole file is described)")
+
+
+@dataclass(frozen=True)
+class SimilarAnswer:
+    """Recordings nearest first (:class:`mirsearch.describe.similarity.SimilarMatch`), the settings used and
+    timings."""
+
+    matches: tuple
+    query: dict
+    stats: dict
+
+    def to_dict(self) -> dict:
+        found = [m.to_dict() for m in self.matches]
+        return {"matches": found, "query": self.query, "stats": self.stats}
+
+
+def _answer(coll, index, vector, *, top: int, exclude: int | None, query: dict, started: float) -> SimilarAnswer:
+    from mirsearch.describe.similarity import SimilarMatch
+
+    t = time.perf_counter()
+    found = index.search(vector, top=top, exclude=exclude)
+    search_ms = (time.perf_counter() - t) * 1000
+    paths = {r.id: r.path for r in (coll.recording(rid) for rid, _ in found)}
+    matches = tuple(SimilarMatch(recording_id=rid, recording=paths[rid], distance=d) for rid, d in found)
+    stats = {"recordings": len(index), "index": index.kind, "search_ms": round(search_ms, 3),
+             "total_ms": round((time.perf_counter() - started) * 1000, 3)}  # fmt: skip
+    return SimilarAnswer(matches=matches, query=query, stats=stats)
+
+
+@register("similar", request=SimilarRequest, area="describe",
+          summary="recordings that sound like a recording of the collection (more like this)")  # fmt: skip
+def run_similar(context: Context, request: SimilarRequest) -> SimilarAnswer:
+    from mirsearch.describe.similarity import collection_index
+
+    started = time.perf_counter()
+    coll = context.require_collection("similar")
+    coll.recording(request.recording)  # a clear error for an unknown id
+    index = collection_index(coll)
+    vector = index.vector(request.recording)
+    query = version_block(recording_id=request.recording, top=request.top, normalised=index.normaliser.source)
+    return _answer(coll, index, vector, top=request.top, exclude=request.recording, query=query, started=started)
+
+
+@register("similar-audio", request=SimilarAudioRequest, area="describe",
+          summary="recordings that sound like an audio file")  # fmt: skip
+def run_similar_audio(context: Context, request: SimilarAudioRequest) -> SimilarAnswer:
+    from mirsearch.describe.similarity import audio_vector, collection_index
+
+    started = time.perf_counter()
+    coll = context.require_collection("similar-audio")
+    index = collection_index(coll)
+    q = request.query
+    if q.samples is None:
+        from mirsearch.errors import ParameterError
+
+        raise ParameterError("similar-audio: the query must be audio (not chroma)")
+    vector = index.normaliser(audio_vector(q.samples, sr=q.sr)[None, :])[0]
+    query = version_block(audio=q.name, top=request.top, normalised=index.normaliser.source)
+    return _answer(coll, index, vector, top=request.top, exclude=None, query=query, started=started)

@@ -1,0 +1,113 @@
+"""Search by similarity: the stored timbre kind, the index, the service tasks, the CLI and the server route."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mirsearch.describe.similarity import Normaliser, SimilarityIndex, audio_vector, reference_normaliser
+from mirsearch.errors import CollectionError, ParameterError
+from mirsearch.features.logmel import log_mel
+from mirsearch.features.timbre_stats import extract_timbre, patch_statistics, timbre_vector
+
+SR = 22050
+
+
+def _sound(kind: str, seconds: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    if kind == "tone":  # a bright harmonic tone with vibrato
+        f = 220 * (1 + 0.01 * np.sin(2 * np.pi * 5 * t)) * (1 + 0.1 * seed)
+        y = sum(np.sin(2 * np.pi * f * h * t) / h for h in range(1, 8))
+    else:  # low-passed noise bursts
+        y = np.convolve(rng.standard_normal(t.size), np.ones(30) / 30, mode="same") * (np.sin(2 * np.pi * 2 * t) > 0)
+    return (0.2 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+def test_timbre_vector_equals_patch_statistics():
+    y = _sound("tone", 13.0, 0)
+    X, rate = extract_timbre(y, sr=SR)
+    assert X.shape == (385, 4) and rate == 0.25 and X[-1].sum() > 0
+    P = patch_statistics(log_mel(y, sr=SR)[0])
+    np.testing.assert_allclose(timbre_vector(X), np.r_[P.mean(0), P.std(0)], atol=1e-4)
+    np.testing.assert_allclose(audio_vector(y, sr=SR), timbre_vector(X))
+    # two segments' sufficient statistics concatenated = the whole
+    np.testing.assert_allclose(timbre_vector(np.concatenate([X[:, :2], X[:, 2:]], axis=1)), timbre_vector(X))
+    with pytest.raises(ParameterError):
+        timbre_vector(np.zeros((384, 3)))
+
+
+def test_index_exact_and_hnsw_agree_and_leave_out():
+    rng = np.random.default_rng(0)
+    V = rng.standard_normal((300, 16)).astype(np.float32)
+    ids = np.arange(1, 301) * 3
+    exact = SimilarityIndex(ids, V, kind="exact")
+    hnsw = SimilarityIndex(ids, V, kind="hnsw")
+    assert exact.normaliser.source == "collection" and len(exact) == 300
+    q = exact.vector(30)
+    a = exact.search(q, top=5, exclude=30)
+    b = hnsw.search(q, top=5, exclude=30)
+    assert [r for r, _ in a] == [r for r, _ in b] and 30 not in [r for r, _ in a]
+    assert all(d1 <= d2 for (_, d1), (_, d2) in zip(a, a[1:], strict=False))
+    Z = exact.normaliser(V)
+    assert a[0][1] == pytest.approx(np.sort(np.linalg.norm(Z - Z[9], axis=1))[1], rel=1e-4)
+    with pytest.raises(CollectionError):
+        exact.vector(2)
+    small = SimilarityIndex(ids[:5], rng.standard_normal((5, 385 - 1)).astype(np.float32))
+    assert small.normaliser.source == "reference"
+    ref = reference_normaliser()
+    assert ref.mean.shape == (384,) and np.all(ref.scale > 0)
+    assert isinstance(Normaliser.fit(V), Normaliser)
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    from mirsearch.collection import Collection
+
+    root = tmp_path_factory.mktemp("similar")
+    paths = []
+    for i, kind in enumerate(["tone", "tone", "tone", "noise", "noise", "noise"]):
+        p = root / f"{kind}{i}.wav"
+        sf.write(p, _sound(kind, 6.0, i), SR)
+        paths.append(str(p))
+    with Collection.create(root / "c.mirs", features=["timbre"]) as coll:
+        assert not coll.add(paths, jobs=1).failed
+    return root
+
+
+def test_service_and_cli(collection, capsys):
+    from mirsearch.cli.main import main
+    from mirsearch.collection import Collection
+    from mirsearch.service import run
+    from mirsearch.service.similar import SimilarRequest
+
+    with Collection.open(collection / "c.mirs", readonly=True) as coll:
+        recs = {r.id: r.path for r in coll.recordings()}
+        tone = next(i for i, p in recs.items() if "tone0" in p)
+        answer = run("similar", SimilarRequest(recording=tone, top=5), collection=coll).to_dict()
+    names = [m["recording"].rsplit("/", 1)[-1] for m in answer["matches"]]
+    assert len(names) == 5 and tone not in [m["recording_id"] for m in answer["matches"]]
+    assert all(n.startswith("tone") for n in names[:2])  # the other tones first
+    assert set(answer["matches"][0]) == {"recording", "recording_id", "distance"}
+    assert main(["similar", "-c", str(collection / "c.mirs"), "--audio", str(collection / "noise4.wav"),
+                 "--top", "3", "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert out["matches"][0]["recording"].endswith("noise4.wav") and out["matches"][0]["distance"] < 1e-3
+    assert main(["similar", "-c", str(collection / "c.mirs"), "--recording", str(tone), "--top", "2"]) == 0
+    assert "tone" in capsys.readouterr().out
+
+
+def test_server_route(collection):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from mirsearch.server.app import create_app
+
+    app = create_app(str(collection / "c.mirs"))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        r = client.get("/api/recordings/1/similar", params={"top": 3})
+        assert r.status_code == 200, r.text
+        d = r.json()
+        assert len(d["matches"]) == 3 and all(m["recording_id"] != 1 for m in d["matches"])
+        assert client.get("/api/recordings/1/similar", params={"top": 0}).status_code == 422
