@@ -67,10 +67,11 @@ def euclidean(V: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
 
 
 def baseline_vectors(feats: list[dict]) -> dict[str, np.ndarray]:
-    """Recording vectors of the vector baselines (before any normalisation)."""
-    from mirsearch.features.timbre_stats import mfcc_statistics
+    """Recording vectors of mirsearch's timbre vectors and of the vector baselines (before any normalisation)."""
+    from mirsearch.features.timbre_stats import mfcc_statistics, timbre_vector
 
     return {
+        "timbre": np.stack([timbre_vector(f["timbre"]) for f in feats]),
         "mfcc-stats": np.stack([mfcc_statistics(f["mfcc"]) for f in feats]),
         "yamnet": np.stack([f["yamnet"].mean(axis=0) for f in feats]),
         "audioset-tags": np.stack([f["scores"].mean(axis=0) for f in feats]),
@@ -87,6 +88,8 @@ def baseline_distances(feats: list[dict]) -> dict[str, np.ndarray]:
 
     V = baseline_vectors(feats)
     return {
+        "ours: timbre-z": euclidean(zscore(V["timbre"])),
+        "ours: timbre-z + yamnet (not shipped)": euclidean(combined(V["timbre"], V["yamnet"])),
         "mfcc-kl": gaussian_kl_matrix([fit_gaussian(f["mfcc"]) for f in feats]),
         "mfcc-stats": euclidean(zscore(V["mfcc-stats"])),
         "yamnet": cosine_distances(V["yamnet"]),
@@ -157,8 +160,13 @@ def main(argv=None) -> int:
     fs_split = np.array([clips[i].split for i in fs])
     targets = [s for s in np.unique(fs_labels) if (fs_labels == s).sum() >= 8]
     V = baseline_vectors([feats[i] for i in fs])
-    fs_vectors = {"mfcc-stats": zscore(V["mfcc-stats"]), "yamnet": V["yamnet"], "yamnet-z": zscore(V["yamnet"]),
-                  "mfcc+yamnet": combined(V["mfcc-stats"], V["yamnet"])}  # fmt: skip
+    fs_vectors = {
+        "ours: timbre-z": zscore(V["timbre"]),
+        "mfcc-stats": zscore(V["mfcc-stats"]),
+        "yamnet": V["yamnet"],
+        "yamnet-z": zscore(V["yamnet"]),
+        "mfcc+yamnet": combined(V["mfcc-stats"], V["yamnet"]),
+    }
     few = {name: summarize(few_shot({s: W for s in targets}, fs_labels, fs_split)) for name, W in fs_vectors.items()}
     if args.models:
         from similarity_models import run_linear, run_variants

@@ -1,0 +1,113 @@
+// mirsearch page: "more like this". A button on every search result, every recording of the collection list and
+// the recording in the player asks GET /api/recordings/{id}/similar and lists the nearest recordings in a card
+// (play one, or ask for more like it). Every value from the server is inserted with textContent (never as HTML).
+"use strict";
+
+(() => {
+  const TOP = 10;
+
+  const node = (tag, cls, text) => {
+    const n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text != null) n.textContent = text;
+    return n;
+  };
+  const nameOf = (path) => String(path).split("/").pop();
+
+  function card() {
+    let box = document.querySelector("#similar-card");
+    if (box) return box;
+    box = node("section", "card", null);
+    box.id = "similar-card";
+    box.setAttribute("aria-labelledby", "similar-title");
+    const title = node("h2", null, "More like this");
+    title.id = "similar-title";
+    const status = node("div", "status small");
+    status.id = "similar-status";
+    status.setAttribute("role", "status");
+    status.setAttribute("aria-live", "polite");
+    const list = node("ol", "results");
+    list.id = "similar-list";
+    box.append(title, status, list);
+    const after = document.querySelector("#results-card");
+    if (after) after.after(box);
+    else document.body.append(box);
+    return box;
+  }
+
+  function button(id) {
+    const b = node("button", "similar-btn small", "More like this");
+    b.type = "button";
+    b.title = "recordings that sound like this one";
+    b.addEventListener("click", () => show(id));
+    return b;
+  }
+
+  async function show(id) {
+    const box = card();
+    const status = box.querySelector("#similar-status");
+    const list = box.querySelector("#similar-list");
+    const rec = window.mirsearch && window.mirsearch.recordings.get(id);
+    status.textContent = `searching recordings like ${rec ? rec.name : `#${id}`}…`;
+    list.textContent = "";
+    try {
+      const r = await fetch(`/api/recordings/${id}/similar?top=${TOP}`);
+      const body = await r.json();
+      if (!r.ok) throw new Error(body.error || r.statusText);
+      status.textContent = body.matches.length
+        ? `nearest to ${rec ? rec.name : `#${id}`} (${body.stats.recordings} recordings compared)`
+        : "no other recordings with timbre vectors (index with --features ...,timbre)";
+      body.matches.forEach((m, i) => {
+        const li = node("li", "result");
+        li.dataset.recordingId = String(m.recording_id);
+        const bodyDiv = node("div", "body");
+        bodyDiv.append(node("div", "title", nameOf(m.recording)), node("div", "meta", `distance ${m.distance.toFixed(3)}`));
+        const actions = node("div", "actions");
+        const playBtn = node("button", "small", "▶ Play");
+        playBtn.type = "button";
+        playBtn.addEventListener("click", () => window.play && window.play(m.recording_id, 0));
+        actions.append(playBtn, button(m.recording_id));
+        li.append(node("div", "rank", String(i + 1)), bodyDiv, actions);
+        list.append(li);
+      });
+      box.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    } catch (err) {
+      status.textContent = `more like this is not available: ${err.message}`;
+    }
+  }
+
+  function decorate() {
+    for (const li of document.querySelectorAll("#result-list li.result[data-recording-id]")) {
+      const actions = li.querySelector(".actions");
+      if (actions && !actions.querySelector(".similar-btn")) actions.append(button(Number(li.dataset.recordingId)));
+    }
+    const ids = window.mirsearch ? [...window.mirsearch.recordings.keys()] : [];
+    document.querySelectorAll("#recording-list > li").forEach((li, i) => {
+      if (ids[i] != null && !li.querySelector(".similar-btn")) li.append(button(ids[i]));
+    });
+    const player = document.querySelector("#player-card");
+    const playing = window.mirsearch && window.mirsearch.playing;
+    if (player && playing != null) {
+      let holder = player.querySelector("#similar-playing");
+      if (!holder) {
+        holder = node("div", "small");
+        holder.id = "similar-playing";
+        player.append(holder);
+      }
+      if (holder.dataset.id !== String(playing)) {
+        holder.dataset.id = String(playing);
+        holder.textContent = "";
+        holder.append(button(playing));
+      }
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const observer = new MutationObserver(decorate);
+    for (const sel of ["#result-list", "#recording-list", "#now-playing"]) {
+      const target = document.querySelector(sel);
+      if (target) observer.observe(target, { childList: true, subtree: true, characterData: true });
+    }
+    decorate();
+  });
+})();

@@ -1,0 +1,42 @@
+"""The page's "more like this": a button under the player lists the recordings the API ranks nearest
+(headless Chromium)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from mirsearch.server import create_app
+from server_support import LiveServer
+from test_browser import browser  # noqa: F401 - fixture
+
+
+@pytest.fixture(scope="module")
+def live_timbre(tmp_path_factory, renderings):
+    from mirsearch.collection import Collection
+
+    root = tmp_path_factory.mktemp("similar-page") / "c.mirs"
+    with Collection.create(root, features=["chroma", "timbre"]) as coll:
+        assert not coll.add([r.path for r in renderings.values()], jobs=1).failed
+    server = LiveServer(create_app(root)).start()
+    yield server
+    server.stop()
+
+
+def test_more_like_this(live_timbre, browser):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(60_000)
+    page.goto(live_timbre.url + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    rid = page.evaluate("[...window.mirsearch.recordings.keys()][0]")
+    page.evaluate(f"play({rid}, 0, {{autoplay: false}})")
+    page.locator("#similar-playing .similar-btn").click()
+    page.wait_for_selector("#similar-list li")
+    shown = page.evaluate("[...document.querySelectorAll('#similar-list li')].map(n => Number(n.dataset.recordingId))")
+    want = httpx.get(f"{live_timbre.url}/api/recordings/{rid}/similar", params={"top": 10}).json()
+    assert shown == [m["recording_id"] for m in want["matches"]] and rid not in shown and len(shown) == 4
+    assert page.locator("#recording-list .similar-btn").count() == 5  # one per recording of the list
+    assert not errors, errors
+    page.close()
