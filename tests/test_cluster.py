@@ -43,6 +43,20 @@ def test_balance_splits_by_duration():
         balance([1.0], 0)
 
 
+def test_a_file_whose_task_kills_its_workers_is_a_failure_line():
+    from distributed import KilledWorker
+
+    from mirsearch.cluster.indexing import _result_of
+
+    class Lost:
+        def result(self):
+            raise KilledWorker("index-1", None, 3)
+
+    result = _result_of(Lost(), "/music/bad.wav")
+    assert (result.status, result.path) == ("error", "/music/bad.wav")
+    assert result.error.startswith("bad.wav: the decoder crashed")
+
+
 @pytest.fixture(scope="module")
 def client():
     from mirsearch.cluster import close, connect
