@@ -164,6 +164,7 @@ def soundtrack_vectors(first_seconds: float | None = None) -> tuple[list, dict[s
     z = {name: (v - v.mean(axis=0)) / (v.std(axis=0) + 1e-6) for name, v in V.items()}
     V["YAMNet + MFCC"] = np.hstack([z["YAMNet mean embedding"] / np.sqrt(1024), z["MFCC mean/var"] / np.sqrt(40)])
     V["MFCC mean/var"] = z["MFCC mean/var"]
+    V["YAMNet z-scored"] = z["YAMNet mean embedding"]
     return clips, V
 
 
@@ -203,6 +204,41 @@ def few_shot_episodes(clips, V: dict, *, ways=5, shots=(1, 5), n_queries=5, epis
             iv = bootstrap_mean(acc)
             rows.append({"method": name, "task": f"{w}-way {k}-shot", "accuracy": _r(iv.mean),
                          "95% low": _r(iv.low), "95% high": _r(iv.high), "episodes": iv.n})  # fmt: skip
+    return rows
+
+
+def taught_tag_map(clips, V: dict, *, shots: int = 5, draws: int = 20, seed: int = 0) -> list[dict]:
+    """A tag taught from ``shots`` recordings of one soundtrack (one clip each of distinct tracks; prototype = mean)
+    ranks a collection of one clip per other track of every soundtrack by distance: AP of that soundtrack's
+    other tracks, for every soundtrack with at least ``shots + 3`` tracks, ``draws`` draws each; MAP with a 95 %
+    bootstrap interval over draws."""
+    from mirsearch.evaluation.metrics import average_precision
+    from mirsearch.evaluation.ranking import bootstrap_mean
+
+    labels = np.array([c.soundtrack for c in clips])
+    tracks = np.array([f"{c.soundtrack}/{c.track}" for c in clips])
+    rng = np.random.default_rng(seed)
+    plans = []
+    for s in sorted(set(labels)):
+        own = sorted(set(tracks[labels == s]))
+        if len(own) < shots + 3:
+            continue
+        for _ in range(draws):
+            support_tracks = set(rng.choice(own, size=shots, replace=False))
+            pick = {t: int(rng.choice(np.flatnonzero(tracks == t))) for t in sorted(set(tracks))}
+            support = [pick[t] for t in sorted(support_tracks)]
+            items = [i for t, i in pick.items() if t not in support_tracks]
+            plans.append((s, support, items))
+    rows = []
+    for name, X in V.items():
+        aps = []
+        for s, support, items in plans:
+            d = ((X[items] - X[support].mean(axis=0)) ** 2).sum(axis=1)
+            ranking = [items[j] for j in np.argsort(d, kind="stable")]
+            aps.append(average_precision(ranking, {i for i in items if labels[i] == s}))
+        iv = bootstrap_mean(aps)
+        rows.append({"method": name, "MAP": _r(iv.mean), "95% low": _r(iv.low), "95% high": _r(iv.high),
+                     "draws": iv.n, "soundtracks": len({p[0] for p in plans})})  # fmt: skip
     return rows
 
 
@@ -291,6 +327,8 @@ def main(argv=None) -> int:
         clips, V = soundtrack_vectors()
         results["few_shot"] = few_shot_episodes(clips, V)
         print_table(results["few_shot"], list(results["few_shot"][0]))
+        results["taught_tag"] = taught_tag_map(clips, V)
+        print_table(results["taught_tag"], list(results["taught_tag"][0]))
         clips10, V10 = soundtrack_vectors(first_seconds=10.0)
         results["category_id"] = category_id(clips10, V10)
         print_table(results["category_id"], list(results["category_id"][0]))
