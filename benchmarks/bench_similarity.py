@@ -46,6 +46,8 @@ from _common import print_table, write_results  # noqa: E402
 
 log = logging.getLogger("bench_similarity")
 KS = (10, 20)
+#: the evaluated half of the tracks (``--split``); learned models train on the other
+EVAL_SPLIT = ["test"]
 
 
 # -- vectors and distances of the baselines ---------------------------------------------------------------------
@@ -64,6 +66,12 @@ def euclidean(V: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
     W = V if W is None else W
     d = (V**2).sum(1)[:, None] + (W**2).sum(1)[None, :] - 2 * V @ W.T
     return np.sqrt(np.maximum(d, 0.0))
+
+
+def mean_abs(V: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
+    """Mean absolute difference (L1 / dim), the ranking of :class:`mirsearch.describe.similarity.SimilarityIndex`."""
+    W = V if W is None else W
+    return np.abs(V[:, None, :] - W[None, :, :]).mean(axis=2)
 
 
 def baseline_vectors(feats: list[dict]) -> dict[str, np.ndarray]:
@@ -88,7 +96,8 @@ def baseline_distances(feats: list[dict]) -> dict[str, np.ndarray]:
 
     V = baseline_vectors(feats)
     return {
-        "ours: timbre-z": euclidean(zscore(V["timbre"])),
+        "ours: timbre-z, L1 (shipped)": mean_abs(zscore(V["timbre"])),
+        "ours: timbre-z, Euclidean": euclidean(zscore(V["timbre"])),
         "ours: timbre-z + yamnet (not shipped)": euclidean(combined(V["timbre"], V["yamnet"])),
         "mfcc-kl": gaussian_kl_matrix([fit_gaussian(f["mfcc"]) for f in feats]),
         "mfcc-stats": euclidean(zscore(V["mfcc-stats"])),
@@ -117,20 +126,21 @@ def evaluate_folds(D_by_fold: dict[str, np.ndarray], labels, same_track) -> dict
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def few_shot(vectors_by_fold: dict[str, np.ndarray], fs_labels, fs_split, *, draws: int = 20, seed: int = 0):
+def few_shot(vectors_by_fold: dict[str, np.ndarray], fs_labels, fs_split, *, draws: int = 20, seed: int = 0,
+             metric=None):  # fmt: skip
     """Per draw: AP@10 and AP of the prototype ranking (module docstring). ``vectors_by_fold`` maps a target
     soundtrack to the vectors of the few-shot items (one clip per track)."""
     rng = np.random.default_rng(seed)
     ap10, ap = [], []
     for s, V in vectors_by_fold.items():
         own = np.flatnonzero(fs_labels == s)
-        others = np.flatnonzero((fs_labels != s) & (fs_split == "test"))
+        others = np.flatnonzero((fs_labels != s) & (fs_split == EVAL_SPLIT[0]))
         for _ in range(draws):
             support = rng.choice(own, 5, replace=False)
             pool = np.r_[np.setdiff1d(own, support), others]
             rel = np.isin(pool, own)
             proto = V[support].mean(axis=0, keepdims=True)
-            order = np.argsort(euclidean(proto, V[pool])[0], kind="stable")
+            order = np.argsort((metric or euclidean)(proto, V[pool])[0], kind="stable")
             r = rel[order][None, :]
             ap10.append(per_query_scores(r, [rel.sum()], k=10)["map@10"][0])
             ap.append(per_query_scores(r, [rel.sum()], k=len(pool))[f"map@{len(pool)}"][0])
@@ -142,11 +152,15 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--models", default="", help="comma-separated learned variants (see similarity_models.py)")
     ap.add_argument("--out", default="similarity")
+    ap.add_argument("--split", default="test", choices=("test", "train"),
+                    help="the evaluated half of the tracks (learned models train on the other half)")  # fmt: skip
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
     clips, feats = load_features(Path(args.data))
-    test = np.array([c.split == "test" for c in clips])
+    EVAL_SPLIT[0] = args.split
+    os.environ["MIRSEARCH_SIMILARITY_TRAIN_SPLIT"] = "train" if args.split == "test" else "test"
+    test = np.array([c.split == args.split for c in clips])
     eval_idx = np.flatnonzero(test)
     labels = np.array([clips[i].soundtrack for i in eval_idx])
     tracks = np.array([f"{clips[i].soundtrack}/{clips[i].track}" for i in eval_idx])
@@ -154,20 +168,22 @@ def main(argv=None) -> int:
     eval_feats = [feats[i] for i in eval_idx]
     results, rows = {}, []
     for name, D in baseline_distances(eval_feats).items():
-        results[name] = summarize(evaluate_fixed(D, labels, same_track))
+        results[name] = evaluate_fixed(D, labels, same_track)
     fs = few_shot_items(clips)
     fs_labels = np.array([clips[i].soundtrack for i in fs])
     fs_split = np.array([clips[i].split for i in fs])
     targets = [s for s in np.unique(fs_labels) if (fs_labels == s).sum() >= 8]
     V = baseline_vectors([feats[i] for i in fs])
     fs_vectors = {
-        "ours: timbre-z": zscore(V["timbre"]),
+        "ours: timbre-z, Euclidean": zscore(V["timbre"]),
         "mfcc-stats": zscore(V["mfcc-stats"]),
         "yamnet": V["yamnet"],
         "yamnet-z": zscore(V["yamnet"]),
         "mfcc+yamnet": combined(V["mfcc-stats"], V["yamnet"]),
     }
-    few = {name: summarize(few_shot({s: W for s in targets}, fs_labels, fs_split)) for name, W in fs_vectors.items()}
+    few = {name: few_shot({s: W for s in targets}, fs_labels, fs_split) for name, W in fs_vectors.items()}
+    few["ours: timbre-z, L1 (shipped)"] = few_shot({s: zscore(V["timbre"]) for s in targets}, fs_labels, fs_split,
+                                                   metric=mean_abs)  # fmt: skip
     if args.models:
         from similarity_models import run_linear, run_variants
 
@@ -178,9 +194,12 @@ def main(argv=None) -> int:
         learned.update(lin)
         learned_few.update(lin_few)
         for name, D_by_fold in learned.items():
-            results[name] = summarize(evaluate_folds(D_by_fold, labels, same_track))
+            results[name] = evaluate_folds(D_by_fold, labels, same_track)
         for name, W_by_fold in learned_few.items():
-            few[name] = summarize(few_shot(W_by_fold, fs_labels, fs_split))
+            few[name] = few_shot(W_by_fold, fs_labels, fs_split)
+    comparisons = {"similarity": against_best(results, "map@10"), "few_shot": against_best(few, "map@10")}
+    results = {name: summarize(v) for name, v in results.items()}
+    few = {name: summarize(v) for name, v in few.items()}
     for name, res in results.items():
         rows.append({"system": name, **{m: res[m]["mean"] for m in res}})
     print_table(rows, ["system", *[f"{m}@{k}" for k in KS for m in ("map", "recall", "rr", "ndcg")]])
@@ -189,10 +208,28 @@ def main(argv=None) -> int:
     payload = {"protocol": __doc__, "queries": len(eval_idx), "soundtracks": sorted(set(labels.tolist())),
                "queries_per_soundtrack": {s: int((labels == s).sum()) for s in sorted(set(labels.tolist()))},
                "similarity": results, "few_shot": few, "few_shot_targets": targets,
+               "against_best_baseline": comparisons,
                "seconds": round(time.time() - t0, 1)}  # fmt: skip
     write_results(args.out, payload)
+    print(json.dumps(comparisons, indent=1))
     print(json.dumps({"written": f"benchmarks/results/{args.out}.json"}))
     return 0
+
+
+#: the baselines of the issues' "Done when" (MFCC statistics, the YAMNet embedding, both combined) and the others
+BASELINES = ("mfcc-kl", "mfcc-stats", "yamnet", "yamnet-z", "mfcc+yamnet", "autotagger-audioset")
+
+
+def against_best(per_query: dict[str, dict], metric: str) -> dict:
+    """Every non-baseline system minus the best baseline (by mean ``metric``), paired over the same queries."""
+    from mirsearch.evaluation.paired import paired_difference
+
+    base = [n for n in per_query if n in BASELINES]
+    if not base:
+        return {}
+    best = max(base, key=lambda n: per_query[n][metric].mean())
+    return {"best_baseline": best, **{n: paired_difference(per_query[best][metric], v[metric]).to_dict()
+                                      for n, v in per_query.items() if n not in BASELINES}}  # fmt: skip
 
 
 def few_shot_items(clips) -> np.ndarray:

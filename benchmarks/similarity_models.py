@@ -9,6 +9,7 @@ vectors z-scored over the collection searched (collection-relative normalisation
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 
@@ -17,6 +18,11 @@ from mirsearch.models.similarity import SimilarityModel
 from mirsearch.training.similarity import TripletOptions, soundtrack_oracle, train_similarity
 
 log = logging.getLogger("similarity_models")
+
+
+def _train_split() -> str:
+    """The half of the tracks learned models train on (the other half is evaluated; set by bench_similarity)."""
+    return os.environ.get("MIRSEARCH_SIMILARITY_TRAIN_SPLIT", "train")
 
 
 def patch_inputs(feats: list[dict], kind: str) -> list[np.ndarray]:
@@ -50,7 +56,7 @@ FLAG_OPTIONS = {"e15": {"epochs": 15}, "e80": {"epochs": 80}, "h64": {"hidden": 
 
 
 def train_fold(kind: str, pooling: str, strategy: str, clips, inputs, held_out: str, flags=()) -> SimilarityModel:
-    train = [i for i, c in enumerate(clips) if c.split == "train" and c.soundtrack != held_out]
+    train = [i for i, c in enumerate(clips) if c.split == _train_split() and c.soundtrack != held_out]
     S, same_track = soundtrack_oracle([clips[i].soundtrack for i in train], [clips[i].track for i in train],
                                       graded="graded" in flags)  # fmt: skip
     extra = {k: v for f in flags for k, v in FLAG_OPTIONS.get(f, {}).items()}
@@ -117,7 +123,7 @@ def run_linear(names, clips, feats, eval_idx, fs_idx, fs_targets):
         V = np.concatenate(parts, axis=1)
         learned[name], few[name] = {}, {}
         for s in soundtracks:
-            train = [i for i, c in enumerate(clips) if c.split == "train" and c.soundtrack != s]
+            train = [i for i, c in enumerate(clips) if c.split == _train_split() and c.soundtrack != s]
             labels = [clips[i].soundtrack for i in train]
             E = wccn_vectors(V[train], labels, V[eval_idx], shrink=float(shrink))
             learned[name][s] = _distances(E)

@@ -1,18 +1,20 @@
-"""Search by similarity ("more like this"): a vector per recording, nearest neighbours by Euclidean distance.
+"""Search by similarity ("more like this"): a vector per recording, nearest neighbours by the mean absolute difference.
 
 A recording's vector (:func:`recording_vector`) is the mean and the standard deviation over its 0.96 s patches of
 per-patch timbre statistics (per mel band of the YAMNet-preset log-mel: mean, standard deviation and flux;
 :func:`mirsearch.features.timbre_stats.timbre_vector`), stored in a collection as the kind ``"timbre"``, then
 standardised *relative to the collection* (every dimension z-scored over the collection's recordings;
 collections smaller than :data:`MIN_COLLECTION` use the reference statistics shipped in
-``models/bundles/similarity``, measured on the training soundtracks). This representation was chosen by held-out
-measurement against triplet-trained embeddings (:mod:`mirsearch.training.similarity`), which did not generalise
-to unseen soundtracks (docs/benchmarks.md, "Search by similarity").
+``models/bundles/similarity``, measured on the training soundtracks). Recordings are ranked by the mean absolute
+difference of the standardised features (L1; better than Euclidean on both halves of the soundtrack data). This
+representation was chosen by held-out measurement against triplet-trained embeddings
+(:mod:`mirsearch.training.similarity`), which did not generalise to unseen soundtracks (docs/benchmarks.md,
+"Search by similarity").
 
-:class:`SimilarityIndex` keeps the vectors of a collection in the project's HNSW index
-(:mod:`mirsearch.index.ann`; exact search below :data:`HNSW_MIN` recordings), so that a query over 100,000
-recordings takes milliseconds. It is a derived view: :func:`collection_index` builds it once per collection
-generation (``Collection.views``).
+:class:`SimilarityIndex` keeps the standardised vectors in the project's HNSW index (:mod:`mirsearch.index.ann`,
+Euclidean; exact search below :data:`HNSW_MIN` recordings), which proposes candidates that are then ranked
+exactly, so that a query over 100,000 recordings takes milliseconds. It is a derived view:
+:func:`collection_index` builds it once per collection generation (``Collection.views``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "models" / "bundles" / "similari
 MIN_COLLECTION = 30
 #: collections at least this large are searched through HNSW; smaller ones exhaustively
 HNSW_MIN = 2000
+#: candidates HNSW proposes (at least) for the exact ranking
+RERANK = 200
 
 
 @dataclass(frozen=True)
@@ -138,15 +142,23 @@ class SimilarityIndex:
 
     def search(self, vector: np.ndarray, *, top: int, exclude: int | None = None) -> list[tuple[int, float]]:
         """The ``top`` nearest recordings ``(recording_id, distance)`` to a standardised vector, nearest first,
-        ``exclude`` left out."""
+        ``exclude`` left out. The distance is the mean absolute difference of the standardised features (L1 / dim);
+        HNSW (Euclidean) proposes ``max(RERANK, 10 * top)`` candidates, which are ranked by that distance."""
         if top < 1:
             raise ParameterError(f"top={top} must be >= 1")
         if self.index is None:
             return []
-        k = min(len(self), top + (exclude is not None))
-        D, L = self.index.search(np.asarray(vector, np.float32)[None, :], k=k)
-        out = [(int(self.ids[j]), float(d)) for d, j in zip(D[0], L[0], strict=True) if j >= 0]
-        return [(r, d) for r, d in out if r != exclude][:top]
+        v = np.asarray(vector, np.float32)
+        if self.kind == "exact":
+            rows = np.arange(len(self))
+        else:
+            k = min(len(self), max(RERANK, 10 * (top + 1)))
+            _, L = self.index.search(v[None, :], k=k)
+            rows = L[0][L[0] >= 0]
+        d = np.abs(np.asarray(self.index.vectors[rows]) - v).mean(axis=1)
+        order = np.argsort(d, kind="stable")
+        out = [(int(self.ids[rows[j]]), float(d[j])) for j in order[: top + 1]]
+        return [(r, dist) for r, dist in out if r != exclude][:top]
 
 
 def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ SimilarQuery = request_model(SimilarRequest, "Similar")
 class SimilarMatchOut(BaseModel):
     recording: str = Field(description="path relative to the collection's audio root")
     recording_id: int
-    distance: float = Field(description="Euclidean distance of standardised timbre vectors, nearest first")
+    distance: float = Field(description="mean absolute difference of the standardised timbre features, nearest first")
 
 
 class SimilarOut(BaseModel):
