@@ -152,6 +152,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--models", default="", help="comma-separated learned variants (see similarity_models.py)")
     ap.add_argument("--out", default="similarity")
+    ap.add_argument("--tagger", action="store_true", help="add the rows of the packaged tagger (issue 19)")
     ap.add_argument("--split", default="test", choices=("test", "train"),
                     help="the evaluated half of the tracks (learned models train on the other half)")  # fmt: skip
     args = ap.parse_args(argv)
@@ -169,6 +170,13 @@ def main(argv=None) -> int:
     results, rows = {}, []
     for name, D in baseline_distances(eval_feats).items():
         results[name] = evaluate_fixed(D, labels, same_track)
+    if args.tagger:
+        from similarity_tagger import tagger_vectors
+
+        tags, emb, model_id = tagger_vectors(clips, Path(args.data))
+        results[f"autotagger-mirsearch ({model_id})"] = evaluate_fixed(cosine_distances(tags[eval_idx]), labels,
+                                                                       same_track)  # fmt: skip
+        results[f"tagger-embedding ({model_id})"] = evaluate_fixed(euclidean(emb[eval_idx]), labels, same_track)
     fs = few_shot_items(clips)
     fs_labels = np.array([clips[i].soundtrack for i in fs])
     fs_split = np.array([clips[i].split for i in fs])
@@ -182,6 +190,8 @@ def main(argv=None) -> int:
         "mfcc+yamnet": combined(V["mfcc-stats"], V["yamnet"]),
     }
     few = {name: few_shot({s: W for s in targets}, fs_labels, fs_split) for name, W in fs_vectors.items()}
+    if args.tagger:
+        few[f"tagger-embedding ({model_id})"] = few_shot({s: emb[fs] for s in targets}, fs_labels, fs_split)
     few["ours: timbre-z, L1 (shipped)"] = few_shot({s: zscore(V["timbre"]) for s in targets}, fs_labels, fs_split,
                                                    metric=mean_abs)  # fmt: skip
     if args.models:
