@@ -9,7 +9,8 @@
 
 Both end in a linear layer to ``dim`` (32) and are L2-normalised: cosine similarity is a dot product
 and the Euclidean distance of the ANN index orders neighbours the same way. Blocks are VGG-like
-(3x3 convolutions, batch norm, ELU, 2x2 max pooling; 8-16-32-32 channels), small enough to train on
+(a stride-2 stem, then 3x3 convolution, batch norm, ELU and 2x2 max pooling per block; 12-24-32-48
+channels), small enough to train on
 two CPU cores. Bundles live in ``models/bundles/sheets``: ``config.json`` + ``weights.pt``.
 """
 
@@ -41,7 +42,7 @@ class SheetModelConfig:
     """Network hyper-parameters and input geometry."""
 
     dim: int = 32
-    channels: tuple[int, ...] = (8, 16, 32, 32)
+    channels: tuple[int, ...] = (12, 24, 32, 48)
     snippet_height: int = 96
     snippet_width: int = 112
     n_bands: int = 92
@@ -49,22 +50,18 @@ class SheetModelConfig:
     feature_rate: float = 22050 / 1102
 
 
-def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1),
-        nn.BatchNorm2d(c_out),
-        nn.ELU(),
-        nn.Conv2d(c_out, c_out, 3, padding=1),
-        nn.BatchNorm2d(c_out),
-        nn.ELU(),
-        nn.MaxPool2d(2),
-    )
+def _conv(c_in: int, c_out: int, *, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1), nn.BatchNorm2d(c_out), nn.ELU()]
 
 
 def _stack(channels: tuple[int, ...]) -> nn.Sequential:
-    layers, c_in = [], 1
-    for c in channels:
-        layers.append(_block(c_in, c))
+    """A stride-2 stem convolution, then per further width one convolution and 2x2 max pooling.
+
+    The input shrinks by ``2 ** len(channels)`` in both directions.
+    """
+    layers, c_in = _conv(1, channels[0], stride=2), channels[0]
+    for c in channels[1:]:
+        layers += [*_conv(c_in, c), nn.MaxPool2d(2)]
         c_in = c
     return nn.Sequential(*layers)
 
