@@ -23,7 +23,17 @@ from mirsearch.service.core import TASKS, Context, Request, Task, get_task, para
 
 #: the modules that register tasks (imported on first use of the registry)
 TASK_MODULES = (
-    "theme", "audio", "sync", "collection", "upkeep", "segment", "identify", "scores", "shingles", "tags", "sheets",
+    "theme",
+    "audio",
+    "sync",
+    "collection",
+    "upkeep",
+    "segment",
+    "identify",
+    "scores",
+    "shingles",
+    "tags",
+    "sheets",
     "similar",
 )
 
