@@ -260,6 +260,21 @@ def category_id(clips, V: dict) -> list[dict]:
     return rows
 
 
+def frozen_pooling(data: Path, run: Path, Y: np.ndarray, val: np.ndarray, test: np.ndarray) -> list[dict]:
+    """Max, mean and autopool heads trained on the frozen body of ``run`` (:func:`compare_pooling`)."""
+    from mirsearch.training.tagger import compare_pooling
+
+    rows = []
+    for method, P in compare_pooling(data, run).items():
+        row = {"pooling": method, "body": run.name}
+        for name, idx in (("validation", val), ("test", test)):
+            m = tag_metrics(Y[idx], P[idx], TAG_NAMES)
+            row[f"{name} macro ROC-AUC"] = _r(m["macro_roc_auc"])
+            row[f"{name} families ROC-AUC"] = _r(macro_over(m, FAMILIES))
+        rows.append(row)
+    return rows
+
+
 def speed(seconds: float = 60.0) -> dict:
     """Realtime factor of :func:`mirsearch.describe.tagger.analyse` on one thread (a synthetic signal)."""
     from mirsearch.describe.tagger import analyse
@@ -285,6 +300,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=str(ROOT / "data" / "tags"))
     p.add_argument("--runs", default=None, help="folder of training runs (default DATA/runs)")
     p.add_argument("--no-yamnet", action="store_true")
+    p.add_argument("--frozen-run", default=None, help="run whose body is frozen for the pooling comparison")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -323,6 +339,9 @@ def main(argv=None) -> int:
     pooling = pooling_runs(runs, X, Y, val, test) if runs.is_dir() else []
     if pooling:
         print_table(pooling, list(pooling[0]))
+    if args.frozen_run:
+        results["pooling_frozen_body"] = frozen_pooling(data, Path(args.frozen_run), Y, val, test)
+        print_table(results["pooling_frozen_body"], list(results["pooling_frozen_body"][0]))
     if (ROOT / "data" / "soundtracks" / "manifest.json").is_file():
         clips, V = soundtrack_vectors()
         results["few_shot"] = few_shot_episodes(clips, V)

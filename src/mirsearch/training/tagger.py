@@ -271,6 +271,42 @@ def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()
     return {"best_val_macro_auc": state["best"], "epochs": state["epoch"]}
 
 
+def compare_pooling(data: str | Path, run: str | Path, *, steps: int = 400, seed: int = 0) -> dict[str, np.ndarray]:
+    """Pooling comparison on a frozen body: the conv body of ``<run>/best.pt`` computes frame features of every clip
+    once; for each pooling (max, mean, autopool) a fresh embedding + classifier head is trained on the train split
+    (``steps`` Adam steps on whole clips). Returns the clip probabilities ``(n_clips, n_tags)`` of every clip of
+    :func:`mirsearch.datasets.tags.load_manifest` per pooling (score them per split)."""
+    import torch
+
+    from mirsearch.datasets.tags import label_matrix, load_manifest
+
+    torch.manual_seed(seed)
+    data = Path(data)
+    records = load_manifest(data)
+    X, Y = compute_features(data, records), label_matrix(records)
+    net, (mean, std), opts, _ = load_checkpoint(run)
+    with torch.no_grad():
+        H = torch.cat([net.body(torch.from_numpy((np.asarray(X[a : a + 32], np.float32) - mean) / std)[:, None])
+                       .amax(dim=2) for a in range(0, len(X), 32)])  # fmt: skip
+    tr = np.flatnonzero(np.array([r["split"] for r in records]) == "train")
+    out = {}
+    for method in POOLINGS:
+        head = build_net(Y.shape[1], opts.net)
+        optim = torch.optim.Adam([*head.embed.parameters(), *head.head.parameters(), head.alpha], lr=3e-3)
+        rng = np.random.default_rng(seed)
+        for _ in range(steps):
+            idx = rng.choice(tr, size=min(64, len(tr)), replace=False)
+            p = pooled(head.head(head.embed(H[idx])), head.alpha, method).clamp(1e-6, 1 - 1e-6)
+            loss = torch.nn.functional.binary_cross_entropy(p, torch.from_numpy(Y[idx]))
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+        head.eval()
+        with torch.no_grad():
+            out[method] = pooled(head.head(head.embed(H)), head.alpha, method).numpy()
+    return out
+
+
 # ----------------------------------------------------------------------------------------------- bundle
 def load_checkpoint(run: str | Path):
     """``(net, norm, opts, checkpoint)`` of ``<run>/best.pt`` in eval mode."""
@@ -350,10 +386,14 @@ def main(argv=None) -> int:
     p.add_argument("--pooling", choices=POOLINGS, default="autopool")
     p.add_argument("--epochs", type=int, default=TrainOptions.epochs)
     p.add_argument("--proto-weight", type=float, default=TrainOptions.proto_weight)
+    p.add_argument("--crop-frames", type=int, default=TrainOptions.crop_frames)
+    p.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
+    p.add_argument("--lr", type=float, default=TrainOptions.lr)
     p.add_argument("--bundle", default=None, help="write the best epoch as a bundle to this folder")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    opts = TrainOptions(pooling=args.pooling, epochs=args.epochs, proto_weight=args.proto_weight)
+    opts = TrainOptions(pooling=args.pooling, epochs=args.epochs, proto_weight=args.proto_weight,
+                        crop_frames=args.crop_frames, batch_size=args.batch_size, lr=args.lr)  # fmt: skip
     result = train(args.data, args.run, opts)
     atomic_write_text(Path(args.run) / "result.json", json.dumps(result, indent=2) + "\n")
     if args.bundle:
