@@ -134,9 +134,7 @@ def test_docs_name_every_module():
 INTERFACES = ("cli", "server", "__main__")
 TASK_LAYERS = ("features", "matching", "index", "sync", "search", "describe")
 #: imports still to move behind the service, with the reason (remove an entry when it is fixed)
-PENDING = {
-    "mirsearch.server.jobs -> mirsearch.collection.collection": "the page's indexing job is to run the index task",
-}
+PENDING: dict[str, str] = {}
 
 
 def test_interfaces_reach_tasks_only_through_the_service():

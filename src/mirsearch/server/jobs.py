@@ -55,7 +55,7 @@ class JobStatus:
 
 
 class IndexJobs:
-    """Runs :meth:`Collection.add` on configured source folders, one job at a time.
+    """Runs the service's ``index`` task on configured source folders, one job at a time.
 
     Parameters
     ----------
@@ -125,7 +125,8 @@ class IndexJobs:
 
     def _run(self, status: JobStatus, paths: list[Path]) -> None:
         from mirsearch.collection import Collection
-        from mirsearch.collection.collection import expand_paths
+        from mirsearch.service import run
+        from mirsearch.service.collection import IndexRequest, count_inputs
 
         def on_result(kind: str, path: str, message: str) -> None:
             with self._lock:
@@ -136,12 +137,13 @@ class IndexJobs:
                     status.failures.append(message)
 
         try:
-            files, missing = expand_paths(paths)
+            total = count_inputs(paths)
             with self._lock:
-                status.total = len(files) + len(missing)
+                status.total = total
                 status.state = "running"
+            request = IndexRequest(paths=tuple(paths), jobs=self.jobs, progress=False)
             with Collection.open(self.collection_path) as coll:
-                coll.add(paths, jobs=self.jobs, on_result=on_result)
+                run("index", request, collection=coll, on_result=on_result)
             with self._lock:
                 status.state = "done"
                 status.current = ""

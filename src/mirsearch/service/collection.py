@@ -58,10 +58,21 @@ def run_index(context: Context, request: IndexRequest) -> IndexResult:
         from mirsearch.cluster import connect, dask_producer
 
         producer = dask_producer(connect(dask))
-    report = coll.add(list(request.paths), jobs=request.jobs, progress=request.progress, producer=producer)
+    report = coll.add(
+        list(request.paths), jobs=request.jobs, progress=request.progress, producer=producer,
+        on_result=context.on_result,
+    )  # fmt: skip
     query = version_block(paths=[os.fspath(p) for p in request.paths], **request.params())
     query["features"] = list(coll.feature_kinds)
     return IndexResult(report, query)
+
+
+def count_inputs(paths) -> int:
+    """How many files an indexing run over ``paths`` will report on (audio files found, plus missing paths)."""
+    from mirsearch.collection.collection import expand_paths
+
+    files, missing = expand_paths(paths)
+    return len(files) + len(missing)
 
 
 @dataclass(frozen=True)

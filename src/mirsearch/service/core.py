@@ -170,9 +170,11 @@ def query_specs(request_type: type) -> list[tuple[str, str]]:
 
 @dataclass
 class Context:
-    """What a task runs against: an open collection (None for tasks on files only)."""
+    """What a task runs against: an open collection (None for tasks on files only) and, for a task that reports
+    progress per input (``index``), a callback ``on_result(kind, path, message)``."""
 
     collection: Any = None
+    on_result: Callable[[str, str, str], None] | None = None
 
     def require_collection(self, task: str):
         if self.collection is None:
@@ -225,12 +227,12 @@ def get_task(name: str) -> Task:
         raise ParameterError(f"task={name!r} is not one of {', '.join(sorted(TASKS))}") from None
 
 
-def run(name: str, request: Any, *, collection=None) -> Any:
-    """Run the task ``name`` with a request of its type against ``collection``."""
+def run(name: str, request: Any, *, collection=None, on_result=None) -> Any:
+    """Run the task ``name`` with a request of its type against ``collection`` (``on_result``: see :class:`Context`)."""
     task = get_task(name)
     if not isinstance(request, task.request):
         raise ParameterError(f"{name}: expected a {task.request.__name__}, got {type(request).__name__}")
-    return task.run(Context(collection=collection), request)
+    return task.run(Context(collection=collection, on_result=on_result), request)
 
 
 def version_block(**settings) -> dict:
