@@ -130,9 +130,13 @@ def scan_sheet_files(paths) -> list[Path]:
     found: dict[Path, None] = {}
     for p in [paths] if isinstance(paths, str | os.PathLike) else paths:
         p = Path(p)
-        if p.is_file() and is_sheet_file(p):
+        try:
+            kind = "file" if p.is_file() else "dir" if p.is_dir() else None
+        except OSError:  # a name too long, a loop: the audio scan reports it; no sheet here
+            continue
+        if kind == "file" and is_sheet_file(p):
             found[p.resolve()] = None
-        elif p.is_dir():
+        elif kind == "dir":
             for dirpath, dirnames, filenames in os.walk(p):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
