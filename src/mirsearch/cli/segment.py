@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mirsearch.cli.common import print_json, print_table
+from mirsearch.cli.common import add_collection_argument, print_json, print_table
 from mirsearch.cli.options import add_request_options, request_from_args
 from mirsearch.service.segment import RecordingSegmentsRequest, SegmentRequest
 
@@ -26,7 +26,7 @@ DESCRIPTION = (
 def register(sub) -> None:
     p = sub.add_parser("segment", help=HELP, description=DESCRIPTION)
     p.add_argument("files", nargs="*", metavar="FILE", help="audio files")
-    p.add_argument("--collection", "-c", metavar="DIR", help="collection of the recordings named by --recording")
+    add_collection_argument(p, required=False)
     p.add_argument("--recording", type=int, action="append", default=[], metavar="ID",
                    help="a recording of the collection (repeatable; ids from 'mirsearch list')")  # fmt: skip
     add_request_options(p, SegmentRequest)
