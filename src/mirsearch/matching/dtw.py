@@ -32,6 +32,7 @@ import numba
 import numpy as np
 
 from mirsearch.errors import ParameterError
+from mirsearch.matching.subsequence import check_steps as check_sdtw_steps
 from mirsearch.matching.subsequence import unit_columns
 
 #: default step sizes (rows, columns) of synchronisation DTW and their weights
@@ -221,20 +222,11 @@ def _backtrack_band(step_of, lo, off, steps, n_end, m_end):  # pragma: no cover 
 
 
 def check_steps(steps, weights) -> tuple[np.ndarray, np.ndarray]:
-    """Validate DTW step sizes ``(n_steps, 2)`` and weights ``(n_steps,)``; returns contiguous copies."""
-    steps = np.ascontiguousarray(steps, dtype=np.int64)
-    weights = np.ascontiguousarray(weights, dtype=np.float64)
-    if steps.ndim != 2 or steps.shape[1] != 2 or steps.shape[0] == 0:
-        raise ParameterError(f"steps must have shape (n_steps, 2), got {steps.shape}")
-    if weights.shape != (steps.shape[0],):
-        raise ParameterError(f"weights must have shape ({steps.shape[0]},), got {weights.shape}")
-    if np.any(steps < 0) or np.any(steps.sum(axis=1) == 0):
-        raise ParameterError("steps must be non-negative and not (0, 0)")
-    if steps.shape[0] > 127:
-        raise ParameterError(f"at most 127 steps are supported, got {steps.shape[0]}")
-    if np.any(weights <= 0) or not np.all(np.isfinite(weights)):
-        raise ParameterError("weights must be finite and > 0")
-    return steps, weights
+    """Validate DTW step sizes ``(n_steps, 2)`` and weights ``(n_steps,)``; returns contiguous copies.
+
+    At most 127 steps: the band kernels store the index of the step taken into a cell in one byte.
+    """
+    return check_sdtw_steps(steps, weights, max_steps=127)
 
 
 def full_band(n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:

@@ -257,7 +257,7 @@ def accumulated_cost(
     step_index : np.ndarray, shape (N, M), int64
         Index of the step taken into each cell (-1 for start cells and unreachable cells).
     """
-    steps, weights = _check_steps(steps, weights)
+    steps, weights = check_steps(steps, weights)
     C = np.asarray(C, dtype=np.float64)
     if C.ndim != 2 or C.size == 0:
         raise ParameterError(f"C must be a non-empty 2-D matrix, got shape {C.shape}")
@@ -266,7 +266,11 @@ def accumulated_cost(
     return _accumulate_full(np.ascontiguousarray(C), steps, weights, subseq)
 
 
-def _check_steps(steps, weights) -> tuple[np.ndarray, np.ndarray]:
+def check_steps(steps, weights, *, max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate DTW step sizes ``(n_steps, 2)`` and weights ``(n_steps,)``; returns contiguous copies.
+
+    ``max_steps`` bounds the number of steps (kernels that store the step index in a byte).
+    """
     steps = np.ascontiguousarray(steps, dtype=np.int64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     if steps.ndim != 2 or steps.shape[1] != 2 or steps.shape[0] == 0:
@@ -275,8 +279,10 @@ def _check_steps(steps, weights) -> tuple[np.ndarray, np.ndarray]:
         raise ParameterError(f"weights must have shape ({steps.shape[0]},), got {weights.shape}")
     if np.any(steps < 0) or np.any(steps.sum(axis=1) == 0):
         raise ParameterError("steps must be non-negative and not (0, 0)")
-    if np.any(weights <= 0):
-        raise ParameterError("weights must be > 0")
+    if max_steps is not None and steps.shape[0] > max_steps:
+        raise ParameterError(f"at most {max_steps} steps are supported, got {steps.shape[0]}")
+    if np.any(weights <= 0) or not np.all(np.isfinite(weights)):
+        raise ParameterError("weights must be finite and > 0")
     return steps, weights
 
 
@@ -350,7 +356,7 @@ def subsequence_dtw(
         Matching function (cost / path weight), start frames, raw accumulated cost, optional path.
         A match ending at frame ``e`` spans database frames ``start_frames[e] .. e``.
     """
-    steps, weights = _check_steps(steps, weights)
+    steps, weights = check_steps(steps, weights)
     Q = unit_columns(query, name="query")
     Y = unit_columns(database, name="database")
     if Q.shape[1] != Y.shape[1]:
@@ -399,7 +405,7 @@ def subsequence_dtw_shifts(
         Normalised matching function per shift.
     start_frames : np.ndarray, shape (n_shifts, M), int64
     """
-    steps, weights = _check_steps(steps, weights)
+    steps, weights = check_steps(steps, weights)
     shifts = [int(s) for s in shifts]
     Q = unit_columns(query, name="query")
     Y = unit_columns(database, name="database").astype(Q.dtype, copy=False)
