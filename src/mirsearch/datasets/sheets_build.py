@@ -1,7 +1,7 @@
 """Build the sheet-music corpus: music21 corpus works through verovio, Mutopia keyboard pieces through LilyPond.
 
-Layout under the output directory (resumable: a piece whose ``piece.json`` and audio files exist is
-skipped; every file is written atomically)::
+Layout under the output directory (resumable: a piece whose ``piece.json`` and audio files exist, or
+that failed once (``FAILED``), is skipped; every file is written atomically)::
 
     pieces/<engraver>/<piece id>/page-NN.png, score.mid, piece.json, audio/<font>-<tempo>.flac
     manifest-<engraver>.json   one row per piece: id, engraver, work, split, directory, renders
@@ -44,6 +44,8 @@ TRAIN_FONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/Ti
 TEST_FONT = "/usr/share/sounds/sf3/MuseScore_General.sf3"
 SR = 22050
 MANIFEST = "manifest-{engraver}.json"
+#: marks a piece that could not be engraved (later runs pass over it)
+FAILED_FILE = "FAILED"
 _INSTRUMENT = re.compile(r'instrument\s*=\s*"(piano|harpsichord|clavier|keyboard)"', re.I)
 _VERSION = re.compile(r'\\version\s+"(\d+)\.(\d+)')
 
@@ -202,11 +204,15 @@ def reduction_musicxml(path: str) -> str | None:
 
 def _build_one(piece_dir: Path, engrave, meta: dict) -> dict | None:
     """Engrave (unless done) and render one piece; None if it cannot be engraved."""
+    if (piece_dir / FAILED_FILE).is_file():
+        return None
     if not (piece_dir / PIECE_FILE).is_file():
         try:
             write_piece(engrave(), piece_dir, meta=meta)
         except (MirsearchError, subprocess.TimeoutExpired, ValueError, KeyError, IndexError) as exc:
             logger.warning("%s: skipped (%s)", meta["id"], exc)
+            piece_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(piece_dir / FAILED_FILE, f"{type(exc).__name__}: {exc}\n")  # not retried
             return None
     renders = renders_for(meta["id"], meta["split"])
     render_audio(piece_dir, renders)
