@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +80,47 @@ def cache_dir() -> Path:
     """Directory for derived files (ONNX exports): ``$MIRSEARCH_CACHE`` or ``~/.cache/mirsearch``."""
     env = os.environ.get("MIRSEARCH_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "mirsearch"
+
+
+def ort_session(path: str | os.PathLike, *, num_threads: int | None):
+    """onnxruntime CPU session of the ONNX file ``path``, quiet, with ``num_threads`` intra-op threads (None: the
+    library default); onnxruntime must be importable."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if num_threads:
+        so.intra_op_num_threads = int(num_threads)
+        so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def select_session(backend: str, open_session: Callable[[], object], *, unavailable: str):
+    """The onnxruntime session a ``backend`` option asks for, or None where torch runs the network.
+
+    Parameters
+    ----------
+    backend : {"auto", "onnx", "torch"}
+        ``auto`` takes the session ``open_session()`` returns (None: torch) unless the environment variable
+        ``MIRSEARCH_INFERENCE`` is ``torch``; ``onnx`` requires a session; ``torch`` never opens one.
+    open_session : callable
+        Returns the model's session or None (no export, onnxruntime missing).
+    unavailable : str
+        Why there is no session, for the error of ``backend="onnx"``.
+
+    Raises
+    ------
+    ParameterError
+        Unknown ``backend``, or ``onnx`` without a session.
+    """
+    if backend not in BACKENDS:
+        raise ParameterError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
+    if backend == "auto" and os.environ.get("MIRSEARCH_INFERENCE", "").lower() == "torch":
+        backend = "torch"
+    session = None if backend == "torch" else open_session()
+    if backend == "onnx" and session is None:
+        raise ParameterError(f"backend='onnx': {unavailable}")
+    return session
 
 
 def write_onnx_graph(module, x, path: str | os.PathLike, *, output: str, dynamic_axes: dict) -> None:
@@ -220,16 +261,11 @@ class ModelBundle:
         session = None
         if path is not None:
             try:
-                import onnxruntime as ort
+                import onnxruntime  # noqa: F401
             except ImportError:
                 logger.info("onnxruntime not installed: torch runs the model")
             else:
-                so = ort.SessionOptions()
-                so.log_severity_level = 3
-                if num_threads:
-                    so.intra_op_num_threads = int(num_threads)
-                    so.inter_op_num_threads = 1
-                session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+                session = ort_session(path, num_threads=num_threads)
         self._sessions[key] = session
         return session
 
@@ -256,13 +292,11 @@ class ModelBundle:
         np.ndarray, shape (13, n_frames // time_pool), float32
             Log-probabilities; row 12 is the blank.
         """
-        if backend not in BACKENDS:
-            raise ParameterError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
-        if backend == "auto" and os.environ.get("MIRSEARCH_INFERENCE", "").lower() == "torch":
-            backend = "torch"
-        session = None if backend == "torch" else self.onnx_session(num_threads=num_threads)
-        if backend == "onnx" and session is None:
-            raise ParameterError(f"backend='onnx': no ONNX export of model {self.model_id} available")
+        session = select_session(
+            backend,
+            lambda: self.onnx_session(num_threads=num_threads),
+            unavailable=f"no ONNX export of model {self.model_id} available",
+        )
         pool = self.model.time_pool
         n_out = H.shape[-1] // pool
         ctx = 32 * pool  # more than the receptive field in input frames

@@ -59,8 +59,6 @@ _LEARNED = ("conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "convEps")
 BLOCK_FRAMES = 1024
 #: context frames on each side of a block (the receptive field is +-5 frames)
 CONTEXT_FRAMES = 8
-#: inference backends of :meth:`PeerModel.predict`
-BACKENDS = ("auto", "onnx", "torch")
 #: names of the published checkpoints whose loss is CTC (their blank read-out is used)
 _CTC_NAME = re.compile(r"(^|[^A-Za-z])CTC", re.IGNORECASE)
 
@@ -206,26 +204,21 @@ class PeerModel:
     def onnx_session(self, *, num_threads: int | None = 1):
         """onnxruntime session of an export cached as ``<cache>/onnx/peer-<model_id>.onnx`` (exported
         at first use), or None without ``onnx`` / ``onnxruntime``."""
-        from mirsearch.models.bundle import cache_dir
+        from mirsearch.models.bundle import cache_dir, ort_session
 
         key = num_threads or 0
         if key not in self._sessions:
             self._sessions[key] = None
             try:
                 import onnx  # noqa: F401  (torch.onnx.export needs it)
-                import onnxruntime as ort
+                import onnxruntime  # noqa: F401
             except ImportError:
                 logger.info("onnx / onnxruntime not installed: torch runs the peer model")
                 return None
             path = cache_dir() / "onnx" / f"peer-{self.model_id}.onnx"
             if not path.exists():
                 export_onnx(self.net, path)
-            so = ort.SessionOptions()
-            so.log_severity_level = 3
-            if num_threads:
-                so.intra_op_num_threads = int(num_threads)
-                so.inter_op_num_threads = 1
-            self._sessions[key] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self._sessions[key] = ort_session(path, num_threads=num_threads)
         return self._sessions[key]
 
     def predict(self, H: np.ndarray, *, num_threads: int | None = 1, backend: str = "auto") -> np.ndarray:
@@ -247,15 +240,13 @@ class PeerModel:
             Row 0 = C; see :meth:`ThemeEnhancer.class_probabilities`.
         """
         from mirsearch.errors import ParameterError
-        from mirsearch.models.bundle import torch_threads
+        from mirsearch.models.bundle import select_session, torch_threads
 
-        if backend not in BACKENDS:
-            raise ParameterError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}")
-        if backend == "auto" and os.environ.get("MIRSEARCH_INFERENCE", "").lower() == "torch":
-            backend = "torch"
-        session = None if backend == "torch" else self.onnx_session(num_threads=num_threads)
-        if backend == "onnx" and session is None:
-            raise ParameterError("backend='onnx': onnx / onnxruntime not installed")
+        session = select_session(
+            backend,
+            lambda: self.onnx_session(num_threads=num_threads),
+            unavailable="onnx / onnxruntime not installed",
+        )
         H = np.asarray(H, dtype=np.float32)
         if H.ndim != 3 or H.shape[0] != N_HARMONICS or H.shape[2] != N_BINS:
             raise ParameterError(f"H: expected shape (6, n_frames, 216), got {H.shape}")
