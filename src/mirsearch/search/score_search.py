@@ -300,16 +300,22 @@ def _decode(codes: np.ndarray):
 
 # -- stage 2: verification ------------------------------------------------------------------------------------
 @numba.njit(cache=True, nogil=True)
-def _find(keys, lo, hi, key):  # pragma: no cover - numba
-    """Row of ``key`` in the sorted ``keys[lo:hi]``, or -1."""
-    end = hi
+def _lower_bound(keys, lo, hi, key):  # pragma: no cover - numba
+    """First row of the sorted ``keys[lo:hi]`` whose key is >= ``key`` (``hi`` if none)."""
     while lo < hi:
         mid = (lo + hi) // 2
         if keys[mid] < key:
             lo = mid + 1
         else:
             hi = mid
-    return lo if lo < end and keys[lo] == key else -1
+    return lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _find(keys, lo, hi, key):  # pragma: no cover - numba
+    """Row of ``key`` in the sorted ``keys[lo:hi]``, or -1."""
+    row = _lower_bound(keys, lo, hi, key)
+    return row if row < hi and keys[row] == key else -1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -347,14 +353,7 @@ def _substituted(keys, offsets, score, dt, dp, qt, qp, rows, tolerance, out):  #
             if rows[c, i] >= 0:
                 continue
             tick, pitch = qt[i] + dt[c], qp[i] + dp[c]
-            first = tick * 128 + max(0, pitch - tolerance)
-            a, b = lo, hi
-            while a < b:
-                mid = (a + b) // 2
-                if keys[mid] < first:
-                    a = mid + 1
-                else:
-                    b = mid
+            a = _lower_bound(keys, lo, hi, tick * 128 + max(0, pitch - tolerance))
             if a < hi and keys[a] <= tick * 128 + min(127, pitch + tolerance):
                 out[c] += 1
 
