@@ -39,7 +39,7 @@ from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_
 from mirsearch.scores import Theme
 from mirsearch.search.results import Match
 from mirsearch.search.shingles import THEME_CONFIG, THEME_TEMPO_FACTORS, query_shingles, score_regions
-from mirsearch.search.theme import QUERY_HARMONIC_DECAY, search_theme, theme_query
+from mirsearch.search.theme import QUERY_HARMONIC_DECAY, check_theme_search, search_theme, theme_query
 
 log = logging.getLogger(__name__)
 
@@ -362,13 +362,7 @@ def cascade_search_theme(
         if cascade not in THEME_PRESETS:
             raise ParameterError(f"cascade={cascade!r} must be one of {', '.join(THEME_PRESETS)}")
         cascade = THEME_PRESETS[cascade]
-    if not isinstance(theme, Theme):
-        raise ParameterError(f"theme={theme!r} must be a parsed Theme (see mirsearch.search.query.ThemeQuery)")
-    if top < 1 or per_recording < 1:
-        raise ParameterError(f"top={top} and per_recording={per_recording} must be >= 1")
-    for factor in tempo_factors:
-        if not factor > 0:
-            raise ParameterError(f"tempo_factors must be > 0, got {factor}")
+    check_theme_search(theme, top=top, per_recording=per_recording, tempo_factors=tempo_factors)
     stats = stats if stats is not None else {}
     common = {"top": top, "per_recording": per_recording, "features": features, "tempo_bpm": tempo_bpm,
               "tempo_factors": tuple(tempo_factors), "transpositions": sorted({int(s) % 12 for s in transpositions}),

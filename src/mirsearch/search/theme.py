@@ -144,6 +144,24 @@ def rank_occurrences(
     return kept
 
 
+def check_theme_search(theme, *, top: int, per_recording: int, tempo_factors) -> None:
+    """Validate the options that :func:`search_theme` and the cascades share.
+
+    Raises
+    ------
+    ParameterError
+        ``top`` or ``per_recording`` below 1, ``theme`` not a parsed :class:`~mirsearch.scores.Theme`, or a tempo
+        factor that is not > 0.
+    """
+    if top < 1 or per_recording < 1:
+        raise ParameterError(f"top={top} and per_recording={per_recording} must be >= 1")
+    if not isinstance(theme, Theme):
+        raise ParameterError(f"theme={theme!r} must be a parsed Theme (see mirsearch.search.query.ThemeQuery)")
+    for factor in tempo_factors:
+        if not factor > 0:
+            raise ParameterError(f"tempo_factors must be > 0, got {factor}")
+
+
 def search_theme(
     collection,
     theme,
@@ -189,10 +207,7 @@ def search_theme(
         Best first. ``transposition`` is the shift (0-11) at which the theme matched; ``extra`` holds
         ``tempo_factor`` and the query length in seconds.
     """
-    if top < 1 or per_recording < 1:
-        raise ParameterError(f"top={top} and per_recording={per_recording} must be >= 1")
-    if not isinstance(theme, Theme):
-        raise ParameterError(f"theme={theme!r} must be a parsed Theme (see mirsearch.search.query.ThemeQuery)")
+    check_theme_search(theme, top=top, per_recording=per_recording, tempo_factors=tempo_factors)
     shifts = [int(s) % 12 for s in transpositions]
     if not shifts:
         raise ParameterError("transpositions must not be empty")
@@ -201,8 +216,6 @@ def search_theme(
     decay = QUERY_HARMONIC_DECAY.get(features, 0.0) if harmonic_decay is None else harmonic_decay
     queries = []
     for factor in tempo_factors:
-        if not factor > 0:
-            raise ParameterError(f"tempo_factors must be > 0, got {factor}")
         X = theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor, harmonic_decay=decay)
         queries.append(unit_columns(X))
     found = rank_occurrences(
