@@ -208,8 +208,9 @@ def _split(records, X, Y, name):
     return np.asarray(X[idx]) if len(idx) else X[:0], Y[idx]
 
 
-def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()) -> dict:
-    """Train (or resume) a run; returns the best validation result. Writes ``<run>/best.pt`` and ``last.pt``."""
+def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions(), *, init: str | None = None) -> dict:
+    """Train (or resume) a run; returns the best validation result. Writes ``<run>/best.pt`` and ``last.pt``.
+    ``init``: a run whose best weights and input normalisation start this one (fine-tuning on more data)."""
     import torch
 
     from mirsearch.datasets.tags import label_matrix, load_manifest
@@ -226,6 +227,10 @@ def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()
     std = Xtr.astype(np.float32).std(axis=(0, 2))[:, None] + 1e-3
     norm = (mean, std)
     net = build_net(Y.shape[1], opts.net)
+    if init is not None:
+        start, norm, _, _ = load_checkpoint(init)
+        net.load_state_dict(start.state_dict())
+        mean, std = norm
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
     steps = max(1, len(Xtr) // opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps)
@@ -390,11 +395,12 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
     p.add_argument("--lr", type=float, default=TrainOptions.lr)
     p.add_argument("--bundle", default=None, help="write the best epoch as a bundle to this folder")
+    p.add_argument("--init", default=None, help="start from the best weights of this run (fine-tuning)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     opts = TrainOptions(pooling=args.pooling, epochs=args.epochs, proto_weight=args.proto_weight,
                         crop_frames=args.crop_frames, batch_size=args.batch_size, lr=args.lr)  # fmt: skip
-    result = train(args.data, args.run, opts)
+    result = train(args.data, args.run, opts, init=args.init)
     atomic_write_text(Path(args.run) / "result.json", json.dumps(result, indent=2) + "\n")
     if args.bundle:
         write_bundle(args.run, args.bundle)
