@@ -32,16 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mirsearch._util import atomic_path, atomic_save_npy, atomic_write_text
+from mirsearch._util import atomic_save_npy
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.models.bundle import ModelBundle, new_bundle
 from mirsearch.models.network import BLANK
+from mirsearch.training.checkpoint import HISTORY_FILE as HISTORY_FILE  # re-exported (the train CLI reads it)
+from mirsearch.training.checkpoint import checkpoint_path, load_training_state, save_training_state, write_history
 from mirsearch.training.losses import IGNORE, LOSSES, compute_loss, linear_frame_targets, strong_frame_targets
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
-HISTORY_FILE = "history.json"
 
 
 @dataclass(frozen=True)
@@ -311,38 +310,6 @@ class TrainOptions:
             raise ParameterError(f"num_threads={self.num_threads!r} must be 1 or 2")
 
 
-@dataclass
-class _State:
-    """What a checkpoint holds besides the weights: the history and the best score so far."""
-
-    history: list
-    best: float
-    start_epoch: int
-
-
-def _checkpoint_state(model, optimizer, epoch: int, history: list, best: float) -> dict:
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "epoch": epoch,
-        "best": best,
-        "history": json.dumps(history),
-    }
-
-
-def _resume(ckpt_path: Path, model, optimizer, *, resume: bool) -> _State:
-    """Load ``ckpt_path`` into ``model`` and ``optimizer`` when resuming and it exists."""
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        logger.info("resuming from %s at epoch %d", ckpt_path, int(state["epoch"]) + 1)
-        return _State(json.loads(state["history"]), float(state["best"]), int(state["epoch"]) + 1)
-    if resume:
-        logger.info("no checkpoint in %s: starting from scratch", ckpt_path.parent)
-    return _State([], math.inf, 0)
-
-
 def _train_epoch(model, optimizer, segments: Sequence[Segment], cache: HCQTCache, opts: TrainOptions, epoch: int):
     """One epoch of training; returns ``(mean training loss, seconds)``."""
     model.train()
@@ -417,15 +384,16 @@ def train(
     torch.set_num_threads(opts.num_threads)
     set_seeds(opts.seed)
     out = Path(out)
-    (out / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    ckpt_path = checkpoint_path(out)
     cache.compute_all(list(train_segments) + list(val_segments), progress=opts.progress)
 
     bundle = new_bundle(network=opts.network, input=cache.input_config)
     model = bundle.model
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    ckpt_path = out / CHECKPOINT_DIR / "last.pt"
-    state = _resume(ckpt_path, model, optimizer, resume=opts.resume)
-    history, best = state.history, state.best
+    state = load_training_state(ckpt_path, model, optimizer, resume=opts.resume)
+    history, best, start_epoch = [], math.inf, 0
+    if state is not None:
+        history, best, start_epoch = state.history, float(state.best), state.epoch + 1
     t_start = time.monotonic()
     info = {
         "loss": opts.loss,
@@ -436,7 +404,7 @@ def train(
         "n_val": len(val_segments),
         **(opts.training_info or {}),
     }
-    for epoch in range(state.start_epoch, opts.epochs):
+    for epoch in range(start_epoch, opts.epochs):
         train_loss, seconds = _train_epoch(model, optimizer, train_segments, cache, opts, epoch)
         val = evaluate(bundle, val_segments, cache, loss=opts.loss, max_frames=opts.max_frames) if val_segments else {}
         entry = {
@@ -460,9 +428,8 @@ def train(
         elif len(history) >= 3 and all(h["val_loss"] is not None and h["val_loss"] > best for h in history[-2:]):
             for g in optimizer.param_groups:
                 g["lr"] = g["lr"] * 0.5
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(_checkpoint_state(model, optimizer, epoch, history, best), tmp)
-        atomic_write_text(out / HISTORY_FILE, json.dumps(history, indent=2) + "\n")
+        save_training_state(ckpt_path, model, optimizer, epoch=epoch, history=history, best=best)
+        write_history(out, history)
         if opts.max_minutes is not None and (time.monotonic() - t_start) / 60.0 > opts.max_minutes:
             logger.info("stopping after epoch %d: %.1f minutes passed", epoch + 1, opts.max_minutes)
             break

@@ -48,14 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mirsearch._util import atomic_path, atomic_write_text
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.shingles import DEFAULT_CONFIG, ShingleConfig, cens_of
+from mirsearch.training.checkpoint import checkpoint_path, load_training_state, save_training_state, write_history
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
-HISTORY_FILE = "history.json"
 #: tempo factors the positives are drawn at: the default query scalings of the search
 #: (:data:`mirsearch.search.shingles.TEMPO_FACTORS`, 0.6 .. 1.67 in steps of about 11 %)
 TEMPO_GRID = (0.6, 0.665, 0.736, 0.815, 0.903, 1.0, 1.108, 1.227, 1.359, 1.505, 1.667)
@@ -280,10 +278,6 @@ def evaluate(model, pairs, *, margin: float) -> dict:
     return {"val_loss": float(loss), "val_top1": top1, "val_accuracy": stats["accuracy"]}
 
 
-def _save_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1))
-
-
 @dataclass(frozen=True)
 class EmbeddingTrainOptions:
     """Settings of :func:`train_embedding`.
@@ -339,40 +333,6 @@ class EmbeddingTrainOptions:
 def _better(entry: dict, best: dict | None) -> bool:
     """Whether ``entry`` beats ``best``: higher validation top-1, then lower validation loss."""
     return best is None or (entry["val_top1"], -entry["val_loss"]) > (best["val_top1"], -best["val_loss"])
-
-
-def _resume_embedding(ckpt_path: Path, model, optimizer, *, resume: bool) -> tuple[list, dict | None, int]:
-    """``(history, best, first epoch)`` from ``ckpt_path`` when resuming and it exists, else a fresh start."""
-    import torch
-
-    if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        log.info("resuming from %s after epoch %d", ckpt_path, int(state["epoch"]))
-        return (
-            json.loads(state["history"]),
-            json.loads(state["best"]) if state["best"] else None,
-            int(state["epoch"]) + 1,
-        )
-    if resume:
-        log.info("no checkpoint in %s: starting from scratch", ckpt_path.parent)
-    return [], None, 1
-
-
-def _checkpoint(ckpt_path: Path, model, optimizer, *, epoch: int, history: list, best: dict | None) -> None:
-    """Write the resumable state (model, optimiser, epoch, history, best entry) atomically."""
-    import torch
-
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "epoch": epoch,
-        "history": json.dumps(history),
-        "best": json.dumps(best),
-    }
-    with atomic_path(ckpt_path) as tmp:
-        torch.save(state, tmp)
 
 
 def _embedding_epoch(model, optimizer, sampler: PairSampler, opts: EmbeddingTrainOptions, epoch: int) -> dict:
@@ -452,7 +412,7 @@ def train_embedding(
             f"epochs={opts.epochs}, steps_per_epoch={opts.steps_per_epoch} >= 1 and batch_size={opts.batch_size} >= 2"
         )
     out = Path(out)
-    (out / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    ckpt_path = checkpoint_path(out)
     net_cfg = {**default_network_config(opts.dim), **(opts.network or {}), "dim": int(opts.dim)}
     t_start = time.perf_counter()
     sampler = PairSampler(train_versions)
@@ -468,8 +428,10 @@ def train_embedding(
     torch.manual_seed(opts.seed)
     model = new_network(net_cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    ckpt_path = out / CHECKPOINT_DIR / "last.pt"
-    history, best, start_epoch = _resume_embedding(ckpt_path, model, optimizer, resume=opts.resume)
+    state = load_training_state(ckpt_path, model, optimizer, resume=opts.resume)
+    history, best, start_epoch = [], None, 1
+    if state is not None:
+        history, best, start_epoch = state.history, json.loads(state.best) if state.best else None, state.epoch + 1
     info = {
         **(opts.training_info or {}),
         "margin": opts.margin,
@@ -496,8 +458,8 @@ def train_embedding(
                 scores = {k: entry[k] for k in ("epoch", "val_top1", "val_loss")}
                 EmbeddingReduction(model, {"network": net_cfg, "training": {**info, **scores}}).save(out)
                 model.train()
-            _checkpoint(ckpt_path, model, optimizer, epoch=epoch, history=history, best=best)
-            _save_json(out / HISTORY_FILE, history)
+            save_training_state(ckpt_path, model, optimizer, epoch=epoch, history=history, best=json.dumps(best))
+            write_history(out, history)
             if on_epoch is not None:
                 on_epoch(entry)
             if opts.max_minutes is not None and time.perf_counter() - t_start > 60 * opts.max_minutes:
