@@ -9,7 +9,7 @@ import soundfile as sf
 from mirsearch.describe.similarity import Normaliser, SimilarityIndex, audio_vector, reference_normaliser
 from mirsearch.errors import CollectionError, ParameterError
 from mirsearch.features.logmel import log_mel
-from mirsearch.features.timbre_stats import extract_timbre, patch_statistics, timbre_vector
+from mirsearch.features.timbre_stats import extract_timbre, patch_features, patch_rhythm, timbre_vector
 
 SR = 22050
 
@@ -28,14 +28,23 @@ def _sound(kind: str, seconds: float, seed: int) -> np.ndarray:
 def test_timbre_vector_equals_patch_statistics():
     y = _sound("tone", 13.0, 0)
     X, rate = extract_timbre(y, sr=SR)
-    assert X.shape == (385, 4) and rate == 0.25 and X[-1].sum() > 0
-    P = patch_statistics(log_mel(y, sr=SR)[0])
+    assert X.shape == (407, 4) and rate == 0.25 and X[-1].sum() > 0
+    P = patch_features(log_mel(y, sr=SR)[0])
     np.testing.assert_allclose(timbre_vector(X), np.r_[P.mean(0), P.std(0)], atol=1e-4)
     np.testing.assert_allclose(audio_vector(y, sr=SR), timbre_vector(X))
     # two segments' sufficient statistics concatenated = the whole
     np.testing.assert_allclose(timbre_vector(np.concatenate([X[:, :2], X[:, 2:]], axis=1)), timbre_vector(X))
     with pytest.raises(ParameterError):
-        timbre_vector(np.zeros((384, 3)))
+        timbre_vector(np.zeros((406, 3)))
+
+
+def test_rhythm_finds_the_beat():
+    # clicks every 0.25 s (25 frames at 100 Hz): the autocorrelation peaks in the lag bin holding 25 frames
+    y = np.zeros(SR * 4, np.float32)
+    y[:: SR // 4] = 1.0
+    R = patch_rhythm(log_mel(y, sr=SR)[0])
+    assert R.shape[1] == 11
+    assert int(np.argmax(R[1])) == 6  # bin 6: lags [19, 26) frames
 
 
 def test_index_exact_and_hnsw_agree_and_leave_out():
@@ -54,10 +63,10 @@ def test_index_exact_and_hnsw_agree_and_leave_out():
     assert a[0][1] == pytest.approx(np.sort(np.abs(Z - Z[9]).mean(axis=1))[1], rel=1e-4)
     with pytest.raises(CollectionError):
         exact.vector(2)
-    small = SimilarityIndex(ids[:5], rng.standard_normal((5, 385 - 1)).astype(np.float32))
+    small = SimilarityIndex(ids[:5], rng.standard_normal((5, 406)).astype(np.float32))
     assert small.normaliser.source == "reference"
     ref = reference_normaliser()
-    assert ref.mean.shape == (384,) and np.all(ref.scale > 0)
+    assert ref.mean.shape == (406,) and np.all(ref.scale > 0)
     assert isinstance(Normaliser.fit(V), Normaliser)
 
 

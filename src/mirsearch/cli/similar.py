@@ -12,7 +12,8 @@ from mirsearch.service.similar import SimilarRequest
 HELP = "recordings that sound alike (more like this)"
 DESCRIPTION = """Rank the collection's recordings by how similar they sound to a recording of the collection
 (--recording ID; it is left out of its own answer) or to an audio file (--audio FILE). A recording's vector
-summarises its timbre over time (per mel band: level, spread and change, their mean and spread over the recording),
+summarises its timbre and rhythm over time (per mel band: level, spread and change; the periodicity of its onsets;
+their mean and spread over the recording),
 standardised relative to the collection; 'distance' is the mean absolute difference of these standardised
 features (0: identical). Large collections are searched through an HNSW index."""
 EPILOG = "The collection needs timbre vectors: mirsearch index DIR -c COLL --features chroma,timbre"

@@ -1,8 +1,10 @@
 """Search by similarity ("more like this"): a vector per recording, nearest neighbours by the mean absolute difference.
 
-A recording's vector (:func:`recording_vector`) is the mean and the standard deviation over its 0.96 s patches of
-per-patch timbre statistics (per mel band of the YAMNet-preset log-mel: mean, standard deviation and flux;
-:func:`mirsearch.features.timbre_stats.timbre_vector`), stored in a collection as the kind ``"timbre"``, then
+A recording's vector (:func:`recording_vector`, 406 values) is the mean and the standard deviation over its
+0.96 s patches of per-patch timbre and rhythm statistics: per mel band of the YAMNet-preset log-mel its mean,
+standard deviation and flux, and the autocorrelation of the onset strength in 11 lag bins
+(:func:`mirsearch.features.timbre_stats.patch_features`). They are stored in a collection as the kind
+``"timbre"`` (sufficient statistics per 4 s segment) and the vector is
 standardised *relative to the collection* (every dimension z-scored over the collection's recordings;
 collections smaller than :data:`MIN_COLLECTION` use the reference statistics shipped in
 ``models/bundles/similarity``, measured on the training soundtracks). Recordings are ranked by the mean absolute
@@ -72,14 +74,14 @@ def reference_normaliser(path: str | None = None) -> Normaliser:
 
 
 def recording_vector(X: np.ndarray) -> np.ndarray:
-    """The raw (unstandardised) vector of a recording from its stored ``"timbre"`` features, shape (384,)."""
+    """The raw (unstandardised) vector of a recording from its stored ``"timbre"`` features, shape (406,)."""
     from mirsearch.features.timbre_stats import timbre_vector
 
     return timbre_vector(X)
 
 
 def audio_vector(y: np.ndarray, *, sr: int) -> np.ndarray:
-    """The raw vector of a signal (as if it were indexed), shape (384,)."""
+    """The raw vector of a signal (as if it were indexed), shape (406,)."""
     from mirsearch.features.timbre_stats import extract_timbre
 
     X, _ = extract_timbre(y, sr=sr)

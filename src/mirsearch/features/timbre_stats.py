@@ -150,10 +150,41 @@ def patch_statistics(L: np.ndarray, *, config: LogMelConfig | None = None) -> np
     return np.concatenate([P.mean(axis=2), P.std(axis=2), flux], axis=1).astype(np.float32)
 
 
-#: version of the stored "timbre" kind; bump when the extraction changes
-TIMBRE_VERSION = 1
+#: version of the stored "timbre" kind; bump when the extraction changes (2: rhythm rows added)
+TIMBRE_VERSION = 2
+#: edges of the 11 lag bins (frames, log-spaced from 20 ms to 0.95 s) of :func:`patch_rhythm`
+RHYTHM_LAGS = (2, 3, 5, 7, 10, 14, 19, 26, 36, 50, 69, 95)
 #: segment length of the stored "timbre" kind (s); 600 s analysis windows and their 16 s context are multiples
 TIMBRE_SEGMENT_SECONDS = 4.0
+
+
+def patch_rhythm(L: np.ndarray, *, config: LogMelConfig | None = None) -> np.ndarray:
+    """Rhythm of every log-mel patch: the autocorrelation of its onset strength (positive frame-to-frame change
+    summed over bands), normalised by lag 0 and averaged in 11 log-spaced lag bins (:data:`RHYTHM_LAGS`).
+
+    Returns
+    -------
+    R : np.ndarray, shape (n_patches, 11), float32
+    """
+    from mirsearch.features.logmel import YAMNET, log_mel_patches
+
+    config = config or YAMNET
+    L = np.asarray(L, dtype=np.float64)
+    onset = np.r_[0.0, np.maximum(np.diff(L, axis=1), 0.0).sum(axis=0)] if L.shape[1] else np.zeros(1)
+    # patches padded with zeros (log(1) = 0), as the onset strength of silence
+    P = log_mel_patches(onset[None, :], config=config.with_options(log_offset=1.0))[:, 0, :].astype(np.float64)
+    P -= P.mean(axis=1, keepdims=True)
+    n = P.shape[1]
+    spec = np.fft.rfft(P, n=2 * n, axis=1)
+    ac = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :n]
+    ac /= np.maximum(ac[:, :1], 1e-9)
+    cols = [ac[:, a:b].mean(axis=1) for a, b in zip(RHYTHM_LAGS[:-1], RHYTHM_LAGS[1:], strict=True)]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def patch_features(L: np.ndarray, *, config: LogMelConfig | None = None) -> np.ndarray:
+    """:func:`patch_statistics` and :func:`patch_rhythm` side by side: shape (n_patches, 3 * n_mels + 11)."""
+    return np.concatenate([patch_statistics(L, config=config), patch_rhythm(L, config=config)], axis=1)
 
 
 def timbre_config() -> dict:
@@ -164,13 +195,13 @@ def timbre_config() -> dict:
 
 def extract_timbre(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple[np.ndarray, float]:
     """The stored kind ``"timbre"``: per segment of ``segment_seconds``, the mean and the mean square of the
-    :func:`patch_statistics` of the patches starting in it (sufficient statistics of a recording's mean and
+    :func:`patch_features` of the patches starting in it (sufficient statistics of a recording's mean and
     standard deviation over patches, :func:`timbre_vector`).
 
     Returns
     -------
-    X : np.ndarray, shape (2 * 3 * 64 + 1, n_segments), float32
-        Rows ``0..191`` the means, ``192..383`` the mean squares, ``384`` the number of patches.
+    X : np.ndarray, shape (2 * 203 + 1, n_segments), float32
+        Rows ``0..202`` the means, ``203..405`` the mean squares, ``406`` the number of patches.
     feature_rate : float
         Segments per second.
     """
@@ -178,7 +209,7 @@ def extract_timbre(y: np.ndarray, *, sr: int, config: dict | None = None) -> tup
 
     seg = float((config or timbre_config())["segment_seconds"])
     L, _ = log_mel(y, sr=sr, config=YAMNET)
-    P = patch_statistics(L, config=YAMNET).astype(np.float64)
+    P = patch_features(L, config=YAMNET).astype(np.float64)
     starts = patch_times(len(P), config=YAMNET)[:, 0] - YAMNET.n_fft / 2 / YAMNET.sr
     n_seg = max(1, int(np.ceil(len(y) / sr / seg)))
     which = np.minimum((starts // seg).astype(int), n_seg - 1)
