@@ -35,6 +35,23 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _figure_axes(width: int, height: int, axes_height: float):
+    """A ``width`` x ``height`` pixel figure (100 dpi) and its axes; every figure of the page puts the axes at the
+    same horizontal place, so that figures of one recording line up one above the other."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width / 100, height / 100))
+    return fig, fig.add_axes((0.045, 0.17, 0.945, axes_height))
+
+
+def _time_ticks(ax) -> None:
+    """``m:ss`` labels at up to 12 round positions on the x axis."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_formatter(FuncFormatter(_mmss))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 2, 3, 5, 6, 10]))
+
+
 def chromagram_png(
     X: np.ndarray,
     *,
@@ -70,9 +87,7 @@ def chromagram_png(
     bytes
         The PNG file.
     """
-    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     if X.ndim != 2 or X.shape[0] != 12 or X.shape[1] == 0:
         raise ParameterError(f"chroma must have shape (12, n>0), got {X.shape}")
@@ -81,8 +96,7 @@ def chromagram_png(
     if not hi > lo:
         raise ParameterError(f"view=({lo:.2f}, {hi:.2f}) is empty for a {duration:.2f} s recording")
     f0, f1 = int(np.floor(lo * feature_rate)), int(np.ceil(hi * feature_rate))
-    fig = Figure(figsize=(width / 100, height / 100))
-    ax = fig.add_axes((0.045, 0.17, 0.945, 0.72 if title else 0.78))
+    fig, ax = _figure_axes(width, height, 0.72 if title else 0.78)
     ax.imshow(
         X[:, f0:f1],
         origin="lower",
@@ -94,8 +108,7 @@ def chromagram_png(
         vmax=max(float(X[:, f0:f1].max()), 1e-6),
     )
     ax.set_yticks(range(12), PITCH_CLASSES, fontsize=7)
-    ax.xaxis.set_major_formatter(FuncFormatter(_mmss))
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 2, 3, 5, 6, 10]))
+    _time_ticks(ax)
     ax.tick_params(labelsize=8, colors=INK)
     if highlight is not None:
         s, e = highlight
@@ -136,18 +149,13 @@ def matching_curve_png(
     width, height : int
         Image size in pixels (100 dpi).
     """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
-
     from mirsearch.viz.figures import plot_matching_curve
 
-    fig = Figure(figsize=(width / 100, height / 100))
-    ax = fig.add_axes((0.045, 0.17, 0.945, 0.7))  # the chromagram's horizontal placement
+    fig, ax = _figure_axes(width, height, 0.7)
     plot_matching_curve(np.asarray(cost), feature_rate=feature_rate, matches=list(matches), title=title, ax=ax)
     if view is not None:
         ax.set_xlim(max(0.0, view[0]), view[1])
-        ax.xaxis.set_major_formatter(FuncFormatter(_mmss))
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=12, steps=[1, 2, 3, 5, 6, 10]))
+        _time_ticks(ax)
         ax.set_xlabel("")
     ax.set_ylabel("")  # the title says what the curve is; the fixed margin has no room for a label
     ax.tick_params(labelsize=7)
