@@ -36,7 +36,7 @@ from mirsearch.index.audio_database import AudioDatabase, audio_database
 from mirsearch.matching.diagonal import diagonal_costs_shifts, valid_starts
 from mirsearch.matching.subsequence import unit_columns
 from mirsearch.search.audio_query import AudioQuery
-from mirsearch.search.results import Match
+from mirsearch.search.results import Match, rank_matches
 
 log = logging.getLogger(__name__)
 
@@ -213,10 +213,7 @@ def search_audio(source, query: AudioQuery, options: PassageOptions = PassageOpt
     per_recording = min(options.top if options.per_recording is None else options.per_recording, options.top)
     for i in range(len(db.recordings)):
         matches += _recording_matches(db, i, curves, options, per_recording)
-    matches.sort(key=lambda m: m.cost)
-    matches = matches[: options.top]
-    for rank, m in enumerate(matches, 1):
-        m.extra["rank"] = rank
+    matches = rank_matches(matches, options.top)
     log.info("search_audio: %d recordings, %d matches in %.3f s", len(db), len(matches), time.perf_counter() - t0)
     found = [_curve(db, i, curves, query.duration) for i in range(len(db.recordings))] if options.curves else []
     return PassageResult(matches, found)

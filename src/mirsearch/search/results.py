@@ -62,6 +62,15 @@ class Match:
         return d
 
 
+def rank_matches(matches: list[Match], top: int) -> list[Match]:
+    """The ``top`` cheapest of ``matches``, cheapest first (stable for equal costs), each with its 1-based
+    ``rank`` in ``extra``."""
+    ranked = sorted(matches, key=lambda m: m.cost)[:top]
+    for rank, m in enumerate(ranked, 1):
+        m.extra["rank"] = rank
+    return ranked
+
+
 @dataclass
 class SearchResult:
     """Matches, best first, with the settings that produced them.

@@ -30,7 +30,7 @@ from mirsearch.matching.diagonal import diagonal_costs_shifts, valid_starts
 from mirsearch.matching.subsequence import unit_columns
 from mirsearch.search.audio import database_for, query_cens, query_chroma
 from mirsearch.search.audio_query import AudioQuery
-from mirsearch.search.results import Match
+from mirsearch.search.results import Match, rank_matches
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,7 @@ def identify_versions(source, query: AudioQuery, options: VersionOptions = Versi
             f"{query.name}: no recording of the collection is long enough to compare with it (versions are "
             f"compared in pieces of {options.shingle_seconds:g} s; the longest recording has {longest:.1f} s)"
         )
-    results.sort(key=lambda m: m.cost)
-    results = results[: options.top]
-    for rank, m in enumerate(results, 1):
-        m.extra["rank"] = rank
+    results = rank_matches(results, options.top)
     log.info(
         "identify_versions: %d recordings, %d shingles in %.3f s", len(db), len(shingles), time.perf_counter() - t0
     )
