@@ -9,7 +9,7 @@ Queries run exactly as ``--dask`` runs them: the local search function on every 
 kernels visit every frame), so random features measure it well; what they do not show is result quality.
 
 Measured per (hours, workers): the latency of one query (median of ``--queries`` in a row), the slowest shard's
-compute time, throughput (``2 x workers`` queries at once), the resident memory of every worker, and the
+compute time, throughput (:data:`THROUGHPUT_QUERIES` queries at once), the resident memory of every worker, and the
 scatter time of a shard built in the client (what a real collection costs once per generation). Rows are merged
 into results/scale.json (existing rows are kept unless measured again); the 10,000-hour case is modelled from
 the per-hour shard times and bytes (docs/scale.md).
@@ -42,6 +42,7 @@ CHROMA_RATE = 10.0
 THEME = "G G G Eb F F F D"
 TOP, PER_RECORDING = 25, 3  # what the theme task asks of a search with top=10 (10 + 5 x 3 background)
 TARGET_HOURS = 10_000
+THROUGHPUT_QUERIES = 4  # queries submitted at once for the throughput (each fans out to every shard)
 
 
 def _unit_rows(n: int, seed: int) -> np.ndarray:
@@ -180,7 +181,7 @@ def measure(hours: float, workers: int, *, kinds, queries: int) -> list[dict]:
             if queries > 1:  # warm-up (numba kernels load in each worker: about a second, nothing at 1,000 h)
                 _one_query(client, shards, kind, query, options)
             runs = [_one_query(client, shards, kind, query, options) for _ in range(queries)]
-            qps = _throughput(client, shards, kind, query, options, 2 * workers) if queries > 1 else None
+            qps = _throughput(client, shards, kind, query, options, THROUGHPUT_QUERIES) if queries > 1 else None
             rss = worker_rss(client)
             rows.append({
                 "kind": kind, "hours": hours, "workers": workers,
@@ -229,7 +230,8 @@ def model(rows: list[dict]) -> list[dict]:
         s_per_hour = cpu / (big["hours"] / big["workers"])
         mb_per_hour = big["store_mb"] / big["hours"]
         overhead = statistics.median(max(0.0, r["latency_s"] - r["slowest_shard_s"]) for r in mine)
-        base = statistics.median(statistics.fmean(r["worker_base_mb"]) for r in mine)
+        base = statistics.median(max(r["worker_rss_mb"]) - r["store_mb"] / r["workers"] for r in mine)  # Python, numba,
+        # Dask and a query's working memory beside the shard
         for w in (8, 16, 32, 64):
             h = TARGET_HOURS / w
             out.append({
