@@ -41,7 +41,8 @@ LOCAL = "http://localhost"
 
 @pytest.fixture(scope="module")
 def client(root):
-    with TestClient(create_app(root, max_upload_mb=5, max_query_seconds=30), base_url=LOCAL) as c:
+    app = create_app(root, max_upload_mb=5, max_query_seconds=30, request_seconds=60)  # budgets: test_budgets.py
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 

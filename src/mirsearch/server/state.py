@@ -121,12 +121,18 @@ class ServerOptions(Request):
 
 @dataclass
 class WorkQueue:
-    """Threads for one kind of work, a bound on waiting calls and a time budget per call."""
+    """Threads for one kind of work, a bound on waiting calls and a time budget per call.
+
+    With ``processes``, a task of the service sent to the queue (``run(service.run, name, request,
+    collection=...)``) runs in those worker processes under their time and memory budget, whichever router
+    sends it; other callables run in the threads.
+    """
 
     name: str
     workers: int
     max_pending: int
     seconds: float
+    processes: object = None  # TaskWorkers
     pool: ThreadPoolExecutor = field(init=False)
     _pending: int = field(default=0, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -140,6 +146,11 @@ class WorkQueue:
 
     async def run(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on this queue; :class:`ServerBusy` when full, :class:`OverBudget` when late."""
+        if self.processes is not None and "collection" in kwargs and len(args) == 2 and _is_service_run(fn):
+            from mirsearch.server.workers import task
+
+            call = partial(self.processes.call, task, *args)  # the worker's own collection handle
+            return await self.run_within(self.seconds + WARM_UP_SLACK, call)
         return await self.run_within(self.seconds, partial(fn, *args, **kwargs))
 
     async def run_within(self, seconds: float, fn):
@@ -183,8 +194,10 @@ class Server:
         )
         self.aligner = TaskWorkers(
             self.root, workers=1, seconds=options.align_seconds, memory_mb=options.task_memory_mb, warm=False,
-            name="alignment",
+            name="slow request",
         )  # fmt: skip
+        if options.dask is None:  # tasks other routers send to the queues run in the processes too
+            self.search.processes, self.slow.processes = self.tasks, self.aligner
         self.sandbox = Sandbox(
             parallel=options.workers, seconds=options.parse_seconds, memory_mb=options.parse_memory_mb,
             max_waiting=options.pending,
@@ -319,6 +332,12 @@ class Server:
         self.jobs.join(timeout=60)
         self.coll.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _is_service_run(fn) -> bool:
+    from mirsearch.service import run
+
+    return fn is run
 
 
 def _info_request():

@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 
 #: seconds a new worker may take to start and warm up before it counts as broken
 START_SECONDS = 300.0
-#: a small search that loads the kernels and builds the views a new worker needs (errors ignored)
+#: small searches that load the kernels and build the views a new worker needs (errors ignored)
 WARM_UP_NOTES = "C D E F G"
+#: seconds of the warm-up's audio query (a C major chord)
+WARM_UP_SECONDS = 5.0
 
 
 class OverMemory(MirsearchError):
@@ -71,11 +73,26 @@ def _set_memory_limit(extra_bytes: int) -> None:
 
 
 def warm_up(coll) -> None:
-    """One small theme search: numba kernels loaded, the collection's views built."""
+    """A small theme search and a small passage search: numba kernels loaded, the collection's views built
+    (each that fails, e.g. on an empty collection, is skipped)."""
+    import numpy as np
+
     from mirsearch.service import run
+    from mirsearch.service.audio import AudioQuery, PassagesRequest
     from mirsearch.service.theme import ThemeQuery, ThemeRequest
 
-    run("theme", ThemeRequest(query=ThemeQuery.from_text(WARM_UP_NOTES), top=1), collection=coll)
+    sr = 22050
+    t = np.arange(int(WARM_UP_SECONDS * sr)) / sr
+    chord = (0.2 * sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0))).astype(np.float32)
+    requests = (
+        ("theme", lambda: ThemeRequest(query=ThemeQuery.from_text(WARM_UP_NOTES), top=1)),
+        ("passages", lambda: PassagesRequest(query=AudioQuery.from_samples(chord, sr, name="warm-up"), top=1)),
+    )
+    for name, request in requests:
+        try:
+            run(name, request(), collection=coll)
+        except Exception as exc:  # the real calls will tell
+            log.debug("warm-up %s: %s", name, exc)
 
 
 def task(coll, name: str, request):
@@ -114,10 +131,7 @@ def _serve(conn, root: str, memory_bytes: int, warm: bool) -> None:
 
     coll = Collection.open(root, readonly=True)
     if warm:
-        try:
-            warm_up(coll)
-        except Exception as exc:  # an empty collection, say: the real calls will tell
-            log.debug("warm-up: %s", exc)
+        warm_up(coll)
     conn.send(("ready", os.getpid()))
     while True:
         try:
