@@ -10,7 +10,7 @@ query) kept a worker busy for as long as it ran. Here every call runs in a worke
   ``memory_mb``, and raises it again afterwards: no call can add more than that (its caches from earlier
   calls stay), a call that needs more ends with :class:`OverMemory` (HTTP 413) and the worker is replaced;
 - a worker dies with the server (``PR_SET_PDEATHSIG``), opens the collection read-only once and keeps its
-  derived views between calls; a new worker runs one small search before it takes work (numba kernels loaded,
+  derived views between calls; a new worker runs two small searches before it takes work (numba kernels loaded,
   views built), and that warm-up does not count against any request's budget.
 
 A call is a module-level function ``fn(collection, *args)`` with picklable arguments and result (it is
