@@ -8,7 +8,8 @@ Data (cached per piece under ``<corpus>/cache/<engraver>/<piece>.npz``, built on
     (onsets in the rendering are ``onset / tempo``).
 Pairs
     A note head and one rendering: the sheet snippet centred on the head's strip column, the audio
-    excerpt centred on its onset frame. Augmentation: horizontal shift of up to 4 pixels, vertical shift
+    excerpt centred on its onset frame. A batch takes :data:`PER_PIECE` pairs from each of its pieces.
+    Augmentation: horizontal shift of up to 4 pixels, vertical shift
     of up to 3, one scale factor 0.9-1.1 per batch; excerpt length 2, 4 or 8 s per batch.
 Loss
     Pairwise ranking loss with margin (Dorfer et al.): for every pair ``i`` and every other pair ``j`` of
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 #: audio excerpt lengths (frames at 20 Hz) drawn per batch: 2, 4 and 8 s
 EXCERPT_FRAMES = (40, 80, 160)
+#: pairs per piece in a batch, so that many negatives come from elsewhere in the same piece (the hard part:
+#: where in the music, not which music)
+PER_PIECE = 8
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,8 @@ def audio_excerpt(spec: np.ndarray, t: float, *, frames: int, feature_rate: floa
 def sample_pairs(pieces: list[PieceData], rng: np.random.Generator, n: int, *, frames: int, config) -> tuple:
     """``n`` random (sheet snippet, audio excerpt) pairs with augmentation; also their piece indices."""
     counts = np.asarray([len(p.head_x) for p in pieces], dtype=np.float64)
-    which = rng.choice(len(pieces), size=n, p=counts / counts.sum())
+    groups = rng.choice(len(pieces), size=-(-n // PER_PIECE), p=counts / counts.sum())
+    which = np.repeat(groups, PER_PIECE)[:n]  # several pairs per piece: negatives from the same music
     S = np.empty((n, config.snippet_height, config.snippet_width), np.float32)
     A = np.empty((n, config.n_bands, frames), np.float32)
     for b, k in enumerate(which):
