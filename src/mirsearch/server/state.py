@@ -209,6 +209,7 @@ class Server:
         self.jobs = IndexJobs(self.root, list(options.index_sources), jobs=options.index_jobs, on_finish=self.forget)
         self._figures: dict[tuple, bytes] = {}
         self._figures_lock = threading.Lock()
+        self._draw_lock = threading.Lock()
         self._stats: tuple[float, dict] | None = None
 
     async def run(self, fn, *args, **kwargs):
@@ -313,7 +314,8 @@ class Server:
     def figure(self, key: tuple, make) -> bytes:
         png = self.cached_figure(key)
         if png is None:
-            png = make()
+            with self._draw_lock:  # one figure at a time: matplotlib's first import and its state are not thread-safe
+                png = self.cached_figure(key) or make()
             with self._figures_lock:
                 self._figures[key] = png
                 while len(self._figures) > FIGURE_CACHE:
