@@ -113,7 +113,7 @@ class Sandbox:
         Callers (running or waiting) beyond which :meth:`run` refuses at once.
     """
 
-    def __init__(self, *, parallel: int = 1, seconds: float = 10.0, memory_mb: float = 1500.0, max_waiting: int = 16):
+    def __init__(self, *, parallel: int = 1, seconds: float = 10.0, memory_mb: float = 500.0, max_waiting: int = 16):
         self.seconds = float(seconds)
         self.memory_bytes = int(memory_mb * 1e6)
         self.max_waiting = int(max_waiting)

@@ -91,7 +91,7 @@ class ServerOptions(Request):
     task_memory_mb: float = param(500.0, minimum=0, maximum=1e6, help="memory one search or alignment may add to "
                                   "its worker process (MB; 0: no limit)")  # fmt: skip
     parse_seconds: float = param(10.0, minimum=0.1, maximum=3600, help="time budget for reading an uploaded file (s)")
-    parse_memory_mb: float = param(1500.0, minimum=0, maximum=1e6, help="memory a reader of an upload may add (MB; "
+    parse_memory_mb: float = param(500.0, minimum=0, maximum=1e6, help="memory a reader of an upload may add (MB; "
                                    "0: no limit)")  # fmt: skip
     max_json_kb: float = param(256.0, minimum=1, maximum=1e6, help="largest JSON request body (kB)")
     index_jobs: int = param(1, minimum=1, maximum=64, help="worker processes of an indexing job")
