@@ -9,12 +9,18 @@
   const TOP = 20; // recordings listed for a tag
   let shown = null;
 
-  const node = (tag, cls, text) => {
+  // an element with attributes ("text" sets its text) and children
+  const make = (tag, attrs, ...kids) => {
     const n = document.createElement(tag);
-    if (cls) n.className = cls;
-    if (text != null) n.textContent = text;
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "text") n.textContent = v;
+      else n.setAttribute(k, v);
+    }
+    n.append(...kids);
     return n;
   };
+
+  const node = (tag, cls, text) => make(tag, { ...(cls ? { class: cls } : {}), ...(text != null ? { text } : {}) });
   const nameOf = (path) => String(path).split("/").pop();
 
   async function getJson(url) {
@@ -49,26 +55,20 @@
   }
 
   function card() {
-    let box = document.querySelector("#tags-card");
-    if (box) return box;
-    box = node("section", "card", null);
-    box.id = "tags-card";
-    box.setAttribute("aria-labelledby", "tags-title");
-    const title = node("h2", null, "Filter by tag");
-    title.id = "tags-title";
-    const select = node("select", null, null);
-    select.id = "tag-select";
-    select.setAttribute("aria-label", "tag");
+    const old = document.querySelector("#tags-card");
+    if (old) return old;
+    const select = make("select", { id: "tag-select", "aria-label": "tag" });
     select.addEventListener("change", () => select.value && filter(select.value));
-    const status = node("div", "status small");
-    status.id = "tag-status";
-    status.setAttribute("role", "status");
-    status.setAttribute("aria-live", "polite");
-    const list = node("ol", "results");
-    list.id = "tag-list";
-    box.append(title, select, status, list);
-    const after = document.querySelector("#collection-card");
-    if (after) after.after(box);
+    const box = make(
+      "section",
+      { id: "tags-card", class: "card", "aria-labelledby": "tags-title" },
+      make("h2", { id: "tags-title", text: "Filter by tag" }),
+      select,
+      make("div", { id: "tag-status", class: "status small", role: "status", "aria-live": "polite" }),
+      make("ol", { id: "tag-list", class: "results" }),
+    );
+    const anchor = document.querySelector("#collection-card");
+    if (anchor) anchor.after(box);
     else document.body.append(box);
     return box;
   }
