@@ -60,3 +60,14 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(30)
+
+
+def open_page(browser, url: str, *, width: int = 1280, height: int = 900, timeout_ms: int = 60_000):
+    """A new page of the app at ``url``, loaded and ready; returns ``(page, errors)`` (the page's JS errors)."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(timeout_ms)
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    return page, errors

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import httpx
 
+from server_support import open_page
 from test_browser import browser, live  # noqa: F401 - fixtures
 
 
 def test_segments_band_follows_the_player(live, browser):  # noqa: F811
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(60_000)
-    page.goto(live.url + "/")
-    page.wait_for_selector("body[data-ready='1']")
+    page, errors = open_page(browser, live.url)
     rid = page.evaluate("[...window.mirsearch.recordings.keys()][0]")
     page.evaluate(f"play({rid}, 0, {{autoplay: false}})")  # the page's player (app.js)
     page.wait_for_selector("#segments .segbar .seg")

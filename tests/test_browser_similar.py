@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from mirsearch.server import create_app
-from server_support import LiveServer
+from server_support import LiveServer, open_page
 from test_browser import browser  # noqa: F401 - fixture
 
 
@@ -24,12 +24,7 @@ def live_timbre(tmp_path_factory, renderings):
 
 
 def test_more_like_this(live_timbre, browser):  # noqa: F811
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(60_000)
-    page.goto(live_timbre.url + "/")
-    page.wait_for_selector("body[data-ready='1']")
+    page, errors = open_page(browser, live_timbre.url)
     rid = page.evaluate("[...window.mirsearch.recordings.keys()][0]")
     page.evaluate(f"play({rid}, 0, {{autoplay: false}})")
     page.locator("#similar-playing .similar-btn").click()

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from mirsearch.describe.tag_vocabulary import FAMILIES
+from server_support import open_page
 from test_browser import browser, live  # noqa: F401 - fixtures
 
 
 def test_tag_filter_lists_the_vocabulary_and_the_player_line_answers(live, browser):  # noqa: F811
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(60_000)
-    page.goto(live.url + "/")
-    page.wait_for_selector("body[data-ready='1']")
+    page, errors = open_page(browser, live.url)
     page.wait_for_selector("#tag-select option[value='piano']", state="attached")
     values = page.evaluate("[...document.querySelectorAll('#tag-select option')].map(o => o.value)")
     assert values[1:11] == list(FAMILIES)
