@@ -168,8 +168,12 @@ def test_theme_search_on_shards_equals_local(indexed, renderings, client):
             _same_matches(got.matches, ref.matches)
             assert [m.extra["confidence"] for m in got.matches] == [m.extra["confidence"] for m in ref.matches]
         assert got.query["dask"] == SPEC and got.query["cascade"] == "exhaustive"
-        with pytest.raises(ParameterError, match="cascade='coarse'"):
-            run("theme", ThemeRequest(query=ThemeQuery.of(theme), cascade="coarse", dask=SPEC), collection=coll)
+        # a cascade is not sharded: it runs in this process and answers exactly as without --dask
+        options = {"query": ThemeQuery.of(theme), "cascade": "coarse", "show_all": True}
+        ref = run("theme", ThemeRequest(**options), collection=coll)
+        got = run("theme", ThemeRequest(**options, dask=SPEC), collection=coll)
+        _same_matches(got.matches, ref.matches)
+        assert got.query["dask"] is None and got.query["cascade"] == "coarse"
 
 
 def _excerpt(rendering, t0: float, t1: float):

@@ -6,7 +6,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from mirsearch.errors import ParameterError
 from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLDS, match_confidences
 from mirsearch.search.query import ThemeQuery
 from mirsearch.search.results import Match, SearchResult
@@ -38,8 +37,8 @@ class ThemeRequest(Request):
         choices=CASCADE_CHOICES,
         help="two-stage search: candidate regions proposed, DTW re-ranks them (notes: note index and alignment of "
         "learned chroma; notes-only: the index alone; align: the alignment alone; coarse: DTW at a third of the "
-        "frame rate); exhaustive: DTW everywhere; auto: notes with learned chroma, else exhaustive (with --dask: "
-        "exhaustive)",
+        "frame rate); exhaustive: DTW everywhere; auto: notes with learned chroma, else exhaustive (with --dask "
+        "only the exhaustive search is sharded; a cascade runs in this process)",
     )
     candidates: int = param(32, help="recordings proposed by a cascade", minimum=1, maximum=100000)
     tempo: float | None = param(
@@ -83,9 +82,9 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     cascade = resolve_cascade(request.cascade, features)
     dask = cluster_spec(request)
     if dask is not None and cascade != "exhaustive":
-        if request.cascade != "auto":
-            raise ParameterError(f"cascade={cascade!r}: on a Dask cluster only the exhaustive search is sharded")
-        cascade = "exhaustive"  # "auto" on a cluster: the exhaustive search over every shard
+        # a cascade reads only its candidates' features: it runs here, with the answer a local search gives
+        log.info("theme: the %s cascade runs in this process (only the exhaustive search is sharded)", cascade)
+        dask = None
     options = {  # more matches than shown: the other recordings' best costs are the confidence's background
         "top": request.top + BACKGROUND * request.per_recording,
         "per_recording": request.per_recording,
