@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from functools import partial
 
 from mirsearch.cluster.client import connect, worker_addresses
@@ -118,7 +119,7 @@ class ShardedSearch:
         """``task(shard, *args)`` on every shard (a search's errors are returned by the task, not raised)."""
 
         def work(shards):
-            return self.client.gather([self.client.submit(task, s, *args, pure=False) for s in shards])
+            return gather_within_budget(self.client, [self.client.submit(task, s, *args, pure=False) for s in shards])
 
         return self._retrying(coll, key, build, work)
 
@@ -178,6 +179,39 @@ class ShardedSearch:
         return PassageResult(matches, curves)
 
 
+class ClusterTimeout(MirsearchError):
+    """A fan-out ran past the time budget of :func:`time_budget` (its futures were cancelled)."""
+
+
+_BUDGET = threading.local()
+
+
+@contextmanager
+def time_budget(seconds: float | None):
+    """In this block (this thread), a fan-out still running ``seconds`` after the block began is cancelled on
+    the cluster and raises :class:`ClusterTimeout` (``mirsearch serve --dask``: the per-request budget)."""
+    old = getattr(_BUDGET, "deadline", None)
+    _BUDGET.deadline = None if seconds is None else time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _BUDGET.deadline = old
+
+
+def gather_within_budget(client, futures: list) -> list:
+    """``client.gather(futures)``; within :func:`time_budget`, the futures are cancelled at its deadline."""
+    deadline = getattr(_BUDGET, "deadline", None)
+    if deadline is not None:
+        from distributed import wait
+
+        try:
+            wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            client.cancel(futures)
+            raise ClusterTimeout("the cluster did not answer within the time budget (tasks cancelled)") from None
+    return client.gather(futures)
+
+
 def _none_if_empty(exc: Exception) -> None:
     """None when none of a shard's recordings has the features searched (the shard is left out); else raise."""
     if "no recordings with" not in str(exc):
@@ -209,4 +243,4 @@ def sharded(spec: str) -> ShardedSearch:
         return search
 
 
-__all__ = ["ShardedSearch", "merge_matches", "sharded"]
+__all__ = ["ClusterTimeout", "ShardedSearch", "gather_within_budget", "merge_matches", "sharded", "time_budget"]
