@@ -484,6 +484,8 @@ def _match(packed, s: int, dt: int, dp: int, matched, m: int, dur: int, scale: f
     start = float(packed.column("onset")[first]) + (dt - int(packed.column("tick")[first])) / tpq * spq
     extra = {"semitones": dp, "matched": int(matched.size), "notes": m, "time_scale": scale}
     extra.update(parts=[label[int(v)] for v in values], inverted=inverted)
+    ticks, pitches = packed.column("tick")[matched], packed.column("pitch")[matched]  # the notes, to highlight
+    extra["notes_at"] = [[round(int(t) / tpq, 4), int(p)] for t, p in zip(ticks, pitches, strict=True)]
     return ScoreMatch(
         recording=entry.path,
         recording_id=entry.id,

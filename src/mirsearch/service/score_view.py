@@ -1,0 +1,106 @@
+"""Tasks ``score-view`` and ``score-audio``: a score of the collection engraved for the page, and its audio.
+
+``score-view`` engraves a score of the collection's score store with verovio (:mod:`mirsearch.viz.score_view`):
+SVG pages and, per note, its SVG id, position in quarter notes (as the score search reports them, so a match's
+notes can be highlighted), pitch and time in seconds at the score's tempo. ``score-audio`` synthesises the same
+notes (:mod:`mirsearch.datasets.synth`) into a WAV file on that time axis: a page playing it moves a cursor to
+the notes with ``onset <= currentTime < offset``. Scores are named by their id in the store, never by a path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirsearch.errors import ParameterError
+from mirsearch.service.core import Context, Request, param, register, version_block
+from mirsearch.service.scores import score_store
+
+MAX_ID = 2**62
+
+
+@dataclass(frozen=True)
+class ScoreViewRequest(Request):
+    """Parameters of the engraving of one score of the collection."""
+
+    score: int = param(1, help="score id in the collection's score store (see 'mirsearch info')", minimum=1,
+                       maximum=MAX_ID)  # fmt: skip
+    page_width: int = param(2100, minimum=800, maximum=6000, help="page width in verovio units")
+    scale: int = param(35, minimum=10, maximum=100, help="engraving scale in percent")
+
+
+@dataclass(frozen=True)
+class ScoreAudioRequest(Request):
+    """Parameters of the synthesised audio of one score of the collection."""
+
+    score: int = param(1, help="score id in the collection's score store", minimum=1, maximum=MAX_ID)
+    sr: int = param(22050, choices=(16000, 22050, 44100), help="sample rate (Hz)")
+
+
+@dataclass
+class ScoreView:
+    """An engraved score: ``to_dict()`` is the page's JSON (pages as SVG text, notes with ids and times)."""
+
+    score: int
+    name: str
+    engraved: object  # EngravedScore
+    query: dict
+    stats: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        e = self.engraved
+        return {"score": self.score, "name": self.name, "pages": list(e.pages), "page_count": e.page_count,
+                "duration": round(e.duration, 3), "notes": e.notes_json(), "query": self.query,
+                "stats": self.stats}  # fmt: skip
+
+
+@dataclass
+class ScoreAudio:
+    """The synthesised audio of a score: :attr:`wav` (bytes); ``to_dict()`` describes it."""
+
+    score: int
+    name: str
+    wav: bytes
+    sr: int
+    duration: float
+    query: dict
+
+    def to_dict(self) -> dict:
+        return {"score": self.score, "name": self.name, "sr": self.sr, "duration": round(self.duration, 3),
+                "bytes": len(self.wav), "query": self.query}  # fmt: skip
+
+
+def score_entry(collection, score_id: int):
+    """The store's entry of score ``score_id`` (:class:`ParameterError` naming the id if there is none)."""
+    for entry in score_store(collection).entries():
+        if entry.id == score_id:
+            return entry
+    raise ParameterError(f"score={score_id}: no such score in the collection")
+
+
+@register("score-view", request=ScoreViewRequest, area="scores", summary="engrave a score of the collection")
+def run_score_view(context: Context, request: ScoreViewRequest) -> ScoreView:
+    from mirsearch.viz.score_view import engrave_score
+
+    entry = score_entry(context.require_collection("score-view"), request.score)
+    t0 = time.perf_counter()
+    engraved = engrave_score(entry.path, page_width=request.page_width, scale=request.scale)
+    stats = {"ms": round((time.perf_counter() - t0) * 1000, 1), "notes": len(engraved.ids)}
+    return ScoreView(entry.id, Path(entry.path).name, engraved, version_block(**request.params()), stats)
+
+
+@register("score-audio", request=ScoreAudioRequest, area="scores", summary="synthesise a score of the collection")
+def run_score_audio(context: Context, request: ScoreAudioRequest) -> ScoreAudio:
+    from mirsearch.datasets.synth import synthesize_notes, wav_bytes
+    from mirsearch.viz.score_view import engrave_score
+
+    entry = score_entry(context.require_collection("score-audio"), request.score)
+    e = engrave_score(entry.path)
+    y = synthesize_notes(e.pitch, e.onset, e.offset, sr=request.sr)
+    query = version_block(**request.params())
+    return ScoreAudio(entry.id, Path(entry.path).name, wav_bytes(y, sr=request.sr), request.sr, y.size / request.sr,
+                      query)  # fmt: skip
+
+
+__all__ = ["ScoreAudio", "ScoreAudioRequest", "ScoreView", "ScoreViewRequest", "score_entry"]
