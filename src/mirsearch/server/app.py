@@ -19,6 +19,7 @@ POST     ``/api/versions``                            task ``versions``: an uplo
 GET      ``/api/queries/{query}/curve.png``           matching curve of an audio query in a recording
 GET      ``/api/align``                               task ``align``: time map between two recordings
 GET      ``/api/index``  / POST ``/api/index``        indexing job: status / start
+GET      ``/api/scores`` (and ``/api/scores/...``)    scores: list, theme search, engraving, audio
 =======  ===========================================  ==============================================
 
 Safety: the ``Host`` header must name this server (DNS rebinding); with a token every request but
@@ -45,7 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mirsearch import __version__
 from mirsearch.errors import CollectionError, MirsearchError
 from mirsearch.server.middleware import BodySizeLimit, HostCheck, SecurityHeaders, TokenCheck
-from mirsearch.server.routers import collection, describe, docs, figures, indexing, search, similar, sync, tags
+from mirsearch.server.routers import collection, describe, docs, figures, indexing, scores, search, similar, sync, tags
 from mirsearch.server.sandbox import OverBudget, ReadersBusy
 from mirsearch.server.state import NotAvailable, NotFound, Server, ServerBusy, ServerOptions
 from mirsearch.server.uploads import MULTIPART_SLACK, UploadTooLarge
@@ -150,6 +151,6 @@ def create_app(collection_path, options: ServerOptions | None = None, **fields) 
     app.add_middleware(SecurityHeaders)
     _add_error_handlers(app)
     _add_page(app)
-    for module in (collection, search, describe, figures, sync, indexing, docs, tags, similar):
+    for module in (collection, search, describe, figures, sync, indexing, docs, tags, similar, scores):
         app.include_router(module.router)
     return app

@@ -31,6 +31,7 @@ TASK_MODULES = (
     "segment",
     "identify",
     "scores",
+    "score_view",
     "shingles",
     "tags",
     "sheets",
