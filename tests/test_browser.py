@@ -99,7 +99,16 @@ def test_search_play_and_switch_interpretation(live, browser, renderings, tmp_pa
     assert page.evaluate("window.mirsearch.playing") == b
     assert start <= _position(page) < start + 5
 
-    # 3. interpretation switcher: versions a and a_slow (0.7x speed), play a, switch to a_slow
+    # 3. interpretation switcher: versions a and a_slow (0.7x speed), play a, switch to a_slow; the page asks
+    # /api/align, which answers at once (202 and an alignment job the page polls, or the cached map)
+    align_calls: list[tuple[str, int, float]] = []
+
+    def finished(request):
+        if "/api/align" in request.url:
+            response = request.response()
+            align_calls.append((request.url, response.status if response else 0, request.timing["responseEnd"]))
+
+    page.on("requestfinished", finished)
     for rid in (a, a_slow):
         page.select_option("#switch-select", str(rid))
         page.click("#switch-add")
@@ -114,6 +123,7 @@ def test_search_play_and_switch_interpretation(live, browser, renderings, tmp_pa
         "&& !document.querySelector('#player').paused"
     )
     switch = page.evaluate("window.mirsearch.lastSwitch")
+    assert align_calls and all(status in (200, 202) and ms < 8000 for _, status, ms in align_calls), align_calls
     now = _position(page)
     assert switch["from"] == a and switch["to"] == a_slow
     assert 8.5 < switch["t_from"] < 8.5 + 10

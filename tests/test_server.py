@@ -330,8 +330,27 @@ def test_upload_limits(root):
 # ------------------------------------------------------------------------------------------ synchronisation, figures
 
 
+def _aligned(client, params: dict, *, limit: float = 120.0):
+    """``/api/align`` as the page calls it: a 202 names the alignment job, polled until it ends; then the map."""
+    t0 = time.monotonic()
+    r = client.get("/api/align", params=params)
+    assert time.monotonic() - t0 < 2.0  # answered at once: the alignment runs as a job
+    while r.status_code == 202:
+        job = r.json()
+        assert job["state"] in ("queued", "running", "done") and 0 <= job["fraction"] <= 1, job
+        assert job["estimate_seconds"] > 0 and job["result_url"].startswith("/api/align?")
+        assert time.monotonic() - t0 < limit, job
+        time.sleep(0.2)
+        status = client.get(job["status_url"]).json()
+        assert status["job"] == job["job"]
+        if status["state"] in ("done", "failed"):
+            r = client.get("/api/align", params=params)
+            assert r.status_code != 202 or status["state"] != "done", r.text
+    return r
+
+
 def test_time_map_between_versions(client, root, ids):
-    r = client.get("/api/align", params={"a": ids["a"], "b": ids["a_slow"], "t": 10.0})
+    r = _aligned(client, {"a": ids["a"], "b": ids["a_slow"], "t": 10.0})
     assert r.status_code == 200, r.text
     d = r.json()
     assert abs(d["mapped"] - 10.0 / 0.7) < 0.35
@@ -344,8 +363,10 @@ def test_time_map_between_versions(client, root, ids):
     back = client.get("/api/align", params={"a": ids["a_slow"], "b": ids["a"], "t": d["mapped"]}).json()
     assert time.perf_counter() - t0 < 2.0  # the inverse of the cached map, no new alignment
     assert abs(back["mapped"] - 10.0) < 0.05
-    msg = _error(client.get("/api/align", params={"a": ids["a"], "b": ids["b"]}), 400)
+    msg = _error(_aligned(client, {"a": ids["a"], "b": ids["b"]}), 400)
     assert "same piece" in msg
+    assert "same piece" in _error(client.get("/api/align", params={"a": ids["b"], "b": ids["a"]}), 400)  # kept
+    _error(client.get("/api/align/jobs/0123abcd"), 404)
 
 
 def test_chromagram_figure(client, ids):

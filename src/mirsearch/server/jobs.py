@@ -1,8 +1,12 @@
-"""Indexing jobs started from the page: one at a time, in a background thread, with progress.
+"""Background jobs started from the page: indexing (one at a time, in a thread, with progress) and alignments.
 
-The server's own collection handle is read-only; a job opens the collection for writing on its own
+The server's own collection handle is read-only; an indexing job opens the collection for writing on its own
 (``write.lock`` keeps it the only writer, also against a ``mirsearch index`` run in a terminal) and
 closes it when done. The read-only handle sees the new recordings on its next search.
+
+An alignment job (:class:`AlignJobs`) computes the time map of two recordings in the alignment worker process
+(its own time and memory budget) while the request that started it has already been answered (202); the page
+polls the job and then reads the cached map.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,3 +168,132 @@ class IndexJobs:
                     self.on_finish()
                 except Exception:
                     log.exception("on_finish after indexing job failed")
+
+
+# ------------------------------------------------------------------------------------------- alignment jobs
+
+#: alignment jobs kept (finished ones are dropped oldest first beyond this)
+MAX_ALIGN_JOBS = 256
+#: seconds a failed alignment is answered from its job before a new request may try the pair again
+RETRY_SECONDS = 600.0
+#: the settings every server alignment uses (task ``align``'s defaults, the map resampled every 0.1 s)
+ALIGN_SETTINGS = "align-defaults/step-0.1"
+
+
+def align_estimate(duration_a: float, duration_b: float) -> float:
+    """Rough seconds an alignment takes (decoding and sync features of both files, DTW): for progress only."""
+    return 3.0 + 0.3 * (duration_a + duration_b) / 60.0
+
+
+@dataclass
+class AlignJob:
+    """One alignment of two recordings running in the background (JSON via :meth:`to_dict`)."""
+
+    id: str
+    a: int
+    b: int
+    estimate: float
+    state: str = "queued"  # queued, running, done, failed
+    error: Exception | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    done_event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def to_dict(self) -> dict:
+        now = time.time()
+        running = 0.0 if self.started is None else (self.finished or now) - self.started
+        fraction = {"done": 1.0, "queued": 0.0}.get(self.state, min(0.95, running / max(self.estimate, 1e-3)))
+        return {
+            "job": self.id,
+            "a": self.a,
+            "b": self.b,
+            "state": self.state,
+            "fraction": round(fraction, 3),
+            "elapsed": round((self.finished or now) - self.created, 2),
+            "estimate_seconds": round(self.estimate, 1),
+            "error": "" if self.error is None else str(self.error),
+            "status_url": f"/api/align/jobs/{self.id}",
+            "result_url": f"/api/align?a={self.a}&b={self.b}",
+        }
+
+
+class AlignJobs:
+    """Alignments of two recordings as background jobs, one at a time, each in the alignment worker process.
+
+    A request starts a job (or gets the one already queued, running, finished or recently failed for the same
+    pair and settings) and returns at once; the job computes the time map through ``timemaps`` (which runs
+    ``align`` in a killable process with its own time and memory budget and stores the map on disk), so the
+    next request for the pair is answered from the cache.
+
+    Parameters
+    ----------
+    timemaps : TimeMapCache
+        Computes and caches the maps (``time_map_for(rec_a, rec_b, compute=True)``).
+    max_pending : int >= 1
+        Queued jobs before a new one is refused (:class:`~mirsearch.server.state.ServerBusy`).
+    """
+
+    def __init__(self, timemaps, *, max_pending: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.timemaps = timemaps
+        self.max_pending = int(max_pending)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirsearch-align")
+        self._lock = threading.Lock()
+        self._by_key: dict[tuple, AlignJob] = {}
+        self._by_id: dict[str, AlignJob] = {}
+
+    def start(self, rec_a, rec_b) -> AlignJob:
+        """The job aligning ``rec_a`` with ``rec_b`` (either order): an existing one, or a new one queued.
+
+        Raises
+        ------
+        ServerBusy
+            ``max_pending`` jobs are queued already.
+        """
+        key = (*sorted((rec_a.sha1, rec_b.sha1)), ALIGN_SETTINGS)
+        with self._lock:
+            job = self._by_key.get(key)
+            if job is not None and not (job.state == "failed" and time.time() - job.finished > RETRY_SECONDS):
+                return job
+            if sum(j.state == "queued" for j in self._by_id.values()) >= self.max_pending:
+                from mirsearch.server.state import ServerBusy
+
+                raise ServerBusy(f"server busy ({self.max_pending} alignments queued); try again later")
+            job = AlignJob(id=uuid.uuid4().hex[:16], a=rec_a.id, b=rec_b.id,
+                           estimate=align_estimate(rec_a.duration, rec_b.duration))  # fmt: skip
+            self._by_key[key], self._by_id[job.id] = job, job
+            self._prune()
+        self._pool.submit(self._run, job, rec_a, rec_b)
+        return job
+
+    def get(self, job_id: str) -> AlignJob | None:
+        with self._lock:
+            return self._by_id.get(job_id)
+
+    def _prune(self) -> None:
+        finished = [j for j in self._by_id.values() if j.state in ("done", "failed")]
+        for job in finished[: max(0, len(self._by_id) - MAX_ALIGN_JOBS)]:
+            del self._by_id[job.id]
+            self._by_key = {k: v for k, v in self._by_key.items() if v is not job}
+
+    def _run(self, job: AlignJob, rec_a, rec_b) -> None:
+        with self._lock:
+            job.state, job.started = "running", time.time()
+        state, error = "done", None
+        try:
+            self.timemaps.time_map_for(rec_a, rec_b, compute=True)
+        except MirsearchError as exc:
+            state, error = "failed", exc
+        except Exception as exc:  # a bug: reported in the job, never a dead thread
+            log.exception("alignment job %s failed", job.id)
+            state, error = "failed", MirsearchError(f"alignment failed ({type(exc).__name__}: {exc})")
+        with self._lock:
+            job.state, job.error, job.finished = state, error, time.time()
+        job.done_event.set()
+        log.info("alignment job %s (%d, %d): %s in %.1f s", job.id, job.a, job.b, state, job.finished - job.started)
+
+    def close(self) -> None:
+        """Cancel the queued jobs (the running one ends when its worker process is stopped)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

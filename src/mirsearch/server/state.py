@@ -6,8 +6,11 @@ Work is queued by kind so that a few slow requests cannot starve the others:
   TaskWorkers`): theme, passage and version searches run in the processes with the time budget
   ``request_seconds`` and the memory budget ``task_memory_mb``, and are *stopped* (the process killed and
   replaced) when they overrun; figures run in the threads.
-- ``slow`` (one thread and one process): alignments of two recordings, budget ``align_seconds`` and
-  ``task_memory_mb`` (cached afterwards).
+- ``slow`` (one thread and one process): tasks that read a recording's audio (segments of a recording indexed
+  without them), the same budgets ``request_seconds`` and ``task_memory_mb``, so they never hold a search worker.
+- alignments of two recordings are background jobs (:class:`~mirsearch.server.jobs.AlignJobs`): a request
+  starts one and is answered at once (202), the job runs in its own process (budget ``align_seconds`` and
+  ``task_memory_mb``) and stores the time map on disk; later requests read it from there.
 - uploaded files are read in child processes (:class:`~mirsearch.server.sandbox.Sandbox`), killed after
   ``parse_seconds``; a reader waiting for its turn holds no thread.
 
@@ -47,6 +50,8 @@ FIGURE_CACHE = 64
 STATS_TTL = 5.0
 #: seconds a search may wait for a worker that is still starting (its own budget starts when it gets one)
 WARM_UP_SLACK = 60.0
+#: seconds past the budget a request waits for a cluster search to cancel its tasks and return
+CLUSTER_SLACK = 2.0
 
 
 class ServerBusy(MirsearchError):
@@ -86,8 +91,8 @@ class ServerOptions(Request):
                                     "(default: 16 x workers)")  # fmt: skip
     request_seconds: float = param(10.0, minimum=0.001, maximum=86_400, help="time budget of one request (s); a "
                                    "search is stopped after it")  # fmt: skip
-    align_seconds: float = param(60.0, minimum=0.001, maximum=86_400, help="time budget of aligning two recordings "
-                                 "(s; on their own queue)")  # fmt: skip
+    align_seconds: float = param(60.0, minimum=0.001, maximum=86_400, help="time budget of one alignment job (s; "
+                                 "in the background, in its own process: no request waits for it)")  # fmt: skip
     task_memory_mb: float = param(500.0, minimum=0, maximum=1e6, help="memory one search or alignment may add to "
                                   "its worker process (MB; 0: no limit)")  # fmt: skip
     parse_seconds: float = param(10.0, minimum=0.1, maximum=3600, help="time budget for reading an uploaded file (s)")
@@ -97,7 +102,8 @@ class ServerOptions(Request):
     index_jobs: int = param(1, minimum=1, maximum=64, help="worker processes of an indexing job")
     dask: str | None = param(
         None, metavar="SPEC", help="fan theme and passage searches out to a Dask cluster: local:N or "
-        "tcp://host:port (searches then run in the server's threads, their work on the cluster's workers)",
+        "tcp://host:port (searches then run in the server's threads, their work on the cluster's workers, cancelled "
+        "after --request-seconds)",
     )  # fmt: skip
     index_sources: tuple = ()
     allowed_hosts: tuple[str, ...] = ()
@@ -176,7 +182,7 @@ class Server:
 
     def __init__(self, collection_path: Path, options: ServerOptions):
         from mirsearch.collection import Collection
-        from mirsearch.server.jobs import IndexJobs
+        from mirsearch.server.jobs import AlignJobs, IndexJobs
         from mirsearch.server.timemaps import TimeMapCache
         from mirsearch.server.workers import TaskWorkers
 
@@ -187,17 +193,15 @@ class Server:
             from mirsearch.service.cluster import use_cluster
 
             use_cluster(options.dask)
-        self.search = WorkQueue("search", options.workers, options.pending, options.request_seconds)
-        self.slow = WorkQueue("slow", 1, options.pending, options.align_seconds)
-        self.tasks = TaskWorkers(
-            self.root, workers=options.workers, seconds=options.request_seconds, memory_mb=options.task_memory_mb
-        )
+        seconds, memory_mb = options.request_seconds, options.task_memory_mb
+        self.search = WorkQueue("search", options.workers, options.pending, seconds)
+        self.slow = WorkQueue("slow", 1, options.pending, seconds)
+        self.tasks = TaskWorkers(self.root, workers=options.workers, seconds=seconds, memory_mb=memory_mb)
+        slow = TaskWorkers(self.root, workers=1, seconds=seconds, memory_mb=memory_mb, warm=False, name="slow request")
         self.aligner = TaskWorkers(
-            self.root, workers=1, seconds=options.align_seconds, memory_mb=options.task_memory_mb, warm=False,
-            name="slow request",
-        )  # fmt: skip
-        if options.dask is None:  # tasks other routers send to the queues run in the processes too
-            self.search.processes, self.slow.processes = self.tasks, self.aligner
+            self.root, workers=1, seconds=options.align_seconds, memory_mb=memory_mb, warm=False, name="alignment"
+        )
+        self.search.processes, self.slow.processes = self.tasks, slow  # every router's tasks run in the processes
         self.sandbox = Sandbox(
             parallel=options.workers, seconds=options.parse_seconds, memory_mb=options.parse_memory_mb,
             max_waiting=options.pending,
@@ -206,6 +210,7 @@ class Server:
         weakref.finalize(self, shutil.rmtree, self.tmp, ignore_errors=True)  # also if the app never ran
         self.queries = RecentQueries()
         self.timemaps = TimeMapCache(self.root / "timemaps", align=self._align)
+        self.align_jobs = AlignJobs(self.timemaps, max_pending=options.pending)
         self.jobs = IndexJobs(self.root, list(options.index_sources), jobs=options.index_jobs, on_finish=self.forget)
         self._figures: dict[tuple, bytes] = {}
         self._figures_lock = threading.Lock()
@@ -219,10 +224,12 @@ class Server:
     async def task(self, fn, *args):
         """``fn(collection, *args)`` in a search worker process, on the search queue (time and memory budget;
         see :mod:`mirsearch.server.workers`)."""
-        if self.options.dask is not None:  # the work runs on the cluster: this process fans out and merges
-            return await self.search.run(fn, self.coll, *args)
-        seconds = self.options.request_seconds + WARM_UP_SLACK  # the worker itself stops at request_seconds
-        return await self.search.run_within(seconds, partial(self.tasks.call, fn, *args))
+        seconds = self.options.request_seconds
+        if self.options.dask is not None and _fans_out(fn, args):  # this process fans out to the cluster, merges
+            return await self.search.run_within(seconds + CLUSTER_SLACK, partial(_on_cluster, seconds, fn, self.coll,
+                                                                                 *args))  # fmt: skip
+        # the worker itself stops at request_seconds
+        return await self.search.run_within(seconds + WARM_UP_SLACK, partial(self.tasks.call, fn, *args))
 
     def _align(self, path_a: str, path_b: str):
         """The time map between two files, computed in the alignment worker (its budgets)."""
@@ -327,13 +334,37 @@ class Server:
             from mirsearch.service.cluster import use_cluster
 
             use_cluster(None)
-        self.tasks.close()
-        self.aligner.close()
+        self.align_jobs.close()
+        for workers in (self.tasks, self.slow.processes, self.aligner):
+            workers.close()
         self.search.close()
         self.slow.close()
         self.jobs.join(timeout=60)
         self.coll.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _fans_out(fn, args: tuple) -> bool:
+    """Whether a call of :meth:`Server.task` sends its work to the cluster (``serve --dask``): a task whose
+    request has a ``dask`` field (theme, passages), or a function marked ``fans_out``."""
+    from mirsearch.server.workers import task
+
+    if fn is task:
+        return len(args) == 2 and hasattr(args[1], "dask")
+    return bool(getattr(fn, "fans_out", False))
+
+
+def _on_cluster(seconds: float, fn, coll, *args):
+    """``fn(coll, *args)`` in this thread with its fan-outs bounded by ``seconds`` (their futures cancelled after
+    that: :class:`OverBudget`)."""
+    from mirsearch.cluster.search import ClusterTimeout, time_budget
+
+    try:
+        with time_budget(seconds):
+            return fn(coll, *args)
+    except ClusterTimeout:
+        raise OverBudget(f"the search took longer than the server's time budget ({seconds:g} s; its cluster tasks "
+                         "were cancelled)") from None  # fmt: skip
 
 
 def _is_service_run(fn) -> bool:

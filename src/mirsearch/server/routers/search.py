@@ -75,6 +75,9 @@ def _theme_from_text(coll, notes: str, values: dict):
     return query, run("theme", ThemeRequest(query=query, **values), collection=coll)
 
 
+_theme_from_text.fans_out = True  # serve --dask: the search goes to the cluster (Server.task)
+
+
 def _versions_of(coll, path: str, recording_id: int, values: dict):
     """Versions of a recording of the collection (in a search worker: reading it counts against the budgets)."""
     request = VersionsRequest(query=AudioQuery.from_file(path), exclude=(recording_id,), **values)

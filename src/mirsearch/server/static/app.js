@@ -12,6 +12,7 @@ const state = {
   switcher: [], // recording ids
   maps: new Map(), // "a>b" -> {time_a, time_b}
   pendingMaps: new Map(), // "a>b" -> Promise
+  alignJobs: new Map(), // "a>b" -> the server's alignment job while it runs
   lastSwitch: null, // {from, to, t_from, t_to}
   indexTimer: null,
   loop: null, // {recId, start, end}: the matched span played in a loop
@@ -461,11 +462,31 @@ function setupKeys() {
 
 // ---------------------------------------------------------------------------------------- switcher
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The time map of a pair: at once when cached, else the server's alignment job is polled (its progress shown). */
+async function alignPair(a, b) {
+  const url = `/api/align?a=${a}&b=${b}`;
+  let data = await api(`${url}&wait=2`);
+  while (data && data.job) {
+    // 202: an alignment job runs on the server
+    state.alignJobs.set(`${a}>${b}`, data);
+    const pct = Math.round(100 * data.fraction);
+    setStatus($("#switch-status"), `aligning ${recName(a)} with ${recName(b)}… ${data.state} ${pct} % (${Math.round(data.elapsed)} s, about ${Math.round(data.estimate_seconds)} s)`);
+    await sleep(1000);
+    const job = await api(data.status_url);
+    if (job.state === "failed") throw new Error(job.error || "the alignment failed");
+    data = job.state === "done" ? await api(url) : job;
+  }
+  state.alignJobs.delete(`${a}>${b}`);
+  return data;
+}
+
 function getMap(a, b) {
   const key = `${a}>${b}`;
   if (state.maps.has(key)) return Promise.resolve(state.maps.get(key));
   if (state.pendingMaps.has(key)) return state.pendingMaps.get(key);
-  const promise = api(`/api/align?a=${a}&b=${b}`)
+  const promise = alignPair(a, b)
     .then((data) => {
       state.maps.set(key, { time_a: data.time_a, time_b: data.time_b });
       state.maps.set(`${b}>${a}`, { time_a: data.time_b, time_b: data.time_a });
