@@ -77,8 +77,8 @@ def timed(fn, *args):
     return out, time.perf_counter() - t, time.process_time() - c
 
 
-def run_cnn(item: dict, options: SegmentOptions) -> dict:
-    res, sec, cpu = timed(lambda: segment_file(item["path"], options=options))
+def run_cnn(item: dict, options: SegmentOptions, model=None) -> dict:
+    res, sec, cpu = timed(lambda: segment_file(item["path"], options=options, model=model))
     sp, mu = tracks_from_segments(res.segments, item["duration"])
     return {"speech": sp, "music": mu, "seconds": sec, "cpu": cpu}
 
@@ -219,16 +219,26 @@ def evaluate(items, methods: dict, options: SegmentOptions) -> list[dict]:
     return rows
 
 
-def choose_smoothing(classic: Classic | None = None) -> list[dict]:
+def smoothing_grid() -> list[SegmentOptions]:
+    """The smoothing options compared on the validation files."""
+    grid = [SegmentOptions(smoothing="none", min_segment=0.0, threshold=t) for t in (0.4, 0.5, 0.6)]
+    for ms in (0.25, 0.5, 1.0, 2.0):
+        for t in (0.4, 0.5, 0.6):
+            grid += [
+                SegmentOptions(smoothing="hmm", min_segment=ms, switch_penalty=p, threshold=t)
+                for p in (2.0, 4.0, 6.0, 9.0, 12.0, 24.0)
+            ]
+        grid += [SegmentOptions(smoothing="median", min_segment=ms, median_window=w) for w in (0.5, 1.0, 2.0)]
+    return grid
+
+
+def choose_smoothing(model=None) -> list[dict]:
     """Grid of smoothing options on the validation files (speech / music F and boundary F averaged)."""
     from mirsearch.describe.segment import file_probabilities
 
     items = load_files(DATA / "val_files")
-    probs = [file_probabilities(it["path"]) for it in items]
-    grid = [SegmentOptions(smoothing="none", min_segment=0.0)]
-    for ms in (0.5, 1.0, 2.0):
-        grid += [SegmentOptions(smoothing="hmm", min_segment=ms, switch_penalty=p) for p in (2.0, 6.0, 12.0, 24.0)]
-        grid += [SegmentOptions(smoothing="median", min_segment=ms, median_window=w) for w in (0.5, 1.0, 2.0)]
+    probs = [file_probabilities(it["path"], model=model) for it in items]
+    grid = smoothing_grid()
     rows = []
     for opt in grid:
         outs = []
@@ -245,6 +255,7 @@ def choose_smoothing(classic: Classic | None = None) -> list[dict]:
                 "min_segment": opt.min_segment,
                 "switch_penalty": opt.switch_penalty,
                 "median_window": opt.median_window,
+                "threshold": opt.threshold,
                 **r,
                 "boundary_f": round(float(bf), 3),
                 "objective": round(float(obj), 4),
@@ -305,21 +316,27 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="files per condition (default all)")
     ap.add_argument("--no-memory", action="store_true", help="skip the 3-hour memory run")
     ap.add_argument("--out", default=str(RESULTS / "segment.json"))
-    ap.add_argument("--train-split", default="train2", help="training shards of the classic baseline (as the CNN's)")
+    ap.add_argument("--train-split", default="train2", help="training shards of the classic baseline")
+    ap.add_argument("--bundle", default=None, help="a segmenter bundle directory (default: the packaged one)")
+    ap.add_argument("--smoothing-out", default=str(RESULTS / "segment_smoothing.json"))
     args = ap.parse_args(argv)
+    from mirsearch.models.segmenter import SegmenterModel
+
+    model = SegmenterModel.load(args.bundle)
     if args.choose_smoothing:
-        rows = choose_smoothing()
-        print_table(rows, list(rows[0]))
-        path = RESULTS / "segment_smoothing.json"
-        path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n")
+        rows = choose_smoothing(model)
+        print_table(sorted(rows, key=lambda r: -r["objective"])[:20], list(rows[0]))
+        meta = {"machine": machine(), "model_id": model.model_id}
+        Path(args.smoothing_out).write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
         return 0
     options = SegmentOptions()
     items = load_files(DATA / "test", limit=args.limit)
     classic, silero = Classic(args.train_split), Silero()
-    methods = {"cnn": run_cnn, "classic": classic.run, "silero-vad": silero.run}
+    methods = {"cnn": lambda it, o: run_cnn(it, o, model), "classic": classic.run, "silero-vad": silero.run}
     rows = evaluate(items, methods, options)
     result = {
         "machine": machine(),
+        "model_id": model.model_id,
         "options": options.__dict__,
         "labels": list(LABELS),
         "rows": rows,

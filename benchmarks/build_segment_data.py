@@ -326,10 +326,15 @@ class Clip:
 
 
 class Mixer:
-    """Builds one clip: layers of speech, music and noise with their labelled spans."""
+    """Builds one clip: layers of speech, music and noise with their labelled spans.
 
-    def __init__(self, src: Sources, rng, length: int):
-        self.src, self.rng, self.n = src, rng, length
+    ``perturb`` (training clips only) resamples speech runs (a factor of 0.8-1.25: pitch, formants and tempo move
+    together, a different-sounding speaker) and some music excerpts (0.89-1.12), and filters some clips through a
+    synthetic room (see :func:`room`).
+    """
+
+    def __init__(self, src: Sources, rng, length: int, *, perturb: bool = False):
+        self.src, self.rng, self.n, self.perturb = src, rng, length, perturb
         self.speech = np.zeros(length, np.float32)
         self.music = np.zeros(length, np.float32)
         self.noise = np.zeros(length, np.float32)
@@ -337,8 +342,17 @@ class Mixer:
         self.music_spans: list = []
         self.level = 10 ** (rng.uniform(-32, -14) / 20)  # RMS of speech (and of music alone)
 
+    def _factor(self, p: float, lo: float, hi: float) -> float:
+        """A resampling factor (log-uniform in [lo, hi]) with probability ``p`` when perturbing, else 1."""
+        if not self.perturb or self.rng.random() >= p:
+            return 1.0
+        return float(np.exp(self.rng.uniform(np.log(lo), np.log(hi))))
+
     def add_speech(self, a: int, b: int, *, gain_db: float = 0.0, voice: str | None = None) -> None:
-        y, spans = speech_run(self.src, self.rng, b - a, voice)
+        f = self._factor(0.6, 0.8, 1.25)
+        y, spans = speech_run(self.src, self.rng, int(round((b - a) * f)), voice)
+        if f != 1.0:
+            y, spans = _resample(y, f, b - a), [(int(s / f), min(b - a, int(e / f))) for s, e in spans]
         if not spans:
             return
         active = np.concatenate([y[s:e] for s, e in spans])
@@ -346,7 +360,10 @@ class Mixer:
         self.speech_spans += [(a + s, a + e) for s, e in spans]
 
     def add_music(self, a: int, b: int, *, gain_db: float = 0.0, abrupt: bool = True, names: tuple = ()) -> None:
-        y = music_run(self.src, self.rng, b - a, names)
+        f = self._factor(0.3, 0.89, 1.12)
+        y = music_run(self.src, self.rng, int(round((b - a) * f)), names)
+        if f != 1.0:
+            y = _resample(y, f, b - a)
         g, on, off = _fade_gain(b - a, self.rng, abrupt=abrupt)
         self.music[a:b] += y * g * (self.level * 10 ** (gain_db / 20) / _rms(y))
         self.music_spans.append((a + on, a + off))
@@ -363,12 +380,36 @@ class Mixer:
                 * self.level
                 * 10 ** (-self.rng.uniform(25, 45) / 20)
             )
+        if self.perturb and self.rng.random() < 0.25:
+            y = room(y, self.rng)
         if telephone:
             y = telephone_band(y)
         peak = np.abs(y).max()
         if peak > 0.95:
             y *= 0.95 / peak
         return Clip(y.astype(np.float32), self.speech_spans, self.music_spans)
+
+
+def _resample(y: np.ndarray, factor: float, length: int) -> np.ndarray:
+    """Play ``y`` ``factor`` times faster (pitch up by ``factor``), cut or padded to ``length`` samples."""
+    import soxr
+
+    z = soxr.resample(np.asarray(y, np.float32), SR * factor, SR, quality="HQ").astype(np.float32)
+    return np.pad(z[:length], (0, max(0, length - len(z))))
+
+
+def room(y: np.ndarray, rng) -> np.ndarray:
+    """A reverberant version of ``y``: exponentially decaying noise as impulse response (RT60 0.15-0.8 s), mixed with
+    the direct sound at a direct-to-reverberant ratio of 0-12 dB; same RMS as the input."""
+    from scipy.signal import fftconvolve
+
+    rt60 = rng.uniform(0.15, 0.8)
+    t = np.arange(int(rt60 * SR)) / SR
+    ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
+    wet = fftconvolve(y, ir.astype(np.float32))[: len(y)]
+    wet *= _rms(y) / _rms(wet) * 10 ** (-rng.uniform(0, 12) / 20)
+    z = (y + wet).astype(np.float32)
+    return z * (_rms(y) / _rms(z))
 
 
 def telephone_band(y: np.ndarray) -> np.ndarray:
@@ -398,10 +439,11 @@ def _sequence(rng, length: int, kinds, probs, dur: tuple) -> list:
     return out
 
 
-def compose(src: Sources, rng, condition: str, seconds: float, *, train: bool = False) -> Clip:
-    """One clip of a condition (see :data:`CONDITIONS`); ``train`` widens the ranges for training."""
+def compose(src: Sources, rng, condition: str, seconds: float, *, train: bool = False, perturb: bool = False) -> Clip:
+    """One clip of a condition (see :data:`CONDITIONS`); ``train`` widens the ranges for training, ``perturb`` (with
+    ``train``) adds speaker-like resampling, music resampling and rooms (see :class:`Mixer`)."""
     n = int(seconds * SR)
-    mx = Mixer(src, rng, n)
+    mx = Mixer(src, rng, n, perturb=train and perturb)
     smr_low = -12.0 if train else -10.0
     if condition in ("clean", "short", "telephone"):
         if condition == "clean":
@@ -477,14 +519,24 @@ def merge_spans(spans: list, gap: float) -> list:
 TRAIN_MIX = {"clean": 0.2, "short": 0.25, "under_music": 0.25, "dialogue": 0.15, "telephone": 0.15}
 
 
-def build_shards(
-    split: str, *, n_shards: int, per_shard: int, seconds: float, folder: str | None = None, extra_voices: tuple = ()
-) -> None:
+@dataclass(frozen=True)
+class ShardOptions:
+    """What :func:`build_shards` writes: ``perturb`` adds speaker-like resampling and rooms (see :class:`Mixer`),
+    ``seed`` varies the clips of a second training set, ``mix`` the share of each condition."""
+
+    folder: str | None = None
+    extra_voices: tuple = ()
+    perturb: bool = False
+    seed: int = 0
+    mix: tuple = tuple(TRAIN_MIX.items())
+
+
+def build_shards(split: str, *, n_shards: int, per_shard: int, seconds: float, opts: ShardOptions = ShardOptions()):
     import soxr
 
     src = None
-    folder = folder or split
-    conds, probs = list(TRAIN_MIX), np.array(list(TRAIN_MIX.values()))
+    folder, extra_voices = opts.folder or split, opts.extra_voices
+    conds, probs = [c for c, _ in opts.mix], np.array([p for _, p in opts.mix])
     for s in range(n_shards):
         target = OUT / folder / f"shard-{s:03d}.npz"
         if target.exists():
@@ -492,9 +544,10 @@ def build_shards(
         src = src or Sources.load(split, extra_voices)
         audio, speech, music, cond = [], [], [], []
         for i in range(per_shard):
-            rng = np.random.default_rng([0 if split == "train" else 1, s, i, len(extra_voices)])
+            key = [0 if split == "train" else 1, s, i, len(extra_voices)] + ([opts.seed] if opts.seed else [])
+            rng = np.random.default_rng(key)
             c = str(rng.choice(conds, p=probs / probs.sum()))
-            clip = compose(src, rng, c, seconds, train=True)
+            clip = compose(src, rng, c, seconds, train=True, perturb=opts.perturb)
             n_frames = len(clip.y) // (SR // LABEL_RATE)
             y8 = soxr.resample(clip.y, SR, ANALYSIS_SR, quality="HQ")
             audio.append(_to_int16(y8))
@@ -541,6 +594,9 @@ def main(argv=None) -> int:
     ap.add_argument("--file-seconds", type=float, default=60.0)
     ap.add_argument("--train-dir", default="train", help="folder of the training shards")
     ap.add_argument("--add-val-voice", action="store_true", help="train on the validation voice too (4 voices)")
+    ap.add_argument("--perturb", action="store_true", help="training clips: resampled voices and music, rooms")
+    ap.add_argument("--seed", type=int, default=0, help="a seed for another set of training clips")
+    ap.add_argument("--mix", default=None, help="condition shares, e.g. clean=0.3,short=0.2,under_music=0.2,...")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.stage in ("cache", "all"):
@@ -554,8 +610,10 @@ def main(argv=None) -> int:
         build_shards("val", n_shards=2, per_shard=args.clips_per_shard, seconds=args.clip_seconds)
     if args.stage in ("train", "all"):
         extra = tuple(SPEECH_SPLIT["val"]) if args.add_val_voice else ()
+        mix = tuple((k, float(v)) for k, v in (kv.split("=") for kv in args.mix.split(","))) if args.mix else None
+        opts = ShardOptions(args.train_dir, extra, args.perturb, args.seed, mix or ShardOptions.mix)
         build_shards("train", n_shards=args.train_shards, per_shard=args.clips_per_shard, seconds=args.clip_seconds,
-                     folder=args.train_dir, extra_voices=extra)  # fmt: skip
+                     opts=opts)  # fmt: skip
     return 0
 
 

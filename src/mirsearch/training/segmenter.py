@@ -47,13 +47,16 @@ class TrainOptions:
     crop_frames: int = 640
     channels: tuple = (16, 32, 32)
     hidden: int = 64
-    dilations: tuple = (1, 2, 4, 8)
     gain_db: float = 12.0
     tilt_db: float = 6.0
     mel_shift: float = 0.0
+    eq_db: float = 0.0
+    dilations: tuple = (1, 2, 4, 8)
+    freq_mask: int = 0
     train_split: str = "train"
     seed: int = 0
     threads: int = 1
+    patience: int = 0
 
 
 def _net(n_mels: int, opts: TrainOptions):
@@ -153,6 +156,11 @@ def _augment(x: np.ndarray, rng, opts: TrainOptions) -> np.ndarray:
     gain = rng.uniform(-opts.gain_db, opts.gain_db, (b, 1, 1))
     tilt = rng.uniform(-opts.tilt_db, opts.tilt_db, (b, 1, 1)) * np.linspace(-1, 1, m)[None, :, None]
     x = x + gain + tilt
+    if opts.eq_db > 0:  # a random equaliser: three bell-shaped bands of +-eq_db at random places and widths
+        bands = np.arange(m)[None, None, :]
+        centre, width = rng.uniform(0, m, (b, 3, 1)), rng.uniform(2, 8, (b, 3, 1))
+        curve = rng.uniform(-opts.eq_db, opts.eq_db, (b, 3, 1)) * np.exp(-0.5 * ((bands - centre) / width) ** 2)
+        x = x + curve.sum(axis=1)[:, :, None]
     if opts.mel_shift > 0:  # vocal-tract-length-like warping: shift along the mel axis by a fraction of bands
         for i in range(b):
             pos = np.clip(np.arange(m) + rng.uniform(-opts.mel_shift, opts.mel_shift), 0, m - 1)
@@ -160,6 +168,11 @@ def _augment(x: np.ndarray, rng, opts: TrainOptions) -> np.ndarray:
             hi = np.minimum(lo + 1, m - 1)
             frac = (pos - lo)[:, None]
             x[i] = x[i, lo] * (1 - frac) + x[i, hi] * frac
+    if opts.freq_mask > 0:  # SpecAugment-like: half of the clips lose up to freq_mask adjacent bands
+        for i in np.flatnonzero(rng.random(b) < 0.5):
+            w = int(rng.integers(1, opts.freq_mask + 1))
+            f0 = int(rng.integers(0, m - w + 1))
+            x[i, f0 : f0 + w] = x[i].mean()
     return np.maximum(x, DB_FLOOR).astype(np.float32)
 
 
@@ -172,47 +185,158 @@ def frame_f1(pred: np.ndarray, ref: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------------------------- training
 def train(data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainOptions()) -> dict:
-    """Train the CNN, write the bundle to ``out_dir`` and return its validation scores."""
+    """Train the CNN, write the bundle to ``out_dir`` and return its validation scores.
+
+    The model is chosen on the validation files (``val_files/``: a voice and music tracks never trained on) by
+    :func:`evaluate_files` (frame F after the default smoothing, averaged over conditions) when they exist, else on
+    the validation shards; training stops after ``patience`` epochs without improvement (0: never). A checkpoint is
+    written to ``out_dir/checkpoint.pt`` after each epoch, and a run with the same ``out_dir`` resumes from it.
+    """
     import torch
 
     torch.manual_seed(opts.seed)
     torch.set_num_threads(opts.threads)
-    rng = np.random.default_rng(opts.seed)
-    data_dir = Path(data_dir)
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
     tr, va = load_split(data_dir, opts.train_split), load_split(data_dir, "val")
+    vf = load_val_files(data_dir / "val_files") if (data_dir / "val_files").is_dir() else None
     norm = {"offset_db": float(np.mean(tr["logmel"][:256].astype(np.float32))), "scale_db": 20.0}
     net = _net(FRONTEND["n_mels"], opts)
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
     steps = opts.epochs * (len(tr["logmel"]) // opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=steps)
+    state = {"epoch": 0, "best": None, "history": [], "rng": np.random.default_rng(opts.seed).bit_generator.state}
+    ckpt = out_dir / "checkpoint.pt"
+    if ckpt.exists():
+        saved = torch.load(ckpt, weights_only=True)
+        net.load_state_dict(saved["net"])
+        optim.load_state_dict(saved["optim"])
+        sched.load_state_dict(saved["sched"])
+        state = saved["state"]
+        log.info("resumed from %s at epoch %d", ckpt, state["epoch"])
     labels = np.stack([tr["speech"], tr["music"]], axis=1)
-    best, history = None, []
-    for epoch in range(opts.epochs):
+    while state["epoch"] < opts.epochs and not _stale(state, opts.patience):
         t0 = time.time()
-        net.train()
-        order = rng.permutation(len(labels))
-        losses = []
-        for i in range(0, len(order) - opts.batch_size + 1, opts.batch_size):
-            idx = order[i : i + opts.batch_size]
-            start = int(rng.integers(0, (labels.shape[2] - opts.crop_frames) // 4 + 1)) * 4
-            sl = slice(start, start + opts.crop_frames)
-            x = _augment(tr["logmel"][idx, :, sl].astype(np.float32), rng, opts)
-            x = torch.from_numpy((x - norm["offset_db"]) / norm["scale_db"])[:, None]
-            y = torch.from_numpy(_targets(labels[idx, :, sl]))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y)
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-            sched.step()
-            losses.append(float(loss))
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng"]
+        loss = _epoch(net, optim, sched, tr["logmel"], labels, rng, opts, norm)
         scores = evaluate_net(net, va, norm)
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), **scores, "seconds": time.time() - t0})
-        log.info("epoch %d: %s", epoch, history[-1])
-        if best is None or scores["mean_f"] > best[0]["mean_f"]:
-            best = (scores, {k: v.detach().clone() for k, v in net.state_dict().items()})
-    net.load_state_dict(best[1])
-    write_bundle(net, out_dir, opts, norm, {"validation": best[0], "history": history})
-    return best[0]
+        if vf is not None:
+            scores.update(evaluate_files(net, vf, norm))
+        key = "files_f" if vf is not None else "mean_f"
+        state["history"].append({"epoch": state["epoch"], "loss": loss, **scores, "seconds": time.time() - t0})
+        log.info("epoch %d: %s", state["epoch"], state["history"][-1])
+        if state["best"] is None or scores[key] > state["best"][0][key]:
+            state["best"] = (scores, {k: v.detach().clone() for k, v in net.state_dict().items()}, state["epoch"])
+        state["epoch"] += 1
+        state["rng"] = rng.bit_generator.state
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(ckpt, suffix=".pt") as tmp:
+            torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "sched": sched.state_dict(),
+                        "state": state}, tmp)  # fmt: skip
+    net.load_state_dict(state["best"][1])
+    training = {"validation": state["best"][0], "best_epoch": state["best"][2], "history": state["history"]}
+    write_bundle(net, out_dir, opts, norm, training)
+    return state["best"][0]
+
+
+def _stale(state: dict, patience: int) -> bool:
+    """Whether ``patience`` epochs have passed since the best one (never when ``patience`` is 0)."""
+    return bool(patience) and state["best"] is not None and state["epoch"] - state["best"][2] > patience
+
+
+def _epoch(net, optim, sched, logmel: np.ndarray, labels: np.ndarray, rng, opts: TrainOptions, norm: dict) -> float:
+    """One pass over the training clips (random crops, augmented); returns the mean loss."""
+    import torch
+
+    net.train()
+    order = rng.permutation(len(labels))
+    losses = []
+    for i in range(0, len(order) - opts.batch_size + 1, opts.batch_size):
+        idx = np.sort(order[i : i + opts.batch_size])
+        start = int(rng.integers(0, (labels.shape[2] - opts.crop_frames) // 4 + 1)) * 4
+        sl = slice(start, start + opts.crop_frames)
+        x = _augment(logmel[idx, :, sl].astype(np.float32), rng, opts)
+        x = torch.from_numpy((x - norm["offset_db"]) / norm["scale_db"])[:, None]
+        y = torch.from_numpy(_targets(labels[idx, :, sl]))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        sched.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def load_val_files(folder: Path) -> list[dict]:
+    """The validation files (``<condition>/NNN.wav`` with ``NNN.json``) as log-mel and 100 Hz labels (cached)."""
+    cache = folder / "logmel.npz"
+    wavs = sorted(folder.glob("*/*.wav"))
+    if cache.exists():
+        with np.load(cache) as d:
+            mels = [d[f"m{i}"] for i in range(len(wavs))]
+    else:
+        from mirsearch.audio import load_audio
+
+        fe = {k: FRONTEND[k] for k in ("n_mels", "fmin", "fmax")}
+        mels = [log_mel(load_audio(w, sr=ANALYSIS_SR)[0], **fe).astype(np.float16) for w in wavs]
+        with atomic_path(cache, suffix=".npz") as tmp:
+            np.savez(tmp, **{f"m{i}": m for i, m in enumerate(mels)})
+    out = []
+    for w, m in zip(wavs, mels, strict=True):
+        ref = json.loads(w.with_suffix(".json").read_text())
+        n = int(round(ref["duration"] * 100))
+        tracks = {k: _interval_frames(ref[k], n, merge=0.1 if k == "music" else 0.0) for k in OUTPUTS}
+        out.append({"condition": w.parent.name, "logmel": m, **tracks})
+    return out
+
+
+def _interval_frames(intervals: list, n: int, *, merge: float) -> np.ndarray:
+    """Presence per 10 ms frame from ``[start, end]`` intervals in seconds (gaps under ``merge`` s filled)."""
+    lab = np.zeros(n, bool)
+    prev = None
+    for a, b in sorted(intervals):
+        if prev is not None and a - prev < merge:
+            a = prev
+        lab[int(round(a * 100)) : int(round(b * 100))] = True
+        prev = b
+    return lab
+
+
+def evaluate_files(net, files: list[dict], norm: dict, options=None) -> dict:
+    """Frame F (10 ms) of speech and music on whole files after smoothing (default: the default options).
+
+    Returns the pooled F of each track per condition and ``files_f``, the mean over conditions of the mean of the
+    two tracks' F.
+    """
+    import torch
+
+    from mirsearch.describe.segment import SegmentOptions, smooth
+
+    options = options or SegmentOptions()
+    net.eval()
+    counts: dict = {}
+    with torch.no_grad():
+        for f in files:
+            L = f["logmel"].astype(np.float32)
+            n_out = -(-L.shape[1] // 4)
+            x = np.full((L.shape[0], n_out * 4), DB_FLOOR, np.float32)
+            x[:, : L.shape[1]] = L
+            x = torch.from_numpy((x - norm["offset_db"]) / norm["scale_db"])[None, None]
+            P = torch.sigmoid(net(x))[0].numpy()[:, :n_out]
+            lab = np.repeat(smooth(P, rate=25.0, options=options), 4)
+            for k, track in enumerate(OUTPUTS):
+                ref = f[track]
+                est = np.zeros(len(ref), bool)
+                m = min(len(ref), len(lab))
+                est[:m] = (lab[:m] >> k) & 1 == 1
+                c = counts.setdefault((f["condition"], track), np.zeros(3))
+                c += [np.sum(est & ref), np.sum(est), np.sum(ref)]
+    out = {}
+    for (cond, track), (tp, ne, nr) in sorted(counts.items()):
+        out[f"{cond}_{track}_f"] = round(float(1.0 if ne + nr == 0 else 2 * tp / (ne + nr)), 4)
+    conds = sorted({c for c, _ in counts})
+    out["files_f"] = round(float(np.mean([[out[f"{c}_{t}_f"] for t in OUTPUTS] for c in conds])), 4)
+    return out
 
 
 def evaluate_net(net, split: dict, norm: dict) -> dict:
@@ -315,9 +439,16 @@ def main(argv=None) -> int:
     ap.add_argument("--mel-shift", type=float, default=TrainOptions.mel_shift, help="augmentation (mel bands)")
     ap.add_argument("--train-split", default=TrainOptions.train_split, help="folder of the training shards")
     ap.add_argument("--crop-frames", type=int, default=TrainOptions.crop_frames)
+    ap.add_argument("--eq-db", type=float, default=TrainOptions.eq_db, help="augmentation: random equaliser (dB)")
+    ap.add_argument("--freq-mask", type=int, default=TrainOptions.freq_mask, help="augmentation: masked bands")
+    ap.add_argument("--patience", type=int, default=TrainOptions.patience, help="epochs without improvement")
+    ap.add_argument("--channels", default="16,32,32", help="channels of the three 2-D convolutions")
+    ap.add_argument("--hidden", type=int, default=TrainOptions.hidden, help="channels of the 1-D convolutions")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    ap_opts = {"epochs": args.epochs, "threads": args.threads, "mel_shift": args.mel_shift}
+    ap_opts = {"epochs": args.epochs, "threads": args.threads, "mel_shift": args.mel_shift, "eq_db": args.eq_db}
+    ap_opts.update(freq_mask=args.freq_mask, patience=args.patience, hidden=args.hidden)
+    ap_opts["channels"] = tuple(int(c) for c in args.channels.split(","))
     opts = TrainOptions(**ap_opts, train_split=args.train_split, crop_frames=args.crop_frames)
     scores = train(args.data, args.out, opts)
     log.info("best validation: %s", scores)
