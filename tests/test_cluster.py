@@ -1,7 +1,8 @@
 """Indexing and search on a Dask cluster: a LocalCluster of 2 worker processes started in the test.
 
 Indexing with a worker killed mid-way must store every file once, with the features of a local run; a
-sharded search must return the local ranking (recording ids, positions, costs), for themes and passages.
+sharded search must return the local ranking (recording ids, positions, costs), for themes and passages; an
+identification and a search by similarity the local answer bit for bit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from mirsearch.cluster import parse_spec
 from mirsearch.cluster.shards import balance
-from mirsearch.errors import ParameterError
+from mirsearch.errors import CollectionError, ParameterError
 
 from conftest import theme_of
 
@@ -84,7 +85,7 @@ def _kill_a_busy_worker(client) -> int:
     return 0
 
 
-KINDS = ("chroma", "fingerprint")
+KINDS = ("chroma", "fingerprint", "timbre")
 
 
 def _stored(coll) -> dict:
@@ -233,11 +234,87 @@ def test_identify_on_shards_equals_local(indexed, renderings, client):
         scan_got = run("identify-scan", ScanRequest(query=long_query, dask=SPEC), collection=coll)
     assert ref.matches and ref.matches[0].recording.endswith(renderings["b"].path.name)
     assert ref.stats["hashes"] == got.stats["hashes"]
-    for g, r in [*zip(got.matches, ref.matches, strict=True), *((g.match, r.match) for g, r in zip(
-            scan_got.stretches, scan_ref.stretches, strict=True))]:  # fmt: skip
-        assert (g.recording_id, g.score) == (r.recording_id, r.score)
-        assert g.offset == pytest.approx(r.offset, abs=1e-6) and g.speed == pytest.approx(r.speed, rel=1e-9)
-    assert len(scan_got.stretches) == len(scan_ref.stretches) > 0
+    assert got.matches == ref.matches  # recordings, offsets, speeds, pitch shifts and scores, bit for bit
+    assert scan_got.stretches == scan_ref.stretches and len(scan_ref.stretches) > 0
+
+
+def test_fingerprint_shards_give_the_local_lookup_in_its_order():
+    """In-process: the shards' entries merged by their rows in the whole index are the whole index's lookup bit
+    for bit, in its order (which the line fit of the verification depends on), also after an incremental
+    update (a bucket is then not in recording order) and with too common hashes skipped."""
+    from dataclasses import fields
+
+    from mirsearch.cluster.identify import _bucket_task, _lookup_task, merge_placed, shard_of
+    from mirsearch.features import fingerprint as fp
+    from mirsearch.index.fingerprints import FingerprintIndex
+
+    def peaks(seed):
+        r = np.random.default_rng(seed)
+        t, f, m = np.sort(r.uniform(0, 3000, 3000)), r.uniform(0, 200, 3000), r.uniform(0, 1, 3000)
+        return np.stack([t, f, m]).astype(np.float32)
+
+    lists = {i: peaks(i) for i in range(1, 9)}
+    whole = FingerprintIndex.from_peaks({i: lists[i] for i in (5, 6, 7, 8)}, peak_config=fp.fingerprint_config())
+    whole = whole.updated({i: lists[i] for i in (3, 1, 2, 4)}, dict.fromkeys(range(1, 9), ""))
+    query = lists[3][:, 500:900].copy()
+    query[0] -= query[0, 0]
+    hashes, source = fp.query_hashes(fp.triplets(query, hconfig=whole.hconfig, query=True), hconfig=whole.hconfig)
+    shards = [shard_of(whole, g + 1) for g in balance(np.ones(8), 3)]
+    for max_bucket in (400, 1):
+        ref = whole.lookup(hashes, source, max_bucket=max_bucket)
+        keep = sum(_bucket_task(s, hashes) for s in shards) <= max_bucket
+        got = merge_placed([_lookup_task(s, hashes[keep], source[keep]) for s in shards])
+        assert ref.query.size > 0
+        for f in fields(ref):
+            a, b = getattr(ref, f.name), getattr(got, f.name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), f.name
+    assert shard_of(whole, [99]) is None
+
+
+def test_similarity_shards_rank_as_the_local_index():
+    """In-process, 2,500 clustered vectors (the local search goes through HNSW): the shards' exact answers,
+    merged, equal the exact index's bit for bit, and here also the local HNSW answer."""
+    from mirsearch.cluster.similar import SimilarityPlan, _nearest_task, merge_nearest
+    from mirsearch.describe.similarity import Normaliser, SimilarityIndex
+
+    n, rng = 2500, np.random.default_rng(7)
+    centres = 2.0 * rng.standard_normal((40, 406))
+    V = centres[rng.integers(0, 40, n)] + rng.standard_normal((n, 406)) * rng.uniform(0.5, 3.0, 406)
+    V = (V * rng.uniform(0.1, 10.0, 406)).astype(np.float32)
+    ids = 2 * np.arange(n) + 5
+    local, exact = SimilarityIndex(ids, V), SimilarityIndex(ids, V, kind="exact")
+    assert local.kind == "hnsw" and local.normaliser.source == "collection"
+    plan = SimilarityPlan(ids, V, Normaliser.fit(V))
+    shards = [plan.shard(ids[g]) for g in balance(np.ones(n), 3)]
+    for rid in ids[rng.choice(n, 25, replace=False)]:
+        v = plan.vector(rid)
+        assert np.array_equal(v, local.vector(rid))
+        got = merge_nearest([_nearest_task(s, v, 20, int(rid)) for s in shards], 20)
+        assert got == exact.search(v, top=20, exclude=int(rid)) == local.search(v, top=20, exclude=int(rid))
+    with pytest.raises(CollectionError, match="recording_id=4"):
+        plan.vector(4)
+
+
+def test_similar_on_shards_equals_local(indexed, renderings, client, monkeypatch):
+    from mirsearch.collection import Collection
+    from mirsearch.describe import similarity
+    from mirsearch.service import run
+    from mirsearch.service.similar import SimilarAudioRequest, SimilarRequest
+
+    query = _excerpt(renderings["c"], 0.0, 1e4)  # the whole file: its own vector
+    for min_collection, normalised in ((30, "reference"), (2, "collection")):  # 3 recordings: both rules
+        monkeypatch.setattr(similarity, "MIN_COLLECTION", min_collection)
+        with Collection.open(indexed[0] / "local.mirs", readonly=True) as coll:
+            for rec in coll.recordings():
+                ref = run("similar", SimilarRequest(recording=rec.id, top=5), collection=coll)
+                got = run("similar", SimilarRequest(recording=rec.id, top=5, dask=SPEC), collection=coll)
+                assert got.matches == ref.matches and len(ref.matches) == 2  # ids and distances, bit for bit
+                assert (got.query["normalised"], got.query["dask"], got.stats["index"]) == (
+                    normalised, SPEC, "exact-sharded")  # fmt: skip
+            ref = run("similar-audio", SimilarAudioRequest(query=query, top=3), collection=coll)
+            got = run("similar-audio", SimilarAudioRequest(query=query, top=3, dask=SPEC), collection=coll)
+            assert got.matches == ref.matches and len(ref.matches) == 3
+            assert ref.matches[0].recording.endswith(renderings["c"].path.name) and ref.matches[0].distance < 1e-3
 
 
 def test_the_server_fans_searches_out(indexed, client):
@@ -247,17 +324,26 @@ def test_the_server_fans_searches_out(indexed, client):
     from mirsearch.search.query import ThemeQuery
     from mirsearch.server.app import create_app
     from mirsearch.service import run
+    from mirsearch.service.similar import SimilarRequest
     from mirsearch.service.theme import ThemeRequest
 
     root = indexed[0] / "local.mirs"
     notes = "G A B C D C B A"
     with Collection.open(root, readonly=True) as coll:
         ref = run("theme", ThemeRequest(query=ThemeQuery.from_text(notes), top=5, show_all=True), collection=coll)
+        alike = run("similar", SimilarRequest(recording=1, top=2), collection=coll)
     with TestClient(create_app(root, dask=SPEC), base_url="http://localhost") as c:
         answer = c.post("/api/search/theme", json={"notes": notes, "top": 5, "show_all": True}).json()
         refused = c.post("/api/search/theme", json={"notes": notes, "dask": "local:8"})
+        similar = c.get("/api/recordings/1/similar", params={"top": 2}).json()
+        refused_too = c.get("/api/recordings/1/similar", params={"top": 2, "dask": "local:8"})
     assert answer["query"]["dask"] == SPEC
     assert [(m["recording_id"], m["start"]) for m in answer["matches"]] == [
         (m.recording_id, round(m.start, 3)) for m in ref.matches
     ]
     assert refused.status_code == 422  # the cluster is the server's choice, not a client's
+    assert (similar["query"]["dask"], similar["stats"]["index"]) == (SPEC, "exact-sharded")
+    assert [(m["recording_id"], m["distance"]) for m in similar["matches"]] == [
+        (m.recording_id, round(m.distance, 5)) for m in alike.matches
+    ]
+    assert refused_too.status_code == 422

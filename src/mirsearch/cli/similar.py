@@ -15,7 +15,8 @@ DESCRIPTION = """Rank the collection's recordings by how similar they sound to a
 summarises its timbre and rhythm over time (per mel band: level, spread and change; the periodicity of its onsets;
 their mean and spread over the recording),
 standardised relative to the collection; 'distance' is the mean absolute difference of these standardised
-features (0: identical). Large collections are searched through an HNSW index."""
+features (0: identical). Large collections are searched through an HNSW index; with --dask the vectors are
+shards on the cluster's workers, which rank every recording exactly."""
 EPILOG = "The collection needs timbre vectors: mirsearch index DIR -c COLL --features chroma,timbre"
 
 

@@ -5,7 +5,9 @@
   by the calling process only (:func:`dask_producer` plugs into :meth:`Collection.add`).
 - :mod:`~mirsearch.cluster.shards`: recordings split into shards balanced by duration.
 - :mod:`~mirsearch.cluster.search`: shards held in the workers' memory, queries fanned out, the per-shard top
-  results merged into exactly the local ranking (:class:`ShardedSearch`).
+  results merged into exactly the local ranking (:class:`ShardedSearch`: theme, passages).
+- :mod:`~mirsearch.cluster.identify`: the fingerprint index as shards (identify, identify-scan; bit for bit).
+- :mod:`~mirsearch.cluster.similar`: the timbre vectors as shards (similar, similar-audio; the exact ranking).
 
 ``distributed`` is imported on first use only (``mirsearch --help`` stays fast).
 """

@@ -5,26 +5,58 @@ collection's index, so :func:`mirsearch.search.identify.identify` and :func:`~mi
 run unchanged on it (``index=``): the voting and verification stay in the calling process, the index (the
 memory) is spread over the workers. A lookup takes two fan-outs: the shards' bucket sizes of the query hashes
 are summed first, so that a hash skipped for being too common (``max_bucket``) is skipped as in the whole
-index; then every shard returns its entries for the other hashes. The union is the local lookup's entries (in
-another order, which neither the vote nor the verification depends on, up to rounding in the line fit).
+index; then every shard returns its entries for the other hashes, each with its row in the whole index, and
+the union is put in the order of those rows: the local lookup's entries *in the local order*, bit for bit. (The
+verification's line fit sums in that order, so any other order moves offsets and speeds by an ulp.)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from mirsearch.index.fingerprints import MAX_BUCKET, FingerprintIndex, Matches
 
 
-def shard_of(index: FingerprintIndex, recording_ids) -> FingerprintIndex | None:
-    """The entries of some recordings (still sorted by hash), or None when they have none."""
+@dataclass(frozen=True)
+class PlacedMatches(Matches):
+    """:class:`Matches` of a shard, with each entry's row in the whole index."""
+
+    position: np.ndarray  # row in the whole index (uint32 or int64)
+
+
+class FingerprintShard(FingerprintIndex):
+    """The entries of some recordings (still sorted by hash) and each one's row in the whole index.
+
+    Its :meth:`lookup` returns :class:`PlacedMatches`: the rows put the shards' entries back in the whole
+    index's order (:meth:`ShardedFingerprintIndex.lookup`).
+    """
+
+    def __init__(self, arrays: dict, *, positions: np.ndarray, **kwargs):
+        super().__init__(arrays, **kwargs)
+        self.positions = positions
+
+    def _gather(self, pos: np.ndarray, query: np.ndarray) -> PlacedMatches:
+        m = super()._gather(pos, query)
+        return PlacedMatches(**{f.name: getattr(m, f.name) for f in fields(Matches)}, position=self.positions[pos])
+
+    def nbytes(self) -> int:
+        return super().nbytes() + int(self.positions.nbytes)
+
+
+def shard_of(index: FingerprintIndex, recording_ids) -> FingerprintShard | None:
+    """The entries of some recordings, or None when they have none."""
     ids = np.asarray(sorted(int(i) for i in recording_ids if int(i) in index.recordings), dtype=np.uint32)
     if ids.size == 0:
         return None
     keep = np.isin(np.asarray(index.arrays["recording_ids"]), ids)
     arrays = {k: np.ascontiguousarray(np.asarray(v)[keep]) for k, v in index.arrays.items()}
+    positions = np.flatnonzero(keep).astype(np.uint32 if index.n_entries < 2**32 else np.int64)
     recordings = {int(i): index.recordings[int(i)] for i in ids}
-    return FingerprintIndex(arrays, hconfig=index.hconfig, peak_config=index.peak_config, recordings=recordings)
+    return FingerprintShard(
+        arrays, positions=positions, hconfig=index.hconfig, peak_config=index.peak_config, recordings=recordings
+    )
 
 
 def _bucket_task(index: FingerprintIndex, hashes: np.ndarray) -> np.ndarray:
@@ -33,9 +65,23 @@ def _bucket_task(index: FingerprintIndex, hashes: np.ndarray) -> np.ndarray:
     return np.searchsorted(H, hashes, side="right") - np.searchsorted(H, hashes, side="left")
 
 
-def _lookup_task(index: FingerprintIndex, hashes: np.ndarray, source: np.ndarray) -> Matches:
+def _lookup_task(index: FingerprintShard, hashes: np.ndarray, source: np.ndarray) -> PlacedMatches:
     """On a worker: this shard's entries of the hashes (too common ones were dropped by the caller)."""
     return index.lookup(hashes, source, max_bucket=np.iinfo(np.int64).max)
+
+
+def merge_placed(parts: list) -> Matches:
+    """The shards' entries in the order of their rows in the whole index: the local lookup's :class:`Matches`.
+
+    Rows are unique across shards (each entry is in one shard), and among the equal rows of one shard (an entry
+    matched by several probes) the stable sort keeps the shard's order, the probes' order, as the local lookup
+    does.
+    """
+    names = [f.name for f in fields(Matches)]
+    if not parts:
+        return Matches(np.zeros(0, np.int64), *(np.zeros(0, t) for t in (np.uint32, *(np.float32,) * 3)))
+    order = np.argsort(np.concatenate([p.position for p in parts]), kind="stable")
+    return Matches(*(np.concatenate([getattr(p, f) for p in parts])[order] for f in names))
 
 
 class ShardedFingerprintIndex:
@@ -45,7 +91,7 @@ class ShardedFingerprintIndex:
     ----------
     client : distributed.Client
     shards : list of distributed.Future
-        Each a :class:`FingerprintIndex` of some recordings, in the workers' memory.
+        Each a :class:`FingerprintShard` of some recordings, in the workers' memory.
     like : FingerprintIndex
         The whole index (its configuration and recordings are copied, not its arrays).
     """
@@ -59,17 +105,15 @@ class ShardedFingerprintIndex:
         self.frame_rate = like.frame_rate
 
     def lookup(self, hashes: np.ndarray, source: np.ndarray, *, max_bucket: int = MAX_BUCKET) -> Matches:
-        """Entries sharing a hash with each query probe, from every shard (hashes with more than
-        ``max_bucket`` entries in the whole index skipped)."""
+        """Entries sharing a hash with each query probe, from every shard, in the local lookup's order (hashes
+        with more than ``max_bucket`` entries in the whole index skipped)."""
         hashes = np.asarray(hashes, dtype=np.uint32)
         source = np.asarray(source, dtype=np.int64)
         gather, submit = self.client.gather, self.client.submit
         counts = sum(gather([submit(_bucket_task, s, hashes, pure=False) for s in self.shards]))
         keep = np.asarray(counts) <= max_bucket
         parts = gather([submit(_lookup_task, s, hashes[keep], source[keep], pure=False) for s in self.shards])
-        if not parts:
-            return Matches(np.zeros(0, np.int64), *(np.zeros(0, t) for t in (np.uint32, *(np.float32,) * 3)))
-        return Matches(*(np.concatenate([getattr(p, f) for p in parts]) for f in Matches.__dataclass_fields__))
+        return merge_placed(parts)
 
 
-__all__ = ["ShardedFingerprintIndex", "shard_of"]
+__all__ = ["FingerprintShard", "PlacedMatches", "ShardedFingerprintIndex", "merge_placed", "shard_of"]

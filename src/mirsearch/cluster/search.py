@@ -8,7 +8,9 @@ shard at once (:func:`~mirsearch.search.theme.search_theme`, :func:`~mirsearch.s
 since a shard holds whole recordings and both searches pick their occurrences per recording, the union of
 the shards' top results holds the collection's top results, and sorting it by cost, then by recording id
 (the order of the local database) gives exactly the local ranking. A shard lost with its worker is
-scattered again once.
+scattered again once. Identification (:meth:`ShardedSearch.fingerprints`, :mod:`mirsearch.cluster.identify`)
+and search by similarity (:meth:`ShardedSearch.similarity`, :mod:`mirsearch.cluster.similar`) use the same
+shards machinery.
 """
 
 from __future__ import annotations
@@ -68,10 +70,11 @@ class ShardedSearch:
         self._lock = threading.Lock()
 
     # -- shards ---------------------------------------------------------------------------------
-    def shards(self, coll, key: tuple, build) -> list:
+    def shards(self, coll, key: tuple, build, *, weigh=None) -> list:
         """Futures of the shards named ``key`` for ``coll``'s current generation, scattered on first use.
 
-        ``build(recording_ids)`` returns a shard's data, or None when none of them has usable features.
+        ``build(recording_ids)`` returns a shard's data, or None when none of them has usable features;
+        ``weigh(recording)`` what the shards are balanced by (default its duration).
         """
         generation = coll.generation()
         name = (str(coll.root), key)
@@ -84,7 +87,8 @@ class ShardedSearch:
             workers = worker_addresses(self.client)
             recs = coll.recordings()
             futures = []
-            for address, group in zip(workers, balance([r.duration for r in recs], len(workers)), strict=True):
+            weights = [weigh(r) if weigh else r.duration for r in recs]
+            for address, group in zip(workers, balance(weights, len(workers)), strict=True):
                 part = build([recs[i].id for i in group]) if group.size else None
                 if part is not None:
                     futures.append(self.client.scatter(part, workers=[address], hash=False))
@@ -98,11 +102,11 @@ class ShardedSearch:
             for name in [n for n in self._shards if coll is None or n[0] == str(coll.root)]:
                 del self._shards[name]
 
-    def _retrying(self, coll, key: tuple, build, work):
+    def _retrying(self, coll, key: tuple, build, work, *, weigh=None):
         """``work(shards)``; when it fails for another reason than a search error (a worker died with its
         shard), once more with the shards scattered again."""
         for attempt in (0, 1):
-            shards = self.shards(coll, key, build)
+            shards = self.shards(coll, key, build, weigh=weigh)
             try:
                 return work(shards)
             except MirsearchError:
@@ -115,13 +119,14 @@ class ShardedSearch:
                     self._shards.pop((str(coll.root), key), None)
         raise AssertionError("unreachable")
 
-    def _fan_out(self, coll, key: tuple, build, task, *args) -> list:
-        """``task(shard, *args)`` on every shard (a search's errors are returned by the task, not raised)."""
+    def fan_out(self, coll, key: tuple, build, task, *args, weigh=None) -> list:
+        """``task(shard, *args)`` on every shard of :meth:`shards` (a search's errors are returned by the task,
+        not raised); a shard lost with its worker is scattered again once."""
 
         def work(shards):
             return gather_within_budget(self.client, [self.client.submit(task, s, *args, pure=False) for s in shards])
 
-        return self._retrying(coll, key, build, work)
+        return self._retrying(coll, key, build, work, weigh=weigh)
 
     def fingerprints(self, coll, work):
         """``work(index)`` with the collection's fingerprint index as shards on the workers
@@ -135,6 +140,14 @@ class ShardedSearch:
             coll, ("fingerprint",), build, lambda s: work(ShardedFingerprintIndex(self.client, s, whole))
         )
 
+    def similarity(self, coll):
+        """The collection's similarity vectors as shards on the workers, duck-typed as its
+        :class:`~mirsearch.describe.similarity.SimilarityIndex`
+        (:class:`~mirsearch.cluster.similar.ShardedSimilarityIndex`: the same answers as the exact index)."""
+        from mirsearch.cluster.similar import ShardedSimilarityIndex
+
+        return ShardedSimilarityIndex(self, coll)
+
     # -- searches -------------------------------------------------------------------------------
     def theme(self, coll, theme, *, features: str, top: int, **options) -> list:
         """:func:`~mirsearch.search.theme.search_theme` over the shards: the same matches, in the same order."""
@@ -147,7 +160,7 @@ class ShardedSearch:
             return ThemeShard(features, Y, offsets, recs, rate)
 
         options = {**options, "features": features, "top": top}
-        parts = self._fan_out(coll, ("theme", features), build, _theme_task, theme, options)
+        parts = self.fan_out(coll, ("theme", features), build, _theme_task, theme, options)
         if not parts:
             coll.database(features)  # raises the local search's message (nothing to search)
         return merge_matches(_results_or_raise(parts), top)
@@ -168,7 +181,7 @@ class ShardedSearch:
 
         match = options.match
         key = ("audio", match.features, match.window, match.downsample)
-        parts = self._fan_out(coll, key, build, _passages_task, query, options)
+        parts = self.fan_out(coll, key, build, _passages_task, query, options)
         if not parts:
             raise InputError(f"collection: no recordings with {match.features} features (run 'mirsearch index')")
         found = _results_or_raise(parts)

@@ -1,4 +1,5 @@
-"""The ``dask`` parameter of the tasks that can run on a Dask cluster (index, theme, passages, identify).
+"""The ``dask`` parameter of the tasks that can run on a Dask cluster (index, theme, passages, identify,
+identify-scan, similar, similar-audio).
 
 ``None`` runs on this machine (or on the cluster of :func:`use_cluster`, which ``mirsearch serve --dask`` sets);
 ``local:N`` starts a local cluster of N worker processes; ``tcp://host:port`` uses a running scheduler

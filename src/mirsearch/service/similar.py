@@ -1,6 +1,8 @@
 """Tasks ``similar`` (recordings of the collection that sound like one of its recordings: "more like this") and
 ``similar-audio`` (recordings that sound like an audio file), by the similarity vectors of
 :mod:`mirsearch.describe.similarity` (collections indexed with ``--features ...,timbre``).
+With ``dask`` the vectors are shards on a Dask cluster's workers (:mod:`mirsearch.cluster.similar`), which rank
+every recording exactly.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from mirsearch.search.audio_query import AudioQuery
+from mirsearch.service.cluster import cluster_spec, dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
 
@@ -18,6 +21,7 @@ class SimilarRequest(Request):
 
     top: int = param(20, help="recordings to return at most, nearest first", minimum=1, maximum=1000)
     recording: int = query_field("recording id (from `mirsearch list`); it is left out of its own answer")
+    dask: str | None = dask_param()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +30,7 @@ class SimilarAudioRequest(Request):
 
     top: int = param(20, help="recordings to return at most, nearest first", minimum=1, maximum=1000)
     query: AudioQuery = query_field("the audio file (any length; the whole file is described)")
+    dask: str | None = dask_param()
 
 
 @dataclass(frozen=True)
@@ -55,33 +60,45 @@ def _answer(coll, index, vector, *, top: int, exclude: int | None, query: dict, 
     return SimilarAnswer(matches=matches, query=query, stats=stats)
 
 
+def _index(coll, request):
+    """The collection's similarity index, or its shards on the request's Dask cluster (the same interface)."""
+    dask = cluster_spec(request)
+    if dask is None:
+        from mirsearch.describe.similarity import collection_index
+
+        return collection_index(coll)
+    from mirsearch.cluster import sharded
+
+    return sharded(dask).similarity(coll)
+
+
 @register("similar", request=SimilarRequest, area="describe",
           summary="recordings that sound like a recording of the collection (more like this)")  # fmt: skip
 def run_similar(context: Context, request: SimilarRequest) -> SimilarAnswer:
-    from mirsearch.describe.similarity import collection_index
-
     started = time.perf_counter()
     coll = context.require_collection("similar")
     coll.recording(request.recording)  # a clear error for an unknown id
-    index = collection_index(coll)
+    index = _index(coll, request)
     vector = index.vector(request.recording)
-    query = version_block(recording_id=request.recording, top=request.top, normalised=index.normaliser.source)
+    query = version_block(recording_id=request.recording, top=request.top, normalised=index.normaliser.source,
+                          dask=cluster_spec(request))  # fmt: skip
     return _answer(coll, index, vector, top=request.top, exclude=request.recording, query=query, started=started)
 
 
 @register("similar-audio", request=SimilarAudioRequest, area="describe",
           summary="recordings that sound like an audio file")  # fmt: skip
 def run_similar_audio(context: Context, request: SimilarAudioRequest) -> SimilarAnswer:
-    from mirsearch.describe.similarity import audio_vector, collection_index
+    from mirsearch.describe.similarity import audio_vector
 
     started = time.perf_counter()
     coll = context.require_collection("similar-audio")
-    index = collection_index(coll)
+    index = _index(coll, request)
     q = request.query
     if q.samples is None:
         from mirsearch.errors import ParameterError
 
         raise ParameterError("similar-audio: the query must be audio (not chroma)")
     vector = index.normaliser(audio_vector(q.samples, sr=q.sr)[None, :])[0]
-    query = version_block(audio=q.name, top=request.top, normalised=index.normaliser.source)
+    query = version_block(audio=q.name, top=request.top, normalised=index.normaliser.source,
+                          dask=cluster_spec(request))  # fmt: skip
     return _answer(coll, index, vector, top=request.top, exclude=None, query=query, started=started)

@@ -1,4 +1,9 @@
-"""Search by similarity ("more like this"): the recordings nearest to a recording of the collection."""
+"""Search by similarity ("more like this"): the recordings nearest to a recording of the collection.
+
+The task runs where the other searches run: in a search worker process (its budgets), or, with
+``mirsearch serve --dask``, in the server with its work on the cluster (the cluster is the server's choice, not a
+client's parameter).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ from pydantic import BaseModel, Field
 
 from mirsearch.server.models import ERRORS, request_model, request_values
 from mirsearch.server.routers import RecordingId, ServerDep
-from mirsearch.service import run
+from mirsearch.server.routers.search import SERVER_SIDE
+from mirsearch.server.workers import task
 from mirsearch.service.similar import SimilarRequest
 
 router = APIRouter(tags=["describe"])
 
-SimilarQuery = request_model(SimilarRequest, "Similar")
+SimilarQuery = request_model(SimilarRequest, "Similar", exclude=SERVER_SIDE)
 
 
 class SimilarMatchOut(BaseModel):
@@ -33,7 +39,7 @@ class SimilarOut(BaseModel):
 async def similar(recording_id: RecordingId, params: Annotated[SimilarQuery, Query()], server: ServerDep):
     """Recordings that sound like this one, nearest first, itself left out (task ``similar``)."""
     request = SimilarRequest(recording=recording_id, **request_values(params))
-    result = await server.search.run(run, "similar", request, collection=server.coll)
+    result = await server.task(task, "similar", request)
     d = result.to_dict()
     for m in d["matches"]:
         m["recording"] = server.shown_path(m["recording"])
