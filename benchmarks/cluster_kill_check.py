@@ -1,20 +1,24 @@
-"""The check of issue 23's "Done when", through the command line, on real music (singularity-music).
+"""The check of issue 23's "Done when", through the command line, on real music.
 
 1. ``mirsearch index DIR -c local.mirs`` (the local reference, worker processes of this machine);
 2. ``mirsearch index DIR -c dask.mirs --dask local:2``, and as soon as the first recording is committed one
    Dask worker process is killed (``SIGKILL``);
-3. both catalogues compared: every file indexed exactly once, the same content hashes and durations, every
-   stored feature array equal (bit for bit);
-4. ``mirsearch search`` with a theme and with an audio excerpt, ``--dask local:2`` against the local search, on
-   the collection indexed on the cluster: the same top results (ids, positions, costs).
+3. both catalogues compared: every file indexed exactly once, the same failure lines, the same content hashes
+   and durations, every stored feature array equal (bit for bit: chroma, fingerprints, timbre);
+4. every search of issue 23 through the command line, the local one on ``local.mirs`` against the one with
+   ``--dask local:2`` on ``dask.mirs`` (recordings compared by path: ids follow the order of commits): ``search
+   --theme``, ``search --audio``, ``identify``, ``identify --scan``, ``similar --recording`` and ``similar
+   --audio``; the same top results (positions, costs to 1e-5), and whether the JSON answers are identical.
 
-Writes results/cluster_check.json and prints what it found. Usage::
+By default DIR is a fresh fixture folder under data/cluster_check/: ``--files`` excerpts of ``--seconds`` from
+singularity-music (wav) and one broken file. Writes results/cluster_check.json and prints what it found::
 
-    nice -n 10 .venv/bin/python benchmarks/cluster_kill_check.py [DIR]
+    nice -n 10 .venv/bin/python benchmarks/cluster_kill_check.py [--files 6 --seconds 40 | --folder DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -34,8 +38,22 @@ ROOT = Path(__file__).resolve().parents[1]
 AUDIO = ROOT / "data" / "real" / "pkgs" / "singularity-music" / "usr" / "share" / "games" / "singularity" / "music"
 WORK = ROOT / "data" / "cluster_check"
 MIRSEARCH = [str(ROOT / ".venv" / "bin" / "mirsearch")]
-KINDS = "chroma,fingerprint"
+KINDS = "chroma,fingerprint,timbre"
 THEME = "E G A B A G E D E"
+SPEC = "local:2"
+
+
+def make_fixture(folder: Path, *, files: int, seconds: float) -> None:
+    """``files`` excerpts of ``seconds`` (from 20 s on) of singularity-music as wav, and one broken file."""
+    import soundfile as sf
+
+    from mirsearch.audio import SR, load_audio
+
+    folder.mkdir(parents=True)
+    for path in sorted(AUDIO.glob("*.ogg"))[:files]:
+        y, _ = load_audio(path, sr=SR)
+        sf.write(folder / f"{path.stem}.wav", y[20 * SR : int((20 + seconds) * SR)], SR)
+    (folder / "broken.wav").write_bytes(b"RIFF0000WAVEfmt this is not audio")
 
 
 def committed(coll: Path) -> int:
@@ -55,7 +73,7 @@ def dask_workers(pid: int) -> list:
 
 def index_with_a_kill(folder: Path, coll: Path) -> dict:
     """Index on ``local:2``; kill one worker once the first recording is committed."""
-    cmd = [*MIRSEARCH, "index", str(folder), "-c", str(coll), "--features", KINDS, "--dask", "local:2", "--json"]
+    cmd = [*MIRSEARCH, "index", str(folder), "-c", str(coll), "--features", KINDS, "--dask", SPEC, "--json"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed = None
@@ -71,7 +89,8 @@ def index_with_a_kill(folder: Path, coll: Path) -> dict:
             "seconds": round(time.perf_counter() - t0, 1), "stderr_tail": err.strip().splitlines()[-3:]}  # fmt: skip
 
 
-def features_of(coll: Path) -> dict:
+def catalogue(coll: Path) -> tuple[dict, list, dict]:
+    """``{(path, kind): (sha1, duration, array)}``, the failure lines' files and ``{path: id}``."""
     from mirsearch.collection import Collection
 
     out = {}
@@ -81,57 +100,106 @@ def features_of(coll: Path) -> dict:
         for r in recs:
             for kind in KINDS.split(","):
                 out[r.path, kind] = (r.sha1, r.duration, c.load_features(r.id, kind)[0])
-    return out
+        failed = sorted(os.path.basename(p) for p, _ in c.catalog.failures())
+        return out, failed, {r.path: r.id for r in recs}
 
 
-def search(coll: Path, *args: str) -> list[dict]:
-    out = subprocess.run([*MIRSEARCH, "search", "-c", str(coll), *args, "--json"], capture_output=True, text=True)
+def cli(*args: str) -> dict:
+    out = subprocess.run([*MIRSEARCH, *args, "--json"], capture_output=True, text=True)
     if out.returncode:
-        raise RuntimeError(out.stderr)
-    return json.loads(out.stdout)["matches"]
+        raise RuntimeError(f"{' '.join(args)}: {out.stderr.strip()[-500:]}")
+    return json.loads(out.stdout)
 
 
-def same_ranking(a: list[dict], b: list[dict]) -> bool:
-    key = [(m["recording_id"], m["start"], m["end"], m["transposition"]) for m in a]
-    return key == [(m["recording_id"], m["start"], m["end"], m["transposition"]) for m in b] and all(
-        abs(x["cost"] - y["cost"]) <= 1e-5 for x, y in zip(a, b, strict=True)
+def _rows(answer: dict) -> list[dict]:
+    rows = answer.get("matches", answer.get("stretches", []))
+    return [{k: v for k, v in m.items() if k not in ("recording_id", "rank")} for m in rows]  # ids: commit order
+
+
+def compare(ref: dict, got: dict) -> dict:
+    """The same recordings (by path) in the same order, numbers within 1e-5; and identical JSON rows."""
+    a, b = _rows(ref), _rows(got)
+    close = len(a) == len(b) and all(
+        x.keys() == y.keys()
+        and all(
+            abs(x[k] - y[k]) <= 1e-5 if isinstance(x[k], float) and isinstance(y[k], float) else x[k] == y[k] for k in x
+        )
+        for x, y in zip(a, b, strict=True)
     )
+    return {"n": len(a), "same_top": close, "identical_json": a == b}
+
+
+def searches(local: Path, dask: Path, excerpt: Path, tape: Path, ids: tuple[dict, dict], probe: str) -> dict:
+    found = {}
+    for name, args in (
+        ("theme", ["search", "--theme", THEME, "--top", "10"]),
+        ("audio", ["search", "--audio", str(excerpt), "--top", "10"]),
+        ("identify", ["identify", "--audio", str(excerpt)]),
+        ("identify-scan", ["identify", "--audio", str(tape), "--scan"]),
+        ("similar", ["similar", "--recording", "{id}", "--top", "10"]),
+        ("similar-audio", ["similar", "--audio", str(excerpt), "--top", "10"]),
+    ):
+        ref_args = [a.replace("{id}", str(ids[0][probe])) for a in args]
+        got_args = [a.replace("{id}", str(ids[1][probe])) for a in args]
+        t0 = time.perf_counter()
+        ref = cli(*ref_args, "-c", str(local))
+        t1 = time.perf_counter()
+        got = cli(*got_args, "-c", str(dask), "--dask", SPEC)
+        t2 = time.perf_counter()
+        found[name] = {**compare(ref, got), "local_s": round(t1 - t0, 1), "dask_s": round(t2 - t1, 1)}
+        print(name, found[name], flush=True)
+    return found
+
+
+def queries(folder: Path, files: list[str]) -> tuple[Path, Path]:
+    """An excerpt (15 s from 10 s on of the first file) and a "tape" (the second file's first 30 s, then the
+    third's), written under WORK."""
+    import soundfile as sf
+
+    from mirsearch.audio import SR, load_audio
+
+    y = [load_audio(f, sr=SR)[0] for f in files[:3]]
+    excerpt, tape = WORK / "excerpt.wav", WORK / "tape.wav"
+    sf.write(excerpt, y[0][10 * SR : 25 * SR], SR)
+    sf.write(tape, np.concatenate([y[1][: 30 * SR], y[2][: 30 * SR]]), SR)
+    return excerpt, tape
+
+
+def _count(added) -> int:
+    return added if isinstance(added, int) else len(added)
 
 
 def main() -> None:
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else AUDIO
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--folder", type=Path, help="audio folder to index (default: a fresh fixture)")
+    parser.add_argument("--files", type=int, default=6, help="fixture: excerpts of singularity-music")
+    parser.add_argument("--seconds", type=float, default=40.0, help="fixture: length of each excerpt")
+    args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    folder = args.folder
+    if folder is None:
+        folder = WORK / "fixture"
+        make_fixture(folder, files=args.files, seconds=args.seconds)
     local, dask = WORK / "local.mirs", WORK / "dask.mirs"
     t0 = time.perf_counter()
-    subprocess.run([*MIRSEARCH, "index", str(folder), "-c", str(local), "--features", KINDS, "--no-progress"],
-                   check=True, capture_output=True)  # fmt: skip
+    cmd = [*MIRSEARCH, "index", str(folder), "-c", str(local), "--features", KINDS, "--no-progress"]
+    local_rc = subprocess.run(cmd, capture_output=True).returncode  # 3: some files failed (the broken one)
     local_s = time.perf_counter() - t0
     run = index_with_a_kill(folder, dask)
-    ref, got = features_of(local), features_of(dask)
+    (ref, ref_failed, ref_ids), (got, got_failed, got_ids) = catalogue(local), catalogue(dask)
     equal = ref.keys() == got.keys() and all(
         ref[k][:2] == got[k][:2] and np.array_equal(ref[k][2], got[k][2]) for k in ref
     )
-    excerpt = WORK / "excerpt.wav"
-    from mirsearch.audio import SR, load_audio
-
-    first = sorted({p for p, _ in ref})[0]
-    y, _ = load_audio(first, sr=SR)
-    import soundfile as sf
-
-    sf.write(excerpt, y[30 * SR : 45 * SR], SR)
-    searches = {}
-    for name, args in (
-        ("theme", ["--theme", THEME, "--top", "10"]),
-        ("audio", ["--audio", str(excerpt), "--top", "10"]),
-    ):
-        a, b = search(dask, *args), search(dask, *args, "--dask", "local:2")
-        searches[name] = {"same_top10": same_ranking(a, b), "n": len(a)}
+    files = sorted(ref_ids)
+    excerpt, tape = queries(folder, files)
     result = {
-        "folder": str(folder), "files": len({p for p, _ in ref}), "local_index_s": round(local_s, 1),
+        "folder": str(folder), "files": len(files), "local_index_s": round(local_s, 1), "local_returncode": local_rc,
         "dask_index": {k: v for k, v in run.items() if k != "report"},
         "dask_report": {k: run["report"].get(k) for k in ("added", "failed", "seconds", "audio_seconds")},
-        "each_file_once_and_features_equal": equal, "searches": searches,
+        "failures": {"local": ref_failed, "dask": got_failed},
+        "each_file_once_and_features_equal": equal and len(got_ids) == len(ref_ids) == _count(run["report"]["added"]),
+        "searches": searches(local, dask, excerpt, tape, (ref_ids, got_ids), files[1]),
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }  # fmt: skip
     write_results("cluster_check", result)
