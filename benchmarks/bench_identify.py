@@ -477,6 +477,19 @@ class SimulatedIndex:
         self.n_recordings = n_recordings
         self.offset_id = max(real.recordings) + 1
 
+    def reference(self, real_peaks):
+        """``reference(recording_id)`` for ``match_peaks``: stored peaks, random ones (20/s over 20,000 frames) for
+        the simulated recordings."""
+
+        def peaks(rec: int) -> np.ndarray:
+            if rec < self.offset_id:
+                return real_peaks(rec)
+            rng = np.random.default_rng(rec)
+            n = int(20 * 20000 / self.frame_rate)
+            return np.stack([np.sort(rng.uniform(0, 20000, n)), rng.uniform(0, 180, n), np.ones(n)]).astype(np.float32)
+
+        return peaks
+
     def lookup(self, hashes, source, *, max_bucket=None):
         from mirsearch.index.fingerprints import MAX_BUCKET, Matches
 
@@ -506,8 +519,7 @@ class SimulatedIndex:
 
 def main_scaling(args) -> dict:
     """Query time and accuracy (clean / speed +5 % / pink 0 dB, 10 s) with 100 h and 1,000 h of simulated entries."""
-    from mirsearch.features.fingerprint import extract_fingerprints
-    from mirsearch.search.identify import IdentifyOptions, match_peaks
+    from mirsearch.search.identify import IdentifyOptions, match_peaks, query_peaks, stored_peaks
 
     coll_files, absent_files = splits(args.split)
     ours = Ours(coll_files, WORK / f"scaling-{args.split}.mirs")
@@ -545,7 +557,11 @@ def main_scaling(args) -> dict:
                     audio=make_query(y, start, 10.0, "clean", rng)[0],
                 )
             )
-    peaks = [extract_fingerprints(q["audio"], sr=SR, config=real.peak_config)[0] for q in queries]
+    opts = IdentifyOptions()
+    peaks = [
+        query_peaks(q["audio"], sr=SR, peak_config=real.peak_config, dense_per_second=opts.check_peaks_per_second)
+        for q in queries
+    ]
     names = {v: k for k, v in ours.ids.items()}
     out = {"entries_per_hour": round(per_hour), "sizes": []}
     for hours in args.scaling_hours:
@@ -556,13 +572,13 @@ def main_scaling(args) -> dict:
         H = simulate_hashes(marg, n, path)
         build = time.perf_counter() - t0
         index = SimulatedIndex(real, H, n_recordings=int(hours * 3600 / 240))
-        opts = IdentifyOptions()
+        reference = index.reference(stored_peaks(ours.coll))
         for _ in range(2):  # warm the page cache
-            match_peaks(index, peaks[0], options=opts)
+            match_peaks(index, peaks[0][0], options=opts, reference=reference, dense=peaks[0][1])
         times, ok = [], {}
-        for q, pk in zip(queries, peaks, strict=True):
+        for q, (pk, dense) in zip(queries, peaks, strict=True):
             t = time.perf_counter()
-            cands, _ = match_peaks(index, pk, options=opts)
+            cands, _ = match_peaks(index, pk, options=opts, reference=reference, dense=dense)
             times.append(time.perf_counter() - t)
             if q["present"]:
                 good = bool(cands) and names.get(cands[0][0]) == q["key"] and abs(cands[0][2] - q["start"]) <= 0.5

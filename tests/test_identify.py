@@ -13,7 +13,16 @@ from mirsearch.collection import Collection
 from mirsearch.errors import CollectionError, InputError
 from mirsearch.features import fingerprint as fp
 from mirsearch.index.fingerprints import INDEX_DIR, FingerprintIndex
-from mirsearch.search.identify import DEFAULT_MIN_SCORE, IdentifyOptions, dedupe, identify, match_peaks, scan
+from mirsearch.search.identify import (
+    DEFAULT_MIN_SCORE,
+    IdentifyOptions,
+    dedupe,
+    identify,
+    match_peaks,
+    peak_overlap,
+    scan,
+    stored_peaks,
+)
 
 SR = 22050
 
@@ -178,5 +187,49 @@ def test_cli_identify_json(coll, tracks, tmp_path, capsys):
 
 def test_match_peaks_with_empty_query(coll):
     index = FingerprintIndex.for_collection(coll)
-    cands, n = match_peaks(index, np.zeros((3, 0), np.float32), options=IdentifyOptions())
+    empty = np.zeros((3, 0), np.float32)
+    cands, n = match_peaks(index, empty, options=IdentifyOptions(), reference=stored_peaks(coll))
     assert cands == [] and n == 0
+
+
+def _brute_overlap(ref, query, *, offset, speed, shift, span, tol):
+    """Reference peaks in ``offset .. offset + span`` with a mapped query peak within ``tol`` (loops)."""
+    n = 0
+    for t, f in zip(ref[0], ref[1], strict=True):
+        if not offset <= t < offset + span:
+            continue
+        n += any(
+            abs(t - (offset + speed * tq)) <= tol[0] and abs(f - (fq - shift)) <= tol[1]
+            for tq, fq in zip(query[0], query[1], strict=True)
+        )
+    return n
+
+
+def test_peak_overlap_counts_like_brute_force_and_stands_out_only_when_aligned():
+    rng = np.random.default_rng(3)
+    rate, n_ref = 62.5, 1200  # 60 s of 20 peaks per second
+    ref = np.stack([np.sort(rng.uniform(0, 60 * rate, n_ref)), rng.uniform(0, 180, n_ref), np.ones(n_ref)])
+    offset, speed, shift, span = 20.0 * rate, 1.03, 2.0, 5.0 * rate
+    inside = (ref[0] >= offset) & (ref[0] < offset + span)
+    keep = inside & (rng.random(n_ref) < 0.5)  # half the peaks survive, jittered, plus as many noise peaks
+    tq = (ref[0][keep] - offset) / speed + rng.normal(0, 0.3, keep.sum())
+    fq = ref[1][keep] + shift + rng.normal(0, 0.2, keep.sum())
+    noise = np.stack([rng.uniform(0, span / speed, 60), rng.uniform(0, 180, 60)])
+    query = np.concatenate([np.stack([tq, fq]), noise], axis=1)
+    query = np.concatenate([query, np.ones((1, query.shape[1]))])
+    tol = (1.5, 0.7)
+    kw = dict(offset=offset, speed=speed, shift=shift, span=span)
+    matched, standout = peak_overlap(ref, query, rate=rate, tolerance=tol, **kw)
+    assert matched == _brute_overlap(ref, query, tol=tol, **kw)
+    assert matched >= 0.8 * keep.sum() and standout > 10
+    wrong = dict(kw, offset=offset + 7.3 * rate)  # the same query placed elsewhere in the recording
+    matched_w, standout_w = peak_overlap(ref, query, rate=rate, tolerance=tol, **wrong)
+    assert matched_w == _brute_overlap(ref, query, tol=tol, **wrong)
+    assert standout_w < 3 < standout
+
+
+def test_peak_overlap_without_room_for_a_null_has_no_standout():
+    ref = np.array([[10.0, 20.0, 30.0], [5.0, 6.0, 7.0], [1.0, 1.0, 1.0]])
+    matched, standout = peak_overlap(ref, ref - [[10.0], [0.0], [0.0]], offset=10.0, speed=1.0, shift=0.0,
+                                     span=25.0, rate=62.5)  # fmt: skip
+    assert matched == 3 and standout == 0.0

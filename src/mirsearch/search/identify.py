@@ -6,8 +6,13 @@ the query's speed (ratio of the triplets' ``t3 - t1``), its pitch shift (differe
 log-frequencies) and the offset of the query's start in the recording. A vote over
 (recording, offset) proposes candidates; each is verified by fitting a line ``t_ref = offset + speed * t_query``
 to its matches and counting the query triplets that lie on it (within two frames) with a consistent pitch
-shift. The count is the score; below ``min_score`` (calibrated on held-out music, see docs/identify.md) the
-answer is "not found" (no matches).
+shift. Candidates with at least ``min_anchors`` such anchors are then checked against the recording's stored
+peak list: the query's peaks (picked more densely than for hashing) are mapped onto the recording along the
+fitted line and counted where a reference peak lies within a frame and a bin (:func:`peak_overlap`). The score
+is how far that count stands out of the counts at 16 wrong alignments of the same recording (the query moved
+0.37-2.96 s along it): music always shares some peaks with music, and the recording's own shifted copies
+measure how many. Below ``min_score`` (calibrated on held-out music, see docs/identify.md) the answer is
+"not found" (no matches); found matches are ranked by their matched peak count.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ from mirsearch.search.results import format_time
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_SCORE = 10.0  # verified triplets needed to answer "found" (calibrated on held-out tracks, docs/identify.md)
+#: standout of the peak overlap needed to answer "found" (calibrated on held-out tracks, docs/identify.md)
+DEFAULT_MIN_SCORE = 6.0
 MIN_QUERY_SECONDS = 1.0  # shortest query (seconds)
 MAX_QUERY_SECONDS = 600.0  # longest query without ``scan`` (seconds)
+#: shifts (s) of the wrong alignments whose peak overlaps are the null of a candidate's overlap
+NULL_SHIFTS = 0.37 * np.arange(1, 17)
+NULL_COUNT = 16  # wrong alignments used (the smallest shifts, either side, that fit in the recording)
 
 
 @dataclass(frozen=True)
@@ -39,13 +48,19 @@ class IdentifyOptions:
     top : int >= 1
         Most matches returned.
     min_score : float >= 0
-        Verified triplets needed for a match ("not found" below).
+        Standout of the peak overlap needed for a match ("not found" below; :func:`peak_overlap`).
+    min_anchors : int >= 1
+        Query anchor frames on a candidate's fitted line needed before its peaks are checked.
     max_speed_change : float in (0, 0.5)
         Largest relative speed / tempo change searched (0.12: 0.89 - 1.12).
     max_pitch_shift : float >= 0
         Largest pitch shift searched beyond the one a speed change implies (semitones).
     candidates : int >= 1
         (recording, offset) candidates verified.
+    check_peaks_per_second : float > 0
+        Density of the query peaks compared with a candidate's stored peaks.
+    peak_tolerance : (float, float)
+        Largest distance of a matched peak pair in frames and in log-frequency bins.
     offset_bin : float > 0
         Width of the offset vote bins (seconds).
     time_tolerance : float > 0
@@ -60,7 +75,10 @@ class IdentifyOptions:
     min_score: float = DEFAULT_MIN_SCORE
     max_speed_change: float = 0.12
     max_pitch_shift: float = 1.5
-    candidates: int = 12
+    candidates: int = 30
+    min_anchors: int = 3
+    check_peaks_per_second: float = 60.0
+    peak_tolerance: tuple = (1.5, 0.7)
     offset_bin: float = 0.2
     time_tolerance: float = 1.5
     freq_tolerance: float = 0.7
@@ -73,7 +91,9 @@ class IdentifyOptions:
             raise ParameterError(f"min_score={self.min_score!r} must be >= 0")
         if not 0 < self.max_speed_change < 0.5:
             raise ParameterError(f"max_speed_change={self.max_speed_change!r} must be in (0, 0.5)")
-        for name in ("offset_bin", "time_tolerance", "freq_tolerance", "speed_tolerance"):
+        if self.min_anchors < 1:
+            raise ParameterError(f"min_anchors={self.min_anchors!r} must be >= 1")
+        for name in ("offset_bin", "time_tolerance", "freq_tolerance", "speed_tolerance", "check_peaks_per_second"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name}={getattr(self, name)!r} must be > 0")
 
@@ -83,7 +103,8 @@ class IdentifyMatch:
     """A recording the query was found in.
 
     ``offset``: where the query's first sample lies in the recording (s); ``speed``: the query's playback
-    speed relative to the recording (1.04 = 4 % faster); ``pitch_shift``: semitones; ``score``: verified triplets.
+    speed relative to the recording (1.04 = 4 % faster); ``pitch_shift``: semitones; ``score``: the standout of the
+    peak overlap (:func:`peak_overlap`); ``matched_peaks``: the recording's peaks matched by the query's.
     """
 
     recording: str
@@ -92,6 +113,7 @@ class IdentifyMatch:
     speed: float
     score: float
     pitch_shift: float = 0.0
+    matched_peaks: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -102,6 +124,7 @@ class IdentifyMatch:
             "speed": round(self.speed, 4),
             "pitch_shift": round(self.pitch_shift, 2),
             "score": round(self.score, 1),
+            "matched_peaks": self.matched_peaks,
         }
 
 
@@ -150,8 +173,11 @@ class ScanResult:
 
 
 # -- arrays ------------------------------------------------------------------------------------------
-def query_peaks(y: np.ndarray, *, sr: int, peak_config: dict) -> np.ndarray:
-    """Validated query audio -> peak list ``(3, n)``; raises :class:`InputError` for unusable audio."""
+def query_peaks(y: np.ndarray, *, sr: int, peak_config: dict, dense_per_second: float) -> tuple[np.ndarray, np.ndarray]:
+    """Validated query audio -> its peak lists ``(3, n)`` for hashing and, denser, for checking candidates.
+
+    Raises :class:`InputError` for unusable audio.
+    """
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise InputError(f"query: expected mono audio (1-D array), got shape {y.shape}")
@@ -162,7 +188,80 @@ def query_peaks(y: np.ndarray, *, sr: int, peak_config: dict) -> np.ndarray:
         raise InputError("query: audio contains NaN or infinite samples")
     if float(np.max(np.abs(y))) < 1e-4:
         raise InputError("query: audio is silent")
-    return fp.extract_fingerprints(y, sr=sr, config=peak_config)[0]
+    L = fp.log_spectrogram(y, sr=sr, config=peak_config)
+    dense = fp.pick_peaks(L, config={**peak_config, "peaks_per_second": dense_per_second})
+    return fp.pick_peaks(L, config=peak_config), dense
+
+
+def _null_shifts(start: float, span: float, end: float, rate: float) -> np.ndarray:
+    """The :data:`NULL_COUNT` smallest shifts (frames, either side) whose window ``start + d .. + span`` lies in
+    ``0 .. end``; fewer when the recording is short."""
+    d = np.concatenate([NULL_SHIFTS, -NULL_SHIFTS]) * rate
+    fits = (start + d >= 0) & (start + d + span <= end)
+    d = d[fits]
+    return d[np.argsort(np.abs(d), kind="stable")][:NULL_COUNT]
+
+
+def peak_overlap(
+    reference: np.ndarray,
+    query: np.ndarray,
+    *,
+    offset: float,
+    speed: float,
+    shift: float,
+    span: float,
+    rate: float,
+    tolerance: tuple = (1.5, 0.7),
+) -> tuple[int, float]:
+    """How many of a recording's peaks a query's peaks meet on a candidate line, and how far that stands out.
+
+    The query's peaks are mapped to ``t = offset + speed * t_query``, ``f = f_query - shift``; a reference peak
+    in ``offset .. offset + span`` counts when a mapped query peak lies within ``tolerance`` (frames, bins,
+    Chebyshev). The same count at up to :data:`NULL_COUNT` wrong alignments (the reference window and the
+    query moved together by :data:`NULL_SHIFTS` along the recording) is the null.
+
+    Parameters
+    ----------
+    reference : np.ndarray, shape (3, n_ref)
+        The recording's stored peaks (frames, bins, prominence), sorted by time.
+    query : np.ndarray, shape (3, n_query)
+        The query's peaks.
+    offset, span : float
+        Start and length of the candidate's window in the recording (frames).
+    speed, shift : float
+        The candidate's speed and pitch shift (log-frequency bins).
+    rate : float
+        Frames per second.
+    tolerance : (float, float)
+        Frames and bins.
+
+    Returns
+    -------
+    matched : int
+        Reference peaks met at the candidate's alignment.
+    standout : float
+        ``(matched - mean(null)) / (std(null) + 1)``; 0 when there is no null (a recording shorter than the
+        query plus 0.37 s).
+    """
+    from scipy.spatial import cKDTree
+
+    rt, rf = np.asarray(reference[0], np.float64), np.asarray(reference[1], np.float64)
+    if rt.size == 0 or query.shape[1] == 0:
+        return 0, 0.0
+    tt, tf = tolerance
+    tree = cKDTree(np.column_stack([(offset + speed * query[0]) / tt, (query[1] - shift) / tf]))
+    shifts = np.concatenate([[0.0], _null_shifts(offset, span, float(rt[-1]) + 1.0, rate)])
+    lo = np.searchsorted(rt, offset + shifts)
+    hi = np.searchsorted(rt, offset + shifts + span)
+    seg = np.repeat(np.arange(shifts.size), hi - lo)
+    idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
+    dist, _ = tree.query(np.column_stack([(rt[idx] - shifts[seg]) / tt, rf[idx] / tf]), p=np.inf,
+                         distance_upper_bound=1.0 + 1e-9)  # fmt: skip
+    counts = np.bincount(seg, weights=np.isfinite(dist), minlength=shifts.size)
+    if shifts.size < 2:
+        return int(counts[0]), 0.0
+    null = counts[1:]
+    return int(counts[0]), float((counts[0] - null.mean()) / (null.std() + 1.0))
 
 
 def _match_geometry(trip: dict, m: Matches, *, bins_per_octave: int, options: IdentifyOptions) -> dict:
@@ -249,17 +348,37 @@ def _plausible(speed: float, shift_octaves: float, options: IdentifyOptions) -> 
 
 
 def match_peaks(
-    index: FingerprintIndex, peaks: np.ndarray, *, options: IdentifyOptions, exclude: frozenset = frozenset()
-) -> tuple[list[tuple[int, float, float, float, float]], int]:
+    index: FingerprintIndex,
+    peaks: np.ndarray,
+    *,
+    options: IdentifyOptions,
+    reference,
+    dense: np.ndarray | None = None,
+    exclude: frozenset = frozenset(),
+) -> tuple[list[tuple], int]:
     """Identify a query peak list against an index (arrays in, arrays out).
+
+    Parameters
+    ----------
+    index : FingerprintIndex
+    peaks : np.ndarray, shape (3, n)
+        The query's peaks for hashing (frames relative to the query's start).
+    options : IdentifyOptions
+    reference : callable
+        ``reference(recording_id) -> np.ndarray (3, n_ref)``: a recording's stored peaks.
+    dense : np.ndarray, shape (3, m), optional
+        The query's denser peaks to check candidates with (default ``peaks``).
+    exclude : frozenset of int
+        Recordings not to answer.
 
     Returns
     -------
-    candidates : list of (recording_id, score, offset (s), speed, pitch shift (semitones))
-        Verified, best first, ``score >= options.min_score``, one per (recording, offset).
+    candidates : list of (recording_id, score, offset (s), speed, pitch shift (semitones), matched peaks)
+        Best (most matched peaks) first, ``score >= options.min_score``, one per (recording, offset).
     n_hashes : int
         Query probes looked up.
     """
+    dense = peaks if dense is None else dense
     trip = fp.triplets(peaks, hconfig=index.hconfig, query=True)
     hashes, source = fp.query_hashes(trip, hconfig=index.hconfig)
     m = index.lookup(hashes, source)
@@ -270,17 +389,33 @@ def match_peaks(
         g = {k: v[keep] for k, v in g.items()}
     rate = index.frame_rate
     bin_frames = options.offset_bin * rate
+    span = max(float(np.max(dense[0], initial=0.0)), float(np.max(peaks[0], initial=0.0))) + 1.0
     out = []
     for rec, off0 in _candidates(g, bin_frames=bin_frames, n=options.candidates):
-        score, off, speed, shift = _verify(g, rec, off0, bin_frames=bin_frames, options=options)
-        if score >= max(options.min_score, 1.0) and _plausible(speed, shift / bpo, options):
-            out.append((rec, score, off / rate, speed, 12.0 * shift / bpo))
-    out.sort(key=lambda c: -c[1])
+        anchors, off, speed, shift = _verify(g, rec, off0, bin_frames=bin_frames, options=options)
+        if anchors < options.min_anchors or not _plausible(speed, shift / bpo, options):
+            continue
+        matched, score = peak_overlap(
+            reference(rec), dense, offset=off, speed=speed, shift=shift, span=speed * span, rate=rate,
+            tolerance=options.peak_tolerance,
+        )  # fmt: skip
+        if score >= options.min_score:
+            out.append((rec, score, off / rate, speed, 12.0 * shift / bpo, matched))
+    out.sort(key=lambda c: (-c[5], -c[1]))
     unique: list = []
     for c in out:
         if not any(u[0] == c[0] and abs(u[2] - c[2]) < 1.0 for u in unique):
             unique.append(c)
     return unique, int(hashes.size)
+
+
+def stored_peaks(coll):
+    """``reference(recording_id)`` for :func:`match_peaks`: the collection's stored peak lists."""
+
+    def reference(recording_id: int) -> np.ndarray:
+        return np.asarray(coll.load_features(int(recording_id), "fingerprint")[0])
+
+    return reference
 
 
 _INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -306,8 +441,9 @@ def _to_matches(coll, cands, top: int) -> list[IdentifyMatch]:
             speed=speed,
             score=score,
             pitch_shift=shift,
+            matched_peaks=matched,
         )
-        for rec, score, off, speed, shift in cands[:top]
+        for rec, score, off, speed, shift, matched in cands[:top]
     ]
 
 
@@ -336,8 +472,8 @@ def identify(coll, y: np.ndarray, *, sr: int, options: IdentifyOptions | None = 
     if y.size / sr > MAX_QUERY_SECONDS:
         raise ParameterError(f"query: {y.size / sr:.0f} s is longer than {MAX_QUERY_SECONDS:g} s (use scan)")
     index = collection_index(coll) if index is None else index
-    peaks = query_peaks(y, sr=sr, peak_config=index.peak_config)
-    cands, n_hashes = match_peaks(index, peaks, options=options)
+    peaks, dense = query_peaks(y, sr=sr, peak_config=index.peak_config, dense_per_second=options.check_peaks_per_second)
+    cands, n_hashes = match_peaks(index, peaks, options=options, reference=stored_peaks(coll), dense=dense)
     return IdentifyResult(matches=_to_matches(coll, cands, options.top), query_duration=y.size / sr, n_hashes=n_hashes)
 
 
@@ -349,8 +485,13 @@ def window_peaks(peaks: np.ndarray, start: float, length: float) -> np.ndarray:
     return w
 
 
-def scan_peaks(index: FingerprintIndex, peaks: np.ndarray, *, duration: float, window: float, hop: float, options):
-    """Identify windows of a long query's peak list and join consecutive consistent windows into stretches.
+def scan_peaks(
+    index: FingerprintIndex, peaks: np.ndarray, *, duration: float, window: float, hop: float, options, reference,
+    dense: np.ndarray | None = None,
+):  # fmt: skip
+    """Identify windows of a long query's peak lists and join consecutive consistent windows into stretches.
+
+    ``reference`` and ``dense`` as in :func:`match_peaks`.
 
     Returns
     -------
@@ -360,8 +501,12 @@ def scan_peaks(index: FingerprintIndex, peaks: np.ndarray, *, duration: float, w
     rate = index.frame_rate
     starts = np.arange(0.0, max(duration - window, 0.0) + 1e-9, hop)
     found = []
+    dense = peaks if dense is None else dense
     for s in starts:
-        cands, _ = match_peaks(index, window_peaks(peaks, s * rate, window * rate), options=options)
+        a, n = s * rate, window * rate
+        cands, _ = match_peaks(
+            index, window_peaks(peaks, a, n), options=options, reference=reference, dense=window_peaks(dense, a, n)
+        )
         if cands:
             found.append((float(s), min(float(s) + window, duration), cands[0]))
     stretches: list = []
@@ -370,7 +515,7 @@ def scan_peaks(index: FingerprintIndex, peaks: np.ndarray, *, duration: float, w
             ps, pe, pc = stretches[-1]
             expected = pc[2] + pc[3] * (s - ps)
             if c[0] == pc[0] and s <= pe and abs(c[2] - expected) < 1.0:
-                best = pc if pc[1] >= c[1] else (pc[0], c[1], pc[2], pc[3], pc[4])
+                best = pc if pc[1] >= c[1] else (*pc[:1], c[1], *pc[2:5], c[5])
                 stretches[-1] = (ps, e, best)
                 continue
         stretches.append((s, e, c))
@@ -385,9 +530,12 @@ def scan(
     if not 0 < hop <= window:
         raise ParameterError(f"hop={hop!r} must be in (0, window={window!r}]")
     index = collection_index(coll) if index is None else index
-    peaks = query_peaks(y, sr=sr, peak_config=index.peak_config)
+    peaks, dense = query_peaks(y, sr=sr, peak_config=index.peak_config, dense_per_second=options.check_peaks_per_second)
     duration = y.size / sr
-    found = scan_peaks(index, peaks, duration=duration, window=window, hop=hop, options=options)
+    found = scan_peaks(
+        index, peaks, duration=duration, window=window, hop=hop, options=options, reference=stored_peaks(coll),
+        dense=dense,
+    )  # fmt: skip
     stretches = [Stretch(s, e, _to_matches(coll, [c], 1)[0]) for s, e, c in found]
     return ScanResult(stretches=stretches, query_duration=duration, window=window, hop=hop)
 
@@ -427,15 +575,20 @@ def dedupe(coll, *, window: float = 10.0, options: IdentifyOptions | None = None
     options = options or IdentifyOptions()
     index = collection_index(coll)
     rate = index.frame_rate
+    reference = stored_peaks(coll)
     out = []
     for rec in coll.recordings():
         if rec.id not in index.recordings:
             continue
-        peaks = np.asarray(coll.load_features(rec.id, "fingerprint")[0])
+        peaks = reference(rec.id)
         hits = []
         for s in _probe_windows(rec.duration, window):
             cands, _ = match_peaks(
-                index, window_peaks(peaks, s * rate, window * rate), options=options, exclude=frozenset({rec.id})
+                index,
+                window_peaks(peaks, s * rate, window * rate),
+                options=options,
+                reference=reference,
+                exclude=frozenset({rec.id}),
             )
             hits.append((s, cands[0] if cands else None))
         if any(c is None for _, c in hits) or len({c[0] for _, c in hits}) != 1:
@@ -473,8 +626,10 @@ __all__ = [
     "dedupe",
     "identify",
     "match_peaks",
+    "peak_overlap",
     "query_peaks",
     "scan",
     "scan_peaks",
+    "stored_peaks",
     "window_peaks",
 ]

@@ -12,9 +12,9 @@ from mirsearch.search.audio_query import AudioQuery
 from mirsearch.service.cluster import cluster_spec, dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
 
-#: verified anchor peaks needed for "found" (the calibrated default of mirsearch.search.identify; a test keeps
-#: the two equal; not imported here so that ``mirsearch --help`` stays fast)
-MIN_SCORE = 10.0
+#: standout of the peak overlap needed for "found" (the calibrated default of mirsearch.search.identify; a test
+#: keeps the two equal; not imported here so that ``mirsearch --help`` stays fast)
+MIN_SCORE = 6.0
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,8 @@ class IdentifyRequest(Request):
     query: AudioQuery = query_field("the audio excerpt (1 s to 10 min; a few seconds are enough)")
     top: int = param(5, help="matches to return at most", minimum=1, maximum=100)
     min_score: float = param(
-        MIN_SCORE, help="verified landmarks needed for a match; fewer: 'not found' (calibrated default)",
-        minimum=1, maximum=10000,
+        MIN_SCORE, help="standout of the matched peaks over wrong alignments needed for a match; less: 'not found' "
+        "(calibrated default)", minimum=0, maximum=10000,
     )  # fmt: skip
     max_speed_change: float = param(
         0.12, help="largest speed / tempo change searched, as a fraction (0.12: 0.89x to 1.12x)",
@@ -49,8 +49,8 @@ class ScanRequest(IdentifyRequest):
 class DedupeRequest(Request):
     """Parameters of a duplicate search."""
 
-    min_score: float = param(MIN_SCORE, help="verified landmarks needed in each probed window", minimum=1,
-                             maximum=10000)  # fmt: skip
+    min_score: float = param(MIN_SCORE, help="standout of the matched peaks needed in each probed window",
+                             minimum=0, maximum=10000)  # fmt: skip
     window: float = param(10.0, help="length of the three probed windows of each recording (s)", minimum=2,
                           maximum=120)  # fmt: skip
 
