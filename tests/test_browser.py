@@ -220,7 +220,7 @@ def test_learned_fast_theme_search_from_the_page(browser, renderings, tmp_path):
         page.wait_for_selector("body[data-ready='1']")
         theme, (t0, _t1) = theme_of(renderings["b"], 0, 10)
         page.fill("#theme-input", theme.to_string())
-        with page.expect_response(lambda r: r.url.endswith("/api/search/theme")) as answer:
+        with page.expect_response(lambda r: r.url.endswith("/api/search/theme"), timeout=90_000) as answer:
             page.click("#search-btn")
         sent = answer.value.request.post_data or ""
         used = answer.value.json()["query"]

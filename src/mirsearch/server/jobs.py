@@ -182,7 +182,7 @@ ALIGN_SETTINGS = "align-defaults/step-0.1"
 
 def align_estimate(duration_a: float, duration_b: float) -> float:
     """Rough seconds an alignment takes (decoding and sync features of both files, DTW): for progress only."""
-    return 3.0 + 0.3 * (duration_a + duration_b) / 60.0
+    return 5.0 + 0.3 * (duration_a + duration_b) / 60.0
 
 
 @dataclass

@@ -5,7 +5,7 @@ Work is queued by kind so that a few slow requests cannot starve the others:
 - ``search`` (``workers`` threads, each driving one worker *process*, :class:`~mirsearch.server.workers.
   TaskWorkers`): theme, passage and version searches run in the processes with the time budget
   ``request_seconds`` and the memory budget ``task_memory_mb``, and are *stopped* (the process killed and
-  replaced) when they overrun; figures run in the threads.
+  replaced) when they overrun; so are figures.
 - ``slow`` (one thread and one process): tasks that read a recording's audio (segments of a recording indexed
   without them), the same budgets ``request_seconds`` and ``task_memory_mb``, so they never hold a search worker.
 - alignments of two recordings are background jobs (:class:`~mirsearch.server.jobs.AlignJobs`): a request
@@ -214,7 +214,6 @@ class Server:
         self.jobs = IndexJobs(self.root, list(options.index_sources), jobs=options.index_jobs, on_finish=self.forget)
         self._figures: dict[tuple, bytes] = {}
         self._figures_lock = threading.Lock()
-        self._draw_lock = threading.Lock()
         self._stats: tuple[float, dict] | None = None
 
     async def run(self, fn, *args, **kwargs):
@@ -318,11 +317,11 @@ class Server:
         with self._figures_lock:
             return self._figures.get(key)
 
-    def figure(self, key: tuple, make) -> bytes:
+    async def figure(self, key: tuple, fn, *args) -> bytes:
+        """The PNG ``fn(collection, *args)`` drawn in a search worker (the request's budgets), cached by ``key``."""
         png = self.cached_figure(key)
         if png is None:
-            with self._draw_lock:  # one figure at a time: matplotlib's first import and its state are not thread-safe
-                png = self.cached_figure(key) or make()
+            png = await self.task(fn, *args)
             with self._figures_lock:
                 self._figures[key] = png
                 while len(self._figures) > FIGURE_CACHE:

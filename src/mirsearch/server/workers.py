@@ -10,8 +10,9 @@ query) kept a worker busy for as long as it ran. Here every call runs in a worke
   ``memory_mb``, and raises it again afterwards: no call can add more than that (its caches from earlier
   calls stay), a call that needs more ends with :class:`OverMemory` (HTTP 413) and the worker is replaced;
 - a worker dies with the server (``PR_SET_PDEATHSIG``), opens the collection read-only once and keeps its
-  derived views between calls; a new worker runs two small searches before it takes work (numba kernels loaded,
-  views built), and that warm-up does not count against any request's budget.
+  derived views between calls; a new worker runs two small searches and draws a small figure before it takes
+  work (numba kernels loaded, views built, matplotlib imported), and that warm-up does not count against any
+  request's budget.
 
 A call is a module-level function ``fn(collection, *args)`` with picklable arguments and result (it is
 sent to the worker by reference). The processes come from the same *forkserver* as the upload readers
@@ -73,8 +74,8 @@ def _set_memory_limit(extra_bytes: int) -> None:
 
 
 def warm_up(coll) -> None:
-    """A small theme search and a small passage search: numba kernels loaded, the collection's views built
-    (each that fails, e.g. on an empty collection, is skipped)."""
+    """A small theme search, a small passage search and a small figure: numba kernels loaded, the collection's
+    views built, matplotlib imported (each that fails, e.g. on an empty collection, is skipped)."""
     import numpy as np
 
     from mirsearch.service import run
@@ -93,6 +94,12 @@ def warm_up(coll) -> None:
             run(name, request(), collection=coll)
         except Exception as exc:  # the real calls will tell
             log.debug("warm-up %s: %s", name, exc)
+    try:  # figures are drawn in the workers too: matplotlib imported, its fonts loaded
+        from mirsearch.viz.web import chromagram_png
+
+        chromagram_png(np.zeros((12, 20), dtype=np.float32), feature_rate=10.0, width=200)
+    except Exception as exc:
+        log.debug("warm-up figure: %s", exc)
 
 
 def task(coll, name: str, request):

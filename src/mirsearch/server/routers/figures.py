@@ -1,4 +1,8 @@
-"""Figure endpoints: a recording's chromagram around a match, the matching curve of a recent audio query."""
+"""Figure endpoints: a recording's chromagram around a match, the matching curve of a recent audio query.
+
+Figures are drawn in the search worker processes (:meth:`~mirsearch.server.state.Server.figure`: the request's
+time and memory budget, killed when over) and cached in memory.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
+from starlette.concurrency import run_in_threadpool
 
 from mirsearch.errors import ParameterError
 from mirsearch.server.models import ERRORS
@@ -60,21 +65,25 @@ async def chromagram(
     if (start is None) != (end is None) or (start is not None and not end > start):
         raise ParameterError("start and end must be given together, with end > start")
 
-    def make() -> bytes:
-        from mirsearch.viz.web import chromagram_png
-
-        rec = server.recording(recording_id)
-        kind = "chroma" if "chroma" in server.coll.feature_kinds else server.coll.feature_kinds[0]
-        X, rate = server.coll.load_features(recording_id, kind)
-        highlight = (start, end) if start is not None else None
-        return chromagram_png(
-            np.asarray(X), feature_rate=rate, highlight=highlight, view=_view(start, end, context),
-            overlay=_overlay(notes, transposition, highlight), title=Path(rec.path).name, width=width,
-        )  # fmt: skip
-
+    await run_in_threadpool(server.recording, recording_id)  # 404 for an unknown id
     key = ("chroma", recording_id, start, end, context, width, notes, transposition)
-    png = server.cached_figure(key) or await server.run(server.figure, key, make)
+    png = server.cached_figure(key) or await server.figure(key, _chromagram, recording_id, key[2:])
     return Response(png, media_type="image/png", headers=CACHE_HEADERS)
+
+
+def _chromagram(coll, recording_id: int, options: tuple) -> bytes:
+    """The chromagram PNG (in a search worker: drawing counts against the request's time and memory budget)."""
+    from mirsearch.viz.web import chromagram_png
+
+    start, end, context, width, notes, transposition = options
+    rec = coll.recording(recording_id)
+    kind = "chroma" if "chroma" in coll.feature_kinds else coll.feature_kinds[0]
+    X, rate = coll.load_features(recording_id, kind)
+    highlight = (start, end) if start is not None else None
+    return chromagram_png(
+        np.asarray(X), feature_rate=rate, highlight=highlight, view=_view(start, end, context),
+        overlay=_overlay(notes, transposition, highlight), title=Path(rec.path).name, width=width,
+    )  # fmt: skip
 
 
 @router.get("/api/queries/{query_id}/curve.png", response_class=Response, responses=PNG_RESPONSES)
@@ -96,16 +105,18 @@ async def query_curve(
     if curve is None:
         raise NotFound(f"recording {recording_id} is not among the results of query {query_id}")
 
-    def make() -> bytes:
-        from mirsearch.viz.web import matching_curve_png
-
-        title = f"matching curve of {kept['file']} in {Path(curve.recording).name}"
-        spans = kept["spans"].get(recording_id, [])
-        view = _view(start, end, context) if start is not None and end is not None and end > start else None
-        return matching_curve_png(
-            curve.cost, feature_rate=curve.feature_rate, matches=spans, view=view, title=title, width=width
-        )
-
+    title = f"matching curve of {kept['file']} in {Path(curve.recording).name}"
+    spans = kept["spans"].get(recording_id, [])
+    view = _view(start, end, context) if start is not None and end is not None and end > start else None
     key = ("curve", query_id, recording_id, width, start, end, context)
-    png = server.cached_figure(key) or await server.run(server.figure, key, make)
+    png = server.cached_figure(key) or await server.figure(
+        key, _curve, np.asarray(curve.cost), curve.feature_rate, spans, view, title, width
+    )
     return Response(png, media_type="image/png", headers=CACHE_HEADERS)
+
+
+def _curve(coll, cost, feature_rate: float, spans: list, view, title: str, width: int) -> bytes:
+    """The matching curve PNG (in a search worker, like :func:`_chromagram`)."""
+    from mirsearch.viz.web import matching_curve_png
+
+    return matching_curve_png(cost, feature_rate=feature_rate, matches=spans, view=view, title=title, width=width)
