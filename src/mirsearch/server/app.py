@@ -17,7 +17,9 @@ POST     ``/api/search/theme-file``                   task ``theme``: an uploade
 POST     ``/api/search/audio``                        task ``passages``: an uploaded audio excerpt
 POST     ``/api/versions``                            task ``versions``: an uploaded recording
 GET      ``/api/queries/{query}/curve.png``           matching curve of an audio query in a recording
-GET      ``/api/align``                               task ``align``: time map between two recordings
+GET      ``/api/align``                               task ``align``: time map between two recordings (cached), or
+                                                      202 and a background alignment job
+GET      ``/api/align/jobs/{job}``                    an alignment job's state and estimated progress
 GET      ``/api/index``  / POST ``/api/index``        indexing job: status / start
 GET      ``/api/scores`` (and ``/api/scores/...``)    scores: list, theme search, engraving, audio
 =======  ===========================================  ==============================================
