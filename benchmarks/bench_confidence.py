@@ -1,149 +1,382 @@
-"""Confidence of theme matches: can a search say "nothing good here"?
+"""Confidence of theme matches on collections the model never saw: can a search say "nothing good here"?
 
-Every theme of a dataset split is searched in the split's collection twice over: *present* (the full ranking)
-and *absent* (the same ranking with every recording that contains the theme removed, as if the work were not in
-the archive: no DTW path crosses a recording, so the other recordings' costs are those of a collection without
-it). Positives are present themes whose top-1 recording is right; negatives are the top-1 of absent themes.
-Reported per feature kind: ROC-AUC of the confidence between them, and at the default threshold the share of
-absent themes answered "no confident match" and of the present top-1 hits still shown.
+Protocol. The works of a dataset split are split in two halves by *family* (works sharing a tune stay
+together), and each half is a collection of its own (``build``: the features are copied from the dataset's
+feature cache or from an indexed collection of the split, never recomputed). Every theme of the split is then
+searched, with the default search (auto features, auto cascade), in both halves (``collect``): in the half
+that holds a version where it occurs it is *present*, in the other it is *absent* (a theme whose tune occurs in
+both halves is present in both; each absent theme is checked to have no occurrence in that collection). Each
+search's matches, its statistics and the per-query null (:func:`mirsearch.search.confidence.null_costs`) are
+cached per theme as JSON under ``DATASET/cache/confidence/``, so runs resume and refits are instant.
 
-The themes are split by work into a calibration half and an evaluation half (seeded); ``--fit`` fits the
-logistic model (:class:`mirsearch.search.confidence.ConfidenceModel`) on the calibration half and prints the
-constants for ``MODELS``; the figures are always those of the evaluation half.
+Positives are present searches whose top-1 recording holds the theme; negatives are the top-1 of absent searches.
+``fit`` fits the confidence model (:mod:`mirsearch.search.confidence`) on the validation split and evaluates it on
+the test split (both halves reported): ROC-AUC, and at the default threshold the share of absent themes
+answered "no confident match" and of the present top-1 hits still shown.
 
-    python benchmarks/bench_confidence.py --dataset data/bench --split test \
-        --collection data/bench/collections/learned-test.mirs --features chroma,learned [--fit]
+    nice -n 10 .venv/bin/python benchmarks/bench_confidence.py build --dataset data/bench --split validation
+    nice -n 10 .venv/bin/python benchmarks/bench_confidence.py build --dataset data/bench --split test \\
+        --source data/bench/collections/learned-test.mirs
+    nice -n 10 .venv/bin/python benchmarks/bench_confidence.py collect --dataset data/bench --split validation
+    nice -n 10 .venv/bin/python benchmarks/bench_confidence.py collect --dataset data/bench --split test
+    .venv/bin/python benchmarks/bench_confidence.py fit --dataset data/bench [--write-model]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
+import logging
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from mirsearch.collection import Collection
-from mirsearch.datasets.manifest import Dataset
-from mirsearch.evaluation.detection import rates_at, roc_auc
-from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLD, MODELS, ConfidenceModel
-from mirsearch.search.theme import search_theme
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, print_table, write_results
+from mirsearch._util import atomic_write_text  # noqa: E402
+from mirsearch.collection import Collection  # noqa: E402
+from mirsearch.datasets.manifest import Dataset  # noqa: E402
+
+log = logging.getLogger("bench_confidence")
+
+HALVES = ("a", "b")
+#: the service's options (mirsearch.service.theme): shown matches plus the background recordings
+TOP, PER_RECORDING = 10, 3
+#: version of the null's protocol (region, themes): cached rows of another are given a new null
+NULL_PROTOCOL = 3
 
 
-def _examples(coll, view, themes, features: str):
-    """Per theme: (work, present top-1 cost, its background, top-1 right?, absent top-1 cost, its background)."""
-    vid_of = {str(Path(v.path).resolve()): v.version_id for v in view if Path(v.path).is_file()}
+# -- collections ----------------------------------------------------------------------------------------------
+def family_halves(view: Dataset, seed: int) -> dict[str, str]:
+    """Work id -> half ("a" or "b"): families (works sharing a tune) shuffled and dealt alternately."""
+    families = sorted({w.family for w in view.works.values()})
+    order = np.random.default_rng(seed).permutation(len(families))
+    half_of = {families[j]: HALVES[k % 2] for k, j in enumerate(order)}
+    return {wid: half_of[w.family] for wid, w in view.works.items()}
+
+
+def collection_path(dataset: str, split: str, half: str) -> Path:
+    return Path(dataset) / "collections" / f"confidence-{split}-{half}.mirs"
+
+
+def _feature_source(dataset: str, split: str, source: str | None):
+    """``features(version, kind) -> array``: from an indexed collection of the split, else the feature cache."""
+    if source:
+        coll = Collection.open(source, readonly=True)
+        by_path = {str(Path(r.path).resolve()): r.id for r in coll.recordings()}
+        return lambda v, kind: coll.load_features(by_path[str(Path(v.path).resolve())], kind)[0]
+    from bench_learned_chroma import _vkey
+
+    cache = Path(dataset) / "cache" / "bench_features" / split
+    from mirsearch.features import registry
+
+    tags = {}
+    for kind in ("chroma", "learned"):
+        config = registry.feature_config(kind, feature_rate=10.0)
+        key = config["model"] if kind == "learned" else registry.config_key(config)
+        found = sorted(cache.glob(f"{kind}-{key}*"))
+        if len(found) != 1:
+            raise SystemExit(f"{cache}: expected one {kind}-{key}* folder, found {len(found)}")
+        tags[kind] = found[0]
+    return lambda v, kind: np.load(tags[kind] / f"{_vkey(v.version_id)}.npy")
+
+
+def build(args) -> None:
+    from mirsearch.collection.extract import FileResult, sha1_of
+
+    view = Dataset.load(args.dataset).split(args.split)
+    halves = family_halves(view, args.seed)
+    features_of = _feature_source(args.dataset, args.split, args.source)
+    for half in HALVES:
+        versions = {str(v.path.resolve()): v for v in view if halves[v.work_id] == half and v.path.is_file()}
+
+        def produce(todo, configs, versions=versions):
+            for path, _ in todo:
+                v = versions[str(Path(path).resolve())]
+                feats = [(np.ascontiguousarray(features_of(v, c["kind"]), dtype=np.float32), 10.0) for c in configs]
+                yield FileResult("ok", path, sha1_of(path), float(v.duration), feats)
+
+        path = collection_path(args.dataset, args.split, half)
+        with Collection.create(path, features=["chroma", "learned"]) as coll:
+            report = coll.add(sorted(versions), producer=produce)
+            print(f"{path}: {len(report.added)} added, {len(report.unchanged)} unchanged, "
+                  f"{len(report.failed)} failed; {len(coll.recordings())} recordings")  # fmt: skip
+
+
+# -- searches -------------------------------------------------------------------------------------------------
+def cache_dir(dataset: str, split: str, half: str, features: str) -> Path:
+    return Path(dataset) / "cache" / "confidence" / f"{split}-{half}" / features
+
+
+def _search(coll, theme, features: str) -> tuple[list, dict]:
+    """The default search's matches and statistics (as :func:`mirsearch.service.theme.run_theme` runs it)."""
+    from mirsearch.search.cascade import THEME_PRESETS, cascade_search_theme
+    from mirsearch.search.confidence import BACKGROUND
+    from mirsearch.search.theme import search_theme
+    from mirsearch.service.theme import resolve_cascade
+
+    cascade = resolve_cascade("auto", features)
+    options = {"top": TOP + BACKGROUND * PER_RECORDING, "per_recording": PER_RECORDING, "features": features}
+    stats: dict = {}
+    if cascade == "exhaustive":
+        return search_theme(coll, theme, **options), stats
+    preset = THEME_PRESETS[cascade].with_candidates(32)
+    return cascade_search_theme(coll, theme, cascade=preset, stats=stats, **options), stats
+
+
+def _one(coll, view, theme_info, features: str) -> dict:
+    theme = theme_info.to_theme()
+    t0 = time.perf_counter()
+    matches, stats = _search(coll, theme, features)
+    t1 = time.perf_counter()
+    vid_of = {r.id: Path(r.path).stem for r in coll.recordings()}
+    relevant = view.relevant_versions(theme_info.theme_id)
+    row = {
+        "theme": theme_info.theme_id, "work": theme_info.work_id, "notes": len(theme.notes),
+        "present": bool(relevant & set(vid_of.values())),
+        "relevant_ids": sorted(rid for rid, vid in vid_of.items() if vid in relevant),
+        "matches": [[m.recording_id, m.cost, m.start, m.end, m.transposition, m.extra.get("tempo_factor", 1.0)]
+                    for m in matches],
+        "fallback": stats.get("fallback"), "candidates": stats.get("candidates"),
+        "search_ms": (t1 - t0) * 1000, "n_recordings": len(vid_of),
+    }  # fmt: skip
+    _add_null(coll, theme, features, row)
+    return row
+
+
+def _add_null(coll, theme, features: str, row: dict) -> None:
+    """The product's null (:func:`null_costs` in the region of the best match) and its time, into ``row``."""
+    from mirsearch.search.confidence import null_costs
+    from mirsearch.search.results import Match
+
+    row["null_protocol"] = NULL_PROTOCOL
+    if not row["matches"]:
+        row["null_region"], row["null_ms"] = [], 0.0
+        return
+    rid, cost, start, end, shift, *factor = row["matches"][0]
+    best = Match("", rid, start, end, cost, shift, extra={"tempo_factor": factor[0] if factor else 1.0})
+    t0 = time.perf_counter()
+    row["null_region"] = null_costs(coll, theme, best, features=features).tolist()
+    row["null_ms"] = (time.perf_counter() - t0) * 1000
+
+
+def collect(args) -> None:
+    view = Dataset.load(args.dataset).split(args.split)
+    themes = sorted(view.themes.values(), key=lambda t: t.theme_id)[: args.limit]
+    for features in args.features.split(","):
+        for half in HALVES:
+            out = cache_dir(args.dataset, args.split, half, features)
+            out.mkdir(parents=True, exist_ok=True)
+            with Collection.open(collection_path(args.dataset, args.split, half), readonly=True) as coll:
+                t0, done = time.perf_counter(), 0
+                for theme in themes:
+                    path = out / f"{theme.theme_id.replace(':', '_')}.json"
+                    if path.exists():
+                        row = json.loads(path.read_text())
+                        if row.get("null_protocol") == NULL_PROTOCOL:
+                            continue
+                        _add_null(coll, theme.to_theme(), features, row)  # rows of an earlier protocol
+                    else:
+                        row = _one(coll, view, theme, features)
+                    atomic_write_text(path, json.dumps(row))
+                    done += 1
+                    if done % 20 == 0:
+                        log.info("%s %s %s: %d themes in %.0f s", args.split, half, features, done,
+                                 time.perf_counter() - t0)  # fmt: skip
+            log.info("%s %s %s: done", args.split, half, features)
+
+
+def load_rows(dataset: str, split: str, features: str) -> list[dict]:
+    rows = []
+    for half in HALVES:
+        for path in sorted(cache_dir(dataset, split, half, features).glob("*.json")):
+            row = json.loads(path.read_text())
+            row["half"] = half
+            rows.append(row)
+    return rows
+
+
+# -- "absent" checked: a theme's tune may occur in another work ---------------------------------------------------
+def _intervals(pitches) -> tuple[int, ...]:
+    """Pitch-class steps of a pitch sequence, repeated notes merged (what a chroma match cannot tell apart)."""
+    merged = [int(p) for i, p in enumerate(pitches) if i == 0 or int(p) != int(pitches[i - 1])]
+    return tuple((b - a) % 12 for a, b in zip(merged, merged[1:], strict=False))
+
+
+def _midi_lines(path: Path) -> list[tuple[int, ...]]:
+    """Each track's top line (and bottom line where it has chords) as pitch-class steps."""
+    import mido
+
+    lines = []
+    for track in mido.MidiFile(str(path)).tracks:
+        t, onsets = 0, {}
+        for msg in track:
+            t += msg.time
+            if msg.type == "note_on" and msg.velocity > 0:
+                onsets.setdefault(t, []).append(msg.note)
+        chords = [onsets[k] for k in sorted(onsets)]
+        if chords:
+            lines.append(_intervals([max(c) for c in chords]))
+        if any(len(c) > 1 for c in chords):
+            lines.append(_intervals([min(c) for c in chords]))
+    return lines
+
+
+class LiteralCheck:
+    """Works of a split in whose score (any part, any transposition) a theme's pitch-class steps occur literally."""
+
+    def __init__(self, view: Dataset):
+        self.view = view
+        self._lines: dict[str, list] = {}
+
+    def lines(self, work_id: str) -> list:
+        if work_id not in self._lines:
+            version = self.view.versions_of(work_id)[0]
+            self._lines[work_id] = _midi_lines(version.midi_path)
+        return self._lines[work_id]
+
+    def occurs_in(self, theme_id: str, work_ids) -> list[str]:
+        pat = _intervals(self.view.themes[theme_id].pitches)
+        n = len(pat)
+        return [w for w in work_ids
+                if any(line[i : i + n] == pat for line in self.lines(w) for i in range(len(line) - n + 1))]  # fmt: skip
+
+
+# -- fit and evaluation -------------------------------------------------------------------------------------------
+def examples(dataset: str, split: str, features: str, seed: int) -> list[dict]:
+    """Per search: label (1 present and right at rank 1, 0 absent, None otherwise), top-1 cost, notes, null."""
+    from mirsearch.search.confidence import theme_notes
+
+    view = Dataset.load(dataset).split(split)
+    halves, check = family_halves(view, seed), LiteralCheck(view)
     out = []
-    for theme in themes:
-        rel = view.relevant_versions(theme.theme_id)
-        matches = search_theme(coll, theme.to_theme(), top=BACKGROUND + 2 + len(rel), per_recording=1,
-                               features=features)  # fmt: skip
-        ranked = [(vid_of.get(str(Path(m.recording).resolve())), m.cost) for m in matches]
-        absent = [c for vid, c in ranked if vid not in rel]
-        costs = [c for _, c in ranked]
-        out.append((theme.work_id, costs[0], costs[1 : BACKGROUND + 1], ranked[0][0] in rel, absent[0],
-                    absent[1 : BACKGROUND + 1]))  # fmt: skip
+    for row in load_rows(dataset, split, features):
+        if not row["matches"]:
+            continue
+        label = None
+        literal = []
+        if row["present"]:
+            label = 1 if row["matches"][0][0] in row["relevant_ids"] else None
+        else:
+            literal = check.occurs_in(row["theme"], [w for w, h in halves.items() if h == row["half"]])
+            label = 0
+        out.append({"theme": row["theme"], "half": row["half"], "label": label, "literal": literal,
+                    "cost": row["matches"][0][1], "notes": theme_notes(view.themes[row["theme"]].to_theme()),
+                    "null": row.get("null_region", []), "search_ms": row["search_ms"],
+                    "null_ms": row.get("null_ms")})  # fmt: skip
     return out
 
 
-def _split_by_work(examples, seed: int):
-    works = sorted({e[0] for e in examples})
-    rng = np.random.default_rng(seed)
-    calib = set(rng.permutation(works)[: len(works) // 2].tolist())
-    return [e for e in examples if e[0] in calib], [e for e in examples if e[0] not in calib]
+def _design(model_eps: float, notes_range, rows) -> np.ndarray:
+    n = np.clip([r["notes"] for r in rows], *notes_range)
+    return np.c_[np.log(np.asarray([r["cost"] for r in rows]) + model_eps), np.log(n)]
 
 
-def _features(model: ConfidenceModel, examples):
-    """Design rows (z, cost) and labels: positives (present and right) and negatives (absent)."""
-    rows, labels = [], []
-    for _, c, bg, right, ca, bga in examples:
-        if right:
-            rows.append((model.standout(c, bg), c))
-            labels.append(1)
-        rows.append((model.standout(ca, bga), ca))
-        labels.append(0)
-    return np.asarray(rows), np.asarray(labels)
+def fit_model(rows: list[dict], *, eps: float, keep: float):
+    """Logistic model on the labelled rows; threshold keeping ``keep`` of their positives."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mirsearch.search.confidence import ConfidenceModel
+
+    used = [r for r in rows if r["label"] is not None and not r["literal"]]
+    notes = [r["notes"] for r in used]
+    notes_range = (1, int(max(notes)))  # fewer notes than seen: extrapolated (lower); more: clipped
+    y = np.asarray([r["label"] for r in used])
+    lr = LogisticRegression(C=10.0, max_iter=1000).fit(_design(eps, notes_range, used), y)
+    model = ConfidenceModel(bias=float(lr.intercept_[0]), w_cost=float(lr.coef_[0, 0]), w_notes=float(lr.coef_[0, 1]),
+                            eps=eps, notes_range=notes_range, threshold=0.0)  # fmt: skip
+    pos = np.sort(confidences(model, [r for r in used if r["label"] == 1]))
+    threshold = float(np.floor(pos[int(np.floor((1 - keep) * len(pos)))] * 100) / 100)
+    return ConfidenceModel(**{**model.__dict__, "threshold": threshold})
 
 
-def _fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, iters: int = 50) -> np.ndarray:
-    """Weights ``[bias, w...]`` of an L2-regularised logistic regression (Newton's method)."""
-    A = np.c_[np.ones(len(X)), X]
-    w = np.zeros(A.shape[1])
-    for _ in range(iters):
-        p = 1.0 / (1.0 + np.exp(-np.clip(A @ w, -50, 50)))
-        grad = A.T @ (p - y) + l2 * np.r_[0, w[1:]]
-        H = (A * (p * (1 - p))[:, None]).T @ A + l2 * np.diag(np.r_[0, np.ones(len(w) - 1)])
-        step = np.linalg.solve(H, grad)
-        w -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return w
+def confidences(model, rows) -> np.ndarray:
+    from mirsearch.search.confidence import null_chance
+
+    return np.asarray([float(model.probability(r["cost"], r["notes"]) * (1 - null_chance([r["cost"]], r["null"])[0]))
+                       for r in rows])  # fmt: skip
 
 
-def _fit(examples, base: ConfidenceModel) -> ConfidenceModel:
-    """Background statistics and the logistic weights from calibration examples."""
-    bgs = [np.asarray(e[5]) for e in examples if len(e[5]) >= 5]
-    if not bgs:
-        raise SystemExit("too few recordings for a background (>= 5 other recordings per query): a larger split")
-    medians = [float(np.median(b)) for b in bgs]
-    scales = [1.4826 * float(np.median(np.abs(b - np.median(b)))) for b in bgs]
-    model = dataclasses.replace(base, scale_floor=max(float(np.percentile(scales, 5)), 1e-6),
-                                typical_median=float(np.median(medians)),
-                                typical_scale=float(np.median(scales)))  # fmt: skip
-    X, y = _features(model, examples)
-    bias, w_z, w_cost = _fit_logistic(X, y)
-    return dataclasses.replace(model, w_z=float(w_z), w_cost=float(w_cost), bias=float(bias))
+def evaluate(model, rows: list[dict], *, literal: bool = False) -> dict:
+    """ROC-AUC and rates at the model's threshold; ``literal``: absent themes occurring in another work kept."""
+    from mirsearch.evaluation.detection import rates_at, roc_auc
+
+    pos = confidences(model, [r for r in rows if r["label"] == 1])
+    neg = confidences(model, [r for r in rows if r["label"] == 0 and (literal or not r["literal"])])
+    rates = rates_at(model.threshold, pos, neg)
+    return {"positives": len(pos), "negatives": len(neg), "roc_auc": round(roc_auc(pos, neg), 4),
+            "absent_no_confident_match": round(rates["negatives_rejected"], 4),
+            "present_top1_hits_shown": round(rates["positives_kept"], 4)}  # fmt: skip
 
 
-def _evaluate(model: ConfidenceModel, examples, threshold: float) -> dict:
-    pos, neg, present_shown = [], [], []
-    for _, c, bg, right, ca, bga in examples:
-        p = float(model.probability(model.standout(c, bg), c))
-        if right:
-            pos.append(p)
-        neg.append(float(model.probability(model.standout(ca, bga), ca)))
-        present_shown.append(p >= threshold)
-    rates = rates_at(threshold, pos, neg)
-    return {"themes": len(examples), "present_top1_right": len(pos), "roc_auc": roc_auc(pos, neg),
-            "absent_no_confident_match": rates["negatives_rejected"],
-            "present_top1_hits_shown": rates["positives_kept"]}  # fmt: skip
+def fit(args) -> None:
+    from mirsearch.search.confidence import load_models
+
+    from _common import print_table, write_results
+
+    table, models, info = [], {}, {}
+    for features in args.features.split(","):
+        calib = examples(args.dataset, args.fit_split, features, args.seed)
+        test = examples(args.dataset, args.eval_split, features, args.seed)
+        model = fit_model(calib, eps=args.eps, keep=args.keep) if args.refit else load_models()[features]
+        models[features] = model.to_dict()
+        for name, rows, split in (("calibration", calib, args.fit_split), ("evaluation", test, args.eval_split)):
+            parts = [("both halves", rows)] + [(f"half {h}", [r for r in rows if r["half"] == h]) for h in HALVES]
+            for part, sub in parts:
+                table.append({"features": features, "split": split, "set": f"{name}, {part}", **evaluate(model, sub)})
+            table.append({"features": features, "split": split, "set": f"{name}, literal repeats as absent",
+                          **evaluate(model, rows, literal=True)})  # fmt: skip
+        info[features] = {
+            "absent_with_literal_occurrence": {s: sum(1 for r in rows if r["label"] == 0 and r["literal"])
+                                               for s, rows in ((args.fit_split, calib), (args.eval_split, test))},
+            "absent": {s: sum(1 for r in rows if r["label"] == 0) for s, rows in ((args.fit_split, calib),
+                                                                                   (args.eval_split, test))},
+            "search_ms_median": round(float(np.median([r["search_ms"] for r in test])), 1),
+            "null_ms_median": round(float(np.median([r["null_ms"] for r in test if r["null_ms"] is not None])), 1),
+        }  # fmt: skip
+    print_table(table, ["features", "split", "set", "positives", "negatives", "roc_auc", "absent_no_confident_match",
+                        "present_top1_hits_shown"])  # fmt: skip
+    print(json.dumps(info, indent=1))
+    if args.write_model:
+        path = Path(__file__).resolve().parents[1] / "src/mirsearch/models/bundles/confidence/models.json"
+        shipped = json.loads(path.read_text())
+        shipped["models"].update(models)  # the kinds not fitted now stay as they were
+        shipped["fitted"] = {
+            **shipped.get("fitted", {}),
+            **{k: f"bench_confidence.py fit, {args.fit_split} split, {time.strftime('%Y-%m-%d')}" for k in models},
+        }
+        atomic_write_text(path, json.dumps(shipped, indent=1) + "\n")  # fmt: skip
+        print(f"wrote {path}")
+    write_results(args.name, {"args": vars(args), "models": models, "rows": table, "info": info})
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--collection", required=True, help="the split's collection (with the features below)")
-    ap.add_argument("--features", default="chroma,learned")
-    ap.add_argument("--limit", type=int, default=None, help="first N themes only")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--fit", action="store_true", help="fit the models on the calibration half and print them")
-    ap.add_argument("--name", default="confidence")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name in ("build", "collect", "fit"):
+        p = sub.add_parser(name)
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--seed", type=int, default=0)
+        if name != "fit":
+            p.add_argument("--split", required=True)
+    sub.choices["build"].add_argument("--source", help="an indexed collection of the split (else the feature cache)")
+    c = sub.choices["collect"]
+    c.add_argument("--features", default="learned,chroma")
+    c.add_argument("--limit", type=int, default=None, help="first N themes only")
+    f = sub.choices["fit"]
+    f.add_argument("--features", default="learned,chroma")
+    f.add_argument("--fit-split", default="validation")
+    f.add_argument("--eval-split", default="test")
+    f.add_argument("--refit", action="store_true", help="fit the models (else evaluate the shipped ones)")
+    f.add_argument("--write-model", action="store_true", help="write the fitted models into the package")
+    f.add_argument("--eps", type=float, default=0.005, help="added to the cost before its logarithm")
+    f.add_argument("--keep", type=float, default=0.95, help="share of calibration hits the threshold keeps")
+    f.add_argument("--name", default="confidence")
     args = ap.parse_args()
-    view = Dataset.load(args.dataset).split(args.split)
-    available = {v.version_id for v in view if Path(v.path).is_file()}
-    themes = [t for t in sorted(view.themes.values(), key=lambda t: t.theme_id)
-              if view.relevant_versions(t.theme_id) & available][: args.limit]  # fmt: skip
-    rows, models = [], {}
-    with Collection.open(args.collection, readonly=True) as coll:
-        for features in args.features.split(","):
-            t0 = time.perf_counter()
-            calib, held_out = _split_by_work(_examples(coll, view, themes, features), args.seed)
-            model = _fit(calib, MODELS[features]) if args.fit else MODELS[features]
-            models[features] = dataclasses.asdict(model)
-            row = {"features": features, **_evaluate(model, held_out, DEFAULT_THRESHOLD)}
-            row["seconds"] = round(time.perf_counter() - t0, 1)
-            rows.append(row)
-    print_table(rows, ["features", "themes", "present_top1_right", "roc_auc", "absent_no_confident_match",
-                       "present_top1_hits_shown", "seconds"])  # fmt: skip
-    if args.fit:
-        for features, m in models.items():
-            print(f'    "{features}": ConfidenceModel(' + ", ".join(f"{k}={v:.6g}" for k, v in m.items()) + "),")
-    write_results(args.name, {"machine": machine(), "args": vars(args), "threshold": DEFAULT_THRESHOLD,
-                              "rows": rows, "models": models})  # fmt: skip
+    {"build": build, "collect": collect, "fit": fit}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,118 +1,197 @@
-"""Confidence of a match: the probability that it is a true occurrence, from how far it stands out.
+"""Confidence of a theme match: the probability that it is a true occurrence of the theme.
 
-Matching costs are not comparable across queries: a short or repetitive theme finds a low cost almost anywhere.
-What separates a true occurrence from the best of many chance alignments is how far its cost lies below the
-costs the same query reaches in the other recordings (the *background*: the best cost in each of the next
-:data:`BACKGROUND` recordings). The standout
+Two pieces of evidence, both independent of the collection's size and of what else it holds:
 
-    z = (median(background) - cost) / max(1.4826 * MAD(background), scale_floor)
+- the match's *cost* (cosine subsequence DTW cost per path step) and the theme's *length in notes* (with
+  repeated pitch classes merged, :func:`theme_notes`): a true occurrence costs little, and a long theme reaches
+  a low cost by chance less easily than a short one. A logistic model of ``log(cost + eps)`` and ``log(notes)``
+  per feature kind (:class:`ConfidenceModel`), fitted on
+  the validation split with present and absent themes (``benchmarks/bench_confidence.py``), turns them into a
+  probability;
+- a per-query *null*: :data:`NULL_THEMES` versions of the theme with the same rhythm and its pitch classes
+  randomly permuted (:func:`null_themes`) are matched, in every transposition, in the region of the best match
+  (:func:`null_costs`). The share of them that reach a match's cost or lower is the chance that a melody of
+  this rhythm and pitch-set size matches there as well; the probability is multiplied by one minus it. Real
+  themes almost never tie with their nulls (validation: 1 % of the true matches), while a query with too little
+  information does: a single note, whose nulls are the same note transposed, gets confidence 0.
 
-is robust to a few other true occurrences in the background (other versions of the same work). A logistic model
-of ``z`` and the cost, fitted per feature kind on the validation split with themes that are present and themes
-that are absent (``benchmarks/bench_confidence.py``), turns it into a probability. With fewer than
-:data:`MIN_BACKGROUND` other recordings the background's median and scale are taken from the calibration data.
+The models and their default thresholds are data (``mirsearch/models/bundles/confidence/models.json``), fitted and
+written by ``python benchmarks/bench_confidence.py fit --write-model``.
 """
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
 
 import numpy as np
 
 from mirsearch.errors import ParameterError
 
-BACKGROUND = 32  # recordings whose best costs form a query's background
-MIN_BACKGROUND = 5  # fewer other recordings: the calibration's typical background instead
-DEFAULT_THRESHOLD = 0.5  # the logistic model's decision point
-#: matches below these are not shown by default (``--all`` shows them). Chroma's model separates true from
-#: chance matches too weakly (held-out ROC-AUC 0.74; at 0.5 it would hide 58 % of the true top-1 matches), so on
-#: chroma the confidence is shown but hides nothing until it is better (docs/benchmarks.md)
-DEFAULT_THRESHOLDS = {"learned": DEFAULT_THRESHOLD, "chroma": 0.0, "cens": 0.0}
+#: extra recordings a search returns beyond those shown (their matches fill the ``rejected`` list)
+BACKGROUND = 32
+#: null themes per query (pitch classes permuted, rhythm kept)
+NULL_THEMES = 8
+#: the region searched by the null themes: the best match widened by this many theme lengths on each side, or
+#: wider while the null's DTW stays within :data:`NULL_CELLS` cells (short themes: a wider region, same cost)
+NULL_MARGIN = 0.5
+NULL_CELLS = 1_500_000
+#: a null theme "reaches" a cost when its own is at most this much higher (equal up to rounding)
+NULL_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
 class ConfidenceModel:
-    """Logistic model ``sigmoid(bias + w_z * z + w_cost * cost)`` of one feature kind.
+    """Logistic model ``sigmoid(bias + w_cost * log(cost + eps) + w_notes * log(clip(notes, *notes_range)))``.
 
     Attributes
     ----------
-    w_z, w_cost, bias : float
+    bias, w_cost, w_notes : float
         Fitted coefficients.
-    scale_floor : float > 0
-        Smallest background scale (cost units): keeps ``z`` finite when the background is flat.
-    typical_median, typical_scale : float
-        Background median and scale used when a collection has too few recordings.
+    eps : float > 0
+        Added to the cost before the logarithm (cost units).
+    notes_range : (int, int)
+        Note counts (:func:`theme_notes`) outside it are clipped to it.
+    threshold : float in [0, 1]
+        Default decision point: matches below it are not shown (chosen on the validation split).
     """
 
-    w_z: float
-    w_cost: float
     bias: float
-    scale_floor: float
-    typical_median: float
-    typical_scale: float
+    w_cost: float
+    w_notes: float
+    eps: float
+    notes_range: tuple[int, int]
+    threshold: float
 
     def __post_init__(self) -> None:
-        if not self.scale_floor > 0 or not self.typical_scale > 0:
-            raise ParameterError("scale_floor and typical_scale must be > 0")
+        if not self.eps > 0 or not 0 <= self.threshold <= 1 or not 1 <= self.notes_range[0] <= self.notes_range[1]:
+            raise ParameterError(f"confidence model {self}: eps must be > 0, threshold in [0, 1], notes_range valid")
 
-    def standout(self, cost: float, background: Sequence[float]) -> float:
-        """``z`` of a cost against the best costs of other recordings."""
-        bg = np.asarray([c for c in background if np.isfinite(c)], dtype=np.float64)
-        if len(bg) < MIN_BACKGROUND:
-            median, scale = self.typical_median, self.typical_scale
-        else:
-            median = float(np.median(bg))
-            scale = 1.4826 * float(np.median(np.abs(bg - median)))
-        return (median - float(cost)) / max(scale, self.scale_floor)
-
-    def probability(self, z: np.ndarray, cost: np.ndarray) -> np.ndarray:
-        """Confidence in [0, 1] of matches with standouts ``z`` and costs ``cost``."""
-        x = self.bias + self.w_z * np.asarray(z, dtype=np.float64) + self.w_cost * np.asarray(cost, dtype=np.float64)
+    def probability(self, cost, notes: int) -> np.ndarray:
+        """Probability (before the null) that matches of cost ``cost`` of a ``notes``-note theme are true."""
+        n = float(np.clip(notes, *self.notes_range))
+        x = self.bias + self.w_cost * np.log(np.asarray(cost, dtype=np.float64) + self.eps) + self.w_notes * np.log(n)
         return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
+    def to_dict(self) -> dict:
+        return {**asdict(self), "notes_range": list(self.notes_range)}
 
-#: fitted with ``python benchmarks/bench_confidence.py --fit`` on the calibration half (by work) of the test split
-#: (docs/benchmarks.md, "Confidence of theme matches"); re-run it on the validation split when that is built
-MODELS: dict[str, ConfidenceModel] = {
-    "chroma": ConfidenceModel(w_z=0.379949, w_cost=-10.0205, bias=-1.62517, scale_floor=0.0124592,
-                              typical_median=0.221462, typical_scale=0.0201292),
-    "learned": ConfidenceModel(w_z=0.44172, w_cost=-27.1111, bias=-1.17145, scale_floor=0.0130744,
-                               typical_median=0.154025, typical_scale=0.0218069),
-}  # fmt: skip
-MODELS["cens"] = MODELS["chroma"]
+    @classmethod
+    def from_dict(cls, d: dict) -> ConfidenceModel:
+        return cls(**{**d, "notes_range": tuple(int(v) for v in d["notes_range"])})
 
 
-def recording_bests(matches: Sequence) -> dict[int, float]:
-    """The best cost of each recording among ``matches`` (objects with ``recording_id`` and ``cost``)."""
-    best: dict[int, float] = {}
-    for m in matches:
-        if m.cost < best.get(m.recording_id, np.inf):
-            best[m.recording_id] = float(m.cost)
-    return best
+@cache
+def load_models() -> dict[str, ConfidenceModel]:
+    """The fitted model of each feature kind (``models.json`` shipped in :mod:`mirsearch.models`)."""
+    text = (resources.files("mirsearch.models") / "bundles" / "confidence" / "models.json").read_text()
+    models = {kind: ConfidenceModel.from_dict(d) for kind, d in json.loads(text)["models"].items()}
+    models.setdefault("cens", models["chroma"])
+    return models
 
 
-def match_confidences(matches: Sequence, *, features: str, background: int = BACKGROUND) -> np.ndarray:
-    """Confidence of each match against the best costs of up to ``background`` other recordings in the list.
+#: matches below these are not shown by default (``--all`` shows them; ``--min-confidence`` replaces them)
+DEFAULT_THRESHOLDS = {kind: m.threshold for kind, m in load_models().items()}
+
+
+def theme_notes(theme) -> int:
+    """Notes of a theme with repeated pitch classes merged (what a chroma match can tell apart)."""
+    from mirsearch.index.notes import theme_pitch_classes
+
+    return len(theme_pitch_classes(theme))
+
+
+def null_themes(theme, n: int = NULL_THEMES):
+    """``n`` versions of ``theme`` with its pitch classes permuted at random (rhythm and octaves kept).
+
+    The seed is the theme's own pitches, so the same query always gets the same nulls.
+    """
+    from mirsearch.scores import Note, Theme
+
+    pitches = np.asarray([nt.pitch for nt in theme.notes], dtype=np.int64)
+    rng = np.random.default_rng(zlib.crc32(pitches.tobytes()))
+    out = []
+    for _ in range(n):
+        perm = rng.permutation(12)
+        new = pitches - pitches % 12 + perm[pitches % 12]
+        notes = tuple(Note(int(p), nt.onset, nt.duration) for p, nt in zip(new, theme.notes, strict=True))
+        out.append(Theme(notes, theme.tempo_bpm, theme.name))
+    return out
+
+
+def null_costs(collection, theme, match, *, features: str, tempo_bpm: float | None = None,
+               transpositions: Sequence[int] = range(12), n: int = NULL_THEMES) -> np.ndarray:  # fmt: skip
+    """Best cost of each null theme (:func:`null_themes`) in the region of ``match``, shape (n,).
+
+    The region is centred on the match: its span widened by :data:`NULL_MARGIN` theme lengths on each side, or
+    wider as long as the null's DTW (all themes, all transpositions) stays within :data:`NULL_CELLS` cells. The
+    null themes are played at the match's tempo factor and tried in ``transpositions``.
+    """
+    from mirsearch.matching.subsequence import best_over_shifts, unit_columns
+    from mirsearch.search.theme import QUERY_HARMONIC_DECAY, theme_query
+
+    Y, offsets, recs, rate = collection.database(features)
+    i = next(k for k, r in enumerate(recs) if r.id == match.recording_id)
+    factor = float(match.extra.get("tempo_factor", 1.0))
+    queries = [
+        unit_columns(theme_query(t, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor,
+                                 harmonic_decay=QUERY_HARMONIC_DECAY.get(features, 0.0)))
+        for t in null_themes(theme, n)
+    ]  # fmt: skip
+    shifts = sorted({int(s) % 12 for s in transpositions})
+    length = max(len(Q) for Q in queries)
+    width = max((1 + 2 * NULL_MARGIN) * length, NULL_CELLS / (length * len(shifts) * n))
+    centre = offsets[i] + (match.start + match.end) / 2 * rate
+    lo = max(int(offsets[i]), int(centre - width / 2))
+    hi = min(int(offsets[i + 1]), int(centre + width / 2) + 1)
+    Ys = np.ascontiguousarray(Y[lo:hi])
+    return np.asarray([best_over_shifts(Q, Ys, shifts)[0].min() for Q in queries])
+
+
+def match_confidences(costs, *, features: str, notes: int, null=()) -> np.ndarray:
+    """Confidence of matches of one query from their costs, the theme's note count and the query's null costs.
 
     Parameters
     ----------
-    matches : sequence of Match
-        A search's matches, best first, from at least ``background`` recordings where the collection has them.
+    costs : array-like, shape (n_matches,)
+        Match costs.
     features : str
-        The feature kind searched (selects the model, :data:`MODELS`).
+        The feature kind searched (selects the model, :func:`load_models`).
+    notes : int >= 1
+        Notes in the theme, repeated pitch classes merged (:func:`theme_notes`).
+    null : array-like, shape (n_null,)
+        Costs of the null themes (:func:`null_costs`); empty: no null factor.
 
     Returns
     -------
-    np.ndarray, shape (len(matches),)
+    np.ndarray, shape (n_matches,)
         Probabilities in [0, 1].
     """
-    if features not in MODELS:
-        raise ParameterError(f"features={features!r}: no confidence model (one of {', '.join(MODELS)})")
-    model = MODELS[features]
-    bests = sorted(recording_bests(matches).items(), key=lambda kv: kv[1])
-    z = []
-    for m in matches:
-        others = [c for rid, c in bests if rid != m.recording_id][:background]
-        z.append(model.standout(m.cost, others))
-    return model.probability(np.asarray(z), np.asarray([m.cost for m in matches]))
+    models = load_models()
+    if features not in models:
+        raise ParameterError(f"features={features!r}: no confidence model (one of {', '.join(models)})")
+    costs = np.asarray(costs, dtype=np.float64).reshape(-1)
+    return models[features].probability(costs, notes) * (1.0 - null_chance(costs, null))
+
+
+def null_chance(costs, null) -> np.ndarray:
+    """Share of the null costs that reach each cost (within :data:`NULL_TOLERANCE`); 0 without a null."""
+    costs = np.asarray(costs, dtype=np.float64).reshape(-1)
+    null = np.asarray(null, dtype=np.float64).reshape(-1)
+    if not len(null):
+        return np.zeros(len(costs))
+    return (null[None, :] <= costs[:, None] + NULL_TOLERANCE).mean(axis=1)
+
+
+def search_confidences(collection, theme, matches: Sequence, *, features: str, tempo_bpm: float | None = None,
+                       transpositions: Sequence[int] = range(12)) -> np.ndarray:  # fmt: skip
+    """Confidence of each of a search's matches (best first): :func:`match_confidences` with the null of the best."""
+    if not matches:
+        return np.zeros(0)
+    best = min(matches, key=lambda m: m.cost)
+    null = null_costs(collection, theme, best, features=features, tempo_bpm=tempo_bpm, transpositions=transpositions)
+    return match_confidences([m.cost for m in matches], features=features, notes=theme_notes(theme), null=null)
