@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pytest
 
 from mirsearch.cli.options import add_request_options, request_from_args
@@ -90,22 +89,3 @@ def test_transpositions_are_signed_semitones_of_the_recording_relative_to_the_qu
     assert [signed_semitones(s) for s in range(12)] == [0, 1, 2, 3, 4, 5, -6, -5, -4, -3, -2, -1]
     assert signed_semitones(-1) == -1 and signed_semitones(14) == 2
     assert Match("r", 1, 0.0, 1.0, 0.1, transposition=11).to_dict()["transposition"] == -1
-
-
-def test_confidence_grows_with_how_far_a_match_stands_out():
-    from mirsearch.search.confidence import DEFAULT_THRESHOLDS, MODELS, match_confidences
-    from mirsearch.search.results import Match
-
-    rng = np.random.default_rng(0)
-    background = [Match(f"r{i}", i, 0.0, 1.0, float(c)) for i, c in enumerate(0.25 + 0.02 * rng.standard_normal(40))]
-    for features in ("chroma", "learned"):
-        outlier = Match("hit", 999, 0.0, 1.0, 0.05)
-        chance = Match("chance", 998, 0.0, 1.0, 0.22)
-        conf = match_confidences([outlier, chance, *background], features=features)
-        assert 0 <= conf.min() and conf.max() <= 1
-        assert conf[0] > 0.9 > conf[1], features  # a cost far below the background vs one inside it
-        z = MODELS[features].standout(0.05, [m.cost for m in background])
-        assert z > 5
-    assert DEFAULT_THRESHOLDS["learned"] == 0.5 and DEFAULT_THRESHOLDS["chroma"] == 0.0
-    with pytest.raises(ParameterError):
-        match_confidences(background, features="mfcc")

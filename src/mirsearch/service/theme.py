@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLDS, match_confidences
+from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLDS, search_confidences
 from mirsearch.search.query import ThemeQuery
 from mirsearch.search.results import Match, SearchResult
 from mirsearch.service.cluster import cluster_spec, dask_param
@@ -51,8 +51,8 @@ class ThemeRequest(Request):
     )  # fmt: skip
     transpose: bool = param(True, help="match at the notated pitch only (default: in all 12 transpositions)")
     min_confidence: float | None = param(
-        None, help="hide matches whose confidence (probability of a true occurrence) is lower (default: 0.5 on "
-        "learned chroma; 0 on chroma, whose confidence is too weak to hide matches)", minimum=0.0, maximum=1.0,
+        None, help="hide matches whose confidence (probability of a true occurrence) is lower (default: the "
+        "threshold of the features' model, chosen on the validation split)", minimum=0.0, maximum=1.0,
     )  # fmt: skip
     show_all: bool = param(False, help="show every match, confident or not", flag="--all")
     dask: str | None = dask_param()
@@ -105,7 +105,11 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     else:
         preset = THEME_PRESETS[cascade].with_candidates(request.candidates)
         matches = cascade_search_theme(coll, theme, cascade=preset, stats=stats, **options)
-    shown, rejected = _split_by_confidence(matches, features=features, request=request)
+    t1 = time.perf_counter()
+    confidence = search_confidences(coll, theme, matches, features=features, tempo_bpm=request.tempo,
+                                    transpositions=options["transpositions"])  # fmt: skip
+    stats["confidence_ms"] = round((time.perf_counter() - t1) * 1000, 1)
+    shown, rejected = _split_by_confidence(matches, confidence, features=features, request=request)
     stats["ms"] = round((time.perf_counter() - t0) * 1000, 1)
     query = version_block(
         theme=theme.to_string(),
@@ -115,9 +119,8 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     return SearchResult(shown, query, request.query.warnings(), _json_stats(stats), rejected)
 
 
-def _split_by_confidence(matches: list[Match], *, features: str, request: ThemeRequest):
+def _split_by_confidence(matches: list[Match], confidence, *, features: str, request: ThemeRequest):
     """``(shown, rejected)``: each at most ``top`` matches, with ``confidence`` set on every match."""
-    confidence = match_confidences(matches, features=features)
     for m, c in zip(matches, confidence, strict=True):
         m.extra["confidence"] = round(float(c), 4)
     threshold = DEFAULT_THRESHOLDS.get(features, 0.0) if request.min_confidence is None else request.min_confidence
