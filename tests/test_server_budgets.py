@@ -211,8 +211,9 @@ def test_alignment_requests_answer_at_once_and_the_job_keeps_its_budget(setup):
         assert server.tasks.pids() == [] or all(_alive(p) for p in server.tasks.pids())  # no search worker used
 
 
-def slow_on_cluster(coll, seconds: float) -> str:
-    """A call whose work runs on the cluster and takes ``seconds`` there (a sharded search that is too slow)."""
+def slow_on_cluster(coll, seconds: float, settings: dict) -> str:
+    """A call whose work runs on the cluster and takes ``seconds`` there (a sharded search that is too slow;
+    ``settings``: those of an exhaustive theme search, which the server sends to the cluster)."""
     from mirsearch.cluster import connect
     from mirsearch.cluster.search import gather_within_budget
 
@@ -223,6 +224,7 @@ def slow_on_cluster(coll, seconds: float) -> str:
 
 slow_on_cluster.fans_out = True
 SPEC = "local:1"
+EXHAUSTIVE = {"cascade": "exhaustive", "features": "chroma"}
 #: the budget of the Dask test (s): a theme search on a warm cluster takes well under it
 DASK_SECONDS = 3.0
 
@@ -242,10 +244,10 @@ def test_serve_dask_cancels_cluster_work_past_the_budget(setup):
     server = app.state.server
     with TestClient(app, base_url="http://localhost") as c:
         _theme_from_text(server.coll, "G A B C D", {"top": 2})  # shards scattered, kernels loaded: no budget
-        assert asyncio.run(server.task(slow_on_cluster, 0.1)) == "done"
+        assert asyncio.run(server.task(slow_on_cluster, 0.1, EXHAUSTIVE)) == "done"
         t0 = time.monotonic()
         with pytest.raises(OverBudget, match="cluster tasks were cancelled"):
-            asyncio.run(server.task(slow_on_cluster, DASK_SECONDS + 2))
+            asyncio.run(server.task(slow_on_cluster, DASK_SECONDS + 2, EXHAUSTIVE))
         assert time.monotonic() - t0 < DASK_SECONDS + 2
         client = connect(SPEC)
         deadline = time.monotonic() + 10
@@ -256,3 +258,8 @@ def test_serve_dask_cancels_cluster_work_past_the_budget(setup):
         r = c.post("/api/search/theme", json={"notes": "G A B C D", "top": 2})  # the API still answers
         assert r.status_code == 200, r.text
         assert r.json()["query"]["dask"] == SPEC
+        # a cascade is not sharded: it runs in a search worker process (killable), not in a server thread
+        assert server.tasks.pids() == []
+        r = c.post("/api/search/theme", json={"notes": "G A B C D", "top": 2, "cascade": "coarse"})
+        assert r.status_code == 200, r.text
+        assert r.json()["query"]["dask"] is None and len(server.tasks.pids()) == 1

@@ -224,7 +224,7 @@ class Server:
         """``fn(collection, *args)`` in a search worker process, on the search queue (time and memory budget;
         see :mod:`mirsearch.server.workers`)."""
         seconds = self.options.request_seconds
-        if self.options.dask is not None and _fans_out(fn, args):  # this process fans out to the cluster, merges
+        if self.options.dask is not None and _fans_out(fn, args, self.coll):  # fans out to the cluster, merges
             return await self.search.run_within(seconds + CLUSTER_SLACK, partial(_on_cluster, seconds, fn, self.coll,
                                                                                  *args))  # fmt: skip
         # the worker itself stops at request_seconds
@@ -343,14 +343,25 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def _fans_out(fn, args: tuple) -> bool:
-    """Whether a call of :meth:`Server.task` sends its work to the cluster (``serve --dask``): a task whose
-    request has a ``dask`` field (theme, passages), or a function marked ``fans_out``."""
+def _fans_out(fn, args: tuple, coll) -> bool:
+    """Whether a call of :meth:`Server.task` sends its work to the cluster (``serve --dask``): a passage search,
+    or a theme search that resolves to the exhaustive search (a cascade is not sharded: it runs in a worker
+    process like any other call). ``fn`` is :func:`~mirsearch.server.workers.task` with a request that has a
+    ``dask`` field, or a function marked ``fans_out`` whose last argument holds a theme search's settings."""
     from mirsearch.server.workers import task
+    from mirsearch.service.theme import ThemeRequest, resolve_cascade, resolve_features
 
     if fn is task:
-        return len(args) == 2 and hasattr(args[1], "dask")
-    return bool(getattr(fn, "fans_out", False))
+        if len(args) != 2 or not hasattr(args[1], "dask"):
+            return False
+        if not isinstance(args[1], ThemeRequest):
+            return True
+        cascade, features = args[1].cascade, args[1].features
+    elif getattr(fn, "fans_out", False):
+        cascade, features = args[-1].get("cascade", "auto"), args[-1].get("features", "auto")
+    else:
+        return False
+    return resolve_cascade(cascade, resolve_features(coll, features)) == "exhaustive"
 
 
 def _on_cluster(seconds: float, fn, coll, *args):

@@ -75,7 +75,7 @@ def _theme_from_text(coll, notes: str, values: dict):
     return query, run("theme", ThemeRequest(query=query, **values), collection=coll)
 
 
-_theme_from_text.fans_out = True  # serve --dask: the search goes to the cluster (Server.task)
+_theme_from_text.fans_out = True  # serve --dask: an exhaustive search goes to the cluster (Server.task)
 
 
 def _versions_of(coll, path: str, recording_id: int, values: dict):
