@@ -5,9 +5,10 @@ collection's index, so :func:`mirsearch.search.identify.identify` and :func:`~mi
 run unchanged on it (``index=``): the voting and verification stay in the calling process, the index (the
 memory) is spread over the workers. A lookup takes two fan-outs: the shards' bucket sizes of the query hashes
 are summed first, so that a hash skipped for being too common (``max_bucket``) is skipped as in the whole
-index; then every shard returns its entries for the other hashes, each with its row in the whole index, and
-the union is put in the order of those rows: the local lookup's entries *in the local order*, bit for bit. (The
-verification's line fit sums in that order, so any other order moves offsets and speeds by an ulp.)
+index; then every shard returns its entries for the other hashes, each with its hash and its rank within that
+hash's bucket of the whole index, and the union is sorted by (hash, rank), which is the order of the whole
+index's rows: the local lookup's entries *in the local order*, bit for bit. (The verification's line fit sums
+in that order, so any other order moves offsets and speeds by an ulp.)
 """
 
 from __future__ import annotations
@@ -21,28 +22,32 @@ from mirsearch.index.fingerprints import MAX_BUCKET, FingerprintIndex, Matches
 
 @dataclass(frozen=True)
 class PlacedMatches(Matches):
-    """:class:`Matches` of a shard, with each entry's row in the whole index."""
+    """:class:`Matches` of a shard, with each entry's place in the whole index: its hash and its rank in that
+    hash's bucket."""
 
-    position: np.ndarray  # row in the whole index (uint32 or int64)
+    hashes: np.ndarray  # uint32
+    ranks: np.ndarray  # uint16 or uint32
 
 
 class FingerprintShard(FingerprintIndex):
-    """The entries of some recordings (still sorted by hash) and each one's row in the whole index.
+    """The entries of some recordings (still sorted by hash) and each one's rank in its hash's bucket of the
+    whole index (uint16 while every rank fits, else uint32: 2 or 4 bytes per entry beside the entry's 16).
 
-    Its :meth:`lookup` returns :class:`PlacedMatches`: the rows put the shards' entries back in the whole
-    index's order (:meth:`ShardedFingerprintIndex.lookup`).
+    Its :meth:`lookup` returns :class:`PlacedMatches`, which :func:`merge_placed` puts back in the whole
+    index's order.
     """
 
-    def __init__(self, arrays: dict, *, positions: np.ndarray, **kwargs):
+    def __init__(self, arrays: dict, *, ranks: np.ndarray, **kwargs):
         super().__init__(arrays, **kwargs)
-        self.positions = positions
+        self.ranks = ranks
 
     def _gather(self, pos: np.ndarray, query: np.ndarray) -> PlacedMatches:
         m = super()._gather(pos, query)
-        return PlacedMatches(**{f.name: getattr(m, f.name) for f in fields(Matches)}, position=self.positions[pos])
+        place = {"hashes": np.asarray(self.arrays["hashes"][pos]), "ranks": self.ranks[pos]}
+        return PlacedMatches(**{f.name: getattr(m, f.name) for f in fields(Matches)}, **place)
 
     def nbytes(self) -> int:
-        return super().nbytes() + int(self.positions.nbytes)
+        return super().nbytes() + int(self.ranks.nbytes)
 
 
 def shard_of(index: FingerprintIndex, recording_ids) -> FingerprintShard | None:
@@ -52,10 +57,12 @@ def shard_of(index: FingerprintIndex, recording_ids) -> FingerprintShard | None:
         return None
     keep = np.isin(np.asarray(index.arrays["recording_ids"]), ids)
     arrays = {k: np.ascontiguousarray(np.asarray(v)[keep]) for k, v in index.arrays.items()}
-    positions = np.flatnonzero(keep).astype(np.uint32 if index.n_entries < 2**32 else np.int64)
+    rows = np.flatnonzero(keep)
+    ranks = rows - np.searchsorted(np.asarray(index.arrays["hashes"]), arrays["hashes"], side="left")
+    ranks = ranks.astype(np.uint16 if ranks.max(initial=0) < 2**16 else np.uint32)
     recordings = {int(i): index.recordings[int(i)] for i in ids}
     return FingerprintShard(
-        arrays, positions=positions, hconfig=index.hconfig, peak_config=index.peak_config, recordings=recordings
+        arrays, ranks=ranks, hconfig=index.hconfig, peak_config=index.peak_config, recordings=recordings
     )
 
 
@@ -71,16 +78,19 @@ def _lookup_task(index: FingerprintShard, hashes: np.ndarray, source: np.ndarray
 
 
 def merge_placed(parts: list) -> Matches:
-    """The shards' entries in the order of their rows in the whole index: the local lookup's :class:`Matches`.
+    """The shards' entries in the order of the whole index (by hash, then rank in the hash's bucket: the order
+    of its rows): the local lookup's :class:`Matches`.
 
-    Rows are unique across shards (each entry is in one shard), and among the equal rows of one shard (an entry
-    matched by several probes) the stable sort keeps the shard's order, the probes' order, as the local lookup
-    does.
+    Places are unique across shards (each entry is in one shard), and among the equal places of one shard (an
+    entry matched by several probes) the stable sort keeps the shard's order, the probes' order, as the local
+    lookup does.
     """
     names = [f.name for f in fields(Matches)]
     if not parts:
         return Matches(np.zeros(0, np.int64), *(np.zeros(0, t) for t in (np.uint32, *(np.float32,) * 3)))
-    order = np.argsort(np.concatenate([p.position for p in parts]), kind="stable")
+    hashes = np.concatenate([p.hashes for p in parts]).astype(np.uint64)
+    ranks = np.concatenate([p.ranks for p in parts]).astype(np.uint64)
+    order = np.argsort((hashes << np.uint64(32)) | ranks, kind="stable")
     return Matches(*(np.concatenate([getattr(p, f) for p in parts])[order] for f in names))
 
 
