@@ -23,18 +23,21 @@ scores. Query time against collection size: subsets of the collection and copies
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-from mirsearch.evaluation.occurrences import occurrence_counts, pooled_precision_recall
+from mirsearch.evaluation.occurrences import occurrence_counts, pooled_precision_recall, span_occurrence_counts
 from mirsearch.index.score_store import TICKS_PER_QUARTER as TPQ
 from mirsearch.index.score_store import ScoreStore, make_pack
 from mirsearch.scores import Note, Theme
 from mirsearch.search.score_search import ScoreSearchOptions, query_points, search_scores
+from mirsearch.search.score_variants import VariantOptions, search_variants
 
 from _common import print_table, write_results
 
@@ -283,6 +286,126 @@ def _accuracy_rows(name: str, counts: dict, times: list) -> list[dict]:
     return rows
 
 
+# -- fugues: hand-marked subject entries (benchmarks/build_fugues.py) -------------------------------------------
+#: settings of the variant search compared (the default is VariantOptions()); the one reported is chosen on the
+#: design fugues: the highest recall with precision >= TARGET_PRECISION
+VARIANT_SETTINGS = (
+    ("variants (default)", {}),
+    ("variants, no context rule", {"context_count": 0}),
+    ("variants, context of 2 exact", {"context_count": 2}),
+    ("variants, min_score 0.7", {"min_score": 0.7}),
+    ("variants, min_score 0.8", {"min_score": 0.8}),
+    ("variants, time scales 1,2", {"time_scales": (1.0, 2.0)}),
+    ("variants, time scales 0.5,1,2", {"time_scales": (0.5, 1.0, 2.0)}),
+)
+TARGET_PRECISION = 0.9
+
+
+def load_fugues(folder: Path) -> list[dict]:
+    """Per fugue (``entries.json`` of build_fugues.py --mark): id, split, piano roll path, subject, entries."""
+    out = []
+    for entries in sorted(folder.glob("*/entries.json")):
+        d = json.loads(entries.read_text())
+        theme = Theme(tuple(Note(int(p), q, dur) for q, dur, p in d["subject"]), None, d["id"])
+        truth = [(c["start_quarter"], c["end_quarter"], c["transposition"]) for c in d["candidates"] if c["accepted"]]
+        out.append({"id": d["id"], "split": d["split"], "path": str((entries.parent / "staff.mid").resolve()),
+                    "theme": theme, "truth": truth})  # fmt: skip
+    return out
+
+
+def _exact_elsewhere(packed, f: dict) -> list:
+    """Exact occurrences of the subject within one part that are not marked entries: the theme itself, so
+    neither right nor wrong (a generic subject also stands, note for note, in chorales and other voices)."""
+    truth = [(f["path"], s, e, t) for s, e, t in f["truth"]]
+    out = []
+    for m in search_scores(packed, f["theme"], ScoreSearchOptions(min_share=1.0)):
+        key = (m.recording, m.start_quarter, m.end_quarter, m.extra["semitones"])
+        if len(m.extra["parts"]) == 1 and not span_occurrence_counts([key], truth)["tp"]:
+            out.append(key)
+    return out
+
+
+def fugue_counts(packed, fugues, search) -> tuple[dict, list]:
+    """Counts per split (one dict per fugue) and query times; ``search(packed, theme) -> matches``. A found
+    occurrence on an exact occurrence of the subject that is not a marked entry is not counted."""
+    counts: dict = {}
+    times = []
+    for f in fugues:
+        if "exact" not in f:
+            f["exact"] = _exact_elsewhere(packed, f)
+        t0, c0 = time.perf_counter(), time.process_time()
+        matches = search(packed, f["theme"])
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+        found = [(m.recording, m.start_quarter, m.end_quarter, m.extra["semitones"]) for m in matches]
+        found = [k for k in found if not span_occurrence_counts([k], f["exact"])["tp"]]
+        truth = [(f["path"], s, e, t) for s, e, t in f["truth"]]
+        counts.setdefault(f["split"], []).append({**span_occurrence_counts(found, truth), "fugue": f["id"]})
+    return counts, times
+
+
+def _fugue_rows(name: str, counts: dict, times: list) -> list[dict]:
+    rows = []
+    for split in [s for s in ("design", "test") if s in counts]:
+        r = pooled_precision_recall(counts[split])
+        rows.append({"method": name, "split": split, "fugues": len(counts.get(split, [])),
+                     "precision": round(r["precision"], 4), "recall": round(r["recall"], 4), "tp": r["tp"],
+                     "fp": r["fp"], "fn": r["fn"]})  # fmt: skip
+    wall, cpu = np.asarray(times).T * 1000
+    rows[-1].update(
+        median_ms=round(float(np.median(wall)), 2),
+        p95_ms=round(float(np.percentile(wall, 95)), 2),
+        median_cpu_ms=round(float(np.median(cpu)), 2),
+        max_cpu_ms=round(float(cpu.max()), 2),
+    )
+    return rows
+
+
+def run_fugues(args) -> None:
+    """The fugue benchmark: each fugue's subject searched in the piano rolls of every fugue and the corpus."""
+    fugues = load_fugues(Path(args.fugues))
+    store, _ = build_store([Path(f["path"]) for f in fugues] + corpus_files(args.scores), Path(args.store))
+    packed = store.packed()
+    fugues = [f for f in fugues if args.split in ("both", f["split"])]  # every fugue stays in the collection
+    methods = [
+        ("point-set exact (P1)", lambda pk, th: search_scores(pk, th, ScoreSearchOptions(min_share=1.0))),
+        (
+            "point-set, min_share 0.9 (P2)",
+            lambda pk, th: search_scores(pk, th, ScoreSearchOptions(min_share=0.9, partial_parts=1)),
+        ),
+    ]
+    for name, kw in VARIANT_SETTINGS:
+        opts = VariantOptions(**kw)
+        methods.append((name, lambda pk, th, o=opts: search_variants(pk, th, o)))
+    search_variants(packed, fugues[0]["theme"])  # compile the kernels
+    rows, per_fugue = [], {}
+    for name, fn in methods:
+        counts, times = fugue_counts(packed, fugues, fn)
+        rows += _fugue_rows(name, counts, times)
+        per_fugue[name] = counts
+    design = [r for r in rows if r["split"] == "design" and r["method"].startswith("variants")]
+    chosen = (
+        next((r["method"] for r in design if r["precision"] >= TARGET_PRECISION), design[-1]["method"])
+        if design
+        else None
+    )
+    cols = ["method", "split", "fugues", "precision", "recall", "tp", "fp", "fn", "median_ms", "p95_ms",
+            "median_cpu_ms", "max_cpu_ms"]  # fmt: skip
+    print_table(rows, cols)
+    print(f"\nthreshold chosen on the design fugues (precision >= {TARGET_PRECISION}): {chosen}")
+    payload = {
+        "command": "python benchmarks/bench_score_search.py --fugues " + args.fugues + f" --scores {args.scores}"
+        + f" --store {args.store} --split {args.split}",
+        "collection": {"scores": len(packed), "notes": int(packed.offsets[-1]), "fugues": len(fugues)},
+        "load_average_at_end": os.getloadavg(),
+        "entries": {s: sum(len(f["truth"]) for f in fugues if f["split"] == s) for s in ("design", "test")},
+        "fugues": {s: [f["id"] for f in fugues if f["split"] == s] for s in ("design", "test")},
+        "chosen_on_design": chosen,
+        "rows": rows,
+        "per_fugue": per_fugue,
+    }  # fmt: skip
+    print(f"wrote {write_results(f'score_search_fugues_{args.split}', payload)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scores", type=int, default=700, help="score files from the music21 corpus")
@@ -292,8 +415,12 @@ def main() -> None:
     ap.add_argument("--copies", default="5,15", help="collection copies for the timing table")
     ap.add_argument("--store", default="data/bench_scores", help="where the score store is kept")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fugues", help="folder of build_fugues.py: run the fugue benchmark instead")
+    ap.add_argument("--split", choices=("design", "test", "both"), default="both", help="fugues queried")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.fugues:
+        return run_fugues(args)
     files = corpus_files(args.scores)
     store, read_s = build_store(files, Path(args.store))
     packed = store.packed()

@@ -108,3 +108,24 @@ def test_endpoints_list_search_engrave_and_stream_with_ranges(collection):
         assert part.status_code == 206 and len(part.content) == 100
         assert client.get("/api/scores/5/view").status_code == 400
         assert client.get("/api/scores/0/view").status_code == 422
+
+
+def test_score_theme_with_variants_finds_the_theme_in_the_collection(collection, chorale):
+    from mirsearch.collection import Collection
+    from mirsearch.search.query import ThemeQuery
+    from mirsearch.service import run
+    from mirsearch.service.scores import ScoreThemeRequest
+
+    notes, _, _ = read_score(chorale)
+    top = notes[notes["part"] == 0][:8]
+    q = (top["tick"] - top["tick"][0]) / TICKS_PER_QUARTER
+    from mirsearch.scores import Note, Theme
+
+    theme = Theme(tuple(Note(int(p), float(a), float(d) / TICKS_PER_QUARTER)
+                        for p, a, d in zip(top["pitch"], q, top["dur"], strict=True)))  # fmt: skip
+    with Collection.open(collection, readonly=True) as coll:
+        exact = run("score-theme", ScoreThemeRequest(query=ThemeQuery.of(theme), min_share=1.0), collection=coll)
+        varied = run("score-theme", ScoreThemeRequest(query=ThemeQuery.of(theme), variants=True), collection=coll)
+    first = lambda r: min((m.start_quarter, m.extra["semitones"]) for m in r.matches)  # noqa: E731
+    assert first(varied) == first(exact) == (0.0, 0)
+    assert varied.to_dict()["query"]["variants"] is True

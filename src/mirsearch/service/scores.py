@@ -24,6 +24,13 @@ DEFAULT_MAX_MISSING: int | None = None
 DEFAULT_PARTIAL_PARTS: int | None = 1
 
 
+VARIANTS_HELP = (
+    "also find varied occurrences: tonal answers, entries in the other mode, changed rhythm (a note alignment in "
+    "one part; --min-share, --max-errors and --inversion do not apply); see docs/scores.md"
+)
+VARIANT_SCORE_HELP = "with --variants: alignment score a long theme's occurrence must reach (short themes: more)"
+
+
 @dataclass(frozen=True)
 class ScoreThemeRequest(Request):
     """Parameters of a search for a theme in the collection's scores."""
@@ -58,6 +65,8 @@ class ScoreThemeRequest(Request):
         help="onset scalings of the theme to search, e.g. 0.5,1,2 (diminution, as written, augmentation)",
     )  # fmt: skip
     inversion: bool = param(False, help="also search the theme inverted (mirrored about its first note)")
+    variants: bool = param(False, help=VARIANTS_HELP)
+    variant_score: float = param(0.75, minimum=0.3, maximum=1.0, help=VARIANT_SCORE_HELP)
 
 
 #: the result of a score search: the one search result type (``rejected`` stays empty)
@@ -89,6 +98,8 @@ def run_score_theme(context: Context, request: ScoreThemeRequest) -> ScoreSearch
     coll = context.require_collection("score-theme")
     t0 = time.perf_counter()
     packed = score_store(coll).packed()
+    if request.variants:
+        return _run_variants(packed, request, t0)
     options = ScoreSearchOptions(
         min_share=request.min_share, max_errors=request.max_errors, transpose=request.transpose,
         time_scales=request.time_scales, inversion=request.inversion, limit=request.top,
@@ -100,6 +111,19 @@ def run_score_theme(context: Context, request: ScoreThemeRequest) -> ScoreSearch
     matches = search_scores(packed, theme, options, stats=stats)
     stats["ms"] = round((time.perf_counter() - t0) * 1000, 1)
     stats["need"] = options.need(len(theme.notes))
+    query = version_block(theme=theme.to_string(), source=request.query.source, **request.params())
+    return ScoreSearchResult(matches, query, request.query.warnings(), stats)
+
+
+def _run_variants(packed, request: ScoreThemeRequest, t0: float) -> ScoreSearchResult:
+    from mirsearch.search.score_variants import VariantOptions, search_variants
+
+    options = VariantOptions(min_score=request.variant_score, transpose=request.transpose,
+                             time_scales=request.time_scales, limit=request.top)  # fmt: skip
+    stats: dict = {"scores": len(packed), "notes": int(packed.offsets[-1])}
+    theme = request.query.theme
+    matches = search_variants(packed, theme, options, stats=stats)
+    stats["ms"] = round((time.perf_counter() - t0) * 1000, 1)
     query = version_block(theme=theme.to_string(), source=request.query.source, **request.params())
     return ScoreSearchResult(matches, query, request.query.warnings(), stats)
 
