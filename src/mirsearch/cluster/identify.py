@@ -119,10 +119,13 @@ class ShardedFingerprintIndex:
         with more than ``max_bucket`` entries in the whole index skipped)."""
         hashes = np.asarray(hashes, dtype=np.uint32)
         source = np.asarray(source, dtype=np.int64)
-        gather, submit = self.client.gather, self.client.submit
-        counts = sum(gather([submit(_bucket_task, s, hashes, pure=False) for s in self.shards]))
+        from mirsearch.cluster.search import gather_within_budget
+
+        client, submit = self.client, self.client.submit
+        counts = sum(gather_within_budget(client, [submit(_bucket_task, s, hashes, pure=False) for s in self.shards]))
         keep = np.asarray(counts) <= max_bucket
-        parts = gather([submit(_lookup_task, s, hashes[keep], source[keep], pure=False) for s in self.shards])
+        lookups = [submit(_lookup_task, s, hashes[keep], source[keep], pure=False) for s in self.shards]
+        parts = gather_within_budget(client, lookups)
         return merge_placed(parts)
 
 

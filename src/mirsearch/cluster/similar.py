@@ -11,8 +11,9 @@ local code) and the union sorted by distance, then recording id, is the local ex
 
 Locally, collections of :data:`~mirsearch.describe.similarity.HNSW_MIN` recordings and more are searched
 through HNSW, whose (Euclidean) proposals are then ranked exactly; the sharded search ranks every recording
-exactly. The two agree whenever the proposals hold the true nearest recordings (tests/test_cluster.py checks
-it at 2,500 and 5,000 vectors); where they differ, the sharded answer is the exact one.
+exactly. The two agree whenever the proposals hold the true nearest recordings (on clustered vectors like
+real timbre vectors they did for every query tried at 2,500 and 5,000 recordings, docs/scale.md; a test keeps
+2,500); where they differ, the sharded answer is the exact one.
 """
 
 from __future__ import annotations
