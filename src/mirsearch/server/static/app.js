@@ -468,17 +468,20 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function alignPair(a, b) {
   const url = `/api/align?a=${a}&b=${b}`;
   let data = await api(`${url}&wait=2`);
-  while (data && data.job) {
-    // 202: an alignment job runs on the server
-    state.alignJobs.set(`${a}>${b}`, data);
-    const pct = Math.round(100 * data.fraction);
-    setStatus($("#switch-status"), `aligning ${recName(a)} with ${recName(b)}… ${data.state} ${pct} % (${Math.round(data.elapsed)} s, about ${Math.round(data.estimate_seconds)} s)`);
-    await sleep(1000);
-    const job = await api(data.status_url);
-    if (job.state === "failed") throw new Error(job.error || "the alignment failed");
-    data = job.state === "done" ? await api(url) : job;
+  try {
+    while (data && data.job) {
+      // 202: an alignment job runs on the server
+      state.alignJobs.set(`${a}>${b}`, data);
+      const pct = Math.round(100 * data.fraction);
+      setStatus($("#switch-status"), `aligning ${recName(a)} with ${recName(b)}… ${data.state} ${pct} % (${Math.round(data.elapsed)} s, about ${Math.round(data.estimate_seconds)} s)`);
+      await sleep(1000);
+      const job = await api(data.status_url);
+      if (job.state === "failed") throw new Error(job.error || "the alignment failed");
+      data = job.state === "done" ? await api(url) : job;
+    }
+  } finally {
+    state.alignJobs.delete(`${a}>${b}`);
   }
-  state.alignJobs.delete(`${a}>${b}`);
   return data;
 }
 
