@@ -79,13 +79,25 @@ def score_entry(collection, score_id: int):
     raise ParameterError(f"score={score_id}: no such score in the collection")
 
 
+def _first_quarter(collection, entry) -> float:
+    """Quarter notes from the store's origin to the score's first note (MIDI: the file's start; notated: 0)."""
+    import numpy as np
+
+    from mirsearch.index.score_store import TICKS_PER_QUARTER
+
+    notes = np.load(score_store(collection).directory / entry.file, mmap_mode="r", allow_pickle=False)
+    return float(notes["tick"].min()) / TICKS_PER_QUARTER if notes.size else 0.0
+
+
 @register("score-view", request=ScoreViewRequest, area="scores", summary="engrave a score of the collection")
 def run_score_view(context: Context, request: ScoreViewRequest) -> ScoreView:
     from mirsearch.viz.score_view import engrave_score
 
-    entry = score_entry(context.require_collection("score-view"), request.score)
+    coll = context.require_collection("score-view")
+    entry = score_entry(coll, request.score)
     t0 = time.perf_counter()
     engraved = engrave_score(entry.path, page_width=request.page_width, scale=request.scale)
+    engraved.quarter = engraved.quarter + _first_quarter(coll, entry)  # the store's origin: matches line up
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1), "notes": len(engraved.ids)}
     return ScoreView(entry.id, Path(entry.path).name, engraved, version_block(**request.params()), stats)
 
