@@ -292,6 +292,8 @@ def _accuracy_rows(name: str, counts: dict, times: list) -> list[dict]:
 VARIANT_SETTINGS = (
     ("variants (default)", {}),
     ("variants, no context rule", {"context_count": 0}),
+    ("variants, in one part only", {"part_change_cost": None}),
+    ("variants, first setting (costs 0.4/0.8, one part)", {"pitch_costs": (0.0, 0.4, 0.8), "part_change_cost": None}),
     ("variants, context of 2 exact", {"context_count": 2}),
     ("variants, min_score 0.7", {"min_score": 0.7}),
     ("variants, min_score 0.8", {"min_score": 0.8}),

@@ -108,3 +108,13 @@ def test_options_refuse_bad_values(bad):
 def test_threshold_is_stricter_for_short_themes():
     o = VariantOptions()
     assert o.threshold(6) > o.threshold(10) >= o.threshold(30) == pytest.approx(o.min_score)
+
+
+def test_an_entry_crossing_the_staves_is_found_when_parts_may_change():
+    # the first notes in the left hand, the rest in the right (the seed's part must hold most of the entry)
+    rows = _rows(SUBJECT, 0, 0) + _rows(SUBJECT[:3], 1, 20) + _rows(SUBJECT[3:], 0, 20)
+    packed = _pack([rows])
+    crossing = {round(m.start_quarter) for m in search_variants(packed, _theme(SUBJECT))}
+    one_part = {round(m.start_quarter) for m in search_variants(packed, _theme(SUBJECT), VariantOptions(
+        part_change_cost=None))}  # fmt: skip
+    assert crossing == {0, 20} and one_part == {0}

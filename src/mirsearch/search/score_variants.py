@@ -13,14 +13,15 @@ finds such entries in a piano roll (voices merged, any number of parts) in three
 2. **Tolerant count** (numba): the query notes with a note of the seed's part (staff, track, voice) at their
    transposed pitch within ``onset_tolerance`` of their onset; seeds below ``min_seed`` of the notes (or the
    threshold less :data:`SEED_MARGIN`) are dropped.
-3. **Alignment** (numba DP over the notes of the seed's part in its window, voices merged): query notes are matched
+3. **Alignment** (numba DP over the notes of the seed's window, voices merged): query notes are matched
    in onset order to score notes within two semitones of their transposed pitch (cost
    ``pitch_costs[semitones off]``); the onset difference between consecutive matched notes may differ from the
    query's by a ratio ``r`` within ``1/max_ratio .. max_ratio`` at a cost ``rhythm_weight * |log2 r|`` (a dotted
    pair costs ``0.58 + 1`` octaves' worth, a uniform augmentation is searched as a time scale); up to
    :data:`MAX_SKIP` consecutive query notes may be missing (``skip_cost`` each, also at the ends); score notes
-   between matched ones (other voices, repeated notes of a split, ornaments) are passed over. The occurrence's
-   score is ``1 - cost / m``; it is kept when it reaches ``min_score``.
+   between matched ones (other voices, repeated notes of a split, ornaments) are passed over; passing from one
+   part to another (a subject crossing the staves) costs ``part_change_cost`` (None: the seed's part only). The
+   occurrence's score is ``1 - cost / m``; it is kept when it reaches ``min_score``.
 
 Occurrences sharing half their matched notes with a better one are dropped, as in the point-set search. The
 threshold is stricter for short themes (``length_slack``), and a varied occurrence is kept only in a score that
@@ -84,6 +85,9 @@ class VariantOptions:
         Quarter notes of onset tolerance of the tolerant count.
     transpose : bool
         Any transposition (True) or the notated pitch only.
+    part_change_cost : float or None
+        None: an occurrence stays in the part of its seed; else it may pass from part to part (a subject
+        crossing the staves of a piano roll) at this cost per change.
     time_scales : tuple of float
         Onset scalings of the query (2: augmentation).
     limit : int or None
@@ -94,7 +98,7 @@ class VariantOptions:
     length_slack: float = 0.5
     context_score: float = 1.0
     context_count: int = 1
-    pitch_costs: tuple[float, float, float] = (0.0, 0.4, 0.8)
+    pitch_costs: tuple[float, float, float] = (0.0, 0.3, 0.6)
     min_seed: float = 0.5
     min_votes: int = 2
     rhythm_weight: float = 0.35
@@ -103,6 +107,7 @@ class VariantOptions:
     skip_cost: float = 1.0
     onset_tolerance: float = 0.25
     transpose: bool = True
+    part_change_cost: float | None = 0.5
     limit: int | None = None
 
     def __post_init__(self) -> None:
@@ -191,9 +196,10 @@ def _tolerant_count(keys, part, offsets, score, where, dt, dp, qt, qp, tol, need
 
 # -- stage 3: alignment -----------------------------------------------------------------------------------------
 @numba.njit(cache=True, nogil=True)
-def _align_one(tick, pitch, rows, t0, dp, qt, qp, pc, rw, max_ratio, skip, tol, rows_out):  # pragma: no cover
+def _align_one(tick, pitch, part, rows, t0, dp, qt, qp, pc, knobs, rows_out):  # pragma: no cover - numba
     """Best alignment of the query ``(qt, qp)`` (onsets from its first note) to the notes ``rows`` (sorted by
     onset); returns its cost and fills ``rows_out`` (matched row per query note, -1: skipped)."""
+    rw, max_ratio, skip, tol, change = knobs[0], knobs[1], knobs[2], knobs[3], knobs[5]
     m, n = qt.size, rows.size
     inf = 1e18
     cost = np.full((m, n), inf)
@@ -225,6 +231,8 @@ def _align_one(tick, pitch, rows, t0, dp, qt, qp, pc, rw, max_ratio, skip, tol, 
                     if abs(r) > log_max:
                         continue
                     c = cost[k, jj] + rw * abs(r) + (i - k - 1) * skip + here
+                    if part[rows[jj]] != part[rows[j]]:
+                        c += change
                     if c < best:
                         best, bi, bj = c, k, jj
             if best < inf:
@@ -251,8 +259,7 @@ def _align_all(tick, pitch, part, keys, offsets, score, where, dt, dp, qt, qp, p
     # pragma: no cover - numba
     """:func:`_align_one` for every seed, on the notes of its part in its window (an occurrence stays in one part:
     a staff of a piano roll, a voice of a choral score)."""
-    rw, max_ratio, skip = knobs[0], knobs[1], knobs[2]
-    tol, span = np.int64(knobs[3]), np.int64(knobs[4])
+    tol, span, one_part = np.int64(knobs[3]), np.int64(knobs[4]), knobs[5] < 0
     for c in range(score.size):
         lo, hi = offsets[score[c]], offsets[score[c] + 1]
         t0 = dt[c] + qt[0]
@@ -261,10 +268,10 @@ def _align_all(tick, pitch, part, keys, offsets, score, where, dt, dp, qt, qp, p
         rows = np.empty(b - a, np.int64)
         n = 0
         for r in range(a, b):
-            if min(part[r], MAX_PARTS - 1) == where[c]:
+            if not one_part or min(part[r], MAX_PARTS - 1) == where[c]:
                 rows[n] = r
                 n += 1
-        out_cost[c] = _align_one(tick, pitch, rows[:n], t0, dp[c], qt, qp, pc, rw, max_ratio, skip, tol, out_rows[c])
+        out_cost[c] = _align_one(tick, pitch, part, rows[:n], t0, dp[c], qt, qp, pc, knobs, out_rows[c])
 
 
 def align(packed: PackedScores, score, where, dt, dp, t, p, options: VariantOptions):
@@ -276,7 +283,8 @@ def align(packed: PackedScores, score, where, dt, dp, t, p, options: VariantOpti
     cost = np.zeros(score.size, np.float64)
     rows = np.full((score.size, t.size), -1, np.int64)
     pc = np.asarray(options.pitch_costs, dtype=np.float64)
-    knobs = np.array([options.rhythm_weight, options.max_ratio, options.skip_cost, tol, span], dtype=np.float64)
+    change = -1.0 if options.part_change_cost is None else options.part_change_cost
+    knobs = np.array([options.rhythm_weight, options.max_ratio, options.skip_cost, tol, span, change], np.float64)
     _align_all(tick, pitch, part, keys, offsets, score, where, dt, dp, t, p, pc, knobs, cost, rows)
     return cost, rows
 
