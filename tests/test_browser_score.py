@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from mirsearch.server import create_app
@@ -97,5 +98,48 @@ def test_score_view_highlights_the_match_and_its_cursor_follows_the_audio(live_s
     last = view["notes"][-1]
     page.evaluate(f"document.getElementById({last['id']!r}).dispatchEvent(new MouseEvent('click', {{bubbles: true}}))")
     page.wait_for_function(f"() => document.querySelector('#score-player').currentTime >= {last['onset'] - 0.01}")
+    assert not errors, errors
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def live_aligned(tmp_path_factory):
+    """A collection with the chorale's score and a FluidSynth rendering of it (100 quarters per minute)."""
+    import music21
+
+    from mirsearch.collection import Collection
+    from mirsearch.service.scores import index_scores
+
+    from conftest import render
+
+    base = tmp_path_factory.mktemp("score-aligned")
+    shutil.copy(Path(music21.__file__).parent / "corpus" / CHORALE, base / "chorale.mxl")
+    rendering = render("bach/bwv66.6", base)
+    root = base / "coll.mirs"
+    with Collection.create(root) as coll:
+        assert not coll.add([rendering.path], jobs=1).failed
+        assert index_scores(coll, [base / "chorale.mxl"]).scores == 1
+    server = LiveServer(create_app(root)).start()
+    yield server
+    server.stop()
+
+
+def test_score_view_follows_a_recording_aligned_to_the_score(live_aligned, browser):  # noqa: F811
+    page, errors = open_page(browser, live_aligned.url)
+    page.wait_for_selector("#score-source option[value='1']", state="attached")
+    page.select_option("#score-source", "1")
+    page.click("#scores-card .row button")
+    page.wait_for_selector("#score-view[data-ready='1']", timeout=180_000)
+    view = httpx.get(live_aligned.url + "/api/scores/1/view?recording=1", timeout=180).json()
+    assert view["recording"] == 1
+    # where the notes really are in the rendering: quarter * 0.6 s (100 quarters per minute)
+    error = [abs(n["onset"] - n["quarter"] * 0.6) for n in view["notes"]]
+    assert float(np.median(error)) < 0.1, np.median(error)
+    assert page.evaluate("document.querySelector('#score-player').src").endswith("/api/recordings/1/audio")
+    page.wait_for_function("() => document.querySelector('#score-player').readyState >= 1")
+    for t in (2.0, 9.1, 15.3):
+        page.evaluate(f"document.querySelector('#score-player').currentTime = {t}")
+        expected = " ".join(_sounding(view["notes"], t))
+        page.wait_for_function(f"() => document.querySelector('#score-view').dataset.cursor === {expected!r}")
     assert not errors, errors
     page.close()

@@ -4,7 +4,9 @@
 SVG pages and, per note, its SVG id, position in quarter notes (as the score search reports them, so a match's
 notes can be highlighted), pitch and time in seconds at the score's tempo. ``score-audio`` synthesises the same
 notes (:mod:`mirsearch.datasets.synth`) into a WAV file on that time axis: a page playing it moves a cursor to
-the notes with ``onset <= currentTime < offset``. Scores are named by their id in the store, never by a path.
+the notes with ``onset <= currentTime < offset``. With ``recording``, the notes' times are those of a recording
+of the collection instead (the score aligned to it by the task ``align``), and the page plays that recording.
+Scores are named by their id in the store, never by a path.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from mirsearch.service.core import Context, Request, param, register, version_bl
 from mirsearch.service.scores import score_store
 
 MAX_ID = 2**62
+RECORDING_HELP = (
+    "a recording of the collection to follow: the notes' times are its times (the score aligned to it by task "
+    "align); default: the score's synthesised audio"
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class ScoreViewRequest(Request):
                        maximum=MAX_ID)  # fmt: skip
     page_width: int = param(2100, minimum=800, maximum=6000, help="page width in verovio units")
     scale: int = param(35, minimum=10, maximum=100, help="engraving scale in percent")
+    recording: int | None = param(None, minimum=1, maximum=MAX_ID, help=RECORDING_HELP)
 
 
 @dataclass(frozen=True)
@@ -47,12 +54,13 @@ class ScoreView:
     engraved: object  # EngravedScore
     query: dict
     stats: dict = field(default_factory=dict)
+    recording: int | None = None
 
     def to_dict(self) -> dict:
         e = self.engraved
         return {"score": self.score, "name": self.name, "pages": list(e.pages), "page_count": e.page_count,
-                "duration": round(e.duration, 3), "notes": e.notes_json(), "query": self.query,
-                "stats": self.stats}  # fmt: skip
+                "duration": round(e.duration, 3), "notes": e.notes_json(), "recording": self.recording,
+                "query": self.query, "stats": self.stats}  # fmt: skip
 
 
 @dataclass
@@ -89,6 +97,34 @@ def _first_quarter(collection, entry) -> float:
     return float(notes["tick"].min()) / TICKS_PER_QUARTER if notes.size else 0.0
 
 
+def _follow_recording(collection, entry, engraved, recording_id: int) -> None:
+    """Put the engraved notes on the time axis of a recording: the score aligned to it (task ``align``), each
+    note's quarter position mapped to score time (the aligned score's own notes) and then to the recording."""
+    import numpy as np
+
+    from mirsearch.errors import CollectionError
+    from mirsearch.service.core import run
+    from mirsearch.service.sync import AlignRequest
+
+    try:
+        rec = collection.recording(recording_id)
+    except CollectionError:
+        raise ParameterError(f"recording={recording_id}: no such recording in the collection") from None
+    aligned = run("align", AlignRequest(a=entry.path, b=rec.path)).score
+    n = aligned.notes
+    quarters = np.r_[n.onset_quarter, n.onset_quarter + n.duration_quarter]
+    seconds = np.r_[n.onset, n.offset]
+    ok = np.isfinite(quarters) & np.isfinite(seconds)
+    quarters, index = np.unique(quarters[ok], return_index=True)
+    seconds = np.maximum.accumulate(seconds[ok][index])  # monotonic score time
+
+    def to_audio(q):
+        return aligned.time_map.map(np.interp(q, quarters, seconds))
+
+    engraved.onset = to_audio(engraved.quarter)
+    engraved.offset = np.maximum(to_audio(engraved.quarter + engraved.duration_quarter), engraved.onset + 1e-3)
+
+
 @register("score-view", request=ScoreViewRequest, area="scores", summary="engrave a score of the collection")
 def run_score_view(context: Context, request: ScoreViewRequest) -> ScoreView:
     from mirsearch.viz.score_view import engrave_score
@@ -98,8 +134,11 @@ def run_score_view(context: Context, request: ScoreViewRequest) -> ScoreView:
     t0 = time.perf_counter()
     engraved = engrave_score(entry.path, page_width=request.page_width, scale=request.scale)
     engraved.quarter = engraved.quarter + _first_quarter(coll, entry)  # the store's origin: matches line up
+    if request.recording is not None:
+        _follow_recording(coll, entry, engraved, request.recording)
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1), "notes": len(engraved.ids)}
-    return ScoreView(entry.id, Path(entry.path).name, engraved, version_block(**request.params()), stats)
+    return ScoreView(entry.id, Path(entry.path).name, engraved, version_block(**request.params()), stats,
+                     request.recording)  # fmt: skip
 
 
 @register("score-audio", request=ScoreAudioRequest, area="scores", summary="synthesise a score of the collection")

@@ -104,9 +104,13 @@ async def search_scores(body: ScoreSearchBody, server: ServerDep):
 
 @router.get("/api/scores/{score_id}/view", response_model=ScoreViewOut, responses=ERRORS)
 async def score_view(score_id: ScoreId, params: Annotated[ViewQuery, Query()], server: ServerDep):
-    """A score engraved with verovio (task ``score-view``): SVG pages and each note's id, position and time."""
+    """A score engraved with verovio (task ``score-view``): SVG pages and each note's id, position and time (in the
+    score's synthesised audio, or with ``recording`` in that recording, the score aligned to it)."""
     request = ScoreViewRequest(score=score_id, **request_values(params))
-    result = await server.task(task, "score-view", request)
+    if request.recording is not None:  # an alignment: the slow queue (its worker and its time budget)
+        result = await server.slow.run(run, "score-view", request, collection=server.coll)
+    else:
+        result = await server.task(task, "score-view", request)
     return result.to_dict()
 
 

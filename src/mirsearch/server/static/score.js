@@ -110,9 +110,11 @@
 
   async function show(scoreId, match = null) {
     const box = $("#score-view");
-    status("engraving the score…");
+    const recording = $("#score-source").value;
+    status(recording ? "engraving the score and aligning it to the recording…" : "engraving the score…");
+    box.dataset.ready = "0";
     try {
-      const data = await getJson(`/api/scores/${scoreId}/view`);
+      const data = await getJson(`/api/scores/${scoreId}/view${recording ? `?recording=${recording}` : ""}`);
       box.textContent = "";
       view.score = scoreId;
       view.notes = data.notes;
@@ -128,7 +130,9 @@
         }
       }
       const audio = $("#score-player");
-      audio.src = `/api/scores/${scoreId}/audio.wav`;
+      audio.src = recording ? `/api/recordings/${recording}/audio` : `/api/scores/${scoreId}/audio.wav`;
+      view.recording = recording ? Number(recording) : null;
+      view.match = match;
       audio.classList.remove("hidden");
       highlight(match);
       const more = data.page_count > data.pages.length ? ` (first ${data.pages.length} of ${data.page_count} pages)` : "";
@@ -177,6 +181,9 @@
 
   function card() {
     const select = make("select", { id: "score-select", "aria-label": "score" });
+    const source = make("select", { id: "score-source", "aria-label": "audio that the cursor follows" },
+      make("option", { value: "", text: "synthesised from the score" }));
+    source.addEventListener("change", () => view.score != null && show(view.score, view.match));
     const audio = make("audio", { id: "score-player", controls: "", preload: "auto", class: "hidden" });
     for (const type of ["play", "seeked", "timeupdate"]) audio.addEventListener(type, () => {
       if (!view.frame) follow();
@@ -193,6 +200,7 @@
       { class: "card", id: "scores-card", "aria-labelledby": "scores-title" },
       make("h2", { id: "scores-title", text: "Scores" }),
       make("div", { class: "row" }, select, make("button", { type: "button", text: "Show", onclick: () => select.value && show(Number(select.value)) })),
+      make("label", { class: "small" }, "Audio: ", source),
       form,
       make("ol", { id: "score-results", class: "results" }),
       make("div", { id: "score-status", class: "status small", role: "status", "aria-live": "polite" }),
@@ -210,6 +218,10 @@
       const select = $("#score-select");
       for (const s of data.scores) select.append(make("option", { value: String(s.id), text: `${s.name} (${s.notes} notes)` }));
       if (!data.scores.length) status("no scores in this collection (index MusicXML, MEI, kern or MIDI files)");
+      const recs = await getJson("/api/recordings");
+      for (const r of recs.recordings) {
+        $("#score-source").append(make("option", { value: String(r.id), text: `recording: ${r.name} (aligned)` }));
+      }
       $("#scores-card").dataset.ready = "1";
     } catch (err) {
       status(`scores not available: ${err.message}`, "error");
