@@ -176,8 +176,6 @@ class IndexJobs:
 MAX_ALIGN_JOBS = 256
 #: seconds a failed alignment is answered from its job before a new request may try the pair again
 RETRY_SECONDS = 600.0
-#: the settings every server alignment uses (task ``align``'s defaults, the map resampled every 0.1 s)
-ALIGN_SETTINGS = "align-defaults/step-0.1"
 
 
 def align_estimate(duration_a: float, duration_b: float) -> float:
@@ -222,9 +220,9 @@ class AlignJobs:
     """Alignments of two recordings as background jobs, one at a time, each in the alignment worker process.
 
     A request starts a job (or gets the one already queued, running, finished or recently failed for the same
-    pair and settings) and returns at once; the job computes the time map through ``timemaps`` (which runs
-    ``align`` in a killable process with its own time and memory budget and stores the map on disk), so the
-    next request for the pair is answered from the cache.
+    pair and settings, :func:`~mirsearch.server.timemaps.settings_tag`) and returns at once; the job computes
+    the time map through ``timemaps`` (which runs ``align`` in a killable process with its own time and memory
+    budget and stores the map on disk), so the next request for the pair is answered from the cache.
 
     Parameters
     ----------
@@ -252,7 +250,9 @@ class AlignJobs:
         ServerBusy
             ``max_pending`` jobs are queued already.
         """
-        key = (*sorted((rec_a.sha1, rec_b.sha1)), ALIGN_SETTINGS)
+        from mirsearch.server.timemaps import settings_tag
+
+        key = (*sorted((rec_a.sha1, rec_b.sha1)), settings_tag())
         with self._lock:
             job = self._by_key.get(key)
             if job is not None and not (job.state == "failed" and time.time() - job.finished > RETRY_SECONDS):

@@ -30,6 +30,7 @@ import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -52,6 +53,15 @@ STATS_TTL = 5.0
 WARM_UP_SLACK = 60.0
 #: seconds past the budget a request waits for a cluster search to cancel its tasks and return
 CLUSTER_SLACK = 2.0
+#: seconds a search still gets when reading its upload used up (nearly) all of the request's budget
+MIN_TASK_SECONDS = 1.0
+#: when the current request's work began (:func:`request_started`; None outside a request)
+REQUEST_START: ContextVar[float | None] = ContextVar("mirsearch_request_start", default=None)
+
+
+def request_started() -> None:
+    """Start the current request's clock (the routers' dependency calls it once the request has been received)."""
+    REQUEST_START.set(time.monotonic())
 
 
 class ServerBusy(MirsearchError):
@@ -220,15 +230,29 @@ class Server:
         """Run ``fn`` on the search queue (see :class:`WorkQueue`)."""
         return await self.search.run(fn, *args, **kwargs)
 
+    def remaining(self) -> float:
+        """Seconds left of the current request's budget ``request_seconds`` (counted from :func:`request_started`;
+        reading an upload uses part of it), at least :data:`MIN_TASK_SECONDS`."""
+        start = REQUEST_START.get()
+        spent = 0.0 if start is None else time.monotonic() - start
+        return max(MIN_TASK_SECONDS, self.options.request_seconds - spent)
+
     async def task(self, fn, *args):
-        """``fn(collection, *args)`` in a search worker process, on the search queue (time and memory budget;
-        see :mod:`mirsearch.server.workers`)."""
-        seconds = self.options.request_seconds
-        if self.options.dask is not None and _fans_out(fn, args, self.coll):  # fans out to the cluster, merges
-            return await self.search.run_within(seconds + CLUSTER_SLACK, partial(_on_cluster, seconds, fn, self.coll,
-                                                                                 *args))  # fmt: skip
-        # the worker itself stops at request_seconds
-        return await self.search.run_within(seconds + WARM_UP_SLACK, partial(self.tasks.call, fn, *args))
+        """``fn(collection, *args)`` in a search worker process, on the search queue, with what is left of the
+        request's time budget (:meth:`remaining`) and the memory budget (see :mod:`mirsearch.server.workers`)."""
+        seconds = self.remaining()
+        try:
+            if self.options.dask is not None and _fans_out(fn, args, self.coll):  # fans out to the cluster, merges
+                call = partial(_on_cluster, seconds, fn, self.coll, *args)
+                return await self.search.run_within(seconds + CLUSTER_SLACK, call)
+            call = partial(self.tasks.call, fn, *args, seconds=seconds)  # the worker itself stops at ``seconds``
+            return await self.search.run_within(seconds + WARM_UP_SLACK, call)
+        except OverBudget as exc:
+            if seconds > self.options.request_seconds - MIN_TASK_SECONDS:  # (nearly) the whole budget: as it is
+                raise
+            budget = self.options.request_seconds
+            raise OverBudget(f"the request took longer than the server's time budget ({budget:g} s, reading the "
+                             "upload included; stopped)") from exc  # fmt: skip
 
     def _align(self, path_a: str, path_b: str):
         """The time map between two files, computed in the alignment worker (its budgets)."""

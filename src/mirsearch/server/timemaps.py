@@ -3,12 +3,15 @@
 The interpretation switcher needs, for two versions of a work, the time in one that corresponds to a
 time in the other. :class:`TimeMapCache` computes it with the task ``align`` (its defaults) the first
 time a pair is asked for and keeps it in ``<collection>/timemaps/`` (keyed by the two recordings'
-content hashes, so a changed file gets a new map), and in memory. Only one direction is stored: the
+content hashes and the alignment settings, :func:`settings_tag`, so a changed file or setting gets a new map),
+and in memory. Only one direction is stored: the
 other is its inverse. Concurrent requests for one pair wait for a single computation.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import threading
@@ -113,7 +116,7 @@ class TimeMapCache:
     def _file(self, key) -> Path | None:
         if self.folder is None:
             return None
-        return self.folder / f"{key[0][:20]}_{key[1][:20]}.json"
+        return self.folder / f"{key[0][:20]}_{key[1][:20]}_{settings_tag()}.json"
 
     def _load(self, key):
         path = self._file(key)
@@ -149,6 +152,20 @@ class TimeMapCache:
             log.info("no time map for %s and %s: %s", rec_a.path, rec_b.path, exc)
             return InputError(str(exc))
         return tmap.resample(STEP) if hasattr(tmap, "resample") else tmap
+
+
+@functools.cache
+def settings_tag() -> str:
+    """A short hash of the settings every map is made with (task ``align``'s defaults, :data:`STEP`, the version
+    of mirsearch): part of each cache file's name, so that changed settings make new maps."""
+    import dataclasses
+
+    from mirsearch import __version__
+    from mirsearch.service.sync import AlignRequest
+
+    defaults = {f.name: f.default for f in dataclasses.fields(AlignRequest) if f.name not in ("a", "b")}
+    text = json.dumps({"align": defaults, "step": STEP, "mirsearch": __version__}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def align_recordings(path_a: str, path_b: str):

@@ -256,8 +256,9 @@ class TaskWorkers:
         if not closed:
             self._idle.put(self._start())
 
-    def call(self, fn, *args):
-        """``fn(collection, *args)`` in a worker (blocks the calling thread).
+    def call(self, fn, *args, seconds: float | None = None):
+        """``fn(collection, *args)`` in a worker (blocks the calling thread), within ``seconds`` (at most the
+        workers' budget; default that budget).
 
         Raises
         ------
@@ -280,9 +281,10 @@ class TaskWorkers:
                 w.conn.send((fn, args))
             except OSError:  # the worker had ended while idle (killed from outside)
                 raise WorkerFailed(f"a {self.name} worker had stopped; try again") from None
-            if not w.conn.poll(self.seconds):
-                log.warning("%s call %s stopped after %.1f s", self.name, getattr(fn, "__name__", fn), self.seconds)
-                raise OverBudget(f"the {self.name} took longer than the server's time budget ({self.seconds:g} s; "
+            budget = self.seconds if seconds is None else min(self.seconds, seconds)
+            if not w.conn.poll(budget):
+                log.warning("%s call %s stopped after %.1f s", self.name, getattr(fn, "__name__", fn), budget)
+                raise OverBudget(f"the {self.name} took longer than the server's time budget ({budget:g} s; "
                                  "stopped)")  # fmt: skip
             kind, value = _receive(w.conn, self)
             keep = kind != "memory"

@@ -11,10 +11,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi import Path as PathParam
 
-from mirsearch.server.state import Server
+from mirsearch.server.state import Server, request_started
 
 
-def get_server(request: Request) -> Server:
+async def get_server(request: Request) -> Server:
+    """The app's state; starts the request's time budget (async: in the endpoint's own context)."""
+    request_started()
     return request.app.state.server
 
 
