@@ -558,10 +558,7 @@ def main_scaling(args) -> dict:
                 )
             )
     opts = IdentifyOptions()
-    peaks = [
-        query_peaks(q["audio"], sr=SR, peak_config=real.peak_config, dense_per_second=opts.check_peaks_per_second)
-        for q in queries
-    ]
+    peaks = [query_peaks(q["audio"], sr=SR, peak_config=real.peak_config, options=opts) for q in queries]
     names = {v: k for k, v in ours.ids.items()}
     out = {"entries_per_hour": round(per_hour), "sizes": []}
     for hours in args.scaling_hours:

@@ -31,7 +31,7 @@ from mirsearch.search.results import format_time
 log = logging.getLogger(__name__)
 
 #: standout of the peak overlap needed to answer "found" (calibrated on held-out tracks, docs/identify.md)
-DEFAULT_MIN_SCORE = 6.0
+DEFAULT_MIN_SCORE = 5.0
 MIN_QUERY_SECONDS = 1.0  # shortest query (seconds)
 MAX_QUERY_SECONDS = 600.0  # longest query without ``scan`` (seconds)
 #: shifts (s) of the wrong alignments whose peak overlaps are the null of a candidate's overlap
@@ -59,6 +59,9 @@ class IdentifyOptions:
         (recording, offset) candidates verified.
     check_peaks_per_second : float > 0
         Density of the query peaks compared with a candidate's stored peaks.
+    check_radius : (int, int)
+        Neighbourhood (± frames, ± bins) of which those query peaks are maxima (smaller than the stored peaks':
+        more of them, so that the recording's peaks that survive noise are among them).
     peak_tolerance : (float, float)
         Largest distance of a matched peak pair in frames and in log-frequency bins.
     offset_bin : float > 0
@@ -77,7 +80,8 @@ class IdentifyOptions:
     max_pitch_shift: float = 1.5
     candidates: int = 30
     min_anchors: int = 3
-    check_peaks_per_second: float = 60.0
+    check_peaks_per_second: float = 90.0
+    check_radius: tuple = (4, 5)
     peak_tolerance: tuple = (1.5, 0.7)
     offset_bin: float = 0.2
     time_tolerance: float = 1.5
@@ -173,8 +177,11 @@ class ScanResult:
 
 
 # -- arrays ------------------------------------------------------------------------------------------
-def query_peaks(y: np.ndarray, *, sr: int, peak_config: dict, dense_per_second: float) -> tuple[np.ndarray, np.ndarray]:
-    """Validated query audio -> its peak lists ``(3, n)`` for hashing and, denser, for checking candidates.
+def query_peaks(
+    y: np.ndarray, *, sr: int, peak_config: dict, options: IdentifyOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated query audio -> its peak lists ``(3, n)`` for hashing and, denser, for checking candidates
+    (``options.check_peaks_per_second``, ``options.check_radius``).
 
     Raises :class:`InputError` for unusable audio.
     """
@@ -189,7 +196,13 @@ def query_peaks(y: np.ndarray, *, sr: int, peak_config: dict, dense_per_second: 
     if float(np.max(np.abs(y))) < 1e-4:
         raise InputError("query: audio is silent")
     L = fp.log_spectrogram(y, sr=sr, config=peak_config)
-    dense = fp.pick_peaks(L, config={**peak_config, "peaks_per_second": dense_per_second})
+    dense_config = {
+        **peak_config,
+        "peaks_per_second": options.check_peaks_per_second,
+        "query_time_radius": options.check_radius[0],
+        "query_freq_radius": options.check_radius[1],
+    }
+    dense = fp.pick_peaks(L, config=dense_config)
     return fp.pick_peaks(L, config=peak_config), dense
 
 
@@ -472,7 +485,7 @@ def identify(coll, y: np.ndarray, *, sr: int, options: IdentifyOptions | None = 
     if y.size / sr > MAX_QUERY_SECONDS:
         raise ParameterError(f"query: {y.size / sr:.0f} s is longer than {MAX_QUERY_SECONDS:g} s (use scan)")
     index = collection_index(coll) if index is None else index
-    peaks, dense = query_peaks(y, sr=sr, peak_config=index.peak_config, dense_per_second=options.check_peaks_per_second)
+    peaks, dense = query_peaks(y, sr=sr, peak_config=index.peak_config, options=options)
     cands, n_hashes = match_peaks(index, peaks, options=options, reference=stored_peaks(coll), dense=dense)
     return IdentifyResult(matches=_to_matches(coll, cands, options.top), query_duration=y.size / sr, n_hashes=n_hashes)
 
@@ -530,7 +543,7 @@ def scan(
     if not 0 < hop <= window:
         raise ParameterError(f"hop={hop!r} must be in (0, window={window!r}]")
     index = collection_index(coll) if index is None else index
-    peaks, dense = query_peaks(y, sr=sr, peak_config=index.peak_config, dense_per_second=options.check_peaks_per_second)
+    peaks, dense = query_peaks(y, sr=sr, peak_config=index.peak_config, options=options)
     duration = y.size / sr
     found = scan_peaks(
         index, peaks, duration=duration, window=window, hop=hop, options=options, reference=stored_peaks(coll),

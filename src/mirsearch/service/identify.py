@@ -14,7 +14,7 @@ from mirsearch.service.core import Context, Request, param, query_field, registe
 
 #: standout of the peak overlap needed for "found" (the calibrated default of mirsearch.search.identify; a test
 #: keeps the two equal; not imported here so that ``mirsearch --help`` stays fast)
-MIN_SCORE = 6.0
+MIN_SCORE = 5.0
 
 
 @dataclass(frozen=True)
