@@ -32,7 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mirsearch.evaluation.occurrences import occurrence_counts, pooled_precision_recall, span_occurrence_counts
+from mirsearch.evaluation.occurrences import (
+    occurrence_counts,
+    pooled_precision_recall,
+    span_matches,
+    span_occurrence_counts,
+)
 from mirsearch.index.score_store import TICKS_PER_QUARTER as TPQ
 from mirsearch.index.score_store import ScoreStore, make_pack
 from mirsearch.scores import Note, Theme
@@ -309,10 +314,28 @@ def load_fugues(folder: Path) -> list[dict]:
     for entries in sorted(folder.glob("*/entries.json")):
         d = json.loads(entries.read_text())
         theme = Theme(tuple(Note(int(p), q, dur) for q, dur, p in d["subject"]), None, d["id"])
-        truth = [(c["start_quarter"], c["end_quarter"], c["transposition"]) for c in d["candidates"] if c["accepted"]]
+        marked = [c for c in d["candidates"] if c["accepted"]]
+        truth = [(c["start_quarter"], c["end_quarter"], c["transposition"]) for c in marked]
         out.append({"id": d["id"], "split": d["split"], "path": str((entries.parent / "staff.mid").resolve()),
-                    "theme": theme, "truth": truth})  # fmt: skip
+                    "theme": theme, "truth": truth, "kinds": [entry_kinds(c) for c in marked]})  # fmt: skip
     return out
+
+
+def entry_kinds(c: dict) -> tuple[str, ...]:
+    """What makes a marked entry differ from the subject: ``tonal`` (pitches changed in its first 3 notes),
+    ``mode`` (notes a semitone off later), ``rhythm`` (onset ratios off the entry's own), ``partial`` (notes
+    missing); none: ``exact``."""
+    kinds = []
+    if any(i < 3 for i, _ in c["pitch_changes"]):
+        kinds.append("tonal")
+    if any(i >= 3 and abs(x) == 1 for i, x in c["pitch_changes"]):
+        kinds.append("mode")
+    r = np.asarray(c["ioi_ratios"], dtype=np.float64)
+    if r.size and np.any(np.abs(r / np.median(r) - 1) > 0.05):
+        kinds.append("rhythm")
+    if c["matched"] < c["notes"]:
+        kinds.append("partial")
+    return tuple(kinds) or ("exact",)
 
 
 def _exact_elsewhere(packed, f: dict) -> list:
@@ -341,7 +364,14 @@ def fugue_counts(packed, fugues, search) -> tuple[dict, list]:
         found = [(m.recording, m.start_quarter, m.end_quarter, m.extra["semitones"]) for m in matches]
         found = [k for k in found if not span_occurrence_counts([k], f["exact"])["tp"]]
         truth = [(f["path"], s, e, t) for s, e, t in f["truth"]]
-        counts.setdefault(f["split"], []).append({**span_occurrence_counts(found, truth), "fugue": f["id"]})
+        hits = span_matches(found, truth)
+        by_kind = {}
+        for hit, kinds in zip(hits, f["kinds"], strict=True):
+            for k in kinds:
+                by_kind.setdefault(k, [0, 0])[0] += int(hit)
+                by_kind[k][1] += 1
+        row = {**span_occurrence_counts(found, truth), "fugue": f["id"], "found_of_kind": by_kind}
+        counts.setdefault(f["split"], []).append(row)
     return counts, times
 
 
@@ -349,9 +379,14 @@ def _fugue_rows(name: str, counts: dict, times: list) -> list[dict]:
     rows = []
     for split in [s for s in ("design", "test") if s in counts]:
         r = pooled_precision_recall(counts[split])
+        kinds: dict = {}
+        for c in counts[split]:
+            for k, (hit, n) in c["found_of_kind"].items():
+                kinds[k] = (kinds.get(k, (0, 0))[0] + hit, kinds.get(k, (0, 0))[1] + n)
         rows.append({"method": name, "split": split, "fugues": len(counts.get(split, [])),
                      "precision": round(r["precision"], 4), "recall": round(r["recall"], 4), "tp": r["tp"],
                      "fp": r["fp"], "fn": r["fn"]})  # fmt: skip
+        rows[-1]["recall_by_kind"] = " ".join(f"{k} {h}/{n}" for k, (h, n) in sorted(kinds.items()))
     wall, cpu = np.asarray(times).T * 1000
     rows[-1].update(
         median_ms=round(float(np.median(wall)), 2),
@@ -391,7 +426,7 @@ def run_fugues(args) -> None:
         else None
     )
     cols = ["method", "split", "fugues", "precision", "recall", "tp", "fp", "fn", "median_ms", "p95_ms",
-            "median_cpu_ms", "max_cpu_ms"]  # fmt: skip
+            "median_cpu_ms", "max_cpu_ms", "recall_by_kind"]  # fmt: skip
     print_table(rows, cols)
     print(f"\nthreshold chosen on the design fugues (precision >= {TARGET_PRECISION}): {chosen}")
     payload = {
