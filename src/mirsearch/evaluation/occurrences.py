@@ -30,6 +30,21 @@ def pooled_precision_recall(counts: Sequence[dict]) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
+def span_matches(found: Sequence, reference: Sequence, *, min_overlap: float = 0.5, max_semitones: int = 2) -> list:
+    """Which reference spans ``(where, start, end, transposition)`` a found span matches (see
+    :func:`span_occurrence_counts`); ``found`` best first. Returns one bool per reference span."""
+    used = [False] * len(reference)
+    for where, start, end, shift in found:
+        for k, (w, s, e, t) in enumerate(reference):
+            if used[k] or w != where or abs(shift - t) > max_semitones:
+                continue
+            overlap = min(end, e) - max(start, s)
+            if overlap >= min_overlap * max(1e-9, min(end - start, e - s)):
+                used[k] = True
+                break
+    return used
+
+
 def span_occurrence_counts(found: Sequence, reference: Sequence, *, min_overlap: float = 0.5,
                            max_semitones: int = 2) -> dict:  # fmt: skip
     """``{"tp", "fp", "fn"}`` of one query whose occurrences are spans ``(where, start, end, transposition)``.
@@ -39,18 +54,8 @@ def span_occurrence_counts(found: Sequence, reference: Sequence, *, min_overlap:
     differ by at most ``max_semitones`` (a varied entry's transposition is ambiguous by a step); every other
     found span, a second one on an entry included, is a false positive.
     """
-    used = [False] * len(reference)
-    tp = 0
-    for where, start, end, shift in found:
-        for k, (w, s, e, t) in enumerate(reference):
-            if used[k] or w != where or abs(shift - t) > max_semitones:
-                continue
-            overlap = min(end, e) - max(start, s)
-            if overlap >= min_overlap * max(1e-9, min(end - start, e - s)):
-                used[k] = True
-                tp += 1
-                break
+    tp = sum(span_matches(found, reference, min_overlap=min_overlap, max_semitones=max_semitones))
     return {"tp": tp, "fp": len(found) - tp, "fn": len(reference) - tp}
 
 
-__all__ = ["occurrence_counts", "pooled_precision_recall", "span_occurrence_counts"]
+__all__ = ["occurrence_counts", "pooled_precision_recall", "span_matches", "span_occurrence_counts"]
