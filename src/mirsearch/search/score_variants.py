@@ -265,10 +265,15 @@ def _align_all(tick, pitch, part, keys, offsets, score, where, dt, dp, qt, qp, p
         t0 = dt[c] + qt[0]
         a = _lower_bound(keys, lo, hi, (t0 - 2 * tol) * 128)
         b = _lower_bound(keys, a, hi, (t0 + span + tol + 1) * 128)
+        usable = np.zeros(128, np.bool_)  # pitches some query note may be matched to (2 semitones off at most)
+        for i in range(qp.size):
+            for d in range(-2, 3):
+                if 0 <= qp[i] + dp[c] + d < 128:
+                    usable[qp[i] + dp[c] + d] = True
         rows = np.empty(b - a, np.int64)
         n = 0
         for r in range(a, b):
-            if not one_part or min(part[r], MAX_PARTS - 1) == where[c]:
+            if usable[pitch[r]] and (not one_part or min(part[r], MAX_PARTS - 1) == where[c]):
                 rows[n] = r
                 n += 1
         out_cost[c] = _align_one(tick, pitch, part, rows[:n], t0, dp[c], qt, qp, pc, knobs, out_rows[c])
