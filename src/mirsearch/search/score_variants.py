@@ -67,8 +67,9 @@ class VariantOptions:
         ``m`` notes' worth of cost (short themes must match more closely: their chance matches are many).
     context_score, context_count : float, int
         A varied occurrence (score below ``context_score``) is returned only from a score holding at least
-        ``context_count`` occurrences that reach ``context_score`` (a fugue states its subject exactly at least
-        once; a chance likeness elsewhere is not an entry). ``context_count=0`` turns this off.
+        ``context_count`` occurrences that reach ``context_score``: a fugue states its subject exactly at least
+        once, a chance likeness elsewhere is not an entry. When no occurrence reaches ``context_score`` (a theme
+        typed with a slip), the best score found takes its place. ``context_count=0`` turns this off.
     min_seed : float in (0, 1]
         Share of the query notes the tolerant count must find near a seed's translation.
     min_votes : int >= 1
@@ -326,19 +327,20 @@ def search_variants(packed: PackedScores, theme, options: VariantOptions | None 
     if stats is not None:
         stats.update(counts, occurrences=len(found))
     found.sort(key=lambda f: (-f[0], f[1], f[2], f[3]))
+    # the context: scores stating the theme as well as context_score (or as well as the best occurrence found)
+    strong_at = min(options.context_score, found[0][0] if found else 1.0) - 1e-9
     if options.context_count:  # a cheap bound first: strong candidates per score before duplicates are dropped
         bound: dict[int, int] = {}
         for f in found:
-            if f[0] >= options.context_score - 1e-9:
+            if f[0] >= strong_at:
                 bound[f[1]] = bound.get(f[1], 0) + 1
-        keep = options.context_score - 1e-9
-        found = [f for f in found if f[0] >= keep or bound.get(f[1], 0) >= options.context_count]
+        found = [f for f in found if f[0] >= strong_at or bound.get(f[1], 0) >= options.context_count]
     matches = _distinct(packed, found, limit=None)
     strong: dict[int, int] = {}
     for match in matches:
-        if match.score >= options.context_score - 1e-9:
+        if match.score >= strong_at:
             strong[match.recording_id] = strong.get(match.recording_id, 0) + 1
-    matches = [x for x in matches if x.score >= options.context_score - 1e-9
+    matches = [x for x in matches if x.score >= strong_at
                or strong.get(x.recording_id, 0) >= options.context_count][: options.limit]  # fmt: skip
     for match in matches:  # the span of the notes found (a varied entry may start or end off the seed's place)
         at = np.asarray(match.extra["notes_at"], dtype=np.float64)
