@@ -45,7 +45,7 @@ HALVES = ("a", "b")
 #: the service's options (mirsearch.service.theme): shown matches plus the background recordings
 TOP, PER_RECORDING = 10, 3
 #: version of the null's protocol (region, themes): cached rows of another are given a new null
-NULL_PROTOCOL = 3
+NULL_PROTOCOL = 4
 
 
 # -- collections ----------------------------------------------------------------------------------------------
@@ -55,6 +55,16 @@ def family_halves(view: Dataset, seed: int) -> dict[str, str]:
     order = np.random.default_rng(seed).permutation(len(families))
     half_of = {families[j]: HALVES[k % 2] for k, j in enumerate(order)}
     return {wid: half_of[w.family] for wid, w in view.works.items()}
+
+
+def views(dataset: str, split: str) -> tuple[Dataset, Dataset, list[str]]:
+    """``split`` ("test", or "test+validation": the validation split's works added to both halves as distractors):
+    the view of its first split, the view of all its splits and the works of the added splits."""
+    main, *extra = split.split("+")
+    ds = Dataset.load(dataset)
+    view = ds.split(main)
+    full = Dataset(ds.root, ds.manifest, splits=[main, *extra]) if extra else view
+    return view, full, [w for w in full.works if w not in view.works]
 
 
 def collection_path(dataset: str, split: str, half: str) -> Path:
@@ -86,16 +96,18 @@ def _feature_source(dataset: str, split: str, source: str | None):
 def build(args) -> None:
     from mirsearch.collection.extract import FileResult, sha1_of
 
-    view = Dataset.load(args.dataset).split(args.split)
-    halves = family_halves(view, args.seed)
-    features_of = _feature_source(args.dataset, args.split, args.source)
+    view, full, extra = views(args.dataset, args.split)
+    halves = {**family_halves(view, args.seed), **{w: "both" for w in extra}}
+    sources = {s: _feature_source(args.dataset, s, args.source if s == view.split_names[0] else None)
+               for s in full.split_names}  # fmt: skip
     for half in HALVES:
-        versions = {str(v.path.resolve()): v for v in view if halves[v.work_id] == half and v.path.is_file()}
+        versions = {str(v.path.resolve()): v for v in full if halves[v.work_id] in (half, "both") and v.path.is_file()}
 
         def produce(todo, configs, versions=versions):
             for path, _ in todo:
                 v = versions[str(Path(path).resolve())]
-                feats = [(np.ascontiguousarray(features_of(v, c["kind"]), dtype=np.float32), 10.0) for c in configs]
+                feats = [(np.ascontiguousarray(sources[v.split](v, c["kind"]), dtype=np.float32), 10.0)
+                         for c in configs]  # fmt: skip
                 yield FileResult("ok", path, sha1_of(path), float(v.duration), feats)
 
         path = collection_path(args.dataset, args.split, half)
@@ -163,7 +175,7 @@ def _add_null(coll, theme, features: str, row: dict) -> None:
 
 
 def collect(args) -> None:
-    view = Dataset.load(args.dataset).split(args.split)
+    view, full, _ = views(args.dataset, args.split)
     themes = sorted(view.themes.values(), key=lambda t: t.theme_id)[: args.limit]
     for features in args.features.split(","):
         for half in HALVES:
@@ -179,7 +191,7 @@ def collect(args) -> None:
                             continue
                         _add_null(coll, theme.to_theme(), features, row)  # rows of an earlier protocol
                     else:
-                        row = _one(coll, view, theme, features)
+                        row = _one(coll, full, theme, features)
                     atomic_write_text(path, json.dumps(row))
                     done += 1
                     if done % 20 == 0:
@@ -249,8 +261,8 @@ def examples(dataset: str, split: str, features: str, seed: int) -> list[dict]:
     """Per search: label (1 present and right at rank 1, 0 absent, None otherwise), top-1 cost, notes, null."""
     from mirsearch.search.confidence import theme_notes
 
-    view = Dataset.load(dataset).split(split)
-    halves, check = family_halves(view, seed), LiteralCheck(view)
+    view, full, extra = views(dataset, split)
+    halves, check = family_halves(view, seed), LiteralCheck(full)
     out = []
     for row in load_rows(dataset, split, features):
         if not row["matches"]:
@@ -260,7 +272,7 @@ def examples(dataset: str, split: str, features: str, seed: int) -> list[dict]:
         if row["present"]:
             label = 1 if row["matches"][0][0] in row["relevant_ids"] else None
         else:
-            literal = check.occurs_in(row["theme"], [w for w, h in halves.items() if h == row["half"]])
+            literal = check.occurs_in(row["theme"], [w for w, h in halves.items() if h == row["half"]] + extra)
             label = 0
         out.append({"theme": row["theme"], "half": row["half"], "label": label, "literal": literal,
                     "cost": row["matches"][0][1], "notes": theme_notes(view.themes[row["theme"]].to_theme()),
@@ -306,7 +318,8 @@ def evaluate(model, rows: list[dict], *, literal: bool = False) -> dict:
     pos = confidences(model, [r for r in rows if r["label"] == 1])
     neg = confidences(model, [r for r in rows if r["label"] == 0 and (literal or not r["literal"])])
     rates = rates_at(model.threshold, pos, neg)
-    return {"positives": len(pos), "negatives": len(neg), "roc_auc": round(roc_auc(pos, neg), 4),
+    auc = roc_auc(pos, neg) if len(pos) and len(neg) else float("nan")
+    return {"positives": len(pos), "negatives": len(neg), "roc_auc": round(auc, 4),
             "absent_no_confident_match": round(rates["negatives_rejected"], 4),
             "present_top1_hits_shown": round(rates["positives_kept"], 4)}  # fmt: skip
 

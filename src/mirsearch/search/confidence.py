@@ -35,11 +35,11 @@ from mirsearch.errors import ParameterError
 #: extra recordings a search returns beyond those shown (their matches fill the ``rejected`` list)
 BACKGROUND = 32
 #: null themes per query (pitch classes permuted, rhythm kept)
-NULL_THEMES = 8
+NULL_THEMES = 6
 #: the region searched by the null themes: the best match widened by this many theme lengths on each side, or
 #: wider while the null's DTW stays within :data:`NULL_CELLS` cells (short themes: a wider region, same cost)
-NULL_MARGIN = 0.5
-NULL_CELLS = 1_500_000
+NULL_MARGIN = 0.25
+NULL_CELLS = 1_000_000
 #: a null theme "reaches" a cost when its own is at most this much higher (equal up to rounding)
 NULL_TOLERANCE = 1e-4
 
