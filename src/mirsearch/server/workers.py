@@ -284,7 +284,7 @@ class TaskWorkers:
             budget = self.seconds if seconds is None else min(self.seconds, seconds)
             if not w.conn.poll(budget):
                 log.warning("%s call %s stopped after %.1f s", self.name, getattr(fn, "__name__", fn), budget)
-                raise OverBudget(f"the {self.name} took longer than the server's time budget ({budget:g} s; "
+                raise OverBudget(f"the {self.name} took longer than the server's time budget ({round(budget, 1):g} s; "
                                  "stopped)")  # fmt: skip
             kind, value = _receive(w.conn, self)
             keep = kind != "memory"
