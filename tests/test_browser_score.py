@@ -104,7 +104,8 @@ def test_score_view_highlights_the_match_and_its_cursor_follows_the_audio(live_s
 
 @pytest.fixture(scope="module")
 def live_aligned(tmp_path_factory):
-    """A collection with the chorale's score and a FluidSynth rendering of it (100 quarters per minute)."""
+    """A collection with the chorale's score and two FluidSynth renderings of it (100 and 70 quarters per
+    minute)."""
     import music21
 
     from mirsearch.collection import Collection
@@ -114,10 +115,10 @@ def live_aligned(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("score-aligned")
     shutil.copy(Path(music21.__file__).parent / "corpus" / CHORALE, base / "chorale.mxl")
-    rendering = render("bach/bwv66.6", base)
+    rendering, slow = render("bach/bwv66.6", base), render("bach/bwv66.6", base, speed=0.7)
     root = base / "coll.mirs"
     with Collection.create(root) as coll:
-        assert not coll.add([rendering.path], jobs=1).failed
+        assert not coll.add([rendering.path, slow.path], jobs=1).failed
         assert index_scores(coll, [base / "chorale.mxl"]).scores == 1
     server = LiveServer(create_app(root)).start()
     yield server
@@ -141,5 +142,15 @@ def test_score_view_follows_a_recording_aligned_to_the_score(live_aligned, brows
         page.evaluate(f"document.querySelector('#score-player').currentTime = {t}")
         expected = " ".join(_sounding(view["notes"], t))
         page.wait_for_function(f"() => document.querySelector('#score-view').dataset.cursor === {expected!r}")
+
+    # switch to the slower recording at 6 s: playback goes on at the same place of the score (6 / 0.7 s there)
+    page.evaluate("document.querySelector('#score-player').currentTime = 6.0")
+    page.select_option("#score-source", "2")
+    page.wait_for_function("() => window.mirsearchScore.switched && window.mirsearchScore.recording === 2",
+                           timeout=180_000)  # fmt: skip
+    switched = page.evaluate("window.mirsearchScore.switched")
+    assert switched["from"] == pytest.approx(6.0, abs=0.05)
+    assert switched["to"] == pytest.approx(6.0 / 0.7, abs=0.3)
+    assert page.evaluate("document.querySelector('#score-player').src").endswith("/api/recordings/2/audio")
     assert not errors, errors
     page.close()

@@ -144,6 +144,38 @@
     }
   }
 
+  // piecewise-linear map through the notes' (time, quarter) points, sorted by the first coordinate
+  function through(points, x) {
+    if (!points.length) return 0;
+    let i = 0;
+    while (i + 1 < points.length && points[i + 1][0] <= x) i++;
+    const [x0, y0] = points[i];
+    const next = points[i + 1];
+    if (!next || next[0] === x0) return y0;
+    return y0 + ((Math.min(x, next[0]) - x0) * (next[1] - y0)) / (next[0] - x0);
+  }
+
+  const quarterAt = (t) => through(view.notes.map((n) => [n.onset, n.quarter]), t);
+  const timeAt = (q) => through(view.notes.map((n) => [n.quarter, n.onset]).sort((a, b) => a[0] - b[0]), q);
+
+  // another audio for the shown score (the synthesis, or another recording): playback goes on at the same place
+  // of the score (the interpretation switcher, with the score as the common reference)
+  async function switchSource() {
+    if (view.score == null) return;
+    const audio = $("#score-player");
+    const playing = !audio.paused;
+    const from = audio.currentTime;
+    const q = quarterAt(from);
+    audio.pause();
+    await show(view.score, view.match);
+    if ($("#score-view").dataset.ready !== "1") return;
+    if (audio.readyState < 1) await new Promise((ok) => audio.addEventListener("loadedmetadata", ok, { once: true }));
+    const to = timeAt(q);
+    audio.currentTime = to;
+    view.switched = { from, quarter: q, to };
+    if (playing) audio.play().catch(() => {});
+  }
+
   function playFrom(t) {
     const audio = $("#score-player");
     audio.currentTime = t;
@@ -183,7 +215,7 @@
     const select = make("select", { id: "score-select", "aria-label": "score" });
     const source = make("select", { id: "score-source", "aria-label": "audio that the cursor follows" },
       make("option", { value: "", text: "synthesised from the score" }));
-    source.addEventListener("change", () => view.score != null && show(view.score, view.match));
+    source.addEventListener("change", switchSource);
     const audio = make("audio", { id: "score-player", controls: "", preload: "auto", class: "hidden" });
     for (const type of ["play", "seeked", "timeupdate"]) audio.addEventListener(type, () => {
       if (!view.frame) follow();
