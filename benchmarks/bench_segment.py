@@ -16,6 +16,7 @@ at 16 kHz, with the post-processing of its ``get_speech_timestamps`` defaults).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -223,10 +224,10 @@ def smoothing_grid() -> list[SegmentOptions]:
     """The smoothing options compared on the validation files."""
     grid = [SegmentOptions(smoothing="none", min_segment=0.0, threshold=t) for t in (0.4, 0.5, 0.6)]
     for ms in (0.25, 0.5, 1.0, 2.0):
-        for t in (0.4, 0.5, 0.6):
+        for t, tm in itertools.product((0.4, 0.5, 0.6), (None, 0.6, 0.7, 0.8)):
             grid += [
-                SegmentOptions(smoothing="hmm", min_segment=ms, switch_penalty=p, threshold=t)
-                for p in (2.0, 4.0, 6.0, 9.0, 12.0, 24.0)
+                SegmentOptions(smoothing="hmm", min_segment=ms, switch_penalty=p, threshold=t, music_threshold=tm)
+                for p in (2.0, 4.0, 6.0, 9.0, 12.0)
             ]
         grid += [SegmentOptions(smoothing="median", min_segment=ms, median_window=w) for w in (0.5, 1.0, 2.0)]
     return grid
@@ -256,6 +257,7 @@ def choose_smoothing(model=None) -> list[dict]:
                 "switch_penalty": opt.switch_penalty,
                 "median_window": opt.median_window,
                 "threshold": opt.threshold,
+                "music_threshold": opt.music_threshold,
                 **r,
                 "boundary_f": round(float(bf), 3),
                 "objective": round(float(obj), 4),

@@ -132,6 +132,20 @@ def test_options_are_validated():
         S.SegmentOptions(min_segment=-1)
     with pytest.raises(ParameterError, match="threshold"):
         S.SegmentOptions(threshold=1.0)
+    with pytest.raises(ParameterError, match="music_threshold"):
+        S.SegmentOptions(music_threshold=0.0)
+
+
+def test_music_threshold_acts_on_music_only():
+    P = np.array([[0.55, 0.65, 0.3], [0.55, 0.65, 0.75]])
+    both = S.label_log_likelihoods(P, threshold=0.6)
+    split = S.label_log_likelihoods(P, threshold=(0.5, 0.6))
+    # the music terms equal those of threshold 0.6, the speech terms those of 0.5
+    np.testing.assert_allclose(split[:, 2] - split[:, 0], both[:, 2] - both[:, 0])
+    half = S.label_log_likelihoods(P, threshold=0.5)
+    np.testing.assert_allclose(split[:, 1] - split[:, 0], half[:, 1] - half[:, 0])
+    none = S.SegmentOptions(smoothing="none", music_threshold=0.7)
+    np.testing.assert_array_equal(S.smooth(P, rate=25.0, options=none), [1, 1, 2])
 
 
 def test_service_choices_and_defaults_match_describe():

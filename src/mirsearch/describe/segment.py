@@ -53,7 +53,9 @@ class SegmentOptions:
     median_window : float > 0
         Median filter length in seconds for ``"median"``.
     threshold : float in (0, 1)
-        Probability at which speech (music) counts as present.
+        Probability at which speech (and music, unless ``music_threshold`` is given) counts as present.
+    music_threshold : float in (0, 1), optional
+        Probability at which music counts as present (default: ``threshold``).
     """
 
     min_segment: float = 0.5
@@ -61,6 +63,7 @@ class SegmentOptions:
     switch_penalty: float = 6.0
     median_window: float = 1.0
     threshold: float = 0.5
+    music_threshold: float | None = None
 
     def __post_init__(self):
         if self.smoothing not in SMOOTHINGS:
@@ -73,6 +76,13 @@ class SegmentOptions:
             raise ParameterError(f"median_window={self.median_window!r} must be > 0")
         if not 0 < self.threshold < 1:
             raise ParameterError(f"threshold={self.threshold!r} must be in (0, 1)")
+        if self.music_threshold is not None and not 0 < self.music_threshold < 1:
+            raise ParameterError(f"music_threshold={self.music_threshold!r} must be in (0, 1)")
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """The (speech, music) presence thresholds."""
+        return self.threshold, self.threshold if self.music_threshold is None else self.music_threshold
 
 
 @dataclass(frozen=True)
@@ -105,14 +115,14 @@ class SegmentResult:
 
 
 # ----------------------------------------------------------------------------------------------- decoding
-def label_log_likelihoods(P: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
+def label_log_likelihoods(P: np.ndarray, *, threshold: float | tuple[float, float] = 0.5) -> np.ndarray:
     """Log-probabilities of the four labels per frame, treating speech and music as independent.
 
     Parameters
     ----------
     P : np.ndarray, shape (2, n)
         Speech and music probabilities.
-    threshold : float in (0, 1)
+    threshold : float in (0, 1), or a pair (speech, music)
         The probability that counts as even odds.
 
     Returns
@@ -121,7 +131,8 @@ def label_log_likelihoods(P: np.ndarray, *, threshold: float = 0.5) -> np.ndarra
         Columns in the order of :data:`LABELS`.
     """
     p = np.clip(np.asarray(P, dtype=np.float64), 1e-6, 1 - 1e-6)
-    z = np.log(p / (1 - p)) - np.log(threshold / (1 - threshold))
+    t = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (2,))[:, None]
+    z = np.log(p / (1 - p)) - np.log(t / (1 - t))
     on = -np.logaddexp(0.0, -z)  # log sigmoid(z)
     off = -np.logaddexp(0.0, z)
     s_on, s_off, m_on, m_off = on[0], off[0], on[1], off[1]
@@ -158,15 +169,16 @@ def smooth(P: np.ndarray, *, rate: float, options: SegmentOptions = SegmentOptio
         raise ParameterError(f"P: expected shape (2, n_frames), got {P.shape}")
     min_frames = max(1, int(round(options.min_segment * rate)))
     if options.smoothing == "none":
-        return ((P[0] >= options.threshold) + 2 * (P[1] >= options.threshold)).astype(np.int8)
+        t_s, t_m = options.thresholds
+        return ((P[0] >= t_s) + 2 * (P[1] >= t_m)).astype(np.int8)
     if options.smoothing == "median":
         from scipy.ndimage import median_filter
 
         width = max(1, int(round(options.median_window * rate)) | 1)
         P = median_filter(P, size=(1, width), mode="nearest")
-        hard = np.where(P >= options.threshold, 0.99, 0.01)
+        hard = np.where(P >= np.array(options.thresholds)[:, None], 0.99, 0.01)
         return decode(label_log_likelihoods(hard, threshold=0.5), min_frames=min_frames, switch_penalty=0.0)
-    E = label_log_likelihoods(P, threshold=options.threshold)
+    E = label_log_likelihoods(P, threshold=options.thresholds)
     return decode(E, min_frames=min_frames, switch_penalty=options.switch_penalty)
 
 

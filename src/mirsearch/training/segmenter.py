@@ -53,6 +53,7 @@ class TrainOptions:
     eq_db: float = 0.0
     dilations: tuple = (1, 2, 4, 8)
     freq_mask: int = 0
+    epoch_steps: int = 0
     train_split: str = "train"
     seed: int = 0
     threads: int = 1
@@ -184,13 +185,16 @@ def frame_f1(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- training
-def train(data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainOptions()) -> dict:
+def train(
+    data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainOptions(), *, finish: bool = False
+) -> dict:
     """Train the CNN, write the bundle to ``out_dir`` and return its validation scores.
 
     The model is chosen on the validation files (``val_files/``: a voice and music tracks never trained on) by
     :func:`evaluate_files` (frame F after the default smoothing, averaged over conditions) when they exist, else on
     the validation shards; training stops after ``patience`` epochs without improvement (0: never). A checkpoint is
-    written to ``out_dir/checkpoint.pt`` after each epoch, and a run with the same ``out_dir`` resumes from it.
+    written to ``out_dir/checkpoint.pt`` after each epoch, and a run with the same ``out_dir`` resumes from it;
+    ``finish`` writes the bundle of the checkpoint's best epoch without training further.
     """
     import torch
 
@@ -202,7 +206,7 @@ def train(data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainO
     norm = {"offset_db": float(np.mean(tr["logmel"][:256].astype(np.float32))), "scale_db": 20.0}
     net = _net(FRONTEND["n_mels"], opts)
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
-    steps = opts.epochs * (len(tr["logmel"]) // opts.batch_size)
+    steps = opts.epochs * (opts.epoch_steps or len(tr["logmel"]) // opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=steps)
     state = {"epoch": 0, "best": None, "history": [], "rng": np.random.default_rng(opts.seed).bit_generator.state}
     ckpt = out_dir / "checkpoint.pt"
@@ -214,7 +218,7 @@ def train(data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainO
         state = saved["state"]
         log.info("resumed from %s at epoch %d", ckpt, state["epoch"])
     labels = np.stack([tr["speech"], tr["music"]], axis=1)
-    while state["epoch"] < opts.epochs and not _stale(state, opts.patience):
+    while not finish and state["epoch"] < opts.epochs and not _stale(state, opts.patience):
         t0 = time.time()
         rng = np.random.default_rng()
         rng.bit_generator.state = state["rng"]
@@ -245,13 +249,24 @@ def _stale(state: dict, patience: int) -> bool:
 
 
 def _epoch(net, optim, sched, logmel: np.ndarray, labels: np.ndarray, rng, opts: TrainOptions, norm: dict) -> float:
-    """One pass over the training clips (random crops, augmented); returns the mean loss."""
+    """One pass over the training clips, or ``epoch_steps`` batches of them (random crops, augmented); returns the
+    mean loss."""
     import torch
 
     net.train()
     order = rng.permutation(len(labels))
+    if opts.epoch_steps:
+        order = order[: opts.epoch_steps * opts.batch_size]
     losses = []
+    t0 = time.time()
     for i in range(0, len(order) - opts.batch_size + 1, opts.batch_size):
+        if i and i % (50 * opts.batch_size) == 0:
+            log.info(
+                "  step %d: loss %.4f, %.2f s/step",
+                i // opts.batch_size,
+                np.mean(losses[-50:]),
+                (time.time() - t0) / (i // opts.batch_size),
+            )
         idx = np.sort(order[i : i + opts.batch_size])
         start = int(rng.integers(0, (labels.shape[2] - opts.crop_frames) // 4 + 1)) * 4
         sl = slice(start, start + opts.crop_frames)
@@ -441,16 +456,18 @@ def main(argv=None) -> int:
     ap.add_argument("--crop-frames", type=int, default=TrainOptions.crop_frames)
     ap.add_argument("--eq-db", type=float, default=TrainOptions.eq_db, help="augmentation: random equaliser (dB)")
     ap.add_argument("--freq-mask", type=int, default=TrainOptions.freq_mask, help="augmentation: masked bands")
+    ap.add_argument("--epoch-steps", type=int, default=0, help="batches per epoch (0: every clip once)")
     ap.add_argument("--patience", type=int, default=TrainOptions.patience, help="epochs without improvement")
+    ap.add_argument("--finish", action="store_true", help="write the bundle of the checkpoint's best epoch and stop")
     ap.add_argument("--channels", default="16,32,32", help="channels of the three 2-D convolutions")
     ap.add_argument("--hidden", type=int, default=TrainOptions.hidden, help="channels of the 1-D convolutions")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ap_opts = {"epochs": args.epochs, "threads": args.threads, "mel_shift": args.mel_shift, "eq_db": args.eq_db}
-    ap_opts.update(freq_mask=args.freq_mask, patience=args.patience, hidden=args.hidden)
+    ap_opts.update(freq_mask=args.freq_mask, patience=args.patience, hidden=args.hidden, epoch_steps=args.epoch_steps)
     ap_opts["channels"] = tuple(int(c) for c in args.channels.split(","))
     opts = TrainOptions(**ap_opts, train_split=args.train_split, crop_frames=args.crop_frames)
-    scores = train(args.data, args.out, opts)
+    scores = train(args.data, args.out, opts, finish=args.finish)
     log.info("best validation: %s", scores)
     return 0
 
