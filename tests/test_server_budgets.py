@@ -212,6 +212,34 @@ def test_alignment_requests_answer_at_once_and_the_job_keeps_its_budget(setup):
         assert server.tasks.pids() == [] or all(_alive(p) for p in server.tasks.pids())  # no search worker used
 
 
+def test_alignment_jobs_are_shared_per_pair_and_started_again_when_their_map_is_gone():
+    from types import SimpleNamespace
+
+    from mirsearch.server import jobs
+
+    calls = []
+
+    class Maps:
+        def time_map_for(self, rec_a, rec_b, *, compute):
+            calls.append((rec_a.id, rec_b.id, compute))
+            time.sleep(0.2)
+
+    align_jobs = jobs.AlignJobs(Maps(), max_pending=4)
+    a = SimpleNamespace(id=1, sha1="aa", duration=60.0)
+    b = SimpleNamespace(id=2, sha1="bb", duration=120.0)
+    try:
+        first = align_jobs.start(a, b)
+        assert align_jobs.start(b, a) is first and align_jobs.get(first.id) is first  # either order: one job
+        assert first.done_event.wait(10) and first.state == "done" and calls == [(1, 2, True)]
+        assert first.to_dict()["fraction"] == 1.0 and first.estimate == pytest.approx(jobs.align_estimate(60, 120))
+        assert align_jobs.start(a, b) is first  # done just now: the request reads the cached map
+        first.finished -= jobs.DONE_SECONDS + 1  # long ago, and the map is not cached any more
+        again = align_jobs.start(a, b)
+        assert again is not first and again.done_event.wait(10) and len(calls) == 2
+    finally:
+        align_jobs.close()
+
+
 def sleepy(coll, seconds: float) -> str:
     """A call that holds its worker (as a numba kernel would)."""
     time.sleep(seconds)

@@ -176,6 +176,8 @@ class IndexJobs:
 MAX_ALIGN_JOBS = 256
 #: seconds a failed alignment is answered from its job before a new request may try the pair again
 RETRY_SECONDS = 600.0
+#: seconds a finished job is handed out again (after that, a request that finds no cached map starts a new one)
+DONE_SECONDS = 60.0
 
 
 def align_estimate(duration_a: float, duration_b: float) -> float:
@@ -216,6 +218,15 @@ class AlignJob:
         }
 
 
+def _still_answers(job: AlignJob) -> bool:
+    """Whether a request gets ``job`` itself: queued or running, failed recently, or done just now (its map is
+    read from the cache by the request)."""
+    if job.state in ("queued", "running"):
+        return True
+    age = time.time() - (job.finished or 0.0)
+    return age < (RETRY_SECONDS if job.state == "failed" else DONE_SECONDS)
+
+
 class AlignJobs:
     """Alignments of two recordings as background jobs, one at a time, each in the alignment worker process.
 
@@ -245,6 +256,9 @@ class AlignJobs:
     def start(self, rec_a, rec_b) -> AlignJob:
         """The job aligning ``rec_a`` with ``rec_b`` (either order): an existing one, or a new one queued.
 
+        Called when the pair's map is not cached: a job that finished long ago (its map since dropped from a
+        cache that could not be written to disk) is started again.
+
         Raises
         ------
         ServerBusy
@@ -255,7 +269,7 @@ class AlignJobs:
         key = (*sorted((rec_a.sha1, rec_b.sha1)), settings_tag())
         with self._lock:
             job = self._by_key.get(key)
-            if job is not None and not (job.state == "failed" and time.time() - job.finished > RETRY_SECONDS):
+            if job is not None and _still_answers(job):
                 return job
             if sum(j.state == "queued" for j in self._by_id.values()) >= self.max_pending:
                 from mirsearch.server.state import ServerBusy
