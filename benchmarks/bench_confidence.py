@@ -365,16 +365,49 @@ def fit(args) -> None:
     write_results(args.name, {"args": vars(args), "models": models, "rows": table, "info": info})
 
 
+def latency(args) -> None:
+    """Search and confidence times of every ``--every``-th theme, one after the other in this process."""
+    from mirsearch.search.confidence import search_confidences
+
+    from _common import write_results
+
+    view, _, _ = views(args.dataset, args.split)
+    themes = [t.to_theme() for t in sorted(view.themes.values(), key=lambda t: t.theme_id)[:: args.every]]
+    search_ms, conf_ms = [], []
+    with Collection.open(collection_path(args.dataset, args.split, args.half), readonly=True) as coll:
+        features = args.features
+        for k, theme in enumerate([themes[0], *themes]):  # the first: warm-up (numba, views)
+            t0 = time.perf_counter()
+            matches, _ = _search(coll, theme, features)
+            t1 = time.perf_counter()
+            search_confidences(coll, theme, matches, features=features)
+            if k:
+                search_ms.append((t1 - t0) * 1000)
+                conf_ms.append((time.perf_counter() - t1) * 1000)
+    row = {"split": args.split, "half": args.half, "features": features, "themes": len(themes),
+           "search_ms_median": round(float(np.median(search_ms)), 1),
+           "confidence_ms_median": round(float(np.median(conf_ms)), 1),
+           "confidence_ms_p90": round(float(np.percentile(conf_ms, 90)), 1),
+           "confidence_over_search": round(sum(conf_ms) / sum(search_ms), 3)}  # fmt: skip
+    print(json.dumps(row))
+    write_results(args.name, {"args": vars(args), **row})
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    for name in ("build", "collect", "fit"):
+    for name in ("build", "collect", "fit", "latency"):
         p = sub.add_parser(name)
         p.add_argument("--dataset", required=True)
         p.add_argument("--seed", type=int, default=0)
         if name != "fit":
             p.add_argument("--split", required=True)
+    lat = sub.choices["latency"]
+    lat.add_argument("--half", default="a", choices=HALVES)
+    lat.add_argument("--every", type=int, default=10, help="every N-th theme of the split")
+    lat.add_argument("--features", default="learned", choices=("learned", "chroma"))
+    lat.add_argument("--name", default="confidence_latency")
     sub.choices["build"].add_argument("--source", help="an indexed collection of the split (else the feature cache)")
     c = sub.choices["collect"]
     c.add_argument("--features", default="learned,chroma")
@@ -389,7 +422,7 @@ def main() -> None:
     f.add_argument("--keep", type=float, default=0.95, help="share of calibration hits the threshold keeps")
     f.add_argument("--name", default="confidence")
     args = ap.parse_args()
-    {"build": build, "collect": collect, "fit": fit}[args.command](args)
+    {"build": build, "collect": collect, "fit": fit, "latency": latency}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def null_costs(collection, theme, match, *, features: str, tempo_bpm: float | No
     wider as long as the null's DTW (all themes, all transpositions) stays within :data:`NULL_CELLS` cells. The
     null themes are played at the match's tempo factor and tried in ``transpositions``.
     """
-    from mirsearch.matching.subsequence import best_over_shifts, unit_columns
+    from mirsearch.matching.subsequence import SERIAL_CELLS, best_over_shifts, unit_columns
     from mirsearch.search.theme import QUERY_HARMONIC_DECAY, theme_query
 
     Y, offsets, recs, rate = collection.database(features)
@@ -149,7 +149,11 @@ def null_costs(collection, theme, match, *, features: str, tempo_bpm: float | No
     lo = max(int(offsets[i]), int(centre - width / 2))
     hi = min(int(offsets[i + 1]), int(centre + width / 2) + 1)
     Ys = np.ascontiguousarray(Y[lo:hi])
-    return np.asarray([best_over_shifts(Q, Ys, shifts)[0].min() for Q in queries])
+    # groups of shifts small enough to run on this thread: waking the kernel's thread pool for a few hundred
+    # thousand cells costs more than the cells (10x under load)
+    per_call = max(1, SERIAL_CELLS // (length * len(Ys)))
+    groups = [shifts[k : k + per_call] for k in range(0, len(shifts), per_call)]
+    return np.asarray([min(best_over_shifts(Q, Ys, g)[0].min() for g in groups) for Q in queries])
 
 
 def match_confidences(costs, *, features: str, notes: int, null=()) -> np.ndarray:
