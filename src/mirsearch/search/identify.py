@@ -51,6 +51,9 @@ class IdentifyOptions:
         Standout of the peak overlap needed for a match ("not found" below; :func:`peak_overlap`).
     min_anchors : int >= 1
         Query anchor frames on a candidate's fitted line needed before its peaks are checked.
+    sure_anchors : int >= 1
+        Anchor frames on a line that make a match without the peak check (music that repeats itself within
+        seconds, e.g. ambient pads, stands out little from its own shifted copies).
     max_speed_change : float in (0, 0.5)
         Largest relative speed / tempo change searched (0.12: 0.89 - 1.12).
     max_pitch_shift : float >= 0
@@ -80,6 +83,7 @@ class IdentifyOptions:
     max_pitch_shift: float = 1.5
     candidates: int = 30
     min_anchors: int = 3
+    sure_anchors: int = 12
     check_peaks_per_second: float = 90.0
     check_radius: tuple = (4, 5)
     peak_tolerance: tuple = (1.5, 0.7)
@@ -95,8 +99,9 @@ class IdentifyOptions:
             raise ParameterError(f"min_score={self.min_score!r} must be >= 0")
         if not 0 < self.max_speed_change < 0.5:
             raise ParameterError(f"max_speed_change={self.max_speed_change!r} must be in (0, 0.5)")
-        if self.min_anchors < 1:
-            raise ParameterError(f"min_anchors={self.min_anchors!r} must be >= 1")
+        for name in ("min_anchors", "sure_anchors"):
+            if getattr(self, name) < 1:
+                raise ParameterError(f"{name}={getattr(self, name)!r} must be >= 1")
         for name in ("offset_bin", "time_tolerance", "freq_tolerance", "speed_tolerance", "check_peaks_per_second"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name}={getattr(self, name)!r} must be > 0")
@@ -387,7 +392,8 @@ def match_peaks(
     Returns
     -------
     candidates : list of (recording_id, score, offset (s), speed, pitch shift (semitones), matched peaks)
-        Best (most matched peaks) first, ``score >= options.min_score``, one per (recording, offset).
+        Best (most matched peaks) first, one per (recording, offset); each with ``score >= options.min_score``
+        or ``options.sure_anchors`` anchors on its line.
     n_hashes : int
         Query probes looked up.
     """
@@ -412,7 +418,7 @@ def match_peaks(
             reference(rec), dense, offset=off, speed=speed, shift=shift, span=speed * span, rate=rate,
             tolerance=options.peak_tolerance,
         )  # fmt: skip
-        if score >= options.min_score:
+        if score >= options.min_score or anchors >= options.sure_anchors:
             out.append((rec, score, off / rate, speed, 12.0 * shift / bpo, matched))
     out.sort(key=lambda c: (-c[5], -c[1]))
     unique: list = []
