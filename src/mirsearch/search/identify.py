@@ -452,16 +452,9 @@ def collection_index(coll) -> FingerprintIndex:
 
 
 def _to_matches(coll, cands, top: int) -> list[IdentifyMatch]:
+    # a candidate's fields in IdentifyMatch's order after the recording's path
     return [
-        IdentifyMatch(
-            recording=coll.recording(rec).path,
-            recording_id=rec,
-            offset=off,
-            speed=speed,
-            score=score,
-            pitch_shift=shift,
-            matched_peaks=matched,
-        )
+        IdentifyMatch(coll.recording(rec).path, rec, off, speed, score, shift, matched)
         for rec, score, off, speed, shift, matched in cands[:top]
     ]
 
