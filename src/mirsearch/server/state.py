@@ -368,10 +368,11 @@ class Server:
 
 
 def _fans_out(fn, args: tuple, coll) -> bool:
-    """Whether a call of :meth:`Server.task` sends its work to the cluster (``serve --dask``): a passage search,
-    or a theme search that resolves to the exhaustive search (a cascade is not sharded: it runs in a worker
-    process like any other call). ``fn`` is :func:`~mirsearch.server.workers.task` with a request that has a
-    ``dask`` field, or a function marked ``fans_out`` whose last argument holds a theme search's settings."""
+    """Whether a call of :meth:`Server.task` sends its work to the cluster (``serve --dask``): a task whose
+    request has a ``dask`` field (passages, similar), a theme search only when it resolves to the exhaustive
+    search (a cascade is not sharded: it runs in a worker process like any other call). ``fn`` is
+    :func:`~mirsearch.server.workers.task` with such a request, or a function marked ``fans_out`` whose last
+    argument holds a theme search's settings."""
     from mirsearch.server.workers import task
     from mirsearch.service.theme import ThemeRequest, resolve_cascade, resolve_features
 
