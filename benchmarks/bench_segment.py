@@ -321,6 +321,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train-split", default="train2", help="training shards of the classic baseline")
     ap.add_argument("--bundle", default=None, help="a segmenter bundle directory (default: the packaged one)")
     ap.add_argument("--smoothing-out", default=str(RESULTS / "segment_smoothing.json"))
+    ap.add_argument("--cnn-only", action="store_true", help="only the CNN (no baselines, no memory run)")
+    ap.add_argument("--threshold", type=float, default=None, help="speech (and music) threshold, as chosen")
+    ap.add_argument("--music-threshold", type=float, default=None, help="music threshold, as chosen")
     args = ap.parse_args(argv)
     from mirsearch.models.segmenter import SegmenterModel
 
@@ -331,10 +334,13 @@ def main(argv=None) -> int:
         meta = {"machine": machine(), "model_id": model.model_id}
         Path(args.smoothing_out).write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
         return 0
-    options = SegmentOptions()
+    chosen = {k: v for k, v in (("threshold", args.threshold), ("music_threshold", args.music_threshold)) if v}
+    options = SegmentOptions(**chosen)
     items = load_files(DATA / "test", limit=args.limit)
-    classic, silero = Classic(args.train_split), Silero()
-    methods = {"cnn": lambda it, o: run_cnn(it, o, model), "classic": classic.run, "silero-vad": silero.run}
+    methods = {"cnn": lambda it, o: run_cnn(it, o, model)}
+    if not args.cnn_only:
+        classic, silero = Classic(args.train_split), Silero()
+        methods.update({"classic": classic.run, "silero-vad": silero.run})
     rows = evaluate(items, methods, options)
     result = {
         "machine": machine(),
@@ -342,9 +348,10 @@ def main(argv=None) -> int:
         "options": options.__dict__,
         "labels": list(LABELS),
         "rows": rows,
-        "classic_train_seconds": round(classic.train_seconds, 1),
     }
-    if not args.no_memory:
+    if not args.cnn_only:
+        result["classic_train_seconds"] = round(classic.train_seconds, 1)
+    if not (args.no_memory or args.cnn_only):
         result["memory"] = {
             "10min": measure_memory(make_long_file(600, DATA / "long" / "10min.wav")),
             "3h": measure_memory(make_long_file(3 * 3600, DATA / "long" / "3h.wav")),
