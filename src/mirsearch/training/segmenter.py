@@ -186,7 +186,7 @@ def frame_f1(pred: np.ndarray, ref: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------------------------- training
 def train(
-    data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainOptions(), *, finish: bool = False
+    data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainOptions(), *, finish: bool = False, init=None
 ) -> dict:
     """Train the CNN, write the bundle to ``out_dir`` and return its validation scores.
 
@@ -194,7 +194,8 @@ def train(
     :func:`evaluate_files` (frame F after the default smoothing, averaged over conditions) when they exist, else on
     the validation shards; training stops after ``patience`` epochs without improvement (0: never). A checkpoint is
     written to ``out_dir/checkpoint.pt`` after each epoch, and a run with the same ``out_dir`` resumes from it;
-    ``finish`` writes the bundle of the checkpoint's best epoch without training further.
+    ``finish`` writes the bundle of the checkpoint's best epoch without training further; ``init`` (a run's output
+    directory) starts from that run's best epoch and normalisation (fine-tuning).
     """
     import torch
 
@@ -204,12 +205,17 @@ def train(
     tr, va = load_split(data_dir, opts.train_split), load_split(data_dir, "val")
     vf = load_val_files(data_dir / "val_files") if (data_dir / "val_files").is_dir() else None
     norm = {"offset_db": float(np.mean(tr["logmel"][:256].astype(np.float32))), "scale_db": 20.0}
+    if init is not None:
+        fe = json.loads((Path(init) / CONFIG_FILE).read_text())["frontend"]
+        norm = {"offset_db": fe["offset_db"], "scale_db": fe["scale_db"]}
     net = _net(FRONTEND["n_mels"], opts)
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
     steps = opts.epochs * (opts.epoch_steps or len(tr["logmel"]) // opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=steps)
     state = {"epoch": 0, "best": None, "history": [], "rng": np.random.default_rng(opts.seed).bit_generator.state}
     ckpt = out_dir / "checkpoint.pt"
+    if init is not None and not ckpt.exists():
+        net.load_state_dict(torch.load(Path(init) / "checkpoint.pt", weights_only=True)["state"]["best"][1])
     if ckpt.exists():
         saved = torch.load(ckpt, weights_only=True)
         net.load_state_dict(saved["net"])
@@ -458,6 +464,8 @@ def main(argv=None) -> int:
     ap.add_argument("--freq-mask", type=int, default=TrainOptions.freq_mask, help="augmentation: masked bands")
     ap.add_argument("--epoch-steps", type=int, default=0, help="batches per epoch (0: every clip once)")
     ap.add_argument("--patience", type=int, default=TrainOptions.patience, help="epochs without improvement")
+    ap.add_argument("--init", default=None, help="a run's output directory: start from its best epoch")
+    ap.add_argument("--lr", type=float, default=TrainOptions.lr, help="peak learning rate")
     ap.add_argument("--finish", action="store_true", help="write the bundle of the checkpoint's best epoch and stop")
     ap.add_argument("--channels", default="16,32,32", help="channels of the three 2-D convolutions")
     ap.add_argument("--hidden", type=int, default=TrainOptions.hidden, help="channels of the 1-D convolutions")
@@ -465,9 +473,10 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ap_opts = {"epochs": args.epochs, "threads": args.threads, "mel_shift": args.mel_shift, "eq_db": args.eq_db}
     ap_opts.update(freq_mask=args.freq_mask, patience=args.patience, hidden=args.hidden, epoch_steps=args.epoch_steps)
+    ap_opts["lr"] = args.lr
     ap_opts["channels"] = tuple(int(c) for c in args.channels.split(","))
     opts = TrainOptions(**ap_opts, train_split=args.train_split, crop_frames=args.crop_frames)
-    scores = train(args.data, args.out, opts, finish=args.finish)
+    scores = train(args.data, args.out, opts, finish=args.finish, init=args.init)
     log.info("best validation: %s", scores)
     return 0
 
