@@ -42,6 +42,7 @@ from mirsearch.datasets.manifest import Dataset  # noqa: E402
 log = logging.getLogger("bench_confidence")
 
 HALVES = ("a", "b")
+WHOLE = ("all",)  # --whole: one collection of every work (every theme present)
 #: the service's options (mirsearch.service.theme): shown matches plus the background recordings
 TOP, PER_RECORDING = 10, 3
 #: version of the null's protocol (region, themes): cached rows of another are given a new null
@@ -98,9 +99,11 @@ def build(args) -> None:
 
     view, full, extra = views(args.dataset, args.split)
     halves = {**family_halves(view, args.seed), **{w: "both" for w in extra}}
+    if args.whole:
+        halves = dict.fromkeys(halves, "both")
     sources = {s: _feature_source(args.dataset, s, args.source if s == view.split_names[0] else None)
                for s in full.split_names}  # fmt: skip
-    for half in HALVES:
+    for half in WHOLE if args.whole else HALVES:
         versions = {str(v.path.resolve()): v for v in full if halves[v.work_id] in (half, "both") and v.path.is_file()}
 
         def produce(todo, configs, versions=versions):
@@ -178,7 +181,7 @@ def collect(args) -> None:
     view, full, _ = views(args.dataset, args.split)
     themes = sorted(view.themes.values(), key=lambda t: t.theme_id)[: args.limit]
     for features in args.features.split(","):
-        for half in HALVES:
+        for half in WHOLE if args.whole else HALVES:
             out = cache_dir(args.dataset, args.split, half, features)
             out.mkdir(parents=True, exist_ok=True)
             with Collection.open(collection_path(args.dataset, args.split, half), readonly=True) as coll:
@@ -200,9 +203,9 @@ def collect(args) -> None:
             log.info("%s %s %s: done", args.split, half, features)
 
 
-def load_rows(dataset: str, split: str, features: str) -> list[dict]:
+def load_rows(dataset: str, split: str, features: str, halves=HALVES) -> list[dict]:
     rows = []
-    for half in HALVES:
+    for half in halves:
         for path in sorted(cache_dir(dataset, split, half, features).glob("*.json")):
             row = json.loads(path.read_text())
             row["half"] = half
@@ -257,14 +260,14 @@ class LiteralCheck:
 
 
 # -- fit and evaluation -------------------------------------------------------------------------------------------
-def examples(dataset: str, split: str, features: str, seed: int) -> list[dict]:
+def examples(dataset: str, split: str, features: str, seed: int, collections=HALVES) -> list[dict]:
     """Per search: label (1 present and right at rank 1, 0 absent, None otherwise), top-1 cost, notes, null."""
     from mirsearch.search.confidence import theme_notes
 
     view, full, extra = views(dataset, split)
     halves, check = family_halves(view, seed), LiteralCheck(full)
     out = []
-    for row in load_rows(dataset, split, features):
+    for row in load_rows(dataset, split, features, collections):
         if not row["matches"]:
             continue
         label = None
@@ -319,9 +322,13 @@ def evaluate(model, rows: list[dict], *, literal: bool = False) -> dict:
     neg = confidences(model, [r for r in rows if r["label"] == 0 and (literal or not r["literal"])])
     rates = rates_at(model.threshold, pos, neg)
     auc = roc_auc(pos, neg) if len(pos) and len(neg) else float("nan")
-    return {"positives": len(pos), "negatives": len(neg), "roc_auc": round(auc, 4),
-            "absent_no_confident_match": round(rates["negatives_rejected"], 4),
-            "present_top1_hits_shown": round(rates["positives_kept"], 4)}  # fmt: skip
+
+    def num(x: float):  # None (JSON null) where a set is empty
+        return None if np.isnan(x) else round(float(x), 4)
+
+    return {"positives": len(pos), "negatives": len(neg), "roc_auc": num(auc),
+            "absent_no_confident_match": num(rates["negatives_rejected"]),
+            "present_top1_hits_shown": num(rates["positives_kept"])}  # fmt: skip
 
 
 def fit(args) -> None:
@@ -341,6 +348,10 @@ def fit(args) -> None:
                 table.append({"features": features, "split": split, "set": f"{name}, {part}", **evaluate(model, sub)})
             table.append({"features": features, "split": split, "set": f"{name}, literal repeats as absent",
                           **evaluate(model, rows, literal=True)})  # fmt: skip
+        whole = examples(args.dataset, args.eval_split, features, args.seed, WHOLE)
+        if whole:  # built with --whole: every theme present
+            table.append({"features": features, "split": args.eval_split, "set": "whole collection (present only)",
+                          **evaluate(model, whole)})  # fmt: skip
         info[features] = {
             "absent_with_literal_occurrence": {s: sum(1 for r in rows if r["label"] == 0 and r["literal"])
                                                for s, rows in ((args.fit_split, calib), (args.eval_split, test))},
@@ -403,6 +414,8 @@ def main() -> None:
         p.add_argument("--seed", type=int, default=0)
         if name != "fit":
             p.add_argument("--split", required=True)
+        if name in ("build", "collect"):
+            p.add_argument("--whole", action="store_true", help="one collection of every work (present only)")
     lat = sub.choices["latency"]
     lat.add_argument("--half", default="a", choices=HALVES)
     lat.add_argument("--every", type=int, default=10, help="every N-th theme of the split")
