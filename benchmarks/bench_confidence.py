@@ -5,21 +5,25 @@ together), and each half is a collection of its own (``build``: the features are
 feature cache or from an indexed collection of the split, never recomputed). Every theme of the split is then
 searched, with the default search (auto features, auto cascade), in both halves (``collect``): in the half
 that holds a version where it occurs it is *present*, in the other it is *absent* (a theme whose tune occurs in
-both halves is present in both; each absent theme is checked to have no occurrence in that collection). Each
+both halves is present in both). An absent theme whose pitch-class steps occur literally in some part of a work
+of that collection (:class:`LiteralCheck`) is not counted as a negative (a row counts them anyway). Each
 search's matches, its statistics and the per-query null (:func:`mirsearch.search.confidence.null_costs`) are
 cached per theme as JSON under ``DATASET/cache/confidence/``, so runs resume and refits are instant.
 
 Positives are present searches whose top-1 recording holds the theme; negatives are the top-1 of absent searches.
 ``fit`` fits the confidence model (:mod:`mirsearch.search.confidence`) on the validation split and evaluates it on
 the test split (both halves reported): ROC-AUC, and at the default threshold the share of absent themes
-answered "no confident match" and of the present top-1 hits still shown.
+answered "no confident match" and of the present top-1 hits still shown. ``--split test+validation`` adds the
+validation recordings to both halves (larger collections); ``--whole`` builds and searches one collection of every
+work (present themes only); ``latency`` times the search and the confidence of every 10th theme.
 
     nice -n 10 .venv/bin/python benchmarks/bench_confidence.py build --dataset data/bench --split validation
     nice -n 10 .venv/bin/python benchmarks/bench_confidence.py build --dataset data/bench --split test \\
         --source data/bench/collections/learned-test.mirs
     nice -n 10 .venv/bin/python benchmarks/bench_confidence.py collect --dataset data/bench --split validation
     nice -n 10 .venv/bin/python benchmarks/bench_confidence.py collect --dataset data/bench --split test
-    .venv/bin/python benchmarks/bench_confidence.py fit --dataset data/bench [--write-model]
+    .venv/bin/python benchmarks/bench_confidence.py fit --dataset data/bench [--refit --write-model]
+    .venv/bin/python benchmarks/bench_confidence.py latency --dataset data/bench --split test --features learned
 """
 
 from __future__ import annotations
