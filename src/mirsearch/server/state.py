@@ -111,9 +111,9 @@ class ServerOptions(Request):
     max_json_kb: float = param(256.0, minimum=1, maximum=1e6, help="largest JSON request body (kB)")
     index_jobs: int = param(1, minimum=1, maximum=64, help="worker processes of an indexing job")
     dask: str | None = param(
-        None, metavar="SPEC", help="fan theme and passage searches out to a Dask cluster: local:N or "
-        "tcp://host:port (searches then run in the server's threads, their work on the cluster's workers, cancelled "
-        "after --request-seconds)",
+        None, metavar="SPEC", help="fan theme, passage, identify and similarity searches out to a Dask cluster: "
+        "local:N or tcp://host:port (searches then run in the server's threads, their work on the cluster's workers, "
+        "cancelled after --request-seconds)",
     )  # fmt: skip
     index_sources: tuple = ()
     allowed_hosts: tuple[str, ...] = ()
