@@ -14,6 +14,15 @@ from pathlib import Path
 SERVER_KEYS = ("a", "a_slow", "b")
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (read from /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def server_collection(tmp_path_factory, renderings) -> Path:
     """Build (once per session) and return the path of the server tests' collection."""
     from mirsearch.collection import Collection

@@ -10,6 +10,7 @@ import soundfile as sf
 
 from mirsearch.collection import extract
 from mirsearch.features import registry
+from server_support import process_alive
 
 
 @pytest.fixture
@@ -110,14 +111,6 @@ def recordings(coll) -> int:
     return len(coll.recordings())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_a_call_over_its_time_budget_is_stopped_and_its_worker_replaced(small_collection):
     from mirsearch.server.sandbox import OverBudget
     from mirsearch.server.workers import TaskWorkers
@@ -130,7 +123,7 @@ def test_a_call_over_its_time_budget_is_stopped_and_its_worker_replaced(small_co
         with pytest.raises(OverBudget, match="time budget"):
             workers.call(sleepy, 60)
         assert time.monotonic() - t0 < 3.0
-        assert not _alive(pid)  # killed, not merely abandoned
+        assert not process_alive(pid)  # killed, not merely abandoned
         assert workers.call(sleepy, 0.01) == "woke"  # a fresh worker took over
         assert workers.pids() != [pid]
     finally:
@@ -232,7 +225,7 @@ def test_the_server_stops_searches_at_their_budget_and_keeps_answering(small_col
         assert all(type(s).__name__ == "OverBudget" for s in stopped), stopped
         assert time.monotonic() - t0 < 30  # not the 60 s the calls wanted
         assert search.status_code == 200, search.text  # new workers took over
-        assert not any(_alive(p) for p in pids)
+        assert not any(process_alive(p) for p in pids)
         with pytest.raises(Exception) as err:
             asyncio.run(server.task(hog, 400_000_000))
         assert type(err.value).__name__ == "OverMemory"

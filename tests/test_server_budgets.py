@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from fuzz_corpus import make_corpus
 from mirsearch.server import create_app
 from mirsearch.server.state import MIN_TASK_SECONDS, request_started
+from server_support import process_alive
 
 #: scaled-down budgets of the audit (s): a search, an upload's reader
 SECONDS = 1.5
@@ -136,17 +137,9 @@ def _descendants(pid: int | None = None) -> set[int]:
     out: set[int] = set()
     for task in Path(f"/proc/{pid or os.getpid()}/task").glob("*/children"):
         for child in map(int, task.read_text().split()):
-            if _alive(child):
+            if process_alive(child):
                 out |= {child} | _descendants(child)
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_every_route_answers_within_its_budget(setup):
@@ -179,7 +172,7 @@ def test_every_route_answers_within_its_budget(setup):
                 assert not new, f"processes left behind: {new} {rows[-1]}"  # readers end with their request
                 if r.status_code == 504:
                     stopped.append(rows[-1])
-                    gone = [p for p in before if not _alive(p)]  # a worker killed, or the upload's reader
+                    gone = [p for p in before if not process_alive(p)]  # a worker killed, or the upload's reader
                     assert gone or "reading the file" in r.text, f"over its budget, its worker not killed: {rows[-1]}"
         job = client.get("/api/align", params={"a": ids[0], "b": ids[1]})
         assert job.status_code in (200, 202, 400), job.text
@@ -209,7 +202,7 @@ def test_alignment_requests_answer_at_once_and_the_job_keeps_its_budget(setup):
         assert status["state"] == "failed" and "time budget" in status["error"], status
         r = client.get("/api/align", params={"a": a, "b": b})
         assert r.status_code == 504 and "time budget" in r.json()["error"]  # not tried again at once
-        assert server.tasks.pids() == [] or all(_alive(p) for p in server.tasks.pids())  # no search worker used
+        assert server.tasks.pids() == [] or all(process_alive(p) for p in server.tasks.pids())  # no search worker used
 
 
 def test_alignment_jobs_are_shared_per_pair_and_started_again_when_their_map_is_gone():
