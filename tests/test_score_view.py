@@ -129,3 +129,30 @@ def test_score_theme_with_variants_finds_the_theme_in_the_collection(collection,
     first = lambda r: min((m.start_quarter, m.extra["semitones"]) for m in r.matches)  # noqa: E731
     assert first(varied) == first(exact) == (0.0, 0)
     assert varied.to_dict()["query"]["variants"] is True
+
+
+def test_a_score_aligned_to_a_recording_is_kept_and_not_aligned_again(chorale, tmp_path, monkeypatch):
+    from mirsearch.collection import Collection
+    from mirsearch.service import core, run
+    from mirsearch.service.score_view import ScoreViewRequest, run_score_view
+    from mirsearch.service.scores import index_scores
+
+    from conftest import render
+
+    rendering = render("bach/bwv66.6", tmp_path)
+    root = tmp_path / "c.mirs"
+    with Collection.create(root) as coll:
+        assert not coll.add([rendering.path], jobs=1).failed
+        assert index_scores(coll, [chorale]).scores == 1
+        request = ScoreViewRequest(score=1, recording=1)
+        first = run("score-view", request, collection=coll).to_dict()["notes"]
+        assert len(list((root / "timemaps").glob("score-*.npz"))) == 1
+
+        def no_alignment(*args, **kwargs):
+            raise AssertionError("aligned again")
+
+        monkeypatch.setattr(core, "run", no_alignment)  # the view's alignment goes through service.core.run
+        second = run_score_view(core.Context(collection=coll), request).to_dict()["notes"]
+    assert [n["onset"] for n in second] == [n["onset"] for n in first]
+    onsets = np.array([n["onset"] for n in first])
+    assert np.all(np.diff(onsets) >= 0) and onsets[-1] > 5  # on the recording's time axis, in order

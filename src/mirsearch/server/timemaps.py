@@ -11,7 +11,6 @@ other is its inverse. Concurrent requests for one pair wait for a single computa
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import threading
@@ -158,14 +157,9 @@ class TimeMapCache:
 def settings_tag() -> str:
     """A short hash of the settings every map is made with (task ``align``'s defaults, :data:`STEP`, the version
     of mirsearch): part of each cache file's name, so that changed settings make new maps."""
-    import dataclasses
+    from mirsearch.service.sync import align_settings_tag
 
-    from mirsearch import __version__
-    from mirsearch.service.sync import AlignRequest
-
-    defaults = {f.name: f.default for f in dataclasses.fields(AlignRequest) if f.name not in ("a", "b")}
-    text = json.dumps({"align": defaults, "step": STEP, "mirsearch": __version__}, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:10]
+    return align_settings_tag(step=STEP)
 
 
 def align_recordings(path_a: str, path_b: str):

@@ -11,11 +11,13 @@ Scores are named by their id in the store, never by a path.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirsearch.errors import ParameterError
+from mirsearch._util import atomic_path
+from mirsearch.errors import InputError, ParameterError
 from mirsearch.service.core import Context, Request, param, register, version_block
 from mirsearch.service.scores import score_store
 
@@ -24,6 +26,8 @@ RECORDING_HELP = (
     "a recording of the collection to follow: the notes' times are its times (the score aligned to it by task "
     "align); default: the score's synthesised audio"
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,29 +101,61 @@ def _first_quarter(collection, entry) -> float:
     return float(notes["tick"].min()) / TICKS_PER_QUARTER if notes.size else 0.0
 
 
-def _follow_recording(collection, entry, engraved, recording_id: int) -> None:
-    """Put the engraved notes on the time axis of a recording: the score aligned to it (task ``align``), each
-    note's quarter position mapped to score time (the aligned score's own notes) and then to the recording."""
+def _follow_map(collection, entry, rec) -> dict:
+    """The score aligned to a recording (task ``align``) as arrays: ``quarters`` -> score ``seconds`` (the aligned
+    score's own notes, monotonic) and the time map's points ``map_a`` (score s) -> ``map_b`` (recording s).
+
+    Kept in ``<collection>/timemaps/score-<score sha1>-<recording sha1>-<settings>.npz`` (written atomically; a
+    collection that cannot be written is only not cached), so a second view of the pair is instant.
+    """
     import numpy as np
 
-    from mirsearch.errors import CollectionError
     from mirsearch.service.core import run
-    from mirsearch.service.sync import AlignRequest
+    from mirsearch.service.sync import AlignRequest, align_settings_tag
 
+    cache = Path(collection.root) / "timemaps" / f"score-{entry.sha1}-{rec.sha1}-{align_settings_tag()}.npz"
     try:
-        rec = collection.recording(recording_id)
-    except CollectionError:
-        raise ParameterError(f"recording={recording_id}: no such recording in the collection") from None
+        with np.load(cache, allow_pickle=False) as z:
+            return {k: z[k] for k in ("quarters", "seconds", "map_a", "map_b")}
+    except (OSError, KeyError, ValueError):
+        pass  # not cached yet (or unreadable): align
     aligned = run("align", AlignRequest(a=entry.path, b=rec.path)).score
     n = aligned.notes
     quarters = np.r_[n.onset_quarter, n.onset_quarter + n.duration_quarter]
     seconds = np.r_[n.onset, n.offset]
     ok = np.isfinite(quarters) & np.isfinite(seconds)
     quarters, index = np.unique(quarters[ok], return_index=True)
-    seconds = np.maximum.accumulate(seconds[ok][index])  # monotonic score time
+    arrays = {
+        "quarters": quarters,
+        "seconds": np.maximum.accumulate(seconds[ok][index]),  # monotonic score time
+        "map_a": aligned.time_map.a,
+        "map_b": aligned.time_map.b,
+    }
+    try:
+        with atomic_path(cache) as tmp:
+            np.savez(tmp, **arrays)
+    except (InputError, OSError) as exc:
+        log.info("score-view: alignment not cached (%s)", exc)
+    return arrays
+
+
+def _follow_recording(collection, entry, engraved, recording_id: int) -> None:
+    """Put the engraved notes on the time axis of a recording: each note's quarter position mapped to score time
+    and then to the recording (:func:`_follow_map`)."""
+    import numpy as np
+
+    from mirsearch.errors import CollectionError
+    from mirsearch.sync.timemap import TimeMap
+
+    try:
+        rec = collection.recording(recording_id)
+    except CollectionError:
+        raise ParameterError(f"recording={recording_id}: no such recording in the collection") from None
+    m = _follow_map(collection, entry, rec)
+    time_map = TimeMap(m["map_a"], m["map_b"])
 
     def to_audio(q):
-        return aligned.time_map.map(np.interp(q, quarters, seconds))
+        return time_map.map(np.interp(q, m["quarters"], m["seconds"]))
 
     engraved.onset = to_audio(engraved.quarter)
     engraved.offset = np.maximum(to_audio(engraved.quarter + engraved.duration_quarter), engraved.onset + 1e-3)

@@ -136,4 +136,26 @@ def write_alignment(result: AlignResult, out: str | os.PathLike) -> None:
         result.output_map.to_csv(out)
 
 
-__all__ = ["AlignRequest", "AlignResult", "TimeMap", "is_score", "plot_alignment", "write_alignment"]
+def align_settings_tag(**extra) -> str:
+    """A short hash of task ``align``'s default settings, the mirsearch version and ``extra`` (JSON-able): part of
+    the name of every cached alignment, so that changed settings make new ones."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from mirsearch import __version__
+
+    defaults = {f.name: f.default for f in dataclasses.fields(AlignRequest) if f.name not in ("a", "b")}
+    text = json.dumps({"align": defaults, "mirsearch": __version__, **extra}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+__all__ = [
+    "align_settings_tag",
+    "AlignRequest",
+    "AlignResult",
+    "TimeMap",
+    "is_score",
+    "plot_alignment",
+    "write_alignment",
+]
