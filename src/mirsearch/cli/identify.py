@@ -12,7 +12,8 @@ from mirsearch.service.identify import DedupeRequest, IdentifyRequest, ScanReque
 _HOW = (
     "Spectral peaks on a log-frequency grid are combined in triplets whose hashes do not change with the "
     "playback speed, a time-stretch or a pitch shift of a few percent; matches are verified by a consistent "
-    "offset, speed and pitch shift. 'score': landmarks on the verified line (below --min-score: not found). "
+    "offset, speed and pitch shift, then checked against the recording's stored peaks. 'score': how far the "
+    "peaks met on the recording stand out of those met at wrong alignments (below --min-score: not found). "
     "'offset': where the excerpt's first sample lies in the recording; 'speed': the excerpt's playback speed "
     "relative to the recording (1.04 = 4 %% faster). Measured accuracy: docs/identify.md."
 )
