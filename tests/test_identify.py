@@ -233,3 +233,30 @@ def test_peak_overlap_without_room_for_a_null_has_no_standout():
     matched, standout = peak_overlap(ref, ref - [[10.0], [0.0], [0.0]], offset=10.0, speed=1.0, shift=0.0,
                                      span=25.0, rate=62.5)  # fmt: skip
     assert matched == 3 and standout == 0.0
+
+
+def test_http_identify_finds_an_uploaded_clip_and_says_not_found(coll, tracks, tmp_path):
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from mirsearch.server import create_app
+
+    def wav(y):
+        buf = io.BytesIO()
+        sf.write(buf, y, SR, format="WAV")
+        return buf.getvalue()
+
+    with TestClient(create_app(coll.root, request_seconds=60), base_url="http://127.0.0.1") as client:
+        clip = wav(tracks["b"][int(12.3 * SR) : int(17.3 * SR)])
+        r = client.post("/api/identify", files={"file": ("clip.wav", clip, "audio/wav")}, data={"top": "3"})
+        assert r.status_code == 200, r.text
+        best = r.json()["matches"][0]
+        assert best["recording_id"] == _rec(coll, "b").id and best["name"] == "b.wav"
+        assert best["offset"] == pytest.approx(12.3, abs=0.05) and best["start"] == best["offset"]
+        assert best["end"] == pytest.approx(17.3, abs=0.1) and "/" not in best["recording"]
+        absent = wav(tracks["absent"][SR * 5 : SR * 15])
+        r = client.post("/api/identify", files={"file": ("absent.wav", absent, "audio/wav")})
+        assert r.status_code == 200 and r.json()["matches"] == []
+        r = client.post("/api/identify", files={"file": ("x.wav", b"RIFF0000WAVEjunk")})
+        assert r.status_code == 400 and "x.wav" in r.json()["error"]

@@ -16,6 +16,7 @@ POST     ``/api/search/theme``                        task ``theme``: a note str
 POST     ``/api/search/theme-file``                   task ``theme``: an uploaded MIDI / MusicXML / kern file
 POST     ``/api/search/audio``                        task ``passages``: an uploaded audio excerpt
 POST     ``/api/versions``                            task ``versions``: an uploaded recording
+POST     ``/api/identify``                            task ``identify``: which recording an uploaded excerpt is from
 GET      ``/api/queries/{query}/curve.png``           matching curve of an audio query in a recording
 GET      ``/api/align``                               task ``align``: time map between two recordings (cached), or
                                                       202 and a background alignment job

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from mirsearch.audio import AUDIO_EXTENSIONS
@@ -27,6 +28,7 @@ from mirsearch.server.uploads import check_audio_header, discard, new_folder, sa
 from mirsearch.server.workers import task
 from mirsearch.service import run
 from mirsearch.service.audio import AudioQuery, PassagesRequest, VersionsRequest
+from mirsearch.service.identify import IdentifyRequest
 from mirsearch.service.theme import ThemeQuery, ThemeRequest
 
 router = APIRouter(tags=["search"])
@@ -49,6 +51,35 @@ VersionsForm = request_model(
     VersionsRequest, "VersionsSearch", upload="a recording: wav, flac, ogg, opus or mp3", exclude=("exclude",)
 )
 VersionsOfQuery = request_model(VersionsRequest, "VersionsOf", exclude=("exclude",))
+IdentifyForm = request_model(
+    IdentifyRequest, "Identify", upload="audio excerpt: wav, flac, ogg, opus or mp3", exclude=SERVER_SIDE
+)
+
+
+class IdentifiedOut(BaseModel):
+    """A recording the excerpt was found in (``IdentifyMatch.to_dict`` with the path relative, name, duration)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    recording: str
+    recording_id: int
+    name: str
+    duration: float
+    offset: float = Field(description="where the excerpt's first sample lies in the recording (s)")
+    speed: float = Field(description="the excerpt's playback speed relative to the recording (1.04 = 4 % faster)")
+    score: float = Field(description="standout of the recording's peaks met over wrong alignments (docs/identify.md)")
+    start: float
+    end: float
+
+
+class IdentifyOut(BaseModel):
+    """Matches best first; empty: not found."""
+
+    model_config = ConfigDict(extra="allow")
+
+    query: dict
+    matches: list[IdentifiedOut]
+    seconds: float
 
 
 def _answer(server: Server, result, seconds: float, **query) -> dict:
@@ -141,6 +172,25 @@ async def search_audio(params: Annotated[PassagesForm, Form()], server: ServerDe
     token = server.queries.put({"curves": kept, "spans": spans, "file": query.name})
     extra = {"kind": "audio", "id": token, "file": query.name, "duration": round(query.duration, 3)}
     return _answer(server, result, seconds, **extra)
+
+
+@router.post("/api/identify", response_model=IdentifyOut, responses=ERRORS)
+async def identify_upload(params: Annotated[IdentifyForm, Form()], server: ServerDep):
+    """Which recording of the collection an uploaded excerpt comes from, where and at what speed (task
+    ``identify``, over the collection's fingerprints); ``matches`` is empty when it is not found. Each match's
+    ``start`` is its ``offset`` and ``end`` where the excerpt ends in the recording."""
+    query = await _audio_query(server, params.file, server.options.max_query_seconds)
+    request = IdentifyRequest(query=query, **request_values(params))
+    t0 = time.perf_counter()
+    result = await server.task(task, "identify", request)
+    seconds = time.perf_counter() - t0
+    d = result.to_dict()
+    for row in d["matches"]:
+        row["start"], row["end"] = row["offset"], round(row["offset"] + query.duration * row["speed"], 3)
+    d["matches"] = server.matches_json(d["matches"])
+    d["query"] = {**d["query"], "kind": "identify", "file": query.name, "duration": round(query.duration, 3)}
+    d["seconds"] = round(seconds, 3)
+    return d
 
 
 @router.post("/api/versions", response_model=SearchOut, responses=ERRORS)
