@@ -69,8 +69,9 @@ def run_identify(args: argparse.Namespace) -> int:
         print_json(result.to_dict())
         return 0
     rows = [s.to_dict() for s in (result.stretches if args.scan else result.matches)]
-    cells = {"speed": "{speed:.3f}", "score": "{score:.0f}"}
-    columns = [("recording", "recording"), ("offset_mmss", "offset"), ("speed", "speed"), ("score", "score")]
+    cells = {"speed": "{speed:.3f}", "score": "{score:.1f}"}
+    columns = [("recording", "recording"), ("offset_mmss", "offset"), ("speed", "speed"),
+               ("matched_peaks", "peaks met"), ("score", "score")]  # fmt: skip
     if args.scan:
         cells["range"] = "{query_start:.1f}-{query_end:.1f} s"
         columns = [("range", "in file"), *columns]
