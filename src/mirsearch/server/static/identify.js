@@ -10,11 +10,13 @@
     if (text != null) n.textContent = text;
     return n;
   };
+  const withAttrs = (el, attrs) => {
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    return el;
+  };
 
   function card() {
-    const box = node("section", "card");
-    box.id = "identify-card";
-    box.setAttribute("aria-labelledby", "identify-title");
+    const box = withAttrs(node("section", "card"), { id: "identify-card", "aria-labelledby": "identify-title" });
     const title = node("h2", null, "Identify a clip");
     title.id = "identify-title";
     const help = node("p", "small", "Which recording is this excerpt from, where, and at what speed? "
@@ -29,12 +31,8 @@
     const go = node("button", null, "Identify");
     go.type = "submit";
     form.append(file, go);
-    const status = node("div", "status small");
-    status.id = "identify-status";
-    status.setAttribute("role", "status");
-    status.setAttribute("aria-live", "polite");
-    const list = node("ol", "results");
-    list.id = "identify-list";
+    const status = withAttrs(node("div", "status small"), { id: "identify-status", role: "status", "aria-live": "polite" });
+    const list = withAttrs(node("ol", "results"), { id: "identify-list" });
     box.append(title, help, form, status, list);
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
