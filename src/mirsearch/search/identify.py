@@ -8,11 +8,12 @@ log-frequencies) and the offset of the query's start in the recording. A vote ov
 to its matches and counting the query triplets that lie on it (within two frames) with a consistent pitch
 shift. Candidates with at least ``min_anchors`` such anchors are then checked against the recording's stored
 peak list: the query's peaks (picked more densely than for hashing) are mapped onto the recording along the
-fitted line and counted where a reference peak lies within a frame and a bin (:func:`peak_overlap`). The score
-is how far that count stands out of the counts at 16 wrong alignments of the same recording (the query moved
-0.37-2.96 s along it): music always shares some peaks with music, and the recording's own shifted copies
-measure how many. Below ``min_score`` (calibrated on held-out music, see docs/identify.md) the answer is
-"not found" (no matches); found matches are ranked by their matched peak count.
+fitted line and counted where a reference peak lies within 1.5 frames and 0.7 bins (:func:`peak_overlap`). The
+score is how far that count stands out of the counts at 16 wrong alignments of the same recording (the query
+moved by the smallest multiples of 0.37 s that fit in it: up to 2.96 s either way, more near its ends): music
+always shares some peaks with music, and the recording's own shifted copies measure how many. Below
+``min_score`` (calibrated on held-out music, see docs/identify.md) the answer is "not found" (no matches); found
+matches are ranked by their matched peak count.
 """
 
 from __future__ import annotations
@@ -410,12 +411,15 @@ def match_peaks(
     bin_frames = options.offset_bin * rate
     span = max(float(np.max(dense[0], initial=0.0)), float(np.max(peaks[0], initial=0.0))) + 1.0
     out = []
+    loaded: dict = {}  # a recording's stored peaks, read once however many of its lines are candidates
     for rec, off0 in _candidates(g, bin_frames=bin_frames, n=options.candidates):
         anchors, off, speed, shift = _verify(g, rec, off0, bin_frames=bin_frames, options=options)
         if anchors < options.min_anchors or not _plausible(speed, shift / bpo, options):
             continue
+        if rec not in loaded:
+            loaded[rec] = reference(rec)
         matched, score = peak_overlap(
-            reference(rec), dense, offset=off, speed=speed, shift=shift, span=speed * span, rate=rate,
+            loaded[rec], dense, offset=off, speed=speed, shift=shift, span=speed * span, rate=rate,
             tolerance=options.peak_tolerance,
         )  # fmt: skip
         if score >= options.min_score or anchors >= options.sure_anchors:
