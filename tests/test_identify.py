@@ -23,6 +23,7 @@ from mirsearch.search.identify import (
     scan,
     stored_peaks,
 )
+from mirsearch.search.peak_check import offset_votes
 
 SR = 22050
 
@@ -91,6 +92,46 @@ def test_speed_changed_clip_found_with_its_speed(coll, tracks, speed):
 
 def test_absent_clip_not_found(coll, tracks):
     assert identify(coll, tracks["absent"][SR * 5 : SR * 15], sr=SR).matches == []
+
+
+def pink_noise(n: int, like: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    """Pink noise (power 1/f above 20 Hz) of ``n`` samples at ``snr_db`` below the power of ``like``."""
+    rng = np.random.default_rng(seed)
+    spec = np.fft.rfft(rng.standard_normal(n)) / np.sqrt(np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0))
+    noise = np.fft.irfft(spec, n)
+    return noise * np.sqrt(np.mean(like.astype(np.float64) ** 2) / np.mean(noise**2) / 10 ** (snr_db / 10))
+
+
+def test_clip_under_loud_pink_noise_found_by_single_peaks_and_foreign_clip_not(coll, tracks):
+    """At -16 dB too few triplet hashes survive for a line; the unchanged-speed fallback finds it from single peaks
+    (without it: not found), and the same noise over music that is not in the collection stays "not found"."""
+    clip = tracks["b"][SR * 12 : SR * 17]
+    noisy = (clip + pink_noise(clip.size, clip, -16.0, seed=3)).astype(np.float32)
+    m = identify(coll, noisy, sr=SR).matches
+    assert m and m[0].recording_id == _rec(coll, "b").id
+    assert m[0].offset == pytest.approx(12.0, abs=0.05) and m[0].speed == 1.0 and m[0].score >= DEFAULT_MIN_SCORE
+    assert identify(coll, noisy, sr=SR, options=IdentifyOptions(fallback_recordings=0)).matches == []
+    foreign = tracks["absent"][SR * 12 : SR * 17]
+    noisy_foreign = (foreign + pink_noise(foreign.size, foreign, -16.0, seed=3)).astype(np.float32)
+    assert identify(coll, noisy_foreign, sr=SR).matches == []
+
+
+def test_offset_votes_find_the_offset_from_a_third_of_the_peaks_among_noise():
+    rng = np.random.default_rng(7)
+    n_ref = 1200  # 60 s of 20 peaks per second
+    ref = np.stack([np.sort(rng.uniform(0, 3750, n_ref)), rng.uniform(0, 180, n_ref), np.ones(n_ref)])
+    offset, span = 1234.6, 312.5
+    keep = (ref[0] >= offset) & (ref[0] < offset + span) & (rng.random(n_ref) < 0.33)
+    kept = np.stack(
+        [ref[0][keep] - offset + rng.normal(0, 0.3, keep.sum()), ref[1][keep] + rng.normal(0, 0.2, keep.sum())]
+    )
+    noise = np.stack([rng.uniform(0, span, 200), rng.uniform(0, 180, 200)])
+    query = np.concatenate([kept, noise], axis=1)
+    query = np.concatenate([query, np.ones((1, query.shape[1]))])
+    best = offset_votes(ref, query, n=2)
+    assert best.shape == (2,) and best[0] == pytest.approx(offset, abs=0.5)
+    assert abs(best[1] - offset) >= 3 * 1.5  # the second proposal is another cell
+    assert offset_votes(ref[:, :0], query).size == 0 and offset_votes(ref, query[:, :0]).size == 0
 
 
 def test_bad_queries_give_clear_errors(coll):
@@ -166,6 +207,8 @@ def test_scan_and_dedupe(tmp_path, tracks):
 def test_options_validated():
     with pytest.raises(ValueError, match="max_speed_change"):
         IdentifyOptions(max_speed_change=0.9)
+    with pytest.raises(ValueError, match="fallback_recordings"):
+        IdentifyOptions(fallback_recordings=-1)
 
 
 def test_service_default_threshold_is_the_calibrated_one():

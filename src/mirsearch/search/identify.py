@@ -27,6 +27,7 @@ import numpy as np
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features import fingerprint as fp
 from mirsearch.index.fingerprints import FingerprintIndex, Matches
+from mirsearch.search.peak_check import offset_votes, peak_overlap
 from mirsearch.search.results import format_time
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MIN_SCORE = 5.0
 MIN_QUERY_SECONDS = 1.0  # shortest query (seconds)
 MAX_QUERY_SECONDS = 600.0  # longest query without ``scan`` (seconds)
-#: shifts (s) of the wrong alignments whose peak overlaps are the null of a candidate's overlap
-NULL_SHIFTS = 0.37 * np.arange(1, 17)
-NULL_COUNT = 16  # wrong alignments used (the smallest shifts, either side, that fit in the recording)
 
 
 @dataclass(frozen=True)
@@ -76,6 +74,10 @@ class IdentifyOptions:
         Largest deviation of a verified triplet's pitch shift from the median (log-frequency bins).
     speed_tolerance : float > 0
         Largest relative deviation of a verified triplet's own speed (ratio of ``t3 - t1``) from the fitted one.
+    fallback_recordings : int >= 0
+        When no candidate line passes, the first this many recordings among the candidates are searched at
+        unchanged speed and pitch by single peaks (:func:`~mirsearch.search.peak_check.offset_votes`), each
+        proposed line checked like the others; 0: no fallback.
     """
 
     top: int = 5
@@ -92,6 +94,7 @@ class IdentifyOptions:
     time_tolerance: float = 1.5
     freq_tolerance: float = 0.7
     speed_tolerance: float = 0.025
+    fallback_recordings: int = 10
 
     def __post_init__(self):
         if self.top < 1:
@@ -100,6 +103,8 @@ class IdentifyOptions:
             raise ParameterError(f"min_score={self.min_score!r} must be >= 0")
         if not 0 < self.max_speed_change < 0.5:
             raise ParameterError(f"max_speed_change={self.max_speed_change!r} must be in (0, 0.5)")
+        if self.fallback_recordings < 0:
+            raise ParameterError(f"fallback_recordings={self.fallback_recordings!r} must be >= 0")
         for name in ("min_anchors", "sure_anchors"):
             if getattr(self, name) < 1:
                 raise ParameterError(f"{name}={getattr(self, name)!r} must be >= 1")
@@ -212,77 +217,6 @@ def query_peaks(
     return fp.pick_peaks(L, config=peak_config), dense
 
 
-def _null_shifts(start: float, span: float, end: float, rate: float) -> np.ndarray:
-    """The :data:`NULL_COUNT` smallest shifts (frames, either side) whose window ``start + d .. + span`` lies in
-    ``0 .. end``; fewer when the recording is short."""
-    d = np.concatenate([NULL_SHIFTS, -NULL_SHIFTS]) * rate
-    fits = (start + d >= 0) & (start + d + span <= end)
-    d = d[fits]
-    return d[np.argsort(np.abs(d), kind="stable")][:NULL_COUNT]
-
-
-def peak_overlap(
-    reference: np.ndarray,
-    query: np.ndarray,
-    *,
-    offset: float,
-    speed: float,
-    shift: float,
-    span: float,
-    rate: float,
-    tolerance: tuple = (1.5, 0.7),
-) -> tuple[int, float]:
-    """How many of a recording's peaks a query's peaks meet on a candidate line, and how far that stands out.
-
-    The query's peaks are mapped to ``t = offset + speed * t_query``, ``f = f_query - shift``; a reference peak
-    in ``offset .. offset + span`` counts when a mapped query peak lies within ``tolerance`` (frames, bins,
-    Chebyshev). The same count at up to :data:`NULL_COUNT` wrong alignments (the reference window and the
-    query moved together by :data:`NULL_SHIFTS` along the recording) is the null.
-
-    Parameters
-    ----------
-    reference : np.ndarray, shape (3, n_ref)
-        The recording's stored peaks (frames, bins, prominence), sorted by time.
-    query : np.ndarray, shape (3, n_query)
-        The query's peaks.
-    offset, span : float
-        Start and length of the candidate's window in the recording (frames).
-    speed, shift : float
-        The candidate's speed and pitch shift (log-frequency bins).
-    rate : float
-        Frames per second.
-    tolerance : (float, float)
-        Frames and bins.
-
-    Returns
-    -------
-    matched : int
-        Reference peaks met at the candidate's alignment.
-    standout : float
-        ``(matched - mean(null)) / (std(null) + 1)``; 0 when there is no null (a recording shorter than the
-        query plus 0.37 s).
-    """
-    from scipy.spatial import cKDTree
-
-    rt, rf = np.asarray(reference[0], np.float64), np.asarray(reference[1], np.float64)
-    if rt.size == 0 or query.shape[1] == 0:
-        return 0, 0.0
-    tt, tf = tolerance
-    tree = cKDTree(np.column_stack([(offset + speed * query[0]) / tt, (query[1] - shift) / tf]))
-    shifts = np.concatenate([[0.0], _null_shifts(offset, span, float(rt[-1]) + 1.0, rate)])
-    lo = np.searchsorted(rt, offset + shifts)
-    hi = np.searchsorted(rt, offset + shifts + span)
-    seg = np.repeat(np.arange(shifts.size), hi - lo)
-    idx = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
-    dist, _ = tree.query(np.column_stack([(rt[idx] - shifts[seg]) / tt, rf[idx] / tf]), p=np.inf,
-                         distance_upper_bound=1.0 + 1e-9)  # fmt: skip
-    counts = np.bincount(seg, weights=np.isfinite(dist), minlength=shifts.size)
-    if shifts.size < 2:
-        return int(counts[0]), 0.0
-    null = counts[1:]
-    return int(counts[0]), float((counts[0] - null.mean()) / (null.std() + 1.0))
-
-
 def _match_geometry(trip: dict, m: Matches, *, bins_per_octave: int, options: IdentifyOptions) -> dict:
     """Per match: speed, pitch shift (bins), offset (frames); matches outside the search range dropped."""
     q = m.query
@@ -366,6 +300,23 @@ def _plausible(speed: float, shift_octaves: float, options: IdentifyOptions) -> 
     return min(0.0, implied) - options.max_pitch_shift <= semitones <= max(0.0, implied) + options.max_pitch_shift
 
 
+def _unchanged_speed(recs, peaks, dense, *, loaded: dict, reference, span: float, rate: float, options) -> list:
+    """Fallback candidates: lines at speed 1 and no pitch shift in ``recs`` found by single peaks
+    (:func:`offset_votes` of the hashing peaks), checked with the dense peaks like any line."""
+    out = []
+    for rec in recs:
+        if rec not in loaded:
+            loaded[rec] = reference(rec)
+        for off in offset_votes(loaded[rec], peaks, tolerance=options.peak_tolerance):
+            matched, score = peak_overlap(
+                loaded[rec], dense, offset=off, speed=1.0, shift=0.0, span=span, rate=rate,
+                tolerance=options.peak_tolerance,
+            )  # fmt: skip
+            if score >= options.min_score:
+                out.append((rec, score, float(off) / rate, 1.0, 0.0, matched))
+    return out
+
+
 def match_peaks(
     index: FingerprintIndex,
     peaks: np.ndarray,
@@ -412,7 +363,8 @@ def match_peaks(
     span = max(float(np.max(dense[0], initial=0.0)), float(np.max(peaks[0], initial=0.0))) + 1.0
     out = []
     loaded: dict = {}  # a recording's stored peaks, read once however many of its lines are candidates
-    for rec, off0 in _candidates(g, bin_frames=bin_frames, n=options.candidates):
+    cands = _candidates(g, bin_frames=bin_frames, n=options.candidates)
+    for rec, off0 in cands:
         anchors, off, speed, shift = _verify(g, rec, off0, bin_frames=bin_frames, options=options)
         if anchors < options.min_anchors or not _plausible(speed, shift / bpo, options):
             continue
@@ -424,6 +376,10 @@ def match_peaks(
         )  # fmt: skip
         if score >= options.min_score or anchors >= options.sure_anchors:
             out.append((rec, score, off / rate, speed, 12.0 * shift / bpo, matched))
+    if not out and options.fallback_recordings:
+        recs = list(dict.fromkeys(rec for rec, _ in cands))[: options.fallback_recordings]
+        out = _unchanged_speed(recs, peaks, dense, loaded=loaded, reference=reference, span=span, rate=rate,
+                               options=options)  # fmt: skip
     out.sort(key=lambda c: (-c[5], -c[1]))
     unique: list = []
     for c in out:
