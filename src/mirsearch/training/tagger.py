@@ -77,6 +77,16 @@ class TrainOptions:
     """seed of the initialisation, the crops and the augmentation"""
     threads: int = 1
     """torch threads"""
+    stems: str | None = None
+    """folder of ``mirsearch dataset build --preset tag-stems``: mixtures of its stems join every batch"""
+    mixes: int = 32
+    """stem mixtures per step (with ``stems``)"""
+    clip_mixes: int = 16
+    """ensemble clips with a stem added per step (with ``stems``)"""
+    eq: bool = True
+    """random equaliser and low-pass roll-off in the augmentation"""
+    max_shift: int = 2
+    """largest mel-band shift of the augmentation"""
 
     @classmethod
     def from_json(cls, data: dict) -> TrainOptions:
@@ -169,20 +179,20 @@ def proto_loss(ea, eb, scale):
 
 
 # ----------------------------------------------------------------------------------------------- training
-def _crops(X: np.ndarray, idx: np.ndarray, rng, crop: int, norm: tuple) -> np.ndarray:
+def _crops(X: np.ndarray, idx: np.ndarray, rng, crop: int) -> np.ndarray:
+    """Random raw crops ``(len(idx), n_mels, crop)`` of the clips ``idx``."""
+    from mirsearch.training.tag_mixing import random_crop
+
+    return np.stack([random_crop(X, int(i), crop, rng) for i in idx])
+
+
+def _prepare(x: np.ndarray, rng, norm: tuple, opts: TrainOptions) -> np.ndarray:
+    """Augmented and standardised network input ``(B, 1, n_mels, T)`` from raw crops ``(B, n_mels, T)``."""
+    from mirsearch.training.tag_mixing import augment
+
     mean, std = norm
-    n_mels, n = X.shape[1], X.shape[2]
-    out = np.empty((len(idx), 1, n_mels, crop), np.float32)
-    bands = np.linspace(-1, 1, n_mels, dtype=np.float32)[:, None]
-    for j, i in enumerate(idx):
-        s = int(rng.integers(0, max(n - crop, 0) + 1))
-        x = np.asarray(X[i, :, s : s + crop], np.float32)
-        x = x + rng.uniform(-1.5, 1.5) + rng.uniform(-0.5, 0.5) * bands  # gain and tilt (natural log units)
-        shift = int(rng.integers(-1, 2))
-        if shift:
-            x = np.roll(x, shift, axis=0)
-        out[j, 0] = (x - mean) / std
-    return out
+    out = np.stack([(augment(c, rng, eq=opts.eq, max_shift=opts.max_shift) - mean) / std for c in x])
+    return out[:, None].astype(np.float32)
 
 
 def evaluate(net, X: np.ndarray, Y: np.ndarray, norm: tuple, method: str, *, batch: int = 32) -> dict:
@@ -208,6 +218,76 @@ def _split(records, X, Y, name):
     return np.asarray(X[idx]) if len(idx) else X[:0], Y[idx]
 
 
+def _stem_sets(opts: TrainOptions, seed: int):
+    """``(StemMixer of the train stems, validation mixtures (X, Y))`` of ``opts.stems``, or ``(None, None)``."""
+    if opts.stems is None:
+        return None, None
+    from mirsearch.datasets.tags import label_matrix, load_manifest
+    from mirsearch.training.tag_mixing import StemMixer
+
+    root = Path(opts.stems)
+    records = load_manifest(root)
+    S, Ys = compute_features(root, records), label_matrix(records)
+    split = np.array([r["split"] for r in records])
+    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "validation")
+    mixer = StemMixer(np.asarray(S[tr]), Ys[tr])
+    val = StemMixer(np.asarray(S[va]), Ys[va])
+    rng = np.random.default_rng(seed + 12345)  # the same validation mixtures in every epoch and run
+    xv, yv, _ = val.stems_only(min(400, 2 * len(va)), S.shape[2], rng)
+    log.info("stems: %d train, %d validation", len(tr), len(va))
+    return mixer, (xv, yv)
+
+
+def _score(net, Xva, Yva, vmix, norm, method: str) -> dict:
+    """Validation macro ROC-AUC of the clips (all tags, families) and of the stem mixtures (families); ``score`` is
+    their mean (the selection criterion)."""
+    from sklearn.metrics import roc_auc_score
+
+    from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
+
+    cols = [TAG_NAMES.index(f) for f in FAMILIES]
+
+    def fam(Y, P):
+        return float(np.mean([roc_auc_score(Y[:, k], P[:, k]) for k in cols if 0 < Y[:, k].sum() < len(Y)]))
+
+    result = evaluate(net, Xva, Yva, norm, method)
+    out = {"val_macro_auc": result["macro_auc"], "val_families_auc": fam(Yva, result["probs"])}
+    if vmix is not None:
+        out["val_mix_families_auc"] = fam(vmix[1], evaluate(net, vmix[0], vmix[1], norm, method)["probs"])
+    out["score"] = float(np.mean(list(out.values())))
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def _loss(net, batch: dict, opts: TrainOptions):
+    """BCE of the clip crops A and B, masked BCE of the mixtures, the prototypical episode on A/B."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.concatenate(batch["x"]))
+    logits, emb = net(x)
+    p = pooled(logits, net.alpha, opts.pooling).clamp(1e-6, 1 - 1e-6)
+    n = batch["n_clips"]
+    y = torch.from_numpy(batch["y"])
+    loss = F.binary_cross_entropy(p[:n], y) + F.binary_cross_entropy(p[n : 2 * n], y)
+    if len(p) > 2 * n:
+        w = torch.from_numpy(batch["w"])
+        bce = F.binary_cross_entropy(p[2 * n :], torch.from_numpy(batch["ym"]), weight=w, reduction="sum")
+        loss = loss + 2.0 * bce / w.sum().clamp(min=1.0)
+    return loss + opts.proto_weight * proto_loss(emb[:n], emb[n : 2 * n], net.scale)
+
+
+def _batch(Xtr, Ytr, idx, rng, norm, opts: TrainOptions, mixer) -> dict:
+    """Network inputs of one step: crops A and B of the clips ``idx``, then the mixtures."""
+    xs = [_prepare(_crops(Xtr, idx, rng, opts.crop_frames), rng, norm, opts) for _ in range(2)]
+    batch = {"x": xs, "y": Ytr[idx], "n_clips": len(idx)}
+    if mixer is not None:
+        xm, ym, wm = mixer.stems_only(opts.mixes, opts.crop_frames, rng)
+        xc, yc, wc = mixer.into_clips(Xtr, Ytr, idx[: opts.clip_mixes], opts.crop_frames, rng)
+        batch["x"] += [_prepare(np.concatenate([xm, xc]), rng, norm, opts)]
+        batch["ym"], batch["w"] = np.concatenate([ym, yc]), np.concatenate([wm, wc])
+    return batch
+
+
 def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions(), *, init: str | None = None) -> dict:
     """Train (or resume) a run; returns the best validation result. Writes ``<run>/best.pt`` and ``last.pt``.
     ``init``: a run whose best weights and input normalisation start this one (fine-tuning on more data)."""
@@ -223,6 +303,7 @@ def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()
     X, Y = compute_features(data, records), label_matrix(records)
     Xtr, Ytr = _split(records, X, Y, "train")
     Xva, Yva = _split(records, X, Y, "validation")
+    mixer, vmix = _stem_sets(opts, opts.seed)
     mean = Xtr.astype(np.float32).mean(axis=(0, 2))[:, None]
     std = Xtr.astype(np.float32).std(axis=(0, 2))[:, None] + 1e-3
     norm = (mean, std)
@@ -240,7 +321,6 @@ def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()
         net.load_state_dict(ck["net"]), optim.load_state_dict(ck["optim"]), sched.load_state_dict(ck["sched"])
         state = ck["state"]
         log.info("resumed %s at epoch %d", run, state["epoch"])
-    bce = torch.nn.BCELoss()
     rng = np.random.default_rng(opts.seed + state["epoch"])
     for epoch in range(state["epoch"], opts.epochs):
         net.train()
@@ -248,32 +328,25 @@ def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()
         order = rng.permutation(len(Xtr))
         for s in range(steps):
             idx = order[s * opts.batch_size : (s + 1) * opts.batch_size]
-            xa = torch.from_numpy(_crops(Xtr, idx, rng, opts.crop_frames, norm))
-            xb = torch.from_numpy(_crops(Xtr, idx, rng, opts.crop_frames, norm))
-            y = torch.from_numpy(Ytr[idx])
-            la, ea = net(xa)
-            lb, eb = net(xb)
-            loss = bce(pooled(la, net.alpha, opts.pooling).clamp(1e-6, 1 - 1e-6), y)
-            loss = loss + bce(pooled(lb, net.alpha, opts.pooling).clamp(1e-6, 1 - 1e-6), y)
-            loss = loss + opts.proto_weight * proto_loss(ea, eb, net.scale)
+            loss = _loss(net, _batch(Xtr, Ytr, idx, rng, norm, opts, mixer), opts)
             optim.zero_grad()
             loss.backward()
             optim.step()
             sched.step()
             losses.append(float(loss.detach()))
-        result = evaluate(net, Xva, Yva, norm, opts.pooling)
-        state = {"epoch": epoch + 1, "best": max(state["best"], result["macro_auc"])}
-        entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_macro_auc": round(result["macro_auc"], 4),
+        result = _score(net, Xva, Yva, vmix, norm, opts.pooling)
+        state = {"epoch": epoch + 1, "best": max(state["best"], result["score"])}
+        entry = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), **result,
                  "seconds": round(time.time() - t0, 1)}  # fmt: skip
         log.info("%s", entry)
         with open(run / "log.jsonl", "a") as fh:
             fh.write(json.dumps(entry) + "\n")
-        if result["macro_auc"] >= state["best"]:
+        if result["score"] >= state["best"]:
             torch.save({"net": net.state_dict(), "norm": [mean, std], "opts": asdict(opts), "epoch": epoch + 1,
-                        "val_macro_auc": result["macro_auc"]}, run / "best.pt")  # fmt: skip
+                        "val_macro_auc": result["val_macro_auc"], "validation": result}, run / "best.pt")  # fmt: skip
         torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "sched": sched.state_dict(),
                     "state": state}, run / "last.pt")  # fmt: skip
-    return {"best_val_macro_auc": state["best"], "epochs": state["epoch"]}
+    return {"best_val_score": state["best"], "epochs": state["epoch"]}
 
 
 def compare_pooling(data: str | Path, run: str | Path, *, steps: int = 400, seed: int = 0) -> dict[str, np.ndarray]:
@@ -362,7 +435,8 @@ def write_bundle(run: str | Path, out_dir: str | Path) -> Path:
                     "alpha": [round(float(a), 5) for a in net.alpha.detach()] if opts.pooling == "autopool" else None},
         "frame_hop": hop, "context": 4 * hop, "embedding_dim": opts.net.embedding_dim,
         "patch_seconds": 3.2, "patch_hop_seconds": 1.6,
-        "training": {"options": asdict(opts), "epoch": ck["epoch"], "val_macro_auc": round(ck["val_macro_auc"], 4)},
+        "training": {"options": asdict(opts), "epoch": ck["epoch"], "val_macro_auc": round(ck["val_macro_auc"], 4),
+                     "validation": ck.get("validation")},
     }  # fmt: skip
     config["model_id"] = bundle_format.content_id([out / ONNX_FILE], config, ["frontend", "tags", "pooling"])
     bundle_format.write_config(out, config)
@@ -396,10 +470,17 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=TrainOptions.lr)
     p.add_argument("--bundle", default=None, help="write the best epoch as a bundle to this folder")
     p.add_argument("--init", default=None, help="start from the best weights of this run (fine-tuning)")
+    p.add_argument("--stems", default=None, help="folder of mirsearch dataset build --preset tag-stems (mixtures)")
+    p.add_argument("--mixes", type=int, default=TrainOptions.mixes, help="stem mixtures per step")
+    p.add_argument("--clip-mixes", type=int, default=TrainOptions.clip_mixes, help="clips + a stem per step")
+    p.add_argument("--channels", default="12,24,64,128", help="channels of the four conv blocks")
+    p.add_argument("--top", type=int, default=NetOptions.top, help="channels of the last conv layer")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    opts = TrainOptions(pooling=args.pooling, epochs=args.epochs, proto_weight=args.proto_weight,
-                        crop_frames=args.crop_frames, batch_size=args.batch_size, lr=args.lr)  # fmt: skip
+    net = NetOptions(channels=tuple(int(c) for c in args.channels.split(",")), top=args.top)
+    opts = TrainOptions(pooling=args.pooling, epochs=args.epochs, proto_weight=args.proto_weight, net=net,
+                        crop_frames=args.crop_frames, batch_size=args.batch_size, lr=args.lr, stems=args.stems,
+                        mixes=args.mixes, clip_mixes=args.clip_mixes)  # fmt: skip
     result = train(args.data, args.run, opts, init=args.init)
     atomic_write_text(Path(args.run) / "result.json", json.dumps(result, indent=2) + "\n")
     if args.bundle:

@@ -1,0 +1,128 @@
+"""Training examples of the tagger built on the fly: log-mel augmentation and mixtures of single-instrument stems.
+
+- :func:`augment`: gain, spectral tilt, a smooth random equaliser, a random low-pass roll-off and a shift of up to
+  ``max_shift`` mel bands (natural-log log-mel units): the kind of differences between SoundFonts, rooms and
+  recording chains that an instrument family must survive.
+- :func:`mix_logmel`: the log-mel of a sum of signals from their log-mels (magnitudes added in the mel domain,
+  phases ignored), each at its own gain.
+- :class:`StemMixer`: mixtures of 1-4 stems of :mod:`mirsearch.datasets.tag_stems` (labels: the union of their
+  families, the ensemble size) and of a stem added to an ensemble clip (labels: the union of the families). Tags a
+  mixture cannot know (mode, metre, tempo, era, region, tune type; the ensemble size of a clip + stem mixture)
+  get a loss weight 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
+
+#: log(mel + offset) offset of the tagger's front end
+LOG_OFFSET = 1e-3
+_FAMILY_COLUMNS = np.array([TAG_NAMES.index(f) for f in FAMILIES])
+_SIZE_TAGS = ("solo", "duo", "chamber", "orchestra")
+
+
+def augment(x: np.ndarray, rng: np.random.Generator, *, eq: bool = True, max_shift: int = 2) -> np.ndarray:
+    """A randomly coloured copy of a log-mel crop ``(n_mels, n_frames)`` (the input is not modified).
+
+    Gain +-1.5, tilt +-0.5 across the bands; with ``eq``: three Gaussian bumps in band space (sd 0.35 each, widths
+    3-15 bands) and, one time in three, a low-pass roll-off from a band between 55 % and 95 % of the bands (slope
+    0.15-0.6 per band) towards the floor ``log(offset)``; a shift of up to ``max_shift`` bands (edges repeated).
+    """
+    n_mels = x.shape[0]
+    bands = np.arange(n_mels, dtype=np.float32)
+    curve = rng.uniform(-1.5, 1.5) + rng.uniform(-0.5, 0.5) * np.linspace(-1, 1, n_mels, dtype=np.float32)
+    if eq:
+        for _ in range(3):
+            c, w = rng.uniform(0, n_mels), rng.uniform(3, 15)
+            curve = curve + rng.normal(0, 0.35) * np.exp(-0.5 * ((bands - c) / w) ** 2)
+    y = x + curve[:, None].astype(np.float32)
+    if eq and rng.random() < 1 / 3:
+        cut = int(rng.uniform(0.55, 0.95) * n_mels)
+        drop = rng.uniform(0.15, 0.6) * np.maximum(bands - cut, 0)
+        y = np.maximum(y - drop[:, None].astype(np.float32), np.float32(np.log(LOG_OFFSET)))
+    shift = int(rng.integers(-max_shift, max_shift + 1)) if max_shift else 0
+    if shift > 0:
+        y = np.concatenate([np.repeat(y[:1], shift, axis=0), y[:-shift]], axis=0)
+    elif shift < 0:
+        y = np.concatenate([y[-shift:], np.repeat(y[-1:], -shift, axis=0)], axis=0)
+    return y.astype(np.float32)
+
+
+def mix_logmel(parts: list[np.ndarray], gains_db: np.ndarray) -> np.ndarray:
+    """Log-mel of the sum of signals given their log-mels ``log(mel + offset)`` (same shape) and gains in dB."""
+    total = np.zeros_like(parts[0], dtype=np.float32)
+    for x, g in zip(parts, gains_db, strict=True):
+        total += np.maximum(np.exp(np.asarray(x, np.float32)) - LOG_OFFSET, 0.0) * np.float32(10 ** (g / 20))
+    return np.log(total + LOG_OFFSET).astype(np.float32)
+
+
+def random_crop(X: np.ndarray, i: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``crop``-frame window of clip ``i`` of ``X (n_clips, n_mels, n_frames)`` as float32 (padded with the
+    floor when the clip is shorter)."""
+    n = X.shape[2]
+    s = int(rng.integers(0, max(n - crop, 0) + 1))
+    x = np.asarray(X[i, :, s : s + crop], np.float32)
+    if x.shape[1] < crop:
+        x = np.pad(x, ((0, 0), (0, crop - x.shape[1])), constant_values=np.log(LOG_OFFSET))
+    return x
+
+
+@dataclass
+class StemMixer:
+    """Mixtures of stems ``S (n_stems, n_mels, n_frames)`` with labels ``Ys (n_stems, K)`` (one family each).
+
+    ``sizes``: probabilities of mixing 1, 2, 3, 4 stems; ``gain_db``: a stem's gain is uniform in
+    ``[-gain_db, 0]`` dB (so a family may be quiet inside the mixture). A mixture's stems are of distinct families,
+    each family equally likely whatever its number of stems.
+    """
+
+    S: np.ndarray
+    Ys: np.ndarray
+    sizes: tuple = (0.2, 0.3, 0.3, 0.2)
+    gain_db: float = 15.0
+
+    def _draw(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """``k`` stems of ``k`` distinct families (families drawn uniformly among those with stems)."""
+        fams = self.Ys[:, _FAMILY_COLUMNS]
+        present = np.flatnonzero(fams.sum(axis=0) > 0)
+        chosen = rng.choice(present, size=min(k, len(present)), replace=False)
+        return np.array([int(rng.choice(np.flatnonzero(fams[:, f] > 0))) for f in chosen])
+
+    def stems_only(self, n: int, crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x (n, n_mels, crop), y (n, K), loss weights (n, K))`` of ``n`` stem mixtures."""
+        K = self.Ys.shape[1]
+        xs, ys, ws = [], np.zeros((n, K), np.float32), np.zeros((n, K), np.float32)
+        for j in range(n):
+            k = int(rng.choice(len(self.sizes), p=np.asarray(self.sizes) / np.sum(self.sizes))) + 1
+            idx = self._draw(k, rng)
+            k = len(idx)
+            gains = -rng.uniform(0, self.gain_db, size=k)
+            gains[int(rng.integers(k))] = 0.0
+            xs.append(mix_logmel([random_crop(self.S, i, crop, rng) for i in idx], gains))
+            ys[j] = self.Ys[idx].max(axis=0)
+            ws[j, _FAMILY_COLUMNS] = 1.0
+            size = "solo" if k == 1 else ("duo" if k == 2 else "chamber")
+            for t in _SIZE_TAGS:
+                ws[j, TAG_NAMES.index(t)] = 1.0
+                ys[j, TAG_NAMES.index(t)] = float(t == size)
+        return np.stack(xs), ys, ws
+
+    def into_clips(self, X: np.ndarray, Y: np.ndarray, idx: np.ndarray, crop: int, rng: np.random.Generator):
+        """``(x, y, loss weights)``: a random stem added to a crop of each clip ``idx`` of ``X`` (labels ``Y``)."""
+        K = Y.shape[1]
+        xs, ys, ws = [], np.zeros((len(idx), K), np.float32), np.zeros((len(idx), K), np.float32)
+        for j, i in enumerate(idx):
+            s = int(self._draw(1, rng)[0])
+            gains = np.array([0.0, -rng.uniform(0, self.gain_db)]) if rng.random() < 0.5 else np.array([
+                -rng.uniform(0, self.gain_db), 0.0])  # fmt: skip
+            xs.append(mix_logmel([random_crop(X, int(i), crop, rng), random_crop(self.S, s, crop, rng)], gains))
+            ys[j] = np.maximum(Y[i], self.Ys[s])
+            ws[j, _FAMILY_COLUMNS] = 1.0
+        return np.stack(xs), ys, ws
+
+
+__all__ = ["LOG_OFFSET", "StemMixer", "augment", "mix_logmel", "random_crop"]

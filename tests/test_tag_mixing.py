@@ -1,0 +1,116 @@
+"""Tagger training data: single-instrument stems (plan, parts, labels) and mixtures / augmentation of log-mel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mirsearch.datasets.corpus import PartData, ScoreData
+from mirsearch.datasets.tag_stems import STEM_FONTS, plan_stems, stem_score
+from mirsearch.datasets.tags import TEST_FONTS, split_of
+from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
+from mirsearch.features.logmel import LogMelConfig, log_mel
+from mirsearch.training.tag_mixing import StemMixer, augment, mix_logmel
+from mirsearch.training.tagger import FRONTEND
+
+SR = 16000
+
+
+def _score(work_id: str, pitches=((72, 74, 76), (48, 50, 52))) -> ScoreData:
+    parts = tuple(PartData(f"p{i}", tuple((p, float(k), 1.0, False) for k, p in enumerate(ps)))
+                  for i, ps in enumerate(pitches))  # fmt: skip
+    return ScoreData(work_id, f"corpus:{work_id}.abc", "", "", "folk", parts, 100.0, "4/4", (0.0,), 3.0)
+
+
+def _logmel(y: np.ndarray) -> np.ndarray:
+    return log_mel(y, sr=SR, config=LogMelConfig(**FRONTEND))[0]
+
+
+def test_stem_plan_covers_every_family_per_work_and_never_the_test_font_or_test_works():
+    scores = [_score(f"w{i}") for i in range(40)]
+    plan = plan_stems(scores, seed=0, root=Path("/nonexistent"), per_work=10)
+    works = {j.score["work_id"] for j in plan}
+    assert works and all(split_of(w, seed=0) != "test" for w in works)
+    assert any(split_of(s.work_id, seed=0) == "test" for s in scores)  # some works were left out
+    for w in works:
+        assert sorted(j.family for j in plan if j.score["work_id"] == w) == sorted(FAMILIES)
+    assert {j.soundfont for j in plan} <= {f for f, _ in STEM_FONTS}
+    assert not {j.soundfont for j in plan} & set(TEST_FONTS)
+    assert plan == plan_stems(scores, seed=0, root=Path("/nonexistent"), per_work=10)  # deterministic
+
+
+def test_bass_stem_plays_the_lowest_part_an_octave_down_when_high():
+    score = _score("w", pitches=((72, 74, 76), (60, 62, 64)))
+    out, playing = stem_score(score, "bass", np.random.default_rng(0))
+    assert playing == [1]
+    assert [n[0] for n in out.parts[1].notes] == [48, 50, 52] and out.parts[0] == score.parts[0]
+    low = _score("w", pitches=((72, 74, 76), (40, 43, 45)))  # lowest part already below C3: unchanged
+    assert stem_score(low, "bass", np.random.default_rng(0))[0] == low
+    assert stem_score(score, "drums", np.random.default_rng(0))[1] == []
+
+
+def test_mixed_logmel_matches_the_logmel_of_the_summed_signal():
+    t = np.arange(SR) / SR
+    a = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    b = (0.1 * np.sin(2 * np.pi * 1760 * t)).astype(np.float32)
+    La, Lb = _logmel(a), _logmel(b)
+    for gain in (0.0, -20.0):
+        ref = _logmel(a + np.float32(10 ** (gain / 20)) * b)
+        mixed = mix_logmel([La, Lb], np.array([0.0, gain]))
+        strong = ref > ref.max(axis=0) - 4.0  # the bands that carry the mixture (phases matter only in leakage)
+        assert strong.sum() > 200
+        assert np.max(np.abs(mixed[strong] - ref[strong])) < 0.4
+        assert np.median(np.abs(mixed[strong] - ref[strong])) < 0.01
+        assert np.percentile(np.abs(La[strong] - ref[strong]), 90) > 5.0  # without b: far off
+    np.testing.assert_allclose(mix_logmel([La, Lb], np.array([0.0, -400.0])), La, atol=1e-4)
+
+
+def test_augment_keeps_the_input_and_without_eq_only_adds_a_band_curve():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 50)).astype(np.float32)
+    keep = x.copy()
+    y = augment(x, np.random.default_rng(1), eq=False, max_shift=0)
+    np.testing.assert_array_equal(x, keep)
+    d = y - x  # gain + tilt: the same offset in every frame, linear across bands
+    np.testing.assert_allclose(d, d[:, :1].repeat(50, axis=1), atol=1e-5)
+    np.testing.assert_allclose(np.diff(d[:, 0], 2), 0.0, atol=1e-4)
+    z = augment(x, np.random.default_rng(2), eq=True, max_shift=2)
+    assert z.shape == x.shape and z.dtype == np.float32 and np.all(np.isfinite(z))
+    assert z.min() >= min(x.min() - 4.0, np.log(1e-3))
+
+
+def test_stem_mixtures_label_the_union_of_families_and_weight_only_what_they_know():
+    K = len(TAG_NAMES)
+    fam = [TAG_NAMES.index(f) for f in FAMILIES]
+    S = np.full((10, 96, 60), np.log(1e-3), np.float32)
+    Ys = np.zeros((10, K), np.float32)
+    for i in range(10):
+        S[i, 5 * i : 5 * i + 5] = 0.0  # stem i has energy in its own bands only
+        Ys[i, fam[i]] = 1.0
+    x, y, w = StemMixer(S, Ys).stems_only(30, 40, np.random.default_rng(0))
+    assert x.shape == (30, 96, 40) and y.shape == w.shape == (30, K)
+    for j in range(30):
+        present = [i for i in range(10) if x[j, 5 * i : 5 * i + 5].max() > np.log(1e-3) + 1.0]
+        assert sorted(np.flatnonzero(y[j, fam])) == present
+        k = len(present)
+        size = "solo" if k == 1 else ("duo" if k == 2 else "chamber")
+        assert y[j, TAG_NAMES.index(size)] == 1.0 and y[j, TAG_NAMES.index("orchestra")] == 0.0
+    weighted = set(np.flatnonzero(w.max(axis=0)))
+    assert weighted == set(fam) | {TAG_NAMES.index(t) for t in ("solo", "duo", "chamber", "orchestra")}
+    Yc = np.zeros((3, K), np.float32)
+    Yc[:, TAG_NAMES.index("major")] = 1.0
+    Yc[:, fam[0]] = 1.0
+    xc, yc, wc = StemMixer(S, Ys).into_clips(S[:3], Yc, np.arange(3), 40, np.random.default_rng(1))
+    assert np.all(yc[:, fam[0]] == 1.0) and np.all(yc[:, fam].sum(axis=1) >= 1)
+    assert np.all(wc[:, TAG_NAMES.index("major")] == 0.0) and np.all(wc[:, fam] == 1.0)
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_build_refuses_bad_counts(tmp_path, bad):
+    from mirsearch.datasets.tag_stems import build_tag_stems
+    from mirsearch.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="per_work"):
+        build_tag_stems(tmp_path, per_work=bad)
