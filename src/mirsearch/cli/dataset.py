@@ -17,7 +17,8 @@ BUILD_DESCRIPTION = (
 )
 PRESET_HELP = (
     "base settings (standard: the documented benchmark, >= 10 h, >= 300 test themes; tags: the auto-tagging clips, "
-    "see mirsearch.datasets.tags)"
+    "see mirsearch.datasets.tags; tag-stems: single-instrument stems mixed while training the tagger, "
+    "see mirsearch.datasets.tag_stems)"
 )
 SOUNDFONTS_HELP = "SoundFonts (paths or file names in /usr/share/sounds/sf2|sf3); default FluidR3_GM.sf2 TimGM6mb.sf2"
 REUSE_HELP = "take works and split assignment from an existing dataset"
@@ -28,7 +29,9 @@ def register(subparsers) -> None:
     sub = add_command_group(subparsers, "dataset", help=HELP, description=DESCRIPTION)
     b = sub.add_parser("build", help="build (or resume) a dataset", description=BUILD_DESCRIPTION)
     b.add_argument("--out", required=True, help="dataset folder (created; an unfinished build is resumed)")
-    b.add_argument("--preset", choices=("custom", "standard", "fixture", "tags"), default="custom", help=PRESET_HELP)
+    b.add_argument(
+        "--preset", choices=("custom", "standard", "fixture", "tags", "tag-stems"), default="custom", help=PRESET_HELP
+    )
     b.add_argument("--hours", type=float, default=None, help="target hours of audio over all splits")
     b.add_argument("--versions", type=int, default=None, help="versions (performances) per work")
     b.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
@@ -47,7 +50,7 @@ def register(subparsers) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    if args.preset == "tags":
+    if args.preset in ("tags", "tag-stems"):
         return _build_tags(args)
     from mirsearch.datasets.build import build_dataset
 
@@ -78,13 +81,15 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _build_tags(args: argparse.Namespace) -> int:
+    from mirsearch.datasets.tag_stems import build_tag_stems
     from mirsearch.datasets.tags import build_tags
 
-    report = build_tags(args.out, seed=args.seed, jobs=args.jobs, time_limit=args.time_limit)
+    build = build_tag_stems if args.preset == "tag-stems" else build_tags
+    report = build(args.out, seed=args.seed, jobs=args.jobs, time_limit=args.time_limit)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        print(f"tags dataset: {report.root}: {report.works} works, clips {report.clips}, {report.failed} failed")
+        print(f"{args.preset}: {report.root}: {report.works} works, clips {report.clips}, {report.failed} failed")
     return 0 if report.failed == 0 else 1
 
 
