@@ -65,6 +65,8 @@ SPEECH_SPLIT = {"train": ["en_allison", "it_carlo", "es_co"], "val": ["fr_armell
 NOT_SPEECH = re.compile(r"(/silence/|beep|tt-monkeys\.|2tone|/tone|dial|ring|busy-tone|/music)")
 GAME_MUSIC = ("ufoai", "singularity", "colobot")
 CONDITIONS = ("clean", "under_music", "short", "telephone", "dialogue")
+#: training-only conditions: music alone (hard negatives for the speech output), stored after CONDITIONS in shards
+TRAIN_CONDITIONS = ("music_only",)
 
 
 # ----------------------------------------------------------------------------------------------- cache
@@ -196,6 +198,8 @@ class Sources:
     voices: dict  # voice -> (audio int16, spans array (n, 2))
     music: list  # [(name, int16 array)]
     noise: list  # [(name, int16 array)]
+    #: track name -> weight of its choice in music-only clips (hard negatives); empty: uniform
+    hard: dict = None
 
     @classmethod
     def load(cls, split: str, extra_voices: tuple = ()) -> Sources:
@@ -235,12 +239,17 @@ def speech_run(src: Sources, rng, length: int, voice: str | None = None) -> tupl
     return out, active
 
 
-def music_run(src: Sources, rng, length: int, names: tuple = ()) -> np.ndarray:
-    """An excerpt of one music track (looped if short), rejecting near-silent excerpts when possible."""
+def music_run(src: Sources, rng, length: int, names: tuple = (), *, hard: bool = False) -> np.ndarray:
+    """An excerpt of one music track (looped if short), rejecting near-silent excerpts when possible; ``hard``
+    chooses tracks by the weights of ``src.hard`` (hard negatives) when it has any."""
     pool = [m for m in src.music if not names or m[0].split("__")[0] in names] or src.music
+    p = None
+    if hard and src.hard:
+        w = np.array([0.05 + src.hard.get(name, 0.0) for name, _ in pool])
+        p = w / w.sum()
     best = None
     for _ in range(8):
-        _, track = pool[rng.integers(len(pool))]
+        _, track = pool[rng.choice(len(pool), p=p) if p is not None else rng.integers(len(pool))]
         n = len(track)
         if n <= length + 4 * SR:
             reps = int(np.ceil((length + SR) / max(n, 1))) + 1
@@ -359,9 +368,11 @@ class Mixer:
         self.speech[a:b] += y * (self.level * 10 ** (gain_db / 20) / _rms(active))
         self.speech_spans += [(a + s, a + e) for s, e in spans]
 
-    def add_music(self, a: int, b: int, *, gain_db: float = 0.0, abrupt: bool = True, names: tuple = ()) -> None:
+    def add_music(
+        self, a: int, b: int, *, gain_db: float = 0.0, abrupt: bool = True, names: tuple = (), hard: bool = False
+    ) -> None:
         f = self._factor(0.3, 0.89, 1.12)
-        y = music_run(self.src, self.rng, int(round((b - a) * f)), names)
+        y = music_run(self.src, self.rng, int(round((b - a) * f)), names, hard=hard)
         if f != 1.0:
             y = _resample(y, f, b - a)
         g, on, off = _fade_gain(b - a, self.rng, abrupt=abrupt)
@@ -467,6 +478,12 @@ def compose(src: Sources, rng, condition: str, seconds: float, *, train: bool = 
         _speech_over_music(mx, rng, smr=(smr_low, 10.0 if train else 0.0), turn=(2.0, 10.0), gap=(1.0, 6.0))
     elif condition == "dialogue":
         _speech_over_music(mx, rng, smr=(-5.0, 10.0), turn=(1.0, 6.0), gap=(0.2, 1.5), dialogue=True)
+    elif condition == "music_only" and train:  # hard negatives: music alone, tracks changing, a little noise
+        for kind, a, b in _sequence(rng, n, ["music", "noise"], [0.9, 0.1], (2.0, 12.0)):
+            if kind == "music":
+                mx.add_music(a, b, gain_db=rng.uniform(-6, 6), abrupt=bool(rng.random() < 0.5), hard=True)
+            else:
+                mx.add_noise(a, b)
     else:
         raise ValueError(condition)
     telephone = condition == "telephone" or (train and rng.random() < 0.2)
@@ -529,6 +546,8 @@ class ShardOptions:
     perturb: bool = False
     seed: int = 0
     mix: tuple = tuple(TRAIN_MIX.items())
+    #: track name -> weight for the music of ``music_only`` clips (e.g. how often a model hears speech in it)
+    hard_music: tuple = ()
 
 
 def build_shards(split: str, *, n_shards: int, per_shard: int, seconds: float, opts: ShardOptions = ShardOptions()):
@@ -541,7 +560,9 @@ def build_shards(split: str, *, n_shards: int, per_shard: int, seconds: float, o
         target = OUT / folder / f"shard-{s:03d}.npz"
         if target.exists():
             continue
-        src = src or Sources.load(split, extra_voices)
+        if src is None:
+            src = Sources.load(split, extra_voices)
+            src.hard = dict(opts.hard_music)
         audio, speech, music, cond = [], [], [], []
         for i in range(per_shard):
             key = [0 if split == "train" else 1, s, i, len(extra_voices)] + ([opts.seed] if opts.seed else [])
@@ -553,7 +574,7 @@ def build_shards(split: str, *, n_shards: int, per_shard: int, seconds: float, o
             audio.append(_to_int16(y8))
             speech.append(frame_labels(clip.speech, n_frames, fill=GAP_FILL))
             music.append(frame_labels(clip.music, n_frames))
-            cond.append(CONDITIONS.index(c))
+            cond.append((CONDITIONS + TRAIN_CONDITIONS).index(c))
         with atomic_path(target, suffix=".npz") as tmp:
             np.savez(tmp, audio=np.stack(audio), speech=np.stack(speech), music=np.stack(music), condition=cond)
         log.info("%s shard %d/%d written", split, s + 1, n_shards)
@@ -597,6 +618,7 @@ def main(argv=None) -> int:
     ap.add_argument("--perturb", action="store_true", help="training clips: resampled voices and music, rooms")
     ap.add_argument("--seed", type=int, default=0, help="a seed for another set of training clips")
     ap.add_argument("--mix", default=None, help="condition shares, e.g. clean=0.3,short=0.2,under_music=0.2,...")
+    ap.add_argument("--hard-music", default=None, help="JSON {track: weight} for the music of music_only clips")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.stage in ("cache", "all"):
@@ -611,7 +633,8 @@ def main(argv=None) -> int:
     if args.stage in ("train", "all"):
         extra = tuple(SPEECH_SPLIT["val"]) if args.add_val_voice else ()
         mix = tuple((k, float(v)) for k, v in (kv.split("=") for kv in args.mix.split(","))) if args.mix else None
-        opts = ShardOptions(args.train_dir, extra, args.perturb, args.seed, mix or ShardOptions.mix)
+        hard = tuple(json.loads(Path(args.hard_music).read_text()).items()) if args.hard_music else ()
+        opts = ShardOptions(args.train_dir, extra, args.perturb, args.seed, mix or ShardOptions.mix, hard)
         build_shards("train", n_shards=args.train_shards, per_shard=args.clips_per_shard, seconds=args.clip_seconds,
                      opts=opts)  # fmt: skip
     return 0

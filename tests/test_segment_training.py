@@ -80,3 +80,27 @@ def test_stale_counts_epochs_since_the_best():
     assert not T._stale({"epoch": 4, "best": ({}, {}, 1)}, 3)
     assert T._stale({"epoch": 5, "best": ({}, {}, 1)}, 3)
     assert not T._stale({"epoch": 0, "best": None}, 3)
+
+
+def test_loss_weights_emphasise_speech_output_on_music_alone():
+    y = np.zeros((1, 2, 4), np.float32)
+    y[0, 1, :2] = 1.0  # frames 0-1: music alone; frame 2: speech + music; frame 3: nothing
+    y[0, :, 2] = 1.0
+    w = T.loss_weights(y, 3.0)
+    raw = np.ones((1, 2, 4))
+    raw[0, 0, :2] = 3.0
+    np.testing.assert_allclose(w, raw / raw.mean(), rtol=1e-6)
+    assert w.mean() == pytest.approx(1.0)
+    np.testing.assert_array_equal(T.loss_weights(y, 1.0), np.ones_like(y))
+
+
+def test_wider_context_is_counted_and_runs_in_the_bundle(tmp_path):
+    wide = T.TrainOptions(channels=(4, 8, 8), hidden=12, dilations=(1, 2, 4, 8, 16))
+    assert T.context_frames(wide) >= 4 * 31 and T.context_frames(wide) % 4 == 0
+    net = T._net(40, wide).eval()
+    T.write_bundle(net, tmp_path, wide, {"offset_db": -40.0, "scale_db": 20.0}, {})
+    model = SegmenterModel.load(tmp_path)
+    L = np.random.default_rng(2).uniform(-80, 0, (40, 400)).astype(np.float32)
+    with torch.no_grad():
+        ref = torch.sigmoid(net(torch.from_numpy((L + 40.0) / 20.0)[None, None]))[0].numpy()
+    np.testing.assert_allclose(model.predict(L), ref, atol=1e-5)

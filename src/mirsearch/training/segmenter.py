@@ -58,6 +58,8 @@ class TrainOptions:
     seed: int = 0
     threads: int = 1
     patience: int = 0
+    #: loss weight of the speech output where music plays without speech (hard negatives; 1: plain BCE)
+    music_negative_weight: float = 1.0
 
 
 def _net(n_mels: int, opts: TrainOptions):
@@ -279,13 +281,22 @@ def _epoch(net, optim, sched, logmel: np.ndarray, labels: np.ndarray, rng, opts:
         x = _augment(logmel[idx, :, sl].astype(np.float32), rng, opts)
         x = torch.from_numpy((x - norm["offset_db"]) / norm["scale_db"])[:, None]
         y = torch.from_numpy(_targets(labels[idx, :, sl]))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y)
+        w = torch.from_numpy(loss_weights(y.numpy(), opts.music_negative_weight))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y, weight=w)
         optim.zero_grad()
         loss.backward()
         optim.step()
         sched.step()
         losses.append(loss.item())
     return float(np.mean(losses))
+
+
+def loss_weights(targets: np.ndarray, music_negative_weight: float) -> np.ndarray:
+    """Per-output loss weights (B, 2, T): ``music_negative_weight`` on the speech output where the frame is music
+    without speech, 1 elsewhere; normalised to a mean of 1 so the learning rate keeps its meaning."""
+    w = np.ones_like(targets, dtype=np.float32)
+    w[:, 0][(targets[:, 0] == 0) & (targets[:, 1] == 1)] = music_negative_weight
+    return w / w.mean()
 
 
 def load_val_files(folder: Path) -> list[dict]:
@@ -469,12 +480,16 @@ def main(argv=None) -> int:
     ap.add_argument("--finish", action="store_true", help="write the bundle of the checkpoint's best epoch and stop")
     ap.add_argument("--channels", default="16,32,32", help="channels of the three 2-D convolutions")
     ap.add_argument("--hidden", type=int, default=TrainOptions.hidden, help="channels of the 1-D convolutions")
+    ap.add_argument("--dilations", default="1,2,4,8", help="dilations of the 1-D convolutions (context)")
+    ap.add_argument("--music-negative-weight", type=float, default=1.0, help="loss weight: speech output on music")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     ap_opts = {"epochs": args.epochs, "threads": args.threads, "mel_shift": args.mel_shift, "eq_db": args.eq_db}
     ap_opts.update(freq_mask=args.freq_mask, patience=args.patience, hidden=args.hidden, epoch_steps=args.epoch_steps)
     ap_opts["lr"] = args.lr
     ap_opts["channels"] = tuple(int(c) for c in args.channels.split(","))
+    ap_opts["dilations"] = tuple(int(d) for d in args.dilations.split(","))
+    ap_opts["music_negative_weight"] = args.music_negative_weight
     opts = TrainOptions(**ap_opts, train_split=args.train_split, crop_frames=args.crop_frames)
     scores = train(args.data, args.out, opts, finish=args.finish, init=args.init)
     log.info("best validation: %s", scores)
