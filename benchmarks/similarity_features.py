@@ -4,6 +4,7 @@ YAMNet-preset log-mel spectrogram (input of the learned models) and the stored k
 similarity features, as ``mirsearch index --features timbre`` stores them).
 
     nice -n 10 .venv/bin/python benchmarks/similarity_features.py      # after benchmarks/build_soundtracks.py
+    nice -n 10 .venv/bin/python benchmarks/similarity_features.py --reference   # + models/bundles/similarity
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def compute(data: Path = DATA) -> int:
     from mirsearch._util import atomic_path
     from mirsearch.audio import load_audio
     from mirsearch.features.logmel import YAMNET, log_mel
-    from mirsearch.features.timbre_stats import extract_timbre, mfcc
+    from mirsearch.features.timbre_stats import TIMBRE_VERSION, extract_timbre, mfcc
     from mirsearch.features.yamnet import YamnetModel
 
     model = None
@@ -48,12 +49,12 @@ def compute(data: Path = DATA) -> int:
         out = feature_path(data, clip.path)
         if out.exists():
             with np.load(out) as z:
-                if "timbre" in z.files:
+                if "timbre" in z.files and int(z.get("timbre_version", 2)) == TIMBRE_VERSION:
                     continue
-                old = {k: z[k] for k in z.files}
+                old = {k: z[k] for k in z.files if k not in ("timbre", "timbre_version")}
             y, sr = load_audio(data / clip.path, min_duration=0.1)
             with atomic_path(out) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, **old, timbre=extract_timbre(y, sr=sr)[0])
+                np.savez(fh, **old, timbre=extract_timbre(y, sr=sr)[0], timbre_version=TIMBRE_VERSION)
             written += 1
             continue
         model = model or YamnetModel(threads=1)
@@ -64,10 +65,31 @@ def compute(data: Path = DATA) -> int:
         L, _ = log_mel(y, sr=sr, config=YAMNET)
         with atomic_path(out) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, yamnet=ym.embeddings.astype(np.float16), scores=ym.scores.astype(np.float16),
-                     mfcc=M, logmel=L.astype(np.float16), timbre=extract_timbre(y, sr=sr)[0])  # fmt: skip
+                     mfcc=M, logmel=L.astype(np.float16), timbre=extract_timbre(y, sr=sr)[0],
+                     timbre_version=TIMBRE_VERSION)  # fmt: skip
         written += 1
         log.info("%d/%d %s %.1f s", i + 1, len(clips), clip.path, time.time() - t0)
     return written
+
+
+def write_reference(data: Path = DATA) -> Path:
+    """The shipped reference standardisation of search by similarity (``models/bundles/similarity``): the
+    block-weighted z-scores of the ``train``-split clips' vectors (used by collections under 30 recordings)."""
+    import json
+
+    from mirsearch.describe.similarity import SHIPPED, Normaliser, block_weights, recording_vector
+    from mirsearch.features.timbre_stats import TIMBRE_VERSION
+
+    clips, feats = load_features(data)
+    V = np.stack([recording_vector(f["timbre"]) for c, f in zip(clips, feats, strict=True) if c.split == "train"])
+    ref = Normaliser.fit(V, weights=block_weights(V.shape[1]), source="reference")
+    np.savez(SHIPPED / "reference.npz", mean=ref.mean, scale=ref.scale)
+    config = {"format": "mirsearch-similarity-reference", "format_version": 2, "timbre_version": TIMBRE_VERSION,
+              "dim": int(V.shape[1]), "weighted": "z-score divided by the root of the block size",
+              "source": "timbre vectors of the train-split clips of the six real soundtracks (datasets/soundtracks.py)",
+              "clips": len(V)}  # fmt: skip
+    (SHIPPED / "config.json").write_text(json.dumps(config, indent=1))
+    return SHIPPED / "reference.npz"
 
 
 def load_features(data: Path = DATA) -> tuple[list, list[dict]]:
@@ -83,9 +105,12 @@ def load_features(data: Path = DATA) -> tuple[list, list[dict]]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--reference", action="store_true", help="then write the shipped reference statistics")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     print(f"{compute(Path(args.data))} feature files written")
+    if args.reference:
+        print(f"written {write_reference(Path(args.data))}")
     return 0
 
 

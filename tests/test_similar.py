@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mirsearch.describe.similarity import Normaliser, SimilarityIndex, audio_vector, reference_normaliser
+from mirsearch.describe.similarity import (
+    VECTOR_DIM,
+    Normaliser,
+    SimilarityIndex,
+    audio_vector,
+    block_weights,
+    expanded_search,
+    recording_vector,
+    reference_normaliser,
+)
 from mirsearch.errors import CollectionError, ParameterError
 from mirsearch.features.logmel import log_mel
 from mirsearch.features.timbre_stats import extract_timbre, patch_features, patch_rhythm, timbre_vector
@@ -28,10 +37,16 @@ def _sound(kind: str, seconds: float, seed: int) -> np.ndarray:
 def test_timbre_vector_equals_patch_statistics():
     y = _sound("tone", 13.0, 0)
     X, rate = extract_timbre(y, sr=SR)
-    assert X.shape == (407, 4) and rate == 0.25 and X[-1].sum() > 0
+    assert X.shape == (583, 4) and rate == 0.25 and X[-1].sum() > 0
     P = patch_features(log_mel(y, sr=SR)[0])
     np.testing.assert_allclose(timbre_vector(X), np.r_[P.mean(0), P.std(0)], atol=1e-4)
-    np.testing.assert_allclose(audio_vector(y, sr=SR), timbre_vector(X))
+    np.testing.assert_allclose(audio_vector(y, sr=SR), recording_vector(X))
+    # the vector's blocks: band statistics (mean, std), rhythm (mean, std), cepstra and modulation (means)
+    v, m, sd = recording_vector(X), P.mean(0), P.std(0)
+    assert v.shape == (VECTOR_DIM,)
+    np.testing.assert_allclose(v, np.r_[m[:192], sd[:192], m[192:203], sd[192:203], m[203:291]], atol=1e-4)
+    with pytest.raises(ParameterError):  # a version-2 array (203 rows per patch)
+        recording_vector(np.ones((407, 2), np.float32))
     # two segments' sufficient statistics concatenated = the whole
     np.testing.assert_allclose(timbre_vector(np.concatenate([X[:, :2], X[:, 2:]], axis=1)), timbre_vector(X))
     with pytest.raises(ParameterError):
@@ -63,11 +78,38 @@ def test_index_exact_and_hnsw_agree_and_leave_out():
     assert a[0][1] == pytest.approx(np.sort(np.abs(Z - Z[9]).mean(axis=1))[1], rel=1e-4)
     with pytest.raises(CollectionError):
         exact.vector(2)
-    small = SimilarityIndex(ids[:5], rng.standard_normal((5, 406)).astype(np.float32))
+    small = SimilarityIndex(ids[:5], rng.standard_normal((5, VECTOR_DIM)).astype(np.float32))
     assert small.normaliser.source == "reference"
     ref = reference_normaliser()
-    assert ref.mean.shape == (406,) and np.all(ref.scale > 0)
+    assert ref.mean.shape == (VECTOR_DIM,) and np.all(ref.scale > 0)
     assert isinstance(Normaliser.fit(V), Normaliser)
+
+
+def test_blocks_weigh_the_same():
+    w = block_weights()
+    assert w.shape == (VECTOR_DIM,)
+    # six blocks (192, 192, 11, 11, 40, 48 dims), each of total squared weight 1
+    np.testing.assert_allclose(np.unique(np.round(1 / w**2)), [11, 40, 48, 192])
+    assert np.sum(w**2) == pytest.approx(6.0)
+    rng = np.random.default_rng(3)
+    V = rng.standard_normal((50, VECTOR_DIM)) * 5 + 2
+    Z = SimilarityIndex(np.arange(50), V).normaliser(V)
+    np.testing.assert_allclose(Z.std(axis=0), w, rtol=1e-3)  # z-scores times the block weight
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-4)
+
+
+def test_query_expansion_averages_the_nearest_others():
+    rng = np.random.default_rng(4)
+    V = rng.standard_normal((40, 8)).astype(np.float32)
+    index = SimilarityIndex(np.arange(40), V, kind="exact")
+    q = index.vector(7)
+    first = index.search(q, top=2, exclude=7)
+    expanded = (q + index.vector(first[0][0]) + index.vector(first[1][0])) / 3
+    got, want = expanded_search(index, q, top=5, exclude=7, expand=2), index.search(expanded, top=5, exclude=7)
+    assert [r for r, _ in got] == [r for r, _ in want]
+    np.testing.assert_allclose([d for _, d in got], [d for _, d in want], rtol=1e-5)
+    assert expanded_search(index, q, top=5, exclude=7, expand=0) == index.search(q, top=5, exclude=7)
+    assert 7 not in [r for r, _ in expanded_search(index, q, top=39, exclude=7)]
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +144,8 @@ def test_service_and_cli(collection, capsys):
     assert main(["similar", "-c", str(collection / "c.mirs"), "--audio", str(collection / "noise4.wav"),
                  "--top", "3", "--json"]) == 0  # fmt: skip
     out = json.loads(capsys.readouterr().out)
-    assert out["matches"][0]["recording"].endswith("noise4.wav") and out["matches"][0]["distance"] < 1e-3
+    assert out["matches"][0]["recording"].endswith("noise4.wav")  # itself first (the query is expanded)
+    assert [m["distance"] for m in out["matches"]] == sorted(m["distance"] for m in out["matches"])
     assert main(["similar", "-c", str(collection / "c.mirs"), "--recording", str(tone), "--top", "2"]) == 0
     assert "tone" in capsys.readouterr().out
 

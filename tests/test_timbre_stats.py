@@ -48,3 +48,50 @@ def test_symmetric_kl_closed_form():
     d2 = gaussian_kl_matrix([r], [s])[0, 0]
     per_dim = [(2.0 + 0.5) / 2 + 1.0 * (1 / 2 + 1) / 2 - 1, (0.5 + 2.0) / 2 + 1.0 * (2 + 1) / 2 - 1]
     assert d2 == pytest.approx(sum(per_dim))
+
+
+def test_modulation_peaks_at_the_tremolo_rate():
+    from mirsearch.features.logmel import log_mel, log_mel_patches
+    from mirsearch.features.timbre_stats import MODULATION_EDGES, patch_modulation
+
+    sr = 16000
+    t = np.arange(sr * 3) / sr
+    noise = np.random.default_rng(0).standard_normal(t.size)
+    M = []
+    for rate in (3.0, 12.0):  # amplitude modulated noise: bins [2, 4) and [8, 16) Hz
+        L, fr = log_mel((noise * (1.2 + np.sin(2 * np.pi * rate * t))).astype(np.float32), sr=sr)
+        M.append(patch_modulation(log_mel_patches(L), feature_rate=fr).reshape(-1, 8, len(MODULATION_EDGES) - 1))
+    assert M[0].shape[1:] == (8, 6)
+    assert np.all(np.argmax(M[0][1:-1].mean(axis=(0, 1))[1:], axis=0) + 1 == 1)
+    assert np.all(np.argmax(M[1][1:-1].mean(axis=(0, 1)), axis=0) == 3)
+
+
+def test_contrast_and_cepstra_separate_tone_from_noise():
+    from mirsearch.features.logmel import log_mel, log_mel_patches
+    from mirsearch.features.timbre_stats import N_CEPSTRA, patch_cepstra, patch_contrast
+
+    sr = 16000
+    t = np.arange(sr * 2) / sr
+    tone = sum(np.sin(2 * np.pi * 440 * h * t) / h for h in range(1, 6)).astype(np.float32)
+    noise = np.random.default_rng(1).standard_normal(t.size).astype(np.float32)
+    P_tone, P_noise = (log_mel_patches(log_mel(y, sr=sr)[0]) for y in (tone, noise))
+    assert patch_contrast(P_tone).mean() > 2 * patch_contrast(P_noise).mean()
+    C = patch_cepstra(P_tone)
+    assert C.shape == (len(P_tone), 2 * N_CEPSTRA) and np.all(C >= 0)
+    # a steady tone: cepstra hardly move from frame to frame in the interior patches
+    assert C[1:-1, N_CEPSTRA:].mean() < patch_cepstra(P_noise)[1:-1, N_CEPSTRA:].mean()
+
+
+def test_tonality_of_major_and_minor_triads():
+    from mirsearch.features.timbre_stats import patch_tonality
+
+    major = np.zeros((12, 20))
+    major[[0, 4, 7]] = 1.0  # C E G
+    minor = np.zeros((12, 20))
+    minor[[9, 0, 4]] = 1.0  # A C E
+    times = np.array([[0.0, 0.96], [0.48, 1.44]])
+    T_major = patch_tonality(major, times, feature_rate=10.0)
+    T_minor = patch_tonality(minor, times, feature_rate=10.0)
+    assert T_major[0, 0] > 0.7 and T_major[0, 1] > 0 > T_minor[0, 1]
+    assert T_major[0, 2] == pytest.approx(np.log2(3), abs=1e-6) and T_major[0, 3] == 0.0
+    assert np.all(patch_tonality(np.zeros((12, 20)), times, feature_rate=10.0) == 0)

@@ -73,8 +73,7 @@ def plan_of(coll) -> SimilarityPlan:
     def build() -> SimilarityPlan:
         ids, V = sim.collection_vectors(coll)
         V = np.asarray(V, dtype=np.float32)
-        normaliser = sim.Normaliser.fit(V) if len(V) >= sim.MIN_COLLECTION else sim.reference_normaliser()
-        return SimilarityPlan(ids, V, normaliser)
+        return SimilarityPlan(ids, V, sim.collection_normaliser(V))
 
     return coll.views.get(("similarity-plan", sim.STORED_KIND), build)
 

@@ -1,17 +1,21 @@
-"""Search by similarity ("more like this"): a vector per recording, nearest neighbours by the mean absolute difference.
+"""Search by similarity ("more like this"): a vector per recording, nearest neighbours by the L1 distance.
 
-A recording's vector (:func:`recording_vector`, 406 values) is the mean and the standard deviation over its
-0.96 s patches of per-patch timbre and rhythm statistics: per mel band of the YAMNet-preset log-mel its mean,
-standard deviation and flux, and the autocorrelation of the onset strength in 11 lag bins
-(:func:`mirsearch.features.timbre_stats.patch_features`). They are stored in a collection as the kind
-``"timbre"`` (sufficient statistics per 4 s segment) and the vector is
-standardised *relative to the collection* (every dimension z-scored over the collection's recordings;
+A recording's vector (:func:`recording_vector`, :data:`VECTOR_DIM` = 494 values) is made of blocks
+(:data:`VECTOR_BLOCKS`) of statistics over its 0.96 s patches of the YAMNet-preset log-mel
+(:func:`mirsearch.features.timbre_stats.patch_features`): the mean and the spread over patches of per-band mean,
+standard deviation and flux (``stats``) and of the onset-strength autocorrelation in 11 lag bins (``rhythm``),
+and the mean over patches of the cepstral dynamics (``cepstra``) and of the modulation spectrum of 8 band groups
+(``modulation``). They are stored in a collection as the kind ``"timbre"`` (sufficient statistics per 4 s
+segment). Every dimension is standardised *relative to the collection* (z-scored over its recordings;
 collections smaller than :data:`MIN_COLLECTION` use the reference statistics shipped in
-``models/bundles/similarity``, measured on the training soundtracks). Recordings are ranked by the mean absolute
-difference of the standardised features (L1; better than Euclidean on both halves of the soundtrack data). This
-representation was chosen by held-out measurement against triplet-trained embeddings
-(:mod:`mirsearch.training.similarity`), which did not generalise to unseen soundtracks (docs/benchmarks.md,
-"Search by similarity").
+``models/bundles/similarity``) and every block is divided by the root of its size, so that each block weighs
+the same (:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference (L1 / dim).
+
+:func:`expanded_search` adds average query expansion: the query vector is averaged with its :data:`EXPAND`
+nearest recordings (never the query recording itself) and searched again. The block set and the expansion were
+chosen with the query's soundtrack never in the fitting set (benchmarks/similarity_heldout.py,
+docs/benchmarks.md "Search by similarity"); triplet-trained embeddings (:mod:`mirsearch.training.similarity`)
+did not generalise to unseen soundtracks.
 
 :class:`SimilarityIndex` keeps the standardised vectors in the project's HNSW index (:mod:`mirsearch.index.ann`,
 Euclidean; exact search below :data:`HNSW_MIN` recordings), which proposes candidates that are then ranked
@@ -43,6 +47,32 @@ MIN_COLLECTION = 30
 HNSW_MIN = 2000
 #: candidates HNSW proposes (at least) for the exact ranking
 RERANK = 200
+#: neighbours averaged into the query by :func:`expanded_search` (0: no expansion)
+EXPAND = 2
+#: blocks of the recording vector: (name, descriptor group of ``patch_features``, statistic over patches)
+VECTOR_BLOCKS = (("stats.mean", "stats", "mean"), ("stats.std", "stats", "std"), ("rhythm.mean", "rhythm", "mean"),
+                 ("rhythm.std", "rhythm", "std"), ("cepstra.mean", "cepstra", "mean"),
+                 ("modulation.mean", "modulation", "mean"))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _layout() -> tuple[np.ndarray, np.ndarray]:
+    """Rows of :func:`~mirsearch.features.timbre_stats.timbre_vector` kept, and each kept row's block size."""
+    from mirsearch.features.timbre_stats import patch_blocks
+
+    blocks = patch_blocks()
+    d = max(b.stop for b in blocks.values())
+    rows, sizes = [], []
+    for _, group, stat in VECTOR_BLOCKS:
+        sl = blocks[group]
+        r = np.arange(sl.start, sl.stop) + (d if stat == "std" else 0)
+        rows.append(r)
+        sizes.append(np.full(len(r), len(r)))
+    return np.concatenate(rows), np.concatenate(sizes)
+
+
+#: dimension of :func:`recording_vector`
+VECTOR_DIM = 494
 
 
 @dataclass(frozen=True)
@@ -57,9 +87,26 @@ class Normaliser:
         return ((np.asarray(V, np.float32) - self.mean) / self.scale).astype(np.float32)
 
     @classmethod
-    def fit(cls, V: np.ndarray, *, source: str = "collection") -> Normaliser:
+    def fit(cls, V: np.ndarray, *, weights: np.ndarray | None = None, source: str = "collection") -> Normaliser:
+        """Z-scores over the rows of ``V`` (n, dim), each dimension then multiplied by ``weights`` (dim,)."""
         V = np.asarray(V, np.float64)
-        return cls(V.mean(axis=0).astype(np.float32), (V.std(axis=0) + 1e-6).astype(np.float32), source)
+        w = np.ones(V.shape[1]) if weights is None else np.asarray(weights, np.float64)
+        return cls(V.mean(axis=0).astype(np.float32), ((V.std(axis=0) + 1e-6) / w).astype(np.float32), source)
+
+
+def block_weights(dim: int = VECTOR_DIM) -> np.ndarray:
+    """Per-dimension weight ``1 / sqrt(block size)`` of the recording vector (every block weighs the same);
+    vectors of another dimension (e.g. in tests) are weighted uniformly."""
+    return 1.0 / np.sqrt(_layout()[1]) if dim == VECTOR_DIM else np.ones(dim)
+
+
+def collection_normaliser(V: np.ndarray) -> Normaliser:
+    """The standardisation of a collection's raw vectors ``V`` (n, dim): its own block-weighted z-scores from
+    :data:`MIN_COLLECTION` recordings on, else the shipped reference."""
+    V = np.asarray(V)
+    if len(V) >= MIN_COLLECTION or V.ndim != 2 or V.shape[1] != VECTOR_DIM:
+        return Normaliser.fit(V, weights=block_weights(V.shape[1] if V.ndim == 2 else 0))
+    return reference_normaliser()
 
 
 @functools.lru_cache(maxsize=2)
@@ -74,14 +121,19 @@ def reference_normaliser(path: str | None = None) -> Normaliser:
 
 
 def recording_vector(X: np.ndarray) -> np.ndarray:
-    """The raw (unstandardised) vector of a recording from its stored ``"timbre"`` features, shape (406,)."""
+    """The raw (unstandardised) vector of a recording from its stored ``"timbre"`` features: the blocks of
+    :data:`VECTOR_BLOCKS` of :func:`~mirsearch.features.timbre_stats.timbre_vector`, shape (:data:`VECTOR_DIM`,)."""
     from mirsearch.features.timbre_stats import timbre_vector
 
-    return timbre_vector(X)
+    v = timbre_vector(X)
+    rows = _layout()[0]
+    if len(v) <= rows.max():
+        raise ParameterError(f"timbre features of {len(v) // 2} rows per patch are of an older version (re-index)")
+    return v[rows]
 
 
 def audio_vector(y: np.ndarray, *, sr: int) -> np.ndarray:
-    """The raw vector of a signal (as if it were indexed), shape (406,)."""
+    """The raw vector of a signal (as if it were indexed), shape (:data:`VECTOR_DIM`,)."""
     from mirsearch.features.timbre_stats import extract_timbre
 
     X, _ = extract_timbre(y, sr=sr)
@@ -122,14 +174,12 @@ class SimilarityIndex:
         V = np.asarray(vectors, dtype=np.float32)
         if V.ndim != 2 or len(V) != len(self.ids):
             raise ParameterError(f"{len(self.ids)} ids and vectors of shape {V.shape} do not match")
-        if normaliser is None:
-            normaliser = Normaliser.fit(V) if len(V) >= MIN_COLLECTION else reference_normaliser()
-        self.normaliser = normaliser
+        self.normaliser = normaliser or collection_normaliser(V)
         if kind == "auto":
             kind = "hnsw" if len(V) >= HNSW_MIN else "exact"
         self.kind = kind
         self._row = {int(r): i for i, r in enumerate(self.ids)}
-        self.index = build_index(kind, normaliser(V), **params) if len(V) else None
+        self.index = build_index(kind, self.normaliser(V), **params) if len(V) else None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -161,6 +211,19 @@ class SimilarityIndex:
         order = np.argsort(d, kind="stable")
         out = [(int(self.ids[rows[j]]), float(d[j])) for j in order[: top + 1]]
         return [(r, dist) for r, dist in out if r != exclude][:top]
+
+
+def expanded_search(index, vector: np.ndarray, *, top: int, exclude: int | None = None,
+                    expand: int = EXPAND) -> list[tuple[int, float]]:  # fmt: skip
+    """Average query expansion: the ``top`` nearest recordings ``(recording_id, distance)`` to the mean of the
+    standardised query ``vector`` and its ``expand`` nearest recordings (``exclude`` never among them nor in the
+    answer). ``index`` is a :class:`SimilarityIndex` or anything with its ``search``, ``vector`` and ``len``."""
+    v = np.asarray(vector, np.float32)
+    if expand > 0 and len(index) > expand + 1:
+        first = index.search(v, top=expand, exclude=exclude)
+        if first:
+            v = ((v + np.sum([index.vector(r) for r, _ in first], axis=0)) / (1 + len(first))).astype(np.float32)
+    return index.search(v, top=top, exclude=exclude)
 
 
 def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,10 @@ Taught tags (:class:`TaughtTag`) are prototypes in that embedding space (seed 00
 mean embedding of a few example recordings. A recording's probability for a taught tag is a logistic function of
 its squared distance to the prototype, fitted so that the examples (each measured against the prototype of the
 others) and the collection's other recordings (the background) are told apart with equal weight.
+
+A collection that stores the ``timbre`` kind (search by similarity) is taught in that representation instead
+(:class:`mirsearch.describe.taught.TimbreTag`, ``space = "timbre"``), which ranked a soundtrack's recordings better
+from 5 examples (docs/benchmarks.md); tags taught before keep their embedding space.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mirsearch.describe.taught import TimbreTag
+from mirsearch.describe.taught import calibrate as _calibrate
 from mirsearch.errors import ParameterError
 from mirsearch.features.tag_features import TagAnalysis, analyse, recording_embedding, split_stored
 
@@ -41,6 +47,7 @@ class TaughtTag:
     slope: float
     intercept: float
     examples: tuple[str, ...] = field(default_factory=tuple)
+    space: str = "tagger"
 
     def distance(self, embeddings: np.ndarray) -> np.ndarray:
         E = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
@@ -93,21 +100,6 @@ def teach(name: str, examples: np.ndarray, background: np.ndarray, *, paths=()) 
     return TaughtTag(name, proto.astype(np.float32), slope, intercept, tuple(str(p) for p in paths))
 
 
-def _calibrate(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
-    """Logistic regression of ``label ~ distance`` with equal weight for the two classes."""
-    if len(neg) == 0:
-        return -8.0, 8.0 * float(max(pos.max(), 0.1)) + 2.0
-    from sklearn.linear_model import LogisticRegression
-
-    d = np.concatenate([pos, neg])[:, None]
-    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
-    lr = LogisticRegression(class_weight="balanced", C=10.0).fit(d, y)
-    slope = float(lr.coef_[0, 0])
-    if slope >= 0:  # examples no closer than the background: nothing to learn
-        slope = -1e-3
-    return slope, float(lr.intercept_[0])
-
-
 # ----------------------------------------------------------------------------------------------- vocabulary
 def vocabulary(model=None) -> list[dict]:
     """The tags of a model (default: the packaged vocabulary): ``[{"name", "group", "description"}]``."""
@@ -156,17 +148,29 @@ def tag_signal(y: np.ndarray, sr: int, *, path: str = "", over_time: bool = Fals
     tags = dict(zip(a.names, a.tags.tolist(), strict=True))
     taught = taught or {}
     for name, t in taught.items():
-        tags[name] = float(t.probability(a.embedding)[0])
+        tags[name] = float(t.probability(_taught_input(t, y, sr, a.embedding))[0])
     segments = None
     if over_time:
         segments = []
         for i, (s, e) in enumerate(a.times):
             seg = dict(zip(a.names, a.patch_probs[i].tolist(), strict=True))
             for name, t in taught.items():
-                seg[name] = float(t.probability(recording_embedding(a.embeddings[i : i + 1]))[0])
+                part = y[int(s * sr) : max(int(e * sr), int(s * sr) + 1)]
+                seg[name] = float(
+                    t.probability(_taught_input(t, part, sr, recording_embedding(a.embeddings[i : i + 1])))[0]
+                )
             segments.append({"start": float(s), "end": float(e), "tags": seg})
         segments = tuple(segments)
     return TagResult(path, len(y) / sr, tags, segments)
+
+
+def _taught_input(tag, y: np.ndarray, sr: int, embedding: np.ndarray) -> np.ndarray:
+    """What a taught tag scores: the tagger embedding, or the signal's similarity vector for a timbre tag."""
+    if getattr(tag, "space", "tagger") != "timbre":
+        return embedding
+    from mirsearch.describe.similarity import audio_vector
+
+    return audio_vector(y, sr=sr)
 
 
 def tag_file(path, *, over_time: bool = False, taught=None, model=None) -> TagResult:
@@ -195,13 +199,13 @@ def _rate(model) -> int:
 TAUGHT_KEY = "taught_tags"
 
 
-def load_taught(collection) -> dict[str, TaughtTag]:
+def load_taught(collection) -> dict[str, TaughtTag | TimbreTag]:
     """The tags taught to a collection, by name."""
     data = collection.catalog.get_json(TAUGHT_KEY, {}) or {}
-    return {name: TaughtTag.from_json(d) for name, d in data.items()}
+    return {name: (TimbreTag if d.get("space") == "timbre" else TaughtTag).from_json(d) for name, d in data.items()}
 
 
-def store_taught(collection, tag: TaughtTag) -> None:
+def store_taught(collection, tag: TaughtTag | TimbreTag) -> None:
     """Add (or replace) a taught tag in a collection."""
     data = collection.catalog.get_json(TAUGHT_KEY, {}) or {}
     data[tag.name] = tag.to_json()
@@ -247,29 +251,64 @@ def collection_tags(collection, *, model=None) -> CollectionTags:
     )
 
 
-def teach_collection(collection, name: str, examples, *, model=None) -> TaughtTag:
-    """Teach ``name`` from example files; the background is the collection's recordings that are not examples."""
+def teach_collection(collection, name: str, examples, *, model=None) -> TaughtTag | TimbreTag:
+    """Teach ``name`` from example files; the background is the collection's recordings that are not examples.
+    In the similarity representation when the collection stores ``timbre`` (:mod:`mirsearch.describe.taught`),
+    else in the tagger's embedding."""
     from pathlib import Path
 
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ParameterError(f"name={name!r} must be letters, digits, '-' or '_'")
-    ct = collection_tags(collection, model=model)
-    if name in ct.names:
+    if name in {t["name"] for t in vocabulary(model)}:
         raise ParameterError(f"name={name!r} is a tag of the model already")
-    ex = np.stack([file_embedding(p, model=model) for p in examples])
     resolved = {str(Path(p).resolve()) for p in examples}
-    keep = [i for i, p in enumerate(ct.paths) if str(Path(p).resolve()) not in resolved]
-    tag = teach(name, ex, ct.embeddings[keep], paths=[str(p) for p in examples])
+    if "timbre" in collection.feature_kinds:
+        tag = _teach_timbre(collection, name, examples, resolved)
+    else:
+        ct = collection_tags(collection, model=model)
+        ex = np.stack([file_embedding(p, model=model) for p in examples])
+        keep = [i for i, p in enumerate(ct.paths) if str(Path(p).resolve()) not in resolved]
+        tag = teach(name, ex, ct.embeddings[keep], paths=[str(p) for p in examples])
     store_taught(collection, tag)
     return tag
 
 
+def _teach_timbre(collection, name: str, examples, resolved: set[str]) -> TimbreTag:
+    from pathlib import Path
+
+    from mirsearch.audio import load_audio
+    from mirsearch.describe.similarity import audio_vector
+    from mirsearch.describe.taught import fit_timbre_tag
+
+    ct, V = _timbre_vectors(collection)
+    keep = [i for i, p in enumerate(ct.paths) if str(Path(p).resolve()) not in resolved]
+    ex = [audio_vector(y, sr=sr) for y, sr in (load_audio(p) for p in examples)]
+    ex = np.stack(ex) if ex else np.zeros((0, V.shape[1] if V.ndim == 2 else 1))
+    return fit_timbre_tag(name, ex, V[keep], paths=[str(p) for p in examples])
+
+
+def _timbre_vectors(collection) -> tuple[CollectionTags, np.ndarray]:
+    """The recordings with stored ``timbre`` (as a :class:`CollectionTags` without model tags) and their raw
+    similarity vectors (N, dim)."""
+    from mirsearch.describe.similarity import collection_vectors
+
+    ids, V = collection_vectors(collection)
+    paths = {r.id: r.path for r in collection.recordings()}
+    n = len(ids)
+    ct = CollectionTags(tuple(int(i) for i in ids), tuple(paths[int(i)] for i in ids), (),
+                        np.zeros((n, 0), np.float32), np.zeros((n, 0), np.float32))  # fmt: skip
+    return ct, V
+
+
 def tag_scores(collection, tag: str, *, model=None) -> tuple[CollectionTags, np.ndarray]:
     """Every recording's probability of ``tag`` (a model tag or a taught one)."""
+    taught = load_taught(collection)
+    if tag in taught and taught[tag].space == "timbre":  # needs only the stored timbre kind
+        ct, V = _timbre_vectors(collection)
+        return ct, taught[tag].probability(V) if len(ct.ids) else np.zeros(0, np.float32)
     ct = collection_tags(collection, model=model)
     if tag in ct.names:
         return ct, ct.probs[:, ct.names.index(tag)]
-    taught = load_taught(collection)
     if tag not in taught:
         known = ", ".join([*ct.names, *taught])
         raise ParameterError(f"tag={tag!r} is not one of {known}")
@@ -289,5 +328,12 @@ def recording_tags(collection, recording_id: int, *, model=None) -> dict:
     tags = dict(zip(model.tag_names, model.pool(P.T).tolist(), strict=True))
     emb = recording_embedding(E)
     for name, t in load_taught(collection).items():
-        tags[name] = float(t.probability(emb)[0])
+        if t.space != "timbre":
+            tags[name] = float(t.probability(emb)[0])
+        elif int(recording_id) in collection.catalog.features("timbre"):
+            from mirsearch.describe.similarity import recording_vector
+
+            tags[name] = float(
+                t.probability(recording_vector(collection.load_features(int(recording_id), "timbre")[0]))[0]
+            )
     return tags

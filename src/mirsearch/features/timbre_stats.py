@@ -150,8 +150,9 @@ def patch_statistics(L: np.ndarray, *, config: LogMelConfig | None = None) -> np
     return np.concatenate([P.mean(axis=2), P.std(axis=2), flux], axis=1).astype(np.float32)
 
 
-#: version of the stored "timbre" kind; bump when the extraction changes (2: rhythm rows added)
-TIMBRE_VERSION = 2
+#: version of the stored "timbre" kind; bump when the extraction changes (2: rhythm rows added; 3: cepstral
+#: dynamics and modulation spectrum added)
+TIMBRE_VERSION = 3
 #: edges of the 11 lag bins (frames, log-spaced from 20 ms to 0.95 s) of :func:`patch_rhythm`
 RHYTHM_LAGS = (2, 3, 5, 7, 10, 14, 19, 26, 36, 50, 69, 95)
 #: segment length of the stored "timbre" kind (s); 600 s analysis windows and their 16 s context are multiples
@@ -183,14 +184,33 @@ def patch_rhythm(L: np.ndarray, *, config: LogMelConfig | None = None) -> np.nda
 
 
 def patch_features(L: np.ndarray, *, config: LogMelConfig | None = None) -> np.ndarray:
-    """:func:`patch_statistics` and :func:`patch_rhythm` side by side: shape (n_patches, 3 * n_mels + 11)."""
-    return np.concatenate([patch_statistics(L, config=config), patch_rhythm(L, config=config)], axis=1)
+    """Every patch's descriptors side by side (:data:`PATCH_BLOCKS`): :func:`patch_statistics` (3 * n_mels),
+    :func:`patch_rhythm` (11), :func:`patch_cepstra` (40) and :func:`patch_modulation` (n_mels // 8 * 6);
+    shape (n_patches, 291) for 64 bands."""
+    from mirsearch.features.logmel import YAMNET, log_mel_patches
+
+    config = config or YAMNET
+    P = log_mel_patches(L, config=config)
+    return np.concatenate([patch_statistics(L, config=config), patch_rhythm(L, config=config), patch_cepstra(P),
+                           patch_modulation(P, feature_rate=config.feature_rate)], axis=1)  # fmt: skip
+
+
+def patch_blocks(n_mels: int = 64) -> dict[str, slice]:
+    """Columns of :func:`patch_features` per descriptor group (``stats``, ``rhythm``, ``cepstra``,
+    ``modulation``)."""
+    sizes = {"stats": 3 * n_mels, "rhythm": len(RHYTHM_LAGS) - 1, "cepstra": 2 * N_CEPSTRA,
+             "modulation": n_mels // BAND_GROUP * (len(MODULATION_EDGES) - 1)}  # fmt: skip
+    out, start = {}, 0
+    for name, n in sizes.items():
+        out[name] = slice(start, start + n)
+        start += n
+    return out
 
 
 def timbre_config() -> dict:
     """Configuration of the stored kind ``"timbre"``."""
     return {"kind": "timbre", "version": TIMBRE_VERSION, "segment_seconds": TIMBRE_SEGMENT_SECONDS,
-            "frontend": "yamnet", "statistics": list(PATCH_STATISTICS)}  # fmt: skip
+            "frontend": "yamnet", "statistics": list(PATCH_STATISTICS), "blocks": list(patch_blocks())}  # fmt: skip
 
 
 def extract_timbre(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple[np.ndarray, float]:
@@ -200,8 +220,8 @@ def extract_timbre(y: np.ndarray, *, sr: int, config: dict | None = None) -> tup
 
     Returns
     -------
-    X : np.ndarray, shape (2 * 203 + 1, n_segments), float32
-        Rows ``0..202`` the means, ``203..405`` the mean squares, ``406`` the number of patches.
+    X : np.ndarray, shape (2 * 291 + 1, n_segments), float32
+        Rows ``0..290`` the means, ``291..581`` the mean squares, ``582`` the number of patches.
     feature_rate : float
         Segments per second.
     """
@@ -245,3 +265,112 @@ def timbre_vector(X: np.ndarray) -> np.ndarray:
     mean = X[:d] @ w
     std = np.sqrt(np.maximum(X[d:-1] @ w - mean**2, 0.0))
     return np.concatenate([mean, std]).astype(np.float32)
+
+
+#: modulation-frequency bin edges (Hz) of :func:`patch_modulation` (log-spaced; 100 frames/s, 96-frame patches)
+MODULATION_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 50.01)
+#: mel bands pooled per group by :func:`patch_modulation` and :func:`patch_contrast`
+BAND_GROUP = 8
+#: cepstral coefficients of :func:`patch_cepstra`
+N_CEPSTRA = 20
+
+
+def _band_groups(P: np.ndarray) -> np.ndarray:
+    """Patches (n, n_mels, frames) -> (n, n_mels // BAND_GROUP, BAND_GROUP, frames)."""
+    n, mels, frames = P.shape
+    g = mels // BAND_GROUP
+    return P[:, : g * BAND_GROUP].reshape(n, g, BAND_GROUP, frames)
+
+
+def patch_modulation(P: np.ndarray, *, feature_rate: float = 100.0) -> np.ndarray:
+    """Modulation spectrum of every log-mel patch: the envelope of each group of :data:`BAND_GROUP` bands,
+    mean removed and Hann-windowed, its log power averaged in the bins of :data:`MODULATION_EDGES`.
+
+    Parameters
+    ----------
+    P : np.ndarray, shape (n_patches, n_mels, patch_frames)
+        Log-mel patches (:func:`mirsearch.features.logmel.log_mel_patches`).
+    feature_rate : float > 0
+        Frames per second of the patches (Hz).
+
+    Returns
+    -------
+    M : np.ndarray, shape (n_patches, n_groups * 6), float32
+        Group-major: the six bins of the lowest group first.
+    """
+    E = _band_groups(np.asarray(P, np.float64)).mean(axis=2)  # (n, g, frames)
+    E = (E - E.mean(axis=2, keepdims=True)) * np.hanning(E.shape[2])
+    power = np.abs(np.fft.rfft(E, axis=2)) ** 2 / E.shape[2]
+    freqs = np.fft.rfftfreq(E.shape[2], d=1.0 / feature_rate)
+    cols = []
+    for lo, hi in zip(MODULATION_EDGES[:-1], MODULATION_EDGES[1:], strict=True):
+        sel = (freqs >= lo) & (freqs < hi)
+        cols.append(np.log(power[:, :, sel].mean(axis=2) + 1e-4) if sel.any() else np.zeros(power.shape[:2]))
+    return np.stack(cols, axis=2).reshape(len(P), -1).astype(np.float32)
+
+
+def patch_contrast(P: np.ndarray) -> np.ndarray:
+    """Spectral contrast of every log-mel patch: per group of :data:`BAND_GROUP` bands the mean over frames of
+    the difference between the loudest and the quietest band (peaks against valleys), shape (n_patches, n_groups)."""
+    G = _band_groups(np.asarray(P, np.float64))
+    return (G.max(axis=2) - G.min(axis=2)).mean(axis=2).astype(np.float32)
+
+
+def patch_cepstra(P: np.ndarray) -> np.ndarray:
+    """Cepstral dynamics of every log-mel patch: per coefficient of the DCT over bands (:data:`N_CEPSTRA`) its
+    standard deviation over frames and the mean absolute difference of consecutive frames, shape
+    (n_patches, 2 * N_CEPSTRA)."""
+    P = np.asarray(P, np.float64)
+    C = np.einsum("kb,nbt->nkt", _dct_matrix(N_CEPSTRA, P.shape[1]).astype(np.float64), P)
+    return np.concatenate([C.std(axis=2), np.abs(np.diff(C, axis=2)).mean(axis=2)], axis=1).astype(np.float32)
+
+
+#: Krumhansl-Kessler key profiles (C major, C minor)
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+#: rows of :func:`patch_tonality`
+TONALITY = ("key_clarity", "majorness", "chroma_entropy", "harmonic_change")
+
+
+def _key_profiles() -> np.ndarray:
+    rows = [np.roll(p, k) for p in (_KK_MAJOR, _KK_MINOR) for k in range(12)]
+    Z = np.stack(rows)
+    Z = Z - Z.mean(axis=1, keepdims=True)
+    return Z / np.linalg.norm(Z, axis=1, keepdims=True)  # (24, 12)
+
+
+def patch_tonality(C: np.ndarray, times: np.ndarray, *, feature_rate: float) -> np.ndarray:
+    """Key-independent tonal descriptors of every patch from a chroma sequence: the largest correlation of the
+    patch's mean chroma with the 24 Krumhansl-Kessler key profiles (key clarity), best major minus best minor
+    correlation (majorness), the entropy of the mean chroma (bits) and the mean absolute change of consecutive
+    l2-normalised chroma frames (harmonic change); rows named in :data:`TONALITY`.
+
+    Parameters
+    ----------
+    C : np.ndarray, shape (12, n_frames)
+        Chroma (:func:`mirsearch.features.chroma.chroma`), non-negative.
+    times : np.ndarray, shape (n_patches, 2)
+        Start and end (s) of every patch (:func:`mirsearch.features.logmel.patch_times`).
+    feature_rate : float > 0
+        Frames per second of ``C`` (Hz).
+
+    Returns
+    -------
+    T : np.ndarray, shape (n_patches, 4), float32
+    """
+    C = np.maximum(np.asarray(C, np.float64), 0.0)
+    K = _key_profiles()
+    U = C / np.maximum(np.linalg.norm(C, axis=0, keepdims=True), 1e-9)
+    change = np.r_[0.0, np.abs(np.diff(U, axis=1)).sum(axis=0)] if C.shape[1] else np.zeros(1)
+    out = np.zeros((len(times), 4))
+    for i, (t0, t1) in enumerate(np.asarray(times, np.float64)):
+        a = min(int(t0 * feature_rate), max(C.shape[1] - 1, 0))
+        b = max(a + 1, min(int(np.ceil(t1 * feature_rate)), C.shape[1]))
+        m = C[:, a:b].mean(axis=1) if C.shape[1] else np.zeros(12)
+        if m.sum() <= 1e-9:
+            continue
+        z = m - m.mean()
+        corr = K @ z / max(np.linalg.norm(z), 1e-9)
+        p = m / m.sum()
+        out[i] = corr.max(), corr[:12].max() - corr[12:].max(), -(p * np.log2(p + 1e-12)).sum(), change[a:b].mean()
+    return out.astype(np.float32)

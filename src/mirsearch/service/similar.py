@@ -48,10 +48,10 @@ class SimilarAnswer:
 
 
 def _answer(coll, index, vector, *, top: int, exclude: int | None, query: dict, started: float) -> SimilarAnswer:
-    from mirsearch.describe.similarity import SimilarMatch
+    from mirsearch.describe.similarity import SimilarMatch, expanded_search
 
     t = time.perf_counter()
-    found = index.search(vector, top=top, exclude=exclude)
+    found = expanded_search(index, vector, top=top, exclude=exclude)
     search_ms = (time.perf_counter() - t) * 1000
     paths = {r.id: r.path for r in (coll.recording(rid) for rid, _ in found)}
     matches = tuple(SimilarMatch(recording_id=rid, recording=paths[rid], distance=d) for rid, d in found)

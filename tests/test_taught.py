@@ -1,0 +1,101 @@
+"""Tags taught in the representation of search by similarity (describe/taught.py) and through a collection."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mirsearch.describe.taught import TimbreTag, calibrate, fit_timbre_tag
+from mirsearch.errors import ParameterError
+
+SR = 16000
+
+
+def _class_data(rng, n: int, dim: int = 30):
+    """Background: standard normal; the class: dims 0-4 fixed near 2 (the shared trait), the rest like the
+    background."""
+    X = rng.standard_normal((n, dim))
+    X[:, :5] = 2.0 + 0.1 * rng.standard_normal((n, 5))
+    return X
+
+
+def test_tag_finds_the_shared_trait_and_is_scale_free():
+    rng = np.random.default_rng(0)
+    ex, new, bg = _class_data(rng, 5), _class_data(rng, 20), rng.standard_normal((200, 30))
+    tag = fit_timbre_tag("t", ex, bg, paths=["a.wav"])
+    p_new, p_bg = tag.probability(new), tag.probability(bg)
+    assert p_new.min() > np.quantile(p_bg, 0.95) and p_new.mean() > 0.5 > p_bg.mean()
+    # the plain prototype distance, which weighs every dimension alike, does not separate them as well
+    proto = np.abs(new - ex.mean(0)).sum(1), np.abs(bg - ex.mean(0)).sum(1)
+    assert (tag.distance(new).max() < np.quantile(tag.distance(bg), 0.05)) and not (
+        proto[0].max() < np.quantile(proto[1], 0.05)
+    )
+    # per-dimension units cancel: rescaling every vector's dimensions leaves the probabilities unchanged
+    s = rng.uniform(0.1, 10, size=30)
+    scaled = fit_timbre_tag("t", ex * s, bg * s)
+    np.testing.assert_allclose(scaled.probability(new * s), p_new, rtol=1e-4, atol=1e-6)
+    again = TimbreTag.from_json(json.loads(json.dumps(tag.to_json())))
+    assert again.space == "timbre" and again.examples == ("a.wav",)
+    np.testing.assert_allclose(again.probability(bg), p_bg, rtol=1e-4, atol=1e-6)
+
+
+def test_distance_is_the_log_likelihood_ratio():
+    mu, s2, m0, v0 = np.array([1.0, 0.0]), np.array([0.25, 1.0]), np.array([0.0, 0.0]), np.array([1.0, 4.0])
+    tag = TimbreTag("t", mu, s2, m0, v0, -1.0, 0.0)
+    v = np.array([[2.0, 1.0]])
+    # -log N(v; mu, s2) + log N(v; m0, v0), per dimension
+    nll = 0.5 * ((v - mu) ** 2 / s2 + np.log(2 * np.pi * s2)).sum()
+    nll0 = 0.5 * ((v - m0) ** 2 / v0 + np.log(2 * np.pi * v0)).sum()
+    assert tag.distance(v)[0] == pytest.approx((nll - nll0) / 2)
+
+
+def test_bad_input_and_calibration():
+    rng = np.random.default_rng(1)
+    with pytest.raises(ParameterError):
+        fit_timbre_tag("t", np.zeros((0, 4)), rng.standard_normal((5, 4)))
+    with pytest.raises(ParameterError):
+        fit_timbre_tag("t", rng.standard_normal((3, 4)), rng.standard_normal((1, 4)))
+    with pytest.raises(ParameterError):
+        fit_timbre_tag("t", rng.standard_normal((3, 4)), rng.standard_normal((5, 4)), shrink=0.0)
+    tag = fit_timbre_tag("t", rng.standard_normal((3, 4)), rng.standard_normal((5, 4)))
+    with pytest.raises(ParameterError):
+        tag.probability(np.zeros((2, 5)))
+    slope, _ = calibrate(np.array([0.1, 0.2]), np.array([1.0, 2.0, 3.0]))
+    assert slope < 0
+    assert calibrate(np.array([5.0]), np.array([0.0, 0.1]))[0] < 0  # never rewards distance
+
+
+def _sound(kind: str, i: int) -> np.ndarray:
+    rng = np.random.default_rng(i)
+    t = np.arange(int(4.0 * SR)) / SR
+    if kind == "tone":
+        y = sum(np.sin(2 * np.pi * 220 * (1 + 0.1 * i) * h * t) / h for h in range(1, 8))
+    else:
+        y = np.convolve(rng.standard_normal(t.size), np.ones(20) / 20, mode="same") * (np.sin(2 * np.pi * 3 * t) > 0)
+    return (0.2 * y / np.max(np.abs(y))).astype(np.float32)
+
+
+def test_teach_in_a_timbre_collection(tmp_path, capsys):
+    from mirsearch.cli.main import main
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i, kind in enumerate(["tone"] * 4 + ["noise"] * 4):
+        sf.write(audio / f"{kind}{i}.wav", _sound(kind, i), SR)
+    coll = str(tmp_path / "c.mirs")
+    assert main(["index", str(audio), "-c", coll, "--features", "timbre", "--jobs", "1"]) == 0
+    examples = [str(audio / f"tone{i}.wav") for i in range(3)]
+    assert main(["tags", "teach", "tonal", "-c", coll, "--examples", *examples]) == 0
+    capsys.readouterr()
+    assert main(["search", "-c", coll, "--tag", "tonal", "--top", "8", "--json"]) == 0
+    ranked = [m["recording"].rsplit("/", 1)[-1] for m in json.loads(capsys.readouterr().out)["matches"]]
+    assert set(ranked[:4]) == {f"tone{i}.wav" for i in range(4)}  # the three examples and the other tone
+    assert set(ranked[-4:]) == {f"noise{i}.wav" for i in range(4, 8)}
+    from mirsearch.collection import Collection
+    from mirsearch.describe.tagger import load_taught
+
+    with Collection.open(coll, readonly=True) as c:
+        tag = load_taught(c)["tonal"]
+    assert tag.space == "timbre" and len(tag.examples) == 3
+    assert main(["tags", "teach", "piano", "-c", coll, "--examples", *examples]) == 1  # a model tag
