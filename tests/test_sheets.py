@@ -175,10 +175,10 @@ def test_vote_takes_each_systems_best_similarity_once_per_excerpt():
     assert len(parts) == 1 + 5 and parts[1].shape == (92, 80)
 
 
-def test_store_indexes_pages_and_search_returns_boxes(tmp_path):
+def test_learned_store_indexes_pages_and_search_returns_boxes(tmp_path):
     from PIL import Image
 
-    from mirsearch.index.sheets import SheetStore
+    from mirsearch.index.sheets import LearnedReader, SheetStore
     from mirsearch.search.sheets import SheetSearchOptions, search_sheets
 
     page, boxes = synthetic_page()
@@ -186,10 +186,10 @@ def test_store_indexes_pages_and_search_returns_boxes(tmp_path):
     (tmp_path / "notes.txt").write_text("not a page")
     bundle = tiny_bundle()
     store = SheetStore(tmp_path / "store")
-    report = store.update([tmp_path], bundle)
+    report = store.update([tmp_path], LearnedReader(bundle))
     assert (report.added, report.pages, report.failed) == (1, 1, [])
     assert report.windows == len(store.windows()) > 0
-    assert store.update([tmp_path], bundle).unchanged == 1
+    assert store.update([tmp_path], LearnedReader(bundle)).unchanged == 1
     y = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32) * 0.1
     matches = search_sheets(store, bundle, y, 22050, SheetSearchOptions(sub_seconds=2.0, top=3))
     assert 1 <= len(matches) <= 3 and matches[0].page == 1
@@ -203,10 +203,8 @@ def test_cli_indexes_pages_and_finds_a_system(tmp_path, monkeypatch, capsys):
     import soundfile as sf
     from PIL import Image
 
-    import mirsearch.service.sheets as service_sheets
     from mirsearch.cli.main import main
 
-    monkeypatch.setattr(service_sheets, "_BUNDLE", tiny_bundle())
     pages = tmp_path / "pages"
     pages.mkdir()
     page, _ = synthetic_page()
@@ -221,3 +219,132 @@ def test_cli_indexes_pages_and_finds_a_system(tmp_path, monkeypatch, capsys):
     assert len(out["matches"]) == 2 and out["query"]["top"] == 2
     first = out["matches"][0]
     assert first["recording"].endswith("p1.png") and first["page"] == 1 and len(first["box"]) == 4
+
+
+# -- the optical reading (features/notation.py) and the notation search ------------------------------------------
+
+
+def _musicxml(measures_treble, measures_bass=None, *, fifths=0) -> str:
+    """MusicXML of quarter notes: a treble staff, and a bass staff when ``measures_bass`` is given.
+
+    Notes are (step, alter, octave); one list of four per measure.
+    """
+
+    def notes(ms, staff):
+        out = []
+        for m in ms:
+            out.append(
+                "".join(
+                    f"<note><pitch><step>{s}</step><alter>{a}</alter><octave>{o}</octave></pitch><duration>1</duration>"
+                    f"<type>quarter</type><staff>{staff}</staff></note>"
+                    for s, a, o in m
+                )
+            )
+        return out
+
+    two = measures_bass is not None
+    tre = notes(measures_treble, 1)
+    bas = notes(measures_bass, 2) if two else [""] * len(tre)
+    clefs = "<clef number='1'><sign>G</sign><line>2</line></clef>" + (
+        "<clef number='2'><sign>F</sign><line>4</line></clef>" if two else ""
+    )
+    head = (f"<attributes><divisions>1</divisions><key><fifths>{fifths}</fifths></key><time><beats>4</beats>"
+            f"<beat-type>4</beat-type></time>{'<staves>2</staves>' if two else ''}{clefs}</attributes>"
+            "<direction><sound tempo='120'/></direction>")  # fmt: skip
+    back = "<backup><duration>4</duration></backup>"
+    measures = "".join(
+        f"<measure number='{i + 1}'>{head if i == 0 else ''}{t}{back + b if two else ''}</measure>"
+        for i, (t, b) in enumerate(zip(tre, bas, strict=True))
+    )
+    return ("<?xml version='1.0' encoding='UTF-8'?><score-partwise version='3.1'><part-list><score-part id='P1'>"
+            f"<part-name>P</part-name></score-part></part-list><part id='P1'>{measures}</part>"
+            "</score-partwise>")  # fmt: skip
+
+
+def _engrave(musicxml):
+    """(engraving, grey page 0) of MusicXML through verovio and cairosvg."""
+    import io
+
+    pytest.importorskip("verovio")
+    pytest.importorskip("cairosvg")
+    from PIL import Image
+
+    from mirsearch.datasets.sheets import rasterise_svg, verovio_engraving
+
+    e = verovio_engraving(musicxml)
+    png, _, _ = rasterise_svg(e.svgs[0])
+    return e, np.asarray(Image.open(io.BytesIO(png)).convert("L"))
+
+
+def test_head_pitch_class_follows_clef_and_key_signature():
+    from mirsearch.errors import ParameterError
+    from mirsearch.features.notation import head_pitch_class
+
+    assert [head_pitch_class(p, "treble") for p in (-2, 0, 1, 8, 9)] == [0, 4, 5, 5, 7]  # C4, E4, F4, F5, G5
+    assert [head_pitch_class(p, "bass") for p in (0, 2, 8, 10)] == [7, 11, 9, 0]  # G2, B2, A3, C4
+    assert head_pitch_class(1, "treble", 2) == 6 and head_pitch_class(5, "treble", 2) == 1  # F#, C# in D major
+    assert head_pitch_class(4, "treble", -1) == 10 and head_pitch_class(4, "treble", 1) == 11  # B flat in F major
+    with pytest.raises(ParameterError):
+        head_pitch_class(0, "alto")
+
+
+def test_engraved_grand_staff_is_read_with_clefs_key_and_pitches():
+    from mirsearch.features.notation import head_pitch_class, read_page
+
+    scale = [("D", 0, 5), ("E", 0, 5), ("F", 1, 5), ("G", 0, 5)], [("A", 0, 5), ("B", 0, 5), ("C", 1, 6), ("D", 0, 6)]
+    bass = [("D", 0, 3), ("F", 1, 3), ("A", 0, 3), ("D", 0, 3)], [("G", 0, 2), ("B", 0, 2), ("C", 1, 3), ("E", 0, 3)]
+    e, page = _engrave(_musicxml(scale, bass, fifths=2))
+    layout = detect_layout(page)
+    readings = read_page(page, layout)
+    assert len(readings) == 1 and readings[0].clefs == ("treble", "bass") and readings[0].key == 2
+    got = {(h.staff, head_pitch_class(h.position, readings[0].clefs[h.staff], 2)) for h in readings[0].heads}
+    want = {(0, n % 12) for n in (74, 76, 78, 79, 81, 83, 85, 86)} | {(1, n % 12) for n in (50, 54, 57, 43, 47, 49, 52)}
+    assert got == want
+    assert len(readings[0].heads) == 16
+
+
+def _random_piece(n_measures, seed):
+    rng = np.random.default_rng(seed)
+    steps = [("C", 5), ("D", 5), ("E", 5), ("F", 5), ("G", 5), ("A", 5), ("B", 5), ("C", 6), ("G", 4), ("A", 4)]
+    bass = [("C", 3), ("D", 3), ("E", 3), ("F", 3), ("G", 3), ("A", 2), ("B", 2), ("G", 2)]
+    tre = [[(*steps[i][:1], 0, steps[i][1]) for i in rng.integers(len(steps), size=4)] for _ in range(n_measures)]
+    bas = [[(*bass[i][:1], 0, bass[i][1]) for i in rng.integers(len(bass), size=4)] for _ in range(n_measures)]
+    return _musicxml(tre, bas)
+
+
+def _synthesise(heads, *, sr=22050):
+    """Harmonic tones (0.45 s, decaying) at each (onset seconds, MIDI pitch) of an engraving's heads."""
+    t_end = heads[:, 3].max() + 1.0
+    y = np.zeros(int(t_end * sr), np.float32)
+    t = np.arange(int(0.45 * sr)) / sr
+    for onset, pitch in heads[:, [3, 4]]:
+        f = 440.0 * 2 ** ((pitch - 69) / 12)
+        tone = sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3)) * np.exp(-4 * t)
+        i = int(onset * sr)
+        y[i : i + len(tone)] += tone[: len(y) - i].astype(np.float32)
+    return y / np.abs(y).max()
+
+
+def test_synthesised_snippet_is_found_at_its_system(tmp_path):
+    from PIL import Image
+
+    from mirsearch.index.sheets import NotationReader, SheetStore
+    from mirsearch.search.sheets import NotationSearchOptions, search_sheets_notation
+
+    e, page = _engrave(_random_piece(20, seed=3))
+    Image.fromarray(page).save(tmp_path / "page.png")
+    store = SheetStore(tmp_path / "store")
+    report = store.update([tmp_path / "page.png"], NotationReader())
+    assert report.added == 1 and store.features().shape[1] == 12 and len(store.features()) == report.windows
+    page0 = e.heads[:, 0] == 0
+    heads, systems = e.heads[page0], e.head_system[page0]
+    y = _synthesise(heads)
+    assert len(store.items()[0]["pages"][0]["systems"]) == len(set(systems.tolist())) >= 3
+    found = 0
+    for k in sorted(set(systems.tolist()))[:3]:
+        onsets = heads[systems == k, 3]
+        middle = (onsets.min() + onsets.max()) / 2
+        snippet = y[int((middle - 2.0) * 22050) : int((middle + 2.0) * 22050)]  # 4 s inside system k
+        matches = search_sheets_notation(store, snippet, 22050, NotationSearchOptions(top=3))
+        found += matches[0].system == k and matches[0].page == 1
+    assert found == 3

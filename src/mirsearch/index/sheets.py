@@ -1,20 +1,28 @@
-"""The sheet-music store of a collection: page images, their detected systems and snippet embeddings.
+"""The sheet-music store of a collection: page images, their detected systems and what a reader made of them.
 
 ``mirsearch index`` hands it the paths it was given; every ``.png`` / ``.jpg`` / ``.pdf`` below them is a
 *sheet item* (a PDF is rendered page by page at :data:`PDF_DPI` with pypdfium2). For every page the staff
-detector (``mirsearch.features.staff``) finds the systems; a window of the sheet model's snippet width
-slides along each system strip every :data:`STRIDE` strip pixels (2 staff spaces) and the sheet branch of
-the model bundle embeds it. The vectors go into an HNSW index (``mirsearch.index.ann``); beside it
+detector (``mirsearch.features.staff``) finds the systems, and a *reader* turns each system into vectors
+along it:
+
+- :class:`NotationReader` (the default): the optical reading of ``mirsearch.features.notation``, one
+  12-dimensional pitch-class sample per staff space along each system; all samples in reading order go to
+  ``features.npy`` for the subsequence DTW of ``mirsearch.search.sheets``.
+- :class:`LearnedReader`: a window of the audio-sheet model's snippet width slides along each system strip
+  every :data:`STRIDE` strip pixels (2 staff spaces) and the sheet branch of the model bundle embeds it; the
+  vectors go into an HNSW index (``mirsearch.index.ann``).
+
 ``windows.npy`` says, per vector, which item, page, system and page column it came from.
 
 Layout under ``<collection>/sheets/``::
 
-    items.json      model id, and per item: path, size, mtime, pages (size, staff space, system boxes)
-    windows.npy     (n, 4) float32: item number, page (0-based), system, page x of the window centre
-    ann/            the HNSW index of the (n, 32) unit vectors
+    items.json      reader id, and per item: path, size, mtime, pages (size, staff space, system boxes)
+    windows.npy     (n, 4) float32: item number, page (0-based), system, page x of the sample
+    features.npy    (n, 12) float32 pitch-class samples (notation reader)
+    ann/            the HNSW index of the (n, 32) unit vectors (learned reader)
 
-Everything is rebuilt from ``items.json`` order on each update (cheap next to the embedding, which is
-cached per item in ``vectors/<item>.npy``); a change of model bundle re-embeds every item.
+Everything is rebuilt from ``items.json`` order on each update (cheap next to the reading, which is
+cached per item in ``vectors/<item>.npy``); a change of reader re-reads every item.
 """
 
 from __future__ import annotations
@@ -77,6 +85,74 @@ def load_pages(path: str | os.PathLike) -> list[np.ndarray]:
         raise InputError(f"{path.name}: cannot read image ({type(exc).__name__})") from None
 
 
+def _page_info(image: np.ndarray) -> dict:
+    return {"width": int(image.shape[1]), "height": int(image.shape[0]), "staff_space": 0.0, "systems": []}
+
+
+def notation_windows(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Pitch-class samples of every detected system of a page (``mirsearch.features.notation``).
+
+    Returns
+    -------
+    vectors : np.ndarray, shape (n, 12), float32
+        One sample per staff space along each system, systems top to bottom.
+    where : np.ndarray, shape (n, 2), float32
+        System index and page column of each sample.
+    page : dict
+        As :func:`page_windows`.
+    """
+    from mirsearch.features.notation import read_page, system_features
+    from mirsearch.features.staff import detect_layout
+
+    info = _page_info(image)
+    try:
+        layout = detect_layout(image)
+    except InputError:
+        return np.zeros((0, 12), np.float32), np.zeros((0, 2), np.float32), info
+    info["staff_space"] = layout.staff_space
+    vectors, where = [], []
+    for k, (system, reading) in enumerate(zip(layout.systems, read_page(image, layout), strict=True)):
+        info["systems"].append(list(system.box))
+        f = system_features(reading, space=layout.staff_space)
+        vectors.append(f.T)
+        x = reading.x0 + (np.arange(f.shape[1]) + 0.5) * layout.staff_space
+        where.append(np.column_stack([np.full(len(x), k), x]))
+    if not vectors:
+        return np.zeros((0, 12), np.float32), np.zeros((0, 2), np.float32), info
+    return np.concatenate(vectors).astype(np.float32), np.concatenate(where).astype(np.float32), info
+
+
+@dataclass(frozen=True)
+class NotationReader:
+    """Reads pages optically into pitch-class samples (no model; the default)."""
+
+    model_id: str = "notation-1"
+    dim: int = 12
+    ann: bool = False
+
+    def page_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        return notation_windows(image)
+
+
+@dataclass(frozen=True)
+class LearnedReader:
+    """Embeds snippet windows with the sheet branch of an audio-sheet model bundle."""
+
+    bundle: object
+    ann: bool = True
+
+    @property
+    def model_id(self) -> str:
+        return self.bundle.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.bundle.config.dim
+
+    def page_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        return page_windows(image, self.bundle)
+
+
 def page_windows(image: np.ndarray, bundle, *, stride: int = STRIDE) -> tuple[np.ndarray, np.ndarray, dict]:
     """Embed the snippet windows of every detected system of a page.
 
@@ -91,7 +167,7 @@ def page_windows(image: np.ndarray, bundle, *, stride: int = STRIDE) -> tuple[np
     from mirsearch.features.staff import detect_layout, system_strip
 
     cfg = bundle.config
-    info = {"width": int(image.shape[1]), "height": int(image.shape[0]), "staff_space": 0.0, "systems": []}
+    info = _page_info(image)
     try:
         layout = detect_layout(image)
     except InputError:
@@ -153,6 +229,7 @@ class SheetStore:
         self._ann = None
         self._items = None
         self._windows = None
+        self._features = None
 
     @classmethod
     def for_collection(cls, collection_root: str | os.PathLike) -> SheetStore:
@@ -168,6 +245,13 @@ class SheetStore:
     def model_id(self) -> str | None:
         path = self.root / "items.json"
         return json.loads(path.read_text()).get("model_id") if path.is_file() else None
+
+    def features(self) -> np.ndarray:
+        """``(n, 12)`` pitch-class samples of the notation reader (rows of :meth:`windows`)."""
+        if self._features is None:
+            path = self.root / "features.npy"
+            self._features = np.load(path) if path.is_file() else np.zeros((0, 12), np.float32)
+        return self._features
 
     def windows(self) -> np.ndarray:
         if self._windows is None:
@@ -186,14 +270,17 @@ class SheetStore:
         return len(self.items())
 
     # -- writing -------------------------------------------------------------------------------------
-    def update(self, paths, bundle) -> SheetUpdateReport:
-        """Add new and changed sheet files under ``paths``; rebuild the window index."""
+    def update(self, paths, reader) -> SheetUpdateReport:
+        """Add new and changed sheet files under ``paths``; rebuild the window index.
+
+        ``reader``: :class:`NotationReader` or :class:`LearnedReader`.
+        """
         report = SheetUpdateReport()
         files = scan_sheet_files(paths)
         if not files and not self.items():
             return report
         with directory_lock(self.root):
-            same_model = self.model_id() == bundle.model_id
+            same_model = self.model_id() == reader.model_id
             items = {it["path"]: it for it in self.items()} if same_model else {}
             for f in files:
                 st = f.stat()
@@ -202,17 +289,17 @@ class SheetStore:
                     report.unchanged += 1
                     continue
                 try:
-                    items[str(f)] = self._embed_item(f, st, bundle, len(items) if old is None else old["number"])
+                    items[str(f)] = self._embed_item(f, st, reader, len(items) if old is None else old["number"])
                     report.added += 1
                 except (InputError, MirsearchError) as exc:
                     report.failed.append((str(f), str(exc)))
-            self._rebuild(list(items.values()), bundle.model_id, report)
+            self._rebuild(list(items.values()), reader, report)
         return report
 
-    def _embed_item(self, path: Path, st, bundle, number: int) -> dict:
+    def _embed_item(self, path: Path, st, reader, number: int) -> dict:
         pages, vectors, where = [], [], []
         for p, image in enumerate(load_pages(path)):
-            v, w, info = page_windows(image, bundle)
+            v, w, info = reader.page_windows(image)
             pages.append(info)
             vectors.append(v)
             where.append(np.column_stack([np.full(len(w), p, np.float32), w]) if len(w) else np.zeros((0, 3)))
@@ -221,7 +308,7 @@ class SheetStore:
         atomic_save_npy(self.root / "vectors" / f"{number}-where.npy", np.concatenate(where).astype(np.float32))
         return {"number": number, "path": str(path), "size": st.st_size, "mtime": st.st_mtime, "pages": pages}
 
-    def _rebuild(self, items: list[dict], model_id: str, report: SheetUpdateReport) -> None:
+    def _rebuild(self, items: list[dict], reader, report: SheetUpdateReport) -> None:
         from mirsearch.index.ann import build_index
 
         items = sorted(items, key=lambda it: it["number"])
@@ -232,11 +319,13 @@ class SheetStore:
             vectors.append(v)
             windows.append(np.column_stack([np.full(len(w), i, np.float32), w]))
             report.pages += len(it["pages"])
-        V = np.concatenate(vectors) if vectors else np.zeros((0, 32), np.float32)
+        V = np.concatenate(vectors) if vectors else np.zeros((0, reader.dim), np.float32)
         W = np.concatenate(windows) if windows else np.zeros((0, 4), np.float32)
         report.windows = len(V)
-        if len(V):
+        if reader.ann and len(V):
             build_index("hnsw", V, ef=64).save(self.root / "ann")
+        if not reader.ann:
+            atomic_save_npy(self.root / "features.npy", V.astype(np.float32))
         atomic_save_npy(self.root / "windows.npy", W.astype(np.float32))
-        atomic_write_text(self.root / "items.json", json.dumps({"model_id": model_id, "items": items}))
-        self._items, self._windows, self._ann = None, None, None
+        atomic_write_text(self.root / "items.json", json.dumps({"model_id": reader.model_id, "items": items}))
+        self._items, self._windows, self._ann, self._features = None, None, None, None

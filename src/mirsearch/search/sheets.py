@@ -1,8 +1,19 @@
 """Audio -> sheet music: the page and system of printed music a few seconds of audio correspond to.
 
-The query's log mel spectrogram (``mirsearch.features.sheet_audio``) is cut into overlapping excerpts
-(``sub_seconds`` long every ``hop_seconds``; the whole query is one more) and each is embedded by the
-audio branch of the sheet model. Each excerpt looks up its ``k`` nearest sheet windows in the store's
+Two methods, one per reader of the sheet store (``mirsearch.index.sheets``):
+
+**Notation** (the default, :func:`search_sheets_notation`): the store holds one pitch-class sample per staff
+space along every system, read optically (``mirsearch.features.notation``). The query's chroma (tuning
+estimated) at each of a few frame rates is matched against all samples by subsequence DTW (steps (2, 1),
+(1, 2), (1, 1): half to twice the query's frames per sample, so each rate covers a factor four of staff
+spaces per second); the systems of one item follow each other without a break, so a query may cross a
+system break. A system's cost is the lowest normalised cost of a match whose middle lies in it, over
+all rates.
+
+**Learned** (:func:`search_sheets`, the two-branch model of ``mirsearch.models.sheets``; kept for the
+benchmark, not served): the query's log mel spectrogram (``mirsearch.features.sheet_audio``) is cut into
+overlapping excerpts (``sub_seconds`` long every ``hop_seconds``; the whole query is one more) and each is
+embedded by the audio branch of the sheet model. Each excerpt looks up its ``k`` nearest sheet windows in the store's
 HNSW index and gives every system among them its best cosine similarity; a system's score is the mean of
 these votes over the excerpts (0 for an excerpt that did not reach it). The best systems are the matches;
 their box is the detected system box in page pixels.
@@ -99,4 +110,86 @@ def search_sheets(store, bundle, samples: np.ndarray, sr: int, options: SheetSea
         it = items[item]
         box = tuple(int(v) for v in it["pages"][page]["systems"][system])
         out.append(SheetMatch(it["path"], int(it["number"]), page + 1, system, box, float(score)))
+    return out
+
+
+# -- the optical reading (mirsearch.features.notation): pitch classes read on the page against audio chroma --
+
+
+@dataclass(frozen=True)
+class NotationSearchOptions:
+    """Audio chroma rates tried against the page's one sample per staff space, and number of matches.
+
+    The subsequence DTW steps let one sheet sample take half to two audio frames, so each rate covers
+    a factor four of "staff spaces per second"; the default rates cover about 2 to 32.
+    """
+
+    rates: tuple[float, ...] = (4.0, 8.0, 16.0)
+    top: int = 10
+
+
+def query_chroma(samples: np.ndarray, sr: int, *, rates: tuple[float, ...]) -> list[np.ndarray]:
+    """Chroma of the query at each of ``rates`` (Hz), ``(12, n_frames)`` each."""
+    from mirsearch.features.chroma import chroma, normalize_frames, resample_frames
+
+    if not rates or min(rates) <= 0:
+        raise ParameterError(f"rates={rates}: need at least one rate > 0")
+    top = max(rates)
+    C, rate = chroma(samples, sr=sr, feature_rate=top, normalize=False)
+    return [normalize_frames(C if r == top else resample_frames(C, frame_rate=rate, feature_rate=r)) for r in rates]
+
+
+def system_costs(features: np.ndarray, where: np.ndarray, queries: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Best match cost of each system for the query chroma at every rate.
+
+    Parameters
+    ----------
+    features : np.ndarray, shape (n, 12)
+        Pitch-class samples of every system, systems of one item after each other in reading order.
+    where : np.ndarray, shape (n, 4)
+        Item, page, system and page x of each sample.
+    queries : list of np.ndarray, shape (12, n_frames)
+
+    Returns
+    -------
+    keys : np.ndarray, shape (n_systems, 3), int64
+        Item, page and system.
+    cost : np.ndarray, shape (n_systems,)
+        Lowest subsequence-DTW cost (mean cosine distance) of a match whose middle lies in the system.
+    """
+    from mirsearch.matching.subsequence import subsequence_dtw_shifts
+
+    keys, system_of = np.unique(where[:, :3].astype(np.int64), axis=0, return_inverse=True)
+    system_of = system_of.ravel()
+    cost = np.full(len(keys), np.inf)
+    item = where[:, 0]
+    starts = np.flatnonzero(np.r_[True, item[1:] != item[:-1]])
+    for Q in queries:
+        if Q.shape[1] < 2:
+            continue
+        mf, start = subsequence_dtw_shifts(Q, features.T, shifts=[0], sequence_starts=starts)
+        ok = np.isfinite(mf[0])
+        ends = np.flatnonzero(ok)
+        middle = (start[0][ends] + ends) // 2
+        np.minimum.at(cost, system_of[middle], mf[0][ends])
+    return keys, cost
+
+
+def search_sheets_notation(store, samples: np.ndarray, sr: int, options: NotationSearchOptions) -> list[SheetMatch]:
+    """The best systems for an audio query (mono samples at ``sr``) in a sheet store read by the notation reader.
+
+    A system's score is ``1 -`` the mean cosine distance along its best alignment (0-1, higher is better).
+    """
+    features, where = store.features(), store.windows()
+    if len(features) == 0:
+        return []
+    keys, cost = system_costs(features, where, query_chroma(samples, sr, rates=options.rates))
+    order = [i for i in np.argsort(cost, kind="stable")[: options.top] if np.isfinite(cost[i])]
+    items = store.items()
+    out = []
+    for i in order:
+        item, page, system = (int(v) for v in keys[i])
+        it = items[item]
+        box = tuple(int(v) for v in it["pages"][page]["systems"][system])
+        out.append(SheetMatch(it["path"], int(it["number"]), page + 1, system, box, float(1.0 - cost[i])))
     return out

@@ -1,8 +1,10 @@
 """Task ``sheets``: the pages and systems of printed music that an audio excerpt corresponds to.
 
 The pages are the collection's sheet items (``.png`` / ``.jpg`` / ``.pdf`` files that ``mirsearch index`` found
-among its paths, :func:`index_sheets`), kept with their detected systems and snippet embeddings in the
-collection's sheet store (:mod:`mirsearch.index.sheets`); the search is :mod:`mirsearch.search.sheets`.
+among its paths, :func:`index_sheets`), kept with their detected systems and the pitch classes read on them
+(:class:`mirsearch.index.sheets.NotationReader`) in the collection's sheet store (:mod:`mirsearch.index.sheets`);
+the search is :func:`mirsearch.search.sheets.search_sheets_notation`. The learned two-branch model
+(``mirsearch.models.sheets``) is not served: on an unseen engraver it found 1 % of systems (docs/sheets.md).
 """
 
 from __future__ import annotations
@@ -23,28 +25,10 @@ class SheetSearchRequest(Request):
 
     query: AudioQuery = query_field("the audio excerpt (2-30 s)")
     top: int = param(10, help="number of matches (systems)", minimum=1, maximum=1000)
-    sub_seconds: float = param(
-        4.0, minimum=1.0, maximum=30.0, metavar="SECONDS", help="length of the excerpts of the query that vote"
-    )
-    hop_seconds: float = param(1.0, minimum=0.25, maximum=30.0, metavar="SECONDS", help="step of the voting excerpts")
-    neighbours: int = param(200, minimum=1, maximum=10000, help="sheet windows each excerpt looks up")
 
 
 #: the result of a sheet search: the one search result type (matches are ``SheetMatch``; ``rejected`` stays empty)
 SheetSearchResult = SearchResult
-
-
-def sheet_bundle():
-    """The packaged audio-sheet model (loaded once per process)."""
-    global _BUNDLE
-    if _BUNDLE is None:
-        from mirsearch.models.sheets import SheetBundle
-
-        _BUNDLE = SheetBundle.load()
-    return _BUNDLE
-
-
-_BUNDLE = None
 
 
 def sheet_store(collection):
@@ -59,35 +43,34 @@ def index_sheets(collection, paths):
 
     Called by ``mirsearch index`` after the audio; returns the :class:`~mirsearch.index.sheets.SheetUpdateReport`.
     """
-    from mirsearch.index.sheets import SheetStore, SheetUpdateReport, scan_sheet_files
+    from mirsearch.index.sheets import NotationReader, SheetStore, SheetUpdateReport, scan_sheet_files
 
     paths = [os.fspath(p) for p in paths]
-    if not scan_sheet_files(paths):  # no pages: the model is not loaded
+    if not scan_sheet_files(paths):
         return SheetUpdateReport()
-    return SheetStore.for_collection(collection.root).update(paths, sheet_bundle())
+    return SheetStore.for_collection(collection.root).update(paths, NotationReader())
 
 
 @register("sheets", request=SheetSearchRequest, area="search", summary="find the page and system of sheet music "
           "an audio excerpt corresponds to")  # fmt: skip
 def run_sheets(context: Context, request: SheetSearchRequest) -> SheetSearchResult:
-    from mirsearch.search.sheets import SheetSearchOptions, search_sheets
+    from mirsearch.search.sheets import NotationSearchOptions, search_sheets_notation
 
     coll = context.require_collection("sheets")
     t0 = time.perf_counter()
     store = sheet_store(coll)
-    options = SheetSearchOptions(sub_seconds=request.sub_seconds, hop_seconds=request.hop_seconds,
-                                 k=request.neighbours, top=request.top)  # fmt: skip
+    options = NotationSearchOptions(top=request.top)
     q = request.query
     if q.samples is None:
         raise ParameterError("sheets: the query must be audio samples (an audio file), not chroma")
-    matches = search_sheets(store, sheet_bundle(), q.samples, q.sr, options)
+    matches = search_sheets_notation(store, q.samples, q.sr, options)
     stats = {
         "items": len(store),
-        "windows": int(len(store.windows())),
+        "samples": int(len(store.windows())),
         "ms": round((time.perf_counter() - t0) * 1e3, 1),
     }
     query = version_block(source=q.name, **request.params())
     return SheetSearchResult(matches, query, [], stats)
 
 
-__all__ = ["SheetSearchRequest", "SheetSearchResult", "index_sheets", "sheet_bundle", "sheet_store"]
+__all__ = ["SheetSearchRequest", "SheetSearchResult", "index_sheets", "sheet_store"]

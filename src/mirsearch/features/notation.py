@@ -1,0 +1,350 @@
+"""A light optical reading of printed music: note heads, clefs and a pitch-class sequence per system.
+
+No learning, so nothing here is tied to one engraver or music font; everything is measured in staff spaces
+of the page (``mirsearch.features.staff``).
+
+1. **Holes filled**: white regions enclosed by ink and smaller than a note head (the inside of half and
+   whole notes) become ink, so hollow heads look like filled ones.
+2. **Staff lines removed**: on each line of each detected staff, a column's ink is cleared where nothing
+   touches the line from above or below (ink crossing the line, a head on the line, stays).
+3. **Note heads**: a binary erosion with an ellipse of ``HEAD_HEIGHT`` x ``HEAD_WIDTH`` staff spaces keeps
+   only places where a head-sized blob of ink fits (stems, beams, slurs, ledger lines, text, sharps and flats
+   are thinner); each connected region of the erosion is one head, or ``n`` stacked heads when it is about
+   ``n - 1`` staff spaces tall (a chord of thirds).
+4. **Staff position** of a head: half staff spaces above the bottom line of the nearest staff of its system.
+5. **Clef** of each staff from the ink at its start: a treble clef reaches well above the top line and
+   below the bottom line, a bass clef stays inside the staff. The clef gives the natural pitch class of a
+   position (treble: bottom line E, bass: bottom line G); the key signature and accidentals are not read:
+   the pitch-class vector of a head puts ``NATURAL_WEIGHT`` on its natural class and ``NEIGHBOUR_WEIGHT``
+   on the semitones either side.
+6. **Sequence**: heads of a system in x order; the features at one sample per staff space (``x`` from the
+   system's left end) are the decayed sum of the heads' pitch-class vectors sounding up to there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from mirsearch.errors import ParameterError
+from mirsearch.features.staff import PageLayout, Staff, System, binarise
+
+#: note-head erosion element, staff spaces (height, width); chosen on verovio pages (see docs/sheets.md)
+HEAD_HEIGHT = 0.7
+HEAD_WIDTH = 0.9
+#: half the height of the erosion of one head (staff spaces)
+SINGLE_REACH = 0.15
+#: a stem is a vertical ink run at least this long (staff spaces)
+STEM_SPACES = 3.0
+#: the clef and key signature lie within this many staff spaces of a staff's start
+KEY_ZONE = 14.0
+#: erosion regions wider than this (staff spaces) are beams or blocks
+CLUSTER_SPACES = 3.0
+#: heads closer than this (staff spaces, horizontally) sound together
+CHORD_GAP = 0.9
+#: ignore heads closer than this to the start of a staff (clef), staff spaces
+CLEF_ZONE = 3.5
+NATURAL_WEIGHT = 1.0
+NEIGHBOUR_WEIGHT = 0.35
+#: natural pitch class of staff position 0 (bottom line) and the pitch classes of the seven steps above C
+BOTTOM_STEP = {"treble": 2, "bass": 4}  # diatonic step of the bottom line above C: E = 2, G = 4
+NATURAL_PC = (0, 2, 4, 5, 7, 9, 11)
+#: natural pitch classes raised by a key signature's sharps, lowered by its flats, in order
+SHARPS = (5, 0, 7, 2, 9, 4, 11)
+FLATS = (11, 4, 9, 2, 7, 0, 5)
+
+
+@dataclass(frozen=True)
+class Head:
+    """A note head: page pixels ``x``, ``y``; its staff (index in the system) and position (half spaces
+    above the bottom line)."""
+
+    x: float
+    y: float
+    staff: int
+    position: int
+
+
+@dataclass(frozen=True)
+class SystemReading:
+    """What was read on one system: its heads, the clef of each staff, and the page x range."""
+
+    heads: tuple[Head, ...]
+    clefs: tuple[str, ...]
+    x0: int
+    x1: int
+    #: key signature: sharps (> 0) or flats (< 0)
+    key: int = 0
+
+
+def small_holes(ink: np.ndarray, *, space: float) -> np.ndarray:
+    """Enclosed white regions of ``ink`` smaller than a note head's inside (hollow heads, letters)."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(~ink)
+    if n == 0:
+        return np.zeros_like(ink)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    small = sizes <= 0.8 * space * space
+    small[0] = False
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if small[k] and sl is not None:
+            h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+            if h > 1.1 * space or w > 1.6 * space:
+                small[k] = False
+    return small[labels]
+
+
+def _line_band(ink: np.ndarray, staff: Staff, y: float, thickness: float) -> tuple[int, int] | None:
+    """First and last row of the staff line near row ``y``: rows more than half ink along the staff."""
+    reach = int(np.ceil(thickness)) + 1
+    lo, hi = max(int(round(y)) - reach, 1), min(int(round(y)) + reach, ink.shape[0] - 2)
+    band = np.flatnonzero(ink[lo : hi + 1, staff.x0 : staff.x1].mean(axis=1) > 0.5) + lo
+    return (int(band.min()), int(band.max())) if band.size else None
+
+
+def refine_staff(ink: np.ndarray, staff: Staff, *, thickness: float) -> Staff:
+    """``staff`` with each line row moved to the middle of the line's own ink rows."""
+    lines = []
+    for y in staff.lines:
+        band = _line_band(ink, staff, y, thickness)
+        lines.append(y if band is None else (band[0] + band[1]) / 2.0)
+    return replace(staff, lines=tuple(lines))
+
+
+def remove_staff_lines(ink: np.ndarray, staves, *, thickness: float) -> np.ndarray:
+    """A copy of ``ink`` without the staff lines of ``staves`` (ink crossing or touching a line stays)."""
+    out = ink.copy()
+    for staff in staves:
+        cols = slice(staff.x0, staff.x1)
+        for y in staff.lines:
+            band = _line_band(ink, staff, y, thickness)
+            if band is None:
+                continue
+            r0, r1 = band
+            free = ~ink[r0 - 1, cols] & ~ink[r1 + 1, cols]
+            out[r0 : r1 + 1, cols] &= ~free[None, :]
+    return out
+
+
+def _ellipse(height: float, width: float) -> np.ndarray:
+    """An ellipse of odd size (so that the erosion keeps centres in place)."""
+    size = 2 * int(round(max(height, width) / 2.0)) + 1
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2.0
+    se = (xx / max(width / 2.0, 0.5)) ** 2 + (yy / max(height / 2.0, 0.5)) ** 2 <= 1.0
+    return se[np.ix_(se.any(axis=1), se.any(axis=0))]
+
+
+def _stack(top: float, bottom: float, x: float, space: float) -> list[tuple[float, float]]:
+    """Centres of the heads stacked in an erosion region from row ``top`` to ``bottom`` at column ``x``."""
+    n_heads = 1 + int(round((bottom - top) / space))
+    if n_heads == 1:
+        return [(x, (top + bottom) / 2.0)]
+    inset = min(SINGLE_REACH * space, (bottom - top) / 2.0)  # the reach of one head's erosion
+    return [(x, float(y)) for y in np.linspace(top + inset, bottom - inset, n_heads)]
+
+
+def head_centres(clean: np.ndarray, *, space: float) -> np.ndarray:
+    """Note-head centres ``(n, 2)`` (x, y page pixels) in a line-free, hole-filled ink mask."""
+    from scipy import ndimage
+
+    eroded = ndimage.binary_erosion(clean, structure=_ellipse(HEAD_HEIGHT * space, HEAD_WIDTH * space))
+    labels, n = ndimage.label(ndimage.binary_dilation(eroded, iterations=2))  # fragments of one head join
+    out = []
+    for sl in ndimage.find_objects(labels):
+        if sl is None:
+            continue
+        ys, xs = sl
+        width = xs.stop - xs.start
+        if width > CLUSTER_SPACES * space:  # a beam or a block, not heads
+            continue
+        # heads side by side (a cluster of seconds): one column of heads per head width
+        n_cols = 1 + int(round(max(width - 0.3 * space, 0) / (1.2 * space)))
+        edges = np.linspace(xs.start, xs.stop, n_cols + 1)
+        for c0, c1 in zip(edges[:-1], edges[1:], strict=False):
+            rows = np.flatnonzero(eroded[ys, int(c0) : max(int(c1), int(c0) + 1)].any(axis=1))
+            if rows.size:
+                out.extend(_stack(ys.start + rows[0], ys.start + rows[-1], (c0 + c1 - 1) / 2.0, space))
+    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
+
+
+def staff_clef(clean: np.ndarray, staff: Staff, *, space: float) -> str:
+    """``"treble"`` or ``"bass"`` from the vertical reach of the ink at the start of ``staff``."""
+    x0, x1 = staff.x0 + int(0.3 * space), staff.x0 + int(CLEF_ZONE * space)
+    y0, y1 = int(staff.top - 2.5 * space), int(staff.bottom + 2.5 * space)
+    window = clean[max(y0, 0) : y1, x0:x1]
+    rows = np.flatnonzero(window.sum(axis=1) >= 2) + max(y0, 0)
+    if rows.size == 0:
+        return "treble"
+    below = rows.max() - staff.bottom
+    return "treble" if below > 0.6 * space else "bass"
+
+
+def _has_stem(clean: np.ndarray, x: float, y: float, space: float) -> bool:
+    """A vertical run of ink of :data:`STEM_SPACES` beside or through the head at (x, y), up or down."""
+    c0, c1 = max(int(x - 0.9 * space), 0), int(x + 0.9 * space) + 1
+    reach = int(STEM_SPACES * space)
+    up = clean[max(int(y) - reach, 0) : int(y), c0:c1]
+    down = clean[int(y) + 1 : int(y) + 1 + reach, c0:c1]
+    return any(part.shape[0] >= reach and bool((part.mean(axis=0) >= 0.9).any()) for part in (up, down))
+
+
+def _has_ledgers(ink: np.ndarray, staff: Staff, x: float, position: int, space: float) -> bool:
+    """Ledger lines between ``staff`` and a head at ``position`` outside it (each one at least a head wide)."""
+    if -2 < position < 10:
+        return True
+    c0, c1 = int(x - 0.6 * space), int(x + 0.6 * space) + 1
+    ledgers = range(-2, position - 1, -2) if position <= -2 else range(10, position + 1, 2)
+    for p in ledgers:
+        y = staff.bottom - p * space / 2.0
+        rows = ink[max(int(round(y - 0.2 * space)), 0) : int(round(y + 0.2 * space)) + 1, max(c0, 0) : c1]
+        if rows.size == 0 or rows.all(axis=0).mean() < 0.7 and rows.any(axis=0).mean() < 0.9:
+            return False
+    return True
+
+
+def key_signature(clean: np.ndarray, staff: Staff, *, space: float) -> int:
+    """Sharps (> 0) or flats (< 0) of the key signature after the clef at the start of ``staff``.
+
+    Components of the line-free ink meeting the staff, left to right from its start: the first one wider
+    than 1.6 staff spaces is the clef; the accidentals follow, each 1.8-3.6 spaces high and 0.4-1.4 wide
+    with less than 1.6 spaces between them and none stacked over the next (time-signature digits). A flat
+    has most of its ink in its lower half (the bowl; its upper half is one thin stroke), a sharp about as
+    much above as below and is at least 2.4 spaces high (a common-time C or a digit is not); a glyph from
+    the top line to the bottom line is a time signature and ends the key signature.
+    """
+    from scipy import ndimage
+
+    y0, y1 = max(int(staff.top - 2 * space), 0), int(staff.bottom + 2 * space)
+    x0, x1 = staff.x0, min(staff.x0 + int(KEY_ZONE * space), clean.shape[1])
+    labels, n = ndimage.label(clean[y0:y1, x0:x1])
+    boxes = sorted((sl for sl in ndimage.find_objects(labels) if sl is not None), key=lambda sl: sl[1].start)
+    boxes = [sl for sl in boxes if (sl[0].stop - sl[0].start) > 0.6 * space]  # dots and specks
+    clef = next((i for i, sl in enumerate(boxes) if sl[1].stop - sl[1].start > 1.6 * space), None)
+    if clef is None:
+        return 0
+    kinds, last = [], boxes[clef][1].stop
+    for i, sl in enumerate(boxes[clef + 1 :], start=clef + 1):
+        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        n = max(int(round(w / space)), 1)  # touching sharps or flats form one component
+        if not (1.8 * space <= h <= 4.8 * space and 0.4 * space <= w <= 1.4 * n * space) or n > 3:
+            break
+        if sl[1].start - last > 1.6 * space or (i + 1 < len(boxes) and boxes[i + 1][1].start < sl[1].stop - w // 2):
+            break  # too far, or stacked over the next glyph (the digits of a time signature)
+        top, bottom = y0 + sl[0].start, y0 + sl[0].stop - 1
+        if abs(top - staff.top) < 0.4 * space and abs(bottom - staff.bottom) < 0.4 * space:
+            break  # exactly the staff's height: a time signature
+        glyph = labels[sl] > 0
+        upper, lower = glyph[: h // 2].sum(), glyph[h // 2 :].sum()
+        if lower > 1.6 * upper:
+            kinds.extend([-1] * n)
+        elif h >= 2.4 * space and upper < 1.6 * lower:
+            kinds.extend([1] * n)
+        else:  # neither (a common-time C, a digit)
+            break
+        last = sl[1].stop
+    if not kinds:
+        return 0
+    sign = 1 if sum(kinds) > 0 else -1
+    return sign * min(len(kinds), 7)
+
+
+def read_system(ink: np.ndarray, clean: np.ndarray, holes: np.ndarray, system: System, heads: np.ndarray, *,
+                space: float) -> SystemReading:  # fmt: skip
+    """The heads of ``heads`` (page x, y) that belong to ``system``, with staff positions and clefs.
+
+    A head is kept when it lies on or near a staff of the system past its clef, has the ledger lines its
+    position needs, and has a stem or is hollow (a whole note).
+    """
+    staves = system.staves
+    clefs = tuple(staff_clef(clean, s, space=space) for s in staves)
+    mids = np.asarray([s.lines[2] for s in staves])
+    out = []
+    for x, y in heads:
+        k = int(np.argmin(np.abs(mids - y)))
+        staff = staves[k]
+        if abs(y - mids[k]) > 5.5 * space or not (staff.x0 + CLEF_ZONE * space <= x <= staff.x1):
+            continue
+        position = int(round((staff.bottom - y) / (space / 2.0)))
+        if not _has_ledgers(ink, staff, x, position, space):
+            continue
+        if not (holes[int(y), int(x)] or _has_stem(clean, x, y, space)):
+            continue
+        out.append(Head(float(x), float(y), k, position))
+    out.sort(key=lambda h: h.x)
+    x0, _, x1, _ = system.box
+    return SystemReading(tuple(out), clefs, int(x0), int(x1))
+
+
+def read_page(page: np.ndarray, layout: PageLayout) -> list[SystemReading]:
+    """Read every detected system of a grey page (``(height, width)``, 0-255 or 0-1)."""
+    ink = binarise(page)
+    space = layout.staff_space
+    systems = [System(tuple(refine_staff(ink, s, thickness=layout.line_thickness) for s in system.staves))
+               for system in layout.systems]  # fmt: skip
+    staves = [s for system in systems for s in system.staves]
+    holes = small_holes(ink, space=space)
+    clean = remove_staff_lines(ink | holes, staves, thickness=layout.line_thickness)
+    heads = head_centres(clean, space=space)
+    keys = [key_signature(clean, s, space=space) for s in staves]
+    key = int(np.bincount(np.asarray(keys) + 7, minlength=15).argmax()) - 7 if keys else 0  # one key a page
+    readings = [read_system(ink, clean, holes, system, heads, space=space) for system in systems]
+    return [replace(r, key=key) for r in readings]
+
+
+def head_pitch_class(position: int, clef: str, key: int = 0) -> int:
+    """Pitch class (0 = C) of staff ``position`` (half spaces above the bottom line) under ``clef`` and a key
+    signature of ``key`` sharps (> 0) or flats (< 0)."""
+    if clef not in BOTTOM_STEP:
+        raise ParameterError(f"clef={clef!r}: expected one of {sorted(BOTTOM_STEP)}")
+    if not -7 <= key <= 7:
+        raise ParameterError(f"key={key} must lie in -7..7")
+    pc = NATURAL_PC[(BOTTOM_STEP[clef] + position) % 7]
+    if pc in SHARPS[: max(key, 0)]:
+        return (pc + 1) % 12
+    if pc in FLATS[: max(-key, 0)]:
+        return (pc - 1) % 12
+    return pc
+
+
+def pitch_class_vector(pc: int) -> np.ndarray:
+    """12-d vector of a natural pitch class, tolerant to an unread sharp or flat."""
+    v = np.zeros(12, np.float32)
+    v[pc] = NATURAL_WEIGHT
+    v[(pc + 1) % 12] += NEIGHBOUR_WEIGHT
+    v[(pc - 1) % 12] += NEIGHBOUR_WEIGHT
+    return v
+
+
+def system_features(
+    reading: SystemReading, *, space: float, decay_spaces: float = 3.0, step_spaces: float = 1.0
+) -> np.ndarray:
+    """Pitch-class features of a system sampled every ``step_spaces`` staff spaces along x.
+
+    Each head adds its pitch-class vector from its column on, decaying by ``exp(-d / decay_spaces)`` with
+    the distance ``d`` in staff spaces; a new chord column (heads within :data:`CHORD_GAP`) damps what came
+    before by half.
+
+    Returns
+    -------
+    np.ndarray, shape (12, n_samples), float32
+        ``n_samples = ceil((x1 - x0) / (step_spaces * space))`` (at least 1); silent samples are zero.
+    """
+    if space <= 0 or decay_spaces <= 0 or step_spaces <= 0:
+        raise ParameterError(f"space={space}, decay_spaces={decay_spaces}, step_spaces={step_spaces}: must be > 0")
+    step = step_spaces * space
+    n = max(int(np.ceil((reading.x1 - reading.x0) / step)), 1)
+    onsets = np.zeros((12, n), np.float32)
+    for h in reading.heads:
+        i = min(max(int((h.x - reading.x0) / step), 0), n - 1)
+        onsets[:, i] += pitch_class_vector(head_pitch_class(h.position, reading.clefs[h.staff], reading.key))
+    out = np.zeros_like(onsets)
+    keep = float(np.exp(-step_spaces / decay_spaces))
+    state = np.zeros(12, np.float32)
+    for i in range(n):
+        if onsets[:, i].any():
+            state = 0.5 * state + onsets[:, i]
+        out[:, i] = state
+        state = state * keep
+    return out
