@@ -110,7 +110,7 @@ def test_clip_under_loud_pink_noise_found_by_single_peaks_and_foreign_clip_not(c
     m = identify(coll, noisy, sr=SR).matches
     assert m and m[0].recording_id == _rec(coll, "b").id
     assert m[0].offset == pytest.approx(12.0, abs=0.05) and m[0].speed == 1.0 and m[0].score >= DEFAULT_MIN_SCORE
-    assert identify(coll, noisy, sr=SR, options=IdentifyOptions(fallback_recordings=0)).matches == []
+    assert identify(coll, noisy, sr=SR, options=IdentifyOptions(fallback=False)).matches == []
     foreign = tracks["absent"][SR * 12 : SR * 17]
     noisy_foreign = (foreign + pink_noise(foreign.size, foreign, -16.0, seed=3)).astype(np.float32)
     assert identify(coll, noisy_foreign, sr=SR).matches == []
@@ -207,8 +207,8 @@ def test_scan_and_dedupe(tmp_path, tracks):
 def test_options_validated():
     with pytest.raises(ValueError, match="max_speed_change"):
         IdentifyOptions(max_speed_change=0.9)
-    with pytest.raises(ValueError, match="fallback_recordings"):
-        IdentifyOptions(fallback_recordings=-1)
+    with pytest.raises(ValueError, match="fallback_reach"):
+        IdentifyOptions(fallback_reach=0.0)
 
 
 def test_service_default_threshold_is_the_calibrated_one():

@@ -74,10 +74,13 @@ class IdentifyOptions:
         Largest deviation of a verified triplet's pitch shift from the median (log-frequency bins).
     speed_tolerance : float > 0
         Largest relative deviation of a verified triplet's own speed (ratio of ``t3 - t1``) from the fitted one.
-    fallback_recordings : int >= 0
-        When no candidate line passes, the first this many recordings among the candidates are searched at
-        unchanged speed and pitch by single peaks (:func:`~mirsearch.search.peak_check.offset_votes`), each
-        proposed line checked like the others; 0: no fallback.
+    fallback : bool
+        When no candidate line passes, look again at every candidate's offset at unchanged speed and pitch: the
+        offset within ``fallback_reach`` where most single peaks meet
+        (:func:`~mirsearch.search.peak_check.offset_votes`) is checked like any line (the line the hashes proposed
+        but could not fit under loud noise).
+    fallback_reach : float > 0
+        Seconds either side of a candidate's offset searched by the fallback.
     """
 
     top: int = 5
@@ -94,7 +97,8 @@ class IdentifyOptions:
     time_tolerance: float = 1.5
     freq_tolerance: float = 0.7
     speed_tolerance: float = 0.025
-    fallback_recordings: int = 10
+    fallback: bool = True
+    fallback_reach: float = 0.64
 
     def __post_init__(self):
         if self.top < 1:
@@ -103,12 +107,11 @@ class IdentifyOptions:
             raise ParameterError(f"min_score={self.min_score!r} must be >= 0")
         if not 0 < self.max_speed_change < 0.5:
             raise ParameterError(f"max_speed_change={self.max_speed_change!r} must be in (0, 0.5)")
-        if self.fallback_recordings < 0:
-            raise ParameterError(f"fallback_recordings={self.fallback_recordings!r} must be >= 0")
         for name in ("min_anchors", "sure_anchors"):
             if getattr(self, name) < 1:
                 raise ParameterError(f"{name}={getattr(self, name)!r} must be >= 1")
-        for name in ("offset_bin", "time_tolerance", "freq_tolerance", "speed_tolerance", "check_peaks_per_second"):
+        for name in ("offset_bin", "time_tolerance", "freq_tolerance", "speed_tolerance", "check_peaks_per_second",
+                     "fallback_reach"):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name}={getattr(self, name)!r} must be > 0")
 
@@ -300,18 +303,23 @@ def _plausible(speed: float, shift_octaves: float, options: IdentifyOptions) -> 
     return min(0.0, implied) - options.max_pitch_shift <= semitones <= max(0.0, implied) + options.max_pitch_shift
 
 
-def _unchanged_speed(recs, peaks, dense, *, loaded: dict, reference, span: float, rate: float, options) -> list:
-    """Fallback candidates: lines at speed 1 and no pitch shift in ``recs`` found by single peaks
-    (:func:`offset_votes` of the hashing peaks), checked with the dense peaks like any line."""
+def _unchanged_speed(cands, peaks, dense, *, loaded: dict, reference, span: float, rate: float, options) -> list:
+    """Fallback lines: at each candidate ``(recording, offset)``, speed 1 and no pitch shift at the offset within
+    ``options.fallback_reach`` where most single peaks meet (:func:`offset_votes` of the hashing peaks), checked with
+    the dense peaks like any line."""
+    reach = options.fallback_reach * rate
     out = []
-    for rec in recs:
+    for rec, off0 in cands:
         if rec not in loaded:
             loaded[rec] = reference(rec)
-        for off in offset_votes(loaded[rec], peaks, tolerance=options.peak_tolerance):
+        ref = loaded[rec]
+        near = (ref[0] >= off0 - reach) & (ref[0] < off0 + span + reach)
+        for off in offset_votes(ref[:, near], peaks, tolerance=options.peak_tolerance, n=1):
+            if abs(off - off0) > reach:
+                continue
             matched, score = peak_overlap(
-                loaded[rec], dense, offset=off, speed=1.0, shift=0.0, span=span, rate=rate,
-                tolerance=options.peak_tolerance,
-            )  # fmt: skip
+                ref, dense, offset=off, speed=1.0, shift=0.0, span=span, rate=rate, tolerance=options.peak_tolerance
+            )
             if score >= options.min_score:
                 out.append((rec, score, float(off) / rate, 1.0, 0.0, matched))
     return out
@@ -376,9 +384,8 @@ def match_peaks(
         )  # fmt: skip
         if score >= options.min_score or anchors >= options.sure_anchors:
             out.append((rec, score, off / rate, speed, 12.0 * shift / bpo, matched))
-    if not out and options.fallback_recordings:
-        recs = list(dict.fromkeys(rec for rec, _ in cands))[: options.fallback_recordings]
-        out = _unchanged_speed(recs, peaks, dense, loaded=loaded, reference=reference, span=span, rate=rate,
+    if not out and options.fallback:
+        out = _unchanged_speed(cands, peaks, dense, loaded=loaded, reference=reference, span=span, rate=rate,
                                options=options)  # fmt: skip
     out.sort(key=lambda c: (-c[5], -c[1]))
     unique: list = []
