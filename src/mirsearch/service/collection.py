@@ -20,7 +20,8 @@ class IndexRequest(Request):
     features: tuple[str, ...] | None = param(
         None, choices=STORED_KINDS, metavar="KINDS",
         help="comma-separated stored feature kinds: chroma (default for a new collection), learned (the shipped "
-        "CTC model), fingerprint (audio identification), segments (speech/music); default: the collection's",
+        "CTC model), fingerprint (audio identification), segments (speech/music), tags (auto-tagging; brings "
+        "timbre along), timbre (search by similarity, taught tags); default: the collection's",
     )  # fmt: skip
     feature_rate: float | None = param(
         None, minimum=1, maximum=100, metavar="HZ", help="frames per second (default 10 for a new collection)"
@@ -46,13 +47,20 @@ class IndexResult:
         return {**self.report.to_dict(), "query": self.query}
 
 
+def with_implied_kinds(kinds) -> list[str]:
+    """``tags`` brings ``timbre`` along: search by similarity and taught tags use the timbre vectors (issue 20's
+    ``index --features tags`` then ``similar``; about 1 % of the indexing time)."""
+    kinds = list(kinds)
+    return kinds + ["timbre"] if "tags" in kinds and "timbre" not in kinds else kinds
+
+
 @register("index", request=IndexRequest, area="indexing", summary="add recordings to a collection", writes=True)
 def run_index(context: Context, request: IndexRequest) -> IndexResult:
     coll = context.require_collection("index")
     if not request.paths:
         raise ParameterError("index: no paths given")
     if request.features is not None or request.feature_rate is not None:
-        coll.set_features(request.features or coll.feature_kinds, feature_rate=request.feature_rate)
+        coll.set_features(with_implied_kinds(request.features or coll.feature_kinds), feature_rate=request.feature_rate)
     producer, dask = None, cluster_spec(request)
     if dask is not None:  # decoding and extraction on the cluster's workers (--jobs does not apply)
         from mirsearch.cluster import connect, dask_producer
