@@ -48,6 +48,8 @@ from mirsearch.describe.taught import SHRINK  # noqa: E402
 from mirsearch.evaluation.ranking import per_query_scores, ranked_relevance, summarize  # noqa: E402
 from similarity_features import DATA, feature_path, load_features  # noqa: E402
 
+from _common import write_results  # noqa: E402
+
 log = logging.getLogger("similarity_heldout")
 GROUPS = ("stats", "rhythm", "modulation", "contrast", "cepstra", "tonality")
 
@@ -400,6 +402,9 @@ def main(argv=None) -> int:
             "per_soundtrack": {
                 n: {s: round(float(v[labels == s].mean()), 4) for s in np.unique(labels)} for n, v in scores.items()
             },  # fmt: skip
+            "per_half": {
+                n: {h: round(float(v[halves == h].mean()), 4) for h in ("train", "test")} for n, v in scores.items()
+            },  # fmt: skip
             "chosen": chosen,
         }
         for n, v in scores.items():
@@ -416,9 +421,8 @@ def main(argv=None) -> int:
             for n, v in few.items():
                 print(f"few-shot  {n:45s} {v['map@10'].mean():.3f} {v['map'].mean():.3f}")
     payload["seconds"] = round(time.time() - t0, 1)
-    out = ROOT / "benchmarks" / "results" / f"{args.out}.json"
-    out.write_text(json.dumps(payload, indent=1, default=float))
-    print(json.dumps({"written": str(out.relative_to(ROOT))}))
+    out = write_results(args.out, payload)
+    print(json.dumps({"written": str(out)}))
     return 0
 
 

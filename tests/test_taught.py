@@ -99,3 +99,11 @@ def test_teach_in_a_timbre_collection(tmp_path, capsys):
         tag = load_taught(c)["tonal"]
     assert tag.space == "timbre" and len(tag.examples) == 3
     assert main(["tags", "teach", "piano", "-c", coll, "--examples", *examples]) == 1  # a model tag
+
+
+def test_tags_bring_timbre_along():
+    from mirsearch.service.collection import with_implied_kinds
+
+    assert with_implied_kinds(("tags",)) == ["tags", "timbre"]
+    assert with_implied_kinds(["chroma", "tags", "timbre"]) == ["chroma", "tags", "timbre"]
+    assert with_implied_kinds(["chroma"]) == ["chroma"]
