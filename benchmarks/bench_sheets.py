@@ -1,10 +1,15 @@
-"""Audio -> sheet music benchmark (issue 22): snippet retrieval, system detection, page + system search.
+"""Audio -> sheet music benchmark (issue 22): system detection, page + system search, snippet retrieval.
 
-    nice -n 15 .venv/bin/python benchmarks/bench_sheets.py --out benchmarks/results/sheets.json
+    nice -n 10 .venv/bin/python benchmarks/bench_sheets.py --out benchmarks/results/sheets_notation.json
+    nice -n 10 .venv/bin/python benchmarks/bench_sheets.py --method learned --out benchmarks/results/sheets.json
 
 Test material: the LilyPond (Mutopia) pieces of data/sheets, an engraver, pieces and a SoundFont
-(MuseScore General) never used in training (the model is trained on verovio engravings of music21 works
-with FluidR3_GM and TimGM6mb).
+(MuseScore General) never used in training or tuning (the model is trained on verovio engravings of music21
+works with FluidR3_GM and TimGM6mb; the optical reading's constants were chosen on verovio pages).
+
+``--method notation`` (the served method): the optical reading of ``mirsearch.features.notation`` matched to
+the query's chroma (``mirsearch.search.sheets.search_sheets_notation``); tables 1 and 3.
+``--method learned``: the two-branch model; tables 1-3.
 
 1. **Staff / system detection** on every test page against the system boxes of the engraving: a true system
    is found when a detected system overlaps it vertically by more than half of the union; boundary error in
@@ -33,7 +38,7 @@ from mirsearch.datasets.sheets import load_piece
 from mirsearch.datasets.sheets_build import load_manifest
 from mirsearch.evaluation.metrics import hit_at_k, reciprocal_rank
 from mirsearch.models.sheets import DEFAULT_BUNDLE, SheetBundle
-from mirsearch.training.sheets import audio_excerpt, cache_piece, load_cached, sheet_snippet
+from mirsearch.training.sheets import audio_excerpt, sheet_snippet
 
 log = logging.getLogger("bench_sheets")
 SEED_TABLE = {  # Dorfer et al. (TISMIR 2018) on MSMD, 10,000 snippet pairs (seed 003)
@@ -126,24 +131,27 @@ def _truth_system(piece: dict, t_score: float) -> tuple[int, int]:
     return int(piece["notes"]["page"][i]), int(piece["notes"]["system"][i])
 
 
-def bench_search(rows: list[dict], pieces: list[dict], bundle: SheetBundle, n_queries: int, seed: int = 0) -> dict:
-    """Page + system accuracy of the search over all test pages."""
+def bench_search(rows: list[dict], pieces: list[dict], reader, search, n_queries: int, seed: int = 0) -> dict:
+    """Page + system accuracy of the search over all pages of ``pieces`` (one sheet store read by ``reader``).
+
+    ``search(store, samples, sr)`` returns the matches. Correct: the first match is on the page and its box
+    overlaps (vertical IoU > 0.5) the system of the note whose onset is nearest the excerpt's middle.
+    """
     from mirsearch.audio import load_audio
     from mirsearch.index.sheets import SheetStore
-    from mirsearch.search.sheets import SheetSearchOptions, search_sheets
 
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="bench-sheets-") as tmp:
         store = SheetStore(Path(tmp) / "store")
         t0 = time.monotonic()
-        report = store.update([Path(p["root"]) for p in pieces], bundle)
+        report = store.update([Path(p["root"]) for p in pieces], reader)
         build = {"pages": report.pages, "windows": report.windows, "seconds": round(time.monotonic() - t0, 1)}
         log.info("store: %s", build)
         page_file = {(Path(it["path"]).parent.name, Path(it["path"]).name): it["number"] for it in store.items()}
         out = {"store": build}
         audio = {}
         for seconds in LENGTHS:
-            hits, page_hits, n = 0, 0, 0
+            hits, page_hits, n, elapsed = 0, 0, 0, []
             for _ in range(n_queries):
                 k = int(rng.integers(len(pieces)))
                 piece, row = pieces[k], rows[k]
@@ -155,7 +163,9 @@ def bench_search(rows: list[dict], pieces: list[dict], bundle: SheetBundle, n_qu
                 excerpt = y[int(start * 22050) : int((start + seconds) * 22050)]
                 page, system = _truth_system(piece, (start + seconds / 2) * tempo)
                 truth_box = piece["pages"][page]["systems"][system]
-                matches = search_sheets(store, bundle, excerpt, 22050, SheetSearchOptions(top=1))
+                t1 = time.perf_counter()
+                matches = search(store, excerpt, 22050)
+                elapsed.append(time.perf_counter() - t1)
                 n += 1
                 if not matches:
                     continue
@@ -163,19 +173,56 @@ def bench_search(rows: list[dict], pieces: list[dict], bundle: SheetBundle, n_qu
                 same_page = m.recording_id == page_file[(Path(row["dir"]).name, piece["pages"][page]["image"])]
                 page_hits += same_page
                 hits += same_page and _overlap(m.box, truth_box) > 0.5
-            out[f"{seconds:g}s"] = {"queries": n, "page_system_r1": hits / n, "page_r1": page_hits / n}
+            out[f"{seconds:g}s"] = {"queries": n, "page_system_r1": hits / n, "page_r1": page_hits / n,
+                                    "median_ms": round(1e3 * float(np.median(elapsed)), 1)}  # fmt: skip
             log.info("search %gs: %s", seconds, out[f"{seconds:g}s"])
     return out
+
+
+def _learned(args, rows, pieces, result) -> None:
+    """The two-branch model: snippet pairs and the voting search (``--method learned``)."""
+    from mirsearch.index.sheets import LearnedReader
+    from mirsearch.search.sheets import SheetSearchOptions, search_sheets
+    from mirsearch.training.sheets import cache_piece, load_cached
+
+    bundle = SheetBundle.load(args.bundle)
+    result.update({"bundle": bundle.model_id, "training": bundle.info, "seed_table": SEED_TABLE})
+    cache_dir = Path(args.corpus) / "cache"
+    cached = [load_cached(p, r["id"]) for r in rows if (p := cache_piece(r, cache_dir)) is not None]
+    result["pairs"] = bench_pairs(cached, bundle, args.pairs)
+    if not args.pairs_only:
+
+        def search(store, y, sr):
+            return search_sheets(store, bundle, y, sr, SheetSearchOptions(top=1))
+
+        result["search"] = bench_search(rows, pieces, LearnedReader(bundle), search, args.queries)
+
+
+def _notation(args, rows, pieces, result) -> None:
+    """The optical reading matched by subsequence DTW (``--method notation``, the served method)."""
+    from mirsearch.index.sheets import NotationReader
+    from mirsearch.search.sheets import NotationSearchOptions, search_sheets_notation
+
+    options = NotationSearchOptions(top=1)
+    result["options"] = {"rates": list(options.rates)}
+
+    def search(store, y, sr):
+        return search_sheets_notation(store, y, sr, options)
+
+    result["search"] = bench_search(rows, pieces, NotationReader(), search, args.queries)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default="data/sheets")
-    ap.add_argument("--bundle", default=str(DEFAULT_BUNDLE))
-    ap.add_argument("--pairs", type=int, default=10000)
+    ap.add_argument("--method", default="notation", choices=("notation", "learned"))
+    ap.add_argument("--bundle", default=str(DEFAULT_BUNDLE), help="learned: the model bundle")
+    ap.add_argument("--pairs", type=int, default=10000, help="learned: snippet pairs")
     ap.add_argument("--queries", type=int, default=300, help="search queries per excerpt length")
-    ap.add_argument("--split", default="test", choices=("test", "val"), help="val: verovio validation works")
-    ap.add_argument("--pairs-only", action="store_true", help="only the snippet-pair table")
+    ap.add_argument("--split", default="test", choices=("test", "val", "train"),
+                    help="test: LilyPond + MuseScore General; val/train: verovio works")  # fmt: skip
+    ap.add_argument("--pairs-only", action="store_true", help="learned: only the snippet-pair table")
+    ap.add_argument("--no-detection", action="store_true", help="skip the staff-detection table")
     ap.add_argument("--out", default="benchmarks/results/sheets.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -184,17 +231,11 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = [r for r in load_manifest(args.corpus) if r["split"] == args.split]
     pieces = [load_piece(r["dir"]) for r in rows]
-    bundle = SheetBundle.load(args.bundle)
-    result = {"bundle": bundle.model_id, "training": bundle.info, "test_pieces": len(rows), "seed_table": SEED_TABLE}
-    result["split"] = args.split
-    if not args.pairs_only:
+    result = {"method": args.method, "split": args.split, "test_pieces": len(rows)}
+    if not (args.pairs_only or args.no_detection):
         result["detection"] = bench_detection(pieces)
         log.info("detection: %s", result["detection"])
-    cache_dir = Path(args.corpus) / "cache"
-    cached = [load_cached(p, r["id"]) for r in rows if (p := cache_piece(r, cache_dir)) is not None]
-    result["pairs"] = bench_pairs(cached, bundle, args.pairs)
-    if not args.pairs_only:
-        result["search"] = bench_search(rows, pieces, bundle, args.queries)
+    (_learned if args.method == "learned" else _notation)(args, rows, pieces, result)
     Path(args.out).write_text(json.dumps(result, indent=1))
     log.info("wrote %s", args.out)
 
