@@ -188,7 +188,13 @@ def frame_f1(pred: np.ndarray, ref: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------------------------- training
 def train(
-    data_dir: str | Path, out_dir: str | Path, opts: TrainOptions = TrainOptions(), *, finish: bool = False, init=None
+    data_dir: str | Path,
+    out_dir: str | Path,
+    opts: TrainOptions = TrainOptions(),
+    *,
+    finish: bool = False,
+    init=None,
+    last: bool = False,
 ) -> dict:
     """Train the CNN, write the bundle to ``out_dir`` and return its validation scores.
 
@@ -197,7 +203,8 @@ def train(
     the validation shards; training stops after ``patience`` epochs without improvement (0: never). A checkpoint is
     written to ``out_dir/checkpoint.pt`` after each epoch, and a run with the same ``out_dir`` resumes from it;
     ``finish`` writes the bundle of the checkpoint's best epoch without training further; ``init`` (a run's output
-    directory) starts from that run's best epoch and normalisation (fine-tuning).
+    directory) starts from that run's best epoch and normalisation (fine-tuning); ``last`` writes the last epoch
+    instead of the best one (the end of the one-cycle schedule, when a larger validation set prefers it).
     """
     import torch
 
@@ -245,10 +252,13 @@ def train(
         with atomic_path(ckpt, suffix=".pt") as tmp:
             torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "sched": sched.state_dict(),
                         "state": state}, tmp)  # fmt: skip
-    net.load_state_dict(state["best"][1])
-    training = {"validation": state["best"][0], "best_epoch": state["best"][2], "history": state["history"]}
+    if last:
+        training = {"validation": state["history"][-1], "last_epoch": state["epoch"] - 1, "history": state["history"]}
+    else:
+        net.load_state_dict(state["best"][1])
+        training = {"validation": state["best"][0], "best_epoch": state["best"][2], "history": state["history"]}
     write_bundle(net, out_dir, opts, norm, training)
-    return state["best"][0]
+    return training["validation"]
 
 
 def _stale(state: dict, patience: int) -> bool:
@@ -478,6 +488,7 @@ def main(argv=None) -> int:
     ap.add_argument("--init", default=None, help="a run's output directory: start from its best epoch")
     ap.add_argument("--lr", type=float, default=TrainOptions.lr, help="peak learning rate")
     ap.add_argument("--finish", action="store_true", help="write the bundle of the checkpoint's best epoch and stop")
+    ap.add_argument("--last", action="store_true", help="write the last epoch, not the best one")
     ap.add_argument("--channels", default="16,32,32", help="channels of the three 2-D convolutions")
     ap.add_argument("--hidden", type=int, default=TrainOptions.hidden, help="channels of the 1-D convolutions")
     ap.add_argument("--dilations", default="1,2,4,8", help="dilations of the 1-D convolutions (context)")
@@ -491,8 +502,8 @@ def main(argv=None) -> int:
     ap_opts["dilations"] = tuple(int(d) for d in args.dilations.split(","))
     ap_opts["music_negative_weight"] = args.music_negative_weight
     opts = TrainOptions(**ap_opts, train_split=args.train_split, crop_frames=args.crop_frames)
-    scores = train(args.data, args.out, opts, finish=args.finish, init=args.init)
-    log.info("best validation: %s", scores)
+    scores = train(args.data, args.out, opts, finish=args.finish, init=args.init, last=args.last)
+    log.info("%s validation: %s", "last" if args.last else "best", scores)
     return 0
 
 
