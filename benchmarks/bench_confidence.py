@@ -266,7 +266,7 @@ class LiteralCheck:
 # -- fit and evaluation -------------------------------------------------------------------------------------------
 def examples(dataset: str, split: str, features: str, seed: int, collections=HALVES) -> list[dict]:
     """Per search: label (1 present and right at rank 1, 0 absent, None otherwise), top-1 cost, notes, null."""
-    from mirsearch.search.confidence import theme_notes
+    from mirsearch.search.confidence import theme_background, theme_notes
 
     view, full, extra = views(dataset, split)
     halves, check = family_halves(view, seed), LiteralCheck(full)
@@ -281,20 +281,28 @@ def examples(dataset: str, split: str, features: str, seed: int, collections=HAL
         else:
             literal = check.occurs_in(row["theme"], [w for w, h in halves.items() if h == row["half"]] + extra)
             label = 0
+        null = row.get("null_region", [])
+        background = theme_background([m[0] for m in row["matches"]], [m[1] for m in row["matches"]], null)
         out.append({"theme": row["theme"], "half": row["half"], "label": label, "literal": literal,
                     "cost": row["matches"][0][1], "notes": theme_notes(view.themes[row["theme"]].to_theme()),
-                    "null": row.get("null_region", []), "search_ms": row["search_ms"],
+                    "null": null, "background": background, "search_ms": row["search_ms"],
                     "null_ms": row.get("null_ms")})  # fmt: skip
     return out
 
 
-def _design(model_eps: float, notes_range, rows) -> np.ndarray:
+def _design(model_eps: float, notes_range, rows, standout: bool) -> np.ndarray:
     n = np.clip([r["notes"] for r in rows], *notes_range)
-    return np.c_[np.log(np.asarray([r["cost"] for r in rows]) + model_eps), np.log(n)]
+    cost = np.log(np.asarray([r["cost"] for r in rows]) + model_eps)
+    X = np.c_[cost, np.log(n)]
+    if standout:  # the match's cost over the query's background (theme_background) and over its best null theme
+        X = np.c_[X, cost - np.log(np.asarray([r["background"] for r in rows]) + model_eps),
+                  cost - np.log(np.asarray([min(r["null"]) for r in rows]) + model_eps)]  # fmt: skip
+    return X
 
 
-def fit_model(rows: list[dict], *, eps: float, keep: float):
-    """Logistic model on the labelled rows; threshold keeping ``keep`` of their positives."""
+def fit_model(rows: list[dict], *, eps: float, keep: float, standout: bool = False):
+    """Logistic model on the labelled rows (with the standouts over the background and the null if ``standout``);
+    threshold keeping ``keep`` of their positives."""
     from sklearn.linear_model import LogisticRegression
 
     from mirsearch.search.confidence import ConfidenceModel
@@ -303,9 +311,11 @@ def fit_model(rows: list[dict], *, eps: float, keep: float):
     notes = [r["notes"] for r in used]
     notes_range = (1, int(max(notes)))  # fewer notes than seen: extrapolated (lower); more: clipped
     y = np.asarray([r["label"] for r in used])
-    lr = LogisticRegression(C=10.0, max_iter=1000).fit(_design(eps, notes_range, used), y)
+    lr = LogisticRegression(C=10.0, max_iter=1000).fit(_design(eps, notes_range, used, standout), y)
     model = ConfidenceModel(bias=float(lr.intercept_[0]), w_cost=float(lr.coef_[0, 0]), w_notes=float(lr.coef_[0, 1]),
-                            eps=eps, notes_range=notes_range, threshold=0.0)  # fmt: skip
+                            eps=eps, notes_range=notes_range, threshold=0.0,
+                            w_standout=float(lr.coef_[0, 2]) if standout else 0.0,
+                            w_null=float(lr.coef_[0, 3]) if standout else 0.0)  # fmt: skip
     pos = np.sort(confidences(model, [r for r in used if r["label"] == 1]))
     threshold = float(np.floor(pos[int(np.floor((1 - keep) * len(pos)))] * 100) / 100)
     return ConfidenceModel(**{**model.__dict__, "threshold": threshold})
@@ -314,8 +324,8 @@ def fit_model(rows: list[dict], *, eps: float, keep: float):
 def confidences(model, rows) -> np.ndarray:
     from mirsearch.search.confidence import null_chance
 
-    return np.asarray([float(model.probability(r["cost"], r["notes"]) * (1 - null_chance([r["cost"]], r["null"])[0]))
-                       for r in rows])  # fmt: skip
+    return np.asarray([float(model.probability(r["cost"], r["notes"], r["background"], min(r["null"], default=np.nan))
+                             * (1 - null_chance([r["cost"]], r["null"])[0])) for r in rows])  # fmt: skip
 
 
 def evaluate(model, rows: list[dict], *, literal: bool = False) -> dict:
@@ -344,7 +354,10 @@ def fit(args) -> None:
     for features in args.features.split(","):
         calib = examples(args.dataset, args.fit_split, features, args.seed)
         test = examples(args.dataset, args.eval_split, features, args.seed)
-        model = fit_model(calib, eps=args.eps, keep=args.keep) if args.refit else load_models()[features]
+        standout = features in args.standout.split(",")
+        model = (
+            fit_model(calib, eps=args.eps, keep=args.keep, standout=standout) if args.refit else load_models()[features]
+        )
         models[features] = model.to_dict()
         for name, rows, split in (("calibration", calib, args.fit_split), ("evaluation", test, args.eval_split)):
             parts = [("both halves", rows)] + [(f"half {h}", [r for r in rows if r["half"] == h]) for h in HALVES]
@@ -437,6 +450,12 @@ def main() -> None:
     f.add_argument("--write-model", action="store_true", help="write the fitted models into the package")
     f.add_argument("--eps", type=float, default=0.005, help="added to the cost before its logarithm")
     f.add_argument("--keep", type=float, default=0.95, help="share of calibration hits the threshold keeps")
+    f.add_argument(
+        "--standout",
+        default="chroma",
+        help="feature kinds whose model uses the standouts over the "
+        "query's background (the median best cost of the next recordings) and over its best null theme",
+    )
     f.add_argument("--name", default="confidence")
     args = ap.parse_args()
     {"build": build, "collect": collect, "fit": fit, "latency": latency}[args.command](args)

@@ -126,3 +126,123 @@ def test_theme_task_shows_confident_matches_and_rejects_the_rest(coll):
     assert result.stats["confidence_ms"] >= 0
     everything = run_theme(Context(collection=coll), ThemeRequest(query=query, top=3, show_all=True))
     assert len(everything.matches) == 3 and not everything.rejected
+
+
+# -- theme: the standout over the query's background ------------------------------------------------------------
+def test_theme_background_is_the_median_best_cost_of_the_other_recordings():
+    ids = [1, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10]
+    costs = [0.01, 0.02, 0.3, 0.2, 0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    # best of each recording but the best one (1): 0.3 0.2 0.4 ... 1.0 (9 recordings) -> median 0.6
+    assert conf.theme_background(ids, costs, null=[9.0]) == pytest.approx(0.6)
+    # fewer than MIN_BACKGROUND other recordings: the null themes' median cost stands in
+    assert conf.theme_background([1, 2, 2], [0.1, 0.3, 0.2], null=[0.5, 0.7, 0.9]) == pytest.approx(0.7)
+    assert np.isnan(conf.theme_background([1], [0.1], null=[]))
+
+
+def test_chroma_confidence_rises_with_the_standouts_and_falls_with_the_cost():
+    m = conf.load_models()["chroma"]
+    assert m.w_standout < 0 and m.w_null < 0  # a match far below its background / its nulls is more likely true
+    p = [float(m.probability(0.1, 8, background, 0.2)) for background in (0.1, 0.2, 0.4)]
+    assert p[0] < p[1] < p[2]
+    q = [float(m.probability(0.1, 8, 0.3, null_best)) for null_best in (0.1, 0.2, 0.4)]
+    assert q[0] < q[1] < q[2]
+    assert np.all(np.diff(m.probability(np.array([0.02, 0.05, 0.1, 0.2]), 8, 0.3, 0.3)) < 0)
+    with pytest.raises(ParameterError, match="background"):
+        m.probability(0.1, 8)
+    with pytest.raises(ParameterError, match="null"):
+        m.probability(0.1, 8, 0.3)
+    # through match_confidences: the null's best cost comes from the null costs
+    got = conf.match_confidences([0.1], features="chroma", notes=8, null=[0.3, 0.2, 0.5], background=0.3)
+    assert got[0] == pytest.approx(float(m.probability(0.1, 8, 0.3, 0.2)))
+
+
+# -- audio-query matches ----------------------------------------------------------------------------------------
+def test_audio_model_is_monotone_and_round_trips():
+    m = conf.load_audio_model()
+    assert 0 <= m.threshold <= 1 and m.w_cost <= 0 and m.w_standout <= 0
+    costs = np.array([0.01, 0.05, 0.1, 0.2, 0.4])
+    assert np.all(np.diff(m.probability(costs, 0.35)) < 0)  # cheaper: more confident
+    assert m.probability(0.1, 0.2) < m.probability(0.1, 0.4)  # the same cost standing out more: more confident
+    np.testing.assert_allclose(m.probability(costs, np.nan), m.probability(costs, m.background))  # none
+    assert conf.AudioConfidenceModel(**m.to_dict()) == m
+    want = expit(1.0 - 2.0 * np.log(0.1 + 0.01) - 1.5 * (np.log(0.1 + 0.01) - np.log(0.3 + 0.01)))
+    toy = conf.AudioConfidenceModel(bias=1.0, w_cost=-2.0, w_standout=-1.5, eps=0.01, threshold=0.5)
+    assert float(toy.probability(0.1, 0.3)[0]) == pytest.approx(want, rel=1e-12)
+
+
+def test_audio_background_statistics():
+    from mirsearch.search.audio import MatchingCurve
+    from mirsearch.search.results import Match
+
+    curves = [
+        MatchingCurve(1, "a", 2.0, np.array([0.1, 0.5, np.inf, 0.3])),
+        MatchingCurve(2, "b", 2.0, np.array([0.4, 0.6, 0.2])),
+        MatchingCurve(3, "c", 2.0, np.array([np.inf])),
+    ]
+    best = Match("a", 1, 0.0, 1.0, 0.1, 0)
+    bg = conf.audio_background(curves, best)
+    # the best match's neighbourhood (starts 0-1 s of recording 1, at 2 frames per second) is left out
+    assert bg.frames == 4 and bg.median == pytest.approx(np.median([0.3, 0.4, 0.6, 0.2]))
+    assert bg.q01 == pytest.approx(np.quantile([0.3, 0.4, 0.6, 0.2], 0.01))
+    assert bg.recordings_median == pytest.approx(0.2)  # recording 2's best; 1 is the match's, 3 has no frame
+    assert bg.to_dict()["frames"] == 4
+    later = conf.audio_background(curves, Match("b", 2, 1.0, 1.5, 0.2, 0))  # recording 2, frames 1-1.5 s out
+    assert later.frames == 4 and later.recordings_median == pytest.approx(0.1)
+
+
+def _melody(rng, seconds: float, sr: int) -> np.ndarray:
+    """Harmonic tones of random pitches (0.25-0.5 s each) with a little noise."""
+    out = []
+    while sum(len(x) for x in out) < seconds * sr:
+        n = int(rng.uniform(0.25, 0.5) * sr)
+        f0 = 440.0 * 2 ** ((int(rng.integers(48, 72)) - 69) / 12)
+        t = np.arange(n) / sr
+        tone = sum(0.6**h * np.sin(2 * np.pi * f0 * (h + 1) * t) for h in range(4)) * np.hanning(n)
+        out.append(tone)
+    y = np.concatenate(out)[: int(seconds * sr)]
+    return (0.3 * y / np.abs(y).max() + 0.003 * rng.standard_normal(y.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def audio_coll(tmp_path_factory):
+    """Three 40 s recordings of random harmonic melodies; the excerpts' sources."""
+    import soundfile as sf
+
+    from mirsearch.collection import Collection
+
+    root = tmp_path_factory.mktemp("audioconf")
+    rng = np.random.default_rng(7)
+    sr = 22050
+    signals = {f"r{i}.wav": _melody(rng, 40.0, sr) for i in range(3)}
+    for name, y in signals.items():
+        sf.write(root / name, y, sr)
+    c = Collection.create(root / "c.mirs", features=["chroma"])
+    c.add([str(root / n) for n in sorted(signals)])
+    absent = _melody(rng, 15.0, sr)  # a melody no recording holds
+    yield c, signals, absent, sr
+    c.close()
+
+
+def test_audio_search_shows_a_present_excerpt_and_rejects_an_absent_one(audio_coll):
+    from mirsearch.search.audio_query import AudioQuery
+    from mirsearch.service.audio import PassagesRequest, run_passages
+    from mirsearch.service.core import Context
+
+    coll, signals, absent, sr = audio_coll
+    rng = np.random.default_rng(3)
+    y = signals["r1.wav"][10 * sr : 25 * sr]
+    present = AudioQuery.from_samples(y + 0.02 * rng.standard_normal(y.size).astype(np.float32), sr, name="p")
+    found = run_passages(Context(collection=coll), PassagesRequest(query=present, top=3))
+    assert found.matches and found.matches[0].recording.endswith("r1.wav")
+    assert abs(found.matches[0].start - 10.0) < 1.5
+    assert found.matches[0].extra["confidence"] >= conf.load_audio_model().threshold
+    d = found.to_dict()
+    assert set(d) >= {"matches", "rejected", "query"} and d["query"]["min_confidence"] is None
+
+    query = AudioQuery.from_samples(absent, sr, name="absent")
+    none = run_passages(Context(collection=coll), PassagesRequest(query=query, top=3))
+    assert none.matches == [] and none.rejected, "an absent excerpt: no confident match, candidates kept aside"
+    assert all(m.extra["confidence"] < conf.load_audio_model().threshold for m in none.rejected)
+    everything = run_passages(Context(collection=coll), PassagesRequest(query=query, top=3, show_all=True))
+    assert len(everything.matches) == 3 and not everything.rejected
+    assert [m.extra["confidence"] for m in everything.matches] == [m.extra["confidence"] for m in none.rejected]

@@ -48,7 +48,7 @@ EPILOG = (
     "nearest to the previous note) and an optional value after / (4 quarter, 8 eighth, 2. dotted half; "
     'default: the previous note\'s), rests R/4; e.g. "E5/8 D#5/8 E5/8 D#5 E B D C A/4".\n'
     "output: cost is the mean distance along the match (0 = identical; not comparable across queries); "
-    "conf. the probability that a theme match is a true occurrence; tempo > 1: the match is played faster "
+    "conf. the probability that a theme or audio match is a true occurrence; tempo > 1: the match is played faster "
     "than the excerpt; transp. is the recording's key relative to the query, -6..+5 semitones "
     "(docs/cli.md)."
 )
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if task == "score-theme":
         return _print_score_rows([m.to_dict() for m in result.matches])
-    if task == "theme" and not result.matches and result.rejected:
+    if task in ("theme", "passages") and not result.matches and result.rejected:
         print("no confident match; the best candidates, below --min-confidence (--all shows them as matches):")
         return print_match_table([m.to_dict() for m in result.rejected])
     return print_match_table([m.to_dict() for m in result.matches])

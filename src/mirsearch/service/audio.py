@@ -17,6 +17,7 @@ from mirsearch.search.audio_query import AudioQuery
 from mirsearch.search.results import Match
 from mirsearch.service.cluster import cluster_spec, dask_param
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
+from mirsearch.service.theme import min_confidence_param, show_all_param
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +51,27 @@ class PassagesRequest(Request):
         "collection)",
     )  # fmt: skip
     transpose: bool = param(True, help="match at the excerpt's key only (default: in all 12 transpositions)")
+    min_confidence: float | None = min_confidence_param("the audio model's threshold, chosen on held-out tracks")
+    show_all: bool = show_all_param()
     dask: str | None = dask_param()
 
 
 @dataclass
 class PassagesResult:
-    """Passages, best first, with the settings used; ``curves`` holds the exhaustive search's matching curves."""
+    """Passages, best first, with the settings used; ``curves`` holds the exhaustive search's matching curves;
+    ``rejected`` the best matches below the confidence threshold (not shown)."""
 
     matches: list[Match]
     query: dict
     curves: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    rejected: list[Match] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         matches = [m.to_dict() for m in self.matches]
-        return {"matches": matches, "query": self.query, "warnings": self.warnings, "stats": self.stats}
+        return {"matches": matches, "query": self.query, "warnings": self.warnings, "stats": self.stats,
+                "rejected": [m.to_dict() for m in self.rejected]}  # fmt: skip
 
 
 def resolve_audio_features(coll, features: str) -> str:
@@ -107,8 +113,19 @@ def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
         else:
             found = search_audio(coll, request.query, options)
         matches, curves = found.matches, found.curves
+    shown, rejected = _confident(matches, curves, request)
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
-    return PassagesResult(matches, _audio_block(request, request.query, features=features, dask=dask), curves, stats)
+    query = _audio_block(request, request.query, features=features, dask=dask)
+    return PassagesResult(shown, query, curves, stats, rejected=rejected)
+
+
+def _confident(matches: list[Match], curves: list, request: PassagesRequest) -> tuple[list[Match], list[Match]]:
+    """``(shown, rejected)`` by the audio confidence (:func:`mirsearch.search.confidence.audio_confidences`)."""
+    from mirsearch.search.confidence import audio_confidences, load_audio_model, split_by_confidence
+
+    confidence = audio_confidences(matches, curves)
+    threshold = load_audio_model().threshold if request.min_confidence is None else request.min_confidence
+    return split_by_confidence(matches, confidence, threshold=threshold, show_all=request.show_all, top=request.top)
 
 
 def _search_index(coll, request: PassagesRequest, keys: tuple) -> list[Match]:

@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLDS, search_confidences
+from mirsearch.search.confidence import BACKGROUND, DEFAULT_THRESHOLDS, search_confidences, split_by_confidence
 from mirsearch.search.query import ThemeQuery
 from mirsearch.search.results import Match, SearchResult
 from mirsearch.service.cluster import cluster_spec, dask_param
@@ -20,6 +20,18 @@ THEME_FEATURES = ("auto", "chroma", "cens", "learned")
 #: the others name :data:`mirsearch.search.cascade.THEME_PRESETS` (a test keeps the two equal; the table itself
 #: is not imported here so that ``mirsearch --help`` stays fast)
 CASCADE_CHOICES = ("auto", "exhaustive", "notes", "notes-only", "align", "coarse", "index")
+
+
+def min_confidence_param(default: str):
+    """The ``min_confidence`` option of a search whose matches have a confidence (``default``: where its default
+    threshold comes from)."""
+    return param(None, help=f"hide matches whose confidence (probability of a true occurrence) is lower (default: "
+                 f"{default})", minimum=0.0, maximum=1.0)  # fmt: skip
+
+
+def show_all_param():
+    """The ``--all`` option: confident matches or every match."""
+    return param(False, help="show every match, confident or not", flag="--all")
 
 
 @dataclass(frozen=True)
@@ -50,11 +62,9 @@ class ThemeRequest(Request):
         minimum=0.1, maximum=10, metavar="LIST",
     )  # fmt: skip
     transpose: bool = param(True, help="match at the notated pitch only (default: in all 12 transpositions)")
-    min_confidence: float | None = param(
-        None, help="hide matches whose confidence (probability of a true occurrence) is lower (default: the "
-        "threshold of the features' model, chosen on the validation split)", minimum=0.0, maximum=1.0,
-    )  # fmt: skip
-    show_all: bool = param(False, help="show every match, confident or not", flag="--all")
+    min_confidence: float | None = min_confidence_param("the threshold of the features' model, chosen on the "
+                                                        "validation split")  # fmt: skip
+    show_all: bool = show_all_param()
     dask: str | None = dask_param()
 
 
@@ -121,13 +131,8 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
 
 def _split_by_confidence(matches: list[Match], confidence, *, features: str, request: ThemeRequest):
     """``(shown, rejected)``: each at most ``top`` matches, with ``confidence`` set on every match."""
-    for m, c in zip(matches, confidence, strict=True):
-        m.extra["confidence"] = round(float(c), 4)
     threshold = DEFAULT_THRESHOLDS.get(features, 0.0) if request.min_confidence is None else request.min_confidence
-    keep = [request.show_all or c >= threshold for c in confidence]
-    shown = [m for m, k in zip(matches, keep, strict=True) if k][: request.top]
-    rejected = [m for m, k in zip(matches, keep, strict=True) if not k][: request.top]
-    return shown, rejected
+    return split_by_confidence(matches, confidence, threshold=threshold, show_all=request.show_all, top=request.top)
 
 
 def _json_stats(stats: dict) -> dict:

@@ -166,7 +166,7 @@ async def search_audio(params: Annotated[PassagesForm, Form()], server: ServerDe
     result = await server.task(task, "passages", request)
     seconds = time.perf_counter() - t0
     spans: dict[int, list] = {}
-    for m in result.matches:
+    for m in result.matches + result.rejected:  # the page shows the rejected ones when none is confident
         spans.setdefault(m.recording_id, []).append((m.start, m.end, m.cost))
     kept = {c.recording_id: c for c in result.curves if c.recording_id in spans}
     token = server.queries.put({"curves": kept, "spans": spans, "file": query.name})
