@@ -54,12 +54,13 @@ def _r(x):
     return None if x is None else round(float(x), 4)
 
 
-def tagger_scores(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Clip probabilities of the packaged bundle from cached log-mel (the path of ``analyse`` after the front end)."""
+def tagger_scores(X: np.ndarray, idx: np.ndarray, bundle: str | None = None) -> np.ndarray:
+    """Clip probabilities of a bundle (default: the packaged one) from cached log-mel (the path of ``analyse`` after
+    the front end)."""
     from mirsearch.features.tag_features import patches
     from mirsearch.models.tagger import TaggerModel
 
-    model = TaggerModel.load()
+    model = TaggerModel.load(bundle)
     out = []
     for i in idx:
         P, E = model.frames(np.asarray(X[i], np.float32))
@@ -113,6 +114,17 @@ def yamnet_families(data: Path, records: list[dict], test: np.ndarray) -> np.nda
         y, sr = sf.read(str(data / records[i]["audio"]), dtype="float32")
         out.append(family_scores(model(y, sr=sr).scores).max(axis=0)[order])
     return np.asarray(out)
+
+
+def by_family_count(Y: np.ndarray, S: np.ndarray) -> list[dict]:
+    """Ten-family macro ROC-AUC of the clips with 1, 2-3 and 4+ families (within each group)."""
+    cols = [TAG_NAMES.index(f) for f in FAMILIES]
+    n = Y[:, cols].sum(axis=1)
+    rows = []
+    for name, mask in (("1 family", n == 1), ("2-3 families", (n >= 2) & (n <= 3)), ("4+ families", n >= 4)):
+        m = tag_metrics(Y[mask][:, cols], S[mask][:, cols], FAMILIES)
+        rows.append({"clips": name, "n": int(mask.sum()), "families ROC-AUC": _r(macro_over(m, FAMILIES))})
+    return rows
 
 
 def pooling_runs(runs: Path, X, Y, val: np.ndarray, test: np.ndarray) -> list[dict]:
@@ -295,12 +307,31 @@ def speed(seconds: float = 60.0) -> dict:
     }
 
 
+def choose_on_validation(data: Path, records, Y, X, train, val, bundle: str | None) -> int:
+    """Validation rows of a bundle (and of MFCC + LR): the figures a model is chosen on; writes nothing."""
+    methods = {"tagger": tagger_scores(X, val, bundle), "MFCC + LR": mfcc_baseline(data, records, Y, train, val)}
+    rows = [_summary(name, tag_metrics(Y[val], S, TAG_NAMES)) for name, S in methods.items()]
+    print_table(rows, list(rows[0]))
+    per = [{"tag": f, **{name: _r(tag_metrics(Y[val], S, TAG_NAMES)["tags"][f]["roc_auc"]) for name, S in
+                         methods.items()}} for f in FAMILIES]  # fmt: skip
+    print_table(per, list(per[0]))
+    print_table(by_family_count(Y[val], methods["tagger"]), ["clips", "n", "families ROC-AUC"])
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT / "data" / "tags"))
     p.add_argument("--runs", default=None, help="folder of training runs (default DATA/runs)")
     p.add_argument("--no-yamnet", action="store_true")
     p.add_argument("--frozen-run", default=None, help="run whose body is frozen for the pooling comparison")
+    p.add_argument("--bundle", default=None, help="tagger bundle folder to score (default: the packaged one)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "validation"),
+        help="split scored (validation: to choose a model; only the tagger and MFCC rows, no extras)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -313,6 +344,8 @@ def main(argv=None) -> int:
     Y = label_matrix(records)
     split = np.array([r["split"] for r in records])
     train, val, test = (np.flatnonzero(split == s) for s in ("train", "validation", "test"))
+    if args.split == "validation":
+        return choose_on_validation(data, records, Y, compute_features(data, records), train, val, args.bundle)
     X = compute_features(data, records)
     log.info("clips: train %d, validation %d, test %d", len(train), len(val), len(test))
     results = {"data": {"train": len(train), "validation": len(val), "test": len(test),
@@ -321,7 +354,7 @@ def main(argv=None) -> int:
                         "test_works": len({records[i]["work_id"] for i in test}),
                         "works_in_train_and_test": len({records[i]["work_id"] for i in test}
                                                        & {records[i]["work_id"] for i in train})}}  # fmt: skip
-    methods = {"tagger (packaged)": tagger_scores(X, test)}
+    methods = {"tagger (packaged)": tagger_scores(X, test, args.bundle)}
     methods["MFCC mean/var + logistic regression"] = mfcc_baseline(data, records, Y, train, test)
     metrics = {name: tag_metrics(Y[test], S, TAG_NAMES) for name, S in methods.items()}
     if not args.no_yamnet:
@@ -331,6 +364,10 @@ def main(argv=None) -> int:
             metrics["YAMNet zero-shot (families)"] = tag_metrics(Y[test][:, cols], F, FAMILIES)
     rows = [_summary(name, m) for name, m in metrics.items()]
     print_table(rows, list(rows[0]))
+    results["by_family_count"] = {name: by_family_count(Y[test], S) for name, S in methods.items()}
+    for name, r in results["by_family_count"].items():
+        print(name)
+        print_table(r, list(r[0]))
     per_tag = [{"tag": t, "positives": metrics["tagger (packaged)"]["tags"][t]["positives"],
                 **{f"{name[:12]} AUC": _r(m["tags"].get(t, {}).get("roc_auc")) for name, m in metrics.items()},
                 "tagger PR-AUC": _r(metrics["tagger (packaged)"]["tags"][t]["pr_auc"])} for t in TAG_NAMES]  # fmt: skip
