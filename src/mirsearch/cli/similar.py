@@ -13,11 +13,12 @@ HELP = "recordings that sound alike (more like this)"
 DESCRIPTION = """Rank the collection's recordings by how similar they sound to a recording of the collection
 (--recording ID; it is left out of its own answer) or to an audio file (--audio FILE). A recording's vector
 summarises its timbre and rhythm over time (per mel band: level, spread and change; the periodicity of its onsets;
-their mean and spread over the recording),
-standardised relative to the collection; 'distance' is the mean absolute difference of these standardised
-features (0: identical). Large collections are searched through an HNSW index; with --dask the vectors are
-shards on the cluster's workers, which rank every recording exactly."""
-EPILOG = "The collection needs timbre vectors: mirsearch index DIR -c COLL --features chroma,timbre"
+their mean and spread over the recording; cepstral change and the modulation spectrum),
+standardised relative to the collection, every group of features weighing the same; the query is then averaged
+with its 2 nearest recordings and searched again (query expansion); 'distance' is the mean absolute difference of
+the standardised features to that expanded query. Large collections are searched through an HNSW index; with
+--dask the vectors are shards on the cluster's workers, which rank every recording exactly."""
+EPILOG = "The collection needs timbre vectors: mirsearch index DIR -c COLL --features chroma,timbre (or tags)"
 
 
 def register(sub) -> None:

@@ -7,6 +7,11 @@
 - :func:`fit_gaussian` and :func:`gaussian_kl_matrix`: one full-covariance Gaussian per recording and the
   symmetric Kullback-Leibler divergence between recordings (Mandel & Ellis 2005; seed 004's MFCC baseline):
   ``KL(p||q) + KL(q||p) = 1/2 [tr(Sq^-1 Sp) + tr(Sp^-1 Sq) + (mp - mq)^T (Sp^-1 + Sq^-1) (mp - mq)] - d``.
+- The stored kind ``"timbre"`` (:func:`extract_timbre`, version :data:`TIMBRE_VERSION`): per 0.96 s log-mel
+  patch the descriptors of :func:`patch_features` -- band statistics (:func:`patch_statistics`), onset rhythm
+  (:func:`patch_rhythm`), cepstral dynamics (:func:`patch_cepstra`) and the modulation spectrum
+  (:func:`patch_modulation`) -- kept as sufficient statistics per 4 s segment. :func:`patch_contrast` and
+  :func:`patch_tonality` were measured for search by similarity and are not stored.
 """
 
 from __future__ import annotations
