@@ -266,6 +266,39 @@ def choose_smoothing(model=None) -> list[dict]:
     return rows
 
 
+def music_track_speech(model=None, *, seconds: float = 240.0) -> dict:
+    """Share of each training / validation music track's frames (its first ``seconds``, alone) in which the speech
+    probability is above 0.5: which music the network hears as speech (the weights of ``--hard-music``)."""
+    from build_segment_data import SR, music_split
+    from mirsearch.features.segment_features import frame_probabilities
+
+    out = {}
+    for split in ("train", "val"):
+        for path in music_split(split):
+            y = np.load(path, mmap_mode="r")[: int(SR * seconds)].astype(np.float32) / 32767.0
+            P, _ = frame_probabilities(y, sr=SR, model=model)
+            out.setdefault(split, {})[path.stem] = round(float(np.mean(P[0] > 0.5)), 3)
+    return out
+
+
+def validation_conditions(options: SegmentOptions, model=None) -> list[dict]:
+    """Speech / music F per condition on the validation files with ``options``."""
+    from mirsearch.describe.segment import file_probabilities
+
+    items = load_files(DATA / "val_files")
+    rows = []
+    for cond in CONDITIONS:
+        sub = [it for it in items if it["condition"] == cond]
+        outs = []
+        for it in sub:
+            P, rate, dur = file_probabilities(it["path"], model=model)
+            sp, mu = tracks_from_segments(labels_to_segments(smooth(P, rate=rate, options=options), rate=rate,
+                                                             duration=dur), it["duration"])  # fmt: skip
+            outs.append({"speech": sp, "music": mu, "seconds": 1.0, "cpu": 1.0})
+        rows.append({"condition": cond, "files": len(sub), **score(sub, outs)})
+    return rows
+
+
 def _f(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
@@ -324,17 +357,28 @@ def main(argv=None) -> int:
     ap.add_argument("--cnn-only", action="store_true", help="only the CNN (no baselines, no memory run)")
     ap.add_argument("--threshold", type=float, default=None, help="speech (and music) threshold, as chosen")
     ap.add_argument("--music-threshold", type=float, default=None, help="music threshold, as chosen")
+    ap.add_argument("--music-tracks", default=None, help="write {split: {track: speech share}} (music alone) here")
+    ap.add_argument("--val-conditions", action="store_true", help="only F per condition on the validation files")
     args = ap.parse_args(argv)
     from mirsearch.models.segmenter import SegmenterModel
 
     model = SegmenterModel.load(args.bundle)
+    chosen = {k: v for k, v in (("threshold", args.threshold), ("music_threshold", args.music_threshold)) if v}
+    if args.music_tracks:
+        tracks = music_track_speech(model)
+        Path(args.music_tracks).write_text(json.dumps(tracks["train"], indent=1) + "\n")
+        print(json.dumps({k: round(float(np.mean(list(v.values()))), 3) for k, v in tracks.items()}))
+        return 0
+    if args.val_conditions:
+        rows = validation_conditions(SegmentOptions(**chosen), model)
+        print_table(rows, ["condition", "files", "speech_f", "music_f", "speech_bnd_p", "music_bnd_p"])
+        return 0
     if args.choose_smoothing:
         rows = choose_smoothing(model)
         print_table(sorted(rows, key=lambda r: -r["objective"])[:20], list(rows[0]))
         meta = {"machine": machine(), "model_id": model.model_id}
         Path(args.smoothing_out).write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
         return 0
-    chosen = {k: v for k, v in (("threshold", args.threshold), ("music_threshold", args.music_threshold)) if v}
     options = SegmentOptions(**chosen)
     items = load_files(DATA / "test", limit=args.limit)
     methods = {"cnn": lambda it, o: run_cnn(it, o, model)}

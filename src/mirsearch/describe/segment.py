@@ -55,7 +55,7 @@ class SegmentOptions:
     threshold : float in (0, 1)
         Probability at which speech (and music, unless ``music_threshold`` is given) counts as present.
     music_threshold : float in (0, 1), optional
-        Probability at which music counts as present (None: ``threshold``); 0.7 chosen on the validation files.
+        Probability at which music counts as present (None: ``threshold``); 0.6 chosen on the validation files.
     """
 
     min_segment: float = 0.5
@@ -63,7 +63,7 @@ class SegmentOptions:
     switch_penalty: float = 6.0
     median_window: float = 1.0
     threshold: float = 0.5
-    music_threshold: float | None = 0.7
+    music_threshold: float | None = 0.6
 
     def __post_init__(self):
         if self.smoothing not in SMOOTHINGS:
