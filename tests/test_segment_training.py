@@ -104,3 +104,31 @@ def test_wider_context_is_counted_and_runs_in_the_bundle(tmp_path):
     with torch.no_grad():
         ref = torch.sigmoid(net(torch.from_numpy((L + 40.0) / 20.0)[None, None]))[0].numpy()
     np.testing.assert_allclose(model.predict(L), ref, atol=1e-5)
+
+
+def _tiny_data(folder, rng):
+    for split in ("tiny", "val"):
+        (folder / split).mkdir(parents=True)
+        audio = (rng.standard_normal((4, 16000)) * 3000).astype(np.int16)  # 2 s at 8 kHz
+        lab = np.zeros((4, 200), np.uint8)
+        lab[:2, 50:150] = 1
+        np.savez(folder / split / "shard-000.npz", audio=audio, speech=lab, music=lab[::-1], condition=np.zeros(4))
+
+
+def test_train_writes_the_best_or_the_last_epoch(tmp_path):
+    import json
+
+    _tiny_data(tmp_path, np.random.default_rng(0))
+    opts = T.TrainOptions(epochs=3, batch_size=2, crop_frames=128, channels=(4, 8, 8), hidden=8, dilations=(1, 2),
+                          train_split="tiny")  # fmt: skip
+    T.train(tmp_path, tmp_path / "run", opts)
+    training = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
+    best = training["best_epoch"]
+    assert len(training["history"]) == 3 and training["validation"]["mean_f"] == training["history"][best]["mean_f"]
+    weights_best = dict(np.load(tmp_path / "run" / "weights.npz"))
+    T.train(tmp_path, tmp_path / "run", opts, finish=True, last=True)  # from the checkpoint, no more training
+    training = json.loads((tmp_path / "run" / "config.json").read_text())["training"]
+    assert training["last_epoch"] == 2 and len(training["history"]) == 3
+    weights_last = dict(np.load(tmp_path / "run" / "weights.npz"))
+    same = all(np.array_equal(weights_best[k], v) for k, v in weights_last.items())
+    assert same == (best == 2)
