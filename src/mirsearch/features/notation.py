@@ -17,7 +17,7 @@ of the page (``mirsearch.features.staff``).
    position (treble: bottom line E, bass: bottom line G); the key signature and accidentals are not read:
    the pitch-class vector of a head puts ``NATURAL_WEIGHT`` on its natural class and ``NEIGHBOUR_WEIGHT``
    on the semitones either side.
-6. **Sequence**: heads of a system in x order; the features at one sample per staff space (``x`` from the
+6. **Sequence**: heads of a system in x order; the features at two samples per staff space (``x`` from the
    system's left end) are the decayed sum of the heads' pitch-class vectors sounding up to there.
 """
 
@@ -46,7 +46,7 @@ CHORD_GAP = 0.9
 #: ignore heads closer than this to the start of a staff (clef), staff spaces
 CLEF_ZONE = 3.5
 NATURAL_WEIGHT = 1.0
-NEIGHBOUR_WEIGHT = 0.35
+NEIGHBOUR_WEIGHT = 0.15
 #: natural pitch class of staff position 0 (bottom line) and the pitch classes of the seven steps above C
 BOTTOM_STEP = {"treble": 2, "bass": 4}  # diatonic step of the bottom line above C: E = 2, G = 4
 NATURAL_PC = (0, 2, 4, 5, 7, 9, 11)
@@ -318,7 +318,7 @@ def pitch_class_vector(pc: int) -> np.ndarray:
 
 
 def system_features(
-    reading: SystemReading, *, space: float, decay_spaces: float = 3.0, step_spaces: float = 1.0
+    reading: SystemReading, *, space: float, decay_spaces: float = 2.0, step_spaces: float = 0.5
 ) -> np.ndarray:
     """Pitch-class features of a system sampled every ``step_spaces`` staff spaces along x.
 

@@ -6,8 +6,8 @@ detector (``mirsearch.features.staff``) finds the systems, and a *reader* turns 
 along it:
 
 - :class:`NotationReader` (the default): the optical reading of ``mirsearch.features.notation``, one
-  12-dimensional pitch-class sample per staff space along each system; all samples in reading order go to
-  ``features.npy`` for the subsequence DTW of ``mirsearch.search.sheets``.
+  12-dimensional pitch-class sample every half staff space along each system; all samples in reading order
+  go to ``features.npy`` for the subsequence DTW of ``mirsearch.search.sheets``.
 - :class:`LearnedReader`: a window of the audio-sheet model's snippet width slides along each system strip
   every :data:`STRIDE` strip pixels (2 staff spaces) and the sheet branch of the model bundle embeds it; the
   vectors go into an HNSW index (``mirsearch.index.ann``).
@@ -89,13 +89,16 @@ def _page_info(image: np.ndarray) -> dict:
     return {"width": int(image.shape[1]), "height": int(image.shape[0]), "staff_space": 0.0, "systems": []}
 
 
-def notation_windows(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Pitch-class samples of every detected system of a page (``mirsearch.features.notation``).
+def notation_windows(
+    image: np.ndarray, *, step_spaces: float = 0.5, decay_spaces: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Pitch-class samples of every detected system of a page (``mirsearch.features.notation``), one every
+    ``step_spaces`` staff spaces (:func:`~mirsearch.features.notation.system_features`).
 
     Returns
     -------
     vectors : np.ndarray, shape (n, 12), float32
-        One sample per staff space along each system, systems top to bottom.
+        Samples along each system, systems top to bottom.
     where : np.ndarray, shape (n, 2), float32
         System index and page column of each sample.
     page : dict
@@ -113,9 +116,9 @@ def notation_windows(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     vectors, where = [], []
     for k, (system, reading) in enumerate(zip(layout.systems, read_page(image, layout), strict=True)):
         info["systems"].append(list(system.box))
-        f = system_features(reading, space=layout.staff_space)
+        f = system_features(reading, space=layout.staff_space, step_spaces=step_spaces, decay_spaces=decay_spaces)
         vectors.append(f.T)
-        x = reading.x0 + (np.arange(f.shape[1]) + 0.5) * layout.staff_space
+        x = reading.x0 + (np.arange(f.shape[1]) + 0.5) * step_spaces * layout.staff_space
         where.append(np.column_stack([np.full(len(x), k), x]))
     if not vectors:
         return np.zeros((0, 12), np.float32), np.zeros((0, 2), np.float32), info
@@ -126,12 +129,17 @@ def notation_windows(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
 class NotationReader:
     """Reads pages optically into pitch-class samples (no model; the default)."""
 
-    model_id: str = "notation-1"
+    step_spaces: float = 0.5
+    decay_spaces: float = 2.0
     dim: int = 12
     ann: bool = False
 
+    @property
+    def model_id(self) -> str:
+        return f"notation-1-step{self.step_spaces:g}-decay{self.decay_spaces:g}"
+
     def page_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-        return notation_windows(image)
+        return notation_windows(image, step_spaces=self.step_spaces, decay_spaces=self.decay_spaces)
 
 
 @dataclass(frozen=True)

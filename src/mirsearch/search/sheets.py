@@ -2,9 +2,9 @@
 
 Two methods, one per reader of the sheet store (``mirsearch.index.sheets``):
 
-**Notation** (the default, :func:`search_sheets_notation`): the store holds one pitch-class sample per staff
-space along every system, read optically (``mirsearch.features.notation``). The query's chroma (tuning
-estimated) at each of a few frame rates is matched against all samples by subsequence DTW (steps (2, 1),
+**Notation** (the default, :func:`search_sheets_notation`): the store holds a pitch-class sample every half
+staff space along every system, read optically (``mirsearch.features.notation``). The query's chroma (tuning
+estimated, log-compressed) at each of a few frame rates is matched against all samples by subsequence DTW (steps (2, 1),
 (1, 2), (1, 1): half to twice the query's frames per sample, so each rate covers a factor four of staff
 spaces per second); the systems of one item follow each other without a break, so a query may cross a
 system break. A system's cost is the lowest normalised cost of a match whose middle lies in it, over
@@ -118,24 +118,28 @@ def search_sheets(store, bundle, samples: np.ndarray, sr: int, options: SheetSea
 
 @dataclass(frozen=True)
 class NotationSearchOptions:
-    """Audio chroma rates tried against the page's one sample per staff space, and number of matches.
+    """Audio chroma rates tried against the page's pitch-class samples, and number of matches.
 
     The subsequence DTW steps let one sheet sample take half to two audio frames, so each rate covers
-    a factor four of "staff spaces per second"; the default rates cover about 2 to 32.
+    a factor four of "staff spaces per second"; against two samples per staff space (the notation reader's
+    default) the default rates cover about 2 to 32.
     """
 
-    rates: tuple[float, ...] = (4.0, 8.0, 16.0)
+    rates: tuple[float, ...] = (8.0, 16.0, 32.0)
+    #: logarithmic compression of the chroma band energies (``mirsearch.features.chroma.chroma``)
+    gamma: float = 10.0
     top: int = 10
 
 
-def query_chroma(samples: np.ndarray, sr: int, *, rates: tuple[float, ...]) -> list[np.ndarray]:
-    """Chroma of the query at each of ``rates`` (Hz), ``(12, n_frames)`` each."""
+def query_chroma(samples: np.ndarray, sr: int, *, rates: tuple[float, ...], gamma: float = 0.0) -> list[np.ndarray]:
+    """Chroma of the query at each of ``rates`` (Hz), ``(12, n_frames)`` each, band energies compressed with
+    ``log(1 + gamma * energy)`` (0: none)."""
     from mirsearch.features.chroma import chroma, normalize_frames, resample_frames
 
     if not rates or min(rates) <= 0:
         raise ParameterError(f"rates={rates}: need at least one rate > 0")
     top = max(rates)
-    C, rate = chroma(samples, sr=sr, feature_rate=top, normalize=False)
+    C, rate = chroma(samples, sr=sr, feature_rate=top, gamma=gamma, normalize=False)
     return [normalize_frames(C if r == top else resample_frames(C, frame_rate=rate, feature_rate=r)) for r in rates]
 
 
@@ -183,7 +187,7 @@ def search_sheets_notation(store, samples: np.ndarray, sr: int, options: Notatio
     features, where = store.features(), store.windows()
     if len(features) == 0:
         return []
-    keys, cost = system_costs(features, where, query_chroma(samples, sr, rates=options.rates))
+    keys, cost = system_costs(features, where, query_chroma(samples, sr, rates=options.rates, gamma=options.gamma))
     order = [i for i in np.argsort(cost, kind="stable")[: options.top] if np.isfinite(cost[i])]
     items = store.items()
     out = []
