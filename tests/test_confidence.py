@@ -246,3 +246,15 @@ def test_audio_search_shows_a_present_excerpt_and_rejects_an_absent_one(audio_co
     everything = run_passages(Context(collection=coll), PassagesRequest(query=query, top=3, show_all=True))
     assert len(everything.matches) == 3 and not everything.rejected
     assert [m.extra["confidence"] for m in everything.matches] == [m.extra["confidence"] for m in none.rejected]
+
+
+def test_audio_search_with_the_shingle_index_has_no_confidence(audio_coll):
+    from mirsearch.search.audio_query import AudioQuery
+    from mirsearch.service.audio import PassagesRequest, run_passages
+    from mirsearch.service.core import Context
+
+    coll, signals, _, sr = audio_coll
+    query = AudioQuery.from_samples(signals["r2.wav"][5 * sr : 25 * sr], sr, name="p")
+    found = run_passages(Context(collection=coll), PassagesRequest(query=query, top=3, index="exact"))
+    assert found.matches and not found.rejected and "no confidence" in found.warnings[0]
+    assert all("confidence" not in m.extra for m in found.matches)

@@ -335,8 +335,8 @@ class AudioConfidenceModel:
     bias, w_cost, w_standout, eps, threshold
         As in :class:`ConfidenceModel` (the threshold chosen on the fit tracks of the audio benchmark).
     background : float > 0
-        Used when a search has too few curve frames (:data:`MIN_BACKGROUND_FRAMES`) or none (the shingle
-        index): the median background of the fit excerpts.
+        Used when a search has too few curve frames (:data:`MIN_BACKGROUND_FRAMES`) or none: the median
+        background of the fit excerpts.
     """
 
     bias: float
@@ -378,8 +378,9 @@ def load_audio_model() -> AudioConfidenceModel:
 def audio_confidences(matches: Sequence, curves: Sequence) -> np.ndarray:
     """Confidence of each match of an audio search, shape (n_matches,), from the matching curves' background.
 
-    Without curves (a search with the shingle index) or with fewer than :data:`MIN_BACKGROUND_FRAMES` finite
-    frames, the model's fitted background stands in.
+    ``matches`` come from the exhaustive CENS search (:func:`mirsearch.search.audio.search_audio`: the model is
+    fitted on its costs). Without curves or with fewer than :data:`MIN_BACKGROUND_FRAMES` finite frames, the
+    model's fitted background stands in.
     """
     if not matches:
         return np.zeros(0)

@@ -113,14 +113,19 @@ def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
         else:
             found = search_audio(coll, request.query, options)
         matches, curves = found.matches, found.curves
-    shown, rejected = _confident(matches, curves, request)
+    shown, rejected, warnings = matches, [], []
+    if request.index == "exhaustive":
+        shown, rejected = _confident(matches, curves, request)
+    else:  # shingle distances are another scale than the CENS costs the audio model was fitted on
+        warnings.append(f"index={request.index}: no confidence (calibrated for the exhaustive search only)")
     stats = {"ms": round((time.perf_counter() - t0) * 1000, 1)}
     query = _audio_block(request, request.query, features=features, dask=dask)
-    return PassagesResult(shown, query, curves, stats, rejected=rejected)
+    return PassagesResult(shown, query, curves, stats, warnings, rejected)
 
 
 def _confident(matches: list[Match], curves: list, request: PassagesRequest) -> tuple[list[Match], list[Match]]:
-    """``(shown, rejected)`` by the audio confidence (:func:`mirsearch.search.confidence.audio_confidences`)."""
+    """``(shown, rejected)`` by the audio confidence (:func:`mirsearch.search.confidence.audio_confidences`) of the
+    exhaustive search's matches."""
     from mirsearch.search.confidence import audio_confidences, load_audio_model, split_by_confidence
 
     confidence = audio_confidences(matches, curves)
