@@ -11,7 +11,8 @@ search's matches, its statistics and the per-query null (:func:`mirsearch.search
 cached per theme as JSON under ``DATASET/cache/confidence/``, so runs resume and refits are instant.
 
 Positives are present searches whose top-1 recording holds the theme; negatives are the top-1 of absent searches.
-``fit`` fits the confidence model (:mod:`mirsearch.search.confidence`) on the validation split and evaluates it on
+``fit`` fits the confidence model (:mod:`mirsearch.search.confidence`; for the kinds in ``--standout`` with the
+match's standouts over the query's background and over its best null theme) on the validation split and evaluates it on
 the test split (both halves reported): ROC-AUC, and at the default threshold the share of absent themes
 answered "no confident match" and of the present top-1 hits still shown. ``--split test+validation`` adds the
 validation recordings to both halves (larger collections); ``--whole`` builds and searches one collection of every
@@ -23,6 +24,8 @@ work (present themes only); ``latency`` times the search and the confidence of e
     nice -n 10 .venv/bin/python benchmarks/bench_confidence.py collect --dataset data/bench --split validation
     nice -n 10 .venv/bin/python benchmarks/bench_confidence.py collect --dataset data/bench --split test
     .venv/bin/python benchmarks/bench_confidence.py fit --dataset data/bench [--refit --write-model]
+    .venv/bin/python benchmarks/bench_confidence.py fit --dataset data/bench --features chroma --refit --keep 0.90 \
+        --write-model --name confidence_chroma_fit    # chroma's model (with the standouts, --standout chroma)
     .venv/bin/python benchmarks/bench_confidence.py latency --dataset data/bench --split test --features learned
 """
 
