@@ -203,13 +203,13 @@ def _notation(args, rows, pieces, result) -> None:
     from mirsearch.index.sheets import NotationReader
     from mirsearch.search.sheets import NotationSearchOptions, search_sheets_notation
 
-    options = NotationSearchOptions(top=1)
-    result["options"] = {"rates": list(options.rates)}
+    options, reader = NotationSearchOptions(top=1), NotationReader()
+    result["options"] = {"rates": list(options.rates), "gamma": options.gamma, "reader": reader.model_id}
 
     def search(store, y, sr):
         return search_sheets_notation(store, y, sr, options)
 
-    result["search"] = bench_search(rows, pieces, NotationReader(), search, args.queries)
+    result["search"] = bench_search(rows, pieces, reader, search, args.queries)
 
 
 def main() -> None:
