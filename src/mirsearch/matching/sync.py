@@ -87,6 +87,13 @@ class SyncResult:
         return self.coarse_path_cost / max(self.coarse_reverse_cost, 1e-9)
 
     @property
+    def mean_cost_ratio(self) -> float:
+        """``coarse_path_cost / coarse_mean_cost``: the path against the pair's own all-pairs null (the mean
+        distance of any frame of ``X`` to any frame of ``Y``); small when the path is far cheaper than chance,
+        also for music whose reversal is as plausible as itself (static or cyclic harmony)."""
+        return self.coarse_path_cost / max(self.coarse_mean_cost, 1e-9)
+
+    @property
     def peak_cells(self) -> int:
         """Largest number of cells any level evaluated (one byte each in the step matrix)."""
         return max((lv["cells"] for lv in self.levels), default=0)
