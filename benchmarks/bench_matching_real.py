@@ -213,8 +213,9 @@ def evaluate(queries: list[dict], run, name: str) -> list[dict]:
         dt = time.perf_counter() - t0
         hit = bool(ranked) and is_hit(ranked[0][0], ranked[0][1], ranked[0][2], q["relevant"], set())
         track = bool(ranked) and ranked[0][0] == q["rid"]
-        rows.append({"method": name, "kind": q["kind"], "variant": q["variant"], "track": Path(q["track"]).name,
-                     "p1": float(hit), "track_p1": float(track), "s": dt})  # fmt: skip
+        rows.append({"method": name, "kind": q["kind"], "variant": q["variant"],
+                     "track": "/".join(Path(q["track"]).parts[-2:]), "p1": float(hit), "track_p1": float(track),
+                     "s": dt})  # fmt: skip
     return rows
 
 
@@ -265,6 +266,11 @@ def main() -> None:
     recs = coll.recordings()
     hours = sum(r.duration for r in recs) / 3600
     queries = make_queries(args.split, tracks, coll, per_track=args.per_track)
+    # an excerpt of a silent stretch is no query (the search refuses it): drop all its degradations
+    silent = {(q["track"], q["start"]) for q in queries if float(np.sqrt(np.mean(q["y"] ** 2))) < 1e-4}
+    queries = [q for q in queries if (q["track"], q["start"]) not in silent]
+    if silent:
+        print(f"  {len(silent)} silent excerpts dropped", flush=True)
     print(f"{args.split}: {len(queries)} queries over {len(recs)} recordings ({hours:.2f} h)", flush=True)
     rows = []
     for v in variants:
