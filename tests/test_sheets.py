@@ -348,3 +348,23 @@ def test_synthesised_snippet_is_found_at_its_system(tmp_path):
         matches = search_sheets_notation(store, snippet, 22050, NotationSearchOptions(top=3))
         found += matches[0].system == k and matches[0].page == 1
     assert found == 3
+
+
+def test_system_costs_find_the_system_of_a_query_also_across_a_system_break():
+    from mirsearch.search.sheets import system_costs
+
+    rng = np.random.default_rng(0)
+    n = 30  # samples per system; three systems of one item, then one system of another item
+    F = np.eye(12, dtype=np.float32)[np.repeat(rng.integers(0, 12, size=4 * n // 2), 2)]
+    F += 0.05
+    W = np.zeros((4 * n, 4), np.float32)
+    W[:, 2] = np.repeat([0, 1, 2, 0], n)
+    W[3 * n :, 0] = 1
+    W[:, 3] = np.tile(np.arange(n), 4)
+    keys, cost = system_costs(F, W, [F[n + 5 : n + 20].T])  # inside system 1
+    assert keys.tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 2], [1, 0, 0]]
+    assert int(np.argmin(cost)) == 1
+    keys, cost = system_costs(F, W, [F[2 * n - 6 : 2 * n + 12].T])  # from system 1 into 2, middle in 2
+    assert int(np.argmin(cost)) == 2
+    stretched = np.repeat(F[5:25].T, 2, axis=1)  # system 0 played at half the speed
+    assert int(np.argmin(system_costs(F, W, [stretched])[1])) == 0

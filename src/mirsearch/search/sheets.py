@@ -7,8 +7,8 @@ staff space along every system, read optically (``mirsearch.features.notation``)
 estimated, log-compressed) at each of a few frame rates is matched against all samples by subsequence DTW (steps (2, 1),
 (1, 2), (1, 1): half to twice the query's frames per sample, so each rate covers a factor four of staff
 spaces per second); the systems of one item follow each other without a break, so a query may cross a
-system break. A system's cost is the lowest normalised cost of a match whose middle lies in it, over
-all rates.
+system break. Each rate's matching function is made relative to its spread over the collection; a
+system's cost is the lowest relative cost of a match whose middle lies in it, over all rates.
 
 **Learned** (:func:`search_sheets`, the two-branch model of ``mirsearch.models.sheets``; kept for the
 benchmark, not served): the query's log mel spectrogram (``mirsearch.features.sheet_audio``) is cut into
@@ -51,7 +51,8 @@ class SheetMatch:
     page: int
     system: int
     box: tuple[int, int, int, int]
-    #: mean best cosine similarity of the query's excerpts (0-1)
+    #: notation search: minus the relative cost (mirsearch.search.sheets.system_costs; higher is better);
+    #: learned search: mean best cosine similarity of the query's excerpts (0-1)
     score: float
 
     def to_dict(self) -> dict:
@@ -144,7 +145,11 @@ def query_chroma(samples: np.ndarray, sr: int, *, rates: tuple[float, ...], gamm
 
 
 def system_costs(features: np.ndarray, where: np.ndarray, queries: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Best match cost of each system for the query chroma at every rate.
+    """Best relative match cost of each system for the query chroma at every rate.
+
+    The matching function of each rate is made relative to its own spread over the collection,
+    ``(cost - median) / (median - 5th percentile)``, so that the rates compete fairly (a short, smooth query
+    at a low rate has lower raw costs everywhere); chosen on verovio pages (docs/sheets.md).
 
     Parameters
     ----------
@@ -159,7 +164,8 @@ def system_costs(features: np.ndarray, where: np.ndarray, queries: list[np.ndarr
     keys : np.ndarray, shape (n_systems, 3), int64
         Item, page and system.
     cost : np.ndarray, shape (n_systems,)
-        Lowest subsequence-DTW cost (mean cosine distance) of a match whose middle lies in the system.
+        Lowest relative cost of a match whose middle lies in the system (-1: at the rate's 5th percentile;
+        lower is better; ``inf`` where no match fits).
     """
     from mirsearch.matching.subsequence import subsequence_dtw_shifts
 
@@ -172,17 +178,23 @@ def system_costs(features: np.ndarray, where: np.ndarray, queries: list[np.ndarr
         if Q.shape[1] < 2:
             continue
         mf, start = subsequence_dtw_shifts(Q, features.T, shifts=[0], sequence_starts=starts)
-        ok = np.isfinite(mf[0])
-        ends = np.flatnonzero(ok)
+        ends = np.flatnonzero(np.isfinite(mf[0]))
+        if ends.size == 0:
+            continue
+        values = mf[0][ends]
+        median, low = np.percentile(values, [50, 5])
+        relative = (values - median) / max(median - low, 1e-6)
         middle = (start[0][ends] + ends) // 2
-        np.minimum.at(cost, system_of[middle], mf[0][ends])
+        np.minimum.at(cost, system_of[middle], relative)
     return keys, cost
 
 
 def search_sheets_notation(store, samples: np.ndarray, sr: int, options: NotationSearchOptions) -> list[SheetMatch]:
     """The best systems for an audio query (mono samples at ``sr``) in a sheet store read by the notation reader.
 
-    A system's score is ``1 -`` the mean cosine distance along its best alignment (0-1, higher is better).
+    A system's score is minus its relative cost (:func:`system_costs`): how far its best alignment lies below
+    the query's typical cost over the collection, in units of the median minus the 5th percentile (1: at
+    the 5th percentile; higher is better).
     """
     features, where = store.features(), store.windows()
     if len(features) == 0:
@@ -195,5 +207,5 @@ def search_sheets_notation(store, samples: np.ndarray, sr: int, options: Notatio
         item, page, system = (int(v) for v in keys[i])
         it = items[item]
         box = tuple(int(v) for v in it["pages"][page]["systems"][system])
-        out.append(SheetMatch(it["path"], int(it["number"]), page + 1, system, box, float(1.0 - cost[i])))
+        out.append(SheetMatch(it["path"], int(it["number"]), page + 1, system, box, float(-cost[i])))
     return out
