@@ -155,7 +155,9 @@ def align(a: str, b: str) -> tuple[object, dict]:
 
 def _source(name: str) -> str:
     """The corpus work a pair name stands for (the full texture and its melody-only part are one work)."""
-    return name.split(": ")[-1].replace(" (1 part)", "").split(" ")[0]
+    if ": " not in name:  # a generated exercise ("chord exercise 1") or a dataset pair ("bwv1.6 a->b")
+        return name
+    return name.split(": ")[-1].replace(" (1 part)", "")
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ Validation happens before a path is trusted:
   Music whose reversal is as plausible as itself (a chord exercise cycling I-IV-V, static harmony) has a
   high reversal ratio although its path is far cheaper than chance. On 29 hard rendered same-piece pairs
   outside the chorales (``benchmarks/bench_sync_hard.py``: folk tunes, madrigals, chord exercises, melody-only
-  parts, 26 transposed) the mean ratio of same pieces is at most 0.42 and that of different pieces at least
+  parts, 27 transposed) the mean ratio of same pieces is at most 0.42 and that of different pieces at least
   0.51; with both rules no same-piece pair is refused there (one with the reversal alone), and on the
   validation chorales 2 of 30 instead of 4, with no additional different-piece pair passing on either set.
 """
