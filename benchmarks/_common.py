@@ -62,3 +62,11 @@ def paired_columns(ref_top1, ref_rr, top1, rr) -> dict:
         "dMRR": f"{dr.mean:+.4f} [{dr.low:+.4f}, {dr.high:+.4f}]",
         "paired": {"top1": d1.to_dict(), "mrr": dr.to_dict()},
     }
+
+
+def grouped(rows: list[dict], by: tuple[str, ...]) -> list[tuple[dict, list[dict]]]:
+    """Rows grouped by the values of the keys ``by``, in sorted order: ``[({key: value, ...}, rows), ...]``."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    return [(dict(zip(by, key, strict=True)), rs) for key, rs in sorted(groups.items())]

@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE))
 
 from synth import build_versions, chorale_works  # noqa: E402
 
-from _common import print_table, write_results  # noqa: E402
+from _common import grouped, print_table, write_results  # noqa: E402
 
 ROOT = HERE.parent
 DATA = ROOT / "data" / "bench_match"
@@ -318,12 +318,8 @@ def evaluate(queries, runner, name: str) -> list[dict]:
 
 
 def summarise(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
-    groups = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in by), []).append(r)
     out = []
-    for key, rs in sorted(groups.items()):
-        d = dict(zip(by, key, strict=True))
+    for d, rs in grouped(rows, by):
         d.update(
             queries=len(rs),
             P_at_1=float(np.mean([r["p1"] for r in rs])),

@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_matching import DATA, REAL, SR, build_collection, is_hit  # noqa: E402
 
-from _common import print_table, write_results  # noqa: E402
+from _common import grouped, print_table, write_results  # noqa: E402
 
 QUERY_SECONDS = 15.0
 KINDS = ("pitch", "tempo", "speed", "noise", "telephone")
@@ -220,12 +220,8 @@ def evaluate(queries: list[dict], run, name: str) -> list[dict]:
 
 
 def summarise(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in by), []).append(r)
     out = []
-    for key, rs in sorted(groups.items()):
-        d = dict(zip(by, key, strict=True))
+    for d, rs in grouped(rows, by):
         d.update(
             queries=len(rs),
             P_at_1=round(float(np.mean([r["p1"] for r in rs])), 4),
