@@ -176,7 +176,10 @@ def test_indexing_from_the_page_then_audio_query_with_curve(browser, renderings,
         assert "0 recordings" in page.inner_text("#collection-summary")
         # start indexing from the page; progress ends with one file added and one failed
         page.click("#index-btn")
-        page.wait_for_function("() => document.querySelector('#index-status').textContent.startsWith('done')")
+        # the indexing job starts a worker process (imports, numba compilation): slow on a loaded machine
+        page.wait_for_function(
+            "() => document.querySelector('#index-status').textContent.startsWith('done')", timeout=180_000
+        )
         status = page.inner_text("#index-status")
         assert "1 added" in status and "1 failed" in status
         assert page.evaluate("document.querySelector('#index-bar').style.width") == "100%"
