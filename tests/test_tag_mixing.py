@@ -12,7 +12,7 @@ from mirsearch.datasets.tag_stems import STEM_FONTS, plan_stems, stem_score
 from mirsearch.datasets.tags import TEST_FONTS, split_of
 from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
 from mirsearch.features.logmel import LogMelConfig, log_mel
-from mirsearch.training.tag_mixing import StemMixer, augment, mix_logmel
+from mirsearch.training.tag_mixing import StemMixer, augment, colour, mix_logmel, smear
 from mirsearch.training.tagger import FRONTEND
 
 SR = 16000
@@ -114,3 +114,66 @@ def test_build_refuses_bad_counts(tmp_path, bad):
 
     with pytest.raises(ParameterError, match="per_work"):
         build_tag_stems(tmp_path, per_work=bad)
+
+
+def test_smear_is_the_first_order_recursion_of_the_magnitudes():
+    rng = np.random.default_rng(3)
+    x = np.log(rng.uniform(0.0, 2.0, size=(4, 30)) + 1e-3).astype(np.float32)
+    m = np.exp(x.astype(np.float64)) - 1e-3
+    decay, wet = 0.8, 0.5
+    tail, acc = np.zeros_like(m), np.zeros(4)
+    for t in range(30):  # the textbook one-pole low-pass along time
+        acc = decay * acc + (1 - decay) * m[:, t]
+        tail[:, t] = acc
+    np.testing.assert_allclose(smear(x, decay=decay, wet=wet), np.log(m + wet * tail + 1e-3), atol=1e-5)
+    assert np.all(smear(x, decay=decay, wet=wet) >= x - 1e-6)  # a room only adds energy
+
+
+def test_colour_without_eq_is_a_zero_mean_tilt():
+    x = np.random.default_rng(0).normal(size=(96, 20)).astype(np.float32)
+    d = colour(x, np.random.default_rng(4), eq=False, max_shift=0) - x
+    np.testing.assert_allclose(d, d[:, :1].repeat(20, axis=1), atol=1e-5)
+    assert abs(d[:, 0].mean()) < 1e-5 and np.ptp(d[:, 0]) > 0
+
+
+def test_mixtures_of_up_to_five_coloured_stems_keep_honest_labels():
+    K = len(TAG_NAMES)
+    fam = [TAG_NAMES.index(f) for f in FAMILIES]
+    S = np.full((10, 96, 60), np.log(1e-3), np.float32)
+    Ys = np.zeros((10, K), np.float32)
+    for i in range(10):
+        S[i, 5 * i : 5 * i + 5] = 0.0  # below any low-pass cut (>= 55 % of the bands)
+        Ys[i, fam[i]] = 1.0
+    mixer = StemMixer(S, Ys, sizes=(0, 0, 0, 0, 1), stem_colour=True, stem_shift=0, stem_reverb=0.5)
+    x, y, _ = mixer.stems_only(20, 40, np.random.default_rng(0))
+    assert np.all(y[:, fam].sum(axis=1) == 5) and np.all(y[:, TAG_NAMES.index("chamber")] == 1.0)
+    for j in range(20):
+        present = [i for i in range(10) if x[j, 5 * i : 5 * i + 5].max() > np.log(1e-3) + 1.0]
+        assert sorted(np.flatnonzero(y[j, fam])) == present
+
+
+def test_residual_blocks_start_as_the_identity():
+    import torch
+
+    from mirsearch.training.tagger import NetOptions, build_net
+
+    torch.manual_seed(0)
+    small = build_net(len(TAG_NAMES), NetOptions(channels=(4, 8, 8, 8), top=8, embedding_dim=6))
+    wide = build_net(len(TAG_NAMES), NetOptions(channels=(4, 8, 8, 8), top=8, embedding_dim=6, res_blocks=2))
+    missing, unexpected = wide.load_state_dict(small.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("body.") for k in missing)
+    small.eval(), wide.eval()
+    x = torch.randn(2, 1, 96, 64)
+    with torch.no_grad():
+        for a, b in zip(small(x), wide(x), strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_build_refuses_the_test_split_and_font(tmp_path):
+    from mirsearch.datasets.tag_stems import build_tag_stems
+    from mirsearch.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="test"):
+        build_tag_stems(tmp_path, splits=("test",))
+    with pytest.raises(ParameterError, match="test"):
+        build_tag_stems(tmp_path, fonts=((TEST_FONTS[0], 1.0),), splits=("validation",))

@@ -33,7 +33,16 @@ import numpy as np
 from mirsearch._util import atomic_write_text
 from mirsearch.datasets.corpus import PartData, ScoreData, parse_many, work_id_for
 from mirsearch.datasets.performance import perform, sample_params, stable_seed
-from mirsearch.datasets.tags import CLIP_SR, TagsBuildReport, _midi, _program, choose_sources, metre_of, split_of
+from mirsearch.datasets.tags import (
+    CLIP_SR,
+    TEST_FONTS,
+    TagsBuildReport,
+    _midi,
+    _program,
+    choose_sources,
+    metre_of,
+    split_of,
+)
 from mirsearch.describe.tag_vocabulary import FAMILIES
 from mirsearch.errors import MirsearchError, ParameterError
 
@@ -69,14 +78,16 @@ class StemJob:
     seed: int
 
 
-def plan_stems(scores: list[ScoreData], *, seed: int, root: Path, per_work: int = STEMS_PER_WORK) -> list[StemJob]:
-    """Every stem of the train and validation works (deterministic for a seed), in a seeded order."""
-    fonts = [f for f, _ in STEM_FONTS]
-    weights = np.array([w for _, w in STEM_FONTS])
+def plan_stems(scores: list[ScoreData], *, seed: int, root: Path, per_work: int = STEMS_PER_WORK,
+               fonts: tuple = STEM_FONTS, splits: tuple = ("train", "validation")) -> list[StemJob]:  # fmt: skip
+    """Every stem of the works of ``splits`` (never test; deterministic for a seed), in a seeded order; the SoundFont
+    of each stem drawn from ``fonts`` (``((path, weight), ...)``)."""
+    weights = np.array([w for _, w in fonts])
+    fonts = [f for f, _ in fonts]
     jobs = []
     for score in scores:
         split = split_of(score.work_id, seed=seed)
-        if split == "test":
+        if split == "test" or split not in splits:
             continue
         rng = np.random.default_rng(stable_seed(seed, score.work_id, "stems"))
         order = [FAMILIES[i] for i in rng.permutation(len(FAMILIES))]
@@ -228,7 +239,8 @@ def real_guitar_stems(root: Path, *, packages: Path = REAL_PACKAGES, seed: int =
 
 # ----------------------------------------------------------------------------------------------- driver
 def build_tag_stems(out_dir: str | os.PathLike, *, seed: int = 0, jobs: int = 1, time_limit: float = 30.0,
-                    per_work: int = STEMS_PER_WORK, real: bool = True) -> TagsBuildReport:  # fmt: skip
+                    per_work: int = STEMS_PER_WORK, real: bool = True, fonts: tuple = STEM_FONTS,
+                    splits: tuple = ("train", "validation")) -> TagsBuildReport:  # fmt: skip
     """Build (or resume) the stems in ``out_dir``; see the module docstring.
 
     Parameters
@@ -244,11 +256,18 @@ def build_tag_stems(out_dir: str | os.PathLike, *, seed: int = 0, jobs: int = 1,
         Stems per train / validation work.
     real : bool
         Add the Frets on Fire guitar stems (when the package is extracted).
+    fonts : tuple of (path, weight)
+        SoundFonts of the stems (default :data:`STEM_FONTS`); another font for the validation works only gives a
+        held-out SoundFont to choose models on (e.g. ``(("/usr/share/sounds/sf2/sf_GMbank.sf2", 1.0),)``).
+    splits : tuple of str
+        Splits whose works get stems (``test`` is refused).
     """
     from mirsearch.datasets.workers import Workers
 
     if jobs < 1 or per_work < 1:
         raise ParameterError(f"jobs={jobs} and per_work={per_work} must be >= 1")
+    if "test" in splits or any(Path(f).name in {Path(t).name for t in TEST_FONTS} for f, _ in fonts):
+        raise ParameterError(f"splits={splits} / fonts: stems never use the test split or its SoundFont")
     start = time.perf_counter()
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -258,7 +277,7 @@ def build_tag_stems(out_dir: str | os.PathLike, *, seed: int = 0, jobs: int = 1,
         items = [(s, work_id_for(s)) for s, _ in chosen]
         parsed = parse_many(items, cache_dir=root / "cache" / "scores", time_limit=time_limit, pool=pool)
         scores = [p for p in parsed if isinstance(p, ScoreData) and p.n_notes]
-        plan = plan_stems(scores, seed=seed, root=root, per_work=per_work)
+        plan = plan_stems(scores, seed=seed, root=root, per_work=per_work, fonts=fonts, splits=splits)
         logger.info("tag stems: %d works, %d stems planned", len(scores), len(plan))
         records = [r for rs in pool.map(_render_or_fail, _groups(plan)) for r in rs]
     finally:

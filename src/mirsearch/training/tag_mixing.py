@@ -25,31 +25,61 @@ _FAMILY_COLUMNS = np.array([TAG_NAMES.index(f) for f in FAMILIES])
 _SIZE_TAGS = ("solo", "duo", "chamber", "orchestra")
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, *, eq: bool = True, max_shift: int = 2) -> np.ndarray:
+def augment(x: np.ndarray, rng: np.random.Generator, *, eq: bool = True, max_shift: int = 2,
+            reverb: float = 0.0) -> np.ndarray:  # fmt: skip
     """A randomly coloured copy of a log-mel crop ``(n_mels, n_frames)`` (the input is not modified).
 
-    Gain +-1.5, tilt +-0.5 across the bands; with ``eq``: three Gaussian bumps in band space (sd 0.35 each, widths
-    3-15 bands) and, one time in three, a low-pass roll-off from a band between 55 % and 95 % of the bands (slope
-    0.15-0.6 per band) towards the floor ``log(offset)``; a shift of up to ``max_shift`` bands (edges repeated).
+    Gain +-1.5 plus :func:`colour` (tilt, equaliser, low-pass, reverb with probability ``reverb``, mel shift).
+    """
+    y = colour(x, rng, eq=eq, max_shift=max_shift, reverb=reverb)
+    return (y + np.float32(rng.uniform(-1.5, 1.5))).astype(np.float32)
+
+
+def colour(x: np.ndarray, rng: np.random.Generator, *, eq: bool = True, max_shift: int = 2,
+           reverb: float = 0.0, linear: bool = False) -> np.ndarray:  # fmt: skip
+    """A recoloured copy of a log-mel crop ``(n_mels, n_frames)`` at the same overall level.
+
+    Tilt +-0.5 across the bands; with ``eq``: three Gaussian bumps in band space (sd 0.35 each, widths 3-15 bands)
+    and, one time in three, a low-pass roll-off from a band between 55 % and 95 % of the bands (slope 0.15-0.6 per
+    band) towards the floor ``log(offset)``; with probability ``reverb`` a room tail (:func:`smear`); a shift of up
+    to ``max_shift`` bands (edges repeated). Applied to each stem of a mixture, it gives every instrument its own
+    "SoundFont"; applied to the whole crop, its own recording chain. ``linear``: the curve multiplies the
+    magnitudes (silence stays silent, as for a stem that is mixed afterwards) instead of shifting the log-mel.
     """
     n_mels = x.shape[0]
     bands = np.arange(n_mels, dtype=np.float32)
-    curve = rng.uniform(-1.5, 1.5) + rng.uniform(-0.5, 0.5) * np.linspace(-1, 1, n_mels, dtype=np.float32)
+    curve = rng.uniform(-0.5, 0.5) * np.linspace(-1, 1, n_mels, dtype=np.float32)
     if eq:
         for _ in range(3):
             c, w = rng.uniform(0, n_mels), rng.uniform(3, 15)
             curve = curve + rng.normal(0, 0.35) * np.exp(-0.5 * ((bands - c) / w) ** 2)
-    y = x + curve[:, None].astype(np.float32)
+    if linear:
+        m = np.maximum(np.exp(np.asarray(x, np.float32)) - LOG_OFFSET, 0.0)
+        y = np.log(m * np.exp(curve)[:, None].astype(np.float32) + LOG_OFFSET).astype(np.float32)
+    else:
+        y = np.asarray(x, np.float32) + curve[:, None].astype(np.float32)
     if eq and rng.random() < 1 / 3:
         cut = int(rng.uniform(0.55, 0.95) * n_mels)
         drop = rng.uniform(0.15, 0.6) * np.maximum(bands - cut, 0)
         y = np.maximum(y - drop[:, None].astype(np.float32), np.float32(np.log(LOG_OFFSET)))
+    if reverb and rng.random() < reverb:
+        y = smear(y, decay=float(rng.uniform(0.5, 0.93)), wet=float(rng.uniform(0.2, 1.0)))
     shift = int(rng.integers(-max_shift, max_shift + 1)) if max_shift else 0
     if shift > 0:
         y = np.concatenate([np.repeat(y[:1], shift, axis=0), y[:-shift]], axis=0)
     elif shift < 0:
         y = np.concatenate([y[-shift:], np.repeat(y[-1:], -shift, axis=0)], axis=0)
     return y.astype(np.float32)
+
+
+def smear(x: np.ndarray, *, decay: float, wet: float) -> np.ndarray:
+    """A log-mel crop with an exponential room tail: magnitudes ``m + wet (1 - decay) sum_k decay^k m[t - k]``
+    (``decay`` per frame in [0, 1), e.g. 0.9 is a 0.2 s time constant at 20 ms frames)."""
+    from scipy.signal import lfilter
+
+    m = np.maximum(np.exp(np.asarray(x, np.float64)) - LOG_OFFSET, 0.0)
+    tail = lfilter([1.0 - decay], [1.0, -decay], m, axis=1)
+    return np.log(m + wet * tail + LOG_OFFSET).astype(np.float32)
 
 
 def mix_logmel(parts: list[np.ndarray], gains_db: np.ndarray) -> np.ndarray:
@@ -75,15 +105,26 @@ def random_crop(X: np.ndarray, i: int, crop: int, rng: np.random.Generator) -> n
 class StemMixer:
     """Mixtures of stems ``S (n_stems, n_mels, n_frames)`` with labels ``Ys (n_stems, K)`` (one family each).
 
-    ``sizes``: probabilities of mixing 1, 2, 3, 4 stems; ``gain_db``: a stem's gain is uniform in
+    ``sizes``: probabilities of mixing 1, 2, 3, ... stems; ``gain_db``: a stem's gain is uniform in
     ``[-gain_db, 0]`` dB (so a family may be quiet inside the mixture). A mixture's stems are of distinct families,
-    each family equally likely whatever its number of stems.
+    each family equally likely whatever its number of stems. ``stem_colour``: each stem gets its own
+    :func:`colour` (equaliser, tilt, mel shift up to ``stem_shift`` bands, a room tail with probability
+    ``stem_reverb``) before mixing, so the families of one mixture do not share one SoundFont's sound.
     """
 
     S: np.ndarray
     Ys: np.ndarray
     sizes: tuple = (0.2, 0.3, 0.3, 0.2)
     gain_db: float = 15.0
+    stem_colour: bool = False
+    stem_shift: int = 2
+    stem_reverb: float = 0.25
+
+    def _crop(self, i: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+        x = random_crop(self.S, i, crop, rng)
+        if self.stem_colour:
+            x = colour(x, rng, max_shift=self.stem_shift, reverb=self.stem_reverb, linear=True)
+        return x
 
     def _draw(self, k: int, rng: np.random.Generator) -> np.ndarray:
         """``k`` stems of ``k`` distinct families (families drawn uniformly among those with stems)."""
@@ -102,7 +143,7 @@ class StemMixer:
             k = len(idx)
             gains = -rng.uniform(0, self.gain_db, size=k)
             gains[int(rng.integers(k))] = 0.0
-            xs.append(mix_logmel([random_crop(self.S, i, crop, rng) for i in idx], gains))
+            xs.append(mix_logmel([self._crop(int(i), crop, rng) for i in idx], gains))
             ys[j] = self.Ys[idx].max(axis=0)
             ws[j, _FAMILY_COLUMNS] = 1.0
             size = "solo" if k == 1 else ("duo" if k == 2 else "chamber")
@@ -119,10 +160,10 @@ class StemMixer:
             s = int(self._draw(1, rng)[0])
             gains = np.array([0.0, -rng.uniform(0, self.gain_db)]) if rng.random() < 0.5 else np.array([
                 -rng.uniform(0, self.gain_db), 0.0])  # fmt: skip
-            xs.append(mix_logmel([random_crop(X, int(i), crop, rng), random_crop(self.S, s, crop, rng)], gains))
+            xs.append(mix_logmel([random_crop(X, int(i), crop, rng), self._crop(s, crop, rng)], gains))
             ys[j] = np.maximum(Y[i], self.Ys[s])
             ws[j, _FAMILY_COLUMNS] = 1.0
         return np.stack(xs), ys, ws
 
 
-__all__ = ["LOG_OFFSET", "StemMixer", "augment", "mix_logmel", "random_crop"]
+__all__ = ["LOG_OFFSET", "StemMixer", "augment", "colour", "mix_logmel", "random_crop", "smear"]

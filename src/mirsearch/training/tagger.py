@@ -58,6 +58,9 @@ class NetOptions:
     """size of the embedding that few-shot tags and the similarity search reuse"""
     dropout: float = 0.2
     """dropout before the classifier"""
+    res_blocks: int = 0
+    """residual blocks (two 3x3 convs of ``top`` channels) after the top conv; they start as the identity, so a
+    trained run can be widened and fine-tuned (``--init``)"""
 
 
 @dataclass(frozen=True)
@@ -91,11 +94,19 @@ class TrainOptions:
     """random equaliser and low-pass roll-off in the augmentation"""
     max_shift: int = 2
     """largest mel-band shift of the augmentation"""
+    reverb: float = 0.0
+    """probability of a room tail on a whole crop (:func:`~mirsearch.training.tag_mixing.smear`)"""
+    sizes: tuple = (0.2, 0.3, 0.3, 0.2)
+    """probabilities of 1, 2, 3, ... families in a stem mixture"""
+    stem_colour: bool = False
+    """each stem of a mixture recoloured on its own (equaliser, tilt, shift, room) before mixing"""
+    heldout_stems: str | None = None
+    """stems of the validation works in a SoundFont held out of training: their mixtures join the selection score"""
 
     @classmethod
     def from_json(cls, data: dict) -> TrainOptions:
         net = NetOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.get("net", {}).items()})
-        return cls(**{**data, "net": net})
+        return cls(**{**data, "net": net, "sizes": tuple(data.get("sizes", cls.sizes))})
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -135,6 +146,16 @@ def build_net(n_tags: int, net: NetOptions):
     import torch
     from torch import nn
 
+    class Residual(nn.Module):
+        def __init__(self, c: int):
+            super().__init__()
+            self.f = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                                   nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))  # fmt: skip
+            nn.init.zeros_(self.f[4].weight)  # the identity at first (inputs are >= 0 after the ReLU)
+
+        def forward(self, x):
+            return torch.relu(x + self.f(x))
+
     class TaggerNet(nn.Module):
         def __init__(self):
             super().__init__()
@@ -144,6 +165,7 @@ def build_net(n_tags: int, net: NetOptions):
                 layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c), nn.ReLU()]
                 c_in = c
             layers += [nn.Conv2d(c_in, net.top, 3, padding=1, bias=False), nn.BatchNorm2d(net.top), nn.ReLU()]
+            layers += [Residual(net.top) for _ in range(net.res_blocks)]
             self.body = nn.Sequential(*layers)
             self.embed = nn.Conv1d(net.top, net.embedding_dim, 1)
             self.head = nn.Sequential(nn.ReLU(), nn.Dropout(net.dropout), nn.Conv1d(net.embedding_dim, n_tags, 1))
@@ -195,7 +217,8 @@ def _prepare(x: np.ndarray, rng, norm: tuple, opts: TrainOptions) -> np.ndarray:
     from mirsearch.training.tag_mixing import augment
 
     mean, std = norm
-    out = np.stack([(augment(c, rng, eq=opts.eq, max_shift=opts.max_shift) - mean) / std for c in x])
+    out = np.stack([(augment(c, rng, eq=opts.eq, max_shift=opts.max_shift, reverb=opts.reverb) - mean) / std
+                    for c in x])  # fmt: skip
     return out[:, None].astype(np.float32)
 
 
@@ -222,29 +245,42 @@ def _split(records, X, Y, name):
     return np.asarray(X[idx]) if len(idx) else X[:0], Y[idx]
 
 
+def _val_mixtures(root: Path, seed: int, *, sizes: tuple = (0.2, 0.3, 0.3, 0.2)):
+    """``(X, Y)`` of fixed mixtures of the validation stems of ``root`` (the same in every epoch and run)."""
+    from mirsearch.datasets.tags import label_matrix, load_manifest
+    from mirsearch.training.tag_mixing import StemMixer
+
+    records = load_manifest(root)
+    S, Ys = compute_features(root, records), label_matrix(records)
+    va = np.flatnonzero(np.array([r["split"] for r in records]) == "validation")
+    val = StemMixer(np.asarray(S[va]), Ys[va], sizes=sizes)
+    xv, yv, _ = val.stems_only(min(400, 2 * len(va)), S.shape[2], np.random.default_rng(seed + 12345))
+    return xv, yv
+
+
 def _stem_sets(opts: TrainOptions, seed: int):
-    """``(StemMixer of the train stems, validation mixtures (X, Y))`` of ``opts.stems``, or ``(None, None)``."""
+    """``(StemMixer of the train stems, {name: validation mixtures (X, Y)})`` of ``opts.stems`` (``mix``) and
+    ``opts.heldout_stems`` (``heldout_mix``), or ``(None, {})``."""
     if opts.stems is None:
-        return None, None
+        return None, {}
     from mirsearch.datasets.tags import label_matrix, load_manifest
     from mirsearch.training.tag_mixing import StemMixer
 
     root = Path(opts.stems)
     records = load_manifest(root)
     S, Ys = compute_features(root, records), label_matrix(records)
-    split = np.array([r["split"] for r in records])
-    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "validation")
-    mixer = StemMixer(np.asarray(S[tr]), Ys[tr])
-    val = StemMixer(np.asarray(S[va]), Ys[va])
-    rng = np.random.default_rng(seed + 12345)  # the same validation mixtures in every epoch and run
-    xv, yv, _ = val.stems_only(min(400, 2 * len(va)), S.shape[2], rng)
-    log.info("stems: %d train, %d validation", len(tr), len(va))
-    return mixer, (xv, yv)
+    tr = np.flatnonzero(np.array([r["split"] for r in records]) == "train")
+    mixer = StemMixer(np.asarray(S[tr]), Ys[tr], sizes=opts.sizes, stem_colour=opts.stem_colour)
+    vmix = {"mix": _val_mixtures(root, seed)}
+    if opts.heldout_stems:
+        vmix["heldout_mix"] = _val_mixtures(Path(opts.heldout_stems), seed)
+    log.info("stems: %d train; validation mixtures %s", len(tr), {k: len(v[0]) for k, v in vmix.items()})
+    return mixer, vmix
 
 
 def _score(net, Xva, Yva, vmix, norm, method: str) -> dict:
-    """Validation macro ROC-AUC of the clips (all tags, families) and of the stem mixtures (families); ``score`` is
-    their mean (the selection criterion)."""
+    """Validation macro ROC-AUC of the clips (all tags, families) and of the stem mixtures ``vmix`` (families, per
+    set); ``score`` is their mean (the selection criterion)."""
     from sklearn.metrics import roc_auc_score
 
     from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
@@ -256,8 +292,8 @@ def _score(net, Xva, Yva, vmix, norm, method: str) -> dict:
 
     result = evaluate(net, Xva, Yva, norm, method)
     out = {"val_macro_auc": result["macro_auc"], "val_families_auc": fam(Yva, result["probs"])}
-    if vmix is not None:
-        out["val_mix_families_auc"] = fam(vmix[1], evaluate(net, vmix[0], vmix[1], norm, method)["probs"])
+    for name, (xv, yv) in vmix.items():
+        out[f"val_{name}_families_auc"] = fam(yv, evaluate(net, xv, yv, norm, method)["probs"])
     out["score"] = float(np.mean(list(out.values())))
     return {k: round(v, 4) for k, v in out.items()}
 
@@ -314,7 +350,9 @@ def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()
     net = build_net(Y.shape[1], opts.net)
     if init is not None:
         start, norm, _, _ = load_checkpoint(init)
-        net.load_state_dict(start.state_dict())
+        missing, unexpected = net.load_state_dict(start.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("body.") for k in missing):
+            raise ValueError(f"--init {init}: weights do not fit (missing {missing}, unexpected {unexpected})")
         mean, std = norm
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=1e-4)
     steps = max(1, len(Xtr) // opts.batch_size)
@@ -325,6 +363,11 @@ def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()
         net.load_state_dict(ck["net"]), optim.load_state_dict(ck["optim"]), sched.load_state_dict(ck["sched"])
         state = ck["state"]
         log.info("resumed %s at epoch %d", run, state["epoch"])
+    if init is not None and state["epoch"] == 0:  # where the run starts, on the same score
+        entry = {"epoch": 0, **_score(net, Xva, Yva, vmix, norm, opts.pooling)}
+        log.info("%s", entry)
+        with open(run / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
     rng = np.random.default_rng(opts.seed + state["epoch"])
     for epoch in range(state["epoch"], opts.epochs):
         net.train()
@@ -437,7 +480,7 @@ def write_bundle(run: str | Path, out_dir: str | Path) -> Path:
         "tags": [t._asdict() for t in VOCABULARY],
         "pooling": {"method": opts.pooling,
                     "alpha": [round(float(a), 5) for a in net.alpha.detach()] if opts.pooling == "autopool" else None},
-        "frame_hop": hop, "context": 4 * hop, "embedding_dim": opts.net.embedding_dim,
+        "frame_hop": hop, "context": (4 + 2 * opts.net.res_blocks) * hop, "embedding_dim": opts.net.embedding_dim,
         "patch_seconds": 3.2, "patch_hop_seconds": 1.6,
         "training": {"options": asdict(opts), "epoch": ck["epoch"], "val_macro_auc": round(ck["val_macro_auc"], 4),
                      "validation": ck.get("validation")},
@@ -479,12 +522,19 @@ def main(argv=None) -> int:
     p.add_argument("--clip-mixes", type=int, default=TrainOptions.clip_mixes, help="clips + a stem per step")
     p.add_argument("--channels", default="12,24,64,128", help="channels of the four conv blocks")
     p.add_argument("--top", type=int, default=NetOptions.top, help="channels of the last conv layer")
+    p.add_argument("--res-blocks", type=int, default=0, help="residual blocks after the top conv (start as identity)")
+    p.add_argument("--sizes", default="0.2,0.3,0.3,0.2", help="probabilities of 1, 2, ... families in a mixture")
+    p.add_argument("--stem-colour", action="store_true", help="recolour each stem of a mixture on its own")
+    p.add_argument("--reverb", type=float, default=0.0, help="probability of a room tail on a crop")
+    p.add_argument("--heldout-stems", default=None, help="stems of a held-out SoundFont (validation mixtures)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    net = NetOptions(channels=tuple(int(c) for c in args.channels.split(",")), top=args.top)
+    net = NetOptions(channels=tuple(int(c) for c in args.channels.split(",")), top=args.top, res_blocks=args.res_blocks)
     opts = TrainOptions(pooling=args.pooling, epochs=args.epochs, proto_weight=args.proto_weight, net=net,
                         crop_frames=args.crop_frames, batch_size=args.batch_size, lr=args.lr, stems=args.stems,
-                        mixes=args.mixes, clip_mixes=args.clip_mixes)  # fmt: skip
+                        mixes=args.mixes, clip_mixes=args.clip_mixes, reverb=args.reverb,
+                        sizes=tuple(float(v) for v in args.sizes.split(",")), stem_colour=args.stem_colour,
+                        heldout_stems=args.heldout_stems)  # fmt: skip
     result = train(args.data, args.run, opts, init=args.init)
     atomic_write_text(Path(args.run) / "result.json", json.dumps(result, indent=2) + "\n")
     if args.bundle:
