@@ -1,6 +1,8 @@
 """Round trip of ``GET /api/recordings/{id}/similar`` through the server's worker processes (a sanity check).
 
 nice -n 5 .venv/bin/python benchmarks/similarity_server_check.py data/soundtracks/e2e/c.mirs --queries 20
+nice -n 5 .venv/bin/python benchmarks/similarity_server_check.py data/soundtracks/e2e/c.mirs --start   # workers
+    started and warmed up (``TaskWorkers.start(wait=True)``) before the first request
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("collection")
     ap.add_argument("--queries", type=int, default=20)
+    ap.add_argument("--start", action="store_true", help="start and warm the workers before the first request")
     args = ap.parse_args(argv)
     from fastapi.testclient import TestClient
 
     from mirsearch.server.app import create_app
 
-    with TestClient(create_app(args.collection), base_url="http://127.0.0.1") as c:
+    app = create_app(args.collection)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        if args.start:
+            t = time.perf_counter()
+            app.state.server.tasks.start(wait=True)
+            print(f"workers started and warm in {(time.perf_counter() - t) * 1000:.1f} ms")
         t = time.perf_counter()
         first = c.get("/api/recordings/1/similar", params={"top": 10})
         print(f"first request: HTTP {first.status_code} in {(time.perf_counter() - t) * 1000:.1f} ms")

@@ -74,12 +74,15 @@ def _set_memory_limit(extra_bytes: int) -> None:
 
 
 def warm_up(coll) -> None:
-    """A small theme search, a small passage search and a small figure: numba kernels loaded, the collection's
-    views built, matplotlib imported (each that fails, e.g. on an empty collection, is skipped)."""
+    """A small theme search, a small passage search, a search by similarity to a short chord and a small figure:
+    numba kernels loaded, the collection's views built (the similarity index included, so that the first
+    ``similar`` request does not build it within its budget), matplotlib imported (each that fails, e.g. on an
+    empty collection or one without timbre features, is skipped)."""
     import numpy as np
 
     from mirsearch.service import run
     from mirsearch.service.audio import AudioQuery, PassagesRequest
+    from mirsearch.service.similar import SimilarAudioRequest
     from mirsearch.service.theme import ThemeQuery, ThemeRequest
 
     sr = 22050
@@ -88,6 +91,7 @@ def warm_up(coll) -> None:
     requests = (
         ("theme", lambda: ThemeRequest(query=ThemeQuery.from_text(WARM_UP_NOTES), top=1)),
         ("passages", lambda: PassagesRequest(query=AudioQuery.from_samples(chord, sr, name="warm-up"), top=1)),
+        ("similar-audio", lambda: SimilarAudioRequest(query=AudioQuery.from_samples(chord, sr, name="warm-up"), top=1)),
     )
     for name, request in requests:
         try:
