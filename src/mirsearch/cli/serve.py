@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         allowed_hosts=allowed_hosts(args.host, args.allowed_host),
     )  # fmt: skip
     app = create_app(args.collection, options)
+    app.state.server.tasks.start()  # search workers start and warm up now, not on the first request
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
     print(f"mirsearch: serving {args.collection} on {url}  (Ctrl+C stops)", file=sys.stderr)
