@@ -1,0 +1,219 @@
+"""Fine-tuning the theme-chroma network with CTC plus distillation from a teacher (issue 14).
+
+The teacher (the peer's real-data model, :mod:`mirsearch.models.peer`) gives pitch-class probabilities
+for audio that has no labels: real recordings and rendered training audio. The student (a chroma
+bundle, :mod:`mirsearch.models.bundle`) is fine-tuned on mixed steps: a CTC batch of labelled theme
+segments plus ``lam`` times the distillation loss (:func:`mirsearch.training.losses.distill_loss`) on a
+batch of teacher-labelled segments.
+
+A *pool item* is one audio segment stored as ``.npz`` (resumable, atomic): the student's HCQT of the
+segment as ``uint8`` (``h``, shape (harmonics, bins, frames)), its CTC labels (``labels``, may be empty)
+and the teacher's probabilities at the student's output rate (``target``, float16 (12, n), may be
+absent). The HCQT of a segment is computed from the segment alone (its dB reference is the segment's
+maximum, not the whole recording's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mirsearch._util import atomic_write_bytes
+from mirsearch.errors import ParameterError
+from mirsearch.models.bundle import ModelBundle
+from mirsearch.training.checkpoint import checkpoint_path, load_training_state, save_training_state, write_history
+from mirsearch.training.losses import ctc_loss, distill_loss
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PoolItem:
+    """One stored segment: ``h`` (harmonics, bins, frames) uint8, ``labels`` (L,) int, ``target`` (12, n) or None."""
+
+    key: str
+    h: np.ndarray
+    labels: np.ndarray
+    target: np.ndarray | None
+
+
+def save_item(path: str | os.PathLike, h: np.ndarray, *, labels=(), target: np.ndarray | None = None) -> None:
+    """Write a pool item atomically (``h`` in [0, 1] float or uint8; ``target`` (12, n) probabilities)."""
+    h = np.asarray(h)
+    if h.dtype != np.uint8:
+        h = np.round(np.clip(h, 0.0, 1.0) * 255.0).astype(np.uint8)
+    arrays = {"h": h, "labels": np.asarray(labels, dtype=np.int64)}
+    if target is not None:
+        arrays["target"] = np.asarray(target, dtype=np.float16)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_pool(directory: str | os.PathLike) -> list[PoolItem]:
+    """Every ``*.npz`` item of a pool directory, sorted by name."""
+    items = []
+    for f in sorted(Path(directory).glob("*.npz")):
+        with np.load(f) as z:
+            target = z["target"].astype(np.float32) if "target" in z.files else None
+            items.append(PoolItem(f.stem, z["h"], z["labels"], target))
+    return items
+
+
+def teacher_target(P: np.ndarray, *, rate_in: float, rate_out: float, n_out: int) -> np.ndarray:
+    """Teacher probabilities (12, n) at ``rate_in`` resampled to ``n_out`` frames at ``rate_out``,
+    renormalised per frame. Returns float32 (12, n_out)."""
+    from mirsearch.features.hcqt import _resample_frames
+
+    T = _resample_frames(np.asarray(P, dtype=np.float64), rate_in=rate_in, rate_out=rate_out, n_out=n_out)
+    T = np.clip(T, 0.0, None)
+    return (T / np.maximum(T.sum(axis=0, keepdims=True), 1e-8)).astype(np.float32)
+
+
+def pool_batch(items: Sequence[PoolItem], *, time_pool: int, targets: bool) -> tuple:
+    """``(x (B, H, F, T_in) float32, lengths (B,), labels list, targets (B, 12, T_out) or None)``, zero-padded."""
+    lens = [max(1, it.h.shape[-1] // time_pool) for it in items]
+    t_max = max(lens)
+    x = np.zeros((len(items),) + items[0].h.shape[:2] + (t_max * time_pool,), dtype=np.float32)
+    tg = np.zeros((len(items), 12, t_max), dtype=np.float32) if targets else None
+    for i, it in enumerate(items):
+        n = lens[i] * time_pool
+        part = it.h[:, :, :n].astype(np.float32) / 255.0
+        x[i, :, :, : part.shape[-1]] = part
+        if tg is not None:
+            m = min(lens[i], it.target.shape[1])
+            tg[i, :, :m] = it.target[:, :m]
+            lens[i] = m
+    labels = [np.asarray(it.labels, dtype=np.int64) for it in items]
+    return (
+        torch.from_numpy(x),
+        torch.as_tensor(lens, dtype=torch.long),
+        labels,
+        None if tg is None else torch.from_numpy(tg),
+    )
+
+
+def _batches(items: Sequence[PoolItem], *, max_frames: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffled batches of similar length, at most ``max_frames`` padded input frames each."""
+    n = np.array([it.h.shape[-1] for it in items], dtype=float)
+    order = np.argsort(n + rng.uniform(0, n.mean() * 0.3, len(n)))
+    out, cur, cur_max = [], [], 0.0
+    for i in order:
+        if cur and max(cur_max, n[i]) * (len(cur) + 1) > max_frames:
+            out.append(cur)
+            cur, cur_max = [], 0.0
+        cur.append(int(i))
+        cur_max = max(cur_max, n[i])
+    if cur:
+        out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+@dataclass(frozen=True)
+class DistillOptions:
+    """Settings of :func:`finetune`.
+
+    Attributes
+    ----------
+    lam : float >= 0
+        Weight of the distillation loss.
+    lr : float > 0
+        Adam learning rate (fine-tuning: smaller than from scratch).
+    max_frames : int > 0
+        Padded input frames per batch (each step has one CTC and one distillation batch).
+    max_minutes : float
+        Wall-clock budget of this call: no epoch starts after it (at least one runs; a resumed run
+        continues the epoch count).
+    steps_per_epoch : int
+        Steps between checkpoints (and saved bundles ``epoch-<k>/``); epoch ``k`` shuffles with seed ``k``.
+    """
+
+    lam: float = 1.0
+    lr: float = 3e-4
+    max_frames: int = 6000
+    max_minutes: float = 30.0
+    steps_per_epoch: int = 40
+
+    def check(self) -> None:
+        """Raise :class:`ParameterError` for a value out of range."""
+        if self.lam < 0 or self.lr <= 0 or self.max_frames <= 0 or self.steps_per_epoch <= 0:
+            raise ParameterError(f"DistillOptions out of range: {self}")
+
+
+def _step(model, optimizer, labelled, unlabelled, opts: DistillOptions) -> tuple[float, float]:
+    """One mixed step: CTC on ``labelled`` plus ``lam`` x distillation on ``unlabelled``."""
+    pool = model.time_pool
+    x, lengths, labels, _ = pool_batch(labelled, time_pool=pool, targets=False)
+    ctc = ctc_loss(model(x), labels, lengths)
+    kd = ctc.new_zeros(())
+    if opts.lam > 0 and unlabelled:
+        xu, lu, _, tu = pool_batch(unlabelled, time_pool=pool, targets=True)
+        kd = distill_loss(model(xu), tu, lu)
+    value = ctc + opts.lam * kd
+    optimizer.zero_grad()
+    value.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    optimizer.step()
+    return float(ctc), float(kd)
+
+
+def finetune(
+    bundle: ModelBundle,
+    labelled: Sequence[PoolItem],
+    unlabelled: Sequence[PoolItem],
+    *,
+    out: str | os.PathLike,
+    options: DistillOptions | None = None,
+    **overrides,
+) -> dict:
+    """Fine-tune ``bundle`` (modified in place) with CTC + ``lam`` x distillation; resumable.
+
+    Every ``steps_per_epoch`` steps the state goes to ``out/checkpoints/last.pt`` and the model is saved
+    as a bundle ``out/epoch-<k>/`` (choose among them on validation data); ``out/history.json`` holds
+    the mean CTC and distillation losses per epoch. Returns ``{"history", "epochs", "out"}``.
+    """
+    opts = dataclasses.replace(options or DistillOptions(), **overrides)
+    opts.check()
+    if not labelled or any(it.target is None for it in unlabelled):
+        raise ParameterError("finetune needs labelled items and teacher targets on every unlabelled item")
+    out = Path(out)
+    model = bundle.model
+    optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    state = load_training_state(checkpoint_path(out), model, optimizer, resume=True)
+    history = state.history if state is not None else []
+    epoch = len(history)
+    info = {"loss": f"ctc + {opts.lam:g} x distill", "finetuned_from": bundle.model_id, **dataclasses.asdict(opts)}
+    t0 = time.monotonic()
+    while True:  # at least one epoch per call
+        model.train()
+        rng = np.random.default_rng(epoch)
+        lab = _batches(labelled, max_frames=opts.max_frames, rng=rng)
+        unl = _batches(unlabelled, max_frames=opts.max_frames, rng=rng) if unlabelled else [[]]
+        sums, t_epoch = np.zeros(2), time.monotonic()
+        for k in range(opts.steps_per_epoch):
+            a = [labelled[i] for i in lab[k % len(lab)]]
+            b = [unlabelled[i] for i in unl[k % len(unl)]]
+            sums += _step(model, optimizer, a, b, opts)
+        epoch += 1
+        entry = {"epoch": epoch, "ctc": sums[0] / opts.steps_per_epoch, "distill": sums[1] / opts.steps_per_epoch}
+        entry["seconds"] = time.monotonic() - t_epoch
+        history.append(entry)
+        logger.info("epoch %d: %s", epoch, entry)
+        model.eval()
+        bundle.config["training"] = {**bundle.config.get("training", {}), **info, "finetune_epochs": epoch}
+        bundle.save(out / f"epoch-{epoch}")
+        save_training_state(checkpoint_path(out), model, optimizer, epoch=epoch, history=history, best=0.0)
+        write_history(out, history)
+        if (time.monotonic() - t0) / 60.0 >= opts.max_minutes:
+            break
+    return {"history": history, "epochs": epoch, "out": str(out)}

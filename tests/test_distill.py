@@ -1,0 +1,119 @@
+"""Distillation loss and fine-tuning loop (issue 14): against a hand-computed KL, invariances, round trips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mirsearch.errors import ParameterError
+from mirsearch.training.distill import (
+    DistillOptions,
+    finetune,
+    load_pool,
+    pool_batch,
+    save_item,
+    teacher_target,
+)
+from mirsearch.training.losses import distill_loss
+
+
+def _rand_log_probs(b, t, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.log_softmax(torch.randn(b, 13, t, generator=g), dim=1)
+
+
+def test_distill_loss_matches_hand_computed_kl():
+    lp = _rand_log_probs(1, 3)
+    t = torch.softmax(torch.randn(1, 12, 3, generator=torch.Generator().manual_seed(1)) * 3, dim=1)
+    got = float(distill_loss(lp, t, torch.tensor([3])))
+    s = np.log(np.exp(lp[0, :12].numpy()) / np.exp(lp[0, :12].numpy()).sum(axis=0))
+    tn = t[0].numpy()
+    kl = (tn * (np.log(tn) - s)).sum(axis=0)
+    w = (tn.max(axis=0) - 1 / 12) / (11 / 12)
+    assert got == pytest.approx(float((w * kl).sum() / w.sum()), rel=1e-5)
+
+
+def test_distill_loss_zero_when_student_equals_teacher_and_blank_ignored():
+    chroma = torch.softmax(torch.randn(2, 12, 5) * 2, dim=1)
+    for blank in (0.01, 0.9):  # the blank's share does not matter: the student is renormalised over 12
+        probs = torch.cat([chroma * (1 - blank), torch.full((2, 1, 5), blank)], dim=1)
+        assert float(distill_loss(torch.log(probs), chroma, torch.tensor([5, 5]))) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_distill_loss_ignores_padding_and_flat_teacher_frames():
+    lp = _rand_log_probs(2, 6)
+    t = torch.softmax(torch.randn(2, 12, 6) * 3, dim=1)
+    base = float(distill_loss(lp, t, torch.tensor([4, 6])))
+    t2 = t.clone()
+    t2[0, :, 4:] = torch.eye(12)[:, :2]  # padding frames of item 0: confident but outside its length
+    assert float(distill_loss(lp, t2, torch.tensor([4, 6]))) == pytest.approx(base, rel=1e-6)
+    t3 = t.clone()
+    t3[1, :, 0] = 1 / 12  # a flat teacher frame has weight 0
+    lp3 = lp.clone()
+    lp3[1, :, 0] = torch.log_softmax(torch.randn(13), 0)
+    t4 = t3.clone()
+    assert float(distill_loss(lp3, t4, torch.tensor([4, 6]))) == pytest.approx(
+        float(distill_loss(lp, t3, torch.tensor([4, 6]))), rel=1e-6
+    )
+
+
+def test_distill_loss_gradient_moves_student_towards_teacher_and_bad_shape():
+    lp = torch.zeros(1, 13, 4, requires_grad=True)
+    t = torch.zeros(1, 12, 4)
+    t[0, 3] = 1.0
+    distill_loss(torch.log_softmax(lp, 1), t, torch.tensor([4])).backward()
+    assert (lp.grad[0, 3] < 0).all()  # gradient descent raises the teacher's class
+    with pytest.raises(ParameterError):
+        distill_loss(torch.zeros(1, 13, 4), torch.zeros(1, 13, 4), torch.tensor([4]))
+
+
+def test_teacher_target_resamples_and_normalises():
+    P = np.zeros((12, 25))
+    P[7] = 2.0
+    T = teacher_target(P, rate_in=24.6, rate_out=21.5, n_out=22)
+    assert T.shape == (12, 22)
+    np.testing.assert_allclose(T.sum(axis=0), 1.0, atol=1e-6)
+    assert (T.argmax(axis=0) == 7).all()
+
+
+def test_pool_round_trip_and_batch(tmp_path):
+    rng = np.random.default_rng(0)
+    save_item(tmp_path / "a.npz", rng.uniform(0, 1, (6, 216, 20)), labels=[1, 2, 3])
+    target = np.full((12, 5), 1 / 12)
+    save_item(tmp_path / "b.npz", rng.uniform(0, 1, (6, 216, 11)), target=target)
+    a, b = load_pool(tmp_path)
+    assert a.h.dtype == np.uint8 and list(a.labels) == [1, 2, 3] and a.target is None
+    assert b.target.shape == (12, 5) and len(b.labels) == 0
+    x, lengths, labels, tg = pool_batch([a, b], time_pool=2, targets=False)
+    assert x.shape == (2, 6, 216, 20) and lengths.tolist() == [10, 5] and tg is None
+    np.testing.assert_allclose(x[0].numpy(), a.h / 255.0, atol=1e-7)
+
+
+def test_finetune_runs_resumes_and_writes_bundles(tmp_path):
+    from mirsearch.models.bundle import load_bundle, new_bundle
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        save_item(tmp_path / "pool" / f"l{k}.npz", rng.uniform(0, 1, (6, 216, 40)), labels=[k, k + 2, k + 4])
+        save_item(tmp_path / "pool" / f"u{k}.npz", rng.uniform(0, 1, (6, 216, 40)), target=np.eye(12)[:, :20] + 0.01)
+    items = load_pool(tmp_path / "pool")
+    lab = [it for it in items if it.key.startswith("l")]
+    unl = [it for it in items if it.key.startswith("u")]
+    bundle = new_bundle()
+    before = [p.detach().clone() for p in bundle.model.parameters()]
+    opts = DistillOptions(lam=1.0, max_minutes=0.0, steps_per_epoch=2, max_frames=100)
+    res = finetune(bundle, lab, unl, out=tmp_path / "run", options=opts)
+    assert res["epochs"] == 1 and (tmp_path / "run" / "epoch-1" / "config.json").is_file()
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert hist[0]["distill"] > 0 and hist[0]["ctc"] > 0
+    res = finetune(new_bundle(), lab, unl, out=tmp_path / "run", options=opts)  # resumes after epoch 1
+    assert res["epochs"] == 2
+    b1, b2 = load_bundle(tmp_path / "run" / "epoch-1"), load_bundle(tmp_path / "run" / "epoch-2")
+    assert b1.model_id != b2.model_id
+    assert any(not torch.equal(a, b) for a, b in zip(before, b1.model.parameters(), strict=True))
+    with pytest.raises(ParameterError):
+        finetune(new_bundle(), lab, lab, out=tmp_path / "bad", options=opts)  # no teacher targets
