@@ -13,6 +13,8 @@ from mirsearch.describe.similarity import (
     audio_vector,
     block_weights,
     expanded_search,
+    part_distances,
+    part_vectors,
     recording_vector,
     reference_normaliser,
 )
@@ -112,6 +114,63 @@ def test_query_expansion_averages_the_nearest_others():
     assert 7 not in [r for r, _ in expanded_search(index, q, top=39, exclude=7)]
 
 
+def test_part_vectors_split_the_stored_segments():
+    X, _ = extract_timbre(_sound("tone", 13.0, 1), sr=SR)  # 4 stored segments
+    P2 = part_vectors(X, parts=2)
+    assert P2.shape == (2, VECTOR_DIM)
+    np.testing.assert_allclose(P2[0], recording_vector(X[:, :2]))
+    np.testing.assert_allclose(P2[1], recording_vector(X[:, 2:]))
+    np.testing.assert_allclose(part_vectors(X, parts=1)[0], recording_vector(X))
+    assert part_vectors(X, parts=8).shape == (4, VECTOR_DIM)  # at most one part per stored segment
+    empty = np.concatenate([X, np.zeros((X.shape[0], 1), X.dtype)], axis=1)  # a segment without patches
+    np.testing.assert_allclose(part_vectors(empty, parts=8), part_vectors(X, parts=8))
+    with pytest.raises(ParameterError):
+        part_vectors(X, parts=0)
+
+
+def test_part_distances_by_hand():
+    Q = np.array([[0.0, 0.0], [2.0, 2.0]])
+    P = np.array([[0.0, 1.0], [4.0, 4.0], [1.0, 1.0], [2.0, 2.0], [9.0, 9.0]])
+    # recording 0: parts 0-1; recording 1: parts 2-4. L1 / dim between the parts:
+    #   Q0: 0.5 4 | 1 2 9    Q1: 1.5 2 | 1 0 7
+    # rec 0: query -> rec (0.5 + 1.5) / 2 = 1.0; rec -> query (0.5 + 2) / 2 = 1.25; mean 1.125
+    # rec 1: query -> rec (1 + 0) / 2 = 0.5; rec -> query (1 + 0 + 7) / 3 = 8 / 3; mean (0.5 + 8/3) / 2
+    d = part_distances(Q, P, np.array([0, 2, 5]))
+    np.testing.assert_allclose(d, [1.125, (0.5 + 8 / 3) / 2], rtol=1e-6)
+    assert part_distances(Q, P, np.array([0])).shape == (0,)
+
+
+def _parts_index(kind: str, n: int = 300, dim: int = 16):
+    rng = np.random.default_rng(6)
+    parts = [rng.standard_normal((int(rng.integers(1, 5)), dim)).astype(np.float32) + rng.standard_normal(dim)
+             for _ in range(n)]  # fmt: skip
+    V = np.stack([p.mean(axis=0) for p in parts])
+    return SimilarityIndex(np.arange(n) + 10, V, kind=kind, parts=parts)
+
+
+def test_search_parts_ranks_by_part_distances_with_expansion():
+    exact, hnsw = _parts_index("exact"), _parts_index("hnsw")
+    rid = 42
+    v, Q = exact.vector(rid), exact.part_vectors(rid)
+    P = exact.parts.astype(np.float32)
+    d = part_distances(Q, P, exact.offsets)
+    order = [int(exact.ids[j]) for j in np.argsort(d, kind="stable") if exact.ids[j] != rid]
+    got = exact.search_parts(v, Q, top=5, exclude=rid, expand=0)
+    assert [r for r, _ in got] == order[:5]
+    np.testing.assert_allclose([x for _, x in got], np.sort(d)[1:6], rtol=1e-5)  # its own distance is the least
+    # expansion: distances averaged with those of the 2 nearest others
+    n1, n2 = (order[0] - 10), (order[1] - 10)
+    avg = (d + sum(part_distances(exact.part_vectors(int(exact.ids[j])), P, exact.offsets) for j in (n1, n2))) / 3
+    want = [int(exact.ids[j]) for j in np.argsort(avg, kind="stable") if exact.ids[j] != rid][:5]
+    got = exact.search_parts(v, Q, top=5, exclude=rid, expand=2)
+    assert [r for r, _ in got] == want
+    assert expanded_search(exact, v, top=5, exclude=rid, expand=2, parts=Q) == got
+    assert [r for r, _ in hnsw.search_parts(v, Q, top=5, exclude=rid, expand=2)] == want
+    assert rid not in [r for r, _ in exact.search_parts(v, Q, top=299, exclude=rid)]
+    with pytest.raises(ParameterError):
+        SimilarityIndex(np.arange(3), np.zeros((3, 4)), parts=[np.zeros((1, 4))])
+
+
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
     from mirsearch.collection import Collection
@@ -148,6 +207,22 @@ def test_service_and_cli(collection, capsys):
     assert [m["distance"] for m in out["matches"]] == sorted(m["distance"] for m in out["matches"])
     assert main(["similar", "-c", str(collection / "c.mirs"), "--recording", str(tone), "--top", "2"]) == 0
     assert "tone" in capsys.readouterr().out
+
+
+def test_rerank_by_parts_equals_the_index_with_parts(collection):
+    from mirsearch.collection import Collection
+    from mirsearch.describe.similarity import collection_index, collection_vectors, rerank_by_parts, stored_parts
+
+    with Collection.open(collection / "c.mirs", readonly=True) as coll:
+        local = collection_index(coll)
+        ids, V = collection_vectors(coll)
+        plain = SimilarityIndex(ids, V, normaliser=local.normaliser, kind="exact")  # as the Dask shards: no parts
+        assert plain.parts is None and local.parts is not None
+        for rid in ids:
+            parts = stored_parts(coll, rid, local.normaliser)
+            np.testing.assert_array_equal(parts, local.part_vectors(rid))
+            want = expanded_search(local, local.vector(rid), top=4, exclude=int(rid), parts=parts)
+            assert rerank_by_parts(plain, coll, plain.vector(rid), parts, top=4, exclude=int(rid)) == want
 
 
 def test_server_route(collection):

@@ -11,15 +11,19 @@ collections smaller than :data:`MIN_COLLECTION` use the reference statistics shi
 ``models/bundles/similarity``) and every block is divided by the root of its size, so that each block weighs
 the same (:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference (L1 / dim).
 
-:func:`expanded_search` adds average query expansion: the query vector is averaged with its :data:`EXPAND`
-nearest recordings (never the query recording itself) and searched again. The block set and the expansion were
-chosen with the query's soundtrack never in the fitting set (benchmarks/similarity_heldout.py,
+Recordings are compared by their *parts* (:func:`part_vectors`): the stored segments split into up to
+:data:`PARTS` consecutive runs, each described by the same vector and standardised like the recordings; the
+distance of two recordings (:func:`part_distances`) is the mean distance from each part to the nearest part of
+the other, both ways. :func:`expanded_search` (through :meth:`SimilarityIndex.search_parts`) averages a query's
+distances with those of its :data:`EXPAND` nearest recordings (never the query recording itself). Parts and
+expansion were measured with the query's soundtrack never in the fitting set (benchmarks/similarity_parts.py,
 docs/benchmarks.md "Search by similarity"); triplet-trained embeddings (:mod:`mirsearch.training.similarity`)
-did not generalise to unseen soundtracks.
+did not generalise to unseen soundtracks. Indexes without parts (the Dask shards of
+:mod:`mirsearch.cluster.similar`) use the whole-recording vectors with average query expansion.
 
 :class:`SimilarityIndex` keeps the standardised vectors in the project's HNSW index (:mod:`mirsearch.index.ann`,
 Euclidean; exact search below :data:`HNSW_MIN` recordings), which proposes candidates that are then ranked
-exactly, so that a query over 100,000 recordings takes milliseconds. It is a derived view:
+exactly (by their parts), so that a query over 100,000 recordings takes milliseconds. It is a derived view:
 :func:`collection_index` builds it once per collection generation (``Collection.views``).
 """
 
@@ -49,6 +53,8 @@ HNSW_MIN = 2000
 RERANK = 200
 #: neighbours averaged into the query by :func:`expanded_search` (0: no expansion)
 EXPAND = 2
+#: a recording is compared by up to this many consecutive parts (:func:`part_vectors`)
+PARTS = 8
 #: blocks of the recording vector: (name, descriptor group of ``patch_features``, statistic over patches)
 VECTOR_BLOCKS = (("stats.mean", "stats", "mean"), ("stats.std", "stats", "std"), ("rhythm.mean", "rhythm", "mean"),
                  ("rhythm.std", "rhythm", "std"), ("cepstra.mean", "cepstra", "mean"),
@@ -132,12 +138,64 @@ def recording_vector(X: np.ndarray) -> np.ndarray:
     return v[rows]
 
 
+def audio_parts(y: np.ndarray, *, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """The raw vector (:data:`VECTOR_DIM`,) and raw part vectors (m, :data:`VECTOR_DIM`) of a signal."""
+    from mirsearch.features.timbre_stats import extract_timbre
+
+    X, _ = extract_timbre(y, sr=sr)
+    return recording_vector(X), part_vectors(X, parts=PARTS)
+
+
 def audio_vector(y: np.ndarray, *, sr: int) -> np.ndarray:
     """The raw vector of a signal (as if it were indexed), shape (:data:`VECTOR_DIM`,)."""
     from mirsearch.features.timbre_stats import extract_timbre
 
     X, _ = extract_timbre(y, sr=sr)
     return recording_vector(X)
+
+
+def part_vectors(X: np.ndarray, *, parts: int) -> np.ndarray:
+    """Raw vectors of up to ``parts`` consecutive parts of a recording: its stored segments with patches
+    split into ``m = min(parts, n_segments)`` runs of (nearly) equal length, each described as a whole recording
+    (:func:`recording_vector`). Shape (m, :data:`VECTOR_DIM`)."""
+    X = np.asarray(X)
+    if parts < 1:
+        raise ParameterError(f"parts={parts} must be >= 1")
+    if X.ndim == 2 and X.shape[0] > 1:
+        X = X[:, X[-1] > 0]
+    n = X.shape[1] if X.ndim == 2 else 0
+    edges = np.round(np.linspace(0, n, max(1, min(parts, n)) + 1)).astype(int)
+    return np.stack([recording_vector(X[:, a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+
+
+def part_distances(Q: np.ndarray, P: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Distances of a query to recordings described by parts: for each recording, the mean over the query's
+    parts of the distance to the nearest of the recording's parts and the mean over the recording's parts of
+    the distance to the nearest query part, averaged (L1 / dim between standardised part vectors).
+
+    Parameters
+    ----------
+    Q : np.ndarray, shape (m, dim)
+        The query's standardised part vectors.
+    P : np.ndarray, shape (total, dim)
+        The recordings' standardised part vectors, recording after recording.
+    offsets : np.ndarray of int, shape (n + 1,)
+        Recording ``i``'s parts are ``P[offsets[i]:offsets[i + 1]]`` (each at least one).
+
+    Returns
+    -------
+    d : np.ndarray, shape (n,)
+    """
+    from scipy.spatial.distance import cdist
+
+    Q, P = np.atleast_2d(np.asarray(Q, np.float32)), np.atleast_2d(np.asarray(P, np.float32))
+    offsets = np.asarray(offsets, np.int64)
+    if len(offsets) < 2:
+        return np.zeros(0)
+    D = cdist(Q, P, "cityblock") / Q.shape[1]
+    to_rec = np.minimum.reduceat(D, offsets[:-1], axis=1).mean(axis=0)
+    to_query = np.add.reduceat(D.min(axis=0), offsets[:-1]) / np.diff(offsets)
+    return 0.5 * (to_rec + to_query)
 
 
 class SimilarMatch(NamedTuple):
@@ -164,10 +222,13 @@ class SimilarityIndex:
         Default: the collection's own statistics from :data:`MIN_COLLECTION` recordings on, else the reference.
     kind : {"auto", "exact", "hnsw"}
         ``auto``: HNSW from :data:`HNSW_MIN` recordings on, else exact.
+    parts : sequence of np.ndarray (m_i, dim), optional
+        Raw part vectors of each recording (:func:`part_vectors`), in the order of ``ids``: then
+        :meth:`search_parts` ranks by :func:`part_distances` (kept as float16).
     """
 
     def __init__(self, ids, vectors: np.ndarray, *, normaliser: Normaliser | None = None, kind: str = "auto",
-                 **params):  # fmt: skip
+                 parts=None, **params):  # fmt: skip
         from mirsearch.index.ann import build_index
 
         self.ids = np.asarray(ids, dtype=np.int64)
@@ -180,6 +241,24 @@ class SimilarityIndex:
         self.kind = kind
         self._row = {int(r): i for i, r in enumerate(self.ids)}
         self.index = build_index(kind, self.normaliser(V), **params) if len(V) else None
+        self.parts = self.offsets = None
+        if parts is not None:  # standardised like the recording vectors, stored as float16
+            if len(parts) != len(self.ids):
+                raise ParameterError(f"{len(self.ids)} ids and {len(parts)} part matrices do not match")
+            self.offsets = np.r_[0, np.cumsum([len(p) for p in parts])].astype(np.int64)
+            self.parts = np.empty((self.offsets[-1], V.shape[1]), np.float16)
+            for i, p in enumerate(parts):
+                self.parts[self.offsets[i] : self.offsets[i + 1]] = self.normaliser(p)
+
+    def part_vectors(self, recording_id: int) -> np.ndarray:
+        """The standardised part vectors (m, dim) of a recording of the index (indexed with ``parts``)."""
+        if self.parts is None:
+            raise ParameterError("this similarity index has no part vectors")
+        self.vector(recording_id)  # a clear error for an unknown recording
+        return self._parts_of(self._row[int(recording_id)])
+
+    def _parts_of(self, row: int) -> np.ndarray:
+        return self.parts[self.offsets[row] : self.offsets[row + 1]].astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -212,18 +291,96 @@ class SimilarityIndex:
         out = [(int(self.ids[rows[j]]), float(d[j])) for j in order[: top + 1]]
         return [(r, dist) for r, dist in out if r != exclude][:top]
 
+    def _candidates(self, vector: np.ndarray, k: int) -> np.ndarray:
+        if self.kind == "exact":
+            return np.arange(len(self))
+        _, L = self.index.search(np.asarray(vector, np.float32)[None, :], k=min(len(self), k))
+        return L[0][L[0] >= 0]
 
-def expanded_search(index, vector: np.ndarray, *, top: int, exclude: int | None = None,
-                    expand: int = EXPAND) -> list[tuple[int, float]]:  # fmt: skip
-    """Average query expansion: the ``top`` nearest recordings ``(recording_id, distance)`` to the mean of the
-    standardised query ``vector`` and its ``expand`` nearest recordings (``exclude`` never among them nor in the
-    answer). ``index`` is a :class:`SimilarityIndex` or anything with its ``search``, ``vector`` and ``len``."""
+    def _part_distances(self, Q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        starts, stops = self.offsets[rows], self.offsets[rows + 1]
+        take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
+        return part_distances(Q, self.parts[take].astype(np.float32), np.r_[0, np.cumsum(stops - starts)])
+
+    def search_parts(self, vector: np.ndarray, parts: np.ndarray, *, top: int, exclude: int | None = None,
+                     expand: int = EXPAND) -> list[tuple[int, float]]:  # fmt: skip
+        """The ``top`` nearest recordings ``(recording_id, distance)`` by :func:`part_distances` to the
+        standardised query ``parts`` (m, dim), averaged with the distances from its ``expand`` nearest
+        recordings (``exclude`` never among them nor in the answer). HNSW over the recording vectors
+        (``vector``, standardised) proposes ``max(RERANK, 10 * (top + 1 + expand))`` candidates."""
+        if top < 1:
+            raise ParameterError(f"top={top} must be >= 1")
+        if self.index is None:
+            return []
+        if self.parts is None:
+            raise ParameterError("this similarity index has no part vectors")
+        rows = self._candidates(vector, max(RERANK, 10 * (top + 1 + expand)))
+        d = self._part_distances(parts, rows)
+        order = np.argsort(d, kind="stable")
+        near = [j for j in order[: expand + 1] if self.ids[rows[j]] != exclude][:expand]
+        if near and len(self) > expand + 1:
+            total = d.copy()
+            for j in near:
+                total += self._part_distances(self._parts_of(rows[j]), rows)
+            d = total / (1 + len(near))
+            order = np.argsort(d, kind="stable")
+        out = [(int(self.ids[rows[j]]), float(d[j])) for j in order[: top + 1]]
+        return [(r, dist) for r, dist in out if r != exclude][:top]
+
+
+def expanded_search(index, vector: np.ndarray, *, top: int, exclude: int | None = None, expand: int = EXPAND,
+                    parts: np.ndarray | None = None) -> list[tuple[int, float]]:  # fmt: skip
+    """The ``top`` nearest recordings ``(recording_id, distance)`` with query expansion (``exclude`` never among
+    the expanding recordings nor in the answer). With the query's standardised ``parts`` and an index that has
+    part vectors: :meth:`SimilarityIndex.search_parts` (distances averaged with those of the ``expand`` nearest).
+    Otherwise average query expansion of the whole-recording vectors: the nearest to the mean of the standardised
+    query ``vector`` and its ``expand`` nearest recordings. ``index`` is a :class:`SimilarityIndex` or anything
+    with its ``search``, ``vector`` and ``len`` (the Dask shards: whole-recording vectors)."""
+    if parts is not None and getattr(index, "parts", None) is not None:
+        return index.search_parts(vector, parts, top=top, exclude=exclude, expand=expand)
     v = np.asarray(vector, np.float32)
     if expand > 0 and len(index) > expand + 1:
         first = index.search(v, top=expand, exclude=exclude)
         if first:
             v = ((v + np.sum([index.vector(r) for r, _ in first], axis=0)) / (1 + len(first))).astype(np.float32)
     return index.search(v, top=top, exclude=exclude)
+
+
+def stored_parts(coll, recording_id: int, normaliser: Normaliser) -> np.ndarray:
+    """Standardised part vectors (m, dim) of a stored recording, rounded to float16 as an index keeps them."""
+    X, _ = coll.load_features(int(recording_id), STORED_KIND)
+    return normaliser(part_vectors(X, parts=PARTS)).astype(np.float16).astype(np.float32)
+
+
+def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: int, exclude: int | None = None,
+                    expand: int = EXPAND) -> list[tuple[int, float]]:  # fmt: skip
+    """:meth:`SimilarityIndex.search_parts` over an index without parts (the Dask shards): its whole-vector
+    search proposes ``max(RERANK, 10 * (top + 1 + expand))`` candidates, whose parts are read from ``coll`` and
+    ranked (with the expansion) by :func:`part_distances`."""
+    if top < 1:
+        raise ParameterError(f"top={top} must be >= 1")
+    found = index.search(vector, top=max(RERANK, 10 * (top + 1 + expand)))
+    if not found:
+        return []
+    ids = [r for r, _ in found]
+    raw = [coll.load_features(r, STORED_KIND)[0] for r in ids]
+    V = np.stack([recording_vector(X) for X in raw])
+    sub = SimilarityIndex(ids, V, normaliser=index.normaliser, kind="exact",
+                          parts=[part_vectors(X, parts=PARTS) for X in raw])  # fmt: skip
+    return sub.search_parts(vector, parts, top=top, exclude=exclude, expand=expand)
+
+
+def collection_parts(coll) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Ids, raw vectors and raw part vectors (:data:`PARTS`) of every recording with stored ``timbre``
+    features (others are skipped)."""
+    ids, vectors, parts = [], [], []
+    for rid in sorted(coll.catalog.features(STORED_KIND)):
+        X, _ = coll.load_features(rid, STORED_KIND)
+        ids.append(rid)
+        vectors.append(recording_vector(X))
+        parts.append(part_vectors(X, parts=PARTS))
+    V = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
+    return np.asarray(ids, np.int64), V, parts
 
 
 def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:
@@ -238,11 +395,11 @@ def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:
 
 
 def collection_index(coll) -> SimilarityIndex:
-    """The collection's :class:`SimilarityIndex`, built once per generation (a derived view)."""
+    """The collection's :class:`SimilarityIndex` with part vectors, built once per generation (a derived view)."""
 
     def build():
-        ids, V = collection_vectors(coll)
+        ids, V, parts = collection_parts(coll)
         log.info("similarity index: %d recordings", len(ids))
-        return SimilarityIndex(ids, V)
+        return SimilarityIndex(ids, V, parts=parts)
 
     return coll.views.get(("similarity", STORED_KIND), build)

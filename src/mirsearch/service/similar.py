@@ -47,11 +47,15 @@ class SimilarAnswer:
         return {"matches": found, "query": self.query, "stats": self.stats}
 
 
-def _answer(coll, index, vector, *, top: int, exclude: int | None, query: dict, started: float) -> SimilarAnswer:
-    from mirsearch.describe.similarity import SimilarMatch, expanded_search
+def _answer(coll, index, vector, parts, *, top: int, exclude: int | None, query: dict,
+            started: float) -> SimilarAnswer:  # fmt: skip
+    from mirsearch.describe.similarity import SimilarMatch, expanded_search, rerank_by_parts
 
     t = time.perf_counter()
-    found = expanded_search(index, vector, top=top, exclude=exclude)
+    if getattr(index, "parts", None) is not None:
+        found = expanded_search(index, vector, top=top, exclude=exclude, parts=parts)
+    else:  # shards on a cluster: their whole-vector candidates ranked by parts here
+        found = rerank_by_parts(index, coll, vector, parts, top=top, exclude=exclude)
     search_ms = (time.perf_counter() - t) * 1000
     paths = {r.id: r.path for r in (coll.recording(rid) for rid, _ in found)}
     matches = tuple(SimilarMatch(recording_id=rid, recording=paths[rid], distance=d) for rid, d in found)
@@ -79,16 +83,23 @@ def run_similar(context: Context, request: SimilarRequest) -> SimilarAnswer:
     coll = context.require_collection("similar")
     coll.recording(request.recording)  # a clear error for an unknown id
     index = _index(coll, request)
+    from mirsearch.describe.similarity import stored_parts
+
     vector = index.vector(request.recording)
+    if getattr(index, "parts", None) is not None:
+        parts = index.part_vectors(request.recording)
+    else:
+        parts = stored_parts(coll, request.recording, index.normaliser)
     query = version_block(recording_id=request.recording, top=request.top, normalised=index.normaliser.source,
-                          dask=cluster_spec(request))  # fmt: skip
-    return _answer(coll, index, vector, top=request.top, exclude=request.recording, query=query, started=started)
+                          parts=len(parts), dask=cluster_spec(request))  # fmt: skip
+    return _answer(coll, index, vector, parts, top=request.top, exclude=request.recording, query=query,
+                   started=started)  # fmt: skip
 
 
 @register("similar-audio", request=SimilarAudioRequest, area="describe",
           summary="recordings that sound like an audio file")  # fmt: skip
 def run_similar_audio(context: Context, request: SimilarAudioRequest) -> SimilarAnswer:
-    from mirsearch.describe.similarity import audio_vector
+    from mirsearch.describe.similarity import audio_parts
 
     started = time.perf_counter()
     coll = context.require_collection("similar-audio")
@@ -98,7 +109,9 @@ def run_similar_audio(context: Context, request: SimilarAudioRequest) -> Similar
         from mirsearch.errors import ParameterError
 
         raise ParameterError("similar-audio: the query must be audio (not chroma)")
-    vector = index.normaliser(audio_vector(q.samples, sr=q.sr)[None, :])[0]
-    query = version_block(audio=q.name, top=request.top, normalised=index.normaliser.source,
+    raw, raw_parts = audio_parts(q.samples, sr=q.sr)
+    vector = index.normaliser(raw[None, :])[0]
+    parts = index.normaliser(raw_parts)
+    query = version_block(audio=q.name, top=request.top, normalised=index.normaliser.source, parts=len(parts),
                           dask=cluster_spec(request))  # fmt: skip
-    return _answer(coll, index, vector, top=request.top, exclude=None, query=query, started=started)
+    return _answer(coll, index, vector, parts, top=request.top, exclude=None, query=query, started=started)
