@@ -6,22 +6,23 @@ import numpy as np
 import pytest
 
 from mirsearch.errors import ParameterError
-from mirsearch.features.shingles import DEFAULT_CONFIG, cens_of, shingles
+from mirsearch.features.shingles import REFERENCE_CONFIG, cens_of, shingles
 from mirsearch.index.ann import build_index
 from mirsearch.matching.subsequence import unit_columns
 
 
 class _ExactShingleIndex:
-    """The interface :func:`cens_cascade` needs, over raw 240-dim shingles in a real exact index."""
+    """The interface :func:`cens_cascade` needs, over raw 240-dim shingles (the reference's 1 Hz CENS, those of
+    ``features.audio_match.SHINGLE_MATCH``) in a real exact index."""
 
     def __init__(self, Y, offsets, ids):
         parts, rec_ids, starts = [], [], []
         for i, rid in enumerate(ids):
-            S, st = shingles(Y[offsets[i] : offsets[i + 1]].T, length=DEFAULT_CONFIG.length, hop=DEFAULT_CONFIG.hop)
+            S, st = shingles(Y[offsets[i] : offsets[i + 1]].T, length=REFERENCE_CONFIG.length, hop=REFERENCE_CONFIG.hop)
             parts.append(S)
             rec_ids.append(np.full(len(S), rid))
             starts.append(st)
-        self.config = DEFAULT_CONFIG
+        self.config = REFERENCE_CONFIG
         self.rec_ids, self.starts = np.concatenate(rec_ids), np.concatenate(starts)
         self.ann = build_index("exact", np.concatenate(parts).astype(np.float32), threads=1)
 
@@ -32,7 +33,7 @@ class _ExactShingleIndex:
 def _database(rng, n_recordings=4, seconds=90):
     """Random 10 Hz chroma recordings (smoothed) and their unit CENS database."""
     chromas = [np.repeat(rng.random((12, seconds)), 10, axis=1).astype(np.float32) for _ in range(n_recordings)]
-    parts = [unit_columns(cens_of(C)) for C in chromas]
+    parts = [unit_columns(cens_of(C, config=REFERENCE_CONFIG)) for C in chromas]
     offsets = np.cumsum([0] + [len(p) for p in parts]).astype(np.int64)
     return chromas, np.ascontiguousarray(np.concatenate(parts)), offsets
 
@@ -165,7 +166,7 @@ def test_cli_audio_cascade_finds_the_other_version(renderings, tmp_path, capsys)
 
     root = tmp_path / "c.mirs"
     paths = [str(renderings[k].path) for k in ("a", "b", "c")]
-    assert main(["index", *paths, "--collection", str(root), "--no-progress", "-j", "1"]) == 0
+    assert main(["index", *paths, "--collection", str(root), "--no-progress", "-j", "1", "--features", "chroma"]) == 0
     base = ["shingles", "search", "-c", str(root), "--reduction", "none", "--index", "exact"]
     query = ["--audio", str(renderings["a_slow"].path), "--start", "5", "--end", "35"]
     capsys.readouterr()

@@ -35,13 +35,13 @@ def test_shipped_embedding_of_each_dimension(dim):
 def test_bundles_share_one_format_and_ids_are_reproducible(tmp_path):
     """Both bundle kinds read and write through models.bundle_format; saving the shipped bundles again
     reproduces their model_id (the id collections key stored features by)."""
-    from mirsearch.features.shingles import DEFAULT_CONFIG
+    from mirsearch.features.shingles import REFERENCE_CONFIG
     from mirsearch.models import bundle_format
     from mirsearch.models.bundle import load_bundle
     from mirsearch.models.embedding import DEFAULT_SHINGLES, PCAReduction
     from mirsearch.models.embedding import load_bundle as load_reduction_bundle
 
-    assert DEFAULT_SHINGLES == DEFAULT_CONFIG.to_dict()
+    assert DEFAULT_SHINGLES == REFERENCE_CONFIG.to_dict()  # the shingles of reductions saved without any
     chroma = load_bundle()
     shipped_id = chroma.model_id
     chroma.config = {k: v for k, v in chroma.config.items() if k != "onnx"}

@@ -13,7 +13,14 @@ import pytest
 
 from mirsearch.collection import Collection
 from mirsearch.errors import CollectionError, InputError, ParameterError
-from mirsearch.features.shingles import ShingleConfig, chroma_shingles, scale_tempo, shingles
+from mirsearch.features.shingles import (
+    DEFAULT_CONFIG,
+    REFERENCE_CONFIG,
+    ShingleConfig,
+    chroma_shingles,
+    scale_tempo,
+    shingles,
+)
 from mirsearch.index.ann import build_index, load_index
 from mirsearch.index.shingle_store import ShingleStore
 
@@ -51,12 +58,16 @@ def test_scale_tempo_resamples_time_axis():
 
 def test_chroma_shingles_times_in_unscaled_seconds(rng):
     C = rng.random((12, 600)).astype(np.float32)  # 60 s at 10 Hz
-    S, t = chroma_shingles(C)
+    S, t = chroma_shingles(C, config=REFERENCE_CONFIG)
     assert S.shape == (41, 240)  # 60 CENS frames at 1 Hz -> 41 shingles
     np.testing.assert_allclose(t[:3], [0, 1, 2])
-    S2, t2 = chroma_shingles(C, tempo_factor=1.5)  # 40 s after scaling -> 21 shingles, 1.5 s apart
+    S2, t2 = chroma_shingles(C, tempo_factor=1.5, config=REFERENCE_CONFIG)  # 40 s -> 21 shingles, 1.5 s apart
     assert S2.shape == (21, 240)
     np.testing.assert_allclose(t2[:3], [0, 1.5, 3.0])
+    # the default: 20 frames of 2 Hz CENS (10 s) every 2 frames (1 s): 120 frames -> 51 shingles
+    S3, t3 = chroma_shingles(C)
+    assert S3.shape == (51, 240) and DEFAULT_CONFIG.frame_rate == 2.0
+    np.testing.assert_allclose(t3[:3], [0, 1, 2])
 
 
 # -- collections -------------------------------------------------------------------------------------------
@@ -64,7 +75,7 @@ def test_chroma_shingles_times_in_unscaled_seconds(rng):
 def shingle_collection(renderings, tmp_path_factory):
     """A collection of chorales a, b, c and a at 1.4x speed (a_slow is kept out for queries)."""
     root = tmp_path_factory.mktemp("shingles") / "c.mirs"
-    with Collection.create(root) as coll:
+    with Collection.create(root, features=["chroma"]) as coll:
         coll.add([str(renderings[k].path) for k in ("a", "b", "c", "a_fast")])
     return root
 
@@ -83,7 +94,7 @@ def _real_shingles(root, renderings) -> np.ndarray:
 
 def test_store_incremental_and_rebuild(renderings, tmp_path):
     root = tmp_path / "inc.mirs"
-    with Collection.create(root) as coll:
+    with Collection.create(root, features=["chroma"]) as coll:
         coll.add([str(renderings["a"].path), str(renderings["b"].path)])
         store = ShingleStore.for_collection(coll)
         rep = store.update(coll)
@@ -92,7 +103,7 @@ def test_store_incremental_and_rebuild(renderings, tmp_path):
         rec_ids, starts = store.meta()
         for r in coll.recordings():  # positions: consecutive start frames per recording
             s = starts[rec_ids == r.id]
-            np.testing.assert_array_equal(s, np.arange(len(s)))
+            np.testing.assert_array_equal(s, np.arange(len(s)) * store.config.hop)
             C = np.asarray(coll.load_features(r.id)[0])
             np.testing.assert_allclose(store.vectors()[rec_ids == r.id], chroma_shingles(C)[0], atol=1e-6)
         coll.add([str(renderings["c"].path)])
@@ -111,7 +122,7 @@ def test_index_incremental_add_matches_fresh_build(renderings, tmp_path):
     from mirsearch.index.shingle_index import ShingleIndex
 
     root = tmp_path / "inc2.mirs"
-    with Collection.create(root) as coll:
+    with Collection.create(root, features=["chroma"]) as coll:
         coll.add([str(renderings["a"].path), str(renderings["b"].path)])
         idx = ShingleIndex.open(coll, reduction="none", index="hnsw")
         n_before = len(idx)

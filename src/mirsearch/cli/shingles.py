@@ -2,10 +2,10 @@
 
 ::
 
-    mirsearch shingles build  -c C [--reduction embedding|pca|none|BUNDLE] [--dim 12] [--index hnsw|kdtree|exact]
-                                   [--M 8] [--ef-construction 64] [--ef 16] [--rebuild]
-    mirsearch shingles search -c C --audio X [--index hnsw] [--reduction embedding --dim 12] [--top 10]
-                                   [--k 64] [--tempo-factors 0.8,...,1.25] [--all-keys] [--cascade] [--json]
+    mirsearch shingles build  -c C [--reduction none|embedding|pca|BUNDLE] [--dim 12] [--index hnsw|kdtree|exact]
+                                   [--M 16] [--ef-construction 200] [--ef 64] [--rebuild]
+    mirsearch shingles search -c C --audio X [--index hnsw] [--reduction none] [--top 10]
+                                   [--k 64] [--tempo-factors 0.8,...,1.25] [--no-all-keys] [--cascade] [--json]
     mirsearch shingles train  --dataset data/bench --dim 12 [--resume] ...   (same as 'mirsearch train embedding')
     mirsearch shingles info   -c C
     mirsearch shingles remove -c C
@@ -27,7 +27,8 @@ from mirsearch.service.shingles import ShingleBuildRequest, ShingleInfoRequest, 
 
 HELP = "shingle index: fast cross-version retrieval (build, search, train)"
 DESCRIPTION = (
-    "Audio shingles (20 s of CENS, 240 dims) of every recording, reduced (learned embedding / PCA) and "
+    "Audio shingles (10 s of 2 Hz CENS, 240 dims, one per second) of every recording, optionally reduced "
+    "(learned embedding / PCA), and "
     "indexed (HNSW / KD-tree / exact) inside the collection folder."
 )
 

@@ -4,6 +4,10 @@
 
     mirsearch train embedding --dataset data/bench --dim 12 [--out runs/embedding-12] [--epochs 30]
                               [--steps 100] [--batch 128] [--resume] [--max-minutes 60] [--threads 1]
+                              [--real DIR ...] [--real-validation DIR ...] [--shingles W/D/L/H]
+
+``--real``: recordings whose passages, augmented (pitch shift, time stretch, speed, noise, band limiting,
+MP3), join the training works (:mod:`mirsearch.training.embedding_audio`; cached under OUT/real-cache).
 
 The ``train`` command group calls :func:`register_train` with its sub-parsers; the ``shingles`` group adds
 the same sub-command as ``shingles train`` through :func:`add_arguments`.
@@ -15,6 +19,7 @@ import argparse
 
 from mirsearch.cli.common import add_training_options, pick
 
+AUDIO_SUFFIXES = (".ogg", ".wav", ".flac", ".mp3", ".oga", ".aiff", ".aif")
 HELP = "train the shingle embedding (triplet loss) for the shingle index"
 DESCRIPTION = (
     "Train the network that reduces 240-dim CENS shingles to DIM dimensions, with a triplet loss on "
@@ -34,7 +39,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=128, help="(anchor, positive) pairs per batch (default 128)")
     p.add_argument("--margin", type=float, default=0.2, help="triplet margin (default 0.2)")
     p.add_argument("--jobs", type=int, default=1, help="processes for indexing the splits' audio (first run)")
+    p.add_argument(
+        "--real",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="audio files or folders: their passages, augmented, are training works too (repeatable)",
+    )
+    p.add_argument(
+        "--real-validation",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="audio files or folders whose augmented passages join the validation works",
+    )
+    p.add_argument("--passages", type=int, default=3, help="passages per real recording (default 3)")
+    p.add_argument("--versions", type=int, default=3, help="augmented copies per passage (default 3)")
+    p.add_argument(
+        "--shingles",
+        default=None,
+        metavar="W/D/L/H",
+        help="CENS window / downsampling / shingle frames / hop (default: the index's, 21/5/20/2)",
+    )
     p.set_defaults(func=run)
+
+
+def _audio_files(paths: list[str]) -> list:
+    from pathlib import Path
+
+    out = []
+    for p in map(Path, paths):
+        out += sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES) if p.is_dir() else [p]
+    return out
+
+
+def _real_versions(paths: list[str], args, out, *, seed: int) -> list:
+    from mirsearch.training.embedding_audio import AugmentOptions, augmented_versions
+
+    if not paths:
+        return []
+    files = _audio_files(paths)
+    print(f"augmenting passages of {len(files)} real recordings (cached in {out / 'real-cache'}) ...", flush=True)
+    options = AugmentOptions(passages=args.passages, versions=args.versions, seed=seed)
+    return augmented_versions(files, cache=out / "real-cache", options=options, progress=not args.no_progress)
 
 
 def register_train(train_subparsers) -> None:
@@ -47,14 +94,23 @@ def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from mirsearch.training.embedding import EmbeddingTrainOptions, load_training_versions, train_embedding
+    from mirsearch.training.embedding import (
+        EmbeddingTrainOptions,
+        load_training_versions,
+        parse_shingles,
+        train_embedding,
+    )
 
     logging.getLogger("mirsearch").setLevel(min(logging.getLogger().level, logging.INFO))
     out = Path(args.out or f"runs/embedding-{args.dim}")
     progress = not args.no_progress
-    print(f"preparing chroma of the train and validation splits of {args.dataset} ...", flush=True)
-    train = load_training_versions(args.dataset, "train", jobs=args.jobs, progress=progress)
-    val = load_training_versions(args.dataset, "validation", jobs=args.jobs, progress=progress)
+    train, val = [], []
+    if not args.no_corpus:
+        print(f"preparing chroma of the train and validation splits of {args.dataset} ...", flush=True)
+        train = load_training_versions(args.dataset, "train", jobs=args.jobs, progress=progress)
+        val = load_training_versions(args.dataset, "validation", jobs=args.jobs, progress=progress)
+    train += _real_versions(args.real, args, out, seed=args.seed)
+    val += _real_versions(args.real_validation, args, out, seed=args.seed + 1)
     print(
         f"{len(train)} training versions ({len({v.work for v in train})} works), "
         f"{len(val)} validation versions ({len({v.work for v in val})} works)",
@@ -78,7 +134,14 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch,
             progress=progress,
             network={"arch": args.arch},
-            training_info={"dataset": str(args.dataset)},
+            shingles=parse_shingles(args.shingles),
+            training_info={
+                "dataset": str(args.dataset),
+                "real": [str(p) for p in args.real],
+                "real_validation": [str(p) for p in args.real_validation],
+                "passages": args.passages,
+                "versions": args.versions,
+            },  # fmt: skip
         ),
         on_epoch=report,
     )

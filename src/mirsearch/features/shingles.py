@@ -91,8 +91,11 @@ class ShingleConfig:
         )
 
     @classmethod
-    def for_match(cls, match: AudioMatchConfig, *, length: int = 20, hop: int = 1) -> ShingleConfig:
-        """Shingles of ``length`` frames every ``hop`` of the CENS ``match`` describes."""
+    def for_match(cls, match: AudioMatchConfig, *, length: int | None = None, hop: int | None = None) -> ShingleConfig:
+        """Shingles of ``length`` frames every ``hop`` (default: those of :data:`DEFAULT_CONFIG`) of the CENS
+        ``match`` describes."""
+        length = DEFAULT_CONFIG.length if length is None else length
+        hop = DEFAULT_CONFIG.hop if hop is None else hop
         return cls(length=length, hop=hop, window=match.window, downsample=match.downsample, features=match.features)
 
     @classmethod
@@ -101,8 +104,16 @@ class ShingleConfig:
         return cls(**ints, features=str(d.get("features", "chroma")))
 
 
-#: the configuration of the reference (20 CENS frames at 1 Hz, 240 dimensions)
-DEFAULT_CONFIG = ShingleConfig()
+#: the configuration of the reference (20 CENS frames at 1 Hz, 240 dimensions; the first shipped embeddings')
+REFERENCE_CONFIG = ShingleConfig()
+#: the default: 20 CENS frames at 2 Hz (window 21, downsampling 5), i.e. 10 s, one shingle per second (hop 2).
+#: A query must be longer than a shingle at its tempo scaling: 20 s shingles left a 15 s excerpt only the
+#: scalings 0.6-0.74, 26-40 % off a version at the same tempo (on degraded real excerpts of the tune split
+#: right track first 0.71 -> 0.91 with the raw shingles, docs/shingles.md)
+DEFAULT_CONFIG = ShingleConfig(length=20, hop=2, window=21, downsample=5)
+#: audio queries of the shingle index and the audio cascade: the CENS of :data:`DEFAULT_CONFIG`, eleven tempi
+#: 0.6 .. 1.67, the query's key
+SHINGLE_MATCH = DEFAULT_CONFIG.match(tempo_factors=SHINGLE_TEMPO_FACTORS)
 
 
 # -- pure functions ---------------------------------------------------------------------------------------
@@ -184,6 +195,8 @@ def cens_of(C: np.ndarray, *, config: ShingleConfig = DEFAULT_CONFIG, tempo_fact
 __all__ = [
     "CHROMA_RATE",
     "DEFAULT_CONFIG",
+    "REFERENCE_CONFIG",
+    "SHINGLE_MATCH",
     "ShingleConfig",
     "cens_of",
     "chroma_shingles",

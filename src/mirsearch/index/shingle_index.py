@@ -33,6 +33,7 @@ from mirsearch.errors import CollectionError, ParameterError
 from mirsearch.features.shingles import DEFAULT_CONFIG, ShingleConfig
 from mirsearch.index.ann import AnnIndex, load_index, make_index
 from mirsearch.index.shingle_store import ShingleStore
+from mirsearch.models.embedding import DEFAULT_DIM, DEFAULT_REDUCTION
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,28 @@ def _reduction_for(collection, store: ShingleStore, spec, dim: int | None, *, th
         pca.save(path)
         return pca
     return load_reduction(spec, dim=dim, threads=threads)
+
+
+def trained_shingles(reduction, dim: int | None, config: ShingleConfig) -> ShingleConfig:
+    """The shingles an index with this reduction holds: a learned embedding's own (it places only the shingles
+    it was trained on, e.g. the reference's 1 Hz CENS for the first shipped bundles), else ``config``."""
+    from mirsearch.models.embedding import packaged_bundle, read_config
+
+    if isinstance(reduction, str) and reduction in ("none", "pca"):
+        return config
+    if hasattr(reduction, "config"):  # a loaded reduction
+        own = reduction.config.get("shingles") if reduction.type == "embedding" else None
+    else:
+        path = packaged_bundle(dim or 12) if reduction == "embedding" else Path(reduction)
+        if not path.is_dir():
+            return config  # load_reduction names the problem
+        own = read_config(path).get("shingles") if read_config(path).get("type") == "embedding" else None
+    if not own:
+        return config
+    trained = ShingleConfig.from_dict(own)
+    if trained != config:
+        log.info("reduction %s: shingles %s (its training), not %s", reduction, trained.key, config.key)
+    return trained
 
 
 @dataclass
@@ -95,8 +118,8 @@ class ShingleIndex:
         cls,
         collection,
         *,
-        reduction="embedding",
-        dim: int | None = 12,
+        reduction=DEFAULT_REDUCTION,
+        dim: int | None = DEFAULT_DIM,
         index: str = "hnsw",
         config: ShingleConfig = DEFAULT_CONFIG,
         params: dict | None = None,
@@ -117,7 +140,8 @@ class ShingleIndex:
             Dimension of PCA or the shipped embedding.
         index : {"exact", "kdtree", "hnsw"}
         config : ShingleConfig
-            Shingle shape (default 20 x 12 CENS at 1 Hz).
+            Shingle shape (default :data:`~mirsearch.features.shingles.DEFAULT_CONFIG`); a learned embedding
+            brings its own (:func:`trained_shingles`).
         params : dict, optional
             Index parameters at build time (``M``, ``ef_construction``, ``ef``, ``leafsize``, ``threads``);
             ``ef`` and ``threads`` also apply to a loaded index.
@@ -135,6 +159,7 @@ class ShingleIndex:
         t0 = time.perf_counter()
         params = dict(params or {})
         params.setdefault("threads", threads)
+        config = trained_shingles(reduction, dim, config)
         store = ShingleStore.for_collection(collection, config=config)
         if update or rebuild:
             store.update(collection, progress=progress, rebuild=rebuild)
@@ -251,8 +276,8 @@ class IndexSpec:
     """
 
     kind: str = "hnsw"
-    reduction: str | os.PathLike = "embedding"
-    dim: int | None = 12
+    reduction: str | os.PathLike = DEFAULT_REDUCTION
+    dim: int | None = DEFAULT_DIM
     params: tuple = ()
     update: bool = True
 
@@ -308,3 +333,4 @@ def index_inventory(collection) -> dict:
 
 
 __all__ = ["IndexSpec", "IndexStats", "ShingleIndex", "get_index", "index_inventory", "remove_index"]
+__all__ += ["trained_shingles"]

@@ -47,13 +47,17 @@ WEIGHTS_ARCHIVE = ".weights.pt"
 #: config entries that (with the parameter files) define ``model_id``
 ID_KEYS = ("type", "dim", "shingles", "network")
 #: shingle configuration of reductions made without one (the shipped bundles'; equal to
-#: ``mirsearch.features.shingles.DEFAULT_CONFIG.to_dict()``, which a test checks)
+#: ``mirsearch.features.shingles.REFERENCE_CONFIG.to_dict()``, which a test checks)
 DEFAULT_SHINGLES = {"length": 20, "hop": 1, "window": 41, "downsample": 10, "features": "chroma"}
 #: packaged bundles
 BUNDLES_DIR = Path(__file__).parent / "bundles"
 #: dimensions the reference evaluates (and ``--dim`` accepts for learned embeddings by convention)
 DIMS = (6, 12, 30)
 TYPES = ("none", "pca", "embedding")
+#: the default reduction of the shingle index: the raw shingles (on degraded real recordings the first shipped
+#: embeddings, trained on rendered corpus shingles, lose most of the accuracy: docs/shingles.md)
+DEFAULT_REDUCTION = "none"
+DEFAULT_DIM: int | None = None
 
 
 def default_network_config(dim: int = 12) -> dict:
@@ -426,6 +430,8 @@ def load_reduction(spec: str = "embedding", *, dim: int | None = 12, threads: in
 
 
 __all__ = [
+    "DEFAULT_DIM",
+    "DEFAULT_REDUCTION",
     "DIMS",
     "EmbeddingReduction",
     "IdentityReduction",

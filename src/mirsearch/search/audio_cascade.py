@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mirsearch.errors import ParameterError
-from mirsearch.features.audio_match import SHINGLE_MATCH, AudioMatchConfig
-from mirsearch.features.shingles import ShingleConfig, cens_of
+from mirsearch.features.audio_match import AudioMatchConfig
+from mirsearch.features.shingles import SHINGLE_MATCH, ShingleConfig, cens_of
 from mirsearch.index.audio_database import audio_database
 from mirsearch.index.shingle_index import IndexSpec
 from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mirsearch.errors import InputError, ParameterError
-from mirsearch.features.audio_match import SHINGLE_MATCH, SHINGLE_TEMPO_FACTORS, AudioMatchConfig
-from mirsearch.features.shingles import CHROMA_RATE, DEFAULT_CONFIG, ShingleConfig, cens_of, shingles
+from mirsearch.features.audio_match import SHINGLE_TEMPO_FACTORS, AudioMatchConfig
+from mirsearch.features.shingles import CHROMA_RATE, DEFAULT_CONFIG, SHINGLE_MATCH, ShingleConfig, cens_of, shingles
 from mirsearch.index.shingle_index import IndexSpec, ShingleIndex
 from mirsearch.search.audio_query import AudioQuery
 from mirsearch.search.results import Match
@@ -459,6 +459,7 @@ def search_shingles(
 
 
 __all__ = [
+    "SHINGLE_MATCH",
     "TEMPO_FACTORS",
     "THEME_CONFIG",
     "THEME_TEMPO_FACTORS",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from mirsearch.models.embedding import DEFAULT_DIM, DEFAULT_REDUCTION
 from mirsearch.search.audio_query import AudioQuery
 from mirsearch.service.audio import PassagesResult
 from mirsearch.service.core import Context, Request, param, query_field, register, version_block
@@ -20,10 +21,13 @@ class ShingleIndexRequest(Request):
     """Which shingle index: its reduction, kind and HNSW parameters (``shingles-build``, ``shingles-search``)."""
 
     reduction: str = param(
-        "embedding", metavar="NAME|DIR",
-        help="embedding (shipped, default), pca (fitted on the collection), none (240 dims) or a bundle directory",
+        DEFAULT_REDUCTION, metavar="NAME|DIR",
+        help="none (the raw 240-dim shingles, default), embedding (shipped), pca (fitted on the collection) or a "
+        "bundle directory",
     )  # fmt: skip
-    dim: int | None = param(12, minimum=1, maximum=240, help="dimension of pca / the shipped embedding (6, 12, 30)")
+    dim: int | None = param(
+        DEFAULT_DIM, minimum=1, maximum=240, help="dimension of pca / the shipped embedding (6, 12, 30)"
+    )
     index: str = param("hnsw", choices=INDEX_KINDS, help="nearest-neighbour index")
     M: int | None = param(None, minimum=2, maximum=512, help="HNSW links per node (build; default 8, 16 above 32 dims)")
     ef_construction: int | None = param(None, minimum=1, maximum=10000,
@@ -57,7 +61,7 @@ class ShingleSearchRequest(ShingleIndexRequest):
     tempo_factors: tuple[float, ...] | None = param(
         None, minimum=0.1, maximum=10, metavar="LIST", help="query scalings (default 0.6..1.67, 11 factors)"
     )
-    all_keys: bool = param(False, help="also try the 11 transpositions (12x slower)")
+    all_keys: bool = param(True, help="the excerpt's key only (default: every transposition, as search --audio does)")
     cascade: bool = param(False, help="re-rank the proposals with CENS subsequence DTW")
     update: bool = param(True, help="do not add new recordings to the index first")
 
@@ -94,7 +98,8 @@ def run_build(context: Context, request: ShingleBuildRequest) -> ShingleIndexRep
 
 @register("shingles-search", request=ShingleSearchRequest, area="search", summary="versions with the shingle index")
 def run_search(context: Context, request: ShingleSearchRequest) -> PassagesResult:
-    from mirsearch.features.audio_match import ALL_KEYS, SHINGLE_MATCH
+    from mirsearch.features.audio_match import ALL_KEYS
+    from mirsearch.features.shingles import SHINGLE_MATCH
     from mirsearch.index.shingle_index import IndexSpec
     from mirsearch.search.audio_cascade import AudioCascadeOptions, cascade_search_audio
     from mirsearch.search.shingles import ShingleSearchOptions, search_shingles

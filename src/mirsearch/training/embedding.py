@@ -306,6 +306,9 @@ class EmbeddingTrainOptions:
         tqdm progress bar per epoch (stderr).
     network : dict, optional
         Overrides of :func:`~mirsearch.models.embedding.default_network_config`.
+    shingles : ShingleConfig
+        The shingles trained on (stored in the bundle; the index uses the bundle only on shingles of
+        this configuration).
     training_info : dict, optional
         Stored in the bundle config (data set, split).
     """
@@ -323,11 +326,23 @@ class EmbeddingTrainOptions:
     max_minutes: float | None = None
     progress: bool = False
     network: dict | None = None
+    shingles: ShingleConfig = DEFAULT_CONFIG
     training_info: dict | None = None
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch ``epoch`` (1-based): cosine decay from ``lr`` to ``lr / 20``."""
         return self.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(1, self.epochs))))
+
+
+def parse_shingles(text: str | None) -> ShingleConfig:
+    """``"WINDOW/DOWNSAMPLE/LENGTH/HOP"`` (e.g. ``"21/5/20/2"``) as a :class:`ShingleConfig`; None: the default."""
+    if text is None:
+        return DEFAULT_CONFIG
+    try:
+        window, downsample, length, hop = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise ParameterError(f"shingles={text!r}: expected WINDOW/DOWNSAMPLE/LENGTH/HOP, e.g. 21/5/20/2") from None
+    return ShingleConfig(length=length, hop=hop, window=window, downsample=downsample)
 
 
 def _better(entry: dict, best: dict | None) -> bool:
@@ -414,9 +429,10 @@ def train_embedding(
     out = Path(out)
     ckpt_path = checkpoint_path(out)
     net_cfg = {**default_network_config(opts.dim), **(opts.network or {}), "dim": int(opts.dim)}
+    net_cfg["length"] = opts.shingles.length
     t_start = time.perf_counter()
-    sampler = PairSampler(train_versions)
-    val_sampler = PairSampler(val_versions)
+    sampler = PairSampler(train_versions, config=opts.shingles)
+    val_sampler = PairSampler(val_versions, config=opts.shingles)
     val = validation_pairs(val_sampler, n=opts.n_val)
     log.info(
         "triplet training: %d train works, %d validation works, %d validation pairs (prepared in %.1f s)",
@@ -456,7 +472,8 @@ def train_embedding(
             if _better(entry, best):
                 best = dict(entry)
                 scores = {k: entry[k] for k in ("epoch", "val_top1", "val_loss")}
-                EmbeddingReduction(model, {"network": net_cfg, "training": {**info, **scores}}).save(out)
+                bundle = {"network": net_cfg, "shingles": opts.shingles.to_dict(), "training": {**info, **scores}}
+                EmbeddingReduction(model, bundle).save(out)
                 model.train()
             save_training_state(ckpt_path, model, optimizer, epoch=epoch, history=history, best=json.dumps(best))
             write_history(out, history)
@@ -561,6 +578,7 @@ __all__ = [
     "dataset_collection",
     "evaluate",
     "load_training_versions",
+    "parse_shingles",
     "train_embedding",
     "triplet_loss",
     "validation_pairs",
