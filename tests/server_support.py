@@ -31,7 +31,7 @@ def server_collection(tmp_path_factory, renderings) -> Path:
     root = base / "server-collection.mirs"
     done = base / "server-collection.done"
     if not done.exists():
-        with Collection.create(root) as coll:
+        with Collection.create(root, features=["chroma"]) as coll:
             report = coll.add([renderings[k].path for k in SERVER_KEYS], jobs=1)
         assert not report.failed, report.failed
         assert len(report.added) == len(SERVER_KEYS)

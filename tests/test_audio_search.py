@@ -49,7 +49,7 @@ def setup(tmp_path_factory):
     e_notes = chorale_notes(["bach/bwv101.7", "bach/bwv102.7"])
     d = render_version(d_notes, TempoMap.curve(d_notes.length, bpm=100.0), out / "d_other.wav", program=0)
     e = render_version(e_notes, TempoMap.curve(e_notes.length, bpm=110.0), out / "e_other.wav", program=48)
-    coll = Collection.create(out / "c.mirs")
+    coll = Collection.create(out / "c.mirs", features=["chroma"])
     coll.add([b, c, d, e])
     ids = {rec.path.split("/")[-1].split("_")[0]: rec.id for rec in coll.recordings()}
     y, sr = sf.read(a, dtype="float32")

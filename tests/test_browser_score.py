@@ -29,7 +29,7 @@ def live_scores(tmp_path_factory):
     src = Path(music21.__file__).parent / "corpus" / CHORALE
     shutil.copy(src, base / "chorale.mxl")
     root = base / "coll.mirs"
-    with Collection.create(root) as coll:
+    with Collection.create(root, features=["chroma"]) as coll:
         report = index_scores(coll, [base / "chorale.mxl"])
     assert report.scores == 1 and not report.failed
     server = LiveServer(create_app(root)).start()
@@ -117,7 +117,7 @@ def live_aligned(tmp_path_factory):
     shutil.copy(Path(music21.__file__).parent / "corpus" / CHORALE, base / "chorale.mxl")
     rendering, slow = render("bach/bwv66.6", base), render("bach/bwv66.6", base, speed=0.7)
     root = base / "coll.mirs"
-    with Collection.create(root) as coll:
+    with Collection.create(root, features=["chroma"]) as coll:
         assert not coll.add([rendering.path, slow.path], jobs=1).failed
         assert index_scores(coll, [base / "chorale.mxl"]).scores == 1
     server = LiveServer(create_app(root)).start()

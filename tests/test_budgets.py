@@ -37,7 +37,7 @@ def small_collection(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("budgets")
     files = [_chords(folder / f"rec{i}.wav", 4.0, root=60 + i) for i in range(3)]
-    with Collection.create(folder / "c.mirs") as coll:
+    with Collection.create(folder / "c.mirs", features=["chroma"]) as coll:
         coll.add(files)
     return folder / "c.mirs"
 

@@ -52,8 +52,9 @@ def test_search_json_schema(indexed, renderings, capsys, tmp_path):
     assert main(["search", "-c", str(indexed), "--theme", theme.to_string(), "--top", "3", "--json", *SHOW_ALL]) == 0
     data = json.loads(capsys.readouterr().out)
     assert list(data)[:4] == ["matches", "query", "warnings", "stats"] and len(data["matches"]) == 3
-    # the settings used: "auto" resolved to what this collection has (chroma only: exhaustive DTW)
-    assert data["query"]["features"] == "chroma" and data["query"]["cascade"] == "exhaustive"
+    # the settings used: "auto" resolved to the best this collection has (a new collection stores chroma and learned
+    # chroma: learned, with the note-index cascade)
+    assert data["query"]["features"] == "learned" and data["query"]["cascade"] == "notes"
     assert data["query"]["top"] == 3 and "mirsearch" in data["query"]
     best = data["matches"][0]
     assert best["recording"] == str(renderings["b"].path.resolve())
@@ -71,6 +72,7 @@ def test_info_json(indexed, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["recordings"] == 3 and len(info["recording_list"]) == 3
     assert info["features"]["chroma"]["config"]["feature_rate"] == 10.0
+    assert set(info["features"]) == {"chroma", "learned"}  # the default kinds of a new collection
 
 
 @pytest.mark.parametrize(

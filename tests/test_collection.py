@@ -15,7 +15,12 @@ import pytest
 import soundfile as sf
 
 from mirsearch.collection import Collection
+from mirsearch.collection.collection import DEFAULT_FEATURES
 from mirsearch.errors import CollectionError
+
+#: these tests are about storage, not features: plain chroma only (a new collection also stores learned chroma)
+CHROMA = ["chroma"]
+CHROMA_CLI = ["--features", "chroma"]
 
 
 def _write_chords(folder: Path, n: int, seconds: float = 3.0, seed: int = 0) -> list[Path]:
@@ -35,9 +40,22 @@ def _write_chords(folder: Path, n: int, seconds: float = 3.0, seed: int = 0) -> 
     return paths
 
 
+def test_new_collection_stores_chroma_and_learned_unless_told(tmp_path):
+    with Collection.create(tmp_path / "new.mirs") as coll:
+        assert coll.feature_kinds == list(DEFAULT_FEATURES) == ["chroma", "learned"]
+    with Collection.create(tmp_path / "new.mirs") as coll:  # reopened: unchanged
+        assert coll.feature_kinds == ["chroma", "learned"]
+    with Collection.create(tmp_path / "plain.mirs", features=["chroma"]) as coll:
+        assert coll.feature_kinds == ["chroma"]
+    from mirsearch.service import Archive
+
+    with Archive.create(tmp_path / "api.mirs") as archive:  # the Python API: the same default
+        assert archive.collection.feature_kinds == ["chroma", "learned"]
+
+
 def test_add_is_incremental_and_detects_changes(tmp_path):
     files = _write_chords(tmp_path / "audio", 4)
-    coll = Collection.create(tmp_path / "c.mirs")
+    coll = Collection.create(tmp_path / "c.mirs", features=CHROMA)
     assert coll.generation() == 0
     r1 = coll.add(tmp_path / "audio")
     assert len(r1.added) == 4 and not r1.failed
@@ -65,11 +83,11 @@ def test_add_is_incremental_and_detects_changes(tmp_path):
 
 def test_changed_feature_configuration_re_extracts(tmp_path):
     _write_chords(tmp_path / "audio", 2)
-    with Collection.create(tmp_path / "c.mirs") as coll:
+    with Collection.create(tmp_path / "c.mirs", features=CHROMA) as coll:
         coll.add(tmp_path / "audio")
         X, rate = coll.load_features(coll.recordings()[0].id)
         assert rate == 10.0 and X.shape == (12, 30)
-    with Collection.create(tmp_path / "c.mirs", feature_rate=5.0) as coll:
+    with Collection.create(tmp_path / "c.mirs", feature_rate=5.0, features=CHROMA) as coll:
         report = coll.add(tmp_path / "audio")
         assert len(report.updated) == 2
         X, rate = coll.load_features(coll.recordings()[0].id)
@@ -80,7 +98,7 @@ def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path):
     _write_chords(tmp_path / "audio", 2)
     (tmp_path / "audio" / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
     sf.write(tmp_path / "audio" / "silent.wav", np.zeros(22050 * 2, dtype=np.float32), 22050)
-    with Collection.create(tmp_path / "c.mirs") as coll:
+    with Collection.create(tmp_path / "c.mirs", features=CHROMA) as coll:
         report = coll.add([tmp_path / "audio", tmp_path / "missing.flac"])
         assert len(report.added) == 2
         reasons = sorted(msg for _, msg in report.failed)
@@ -93,7 +111,10 @@ def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path):
 
 def test_parallel_jobs_give_the_same_features(tmp_path):
     _write_chords(tmp_path / "audio", 3)
-    with Collection.create(tmp_path / "a.mirs") as a, Collection.create(tmp_path / "b.mirs") as b:
+    with (
+        Collection.create(tmp_path / "a.mirs", features=CHROMA) as a,
+        Collection.create(tmp_path / "b.mirs", features=CHROMA) as b,
+    ):
         a.add(tmp_path / "audio", jobs=1)
         b.add(tmp_path / "audio", jobs=2)
         for ra, rb in zip(a.recordings(), b.recordings(), strict=True):
@@ -104,7 +125,18 @@ def test_parallel_jobs_give_the_same_features(tmp_path):
 def test_interrupted_index_resumes_without_loss_or_duplicates(tmp_path):
     files = _write_chords(tmp_path / "audio", 30, seconds=2.0)
     root = tmp_path / "c.mirs"
-    cmd = [sys.executable, "-m", "mirsearch.cli.main", "index", str(tmp_path / "audio"), "-c", str(root), "-j", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mirsearch.cli.main",
+        "index",
+        str(tmp_path / "audio"),
+        "-c",
+        str(root),
+        "-j",
+        "1",
+        *CHROMA_CLI,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     count = 0
@@ -134,7 +166,7 @@ def test_interrupted_index_resumes_without_loss_or_duplicates(tmp_path):
 
 def test_readonly_and_single_writer(tmp_path):
     _write_chords(tmp_path / "audio", 1)
-    with Collection.create(tmp_path / "c.mirs") as writer:
+    with Collection.create(tmp_path / "c.mirs", features=CHROMA) as writer:
         writer.add(tmp_path / "audio")
         with Collection.open(tmp_path / "c.mirs", readonly=True) as reader:
             assert len(reader.recordings()) == 1
@@ -150,7 +182,7 @@ def test_open_errors(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("x")
     with pytest.raises(CollectionError, match="not empty"):
-        Collection.create(tmp_path / "full")
+        Collection.create(tmp_path / "full", features=CHROMA)
 
 
 # -- upkeep, hardening of the catalogue ------------------------------------------------------------------
@@ -164,7 +196,7 @@ def _cli(*args) -> int:
 
 def test_paths_are_stored_relative_and_a_moved_archive_keeps_working(tmp_path):
     _write_chords(tmp_path / "arch" / "audio", 2)
-    with Collection.create(tmp_path / "arch" / "c.mirs") as coll:
+    with Collection.create(tmp_path / "arch" / "c.mirs", features=CHROMA) as coll:
         coll.add(tmp_path / "arch" / "audio")
         assert sorted(coll.catalog.stored_paths().values()) == ["audio/rec000.flac", "audio/rec001.flac"]
     (tmp_path / "arch").rename(tmp_path / "moved")  # archive and collection moved together
@@ -177,7 +209,7 @@ def test_paths_are_stored_relative_and_a_moved_archive_keeps_working(tmp_path):
 def test_renamed_folder_relocate_prune_remove_and_list(tmp_path, capsys):
     _write_chords(tmp_path / "audio", 3)
     root = tmp_path / "c.mirs"
-    with Collection.create(root) as coll:
+    with Collection.create(root, features=CHROMA) as coll:
         coll.add(tmp_path / "audio")
         arrays = sorted(p.name for p in (root / "features").rglob("*.npy"))
         ids = [r.id for r in coll.recordings()]
@@ -200,7 +232,7 @@ def test_renamed_folder_relocate_prune_remove_and_list(tmp_path, capsys):
 
 def test_index_after_a_rename_moves_recordings_without_recomputing(tmp_path):
     _write_chords(tmp_path / "audio", 2)
-    with Collection.create(tmp_path / "c.mirs") as coll:
+    with Collection.create(tmp_path / "c.mirs", features=CHROMA) as coll:
         coll.add(tmp_path / "audio")
         (tmp_path / "audio").rename(tmp_path / "new")
         report = coll.add(tmp_path / "new")
@@ -213,7 +245,7 @@ def test_undecodable_file_names_are_stored_losslessly(tmp_path):
     _write_chords(folder, 1)
     odd = os.fsdecode(os.fsencode(str(folder)) + b"/caf\xe9-latin1.flac")
     (folder / "rec000.flac").rename(odd)
-    with Collection.create(tmp_path / "c.mirs") as coll:
+    with Collection.create(tmp_path / "c.mirs", features=CHROMA) as coll:
         report = coll.add(folder)
         assert report.added == [odd] and not report.failed
         assert coll.recordings()[0].path == odd and Path(odd).is_file()
@@ -226,8 +258,8 @@ def test_failed_files_are_not_retried_and_do_not_count_again(tmp_path):
     (tmp_path / "audio" / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
     (tmp_path / "audio" / "notes.txt").write_text("x")
     root = tmp_path / "c.mirs"
-    assert _cli("index", tmp_path / "audio", "-c", root, "-j", "1") == 3
-    assert _cli("index", tmp_path / "audio", "-c", root, "-j", "1") == 0  # nothing new failed
+    assert _cli("index", tmp_path / "audio", "-c", root, "-j", "1", *CHROMA_CLI) == 3
+    assert _cli("index", tmp_path / "audio", "-c", root, "-j", "1", *CHROMA_CLI) == 0  # nothing new failed
     with Collection.open(root) as coll:
         report = coll.add(tmp_path / "audio")
         assert len(report.known_failures) == 1 and not report.failed and report.skipped == {".txt": 1}
@@ -235,7 +267,7 @@ def test_failed_files_are_not_retried_and_do_not_count_again(tmp_path):
 
 def test_bad_stored_features_skip_one_recording_not_the_search(tmp_path, caplog):
     _write_chords(tmp_path / "audio", 3)
-    with Collection.create(tmp_path / "c.mirs") as coll:
+    with Collection.create(tmp_path / "c.mirs", features=CHROMA) as coll:
         coll.add(tmp_path / "audio")
         recs = coll.recordings()
         entries = coll.catalog.features("chroma")
@@ -255,14 +287,14 @@ def test_corrupt_catalogue_and_read_only_folder(tmp_path, monkeypatch):
     with pytest.raises(CollectionError, match="catalog.sqlite: cannot open catalogue .*corrupt"):
         Collection.open(tmp_path / "bad.mirs")
     _write_chords(tmp_path / "audio", 2)
-    with Collection.create(tmp_path / "c.mirs") as coll:
+    with Collection.create(tmp_path / "c.mirs", features=CHROMA) as coll:
         coll.add(tmp_path / "audio")
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).endswith("c.mirs") else real_access(p, mode))
     with Collection.open(tmp_path / "c.mirs", readonly=True) as coll:  # opened immutable: no WAL files needed
         assert len(coll.database()[2]) == 2
     with pytest.raises(CollectionError, match="read-only"):
-        Collection.create(tmp_path / "c.mirs")
+        Collection.create(tmp_path / "c.mirs", features=CHROMA)
 
 
 def test_disk_full_stops_the_run_cleanly(tmp_path, monkeypatch):
@@ -271,7 +303,7 @@ def test_disk_full_stops_the_run_cleanly(tmp_path, monkeypatch):
     from mirsearch._util import files
 
     _write_chords(tmp_path / "audio", 3)
-    with Collection.create(tmp_path / "c.mirs") as coll:
+    with Collection.create(tmp_path / "c.mirs", features=CHROMA) as coll:
         calls = []
 
         def full(path, X):
@@ -313,7 +345,18 @@ def _alive(pid: int) -> bool:
 def test_kill_9_leaves_no_orphaned_workers_and_an_intact_catalogue(tmp_path):
     files = _write_chords(tmp_path / "audio", 16, seconds=2.0)
     root = tmp_path / "c.mirs"
-    cmd = [sys.executable, "-m", "mirsearch.cli.main", "index", str(tmp_path / "audio"), "-c", str(root), "-j", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mirsearch.cli.main",
+        "index",
+        str(tmp_path / "audio"),
+        "-c",
+        str(root),
+        "-j",
+        "2",
+        *CHROMA_CLI,
+    ]
     for attempt in range(2):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
@@ -353,7 +396,7 @@ def _read_only_mount(src: Path, target: Path) -> bool:
 @pytest.mark.skipif(os.geteuid() != 0, reason="a read-only bind mount needs root")
 def test_a_collection_on_a_read_only_file_system_answers_searches(tmp_path):
     _write_chords(tmp_path / "src" / "audio", 2)
-    with Collection.create(tmp_path / "src" / "c.mirs") as coll:
+    with Collection.create(tmp_path / "src" / "c.mirs", features=CHROMA) as coll:
         coll.add(tmp_path / "src" / "audio")
     for extra in (tmp_path / "src" / "c.mirs").glob("catalog.sqlite-*"):
         extra.unlink()  # as after a copy: no WAL index beside the catalogue
@@ -363,7 +406,7 @@ def test_a_collection_on_a_read_only_file_system_answers_searches(tmp_path):
         with Collection.open(tmp_path / "ro" / "c.mirs", readonly=True) as coll:
             assert len(coll.database()[2]) == 2 and all(Path(r.path).is_file() for r in coll.recordings())
         with pytest.raises(CollectionError, match="read-only"):
-            Collection.create(tmp_path / "ro" / "c.mirs")
+            Collection.create(tmp_path / "ro" / "c.mirs", features=CHROMA)
     finally:
         subprocess.run(["umount", "-l", str(tmp_path / "ro")], capture_output=True)  # lazy: memory maps may linger
 

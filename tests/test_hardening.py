@@ -72,7 +72,7 @@ def corpus(tmp_path_factory):
 def indexed(corpus, tmp_path_factory):
     folder, cases = corpus
     root = tmp_path_factory.mktemp("coll") / "c.mirs"
-    with Collection.create(root) as coll:
+    with Collection.create(root, features=["chroma"]) as coll:
         report = coll.add(folder / "audio", jobs=1)
         odd = [c.path for c in cases if c.name == "latin1 name"]
         assert coll.remove(odd).removed == odd  # stored and removed losslessly; its JSON output: test below
@@ -82,7 +82,7 @@ def indexed(corpus, tmp_path_factory):
 def test_json_output_of_a_recording_with_an_undecodable_name(capsys, corpus, tmp_path):
     folder, cases = corpus
     odd = next(c.path for c in cases if c.name == "latin1 name")
-    with Collection.create(tmp_path / "c.mirs") as coll:
+    with Collection.create(tmp_path / "c.mirs", features=["chroma"]) as coll:
         coll.add([odd])
     code, out, err = _run(capsys, "search", "-c", tmp_path / "c.mirs", "--theme", "C D E F G", "--json", "--all")
     assert code == 0 and "caf" in out
@@ -163,6 +163,7 @@ def test_the_index_command_goes_on_past_every_bad_path(capsys, corpus, tmp_path)
     folder, cases = corpus
     long_path = next(c.path for c in cases if c.name == "path > 4096 bytes")
     good = folder / "audio" / "scale0.wav"
-    code, out, err = _run(capsys, "index", long_path, folder / "audio" / "random.wav", good, "-c", tmp_path / "c.mirs")
+    paths = (long_path, folder / "audio" / "random.wav", good)
+    code, out, err = _run(capsys, "index", *paths, "-c", tmp_path / "c.mirs", "--features", "chroma")
     assert code == 3 and "Traceback" not in err and "1 added" in out
     assert "File name too long" in err and "random.wav: unreadable audio" in err

@@ -199,7 +199,7 @@ def test_store_updates_incrementally_and_the_task_finds_the_theme(tmp_path):
     _write_midi(folder / "b.mid", [[50, 52, 53, 55, 57, 59, 60, 62]])
     (folder / "bad.mid").write_bytes(b"MThd not a midi file")
     (folder / "notes.txt").write_text("not a score")
-    with Collection.create(tmp_path / "c.mirs") as coll:
+    with Collection.create(tmp_path / "c.mirs", features=["chroma"]) as coll:
         report = index_scores(coll, [folder])
         assert (len(report.added), len(report.failed), report.scores) == (2, 1, 2)
         assert "bad.mid" in report.failed[0][1]
@@ -260,7 +260,7 @@ def test_cli_indexes_score_files_and_searches_them(tmp_path, capsys):
     folder.mkdir()
     _write_midi(folder / "a.mid", [[60, 62, 64, 65, 67, 69, 71, 72], [48, 50, 52, 53, 55, 57, 59, 60]])
     coll = str(tmp_path / "c.mirs")
-    assert main(["index", str(folder), "-c", coll, "--no-progress", "-j", "1"]) == 0
+    assert main(["index", str(folder), "-c", coll, "--no-progress", "-j", "1", "--features", "chroma"]) == 0
     assert "scores: 1 added" in capsys.readouterr().out
     args = ["search", "-c", coll, "--theme", "D4/8 E4/8 F4/8 G4/8 A4/8", "--scores", "--min-share", "1"]
     assert main([*args, "--json"]) == 0

@@ -68,7 +68,7 @@ def collection(chorale, tmp_path_factory):
     from mirsearch.service.scores import index_scores
 
     root = tmp_path_factory.mktemp("score-coll") / "c.mirs"
-    with Collection.create(root) as coll:
+    with Collection.create(root, features=["chroma"]) as coll:
         assert index_scores(coll, [chorale]).scores == 1
     return root
 
@@ -141,7 +141,7 @@ def test_a_score_aligned_to_a_recording_is_kept_and_not_aligned_again(chorale, t
 
     rendering = render("bach/bwv66.6", tmp_path)
     root = tmp_path / "c.mirs"
-    with Collection.create(root) as coll:
+    with Collection.create(root, features=["chroma"]) as coll:
         assert not coll.add([rendering.path], jobs=1).failed
         assert index_scores(coll, [chorale]).scores == 1
         request = ScoreViewRequest(score=1, recording=1)

@@ -398,7 +398,7 @@ def test_indexing_job_from_the_page(tmp_path, root):
     chord = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)) * 0.2
     sf.write(sources / "chord.wav", chord.astype(np.float32), sr)
     (sources / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
-    Collection.create(tmp_path / "new.mirs").close()
+    Collection.create(tmp_path / "new.mirs", features=["chroma"]).close()
     app = create_app(tmp_path / "new.mirs", index_sources=[sources])
     with TestClient(app, base_url=LOCAL) as c:
         assert c.get("/api/index").json() == {"sources": [sources.name], "job": None}

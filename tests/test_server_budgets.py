@@ -59,7 +59,7 @@ def setup(tmp_path_factory):
         path = folder / f"rec{i}.wav"
         sf.write(path, _chords(40.0, 55 + i), 8000)
         files.append(path)
-    with Collection.create(folder / "c.mirs") as coll:
+    with Collection.create(folder / "c.mirs", features=["chroma"]) as coll:
         report = coll.add(files, jobs=1)
     assert len(report.added) == 4
     cases = make_corpus(folder / "fuzz", seed=7, n_mutations=0)

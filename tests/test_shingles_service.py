@@ -35,7 +35,7 @@ def test_search_options_are_derived_from_the_request():
 def test_cli_builds_searches_lists_and_removes_the_index(renderings, tmp_path, capsys):
     root = str(tmp_path / "c.mirs")
     paths = [str(renderings[k].path) for k in ("a", "b", "c")]
-    assert main(["index", *paths, "--collection", root, "--no-progress", "-j", "1"]) == 0
+    assert main(["index", *paths, "--collection", root, "--no-progress", "-j", "1", "--features", "chroma"]) == 0
     exact = ["--reduction", "none", "--index", "exact"]
     capsys.readouterr()
     assert main(["shingles", "build", "-c", root, *exact, "--no-progress", "--json"]) == 0

@@ -18,7 +18,7 @@ from conftest import theme_of
 @pytest.fixture(scope="module")
 def collection(renderings, tmp_path_factory):
     root = tmp_path_factory.mktemp("coll") / "c.mirs"
-    coll = Collection.create(root)
+    coll = Collection.create(root, features=["chroma"])  # plain chroma: "auto" then means exhaustive chroma DTW
     report = coll.add([r.path for r in renderings.values()])
     assert not report.failed and len(report.added) == len(renderings)
     yield coll

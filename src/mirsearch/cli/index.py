@@ -12,7 +12,8 @@ from mirsearch.service.collection import IndexRequest
 HELP = "add recordings to a collection (new and changed files only)"
 DESCRIPTION = (
     "Decode audio files (wav, flac, ogg, opus, mp3; folders are searched recursively), extract "
-    "features and store them in the collection. Files already indexed and unchanged are "
+    "features (a new collection: chroma and learned chroma, unless --features) and store them in the collection. "
+    "Files already indexed and unchanged are "
     "skipped, so an interrupted run resumes where it stopped. Bad files are reported and the "
     "batch goes on; the exit code is 3 when a file of this run failed. Score files (MIDI, MusicXML, MEI, "
     "kern) under the same paths are read into the collection's score store (mirsearch search --scores); "

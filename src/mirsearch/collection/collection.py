@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 CATALOG_NAME = "catalog.sqlite"
 #: CENS parameters used when a theme is searched with ``features="cens"`` (10 Hz, light smoothing)
 THEME_CENS = {"window": 9, "downsample": 1}
+#: feature kinds of a new collection: plain chroma and the learned chroma, whose theme matches are both better ranked
+#: and better told from chance (docs/benchmarks.md, issue 15); ``features=[...]`` / ``--features`` override
+DEFAULT_FEATURES = ("chroma", "learned")
 
 
 class Collection:
@@ -61,8 +64,8 @@ class Collection:
         path : path-like
             Collection directory (``.mirs`` by convention).
         features : sequence of str, optional
-            Stored feature kinds (``"chroma"``, ``"learned"``); default ``["chroma"]`` for a new
-            collection, unchanged for an existing one.
+            Stored feature kinds (``"chroma"``, ``"learned"``, ...); default :data:`DEFAULT_FEATURES` (chroma and
+            learned chroma) for a new collection, unchanged for an existing one.
         feature_rate : float > 0, optional
             Frames per second of the stored features (default 10 for a new collection).
         """
@@ -83,7 +86,7 @@ class Collection:
                 f"{root}: cannot create the collection ({exc.strerror or type(exc).__name__})"
             ) from None
         coll = cls(root, Catalog(root / CATALOG_NAME, create=True))
-        coll.set_features(features or ["chroma"], feature_rate=feature_rate or 10.0)
+        coll.set_features(features or DEFAULT_FEATURES, feature_rate=feature_rate or 10.0)
         return coll
 
     @classmethod

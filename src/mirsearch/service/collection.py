@@ -19,9 +19,10 @@ class IndexRequest(Request):
     paths: tuple = query_field("audio files and folders (searched recursively)")
     features: tuple[str, ...] | None = param(
         None, choices=STORED_KINDS, metavar="KINDS",
-        help="comma-separated stored feature kinds: chroma (default for a new collection), learned (the shipped "
-        "CTC model), fingerprint (audio identification), segments (speech/music), tags (auto-tagging; brings "
-        "timbre along), timbre (search by similarity, taught tags); default: the collection's",
+        help="comma-separated stored feature kinds: chroma, learned (chroma of the shipped CTC model: better theme "
+        "matches and confidences), fingerprint (audio identification), segments (speech/music), tags (auto-tagging; "
+        "brings timbre along), timbre (search by similarity, taught tags); default: the collection's, and "
+        "chroma,learned for a new collection",
     )  # fmt: skip
     feature_rate: float | None = param(
         None, minimum=1, maximum=100, metavar="HZ", help="frames per second (default 10 for a new collection)"
