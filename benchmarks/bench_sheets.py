@@ -204,7 +204,8 @@ def _notation(args, rows, pieces, result) -> None:
     from mirsearch.search.sheets import NotationSearchOptions, search_sheets_notation
 
     options, reader = NotationSearchOptions(top=1), NotationReader()
-    result["options"] = {"rates": list(options.rates), "gamma": options.gamma, "reader": reader.model_id}
+    result["options"] = {"rates": list(options.rates), "gamma": options.gamma, "reader": reader.model_id,
+                         "hold_spaces": reader.hold_spaces}  # fmt: skip
 
     def search(store, y, sr):
         return search_sheets_notation(store, y, sr, options)
@@ -222,7 +223,9 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=("test", "val", "train"),
                     help="test: LilyPond + MuseScore General; val/train: verovio works")  # fmt: skip
     ap.add_argument("--pairs-only", action="store_true", help="learned: only the snippet-pair table")
-    ap.add_argument("--no-detection", action="store_true", help="skip the staff-detection table")
+    ap.add_argument("--no-detection", action="store_true",
+                    help="skip the staff-detection accuracy table (the search always reads detected systems, as "
+                         "mirsearch index does: no engraving geometry)")  # fmt: skip
     ap.add_argument("--out", default="benchmarks/results/sheets.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -227,7 +227,7 @@ def test_cli_indexes_pages_and_finds_a_system(tmp_path, monkeypatch, capsys):
 def _musicxml(measures_treble, measures_bass=None, *, fifths=0) -> str:
     """MusicXML of quarter notes: a treble staff, and a bass staff when ``measures_bass`` is given.
 
-    Notes are (step, alter, octave); one list of four per measure.
+    Notes are (step, alter, octave) or (step, alter, octave, printed accidental); one list of four per measure.
     """
 
     def notes(ms, staff):
@@ -236,8 +236,9 @@ def _musicxml(measures_treble, measures_bass=None, *, fifths=0) -> str:
             out.append(
                 "".join(
                     f"<note><pitch><step>{s}</step><alter>{a}</alter><octave>{o}</octave></pitch><duration>1</duration>"
-                    f"<type>quarter</type><staff>{staff}</staff></note>"
-                    for s, a, o in m
+                    f"<type>quarter</type>{''.join(f'<accidental>{x}</accidental>' for x in sign)}"
+                    f"<staff>{staff}</staff></note>"
+                    for s, a, o, *sign in m
                 )
             )
         return out
@@ -368,3 +369,45 @@ def test_system_costs_find_the_system_of_a_query_also_across_a_system_break():
     assert int(np.argmin(cost)) == 2
     stretched = np.repeat(F[5:25].T, 2, axis=1)  # system 0 played at half the speed
     assert int(np.argmin(system_costs(F, W, [stretched])[1])) == 0
+
+
+def test_accidentals_hold_to_the_end_of_their_bar():
+    from mirsearch.features.notation import pitch_classes, read_page
+
+    bar1 = [("G", 0, 5), ("B", -1, 4, "flat"), ("G", 0, 5), ("B", -1, 4)]  # G5 Bb4 G5 Bb4 (the flat holds)
+    bar2 = [("G", 0, 5), ("B", 0, 4), ("G", 0, 5), ("G", 0, 5)]  # G5 B4 (the bar line resets) G5 G5
+    e, page = _engrave(_musicxml([bar1, bar2, bar1, bar2]))
+    (reading,) = read_page(page, detect_layout(page))
+    assert len(reading.bars[0]) >= 3
+    columns = {}  # one note's head may be found twice side by side
+    for h, pc in zip(reading.heads, pitch_classes(reading), strict=True):
+        if not any(abs(h.x - x) < 15 for x in columns):
+            columns[h.x] = (h.accidental, pc)
+    assert [pc for _, pc in columns.values()] == [7, 10, 7, 10, 7, 11, 7, 7] * 2
+    assert [a for a, _ in columns.values()][:4] == ["", "flat", "", ""]
+
+
+def test_altered_pitch_class_cancels_or_raises_by_the_key():
+    from mirsearch.features.notation import altered_pitch_class
+
+    assert altered_pitch_class(5, 6, "other") == 5  # F natural in D major
+    assert altered_pitch_class(5, 5, "other") == 6  # F sharp in C major
+    assert altered_pitch_class(11, 10, "other") == 11  # B natural in F major
+    assert altered_pitch_class(11, 11, "flat") == 10 and altered_pitch_class(0, 0, "") == 0
+
+
+def test_held_notes_sound_until_the_next_chord_of_their_staff():
+    from mirsearch.errors import ParameterError
+    from mirsearch.features.notation import Head, SystemReading, system_features
+
+    # a bass C (staff 1) under a treble melody E F G A (staff 0), 4 staff spaces apart, 10 px a space
+    heads = [Head(x, 0.0, 0, p) for x, p in ((10.0, 0), (50.0, 1), (90.0, 2), (130.0, 3))]
+    heads.append(Head(10.0, 0.0, 1, -4))  # bass clef position -4: C
+    reading = SystemReading(tuple(sorted(heads, key=lambda h: h.x)), ("treble", "bass"), 0, 160)
+    plain = system_features(reading, space=10.0)
+    held = system_features(reading, space=10.0, hold_spaces=8.0)
+    assert plain.shape == held.shape == (12, 32)
+    assert held[0, 28] > 0.15 and plain[0, 28] < 0.05  # the bass C still sounds under the last melody note
+    assert held[9, 28] >= plain[9, 28] > 0.5  # A, the melody note of the moment
+    with pytest.raises(ParameterError):
+        system_features(reading, space=10.0, hold_spaces=0.0)

@@ -64,6 +64,8 @@ class Head:
     y: float
     staff: int
     position: int
+    #: accidental glyph just left of the head: ``"flat"``, ``"other"`` (a sharp or a natural) or ``""``
+    accidental: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class SystemReading:
     x1: int
     #: key signature: sharps (> 0) or flats (< 0)
     key: int = 0
+    #: page x of the bar lines of each staff
+    bars: tuple[tuple[float, ...], ...] = ()
 
 
 def small_holes(ink: np.ndarray, *, space: float) -> np.ndarray:
@@ -190,6 +194,17 @@ def _has_stem(clean: np.ndarray, x: float, y: float, space: float) -> bool:
     return any(part.shape[0] >= reach and bool((part.mean(axis=0) >= 0.9).any()) for part in (up, down))
 
 
+def _row_run(clean: np.ndarray, x: float, y: float) -> int:
+    """Length (pixels) of the horizontal ink run of ``clean`` through (``x``, ``y``)."""
+    row = clean[int(y)]
+    i = int(x)
+    if not row[i]:
+        return 0
+    left = np.flatnonzero(~row[:i])
+    right = np.flatnonzero(~row[i:])
+    return (i + (int(right[0]) if right.size else len(row) - i)) - (int(left[-1]) + 1 if left.size else 0)
+
+
 def _has_ledgers(ink: np.ndarray, staff: Staff, x: float, position: int, space: float) -> bool:
     """Ledger lines between ``staff`` and a head at ``position`` outside it (each one at least a head wide)."""
     if -2 < position < 10:
@@ -251,11 +266,12 @@ def key_signature(clean: np.ndarray, staff: Staff, *, space: float) -> int:
 
 
 def read_system(ink: np.ndarray, clean: np.ndarray, holes: np.ndarray, system: System, heads: np.ndarray, *,
-                space: float) -> SystemReading:  # fmt: skip
+                space: float, glyphs: Glyphs | None = None) -> SystemReading:  # fmt: skip
     """The heads of ``heads`` (page x, y) that belong to ``system``, with staff positions and clefs.
 
     A head is kept when it lies on or near a staff of the system past its clef, has the ledger lines its
-    position needs, and has a stem or is hollow (a whole note).
+    position needs, and has a stem or is hollow (a whole note). With ``glyphs`` (of ``clean``), the
+    accidentals left of the heads (:func:`accidental_at`) and the bar lines of each staff are read too.
     """
     staves = system.staves
     clefs = tuple(staff_clef(clean, s, space=space) for s in staves)
@@ -269,12 +285,19 @@ def read_system(ink: np.ndarray, clean: np.ndarray, holes: np.ndarray, system: S
         position = int(round((staff.bottom - y) / (space / 2.0)))
         if not _has_ledgers(ink, staff, x, position, space):
             continue
-        if not (holes[int(y), int(x)] or _has_stem(clean, x, y, space)):
+        if not (_has_stem(clean, x, y, space) or holes[int(y), int(x)] and _row_run(clean, x, y) >= 1.3 * space):
+            continue  # neither a stem nor a whole note (as wide as 1.3 spaces: a filled sharp is narrower)
+        if glyphs is not None and _inside_accidental(glyphs, x, y, space):
             continue
-        out.append(Head(float(x), float(y), k, position))
+        accidental = "" if glyphs is None else accidental_at(glyphs, x, y, space=space)
+        out.append(Head(float(x), float(y), k, position, accidental))
     out.sort(key=lambda h: h.x)
+    bars = ()
+    if glyphs is not None:
+        bars = tuple(bar_lines(clean, s, np.asarray([h.x for h in out if h.staff == k]), space=space)
+                     for k, s in enumerate(staves))  # fmt: skip
     x0, _, x1, _ = system.box
-    return SystemReading(tuple(out), clefs, int(x0), int(x1))
+    return SystemReading(tuple(out), clefs, int(x0), int(x1), bars=bars)
 
 
 def read_page(page: np.ndarray, layout: PageLayout) -> list[SystemReading]:
@@ -289,7 +312,8 @@ def read_page(page: np.ndarray, layout: PageLayout) -> list[SystemReading]:
     heads = head_centres(clean, space=space)
     keys = [key_signature(clean, s, space=space) for s in staves]
     key = int(np.bincount(np.asarray(keys) + 7, minlength=15).argmax()) - 7 if keys else 0  # one key a page
-    readings = [read_system(ink, clean, holes, system, heads, space=space) for system in systems]
+    marks = glyphs(clean)
+    readings = [read_system(ink, clean, holes, system, heads, space=space, glyphs=marks) for system in systems]
     return [replace(r, key=key) for r in readings]
 
 
@@ -318,33 +342,178 @@ def pitch_class_vector(pc: int) -> np.ndarray:
 
 
 def system_features(
-    reading: SystemReading, *, space: float, decay_spaces: float = 2.0, step_spaces: float = 0.5
+    reading: SystemReading,
+    *,
+    space: float,
+    decay_spaces: float = 2.0,
+    step_spaces: float = 0.5,
+    hold_spaces: float | None = None,
 ) -> np.ndarray:
     """Pitch-class features of a system sampled every ``step_spaces`` staff spaces along x.
 
     Each head adds its pitch-class vector from its column on, decaying by ``exp(-d / decay_spaces)`` with
     the distance ``d`` in staff spaces; a new chord column (heads within :data:`CHORD_GAP`) damps what came
-    before by half.
+    before by half. With ``hold_spaces``, each staff also holds its last chord until its next one, decaying
+    by ``exp(-d / hold_spaces)`` (sustained notes: a held bass under a moving melody still sounds).
 
     Returns
     -------
     np.ndarray, shape (12, n_samples), float32
         ``n_samples = ceil((x1 - x0) / (step_spaces * space))`` (at least 1); silent samples are zero.
     """
-    if space <= 0 or decay_spaces <= 0 or step_spaces <= 0:
-        raise ParameterError(f"space={space}, decay_spaces={decay_spaces}, step_spaces={step_spaces}: must be > 0")
+    if space <= 0 or decay_spaces <= 0 or step_spaces <= 0 or (hold_spaces is not None and hold_spaces <= 0):
+        raise ParameterError(
+            f"space={space}, decay_spaces={decay_spaces}, step_spaces={step_spaces}, hold_spaces={hold_spaces}: "
+            "must be > 0"
+        )
     step = step_spaces * space
     n = max(int(np.ceil((reading.x1 - reading.x0) / step)), 1)
-    onsets = np.zeros((12, n), np.float32)
-    for h in reading.heads:
+    onsets = np.zeros((max(len(reading.clefs), 1), 12, n), np.float32)
+    for h, pc in zip(reading.heads, pitch_classes(reading), strict=True):
         i = min(max(int((h.x - reading.x0) / step), 0), n - 1)
-        onsets[:, i] += pitch_class_vector(head_pitch_class(h.position, reading.clefs[h.staff], reading.key))
+        onsets[h.staff, :, i] += pitch_class_vector(pc)
+    out = _decayed(onsets.sum(axis=0), keep=float(np.exp(-step_spaces / decay_spaces)))
+    if hold_spaces is not None:
+        keep = float(np.exp(-step_spaces / hold_spaces))
+        for staff_onsets in onsets:
+            out += _held(staff_onsets, keep=keep, gap=max(int(CHORD_GAP / step_spaces) - 1, 1))
+    return out
+
+
+def _decayed(onsets: np.ndarray, *, keep: float) -> np.ndarray:
+    """Onset vectors ``(12, n)`` summed forward, multiplied by ``keep`` a sample and halved at each onset."""
     out = np.zeros_like(onsets)
-    keep = float(np.exp(-step_spaces / decay_spaces))
     state = np.zeros(12, np.float32)
-    for i in range(n):
+    for i in range(onsets.shape[1]):
         if onsets[:, i].any():
             state = 0.5 * state + onsets[:, i]
         out[:, i] = state
         state = state * keep
+    return out
+
+
+def _held(onsets: np.ndarray, *, keep: float, gap: int) -> np.ndarray:
+    """The last chord of one staff's onset vectors ``(12, n)`` held until the next (onsets within ``gap``
+    samples form one chord), multiplied by ``keep`` a sample."""
+    out = np.zeros_like(onsets)
+    state = np.zeros(12, np.float32)
+    last = -gap - 1
+    for i in range(onsets.shape[1]):
+        if onsets[:, i].any():
+            state = state + onsets[:, i] if i - last <= gap else onsets[:, i].copy()
+            last = i
+        out[:, i] = state
+        state = state * keep
+    return out
+
+
+# -- accidentals inside a bar ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Glyphs:
+    """Connected components of line-free ink: ``labels`` (page shape) and ``boxes`` ``(n, 4)`` rows y0, y1,
+    x0, x1 (stop exclusive) of label ``k + 1``."""
+
+    labels: np.ndarray
+    boxes: np.ndarray
+
+
+def glyphs(clean: np.ndarray) -> Glyphs:
+    """The connected components (8-neighbourhood) of a line-free ink mask."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(clean, structure=np.ones((3, 3), bool))
+    rows = [(sl[0].start, sl[0].stop, sl[1].start, sl[1].stop) if sl else (0, 0, 0, 0)
+            for sl in ndimage.find_objects(labels)]  # fmt: skip
+    return Glyphs(labels, np.asarray(rows, np.int64).reshape(-1, 4))
+
+
+def _strokes(glyph: np.ndarray, min_run: float) -> int:
+    """Groups of adjacent columns of ``glyph`` whose longest vertical ink run reaches ``min_run`` pixels."""
+    longest = np.zeros(glyph.shape[1], np.int64)
+    run = np.zeros(glyph.shape[1], np.int64)
+    for row in glyph:
+        run = np.where(row, run + 1, 0)
+        longest = np.maximum(longest, run)
+    tall = np.r_[False, longest >= min_run, False].astype(np.int8)
+    return int((np.diff(tall) == 1).sum())
+
+
+def accidental_at(g: Glyphs, x: float, y: float, *, space: float) -> str:
+    """The accidental just left of a head at page (``x``, ``y``): ``"flat"``, ``"other"`` or ``""``.
+
+    A separate glyph of 1.8-4 staff spaces high and 0.4-1.5 wide ending 0.3-2.2 spaces left of the head and
+    spanning its row: a flat has one vertical stroke (1.3 spaces or longer) and most of its ink in its lower
+    half, around the head; a sharp or a natural has two such strokes and is centred on the head. Rests,
+    dots, slurs and the stems of other notes have neither shape; an accidental touching its head is missed.
+    """
+    y0, y1, x0, x1 = g.boxes.T
+    h, w = y1 - y0, x1 - x0
+    ok = (h >= 1.8 * space) & (h <= 4.0 * space) & (w >= 0.4 * space) & (w <= 1.5 * space)
+    ok &= (x1 <= x - 0.3 * space) & (x1 >= x - 2.2 * space) & (y0 <= y) & (y1 > y)
+    for k in sorted(np.flatnonzero(ok), key=lambda i: -x1[i]):
+        glyph = g.labels[y0[k] : y1[k], x0[k] : x1[k]] == k + 1
+        n = _strokes(glyph, 1.3 * space)
+        upper, lower = glyph[: h[k] // 2].sum(), glyph[h[k] // 2 :].sum()
+        if n == 1 and lower > 1.4 * upper and y - y0[k] > 0.5 * h[k]:
+            return "flat"
+        if n == 2 and abs((y0[k] + y1[k]) / 2.0 - y) < 0.6 * space:
+            return "other"
+    return ""
+
+
+def _inside_accidental(g: Glyphs, x: float, y: float, space: float) -> bool:
+    """Whether (``x``, ``y``) lies on a glyph shaped like an accidental or a rest (at most 1.1 staff spaces
+    wide, 1.6-3.4 high) rather than a note (a head with its stem is wider or taller): the filled holes of
+    sharps, naturals and flats look like heads to the erosion."""
+    k = int(g.labels[int(y), int(x)])
+    if k == 0:
+        return False
+    y0, y1, x0, x1 = g.boxes[k - 1]
+    return x1 - x0 <= 1.1 * space and 1.6 * space <= y1 - y0 <= 3.4 * space
+
+
+def bar_lines(clean: np.ndarray, staff: Staff, head_x: np.ndarray, *, space: float) -> tuple[float, ...]:
+    """Page x of the bar lines of ``staff``: columns inked from its top line to its bottom line, at most
+    1.2 staff spaces wide, past the clef, with no head of the staff within 1.2 spaces (a stem)."""
+    r0, r1 = int(round(staff.top)), int(round(staff.bottom))
+    x0 = staff.x0 + int(CLEF_ZONE * space)
+    full = np.r_[False, clean[r0 : r1 + 1, x0 : staff.x1].mean(axis=0) >= 0.95, False].astype(np.int8)
+    starts, stops = np.flatnonzero(np.diff(full) == 1), np.flatnonzero(np.diff(full) == -1)
+    out = []
+    for a, b in zip(starts, stops, strict=True):
+        centre = x0 + (a + b - 1) / 2.0
+        if b - a <= 1.2 * space and not np.any(np.abs(head_x - centre) < 1.2 * space):
+            out.append(float(centre))
+    return tuple(out)
+
+
+def altered_pitch_class(natural: int, key_pc: int, accidental: str) -> int:
+    """Pitch class of a head with an accidental: a flat lowers its natural class; a sharp or natural sign
+    (not told apart) cancels the key signature's alteration of the note, or else raises it."""
+    if accidental == "flat":
+        return (natural - 1) % 12
+    if accidental == "other":
+        return natural if key_pc != natural else (natural + 1) % 12
+    return key_pc
+
+
+def pitch_classes(reading: SystemReading) -> list[int]:
+    """Pitch class of every head of ``reading`` (same order): clef, key signature, and the accidentals read
+    in the bar so far (an accidental holds for its staff position until the next bar line of the staff)."""
+    out = [0] * len(reading.heads)
+    bars = reading.bars or ((),) * len(reading.clefs)
+    altered: dict[tuple[int, int], tuple[int, int]] = {}  # (staff, position) -> (bar number, pitch class)
+    for i, h in enumerate(reading.heads):  # heads are in x order
+        bar = int(np.searchsorted(bars[h.staff], h.x))
+        key_pc = head_pitch_class(h.position, reading.clefs[h.staff], reading.key)
+        if h.accidental:
+            natural = NATURAL_PC[(BOTTOM_STEP[reading.clefs[h.staff]] + h.position) % 7]
+            pc = altered_pitch_class(natural, key_pc, h.accidental)
+            altered[(h.staff, h.position)] = (bar, pc)
+        else:
+            held = altered.get((h.staff, h.position))
+            pc = held[1] if held is not None and held[0] == bar else key_pc
+        out[i] = pc
     return out

@@ -90,10 +90,11 @@ def _page_info(image: np.ndarray) -> dict:
 
 
 def notation_windows(
-    image: np.ndarray, *, step_spaces: float = 0.5, decay_spaces: float = 2.0
+    image: np.ndarray, *, step_spaces: float = 0.5, decay_spaces: float = 2.0, hold_spaces: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Pitch-class samples of every detected system of a page (``mirsearch.features.notation``), one every
-    ``step_spaces`` staff spaces (:func:`~mirsearch.features.notation.system_features`).
+    ``step_spaces`` staff spaces (:func:`~mirsearch.features.notation.system_features`; ``decay_spaces`` and
+    ``hold_spaces`` are its options).
 
     Returns
     -------
@@ -116,7 +117,8 @@ def notation_windows(
     vectors, where = [], []
     for k, (system, reading) in enumerate(zip(layout.systems, read_page(image, layout), strict=True)):
         info["systems"].append(list(system.box))
-        f = system_features(reading, space=layout.staff_space, step_spaces=step_spaces, decay_spaces=decay_spaces)
+        f = system_features(reading, space=layout.staff_space, step_spaces=step_spaces, decay_spaces=decay_spaces,
+                            hold_spaces=hold_spaces)  # fmt: skip
         vectors.append(f.T)
         x = reading.x0 + (np.arange(f.shape[1]) + 0.5) * step_spaces * layout.staff_space
         where.append(np.column_stack([np.full(len(x), k), x]))
@@ -131,15 +133,19 @@ class NotationReader:
 
     step_spaces: float = 0.5
     decay_spaces: float = 2.0
+    #: sustained notes: each staff's last chord held with this decay (staff spaces; None: not held)
+    hold_spaces: float | None = 8.0
     dim: int = 12
     ann: bool = False
 
     @property
     def model_id(self) -> str:
-        return f"notation-1-step{self.step_spaces:g}-decay{self.decay_spaces:g}"
+        """Changes with the reading (version 2: accidentals inside a bar) and the sampling options."""
+        return f"notation-2-step{self.step_spaces:g}-decay{self.decay_spaces:g}-hold{self.hold_spaces}"
 
     def page_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-        return notation_windows(image, step_spaces=self.step_spaces, decay_spaces=self.decay_spaces)
+        return notation_windows(image, step_spaces=self.step_spaces, decay_spaces=self.decay_spaces,
+                                hold_spaces=self.hold_spaces)  # fmt: skip
 
 
 @dataclass(frozen=True)
