@@ -16,7 +16,10 @@ of every distinct onset in both renderings.
 Reported: per pair the cost ratio and its parts, the transposition found, the errors (mean / median / p95 ms);
 false refusals of same-piece pairs and passes of different-piece pairs at ``MAX_COST_RATIO``; pooled errors.
 
-    python benchmarks/bench_sync_hard.py [--quarters 64] [--baseline] [--out sync_hard]
+``--set validation``: 26 other corpus works of the same kinds and three other chord exercises, rendered with other
+seeds (``data/bench_sync_hard/validation``); sync parameters are chosen there, the default set is measured once.
+
+    python benchmarks/bench_sync_hard.py [--set validation] [--quarters 64] [--baseline] [--out sync_hard]
 """
 
 from __future__ import annotations
@@ -68,8 +71,38 @@ PIECES = [
     ("mozart/k155/movement1.mxl", 1, "quartet melody only"),
     ("beethoven/opus18no1/movement1.mxl", 2, "quartet two voices"),
 ]
-#: seeded block-chord exercises (triads of a major key in whole notes)
+#: validation pieces (other works of the same kinds; choices are made here, ``PIECES`` is the test set)
+VALIDATION_PIECES = [
+    ("ryansMammoth/AcaciaReel.abc", 1, "reel (one line)"),
+    ("ryansMammoth/42dHighlandRegimentStrathspey.abc", 1, "strathspey (one line)"),
+    ("essenFolksong/altdeu20.abc", 1, "folk song (one line)"),
+    ("essenFolksong/ballad10.abc", 1, "ballad (one line)"),
+    ("trecento/PMFC_04-Cara mi donna.xml", 8, "trecento"),
+    ("trecento/PMFC_01-Lugentium siccentur.xml", 8, "trecento"),
+    ("monteverdi/madrigal.3.2.mxl", 8, "madrigal"),
+    ("monteverdi/madrigal.3.11.mxl", 8, "madrigal"),
+    ("josquin/milleRegrets.abc", 8, "chanson"),
+    ("palestrina/Agnus_02.krn", 8, "mass"),
+    ("ciconia/quod_jactatur.xml", 8, "canon"),
+    ("luca/gloria.xml", 8, "mass"),
+    ("mozart/k545/movement1_exposition.mxl", 8, "sonata (piano)"),
+    ("schumann_clara/polonaise_op1n2.mxl", 8, "polonaise (piano)"),
+    ("liliuokalani/aloha_oe.mxl", 8, "song"),
+    ("johnson_j_r/lift_every_voice.mxl", 8, "song"),
+    ("schumann_robert/opus48no2.mxl", 8, "song"),
+    ("weber/concertino_clarinet.mxl", 8, "concertino"),
+    ("beethoven/opus18no3.mxl", 8, "quartet"),
+    ("beethoven/opus18no4.mxl", 1, "quartet melody only"),
+    ("mozart/k80/movement1.mxl", 8, "quartet"),
+    ("mozart/k458/movement1.mxl", 1, "quartet melody only"),
+    ("haydn/opus74no1/movement1.mxl", 8, "quartet"),
+    ("schumann_robert/opus41no1/movement1.mxl", 2, "quartet two voices"),
+    ("josquin/laPlusDesPlus.abc", 8, "chanson"),
+    ("palestrina/Agnus_05.krn", 8, "mass"),
+]
+#: seeded block-chord exercises (triads of a major key in whole notes); seeds per set
 N_CHORD_EXERCISES = 3
+CHORD_SEEDS = {"test": range(N_CHORD_EXERCISES), "validation": range(10, 10 + N_CHORD_EXERCISES)}
 
 
 def chord_exercise(seed: int, *, quarters: float) -> ScoreNotes:
@@ -86,9 +119,9 @@ def chord_exercise(seed: int, *, quarters: float) -> ScoreNotes:
     return ScoreNotes(f"chords{seed}", a[:, 0].astype(int), a[:, 1], a[:, 2], a[:, 3].astype(int))
 
 
-def pieces(quarters: float) -> list[tuple[str, ScoreNotes]]:
+def pieces(quarters: float, which: str = "test") -> list[tuple[str, ScoreNotes]]:
     out = []
-    for name, parts, label in PIECES:
+    for name, parts, label in PIECES if which == "test" else VALIDATION_PIECES:
         try:
             notes = corpus_notes(name, max_parts=parts, max_quarters=quarters)
         except Exception as exc:  # unparsable corpus file (format support varies by music21 version)
@@ -97,20 +130,22 @@ def pieces(quarters: float) -> list[tuple[str, ScoreNotes]]:
         start = notes.onset.min()
         notes = ScoreNotes(notes.name, notes.pitch, notes.onset - start, notes.duration, notes.part)
         out.append((f"{label}: {name.rsplit('.', 1)[0]}" + (" (1 part)" if parts == 1 else ""), notes))
-    for seed in range(N_CHORD_EXERCISES):
+    for seed in CHORD_SEEDS[which]:
         out.append((f"chord exercise {seed}", chord_exercise(seed, quarters=quarters)))
     return out
 
 
-def render_pair(i: int, name: str, notes: ScoreNotes) -> dict:
-    """Two renderings of one piece (cached by index and name); their paths and true onset times."""
-    DATA.mkdir(parents=True, exist_ok=True)
-    meta_path = DATA / f"p{i:02d}.json"
+def render_pair(i: int, name: str, notes: ScoreNotes, which: str = "test") -> dict:
+    """Two renderings of one piece (cached by index and name); their paths and true onset times.
+    The validation set lives in ``DATA / "validation"`` and draws its ensembles and tempi from other seeds."""
+    root = DATA if which == "test" else DATA / which
+    root.mkdir(parents=True, exist_ok=True)
+    meta_path = root / f"p{i:02d}.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta["name"] == name and all(Path(meta[k]).is_file() for k in ("a", "b")):
             return meta
-    rng = np.random.default_rng([7, i])
+    rng = np.random.default_rng([7, i] if which == "test" else [8, i])
     ensembles = list(ENSEMBLE_PROGRAMS)
     ens = rng.choice(len(ensembles), size=2, replace=False)
     q = np.unique(notes.onset)
@@ -124,11 +159,11 @@ def render_pair(i: int, name: str, notes: ScoreNotes) -> dict:
         if side == "b" and rng.random() < 0.9:
             transpose = int(rng.integers(1, 6) * rng.choice([-1, 1]))
             meta["transposition"] = transpose % 12
-        mid = DATA / f"p{i:02d}{side}.mid"
+        mid = root / f"p{i:02d}{side}.mid"
         write_midi(notes, tmap, mid, programs=ENSEMBLE_PROGRAMS[ensembles[ei]], transpose=transpose, rng=rng,
                    velocity_jitter=12)  # fmt: skip
-        render(mid, DATA / f"p{i:02d}{side}.flac", soundfont=font)
-        meta[side] = str(DATA / f"p{i:02d}{side}.flac")
+        render(mid, root / f"p{i:02d}{side}.flac", soundfont=font)
+        meta[side] = str(root / f"p{i:02d}{side}.flac")
         meta[f"ensemble_{side}"] = ensembles[ei]
         meta[f"t{side}"] = tmap.time(q).tolist()
     meta_path.write_text(json.dumps(meta))
@@ -164,6 +199,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quarters", type=float, default=64.0, help="each piece cut to this many quarter notes")
     ap.add_argument("--baseline", action="store_true", help="also synctoolbox MrMsDTW on the same-piece pairs")
+    ap.add_argument(
+        "--set",
+        default="test",
+        choices=("test", "validation"),
+        help="rendered pieces: the test list or the validation list (other works; choices are made there)",
+    )
     ap.add_argument("--dataset", help="pairs of versions of the benchmark dataset instead of the rendered pieces")
     ap.add_argument("--split", default="validation")
     ap.add_argument("--max-pairs", type=int, default=30)
@@ -178,7 +219,8 @@ def main() -> None:
         metas = [{"name": p.name, "a": p.a, "b": p.b, "ta": p.ta, "tb": p.tb, "transposition": p.transposition}
                  for p in bench_data.sync_pairs(ds, max_pairs=args.max_pairs)]  # fmt: skip
     else:
-        metas = [render_pair(i, name, notes) for i, (name, notes) in enumerate(pieces(args.quarters))]
+        todo = enumerate(pieces(args.quarters, args.set))
+        metas = [render_pair(i, name, notes, args.set) for i, (name, notes) in todo]
     print(f"{len(metas)} pieces rendered twice", flush=True)
     same, errs, errs_st = [], [], []
     for m in metas:
