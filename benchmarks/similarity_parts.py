@@ -2,6 +2,7 @@
 standardisation and the expansion, against the shipped whole-recording vector and the baselines.
 
     nice -n 10 .venv/bin/python benchmarks/similarity_parts.py       # -> results/similarity_parts.json
+    nice -n 10 .venv/bin/python benchmarks/similarity_parts.py --protocols tracks --out similarity_tracks
 
 A recording's stored ``timbre`` segments (4 s) are split into up to ``parts`` consecutive runs, each described
 as a whole recording (:func:`mirsearch.describe.similarity.part_vectors`); two recordings are compared by the
@@ -12,6 +13,7 @@ standardisation by the collection's recording vectors or by its part vectors, k 
 made with the query's soundtrack left out, in the protocols of ``similarity_heldout.py``: ``loso`` (for half
 ``h`` and soundtrack ``s``: chosen on the other half's clips of the five other soundtracks, the queries of ``s``
 ranked among half ``h``) and ``disjoint`` (the 20 splits into three fitting and three evaluated soundtracks).
+``tracks``: no choice; every track (its clips concatenated, about 1.8 min) a query among its half's tracks.
 """
 
 from __future__ import annotations
@@ -161,6 +163,52 @@ def summary(scores: dict, labels, halves) -> dict:
     return out
 
 
+def track_items(clips, feats) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """Whole tracks: the clips of a track (up to four 30 s cuts) concatenated in clip order (stored timbre
+    segments, MFCC frames, YAMNet patches). Returns the items, their soundtracks and halves."""
+    from mirsearch.features.timbre_stats import mfcc_statistics
+
+    names = list(dict.fromkeys(f"{c.soundtrack}/{c.track}" for c in clips))
+    of = np.array([f"{c.soundtrack}/{c.track}" for c in clips])
+    items = []
+    for t in names:
+        rows = np.flatnonzero(of == t)
+        items.append({
+            "timbre": np.concatenate([feats[i]["timbre"] for i in rows], axis=1),
+            "mfcc-stats": mfcc_statistics(np.concatenate([feats[i]["mfcc"] for i in rows], axis=1)),
+            "yamnet": np.concatenate([feats[i]["yamnet"].astype(np.float64) for i in rows]).mean(axis=0),
+        })  # fmt: skip
+    first = [int(np.flatnonzero(of == t)[0]) for t in names]
+    return items, np.array([clips[i].soundtrack for i in first]), np.array([clips[i].split for i in first])
+
+
+def protocol_tracks(clips, feats) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Every whole track a query among the tracks of its half (no choice made: the shipped settings)."""
+    from mirsearch.describe import similarity as sim
+
+    items, labels, halves = track_items(clips, feats)
+    ids = np.arange(len(items))
+    scores = {}
+    for h in ("train", "test"):
+        rows = np.flatnonzero(halves == h)
+        mf = H.zscore(np.stack([items[i]["mfcc-stats"] for i in rows]))
+        ym = np.stack([items[i]["yamnet"] for i in rows])
+        both = np.concatenate([mf / np.sqrt(mf.shape[1]), H.zscore(ym) / np.sqrt(ym.shape[1])], axis=1)
+        yn = ym / np.linalg.norm(ym, axis=1, keepdims=True)
+        V = np.stack([sim.recording_vector(items[i]["timbre"]) for i in rows])
+        nz = sim.collection_normaliser(V)
+        parts = [nz(sim.part_vectors(items[i]["timbre"], parts=sim.PARTS)) for i in rows]
+        offsets = np.r_[0, np.cumsum([len(p) for p in parts])]
+        R = np.stack([sim.part_distances(p, np.concatenate(parts), offsets) for p in parts])
+        systems = {"mfcc-stats": cdist(mf, mf), "yamnet": 1 - yn @ yn.T, "mfcc+yamnet": cdist(both, both),
+                   "shipped v3 (whole recording, expansion 2)": H.expanded_distances(nz(V), ids[rows], k=2,
+                                                                                     metric="l1"),
+                   SHIPPED: expand_rows(R, ids[rows], sim.EXPAND)}  # fmt: skip
+        for name, D in systems.items():
+            scores.setdefault(name, np.zeros(len(items)))[rows] = H.map10(D, labels[rows], ids[rows])
+    return scores, labels, halves
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA))
@@ -176,13 +224,16 @@ def main(argv=None) -> int:
     halves = np.array([c.split for c in clips])
     payload = {"protocol": __doc__, "clips": len(clips), "candidates": configs()}
     for proto in args.protocols.split(","):
+        lab, hv = labels, halves
         if proto == "loso":
             scores, chosen = protocol_loso(P, feats, labels, tracks, halves)
-        else:
+        elif proto == "disjoint":
             scores, chosen = protocol_disjoint(P, feats, labels, tracks)
-        payload[proto] = {**summary(scores, labels, halves), "chosen": chosen}
+        else:
+            (scores, lab, hv), chosen = protocol_tracks(clips, feats), None
+        payload[proto] = {**summary(scores, lab, hv), "chosen": chosen}
         for n, v in scores.items():
-            tr, te = v[halves == "train"].mean(), v[halves == "test"].mean()
+            tr, te = v[hv == "train"].mean(), v[hv == "test"].mean()
             print(f"{proto:9s} {n:45s} {v.mean():.3f}  train {tr:.3f}  test {te:.3f}", flush=True)
     payload["seconds"] = round(time.time() - t0, 1)
     out = write_results(args.out, payload)

@@ -18,8 +18,9 @@ the other, both ways. :func:`expanded_search` (through :meth:`SimilarityIndex.se
 distances with those of its :data:`EXPAND` nearest recordings (never the query recording itself). Parts and
 expansion were measured with the query's soundtrack never in the fitting set (benchmarks/similarity_parts.py,
 docs/benchmarks.md "Search by similarity"); triplet-trained embeddings (:mod:`mirsearch.training.similarity`)
-did not generalise to unseen soundtracks. Indexes without parts (the Dask shards of
-:mod:`mirsearch.cluster.similar`) use the whole-recording vectors with average query expansion.
+did not generalise to unseen soundtracks. An index without parts (the Dask shards of
+:mod:`mirsearch.cluster.similar`) proposes candidates by the whole-recording vectors, which
+:func:`rerank_by_parts` ranks by their parts read from the collection.
 
 :class:`SimilarityIndex` keeps the standardised vectors in the project's HNSW index (:mod:`mirsearch.index.ann`,
 Euclidean; exact search below :data:`HNSW_MIN` recordings), which proposes candidates that are then ranked
@@ -370,28 +371,28 @@ def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: 
     return sub.search_parts(vector, parts, top=top, exclude=exclude, expand=expand)
 
 
-def collection_parts(coll) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Ids, raw vectors and raw part vectors (:data:`PARTS`) of every recording with stored ``timbre``
-    features (others are skipped)."""
-    ids, vectors, parts = [], [], []
+def _stored(coll, parts: bool) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    ids, vectors, part_list = [], [], []
     for rid in sorted(coll.catalog.features(STORED_KIND)):
         X, _ = coll.load_features(rid, STORED_KIND)
         ids.append(rid)
         vectors.append(recording_vector(X))
-        parts.append(part_vectors(X, parts=PARTS))
+        if parts:
+            part_list.append(part_vectors(X, parts=PARTS))
     V = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
-    return np.asarray(ids, np.int64), V, parts
+    return np.asarray(ids, np.int64), V, part_list
+
+
+def collection_parts(coll) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Ids, raw vectors and raw part vectors (:data:`PARTS`) of every recording with stored ``timbre``
+    features (others are skipped)."""
+    return _stored(coll, True)
 
 
 def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:
     """Ids and raw vectors of every recording with stored ``timbre`` features (others are skipped)."""
-    ids, vectors = [], []
-    for rid in sorted(coll.catalog.features(STORED_KIND)):
-        X, _ = coll.load_features(rid, STORED_KIND)
-        ids.append(rid)
-        vectors.append(recording_vector(X))
-    V = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
-    return np.asarray(ids, np.int64), V
+    ids, V, _ = _stored(coll, False)
+    return ids, V
 
 
 def collection_index(coll) -> SimilarityIndex:
