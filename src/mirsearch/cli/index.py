@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
     args.progress = args.progress and not args.json and sys.stderr.isatty()
     request = request_from_args(IndexRequest, args, paths=tuple(args.paths))
-    with Collection.create(args.collection) as coll:
+    # the requested kinds from the start: a new collection's default (learned chroma) would load its model for nothing
+    with Collection.create(args.collection, features=request.features) as coll:
         result = run_task("index", request, collection=coll)
         scores = index_scores(coll, request.paths)  # score files under the same paths: the collection's scores
         sheets = index_sheets(coll, request.paths)  # page images and PDFs: the collection's sheet music
