@@ -11,6 +11,7 @@ from mirsearch.errors import ParameterError
 from mirsearch.search.results import signed_semitones
 from mirsearch.search.theme import search_theme
 from mirsearch.service import Archive
+from mirsearch.service.theme import PLAIN_CHROMA_WARNING
 
 from conftest import theme_of
 
@@ -72,6 +73,9 @@ def test_note_string_and_per_recording_limit(collection, renderings):
     text = theme.to_string()
     result = Archive(collection).search_theme(text, top=20, per_recording=2, show_all=True)
     assert result.query["features"] == "chroma" and result.query["cascade"] == "exhaustive"
+    assert result.warnings == [PLAIN_CHROMA_WARNING]  # "auto" on a plain-chroma collection says what it lacks
+    explicit = Archive(collection).search_theme(text, top=1, features="chroma")
+    assert explicit.warnings == []  # asked for plain chroma: nothing to say
     matches = result.matches
     per_rec = {}
     for m in matches:

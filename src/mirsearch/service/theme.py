@@ -68,6 +68,14 @@ class ThemeRequest(Request):
     dask: str | None = dask_param()
 
 
+#: said when "auto" finds no learned chroma: plain chroma's confidence lets through about a third of the absent themes
+#: (docs/benchmarks.md, "Confidence of theme and audio matches")
+PLAIN_CHROMA_WARNING = (
+    "features: this collection has no learned chroma, and plain chroma's confidence lets about a third of absent "
+    "themes through; 'mirsearch index PATH -c COLLECTION --features chroma,learned' adds it"
+)
+
+
 def resolve_features(collection, features: str) -> str:
     """``"auto"`` -> the best theme features the collection has (learned chroma, else chroma)."""
     if features != "auto":
@@ -126,7 +134,10 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
         source=request.query.source,
         **{**request.params(), "features": features, "cascade": cascade, "dask": dask},
     )
-    return SearchResult(shown, query, request.query.warnings(), _json_stats(stats), rejected)
+    warnings = request.query.warnings()
+    if request.features == "auto" and features == "chroma":  # the collection has no learned chroma
+        warnings.append(PLAIN_CHROMA_WARNING)
+    return SearchResult(shown, query, warnings, _json_stats(stats), rejected)
 
 
 def _split_by_confidence(matches: list[Match], confidence, *, features: str, request: ThemeRequest):
