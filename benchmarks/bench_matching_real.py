@@ -14,10 +14,11 @@ Protocol (issue 14, "matching that generalises"):
 - Hit: the first match lies in the source track and overlaps the source span by at least half of it
   (``bench_matching.is_hit``). P@1 per degradation and per track.
 - Rows: mirsearch's default passage search (``search_audio``, what ``mirsearch search --audio Q`` runs:
-  multiple scaling over the stored chroma, all 12 transpositions; the confidence filter of the service is
-  not applied) and variants (``--variants``), beside libfmp's CENS matching with 12 shifts
-  (``baselines.libfmp_match``). ``--hold-out``: for each degradation kind, which variant is best on the
-  other four kinds (the choice made without that kind) and its P@1 on the held-out kind.
+  multiple scaling over the stored chroma, all 12 transpositions, then the second stage that re-scores the
+  best 5 candidates at 5 Hz (``PassageOptions.refine``); the confidence filter of the service is not
+  applied), ``one_stage`` (without the second stage) and other variants (``--variants``), beside libfmp's
+  CENS matching with 12 shifts (``baselines.libfmp_match``). ``--hold-out``: for each degradation kind, which
+  variant is best on the other four kinds (the choice made without that kind) and its P@1 on the held-out kind.
 
     python benchmarks/bench_matching_real.py --split tune [--per-track 1] [--variants default,sdtw] [--skip-baseline]
 """
@@ -121,29 +122,41 @@ def make_queries(split: str, tracks: list[Path], coll, *, per_track: int) -> lis
 
 # ---------------------------------------------------------------------------------------------- methods
 
-#: variants of mirsearch's passage search: name -> (method, AudioMatchConfig changes, matching-chroma config or None)
-VARIANTS: dict[str, tuple[str, dict, dict | None]] = {
-    "default": ("scaling", {}, None),
-    "sdtw": ("sdtw", {}, None),
-    "dense_tempi": ("scaling", {"tempo_factors": (0.66, 0.73, 0.81, 0.9, 1.0, 1.1, 1.22, 1.35, 1.5)}, None),
-    "matching": ("scaling", {"features": "matching"}, None),
-    "matching_sdtw": ("sdtw", {"features": "matching"}, None),
+#: variants of mirsearch's passage search: name -> (method, AudioMatchConfig changes, matching-chroma config or None,
+#: PassageOptions changes); "default" is what the service runs (two stages: a collection is searched)
+VARIANTS: dict[str, tuple[str, dict, dict | None, dict]] = {
+    "default": ("scaling", {}, None, {}),
+    "one_stage": ("scaling", {}, None, {"refine": 0}),
+    "sdtw": ("sdtw", {}, None, {}),
+    "sdtw_one_stage": ("sdtw", {}, None, {"refine": 0}),
+    "refine10": ("scaling", {}, None, {"refine": 10}),
+    "dense_tempi": ("scaling", {"tempo_factors": (0.66, 0.73, 0.81, 0.9, 1.0, 1.1, 1.22, 1.35, 1.5)}, None, {}),
+    "matching": ("scaling", {"features": "matching"}, None, {}),
+    "matching_sdtw": ("sdtw", {"features": "matching"}, None, {}),
 }
 
 
-def mirsearch_runner(coll, variant: str):
+def _setup(coll, variant: str):
+    """The source searched (the collection, so that the second stage has the stored chroma; a prepared database
+    for the matching chroma) and the options of a variant."""
     from mirsearch.features.audio_match import ALL_KEYS, PASSAGE_MATCH
     from mirsearch.index.audio_database import prepare_database
-    from mirsearch.search.audio import PassageOptions, search_audio
+    from mirsearch.search.audio import PassageOptions
+
+    method, changes, matching, opts = VARIANTS[variant]
+    match = PASSAGE_MATCH.replace(transpositions=ALL_KEYS, **changes)
+    source = prepare_database(coll, match, matching=matching) if match.features == "matching" else coll
+    return source, PassageOptions(top=1, method=method, match=match, **opts)
+
+
+def mirsearch_runner(coll, variant: str):
+    from mirsearch.search.audio import search_audio
     from mirsearch.search.audio_query import AudioQuery
 
-    method, changes, matching = VARIANTS[variant]
-    match = PASSAGE_MATCH.replace(transpositions=ALL_KEYS, **changes)
-    db = prepare_database(coll, match, matching=matching)
-    options = PassageOptions(top=1, method=method, match=match)
+    source, options = _setup(coll, variant)
 
     def run(q):
-        m = search_audio(db, AudioQuery.from_samples(q["y"], SR), options).matches
+        m = search_audio(source, AudioQuery.from_samples(q["y"], SR), options).matches
         return [(m[0].recording_id, m[0].start, m[0].end)] if m else []
 
     return run
@@ -152,24 +165,16 @@ def mirsearch_runner(coll, variant: str):
 def diagnose(coll, queries: list[dict], rows: list[dict], variant: str) -> list[dict]:
     """For every query the variant missed: its cost at the true place (best shift and tempo) against the
     winner's, the shift found there and the query's estimated tuning (why it was missed)."""
-    from mirsearch.features.audio_match import ALL_KEYS, PASSAGE_MATCH
     from mirsearch.features.chroma import estimate_tuning
-    from mirsearch.index.audio_database import prepare_database
-    from mirsearch.search.audio import PassageOptions, search_audio
+    from mirsearch.search.audio import search_audio
     from mirsearch.search.audio_query import AudioQuery
 
-    method, changes, matching = VARIANTS[variant]
-    match = PASSAGE_MATCH.replace(transpositions=ALL_KEYS, **changes)
-    db = prepare_database(coll, match, matching=matching)
+    source, options = _setup(coll, variant)
     out = []
     for q, r in zip(queries, [r for r in rows if r["method"] == variant], strict=True):
         if r["p1"]:
             continue
-        res = search_audio(
-            db,
-            AudioQuery.from_samples(q["y"], SR),
-            PassageOptions(top=1, method=method, match=match, per_recording=1, curves=True),
-        )
+        res = search_audio(source, AudioQuery.from_samples(q["y"], SR), options.replace(per_recording=1, curves=True))
         win = res.matches[0]
         curve = next(c for c in res.curves if c.recording_id == q["rid"])
         s = q["start"]

@@ -82,7 +82,11 @@ def test_excerpt_found_in_version_at_other_tempo(setup, method):
     assert 1.1 < best.extra["tempo_factor"] < 1.7  # B plays 1.3x as fast as A
     assert best.cost < 0.15
     assert [m.extra["rank"] for m in matches] == list(range(1, len(matches) + 1))
-    assert all(m.cost <= n.cost for m, n in zip(matches, matches[1:], strict=False))
+    refined = [m.extra["refined_cost"] for m in matches if "refined_cost" in m.extra]
+    assert refined and refined == sorted(refined)  # the second stage orders its candidates
+    one = search_audio(setup["coll"], setup["query"], PassageOptions(top=5, method=method, refine=0)).matches
+    assert all("refined_cost" not in m.extra for m in one)
+    assert all(m.cost <= n.cost for m, n in zip(one, one[1:], strict=False))
 
 
 def test_transposed_version_needs_shifts(setup):
@@ -228,3 +232,34 @@ def test_outdated_stored_chroma_is_refused(setup, monkeypatch):
     monkeypatch.setattr(registry, "CHROMA_VERSION", registry.CHROMA_VERSION + 100)
     with pytest.raises(InputError, match="another chroma configuration"):
         prepare_database(setup["coll"])
+
+
+class _Chroma:
+    """A stand-in collection: stored chroma by recording id."""
+
+    def __init__(self, chroma: dict):
+        self.chroma = chroma
+
+    def load_features(self, recording_id, kind="chroma"):
+        return self.chroma[recording_id], 10.0
+
+
+def test_refine_separates_repeats_of_a_loop():
+    """Two repeats of a passage that differ in 2 s: the first stage's cheaper candidate is the wrong repeat; the
+    second stage (5 Hz) puts the repeat the query was cut from first, with its span."""
+    from mirsearch.search.audio import refine_matches
+    from mirsearch.search.results import Match
+
+    rng = np.random.default_rng(0)
+    block = np.repeat(rng.random((12, 40)) ** 4, 5, axis=1)  # 40 chords of 0.5 s at 10 Hz: 20 s
+    other = block.copy()
+    other[:, 80:100] = np.roll(other[:, 80:100], 5, axis=0)  # the second repeat differs in 8-10 s
+    R = np.concatenate([block, other, block[:, :100]], axis=1).astype(np.float32)  # repeats at 0 and 20 s
+    Q = R[:, 205:355]  # 15 s of the second repeat (20.5-35.5 s), over its different part
+    wrong = Match("r", 1, start=0.5, end=15.5, cost=0.01, transposition=0, extra={})
+    right = Match("r", 1, start=20.5, end=35.5, cost=0.02, transposition=0, extra={})
+    out = refine_matches(_Chroma({1: R}), Q, [wrong, right], options=PassageOptions(refine=2), chroma_rate=10.0)
+    assert out[0].cost == 0.02 and abs(out[0].start - 20.5) <= 0.5 and abs(out[0].end - 35.5) <= 0.5
+    assert out[0].extra["refined_cost"] < out[1].extra["refined_cost"]
+    with pytest.raises(ParameterError):
+        PassageOptions(refine=-1)

@@ -19,6 +19,16 @@ Matches are picked from the curve best first; a candidate overlapping an accepte
 recording by more than ``max_overlap`` of the shorter span is suppressed (neighbourhood suppression).
 ``Match.cost`` is the mean cosine distance along the match (0 = identical CENS). Version identification
 is :mod:`mirsearch.search.versions`.
+
+**Second stage** (``PassageOptions.refine``, on by default when a collection is searched): the best
+``refine`` candidates of the first stage (any recordings, several places of one recording) are re-scored by
+subsequence DTW at a finer resolution, :data:`REFINE_MATCH` (CENS at 5 Hz over 1.1 s instead of 2 Hz over
+2.1 s), against the recording's stored chroma around the candidate (+-:data:`REFINE_MARGIN` s), at the
+candidate's transposition; they are re-ordered by that cost (``extra["refined_cost"]``) and their spans
+become the refined paths'. Game and pop tracks loop: the 2 Hz costs of two repeats of a passage differ by a
+few per cent, and a finer match separates them where the repeats differ (tune split of
+``benchmarks/bench_matching_real.py``, docs/benchmarks.md). ``Match.cost`` stays the first stage's cost
+(what the audio confidence model is calibrated on).
 """
 
 from __future__ import annotations
@@ -43,6 +53,12 @@ log = logging.getLogger(__name__)
 #: shortest query accepted (seconds)
 MIN_QUERY_SECONDS = 3.0
 METHODS = ("scaling", "sdtw")
+#: CENS of the second stage: 5 Hz (every 2nd frame of 10 Hz chroma), smoothed over 11 frames (1.1 s)
+REFINE_MATCH = AudioMatchConfig(window=11, downsample=2)
+#: seconds of the recording searched on either side of a first-stage candidate by the second stage
+REFINE_MARGIN = 3.0
+#: first-stage candidates re-scored by the second stage (``PassageOptions.refine``)
+REFINE_CANDIDATES = 5
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,9 @@ class PassageOptions:
         Chroma and CENS of the database (when it is built from a collection), tempo factors tried with
         ``method="scaling"`` and transpositions (:data:`~mirsearch.features.audio_match.ALL_KEYS` for
         transposed versions).
+    refine : int >= 0
+        First-stage candidates re-scored at a finer resolution (module docstring; 0: one stage). Applies when
+        a collection with stored chroma is searched; a prepared database (no chroma) is searched in one stage.
     """
 
     top: int = 10
@@ -79,10 +98,13 @@ class PassageOptions:
     exclude: tuple[int, ...] = ()
     curves: bool = False
     match: AudioMatchConfig = PASSAGE_MATCH
+    refine: int = REFINE_CANDIDATES
 
     def __post_init__(self) -> None:
         if self.top < 1:
             raise ParameterError(f"top={self.top} must be >= 1")
+        if self.refine < 0:
+            raise ParameterError(f"refine={self.refine} must be >= 0")
         if self.method not in METHODS:
             raise ParameterError(f"method={self.method!r} must be 'scaling' or 'sdtw'")
         if not 0 <= self.max_overlap < 1:
@@ -162,11 +184,12 @@ def database_for(source, match: AudioMatchConfig, exclude=()) -> AudioDatabase:
     return db.without(exclude) if exclude else db
 
 
-def query_chroma(query: AudioQuery, db: AudioDatabase) -> np.ndarray:
-    """Chroma (12, n) of a query, computed exactly like the database's; refuses queries that are too short."""
+def query_chroma(query: AudioQuery, db: AudioDatabase | None, *, config: dict | None = None) -> np.ndarray:
+    """Chroma (12, n) of a query, computed exactly like the database's (or as ``config`` describes); refuses
+    queries that are too short."""
     if query.duration < MIN_QUERY_SECONDS:
         raise InputError(f"{query.name}: query too short ({query.duration:.1f} s < {MIN_QUERY_SECONDS:g} s)")
-    return query.chroma_for(db.chroma_config)
+    return query.chroma_for(db.chroma_config if config is None else config)
 
 
 def query_cens(C: np.ndarray, *, db: AudioDatabase, factor: float = 1.0) -> np.ndarray:
@@ -211,12 +234,112 @@ def search_audio(source, query: AudioQuery, options: PassageOptions = PassageOpt
         )
     matches: list[Match] = []
     per_recording = min(options.top if options.per_recording is None else options.per_recording, options.top)
+    n_refine = options.refine if _can_refine(source, options) else 0
     for i in range(len(db.recordings)):
-        matches += _recording_matches(db, i, curves, options, per_recording)
-    matches = rank_matches(matches, options.top)
+        matches += _recording_matches(db, i, curves, options, max(per_recording, n_refine))
+    matches = rank_matches(matches, max(options.top, n_refine))
+    if n_refine:
+        matches = refine_matches(source, C, matches, options=options, chroma_rate=db.chroma_rate)
+    matches = _limit(matches, top=options.top, per_recording=per_recording)
     log.info("search_audio: %d recordings, %d matches in %.3f s", len(db), len(matches), time.perf_counter() - t0)
     found = [_curve(db, i, curves, query.duration) for i in range(len(db.recordings))] if options.curves else []
     return PassageResult(matches, found)
+
+
+def first_stage_options(options: PassageOptions) -> PassageOptions:
+    """Options of a one-stage search (e.g. on the shards of a cluster) that returns the candidates the second
+    stage of ``options`` needs; :func:`refine_found` finishes it."""
+    per_recording = options.top if options.per_recording is None else options.per_recording
+    n = options.refine
+    return options.replace(top=max(options.top, n), per_recording=max(min(per_recording, options.top), n), refine=0)
+
+
+def refine_found(collection, query: AudioQuery, matches: list[Match], options: PassageOptions) -> list[Match]:
+    """The second stage of ``options`` on the matches of :func:`first_stage_options` found elsewhere (the same
+    result as :func:`search_audio` on the collection)."""
+    per_recording = min(options.top if options.per_recording is None else options.per_recording, options.top)
+    if _can_refine(collection, options) and matches:
+        config = next(c for c in collection.configs() if c["kind"] == options.match.features)
+        C = query_chroma(query, None, config=config)
+        matches = refine_matches(collection, C, matches, options=options, chroma_rate=float(config["feature_rate"]))
+    return _limit(matches, top=options.top, per_recording=per_recording)
+
+
+def _can_refine(source, options: PassageOptions) -> bool:
+    """The second stage needs the recordings' stored chroma: a collection searched on a stored kind."""
+    return bool(options.refine) and not isinstance(source, AudioDatabase) and options.match.features != "matching"
+
+
+def refine_matches(collection, C: np.ndarray, matches: list[Match], *, options: PassageOptions, chroma_rate: float):
+    """The second stage: the first ``options.refine`` matches re-scored at :data:`REFINE_MATCH` and re-ordered.
+
+    Parameters
+    ----------
+    collection : Collection
+        Source of the recordings' stored chroma (``load_features``, kind ``options.match.features``).
+    C : np.ndarray, shape (12, n)
+        The query's chroma at ``chroma_rate`` (Hz), computed like the collection's.
+    matches : list of Match
+        First-stage matches, best first.
+
+    Returns
+    -------
+    list of Match
+        The re-scored candidates by refined cost (spans of their refined paths, ``extra["refined_cost"]``;
+        a candidate overlapping a better one by more than ``options.max_overlap`` is dropped), then the other
+        matches in their order.
+    """
+    from mirsearch.matching.subsequence import subsequence_dtw_shifts
+
+    head, tail = matches[: options.refine], matches[options.refine :]
+    X = REFINE_MATCH.cens(C, feature_rate=chroma_rate)
+    if X.shape[1] < 2:
+        return matches
+    down = REFINE_MATCH.downsample
+    stored: dict[int, np.ndarray] = {}
+    scored = []
+    for m in head:
+        if m.recording_id not in stored:
+            stored[m.recording_id] = collection.load_features(m.recording_id, options.match.features)[0]
+        R = stored[m.recording_id]
+        a = max(0, int((m.start - REFINE_MARGIN) * chroma_rate))
+        b = min(R.shape[1], int(np.ceil((m.end + REFINE_MARGIN) * chroma_rate)) + 1)
+        Y = REFINE_MATCH.cens(R[:, a:b], feature_rate=chroma_rate)
+        mf, st = subsequence_dtw_shifts(X, Y, shifts=[m.transposition % 12])
+        j = int(np.argmin(mf[0]))
+        if not np.isfinite(mf[0, j]):
+            scored.append((np.inf, m))
+            continue
+        extra = {**m.extra, "refined_cost": round(float(mf[0, j]), 4)}
+        start, end = (a + int(st[0, j]) * down) / chroma_rate, (a + (j + 1) * down) / chroma_rate
+        scored.append((float(mf[0, j]), dataclasses.replace(m, start=start, end=end, extra=extra)))
+    kept: list[Match] = []
+    for _, m in sorted(scored, key=lambda x: x[0]):
+        if not any(_overlap(m, k) > options.max_overlap for k in kept):
+            kept.append(m)
+    return kept + tail
+
+
+def _overlap(m: Match, k: Match) -> float:
+    """Share of the shorter span two matches of one recording have in common (0 for other recordings)."""
+    if m.recording_id != k.recording_id:
+        return 0.0
+    inter = min(m.end, k.end) - max(m.start, k.start)
+    return max(0.0, inter) / max(min(m.end - m.start, k.end - k.start), 1e-9)
+
+
+def _limit(matches: list[Match], *, top: int, per_recording: int) -> list[Match]:
+    """The first ``top`` matches with at most ``per_recording`` of each recording, ranked 1, 2, ..."""
+    out: list[Match] = []
+    count: dict[int, int] = {}
+    for m in matches:
+        if count.get(m.recording_id, 0) < per_recording:
+            count[m.recording_id] = count.get(m.recording_id, 0) + 1
+            out.append(m)
+            m.extra["rank"] = len(out)
+        if len(out) == top:
+            break
+    return out
 
 
 def _scaling_curves(C: np.ndarray, db: AudioDatabase, match: AudioMatchConfig) -> _Curves:
@@ -334,8 +457,12 @@ __all__ = [
     "MatchingCurve",
     "PassageOptions",
     "PassageResult",
+    "REFINE_MATCH",
     "database_for",
+    "first_stage_options",
     "query_cens",
     "query_chroma",
+    "refine_found",
+    "refine_matches",
     "search_audio",
 ]
