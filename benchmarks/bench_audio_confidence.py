@@ -45,6 +45,17 @@ ROOT = HERE.parent
 PKGS = ROOT / "data" / "real" / "pkgs"
 DATA = ROOT / "data" / "bench_audio_confidence"
 GROUPS = ("fit-in", "fit-out", "test-in", "test-out")
+#: cache folder of the searched excerpts under ``DATA/cache``: ``seed<seed>`` without a tag holds the runs of the
+#: one-stage multiple-scaling search the shipped model was fitted on; ``--cache TAG`` keeps the runs of another
+#: default search apart (``seed<seed>-TAG``), e.g. before refitting the model for it
+CACHE_TAG = ""
+
+
+def cache_dir(seed: int, tag: str = CACHE_TAG) -> Path:
+    """Where the searched excerpts of one seed and search configuration are cached."""
+    return DATA / "cache" / (f"seed{seed}-{tag}" if tag else f"seed{seed}")
+
+
 QUERY_SECONDS = 20.0
 
 
@@ -124,7 +135,7 @@ def collect(args) -> None:
     from mirsearch.collection import Collection
 
     g = groups(args.seed)
-    out = DATA / "cache" / f"seed{args.seed}"
+    out = cache_dir(args.seed, args.cache)
     out.mkdir(parents=True, exist_ok=True)
     with Collection.open(collection_path(args.seed), readonly=True) as coll:
         in_ids = {str(Path(r.path).resolve()): r.id for r in coll.recordings()}
@@ -145,11 +156,11 @@ def collect(args) -> None:
 
 
 # -- fit and evaluation ---------------------------------------------------------------------------------------
-def examples(seed: int) -> list[dict]:
+def examples(seed: int, tag: str = CACHE_TAG) -> list[dict]:
     """Per excerpt: group, label (1 present and right at rank 1, 0 absent, None present and missed), top-1 cost
     and the background of its matching curves."""
     out = []
-    for f in sorted((DATA / "cache" / f"seed{seed}").glob("*.json")):
+    for f in sorted(cache_dir(seed, tag).glob("*.json")):
         row = json.loads(f.read_text())
         if not row["matches"]:
             continue
@@ -212,7 +223,7 @@ def fit(args) -> None:
 
     from _common import print_table, write_results
 
-    rows = examples(args.seed)
+    rows = examples(args.seed, args.cache)
     calib = [r for r in rows if r["group"].startswith("fit")]
     test = [r for r in rows if r["group"].startswith("test")]
     candidates = {"cost + standout": ("cost", "standout"), "cost only": ("cost",), "standout only": ("standout",)}
@@ -258,6 +269,7 @@ def main() -> None:
     for name in ("build", "collect", "fit"):
         p = sub.add_parser(name)
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--cache", default=CACHE_TAG, help="cache tag of the search configuration ('' = untagged)")
     sub.choices["collect"].add_argument("--excerpts", type=int, default=2, help="excerpts per track")
     f = sub.choices["fit"]
     f.add_argument("--refit", action="store_true", help="fit the model (else evaluate the shipped one)")

@@ -43,7 +43,8 @@ class PassagesRequest(Request):
     )  # fmt: skip
     method: str = param(
         "scaling", choices=METHODS,
-        help="exhaustive search: multiple tempo scaling of the query (default) or subsequence DTW",
+        help="exhaustive search: multiple tempo scaling of the query (default) or subsequence DTW; either way the "
+        "best 5 candidates are re-scored at 5 Hz",
     )  # fmt: skip
     index: str = param(
         "exhaustive", choices=AUDIO_INDEXES,
@@ -108,8 +109,10 @@ def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
         )
         if dask is not None:
             from mirsearch.cluster import sharded
+            from mirsearch.search.audio import first_stage_options, refine_found
 
-            found = sharded(dask).passages(coll, request.query, options)
+            found = sharded(dask).passages(coll, request.query, first_stage_options(options))
+            found.matches = refine_found(coll, request.query, found.matches, options)
         else:
             found = search_audio(coll, request.query, options)
         matches, curves = found.matches, found.curves
