@@ -93,6 +93,24 @@ def test_skyline_of_chords_in_midi(tmp_path):
     assert load_theme(tmp_path / "c.mid").pitches.tolist() == [67, 69]
 
 
+def test_sequencer_gaps_are_articulation_not_rests(tmp_path):
+    """Notes that stop a tick before the next onset are held to it; a real rest (an eighth here) stays a rest."""
+    import mido
+
+    tpb = 480
+    mid = mido.MidiFile(ticks_per_beat=tpb)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    for k, pitch in enumerate([60, 62, 64, 65]):
+        rest = tpb // 2 if k == 3 else 1  # one tick of gap, then an eighth rest before the last note
+        track.append(mido.Message("note_on", note=pitch, velocity=80, time=rest if k else 0))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=tpb - 1))
+    mid.save(tmp_path / "seq.mid")
+    theme = load_theme(tmp_path / "seq.mid")
+    assert [n.duration for n in theme.notes[:2]] == pytest.approx([1.0, 1.0])
+    assert theme.to_string().split() == ["C4/4", "D4/4", "E4/4", "R/8", "F4/4"]
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [

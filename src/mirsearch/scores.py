@@ -258,8 +258,13 @@ def _choose_part(events: list[tuple[str, list[tuple[float, float, int]]]], part,
     raise InputError(f"{name}: no part named {part!r} (parts: {labels})")
 
 
+#: A gap before the next onset shorter than this (quarter notes, a 32nd note) is articulation, not a rest: the note
+#: is held to the next onset (sequencers and played MIDI leave a tick or a few milliseconds between legato notes).
+ARTICULATION_GAP = 0.125
+
+
 def _skyline(events: list[tuple[float, float, int]]) -> list[Note]:
-    """Highest note at each onset; a note is cut where the next onset starts."""
+    """Highest note at each onset; a note is cut where the next onset starts and held over a gap < ARTICULATION_GAP."""
     by_onset: dict[float, tuple[float, int]] = {}
     for onset, duration, pitch in events:
         key = round(onset, 6)
@@ -273,7 +278,8 @@ def _skyline(events: list[tuple[float, float, int]]) -> list[Note]:
     for i, onset in enumerate(onsets):
         duration, pitch = by_onset[onset]
         if i + 1 < len(onsets):
-            duration = min(duration, onsets[i + 1] - onset)
+            to_next = onsets[i + 1] - onset
+            duration = to_next if to_next - duration < ARTICULATION_GAP else min(duration, to_next)
         if duration > 1e-6:
             notes.append(Note(int(pitch), onset - origin, float(duration)))
     return notes
