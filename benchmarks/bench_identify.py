@@ -572,7 +572,7 @@ def main_scaling(args) -> dict:
         reference = index.reference(stored_peaks(ours.coll))
         for _ in range(2):  # warm the page cache
             match_peaks(index, peaks[0][0], options=opts, reference=reference, dense=peaks[0][1])
-        times, ok = [], {}
+        times, ok = [], {}  # times in query order: present first, then absent (the fallback runs for these)
         for q, (pk, dense) in zip(queries, peaks, strict=True):
             t = time.perf_counter()
             cands, _ = match_peaks(index, pk, options=opts, reference=reference, dense=dense)
@@ -590,6 +590,10 @@ def main_scaling(args) -> dict:
             "match_ms_median": round(float(np.median(times)) * 1000, 1),
             "match_ms_p95": round(float(np.percentile(times, 95)) * 1000, 1),
         }
+        absent_times = [t for t, q in zip(times, queries, strict=True) if not q["present"]]
+        if absent_times:  # not-found queries pay for the fallback (identify.md, step 6)
+            row["match_ms_median_absent"] = round(float(np.median(absent_times)) * 1000, 1)
+            row["match_ms_p95_absent"] = round(float(np.percentile(absent_times, 95)) * 1000, 1)
         row.update({k: round(float(np.mean(v)), 3) for k, v in ok.items()})
         out["sizes"].append(row)
         log.info("%s", row)
