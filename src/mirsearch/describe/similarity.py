@@ -299,6 +299,8 @@ class SimilarityIndex:
         return L[0][L[0] >= 0]
 
     def _part_distances(self, Q: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if len(rows) == len(self) and np.array_equal(rows, np.arange(len(self))):  # every recording (exact)
+            return part_distances(Q, self.parts, self.offsets)
         starts, stops = self.offsets[rows], self.offsets[rows + 1]
         take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
         return part_distances(Q, self.parts[take].astype(np.float32), np.r_[0, np.cumsum(stops - starts)])
