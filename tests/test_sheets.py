@@ -411,3 +411,15 @@ def test_held_notes_sound_until_the_next_chord_of_their_staff():
     assert held[9, 28] >= plain[9, 28] > 0.5  # A, the melody note of the moment
     with pytest.raises(ParameterError):
         system_features(reading, space=10.0, hold_spaces=0.0)
+
+
+def test_music_span_drops_the_clef_zone_and_keeps_a_tail():
+    from mirsearch.features.notation import Head, SystemReading, music_span, system_features
+
+    reading = SystemReading((Head(60.0, 0.0, 0, 0), Head(100.0, 0.0, 0, 2)), ("treble",), 0, 200)
+    span = music_span(reading, space=10.0, tail_spaces=4.0)  # samples of 5 px: heads at samples 12 and 20
+    assert (span.start, span.stop) == (12, 29)
+    f = system_features(reading, space=10.0)
+    assert not f[:, : span.start].any() and f[:, span.start].any()
+    empty = SystemReading((), ("treble",), 0, 200)
+    assert music_span(empty, space=10.0) == slice(0, 40)

@@ -380,6 +380,21 @@ def system_features(
     return out
 
 
+def music_span(reading: SystemReading, *, space: float, step_spaces: float = 0.5, tail_spaces: float = 4.0) -> slice:
+    """The samples of :func:`system_features` from its first head to ``tail_spaces`` past its last head.
+
+    The clef, key and time signature at a system's start and the space after its last note sound nothing:
+    left in, a query crossing a system break would have to pass over them. A system without heads keeps all.
+    """
+    step = step_spaces * space
+    n = max(int(np.ceil((reading.x1 - reading.x0) / step)), 1)
+    if not reading.heads:
+        return slice(0, n)
+    first = min(max(int((reading.heads[0].x - reading.x0) / step), 0), n - 1)
+    last = int((reading.heads[-1].x - reading.x0) / step) + 1 + int(round(tail_spaces / step_spaces))
+    return slice(first, min(max(last, first + 1), n))
+
+
 def _decayed(onsets: np.ndarray, *, keep: float) -> np.ndarray:
     """Onset vectors ``(12, n)`` summed forward, multiplied by ``keep`` a sample and halved at each onset."""
     out = np.zeros_like(onsets)

@@ -90,11 +90,17 @@ def _page_info(image: np.ndarray) -> dict:
 
 
 def notation_windows(
-    image: np.ndarray, *, step_spaces: float = 0.5, decay_spaces: float = 2.0, hold_spaces: float | None = None
+    image: np.ndarray,
+    *,
+    step_spaces: float = 0.5,
+    decay_spaces: float = 2.0,
+    hold_spaces: float | None = None,
+    tail_spaces: float = 4.0,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Pitch-class samples of every detected system of a page (``mirsearch.features.notation``), one every
     ``step_spaces`` staff spaces (:func:`~mirsearch.features.notation.system_features`; ``decay_spaces`` and
-    ``hold_spaces`` are its options).
+    ``hold_spaces`` are its options), from a system's first head to ``tail_spaces`` past its last
+    (:func:`~mirsearch.features.notation.music_span`).
 
     Returns
     -------
@@ -105,7 +111,7 @@ def notation_windows(
     page : dict
         As :func:`page_windows`.
     """
-    from mirsearch.features.notation import read_page, system_features
+    from mirsearch.features.notation import music_span, read_page, system_features
     from mirsearch.features.staff import detect_layout
 
     info = _page_info(image)
@@ -119,8 +125,9 @@ def notation_windows(
         info["systems"].append(list(system.box))
         f = system_features(reading, space=layout.staff_space, step_spaces=step_spaces, decay_spaces=decay_spaces,
                             hold_spaces=hold_spaces)  # fmt: skip
-        vectors.append(f.T)
-        x = reading.x0 + (np.arange(f.shape[1]) + 0.5) * step_spaces * layout.staff_space
+        span = music_span(reading, space=layout.staff_space, step_spaces=step_spaces, tail_spaces=tail_spaces)
+        vectors.append(f[:, span].T)
+        x = reading.x0 + (np.arange(span.start, span.stop) + 0.5) * step_spaces * layout.staff_space
         where.append(np.column_stack([np.full(len(x), k), x]))
     if not vectors:
         return np.zeros((0, 12), np.float32), np.zeros((0, 2), np.float32), info
@@ -135,17 +142,20 @@ class NotationReader:
     decay_spaces: float = 2.0
     #: sustained notes: each staff's last chord held with this decay (staff spaces; None: not held)
     hold_spaces: float | None = 8.0
+    #: samples kept past a system's last head (staff spaces); the clef and key zone before the first is dropped
+    tail_spaces: float = 4.0
     dim: int = 12
     ann: bool = False
 
     @property
     def model_id(self) -> str:
         """Changes with the reading (version 2: accidentals inside a bar) and the sampling options."""
-        return f"notation-2-step{self.step_spaces:g}-decay{self.decay_spaces:g}-hold{self.hold_spaces}"
+        return (f"notation-2-step{self.step_spaces:g}-decay{self.decay_spaces:g}-hold{self.hold_spaces}"
+                f"-tail{self.tail_spaces:g}")  # fmt: skip
 
     def page_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
         return notation_windows(image, step_spaces=self.step_spaces, decay_spaces=self.decay_spaces,
-                                hold_spaces=self.hold_spaces)  # fmt: skip
+                                hold_spaces=self.hold_spaces, tail_spaces=self.tail_spaces)  # fmt: skip
 
 
 @dataclass(frozen=True)
