@@ -3,7 +3,8 @@
 Two steps, both resumable (run with ``nice -n 10``; one torch thread):
 
     # 1. pools under data/distill/: labelled CTC segments of data/bench's train split (student HCQT +
-    #    labels; the first --rendered of them also get teacher targets) and unlabelled excerpts of real
+    #    labels; the first --rendered of them also get teacher targets; --dataset D --exclude data/bench:
+    #    the train split of D without data/bench's validation and test works) and unlabelled excerpts of real
     #    game music (ufoai-music, singularity-music, colobot-common-sounds) with teacher targets
     .venv/bin/python benchmarks/train_distill.py pool \\
         --peer ../shared/peer-models/themeenhancer-mtd/model_SDTW-E-W_bestVal.pt
@@ -107,6 +108,12 @@ def build_pools(args) -> None:
             _store(p, y[int(a * 22050) : int((a + args.excerpt) * 22050)], bundle=bundle, peer=peer)
         logging.info("real %s (%.0f s) done, %.0f s", name, dur, time.monotonic() - t0)
     segments = load_segments(args.dataset, split="train")
+    if args.exclude:  # works that are validation / test material of another dataset (e.g. data/bench)
+        from mirsearch.datasets.manifest import Dataset
+
+        held = {w for s in ("validation", "test") for w in Dataset.load(args.exclude).split(s).works}
+        segments = [s for s in segments if s.group not in held]
+    logging.info("%d labelled train segments", len(segments))
     rng = np.random.default_rng(0)
     pick = rng.choice(len(segments), size=min(args.labelled, len(segments)), replace=False)
     for rank, i in enumerate(pick):
@@ -139,6 +146,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("pool")
     p.add_argument("--peer", required=True, help="teacher checkpoint (model_*.pt)")
     p.add_argument("--dataset", default=str(ROOT / "data" / "bench"))
+    p.add_argument("--exclude", default=None, help="leave out the validation and test works of this dataset")
     p.add_argument("--per-track", type=int, default=2, help="real excerpts per track")
     p.add_argument("--ufoai", type=int, default=30, help="ufoai-music tracks (the first N by name)")
     p.add_argument("--excerpt", type=float, default=20.0, help="seconds per real excerpt")
