@@ -274,7 +274,7 @@ def test_share_loop_keys_and_phone_layout(live, browser, renderings):
     page.set_default_timeout(30_000)
     # 1. the shared URL runs the search by itself
     page.goto(live.url + "/#" + urlencode({"notes": theme.to_string(), "top": "5", "transpose": "true"}))
-    page.wait_for_selector("#result-list .result")
+    page.wait_for_selector("#result-list .result", timeout=120_000)  # the server's first search starts its workers
     assert page.input_value("#theme-input") == theme.to_string()
     first = page.locator("#result-list .result").first
     b = _ids(page)[renderings["b"].path.name]
@@ -284,6 +284,10 @@ def test_share_loop_keys_and_phone_layout(live, browser, renderings):
     page.fill("#theme-input", "C D E F G A")
     page.click("#search-btn")
     page.wait_for_function("() => location.hash.includes('notes=C+D+E+F+G+A')")
+    # the engine's warnings reach the page: a one-note theme is flagged
+    page.fill("#theme-input", "C")
+    page.click("#search-btn")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('only 1 notes')")
     page.goto(live.url + "/#" + urlencode({"notes": theme.to_string(), "top": "5"}))
     page.reload()
     page.wait_for_selector("#result-list .result")

@@ -294,7 +294,8 @@ async function runSearch(path, options, label) {
     state.loop = null;
     renderResults(data);
     $("#query-play").classList.toggle("hidden", !(data.query.notes || state.queryFile));
-    setStatus(status, "");
+    // what the engine warns about (too few notes, plain chroma's weaker confidence) is shown, not dropped
+    setStatus(status, (data.warnings || []).join(" "));
   } catch (err) {
     setStatus(status, err.message, "error");
   } finally {
