@@ -80,10 +80,9 @@ def warm_up(coll) -> None:
     empty collection or one without timbre features, is skipped)."""
     import numpy as np
 
-    from mirsearch.describe.similarity import STORED_KIND
     from mirsearch.service import run
     from mirsearch.service.audio import AudioQuery, PassagesRequest
-    from mirsearch.service.similar import SimilarAudioRequest
+    from mirsearch.service.similar import SimilarAudioRequest, has_similarity_features
     from mirsearch.service.theme import ThemeQuery, ThemeRequest
 
     sr = 22050
@@ -94,7 +93,7 @@ def warm_up(coll) -> None:
         ("passages", lambda: PassagesRequest(query=AudioQuery.from_samples(chord, sr, name="warm-up"), top=1)),
         ("similar-audio", lambda: SimilarAudioRequest(query=AudioQuery.from_samples(chord, sr, name="warm-up"), top=1)),
     )
-    if STORED_KIND not in coll.feature_kinds:  # nothing to warm for `similar`: do not delay the first request
+    if not has_similarity_features(coll):  # nothing to warm for `similar`: do not delay the first request
         requests = requests[:2]
     for name, request in requests:
         try:

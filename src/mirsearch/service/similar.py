@@ -64,6 +64,13 @@ def _answer(coll, index, vector, parts, *, top: int, exclude: int | None, query:
     return SimilarAnswer(matches=matches, query=query, stats=stats)
 
 
+def has_similarity_features(coll) -> bool:
+    """Whether the collection stores what a search by similarity reads (indexed with ``--features ...,timbre``)."""
+    from mirsearch.describe.similarity import STORED_KIND
+
+    return STORED_KIND in coll.feature_kinds
+
+
 def _index(coll, request):
     """The collection's similarity index, or its shards on the request's Dask cluster (the same interface)."""
     dask = cluster_spec(request)
