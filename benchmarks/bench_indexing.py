@@ -24,7 +24,7 @@ from _common import print_table, write_results
 def run(files: list[Path], jobs: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="mirsearch-bench-"))
     try:
-        with Collection.create(tmp / "c.mirs") as coll:
+        with Collection.create(tmp / "c.mirs", features=["chroma"]) as coll:
             t0 = time.perf_counter()
             report = coll.add(files, jobs=jobs)
             seconds = time.perf_counter() - t0
