@@ -14,11 +14,13 @@ of the page (``mirsearch.features.staff``).
 4. **Staff position** of a head: half staff spaces above the bottom line of the nearest staff of its system.
 5. **Clef** of each staff from the ink at its start: a treble clef reaches well above the top line and
    below the bottom line, a bass clef stays inside the staff. The clef gives the natural pitch class of a
-   position (treble: bottom line E, bass: bottom line G); the key signature and accidentals are not read:
-   the pitch-class vector of a head puts ``NATURAL_WEIGHT`` on its natural class and ``NEIGHBOUR_WEIGHT``
-   on the semitones either side.
+   position (treble: bottom line E, bass: bottom line G); the key signature (:func:`key_signature`) raises
+   or lowers it, and an accidental left of a head (:func:`accidental_at`) sets its staff position's class
+   until the next bar line (:func:`bar_lines`, :func:`pitch_classes`). The pitch-class vector of a head puts
+   ``NATURAL_WEIGHT`` on its class and ``NEIGHBOUR_WEIGHT`` on the semitones either side.
 6. **Sequence**: heads of a system in x order; the features at two samples per staff space (``x`` from the
-   system's left end) are the decayed sum of the heads' pitch-class vectors sounding up to there.
+   system's left end) are the decayed sum of the heads' pitch-class vectors sounding up to there, plus
+   (optionally) each staff's last chord held until its next (:func:`system_features`).
 """
 
 from __future__ import annotations
