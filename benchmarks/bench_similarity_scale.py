@@ -1,12 +1,15 @@
 """Search by similarity at scale: query time and recall of the HNSW index over a simulated store of recordings.
 
     nice -n 10 .venv/bin/python benchmarks/bench_similarity_scale.py --n 100000   # -> results/similarity_scale.json
+    nice -n 10 .venv/bin/python benchmarks/bench_similarity_scale.py --n 100000 --parts --exact-queries 5 \
+        --out similarity_scale_parts
 
-The store is simulated: the real timbre vectors and part vectors of the soundtrack clips (data/soundtracks)
-are repeated with Gaussian jitter (0.3 of a standard deviation over the clips) up to N recordings. A query is a
-stored recording ("more like this", itself left out) through :class:`mirsearch.describe.similarity.SimilarityIndex`
-and :func:`~mirsearch.describe.similarity.expanded_search` with the recording's parts (what the ``similar`` task
-runs once the index is built: HNSW candidates, ranked by part distances, averaged with those of the nearest
+The store is simulated: the real timbre vectors (with ``--parts`` also the part vectors) of the soundtrack clips
+(data/soundtracks) are repeated with Gaussian jitter (0.3 of a standard deviation over the clips) up to N
+recordings. A query is a stored recording ("more like this", itself left out) through
+:class:`mirsearch.describe.similarity.SimilarityIndex` and :func:`~mirsearch.describe.similarity.expanded_search`
+(what the ``similar`` task runs once the index is built: a first search for the query expansion, then the
+expanded query; with ``--parts``: HNSW candidates ranked by part distances, averaged with those of the nearest
 two); recall@20 is measured against the exact ranking of all N with the same expansion.
 """
 
@@ -38,15 +41,19 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--exact-queries", type=int, default=30, help="of those, compared with the exact ranking")
+    ap.add_argument("--parts", action="store_true", help="compare recordings by their parts (COMPARE_PARTS)")
+    ap.add_argument("--out", default="similarity_scale")
     args = ap.parse_args(argv)
     _, feats = load_features()
     base = np.stack([recording_vector(f["timbre"]) for f in feats])
-    base_parts = [part_vectors(f["timbre"], parts=PARTS) for f in feats]
+    base_parts = [part_vectors(f["timbre"], parts=PARTS) for f in feats] if args.parts else None
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(base), args.n)
     sd = 0.3 * base.std(axis=0)
     V = base[rows] + sd * rng.standard_normal((args.n, base.shape[1])).astype(np.float32)
-    parts = [(base_parts[r] + sd * rng.standard_normal(base_parts[r].shape)).astype(np.float16) for r in rows]
+    parts = None
+    if args.parts:
+        parts = [(base_parts[r] + sd * rng.standard_normal(base_parts[r].shape)).astype(np.float16) for r in rows]
     ids = np.arange(1, args.n + 1)
     t = time.perf_counter()
     hnsw = SimilarityIndex(ids, V, kind="hnsw", parts=parts)
@@ -56,7 +63,7 @@ def main(argv=None) -> int:
     queries = rng.choice(ids, args.queries, replace=False)
     times, recall, exact_times = [], [], []
     for i, q in enumerate(queries):
-        v, Q = hnsw.vector(q), hnsw.part_vectors(q)
+        v, Q = hnsw.vector(q), (hnsw.part_vectors(q) if args.parts else None)
         t = time.perf_counter()
         got = expanded_search(hnsw, v, top=20, exclude=int(q), parts=Q)
         times.append(time.perf_counter() - t)
@@ -73,9 +80,10 @@ def main(argv=None) -> int:
                "hnsw_p95_ms": round(float(np.percentile(ms, 95)), 3),
                "exact_median_ms": round(float(np.median(exact_times)) * 1000, 3),
                "recall@20": round(float(np.mean(recall)), 4), "params": hnsw.index.params,
-               "parts": PARTS, "part_bytes": int(hnsw.parts.nbytes)}  # fmt: skip
+               "parts": PARTS if args.parts else None,
+               "part_bytes": int(hnsw.parts.nbytes) if args.parts else 0}  # fmt: skip
     print(payload)
-    write_results("similarity_scale", payload)
+    write_results(args.out, payload)
     return 0
 
 

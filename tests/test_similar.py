@@ -209,10 +209,17 @@ def test_service_and_cli(collection, capsys):
     assert "tone" in capsys.readouterr().out
 
 
-def test_rerank_by_parts_equals_the_index_with_parts(collection):
+def test_rerank_by_parts_equals_the_index_with_parts(collection, monkeypatch):
     from mirsearch.collection import Collection
+    from mirsearch.describe import similarity
     from mirsearch.describe.similarity import collection_index, collection_vectors, rerank_by_parts, stored_parts
+    from mirsearch.service import run
+    from mirsearch.service.similar import SimilarRequest
 
+    with Collection.open(collection / "c.mirs", readonly=True) as coll:  # the default: whole recordings
+        assert collection_index(coll).parts is None
+        assert run("similar", SimilarRequest(recording=1, top=2), collection=coll).query["parts"] is None
+    monkeypatch.setattr(similarity, "COMPARE_PARTS", True)
     with Collection.open(collection / "c.mirs", readonly=True) as coll:
         local = collection_index(coll)
         ids, V = collection_vectors(coll)
@@ -223,6 +230,10 @@ def test_rerank_by_parts_equals_the_index_with_parts(collection):
             np.testing.assert_array_equal(parts, local.part_vectors(rid))
             want = expanded_search(local, local.vector(rid), top=4, exclude=int(rid), parts=parts)
             assert rerank_by_parts(plain, coll, plain.vector(rid), parts, top=4, exclude=int(rid)) == want
+        answer = run("similar", SimilarRequest(recording=int(ids[0]), top=4), collection=coll)
+        assert answer.query["parts"] >= 1 and [m.recording_id for m in answer.matches] == [
+            r for r, _ in expanded_search(local, local.vector(ids[0]), top=4, exclude=int(ids[0]),
+                                          parts=local.part_vectors(ids[0]))]  # fmt: skip
 
 
 def test_server_route(collection):

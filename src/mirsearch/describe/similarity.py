@@ -11,16 +11,19 @@ collections smaller than :data:`MIN_COLLECTION` use the reference statistics shi
 ``models/bundles/similarity``) and every block is divided by the root of its size, so that each block weighs
 the same (:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference (L1 / dim).
 
-Recordings are compared by their *parts* (:func:`part_vectors`): the stored segments split into up to
-:data:`PARTS` consecutive runs, each described by the same vector and standardised like the recordings; the
-distance of two recordings (:func:`part_distances`) is the mean distance from each part to the nearest part of
-the other, both ways. :func:`expanded_search` (through :meth:`SimilarityIndex.search_parts`) averages a query's
-distances with those of its :data:`EXPAND` nearest recordings (never the query recording itself). Parts and
-expansion were measured with the query's soundtrack never in the fitting set (benchmarks/similarity_parts.py,
+:func:`expanded_search` adds average query expansion: the query vector is averaged with its :data:`EXPAND`
+nearest recordings (never the query recording itself) and searched again. The block set and the expansion were
+chosen with the query's soundtrack never in the fitting set (benchmarks/similarity_heldout.py,
 docs/benchmarks.md "Search by similarity"); triplet-trained embeddings (:mod:`mirsearch.training.similarity`)
-did not generalise to unseen soundtracks. An index without parts (the Dask shards of
-:mod:`mirsearch.cluster.similar`) proposes candidates by the whole-recording vectors, which
-:func:`rerank_by_parts` ranks by their parts read from the collection.
+did not generalise to unseen soundtracks.
+
+Recordings can also be compared by their *parts* (:func:`part_vectors`; on with :data:`COMPARE_PARTS`): the
+stored segments split into up to :data:`PARTS` consecutive runs, each described by the same vector and
+standardised like the recordings; the distance of two recordings (:func:`part_distances`) is the mean distance
+from each part to the nearest part of the other, both ways, and :meth:`SimilarityIndex.search_parts` averages a
+query's distances with those of its :data:`EXPAND` nearest recordings. Better on 30-s clips, not on whole
+tracks, and much dearer at scale (benchmarks/similarity_parts.py): off by default. An index without parts (the
+Dask shards of :mod:`mirsearch.cluster.similar`) then proposes candidates that :func:`rerank_by_parts` ranks.
 
 :class:`SimilarityIndex` keeps the standardised vectors in the project's HNSW index (:mod:`mirsearch.index.ann`,
 Euclidean; exact search below :data:`HNSW_MIN` recordings), which proposes candidates that are then ranked
@@ -54,8 +57,11 @@ HNSW_MIN = 2000
 RERANK = 200
 #: neighbours averaged into the query by :func:`expanded_search` (0: no expansion)
 EXPAND = 2
-#: a recording is compared by up to this many consecutive parts (:func:`part_vectors`)
+#: parts of a recording when recordings are compared by their parts (:func:`part_vectors`)
 PARTS = 8
+#: the ``similar`` tasks compare recordings by their parts: off, because on whole tracks it was no better than
+#: the whole-recording vectors and at 100,000 recordings it was 50x dearer (docs/benchmarks.md, session 10)
+COMPARE_PARTS = False
 #: blocks of the recording vector: (name, descriptor group of ``patch_features``, statistic over patches)
 VECTOR_BLOCKS = (("stats.mean", "stats", "mean"), ("stats.std", "stats", "std"), ("rhythm.mean", "rhythm", "mean"),
                  ("rhythm.std", "rhythm", "std"), ("cepstra.mean", "cepstra", "mean"),
@@ -398,11 +404,12 @@ def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:
 
 
 def collection_index(coll) -> SimilarityIndex:
-    """The collection's :class:`SimilarityIndex` with part vectors, built once per generation (a derived view)."""
+    """The collection's :class:`SimilarityIndex` (with part vectors if :data:`COMPARE_PARTS`), built once per
+    generation (a derived view)."""
 
     def build():
-        ids, V, parts = collection_parts(coll)
+        ids, V, parts = _stored(coll, COMPARE_PARTS)
         log.info("similarity index: %d recordings", len(ids))
-        return SimilarityIndex(ids, V, parts=parts)
+        return SimilarityIndex(ids, V, parts=parts if COMPARE_PARTS else None)
 
     return coll.views.get(("similarity", STORED_KIND), build)

@@ -52,7 +52,7 @@ def _answer(coll, index, vector, parts, *, top: int, exclude: int | None, query:
     from mirsearch.describe.similarity import SimilarMatch, expanded_search, rerank_by_parts
 
     t = time.perf_counter()
-    if getattr(index, "parts", None) is not None:
+    if parts is None or getattr(index, "parts", None) is not None:
         found = expanded_search(index, vector, top=top, exclude=exclude, parts=parts)
     else:  # shards on a cluster: their whole-vector candidates ranked by parts here
         found = rerank_by_parts(index, coll, vector, parts, top=top, exclude=exclude)
@@ -90,15 +90,16 @@ def run_similar(context: Context, request: SimilarRequest) -> SimilarAnswer:
     coll = context.require_collection("similar")
     coll.recording(request.recording)  # a clear error for an unknown id
     index = _index(coll, request)
-    from mirsearch.describe.similarity import stored_parts
+    from mirsearch.describe.similarity import COMPARE_PARTS, stored_parts
 
     vector = index.vector(request.recording)
+    parts = None
     if getattr(index, "parts", None) is not None:
         parts = index.part_vectors(request.recording)
-    else:
+    elif COMPARE_PARTS:
         parts = stored_parts(coll, request.recording, index.normaliser)
     query = version_block(recording_id=request.recording, top=request.top, normalised=index.normaliser.source,
-                          parts=len(parts), dask=cluster_spec(request))  # fmt: skip
+                          parts=None if parts is None else len(parts), dask=cluster_spec(request))  # fmt: skip
     return _answer(coll, index, vector, parts, top=request.top, exclude=request.recording, query=query,
                    started=started)  # fmt: skip
 
@@ -106,7 +107,7 @@ def run_similar(context: Context, request: SimilarRequest) -> SimilarAnswer:
 @register("similar-audio", request=SimilarAudioRequest, area="describe",
           summary="recordings that sound like an audio file")  # fmt: skip
 def run_similar_audio(context: Context, request: SimilarAudioRequest) -> SimilarAnswer:
-    from mirsearch.describe.similarity import audio_parts
+    from mirsearch.describe.similarity import COMPARE_PARTS, audio_parts
 
     started = time.perf_counter()
     coll = context.require_collection("similar-audio")
@@ -118,7 +119,7 @@ def run_similar_audio(context: Context, request: SimilarAudioRequest) -> Similar
         raise ParameterError("similar-audio: the query must be audio (not chroma)")
     raw, raw_parts = audio_parts(q.samples, sr=q.sr)
     vector = index.normaliser(raw[None, :])[0]
-    parts = index.normaliser(raw_parts)
-    query = version_block(audio=q.name, top=request.top, normalised=index.normaliser.source, parts=len(parts),
-                          dask=cluster_spec(request))  # fmt: skip
+    parts = index.normaliser(raw_parts) if COMPARE_PARTS or getattr(index, "parts", None) is not None else None
+    query = version_block(audio=q.name, top=request.top, normalised=index.normaliser.source,
+                          parts=None if parts is None else len(parts), dask=cluster_spec(request))  # fmt: skip
     return _answer(coll, index, vector, parts, top=request.top, exclude=None, query=query, started=started)
