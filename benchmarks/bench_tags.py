@@ -316,6 +316,12 @@ def choose_on_validation(data: Path, records, Y, X, train, val, bundle: str | No
                          methods.items()}} for f in FAMILIES]  # fmt: skip
     print_table(per, list(per[0]))
     print_table(by_family_count(Y[val], methods["tagger"]), ["clips", "n", "families ROC-AUC"])
+    fonts = np.array([records[i]["soundfont"] for i in val])
+    cols = [TAG_NAMES.index(f) for f in FAMILIES]
+    by_font = [{"soundfont": f, "n": int((fonts == f).sum()), "families ROC-AUC": _r(macro_over(tag_metrics(
+        Y[val][fonts == f][:, cols], methods["tagger"][fonts == f][:, cols], FAMILIES), FAMILIES))}
+        for f in sorted(set(fonts))]  # fmt: skip
+    print_table(by_font, list(by_font[0]))
     return 0
 
 

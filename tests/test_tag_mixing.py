@@ -157,6 +157,7 @@ def test_residual_blocks_start_as_the_identity():
 
     from mirsearch.training.tagger import NetOptions, build_net
 
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     small = build_net(len(TAG_NAMES), NetOptions(channels=(4, 8, 8, 8), top=8, embedding_dim=6))
     wide = build_net(len(TAG_NAMES), NetOptions(channels=(4, 8, 8, 8), top=8, embedding_dim=6, res_blocks=2))
