@@ -15,11 +15,14 @@ clip of a batch:
 
 With ``--stems`` (the folder of ``mirsearch dataset build --preset tag-stems``) every step also trains on mixtures
 of single-instrument stems and on clips with a stem added (:mod:`mirsearch.training.tag_mixing`; masked BCE: only the
-tags a mixture knows). Augmentation of every crop: gain, tilt, a smooth random equaliser, a low-pass roll-off and a
-mel shift (:func:`~mirsearch.training.tag_mixing.augment`). The epoch with the best validation score (mean of the
-clips' macro ROC-AUC, their ten-family macro ROC-AUC and, with stems, the ten-family ROC-AUC of fixed mixtures of
-validation stems) is kept and exported to ONNX (:mod:`mirsearch.models.tagger`). Training resumes from
-``<run>/last.pt`` and logs to ``<run>/log.jsonl``.
+tags a mixture knows; ``--stem-colour``: every stem recoloured on its own before mixing; ``--sizes``: 1-5 families).
+Augmentation of every crop: gain, tilt, a smooth random equaliser, a low-pass roll-off, a room tail (``--reverb``)
+and a mel shift (:func:`~mirsearch.training.tag_mixing.augment`). ``--heldout-stems``: validation stems of a
+SoundFont kept out of training, whose mixtures join the selection score. ``--res-blocks`` adds residual blocks that
+start as the identity, so ``--init`` can start a wider network from a trained run. The epoch with the best
+validation score (mean of the clips' macro ROC-AUC, their ten-family macro ROC-AUC and, with stems, the ten-family
+ROC-AUC of fixed mixtures of validation stems, per stems folder) is kept and exported to ONNX
+(:mod:`mirsearch.models.tagger`). Training resumes from ``<run>/last.pt`` and logs to ``<run>/log.jsonl``.
 """
 
 from __future__ import annotations
