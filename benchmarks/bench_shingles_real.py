@@ -13,15 +13,19 @@ issue's criterion for the index and the cascade; for methods that return a posit
 result also overlaps the source span by half, ``bench_matching.is_hit``). Query times exclude the query's
 chroma (computed once per query and shared by all methods; its time is reported separately).
 
-Methods (``--methods``, names from :data:`METHODS`):
+Methods (``--methods``, names from :data:`METHODS`; each built from the library's current defaults):
 
-- ``hnsw``: what ``mirsearch search --audio Q --index hnsw`` runs (the service's defaults: shipped
-  embedding, HNSW, every key);
+- ``hnsw``: what ``mirsearch search --audio Q --index hnsw`` runs (the service's defaults: every key,
+  the default shingles and reduction, HNSW);
 - ``exact_raw``: the same voting over the raw 240-dim shingles, exact search (no reduction, no ANN);
 - ``cascade``: what ``mirsearch shingles search --audio Q --cascade`` runs (stage 1 the HNSW index,
   stage 2 CENS subsequence DTW in the 16 proposed regions);
 - ``exhaustive``: stage 2 of the cascade on every whole recording (``proposal="none"``), the reference;
-- diagnostic variants (``*_key0``: the query's key only; ``*_L20``: the old 20 s shingles; ...).
+- ``*_old``: the same with the defaults before issue 14 (shipped embedding-12 on 20 s shingles of 1 Hz
+  CENS; the cascade in the excerpt's key only);
+- one change at a time: ``*_key0`` (the excerpt's key only), ``hnsw_raw_L20`` / ``_L10`` / ``_2hz_h1``
+  (raw shingles of other lengths and hops), ``hnsw_k16`` / ``_k256`` (neighbours per query shingle),
+  ``hnsw_min`` (a region scored by its nearest shingle), ``*_embedding`` (the bundle ``--embedding DIR``).
 
     nice -n 10 python benchmarks/bench_shingles_real.py --split tune [--methods hnsw,exact_raw,cascade,exhaustive]
 """

@@ -38,6 +38,8 @@ from mirsearch.models.embedding import DEFAULT_DIM, DEFAULT_REDUCTION
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+#: HNSW searches of the votes use a candidate list of this many times k (see :meth:`ShingleIndex.search_vectors`)
+HNSW_WIDEN = 2
 
 
 def _reduction_for(collection, store: ShingleStore, spec, dim: int | None, *, threads: int, refit: bool):
@@ -200,8 +202,15 @@ class ShingleIndex:
         return cls(store, red, ann, directory, stats)
 
     def search_vectors(self, S: np.ndarray, *, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest stored shingles of query shingles (n, 240): distances and row labels (n, k)."""
-        return self.ann.search(self.reduction.transform(S), k=k)
+        """Nearest stored shingles of query shingles (n, 240): distances and row labels (n, k).
+
+        HNSW is asked for :data:`HNSW_WIDEN` ``* k`` neighbours (its candidate list is at least that long)
+        and the ``k`` nearest are kept: the votes count every neighbour, so a missed one moves the region
+        costs. On the tune split's degraded real queries recall@64 rose from 0.943 (list of 64) to 0.987.
+        """
+        wide = HNSW_WIDEN * k if self.ann.kind == "hnsw" else k
+        D, L = self.ann.search(self.reduction.transform(S), k=wide)
+        return D[:, :k], L[:, :k]
 
 
 def _load_current(directory: Path, store: ShingleStore, red, index: str, params: dict) -> AnnIndex | None:
