@@ -258,7 +258,8 @@ def build_tag_stems(out_dir: str | os.PathLike, *, seed: int = 0, jobs: int = 1,
         Add the Frets on Fire guitar stems (when the package is extracted).
     fonts : tuple of (path, weight)
         SoundFonts of the stems (default :data:`STEM_FONTS`); another font for the validation works only gives a
-        held-out SoundFont to choose models on (e.g. ``(("/usr/share/sounds/sf2/sf_GMbank.sf2", 1.0),)``).
+        held-out SoundFont to choose models on (one of the project's allowed fonts that the training stems do not use,
+        never the test's).
     splits : tuple of str
         Splits whose works get stems (``test`` is refused).
     """
