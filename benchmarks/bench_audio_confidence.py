@@ -47,7 +47,7 @@ DATA = ROOT / "data" / "bench_audio_confidence"
 GROUPS = ("fit-in", "fit-out", "test-in", "test-out")
 #: cache folder of the searched excerpts under ``DATA/cache``: ``seed<seed>`` without a tag holds the runs of the
 #: one-stage multiple-scaling search the shipped model was fitted on; ``--cache TAG`` keeps the runs of another
-#: default search apart (``seed<seed>-TAG``), e.g. before refitting the model for it
+#: search apart (``seed<seed>-TAG``; ``--cache sdtw-refine5 --method sdtw``: subsequence DTW + the second stage)
 CACHE_TAG = ""
 
 
@@ -106,7 +106,7 @@ def _excerpt(path: Path, k: int, seed: int):
     return y[start : start + n], start / SR
 
 
-def _one(coll, path: Path, k: int, kind: str, seed: int, in_ids: dict) -> dict:
+def _one(coll, path: Path, k: int, kind: str, seed: int, in_ids: dict, method: str | None = None) -> dict:
     from bench_matching import SR, degrade
     from mirsearch.search.audio_query import AudioQuery
     from mirsearch.search.confidence import audio_background
@@ -118,7 +118,8 @@ def _one(coll, path: Path, k: int, kind: str, seed: int, in_ids: dict) -> dict:
     z, factor, _ = degrade(y, kind, rng)
     query = AudioQuery.from_samples(z, SR, name=f"{path.name}:{k}:{kind}")
     t0 = time.perf_counter()
-    found = run_passages(Context(collection=coll), PassagesRequest(query=query, show_all=True))
+    request = PassagesRequest(query=query, show_all=True, **({"method": method} if method else {}))
+    found = run_passages(Context(collection=coll), request)
     ms = (time.perf_counter() - t0) * 1000
     best = found.matches[0] if found.matches else None
     return {
@@ -147,7 +148,7 @@ def collect(args) -> None:
                         f = out / f"{name}_{zlib.crc32(str(path).encode()):08x}_{k}_{kind}.json"
                         if f.exists():
                             continue
-                        row = {"group": name, **_one(coll, path, k, kind, args.seed, in_ids)}
+                        row = {"group": name, **_one(coll, path, k, kind, args.seed, in_ids, args.method)}
                         atomic_write_text(f, json.dumps(row))
                         done += 1
                         if done % 20 == 0:
@@ -271,6 +272,7 @@ def main() -> None:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--cache", default=CACHE_TAG, help="cache tag of the search configuration ('' = untagged)")
     sub.choices["collect"].add_argument("--excerpts", type=int, default=2, help="excerpts per track")
+    sub.choices["collect"].add_argument("--method", help="passage search method (default: the service's)")
     f = sub.choices["fit"]
     f.add_argument("--refit", action="store_true", help="fit the model (else evaluate the shipped one)")
     f.add_argument("--write-model", action="store_true", help="write the fitted model into the package")
