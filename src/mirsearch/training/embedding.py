@@ -517,7 +517,7 @@ def dataset_collection(dataset_root, split: str, *, directory=None, jobs: int = 
         raise InputError(f"{dataset_root}: split {split!r} has no rendered versions")
     if directory is None:
         directory = Path(dataset_root) / "collections" / f"chroma-{split}.mirs"
-    coll = Collection.create(directory)
+    coll = Collection.create(directory, features=["chroma"])
     missing = [str(v.path) for v in view if not v.path.is_file()]
     if missing:
         raise InputError(f"{missing[0]}: audio of split {split!r} missing ({len(missing)} files)")
