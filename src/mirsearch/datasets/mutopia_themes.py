@@ -37,9 +37,9 @@ from mirsearch.errors import InputError, MirsearchError
 
 logger = logging.getLogger(__name__)
 
-#: SoundFonts never used to train a mirsearch model (Debian packages musescore-general-soundfont-small
-#: and csound-soundfont); a piece gets one of them by a stable hash
-UNSEEN_FONTS = ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3", "/usr/share/sounds/sf2/sf_GMbank.sf2")
+#: SoundFonts of the project's allowed data that no theme-chroma model trained on (training used FluidR3_GM and
+#: TimGM6mb; Debian's MuseScore_General.sf3 is a link to the Lite font); a piece gets one of them by a stable hash
+UNSEEN_FONTS = ("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",)
 SR = 22050
 PIECE_FILE = "piece.json"
 FAILED_FILE = "FAILED"
