@@ -178,7 +178,7 @@ def test_streamed_sync_features_equal_those_of_the_whole_signal(tmp_path, monkey
     path = _piece(tmp_path / "p.wav", 70.0)
     C, D, rate, duration, name = file_sync_features(path, AlignOptions())
     y, _ = load_audio(path, sr=SR)
-    C0, D0, rate0 = sync_features(y, sr=SR, feature_rate=50.0)
+    C0, D0, rate0 = sync_features(y, sr=SR, feature_rate=50.0, onset_gamma=sync_audio.AUDIO_ONSET_GAMMA)
     assert (name, rate, C.shape, D.shape) == ("p.wav", rate0, C0.shape, D0.shape)
     assert duration == pytest.approx(70.0)
     np.testing.assert_allclose(C, C0, atol=1e-4)
