@@ -122,21 +122,16 @@ def test_parallel_jobs_give_the_same_features(tmp_path):
             np.testing.assert_array_equal(a.load_features(ra.id)[0], b.load_features(rb.id)[0])
 
 
+def _index_command(folder, root, *, jobs: int) -> list[str]:
+    """``mirsearch index FOLDER -c ROOT -j JOBS`` (plain chroma) as a subprocess command line."""
+    return [sys.executable, "-m", "mirsearch.cli.main", "index", str(folder), "-c", str(root), "-j", str(jobs),
+            *CHROMA_CLI]  # fmt: skip
+
+
 def test_interrupted_index_resumes_without_loss_or_duplicates(tmp_path):
     files = _write_chords(tmp_path / "audio", 30, seconds=2.0)
     root = tmp_path / "c.mirs"
-    cmd = [
-        sys.executable,
-        "-m",
-        "mirsearch.cli.main",
-        "index",
-        str(tmp_path / "audio"),
-        "-c",
-        str(root),
-        "-j",
-        "1",
-        *CHROMA_CLI,
-    ]
+    cmd = _index_command(tmp_path / "audio", root, jobs=1)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     count = 0
@@ -345,18 +340,7 @@ def _alive(pid: int) -> bool:
 def test_kill_9_leaves_no_orphaned_workers_and_an_intact_catalogue(tmp_path):
     files = _write_chords(tmp_path / "audio", 16, seconds=2.0)
     root = tmp_path / "c.mirs"
-    cmd = [
-        sys.executable,
-        "-m",
-        "mirsearch.cli.main",
-        "index",
-        str(tmp_path / "audio"),
-        "-c",
-        str(root),
-        "-j",
-        "2",
-        *CHROMA_CLI,
-    ]
+    cmd = _index_command(tmp_path / "audio", root, jobs=2)
     for attempt in range(2):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
