@@ -171,12 +171,17 @@ def test_indexing_from_the_page_then_audio_query_with_curve(browser, renderings,
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.set_default_timeout(60_000)
+        # as on a loaded server, the job status arrives late: a click must not come before the page knows it
+        page.add_init_script(
+            "const realFetch = window.fetch; window.fetch = (url, opts) => "
+            "String(url).endsWith('/api/index') && !(opts && opts.method) "
+            "? new Promise((ok) => setTimeout(ok, 1500)).then(() => realFetch(url, opts)) : realFetch(url, opts);"
+        )
         page.goto(server.url + "/")
         page.wait_for_selector("body[data-ready='1']")
         assert "0 recordings" in page.inner_text("#collection-summary")
         # start indexing from the page; progress ends with one file added and one failed
         page.click("#index-btn")
-        # the indexing job starts a worker process (imports, numba compilation): slow on a loaded machine
         page.wait_for_function(
             "() => document.querySelector('#index-status').textContent.startsWith('done')", timeout=180_000
         )

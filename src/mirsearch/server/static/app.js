@@ -704,7 +704,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   audio.addEventListener("timeupdate", keepLoop);
   audio.addEventListener("seeked", updateCursors);
   await Promise.all([loadStats(), loadRecordings().catch((err) => setStatus($("#status"), err.message, "error"))]);
-  setupIndexing().catch((err) => setStatus($("#index-status"), err.message, "error"));
+  // the index button gets its handler (and is enabled) before the page says it is ready
+  await setupIndexing().catch((err) => setStatus($("#index-status"), err.message, "error"));
   document.body.dataset.ready = "1";
   searchFromUrl();
 });
