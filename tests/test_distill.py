@@ -117,3 +117,19 @@ def test_finetune_runs_resumes_and_writes_bundles(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, b1.model.parameters(), strict=True))
     with pytest.raises(ParameterError):
         finetune(new_bundle(), lab, lab, out=tmp_path / "bad", options=opts)  # no teacher targets
+
+
+def test_items_from_segments_cut_the_cached_recording(tmp_path):
+    from mirsearch.training.chroma import HCQTCache, Segment
+    from mirsearch.training.distill import items_from_segments
+
+    cache = HCQTCache(tmp_path, {"feature_rate": 10.0})
+    H = np.arange(2 * 3 * 50, dtype=np.uint8).reshape(2, 3, 50)
+    cache.path("r").parent.mkdir(parents=True)
+    np.save(cache.path("r"), H)
+    segs = [Segment("r", "", 1.05, 2.0, (1, 2)), Segment("r", "", 4.9, 9.0, (3,)), Segment("r", "", 4.95, 5.0, (4,))]
+    items = items_from_segments(segs, cache, time_pool=2)
+    assert len(items) == 2  # the last is shorter than one output frame
+    np.testing.assert_array_equal(items[0].h, H[:, :, 10:20])  # starts on a multiple of the time pool
+    np.testing.assert_array_equal(items[1].h, H[:, :, 48:50])  # cut at the recording's end
+    assert list(items[0].labels) == [1, 2] and items[0].target is None

@@ -263,7 +263,8 @@ def backing(
 # one piece
 
 
-def _bars(pm, end: float) -> np.ndarray:
+def bar_lines(pm, end: float) -> np.ndarray:
+    """Bar boundaries (s) of a PrettyMIDI up to ``end`` (its downbeats, else every 2 s), ending with ``end``."""
     downbeats = [t for t in pm.get_downbeats() if t < end]
     bars = np.asarray(downbeats if len(downbeats) >= 2 else np.arange(0.0, end, 2.0), dtype=float)
     return np.r_[bars, end]
@@ -301,7 +302,7 @@ def perform(midi: bytes, piece_id: str, *, max_seconds: float) -> tuple[object, 
     if folk:
         kind = "folk tune with backing"
         programs = {0: int(rng.choice(MELODY_PROGRAMS)), 1: int(rng.choice(BACKING_PROGRAMS)), 2: 32}
-        for p, s, e, v, voice in backing(mel, _bars(pm, end), key=key, rng=rng):
+        for p, s, e, v, voice in backing(mel, bar_lines(pm, end), key=key, rng=rng):
             voices.setdefault(voice, []).append((p, s, e, v))
         voices[0] = [(p, s, e, min(127, int(v * 1.1))) for p, s, e, v in voices[0]]
     for index, notes in voices.items():
@@ -332,8 +333,6 @@ def perform(midi: bytes, piece_id: str, *, max_seconds: float) -> tuple[object, 
 
 def render_piece(piece_dir: Path, pm, desc: dict) -> float:
     """Render the performed MIDI with the piece's unseen SoundFont and a small room; returns seconds."""
-    from mirsearch.datasets.render import apply_recording, encode, render_midi
-
     seed = stable_seed("mutopia-themes-render", piece_dir.name)
     rng = np.random.default_rng(seed)
     recording = RecordingParams(
@@ -348,13 +347,27 @@ def render_piece(piece_dir: Path, pm, desc: dict) -> float:
         encoding="flac",
         quality=0.0,
     )
+    return render_flac(pm, piece_dir / "audio", soundfont=desc["soundfont"], recording=recording, seed=seed)
+
+
+def render_flac(pm, path: Path, *, soundfont: str, recording: RecordingParams, seed: int) -> float:
+    """Render a PrettyMIDI with FluidSynth at :data:`SR`, apply ``recording``, write ``path.flac``; returns seconds."""
+    from mirsearch.datasets.render import apply_recording, encode, render_midi
+
     with tempfile.TemporaryDirectory(prefix="mirsearch-mt-") as tmp:
         midi = Path(tmp) / "p.mid"
         pm.write(str(midi))
-        y = render_midi(midi, soundfont=desc["soundfont"], sr=SR, timeout=300.0)
+        y = render_midi(midi, soundfont=soundfont, sr=SR, timeout=300.0)
     y = apply_recording(y, sr=SR, recording=recording, seed=seed)
-    encode(y, piece_dir / "audio", sr=SR, encoding="flac")
+    encode(y, path, sr=SR, encoding="flac")
     return len(y) / SR
+
+
+def source_text(git_dir: str, path: str) -> str:
+    """The text of a file at ``HEAD`` of a bare git directory (empty if absent)."""
+    return subprocess.run(
+        ["git", "--git-dir", git_dir, "show", f"HEAD:{path}"], capture_output=True, text=True, errors="replace"
+    ).stdout
 
 
 def build_piece(piece_dir: Path, git_dir: str, path: str, *, max_seconds: float) -> dict | None:
@@ -364,9 +377,7 @@ def build_piece(piece_dir: Path, git_dir: str, path: str, *, max_seconds: float)
     done = piece_dir / PIECE_FILE
     if done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
-    text = subprocess.run(
-        ["git", "--git-dir", git_dir, "show", f"HEAD:{path}"], capture_output=True, text=True, errors="replace"
-    ).stdout
+    text = source_text(git_dir, path)
     try:
         if not source_ok(path, text):
             raise InputError("not a usable source")

@@ -9,6 +9,7 @@ labels: CTC then needs a blank between them, which the frame rate of the network
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -66,3 +67,33 @@ def load_segments(root: str | os.PathLike, *, split: str, min_notes: int = 2) ->
     if missing:
         logger.warning("%s split %s: %d versions without audio skipped", root, split, missing)
     return segments
+
+
+def load_segment_table(root: str | os.PathLike, *, min_notes: int = 2) -> list[Segment]:
+    """Training segments of a segment table (``ROOT/segments.json``, :mod:`mirsearch.datasets.mutopia_train`).
+
+    Parameters
+    ----------
+    root : path
+        Directory with ``segments.json``: a list of ``{"recording", "audio" (relative to ``root``),
+        "start", "end" (s), "labels" (sounding pitch classes), "group"}``.
+    min_notes : int
+        Skip segments with fewer labels.
+
+    Returns
+    -------
+    list of Segment
+        In table order; segments whose audio file is missing are skipped.
+    """
+    path = Path(root) / "segments.json"
+    if not path.is_file():
+        raise ParameterError(f"{path}: no segment table")
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for r in rows:
+        audio = Path(root) / r["audio"]
+        if len(r["labels"]) < min_notes or not audio.is_file() or r["end"] <= r["start"]:
+            continue
+        labels = tuple(int(x) % 12 for x in r["labels"])
+        out.append(Segment(r["recording"], str(audio), float(r["start"]), float(r["end"]), labels, group=r["group"]))
+    return out

@@ -69,6 +69,35 @@ def load_pool(directory: str | os.PathLike) -> list[PoolItem]:
     return items
 
 
+def items_from_segments(segments: Sequence, cache, *, time_pool: int) -> list[PoolItem]:
+    """Pool items (no teacher targets) cut from the cached HCQT of whole recordings.
+
+    Parameters
+    ----------
+    segments : sequence of :class:`mirsearch.training.chroma.Segment`
+    cache : :class:`mirsearch.training.chroma.HCQTCache`
+        Holds every segment's recording (``cache.compute_all(segments)`` first). The HCQT of the whole
+        recording is used, as at inference (its dB reference is the recording's maximum).
+    time_pool : int
+        The network's time pooling: a segment starts on a multiple of it.
+
+    Returns
+    -------
+    list of PoolItem
+        ``h`` is a read-only view into the memory-mapped cache file.
+    """
+    rate = cache.input_config["feature_rate"]
+    items = []
+    for k, s in enumerate(segments):
+        H = cache.get(s.recording)
+        a = int(round(s.start * rate)) // time_pool * time_pool
+        b = min(H.shape[-1], int(round(s.end * rate)))
+        if b - a < time_pool:
+            continue
+        items.append(PoolItem(f"{s.recording}-{k}", H[:, :, a:b], np.asarray(s.labels, dtype=np.int64), None))
+    return items
+
+
 def teacher_target(P: np.ndarray, *, rate_in: float, rate_out: float, n_out: int) -> np.ndarray:
     """Teacher probabilities (12, n) at ``rate_in`` resampled to ``n_out`` frames at ``rate_out``,
     renormalised per frame. Returns float32 (12, n_out)."""

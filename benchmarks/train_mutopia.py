@@ -1,0 +1,91 @@
+"""Fine-tune the theme chroma on other music: Mutopia melodies over an accompaniment (issue 14).
+
+Two resumable steps (run with ``nice -n 10``; one torch thread):
+
+    # 1. training recordings of Mutopia pieces that are not in data/mutopia_themes (works and piece ids
+    #    excluded), rendered with FluidR3_GM / TimGM6mb, cut into melody windows (segments.json)
+    .venv/bin/python benchmarks/train_mutopia.py build \\
+        --mutopia /work/.mirror/MutopiaProject+MutopiaProject/repo --out data/mutopia_train --n-pieces 150
+    # 2. fine-tune the shipped bundle with CTC on those segments (plus, with --pool, the labelled corpus
+    #    segments of a distillation pool, against forgetting); a bundle per epoch OUT/epoch-<k>
+    .venv/bin/python benchmarks/train_mutopia.py train --data data/mutopia_train --out data/runs/mt_ctc
+
+Choose among ``OUT/epoch-<k>`` with ``bench_learned_chroma.py --bundle NAME=OUT/epoch-<k>`` on the validation half
+of data/mutopia_themes (and check data/bench's validation split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(args) -> None:
+    from mirsearch.datasets.mutopia_train import MutopiaTrainOptions
+    from mirsearch.datasets.mutopia_train import build as build_set
+
+    opts = MutopiaTrainOptions(
+        mutopia_git=args.mutopia,
+        out=args.out,
+        exclude=tuple(args.exclude),
+        n_pieces=args.n_pieces,
+        versions=args.versions,
+        max_seconds=args.max_seconds,
+        time_limit=args.time_limit,
+    )
+    table = build_set(opts)
+    logging.info("%d segments of %d recordings", len(table), len({s["recording"] for s in table}))
+
+
+def train(args) -> None:
+    from mirsearch.models.bundle import load_bundle
+    from mirsearch.training.chroma import HCQTCache
+    from mirsearch.training.data import load_segment_table
+    from mirsearch.training.distill import DistillOptions, finetune, items_from_segments, load_pool
+
+    bundle = load_bundle()
+    segments = load_segment_table(args.data)
+    cache = HCQTCache(Path(args.data) / "cache" / "hcqt", bundle.input)
+    cache.compute_all(segments)
+    labelled = items_from_segments(segments, cache, time_pool=bundle.model.time_pool)
+    if args.pool:
+        labelled += load_pool(Path(args.pool))
+    logging.info("%d labelled segments (%d of other music)", len(labelled), len(segments))
+    opts = DistillOptions(lam=0.0, lr=args.lr, max_minutes=args.minutes, steps_per_epoch=args.steps)
+    res = finetune(bundle, labelled, [], out=args.out, options=opts)
+    logging.info("done: %d epochs in %s", res["epochs"], res["out"])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("--mutopia", required=True, help="bare git directory of the Mutopia Project repository")
+    b.add_argument("--out", default=str(ROOT / "data" / "mutopia_train"))
+    b.add_argument("--exclude", action="append", default=[str(ROOT / "data" / "mutopia_themes")])
+    b.add_argument("--n-pieces", type=int, default=150)
+    b.add_argument("--versions", type=int, default=2)
+    b.add_argument("--max-seconds", type=float, default=45.0)
+    b.add_argument("--time-limit", type=float, default=3600.0)
+    t = sub.add_parser("train")
+    t.add_argument("--data", default=str(ROOT / "data" / "mutopia_train"))
+    t.add_argument("--pool", default=None, help="also these labelled pool items (e.g. data/distill/<id>/labelled)")
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--minutes", type=float, default=30.0)
+    t.add_argument("--steps", type=int, default=40, help="steps per epoch (a bundle per epoch)")
+    t.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    build(args) if args.cmd == "build" else train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

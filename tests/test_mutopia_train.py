@@ -1,0 +1,85 @@
+"""Other-music training data (issue 14): melody windows, arrangement, exclusion, segment table; no LilyPond run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from mirsearch.datasets.mutopia_train import TRAIN_FONTS, arrange, excluded, melody_windows, piece_id_of
+from mirsearch.errors import ParameterError
+from mirsearch.training.data import load_segment_table
+
+SCALE = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 64, 65, 67, 69, 71]
+
+
+def _pm(parts):
+    pm = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    for program, notes in parts:
+        inst = pretty_midi.Instrument(program=program)
+        inst.notes = [pretty_midi.Note(velocity=80, pitch=p, start=s, end=e) for p, s, e in notes]
+        pm.instruments.append(inst)
+    return pm
+
+
+def test_melody_windows_are_consecutive_disjoint_and_within_limits():
+    melody = [(p, 0.5 * k, 0.5) for k, p in enumerate(SCALE * 3)]
+    wins = melody_windows(melody, rng=np.random.default_rng(0))
+    assert len(wins) >= 3
+    flat = [n for w in wins for n in w]
+    assert len(flat) == len(set(flat))  # disjoint
+    for w in wins:
+        span = w[-1][1] + w[-1][2] - w[0][1]
+        assert 6 <= len(w) <= 14 and 2.0 <= span <= 10.0
+        assert w == melody[melody.index(w[0]) : melody.index(w[0]) + len(w)]  # consecutive notes
+    # one slow note every 3 s: no window of 6 notes fits in 10 s; a monotone melody has < 3 pitch classes
+    assert melody_windows([(60 + k, 3.0 * k, 3.0) for k in range(12)], rng=np.random.default_rng(0)) == []
+    assert melody_windows([(60, 0.5 * k, 0.5) for k in range(20)], rng=np.random.default_rng(0)) == []
+
+
+def test_arrange_folk_tune_backing_and_labels_follow_the_key_change():
+    pm = _pm([(0, [(p, 0.5 * k, 0.5 * k + 0.5) for k, p in enumerate(SCALE)])])
+    out, melody, desc = arrange(pm, version=0, rng=np.random.default_rng(3), max_seconds=45.0)
+    assert desc["kind"] == "folk tune with backing" and len(out.instruments) == 3  # melody, chords, bass
+    t, f = desc["transposition"], desc["tempo_factor"]
+    assert [p for p, _, _ in melody] == [p + t for p in SCALE]
+    np.testing.assert_allclose([o for _, o, _ in melody], [0.5 * k / f for k in range(len(SCALE))], atol=1e-9)
+    mel_notes = out.instruments[0].notes
+    assert {(n.pitch - p - t) % 12 for n, p in zip(mel_notes, SCALE, strict=True)} == {0}  # octave shift only
+
+
+def test_arrange_piece_keeps_programs_in_version_0_and_reorchestrates_version_1():
+    top = [(p + 12, 0.5 * k, 0.5 * k + 0.5) for k, p in enumerate(SCALE)]
+    low = [(48 + (k % 3) * 4, 0.5 * k, 0.5 * k + 0.5) for k in range(len(SCALE))]
+    pm = _pm([(40, top), (0, low)])
+    out0, mel0, d0 = arrange(pm, version=0, rng=np.random.default_rng(1), max_seconds=45.0)
+    assert d0["kind"] == "piece" and d0["programs"] == [40, 0] and d0["melody_gain_db"] == 0.0
+    assert [p - d0["transposition"] for p, _, _ in mel0] == [p for p, _, _ in top]
+    out1, _, d1 = arrange(pm, version=1, rng=np.random.default_rng(1), max_seconds=45.0)
+    assert len(out1.instruments) == 2 and -8.0 <= d1["melody_gain_db"] <= 4.0
+    assert all("MuseScore" not in f for f in TRAIN_FONTS)  # the evaluation's font is never used in training
+
+
+def test_excluded_reads_works_and_piece_ids(tmp_path):
+    (tmp_path / "pieces" / "Gavotte").mkdir(parents=True)
+    (tmp_path / "pieces" / "Failed_one").mkdir()
+    works = [{"id": "Gavotte", "mutopia_work": "BachJS/BWV1068"}]
+    (tmp_path / "manifest.json").write_text(json.dumps({"works": works}))
+    assert excluded((str(tmp_path),)) == ({"BachJS/BWV1068"}, {"Gavotte", "Failed_one"})
+    assert piece_id_of("ftp/Traditional/x/my tune.v2.ly") == "my_tune_v2"
+
+
+def test_segment_table_loads_and_skips_missing_audio(tmp_path):
+    (tmp_path / "a.flac").write_bytes(b"")
+    rows = [
+        {"recording": "a_v0", "audio": "a.flac", "start": 1.0, "end": 3.0, "labels": [0, 14, 7], "group": "W/a"},
+        {"recording": "b_v0", "audio": "b.flac", "start": 1.0, "end": 3.0, "labels": [0, 2, 7], "group": "W/b"},
+        {"recording": "a_v0", "audio": "a.flac", "start": 4.0, "end": 5.0, "labels": [5], "group": "W/a"},
+    ]
+    (tmp_path / "segments.json").write_text(json.dumps(rows))
+    segs = load_segment_table(tmp_path)
+    assert len(segs) == 1 and segs[0].labels == (0, 2, 7) and segs[0].group == "W/a" and segs[0].start == 1.0
+    with pytest.raises(ParameterError):
+        load_segment_table(tmp_path / "nothing")
