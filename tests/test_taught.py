@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mirsearch.describe.taught import TimbreTag, calibrate, fit_timbre_tag
+from mirsearch.describe.taught import (
+    TimbreTag,
+    block_weights,
+    calibrate,
+    fit_space_tag,
+    fit_timbre_tag,
+    fused_vector,
+)
 from mirsearch.errors import ParameterError
 
 SR = 16000
@@ -66,6 +73,48 @@ def test_bad_input_and_calibration():
     assert calibrate(np.array([5.0]), np.array([0.0, 0.1]))[0] < 0  # never rewards distance
 
 
+def test_block_weights_make_each_block_the_mean_of_its_dimensions():
+    rng = np.random.default_rng(2)
+    w = block_weights((6, 2))
+    assert w.shape == (8,) and w.sum() == pytest.approx(1.0) and w[:6].sum() == pytest.approx(w[6:].sum())
+    ex, bg = rng.standard_normal((5, 8)) + 1.0, rng.standard_normal((50, 8))
+    tag = fit_timbre_tag("t", ex, bg, weights=w, space="embedding+timbre")
+    a, b = fit_timbre_tag("a", ex[:, :6], bg[:, :6]), fit_timbre_tag("b", ex[:, 6:], bg[:, 6:])
+    # the weighted distance is the mean of the two blocks' distances (each the mean over its dimensions)
+    np.testing.assert_allclose(tag.distance(bg), (a.distance(bg[:, :6]) + b.distance(bg[:, 6:])) / 2, rtol=1e-10)
+    again = TimbreTag.from_json(json.loads(json.dumps(tag.to_json())))
+    assert again.space == "embedding+timbre"
+    np.testing.assert_allclose(again.distance(bg), tag.distance(bg), rtol=1e-4)
+    with pytest.raises(ParameterError):
+        block_weights((3, 0))
+    with pytest.raises(ParameterError):
+        fit_timbre_tag("t", ex, bg, weights=np.ones(3))
+    with pytest.raises(ParameterError):
+        fit_timbre_tag("t", ex, bg, space="nowhere")
+
+
+def test_fused_vector_and_space_tags():
+    from mirsearch.features.timbre_stats import patch_blocks
+
+    d = max(b.stop for b in patch_blocks().values())
+    rng = np.random.default_rng(3)
+    E, T = rng.standard_normal((4, 16)), rng.standard_normal((4, 2 * d))
+    F = fused_vector(E, T)
+    sl = patch_blocks()["cepstra"]
+    np.testing.assert_array_equal(F[:, :16], E)
+    np.testing.assert_array_equal(F[:, 16:], T[:, d + sl.start : d + sl.stop])  # the cepstra's spread over patches
+    np.testing.assert_array_equal(fused_vector(E[0], T[0]), F[0])
+    with pytest.raises(ParameterError):
+        fused_vector(E, T[:3])
+    bg = rng.standard_normal((60, F.shape[1]))
+    ex = bg[:5] + 3.0
+    tag = fit_space_tag("t", ex, bg, space="embedding+timbre")
+    assert tag.space == "embedding+timbre" and tag.weights[:16].sum() == pytest.approx(0.5)
+    assert fit_space_tag("t", ex[:, :16], bg[:, :16], space="embedding").weights is None
+    with pytest.raises(ParameterError):
+        fit_space_tag("t", ex[:, :10], bg[:, :10], space="embedding+timbre")
+
+
 def _sound(kind: str, i: int) -> np.ndarray:
     rng = np.random.default_rng(i)
     t = np.arange(int(4.0 * SR)) / SR
@@ -76,7 +125,8 @@ def _sound(kind: str, i: int) -> np.ndarray:
     return (0.2 * y / np.max(np.abs(y))).astype(np.float32)
 
 
-def test_teach_in_a_timbre_collection(tmp_path, capsys):
+@pytest.mark.parametrize(("stored", "space"), [("timbre", "timbre"), ("tags", "embedding+timbre")])
+def test_teach_in_a_collection(tmp_path, capsys, stored, space):
     from mirsearch.cli.main import main
 
     audio = tmp_path / "audio"
@@ -84,7 +134,7 @@ def test_teach_in_a_timbre_collection(tmp_path, capsys):
     for i, kind in enumerate(["tone"] * 4 + ["noise"] * 4):
         sf.write(audio / f"{kind}{i}.wav", _sound(kind, i), SR)
     coll = str(tmp_path / "c.mirs")
-    assert main(["index", str(audio), "-c", coll, "--features", "timbre", "--jobs", "1"]) == 0
+    assert main(["index", str(audio), "-c", coll, "--features", stored, "--jobs", "1"]) == 0
     examples = [str(audio / f"tone{i}.wav") for i in range(3)]
     assert main(["tags", "teach", "tonal", "-c", coll, "--examples", *examples]) == 0
     capsys.readouterr()
@@ -97,7 +147,7 @@ def test_teach_in_a_timbre_collection(tmp_path, capsys):
 
     with Collection.open(coll, readonly=True) as c:
         tag = load_taught(c)["tonal"]
-    assert tag.space == "timbre" and len(tag.examples) == 3
+    assert tag.space == space and len(tag.examples) == 3
     assert main(["tags", "teach", "piano", "-c", coll, "--examples", *examples]) == 1  # a model tag
 
 

@@ -10,9 +10,12 @@ mean embedding of a few example recordings. A recording's probability for a taug
 its squared distance to the prototype, fitted so that the examples (each measured against the prototype of the
 others) and the collection's other recordings (the background) are told apart with equal weight.
 
-A collection that stores the ``timbre`` kind (search by similarity) is taught in that representation instead
-(:class:`mirsearch.describe.taught.TimbreTag`, ``space = "timbre"``), which ranked a soundtrack's recordings better
-from 5 examples (docs/benchmarks.md); tags taught before keep their embedding space.
+Tags taught to a collection now are :class:`mirsearch.describe.taught.TimbreTag` Gaussians against the collection
+(a log-likelihood ratio per dimension), in the representation the collection stores
+(:func:`collection_space`): the tagger embedding with one timbre block when it stores both ``tags`` and
+``timbre`` (``mirsearch index --features tags`` stores both), the embedding alone, or the similarity vector alone;
+they ranked a soundtrack's recordings better from 5 examples than the prototype (docs/benchmarks.md). Tags taught
+before keep their space (``"tagger"``: a prototype; ``"timbre"``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mirsearch.describe.taught import TimbreTag
+from mirsearch.describe.taught import SPACES, TimbreTag, fit_space_tag, fused_vector
 from mirsearch.describe.taught import calibrate as _calibrate
 from mirsearch.errors import ParameterError
 from mirsearch.features.tag_features import TagAnalysis, analyse, recording_embedding, split_stored
@@ -165,12 +168,23 @@ def tag_signal(y: np.ndarray, sr: int, *, path: str = "", over_time: bool = Fals
 
 
 def _taught_input(tag, y: np.ndarray, sr: int, embedding: np.ndarray) -> np.ndarray:
-    """What a taught tag scores: the tagger embedding, or the signal's similarity vector for a timbre tag."""
-    if getattr(tag, "space", "tagger") != "timbre":
-        return embedding
-    from mirsearch.describe.similarity import audio_vector
+    """What a taught tag scores: the vector of its space (:func:`signal_vector`; ``"tagger"``: the embedding)."""
+    space = getattr(tag, "space", "tagger")
+    return embedding if space == "tagger" else signal_vector(space, y, sr, embedding)
 
-    return audio_vector(y, sr=sr)
+
+def signal_vector(space: str, y: np.ndarray, sr: int, embedding: np.ndarray) -> np.ndarray:
+    """A signal's vector in a taught tag's space (:data:`mirsearch.describe.taught.SPACES`), given its tagger
+    recording embedding ``(D,)``."""
+    if space == "embedding":
+        return np.asarray(embedding, np.float64)
+    if space == "timbre":  # as the collection's similarity vectors
+        from mirsearch.describe.similarity import audio_vector
+
+        return audio_vector(y, sr=sr)
+    from mirsearch.features.timbre_stats import extract_timbre, timbre_vector
+
+    return fused_vector(embedding, timbre_vector(extract_timbre(y, sr=sr)[0]))
 
 
 def tag_file(path, *, over_time: bool = False, taught=None, model=None) -> TagResult:
@@ -202,7 +216,7 @@ TAUGHT_KEY = "taught_tags"
 def load_taught(collection) -> dict[str, TaughtTag | TimbreTag]:
     """The tags taught to a collection, by name."""
     data = collection.catalog.get_json(TAUGHT_KEY, {}) or {}
-    return {name: (TimbreTag if d.get("space") == "timbre" else TaughtTag).from_json(d) for name, d in data.items()}
+    return {name: (TimbreTag if d.get("space") in SPACES else TaughtTag).from_json(d) for name, d in data.items()}
 
 
 def store_taught(collection, tag: TaughtTag | TimbreTag) -> None:
@@ -251,40 +265,59 @@ def collection_tags(collection, *, model=None) -> CollectionTags:
     )
 
 
-def teach_collection(collection, name: str, examples, *, model=None) -> TaughtTag | TimbreTag:
-    """Teach ``name`` from example files; the background is the collection's recordings that are not examples.
-    In the similarity representation when the collection stores ``timbre`` (:mod:`mirsearch.describe.taught`),
-    else in the tagger's embedding."""
+def collection_space(collection) -> str:
+    """The space a tag is taught in for a collection (:data:`mirsearch.describe.taught.SPACES`) by the kinds it
+    stores: ``"embedding+timbre"`` with ``tags`` and ``timbre``, ``"timbre"`` or ``"embedding"`` with one."""
+    kinds = set(collection.feature_kinds)
+    if "tags" in kinds:
+        return "embedding+timbre" if "timbre" in kinds else "embedding"
+    return "timbre"
+
+
+def teach_collection(collection, name: str, examples, *, model=None) -> TimbreTag:
+    """Teach ``name`` from example files in the collection's space (:func:`collection_space`); the background is
+    the collection's recordings that are not examples."""
     from pathlib import Path
+
+    from mirsearch.audio import load_audio
 
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise ParameterError(f"name={name!r} must be letters, digits, '-' or '_'")
     if name in {t["name"] for t in vocabulary(model)}:
         raise ParameterError(f"name={name!r} is a tag of the model already")
+    if not examples:
+        raise ParameterError("examples: at least one example is needed")
+    space = collection_space(collection)
+    ct, V = space_vectors(collection, space, model=model)
     resolved = {str(Path(p).resolve()) for p in examples}
-    if "timbre" in collection.feature_kinds:
-        tag = _teach_timbre(collection, name, examples, resolved)
-    else:
-        ct = collection_tags(collection, model=model)
-        ex = np.stack([file_embedding(p, model=model) for p in examples])
-        keep = [i for i, p in enumerate(ct.paths) if str(Path(p).resolve()) not in resolved]
-        tag = teach(name, ex, ct.embeddings[keep], paths=[str(p) for p in examples])
+    keep = [i for i, p in enumerate(ct.paths) if str(Path(p).resolve()) not in resolved]
+    ex = []
+    for p in examples:
+        y, sr = load_audio(p, sr=_rate(model))
+        emb = analyse(y, sr, model=model).embedding if space != "timbre" else None
+        ex.append(signal_vector(space, y, sr, emb))
+    tag = fit_space_tag(name, np.stack(ex), V[keep], space=space, paths=[str(p) for p in examples])
     store_taught(collection, tag)
     return tag
 
 
-def _teach_timbre(collection, name: str, examples, resolved: set[str]) -> TimbreTag:
-    from pathlib import Path
+def space_vectors(collection, space: str, *, model=None) -> tuple[CollectionTags, np.ndarray]:
+    """The recordings that have the stored kinds of ``space`` and their vectors in it ``(N, dim)``."""
+    if space == "timbre":
+        return _timbre_vectors(collection)
+    ct = collection_tags(collection, model=model)
+    if space == "embedding":
+        return ct, ct.embeddings.astype(np.float64)
+    from mirsearch.features.timbre_stats import timbre_vector
 
-    from mirsearch.audio import load_audio
-    from mirsearch.describe.similarity import audio_vector
-    from mirsearch.describe.taught import fit_timbre_tag
-
-    ct, V = _timbre_vectors(collection)
-    keep = [i for i, p in enumerate(ct.paths) if str(Path(p).resolve()) not in resolved]
-    ex = [audio_vector(y, sr=sr) for y, sr in (load_audio(p) for p in examples)]
-    ex = np.stack(ex) if ex else np.zeros((0, V.shape[1] if V.ndim == 2 else 1))
-    return fit_timbre_tag(name, ex, V[keep], paths=[str(p) for p in examples])
+    stored = collection.catalog.features("timbre")
+    rows = [i for i, rid in enumerate(ct.ids) if rid in stored]
+    T = [timbre_vector(collection.load_features(ct.ids[i], "timbre")[0]) for i in rows]
+    sub = CollectionTags(tuple(ct.ids[i] for i in rows), tuple(ct.paths[i] for i in rows), ct.names,
+                         ct.probs[rows], ct.embeddings[rows])  # fmt: skip
+    if not rows:
+        return sub, np.zeros((0, 1))
+    return sub, fused_vector(sub.embeddings, np.stack(T))
 
 
 def _timbre_vectors(collection) -> tuple[CollectionTags, np.ndarray]:
@@ -303,8 +336,8 @@ def _timbre_vectors(collection) -> tuple[CollectionTags, np.ndarray]:
 def tag_scores(collection, tag: str, *, model=None) -> tuple[CollectionTags, np.ndarray]:
     """Every recording's probability of ``tag`` (a model tag or a taught one)."""
     taught = load_taught(collection)
-    if tag in taught and taught[tag].space == "timbre":  # needs only the stored timbre kind
-        ct, V = _timbre_vectors(collection)
+    if tag in taught and taught[tag].space in SPACES:
+        ct, V = space_vectors(collection, taught[tag].space, model=model)
         return ct, taught[tag].probability(V) if len(ct.ids) else np.zeros(0, np.float32)
     ct = collection_tags(collection, model=model)
     if tag in ct.names:
@@ -327,13 +360,24 @@ def recording_tags(collection, recording_id: int, *, model=None) -> dict:
     P, E = split_stored(X, n_tags=len(model.tag_names))
     tags = dict(zip(model.tag_names, model.pool(P.T).tolist(), strict=True))
     emb = recording_embedding(E)
+    has_timbre = int(recording_id) in collection.catalog.features("timbre")
     for name, t in load_taught(collection).items():
-        if t.space != "timbre":
+        if t.space in ("tagger", "embedding"):
             tags[name] = float(t.probability(emb)[0])
-        elif int(recording_id) in collection.catalog.features("timbre"):
-            from mirsearch.describe.similarity import recording_vector
-
-            tags[name] = float(
-                t.probability(recording_vector(collection.load_features(int(recording_id), "timbre")[0]))[0]
-            )
+        elif has_timbre:
+            X = collection.load_features(int(recording_id), "timbre")[0]
+            tags[name] = float(t.probability(_stored_vector(t.space, X, emb))[0])
     return tags
+
+
+def _stored_vector(space: str, X: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+    """A stored recording's vector in ``space`` (``"timbre"`` or ``"embedding+timbre"``) from its stored
+    ``timbre`` features ``X`` and its tagger embedding."""
+    from mirsearch.features.timbre_stats import timbre_vector
+
+    if space == "timbre":  # as the collection's similarity vectors
+        from mirsearch.describe import similarity
+
+        # the similarity vector of the timbre kind (similarity_vector from timbre version 4, recording_vector before)
+        return getattr(similarity, "similarity_vector", similarity.recording_vector)(X)
+    return fused_vector(embedding, timbre_vector(X))

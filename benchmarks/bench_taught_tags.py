@@ -1,0 +1,172 @@
+"""A tag taught from 5 recordings of one real soundtrack (issue 19's few-shot check): the shipped taught tags
+(:func:`mirsearch.describe.taught.fit_space_tag`, each space) against the baseline prototypes.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --protocol tune     # the choice (train half)
+    nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --protocol test     # once, after the choice
+    nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --protocol mixed    # session 9/10's draws
+
+Data: ``data/soundtracks`` (benchmarks/build_soundtracks.py, benchmarks/similarity_features.py), one clip per
+track (the first), the tagger's embeddings of the packaged bundle (cached by benchmarks/similarity_tagger.py).
+Protocols (every soundtrack with >= 8 tracks in the half is a target; 20 draws of 5 support tracks each; the
+target's other tracks are relevant among the other soundtracks' tracks; the background of a taught tag is the
+collection without its examples):
+
+- ``tune``: the collection is the train half of the tracks (target and distractors);
+- ``test``: the same on the test half (tracks in no tuning draw);
+- ``mixed``: session 9/10's draws: the target's tracks of both halves among the distractors of one half.
+
+Baselines (no fitting): prototypes (mean, Euclidean) of MFCC statistics (z-scored over the collection), of the
+mean YAMNet embedding, and of both combined (each block z-scored and weighted by the root of its size). Mean
+average precision over the full ranking (the issue's figure) and at 10; paired differences against the best
+baseline (by full-list AP), bootstrap intervals over draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from scipy.spatial.distance import cdist  # noqa: E402
+
+from mirsearch.evaluation.paired import paired_difference  # noqa: E402
+from mirsearch.evaluation.ranking import per_query_scores, summarize  # noqa: E402
+from similarity_features import DATA, load_features  # noqa: E402
+
+from _common import write_results  # noqa: E402
+
+log = logging.getLogger("bench_taught_tags")
+BASELINES = ("mfcc-stats", "yamnet", "mfcc+yamnet")
+
+
+def _zscore(V: np.ndarray) -> np.ndarray:
+    return (V - V.mean(axis=0)) / (V.std(axis=0) + 1e-9)
+
+
+def representations(feats, embeddings: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-clip vectors: the baselines' raw inputs and the three spaces of the shipped taught tags."""
+    from mirsearch.describe.similarity import recording_vector
+    from mirsearch.describe.taught import fused_vector
+    from mirsearch.features.timbre_stats import mfcc_statistics, timbre_vector
+
+    full = np.stack([timbre_vector(f["timbre"]) for f in feats]).astype(np.float64)
+    return {
+        "mfcc": np.stack([mfcc_statistics(f["mfcc"]) for f in feats]).astype(np.float64),
+        "yamnet": np.stack([f["yamnet"].mean(axis=0) for f in feats]).astype(np.float64),
+        "timbre": np.stack([recording_vector(f["timbre"]) for f in feats]).astype(np.float64),
+        "embedding": embeddings.astype(np.float64),
+        "embedding+timbre": fused_vector(embeddings, full),
+    }
+
+
+def draws(labels, halves, items, protocol: str, *, n_draws: int = 20, seed: int = 0):
+    """``(collection rows, support, pool, relevant, target)`` of every draw (module docstring)."""
+    for h in ("train", "test"):
+        if protocol != "mixed" and h != {"tune": "train", "test": "test"}[protocol]:
+            continue
+        for s in np.unique(labels):
+            own = items[labels[items] == s]
+            if protocol != "mixed":
+                own = own[halves[own] == h]
+            if len(own) < 8:
+                continue
+            coll = np.r_[own, items[(labels[items] != s) & (halves[items] == h)]]
+            rng = np.random.default_rng(seed)
+            for _ in range(n_draws):
+                support = rng.choice(len(own), 5, replace=False)
+                pool = np.setdiff1d(np.arange(len(coll)), support)
+                yield coll, support, pool, pool < len(own), s
+
+
+def _aps(score: np.ndarray, rel: np.ndarray) -> tuple[float, float]:
+    r = rel[np.argsort(-score, kind="stable")][None, :]
+    return (per_query_scores(r, [rel.sum()], k=10)["map@10"][0],
+            per_query_scores(r, [rel.sum()], k=len(rel))[f"map@{len(rel)}"][0])  # fmt: skip
+
+
+def scores_of_draw(R: dict[str, np.ndarray], coll, support, pool) -> dict[str, np.ndarray]:
+    """Every system's score (higher: more like the examples) of the pool's items."""
+    from mirsearch.describe.taught import SPACES, fit_space_tag
+
+    def proto(V):
+        return -cdist(V[support].mean(axis=0, keepdims=True), V[pool])[0]
+
+    mf, ym = _zscore(R["mfcc"][coll]), R["yamnet"][coll]
+    both = np.c_[mf / np.sqrt(mf.shape[1]), _zscore(ym) / np.sqrt(ym.shape[1])]
+    out = {"mfcc-stats": proto(mf), "yamnet": proto(ym), "mfcc+yamnet": proto(both)}
+    for space in SPACES:
+        V = R[space][coll]
+        tag = fit_space_tag("t", V[support], V[pool], space=space)
+        out[f"taught tag, {space}"] = -tag.distance(V[pool])
+    return out
+
+
+def run(protocol: str, data: Path) -> dict:
+    from similarity_tagger import tagger_vectors
+
+    clips, feats = load_features(data)
+    _, embeddings, model_id = tagger_vectors(clips, data)
+    R = representations(feats, embeddings)
+    labels = np.array([c.soundtrack for c in clips])
+    tracks = np.array([f"{c.soundtrack}/{c.track}" for c in clips])
+    halves = np.array([c.split for c in clips])
+    _, first = np.unique(tracks, return_index=True)
+    items = np.sort(first)
+    per: dict[str, dict[str, list]] = {}
+    targets = []
+    for coll, support, pool, rel, target in draws(labels, halves, items, protocol):
+        targets.append(target)
+        for name, sc in scores_of_draw(R, coll, support, pool).items():
+            a10, a = _aps(sc, rel)
+            per.setdefault(name, {"map@10": [], "map": []})
+            per[name]["map@10"].append(a10)
+            per[name]["map"].append(a)
+    per = {n: {m: np.array(v) for m, v in d.items()} for n, d in per.items()}
+    targets = np.array(targets)
+    best = max(BASELINES, key=lambda n: per[n]["map"].mean())
+    return {
+        "protocol": protocol,
+        "draws": len(targets),
+        "tagger_model_id": model_id,
+        "systems": {n: summarize(v) for n, v in per.items()},
+        "per_target_map": {
+            n: {t: round(float(v["map"][targets == t].mean()), 4) for t in np.unique(targets)} for n, v in per.items()
+        },  # fmt: skip
+        "best_baseline": best,
+        "against_best_map": {
+            n: paired_difference(per[best]["map"], v["map"]).to_dict() for n, v in per.items() if n not in BASELINES
+        },  # fmt: skip
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--protocol", default="tune", choices=("tune", "test", "mixed"))
+    ap.add_argument("--out", default=None, help="results name (default taught_tags_<protocol>)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    res = run(args.protocol, Path(args.data))
+    for n, v in res["systems"].items():
+        d = res["against_best_map"].get(n)
+        diff = f"  {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else ""
+        print(f"{n:36s} AP@10 {v['map@10']['mean']:.3f}  AP {v['map']['mean']:.3f}{diff}")
+    out = write_results(args.out or f"taught_tags_{args.protocol}", res)
+    print(json.dumps({"written": str(out), "best_baseline": res["best_baseline"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
