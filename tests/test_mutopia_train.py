@@ -8,7 +8,14 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from mirsearch.datasets.mutopia_train import TRAIN_FONTS, arrange, excluded, melody_windows, piece_id_of
+from mirsearch.datasets.mutopia_train import (
+    TRAIN_FONTS,
+    arrange,
+    excluded,
+    melody_windows,
+    piece_id_of,
+    related_name,
+)
 from mirsearch.errors import ParameterError
 from mirsearch.training.data import load_segment_table
 
@@ -69,6 +76,8 @@ def test_excluded_reads_works_and_piece_ids(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"works": works}))
     assert excluded((str(tmp_path),)) == ({"BachJS/BWV1068"}, {"Gavotte", "Failed_one"})
     assert piece_id_of("ftp/Traditional/x/my tune.v2.ly") == "my_tune_v2"
+    assert related_name("Ave_Maris_Stella-2e_verset") == related_name("Ave_Maris_Stella-3e_verset")
+    assert related_name("Chop-28-3") == related_name("chop_28_5") != related_name("Chopin-Op10")
 
 
 def test_segment_table_loads_and_skips_missing_audio(tmp_path):

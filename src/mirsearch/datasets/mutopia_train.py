@@ -3,8 +3,9 @@
 The shipped theme chroma was trained on renderings of the music21 corpus (mostly chorales) and misses
 melodies over an accompaniment (a folk tune over chords, a song over a piano part). This builder makes
 training recordings of that kind from Mutopia pieces that are *not* in the evaluation sets (their work
-folders and piece ids are excluded), rendered with the training SoundFonts only (:data:`TRAIN_FONTS`;
-the evaluation's MuseScore_General_Lite is never used here):
+folders and piece ids are excluded, also ids that differ only by digits: the other movements of a
+series), rendered with the training SoundFonts only (:data:`TRAIN_FONTS`; the evaluation's
+MuseScore_General_Lite is never used here):
 
 - a melody-only piece (folk tune) gets a generated chord-and-bass backing
   (:func:`mirsearch.datasets.mutopia_themes.backing`), placed at random in a low or a middle register
@@ -93,6 +94,12 @@ def excluded(dirs: tuple[str, ...]) -> tuple[set[str], set[str]]:
             works |= {w["mutopia_work"] for w in data.get("works", []) if "mutopia_work" in w}
         ids |= {p.name for p in (Path(d) / "pieces").glob("*")}
     return works, ids
+
+
+def related_name(piece_id: str) -> str:
+    """A piece id without digits, case and punctuation: pieces of one series share it
+    (``Ave_Maris_Stella-2e_verset`` and ``-3e_verset``, ``Chop-28-3`` and ``Chop-28-5``)."""
+    return re.sub(r"[^a-z]+", "", piece_id.lower())
 
 
 def piece_id_of(path: str) -> str:
@@ -276,6 +283,7 @@ def build(options: MutopiaTrainOptions) -> list[dict]:
     """
     out = Path(options.out)
     held_works, held_ids = excluded(options.exclude)
+    held_names = {related_name(i) for i in held_ids}
     order = sorted(mt.candidates(options.mutopia_git), key=lambda ps: ps[0].split("/")[1] != "Traditional")
     per_composer: dict[str, int] = {}
     rows, t0 = [], time.monotonic()
@@ -283,7 +291,7 @@ def build(options: MutopiaTrainOptions) -> list[dict]:
         if len(rows) >= options.n_pieces or time.monotonic() - t0 > options.time_limit:
             break
         composer, work, pid = path.split("/")[1], "/".join(path.split("/")[1:3]), piece_id_of(path)
-        if work in held_works or pid in held_ids or not 1500 <= size <= 40000:
+        if work in held_works or related_name(pid) in held_names or not 1500 <= size <= 40000:
             continue
         if composer != "Traditional" and per_composer.get(composer, 0) >= PER_COMPOSER:
             continue
