@@ -15,8 +15,11 @@ from mirsearch.describe.similarity import (
     expanded_search,
     part_distances,
     part_vectors,
+    reciprocal_distances,
+    reciprocal_search,
     recording_vector,
     reference_normaliser,
+    similar_search,
 )
 from mirsearch.errors import CollectionError, ParameterError
 from mirsearch.features.logmel import log_mel
@@ -112,6 +115,67 @@ def test_query_expansion_averages_the_nearest_others():
     np.testing.assert_allclose([d for _, d in got], [d for _, d in want], rtol=1e-5)
     assert expanded_search(index, q, top=5, exclude=7, expand=0) == index.search(q, top=5, exclude=7)
     assert 7 not in [r for r, _ in expanded_search(index, q, top=39, exclude=7)]
+
+
+def _reciprocal_by_loops(D, k1, k2, lam):
+    """Zhong et al.'s k-reciprocal re-ranking written out item by item (the reference of the vectorised code)."""
+    n = len(D)
+    order = np.argsort(D, axis=1, kind="stable")
+    Dn = D / D.max()
+
+    def rset(i, k):
+        return {int(j) for j in order[i, : k + 1] if i in order[j, : k + 1]}
+
+    V = np.zeros((n, n))
+    for i in range(n):
+        r = rset(i, k1)
+        wide = set(r) | {i}
+        for j in r:
+            c = rset(j, round(k1 / 2))
+            if len(c & r) > 2 / 3 * len(c):
+                wide |= c
+        cols = sorted(wide)
+        V[i, cols] = np.exp(-10 * Dn[i, cols]) / np.exp(-10 * Dn[i, cols]).sum()
+    V = np.stack([V[order[i, :k2]].mean(axis=0) for i in range(n)])
+    jac = np.array([1 - np.minimum(V[0], V[j]).sum() / np.maximum(V[0], V[j]).sum() for j in range(n)])
+    return (1 - lam) * jac + lam * Dn[0]
+
+
+def test_reciprocal_distances_equal_the_loops_of_the_paper():
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 3))
+    X[:15] += 10.0  # two groups: the query's (item 0) and the rest
+    D = cdist(X, X, "cityblock")
+    for k1, k2, lam in ((12, 3, 0.3), (5, 1, 0.1), (8, 2, 1.0)):
+        np.testing.assert_allclose(reciprocal_distances(D, k1=k1, k2=k2, lam=lam), _reciprocal_by_loops(D, k1, k2, lam),
+                                   atol=1e-12)  # fmt: skip
+    d = reciprocal_distances(D)
+    assert set(np.argsort(d)[:15]) == set(range(15))  # the query's group first
+    np.testing.assert_allclose(reciprocal_distances(D, lam=1.0), D[0] / D.max())  # lam 1: the original order
+    with pytest.raises(ParameterError):
+        reciprocal_distances(D[:3])
+    with pytest.raises(ParameterError):
+        reciprocal_distances(D, k1=0)
+
+
+def test_reciprocal_search_ranks_the_pool_and_leaves_the_query_out():
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(6)
+    V = rng.standard_normal((30, 8)).astype(np.float32)
+    index = SimilarityIndex(np.arange(100, 130), V, kind="exact")
+    q = index.vector(107)
+    got = reciprocal_search(index, q, top=5, exclude=107)
+    others = [r for r in index.ids if r != 107]
+    P = np.vstack([q] + [index.vector(r) for r in others])
+    d = reciprocal_distances(cdist(P, P, "cityblock") / P.shape[1])[1:]
+    assert [r for r, _ in got] == [others[j] for j in np.argsort(d, kind="stable")[:5]]
+    assert 107 not in [r for r, _ in reciprocal_search(index, q, top=29, exclude=107)]
+    assert len(reciprocal_search(index, q, top=3, exclude=107, pool=10)) == 3
+    # the tasks' ranking: expansion while RECIPROCAL is off
+    assert similar_search(index, q, top=5, exclude=107) == expanded_search(index, q, top=5, exclude=107)
 
 
 def test_part_vectors_split_the_stored_segments():

@@ -11,9 +11,13 @@ collections smaller than :data:`MIN_COLLECTION` use the reference statistics shi
 ``models/bundles/similarity``) and every block is divided by the root of its size, so that each block weighs
 the same (:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference (L1 / dim).
 
-:func:`expanded_search` adds average query expansion: the query vector is averaged with its :data:`EXPAND`
-nearest recordings (never the query recording itself) and searched again. The block set and the expansion were
-chosen with the query's soundtrack never in the fitting set (benchmarks/similarity_heldout.py,
+:func:`similar_search` is the ranking of the ``similar`` tasks: :func:`expanded_search`, average query
+expansion (the query vector is averaged with its :data:`EXPAND` nearest recordings, never the query recording
+itself, and searched again). :func:`reciprocal_search` re-ranks the query's :data:`POOL` nearest recordings by
+their k-reciprocal neighbours instead (:func:`reciprocal_distances`, Zhong et al. 2017; on with
+:data:`RECIPROCAL`): chosen on the train half of the soundtrack tracks it lost on the test half
+(benchmarks/similarity_rerank.py, docs/benchmarks.md session 11), so it is off. The block set and the expansion
+were chosen with the query's soundtrack never in the fitting set (benchmarks/similarity_heldout.py,
 docs/benchmarks.md "Search by similarity"); triplet-trained embeddings (:mod:`mirsearch.training.similarity`)
 did not generalise to unseen soundtracks.
 
@@ -57,6 +61,14 @@ HNSW_MIN = 2000
 RERANK = 200
 #: neighbours averaged into the query by :func:`expanded_search` (0: no expansion)
 EXPAND = 2
+#: k-reciprocal re-ranking (:func:`reciprocal_distances`): neighbourhood size, local expansion, weight of the
+#: original distance
+K1, K2, LAMBDA = 12, 3, 0.3
+#: the nearest recordings :func:`similar_search` re-ranks (neighbourhoods are computed within them)
+POOL = 100
+#: the ``similar`` tasks re-rank by k-reciprocal neighbours (else :func:`expanded_search`): off, because chosen on
+#: the train half it lost 0.09 MAP@10 against expansion on the test half (docs/benchmarks.md, session 11)
+RECIPROCAL = False
 #: parts of a recording when recordings are compared by their parts (:func:`part_vectors`)
 PARTS = 8
 #: the ``similar`` tasks compare recordings by their parts: off, because on whole tracks it was no better than
@@ -353,6 +365,80 @@ def expanded_search(index, vector: np.ndarray, *, top: int, exclude: int | None 
         if first:
             v = ((v + np.sum([index.vector(r) for r, _ in first], axis=0)) / (1 + len(first))).astype(np.float32)
     return index.search(v, top=top, exclude=exclude)
+
+
+def reciprocal_distances(D: np.ndarray, *, k1: int = K1, k2: int = K2, lam: float = LAMBDA) -> np.ndarray:
+    """Distances of item 0 to every item after k-reciprocal re-ranking (Zhong et al., CVPR 2017) of a pool.
+
+    Each item's k-reciprocal set (the items among its ``k1 + 1`` nearest that have it among theirs), widened by
+    the ``round(k1 / 2)``-reciprocal sets of its members that share more than 2/3 of their items with it, is a
+    vector of weights ``exp(-10 d / d_max)``, normalised and averaged over the item's ``k2`` nearest (local
+    expansion). The new distance is ``(1 - lam) * Jaccard + lam * d / d_max``: items whose neighbourhoods
+    overlap item 0's come first, ties broken by the original distance.
+
+    Parameters
+    ----------
+    D : np.ndarray, shape (n, n)
+        Distances among the pool (item 0 the query), ``>= 0``, 0 on the diagonal.
+    k1, k2 : int >= 1
+    lam : float in [0, 1]
+
+    Returns
+    -------
+    d : np.ndarray, shape (n,), float64
+    """
+    D = np.asarray(D, np.float64)
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
+        raise ParameterError(f"pool distances of shape {D.shape} must be square")
+    if k1 < 1 or k2 < 1 or not 0.0 <= lam <= 1.0:
+        raise ParameterError(f"k1={k1}, k2={k2} must be >= 1 and lam={lam} in [0, 1]")
+    n = len(D)
+    Dn = D / max(float(D.max()), 1e-12)
+    order = np.argsort(D, axis=1, kind="stable")
+
+    def reciprocal(k: int) -> np.ndarray:
+        near = np.zeros((n, n), bool)
+        np.put_along_axis(near, order[:, : k + 1], True, axis=1)
+        return near & near.T
+
+    R, half = reciprocal(k1), reciprocal(int(round(k1 / 2)))
+    shared = half.astype(np.int64) @ R.T.astype(np.int64)  # [j, i]: items of j's half set in i's set
+    widen = shared > 2.0 / 3.0 * half.sum(axis=1)[:, None]
+    R = R | ((R & widen.T).astype(np.int64) @ half.astype(np.int64) > 0) | np.eye(n, dtype=bool)
+    V = np.where(R, np.exp(-10.0 * Dn), 0.0)
+    V /= V.sum(axis=1, keepdims=True)
+    if k2 > 1:
+        V = V[order[:, :k2]].mean(axis=1)
+    jaccard = 1.0 - np.minimum(V[0], V).sum(axis=1) / np.maximum(np.maximum(V[0], V).sum(axis=1), 1e-12)
+    return (1.0 - lam) * jaccard + lam * Dn[0]
+
+
+def reciprocal_search(index, vector: np.ndarray, *, top: int, exclude: int | None = None,
+                      pool: int = POOL) -> list[tuple[int, float]]:  # fmt: skip
+    """The ``top`` nearest recordings ``(recording_id, distance)`` to a standardised ``vector`` after
+    :func:`reciprocal_distances` over the query and its ``max(pool, top)`` nearest recordings (``exclude`` left
+    out); ``index`` as for :func:`expanded_search`. The distances are the re-ranked ones."""
+    if top < 1:
+        raise ParameterError(f"top={top} must be >= 1")
+    from scipy.spatial.distance import cdist
+
+    found = index.search(np.asarray(vector, np.float32), top=max(pool, top), exclude=exclude)
+    if len(found) < 2:
+        return found[:top]
+    ids = [r for r, _ in found]
+    P = np.vstack([np.asarray(vector, np.float32)[None, :]] + [index.vector(r)[None, :] for r in ids])
+    d = reciprocal_distances(cdist(P, P, "cityblock") / P.shape[1])[1:]
+    order = np.argsort(d, kind="stable")[:top]
+    return [(ids[j], float(d[j])) for j in order]
+
+
+def similar_search(index, vector: np.ndarray, *, top: int, exclude: int | None = None,
+                   parts: np.ndarray | None = None) -> list[tuple[int, float]]:  # fmt: skip
+    """The ranking of the ``similar`` tasks: by parts when given and the index has them
+    (:func:`expanded_search`), else :func:`reciprocal_search` (:data:`RECIPROCAL`) or :func:`expanded_search`."""
+    if RECIPROCAL and (parts is None or getattr(index, "parts", None) is None):
+        return reciprocal_search(index, vector, top=top, exclude=exclude)
+    return expanded_search(index, vector, top=top, exclude=exclude, parts=parts)
 
 
 def stored_parts(coll, recording_id: int, normaliser: Normaliser) -> np.ndarray:

@@ -49,11 +49,11 @@ class SimilarAnswer:
 
 def _answer(coll, index, vector, parts, *, top: int, exclude: int | None, query: dict,
             started: float) -> SimilarAnswer:  # fmt: skip
-    from mirsearch.describe.similarity import SimilarMatch, expanded_search, rerank_by_parts
+    from mirsearch.describe.similarity import SimilarMatch, rerank_by_parts, similar_search
 
     t = time.perf_counter()
     if parts is None or getattr(index, "parts", None) is not None:
-        found = expanded_search(index, vector, top=top, exclude=exclude, parts=parts)
+        found = similar_search(index, vector, top=top, exclude=exclude, parts=parts)
     else:  # shards on a cluster: their whole-vector candidates ranked by parts here
         found = rerank_by_parts(index, coll, vector, parts, top=top, exclude=exclude)
     search_ms = (time.perf_counter() - t) * 1000
