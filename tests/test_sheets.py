@@ -289,6 +289,14 @@ def test_head_pitch_class_follows_clef_and_key_signature():
         head_pitch_class(0, "alto")
 
 
+def test_page_key_is_the_most_frequent_and_a_tie_goes_to_more_accidentals():
+    from mirsearch.features.notation import page_key
+
+    assert page_key([]) == 0
+    assert page_key([2, 2, 0, 2]) == 2 and page_key([-3, -3, 1]) == -3
+    assert page_key([0, 1, 0, 1]) == 1 and page_key([-2, 0]) == -2  # a missed accidental is the likelier error
+
+
 def test_engraved_grand_staff_is_read_with_clefs_key_and_pitches():
     from mirsearch.features.notation import head_pitch_class, read_page
 

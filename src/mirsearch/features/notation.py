@@ -43,6 +43,9 @@ STEM_SPACES = 3.0
 KEY_ZONE = 14.0
 #: erosion regions wider than this (staff spaces) are beams or blocks
 CLUSTER_SPACES = 3.0
+#: the first accidental of a key signature starts at most this far right of the clef (staff spaces; a bass
+#: clef's dots lie between them)
+FIRST_KEY_GAP = 2.2
 #: heads closer than this (staff spaces, horizontally) sound together
 CHORD_GAP = 0.9
 #: ignore heads closer than this to the start of a staff (clef), staff spaces
@@ -225,7 +228,9 @@ def key_signature(clean: np.ndarray, staff: Staff, *, space: float) -> int:
     """Sharps (> 0) or flats (< 0) of the key signature after the clef at the start of ``staff``.
 
     Components of the line-free ink meeting the staff, left to right from its start: the first one wider
-    than 1.6 staff spaces is the clef; the accidentals follow, each 1.8-3.6 spaces high and 0.4-1.4 wide
+    than 1.6 staff spaces is the clef (pieces of it, e.g. its tail cut off by the line removal, are passed
+    over); the accidentals follow, the first at most :data:`FIRST_KEY_GAP` spaces right of the clef, each
+    1.8-4.8 spaces high and 0.4-1.4 wide (``n`` touching ones: up to ``4 + 0.8 n`` high and ``1.4 n`` wide)
     with less than 1.6 spaces between them and none stacked over the next (time-signature digits). A flat
     has most of its ink in its lower half (the bowl; its upper half is one thin stroke), a sharp about as
     much above as below and is at least 2.4 spaces high (a common-time C or a digit is not); a glyph from
@@ -241,14 +246,17 @@ def key_signature(clean: np.ndarray, staff: Staff, *, space: float) -> int:
     clef = next((i for i, sl in enumerate(boxes) if sl[1].stop - sl[1].start > 1.6 * space), None)
     if clef is None:
         return 0
-    kinds, last = [], boxes[clef][1].stop
+    kinds, last, gap = [], boxes[clef][1].stop, FIRST_KEY_GAP
     for i, sl in enumerate(boxes[clef + 1 :], start=clef + 1):
+        if sl[1].start < boxes[clef][1].stop:
+            continue  # a piece of the clef (its tail below the staff, cut off by the line removal)
         h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
         n = max(int(round(w / space)), 1)  # touching sharps or flats form one component
-        if not (1.8 * space <= h <= 4.8 * space and 0.4 * space <= w <= 1.4 * n * space) or n > 3:
+        if not (1.8 * space <= h <= (4.0 + 0.8 * n) * space and 0.4 * space <= w <= 1.4 * n * space) or n > 3:
             break
-        if sl[1].start - last > 1.6 * space or (i + 1 < len(boxes) and boxes[i + 1][1].start < sl[1].stop - w // 2):
+        if sl[1].start - last > gap * space or (i + 1 < len(boxes) and boxes[i + 1][1].start < sl[1].stop - w // 2):
             break  # too far, or stacked over the next glyph (the digits of a time signature)
+        gap = 1.6
         top, bottom = y0 + sl[0].start, y0 + sl[0].stop - 1
         if abs(top - staff.top) < 0.4 * space and abs(bottom - staff.bottom) < 0.4 * space:
             break  # exactly the staff's height: a time signature
@@ -265,6 +273,16 @@ def key_signature(clean: np.ndarray, staff: Staff, *, space: float) -> int:
         return 0
     sign = 1 if sum(kinds) > 0 else -1
     return sign * min(len(kinds), 7)
+
+
+def page_key(keys: list[int]) -> int:
+    """One key signature for a page: the most frequent of its staves' keys; a tie goes to the key with more
+    accidentals (an accidental of a key signature is missed more often than one is made up)."""
+    if not keys:
+        return 0
+    counts = np.bincount(np.asarray(keys) + 7, minlength=15)
+    best = np.flatnonzero(counts == counts.max()) - 7
+    return int(best[np.argmax(np.abs(best))])
 
 
 def read_system(ink: np.ndarray, clean: np.ndarray, holes: np.ndarray, system: System, heads: np.ndarray, *,
@@ -313,7 +331,7 @@ def read_page(page: np.ndarray, layout: PageLayout) -> list[SystemReading]:
     clean = remove_staff_lines(ink | holes, staves, thickness=layout.line_thickness)
     heads = head_centres(clean, space=space)
     keys = [key_signature(clean, s, space=space) for s in staves]
-    key = int(np.bincount(np.asarray(keys) + 7, minlength=15).argmax()) - 7 if keys else 0  # one key a page
+    key = page_key(keys)
     marks = glyphs(clean)
     readings = [read_system(ink, clean, holes, system, heads, space=space, glyphs=marks) for system in systems]
     return [replace(r, key=key) for r in readings]
