@@ -32,8 +32,9 @@ from mirsearch.features.tag_features import TagAnalysis, analyse, recording_embe
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TagAnalysis", "TagResult", "TaughtTag", "analyse", "collection_tags", "load_taught", "recording_tags",
-           "recording_embedding", "tag_file", "tag_scores", "teach", "teach_collection", "vocabulary"]  # fmt: skip
+__all__ = ["TagAnalysis", "TagResult", "TaughtTag", "analyse", "collection_space", "collection_tags", "load_taught",
+           "recording_tags", "recording_embedding", "signal_vector", "space_vectors", "tag_file", "tag_scores", "teach",
+           "teach_collection", "vocabulary"]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------- taught tags
@@ -271,6 +272,10 @@ def collection_space(collection) -> str:
     kinds = set(collection.feature_kinds)
     if "tags" in kinds:
         return "embedding+timbre" if "timbre" in kinds else "embedding"
+    if "timbre" not in kinds:
+        from mirsearch.errors import CollectionError
+
+        raise CollectionError(f"{collection.root}: no tags or timbre stored (index with --features tags)")
     return "timbre"
 
 
@@ -375,9 +380,8 @@ def _stored_vector(space: str, X: np.ndarray, embedding: np.ndarray) -> np.ndarr
     ``timbre`` features ``X`` and its tagger embedding."""
     from mirsearch.features.timbre_stats import timbre_vector
 
-    if space == "timbre":  # as the collection's similarity vectors
-        from mirsearch.describe import similarity
+    if space == "timbre":  # as the collection's similarity vectors (collection_vectors)
+        from mirsearch.describe.similarity import recording_vector
 
-        # the similarity vector of the timbre kind (similarity_vector from timbre version 4, recording_vector before)
-        return getattr(similarity, "similarity_vector", similarity.recording_vector)(X)
+        return recording_vector(X)
     return fused_vector(embedding, timbre_vector(X))
