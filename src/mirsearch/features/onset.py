@@ -22,12 +22,19 @@ synctoolbox computes the onsets with an IIR filter bank per pitch (more precise 
 slower). The same steps 3-5 turn a note list into DLNCO features (:func:`notes_to_sync_features`) for
 score-to-audio alignment.
 
+:class:`SyncRecipe` holds the choices of steps 1-5 (compressions, difference span, peak picking, decay span)
+and of a *sharp chroma*: chroma of the short (onset) analysis, for the finest alignment level, where the
+4096-point window (186 ms) blurs note changes. Audio-to-audio synchronisation uses its own recipe
+(:data:`mirsearch.sync.audio.AUDIO_RECIPE`); the defaults are those of score-to-audio alignment.
+
 Feature matrices are ``(12, n_frames)`` float32; frame ``k`` is centred on time ``k / feature_rate``.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.ndimage
@@ -48,6 +55,35 @@ SYNC_FEATURE_RATE = 50.0
 DECAY = np.sqrt(1.0 / np.arange(1, 11))
 #: relative weight of a note's harmonics in symbolic chroma: semitone offset -> weight
 HARMONICS = ((0, 1.0), (12, 0.5), (19, 0.33), (24, 0.25), (28, 0.2))
+
+
+@dataclass(frozen=True)
+class SyncRecipe:
+    """How band energies become synchronisation features (:func:`sync_features_from_bands`).
+
+    The compressions ``log(1 + gamma * P)`` apply after the loud frames of the recording are scaled to 1.
+    """
+
+    #: log compressions of the chroma (4096-point analysis), of the onset band energies and of the sharp
+    #: chroma (both from the 2048-point analysis)
+    gammas: tuple[float, float, float] = (10.0, 1000.0, 10.0)
+    #: seconds by which onsets are moved earlier (see :func:`sync_features`)
+    onset_lead: float = 0.04
+    #: span (s) of the log-energy rise that makes the onset strength (at least one frame): one frame (20 ms at
+    #: 50 Hz) sees the steepest part of a sharp attack, a longer span also the slow rise of a soft one
+    onset_lag: float = 0.02
+    #: keep only local maxima of the onset strength along time (one impulse per note)
+    peaks_only: bool = True
+    #: span (s) of the DLNCO decay, ``c_k = sqrt(1 / k)`` for the frames within it (0.2 s: 10 frames at 50 Hz)
+    decay_seconds: float = 0.2
+
+
+class SyncFeatures(NamedTuple):
+    """Output of :func:`sync_features_from_bands`: three ``(12, n_frames)`` float32 matrices."""
+
+    chroma: np.ndarray  #: l2-normalised log chroma (long analysis window)
+    dlnco: np.ndarray  #: DLNCO onset features
+    sharp: np.ndarray  #: l2-normalised log chroma of the onset (short-window) analysis
 
 
 def hop_for_rate(sr: int, feature_rate: float) -> tuple[int, float]:
@@ -96,7 +132,7 @@ def decay(LNCO: np.ndarray, *, coefficients: np.ndarray = DECAY) -> np.ndarray:
 
 
 def dlnco_from_chroma_onsets(
-    CO: np.ndarray, *, feature_rate: float, ln_seconds: float = 0.8, ln_floor: float = 0.1
+    CO: np.ndarray, *, feature_rate: float, ln_seconds: float = 0.8, ln_floor: float = 0.1, coefficients=DECAY
 ) -> np.ndarray:
     """DLNCO features from chroma onset strengths (steps 4-5 of the module description).
 
@@ -108,12 +144,16 @@ def dlnco_from_chroma_onsets(
         Frame rate (Hz); the decay spans 10 frames.
     ln_seconds, ln_floor : float
         Running-maximum window and floor of the local normalisation.
+    coefficients : np.ndarray
+        Decay weights (:data:`DECAY`: 10 frames).
 
     Returns
     -------
     np.ndarray, shape (12, n_frames), float32
     """
-    return decay(local_normalize(CO, feature_rate=feature_rate, seconds=ln_seconds, floor=ln_floor))
+    return decay(
+        local_normalize(CO, feature_rate=feature_rate, seconds=ln_seconds, floor=ln_floor), coefficients=coefficients
+    )
 
 
 def _peaks_only(O: np.ndarray) -> np.ndarray:
@@ -179,9 +219,7 @@ def sync_features(
     tuning: float | None = None,
     chroma_n_fft: int = 4096,
     onset_n_fft: int = 2048,
-    gamma: float = 10.0,
-    onset_gamma: float = 1000.0,
-    onset_lead: float = 0.04,
+    recipe: SyncRecipe = SyncRecipe(),
     name: str = "audio",
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Chroma and DLNCO features of an audio signal at a high frame rate, for synchronisation.
@@ -199,14 +237,12 @@ def sync_features(
         Tuning deviation in semitones; estimated when omitted.
     chroma_n_fft, onset_n_fft : int
         FFT sizes of the chroma (frequency resolution) and onset (time resolution) analyses.
-    gamma, onset_gamma : float >= 0
-        Log compression ``log(1 + gamma * P)`` of the band energies for chroma and for onsets, after
-        scaling the loud frames of the recording to about 1 (level invariance).
-    onset_lead : float >= 0
-        Seconds by which detected onsets are moved earlier: an energy rise peaks in the STFT frame
-        whose window has taken in most of the attack, about half a window after the physical onset
-        (measured on the benchmark dataset's validation split: 30-40 ms). It cancels between two
-        recordings but matters against a score, whose onsets are exact.
+    recipe : SyncRecipe
+        Log compressions (applied after scaling the loud frames of the recording to about 1: level
+        invariance), onset difference span, peak picking and decay. Its ``onset_lead`` moves detected onsets
+        earlier: an energy rise peaks in the STFT frame whose window has taken in most of the attack, about
+        half a window after the physical onset (measured on the benchmark dataset's validation split:
+        30-40 ms). It cancels between two recordings but matters against a score, whose onsets are exact.
     name : str
         Label for error messages.
 
@@ -226,10 +262,9 @@ def sync_features(
     if tuning is None:
         tuning = estimate_tuning(y, sr=sr)
     bands = sync_band_energies(y, sr=sr, hop_length=hop, tuning=tuning, n_ffts=(chroma_n_fft, onset_n_fft))
-    chroma, dl = sync_features_from_bands(
-        *bands, n_frames=int(np.ceil(y.size / hop)), feature_rate=rate, gammas=(gamma, onset_gamma),
-        onset_lead=onset_lead,
-    )  # fmt: skip
+    chroma, dl, _ = sync_features_from_bands(
+        *bands, n_frames=int(np.ceil(y.size / hop)), feature_rate=rate, recipe=recipe
+    )
     log.debug("%s: sync features %d frames at %.1f Hz (tuning %.2f)", name, chroma.shape[1], rate, tuning)
     return chroma, dl, float(rate)
 
@@ -261,33 +296,40 @@ def sync_features_from_bands(
     *,
     n_frames: int,
     feature_rate: float,
-    gammas: tuple[float, float] = (10.0, 1000.0),
-    onset_lead: float = 0.04,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Chroma and DLNCO features from the band energies of a whole recording (:func:`sync_band_energies`).
+    recipe: SyncRecipe = SyncRecipe(),
+) -> SyncFeatures:
+    """Chroma, DLNCO and sharp chroma from the band energies of a whole recording (:func:`sync_band_energies`).
 
-    ``n_frames`` frames are kept; ``gammas`` are the log compressions of chroma and onsets, ``onset_lead`` as in
-    :func:`sync_features`. Both outputs have shape ``(12, n_frames)``, float32.
+    ``n_frames`` frames are kept; ``recipe`` as in :func:`sync_features` (``Po`` None: ``P`` serves both).
+    All three outputs have shape ``(12, n_frames)``, float32.
     """
-    gamma, onset_gamma = gammas
     rate = float(feature_rate)
-    P = _level_normalize(P)[:, :n_frames]  # a new array: changed in place below (memory: one copy at a time)
-    L = np.log1p(np.float32(onset_gamma) * (P if Po is None else _level_normalize(Po)[:, :n_frames]))
-    np.log1p(np.multiply(P, np.float32(gamma), out=P), out=P)
-    chroma = normalize_frames(fold_chroma(P))
-    del P
-    # onset strength; the signal counts as preceded by silence, so a note at t = 0 has an onset too
-    O = np.diff(L, axis=1, prepend=np.float32(0.0))
+    gamma, onset_gamma, sharp_gamma = (np.float32(g) for g in recipe.gammas)
+    Pn = _level_normalize(P)[:, :n_frames]  # a new array: changed in place below (memory: one copy at a time)
+    Pon = Pn.copy() if Po is None else _level_normalize(Po)[:, :n_frames]
+    sharp = normalize_frames(fold_chroma(np.log1p(sharp_gamma * Pon)))
+    L = np.log1p(np.multiply(Pon, onset_gamma, out=Pon), out=Pon)
+    np.log1p(np.multiply(Pn, gamma, out=Pn), out=Pn)
+    chroma = normalize_frames(fold_chroma(Pn))
+    del Pn
+    # onset strength: rise of the log energy over ``lag`` frames; the signal counts as preceded by silence,
+    # so a note at t = 0 has an onset too
+    lag = max(1, int(round(recipe.onset_lag * rate)))
+    O = L - np.pad(L, ((0, 0), (lag, 0)))[:, : L.shape[1]]
     del L
-    O = _peaks_only(np.maximum(O, np.float32(0.0), out=O))
-    lead = min(int(round(onset_lead * rate)), O.shape[1] - 1)
+    np.maximum(O, np.float32(0.0), out=O)
+    if recipe.peaks_only:
+        O = _peaks_only(O)
+    lead = min(int(round(recipe.onset_lead * rate)), O.shape[1] - 1)
     if lead > 0:  # move onsets earlier; those in the first frames stay at frame 0
         first = O[:, : lead + 1].max(axis=1)
         O = np.concatenate([O[:, lead:], np.zeros((O.shape[0], lead), dtype=O.dtype)], axis=1)
         O[:, 0] = first
-    CO = fold_chroma(O)
-    dl = dlnco_from_chroma_onsets(CO, feature_rate=rate)
-    return chroma.astype(np.float32), dl
+    n_decay = max(1, int(round(recipe.decay_seconds * rate)))
+    dl = dlnco_from_chroma_onsets(
+        fold_chroma(O), feature_rate=rate, coefficients=np.sqrt(1.0 / np.arange(1, n_decay + 1))
+    )
+    return SyncFeatures(chroma.astype(np.float32), dl, sharp.astype(np.float32))
 
 
 def notes_to_sync_features(
@@ -372,6 +414,8 @@ def notes_to_sync_features(
 __all__ = [
     "DECAY",
     "SYNC_FEATURE_RATE",
+    "SyncFeatures",
+    "SyncRecipe",
     "decay",
     "dlnco_from_chroma_onsets",
     "hop_for_rate",

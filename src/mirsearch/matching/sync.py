@@ -264,6 +264,7 @@ def sync_dtw(
     feature_rate: float,
     U: np.ndarray | None = None,
     V: np.ndarray | None = None,
+    fine: tuple[np.ndarray, np.ndarray] | None = None,
     options: SyncOptions | None = None,
     **overrides,
 ) -> SyncResult:
@@ -277,6 +278,9 @@ def sync_dtw(
         Frame rate of all inputs (Hz).
     U, V : np.ndarray, shape (L, N) and (L, M), optional
         Onset features (DLNCO), used at the finest level only (Euclidean distance, weight ``w_onset``).
+    fine : (np.ndarray, np.ndarray), shapes (12, N) and (12, M), optional
+        Chroma of the finest level in place of ``X``, ``Y`` (e.g. a sharper analysis); the coarser levels, the
+        shift search and the mismatch costs keep ``X``, ``Y``.
     options : SyncOptions, optional
         Levels, steps and weights (default :class:`SyncOptions`).
     **overrides
@@ -300,6 +304,7 @@ def sync_dtw(
     if opts.shifts is not None:
         k_shift, _ = best_shift(Xc, Yc, shifts=opts.shifts, steps=steps, weights=weights, offset=opts.offset)
         Y, Yc, V = (None if Z is None else np.roll(np.asarray(Z), k_shift, axis=0) for Z in (Y, Yc, V))
+    Xf, Yf = (X, Y) if fine is None else _fine_chroma(fine, X.shape, Y.shape, k_shift)
     have_onsets = U is not None and V is not None and opts.w_onset > 0
     path, coarse_path, result, levels = None, None, None, []
     prev_factor = None
@@ -309,7 +314,7 @@ def sync_dtw(
         if i == 0:
             Xl, Yl = Xc, Yc
         elif f == 1:
-            finest = finest or _finest(X, Y, opts.fine_window)
+            finest = finest or _finest(Xf, Yf, opts.fine_window)
             Xl, Yl = finest
         else:
             Xl, Yl = smooth_downsample(X, f), smooth_downsample(Y, f)
@@ -371,6 +376,16 @@ def _check_sequences(X, Y, opts: SyncOptions) -> tuple[np.ndarray, np.ndarray]:
     if X.shape[1] < 2 or Y.shape[1] < 2:
         raise ParameterError(f"sequences need at least 2 frames, got {X.shape[1]} and {Y.shape[1]}")
     return X, Y
+
+
+def _fine_chroma(fine, x_shape, y_shape, k_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """The finest level's chroma ``fine`` checked against the shapes of ``X``, ``Y``; ``Y``'s shifted like ``Y``."""
+    Xf, Yf = (np.asarray(Z, dtype=np.float32) for Z in fine)
+    if Xf.shape != tuple(x_shape) or Yf.shape != tuple(y_shape):
+        raise ParameterError(
+            f"fine chroma {Xf.shape} and {Yf.shape} must have the shapes of X {x_shape} and Y {y_shape}"
+        )
+    return Xf, np.roll(Yf, k_shift, axis=0)
 
 
 def _level_factors(N: int, M: int, opts: SyncOptions) -> list[int]:

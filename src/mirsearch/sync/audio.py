@@ -40,10 +40,12 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from mirsearch.errors import InputError, ParameterError, check_positive
+from mirsearch.features.onset import SyncFeatures, SyncRecipe
 from mirsearch.sync.timemap import TimeMap
 
 log = logging.getLogger(__name__)
@@ -57,10 +59,23 @@ MAX_TEMPO_RATIO = 3.0  # largest accepted duration ratio between two versions
 #: log compression ``log(1 + gamma * P)`` of the band energies the audio-audio onset features (DLNCO) start from,
 #: after the loud frames are scaled to 1: 1e6 puts the floor 60 dB below them, so an onset is a rise in dB
 #: wherever it starts, and a soft attack (choir, strings, brass) counts from its first rise like a plucked
-#: note. Chosen on the validation pairs of ``bench_sync_hard.py --set validation`` (mean error 50.1 ms at 1e3,
-#: 43.4 at 1e4, 40.4 at 1e5, 39.2 at 1e6); the chroma (and so the mismatch criterion) is unchanged.
-#: Score-to-audio alignment keeps :func:`~mirsearch.features.onset.sync_features`' default (1e3).
+#: note. Chosen on the validation pairs of ``bench_sync_hard.py --set validation`` (session 10: mean error
+#: 50.1 ms at 1e3, 43.4 at 1e4, 40.4 at 1e5, 39.2 at 1e6).
 AUDIO_ONSET_GAMMA = 1e6
+
+
+#: feature recipe of audio-audio synchronisation (:class:`~mirsearch.features.onset.SyncRecipe`), chosen on the
+#: validation pairs of ``bench_sync_hard.py --set validation`` (session 11, mean onset error 45.5 -> 31.4 ms; the
+#: validation chorales of the benchmark dataset 110 -> 92 ms): onset strength as the rise of the log energy over
+#: 40 ms (two frames) without peak picking, so a soft attack gives a broad rise instead of one weak impulse
+#: somewhere in it; no onset lead (it cancels between two recordings, and shifting the onsets against the chroma
+#: cost 3.5 ms); a 0.1 s decay; and a sharp chroma (2048-point window, ``log(1 + 100 P)``) at the finest level,
+#: where the 4096-point chroma blurs note changes. The coarse levels, the transposition search and the mismatch
+#: criterion keep the 4096-point chroma (``gamma`` 10) they were calibrated on. Score-to-audio alignment keeps
+#: the defaults of :class:`~mirsearch.features.onset.SyncRecipe`.
+AUDIO_RECIPE = SyncRecipe(
+    gammas=(10.0, AUDIO_ONSET_GAMMA, 100.0), onset_lead=0.0, onset_lag=0.04, peaks_only=False, decay_seconds=0.1
+)
 
 
 @dataclass(frozen=True)
@@ -225,8 +240,9 @@ class AlignmentDetails:
 
 
 def synchronise(
-    Ca, Cb, Da, Db, *, rate: float, options: AlignOptions, names: tuple[str, str], max_cost_ratio, max_mean_ratio=None
-):
+    Ca, Cb, Da, Db, *, rate: float, options: AlignOptions, names: tuple[str, str], max_cost_ratio, max_mean_ratio=None,
+    sharp: tuple[np.ndarray, np.ndarray] | None = None,
+):  # fmt: skip
     """Multiresolution DTW of two feature sequences and the mismatch check (shared by both alignments).
 
     Parameters
@@ -245,6 +261,8 @@ def synchronise(
     max_mean_ratio : float or None
         Second mismatch threshold, on ``SyncResult.mean_cost_ratio``: a pair is refused only when both are
         exceeded (None: ``max_cost_ratio`` alone decides).
+    sharp : (np.ndarray, np.ndarray), optional
+        Chroma of the finest level in place of ``Ca``, ``Cb`` (:attr:`SyncFeatures.sharp`).
 
     Returns
     -------
@@ -258,6 +276,7 @@ def synchronise(
         feature_rate=rate,
         U=Da if options.onsets else None,
         V=Db if options.onsets else None,
+        fine=sharp,
         w_onset=options.w_onset,
         radius_seconds=options.radius_seconds,
         shifts=range(12) if options.transpose else None,
@@ -321,15 +340,15 @@ def align_audio(
         (name_a, dur_a), (name_b, dur_b) = _header_duration(a), _header_duration(b)
         if dur_a and dur_b:  # known from the headers: refuse before decoding
             _check_durations(name_a, dur_a, name_b, dur_b, opts.max_tempo_ratio)
-        (Ca, Da, rate, dur_a, name_a), (Cb, Db, _, dur_b, name_b) = (file_sync_features(x, opts) for x in (a, b))
-        spans = ((0.0, dur_a), (0.0, dur_b))
+        fa, fb = (file_sync_features(x, opts) for x in (a, b))
+        spans = ((0.0, fa.duration), (0.0, fb.duration))
     else:
         fa, fb, spans = _signal_features(a, b, sr, opts, trim_silence)
-        (Ca, Da, rate, dur_a, name_a), (Cb, Db, _, dur_b, name_b) = fa, fb
+    (Fa, rate, dur_a, name_a), (Fb, _, dur_b, name_b) = fa, fb
     _check_durations(name_a, dur_a, name_b, dur_b, opts.max_tempo_ratio)
     result = synchronise(
-        Ca, Cb, Da, Db, rate=rate, options=opts, names=(name_a, name_b), max_cost_ratio=max_cost_ratio,
-        max_mean_ratio=MAX_MEAN_COST_RATIO,
+        Fa.chroma, Fb.chroma, Fa.dlnco, Fb.dlnco, rate=rate, options=opts, names=(name_a, name_b),
+        max_cost_ratio=max_cost_ratio, max_mean_ratio=MAX_MEAN_COST_RATIO, sharp=(Fa.sharp, Fb.sharp),
     )  # fmt: skip
     meta = sync_meta(result)
     meta["active_a"] = [round(spans[0][0], 3), round(spans[0][1], 3)]
@@ -339,24 +358,45 @@ def align_audio(
     tmap = path_time_map(path, rate=rate, durations=(dur_a, dur_b), names=(name_a, name_b), meta=meta)
     log.info("aligned %s (%.1f s) and %s (%.1f s): %d points", name_a, dur_a, name_b, dur_b, len(tmap))
     if return_details:
-        return tmap, AlignmentDetails(Ca, Cb, rate, result)
+        return tmap, AlignmentDetails(Fa.chroma, Fb.chroma, rate, result)
     return tmap
+
+
+class AudioSyncFeatures(NamedTuple):
+    """Sync features of one recording (:data:`AUDIO_RECIPE`) with its frame rate (Hz), duration (s) and name."""
+
+    features: SyncFeatures
+    feature_rate: float
+    duration: float
+    name: str
+
+
+def signal_sync_features(y: np.ndarray, *, sr: int, feature_rate: float, name: str = "audio") -> SyncFeatures:
+    """:data:`AUDIO_RECIPE` features of a whole mono signal (tuning estimated from it), the reference that
+    :func:`file_sync_features` reproduces block by block."""
+    from mirsearch.features.chroma import estimate_tuning
+    from mirsearch.features.onset import hop_for_rate, sync_band_energies, sync_features_from_bands
+
+    hop, rate = hop_for_rate(sr, feature_rate)
+    tuning = estimate_tuning(y, sr=sr)
+    bands = sync_band_energies(y, sr=sr, hop_length=hop, tuning=tuning)
+    F = sync_features_from_bands(*bands, n_frames=int(np.ceil(y.size / hop)), feature_rate=rate, recipe=AUDIO_RECIPE)
+    log.debug("%s: sync features %d frames at %.1f Hz (tuning %.2f)", name, F.chroma.shape[1], rate, tuning)
+    return F
 
 
 def _signal_features(a, b, sr, opts: AlignOptions, trim_silence: bool):
     """Sync features of two inputs held in memory whole (arrays, or files when silence is trimmed):
-    ``(C, D, rate, duration, name)`` of each and the aligned spans in seconds."""
+    an :class:`AudioSyncFeatures` of each and the aligned spans in seconds."""
     from mirsearch.audio import SR
-    from mirsearch.features.onset import sync_features
+    from mirsearch.features.onset import hop_for_rate
 
     out, spans = [], []
     for x, label in ((a, "a"), (b, "b")):
         y, r, name = _as_signal(x, sr=sr, name=label, target_sr=SR)
         i0, i1 = _trimmed(y, r) if trim_silence else (0, y.size)
-        C, D, rate = sync_features(
-            y[i0:i1], sr=r, feature_rate=opts.feature_rate, onset_gamma=AUDIO_ONSET_GAMMA, name=name
-        )
-        out.append((C, D, rate, y.size / r, name))
+        F = signal_sync_features(y[i0:i1], sr=r, feature_rate=opts.feature_rate, name=name)
+        out.append(AudioSyncFeatures(F, hop_for_rate(r, opts.feature_rate)[1], y.size / r, name))
         spans.append((i0 / r, i1 / r))
         del y
     return out[0], out[1], tuple(spans)
@@ -400,24 +440,19 @@ def _stream_tuning(path, n_expected: int | None) -> float:
     return estimate_tuning(np.concatenate(wanted), sr=SR, max_seconds=TUNING_SECONDS)
 
 
-def file_sync_features(
-    path, opts: AlignOptions, *, onset_gamma: float = AUDIO_ONSET_GAMMA
-) -> tuple[np.ndarray, np.ndarray, float, float, str]:
+def file_sync_features(path, opts: AlignOptions, *, recipe: SyncRecipe = AUDIO_RECIPE) -> AudioSyncFeatures:
     """Sync features of an audio file decoded block by block (windows of :data:`WINDOW_SECONDS` with context).
 
-    A file that fits in one window is analysed whole, exactly as :func:`~mirsearch.features.onset.sync_features`
-    on :func:`~mirsearch.audio.load_audio`; a longer one is decoded twice (tuning first, from the same excerpts
+    A file that fits in one window is analysed whole, exactly as :func:`signal_sync_features` on
+    :func:`~mirsearch.audio.load_audio`; a longer one is decoded twice (tuning first, from the same excerpts
     as for the whole signal), and its band energies are computed window by window. Peak memory: one window and
-    the band energies (2 x 88 float32 per frame), not the signal. ``onset_gamma``: log compression of the onset
-    band energies (:data:`AUDIO_ONSET_GAMMA`).
+    the band energies (2 x 88 float32 per frame), not the signal. ``recipe``: how the band energies become
+    features (:data:`AUDIO_RECIPE`).
 
     Returns
     -------
-    chroma, dlnco : np.ndarray, shape (12, n_frames), float32
-    feature_rate : float
-    duration : float
-        Seconds.
-    name : str
+    AudioSyncFeatures
+        Chroma, DLNCO and sharp chroma (each ``(12, n_frames)`` float32), frame rate, duration (s) and name.
     """
     from mirsearch.audio import SR, probe_audio, stream_audio
     from mirsearch.collection.extract import windows
@@ -440,11 +475,9 @@ def file_sync_features(
         del y, bands
     P, Po = (None if parts[0][i] is None else np.concatenate([p[i] for p in parts], axis=1) for i in (0, 1))
     del parts
-    C, D = sync_features_from_bands(
-        P, Po, n_frames=int(np.ceil(n / hop)), feature_rate=rate, gammas=(10.0, float(onset_gamma))
-    )
-    log.debug("%s: sync features %d frames at %.1f Hz (tuning %.2f, streamed)", name, C.shape[1], rate, tuning)
-    return C, D, float(rate), n / SR, name
+    F = sync_features_from_bands(P, Po, n_frames=int(np.ceil(n / hop)), feature_rate=rate, recipe=recipe)
+    log.debug("%s: sync features %d frames at %.1f Hz (tuning %.2f, streamed)", name, F.chroma.shape[1], rate, tuning)
+    return AudioSyncFeatures(F, float(rate), n / SR, name)
 
 
 def path_time_map(path, *, rate: float, durations: tuple[float, float], names: tuple[str, str], meta: dict) -> TimeMap:
