@@ -211,6 +211,16 @@ def test_options_validated():
         IdentifyOptions(fallback_reach=0.0)
 
 
+def test_lines_beyond_the_lead_candidates_need_the_higher_score(coll, tracks):
+    clip = tracks["b"][SR * 6 : SR * 11]
+    no_sure = {"sure_anchors": 10**6, "beyond_min_score": 1e6}
+    found = identify(coll, clip, sr=SR, options=IdentifyOptions(lead_candidates=1, **no_sure)).matches
+    assert found and found[0].recording.endswith("b.wav")  # the true line is the first candidate of the vote
+    assert not identify(coll, clip, sr=SR, options=IdentifyOptions(lead_candidates=0, **no_sure)).matches
+    with pytest.raises(ValueError, match="lead_candidates"):
+        IdentifyOptions(lead_candidates=-1)
+
+
 def test_service_default_threshold_is_the_calibrated_one():
     from mirsearch.service.identify import MIN_SCORE
 

@@ -33,7 +33,9 @@ from mirsearch.search.results import format_time
 log = logging.getLogger(__name__)
 
 #: standout of the peak overlap needed to answer "found" (calibrated on held-out tracks, docs/identify.md)
-DEFAULT_MIN_SCORE = 5.0
+DEFAULT_MIN_SCORE = 4.5
+#: the same for lines beyond the first ``IdentifyOptions.lead_candidates`` candidates of the hash vote
+BEYOND_MIN_SCORE = 6.0
 MIN_QUERY_SECONDS = 1.0  # shortest query (seconds)
 MAX_QUERY_SECONDS = 600.0  # longest query without ``scan`` (seconds)
 
@@ -47,7 +49,15 @@ class IdentifyOptions:
     top : int >= 1
         Most matches returned.
     min_score : float >= 0
-        Standout of the peak overlap needed for a match ("not found" below; :func:`peak_overlap`).
+        Standout of the peak overlap needed for a match among the first ``lead_candidates`` candidates of the
+        hash vote ("not found" below; :func:`peak_overlap`).
+    lead_candidates : int >= 0
+        Candidates, best voted first, whose lines need ``min_score``; the others need ``beyond_min_score``. Each
+        candidate checked is one more chance for an accidental standout (in music that is not in the collection,
+        the largest standouts came from candidates far down the vote), while the right line is nearly always among
+        the first few (docs/identify.md).
+    beyond_min_score : float >= 0
+        Standout needed by the lines of the later candidates (at least ``min_score``).
     min_anchors : int >= 1
         Query anchor frames on a candidate's fitted line needed before its peaks are checked.
     sure_anchors : int >= 1
@@ -85,6 +95,8 @@ class IdentifyOptions:
 
     top: int = 5
     min_score: float = DEFAULT_MIN_SCORE
+    lead_candidates: int = 3
+    beyond_min_score: float = BEYOND_MIN_SCORE
     max_speed_change: float = 0.12
     max_pitch_shift: float = 1.5
     candidates: int = 30
@@ -103,8 +115,9 @@ class IdentifyOptions:
     def __post_init__(self):
         if self.top < 1:
             raise ParameterError(f"top={self.top!r} must be >= 1")
-        if self.min_score < 0:
-            raise ParameterError(f"min_score={self.min_score!r} must be >= 0")
+        for name in ("min_score", "beyond_min_score", "lead_candidates"):
+            if getattr(self, name) < 0:
+                raise ParameterError(f"{name}={getattr(self, name)!r} must be >= 0")
         if not 0 < self.max_speed_change < 0.5:
             raise ParameterError(f"max_speed_change={self.max_speed_change!r} must be in (0, 0.5)")
         for name in ("min_anchors", "sure_anchors"):
@@ -303,13 +316,20 @@ def _plausible(speed: float, shift_octaves: float, options: IdentifyOptions) -> 
     return min(0.0, implied) - options.max_pitch_shift <= semitones <= max(0.0, implied) + options.max_pitch_shift
 
 
+def _needed(rank: int, options: IdentifyOptions) -> float:
+    """Standout needed by a line of the ``rank``-th candidate (0 = most hash votes)."""
+    if rank < options.lead_candidates:
+        return options.min_score
+    return max(options.min_score, options.beyond_min_score)
+
+
 def _unchanged_speed(cands, peaks, dense, *, loaded: dict, reference, span: float, rate: float, options) -> list:
     """Fallback lines: at each candidate ``(recording, offset)``, speed 1 and no pitch shift at the offset within
     ``options.fallback_reach`` where most single peaks meet (:func:`offset_votes` of the hashing peaks), checked with
     the dense peaks like any line."""
     reach = options.fallback_reach * rate
     out = []
-    for rec, off0 in cands:
+    for rank, (rec, off0) in enumerate(cands):
         if rec not in loaded:
             loaded[rec] = reference(rec)
         ref = loaded[rec]
@@ -320,7 +340,7 @@ def _unchanged_speed(cands, peaks, dense, *, loaded: dict, reference, span: floa
             matched, score = peak_overlap(
                 ref, dense, offset=off, speed=1.0, shift=0.0, span=span, rate=rate, tolerance=options.peak_tolerance
             )
-            if score >= options.min_score:
+            if score >= _needed(rank, options):
                 out.append((rec, score, float(off) / rate, 1.0, 0.0, matched))
     return out
 
@@ -372,7 +392,7 @@ def match_peaks(
     out = []
     loaded: dict = {}  # a recording's stored peaks, read once however many of its lines are candidates
     cands = _candidates(g, bin_frames=bin_frames, n=options.candidates)
-    for rec, off0 in cands:
+    for rank, (rec, off0) in enumerate(cands):
         anchors, off, speed, shift = _verify(g, rec, off0, bin_frames=bin_frames, options=options)
         if anchors < options.min_anchors or not _plausible(speed, shift / bpo, options):
             continue
@@ -382,7 +402,7 @@ def match_peaks(
             loaded[rec], dense, offset=off, speed=speed, shift=shift, span=speed * span, rate=rate,
             tolerance=options.peak_tolerance,
         )  # fmt: skip
-        if score >= options.min_score or anchors >= options.sure_anchors:
+        if score >= _needed(rank, options) or anchors >= options.sure_anchors:
             out.append((rec, score, off / rate, speed, 12.0 * shift / bpo, matched))
     if not out and options.fallback:
         out = _unchanged_speed(cands, peaks, dense, loaded=loaded, reference=reference, span=span, rate=rate,
@@ -594,6 +614,7 @@ def dedupe(coll, *, window: float = 10.0, options: IdentifyOptions | None = None
 
 
 __all__ = [
+    "BEYOND_MIN_SCORE",
     "DEFAULT_MIN_SCORE",
     "Duplicate",
     "IdentifyMatch",
