@@ -135,6 +135,47 @@ def test_options_objects_equal_keyword_overrides():
         resolve_options(None, {"w_onsets": 1.0})
 
 
+def test_fine_chroma_is_used_at_the_finest_level_only():
+    rng = np.random.default_rng(4)
+    X = rng.random((12, 300)) ** 3
+    Y = np.roll(np.repeat(X, 2, axis=1), -3, axis=0)
+    kw = dict(feature_rate=10.0, factors=(5, 1), shifts=range(12))
+    plain = sync_dtw(X, Y, **kw)
+    same = sync_dtw(X, Y, fine=(X, Y), **kw)  # the same chroma twice: the same result
+    np.testing.assert_array_equal(plain.path, same.path)
+    assert same.transposition == plain.transposition == 3
+    # a flat fine chroma: the coarse path (and so the criterion and the shift) is kept, the finest path changes
+    flat = sync_dtw(X, Y, fine=(np.ones_like(X), np.ones_like(Y)), **kw)
+    assert flat.transposition == 3 and flat.coarse_path_cost == pytest.approx(plain.coarse_path_cost)
+    assert not np.array_equal(flat.path, plain.path)
+    with pytest.raises(ParameterError, match="shapes"):
+        sync_dtw(X, Y, fine=(X[:, :-1], Y), **kw)
+
+
+def test_audio_recipe_counts_a_soft_attack_from_its_start():
+    """A note fading in over 120 ms in a band that already holds some energy (another note's partial):
+    with the audio recipe (rise over 40 ms, no peak picking) the onset feature starts within a frame of the
+    true onset; the score recipe's one-frame difference with peak picking puts its single impulse later, at
+    the steepest rise of the log energy."""
+    from mirsearch.features.onset import SyncRecipe, sync_features_from_bands
+    from mirsearch.sync.audio import AUDIO_RECIPE
+
+    rate, n, on = 50.0, 200, 100  # frames
+    P = np.full((88, n), 1e-9, dtype=np.float32)
+    P[39, 20:] = 1.0  # C4 sounding throughout ...
+    P[43, 20:] = 0.05  # ... with some energy in the band of E4
+    ramp = np.clip((np.arange(n) - on + 1) / 6.0, 0.0, 1.0) ** 2  # E4 fades in over 6 frames (120 ms)
+    P[43] += 0.5 * ramp.astype(np.float32)
+    first = {}
+    for name, recipe in (("audio", AUDIO_RECIPE), ("score", SyncRecipe(onset_lead=0.0))):
+        F = sync_features_from_bands(P, None, n_frames=n, feature_rate=rate, recipe=recipe)
+        assert all(X.shape == (12, n) and X.dtype == np.float32 for X in F)
+        first[name] = int(np.flatnonzero(F.dlnco[4, 30:] > 0.05)[0]) + 30  # pitch class E after C's onset
+        np.testing.assert_allclose(np.linalg.norm(F.sharp[:, 30:], axis=0), 1.0, atol=1e-5)
+    assert abs(first["audio"] - on) <= 1
+    assert first["score"] > first["audio"]
+
+
 # ------------------------------------------------------------------------------------------ TimeMap
 
 

@@ -9,7 +9,7 @@ Two 20-minute recordings at 50 Hz have 60,000 frames each: a full DTW would eval
 2. projects the coarse path onto the next finer rate (5 Hz, then 50 Hz): each coarse cell covers a block
    of fine cells, and the band is that union of blocks widened by ``radius_seconds`` in both directions;
 3. runs a banded DTW (:func:`mirsearch.matching.dtw.dtw_band`, one byte per band cell) inside it, with
-   chroma plus onset (DLNCO) features at the finest level.
+   chroma plus onset (DLNCO) features at the finest level (optionally another, sharper chroma there: ``fine``).
 
 Memory is ``O((N + M) * W)`` for a band of width ``W`` cells per row (about 2 * ratio + 2 * radius).
 The result reports the band size of every level.

@@ -6,7 +6,8 @@ a :class:`ScoreAlignment`: the time map from score time to audio time plus each 
 
 Pipeline: chroma + DLNCO onset features at 50 Hz (:mod:`mirsearch.features.onset`; for a score they are
 synthesised from the notes) -> multiresolution DTW (:func:`mirsearch.matching.sync.sync_dtw`: full DTW at
-1 Hz, banded DTW at 5 Hz and 50 Hz, onsets at the finest level) -> a strictly monotonic time map.
+1 Hz, banded DTW at 5 Hz and 50 Hz, onsets at the finest level) -> a strictly monotonic time map. Between
+two recordings the features follow :data:`AUDIO_RECIPE`, with a sharper chroma at the finest level.
 
 Validation happens before a path is trusted:
 
