@@ -16,11 +16,15 @@ chroma (computed once per query and shared by all methods; its time is reported 
 Methods (``--methods``, names from :data:`METHODS`; each built from the library's current defaults):
 
 - ``hnsw``: what ``mirsearch search --audio Q --index hnsw`` runs (the service's defaults: every key,
-  the default shingles and reduction, HNSW);
-- ``exact_raw``: the same voting over the raw 240-dim shingles, exact search (no reduction, no ANN);
-- ``cascade``: what ``mirsearch shingles search --audio Q --cascade`` runs (stage 1 the HNSW index,
-  stage 2 CENS subsequence DTW in the 16 proposed regions);
-- ``exhaustive``: stage 2 of the cascade on every whole recording (``proposal="none"``), the reference;
+  the default shingles and reduction (whitened with the collection's covariance), HNSW);
+- ``exact_whiten``: the same with exact search; ``hnsw_raw`` / ``exact_raw``: the raw 240-dim shingles
+  (the default before session 11) through HNSW / exact search;
+- ``cascade``: what ``mirsearch shingles search --audio Q --cascade`` runs (stage 1 the HNSW index proposes
+  16 recordings, stage 2 the ordinary passage search, both of its stages, on those only);
+- ``exhaustive``: stage 2 of the cascade on every recording (``proposal="none"``: the passage search
+  of ``mirsearch search --audio Q``), the reference;
+- ``cascade_cens`` / ``exhaustive_cens``: the same with the ``"cens"`` verifier (CENS subsequence DTW
+  of the shingles' CENS in the proposed regions, the default before session 11);
 - ``*_old``: the same with the defaults before issue 14 (shipped embedding-12 on 20 s shingles of 1 Hz
   CENS; the cascade in the excerpt's key only);
 - one change at a time: ``*_key0`` (the excerpt's key only), ``hnsw_raw_L20`` / ``_L10`` / ``_2hz_h1``
@@ -58,6 +62,7 @@ class Method:
 
     kind: str
     index: dict = field(default_factory=dict)  # IndexSpec changes
+    cascade: dict = field(default_factory=dict)  # AudioCascadeOptions changes (verifier, candidates, ...)
     match: dict = field(default_factory=dict)  # SHINGLE_MATCH changes (transpositions, tempo_factors, ...)
     config: dict = field(default_factory=dict)  # ShingleConfig changes (length, window, downsample, hop)
     k: int | None = None
@@ -75,12 +80,20 @@ _L10 = {"length": 10, "window": 41, "downsample": 10, "hop": 1}
 METHODS: dict[str, Method] = {
     "hnsw": Method("shingles"),
     "exact_raw": Method("shingles", index=_RAW),
+    "hnsw_raw": Method("shingles", index=_NONE),
+    "exact_whiten": Method("shingles", index={"kind": "exact", "reduction": "whiten", "dim": None}),
     "cascade": Method("cascade"),
     "exhaustive": Method("exhaustive"),
+    "cascade_cens": Method("cascade", cascade={"verifier": "cens"}),
+    "exhaustive_cens": Method("exhaustive", cascade={"verifier": "cens"}),
+    "cascade_c8": Method("cascade", cascade={"candidates": 8}),
+    "cascade_c32": Method("cascade", cascade={"candidates": 32}),
     # the defaults before issue 14: shipped embedding-12 (1 Hz, 20 s shingles); the cascade in the query's key
     "hnsw_old": Method("shingles", index=_EMB12, config=_L20),
-    "cascade_old": Method("cascade", index=_EMB12, config=_L20, match=_KEY0, keys_default=False),
-    "exhaustive_old": Method("exhaustive", config=_L20),
+    "cascade_old": Method(
+        "cascade", index=_EMB12, config=_L20, match=_KEY0, keys_default=False, cascade={"verifier": "cens"}
+    ),
+    "exhaustive_old": Method("exhaustive", config=_L20, cascade={"verifier": "cens"}),
     # one change at a time
     "hnsw_key0": Method("shingles", match=_KEY0, keys_default=False),
     "hnsw_k16": Method("shingles", k=16),
@@ -119,13 +132,14 @@ def _options(method: Method, top: int):
         changes["aggregate"] = method.aggregate
     if method.kind == "exhaustive":
         changes["proposal"] = "none"
-    return base.replace(**changes), config
+    return base.replace(**changes, **method.cascade), config
 
 
 def runner(coll, name: str, top: int = 1, embedding: str | None = None):
-    """A function query chroma -> ranked [(recording id, start s, end s)] for method ``name``."""
+    """A function (query chroma, query samples) -> ranked [(recording id, start s, end s)] for method ``name``."""
     from mirsearch.index.audio_database import audio_database
-    from mirsearch.search.audio_cascade import cens_cascade
+    from mirsearch.search.audio_cascade import cascade_search_audio, cens_cascade
+    from mirsearch.search.audio_query import AudioQuery
     from mirsearch.search.shingles import search_shingle_chroma
 
     method = METHODS[name]
@@ -141,15 +155,22 @@ def runner(coll, name: str, top: int = 1, embedding: str | None = None):
               f"({config.key}) ready in {time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
         rate = idx.config.frame_rate
 
-        def run(C):
+        def run(C, y=None):
             regions, _ = search_shingle_chroma(idx, C, options)
             return [(g.recording_id, g.start / rate, g.end / rate) for g in regions]
 
         return run
+    if options.verifier == "passages":  # the passage search computes its own query chroma (its equalisation)
+
+        def run_passages(C, y):
+            found = cascade_search_audio(coll, AudioQuery.from_samples(y, SR), options)
+            return [(m.recording_id, m.start, m.end) for m in found[:top]]
+
+        return run_passages
     idx = options.index.open(coll, config=config) if method.kind == "cascade" else None
     db = audio_database(coll, idx.config.match() if idx is not None else options.match)
 
-    def run_cascade(C):
+    def run_cascade(C, y=None):
         found = cens_cascade(C, db.Y, db.offsets, db.ids, shingle_index=idx, options=options)
         return [(rid, a / db.feature_rate, b / db.feature_rate) for rid, a, b, *_ in found[:top]]
 
@@ -185,7 +206,7 @@ def evaluate(queries: list[dict], chroma: list[np.ndarray], run, name: str) -> l
     rows = []
     for q, C in zip(queries, chroma, strict=True):
         t0 = time.perf_counter()
-        ranked = run(C)
+        ranked = run(C, q.get("y"))
         dt = time.perf_counter() - t0
         first = ranked[0] if ranked else None
         rows.append({
@@ -238,8 +259,9 @@ def main() -> None:
         queries = [q for q in queries if (q["track"], q["start"]) in keep]
     print(f"{args.split}: {len(queries)} queries over {len(recs)} recordings ({hours:.2f} h)", flush=True)
     chroma = query_chroma(queries, DATA / f"shingles_real_{args.split}_chroma{'_part' if args.limit else ''}.npz")
-    for q in queries:
-        q.pop("y")
+    if not any(METHODS[m].kind != "shingles" and METHODS[m].cascade.get("verifier") != "cens" for m in methods):
+        for q in queries:  # only the passage verifier needs the samples
+            q.pop("y")
     rows = []
     for m in methods:
         rows += evaluate(queries, chroma, runner(coll, m, embedding=args.embedding), m)

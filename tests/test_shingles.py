@@ -235,6 +235,49 @@ def test_pca_dimensions_and_round_trip(shingle_collection, renderings, tmp_path)
         pca.transform(np.zeros((2, 12)))
 
 
+def test_whitening_commutes_with_transposition_and_round_trips(shingle_collection, renderings, tmp_path):
+    from mirsearch.models.embedding import WhitenReduction, load_bundle
+
+    S = _real_shingles(shingle_collection, renderings)[::7]
+    white = WhitenReduction.fit(S)
+    Z = white.transform(S)
+    assert Z.shape == S.shape and Z.dtype == np.float32 and white.name == "whiten240"
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(white.W, white.W.T, atol=1e-4)
+    # fitted in all 12 keys: whitening a transposed shingle = transposing the whitened one
+    roll = np.roll(S.reshape(len(S), -1, 12), 5, axis=2).reshape(len(S), -1)
+    rolled = np.roll(Z.reshape(len(Z), -1, 12), 5, axis=2).reshape(len(Z), -1)
+    np.testing.assert_allclose(white.transform(roll), rolled, atol=1e-4)
+    # in all 12 keys the whitened shingles have the covariance's eigenvalues l / (l + eps mean(l)): at most 1
+    keys = np.concatenate([np.roll(S.reshape(len(S), -1, 12), t, axis=2).reshape(len(S), -1) for t in range(12)])
+    values = np.linalg.eigvalsh(np.cov((keys - white.mean) @ white.W, rowvar=False))
+    raw = np.linalg.eigvalsh(np.cov(keys, rowvar=False))
+    expected = np.sort(raw / (raw + 0.1 * raw.mean()))
+    np.testing.assert_allclose(np.sort(values), expected, atol=1e-3)
+    white.save(tmp_path / "w")
+    again = load_bundle(tmp_path / "w")
+    np.testing.assert_allclose(again.transform(S[:50]), Z[:50], atol=1e-6)
+    assert again.model_id == white.model_id != "unsaved" and again.rows_fitted == len(S)
+    with pytest.raises(ParameterError):
+        WhitenReduction.fit(S, eps=0.0)
+
+
+def test_default_index_is_whitened_and_refitted_as_the_collection_grows(renderings, tmp_path):
+    from mirsearch.index.shingle_index import ShingleIndex
+
+    root = tmp_path / "w.mirs"
+    with Collection.create(root, features=["chroma"]) as coll:
+        coll.add([str(renderings["a"].path)])
+        idx = ShingleIndex.open(coll, index="exact")
+        assert idx.reduction.type == "whiten" and idx.reduction.rows_fitted == len(idx) > 0
+        first = idx.reduction.model_id
+        assert ShingleIndex.open(coll, index="exact").reduction.model_id == first  # cached fit
+        coll.add([str(renderings["b"].path), str(renderings["c"].path)])
+        grown = ShingleIndex.open(coll, index="exact")
+        assert grown.reduction.model_id != first and grown.reduction.rows_fitted == len(grown) > 2 * len(idx)
+        assert grown.stats.rebuilt and len(grown.ann) == len(grown)
+
+
 def _versions_for_training(shingle_collection):
     """Two works with versions: chorale a (1x and 1.4x renderings) and chorale b (+ a tempo-scaled copy)."""
     from mirsearch.training.embedding import TrainingVersion
@@ -316,7 +359,8 @@ def test_triplet_mining_semi_hard_choice():
 
 # -- search ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("reduction", "dim", "index"), [("none", None, "exact"), ("pca", 12, "hnsw"), ("embedding", 12, "hnsw")]
+    ("reduction", "dim", "index"),
+    [("none", None, "exact"), ("whiten", None, "hnsw"), ("pca", 12, "hnsw"), ("embedding", 12, "hnsw")],
 )
 def test_search_finds_version_at_another_tempo(shingle_collection, renderings, reduction, dim, index):
     from mirsearch.features.audio_match import SHINGLE_MATCH
@@ -441,7 +485,9 @@ def test_audio_cascade_reranks_proposals_with_dtw(shingle_collection, renderings
 
     query = AudioQuery.from_file(renderings["a_slow"].path)
     options = AudioCascadeOptions(
-        match=SHINGLE_MATCH.replace(tempo_factors=(1.0, 1.2, 1.43, 1.7)), index=IndexSpec("exact", "none", None)
+        match=SHINGLE_MATCH.replace(tempo_factors=(1.0, 1.2, 1.43, 1.7)),
+        index=IndexSpec("exact", "none", None),
+        verifier="cens",
     )
     with Collection.open(shingle_collection) as coll:
         stats = {}
@@ -456,6 +502,40 @@ def test_audio_cascade_reranks_proposals_with_dtw(shingle_collection, renderings
         assert full[0].cost == pytest.approx(matches[0].cost, abs=1e-5)
         with pytest.raises(ParameterError):
             cascade_search_audio(coll, query, AudioCascadeOptions(proposal="coarse"))
+
+
+def test_audio_cascade_passage_verifier_is_the_passage_search_on_the_candidates(shingle_collection, renderings):
+    from mirsearch.audio import load_audio
+    from mirsearch.features.audio_match import ALL_KEYS, PASSAGE_MATCH, SHINGLE_MATCH
+    from mirsearch.index.shingle_index import IndexSpec
+    from mirsearch.search.audio import PassageOptions, search_audio
+    from mirsearch.search.audio_cascade import AudioCascadeOptions, cascade_search_audio
+    from mirsearch.search.audio_query import AudioQuery
+
+    y, sr = load_audio(renderings["a_slow"].path)
+    query = AudioQuery.from_samples(y[: 15 * sr], sr)
+    options = AudioCascadeOptions(
+        top=3, match=SHINGLE_MATCH.replace(transpositions=ALL_KEYS), index=IndexSpec("exact", "none", None)
+    )
+    with Collection.open(shingle_collection) as coll:
+        ids = {r.id: r.path for r in coll.recordings()}
+        full = search_audio(coll, query, PassageOptions(top=3, per_recording=1, match=PASSAGE_MATCH.replace(
+            transpositions=ALL_KEYS))).matches  # fmt: skip
+        stats = {}
+        every = cascade_search_audio(coll, query, options.replace(proposal="none"), stats=stats)
+        assert stats["candidates"] == len(ids)
+        assert [(m.recording_id, m.start, m.end, m.cost) for m in every] == [
+            (m.recording_id, m.start, m.end, m.cost) for m in full
+        ]
+        two = cascade_search_audio(coll, query, options.replace(candidates=2), stats=stats)
+        assert stats["candidates"] == 2 and len(two) == 2 and two[0].extra["proposal_rank"] in (1, 2)
+        assert "bwv66.6_x1_" in two[0].recording
+        assert (two[0].recording_id, two[0].start, two[0].cost) == (full[0].recording_id, full[0].start, full[0].cost)
+        rest = cascade_search_audio(coll, query, options.replace(exclude=(two[0].recording_id,)), stats=stats)
+        # the other two recordings with shingles (a_fast is shorter than one shingle)
+        assert two[0].recording_id not in {m.recording_id for m in rest} and stats["candidates"] == 2
+        with pytest.raises(ParameterError):
+            AudioCascadeOptions(verifier="dtw")
 
 
 # -- note index (theme cascade on learned chroma) -----------------------------------------------------------

@@ -33,7 +33,7 @@ from mirsearch.errors import CollectionError, ParameterError
 from mirsearch.features.shingles import DEFAULT_CONFIG, ShingleConfig
 from mirsearch.index.ann import AnnIndex, load_index, make_index
 from mirsearch.index.shingle_store import ShingleStore
-from mirsearch.models.embedding import DEFAULT_DIM, DEFAULT_REDUCTION
+from mirsearch.models.embedding import DEFAULT_DIM, DEFAULT_REDUCTION, FITTED
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +43,51 @@ HNSW_WIDEN = 2
 
 
 def _reduction_for(collection, store: ShingleStore, spec, dim: int | None, *, threads: int, refit: bool):
-    """Resolve a reduction spec; fit (and cache) PCA on the collection's shingles."""
-    from mirsearch.models.embedding import IdentityReduction, PCAReduction, load_bundle, load_reduction
+    """Resolve a reduction spec; fit (and cache) PCA or the whitening on the collection's shingles."""
+    from mirsearch.models.embedding import IdentityReduction, load_bundle, load_reduction
 
     if spec == "none":
         return IdentityReduction({"shingles": store.config.to_dict()})
-    if spec == "pca":
-        if dim is None:
-            raise ParameterError("reduction='pca' needs dim")
-        path = Path(collection.root) / "index" / "reductions" / store.config.key / f"pca{int(dim)}"
-        if path.is_dir() and not refit:
-            cached = load_bundle(path)
-            if cached.config.get("training", {}).get("transpositions"):
-                return cached  # (fits of older versions, on one key only, are redone)
-        S = store.vectors()
+    if spec not in FITTED:
+        return load_reduction(spec, dim=dim, threads=threads)
+    if spec == "pca" and dim is None:
+        raise ParameterError("reduction='pca' needs dim")
+    name = f"pca{int(dim)}" if spec == "pca" else "whiten"
+    path = Path(collection.root) / "index" / "reductions" / store.config.key / name
+    if path.is_dir() and not refit:
+        cached = load_bundle(path)
+        if _still_fits(cached, len(store)):
+            return cached
+    return _fit_reduction(collection, store, spec, dim, path)
+
+
+def _still_fits(cached, rows: int) -> bool:
+    """A cached fit is reused unless it is of an older version (PCA on one key only) or, for the whitening,
+    fitted on fewer than half of the store's shingles now (the collection has grown: refitted, and the
+    index is then rebuilt because the reduction's ``model_id`` changed)."""
+    if not cached.config.get("training", {}).get("transpositions"):
+        return False
+    return cached.type != "whiten" or 2 * cached.rows_fitted >= rows
+
+
+def _fit_reduction(collection, store: ShingleStore, spec: str, dim: int | None, path: Path):
+    from mirsearch.models.embedding import PCAReduction, WhitenReduction
+
+    S = store.vectors()
+    info = {"fitted_on": "collection", "collection_rows": len(S)}
+    if spec == "whiten":
+        if len(S) == 0:
+            return WhitenReduction(
+                np.zeros(store.config.dim), np.eye(store.config.dim), {"shingles": store.config.to_dict()}
+            )
+        red = WhitenReduction.fit(S, info=info)
+    else:
         if len(S) < 2:
             raise CollectionError(f"{collection.root}: too few shingles ({len(S)}) to fit PCA")
-        pca = PCAReduction.fit(S, dim=int(dim), info={"fitted_on": "collection", "collection_rows": len(S)})
-        pca.save(path)
-        return pca
-    return load_reduction(spec, dim=dim, threads=threads)
+        red = PCAReduction.fit(S, dim=int(dim), info=info)
+    red.config["shingles"] = store.config.to_dict()
+    red.save(path)
+    return red
 
 
 def trained_shingles(reduction, dim: int | None, config: ShingleConfig) -> ShingleConfig:
@@ -70,7 +95,7 @@ def trained_shingles(reduction, dim: int | None, config: ShingleConfig) -> Shing
     it was trained on, e.g. the reference's 1 Hz CENS for the first shipped bundles), else ``config``."""
     from mirsearch.models.embedding import packaged_bundle, read_config
 
-    if isinstance(reduction, str) and reduction in ("none", "pca"):
+    if isinstance(reduction, str) and reduction in ("none", *FITTED):
         return config
     if hasattr(reduction, "config"):  # a loaded reduction
         own = reduction.config.get("shingles") if reduction.type == "embedding" else None
@@ -136,8 +161,9 @@ class ShingleIndex:
         Parameters
         ----------
         collection : Collection
-        reduction : {"none", "pca", "embedding"} or path-like
-            ``"embedding"`` is the shipped bundle of dimension ``dim``; a path is a PCA or embedding bundle.
+        reduction : {"whiten", "none", "pca", "embedding"} or path-like
+            ``"whiten"`` (default) and ``"pca"`` are fitted on the collection's shingles (and cached);
+            ``"embedding"`` is the shipped bundle of dimension ``dim``; a path is a reduction bundle.
         dim : int, optional
             Dimension of PCA or the shipped embedding.
         index : {"exact", "kdtree", "hnsw"}
@@ -150,7 +176,7 @@ class ShingleIndex:
         update : bool
             Shingle new recordings and add them (False: use what is on disk as it is).
         rebuild : bool
-            Recompute shingles, refit PCA and rebuild the index.
+            Recompute shingles, refit PCA / the whitening and rebuild the index.
         save : bool
             Write the updated index back (silently skipped when the folder is not writable).
         threads : int
@@ -274,7 +300,7 @@ class IndexSpec:
     Attributes
     ----------
     kind : {"hnsw", "kdtree", "exact"}
-    reduction : {"embedding", "pca", "none"} or path-like
+    reduction : {"whiten", "none", "pca", "embedding"} or path-like
         Shingle reduction.
     dim : int, optional
         Dimension of PCA / the shipped embedding (shipped: 6, 12, 30).

@@ -1,10 +1,16 @@
-"""Audio matching in two stages: shingle proposals, then CENS subsequence DTW in the proposed regions.
+"""Audio matching in two stages: shingle proposals, then an exact matcher on the candidates only.
 
 :func:`cascade_search_audio` first lets the collection's shingle index propose candidate recordings and
-regions, then runs the exact subsequence-DTW matching of the exhaustive search (CENS at several tempo
-factors, Müller, Kurth, Clausen 2005) on the candidates only, so the ranking among the candidates is
-exactly the exhaustive one. :func:`cens_cascade` is the same on arrays; ``proposal="none"`` (no shingle
-index) is the exhaustive search.
+regions, then verifies them with an exact matcher (``AudioCascadeOptions.verifier``):
+
+- ``"passages"`` (default): the ordinary passage search (:func:`mirsearch.search.audio.search_audio`: multiple
+  scaling of the query's 2 Hz CENS in every key, then its second stage at 5 Hz) on the candidate recordings
+  only, so the ranking among the candidates is exactly that of ``mirsearch search --audio`` and the costs are
+  the ones its audio confidence model was fitted on;
+- ``"cens"``: subsequence DTW of the query's CENS of the shingles (several tempo factors, Müller, Kurth,
+  Clausen 2005) in the proposed regions. :func:`cens_cascade` is this on arrays.
+
+``proposal="none"`` (no shingle index) runs the verifier on every recording: the exhaustive search.
 """
 
 from __future__ import annotations
@@ -15,15 +21,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mirsearch.errors import ParameterError
+from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.audio_match import AudioMatchConfig
 from mirsearch.features.shingles import SHINGLE_MATCH, ShingleConfig, cens_of
 from mirsearch.index.audio_database import audio_database
 from mirsearch.index.shingle_index import IndexSpec
 from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
+from mirsearch.search.audio import PassageOptions, first_stage_options, refine_found, search_audio
 from mirsearch.search.audio_query import AudioQuery
 from mirsearch.search.results import Match
 from mirsearch.search.shingles import query_shingles, score_regions, shingle_query_chroma
+
+#: stage 2 of the audio cascade (module docstring)
+VERIFIERS = ("passages", "cens")
 
 #: a found match: (recording id, start frame, end frame (exclusive), cost, transposition, tempo factor)
 Found = tuple[int, int, int, float, int, float]
@@ -50,9 +60,15 @@ class AudioCascadeOptions:
     exclude : tuple of int
         Recording ids neither proposed nor returned.
     match : AudioMatchConfig
-        CENS (default 41 / 10: 1 Hz), tempo factors and transpositions of the query.
+        The query's shingles (their CENS and tempo factors) and transpositions (also those of the
+        ``"passages"`` verifier); CENS and tempo factors of the ``"cens"`` verifier.
     index : IndexSpec
         The shingle index of stage 1.
+    verifier : {"passages", "cens"}
+        Stage 2 (module docstring).
+    passages : PassageOptions
+        Method, CENS and tempo factors of the ``"passages"`` verifier (its ``top``, ``per_recording``,
+        ``exclude`` and transpositions are this object's).
     """
 
     top: int = 10
@@ -64,8 +80,12 @@ class AudioCascadeOptions:
     exclude: tuple[int, ...] = ()
     match: AudioMatchConfig = SHINGLE_MATCH
     index: IndexSpec = IndexSpec()
+    verifier: str = "passages"
+    passages: PassageOptions = PassageOptions()
 
     def __post_init__(self) -> None:
+        if self.verifier not in VERIFIERS:
+            raise ParameterError(f"verifier={self.verifier!r} must be one of {', '.join(VERIFIERS)}")
         if self.proposal not in ("index", "none"):
             raise ParameterError(f"proposal={self.proposal!r} must be 'index' or 'none'")
         if self.candidates < 1 or self.per_recording < 1 or self.k < 1 or self.top < 1:
@@ -200,27 +220,33 @@ def _dtw_on_spans(Ys, sub_off, spans, ids, scaled, shifts, options: AudioCascade
 def cascade_search_audio(
     collection, query: AudioQuery, options: AudioCascadeOptions = AudioCascadeOptions(), *, stats: dict | None = None
 ) -> list[Match]:
-    """Audio matching in two stages: shingle proposals, then CENS subsequence DTW in the proposed regions.
+    """Audio matching in two stages: shingle proposals, then an exact matcher on the candidates.
 
     Stage 1 asks the collection's shingle index (:class:`~mirsearch.index.shingle_index.IndexSpec`) for the
-    best region of the ``candidates`` best recordings (the voting of
-    :func:`~mirsearch.search.shingles.search_shingle_chroma`). Stage 2 matches the query's CENS (41 / 10,
-    1 Hz) at every tempo factor with subsequence DTW (cosine cost, default steps) against each region
-    widened by ``margin`` query lengths on each side, keeping the best over factors and transpositions,
-    as audio matching with multiple scaling does (Müller, Kurth, Clausen 2005). ``cost`` of a match is
-    the DTW cost (mean cosine distance along the path). ``proposal="none"`` skips stage 1 and runs stage
-    2 on every whole recording: the exhaustive search the cascade is measured against. The collection's
-    CENS database is a derived view (built once per generation,
-    :func:`~mirsearch.index.audio_database.audio_database`); the work is :func:`cens_cascade`.
+    ``candidates`` best recordings (the voting of :func:`~mirsearch.search.shingles.search_shingle_chroma`).
+    Stage 2 (``options.verifier``):
 
-    ``stats`` (a dict) is filled with ``setup_ms`` (query chroma, index and database lookup) and what
-    :func:`cens_cascade` reports.
+    - ``"passages"``: :func:`~mirsearch.search.audio.search_audio` with ``options.passages`` (and this
+      object's transpositions) on the candidate recordings only, both of its stages; ``cost`` and
+      ``extra`` are its own (``extra["proposal_rank"]``: the recording's place in stage 1).
+    - ``"cens"``: the query's CENS (that of the shingles) at every tempo factor is matched with
+      subsequence DTW (cosine cost, default steps) against each proposed region widened by ``margin``
+      query lengths on each side, the best over factors and transpositions kept (multiple scaling,
+      Müller, Kurth, Clausen 2005); ``cost`` is the DTW cost. The work is :func:`cens_cascade`.
+
+    ``proposal="none"`` skips stage 1: the verifier runs on every recording (the exhaustive search the
+    cascade is measured against). ``stats`` (a dict) is filled with ``setup_ms`` (query chroma, index and
+    database lookup), ``candidates``, ``proposal_ms`` and the verifier's time (``verify_ms`` or, for
+    ``"cens"``, what :func:`cens_cascade` reports).
     """
     stats = stats if stats is not None else {}
     t0 = time.perf_counter()
-    C = shingle_query_chroma(query, options.match)
     config = ShingleConfig.for_match(options.match)
     idx = options.index.open(collection, config=config) if options.proposal == "index" else None
+    if options.verifier == "passages":
+        stats["setup_ms"] = (time.perf_counter() - t0) * 1000
+        return _verify_passages(collection, query, idx, options, stats)
+    C = shingle_query_chroma(query, options.match)
     db = audio_database(collection, idx.config.match() if idx is not None else options.match)
     stats["setup_ms"] = (time.perf_counter() - t0) * 1000
     found = cens_cascade(C, db.Y, db.offsets, db.ids, shingle_index=idx, options=options, stats=stats)
@@ -240,4 +266,48 @@ def cascade_search_audio(
     ]
 
 
-__all__ = ["AudioCascadeOptions", "cascade_search_audio", "cens_cascade"]
+def proposed_recordings(C: np.ndarray, shingle_index, options: AudioCascadeOptions) -> list[int]:
+    """Stage 1 alone: the ids of the ``options.candidates`` recordings whose best shingle region is cheapest
+    (best first) for a 10 Hz query chroma ``C``, in the transpositions and tempo factors of ``options.match``."""
+    match = options.match
+    qs = query_shingles(
+        C, config=shingle_index.config, tempo_factors=match.tempo_factors, transpositions=match.transpositions
+    )
+    D, L = shingle_index.search_vectors(qs.S, k=options.k)
+    regions = score_regions(qs, D, L, shingle_index.rec_ids, shingle_index.starts, exclude=list(options.exclude))
+    return [g.recording_id for g in regions[: options.candidates]]
+
+
+def _verify_passages(collection, query: AudioQuery, shingle_index, options: AudioCascadeOptions, stats) -> list[Match]:
+    """Stage 1 (the query's shingles' chroma, the proposals), then stage 2 ``"passages"``: the ordinary passage
+    search (both of its stages) on the proposed recordings."""
+    t0 = time.perf_counter()
+    passages = options.passages
+    match = passages.match.replace(transpositions=options.match.transpositions)
+    popts = passages.replace(top=options.top, per_recording=options.per_recording, match=match, exclude=options.exclude)
+    db = audio_database(collection, match)
+    skip = set(options.exclude)
+    if shingle_index is not None:
+        order = proposed_recordings(shingle_query_chroma(query, options.match), shingle_index, options)
+    else:
+        order = [r.id for r in db.recordings if r.id not in skip]
+    keep = set(order)
+    t1 = time.perf_counter()
+    stats.update(candidates=len(keep), proposal_ms=(t1 - t0) * 1000)
+    if not keep:
+        stats["verify_ms"] = 0.0
+        return []
+    sub = db.without([r.id for r in db.recordings if r.id not in keep])
+    try:
+        found = search_audio(sub, query, first_stage_options(popts)).matches
+    except InputError:  # the query is longer than every candidate at every tempo factor
+        found = []
+    matches = refine_found(collection, query, found, popts)
+    rank = {rid: i + 1 for i, rid in enumerate(order)}
+    for m in matches:
+        m.extra["proposal_rank"] = rank.get(m.recording_id)
+    stats["verify_ms"] = (time.perf_counter() - t1) * 1000
+    return matches
+
+
+__all__ = ["VERIFIERS", "AudioCascadeOptions", "cascade_search_audio", "cens_cascade", "proposed_recordings"]

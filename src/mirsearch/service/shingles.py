@@ -1,5 +1,6 @@
 """Tasks on the shingle index of a collection (:mod:`mirsearch.index.shingle_index`): ``shingles-build``,
-``shingles-search`` (versions of an audio excerpt, optionally re-ranked with CENS subsequence DTW),
+``shingles-search`` (versions of an audio excerpt; ``--cascade``: the proposed recordings verified by the passage
+search),
 ``shingles-info`` and ``shingles-remove``.
 """
 
@@ -22,8 +23,8 @@ class ShingleIndexRequest(Request):
 
     reduction: str = param(
         DEFAULT_REDUCTION, metavar="NAME|DIR",
-        help="none (the raw 240-dim shingles, default), embedding (shipped), pca (fitted on the collection) or a "
-        "bundle directory",
+        help="whiten (default: the shingles whitened with the collection's covariance), none (the raw 240-dim "
+        "shingles), embedding (shipped), pca (fitted on the collection) or a bundle directory",
     )  # fmt: skip
     dim: int | None = param(
         DEFAULT_DIM, minimum=1, maximum=240, help="dimension of pca / the shipped embedding (6, 12, 30)"
@@ -47,7 +48,7 @@ class ShingleIndexRequest(Request):
 class ShingleBuildRequest(ShingleIndexRequest):
     """Parameters of ``shingles-build``."""
 
-    rebuild: bool = param(False, help="recompute shingles, refit PCA, rebuild the index")
+    rebuild: bool = param(False, help="recompute shingles, refit PCA or the whitening, rebuild the index")
     progress: bool = param(True, help="no progress bars")
 
 
@@ -62,7 +63,7 @@ class ShingleSearchRequest(ShingleIndexRequest):
         None, minimum=0.1, maximum=10, metavar="LIST", help="query scalings (default 0.6..1.67, 11 factors)"
     )
     all_keys: bool = param(True, help="the excerpt's key only (default: every transposition, as search --audio does)")
-    cascade: bool = param(False, help="re-rank the proposals with CENS subsequence DTW")
+    cascade: bool = param(False, help="verify the proposed recordings with the passage search (search --audio)")
     update: bool = param(True, help="do not add new recordings to the index first")
 
 
