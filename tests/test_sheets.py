@@ -395,6 +395,29 @@ def test_accidentals_hold_to_the_end_of_their_bar():
     assert [a for a, _ in columns.values()][:4] == ["", "flat", "", ""]
 
 
+def test_a_sharp_with_its_middle_filled_still_has_two_strokes():
+    from mirsearch.features.notation import accidental_at, glyphs, small_holes
+
+    ink = np.zeros((60, 60), bool)  # staff space 10 px; a sharp 1 space wide, 2.8 high, left of a head at (32, 24)
+    ink[10:38, 13] = ink[10:38, 17] = True  # its two strokes
+    ink[17:22, 11:20] = ink[26:31, 11:20] = True  # its two thick bars around an enclosed middle
+    holes = small_holes(ink, space=10.0)
+    assert holes[22:26, 14:17].all()
+    clean = ink | holes  # what the reader sees: the middle filled (the strokes join into one block)
+    assert accidental_at(glyphs(clean, holes), 32.0, 24.0, space=10.0) == "other"
+    assert accidental_at(glyphs(clean), 32.0, 24.0, space=10.0) == ""  # the stroke count without the holes
+
+
+def test_touching_sharps_and_naturals_are_read_and_told_apart():
+    from mirsearch.features.notation import pitch_classes, read_page
+
+    bar = [("F", 1, 5, "sharp"), ("G", 0, 4), ("F", 0, 4, "natural"), ("C", 1, 5, "sharp")]  # F#5 G4 F4 C#5
+    e, page = _engrave(_musicxml([bar, [("G", 0, 4)] * 4]))  # verovio sets these accidentals against their heads
+    (reading,) = read_page(page, detect_layout(page))
+    marked = [(h.accidental, pc) for h, pc in zip(reading.heads, pitch_classes(reading), strict=True) if h.accidental]
+    assert marked == [("other", 6), ("natural", 5), ("other", 1)]
+
+
 def test_altered_pitch_class_cancels_or_raises_by_the_key():
     from mirsearch.features.notation import altered_pitch_class
 
@@ -402,6 +425,7 @@ def test_altered_pitch_class_cancels_or_raises_by_the_key():
     assert altered_pitch_class(5, 5, "other") == 6  # F sharp in C major
     assert altered_pitch_class(11, 10, "other") == 11  # B natural in F major
     assert altered_pitch_class(11, 11, "flat") == 10 and altered_pitch_class(0, 0, "") == 0
+    assert altered_pitch_class(5, 6, "natural") == 5 and altered_pitch_class(5, 5, "natural") == 5
 
 
 def test_held_notes_sound_until_the_next_chord_of_their_staff():

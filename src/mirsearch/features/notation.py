@@ -69,7 +69,8 @@ class Head:
     y: float
     staff: int
     position: int
-    #: accidental glyph just left of the head: ``"flat"``, ``"other"`` (a sharp or a natural) or ``""``
+    #: accidental glyph just left of the head: ``"flat"``, ``"natural"``, ``"other"`` (a sharp, or a natural not
+    #: told apart) or ``""``
     accidental: str = ""
 
 
@@ -309,7 +310,11 @@ def read_system(ink: np.ndarray, clean: np.ndarray, holes: np.ndarray, system: S
             continue  # neither a stem nor a whole note (as wide as 1.3 spaces: a filled sharp is narrower)
         if glyphs is not None and _inside_accidental(glyphs, x, y, space):
             continue
-        accidental = "" if glyphs is None else accidental_at(glyphs, x, y, space=space)
+        accidental = (
+            ""
+            if glyphs is None
+            else accidental_at(glyphs, x, y, space=space) or touching_accidental(glyphs, x, y, space=space)
+        )
         out.append(Head(float(x), float(y), k, position, accidental))
     out.sort(key=lambda h: h.x)
     bars = ()
@@ -332,7 +337,7 @@ def read_page(page: np.ndarray, layout: PageLayout) -> list[SystemReading]:
     heads = head_centres(clean, space=space)
     keys = [key_signature(clean, s, space=space) for s in staves]
     key = page_key(keys)
-    marks = glyphs(clean)
+    marks = glyphs(clean, holes)
     readings = [read_system(ink, clean, holes, system, heads, space=space, glyphs=marks) for system in systems]
     return [replace(r, key=key) for r in readings]
 
@@ -452,36 +457,29 @@ class Glyphs:
 
     labels: np.ndarray
     boxes: np.ndarray
+    #: the filled holes of the mask (page shape; :func:`small_holes`), or None: strokes are counted without them
+    holes: np.ndarray | None = None
 
 
-def glyphs(clean: np.ndarray) -> Glyphs:
-    """The connected components (8-neighbourhood) of a line-free ink mask."""
+def glyphs(clean: np.ndarray, holes: np.ndarray | None = None) -> Glyphs:
+    """The connected components (8-neighbourhood) of a line-free ink mask whose ``holes`` were filled."""
     from scipy import ndimage
 
     labels, _ = ndimage.label(clean, structure=np.ones((3, 3), bool))
     rows = [(sl[0].start, sl[0].stop, sl[1].start, sl[1].stop) if sl else (0, 0, 0, 0)
             for sl in ndimage.find_objects(labels)]  # fmt: skip
-    return Glyphs(labels, np.asarray(rows, np.int64).reshape(-1, 4))
-
-
-def _strokes(glyph: np.ndarray, min_run: float) -> int:
-    """Groups of adjacent columns of ``glyph`` whose longest vertical ink run reaches ``min_run`` pixels."""
-    longest = np.zeros(glyph.shape[1], np.int64)
-    run = np.zeros(glyph.shape[1], np.int64)
-    for row in glyph:
-        run = np.where(row, run + 1, 0)
-        longest = np.maximum(longest, run)
-    tall = np.r_[False, longest >= min_run, False].astype(np.int8)
-    return int((np.diff(tall) == 1).sum())
+    return Glyphs(labels, np.asarray(rows, np.int64).reshape(-1, 4), holes)
 
 
 def accidental_at(g: Glyphs, x: float, y: float, *, space: float) -> str:
-    """The accidental just left of a head at page (``x``, ``y``): ``"flat"``, ``"other"`` or ``""``.
+    """The accidental just left of a head at page (``x``, ``y``): ``"flat"``, ``"natural"``, ``"other"`` (a
+    sharp) or ``""``.
 
     A separate glyph of 1.8-4 staff spaces high and 0.4-1.5 wide ending 0.3-2.2 spaces left of the head and
     spanning its row: a flat has one vertical stroke (1.3 spaces or longer) and most of its ink in its lower
-    half, around the head; a sharp or a natural has two such strokes and is centred on the head. Rests,
-    dots, slurs and the stems of other notes have neither shape; an accidental touching its head is missed.
+    half, around the head; a sharp or a natural has two such strokes and is centred on the head, a natural's
+    right stroke lower than its left (:func:`two_strokes`). Rests, dots, slurs and the stems of other notes
+    have neither shape; an accidental touching its head is left to :func:`touching_accidental`.
     """
     y0, y1, x0, x1 = g.boxes.T
     h, w = y1 - y0, x1 - x0
@@ -489,13 +487,75 @@ def accidental_at(g: Glyphs, x: float, y: float, *, space: float) -> str:
     ok &= (x1 <= x - 0.3 * space) & (x1 >= x - 2.2 * space) & (y0 <= y) & (y1 > y)
     for k in sorted(np.flatnonzero(ok), key=lambda i: -x1[i]):
         glyph = g.labels[y0[k] : y1[k], x0[k] : x1[k]] == k + 1
-        n = _strokes(glyph, 1.3 * space)
+        # strokes of the ink itself: the filled middle of a sharp or natural would join its two strokes
+        top, bottom = _stroke_runs(glyph if g.holes is None else glyph & ~g.holes[y0[k] : y1[k], x0[k] : x1[k]])
+        tall = bottom - top >= 1.3 * space
+        n = len(_groups(tall))
         upper, lower = glyph[: h[k] // 2].sum(), glyph[h[k] // 2 :].sum()
         if n == 1 and lower > 1.4 * upper and y - y0[k] > 0.5 * h[k]:
             return "flat"
         if n == 2 and abs((y0[k] + y1[k]) / 2.0 - y) < 0.6 * space:
-            return "other"
+            return two_strokes(top, bottom, tall, space=space)
     return ""
+
+
+def _groups(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of adjacent true columns of ``mask``: (first, stop) pairs."""
+    edges = np.diff(np.r_[False, mask, False].astype(np.int8))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def two_strokes(top: np.ndarray, bottom: np.ndarray, tall: np.ndarray, *, space: float) -> str:
+    """``"natural"`` when the right one of two strokes (columns ``tall``; their runs from ``top`` to ``bottom``)
+    starts and ends at least half a staff space lower than the left one, else ``"other"`` (a sharp)."""
+    (a0, a1), (b0, b1) = _groups(tall)[:2]
+    lower_top = top[b0:b1].min() - top[a0:a1].min()
+    lower_bottom = bottom[b0:b1].max() - bottom[a0:a1].max()
+    return "natural" if lower_top >= 0.5 * space and lower_bottom >= 0.5 * space else "other"
+
+
+def _stroke_runs(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top and bottom row (exclusive) of the longest vertical ink run of each column of ``part``."""
+    top = np.zeros(part.shape[1], np.int64)
+    bottom = np.zeros(part.shape[1], np.int64)
+    for j in range(part.shape[1]):
+        col = np.r_[False, part[:, j], False].astype(np.int8)
+        starts, stops = np.flatnonzero(np.diff(col) == 1), np.flatnonzero(np.diff(col) == -1)
+        if starts.size:
+            i = int(np.argmax(stops - starts))
+            top[j], bottom[j] = starts[i], stops[i]
+    return top, bottom
+
+
+def touching_accidental(g: Glyphs, x: float, y: float, *, space: float) -> str:
+    """A sharp or natural touching the head at page (``x``, ``y``) (one glyph with it): ``"natural"``,
+    ``"other"`` (a sharp) or ``""``.
+
+    Left of the head (0.55-2.2 staff spaces), the head's own glyph without its filled holes is searched for
+    vertical strokes 1.3-3.3 spaces long that reach above the head's middle (a stem going down from the head
+    does not; a stem up to a beam is longer): two thin strokes (at most 0.4 spaces wide, 0.2-0.8 apart)
+    around the head's row make a sharp or a natural (:func:`two_strokes`). A touching flat is not read (one
+    stroke is too often the stem of a chord).
+    """
+    k = int(g.labels[int(y), int(x)])
+    c0, c1 = max(int(x - 2.2 * space), 0), max(int(x - 0.55 * space), 0)
+    r0, r1 = max(int(y - 2.6 * space), 0), int(y + 2.6 * space) + 1
+    if k == 0 or c1 <= c0:
+        return ""
+    part = g.labels[r0:r1, c0:c1] == k
+    if g.holes is not None:
+        part &= ~g.holes[r0:r1, c0:c1]
+    top, bottom = _stroke_runs(part)
+    top, bottom = top + r0, bottom + r0
+    length = bottom - top
+    ok = (length >= 1.3 * space) & (length <= 3.3 * space) & (top <= y - 0.3 * space) & (bottom >= y - 0.5 * space)
+    groups = _groups(ok)
+    if len(groups) != 2 or abs((top[ok].mean() + bottom[ok].mean()) / 2.0 - y) >= 0.7 * space:
+        return ""
+    (a0, a1), (b0, b1) = groups
+    if max(a1 - a0, b1 - b0) > 0.4 * space or not 0.2 * space <= b0 - a1 <= 0.8 * space:
+        return ""  # not two thin strokes close together
+    return two_strokes(top, bottom, ok, space=space)
 
 
 def _inside_accidental(g: Glyphs, x: float, y: float, space: float) -> bool:
@@ -525,10 +585,13 @@ def bar_lines(clean: np.ndarray, staff: Staff, head_x: np.ndarray, *, space: flo
 
 
 def altered_pitch_class(natural: int, key_pc: int, accidental: str) -> int:
-    """Pitch class of a head with an accidental: a flat lowers its natural class; a sharp or natural sign
-    (not told apart) cancels the key signature's alteration of the note, or else raises it."""
+    """Pitch class of a head with an accidental: a flat lowers its natural class, a natural sign gives it; a
+    sharp (``"other"``: a two-stroke sign not told to be a natural) cancels the key signature's alteration
+    of the note, or else raises it."""
     if accidental == "flat":
         return (natural - 1) % 12
+    if accidental == "natural":
+        return natural
     if accidental == "other":
         return natural if key_pc != natural else (natural + 1) % 12
     return key_pc
