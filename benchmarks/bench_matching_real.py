@@ -15,8 +15,10 @@ Protocol (issue 14, "matching that generalises"):
   (``bench_matching.is_hit``). P@1 per degradation and per track.
 - Rows: mirsearch's default passage search (``search_audio``, what ``mirsearch search --audio Q`` runs:
   multiple scaling over the stored chroma, all 12 transpositions, then the second stage that re-scores the
-  best 5 candidates at 5 Hz (``PassageOptions.refine``); the confidence filter of the service is not
-  applied), ``one_stage`` (without the second stage) and other variants (``--variants``), beside libfmp's
+  best 10 candidates at 5 Hz (``PassageOptions.refine``), with the query equalisation
+  (``PassageOptions.max_gain_db``); the confidence filter of the service is not applied), ``one_stage``
+  (without the second stage), ``no_eq`` (without the equalisation), ``refine5`` (the session-10 default: best 5,
+  no equalisation) and other variants (``--variants``), beside libfmp's
   CENS matching with 12 shifts (``baselines.libfmp_match``). ``--hold-out``: for each degradation kind, which
   variant is best on the other four kinds (the choice made without that kind) and its P@1 on the held-out kind.
 
@@ -127,9 +129,10 @@ def make_queries(split: str, tracks: list[Path], coll, *, per_track: int) -> lis
 VARIANTS: dict[str, tuple[str, dict, dict | None, dict]] = {
     "default": ("scaling", {}, None, {}),
     "one_stage": ("scaling", {}, None, {"refine": 0}),
+    "no_eq": ("scaling", {}, None, {"max_gain_db": 0.0}),
     "sdtw": ("sdtw", {}, None, {}),
     "sdtw_one_stage": ("sdtw", {}, None, {"refine": 0}),
-    "refine10": ("scaling", {}, None, {"refine": 10}),
+    "refine5": ("scaling", {}, None, {"refine": 5, "max_gain_db": 0.0}),
     "dense_tempi": ("scaling", {"tempo_factors": (0.66, 0.73, 0.81, 0.9, 1.0, 1.1, 1.22, 1.35, 1.5)}, None, {}),
     "matching": ("scaling", {"features": "matching"}, None, {}),
     "matching_sdtw": ("sdtw", {"features": "matching"}, None, {}),

@@ -263,3 +263,57 @@ def test_refine_separates_repeats_of_a_loop():
     assert out[0].extra["refined_cost"] < out[1].extra["refined_cost"]
     with pytest.raises(ParameterError):
         PassageOptions(refine=-1)
+
+
+def test_equalise_bands_restores_a_channel_and_leaves_a_typical_spectrum():
+    """A typical spectrum (the reference tilt) is left alone; a high-pass channel's attenuation is undone up to
+    the largest gain, never beyond it and never as a cut."""
+    from mirsearch.features.matching_chroma import EQ_REFERENCE_DB, equalise_bands
+
+    rng = np.random.default_rng(1)
+    midi = np.arange(21, 109)
+    typical = 10 ** (np.concatenate([np.full(19, EQ_REFERENCE_DB[0]), EQ_REFERENCE_DB]) / 10.0)
+    P = (typical[:, None] * rng.uniform(0.5, 1.5, (88, 200))).astype(np.float32)
+    P[:, 0] = typical  # the long-term spectrum stays near the tilt
+    flat = equalise_bands(P, max_gain_db=20.0, min_deficit_db=0.0)
+    low = (midi >= 40) & (midi <= 100)
+    assert np.median(np.abs(10 * np.log10(flat[low].mean(axis=1) / P[low].mean(axis=1)))) < 1.0
+    assert np.all(flat >= P)  # boost only
+    for atten_db, expected in ((12.0, 12.0), (40.0, 20.0)):
+        Q = P.copy()
+        Q[midi < 56] *= 10 ** (-atten_db / 10)  # a high-pass channel below G#3
+        gain = 10 * np.log10(equalise_bands(Q, max_gain_db=20.0, min_deficit_db=0.0).mean(axis=1) / Q.mean(axis=1))
+        inner = (midi >= 40) & (midi <= 50)
+        np.testing.assert_allclose(gain[inner], expected, atol=1.5)
+        assert gain.max() <= 20.0 + 1e-4 and np.all(gain[midi < 40] == 0)
+        # a smaller deficit than min_deficit_db is the music's own (a quiet register), not a channel
+        kept = equalise_bands(Q, max_gain_db=20.0, min_deficit_db=15.0)
+        assert (np.all(kept[inner] == Q[inner])) == (atten_db < 15)
+    np.testing.assert_array_equal(equalise_bands(P, max_gain_db=0.0), P)
+    with pytest.raises(ParameterError, match="max_gain_db"):
+        equalise_bands(P, max_gain_db=-1.0)
+    with pytest.raises(ParameterError, match="bands"):
+        equalise_bands(P[:12])
+    with pytest.raises(ParameterError, match="max_gain_db"):
+        PassageOptions(max_gain_db=-3.0)
+
+
+def test_equalised_query_chroma_undoes_a_telephone_band(setup):
+    """The chroma of a 300-3400 Hz band-passed excerpt is closer to the clean excerpt's (what the collection
+    stores) with the query equalisation than without."""
+    import scipy.signal
+
+    from mirsearch.features.registry import feature_config
+
+    y, sr = setup["query_samples"]
+    y = y.mean(axis=1) if y.ndim == 2 else y
+    config = feature_config("chroma", feature_rate=10.0)
+    clean = AudioQuery.from_samples(y, sr).chroma_for(config)
+    sos = scipy.signal.butter(4, [300, 3400], btype="bandpass", fs=sr, output="sos")
+    phone = AudioQuery.from_samples(scipy.signal.sosfilt(sos, y).astype(np.float32), sr)
+    plain = phone.chroma_for(config)
+    equalised = phone.chroma_for(config, max_gain_db=20.0)
+    assert equalised.shape == clean.shape
+    err_plain = np.mean(1 - np.sum(plain * clean, axis=0))
+    err_eq = np.mean(1 - np.sum(equalised * clean, axis=0))
+    assert err_eq < 0.8 * err_plain

@@ -6,6 +6,16 @@ telephone band (300-3400 Hz) removes them altogether; above C7 there is little h
 noise. Folding only the bands in :data:`MATCHING_MIDI_RANGE` makes audio matching more robust to pitch shifts,
 band limiting and noise (docs/benchmarks.md). :func:`extract_chroma` computes the chroma any configuration
 describes (a stored kind of :mod:`mirsearch.features.registry` or the matching chroma).
+
+**Query equalisation** (:func:`equalise_bands`, ``extract_chroma(..., max_gain_db=...)``): a query that went
+through a channel (a telephone band, a small loudspeaker, an equaliser) has lost some bands *relative to the
+recording it was cut from*, and the recording's stored chroma still has them (the bass a 300-3400 Hz band
+removes dominates the stored chroma). Any linear channel is a gain per semitone band, constant in time. The
+excerpt's long-term band spectrum (smoothed over half an octave, so that the notes played stay) is compared
+with a typical spectrum of music (:data:`EQ_REFERENCE_DB`, referred to the level of the bands C4-B5 that every
+such channel keeps) and the bands below it are raised towards it, by at
+most ``max_gain_db``: a bounded, boost-only blind equalisation. An unfiltered excerpt is hardly changed (its
+bands lie around the typical spectrum); what a channel attenuated is restored as far as it is still there.
 """
 
 from __future__ import annotations
@@ -19,6 +29,70 @@ from mirsearch.errors import ParameterError, check_positive
 MATCHING_MIDI_RANGE = (40, 96)
 #: version of the matching chroma computation (part of its cache key)
 MATCHING_VERSION = 2
+
+
+#: bands equalised (MIDI, inclusive): E2-C8 (below E2 the analysis STFT does not resolve semitones)
+EQ_MIDI_RANGE = (40, 108)
+#: typical long-term spectrum of music over the bands of :data:`EQ_MIDI_RANGE` (dB, relative to the mean of
+#: :data:`EQ_LEVEL_RANGE`; smoothed as in :func:`equalise_bands`): the median of the 237 pitch-, tempo- and
+#: speed-changed excerpts of the tune tracks of ``benchmarks/bench_matching_real.py`` (ufoai, singularity), in
+#: 0.5 dB steps. Flat to G2, then falling by about 3 dB per octave.
+EQ_REFERENCE_DB = (
+    6.0, 5.5, 6.0, 6.0, 5.5, 6.0, 5.5, 5.0, 5.0, 4.5, 4.5, 4.5, 4.0, 3.5, 3.5, 3.0, 3.0, 2.5, 2.5, 2.0, 2.0, 1.5,
+    1.5, 1.5, 1.0, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0, 0.0, -0.5, -0.5, -0.5, -0.5, -0.5, -0.5, -0.5, -1.0, -1.5, -2.0,
+    -2.5, -2.5, -3.0, -3.5, -3.5, -4.0, -4.0, -4.5, -4.5, -5.0, -5.0, -5.0, -5.5, -5.5, -5.5, -6.0, -6.0, -6.0,
+    -6.5, -6.5, -7.0, -7.5, -8.5, -8.5, -8.5, -9.0, -9.0,
+)  # fmt: skip
+#: bands the excerpt's level is referred to (MIDI, inclusive: C4-B5, inside a 300-3400 Hz telephone band)
+EQ_LEVEL_RANGE = (60, 83)
+#: smoothing of the long-term band spectrum (bands; half an octave keeps the notes of the excerpt)
+EQ_SMOOTH_BANDS = 7
+
+
+def equalise_bands(P: np.ndarray, *, max_gain_db: float = 20.0, min_deficit_db: float = 0.0) -> np.ndarray:
+    """Raise the bands a channel attenuated towards a typical music spectrum (module docstring).
+
+    Parameters
+    ----------
+    P : np.ndarray, shape (88, n_frames)
+        Power per semitone band A0-C8 (:func:`mirsearch.features.chroma.pitch_features`).
+    max_gain_db : float >= 0
+        Largest gain applied to a band (dB); 0 returns a copy of ``P``.
+    min_deficit_db : float >= 0
+        Only bands at least this far below the typical spectrum are raised (the others are left alone: a
+        quiet register of the music itself is not a channel).
+
+    Returns
+    -------
+    np.ndarray, shape (88, n_frames), float32
+        ``P`` with each band multiplied by its gain (>= 1; a new array).
+    """
+    import scipy.ndimage
+
+    from mirsearch.features.chroma import MIDI_MAX, MIDI_MIN
+
+    if not max_gain_db >= 0 or not min_deficit_db >= 0:
+        raise ParameterError(f"max_gain_db={max_gain_db} and min_deficit_db={min_deficit_db} must be >= 0")
+    P = np.asarray(P, dtype=np.float32)
+    if P.shape[0] != MIDI_MAX - MIDI_MIN + 1:
+        raise ParameterError(f"P must have {MIDI_MAX - MIDI_MIN + 1} semitone bands, got {P.shape[0]}")
+    if max_gain_db == 0 or P.shape[1] == 0:
+        return P.copy()
+    midi = np.arange(EQ_MIDI_RANGE[0], EQ_MIDI_RANGE[1] + 1)
+    rows = midi - MIDI_MIN
+    power = P[rows].mean(axis=1, dtype=np.float64)
+    if not power.max() > 0:
+        return P.copy()
+    # long-term level per band (dB), floored 80 dB below the loudest band, smoothed within the range only
+    level = 10.0 * np.log10(np.maximum(power, power.max() * 1e-8))
+    level = scipy.ndimage.uniform_filter1d(level, EQ_SMOOTH_BANDS, mode="nearest")
+    ref = np.asarray(EQ_REFERENCE_DB, dtype=np.float64)
+    inside = (midi >= EQ_LEVEL_RANGE[0]) & (midi <= EQ_LEVEL_RANGE[1])
+    deficit = ref + float(np.mean(level[inside] - ref[inside])) - level
+    gain = np.where(deficit >= min_deficit_db, np.clip(deficit, 0.0, float(max_gain_db)), 0.0)
+    out = P.copy()
+    out[rows] *= (10.0 ** (gain / 10.0)).astype(np.float32)[:, None]
+    return out
 
 
 def matching_config(*, feature_rate: float = 10.0, midi_range=MATCHING_MIDI_RANGE, gamma: float = 10.0) -> dict:
@@ -48,7 +122,9 @@ def matching_config(*, feature_rate: float = 10.0, midi_range=MATCHING_MIDI_RANG
     }
 
 
-def matching_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple[np.ndarray, float]:
+def matching_chroma(
+    y: np.ndarray, *, sr: int, config: dict | None = None, max_gain_db: float = 0.0
+) -> tuple[np.ndarray, float]:
     """Chroma for audio matching: the collection's chroma recipe restricted to a pitch range.
 
     :func:`mirsearch.features.chroma.chroma_from_pitch` (tuning-corrected semitone bands, level scaling,
@@ -62,6 +138,8 @@ def matching_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tu
     sr : int
     config : dict, optional
         From :func:`matching_config` (default parameters when omitted).
+    max_gain_db : float >= 0
+        Equalise the pitch bands first (:func:`equalise_bands`; 0: no).
 
     Returns
     -------
@@ -74,6 +152,8 @@ def matching_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tu
     lo, hi = config["midi_range"]
     rate = float(config["feature_rate"])
     P, frame_rate = pitch_features(np.asarray(y, dtype=np.float32), sr=sr)
+    if max_gain_db > 0:
+        P = equalise_bands(P, max_gain_db=max_gain_db)
     P[: lo - MIDI_MIN] = 0.0
     P[hi - MIDI_MIN + 1 :] = 0.0
     C = chroma_from_pitch(
@@ -82,13 +162,44 @@ def matching_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tu
     return C[:, : int(np.ceil(y.size / sr * rate))], rate
 
 
-def extract_chroma(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]:
-    """Chroma ``(12, n)`` and its rate as ``config`` describes: the matching chroma or a stored kind."""
+def extract_chroma(y: np.ndarray, *, sr: int, config: dict, max_gain_db: float = 0.0) -> tuple[np.ndarray, float]:
+    """Chroma ``(12, n)`` and its rate as ``config`` describes: the matching chroma or a stored kind.
+
+    ``max_gain_db > 0``: the pitch bands of the signal are equalised first (:func:`equalise_bands`; for the
+    ``"chroma"`` kind and the matching chroma, the other kinds ignore it).
+    """
     if config.get("kind") == "matching_chroma":
-        return matching_chroma(y, sr=sr, config=config)
+        return matching_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db)
+    if config.get("kind") == "chroma" and max_gain_db > 0:
+        return _equalised_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db)
     from mirsearch.features.registry import extract
 
     return extract(y, sr=sr, config=config)
 
 
-__all__ = ["MATCHING_MIDI_RANGE", "MATCHING_VERSION", "extract_chroma", "matching_chroma", "matching_config"]
+def _equalised_chroma(y: np.ndarray, *, sr: int, config: dict, max_gain_db: float) -> tuple[np.ndarray, float]:
+    """The stored chroma's recipe (:func:`mirsearch.features.chroma.chroma`) on equalised pitch bands."""
+    from mirsearch.features.chroma import chroma_from_pitch, pitch_features
+
+    rate = float(config["feature_rate"])
+    P, frame_rate = pitch_features(np.asarray(y, dtype=np.float32), sr=sr)
+    C = chroma_from_pitch(
+        equalise_bands(P, max_gain_db=max_gain_db),
+        frame_rate=frame_rate,
+        feature_rate=rate,
+        gamma=float(config["gamma"]),
+        register_centre=config["register_centre"],
+        register_width=float(config["register_width"]),
+    )
+    return C[:, : int(np.ceil(y.size / sr * rate))], rate
+
+
+__all__ = [
+    "EQ_REFERENCE_DB",
+    "MATCHING_MIDI_RANGE",
+    "MATCHING_VERSION",
+    "equalise_bands",
+    "extract_chroma",
+    "matching_chroma",
+    "matching_config",
+]

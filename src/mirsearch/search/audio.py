@@ -58,7 +58,10 @@ REFINE_MATCH = AudioMatchConfig(window=11, downsample=2)
 #: seconds of the recording searched on either side of a first-stage candidate by the second stage
 REFINE_MARGIN = 3.0
 #: first-stage candidates re-scored by the second stage (``PassageOptions.refine``)
-REFINE_CANDIDATES = 5
+REFINE_CANDIDATES = 10
+#: largest gain of the query equalisation (dB; ``PassageOptions.max_gain_db``): chosen on the tune split of
+#: ``benchmarks/bench_matching_real.py`` (docs/benchmarks.md)
+QUERY_MAX_GAIN_DB = 20.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ class PassageOptions:
     refine : int >= 0
         First-stage candidates re-scored at a finer resolution (module docstring; 0: one stage). Applies when
         a collection with stored chroma is searched; a prepared database (no chroma) is searched in one stage.
+    max_gain_db : float >= 0
+        Query equalisation: the bands of the excerpt a channel attenuated (a telephone band, a small
+        loudspeaker) are raised towards a typical music spectrum by at most this much before its chroma is
+        computed (:func:`~mirsearch.features.matching_chroma.equalise_bands`; 0: off; audio queries only).
     """
 
     top: int = 10
@@ -99,10 +106,13 @@ class PassageOptions:
     curves: bool = False
     match: AudioMatchConfig = PASSAGE_MATCH
     refine: int = REFINE_CANDIDATES
+    max_gain_db: float = QUERY_MAX_GAIN_DB
 
     def __post_init__(self) -> None:
         if self.top < 1:
             raise ParameterError(f"top={self.top} must be >= 1")
+        if not self.max_gain_db >= 0:
+            raise ParameterError(f"max_gain_db={self.max_gain_db} must be >= 0")
         if self.refine < 0:
             raise ParameterError(f"refine={self.refine} must be >= 0")
         if self.method not in METHODS:
@@ -184,12 +194,15 @@ def database_for(source, match: AudioMatchConfig, exclude=()) -> AudioDatabase:
     return db.without(exclude) if exclude else db
 
 
-def query_chroma(query: AudioQuery, db: AudioDatabase | None, *, config: dict | None = None) -> np.ndarray:
-    """Chroma (12, n) of a query, computed exactly like the database's (or as ``config`` describes); refuses
-    queries that are too short."""
+def query_chroma(
+    query: AudioQuery, db: AudioDatabase | None, *, config: dict | None = None, max_gain_db: float = 0.0
+) -> np.ndarray:
+    """Chroma (12, n) of a query, computed exactly like the database's (or as ``config`` describes), its pitch
+    bands equalised first with ``max_gain_db > 0`` (:attr:`PassageOptions.max_gain_db`); refuses queries that
+    are too short."""
     if query.duration < MIN_QUERY_SECONDS:
         raise InputError(f"{query.name}: query too short ({query.duration:.1f} s < {MIN_QUERY_SECONDS:g} s)")
-    return query.chroma_for(db.chroma_config if config is None else config)
+    return query.chroma_for(db.chroma_config if config is None else config, max_gain_db=max_gain_db)
 
 
 def query_cens(C: np.ndarray, *, db: AudioDatabase, factor: float = 1.0) -> np.ndarray:
@@ -221,7 +234,7 @@ def search_audio(source, query: AudioQuery, options: PassageOptions = PassageOpt
     """
     t0 = time.perf_counter()
     db = database_for(source, options.match, options.exclude)
-    C = query_chroma(query, db)
+    C = query_chroma(query, db, max_gain_db=options.max_gain_db)
     if options.method == "scaling":
         curves = _scaling_curves(C, db, options.match)
     else:
@@ -260,7 +273,7 @@ def refine_found(collection, query: AudioQuery, matches: list[Match], options: P
     per_recording = min(options.top if options.per_recording is None else options.per_recording, options.top)
     if _can_refine(collection, options) and matches:
         config = next(c for c in collection.configs() if c["kind"] == options.match.features)
-        C = query_chroma(query, None, config=config)
+        C = query_chroma(query, None, config=config, max_gain_db=options.max_gain_db)
         matches = refine_matches(collection, C, matches, options=options, chroma_rate=float(config["feature_rate"]))
     return _limit(matches, top=options.top, per_recording=per_recording)
 
@@ -457,6 +470,7 @@ __all__ = [
     "MatchingCurve",
     "PassageOptions",
     "PassageResult",
+    "QUERY_MAX_GAIN_DB",
     "REFINE_MATCH",
     "database_for",
     "first_stage_options",

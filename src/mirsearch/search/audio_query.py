@@ -101,10 +101,12 @@ class AudioQuery:
             return self.samples.size / self.sr
         return self.chroma.shape[1] / self.feature_rate
 
-    def chroma_for(self, config: dict) -> np.ndarray:
+    def chroma_for(self, config: dict, *, max_gain_db: float = 0.0) -> np.ndarray:
         """Chroma (12, n) of the query as ``config`` describes (a feature configuration with ``feature_rate``).
 
-        A chroma query is returned as it is; its frame rate must be the configuration's.
+        A chroma query is returned as it is; its frame rate must be the configuration's. ``max_gain_db > 0``:
+        the signal's pitch bands are equalised first
+        (:func:`~mirsearch.features.matching_chroma.equalise_bands`, chroma kinds only).
         """
         if self.chroma is not None:
             rate = float(config["feature_rate"])
@@ -113,7 +115,7 @@ class AudioQuery:
             return self.chroma
         if self.samples is None:
             raise ParameterError(f"{self.name}: an audio query needs samples or chroma")
-        return extract_chroma(self.samples, sr=self.sr, config=config)[0]
+        return extract_chroma(self.samples, sr=self.sr, config=config, max_gain_db=max_gain_db)[0]
 
 
 __all__ = ["AudioQuery"]

@@ -44,7 +44,7 @@ class PassagesRequest(Request):
     method: str = param(
         "scaling", choices=METHODS,
         help="exhaustive search: multiple tempo scaling of the query (default) or subsequence DTW; either way the "
-        "best 5 candidates are re-scored at 5 Hz",
+        "best 10 candidates are re-scored at 5 Hz",
     )  # fmt: skip
     index: str = param(
         "exhaustive", choices=AUDIO_INDEXES,
