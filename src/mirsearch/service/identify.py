@@ -14,7 +14,7 @@ from mirsearch.service.core import Context, Request, param, query_field, registe
 
 #: standout of the peak overlap needed for "found" (the calibrated default of mirsearch.search.identify; a test
 #: keeps the two equal; not imported here so that ``mirsearch --help`` stays fast)
-MIN_SCORE = 4.5
+MIN_SCORE = 5.0
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,7 @@ class IdentifyRequest(Request):
     top: int = param(5, help="matches to return at most", minimum=1, maximum=100)
     min_score: float = param(
         MIN_SCORE, help="standout of the matched peaks over wrong alignments needed for a match; less: 'not found' "
-        "(calibrated default; lines beyond the hash vote's first 3 candidates need at least 6)",
-        minimum=0, maximum=10000,
+        "(calibrated default)", minimum=0, maximum=10000,
     )  # fmt: skip
     max_speed_change: float = param(
         0.12, help="largest speed / tempo change searched, as a fraction (0.12: 0.89x to 1.12x)",
