@@ -20,11 +20,12 @@ Methods (``--methods``, names from :data:`METHODS`; each built from the library'
 - ``exact_whiten``: the same with exact search; ``hnsw_raw`` / ``exact_raw``: the raw 240-dim shingles
   (the default before session 11) through HNSW / exact search;
 - ``cascade``: what ``mirsearch shingles search --audio Q --cascade`` runs (stage 1 the HNSW index proposes
-  16 recordings, stage 2 the ordinary passage search, both of its stages, on those only);
-- ``exhaustive``: stage 2 of the cascade on every recording (``proposal="none"``: the passage search
-  of ``mirsearch search --audio Q``), the reference;
-- ``cascade_cens`` / ``exhaustive_cens``: the same with the ``"cens"`` verifier (CENS subsequence DTW
-  of the shingles' CENS in the proposed regions, the default before session 11);
+  16 recordings, stage 2 exact shingle matching against every shingle of those, the same voting);
+- ``exhaustive``: stage 2 of the cascade on every recording (``proposal="none"``), the reference;
+- ``cascade_passages`` / ``exhaustive_passages``: the ``"passages"`` verifier (the ordinary passage search,
+  both of its stages, on the candidates / on every recording: ``mirsearch search --audio Q``);
+- ``cascade_cens`` / ``exhaustive_cens``: the ``"cens"`` verifier (CENS subsequence DTW of the shingles'
+  CENS in the proposed regions, the default before session 11);
 - ``*_old``: the same with the defaults before issue 14 (shipped embedding-12 on 20 s shingles of 1 Hz
   CENS; the cascade in the excerpt's key only);
 - one change at a time: ``*_key0`` (the excerpt's key only), ``hnsw_raw_L20`` / ``_L10`` / ``_2hz_h1``
@@ -84,6 +85,8 @@ METHODS: dict[str, Method] = {
     "exact_whiten": Method("shingles", index={"kind": "exact", "reduction": "whiten", "dim": None}),
     "cascade": Method("cascade"),
     "exhaustive": Method("exhaustive"),
+    "cascade_passages": Method("cascade", cascade={"verifier": "passages"}),
+    "exhaustive_passages": Method("exhaustive", cascade={"verifier": "passages"}),
     "cascade_cens": Method("cascade", cascade={"verifier": "cens"}),
     "exhaustive_cens": Method("exhaustive", cascade={"verifier": "cens"}),
     "cascade_c8": Method("cascade", cascade={"candidates": 8}),
@@ -138,7 +141,7 @@ def _options(method: Method, top: int):
 def runner(coll, name: str, top: int = 1, embedding: str | None = None):
     """A function (query chroma, query samples) -> ranked [(recording id, start s, end s)] for method ``name``."""
     from mirsearch.index.audio_database import audio_database
-    from mirsearch.search.audio_cascade import cascade_search_audio, cens_cascade
+    from mirsearch.search.audio_cascade import cascade_search_audio, cens_cascade, shingle_cascade
     from mirsearch.search.audio_query import AudioQuery
     from mirsearch.search.shingles import search_shingle_chroma
 
@@ -160,6 +163,15 @@ def runner(coll, name: str, top: int = 1, embedding: str | None = None):
             return [(g.recording_id, g.start / rate, g.end / rate) for g in regions]
 
         return run
+    if options.verifier == "shingles":
+        idx = options.index.open(coll, config=config)
+        rate = idx.config.frame_rate
+
+        def run_shingles(C, y=None):
+            regions, _ = shingle_cascade(C, idx, options)
+            return [(g.recording_id, g.start / rate, g.end / rate) for g in regions[:top]]
+
+        return run_shingles
     if options.verifier == "passages":  # the passage search computes its own query chroma (its equalisation)
 
         def run_passages(C, y):
@@ -259,7 +271,7 @@ def main() -> None:
         queries = [q for q in queries if (q["track"], q["start"]) in keep]
     print(f"{args.split}: {len(queries)} queries over {len(recs)} recordings ({hours:.2f} h)", flush=True)
     chroma = query_chroma(queries, DATA / f"shingles_real_{args.split}_chroma{'_part' if args.limit else ''}.npz")
-    if not any(METHODS[m].kind != "shingles" and METHODS[m].cascade.get("verifier") != "cens" for m in methods):
+    if not any(METHODS[m].cascade.get("verifier") == "passages" for m in methods):
         for q in queries:  # only the passage verifier needs the samples
             q.pop("y")
     rows = []

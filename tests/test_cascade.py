@@ -170,7 +170,9 @@ def test_cli_audio_cascade_finds_the_other_version(renderings, tmp_path, capsys)
     base = ["shingles", "search", "-c", str(root), "--reduction", "none", "--index", "exact"]
     query = ["--audio", str(renderings["a_slow"].path), "--start", "5", "--end", "35"]
     capsys.readouterr()
-    assert main([*base, *query, "--cascade", "--tempo-factors", "1.0,1.2,1.43,1.7", "--json"]) == 0
+    assert (
+        main([*base, *query, "--cascade", "--verifier", "cens", "--tempo-factors", "1.0,1.2,1.43,1.7", "--json"]) == 0
+    )
     matches = json.loads(capsys.readouterr().out)["matches"]
     best = matches[0]
     assert best["recording"] == str(renderings["a"].path.resolve())

@@ -515,7 +515,10 @@ def test_audio_cascade_passage_verifier_is_the_passage_search_on_the_candidates(
     y, sr = load_audio(renderings["a_slow"].path)
     query = AudioQuery.from_samples(y[: 15 * sr], sr)
     options = AudioCascadeOptions(
-        top=3, match=SHINGLE_MATCH.replace(transpositions=ALL_KEYS), index=IndexSpec("exact", "none", None)
+        top=3,
+        match=SHINGLE_MATCH.replace(transpositions=ALL_KEYS),
+        index=IndexSpec("exact", "none", None),
+        verifier="passages",
     )
     with Collection.open(shingle_collection) as coll:
         ids = {r.id: r.path for r in coll.recordings()}
@@ -536,6 +539,30 @@ def test_audio_cascade_passage_verifier_is_the_passage_search_on_the_candidates(
         assert two[0].recording_id not in {m.recording_id for m in rest} and stats["candidates"] == 2
         with pytest.raises(ParameterError):
             AudioCascadeOptions(verifier="dtw")
+
+
+def test_audio_cascade_shingle_verifier_equals_exact_search_on_the_candidates(shingle_collection, renderings):
+    from mirsearch.features.audio_match import SHINGLE_MATCH
+    from mirsearch.index.shingle_index import IndexSpec
+    from mirsearch.search.audio_cascade import AudioCascadeOptions, cascade_search_audio
+    from mirsearch.search.audio_query import AudioQuery
+    from mirsearch.search.shingles import ShingleSearchOptions, search_shingles
+
+    query = AudioQuery.from_file(renderings["a_slow"].path)
+    match = SHINGLE_MATCH.replace(tempo_factors=(1.0, 1.2, 1.43, 1.7))
+    options = AudioCascadeOptions(top=3, match=match)  # whitened shingles, HNSW proposals, exact verification
+    with Collection.open(shingle_collection) as coll:
+        exact = search_shingles(coll, query, ShingleSearchOptions(top=3, match=match, index=IndexSpec("exact")))
+        stats = {}
+        every = cascade_search_audio(coll, query, options.replace(proposal="none"), stats=stats)
+        assert stats["candidates"] == 3  # every recording with shingles (a_fast is shorter than one)
+        got = [(m.recording_id, m.start, m.end, round(m.cost, 5)) for m in every]
+        assert got == [(m.recording_id, m.start, m.end, round(m.cost, 5)) for m in exact]
+        one = cascade_search_audio(coll, query, options.replace(candidates=1), stats=stats)
+        assert stats["candidates"] == 1 and len(one) == 1 and "bwv66.6_x1_" in one[0].recording
+        assert one[0].extra["tempo_factor"] == 1.43 and stats["rows_searched"] < len(coll.recordings()) * 40
+        rest = cascade_search_audio(coll, query, options.replace(exclude=(one[0].recording_id,)), stats=stats)
+        assert one[0].recording_id not in {m.recording_id for m in rest} and stats["candidates"] == 2
 
 
 # -- note index (theme cascade on learned chroma) -----------------------------------------------------------

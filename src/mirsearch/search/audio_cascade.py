@@ -3,7 +3,10 @@
 :func:`cascade_search_audio` first lets the collection's shingle index propose candidate recordings and
 regions, then verifies them with an exact matcher (``AudioCascadeOptions.verifier``):
 
-- ``"passages"`` (default): the ordinary passage search (:func:`mirsearch.search.audio.search_audio`: multiple
+- ``"shingles"`` (default): the query's shingles against *every* shingle of the candidate recordings, exact
+  nearest neighbours in the index's reduction (the whitened shingles by default) and the same voting, so the
+  ranking among the candidates is that of an exact search over the whole collection (``proposal="none"``);
+- ``"passages"``: the ordinary passage search (:func:`mirsearch.search.audio.search_audio`: multiple
   scaling of the query's 2 Hz CENS in every key, then its second stage at 5 Hz) on the candidate recordings
   only, so the ranking among the candidates is exactly that of ``mirsearch search --audio`` and the costs are
   the ones its audio confidence model was fitted on;
@@ -24,16 +27,24 @@ import numpy as np
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.audio_match import AudioMatchConfig
 from mirsearch.features.shingles import SHINGLE_MATCH, ShingleConfig, cens_of
+from mirsearch.index.ann import make_index
 from mirsearch.index.audio_database import audio_database
 from mirsearch.index.shingle_index import IndexSpec
 from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
 from mirsearch.search.audio import PassageOptions, first_stage_options, refine_found, search_audio
 from mirsearch.search.audio_query import AudioQuery
 from mirsearch.search.results import Match
-from mirsearch.search.shingles import query_shingles, score_regions, shingle_query_chroma
+from mirsearch.search.shingles import (
+    QueryShingles,
+    Region,
+    query_shingles,
+    regions_to_matches,
+    score_regions,
+    shingle_query_chroma,
+)
 
 #: stage 2 of the audio cascade (module docstring)
-VERIFIERS = ("passages", "cens")
+VERIFIERS = ("shingles", "passages", "cens")
 
 #: a found match: (recording id, start frame, end frame (exclusive), cost, transposition, tempo factor)
 Found = tuple[int, int, int, float, int, float]
@@ -64,7 +75,7 @@ class AudioCascadeOptions:
         ``"passages"`` verifier); CENS and tempo factors of the ``"cens"`` verifier.
     index : IndexSpec
         The shingle index of stage 1.
-    verifier : {"passages", "cens"}
+    verifier : {"shingles", "passages", "cens"}
         Stage 2 (module docstring).
     passages : PassageOptions
         Method, CENS and tempo factors of the ``"passages"`` verifier (its ``top``, ``per_recording``,
@@ -80,7 +91,7 @@ class AudioCascadeOptions:
     exclude: tuple[int, ...] = ()
     match: AudioMatchConfig = SHINGLE_MATCH
     index: IndexSpec = IndexSpec()
-    verifier: str = "passages"
+    verifier: str = "shingles"
     passages: PassageOptions = PassageOptions()
 
     def __post_init__(self) -> None:
@@ -226,6 +237,8 @@ def cascade_search_audio(
     ``candidates`` best recordings (the voting of :func:`~mirsearch.search.shingles.search_shingle_chroma`).
     Stage 2 (``options.verifier``):
 
+    - ``"shingles"``: :func:`shingle_cascade`, exact shingle matching on the candidates; ``cost`` and
+      ``extra`` as :func:`~mirsearch.search.shingles.search_shingles` (the region's mean shingle distance).
     - ``"passages"``: :func:`~mirsearch.search.audio.search_audio` with ``options.passages`` (and this
       object's transpositions) on the candidate recordings only, both of its stages; ``cost`` and
       ``extra`` are its own (``extra["proposal_rank"]``: the recording's place in stage 1).
@@ -242,6 +255,12 @@ def cascade_search_audio(
     stats = stats if stats is not None else {}
     t0 = time.perf_counter()
     config = ShingleConfig.for_match(options.match)
+    if options.verifier == "shingles":
+        idx = options.index.open(collection, config=config)
+        stats["setup_ms"] = (time.perf_counter() - t0) * 1000
+        C = shingle_query_chroma(query, options.match)
+        regions, qs = shingle_cascade(C, idx, options, stats=stats)
+        return regions_to_matches(collection, regions[: options.top], qs, idx.config)
     idx = options.index.open(collection, config=config) if options.proposal == "index" else None
     if options.verifier == "passages":
         stats["setup_ms"] = (time.perf_counter() - t0) * 1000
@@ -264,6 +283,44 @@ def cascade_search_audio(
         )
         for rid, a, b, cost, shift, factor in found[: options.top]
     ]
+
+
+def shingle_cascade(
+    C: np.ndarray, shingle_index, options: AudioCascadeOptions = AudioCascadeOptions(), *, stats: dict | None = None
+) -> tuple[list[Region], QueryShingles]:
+    """The ``"shingles"`` cascade on an opened index: the index proposes ``options.candidates`` recordings (all
+    of them with ``proposal="none"``), then the query's shingles are matched exactly against every shingle of
+    those recordings (in the index's reduction) and voted as :func:`~mirsearch.search.shingles.score_regions`
+    does. Returns the regions (best first, at most ``options.per_recording`` per recording) and the query's
+    shingles. ``stats``: ``candidates``, ``proposal_ms``, ``verify_ms``, ``rows_searched``."""
+    stats = stats if stats is not None else {}
+    t0 = time.perf_counter()
+    match = options.match
+    qs = query_shingles(
+        C, config=shingle_index.config, tempo_factors=match.tempo_factors, transpositions=match.transpositions
+    )
+    rec_ids, starts = shingle_index.rec_ids, shingle_index.starts
+    if options.proposal == "index":
+        D, L = shingle_index.search_vectors(qs.S, k=options.k)
+        proposed = score_regions(qs, D, L, rec_ids, starts, exclude=list(options.exclude))
+        rows = np.flatnonzero(np.isin(rec_ids, [g.recording_id for g in proposed[: options.candidates]]))
+    else:
+        rows = np.flatnonzero(~np.isin(rec_ids, list(options.exclude)))
+    t1 = time.perf_counter()
+    regions: list[Region] = []
+    if len(rows):
+        exact = make_index("exact", shingle_index.reduction.dim)
+        exact.add(shingle_index.reduction.transform(shingle_index.store.vectors()[rows]))
+        D, L = exact.search(shingle_index.reduction.transform(qs.S), k=options.k)
+        L = np.where(L >= 0, rows[np.maximum(L, 0)], -1)
+        regions = score_regions(qs, D, L, rec_ids, starts, per_recording=options.per_recording)
+    stats.update(
+        candidates=len(np.unique(rec_ids[rows])),
+        proposal_ms=(t1 - t0) * 1000,
+        verify_ms=(time.perf_counter() - t1) * 1000,
+        rows_searched=int(len(rows)),
+    )
+    return regions, qs
 
 
 def proposed_recordings(C: np.ndarray, shingle_index, options: AudioCascadeOptions) -> list[int]:
@@ -310,4 +367,11 @@ def _verify_passages(collection, query: AudioQuery, shingle_index, options: Audi
     return matches
 
 
-__all__ = ["VERIFIERS", "AudioCascadeOptions", "cascade_search_audio", "cens_cascade", "proposed_recordings"]
+__all__ = [
+    "VERIFIERS",
+    "AudioCascadeOptions",
+    "cascade_search_audio",
+    "cens_cascade",
+    "proposed_recordings",
+    "shingle_cascade",
+]

@@ -369,7 +369,8 @@ def shingle_query_chroma(query: AudioQuery, match: AudioMatchConfig = SHINGLE_MA
     return query.chroma_for(feature_config(match.features, feature_rate=CHROMA_RATE))
 
 
-def _regions_to_matches(collection, regions: list[Region], qs: QueryShingles, config: ShingleConfig) -> list[Match]:
+def regions_to_matches(collection, regions: list[Region], qs: QueryShingles, config: ShingleConfig) -> list[Match]:
+    """Regions of :func:`score_regions` as :class:`Match` objects (seconds; ``extra``: votes, tempo factor, ...)."""
     rate = config.frame_rate
     paths = {r.id: r.path for r in collection.recordings()}
     out = []
@@ -441,7 +442,7 @@ def search_shingles(
     idx = options.index.open(collection, config=ShingleConfig.for_match(options.match))
     t1 = time.perf_counter()
     regions, qs = search_shingle_chroma(idx, C, options)
-    matches = _regions_to_matches(collection, regions, qs, idx.config)
+    matches = regions_to_matches(collection, regions, qs, idx.config)
     ms = (time.perf_counter() - t1) * 1000
     for m in matches:
         m.extra["query_seconds"] = round(C.shape[1] / CHROMA_RATE, 2)
@@ -467,6 +468,7 @@ __all__ = [
     "Region",
     "ShingleSearchOptions",
     "query_shingles",
+    "regions_to_matches",
     "score_regions",
     "search_shingle_chroma",
     "search_shingles",

@@ -1,6 +1,6 @@
 """Tasks on the shingle index of a collection (:mod:`mirsearch.index.shingle_index`): ``shingles-build``,
-``shingles-search`` (versions of an audio excerpt; ``--cascade``: the proposed recordings verified by the passage
-search),
+``shingles-search`` (versions of an audio excerpt; ``--cascade``: the proposed recordings verified by an exact
+matcher),
 ``shingles-info`` and ``shingles-remove``.
 """
 
@@ -63,7 +63,12 @@ class ShingleSearchRequest(ShingleIndexRequest):
         None, minimum=0.1, maximum=10, metavar="LIST", help="query scalings (default 0.6..1.67, 11 factors)"
     )
     all_keys: bool = param(True, help="the excerpt's key only (default: every transposition, as search --audio does)")
-    cascade: bool = param(False, help="verify the proposed recordings with the passage search (search --audio)")
+    cascade: bool = param(False, help="verify the proposed recordings with an exact matcher (--verifier)")
+    verifier: str = param(
+        "shingles", choices=("shingles", "passages", "cens"),
+        help="stage 2 of --cascade: exact shingle matching on the proposed recordings (default), the passage "
+        "search (search --audio) on them, or CENS subsequence DTW in the proposed regions",
+    )  # fmt: skip
     update: bool = param(True, help="do not add new recordings to the index first")
 
 
@@ -113,7 +118,7 @@ def run_search(context: Context, request: ShingleSearchRequest) -> PassagesResul
     spec = IndexSpec(request.index, request.reduction, request.dim, params, update=request.cascade or request.update)
     t0 = time.perf_counter()
     if request.cascade:
-        cascade = AudioCascadeOptions(top=request.top, k=request.k, match=match, index=spec)
+        cascade = AudioCascadeOptions(top=request.top, k=request.k, match=match, index=spec, verifier=request.verifier)
         matches = cascade_search_audio(coll, request.query, cascade)
     else:
         options = ShingleSearchOptions(top=request.top, k=request.k, match=match, index=spec)
