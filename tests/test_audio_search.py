@@ -275,20 +275,23 @@ def test_equalise_bands_restores_a_channel_and_leaves_a_typical_spectrum():
     typical = 10 ** (np.concatenate([np.full(19, EQ_REFERENCE_DB[0]), EQ_REFERENCE_DB]) / 10.0)
     P = (typical[:, None] * rng.uniform(0.5, 1.5, (88, 200))).astype(np.float32)
     P[:, 0] = typical  # the long-term spectrum stays near the tilt
-    flat = equalise_bands(P, max_gain_db=20.0, min_deficit_db=0.0)
+    flat = equalise_bands(P, max_gain_db=20.0, gate_db=-np.inf)
     low = (midi >= 40) & (midi <= 100)
     assert np.median(np.abs(10 * np.log10(flat[low].mean(axis=1) / P[low].mean(axis=1)))) < 1.0
     assert np.all(flat >= P)  # boost only
     for atten_db, expected in ((12.0, 12.0), (40.0, 20.0)):
         Q = P.copy()
         Q[midi < 56] *= 10 ** (-atten_db / 10)  # a high-pass channel below G#3
-        gain = 10 * np.log10(equalise_bands(Q, max_gain_db=20.0, min_deficit_db=0.0).mean(axis=1) / Q.mean(axis=1))
+        gain = 10 * np.log10(equalise_bands(Q, max_gain_db=20.0, gate_db=0.0).mean(axis=1) / Q.mean(axis=1))
         inner = (midi >= 40) & (midi <= 50)
         np.testing.assert_allclose(gain[inner], expected, atol=1.5)
         assert gain.max() <= 20.0 + 1e-4 and np.all(gain[midi < 40] == 0)
         # a smaller deficit than min_deficit_db is the music's own (a quiet register), not a channel
-        kept = equalise_bands(Q, max_gain_db=20.0, min_deficit_db=15.0)
+        kept = equalise_bands(Q, max_gain_db=20.0, min_deficit_db=15.0, gate_db=0.0)
         assert (np.all(kept[inner] == Q[inner])) == (atten_db < 15)
+        # the gate (default): only a bass far below the typical spectrum is a channel's doing
+        gated = equalise_bands(Q, max_gain_db=20.0)
+        assert (np.all(gated == Q)) == (atten_db < 20)
     np.testing.assert_array_equal(equalise_bands(P, max_gain_db=0.0), P)
     with pytest.raises(ParameterError, match="max_gain_db"):
         equalise_bands(P, max_gain_db=-1.0)
