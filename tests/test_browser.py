@@ -39,7 +39,11 @@ PLAY_SLACK = 1.5
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, renderings):
     root = server_collection(tmp_path_factory, renderings)
-    server = LiveServer(create_app(root)).start()
+    app = create_app(root)
+    # as `mirsearch serve` does: the search workers start and warm up before the first request (on a loaded
+    # machine that takes longer than a page's timeout)
+    app.state.server.tasks.start(wait=True)
+    server = LiveServer(app).start()
     yield server
     server.stop()
 
@@ -70,7 +74,7 @@ def test_search_play_and_switch_interpretation(live, browser, renderings, tmp_pa
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(60_000)
     page.goto(live.url + "/")
     page.wait_for_selector("body[data-ready='1']")
     ids = _ids(page)
