@@ -51,7 +51,7 @@ EQ_SMOOTH_BANDS = 7
 #: the gate: an excerpt is equalised only when its bands E2-E3 (:data:`EQ_GATE_RANGE`) lie at least this far
 #: below the typical spectrum (median, dB): a channel removed them. On the tune excerpts every telephone-band
 #: excerpt lies 23-61 dB below, 77 of 79 of each other kind less than 20 dB (95 % less than 14 dB); equalising
-#: unfiltered excerpts too cost 1-11 points of P@1 per degradation kind (docs/benchmarks.md).
+#: unfiltered excerpts too cost 0-3 points of P@1 per kind on tune, 4-11 on the test split (docs/benchmarks.md).
 EQ_GATE_DB = 20.0
 EQ_GATE_RANGE = (40, 52)
 
