@@ -152,6 +152,48 @@ def test_fine_chroma_is_used_at_the_finest_level_only():
         sync_dtw(X, Y, fine=(X[:, :-1], Y), **kw)
 
 
+def test_warp_pass_follows_the_tempo_where_nothing_changes():
+    """Chords held three times as long as the rest (each repeated twice: no change to align to), the second
+    version 1.5x slower. A plain DTW crosses each held stretch in slope-1 runs and a jump (errors up to the
+    stretch's length); the tempo-following pass puts it on the straight line of the local tempo."""
+    rng = np.random.default_rng(7)
+    chords = rng.random((40, 12)) ** 3
+    chords[1::3] = chords[0::3][: len(chords[1::3])]
+    chords[2::3] = chords[0::3][: len(chords[2::3])]
+    X = chords[np.repeat(np.arange(40), 25)].T.astype(np.float32)
+    N, M = X.shape[1], int(X.shape[1] * 1.5)
+    truth = np.arange(M) / 1.5  # frame of X that frame m of Y shows
+    Y = X[:, np.round(truth).astype(int).clip(0, N - 1)]
+    plain = sync_dtw(X, Y, feature_rate=50.0)
+    warped = sync_dtw(X, Y, feature_rate=50.0, warp_seconds=2.0)
+    err_plain = np.abs(plain.path[:, 0] - truth[plain.path[:, 1]])
+    err = np.abs(warped.path[:, 0] - truth[warped.path[:, 1]])
+    assert err_plain.max() > 15 and err.max() <= 5 and err.mean() < 1.0  # frames of 20 ms
+    assert tuple(warped.path[0]) == (0, 0) and tuple(warped.path[-1]) == (N - 1, M - 1)
+    assert {tuple(d) for d in np.diff(warped.path, axis=0)} <= {(1, 1), (1, 0), (0, 1)}
+    assert warped.coarse_path_cost == plain.coarse_path_cost  # the mismatch criterion is not touched
+
+
+def test_tempo_warp_and_unwarp_path():
+    from mirsearch.matching.sync import tempo_warp, unwarp_path
+
+    rng = np.random.default_rng(8)
+    N, M = 400, 620
+    steps = np.array([[1, 1], [1, 0], [0, 1]])[rng.choice(3, size=900, p=[0.5, 0.15, 0.35])]
+    path = np.concatenate([[[0, 0]], np.cumsum(steps, axis=0)])
+    path = path[(path[:, 0] < N) & (path[:, 1] < M)]  # a monotonic path that ends short of the corner
+    pa, pb = tempo_warp(path, shape=(N, M), sigma=30.0)
+    assert pa.size == pb.size == M
+    assert (pa[0], pb[0], pa[-1], pb[-1]) == (0.0, 0.0, N - 1.0, M - 1.0)  # the corners are kept
+    assert np.all(np.diff(pa) >= 0) and np.all(np.diff(pb) >= 0)
+    # any path on the common axis (here one with long runs) comes back as a valid path of the two sequences
+    u = np.concatenate([[[0, 0]], np.cumsum(np.array([[1, 0], [0, 1], [1, 1]])[rng.choice(3, 2 * M)], axis=0)])
+    u = np.concatenate([u[(u[:, 0] < M) & (u[:, 1] < M)], [[M - 1, M - 1]]])
+    out = unwarp_path(u, (pa, pb))
+    assert out.dtype == np.int64 and tuple(out[0]) == (0, 0) and tuple(out[-1]) == (N - 1, M - 1)
+    assert {tuple(d) for d in np.diff(out, axis=0)} <= {(1, 1), (1, 0), (0, 1)}
+
+
 def test_audio_recipe_counts_a_soft_attack_from_its_start():
     """A note fading in over 120 ms in a band that already holds some energy (another note's partial):
     with the audio recipe (rise over 40 ms, no peak picking) the onset feature starts within a frame of the

@@ -9,7 +9,9 @@ Two 20-minute recordings at 50 Hz have 60,000 frames each: a full DTW would eval
 2. projects the coarse path onto the next finer rate (5 Hz, then 50 Hz): each coarse cell covers a block
    of fine cells, and the band is that union of blocks widened by ``radius_seconds`` in both directions;
 3. runs a banded DTW (:func:`mirsearch.matching.dtw.dtw_band`, one byte per band cell) inside it, with
-   chroma plus onset (DLNCO) features at the finest level (optionally another, sharper chroma there: ``fine``).
+   chroma plus onset (DLNCO) features at the finest level (optionally another, sharper chroma there: ``fine``);
+4. optionally (``warp_seconds``) runs the finest level once more along the smoothed path (:func:`tempo_warp`),
+   so that the DTW's preferred diagonal follows the local tempo.
 
 Memory is ``O((N + M) * W)`` for a band of width ``W`` cells per row (about 2 * ratio + 2 * radius).
 The result reports the band size of every level.
@@ -207,6 +209,77 @@ def best_shift(
     return shifts[int(np.argmin(costs))], costs
 
 
+def tempo_warp(path: np.ndarray, *, shape: tuple[int, int], sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth time map through a warping path, sampled as two frame positions along a common axis.
+
+    Parameters
+    ----------
+    path : np.ndarray, shape (L, 2)
+        Monotonic path in frames of the two sequences (e.g. the finest level's); it may end short of
+        ``shape``: the corners ``(0, 0)`` and ``(N - 1, M - 1)`` are added.
+    shape : (int, int)
+        Frame counts ``(N, M)`` of the two sequences.
+    sigma : float > 0
+        Width (frames) of the Gaussian that smooths the path's deviation from the straight line between the
+        corners (odd extension at both ends, so the smooth map keeps the corners).
+
+    Returns
+    -------
+    pa, pb : np.ndarray, shape (max(N, M),), float64
+        Non-decreasing fractional frame positions in the two sequences, from 0 to ``N - 1`` and ``M - 1``,
+        equally spaced in ``pa + pb`` (each advances at most about one frame per step where the map's slope
+        lies between ``N / M`` and ``M / N``).
+    """
+    N, M = shape
+    path = np.asarray(path, dtype=np.float64)
+    xs, inv = np.unique(np.concatenate([[0.0], path[:, 0], [N - 1.0]]), return_inverse=True)
+    ys = np.bincount(inv, weights=np.concatenate([[0.0], path[:, 1], [M - 1.0]])) / np.bincount(inv)
+    n = np.arange(N, dtype=np.float64)
+    line = n * (M - 1) / max(N - 1, 1)
+    dev = np.interp(n, xs, ys) - line
+    dev[0] = dev[-1] = 0.0
+    ext = np.concatenate([-dev[:0:-1], dev, -dev[-2::-1]])  # odd about both ends: the deviation stays 0 there
+    smooth = scipy.ndimage.gaussian_filter1d(ext, sigma, mode="nearest")[N - 1 : 2 * N - 1]
+    g = np.maximum.accumulate(np.clip(line + smooth, 0.0, M - 1.0))
+    g[0], g[-1] = 0.0, M - 1.0
+    s = n + g
+    u = np.linspace(0.0, s[-1], max(N, M))
+    return np.interp(u, s, n), np.interp(u, s, g)
+
+
+def resample_frames(X: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Frames of ``X`` (shape (K, N)) at fractional ``positions`` (linear interpolation), float32 (K, len)."""
+    i0 = np.clip(np.floor(positions).astype(np.int64), 0, X.shape[1] - 1)
+    i1 = np.minimum(i0 + 1, X.shape[1] - 1)
+    f = (positions - i0).astype(np.float32)
+    return np.ascontiguousarray(X[:, i0] * (1.0 - f) + X[:, i1] * f, dtype=np.float32)
+
+
+def diagonal_band(n: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Band ``lo[i] <= j < hi[i]`` of half-width ``radius`` around the diagonal of an ``n x n`` matrix."""
+    i = np.arange(n, dtype=np.int64)
+    return np.maximum(0, i - radius), np.minimum(n, i + radius + 1)
+
+
+def unwarp_path(path: np.ndarray, warp: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """A path on the common axis of :func:`tempo_warp` as a path in frames of the two sequences.
+
+    Positions are rounded; repeated points are dropped and larger jumps filled with intermediate points, so
+    every step is ``(1, 1)``, ``(1, 0)`` or ``(0, 1)``. Returns an int64 array of shape (L', 2).
+    """
+    pa, pb = warp
+    p = np.stack([np.rint(pa[path[:, 0]]), np.rint(pb[path[:, 1]])], axis=1).astype(np.int64)
+    d = np.diff(p, axis=0)
+    n_sub = np.maximum(d.max(axis=1), 1)  # sub-steps per step (a step of (0, 0) becomes one dropped point)
+    start = np.repeat(p[:-1], n_sub, axis=0)
+    k = np.arange(n_sub.sum()) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub) + 1
+    frac = k / np.repeat(n_sub, n_sub)
+    inner = start + np.minimum(np.rint(np.repeat(d, n_sub, axis=0) * frac[:, None]), np.repeat(d, n_sub, axis=0))
+    out = np.concatenate([p[:1], inner.astype(np.int64)], axis=0)
+    keep = np.concatenate([[True], np.any(np.diff(out, axis=0) != 0, axis=1)])
+    return out[keep]
+
+
 @dataclass(frozen=True)
 class SyncOptions:
     """Settings of :func:`sync_dtw`.
@@ -236,6 +309,13 @@ class SyncOptions:
         locally; safer for soft attacks and reverberant recordings). Default: one finest pass with both.
     fine_window : int, optional
         Hann smoothing of the finest-level chroma over this many frames (default: none).
+    warp_seconds : float, optional
+        A tempo-following pass after the finest level: that level's path, smoothed (its deviation from the
+        straight line, with a Gaussian of this width in seconds), becomes a smooth time map; both sequences
+        are resampled along it and another finest-level DTW runs in a band of ``radius_seconds`` around its
+        diagonal. The diagonal step then follows the local tempo instead of slope 1, so flat stretches (held
+        chords, soft attacks) no longer give a staircase of slope-1 runs and jumps. The path is mapped back
+        and rounded to input frames. Default: none (the finest level aligns the inputs as they are).
     coarse_steps, coarse_weights : np.ndarray or None
         Steps of the coarser levels (default :data:`COARSE_STEPS`: (1,1), (2,1), (1,2), weights (2, 3, 3),
         local tempo ratio within 1/2..2, which keeps a coarse path from wandering through long
@@ -253,6 +333,7 @@ class SyncOptions:
     w_onset: float = 2.0
     refine_radius_seconds: float | None = None
     fine_window: int | None = None
+    warp_seconds: float | None = None
     coarse_steps: np.ndarray | None = field(default_factory=lambda: COARSE_STEPS)
     coarse_weights: np.ndarray | None = field(default_factory=lambda: COARSE_WEIGHTS)
 
@@ -309,7 +390,7 @@ def sync_dtw(
     path, coarse_path, result, levels = None, None, None, []
     prev_factor = None
     finest = None
-    for i, (f, use_onsets, rad) in enumerate(_passes(factors, have_onsets, opts)):
+    for i, (f, use_onsets, rad, warped) in enumerate(_passes(factors, have_onsets, opts)):
         t1 = time.perf_counter()
         if i == 0:
             Xl, Yl = Xc, Yc
@@ -319,24 +400,28 @@ def sync_dtw(
         else:
             Xl, Yl = smooth_downsample(X, f), smooth_downsample(Y, f)
         n, m = Xl.shape[1], Yl.shape[1]
+        Ul, Vl = (U, V) if use_onsets else (None, None)
+        radius = max(2, int(round(rad * feature_rate / f)))
+        warp = None
         if path is None:
             lo, hi = full_band(n, m)
+        elif warped:  # the tempo-following pass after the finest one
+            warp, (Xl, Yl, Ul, Vl), (lo, hi) = _warped(path, (Xl, Yl, Ul, Vl), opts.warp_seconds * feature_rate, radius)
         else:
-            radius = max(2, int(round(rad * feature_rate / f)))
             lo, hi = project_band(path, shape=(n, m), ratio=prev_factor / f, radius=radius)
         level_steps = (steps, weights) if f == 1 or coarse is None else coarse
         result = _level_dtw(
             Xl,
             Yl,
             (lo, hi),
-            U=U if use_onsets else None,
-            V=V if use_onsets else None,
+            U=Ul,
+            V=Vl,
             steps=level_steps,
             fallback=(steps, weights),
             offset=opts.offset,
             w_onset=opts.w_onset if use_onsets else 0.0,
         )
-        path = result.path
+        path = result.path if warp is None else unwarp_path(result.path, warp)
         if i == 0:
             coarse_path = path
         levels.append(
@@ -413,14 +498,25 @@ def _finest(X: np.ndarray, Y: np.ndarray, fine_window: int | None) -> tuple[np.n
     return smooth_downsample(X, 1, window=window), smooth_downsample(Y, 1, window=window)
 
 
-def _passes(factors: list[int], have_onsets: bool, opts: SyncOptions) -> list[tuple[int, bool, float]]:
-    """``(factor, use_onsets, radius_seconds)`` of every DTW pass, coarse to fine."""
-    passes = [(f, False, opts.radius_seconds) for f in factors[:-1]]
+def _passes(factors: list[int], have_onsets: bool, opts: SyncOptions) -> list[tuple[int, bool, float, bool]]:
+    """``(factor, use_onsets, radius_seconds, tempo_following)`` of every DTW pass, coarse to fine."""
+    passes = [(f, False, opts.radius_seconds, False) for f in factors[:-1]]
     if have_onsets and opts.refine_radius_seconds is not None:
-        passes += [(1, False, opts.radius_seconds), (1, True, opts.refine_radius_seconds)]
+        passes += [(1, False, opts.radius_seconds, False), (1, True, opts.refine_radius_seconds, False)]
     else:
-        passes += [(1, have_onsets, opts.radius_seconds)]
+        passes += [(1, have_onsets, opts.radius_seconds, False)]
+    if opts.warp_seconds:
+        passes += [(1, have_onsets, opts.radius_seconds, True)]
     return passes
+
+
+def _warped(path, features, sigma: float, radius: int):
+    """The tempo-following pass's inputs: the warp of :func:`tempo_warp` around ``path``, the features ``(X, Y,
+    U, V)`` resampled along it (None stays None) and the band of half-width ``radius`` around its diagonal."""
+    X, Y = features[:2]
+    warp = tempo_warp(path, shape=(X.shape[1], Y.shape[1]), sigma=sigma)
+    out = tuple(None if Z is None else resample_frames(Z, p) for Z, p in zip(features, warp * 2, strict=True))
+    return warp, out, diagonal_band(warp[0].size, radius)
 
 
 def _level_dtw(Xl, Yl, band, *, U, V, steps, fallback, offset: float, w_onset: float):

@@ -7,7 +7,8 @@ a :class:`ScoreAlignment`: the time map from score time to audio time plus each 
 Pipeline: chroma + DLNCO onset features at 50 Hz (:mod:`mirsearch.features.onset`; for a score they are
 synthesised from the notes) -> multiresolution DTW (:func:`mirsearch.matching.sync.sync_dtw`: full DTW at
 1 Hz, banded DTW at 5 Hz and 50 Hz, onsets at the finest level) -> a strictly monotonic time map. Between
-two recordings the features follow :data:`AUDIO_RECIPE`, with a sharper chroma at the finest level.
+two recordings the features follow :data:`AUDIO_RECIPE`, with a sharper chroma at the finest level, and a last
+50 Hz pass runs along the smoothed path (:data:`AUDIO_WARP_SECONDS`) so that the path follows the local tempo.
 
 Validation happens before a path is trusted:
 
@@ -74,6 +75,14 @@ AUDIO_ONSET_GAMMA = 1e6
 #: where the 4096-point chroma blurs note changes. The coarse levels, the transposition search and the mismatch
 #: criterion keep the 4096-point chroma (``gamma`` 10) they were calibrated on. Score-to-audio alignment keeps
 #: the defaults of :class:`~mirsearch.features.onset.SyncRecipe`.
+#: width (s) of the smoothing of the finest path that the tempo-following pass of audio-audio alignment resamples
+#: both recordings along (``SyncOptions.warp_seconds`` of :func:`~mirsearch.matching.sync.sync_dtw`): the DTW's
+#: diagonal then follows the local tempo instead of slope 1, so held chords and soft attacks no longer give a
+#: staircase of slope-1 runs and jumps that lands onsets hundreds of ms off. Chosen on the validation pairs of
+#: ``bench_sync_hard.py --set validation`` (session 11: mean onset error 31.4 -> 26.6 ms at 2 s, 26.3 at 1 s,
+#: 26.6 at 1.5 s; validation chorales 92.3 -> 76.0 / 83.1 / 77.1 ms). Score-to-audio alignment does not use it.
+AUDIO_WARP_SECONDS = 2.0
+
 AUDIO_RECIPE = SyncRecipe(
     gammas=(10.0, AUDIO_ONSET_GAMMA, 100.0), onset_lead=0.0, onset_lag=0.04, peaks_only=False, decay_seconds=0.1
 )
@@ -242,7 +251,7 @@ class AlignmentDetails:
 
 def synchronise(
     Ca, Cb, Da, Db, *, rate: float, options: AlignOptions, names: tuple[str, str], max_cost_ratio, max_mean_ratio=None,
-    sharp: tuple[np.ndarray, np.ndarray] | None = None,
+    sharp: tuple[np.ndarray, np.ndarray] | None = None, warp_seconds: float | None = None,
 ):  # fmt: skip
     """Multiresolution DTW of two feature sequences and the mismatch check (shared by both alignments).
 
@@ -264,6 +273,9 @@ def synchronise(
         exceeded (None: ``max_cost_ratio`` alone decides).
     sharp : (np.ndarray, np.ndarray), optional
         Chroma of the finest level in place of ``Ca``, ``Cb`` (:attr:`SyncFeatures.sharp`).
+    warp_seconds : float, optional
+        A tempo-following pass after the finest level (``SyncOptions.warp_seconds``; :data:`AUDIO_WARP_SECONDS`
+        between two recordings); default none.
 
     Returns
     -------
@@ -281,6 +293,7 @@ def synchronise(
         w_onset=options.w_onset,
         radius_seconds=options.radius_seconds,
         shifts=range(12) if options.transpose else None,
+        warp_seconds=warp_seconds,
     )
     _check_match(result, names[0], names[1], max_cost_ratio, max_mean_ratio)
     return result
@@ -350,6 +363,7 @@ def align_audio(
     result = synchronise(
         Fa.chroma, Fb.chroma, Fa.dlnco, Fb.dlnco, rate=rate, options=opts, names=(name_a, name_b),
         max_cost_ratio=max_cost_ratio, max_mean_ratio=MAX_MEAN_COST_RATIO, sharp=(Fa.sharp, Fb.sharp),
+        warp_seconds=AUDIO_WARP_SECONDS,
     )  # fmt: skip
     meta = sync_meta(result)
     meta["active_a"] = [round(spans[0][0], 3), round(spans[0][1], 3)]
