@@ -46,10 +46,14 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """The real app under uvicorn in a thread on a free loopback port (stopped by :meth:`stop`)."""
+    """The real app under uvicorn in a thread on a free loopback port (stopped by :meth:`stop`); with ``warm``
+    its search workers start and warm up first (on a loaded machine that takes longer than a page timeout)."""
 
-    def __init__(self, app, *, port: int | None = None):
+    def __init__(self, app, *, port: int | None = None, warm: bool = False):
         import uvicorn
+
+        if warm:  # as `mirsearch serve` does: search workers started and warm before the first request
+            app.state.server.tasks.start(wait=True)
 
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"

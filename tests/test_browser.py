@@ -39,11 +39,7 @@ PLAY_SLACK = 1.5
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, renderings):
     root = server_collection(tmp_path_factory, renderings)
-    app = create_app(root)
-    # as `mirsearch serve` does: the search workers start and warm up before the first request (on a loaded
-    # machine that takes longer than a page's timeout)
-    app.state.server.tasks.start(wait=True)
-    server = LiveServer(app).start()
+    server = LiveServer(create_app(root), warm=True).start()
     yield server
     server.stop()
 

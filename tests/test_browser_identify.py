@@ -25,7 +25,7 @@ def live_fingerprints(tmp_path_factory, renderings):
     y, sr = sf.read(str(renderings["a"].path), dtype="float32")
     sf.write(base / "clip.wav", y[int(4.0 * sr) : int(12.0 * sr)], sr)
     sf.write(base / "other.wav", synth(7, 8.0), SR)  # music that is not in the collection
-    server = LiveServer(create_app(root)).start()
+    server = LiveServer(create_app(root), warm=True).start()
     yield server, base, ids[renderings["a"].path.name]
     server.stop()
 

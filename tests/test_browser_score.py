@@ -32,7 +32,7 @@ def live_scores(tmp_path_factory):
     with Collection.create(root, features=["chroma"]) as coll:
         report = index_scores(coll, [base / "chorale.mxl"])
     assert report.scores == 1 and not report.failed
-    server = LiveServer(create_app(root)).start()
+    server = LiveServer(create_app(root), warm=True).start()
     yield server
     server.stop()
 
@@ -120,7 +120,7 @@ def live_aligned(tmp_path_factory):
     with Collection.create(root, features=["chroma"]) as coll:
         assert not coll.add([rendering.path, slow.path], jobs=1).failed
         assert index_scores(coll, [base / "chorale.mxl"]).scores == 1
-    server = LiveServer(create_app(root)).start()
+    server = LiveServer(create_app(root), warm=True).start()
     yield server
     server.stop()
 

@@ -18,7 +18,7 @@ def live_timbre(tmp_path_factory, renderings):
     root = tmp_path_factory.mktemp("similar-page") / "c.mirs"
     with Collection.create(root, features=["chroma", "timbre"]) as coll:
         assert not coll.add([r.path for r in renderings.values()], jobs=1).failed
-    server = LiveServer(create_app(root)).start()
+    server = LiveServer(create_app(root), warm=True).start()
     yield server
     server.stop()
 

@@ -139,9 +139,11 @@ function updateNowPlaying() {
 function updateCursors() {
   const audio = player();
   const t = audio.currentTime || 0;
-  for (const row of $$(".result")) {
+  // the search results' timelines only (the similar, identify and tag lists also hold ".result" rows)
+  for (const row of $$("#result-list .result")) {
     const id = Number(row.dataset.recordingId);
     const cursor = $(".cursor", row);
+    if (!cursor) continue;
     const dur = Number(row.dataset.duration);
     const on = id === state.playing && dur > 0;
     cursor.classList.toggle("on", on);
@@ -253,7 +255,7 @@ function renderResults(data) {
 }
 
 function showFigure(match, row) {
-  for (const r of $$(".result")) r.classList.toggle("selected", r === row);
+  for (const r of $$("#result-list .result")) r.classList.toggle("selected", r === row);
   const card = $("#figure-card");
   card.classList.remove("hidden");
   // zoomed to the match with context on both sides
