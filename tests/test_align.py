@@ -194,6 +194,20 @@ def test_tempo_warp_and_unwarp_path():
     assert {tuple(d) for d in np.diff(out, axis=0)} <= {(1, 1), (1, 0), (0, 1)}
 
 
+def test_attack_time_of_sharp_and_soft_onsets():
+    from mirsearch.features.onset import attack_time
+
+    sharp = np.zeros(500)
+    sharp[25::50] = 1.0  # every onset within one frame
+    soft = np.zeros(500)
+    for p in range(25, 500, 50):
+        soft[p - 4 : p + 1] = [0.2, 0.4, 0.6, 0.8, 1.0]  # rising over five frames (100 ms at 50 Hz)
+    assert attack_time(sharp, feature_rate=50.0) == 0.0
+    # from the first frame above 0.3 of the peak (0.4) to the centroid of 0.4 .. 1.0: 5.2 / 2.8 frames
+    assert attack_time(soft, feature_rate=50.0) == pytest.approx(5.2 / 2.8 / 50.0, abs=1e-6)
+    assert attack_time(np.zeros(100), feature_rate=50.0) == 0.0  # no onset
+
+
 def test_audio_recipe_counts_a_soft_attack_from_its_start():
     """A note fading in over 120 ms in a band that already holds some energy (another note's partial):
     with the audio recipe (rise over 40 ms, no peak picking) the onset feature starts within a frame of the
@@ -211,7 +225,7 @@ def test_audio_recipe_counts_a_soft_attack_from_its_start():
     first = {}
     for name, recipe in (("audio", AUDIO_RECIPE), ("score", SyncRecipe(onset_lead=0.0))):
         F = sync_features_from_bands(P, None, n_frames=n, feature_rate=rate, recipe=recipe)
-        assert all(X.shape == (12, n) and X.dtype == np.float32 for X in F)
+        assert all(X.shape == (12, n) and X.dtype == np.float32 for X in F[:3])
         first[name] = int(np.flatnonzero(F.dlnco[4, 30:] > 0.05)[0]) + 30  # pitch class E after C's onset
         np.testing.assert_allclose(np.linalg.norm(F.sharp[:, 30:], axis=0), 1.0, atol=1e-5)
     assert abs(first["audio"] - on) <= 1

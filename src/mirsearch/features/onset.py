@@ -79,11 +79,13 @@ class SyncRecipe:
 
 
 class SyncFeatures(NamedTuple):
-    """Output of :func:`sync_features_from_bands`: three ``(12, n_frames)`` float32 matrices."""
+    """Output of :func:`sync_features_from_bands`: three ``(12, n_frames)`` float32 matrices and the attack
+    time of the recording's onsets (:func:`attack_time`, s)."""
 
     chroma: np.ndarray  #: l2-normalised log chroma (long analysis window)
     dlnco: np.ndarray  #: DLNCO onset features
     sharp: np.ndarray  #: l2-normalised log chroma of the onset (short-window) analysis
+    attack: float = 0.0  #: :func:`attack_time` of the onset strength (s)
 
 
 def hop_for_rate(sr: int, feature_rate: float) -> tuple[int, float]:
@@ -154,6 +156,43 @@ def dlnco_from_chroma_onsets(
     return decay(
         local_normalize(CO, feature_rate=feature_rate, seconds=ln_seconds, floor=ln_floor), coefficients=coefficients
     )
+
+
+def attack_time(strength: np.ndarray, *, feature_rate: float, start_share: float = 0.3, max_seconds=0.3) -> float:
+    """How long a recording's onsets take to rise: the mean time (s) from the start of each strong onset's rise to
+    the centroid of its strength.
+
+    Parameters
+    ----------
+    strength : np.ndarray, shape (n_frames,)
+        Broadband onset strength (the rises of the log band energies, summed over bands).
+    feature_rate : float > 0
+        Frame rate (Hz).
+    start_share : float
+        A rise starts after the last frame (at most ``max_seconds`` before the peak) whose strength is below this
+        share of the peak's.
+    max_seconds : float
+        Longest rise considered.
+
+    Strong onsets are the local maxima above 0.3 of the 95th percentile. A plucked or struck note rises within a
+    frame (about 0); a bowed, blown or sung one over several, and its onset features lie later after the true
+    onset (the offset of two recordings' alignment, see :data:`mirsearch.sync.audio.AUDIO_ATTACK_SLOPE`).
+    Returns 0.0 when there is no strong onset.
+    """
+    O = np.asarray(strength, dtype=np.float64)
+    if O.size < 3:
+        return 0.0
+    ref = float(np.percentile(O, 95))
+    peaks = np.flatnonzero((O[1:-1] > O[:-2]) & (O[1:-1] >= O[2:]) & (O[1:-1] > 0.3 * ref)) + 1
+    max_frames = max(1, int(round(max_seconds * feature_rate)))
+    lags = []
+    for p in peaks:
+        j = p
+        while j > max(0, p - max_frames) and O[j - 1] > start_share * O[p]:
+            j -= 1
+        seg = O[j : p + 1]
+        lags.append(float((np.arange(seg.size) * seg).sum() / seg.sum()))
+    return float(np.mean(lags)) / float(feature_rate) if lags else 0.0
 
 
 def _peaks_only(O: np.ndarray) -> np.ndarray:
@@ -262,9 +301,9 @@ def sync_features(
     if tuning is None:
         tuning = estimate_tuning(y, sr=sr)
     bands = sync_band_energies(y, sr=sr, hop_length=hop, tuning=tuning, n_ffts=(chroma_n_fft, onset_n_fft))
-    chroma, dl, _ = sync_features_from_bands(
+    chroma, dl = sync_features_from_bands(
         *bands, n_frames=int(np.ceil(y.size / hop)), feature_rate=rate, recipe=recipe
-    )
+    )[:2]
     log.debug("%s: sync features %d frames at %.1f Hz (tuning %.2f)", name, chroma.shape[1], rate, tuning)
     return chroma, dl, float(rate)
 
@@ -301,7 +340,8 @@ def sync_features_from_bands(
     """Chroma, DLNCO and sharp chroma from the band energies of a whole recording (:func:`sync_band_energies`).
 
     ``n_frames`` frames are kept; ``recipe`` as in :func:`sync_features` (``Po`` None: ``P`` serves both).
-    All three outputs have shape ``(12, n_frames)``, float32.
+    The three matrices have shape ``(12, n_frames)``, float32; ``attack`` is :func:`attack_time` of the onset
+    strength (before peak picking).
     """
     rate = float(feature_rate)
     gamma, onset_gamma, sharp_gamma = (np.float32(g) for g in recipe.gammas)
@@ -318,6 +358,7 @@ def sync_features_from_bands(
     O = L - np.pad(L, ((0, 0), (lag, 0)))[:, : L.shape[1]]
     del L
     np.maximum(O, np.float32(0.0), out=O)
+    attack = attack_time(O.sum(axis=0), feature_rate=rate)
     if recipe.peaks_only:
         O = _peaks_only(O)
     lead = min(int(round(recipe.onset_lead * rate)), O.shape[1] - 1)
@@ -329,7 +370,7 @@ def sync_features_from_bands(
     dl = dlnco_from_chroma_onsets(
         fold_chroma(O), feature_rate=rate, coefficients=np.sqrt(1.0 / np.arange(1, n_decay + 1))
     )
-    return SyncFeatures(chroma.astype(np.float32), dl, sharp.astype(np.float32))
+    return SyncFeatures(chroma.astype(np.float32), dl, sharp.astype(np.float32), attack)
 
 
 def notes_to_sync_features(
