@@ -418,6 +418,41 @@ def test_touching_sharps_and_naturals_are_read_and_told_apart():
     assert marked == [("other", 6), ("natural", 5), ("other", 1)]
 
 
+def test_a_flat_touching_its_head_is_told_from_a_chord_stem_by_its_length_place_and_bowl():
+    from mirsearch.features.notation import glyphs, small_holes, touching_accidental
+
+    yy, xx = np.mgrid[:50, :60]
+    head = ((xx - 40) / 6.5) ** 2 + ((yy - 30) / 4.5) ** 2 <= 1.0  # staff space 10 px; the head at (40, 30)
+
+    def read(ink):
+        holes = small_holes(ink, space=10.0)
+        return touching_accidental(glyphs(ink | holes, holes), 40.0, 30.0, space=10.0)
+
+    flat = head.copy()
+    flat[12:36, 24:26] = True  # the flat's stroke, from 1.8 spaces above the head's middle to 0.6 below
+    flat[24:36, 24:34] = True  # its bowl, touching the head, around an enclosed inside
+    filled = flat.copy()
+    flat[27:33, 26:32] = False
+    assert read(flat) == "flat"
+    assert read(filled) == ""  # no bowl: a stroke and a block
+    longer = flat.copy()
+    longer[4:12, 24:26] = True  # rising 2.6 spaces: a stem up to another head or a beam
+    assert read(longer) == ""
+    second = head | (((xx - 27) / 6.5) ** 2 + ((yy - 35) / 4.5) ** 2 <= 1.0)  # a second below, left of the stem
+    second[12:36, 33:35] = True  # the chord's stem beside the head
+    assert read(second) == ""
+
+
+def test_touching_flats_are_read_and_their_filled_bowl_is_no_head():
+    from mirsearch.features.notation import pitch_classes, read_page
+
+    bar = [("B", -1, 4, "flat"), ("G", 0, 4), ("E", -1, 5, "flat"), ("A", -1, 4, "flat")]  # Bb4 G4 Eb5 Ab4
+    e, page = _engrave(_musicxml([bar, [("G", 0, 4)] * 4]))  # verovio sets the last two flats against their heads
+    (reading,) = read_page(page, detect_layout(page))
+    first_bar = [pc for h, pc in zip(reading.heads, pitch_classes(reading), strict=True) if h.x < reading.bars[0][0]]
+    assert sorted(set(first_bar)) == [3, 7, 8, 10]
+
+
 def test_altered_pitch_class_cancels_or_raises_by_the_key():
     from mirsearch.features.notation import altered_pitch_class
 

@@ -11,7 +11,9 @@ of the page (``mirsearch.features.staff``).
    only places where a head-sized blob of ink fits (stems, beams, slurs, ledger lines, text, sharps and flats
    are thinner); each connected region of the erosion is one head, or ``n`` stacked heads when it is about
    ``n - 1`` staff spaces tall (a chord of thirds).
-4. **Staff position** of a head: half staff spaces above the bottom line of the nearest staff of its system.
+4. **Staff position** of a head: half staff spaces above the bottom line of the nearest staff of its system,
+   in that staff's own line spacing (the page's staff space is a rounded estimate: a head four ledger lines
+   out would be a step off).
 5. **Clef** of each staff from the ink at its start: a treble clef reaches well above the top line and
    below the bottom line, a bass clef stays inside the staff. The clef gives the natural pitch class of a
    position (treble: bottom line E, bass: bottom line G); the key signature (:func:`key_signature`) raises
@@ -218,7 +220,7 @@ def _has_ledgers(ink: np.ndarray, staff: Staff, x: float, position: int, space: 
     c0, c1 = int(x - 0.6 * space), int(x + 0.6 * space) + 1
     ledgers = range(-2, position - 1, -2) if position <= -2 else range(10, position + 1, 2)
     for p in ledgers:
-        y = staff.bottom - p * space / 2.0
+        y = staff.bottom - p * (staff.bottom - staff.top) / 8.0
         rows = ink[max(int(round(y - 0.2 * space)), 0) : int(round(y + 0.2 * space)) + 1, max(c0, 0) : c1]
         if rows.size == 0 or rows.all(axis=0).mean() < 0.7 and rows.any(axis=0).mean() < 0.9:
             return False
@@ -303,7 +305,8 @@ def read_system(ink: np.ndarray, clean: np.ndarray, holes: np.ndarray, system: S
         staff = staves[k]
         if abs(y - mids[k]) > 5.5 * space or not (staff.x0 + CLEF_ZONE * space <= x <= staff.x1):
             continue
-        position = int(round((staff.bottom - y) / (space / 2.0)))
+        half = (staff.bottom - staff.top) / 8.0  # the staff's own half space (the page's is rounded)
+        position = int(round((staff.bottom - y) / half))
         if not _has_ledgers(ink, staff, x, position, space):
             continue
         if not (_has_stem(clean, x, y, space) or holes[int(y), int(x)] and _row_run(clean, x, y) >= 1.3 * space):
@@ -316,13 +319,22 @@ def read_system(ink: np.ndarray, clean: np.ndarray, holes: np.ndarray, system: S
             else accidental_at(glyphs, x, y, space=space) or touching_accidental(glyphs, x, y, space=space)
         )
         out.append(Head(float(x), float(y), k, position, accidental))
-    out.sort(key=lambda h: h.x)
+    out = _without_accidental_fill(sorted(out, key=lambda h: h.x), space=space)
     bars = ()
     if glyphs is not None:
         bars = tuple(bar_lines(clean, s, np.asarray([h.x for h in out if h.staff == k]), space=space)
                      for k, s in enumerate(staves))  # fmt: skip
     x0, _, x1, _ = system.box
     return SystemReading(tuple(out), clefs, int(x0), int(x1), bars=bars)
+
+
+def _without_accidental_fill(heads: list[Head], *, space: float) -> list[Head]:
+    """``heads`` (in x order) without those read on the filled inside of an accidental touching its head: a head
+    with no accidental of the same staff and position as a head with one, less than 1.6 staff spaces left of
+    it (the erosion takes a touching flat's filled bowl, or a natural's filled middle, for part of the head)."""
+    marked = [(h.staff, h.position, h.x) for h in heads if h.accidental]
+    return [h for h in heads if h.accidental or not any(
+        s == h.staff and p == h.position and 0 < x - h.x < 1.6 * space for s, p, x in marked)]  # fmt: skip
 
 
 def read_page(page: np.ndarray, layout: PageLayout) -> list[SystemReading]:
@@ -528,14 +540,14 @@ def _stroke_runs(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def touching_accidental(g: Glyphs, x: float, y: float, *, space: float) -> str:
-    """A sharp or natural touching the head at page (``x``, ``y``) (one glyph with it): ``"natural"``,
+    """An accidental touching the head at page (``x``, ``y``) (one glyph with it): ``"flat"``, ``"natural"``,
     ``"other"`` (a sharp) or ``""``.
 
     Left of the head (0.55-2.2 staff spaces), the head's own glyph without its filled holes is searched for
     vertical strokes 1.3-3.3 spaces long that reach above the head's middle (a stem going down from the head
     does not; a stem up to a beam is longer): two thin strokes (at most 0.4 spaces wide, 0.2-0.8 apart)
-    around the head's row make a sharp or a natural (:func:`two_strokes`). A touching flat is not read (one
-    stroke is too often the stem of a chord).
+    around the head's row make a sharp or a natural (:func:`two_strokes`); otherwise a flat is read from one
+    stroke and its bowl (:func:`_touching_flat`).
     """
     k = int(g.labels[int(y), int(x)])
     c0, c1 = max(int(x - 2.2 * space), 0), max(int(x - 0.55 * space), 0)
@@ -550,12 +562,31 @@ def touching_accidental(g: Glyphs, x: float, y: float, *, space: float) -> str:
     length = bottom - top
     ok = (length >= 1.3 * space) & (length <= 3.3 * space) & (top <= y - 0.3 * space) & (bottom >= y - 0.5 * space)
     groups = _groups(ok)
+    if len(groups) == 1 and g.holes is not None:
+        return _touching_flat(g.holes[r0:r1, c0:c1], top - r0, bottom - r0, ok, x=x - c0, y=y - r0, space=space)
     if len(groups) != 2 or abs((top[ok].mean() + bottom[ok].mean()) / 2.0 - y) >= 0.7 * space:
         return ""
     (a0, a1), (b0, b1) = groups
     if max(a1 - a0, b1 - b0) > 0.4 * space or not 0.2 * space <= b0 - a1 <= 0.8 * space:
         return ""  # not two thin strokes close together
     return two_strokes(top, bottom, ok, space=space)
+
+
+def _touching_flat(holes: np.ndarray, top: np.ndarray, bottom: np.ndarray, ok: np.ndarray, *, x: float, y: float,
+                   space: float) -> str:  # fmt: skip
+    """``"flat"`` when the one stroke (columns ``ok`` of a window left of a head at (``x``, ``y``), rows from
+    ``top`` to ``bottom``; all in window pixels) is a flat's: it rises 1.2-2.2 staff spaces above the head's
+    middle (a stem up to another head or a beam rises further), ends 0.3-0.9 below it (a stem going down
+    ends further), stands at least 1 space left of the head's middle (a chord's stem beside the head is
+    nearer), and its bowl follows it: filled ``holes`` (the bowl's inside and the white between the flat and
+    its head) of at least 0.2 square spaces right of the stroke, from 0.9 above to 0.5 below the head's
+    middle; else ``""``. Chosen on verovio pages (docs/sheets.md)."""
+    ((a0, a1),) = _groups(ok)
+    rise, fall = y - int(top[a0:a1].min()), int(bottom[a0:a1].max()) - y
+    if not (1.2 * space <= rise <= 2.2 * space and 0.3 * space <= fall <= 0.9 * space and x - a1 >= space):
+        return ""
+    bowl = holes[max(int(y - 0.9 * space), 0) : int(y + 0.5 * space) + 1, a1:]
+    return "flat" if bowl.sum() >= 0.2 * space * space else ""
 
 
 def _inside_accidental(g: Glyphs, x: float, y: float, space: float) -> bool:

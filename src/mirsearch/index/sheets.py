@@ -149,9 +149,9 @@ class NotationReader:
 
     @property
     def model_id(self) -> str:
-        """Changes with the reading (2: accidentals inside a bar; 3: key signatures; 4: sharps and naturals) and the
-        sampling options."""
-        return (f"notation-4-step{self.step_spaces:g}-decay{self.decay_spaces:g}-hold{self.hold_spaces}"
+        """Changes with the reading (2: accidentals inside a bar; 3: key signatures; 4: sharps and naturals; 5:
+        touching flats, staff positions in each staff's own spacing) and the sampling options."""
+        return (f"notation-5-step{self.step_spaces:g}-decay{self.decay_spaces:g}-hold{self.hold_spaces}"
                 f"-tail{self.tail_spaces:g}")  # fmt: skip
 
     def page_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
