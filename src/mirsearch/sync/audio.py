@@ -8,7 +8,8 @@ Pipeline: chroma + DLNCO onset features at 50 Hz (:mod:`mirsearch.features.onset
 synthesised from the notes) -> multiresolution DTW (:func:`mirsearch.matching.sync.sync_dtw`: full DTW at
 1 Hz, banded DTW at 5 Hz and 50 Hz, onsets at the finest level) -> a strictly monotonic time map. Between
 two recordings the features follow :data:`AUDIO_RECIPE`, with a sharper chroma at the finest level, and a last
-50 Hz pass runs along the smoothed path (:data:`AUDIO_WARP_SECONDS`) so that the path follows the local tempo.
+50 Hz pass runs along the smoothed path (:data:`AUDIO_WARP_SECONDS`) so that the path follows the local tempo,
+and the time map is moved by the difference of the two recordings' attack times (:data:`AUDIO_ATTACK_SLOPE`).
 
 Validation happens before a path is trusted:
 
