@@ -70,3 +70,19 @@ def grouped(rows: list[dict], by: tuple[str, ...]) -> list[tuple[dict, list[dict
     for r in rows:
         groups.setdefault(tuple(r[k] for k in by), []).append(r)
     return [(dict(zip(by, key, strict=True)), rs) for key, rs in sorted(groups.items())]
+
+
+def summary_by(rows: list[dict], by: tuple[str, ...], columns: dict) -> list[dict]:
+    """One row per group of ``rows`` (:func:`grouped`): the group's keys, ``queries`` and, for each
+    ``out_key: (row_key, statistic, scale, digits)`` of ``columns``, ``round(scale * statistic(values), digits)``
+    (``digits`` ``None``: not rounded); ``statistic`` is ``"mean"`` or ``"median"``."""
+    import numpy as np
+
+    out = []
+    for d, rs in grouped(rows, by):
+        d["queries"] = len(rs)
+        for key, (field, statistic, scale, digits) in columns.items():
+            value = scale * float(getattr(np, statistic)([r[field] for r in rs]))
+            d[key] = value if digits is None else round(value, digits)
+        out.append(d)
+    return out

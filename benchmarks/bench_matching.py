@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE))
 
 from synth import build_versions, chorale_works  # noqa: E402
 
-from _common import grouped, print_table, write_results  # noqa: E402
+from _common import print_table, summary_by, write_results  # noqa: E402
 
 ROOT = HERE.parent
 DATA = ROOT / "data" / "bench_match"
@@ -318,16 +318,9 @@ def evaluate(queries, runner, name: str) -> list[dict]:
 
 
 def summarise(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
-    out = []
-    for d, rs in grouped(rows, by):
-        d.update(
-            queries=len(rs),
-            P_at_1=float(np.mean([r["p1"] for r in rs])),
-            MAP=float(np.mean([r["ap"] for r in rs])),
-            mean_query_s=float(np.mean([r["s"] for r in rs])),
-        )
-        out.append(d)
-    return out
+    return summary_by(rows, by, {
+        "P_at_1": ("p1", "mean", 1, None), "MAP": ("ap", "mean", 1, None), "mean_query_s": ("s", "mean", 1, None),
+    })  # fmt: skip
 
 
 def reused_baseline(path: Path, queries: list[dict]) -> list[dict] | None:

@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_matching import DATA, REAL, SR, build_collection, is_hit  # noqa: E402
 
-from _common import grouped, print_table, write_results  # noqa: E402
+from _common import print_table, summary_by, write_results  # noqa: E402
 
 QUERY_SECONDS = 15.0
 KINDS = ("pitch", "tempo", "speed", "noise", "telephone")
@@ -228,16 +228,9 @@ def evaluate(queries: list[dict], run, name: str) -> list[dict]:
 
 
 def summarise(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
-    out = []
-    for d, rs in grouped(rows, by):
-        d.update(
-            queries=len(rs),
-            P_at_1=round(float(np.mean([r["p1"] for r in rs])), 4),
-            track_P_at_1=round(float(np.mean([r["track_p1"] for r in rs])), 4),
-            mean_query_s=round(float(np.mean([r["s"] for r in rs])), 3),
-        )
-        out.append(d)
-    return out
+    return summary_by(rows, by, {
+        "P_at_1": ("p1", "mean", 1, 4), "track_P_at_1": ("track_p1", "mean", 1, 4), "mean_query_s": ("s", "mean", 1, 3),
+    })  # fmt: skip
 
 
 def hold_out(rows: list[dict], variants: list[str]) -> list[dict]:

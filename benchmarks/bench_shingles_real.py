@@ -52,7 +52,7 @@ sys.path.insert(0, str(HERE))
 from bench_matching import DATA, SR, build_collection, is_hit  # noqa: E402
 from bench_matching_real import make_queries, split_tracks  # noqa: E402
 
-from _common import grouped, print_table, write_results  # noqa: E402
+from _common import print_table, summary_by, write_results  # noqa: E402
 
 PER_TRACK = {"tune": 1, "test": 2}  # the cached query sets of bench_matching_real.py
 
@@ -231,17 +231,10 @@ def evaluate(queries: list[dict], chroma: list[np.ndarray], run, name: str) -> l
 
 
 def summarise(rows: list[dict], by: tuple[str, ...]) -> list[dict]:
-    out = []
-    for d, rs in grouped(rows, by):
-        d.update(
-            queries=len(rs),
-            track_p1=round(float(np.mean([r["track_p1"] for r in rs])), 4),
-            p1=round(float(np.mean([r["p1"] for r in rs])), 4),
-            mean_ms=round(1000 * float(np.mean([r["s"] for r in rs])), 2),
-            median_ms=round(1000 * float(np.median([r["s"] for r in rs])), 2),
-        )
-        out.append(d)
-    return out
+    return summary_by(rows, by, {
+        "track_p1": ("track_p1", "mean", 1, 4), "p1": ("p1", "mean", 1, 4),
+        "mean_ms": ("s", "mean", 1000, 2), "median_ms": ("s", "median", 1000, 2),
+    })  # fmt: skip
 
 
 def main() -> None:
