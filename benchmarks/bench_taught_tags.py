@@ -4,6 +4,7 @@
     nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --protocol tune     # the choice (train half)
     nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --protocol test     # once, after the choice
     nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --protocol mixed    # session 9/10's draws
+    nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --superset --out taught_tags_tune_superset
 
 Data: ``data/soundtracks`` (benchmarks/build_soundtracks.py, benchmarks/similarity_features.py), one clip per
 track (the first), the tagger's embeddings of the packaged bundle (cached by benchmarks/similarity_tagger.py).
@@ -113,7 +114,46 @@ def scores_of_draw(R: dict[str, np.ndarray], coll, support, pool) -> dict[str, n
     return out
 
 
-def run(protocol: str, data: Path) -> dict:
+#: session 12: the baselines' blocks and the tagger's beside each other, each transformed over the collection
+#: (``z`` or ``pcaw3``, benchmarks/similarity_superset.py), scored by a shrunk Gaussian (0.3), by the mean CSLS or
+#: mutual-proximity distance to the examples, or by the prototype with its 2 nearest recordings (expansion)
+SUPERSET_SETS = ("M+Y", "M+Y+E+C", "T+M+Y+E+C")
+
+
+def superset_scores(R: dict[str, np.ndarray], coll, support, pool) -> dict[str, np.ndarray]:
+    """The ``--superset`` rows of a draw: ``superset <transform>/<block set>/<scoring>`` (higher: more like the
+    examples). Blocks: M (MFCC statistics), Y (YAMNet), E (tagger embedding), C (the cepstral-spread timbre
+    block), T (the similarity vector's six blocks)."""
+    from mirsearch.describe.taught import fit_timbre_tag
+    from similarity_superset import csls, mutual_proximity, timbre_parts, whiten
+
+    raw = {"M": R["mfcc"], "Y": R["yamnet"], "E": R["embedding"], "T": R["timbre"],
+           "C": R["embedding+timbre"][:, R["embedding"].shape[1] :]}  # fmt: skip
+    out = {}
+    for how in ("z", "pcaw3"):
+        Z = {}
+        for k, X in raw.items():
+            X = X[coll]
+            if k == "T":
+                Zk = np.concatenate([_zscore(X[:, sl]) / np.sqrt(sl.stop - sl.start) for sl in timbre_parts()], 1)
+            else:
+                Zk = _zscore(X) if how == "z" else whiten(X, 3.0)
+            D = cdist(Zk, Zk)
+            Z[k] = Zk / D[~np.eye(len(D), dtype=bool)].mean()
+        for bs in SUPERSET_SETS:
+            W = np.concatenate([Z[k] for k in bs.split("+")], axis=1)
+            D = cdist(W, W)
+            near = pool[np.argsort(cdist(W[support].mean(axis=0, keepdims=True), W[pool])[0])[:2]]
+            proto = np.r_[W[support], W[near]].mean(axis=0, keepdims=True)
+            tag = fit_timbre_tag("t", W[support], W[pool], shrink=0.3)
+            rows = {"gauss": -tag.distance(W[pool]), "csls": -csls(D)[support][:, pool].mean(axis=0),
+                    "mp": -mutual_proximity(D)[support][:, pool].mean(axis=0),
+                    "proto+2": -cdist(proto, W[pool])[0]}  # fmt: skip
+            out.update({f"superset {how}/{bs}/{n}": v for n, v in rows.items()})
+    return out
+
+
+def run(protocol: str, data: Path, *, superset: bool = False) -> dict:
     from similarity_tagger import tagger_vectors
 
     clips, feats = load_features(data)
@@ -128,7 +168,10 @@ def run(protocol: str, data: Path) -> dict:
     targets = []
     for coll, support, pool, rel, target in draws(labels, halves, items, protocol):
         targets.append(target)
-        for name, sc in scores_of_draw(R, coll, support, pool).items():
+        rows = scores_of_draw(R, coll, support, pool)
+        if superset:
+            rows.update(superset_scores(R, coll, support, pool))
+        for name, sc in rows.items():
             a10, a = _aps(sc, rel)
             per.setdefault(name, {"map@10": [], "map": []})
             per[name]["map@10"].append(a10)
@@ -156,9 +199,10 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--protocol", default="tune", choices=("tune", "test", "mixed"))
     ap.add_argument("--out", default=None, help="results name (default taught_tags_<protocol>)")
+    ap.add_argument("--superset", action="store_true", help="also the session-12 superset rows (SUPERSET_SETS)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    res = run(args.protocol, Path(args.data))
+    res = run(args.protocol, Path(args.data), superset=args.superset)
     for n, v in res["systems"].items():
         d = res["against_best_map"].get(n)
         diff = f"  {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else ""
