@@ -15,9 +15,12 @@ Stored with each reference hash: the anchor's time ``t1``, its log-frequency ``f
 that a match tells the query's speed (``dt13_ref / dt13_query``), its pitch shift (``f1_query - f1_ref``)
 and the offset; verification (:mod:`mirsearch.search.identify`) keeps matches consistent in all three.
 
-What a collection stores per recording is the peak list (:func:`extract_fingerprints`): a float32 array
-``(3, n_peaks)`` of frame time, fractional log-frequency bin and prominence; hashes are derived from it
-by the fingerprint index, so a new hash layout needs no re-extraction.
+What a collection stores per recording (:func:`extract_fingerprints`) is a float32 array ``(3, n)``: the peak
+list (frame time, fractional log-frequency bin, prominence) and, in columns of their own, the signs of the
+spectro-temporal changes (:func:`band_changes`): a Haitsma-Kalker-like bit pattern, per 32 ms, of which of 60
+log-frequency bands (12 per octave) got louder than the frame's average band, that verifies candidates when too
+few peaks survive noise. :func:`split_stored` separates the two. Hashes are derived from the peaks by the
+fingerprint index, so a new hash layout needs no re-extraction.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from numba import njit
 
 from mirsearch.errors import ParameterError
 
-#: bump when peak extraction changes in a way that changes stored arrays
-FINGERPRINT_VERSION = 1
+#: bump when peak extraction changes in a way that changes stored arrays (2: change signs stored beside the peaks)
+FINGERPRINT_VERSION = 2
 
 #: default peak-extraction parameters (the stored configuration)
 PEAK_DEFAULTS = {
@@ -42,6 +45,8 @@ PEAK_DEFAULTS = {
     "freq_radius": 9,
     "peaks_per_second": 30.0,
     "peak_bands": 5,
+    "change_band_bins": 3,
+    "change_hop": 2,
 }
 
 #: default triplet and hash parameters (used by the index; no re-extraction when they change)
@@ -198,7 +203,110 @@ def extract_fingerprints(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.nd
     if sr <= 0:
         raise ParameterError(f"sr={sr!r} must be > 0")
     L = log_spectrogram(y, sr=sr, config=config)
-    return pick_peaks(L, config=config), frame_rate(config)
+    peaks = pick_peaks(L, config=config)
+    if "change_hop" not in config:  # version 1: peaks only
+        return peaks, frame_rate(config)
+    return np.concatenate(
+        [peaks, change_columns(*band_changes(band_energies(L, config=config)), config=config)], axis=1
+    ), frame_rate(config)
+
+
+#: log magnitude below which a band is silent (the audibility floor of :func:`pick_peaks`)
+_AUDIBLE = float(np.log(1e-4))
+#: change signs per stored word (a float32 holds integers below 2 ** 24 exactly)
+_WORD_BITS = 24
+
+
+def band_energies(L: np.ndarray, *, config: dict) -> np.ndarray:
+    """Mean log magnitude over blocks of ``change_band_bins`` bins and ``change_hop`` frames of ``L``.
+
+    Returns
+    -------
+    E : np.ndarray, shape (n_bins // change_band_bins, n_frames // change_hop), float32
+        Change frame ``k`` covers frames ``k * change_hop ...`` of ``L``.
+    """
+    fb, tb = int(config["change_band_bins"]), int(config["change_hop"])
+    nb, nt = L.shape[0] // fb, L.shape[1] // tb
+    return np.asarray(L[: nb * fb, : nt * tb], np.float32).reshape(nb, fb, nt, tb).mean(axis=(1, 3))
+
+
+def band_changes(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spectro-temporal changes of band energies: each band's change from the previous frame minus the frame's
+    mean change (a loudness change of the whole spectrum cancels, as in Haitsma & Kalker's frequency difference).
+
+    Returns
+    -------
+    changes : np.ndarray, shape (n_bands, n_frames), float32
+        Column 0 is zero (no previous frame).
+    valid : np.ndarray, shape (n_frames,), bool
+        Frames with an audible band in them or the previous frame (digital silence has no changes).
+    """
+    C = np.zeros(E.shape, np.float32)
+    valid = np.zeros(E.shape[1], bool)
+    if E.shape[1] >= 2:
+        C[:, 1:] = E[:, 1:] - E[:, :-1]
+        C -= C.mean(axis=0, keepdims=True)
+        loud = E.max(axis=0, initial=-np.inf) > _AUDIBLE
+        valid[1:] = loud[1:] | loud[:-1]
+    return C, valid
+
+
+def change_columns(changes: np.ndarray, valid: np.ndarray, *, config: dict) -> np.ndarray:
+    """The signs of the valid frames' changes as stored columns ``(time, -1 - word, bits)``, shape ``(3, n)``.
+
+    Each valid change frame ``k`` gives ``ceil(n_bands / 24)`` columns: its time ``k * change_hop`` (frames of the
+    peaks, so that a window of the stored array is cut like the peaks), the word's number as a negative
+    "frequency" (a peak's is >= 0) and 24 sign bits (band ``24 * word + i`` rose: bit ``i``).
+    """
+    nb, _ = changes.shape
+    n_words = -(-nb // _WORD_BITS)
+    frames = np.flatnonzero(valid)
+    bits = np.zeros((n_words * _WORD_BITS, frames.size), np.uint32)
+    bits[:nb] = changes[:, frames] > 0
+    weights = (np.uint32(1) << np.arange(_WORD_BITS, dtype=np.uint32))[None, :, None]
+    words = (bits.reshape(n_words, _WORD_BITS, -1) * weights).sum(axis=1, dtype=np.uint32)  # (n_words, n_frames)
+    times = np.repeat(frames * float(config["change_hop"]), n_words)
+    ids = np.tile(-1.0 - np.arange(n_words), frames.size)
+    return np.stack([times, ids, words.T.reshape(-1)]).astype(np.float32)
+
+
+def split_stored(X: np.ndarray, *, config: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A stored fingerprint array -> its peaks and its change signs.
+
+    Returns
+    -------
+    peaks : np.ndarray, shape (3, n_peaks), float32
+        As :func:`pick_peaks` returns them.
+    signs : np.ndarray, shape (n_bands, n_change_frames), int8
+        +1 where a band rose more than the frame's mean, -1 where not, 0 where unknown (silent frames, arrays
+        stored before version 2: then ``n_change_frames`` is 0).
+    """
+    X = np.asarray(X, np.float32)
+    is_peak = X[1] >= 0
+    peaks = np.ascontiguousarray(X[:, is_peak])
+    nb = int(config["n_octaves"] * config["bins_per_octave"]) // int(config.get("change_band_bins", 1))
+    cols = X[:, ~is_peak]
+    if cols.shape[1] == 0 or "change_hop" not in config:
+        return peaks, np.zeros((nb, 0), np.int8)
+    n_words = -(-nb // _WORD_BITS)
+    k = np.round(cols[0] / config["change_hop"]).astype(np.int64)
+    w = np.round(-1.0 - cols[1]).astype(np.int64)
+    ok = (w >= 0) & (w < n_words) & (k >= 0)
+    k, w, v = k[ok], w[ok], cols[2, ok].astype(np.uint32)
+    n = int(k.max(initial=-1)) + 1
+    words = np.zeros((n_words, n), np.uint32)
+    words[w, k] = v
+    known = np.zeros(n, bool)
+    known[k] = True
+    bits = (words[:, None, :] >> np.arange(_WORD_BITS, dtype=np.uint32)[None, :, None]) & np.uint32(1)
+    bits = bits.reshape(n_words * _WORD_BITS, n)[:nb].astype(np.int8)
+    return peaks, np.where(known[None, :], 2 * bits - 1, 0).astype(np.int8)
+
+
+def peaks_of(X: np.ndarray) -> np.ndarray:
+    """The peak columns of a stored fingerprint array (:func:`split_stored` without the signs)."""
+    X = np.asarray(X, np.float32)
+    return np.ascontiguousarray(X[:, X[1] >= 0])
 
 
 @njit(cache=True)
@@ -342,6 +450,11 @@ def query_hashes(trip: dict, *, hconfig: dict) -> tuple[np.ndarray, np.ndarray]:
 
 __all__ = [
     "FINGERPRINT_VERSION",
+    "band_changes",
+    "band_energies",
+    "change_columns",
+    "peaks_of",
+    "split_stored",
     "HASH_DEFAULTS",
     "PEAK_DEFAULTS",
     "extract_fingerprints",

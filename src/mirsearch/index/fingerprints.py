@@ -11,7 +11,7 @@ Layout beside the collection's catalogue::
       <dir>/f1.npy               float16  anchor log-frequency bin
       <dir>/dt13.npy             float16  t3 - t1 (frames)
 
-The index is derived from the stored ``"fingerprint"`` peak lists (see
+The index is derived from the peaks of the stored ``"fingerprint"`` arrays (see
 :func:`mirsearch.features.fingerprint.extract_fingerprints`). :meth:`FingerprintIndex.for_collection`
 brings it up to date incrementally: entries of removed or changed recordings are dropped, new recordings are
 hashed and merged in. A new version is written to a fresh folder and published by replacing
@@ -62,8 +62,9 @@ class Matches:
 
 
 def entries_for(peaks: np.ndarray, recording_id: int, *, hconfig: dict) -> dict:
-    """Index entries (unsorted) of one recording's peak list."""
-    trip = fp.triplets(np.asarray(peaks, dtype=np.float32), hconfig=hconfig)
+    """Index entries (unsorted) of one recording's peak list (or stored fingerprint array: its change columns,
+    :func:`mirsearch.features.fingerprint.split_stored`, are left out)."""
+    trip = fp.triplets(fp.peaks_of(peaks), hconfig=hconfig)
     n = trip["t1"].size
     return {
         "hashes": fp.reference_hashes(trip, hconfig=hconfig),

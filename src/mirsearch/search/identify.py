@@ -12,8 +12,11 @@ fitted line and counted where a reference peak lies within 1.5 frames and 0.7 bi
 score is how far that count stands out of the counts at 16 wrong alignments of the same recording (the query
 moved by the smallest multiples of 0.37 s that fit in it: up to 2.96 s either way, more near its ends): music
 always shares some peaks with music, and the recording's own shifted copies measure how many. Below
-``min_score`` (calibrated on held-out music, see docs/identify.md) the answer is "not found" (no matches); found
-matches are ranked by their matched peak count.
+``min_score`` (calibrated on held-out music, see docs/identify.md) a candidate may still be answered by its
+spectro-temporal changes (:class:`~mirsearch.search.peak_check.ChangeCheck`, session 12): when the peak standout
+and the standout of the query's band changes against the recording's stored change signs add up to
+``change_min``; otherwise the answer is "not found" (no matches). Found matches are ranked by their matched peak
+count.
 """
 
 from __future__ import annotations
@@ -26,8 +29,17 @@ import numpy as np
 
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features import fingerprint as fp
-from mirsearch.index.fingerprints import FingerprintIndex, Matches
-from mirsearch.search.peak_check import offset_votes, peak_overlap
+from mirsearch.index.fingerprints import FingerprintIndex
+from mirsearch.search.peak_check import (
+    ChangeCheck,
+    StoredFingerprints,
+    fit_line,
+    match_geometry,
+    offset_votes,
+    peak_overlap,
+    plausible_shift,
+    vote_candidates,
+)
 from mirsearch.search.results import format_time
 
 log = logging.getLogger(__name__)
@@ -37,6 +49,11 @@ DEFAULT_MIN_SCORE = 5.0
 #: the same for lines beyond the first ``IdentifyOptions.lead_candidates`` candidates of the hash vote; by default
 #: no higher (the rule with 4.5 / 6.0, chosen on the tuning split, was worse on the test split: docs/identify.md)
 BEYOND_MIN_SCORE = 5.0
+#: sum of the peak standout and the change standout that answers a candidate below ``min_score`` (tuning split)
+DEFAULT_CHANGE_MIN = 7.0
+#: recordings (evenly spread over the collection) and windows in each whose change signs make a query's null
+CHANGE_NULL_RECORDINGS = 16
+CHANGE_NULL_WINDOWS = 4
 MIN_QUERY_SECONDS = 1.0  # shortest query (seconds)
 MAX_QUERY_SECONDS = 600.0  # longest query without ``scan`` (seconds)
 
@@ -94,6 +111,12 @@ class IdentifyOptions:
         but could not fit under loud noise).
     fallback_reach : float > 0
         Seconds either side of a candidate's offset searched by the fallback.
+    change_check : bool
+        Check candidates below ``min_score`` by their spectro-temporal changes too (needs fingerprints stored with
+        version 2, which hold the change signs; older ones are checked by their peaks only).
+    change_min : float
+        A candidate whose peak standout plus change standout (:class:`~mirsearch.search.peak_check.ChangeCheck`)
+        reaches this is answered.
     """
 
     top: int = 5
@@ -114,6 +137,8 @@ class IdentifyOptions:
     speed_tolerance: float = 0.025
     fallback: bool = True
     fallback_reach: float = 0.64
+    change_check: bool = True
+    change_min: float = DEFAULT_CHANGE_MIN
 
     def __post_init__(self):
         if self.top < 1:
@@ -138,7 +163,9 @@ class IdentifyMatch:
 
     ``offset``: where the query's first sample lies in the recording (s); ``speed``: the query's playback
     speed relative to the recording (1.04 = 4 % faster); ``pitch_shift``: semitones; ``score``: the standout of the
-    peak overlap (:func:`peak_overlap`); ``matched_peaks``: the recording's peaks matched by the query's.
+    peak overlap (:func:`peak_overlap`); ``matched_peaks``: the recording's peaks matched by the query's;
+    ``change_score``: the standout of the spectro-temporal changes, when they were checked (a score below
+    ``min_score``), else None.
     """
 
     recording: str
@@ -148,6 +175,7 @@ class IdentifyMatch:
     score: float
     pitch_shift: float = 0.0
     matched_peaks: int = 0
+    change_score: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -159,6 +187,7 @@ class IdentifyMatch:
             "pitch_shift": round(self.pitch_shift, 2),
             "score": round(self.score, 1),
             "matched_peaks": self.matched_peaks,
+            "change_score": None if self.change_score is None else round(self.change_score, 1),
         }
 
 
@@ -207,11 +236,18 @@ class ScanResult:
 
 
 # -- arrays ------------------------------------------------------------------------------------------
-def query_peaks(
-    y: np.ndarray, *, sr: int, peak_config: dict, options: IdentifyOptions
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validated query audio -> its peak lists ``(3, n)`` for hashing and, denser, for checking candidates
-    (``options.check_peaks_per_second``, ``options.check_radius``).
+@dataclass(frozen=True)
+class QueryArrays:
+    """A query's peaks for hashing ``(3, n)``, its denser peaks for checking ``(3, m)`` and its log spectrogram
+    ``(n_bins, n_frames)`` (for the change check)."""
+
+    peaks: np.ndarray
+    dense: np.ndarray
+    spectrogram: np.ndarray
+
+
+def analyse_query(y: np.ndarray, *, sr: int, peak_config: dict, options: IdentifyOptions) -> QueryArrays:
+    """Validated query audio -> its :class:`QueryArrays`.
 
     Raises :class:`InputError` for unusable audio.
     """
@@ -233,90 +269,19 @@ def query_peaks(
         "query_freq_radius": options.check_radius[1],
     }
     dense = fp.pick_peaks(L, config=dense_config)
-    return fp.pick_peaks(L, config=peak_config), dense
+    return QueryArrays(fp.pick_peaks(L, config=peak_config), dense, L)
 
 
-def _match_geometry(trip: dict, m: Matches, *, bins_per_octave: int, options: IdentifyOptions) -> dict:
-    """Per match: speed, pitch shift (bins), offset (frames); matches outside the search range dropped."""
-    q = m.query
-    speed = m.dt13 / np.maximum(trip["dt13"][q], 1e-3)
-    shift = trip["f1"][q] - m.f1
-    offset = m.t1 - speed * trip["t1"][q]
-    max_shift = bins_per_octave * (np.log2(1.0 + options.max_speed_change) + options.max_pitch_shift / 12.0)
-    ok = (np.abs(np.log(speed)) <= np.log(1.0 + options.max_speed_change)) & (np.abs(shift) <= max_shift)
-    return {
-        "query": q[ok],
-        "rec": m.recording_ids[ok].astype(np.int64),
-        "t_ref": m.t1[ok].astype(np.float64),
-        "t_query": trip["t1"][q[ok]],
-        "f_query": trip["f1"][q[ok]],
-        "speed": speed[ok],
-        "shift": shift[ok],
-        "offset": offset[ok],
-    }
+def query_peaks(
+    y: np.ndarray, *, sr: int, peak_config: dict, options: IdentifyOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated query audio -> its peak lists ``(3, n)`` for hashing and, denser, for checking candidates
+    (``options.check_peaks_per_second``, ``options.check_radius``); :func:`analyse_query` without the spectrogram.
 
-
-def _candidates(g: dict, *, bin_frames: float, n: int) -> list[tuple[int, float]]:
-    """Top (recording, offset) cells of the vote, neighbouring cells added in."""
-    if g["rec"].size == 0:
-        return []
-    cell = np.floor(g["offset"] / bin_frames).astype(np.int64)
-    key = (g["rec"] << 32) + (cell + (1 << 31))
-    keys, counts = np.unique(key, return_counts=True)
-    smooth = counts.astype(np.float64)
-    for d in (-1, 1):
-        pos = np.searchsorted(keys, keys + d)
-        pos = np.minimum(pos, keys.size - 1)
-        smooth += np.where(keys[pos] == keys + d, counts[pos], 0)
-    order = np.argsort(-smooth, kind="stable")
-    chosen: list[tuple[int, float]] = []
-    for k in keys[order]:
-        rec, c = int(k >> 32), int(k & 0xFFFFFFFF) - (1 << 31)
-        if any(r == rec and abs(c - cc) <= 2 for r, cc in chosen):
-            continue
-        chosen.append((rec, c))
-        if len(chosen) >= n:
-            break
-    return [(rec, (c + 0.5) * bin_frames) for rec, c in chosen]
-
-
-def _verify(g: dict, rec: int, offset: float, *, bin_frames: float, options: IdentifyOptions):
-    """Fit ``t_ref = offset + speed * t_query`` to a candidate's matches; returns (score, offset, speed, shift)."""
-    mine = g["rec"] == rec
-    near = mine & (np.abs(g["offset"] - offset) <= 2.0 * bin_frames)
-    if np.count_nonzero(near) < 3:
-        return 0.0, offset, 1.0, 0.0
-    speed = float(np.median(g["speed"][near]))
-    shift = float(np.median(g["shift"][near]))
-    off = float(np.median(g["t_ref"][near] - speed * g["t_query"][near]))
-    inl = np.zeros(0, bool)
-    for _ in range(2):
-        resid = g["t_ref"] - (off + speed * g["t_query"])
-        inl = (
-            mine
-            & (np.abs(resid) <= options.time_tolerance)
-            & (np.abs(g["shift"] - shift) <= options.freq_tolerance)
-            & (np.abs(np.log(g["speed"] / speed)) <= options.speed_tolerance)
-        )
-        tq, tr = g["t_query"][inl], g["t_ref"][inl]
-        if inl.sum() < 4 or np.ptp(tq) < 20:
-            break
-        speed_fit, off_fit = np.polyfit(tq, tr, 1)
-        if abs(np.log(speed_fit)) > np.log(1.0 + options.max_speed_change):
-            break
-        speed, off = float(speed_fit), float(off_fit)
-        shift = float(np.median(g["shift"][inl]))
-    # distinct query anchor frames on the line: the peaks of one chord count once (consonant intervals make
-    # many triplets of one chord, which inflated the scores of unrelated music)
-    score = float(np.unique(np.round(g["t_query"][inl])).size)
-    return score, off, speed, shift
-
-
-def _plausible(speed: float, shift_octaves: float, options: IdentifyOptions) -> bool:
-    """A pitch shift between none (time-stretch) and the speed's (resampling), widened by ``max_pitch_shift``."""
-    implied = 12.0 * np.log2(speed)
-    semitones = 12.0 * shift_octaves
-    return min(0.0, implied) - options.max_pitch_shift <= semitones <= max(0.0, implied) + options.max_pitch_shift
+    Raises :class:`InputError` for unusable audio.
+    """
+    q = analyse_query(y, sr=sr, peak_config=peak_config, options=options)
+    return q.peaks, q.dense
 
 
 def _needed(rank: int, options: IdentifyOptions) -> float:
@@ -326,16 +291,25 @@ def _needed(rank: int, options: IdentifyOptions) -> float:
     return max(options.min_score, options.beyond_min_score)
 
 
-def _unchanged_speed(cands, peaks, dense, *, loaded: dict, reference, span: float, rate: float, options) -> list:
+def _answer(stored: StoredFingerprints, changes, rec: int, line: tuple, score: float, needed: float, options):
+    """The change standout of a line ``(offset, speed, shift)`` whose peak standout ``score`` is below ``needed``
+    (NaN when not checked), and whether the line is answered."""
+    if score >= needed:
+        return float("nan"), True
+    if changes is None:
+        return float("nan"), False
+    z = changes.standout(stored.signs(rec), offset=line[0], speed=line[1], shift=line[2])
+    return z, bool(np.isfinite(z) and score + z >= options.change_min)
+
+
+def _unchanged_speed(cands, peaks, dense, *, stored, changes, span: float, rate: float, options) -> list:
     """Fallback lines: at each candidate ``(recording, offset)``, speed 1 and no pitch shift at the offset within
     ``options.fallback_reach`` where most single peaks meet (:func:`offset_votes` of the hashing peaks), checked with
-    the dense peaks like any line."""
+    the dense peaks (and the changes) like any line."""
     reach = options.fallback_reach * rate
     out = []
     for rank, (rec, off0) in enumerate(cands):
-        if rec not in loaded:
-            loaded[rec] = reference(rec)
-        ref = loaded[rec]
+        ref = stored.peaks(rec)
         near = (ref[0] >= off0 - reach) & (ref[0] < off0 + span + reach)
         for off in offset_votes(ref[:, near], peaks, tolerance=options.peak_tolerance, n=1):
             if abs(off - off0) > reach:
@@ -343,8 +317,9 @@ def _unchanged_speed(cands, peaks, dense, *, loaded: dict, reference, span: floa
             matched, score = peak_overlap(
                 ref, dense, offset=off, speed=1.0, shift=0.0, span=span, rate=rate, tolerance=options.peak_tolerance
             )
-            if score >= _needed(rank, options):
-                out.append((rec, score, float(off) / rate, 1.0, 0.0, matched))
+            z, ok = _answer(stored, changes, rec, (off, 1.0, 0.0), score, _needed(rank, options), options)
+            if ok:
+                out.append((rec, score, float(off) / rate, 1.0, 0.0, matched, z))
     return out
 
 
@@ -356,6 +331,7 @@ def match_peaks(
     reference,
     dense: np.ndarray | None = None,
     exclude: frozenset = frozenset(),
+    changes: ChangeCheck | None = None,
 ) -> tuple[list[tuple], int]:
     """Identify a query peak list against an index (arrays in, arrays out).
 
@@ -366,17 +342,22 @@ def match_peaks(
         The query's peaks for hashing (frames relative to the query's start).
     options : IdentifyOptions
     reference : callable
-        ``reference(recording_id) -> np.ndarray (3, n_ref)``: a recording's stored peaks.
+        ``reference(recording_id) -> np.ndarray (3, n_ref)``: a recording's stored fingerprint array (its peaks, and
+        from version 2 its change signs: :func:`mirsearch.features.fingerprint.split_stored`).
     dense : np.ndarray, shape (3, m), optional
         The query's denser peaks to check candidates with (default ``peaks``).
     exclude : frozenset of int
         Recordings not to answer.
+    changes : ChangeCheck, optional
+        The query's change check: candidates below ``options.min_score`` are answered when their peak standout and
+        change standout add up to ``options.change_min`` (none: the peaks alone decide).
 
     Returns
     -------
-    candidates : list of (recording_id, score, offset (s), speed, pitch shift (semitones), matched peaks)
-        Best (most matched peaks) first, one per (recording, offset); each with ``score >= options.min_score``
-        or ``options.sure_anchors`` anchors on its line.
+    candidates : list of (recording_id, score, offset (s), speed, pitch shift (semitones), matched peaks, change)
+        Best (most matched peaks) first, one per (recording, offset); each with ``score >= options.min_score``,
+        ``options.sure_anchors`` anchors on its line, or ``score + change >= options.change_min``; ``change`` is
+        the change standout (NaN when it was not checked).
     n_hashes : int
         Query probes looked up.
     """
@@ -385,7 +366,7 @@ def match_peaks(
     hashes, source = fp.query_hashes(trip, hconfig=index.hconfig)
     m = index.lookup(hashes, source)
     bpo = int(index.peak_config["bins_per_octave"])
-    g = _match_geometry(trip, m, bins_per_octave=bpo, options=options)
+    g = match_geometry(trip, m, bins_per_octave=bpo, options=options)
     if exclude and g["rec"].size:
         keep = ~np.isin(g["rec"], np.fromiter(exclude, np.int64))
         g = {k: v[keep] for k, v in g.items()}
@@ -393,22 +374,22 @@ def match_peaks(
     bin_frames = options.offset_bin * rate
     span = max(float(np.max(dense[0], initial=0.0)), float(np.max(peaks[0], initial=0.0))) + 1.0
     out = []
-    loaded: dict = {}  # a recording's stored peaks, read once however many of its lines are candidates
-    cands = _candidates(g, bin_frames=bin_frames, n=options.candidates)
+    stored = StoredFingerprints(reference, index.peak_config)  # read once however many lines are candidates
+    cands = vote_candidates(g, bin_frames=bin_frames, n=options.candidates)
     for rank, (rec, off0) in enumerate(cands):
-        anchors, off, speed, shift = _verify(g, rec, off0, bin_frames=bin_frames, options=options)
-        if anchors < options.min_anchors or not _plausible(speed, shift / bpo, options):
+        anchors, off, speed, shift = fit_line(g, rec, off0, bin_frames=bin_frames, options=options)
+        if anchors < options.min_anchors or not plausible_shift(speed, shift / bpo, options):
             continue
-        if rec not in loaded:
-            loaded[rec] = reference(rec)
         matched, score = peak_overlap(
-            loaded[rec], dense, offset=off, speed=speed, shift=shift, span=speed * span, rate=rate,
+            stored.peaks(rec), dense, offset=off, speed=speed, shift=shift, span=speed * span, rate=rate,
             tolerance=options.peak_tolerance,
         )  # fmt: skip
-        if score >= _needed(rank, options) or anchors >= options.sure_anchors:
-            out.append((rec, score, off / rate, speed, 12.0 * shift / bpo, matched))
+        needed = -np.inf if anchors >= options.sure_anchors else _needed(rank, options)
+        z, ok = _answer(stored, changes, rec, (off, speed, shift), score, needed, options)
+        if ok:
+            out.append((rec, score, off / rate, speed, 12.0 * shift / bpo, matched, z))
     if not out and options.fallback:
-        out = _unchanged_speed(cands, peaks, dense, loaded=loaded, reference=reference, span=span, rate=rate,
+        out = _unchanged_speed(cands, peaks, dense, stored=stored, changes=changes, span=span, rate=rate,
                                options=options)  # fmt: skip
     out.sort(key=lambda c: (-c[5], -c[1]))
     unique: list = []
@@ -419,7 +400,7 @@ def match_peaks(
 
 
 def stored_peaks(coll):
-    """``reference(recording_id)`` for :func:`match_peaks`: the collection's stored peak lists."""
+    """``reference(recording_id)`` for :func:`match_peaks`: the collection's stored fingerprint arrays."""
 
     def reference(recording_id: int) -> np.ndarray:
         return np.asarray(coll.load_features(int(recording_id), "fingerprint")[0])
@@ -441,11 +422,46 @@ def collection_index(coll) -> FingerprintIndex:
     return index
 
 
+_NULLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def change_null_signs(coll, index) -> list:
+    """Change signs of up to :data:`CHANGE_NULL_RECORDINGS` recordings spread evenly over the index's recordings
+    (by id; memoised per collection object and generation): the unrelated music of a query's change null."""
+    token = (coll.generation(), len(index.recordings))
+    cached = _NULLS.get(coll)
+    if cached is not None and cached[0] == token:
+        return cached[1]
+    ids = sorted(index.recordings)
+    pick = sorted({ids[int(i)] for i in np.linspace(0, len(ids) - 1, min(CHANGE_NULL_RECORDINGS, len(ids)))})
+    reference = stored_peaks(coll)
+    signs = [fp.split_stored(reference(rec), config=index.peak_config)[1] for rec in pick] if ids else []
+    _NULLS[coll] = (token, signs)
+    return signs
+
+
+def change_check(coll, index, spectrogram: np.ndarray, options: IdentifyOptions) -> ChangeCheck | None:
+    """The query's :class:`ChangeCheck` against the collection (None when ``options.change_check`` is off)."""
+    if not options.change_check:
+        return None
+    null = change_null_signs(coll, index)
+    return ChangeCheck(spectrogram, config=index.peak_config, null_signs=null, windows=CHANGE_NULL_WINDOWS)
+
+
 def _to_matches(coll, cands, top: int) -> list[IdentifyMatch]:
     # a candidate's fields in IdentifyMatch's order after the recording's path
     return [
-        IdentifyMatch(coll.recording(rec).path, rec, off, speed, score, shift, matched)
-        for rec, score, off, speed, shift, matched in cands[:top]
+        IdentifyMatch(
+            coll.recording(rec).path,
+            rec,
+            off,
+            speed,
+            score,
+            shift,
+            matched,
+            float(change) if np.isfinite(change) else None,
+        )  # fmt: skip
+        for rec, score, off, speed, shift, matched, change in cands[:top]
     ]
 
 
@@ -474,8 +490,11 @@ def identify(coll, y: np.ndarray, *, sr: int, options: IdentifyOptions | None = 
     if y.size / sr > MAX_QUERY_SECONDS:
         raise ParameterError(f"query: {y.size / sr:.0f} s is longer than {MAX_QUERY_SECONDS:g} s (use scan)")
     index = collection_index(coll) if index is None else index
-    peaks, dense = query_peaks(y, sr=sr, peak_config=index.peak_config, options=options)
-    cands, n_hashes = match_peaks(index, peaks, options=options, reference=stored_peaks(coll), dense=dense)
+    q = analyse_query(y, sr=sr, peak_config=index.peak_config, options=options)
+    cands, n_hashes = match_peaks(
+        index, q.peaks, options=options, reference=stored_peaks(coll), dense=q.dense,
+        changes=change_check(coll, index, q.spectrogram, options),
+    )  # fmt: skip
     return IdentifyResult(matches=_to_matches(coll, cands, options.top), query_duration=y.size / sr, n_hashes=n_hashes)
 
 
@@ -489,16 +508,18 @@ def window_peaks(peaks: np.ndarray, start: float, length: float) -> np.ndarray:
 
 def scan_peaks(
     index: FingerprintIndex, peaks: np.ndarray, *, duration: float, window: float, hop: float, options, reference,
-    dense: np.ndarray | None = None,
+    dense: np.ndarray | None = None, changes_for=None,
 ):  # fmt: skip
     """Identify windows of a long query's peak lists and join consecutive consistent windows into stretches.
 
-    ``reference`` and ``dense`` as in :func:`match_peaks`.
+    ``reference`` and ``dense`` as in :func:`match_peaks`; ``changes_for(first_frame, n_frames)``, optional: the
+    :class:`ChangeCheck` of a window.
 
     Returns
     -------
-    list of (query_start, query_end, (recording_id, score, offset, speed, shift))
-        ``offset`` is the recording time at ``query_start``; ``score`` the best window's.
+    list of (query_start, query_end, candidate)
+        ``candidate`` as :func:`match_peaks` returns them; its offset is the recording time at ``query_start``, its
+        score the best window's.
     """
     rate = index.frame_rate
     starts = np.arange(0.0, max(duration - window, 0.0) + 1e-9, hop)
@@ -507,8 +528,9 @@ def scan_peaks(
     for s in starts:
         a, n = s * rate, window * rate
         cands, _ = match_peaks(
-            index, window_peaks(peaks, a, n), options=options, reference=reference, dense=window_peaks(dense, a, n)
-        )
+            index, window_peaks(peaks, a, n), options=options, reference=reference, dense=window_peaks(dense, a, n),
+            changes=None if changes_for is None else changes_for(a, n),
+        )  # fmt: skip
         if cands:
             found.append((float(s), min(float(s) + window, duration), cands[0]))
     stretches: list = []
@@ -517,7 +539,7 @@ def scan_peaks(
             ps, pe, pc = stretches[-1]
             expected = pc[2] + pc[3] * (s - ps)
             if c[0] == pc[0] and s <= pe and abs(c[2] - expected) < 1.0:
-                best = pc if pc[1] >= c[1] else (*pc[:1], c[1], *pc[2:5], c[5])
+                best = pc if pc[1] >= c[1] else (*pc[:1], c[1], *pc[2:5], *c[5:])
                 stretches[-1] = (ps, e, best)
                 continue
         stretches.append((s, e, c))
@@ -532,11 +554,15 @@ def scan(
     if not 0 < hop <= window:
         raise ParameterError(f"hop={hop!r} must be in (0, window={window!r}]")
     index = collection_index(coll) if index is None else index
-    peaks, dense = query_peaks(y, sr=sr, peak_config=index.peak_config, options=options)
+    q = analyse_query(y, sr=sr, peak_config=index.peak_config, options=options)
     duration = y.size / sr
+
+    def changes_for(a: float, n: float):
+        return change_check(coll, index, q.spectrogram[:, int(round(a)) : int(round(a + n))], options)
+
     found = scan_peaks(
-        index, peaks, duration=duration, window=window, hop=hop, options=options, reference=stored_peaks(coll),
-        dense=dense,
+        index, q.peaks, duration=duration, window=window, hop=hop, options=options, reference=stored_peaks(coll),
+        dense=q.dense, changes_for=changes_for,
     )  # fmt: skip
     stretches = [Stretch(s, e, _to_matches(coll, [c], 1)[0]) for s, e, c in found]
     return ScanResult(stretches=stretches, query_duration=duration, window=window, hop=hop)
@@ -582,7 +608,7 @@ def dedupe(coll, *, window: float = 10.0, options: IdentifyOptions | None = None
     for rec in coll.recordings():
         if rec.id not in index.recordings:
             continue
-        peaks = reference(rec.id)
+        peaks = fp.peaks_of(reference(rec.id))
         hits = []
         for s in _probe_windows(rec.duration, window):
             cands, _ = match_peaks(
@@ -618,6 +644,11 @@ def dedupe(coll, *, window: float = 10.0, options: IdentifyOptions | None = None
 
 __all__ = [
     "BEYOND_MIN_SCORE",
+    "DEFAULT_CHANGE_MIN",
+    "QueryArrays",
+    "analyse_query",
+    "change_check",
+    "change_null_signs",
     "DEFAULT_MIN_SCORE",
     "Duplicate",
     "IdentifyMatch",

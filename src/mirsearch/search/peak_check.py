@@ -1,6 +1,9 @@
-"""Checking identification candidates against a recording's stored peaks (arrays in, arrays out).
+"""Finding identification candidates and checking them against a recording's stored fingerprint (arrays in, arrays
+out).
 
-Two measures used by :mod:`mirsearch.search.identify`:
+The line candidates of the triplet hashes (:func:`match_geometry`, :func:`vote_candidates`, :func:`fit_line`,
+:func:`plausible_shift`: the geometry of every shared hash, a vote over (recording, offset), a line fitted to each
+candidate's matches) and three measures used by :mod:`mirsearch.search.identify`:
 
 - :func:`peak_overlap`: how many of a recording's peaks a query's peaks meet on a candidate line
   ``t_ref = offset + speed * t_query``, and how far that count stands out of the counts at wrong alignments of
@@ -8,12 +11,19 @@ Two measures used by :mod:`mirsearch.search.identify`:
 - :func:`offset_votes`: where in a recording a query at unchanged speed and pitch lies, from every pair of a
   query peak and a recording peak in the same frequency bin (a histogram of their time differences). Under
   loud noise few triplet hashes survive (each needs three peaks), while single peaks still meet: this proposes
-  the line that the hashes missed, for the recordings the hashes pointed to.
+  the line that the hashes missed, for the recordings the hashes pointed to;
+- :class:`ChangeCheck`: how well the query's spectro-temporal changes (which bands get louder than the others,
+  :func:`mirsearch.features.fingerprint.band_changes`), mapped onto a recording along a candidate line, agree
+  with the recording's stored change signs, as a standout from the agreement with unrelated music. It uses
+  the whole spectrogram, not only the peaks that survive noise.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from mirsearch.features import fingerprint as fp
+from mirsearch.index.fingerprints import Matches
 
 #: shifts (s) of the wrong alignments whose peak overlaps are the null of a candidate's overlap
 NULL_SHIFTS = 0.37 * np.arange(1, 17)
@@ -143,4 +153,227 @@ def offset_votes(reference: np.ndarray, query: np.ndarray, *, tolerance: tuple =
     return np.array([float(np.median(votes[np.abs(cell - c) <= 1])) for c in chosen])
 
 
-__all__ = ["NULL_COUNT", "NULL_SHIFTS", "offset_votes", "peak_overlap"]
+def match_geometry(trip: dict, m: Matches, *, bins_per_octave: int, options) -> dict:
+    """Per match: speed, pitch shift (bins), offset (frames); matches outside the search range dropped."""
+    q = m.query
+    speed = m.dt13 / np.maximum(trip["dt13"][q], 1e-3)
+    shift = trip["f1"][q] - m.f1
+    offset = m.t1 - speed * trip["t1"][q]
+    max_shift = bins_per_octave * (np.log2(1.0 + options.max_speed_change) + options.max_pitch_shift / 12.0)
+    ok = (np.abs(np.log(speed)) <= np.log(1.0 + options.max_speed_change)) & (np.abs(shift) <= max_shift)
+    return {
+        "query": q[ok],
+        "rec": m.recording_ids[ok].astype(np.int64),
+        "t_ref": m.t1[ok].astype(np.float64),
+        "t_query": trip["t1"][q[ok]],
+        "f_query": trip["f1"][q[ok]],
+        "speed": speed[ok],
+        "shift": shift[ok],
+        "offset": offset[ok],
+    }
+
+
+def vote_candidates(g: dict, *, bin_frames: float, n: int) -> list[tuple[int, float]]:
+    """Top (recording, offset) cells of the vote, neighbouring cells added in."""
+    if g["rec"].size == 0:
+        return []
+    cell = np.floor(g["offset"] / bin_frames).astype(np.int64)
+    key = (g["rec"] << 32) + (cell + (1 << 31))
+    keys, counts = np.unique(key, return_counts=True)
+    smooth = counts.astype(np.float64)
+    for d in (-1, 1):
+        pos = np.searchsorted(keys, keys + d)
+        pos = np.minimum(pos, keys.size - 1)
+        smooth += np.where(keys[pos] == keys + d, counts[pos], 0)
+    order = np.argsort(-smooth, kind="stable")
+    chosen: list[tuple[int, float]] = []
+    for k in keys[order]:
+        rec, c = int(k >> 32), int(k & 0xFFFFFFFF) - (1 << 31)
+        if any(r == rec and abs(c - cc) <= 2 for r, cc in chosen):
+            continue
+        chosen.append((rec, c))
+        if len(chosen) >= n:
+            break
+    return [(rec, (c + 0.5) * bin_frames) for rec, c in chosen]
+
+
+def fit_line(g: dict, rec: int, offset: float, *, bin_frames: float, options):
+    """Fit ``t_ref = offset + speed * t_query`` to a candidate's matches; returns (score, offset, speed, shift)."""
+    mine = g["rec"] == rec
+    near = mine & (np.abs(g["offset"] - offset) <= 2.0 * bin_frames)
+    if np.count_nonzero(near) < 3:
+        return 0.0, offset, 1.0, 0.0
+    speed = float(np.median(g["speed"][near]))
+    shift = float(np.median(g["shift"][near]))
+    off = float(np.median(g["t_ref"][near] - speed * g["t_query"][near]))
+    inl = np.zeros(0, bool)
+    for _ in range(2):
+        resid = g["t_ref"] - (off + speed * g["t_query"])
+        inl = (
+            mine
+            & (np.abs(resid) <= options.time_tolerance)
+            & (np.abs(g["shift"] - shift) <= options.freq_tolerance)
+            & (np.abs(np.log(g["speed"] / speed)) <= options.speed_tolerance)
+        )
+        tq, tr = g["t_query"][inl], g["t_ref"][inl]
+        if inl.sum() < 4 or np.ptp(tq) < 20:
+            break
+        speed_fit, off_fit = np.polyfit(tq, tr, 1)
+        if abs(np.log(speed_fit)) > np.log(1.0 + options.max_speed_change):
+            break
+        speed, off = float(speed_fit), float(off_fit)
+        shift = float(np.median(g["shift"][inl]))
+    # distinct query anchor frames on the line: the peaks of one chord count once (consonant intervals make
+    # many triplets of one chord, which inflated the scores of unrelated music)
+    score = float(np.unique(np.round(g["t_query"][inl])).size)
+    return score, off, speed, shift
+
+
+def plausible_shift(speed: float, shift_octaves: float, options) -> bool:
+    """A pitch shift between none (time-stretch) and the speed's (resampling), widened by ``max_pitch_shift``."""
+    implied = 12.0 * np.log2(speed)
+    semitones = 12.0 * shift_octaves
+    return min(0.0, implied) - options.max_pitch_shift <= semitones <= max(0.0, implied) + options.max_pitch_shift
+
+
+def _signed_correlation(changes: np.ndarray, signs: np.ndarray) -> float:
+    """Pearson correlation of real-valued changes with stored signs over the frames whose signs are known."""
+    n = min(changes.shape[1], signs.shape[1])
+    known = np.any(signs[:, :n] != 0, axis=0)
+    if np.count_nonzero(known) < 8:
+        return float("nan")
+    x = changes[:, :n][:, known].astype(np.float64)
+    y = signs[:, :n][:, known].astype(np.float64)
+    x -= x.mean()
+    y -= y.mean()
+    den = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / den) if den > 0 else float("nan")
+
+
+def change_correlation(signs: np.ndarray, L: np.ndarray, *, offset: float, speed: float, shift: float,
+                       config: dict) -> float:  # fmt: skip
+    """Agreement of a query's band changes, mapped onto a recording along a line, with the recording's signs.
+
+    Parameters
+    ----------
+    signs : np.ndarray, shape (n_bands, n_change_frames), int8
+        The recording's stored change signs (:func:`mirsearch.features.fingerprint.split_stored`).
+    L : np.ndarray, shape (n_bins, n_frames)
+        The query's log spectrogram (:func:`mirsearch.features.fingerprint.log_spectrogram`).
+    offset, speed, shift : float
+        The line ``t_ref = offset + speed * t_query`` (frames) and the pitch shift ``f_query - f_ref`` (bins).
+    config : dict
+        The fingerprint configuration.
+
+    Returns
+    -------
+    float
+        Correlation in [-1, 1] of the query's changes, resampled on the recording's grid, with the signs; NaN when
+        fewer than 8 change frames with known signs overlap.
+    """
+    from scipy.ndimage import map_coordinates
+
+    hop = int(config["change_hop"])
+    k0 = max(int(np.ceil(offset / hop)), 0)
+    k1 = min(int(np.floor((offset + speed * (L.shape[1] - 1)) / hop)), signs.shape[1])
+    if k1 - k0 < 9:
+        return float("nan")
+    t_query = (np.arange(k0 * hop, k1 * hop) - offset) / speed
+    f_query = np.arange(L.shape[0]) + shift
+    T, F = np.meshgrid(t_query, f_query)  # noqa: N806 - grids
+    warped = map_coordinates(np.asarray(L, np.float32), [F, T], order=1, mode="nearest")
+    changes, _ = fp.band_changes(fp.band_energies(warped, config=config))
+    return _signed_correlation(changes[:, 1:], signs[:, k0 + 1 : k1])
+
+
+class StoredFingerprints:
+    """Recordings' stored fingerprint arrays, each read once: their peaks, and their change signs when asked.
+
+    Parameters
+    ----------
+    reference : callable
+        ``reference(recording_id) -> np.ndarray (3, n)``: a recording's stored fingerprint array.
+    config : dict
+        The fingerprint configuration.
+    """
+
+    def __init__(self, reference, config: dict):
+        self.reference = reference
+        self.config = config
+        self._raw: dict = {}
+        self._peaks: dict = {}
+        self._signs: dict = {}
+
+    def peaks(self, rec: int) -> np.ndarray:
+        """The recording's peaks ``(3, n_peaks)``."""
+        if rec not in self._peaks:
+            self._raw[rec] = np.asarray(self.reference(rec))
+            self._peaks[rec] = fp.peaks_of(self._raw[rec])
+        return self._peaks[rec]
+
+    def signs(self, rec: int) -> np.ndarray:
+        """The recording's change signs ``(n_bands, n_change_frames)`` (none stored: ``n_change_frames == 0``)."""
+        if rec not in self._signs:
+            self.peaks(rec)
+            self._signs[rec] = fp.split_stored(self._raw[rec], config=self.config)[1]
+        return self._signs[rec]
+
+
+class ChangeCheck:
+    """The change check of one query: its log spectrogram and the null of its agreement with unrelated music.
+
+    The null: the query's changes (unchanged speed and pitch) against ``windows`` evenly spaced windows of each
+    of ``null_signs`` (recordings chosen without regard to the query); a candidate's standout is
+    ``(correlation - mean(null)) / std(null)``.
+
+    Parameters
+    ----------
+    L : np.ndarray, shape (n_bins, n_frames)
+        The query's log spectrogram.
+    config : dict
+        The fingerprint configuration.
+    null_signs : list of np.ndarray
+        Stored change signs of some recordings of the collection.
+    windows : int >= 1
+        Windows per recording in the null.
+    min_null : int
+        Fewest null correlations for the check to be made (else :meth:`standout` is NaN).
+    """
+
+    def __init__(self, L: np.ndarray, *, config: dict, null_signs: list, windows: int = 4, min_null: int = 8):
+        self.L = np.asarray(L, np.float32)
+        self.config = config
+        changes, _ = fp.band_changes(fp.band_energies(self.L, config=config))
+        m = changes.shape[1]
+        values = []
+        for S in null_signs:
+            if S.shape[1] < m + 1:
+                continue
+            for a in np.linspace(0, S.shape[1] - m, windows).astype(np.int64):
+                values.append(_signed_correlation(changes[:, 1:], S[:, a + 1 : a + m]))
+        values = np.asarray([v for v in values if np.isfinite(v)])
+        ok = values.size >= min_null and values.std() > 0
+        self.mean = float(values.mean()) if ok else float("nan")
+        self.std = float(values.std()) if ok else float("nan")
+
+    def standout(self, signs: np.ndarray, *, offset: float, speed: float, shift: float) -> float:
+        """Standout of the agreement along a line (:func:`change_correlation`); NaN when it cannot be measured."""
+        if not np.isfinite(self.mean) or signs.shape[1] == 0:
+            return float("nan")
+        r = change_correlation(signs, self.L, offset=offset, speed=speed, shift=shift, config=self.config)
+        return (r - self.mean) / self.std
+
+
+__all__ = [
+    "NULL_COUNT",
+    "NULL_SHIFTS",
+    "ChangeCheck",
+    "StoredFingerprints",
+    "change_correlation",
+    "fit_line",
+    "match_geometry",
+    "offset_votes",
+    "peak_overlap",
+    "plausible_shift",
+    "vote_candidates",
+]

@@ -1,0 +1,139 @@
+"""The spectro-temporal change signs stored with fingerprints (version 2) and the change check (issue 18)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from mirsearch.collection import Collection
+from mirsearch.features import fingerprint as fp
+from mirsearch.search.identify import IdentifyOptions, identify
+from mirsearch.search.peak_check import ChangeCheck, change_correlation
+
+SR = 8000
+CONFIG = fp.fingerprint_config()
+
+
+def synth(seed: int, seconds: float, sr: int = SR) -> np.ndarray:
+    """Random notes (harmonic, decaying) of three voices."""
+    rng = np.random.default_rng(seed)
+    y = np.zeros(int(seconds * sr), np.float32)
+    for _voice in range(3):
+        t = 0.0
+        while t < seconds:
+            dur = rng.uniform(0.12, 0.5)
+            f0 = 110.0 * 2 ** (rng.integers(0, 40) / 12)
+            a = int(t * sr)
+            tt = np.arange(min(int(dur * sr), y.size - a)) / sr
+            note = sum(np.sin(2 * np.pi * f0 * k * tt) / k for k in (1, 2, 3))
+            y[a : a + tt.size] += (note * np.exp(-tt * 4.0)).astype(np.float32)
+            t += dur
+    return 0.2 * y / np.max(np.abs(y))
+
+
+@pytest.fixture(scope="module")
+def music():
+    return synth(1, 20.0)
+
+
+def test_change_signs_round_trip_through_the_stored_array(music):
+    L = fp.log_spectrogram(music, sr=SR, config=CONFIG)
+    changes, valid = fp.band_changes(fp.band_energies(L, config=CONFIG))
+    assert changes.shape == (60, L.shape[1] // 2)
+    np.testing.assert_allclose(changes[:, 1:].mean(axis=0), 0.0, atol=1e-5)  # a change of the whole spectrum cancels
+    X, rate = fp.extract_fingerprints(music, sr=SR, config=CONFIG)
+    assert rate == 62.5
+    peaks, signs = fp.split_stored(X, config=CONFIG)
+    np.testing.assert_array_equal(peaks, fp.pick_peaks(L, config=CONFIG))
+    np.testing.assert_array_equal(fp.peaks_of(X), peaks)
+    n = signs.shape[1]
+    assert n == np.flatnonzero(valid).max() + 1
+    expected = np.where(changes[:, :n] > 0, 1, -1) * valid[None, :n]
+    np.testing.assert_array_equal(signs, expected)
+    assert X.shape[1] == peaks.shape[1] + 3 * np.count_nonzero(valid)  # 60 signs in 3 words of 24 bits
+
+
+def test_silence_has_no_signs_and_peaks_only_arrays_have_none():
+    y = np.zeros(SR * 3, np.float32)
+    y[SR : 2 * SR] = synth(2, 1.0)
+    X, _ = fp.extract_fingerprints(y, sr=SR, config=CONFIG)
+    _, signs = fp.split_stored(X, config=CONFIG)
+    known = np.any(signs != 0, axis=0)
+    assert not known[:20].any()  # the first second is digital silence
+    assert known[40:70].all()
+    peaks, signs = fp.split_stored(fp.peaks_of(X), config=CONFIG)  # a version-1 array: peaks only
+    assert signs.shape == (60, 0) and peaks.shape[1] > 0
+
+
+def test_change_correlation_is_high_on_the_line_also_at_another_speed(music):
+    _, signs = fp.split_stored(fp.extract_fingerprints(music, sr=SR, config=CONFIG)[0], config=CONFIG)
+    rate = fp.frame_rate(CONFIG)
+    clip = music[int(6.0 * SR) : int(11.0 * SR)]
+    L = fp.log_spectrogram(clip, sr=SR, config=CONFIG)
+    right = change_correlation(signs, L, offset=6.0 * rate, speed=1.0, shift=0.0, config=CONFIG)
+    wrong = change_correlation(signs, L, offset=12.0 * rate, speed=1.0, shift=0.0, config=CONFIG)
+    assert right > 0.5 and abs(wrong) < 0.15
+    speed = 1.04  # played 4 % faster: shorter, higher
+    fast = soxr.resample(music[int(6.0 * SR) : int(11.5 * SR)], SR * speed, SR)[: 5 * SR]
+    Lf = fp.log_spectrogram(fast, sr=SR, config=CONFIG)
+    shift = 36 * np.log2(speed)
+    on_line = change_correlation(signs, Lf, offset=6.0 * rate, speed=speed, shift=shift, config=CONFIG)
+    assert on_line > 0.4
+    assert on_line > change_correlation(signs, Lf, offset=6.0 * rate, speed=1.0, shift=0.0, config=CONFIG) + 0.2
+    assert np.isnan(change_correlation(signs[:, :10], L, offset=6.0 * rate, speed=1.0, shift=0.0, config=CONFIG))
+
+
+def test_change_check_standout_against_unrelated_music(music):
+    others = [fp.split_stored(fp.extract_fingerprints(synth(s, 20.0), sr=SR, config=CONFIG)[0], config=CONFIG)[1]
+              for s in (3, 4, 5)]  # fmt: skip
+    _, signs = fp.split_stored(fp.extract_fingerprints(music, sr=SR, config=CONFIG)[0], config=CONFIG)
+    L = fp.log_spectrogram(music[int(6.0 * SR) : int(11.0 * SR)], sr=SR, config=CONFIG)
+    check = ChangeCheck(L, config=CONFIG, null_signs=others, windows=4)
+    rate = fp.frame_rate(CONFIG)
+    assert check.standout(signs, offset=6.0 * rate, speed=1.0, shift=0.0) > 10
+    assert abs(check.standout(signs, offset=13.0 * rate, speed=1.0, shift=0.0)) < 5
+    assert np.isnan(check.standout(signs[:, :0], offset=6.0 * rate, speed=1.0, shift=0.0))
+    assert np.isnan(ChangeCheck(L, config=CONFIG, null_signs=[], windows=4).standout(signs, offset=0, speed=1, shift=0))
+
+
+def test_collection_fingerprinted_with_version_1_still_identifies_and_upgrades(tmp_path, monkeypatch):
+    """Stored version-1 fingerprints (peaks only): identification works on the peaks; ``index`` re-extracts them
+    with the change signs (a new configuration), and the fingerprint index is rebuilt."""
+    tracks = {name: synth(seed, 25.0) for seed, name in ((11, "a"), (12, "b"))}
+    for name, y in tracks.items():
+        sf.write(tmp_path / f"{name}.wav", y, SR)
+    v1 = {k: v for k, v in fp.PEAK_DEFAULTS.items() if not k.startswith("change_")}
+    with monkeypatch.context() as m:
+        m.setattr(fp, "PEAK_DEFAULTS", v1)
+        m.setattr(fp, "FINGERPRINT_VERSION", 1)
+        coll = Collection.create(tmp_path / "c.mirs", features=["fingerprint"])
+        coll.add(tmp_path)
+    clip = tracks["b"][int(7.0 * SR) : int(12.0 * SR)]
+    rid = next(r.id for r in coll.recordings() if r.path.endswith("b.wav"))
+    assert fp.split_stored(coll.load_features(rid, "fingerprint")[0], config=CONFIG)[1].shape[1] == 0
+    old = identify(coll, clip, sr=SR).matches
+    assert old and old[0].recording_id == rid and old[0].offset == pytest.approx(7.0, abs=0.05)
+    coll.add(tmp_path)  # the new configuration: fingerprints re-extracted
+    assert fp.split_stored(coll.load_features(rid, "fingerprint")[0], config=CONFIG)[1].shape[1] > 0
+    new = identify(coll, clip, sr=SR).matches
+    assert new[0].recording_id == rid and new[0].offset == pytest.approx(old[0].offset, abs=1e-6)
+    assert new[0].change_score is None  # a clear match: its peaks decide
+    coll.close()
+
+
+def test_change_check_off_gives_the_peak_only_answer(music, tmp_path):
+    sf.write(tmp_path / "m.wav", music, SR)
+    sf.write(tmp_path / "o.wav", synth(7, 20.0), SR)
+    coll = Collection.create(tmp_path / "c.mirs", features=["fingerprint"])
+    coll.add(tmp_path)
+    rng = np.random.default_rng(0)
+    clip = music[int(4.0 * SR) : int(9.0 * SR)]
+    noisy = clip + 1.5 * np.std(clip) * rng.standard_normal(clip.size).astype(np.float32)
+    on = identify(coll, clip, sr=SR).matches
+    off = identify(coll, clip, sr=SR, options=IdentifyOptions(change_check=False)).matches
+    assert [(m.recording_id, m.offset, m.change_score) for m in on] == [(m.recording_id, m.offset, None) for m in off]
+    noisy = identify(coll, noisy, sr=SR).matches
+    assert all(m.score + m.change_score >= IdentifyOptions().change_min for m in noisy if m.change_score is not None)
+    coll.close()
