@@ -164,8 +164,10 @@ def timbre_parts() -> list[slice]:
     return out
 
 
-def grid(blocks: dict[str, np.ndarray], labels, tracks, *, cells=None) -> dict[tuple, np.ndarray]:
-    """Per-query MAP@10 of every cell (or of ``cells``) over one collection."""
+def grid(
+    blocks: dict[str, np.ndarray], labels, tracks, *, cells=None, block_sets=BLOCK_SETS
+) -> dict[tuple, np.ndarray]:
+    """Per-query MAP@10 of every cell with one of ``block_sets`` (or of ``cells``) over one collection."""
     wanted = None if cells is None else set(cells)
     out, parts = {}, timbre_parts()
     for tf in TRANSFORMS:
@@ -174,7 +176,9 @@ def grid(blocks: dict[str, np.ndarray], labels, tracks, *, cells=None) -> dict[t
                 continue
             Ds = {k: block_distances(X, transform=tf, metric=metric, parts=parts if k == "T" else None)
                   for k, X in blocks.items()}  # fmt: skip
-            for bs in BLOCK_SETS:
+            for bs in sorted(set(block_sets) | {c[2] for c in wanted or ()}):
+                if wanted is not None and not any(c[:3] == (tf, metric, bs) for c in wanted):
+                    continue
                 L = [Ds[b] for b in bs.split("+")]
                 for wname in ("eq", "cons") if len(L) > 2 else ("eq",):
                     w = agreement_weights(L) if wname == "cons" else np.ones(len(L))
@@ -209,12 +213,15 @@ def choose(per_protocol: dict[str, tuple[dict, dict]]) -> tuple[tuple, dict[str,
     return cell, margins[cell]
 
 
-def run_half(items: dict, half: str, *, cells=None) -> dict:
+def run_half(items: dict, half: str, *, cells=None, block_sets=BLOCK_SETS) -> dict:
     """Baselines and cells on one half of every protocol (the half is the collection)."""
     out = {}
     for name, p in items.items():
         blocks, labels, tracks = collection(p, np.flatnonzero(p["halves"] == half))
-        out[name] = (baselines(blocks, labels, tracks), grid(blocks, labels, tracks, cells=cells))
+        out[name] = (
+            baselines(blocks, labels, tracks),
+            grid(blocks, labels, tracks, cells=cells, block_sets=block_sets),
+        )
     return out
 
 
@@ -244,14 +251,20 @@ def random_halves(p: dict, seed: int) -> np.ndarray:
     return half
 
 
-def resplits(items: dict, n: int) -> dict:
-    """Nested: for each random halving and direction, the choice made on one half, measured on the other."""
+def split_items(items: dict, seed: int) -> dict:
+    """``items`` with the halves of :func:`random_halves` (seed)."""
+    half = random_halves(items["full"], seed)
+    return {k: dict(p, halves=np.array([half[t] for t in p["tracks"]])) for k, p in items.items()}
+
+
+def resplits(items: dict, n: int, *, block_sets=BLOCK_SETS) -> dict:
+    """Nested: for each random halving and direction, the choice made on one half (among ``block_sets``),
+    measured on the other."""
     rows = []
     for seed in range(n):
-        half = random_halves(items["full"], seed)
-        split = {k: dict(p, halves=np.array([half[t] for t in p["tracks"]])) for k, p in items.items()}
+        split = split_items(items, seed)
         for fit, ev in (("train", "test"), ("test", "train")):
-            cell, fit_margins = choose(run_half(split, fit))
+            cell, fit_margins = choose(run_half(split, fit, block_sets=block_sets))
             res = run_half(split, ev, cells=[cell, CHOSEN])
             row = {"seed": seed, "fit": fit, "cell": "/".join(map(str, cell)), "fit_margins": fit_margins}
             for name, (base, cells) in res.items():
@@ -265,17 +278,58 @@ def resplits(items: dict, n: int) -> dict:
     return {"splits": rows, "mean_margin": summary}
 
 
+def spread(items: dict, n: int, cells) -> dict:
+    """Diagnostic: fixed ``cells``' margins over the best baseline on both halves of ``n`` random halvings."""
+    out = {c: {p: [] for p in PROTOCOLS} for c in cells}
+    for seed in range(n):
+        split = split_items(items, seed)
+        for h in ("train", "test"):
+            for name, (base, got) in run_half(split, h, cells=cells).items():
+                best = max(v.mean() for v in base.values())
+                for c in cells:
+                    out[c][name].append(float(got[c].mean() - best))
+    summary = {}
+    for c in cells:
+        summary["/".join(map(str, c))] = row = {}
+        for p, v in out[c].items():
+            row[p] = {
+                **bootstrap_mean(v).to_dict(),
+                "min": min(v),
+                "max": max(v),
+                "at_least_0.05": sum(x >= 0.05 for x in v),
+            }
+            print(f"{'/'.join(map(str, c)):34s} {p:6s} {np.mean(v):+.3f} [{row[p]['low']:+.3f}, {row[p]['high']:+.3f}] "
+                  f"min {min(v):+.3f} max {max(v):+.3f}", flush=True)  # fmt: skip
+    return summary
+
+
+#: the fixed cells of ``--spread`` (looked at after the test measurement: a diagnostic, nothing chosen from it)
+SPREAD_CELLS = (("z", "l1", "T", "eq", "none", 2), CHOSEN, ("pcaw3", "l2", "T+M+Y", "cons", "csls", 2),
+                ("z", "l2", "T+M+Y", "eq", "csls", 2), ("z", "l2", "T+M", "eq", "csls", 2))  # fmt: skip
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--half", choices=("train", "test"), default="train")
     ap.add_argument("--resplits", type=int, default=0, help="nested random halvings instead (see the docstring)")
+    ap.add_argument("--block-sets", default=",".join(BLOCK_SETS), help="block sets the choice is made among")
+    ap.add_argument("--spread", type=int, default=0, help="diagnostic: SPREAD_CELLS on both halves of N halvings")
+    ap.add_argument("--out", default=None, help="results name")
     args = ap.parse_args(argv)
+    block_sets = tuple(args.block_sets.split(","))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
     items = load_items(Path(args.data))
-    if args.resplits:
-        payload = {"protocol": __doc__, **resplits(items, args.resplits)}
+    if args.spread:
+        payload = {"protocol": __doc__, "spread": spread(items, args.spread, SPREAD_CELLS)}
+        name = "similarity_superset_spread"
+    elif args.resplits:
+        payload = {
+            "protocol": __doc__,
+            "block_sets": block_sets,
+            **resplits(items, args.resplits, block_sets=block_sets),
+        }
         print(json.dumps(payload["mean_margin"], indent=1))
         name = "similarity_superset_resplits"
     elif args.half == "train":
@@ -292,7 +346,7 @@ def main(argv=None) -> int:
                    "report": report(run_half(items, "test", cells=[CHOSEN]), CHOSEN)}  # fmt: skip
         name = "similarity_superset_test"
     payload["seconds"] = round(time.time() - t0, 1)
-    print(json.dumps({"written": str(write_results(name, payload))}))
+    print(json.dumps({"written": str(write_results(args.out or name, payload))}))
     return 0
 
 
