@@ -54,6 +54,19 @@ WHOLE = ("all",)  # --whole: one collection of every work (every theme present)
 TOP, PER_RECORDING = 10, 3
 #: version of the null's protocol (region, themes): cached rows of another are given a new null
 NULL_PROTOCOL = 4
+#: suffix of the collections and caches of a candidate learned-chroma bundle (``--bundle``; "" for the shipped one)
+TAG = ""
+
+
+def use_bundle(path: str | None) -> None:
+    """Make the bundle at ``path`` this process's default learned chroma (a candidate, before it ships)."""
+    global TAG
+    if path:
+        import mirsearch.models.bundle as bundle_mod
+        from mirsearch.features.learned import default_bundle_id
+
+        bundle_mod.DEFAULT_BUNDLE = str(Path(path).resolve())  # BUNDLES_DIR / absolute path = the path
+        TAG = f"-m{default_bundle_id()}"
 
 
 # -- collections ----------------------------------------------------------------------------------------------
@@ -76,7 +89,7 @@ def views(dataset: str, split: str) -> tuple[Dataset, Dataset, list[str]]:
 
 
 def collection_path(dataset: str, split: str, half: str) -> Path:
-    return Path(dataset) / "collections" / f"confidence-{split}-{half}.mirs"
+    return Path(dataset) / "collections" / f"confidence-{split}-{half}{TAG}.mirs"
 
 
 def _feature_source(dataset: str, split: str, source: str | None):
@@ -129,7 +142,7 @@ def build(args) -> None:
 
 # -- searches -------------------------------------------------------------------------------------------------
 def cache_dir(dataset: str, split: str, half: str, features: str) -> Path:
-    return Path(dataset) / "cache" / "confidence" / f"{split}-{half}" / features
+    return Path(dataset) / "cache" / "confidence" / f"{split}-{half}{TAG}" / features
 
 
 def _search(coll, theme, features: str) -> tuple[list, dict]:
@@ -432,6 +445,7 @@ def main() -> None:
         p = sub.add_parser(name)
         p.add_argument("--dataset", required=True)
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--bundle", default=None, help="a candidate learned-chroma bundle as the default (own caches)")
         if name != "fit":
             p.add_argument("--split", required=True)
         if name in ("build", "collect"):
@@ -461,6 +475,7 @@ def main() -> None:
     )
     f.add_argument("--name", default="confidence")
     args = ap.parse_args()
+    use_bundle(args.bundle)
     {"build": build, "collect": collect, "fit": fit, "latency": latency}[args.command](args)
 
 

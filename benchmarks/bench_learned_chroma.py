@@ -546,6 +546,13 @@ def main(argv=None) -> int:
         help="evaluate only these (comma-separated: chroma, cens, bundle NAMEs, 'basic-pitch note', ...)",
     )
     ap.add_argument("--reuse", action="store_true", help="keep rows of NAME.json whose features are unchanged")
+    ap.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="NAME=A+B",
+        help="a row averaging the 12 class probabilities of bundles A and B (names of --bundle / 'default')",
+    )
     ap.add_argument("--speed-rounds", type=int, default=3, help="--speed: fastest of this many rounds")
     ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
     args = ap.parse_args(argv)
@@ -614,6 +621,11 @@ def main(argv=None) -> int:
         meta = {"loss": t.get("loss", "?"), "epoch": t.get("epochs"), "model_id": b.model_id}
         label = "learned (CTC, shipped default)" if name == "default" else f"learned ({name})"
         variants.append((label, name, meta, False))
+    ensembles = {name: parts.split("+") for name, parts in (e.split("=", 1) for e in args.ensemble)}
+    for name, parts in ensembles.items():
+        tags[name] = "ensemble-" + "+".join(tags[p].removeprefix("learned-") for p in parts)
+        meta = {"ensemble": [bundles[p].model_id for p in parts]}
+        variants.append((f"learned ({name})", name, meta, False))
     for name, m in peers.items():
         meta = {"checkpoint": m.path.name, "ctc": m.net.ctc, "model_id": m.model_id}
         variants.append((f"{name} (ThemeEnhancer, MTD)", name, meta, False))
@@ -657,7 +669,11 @@ def main(argv=None) -> int:
         if (variant, tag) in previous:
             rows.append(previous[(variant, tag)])
         else:
-            feats = load_features(versions, cache, tags[key], key=key)
+            if key in ensembles:
+                parts = [load_features(versions, cache, tags[p]) for p in ensembles[key]]
+                feats = {v: np.mean([f[v] for f in parts], axis=0) for v in parts[0]}
+            else:
+                feats = load_features(versions, cache, tags[key], key=key)
             res = evaluate(feats, ds, cens_smoothing=smooth, harmonic_decay=decay)
             rows.append({"variant": variant, **meta, "tag": tag, "query_harmonic_decay": decay, **res})
             save()  # after every row: a long run that is stopped keeps what it finished

@@ -47,17 +47,28 @@ def train(args) -> None:
     from mirsearch.training.data import load_segment_table
     from mirsearch.training.distill import DistillOptions, finetune, items_from_segments, load_pool
 
-    bundle = load_bundle()
+    bundle = load_bundle(args.init)
     segments = load_segment_table(args.data)
     cache = HCQTCache(Path(args.data) / "cache" / "hcqt", bundle.input)
     cache.compute_all(segments)
     labelled = items_from_segments(segments, cache, time_pool=bundle.model.time_pool)
     if args.pool:
-        labelled += load_pool(Path(args.pool))
+        labelled += load_pool(Path(args.pool)) * args.pool_repeat  # a larger share against forgetting
     logging.info("%d labelled segments (%d of other music)", len(labelled), len(segments))
     opts = DistillOptions(lam=0.0, lr=args.lr, max_minutes=args.minutes, steps_per_epoch=args.steps)
     res = finetune(bundle, labelled, [], out=args.out, options=opts)
     logging.info("done: %d epochs in %s", res["epochs"], res["out"])
+
+
+def interpolate(args) -> None:
+    from mirsearch.models.bundle import load_bundle
+    from mirsearch.training.distill import interpolate_weights
+
+    tuned = load_bundle(args.tuned)
+    for alpha in args.alpha:
+        mixed = interpolate_weights(load_bundle(args.base), tuned, alpha=alpha)
+        out = mixed.save(Path(args.out) / f"alpha-{alpha:g}")
+        logging.info("alpha %g: %s (model_id %s)", alpha, out, mixed.model_id)
 
 
 def main(argv=None) -> int:
@@ -74,16 +85,23 @@ def main(argv=None) -> int:
     t = sub.add_parser("train")
     t.add_argument("--data", default=str(ROOT / "data" / "mutopia_train"))
     t.add_argument("--pool", default=None, help="also these labelled pool items (e.g. data/distill/<id>/labelled)")
+    t.add_argument("--pool-repeat", type=int, default=1, help="each pool item this many times in the mix")
+    t.add_argument("--init", default=None, help="bundle to start from (default: the shipped one)")
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--minutes", type=float, default=30.0)
     t.add_argument("--steps", type=int, default=40, help="steps per epoch (a bundle per epoch)")
     t.add_argument("--out", required=True)
+    w = sub.add_parser("interpolate", help="bundles between the shipped weights and a fine-tuned bundle")
+    w.add_argument("--base", default=None, help="bundle of the start (default: the shipped bundle)")
+    w.add_argument("--tuned", required=True)
+    w.add_argument("--alpha", type=float, action="append", required=True, help="share of --tuned (repeatable)")
+    w.add_argument("--out", required=True, help="writes OUT/alpha-<a>/")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    build(args) if args.cmd == "build" else train(args)
+    {"build": build, "train": train, "interpolate": interpolate}[args.cmd](args)
     return 0
 
 

@@ -133,3 +133,31 @@ def test_items_from_segments_cut_the_cached_recording(tmp_path):
     np.testing.assert_array_equal(items[0].h, H[:, :, 10:20])  # starts on a multiple of the time pool
     np.testing.assert_array_equal(items[1].h, H[:, :, 48:50])  # cut at the recording's end
     assert list(items[0].labels) == [1, 2] and items[0].target is None
+
+
+def test_interpolate_weights_ends_midpoint_and_bad_input():
+    from mirsearch.models.bundle import new_bundle
+    from mirsearch.training.distill import interpolate_weights
+
+    torch.manual_seed(0)
+    a, b = new_bundle(), new_bundle()
+    with torch.no_grad():
+        for p in b.model.parameters():
+            p.add_(1.0)
+    sa = {k: v.clone() for k, v in a.model.state_dict().items()}
+    sb = b.model.state_dict()
+    mid = interpolate_weights(a, b, alpha=0.5)
+    for k, v in mid.model.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(v, 0.5 * (sa[k] + sb[k]), atol=1e-6)
+        else:
+            assert torch.equal(v, sa[k])  # integer buffers keep the base's
+    base = new_bundle()
+    base.model.load_state_dict(sa)
+    end = interpolate_weights(base, b, alpha=1.0)
+    assert all(torch.allclose(end.model.state_dict()[k], sb[k]) for k in sb if sb[k].is_floating_point())
+    assert end.config["training"]["interpolated"]["alpha"] == 1.0
+    with pytest.raises(ParameterError):
+        interpolate_weights(new_bundle(), b, alpha=1.5)
+    with pytest.raises(ParameterError):
+        interpolate_weights(new_bundle(), new_bundle(network={"channels": 16}), alpha=0.5)

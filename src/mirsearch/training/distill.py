@@ -246,3 +246,23 @@ def finetune(
         if (time.monotonic() - t0) / 60.0 >= opts.max_minutes:
             break
     return {"history": history, "epochs": epoch, "out": str(out)}
+
+
+def interpolate_weights(base: ModelBundle, tuned: ModelBundle, *, alpha: float) -> ModelBundle:
+    """``base`` with every floating-point tensor set to ``(1 - alpha) base + alpha tuned`` (in place).
+
+    Interpolating a fine-tuned network with the one it started from (Wortsman et al., "Robust
+    fine-tuning of zero-shot models", CVPR 2022) keeps more of what the base model knew; ``alpha = 0``
+    is ``base``, ``alpha = 1`` is ``tuned``. Integer buffers (BatchNorm's step counter) keep ``base``'s.
+    Both bundles must have the same network configuration.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ParameterError(f"alpha must lie in [0, 1], got {alpha}")
+    if base.config.get("network") != tuned.config.get("network"):
+        raise ParameterError("interpolate_weights: the bundles have different networks")
+    a, b = base.model.state_dict(), tuned.model.state_dict()
+    mixed = {k: (1.0 - alpha) * v + alpha * b[k] if v.is_floating_point() else v for k, v in a.items()}
+    base.model.load_state_dict(mixed)
+    info = {"interpolated": {"base": base.model_id, "tuned": tuned.model_id, "alpha": alpha}}
+    base.config["training"] = {**tuned.config.get("training", {}), **info}
+    return base
