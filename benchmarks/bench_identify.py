@@ -478,15 +478,22 @@ class SimulatedIndex:
         self.offset_id = max(real.recordings) + 1
 
     def reference(self, real_peaks):
-        """``reference(recording_id)`` for ``match_peaks``: stored peaks, random ones (20/s over 20,000 frames) for
-        the simulated recordings."""
+        """``reference(recording_id)`` for ``match_peaks``: stored arrays, for the simulated recordings random peaks
+        (20/s over 20,000 frames) and random change signs (every change frame, so that the change check costs what
+        it costs on a real recording)."""
+
+        from mirsearch.features import fingerprint as fp
 
         def peaks(rec: int) -> np.ndarray:
             if rec < self.offset_id:
                 return real_peaks(rec)
             rng = np.random.default_rng(rec)
             n = int(20 * 20000 / self.frame_rate)
-            return np.stack([np.sort(rng.uniform(0, 20000, n)), rng.uniform(0, 180, n), np.ones(n)]).astype(np.float32)
+            p = np.stack([np.sort(rng.uniform(0, 20000, n)), rng.uniform(0, 180, n), np.ones(n)]).astype(np.float32)
+            hop, n_bands = self.peak_config["change_hop"], 180 // self.peak_config["change_band_bins"]
+            changes = rng.standard_normal((n_bands, 20000 // hop)).astype(np.float32)
+            valid = np.ones(changes.shape[1], bool)
+            return np.concatenate([p, fp.change_columns(changes, valid, config=self.peak_config)], axis=1)
 
         return peaks
 
@@ -519,7 +526,7 @@ class SimulatedIndex:
 
 def main_scaling(args) -> dict:
     """Query time and accuracy (clean / speed +5 % / pink 0 dB, 10 s) with 100 h and 1,000 h of simulated entries."""
-    from mirsearch.search.identify import IdentifyOptions, match_peaks, query_peaks, stored_peaks
+    from mirsearch.search.identify import IdentifyOptions, analyse_query, change_check, match_peaks, stored_peaks
 
     coll_files, absent_files = splits(args.split)
     ours = Ours(coll_files, WORK / f"scaling-{args.split}.mirs")
@@ -558,7 +565,8 @@ def main_scaling(args) -> dict:
                 )
             )
     opts = IdentifyOptions()
-    peaks = [query_peaks(q["audio"], sr=SR, peak_config=real.peak_config, options=opts) for q in queries]
+    analysed = [analyse_query(q["audio"], sr=SR, peak_config=real.peak_config, options=opts) for q in queries]
+    peaks = [(a.peaks, a.dense, change_check(ours.coll, real, a.spectrogram, opts)) for a in analysed]
     names = {v: k for k, v in ours.ids.items()}
     out = {"entries_per_hour": round(per_hour), "sizes": []}
     for hours in args.scaling_hours:
@@ -571,11 +579,11 @@ def main_scaling(args) -> dict:
         index = SimulatedIndex(real, H, n_recordings=int(hours * 3600 / 240))
         reference = index.reference(stored_peaks(ours.coll))
         for _ in range(2):  # warm the page cache
-            match_peaks(index, peaks[0][0], options=opts, reference=reference, dense=peaks[0][1])
+            match_peaks(index, peaks[0][0], options=opts, reference=reference, dense=peaks[0][1], changes=peaks[0][2])
         times, ok = [], {}  # times in query order: present first, then absent (the fallback runs for these)
-        for q, (pk, dense) in zip(queries, peaks, strict=True):
+        for q, (pk, dense, changes) in zip(queries, peaks, strict=True):
             t = time.perf_counter()
-            cands, _ = match_peaks(index, pk, options=opts, reference=reference, dense=dense)
+            cands, _ = match_peaks(index, pk, options=opts, reference=reference, dense=dense, changes=changes)
             times.append(time.perf_counter() - t)
             if q["present"]:
                 good = bool(cands) and names.get(cands[0][0]) == q["key"] and abs(cands[0][2] - q["start"]) <= 0.5

@@ -271,18 +271,25 @@ def change_correlation(signs: np.ndarray, L: np.ndarray, *, offset: float, speed
         Correlation in [-1, 1] of the query's changes, resampled on the recording's grid, with the signs; NaN when
         fewer than 8 change frames with known signs overlap.
     """
-    from scipy.ndimage import map_coordinates
-
     hop = int(config["change_hop"])
     k0 = max(int(np.ceil(offset / hop)), 0)
     k1 = min(int(np.floor((offset + speed * (L.shape[1] - 1)) / hop)), signs.shape[1])
     if k1 - k0 < 9:
         return float("nan")
-    t_query = (np.arange(k0 * hop, k1 * hop) - offset) / speed
-    f_query = np.arange(L.shape[0]) + shift
-    T, F = np.meshgrid(t_query, f_query)  # noqa: N806 - grids
-    warped = map_coordinates(np.asarray(L, np.float32), [F, T], order=1, mode="nearest")
-    changes, _ = fp.band_changes(fp.band_energies(warped, config=config))
+    # linear interpolation commutes with the block means: shift in frequency, pool into bands, then warp in time
+    L = np.asarray(L, np.float32)
+    n_bins = L.shape[0]
+    f = np.clip(np.arange(n_bins) + shift, 0, n_bins - 1)
+    i = np.minimum(np.floor(f).astype(np.int64), n_bins - 2)
+    w = (f - i)[:, None].astype(np.float32)
+    shifted = L[i] * (1 - w) + L[i + 1] * w
+    fb = int(config["change_band_bins"])
+    bands = shifted[: (n_bins // fb) * fb].reshape(n_bins // fb, fb, -1).mean(axis=1)
+    t = np.clip((np.arange(k0 * hop, k1 * hop) - offset) / speed, 0, L.shape[1] - 1)
+    j = np.minimum(np.floor(t).astype(np.int64), L.shape[1] - 2)
+    u = (t - j).astype(np.float32)
+    warped = bands[:, j] * (1 - u) + bands[:, j + 1] * u
+    changes, _ = fp.band_changes(fp.band_energies(warped, config={**config, "change_band_bins": 1}))
     return _signed_correlation(changes[:, 1:], signs[:, k0 + 1 : k1])
 
 
