@@ -37,7 +37,8 @@ def main() -> int:
         for s in scan(coll, y, sr=B.SR, window=10.0, hop=5.0).stretches:
             other = Path(s.match.recording).name
             windows[(p.name, other)] += 1
-            stretches.append([p.name, s.query_start, s.query_end, other, round(s.match.speed, 4), s.match.score])
+            m = s.match
+            stretches.append([p.name, s.query_start, s.query_end, other, round(m.speed, 4), m.score, m.change_score])
             print(p.name, f"{s.query_start:.0f}-{s.query_end:.0f} s", other, f"speed {s.match.speed:.3f}", flush=True)
     shared = sorted({a for (a, _), n in windows.items() if n >= 3})
     keep = {p: y for p, y in audio.items() if p.name not in shared}
@@ -52,7 +53,8 @@ def main() -> int:
                 m = identify(coll, q, sr=B.SR).matches
                 ok.append(not m)
                 if m:
-                    false_hits.append([key.name, cond, length, Path(m[0].recording).name, m[0].score])
+                    top = m[0]
+                    false_hits.append([key.name, cond, length, Path(top.recording).name, top.score, top.change_score])
     res = {
         "shared_tracks": shared,
         "stretches": stretches,
