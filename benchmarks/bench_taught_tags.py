@@ -5,6 +5,7 @@
     nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --protocol test     # once, after the choice
     nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --protocol mixed    # session 9/10's draws
     nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --superset --out taught_tags_tune_superset
+    nice -n 10 .venv/bin/python benchmarks/bench_taught_tags.py --superset --resplits 5   # diagnostic: random halves
 
 Data: ``data/soundtracks`` (benchmarks/build_soundtracks.py, benchmarks/similarity_features.py), one clip per
 track (the first), the tagger's embeddings of the packaged bundle (cached by benchmarks/similarity_tagger.py).
@@ -153,20 +154,26 @@ def superset_scores(R: dict[str, np.ndarray], coll, support, pool) -> dict[str, 
     return out
 
 
-def run(protocol: str, data: Path, *, superset: bool = False) -> dict:
+def load(data: Path) -> dict:
+    """Representations, soundtracks, tracks and halves of the clips, the first clip of every track (``items``)."""
     from similarity_tagger import tagger_vectors
 
     clips, feats = load_features(data)
     _, embeddings, model_id = tagger_vectors(clips, data)
-    R = representations(feats, embeddings)
-    labels = np.array([c.soundtrack for c in clips])
     tracks = np.array([f"{c.soundtrack}/{c.track}" for c in clips])
-    halves = np.array([c.split for c in clips])
     _, first = np.unique(tracks, return_index=True)
-    items = np.sort(first)
+    return {"R": representations(feats, embeddings), "labels": np.array([c.soundtrack for c in clips]),
+            "tracks": tracks, "halves": np.array([c.split for c in clips]), "items": np.sort(first),
+            "model_id": model_id}  # fmt: skip
+
+
+def run(protocol: str, data: Path | dict, *, superset: bool = False) -> dict:
+    """Every system's full-list AP and AP@10 over the protocol's draws; ``data``: a folder or :func:`load`'s dict."""
+    L = data if isinstance(data, dict) else load(data)
+    R = L["R"]
     per: dict[str, dict[str, list]] = {}
     targets = []
-    for coll, support, pool, rel, target in draws(labels, halves, items, protocol):
+    for coll, support, pool, rel, target in draws(L["labels"], L["halves"], L["items"], protocol):
         targets.append(target)
         rows = scores_of_draw(R, coll, support, pool)
         if superset:
@@ -182,7 +189,7 @@ def run(protocol: str, data: Path, *, superset: bool = False) -> dict:
     return {
         "protocol": protocol,
         "draws": len(targets),
-        "tagger_model_id": model_id,
+        "tagger_model_id": L["model_id"],
         "systems": {n: summarize(v) for n, v in per.items()},
         "per_target_map": {
             n: {t: round(float(v["map"][targets == t].mean()), 4) for t in np.unique(targets)} for n, v in per.items()
@@ -194,14 +201,43 @@ def run(protocol: str, data: Path, *, superset: bool = False) -> dict:
     }
 
 
+def resplits(data: Path, n: int, *, superset: bool) -> dict:
+    """Diagnostic: every system's margin over the best baseline (full-list AP) on both halves of ``n`` random
+    track-disjoint halvings (each soundtrack's tracks shuffled and dealt alternately; seeds 0 .. n-1)."""
+    from mirsearch.evaluation.ranking import bootstrap_mean
+
+    L = load(data)
+    margins: dict[str, list[float]] = {}
+    for seed in range(n):
+        rng, half = np.random.default_rng(seed), {}
+        for s in np.unique(L["labels"]):
+            for i, t in enumerate(rng.permutation(np.unique(L["tracks"][L["labels"] == s]))):
+                half[t] = "train" if i % 2 == 0 else "test"
+        split = dict(L, halves=np.array([half[t] for t in L["tracks"]]))
+        for protocol in ("tune", "test"):
+            res = run(protocol, split, superset=superset)
+            for name, d in res["against_best_map"].items():
+                margins.setdefault(name, []).append(d["mean"])
+            log.info("seed %d %s: %s", seed, protocol, {k: round(v[-1], 3) for k, v in margins.items()})
+    return {"halves": 2 * n, "margins": margins,
+            "mean_margin": {k: bootstrap_mean(v).to_dict() for k, v in margins.items()}}  # fmt: skip
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--protocol", default="tune", choices=("tune", "test", "mixed"))
     ap.add_argument("--out", default=None, help="results name (default taught_tags_<protocol>)")
     ap.add_argument("--superset", action="store_true", help="also the session-12 superset rows (SUPERSET_SETS)")
+    ap.add_argument("--resplits", type=int, default=0, help="diagnostic: both halves of N random halvings")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.resplits:
+        res = resplits(Path(args.data), args.resplits, superset=args.superset)
+        for n, v in res["mean_margin"].items():
+            print(f"{n:36s} {v['mean']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]  min {min(res['margins'][n]):+.3f}")
+        print(json.dumps({"written": str(write_results(args.out or "taught_tags_resplits", res))}))
+        return 0
     res = run(args.protocol, Path(args.data), superset=args.superset)
     for n, v in res["systems"].items():
         d = res["against_best_map"].get(n)
