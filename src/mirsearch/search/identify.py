@@ -15,8 +15,8 @@ always shares some peaks with music, and the recording's own shifted copies meas
 ``min_score`` (calibrated on held-out music, see docs/identify.md) a candidate may still be answered by its
 spectro-temporal changes (:class:`~mirsearch.search.peak_check.ChangeCheck`, session 12): when the peak standout
 and the standout of the query's band changes against the recording's stored change signs add up to
-``change_min``; otherwise the answer is "not found" (no matches). Found matches are ranked by their matched peak
-count.
+``change_min`` (and the peak standout is at least ``change_floor``); otherwise the answer is "not found" (no
+matches). Found matches are ranked by their matched peak count.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ DEFAULT_MIN_SCORE = 5.0
 #: no higher (the rule with 4.5 / 6.0, chosen on the tuning split, was worse on the test split: docs/identify.md)
 BEYOND_MIN_SCORE = 5.0
 #: sum of the peak standout and the change standout that answers a candidate below ``min_score`` (tuning split)
-DEFAULT_CHANGE_MIN = 7.0
+DEFAULT_CHANGE_MIN = 7.5
+#: peak standout a candidate needs before its changes are checked (a line must have some support in the peaks)
+DEFAULT_CHANGE_FLOOR = 2.5
 #: recordings (evenly spread over the collection) and windows in each whose change signs make a query's null
 CHANGE_NULL_RECORDINGS = 16
 CHANGE_NULL_WINDOWS = 4
@@ -117,6 +119,8 @@ class IdentifyOptions:
     change_min : float
         A candidate whose peak standout plus change standout (:class:`~mirsearch.search.peak_check.ChangeCheck`)
         reaches this is answered.
+    change_floor : float
+        Peak standout a candidate needs before its changes are checked.
     """
 
     top: int = 5
@@ -139,6 +143,7 @@ class IdentifyOptions:
     fallback_reach: float = 0.64
     change_check: bool = True
     change_min: float = DEFAULT_CHANGE_MIN
+    change_floor: float = DEFAULT_CHANGE_FLOOR
 
     def __post_init__(self):
         if self.top < 1:
@@ -296,7 +301,7 @@ def _answer(stored: StoredFingerprints, changes, rec: int, line: tuple, score: f
     (NaN when not checked), and whether the line is answered."""
     if score >= needed:
         return float("nan"), True
-    if changes is None:
+    if changes is None or score < options.change_floor:
         return float("nan"), False
     z = changes.standout(stored.signs(rec), offset=line[0], speed=line[1], shift=line[2])
     return z, bool(np.isfinite(z) and score + z >= options.change_min)
