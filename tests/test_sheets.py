@@ -344,7 +344,7 @@ def test_synthesised_snippet_is_found_at_its_system(tmp_path):
     Image.fromarray(page).save(tmp_path / "page.png")
     store = SheetStore(tmp_path / "store")
     report = store.update([tmp_path / "page.png"], NotationReader())
-    assert report.added == 1 and store.features().shape[1] == 12 and len(store.features()) == report.windows
+    assert report.added == 1 and store.features().shape[1] == 24 and len(store.features()) == report.windows
     page0 = e.heads[:, 0] == 0
     heads, systems = e.heads[page0], e.head_system[page0]
     y = _synthesise(heads)
@@ -490,3 +490,42 @@ def test_music_span_drops_the_clef_zone_and_keeps_a_tail():
     assert not f[:, : span.start].any() and f[:, span.start].any()
     empty = SystemReading((), ("treble",), 0, 200)
     assert music_span(empty, space=10.0) == slice(0, 40)
+
+
+def test_head_midi_and_bass_band_follow_clef_octaves():
+    from mirsearch.features.notation import bass_gain, head_midi
+
+    assert head_midi(0, "treble", 4) == 64 and head_midi(-2, "treble", 0) == 60  # E4, middle C on a ledger line
+    assert head_midi(0, "bass", 7) == 43 and head_midi(10, "bass", 0) == 60  # G2, middle C above the bass staff
+    assert head_midi(1, "treble", 6) == 66 and head_midi(6, "treble", 10) == 70  # F#4, Bb4 (read as such)
+    assert head_midi(-1, "treble", 1) == 61 and head_midi(-3, "treble", 11) == 59  # D flat 4, B3
+    assert bass_gain([40, 56, 60, 64, 80]).tolist() == [1.0, 1.0, 0.5, 0.0, 0.0]
+
+
+def test_register_features_split_bass_from_melody():
+    from mirsearch.features.notation import BASS_WEIGHT, Head, SystemReading, register_features
+
+    # a treble E4 at x 10 and a bass C3 (G2 + 3 steps) at x 60, 10 px a staff space
+    reading = SystemReading((Head(10.0, 0.0, 0, 0), Head(60.0, 0.0, 1, 3)), ("treble", "bass"), 0, 120)
+    f = register_features(reading, space=10.0, hold_spaces=8.0)
+    assert f.shape == (24, 24) and f.dtype == np.float32
+    assert not f[12:, :12].any()  # the treble E4 is above the bass band
+    assert np.argmax(f[12:, 12]) == 0 and np.isclose(np.linalg.norm(f[12:, 12]), BASS_WEIGHT)  # C3
+    assert np.allclose(np.linalg.norm(f[:12, 2:], axis=0), 1.0)
+
+
+def test_query_chroma_has_a_bass_half_for_low_notes_only():
+    from mirsearch.features.notation import BASS_WEIGHT
+    from mirsearch.search.sheets import query_chroma
+
+    sr = 22050
+    t = np.arange(2 * sr) / sr
+    low = np.sin(2 * np.pi * 130.81 * t)  # C3
+    high = np.sin(2 * np.pi * 659.26 * t)  # E5
+    y = 0.5 * low + 0.5 * high
+    (Q,) = query_chroma(y, sr, rates=(8.0,), gamma=10.0)
+    assert Q.shape == (24, 16)
+    middle = Q[:, 4:12]
+    assert np.all(np.argmax(middle[12:], axis=0) == 0)  # bass half: C
+    assert np.allclose(np.linalg.norm(middle[12:], axis=0), BASS_WEIGHT, atol=1e-4)
+    assert np.all(middle[4] > 0.9) and np.all(middle[0] > 0.1)  # full half: E, and C (register weighted)

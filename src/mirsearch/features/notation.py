@@ -57,6 +57,15 @@ NEIGHBOUR_WEIGHT = 0.15
 #: natural pitch class of staff position 0 (bottom line) and the pitch classes of the seven steps above C
 BOTTOM_STEP = {"treble": 2, "bass": 4}  # diatonic step of the bottom line above C: E = 2, G = 4
 NATURAL_PC = (0, 2, 4, 5, 7, 9, 11)
+#: octave of the bottom line (treble: E4, bass: G2), for the MIDI pitch of a head (:func:`head_midi`)
+BOTTOM_OCTAVE = {"treble": 4, "bass": 2}
+#: the bass band of :func:`register_features` (MIDI): heads below its first pitch count fully, above its second
+#: not at all, linearly between; the query's semitone bands are weighed alike (:func:`bass_gain`)
+BASS_BAND = (56.0, 64.0)
+#: weight of the bass-band samples against the full-range ones; band and weight chosen on verovio pages
+BASS_WEIGHT = 0.7
+#: rows of :func:`register_features`
+N_FEATURES = 24
 #: natural pitch classes raised by a key signature's sharps, lowered by its flats, in order
 SHARPS = (5, 0, 7, 2, 9, 4, 11)
 FLATS = (11, 4, 9, 2, 7, 0, 5)
@@ -378,6 +387,41 @@ def pitch_class_vector(pc: int) -> np.ndarray:
     return v
 
 
+def head_midi(position: int, clef: str, pc: int) -> int:
+    """MIDI pitch of a head at staff ``position`` under ``clef`` whose pitch class was read as ``pc`` (the
+    natural note of the position, moved by at most a semitone to ``pc``)."""
+    step = 7 * BOTTOM_OCTAVE[clef] + BOTTOM_STEP[clef] + position
+    natural = NATURAL_PC[step % 7]
+    return 12 * (step // 7 + 1) + natural + (pc - natural + 6) % 12 - 6
+
+
+def bass_gain(midi) -> np.ndarray:
+    """Weight of MIDI pitches in the bass band :data:`BASS_BAND` (1 below it, 0 above, linear between)."""
+    lo, hi = BASS_BAND
+    return np.clip((hi - np.asarray(midi, np.float64)) / (hi - lo), 0.0, 1.0)
+
+
+def register_features(reading: SystemReading, *, space: float, **options) -> np.ndarray:
+    """Full-range and bass-band pitch-class samples of a system, ``(24, n_samples)`` float32.
+
+    Rows 0-11: :func:`system_features` (``options`` are its keywords) with every sample scaled to unit
+    length; rows 12-23: the same of the heads in the bass band only (:func:`bass_gain` of :func:`head_midi`;
+    the clef and staff position give the octave), scaled to :data:`BASS_WEIGHT`. Silent samples are zero.
+    Against the query's chroma and its bass-band chroma this tells apart music with the same pitch classes
+    in other voicings.
+    """
+    heads, pcs = reading.heads, pitch_classes(reading)
+    gains = bass_gain([head_midi(h.position, reading.clefs[h.staff], pc) for h, pc in zip(heads, pcs, strict=True)])
+    full = system_features(reading, space=space, **options)
+    bass = system_features(reading, space=space, head_gains=gains, **options)
+    return np.concatenate([_unit(full), BASS_WEIGHT * _unit(bass)]).astype(np.float32)
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    """Columns of ``X`` scaled to unit length (zero columns stay zero)."""
+    return X / np.maximum(np.linalg.norm(X, axis=0, keepdims=True), 1e-9)
+
+
 def system_features(
     reading: SystemReading,
     *,
@@ -385,6 +429,7 @@ def system_features(
     decay_spaces: float = 2.0,
     step_spaces: float = 0.5,
     hold_spaces: float | None = None,
+    head_gains=None,
 ) -> np.ndarray:
     """Pitch-class features of a system sampled every ``step_spaces`` staff spaces along x.
 
@@ -392,6 +437,7 @@ def system_features(
     the distance ``d`` in staff spaces; a new chord column (heads within :data:`CHORD_GAP`) damps what came
     before by half. With ``hold_spaces``, each staff also holds its last chord until its next one, decaying
     by ``exp(-d / hold_spaces)`` (sustained notes: a held bass under a moving melody still sounds).
+    ``head_gains`` (one per head, default 1) scales each head's vector.
 
     Returns
     -------
@@ -406,9 +452,10 @@ def system_features(
     step = step_spaces * space
     n = max(int(np.ceil((reading.x1 - reading.x0) / step)), 1)
     onsets = np.zeros((max(len(reading.clefs), 1), 12, n), np.float32)
-    for h, pc in zip(reading.heads, pitch_classes(reading), strict=True):
+    gains = np.ones(len(reading.heads)) if head_gains is None else np.asarray(head_gains, np.float64)
+    for h, pc, g in zip(reading.heads, pitch_classes(reading), gains, strict=True):
         i = min(max(int((h.x - reading.x0) / step), 0), n - 1)
-        onsets[h.staff, :, i] += pitch_class_vector(pc)
+        onsets[h.staff, :, i] += np.float32(g) * pitch_class_vector(pc)
     out = _decayed(onsets.sum(axis=0), keep=float(np.exp(-step_spaces / decay_spaces)))
     if hold_spaces is not None:
         keep = float(np.exp(-step_spaces / hold_spaces))

@@ -6,8 +6,8 @@ detector (``mirsearch.features.staff``) finds the systems, and a *reader* turns 
 along it:
 
 - :class:`NotationReader` (the default): the optical reading of ``mirsearch.features.notation``, one
-  12-dimensional pitch-class sample every half staff space along each system; all samples in reading order
-  go to ``features.npy`` for the subsequence DTW of ``mirsearch.search.sheets``.
+  24-dimensional sample (full-range and bass-band pitch classes) every half staff space along each system;
+  all samples in reading order go to ``features.npy`` for the subsequence DTW of ``mirsearch.search.sheets``.
 - :class:`LearnedReader`: a window of the audio-sheet model's snippet width slides along each system strip
   every :data:`STRIDE` strip pixels (2 staff spaces) and the sheet branch of the model bundle embeds it; the
   vectors go into an HNSW index (``mirsearch.index.ann``).
@@ -18,7 +18,7 @@ Layout under ``<collection>/sheets/``::
 
     items.json      reader id, and per item: path, size, mtime, pages (size, staff space, system boxes)
     windows.npy     (n, 4) float32: item number, page (0-based), system, page x of the sample
-    features.npy    (n, 12) float32 pitch-class samples (notation reader)
+    features.npy    (n, 24) float32 pitch-class samples, full range and bass band (notation reader)
     ann/            the HNSW index of the (n, 32) unit vectors (learned reader)
 
 Everything is rebuilt from ``items.json`` order on each update (cheap next to the reading, which is
@@ -98,39 +98,39 @@ def notation_windows(
     tail_spaces: float = 4.0,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Pitch-class samples of every detected system of a page (``mirsearch.features.notation``), one every
-    ``step_spaces`` staff spaces (:func:`~mirsearch.features.notation.system_features`; ``decay_spaces`` and
+    ``step_spaces`` staff spaces (:func:`~mirsearch.features.notation.register_features`; ``decay_spaces`` and
     ``hold_spaces`` are its options), from a system's first head to ``tail_spaces`` past its last
     (:func:`~mirsearch.features.notation.music_span`).
 
     Returns
     -------
-    vectors : np.ndarray, shape (n, 12), float32
+    vectors : np.ndarray, shape (n, 24), float32
         Samples along each system, systems top to bottom.
     where : np.ndarray, shape (n, 2), float32
         System index and page column of each sample.
     page : dict
         As :func:`page_windows`.
     """
-    from mirsearch.features.notation import music_span, read_page, system_features
+    from mirsearch.features.notation import N_FEATURES, music_span, read_page, register_features
     from mirsearch.features.staff import detect_layout
 
     info = _page_info(image)
     try:
         layout = detect_layout(image)
     except InputError:
-        return np.zeros((0, 12), np.float32), np.zeros((0, 2), np.float32), info
+        return np.zeros((0, N_FEATURES), np.float32), np.zeros((0, 2), np.float32), info
     info["staff_space"] = layout.staff_space
     vectors, where = [], []
     for k, (system, reading) in enumerate(zip(layout.systems, read_page(image, layout), strict=True)):
         info["systems"].append(list(system.box))
-        f = system_features(reading, space=layout.staff_space, step_spaces=step_spaces, decay_spaces=decay_spaces,
+        f = register_features(reading, space=layout.staff_space, step_spaces=step_spaces, decay_spaces=decay_spaces,
                             hold_spaces=hold_spaces)  # fmt: skip
         span = music_span(reading, space=layout.staff_space, step_spaces=step_spaces, tail_spaces=tail_spaces)
         vectors.append(f[:, span].T)
         x = reading.x0 + (np.arange(span.start, span.stop) + 0.5) * step_spaces * layout.staff_space
         where.append(np.column_stack([np.full(len(x), k), x]))
     if not vectors:
-        return np.zeros((0, 12), np.float32), np.zeros((0, 2), np.float32), info
+        return np.zeros((0, N_FEATURES), np.float32), np.zeros((0, 2), np.float32), info
     return np.concatenate(vectors).astype(np.float32), np.concatenate(where).astype(np.float32), info
 
 
@@ -144,14 +144,15 @@ class NotationReader:
     hold_spaces: float | None = 8.0
     #: samples kept past a system's last head (staff spaces); the clef and key zone before the first is dropped
     tail_spaces: float = 4.0
-    dim: int = 12
+    dim: int = 24
     ann: bool = False
 
     @property
     def model_id(self) -> str:
         """Changes with the reading (2: accidentals inside a bar; 3: key signatures; 4: sharps and naturals; 5:
-        touching flats, staff positions in each staff's own spacing) and the sampling options."""
-        return (f"notation-5-step{self.step_spaces:g}-decay{self.decay_spaces:g}-hold{self.hold_spaces}"
+        touching flats, staff positions in each staff's own spacing; 6: a bass-band half) and the sampling
+        options."""
+        return (f"notation-6-step{self.step_spaces:g}-decay{self.decay_spaces:g}-hold{self.hold_spaces}"
                 f"-tail{self.tail_spaces:g}")  # fmt: skip
 
     def page_windows(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -272,10 +273,10 @@ class SheetStore:
         return json.loads(path.read_text()).get("model_id") if path.is_file() else None
 
     def features(self) -> np.ndarray:
-        """``(n, 12)`` pitch-class samples of the notation reader (rows of :meth:`windows`)."""
+        """``(n, 24)`` samples of the notation reader (rows of :meth:`windows`)."""
         if self._features is None:
             path = self.root / "features.npy"
-            self._features = np.load(path) if path.is_file() else np.zeros((0, 12), np.float32)
+            self._features = np.load(path) if path.is_file() else np.zeros((0, 24), np.float32)
         return self._features
 
     def windows(self) -> np.ndarray:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mirsearch.errors import ParameterError
+from mirsearch.errors import InputError, ParameterError
 
 
 @dataclass(frozen=True)
@@ -133,15 +133,29 @@ class NotationSearchOptions:
 
 
 def query_chroma(samples: np.ndarray, sr: int, *, rates: tuple[float, ...], gamma: float = 0.0) -> list[np.ndarray]:
-    """Chroma of the query at each of ``rates`` (Hz), ``(12, n_frames)`` each, band energies compressed with
-    ``log(1 + gamma * energy)`` (0: none)."""
-    from mirsearch.features.chroma import chroma, normalize_frames, resample_frames
+    """Chroma and bass-band chroma of the query at each of ``rates`` (Hz), ``(24, n_frames)`` each, as the
+    notation reader's samples (:func:`mirsearch.features.notation.register_features`): rows 0-11 the chroma,
+    rows 12-23 the chroma of the semitone bands weighed by :func:`~mirsearch.features.notation.bass_gain`
+    (no register weighting), each frame of each half scaled to unit length, the bass half to
+    :data:`~mirsearch.features.notation.BASS_WEIGHT`; band energies compressed with ``log(1 + gamma *
+    energy)`` (0: none)."""
+    from mirsearch.features import chroma as ch
+    from mirsearch.features.notation import BASS_WEIGHT, bass_gain
 
     if not rates or min(rates) <= 0:
         raise ParameterError(f"rates={rates}: need at least one rate > 0")
     top = max(rates)
-    C, rate = chroma(samples, sr=sr, feature_rate=top, gamma=gamma, normalize=False)
-    return [normalize_frames(C if r == top else resample_frames(C, frame_rate=rate, feature_rate=r)) for r in rates]
+    P, frame_rate = ch.pitch_features(samples, sr=sr)
+    gain = bass_gain(np.arange(ch.MIDI_MIN, ch.MIDI_MAX + 1)).astype(np.float32)[:, None]
+    full = ch.chroma_from_pitch(P, frame_rate=frame_rate, feature_rate=top, gamma=gamma, normalize=False)
+    bass = ch.chroma_from_pitch(P * gain, frame_rate=frame_rate, feature_rate=top, gamma=gamma,
+                                register_centre=None, normalize=False)  # fmt: skip
+    out = []
+    for r in rates:
+        half = [ch.normalize_frames(C if r == top else ch.resample_frames(C, frame_rate=top, feature_rate=r))
+                for C in (full, bass)]  # fmt: skip
+        out.append(np.concatenate([half[0], BASS_WEIGHT * half[1]]))
+    return out
 
 
 def system_costs(features: np.ndarray, where: np.ndarray, queries: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -153,11 +167,12 @@ def system_costs(features: np.ndarray, where: np.ndarray, queries: list[np.ndarr
 
     Parameters
     ----------
-    features : np.ndarray, shape (n, 12)
-        Pitch-class samples of every system, systems of one item after each other in reading order.
+    features : np.ndarray, shape (n, d)
+        Samples of every system (d = 24: :func:`query_chroma`), systems of one item after each other in reading
+        order.
     where : np.ndarray, shape (n, 4)
         Item, page, system and page x of each sample.
-    queries : list of np.ndarray, shape (12, n_frames)
+    queries : list of np.ndarray, shape (d, n_frames)
 
     Returns
     -------
@@ -199,7 +214,10 @@ def search_sheets_notation(store, samples: np.ndarray, sr: int, options: Notatio
     features, where = store.features(), store.windows()
     if len(features) == 0:
         return []
-    keys, cost = system_costs(features, where, query_chroma(samples, sr, rates=options.rates, gamma=options.gamma))
+    queries = query_chroma(samples, sr, rates=options.rates, gamma=options.gamma)
+    if features.shape[1] != queries[0].shape[0]:
+        raise InputError(f"sheet store: {features.shape[1]}-d samples of an older reader; run mirsearch index again")
+    keys, cost = system_costs(features, where, queries)
     order = [i for i in np.argsort(cost, kind="stable")[: options.top] if np.isfinite(cost[i])]
     items = store.items()
     out = []
