@@ -71,9 +71,8 @@ def plan_of(coll) -> SimilarityPlan:
     from mirsearch.describe import similarity as sim
 
     def build() -> SimilarityPlan:
-        ids, V = sim.collection_vectors(coll)
-        V = np.asarray(V, dtype=np.float32)
-        return SimilarityPlan(ids, V, sim.collection_normaliser(V))
+        ids, V, normaliser = sim.normalised_collection(coll)
+        return SimilarityPlan(ids, np.asarray(V, dtype=np.float32), normaliser)
 
     return coll.views.get(("similarity-plan", sim.STORED_KIND), build)
 

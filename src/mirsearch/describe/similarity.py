@@ -74,6 +74,14 @@ PARTS = 8
 #: the ``similar`` tasks compare recordings by their parts: off, because on whole tracks it was no better than
 #: the whole-recording vectors and at 100,000 recordings it was 50x dearer (docs/benchmarks.md, session 10)
 COMPARE_PARTS = False
+#: whiten the collection's vectors by their *within-recording* covariance (:func:`within_transform`; the parts of
+#: each long recording as the samples, no labels): off -- better on the train half's whole files, worse on 30 s
+#: clips and on concatenated cuts, not measured on the test half (docs/benchmarks.md, session 12)
+WITHIN = False
+#: parts per recording for :func:`within_parts` (at most) and stored segments per part (at least: 8 x 4 s)
+WITHIN_PARTS, WITHIN_MIN_SEGMENTS = 8, 8
+#: shrinkage of the within-recording eigenvalues (a fraction of their mean) and the query expansion with it
+WITHIN_SHRINK, WITHIN_EXPAND = 0.03, 0
 #: blocks of the recording vector: (name, descriptor group of ``patch_features``, statistic over patches)
 VECTOR_BLOCKS = (("stats.mean", "stats", "mean"), ("stats.std", "stats", "std"), ("rhythm.mean", "rhythm", "mean"),
                  ("rhythm.std", "rhythm", "std"), ("cepstra.mean", "cepstra", "mean"),
@@ -102,14 +110,17 @@ VECTOR_DIM = 494
 
 @dataclass(frozen=True)
 class Normaliser:
-    """Per-dimension standardisation ``(v - mean) / scale`` of recording vectors."""
+    """Per-dimension standardisation ``(v - mean) / scale`` of recording vectors, then (``transform``, (dim, dim),
+    optional) a linear map: ``((v - mean) / scale) @ transform``."""
 
     mean: np.ndarray
     scale: np.ndarray
     source: str
+    transform: np.ndarray | None = None
 
     def __call__(self, V: np.ndarray) -> np.ndarray:
-        return ((np.asarray(V, np.float32) - self.mean) / self.scale).astype(np.float32)
+        Z = (np.asarray(V, np.float32) - self.mean) / self.scale
+        return (Z if self.transform is None else Z @ self.transform).astype(np.float32)
 
     @classmethod
     def fit(cls, V: np.ndarray, *, weights: np.ndarray | None = None, source: str = "collection") -> Normaliser:
@@ -125,13 +136,42 @@ def block_weights(dim: int = VECTOR_DIM) -> np.ndarray:
     return 1.0 / np.sqrt(_layout()[1]) if dim == VECTOR_DIM else np.ones(dim)
 
 
-def collection_normaliser(V: np.ndarray) -> Normaliser:
+def collection_normaliser(V: np.ndarray, *, within=None) -> Normaliser:
     """The standardisation of a collection's raw vectors ``V`` (n, dim): its own block-weighted z-scores from
-    :data:`MIN_COLLECTION` recordings on, else the shipped reference."""
+    :data:`MIN_COLLECTION` recordings on, else the shipped reference. ``within``: the recordings' raw
+    :func:`within_parts` (a list of (m_i, dim)); then the z-scores are followed by :func:`within_transform` of
+    the standardised parts (none if fewer than two recordings have two parts or more)."""
     V = np.asarray(V)
     if len(V) >= MIN_COLLECTION or V.ndim != 2 or V.shape[1] != VECTOR_DIM:
-        return Normaliser.fit(V, weights=block_weights(V.shape[1] if V.ndim == 2 else 0))
+        norm = Normaliser.fit(V, weights=block_weights(V.shape[1] if V.ndim == 2 else 0))
+        T = None if within is None else within_transform([norm(P) for P in within if len(P) > 1])
+        return norm if T is None else Normaliser(norm.mean, norm.scale, "collection, within-recording", T)
     return reference_normaliser()
+
+
+def within_parts(X: np.ndarray) -> np.ndarray:
+    """Raw vectors (m, dim) of a recording's parts for :func:`within_transform`: its stored segments in
+    ``m = min(WITHIN_PARTS, n_segments // WITHIN_MIN_SEGMENTS)`` runs (at least one; :func:`part_vectors`)."""
+    X = np.asarray(X)
+    n = int((X[-1] > 0).sum()) if X.ndim == 2 and X.shape[0] > 1 else 0
+    return part_vectors(X, parts=max(1, min(WITHIN_PARTS, n // WITHIN_MIN_SEGMENTS)))
+
+
+def within_transform(parts, *, shrink: float = WITHIN_SHRINK) -> np.ndarray | None:
+    """Whitening by the within-recording covariance: from each recording's standardised part vectors (a list of
+    (m_i >= 2, dim)), their deviations from the recording's mean pooled, ``S_w = U diag(e) U^T``; the map is
+    ``U / sqrt(e + shrink * mean(e))`` (dim, dim). Directions in which a recording's sections vary (the music
+    changes) weigh less than those in which recordings differ as wholes (production, instrumentation). None when
+    fewer than two recordings have two parts or more."""
+    parts = [np.asarray(P, np.float64) for P in parts if len(P) > 1]
+    if len(parts) < 2:
+        return None
+    if not shrink > 0:
+        raise ParameterError(f"shrink={shrink} must be > 0")
+    W = np.concatenate([P - P.mean(axis=0) for P in parts])
+    e, U = np.linalg.eigh(np.cov(W.T))
+    e = np.maximum(e, 0.0)
+    return (U / np.sqrt(e + shrink * max(float(e.mean()), 1e-12))).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=2)
@@ -435,10 +475,13 @@ def reciprocal_search(index, vector: np.ndarray, *, top: int, exclude: int | Non
 def similar_search(index, vector: np.ndarray, *, top: int, exclude: int | None = None,
                    parts: np.ndarray | None = None) -> list[tuple[int, float]]:  # fmt: skip
     """The ranking of the ``similar`` tasks: by parts when given and the index has them
-    (:func:`expanded_search`), else :func:`reciprocal_search` (:data:`RECIPROCAL`) or :func:`expanded_search`."""
+    (:func:`expanded_search`), else :func:`reciprocal_search` (:data:`RECIPROCAL`) or :func:`expanded_search`
+    (expansion :data:`WITHIN_EXPAND` when the index's normaliser has a within-recording transform)."""
     if RECIPROCAL and (parts is None or getattr(index, "parts", None) is None):
         return reciprocal_search(index, vector, top=top, exclude=exclude)
-    return expanded_search(index, vector, top=top, exclude=exclude, parts=parts)
+    within = getattr(getattr(index, "normaliser", None), "transform", None) is not None
+    return expanded_search(index, vector, top=top, exclude=exclude, parts=parts,
+                           expand=WITHIN_EXPAND if within else EXPAND)  # fmt: skip
 
 
 def stored_parts(coll, recording_id: int, normaliser: Normaliser) -> np.ndarray:
@@ -465,28 +508,39 @@ def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: 
     return sub.search_parts(vector, parts, top=top, exclude=exclude, expand=expand)
 
 
-def _stored(coll, parts: bool) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    ids, vectors, part_list = [], [], []
+def _stored(coll, parts: bool, within: bool = False):
+    """Ids, raw vectors, raw part vectors (if ``parts``) and raw :func:`within_parts` (if ``within``, else None)."""
+    ids, vectors, part_list, within_list = [], [], [], []
     for rid in sorted(coll.catalog.features(STORED_KIND)):
         X, _ = coll.load_features(rid, STORED_KIND)
         ids.append(rid)
         vectors.append(recording_vector(X))
         if parts:
             part_list.append(part_vectors(X, parts=PARTS))
+        if within:
+            within_list.append(within_parts(X))
     V = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
-    return np.asarray(ids, np.int64), V, part_list
+    return np.asarray(ids, np.int64), V, part_list, (within_list if within else None)
 
 
 def collection_parts(coll) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Ids, raw vectors and raw part vectors (:data:`PARTS`) of every recording with stored ``timbre``
     features (others are skipped)."""
-    return _stored(coll, True)
+    return _stored(coll, True)[:3]
 
 
 def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:
     """Ids and raw vectors of every recording with stored ``timbre`` features (others are skipped)."""
-    ids, V, _ = _stored(coll, False)
+    ids, V, _, _ = _stored(coll, False)
     return ids, V
+
+
+def normalised_collection(coll) -> tuple[np.ndarray, np.ndarray, Normaliser]:
+    """Ids, raw vectors and the :func:`collection_normaliser` of every recording with stored ``timbre``
+    (with :func:`within_parts` when :data:`WITHIN`)."""
+    ids, V, _, within = _stored(coll, False, WITHIN)
+    V = np.asarray(V, np.float32)
+    return ids, V, collection_normaliser(V, within=within)
 
 
 def collection_index(coll) -> SimilarityIndex:
@@ -494,8 +548,10 @@ def collection_index(coll) -> SimilarityIndex:
     generation (a derived view)."""
 
     def build():
-        ids, V, parts = _stored(coll, COMPARE_PARTS)
+        ids, V, parts, within = _stored(coll, COMPARE_PARTS, WITHIN)
+        V = np.asarray(V, np.float32)
         log.info("similarity index: %d recordings", len(ids))
-        return SimilarityIndex(ids, V, parts=parts if COMPARE_PARTS else None)
+        normaliser = collection_normaliser(V, within=within) if len(V) else None
+        return SimilarityIndex(ids, V, normaliser=normaliser, parts=parts if COMPARE_PARTS else None)
 
     return coll.views.get(("similarity", STORED_KIND), build)
