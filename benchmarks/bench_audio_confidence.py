@@ -57,6 +57,9 @@ def cache_dir(seed: int, tag: str = CACHE_TAG) -> Path:
 
 
 QUERY_SECONDS = 20.0
+#: stored kinds of the collection: the chroma and the upper-register chroma the passage search matches on
+#: (``build`` on an existing collection adds a missing kind)
+FEATURES = ("chroma", "chroma_upper")
 
 
 def real_music() -> list[Path]:
@@ -87,7 +90,7 @@ def build(args) -> None:
     g = groups(args.seed)
     paths = [str(p) for p in g["fit-in"] + g["test-in"]]
     t0 = time.perf_counter()
-    with Collection.create(collection_path(args.seed)) as coll:
+    with Collection.create(collection_path(args.seed), features=FEATURES) as coll:
         rep = coll.add(paths, jobs=1)
         print(f"{collection_path(args.seed)}: {len(rep.added)} added, {len(rep.failed)} failed, "
               f"{len(coll.recordings())} recordings, {time.perf_counter() - t0:.0f} s")  # fmt: skip

@@ -78,7 +78,7 @@ def real_tracks() -> list[Path]:
 
 
 def build_collection(
-    paths: list[Path], *, name: str = "coll.mirs", seed_from: Path | None = None, refresh: bool = True
+    paths: list[Path], *, name: str = "coll.mirs", seed_from: Path | None = None, refresh: bool = True, features=None
 ):
     """Open or create the benchmark collection and index what is missing.
 
@@ -86,6 +86,7 @@ def build_collection(
     ``collections/chroma-test.mirs``, same chroma configuration) copied as the starting point.
     ``refresh``: also re-extract the stored features of known files whose feature configuration changed
     (needed whenever the stored chroma is searched); otherwise only new files are indexed.
+    ``features``: the stored kinds (default: an existing collection's, ``["chroma"]`` for a new one).
     """
     import shutil
 
@@ -94,7 +95,7 @@ def build_collection(
     if not (DATA / name).exists() and seed_from is not None and seed_from.is_dir():
         DATA.mkdir(parents=True, exist_ok=True)
         shutil.copytree(seed_from, DATA / name, ignore=shutil.ignore_patterns("*.lock"))
-    coll = Collection.create(DATA / name)
+    coll = Collection.create(DATA / name, features=features)
     known = {Path(r.path).resolve() for r in coll.recordings()}
     if refresh:  # every file catalogued with the current feature configuration: nothing to add (no write lock)
         from mirsearch.features.registry import config_key

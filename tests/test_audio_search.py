@@ -320,3 +320,59 @@ def test_equalised_query_chroma_undoes_a_telephone_band(setup):
     err_plain = np.mean(1 - np.sum(plain * clean, axis=0))
     err_eq = np.mean(1 - np.sum(equalised * clean, axis=0))
     assert err_eq < 0.8 * err_plain
+
+
+def test_upper_chroma_is_the_chroma_above_g3():
+    """The upper-register chroma is the stored chroma's recipe without the bands below G3: the full range gives
+    the stored chroma itself, and a bass note under a melody note leaves only the melody's pitch class."""
+    from mirsearch.features.chroma import chroma
+    from mirsearch.features.matching_chroma import UPPER_MIDI_LOW, register_chroma
+    from mirsearch.features.registry import extract, feature_config
+
+    sr = 22050
+    t = np.arange(3 * sr) / sr
+    bass = 4.0 * np.sin(2 * np.pi * 82.41 * t)  # E2, far louder than the melody
+    y = (bass + 0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)  # A4
+    config = feature_config("chroma_upper", feature_rate=10.0)
+    assert config["lowest_midi"] == UPPER_MIDI_LOW == 55
+    U, rate = extract(y, sr=sr, config=config)
+    full, _ = chroma(y, sr=sr, feature_rate=10.0)
+    assert rate == 10.0 and U.shape == full.shape == (12, 30)
+    mid = slice(5, 25)
+    assert np.all(np.argmax(full[:, mid], axis=0) == 4)  # E: the bass dominates the stored chroma
+    assert np.all(np.argmax(U[:, mid], axis=0) == 9) and U[9, mid].min() > 0.95  # A alone
+    same, _ = register_chroma(y, sr=sr, config={**config, "lowest_midi": 21})
+    np.testing.assert_allclose(same, full, atol=1e-6)
+    # indexing extracts both kinds from one computation of the pitch bands (a memo), with the same result
+    memo: dict = {}
+    stored, _ = extract(y, sr=sr, config=feature_config("chroma", feature_rate=10.0), memo=memo)
+    np.testing.assert_array_equal(stored, full)
+    np.testing.assert_array_equal(extract(y, sr=sr, config=config, memo=memo)[0], U)
+    assert set(memo) == {"pitch_features"}
+
+
+def test_passage_search_matches_on_the_upper_chroma_when_stored(setup, tmp_path, caplog):
+    """A collection storing the upper-register chroma is searched on it (both stages; the excerpt is found in
+    its versions); one without it is searched on its chroma and says once how to add it."""
+    import logging
+
+    from mirsearch.collection import Collection
+    from mirsearch.search.audio import UPPER_KIND, resolve_kind
+
+    ids = setup["ids"]
+    with Collection.create(tmp_path / "u.mirs", features=["chroma", UPPER_KIND]) as coll:
+        coll.add([str(setup["dir"] / "b_organ.wav"), str(setup["dir"] / "d_other.wav")])
+        options = PassageOptions(top=3, match=ALL_KEYS_MATCH)
+        assert resolve_kind(coll, options).match.features == UPPER_KIND
+        assert resolve_kind(coll, options.replace(upper=False)).match.features == "chroma"
+        m = search_audio(coll, setup["query"], options).matches[0]
+        assert Collection.open(tmp_path / "u.mirs", readonly=True).feature_kinds == ["chroma", UPPER_KIND]
+    b = next(r for r in Collection.open(tmp_path / "u.mirs", readonly=True).recordings() if "b_organ" in r.path)
+    assert m.recording_id == b.id and "refined_cost" in m.extra
+    assert abs(m.start - setup["truth_b"][0]) < 2.0 and abs(m.end - setup["truth_b"][1]) < 2.0
+    with caplog.at_level(logging.WARNING, logger="mirsearch.search.audio"):
+        for _ in range(2):
+            plain = search_audio(setup["coll"], setup["query"], PassageOptions(top=1, match=ALL_KEYS_MATCH))
+    assert plain.matches[0].recording_id == ids["b"]
+    told = [r for r in caplog.records if UPPER_KIND in r.getMessage()]
+    assert len(told) <= 1 and all("--features chroma,chroma_upper" in r.getMessage() for r in told)

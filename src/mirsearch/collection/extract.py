@@ -219,10 +219,12 @@ def extract_features(
     n_total = 0
     for w0, y, lo, hi, last in windows(_metered(stream_audio(path, sr=SR, warnings=warnings), budget), sr=SR):
         n_total = w0 + y.size
+        # the chroma kinds of one window share its pitch bands (computed once)
+        shared = {"memo": {}} if sum(c["kind"] in registry.CHROMA_KINDS for c in configs) > 1 else {}
         for i, config in enumerate(configs):
             if budget is not None:
                 budget.check()
-            X, rate = registry.extract(y, sr=SR, config=config)
+            X, rate = registry.extract(y, sr=SR, config=config, **shared)
             rates[i] = float(rate)
             parts[i].append(_trim(config["kind"], np.asarray(X, dtype=np.float32), rate, w0, lo, hi, last))
     feats = []

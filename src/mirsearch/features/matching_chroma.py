@@ -17,6 +17,16 @@ such channel keeps) and the bands below it are raised towards it, by at
 most ``max_gain_db``: a bounded, boost-only blind equalisation. An unfiltered excerpt is hardly changed (its
 bands lie around the typical spectrum, and a gate, :data:`EQ_GATE_DB`, leaves every excerpt alone whose bass
 is not far below it); what a channel attenuated is restored as far as it is still there.
+
+**Upper-register chroma** (stored kind ``"chroma_upper"``, :func:`upper_chroma`): the stored chroma's recipe
+(:func:`mirsearch.features.chroma.chroma`: linear power, one-octave register weighting around C5) over the bands
+from :data:`UPPER_MIDI_LOW` (G3) up only. In game and pop recordings the bass and the drums carry most of the
+energy even after the register weighting; below about E2 the analysis STFT does not resolve semitones (the leak
+pattern changes with any pitch shift), and a telephone band or a small loudspeaker removes the bass altogether.
+Matching on the bands a degraded excerpt still has raised the right place first from 0.894 to 0.927 on the tune
+split of ``benchmarks/bench_matching_real.py`` (G3 chosen there among C3, G3, C4; docs/benchmarks.md, issue 14
+session 12). The passage search uses it when a collection stores it
+(:attr:`mirsearch.search.audio.PassageOptions.upper`).
 """
 
 from __future__ import annotations
@@ -54,6 +64,11 @@ EQ_SMOOTH_BANDS = 7
 #: unfiltered excerpts too cost 0-3 points of P@1 per kind on tune, 4-11 on the test split (docs/benchmarks.md).
 EQ_GATE_DB = 20.0
 EQ_GATE_RANGE = (40, 52)
+
+#: the stored upper-register chroma (kind ``"chroma_upper"``): lowest band folded (MIDI; 55 = G3, about 196 Hz)
+UPPER_MIDI_LOW = 55
+#: version of the upper-register chroma computation (part of its stored configuration)
+UPPER_VERSION = 1
 
 
 def equalise_bands(
@@ -185,21 +200,57 @@ def extract_chroma(y: np.ndarray, *, sr: int, config: dict, max_gain_db: float =
     """
     if config.get("kind") == "matching_chroma":
         return matching_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db)
-    if config.get("kind") == "chroma" and max_gain_db > 0:
-        return _equalised_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db)
+    if config.get("kind") in ("chroma", "chroma_upper"):
+        return register_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db)
     from mirsearch.features.registry import extract
 
     return extract(y, sr=sr, config=config)
 
 
-def _equalised_chroma(y: np.ndarray, *, sr: int, config: dict, max_gain_db: float) -> tuple[np.ndarray, float]:
-    """The stored chroma's recipe (:func:`mirsearch.features.chroma.chroma`) on equalised pitch bands."""
-    from mirsearch.features.chroma import chroma_from_pitch, pitch_features
+def upper_config(*, feature_rate: float = 10.0) -> dict:
+    """Configuration of the stored upper-register chroma (kind ``"chroma_upper"``; module docstring)."""
+    from mirsearch.features.chroma import DEFAULT_GAMMA, REGISTER_CENTRE, REGISTER_WIDTH
+
+    check_positive("feature_rate", feature_rate)
+    return {
+        "kind": "chroma_upper",
+        "version": UPPER_VERSION,
+        "feature_rate": float(feature_rate),
+        "gamma": DEFAULT_GAMMA,
+        "register_centre": REGISTER_CENTRE,
+        "register_width": REGISTER_WIDTH,
+        "lowest_midi": UPPER_MIDI_LOW,
+    }
+
+
+def upper_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple[np.ndarray, float]:
+    """The upper-register chroma of a signal (module docstring): ``(12, ceil(duration * rate))`` and its rate."""
+    return register_chroma(y, sr=sr, config=upper_config() if config is None else config)
+
+
+def register_chroma(
+    y: np.ndarray, *, sr: int, config: dict, max_gain_db: float = 0.0, memo: dict | None = None
+) -> tuple[np.ndarray, float]:
+    """The stored chroma's recipe (:func:`mirsearch.features.chroma.chroma`) as a ``"chroma"`` or
+    ``"chroma_upper"`` configuration describes it (bands below ``config["lowest_midi"]`` left out), on pitch bands
+    equalised first with ``max_gain_db > 0`` (:func:`equalise_bands`).
+
+    ``memo``: a dict shared by the kinds extracted from one signal; the pitch bands are computed once (key
+    ``"pitch_features"``) and reused by the next kind.
+    """
+    from mirsearch.features.chroma import MIDI_MIN, chroma_from_pitch, pitch_features
 
     rate = float(config["feature_rate"])
-    P, frame_rate = pitch_features(np.asarray(y, dtype=np.float32), sr=sr)
+    bands = None if memo is None else memo.get("pitch_features")
+    if bands is None:
+        bands = pitch_features(np.asarray(y, dtype=np.float32), sr=sr)
+        if memo is not None:
+            memo["pitch_features"] = bands
+    P, frame_rate = bands
+    P = equalise_bands(P, max_gain_db=max_gain_db) if max_gain_db > 0 else P.copy()
+    P[: max(0, int(config.get("lowest_midi", MIDI_MIN)) - MIDI_MIN)] = 0.0
     C = chroma_from_pitch(
-        equalise_bands(P, max_gain_db=max_gain_db),
+        P,
         frame_rate=frame_rate,
         feature_rate=rate,
         gamma=float(config["gamma"]),
@@ -213,9 +264,13 @@ __all__ = [
     "EQ_GATE_DB",
     "EQ_REFERENCE_DB",
     "MATCHING_MIDI_RANGE",
+    "UPPER_MIDI_LOW",
     "MATCHING_VERSION",
     "equalise_bands",
     "extract_chroma",
     "matching_chroma",
     "matching_config",
+    "register_chroma",
+    "upper_chroma",
+    "upper_config",
 ]

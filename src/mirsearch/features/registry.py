@@ -17,7 +17,9 @@ from mirsearch.errors import ParameterError, check_positive
 #: bump when the chroma computation changes in a way that changes stored arrays
 CHROMA_VERSION = 2
 #: kinds extracted from audio and stored; CENS is derived from stored chroma at query time
-STORED_KINDS = ("chroma", "learned", "fingerprint", "segments", "tags", "timbre")
+STORED_KINDS = ("chroma", "learned", "fingerprint", "segments", "tags", "timbre", "chroma_upper")
+#: kinds computed from the same pitch bands (:func:`extract` with a shared ``memo`` computes them once)
+CHROMA_KINDS = ("chroma", "chroma_upper")
 
 
 def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
@@ -25,7 +27,7 @@ def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
 
     Parameters
     ----------
-    kind : {"chroma", "learned"}
+    kind : {"chroma", "learned", "chroma_upper", ...}
     feature_rate : float > 0
         Frames per second.
     """
@@ -41,6 +43,10 @@ def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
             "register_centre": REGISTER_CENTRE,
             "register_width": REGISTER_WIDTH,
         }
+    if kind == "chroma_upper":  # the chroma's recipe above G3, for audio matching (features/matching_chroma.py)
+        from mirsearch.features.matching_chroma import upper_config
+
+        return upper_config(feature_rate=feature_rate)
     if kind == "learned":
         from mirsearch.features.learned import default_bundle_id
 
@@ -69,21 +75,18 @@ def config_key(config: dict) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def extract(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.ndarray, float]:
+def extract(y: np.ndarray, *, sr: int, config: dict, memo: dict | None = None) -> tuple[np.ndarray, float]:
     """Compute the features a configuration describes; returns ``(X (12, n) float32, feature_rate)``
-    (fingerprints: ``(3, n_peaks)`` peaks and their frame rate)."""
-    kind = config["kind"]
-    if kind == "chroma":
-        from mirsearch.features.chroma import chroma
+    (fingerprints: ``(3, n_peaks)`` peaks and their frame rate).
 
-        return chroma(
-            y,
-            sr=sr,
-            feature_rate=config["feature_rate"],
-            gamma=config["gamma"],
-            register_centre=config["register_centre"],
-            register_width=config["register_width"],
-        )
+    ``memo``: a dict shared by the kinds extracted from the same signal ``y`` (the chroma kinds compute its pitch
+    bands once); omitted, nothing is shared.
+    """
+    kind = config["kind"]
+    if kind in CHROMA_KINDS:  # the recipe of features.chroma.chroma, "chroma_upper" above G3
+        from mirsearch.features.matching_chroma import register_chroma
+
+        return register_chroma(y, sr=sr, config=config, memo=memo)
     if kind == "learned":
         from mirsearch.features.learned import learned_chroma
 

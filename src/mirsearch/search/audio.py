@@ -29,6 +29,13 @@ become the refined paths'. Game and pop tracks loop: the 2 Hz costs of two repea
 few per cent, and a finer match separates them where the repeats differ (tune split of
 ``benchmarks/bench_matching_real.py``, docs/benchmarks.md). ``Match.cost`` stays the first stage's cost
 (what the audio confidence model is calibrated on).
+
+**Upper-register chroma** (``PassageOptions.upper``, on by default): a collection that stores the kind
+:data:`UPPER_KIND` (the chroma's recipe over the bands from G3 up,
+:func:`~mirsearch.features.matching_chroma.upper_chroma`) is matched on it instead of ``"chroma"``, in both
+stages: the bass and the drums that dominate the full chroma of game and pop recordings are what pitch shifts
+(leakage of the coarse low STFT bins), band limits and noise change most (docs/benchmarks.md, issue 14 session 12).
+A collection without it is searched on its chroma, with a log message saying how to add it.
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ REFINE_CANDIDATES = 10
 #: largest gain of the query equalisation (dB; ``PassageOptions.max_gain_db``): chosen on the tune split of
 #: ``benchmarks/bench_matching_real.py`` (docs/benchmarks.md)
 QUERY_MAX_GAIN_DB = 20.0
+#: stored kind matched instead of ``"chroma"`` when the collection has it (:attr:`PassageOptions.upper`)
+UPPER_KIND = "chroma_upper"
+_told_no_upper: set[str] = set()  # collections already told that they store no upper-register chroma
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,9 @@ class PassageOptions:
         Query equalisation: the bands of the excerpt a channel attenuated (a telephone band, a small
         loudspeaker) are raised towards a typical music spectrum by at most this much before its chroma is
         computed (:func:`~mirsearch.features.matching_chroma.equalise_bands`; 0: off; audio queries only).
+    upper : bool
+        With ``match.features == "chroma"``, match on the collection's upper-register chroma (:data:`UPPER_KIND`)
+        when it stores it (module docstring); else, and for a prepared database, on ``match.features``.
     """
 
     top: int = 10
@@ -107,6 +120,7 @@ class PassageOptions:
     match: AudioMatchConfig = PASSAGE_MATCH
     refine: int = REFINE_CANDIDATES
     max_gain_db: float = QUERY_MAX_GAIN_DB
+    upper: bool = True
 
     def __post_init__(self) -> None:
         if self.top < 1:
@@ -233,6 +247,7 @@ def search_audio(source, query: AudioQuery, options: PassageOptions = PassageOpt
         A too short query, or a query longer than every recording.
     """
     t0 = time.perf_counter()
+    options = resolve_kind(source, options)
     db = database_for(source, options.match, options.exclude)
     C = query_chroma(query, db, max_gain_db=options.max_gain_db)
     if options.method == "scaling":
@@ -271,11 +286,31 @@ def refine_found(collection, query: AudioQuery, matches: list[Match], options: P
     """The second stage of ``options`` on the matches of :func:`first_stage_options` found elsewhere (the same
     result as :func:`search_audio` on the collection)."""
     per_recording = min(options.top if options.per_recording is None else options.per_recording, options.top)
+    options = resolve_kind(collection, options)
     if _can_refine(collection, options) and matches:
         config = next(c for c in collection.configs() if c["kind"] == options.match.features)
         C = query_chroma(query, None, config=config, max_gain_db=options.max_gain_db)
         matches = refine_matches(collection, C, matches, options=options, chroma_rate=float(config["feature_rate"]))
     return _limit(matches, top=options.top, per_recording=per_recording)
+
+
+def resolve_kind(source, options: PassageOptions) -> PassageOptions:
+    """``options`` matching on :data:`UPPER_KIND` when ``options.upper`` asks for it and the collection stores it
+    (the kind searched is then ``options.match.features``); a collection without it is searched on its chroma and
+    told once (log) how to add it."""
+    if not options.upper or options.match.features != "chroma" or isinstance(source, AudioDatabase):
+        return options
+    if UPPER_KIND in source.feature_kinds:
+        return options.replace(match=options.match.replace(features=UPPER_KIND))
+    root = str(getattr(source, "root", "collection"))
+    if root not in _told_no_upper:
+        _told_no_upper.add(root)
+        log.warning(
+            "%s stores no upper-register chroma (%s): audio matching uses the full chroma, less robust to pitch "
+            "shifts, band limits and noise; add it with 'mirsearch index --features %s'",
+            root, UPPER_KIND, ",".join([*source.feature_kinds, UPPER_KIND]),
+        )  # fmt: skip
+    return options
 
 
 def _can_refine(source, options: PassageOptions) -> bool:
@@ -472,11 +507,13 @@ __all__ = [
     "PassageResult",
     "QUERY_MAX_GAIN_DB",
     "REFINE_MATCH",
+    "UPPER_KIND",
     "database_for",
     "first_stage_options",
     "query_cens",
     "query_chroma",
     "refine_found",
     "refine_matches",
+    "resolve_kind",
     "search_audio",
 ]
