@@ -91,3 +91,35 @@ def test_index_and_search_with_the_transform():
     assert [r for r, _ in found] == list(100 + np.argsort(d)[:5])  # expansion WITHIN_EXPAND = 0: exact L1
     assert sim.WITHIN is False  # off by default (docs/benchmarks.md, session 12)
     assert Normaliser(norm.mean, norm.scale, "x").transform is None
+
+
+def test_collection_index_and_dask_plan_share_the_within_normaliser(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from mirsearch.cluster.similar import plan_of
+    from mirsearch.collection import Collection
+    from mirsearch.describe.similarity import collection_index, normalised_collection
+    from mirsearch.service import run
+    from mirsearch.service.similar import SimilarRequest
+
+    sr, rng = 22050, np.random.default_rng(4)
+    t = np.arange(int(66 * sr)) / sr  # 17 stored segments: two parts of >= 8
+    paths = []
+    for i in range(6):
+        f = 110 * (1 + 0.15 * i) * (1 + 0.5 * (t > 33))  # the second half an octave up: sections differ
+        y = np.sin(2 * np.pi * f * t) + (0.05 + 0.1 * (i % 2)) * rng.standard_normal(t.size)
+        paths.append(tmp_path / f"r{i}.wav")
+        sf.write(paths[-1], (0.2 * y / np.abs(y).max()).astype(np.float32), sr)
+    monkeypatch.setattr(sim, "MIN_COLLECTION", 4)
+    monkeypatch.setattr(sim, "WITHIN", True)
+    with Collection.create(tmp_path / "c.mirs", features=["timbre"]) as coll:
+        assert not coll.add([str(p) for p in paths], jobs=1).failed
+    with Collection.open(tmp_path / "c.mirs", readonly=True) as coll:
+        index = collection_index(coll)
+        ids, V, norm = normalised_collection(coll)
+        assert index.normaliser.transform is not None and index.normaliser.source.endswith("within-recording")
+        np.testing.assert_array_equal(norm.transform, index.normaliser.transform)
+        np.testing.assert_array_equal(plan_of(coll).normaliser.transform, index.normaliser.transform)
+        answer = run("similar", SimilarRequest(recording=int(ids[0]), top=3), collection=coll)
+        want = similar_search(index, index.vector(int(ids[0])), top=3, exclude=int(ids[0]))
+        assert [m.recording_id for m in answer.matches] == [r for r, _ in want]
