@@ -529,3 +529,21 @@ def test_query_chroma_has_a_bass_half_for_low_notes_only():
     assert np.all(np.argmax(middle[12:], axis=0) == 0)  # bass half: C
     assert np.allclose(np.linalg.norm(middle[12:], axis=0), BASS_WEIGHT, atol=1e-4)
     assert np.all(middle[4] > 0.9) and np.all(middle[0] > 0.1)  # full half: E, and C (register weighted)
+
+
+def test_middle_systems_follow_the_path_not_the_middle_sample():
+    from mirsearch.search.sheets import middle_systems, system_costs
+
+    rng = np.random.default_rng(1)
+    n = 30  # two systems of one item, then one of another
+    F = np.eye(12, dtype=np.float32)[rng.integers(0, 12, size=3 * n)] + 0.05
+    W = np.zeros((3 * n, 4), np.float32)
+    W[:, 2] = np.repeat([0, 1, 0], n)
+    W[2 * n :, 0] = 1
+    W[:, 3] = np.tile(np.arange(n), 3)
+    # 8 samples of system 0 at one frame each, then 8 of system 1 at two frames each: the match spans samples
+    # 22-37 (middle sample 29, system 0) but the query's middle frame (12) sounds sample 32 (system 1)
+    Q = np.concatenate([F[22:30].T, np.repeat(F[30:38].T, 2, axis=1)], axis=1)
+    assert int(np.argmin(system_costs(F, W, [Q])[1])) == 0
+    keys, cost = middle_systems(F, W, [Q])
+    assert int(np.argmin(cost)) == 1 and np.isfinite(cost[0]) and cost[0] > cost[1]

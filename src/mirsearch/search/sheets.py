@@ -182,14 +182,22 @@ def system_costs(features: np.ndarray, where: np.ndarray, queries: list[np.ndarr
         Lowest relative cost of a match whose middle lies in the system (-1: at the rate's 5th percentile;
         lower is better; ``inf`` where no match fits).
     """
+    keys, cost, _, _ = _best_matches(features, where, queries)
+    return keys, cost
+
+
+def _best_matches(features, where, queries) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`system_costs`, and per system its best match ``(n_systems, 3)`` (query index, first and last
+    sample; -1 where none) and the system of every sample ``(n,)``."""
     from mirsearch.matching.subsequence import subsequence_dtw_shifts
 
     keys, system_of = np.unique(where[:, :3].astype(np.int64), axis=0, return_inverse=True)
     system_of = system_of.ravel()
     cost = np.full(len(keys), np.inf)
+    best = np.full((len(keys), 3), -1, np.int64)
     item = where[:, 0]
     starts = np.flatnonzero(np.r_[True, item[1:] != item[:-1]])
-    for Q in queries:
+    for r, Q in enumerate(queries):
         if Q.shape[1] < 2:
             continue
         mf, start = subsequence_dtw_shifts(Q, features.T, shifts=[0], sequence_starts=starts)
@@ -199,9 +207,41 @@ def system_costs(features: np.ndarray, where: np.ndarray, queries: list[np.ndarr
         values = mf[0][ends]
         median, low = np.percentile(values, [50, 5])
         relative = (values - median) / max(median - low, 1e-6)
-        middle = (start[0][ends] + ends) // 2
-        np.minimum.at(cost, system_of[middle], relative)
-    return keys, cost
+        first = start[0][ends]
+        system = system_of[(first + ends) // 2]
+        order = np.lexsort((relative, system))  # each system's best match of this rate first
+        lead = order[np.r_[True, system[order][1:] != system[order][:-1]]]
+        better = relative[lead] < cost[system[lead]]
+        lead = lead[better]
+        cost[system[lead]] = relative[lead]
+        best[system[lead]] = np.column_stack([np.full(len(lead), r), first[lead], ends[lead]])
+    return keys, cost, best, system_of
+
+
+def middle_systems(features: np.ndarray, where: np.ndarray, queries: list[np.ndarray], *, top: int = 5):
+    """:func:`system_costs` with the best ``top`` systems' matches moved to the system of the sample aligned
+    with the query's middle frame (the warping path of the match), not the middle sample of the match.
+
+    A match across a system break puts its middle sample where the sheet is denser, not where the music
+    of the query's middle is; the path says where that is. A match moved to another system gives it its cost
+    (if lower) and leaves its first system just behind it. Chosen on verovio pages (docs/sheets.md).
+    """
+    from mirsearch.matching.subsequence import subsequence_dtw
+
+    keys, cost, best, system_of = _best_matches(features, where, queries)
+    out = cost.copy()
+    for k in np.argsort(cost, kind="stable")[:top]:
+        r, a, e = (int(v) for v in best[k])
+        if r < 0:
+            continue
+        Q = queries[r]
+        path = subsequence_dtw(Q, features[a : e + 1].T, return_path=True).path
+        gap = np.abs(path[:, 0] - Q.shape[1] // 2)
+        moved = int(system_of[a + int(np.median(path[gap == gap.min(), 1]))])
+        if moved != k:
+            out[moved] = min(out[moved], cost[k])
+            out[k] = cost[k] + 1e-3
+    return keys, out
 
 
 def search_sheets_notation(store, samples: np.ndarray, sr: int, options: NotationSearchOptions) -> list[SheetMatch]:
@@ -217,7 +257,7 @@ def search_sheets_notation(store, samples: np.ndarray, sr: int, options: Notatio
     queries = query_chroma(samples, sr, rates=options.rates, gamma=options.gamma)
     if features.shape[1] != queries[0].shape[0]:
         raise InputError(f"sheet store: {features.shape[1]}-d samples of an older reader; run mirsearch index again")
-    keys, cost = system_costs(features, where, queries)
+    keys, cost = middle_systems(features, where, queries, top=max(options.top, 5))
     order = [i for i in np.argsort(cost, kind="stable")[: options.top] if np.isfinite(cost[i])]
     items = store.items()
     out = []
