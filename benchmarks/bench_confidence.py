@@ -93,24 +93,38 @@ def collection_path(dataset: str, split: str, half: str) -> Path:
 
 
 def _feature_source(dataset: str, split: str, source: str | None):
-    """``features(version, kind) -> array``: from an indexed collection of the split, else the feature cache."""
-    if source:
-        coll = Collection.open(source, readonly=True)
-        by_path = {str(Path(r.path).resolve()): r.id for r in coll.recordings()}
-        return lambda v, kind: coll.load_features(by_path[str(Path(v.path).resolve())], kind)[0]
-    from bench_learned_chroma import _vkey
+    """``features(version, kind) -> array``: from an indexed collection of the split, else the feature cache.
+
+    With a candidate bundle (``--bundle``) learned chroma always comes from the feature cache
+    (``bench_learned_chroma.py --bundle`` fills it); standard chroma is the current one if the cache has it."""
+    from bench_learned_chroma import _vkey, chroma_tag
 
     cache = Path(dataset) / "cache" / "bench_features" / split
     from mirsearch.features import registry
 
-    tags = {}
-    for kind in ("chroma", "learned"):
+    def folder(kind: str) -> Path:
         config = registry.feature_config(kind, feature_rate=10.0)
         key = config["model"] if kind == "learned" else registry.config_key(config)
         found = sorted(cache.glob(f"{kind}-{key}*"))
+        if kind == "chroma" and (cache / chroma_tag()).is_dir():
+            found = [cache / chroma_tag()]
         if len(found) != 1:
             raise SystemExit(f"{cache}: expected one {kind}-{key}* folder, found {len(found)}")
-        tags[kind] = found[0]
+        return found[0]
+
+    from_cache = {"learned"} if TAG else set()
+    if source:
+        coll = Collection.open(source, readonly=True)
+        by_path = {str(Path(r.path).resolve()): r.id for r in coll.recordings()}
+        tags = {kind: folder(kind) for kind in from_cache}
+
+        def read(v, kind):
+            if kind in tags:
+                return np.load(tags[kind] / f"{_vkey(v.version_id)}.npy")
+            return coll.load_features(by_path[str(Path(v.path).resolve())], kind)[0]
+
+        return read
+    tags = {kind: folder(kind) for kind in ("chroma", "learned")}
     return lambda v, kind: np.load(tags[kind] / f"{_vkey(v.version_id)}.npy")
 
 

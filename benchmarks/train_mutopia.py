@@ -41,6 +41,14 @@ def build(args) -> None:
     logging.info("%d segments of %d recordings", len(table), len({s["recording"] for s in table}))
 
 
+def folk(args) -> None:
+    from mirsearch.datasets.mutopia_train import MutopiaTrainOptions, build_folk
+
+    opts = MutopiaTrainOptions(mutopia_git="", out=args.out, n_pieces=args.n_pieces, time_limit=args.time_limit)
+    table = build_folk(opts, collections=tuple(args.collection))
+    logging.info("%d segments of %d recordings", len(table), len({s["recording"] for s in table}))
+
+
 def train(args) -> None:
     from mirsearch.models.bundle import load_bundle
     from mirsearch.training.chroma import HCQTCache
@@ -48,13 +56,16 @@ def train(args) -> None:
     from mirsearch.training.distill import DistillOptions, finetune, items_from_segments, load_pool
 
     bundle = load_bundle(args.init)
-    segments = load_segment_table(args.data)
-    cache = HCQTCache(Path(args.data) / "cache" / "hcqt", bundle.input)
-    cache.compute_all(segments)
-    labelled = items_from_segments(segments, cache, time_pool=bundle.model.time_pool)
+    labelled, n_other = [], 0
+    for data in args.data or [str(ROOT / "data" / "mutopia_train")]:
+        segments = load_segment_table(data)
+        cache = HCQTCache(Path(data) / "cache" / "hcqt", bundle.input)
+        cache.compute_all(segments)
+        labelled += items_from_segments(segments, cache, time_pool=bundle.model.time_pool)
+        n_other += len(segments)
     if args.pool:
         labelled += load_pool(Path(args.pool)) * args.pool_repeat  # a larger share against forgetting
-    logging.info("%d labelled segments (%d of other music)", len(labelled), len(segments))
+    logging.info("%d labelled segments (%d of other music)", len(labelled), n_other)
     opts = DistillOptions(lam=0.0, lr=args.lr, max_minutes=args.minutes, steps_per_epoch=args.steps)
     res = finetune(bundle, labelled, [], out=args.out, options=opts)
     logging.info("done: %d epochs in %s", res["epochs"], res["out"])
@@ -82,8 +93,13 @@ def main(argv=None) -> int:
     b.add_argument("--versions", type=int, default=2)
     b.add_argument("--max-seconds", type=float, default=45.0)
     b.add_argument("--time-limit", type=float, default=3600.0)
+    f = sub.add_parser("folk", help="training recordings of music21 corpus folk tunes over a generated backing")
+    f.add_argument("--out", default=str(ROOT / "data" / "folk_train"))
+    f.add_argument("--collection", action="append", default=[], help="music21 corpus ABC folder (repeatable)")
+    f.add_argument("--n-pieces", type=int, default=200)
+    f.add_argument("--time-limit", type=float, default=1200.0)
     t = sub.add_parser("train")
-    t.add_argument("--data", default=str(ROOT / "data" / "mutopia_train"))
+    t.add_argument("--data", action="append", default=[], help="built set (repeatable; default data/mutopia_train)")
     t.add_argument("--pool", default=None, help="also these labelled pool items (e.g. data/distill/<id>/labelled)")
     t.add_argument("--pool-repeat", type=int, default=1, help="each pool item this many times in the mix")
     t.add_argument("--init", default=None, help="bundle to start from (default: the shipped one)")
@@ -101,7 +117,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    {"build": build, "train": train, "interpolate": interpolate}[args.cmd](args)
+    {"build": build, "folk": folk, "train": train, "interpolate": interpolate}[args.cmd](args)
     return 0
 
 

@@ -134,3 +134,23 @@ def test_manifest_loads_as_dataset_with_both_splits(tmp_path):
     v = ds.versions["p0_v0"]
     assert v.occurrences[0].transposition == 2 and v.score_to_audio(11.0) == pytest.approx(10.0)
     assert ds.relevant_versions("p0_t0") == {"p0_v0"}
+
+
+def test_abc_midi_sounds_the_tune_and_rejects_garbage():
+    from mirsearch.datasets.mutopia_themes import abc_midi
+
+    tune = "X:1\nT:scale\nM:4/4\nL:1/4\nK:C\nC D E F | G A B c |]\n"
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(abc_midi(tune)))
+    notes = sorted((n.start, n.pitch) for inst in pm.instruments for n in inst.notes)
+    assert [p for _, p in notes] == [60, 62, 64, 65, 67, 69, 71, 72]
+    with pytest.raises(InputError):
+        abc_midi("X:1\nK:notakey\n|||::::[[[\n")
+
+
+def test_folk_tunes_are_split_per_tune_in_a_stable_order():
+    from mirsearch.datasets.mutopia_themes import folk_tunes
+
+    tunes = folk_tunes(("airdsAirs",))
+    assert len(tunes) > 50 and len({t for t, _ in tunes}) == len(tunes)
+    assert all(text.startswith("X:") and t.startswith("airdsAirs/") for t, text in tunes)
+    assert folk_tunes(("airdsAirs",)) == tunes

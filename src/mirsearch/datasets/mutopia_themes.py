@@ -372,30 +372,104 @@ def source_text(git_dir: str, path: str) -> str:
 
 def build_piece(piece_dir: Path, git_dir: str, path: str, *, max_seconds: float) -> dict | None:
     """Compile, perform and render one Mutopia piece (unless done); its ``piece.json`` row, or None."""
+    composer, work = path.split("/")[1], "/".join(path.split("/")[1:3])
+
+    def midi() -> bytes:
+        text = source_text(git_dir, path)
+        if not source_ok(path, text):
+            raise InputError("not a usable source")
+        return lilypond_midi(text)
+
+    return build_midi_piece(piece_dir, midi, source=path, composer=composer, work=work, max_seconds=max_seconds)
+
+
+def build_midi_piece(
+    piece_dir: Path, midi, *, source: str, composer: str, work: str, max_seconds: float
+) -> dict | None:
+    """Perform and render one piece whose MIDI ``midi()`` returns (unless done); its ``piece.json`` row, or None."""
     if (piece_dir / FAILED_FILE).is_file():
         return None
     done = piece_dir / PIECE_FILE
     if done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
-    text = source_text(git_dir, path)
     try:
-        if not source_ok(path, text):
-            raise InputError("not a usable source")
-        pm, desc = perform(lilypond_midi(text), piece_dir.name, max_seconds=max_seconds)
+        pm, desc = perform(midi(), piece_dir.name, max_seconds=max_seconds)
         desc["soundfont"] = UNSEEN_FONTS[stable_seed("mutopia-themes-font", piece_dir.name) % len(UNSEEN_FONTS)]
         piece_dir.mkdir(parents=True, exist_ok=True)
         desc["duration"] = round(render_piece(piece_dir, pm, desc), 4)
         pm.write(str(piece_dir / "performed.mid"))
     except (MirsearchError, subprocess.TimeoutExpired, ValueError, OSError, IndexError, KeyError, EOFError) as exc:
-        logger.info("%s: skipped (%s)", path, exc)
+        logger.info("%s: skipped (%s)", source, exc)
         piece_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(piece_dir / FAILED_FILE, f"{type(exc).__name__}: {exc}\n")
         return None
-    composer, work = path.split("/")[1], "/".join(path.split("/")[1:3])
-    row = {"id": piece_dir.name, "source": path, "composer": composer, "work": work, **desc}
+    row = {"id": piece_dir.name, "source": source, "composer": composer, "work": work, **desc}
     text = json.dumps(row, indent=1, default=_plain)
     atomic_write_text(done, text)
     return json.loads(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# folk tunes of the music21 corpus (ABC): melodies to put over a generated backing
+
+
+def folk_tunes(collections: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Every tune of the music21 corpus's ABC folders ``collections`` (e.g. ``essenFolksong``), as
+    ``(tune id, ABC text)`` in a stable hashed order; the id is ``<folder>/<file stem>/<X number>``."""
+    from music21 import corpus
+
+    out = []
+    for path in corpus.getPaths(fileExtensions=("abc",)):
+        if path.parent.name not in collections:
+            continue
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        head, *tunes = re.split(r"(?m)^(?=X:)", text)
+        for tune in tunes:
+            number = tune.split("\n", 1)[0][2:].strip()
+            out.append((f"{path.parent.name}/{Path(path).stem}/{number}", tune))
+    return sorted(out, key=lambda t: stable_seed("folk-tunes", t[0]))
+
+
+def abc_midi(tune: str) -> bytes:
+    """MIDI bytes of one ABC tune (music21; chord symbols are not sounded)."""
+    from music21 import converter, midi
+
+    try:
+        score = converter.parse(tune, format="abc")
+        return midi.translate.music21ObjectToMidiFile(score).writestr()
+    except Exception as exc:  # music21 raises many kinds on malformed or unusual ABC
+        raise InputError(f"ABC not converted: {type(exc).__name__}") from None
+
+
+def build_folk(out: str | Path, *, collections: tuple[str, ...], n: int, max_seconds: float = 75.0) -> dict:
+    """A theme set of ``n`` folk tunes of the music21 corpus with a generated backing (as the folk tunes of
+    :func:`build`), all in the ``validation`` split; returns the manifest written to ``OUT/manifest.json``."""
+    out = Path(out)
+    rows = []
+    opts = MutopiaThemesOptions(mutopia_git="", out=str(out), n_per_split=n, max_seconds=max_seconds)
+    for tune_id, text in folk_tunes(collections):
+        if len(rows) >= n:
+            break
+        piece_id = re.sub(r"[^A-Za-z0-9_-]+", "_", tune_id)
+        row = build_midi_piece(
+            out / "pieces" / piece_id,
+            lambda text=text: abc_midi(text),
+            source=tune_id,
+            composer=tune_id.split("/")[0],
+            work=tune_id,
+            max_seconds=max_seconds,
+        )
+        if row is not None and row["kind"] == "folk tune with backing":
+            rows.append(row)
+            logger.info("%s: %d / %d", tune_id, len(rows), n)
+    data = manifest(rows, options=opts)
+    for w in data["works"] + data["versions"]:
+        w["split"] = "validation"
+    data["splits"] = {"validation": [w["id"] for w in data["works"]], "test": []}
+    data["rendered_splits"] = ["validation"]
+    data["name"] = "folk_themes"
+    write_json_atomic(out / MANIFEST_NAME, data)
+    return data
 
 
 def _plain(x):

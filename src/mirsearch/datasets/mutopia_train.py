@@ -223,6 +223,18 @@ def _render(pm, path: Path, *, soundfont: str, seed: int) -> float:
 
 def build_piece(piece_dir: Path, git_dir: str, path: str, *, options: MutopiaTrainOptions) -> dict | None:
     """Compile, arrange, render and cut one piece (unless done); its ``piece.json`` row, or None."""
+
+    def midi() -> bytes:
+        text = mt.source_text(git_dir, path)
+        if not mt.source_ok(path, text):
+            raise InputError("not a usable source")
+        return mt.lilypond_midi(text)
+
+    return build_midi_piece(piece_dir, midi, source=path, work="/".join(path.split("/")[1:3]), options=options)
+
+
+def build_midi_piece(piece_dir: Path, midi, *, source: str, work: str, options: MutopiaTrainOptions) -> dict | None:
+    """Arrange, render and cut the piece whose MIDI ``midi()`` returns (unless done); its row, or None."""
     import pretty_midi
 
     if (piece_dir / mt.FAILED_FILE).is_file():
@@ -230,13 +242,9 @@ def build_piece(piece_dir: Path, git_dir: str, path: str, *, options: MutopiaTra
     done = piece_dir / mt.PIECE_FILE
     if done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
-    text = mt.source_text(git_dir, path)
-    work = "/".join(path.split("/")[1:3])
-    row: dict = {"id": piece_dir.name, "source": path, "work": work, "versions": []}
+    row: dict = {"id": piece_dir.name, "source": source, "work": work, "versions": []}
     try:
-        if not mt.source_ok(path, text):
-            raise InputError("not a usable source")
-        pm = pretty_midi.PrettyMIDI(io.BytesIO(mt.lilypond_midi(text)))
+        pm = pretty_midi.PrettyMIDI(io.BytesIO(midi()))
         piece_dir.mkdir(parents=True, exist_ok=True)
         for k in range(options.versions):
             seed = stable_seed("mutopia-train", piece_dir.name, k)
@@ -255,13 +263,35 @@ def build_piece(piece_dir: Path, git_dir: str, path: str, *, options: MutopiaTra
             ]
             row["versions"].append({"audio": f"v{k}.flac", "soundfont": Path(font).stem, **desc, "segments": segs})
     except (MirsearchError, subprocess.TimeoutExpired, ValueError, OSError, IndexError, KeyError, EOFError) as exc:
-        logger.info("%s: skipped (%s)", path, exc)
+        logger.info("%s: skipped (%s)", source, exc)
         piece_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(piece_dir / mt.FAILED_FILE, f"{type(exc).__name__}: {exc}\n")
         return None
     text = json.dumps(row, indent=1, default=lambda x: x.item() if isinstance(x, np.generic) else str(x))
     atomic_write_text(done, text)
     return json.loads(text)
+
+
+def build_folk(options: MutopiaTrainOptions, *, collections: tuple[str, ...]) -> list[dict]:
+    """Training recordings of ``options.n_pieces`` folk tunes of the music21 corpus's ABC folders
+    ``collections`` (:func:`mirsearch.datasets.mutopia_themes.folk_tunes`) over a generated backing, as
+    :func:`build` makes them of Mutopia's folk tunes; returns the segment table (``OUT/segments.json``)."""
+    out = Path(options.out)
+    rows, t0 = [], time.monotonic()
+    for tune_id, text in mt.folk_tunes(collections):
+        if len(rows) >= options.n_pieces or time.monotonic() - t0 > options.time_limit:
+            break
+        pid = re.sub(r"[^A-Za-z0-9_-]+", "_", tune_id)
+        row = build_midi_piece(out / "pieces" / pid, lambda text=text: mt.abc_midi(text), source=tune_id,
+                               work=tune_id, options=options)  # fmt: skip
+        if row is not None:
+            rows.append(row)
+            logger.info("%d / %d %s", len(rows), options.n_pieces, tune_id)
+            if len(rows) % 10 == 0:
+                atomic_write_text(out / SEGMENTS_FILE, json.dumps(segments_table(rows)))
+    table = segments_table(rows)
+    atomic_write_text(out / SEGMENTS_FILE, json.dumps(table))
+    return table
 
 
 def segments_table(rows: list[dict]) -> list[dict]:
