@@ -69,6 +69,36 @@ def tagger_scores(X: np.ndarray, idx: np.ndarray, bundle: str | None = None) -> 
     return np.asarray(out)
 
 
+def fused_scores(data: Path, records: list[dict], idx: np.ndarray, bundle: str | None = None) -> np.ndarray | None:
+    """Clip probabilities with the instrument families fused with the bundle's YAMNet head (the path of ``analyse``:
+    CNN patch probabilities and YAMNet window features from :func:`mirsearch.training.tagger.yamnet_windows`), or
+    None when the bundle has no head or YAMNet is not installed."""
+    from mirsearch.features.tag_features import yamnet_available, yamnet_head
+    from mirsearch.models.tagger import TaggerModel
+    from mirsearch.training.tagger import _fused_clip, yamnet_windows
+
+    model = TaggerModel.load(bundle)
+    head = yamnet_head(model)
+    if head is None or not yamnet_available():
+        return None
+    win = yamnet_windows(data, records, bundle=bundle, patch_hop=head.patch_hop)
+    cols = [TAG_NAMES.index(f) for f in head.tags]
+    out = []
+    for i in idx:
+        F, P = win[i]
+        p = model.pool(np.asarray(P, np.float32).T)
+        p[cols] = _fused_clip(model, P, head.logits(np.asarray(F, np.float32)), cols, head.tagger_weight)
+        out.append(p)
+    return np.asarray(out)
+
+
+def packaged_scores(data, records, X, idx, bundle) -> dict[str, np.ndarray]:
+    """``{"tagger (packaged)": ..., "tagger CNN alone": ...}`` (one entry when the bundle has no YAMNet head)."""
+    cnn = tagger_scores(X, idx, bundle)
+    fused = fused_scores(data, records, idx, bundle)
+    return {"tagger (packaged)": cnn} if fused is None else {"tagger (packaged)": fused, "tagger CNN alone": cnn}
+
+
 def mfcc_baseline(data: Path, records: list[dict], Y: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
     """MFCC mean/variance + standardisation + one logistic regression per tag (train split) -> test scores."""
     import soundfile as sf
@@ -309,17 +339,22 @@ def speed(seconds: float = 60.0) -> dict:
 
 def choose_on_validation(data: Path, records, Y, X, train, val, bundle: str | None) -> int:
     """Validation rows of a bundle (and of MFCC + LR): the figures a model is chosen on; writes nothing."""
-    methods = {"tagger": tagger_scores(X, val, bundle), "MFCC + LR": mfcc_baseline(data, records, Y, train, val)}
+    methods = {
+        **packaged_scores(data, records, X, val, bundle),
+        "MFCC + LR": mfcc_baseline(data, records, Y, train, val),
+    }
     rows = [_summary(name, tag_metrics(Y[val], S, TAG_NAMES)) for name, S in methods.items()]
     print_table(rows, list(rows[0]))
     per = [{"tag": f, **{name: _r(tag_metrics(Y[val], S, TAG_NAMES)["tags"][f]["roc_auc"]) for name, S in
                          methods.items()}} for f in FAMILIES]  # fmt: skip
     print_table(per, list(per[0]))
-    print_table(by_family_count(Y[val], methods["tagger"]), ["clips", "n", "families ROC-AUC"])
+    for name in [n for n in methods if n.startswith("tagger")]:
+        print(name)
+        print_table(by_family_count(Y[val], methods[name]), ["clips", "n", "families ROC-AUC"])
     fonts = np.array([records[i]["soundfont"] for i in val])
     cols = [TAG_NAMES.index(f) for f in FAMILIES]
     by_font = [{"soundfont": f, "n": int((fonts == f).sum()), "families ROC-AUC": _r(macro_over(tag_metrics(
-        Y[val][fonts == f][:, cols], methods["tagger"][fonts == f][:, cols], FAMILIES), FAMILIES))}
+        Y[val][fonts == f][:, cols], methods["tagger (packaged)"][fonts == f][:, cols], FAMILIES), FAMILIES))}
         for f in sorted(set(fonts))]  # fmt: skip
     print_table(by_font, list(by_font[0]))
     return 0
@@ -360,7 +395,7 @@ def main(argv=None) -> int:
                         "test_works": len({records[i]["work_id"] for i in test}),
                         "works_in_train_and_test": len({records[i]["work_id"] for i in test}
                                                        & {records[i]["work_id"] for i in train})}}  # fmt: skip
-    methods = {"tagger (packaged)": tagger_scores(X, test, args.bundle)}
+    methods = packaged_scores(data, records, X, test, args.bundle)
     methods["MFCC mean/var + logistic regression"] = mfcc_baseline(data, records, Y, train, test)
     metrics = {name: tag_metrics(Y[test], S, TAG_NAMES) for name, S in methods.items()}
     if not args.no_yamnet:

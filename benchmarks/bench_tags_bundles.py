@@ -1,6 +1,7 @@
 """Tagger bundles side by side on one split of the tags dataset: macro ROC-AUC, the ten families (ROC-AUC,
 PR-AUC), families within clips of 1 / 2-3 / 4+ families, per family. Nothing else (no baselines, no soundtracks):
-the check of a candidate bundle against the packaged one.
+the check of a candidate bundle against the packaged one. A bundle with a YAMNet family head is scored with it and,
+as "<bundle> (tagger CNN alone)", without it.
 
     nice -n 10 .venv/bin/python benchmarks/bench_tags_bundles.py data/tags19/bundle-s11 --split test \
         --out tags_s11_not_shipped --log data/tags/runs/s11-mix/log.jsonl
@@ -58,8 +59,10 @@ def main(argv=None) -> int:
     X = compute_features(data, records)
     out = {}
     for name, bundle in [("packaged", None), *((b, b) for b in args.bundles)]:
-        out[name] = bundle_row(Y[rows], B.tagger_scores(X, rows, bundle))
-        print(name, json.dumps(out[name]), flush=True)
+        for kind, S in B.packaged_scores(data, records, X, rows, bundle).items():  # with its YAMNet head, if any
+            key = name if kind == "tagger (packaged)" else f"{name} ({kind})"
+            out[key] = bundle_row(Y[rows], S)
+            print(key, json.dumps(out[key]), flush=True)
     if args.out:
         log = [json.loads(line) for line in Path(args.log).read_text().splitlines()] if args.log else None
         print(write_results(args.out, {"split": args.split, "clips": len(rows), "bundles": out, "training_log": log}))

