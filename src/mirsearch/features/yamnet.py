@@ -10,7 +10,9 @@ On first use the ONNX graph is rewritten once into a cache folder: the batch dim
 float from that embedding and the classifier's float weights (the graph's own 8-bit output has steps of 0.76
 logits). Scores are ``sigmoid(logits)``, as the original YAMNet.
 
-It is a baseline for the tagging and similarity benchmarks, not a run-time dependency of mirsearch.
+It is a baseline for the tagging and similarity benchmarks and, since session 12, the front of the tagger's
+instrument-family head (:func:`mirsearch.features.tag_features.fuse_families`); it stays optional at run time:
+without the wheel the tagger's CNN alone gives the families (a warning is logged).
 """
 
 from __future__ import annotations
