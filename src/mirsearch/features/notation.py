@@ -22,7 +22,8 @@ of the page (``mirsearch.features.staff``).
    ``NATURAL_WEIGHT`` on its class and ``NEIGHBOUR_WEIGHT`` on the semitones either side.
 6. **Sequence**: heads of a system in x order; the features at two samples per staff space (``x`` from the
    system's left end) are the decayed sum of the heads' pitch-class vectors sounding up to there, plus
-   (optionally) each staff's last chord held until its next (:func:`system_features`).
+   (optionally) each staff's last chord held until its next (:func:`system_features`); beside them the same
+   samples of the bass band only (the octave from clef and position: :func:`register_features`).
 """
 
 from __future__ import annotations

@@ -3,12 +3,14 @@
 Two methods, one per reader of the sheet store (``mirsearch.index.sheets``):
 
 **Notation** (the default, :func:`search_sheets_notation`): the store holds a pitch-class sample every half
-staff space along every system, read optically (``mirsearch.features.notation``). The query's chroma (tuning
-estimated, log-compressed) at each of a few frame rates is matched against all samples by subsequence DTW (steps (2, 1),
-(1, 2), (1, 1): half to twice the query's frames per sample, so each rate covers a factor four of staff
-spaces per second); the systems of one item follow each other without a break, so a query may cross a
-system break. Each rate's matching function is made relative to its spread over the collection; a
-system's cost is the lowest relative cost of a match whose middle lies in it, over all rates.
+staff space along every system, read optically (``mirsearch.features.notation``), full range and bass band.
+The query's chroma and bass-band chroma (tuning estimated, log-compressed) at each of a few frame rates
+is matched against all samples by subsequence DTW (steps (2, 1), (1, 2), (1, 1): half to twice the
+query's frames per sample, so each rate covers a factor four of staff spaces per second); the systems of
+one item follow each other without a break, so a query may cross a system break. Each rate's matching
+function is made relative to its spread over the collection; a system's cost is the lowest relative cost
+of a match whose middle lies in it, over all rates; the best systems' matches are then placed by the
+sample their warping path aligns with the query's middle frame.
 
 **Learned** (:func:`search_sheets`, the two-branch model of ``mirsearch.models.sheets``; kept for the
 benchmark, not served): the query's log mel spectrogram (``mirsearch.features.sheet_audio``) is cut into
