@@ -547,3 +547,35 @@ def test_middle_systems_follow_the_path_not_the_middle_sample():
     assert int(np.argmin(system_costs(F, W, [Q])[1])) == 0
     keys, cost = middle_systems(F, W, [Q])
     assert int(np.argmin(cost)) == 1 and np.isfinite(cost[0]) and cost[0] > cost[1]
+
+
+def test_a_store_of_the_older_12d_reader_is_read_again_and_refused_before(tmp_path):
+    from dataclasses import dataclass
+
+    from PIL import Image
+
+    from mirsearch.index.sheets import NotationReader, SheetStore
+    from mirsearch.search.sheets import NotationSearchOptions, search_sheets_notation
+
+    @dataclass(frozen=True)
+    class Older:  # what notation-5 stored: 12 numbers a sample
+        model_id: str = "notation-5-step0.5-decay2-hold8.0-tail4"
+        dim: int = 12
+        ann: bool = False
+
+        def page_windows(self, image):
+            info = {"width": image.shape[1], "height": image.shape[0], "staff_space": 10.0,
+                    "systems": [[0, 0, image.shape[1], 40]]}  # fmt: skip
+            return np.full((40, 12), 0.3, np.float32), np.column_stack([np.zeros(40), np.arange(40.0)]), info
+
+    Image.fromarray(np.full((60, 80), 255, np.uint8)).save(tmp_path / "page.png")
+    store = SheetStore(tmp_path / "store")
+    store.update([tmp_path / "page.png"], Older())
+    assert store.features().shape == (40, 12)
+    y = np.sin(2 * np.pi * 440.0 * np.arange(22050) / 22050)
+    with pytest.raises(InputError):
+        search_sheets_notation(store, y, 22050, NotationSearchOptions())
+    report = SheetStore(tmp_path / "store").update([tmp_path / "page.png"], NotationReader())
+    assert report.added == 1 and report.unchanged == 0  # the same file read again by the new reader
+    store = SheetStore(tmp_path / "store")
+    assert store.model_id() == NotationReader().model_id and store.features().shape[1] == 24
