@@ -72,7 +72,7 @@ def test_info_json(indexed, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["recordings"] == 3 and len(info["recording_list"]) == 3
     assert info["features"]["chroma"]["config"]["feature_rate"] == 10.0
-    assert set(info["features"]) == {"chroma", "learned"}  # the default kinds of a new collection
+    assert set(info["features"]) == {"chroma", "learned", "chroma_upper"}  # the default kinds of a new collection
 
 
 @pytest.mark.parametrize(

@@ -42,15 +42,15 @@ def _write_chords(folder: Path, n: int, seconds: float = 3.0, seed: int = 0) -> 
 
 def test_new_collection_stores_chroma_and_learned_unless_told(tmp_path):
     with Collection.create(tmp_path / "new.mirs") as coll:
-        assert coll.feature_kinds == list(DEFAULT_FEATURES) == ["chroma", "learned"]
+        assert coll.feature_kinds == list(DEFAULT_FEATURES) == ["chroma", "learned", "chroma_upper"]
     with Collection.create(tmp_path / "new.mirs") as coll:  # reopened: unchanged
-        assert coll.feature_kinds == ["chroma", "learned"]
+        assert coll.feature_kinds == ["chroma", "learned", "chroma_upper"]
     with Collection.create(tmp_path / "plain.mirs", features=["chroma"]) as coll:
         assert coll.feature_kinds == ["chroma"]
     from mirsearch.service import Archive
 
     with Archive.create(tmp_path / "api.mirs") as archive:  # the Python API: the same default
-        assert archive.collection.feature_kinds == ["chroma", "learned"]
+        assert archive.collection.feature_kinds == ["chroma", "learned", "chroma_upper"]
 
 
 def test_add_is_incremental_and_detects_changes(tmp_path):

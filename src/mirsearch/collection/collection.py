@@ -36,8 +36,9 @@ CATALOG_NAME = "catalog.sqlite"
 #: CENS parameters used when a theme is searched with ``features="cens"`` (10 Hz, light smoothing)
 THEME_CENS = {"window": 9, "downsample": 1}
 #: feature kinds of a new collection: plain chroma and the learned chroma, whose theme matches are both better ranked
-#: and better told from chance (docs/benchmarks.md, issue 15); ``features=[...]`` / ``--features`` override
-DEFAULT_FEATURES = ("chroma", "learned")
+#: and better told from chance (docs/benchmarks.md, issue 15), and the upper-register chroma audio matching uses
+#: (issue 14; computed from the chroma's pitch bands); ``features=[...]`` / ``--features`` override
+DEFAULT_FEATURES = ("chroma", "learned", "chroma_upper")
 
 
 class Collection:
