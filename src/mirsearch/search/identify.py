@@ -449,7 +449,7 @@ def change_check(coll, index, spectrogram: np.ndarray, options: IdentifyOptions)
     """The query's :class:`ChangeCheck` against the collection (None when ``options.change_check`` is off)."""
     if not options.change_check:
         return None
-    null = change_null_signs(coll, index)
+    null = lambda: change_null_signs(coll, index)  # noqa: E731 - read when a candidate first needs the check
     return ChangeCheck(spectrogram, config=index.peak_config, null_signs=null, windows=CHANGE_NULL_WINDOWS)
 
 

@@ -339,8 +339,9 @@ class ChangeCheck:
         The query's log spectrogram.
     config : dict
         The fingerprint configuration.
-    null_signs : list of np.ndarray
-        Stored change signs of some recordings of the collection.
+    null_signs : list of np.ndarray, or a callable returning one
+        Stored change signs of some recordings of the collection (a callable is called when a candidate first needs
+        the check: a query whose candidates all pass by their peaks reads none).
     windows : int >= 1
         Windows per recording in the null.
     min_null : int
@@ -350,25 +351,35 @@ class ChangeCheck:
     def __init__(self, L: np.ndarray, *, config: dict, null_signs: list, windows: int = 4, min_null: int = 8):
         self.L = np.asarray(L, np.float32)
         self.config = config
-        changes, _ = fp.band_changes(fp.band_energies(self.L, config=config))
-        m = changes.shape[1]
-        values = []
-        for S in null_signs:
-            if S.shape[1] < m + 1:
-                continue
-            for a in np.linspace(0, S.shape[1] - m, windows).astype(np.int64):
-                values.append(_signed_correlation(changes[:, 1:], S[:, a + 1 : a + m]))
-        values = np.asarray([v for v in values if np.isfinite(v)])
-        ok = values.size >= min_null and values.std() > 0
-        self.mean = float(values.mean()) if ok else float("nan")
-        self.std = float(values.std()) if ok else float("nan")
+        self.null_signs, self.windows, self.min_null = null_signs, windows, min_null
+        self._null: tuple | None = None  # (mean, std), computed when a candidate first needs it
+
+    @property
+    def null(self) -> tuple[float, float]:
+        """Mean and standard deviation of the null correlations (NaN when fewer than ``min_null``)."""
+        if self._null is None:
+            changes, _ = fp.band_changes(fp.band_energies(self.L, config=self.config))
+            m = changes.shape[1]
+            values = []
+            for S in self.null_signs() if callable(self.null_signs) else self.null_signs:
+                if S.shape[1] < m + 1:
+                    continue
+                for a in np.linspace(0, S.shape[1] - m, self.windows).astype(np.int64):
+                    values.append(_signed_correlation(changes[:, 1:], S[:, a + 1 : a + m]))
+            values = np.asarray([v for v in values if np.isfinite(v)])
+            ok = values.size >= self.min_null and values.std() > 0
+            self._null = (float(values.mean()), float(values.std())) if ok else (float("nan"), float("nan"))
+        return self._null
 
     def standout(self, signs: np.ndarray, *, offset: float, speed: float, shift: float) -> float:
         """Standout of the agreement along a line (:func:`change_correlation`); NaN when it cannot be measured."""
-        if not np.isfinite(self.mean) or signs.shape[1] == 0:
+        if signs.shape[1] == 0:
+            return float("nan")
+        mean, std = self.null
+        if not np.isfinite(mean):
             return float("nan")
         r = change_correlation(signs, self.L, offset=offset, speed=speed, shift=shift, config=self.config)
-        return (r - self.mean) / self.std
+        return (r - mean) / std
 
 
 __all__ = [
