@@ -3,14 +3,15 @@
 Protocol. The real music tracks of the Debian packages named in the session rules (ufoai-music, singularity-music,
 fretsonfire-songs-muldjord/-sectoid (the ``song.ogg`` mix of each song only), asterisk-moh-opsound-wav) are dealt
 at random (``--seed``) into four groups by track: *fit-in*, *fit-out*, *test-in*, *test-out*. One collection holds
-the *-in* tracks (``build``: indexed with the default features). ``collect`` cuts ``--excerpts`` 20 s excerpts of
-every track at seeded random places and degrades each in six ways (pitch +2 semitones, time stretch x0.85 and
-x1.2, white noise at 5 dB SNR, telephone band, MP3 at ~24 kbit/s; ``bench_matching.degrade``); each is searched
-with the service's default passage search (``mirsearch search --audio``: exhaustive CENS matching, multiple
-tempo scaling, 12 transpositions). An excerpt of an *-in* track is *present*: a positive when the top-1 match lies
-on its source passage (right recording, overlapping the source span); an excerpt of an *-out* track is *absent*:
-its top-1 is a negative. Each search's matches and the statistics of its matching curves
-(:func:`mirsearch.search.confidence.audio_background`) are cached per excerpt as JSON under ``DATA/cache/``.
+the *-in* tracks (``build``: indexed with :data:`FEATURES`, the chroma kinds the passage search uses).
+``collect`` cuts ``--excerpts`` 20 s excerpts of every track at seeded random places and degrades each in six ways
+(pitch +2 semitones, time stretch x0.85 and x1.2, white noise at 5 dB SNR, telephone band, MP3 at ~24 kbit/s;
+``bench_matching.degrade``); each is searched with the service's default passage search (``mirsearch search
+--audio``: exhaustive CENS matching, multiple tempo scaling, 12 transpositions). An excerpt of an *-in* track is
+*present*: a positive when the top-1 match lies on its source passage (right recording, overlapping the source
+span); an excerpt of an *-out* track is *absent*: its top-1 is a negative. Each search's matches and the
+statistics of its matching curves (:func:`mirsearch.search.confidence.audio_background`) are cached per excerpt
+as JSON under ``DATA/cache/``.
 
 ``fit`` fits the audio model (:class:`mirsearch.search.confidence.AudioConfidenceModel`) on the *fit* excerpts and
 measures it on the *test* excerpts (tracks it never saw as queries): ROC-AUC, and at the default threshold the
