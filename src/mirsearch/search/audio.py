@@ -307,8 +307,8 @@ def resolve_kind(source, options: PassageOptions) -> PassageOptions:
         _told_no_upper.add(root)
         log.warning(
             "%s stores no upper-register chroma (%s): audio matching uses the full chroma, less robust to pitch "
-            "shifts, band limits and noise; add it with 'mirsearch index --features %s'",
-            root, UPPER_KIND, ",".join([*source.feature_kinds, UPPER_KIND]),
+            "shifts, band limits and noise; 'mirsearch index PATH -c %s --features %s' adds it",
+            root, UPPER_KIND, root, ",".join([*source.feature_kinds, UPPER_KIND]),
         )  # fmt: skip
     return options
 
