@@ -92,3 +92,23 @@ def test_segment_table_loads_and_skips_missing_audio(tmp_path):
     assert len(segs) == 1 and segs[0].labels == (0, 2, 7) and segs[0].group == "W/a" and segs[0].start == 1.0
     with pytest.raises(ParameterError):
         load_segment_table(tmp_path / "nothing")
+
+
+def test_build_midi_piece_marks_failures_and_reuses_done_pieces(tmp_path):
+    from mirsearch.datasets.mutopia_train import MutopiaTrainOptions, build_midi_piece
+    from mirsearch.errors import InputError
+
+    opts = MutopiaTrainOptions(mutopia_git="", out=str(tmp_path))
+
+    def bad() -> bytes:
+        raise InputError("ABC not converted")
+
+    assert build_midi_piece(tmp_path / "p1", bad, source="x/1", work="x/1", options=opts) is None
+    assert (tmp_path / "p1" / "FAILED").read_text().startswith("InputError")
+    calls = []
+    assert build_midi_piece(tmp_path / "p1", lambda: calls.append(1), source="x/1", work="x/1", options=opts) is None
+    (tmp_path / "p2").mkdir()
+    row = {"id": "p2", "source": "x/2", "work": "x/2", "versions": []}
+    (tmp_path / "p2" / "piece.json").write_text(json.dumps(row))
+    assert build_midi_piece(tmp_path / "p2", lambda: calls.append(1), source="x/2", work="x/2", options=opts) == row
+    assert not calls  # neither a failed nor a finished piece is redone
