@@ -65,8 +65,9 @@ class Collection:
         path : path-like
             Collection directory (``.mirs`` by convention).
         features : sequence of str, optional
-            Stored feature kinds (``"chroma"``, ``"learned"``, ...); default :data:`DEFAULT_FEATURES` (chroma and
-            learned chroma) for a new collection, unchanged for an existing one.
+            Stored feature kinds (``"chroma"``, ``"learned"``, ...); default :data:`DEFAULT_FEATURES` (chroma,
+            learned chroma and the upper-register chroma of audio matching) for a new collection, unchanged for an
+            existing one.
         feature_rate : float > 0, optional
             Frames per second of the stored features (default 10 for a new collection).
         """

@@ -20,9 +20,9 @@ class IndexRequest(Request):
     features: tuple[str, ...] | None = param(
         None, choices=STORED_KINDS, metavar="KINDS",
         help="comma-separated stored feature kinds: chroma, learned (chroma of the shipped CTC model: better theme "
-        "matches and confidences), fingerprint (audio identification), segments (speech/music), tags (auto-tagging; "
-        "brings timbre along), timbre (search by similarity, taught tags); default: the collection's, and "
-        "chroma,learned for a new collection",
+        "matches and confidences), chroma_upper (chroma above G3: audio matching), fingerprint (audio "
+        "identification), segments (speech/music), tags (auto-tagging; brings timbre along), timbre (search by "
+        "similarity, taught tags); default: the collection's, and chroma,learned,chroma_upper for a new collection",
     )  # fmt: skip
     feature_rate: float | None = param(
         None, minimum=1, maximum=100, metavar="HZ", help="frames per second (default 10 for a new collection)"
