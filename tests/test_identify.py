@@ -24,26 +24,14 @@ from mirsearch.search.identify import (
     stored_peaks,
 )
 from mirsearch.search.peak_check import offset_votes
+from synth_notes import random_notes
 
 SR = 22050
 
 
 def synth(seed: int, seconds: float) -> np.ndarray:
-    """Random 'music': three voices of harmonic notes (random pitch and length) with decaying envelopes."""
-    rng = np.random.default_rng(seed)
-    y = np.zeros(int(seconds * SR), np.float32)
-    for _voice in range(3):
-        t = 0.0
-        while t < seconds:
-            dur = rng.uniform(0.12, 0.5)
-            f0 = 110.0 * 2 ** (rng.integers(0, 40) / 12)
-            n = int(dur * SR)
-            a = int(t * SR)
-            tt = np.arange(min(n, y.size - a)) / SR
-            note = sum(np.sin(2 * np.pi * f0 * k * tt) / k for k in (1, 2, 3))
-            y[a : a + tt.size] += (note * np.exp(-tt * 4.0)).astype(np.float32)
-            t += dur
-    return 0.2 * y / np.max(np.abs(y))
+    """Random 'music' at 22.05 kHz (:func:`synth_notes.random_notes`)."""
+    return random_notes(seed, seconds, sr=SR)
 
 
 @pytest.fixture(scope="module")

@@ -11,26 +11,15 @@ from mirsearch.collection import Collection
 from mirsearch.features import fingerprint as fp
 from mirsearch.search.identify import IdentifyOptions, identify
 from mirsearch.search.peak_check import ChangeCheck, change_correlation
+from synth_notes import random_notes
 
 SR = 8000
 CONFIG = fp.fingerprint_config()
 
 
 def synth(seed: int, seconds: float, sr: int = SR) -> np.ndarray:
-    """Random notes (harmonic, decaying) of three voices."""
-    rng = np.random.default_rng(seed)
-    y = np.zeros(int(seconds * sr), np.float32)
-    for _voice in range(3):
-        t = 0.0
-        while t < seconds:
-            dur = rng.uniform(0.12, 0.5)
-            f0 = 110.0 * 2 ** (rng.integers(0, 40) / 12)
-            a = int(t * sr)
-            tt = np.arange(min(int(dur * sr), y.size - a)) / sr
-            note = sum(np.sin(2 * np.pi * f0 * k * tt) / k for k in (1, 2, 3))
-            y[a : a + tt.size] += (note * np.exp(-tt * 4.0)).astype(np.float32)
-            t += dur
-    return 0.2 * y / np.max(np.abs(y))
+    """Random notes (harmonic, decaying) of three voices (:func:`synth_notes.random_notes`)."""
+    return random_notes(seed, seconds, sr=sr)
 
 
 @pytest.fixture(scope="module")
