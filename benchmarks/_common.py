@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 from pathlib import Path
 
 from mirsearch._util import atomic_write_text
@@ -86,3 +88,14 @@ def summary_by(rows: list[dict], by: tuple[str, ...], columns: dict) -> list[dic
             d[key] = value if digits is None else round(value, digits)
         out.append(d)
     return out
+
+
+def half_arguments(doc: str, data: Path, argv=None) -> argparse.Namespace:
+    """``--data`` (default ``data``) and ``--half train|test`` of the similarity benchmarks, parsed from ``argv``;
+    logging set up at INFO."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--data", default=str(data))
+    ap.add_argument("--half", choices=("train", "test"), default="train")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    return args

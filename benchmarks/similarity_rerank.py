@@ -19,7 +19,6 @@ the three on the half is the reference of the paired difference (bootstrap over 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -43,7 +42,7 @@ from mirsearch.evaluation.ranking import summarize  # noqa: E402
 from similarity_features import DATA, load_features  # noqa: E402
 from similarity_parts import track_items  # noqa: E402
 
-from _common import write_results  # noqa: E402
+from _common import half_arguments, write_results  # noqa: E402
 
 log = logging.getLogger("similarity_rerank")
 BASELINES = ("mfcc-stats", "yamnet", "mfcc+yamnet")
@@ -99,11 +98,7 @@ def systems(items, rows) -> dict[str, np.ndarray]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--half", choices=("train", "test"), default="train")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = half_arguments(__doc__, DATA, argv)
     t0 = time.time()
     clips, feats = load_features(Path(args.data))
     items, labels, halves = track_items(clips, feats)

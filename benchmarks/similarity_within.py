@@ -16,7 +16,6 @@ at most 0.01 (data/soundtracks/exp/s12/wccn3.py); the test half was not measured
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -39,7 +38,7 @@ from mirsearch.evaluation.ranking import summarize  # noqa: E402
 from similarity_features import DATA, load_features  # noqa: E402
 from similarity_rerank import ranked_by  # noqa: E402
 
-from _common import write_results  # noqa: E402
+from _common import half_arguments, write_results  # noqa: E402
 
 log = logging.getLogger("similarity_within")
 SHIPPED, WITHIN = "shipped: timbre v3, expansion 2", "within-recording whitening"
@@ -74,11 +73,7 @@ def library_rows(X: list[np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(DATA))
-    ap.add_argument("--half", choices=("train", "test"), default="train")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = half_arguments(__doc__, DATA, argv)
     t0 = time.time()
     items, arrays = S.load_items(Path(args.data)), timbre_arrays(Path(args.data))
     payload = {"protocol": __doc__, "half": args.half}
