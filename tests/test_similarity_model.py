@@ -5,7 +5,14 @@ import pytest
 
 from mirsearch.errors import ParameterError
 from mirsearch.models.similarity import load_model, pool, save_model
-from mirsearch.training.similarity import TripletOptions, mine_triplets, soundtrack_oracle, tag_oracle
+from mirsearch.training.similarity import (
+    TripletOptions,
+    mine_triplets,
+    recording_oracle,
+    recording_parts,
+    soundtrack_oracle,
+    tag_oracle,
+)
 
 
 def test_pooling_limits():
@@ -58,3 +65,25 @@ def test_training_round_trip(tmp_path):
     assert D[same_label].mean() < D[~np.equal.outer(labels, labels)].mean()
     with pytest.raises(ParameterError):
         again.embed(np.zeros((3, 5), np.float32))
+
+
+def test_recording_parts_and_oracle():
+    X = np.arange(20.0)[:, None]
+    parts = recording_parts(X, part_segments=8)
+    assert [len(P) for P in parts] == [10, 10] and np.concatenate(parts).ravel().tolist() == list(range(20))
+    assert [len(P) for P in recording_parts(X[:3], part_segments=8)] == [2, 1]  # two parts from two segments on
+    assert len(recording_parts(X[:1], part_segments=8)) == 1
+    assert [len(P) for P in recording_parts(X, part_segments=4)] == [4] * 5
+    with pytest.raises(ParameterError):
+        recording_parts(X, part_segments=0)
+    S, exclude = recording_oracle([0, 0, 1, 1, 2])
+    assert S.tolist()[0] == [0, 2, 0, 0, 0] and exclude.sum() == 5 and S[4].sum() == 0
+    S, _ = recording_oracle([0, 0, 1, 1, 2], ["a", "a", "a", "b", "b"], weight=1.0)
+    assert S[0].tolist() == [0, 3, 1, 0, 0] and S[3, 4] == 1
+    rng = np.random.default_rng(0)
+    T = mine_triplets(S, exclude, options=TripletOptions(strategy="random", n_positives=1), rng=rng, E=None)
+    rec = [0, 0, 1, 1, 2]
+    assert len(T) == 5 and all(S[a, n] < S[a, p] for a, p, n in T)
+    assert all(rec[a] == rec[p] for a, p, _ in T[:4]) and T[4, 1] == 3  # the recording first, then the soundtrack
+    with pytest.raises(ParameterError):
+        recording_oracle([0, 1], ["a"])

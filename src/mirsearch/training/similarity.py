@@ -233,3 +233,32 @@ def tag_oracle(tag_vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(T, axis=1)
     U = T / np.maximum(norms, 1e-12)[:, None]
     return (U @ U.T).astype(np.float32)
+
+
+def recording_parts(segments: np.ndarray, *, part_segments: int) -> list[np.ndarray]:
+    """A recording's per-segment vectors (n, d) cut into consecutive parts of ``part_segments`` rows (the last
+    part takes the remainder); at least two parts when ``n >= 2``, so that every recording gives a positive pair
+    for :func:`recording_oracle`. Returns a list of (m_i, d) arrays."""
+    if part_segments < 1:
+        raise ParameterError(f"part_segments={part_segments} must be >= 1")
+    X = np.asarray(segments)
+    n = len(X)
+    m = max(min(2, n), n // part_segments)
+    edges = np.round(np.linspace(0, n, m + 1)).astype(int)
+    return [X[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def recording_oracle(recordings, soundtracks=None, *, weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Self-supervised oracle over parts of recordings: ``S = 2`` for two parts of one recording, plus ``weight``
+    for two parts of one soundtrack when ``soundtracks`` (labels per part) are given, else 0; ``exclude`` only
+    the item itself. Without labels the embedding learns what stays the same within a recording and differs
+    between recordings (any two stretches of one recording are a positive pair)."""
+    rec = np.asarray(recordings)
+    S = 2.0 * (rec[:, None] == rec[None, :])
+    if soundtracks is not None:
+        lab = np.asarray(soundtracks)
+        if len(lab) != len(rec):
+            raise ParameterError(f"{len(lab)} soundtrack labels for {len(rec)} parts")
+        S = S + weight * (lab[:, None] == lab[None, :])
+    np.fill_diagonal(S, 0.0)
+    return S.astype(np.float32), np.eye(len(rec), dtype=bool)
