@@ -20,6 +20,7 @@ from mirsearch._util import atomic_save_npy
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.audio_match import PASSAGE_MATCH, AudioMatchConfig
 from mirsearch.features.matching_chroma import matching_chroma, matching_config
+from mirsearch.features.registry import CHROMA_KINDS
 from mirsearch.matching.subsequence import unit_columns
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ def prepare_database(
         raise ParameterError(f"features={features!r} must be 'matching' or a stored kind ({', '.join(kinds)})")
     chroma = (matching or matching_config()) if features == "matching" else None
     excluded = {int(i) for i in exclude}
-    stored_keys = _stored_chroma_keys(collection) if features == "chroma" else {}
+    stored_keys = _stored_keys(collection, features) if features in CHROMA_KINDS else {}
     parts, kept, rate = [], [], None
     for rec in collection.recordings():
         if rec.id in excluded:
@@ -197,7 +198,7 @@ def prepare_database(
             raise ParameterError(f"mixed chroma rates in the collection ({r} and {rate} Hz)")
         rate = float(r)
         if stored_keys:
-            _check_current(collection, rec, stored_keys, rate)
+            _check_current(collection, rec, stored_keys, features, rate)
         parts.append(unit_columns(config.cens(C, feature_rate=rate)))
         kept.append(rec)
     if not parts:
@@ -215,25 +216,40 @@ def prepare_database(
     )
 
 
-def _stored_chroma_keys(collection) -> dict:
-    """Configuration key of each recording's stored chroma ({} when the collection does not say)."""
+def _stored_keys(collection, kind: str) -> dict:
+    """Configuration key of each recording's stored ``kind`` ({} when the collection does not say)."""
     catalog = getattr(collection, "catalog", None)
     if catalog is None or not hasattr(catalog, "features"):
         return {}
-    return {rid: entry.config_key for rid, entry in catalog.features("chroma").items()}
+    return {rid: entry.config_key for rid, entry in catalog.features(kind).items()}
 
 
-def _check_current(collection, rec, stored_keys: dict, rate: float) -> None:
-    """Stored chroma must come from the current chroma recipe: query chroma is computed with it."""
+def stored_is_current(collection, kind: str) -> bool:
+    """Whether every stored array of ``kind`` comes from the current recipe of that kind (its configuration key,
+    :func:`~mirsearch.features.registry.feature_config`, e.g. ``"chroma_upper"`` after a change of
+    :data:`~mirsearch.features.matching_chroma.UPPER_MIDI_LOW` or its version); memoised per collection generation.
+    A stale kind is re-extracted by the next ``mirsearch index`` run (the configuration key differs)."""
+    from mirsearch.features.registry import config_key, feature_config
+
+    def check() -> bool:
+        current = config_key(feature_config(kind, feature_rate=float(getattr(collection, "feature_rate", 10.0))))
+        return all(key == current for key in _stored_keys(collection, kind).values())
+
+    views = getattr(collection, "views", None)
+    return check() if views is None else views.get(("stored_is_current", kind), check)
+
+
+def _check_current(collection, rec, stored_keys: dict, kind: str, rate: float) -> None:
+    """Stored chroma must come from the current recipe of its kind: query chroma is computed with it."""
     from mirsearch.features.registry import config_key, feature_config
 
     key = stored_keys.get(rec.id)
-    if key is not None and key != config_key(feature_config("chroma", feature_rate=rate)):
+    if key is not None and key != config_key(feature_config(kind, feature_rate=rate)):
         root = getattr(collection, "root", "collection")
         raise InputError(
-            f"{root}: the stored chroma of {os.path.basename(rec.path)} comes from another chroma configuration "
+            f"{root}: the stored {kind} of {os.path.basename(rec.path)} comes from another chroma configuration "
             f"than the current one (queries would not be comparable); run 'mirsearch index' on the collection"
         )
 
 
-__all__ = ["AudioDatabase", "audio_database", "cache_dir", "prepare_database"]
+__all__ = ["AudioDatabase", "audio_database", "cache_dir", "prepare_database", "stored_is_current"]

@@ -49,7 +49,7 @@ import numpy as np
 
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.audio_match import PASSAGE_MATCH, AudioMatchConfig
-from mirsearch.index.audio_database import AudioDatabase, audio_database
+from mirsearch.index.audio_database import AudioDatabase, audio_database, stored_is_current
 from mirsearch.matching.diagonal import diagonal_costs_shifts, valid_starts
 from mirsearch.matching.subsequence import unit_columns
 from mirsearch.search.audio_query import AudioQuery
@@ -71,7 +71,7 @@ REFINE_CANDIDATES = 10
 QUERY_MAX_GAIN_DB = 20.0
 #: stored kind matched instead of ``"chroma"`` when the collection has it (:attr:`PassageOptions.upper`)
 UPPER_KIND = "chroma_upper"
-_told_no_upper: set[str] = set()  # collections already told that they store no upper-register chroma
+_told_no_upper: set[tuple[str, bool]] = set()  # collections told that their upper-register chroma is missing / stale
 
 
 @dataclass(frozen=True)
@@ -296,19 +296,23 @@ def refine_found(collection, query: AudioQuery, matches: list[Match], options: P
 
 def resolve_kind(source, options: PassageOptions) -> PassageOptions:
     """``options`` matching on :data:`UPPER_KIND` when ``options.upper`` asks for it and the collection stores it
-    (the kind searched is then ``options.match.features``); a collection without it is searched on its chroma and
-    told once (log) how to add it."""
+    from the current recipe (the kind searched is then ``options.match.features``); a collection without it, or
+    whose stored upper-register chroma comes from another recipe (an older :data:`~mirsearch.features.
+    matching_chroma.UPPER_MIDI_LOW` or version), is searched on its chroma and told once (log) how to fix it."""
     if not options.upper or options.match.features != "chroma" or isinstance(source, AudioDatabase):
         return options
-    if UPPER_KIND in source.feature_kinds:
+    stored = UPPER_KIND in source.feature_kinds
+    if stored and stored_is_current(source, UPPER_KIND):
         return options.replace(match=options.match.replace(features=UPPER_KIND))
     root = str(getattr(source, "root", "collection"))
-    if root not in _told_no_upper:
-        _told_no_upper.add(root)
+    if (root, stored) not in _told_no_upper:
+        _told_no_upper.add((root, stored))
+        kinds = ",".join(source.feature_kinds if stored else [*source.feature_kinds, UPPER_KIND])
+        why = "comes from another recipe than the current one" if stored else "is not stored"
         log.warning(
-            "%s stores no upper-register chroma (%s): audio matching uses the full chroma, less robust to pitch "
-            "shifts, band limits and noise; 'mirsearch index PATH -c %s --features %s' adds it",
-            root, UPPER_KIND, root, ",".join([*source.feature_kinds, UPPER_KIND]),
+            "%s: its upper-register chroma (%s) %s, so audio matching uses the full chroma, less robust to pitch "
+            "shifts, band limits and noise; 'mirsearch index PATH -c %s --features %s' (re-)extracts it",
+            root, UPPER_KIND, why, root, kinds,
         )  # fmt: skip
     return options
 
