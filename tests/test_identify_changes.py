@@ -1,4 +1,4 @@
-"""The spectro-temporal change signs stored with fingerprints (version 2) and the change check (issue 18)."""
+"""The spectro-temporal change signs stored with fingerprints (versions 2 and 3) and the change check (issue 18)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,47 @@ def test_change_signs_round_trip_through_the_stored_array(music):
     assert n == np.flatnonzero(valid).max() + 1
     expected = np.where(changes[:, :n] > 0, 1, -1) * valid[None, :n]
     np.testing.assert_array_equal(signs, expected)
-    assert X.shape[1] == peaks.shape[1] + 3 * np.count_nonzero(valid)  # 60 signs in 3 words of 24 bits
+    assert X.shape[1] == peaks.shape[1] + np.count_nonzero(valid)  # 60 signs in one column per frame
+    changes_cols = X[:, X[1] < 0]
+    assert np.all(np.isfinite(changes_cols)) and np.all(np.abs(changes_cols[1:]) >= np.finfo(np.float32).tiny)
+
+
+def version2_columns(changes: np.ndarray, valid: np.ndarray, *, config: dict) -> np.ndarray:
+    """The change columns as fingerprint version 2 stored them: ``(time, -1 - word, 24-bit word)``, 3 per frame."""
+    frames = np.flatnonzero(valid)
+    bits = np.zeros((72, frames.size), np.int64)
+    bits[: changes.shape[0]] = changes[:, frames] > 0
+    words = (bits.reshape(3, 24, -1) << np.arange(24)[None, :, None]).sum(axis=1)
+    times = np.repeat(frames * float(config["change_hop"]), 3)
+    return np.stack([times, np.tile(-1.0 - np.arange(3), frames.size), words.T.reshape(-1)]).astype(np.float32)
+
+
+def test_signs_pack_into_bits_that_survive_float64_and_json(music):
+    import json
+
+    L = fp.log_spectrogram(music, sr=SR, config=CONFIG)
+    changes, valid = fp.band_changes(fp.band_energies(L, config=CONFIG))
+    rng = np.random.default_rng(5)
+    changes[:, valid] = rng.choice([-1.0, 1.0], size=(60, np.count_nonzero(valid)))  # every bit pattern is likely
+    first, second = np.flatnonzero(valid)[:2]
+    changes[:, first], changes[:, second] = 1.0, -1.0  # all bits set, none set
+    cols = fp.change_columns(changes, valid, config=CONFIG)
+    assert cols.shape == (3, np.count_nonzero(valid)) and np.all(cols[1] < 0) and np.all(np.abs(cols[1]) < 1e-18)
+    peaks = fp.pick_peaks(L, config=CONFIG)
+    X = np.concatenate([peaks, cols], axis=1)
+    again = np.asarray(json.loads(json.dumps(X.astype(np.float64).tolist())), np.float32)
+    p1, s1 = fp.split_stored(X, config=CONFIG)
+    p2, s2 = fp.split_stored(again, config=CONFIG)
+    np.testing.assert_array_equal(p1, peaks)
+    np.testing.assert_array_equal(s1, s2)
+    n = s1.shape[1]
+    np.testing.assert_array_equal(s1, np.where(changes[:, :n] > 0, 1, -1) * valid[None, :n])
+    # the version-2 layout (three columns of 24 bits per frame) is still read, to the same signs
+    old = np.concatenate([peaks, version2_columns(changes, valid, config=CONFIG)], axis=1)
+    p3, s3 = fp.split_stored(old, config=CONFIG)
+    np.testing.assert_array_equal(p3, peaks)
+    np.testing.assert_array_equal(s3, s1)
+    assert old.nbytes > 2.5 * (X.nbytes - peaks.nbytes) + peaks.nbytes
 
 
 def test_silence_has_no_signs_and_peaks_only_arrays_have_none():
@@ -109,6 +149,40 @@ def test_collection_fingerprinted_with_version_1_still_identifies_and_upgrades(t
     new = identify(coll, clip, sr=SR).matches
     assert new[0].recording_id == rid and new[0].offset == pytest.approx(old[0].offset, abs=1e-6)
     assert new[0].change_score is None  # a clear match: its peaks decide
+    coll.close()
+
+
+def test_collection_fingerprinted_with_version_2_keeps_its_signs_and_upgrades(tmp_path, monkeypatch):
+    """Stored version-2 fingerprints (signs in three columns of 24 bits per frame) are read with their signs; ``index``
+    re-extracts them in the packed layout of version 3 (a new configuration), with the same signs."""
+    tracks = {name: synth(seed, 25.0) for seed, name in ((13, "a"), (14, "b"))}
+    for name, y in tracks.items():
+        sf.write(tmp_path / f"{name}.wav", y, SR)
+    with monkeypatch.context() as m:
+        m.setattr(fp, "FINGERPRINT_VERSION", 2)
+        m.setattr(fp, "change_columns", version2_columns)
+        coll = Collection.create(tmp_path / "c.mirs", features=["fingerprint"])
+        coll.add(tmp_path)
+    rid = next(r.id for r in coll.recordings() if r.path.endswith("b.wav"))
+    X2 = np.asarray(coll.load_features(rid, "fingerprint")[0])
+    _, s2 = fp.split_stored(X2, config=CONFIG)
+    assert s2.shape[1] > 0
+    rng = np.random.default_rng(1)
+    clip = tracks["b"][int(7.0 * SR) : int(12.0 * SR)]
+    noisy = clip + 2.0 * np.std(clip) * rng.standard_normal(clip.size).astype(np.float32)
+    old = [identify(coll, q, sr=SR).matches for q in (clip, noisy)]
+    assert old[0] and old[0][0].recording_id == rid and old[0][0].offset == pytest.approx(7.0, abs=0.05)
+    coll.add(tmp_path)  # the new configuration: fingerprints re-extracted
+    X3 = np.asarray(coll.load_features(rid, "fingerprint")[0])
+    p3, s3 = fp.split_stored(X3, config=CONFIG)
+    np.testing.assert_array_equal(s3, s2)
+    np.testing.assert_array_equal(p3, fp.split_stored(X2, config=CONFIG)[0])
+    assert X3.shape[1] == p3.shape[1] + np.count_nonzero(np.any(s3 != 0, axis=0))
+    new = [identify(coll, q, sr=SR).matches for q in (clip, noisy)]
+    for a, b in zip(old, new, strict=True):
+        assert [(m.recording_id, m.offset, m.score, m.change_score) for m in a] == [
+            (m.recording_id, m.offset, m.score, m.change_score) for m in b
+        ]
     coll.close()
 
 

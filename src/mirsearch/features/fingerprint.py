@@ -30,8 +30,9 @@ from numba import njit
 
 from mirsearch.errors import ParameterError
 
-#: bump when peak extraction changes in a way that changes stored arrays (2: change signs stored beside the peaks)
-FINGERPRINT_VERSION = 2
+#: bump when peak extraction changes in a way that changes stored arrays (2: change signs stored beside the peaks;
+#: 3: the signs packed as bits, one column per 32 ms instead of three)
+FINGERPRINT_VERSION = 3
 
 #: default peak-extraction parameters (the stored configuration)
 PEAK_DEFAULTS = {
@@ -213,7 +214,10 @@ def extract_fingerprints(y: np.ndarray, *, sr: int, config: dict) -> tuple[np.nd
 
 #: log magnitude below which a band is silent (the audibility floor of :func:`pick_peaks`)
 _AUDIBLE = float(np.log(1e-4))
-#: change signs per stored word (a float32 holds integers below 2 ** 24 exactly)
+#: sign bits in the two data rows of a stored change column (version 3): 29 in row 1 (kept negative and below
+#: 2 ** -62 in magnitude, so that it is never taken for a peak's bin nor for a version-2 word number), 31 in row 2
+_ROW_BITS = (29, 31)
+#: version-2 layout (read only): 24 sign bits per column, as an integer a float32 holds exactly
 _WORD_BITS = 24
 
 
@@ -251,27 +255,90 @@ def band_changes(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return C, valid
 
 
-def change_columns(changes: np.ndarray, valid: np.ndarray, *, config: dict) -> np.ndarray:
-    """The signs of the valid frames' changes as stored columns ``(time, -1 - word, bits)``, shape ``(3, n)``.
+def _bits_to_float(v: np.ndarray, *, negative: bool) -> np.ndarray:
+    """Up to 29 (``negative``) or 31 data bits per value as finite, normal float32 values, exactly recoverable.
 
-    Each valid change frame ``k`` gives ``ceil(n_bands / 24)`` columns: its time ``k * change_hop`` (frames of the
-    peaks, so that a window of the stored array is cut like the peaks), the word's number as a negative
-    "frequency" (a peak's is >= 0) and 24 sign bits (band ``24 * word + i`` rose: bit ``i``).
+    The low 23 bits are the mantissa, the next 6 (7) bits plus one the exponent (1 .. 64 or 1 .. 128: never zero,
+    so no subnormals, and never 255, so no infinities or NaNs), and for 31 bits the last one the sign. Such values
+    survive any float32 / float64 round trip, JSON included.
+    """
+    v = np.asarray(v, np.uint32)
+    mantissa = v & np.uint32(0x7FFFFF)
+    if negative:
+        exponent = ((v >> np.uint32(23)) & np.uint32(0x3F)) + np.uint32(1)
+        sign = np.uint32(1 << 31)
+    else:
+        exponent = ((v >> np.uint32(23)) & np.uint32(0x7F)) + np.uint32(1)
+        sign = (v >> np.uint32(30)) << np.uint32(31)
+    return (sign | (exponent << np.uint32(23)) | mantissa).view(np.float32)
+
+
+def _float_to_bits(x: np.ndarray, *, negative: bool) -> np.ndarray:
+    """Inverse of :func:`_bits_to_float`."""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    exponent = ((u >> np.uint32(23)) & np.uint32(0xFF)) - np.uint32(1)
+    v = (exponent << np.uint32(23)) | (u & np.uint32(0x7FFFFF))
+    if negative:
+        return v & np.uint32((1 << 29) - 1)
+    return (v & np.uint32((1 << 30) - 1)) | ((u >> np.uint32(31)) << np.uint32(30))
+
+
+def _pack_rows(bits: np.ndarray) -> np.ndarray:
+    """Sign bits ``(n_bands <= 60, n)`` (0/1) -> the two data rows ``(2, n)`` float32 of a change column."""
+    rows = []
+    start = 0
+    for i, width in enumerate(_ROW_BITS):
+        part = bits[start : start + width].astype(np.uint32)
+        weights = np.uint32(1) << np.arange(part.shape[0], dtype=np.uint32)
+        rows.append(_bits_to_float((part * weights[:, None]).sum(axis=0, dtype=np.uint32), negative=i == 0))
+        start += width
+    return np.stack(rows)
+
+
+def _unpack_rows(rows: np.ndarray, nb: int) -> np.ndarray:
+    """Inverse of :func:`_pack_rows`: ``(2, n)`` float32 -> sign bits ``(nb, n)`` uint8."""
+    parts = []
+    for i, width in enumerate(_ROW_BITS):
+        v = _float_to_bits(rows[i], negative=i == 0)
+        parts.append((v[None, :] >> np.arange(width, dtype=np.uint32)[:, None]) & np.uint32(1))
+    return np.concatenate(parts)[:nb].astype(np.uint8)
+
+
+def change_columns(changes: np.ndarray, valid: np.ndarray, *, config: dict) -> np.ndarray:
+    """The signs of the valid frames' changes as stored columns ``(time, bits, bits)``, shape ``(3, n_valid)``.
+
+    Each valid change frame ``k`` gives one column: its time ``k * change_hop`` (frames of the peaks, so that a
+    window of the stored array is cut like the peaks) and its up to 60 sign bits (band ``i`` rose: bit ``i``), 29 in
+    row 1 and 31 in row 2, each row's bits written into a float32 (:func:`_bits_to_float`; row 1 negative and
+    tiny: a peak's bin is never negative). 12 bytes per 32 ms, 1.35 MB per hour of audible audio.
     """
     nb, _ = changes.shape
-    n_words = -(-nb // _WORD_BITS)
+    if nb > sum(_ROW_BITS):
+        raise ParameterError(f"change bands: {nb} > {sum(_ROW_BITS)} (one stored column holds {sum(_ROW_BITS)})")
     frames = np.flatnonzero(valid)
-    bits = np.zeros((n_words * _WORD_BITS, frames.size), np.uint32)
-    bits[:nb] = changes[:, frames] > 0
-    weights = (np.uint32(1) << np.arange(_WORD_BITS, dtype=np.uint32))[None, :, None]
-    words = (bits.reshape(n_words, _WORD_BITS, -1) * weights).sum(axis=1, dtype=np.uint32)  # (n_words, n_frames)
-    times = np.repeat(frames * float(config["change_hop"]), n_words)
-    ids = np.tile(-1.0 - np.arange(n_words), frames.size)
-    return np.stack([times, ids, words.T.reshape(-1)]).astype(np.float32)
+    times = (frames * float(config["change_hop"])).astype(np.float32)
+    return np.concatenate([times[None, :], _pack_rows(changes[:, frames] > 0)]).astype(np.float32)
+
+
+def _version2_signs(cols: np.ndarray, nb: int, hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames, bits ``(nb, n)`` of version-2 change columns ``(time, -1 - word, 24-bit word)``."""
+    n_words = -(-nb // _WORD_BITS)
+    k = np.round(cols[0] / hop).astype(np.int64)
+    w = np.round(-1.0 - cols[1]).astype(np.int64)
+    ok = (w >= 0) & (w < n_words) & (k >= 0)
+    k, w, v = k[ok], w[ok], cols[2, ok].astype(np.uint32)
+    frames, inverse = np.unique(k, return_inverse=True)
+    words = np.zeros((n_words, frames.size), np.uint32)
+    words[w, inverse] = v
+    bits = (words[:, None, :] >> np.arange(_WORD_BITS, dtype=np.uint32)[None, :, None]) & np.uint32(1)
+    return frames, bits.reshape(n_words * _WORD_BITS, frames.size)[:nb].astype(np.uint8)
 
 
 def split_stored(X: np.ndarray, *, config: dict) -> tuple[np.ndarray, np.ndarray]:
     """A stored fingerprint array -> its peaks and its change signs.
+
+    Reads every stored layout: version 3 (one column per change frame, :func:`change_columns`), version 2 (three
+    columns per frame, 24 bits each as an integer) and version 1 (peaks only).
 
     Returns
     -------
@@ -288,19 +355,18 @@ def split_stored(X: np.ndarray, *, config: dict) -> tuple[np.ndarray, np.ndarray
     cols = X[:, ~is_peak]
     if cols.shape[1] == 0 or "change_hop" not in config:
         return peaks, np.zeros((nb, 0), np.int8)
-    n_words = -(-nb // _WORD_BITS)
-    k = np.round(cols[0] / config["change_hop"]).astype(np.int64)
-    w = np.round(-1.0 - cols[1]).astype(np.int64)
-    ok = (w >= 0) & (w < n_words) & (k >= 0)
-    k, w, v = k[ok], w[ok], cols[2, ok].astype(np.uint32)
-    n = int(k.max(initial=-1)) + 1
-    words = np.zeros((n_words, n), np.uint32)
-    words[w, k] = v
-    known = np.zeros(n, bool)
-    known[k] = True
-    bits = (words[:, None, :] >> np.arange(_WORD_BITS, dtype=np.uint32)[None, :, None]) & np.uint32(1)
-    bits = bits.reshape(n_words * _WORD_BITS, n)[:nb].astype(np.int8)
-    return peaks, np.where(known[None, :], 2 * bits - 1, 0).astype(np.int8)
+    hop = int(config["change_hop"])
+    old = cols[1] <= -0.5  # version 2: word numbers -1, -2, ...; version 3: |row 1| < 2 ** -62
+    f2, b2 = _version2_signs(cols[:, old], nb, hop)
+    new = cols[:, ~old]
+    k = np.round(new[0] / hop).astype(np.int64)
+    ok = k >= 0
+    frames = np.concatenate([f2, k[ok]])
+    bits = np.concatenate([b2, _unpack_rows(new[1:, ok], nb)], axis=1)
+    n = int(frames.max(initial=-1)) + 1
+    signs = np.zeros((nb, n), np.int8)
+    signs[:, frames] = 2 * bits.astype(np.int8) - 1
+    return peaks, signs
 
 
 def peaks_of(X: np.ndarray) -> np.ndarray:
