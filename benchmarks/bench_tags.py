@@ -71,11 +71,11 @@ def tagger_scores(X: np.ndarray, idx: np.ndarray, bundle: str | None = None) -> 
 
 def fused_scores(data: Path, records: list[dict], idx: np.ndarray, bundle: str | None = None) -> np.ndarray | None:
     """Clip probabilities with the instrument families fused with the bundle's YAMNet head (the path of ``analyse``:
-    CNN patch probabilities and YAMNet window features from :func:`mirsearch.training.tagger.yamnet_windows`), or
+    CNN patch probabilities and YAMNet window features from :func:`mirsearch.training.tag_head.yamnet_windows`), or
     None when the bundle has no head or YAMNet is not installed."""
     from mirsearch.features.tag_features import yamnet_available, yamnet_head
     from mirsearch.models.tagger import TaggerModel
-    from mirsearch.training.tagger import _fused_clip, yamnet_windows
+    from mirsearch.training.tag_head import _fused_clip, yamnet_windows
 
     model = TaggerModel.load(bundle)
     head = yamnet_head(model)

@@ -12,7 +12,7 @@ from mirsearch.datasets.tag_stems import STEM_FONTS, plan_stems, stem_score
 from mirsearch.datasets.tags import TEST_FONTS, split_of
 from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
 from mirsearch.features.logmel import LogMelConfig, log_mel
-from mirsearch.training.tag_mixing import StemMixer, augment, colour, mix_logmel, smear
+from mirsearch.training.tag_mixing import StemMixer, augment, band_centres, colour, dynamics, mix_logmel, smear, stretch
 from mirsearch.training.tagger import FRONTEND
 
 SR = 16000
@@ -178,3 +178,29 @@ def test_build_refuses_the_test_split_and_font(tmp_path):
         build_tag_stems(tmp_path, splits=("test",))
     with pytest.raises(ParameterError, match="test"):
         build_tag_stems(tmp_path, fonts=((TEST_FONTS[0], 1.0),), splits=("validation",))
+
+
+def test_stretch_moves_a_tone_like_a_transposed_sample_and_zero_is_the_identity():
+    t = np.arange(SR) / SR
+    hz = band_centres(FRONTEND["n_mels"], fmin=FRONTEND["fmin"], fmax=FRONTEND["fmax"])
+    low, high = (_logmel((0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32)) for f in (1000.0, 2000.0))
+    moved = stretch(low, 12.0, band_hz=hz)
+    assert abs(int(np.argmax(moved.mean(axis=1))) - int(np.argmax(high.mean(axis=1)))) <= 1
+    np.testing.assert_allclose(stretch(low, 0.0, band_hz=hz), low, atol=1e-5)
+    down = stretch(high, -24.0, band_hz=hz)  # bands above fmax / 4 take the floor
+    assert np.all(down[hz > FRONTEND["fmax"] / 4 * 1.01] == np.float32(np.log(FRONTEND["log_offset"])))
+
+
+def test_dynamics_keeps_the_loudest_frame_and_silence_and_sharpens_the_contour():
+    rng = np.random.default_rng(0)
+    m = rng.uniform(0.0, 1.0, (96, 50)).astype(np.float32) * np.linspace(1.0, 0.05, 50, dtype=np.float32)
+    m[:, -5:] = 0.0
+    x = np.log(m + FRONTEND["log_offset"]).astype(np.float32)
+    np.testing.assert_allclose(dynamics(x, 0.0), x, atol=1e-5)
+    y = dynamics(x, 1.0)
+    loudest = int(np.argmax(m.sum(axis=0)))
+    np.testing.assert_allclose(y[:, loudest], x[:, loudest], atol=1e-5)
+    np.testing.assert_allclose(y[:, -5:], x[:, -5:], atol=1e-6)
+    energy = lambda z: (np.exp(z) - FRONTEND["log_offset"]).sum(axis=0)  # noqa: E731
+    assert energy(y)[40] / energy(y)[loudest] < energy(x)[40] / energy(x)[loudest]
+    assert energy(dynamics(x, -0.5))[40] / energy(x)[loudest] > energy(x)[40] / energy(x)[loudest]

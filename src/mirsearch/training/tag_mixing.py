@@ -5,6 +5,9 @@
   recording chains that an instrument family must survive.
 - :func:`mix_logmel`: the log-mel of a sum of signals from their log-mels (magnitudes added in the mel domain,
   phases ignored), each at its own gain.
+- :func:`stretch`: a sample transposition (+-semitones, formants moved with the pitch, as a SoundFont stretches
+  one sample over many keys) by resampling the mel axis; :func:`dynamics`: the frames' loudness contour sharpened
+  or flattened (shorter or longer attacks and decays).
 - :class:`StemMixer`: mixtures of 1-4 stems of :mod:`mirsearch.datasets.tag_stems` (labels: the union of their
   families, the ensemble size) and of a stem added to an ensemble clip (labels: the union of the families). Tags a
   mixture cannot know (mode, metre, tempo, era, region, tune type; the ensemble size of a clip + stem mixture)
@@ -90,6 +93,38 @@ def mix_logmel(parts: list[np.ndarray], gains_db: np.ndarray) -> np.ndarray:
     return np.log(total + LOG_OFFSET).astype(np.float32)
 
 
+def band_centres(n_mels: int, *, fmin: float, fmax: float) -> np.ndarray:
+    """Centre frequencies (Hz) of the ``n_mels`` Slaney mel bands of a log-mel front end."""
+    import librosa
+
+    return librosa.mel_frequencies(n_mels=n_mels + 2, fmin=fmin, fmax=fmax, htk=False)[1:-1]
+
+
+def stretch(x: np.ndarray, semitones: float, *, band_hz: np.ndarray) -> np.ndarray:
+    """A log-mel crop ``(n_mels, n_frames)`` transposed by ``semitones``: band ``b`` takes the (interpolated) value
+    at ``band_hz[b] / 2^(semitones/12)`` (the floor ``log(offset)`` outside the bands). The whole spectrum moves,
+    formants included, as when a SoundFont plays one sample over a range of keys."""
+    src = np.log(np.asarray(band_hz, np.float64) / 2 ** (semitones / 12))
+    pos = np.interp(src, np.log(band_hz), np.arange(len(band_hz)), left=-1.0, right=-1.0)
+    i0 = np.clip(np.floor(pos).astype(int), 0, len(band_hz) - 1)
+    i1 = np.minimum(i0 + 1, len(band_hz) - 1)
+    a = (pos - i0).astype(np.float32)[:, None]
+    x = np.asarray(x, np.float32)
+    y = x[i0] * (1 - a) + x[i1] * a
+    y[pos < 0] = np.float32(np.log(LOG_OFFSET))
+    return y.astype(np.float32)
+
+
+def dynamics(x: np.ndarray, gamma: float) -> np.ndarray:
+    """A log-mel crop whose frame loudness contour ``E_t`` (sum of magnitudes) is raised to ``1 + gamma``: gamma > 0
+    makes notes more percussive (quiet frames quieter), gamma < 0 more sustained; the loudest frame is unchanged
+    (frame gains between 0.01^gamma and 1; magnitudes, so silence stays silent)."""
+    m = np.maximum(np.exp(np.asarray(x, np.float32)) - LOG_OFFSET, 0.0)
+    e = m.sum(axis=0)
+    g = np.clip(e / max(float(e.max()), 1e-9), 1e-2, 1.0) ** gamma
+    return np.log(m * g[None, :].astype(np.float32) + LOG_OFFSET).astype(np.float32)
+
+
 def random_crop(X: np.ndarray, i: int, crop: int, rng: np.random.Generator) -> np.ndarray:
     """A random ``crop``-frame window of clip ``i`` of ``X (n_clips, n_mels, n_frames)`` as float32 (padded with the
     floor when the clip is shorter)."""
@@ -110,6 +145,8 @@ class StemMixer:
     each family equally likely whatever its number of stems. ``stem_colour``: each stem gets its own
     :func:`colour` (equaliser, tilt, mel shift up to ``stem_shift`` bands, a room tail with probability
     ``stem_reverb``) before mixing, so the families of one mixture do not share one SoundFont's sound.
+    ``stem_stretch``: half of the stems transposed by up to that many semitones (:func:`stretch`, needs ``band_hz``);
+    ``stem_dynamics``: half of the stems get :func:`dynamics` with gamma uniform in ``[-0.5, 1] * stem_dynamics``.
     """
 
     S: np.ndarray
@@ -119,9 +156,19 @@ class StemMixer:
     stem_colour: bool = False
     stem_shift: int = 2
     stem_reverb: float = 0.25
+    stem_stretch: float = 0.0
+    """largest transposition of a stem (semitones; 0: none)"""
+    stem_dynamics: float = 0.0
+    """strength of the loudness-contour change of a stem (0: none)"""
+    band_hz: np.ndarray | None = None
+    """centre frequencies of the mel bands (:func:`band_centres`; needed by ``stem_stretch``)"""
 
     def _crop(self, i: int, crop: int, rng: np.random.Generator) -> np.ndarray:
         x = random_crop(self.S, i, crop, rng)
+        if self.stem_stretch and rng.random() < 0.5:
+            x = stretch(x, float(rng.uniform(-self.stem_stretch, self.stem_stretch)), band_hz=self.band_hz)
+        if self.stem_dynamics and rng.random() < 0.5:
+            x = dynamics(x, float(rng.uniform(-0.5, 1.0) * self.stem_dynamics))
         if self.stem_colour:
             x = colour(x, rng, max_shift=self.stem_shift, reverb=self.stem_reverb, linear=True)
         return x
@@ -166,4 +213,15 @@ class StemMixer:
         return np.stack(xs), ys, ws
 
 
-__all__ = ["LOG_OFFSET", "StemMixer", "augment", "colour", "mix_logmel", "random_crop", "smear"]
+__all__ = [
+    "LOG_OFFSET",
+    "StemMixer",
+    "augment",
+    "band_centres",
+    "colour",
+    "dynamics",
+    "mix_logmel",
+    "random_crop",
+    "smear",
+    "stretch",
+]

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirsearch._util import atomic_path, atomic_save_npy, atomic_write_text
+from mirsearch._util import atomic_save_npy, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +105,19 @@ class TrainOptions:
     """each stem of a mixture recoloured on its own (equaliser, tilt, shift, room) before mixing"""
     heldout_stems: str | None = None
     """stems of the validation works in a SoundFont held out of training: their mixtures join the selection score"""
+    stretch: float = 0.0
+    """half of the stems and clip crops transposed by up to this many semitones (a SoundFont's sample stretching)"""
+    dynamics: float = 0.0
+    """strength of the loudness-contour augmentation of half of the stems (:func:`~.tag_mixing.dynamics`)"""
+    train_fonts: tuple = ()
+    """if given, only clips and stems of these SoundFonts (and stems of none) train; the validation clips and stems
+    of the other fonts are scored apart (``heldout_clips``, ``heldout_font_mix``): a font held out of the run"""
 
     @classmethod
     def from_json(cls, data: dict) -> TrainOptions:
         net = NetOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.get("net", {}).items()})
-        return cls(**{**data, "net": net, "sizes": tuple(data.get("sizes", cls.sizes))})
+        return cls(**{**data, "net": net, "sizes": tuple(data.get("sizes", cls.sizes)),
+                      "train_fonts": tuple(data.get("train_fonts", ()))})  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -217,9 +225,12 @@ def _crops(X: np.ndarray, idx: np.ndarray, rng, crop: int) -> np.ndarray:
 
 def _prepare(x: np.ndarray, rng, norm: tuple, opts: TrainOptions) -> np.ndarray:
     """Augmented and standardised network input ``(B, 1, n_mels, T)`` from raw crops ``(B, n_mels, T)``."""
-    from mirsearch.training.tag_mixing import augment
+    from mirsearch.training.tag_mixing import augment, stretch
 
     mean, std = norm
+    if opts.stretch:
+        x = [stretch(c, float(rng.uniform(-opts.stretch, opts.stretch)), band_hz=_band_hz()) if rng.random() < 0.5
+             else c for c in x]  # fmt: skip
     out = np.stack([(augment(c, rng, eq=opts.eq, max_shift=opts.max_shift, reverb=opts.reverb) - mean) / std
                     for c in x])  # fmt: skip
     return out[:, None].astype(np.float32)
@@ -243,19 +254,35 @@ def evaluate(net, X: np.ndarray, Y: np.ndarray, norm: tuple, method: str, *, bat
     return {"macro_auc": float(np.mean(aucs)), "probs": P}
 
 
-def _split(records, X, Y, name):
-    idx = np.array([i for i, r in enumerate(records) if r["split"] == name], dtype=int)
+def _band_hz() -> np.ndarray:
+    from mirsearch.training.tag_mixing import band_centres
+
+    return band_centres(FRONTEND["n_mels"], fmin=FRONTEND["fmin"], fmax=FRONTEND["fmax"])
+
+
+def _in_fonts(rec: dict, fonts: tuple, held_out: bool = False) -> bool:
+    """Whether a record is of the fonts ``fonts`` (all when empty; records of no font count as in), or with
+    ``held_out`` of a font outside them."""
+    if held_out:
+        return bool(fonts) and rec.get("soundfont") is not None and rec["soundfont"] not in fonts
+    return not fonts or rec.get("soundfont") is None or rec["soundfont"] in fonts
+
+
+def _split(records, X, Y, name, fonts: tuple = (), held_out: bool = False):
+    idx = np.array([i for i, r in enumerate(records) if r["split"] == name and _in_fonts(r, fonts, held_out)], int)
     return np.asarray(X[idx]) if len(idx) else X[:0], Y[idx]
 
 
-def _val_mixtures(root: Path, seed: int, *, sizes: tuple = (0.2, 0.3, 0.3, 0.2)):
-    """``(X, Y)`` of fixed mixtures of the validation stems of ``root`` (the same in every epoch and run)."""
+def _val_mixtures(root: Path, seed: int, *, sizes: tuple = (0.2, 0.3, 0.3, 0.2), fonts: tuple = (),
+                  held_out: bool = False):  # fmt: skip
+    """``(X, Y)`` of fixed mixtures of the validation stems of ``root`` (the same in every epoch and run), of the
+    fonts ``fonts`` (or outside them, ``held_out``; see :func:`_in_fonts`)."""
     from mirsearch.datasets.tags import label_matrix, load_manifest
     from mirsearch.training.tag_mixing import StemMixer
 
     records = load_manifest(root)
     S, Ys = compute_features(root, records), label_matrix(records)
-    va = np.flatnonzero(np.array([r["split"] for r in records]) == "validation")
+    va = np.array([i for i, r in enumerate(records) if r["split"] == "validation" and _in_fonts(r, fonts, held_out)])
     val = StemMixer(np.asarray(S[va]), Ys[va], sizes=sizes)
     xv, yv, _ = val.stems_only(min(400, 2 * len(va)), S.shape[2], np.random.default_rng(seed + 12345))
     return xv, yv
@@ -272,9 +299,12 @@ def _stem_sets(opts: TrainOptions, seed: int):
     root = Path(opts.stems)
     records = load_manifest(root)
     S, Ys = compute_features(root, records), label_matrix(records)
-    tr = np.flatnonzero(np.array([r["split"] for r in records]) == "train")
-    mixer = StemMixer(np.asarray(S[tr]), Ys[tr], sizes=opts.sizes, stem_colour=opts.stem_colour)
-    vmix = {"mix": _val_mixtures(root, seed)}
+    tr = np.array([i for i, r in enumerate(records) if r["split"] == "train" and _in_fonts(r, opts.train_fonts)])
+    mixer = StemMixer(np.asarray(S[tr]), Ys[tr], sizes=opts.sizes, stem_colour=opts.stem_colour,
+                      stem_stretch=opts.stretch, stem_dynamics=opts.dynamics, band_hz=_band_hz())  # fmt: skip
+    vmix = {"mix": _val_mixtures(root, seed, fonts=opts.train_fonts)}
+    if opts.train_fonts:
+        vmix["heldout_font_mix"] = _val_mixtures(root, seed, fonts=opts.train_fonts, held_out=True)
     if opts.heldout_stems:
         vmix["heldout_mix"] = _val_mixtures(Path(opts.heldout_stems), seed)
     log.info("stems: %d train; validation mixtures %s", len(tr), {k: len(v[0]) for k, v in vmix.items()})
@@ -344,9 +374,11 @@ def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()
     run.mkdir(parents=True, exist_ok=True)
     records = load_manifest(data)
     X, Y = compute_features(data, records), label_matrix(records)
-    Xtr, Ytr = _split(records, X, Y, "train")
-    Xva, Yva = _split(records, X, Y, "validation")
+    Xtr, Ytr = _split(records, X, Y, "train", opts.train_fonts)
+    Xva, Yva = _split(records, X, Y, "validation", opts.train_fonts)
     mixer, vmix = _stem_sets(opts, opts.seed)
+    if opts.train_fonts:  # the validation clips of the other fonts, scored on the families like the mixtures
+        vmix["heldout_clips"] = _split(records, X, Y, "validation", opts.train_fonts, held_out=True)
     mean = Xtr.astype(np.float32).mean(axis=(0, 2))[:, None]
     std = Xtr.astype(np.float32).std(axis=(0, 2))[:, None] + 1e-3
     norm = (mean, std)
@@ -508,109 +540,6 @@ def _name_second_output(path: Path) -> None:
     atomic_write_bytes(path, model.SerializeToString())
 
 
-# ----------------------------------------------------------------------------------------------- YAMNet head
-def yamnet_windows(data: str | Path, records: list[dict], *, bundle=None, patch_hop: int = 96) -> list[tuple]:
-    """Per clip ``(F (T, 2048) YAMNet window features, P (T, K) CNN patch probabilities)`` on the path of
-    :func:`mirsearch.features.tag_features.analyse` (cached in ``<data>/features/``)."""
-    import hashlib
-
-    import soundfile as sf
-
-    from mirsearch.features.tag_features import analyse, window_features, yamnet_embeddings
-    from mirsearch.models.tagger import TaggerModel
-
-    model = TaggerModel.load(bundle)
-    key = hashlib.sha1(json.dumps([model.config["model_id"], patch_hop, [r["clip"] for r in records]]).encode())
-    path = Path(data) / "features" / f"yamnet-windows-{key.hexdigest()[:12]}.npz"
-    if path.is_file():
-        with np.load(path) as z:
-            return [(z[f"F{i}"], z[f"P{i}"]) for i in range(len(records))]
-    out = []
-    for i, rec in enumerate(records):
-        y, sr = sf.read(str(Path(data) / rec["audio"]), dtype="float32", always_2d=True)
-        a = analyse(y.mean(axis=1), sr, model=model, fuse=False)
-        E, centres = yamnet_embeddings(y.mean(axis=1), sr, patch_hop=patch_hop)
-        out.append((window_features(E, centres, a.times).astype(np.float16), a.patch_probs))
-        if i % 200 == 0:
-            log.info("YAMNet windows %d / %d", i, len(records))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **{f"F{i}": f for i, (f, _) in enumerate(out)}, **{f"P{i}": p for i, (_, p) in enumerate(out)})
-    return out
-
-
-def fit_yamnet_head(F: np.ndarray, Y: np.ndarray, *, C: float, tagger_weight: float, patch_hop: int = 96):
-    """A :class:`~mirsearch.features.tag_features.YamnetHead` for the ten families: standardised window features
-    ``F (n, 2048)``, one L2 logistic regression per family (labels ``Y (n, 10)``, inverse strength ``C``)."""
-    import hashlib
-
-    from sklearn.linear_model import LogisticRegression
-
-    from mirsearch.describe.tag_vocabulary import FAMILIES
-    from mirsearch.features.tag_features import YamnetHead
-
-    F = np.asarray(F, np.float64)
-    mean, scale = F.mean(axis=0), F.std(axis=0) + 1e-6
-    Z = (F - mean) / scale
-    fits = [LogisticRegression(C=C, max_iter=3000).fit(Z, Y[:, k]) for k in range(len(FAMILIES))]
-    W = np.stack([f.coef_[0] for f in fits], axis=1).astype(np.float32)
-    b = np.array([f.intercept_[0] for f in fits], np.float32)
-    head_id = hashlib.sha1(W.tobytes() + b.tobytes() + np.float32(tagger_weight).tobytes()).hexdigest()[:16]
-    return YamnetHead(tuple(FAMILIES), mean.astype(np.float32), scale.astype(np.float32), W, b, float(tagger_weight),
-                      int(patch_hop), head_id)  # fmt: skip
-
-
-def choose_yamnet_head(data: str | Path, *, bundle=None, Cs=(0.0003, 0.001, 0.003, 0.01),
-                       weights=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> tuple:  # fmt: skip
-    """Fit heads on the train clips' windows (labels of the clip) for every ``C``; choose ``C`` and the fusion
-    weight by the validation clips' ten-family macro ROC-AUC (patch probabilities fused, then the bundle's
-    pooling). Returns ``(head, rows)``; rows hold every candidate's validation figure."""
-    from sklearn.metrics import roc_auc_score
-
-    from mirsearch.datasets.tags import label_matrix, load_manifest
-    from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
-    from mirsearch.models.tagger import TaggerModel
-
-    model = TaggerModel.load(bundle)
-    records = load_manifest(data)
-    cols = [TAG_NAMES.index(f) for f in FAMILIES]
-    Y = label_matrix(records)[:, cols]
-    split = np.array([r["split"] for r in records])
-    win = yamnet_windows(data, records, bundle=bundle)
-    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "validation")
-    F = np.concatenate([win[i][0] for i in tr]).astype(np.float32)
-    Yw = np.concatenate([np.repeat(Y[i][None], len(win[i][0]), axis=0) for i in tr])
-
-    def families_auc(S):  # macro ROC-AUC over the families with positives and negatives
-        ok = [k for k in range(len(FAMILIES)) if 0 < Y[va, k].sum() < len(va)]
-        return float(np.mean([roc_auc_score(Y[va, k], S[:, k]) for k in ok]))
-
-    rows = [{"C": None, "tagger_weight": 1.0, "validation": families_auc(
-        np.stack([model.pool(np.asarray(win[i][1], np.float32).T)[cols] for i in va]))}]  # fmt: skip
-    best = (-1.0, None)
-    for C in Cs:
-        head = fit_yamnet_head(F, Yw, C=C, tagger_weight=1.0)
-        Z = [head.logits(win[i][0].astype(np.float32)) for i in va]
-        for w in weights:
-            S = np.stack([_fused_clip(model, win[i][1], z, cols, w) for i, z in zip(va, Z, strict=True)])
-            rows.append({"C": C, "tagger_weight": w, "validation": families_auc(S)})
-            log.info("C=%g w=%.1f: validation ten-family ROC-AUC %.4f", C, w, rows[-1]["validation"])
-            if rows[-1]["validation"] > best[0]:
-                best = (rows[-1]["validation"], (C, w))
-    C, w = best[1]
-    return fit_yamnet_head(F, Yw, C=C, tagger_weight=w), rows
-
-
-def _fused_clip(model, P: np.ndarray, z: np.ndarray, cols: list, w: float) -> np.ndarray:
-    """The families' clip probabilities (F,) of CNN patch probabilities ``P (T, K)`` fused with head logits
-    ``z (T, F)`` (as :func:`mirsearch.features.tag_features.fuse_families`, then the bundle's pooling)."""
-    from mirsearch.features.tag_features import fuse_logits
-
-    P = np.array(P, np.float32)
-    P[:, cols] = fuse_logits(P[:, cols], z, w)
-    return model.pool(P.T)[cols]
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mirsearch.training.tagger", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="folder of mirsearch dataset build --preset tags")
@@ -641,10 +570,16 @@ def main(argv=None) -> int:
     p.add_argument("--stem-colour", action="store_true", help="recolour each stem of a mixture on its own")
     p.add_argument("--reverb", type=float, default=0.0, help="probability of a room tail on a crop")
     p.add_argument("--heldout-stems", default=None, help="stems of a held-out SoundFont (validation mixtures)")
+    p.add_argument("--stretch", type=float, default=0.0, help="transpose half of the stems and crops (semitones)")
+    p.add_argument("--dynamics", type=float, default=0.0, help="loudness-contour augmentation of half of the stems")
+    p.add_argument(
+        "--train-fonts", default="", help="comma-separated SoundFont file names that train (others held out)"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.yamnet_head:
         from mirsearch.features.tag_features import YAMNET_HEAD_FILE
+        from mirsearch.training.tag_head import choose_yamnet_head
 
         head, rows = choose_yamnet_head(args.data, bundle=args.yamnet_head,
                                         Cs=tuple(float(v) for v in args.head_c.split(",")),
@@ -660,7 +595,8 @@ def main(argv=None) -> int:
                         crop_frames=args.crop_frames, batch_size=args.batch_size, lr=args.lr, stems=args.stems,
                         mixes=args.mixes, clip_mixes=args.clip_mixes, reverb=args.reverb,
                         sizes=tuple(float(v) for v in args.sizes.split(",")), stem_colour=args.stem_colour,
-                        heldout_stems=args.heldout_stems)  # fmt: skip
+                        heldout_stems=args.heldout_stems, stretch=args.stretch, dynamics=args.dynamics,
+                        train_fonts=tuple(f for f in args.train_fonts.split(",") if f))  # fmt: skip
     result = train(args.data, args.run, opts, init=args.init)
     atomic_write_text(Path(args.run) / "result.json", json.dumps(result, indent=2) + "\n")
     if args.bundle:

@@ -1,0 +1,121 @@
+"""The YAMNet family head of the tagger: YAMNet window features of the tags clips (cached), one logistic regression
+per instrument family, and the choice of its strength and fusion weight on the validation clips.
+
+    python -m mirsearch.training.tagger --data data/tags --yamnet-head BUNDLE --head-c 0.001 --head-weights 0.7
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from mirsearch._util import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+def yamnet_windows(data: str | Path, records: list[dict], *, bundle=None, patch_hop: int = 96) -> list[tuple]:
+    """Per clip ``(F (T, 2048) YAMNet window features, P (T, K) CNN patch probabilities)`` on the path of
+    :func:`mirsearch.features.tag_features.analyse` (cached in ``<data>/features/``)."""
+
+    import soundfile as sf
+
+    from mirsearch.features.tag_features import analyse, window_features, yamnet_embeddings
+    from mirsearch.models.tagger import TaggerModel
+
+    model = TaggerModel.load(bundle)
+    key = hashlib.sha1(json.dumps([model.config["model_id"], patch_hop, [r["clip"] for r in records]]).encode())
+    path = Path(data) / "features" / f"yamnet-windows-{key.hexdigest()[:12]}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return [(z[f"F{i}"], z[f"P{i}"]) for i in range(len(records))]
+    out = []
+    for i, rec in enumerate(records):
+        y, sr = sf.read(str(Path(data) / rec["audio"]), dtype="float32", always_2d=True)
+        a = analyse(y.mean(axis=1), sr, model=model, fuse=False)
+        E, centres = yamnet_embeddings(y.mean(axis=1), sr, patch_hop=patch_hop)
+        out.append((window_features(E, centres, a.times).astype(np.float16), a.patch_probs))
+        if i % 200 == 0:
+            log.info("YAMNet windows %d / %d", i, len(records))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **{f"F{i}": f for i, (f, _) in enumerate(out)}, **{f"P{i}": p for i, (_, p) in enumerate(out)})
+    return out
+
+
+def fit_yamnet_head(F: np.ndarray, Y: np.ndarray, *, C: float, tagger_weight: float, patch_hop: int = 96):
+    """A :class:`~mirsearch.features.tag_features.YamnetHead` for the ten families: standardised window features
+    ``F (n, 2048)``, one L2 logistic regression per family (labels ``Y (n, 10)``, inverse strength ``C``)."""
+
+    from sklearn.linear_model import LogisticRegression
+
+    from mirsearch.describe.tag_vocabulary import FAMILIES
+    from mirsearch.features.tag_features import YamnetHead
+
+    F = np.asarray(F, np.float64)
+    mean, scale = F.mean(axis=0), F.std(axis=0) + 1e-6
+    Z = (F - mean) / scale
+    fits = [LogisticRegression(C=C, max_iter=3000).fit(Z, Y[:, k]) for k in range(len(FAMILIES))]
+    W = np.stack([f.coef_[0] for f in fits], axis=1).astype(np.float32)
+    b = np.array([f.intercept_[0] for f in fits], np.float32)
+    head_id = hashlib.sha1(W.tobytes() + b.tobytes() + np.float32(tagger_weight).tobytes()).hexdigest()[:16]
+    return YamnetHead(tuple(FAMILIES), mean.astype(np.float32), scale.astype(np.float32), W, b, float(tagger_weight),
+                      int(patch_hop), head_id)  # fmt: skip
+
+
+def choose_yamnet_head(data: str | Path, *, bundle=None, Cs=(0.0003, 0.001, 0.003, 0.01),
+                       weights=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> tuple:  # fmt: skip
+    """Fit heads on the train clips' windows (labels of the clip) for every ``C``; choose ``C`` and the fusion
+    weight by the validation clips' ten-family macro ROC-AUC (patch probabilities fused, then the bundle's
+    pooling). Returns ``(head, rows)``; rows hold every candidate's validation figure."""
+    from sklearn.metrics import roc_auc_score
+
+    from mirsearch.datasets.tags import label_matrix, load_manifest
+    from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
+    from mirsearch.models.tagger import TaggerModel
+
+    model = TaggerModel.load(bundle)
+    records = load_manifest(data)
+    cols = [TAG_NAMES.index(f) for f in FAMILIES]
+    Y = label_matrix(records)[:, cols]
+    split = np.array([r["split"] for r in records])
+    win = yamnet_windows(data, records, bundle=bundle)
+    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "validation")
+    F = np.concatenate([win[i][0] for i in tr]).astype(np.float32)
+    Yw = np.concatenate([np.repeat(Y[i][None], len(win[i][0]), axis=0) for i in tr])
+
+    def families_auc(S):  # macro ROC-AUC over the families with positives and negatives
+        ok = [k for k in range(len(FAMILIES)) if 0 < Y[va, k].sum() < len(va)]
+        return float(np.mean([roc_auc_score(Y[va, k], S[:, k]) for k in ok]))
+
+    rows = [{"C": None, "tagger_weight": 1.0, "validation": families_auc(
+        np.stack([model.pool(np.asarray(win[i][1], np.float32).T)[cols] for i in va]))}]  # fmt: skip
+    best = (-1.0, None)
+    for C in Cs:
+        head = fit_yamnet_head(F, Yw, C=C, tagger_weight=1.0)
+        Z = [head.logits(win[i][0].astype(np.float32)) for i in va]
+        for w in weights:
+            S = np.stack([_fused_clip(model, win[i][1], z, cols, w) for i, z in zip(va, Z, strict=True)])
+            rows.append({"C": C, "tagger_weight": w, "validation": families_auc(S)})
+            log.info("C=%g w=%.1f: validation ten-family ROC-AUC %.4f", C, w, rows[-1]["validation"])
+            if rows[-1]["validation"] > best[0]:
+                best = (rows[-1]["validation"], (C, w))
+    C, w = best[1]
+    return fit_yamnet_head(F, Yw, C=C, tagger_weight=w), rows
+
+
+def _fused_clip(model, P: np.ndarray, z: np.ndarray, cols: list, w: float) -> np.ndarray:
+    """The families' clip probabilities (F,) of CNN patch probabilities ``P (T, K)`` fused with head logits
+    ``z (T, F)`` (as :func:`mirsearch.features.tag_features.fuse_families`, then the bundle's pooling)."""
+    from mirsearch.features.tag_features import fuse_logits
+
+    P = np.array(P, np.float32)
+    P[:, cols] = fuse_logits(P[:, cols], z, w)
+    return model.pool(P.T)[cols]
+
+
+__all__ = ["choose_yamnet_head", "fit_yamnet_head", "yamnet_windows"]
