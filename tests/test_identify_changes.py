@@ -198,5 +198,48 @@ def test_change_check_off_gives_the_peak_only_answer(music, tmp_path):
     off = identify(coll, clip, sr=SR, options=IdentifyOptions(change_check=False)).matches
     assert [(m.recording_id, m.offset, m.change_score) for m in on] == [(m.recording_id, m.offset, None) for m in off]
     noisy = identify(coll, noisy, sr=SR).matches
-    assert all(m.score + m.change_score >= IdentifyOptions().change_min for m in noisy if m.change_score is not None)
+    opts = IdentifyOptions()
+    for m in noisy:
+        if m.change_score is not None:  # answered by peaks and changes together, or by its peaks and not vetoed
+            assert m.score + m.change_score >= opts.change_min or m.change_score >= opts.change_veto
     coll.close()
+
+
+class _FixedChanges:
+    """A stand-in for :class:`ChangeCheck` whose every line has the change standout ``z``."""
+
+    def __init__(self, z: float):
+        self.z, self.calls = z, 0
+
+    def standout(self, signs, *, offset, speed, shift):
+        self.calls += 1
+        return self.z
+
+
+class _NoStore:
+    def signs(self, rec):
+        return np.zeros((60, 0), np.int8)
+
+
+@pytest.mark.parametrize(
+    ("score", "z", "veto", "answered", "checked"),
+    [
+        (6.0, -1.0, 0.5, False, True),  # peaks stand out, the whole spectrum does not follow: vetoed
+        (6.0, 1.0, 0.5, True, True),
+        (6.0, float("nan"), 0.5, True, True),  # no signs stored: the peaks decide
+        (13.0, -1.0, 0.5, True, False),  # above veto_below: changes not looked at
+        (6.0, -1.0, float("-inf"), True, False),  # veto off
+        (4.0, 4.0, 0.5, True, True),  # below min_score: peaks and changes together (4 + 4 >= 7.5)
+        (4.0, 3.0, 0.5, False, True),
+        (2.0, 9.0, 0.5, False, False),  # below change_floor: not checked
+    ],
+)
+def test_change_veto_and_change_answer_rules(score, z, veto, answered, checked):
+    from mirsearch.search.identify import _answer
+
+    opts = IdentifyOptions(change_veto=veto)
+    changes = _FixedChanges(z)
+    got_z, ok = _answer(_NoStore(), changes, 1, (0.0, 1.0, 0.0), score, opts.min_score, opts)
+    assert ok is answered and (changes.calls == 1) is checked
+    assert np.isnan(got_z) if not checked else (got_z == z or np.isnan(z))
+    assert _answer(_NoStore(), None, 1, (0.0, 1.0, 0.0), score, opts.min_score, opts)[1] is (score >= opts.min_score)

@@ -53,6 +53,11 @@ BEYOND_MIN_SCORE = 5.0
 DEFAULT_CHANGE_MIN = 7.5
 #: peak standout a candidate needs before its changes are checked (a line must have some support in the peaks)
 DEFAULT_CHANGE_FLOOR = 2.5
+#: change standout below which a line answered by its peaks alone (standout below ``VETO_BELOW``) is dropped: on the
+#: tuning split, absent music's answers had -2.3 to -0.4, right answers 1.7 or more but one (docs/identify.md)
+DEFAULT_CHANGE_VETO = 0.5
+#: peak standout from which the changes are not looked at (no absent excerpt of the tuning split reached 9.1)
+VETO_BELOW = 12.0
 #: recordings (evenly spread over the collection) and windows in each whose change signs make a query's null
 CHANGE_NULL_RECORDINGS = 16
 CHANGE_NULL_WINDOWS = 4
@@ -113,6 +118,11 @@ class IdentifyOptions:
         but could not fit under loud noise).
     fallback_reach : float > 0
         Seconds either side of a candidate's offset searched by the fallback.
+    fallback_pooled : bool
+        Run the fallback also when some lines were answered, but none beyond doubt (``sure_anchors``, or a peak
+        standout of ``veto_below``), and rank its lines with them by matched peaks: under loud noise a line fitted
+        to few triplets can land on a repeat of a loop while the fallback finds the excerpt's own place (False: only
+        when no line was answered, sessions 9-12).
     change_check : bool
         Check candidates below ``min_score`` by their spectro-temporal changes too (needs fingerprints stored with
         version 2, which hold the change signs; older ones are checked by their peaks only).
@@ -121,6 +131,12 @@ class IdentifyOptions:
         reaches this is answered.
     change_floor : float
         Peak standout a candidate needs before its changes are checked.
+    change_veto : float
+        A line answered by its peaks alone with a standout below ``veto_below`` (fewer than ``sure_anchors`` anchors)
+        is dropped when its change standout is below this (the whole spectrum does not follow the line; ``-inf``: no
+        veto). Fingerprints without change signs are not vetoed.
+    veto_below : float
+        Peak standout from which a line is answered without looking at its changes.
     """
 
     top: int = 5
@@ -141,9 +157,12 @@ class IdentifyOptions:
     speed_tolerance: float = 0.025
     fallback: bool = True
     fallback_reach: float = 0.64
+    fallback_pooled: bool = True
     change_check: bool = True
     change_min: float = DEFAULT_CHANGE_MIN
     change_floor: float = DEFAULT_CHANGE_FLOOR
+    change_veto: float = DEFAULT_CHANGE_VETO
+    veto_below: float = VETO_BELOW
 
     def __post_init__(self):
         if self.top < 1:
@@ -170,7 +189,7 @@ class IdentifyMatch:
     speed relative to the recording (1.04 = 4 % faster); ``pitch_shift``: semitones; ``score``: the standout of the
     peak overlap (:func:`peak_overlap`); ``matched_peaks``: the recording's peaks matched by the query's;
     ``change_score``: the standout of the spectro-temporal changes, when they were checked (a score below
-    ``min_score``), else None.
+    ``IdentifyOptions.veto_below``), else None.
     """
 
     recording: str
@@ -297,11 +316,17 @@ def _needed(rank: int, options: IdentifyOptions) -> float:
 
 
 def _answer(stored: StoredFingerprints, changes, rec: int, line: tuple, score: float, needed: float, options):
-    """The change standout of a line ``(offset, speed, shift)`` whose peak standout ``score`` is below ``needed``
-    (NaN when not checked), and whether the line is answered."""
+    """The change standout of a line ``(offset, speed, shift)`` with peak standout ``score`` (NaN when not checked),
+    and whether the line is answered: by its peaks (``score >= needed``) unless its changes veto it
+    (``options.change_veto``, below ``options.veto_below``), else by peaks and changes together."""
+    if changes is None:
+        return float("nan"), score >= needed
     if score >= needed:
-        return float("nan"), True
-    if changes is None or score < options.change_floor:
+        if score >= options.veto_below or not np.isfinite(options.change_veto):
+            return float("nan"), True
+        z = changes.standout(stored.signs(rec), offset=line[0], speed=line[1], shift=line[2])
+        return z, not (np.isfinite(z) and z < options.change_veto)
+    if score < options.change_floor:
         return float("nan"), False
     z = changes.standout(stored.signs(rec), offset=line[0], speed=line[1], shift=line[2])
     return z, bool(np.isfinite(z) and score + z >= options.change_min)
@@ -379,6 +404,7 @@ def match_peaks(
     bin_frames = options.offset_bin * rate
     span = max(float(np.max(dense[0], initial=0.0)), float(np.max(peaks[0], initial=0.0))) + 1.0
     out = []
+    clear = False  # a line answered beyond doubt (sure anchors, or a peak standout of veto_below)
     stored = StoredFingerprints(reference, index.peak_config)  # read once however many lines are candidates
     cands = vote_candidates(g, bin_frames=bin_frames, n=options.candidates)
     for rank, (rec, off0) in enumerate(cands):
@@ -389,13 +415,16 @@ def match_peaks(
             stored.peaks(rec), dense, offset=off, speed=speed, shift=shift, span=speed * span, rate=rate,
             tolerance=options.peak_tolerance,
         )  # fmt: skip
-        needed = -np.inf if anchors >= options.sure_anchors else _needed(rank, options)
-        z, ok = _answer(stored, changes, rec, (off, speed, shift), score, needed, options)
+        if anchors >= options.sure_anchors:  # music that repeats itself: its peaks (and changes) stand out little
+            z, ok = float("nan"), True
+        else:
+            z, ok = _answer(stored, changes, rec, (off, speed, shift), score, _needed(rank, options), options)
         if ok:
             out.append((rec, score, off / rate, speed, 12.0 * shift / bpo, matched, z))
-    if not out and options.fallback:
-        out = _unchanged_speed(cands, peaks, dense, stored=stored, changes=changes, span=span, rate=rate,
-                               options=options)  # fmt: skip
+            clear = clear or anchors >= options.sure_anchors or score >= options.veto_below
+    if options.fallback and not clear and (options.fallback_pooled or not out):
+        out += _unchanged_speed(cands, peaks, dense, stored=stored, changes=changes, span=span, rate=rate,
+                                options=options)  # fmt: skip
     out.sort(key=lambda c: (-c[5], -c[1]))
     unique: list = []
     for c in out:
