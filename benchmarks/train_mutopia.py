@@ -72,12 +72,14 @@ def train(args) -> None:
 
 
 def interpolate(args) -> None:
+    """``OUT/alpha-<a>/``: the base bundle interpolated with the mean of the ``--tuned`` bundles (a model soup
+    when several are given)."""
     from mirsearch.models.bundle import load_bundle
-    from mirsearch.training.distill import interpolate_weights
+    from mirsearch.training.distill import soup_weights
 
-    tuned = load_bundle(args.tuned)
+    tuned = [load_bundle(t) for t in args.tuned]
     for alpha in args.alpha:
-        mixed = interpolate_weights(load_bundle(args.base), tuned, alpha=alpha)
+        mixed = soup_weights(load_bundle(args.base), tuned, alpha=alpha)
         out = mixed.save(Path(args.out) / f"alpha-{alpha:g}")
         logging.info("alpha %g: %s (model_id %s)", alpha, out, mixed.model_id)
 
@@ -107,9 +109,9 @@ def main(argv=None) -> int:
     t.add_argument("--minutes", type=float, default=30.0)
     t.add_argument("--steps", type=int, default=40, help="steps per epoch (a bundle per epoch)")
     t.add_argument("--out", required=True)
-    w = sub.add_parser("interpolate", help="bundles between the shipped weights and a fine-tuned bundle")
+    w = sub.add_parser("interpolate", help="bundles between the shipped weights and the mean of fine-tuned bundles")
     w.add_argument("--base", default=None, help="bundle of the start (default: the shipped bundle)")
-    w.add_argument("--tuned", required=True)
+    w.add_argument("--tuned", action="append", required=True, help="fine-tuned bundle (repeatable: their mean)")
     w.add_argument("--alpha", type=float, action="append", required=True, help="share of --tuned (repeatable)")
     w.add_argument("--out", required=True, help="writes OUT/alpha-<a>/")
     args = ap.parse_args(argv)

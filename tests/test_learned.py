@@ -439,3 +439,30 @@ def test_cli_plot_and_curves(tmp_path):
     assert main(["train", "curves", str(run), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").exists()
     assert main(["train", "curves", str(tmp_path / "nothing"), "--out", str(tmp_path / "d.png")]) == 1
+
+
+def test_soup_weights_is_the_mean_of_the_tuned_bundles_interpolated_with_the_base():
+    from mirsearch.training.distill import interpolate_weights, soup_weights
+
+    torch.manual_seed(0)
+    base, t1, t2 = new_bundle(), new_bundle(), new_bundle()
+    s0 = {k: v.clone() for k, v in base.model.state_dict().items()}
+    s1, s2 = t1.model.state_dict(), t2.model.state_dict()
+    soup = soup_weights(base, [t1, t2], alpha=0.6)
+    for k, v in soup.model.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(v, 0.4 * s0[k] + 0.3 * (s1[k] + s2[k]), atol=1e-6)
+        else:
+            assert torch.equal(v, s0[k])
+    assert soup.config["training"]["interpolated"]["tuned"] == [t1.model_id, t2.model_id]
+    # one tuned bundle: the same weights as interpolate_weights
+    a, b = new_bundle(), new_bundle()
+    a.model.load_state_dict(s0)
+    b.model.load_state_dict(s0)
+    one = soup_weights(a, [t1], alpha=0.3).model.state_dict()
+    two = interpolate_weights(b, t1, alpha=0.3).model.state_dict()
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    with pytest.raises(ParameterError):
+        soup_weights(new_bundle(), [], alpha=0.5)
+    with pytest.raises(ParameterError):
+        soup_weights(new_bundle(), [t1, new_bundle(network={"channels": 16})], alpha=0.5)

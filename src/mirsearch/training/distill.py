@@ -256,13 +256,31 @@ def interpolate_weights(base: ModelBundle, tuned: ModelBundle, *, alpha: float) 
     is ``base``, ``alpha = 1`` is ``tuned``. Integer buffers (BatchNorm's step counter) keep ``base``'s.
     Both bundles must have the same network configuration.
     """
+    return soup_weights(base, [tuned], alpha=alpha)
+
+
+def soup_weights(base: ModelBundle, tuned: Sequence[ModelBundle], *, alpha: float) -> ModelBundle:
+    """``base`` with every floating-point tensor set to ``(1 - alpha) base + alpha mean(tuned)`` (in place).
+
+    A "model soup" (Wortsman et al., ICML 2022): the uniform average of several fine-tuned networks that
+    share their start (epochs or runs fine-tuned from ``base`` or from each other), interpolated with
+    ``base`` as in :func:`interpolate_weights` (one ``tuned`` bundle: that function). Integer buffers keep
+    ``base``'s. Every bundle must have ``base``'s network configuration.
+    """
     if not 0.0 <= alpha <= 1.0:
         raise ParameterError(f"alpha must lie in [0, 1], got {alpha}")
-    if base.config.get("network") != tuned.config.get("network"):
-        raise ParameterError("interpolate_weights: the bundles have different networks")
-    a, b = base.model.state_dict(), tuned.model.state_dict()
-    mixed = {k: (1.0 - alpha) * v + alpha * b[k] if v.is_floating_point() else v for k, v in a.items()}
+    if not tuned:
+        raise ParameterError("soup_weights: no tuned bundle given")
+    if any(base.config.get("network") != t.config.get("network") for t in tuned):
+        raise ParameterError("soup_weights: the bundles have different networks")
+    a = base.model.state_dict()
+    states = [t.model.state_dict() for t in tuned]
+    mixed = {
+        k: (1.0 - alpha) * v + alpha * torch.stack([s[k] for s in states]).mean(dim=0) if v.is_floating_point() else v
+        for k, v in a.items()
+    }
     base.model.load_state_dict(mixed)
-    info = {"interpolated": {"base": base.model_id, "tuned": tuned.model_id, "alpha": alpha}}
-    base.config["training"] = {**tuned.config.get("training", {}), **info}
+    ids = [t.model_id for t in tuned]
+    info = {"interpolated": {"base": base.model_id, "tuned": ids[0] if len(ids) == 1 else ids, "alpha": alpha}}
+    base.config["training"] = {**tuned[-1].config.get("training", {}), **info}
     return base
