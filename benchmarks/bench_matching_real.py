@@ -15,8 +15,10 @@ Protocol (issue 14, "matching that generalises"):
   (``bench_matching.is_hit``). P@1 per degradation and per track.
 - Rows: mirsearch's default passage search (``search_audio``, what ``mirsearch search --audio Q`` runs:
   multiple scaling over the stored upper-register chroma (``PassageOptions.upper``), all 12 transpositions,
-  then the second stage that re-scores the best 10 candidates at 5 Hz (``PassageOptions.refine``), with the
-  query equalisation (``PassageOptions.max_gain_db``); the confidence filter of the service is not applied),
+  then the second stage that re-scores the best 20 candidates and the best 10 of a 1 Hz CENS search
+  (``PassageOptions.refine``, ``PassageOptions.coarse``) at 5 Hz, with the query equalisation
+  (``PassageOptions.max_gain_db``); the confidence filter of the service is not applied), ``s12`` (the
+  session-12 default: best 10, no coarse candidates), ``no_coarse`` (best 20 without them),
   ``full_chroma`` (the session-11 default: the same on the full stored chroma), ``one_stage``
   (without the second stage), ``no_eq`` (without the equalisation), ``refine5`` (the session-10 default: best 5,
   no equalisation) and other variants (``--variants``), beside libfmp's
@@ -132,6 +134,8 @@ def make_queries(split: str, tracks: list[Path], coll, *, per_track: int) -> lis
 VARIANTS: dict[str, tuple[str, dict, dict | None, dict]] = {
     "default": ("scaling", {}, None, {}),
     "full_chroma": ("scaling", {}, None, {"upper": False}),
+    "s12": ("scaling", {}, None, {"refine": 10, "coarse": 0}),
+    "no_coarse": ("scaling", {}, None, {"coarse": 0}),
     "one_stage": ("scaling", {}, None, {"refine": 0}),
     "no_eq": ("scaling", {}, None, {"max_gain_db": 0.0}),
     "sdtw": ("sdtw", {}, None, {}),

@@ -376,3 +376,31 @@ def test_passage_search_matches_on_the_upper_chroma_when_stored(setup, tmp_path,
     assert plain.matches[0].recording_id == ids["b"]
     told = [r for r in caplog.records if UPPER_KIND in r.getMessage()]
     assert len(told) <= 1 and all("--features chroma,chroma_upper" in r.getMessage() for r in told)
+
+
+def test_coarse_proposer_adds_other_places_with_first_stage_costs(setup):
+    """The 1 Hz proposer finds the excerpt's place in its version on its own; the candidates it adds overlap none of
+    the first stage's and carry the first stage's (2 Hz) cost at their place; a search with it finds the place."""
+    from mirsearch.search.audio import coarse_candidates, database_for, query_chroma
+
+    coll, options = setup["coll"], PassageOptions(top=3, match=ALL_KEYS_MATCH, coarse=4, curves=True)
+    C = query_chroma(setup["query"], database_for(coll, options.match))
+    first = search_audio(coll, setup["query"], options.replace(refine=0))
+    curves = {c.recording_id: c for c in first.curves}
+    alone = coarse_candidates(coll, C, [], options, first_stage=curves)
+    assert 1 <= len(alone) <= 4 and all(m.extra["proposer"] == "coarse" for m in alone)
+    best = _best_in(alone, setup["ids"]["b"])
+    assert abs(best.start - setup["truth_b"][0]) < 3.0
+    curve = curves[best.recording_id]
+    j = int(round(best.start * curve.feature_rate))
+    assert best.cost == pytest.approx(float(curve.cost[j - 1 : j + 2].min()))
+    added = coarse_candidates(coll, C, first.matches, options, first_stage=curves)
+    for m in added:
+        for k in first.matches:
+            inter = min(k.end, m.end) - max(k.start, m.start)
+            assert k.recording_id != m.recording_id or inter <= 0.2 * min(k.end - k.start, m.end - m.start)
+    assert coarse_candidates(coll, C, first.matches, options.replace(coarse=0), first_stage=curves) == []
+    m = search_audio(coll, setup["query"], options).matches[0]
+    assert m.recording_id == setup["ids"]["b"] and abs(m.start - setup["truth_b"][0]) < 2.0
+    with pytest.raises(ParameterError):
+        PassageOptions(coarse=-1)

@@ -30,6 +30,15 @@ few per cent, and a finer match separates them where the repeats differ (tune sp
 ``benchmarks/bench_matching_real.py``, docs/benchmarks.md). ``Match.cost`` stays the first stage's cost
 (what the audio confidence model is calibrated on).
 
+**Coarse proposer** (``PassageOptions.coarse``, on by default with the second stage): the second stage also
+re-scores the best ``coarse`` candidates of the same search over a coarser CENS, :data:`COARSE_MATCH` (1 Hz,
+smoothed over 4.1 s: libfmp's and Müller's CENS for matching), that the first stage's list does not already hold.
+The coarse CENS absorbs local tempo and pitch deviations the 2 Hz CENS is sensitive to, so the two lists miss
+different places (tune split: the right place is in the 2 Hz list's best 20 for 0.965 of the queries, in the
+union with the 1 Hz list's best 10 for 0.980; docs/benchmarks.md, issue 14 session 13). A coarse candidate
+carries the first stage's 2 Hz cost at its place as ``Match.cost`` (one scale for the audio confidence model) and
+``extra["proposer"] = "coarse"``. A sharded search (:func:`first_stage_options`) proposes from the 2 Hz CENS only.
+
 **Upper-register chroma** (``PassageOptions.upper``, on by default): a collection that stores the kind
 :data:`UPPER_KIND` (the chroma's recipe over the bands from G3 up,
 :func:`~mirsearch.features.matching_chroma.upper_chroma`) is matched on it instead of ``"chroma"``, in both
@@ -64,8 +73,12 @@ METHODS = ("scaling", "sdtw")
 REFINE_MATCH = AudioMatchConfig(window=11, downsample=2)
 #: seconds of the recording searched on either side of a first-stage candidate by the second stage
 REFINE_MARGIN = 3.0
-#: first-stage candidates re-scored by the second stage (``PassageOptions.refine``)
-REFINE_CANDIDATES = 10
+#: first-stage candidates re-scored by the second stage (``PassageOptions.refine``; 10 until session 13)
+REFINE_CANDIDATES = 20
+#: CENS of the coarse proposer: 1 Hz (every 10th frame of 10 Hz chroma), smoothed over 41 frames (4.1 s)
+COARSE_MATCH = AudioMatchConfig(window=41, downsample=10)
+#: candidates of the coarse proposer added to the second stage (``PassageOptions.coarse``)
+COARSE_CANDIDATES = 10
 #: largest gain of the query equalisation (dB; ``PassageOptions.max_gain_db``): chosen on the tune split of
 #: ``benchmarks/bench_matching_real.py`` (docs/benchmarks.md)
 QUERY_MAX_GAIN_DB = 20.0
@@ -105,6 +118,9 @@ class PassageOptions:
         Query equalisation: the bands of the excerpt a channel attenuated (a telephone band, a small
         loudspeaker) are raised towards a typical music spectrum by at most this much before its chroma is
         computed (:func:`~mirsearch.features.matching_chroma.equalise_bands`; 0: off; audio queries only).
+    coarse : int >= 0
+        Candidates of a search over the coarser CENS :data:`COARSE_MATCH` added to the second stage (module
+        docstring; 0: none). Applies with ``refine > 0`` when a collection is searched.
     upper : bool
         With ``match.features == "chroma"``, match on the collection's upper-register chroma (:data:`UPPER_KIND`)
         when it stores it (module docstring); else, and for a prepared database, on ``match.features``.
@@ -120,6 +136,7 @@ class PassageOptions:
     match: AudioMatchConfig = PASSAGE_MATCH
     refine: int = REFINE_CANDIDATES
     max_gain_db: float = QUERY_MAX_GAIN_DB
+    coarse: int = COARSE_CANDIDATES
     upper: bool = True
 
     def __post_init__(self) -> None:
@@ -127,8 +144,8 @@ class PassageOptions:
             raise ParameterError(f"top={self.top} must be >= 1")
         if not self.max_gain_db >= 0:
             raise ParameterError(f"max_gain_db={self.max_gain_db} must be >= 0")
-        if self.refine < 0:
-            raise ParameterError(f"refine={self.refine} must be >= 0")
+        if self.refine < 0 or self.coarse < 0:
+            raise ParameterError(f"refine={self.refine} and coarse={self.coarse} must be >= 0")
         if self.method not in METHODS:
             raise ParameterError(f"method={self.method!r} must be 'scaling' or 'sdtw'")
         if not 0 <= self.max_overlap < 1:
@@ -267,7 +284,11 @@ def search_audio(source, query: AudioQuery, options: PassageOptions = PassageOpt
         matches += _recording_matches(db, i, curves, options, max(per_recording, n_refine))
     matches = rank_matches(matches, max(options.top, n_refine))
     if n_refine:
-        matches = refine_matches(source, C, matches, options=options, chroma_rate=db.chroma_rate)
+        found = {int(r.id): _curve(db, i, curves, query.duration) for i, r in enumerate(db.recordings)}
+        head = matches[:n_refine] + coarse_candidates(source, C, matches[:n_refine], options, first_stage=found)
+        matches = refine_matches(
+            source, C, head + matches[n_refine:], options=options.replace(refine=len(head)), chroma_rate=db.chroma_rate
+        )
     matches = _limit(matches, top=options.top, per_recording=per_recording)
     log.info("search_audio: %d recordings, %d matches in %.3f s", len(db), len(matches), time.perf_counter() - t0)
     found = [_curve(db, i, curves, query.duration) for i in range(len(db.recordings))] if options.curves else []
@@ -276,21 +297,37 @@ def search_audio(source, query: AudioQuery, options: PassageOptions = PassageOpt
 
 def first_stage_options(options: PassageOptions) -> PassageOptions:
     """Options of a one-stage search (e.g. on the shards of a cluster) that returns the candidates the second
-    stage of ``options`` needs; :func:`refine_found` finishes it."""
+    stage of ``options`` needs; :func:`refine_found` finishes it (without the coarse proposer's candidates)."""
     per_recording = options.top if options.per_recording is None else options.per_recording
     n = options.refine
-    return options.replace(top=max(options.top, n), per_recording=max(min(per_recording, options.top), n), refine=0)
+    return options.replace(
+        top=max(options.top, n), per_recording=max(min(per_recording, options.top), n), refine=0, coarse=0
+    )
 
 
-def refine_found(collection, query: AudioQuery, matches: list[Match], options: PassageOptions) -> list[Match]:
+def refine_found(
+    collection, query: AudioQuery, matches: list[Match], options: PassageOptions, curves: list | None = None
+) -> list[Match]:
     """The second stage of ``options`` on the matches of :func:`first_stage_options` found elsewhere (the same
-    result as :func:`search_audio` on the collection)."""
+    result as :func:`search_audio` on the collection). ``curves``: the first stage's matching curves of every
+    recording (:attr:`PassageResult.curves`), which the coarse proposer's candidates take their costs from; without
+    them the second stage re-scores the first stage's candidates only."""
     per_recording = min(options.top if options.per_recording is None else options.per_recording, options.top)
     options = resolve_kind(collection, options)
     if _can_refine(collection, options) and matches:
         config = next(c for c in collection.configs() if c["kind"] == options.match.features)
         C = query_chroma(query, None, config=config, max_gain_db=options.max_gain_db)
-        matches = refine_matches(collection, C, matches, options=options, chroma_rate=float(config["feature_rate"]))
+        head, tail = matches[: options.refine], matches[options.refine :]
+        if curves:
+            found = {c.recording_id: c for c in curves}
+            head = head + coarse_candidates(collection, C, head, options, first_stage=found)
+        matches = refine_matches(
+            collection,
+            C,
+            head + tail,
+            options=options.replace(refine=len(head)),
+            chroma_rate=float(config["feature_rate"]),
+        )
     return _limit(matches, top=options.top, per_recording=per_recording)
 
 
@@ -370,6 +407,35 @@ def refine_matches(collection, C: np.ndarray, matches: list[Match], *, options: 
         if not any(_overlap(m, k) > options.max_overlap for k in kept):
             kept.append(m)
     return kept + tail
+
+
+def coarse_candidates(
+    source, C: np.ndarray, head: list[Match], options: PassageOptions, *, first_stage: dict
+) -> list[Match]:
+    """The coarse proposer (module docstring): the best ``options.coarse`` matches over :data:`COARSE_MATCH` that
+    overlap none of ``head`` (the first stage's candidates) by more than ``options.max_overlap``.
+
+    ``first_stage``: recording id -> its first-stage :class:`MatchingCurve`; a candidate's ``cost`` is that curve's
+    best within one frame of its start (the first stage's cost at its place; its coarse cost where none fits).
+    """
+    if not options.coarse:
+        return []
+    match = options.match.replace(window=COARSE_MATCH.window, downsample=COARSE_MATCH.downsample)
+    coarse_db = database_for(source, match, options.exclude)
+    curves = (_scaling_curves if options.method == "scaling" else _sdtw_curves)(C, coarse_db, match)
+    found: list[Match] = []
+    for i in range(len(coarse_db.recordings)):
+        found += _recording_matches(coarse_db, i, curves, options, options.coarse)
+    out: list[Match] = []
+    for m in sorted(found, key=lambda m: m.cost)[: options.coarse]:
+        curve = first_stage.get(m.recording_id)
+        if curve is None or any(_overlap(m, k) > options.max_overlap for k in head + out):
+            continue
+        j = int(round(m.start * curve.feature_rate))
+        near = curve.cost[max(0, j - 1) : j + 2]
+        cost = float(near.min()) if near.size and np.isfinite(near.min()) else m.cost
+        out.append(dataclasses.replace(m, cost=cost, extra={**m.extra, "proposer": "coarse"}))
+    return out
 
 
 def _overlap(m: Match, k: Match) -> float:
@@ -505,6 +571,7 @@ def _pick(cost, starts, ends, *, top, max_overlap, max_cost):
 
 
 __all__ = [
+    "COARSE_MATCH",
     "MIN_QUERY_SECONDS",
     "MatchingCurve",
     "PassageOptions",
@@ -512,6 +579,7 @@ __all__ = [
     "QUERY_MAX_GAIN_DB",
     "REFINE_MATCH",
     "UPPER_KIND",
+    "coarse_candidates",
     "database_for",
     "first_stage_options",
     "query_cens",
