@@ -16,7 +16,9 @@ always shares some peaks with music, and the recording's own shifted copies meas
 spectro-temporal changes (:class:`~mirsearch.search.peak_check.ChangeCheck`, session 12): when the peak standout
 and the standout of the query's band changes against the recording's stored change signs add up to
 ``change_min`` (and the peak standout is at least ``change_floor``); otherwise the answer is "not found" (no
-matches). Found matches are ranked by their matched peak count.
+matches). A candidate answered by its peaks with a standout below ``veto_below`` is dropped when its changes do not
+follow the line (change standout below ``change_veto``, session 13). Found matches are ranked by their matched peak
+count.
 """
 
 from __future__ import annotations
