@@ -51,6 +51,8 @@ from _common import write_results  # noqa: E402
 
 log = logging.getLogger("bench_taught_tags")
 BASELINES = ("mfcc-stats", "yamnet", "mfcc+yamnet")
+#: the baselines and their late fusion (with ``--fusion``): the best of those present is the reference
+BASELINE_ROWS = (*BASELINES, "fusion M+Y")
 
 
 def _zscore(V: np.ndarray) -> np.ndarray:
@@ -154,6 +156,60 @@ def superset_scores(R: dict[str, np.ndarray], coll, support, pool) -> dict[str, 
     return out
 
 
+#: session 13: late fusion of per-space scores, each standardised over the draw's background (the collection
+#: without the examples): ``{name: rows of scores_of_draw / superset_scores}``; ``learned`` rows need ``--learned``
+FUSIONS = {
+    "M+Y": ("mfcc-stats", "yamnet"),
+    "E+C, T": ("taught tag, embedding+timbre", "taught tag, timbre"),
+    "E+C, M, Y": ("taught tag, embedding+timbre", "mfcc-stats", "yamnet"),
+    "E+C, T, M, Y": ("taught tag, embedding+timbre", "taught tag, timbre", "mfcc-stats", "yamnet"),
+    "E+C, L": ("taught tag, embedding+timbre", "learned prototype"),
+    "E+C, T, L": ("taught tag, embedding+timbre", "taught tag, timbre", "learned prototype"),
+    "E+C, T, L, M, Y": ("taught tag, embedding+timbre", "taught tag, timbre", "learned prototype", "mfcc-stats",
+                        "yamnet"),
+}  # fmt: skip
+
+
+def fusion_scores(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The :data:`FUSIONS` rows of a draw: the mean of the members' scores, each z-scored over the pool."""
+    z = {n: (v - v.mean()) / (v.std() + 1e-12) for n, v in rows.items()}
+    return {f"fusion {name}": sum(z[m] for m in members) / len(members) for name, members in FUSIONS.items()
+            if all(m in z for m in members)}  # fmt: skip
+
+
+def learned_rows(R: dict[str, np.ndarray], support, pool) -> dict[str, np.ndarray]:
+    """The learned embedding's rows: distance to the examples' mean, and a shrunk Gaussian (0.3) in its space."""
+    from mirsearch.describe.taught import fit_timbre_tag
+
+    V = R["learned"]
+    tag = fit_timbre_tag("t", V[support], V[pool], shrink=0.3)
+    return {"learned prototype": -cdist(V[support].mean(axis=0, keepdims=True), V[pool])[0],
+            "taught tag, learned": -tag.distance(V[pool])}  # fmt: skip
+
+
+def learned_space(full: dict, segments: list[np.ndarray], fit_tracks, *, epochs: int = 12, seed: int = 0):
+    """Every clip (its per-segment vectors ``segments``) embedded by the self-supervised network
+    (benchmarks/similarity_selfsup.py) trained, without labels, on the whole files of ``fit_tracks``."""
+    from similarity_selfsup import train
+
+    fit = np.flatnonzero(np.isin(full["tracks"], list(fit_tracks)))
+    model = train([full["segments"][i] for i in fit], part_segments=8, epochs=epochs, seed=seed)
+    return np.stack([model.embed(S) for S in segments]).astype(np.float64)
+
+
+def add_learned(L: dict, data: Path) -> dict:
+    """``L`` with the whole files (``full``), every clip's segment vectors and ``R["learned"]`` trained on the
+    fixed train half's whole files."""
+    from mirsearch.describe.similarity import part_vectors
+    from similarity_selfsup import load_full
+
+    full = load_full(data)
+    segments = [part_vectors(f["timbre"], parts=10**6) for f in load_features(data)[1]]
+    L = dict(L, full=full, segments=segments)
+    L["R"]["learned"] = learned_space(full, segments, full["tracks"][full["halves"] == "train"])
+    return L
+
+
 def load(data: Path) -> dict:
     """Representations, soundtracks, tracks and halves of the clips, the first clip of every track (``items``)."""
     from similarity_tagger import tagger_vectors
@@ -167,59 +223,105 @@ def load(data: Path) -> dict:
             "model_id": model_id}  # fmt: skip
 
 
-def run(protocol: str, data: Path | dict, *, superset: bool = False) -> dict:
-    """Every system's full-list AP and AP@10 over the protocol's draws; ``data``: a folder or :func:`load`'s dict."""
-    L = data if isinstance(data, dict) else load(data)
+def draw_scores(protocol: str, L: dict, *, superset: bool = False, fusion: bool = False, only=None):
+    """Per system, the full-list AP and AP@10 of every draw of the protocol (targets in ``only``, default all),
+    and the draws' targets."""
     R = L["R"]
     per: dict[str, dict[str, list]] = {}
     targets = []
     for coll, support, pool, rel, target in draws(L["labels"], L["halves"], L["items"], protocol):
+        if only is not None and target not in only:
+            continue
         targets.append(target)
         rows = scores_of_draw(R, coll, support, pool)
+        if "learned" in R:
+            rows.update(learned_rows(R, support, pool))
         if superset:
             rows.update(superset_scores(R, coll, support, pool))
+        if fusion:
+            rows.update(fusion_scores(rows))
         for name, sc in rows.items():
             a10, a = _aps(sc, rel)
             per.setdefault(name, {"map@10": [], "map": []})
             per[name]["map@10"].append(a10)
             per[name]["map"].append(a)
-    per = {n: {m: np.array(v) for m, v in d.items()} for n, d in per.items()}
-    targets = np.array(targets)
-    best = max(BASELINES, key=lambda n: per[n]["map"].mean())
+    return {n: {m: np.array(v) for m, v in d.items()} for n, d in per.items()}, np.array(targets)
+
+
+def summary(protocol: str, per: dict, targets: np.ndarray, model_id: str) -> dict:
+    best = max((b for b in BASELINE_ROWS if b in per), key=lambda n: per[n]["map"].mean())
     return {
         "protocol": protocol,
         "draws": len(targets),
-        "tagger_model_id": L["model_id"],
+        "tagger_model_id": model_id,
         "systems": {n: summarize(v) for n, v in per.items()},
         "per_target_map": {
             n: {t: round(float(v["map"][targets == t].mean()), 4) for t in np.unique(targets)} for n, v in per.items()
         },  # fmt: skip
         "best_baseline": best,
         "against_best_map": {
-            n: paired_difference(per[best]["map"], v["map"]).to_dict() for n, v in per.items() if n not in BASELINES
+            n: paired_difference(per[best]["map"], v["map"]).to_dict() for n, v in per.items() if n not in BASELINE_ROWS
         },  # fmt: skip
     }
 
 
-def resplits(data: Path, n: int, *, superset: bool) -> dict:
-    """Diagnostic: every system's margin over the best baseline (full-list AP) on both halves of ``n`` random
-    track-disjoint halvings (each soundtrack's tracks shuffled and dealt alternately; seeds 0 .. n-1)."""
+def run(protocol: str, data: Path | dict, *, superset: bool = False, fusion: bool = False) -> dict:
+    """Every system's full-list AP and AP@10 over the protocol's draws; ``data``: a folder or :func:`load`'s dict."""
+    L = data if isinstance(data, dict) else load(data)
+    per, targets = draw_scores(protocol, L, superset=superset, fusion=fusion)
+    return summary(protocol, per, targets, L["model_id"])
+
+
+def leave_soundtrack_out(L: dict, *, fusion: bool) -> dict:
+    """Both halves' draws (``tune`` and ``test``), each target's with the network trained on the whole files of
+    the *other* soundtracks only (both halves; no labels): the target soundtrack never heard."""
+    pooled: dict[str, dict[str, list]] = {}
+    all_targets = []
+    for target in ("colobot", "singularity", "ufoai"):
+        others = L["full"]["tracks"][L["full"]["labels"] != target]
+        Lt = dict(L, R=dict(L["R"], learned=learned_space(L["full"], L["segments"], others)))
+        for protocol in ("tune", "test"):
+            per, targets = draw_scores(protocol, Lt, fusion=fusion, only={target})
+            all_targets.extend(targets)
+            for n, d in per.items():
+                for m, v in d.items():
+                    pooled.setdefault(n, {}).setdefault(m, []).extend(v)
+    per = {n: {m: np.array(v) for m, v in d.items()} for n, d in pooled.items()}
+    return summary("leave the target soundtrack out, both halves", per, np.array(all_targets), L["model_id"])
+
+
+def resplits(data: Path | dict, n: int, *, superset: bool, fusion: bool = False) -> dict:
+    """Both halves of ``n`` random track-disjoint halvings (each soundtrack's tracks shuffled and dealt
+    alternately; seeds 0 .. n-1): every system's margin over the best baseline (full-list AP), and (nested) the
+    margin of the system with the best margin on the other half of the same halving (``"chosen on the other
+    half"``)."""
     from mirsearch.evaluation.ranking import bootstrap_mean
 
-    L = load(data)
+    L = data if isinstance(data, dict) else load(data)
     margins: dict[str, list[float]] = {}
+    chosen = []
     for seed in range(n):
         rng, half = np.random.default_rng(seed), {}
         for s in np.unique(L["labels"]):
             for i, t in enumerate(rng.permutation(np.unique(L["tracks"][L["labels"] == s]))):
                 half[t] = "train" if i % 2 == 0 else "test"
         split = dict(L, halves=np.array([half[t] for t in L["tracks"]]))
+        got = {}
         for protocol in ("tune", "test"):
-            res = run(protocol, split, superset=superset)
-            for name, d in res["against_best_map"].items():
-                margins.setdefault(name, []).append(d["mean"])
+            if "full" in L:  # the network trained on the other half's whole files only (nested)
+                other = [t for t, h in half.items() if h == ("test" if protocol == "tune" else "train")]
+                R = dict(L["R"], learned=learned_space(L["full"], L["segments"], other, seed=seed))
+                split = dict(split, R=R)
+            res = run(protocol, split, superset=superset, fusion=fusion)
+            got[protocol] = {name: d["mean"] for name, d in res["against_best_map"].items()}
+            for name, m in got[protocol].items():
+                margins.setdefault(name, []).append(m)
             log.info("seed %d %s: %s", seed, protocol, {k: round(v[-1], 3) for k, v in margins.items()})
-    return {"halves": 2 * n, "margins": margins,
+        for fit, ev in (("tune", "test"), ("test", "tune")):
+            pick = max(got[fit], key=got[fit].get)
+            chosen.append({"seed": seed, "fit": fit, "system": pick, "margin": got[ev][pick]})
+    margins["chosen on the other half"] = [c["margin"] for c in chosen]
+    return {"halves": 2 * n, "margins": margins, "chosen": chosen,
             "mean_margin": {k: bootstrap_mean(v).to_dict() for k, v in margins.items()}}  # fmt: skip
 
 
@@ -229,16 +331,25 @@ def main(argv=None) -> int:
     ap.add_argument("--protocol", default="tune", choices=("tune", "test", "mixed"))
     ap.add_argument("--out", default=None, help="results name (default taught_tags_<protocol>)")
     ap.add_argument("--superset", action="store_true", help="also the session-12 superset rows (SUPERSET_SETS)")
-    ap.add_argument("--resplits", type=int, default=0, help="diagnostic: both halves of N random halvings")
+    ap.add_argument("--resplits", type=int, default=0, help="both halves of N random halvings (and nested)")
+    ap.add_argument("--fusion", action="store_true", help="also the session-13 late fusions (FUSIONS)")
+    ap.add_argument("--learned", action="store_true", help="also the self-supervised embedding's rows")
+    ap.add_argument("--loso", action="store_true", help="with --learned: the network never hears the target")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    L = load(Path(args.data))
+    if args.learned:
+        L = add_learned(L, Path(args.data))
     if args.resplits:
-        res = resplits(Path(args.data), args.resplits, superset=args.superset)
+        res = resplits(L, args.resplits, superset=args.superset, fusion=args.fusion)
         for n, v in res["mean_margin"].items():
             print(f"{n:36s} {v['mean']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]  min {min(res['margins'][n]):+.3f}")
         print(json.dumps({"written": str(write_results(args.out or "taught_tags_resplits", res))}))
         return 0
-    res = run(args.protocol, Path(args.data), superset=args.superset)
+    if args.loso:
+        res = leave_soundtrack_out(L, fusion=args.fusion)
+    else:
+        res = run(args.protocol, L, superset=args.superset, fusion=args.fusion)
     for n, v in res["systems"].items():
         d = res["against_best_map"].get(n)
         diff = f"  {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" if d else ""

@@ -4,6 +4,8 @@ over many random halvings (nested) and once on the fixed test half.
     nice -n 10 .venv/bin/python benchmarks/similarity_selfsup.py --resplits 10   # nested: 20 evaluated halves
     nice -n 10 .venv/bin/python benchmarks/similarity_selfsup.py --half train    # choice on the fixed train half
     nice -n 10 .venv/bin/python benchmarks/similarity_selfsup.py --half test     # once: that choice on test
+    nice -n 10 .venv/bin/python benchmarks/similarity_selfsup.py --epochs 12 --bundle \
+        src/mirsearch/models/bundles/similarity_selfsup                          # the taught tags' network
 
 Items: the 114 whole audio files of the six soundtracks (benchmarks/similarity_fulltracks.py's cache), each
 described by its stored ``timbre`` kind. Input of the network: every 4-s stored segment's raw 494-value vector
@@ -135,18 +137,34 @@ def fit_and_measure(p: dict, fit: np.ndarray, ev: np.ndarray, args, seed: int) -
             "best_baseline": best, "_ev": (base_e[best], got_e[cell], got_e[SHIPPED])}  # fmt: skip
 
 
-def resplits(p: dict, n: int, args) -> dict:
-    rows = []
+def halvings(p: dict, n: int, *, disjoint: bool):
+    """``(seed, name, fit rows, evaluated rows)``: both directions of ``n`` random track-disjoint halvings, or
+    (``disjoint``) of every split of the soundtracks into two groups of three (``n`` ignored)."""
+    from itertools import combinations
+
+    if disjoint:
+        names = sorted(np.unique(p["labels"]))
+        for k, group in enumerate(c for c in combinations(names, len(names) // 2) if names[0] in c):
+            a = np.isin(p["labels"], group)
+            yield k, "+".join(group), np.flatnonzero(a), np.flatnonzero(~a)
+            yield k, "not " + "+".join(group), np.flatnonzero(~a), np.flatnonzero(a)
+        return
     for seed in range(n):
         half = SS.random_halves(p, seed)
         h = np.array([half[t] for t in p["tracks"]])
-        for fit, ev in (("train", "test"), ("test", "train")):
-            t0 = time.time()
-            r = fit_and_measure(p, np.flatnonzero(h == fit), np.flatnonzero(h == ev), args, seed)
-            r.pop("_ev")
-            rows.append({"seed": seed, "fit": fit, **r})
-            log.info("seed %d fit %s (%.0f s): %s chosen %+.3f shipped %+.3f (fit %+.3f)", seed, fit,
-                     time.time() - t0, r["cell"], r["chosen"], r["shipped"], r["fit_margin"])  # fmt: skip
+        yield seed, "train", np.flatnonzero(h == "train"), np.flatnonzero(h == "test")
+        yield seed, "test", np.flatnonzero(h == "test"), np.flatnonzero(h == "train")
+
+
+def resplits(p: dict, n: int, args) -> dict:
+    rows = []
+    for seed, fit, fit_rows, ev_rows in halvings(p, n, disjoint=args.disjoint):
+        t0 = time.time()
+        r = fit_and_measure(p, fit_rows, ev_rows, args, seed)
+        r.pop("_ev")
+        rows.append({"seed": seed, "fit": fit, **r})
+        log.info("seed %d fit %s (%.0f s): %s chosen %+.3f shipped %+.3f (fit %+.3f)", seed, fit,
+                 time.time() - t0, r["cell"], r["chosen"], r["shipped"], r["fit_margin"])  # fmt: skip
     summary = {}
     for what in ("chosen", "shipped", *rows[0]["cells"]):
         v = [r[what] if what in ("chosen", "shipped") else r["cells"][what] for r in rows]
@@ -177,10 +195,12 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--half", choices=("train", "test"), default="train")
     ap.add_argument("--resplits", type=int, default=0, help="nested random halvings instead")
+    ap.add_argument("--disjoint", action="store_true", help="with --resplits: soundtrack-disjoint 3/3 splits")
     ap.add_argument("--part-segments", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--supervised", action="store_true", help="soundtrack labels of the fitting half as positives too")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--bundle", default=None, help="train on every whole file (no labels) and save the bundle here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -190,6 +210,18 @@ def main(argv=None) -> int:
     p = load_full(Path(args.data))
     log.info("loaded %d recordings, %d segments (%.0f s)", len(p["tracks"]), sum(map(len, p["segments"])),
              time.time() - t0)  # fmt: skip
+    if args.bundle:
+        from mirsearch.models.similarity import save_model
+
+        model = train(p["segments"], part_segments=args.part_segments, epochs=args.epochs, seed=0)
+        config = dict(
+            model.config,
+            source="the stored timbre segments of the 114 whole files of the six real "
+            "soundtracks (no labels: parts of one recording are positives; benchmarks/similarity_selfsup.py)",
+        )
+        saved = save_model(args.bundle, config, model.arrays)
+        print(json.dumps({"bundle": args.bundle, "model_id": saved.model_id}))
+        return 0
     if args.resplits:
         payload, name = resplits(p, args.resplits, args), "similarity_selfsup_resplits"
     else:

@@ -7,12 +7,16 @@ import pytest
 import soundfile as sf
 
 from mirsearch.describe.taught import (
+    LEARNED_BUNDLE,
+    SHRINK_LEARNED,
     TimbreTag,
     block_weights,
     calibrate,
     fit_space_tag,
     fit_timbre_tag,
     fused_vector,
+    learned_model,
+    learned_vector,
 )
 from mirsearch.errors import ParameterError
 
@@ -113,6 +117,35 @@ def test_fused_vector_and_space_tags():
     assert fit_space_tag("t", ex[:, :16], bg[:, :16], space="embedding").weights is None
     with pytest.raises(ParameterError):
         fit_space_tag("t", ex[:, :10], bg[:, :10], space="embedding+timbre")
+
+
+def test_learned_space_vectors_and_tags():
+    from mirsearch.describe.similarity import part_vectors
+    from mirsearch.features.timbre_stats import extract_timbre
+
+    model = learned_model()
+    assert model.model_id == json.loads((LEARNED_BUNDLE / "config.json").read_text())["model_id"]
+    assert model.config["input"] == "timbre-segments" and model.config["input_dim"] == 494
+    X = np.concatenate([extract_timbre(_sound(k, i), sr=SR)[0] for k, i in (("tone", 1), ("noise", 2))], axis=1)
+    v = learned_vector(X)
+    assert v.shape == (model.dim,) and np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
+    # segments without patches are left out; the vector is the network over the segments' own vectors
+    empty = np.zeros((X.shape[0], 1), np.float32)
+    np.testing.assert_allclose(learned_vector(np.concatenate([X, empty], axis=1)), v, atol=1e-6)
+    np.testing.assert_allclose(v, model.embed(part_vectors(X, parts=X.shape[1])), atol=1e-6)
+    # a recording of tones is nearer to another of tones than to noise
+    tone = learned_vector(extract_timbre(_sound("tone", 3), sr=SR)[0])
+    noise = learned_vector(extract_timbre(_sound("noise", 4), sr=SR)[0])
+    t1 = learned_vector(extract_timbre(_sound("tone", 1), sr=SR)[0])
+    assert np.linalg.norm(t1 - tone) < np.linalg.norm(t1 - noise)
+    with pytest.raises(ParameterError):
+        learned_vector(empty)
+    rng = np.random.default_rng(5)
+    bg = rng.standard_normal((40, model.dim))
+    tag = fit_space_tag("t", bg[:5] + 2.0, bg[5:], space="learned")
+    assert tag.space == "learned" and tag.weights is None
+    np.testing.assert_allclose(tag.variance, (bg[:5] + 2.0).var(0) + SHRINK_LEARNED * (bg[5:].var(0) + 1e-12))
+    assert TimbreTag.from_json(json.loads(json.dumps(tag.to_json()))).space == "learned"
 
 
 def _sound(kind: str, i: int) -> np.ndarray:

@@ -24,18 +24,27 @@ The same model serves three representations (``space``), chosen by what a collec
 The last two use :data:`SHRINK_EMBEDDING`; space, block and shrinkage were chosen on the few-shot tasks of the
 soundtracks' train half of the tracks and measured once on the test half (benchmarks/bench_taught_tags.py;
 docs/benchmarks.md, issue 19 session 11).
+
+- ``"learned"`` (session 13): the similarity embedding learned without labels from the parts of real recordings
+  (:data:`LEARNED_BUNDLE`, :mod:`mirsearch.models.similarity`; any two stretches of one recording a positive
+  pair), computed from the stored ``timbre`` kind's 4-s segments (:func:`learned_vector`); :data:`SHRINK_LEARNED`.
+  A tag taught from 5 recordings of a soundtrack the network never heard ranked that soundtrack's other
+  recordings with a full-list AP 0.25 above the best baseline prototype (docs/benchmarks.md, session 13).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from mirsearch.errors import ParameterError
 
-__all__ = ["SHRINK", "SHRINK_EMBEDDING", "SPACE", "SPACES", "TIMBRE_BLOCK", "TimbreTag", "block_weights", "calibrate",
-           "fit_space_tag", "fit_timbre_tag", "fused_vector"]  # fmt: skip
+__all__ = ["LEARNED_BUNDLE", "SHRINK", "SHRINK_EMBEDDING", "SHRINK_LEARNED", "SPACE", "SPACES", "TIMBRE_BLOCK",
+           "TimbreTag", "block_weights", "calibrate", "fit_space_tag", "fit_timbre_tag", "fused_vector",
+           "learned_model", "learned_vector"]  # fmt: skip
 
 #: shrinkage of the examples' variance towards the collection's (a fraction of the collection's variance)
 SHRINK = 0.03
@@ -43,8 +52,12 @@ SHRINK = 0.03
 SPACE = "timbre"
 #: shrinkage in the spaces with the tagger embedding
 SHRINK_EMBEDDING = 0.3
+#: shrinkage in the learned similarity embedding (``"learned"``)
+SHRINK_LEARNED = 0.3
 #: the representations a tag can be taught in (module docstring)
-SPACES = ("timbre", "embedding", "embedding+timbre")
+SPACES = ("timbre", "embedding", "embedding+timbre", "learned")
+#: the bundle of the ``"learned"`` space (:func:`mirsearch.models.similarity.load_model`)
+LEARNED_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "bundles" / "similarity_selfsup"
 #: the timbre block beside the tagger embedding in ``"embedding+timbre"``: (descriptor group, statistic over
 #: patches) of :func:`mirsearch.features.timbre_stats.timbre_vector`
 TIMBRE_BLOCK = ("cepstra", "std")
@@ -208,12 +221,36 @@ def fit_timbre_tag(name: str, examples: np.ndarray, background: np.ndarray, *, s
     return TimbreTag(name, mu, s2, m0, v0, slope, intercept, tuple(str(p) for p in paths), space, weights)
 
 
+@functools.lru_cache(maxsize=2)
+def learned_model(path: str | None = None):
+    """The network of the ``"learned"`` space (:data:`LEARNED_BUNDLE`, or the bundle at ``path``)."""
+    from mirsearch.models.similarity import load_model
+
+    return load_model(path or LEARNED_BUNDLE)
+
+
+def learned_vector(X: np.ndarray, *, model=None) -> np.ndarray:
+    """A recording's vector in the ``"learned"`` space from its stored ``timbre`` features ``X`` (2 d + 1,
+    n_segments): every segment with patches described as a recording
+    (:func:`mirsearch.describe.similarity.part_vectors`), then the network's per-segment MLP and autopool over
+    segments; shape (dim,), unit length."""
+    from mirsearch.describe.similarity import part_vectors
+
+    X = np.asarray(X)
+    n = int((X[-1] > 0).sum()) if X.ndim == 2 and X.shape[0] > 1 else 0
+    if n == 0:
+        raise ParameterError(f"timbre features of shape {X.shape} have no segment with patches")
+    return (model or learned_model()).embed(part_vectors(X, parts=n))
+
+
 def fit_space_tag(name: str, examples: np.ndarray, background: np.ndarray, *, space: str, paths=()) -> TimbreTag:
     """Teach a tag in one of :data:`SPACES` with its shipped settings (shrinkage, block weights): examples
     ``(n, dim)`` and background ``(m, dim)`` are vectors of that space (:func:`fused_vector` for
     ``"embedding+timbre"``)."""
     if space == "timbre":
         return fit_timbre_tag(name, examples, background, paths=paths, space=space)
+    if space == "learned":
+        return fit_timbre_tag(name, examples, background, shrink=SHRINK_LEARNED, paths=paths, space=space)
     weights = None
     if space == "embedding+timbre":
         dim, b = np.atleast_2d(examples).shape[1], _timbre_block_size()
