@@ -412,8 +412,10 @@ def refine_matches(collection, C: np.ndarray, matches: list[Match], *, options: 
 def coarse_candidates(
     source, C: np.ndarray, head: list[Match], options: PassageOptions, *, first_stage: dict
 ) -> list[Match]:
-    """The coarse proposer (module docstring): the best ``options.coarse`` matches over :data:`COARSE_MATCH` that
-    overlap none of ``head`` (the first stage's candidates) by more than ``options.max_overlap``.
+    """The coarse proposer (module docstring): the best ``options.coarse`` matches over :data:`COARSE_MATCH` but
+    those starting within :data:`REFINE_MARGIN` of a candidate of ``head`` (the first stage's) or of a better one
+    of their own recording (the second stage searches there already). A place a few seconds beside a first-stage
+    candidate stays: the first stage's neighbourhood suppression removed it, and it is often the right repeat.
 
     ``first_stage``: recording id -> its first-stage :class:`MatchingCurve`; a candidate's ``cost`` is that curve's
     best within one frame of its start (the first stage's cost at its place; its coarse cost where none fits).
@@ -429,7 +431,8 @@ def coarse_candidates(
     out: list[Match] = []
     for m in sorted(found, key=lambda m: m.cost)[: options.coarse]:
         curve = first_stage.get(m.recording_id)
-        if curve is None or any(_overlap(m, k) > options.max_overlap for k in head + out):
+        if curve is None or any(k.recording_id == m.recording_id and abs(k.start - m.start) <= REFINE_MARGIN
+                                for k in head + out):  # fmt: skip
             continue
         j = int(round(m.start * curve.feature_rate))
         near = curve.cost[max(0, j - 1) : j + 2]
