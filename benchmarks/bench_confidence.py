@@ -88,8 +88,13 @@ def views(dataset: str, split: str) -> tuple[Dataset, Dataset, list[str]]:
     return view, full, [w for w in full.works if w not in view.works]
 
 
-def collection_path(dataset: str, split: str, half: str) -> Path:
-    return Path(dataset) / "collections" / f"confidence-{split}-{half}{TAG}.mirs"
+def _seed_tag(seed: int) -> str:
+    """Suffix of the collections and caches of the family halves drawn with ``seed`` ("" for seed 0)."""
+    return f"-s{seed}" if seed else ""
+
+
+def collection_path(dataset: str, split: str, half: str, seed: int = 0) -> Path:
+    return Path(dataset) / "collections" / f"confidence-{split}-{half}{TAG}{_seed_tag(seed)}.mirs"
 
 
 def _feature_source(dataset: str, split: str, source: str | None):
@@ -147,7 +152,7 @@ def build(args) -> None:
                          for c in configs]  # fmt: skip
                 yield FileResult("ok", path, sha1_of(path), float(v.duration), feats)
 
-        path = collection_path(args.dataset, args.split, half)
+        path = collection_path(args.dataset, args.split, half, args.seed)
         with Collection.create(path, features=["chroma", "learned"]) as coll:
             report = coll.add(sorted(versions), producer=produce)
             print(f"{path}: {len(report.added)} added, {len(report.unchanged)} unchanged, "
@@ -155,8 +160,8 @@ def build(args) -> None:
 
 
 # -- searches -------------------------------------------------------------------------------------------------
-def cache_dir(dataset: str, split: str, half: str, features: str) -> Path:
-    return Path(dataset) / "cache" / "confidence" / f"{split}-{half}{TAG}" / features
+def cache_dir(dataset: str, split: str, half: str, features: str, seed: int = 0) -> Path:
+    return Path(dataset) / "cache" / "confidence" / f"{split}-{half}{TAG}{_seed_tag(seed)}" / features
 
 
 def _search(coll, theme, features: str) -> tuple[list, dict]:
@@ -216,9 +221,9 @@ def collect(args) -> None:
     themes = sorted(view.themes.values(), key=lambda t: t.theme_id)[: args.limit]
     for features in args.features.split(","):
         for half in WHOLE if args.whole else HALVES:
-            out = cache_dir(args.dataset, args.split, half, features)
+            out = cache_dir(args.dataset, args.split, half, features, args.seed)
             out.mkdir(parents=True, exist_ok=True)
-            with Collection.open(collection_path(args.dataset, args.split, half), readonly=True) as coll:
+            with Collection.open(collection_path(args.dataset, args.split, half, args.seed), readonly=True) as coll:
                 t0, done = time.perf_counter(), 0
                 for theme in themes:
                     path = out / f"{theme.theme_id.replace(':', '_')}.json"
@@ -237,10 +242,10 @@ def collect(args) -> None:
             log.info("%s %s %s: done", args.split, half, features)
 
 
-def load_rows(dataset: str, split: str, features: str, halves=HALVES) -> list[dict]:
+def load_rows(dataset: str, split: str, features: str, halves=HALVES, seed: int = 0) -> list[dict]:
     rows = []
     for half in halves:
-        for path in sorted(cache_dir(dataset, split, half, features).glob("*.json")):
+        for path in sorted(cache_dir(dataset, split, half, features, seed).glob("*.json")):
             row = json.loads(path.read_text())
             row["half"] = half
             rows.append(row)
@@ -301,7 +306,7 @@ def examples(dataset: str, split: str, features: str, seed: int, collections=HAL
     view, full, extra = views(dataset, split)
     halves, check = family_halves(view, seed), LiteralCheck(full)
     out = []
-    for row in load_rows(dataset, split, features, collections):
+    for row in load_rows(dataset, split, features, collections, seed):
         if not row["matches"]:
             continue
         label = None
@@ -382,7 +387,7 @@ def fit(args) -> None:
 
     table, models, info = [], {}, {}
     for features in args.features.split(","):
-        calib = examples(args.dataset, args.fit_split, features, args.seed)
+        calib = [r for s in args.fit_seeds.split(",") for r in examples(args.dataset, args.fit_split, features, int(s))]
         test = examples(args.dataset, args.eval_split, features, args.seed)
         standout = features in args.standout.split(",")
         model = (
@@ -432,7 +437,7 @@ def latency(args) -> None:
     view, _, _ = views(args.dataset, args.split)
     themes = [t.to_theme() for t in sorted(view.themes.values(), key=lambda t: t.theme_id)[:: args.every]]
     search_ms, conf_ms = [], []
-    with Collection.open(collection_path(args.dataset, args.split, args.half), readonly=True) as coll:
+    with Collection.open(collection_path(args.dataset, args.split, args.half, args.seed), readonly=True) as coll:
         features = args.features
         for k, theme in enumerate([themes[0], *themes]):  # the first: warm-up (numba, views)
             t0 = time.perf_counter()
@@ -477,6 +482,11 @@ def main() -> None:
     f.add_argument("--features", default="learned,chroma")
     f.add_argument("--fit-split", default="validation")
     f.add_argument("--eval-split", default="test")
+    f.add_argument(
+        "--fit-seeds",
+        default="0",
+        help="fit on the rows of the family halves of each of these seeds (each built and collected with --seed S)",
+    )
     f.add_argument("--refit", action="store_true", help="fit the models (else evaluate the shipped ones)")
     f.add_argument("--write-model", action="store_true", help="write the fitted models into the package")
     f.add_argument("--eps", type=float, default=0.005, help="added to the cost before its logarithm")
