@@ -198,14 +198,15 @@ def learned_space(full: dict, segments: list[np.ndarray], fit_tracks, *, epochs:
 
 
 def add_learned(L: dict, data: Path) -> dict:
-    """``L`` with the whole files (``full``), every clip's segment vectors and ``R["learned"]`` trained on the
+    """``L`` with the whole files (``full``), every item's segment vectors and ``R["learned"]`` trained on the
     fixed train half's whole files."""
     from mirsearch.describe.similarity import part_vectors
     from similarity_selfsup import load_full
 
-    full = load_full(data)
-    segments = [part_vectors(f["timbre"], parts=10**6) for f in load_features(data)[1]]
-    L = dict(L, full=full, segments=segments)
+    if "full" not in L:
+        segments = [part_vectors(f["timbre"], parts=10**6) for f in load_features(data)[1]]
+        L = dict(L, full=load_full(data), segments=segments)
+    full, segments = L["full"], L["segments"]
     L["R"]["learned"] = learned_space(full, segments, full["tracks"][full["halves"] == "train"])
     return L
 
@@ -263,6 +264,30 @@ def summary(protocol: str, per: dict, targets: np.ndarray, model_id: str) -> dic
             n: paired_difference(per[best]["map"], v["map"]).to_dict() for n, v in per.items() if n not in BASELINE_ROWS
         },  # fmt: skip
     }
+
+
+def load_whole_files(data: Path) -> dict:
+    """As :func:`load` for the whole audio files (benchmarks/similarity_fulltracks.py's cache, the tagger's
+    embeddings of them in ``full/tagger-<model id>.npz``): every track one item."""
+    from mirsearch.describe.taught import fused_vector
+    from mirsearch.features.timbre_stats import timbre_vector
+    from mirsearch.models.tagger import TaggerModel
+    from similarity_fulltracks import PKGS, _cache, tracks_of_manifest
+    from similarity_selfsup import load_full
+
+    full = load_full(data)
+    model_id = str(TaggerModel.load().config.get("model_id", "unknown"))
+    with np.load(data / "full" / f"tagger-{model_id}.npz") as z:
+        if list(z["names"]) != list(full["tracks"]):
+            raise SystemExit("the whole files' tagger cache does not match the manifest's tracks")
+        E = z["embeddings"].astype(np.float64)
+    T = np.stack([timbre_vector(np.load(_cache(data, t.soundtrack, t.name))["timbre"])
+                  for t, _ in tracks_of_manifest(data, PKGS)]).astype(np.float64)  # fmt: skip
+    R = {"mfcc": full["M"], "yamnet": full["Y"], "timbre": full["T"], "embedding": E,
+         "embedding+timbre": fused_vector(E, T)}  # fmt: skip
+    return {"R": R, "labels": full["labels"], "tracks": full["tracks"], "halves": full["halves"],
+            "items": np.arange(len(full["tracks"])), "model_id": model_id, "full": full,
+            "segments": full["segments"]}  # fmt: skip
 
 
 def run(protocol: str, data: Path | dict, *, superset: bool = False, fusion: bool = False) -> dict:
@@ -335,9 +360,10 @@ def main(argv=None) -> int:
     ap.add_argument("--fusion", action="store_true", help="also the session-13 late fusions (FUSIONS)")
     ap.add_argument("--learned", action="store_true", help="also the self-supervised embedding's rows")
     ap.add_argument("--loso", action="store_true", help="with --learned: the network never hears the target")
+    ap.add_argument("--whole-files", action="store_true", help="items: the whole audio files, not first clips")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    L = load(Path(args.data))
+    L = load_whole_files(Path(args.data)) if args.whole_files else load(Path(args.data))
     if args.learned:
         L = add_learned(L, Path(args.data))
     if args.resplits:

@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     ap.add_argument("--resplits", type=int, default=0, help="nested random halvings instead")
     ap.add_argument("--disjoint", action="store_true", help="with --resplits: soundtrack-disjoint 3/3 splits")
     ap.add_argument("--part-segments", type=int, default=8)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--supervised", action="store_true", help="soundtrack labels of the fitting half as positives too")
     ap.add_argument("--out", default=None)
     ap.add_argument("--bundle", default=None, help="train on every whole file (no labels) and save the bundle here")
