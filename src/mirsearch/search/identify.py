@@ -142,24 +142,30 @@ class IdentifyOptions:
     """
 
     top: int = 5
+    # thresholds of the peak check
     min_score: float = DEFAULT_MIN_SCORE
     lead_candidates: int = 3
     beyond_min_score: float = BEYOND_MIN_SCORE
+    # search range and candidates
     max_speed_change: float = 0.12
     max_pitch_shift: float = 1.5
     candidates: int = 30
     min_anchors: int = 3
     sure_anchors: int = 12
+    # the peak check
     check_peaks_per_second: float = 90.0
     check_radius: tuple = (4, 5)
     peak_tolerance: tuple = (1.5, 0.7)
+    # lines
     offset_bin: float = 0.2
     time_tolerance: float = 1.5
     freq_tolerance: float = 0.7
     speed_tolerance: float = 0.025
+    # fallback at unchanged speed
     fallback: bool = True
-    fallback_reach: float = 0.64
     fallback_pooled: bool = True
+    fallback_reach: float = 0.64
+    # the change check and veto
     change_check: bool = True
     change_min: float = DEFAULT_CHANGE_MIN
     change_floor: float = DEFAULT_CHANGE_FLOOR
