@@ -9,7 +9,17 @@ import pytest
 import soundfile as sf
 
 from mirsearch.datasets.corpus import PartData, ScoreData
-from mirsearch.datasets.tags import clip_labels, era_of, metre_of, tempo_class, with_accompaniment
+from mirsearch.datasets.tags import (
+    TEST_FONTS,
+    ClipJob,
+    clip_labels,
+    era_of,
+    family_shares,
+    metre_of,
+    render_clip,
+    tempo_class,
+    with_accompaniment,
+)
 from mirsearch.describe.tag_vocabulary import FAMILIES, GROUPS, TAG_NAMES, VOCABULARY, family_of_program
 from mirsearch.describe.tagger import TaughtTag, teach
 from mirsearch.models.tagger import TaggerModel, pool
@@ -49,6 +59,26 @@ def test_clip_labels_follow_the_programs_rendered():
     assert "solo" in clip_labels({19}, drums=False, strategy="single", base_tags=[], bpm=90)
     assert "choir" in clip_labels({52, 53}, drums=False, strategy="choir", base_tags=[], bpm=90)
     assert "orchestra" in clip_labels({0, 19, 24, 40, 56, 65}, drums=False, strategy="orchestra", base_tags=[], bpm=90)
+
+
+def test_family_shares_name_the_labelled_families_and_add_up(tmp_path):
+    from pathlib import Path
+
+    from mirsearch.datasets.render import fluidsynth_available
+
+    if not fluidsynth_available() or not Path(TEST_FONTS[0]).is_file():
+        pytest.skip("fluidsynth or TimGM6mb not installed")
+    melody = tuple((p, float(i), 1.0, False) for i, p in enumerate([60, 64, 67, 72, 67, 64, 62, 60] * 3))
+    bass = tuple((p, float(2 * i), 2.0, False) for i, p in enumerate([36, 41, 43, 36] * 3))
+    score = ScoreData("w", "corpus:x.abc", "", "", "folk", (PartData("m", melody), PartData("b", bass)), 100.0, "4/4",
+                      (0.0, 4.0), 24.0)  # fmt: skip
+    for k in range(3):
+        job = ClipJob(f"w-c{k}", score.to_json(), "german", k, "test", TEST_FONTS[0], str(tmp_path), 0)
+        shares = family_shares(job)
+        labelled = set(render_clip(job)["tags"]) & set(FAMILIES)
+        assert {f for f, s in shares.items() if s > -100} == labelled
+        assert sum(10 ** (s / 10) for s in shares.values()) == pytest.approx(1.0)
+        assert family_shares(job) == shares  # deterministic
 
 
 def test_accompaniment_is_on_the_tonic_chord_of_a_c_major_tune():

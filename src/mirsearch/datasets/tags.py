@@ -352,16 +352,22 @@ def clip_labels(sounding: set[int], *, drums: bool, strategy: str, base_tags: li
     return [t for t in TAG_NAMES if t in tags]
 
 
-def render_clip(job: ClipJob) -> dict:
-    """Render one clip (audio + labels) unless it exists; returns its record."""
-    import tempfile
+@dataclass
+class _ClipMidi:
+    """What :func:`render_clip` renders: the clip's MIDI (``lead`` s before the window), its performance and labels."""
 
-    from mirsearch.datasets.render import apply_recording, encode, render_midi
+    pm: object
+    sounding: set
+    score: ScoreData
+    params: object
+    strategy: str
+    drums: bool
+    t0: float
+    lead: float
 
-    root = Path(job.root)
-    label_path = root / "labels" / f"{job.clip_id}.json"
-    if label_path.is_file():
-        return json.loads(label_path.read_text())
+
+def _clip_midi(job: ClipJob) -> _ClipMidi:
+    """The MIDI of one clip, deterministic for the job (the seeded draws of :func:`render_clip`)."""
     score = ScoreData.from_json(job.score)
     rng = np.random.default_rng(stable_seed(job.seed, job.clip_id, "clip"))
     if len(score.parts) == 1 and rng.random() < 0.7:
@@ -379,10 +385,32 @@ def render_clip(job: ClipJob) -> dict:
                          tempo_map=perf.tempo_map)  # fmt: skip
     if not sounding:
         raise MirsearchError(f"{job.clip_id}: no note sounds in the clip")
+    return _ClipMidi(pm, sounding, score, params, strategy, drums, t0, lead)
+
+
+def _render(pm, soundfont: str) -> np.ndarray:
+    """FluidSynth rendering of a pretty_midi object at :data:`CLIP_SR`."""
+    import tempfile
+
+    from mirsearch.datasets.render import render_midi
+
     with tempfile.TemporaryDirectory(prefix="mirsearch-tags-") as tmp:
         mid = Path(tmp) / "clip.mid"
         pm.write(str(mid))
-        y = render_midi(mid, soundfont=job.soundfont, sr=CLIP_SR)
+        return render_midi(mid, soundfont=soundfont, sr=CLIP_SR)
+
+
+def render_clip(job: ClipJob) -> dict:
+    """Render one clip (audio + labels) unless it exists; returns its record."""
+    from mirsearch.datasets.render import apply_recording, encode
+
+    root = Path(job.root)
+    label_path = root / "labels" / f"{job.clip_id}.json"
+    if label_path.is_file():
+        return json.loads(label_path.read_text())
+    c = _clip_midi(job)
+    score, params, sounding, lead = c.score, c.params, c.sounding, c.lead
+    y = _render(c.pm, job.soundfont)
     y = apply_recording(y, sr=CLIP_SR, recording=params.recording, seed=params.seed)
     a = int(lead * CLIP_SR)
     y = np.pad(y, (0, max(0, a + int(CLIP_SECONDS * CLIP_SR) - len(y))))[a : a + int(CLIP_SECONDS * CLIP_SR)]
@@ -392,13 +420,35 @@ def render_clip(job: ClipJob) -> dict:
     record = {
         "clip": job.clip_id, "work_id": score.work_id, "source": score.source, "group": job.group,
         "split": job.split, "soundfont": Path(job.soundfont).name, "audio": str(audio.relative_to(root)),
-        "strategy": strategy, "programs": sorted(sounding), "drums": drums, "bpm": round(bpm, 2),
-        "time_signature": score.time_signature, "composer": score.composer, "start": round(t0, 3),
-        "tags": clip_labels(sounding, drums=drums, strategy=strategy, base_tags=score_tags(score, job.group), bpm=bpm),
+        "strategy": c.strategy, "programs": sorted(sounding), "drums": c.drums, "bpm": round(bpm, 2),
+        "time_signature": score.time_signature, "composer": score.composer, "start": round(c.t0, 3),
+        "tags": clip_labels(sounding, drums=c.drums, strategy=c.strategy, base_tags=score_tags(score, job.group),
+                            bpm=bpm),
     }  # fmt: skip
     label_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(label_path, json.dumps(record, sort_keys=True) + "\n")
     return record
+
+
+def family_shares(job: ClipJob) -> dict[str, float]:
+    """Energy of each family of a clip relative to the whole (dB), each family rendered alone, dry (no recording
+    chain), over the clip's window: how audible a labelled family is (``-inf`` for a family whose notes all lie
+    in the lead-in before the window)."""
+    import pretty_midi
+
+    c = _clip_midi(job)
+    a, b = int(c.lead * CLIP_SR), int((c.lead + CLIP_SECONDS) * CLIP_SR)
+
+    def family(inst) -> str | None:
+        return "drums" if inst.is_drum else family_of_program(inst.program)
+
+    energy = {}
+    for fam in sorted({family(i) for i in c.pm.instruments} - {None}):
+        sub = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
+        sub.instruments = [i for i in c.pm.instruments if family(i) == fam]
+        energy[fam] = float(np.sum(_render(sub, job.soundfont)[a:b].astype(np.float64) ** 2))
+    total = max(sum(energy.values()), 1e-30)
+    return {f: float(10 * np.log10(e / total)) if e > 0 else float("-inf") for f, e in energy.items()}
 
 
 def _render_or_fail(job: ClipJob) -> dict:
@@ -424,6 +474,22 @@ class TagsBuildReport:
                 "seconds": round(self.seconds, 1)}  # fmt: skip
 
 
+def clip_jobs(root: Path, *, seed: int = 0, time_limit: float = 30.0, quotas: dict[str, int] | None = None,
+              pool=None) -> tuple[list, list[ClipJob]]:  # fmt: skip
+    """``(works, clip jobs)`` of a tagging set in ``root``: the chosen works parsed (cached in
+    ``<root>/cache/scores``) and every clip planned, as :func:`build_tags` renders them."""
+    chosen = choose_sources(seed, quotas or QUOTAS)
+    items = [(s, work_id_for(s)) for s, _ in chosen]
+    parsed = []
+    for a in range(0, len(items), 16):  # in chunks: the cache keeps what an interrupted build parsed
+        parsed += parse_many(items[a : a + 16], cache_dir=root / "cache" / "scores", time_limit=time_limit, pool=pool)
+        logger.info("tags: %d / %d works parsed", len(parsed), len(items))
+    scores = [(p, g) for p, (_, g) in zip(parsed, chosen, strict=True) if isinstance(p, ScoreData) and p.n_notes]
+    plan = plan_clips(scores, seed=seed, root=root)
+    logger.info("tags: %d works, %d clips planned", len(scores), len(plan))
+    return scores, plan
+
+
 def build_tags(out_dir: str | os.PathLike, *, seed: int = 0, jobs: int = 1, time_limit: float = 30.0,
                quotas: dict[str, int] | None = None) -> TagsBuildReport:  # fmt: skip
     """Build (or resume) the tagging set in ``out_dir``; see the module docstring.
@@ -447,18 +513,9 @@ def build_tags(out_dir: str | os.PathLike, *, seed: int = 0, jobs: int = 1, time
     start = time.perf_counter()
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    chosen = choose_sources(seed, quotas or QUOTAS)
     pool = Workers(jobs)
     try:
-        items = [(s, work_id_for(s)) for s, _ in chosen]
-        parsed = []
-        for a in range(0, len(items), 16):  # in chunks: the cache keeps what an interrupted build parsed
-            parsed += parse_many(items[a : a + 16], cache_dir=root / "cache" / "scores", time_limit=time_limit,
-                                 pool=pool)  # fmt: skip
-            logger.info("tags: %d / %d works parsed", len(parsed), len(items))
-        scores = [(p, g) for p, (_, g) in zip(parsed, chosen, strict=True) if isinstance(p, ScoreData) and p.n_notes]
-        plan = plan_clips(scores, seed=seed, root=root)
-        logger.info("tags: %d works, %d clips planned", len(scores), len(plan))
+        scores, plan = clip_jobs(root, seed=seed, time_limit=time_limit, quotas=quotas, pool=pool)
         records = pool.map(_render_or_fail, plan)
     finally:
         pool.close()
@@ -496,4 +553,4 @@ def label_matrix(records: list[dict]) -> np.ndarray:
     return Y
 
 
-__all__ = ["FAMILIES", "build_tags", "label_matrix", "load_manifest", "render_clip"]
+__all__ = ["FAMILIES", "build_tags", "clip_jobs", "family_shares", "label_matrix", "load_manifest", "render_clip"]
