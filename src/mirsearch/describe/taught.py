@@ -28,8 +28,10 @@ docs/benchmarks.md, issue 19 session 11).
 - ``"learned"`` (session 13): the similarity embedding learned without labels from the parts of real recordings
   (:data:`LEARNED_BUNDLE`, :mod:`mirsearch.models.similarity`; any two stretches of one recording a positive
   pair), computed from the stored ``timbre`` kind's 4-s segments (:func:`learned_vector`); :data:`SHRINK_LEARNED`.
-  A tag taught from 5 recordings of a soundtrack the network never heard ranked that soundtrack's other
-  recordings with a full-list AP 0.25 above the best baseline prototype (docs/benchmarks.md, session 13).
+  Built, not chosen by :func:`mirsearch.describe.tagger.collection_space`: from 5 examples of a soundtrack the
+  network never heard it ranked 30-s clips of its other recordings with a full-list AP 0.26 above the best
+  baseline prototype, but whole recordings only 0.03 above (the shipped ``"embedding+timbre"``: 0.13 and 0.27;
+  docs/benchmarks.md, session 13).
 """
 
 from __future__ import annotations
