@@ -235,11 +235,13 @@ class _NoStore:
     ],
 )
 def test_change_veto_and_change_answer_rules(score, z, veto, answered, checked):
-    from mirsearch.search.identify import _answer
+    from mirsearch.search.peak_check import line_answer
 
     opts = IdentifyOptions(change_veto=veto)
     changes = _FixedChanges(z)
-    got_z, ok = _answer(_NoStore(), changes, 1, (0.0, 1.0, 0.0), score, opts.min_score, opts)
+    got_z, ok = line_answer(_NoStore(), changes, 1, (0.0, 1.0, 0.0), score, opts.min_score, opts)
     assert ok is answered and (changes.calls == 1) is checked
     assert np.isnan(got_z) if not checked else (got_z == z or np.isnan(z))
-    assert _answer(_NoStore(), None, 1, (0.0, 1.0, 0.0), score, opts.min_score, opts)[1] is (score >= opts.min_score)
+    assert line_answer(_NoStore(), None, 1, (0.0, 1.0, 0.0), score, opts.min_score, opts)[1] is (
+        score >= opts.min_score
+    )

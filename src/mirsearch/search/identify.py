@@ -36,6 +36,7 @@ from mirsearch.search.peak_check import (
     ChangeCheck,
     StoredFingerprints,
     fit_line,
+    line_answer,
     match_geometry,
     offset_votes,
     peak_overlap,
@@ -142,30 +143,24 @@ class IdentifyOptions:
     """
 
     top: int = 5
-    # thresholds of the peak check
     min_score: float = DEFAULT_MIN_SCORE
     lead_candidates: int = 3
     beyond_min_score: float = BEYOND_MIN_SCORE
-    # search range and candidates
     max_speed_change: float = 0.12
     max_pitch_shift: float = 1.5
     candidates: int = 30
     min_anchors: int = 3
     sure_anchors: int = 12
-    # the peak check
     check_peaks_per_second: float = 90.0
     check_radius: tuple = (4, 5)
     peak_tolerance: tuple = (1.5, 0.7)
-    # lines
     offset_bin: float = 0.2
     time_tolerance: float = 1.5
     freq_tolerance: float = 0.7
     speed_tolerance: float = 0.025
-    # fallback at unchanged speed
     fallback: bool = True
     fallback_pooled: bool = True
     fallback_reach: float = 0.64
-    # the change check and veto
     change_check: bool = True
     change_min: float = DEFAULT_CHANGE_MIN
     change_floor: float = DEFAULT_CHANGE_FLOOR
@@ -323,23 +318,6 @@ def _needed(rank: int, options: IdentifyOptions) -> float:
     return max(options.min_score, options.beyond_min_score)
 
 
-def _answer(stored: StoredFingerprints, changes, rec: int, line: tuple, score: float, needed: float, options):
-    """The change standout of a line ``(offset, speed, shift)`` with peak standout ``score`` (NaN when not checked),
-    and whether the line is answered: by its peaks (``score >= needed``) unless its changes veto it
-    (``options.change_veto``, below ``options.veto_below``), else by peaks and changes together."""
-    if changes is None:
-        return float("nan"), score >= needed
-    if score >= needed:
-        if score >= options.veto_below or not np.isfinite(options.change_veto):
-            return float("nan"), True
-        z = changes.standout(stored.signs(rec), offset=line[0], speed=line[1], shift=line[2])
-        return z, not (np.isfinite(z) and z < options.change_veto)
-    if score < options.change_floor:
-        return float("nan"), False
-    z = changes.standout(stored.signs(rec), offset=line[0], speed=line[1], shift=line[2])
-    return z, bool(np.isfinite(z) and score + z >= options.change_min)
-
-
 def _unchanged_speed(cands, peaks, dense, *, stored, changes, span: float, rate: float, options) -> list:
     """Fallback lines: at each candidate ``(recording, offset)``, speed 1 and no pitch shift at the offset within
     ``options.fallback_reach`` where most single peaks meet (:func:`offset_votes` of the hashing peaks), checked with
@@ -355,7 +333,7 @@ def _unchanged_speed(cands, peaks, dense, *, stored, changes, span: float, rate:
             matched, score = peak_overlap(
                 ref, dense, offset=off, speed=1.0, shift=0.0, span=span, rate=rate, tolerance=options.peak_tolerance
             )
-            z, ok = _answer(stored, changes, rec, (off, 1.0, 0.0), score, _needed(rank, options), options)
+            z, ok = line_answer(stored, changes, rec, (off, 1.0, 0.0), score, _needed(rank, options), options)
             if ok:
                 out.append((rec, score, float(off) / rate, 1.0, 0.0, matched, z))
     return out
@@ -426,7 +404,7 @@ def match_peaks(
         if anchors >= options.sure_anchors:  # music that repeats itself: its peaks (and changes) stand out little
             z, ok = float("nan"), True
         else:
-            z, ok = _answer(stored, changes, rec, (off, speed, shift), score, _needed(rank, options), options)
+            z, ok = line_answer(stored, changes, rec, (off, speed, shift), score, _needed(rank, options), options)
         if ok:
             out.append((rec, score, off / rate, speed, 12.0 * shift / bpo, matched, z))
             clear = clear or anchors >= options.sure_anchors or score >= options.veto_below

@@ -382,6 +382,28 @@ class ChangeCheck:
         return (r - mean) / std
 
 
+def line_answer(stored: StoredFingerprints, changes, rec: int, line: tuple, score: float, needed: float, options):
+    """The change standout of a line ``(offset, speed, shift)`` with peak standout ``score`` (NaN when not checked),
+    and whether the line is answered: by its peaks (``score >= needed``) unless its changes veto it
+    (``options.change_veto``, below ``options.veto_below``), else by peaks and changes together
+    (``options.change_floor``, ``options.change_min``; options: :class:`mirsearch.search.identify.IdentifyOptions`).
+
+    ``changes``: the query's :class:`ChangeCheck`, or None (the peaks alone decide); ``stored``: the recordings'
+    :class:`StoredFingerprints`.
+    """
+    if changes is None:
+        return float("nan"), score >= needed
+    if score >= needed:
+        if score >= options.veto_below or not np.isfinite(options.change_veto):
+            return float("nan"), True
+        z = changes.standout(stored.signs(rec), offset=line[0], speed=line[1], shift=line[2])
+        return z, not (np.isfinite(z) and z < options.change_veto)
+    if score < options.change_floor:
+        return float("nan"), False
+    z = changes.standout(stored.signs(rec), offset=line[0], speed=line[1], shift=line[2])
+    return z, bool(np.isfinite(z) and score + z >= options.change_min)
+
+
 __all__ = [
     "NULL_COUNT",
     "NULL_SHIFTS",
@@ -389,6 +411,7 @@ __all__ = [
     "StoredFingerprints",
     "change_correlation",
     "fit_line",
+    "line_answer",
     "match_geometry",
     "offset_votes",
     "peak_overlap",
