@@ -78,7 +78,7 @@ def load_full(data: Path) -> dict:
             "halves": np.array([s for _, s in full])}  # fmt: skip
 
 
-def train(segments: list[np.ndarray], *, part_segments: int, epochs: int, seed: int, labels=None):
+def train(segments: list[np.ndarray], *, part_segments: int, epochs: int, seed: int, labels=None, crop=(4, 8)):
     """The embedding trained on ``segments``' recordings (self-supervised; ``labels`` add soundtrack positives)."""
     from mirsearch.models.similarity import SimilarityModel
     from mirsearch.training.similarity import TripletOptions, recording_oracle, recording_parts, train_similarity
@@ -90,7 +90,7 @@ def train(segments: list[np.ndarray], *, part_segments: int, epochs: int, seed: 
             rec.append(i)
             lab.append(None if labels is None else labels[i])
     S, exclude = recording_oracle(rec, None if labels is None else lab)
-    options = TripletOptions(epochs=epochs, crop=(4, 8), seed=seed, n_positives=4, strategy="distance")
+    options = TripletOptions(epochs=epochs, crop=tuple(crop), seed=seed, n_positives=4, strategy="distance")
     config, arrays = train_similarity(items, S, exclude, options=options, input_kind="timbre-segments")
     return SimilarityModel(config=config, arrays={k: np.asarray(v, np.float32) for k, v in arrays.items()})
 
@@ -123,7 +123,7 @@ def evaluate(p: dict, rows: np.ndarray, model) -> tuple[dict, dict]:
 def fit_and_measure(p: dict, fit: np.ndarray, ev: np.ndarray, args, seed: int) -> dict:
     """Train on ``fit``, choose there, measure on ``ev``: margins over ``ev``'s best baseline."""
     model = train([p["segments"][i] for i in fit], part_segments=args.part_segments, epochs=args.epochs,
-                  seed=seed, labels=p["labels"][fit] if args.supervised else None)  # fmt: skip
+                  seed=seed, labels=p["labels"][fit] if args.supervised else None, crop=args.crop)  # fmt: skip
     base_f, got_f = evaluate(p, fit, model)
     cell = max(got_f, key=lambda c: got_f[c].mean())
     base_e, got_e = evaluate(p, ev, model)
@@ -198,6 +198,7 @@ def main(argv=None) -> int:
     ap.add_argument("--disjoint", action="store_true", help="with --resplits: soundtrack-disjoint 3/3 splits")
     ap.add_argument("--part-segments", type=int, default=8)
     ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--crop", type=int, nargs=2, default=(4, 8), help="training crops: segments, least and most")
     ap.add_argument("--supervised", action="store_true", help="soundtrack labels of the fitting half as positives too")
     ap.add_argument("--out", default=None)
     ap.add_argument("--bundle", default=None, help="train on every whole file (no labels) and save the bundle here")
@@ -213,7 +214,7 @@ def main(argv=None) -> int:
     if args.bundle:
         from mirsearch.models.similarity import save_model
 
-        model = train(p["segments"], part_segments=args.part_segments, epochs=args.epochs, seed=0)
+        model = train(p["segments"], part_segments=args.part_segments, epochs=args.epochs, seed=0, crop=args.crop)
         config = dict(
             model.config,
             source="the stored timbre segments of the 114 whole files of the six real "
