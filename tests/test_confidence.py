@@ -31,7 +31,8 @@ def test_shipped_models_load_with_thresholds_in_range():
     assert {"learned", "chroma", "cens"} <= set(models)
     for kind, m in models.items():
         assert 0 <= conf.DEFAULT_THRESHOLDS[kind] == m.threshold <= 1
-        assert m.w_cost < 0 < m.w_notes, kind  # cheaper matches and longer themes: more confident
+        # cheaper matches (the background and the null fixed) and longer themes: more confident
+        assert m.w_cost + m.w_standout + m.w_null < 0 < m.w_notes, kind
     with pytest.raises(ParameterError, match="mfcc"):
         conf.match_confidences([0.1], features="mfcc", notes=8)
 
@@ -52,9 +53,10 @@ def test_probability_is_the_logistic_of_log_cost_and_log_notes():
 def test_null_chance_is_the_share_of_null_costs_reaching_each_cost():
     np.testing.assert_allclose(conf.null_chance([0.05, 0.2], [0.1, 0.15, 0.3, 0.05]), [0.25, 0.75])
     np.testing.assert_array_equal(conf.null_chance([0.05, 0.2], []), [0.0, 0.0])
-    p = conf.match_confidences([0.05, 0.2], features="learned", notes=8)
-    q = conf.match_confidences([0.05, 0.2], features="learned", notes=8, null=[0.1, 0.15, 0.3, 0.05])
-    np.testing.assert_allclose(q, p * [0.75, 0.25])
+    null = [0.1, 0.15, 0.3, 0.05]
+    q = conf.match_confidences([0.05, 0.2], features="learned", notes=8, null=null, background=0.3)
+    m = conf.load_models()["learned"]  # the model's probability (with the best null, if it uses it) times the chance
+    np.testing.assert_allclose(q, m.probability([0.05, 0.2], 8, 0.3, min(null)) * [0.75, 0.25])
 
 
 def test_null_themes_permute_pitch_classes_and_keep_rhythm():
