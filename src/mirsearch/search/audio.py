@@ -37,7 +37,8 @@ The coarse CENS absorbs local tempo and pitch deviations the 2 Hz CENS is sensit
 different places (tune split: the right place is in the 2 Hz list's best 20 for 0.965 of the queries, in the
 union with the 1 Hz list's best 10 for 0.980; docs/benchmarks.md, issue 14 session 13). A coarse candidate
 carries the first stage's 2 Hz cost at its place as ``Match.cost`` (one scale for the audio confidence model) and
-``extra["proposer"] = "coarse"``. A sharded search (:func:`first_stage_options`) proposes from the 2 Hz CENS only.
+``extra["proposer"] = "coarse"``. A sharded search (:func:`first_stage_options`, :func:`refine_found`) adds them
+when it hands the first stage's matching curves to :func:`refine_found`, else it proposes from the 2 Hz CENS only.
 
 **Upper-register chroma** (``PassageOptions.upper``, on by default): a collection that stores the kind
 :data:`UPPER_KIND` (the chroma's recipe over the bands from G3 up,
