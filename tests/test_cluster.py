@@ -85,7 +85,7 @@ def _kill_a_busy_worker(client) -> int:
     return 0
 
 
-KINDS = ("chroma", "fingerprint", "timbre")
+KINDS = ("chroma", "chroma_upper", "fingerprint", "timbre")
 
 
 def _stored(coll) -> dict:

@@ -75,7 +75,7 @@ def test_chroma_shingles_times_in_unscaled_seconds(rng):
 def shingle_collection(renderings, tmp_path_factory):
     """A collection of chorales a, b, c and a at 1.4x speed (a_slow is kept out for queries)."""
     root = tmp_path_factory.mktemp("shingles") / "c.mirs"
-    with Collection.create(root, features=["chroma"]) as coll:
+    with Collection.create(root, features=["chroma", "chroma_upper"]) as coll:
         coll.add([str(renderings[k].path) for k in ("a", "b", "c", "a_fast")])
     return root
 

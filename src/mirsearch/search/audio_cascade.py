@@ -31,7 +31,14 @@ from mirsearch.index.ann import make_index
 from mirsearch.index.audio_database import audio_database
 from mirsearch.index.shingle_index import IndexSpec
 from mirsearch.matching.subsequence import best_over_shifts, find_matches, unit_columns
-from mirsearch.search.audio import PassageOptions, first_stage_options, refine_found, search_audio
+from mirsearch.search.audio import (
+    PassageOptions,
+    PassageResult,
+    first_stage_options,
+    refine_found,
+    resolve_kind,
+    search_audio,
+)
 from mirsearch.search.audio_query import AudioQuery
 from mirsearch.search.results import Match
 from mirsearch.search.shingles import (
@@ -342,7 +349,8 @@ def _verify_passages(collection, query: AudioQuery, shingle_index, options: Audi
     passages = options.passages
     match = passages.match.replace(transpositions=options.match.transpositions)
     popts = passages.replace(top=options.top, per_recording=options.per_recording, match=match, exclude=options.exclude)
-    db = audio_database(collection, match)
+    popts = resolve_kind(collection, popts)  # both stages on the stored kind the exhaustive search uses
+    db = audio_database(collection, popts.match)
     skip = set(options.exclude)
     if shingle_index is not None:
         order = proposed_recordings(shingle_query_chroma(query, options.match), shingle_index, options)
@@ -356,10 +364,11 @@ def _verify_passages(collection, query: AudioQuery, shingle_index, options: Audi
         return []
     sub = db.without([r.id for r in db.recordings if r.id not in keep])
     try:
-        found = search_audio(sub, query, first_stage_options(popts)).matches
+        first = search_audio(sub, query, first_stage_options(popts).replace(curves=True))
     except InputError:  # the query is longer than every candidate at every tempo factor
-        found = []
-    matches = refine_found(collection, query, found, popts)
+        first = PassageResult([], [])
+    outside = tuple(sorted(skip | {r.id for r in db.recordings if r.id not in keep}))
+    matches = refine_found(collection, query, first.matches, popts.replace(exclude=outside), first.curves)
     rank = {rid: i + 1 for i, rid in enumerate(order)}
     for m in matches:
         m.extra["proposal_rank"] = rank.get(m.recording_id)

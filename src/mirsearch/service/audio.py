@@ -44,7 +44,7 @@ class PassagesRequest(Request):
     method: str = param(
         "scaling", choices=METHODS,
         help="exhaustive search: multiple tempo scaling of the query (default) or subsequence DTW; either way the "
-        "best 10 candidates are re-scored at 5 Hz",
+        "best 20 candidates and the best 10 of a coarse 1 Hz search are re-scored at 5 Hz",
     )  # fmt: skip
     index: str = param(
         "exhaustive", choices=AUDIO_INDEXES,
@@ -109,10 +109,11 @@ def run_passages(context: Context, request: PassagesRequest) -> PassagesResult:
         )
         if dask is not None:
             from mirsearch.cluster import sharded
-            from mirsearch.search.audio import first_stage_options, refine_found
+            from mirsearch.search.audio import first_stage_options, refine_found, resolve_kind
 
+            options = resolve_kind(coll, options)  # the shards search the stored kind a local search would
             found = sharded(dask).passages(coll, request.query, first_stage_options(options))
-            found.matches = refine_found(coll, request.query, found.matches, options)
+            found.matches = refine_found(coll, request.query, found.matches, options, found.curves)
         else:
             found = search_audio(coll, request.query, options)
         matches, curves = found.matches, found.curves
