@@ -8,6 +8,7 @@ import soundfile as sf
 import soxr
 
 from mirsearch.collection import Collection
+from mirsearch.errors import ParameterError
 from mirsearch.features import fingerprint as fp
 from mirsearch.search.identify import IdentifyOptions, identify
 from mirsearch.search.peak_check import ChangeCheck, change_correlation
@@ -245,3 +246,71 @@ def test_change_veto_and_change_answer_rules(score, z, veto, answered, checked):
     assert line_answer(_NoStore(), None, 1, (0.0, 1.0, 0.0), score, opts.min_score, opts)[1] is (
         score >= opts.min_score
     )
+
+
+# -- the change scan (session 13, second round) --------------------------------------------------------------------
+def test_slide_correlation_matches_the_sum_at_every_offset():
+    from mirsearch.search.change_scan import slide_correlation
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((60, 40))
+    signs = rng.choice(np.array([-1, 0, 1], np.int8), size=(60, 300), p=[0.45, 0.1, 0.45])
+    got = slide_correlation(x, signs)
+    assert got.shape == (300 - 1 - 40 + 1,)
+    for a in (0, 17, got.size - 1):
+        window = signs[:, a + 1 : a + 41].astype(np.float64)
+        expected = (x * window).sum() / np.sqrt((x * x).sum() * np.abs(window).sum())
+        assert got[a] == pytest.approx(expected, rel=1e-9)
+    assert slide_correlation(x, signs[:, :40]).size == 0  # recording shorter than the query
+
+
+def _pink(n: int, like: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    spec = np.fft.rfft(rng.standard_normal(n)) / np.sqrt(np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0))
+    noise = np.fft.irfft(spec, n)
+    return noise * np.sqrt(np.mean(like.astype(np.float64) ** 2) / np.mean(noise**2) / 10 ** (snr_db / 10))
+
+
+#: every step before the change scan made unable to answer: what is found is found by the scan alone
+_NOTHING_ELSE = dict(min_score=50.0, beyond_min_score=50.0, change_min=100.0, fallback=False, sure_anchors=1000)
+
+
+@pytest.fixture(scope="module")
+def scan_coll(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("change_scan")
+    tracks = {name: synth(seed, 20.0) for seed, name in ((11, "a"), (12, "b"), (13, "c"), (14, "absent"))}
+    for name in ("a", "b", "c"):
+        sf.write(folder / f"{name}.wav", tracks[name], SR)
+    coll = Collection.create(folder / "c.mirs", features=["fingerprint"])
+    coll.add(folder)
+    ids = {r.path.rsplit("/", 1)[-1][:-4]: r.id for r in coll.recordings()}
+    yield coll, tracks, ids
+    coll.close()
+
+
+def test_change_scan_finds_a_noisy_clip_that_nothing_else_answers_and_no_foreign_one(scan_coll):
+    coll, tracks, ids = scan_coll
+    clip = tracks["b"][SR * 9 : SR * 14]
+    noisy = (clip + _pink(clip.size, clip, -6.0, seed=1)).astype(np.float32)
+    assert identify(coll, noisy, sr=SR, options=IdentifyOptions(**_NOTHING_ELSE)).matches == []
+    found = identify(coll, noisy, sr=SR, options=IdentifyOptions(**_NOTHING_ELSE, change_scan=3)).matches
+    assert len(found) == 1 and found[0].recording_id == ids["b"]
+    assert found[0].offset == pytest.approx(9.0, abs=0.05) and found[0].speed == 1.0 and found[0].pitch_shift == 0.0
+    assert found[0].score >= 3.5 and found[0].change_score > 3.0
+    strict = IdentifyOptions(**_NOTHING_ELSE, change_scan=3, change_scan_min=found[0].score + 0.01)
+    assert identify(coll, noisy, sr=SR, options=strict).matches == []  # the peaks at its offset decide
+    foreign = tracks["absent"][SR * 9 : SR * 14]
+    noisy_foreign = (foreign + _pink(foreign.size, foreign, -6.0, seed=1)).astype(np.float32)
+    assert identify(coll, noisy_foreign, sr=SR, options=IdentifyOptions(**_NOTHING_ELSE, change_scan=3)).matches == []
+    assert identify(coll, noisy_foreign, sr=SR, options=IdentifyOptions(change_scan=3)).matches == []
+
+
+def test_change_scan_leaves_answered_queries_unchanged(scan_coll):
+    coll, tracks, ids = scan_coll
+    clip = tracks["c"][SR * 4 : SR * 9]
+    off = identify(coll, clip, sr=SR, options=IdentifyOptions(change_scan=0)).matches
+    on = identify(coll, clip, sr=SR, options=IdentifyOptions(change_scan=3)).matches
+    assert off and off[0].recording_id == ids["c"]
+    assert [m.to_dict() for m in on] == [m.to_dict() for m in off]
+    with pytest.raises(ParameterError):
+        IdentifyOptions(change_scan=-1)

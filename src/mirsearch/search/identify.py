@@ -32,6 +32,7 @@ import numpy as np
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features import fingerprint as fp
 from mirsearch.index.fingerprints import FingerprintIndex
+from mirsearch.search.change_scan import scan_answer
 from mirsearch.search.peak_check import (
     ChangeCheck,
     StoredFingerprints,
@@ -61,6 +62,7 @@ DEFAULT_CHANGE_FLOOR = 2.5
 DEFAULT_CHANGE_VETO = 0.5
 #: peak standout from which the changes are not looked at (no absent excerpt of the tuning split reached 9.1)
 VETO_BELOW = 12.0
+DEFAULT_CHANGE_SCAN_MIN = 3.5  #: peak standout at the change scan's best offset that answers it (tuning split)
 #: recordings (evenly spread over the collection) and windows in each whose change signs make a query's null
 CHANGE_NULL_RECORDINGS = 16
 CHANGE_NULL_WINDOWS = 4
@@ -140,6 +142,9 @@ class IdentifyOptions:
         veto). Fingerprints without change signs are not vetoed.
     veto_below : float
         Peak standout from which a line is answered without looking at its changes.
+    change_scan, change_scan_min : int >= 0, float
+        When nothing else answered, slide the query's changes at speed 1 over the vote's first ``change_scan``
+        recordings; the best offset is answered if its peak standout reaches ``change_scan_min`` (0: off).
     """
 
     top: int = 5
@@ -166,11 +171,13 @@ class IdentifyOptions:
     change_floor: float = DEFAULT_CHANGE_FLOOR
     change_veto: float = DEFAULT_CHANGE_VETO
     veto_below: float = VETO_BELOW
+    change_scan: int = 0
+    change_scan_min: float = DEFAULT_CHANGE_SCAN_MIN
 
     def __post_init__(self):
         if self.top < 1:
             raise ParameterError(f"top={self.top!r} must be >= 1")
-        for name in ("min_score", "beyond_min_score", "lead_candidates"):
+        for name in ("min_score", "beyond_min_score", "lead_candidates", "change_scan"):
             if getattr(self, name) < 0:
                 raise ParameterError(f"{name}={getattr(self, name)!r} must be >= 0")
         if not 0 < self.max_speed_change < 0.5:
@@ -411,6 +418,8 @@ def match_peaks(
     if options.fallback and not clear and (options.fallback_pooled or not out):
         out += _unchanged_speed(cands, peaks, dense, stored=stored, changes=changes, span=span, rate=rate,
                                 options=options)  # fmt: skip
+    if options.change_scan and not out and changes is not None:  # the last step: nothing else answered
+        out = scan_answer(cands, dense, stored=stored, changes=changes, span=span, rate=rate, options=options)
     out.sort(key=lambda c: (-c[5], -c[1]))
     unique: list = []
     for c in out:
