@@ -112,3 +112,48 @@ def test_with_yamnet_only_the_families_change(headed):
     assert np.all((a.tags >= 0) & (a.tags <= 1))
     np.testing.assert_allclose(a.tags, model.pool(a.patch_probs.T), rtol=1e-6)
     assert tag_features.tags_config(headed)["families"] == "yamnet:test"
+
+
+def _mil_head(alpha: float, rng) -> tag_features.MilYamnetHead:
+    W = rng.normal(size=(8, 2)).astype(np.float32)
+    return tag_features.MilYamnetHead(("a", "b"), np.zeros(8, np.float32), np.ones(8, np.float32), W,
+                                      np.zeros(2, np.float32), np.full(2, alpha, np.float32), 0.7, 96, "m")  # fmt: skip
+
+
+def test_mil_head_pools_between_mean_and_max_and_round_trips(tmp_path):
+    rng = np.random.default_rng(1)
+    E = rng.normal(size=(5, 8))
+    centres = np.array([0.5, 1.5, 2.5, 3.5, 4.5])
+    spans = np.array([[0.0, 3.0], [10.0, 11.0]])
+    mean_head = _mil_head(0.0, np.random.default_rng(2))
+    max_head = _mil_head(200.0, np.random.default_rng(2))
+    inst = mean_head.instance_logits(E)
+    np.testing.assert_allclose(mean_head.window_logits(E, centres, spans)[0], inst[:3].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(max_head.window_logits(E, centres, spans)[0], inst[:3].max(0), rtol=1e-4)
+    np.testing.assert_allclose(mean_head.window_logits(E, centres, spans)[1], inst[4], rtol=1e-5)  # nearest
+    max_head.save(tmp_path / "m.npz")
+    back = tag_features.load_head(tmp_path / "m.npz")
+    assert isinstance(back, tag_features.MilYamnetHead) and back.head_id == "m" and back.tagger_weight == 0.7
+    np.testing.assert_allclose(back.window_logits(E, centres, spans), max_head.window_logits(E, centres, spans))
+
+
+def test_fit_mil_head_finds_the_instance():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from mirsearch.training.tag_head import fit_mil_head
+
+    rng = np.random.default_rng(0)
+    bags, Y = [], []
+    for i in range(80):  # a tag is present when ONE patch of the bag carries its direction
+        B = rng.normal(size=(6, 8))
+        y = np.array([i % 2, (i // 2) % 2], float)
+        for k in np.flatnonzero(y):
+            B[rng.integers(6), k] += 4.0
+        bags.append(B)
+        Y.append(y)
+    head = fit_mil_head(bags, np.array(Y), lam=1e-3, tagger_weight=0.5, epochs=60, batch_size=16)
+    spans = np.array([[0.0, 10.0]])
+    S = np.stack([head.window_logits(b, np.arange(6) + 0.5, spans)[0] for b in bags])
+    from sklearn.metrics import roc_auc_score
+
+    assert min(roc_auc_score(np.array(Y)[:, k], S[:, k]) for k in range(2)) > 0.95

@@ -178,16 +178,14 @@ class YamnetHead:
 
     def logits(self, F: np.ndarray) -> np.ndarray:
         """Logits ``(n, F)`` of window features ``(n, 2048)``."""
-        X = (np.asarray(F, np.float64) - self.mean) / self.scale
-        return (X @ self.weight + self.bias).astype(np.float32)
+        return _linear(F, self).astype(np.float32)
+
+    def window_logits(self, E: np.ndarray, centres: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        """Logits ``(T, F)`` per span ``(T, 2)`` (s) of YAMNet patch embeddings ``E (n, 1024)`` at ``centres`` (s)."""
+        return self.logits(window_features(E, centres, spans))
 
     def save(self, path) -> None:
-        from mirsearch._util import atomic_path
-
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, tags=np.array(self.tags), mean=self.mean, scale=self.scale, weight=self.weight,
-                     bias=self.bias, tagger_weight=self.tagger_weight, patch_hop=self.patch_hop,
-                     head_id=self.head_id)  # fmt: skip
+        _save_head(path, self)
 
     @classmethod
     def load(cls, path) -> YamnetHead:
@@ -196,15 +194,91 @@ class YamnetHead:
                        float(z["tagger_weight"]), int(z["patch_hop"]), str(z["head_id"]))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class MilYamnetHead:
+    """A multiple-instance head on YAMNet patch embeddings (built, not packaged: session 13 it was below the
+    linear :class:`YamnetHead` on validation). One linear classifier per tag scores every YAMNet patch; a span's
+    logit is the autopool of the logits of the patches centred in it, ``sum_i softmax(alpha * z)_i z_i``
+    (``alpha`` 0: mean, large: max; learned per tag).
+
+    Attributes
+    ----------
+    tags : tuple of str
+        F tags.
+    mean, scale : np.ndarray, shape (1024,)
+        Standardisation of the patch embeddings.
+    weight : np.ndarray, shape (1024, F)
+    bias, alpha : np.ndarray, shape (F,)
+    tagger_weight, patch_hop, head_id
+        As in :class:`YamnetHead`.
+    """
+
+    tags: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+    alpha: np.ndarray
+    tagger_weight: float
+    patch_hop: int
+    head_id: str
+
+    def instance_logits(self, E: np.ndarray) -> np.ndarray:
+        """Logits ``(n, F)`` of patch embeddings ``(n, 1024)``."""
+        return _linear(E, self)
+
+    def window_logits(self, E: np.ndarray, centres: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        """Autopooled logits ``(T, F)`` per span ``(T, 2)`` (s) of patch embeddings ``E (n, 1024)``."""
+        z = self.instance_logits(E)
+        out = np.zeros((len(spans), z.shape[1]), np.float32)
+        for i, m in enumerate(span_members(centres, spans)):
+            a = np.asarray(self.alpha, np.float64) * z[m]
+            w = np.exp(a - a.max(axis=0))
+            out[i] = (w * z[m]).sum(axis=0) / w.sum(axis=0)
+        return out
+
+    def save(self, path) -> None:
+        _save_head(path, self)
+
+    @classmethod
+    def load(cls, path) -> MilYamnetHead:
+        with np.load(path) as z:
+            return cls(tuple(str(t) for t in z["tags"]), z["mean"], z["scale"], z["weight"], z["bias"], z["alpha"],
+                       float(z["tagger_weight"]), int(z["patch_hop"]), str(z["head_id"]))  # fmt: skip
+
+
+def _linear(X: np.ndarray, head) -> np.ndarray:
+    """``standardise(X) @ weight + bias`` of a head, float64."""
+    return ((np.asarray(X, np.float64) - head.mean) / head.scale) @ head.weight + head.bias
+
+
+def _save_head(path, head) -> None:
+    from dataclasses import asdict
+
+    from mirsearch._util import atomic_path
+
+    fields = asdict(head)
+    fields["tags"] = np.array(head.tags)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **fields)
+
+
+def load_head(path) -> YamnetHead | MilYamnetHead:
+    """The family head stored at ``path`` (a multiple-instance one when the file holds ``alpha``)."""
+    with np.load(path) as z:
+        mil = "alpha" in z.files
+    return MilYamnetHead.load(path) if mil else YamnetHead.load(path)
+
+
 @functools.lru_cache(maxsize=4)
-def _head_of(path: str) -> YamnetHead | None:
+def _head_of(path: str) -> YamnetHead | MilYamnetHead | None:
     from pathlib import Path
 
     f = Path(path) / YAMNET_HEAD_FILE
-    return YamnetHead.load(f) if f.is_file() else None
+    return load_head(f) if f.is_file() else None
 
 
-def yamnet_head(model=None) -> YamnetHead | None:
+def yamnet_head(model=None) -> YamnetHead | MilYamnetHead | None:
     """The YAMNet family head of a tagger bundle, or None (the bundle has none)."""
     return _head_of(_model(model).path)
 
@@ -242,13 +316,20 @@ def window_features(E: np.ndarray, centres: np.ndarray, spans: np.ndarray) -> np
     """Mean and maximum of the YAMNet embeddings ``E (n, 1024)`` whose centre lies in each span ``(T, 2)`` (s);
     a span without any takes the patch nearest its middle. Returns ``(T, 2048)`` float32."""
     E = np.asarray(E, np.float32)
-    c = np.asarray(centres, np.float64)
     out = np.zeros((len(spans), 2 * E.shape[1]), np.float32)
-    for i, (s, e) in enumerate(np.asarray(spans, np.float64)):
-        m = (c >= s) & (c <= e)
-        if not m.any():
-            m = np.arange(len(c)) == int(np.argmin(np.abs(c - 0.5 * (s + e))))
+    for i, m in enumerate(span_members(centres, spans)):
         out[i] = np.concatenate([E[m].mean(axis=0), E[m].max(axis=0)])
+    return out
+
+
+def span_members(centres: np.ndarray, spans: np.ndarray) -> list[np.ndarray]:
+    """Per span ``(T, 2)`` (s), the indices of the patches whose centre lies in it (none: the patch nearest its
+    middle)."""
+    c = np.asarray(centres, np.float64)
+    out = []
+    for s, e in np.asarray(spans, np.float64):
+        m = np.flatnonzero((c >= s) & (c <= e))
+        out.append(m if len(m) else np.array([int(np.argmin(np.abs(c - 0.5 * (s + e))))]))
     return out
 
 
@@ -262,7 +343,7 @@ def fuse_families(probs: np.ndarray, times: np.ndarray, y: np.ndarray, sr: int, 
     E, centres = yamnet_embeddings(y, sr, patch_hop=head.patch_hop)
     cols = [model.tag_names.index(t) for t in head.tags]
     out = np.array(probs, np.float32)
-    out[:, cols] = fuse_logits(out[:, cols], head.logits(window_features(E, centres, times)), head.tagger_weight)
+    out[:, cols] = fuse_logits(out[:, cols], head.window_logits(E, centres, times), head.tagger_weight)
     return out
 
 

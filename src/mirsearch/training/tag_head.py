@@ -108,6 +108,45 @@ def choose_yamnet_head(data: str | Path, *, bundle=None, Cs=(0.0003, 0.001, 0.00
     return fit_yamnet_head(F, Yw, C=C, tagger_weight=w), rows
 
 
+def fit_mil_head(bags: list, Y: np.ndarray, *, lam: float, tagger_weight: float, epochs: int = 150,
+                 lr: float = 3e-3, batch_size: int = 128, patch_hop: int = 96, seed: int = 0):  # fmt: skip
+    """A :class:`~mirsearch.features.tag_features.MilYamnetHead`: per-patch linear logits autopooled over each bag
+    (list of ``(n_i, D)`` YAMNet patch embeddings, e.g. all patches of a clip) against the bag's labels ``Y (B, F)``;
+    BCE plus ``lam * |W|^2``, Adam. Session 13: below the linear head on validation, not packaged."""
+    import torch
+
+    from mirsearch.describe.tag_vocabulary import FAMILIES
+    from mirsearch.features.tag_features import MilYamnetHead
+
+    allx = np.concatenate([np.asarray(b, np.float64) for b in bags])
+    mean, scale = allx.mean(axis=0), allx.std(axis=0) + 1e-6
+    n, D, F = max(len(b) for b in bags), allx.shape[1], Y.shape[1]
+    X, M = torch.zeros(len(bags), n, D), torch.zeros(len(bags), n, dtype=torch.bool)
+    for i, b in enumerate(bags):
+        X[i, : len(b)] = torch.from_numpy(((np.asarray(b, np.float64) - mean) / scale).astype(np.float32))
+        M[i, : len(b)] = True
+    T = torch.as_tensor(np.asarray(Y, np.float32))
+    torch.manual_seed(seed)
+    lin, alpha = torch.nn.Linear(D, F), torch.nn.Parameter(torch.ones(F))
+    opt = torch.optim.Adam([*lin.parameters(), alpha], lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(bags), generator=gen).split(batch_size):
+            z = lin(X[idx])
+            w = torch.softmax((alpha * z).masked_fill(~M[idx, :, None], -1e9), dim=1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits((w * z).sum(1), T[idx])
+            loss = loss + lam * (lin.weight**2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    W = lin.weight.detach().numpy().T.astype(np.float32)
+    b, a = lin.bias.detach().numpy().astype(np.float32), alpha.detach().numpy().astype(np.float32)
+    head_id = hashlib.sha1(W.tobytes() + b.tobytes() + a.tobytes() + np.float32(tagger_weight).tobytes()).hexdigest()
+    tags = tuple(FAMILIES) if F == len(FAMILIES) else tuple(f"tag{k}" for k in range(F))
+    return MilYamnetHead(tags, mean.astype(np.float32), scale.astype(np.float32), W, b, a, float(tagger_weight),
+                         int(patch_hop), head_id[:16])  # fmt: skip
+
+
 def _fused_clip(model, P: np.ndarray, z: np.ndarray, cols: list, w: float) -> np.ndarray:
     """The families' clip probabilities (F,) of CNN patch probabilities ``P (T, K)`` fused with head logits
     ``z (T, F)`` (as :func:`mirsearch.features.tag_features.fuse_families`, then the bundle's pooling)."""
@@ -118,4 +157,4 @@ def _fused_clip(model, P: np.ndarray, z: np.ndarray, cols: list, w: float) -> np
     return model.pool(P.T)[cols]
 
 
-__all__ = ["choose_yamnet_head", "fit_yamnet_head", "yamnet_windows"]
+__all__ = ["choose_yamnet_head", "fit_mil_head", "fit_yamnet_head", "yamnet_windows"]
