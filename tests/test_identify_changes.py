@@ -292,7 +292,8 @@ def test_change_scan_finds_a_noisy_clip_that_nothing_else_answers_and_no_foreign
     coll, tracks, ids = scan_coll
     clip = tracks["b"][SR * 9 : SR * 14]
     noisy = (clip + _pink(clip.size, clip, -6.0, seed=1)).astype(np.float32)
-    assert identify(coll, noisy, sr=SR, options=IdentifyOptions(**_NOTHING_ELSE)).matches == []
+    assert identify(coll, noisy, sr=SR, options=IdentifyOptions(**_NOTHING_ELSE, change_scan=0)).matches == []
+    assert IdentifyOptions().change_scan == 3  # on by default (session 13: tune pink 5 s +1 of 60, test unchanged)
     found = identify(coll, noisy, sr=SR, options=IdentifyOptions(**_NOTHING_ELSE, change_scan=3)).matches
     assert len(found) == 1 and found[0].recording_id == ids["b"]
     assert found[0].offset == pytest.approx(9.0, abs=0.05) and found[0].speed == 1.0 and found[0].pitch_shift == 0.0

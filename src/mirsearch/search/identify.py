@@ -17,8 +17,9 @@ spectro-temporal changes (:class:`~mirsearch.search.peak_check.ChangeCheck`, ses
 and the standout of the query's band changes against the recording's stored change signs add up to
 ``change_min`` (and the peak standout is at least ``change_floor``); otherwise the answer is "not found" (no
 matches). A candidate answered by its peaks with a standout below ``veto_below`` is dropped when its changes do not
-follow the line (change standout below ``change_veto``, session 13). Found matches are ranked by their matched peak
-count.
+follow the line (change standout below ``change_veto``, session 13); an excerpt nothing answered gets a last look by
+its changes slid over the vote's first recordings (:mod:`mirsearch.search.change_scan`). Found matches are ranked by
+their matched peak count.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ DEFAULT_CHANGE_FLOOR = 2.5
 DEFAULT_CHANGE_VETO = 0.5
 #: peak standout from which the changes are not looked at (no absent excerpt of the tuning split reached 9.1)
 VETO_BELOW = 12.0
-DEFAULT_CHANGE_SCAN_MIN = 3.5  #: peak standout at the change scan's best offset that answers it (tuning split)
+DEFAULT_CHANGE_SCAN, DEFAULT_CHANGE_SCAN_MIN = 3, 3.5  #: change scan: recordings scanned, peak standout that answers
 #: recordings (evenly spread over the collection) and windows in each whose change signs make a query's null
 CHANGE_NULL_RECORDINGS = 16
 CHANGE_NULL_WINDOWS = 4
@@ -171,7 +172,7 @@ class IdentifyOptions:
     change_floor: float = DEFAULT_CHANGE_FLOOR
     change_veto: float = DEFAULT_CHANGE_VETO
     veto_below: float = VETO_BELOW
-    change_scan: int = 0
+    change_scan: int = DEFAULT_CHANGE_SCAN
     change_scan_min: float = DEFAULT_CHANGE_SCAN_MIN
 
     def __post_init__(self):
