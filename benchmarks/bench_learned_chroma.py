@@ -243,8 +243,10 @@ def extract(
     hcqt_cache: Path | None,
     standard: bool = True,
     peers: dict | None = None,
+    tta: dict | None = None,
 ) -> dict:
-    """Fill the feature caches; returns seconds of audio and of computation per stage."""
+    """Fill the feature caches; returns seconds of audio and of computation per stage. ``tta`` maps a row
+    name to a bundle whose class probabilities are averaged over the HCQT moved by -1, 0, +1 bins."""
     from mirsearch.audio import load_audio
     from mirsearch.features.learned import bundle_hcqt
 
@@ -253,6 +255,8 @@ def extract(
     tags.update({name: f"learned-{b.model_id}" for name, b in bundles.items()})
     peers = peers or {}
     tags.update({name: f"peer-{m.model_id}" for name, m in peers.items()})
+    tta = tta or {}
+    tags.update({name: f"learned-{b.model_id}-tta1" for name, b in tta.items()})
     if basic_pitch:
         tags.update({key: BASIC_PITCH_TAG for key in BASIC_PITCH_ROWS})
     for t in tags.values():
@@ -281,10 +285,11 @@ def extract(
             clock("chroma", t0, dur)
             np.save(cache / missing["chroma"] / f"{k}.npy", X)
         learned = [n for n in missing if n in bundles]
-        if learned:
+        augmented = [n for n in missing if n in tta]
+        if learned or augmented:
             H = None
             hpath = None
-            first = bundles[learned[0]]
+            first = bundles[learned[0]] if learned else tta[augmented[0]]
             if hcqt_cache is not None:
                 hkey = hashlib.sha1(repr(sorted(first.input.items())).encode()).hexdigest()[:10]
                 hpath = hcqt_cache / hkey / f"{k}.npy"
@@ -303,6 +308,14 @@ def extract(
                 lp = b.predict(H, num_threads=1)
                 clock(f"network {n}", t0, dur)
                 P = np.exp(lp[:12].astype(np.float64))
+                np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
+            for n in augmented:
+                from mirsearch.features.learned import tta_probs
+
+                b = tta[n]
+                t0 = time.perf_counter()
+                P = tta_probs(H, bundle=b)
+                clock(f"network {n} (3 runs)", t0, dur)
                 np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
         if any(n in peers for n in missing):
             todo = {n: cache / missing[n] / f"{k}.npy" for n in missing if n in peers}
@@ -366,14 +379,54 @@ def load_features(versions, cache: Path, tag: str, *, key: str | None = None) ->
     return feats
 
 
-def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, harmonic_decay: float = 0.0) -> dict:
-    """Top-k and MRR of all themes of ``ds`` over the versions in ``feats`` (query overtone model
-    ``harmonic_decay``, see :func:`mirsearch.search.theme.theme_query`)."""
-    cens = chroma_modules()[0].cens
+def _database(mats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenated unit rows, offsets and the reset mask of a list of (n_i, K) matrices."""
+    lengths = np.array([m.shape[0] for m in mats])
+    offsets = np.r_[0, np.cumsum(lengths)]
+    Y = np.concatenate(mats, axis=0)
+    reset = np.zeros(Y.shape[0], dtype=np.bool_)
+    reset[offsets[:-1]] = True
+    return Y, offsets, reset
+
+
+def theme_costs(ds, ids: list[str], Y, offsets, reset, query, *, shifts=range(12)) -> dict:
+    """Best normalised subsequence-DTW cost of every theme of ``ds`` in every version ``ids``.
+
+    ``query(theme)`` gives the theme's query as unit rows matching ``Y``'s columns; ``shifts`` are the cyclic
+    shifts of the query's feature axis. Returns ``{theme_id: (relevant version ids, costs (n_versions,))}``.
+    """
+    from mirsearch.matching.subsequence import best_over_shifts
+
+    out = {}
+    for theme in ds.themes.values():
+        relevant = ds.relevant_versions(theme.theme_id) & set(ids)
+        if not relevant:
+            continue
+        cost, _, _ = best_over_shifts(query(theme.to_theme()), Y, shifts, reset=reset)
+        out[theme.theme_id] = (relevant, np.minimum.reduceat(np.where(np.isfinite(cost), cost, np.inf), offsets[:-1]))
+    return out
+
+
+def score_costs(ids: list[str], costs: dict) -> dict:
+    """Top-k, MRR and per-query reciprocal ranks of the versions ranked by ``costs`` (:func:`theme_costs`)."""
     from mirsearch.evaluation import metrics
-    from mirsearch.matching.subsequence import best_over_shifts, unit_columns
+
+    rankings = [[ids[i] for i in np.argsort(c, kind="stable")] for _, c in costs.values()]
+    relevants = [r for r, _ in costs.values()]
+    scores = metrics.evaluate(rankings, relevants)
+    rr = metrics.reciprocal_ranks(rankings, relevants)
+    return {
+        **{k: scores[k] for k in ("queries", "top1", "top5", "top10", "mrr")},
+        "per_query_rr": {t: round(float(r), 6) for t, r in zip(costs, rr, strict=True)},
+    }
+
+
+def feature_costs(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, harmonic_decay: float = 0.0):
+    """(version ids, :func:`theme_costs`) of one feature kind (query overtone model ``harmonic_decay``)."""
+    from mirsearch.matching.subsequence import unit_columns
     from mirsearch.search.theme import theme_query
 
+    cens = chroma_modules()[0].cens
     ids = list(feats)
     mats = []
     for vid in ids:
@@ -383,31 +436,53 @@ def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, 
 
             X, _ = cens(X, feature_rate=FEATURE_RATE, **THEME_CENS)
         mats.append(unit_columns(X))
-    lengths = np.array([m.shape[0] for m in mats])
-    offsets = np.r_[0, np.cumsum(lengths)]
-    Y = np.concatenate(mats, axis=0)
-    reset = np.zeros(Y.shape[0], dtype=np.bool_)
-    reset[offsets[:-1]] = True
-    rankings, relevants, theme_ids = [], [], []
+    Y, offsets, reset = _database(mats)
+    kw = {"harmonic_decay": harmonic_decay} if harmonic_decay else {}
+
+    def query(theme):
+        return unit_columns(theme_query(theme, feature_rate=FEATURE_RATE, **kw))
+
+    return ids, theme_costs(ds, ids, Y, offsets, reset, query)
+
+
+def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, harmonic_decay: float = 0.0) -> dict:
+    """Top-k and MRR of all themes of ``ds`` over the versions in ``feats`` (query overtone model
+    ``harmonic_decay``, see :func:`mirsearch.search.theme.theme_query`)."""
     t0 = time.perf_counter()
-    for theme in ds.themes.values():
-        relevant = ds.relevant_versions(theme.theme_id) & set(ids)
-        if not relevant:
-            continue
-        kw = {"harmonic_decay": harmonic_decay} if harmonic_decay else {}
-        Q = unit_columns(theme_query(theme.to_theme(), feature_rate=FEATURE_RATE, **kw))
-        cost, _, _ = best_over_shifts(Q, Y, range(12), reset=reset)
-        per = np.minimum.reduceat(np.where(np.isfinite(cost), cost, np.inf), offsets[:-1])
-        rankings.append([ids[i] for i in np.argsort(per, kind="stable")])
-        relevants.append(relevant)
-        theme_ids.append(theme.theme_id)
-    scores = metrics.evaluate(rankings, relevants)
-    rr = metrics.reciprocal_ranks(rankings, relevants)
-    return {
-        **{k: scores[k] for k in ("queries", "top1", "top5", "top10", "mrr")},
-        "eval_seconds": round(time.perf_counter() - t0, 1),
-        "per_query_rr": {t: round(float(r), 6) for t, r in zip(theme_ids, rr, strict=True)},
-    }
+    ids, costs = feature_costs(feats, ds, cens_smoothing=cens_smoothing, harmonic_decay=harmonic_decay)
+    return {**score_costs(ids, costs), "eval_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def evaluate_fused(parts: list[dict[str, np.ndarray]], decays: list[float], weight: float, ds) -> dict:
+    """Early fusion: subsequence DTW on the weighted sum of two cosine costs, ``weight`` x cost of
+    ``parts[0]`` + (1 - ``weight``) x cost of ``parts[1]`` (each with its query overtone model ``decays[i]``),
+    computed by the product's fused features (:func:`mirsearch.search.theme.fuse_features`)."""
+    from mirsearch.search.theme import fuse_features, fused_shifts, theme_query
+
+    t0 = time.perf_counter()
+    ids = [v for v in parts[0] if v in parts[1]]
+    mats = [fuse_features(parts[0][v], parts[1][v], weight=weight).T for v in ids]
+    Y, offsets, reset = _database([np.ascontiguousarray(m, dtype=np.float32) for m in mats])
+
+    def query(theme):
+        qa, qb = (theme_query(theme, feature_rate=FEATURE_RATE, harmonic_decay=d) for d in decays)
+        return np.ascontiguousarray(fuse_features(qa, qb, weight=weight).T)
+
+    costs = theme_costs(ds, ids, Y, offsets, reset, query, shifts=fused_shifts(range(12)))
+    return {**score_costs(ids, costs), "eval_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def evaluate_late(parts: list[tuple[list[str], dict]], weight: float) -> dict:
+    """Late fusion: per query, each part's per-version costs divided by their median over the versions,
+    then ``weight`` x part 0 + (1 - ``weight``) x part 1 (``parts``: :func:`feature_costs` results)."""
+    (ids, ca), (ids_b, cb) = parts
+    if ids != ids_b:
+        raise SystemExit("late fusion: the two parts rank different versions")
+    costs = {}
+    for t, (rel, a) in ca.items():
+        b = cb[t][1]
+        costs[t] = (rel, weight * a / max(np.median(a), 1e-9) + (1 - weight) * b / max(np.median(b), 1e-9))
+    return score_costs(ids, costs)
 
 
 def add_paired(rows: list[dict], *, reference: str) -> None:
@@ -553,6 +628,36 @@ def main(argv=None) -> int:
         metavar="NAME=A+B",
         help="a row averaging the 12 class probabilities of bundles A and B (names of --bundle / 'default')",
     )
+    ap.add_argument(
+        "--fusion",
+        action="append",
+        default=[],
+        metavar="NAME=A+B",
+        help="rows of early cost fusion (weighted sum of the cosine costs of rows A and B: 'chroma', 'default', "
+        "a --bundle, --ensemble or --tta name), one per --fusion-weights value (the weight of A)",
+    )
+    ap.add_argument(
+        "--late-fusion",
+        action="append",
+        default=[],
+        metavar="NAME=A+B",
+        help="rows of late fusion (per-version costs of A and B, each over its median, weighted sum)",
+    )
+    ap.add_argument("--fusion-weights", default="0.5,0.6,0.7,0.8,0.9", help="weights of part A (comma-separated)")
+    ap.add_argument(
+        "--fusion-chroma-decay",
+        type=float,
+        default=0.3,
+        help="query overtone model of a 'chroma' part of a fusion (the product's, QUERY_HARMONIC_DECAY)",
+    )
+    ap.add_argument(
+        "--tta",
+        action="append",
+        default=[],
+        metavar="NAME=B",
+        help="a row of bundle B with test-time augmentation: class probabilities averaged over the HCQT "
+        "shifted by -1, 0, +1 bins (1/3 semitone)",
+    )
     ap.add_argument("--speed-rounds", type=int, default=3, help="--speed: fastest of this many rounds")
     ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
     args = ap.parse_args(argv)
@@ -585,6 +690,7 @@ def main(argv=None) -> int:
     if args.default:
         named.insert(0, ("default", None))
     bundles = {name: load_bundle(path) for name, path in named}
+    tta = {name: bundles[b] for name, b in (t.split("=", 1) for t in args.tta)}
     peers = load_peers(args.peer) if args.peer else {}
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -596,6 +702,7 @@ def main(argv=None) -> int:
         hcqt_cache=hcqt_cache,
         standard=not (args.extract_only and args.no_standard),
         peers=peers,
+        tta=tta,
     )
     print(f"features ready in {time.perf_counter() - t0:.0f} s; x realtime: {info['x_realtime']}", flush=True)
     if args.extract_only:
@@ -626,6 +733,10 @@ def main(argv=None) -> int:
         tags[name] = "ensemble-" + "+".join(tags[p].removeprefix("learned-") for p in parts)
         meta = {"ensemble": [bundles[p].model_id for p in parts]}
         variants.append((f"learned ({name})", name, meta, False))
+    for name, b in tta.items():
+        variants.append(
+            (f"learned ({name}, HCQT -1/0/+1 bins)", name, {"model_id": b.model_id, "tta": [-1, 0, 1]}, False)
+        )
     for name, m in peers.items():
         meta = {"checkpoint": m.path.name, "ctc": m.net.ctc, "model_id": m.model_id}
         variants.append((f"{name} (ThemeEnhancer, MTD)", name, meta, False))
@@ -678,6 +789,42 @@ def main(argv=None) -> int:
             rows.append({"variant": variant, **meta, "tag": tag, "query_harmonic_decay": decay, **res})
             save()  # after every row: a long run that is stopped keeps what it finished
         print_table(rows[-1:], cols)
+
+    def part_features(key):
+        if key in ensembles:
+            parts = [load_features(versions, cache, tags[p]) for p in ensembles[key]]
+            return {v: np.mean([f[v] for f in parts], axis=0) for v in parts[0]}
+        return load_features(versions, cache, tags[key], key=key)
+
+    weights = [float(w) for w in args.fusion_weights.split(",")]
+    for kind, specs in (("early", args.fusion), ("late", args.late_fusion)):
+        for name, pair in (f.split("=", 1) for f in specs):
+            keys = pair.split("+")
+            decays = [args.fusion_chroma_decay if k == "chroma" else 0.0 for k in keys]
+            feats = None
+            late = None
+            for w in weights:
+                key = f"{name}@{w:g}"
+                if args.variants and not ({name, key} & set(args.variants.split(","))):
+                    continue
+                variant = f"{kind} fusion {name} ({keys[0]} x {w:g} + {keys[1]} x {1 - w:g})"
+                tag = f"{kind}:{tags[keys[0]]}+{tags[keys[1]]}@{w:g}:decay{decays[0]:g},{decays[1]:g}"
+                meta = {"fusion": kind, "parts": keys, "weight": w, "query_harmonic_decays": decays}
+                if (variant, tag) in previous:
+                    rows.append(previous[(variant, tag)])
+                else:
+                    t0 = time.perf_counter()
+                    if feats is None:
+                        feats = [part_features(k) for k in keys]
+                    if kind == "early":
+                        res = evaluate_fused(feats, decays, w, ds)
+                    else:
+                        if late is None:
+                            late = [feature_costs(f, ds, harmonic_decay=d) for f, d in zip(feats, decays, strict=True)]
+                        res = {**evaluate_late(late, w), "eval_seconds": round(time.perf_counter() - t0, 1)}
+                    rows.append({"variant": variant, **meta, "tag": tag, **res})
+                    save()
+                print_table(rows[-1:], cols)
     add_paired(rows, reference="learned (CTC, shipped default)")
     print_table(rows, cols + ["dTop-1", "lost/won", "dMRR"])
     out = save()

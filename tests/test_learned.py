@@ -466,3 +466,29 @@ def test_soup_weights_is_the_mean_of_the_tuned_bundles_interpolated_with_the_bas
         soup_weights(new_bundle(), [], alpha=0.5)
     with pytest.raises(ParameterError):
         soup_weights(new_bundle(), [t1, new_bundle(network={"channels": 16})], alpha=0.5)
+
+
+def test_shift_bins_and_tta_probs_average_the_shifted_inputs():
+    from mirsearch.errors import ParameterError
+    from mirsearch.features.learned import shift_bins, tta_probs
+
+    H = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
+    up, down = shift_bins(H, 1), shift_bins(H, -2)
+    np.testing.assert_array_equal(up[:, 1:], H[:, :-1])
+    assert not up[:, 0].any()
+    np.testing.assert_array_equal(down[:, :3], H[:, 2:])
+    assert not down[:, 3:].any()
+    np.testing.assert_array_equal(shift_bins(H, 0), H)
+    assert shift_bins(H, 0) is not H
+
+    class Stub:  # log-probabilities that depend on the input's mean
+        def predict(self, X, num_threads=1):
+            p = np.full((13, X.shape[2]), X.mean() / 100.0)
+            return np.log(p)
+
+    got = tta_probs(H, bundle=Stub(), shifts=(-1, 0, 1))
+    expected = np.mean([shift_bins(H, k).mean() / 100.0 for k in (-1, 0, 1)])
+    assert got.shape == (12, 3)
+    np.testing.assert_allclose(got, expected)
+    with pytest.raises(ParameterError, match="shifts"):
+        tta_probs(H, bundle=Stub(), shifts=())

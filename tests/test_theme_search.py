@@ -170,3 +170,80 @@ def test_rank_occurrences_keeps_the_best_query_version_and_checks_parameters():
 def test_search_takes_parsed_themes_only(collection):
     with pytest.raises(ParameterError, match="parsed Theme"):
         search_theme(collection, "C D E F G")
+
+
+def test_fused_features_give_the_weighted_sum_of_the_two_cosine_costs():
+    from mirsearch.matching.subsequence import best_over_shifts, cosine_cost, unit_columns
+    from mirsearch.search.theme import fuse_features, fused_shifts
+
+    rng = np.random.default_rng(11)
+    A, B = rng.random((12, 40)) ** 3, rng.random((12, 41)) ** 3
+    qa, qb = rng.random((12, 9)) ** 3, rng.random((12, 9)) ** 3
+    A[:, 5] = 0.0  # a silent frame is the uniform vector in both costs
+    w = 0.7
+    F, Q = fuse_features(A, B, weight=w), fuse_features(qa, qb, weight=w)
+    assert F.shape == (24, 40) and F.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(F, axis=0), 1.0, atol=1e-6)
+    expected = w * cosine_cost(qa, A) + (1 - w) * cosine_cost(qb, B[:, :40])
+    np.testing.assert_allclose(cosine_cost(Q, F), expected, atol=1e-5)
+    # a shift of s semitones of both kinds is a shift of 2 s of the fused axis
+    s = 5
+    Qs = fuse_features(np.roll(qa, s, axis=0), np.roll(qb, s, axis=0), weight=w)
+    np.testing.assert_allclose(np.roll(unit_columns(Q), 2 * s, axis=1), unit_columns(Qs), atol=1e-6)
+    # weight 1: the same matching function and shifts as A alone
+    F1, Q1 = fuse_features(A, B, weight=1.0), fuse_features(qa, qb, weight=1.0)
+    c1, _, k1 = best_over_shifts(unit_columns(Q1), unit_columns(F1), fused_shifts(range(12)))
+    c0, _, k0 = best_over_shifts(unit_columns(qa), unit_columns(A), range(12))
+    np.testing.assert_allclose(c1, c0, atol=1e-5)
+    np.testing.assert_array_equal(k1 // 2, k0)
+    with pytest.raises(ParameterError, match="weight"):
+        fuse_features(A, B, weight=1.5)
+    with pytest.raises(ParameterError, match="chroma"):
+        fuse_features(A[:6], B, weight=0.5)
+
+
+class _TwoKindCollection:
+    """A stand-in collection with learned and plain chroma (unit rows) for the fused search."""
+
+    def __init__(self, rng, lengths, plant):
+        from types import SimpleNamespace
+
+        from mirsearch.matching.subsequence import unit_columns
+
+        self.recs = [SimpleNamespace(id=10 + i, path=f"/r{i}.flac") for i in range(len(lengths))]
+        self.kinds = {}
+        for kind, extra in (("learned", 0), ("chroma", 1)):  # chroma one frame longer: cut in the fusion
+            mats = []
+            for i, n in enumerate(lengths):
+                X = rng.random((12, n + extra)) ** 4
+                if i == 1:  # the theme, transposed 3 semitones up, at frame 20
+                    X[:, 20 : 20 + plant.shape[1]] = np.roll(plant, 3, axis=0) + 0.05 * X[:, 20 : 20 + plant.shape[1]]
+                mats.append(unit_columns(X))
+            off = np.r_[0, np.cumsum([len(m) for m in mats])].astype(np.int64)
+            self.kinds[kind] = (np.concatenate(mats), off, self.recs, 10.0)
+        self.views = SimpleNamespace(get=lambda key, build: build())
+
+    def database(self, kind):
+        return self.kinds[kind]
+
+
+def test_search_with_cost_fusion_reduces_to_each_kind_and_finds_a_planted_theme():
+    from mirsearch.features.symbolic import notes_to_chroma
+    from mirsearch.scores import parse_note_string
+
+    theme = parse_note_string("C4 E4 G4 C5 B4 G4 F4 D4")
+    plant = notes_to_chroma(theme, feature_rate=10.0, tempo_bpm=100.0)
+    coll = _TwoKindCollection(np.random.default_rng(5), [90, 120, 60], plant)
+    for weight, kind in ((1.0, "learned"), (0.0, "chroma")):
+        fused = search_theme(coll, theme, top=5, per_recording=1, features="learned", fusion_weight=weight)
+        alone = search_theme(coll, theme, top=5, per_recording=1, features=kind)
+        assert [(m.recording_id, m.start, m.end, m.transposition) for m in fused] == [
+            (m.recording_id, m.start, m.end, m.transposition) for m in alone
+        ]
+        np.testing.assert_allclose([m.cost for m in fused], [m.cost for m in alone], atol=1e-5)
+    best = search_theme(coll, theme, top=1, features="learned", fusion_weight=0.6)[0]
+    assert best.recording_id == 11 and best.transposition == 3 and abs(best.start - 2.0) < 0.25
+    with pytest.raises(ParameterError, match="features='learned'"):
+        search_theme(coll, theme, features="chroma", fusion_weight=0.5)
+    with pytest.raises(ParameterError, match="fusion_weight"):
+        search_theme(coll, theme, features="learned", fusion_weight=-0.1)
