@@ -25,6 +25,18 @@ chroma is re-extracted), learned chroma under the bundle's ``model_id``. The HCQ
 computed once and cached as float16 (``DATASET/cache/bench_hcqt/``) so that several bundles share it;
 ``--extract-only`` fills the caches without evaluating (to spread the work over processes).
 
+Inference-time variants of a row (issue 14, session 14; features from the same caches): ``--fusion NAME=A+B``
+(early cost fusion: subsequence DTW on ``w`` x the cosine cost of row A + (1 - ``w``) x row B's, per
+``--fusion-weights`` value, the product's :func:`mirsearch.search.theme.fuse_features`), ``--late-fusion NAME=A+B``
+(each row's per-version costs over their median, then weighted), ``--tta NAME=B[:K,...]`` (bundle B's class
+probabilities averaged over the HCQT moved by K bins, :func:`mirsearch.features.learned.tta_probs`), ``--upper``
+(the stored upper-register chroma as a row), ``--per-version KEYS`` (each version's best cost over the median of
+its matching function) and ``--power KEY=G,...`` (a row's chroma raised to a power):
+
+    nice -n 10 .venv/bin/python benchmarks/bench_learned_chroma.py --dataset data/mutopia_themes --split validation \
+        --default --tta tta=default --upper --fusion fc=default+chroma --late-fusion lc=default+chroma \
+        --fusion-weights 0.4,0.5,0.6,0.7,0.8,0.9 --per-version default --name mutopia_themes_validation_s14
+
 basic-pitch (Bittner et al., ICASSP 2022; ``make bench-setup`` installs it without TensorFlow) runs its
 ONNX model ``nmp.onnx`` with basic-pitch's own windowing (2 s windows, 30 frames overlap, 86 Hz
 output). Both posteriorgrams are cached at its frame rate as float16, (2, 88, n): the note posteriorgram
@@ -110,6 +122,15 @@ def chroma_tag() -> str:
     src = hashlib.sha1(Path(chroma_mod.__file__).read_bytes().rstrip(b"\n") + b"\n").hexdigest()[:8]
     key = registry_mod.config_key(registry_mod.feature_config("chroma", feature_rate=FEATURE_RATE))
     return f"chroma-{key}-{src}"
+
+
+def upper_tag() -> str:
+    """Cache tag of the upper-register chroma (kind ``chroma_upper``): configuration and module source."""
+    import mirsearch.features.matching_chroma as mc
+    from mirsearch.features.registry import config_key
+
+    src = hashlib.sha1(Path(mc.__file__).read_bytes().rstrip(b"\n") + b"\n").hexdigest()[:8]
+    return f"chroma_upper-{config_key(mc.upper_config(feature_rate=FEATURE_RATE))}-{src}"
 
 
 def fold_to_chroma(P: np.ndarray, *, midi_min: float, bins_per_semitone: int = 1) -> np.ndarray:
@@ -244,6 +265,7 @@ def extract(
     standard: bool = True,
     peers: dict | None = None,
     tta: dict | None = None,
+    upper: bool = False,
 ) -> dict:
     """Fill the feature caches; returns seconds of audio and of computation per stage. ``tta`` maps a row
     name to a bundle whose class probabilities are averaged over the HCQT moved by -1, 0, +1 bins."""
@@ -252,11 +274,13 @@ def extract(
 
     chroma = chroma_modules()[0].chroma
     tags = {"chroma": chroma_tag()} if standard else {}
+    if upper:
+        tags["chroma_upper"] = upper_tag()
     tags.update({name: f"learned-{b.model_id}" for name, b in bundles.items()})
     peers = peers or {}
     tags.update({name: f"peer-{m.model_id}" for name, m in peers.items()})
     tta = tta or {}
-    tags.update({name: f"learned-{b.model_id}-tta1" for name, b in tta.items()})
+    tags.update({name: f"learned-{b.model_id}-tta{_shifts_tag(sh)}" for name, (b, sh) in tta.items()})
     if basic_pitch:
         tags.update({key: BASIC_PITCH_TAG for key in BASIC_PITCH_ROWS})
     for t in tags.values():
@@ -284,12 +308,19 @@ def extract(
             X, _ = chroma(y, sr=sr, feature_rate=FEATURE_RATE)
             clock("chroma", t0, dur)
             np.save(cache / missing["chroma"] / f"{k}.npy", X)
+        if "chroma_upper" in missing:
+            from mirsearch.features.matching_chroma import upper_chroma, upper_config
+
+            t0 = time.perf_counter()
+            X, _ = upper_chroma(y, sr=sr, config=upper_config(feature_rate=FEATURE_RATE))
+            clock("chroma_upper", t0, dur)
+            np.save(cache / missing["chroma_upper"] / f"{k}.npy", X)
         learned = [n for n in missing if n in bundles]
         augmented = [n for n in missing if n in tta]
         if learned or augmented:
             H = None
             hpath = None
-            first = bundles[learned[0]] if learned else tta[augmented[0]]
+            first = bundles[learned[0]] if learned else tta[augmented[0]][0]
             if hcqt_cache is not None:
                 hkey = hashlib.sha1(repr(sorted(first.input.items())).encode()).hexdigest()[:10]
                 hpath = hcqt_cache / hkey / f"{k}.npy"
@@ -312,10 +343,10 @@ def extract(
             for n in augmented:
                 from mirsearch.features.learned import tta_probs
 
-                b = tta[n]
+                b, sh = tta[n]
                 t0 = time.perf_counter()
-                P = tta_probs(H, bundle=b)
-                clock(f"network {n} (3 runs)", t0, dur)
+                P = tta_probs(H, bundle=b, shifts=sh)
+                clock(f"network {n} ({len(sh)} runs)", t0, dur)
                 np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
         if any(n in peers for n in missing):
             todo = {n: cache / missing[n] / f"{k}.npy" for n in missing if n in peers}
@@ -338,6 +369,11 @@ def extract(
         "audio_seconds": audio_s,
         "x_realtime": {s: audio_s[s] / timing[s] for s in timing if timing[s] > 0},
     }
+
+
+def _shifts_tag(shifts) -> str:
+    """Cache-tag part of a test-time augmentation's bin shifts (``1`` for the first set, -1, 0, +1)."""
+    return "1" if tuple(shifts) == (-1, 0, 1) else "_".join(str(int(k)) for k in shifts)
 
 
 def extract_peers(y: np.ndarray, sr: int, peers: dict, todo: dict, clock) -> None:
@@ -389,11 +425,13 @@ def _database(mats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return Y, offsets, reset
 
 
-def theme_costs(ds, ids: list[str], Y, offsets, reset, query, *, shifts=range(12)) -> dict:
+def theme_costs(ds, ids: list[str], Y, offsets, reset, query, *, shifts=range(12), per_version: bool = False) -> dict:
     """Best normalised subsequence-DTW cost of every theme of ``ds`` in every version ``ids``.
 
     ``query(theme)`` gives the theme's query as unit rows matching ``Y``'s columns; ``shifts`` are the cyclic
     shifts of the query's feature axis. Returns ``{theme_id: (relevant version ids, costs (n_versions,))}``.
+    ``per_version``: each version's best cost divided by the median of its matching function (its background:
+    a version that matches any theme cheaply is not ranked first for that alone).
     """
     from mirsearch.matching.subsequence import best_over_shifts
 
@@ -403,7 +441,13 @@ def theme_costs(ds, ids: list[str], Y, offsets, reset, query, *, shifts=range(12
         if not relevant:
             continue
         cost, _, _ = best_over_shifts(query(theme.to_theme()), Y, shifts, reset=reset)
-        out[theme.theme_id] = (relevant, np.minimum.reduceat(np.where(np.isfinite(cost), cost, np.inf), offsets[:-1]))
+        cost = np.where(np.isfinite(cost), cost, np.inf)
+        best = np.minimum.reduceat(cost, offsets[:-1])
+        if per_version:
+            med = np.array([np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.inf
+                            for c in np.split(cost, offsets[1:-1])])  # fmt: skip
+            best = best / np.maximum(med, 1e-9)
+        out[theme.theme_id] = (relevant, best)
     return out
 
 
@@ -421,7 +465,9 @@ def score_costs(ids: list[str], costs: dict) -> dict:
     }
 
 
-def feature_costs(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, harmonic_decay: float = 0.0):
+def feature_costs(
+    feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, harmonic_decay: float = 0.0, per_version=False
+):
     """(version ids, :func:`theme_costs`) of one feature kind (query overtone model ``harmonic_decay``)."""
     from mirsearch.matching.subsequence import unit_columns
     from mirsearch.search.theme import theme_query
@@ -442,14 +488,23 @@ def feature_costs(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = Fa
     def query(theme):
         return unit_columns(theme_query(theme, feature_rate=FEATURE_RATE, **kw))
 
-    return ids, theme_costs(ds, ids, Y, offsets, reset, query)
+    return ids, theme_costs(ds, ids, Y, offsets, reset, query, per_version=per_version)
 
 
-def evaluate(feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, harmonic_decay: float = 0.0) -> dict:
+def evaluate(
+    feats: dict[str, np.ndarray],
+    ds,
+    *,
+    cens_smoothing: bool = False,
+    harmonic_decay: float = 0.0,
+    per_version: bool = False,
+) -> dict:
     """Top-k and MRR of all themes of ``ds`` over the versions in ``feats`` (query overtone model
-    ``harmonic_decay``, see :func:`mirsearch.search.theme.theme_query`)."""
+    ``harmonic_decay``, see :func:`mirsearch.search.theme.theme_query`; ``per_version``: :func:`theme_costs`)."""
     t0 = time.perf_counter()
-    ids, costs = feature_costs(feats, ds, cens_smoothing=cens_smoothing, harmonic_decay=harmonic_decay)
+    ids, costs = feature_costs(
+        feats, ds, cens_smoothing=cens_smoothing, harmonic_decay=harmonic_decay, per_version=per_version
+    )
     return {**score_costs(ids, costs), "eval_seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -654,9 +709,25 @@ def main(argv=None) -> int:
         "--tta",
         action="append",
         default=[],
-        metavar="NAME=B",
+        metavar="NAME=B[:K1,K2,...]",
         help="a row of bundle B with test-time augmentation: class probabilities averaged over the HCQT "
-        "shifted by -1, 0, +1 bins (1/3 semitone)",
+        "shifted by K bins each (default -1,0,1: a third of a semitone; 36 bins = one octave)",
+    )
+    ap.add_argument(
+        "--upper", action="store_true", help="also the upper-register chroma (stored kind chroma_upper, G3 up)"
+    )
+    ap.add_argument(
+        "--per-version",
+        default="",
+        metavar="KEYS",
+        help="extra rows of these keys (comma-separated) ranked by each version's best cost over its median",
+    )
+    ap.add_argument(
+        "--power",
+        action="append",
+        default=[],
+        metavar="KEY=G1,G2",
+        help="rows of row KEY's 10 Hz chroma raised to the power G per element (sharpened G > 1, flattened G < 1)",
     )
     ap.add_argument("--speed-rounds", type=int, default=3, help="--speed: fastest of this many rounds")
     ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
@@ -690,7 +761,10 @@ def main(argv=None) -> int:
     if args.default:
         named.insert(0, ("default", None))
     bundles = {name: load_bundle(path) for name, path in named}
-    tta = {name: bundles[b] for name, b in (t.split("=", 1) for t in args.tta)}
+    tta = {}
+    for name, spec in (t.split("=", 1) for t in args.tta):
+        b, _, sh = spec.partition(":")
+        tta[name] = (bundles[b], tuple(int(k) for k in sh.split(",")) if sh else (-1, 0, 1))
     peers = load_peers(args.peer) if args.peer else {}
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -703,6 +777,7 @@ def main(argv=None) -> int:
         standard=not (args.extract_only and args.no_standard),
         peers=peers,
         tta=tta,
+        upper=args.upper,
     )
     print(f"features ready in {time.perf_counter() - t0:.0f} s; x realtime: {info['x_realtime']}", flush=True)
     if args.extract_only:
@@ -723,6 +798,8 @@ def main(argv=None) -> int:
             ):
                 previous.update({(r["variant"], r.get("tag")): r for r in d["rows"]})
     variants = [("standard chroma", "chroma", {}, False), ("CENS", "chroma", {}, True)]
+    if args.upper:
+        variants.append(("upper-register chroma (G3 up)", "chroma_upper", {}, False))
     for name, b in bundles.items():
         t = b.config.get("training", {})
         meta = {"loss": t.get("loss", "?"), "epoch": t.get("epochs"), "model_id": b.model_id}
@@ -731,12 +808,11 @@ def main(argv=None) -> int:
     ensembles = {name: parts.split("+") for name, parts in (e.split("=", 1) for e in args.ensemble)}
     for name, parts in ensembles.items():
         tags[name] = "ensemble-" + "+".join(tags[p].removeprefix("learned-") for p in parts)
-        meta = {"ensemble": [bundles[p].model_id for p in parts]}
+        meta = {"ensemble": [bundles[p].model_id if p in bundles else tags[p] for p in parts]}
         variants.append((f"learned ({name})", name, meta, False))
-    for name, b in tta.items():
-        variants.append(
-            (f"learned ({name}, HCQT -1/0/+1 bins)", name, {"model_id": b.model_id, "tta": [-1, 0, 1]}, False)
-        )
+    for name, (b, sh) in tta.items():
+        label = f"learned ({name}, HCQT {'/'.join(f'{k:+d}' if k else '0' for k in sh)} bins)"
+        variants.append((label, name, {"model_id": b.model_id, "tta": list(sh)}, False))
     for name, m in peers.items():
         meta = {"checkpoint": m.path.name, "ctc": m.net.ctc, "model_id": m.model_id}
         variants.append((f"{name} (ThemeEnhancer, MTD)", name, meta, False))
@@ -775,7 +851,7 @@ def main(argv=None) -> int:
         keep = set(args.variants.split(","))
         variants = [v for v in variants if ("cens" if v[3] else v[1]) in keep]
     for variant, key, meta, smooth in variants:
-        decay = args.chroma_query_decay if key == "chroma" else 0.0
+        decay = args.chroma_query_decay if key in ("chroma", "chroma_upper") else 0.0
         tag = tags[key] + ("+cens" if smooth else "") + (f"+decay{decay:g}" if decay else "")
         if (variant, tag) in previous:
             rows.append(previous[(variant, tag)])
@@ -800,7 +876,7 @@ def main(argv=None) -> int:
     for kind, specs in (("early", args.fusion), ("late", args.late_fusion)):
         for name, pair in (f.split("=", 1) for f in specs):
             keys = pair.split("+")
-            decays = [args.fusion_chroma_decay if k == "chroma" else 0.0 for k in keys]
+            decays = [args.fusion_chroma_decay if k in ("chroma", "chroma_upper") else 0.0 for k in keys]
             feats = None
             late = None
             for w in weights:
@@ -825,6 +901,29 @@ def main(argv=None) -> int:
                     rows.append({"variant": variant, **meta, "tag": tag, **res})
                     save()
                 print_table(rows[-1:], cols)
+    for spec in args.power:
+        key, gammas = spec.split("=", 1)
+        for g in (float(x) for x in gammas.split(",")):
+            variant = f"{key}, chroma to the power {g:g}"
+            tag = f"{tags[key]}+power{g:g}"
+            if (variant, tag) in previous:
+                rows.append(previous[(variant, tag)])
+            else:
+                feats = {v: np.power(np.maximum(X, 0.0), g) for v, X in part_features(key).items()}
+                rows.append({"variant": variant, "tag": tag, "power": g, **evaluate(feats, ds)})
+                save()
+            print_table(rows[-1:], cols)
+    for key in [k for k in args.per_version.split(",") if k]:
+        variant = f"{key}, each version's cost over its median"
+        tag = tags[key] + "+per-version-median"
+        if (variant, tag) in previous:
+            rows.append(previous[(variant, tag)])
+        else:
+            decay = args.chroma_query_decay if key in ("chroma", "chroma_upper") else 0.0
+            res = evaluate(part_features(key), ds, per_version=True, harmonic_decay=decay)
+            rows.append({"variant": variant, "tag": tag, "per_version": "median", **res})
+            save()
+        print_table(rows[-1:], cols)
     add_paired(rows, reference="learned (CTC, shipped default)")
     print_table(rows, cols + ["dTop-1", "lost/won", "dMRR"])
     out = save()
