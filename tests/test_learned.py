@@ -492,3 +492,48 @@ def test_shift_bins_and_tta_probs_average_the_shifted_inputs():
     np.testing.assert_allclose(got, expected)
     with pytest.raises(ParameterError, match="shifts"):
         tta_probs(H, bundle=Stub(), shifts=())
+
+
+def test_bench_fusion_rows_reduce_to_their_parts_and_per_version_normalises():
+    from types import SimpleNamespace
+
+    from mirsearch.scores import parse_note_string
+
+    bench = _bench_module()
+    rng = np.random.default_rng(2)
+    melodies = {"t1": "C4 D4 E4 F4 G4 E4 C4 D4", "t2": "G4 G4 A4 B4 D5 C5 A4 G4"}
+    themes = {t: parse_note_string(m, name=t) for t, m in melodies.items()}
+    from mirsearch.features.symbolic import notes_to_chroma
+
+    feats_a, feats_b = {}, {}
+    for i, v in enumerate(["v1", "v2", "v3", "v4"]):
+        A, B = rng.random((12, 80)) ** 4, rng.random((12, 81)) ** 4
+        if i < 2:  # v1 holds t1, v2 holds t2 (in A only: B is noise)
+            Q = notes_to_chroma(themes[f"t{i + 1}"], feature_rate=10.0, tempo_bpm=100.0)
+            A[:, 10 : 10 + Q.shape[1]] = Q + 0.02
+        feats_a[v], feats_b[v] = A, B
+    ds = SimpleNamespace(
+        themes={t: SimpleNamespace(theme_id=t, to_theme=lambda th=th: th) for t, th in themes.items()},
+        relevant_versions=lambda t: {"t1": {"v1"}, "t2": {"v2"}}[t],
+    )
+    alone = bench.evaluate(feats_a, ds)
+    assert alone["top1"] == 1.0
+    fused = bench.evaluate_fused([feats_a, feats_b], [0.0, 0.3], 1.0, ds)
+    assert fused["per_query_rr"] == alone["per_query_rr"]
+    noise = bench.evaluate(feats_b, ds, harmonic_decay=0.3)
+    assert bench.evaluate_fused([feats_a, feats_b], [0.0, 0.3], 0.0, ds)["per_query_rr"] == noise["per_query_rr"]
+    parts = [bench.feature_costs(f, ds, harmonic_decay=d) for f, d in ((feats_a, 0.0), (feats_b, 0.3))]
+    assert bench.evaluate_late(parts, 1.0)["per_query_rr"] == alone["per_query_rr"]
+    ids, costs = bench.feature_costs(feats_a, ds)
+    _, normed = bench.feature_costs(feats_a, ds, per_version=True)
+    for t in costs:  # each version's best cost over the median of its own matching function (<= 1 here)
+        assert np.all(normed[t][1] >= costs[t][1])
+        assert np.argmin(normed[t][1]) == np.argmin(costs[t][1])
+    from mirsearch.matching.subsequence import best_over_shifts, unit_columns
+    from mirsearch.search.theme import theme_query
+
+    c, _, _ = best_over_shifts(
+        unit_columns(theme_query(themes["t1"], feature_rate=10.0)), unit_columns(feats_a["v3"]), range(12)
+    )
+    finite = c[np.isfinite(c)]  # the first frames cannot end a path of the whole query
+    assert normed["t1"][1][ids.index("v3")] == pytest.approx(finite.min() / np.median(finite), rel=1e-6)
