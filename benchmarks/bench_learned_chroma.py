@@ -280,7 +280,12 @@ def extract(
     peers = peers or {}
     tags.update({name: f"peer-{m.model_id}" for name, m in peers.items()})
     tta = tta or {}
-    tags.update({name: f"learned-{b.model_id}-tta{_shifts_tag(sh)}" for name, (b, sh) in tta.items()})
+    tags.update(
+        {
+            name: f"learned-{b.model_id}-tta{_shifts_tag(sh)}" + (f"-cut{cut:g}" if cut is not None else "")
+            for name, (b, sh, cut) in tta.items()
+        }
+    )
     if basic_pitch:
         tags.update({key: BASIC_PITCH_TAG for key in BASIC_PITCH_ROWS})
     for t in tags.values():
@@ -343,9 +348,9 @@ def extract(
             for n in augmented:
                 from mirsearch.features.learned import tta_probs
 
-                b, sh = tta[n]
+                b, sh, cut = tta[n]
                 t0 = time.perf_counter()
-                P = tta_probs(H, bundle=b, shifts=sh)
+                P = tta_probs(H if cut is None else low_cut(H, cut, b.input), bundle=b, shifts=sh)
                 clock(f"network {n} ({len(sh)} runs)", t0, dur)
                 np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
         if any(n in peers for n in missing):
@@ -369,6 +374,14 @@ def extract(
         "audio_seconds": audio_s,
         "x_realtime": {s: audio_s[s] / timing[s] for s in timing if timing[s] > 0},
     }
+
+
+def low_cut(H: np.ndarray, midi: float, input_config: dict) -> np.ndarray:
+    """The HCQT with every bin whose (fundamental) pitch is below MIDI ``midi`` set to 0, in all harmonics."""
+    k = int(np.ceil((midi - input_config["fmin_midi"]) * input_config["bins_per_semitone"] - 1e-9))
+    out = H.copy()
+    out[:, : max(k, 0)] = 0
+    return out
 
 
 def _shifts_tag(shifts) -> str:
@@ -709,9 +722,10 @@ def main(argv=None) -> int:
         "--tta",
         action="append",
         default=[],
-        metavar="NAME=B[:K1,K2,...]",
+        metavar="NAME=B[:K1,K2,...][@MIDI]",
         help="a row of bundle B with test-time augmentation: class probabilities averaged over the HCQT "
-        "shifted by K bins each (default -1,0,1: a third of a semitone; 36 bins = one octave)",
+        "shifted by K bins each (default -1,0,1: a third of a semitone; 36 bins = one octave); @MIDI: the bins "
+        "below that pitch zeroed first (e.g. B:0@55: no input below G3)",
     )
     ap.add_argument(
         "--upper", action="store_true", help="also the upper-register chroma (stored kind chroma_upper, G3 up)"
@@ -763,8 +777,10 @@ def main(argv=None) -> int:
     bundles = {name: load_bundle(path) for name, path in named}
     tta = {}
     for name, spec in (t.split("=", 1) for t in args.tta):
+        spec, _, cut = spec.partition("@")
         b, _, sh = spec.partition(":")
-        tta[name] = (bundles[b], tuple(int(k) for k in sh.split(",")) if sh else (-1, 0, 1))
+        shifts = tuple(int(k) for k in sh.split(",")) if sh else (-1, 0, 1)
+        tta[name] = (bundles[b], shifts, float(cut) if cut else None)
     peers = load_peers(args.peer) if args.peer else {}
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -810,9 +826,11 @@ def main(argv=None) -> int:
         tags[name] = "ensemble-" + "+".join(tags[p].removeprefix("learned-") for p in parts)
         meta = {"ensemble": [bundles[p].model_id if p in bundles else tags[p] for p in parts]}
         variants.append((f"learned ({name})", name, meta, False))
-    for name, (b, sh) in tta.items():
+    for name, (b, sh, cut) in tta.items():
         label = f"learned ({name}, HCQT {'/'.join(f'{k:+d}' if k else '0' for k in sh)} bins)"
-        variants.append((label, name, {"model_id": b.model_id, "tta": list(sh)}, False))
+        if cut is not None:
+            label = label[:-1] + f", bins below MIDI {cut:g} zeroed)"
+        variants.append((label, name, {"model_id": b.model_id, "tta": list(sh), "low_cut_midi": cut}, False))
     for name, m in peers.items():
         meta = {"checkpoint": m.path.name, "ctc": m.net.ctc, "model_id": m.model_id}
         variants.append((f"{name} (ThemeEnhancer, MTD)", name, meta, False))
