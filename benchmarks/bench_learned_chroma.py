@@ -479,7 +479,13 @@ def score_costs(ids: list[str], costs: dict) -> dict:
 
 
 def feature_costs(
-    feats: dict[str, np.ndarray], ds, *, cens_smoothing: bool = False, harmonic_decay: float = 0.0, per_version=False
+    feats: dict[str, np.ndarray],
+    ds,
+    *,
+    cens_smoothing: bool = False,
+    harmonic_decay: float = 0.0,
+    per_version=False,
+    tail: tuple[float, float] | None = None,
 ):
     """(version ids, :func:`theme_costs`) of one feature kind (query overtone model ``harmonic_decay``)."""
     from mirsearch.matching.subsequence import unit_columns
@@ -499,7 +505,7 @@ def feature_costs(
     kw = {"harmonic_decay": harmonic_decay} if harmonic_decay else {}
 
     def query(theme):
-        return unit_columns(theme_query(theme, feature_rate=FEATURE_RATE, **kw))
+        return unit_columns(theme_query(theme, feature_rate=FEATURE_RATE, tail=tail, **kw))
 
     return ids, theme_costs(ds, ids, Y, offsets, reset, query, per_version=per_version)
 
@@ -511,12 +517,13 @@ def evaluate(
     cens_smoothing: bool = False,
     harmonic_decay: float = 0.0,
     per_version: bool = False,
+    tail: tuple[float, float] | None = None,
 ) -> dict:
     """Top-k and MRR of all themes of ``ds`` over the versions in ``feats`` (query overtone model
     ``harmonic_decay``, see :func:`mirsearch.search.theme.theme_query`; ``per_version``: :func:`theme_costs`)."""
     t0 = time.perf_counter()
     ids, costs = feature_costs(
-        feats, ds, cens_smoothing=cens_smoothing, harmonic_decay=harmonic_decay, per_version=per_version
+        feats, ds, cens_smoothing=cens_smoothing, harmonic_decay=harmonic_decay, per_version=per_version, tail=tail
     )
     return {**score_costs(ids, costs), "eval_seconds": round(time.perf_counter() - t0, 1)}
 
@@ -743,6 +750,13 @@ def main(argv=None) -> int:
         metavar="KEY=G1,G2",
         help="rows of row KEY's 10 Hz chroma raised to the power G per element (sharpened G > 1, flattened G < 1)",
     )
+    ap.add_argument(
+        "--tail",
+        action="append",
+        default=[],
+        metavar="KEY=BETA:TAU,...",
+        help="rows of row KEY with a query whose held notes fade to uniform (floor BETA reached TAU s after onset)",
+    )
     ap.add_argument("--speed-rounds", type=int, default=3, help="--speed: fastest of this many rounds")
     ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
     args = ap.parse_args(argv)
@@ -929,6 +943,18 @@ def main(argv=None) -> int:
             else:
                 feats = {v: np.power(np.maximum(X, 0.0), g) for v, X in part_features(key).items()}
                 rows.append({"variant": variant, "tag": tag, "power": g, **evaluate(feats, ds)})
+                save()
+            print_table(rows[-1:], cols)
+    for spec in args.tail:
+        key, settings = spec.split("=", 1)
+        for beta, tau in (tuple(float(x) for x in st.split(":")) for st in settings.split(",")):
+            variant = f"{key}, query tails floor {beta:g} after {tau:g} s"
+            tag = f"{tags[key]}+tail{beta:g}:{tau:g}"
+            if (variant, tag) in previous:
+                rows.append(previous[(variant, tag)])
+            else:
+                res = evaluate(part_features(key), ds, tail=(beta, tau))
+                rows.append({"variant": variant, "tag": tag, "tail": [beta, tau], **res})
                 save()
             print_table(rows[-1:], cols)
     for key in [k for k in args.per_version.split(",") if k]:

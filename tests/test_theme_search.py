@@ -247,3 +247,26 @@ def test_search_with_cost_fusion_reduces_to_each_kind_and_finds_a_planted_theme(
         search_theme(coll, theme, features="chroma", fusion_weight=0.5)
     with pytest.raises(ParameterError, match="fusion_weight"):
         search_theme(coll, theme, features="learned", fusion_weight=-0.1)
+
+
+def test_query_tail_fades_held_notes_towards_uniform():
+    from mirsearch.scores import parse_note_string
+    from mirsearch.search.theme import note_ages, theme_query
+
+    theme = parse_note_string("C4/2 E4/8 G4/8 A4/4. D5/16 F5")
+    plain = theme_query(theme, feature_rate=10.0, tempo_bpm=90.0)
+    faded = theme_query(theme, feature_rate=10.0, tempo_bpm=90.0, tail=(0.2, 0.5))
+    age = note_ages(theme, feature_rate=10.0, tempo_bpm=90.0)
+    assert age.shape == (plain.shape[1],) == (faded.shape[1],)
+    onsets = np.flatnonzero(age == 0)
+    assert len(onsets) == len(theme.notes)
+    np.testing.assert_array_equal(faded[:, onsets], plain[:, onsets])  # every onset frame is unchanged
+    floor = faded - plain
+    np.testing.assert_allclose(floor, np.broadcast_to(0.2 * np.minimum(1.0, age / 0.5), floor.shape), atol=1e-6)
+    assert floor.max() == pytest.approx(0.2)  # the half note reaches the full floor
+    # the argmax stays the note's pitch class; the tempo factor scales the ages
+    np.testing.assert_array_equal(faded.argmax(0), plain.argmax(0))
+    fast = theme_query(theme, feature_rate=10.0, tempo_bpm=90.0, tempo_factor=2.0, tail=(0.2, 0.5))
+    assert fast.shape[1] < plain.shape[1]
+    with pytest.raises(ParameterError, match="tail"):
+        theme_query(theme, feature_rate=10.0, tail=(0.2, 0.0))

@@ -37,12 +37,45 @@ def theme_query(
     tempo_bpm: float | None = None,
     tempo_factor: float = 1.0,
     harmonic_decay: float = 0.0,
+    tail: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """Query chroma (12, N) of a theme at ``feature_rate``, played ``tempo_factor`` times as fast."""
+    """Query chroma (12, N) of a theme at ``feature_rate``, played ``tempo_factor`` times as fast.
+
+    ``tail = (beta, tau)`` (off by default; :func:`note_ages`): every frame gets a uniform floor
+    ``beta * min(1, t / tau)`` at ``t`` seconds after its note's onset, so the held part of a long note costs less
+    where a recording has moved on to other voices (the cosine cost normalises the frames).
+    """
     from mirsearch.features.symbolic import DEFAULT_TEMPO_BPM
 
     bpm = (tempo_bpm or theme.tempo_bpm or DEFAULT_TEMPO_BPM) * tempo_factor
-    return notes_to_chroma(theme, feature_rate=feature_rate, tempo_bpm=bpm, harmonic_decay=harmonic_decay)
+    X = notes_to_chroma(theme, feature_rate=feature_rate, tempo_bpm=bpm, harmonic_decay=harmonic_decay)
+    if tail is not None:
+        beta, tau = (float(v) for v in tail)
+        if not beta >= 0 or not tau > 0:
+            raise ParameterError(f"tail={tail}: the floor must be >= 0 and the time > 0 s")
+        age = note_ages(theme, feature_rate=feature_rate, tempo_bpm=bpm)
+        X = X + (beta * np.minimum(1.0, age / tau)).astype(np.float32)[None, :]
+    return X
+
+
+def note_ages(theme: Theme, *, feature_rate: float, tempo_bpm: float) -> np.ndarray:
+    """Seconds since its note's onset of every frame of :func:`~mirsearch.features.symbolic.notes_to_chroma`.
+
+    The frames are counted as ``notes_to_chroma`` counts them (each note's duration at ``tempo_bpm`` rounded with
+    the rounding error carried on, at least one frame per note, rests dropped).
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames,), float64
+    """
+    frames_per_quarter = feature_rate * 60.0 / tempo_bpm
+    ages, carry = [], 0.0
+    for note in theme.notes:
+        exact = note.duration * frames_per_quarter + carry
+        n = max(1, int(np.floor(exact + 0.5)))
+        carry = exact - n
+        ages.append(np.arange(n) / feature_rate)
+    return np.concatenate(ages) if ages else np.zeros(0)
 
 
 def fuse_features(A: np.ndarray, B: np.ndarray, *, weight: float) -> np.ndarray:
@@ -267,6 +300,7 @@ def search_theme(
     max_cost: float = np.inf,
     harmonic_decay: float | None = None,
     fusion_weight: float | None = None,
+    query_tail: tuple[float, float] | None = None,
 ) -> list[Match]:
     """Rank the occurrences of a theme in a collection.
 
@@ -298,6 +332,9 @@ def search_theme(
         (1 - ``fusion_weight``) x plain chroma's (:func:`fused_database`; ``features`` must be ``"learned"``,
         each kind's query has its own overtone model and ``harmonic_decay`` is ignored). Costs are then on
         another scale than the confidence models were fitted on.
+    query_tail : (float, float), optional
+        ``(beta, tau)`` of :func:`theme_query` (off by default; not with ``fusion_weight``): held notes of the
+        query fade towards the uniform frame. Changes the costs the confidence models were fitted on.
 
     Returns
     -------
@@ -310,13 +347,16 @@ def search_theme(
     if not shifts:
         raise ParameterError("transpositions must not be empty")
     check_fusion(features, fusion_weight)
+    if fusion_weight is not None and query_tail is not None:
+        raise ParameterError("query_tail and fusion_weight cannot be combined")
     t0 = time.perf_counter()
     queries = []
     if fusion_weight is None:
         Y, offsets, recs, rate = collection.database(features)
         decay = QUERY_HARMONIC_DECAY.get(features, 0.0) if harmonic_decay is None else harmonic_decay
         for factor in tempo_factors:
-            X = theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor, harmonic_decay=decay)
+            X = theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor,
+                            harmonic_decay=decay, tail=query_tail)  # fmt: skip
             queries.append(unit_columns(X))
         kernel_shifts = shifts
     else:
