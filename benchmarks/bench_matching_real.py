@@ -150,6 +150,10 @@ VARIANTS: dict[str, tuple[str, dict, dict | None, dict]] = {
     "dense_tempi": ("scaling", {"tempo_factors": (0.66, 0.73, 0.81, 0.9, 1.0, 1.1, 1.22, 1.35, 1.5)}, None, {}),
     "matching": ("scaling", {"features": "matching"}, None, {}),
     "matching_sdtw": ("sdtw", {"features": "matching"}, None, {}),
+    "one_tuning": ("scaling", {}, None, {"tuning_offsets": (0.0,)}),
+    "tunings_quarter": ("scaling", {}, None, {"tuning_offsets": (0.0, -0.25, 0.25)}),
+    "tunings_third": ("scaling", {}, None, {"tuning_offsets": (0.0, -1 / 3, 1 / 3)}),
+    "tunings_half": ("scaling", {}, None, {"tuning_offsets": (0.0, 0.5)}),
 }
 
 

@@ -403,3 +403,38 @@ def test_coarse_proposer_adds_other_places_with_first_stage_costs(setup):
     assert m.recording_id == setup["ids"]["b"] and abs(m.start - setup["truth_b"][0]) < 2.0
     with pytest.raises(ParameterError):
         PassageOptions(coarse=-1)
+
+
+def test_tuning_hypotheses_recover_a_query_whose_tuning_estimate_is_off(setup):
+    """An excerpt whose own tuning estimate is 0.45 semitone off (what a short degraded excerpt can give) has its
+    energy between the stored chroma's bands; the quarter-tone hypotheses bring its chroma back towards the clean
+    excerpt's, and the search (best of the hypotheses in every stage) finds its place in the version at a lower
+    cost than the estimate alone."""
+    from mirsearch.features.registry import feature_config
+    from mirsearch.search.audio import QUARTER_TONE_OFFSETS, query_chromas
+
+    y, sr = setup["query_samples"]
+    y = y.mean(axis=1) if y.ndim == 2 else y
+    config = feature_config("chroma", feature_rate=10.0)
+    good = AudioQuery.from_samples(y, sr)
+    clean = good.chroma_for(config)
+    off = AudioQuery.from_samples(y, sr)
+    off.__dict__["tuning"] = good.tuning + 0.45  # a wrong estimate (the cached property, set as a bad estimator would)
+    assert QUARTER_TONE_OFFSETS == (0.0, -0.25, 0.25)
+    Cs = query_chromas(off, None, config=config, tuning_offsets=QUARTER_TONE_OFFSETS)
+    assert Cs.shape == (3, *clean.shape)
+    err = [float(np.mean(1 - np.sum(C * clean, axis=0))) for C in Cs]
+    assert err[1] < 0.5 * err[0] and err[1] < err[2]
+    assert query_chromas(AudioQuery.from_chroma(clean), None, config=config).shape == (1, *clean.shape)
+
+    coll, options = setup["coll"], PassageOptions(top=3, match=ALL_KEYS_MATCH, tuning_offsets=QUARTER_TONE_OFFSETS)
+    b = setup["ids"]["b"]
+    one = _best_in(search_audio(coll, off, options.replace(tuning_offsets=(0.0,))).matches, b)
+    both = search_audio(coll, off, options).matches
+    assert both[0].recording_id == b and abs(both[0].start - setup["truth_b"][0]) < 2.0
+    assert both[0].cost < one.cost
+    sdtw = search_audio(coll, off, options.replace(method="sdtw")).matches[0]
+    assert sdtw.recording_id == b and abs(sdtw.start - setup["truth_b"][0]) < 2.0
+    for bad in ((), (0.7,)):
+        with pytest.raises(ParameterError):
+            PassageOptions(tuning_offsets=bad)

@@ -153,7 +153,7 @@ def matching_config(*, feature_rate: float = 10.0, midi_range=MATCHING_MIDI_RANG
 
 
 def matching_chroma(
-    y: np.ndarray, *, sr: int, config: dict | None = None, max_gain_db: float = 0.0
+    y: np.ndarray, *, sr: int, config: dict | None = None, max_gain_db: float = 0.0, tuning: float | None = None
 ) -> tuple[np.ndarray, float]:
     """Chroma for audio matching: the collection's chroma recipe restricted to a pitch range.
 
@@ -170,6 +170,8 @@ def matching_chroma(
         From :func:`matching_config` (default parameters when omitted).
     max_gain_db : float >= 0
         Equalise the pitch bands first (:func:`equalise_bands`; 0: no).
+    tuning : float, optional
+        Tuning deviation of the pitch bands (semitones); estimated from ``y`` when omitted.
 
     Returns
     -------
@@ -181,7 +183,7 @@ def matching_chroma(
     config = matching_config() if config is None else config
     lo, hi = config["midi_range"]
     rate = float(config["feature_rate"])
-    P, frame_rate = pitch_features(np.asarray(y, dtype=np.float32), sr=sr)
+    P, frame_rate = pitch_features(np.asarray(y, dtype=np.float32), sr=sr, tuning=tuning)
     if max_gain_db > 0:
         P = equalise_bands(P, max_gain_db=max_gain_db)
     P[: lo - MIDI_MIN] = 0.0
@@ -192,16 +194,19 @@ def matching_chroma(
     return C[:, : int(np.ceil(y.size / sr * rate))], rate
 
 
-def extract_chroma(y: np.ndarray, *, sr: int, config: dict, max_gain_db: float = 0.0) -> tuple[np.ndarray, float]:
+def extract_chroma(
+    y: np.ndarray, *, sr: int, config: dict, max_gain_db: float = 0.0, tuning: float | None = None
+) -> tuple[np.ndarray, float]:
     """Chroma ``(12, n)`` and its rate as ``config`` describes: the matching chroma or a stored kind.
 
     ``max_gain_db > 0``: the pitch bands of the signal are equalised first (:func:`equalise_bands`; for the
-    ``"chroma"`` kind and the matching chroma, the other kinds ignore it).
+    chroma kinds and the matching chroma, the other kinds ignore it). ``tuning``: the tuning deviation the pitch
+    bands are centred on (semitones; estimated from ``y`` when omitted; chroma kinds and the matching chroma).
     """
     if config.get("kind") == "matching_chroma":
-        return matching_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db)
+        return matching_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db, tuning=tuning)
     if config.get("kind") in ("chroma", "chroma_upper"):
-        return register_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db)
+        return register_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db, tuning=tuning)
     from mirsearch.features.registry import extract
 
     return extract(y, sr=sr, config=config)
@@ -229,21 +234,28 @@ def upper_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple
 
 
 def register_chroma(
-    y: np.ndarray, *, sr: int, config: dict, max_gain_db: float = 0.0, memo: dict | None = None
+    y: np.ndarray,
+    *,
+    sr: int,
+    config: dict,
+    max_gain_db: float = 0.0,
+    memo: dict | None = None,
+    tuning: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """The stored chroma's recipe (:func:`mirsearch.features.chroma.chroma`) as a ``"chroma"`` or
     ``"chroma_upper"`` configuration describes it (bands below ``config["lowest_midi"]`` left out), on pitch bands
     equalised first with ``max_gain_db > 0`` (:func:`equalise_bands`).
 
     ``memo``: a dict shared by the kinds extracted from one signal; the pitch bands are computed once (key
-    ``"pitch_features"``) and reused by the next kind.
+    ``"pitch_features"``) and reused by the next kind. ``tuning``: the tuning deviation the pitch bands are
+    centred on (semitones; estimated from ``y`` when omitted).
     """
     from mirsearch.features.chroma import MIDI_MIN, chroma_from_pitch, pitch_features
 
     rate = float(config["feature_rate"])
     bands = None if memo is None else memo.get("pitch_features")
     if bands is None:
-        bands = pitch_features(np.asarray(y, dtype=np.float32), sr=sr)
+        bands = pitch_features(np.asarray(y, dtype=np.float32), sr=sr, tuning=tuning)
         if memo is not None:
             memo["pitch_features"] = bands
     P, frame_rate = bands

@@ -46,6 +46,18 @@ when it hands the first stage's matching curves to :func:`refine_found`, else it
 stages: the bass and the drums that dominate the full chroma of game and pop recordings are what pitch shifts
 (leakage of the coarse low STFT bins), band limits and noise change most (docs/benchmarks.md, issue 14 session 12).
 A collection without it is searched on its chroma, with a log message saying how to add it.
+
+**Tuning hypotheses** (``PassageOptions.tuning_offsets``, e.g. :data:`QUARTER_TONE_OFFSETS`): the chroma's pitch bands
+are centred on a tuning estimated from the signal, the whole recording's for the collection (reliable) and the
+excerpt's own for a query (a few seconds, often degraded). On the tune split of ``benchmarks/bench_matching_real.py``
+the excerpt's estimate lies 0.3-0.5 semitone from its recording's for 5 % of the queries (median 0.03), and then
+the query's energy falls between the stored chroma's bands (centring the query's bands on the recording's tuning
+instead would put the right place first for 0.957 instead of 0.942; docs/benchmarks.md, issue 14 session 14).
+The query's chroma is therefore computed at its estimate and a quarter tone either side, and every stage (first
+stage, coarse proposer, second stage) takes the best of the hypotheses, as it takes the best of the tempo factors
+and transpositions (an error of a whole semitone is a cyclic shift, which the transpositions cover; the largest
+error left is a quarter of a semitone, for an estimate half a semitone off). The query time grows with the number
+of hypotheses (about 2.3 times with three).
 """
 
 from __future__ import annotations
@@ -83,6 +95,11 @@ COARSE_CANDIDATES = 10
 #: largest gain of the query equalisation (dB; ``PassageOptions.max_gain_db``): chosen on the tune split of
 #: ``benchmarks/bench_matching_real.py`` (docs/benchmarks.md)
 QUERY_MAX_GAIN_DB = 20.0
+#: hypotheses of the query's tuning relative to its estimate (semitones; :attr:`PassageOptions.tuning_offsets`)
+TUNING_OFFSETS = (0.0,)
+#: the estimate and a quarter tone either side: chosen on the tune split of ``benchmarks/bench_matching_real.py``
+#: (docs/benchmarks.md, issue 14 session 14)
+QUARTER_TONE_OFFSETS = (0.0, -0.25, 0.25)
 #: stored kind matched instead of ``"chroma"`` when the collection has it (:attr:`PassageOptions.upper`)
 UPPER_KIND = "chroma_upper"
 _told_no_upper: set[tuple[str, bool]] = set()  # collections told that their upper-register chroma is missing / stale
@@ -125,6 +142,10 @@ class PassageOptions:
     upper : bool
         With ``match.features == "chroma"``, match on the collection's upper-register chroma (:data:`UPPER_KIND`)
         when it stores it (module docstring); else, and for a prepared database, on ``match.features``.
+    tuning_offsets : tuple of float
+        Hypotheses of the query's tuning relative to its estimate (semitones, each in [-0.5, 0.5]): the query's
+        chroma is computed for each and every stage takes the best (module docstring, *tuning hypotheses*;
+        ``(0.0,)``: the estimate only; signal queries only).
     """
 
     top: int = 10
@@ -139,6 +160,7 @@ class PassageOptions:
     max_gain_db: float = QUERY_MAX_GAIN_DB
     coarse: int = COARSE_CANDIDATES
     upper: bool = True
+    tuning_offsets: tuple[float, ...] = TUNING_OFFSETS
 
     def __post_init__(self) -> None:
         if self.top < 1:
@@ -154,6 +176,10 @@ class PassageOptions:
         if self.per_recording is not None and self.per_recording < 1:
             raise ParameterError(f"per_recording={self.per_recording} must be >= 1")
         object.__setattr__(self, "exclude", tuple(int(i) for i in self.exclude))
+        offsets = tuple(float(t) for t in self.tuning_offsets)
+        if not offsets or any(not -0.5 <= t <= 0.5 for t in offsets):
+            raise ParameterError(f"tuning_offsets={self.tuning_offsets!r} must be non-empty, each in [-0.5, 0.5]")
+        object.__setattr__(self, "tuning_offsets", offsets)
 
     def replace(self, **changes) -> PassageOptions:
         return dataclasses.replace(self, **changes)
@@ -227,14 +253,40 @@ def database_for(source, match: AudioMatchConfig, exclude=()) -> AudioDatabase:
 
 
 def query_chroma(
-    query: AudioQuery, db: AudioDatabase | None, *, config: dict | None = None, max_gain_db: float = 0.0
+    query: AudioQuery,
+    db: AudioDatabase | None,
+    *,
+    config: dict | None = None,
+    max_gain_db: float = 0.0,
+    tuning_offset: float = 0.0,
 ) -> np.ndarray:
     """Chroma (12, n) of a query, computed exactly like the database's (or as ``config`` describes), its pitch
-    bands equalised first with ``max_gain_db > 0`` (:attr:`PassageOptions.max_gain_db`); refuses queries that
-    are too short."""
+    bands equalised first with ``max_gain_db > 0`` (:attr:`PassageOptions.max_gain_db`) and centred on its
+    estimated tuning plus ``tuning_offset``; refuses queries that are too short."""
     if query.duration < MIN_QUERY_SECONDS:
         raise InputError(f"{query.name}: query too short ({query.duration:.1f} s < {MIN_QUERY_SECONDS:g} s)")
-    return query.chroma_for(db.chroma_config if config is None else config, max_gain_db=max_gain_db)
+    config = db.chroma_config if config is None else config
+    return query.chroma_for(config, max_gain_db=max_gain_db, tuning_offset=tuning_offset)
+
+
+def query_chromas(
+    query: AudioQuery,
+    db: AudioDatabase | None,
+    *,
+    config: dict | None = None,
+    max_gain_db: float = 0.0,
+    tuning_offsets: tuple[float, ...] = TUNING_OFFSETS,
+) -> np.ndarray:
+    """The query's chroma under each tuning hypothesis (:func:`query_chroma`), shape (k, 12, n); a chroma query
+    has one (its chroma)."""
+    offsets = tuning_offsets if query.samples is not None else (0.0,)
+    return np.stack([query_chroma(query, db, config=config, max_gain_db=max_gain_db, tuning_offset=t) for t in offsets])
+
+
+def _stack(C: np.ndarray) -> np.ndarray:
+    """Query chroma as a stack of hypotheses (k, 12, n); one (12, n) chroma is a stack of one."""
+    C = np.asarray(C, dtype=np.float32)
+    return C[None] if C.ndim == 2 else C
 
 
 def query_cens(C: np.ndarray, *, db: AudioDatabase, factor: float = 1.0) -> np.ndarray:
@@ -267,7 +319,7 @@ def search_audio(source, query: AudioQuery, options: PassageOptions = PassageOpt
     t0 = time.perf_counter()
     options = resolve_kind(source, options)
     db = database_for(source, options.match, options.exclude)
-    C = query_chroma(query, db, max_gain_db=options.max_gain_db)
+    C = query_chromas(query, db, max_gain_db=options.max_gain_db, tuning_offsets=options.tuning_offsets)
     if options.method == "scaling":
         curves = _scaling_curves(C, db, options.match)
     else:
@@ -317,7 +369,9 @@ def refine_found(
     options = resolve_kind(collection, options)
     if _can_refine(collection, options) and matches:
         config = next(c for c in collection.configs() if c["kind"] == options.match.features)
-        C = query_chroma(query, None, config=config, max_gain_db=options.max_gain_db)
+        C = query_chromas(
+            query, None, config=config, max_gain_db=options.max_gain_db, tuning_offsets=options.tuning_offsets
+        )
         head, tail = matches[: options.refine], matches[options.refine :]
         if curves:
             found = {c.recording_id: c for c in curves}
@@ -367,8 +421,9 @@ def refine_matches(collection, C: np.ndarray, matches: list[Match], *, options: 
     ----------
     collection : Collection
         Source of the recordings' stored chroma (``load_features``, kind ``options.match.features``).
-    C : np.ndarray, shape (12, n)
-        The query's chroma at ``chroma_rate`` (Hz), computed like the collection's.
+    C : np.ndarray, shape (12, n) or (k, 12, n)
+        The query's chroma at ``chroma_rate`` (Hz), computed like the collection's (a stack: one per tuning
+        hypothesis, the best of them counts).
     matches : list of Match
         First-stage matches, best first.
 
@@ -382,8 +437,8 @@ def refine_matches(collection, C: np.ndarray, matches: list[Match], *, options: 
     from mirsearch.matching.subsequence import subsequence_dtw_shifts
 
     head, tail = matches[: options.refine], matches[options.refine :]
-    X = REFINE_MATCH.cens(C, feature_rate=chroma_rate)
-    if X.shape[1] < 2:
+    Xs = [REFINE_MATCH.cens(c, feature_rate=chroma_rate) for c in _stack(C)]
+    if Xs[0].shape[1] < 2:
         return matches
     down = REFINE_MATCH.downsample
     stored: dict[int, np.ndarray] = {}
@@ -395,7 +450,9 @@ def refine_matches(collection, C: np.ndarray, matches: list[Match], *, options: 
         a = max(0, int((m.start - REFINE_MARGIN) * chroma_rate))
         b = min(R.shape[1], int(np.ceil((m.end + REFINE_MARGIN) * chroma_rate)) + 1)
         Y = REFINE_MATCH.cens(R[:, a:b], feature_rate=chroma_rate)
-        mf, st = subsequence_dtw_shifts(X, Y, shifts=[m.transposition % 12])
+        mf, st = min(
+            (subsequence_dtw_shifts(X, Y, shifts=[m.transposition % 12]) for X in Xs), key=lambda r: np.min(r[0])
+        )
         j = int(np.argmin(mf[0]))
         if not np.isfinite(mf[0, j]):
             scored.append((np.inf, m))
@@ -465,15 +522,16 @@ def _limit(matches: list[Match], *, top: int, per_recording: int) -> list[Match]
 
 
 def _scaling_curves(C: np.ndarray, db: AudioDatabase, match: AudioMatchConfig) -> _Curves:
-    """Min over tempo factors and shifts of the diagonal matching cost, per start frame."""
+    """Min over tuning hypotheses (``C``: (12, n) or (k, 12, n)), tempo factors and shifts of the diagonal
+    matching cost, per start frame."""
     T = db.Y.shape[0]
     shifts = list(match.transpositions)
     best = np.full(T, np.inf, dtype=np.float32)
     length = np.zeros(T, dtype=np.int64)
     which = np.zeros(T, dtype=np.int64)
     shift_of = np.zeros(T, dtype=np.int64)
-    for fi, factor in enumerate(match.tempo_factors):
-        Qu = unit_columns(query_cens(C, db=db, factor=factor))
+    for c, (fi, factor) in ((c, f) for c in _stack(C) for f in enumerate(match.tempo_factors)):
+        Qu = unit_columns(query_cens(c, db=db, factor=factor))
         N = Qu.shape[0]
         valid = valid_starts(db.offsets, T, N)
         if not valid.any():
@@ -493,21 +551,24 @@ def _scaling_curves(C: np.ndarray, db: AudioDatabase, match: AudioMatchConfig) -
 
 
 def _sdtw_curves(C: np.ndarray, db: AudioDatabase, match: AudioMatchConfig) -> _Curves:
-    """Min over shifts of the subsequence-DTW matching function, per end frame (no path crosses a recording
-    boundary: the kernel resets at every sequence start)."""
+    """Min over tuning hypotheses (``C``: (12, n) or (k, 12, n)) and shifts of the subsequence-DTW matching
+    function, per end frame (no path crosses a recording boundary: the kernel resets at every sequence start)."""
     from mirsearch.matching.subsequence import subsequence_dtw_shifts
 
     T = db.Y.shape[0]
     shifts = list(match.transpositions)
-    X = query_cens(C, db=db)
-    if X.shape[1] < 2:
+    Xs = [query_cens(c, db=db) for c in _stack(C)]
+    if Xs[0].shape[1] < 2:
         raise InputError(f"query too short for subsequence DTW at {db.feature_rate:g} Hz")
-    mf, st = subsequence_dtw_shifts(X, db.Y.T, shifts=shifts, sequence_starts=db.offsets[:-1])
+    per = [subsequence_dtw_shifts(X, db.Y.T, shifts=shifts, sequence_starts=db.offsets[:-1]) for X in Xs]
+    mf = np.concatenate([m for m, _ in per])  # (k * n_shifts, T)
+    st = np.concatenate([s for _, s in per])
     k = np.argmin(mf, axis=0)
     starts = st[k, np.arange(T)]
     ends = np.arange(T)
-    factor = X.shape[1] / np.maximum(ends - starts + 1, 1)
-    return _Curves(mf[k, np.arange(T)].astype(np.float32), starts, ends, np.asarray(shifts)[k], factor, False)
+    factor = Xs[0].shape[1] / np.maximum(ends - starts + 1, 1)
+    shift = np.tile(np.asarray(shifts), len(Xs))[k]
+    return _Curves(mf[k, np.arange(T)].astype(np.float32), starts, ends, shift, factor, False)
 
 
 def _recording_matches(db: AudioDatabase, i: int, curves: _Curves, options: PassageOptions, top: int) -> list[Match]:
@@ -580,14 +641,17 @@ __all__ = [
     "MatchingCurve",
     "PassageOptions",
     "PassageResult",
+    "QUARTER_TONE_OFFSETS",
     "QUERY_MAX_GAIN_DB",
     "REFINE_MATCH",
+    "TUNING_OFFSETS",
     "UPPER_KIND",
     "coarse_candidates",
     "database_for",
     "first_stage_options",
     "query_cens",
     "query_chroma",
+    "query_chromas",
     "refine_found",
     "refine_matches",
     "resolve_kind",

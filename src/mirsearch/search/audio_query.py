@@ -8,6 +8,7 @@ its chroma in the collection's recipe (:meth:`AudioQuery.chroma_for`); they neve
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -101,12 +102,24 @@ class AudioQuery:
             return self.samples.size / self.sr
         return self.chroma.shape[1] / self.feature_rate
 
-    def chroma_for(self, config: dict, *, max_gain_db: float = 0.0) -> np.ndarray:
+    @functools.cached_property
+    def tuning(self) -> float | None:
+        """Tuning deviation of a signal query (semitones, in [-0.5, 0.5); estimated once), ``None`` for a chroma
+        query."""
+        if self.samples is None:
+            return None
+        from mirsearch.features.chroma import estimate_tuning
+
+        return estimate_tuning(self.samples, sr=self.sr)
+
+    def chroma_for(self, config: dict, *, max_gain_db: float = 0.0, tuning_offset: float = 0.0) -> np.ndarray:
         """Chroma (12, n) of the query as ``config`` describes (a feature configuration with ``feature_rate``).
 
         A chroma query is returned as it is; its frame rate must be the configuration's. ``max_gain_db > 0``:
         the signal's pitch bands are equalised first
-        (:func:`~mirsearch.features.matching_chroma.equalise_bands`, chroma kinds only).
+        (:func:`~mirsearch.features.matching_chroma.equalise_bands`, chroma kinds only). ``tuning_offset``
+        (semitones): the pitch bands are centred on the estimated tuning (:attr:`tuning`) plus this offset, a
+        hypothesis of the tuning when the excerpt's own estimate is unreliable (chroma kinds only).
         """
         if self.chroma is not None:
             rate = float(config["feature_rate"])
@@ -115,7 +128,8 @@ class AudioQuery:
             return self.chroma
         if self.samples is None:
             raise ParameterError(f"{self.name}: an audio query needs samples or chroma")
-        return extract_chroma(self.samples, sr=self.sr, config=config, max_gain_db=max_gain_db)[0]
+        tuning = self.tuning + float(tuning_offset)
+        return extract_chroma(self.samples, sr=self.sr, config=config, max_gain_db=max_gain_db, tuning=tuning)[0]
 
 
 __all__ = ["AudioQuery"]
