@@ -949,12 +949,13 @@ def main(argv=None) -> int:
         key, settings = spec.split("=", 1)
         for beta, tau in (tuple(float(x) for x in st.split(":")) for st in settings.split(",")):
             variant = f"{key}, query tails floor {beta:g} after {tau:g} s"
-            tag = f"{tags[key]}+tail{beta:g}:{tau:g}"
+            decay = args.chroma_query_decay if key in ("chroma", "chroma_upper") else 0.0
+            tag = f"{tags[key]}+tail{beta:g}:{tau:g}" + (f"+decay{decay:g}" if decay else "")
             if (variant, tag) in previous:
                 rows.append(previous[(variant, tag)])
             else:
-                res = evaluate(part_features(key), ds, tail=(beta, tau))
-                rows.append({"variant": variant, "tag": tag, "tail": [beta, tau], **res})
+                res = evaluate(part_features(key), ds, tail=(beta, tau), harmonic_decay=decay)
+                rows.append({"variant": variant, "tag": tag, "tail": [beta, tau], "query_harmonic_decay": decay, **res})
                 save()
             print_table(rows[-1:], cols)
     for key in [k for k in args.per_version.split(",") if k]:
