@@ -21,7 +21,10 @@ Protocol (issue 14, "matching that generalises"):
   multiple scaling over the stored upper-register chroma (``PassageOptions.upper``), all 12 transpositions,
   then the second stage that re-scores the best 20 candidates and the best 10 of a 1 Hz CENS search
   (``PassageOptions.refine``, ``PassageOptions.coarse``) at 5 Hz, with the query equalisation
-  (``PassageOptions.max_gain_db``); the confidence filter of the service is not applied), ``s12`` (the
+  (``PassageOptions.max_gain_db``) and the query's chroma under three tuning hypotheses (its estimate and a quarter
+  tone either side, ``PassageOptions.tuning_offsets``); the confidence filter of the service is not applied),
+  ``one_tuning`` (the session-13 default: the estimated tuning only), ``tunings_third`` / ``tunings_half`` (other
+  hypotheses: +-1/3 semitone; 0 and 1/2), ``s12`` (the
   session-12 default: best 10, no coarse candidates), ``no_coarse`` (best 20 without them),
   ``full_chroma`` (the session-11 default: the same on the full stored chroma), ``one_stage``
   (without the second stage), ``no_eq`` (without the equalisation), ``refine5`` (the session-10 default: best 5,
@@ -139,14 +142,14 @@ def make_queries(split: str, tracks: list[Path], coll, *, per_track: int) -> lis
 #: PassageOptions changes); "default" is what the service runs (two stages: a collection is searched)
 VARIANTS: dict[str, tuple[str, dict, dict | None, dict]] = {
     "default": ("scaling", {}, None, {}),
-    "full_chroma": ("scaling", {}, None, {"upper": False}),
-    "s12": ("scaling", {}, None, {"refine": 10, "coarse": 0}),
+    "full_chroma": ("scaling", {}, None, {"upper": False, "tuning_offsets": (0.0,)}),
+    "s12": ("scaling", {}, None, {"refine": 10, "coarse": 0, "tuning_offsets": (0.0,)}),
     "no_coarse": ("scaling", {}, None, {"coarse": 0}),
     "one_stage": ("scaling", {}, None, {"refine": 0}),
     "no_eq": ("scaling", {}, None, {"max_gain_db": 0.0}),
     "sdtw": ("sdtw", {}, None, {}),
     "sdtw_one_stage": ("sdtw", {}, None, {"refine": 0}),
-    "refine5": ("scaling", {}, None, {"refine": 5, "max_gain_db": 0.0}),
+    "refine5": ("scaling", {}, None, {"refine": 5, "max_gain_db": 0.0, "tuning_offsets": (0.0,)}),
     "dense_tempi": ("scaling", {"tempo_factors": (0.66, 0.73, 0.81, 0.9, 1.0, 1.1, 1.22, 1.35, 1.5)}, None, {}),
     "matching": ("scaling", {"features": "matching"}, None, {}),
     "matching_sdtw": ("sdtw", {"features": "matching"}, None, {}),
