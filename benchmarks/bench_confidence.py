@@ -56,6 +56,8 @@ TOP, PER_RECORDING = 10, 3
 NULL_PROTOCOL = 4
 #: suffix of the collections and caches of a candidate learned-chroma bundle (``--bundle``; "" for the shipped one)
 TAG = ""
+#: the query tail of the searches (``--query-tail``): "default" (the service's per feature kind), "off" or (beta, tau)
+QUERY_TAIL: str | tuple[float, float] = "default"
 
 
 def use_bundle(path: str | None) -> None:
@@ -67,6 +69,21 @@ def use_bundle(path: str | None) -> None:
 
         bundle_mod.DEFAULT_BUNDLE = str(Path(path).resolve())  # BUNDLES_DIR / absolute path = the path
         TAG = f"-m{default_bundle_id()}"
+
+
+def query_tail(features: str) -> tuple[float, float] | None:
+    """The query tail the searches on ``features`` use (:data:`QUERY_TAIL`)."""
+    from mirsearch.search.theme import default_query_tail
+
+    if QUERY_TAIL == "default":
+        return default_query_tail(features)
+    return None if QUERY_TAIL == "off" else QUERY_TAIL
+
+
+def _tail_tag(features: str) -> str:
+    """Suffix of the caches of searches with a query tail ("" without)."""
+    tail = query_tail(features)
+    return "" if tail is None else f"-tail{tail[0]:g}-{tail[1]:g}"
 
 
 # -- collections ----------------------------------------------------------------------------------------------
@@ -111,6 +128,8 @@ def _feature_source(dataset: str, split: str, source: str | None):
         config = registry.feature_config(kind, feature_rate=10.0)
         key = config["model"] if kind == "learned" else registry.config_key(config)
         found = sorted(cache.glob(f"{kind}-{key}*"))
+        if (cache / f"{kind}-{key}").is_dir():  # the exact folder, not a variant's (e.g. "-tta1")
+            found = [cache / f"{kind}-{key}"]
         if kind == "chroma" and (cache / chroma_tag()).is_dir():
             found = [cache / chroma_tag()]
         if len(found) != 1:
@@ -161,7 +180,9 @@ def build(args) -> None:
 
 # -- searches -------------------------------------------------------------------------------------------------
 def cache_dir(dataset: str, split: str, half: str, features: str, seed: int = 0) -> Path:
-    return Path(dataset) / "cache" / "confidence" / f"{split}-{half}{TAG}{_seed_tag(seed)}" / features
+    return (
+        Path(dataset) / "cache" / "confidence" / f"{split}-{half}{TAG}{_seed_tag(seed)}{_tail_tag(features)}" / features
+    )
 
 
 def _search(coll, theme, features: str) -> tuple[list, dict]:
@@ -172,7 +193,8 @@ def _search(coll, theme, features: str) -> tuple[list, dict]:
     from mirsearch.service.theme import resolve_cascade
 
     cascade = resolve_cascade("auto", features)
-    options = {"top": TOP + BACKGROUND * PER_RECORDING, "per_recording": PER_RECORDING, "features": features}
+    options = {"top": TOP + BACKGROUND * PER_RECORDING, "per_recording": PER_RECORDING, "features": features,
+               "query_tail": query_tail(features)}  # fmt: skip
     stats: dict = {}
     if cascade == "exhaustive":
         return search_theme(coll, theme, **options), stats
@@ -212,7 +234,7 @@ def _add_null(coll, theme, features: str, row: dict) -> None:
     rid, cost, start, end, shift, *factor = row["matches"][0]
     best = Match("", rid, start, end, cost, shift, extra={"tempo_factor": factor[0] if factor else 1.0})
     t0 = time.perf_counter()
-    row["null_region"] = null_costs(coll, theme, best, features=features).tolist()
+    row["null_region"] = null_costs(coll, theme, best, features=features, query_tail=query_tail(features)).tolist()
     row["null_ms"] = (time.perf_counter() - t0) * 1000
 
 
@@ -443,7 +465,7 @@ def latency(args) -> None:
             t0 = time.perf_counter()
             matches, _ = _search(coll, theme, features)
             t1 = time.perf_counter()
-            search_confidences(coll, theme, matches, features=features)
+            search_confidences(coll, theme, matches, features=features, query_tail=query_tail(features))
             if k:
                 search_ms.append((t1 - t0) * 1000)
                 conf_ms.append((time.perf_counter() - t1) * 1000)
@@ -465,6 +487,11 @@ def main() -> None:
         p.add_argument("--dataset", required=True)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--bundle", default=None, help="a candidate learned-chroma bundle as the default (own caches)")
+        p.add_argument(
+            "--query-tail",
+            default="default",
+            help="query tail of the searches: default (the service's), off, or BETA,TAU (own caches)",
+        )
         if name != "fit":
             p.add_argument("--split", required=True)
         if name in ("build", "collect"):
@@ -500,6 +527,12 @@ def main() -> None:
     f.add_argument("--name", default="confidence")
     args = ap.parse_args()
     use_bundle(args.bundle)
+    global QUERY_TAIL
+    if args.query_tail not in ("default", "off"):
+        beta, tau = (float(v) for v in args.query_tail.split(","))
+        QUERY_TAIL = (beta, tau)
+    else:
+        QUERY_TAIL = args.query_tail
     {"build": build, "collect": collect, "fit": fit, "latency": latency}[args.command](args)
 
 

@@ -32,14 +32,27 @@ def _cascade(coll, theme, **options):
     return cascade.cascade_search_theme(coll, theme, proposal="notes", **options)
 
 
-def _methods():
+def _tail(features: str, query_tail: str) -> dict:
+    """The ``query_tail`` option of a search on ``features`` ({} with code that has none): ``query_tail`` is
+    "default" (the service's, :func:`mirsearch.search.theme.default_query_tail`), "off" or "BETA,TAU"."""
+    from mirsearch.search import theme
+
+    if not hasattr(theme, "default_query_tail"):
+        return {}
+    if query_tail == "default":
+        return {"query_tail": theme.default_query_tail(features)}
+    return {"query_tail": None if query_tail == "off" else tuple(float(v) for v in query_tail.split(","))}
+
+
+def _methods(query_tail: str = "default"):
     from mirsearch.search.theme import search_theme
 
     common = {"top": 10, "per_recording": 1}
+    chroma, learned = _tail("chroma", query_tail), _tail("learned", query_tail)
     return {
-        "exhaustive-chroma": lambda coll, t: search_theme(coll, t, features="chroma", **common),
-        "exhaustive-learned": lambda coll, t: search_theme(coll, t, features="learned", **common),
-        "notes-cascade-learned": lambda coll, t: _cascade(coll, t, features="learned", **common),
+        "exhaustive-chroma": lambda coll, t: search_theme(coll, t, features="chroma", **common, **chroma),
+        "exhaustive-learned": lambda coll, t: search_theme(coll, t, features="learned", **common, **learned),
+        "notes-cascade-learned": lambda coll, t: _cascade(coll, t, features="learned", **common, **learned),
     }
 
 
@@ -54,7 +67,7 @@ def run(args) -> None:
     relevant = [view.relevant_versions(t.theme_id) for t in themes]
     out, rows = {}, []
     with Collection.open(args.collection, readonly=True) as coll:
-        for name, search in _methods().items():
+        for name, search in _methods(args.query_tail).items():
             search(coll, themes[0].to_theme())  # compile, build the memoised views
             answers, rankings, seconds = [], [], []
             for t in themes:
@@ -105,6 +118,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--name", default="theme_regression")
     ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"))
+    ap.add_argument("--query-tail", default="default", help="default (the service's per features), off or BETA,TAU")
     args = ap.parse_args()
     if args.compare:
         compare(*args.compare)

@@ -270,3 +270,98 @@ def test_query_tail_fades_held_notes_towards_uniform():
     assert fast.shape[1] < plain.shape[1]
     with pytest.raises(ParameterError, match="tail"):
         theme_query(theme, feature_rate=10.0, tail=(0.2, 0.0))
+
+
+def _held_note_recording(rng, theme, *, rate=10.0, tempo_bpm=100.0, hold=0.5):
+    """Chroma (12, n) of ``theme`` played but left ``hold`` s after every note's onset (other voices: random
+    frames)."""
+    from mirsearch.features.symbolic import notes_to_chroma
+    from mirsearch.search.theme import note_ages
+
+    played = notes_to_chroma(theme, feature_rate=rate, tempo_bpm=tempo_bpm)
+    age = note_ages(theme, feature_rate=rate, tempo_bpm=tempo_bpm)
+    noise = rng.random(played.shape) ** 2
+    return np.where(age[None, :] < hold, played + 0.05 * noise, noise)
+
+
+def test_query_tail_lowers_the_cost_of_a_theme_whose_held_notes_are_not_held():
+    from mirsearch.scores import parse_note_string
+    from mirsearch.search.theme import TAIL
+
+    theme = parse_note_string("C4/2 E4/2 G4/2 C5/2 B4/2 G4/2")  # 1.2 s notes
+    costs = {}
+    for hold in (0.5, np.inf):  # only the first 0.5 s of each note played, or every note held
+        X = _held_note_recording(np.random.default_rng(3), theme, hold=hold)
+        coll = _TwoKindCollection(np.random.default_rng(4), [80, 200], X)  # recording 11: X up 3, at 2 s
+        plain = search_theme(coll, theme, top=1, per_recording=1, features="learned")[0]
+        tailed = search_theme(coll, theme, top=1, per_recording=1, features="learned", query_tail=TAIL)[0]
+        for m in (plain, tailed):  # both find it, at the planted place
+            assert m.recording_id == 11 and m.transposition == 3 and abs(m.start - 2.0) < 0.5
+        costs[hold] = (plain.cost, tailed.cost)
+    assert costs[0.5][1] < costs[0.5][0] - 0.01  # notes left early: the held query frames cost less with the tail
+    assert costs[np.inf][1] > costs[np.inf][0] + 0.01  # notes held: the floor costs a little
+    with pytest.raises(ParameterError, match="query_tail"):
+        search_theme(coll, theme, features="learned", fusion_weight=0.5, query_tail=TAIL)
+
+
+def test_query_tail_travels_through_the_cascade_and_the_confidence(monkeypatch):
+    import mirsearch.search.theme as theme_mod
+    from mirsearch.scores import parse_note_string
+    from mirsearch.search.cascade import THEME_PRESETS, ThemeCascade, cascade_search_theme
+    from mirsearch.search.confidence import null_costs
+
+    theme = parse_note_string("C4/2 E4/2 G4/2 C5/2 B4/2 G4/2")
+    X = _held_note_recording(np.random.default_rng(3), theme)
+    coll = _TwoKindCollection(np.random.default_rng(4), [80, 200, 70], X)
+    tail = theme_mod.TAIL
+    options = {"top": 3, "per_recording": 1, "features": "learned"}
+    coarse = THEME_PRESETS["coarse"].with_candidates(3)  # every recording verified: the exhaustive answer
+    for query_tail in (None, tail):
+        full = search_theme(coll, theme, query_tail=query_tail, **options)
+        stats = {}
+        staged = cascade_search_theme(coll, theme, cascade=coarse, query_tail=query_tail, stats=stats, **options)
+        assert not stats["fallback"]
+        assert [(m.recording_id, m.start) for m in staged] == [(m.recording_id, m.start) for m in full]
+        np.testing.assert_allclose([m.cost for m in staged], [m.cost for m in full], atol=1e-6)
+    untailed = search_theme(coll, theme, **options)
+    assert full[0].cost < untailed[0].cost  # the loop's last run had the tail
+    # the fallback (its own threshold for tailed queries) runs the same tailed search
+    strict = ThemeCascade(coarse.proposers, fallback_cost=1.0, tail_fallback_cost=0.0)
+    assert strict.fallback_threshold(None) == 1.0 and strict.fallback_threshold(tail) == 0.0
+    stats = {}
+    fell = cascade_search_theme(coll, theme, cascade=strict, query_tail=tail, stats=stats, **options)
+    assert stats["fallback"] == "cost"
+    np.testing.assert_allclose([m.cost for m in fell], [m.cost for m in full], atol=1e-6)
+    stats = {}
+    cascade_search_theme(coll, theme, cascade=strict, stats=stats, **options)
+    assert not stats["fallback"]  # untailed: fallback_cost 1.0 holds
+    # the null themes are built as the search's query
+    tails = []
+    original = theme_mod.theme_query
+
+    def spy(*args, **kwargs):
+        tails.append(kwargs.get("tail"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(theme_mod, "theme_query", spy)
+    with_tail = null_costs(coll, theme, full[0], features="learned", query_tail=tail)
+    assert tails and set(tails) == {tail}
+    without = null_costs(coll, theme, full[0], features="learned")
+    assert set(tails[len(with_tail) :]) == {None} and not np.allclose(with_tail, without)
+
+
+def test_service_passes_its_query_tail_to_search_and_confidence(collection, renderings, monkeypatch):
+    import mirsearch.search.theme as theme_mod
+    from mirsearch.search.theme import TAIL, default_query_tail
+
+    theme, _ = theme_of(renderings["b"], 0, 10)
+    text = theme.to_string()
+    assert default_query_tail("chroma") is None  # plain chroma: no tail
+    before = Archive(collection).search_theme(text, top=3, features="chroma", show_all=True)
+    assert before.query["query_tail"] is None
+    monkeypatch.setitem(theme_mod.QUERY_TAIL, "chroma", TAIL)
+    after = Archive(collection).search_theme(text, top=3, features="chroma", show_all=True)
+    assert tuple(after.query["query_tail"]) == TAIL
+    expected = search_theme(collection, theme, top=3, per_recording=3, features="chroma", query_tail=TAIL)
+    assert after.matches[0].cost == pytest.approx(expected[0].cost, abs=1e-6)
+    assert after.matches[0].cost != pytest.approx(before.matches[0].cost, abs=1e-6)

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: the notes cascades search the whole collection when their best candidate costs more (learned chroma)
 NOTE_FALLBACK_COST = 0.1
+#: the same for queries with a tail (``query_tail``), chosen on the validation split for about as many fallbacks
+NOTE_TAIL_FALLBACK_COST = 0.13
 
 #: a proposed span: (recording row, first frame, end frame, transpositions or None for all)
 Span = tuple[int, int, int, tuple[int, ...] | None]
@@ -64,13 +66,14 @@ class ThemeContext:
     offsets: np.ndarray
     recs: list
     rate: float
+    query_tail: tuple[float, float] | None = None
 
     def queries(self) -> list[tuple[np.ndarray, float]]:
-        """The exhaustive search's query (unit rows) at every tempo factor."""
+        """The exhaustive search's query (unit rows) at every tempo factor (with its ``query_tail``)."""
         decay = QUERY_HARMONIC_DECAY.get(self.features, 0.0)
         return [
             (unit_columns(theme_query(self.theme, feature_rate=self.rate, tempo_bpm=self.tempo_bpm,
-                                      tempo_factor=f, harmonic_decay=decay)), f)
+                                      tempo_factor=f, harmonic_decay=decay, tail=self.query_tail)), f)
             for f in self.tempo_factors
         ]  # fmt: skip
 
@@ -286,19 +289,30 @@ class ThemeCascade:
         Search the whole collection (``fallback``) when the best verified match costs more (None: never).
     fallback : {"exhaustive", "coarse"}
         The exhaustive search, or the coarse cascade with the same number of candidates.
+    tail_fallback_cost : float, optional
+        ``fallback_cost`` of a query with a tail (``query_tail``: its costs are on another scale); None: the same.
     """
 
     proposers: tuple
     fallback_cost: float | None = None
     fallback: str = "exhaustive"
+    tail_fallback_cost: float | None = None
 
     def __post_init__(self) -> None:
         if not self.proposers:
             raise ParameterError("a cascade needs at least one proposer")
         if self.fallback not in ("exhaustive", "coarse"):
             raise ParameterError(f"fallback={self.fallback!r} must be 'exhaustive' or 'coarse'")
-        if self.fallback_cost is not None and not self.fallback_cost >= 0:
-            raise ParameterError(f"fallback_cost={self.fallback_cost} must be >= 0")
+        for name in ("fallback_cost", "tail_fallback_cost"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ParameterError(f"{name}={value} must be >= 0")
+
+    def fallback_threshold(self, query_tail) -> float | None:
+        """The fallback cost of a query with tail ``query_tail`` (None: no tail)."""
+        if query_tail is not None and self.tail_fallback_cost is not None:
+            return self.tail_fallback_cost
+        return self.fallback_cost
 
     @property
     def candidates(self) -> int:
@@ -311,7 +325,11 @@ class ThemeCascade:
         )
 
 
-_COARSE_FALLBACK = {"fallback_cost": NOTE_FALLBACK_COST, "fallback": "coarse"}
+_COARSE_FALLBACK = {
+    "fallback_cost": NOTE_FALLBACK_COST,
+    "fallback": "coarse",
+    "tail_fallback_cost": NOTE_TAIL_FALLBACK_COST,
+}
 
 #: the named theme cascades (CLI ``--cascade``, the HTTP API, benchmarks); defaults chosen on the validation
 #: split (docs/benchmarks.md, "Theme cascade as the collection grows")
@@ -336,6 +354,7 @@ def cascade_search_theme(
     tempo_factors: Sequence[float] = (1.0,),
     transpositions: Sequence[int] = range(12),
     max_cost: float = np.inf,
+    query_tail: tuple[float, float] | None = None,
     stats: dict | None = None,
 ) -> list[Match]:
     """Theme search through a cascade: proposals, then the exact subsequence DTW on them only.
@@ -346,8 +365,9 @@ def cascade_search_theme(
     theme : Theme
     cascade : ThemeCascade or str
         A cascade or the name of a preset (:data:`THEME_PRESETS`).
-    top, per_recording, features, tempo_bpm, tempo_factors, transpositions, max_cost
-        As in :func:`mirsearch.search.theme.search_theme`.
+    top, per_recording, features, tempo_bpm, tempo_factors, transpositions, max_cost, query_tail
+        As in :func:`mirsearch.search.theme.search_theme`: the verifier and the fallback run the exhaustive search's
+        query (the proposers read the theme's notes or their own query).
     stats : dict, optional
         Filled with ``candidates`` (recordings verified), ``candidate_ids``, ``proposed_ids``, ``proposal_ms``,
         ``dtw_ms``, ``frames_searched``, ``frames_total``, ``fallback`` (False; True for a theme no proposer
@@ -366,10 +386,10 @@ def cascade_search_theme(
     stats = stats if stats is not None else {}
     common = {"top": top, "per_recording": per_recording, "features": features, "tempo_bpm": tempo_bpm,
               "tempo_factors": tuple(tempo_factors), "transpositions": sorted({int(s) % 12 for s in transpositions}),
-              "max_cost": max_cost}  # fmt: skip
+              "max_cost": max_cost, "query_tail": query_tail}  # fmt: skip
     Y, offsets, recs, rate = collection.database(features)
     ctx = ThemeContext(collection, theme, features, tempo_bpm, common["tempo_factors"],
-                       tuple(common["transpositions"]), Y, offsets, recs, rate)  # fmt: skip
+                       tuple(common["transpositions"]), Y, offsets, recs, rate, query_tail)  # fmt: skip
     t0 = time.perf_counter()
     spans = _propose(cascade, ctx)
     t1 = time.perf_counter()
@@ -380,8 +400,9 @@ def cascade_search_theme(
     matches, frames = _verify(ctx, spans, per_recording=per_recording, max_cost=max_cost) if spans else ([], 0)
     t2 = time.perf_counter()
     proposed = sorted({recs[s[0]].id for s in spans})
-    if cascade.fallback_cost is not None and (not matches or matches[0].cost > cascade.fallback_cost):
-        log.info("%s: best candidate cost above %g: %s search", theme.name, cascade.fallback_cost, cascade.fallback)
+    fallback_cost = cascade.fallback_threshold(query_tail)
+    if fallback_cost is not None and (not matches or matches[0].cost > fallback_cost):
+        log.info("%s: best candidate cost above %g: %s search", theme.name, fallback_cost, cascade.fallback)
         fb_stats: dict = {}
         found = _fallback(collection, theme, cascade, common, fb_stats)
         stats.update(timing, fallback="cost", proposed_ids=proposed, dtw_ms=(t2 - t1) * 1000,
@@ -536,7 +557,7 @@ def cascade_from_spec(spec: dict) -> ThemeCascade:
     if name not in THEME_PRESETS:
         raise ParameterError(f"proposal={proposal!r} must be one of notes, align, coarse, index")
     cascade = THEME_PRESETS[name]
-    top_level = {k: spec.pop(k) for k in ("fallback", "fallback_cost") if k in spec}
+    top_level = {k: spec.pop(k) for k in ("fallback", "fallback_cost", "tail_fallback_cost") if k in spec}
     unknown = set(spec) - set(_SPEC_KEYS)
     if unknown:
         raise ParameterError(f"unknown cascade option(s): {', '.join(sorted(unknown))}")

@@ -153,8 +153,12 @@ def null_themes(theme, n: int = NULL_THEMES):
 
 
 def null_costs(collection, theme, match, *, features: str, tempo_bpm: float | None = None,
-               transpositions: Sequence[int] = range(12), n: int = NULL_THEMES) -> np.ndarray:  # fmt: skip
+               transpositions: Sequence[int] = range(12), n: int = NULL_THEMES,
+               query_tail: tuple[float, float] | None = None) -> np.ndarray:  # fmt: skip
     """Best cost of each null theme (:func:`null_themes`) in the region of ``match``, shape (n,).
+
+    The null themes' queries are built as the search's (``query_tail``: its tail,
+    :func:`mirsearch.search.theme.theme_query`).
 
     The region is centred on the match: its span widened by :data:`NULL_MARGIN` theme lengths on each side, or
     wider as long as the null's DTW (all themes, all transpositions) stays within :data:`NULL_CELLS` cells. The
@@ -168,7 +172,7 @@ def null_costs(collection, theme, match, *, features: str, tempo_bpm: float | No
     factor = float(match.extra.get("tempo_factor", 1.0))
     queries = [
         unit_columns(theme_query(t, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor,
-                                 harmonic_decay=QUERY_HARMONIC_DECAY.get(features, 0.0)))
+                                 harmonic_decay=QUERY_HARMONIC_DECAY.get(features, 0.0), tail=query_tail))
         for t in null_themes(theme, n)
     ]  # fmt: skip
     shifts = sorted({int(s) % 12 for s in transpositions})
@@ -247,13 +251,15 @@ def null_chance(costs, null) -> np.ndarray:
 
 
 def search_confidences(collection, theme, matches: Sequence, *, features: str, tempo_bpm: float | None = None,
-                       transpositions: Sequence[int] = range(12)) -> np.ndarray:  # fmt: skip
+                       transpositions: Sequence[int] = range(12),
+                       query_tail: tuple[float, float] | None = None) -> np.ndarray:  # fmt: skip
     """Confidence of each of a search's matches (best first): :func:`match_confidences` with the null of the best
-    and the query's background (:func:`theme_background`)."""
+    and the query's background (:func:`theme_background`); ``query_tail``: the search's (:func:`null_costs`)."""
     if not matches:
         return np.zeros(0)
     best = min(matches, key=lambda m: m.cost)
-    null = null_costs(collection, theme, best, features=features, tempo_bpm=tempo_bpm, transpositions=transpositions)
+    null = null_costs(collection, theme, best, features=features, tempo_bpm=tempo_bpm, transpositions=transpositions,
+                      query_tail=query_tail)  # fmt: skip
     background = theme_background([m.recording_id for m in matches], [m.cost for m in matches], null)
     return match_confidences([m.cost for m in matches], features=features, notes=theme_notes(theme), null=null,
                              background=background)  # fmt: skip

@@ -29,6 +29,18 @@ log = logging.getLogger(__name__)
 #: chroma holds the notes' partials, the learned chroma is trained to hold the melody's pitch class only
 QUERY_HARMONIC_DECAY = {"chroma": 0.3, "cens": 0.3, "learned": 0.0}
 
+#: the query tail ``(beta, tau)`` of :func:`theme_query` chosen on the validation sets (docs/benchmarks.md, "Theme
+#: chroma, session 14")
+TAIL = (0.2, 0.5)
+#: the query tail the service (CLI, HTTP API, page) uses per database feature kind (:func:`default_query_tail`); a
+#: kind not listed gets none. The confidence models of these kinds are fitted on tailed queries.
+QUERY_TAIL: dict[str, tuple[float, float]] = {}
+
+
+def default_query_tail(features: str) -> tuple[float, float] | None:
+    """The service's query tail for database features ``features`` (:data:`QUERY_TAIL`), None: no tail."""
+    return QUERY_TAIL.get(features)
+
 
 def theme_query(
     theme: Theme,

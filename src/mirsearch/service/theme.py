@@ -93,7 +93,7 @@ def resolve_cascade(cascade: str, features: str) -> str:
 @register("theme", request=ThemeRequest, area="search", summary="find where a theme is played")
 def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
     from mirsearch.search.cascade import THEME_PRESETS, cascade_search_theme
-    from mirsearch.search.theme import search_theme
+    from mirsearch.search.theme import default_query_tail, search_theme
 
     coll = context.require_collection("theme")
     features = resolve_features(coll, request.features)
@@ -110,6 +110,7 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
         "tempo_bpm": request.tempo,
         "tempo_factors": request.tempo_factors,
         "transpositions": tuple(range(12)) if request.transpose else (0,),
+        "query_tail": default_query_tail(features),  # the search, its cascade and its confidence build one query
     }
     stats: dict = {}
     t0 = time.perf_counter()
@@ -125,14 +126,21 @@ def run_theme(context: Context, request: ThemeRequest) -> SearchResult:
         matches = cascade_search_theme(coll, theme, cascade=preset, stats=stats, **options)
     t1 = time.perf_counter()
     confidence = search_confidences(coll, theme, matches, features=features, tempo_bpm=request.tempo,
-                                    transpositions=options["transpositions"])  # fmt: skip
+                                    transpositions=options["transpositions"],
+                                    query_tail=options["query_tail"])  # fmt: skip
     stats["confidence_ms"] = round((time.perf_counter() - t1) * 1000, 1)
     shown, rejected = _split_by_confidence(matches, confidence, features=features, request=request)
     stats["ms"] = round((time.perf_counter() - t0) * 1000, 1)
     query = version_block(
         theme=theme.to_string(),
         source=request.query.source,
-        **{**request.params(), "features": features, "cascade": cascade, "dask": dask},
+        **{
+            **request.params(),
+            "features": features,
+            "cascade": cascade,
+            "dask": dask,
+            "query_tail": options["query_tail"],
+        },
     )
     warnings = request.query.warnings()
     if request.features == "auto" and features == "chroma":  # the collection has no learned chroma
