@@ -17,6 +17,8 @@ the test split (both halves reported): ROC-AUC, and at the default threshold the
 answered "no confident match" and of the present top-1 hits still shown. ``--split test+validation`` adds the
 validation recordings to both halves (larger collections); ``--whole`` builds and searches one collection of every
 work (present themes only); ``latency`` times the search and the confidence of every 10th theme.
+``--query-tail``: the searches' query tail (default: the service's, :func:`mirsearch.search.theme.default_query_tail`;
+``off``; or ``BETA,TAU``), whose caches are kept apart.
 
     nice -n 10 .venv/bin/python benchmarks/bench_confidence.py build --dataset data/bench --split validation
     nice -n 10 .venv/bin/python benchmarks/bench_confidence.py build --dataset data/bench --split test \\
