@@ -33,7 +33,7 @@ def run_collection(dataset: str, split: str, collection: str) -> list[dict]:
     from mirsearch.search.cascade import THEME_PRESETS, cascade_search_theme
     from mirsearch.search.theme import TAIL, search_theme
 
-    preset = dataclasses.replace(THEME_PRESETS["notes"], fallback_cost=None, tail_fallback_cost=None)
+    preset = dataclasses.replace(THEME_PRESETS["notes"], fallback_cost=None)
     themes = sorted(Dataset.load(dataset).split(split).themes.values(), key=lambda t: t.theme_id)
     rows = []
     with Collection.open(collection, readonly=True) as coll:

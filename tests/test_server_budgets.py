@@ -71,7 +71,7 @@ def _hostile_cases(scores: dict, ids: list[int]) -> dict[tuple[str, str], list]:
     a, b = ids[0], ids[1]
     notes = " ".join("CDEFGFED"[i % 8] + ("/16" if i % 3 else "") for i in range(400))
     theme = {"notes": notes, "cascade": "exhaustive", "features": "chroma", "tempo": 10, "top": 1000,
-             "per_recording": 100, "show_all": True, "tempo_factors": [0.5 + 0.1 * i for i in range(16)]}  # fmt: skip
+             "per_recording": 100, "show_all": True, "tempo_factors": [0.5 + 0.05 * i for i in range(32)]}  # fmt: skip
     excerpt = _wav(_chords(30.0, 57))  # 480 kB
     long_wav = _wav(_chords(60.0, 58))  # 960 kB
     names = ("many-notes.musicxml", "kern-huge-rational.krn", "bomb.mxl", "deep.musicxml", "huge-delta.mid",

@@ -43,10 +43,9 @@ from mirsearch.search.theme import QUERY_HARMONIC_DECAY, check_theme_search, sea
 
 log = logging.getLogger(__name__)
 
-#: the notes cascades search the whole collection when their best candidate costs more (learned chroma)
+#: the notes cascades search the whole collection when their best candidate costs more (learned chroma; also for
+#: queries with a tail, whose costs are higher, so they fall back more often: docs/benchmarks.md, session 14)
 NOTE_FALLBACK_COST = 0.1
-#: the same for queries with a tail (``query_tail``), chosen on the validation split for about as many fallbacks
-NOTE_TAIL_FALLBACK_COST = 0.13
 
 #: a proposed span: (recording row, first frame, end frame, transpositions or None for all)
 Span = tuple[int, int, int, tuple[int, ...] | None]
@@ -289,30 +288,19 @@ class ThemeCascade:
         Search the whole collection (``fallback``) when the best verified match costs more (None: never).
     fallback : {"exhaustive", "coarse"}
         The exhaustive search, or the coarse cascade with the same number of candidates.
-    tail_fallback_cost : float, optional
-        ``fallback_cost`` of a query with a tail (``query_tail``: its costs are on another scale); None: the same.
     """
 
     proposers: tuple
     fallback_cost: float | None = None
     fallback: str = "exhaustive"
-    tail_fallback_cost: float | None = None
 
     def __post_init__(self) -> None:
         if not self.proposers:
             raise ParameterError("a cascade needs at least one proposer")
         if self.fallback not in ("exhaustive", "coarse"):
             raise ParameterError(f"fallback={self.fallback!r} must be 'exhaustive' or 'coarse'")
-        for name in ("fallback_cost", "tail_fallback_cost"):
-            value = getattr(self, name)
-            if value is not None and not value >= 0:
-                raise ParameterError(f"{name}={value} must be >= 0")
-
-    def fallback_threshold(self, query_tail) -> float | None:
-        """The fallback cost of a query with tail ``query_tail`` (None: no tail)."""
-        if query_tail is not None and self.tail_fallback_cost is not None:
-            return self.tail_fallback_cost
-        return self.fallback_cost
+        if self.fallback_cost is not None and not self.fallback_cost >= 0:
+            raise ParameterError(f"fallback_cost={self.fallback_cost} must be >= 0")
 
     @property
     def candidates(self) -> int:
@@ -325,11 +313,7 @@ class ThemeCascade:
         )
 
 
-_COARSE_FALLBACK = {
-    "fallback_cost": NOTE_FALLBACK_COST,
-    "fallback": "coarse",
-    "tail_fallback_cost": NOTE_TAIL_FALLBACK_COST,
-}
+_COARSE_FALLBACK = {"fallback_cost": NOTE_FALLBACK_COST, "fallback": "coarse"}
 
 #: the named theme cascades (CLI ``--cascade``, the HTTP API, benchmarks); defaults chosen on the validation
 #: split (docs/benchmarks.md, "Theme cascade as the collection grows")
@@ -400,7 +384,7 @@ def cascade_search_theme(
     matches, frames = _verify(ctx, spans, per_recording=per_recording, max_cost=max_cost) if spans else ([], 0)
     t2 = time.perf_counter()
     proposed = sorted({recs[s[0]].id for s in spans})
-    fallback_cost = cascade.fallback_threshold(query_tail)
+    fallback_cost = cascade.fallback_cost
     if fallback_cost is not None and (not matches or matches[0].cost > fallback_cost):
         log.info("%s: best candidate cost above %g: %s search", theme.name, fallback_cost, cascade.fallback)
         fb_stats: dict = {}
@@ -557,7 +541,7 @@ def cascade_from_spec(spec: dict) -> ThemeCascade:
     if name not in THEME_PRESETS:
         raise ParameterError(f"proposal={proposal!r} must be one of notes, align, coarse, index")
     cascade = THEME_PRESETS[name]
-    top_level = {k: spec.pop(k) for k in ("fallback", "fallback_cost", "tail_fallback_cost") if k in spec}
+    top_level = {k: spec.pop(k) for k in ("fallback", "fallback_cost") if k in spec}
     unknown = set(spec) - set(_SPEC_KEYS)
     if unknown:
         raise ParameterError(f"unknown cascade option(s): {', '.join(sorted(unknown))}")

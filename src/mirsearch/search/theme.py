@@ -34,7 +34,7 @@ QUERY_HARMONIC_DECAY = {"chroma": 0.3, "cens": 0.3, "learned": 0.0}
 TAIL = (0.2, 0.5)
 #: the query tail the service (CLI, HTTP API, page) uses per database feature kind (:func:`default_query_tail`); a
 #: kind not listed gets none. The confidence models of these kinds are fitted on tailed queries.
-QUERY_TAIL: dict[str, tuple[float, float]] = {}
+QUERY_TAIL: dict[str, tuple[float, float]] = {"learned": TAIL}
 
 
 def default_query_tail(features: str) -> tuple[float, float] | None:
