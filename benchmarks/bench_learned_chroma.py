@@ -27,7 +27,7 @@ computed once and cached as float16 (``DATASET/cache/bench_hcqt/``) so that seve
 
 Inference-time variants of a row (issue 14, session 14; features from the same caches): ``--fusion NAME=A+B``
 (early cost fusion: subsequence DTW on ``w`` x the cosine cost of row A + (1 - ``w``) x row B's, per
-``--fusion-weights`` value, the product's :func:`mirsearch.search.theme.fuse_features`), ``--late-fusion NAME=A+B``
+``--fusion-weights`` value, :func:`fuse_features`; measured, not in the product), ``--late-fusion NAME=A+B``
 (each row's per-version costs over their median, then weighted), ``--tta NAME=B[:K,...]`` (bundle B's class
 probabilities averaged over the HCQT moved by K bins, :func:`mirsearch.features.learned.tta_probs`), ``--upper``
 (the stored upper-register chroma as a row), ``--per-version KEYS`` (each version's best cost over the median of
@@ -528,11 +528,51 @@ def evaluate(
     return {**score_costs(ids, costs), "eval_seconds": round(time.perf_counter() - t0, 1)}
 
 
+def fuse_features(A: np.ndarray, B: np.ndarray, *, weight: float) -> np.ndarray:
+    """Two chroma kinds as one feature whose cosine cost is the weighted sum of theirs (cost fusion).
+
+    Every frame of ``A`` and ``B`` is made unit length (:func:`unit_columns`; silent frames become the
+    uniform vector), scaled by ``sqrt(weight)`` and ``sqrt(1 - weight)`` and interleaved (rows ``2k``: pitch
+    class ``k`` of ``A``, rows ``2k + 1``: of ``B``). The result has unit frames, and for two fused frames
+    ``1 - <f(a, b), f(q, r)> = weight (1 - cos(a, q)) + (1 - weight) (1 - cos(b, r))``: subsequence DTW with
+    the cosine cost on fused features is DTW on the weighted sum of the two cost matrices. A cyclic shift
+    by ``s`` semitones of both kinds is a shift by ``2 s`` of the fused axis (:func:`fused_shifts`).
+
+    Parameters
+    ----------
+    A, B : np.ndarray, shape (12, n_frames)
+        Chroma at the same frame rate; the longer one is cut to the shorter's length.
+    weight : float in [0, 1]
+        Weight of ``A``'s cost.
+
+    Returns
+    -------
+    np.ndarray, shape (24, min(n_A, n_B)), float32
+    """
+    from mirsearch.errors import ParameterError
+    from mirsearch.matching.subsequence import unit_columns
+
+    if not 0.0 <= weight <= 1.0:
+        raise ParameterError(f"weight={weight} must be in [0, 1]")
+    if A.shape[0] != 12 or B.shape[0] != 12:
+        raise ParameterError(f"fused features need two (12, n) chroma, got {A.shape} and {B.shape}")
+    n = min(A.shape[1], B.shape[1])
+    out = np.empty((24, n), dtype=np.float32)
+    out[0::2] = np.sqrt(weight) * unit_columns(A[:, :n]).T
+    out[1::2] = np.sqrt(1.0 - weight) * unit_columns(B[:, :n]).T
+    return out
+
+
+def fused_shifts(shifts) -> list[int]:
+    """Cyclic shifts of the fused feature axis (:func:`fuse_features`) for semitone shifts ``shifts``."""
+    return [2 * (int(s) % 12) for s in shifts]
+
+
 def evaluate_fused(parts: list[dict[str, np.ndarray]], decays: list[float], weight: float, ds) -> dict:
     """Early fusion: subsequence DTW on the weighted sum of two cosine costs, ``weight`` x cost of
     ``parts[0]`` + (1 - ``weight``) x cost of ``parts[1]`` (each with its query overtone model ``decays[i]``),
-    computed by the product's fused features (:func:`mirsearch.search.theme.fuse_features`)."""
-    from mirsearch.search.theme import fuse_features, fused_shifts, theme_query
+    computed on fused features (:func:`fuse_features`)."""
+    from mirsearch.search.theme import theme_query
 
     t0 = time.perf_counter()
     ids = [v for v in parts[0] if v in parts[1]]

@@ -173,8 +173,17 @@ def test_search_takes_parsed_themes_only(collection):
 
 
 def test_fused_features_give_the_weighted_sum_of_the_two_cosine_costs():
+    """The benchmark's early cost fusion (bench_learned_chroma.py --fusion; measured, not in the product)."""
+    import importlib.util
+    from pathlib import Path
+
     from mirsearch.matching.subsequence import best_over_shifts, cosine_cost, unit_columns
-    from mirsearch.search.theme import fuse_features, fused_shifts
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_learned_chroma.py"
+    spec = importlib.util.spec_from_file_location("bench_learned_chroma", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    fuse_features, fused_shifts = bench.fuse_features, bench.fused_shifts
 
     rng = np.random.default_rng(11)
     A, B = rng.random((12, 40)) ** 3, rng.random((12, 41)) ** 3
@@ -203,7 +212,7 @@ def test_fused_features_give_the_weighted_sum_of_the_two_cosine_costs():
 
 
 class _TwoKindCollection:
-    """A stand-in collection with learned and plain chroma (unit rows) for the fused search."""
+    """A stand-in collection with learned and plain chroma (unit rows), the theme planted in recording 11."""
 
     def __init__(self, rng, lengths, plant):
         from types import SimpleNamespace
@@ -212,7 +221,7 @@ class _TwoKindCollection:
 
         self.recs = [SimpleNamespace(id=10 + i, path=f"/r{i}.flac") for i in range(len(lengths))]
         self.kinds = {}
-        for kind, extra in (("learned", 0), ("chroma", 1)):  # chroma one frame longer: cut in the fusion
+        for kind, extra in (("learned", 0), ("chroma", 1)):  # the two kinds need not have one length
             mats = []
             for i, n in enumerate(lengths):
                 X = rng.random((12, n + extra)) ** 4
@@ -225,28 +234,6 @@ class _TwoKindCollection:
 
     def database(self, kind):
         return self.kinds[kind]
-
-
-def test_search_with_cost_fusion_reduces_to_each_kind_and_finds_a_planted_theme():
-    from mirsearch.features.symbolic import notes_to_chroma
-    from mirsearch.scores import parse_note_string
-
-    theme = parse_note_string("C4 E4 G4 C5 B4 G4 F4 D4")
-    plant = notes_to_chroma(theme, feature_rate=10.0, tempo_bpm=100.0)
-    coll = _TwoKindCollection(np.random.default_rng(5), [90, 120, 60], plant)
-    for weight, kind in ((1.0, "learned"), (0.0, "chroma")):
-        fused = search_theme(coll, theme, top=5, per_recording=1, features="learned", fusion_weight=weight)
-        alone = search_theme(coll, theme, top=5, per_recording=1, features=kind)
-        assert [(m.recording_id, m.start, m.end, m.transposition) for m in fused] == [
-            (m.recording_id, m.start, m.end, m.transposition) for m in alone
-        ]
-        np.testing.assert_allclose([m.cost for m in fused], [m.cost for m in alone], atol=1e-5)
-    best = search_theme(coll, theme, top=1, features="learned", fusion_weight=0.6)[0]
-    assert best.recording_id == 11 and best.transposition == 3 and abs(best.start - 2.0) < 0.25
-    with pytest.raises(ParameterError, match="features='learned'"):
-        search_theme(coll, theme, features="chroma", fusion_weight=0.5)
-    with pytest.raises(ParameterError, match="fusion_weight"):
-        search_theme(coll, theme, features="learned", fusion_weight=-0.1)
 
 
 def test_query_tail_fades_held_notes_towards_uniform():
@@ -300,8 +287,6 @@ def test_query_tail_lowers_the_cost_of_a_theme_whose_held_notes_are_not_held():
         costs[hold] = (plain.cost, tailed.cost)
     assert costs[0.5][1] < costs[0.5][0] - 0.01  # notes left early: the held query frames cost less with the tail
     assert costs[np.inf][1] > costs[np.inf][0] + 0.01  # notes held: the floor costs a little
-    with pytest.raises(ParameterError, match="query_tail"):
-        search_theme(coll, theme, features="learned", fusion_weight=0.5, query_tail=TAIL)
 
 
 def test_query_tail_travels_through_the_cascade_and_the_confidence(monkeypatch):

@@ -90,98 +90,6 @@ def note_ages(theme: Theme, *, feature_rate: float, tempo_bpm: float) -> np.ndar
     return np.concatenate(ages) if ages else np.zeros(0)
 
 
-def fuse_features(A: np.ndarray, B: np.ndarray, *, weight: float) -> np.ndarray:
-    """Two chroma kinds as one feature whose cosine cost is the weighted sum of theirs (cost fusion).
-
-    Every frame of ``A`` and ``B`` is made unit length (:func:`unit_columns`; silent frames become the
-    uniform vector), scaled by ``sqrt(weight)`` and ``sqrt(1 - weight)`` and interleaved (rows ``2k``: pitch
-    class ``k`` of ``A``, rows ``2k + 1``: of ``B``). The result has unit frames, and for two fused frames
-    ``1 - <f(a, b), f(q, r)> = weight (1 - cos(a, q)) + (1 - weight) (1 - cos(b, r))``: subsequence DTW with
-    the cosine cost on fused features is DTW on the weighted sum of the two cost matrices. A cyclic shift
-    by ``s`` semitones of both kinds is a shift by ``2 s`` of the fused axis (:func:`fused_shifts`).
-
-    Parameters
-    ----------
-    A, B : np.ndarray, shape (12, n_frames)
-        Chroma at the same frame rate; the longer one is cut to the shorter's length.
-    weight : float in [0, 1]
-        Weight of ``A``'s cost.
-
-    Returns
-    -------
-    np.ndarray, shape (24, min(n_A, n_B)), float32
-    """
-    if not 0.0 <= weight <= 1.0:
-        raise ParameterError(f"weight={weight} must be in [0, 1]")
-    if A.shape[0] != 12 or B.shape[0] != 12:
-        raise ParameterError(f"fused features need two (12, n) chroma, got {A.shape} and {B.shape}")
-    n = min(A.shape[1], B.shape[1])
-    out = np.empty((24, n), dtype=np.float32)
-    out[0::2] = np.sqrt(weight) * unit_columns(A[:, :n]).T
-    out[1::2] = np.sqrt(1.0 - weight) * unit_columns(B[:, :n]).T
-    return out
-
-
-def fused_shifts(shifts) -> list[int]:
-    """Cyclic shifts of the fused feature axis (:func:`fuse_features`) for semitone shifts ``shifts``."""
-    return [2 * (int(s) % 12) for s in shifts]
-
-
-#: the feature kinds of a cost fusion (``fusion_weight`` of :func:`search_theme`): the weight's kind first
-FUSED_KINDS = ("learned", "chroma")
-
-
-def check_fusion(features: str, fusion_weight: float | None) -> None:
-    """Validate a cost-fusion request: ``features`` must be ``"learned"`` and the weight in [0, 1]."""
-    if fusion_weight is None:
-        return
-    if features != FUSED_KINDS[0]:
-        raise ParameterError(f"fusion_weight needs features={FUSED_KINDS[0]!r}, got features={features!r}")
-    if not 0.0 <= fusion_weight <= 1.0:
-        raise ParameterError(f"fusion_weight={fusion_weight} must be in [0, 1]")
-
-
-def fused_database(collection, *, weight: float):
-    """The collection's learned and plain chroma fused frame by frame (:func:`fuse_features`).
-
-    Like :meth:`Collection.database` (unit rows, offsets, recordings, feature rate), with 24 columns; only the
-    recordings that have both kinds, each cut to the shorter of its two lengths. Memoised per generation.
-    """
-
-    def build():
-        (Ya, off_a, recs_a, rate), (Yb, off_b, recs_b, rate_b) = (collection.database(k) for k in FUSED_KINDS)
-        if abs(rate - rate_b) > 1e-9:
-            raise ParameterError(f"fusion needs one feature rate, got {rate} and {rate_b} Hz")
-        row_b = {r.id: i for i, r in enumerate(recs_b)}
-        parts, recs = [], []
-        for i, rec in enumerate(recs_a):
-            j = row_b.get(rec.id)
-            if j is None:
-                continue
-            A, B = Ya[off_a[i] : off_a[i + 1]], Yb[off_b[j] : off_b[j + 1]]
-            n = min(len(A), len(B))
-            part = np.empty((n, 24), dtype=np.float32)  # rows are unit already: no renormalisation
-            part[:, 0::2] = np.sqrt(weight) * A[:n]
-            part[:, 1::2] = np.sqrt(1.0 - weight) * B[:n]
-            parts.append(part)
-            recs.append(rec)
-        offsets = np.r_[0, np.cumsum([len(p) for p in parts])].astype(np.int64)
-        Y = np.concatenate(parts) if parts else np.zeros((0, 24), dtype=np.float32)
-        return Y, offsets, recs, rate
-
-    return collection.views.get(("fused", *FUSED_KINDS, float(weight)), build)
-
-
-def fused_query(theme: Theme, *, weight: float, feature_rate: float, tempo_bpm=None, tempo_factor: float = 1.0):
-    """A theme's query for :func:`fused_database`: unit rows (N, 24), each kind with its overtone model."""
-    qa, qb = (
-        theme_query(theme, feature_rate=feature_rate, tempo_bpm=tempo_bpm, tempo_factor=tempo_factor,
-                    harmonic_decay=QUERY_HARMONIC_DECAY.get(k, 0.0))
-        for k in FUSED_KINDS
-    )  # fmt: skip
-    return np.ascontiguousarray(fuse_features(qa, qb, weight=weight).T)
-
-
 #: database frames matched per kernel call: bounds a query's working memory (about 40 bytes per frame
 #: of a block, 10 MB) whatever the size of the collection
 BLOCK_FRAMES = 1 << 18
@@ -311,7 +219,6 @@ def search_theme(
     transpositions=range(12),
     max_cost: float = np.inf,
     harmonic_decay: float | None = None,
-    fusion_weight: float | None = None,
     query_tail: tuple[float, float] | None = None,
 ) -> list[Match]:
     """Rank the occurrences of a theme in a collection.
@@ -339,14 +246,10 @@ def search_theme(
     harmonic_decay : float in [0, 1], optional
         Overtone model of the query notes (:func:`mirsearch.features.symbolic.harmonic_template`);
         default per feature kind, :data:`QUERY_HARMONIC_DECAY`.
-    fusion_weight : float in [0, 1], optional
-        Cost fusion (off by default): match on ``fusion_weight`` x the learned chroma's cosine cost +
-        (1 - ``fusion_weight``) x plain chroma's (:func:`fused_database`; ``features`` must be ``"learned"``,
-        each kind's query has its own overtone model and ``harmonic_decay`` is ignored). Costs are then on
-        another scale than the confidence models were fitted on.
     query_tail : (float, float), optional
-        ``(beta, tau)`` of :func:`theme_query` (off by default; not with ``fusion_weight``): held notes of the
-        query fade towards the uniform frame. Changes the costs the confidence models were fitted on.
+        ``(beta, tau)`` of :func:`theme_query` (off by default here; the service's default per feature kind is
+        :func:`default_query_tail`): held notes of the query fade towards the uniform frame. The confidence
+        model of a kind is fitted on that kind's default.
 
     Returns
     -------
@@ -358,29 +261,16 @@ def search_theme(
     shifts = [int(s) % 12 for s in transpositions]
     if not shifts:
         raise ParameterError("transpositions must not be empty")
-    check_fusion(features, fusion_weight)
-    if fusion_weight is not None and query_tail is not None:
-        raise ParameterError("query_tail and fusion_weight cannot be combined")
     t0 = time.perf_counter()
+    Y, offsets, recs, rate = collection.database(features)
+    decay = QUERY_HARMONIC_DECAY.get(features, 0.0) if harmonic_decay is None else harmonic_decay
     queries = []
-    if fusion_weight is None:
-        Y, offsets, recs, rate = collection.database(features)
-        decay = QUERY_HARMONIC_DECAY.get(features, 0.0) if harmonic_decay is None else harmonic_decay
-        for factor in tempo_factors:
-            X = theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor,
-                            harmonic_decay=decay, tail=query_tail)  # fmt: skip
-            queries.append(unit_columns(X))
-        kernel_shifts = shifts
-    else:
-        Y, offsets, recs, rate = fused_database(collection, weight=fusion_weight)
-        for factor in tempo_factors:
-            queries.append(
-                fused_query(theme, weight=fusion_weight, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor)
-            )
-        kernel_shifts = fused_shifts(shifts)
-    step = 1 if fusion_weight is None else 2
+    for factor in tempo_factors:
+        X = theme_query(theme, feature_rate=rate, tempo_bpm=tempo_bpm, tempo_factor=factor,
+                        harmonic_decay=decay, tail=query_tail)  # fmt: skip
+        queries.append(unit_columns(X))
     found = rank_occurrences(
-        queries, Y, offsets, shifts=kernel_shifts, top=top, per_recording=per_recording, max_cost=max_cost
+        queries, Y, offsets, shifts=shifts, top=top, per_recording=per_recording, max_cost=max_cost
     )
     matches = [
         Match(
@@ -389,7 +279,7 @@ def search_theme(
             start=o.start / rate,
             end=(o.end + 1) / rate,
             cost=o.cost,
-            transposition=o.shift // step,
+            transposition=o.shift,
             extra={"tempo_factor": float(tempo_factors[o.query])},
         )
         for o in found
