@@ -348,7 +348,7 @@ def test_upper_chroma_is_the_chroma_above_g3():
     stored, _ = extract(y, sr=sr, config=feature_config("chroma", feature_rate=10.0), memo=memo)
     np.testing.assert_array_equal(stored, full)
     np.testing.assert_array_equal(extract(y, sr=sr, config=config, memo=memo)[0], U)
-    assert set(memo) == {"pitch_features"}
+    assert set(memo) == {("pitch_features", None)}  # one entry: the estimated tuning
 
 
 def test_passage_search_matches_on_the_upper_chroma_when_stored(setup, tmp_path, caplog):
@@ -438,3 +438,31 @@ def test_tuning_hypotheses_recover_a_query_whose_tuning_estimate_is_off(setup):
     for bad in ((), (0.7,)):
         with pytest.raises(ParameterError):
             PassageOptions(tuning_offsets=bad)
+
+
+def test_a_query_computes_its_pitch_bands_in_one_pass_for_all_tuning_hypotheses(setup, monkeypatch):
+    """The hypotheses share one STFT pass, the stages of a search share the bands, and the shared bands give the
+    chroma a fresh query computes at each tuning."""
+    import mirsearch.features.chroma as chroma_mod
+    from mirsearch.features.registry import feature_config
+    from mirsearch.search.audio import QUARTER_TONE_OFFSETS, query_chromas
+
+    y, sr = setup["query_samples"]
+    y = y.mean(axis=1) if y.ndim == 2 else y
+    full, upper = feature_config("chroma", feature_rate=10.0), feature_config("chroma_upper", feature_rate=10.0)
+    expected = [AudioQuery.from_samples(y, sr).chroma_for(upper, tuning_offset=t) for t in QUARTER_TONE_OFFSETS]
+    q = AudioQuery.from_samples(y, sr)
+    bands, _ = chroma_mod.pitch_features_tunings(q.samples, sr=q.sr, tunings=[q.tuning + t for t in (0.0, 0.25)])
+    for P, t in zip(bands, (0.0, 0.25), strict=True):
+        np.testing.assert_array_equal(P, chroma_mod.pitch_features(q.samples, sr=q.sr, tuning=q.tuning + t)[0])
+    calls = []
+    for name in ("pitch_features", "pitch_features_tunings"):
+        original = getattr(chroma_mod, name)
+        monkeypatch.setattr(chroma_mod, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    first = query_chromas(q, None, config=full, tuning_offsets=QUARTER_TONE_OFFSETS)
+    again = query_chromas(q, None, config=upper, tuning_offsets=QUARTER_TONE_OFFSETS, max_gain_db=20.0)
+    assert calls == ["pitch_features_tunings"]  # one pass; the second kind and the equalised pass reuse the bands
+    np.testing.assert_array_equal(query_chromas(q, None, config=upper, tuning_offsets=QUARTER_TONE_OFFSETS),
+                                  np.stack(expected))  # fmt: skip
+    assert first.shape == again.shape and not np.allclose(first, again)  # other kind, equalised: another chroma
+    assert calls == ["pitch_features_tunings"]

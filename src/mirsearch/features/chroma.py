@@ -146,14 +146,43 @@ def pitch_features(
     frame_rate : float
         Frames per second of ``P`` (``sr / hop_length``).
     """
+    if tuning is None:
+        check_positive("sr", sr)
+        tuning = estimate_tuning(y, sr=sr, n_fft=n_fft)
+    (P,), frame_rate = pitch_features_tunings(y, sr=sr, tunings=(tuning,), n_fft=n_fft, hop_length=hop_length)
+    return P, frame_rate
+
+
+def pitch_features_tunings(
+    y: np.ndarray, *, sr: int, tunings, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH
+) -> tuple[list[np.ndarray], float]:
+    """:func:`pitch_features` of one signal at several tunings, from one pass of its STFT.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Mono signal at ``sr`` (Hz).
+    tunings : sequence of float
+        Tuning deviations in semitones (each band set centred on one).
+    n_fft, hop_length : int
+        STFT size and hop (samples).
+
+    Returns
+    -------
+    bands : list of np.ndarray, each shape (88, n_frames), float32
+        Power per semitone band, one array per tuning, equal to ``pitch_features(y, tuning=t)``.
+    frame_rate : float
+        Frames per second (``sr / hop_length``).
+    """
     check_positive("sr", sr)
     check_positive("hop_length", hop_length)
-    if tuning is None:
-        tuning = estimate_tuning(y, sr=sr, n_fft=n_fft)
-    fb = pitch_filterbank(int(sr), int(n_fft), round(float(tuning), 2))
-    blocks = [np.asarray(fb.T @ block.T) for block in _stft_power_blocks(y, n_fft=n_fft, hop_length=hop_length)]
-    P = np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((88, 0), np.float32)
-    return P, sr / hop_length
+    fbs = [pitch_filterbank(int(sr), int(n_fft), round(float(t), 2)) for t in tunings]
+    parts: list[list[np.ndarray]] = [[] for _ in fbs]
+    for block in _stft_power_blocks(y, n_fft=n_fft, hop_length=hop_length):
+        for out, fb in zip(parts, fbs, strict=True):
+            out.append(np.asarray(fb.T @ block.T))
+    bands = [np.concatenate(p, axis=1).astype(np.float32) if p else np.zeros((88, 0), np.float32) for p in parts]
+    return bands, sr / hop_length
 
 
 def resample_frames(X: np.ndarray, *, frame_rate: float, feature_rate: float) -> np.ndarray:

@@ -195,18 +195,25 @@ def matching_chroma(
 
 
 def extract_chroma(
-    y: np.ndarray, *, sr: int, config: dict, max_gain_db: float = 0.0, tuning: float | None = None
+    y: np.ndarray,
+    *,
+    sr: int,
+    config: dict,
+    max_gain_db: float = 0.0,
+    tuning: float | None = None,
+    memo: dict | None = None,
 ) -> tuple[np.ndarray, float]:
     """Chroma ``(12, n)`` and its rate as ``config`` describes: the matching chroma or a stored kind.
 
     ``max_gain_db > 0``: the pitch bands of the signal are equalised first (:func:`equalise_bands`; for the
     chroma kinds and the matching chroma, the other kinds ignore it). ``tuning``: the tuning deviation the pitch
     bands are centred on (semitones; estimated from ``y`` when omitted; chroma kinds and the matching chroma).
+    ``memo``: pitch bands of ``y`` kept between calls (:func:`register_chroma`; chroma kinds).
     """
     if config.get("kind") == "matching_chroma":
         return matching_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db, tuning=tuning)
     if config.get("kind") in ("chroma", "chroma_upper"):
-        return register_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db, tuning=tuning)
+        return register_chroma(y, sr=sr, config=config, max_gain_db=max_gain_db, tuning=tuning, memo=memo)
     from mirsearch.features.registry import extract
 
     return extract(y, sr=sr, config=config)
@@ -233,6 +240,23 @@ def upper_chroma(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple
     return register_chroma(y, sr=sr, config=upper_config() if config is None else config)
 
 
+def _bands_key(tuning: float | None) -> tuple:
+    """Key of a signal's pitch bands at ``tuning`` in the ``memo`` of :func:`register_chroma`."""
+    return ("pitch_features", tuning)
+
+
+def remember_pitch_bands(y: np.ndarray, *, sr: int, tunings, memo: dict) -> None:
+    """Put the pitch bands of ``y`` at each of ``tunings`` (semitones) into ``memo`` for :func:`register_chroma`,
+    from one pass of the signal's STFT (:func:`mirsearch.features.chroma.pitch_features_tunings`); bands already
+    there are kept."""
+    from mirsearch.features.chroma import pitch_features_tunings
+
+    missing = [float(t) for t in tunings if _bands_key(float(t)) not in memo]
+    if missing:
+        bands, frame_rate = pitch_features_tunings(np.asarray(y, dtype=np.float32), sr=sr, tunings=missing)
+        memo.update({_bands_key(t): (P, frame_rate) for t, P in zip(missing, bands, strict=True)})
+
+
 def register_chroma(
     y: np.ndarray,
     *,
@@ -246,18 +270,20 @@ def register_chroma(
     ``"chroma_upper"`` configuration describes it (bands below ``config["lowest_midi"]`` left out), on pitch bands
     equalised first with ``max_gain_db > 0`` (:func:`equalise_bands`).
 
-    ``memo``: a dict shared by the kinds extracted from one signal; the pitch bands are computed once (key
-    ``"pitch_features"``) and reused by the next kind. ``tuning``: the tuning deviation the pitch bands are
-    centred on (semitones; estimated from ``y`` when omitted).
+    ``memo``: a dict shared by the kinds extracted from one signal, or by the stages of one query; the pitch bands
+    are computed once per tuning (key ``("pitch_features", tuning)``) and reused by the next kind or stage.
+    ``tuning``: the tuning deviation the pitch bands are centred on (semitones; estimated from ``y`` when
+    omitted).
     """
     from mirsearch.features.chroma import MIDI_MIN, chroma_from_pitch, pitch_features
 
     rate = float(config["feature_rate"])
-    bands = None if memo is None else memo.get("pitch_features")
+    key = _bands_key(tuning)
+    bands = None if memo is None else memo.get(key)
     if bands is None:
         bands = pitch_features(np.asarray(y, dtype=np.float32), sr=sr, tuning=tuning)
         if memo is not None:
-            memo["pitch_features"] = bands
+            memo[key] = bands
     P, frame_rate = bands
     P = equalise_bands(P, max_gain_db=max_gain_db) if max_gain_db > 0 else P.copy()
     P[: max(0, int(config.get("lowest_midi", MIDI_MIN)) - MIDI_MIN)] = 0.0

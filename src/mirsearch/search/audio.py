@@ -282,6 +282,8 @@ def query_chromas(
     """The query's chroma under each tuning hypothesis (:func:`query_chroma`), shape (k, 12, n); a chroma query
     has one (its chroma)."""
     offsets = tuning_offsets if query.samples is not None else (0.0,)
+    config = db.chroma_config if config is None else config
+    query.prepare_tunings(config, offsets)  # one STFT pass for all hypotheses
     return np.stack([query_chroma(query, db, config=config, max_gain_db=max_gain_db, tuning_offset=t) for t in offsets])
 
 

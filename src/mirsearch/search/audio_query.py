@@ -112,6 +112,22 @@ class AudioQuery:
 
         return estimate_tuning(self.samples, sr=self.sr)
 
+    @functools.cached_property
+    def _pitch_bands(self) -> dict:
+        """Pitch bands of a signal query per tuning, computed once and shared by the stages of a search."""
+        return {}
+
+    def prepare_tunings(self, config: dict, offsets) -> None:
+        """Compute the pitch bands of a signal query for several tuning hypotheses (its estimate plus each of
+        ``offsets``, semitones) in one pass of its STFT, for the next :meth:`chroma_for` calls (chroma kinds only;
+        nothing for other kinds or a chroma query)."""
+        if self.samples is None or config.get("kind") not in ("chroma", "chroma_upper"):
+            return
+        from mirsearch.features.matching_chroma import remember_pitch_bands
+
+        tunings = [self.tuning + float(t) for t in offsets]
+        remember_pitch_bands(self.samples, sr=self.sr, tunings=tunings, memo=self._pitch_bands)
+
     def chroma_for(self, config: dict, *, max_gain_db: float = 0.0, tuning_offset: float = 0.0) -> np.ndarray:
         """Chroma (12, n) of the query as ``config`` describes (a feature configuration with ``feature_rate``).
 
@@ -129,7 +145,8 @@ class AudioQuery:
         if self.samples is None:
             raise ParameterError(f"{self.name}: an audio query needs samples or chroma")
         tuning = self.tuning + float(tuning_offset)
-        return extract_chroma(self.samples, sr=self.sr, config=config, max_gain_db=max_gain_db, tuning=tuning)[0]
+        return extract_chroma(self.samples, sr=self.sr, config=config, max_gain_db=max_gain_db, tuning=tuning,
+                              memo=self._pitch_bands)[0]  # fmt: skip
 
 
 __all__ = ["AudioQuery"]
