@@ -29,7 +29,7 @@ Inference-time variants of a row (issue 14, session 14; features from the same c
 (early cost fusion: subsequence DTW on ``w`` x the cosine cost of row A + (1 - ``w``) x row B's, per
 ``--fusion-weights`` value, :func:`fuse_features`; measured, not in the product), ``--late-fusion NAME=A+B``
 (each row's per-version costs over their median, then weighted), ``--tta NAME=B[:K,...]`` (bundle B's class
-probabilities averaged over the HCQT moved by K bins, :func:`mirsearch.features.learned.tta_probs`), ``--upper``
+probabilities averaged over the HCQT moved by K bins, :func:`tta_probs`; measured, not in the product), ``--upper``
 (the stored upper-register chroma as a row), ``--per-version KEYS`` (each version's best cost over the median of
 its matching function) and ``--power KEY=G,...`` (a row's chroma raised to a power):
 
@@ -346,8 +346,6 @@ def extract(
                 P = np.exp(lp[:12].astype(np.float64))
                 np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
             for n in augmented:
-                from mirsearch.features.learned import tta_probs
-
                 b, sh, cut = tta[n]
                 t0 = time.perf_counter()
                 P = tta_probs(H if cut is None else low_cut(H, cut, b.input), bundle=b, shifts=sh)
@@ -374,6 +372,60 @@ def extract(
         "audio_seconds": audio_s,
         "x_realtime": {s: audio_s[s] / timing[s] for s in timing if timing[s] > 0},
     }
+
+
+def shift_bins(H: np.ndarray, k: int) -> np.ndarray:
+    """The HCQT moved ``k`` frequency bins up (``k < 0``: down), the bins moved in set to 0.
+
+    Parameters
+    ----------
+    H : np.ndarray, shape (n_harmonics, n_bins, n_frames)
+        Network input (:func:`mirsearch.features.learned.bundle_hcqt`).
+    k : int
+        Bins to move; with 3 bins per semitone one bin is a third of a semitone.
+
+    Returns
+    -------
+    np.ndarray
+        A new array of ``H``'s shape and dtype.
+    """
+    k = int(k)
+    out = np.zeros_like(H)
+    if k == 0:
+        out[...] = H
+    elif k > 0:
+        out[:, k:] = H[:, :-k]
+    else:
+        out[:, :k] = H[:, -k:]
+    return out
+
+
+def tta_probs(H: np.ndarray, *, bundle, shifts=(-1, 0, 1), num_threads: int = 1) -> np.ndarray:
+    """Test-time augmentation: the 12 chroma probabilities averaged over the HCQT moved by ``shifts`` bins.
+
+    Parameters
+    ----------
+    H : np.ndarray, shape (n_harmonics, n_bins, n_frames)
+        Network input (:func:`mirsearch.features.learned.bundle_hcqt`) of ``bundle``.
+    bundle : ModelBundle
+    shifts : sequence of int
+        Frequency-bin offsets (:func:`shift_bins`); each one costs a network run.
+    num_threads : int >= 1
+
+    Returns
+    -------
+    np.ndarray, shape (12, n_out), float64
+        Mean class probabilities (blank dropped) at ``bundle.output_rate``.
+    """
+    if not shifts:
+        from mirsearch.errors import ParameterError
+
+        raise ParameterError("tta_probs: shifts must not be empty")
+    total = None
+    for k in shifts:
+        P = np.exp(bundle.predict(shift_bins(H, k), num_threads=num_threads)[:12].astype(np.float64))
+        total = P if total is None else total + P
+    return total / len(shifts)
 
 
 def low_cut(H: np.ndarray, midi: float, input_config: dict) -> np.ndarray:

@@ -470,7 +470,9 @@ def test_soup_weights_is_the_mean_of_the_tuned_bundles_interpolated_with_the_bas
 
 def test_shift_bins_and_tta_probs_average_the_shifted_inputs():
     from mirsearch.errors import ParameterError
-    from mirsearch.features.learned import shift_bins, tta_probs
+
+    bench = _bench_module()
+    shift_bins, tta_probs = bench.shift_bins, bench.tta_probs
 
     H = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
     up, down = shift_bins(H, 1), shift_bins(H, -2)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mirsearch._util.docs import doc_blocks
-from mirsearch.errors import InputError, ParameterError, check_positive
+from mirsearch.errors import InputError, check_positive
 
 logger = logging.getLogger(__name__)
 
@@ -190,55 +190,3 @@ def readout(P: np.ndarray, *, frame_rate: float, duration: float, feature_rate: 
     if P.shape[1] == 0:
         return normalize_chroma(np.zeros((12, n_out)))
     return normalize_chroma(_resample_frames(P, rate_in=frame_rate, rate_out=feature_rate, n_out=n_out))
-
-
-def shift_bins(H: np.ndarray, k: int) -> np.ndarray:
-    """The HCQT moved ``k`` frequency bins up (``k < 0``: down), the bins moved in set to 0.
-
-    Parameters
-    ----------
-    H : np.ndarray, shape (n_harmonics, n_bins, n_frames)
-        Network input (:func:`bundle_hcqt`).
-    k : int
-        Bins to move; with 3 bins per semitone one bin is a third of a semitone.
-
-    Returns
-    -------
-    np.ndarray
-        A new array of ``H``'s shape and dtype.
-    """
-    k = int(k)
-    out = np.zeros_like(H)
-    if k == 0:
-        out[...] = H
-    elif k > 0:
-        out[:, k:] = H[:, :-k]
-    else:
-        out[:, :k] = H[:, -k:]
-    return out
-
-
-def tta_probs(H: np.ndarray, *, bundle, shifts=(-1, 0, 1), num_threads: int = 1) -> np.ndarray:
-    """Test-time augmentation: the 12 chroma probabilities averaged over the HCQT moved by ``shifts`` bins.
-
-    Parameters
-    ----------
-    H : np.ndarray, shape (n_harmonics, n_bins, n_frames)
-        Network input (:func:`bundle_hcqt`) of ``bundle``.
-    bundle : ModelBundle
-    shifts : sequence of int
-        Frequency-bin offsets (:func:`shift_bins`); each one costs a network run.
-    num_threads : int >= 1
-
-    Returns
-    -------
-    np.ndarray, shape (12, n_out), float64
-        Mean class probabilities (blank dropped) at ``bundle.output_rate``.
-    """
-    if not shifts:
-        raise ParameterError("tta_probs: shifts must not be empty")
-    total = None
-    for k in shifts:
-        P = np.exp(bundle.predict(shift_bins(H, k), num_threads=num_threads)[:12].astype(np.float64))
-        total = P if total is None else total + P
-    return total / len(shifts)
