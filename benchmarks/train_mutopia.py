@@ -21,6 +21,8 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -52,7 +54,7 @@ def folk(args) -> None:
 def train(args) -> None:
     from mirsearch.models.bundle import load_bundle
     from mirsearch.training.chroma import HCQTCache
-    from mirsearch.training.data import load_segment_table
+    from mirsearch.training.data import load_segment_table, load_segments
     from mirsearch.training.distill import DistillOptions, finetune, items_from_segments, load_pool
 
     bundle = load_bundle(args.init)
@@ -63,6 +65,16 @@ def train(args) -> None:
         cache.compute_all(segments)
         labelled += items_from_segments(segments, cache, time_pool=bundle.model.time_pool)
         n_other += len(segments)
+    for spec in args.dataset:
+        root, _, split = spec.rpartition(":")
+        segments = load_segments(root, split=split)
+        if args.dataset_max and len(segments) > args.dataset_max:  # a fixed, seeded subsample
+            keep = np.random.default_rng(0).choice(len(segments), args.dataset_max, replace=False)
+            segments = [segments[i] for i in sorted(keep)]
+        cache = HCQTCache(Path(root) / "cache" / "hcqt_train", bundle.input)
+        cache.compute_all(segments)
+        labelled += items_from_segments(segments, cache, time_pool=bundle.model.time_pool)
+        logging.info("%s: %d segments", spec, len(segments))
     if args.pool:
         labelled += load_pool(Path(args.pool)) * args.pool_repeat  # a larger share against forgetting
     logging.info("%d labelled segments (%d of other music)", len(labelled), n_other)
@@ -82,6 +94,21 @@ def interpolate(args) -> None:
         mixed = soup_weights(load_bundle(args.base), tuned, alpha=alpha)
         out = mixed.save(Path(args.out) / f"alpha-{alpha:g}")
         logging.info("alpha %g: %s (model_id %s)", alpha, out, mixed.model_id)
+
+
+def context(args) -> None:
+    """``OUT/``: the bundle with residual time-context blocks appended (its output unchanged up to their
+    small initial gain), the start of a fine-tune with more temporal context."""
+    from mirsearch.models.bundle import ModelBundle, load_bundle
+    from mirsearch.models.network import add_time_context
+
+    base = load_bundle(args.base)
+    dilations = [int(d) for d in args.dilations.split(",")]
+    config = {k: v for k, v in base.config.items() if k not in ("model_id", "onnx")}
+    config["network"] = {**base.config["network"], "time_context": dilations}
+    config["training"] = {**base.config.get("training", {}), "time_context_from": base.model_id}
+    out = ModelBundle(config=config, model=add_time_context(base.model, dilations)).save(args.out)
+    logging.info("time context %s: %s", dilations, out)
 
 
 def main(argv=None) -> int:
@@ -104,6 +131,10 @@ def main(argv=None) -> int:
     t.add_argument("--data", action="append", default=[], help="built set (repeatable; default data/mutopia_train)")
     t.add_argument("--pool", default=None, help="also these labelled pool items (e.g. data/distill/<id>/labelled)")
     t.add_argument("--pool-repeat", type=int, default=1, help="each pool item this many times in the mix")
+    t.add_argument(
+        "--dataset", action="append", default=[], metavar="DIR:SPLIT", help="also a dataset split's theme occurrences"
+    )
+    t.add_argument("--dataset-max", type=int, default=0, help="at most this many segments of each --dataset")
     t.add_argument("--init", default=None, help="bundle to start from (default: the shipped one)")
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--minutes", type=float, default=30.0)
@@ -114,12 +145,16 @@ def main(argv=None) -> int:
     w.add_argument("--tuned", action="append", required=True, help="fine-tuned bundle (repeatable: their mean)")
     w.add_argument("--alpha", type=float, action="append", required=True, help="share of --tuned (repeatable)")
     w.add_argument("--out", required=True, help="writes OUT/alpha-<a>/")
+    c = sub.add_parser("context", help="a bundle with time-context blocks appended (start of a fine-tune)")
+    c.add_argument("--base", default=None, help="bundle (default: the shipped bundle)")
+    c.add_argument("--dilations", default="4,8", help="time dilations of the new blocks (comma-separated)")
+    c.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    {"build": build, "folk": folk, "train": train, "interpolate": interpolate}[args.cmd](args)
+    {"build": build, "folk": folk, "train": train, "interpolate": interpolate, "context": context}[args.cmd](args)
     return 0
 
 

@@ -539,3 +539,33 @@ def test_bench_fusion_rows_reduce_to_their_parts_and_per_version_normalises():
     )
     finite = c[np.isfinite(c)]  # the first frames cannot end a path of the whole query
     assert normed["t1"][1][ids.index("v3")] == pytest.approx(finite.min() / np.median(finite), rel=1e-6)
+
+
+def test_time_context_blocks_start_near_the_trained_network_and_export(tmp_path):
+    from mirsearch.models.bundle import ModelBundle
+    from mirsearch.models.network import add_time_context, count_parameters
+
+    b = _perturbed_bundle(8)
+    H = np.random.default_rng(3).uniform(0, 1, (6, 216, 400)).astype(np.float32)
+    net = add_time_context(b.model, [4, 8], gain=0.01)
+    assert len(net.context) == 2 and count_parameters(net) > count_parameters(b.model)
+    with torch.no_grad():
+        ref, out = b.model(torch.from_numpy(H[None])), net(torch.from_numpy(H[None]))
+    assert 0 < (out - ref).abs().max() < 0.05  # near the trained output, but the blocks are alive
+    # the blocks see far: an impulse moves the output 8 frames away only with the context blocks
+    x = torch.zeros(1, 6, 216, 120)
+    x[:, :, 100:130, 60] = 1.0
+    with torch.no_grad():
+        for block in net.context:
+            block[1].weight.fill_(1.0)
+        far = (net(x) - net(torch.zeros_like(x))).abs()[0, :, 30 + 12]
+        near_only = (b.model(x) - b.model(torch.zeros_like(x))).abs()[0, :, 30 + 12]
+    assert far.max() > 1e-4 and near_only.max() < 1e-6
+    with pytest.raises(ValueError, match="already"):
+        add_time_context(net, [2])
+    # a bundle with blocks saves, loads (the config carries the dilations) and runs the same in onnxruntime
+    config = {**b.config, "network": {**b.config["network"], "time_context": [4, 8]}}
+    ModelBundle(config=config, model=net).save(tmp_path / "ctx")
+    loaded = load_bundle(tmp_path / "ctx")
+    assert loaded.config["network"]["time_context"] == [4, 8] and loaded.model_id != b.model_id
+    np.testing.assert_allclose(loaded.predict(H, backend="onnx"), loaded.predict(H, backend="torch"), atol=1e-4)

@@ -299,7 +299,8 @@ class ModelBundle:
         )
         pool = self.model.time_pool
         n_out = H.shape[-1] // pool
-        ctx = 32 * pool  # more than the receptive field in input frames
+        # more than the receptive field in input frames (each time-context block adds its dilation)
+        ctx = (32 + sum(int(d) for d in self.config["network"].get("time_context", ()))) * pool
         block = max(block_frames // pool * pool, 2 * ctx + pool)
         out = np.empty((13, n_out), dtype=np.float32)
         if session is not None:

@@ -13,6 +13,7 @@ conv2       13 x 3 (an octave), BN, ReLU                 (32, 72, T / 2)
 conv3       5 x 3, dilated 12 bins (+-2 octaves), ...    (32, 72, T / 2)
 conv4       3 x 3, BN, ReLU                              (32, 72, T / 2)
 conv5       5 x 3, dilated 12 bins, BN, ReLU             (32, 72, T / 2)
+context     optional residual 3 x 3 blocks dilated in time (``time_context``, e.g. 4 and 8 frames: +-0.6 s)
 pitch head  1 x 1 conv -> one logit per semitone; the 12 chroma logits are the log-sum-exp over
             the octaves of each pitch class (transposition equivariant by construction)
 blank head  max over bins, 1 x 3 conv -> blank logit
@@ -59,6 +60,10 @@ class ChromaNet(nn.Module):
         Width of the later layers (the first layer has ``channels // 2``).
     time_pool : int
         Temporal downsampling factor between input and output.
+    time_context : sequence of int
+        Time dilations (output frames) of extra residual 3 x 3 blocks after conv5 that widen the temporal
+        context (a melody is followed through its neighbouring notes); empty (the default) for the original
+        network. :func:`add_time_context` adds them to a trained network without changing its output.
 
     Notes
     -----
@@ -66,7 +71,15 @@ class ChromaNet(nn.Module):
     log-probabilities of shape ``(batch, 13, n_frames // time_pool)``.
     """
 
-    def __init__(self, *, n_harmonics: int = 6, bins_per_semitone: int = 3, channels: int = 32, time_pool: int = 2):
+    def __init__(
+        self,
+        *,
+        n_harmonics: int = 6,
+        bins_per_semitone: int = 3,
+        channels: int = 32,
+        time_pool: int = 2,
+        time_context: tuple[int, ...] | list[int] = (),
+    ):
         super().__init__()
         self.bins_per_semitone = bins_per_semitone
         self.time_pool = time_pool
@@ -77,6 +90,7 @@ class ChromaNet(nn.Module):
         self.conv3 = _ConvBlock(channels, channels, (5, 3), dilation=(12, 1))
         self.conv4 = _ConvBlock(channels, channels, (3, 3))
         self.conv5 = _ConvBlock(channels, channels, (5, 3), dilation=(12, 1))
+        self.context = nn.ModuleList(_ConvBlock(channels, channels, (3, 3), dilation=(1, int(d))) for d in time_context)
         self.pitch = nn.Conv2d(channels, 1, 1)
         self.blank = nn.Conv1d(channels, 1, 3, padding=1)
 
@@ -86,12 +100,54 @@ class ChromaNet(nn.Module):
         h = self.conv3(h)
         h = h + self.conv4(h)
         h = h + self.conv5(h)
+        for block in self.context:
+            h = h + block(h)
         b, _, n_semitones, t = h.shape
         pitch = self.pitch(h)[:, 0]  # (b, n_semitones, t)
         n_oct = n_semitones // 12
         chroma = torch.logsumexp(pitch[:, : n_oct * 12].reshape(b, n_oct, 12, t), dim=1)
         blank = self.blank(h.amax(dim=2))  # (b, 1, t)
         return torch.log_softmax(torch.cat([chroma, blank], dim=1), dim=1)
+
+
+def add_time_context(trained: ChromaNet, dilations, *, gain: float = 0.01) -> ChromaNet:
+    """A copy of ``trained`` with residual time-context blocks appended, initialised to almost nothing.
+
+    Each new block ends in a batch norm whose scale is ``gain`` and whose shift is 0, so the new network's
+    output equals the trained one's up to a perturbation of order ``gain`` (not exactly 0: a zero scale
+    would stop every gradient at the ReLU) and fine-tuning starts from the trained model.
+
+    Parameters
+    ----------
+    trained : ChromaNet
+        Network without time-context blocks.
+    dilations : sequence of int
+        Time dilation of each new block (output frames).
+    gain : float
+        Initial batch-norm scale of the new blocks.
+
+    Returns
+    -------
+    ChromaNet
+        In eval mode.
+    """
+    if len(trained.context):
+        raise ValueError("add_time_context: the network already has time-context blocks")
+    channels = trained.conv2[0].out_channels
+    net = ChromaNet(
+        n_harmonics=trained.conv1[0].in_channels,
+        bins_per_semitone=trained.bins_per_semitone,
+        channels=channels,
+        time_pool=trained.time_pool,
+        time_context=tuple(int(d) for d in dilations),
+    )
+    missing, unexpected = net.load_state_dict(trained.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("context.") for k in missing)
+    with torch.no_grad():
+        for block in net.context:
+            block[1].weight.fill_(gain)
+            block[1].bias.zero_()
+    return net.eval()
 
 
 def count_parameters(model: nn.Module) -> int:
