@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ SEGMENTS_FILE = "segments.json"
 ACCOMP_PROGRAMS = (0, 1, 4, 6, 19, 24, 25, 46, 48, 49, 52, 88, 89)
 #: at most this many pieces per composer (``Traditional``: all)
 PER_COMPOSER = 4
+#: with ``piano_samples``: the share of versions with keyboard instruments rendered with the samples
+PIANO_SAMPLE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,11 @@ class MutopiaTrainOptions:
         Each version is cut after this many seconds of the piece (at its notated tempo).
     time_limit : float
         Wall-clock seconds of one call; a later call continues where it stopped.
+    piano_samples : str, optional
+        Folder of piano samples (:func:`mirsearch.datasets.samples.fetch_salamander`). When set, a version
+        with keyboard instruments (GM programs 0-7) has them rendered with the samples with probability
+        :data:`PIANO_SAMPLE_SHARE` (the other instruments with FluidSynth); each version's row then says its
+        ``renderer``. Unset: no such key and the build as before.
     """
 
     mutopia_git: str
@@ -82,6 +90,7 @@ class MutopiaTrainOptions:
     versions: int = 2
     max_seconds: float = 45.0
     time_limit: float = 3600.0
+    piano_samples: str | None = None
 
 
 def excluded(dirs: tuple[str, ...]) -> tuple[set[str], set[str]]:
@@ -221,6 +230,44 @@ def _render(pm, path: Path, *, soundfont: str, seed: int) -> float:
     return mt.render_flac(pm, path, soundfont=soundfont, recording=recording, seed=seed)
 
 
+def uses_samples(pm, *, piece: str, version: int) -> bool:
+    """Whether a version with ``piano_samples`` set renders its keyboard instruments with the samples: it has
+    some, and a draw seeded by the piece and version (apart from the arrangement's) falls below
+    :data:`PIANO_SAMPLE_SHARE`."""
+    from mirsearch.datasets.samples import KEYBOARD_PROGRAMS
+
+    if not any(i.program in KEYBOARD_PROGRAMS and not i.is_drum and i.notes for i in pm.instruments):
+        return False
+    return bool(np.random.default_rng(stable_seed("mutopia-train-piano", piece, version)).random() < PIANO_SAMPLE_SHARE)
+
+
+def _render_sampled(pm, path: Path, *, soundfont: str, seed: int, samples: str) -> float:
+    """Render keyboard instruments with the piano samples and the others with FluidSynth (summed at
+    :data:`mirsearch.datasets.mutopia_themes.SR`), apply the random recording chain of :func:`_render`, write
+    FLAC; returns seconds."""
+    import pretty_midi
+
+    from mirsearch.datasets.render import apply_recording, encode, render_midi
+    from mirsearch.datasets.samples import KEYBOARD_PROGRAMS, piano
+
+    keys = [i for i in pm.instruments if i.program in KEYBOARD_PROGRAMS and not i.is_drum]
+    others = [i for i in pm.instruments if i not in keys and i.notes]
+    sampler = piano(str(samples), mt.SR)
+    parts = [sampler.render(i, sr=mt.SR) for i in keys]
+    if others:
+        rest = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+        rest.instruments = others
+        with tempfile.TemporaryDirectory(prefix="mirsearch-mt-") as tmp:
+            rest.write(str(Path(tmp) / "p.mid"))
+            parts.append(render_midi(Path(tmp) / "p.mid", soundfont=soundfont, sr=mt.SR, timeout=300.0))
+    y = np.zeros(max(len(p) for p in parts), dtype=np.float32)
+    for p in parts:
+        y[: len(p)] += p
+    y = apply_recording(y, sr=mt.SR, recording=_recording(np.random.default_rng(seed)), seed=seed)
+    encode(y, path, sr=mt.SR, encoding="flac")
+    return len(y) / mt.SR
+
+
 def build_piece(piece_dir: Path, git_dir: str, path: str, *, options: MutopiaTrainOptions) -> dict | None:
     """Compile, arrange, render and cut one piece (unless done); its ``piece.json`` row, or None."""
 
@@ -254,14 +301,23 @@ def build_midi_piece(piece_dir: Path, midi, *, source: str, work: str, options: 
             if not windows:
                 raise InputError("no melody window")
             font = TRAIN_FONTS[(seed >> 3) % len(TRAIN_FONTS)]
-            duration = _render(arranged, piece_dir / f"v{k}", soundfont=font, seed=seed)
+            sampled = options.piano_samples is not None and uses_samples(arranged, piece=piece_dir.name, version=k)
+            if sampled:
+                duration = _render_sampled(
+                    arranged, piece_dir / f"v{k}", soundfont=font, seed=seed, samples=options.piano_samples
+                )
+            else:
+                duration = _render(arranged, piece_dir / f"v{k}", soundfont=font, seed=seed)
             segs = [
                 {"start": round(w[0][1], 4), "end": round(min(w[-1][1] + w[-1][2], duration), 4)}
                 | {"labels": [int(p) % 12 for p, _, _ in w]}
                 for w in windows
                 if w[0][1] < duration - 1.0
             ]
-            row["versions"].append({"audio": f"v{k}.flac", "soundfont": Path(font).stem, **desc, "segments": segs})
+            version = {"audio": f"v{k}.flac", "soundfont": Path(font).stem, **desc, "segments": segs}
+            if options.piano_samples is not None:
+                version["renderer"] = "samples" if sampled else "fluidsynth"
+            row["versions"].append(version)
     except (MirsearchError, subprocess.TimeoutExpired, ValueError, OSError, IndexError, KeyError, EOFError) as exc:
         logger.info("%s: skipped (%s)", source, exc)
         piece_dir.mkdir(parents=True, exist_ok=True)
