@@ -154,3 +154,48 @@ def test_folk_tunes_are_split_per_tune_in_a_stable_order():
     assert len(tunes) > 50 and len({t for t, _ in tunes}) == len(tunes)
     assert all(text.startswith("X:") and t.startswith("airdsAirs/") for t, text in tunes)
     assert folk_tunes(("airdsAirs",)) == tunes
+
+
+def test_build_passes_over_excluded_works_and_series(tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from mirsearch.datasets import mutopia_themes as mt
+
+    paths = [
+        ("ftp/ComposerA/op1/Sonata-1.ly", 5000),  # excluded by its series (Sonata-2 was built elsewhere)
+        ("ftp/ComposerA/op2/Dance.ly", 5000),  # excluded by its work
+        ("ftp/ComposerB/op3/Waltz.ly", 5000),
+        ("ftp/ComposerC/op4/Air.ly", 5000),
+    ]
+    built = []
+
+    def fake_build_piece(piece_dir, git, path, *, max_seconds):
+        built.append(piece_dir.name)
+        work = "/".join(path.split("/")[1:3])
+        return {"id": piece_dir.name, "source": path, "composer": path.split("/")[1], "work": work, "kind": "piece"}
+
+    monkeypatch.setattr(mt, "candidates", lambda git: paths)
+    monkeypatch.setattr(mt, "build_piece", fake_build_piece)
+    monkeypatch.setattr(mt, "manifest", lambda rows, options: {"rows": [r["id"] for r in rows]})
+    # the benchmark script reads the exclusions from a built set: a training set with piece.json rows
+    other = tmp_path / "train" / "pieces"
+    (other / "Sonata-2").mkdir(parents=True)
+    (other / "Sonata-2" / "piece.json").write_text(json.dumps({"work": "ComposerZ/op9"}))
+    (other / "Dance").mkdir()
+    (other / "Dance" / "piece.json").write_text(json.dumps({"work": "ComposerA/op2"}))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "build_mutopia_themes.py"
+    spec = importlib.util.spec_from_file_location("build_mutopia_themes", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    excl = mod.excluded_sets([str(tmp_path / "train")])
+    assert excl["exclude_works"] == {"ComposerZ/op9", "ComposerA/op2"}
+    assert mt.name_key("Sonata-1") == mt.name_key("Sonata-2") == "sonata"
+    opts = MutopiaThemesOptions(mutopia_git="g", out=str(tmp_path / "out"), n_per_split=10, **excl)
+    mt.build(opts)
+    assert built == ["Waltz", "Air"]
+    mt.build(MutopiaThemesOptions(mutopia_git="g", out=str(tmp_path / "out2"), n_per_split=10))
+    assert built[2:] == ["Sonata-1", "Dance", "Waltz", "Air"]  # nothing excluded by default
+    with pytest.raises(SystemExit, match="not a directory"):
+        mod.excluded_sets([str(tmp_path / "missing")])

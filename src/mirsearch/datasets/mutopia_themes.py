@@ -73,6 +73,11 @@ class MutopiaThemesOptions:
         Pieces are cut after this many seconds (at their notated tempo).
     time_limit : float
         Seconds per run (a later run resumes).
+    exclude_works : frozenset of str
+        Mutopia works (``composer/work``) to pass over, e.g. those of another evaluation or training set.
+    exclude_names : frozenset of str
+        Piece ids to pass over, compared by ``name_key`` (digits, case and punctuation removed), so that the other
+        pieces of a series are passed over too.
     """
 
     mutopia_git: str
@@ -80,6 +85,8 @@ class MutopiaThemesOptions:
     n_per_split: int = 50
     max_seconds: float = 75.0
     time_limit: float = 3600.0
+    exclude_works: frozenset = frozenset()
+    exclude_names: frozenset = frozenset()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -477,6 +484,12 @@ def _plain(x):
     return x.item() if isinstance(x, np.generic) else str(x)
 
 
+def name_key(piece_id: str) -> str:
+    """A piece id without digits, case and punctuation: pieces of one series share it
+    (``Ave_Maris_Stella-2e_verset`` and ``-3e_verset``, ``Chop-28-3`` and ``Chop-28-5``)."""
+    return re.sub(r"[^a-z]+", "", piece_id.lower())
+
+
 def split_of(work: str) -> str:
     """``validation`` or ``test`` by a stable hash of the work (Mutopia folder)."""
     return "validation" if stable_seed("mutopia-themes-split", work) % 2 == 0 else "test"
@@ -545,6 +558,8 @@ def build(options: MutopiaThemesOptions) -> dict:
         if not SOURCE_BYTES[0] <= size <= SOURCE_BYTES[1]:
             continue
         piece_id = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(path).stem)
+        if "/".join(path.split("/")[1:3]) in options.exclude_works or name_key(piece_id) in options.exclude_names:
+            continue
         row = build_piece(out / "pieces" / piece_id, options.mutopia_git, path, max_seconds=options.max_seconds)
         if row is None:
             continue
