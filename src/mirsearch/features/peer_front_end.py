@@ -98,6 +98,10 @@ def peer_hcqt(y: np.ndarray, *, sr: int, tuning: float | None = None) -> np.ndar
                 tuning=0.0,
             )
             channels.append(np.abs(C).T.astype(np.float32))
+    # librosa's multi-rate CQT can give one frame more for some fmin when the length is just short of a hop
+    # multiple (e.g. n_samples % 896 == 895): every channel has the documented frame count
+    n_frames = 1 + len(y) // PEER_HOP
+    channels = [c[:n_frames] if len(c) >= n_frames else np.pad(c, ((0, n_frames - len(c)), (0, 0))) for c in channels]
     logger.debug("peer_hcqt: %d samples, tuning %.2f bins -> %d frames", len(y), tuning, channels[0].shape[0])
     return np.stack(channels)
 
