@@ -105,10 +105,8 @@ def excluded(dirs: tuple[str, ...]) -> tuple[set[str], set[str]]:
     return works, ids
 
 
-def related_name(piece_id: str) -> str:
-    """A piece id without digits, case and punctuation: pieces of one series share it
-    (``Ave_Maris_Stella-2e_verset`` and ``-3e_verset``, ``Chop-28-3`` and ``Chop-28-5``)."""
-    return re.sub(r"[^a-z]+", "", piece_id.lower())
+#: a piece id without digits, case and punctuation: pieces of one series share it
+related_name = mt.name_key
 
 
 def piece_id_of(path: str) -> str:
