@@ -400,6 +400,30 @@ def shift_bins(H: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def hold_frames(X: np.ndarray, *, decay: float) -> np.ndarray:
+    """Per-class decaying peak hold of a chroma sequence, frames made unit length again.
+
+    ``Y[:, t] = max(X[:, t], decay * Y[:, t - 1])``: a class that was strong stays present for a while (a CTC network
+    marks a held melody note at its onset only, then the accompaniment's later onsets take the frames).
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (12, n)
+        Unit-length chroma frames (10 Hz).
+    decay : float in [0, 1)
+        Factor per frame.
+
+    Returns
+    -------
+    np.ndarray, shape (12, n), float32
+    """
+    Y = np.array(X, dtype=np.float32, copy=True)
+    for t in range(1, Y.shape[1]):
+        np.maximum(Y[:, t], decay * Y[:, t - 1], out=Y[:, t])
+    norm = np.linalg.norm(Y, axis=0, keepdims=True)
+    return (Y / np.maximum(norm, 1e-8)).astype(np.float32)
+
+
 def tta_probs(H: np.ndarray, *, bundle, shifts=(-1, 0, 1), num_threads: int = 1) -> np.ndarray:
     """Test-time augmentation: the 12 chroma probabilities averaged over the HCQT moved by ``shifts`` bins.
 
@@ -849,6 +873,13 @@ def main(argv=None) -> int:
         metavar="KEY=BETA:TAU,...",
         help="rows of row KEY with a query whose held notes fade to uniform (floor BETA reached TAU s after onset)",
     )
+    ap.add_argument(
+        "--hold",
+        action="append",
+        default=[],
+        metavar="KEY=G1,G2",
+        help="rows of row KEY's recording chroma with a decaying peak hold (factor G per 10 Hz frame), tailed queries",
+    )
     ap.add_argument("--speed-rounds", type=int, default=3, help="--speed: fastest of this many rounds")
     ap.add_argument("--speed", type=float, default=None, metavar="SECONDS", help="only measure inference speed")
     args = ap.parse_args(argv)
@@ -1035,6 +1066,18 @@ def main(argv=None) -> int:
             else:
                 feats = {v: np.power(np.maximum(X, 0.0), g) for v, X in part_features(key).items()}
                 rows.append({"variant": variant, "tag": tag, "power": g, **evaluate(feats, ds)})
+                save()
+            print_table(rows[-1:], cols)
+    for spec in args.hold:
+        key, gammas = spec.split("=", 1)
+        for g in (float(x) for x in gammas.split(",")):
+            variant = f"{key}, recording held with decay {g:g} per frame, query tails 0.2:0.5"
+            tag = f"{tags[key]}+hold{g:g}+tail0.2:0.5"
+            if (variant, tag) in previous:
+                rows.append(previous[(variant, tag)])
+            else:
+                feats = {v: hold_frames(X, decay=g) for v, X in part_features(key).items()}
+                rows.append({"variant": variant, "tag": tag, "hold": g, **evaluate(feats, ds, tail=(0.2, 0.5))})
                 save()
             print_table(rows[-1:], cols)
     for spec in args.tail:
