@@ -90,7 +90,12 @@ class ChromaNet(nn.Module):
         self.conv3 = _ConvBlock(channels, channels, (5, 3), dilation=(12, 1))
         self.conv4 = _ConvBlock(channels, channels, (3, 3))
         self.conv5 = _ConvBlock(channels, channels, (5, 3), dilation=(12, 1))
-        self.context = nn.ModuleList(_ConvBlock(channels, channels, (3, 3), dilation=(1, int(d))) for d in time_context)
+        # no module at all without blocks: the saved state (and so the model_id) of the original network is unchanged
+        self.context = (
+            nn.ModuleList(_ConvBlock(channels, channels, (3, 3), dilation=(1, int(d))) for d in time_context)
+            if time_context
+            else ()
+        )
         self.pitch = nn.Conv2d(channels, 1, 1)
         self.blank = nn.Conv1d(channels, 1, 3, padding=1)
 
