@@ -1056,54 +1056,60 @@ def main(argv=None) -> int:
                     rows.append({"variant": variant, **meta, "tag": tag, **res})
                     save()
                 print_table(rows[-1:], cols)
-    for spec in args.power:
-        key, gammas = spec.split("=", 1)
-        for g in (float(x) for x in gammas.split(",")):
-            variant = f"{key}, chroma to the power {g:g}"
-            tag = f"{tags[key]}+power{g:g}"
-            if (variant, tag) in previous:
-                rows.append(previous[(variant, tag)])
-            else:
-                feats = {v: np.power(np.maximum(X, 0.0), g) for v, X in part_features(key).items()}
-                rows.append({"variant": variant, "tag": tag, "power": g, **evaluate(feats, ds)})
-                save()
-            print_table(rows[-1:], cols)
-    for spec in args.hold:
-        key, gammas = spec.split("=", 1)
-        for g in (float(x) for x in gammas.split(",")):
-            variant = f"{key}, recording held with decay {g:g} per frame, query tails 0.2:0.5"
-            tag = f"{tags[key]}+hold{g:g}+tail0.2:0.5"
-            if (variant, tag) in previous:
-                rows.append(previous[(variant, tag)])
-            else:
-                feats = {v: hold_frames(X, decay=g) for v, X in part_features(key).items()}
-                rows.append({"variant": variant, "tag": tag, "hold": g, **evaluate(feats, ds, tail=(0.2, 0.5))})
-                save()
-            print_table(rows[-1:], cols)
-    for spec in args.tail:
-        key, settings = spec.split("=", 1)
-        for beta, tau in (tuple(float(x) for x in st.split(":")) for st in settings.split(",")):
-            variant = f"{key}, query tails floor {beta:g} after {tau:g} s"
-            decay = args.chroma_query_decay if key in ("chroma", "chroma_upper") else 0.0
-            tag = f"{tags[key]}+tail{beta:g}:{tau:g}" + (f"+decay{decay:g}" if decay else "")
-            if (variant, tag) in previous:
-                rows.append(previous[(variant, tag)])
-            else:
-                res = evaluate(part_features(key), ds, tail=(beta, tau), harmonic_decay=decay)
-                rows.append({"variant": variant, "tag": tag, "tail": [beta, tau], "query_harmonic_decay": decay, **res})
-                save()
-            print_table(rows[-1:], cols)
-    for key in [k for k in args.per_version.split(",") if k]:
-        variant = f"{key}, each version's cost over its median"
-        tag = tags[key] + "+per-version-median"
+
+    def derived_row(variant, tag, meta, compute):
+        """A row kept from NAME.json when its variant and tag are there, else ``compute()``'s result."""
         if (variant, tag) in previous:
             rows.append(previous[(variant, tag)])
         else:
-            decay = args.chroma_query_decay if key in ("chroma", "chroma_upper") else 0.0
-            res = evaluate(part_features(key), ds, per_version=True, harmonic_decay=decay)
-            rows.append({"variant": variant, "tag": tag, "per_version": "median", **res})
+            rows.append({"variant": variant, "tag": tag, **meta, **compute()})
             save()
         print_table(rows[-1:], cols)
+
+    def decay_of(key):
+        return args.chroma_query_decay if key in ("chroma", "chroma_upper") else 0.0
+
+    for spec in args.power:
+        key, gammas = spec.split("=", 1)
+        for g in (float(x) for x in gammas.split(",")):
+            derived_row(
+                f"{key}, chroma to the power {g:g}",
+                f"{tags[key]}+power{g:g}",
+                {"power": g},
+                lambda key=key, g=g: evaluate(
+                    {v: np.power(np.maximum(X, 0.0), g) for v, X in part_features(key).items()}, ds
+                ),
+            )
+    for spec in args.hold:
+        key, gammas = spec.split("=", 1)
+        for g in (float(x) for x in gammas.split(",")):
+            derived_row(
+                f"{key}, recording held with decay {g:g} per frame, query tails 0.2:0.5",
+                f"{tags[key]}+hold{g:g}+tail0.2:0.5",
+                {"hold": g},
+                lambda key=key, g=g: evaluate(
+                    {v: hold_frames(X, decay=g) for v, X in part_features(key).items()}, ds, tail=(0.2, 0.5)
+                ),
+            )
+    for spec in args.tail:
+        key, settings = spec.split("=", 1)
+        for beta, tau in (tuple(float(x) for x in st.split(":")) for st in settings.split(",")):
+            decay = decay_of(key)
+            derived_row(
+                f"{key}, query tails floor {beta:g} after {tau:g} s",
+                f"{tags[key]}+tail{beta:g}:{tau:g}" + (f"+decay{decay:g}" if decay else ""),
+                {"tail": [beta, tau], "query_harmonic_decay": decay},
+                lambda key=key, beta=beta, tau=tau, decay=decay: evaluate(
+                    part_features(key), ds, tail=(beta, tau), harmonic_decay=decay
+                ),
+            )
+    for key in [k for k in args.per_version.split(",") if k]:
+        derived_row(
+            f"{key}, each version's cost over its median",
+            tags[key] + "+per-version-median",
+            {"per_version": "median"},
+            lambda key=key: evaluate(part_features(key), ds, per_version=True, harmonic_decay=decay_of(key)),
+        )
     add_paired(rows, reference="learned (CTC, shipped default)")
     print_table(rows, cols + ["dTop-1", "lost/won", "dMRR"])
     out = save()
