@@ -1069,28 +1069,37 @@ def main(argv=None) -> int:
     def decay_of(key):
         return args.chroma_query_decay if key in ("chroma", "chroma_upper") else 0.0
 
-    for spec in args.power:
-        key, gammas = spec.split("=", 1)
-        for g in (float(x) for x in gammas.split(",")):
-            derived_row(
-                f"{key}, chroma to the power {g:g}",
-                f"{tags[key]}+power{g:g}",
-                {"power": g},
-                lambda key=key, g=g: evaluate(
-                    {v: np.power(np.maximum(X, 0.0), g) for v, X in part_features(key).items()}, ds
-                ),
-            )
-    for spec in args.hold:
-        key, gammas = spec.split("=", 1)
-        for g in (float(x) for x in gammas.split(",")):
-            derived_row(
-                f"{key}, recording held with decay {g:g} per frame, query tails 0.2:0.5",
-                f"{tags[key]}+hold{g:g}+tail0.2:0.5",
-                {"hold": g},
-                lambda key=key, g=g: evaluate(
-                    {v: hold_frames(X, decay=g) for v, X in part_features(key).items()}, ds, tail=(0.2, 0.5)
-                ),
-            )
+    # rows of a transformed recording chroma: (option, specs, variant, tag suffix, transform, query tail)
+    transforms = (
+        (
+            "power",
+            args.power,
+            "chroma to the power {g:g}",
+            "+power{g:g}",
+            lambda X, g: np.power(np.maximum(X, 0.0), g),
+            None,
+        ),
+        (
+            "hold",
+            args.hold,
+            "recording held with decay {g:g} per frame, query tails 0.2:0.5",
+            "+hold{g:g}+tail0.2:0.5",
+            lambda X, g: hold_frames(X, decay=g),
+            (0.2, 0.5),
+        ),
+    )
+    for name, specs, label, suffix, transform, tail in transforms:
+        for spec in specs:
+            key, values = spec.split("=", 1)
+            for g in (float(x) for x in values.split(",")):
+                derived_row(
+                    f"{key}, " + label.format(g=g),
+                    tags[key] + suffix.format(g=g),
+                    {name: g},
+                    lambda key=key, g=g, transform=transform, tail=tail: evaluate(
+                        {v: transform(X, g) for v, X in part_features(key).items()}, ds, tail=tail
+                    ),
+                )
     for spec in args.tail:
         key, settings = spec.split("=", 1)
         for beta, tau in (tuple(float(x) for x in st.split(":")) for st in settings.split(",")):
