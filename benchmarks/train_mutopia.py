@@ -96,7 +96,15 @@ def train(args) -> None:
     if args.pool:
         labelled += load_pool(Path(args.pool)) * args.pool_repeat  # a larger share against forgetting
     logging.info("%d labelled segments (%d of other music)", len(labelled), n_other)
-    opts = DistillOptions(lam=0.0, lr=args.lr, max_minutes=args.minutes, steps_per_epoch=args.steps, eq_db=args.eq_db)
+    opts = DistillOptions(
+        lam=0.0,
+        lr=args.lr,
+        max_minutes=args.minutes,
+        steps_per_epoch=args.steps,
+        eq_db=args.eq_db,
+        schedule_epochs=args.schedule_epochs,
+        warmup_steps=args.warmup_steps,
+    )
     res = finetune(bundle, labelled, [], out=args.out, options=opts)
     logging.info("done: %d epochs in %s", res["epochs"], res["out"])
 
@@ -161,6 +169,10 @@ def main(argv=None) -> int:
     t.add_argument("--init", default=None, help="bundle to start from (default: the shipped one)")
     t.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")
     t.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget: no epoch starts after it")
+    t.add_argument(
+        "--schedule-epochs", type=int, default=0, help="cosine learning-rate decay over this many epochs (0: constant)"
+    )
+    t.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps (with a schedule)")
     t.add_argument("--steps", type=int, default=40, help="steps per epoch (a bundle per epoch)")
     t.add_argument("--out", required=True, help="run folder (OUT/epoch-<k>/, OUT/checkpoints/, OUT/history.json)")
     w = sub.add_parser("interpolate", help="bundles between the shipped weights and the mean of fine-tuned bundles")

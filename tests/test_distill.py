@@ -200,3 +200,38 @@ def test_eq_augment_moves_a_notes_partials_consistently_and_keeps_the_floor(tmp_
     assert finetune(new_bundle(), lab, [], out=tmp_path / "run", options=opts)["epochs"] == 1
     with pytest.raises(ParameterError):
         DistillOptions(eq_db=-1.0).check()
+
+
+def test_scheduled_lr_warms_up_decays_by_cosine_and_checks_range():
+    from mirsearch.training.distill import scheduled_lr
+
+    const = DistillOptions(lr=1e-3, steps_per_epoch=10)
+    assert scheduled_lr(0, const) == scheduled_lr(10_000, const) == 1e-3
+    opts = DistillOptions(lr=1e-3, steps_per_epoch=10, schedule_epochs=5, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = np.array([scheduled_lr(k, opts) for k in range(80)])
+    np.testing.assert_allclose(lrs[:10], 1e-3 * np.arange(1, 11) / 10)  # linear warm-up to the peak
+    assert np.all(np.diff(lrs[10:50]) < 0)  # cosine decay over the remaining 40 steps
+    assert lrs[30] == pytest.approx(1e-4 + 0.5 * 9e-4)  # half-way down: the mean of peak and floor
+    np.testing.assert_allclose(lrs[50:], 1e-4)  # then the floor
+    with pytest.raises(ParameterError):
+        DistillOptions(schedule_epochs=-1).check()
+    with pytest.raises(ParameterError):
+        DistillOptions(min_lr_ratio=1.5).check()
+
+
+def test_finetune_history_records_the_scheduled_rate(tmp_path):
+    from mirsearch.models.bundle import new_bundle
+
+    rng = np.random.default_rng(1)
+    for k in range(2):
+        save_item(tmp_path / "pool" / f"l{k}.npz", rng.uniform(0, 1, (6, 216, 40)), labels=[k, k + 3])
+    lab = load_pool(tmp_path / "pool")
+    opts = DistillOptions(lam=0.0, lr=1e-3, max_minutes=0.0, steps_per_epoch=2, max_frames=100, schedule_epochs=2)
+    finetune(new_bundle(), lab, [], out=tmp_path / "run", options=opts)
+    finetune(new_bundle(), lab, [], out=tmp_path / "run", options=opts)  # resumed: continues the curve
+    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    from mirsearch.training.distill import scheduled_lr
+
+    assert [h["lr"] for h in hist] == pytest.approx([scheduled_lr(1, opts), scheduled_lr(3, opts)])
+    low = 1e-3 * opts.min_lr_ratio  # the last step of 4 is three quarters down the cosine
+    assert hist[1]["lr"] == pytest.approx(low + (1e-3 - low) * 0.5 * (1 + np.cos(0.75 * np.pi)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -224,6 +225,14 @@ class DistillOptions:
         Steps between checkpoints (and saved bundles ``epoch-<k>/``); epoch ``k`` shuffles with seed ``k``.
     eq_db : float >= 0
         Random equaliser on the labelled batches (:func:`eq_augment`, peak-to-peak dB); 0: none.
+    schedule_epochs : int >= 0
+        0: the learning rate stays ``lr``. Otherwise a linear warm-up over ``warmup_steps`` and a cosine
+        decay from ``lr`` to ``min_lr_ratio * lr`` over ``schedule_epochs`` epochs (then constant), a
+        function of the global step, so a resumed run continues on the same curve (:func:`scheduled_lr`).
+    warmup_steps : int >= 0
+        Steps of linear warm-up (with a schedule).
+    min_lr_ratio : float in [0, 1]
+        Final learning rate of the schedule as a share of ``lr``.
     """
 
     lam: float = 1.0
@@ -232,11 +241,29 @@ class DistillOptions:
     max_minutes: float = 30.0
     steps_per_epoch: int = 40
     eq_db: float = 0.0
+    schedule_epochs: int = 0
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.02
 
     def check(self) -> None:
         """Raise :class:`ParameterError` for a value out of range."""
-        if self.lam < 0 or self.lr <= 0 or self.max_frames <= 0 or self.steps_per_epoch <= 0 or self.eq_db < 0:
+        bad = self.lam < 0 or self.lr <= 0 or self.max_frames <= 0 or self.steps_per_epoch <= 0 or self.eq_db < 0
+        bad = bad or self.schedule_epochs < 0 or self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0
+        if bad:
             raise ParameterError(f"DistillOptions out of range: {self}")
+
+
+def scheduled_lr(step: int, opts: DistillOptions) -> float:
+    """Learning rate at global ``step`` (0-based): ``opts.lr`` without a schedule, else linear warm-up
+    then cosine decay to ``opts.min_lr_ratio * opts.lr`` at step ``schedule_epochs * steps_per_epoch``."""
+    if opts.schedule_epochs <= 0:
+        return opts.lr
+    if step < opts.warmup_steps:
+        return opts.lr * (step + 1) / opts.warmup_steps
+    total = max(1, opts.schedule_epochs * opts.steps_per_epoch - opts.warmup_steps)
+    t = min(1.0, (step - opts.warmup_steps) / total)
+    low = opts.min_lr_ratio * opts.lr
+    return low + (opts.lr - low) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 def _step(model, optimizer, labelled, unlabelled, opts: DistillOptions, augment=None) -> tuple[float, float]:
@@ -300,12 +327,15 @@ def finetune(
                 return eq_augment(x, pitches=pitches, max_db=opts.eq_db, top_db=bundle.input["top_db"], rng=aug_rng)
 
         for k in range(opts.steps_per_epoch):
+            for group in optimizer.param_groups:
+                group["lr"] = scheduled_lr(epoch * opts.steps_per_epoch + k, opts)
             a = [labelled[i] for i in lab[k % len(lab)]]
             b = [unlabelled[i] for i in unl[k % len(unl)]]
             sums += _step(model, optimizer, a, b, opts, augment)
         epoch += 1
         entry = {"epoch": epoch, "ctc": sums[0] / opts.steps_per_epoch, "distill": sums[1] / opts.steps_per_epoch}
         entry["seconds"] = time.monotonic() - t_epoch
+        entry["lr"] = optimizer.param_groups[0]["lr"]
         history.append(entry)
         logger.info("epoch %d: %s", epoch, entry)
         model.eval()
