@@ -112,12 +112,16 @@ class TrainOptions:
     train_fonts: tuple = ()
     """if given, only clips and stems of these SoundFonts (and stems of none) train; the validation clips and stems
     of the other fonts are scored apart (``heldout_clips``, ``heldout_font_mix``): a font held out of the run"""
+    sample_stems: tuple = ()
+    """more stem folders (e.g. :mod:`mirsearch.datasets.sample_stems`, real instrument recordings) whose train stems
+    join the mixer's pool (never the selection score: runs with and without them are chosen on the same sets)"""
 
     @classmethod
     def from_json(cls, data: dict) -> TrainOptions:
         net = NetOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.get("net", {}).items()})
         return cls(**{**data, "net": net, "sizes": tuple(data.get("sizes", cls.sizes)),
-                      "train_fonts": tuple(data.get("train_fonts", ()))})  # fmt: skip
+                      "train_fonts": tuple(data.get("train_fonts", ())),
+                      "sample_stems": tuple(data.get("sample_stems", ()))})  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -300,14 +304,22 @@ def _stem_sets(opts: TrainOptions, seed: int):
     records = load_manifest(root)
     S, Ys = compute_features(root, records), label_matrix(records)
     tr = np.array([i for i, r in enumerate(records) if r["split"] == "train" and _in_fonts(r, opts.train_fonts)])
-    mixer = StemMixer(np.asarray(S[tr]), Ys[tr], sizes=opts.sizes, stem_colour=opts.stem_colour,
+    S_tr, Y_tr = np.asarray(S[tr]), Ys[tr]
+    for extra in opts.sample_stems:  # their train stems join the pool; their validation stems stay out of the score
+        more = load_manifest(extra)
+        Se, Ye = compute_features(Path(extra), more), label_matrix(more)
+        te = np.array([i for i, r in enumerate(more) if r["split"] == "train"], int)
+        n = min(S_tr.shape[2], Se.shape[2])
+        S_tr, Y_tr = np.concatenate([S_tr[:, :, :n], np.asarray(Se[te])[:, :, :n]]), np.concatenate([Y_tr, Ye[te]])
+        log.info("sample stems %s: %d train stems added", extra, len(te))
+    mixer = StemMixer(S_tr, Y_tr, sizes=opts.sizes, stem_colour=opts.stem_colour,
                       stem_stretch=opts.stretch, stem_dynamics=opts.dynamics, band_hz=_band_hz())  # fmt: skip
     vmix = {"mix": _val_mixtures(root, seed, fonts=opts.train_fonts)}
     if opts.train_fonts:
         vmix["heldout_font_mix"] = _val_mixtures(root, seed, fonts=opts.train_fonts, held_out=True)
     if opts.heldout_stems:
         vmix["heldout_mix"] = _val_mixtures(Path(opts.heldout_stems), seed)
-    log.info("stems: %d train; validation mixtures %s", len(tr), {k: len(v[0]) for k, v in vmix.items()})
+    log.info("stems: %d train; validation mixtures %s", len(S_tr), {k: len(v[0]) for k, v in vmix.items()})
     return mixer, vmix
 
 
@@ -525,6 +537,144 @@ def write_bundle(run: str | Path, out_dir: str | Path) -> Path:
     return out
 
 
+def run_from_bundle(bundle: str | Path, run: str | Path, *, calib: np.ndarray | None = None) -> Path:
+    """Torch weights of an ONNX tagger bundle (e.g. the packaged one) as a run folder that ``--init`` starts from.
+
+    The bundle's ONNX initializers are named like the network's state dict (``inner.<key>``), except where the
+    exporter folded a batch norm into the convolution before it (the top conv, residual blocks): such a conv gets
+    the folded weight and its batch norm is rebuilt so that eval mode gives the same output and training mode (batch
+    statistics) about the same: running mean ``m`` and variance ``s**2`` of the folded conv's output on ``calib``,
+    scale ``s`` and shift ``bias + m``. Conv nodes of the graph are matched to the network's convolutions in order.
+    The autopool alphas and the input normalisation come from ``config.json``; the prototypical-episode scale,
+    which the graph does not hold, starts at its default (10).
+
+    Parameters
+    ----------
+    bundle : path
+        Tagger bundle folder (``config.json``, ``model.onnx``).
+    run : path
+        Run folder to write ``best.pt`` into (created).
+    calib : np.ndarray, shape (batch, 1, n_mels, n_frames), optional
+        Normalised network input for the rebuilt batch-norm statistics (default: 8 crops of standard normal noise).
+
+    Returns
+    -------
+    Path
+        ``<run>/best.pt`` (epoch 0; ``imported_from``: the bundle's model id).
+
+    Raises
+    ------
+    ValueError
+        The graph's initializers do not fit the network its config describes.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from torch import nn
+
+    from mirsearch.describe.tag_vocabulary import TAG_NAMES
+    from mirsearch.models import bundle_format
+    from mirsearch.models.tagger import FORMAT, FORMAT_VERSION, ONNX_FILE
+
+    bundle, run = Path(bundle), Path(run)
+    config = bundle_format.read_config(bundle, format=FORMAT, version=FORMAT_VERSION, what="tagger bundle")
+    opts = TrainOptions.from_json(config["training"]["options"])
+    net = build_net(len(TAG_NAMES), opts.net)
+    net.eval()
+    graph = onnx.load(str(bundle / ONNX_FILE)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    for name, value in inits.items():
+        if name.startswith("inner.") and name[6:] in state:
+            if tuple(state[name[6:]].shape) != value.shape:
+                raise ValueError(
+                    f"{bundle}: {name} has shape {value.shape}, the network {tuple(state[name[6:]].shape)}"
+                )
+            state[name[6:]] = torch.from_numpy(np.array(value))
+    convs = [(n, m) for n, m in net.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    nodes = [n for n in graph.node if n.op_type == "Conv"]
+    if len(nodes) != len(convs):
+        raise ValueError(f"{bundle}: {len(nodes)} Conv nodes, the network has {len(convs)} convolutions")
+    after: dict[str, str] = {}  # conv name -> the batch norm right after it in a Sequential
+    for seq_name, seq in net.named_modules():
+        if isinstance(seq, nn.Sequential):
+            kids = list(seq.named_children())
+            for (a, ma), (b, mb) in zip(kids, kids[1:], strict=False):
+                if isinstance(ma, nn.Conv2d) and isinstance(mb, nn.BatchNorm2d):
+                    after[f"{seq_name}.{a}"] = f"{seq_name}.{b}"
+    folded: list[tuple[str, str, np.ndarray]] = []
+    for (name, module), node in zip(convs, nodes, strict=True):
+        w = inits.get(node.input[1])
+        if w is None or w.shape != tuple(module.weight.shape):
+            raise ValueError(f"{bundle}: Conv node {node.name} does not fit {name}")
+        state[f"{name}.weight"] = torch.from_numpy(np.array(w))
+        bias = inits.get(node.input[2]) if len(node.input) > 2 else None
+        if module.bias is not None:
+            if bias is None:
+                raise ValueError(f"{bundle}: {name} has a bias, its Conv node none")
+            state[f"{name}.bias"] = torch.from_numpy(np.array(bias))
+        elif bias is not None:
+            if name not in after:
+                raise ValueError(f"{bundle}: {name} has no bias and no batch norm after it, the graph a bias")
+            folded.append((name, after[name], np.array(bias)))
+    for _, bn, bias in folded:  # identity first; statistics below
+        eps = dict(net.named_modules())[bn].eps
+        state[f"{bn}.weight"] = torch.ones(len(bias))
+        state[f"{bn}.bias"] = torch.from_numpy(bias)
+        state[f"{bn}.running_mean"] = torch.zeros(len(bias))
+        state[f"{bn}.running_var"] = torch.full((len(bias),), 1.0 - eps)
+    state["alpha"] = torch.tensor(
+        np.asarray(config["pooling"].get("alpha") or np.zeros(len(TAG_NAMES))), dtype=torch.float32
+    )
+    net.load_state_dict(state)
+    if folded:
+        if calib is None:
+            calib = np.random.default_rng(0).standard_normal((8, 1, FRONTEND["n_mels"], 256)).astype(np.float32)
+        modules, outs = dict(net.named_modules()), {}
+        hooks = [modules[c].register_forward_hook(lambda m, i, o, c=c: outs.__setitem__(c, o.detach()))
+                 for c, _, _ in folded]  # fmt: skip
+        with torch.no_grad():
+            net(torch.from_numpy(np.asarray(calib, np.float32)))
+        for h in hooks:
+            h.remove()
+        for conv, bn, bias in folded:
+            y = outs[conv]
+            m, s = y.mean(dim=(0, 2, 3)), y.std(dim=(0, 2, 3)).clamp(min=1e-3)
+            eps = modules[bn].eps
+            state[f"{bn}.running_mean"], state[f"{bn}.running_var"] = m, s**2 - eps
+            state[f"{bn}.weight"], state[f"{bn}.bias"] = s, torch.from_numpy(bias) + m
+        net.load_state_dict(state)
+    fe = config["frontend"]
+    norm = [np.asarray(fe["mean"], np.float32)[:, None], np.asarray(fe["std"], np.float32)[:, None]]
+    run.mkdir(parents=True, exist_ok=True)
+    training = config.get("training", {})
+    torch.save({"net": net.state_dict(), "norm": norm, "opts": asdict(opts), "epoch": 0,
+                "val_macro_auc": float(training.get("val_macro_auc") or 0.0), "validation": training.get("validation"),
+                "imported_from": config.get("model_id")}, run / "best.pt")  # fmt: skip
+    log.info(
+        "%s: imported %s into %s (%d folded batch norms rebuilt)", bundle, config.get("model_id"), run, len(folded)
+    )
+    return run / "best.pt"
+
+
+def import_bundle_run(bundle: str | Path, run: str | Path, *, data: str | Path, n_clips: int = 64) -> Path:
+    """:func:`run_from_bundle` with the rebuilt batch norms calibrated on the first ``n_clips`` train clips of
+    ``data`` (their first 256 log-mel frames, normalised as the bundle does)."""
+    from mirsearch.datasets.tags import load_manifest
+    from mirsearch.models import bundle_format
+    from mirsearch.models.tagger import FORMAT, FORMAT_VERSION
+
+    records = load_manifest(data)
+    X = compute_features(Path(data), records)
+    idx = [i for i, r in enumerate(records) if r["split"] == "train"][:n_clips]
+    fe = bundle_format.read_config(Path(bundle), format=FORMAT, version=FORMAT_VERSION, what="tagger bundle")[
+        "frontend"
+    ]
+    mean, std = np.asarray(fe["mean"], np.float32)[:, None], np.asarray(fe["std"], np.float32)[:, None]
+    calib = ((np.asarray(X[idx][:, :, :256], np.float32) - mean) / std)[:, None]
+    return run_from_bundle(bundle, run, calib=calib)
+
+
 def _name_second_output(path: Path) -> None:
     """Name the graph's second output ``embedding`` (the export helper names the first one only)."""
     import onnx
@@ -575,8 +725,26 @@ def main(argv=None) -> int:
     p.add_argument(
         "--train-fonts", default="", help="comma-separated SoundFont file names that train (others held out)"
     )
+    p.add_argument(
+        "--sample-stems",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="more stems whose train stems join the mixtures (repeatable; e.g. real instrument samples)",
+    )
+    p.add_argument(
+        "--import-bundle",
+        default=None,
+        metavar="BUNDLE",
+        help="instead of training: write BUNDLE's ONNX weights as <run>/best.pt (for --init)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.import_bundle:
+        if not args.run:
+            p.error("--run is required")
+        print(import_bundle_run(args.import_bundle, args.run, data=args.data))
+        return 0
     if args.yamnet_head:
         from mirsearch.features.tag_features import YAMNET_HEAD_FILE
         from mirsearch.training.tag_head import choose_yamnet_head
@@ -596,7 +764,8 @@ def main(argv=None) -> int:
                         mixes=args.mixes, clip_mixes=args.clip_mixes, reverb=args.reverb,
                         sizes=tuple(float(v) for v in args.sizes.split(",")), stem_colour=args.stem_colour,
                         heldout_stems=args.heldout_stems, stretch=args.stretch, dynamics=args.dynamics,
-                        train_fonts=tuple(f for f in args.train_fonts.split(",") if f))  # fmt: skip
+                        train_fonts=tuple(f for f in args.train_fonts.split(",") if f),
+                        sample_stems=tuple(args.sample_stems))  # fmt: skip
     result = train(args.data, args.run, opts, init=args.init)
     atomic_write_text(Path(args.run) / "result.json", json.dumps(result, indent=2) + "\n")
     if args.bundle:
