@@ -337,10 +337,22 @@ def speed(seconds: float = 60.0) -> dict:
     }
 
 
-def choose_on_validation(data: Path, records, Y, X, train, val, bundle: str | None) -> int:
-    """Validation rows of a bundle (and of MFCC + LR): the figures a model is chosen on; writes nothing."""
+def candidate_scores(data, records, X, idx, candidates) -> dict[str, np.ndarray]:
+    """Clip probabilities of candidate bundles, named by their folder (``<name>`` fused with its YAMNet head when it
+    has one, ``<name> CNN`` alone)."""
+    out = {}
+    for b in candidates or ():
+        for name, S in packaged_scores(data, records, X, idx, b).items():
+            out[Path(b).name + ("" if name == "tagger (packaged)" else " CNN")] = S
+    return out
+
+
+def choose_on_validation(data: Path, records, Y, X, train, val, bundle: str | None, candidates=()) -> int:
+    """Validation rows of a bundle and the candidates (and of MFCC + LR): the figures a model is chosen on; writes
+    nothing."""
     methods = {
         **packaged_scores(data, records, X, val, bundle),
+        **candidate_scores(data, records, X, val, candidates),
         "MFCC + LR": mfcc_baseline(data, records, Y, train, val),
     }
     rows = [_summary(name, tag_metrics(Y[val], S, TAG_NAMES)) for name, S in methods.items()]
@@ -348,7 +360,7 @@ def choose_on_validation(data: Path, records, Y, X, train, val, bundle: str | No
     per = [{"tag": f, **{name: _r(tag_metrics(Y[val], S, TAG_NAMES)["tags"][f]["roc_auc"]) for name, S in
                          methods.items()}} for f in FAMILIES]  # fmt: skip
     print_table(per, list(per[0]))
-    for name in [n for n in methods if n.startswith("tagger")]:
+    for name in [n for n in methods if n != "MFCC + LR"]:
         print(name)
         print_table(by_family_count(Y[val], methods[name]), ["clips", "n", "families ROC-AUC"])
     fonts = np.array([records[i]["soundfont"] for i in val])
@@ -373,6 +385,14 @@ def main(argv=None) -> int:
         choices=("test", "validation"),
         help="split scored (validation: to choose a model; only the tagger and MFCC rows, no extras)",
     )
+    p.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        metavar="BUNDLE",
+        help="a candidate bundle scored beside the packaged one (repeatable; rows named by its folder)",
+    )
+    p.add_argument("--out", default="tags", help="results name: benchmarks/results/OUT.json (default tags)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
@@ -386,7 +406,8 @@ def main(argv=None) -> int:
     split = np.array([r["split"] for r in records])
     train, val, test = (np.flatnonzero(split == s) for s in ("train", "validation", "test"))
     if args.split == "validation":
-        return choose_on_validation(data, records, Y, compute_features(data, records), train, val, args.bundle)
+        X = compute_features(data, records)
+        return choose_on_validation(data, records, Y, X, train, val, args.bundle, args.candidate)
     X = compute_features(data, records)
     log.info("clips: train %d, validation %d, test %d", len(train), len(val), len(test))
     results = {"data": {"train": len(train), "validation": len(val), "test": len(test),
@@ -396,6 +417,7 @@ def main(argv=None) -> int:
                         "works_in_train_and_test": len({records[i]["work_id"] for i in test}
                                                        & {records[i]["work_id"] for i in train})}}  # fmt: skip
     methods = packaged_scores(data, records, X, test, args.bundle)
+    methods.update(candidate_scores(data, records, X, test, args.candidate))
     methods["MFCC mean/var + logistic regression"] = mfcc_baseline(data, records, Y, train, test)
     metrics = {name: tag_metrics(Y[test], S, TAG_NAMES) for name, S in methods.items()}
     if not args.no_yamnet:
@@ -436,7 +458,8 @@ def main(argv=None) -> int:
     model = TaggerModel.load()
     results.update(summary=rows, per_tag=per_tag, pooling=pooling, speed=sp, metrics=metrics,
                    model={"model_id": model.config["model_id"], "training": model.config.get("training")})  # fmt: skip
-    print(f"wrote {write_results('tags', results)}")
+    results["candidates"] = list(args.candidate)
+    print(f"wrote {write_results(args.out, results)}")
     return 0
 
 

@@ -315,7 +315,7 @@ def _stem_sets(opts: TrainOptions, seed: int):
     mixer = StemMixer(S_tr, Y_tr, sizes=opts.sizes, stem_colour=opts.stem_colour,
                       stem_stretch=opts.stretch, stem_dynamics=opts.dynamics, band_hz=_band_hz())  # fmt: skip
     vmix = {"mix": _val_mixtures(root, seed, fonts=opts.train_fonts)}
-    if opts.train_fonts:
+    if opts.train_fonts and any(r["split"] == "validation" and _in_fonts(r, opts.train_fonts, True) for r in records):
         vmix["heldout_font_mix"] = _val_mixtures(root, seed, fonts=opts.train_fonts, held_out=True)
     if opts.heldout_stems:
         vmix["heldout_mix"] = _val_mixtures(Path(opts.heldout_stems), seed)
