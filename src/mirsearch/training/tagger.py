@@ -23,6 +23,9 @@ start as the identity, so ``--init`` can start a wider network from a trained ru
 validation score (mean of the clips' macro ROC-AUC, their ten-family macro ROC-AUC and, with stems, the ten-family
 ROC-AUC of fixed mixtures of validation stems, per stems folder) is kept and exported to ONNX
 (:mod:`mirsearch.models.tagger`). Training resumes from ``<run>/last.pt`` and logs to ``<run>/log.jsonl``.
+``--sample-stems DIR`` (repeatable): more stems whose train stems join the mixtures, e.g. real instrument recordings
+(:mod:`mirsearch.datasets.sample_stems`); they never enter the selection score. ``--import-bundle BUNDLE``: the
+weights of an ONNX bundle (the packaged one) as ``<run>/best.pt`` for ``--init`` (:func:`run_from_bundle`).
 """
 
 from __future__ import annotations
@@ -703,6 +706,7 @@ def main(argv=None) -> int:
         help="instead of training the CNN: fit and choose the YAMNet family head of BUNDLE (written there)",
     )
     p.add_argument("--pooling", choices=POOLINGS, default="autopool")
+    p.add_argument("--seed", type=int, default=TrainOptions.seed, help="seed of initialisation and crops")
     p.add_argument("--epochs", type=int, default=TrainOptions.epochs)
     p.add_argument("--proto-weight", type=float, default=TrainOptions.proto_weight)
     p.add_argument("--crop-frames", type=int, default=TrainOptions.crop_frames)
@@ -765,7 +769,7 @@ def main(argv=None) -> int:
                         sizes=tuple(float(v) for v in args.sizes.split(",")), stem_colour=args.stem_colour,
                         heldout_stems=args.heldout_stems, stretch=args.stretch, dynamics=args.dynamics,
                         train_fonts=tuple(f for f in args.train_fonts.split(",") if f),
-                        sample_stems=tuple(args.sample_stems))  # fmt: skip
+                        sample_stems=tuple(args.sample_stems), seed=args.seed)  # fmt: skip
     result = train(args.data, args.run, opts, init=args.init)
     atomic_write_text(Path(args.run) / "result.json", json.dumps(result, indent=2) + "\n")
     if args.bundle:
