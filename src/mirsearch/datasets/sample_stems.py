@@ -150,17 +150,9 @@ def _check(sample: Sample) -> None:
 
 def _read(path: Path, sr: int) -> np.ndarray:
     """Mono float32 at ``sr`` brought to :data:`LEVEL` RMS over its loudest second."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
+    from mirsearch.datasets.samples import read_mono
 
-    try:
-        y, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    y = y.mean(axis=1)
-    if file_sr != sr:
-        g = np.gcd(int(file_sr), int(sr))
-        y = resample_poly(y, int(sr) // g, int(file_sr) // g).astype(np.float32)
+    y = read_mono(path, sr)
     if len(y) < sr // 20 or not np.any(y):
         raise InputError(f"{path}: shorter than 50 ms or silent")
     n = min(len(y), sr)

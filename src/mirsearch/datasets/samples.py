@@ -216,6 +216,25 @@ def _release_time(end: float, pedal: Sequence[tuple[float, float]]) -> float:
     return end
 
 
+def read_mono(path: str | os.PathLike, sr: int) -> np.ndarray:
+    """A recorded sample as mono float32 at ``sr`` Hz (channels averaged, resampled by a polyphase filter).
+
+    Raises :class:`~mirsearch.errors.InputError` naming the file when it cannot be read.
+    """
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    try:
+        y, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, OSError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    y = y.mean(axis=1)
+    if file_sr != sr:
+        g = np.gcd(int(file_sr), int(sr))
+        y = resample_poly(y, int(sr) // g, int(file_sr) // g)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
 class SampledPiano:
     """A piano of recorded note samples (:func:`index_samples`), loaded lazily.
 
@@ -253,19 +272,7 @@ class SampledPiano:
         """The recorded sample of a sampled ``pitch`` as mono float32 at ``sr`` (cached)."""
         key = (int(pitch), int(sr))
         if key not in self._cache:
-            import soundfile as sf
-            from scipy.signal import resample_poly
-
-            path = self.index[int(pitch)]
-            try:
-                y, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-            except (RuntimeError, OSError) as exc:
-                raise InputError(f"{path}: cannot read ({exc})") from None
-            y = y.mean(axis=1)
-            if file_sr != sr:
-                g = np.gcd(int(file_sr), int(sr))
-                y = resample_poly(y, int(sr) // g, int(file_sr) // g).astype(np.float32)
-            self._cache[key] = np.ascontiguousarray(y, dtype=np.float32)
+            self._cache[key] = read_mono(self.index[int(pitch)], sr)
         return self._cache[key]
 
     def render(
