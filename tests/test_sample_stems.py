@@ -1,5 +1,5 @@
 """Stems played with real instrument samples (mirsearch.datasets.sample_stems) and the ONNX -> torch import of a
-tagger bundle (mirsearch.training.tagger.run_from_bundle)."""
+tagger bundle (mirsearch.training.tagger_import.run_from_bundle)."""
 
 from __future__ import annotations
 
@@ -142,7 +142,8 @@ def test_onnx_bundle_imports_into_torch_with_the_same_outputs(tmp_path):
     import torch
 
     from mirsearch.models.tagger import DEFAULT_BUNDLE_DIR, ONNX_FILE
-    from mirsearch.training.tagger import load_checkpoint, run_from_bundle
+    from mirsearch.training.tagger import load_checkpoint
+    from mirsearch.training.tagger_import import run_from_bundle
 
     torch.set_num_threads(1)
     run_from_bundle(DEFAULT_BUNDLE_DIR, tmp_path / "run")
