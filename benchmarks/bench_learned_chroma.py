@@ -255,6 +255,27 @@ def _to_rate(P: np.ndarray, rate: float, duration: float) -> np.ndarray:
     return normalize_chroma(_resample_frames(P, rate_in=rate, rate_out=FEATURE_RATE, n_out=n_out))
 
 
+def _hcqt_key(bundle, tuned: bool) -> str:
+    """Folder of the HCQT cache for a bundle's input parameters (``-tuned``: centred on the estimated tuning)."""
+    key = hashlib.sha1(repr(sorted(bundle.input.items())).encode()).hexdigest()[:10]
+    return f"{key}-tuned" if tuned else key
+
+
+def network_input(y: np.ndarray, *, sr: int, bundle, tuned: bool, path: Path | None) -> tuple[np.ndarray, bool]:
+    """The HCQT of ``y`` for ``bundle`` (centred on its estimated tuning when ``tuned``, else at A440), read from
+    or written to the float16 cache file ``path``; returns it and whether it was computed."""
+    from mirsearch.features.learned import bundle_hcqt, hcqt_tuning
+
+    if path is not None and path.exists():
+        return np.load(path).astype(np.float32), False
+    tuning = hcqt_tuning(y, sr=sr) if tuned else 0.0
+    H = bundle_hcqt(y, sr=sr, input_config=bundle.input, tuning=tuning)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, H.astype(np.float16))
+    return H, True
+
+
 def extract(
     versions,
     cache: Path,
@@ -266,23 +287,27 @@ def extract(
     peers: dict | None = None,
     tta: dict | None = None,
     upper: bool = False,
+    untuned: dict | None = None,
 ) -> dict:
     """Fill the feature caches; returns seconds of audio and of computation per stage. ``tta`` maps a row
-    name to a bundle whose class probabilities are averaged over the HCQT moved by -1, 0, +1 bins."""
+    name to a bundle whose class probabilities are averaged over the HCQT moved by -1, 0, +1 bins. Bundle rows
+    get the HCQT centred on the recording's estimated tuning (as the product), ``untuned`` rows (name -> bundle)
+    the HCQT at A440 (the product until session 17)."""
     from mirsearch.audio import load_audio
-    from mirsearch.features.learned import bundle_hcqt
 
     chroma = chroma_modules()[0].chroma
     tags = {"chroma": chroma_tag()} if standard else {}
     if upper:
         tags["chroma_upper"] = upper_tag()
-    tags.update({name: f"learned-{b.model_id}" for name, b in bundles.items()})
+    untuned = untuned or {}
+    tags.update({name: f"learned-{b.model_id}-tuned" for name, b in bundles.items()})
+    tags.update({name: f"learned-{b.model_id}" for name, b in untuned.items()})
     peers = peers or {}
     tags.update({name: f"peer-{m.model_id}" for name, m in peers.items()})
     tta = tta or {}
     tags.update(
         {
-            name: f"learned-{b.model_id}-tta{_shifts_tag(sh)}" + (f"-cut{cut:g}" if cut is not None else "")
+            name: f"learned-{b.model_id}-tuned-tta{_shifts_tag(sh)}" + (f"-cut{cut:g}" if cut is not None else "")
             for name, (b, sh, cut) in tta.items()
         }
     )
@@ -322,35 +347,27 @@ def extract(
             np.save(cache / missing["chroma_upper"] / f"{k}.npy", X)
         learned = [n for n in missing if n in bundles]
         augmented = [n for n in missing if n in tta]
-        if learned or augmented:
-            H = None
-            hpath = None
-            first = bundles[learned[0]] if learned else tta[augmented[0]][0]
-            if hcqt_cache is not None:
-                hkey = hashlib.sha1(repr(sorted(first.input.items())).encode()).hexdigest()[:10]
-                hpath = hcqt_cache / hkey / f"{k}.npy"
-                if hpath.exists():
-                    H = np.load(hpath).astype(np.float32)
-            if H is None:
+        plain = [n for n in missing if n in untuned]
+        hcqts: dict[bool, np.ndarray] = {}  # tuned? -> the network input of this version
+        for n in learned + plain + augmented:
+            b = bundles[n] if n in bundles else untuned[n] if n in untuned else tta[n][0]
+            tuned = n not in plain
+            if tuned not in hcqts:
                 t0 = time.perf_counter()
-                H = bundle_hcqt(y, sr=sr, input_config=first.input)
-                clock("hcqt", t0, dur)
-                if hpath is not None:
-                    hpath.parent.mkdir(parents=True, exist_ok=True)
-                    np.save(hpath, H.astype(np.float16))
-            for n in learned:
-                b = bundles[n]
-                t0 = time.perf_counter()
-                lp = b.predict(H, num_threads=1)
-                clock(f"network {n}", t0, dur)
-                P = np.exp(lp[:12].astype(np.float64))
-                np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
-            for n in augmented:
-                b, sh, cut = tta[n]
-                t0 = time.perf_counter()
+                path = None if hcqt_cache is None else hcqt_cache / _hcqt_key(b, tuned) / f"{k}.npy"
+                hcqts[tuned], computed = network_input(y, sr=sr, bundle=b, tuned=tuned, path=path)
+                if computed:
+                    clock("hcqt (tuning estimated)" if tuned else "hcqt", t0, dur)
+            H = hcqts[tuned]
+            t0 = time.perf_counter()
+            if n in tta:
+                _, sh, cut = tta[n]
                 P = tta_probs(H if cut is None else low_cut(H, cut, b.input), bundle=b, shifts=sh)
                 clock(f"network {n} ({len(sh)} runs)", t0, dur)
-                np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
+            else:
+                P = np.exp(b.predict(H, num_threads=1)[:12].astype(np.float64))
+                clock(f"network {n}", t0, dur)
+            np.save(cache / missing[n] / f"{k}.npy", _to_rate(P, b.output_rate, dur))
         if any(n in peers for n in missing):
             todo = {n: cache / missing[n] / f"{k}.npy" for n in missing if n in peers}
             extract_peers(y, sr, peers, todo, clock)
@@ -700,7 +717,7 @@ def speed(ds, *, seconds: float = 180.0, rounds: int = 3, peer=None) -> dict:
     import subprocess
 
     from mirsearch.audio import load_audio
-    from mirsearch.features.learned import bundle_hcqt, learned_chroma
+    from mirsearch.features.learned import bundle_hcqt, hcqt_tuning, learned_chroma
     from mirsearch.models.bundle import load_bundle
 
     parts, total = [], 0.0
@@ -716,6 +733,7 @@ def speed(ds, *, seconds: float = 180.0, rounds: int = 3, peer=None) -> dict:
     bundle_hcqt(y[: 5 * sr], sr=sr, input_config=b.input)  # warm-up (numba, filter bases)
     learned_chroma(y[: 5 * sr], sr=sr)
     stages = {
+        "tuning estimate (hcqt_tuning)": lambda: hcqt_tuning(y, sr=sr),
         "hcqt": lambda: bundle_hcqt(y, sr=sr, input_config=b.input),
     }
     H = bundle_hcqt(y, sr=sr, input_config=b.input)
@@ -723,7 +741,7 @@ def speed(ds, *, seconds: float = 180.0, rounds: int = 3, peer=None) -> dict:
     stages["network torch 2 threads"] = lambda: b.predict(H, backend="torch", num_threads=2)
     stages["network onnx 1 thread"] = lambda: b.predict(H, backend="onnx", num_threads=1)
     stages["network onnx 2 threads"] = lambda: b.predict(H, backend="onnx", num_threads=2)
-    stages["learned_chroma (hcqt + onnx 1 thread + post-processing)"] = lambda: learned_chroma(y, sr=sr)
+    stages["learned_chroma (tuning + hcqt + onnx 1 thread + post-processing)"] = lambda: learned_chroma(y, sr=sr)
     if peer is not None:
         stages.update(_peer_stages(y, sr, peer))
     out = {"audio_seconds": round(dur, 1), "versions": len(parts), "uptime_before": _uptime()}
@@ -797,6 +815,14 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--extract-only", action="store_true", help="fill the feature caches, do not evaluate")
     ap.add_argument("--no-standard", action="store_true", help="with --extract-only: skip standard chroma")
+    ap.add_argument(
+        "--untuned",
+        action="append",
+        default=[],
+        metavar="NAME=BUNDLE",
+        help="a row of BUNDLE (a --bundle name, 'default' or a directory) with the HCQT at A440 instead of "
+        "centred on the estimated tuning (the product before session 17)",
+    )
     ap.add_argument("--no-hcqt-cache", action="store_true", help="do not cache the HCQT (float16) on disk")
     ap.add_argument("--name", default="learned_chroma", help="results file name")
     ap.add_argument(
@@ -912,6 +938,9 @@ def main(argv=None) -> int:
     if args.default:
         named.insert(0, ("default", None))
     bundles = {name: load_bundle(path) for name, path in named}
+    untuned = {}
+    for name, path in (u.split("=", 1) for u in args.untuned):
+        untuned[name] = bundles[path] if path in bundles else load_bundle(None if path == "default" else path)
     tta = {}
     for name, spec in (t.split("=", 1) for t in args.tta):
         spec, _, cut = spec.partition("@")
@@ -931,6 +960,7 @@ def main(argv=None) -> int:
         peers=peers,
         tta=tta,
         upper=args.upper,
+        untuned=untuned,
     )
     print(f"features ready in {time.perf_counter() - t0:.0f} s; x realtime: {info['x_realtime']}", flush=True)
     if args.extract_only:
@@ -958,6 +988,8 @@ def main(argv=None) -> int:
         meta = {"loss": t.get("loss", "?"), "epoch": t.get("epochs"), "model_id": b.model_id}
         label = "learned (CTC, shipped default)" if name == "default" else f"learned ({name})"
         variants.append((label, name, meta, False))
+    for name, b in untuned.items():
+        variants.append((f"learned ({name}, HCQT at A440)", name, {"model_id": b.model_id, "tuning": 0.0}, False))
     ensembles = {name: parts.split("+") for name, parts in (e.split("=", 1) for e in args.ensemble)}
     for name, parts in ensembles.items():
         tags[name] = "ensemble-" + "+".join(tags[p].removeprefix("learned-") for p in parts)

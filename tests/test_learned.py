@@ -251,6 +251,42 @@ def test_default_bundle_if_shipped():
     assert hits >= 6, hits
 
 
+def _scale(cents, notes=(60, 62, 64, 65, 67, 69, 71, 72), seconds=0.5):
+    f = [440 * 2 ** ((p - 69) / 12 + cents / 1200) for p in notes]
+    return np.concatenate([sum(0.5**k * _sine(fp * (k + 1), seconds) for k in range(4)) for fp in f])
+
+
+def test_hcqt_tuning_centres_a_detuned_recording():
+    from mirsearch.features.learned import bundle_hcqt, hcqt_tuning
+
+    b = load_bundle()
+    for cents in (-35, 0, 30):
+        assert hcqt_tuning(_scale(cents), sr=SR) == pytest.approx(cents / 100, abs=0.04)
+    # the bins move with the tuning: the detuned scale's HCQT centred on its tuning is the in-tune one's
+    ref = bundle_hcqt(_scale(0), sr=SR, input_config=b.input)
+    plain = bundle_hcqt(_scale(40), sr=SR, input_config=b.input)
+    tuned = bundle_hcqt(_scale(40), sr=SR, input_config=b.input, tuning=0.4)
+    peak = [np.argmax(H[1], axis=0)[10:-10] for H in (ref, plain, tuned)]  # fundamental channel, per frame
+    assert np.mean(peak[2] == peak[0]) > 0.9 and np.mean(peak[1] == peak[0]) < 0.1
+
+
+def test_learned_chroma_reads_a_detuned_scale_as_the_in_tune_one(monkeypatch):
+    import mirsearch.features.learned as learned
+
+    def readings(cents):
+        C, _ = learned.learned_chroma(_scale(cents), sr=SR)
+        return np.array([int(np.argmax(C[:, 5 * i + 2])) for i in range(8)])
+
+    ref = readings(0)
+    for cents in (-45, -30, 30, 45):  # centred on the estimated tuning: the in-tune readings
+        assert np.sum(readings(cents) == ref) >= 6, (cents, readings(cents), ref)
+    monkeypatch.setattr(learned, "ESTIMATE_TUNING", False)
+    for cents in (30, 45):  # at A440 the network reads these a semitone up
+        assert np.sum(readings(cents) == ref) <= 2, (cents, readings(cents), ref)
+    C, _ = learned.learned_log_probs(_scale(45), sr=SR, tuning=0.45)  # an explicit tuning overrides the switch
+    assert C.shape[0] == 13
+
+
 def _perturbed_bundle(seed):
     torch.manual_seed(seed)
     b = new_bundle()

@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 #: frames whose chroma probabilities have an l2 norm below this become the uniform unit vector
 NORM_THRESHOLD = 1e-12
+#: the network's input is centred on the recording's estimated tuning (``None`` in the functions below). A
+#: recording 25-50 cents off A440 otherwise falls between the semitone groups of the HCQT bins, and the shipped
+#: network's Top-1 on held-out themes dropped from 0.70 to 0.43 (docs/benchmarks.md, session 17).
+ESTIMATE_TUNING = True
 
 
 @functools.lru_cache(maxsize=4)
@@ -72,7 +76,15 @@ def normalize_chroma(P: np.ndarray, *, threshold: float = NORM_THRESHOLD) -> np.
     return out.astype(np.float32)
 
 
-def bundle_hcqt(y: np.ndarray, *, sr: int, input_config: dict) -> np.ndarray:
+def hcqt_tuning(y: np.ndarray, *, sr: int) -> float:
+    """Tuning deviation of a recording in semitones, in [-0.5, 0.5): the shift of the network input's bins
+    (:func:`mirsearch.features.chroma.estimate_tuning`, the standard chroma's estimate)."""
+    from mirsearch.features.chroma import estimate_tuning
+
+    return estimate_tuning(np.asarray(y, dtype=np.float32), sr=sr)
+
+
+def bundle_hcqt(y: np.ndarray, *, sr: int, input_config: dict, tuning: float = 0.0) -> np.ndarray:
     """The network input: the HCQT of ``y`` with a bundle's input parameters.
 
     Parameters
@@ -84,6 +96,9 @@ def bundle_hcqt(y: np.ndarray, *, sr: int, input_config: dict) -> np.ndarray:
     input_config : dict
         The ``input`` section of a bundle config (``feature_rate``, ``harmonics``, ``fmin_midi``,
         ``n_octaves``, ``bins_per_semitone``, ``top_db``), e.g. ``bundle.input``.
+    tuning : float
+        Tuning deviation of ``y`` in semitones (:func:`hcqt_tuning`): every bin moves by it, so that a
+        recording tuned 0.3 semitone sharp has its notes in the same bins as one tuned to A440.
 
     Returns
     -------
@@ -98,7 +113,7 @@ def bundle_hcqt(y: np.ndarray, *, sr: int, input_config: dict) -> np.ndarray:
         sr=sr,
         feature_rate=p["feature_rate"],
         harmonics=tuple(p["harmonics"]),
-        fmin_midi=p["fmin_midi"],
+        fmin_midi=p["fmin_midi"] + float(tuning),
         n_octaves=p["n_octaves"],
         bins_per_semitone=p["bins_per_semitone"],
         top_db=p["top_db"],
@@ -106,7 +121,7 @@ def bundle_hcqt(y: np.ndarray, *, sr: int, input_config: dict) -> np.ndarray:
     return H
 
 
-def learned_log_probs(y: np.ndarray, *, sr: int, bundle=None) -> tuple[np.ndarray, float]:
+def learned_log_probs(y: np.ndarray, *, sr: int, bundle=None, tuning: float | None = None) -> tuple[np.ndarray, float]:
     """Raw network output for a recording.
 
     Parameters
@@ -117,6 +132,9 @@ def learned_log_probs(y: np.ndarray, *, sr: int, bundle=None) -> tuple[np.ndarra
         Its sampling rate in Hz (resampled to the bundle's rate if different).
     bundle : None, path or ModelBundle
         Model to use; None is the packaged default.
+    tuning : float or None
+        Tuning deviation in semitones; None estimates it (:func:`hcqt_tuning`) when :data:`ESTIMATE_TUNING`,
+        else 0.
 
     Returns
     -------
@@ -135,7 +153,9 @@ def learned_log_probs(y: np.ndarray, *, sr: int, bundle=None) -> tuple[np.ndarra
         raise InputError(f"audio: expected a non-empty mono signal, got shape {y.shape}")
     if sr != model_sr:
         y = soxr.resample(y, sr, model_sr).astype(np.float32)
-    H = bundle_hcqt(y, sr=model_sr, input_config=b.input)
+    if tuning is None:
+        tuning = hcqt_tuning(y, sr=model_sr) if ESTIMATE_TUNING else 0.0
+    H = bundle_hcqt(y, sr=model_sr, input_config=b.input, tuning=tuning)
     return b.predict(H), b.output_rate
 
 

@@ -48,9 +48,10 @@ def feature_config(kind: str, *, feature_rate: float = 10.0) -> dict:
 
         return upper_config(feature_rate=feature_rate)
     if kind == "learned":
-        from mirsearch.features.learned import default_bundle_id
+        from mirsearch.features.learned import ESTIMATE_TUNING, default_bundle_id
 
-        return {"kind": "learned", "feature_rate": float(feature_rate), "model": default_bundle_id()}
+        config = {"kind": "learned", "feature_rate": float(feature_rate), "model": default_bundle_id()}
+        return config | ({"tuning": "estimate"} if ESTIMATE_TUNING else {})
     if kind == "fingerprint":  # spectral peaks (3, n_peaks) at their own frame rate; feature_rate does not apply
         from mirsearch.features.fingerprint import fingerprint_config
 
