@@ -110,7 +110,7 @@ def scores_of_draw(R: dict[str, np.ndarray], coll, support, pool) -> dict[str, n
     mf, ym = _zscore(R["mfcc"][coll]), R["yamnet"][coll]
     both = np.c_[mf / np.sqrt(mf.shape[1]), _zscore(ym) / np.sqrt(ym.shape[1])]
     out = {"mfcc-stats": proto(mf), "yamnet": proto(ym), "mfcc+yamnet": proto(both)}
-    for space in SPACES:
+    for space in (s for s in SPACES if s in R):  # "learned" only with --learned
         V = R[space][coll]
         tag = fit_space_tag("t", V[support], V[pool], space=space)
         out[f"taught tag, {space}"] = -tag.distance(V[pool])
@@ -266,9 +266,36 @@ def summary(protocol: str, per: dict, targets: np.ndarray, model_id: str) -> dic
     }
 
 
+def whole_file_embeddings(data: Path, names, model_id: str, *, max_seconds: float = 600.0) -> np.ndarray:
+    """The packaged tagger's recording embedding of every whole track (``names`` in the manifest's order, as
+    :func:`similarity_fulltracks.tracks_of_manifest` lists them; the first ``max_seconds`` as that script decodes),
+    computed by :func:`mirsearch.describe.tagger.analyse` and cached per model and "tags" kind version in
+    ``full/tagger-<model id>-v<version>.npz``."""
+    from mirsearch._util import atomic_path
+    from mirsearch.datasets.soundtracks import SR, mix_track
+    from mirsearch.describe.tagger import analyse
+    from mirsearch.features.tag_features import TAGS_VERSION
+    from similarity_fulltracks import PKGS, tracks_of_manifest
+
+    path = data / "full" / f"tagger-{model_id}-v{TAGS_VERSION}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            if list(z["names"]) != list(names):
+                raise SystemExit(f"{path}: its tracks are not the manifest's (delete it to recompute)")
+            return z["embeddings"].astype(np.float64)
+    tracks = tracks_of_manifest(data, PKGS)
+    E = []
+    for i, (track, _) in enumerate(tracks):
+        E.append(analyse(mix_track(track)[: int(max_seconds * SR)], SR).embedding)
+        log.info("tagger embedding %d/%d %s", i + 1, len(tracks), track.name)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, names=np.asarray(list(names)), embeddings=np.stack(E).astype(np.float32))
+    return np.stack(E).astype(np.float64)
+
+
 def load_whole_files(data: Path) -> dict:
     """As :func:`load` for the whole audio files (benchmarks/similarity_fulltracks.py's cache, the tagger's
-    embeddings of them in ``full/tagger-<model id>.npz``): every track one item."""
+    embeddings of them from :func:`whole_file_embeddings`): every track one item."""
     from mirsearch.describe.taught import fused_vector
     from mirsearch.features.timbre_stats import timbre_vector
     from mirsearch.models.tagger import TaggerModel
@@ -277,10 +304,7 @@ def load_whole_files(data: Path) -> dict:
 
     full = load_full(data)
     model_id = str(TaggerModel.load().config.get("model_id", "unknown"))
-    with np.load(data / "full" / f"tagger-{model_id}.npz") as z:
-        if list(z["names"]) != list(full["tracks"]):
-            raise SystemExit("the whole files' tagger cache does not match the manifest's tracks")
-        E = z["embeddings"].astype(np.float64)
+    E = whole_file_embeddings(data, full["tracks"], model_id)
     T = np.stack([timbre_vector(np.load(_cache(data, t.soundtrack, t.name))["timbre"])
                   for t, _ in tracks_of_manifest(data, PKGS)]).astype(np.float64)  # fmt: skip
     R = {"mfcc": full["M"], "yamnet": full["Y"], "timbre": full["T"], "embedding": E,

@@ -124,6 +124,22 @@ def test_packaged_model_shapes_and_block_invariance(monkeypatch):
     np.testing.assert_allclose(E1, E2, atol=1e-3)
 
 
+def test_tags_do_not_depend_on_the_level_of_a_recording():
+    from mirsearch.audio import active_rms
+    from mirsearch.describe.tagger import analyse
+    from mirsearch.features.tag_features import LEVEL_DBFS, levelled
+
+    y = np.concatenate([_tone(4.0), np.zeros(16000, np.float32), _tone(4.0, f0=330.0)])
+    # the level of the music, not of its silence: a second of silence does not lower it
+    assert active_rms(y, sr=16000) == pytest.approx(active_rms(_tone(4.0), sr=16000), rel=0.05)
+    assert 20 * np.log10(active_rms(levelled(y, sr=16000), sr=16000)) == pytest.approx(LEVEL_DBFS, abs=1e-3)
+    assert not np.any(levelled(np.zeros(1600, np.float32), sr=16000))  # silence stays silent
+    a, quiet, loud = (analyse(g * y, 16000, fuse=False) for g in (1.0, 10 ** (-30 / 20), 3.0))
+    for b in (quiet, loud):
+        np.testing.assert_allclose(b.tags, a.tags, atol=2e-3)
+        np.testing.assert_allclose(b.embeddings, a.embeddings, atol=2e-3)
+
+
 def test_taught_tag_prefers_its_examples():
     rng = np.random.default_rng(1)
     centre = rng.normal(size=16)

@@ -410,6 +410,20 @@ def load_audio(
     return np.ascontiguousarray(y, dtype=np.float32), sr
 
 
+def active_rms(y: np.ndarray, *, sr: int) -> float:
+    """RMS (linear, full scale = 1) over the 50 ms frames of ``y`` within 40 dB of its loudest frame: the level of
+    the music, not of its silences (the renderer sets it; the tagger's front end levels by it); 0 for silence."""
+    check_positive("sr", sr)
+    y = np.asarray(y, dtype=np.float64)
+    hop = max(int(0.05 * sr), 1)
+    n = len(y) // hop
+    if n == 0:
+        return float(np.sqrt(np.mean(y**2))) if len(y) else 0.0
+    ms = np.mean(y[: n * hop].reshape(n, hop) ** 2, axis=1)
+    active = ms[ms >= ms.max() * 1e-4]
+    return float(np.sqrt(np.mean(active))) if len(active) else 0.0
+
+
 def is_audio_file(path: str | os.PathLike) -> bool:
     """True if the file extension is one :func:`load_audio` accepts."""
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mirsearch._util import atomic_path
+from mirsearch.audio import active_rms
 from mirsearch.datasets.performance import RecordingParams, stable_seed
 from mirsearch.errors import InputError, MirsearchError, ParameterError
 
@@ -181,18 +182,6 @@ def _colored_noise(kind: str, n: int, *, sr: int, rng: np.random.Generator) -> n
     return fft.irfft(spec, m)[:n]
 
 
-def _active_rms(y: np.ndarray, *, sr: int) -> float:
-    """RMS over the 50 ms frames within 40 dB of the loudest frame."""
-    hop = max(int(0.05 * sr), 1)
-    n = len(y) // hop
-    if n == 0:
-        return float(np.sqrt(np.mean(y**2))) if len(y) else 0.0
-    frames = y[: n * hop].reshape(n, hop)
-    ms = np.mean(frames**2, axis=1)
-    active = ms[ms >= ms.max() * 1e-4]
-    return float(np.sqrt(np.mean(active))) if len(active) else 0.0
-
-
 def apply_recording(y: np.ndarray, *, sr: int, recording: RecordingParams, seed: int) -> np.ndarray:
     """Apply the recording chain (filters, room, level, noise, peak limit) to a dry mono signal.
 
@@ -226,7 +215,7 @@ def apply_recording(y: np.ndarray, *, sr: int, recording: RecordingParams, seed:
         e_dry, e_wet = float(np.sum(x**2)), float(np.sum(wet**2))
         if e_wet > 0:
             x = x + np.sqrt(recording.reverb_wet * e_dry / e_wet) * wet
-    rms = _active_rms(x, sr=sr)
+    rms = active_rms(x, sr=sr)
     if rms <= 0:
         raise MirsearchError("rendering is silent")
     x *= 10 ** (recording.level_db / 20.0) / rms

@@ -33,8 +33,12 @@ from mirsearch.errors import InputError, ParameterError
 
 log = logging.getLogger(__name__)
 
-#: version of the stored "tags" kind; bump when the extraction changes (2: families fused with YAMNet)
-TAGS_VERSION = 2
+#: version of the stored "tags" kind; bump when the extraction changes (2: families fused with YAMNet; 3: levelled)
+TAGS_VERSION = 3
+#: a signal is scaled so that its active RMS (:func:`mirsearch.audio.active_rms`) is this level (dBFS) before the
+#: front ends: the middle of the training renders' -26..-16 dBFS. Unlevelled, a recording 30 dB quieter lost 0.022
+#: of the ten-family ROC-AUC (docs/benchmarks.md, auto-tagging, session 17); levelled, none.
+LEVEL_DBFS = -21.0
 #: file of the YAMNet family head inside a tagger bundle
 YAMNET_HEAD_FILE = "yamnet_head.npz"
 
@@ -112,6 +116,17 @@ def patches(P: np.ndarray, E: np.ndarray, *, model) -> tuple[np.ndarray, np.ndar
     return probs, embs, times
 
 
+def levelled(y: np.ndarray, *, sr: int, level_dbfs: float = LEVEL_DBFS) -> np.ndarray:
+    """``y`` (float32) scaled so that its active RMS is ``level_dbfs`` dBFS (silence unchanged): the tagger's
+    tags and embedding then do not depend on how loud a recording was transferred."""
+    from mirsearch.audio import active_rms
+
+    rms = active_rms(y, sr=sr)
+    if rms <= 0:
+        return np.asarray(y, dtype=np.float32)
+    return (np.asarray(y, dtype=np.float32) * np.float32(10 ** (level_dbfs / 20) / rms)).astype(np.float32)
+
+
 def analyse(y: np.ndarray, sr: int, *, model=None, fuse: bool = True) -> TagAnalysis:
     """Tag probabilities, patches over time and embeddings of a mono signal.
 
@@ -137,6 +152,7 @@ def analyse(y: np.ndarray, sr: int, *, model=None, fuse: bool = True) -> TagAnal
     if sr <= 0:
         raise ParameterError(f"sr={sr} must be > 0")
     model = _model(model)
+    y = levelled(y, sr=int(sr))
     L, _ = log_mel(y, sr=int(sr), config=LogMelConfig(**model.frontend))
     P, E = model.frames(L)
     probs, embs, times = patches(P, E, model=model)

@@ -24,11 +24,12 @@ def yamnet_windows(data: str | Path, records: list[dict], *, bundle=None, patch_
 
     import soundfile as sf
 
-    from mirsearch.features.tag_features import analyse, window_features, yamnet_embeddings
+    from mirsearch.features.tag_features import LEVEL_DBFS, analyse, levelled, window_features, yamnet_embeddings
     from mirsearch.models.tagger import TaggerModel
 
     model = TaggerModel.load(bundle)
-    key = hashlib.sha1(json.dumps([model.config["model_id"], patch_hop, [r["clip"] for r in records]]).encode())
+    clips = [r["clip"] for r in records]
+    key = hashlib.sha1(json.dumps([model.config["model_id"], patch_hop, clips, LEVEL_DBFS]).encode())
     path = Path(data) / "features" / f"yamnet-windows-{key.hexdigest()[:12]}.npz"
     if path.is_file():
         with np.load(path) as z:
@@ -36,8 +37,9 @@ def yamnet_windows(data: str | Path, records: list[dict], *, bundle=None, patch_
     out = []
     for i, rec in enumerate(records):
         y, sr = sf.read(str(Path(data) / rec["audio"]), dtype="float32", always_2d=True)
-        a = analyse(y.mean(axis=1), sr, model=model, fuse=False)
-        E, centres = yamnet_embeddings(y.mean(axis=1), sr, patch_hop=patch_hop)
+        y = levelled(y.mean(axis=1), sr=sr)  # as analyse levels it for the CNN and for YAMNet
+        a = analyse(y, sr, model=model, fuse=False)
+        E, centres = yamnet_embeddings(y, sr, patch_hop=patch_hop)
         out.append((window_features(E, centres, a.times).astype(np.float16), a.patch_probs))
         if i % 200 == 0:
             log.info("YAMNet windows %d / %d", i, len(records))

@@ -130,14 +130,16 @@ class TrainOptions:
 
 # ----------------------------------------------------------------------------------------------- features
 def compute_features(root: Path, records: list[dict]) -> np.ndarray:
-    """Log-mel of every clip, ``(n_clips, n_mels, n_frames)`` float16, cached by the list of clips."""
+    """Log-mel of every clip (levelled as :func:`~mirsearch.features.tag_features.analyse` levels a signal),
+    ``(n_clips, n_mels, n_frames)`` float16, cached by the list of clips."""
     import hashlib
 
     import soundfile as sf
 
     from mirsearch.features.logmel import LogMelConfig, log_mel
+    from mirsearch.features.tag_features import LEVEL_DBFS, levelled
 
-    key = hashlib.sha1(json.dumps([FRONTEND, [r["clip"] for r in records]]).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps([FRONTEND, [r["clip"] for r in records], LEVEL_DBFS]).encode()).hexdigest()[:12]
     path = root / "features" / f"logmel-{key}.npy"
     if path.is_file():
         return np.load(path, mmap_mode="r")
@@ -145,7 +147,7 @@ def compute_features(root: Path, records: list[dict]) -> np.ndarray:
     out = None
     for i, rec in enumerate(records):
         y, sr = sf.read(str(root / rec["audio"]), dtype="float32", always_2d=True)
-        L, _ = log_mel(y.mean(axis=1), sr=sr, config=config)
+        L, _ = log_mel(levelled(y.mean(axis=1), sr=sr), sr=sr, config=config)  # as analyse levels a signal
         if out is None:
             out = np.zeros((len(records), L.shape[0], L.shape[1]), np.float16)
         n = min(L.shape[1], out.shape[2])
