@@ -239,6 +239,18 @@ def fixed_half(p: dict, args) -> dict:
     return out
 
 
+def rounded(x, digits: int = 4):
+    """``x`` with every float rounded to ``digits`` decimals (the per-cell margins of 20 halves are most of a results
+    file)."""
+    if isinstance(x, float):
+        return round(x, digits)
+    if isinstance(x, dict):
+        return {k: rounded(v, digits) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [rounded(v, digits) for v in x]
+    return x
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA))
@@ -259,7 +271,7 @@ def main(argv=None) -> int:
         payload, name = fixed_half(p, args), f"similarity_codebook_{args.half}"
         print(json.dumps(payload, indent=1))
     payload = {"protocol": __doc__, "options": vars(args), **payload, "seconds": round(time.time() - t0, 1)}
-    print(json.dumps({"written": str(write_results(args.out or name, payload))}))
+    print(json.dumps({"written": str(write_results(args.out or name, rounded(payload)))}))
     return 0
 
 
