@@ -4,7 +4,7 @@
     nice -n 10 .venv/bin/python benchmarks/bench_similarity_scale.py --n 100000 --parts --exact-queries 5 \
         --out similarity_scale_parts
 
-The store is simulated: the real timbre vectors (with ``--parts`` also the part vectors) of the soundtrack clips
+The store is simulated: the real search vectors (with ``--parts`` also the part vectors) of the soundtrack clips
 (data/soundtracks) are repeated with Gaussian jitter (0.3 of a standard deviation over the clips) up to N
 recordings. A query is a stored recording ("more like this", itself left out) through
 :class:`mirsearch.describe.similarity.SimilarityIndex` and :func:`~mirsearch.describe.similarity.expanded_search`
@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from mirsearch.describe.similarity import PARTS, SimilarityIndex, expanded_search, part_vectors, recording_vector  # noqa: E402,E501
+from mirsearch.describe.similarity import PARTS, SimilarityIndex, expanded_search, part_vectors  # noqa: E402
+from mirsearch.describe.similarity_vector import search_vector  # noqa: E402
 from similarity_features import load_features  # noqa: E402
 
 from _common import write_results  # noqa: E402
@@ -45,8 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="similarity_scale")
     args = ap.parse_args(argv)
     _, feats = load_features()
-    base = np.stack([recording_vector(f["timbre"]) for f in feats])
-    base_parts = [part_vectors(f["timbre"], parts=PARTS) for f in feats] if args.parts else None
+    base = np.stack([search_vector(f["timbre"]) for f in feats])
+    base_parts = [part_vectors(f["timbre"], parts=PARTS, vector=search_vector) for f in feats] if args.parts else None
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(base), args.n)
     sd = 0.3 * base.std(axis=0)

@@ -63,9 +63,9 @@ def representations(feats, embeddings: np.ndarray) -> dict[str, np.ndarray]:
     """Per-clip vectors: the baselines' raw inputs and the three spaces of the shipped taught tags."""
     from mirsearch.describe.similarity import recording_vector
     from mirsearch.describe.taught import fused_vector
-    from mirsearch.features.timbre_stats import mfcc_statistics, timbre_vector
+    from mirsearch.features.timbre_stats import core_rows, mfcc_statistics, timbre_vector
 
-    full = np.stack([timbre_vector(f["timbre"]) for f in feats]).astype(np.float64)
+    full = np.stack([timbre_vector(core_rows(f["timbre"])) for f in feats]).astype(np.float64)
     return {
         "mfcc": np.stack([mfcc_statistics(f["mfcc"]) for f in feats]).astype(np.float64),
         "yamnet": np.stack([f["yamnet"].mean(axis=0) for f in feats]).astype(np.float64),
@@ -297,7 +297,7 @@ def load_whole_files(data: Path) -> dict:
     """As :func:`load` for the whole audio files (benchmarks/similarity_fulltracks.py's cache, the tagger's
     embeddings of them from :func:`whole_file_embeddings`): every track one item."""
     from mirsearch.describe.taught import fused_vector
-    from mirsearch.features.timbre_stats import timbre_vector
+    from mirsearch.features.timbre_stats import core_rows, timbre_vector
     from mirsearch.models.tagger import TaggerModel
     from similarity_fulltracks import PKGS, _cache, tracks_of_manifest
     from similarity_selfsup import load_full
@@ -305,7 +305,7 @@ def load_whole_files(data: Path) -> dict:
     full = load_full(data)
     model_id = str(TaggerModel.load().config.get("model_id", "unknown"))
     E = whole_file_embeddings(data, full["tracks"], model_id)
-    T = np.stack([timbre_vector(np.load(_cache(data, t.soundtrack, t.name))["timbre"])
+    T = np.stack([timbre_vector(core_rows(np.load(_cache(data, t.soundtrack, t.name))["timbre"]))
                   for t, _ in tracks_of_manifest(data, PKGS)]).astype(np.float64)  # fmt: skip
     R = {"mfcc": full["M"], "yamnet": full["Y"], "timbre": full["T"], "embedding": E,
          "embedding+timbre": fused_vector(E, T)}  # fmt: skip

@@ -73,20 +73,27 @@ def compute(data: Path = DATA) -> int:
 
 
 def write_reference(data: Path = DATA) -> Path:
-    """The shipped reference standardisation of search by similarity (``models/bundles/similarity``): the
-    block-weighted z-scores of the ``train``-split clips' vectors (used by collections under 30 recordings)."""
+    """The shipped reference standardisation of search by similarity (``models/bundles/similarity``, used by
+    collections under 30 recordings): per dimension the mean and standard deviation of the ``train``-split clips'
+    search vectors, and the mean L1 distance of every block of their z-scores (the views then weigh alike)."""
     import json
 
-    from mirsearch.describe.similarity import SHIPPED, Normaliser, block_weights, recording_vector
+    from mirsearch.describe.similarity import SHIPPED
+    from mirsearch.describe.similarity_vector import SEARCH_DIM, block_distances, search_vector
     from mirsearch.features.timbre_stats import TIMBRE_VERSION
 
     clips, feats = load_features(data)
-    V = np.stack([recording_vector(f["timbre"]) for c, f in zip(clips, feats, strict=True) if c.split == "train"])
-    ref = Normaliser.fit(V, weights=block_weights(V.shape[1]), source="reference")
-    np.savez(SHIPPED / "reference.npz", mean=ref.mean, scale=ref.scale)
-    config = {"format": "mirsearch-similarity-reference", "format_version": 2, "timbre_version": TIMBRE_VERSION,
-              "dim": int(V.shape[1]), "weighted": "z-score divided by the root of the block size",
-              "source": "timbre vectors of the train-split clips of the six real soundtracks (datasets/soundtracks.py)",
+    V = np.stack([search_vector(f["timbre"]) for c, f in zip(clips, feats, strict=True) if c.split == "train"])
+    if V.shape[1] != SEARCH_DIM:
+        raise SystemExit(f"search vectors of {V.shape[1]} values, not {SEARCH_DIM}: is YAMNet installed?")
+    V = V.astype(np.float64)
+    mean, std = V.mean(axis=0), V.std(axis=0) + 1e-6
+    dist = block_distances((V - mean) / std)
+    np.savez(SHIPPED / "reference.npz", mean=mean.astype(np.float32), std=std.astype(np.float32),
+             block_distances=dist)  # fmt: skip
+    config = {"format": "mirsearch-similarity-reference", "format_version": 3, "timbre_version": TIMBRE_VERSION,
+              "dim": int(V.shape[1]), "weighted": "z-scores; every view (timbre, MFCC, YAMNet) weighs alike in L1",
+              "source": "search vectors of the train-split clips of the six real soundtracks (datasets/soundtracks.py)",
               "clips": len(V)}  # fmt: skip
     (SHIPPED / "config.json").write_text(json.dumps(config, indent=1))
     return SHIPPED / "reference.npz"

@@ -10,9 +10,13 @@ stems mixed) gives the stored kind ``timbre``, MFCC statistics and the YAMNet me
 ``data/soundtracks/full/``. The halves are those of the clips' manifest; each half is its own collection, and
 so are all 114 tracks together (``all``);
 relevant are the other tracks of the query's soundtrack. No choice is made here: the shipped ranking
-(timbre v3, expansion 2, as the ``similar`` task: benchmarks/similarity_rerank.py's library code) against the
-baselines (MFCC statistics, YAMNet, both), the best baseline of each half as the reference of the paired
-difference (bootstrap over queries).
+(the search vector of timbre kind v4 -- timbre vector, MFCC statistics, YAMNet mean, the views weighing alike --
+with expansion 2, as the ``similar`` task: benchmarks/similarity_rerank.py's library code) and the timbre vector
+alone (the ranking up to session 17) against the baselines (MFCC statistics, YAMNet, both), the best baseline of
+each half as the reference of the paired difference (bootstrap over queries). ``--resplits N``: the same on both
+halves of N random track-disjoint halvings.
+
+    nice -n 10 .venv/bin/python benchmarks/similarity_fulltracks.py --resplits 10   # -> ..._resplits.json
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ from _common import write_results  # noqa: E402
 
 log = logging.getLogger("similarity_fulltracks")
 PKGS = ROOT / "data" / "real" / "pkgs"
-SHIPPED = "shipped: timbre v3, expansion 2"
+SHIPPED = "shipped: search vector T+M+Y (timbre v4), expansion 2"
+TIMBRE_ONLY = "timbre vector alone (the ranking up to session 17), expansion 2"
 
 
 def _cache(data: Path, soundtrack: str, name: str) -> Path:
@@ -70,43 +75,62 @@ def compute(data: Path, pkgs: Path, max_seconds: float) -> int:
     todo = tracks_of_manifest(data, pkgs)
     for i, (track, _) in enumerate(todo):
         out = _cache(data, track.soundtrack, track.name)
+        old = {}
         if out.exists():
-            continue
-        model = model or YamnetModel(threads=1)
+            with np.load(out) as z:
+                if int(z["timbre_version"]) == TIMBRE_VERSION:
+                    continue
+                old = {k: z[k] for k in z.files if k not in ("timbre", "timbre_version")}  # only the timbre is new
         t0 = time.time()
         y = mix_track(track)[: int(max_seconds * SR)]
         out.parent.mkdir(parents=True, exist_ok=True)
+        if not old:
+            model = model or YamnetModel(threads=1)
+            old = {"mfcc_stats": mfcc_statistics(mfcc(y, sr=SR)[0]), "seconds": len(y) / SR,
+                   "yamnet": model(y, sr=SR).embeddings.astype(np.float64).mean(axis=0)}  # fmt: skip
         with atomic_path(out) as tmp, open(tmp, "wb") as fh:
-            embedding = model(y, sr=SR).embeddings.astype(np.float64).mean(axis=0)
-            np.savez(fh, timbre=extract_timbre(y, sr=SR)[0], timbre_version=TIMBRE_VERSION,
-                     mfcc_stats=mfcc_statistics(mfcc(y, sr=SR)[0]), yamnet=embedding, seconds=len(y) / SR)  # fmt: skip
+            np.savez(fh, **old, timbre=extract_timbre(y, sr=SR)[0], timbre_version=TIMBRE_VERSION)
         written += 1
         log.info("%d/%d %s/%s %.0f s audio, %.1f s", i + 1, len(todo), track.soundtrack, track.name, len(y) / SR,
                  time.time() - t0)  # fmt: skip
     return written
 
 
-def evaluate(data: Path, pkgs: Path) -> dict:
-    from mirsearch.describe.similarity import recording_vector
-
-    todo = tracks_of_manifest(data, pkgs)
+def load_items(data: Path, pkgs: Path):
+    """Every track's cached features, soundtrack, fixed half and length: ``(items, labels, halves, seconds)``."""
     items, labels, halves, seconds = [], [], [], []
-    for track, split in todo:
+    for track, split in tracks_of_manifest(data, pkgs):
         with np.load(_cache(data, track.soundtrack, track.name)) as z:
-            items.append({"timbre": z["timbre"], "mfcc-stats": z["mfcc_stats"], "yamnet": z["yamnet"]})
+            items.append({"timbre": z["timbre"], "mfcc-stats": z["mfcc_stats"], "yamnet": z["yamnet"],
+                          "track": f"{track.soundtrack}/{track.name}"})  # fmt: skip
             seconds.append(float(z["seconds"]))
         labels.append(track.soundtrack)
         halves.append(split)
-    labels, halves = np.array(labels), np.array(halves)
+    return items, np.array(labels), np.array(halves), seconds
+
+
+def collection_scores(items, labels, rows) -> dict[str, np.ndarray]:
+    """Per-query MAP@10 of the baselines, the shipped ranking and the timbre vector alone in the collection of
+    ``rows`` (a query's own track left out)."""
+    from mirsearch.describe.similarity import _layout, recording_vector
+    from mirsearch.describe.similarity_vector import search_vector
+
+    systems = baseline_distances(items, rows)
+    V = np.stack([search_vector(items[i]["timbre"]) for i in rows])
+    systems[SHIPPED] = library_distances(V, reciprocal=False)
+    T = np.stack([recording_vector(items[i]["timbre"]) for i in rows])
+    systems[TIMBRE_ONLY] = library_distances(T, reciprocal=False, weights=1.0 / np.sqrt(_layout()[1]))
+    ids = np.arange(len(rows))
+    return {n: H.map10(D, labels[rows], ids) for n, D in systems.items()}
+
+
+def evaluate(data: Path, pkgs: Path) -> dict:
+    items, labels, halves, seconds = load_items(data, pkgs)
     payload = {"tracks": len(items), "audio_minutes": round(sum(seconds) / 60, 1),
                "median_track_seconds": round(float(np.median(seconds)), 1)}  # fmt: skip
     for half in ("train", "test", "all"):
         rows = np.flatnonzero((halves == half) | (half == "all"))
-        systems = baseline_distances(items, rows)
-        V = np.stack([recording_vector(items[i]["timbre"]) for i in rows])
-        systems[SHIPPED] = library_distances(V, reciprocal=False)
-        ids = np.arange(len(rows))
-        scores = {n: H.map10(D, labels[rows], ids) for n, D in systems.items()}
+        scores = collection_scores(items, labels, rows)
         best = max(BASELINES, key=lambda n: scores[n].mean())
         per_soundtrack = {n: {s: round(float(v[labels[rows] == s].mean()), 4) for s in np.unique(labels[rows])}
                           for n, v in scores.items()}  # fmt: skip
@@ -120,21 +144,52 @@ def evaluate(data: Path, pkgs: Path) -> dict:
     return payload
 
 
+def resplits(data: Path, pkgs: Path, n: int) -> dict:
+    """Both halves of ``n`` random track-disjoint halvings (each soundtrack's tracks dealt alternately, seeded as
+    benchmarks/similarity_superset.py's): per half each system's MAP@10 minus the half's best baseline; the mean
+    over halves with a bootstrap interval over halves. Nothing is chosen here."""
+    from mirsearch.evaluation.ranking import bootstrap_mean
+    from similarity_superset import random_halves
+
+    items, labels, _, _ = load_items(data, pkgs)
+    tracks = np.array([it["track"] for it in items])
+    margins: dict[str, list[float]] = {}
+    for seed in range(n):
+        half = random_halves({"labels": labels, "tracks": tracks}, seed)
+        halves = np.array([half[t] for t in tracks])
+        for h in ("train", "test"):
+            scores = collection_scores(items, labels, np.flatnonzero(halves == h))
+            best = max(scores[b].mean() for b in BASELINES)
+            for name, v in scores.items():
+                margins.setdefault(name, []).append(float(v.mean() - best))
+    out = {}
+    for name, v in margins.items():
+        out[name] = {**bootstrap_mean(v).to_dict(), "min": min(v), "max": max(v), "halves": v,
+                     "at_least_0.05": sum(x >= 0.05 for x in v)}  # fmt: skip
+        print(f"{name:60s} {np.mean(v):+.3f} [{out[name]['low']:+.3f}, {out[name]['high']:+.3f}] "
+              f"min {min(v):+.3f} max {max(v):+.3f}", flush=True)  # fmt: skip
+    return {"halvings": n, "minus_best_baseline": out}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--pkgs", default=str(PKGS))
     ap.add_argument("--compute", action="store_true", help="compute the missing per-track features first")
     ap.add_argument("--max-seconds", type=float, default=600.0, help="audio decoded per track at most (s)")
+    ap.add_argument("--resplits", type=int, default=0, help="both halves of N random track-disjoint halvings instead")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
     if args.compute:
         print(f"{compute(Path(args.data), Path(args.pkgs), args.max_seconds)} track feature files written")
         return 0
-    payload = {"protocol": __doc__, **evaluate(Path(args.data), Path(args.pkgs))}
+    if args.resplits:
+        payload = {"protocol": __doc__, **resplits(Path(args.data), Path(args.pkgs), args.resplits)}
+    else:
+        payload = {"protocol": __doc__, **evaluate(Path(args.data), Path(args.pkgs))}
     payload["seconds"] = round(time.time() - t0, 1)
-    out = write_results("similarity_fulltracks", payload)
+    out = write_results("similarity_fulltracks_resplits" if args.resplits else "similarity_fulltracks", payload)
     print(json.dumps({"written": str(out)}))
     return 0
 

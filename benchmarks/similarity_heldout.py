@@ -193,11 +193,19 @@ def baseline_distances(feats, rows) -> dict[str, np.ndarray]:
 SHIPPED_V2 = None  # filled in main: the v2 vector's weights (stats + rhythm, mean and std, equal)
 
 
-def shipped_vectors(feats, rows) -> np.ndarray:
-    """The shipped code path: stored ``timbre`` features -> recording vectors -> the collection's standardisation."""
-    from mirsearch.describe.similarity import collection_normaliser, recording_vector
+def timbre_block_weights() -> np.ndarray:
+    """The timbre vector's weights up to session 17: ``1 / sqrt(size)`` of each of its six blocks (494,)."""
+    from mirsearch.describe.similarity import _layout
 
-    V = np.stack([recording_vector(feats[i]["timbre"]) for i in rows])
+    return 1.0 / np.sqrt(_layout()[1])
+
+
+def shipped_vectors(feats, rows) -> np.ndarray:
+    """The shipped code path: stored ``timbre`` features -> search vectors -> the collection's standardisation."""
+    from mirsearch.describe.similarity import collection_normaliser
+    from mirsearch.describe.similarity_vector import search_vector
+
+    V = np.stack([search_vector(feats[i]["timbre"]) for i in rows])
     return collection_normaliser(V)(V).astype(np.float64)
 
 

@@ -60,10 +60,10 @@ class Parts:
 
     def distances(self, rows: np.ndarray, parts: int, norm: str) -> np.ndarray:
         """Symmetric part distances among ``rows`` (the matrix form of ``part_distances``)."""
-        from mirsearch.describe.similarity import Normaliser, block_weights, collection_normaliser
+        from mirsearch.describe.similarity import Normaliser, collection_normaliser
 
         A = np.concatenate([self.parts[parts][i] for i in rows])
-        w = block_weights()
+        w = H.timbre_block_weights()
         A = (collection_normaliser(self.rec[rows]) if norm == "recording" else Normaliser.fit(A, weights=w))(A)
         offsets = np.r_[0, np.cumsum([len(self.parts[parts][i]) for i in rows])]
         D = cdist(A, A, "cityblock") / A.shape[1]

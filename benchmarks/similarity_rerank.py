@@ -72,7 +72,7 @@ def ranked_by(search, n: int) -> np.ndarray:
 
 def library_distances(V: np.ndarray, *, reciprocal: bool, weights: np.ndarray | None = None) -> np.ndarray:
     """The ranking of the library's search over raw vectors ``V`` (rows are recording ids), standardised by
-    their own z-scores times ``weights`` (default: the library's block weights)."""
+    their own z-scores times ``weights`` (default: the library's standardisation, :func:`collection_normaliser`)."""
     from mirsearch.describe.similarity import Normaliser, SimilarityIndex, expanded_search, reciprocal_search
 
     normaliser = None if weights is None else Normaliser.fit(V, weights=weights)
@@ -89,7 +89,7 @@ def systems(items, rows) -> dict[str, np.ndarray]:
     v3 = np.stack([sim.recording_vector(items[i]["timbre"]) for i in rows])
     mf = np.stack([items[i]["mfcc-stats"] for i in rows])  # MFCC frames' mean and variance (40)
     with_mfcc = np.concatenate([v3, mf], axis=1)
-    w = np.r_[sim.block_weights(v3.shape[1]), np.full(mf.shape[1], MFCC_WEIGHT / np.sqrt(mf.shape[1] / 2))]
+    w = np.r_[H.timbre_block_weights(), np.full(mf.shape[1], MFCC_WEIGHT / np.sqrt(mf.shape[1] / 2))]
     out[SHIPPED] = library_distances(v3, reciprocal=False)
     out["timbre v3, k-reciprocal"] = library_distances(v3, reciprocal=True)
     out["timbre + MFCC blocks, expansion 2"] = library_distances(with_mfcc, reciprocal=False, weights=w)

@@ -11,7 +11,7 @@ from mirsearch.describe.similarity import (
     Normaliser,
     SimilarityIndex,
     audio_vector,
-    block_weights,
+    collection_normaliser,
     expanded_search,
     part_distances,
     part_vectors,
@@ -21,9 +21,31 @@ from mirsearch.describe.similarity import (
     reference_normaliser,
     similar_search,
 )
+from mirsearch.describe.similarity_vector import (
+    MFCC_DIM,
+    SEARCH_DIM,
+    TIMBRE_SUBBLOCKS,
+    YAMNET_DIM,
+    block_groups,
+    search_vector,
+)
 from mirsearch.errors import CollectionError, ParameterError
 from mirsearch.features.logmel import log_mel
-from mirsearch.features.timbre_stats import extract_timbre, patch_features, patch_rhythm, timbre_vector
+from mirsearch.features.tag_features import yamnet_available
+from mirsearch.features.timbre_stats import (
+    CORE_ROWS,
+    MFCC_ROWS,
+    YAMNET_ROWS,
+    core_rows,
+    extract_timbre,
+    mfcc,
+    mfcc_block,
+    mfcc_statistics,
+    patch_features,
+    patch_rhythm,
+    timbre_vector,
+    yamnet_block,
+)
 
 SR = 22050
 
@@ -42,9 +64,10 @@ def _sound(kind: str, seconds: float, seed: int) -> np.ndarray:
 def test_timbre_vector_equals_patch_statistics():
     y = _sound("tone", 13.0, 0)
     X, rate = extract_timbre(y, sr=SR)
-    assert X.shape == (583, 4) and rate == 0.25 and X[-1].sum() > 0
+    extras = MFCC_ROWS + (YAMNET_ROWS if yamnet_available() else 0)
+    assert X.shape == (CORE_ROWS + extras, 4) and CORE_ROWS == 583 and rate == 0.25 and X[582].sum() > 0
     P = patch_features(log_mel(y, sr=SR)[0])
-    np.testing.assert_allclose(timbre_vector(X), np.r_[P.mean(0), P.std(0)], atol=1e-4)
+    np.testing.assert_allclose(timbre_vector(core_rows(X)), np.r_[P.mean(0), P.std(0)], atol=1e-4)
     np.testing.assert_allclose(audio_vector(y, sr=SR), recording_vector(X))
     # the vector's blocks: band statistics (mean, std), rhythm (mean, std), cepstra and modulation (means)
     v, m, sd = recording_vector(X), P.mean(0), P.std(0)
@@ -53,9 +76,32 @@ def test_timbre_vector_equals_patch_statistics():
     with pytest.raises(ParameterError):  # a version-2 array (203 rows per patch)
         recording_vector(np.ones((407, 2), np.float32))
     # two segments' sufficient statistics concatenated = the whole
+    X = core_rows(X)
     np.testing.assert_allclose(timbre_vector(np.concatenate([X[:, :2], X[:, 2:]], axis=1)), timbre_vector(X))
     with pytest.raises(ParameterError):
         timbre_vector(np.zeros((406, 3)))
+
+
+def test_stored_mfcc_and_yamnet_blocks_equal_the_whole_recordings_statistics():
+    y = _sound("tone", 9.5, 2) + 0.5 * _sound("noise", 9.5, 3)  # 3 segments of 4 s, the last one short
+    X, _ = extract_timbre(y, sr=SR)
+    # the MFCC block's sufficient statistics give exactly the statistics of all frames (population variance)
+    np.testing.assert_allclose(mfcc_block(X), mfcc_statistics(mfcc(y, sr=SR)[0]), rtol=1e-4, atol=1e-3)
+    v = search_vector(X)
+    assert block_groups(len(v)) is not None
+    np.testing.assert_allclose(v[:VECTOR_DIM], recording_vector(X))
+    np.testing.assert_allclose(v[VECTOR_DIM : VECTOR_DIM + MFCC_DIM], mfcc_block(X))
+    assert mfcc_block(core_rows(X)) is None and yamnet_block(core_rows(X)) is None  # version-3 arrays
+    assert search_vector(core_rows(X)).shape == (VECTOR_DIM,)
+    if not yamnet_available():
+        assert len(v) == VECTOR_DIM + MFCC_DIM and yamnet_block(X) is None
+        return
+    from mirsearch.features.yamnet import YamnetModel
+
+    assert len(v) == SEARCH_DIM
+    want = YamnetModel(threads=1)(y, sr=SR).embeddings.astype(np.float64).mean(axis=0)  # over every patch
+    np.testing.assert_allclose(yamnet_block(X), want, atol=1e-5)
+    np.testing.assert_allclose(v[-YAMNET_DIM:], want, atol=1e-5)
 
 
 def test_rhythm_finds_the_beat():
@@ -83,24 +129,46 @@ def test_index_exact_and_hnsw_agree_and_leave_out():
     assert a[0][1] == pytest.approx(np.sort(np.abs(Z - Z[9]).mean(axis=1))[1], rel=1e-4)
     with pytest.raises(CollectionError):
         exact.vector(2)
-    small = SimilarityIndex(ids[:5], rng.standard_normal((5, VECTOR_DIM)).astype(np.float32))
-    assert small.normaliser.source == "reference"
+    for dim in (SEARCH_DIM, VECTOR_DIM + MFCC_DIM, VECTOR_DIM):  # the reference for every set of views
+        small = SimilarityIndex(ids[:5], rng.standard_normal((5, dim)).astype(np.float32))
+        assert small.normaliser.source == "reference" and small.normaliser.mean.shape == (dim,)
     ref = reference_normaliser()
-    assert ref.mean.shape == (VECTOR_DIM,) and np.all(ref.scale > 0)
+    assert ref.mean.shape == (SEARCH_DIM,) and np.all(ref.scale > 0)
+    with pytest.raises(ParameterError):
+        reference_normaliser(VECTOR_DIM + 1)
     assert isinstance(Normaliser.fit(V), Normaliser)
 
 
-def test_blocks_weigh_the_same():
-    w = block_weights()
-    assert w.shape == (VECTOR_DIM,)
-    # six blocks (192, 192, 11, 11, 40, 48 dims), each of total squared weight 1
-    np.testing.assert_allclose(np.unique(np.round(1 / w**2)), [11, 40, 48, 192])
-    assert np.sum(w**2) == pytest.approx(6.0)
+def _view_distances(Z: np.ndarray) -> np.ndarray:
+    """Mean L1 distance of two rows within each block of standardised search vectors."""
+    from scipy.spatial.distance import cdist
+
+    n = len(Z)
+    return np.array([cdist(Z[:, c], Z[:, c], "cityblock").sum() / (n * (n - 1)) for c, _ in block_groups(Z.shape[1])])
+
+
+@pytest.mark.parametrize("dim", [SEARCH_DIM, VECTOR_DIM + MFCC_DIM])
+def test_views_weigh_the_same(dim):
     rng = np.random.default_rng(3)
-    V = rng.standard_normal((50, VECTOR_DIM)) * 5 + 2
-    Z = SimilarityIndex(np.arange(50), V).normaliser(V)
-    np.testing.assert_allclose(Z.std(axis=0), w, rtol=1e-3)  # z-scores times the block weight
-    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-4)
+    scale = np.exp(rng.normal(0, 2, dim))  # every dimension on its own scale
+    V = (rng.standard_normal((60, dim)) * scale + 2).astype(np.float32)
+    norm = collection_normaliser(V)
+    assert norm.source == "collection"
+    Z = norm(V).astype(np.float64)
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-3)
+    d = _view_distances(Z)
+    t = len(TIMBRE_SUBBLOCKS)
+    # the timbre vector's six sub-blocks alike, together as much as the MFCC block (and the YAMNet block)
+    np.testing.assert_allclose(d[:t], d[0], rtol=1e-4)
+    np.testing.assert_allclose(d[t:], d[:t].sum(), rtol=1e-4)
+    # a typical pair is at distance 1 (the mean absolute difference over the dimensions)
+    assert d.sum() / dim == pytest.approx(1.0, rel=1e-3)
+    # the reference standardisation of the same views weighs them alike on its own recordings too
+    ref = reference_normaliser(dim)
+    assert np.all(np.isfinite(ref.scale)) and ref.scale.shape == (dim,)
+    # unknown layouts: plain z-scores
+    W = rng.standard_normal((40, 7)) * 3
+    np.testing.assert_allclose(collection_normaliser(W)(W).std(axis=0), 1, rtol=1e-3)
 
 
 def test_query_expansion_averages_the_nearest_others():
@@ -276,7 +344,7 @@ def test_service_and_cli(collection, capsys):
 def test_rerank_by_parts_equals_the_index_with_parts(collection, monkeypatch):
     from mirsearch.collection import Collection
     from mirsearch.describe import similarity
-    from mirsearch.describe.similarity import collection_index, collection_vectors, rerank_by_parts, stored_parts
+    from mirsearch.describe.similarity import collection_index, normalised_collection, rerank_by_parts, stored_parts
     from mirsearch.service import run
     from mirsearch.service.similar import SimilarRequest
 
@@ -286,7 +354,7 @@ def test_rerank_by_parts_equals_the_index_with_parts(collection, monkeypatch):
     monkeypatch.setattr(similarity, "COMPARE_PARTS", True)
     with Collection.open(collection / "c.mirs", readonly=True) as coll:
         local = collection_index(coll)
-        ids, V = collection_vectors(coll)
+        ids, V, _ = normalised_collection(coll)
         plain = SimilarityIndex(ids, V, normaliser=local.normaliser, kind="exact")  # as the Dask shards: no parts
         assert plain.parts is None and local.parts is not None
         for rid in ids:

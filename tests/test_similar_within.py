@@ -72,9 +72,12 @@ def test_within_parts_need_long_recordings():
 
     t = np.arange(int(13.0 * 22050)) / 22050
     X, _ = extract_timbre((0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), sr=22050)  # 4 segments
-    np.testing.assert_allclose(within_parts(X), part_vectors(X, parts=1))
+    from mirsearch.describe.similarity_vector import search_vector
+
+    np.testing.assert_allclose(within_parts(X), part_vectors(X, parts=1, vector=search_vector))
+    np.testing.assert_allclose(within_parts(X)[0], search_vector(X))  # the search vector, as the index's
     long = np.concatenate([X] * 5, axis=1)  # 20 segments: 2 parts of >= 8
-    assert within_parts(long).shape == (2, VECTOR_DIM)
+    assert within_parts(long).shape == (2, len(search_vector(X)))
 
 
 def test_index_and_search_with_the_transform():

@@ -1,6 +1,6 @@
 """Search by similarity ("more like this") on a Dask cluster: the recordings' timbre vectors as shards.
 
-The client computes the collection's raw vectors (:func:`~mirsearch.describe.similarity.collection_vectors`)
+The client computes the collection's raw search vectors (:func:`~mirsearch.describe.similarity.normalised_collection`)
 and its standardisation once per generation (:class:`SimilarityPlan`: the collection's own statistics from
 :data:`~mirsearch.describe.similarity.MIN_COLLECTION` recordings on, else the shipped reference, the rule of
 :class:`~mirsearch.describe.similarity.SimilarityIndex`). Each shard is an exact
@@ -37,7 +37,7 @@ class SimilarityPlan:
     ids : np.ndarray, shape (n,), int64
         Recordings with timbre features, ascending.
     vectors : np.ndarray, shape (n, dim), float32
-        Their raw vectors (:func:`~mirsearch.describe.similarity.recording_vector`).
+        Their raw search vectors (:func:`~mirsearch.describe.similarity_vector.search_vector`).
     normaliser : Normaliser
         The collection's standardisation (computed once, over every vector).
     """

@@ -1,15 +1,18 @@
 """Search by similarity ("more like this"): a vector per recording, nearest neighbours by the L1 distance.
 
-A recording's vector (:func:`recording_vector`, :data:`VECTOR_DIM` = 494 values) is made of blocks
+A recording's *timbre vector* (:func:`recording_vector`, :data:`VECTOR_DIM` = 494 values) is made of blocks
 (:data:`VECTOR_BLOCKS`) of statistics over its 0.96 s patches of the YAMNet-preset log-mel
 (:func:`mirsearch.features.timbre_stats.patch_features`): the mean and the spread over patches of per-band mean,
 standard deviation and flux (``stats``) and of the onset-strength autocorrelation in 11 lag bins (``rhythm``),
 and the mean over patches of the cepstral dynamics (``cepstra``) and of the modulation spectrum of 8 band groups
 (``modulation``). They are stored in a collection as the kind ``"timbre"`` (sufficient statistics per 4 s
-segment). Every dimension is standardised *relative to the collection* (z-scored over its recordings;
-collections smaller than :data:`MIN_COLLECTION` use the reference statistics shipped in
-``models/bundles/similarity``) and every block is divided by the root of its size, so that each block weighs
-the same (:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference (L1 / dim).
+segment), beside MFCC statistics and the mean YAMNet embedding of the same segments. The index ranks by the
+*search vector* (:func:`mirsearch.describe.similarity_vector.search_vector`: the timbre vector, the MFCC
+statistics and the YAMNet mean); taught tags keep the timbre vector. Every dimension is standardised *relative
+to the collection* (z-scored over its recordings; collections smaller than :data:`MIN_COLLECTION` use the
+reference statistics shipped in ``models/bundles/similarity``) and the three views are weighted to weigh alike
+(:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference (L1 / dim; 1 is a typical
+pair of the collection).
 
 :func:`similar_search` is the ranking of the ``similar`` tasks: :func:`expanded_search`, average query
 expansion (the query vector is averaged with its :data:`EXPAND` nearest recordings, never the query recording
@@ -130,31 +133,33 @@ class Normaliser:
         return cls(V.mean(axis=0).astype(np.float32), ((V.std(axis=0) + 1e-6) / w).astype(np.float32), source)
 
 
-def block_weights(dim: int = VECTOR_DIM) -> np.ndarray:
-    """Per-dimension weight ``1 / sqrt(block size)`` of the recording vector (every block weighs the same);
-    vectors of another dimension (e.g. in tests) are weighted uniformly."""
-    return 1.0 / np.sqrt(_layout()[1]) if dim == VECTOR_DIM else np.ones(dim)
-
-
 def collection_normaliser(V: np.ndarray, *, within=None) -> Normaliser:
-    """The standardisation of a collection's raw vectors ``V`` (n, dim): its own block-weighted z-scores from
-    :data:`MIN_COLLECTION` recordings on, else the shipped reference. ``within``: the recordings' raw
-    :func:`within_parts` (a list of (m_i, dim)); then the z-scores are followed by :func:`within_transform` of
-    the standardised parts (none if fewer than two recordings have two parts or more)."""
+    """The standardisation of a collection's raw search vectors ``V`` (n, dim): its own z-scores with every view
+    weighing alike (:func:`~mirsearch.describe.similarity_vector.balanced_normaliser`) from
+    :data:`MIN_COLLECTION` recordings on, else the shipped reference (:func:`reference_normaliser`). ``within``:
+    the recordings' raw :func:`within_parts` (a list of (m_i, dim)); then the z-scores are followed by
+    :func:`within_transform` of the standardised parts (none if fewer than two recordings have two parts or more)."""
+    from mirsearch.describe.similarity_vector import balanced_normaliser, block_groups
+
     V = np.asarray(V)
-    if len(V) >= MIN_COLLECTION or V.ndim != 2 or V.shape[1] != VECTOR_DIM:
-        norm = Normaliser.fit(V, weights=block_weights(V.shape[1] if V.ndim == 2 else 0))
+    if V.ndim != 2:
+        raise ParameterError(f"raw vectors must have shape (n, dim), got {V.shape}")
+    if len(V) >= MIN_COLLECTION or block_groups(V.shape[1]) is None:
+        norm = balanced_normaliser(V)
         T = None if within is None else within_transform([norm(P) for P in within if len(P) > 1])
         return norm if T is None else Normaliser(norm.mean, norm.scale, "collection, within-recording", T)
-    return reference_normaliser()
+    return reference_normaliser(V.shape[1])
 
 
 def within_parts(X: np.ndarray) -> np.ndarray:
-    """Raw vectors (m, dim) of a recording's parts for :func:`within_transform`: its stored segments in
+    """Raw search vectors (m, dim) of a recording's parts for :func:`within_transform`: its stored segments in
     ``m = min(WITHIN_PARTS, n_segments // WITHIN_MIN_SEGMENTS)`` runs (at least one; :func:`part_vectors`)."""
+    from mirsearch.describe.similarity_vector import search_vector
+    from mirsearch.features.timbre_stats import CORE_ROWS
+
     X = np.asarray(X)
-    n = int((X[-1] > 0).sum()) if X.ndim == 2 and X.shape[0] > 1 else 0
-    return part_vectors(X, parts=max(1, min(WITHIN_PARTS, n // WITHIN_MIN_SEGMENTS)))
+    n = int((X[min(CORE_ROWS, len(X)) - 1] > 0).sum()) if X.ndim == 2 and X.shape[0] > 1 else 0
+    return part_vectors(X, parts=max(1, min(WITHIN_PARTS, n // WITHIN_MIN_SEGMENTS)), vector=search_vector)
 
 
 def within_transform(parts, *, shrink: float = WITHIN_SHRINK) -> np.ndarray | None:
@@ -174,23 +179,34 @@ def within_transform(parts, *, shrink: float = WITHIN_SHRINK) -> np.ndarray | No
     return (U / np.sqrt(e + shrink * max(float(e.mean()), 1e-12))).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=2)
-def reference_normaliser(path: str | None = None) -> Normaliser:
-    """The shipped reference statistics (``reference.npz``: ``mean``, ``scale``)."""
+@functools.lru_cache(maxsize=4)
+def reference_normaliser(dim: int | None = None, path: str | None = None) -> Normaliser:
+    """The shipped reference standardisation of search vectors of dimension ``dim`` (default all three views):
+    ``reference.npz`` holds the ``mean`` and ``std`` of every dimension and the mean L1 ``block_distances`` of the
+    standardised blocks over the reference recordings; the views present weigh alike
+    (:func:`~mirsearch.describe.similarity_vector.balanced_weights`)."""
+    from mirsearch.describe.similarity_vector import SEARCH_DIM, balanced_weights, block_groups
+
+    dim = SEARCH_DIM if dim is None else int(dim)
     f = Path(path) if path else SHIPPED / "reference.npz"
     try:
         with np.load(f, allow_pickle=False) as z:
-            return Normaliser(z["mean"].astype(np.float32), z["scale"].astype(np.float32), "reference")
+            mean, std, dist = z["mean"][:dim], z["std"][:dim], z["block_distances"]
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"{f}: unreadable similarity reference ({exc})") from None
+    if block_groups(dim) is None or len(mean) != dim:
+        raise ParameterError(f"the similarity reference has no statistics for vectors of dimension {dim}")
+    w = balanced_weights(dist, dim)
+    scale = np.where(w > 0, std / np.maximum(w, 1e-300), np.inf)
+    return Normaliser(mean.astype(np.float32), scale.astype(np.float32), "reference")
 
 
 def recording_vector(X: np.ndarray) -> np.ndarray:
     """The raw (unstandardised) vector of a recording from its stored ``"timbre"`` features: the blocks of
     :data:`VECTOR_BLOCKS` of :func:`~mirsearch.features.timbre_stats.timbre_vector`, shape (:data:`VECTOR_DIM`,)."""
-    from mirsearch.features.timbre_stats import timbre_vector
+    from mirsearch.features.timbre_stats import core_rows, timbre_vector
 
-    v = timbre_vector(X)
+    v = timbre_vector(core_rows(X))
     rows = _layout()[0]
     if len(v) <= rows.max():
         raise ParameterError(f"timbre features of {len(v) // 2} rows per patch are of an older version (re-index)")
@@ -198,33 +214,37 @@ def recording_vector(X: np.ndarray) -> np.ndarray:
 
 
 def audio_parts(y: np.ndarray, *, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """The raw vector (:data:`VECTOR_DIM`,) and raw part vectors (m, :data:`VECTOR_DIM`) of a signal."""
+    """The raw search vector and raw part search vectors (m, dim) of a signal (as if it were indexed;
+    :func:`~mirsearch.describe.similarity_vector.search_vector`)."""
+    from mirsearch.describe.similarity_vector import search_vector
     from mirsearch.features.timbre_stats import extract_timbre
 
     X, _ = extract_timbre(y, sr=sr)
-    return recording_vector(X), part_vectors(X, parts=PARTS)
+    return search_vector(X), part_vectors(X, parts=PARTS, vector=search_vector)
 
 
 def audio_vector(y: np.ndarray, *, sr: int) -> np.ndarray:
-    """The raw vector of a signal (as if it were indexed), shape (:data:`VECTOR_DIM`,)."""
-    from mirsearch.features.timbre_stats import extract_timbre
+    """The raw timbre vector of a signal (as if it were indexed), shape (:data:`VECTOR_DIM`,)."""
+    from mirsearch.features.timbre_stats import extract_timbre, timbre_config
 
-    X, _ = extract_timbre(y, sr=sr)
+    X, _ = extract_timbre(y, sr=sr, config=timbre_config() | {"extras": []})
     return recording_vector(X)
 
 
-def part_vectors(X: np.ndarray, *, parts: int) -> np.ndarray:
+def part_vectors(X: np.ndarray, *, parts: int, vector=recording_vector) -> np.ndarray:
     """Raw vectors of up to ``parts`` consecutive parts of a recording: its stored segments with patches
     split into ``m = min(parts, n_segments)`` runs of (nearly) equal length, each described as a whole recording
-    (:func:`recording_vector`). Shape (m, :data:`VECTOR_DIM`)."""
+    by ``vector`` (default :func:`recording_vector`, shape (m, :data:`VECTOR_DIM`))."""
+    from mirsearch.features.timbre_stats import CORE_ROWS
+
     X = np.asarray(X)
     if parts < 1:
         raise ParameterError(f"parts={parts} must be >= 1")
     if X.ndim == 2 and X.shape[0] > 1:
-        X = X[:, X[-1] > 0]
+        X = X[:, X[min(CORE_ROWS, len(X)) - 1] > 0]
     n = X.shape[1] if X.ndim == 2 else 0
     edges = np.round(np.linspace(0, n, max(1, min(parts, n)) + 1)).astype(int)
-    return np.stack([recording_vector(X[:, a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    return np.stack([vector(X[:, a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)])
 
 
 def part_distances(Q: np.ndarray, P: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -276,7 +296,7 @@ class SimilarityIndex:
     ids : array-like of int, shape (n,)
         Recording ids, in the order of ``vectors``.
     vectors : np.ndarray, shape (n, dim)
-        Raw recording vectors (:func:`recording_vector`).
+        Raw search vectors (:func:`~mirsearch.describe.similarity_vector.search_vector`).
     normaliser : Normaliser, optional
         Default: the collection's own statistics from :data:`MIN_COLLECTION` recordings on, else the reference.
     kind : {"auto", "exact", "hnsw"}
@@ -486,8 +506,10 @@ def similar_search(index, vector: np.ndarray, *, top: int, exclude: int | None =
 
 def stored_parts(coll, recording_id: int, normaliser: Normaliser) -> np.ndarray:
     """Standardised part vectors (m, dim) of a stored recording, rounded to float16 as an index keeps them."""
+    from mirsearch.describe.similarity_vector import search_vector
+
     X, _ = coll.load_features(int(recording_id), STORED_KIND)
-    return normaliser(part_vectors(X, parts=PARTS)).astype(np.float16).astype(np.float32)
+    return normaliser(part_vectors(X, parts=PARTS, vector=search_vector)).astype(np.float16).astype(np.float32)
 
 
 def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: int, exclude: int | None = None,
@@ -500,43 +522,58 @@ def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: 
     found = index.search(vector, top=max(RERANK, 10 * (top + 1 + expand)))
     if not found:
         return []
+    from mirsearch.describe.similarity_vector import search_vector
+
     ids = [r for r, _ in found]
     raw = [coll.load_features(r, STORED_KIND)[0] for r in ids]
-    V = np.stack([recording_vector(X) for X in raw])
+    V = np.stack([search_vector(X) for X in raw])
     sub = SimilarityIndex(ids, V, normaliser=index.normaliser, kind="exact",
-                          parts=[part_vectors(X, parts=PARTS) for X in raw])  # fmt: skip
+                          parts=[part_vectors(X, parts=PARTS, vector=search_vector) for X in raw])  # fmt: skip
     return sub.search_parts(vector, parts, top=top, exclude=exclude, expand=expand)
 
 
-def _stored(coll, parts: bool, within: bool = False):
-    """Ids, raw vectors, raw part vectors (if ``parts``) and raw :func:`within_parts` (if ``within``, else None)."""
+def _common_dim(vectors: list[np.ndarray]) -> int:
+    """The dimension all search vectors share: a collection indexed partly without YAMNet (or partly with older
+    timbre features) is compared on the views every recording has, with a warning."""
+    dims = {len(v) for v in vectors}
+    if len(dims) > 1:
+        log.warning("similarity: recordings have search vectors of %s dimensions (features extracted with and "
+                    "without YAMNet, or older ones); comparing on the first %d (re-index to compare on all)",
+                    sorted(dims), min(dims))  # fmt: skip
+    return min(dims) if dims else 0
+
+
+def _stored(coll, parts: bool, within: bool = False, vector=None):
+    """Ids, raw vectors (``vector``, default the search vector), raw part vectors (if ``parts``) and raw
+    :func:`within_parts` (if ``within``, else None)."""
+    from mirsearch.describe.similarity_vector import search_vector
+
+    vector = vector or search_vector
     ids, vectors, part_list, within_list = [], [], [], []
     for rid in sorted(coll.catalog.features(STORED_KIND)):
         X, _ = coll.load_features(rid, STORED_KIND)
         ids.append(rid)
-        vectors.append(recording_vector(X))
+        vectors.append(vector(X))
         if parts:
-            part_list.append(part_vectors(X, parts=PARTS))
+            part_list.append(part_vectors(X, parts=PARTS, vector=vector))
         if within:
             within_list.append(within_parts(X))
-    V = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
+    d = _common_dim(vectors)
+    V = np.stack([v[:d] for v in vectors]) if vectors else np.zeros((0, 0), np.float32)
+    part_list = [P[:, :d] for P in part_list]
+    within_list = [P[:, :d] for P in within_list]
     return np.asarray(ids, np.int64), V, part_list, (within_list if within else None)
 
 
-def collection_parts(coll) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Ids, raw vectors and raw part vectors (:data:`PARTS`) of every recording with stored ``timbre``
-    features (others are skipped)."""
-    return _stored(coll, True)[:3]
-
-
 def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:
-    """Ids and raw vectors of every recording with stored ``timbre`` features (others are skipped)."""
-    ids, V, _, _ = _stored(coll, False)
+    """Ids and raw timbre vectors (:func:`recording_vector`, the space of taught tags) of every recording with
+    stored ``timbre`` features (others are skipped)."""
+    ids, V, _, _ = _stored(coll, False, vector=recording_vector)
     return ids, V
 
 
 def normalised_collection(coll) -> tuple[np.ndarray, np.ndarray, Normaliser]:
-    """Ids, raw vectors and the :func:`collection_normaliser` of every recording with stored ``timbre``
+    """Ids, raw search vectors and the :func:`collection_normaliser` of every recording with stored ``timbre``
     (with :func:`within_parts` when :data:`WITHIN`)."""
     ids, V, _, within = _stored(coll, False, WITHIN)
     V = np.asarray(V, np.float32)

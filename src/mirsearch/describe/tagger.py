@@ -185,9 +185,9 @@ def signal_vector(space: str, y: np.ndarray, sr: int, embedding: np.ndarray) -> 
         from mirsearch.describe.similarity import audio_vector
 
         return audio_vector(y, sr=sr)
-    from mirsearch.features.timbre_stats import extract_timbre, timbre_vector
+    from mirsearch.features.timbre_stats import extract_timbre, timbre_config, timbre_vector
 
-    return fused_vector(embedding, timbre_vector(extract_timbre(y, sr=sr)[0]))
+    return fused_vector(embedding, timbre_vector(extract_timbre(y, sr=sr, config=timbre_config() | {"extras": []})[0]))
 
 
 def tag_file(path, *, over_time: bool = False, taught=None, model=None) -> TagResult:
@@ -315,11 +315,11 @@ def space_vectors(collection, space: str, *, model=None) -> tuple[CollectionTags
     ct = collection_tags(collection, model=model)
     if space == "embedding":
         return ct, ct.embeddings.astype(np.float64)
-    from mirsearch.features.timbre_stats import timbre_vector
+    from mirsearch.features.timbre_stats import core_rows, timbre_vector
 
     stored = collection.catalog.features("timbre")
     rows = [i for i, rid in enumerate(ct.ids) if rid in stored]
-    T = [timbre_vector(collection.load_features(ct.ids[i], "timbre")[0]) for i in rows]
+    T = [timbre_vector(core_rows(collection.load_features(ct.ids[i], "timbre")[0])) for i in rows]
     sub = CollectionTags(tuple(ct.ids[i] for i in rows), tuple(ct.paths[i] for i in rows), ct.names,
                          ct.probs[rows], ct.embeddings[rows])  # fmt: skip
     if not rows:
@@ -380,10 +380,10 @@ def recording_tags(collection, recording_id: int, *, model=None) -> dict:
 def _stored_vector(space: str, X: np.ndarray, embedding: np.ndarray) -> np.ndarray:
     """A stored recording's vector in ``space`` (``"timbre"`` or ``"embedding+timbre"``) from its stored
     ``timbre`` features ``X`` and its tagger embedding."""
-    from mirsearch.features.timbre_stats import timbre_vector
+    from mirsearch.features.timbre_stats import core_rows, timbre_vector
 
-    if space == "timbre":  # as the collection's similarity vectors (collection_vectors)
+    if space == "timbre":  # as the collection's timbre vectors (collection_vectors)
         from mirsearch.describe.similarity import recording_vector
 
         return recording_vector(X)
-    return fused_vector(embedding, timbre_vector(X))
+    return fused_vector(embedding, timbre_vector(core_rows(X)))

@@ -237,9 +237,10 @@ def learned_vector(X: np.ndarray, *, model=None) -> np.ndarray:
     (:func:`mirsearch.describe.similarity.part_vectors`), then the network's per-segment MLP and autopool over
     segments; shape (dim,), unit length."""
     from mirsearch.describe.similarity import part_vectors
+    from mirsearch.features.timbre_stats import core_rows
 
     X = np.asarray(X)
-    n = int((X[-1] > 0).sum()) if X.ndim == 2 and X.shape[0] > 1 else 0
+    n = int((core_rows(X)[-1] > 0).sum()) if X.ndim == 2 and X.shape[0] > 1 else 0
     if n == 0:
         raise ParameterError(f"timbre features of shape {X.shape} have no segment with patches")
     return (model or learned_model()).embed(part_vectors(X, parts=n))

