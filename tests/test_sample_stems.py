@@ -158,3 +158,15 @@ def test_onnx_bundle_imports_into_torch_with_the_same_outputs(tmp_path):
     assert np.abs(t_emb.numpy() - emb).max() < 1e-4
     with pytest.raises(Exception):  # noqa: B017 - not a bundle
         run_from_bundle(tmp_path, tmp_path / "run2")
+
+
+def test_read_levels_the_loudest_second(tmp_path):
+    from mirsearch.datasets.sample_stems import LEVEL, _read
+
+    rng = np.random.default_rng(5)
+    y = np.r_[0.01 * rng.standard_normal(2 * SR), 0.3 * rng.standard_normal(SR), 0.05 * rng.standard_normal(SR)]
+    sf.write(tmp_path / "s.wav", y.astype(np.float32), SR, subtype="FLOAT")
+    got = _read(tmp_path / "s.wav", SR).astype(np.float64)
+    rms = np.sqrt([np.mean(got[i : i + SR] ** 2) for i in range(0, len(got) - SR + 1, SR // 100)])
+    assert rms.max() == pytest.approx(LEVEL, rel=0.02)  # the loudest one-second window at LEVEL
+    np.testing.assert_allclose(got / np.abs(got).max(), y / np.abs(y).max(), atol=1e-5)  # only scaled
