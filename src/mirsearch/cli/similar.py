@@ -11,14 +11,15 @@ from mirsearch.service.similar import SimilarRequest
 
 HELP = "recordings that sound alike (more like this)"
 DESCRIPTION = """Rank the collection's recordings by how similar they sound to a recording of the collection
-(--recording ID; it is left out of its own answer) or to an audio file (--audio FILE). A recording's vector
-summarises its timbre and rhythm over time (per mel band: level, spread and change; the periodicity of its onsets;
-their mean and spread over the recording; cepstral change and the modulation spectrum),
-standardised relative to the collection, every group of features weighing the same; the query is then averaged
-with its 2 nearest recordings and searched again (query expansion); 'distance' is the mean absolute difference of
-the standardised features to that expanded query. Large collections are searched through an HNSW index; with
+(--recording ID; it is left out of its own answer) or to an audio file (--audio FILE). A recording is described
+three ways, which weigh alike: its timbre and rhythm over time (per mel band: level, spread and change; the
+periodicity of its onsets; cepstral change and the modulation spectrum; their mean and spread over the
+recording), its MFCC statistics, and its mean YAMNet (AudioSet) embedding. Every value is standardised relative
+to the collection; the query is then averaged with its 2 nearest recordings and searched again (query
+expansion); 'distance' is the mean absolute difference of the standardised values to that expanded query, about
+1 for two typical recordings of the collection. Large collections are searched through an HNSW index; with
 --dask the vectors are shards on the cluster's workers, which rank every recording exactly."""
-EPILOG = "The collection needs timbre vectors: mirsearch index DIR -c COLL --features chroma,timbre (or tags)"
+EPILOG = "The collection needs timbre features: mirsearch index DIR -c COLL --features chroma,timbre (or tags)"
 
 
 def register(sub) -> None:
