@@ -381,3 +381,26 @@ def test_server_route(collection):
         d = r.json()
         assert len(d["matches"]) == 3 and all(m["recording_id"] != 1 for m in d["matches"])
         assert client.get("/api/recordings/1/similar", params={"top": 0}).status_code == 422
+
+
+def test_a_collection_with_and_without_the_yamnet_block_is_compared_on_the_common_views(caplog):
+    from mirsearch.describe.similarity import normalised_collection
+
+    full, _ = extract_timbre(_sound("tone", 9.0, 4), sr=SR)
+    without = full[: CORE_ROWS + MFCC_ROWS]  # as stored where YAMNet did not load
+
+    class Store:  # the two calls of a Collection that the similarity index reads
+        class catalog:  # noqa: N801
+            @staticmethod
+            def features(kind):
+                return {1, 2, 3}
+
+        @staticmethod
+        def load_features(rid, kind):
+            return (without if rid == 2 else full), 0.25
+
+    with caplog.at_level("WARNING"):
+        ids, V, norm = normalised_collection(Store())
+    assert list(ids) == [1, 2, 3] and V.shape == (3, VECTOR_DIM + MFCC_DIM)
+    np.testing.assert_array_equal(V[0], V[2])
+    assert "re-index" in caplog.text and norm.mean.shape == (VECTOR_DIM + MFCC_DIM,)
