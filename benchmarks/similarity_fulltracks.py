@@ -109,9 +109,22 @@ def load_items(data: Path, pkgs: Path):
     return items, np.array(labels), np.array(halves), seconds
 
 
-def collection_scores(items, labels, rows) -> dict[str, np.ndarray]:
+def load_clip_items(data: Path):
+    """The 30-s clips of the same tracks (benchmarks/similarity_features.py's cache) as items: ``(items, labels)``,
+    each item's ``track`` the track it was cut from."""
+    from mirsearch.features.timbre_stats import mfcc_statistics
+    from similarity_features import load_features
+
+    clips, feats = load_features(data)
+    items = [{"timbre": f["timbre"], "mfcc-stats": mfcc_statistics(f["mfcc"]), "track": f"{c.soundtrack}/{c.track}",
+              "yamnet": f["yamnet"].astype(np.float64).mean(axis=0)}
+             for c, f in zip(clips, feats, strict=True)]  # fmt: skip
+    return items, np.array([c.soundtrack for c in clips])
+
+
+def collection_scores(items, labels, rows, tracks=None) -> dict[str, np.ndarray]:
     """Per-query MAP@10 of the baselines, the shipped ranking and the timbre vector alone in the collection of
-    ``rows`` (a query's own track left out)."""
+    ``rows`` (a query's own track, ``tracks`` of the rows, left out; default: each item its own track)."""
     from mirsearch.describe.similarity import _layout, recording_vector
     from mirsearch.describe.similarity_vector import search_vector
 
@@ -120,7 +133,7 @@ def collection_scores(items, labels, rows) -> dict[str, np.ndarray]:
     systems[SHIPPED] = library_distances(V, reciprocal=False)
     T = np.stack([recording_vector(items[i]["timbre"]) for i in rows])
     systems[TIMBRE_ONLY] = library_distances(T, reciprocal=False, weights=1.0 / np.sqrt(_layout()[1]))
-    ids = np.arange(len(rows))
+    ids = np.arange(len(rows)) if tracks is None else tracks
     return {n: H.map10(D, labels[rows], ids) for n, D in systems.items()}
 
 
@@ -144,21 +157,23 @@ def evaluate(data: Path, pkgs: Path) -> dict:
     return payload
 
 
-def resplits(data: Path, pkgs: Path, n: int) -> dict:
+def resplits(data: Path, pkgs: Path, n: int, *, clips: bool = False) -> dict:
     """Both halves of ``n`` random track-disjoint halvings (each soundtrack's tracks dealt alternately, seeded as
     benchmarks/similarity_superset.py's): per half each system's MAP@10 minus the half's best baseline; the mean
-    over halves with a bootstrap interval over halves. Nothing is chosen here."""
+    over halves with a bootstrap interval over halves. Nothing is chosen here. ``clips``: the 30-s clips of the
+    tracks instead of the whole tracks (the same halvings; a query's other clips of its track left out)."""
     from mirsearch.evaluation.ranking import bootstrap_mean
     from similarity_superset import random_halves
 
-    items, labels, _, _ = load_items(data, pkgs)
+    items, labels = load_clip_items(data) if clips else load_items(data, pkgs)[:2]
     tracks = np.array([it["track"] for it in items])
     margins: dict[str, list[float]] = {}
     for seed in range(n):
         half = random_halves({"labels": labels, "tracks": tracks}, seed)
         halves = np.array([half[t] for t in tracks])
         for h in ("train", "test"):
-            scores = collection_scores(items, labels, np.flatnonzero(halves == h))
+            rows = np.flatnonzero(halves == h)
+            scores = collection_scores(items, labels, rows, tracks[rows])
             best = max(scores[b].mean() for b in BASELINES)
             for name, v in scores.items():
                 margins.setdefault(name, []).append(float(v.mean() - best))
@@ -178,6 +193,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compute", action="store_true", help="compute the missing per-track features first")
     ap.add_argument("--max-seconds", type=float, default=600.0, help="audio decoded per track at most (s)")
     ap.add_argument("--resplits", type=int, default=0, help="both halves of N random track-disjoint halvings instead")
+    ap.add_argument("--clips", action="store_true", help="with --resplits: the 30-s clips instead of whole tracks")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
@@ -185,11 +201,16 @@ def main(argv=None) -> int:
         print(f"{compute(Path(args.data), Path(args.pkgs), args.max_seconds)} track feature files written")
         return 0
     if args.resplits:
-        payload = {"protocol": __doc__, **resplits(Path(args.data), Path(args.pkgs), args.resplits)}
+        payload = {
+            "protocol": __doc__,
+            "items": "clips" if args.clips else "whole tracks",
+            **resplits(Path(args.data), Path(args.pkgs), args.resplits, clips=args.clips),
+        }
     else:
         payload = {"protocol": __doc__, **evaluate(Path(args.data), Path(args.pkgs))}
     payload["seconds"] = round(time.time() - t0, 1)
-    out = write_results("similarity_fulltracks_resplits" if args.resplits else "similarity_fulltracks", payload)
+    name = "similarity_fulltracks" + ("_resplits" if args.resplits else "") + ("_clips" if args.clips else "")
+    out = write_results(name, payload)
     print(json.dumps({"written": str(out)}))
     return 0
 
