@@ -69,11 +69,14 @@ def tagger_scores(X: np.ndarray, idx: np.ndarray, bundle: str | None = None) -> 
     return np.asarray(out)
 
 
-def fused_scores(data: Path, records: list[dict], idx: np.ndarray, bundle: str | None = None) -> np.ndarray | None:
-    """Clip probabilities with the instrument families fused with the bundle's YAMNet head (the path of ``analyse``:
-    CNN patch probabilities and YAMNet window features from :func:`mirsearch.training.tag_head.yamnet_windows`), or
-    None when the bundle has no head or YAMNet is not installed."""
-    from mirsearch.features.tag_features import yamnet_available, yamnet_head
+def fused_scores(data: Path, records: list[dict], idx: np.ndarray, bundle: str | None = None, *,
+                 zero_shot_weight: float | None = None) -> np.ndarray | None:  # fmt: skip
+    """Clip probabilities with the instrument families fused with the bundle's YAMNet head and YAMNet's zero-shot
+    family scores (the path of ``analyse``: CNN patch probabilities, YAMNet window features and zero-shot scores
+    from :func:`mirsearch.training.tag_head.yamnet_windows`; ``zero_shot_weight`` default the library's
+    :data:`~mirsearch.features.tag_features.ZERO_SHOT_WEIGHT`), or None when the bundle has no head or YAMNet is not
+    installed."""
+    from mirsearch.features.tag_features import ZERO_SHOT_WEIGHT, yamnet_available, yamnet_head
     from mirsearch.models.tagger import TaggerModel
     from mirsearch.training.tag_head import _fused_clip, yamnet_windows
 
@@ -84,19 +87,35 @@ def fused_scores(data: Path, records: list[dict], idx: np.ndarray, bundle: str |
     win = yamnet_windows(data, records, bundle=bundle, patch_hop=head.patch_hop)
     cols = [TAG_NAMES.index(f) for f in head.tags]
     out = []
+    v = ZERO_SHOT_WEIGHT if zero_shot_weight is None else zero_shot_weight
+    zorder = [FAMILIES.index(f) for f in head.tags]
     for i in idx:
-        F, P = win[i]
+        F, P, Q = win[i]
         p = model.pool(np.asarray(P, np.float32).T)
-        p[cols] = _fused_clip(model, P, head.logits(np.asarray(F, np.float32)), cols, head.tagger_weight)
+        p[cols] = _fused_clip(model, P, head.logits(np.asarray(F, np.float32)), cols, head.tagger_weight,
+                              zero_shot=np.asarray(Q)[:, zorder], zero_shot_weight=v)  # fmt: skip
         out.append(p)
     return np.asarray(out)
 
 
+#: the zero-shot weight measured beside the library's (session 18's candidate; the library's is 0, off)
+ZERO_SHOT_CANDIDATE = 0.1
+
+
 def packaged_scores(data, records, X, idx, bundle) -> dict[str, np.ndarray]:
-    """``{"tagger (packaged)": ..., "tagger CNN alone": ...}`` (one entry when the bundle has no YAMNet head)."""
+    """``{"tagger (packaged)": ..., "tagger CNN alone": ...}`` (one entry when the bundle has no YAMNet head), and
+    the packaged fusion with YAMNet's zero-shot scores at :data:`ZERO_SHOT_CANDIDATE` when the library's is off."""
+    from mirsearch.features.tag_features import ZERO_SHOT_WEIGHT
+
     cnn = tagger_scores(X, idx, bundle)
     fused = fused_scores(data, records, idx, bundle)
-    return {"tagger (packaged)": cnn} if fused is None else {"tagger (packaged)": fused, "tagger CNN alone": cnn}
+    if fused is None:
+        return {"tagger (packaged)": cnn}
+    out = {"tagger (packaged)": fused, "tagger CNN alone": cnn}
+    if ZERO_SHOT_WEIGHT == 0:
+        name = f"tagger + zero-shot {ZERO_SHOT_CANDIDATE:g} (off)"
+        out[name] = fused_scores(data, records, idx, bundle, zero_shot_weight=ZERO_SHOT_CANDIDATE)
+    return out
 
 
 def mfcc_baseline(data: Path, records: list[dict], Y: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:

