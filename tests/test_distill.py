@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -117,6 +118,11 @@ def test_finetune_runs_resumes_and_writes_bundles(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, b1.model.parameters(), strict=True))
     with pytest.raises(ParameterError):
         finetune(new_bundle(), lab, lab, out=tmp_path / "bad", options=opts)  # no teacher targets
+    # with a schedule the run ends at its last epoch, whatever the time budget, and a resumed call trains no more
+    sched = dataclasses.replace(opts, max_minutes=60.0, schedule_epochs=2, warmup_steps=1)
+    assert finetune(new_bundle(), lab, unl, out=tmp_path / "sched", options=sched)["epochs"] == 2
+    assert finetune(new_bundle(), lab, unl, out=tmp_path / "sched", options=sched)["epochs"] == 2
+    assert not (tmp_path / "sched" / "epoch-3").exists()
 
 
 def test_items_from_segments_cut_the_cached_recording(tmp_path):

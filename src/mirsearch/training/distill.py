@@ -220,7 +220,7 @@ class DistillOptions:
         Padded input frames per batch (each step has one CTC and one distillation batch).
     max_minutes : float
         Wall-clock budget of this call: no epoch starts after it (at least one runs; a resumed run
-        continues the epoch count).
+        continues the epoch count). With a schedule the run also ends at its last epoch.
     steps_per_epoch : int
         Steps between checkpoints (and saved bundles ``epoch-<k>/``); epoch ``k`` shuffles with seed ``k``.
     eq_db : float >= 0
@@ -313,6 +313,9 @@ def finetune(
     epoch = len(history)
     info = {"loss": f"ctc + {opts.lam:g} x distill", "finetuned_from": bundle.model_id, **dataclasses.asdict(opts)}
     t0 = time.monotonic()
+    if 0 < opts.schedule_epochs <= epoch:
+        logger.info("the schedule's %d epochs are done in %s: nothing to train", opts.schedule_epochs, out)
+        return {"history": history, "epochs": epoch, "out": str(out)}
     while True:  # at least one epoch per call
         model.train()
         rng = np.random.default_rng(epoch)
@@ -343,7 +346,7 @@ def finetune(
         bundle.save(out / f"epoch-{epoch}")
         save_training_state(checkpoint_path(out), model, optimizer, epoch=epoch, history=history, best=0.0)
         write_history(out, history)
-        if (time.monotonic() - t0) / 60.0 >= opts.max_minutes:
+        if (time.monotonic() - t0) / 60.0 >= opts.max_minutes or 0 < opts.schedule_epochs <= epoch:
             break
     return {"history": history, "epochs": epoch, "out": str(out)}
 
