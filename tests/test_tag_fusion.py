@@ -31,6 +31,8 @@ def test_fuse_logits_weights():
     np.testing.assert_allclose(fuse_logits(p, z, 0.5, zero_shot=q, zero_shot_weight=0.2), 1 / (1 + np.exp(-third)),
                                rtol=1e-5)  # fmt: skip
     np.testing.assert_array_equal(fuse_logits(p, z, 0.5, zero_shot=q), fuse_logits(p, z, 0.5))  # weight 0: off
+    per_column = fuse_logits(p, z, 0.5, zero_shot=q, zero_shot_weight=np.array([0.2, 0.0]))  # a weight per family
+    np.testing.assert_allclose(per_column[0], [1 / (1 + np.exp(-third[0, 0])), fuse_logits(p, z, 0.5)[0, 1]], rtol=1e-5)
 
 
 def test_zero_shot_windows_are_the_family_maxima_over_each_span():

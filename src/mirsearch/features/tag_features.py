@@ -404,10 +404,11 @@ def _logit(p) -> np.ndarray:
 def fuse_logits(p: np.ndarray, z: np.ndarray, tagger_weight: float, *, zero_shot: np.ndarray | None = None,
                 zero_shot_weight: float = 0.0) -> np.ndarray:  # fmt: skip
     """``sigmoid(w * logit(p) + (1 - w) * z + v * logit(q))`` of CNN probabilities ``p``, head logits ``z`` and
-    (optional) YAMNet's zero-shot family scores ``q`` with weight ``v`` (all the same shape)."""
+    (optional) YAMNet's zero-shot family scores ``q`` (all the same shape) with weight ``v`` (a number, or one per
+    column)."""
     fused = tagger_weight * _logit(p) + (1 - tagger_weight) * np.asarray(z, np.float64)
-    if zero_shot is not None and zero_shot_weight:
-        fused = fused + zero_shot_weight * _logit(zero_shot)
+    if zero_shot is not None and np.any(zero_shot_weight):  # a weight per column may be given, shape (F,)
+        fused = fused + np.asarray(zero_shot_weight, np.float64) * _logit(zero_shot)
     return (1.0 / (1.0 + np.exp(-np.clip(fused, -50, 50)))).astype(np.float32)
 
 
