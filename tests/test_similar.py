@@ -404,3 +404,25 @@ def test_a_collection_with_and_without_the_yamnet_block_is_compared_on_the_commo
     assert list(ids) == [1, 2, 3] and V.shape == (3, VECTOR_DIM + MFCC_DIM)
     np.testing.assert_array_equal(V[0], V[2])
     assert "re-index" in caplog.text and norm.mean.shape == (VECTOR_DIM + MFCC_DIM,)
+
+
+def test_audio_query_against_a_collection_indexed_without_yamnet(tmp_path, monkeypatch):
+    from mirsearch.collection import Collection
+    from mirsearch.features import tag_features
+    from mirsearch.service import run
+    from mirsearch.service.audio import AudioQuery
+    from mirsearch.service.similar import SimilarAudioRequest
+
+    paths = []
+    for i, kind in enumerate(["tone", "noise", "tone"]):
+        paths.append(tmp_path / f"{kind}{i}.wav")
+        sf.write(paths[-1], _sound(kind, 5.0, i), SR)
+    with monkeypatch.context() as m:  # indexed where YAMNet does not load: timbre + MFCC only
+        m.setattr(tag_features, "yamnet_available", lambda: False)
+        with Collection.create(tmp_path / "c.mirs", features=["timbre"]) as coll:
+            assert not coll.add([str(p) for p in paths], jobs=1).failed
+    with Collection.open(tmp_path / "c.mirs", readonly=True) as coll:
+        query = AudioQuery.from_samples(_sound("tone", 5.0, 0), SR, name="q")
+        answer = run("similar-audio", SimilarAudioRequest(query=query, top=3), collection=coll)
+    assert answer.query["normalised"] == "reference" and len(answer.matches) == 3
+    assert answer.matches[0].recording.endswith("tone0.wav")  # the same sound first

@@ -118,6 +118,8 @@ def run_similar_audio(context: Context, request: SimilarAudioRequest) -> Similar
 
         raise ParameterError("similar-audio: the query must be audio (not chroma)")
     raw, raw_parts = audio_parts(q.samples, sr=q.sr)
+    dim = len(index.normaliser.mean)  # the views the collection has (e.g. indexed where YAMNet was not installed)
+    raw, raw_parts = raw[:dim], raw_parts[:, :dim]
     vector = index.normaliser(raw[None, :])[0]
     parts = index.normaliser(raw_parts) if COMPARE_PARTS or getattr(index, "parts", None) is not None else None
     query = version_block(audio=q.name, top=request.top, normalised=index.normaliser.source,
