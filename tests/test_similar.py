@@ -426,3 +426,22 @@ def test_audio_query_against_a_collection_indexed_without_yamnet(tmp_path, monke
         answer = run("similar-audio", SimilarAudioRequest(query=query, top=3), collection=coll)
     assert answer.query["normalised"] == "reference" and len(answer.matches) == 3
     assert answer.matches[0].recording.endswith("tone0.wav")  # the same sound first
+
+
+def test_long_files_analysed_in_windows_give_the_whole_files_search_vector(tmp_path, monkeypatch):
+    from mirsearch.collection import extract
+    from mirsearch.features import registry
+
+    rng = np.random.default_rng(3)
+    y = np.concatenate([_sound("tone" if k % 2 else "noise", 2.0, int(rng.integers(9))) for k in range(35)])
+    sf.write(tmp_path / "long.flac", y, SR)  # 70 s
+    configs = [registry.feature_config("timbre")]
+    ((X1, r1),) = extract.extract_features(tmp_path / "long.flac", configs)[1]
+    monkeypatch.setattr(extract.windows, "__kwdefaults__", {"block": 20, "overlap": 4})  # 20-s windows, 4-s seams
+    ((X2, r2),) = extract.extract_features(tmp_path / "long.flac", configs)[1]
+    assert X1.shape == X2.shape and r1 == r2 and X1.shape[1] == 18
+    v1, v2 = search_vector(X1), search_vector(X2)
+    m = VECTOR_DIM + MFCC_DIM
+    views = {"T": slice(0, VECTOR_DIM), "M": slice(VECTOR_DIM, m), "Y": slice(m, None)}
+    for name, sl in views.items():  # the windows' patch and frame grids are shifted a little at the seams
+        assert np.abs(v1[sl] - v2[sl]).mean() <= 0.05 * np.abs(v1[sl]).mean(), name
