@@ -444,4 +444,5 @@ def test_long_files_analysed_in_windows_give_the_whole_files_search_vector(tmp_p
     m = VECTOR_DIM + MFCC_DIM
     views = {"T": slice(0, VECTOR_DIM), "M": slice(VECTOR_DIM, m), "Y": slice(m, None)}
     for name, sl in views.items():  # the windows' patch and frame grids are shifted a little at the seams
-        assert np.abs(v1[sl] - v2[sl]).mean() <= 0.05 * np.abs(v1[sl]).mean(), name
+        if v1[sl].size:  # (no YAMNet view where YAMNet does not load)
+            assert np.abs(v1[sl] - v2[sl]).mean() <= 0.05 * np.abs(v1[sl]).mean(), name
