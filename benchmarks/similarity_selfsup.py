@@ -57,6 +57,8 @@ from _common import write_results  # noqa: E402
 log = logging.getLogger("similarity_selfsup")
 WEIGHTS = (0.5, 1.0, 2.0)
 EXPANSIONS = (0, 2)
+#: the ranking shipped in sessions 9-17 (the timbre vector, expansion 2); since session 18 the product ranks by
+#: T + MFCC + YAMNet (benchmarks/similarity_fulltracks.py measures that one)
 SHIPPED = ("T", 0.0, 2)
 #: the cell chosen on the fixed train half (``--half train``), measured once by ``--half test``
 CHOSEN = None
