@@ -74,25 +74,25 @@ def compute(data: Path = DATA) -> int:
 
 def write_reference(data: Path = DATA) -> Path:
     """The shipped reference standardisation of search by similarity (``models/bundles/similarity``, used by
-    collections under 30 recordings): per dimension the mean and standard deviation of the ``train``-split clips'
-    search vectors, and the mean L1 distance of every block of their z-scores (the views then weigh alike)."""
+    collections under 30 recordings): :func:`~mirsearch.describe.similarity_vector.view_statistics` of the
+    ``train``-split clips' search vectors (per dimension mean and standard deviation, the YAMNet view made unit
+    length; every block's mean distance, so that the views then weigh alike)."""
     import json
 
     from mirsearch.describe.similarity import SHIPPED
-    from mirsearch.describe.similarity_vector import SEARCH_DIM, block_distances, search_vector
+    from mirsearch.describe.similarity_vector import SEARCH_DIM, search_vector, view_statistics
     from mirsearch.features.timbre_stats import TIMBRE_VERSION
 
     clips, feats = load_features(data)
     V = np.stack([search_vector(f["timbre"]) for c, f in zip(clips, feats, strict=True) if c.split == "train"])
     if V.shape[1] != SEARCH_DIM:
         raise SystemExit(f"search vectors of {V.shape[1]} values, not {SEARCH_DIM}: is YAMNet installed?")
-    V = V.astype(np.float64)
-    mean, std = V.mean(axis=0), V.std(axis=0) + 1e-6
-    dist = block_distances((V - mean) / std)
+    mean, std, dist, start = view_statistics(V.astype(np.float64))
     np.savez(SHIPPED / "reference.npz", mean=mean.astype(np.float32), std=std.astype(np.float32),
-             block_distances=dist)  # fmt: skip
-    config = {"format": "mirsearch-similarity-reference", "format_version": 3, "timbre_version": TIMBRE_VERSION,
-              "dim": int(V.shape[1]), "weighted": "z-scores; every view (timbre, MFCC, YAMNet) weighs alike in L1",
+             block_distances=dist, cosine=start is not None)  # fmt: skip
+    config = {"format": "mirsearch-similarity-reference", "format_version": 4, "timbre_version": TIMBRE_VERSION,
+              "dim": int(V.shape[1]), "weighted": "every view (timbre, MFCC, YAMNet) weighs alike; timbre and MFCC "
+              "z-scored, L1; YAMNet " + ("unit length, squared differences (cosine)" if start else "z-scored, L1"),
               "source": "search vectors of the train-split clips of the six real soundtracks (datasets/soundtracks.py)",
               "clips": len(V)}  # fmt: skip
     (SHIPPED / "config.json").write_text(json.dumps(config, indent=1))

@@ -10,13 +10,18 @@ stems mixed) gives the stored kind ``timbre``, MFCC statistics and the YAMNet me
 ``data/soundtracks/full/``. The halves are those of the clips' manifest; each half is its own collection, and
 so are all 114 tracks together (``all``);
 relevant are the other tracks of the query's soundtrack. No choice is made here: the shipped ranking
-(the search vector of timbre kind v4 -- timbre vector, MFCC statistics, YAMNet mean, the views weighing alike --
-with expansion 2, as the ``similar`` task: benchmarks/similarity_rerank.py's library code) and the timbre vector
-alone (the ranking up to session 17) against the baselines (MFCC statistics, YAMNet, both), the best baseline of
+(the search vector of timbre kind v4 -- timbre vector, MFCC statistics, YAMNet mean by cosine, the views weighing
+alike -- with expansion 2, as the ``similar`` task: benchmarks/similarity_rerank.py's library code) and the timbre
+vector alone (the ranking up to session 17) against the baselines (MFCC statistics, YAMNet, both), the best baseline of
 each half as the reference of the paired difference (bootstrap over queries). ``--resplits N``: the same on both
 halves of N random track-disjoint halvings.
 
     nice -n 10 .venv/bin/python benchmarks/similarity_fulltracks.py --resplits 10   # -> ..._resplits.json
+
+``--disjoint``: every collection of three of the six soundtracks (all their tracks; 20 collections), so that the
+soundtracks of a collection differ from collection to collection.
+
+    nice -n 10 .venv/bin/python benchmarks/similarity_fulltracks.py --disjoint      # -> ..._disjoint.json
 """
 
 from __future__ import annotations
@@ -48,7 +53,8 @@ from _common import write_results  # noqa: E402
 
 log = logging.getLogger("similarity_fulltracks")
 PKGS = ROOT / "data" / "real" / "pkgs"
-SHIPPED = "shipped: search vector T+M+Y (timbre v4), expansion 2"
+SHIPPED = "shipped: search vector T+M+Y, Y by cosine, expansion 2"
+Y_L1 = "T+M+Y with Y z-scored, L1 (sessions 17-18), expansion 2"
 TIMBRE_ONLY = "timbre vector alone (the ranking up to session 17), expansion 2"
 
 
@@ -126,11 +132,12 @@ def collection_scores(items, labels, rows, tracks=None) -> dict[str, np.ndarray]
     """Per-query MAP@10 of the baselines, the shipped ranking and the timbre vector alone in the collection of
     ``rows`` (a query's own track, ``tracks`` of the rows, left out; default: each item its own track)."""
     from mirsearch.describe.similarity import _layout, recording_vector
-    from mirsearch.describe.similarity_vector import search_vector
+    from mirsearch.describe.similarity_vector import balanced_normaliser, search_vector
 
     systems = baseline_distances(items, rows)
     V = np.stack([search_vector(items[i]["timbre"]) for i in rows])
     systems[SHIPPED] = library_distances(V, reciprocal=False)
+    systems[Y_L1] = library_distances(V, reciprocal=False, normaliser=balanced_normaliser(V, cosine=False))
     T = np.stack([recording_vector(items[i]["timbre"]) for i in rows])
     systems[TIMBRE_ONLY] = library_distances(T, reciprocal=False, weights=1.0 / np.sqrt(_layout()[1]))
     ids = np.arange(len(rows)) if tracks is None else tracks
@@ -157,33 +164,50 @@ def evaluate(data: Path, pkgs: Path) -> dict:
     return payload
 
 
-def resplits(data: Path, pkgs: Path, n: int, *, clips: bool = False) -> dict:
-    """Both halves of ``n`` random track-disjoint halvings (each soundtrack's tracks dealt alternately, seeded as
-    benchmarks/similarity_superset.py's): per half each system's MAP@10 minus the half's best baseline; the mean
-    over halves with a bootstrap interval over halves. Nothing is chosen here. ``clips``: the 30-s clips of the
-    tracks instead of the whole tracks (the same halvings; a query's other clips of its track left out)."""
-    from mirsearch.evaluation.ranking import bootstrap_mean
+def halvings(labels: np.ndarray, tracks: np.ndarray, n: int):
+    """Row sets of both halves of ``n`` random track-disjoint halvings (each soundtrack's tracks dealt
+    alternately, seeded as benchmarks/similarity_superset.py's)."""
     from similarity_superset import random_halves
 
-    items, labels = load_clip_items(data) if clips else load_items(data, pkgs)[:2]
-    tracks = np.array([it["track"] for it in items])
-    margins: dict[str, list[float]] = {}
     for seed in range(n):
         half = random_halves({"labels": labels, "tracks": tracks}, seed)
         halves = np.array([half[t] for t in tracks])
         for h in ("train", "test"):
-            rows = np.flatnonzero(halves == h)
-            scores = collection_scores(items, labels, rows, tracks[rows])
-            best = max(scores[b].mean() for b in BASELINES)
-            for name, v in scores.items():
-                margins.setdefault(name, []).append(float(v.mean() - best))
+            yield np.flatnonzero(halves == h)
+
+
+def soundtrack_sets(labels: np.ndarray, k: int = 3):
+    """Row sets of every collection of ``k`` of the soundtracks, all their tracks (20 of 3 among 6)."""
+    from itertools import combinations
+
+    names = np.unique(labels)
+    for chosen in combinations(names, k):
+        yield np.flatnonzero(np.isin(labels, chosen))
+
+
+def resplits(data: Path, pkgs: Path, n: int, *, clips: bool = False, disjoint: bool = False) -> dict:
+    """Per collection each system's MAP@10 minus the collection's best baseline; the mean over collections with a
+    bootstrap interval over them. Collections: both halves of ``n`` random track-disjoint halvings
+    (:func:`halvings`), or with ``disjoint`` every set of three of the six soundtracks (:func:`soundtrack_sets`,
+    whole tracks). Nothing is chosen here. ``clips``: the 30-s clips of the tracks instead of the whole tracks
+    (the same halvings; a query's other clips of its track left out)."""
+    from mirsearch.evaluation.ranking import bootstrap_mean
+
+    items, labels = load_clip_items(data) if clips else load_items(data, pkgs)[:2]
+    tracks = np.array([it["track"] for it in items])
+    margins: dict[str, list[float]] = {}
+    for rows in soundtrack_sets(labels) if disjoint else halvings(labels, tracks, n):
+        scores = collection_scores(items, labels, rows, tracks[rows])
+        best = max(scores[b].mean() for b in BASELINES)
+        for name, v in scores.items():
+            margins.setdefault(name, []).append(float(v.mean() - best))
     out = {}
     for name, v in margins.items():
         out[name] = {**bootstrap_mean(v).to_dict(), "min": min(v), "max": max(v), "halves": v,
                      "at_least_0.05": sum(x >= 0.05 for x in v)}  # fmt: skip
         print(f"{name:60s} {np.mean(v):+.3f} [{out[name]['low']:+.3f}, {out[name]['high']:+.3f}] "
               f"min {min(v):+.3f} max {max(v):+.3f}", flush=True)  # fmt: skip
-    return {"halvings": n, "minus_best_baseline": out}
+    return {"collections": "3 of 6 soundtracks" if disjoint else f"{n} halvings", "minus_best_baseline": out}
 
 
 def main(argv=None) -> int:
@@ -194,22 +218,28 @@ def main(argv=None) -> int:
     ap.add_argument("--max-seconds", type=float, default=600.0, help="audio decoded per track at most (s)")
     ap.add_argument("--resplits", type=int, default=0, help="both halves of N random track-disjoint halvings instead")
     ap.add_argument("--clips", action="store_true", help="with --resplits: the 30-s clips instead of whole tracks")
+    ap.add_argument(
+        "--disjoint",
+        action="store_true",
+        help="collections of three of the six soundtracks (whole tracks, all 20 sets) instead",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     t0 = time.time()
     if args.compute:
         print(f"{compute(Path(args.data), Path(args.pkgs), args.max_seconds)} track feature files written")
         return 0
-    if args.resplits:
+    if args.resplits or args.disjoint:
         payload = {
             "protocol": __doc__,
             "items": "clips" if args.clips else "whole tracks",
-            **resplits(Path(args.data), Path(args.pkgs), args.resplits, clips=args.clips),
+            **resplits(Path(args.data), Path(args.pkgs), args.resplits, clips=args.clips, disjoint=args.disjoint),
         }
     else:
         payload = {"protocol": __doc__, **evaluate(Path(args.data), Path(args.pkgs))}
     payload["seconds"] = round(time.time() - t0, 1)
-    name = "similarity_fulltracks" + ("_resplits" if args.resplits else "") + ("_clips" if args.clips else "")
+    name = "similarity_fulltracks" + ("_disjoint" if args.disjoint else "_resplits" if args.resplits else "")
+    name += "_clips" if args.clips else ""
     out = write_results(name, payload)
     print(json.dumps({"written": str(out)}))
     return 0

@@ -70,12 +70,15 @@ def ranked_by(search, n: int) -> np.ndarray:
     return D
 
 
-def library_distances(V: np.ndarray, *, reciprocal: bool, weights: np.ndarray | None = None) -> np.ndarray:
+def library_distances(V: np.ndarray, *, reciprocal: bool, weights: np.ndarray | None = None,
+                      normaliser=None) -> np.ndarray:  # fmt: skip
     """The ranking of the library's search over raw vectors ``V`` (rows are recording ids), standardised by
-    their own z-scores times ``weights`` (default: the library's standardisation, :func:`collection_normaliser`)."""
+    ``normaliser``, or by their own z-scores times ``weights`` (default: the library's standardisation,
+    :func:`collection_normaliser`)."""
     from mirsearch.describe.similarity import Normaliser, SimilarityIndex, expanded_search, reciprocal_search
 
-    normaliser = None if weights is None else Normaliser.fit(V, weights=weights)
+    if weights is not None:
+        normaliser = Normaliser.fit(V, weights=weights)
     index = SimilarityIndex(np.arange(len(V)), V, normaliser=normaliser)
     run = reciprocal_search if reciprocal else expanded_search
     return ranked_by(lambda q: run(index, index.vector(q), top=len(V) - 1, exclude=q), len(V))

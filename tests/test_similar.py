@@ -139,12 +139,14 @@ def test_index_exact_and_hnsw_agree_and_leave_out():
     assert isinstance(Normaliser.fit(V), Normaliser)
 
 
-def _view_distances(Z: np.ndarray) -> np.ndarray:
-    """Mean L1 distance of two rows within each block of standardised search vectors."""
+def _view_distances(Z: np.ndarray, squared_from: int | None = None) -> np.ndarray:
+    """Mean distance of two rows within each block of standardised search vectors: L1, squared Euclidean for the
+    block starting at ``squared_from``."""
     from scipy.spatial.distance import cdist
 
     n = len(Z)
-    return np.array([cdist(Z[:, c], Z[:, c], "cityblock").sum() / (n * (n - 1)) for c, _ in block_groups(Z.shape[1])])
+    return np.array([cdist(Z[:, c], Z[:, c], "sqeuclidean" if c.start == squared_from else "cityblock").sum()
+                     / (n * (n - 1)) for c, _ in block_groups(Z.shape[1])])  # fmt: skip
 
 
 @pytest.mark.parametrize("dim", [SEARCH_DIM, VECTOR_DIM + MFCC_DIM])
@@ -154,21 +156,55 @@ def test_views_weigh_the_same(dim):
     V = (rng.standard_normal((60, dim)) * scale + 2).astype(np.float32)
     norm = collection_normaliser(V)
     assert norm.source == "collection"
+    assert norm.cosine_from == (VECTOR_DIM + MFCC_DIM if dim == SEARCH_DIM else None)
     Z = norm(V).astype(np.float64)
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-3)
-    d = _view_distances(Z)
+    d = _view_distances(Z, norm.squared_from)
     t = len(TIMBRE_SUBBLOCKS)
     # the timbre vector's six sub-blocks alike, together as much as the MFCC block (and the YAMNet block)
     np.testing.assert_allclose(d[:t], d[0], rtol=1e-4)
     np.testing.assert_allclose(d[t:], d[:t].sum(), rtol=1e-4)
-    # a typical pair is at distance 1 (the mean absolute difference over the dimensions)
+    # a typical pair is at distance 1 (the summed terms over the dimensions divided by the dimension)
     assert d.sum() / dim == pytest.approx(1.0, rel=1e-3)
+    D = norm.pair_distances(Z, Z)
+    assert D[~np.eye(len(Z), dtype=bool)].mean() == pytest.approx(1.0, rel=1e-3)
     # the reference standardisation of the same views weighs them alike on its own recordings too
     ref = reference_normaliser(dim)
-    assert np.all(np.isfinite(ref.scale)) and ref.scale.shape == (dim,)
+    assert np.all(np.isfinite(ref.scale)) and ref.scale.shape == (dim,) and ref.cosine_from == norm.cosine_from
     # unknown layouts: plain z-scores
     W = rng.standard_normal((40, 7)) * 3
     np.testing.assert_allclose(collection_normaliser(W)(W).std(axis=0), 1, rtol=1e-3)
+
+
+def test_the_yamnet_view_is_a_cosine_distance():
+    rng = np.random.default_rng(8)
+    V = rng.standard_normal((50, SEARCH_DIM)).astype(np.float32)
+    V[:, -YAMNET_DIM:] = np.abs(V[:, -YAMNET_DIM:]) * rng.uniform(0.1, 10, (50, 1))  # embeddings of any length
+    norm = collection_normaliser(V)
+    c = norm.cosine_from
+    Z = norm(V).astype(np.float64)
+    Y = V[:, c:].astype(np.float64)
+    cos = (Y @ Y.T) / np.outer(np.linalg.norm(Y, axis=1), np.linalg.norm(Y, axis=1))
+    L1 = np.abs(Z[:, None, :c] - Z[None, :, :c]).sum(axis=2)
+    view = norm.pair_distances(Z, Z) * SEARCH_DIM - L1  # what the YAMNet view adds: k * 2 (1 - cos)
+    off = ~np.eye(50, dtype=bool)
+    k = view[off] / (2 * (1 - cos[off]))
+    np.testing.assert_allclose(k, k[0], rtol=1e-3)
+    # a recording's YAMNet view does not depend on the embedding's length
+    W = V.copy()
+    W[7, c:] *= 5.0
+    np.testing.assert_allclose(norm(W)[7], norm(V)[7], rtol=1e-5, atol=1e-6)
+    # the index ranks by the same distance (exact and HNSW candidates)
+    index = SimilarityIndex(np.arange(50), V, kind="exact")
+    got = index.search(index.vector(3), top=5, exclude=3)
+    want = np.argsort(norm.pair_distances(Z[3], Z)[0], kind="stable")[1:6]
+    assert [r for r, _ in got] == list(want)
+    # the distance of sessions 17-18 on request: YAMNet z-scored, L1
+    from mirsearch.describe.similarity_vector import balanced_normaliser
+
+    old = balanced_normaliser(V, cosine=False)
+    assert old.cosine_from is None and old.squared_from is None
+    np.testing.assert_allclose(old.distances(old(V), old(V)[0]), np.abs(old(V) - old(V)[0]).mean(axis=1), rtol=1e-5)
 
 
 def test_query_expansion_averages_the_nearest_others():

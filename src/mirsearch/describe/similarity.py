@@ -11,8 +11,9 @@ segment), beside MFCC statistics and the mean YAMNet embedding of the same segme
 statistics and the YAMNet mean); taught tags keep the timbre vector. Every dimension is standardised *relative
 to the collection* (z-scored over its recordings; collections smaller than :data:`MIN_COLLECTION` use the
 reference statistics shipped in ``models/bundles/similarity``) and the three views are weighted to weigh alike
-(:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference (L1 / dim; 1 is a typical
-pair of the collection).
+(:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference of the standardised
+vectors, the YAMNet view by squared differences of its unit-length form (a cosine distance;
+:meth:`Normaliser.distances`; 1 is a typical pair of the collection).
 
 :func:`similar_search` is the ranking of the ``similar`` tasks: :func:`expanded_search`, average query
 expansion (the query vector is averaged with its :data:`EXPAND` nearest recordings, never the query recording
@@ -114,16 +115,44 @@ VECTOR_DIM = 494
 @dataclass(frozen=True)
 class Normaliser:
     """Per-dimension standardisation ``(v - mean) / scale`` of recording vectors, then (``transform``, (dim, dim),
-    optional) a linear map: ``((v - mean) / scale) @ transform``."""
+    optional) a linear map: ``((v - mean) / scale) @ transform``. ``cosine_from``: the columns from there on (the
+    YAMNet view) are made unit length first and compared by squared differences (:meth:`distances`)."""
 
     mean: np.ndarray
     scale: np.ndarray
     source: str
     transform: np.ndarray | None = None
+    cosine_from: int | None = None
 
     def __call__(self, V: np.ndarray) -> np.ndarray:
-        Z = (np.asarray(V, np.float32) - self.mean) / self.scale
+        from mirsearch.describe.similarity_vector import unit_rows
+
+        Z = (unit_rows(np.asarray(V, np.float32), self.cosine_from) - self.mean) / self.scale
         return (Z if self.transform is None else Z @ self.transform).astype(np.float32)
+
+    @property
+    def squared_from(self) -> int | None:
+        """The first column compared by squared differences (None: L1 over all; so after a ``transform``)."""
+        return self.cosine_from if self.transform is None else None
+
+    def distances(self, Z: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Distances (n,) of standardised vectors ``Z`` (n, dim) to a standardised vector ``v`` (dim,): absolute
+        differences, squared ones from :attr:`squared_from`, summed and divided by the dimension."""
+        diff = np.asarray(Z, np.float32) - np.asarray(v, np.float32)
+        c = self.squared_from
+        if c is None:
+            return np.abs(diff).mean(axis=1)
+        return (np.abs(diff[:, :c]).sum(axis=1) + np.square(diff[:, c:]).sum(axis=1)) / diff.shape[1]
+
+    def pair_distances(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """:meth:`distances` of every row of ``A`` (m, dim) to every row of ``B`` (n, dim), shape (m, n)."""
+        from scipy.spatial.distance import cdist
+
+        A, B = np.atleast_2d(np.asarray(A, np.float32)), np.atleast_2d(np.asarray(B, np.float32))
+        c = self.squared_from
+        if c is None:
+            return cdist(A, B, "cityblock") / A.shape[1]
+        return (cdist(A[:, :c], B[:, :c], "cityblock") + cdist(A[:, c:], B[:, c:], "sqeuclidean")) / A.shape[1]
 
     @classmethod
     def fit(cls, V: np.ndarray, *, weights: np.ndarray | None = None, source: str = "collection") -> Normaliser:
@@ -147,7 +176,9 @@ def collection_normaliser(V: np.ndarray, *, within=None) -> Normaliser:
     if len(V) >= MIN_COLLECTION or block_groups(V.shape[1]) is None:
         norm = balanced_normaliser(V)
         T = None if within is None else within_transform([norm(P) for P in within if len(P) > 1])
-        return norm if T is None else Normaliser(norm.mean, norm.scale, "collection, within-recording", T)
+        if T is None:
+            return norm
+        return Normaliser(norm.mean, norm.scale, "collection, within-recording", T, norm.cosine_from)
     return reference_normaliser(V.shape[1])
 
 
@@ -182,23 +213,22 @@ def within_transform(parts, *, shrink: float = WITHIN_SHRINK) -> np.ndarray | No
 @functools.lru_cache(maxsize=4)
 def reference_normaliser(dim: int | None = None, path: str | None = None) -> Normaliser:
     """The shipped reference standardisation of search vectors of dimension ``dim`` (default all three views):
-    ``reference.npz`` holds the ``mean`` and ``std`` of every dimension and the mean L1 ``block_distances`` of the
-    standardised blocks over the reference recordings; the views present weigh alike
-    (:func:`~mirsearch.describe.similarity_vector.balanced_weights`)."""
-    from mirsearch.describe.similarity_vector import SEARCH_DIM, balanced_weights, block_groups
+    ``reference.npz`` holds per dimension the ``mean`` and ``std`` of the reference recordings' search vectors
+    (the YAMNet view unit length, its ``std`` 1), the ``block_distances`` of the standardised blocks and ``cosine``
+    (whether the YAMNet view is compared by cosine); the views present weigh alike
+    (:func:`~mirsearch.describe.similarity_vector.weighted_normaliser`)."""
+    from mirsearch.describe.similarity_vector import SEARCH_DIM, block_groups, cosine_start, weighted_normaliser
 
     dim = SEARCH_DIM if dim is None else int(dim)
     f = Path(path) if path else SHIPPED / "reference.npz"
     try:
         with np.load(f, allow_pickle=False) as z:
-            mean, std, dist = z["mean"][:dim], z["std"][:dim], z["block_distances"]
+            mean, std, dist, cosine = z["mean"][:dim], z["std"][:dim], z["block_distances"], bool(z["cosine"])
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(f"{f}: unreadable similarity reference ({exc})") from None
     if block_groups(dim) is None or len(mean) != dim:
         raise ParameterError(f"the similarity reference has no statistics for vectors of dimension {dim}")
-    w = balanced_weights(dist, dim)
-    scale = np.where(w > 0, std / np.maximum(w, 1e-300), np.inf)
-    return Normaliser(mean.astype(np.float32), scale.astype(np.float32), "reference")
+    return weighted_normaliser(mean, std, dist, cosine_start(dim, cosine=cosine), "reference")
 
 
 def recording_vector(X: np.ndarray) -> np.ndarray:
@@ -247,10 +277,12 @@ def part_vectors(X: np.ndarray, *, parts: int, vector=recording_vector) -> np.nd
     return np.stack([vector(X[:, a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)])
 
 
-def part_distances(Q: np.ndarray, P: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def part_distances(Q: np.ndarray, P: np.ndarray, offsets: np.ndarray, *, normaliser: Normaliser | None = None
+                   ) -> np.ndarray:  # fmt: skip
     """Distances of a query to recordings described by parts: for each recording, the mean over the query's
     parts of the distance to the nearest of the recording's parts and the mean over the recording's parts of
-    the distance to the nearest query part, averaged (L1 / dim between standardised part vectors).
+    the distance to the nearest query part, averaged (between standardised part vectors, by
+    ``normaliser.pair_distances``; default L1 / dim).
 
     Parameters
     ----------
@@ -271,7 +303,7 @@ def part_distances(Q: np.ndarray, P: np.ndarray, offsets: np.ndarray) -> np.ndar
     offsets = np.asarray(offsets, np.int64)
     if len(offsets) < 2:
         return np.zeros(0)
-    D = cdist(Q, P, "cityblock") / Q.shape[1]
+    D = cdist(Q, P, "cityblock") / Q.shape[1] if normaliser is None else normaliser.pair_distances(Q, P)
     to_rec = np.minimum.reduceat(D, offsets[:-1], axis=1).mean(axis=0)
     to_query = np.add.reduceat(D.min(axis=0), offsets[:-1]) / np.diff(offsets)
     return 0.5 * (to_rec + to_query)
@@ -352,7 +384,7 @@ class SimilarityIndex:
 
     def search(self, vector: np.ndarray, *, top: int, exclude: int | None = None) -> list[tuple[int, float]]:
         """The ``top`` nearest recordings ``(recording_id, distance)`` to a standardised vector, nearest first,
-        ``exclude`` left out. The distance is the mean absolute difference of the standardised features (L1 / dim);
+        ``exclude`` left out. The distance is :meth:`Normaliser.distances` of the standardised vectors;
         HNSW (Euclidean) proposes ``max(RERANK, 10 * top)`` candidates, which are ranked by that distance."""
         if top < 1:
             raise ParameterError(f"top={top} must be >= 1")
@@ -365,7 +397,7 @@ class SimilarityIndex:
             k = min(len(self), max(RERANK, 10 * (top + 1)))
             _, L = self.index.search(v[None, :], k=k)
             rows = L[0][L[0] >= 0]
-        d = np.abs(np.asarray(self.index.vectors[rows]) - v).mean(axis=1)
+        d = self.normaliser.distances(np.asarray(self.index.vectors[rows]), v)
         order = np.argsort(d, kind="stable")
         out = [(int(self.ids[rows[j]]), float(d[j])) for j in order[: top + 1]]
         return [(r, dist) for r, dist in out if r != exclude][:top]
@@ -378,10 +410,11 @@ class SimilarityIndex:
 
     def _part_distances(self, Q: np.ndarray, rows: np.ndarray) -> np.ndarray:
         if len(rows) == len(self) and np.array_equal(rows, np.arange(len(self))):  # every recording (exact)
-            return part_distances(Q, self.parts, self.offsets)
+            return part_distances(Q, self.parts, self.offsets, normaliser=self.normaliser)
         starts, stops = self.offsets[rows], self.offsets[rows + 1]
         take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
-        return part_distances(Q, self.parts[take].astype(np.float32), np.r_[0, np.cumsum(stops - starts)])
+        return part_distances(Q, self.parts[take].astype(np.float32), np.r_[0, np.cumsum(stops - starts)],
+                              normaliser=self.normaliser)  # fmt: skip
 
     def search_parts(self, vector: np.ndarray, parts: np.ndarray, *, top: int, exclude: int | None = None,
                      expand: int = EXPAND) -> list[tuple[int, float]]:  # fmt: skip

@@ -9,12 +9,14 @@ features (version 4, :func:`mirsearch.features.timbre_stats.extract_timbre`):
 - ``Y``: the mean YAMNet embedding over the recording's 0.96 s patches (1024 values; absent where YAMNet was
   not installed at index time, then the vector is ``T`` and ``M`` only).
 
-Each dimension is z-scored over the collection and each block weighted so that its mean L1 distance between two
-of the collection's recordings is the same (:func:`balanced_weights`; ``T``'s six sub-blocks share one block's
-weight), so that the L1 distance adds the three views alike. That cell was fixed before it was measured
-(docs/benchmarks.md, "Search by similarity", sessions 17-18): on 20 track-disjoint halves of six real
-soundtracks it is +0.02 MAP@10 above the best of the two baselines (MFCC statistics, YAMNet, both combined),
-where the timbre vector alone is 0.03 below it.
+The views are standardised over the collection and weighted so that each adds the same to the distance of a
+typical pair of the collection's recordings (:func:`balanced_normaliser`; ``T``'s six sub-blocks share one view's
+weight): ``T`` and ``M`` are z-scored per dimension and compared by their absolute differences (L1); ``Y`` keeps the
+geometry YAMNet was trained for: made unit length, centred, and compared by squared differences, i.e. by the
+cosine distance ``2 (1 - cos)`` (:data:`COSINE_VIEW`). The distance of two recordings is the sum of both kinds of
+term over the dimensions divided by the dimension (1 for a typical pair). The design was fixed on 20
+track-disjoint halves of six real soundtracks in sessions 17-18 and the cosine ``Y`` checked in session 19 on
+collections of three unseen soundtracks (docs/benchmarks.md, "Search by similarity").
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ MFCC_DIM, YAMNET_DIM = 40, 1024
 SEARCH_DIM = sum(TIMBRE_SUBBLOCKS) + MFCC_DIM + YAMNET_DIM
 #: recordings sampled (at most) for the blocks' mean distances
 SAMPLE = 500
+#: the YAMNet view is compared by cosine (unit length, squared differences); z-scored L1 when False (sessions
+#: 17-18): on collections of three of the six soundtracks +0.020 against -0.019 MAP@10 over the best baseline
+COSINE_VIEW = True
 
 
 def search_vector(X: np.ndarray) -> np.ndarray:
@@ -64,9 +69,30 @@ def block_groups(dim: int) -> list[tuple[slice, int]] | None:
     return out if start == dim and len(out) >= len(TIMBRE_SUBBLOCKS) else None
 
 
-def block_distances(Z: np.ndarray, *, sample: int = SAMPLE, seed: int = 0) -> np.ndarray:
+def cosine_start(dim: int, *, cosine: bool | None = None) -> int | None:
+    """The first column of the view compared by cosine (``Y``) in search vectors of dimension ``dim``; None when
+    they have no ``Y`` block or ``cosine`` is off (default :data:`COSINE_VIEW`)."""
+    cosine = COSINE_VIEW if cosine is None else cosine
+    return SEARCH_DIM - YAMNET_DIM if cosine and dim == SEARCH_DIM else None
+
+
+def unit_rows(V: np.ndarray, start: int | None) -> np.ndarray:
+    """``V`` (..., dim) with the columns from ``start`` on divided by their Euclidean norm (all-zero rows kept);
+    ``V`` itself when ``start`` is None."""
+    if start is None:
+        return V
+    V = np.array(V, copy=True)
+    n = np.linalg.norm(V[..., start:], axis=-1, keepdims=True)
+    V[..., start:] /= np.where(n > 0, n, 1)
+    return V
+
+
+def block_distances(
+    Z: np.ndarray, *, sample: int = SAMPLE, seed: int = 0, squared_from: int | None = None
+) -> np.ndarray:
     """Mean L1 distance between two recordings within every block of standardised search vectors ``Z`` (n, dim)
-    (over at most ``sample`` recordings, a seeded draw), shape (n_blocks,)."""
+    (over at most ``sample`` recordings, a seeded draw), shape (n_blocks,); the block starting at
+    ``squared_from`` by its mean squared Euclidean distance."""
     groups = block_groups(Z.shape[1])
     if groups is None:
         raise ParameterError(f"search vectors of dimension {Z.shape[1]} have no known blocks")
@@ -78,14 +104,18 @@ def block_distances(Z: np.ndarray, *, sample: int = SAMPLE, seed: int = 0) -> np
     n = len(Z)
     if n < 2:
         return np.zeros(len(groups))
-    return np.array([cdist(Z[:, cols], Z[:, cols], "cityblock").sum() / (n * (n - 1)) for cols, _ in groups])
+    metric = ["sqeuclidean" if cols.start == squared_from else "cityblock" for cols, _ in groups]
+    return np.array(
+        [cdist(Z[:, cols], Z[:, cols], m).sum() / (n * (n - 1)) for (cols, _), m in zip(groups, metric, strict=True)]
+    )
 
 
-def balanced_weights(distances: np.ndarray, dim: int) -> np.ndarray:
-    """Per-dimension weights (dim,) that make every view (``T``, ``M``, ``Y``) weigh alike in the L1 distance of
-    standardised vectors whose blocks have the mean distances ``distances`` (:func:`block_distances`): block
-    ``b`` gets ``1 / (sub-blocks of its view * distance_b)``, scaled so that the mean of ``|a - b|`` over the
-    dimensions is 1 for a typical pair of the collection. Blocks with no spread weigh nothing."""
+def balanced_weights(distances: np.ndarray, dim: int, *, squared_from: int | None = None) -> np.ndarray:
+    """Per-dimension weights (dim,) that make every view (``T``, ``M``, ``Y``) weigh alike in the distance of
+    standardised vectors whose blocks have the mean distances ``distances`` (:func:`block_distances`): an L1
+    block ``b`` gets ``1 / (sub-blocks of its view * distance_b)``, the squared block (from ``squared_from``) the
+    square root of ``1 / distance_b``, all scaled so that the summed terms over the dimensions divided by the
+    dimension are 1 for a typical pair of the collection. Blocks with no spread weigh nothing."""
     groups = block_groups(dim)
     if groups is None:
         return np.ones(dim)
@@ -93,21 +123,47 @@ def balanced_weights(distances: np.ndarray, dim: int) -> np.ndarray:
     if len(d) < len(groups):
         raise ParameterError(f"{len(d)} block distances for {len(groups)} blocks")
     w = np.zeros(dim)
-    for (cols, views), db in zip(groups, d, strict=False):
-        w[cols] = 1.0 / (views * db) if db > 1e-12 else 0.0
     n_views = len(groups) - len(TIMBRE_SUBBLOCKS) + 1
-    return w * dim / n_views
+    for (cols, views), db in zip(groups, d, strict=False):
+        if db <= 1e-12:
+            continue
+        w[cols] = np.sqrt(dim / n_views / db) if cols.start == squared_from else dim / n_views / (views * db)
+    return w
 
 
-def balanced_normaliser(V: np.ndarray, *, source: str = "collection"):
-    """The standardisation of raw search vectors ``V`` (n, dim): z-scores over the rows, then
-    :func:`balanced_weights` of their block distances (uniform weights for a vector of unknown blocks)."""
+def view_statistics(
+    V: np.ndarray, *, cosine: bool | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None]:
+    """What standardises raw search vectors ``V`` (n, dim): per dimension the ``mean`` and ``std`` (the cosine
+    view's rows made unit length first, its ``std`` 1 so that its geometry is kept), the blocks' mean distances
+    (:func:`block_distances` of the standardised vectors) and the cosine view's first column
+    (:func:`cosine_start`). Returns ``(mean, std, distances, start)``."""
+    start = cosine_start(V.shape[1], cosine=cosine)
+    V = unit_rows(np.asarray(V, np.float64), start)
+    mean, std = V.mean(axis=0), V.std(axis=0) + 1e-6
+    if start is not None:
+        std[start:] = 1.0
+    return mean, std, block_distances((V - mean) / std, squared_from=start), start
+
+
+def weighted_normaliser(mean: np.ndarray, std: np.ndarray, distances: np.ndarray, start: int | None, source: str):
+    """The :class:`~mirsearch.describe.similarity.Normaliser` of :func:`view_statistics` (the views weighing alike,
+    :func:`balanced_weights`)."""
+    from mirsearch.describe.similarity import Normaliser
+
+    w = balanced_weights(distances, len(mean), squared_from=start)
+    scale = np.where(w > 0, std / np.maximum(w, 1e-300), np.inf)
+    return Normaliser(mean.astype(np.float32), scale.astype(np.float32), source, cosine_from=start)
+
+
+def balanced_normaliser(V: np.ndarray, *, source: str = "collection", cosine: bool | None = None):
+    """The standardisation of raw search vectors ``V`` (n, dim): :func:`view_statistics` over the rows, the views
+    weighing alike (plain z-scores for a vector of unknown blocks). ``cosine=False``: ``Y`` z-scored and compared
+    by L1 like the others (the form of sessions 17-18)."""
     from mirsearch.describe.similarity import Normaliser
 
     V = np.asarray(V, np.float64)
-    mean, std = V.mean(axis=0), V.std(axis=0) + 1e-6
     if block_groups(V.shape[1]) is None:
+        mean, std = V.mean(axis=0), V.std(axis=0) + 1e-6
         return Normaliser(mean.astype(np.float32), std.astype(np.float32), source)
-    w = balanced_weights(block_distances((V - mean) / std), V.shape[1])
-    scale = np.where(w > 0, std / np.maximum(w, 1e-300), np.inf)
-    return Normaliser(mean.astype(np.float32), scale.astype(np.float32), source)
+    return weighted_normaliser(*view_statistics(V, cosine=cosine), source)
