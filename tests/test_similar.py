@@ -199,6 +199,15 @@ def test_the_yamnet_view_is_a_cosine_distance():
     got = index.search(index.vector(3), top=5, exclude=3)
     want = np.argsort(norm.pair_distances(Z[3], Z)[0], kind="stable")[1:6]
     assert [r for r, _ in got] == list(want)
+    # what each view adds, by hand; their mean is the distance
+    from mirsearch.describe.similarity_vector import view_distances
+
+    views = view_distances(Z, Z[9], squared_from=norm.squared_from)
+    t, m = VECTOR_DIM, VECTOR_DIM + MFCC_DIM
+    np.testing.assert_allclose(views["timbre"], np.abs(Z[:, :t] - Z[9, :t]).sum(axis=1) * 3 / SEARCH_DIM, rtol=1e-4)
+    np.testing.assert_allclose(views["yamnet"], np.square(Z[:, m:] - Z[9, m:]).sum(axis=1) * 3 / SEARCH_DIM, rtol=1e-4)
+    np.testing.assert_allclose(np.mean(list(views.values()), axis=0), norm.distances(Z, Z[9]), rtol=1e-4)
+    assert view_distances(Z[:, :7], Z[9, :7]) == {}  # unknown layout
     # the distance of sessions 17-18 on request: YAMNet z-scored, L1
     from mirsearch.describe.similarity_vector import balanced_normaliser
 
@@ -367,7 +376,19 @@ def test_service_and_cli(collection, capsys):
     names = [m["recording"].rsplit("/", 1)[-1] for m in answer["matches"]]
     assert len(names) == 5 and tone not in [m["recording_id"] for m in answer["matches"]]
     assert all(n.startswith("tone") for n in names[:2])  # the other tones first
-    assert set(answer["matches"][0]) == {"recording", "recording_id", "distance"}
+    assert set(answer["matches"][0]) == {"recording", "recording_id", "distance", "views"}
+    # each match's distance from the query itself per view, the mean over the views its distance to the query
+    from mirsearch.describe.similarity import collection_index
+
+    with Collection.open(collection / "c.mirs", readonly=True) as coll:
+        index = collection_index(coll)
+        v = index.vector(tone)
+        for m in answer["matches"]:
+            views = m["views"]
+            assert set(views) <= {"timbre", "mfcc", "yamnet"} and {"timbre", "mfcc"} <= set(views)
+            z = index.vector(m["recording_id"])
+            want = index.normaliser.distances(z[None, :], v)[0]
+            assert np.mean(list(views.values())) == pytest.approx(want, rel=1e-3, abs=1e-3)
     assert main(["similar", "-c", str(collection / "c.mirs"), "--audio", str(collection / "noise4.wav"),
                  "--top", "3", "--json"]) == 0  # fmt: skip
     out = json.loads(capsys.readouterr().out)

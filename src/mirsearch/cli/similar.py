@@ -13,12 +13,13 @@ HELP = "recordings that sound alike (more like this)"
 DESCRIPTION = """Rank the collection's recordings by how similar they sound to a recording of the collection
 (--recording ID; it is left out of its own answer) or to an audio file (--audio FILE). A recording is described
 three ways, which weigh alike: its timbre and rhythm over time (per mel band: level, spread and change; the
-periodicity of its onsets; cepstral change and the modulation spectrum; their mean and spread over the
-recording), its MFCC statistics, and its mean YAMNet (AudioSet) embedding. Every value is standardised relative
-to the collection; the query is then averaged with its 2 nearest recordings and searched again (query
-expansion); 'distance' is the mean absolute difference of the standardised values to that expanded query, about
-1 for two typical recordings of the collection. Large collections are searched through an HNSW index; with
---dask the vectors are shards on the cluster's workers, which rank every recording exactly."""
+periodicity of its onsets; cepstral change and the modulation spectrum; their mean and spread over the recording),
+its MFCC statistics, and its mean YAMNet (AudioSet) embedding. Every value is standardised relative to the
+collection; the query is then averaged with its 2 nearest recordings and searched again (query expansion);
+'distance' is the distance to that expanded query (absolute differences of the standardised values; the YAMNet view
+by cosine), about 1 for two typical recordings of the collection. The columns timbre, mfcc and yamnet say how far
+each recording is from the query itself in each view (1: a typical pair). Large collections are searched through an
+HNSW index; with --dask the vectors are shards on the cluster's workers, which rank every recording exactly."""
 EPILOG = "The collection needs timbre features: mirsearch index DIR -c COLL --features chroma,timbre (or tags)"
 
 
@@ -29,7 +30,7 @@ def register(sub) -> None:
     what.add_argument("--recording", type=int, metavar="ID", help="a recording of the collection (mirsearch list)")
     what.add_argument("--audio", metavar="FILE", help="an audio file (need not be in the collection)")
     add_request_options(p, SimilarRequest)
-    json_help = 'JSON: {"matches": [{"recording", "recording_id", "distance"}], ...} nearest first'
+    json_help = 'JSON: {"matches": [{"recording", "recording_id", "distance", "views"}], ...} nearest first'
     p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=run)
 
@@ -52,5 +53,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.to_dict())
         return 0
     rows = [m.to_dict() for m in result.matches]
-    columns = [("recording_id", "id"), ("recording", "recording"), ("distance", "distance")]
-    return print_rows(rows, columns, empty="no recordings with timbre vectors", cells={"distance": "{distance:.4f}"})
+    views = list(rows[0].get("views", {})) if rows else []
+    for row in rows:
+        row.update(row.pop("views", {}))
+    columns = [("recording_id", "id"), ("recording", "recording"), ("distance", "distance")] + [(v, v) for v in views]
+    cells = {"distance": "{distance:.4f}"} | {v: f"{{{v}:.2f}}" for v in views}
+    return print_rows(rows, columns, empty="no recordings with timbre vectors", cells=cells)

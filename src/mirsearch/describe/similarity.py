@@ -310,14 +310,19 @@ def part_distances(Q: np.ndarray, P: np.ndarray, offsets: np.ndarray, *, normali
 
 
 class SimilarMatch(NamedTuple):
-    """One recording found similar to the query."""
+    """One recording found similar to the query; ``views``: how far it is from the query in each view
+    (:func:`~mirsearch.describe.similarity_vector.view_distances`; 1 is a typical pair), when known."""
 
     recording_id: int
     recording: str
     distance: float
+    views: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"recording": self.recording, "recording_id": self.recording_id, "distance": round(self.distance, 5)}
+        out = {"recording": self.recording, "recording_id": self.recording_id, "distance": round(self.distance, 5)}
+        if self.views:
+            out["views"] = {k: round(float(v), 4) for k, v in self.views.items()}
+        return out
 
 
 class SimilarityIndex:

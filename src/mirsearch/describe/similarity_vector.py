@@ -29,6 +29,8 @@ from mirsearch.errors import ParameterError
 TIMBRE_SUBBLOCKS = (192, 192, 11, 11, 40, 48)
 #: size of the MFCC block and of the YAMNet block
 MFCC_DIM, YAMNET_DIM = 40, 1024
+#: names of the views, in the order of the search vector
+VIEWS = ("timbre", "mfcc", "yamnet")
 #: dimension of :func:`search_vector` with all three blocks
 SEARCH_DIM = sum(TIMBRE_SUBBLOCKS) + MFCC_DIM + YAMNET_DIM
 #: recordings sampled (at most) for the blocks' mean distances
@@ -167,3 +169,28 @@ def balanced_normaliser(V: np.ndarray, *, source: str = "collection", cosine: bo
         mean, std = V.mean(axis=0), V.std(axis=0) + 1e-6
         return Normaliser(mean.astype(np.float32), std.astype(np.float32), source)
     return weighted_normaliser(*view_statistics(V, cosine=cosine), source)
+
+
+def view_distances(Z: np.ndarray, v: np.ndarray, *, squared_from: int | None = None) -> dict[str, np.ndarray]:
+    """How far standardised search vectors ``Z`` (n, dim) are from a standardised vector ``v`` (dim,) in each view
+    (:data:`VIEWS`): the terms the view adds to the distance (absolute differences; squared ones from
+    ``squared_from``) times the number of views over the dimension, so that 1 is a typical pair of the collection
+    in every view and the mean over the views is the distance. Empty for vectors of unknown blocks.
+
+    Returns
+    -------
+    dict of str to np.ndarray, shape (n,)
+    """
+    Z = np.atleast_2d(np.asarray(Z, np.float64))
+    groups = block_groups(Z.shape[1])
+    if groups is None:
+        return {}
+    diff = Z - np.asarray(v, np.float64)
+    n_views = len(groups) - len(TIMBRE_SUBBLOCKS) + 1
+    out = dict.fromkeys(VIEWS[:n_views], 0.0)
+    for i, (cols, _) in enumerate(groups):
+        d = diff[:, cols]
+        term = (np.square(d) if cols.start == squared_from else np.abs(d)).sum(axis=1)
+        name = VIEWS[max(0, i - len(TIMBRE_SUBBLOCKS) + 1)]
+        out[name] = out[name] + term * n_views / Z.shape[1]
+    return out

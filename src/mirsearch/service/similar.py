@@ -58,10 +58,23 @@ def _answer(coll, index, vector, parts, *, top: int, exclude: int | None, query:
         found = rerank_by_parts(index, coll, vector, parts, top=top, exclude=exclude)
     search_ms = (time.perf_counter() - t) * 1000
     paths = {r.id: r.path for r in (coll.recording(rid) for rid, _ in found)}
-    matches = tuple(SimilarMatch(recording_id=rid, recording=paths[rid], distance=d) for rid, d in found)
+    views = _views(index, vector, [rid for rid, _ in found])
+    matches = tuple(SimilarMatch(recording_id=rid, recording=paths[rid], distance=d,
+                                 views={k: v[i] for k, v in views.items()})
+                    for i, (rid, d) in enumerate(found))  # fmt: skip
     stats = {"recordings": len(index), "index": index.kind, "search_ms": round(search_ms, 3),
              "total_ms": round((time.perf_counter() - started) * 1000, 3)}  # fmt: skip
     return SimilarAnswer(matches=matches, query=query, stats=stats)
+
+
+def _views(index, vector, ids: list[int]) -> dict:
+    """Each found recording's distance from the query (not expanded) per view: ``{view: (n,)}``."""
+    from mirsearch.describe.similarity_vector import view_distances
+
+    if not ids:
+        return {}
+    Z = [index.vector(rid) for rid in ids]
+    return view_distances(Z, vector, squared_from=index.normaliser.squared_from)
 
 
 def has_similarity_features(coll) -> bool:

@@ -61,7 +61,10 @@
         const li = node("li", "result");
         li.dataset.recordingId = String(m.recording_id);
         const bodyDiv = node("div", "body");
-        bodyDiv.append(node("div", "title", nameOf(m.recording)), node("div", "meta", `distance ${m.distance.toFixed(3)}`));
+        const views = Object.entries(m.views || {}).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(" · ");
+        const meta = node("div", "meta", `distance ${m.distance.toFixed(3)}${views ? ` (${views})` : ""}`);
+        meta.title = "distance per view from the recording: 1 is a typical pair of the collection";
+        bodyDiv.append(node("div", "title", nameOf(m.recording)), meta);
         const actions = node("div", "actions");
         const playBtn = node("button", "small", "▶ Play");
         playBtn.type = "button";
