@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mirsearch.describe.tagger import TTA_SEMITONES, analyse, analyse_tta, pitch_shifted, tag_file, tag_signal
+from mirsearch.describe.tagger import (
+    PITCH_TTA,
+    TTA_SEMITONES,
+    analyse,
+    analyse_tta,
+    pitch_shifted,
+    tag_file,
+    tag_signal,
+)
 from mirsearch.errors import ParameterError
 
 
@@ -69,13 +77,17 @@ def test_no_moves_is_the_plain_analysis_and_files_use_the_default(tmp_path):
     sr = 16000
     y = _tone(4.0)
     np.testing.assert_array_equal(analyse_tta(y, sr, semitones=()).tags, analyse(y, sr).tags)
-    assert TTA_SEMITONES == (-1.0, 1.0)
+    assert TTA_SEMITONES == () and PITCH_TTA == (-1.0, 1.0)  # off by default: a file tags as a collection stores it
     from mirsearch.audio import load_audio
 
     path = tmp_path / "tone.wav"
     sf.write(path, y, sr, subtype="FLOAT")
-    by_default = tag_file(path).tags
-    expected = analyse_tta(load_audio(path, sr=sr)[0], sr, semitones=TTA_SEMITONES).tags
-    assert by_default == pytest.approx(dict(zip(analyse(y, sr).names, expected.tolist(), strict=True)), abs=1e-5)
+    names = analyse(y, sr).names
+    plain = analyse(load_audio(path, sr=sr)[0], sr).tags
+    assert tag_file(path).tags == pytest.approx(dict(zip(names, plain.tolist(), strict=True)), abs=1e-5)
+    expected = analyse_tta(load_audio(path, sr=sr)[0], sr, semitones=PITCH_TTA).tags
+    got = tag_file(path, tta=PITCH_TTA).tags
+    assert got == pytest.approx(dict(zip(names, expected.tolist(), strict=True)), abs=1e-5)
+    assert got != pytest.approx(tag_file(path).tags, abs=1e-6)  # the moves change something
     off = tag_signal(y, sr, tta=()).tags
     assert off == pytest.approx(dict(zip(analyse(y, sr).names, analyse(y, sr).tags.tolist(), strict=True)), abs=1e-6)

@@ -7,10 +7,11 @@ the vocabulary (:mod:`mirsearch.describe.tag_vocabulary`), probabilities per pat
 logged warning). This module adds the files (:func:`tag_file`), the tags a collection was taught and
 the ranking of a collection's recordings by a tag (:func:`rank_by_tag`).
 
-Test-time augmentation (:func:`analyse_tta`): :func:`tag_file` and :func:`tag_signal` (``mirsearch tag``, the
-service's ``tag`` task) also hear a recording one semitone lower and one higher (:data:`TTA_SEMITONES`) and average
-the tag probabilities; the stored "tags" kind of a collection (:func:`mirsearch.features.tag_features.extract_tags`)
-and the embeddings are computed without it.
+Test-time augmentation (:func:`analyse_tta`, off by default): with ``tta=PITCH_TTA``, :func:`tag_file` and
+:func:`tag_signal` also hear a recording one semitone lower and one higher and average the tag probabilities. It is
+off (:data:`TTA_SEMITONES` empty) because its gain on the held-out test was within noise while it triples the cost,
+and the collections' stored "tags" kind (:func:`mirsearch.features.tag_features.extract_tags`), which the page and
+``search --tag`` read, is computed without it: ``mirsearch tag`` and a collection give the same probabilities.
 
 Taught tags (:class:`TaughtTag`) are prototypes in that embedding space (seed 004: prototypical networks): the
 mean embedding of a few example recordings. A recording's probability for a taught tag is a logistic function of
@@ -39,17 +40,20 @@ from mirsearch.features.tag_features import TagAnalysis, analyse, recording_embe
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TTA_SEMITONES", "TagAnalysis", "TagResult", "TaughtTag", "analyse", "analyse_tta", "collection_space",
-           "collection_tags", "load_taught", "pitch_shifted", "recording_tags", "recording_embedding", "signal_vector",
+__all__ = ["PITCH_TTA", "TTA_SEMITONES", "TagAnalysis", "TagResult", "TaughtTag", "analyse", "analyse_tta",
+           "collection_space", "collection_tags", "load_taught", "pitch_shifted", "recording_tags", "recording_embedding", "signal_vector",
            "space_vectors", "tag_file", "tag_scores", "teach", "teach_collection", "vocabulary"]  # fmt: skip
 
-#: pitch moves (semitones) of the tagger's test-time augmentation in :func:`tag_file` / :func:`tag_signal` (``mirsearch
-#: tag``): the recording is also heard one semitone lower and one higher (:func:`pitch_shifted`) and its tag
-#: probabilities are averaged over the three (:func:`analyse_tta`); ``()`` switches it off. Session 19
+#: the measured test-time augmentation: the recording also heard one semitone lower and one higher
+#: (:func:`pitch_shifted`), its tag probabilities averaged over the three (:func:`analyse_tta`). Session 19
 #: (``benchmarks/tagger_tta.py``; docs/benchmarks.md, auto-tagging): ten-family ROC-AUC +0.005 on the validation clips,
-#: +0.004 on mixtures of real-instrument sample stems and of held-out-font stems, +0.001 on the test split (33 tags
-#: +0.004); spectral tilts and filters did not win. Three passes: about 180x realtime on one core instead of 600x.
-TTA_SEMITONES = (-1.0, 1.0)
+#: +0.004 on mixtures of real-instrument sample stems and of held-out-font stems, +0.001 [-0.003, +0.005] on the test
+#: split (33 tags +0.004); spectral tilts and filters did not win. Three passes: about 190x realtime on one core
+#: instead of 600x.
+PITCH_TTA = (-1.0, 1.0)
+#: pitch moves (semitones) of :func:`tag_file` / :func:`tag_signal` by default (``mirsearch tag``): none, so that a file
+#: gets the probabilities a collection stores for it (:data:`PITCH_TTA` on request; module docstring)
+TTA_SEMITONES = ()
 #: largest pitch move of the test-time augmentation (semitones)
 MAX_TTA_SEMITONES = 12.0
 
