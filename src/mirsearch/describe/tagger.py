@@ -41,8 +41,9 @@ from mirsearch.features.tag_features import TagAnalysis, analyse, recording_embe
 log = logging.getLogger(__name__)
 
 __all__ = ["PITCH_TTA", "TTA_SEMITONES", "TagAnalysis", "TagResult", "TaughtTag", "analyse", "analyse_tta",
-           "collection_space", "collection_tags", "load_taught", "pitch_shifted", "recording_tags", "recording_embedding", "signal_vector",
-           "space_vectors", "tag_file", "tag_scores", "teach", "teach_collection", "vocabulary"]  # fmt: skip
+           "collection_space", "collection_tags", "load_taught", "pitch_shifted", "recording_tags",
+           "recording_embedding", "signal_vector", "space_vectors", "tag_file", "tag_scores", "teach",
+           "teach_collection", "vocabulary"]  # fmt: skip
 
 #: the measured test-time augmentation: the recording also heard one semitone lower and one higher
 #: (:func:`pitch_shifted`), its tag probabilities averaged over the three (:func:`analyse_tta`). Session 19
