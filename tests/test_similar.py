@@ -437,6 +437,7 @@ def test_server_route(collection):
         assert r.status_code == 200, r.text
         d = r.json()
         assert len(d["matches"]) == 3 and all(m["recording_id"] != 1 for m in d["matches"])
+        assert all({"timbre", "mfcc"} <= set(m["views"]) for m in d["matches"])  # what the page shows
         assert client.get("/api/recordings/1/similar", params={"top": 0}).status_code == 422
 
 

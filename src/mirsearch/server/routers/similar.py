@@ -26,7 +26,14 @@ SimilarQuery = request_model(SimilarRequest, "Similar", exclude=SERVER_SIDE)
 class SimilarMatchOut(BaseModel):
     recording: str = Field(description="path relative to the collection's audio root")
     recording_id: int
-    distance: float = Field(description="mean absolute difference of the standardised timbre features, nearest first")
+    distance: float = Field(
+        description="distance to the (expanded) query: absolute differences of the standardised features, the YAMNet "
+        "view by cosine; about 1 for two typical recordings of the collection; nearest first"
+    )
+    views: dict[str, float] | None = Field(
+        default=None,
+        description="distance from the query itself in each view (timbre, mfcc, yamnet; 1: a typical pair)",
+    )
 
 
 class SimilarOut(BaseModel):
