@@ -33,5 +33,14 @@ def test_more_like_this(live_timbre, browser):  # noqa: F811
     want = httpx.get(f"{live_timbre.url}/api/recordings/{rid}/similar", params={"top": 10}).json()
     assert shown == [m["recording_id"] for m in want["matches"]] and rid not in shown and len(shown) == 4
     assert page.locator("#recording-list .similar-btn").count() == 5  # one per recording of the list
+    # the passage around the playing position (not playing: the first 20 s)
+    page.locator("#similar-playing .similar-passage-btn").click()
+    page.wait_for_function("document.querySelector('#similar-status').textContent.includes('0:00-0:20')")
+    page.wait_for_selector("#similar-list li")
+    shown = page.evaluate("[...document.querySelectorAll('#similar-list li')].map(n => Number(n.dataset.recordingId))")
+    params = {"top": 10, "start": 0, "end": 20}
+    want = httpx.get(f"{live_timbre.url}/api/recordings/{rid}/similar", params=params).json()
+    assert want["query"]["passage"] == [0.0, 20.0]
+    assert shown == [m["recording_id"] for m in want["matches"]] and rid not in shown
     assert not errors, errors
     page.close()

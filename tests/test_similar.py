@@ -398,6 +398,40 @@ def test_service_and_cli(collection, capsys):
     assert "tone" in capsys.readouterr().out
 
 
+def test_more_like_this_passage(tmp_path, capsys):
+    from mirsearch.cli.main import main
+    from mirsearch.collection import Collection
+    from mirsearch.service import run
+    from mirsearch.service.similar import SimilarRequest
+
+    paths = []
+    for i, kind in enumerate(["tone", "tone", "noise", "noise"]):
+        sf.write(tmp_path / f"{kind}{i}.wav", _sound(kind, 8.0, i), SR)
+        paths.append(str(tmp_path / f"{kind}{i}.wav"))
+    sf.write(tmp_path / "both.wav", np.concatenate([_sound("tone", 8.0, 5), _sound("noise", 8.0, 6)]), SR)
+    with Collection.create(tmp_path / "c.mirs", features=["timbre"]) as coll:
+        assert not coll.add([*paths, str(tmp_path / "both.wav")], jobs=1).failed
+    with Collection.open(tmp_path / "c.mirs", readonly=True) as coll:
+        both = next(r.id for r in coll.recordings() if r.path.endswith("both.wav"))
+
+        def nearest(**passage):
+            answer = run("similar", SimilarRequest(recording=both, top=2, **passage), collection=coll)
+            assert both not in [m.recording_id for m in answer.matches]
+            return [m.recording.rsplit("/", 1)[-1][:4] for m in answer.matches], answer.query["passage"]
+
+        assert nearest(start=0.0, end=8.0) == (["tone", "tone"], [0.0, 8.0])
+        assert nearest(start=8.0) == (["nois", "nois"], [8.0, None])
+        assert nearest()[1] is None  # the whole recording
+        for bad in ({"start": 9.0, "end": 9.0}, {"start": 30.0}, {"start": 5.0, "end": 2.0}):
+            with pytest.raises(ParameterError, match="passage|no sound"):
+                run("similar", SimilarRequest(recording=both, **bad), collection=coll)
+    c = str(tmp_path / "c.mirs")
+    assert main(["similar", "-c", c, "--recording", str(both), "--end", "8", "--top", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["matches"][0]["recording"].rsplit("/", 1)[-1].startswith("tone")
+    assert main(["similar", "-c", c, "--audio", paths[0], "--start", "2"]) != 0  # a passage is of --recording
+    assert "--start" in capsys.readouterr().err
+
+
 def test_rerank_by_parts_equals_the_index_with_parts(collection, monkeypatch):
     from mirsearch.collection import Collection
     from mirsearch.describe import similarity

@@ -7,6 +7,7 @@ import argparse
 
 from mirsearch.cli.common import add_collection_argument, print_json, print_rows
 from mirsearch.cli.options import add_request_options, request_from_args
+from mirsearch.errors import ParameterError
 from mirsearch.service.similar import SimilarRequest
 
 HELP = "recordings that sound alike (more like this)"
@@ -19,7 +20,9 @@ collection; the query is then averaged with its 2 nearest recordings and searche
 'distance' is the distance to that expanded query (absolute differences of the standardised values; the YAMNet view
 by cosine), about 1 for two typical recordings of the collection. The columns timbre, mfcc and yamnet say how far
 each recording is from the query itself in each view (1: a typical pair). Large collections are searched through an
-HNSW index; with --dask the vectors are shards on the cluster's workers, which rank every recording exactly."""
+HNSW index; with --dask the vectors are shards on the cluster's workers, which rank every recording exactly. With
+--start / --end only that passage of the recording is the query (more like this passage; 4-s resolution), compared
+with the other recordings as wholes."""
 EPILOG = "The collection needs timbre features: mirsearch index DIR -c COLL --features chroma,timbre (or tags)"
 
 
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from mirsearch.service import run as run_task
     from mirsearch.service.similar import SimilarAudioRequest
 
+    if args.audio is not None and (args.start is not None or args.end is not None):
+        raise ParameterError("--start / --end choose a passage of --recording; an --audio query is the whole file")
     with Collection.open(args.collection, readonly=True) as coll:
         if args.audio is not None:
             from mirsearch.service.audio import read_audio_query

@@ -550,6 +550,32 @@ def stored_parts(coll, recording_id: int, normaliser: Normaliser) -> np.ndarray:
     return normaliser(part_vectors(X, parts=PARTS, vector=search_vector)).astype(np.float16).astype(np.float32)
 
 
+def passage_vector(coll, recording_id: int, *, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """The raw search vector of a passage of a stored recording, ``start`` to ``end`` (s; default its beginning and
+    end): the stored segments that overlap it (:data:`~mirsearch.features.timbre_stats.TIMBRE_SEGMENT_SECONDS`
+    resolution), described as a whole recording is (:func:`~mirsearch.describe.similarity_vector.search_vector`).
+
+    Raises
+    ------
+    ParameterError
+        An empty or reversed passage, or one with no stored segment of sound.
+    """
+    from mirsearch.describe.similarity_vector import search_vector
+    from mirsearch.features.timbre_stats import CORE_ROWS
+
+    X, rate = coll.load_features(int(recording_id), STORED_KIND)
+    length = X.shape[1] / rate
+    a = 0.0 if start is None else float(start)
+    b = length if end is None else min(float(end), length)
+    if not (np.isfinite(a) and np.isfinite(b)) or a < 0 or b <= a:
+        raise ParameterError(f"recording {recording_id}: the passage {a:g}-{b:g} s is empty (the recording's stored "
+                             f"features last {length:.1f} s)")  # fmt: skip
+    cols = X[:, int(np.floor(a * rate)) : max(int(np.ceil(b * rate)), int(np.floor(a * rate)) + 1)]
+    if cols.shape[1] == 0 or cols[CORE_ROWS - 1].sum() <= 0:
+        raise ParameterError(f"recording {recording_id}: no sound analysed between {a:g} and {b:g} s")
+    return search_vector(cols)
+
+
 def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: int, exclude: int | None = None,
                     expand: int = EXPAND) -> list[tuple[int, float]]:  # fmt: skip
     """:meth:`SimilarityIndex.search_parts` over an index without parts (the Dask shards): its whole-vector

@@ -20,6 +20,9 @@ class SimilarRequest(Request):
     """Parameters of a search by similarity to a recording of the collection."""
 
     top: int = param(20, help="recordings to return at most, nearest first", minimum=1, maximum=1000)
+    start: float | None = param(None, minimum=0, help="only the passage from here (s) is the query (more like this "
+                                "passage; default: the whole recording)")  # fmt: skip
+    end: float | None = param(None, minimum=0, help="only the passage up to here (s) is the query")
     recording: int = query_field("recording id (from `mirsearch list`); it is left out of its own answer")
     dask: str | None = dask_param()
 
@@ -103,16 +106,21 @@ def run_similar(context: Context, request: SimilarRequest) -> SimilarAnswer:
     coll = context.require_collection("similar")
     coll.recording(request.recording)  # a clear error for an unknown id
     index = _index(coll, request)
-    from mirsearch.describe.similarity import COMPARE_PARTS, stored_parts
+    from mirsearch.describe.similarity import COMPARE_PARTS, passage_vector, stored_parts
 
     vector = index.vector(request.recording)
-    parts = None
-    if getattr(index, "parts", None) is not None:
+    parts, passage = None, None
+    if request.start is not None or request.end is not None:  # a passage: its own vector, compared as a whole
+        raw = passage_vector(coll, request.recording, start=request.start, end=request.end)
+        vector = index.normaliser(raw[None, : len(index.normaliser.mean)])[0]
+        passage = [request.start or 0.0, request.end]
+    elif getattr(index, "parts", None) is not None:
         parts = index.part_vectors(request.recording)
     elif COMPARE_PARTS:
         parts = stored_parts(coll, request.recording, index.normaliser)
     query = version_block(recording_id=request.recording, top=request.top, normalised=index.normaliser.source,
-                          parts=None if parts is None else len(parts), dask=cluster_spec(request))  # fmt: skip
+                          parts=None if parts is None else len(parts), passage=passage,
+                          dask=cluster_spec(request))  # fmt: skip
     return _answer(coll, index, vector, parts, top=request.top, exclude=request.recording, query=query,
                    started=started)  # fmt: skip
 

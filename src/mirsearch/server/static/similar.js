@@ -1,10 +1,12 @@
 // mirsearch page: "more like this". A button on every search result, every recording of the collection list and
 // the recording in the player asks GET /api/recordings/{id}/similar and lists the nearest recordings in a card
-// (play one, or ask for more like it). Every value from the server is inserted with textContent (never as HTML).
+// (play one, or ask for more like it); under the player a second button asks for recordings like the PASSAGE
+// seconds around the playing position (?start=&end=). Every value from the server is inserted with textContent.
 "use strict";
 
 (() => {
   const TOP = 10;
+  const PASSAGE = 20; // seconds of the recording around the playing position that "this passage" asks about
 
   const node = (tag, cls, text) => {
     const n = document.createElement(tag);
@@ -43,19 +45,35 @@
     return b;
   }
 
-  async function show(id) {
+  function passageButton(id) {
+    const b = node("button", "similar-passage-btn small", "More like this passage");
+    b.type = "button";
+    b.title = `recordings that sound like the ${PASSAGE} s around the playing position`;
+    b.addEventListener("click", () => {
+      const audio = document.querySelector("#player");
+      const start = Math.max(0, Math.floor((audio && audio.currentTime) || 0) - PASSAGE / 2);
+      show(id, [start, start + PASSAGE]);
+    });
+    return b;
+  }
+
+  const clock = (t) => `${Math.floor(t / 60)}:${String(Math.floor(t % 60)).padStart(2, "0")}`;
+
+  async function show(id, passage) {
     const box = card();
     const status = box.querySelector("#similar-status");
     const list = box.querySelector("#similar-list");
     const rec = window.mirsearch && window.mirsearch.recordings.get(id);
-    status.textContent = `searching recordings like ${rec ? rec.name : `#${id}`}…`;
+    const what = `${rec ? rec.name : `#${id}`}${passage ? ` ${clock(passage[0])}-${clock(passage[1])}` : ""}`;
+    status.textContent = `searching recordings like ${what}…`;
     list.textContent = "";
+    const range = passage ? `&start=${passage[0]}&end=${passage[1]}` : "";
     try {
-      const r = await fetch(`/api/recordings/${id}/similar?top=${TOP}`);
+      const r = await fetch(`/api/recordings/${id}/similar?top=${TOP}${range}`);
       const body = await r.json();
       if (!r.ok) throw new Error(body.error || r.statusText);
       status.textContent = body.matches.length
-        ? `nearest to ${rec ? rec.name : `#${id}`} (${body.stats.recordings} recordings compared)`
+        ? `nearest to ${what} (${body.stats.recordings} recordings compared)`
         : "no other recordings with timbre vectors (index with --features ...,timbre)";
       body.matches.forEach((m, i) => {
         const li = node("li", "result");
@@ -100,7 +118,7 @@
       if (holder.dataset.id !== String(playing)) {
         holder.dataset.id = String(playing);
         holder.textContent = "";
-        holder.append(button(playing));
+        holder.append(button(playing), passageButton(playing));
       }
     }
   }
