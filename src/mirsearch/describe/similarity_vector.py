@@ -36,7 +36,7 @@ SEARCH_DIM = sum(TIMBRE_SUBBLOCKS) + MFCC_DIM + YAMNET_DIM
 #: recordings sampled (at most) for the blocks' mean distances
 SAMPLE = 500
 #: the YAMNet view is compared by cosine (unit length, squared differences); z-scored L1 when False (sessions
-#: 17-18): on collections of three of the six soundtracks +0.020 against -0.019 MAP@10 over the best baseline
+#: 17-18): on collections of three of the six soundtracks +0.020 against -0.016 MAP@10 over the best baseline
 COSINE_VIEW = True
 
 
