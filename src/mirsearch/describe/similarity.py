@@ -567,9 +567,12 @@ def passage_vector(coll, recording_id: int, *, start: float | None = None, end: 
     length = X.shape[1] / rate
     a = 0.0 if start is None else float(start)
     b = length if end is None else min(float(end), length)
-    if not (np.isfinite(a) and np.isfinite(b)) or a < 0 or b <= a:
-        raise ParameterError(f"recording {recording_id}: the passage {a:g}-{b:g} s is empty (the recording's stored "
-                             f"features last {length:.1f} s)")  # fmt: skip
+    if not (np.isfinite(a) and np.isfinite(b)) or a < 0:
+        raise ParameterError(f"recording {recording_id}: a passage needs a start >= 0 and a finite end")
+    if a >= length:
+        raise ParameterError(f"recording {recording_id}: the passage starts at {a:g} s, after its end ({length:.0f} s)")
+    if b <= a:
+        raise ParameterError(f"recording {recording_id}: the passage {a:g}-{b:g} s is empty (its end before its start)")
     cols = X[:, int(np.floor(a * rate)) : max(int(np.ceil(b * rate)), int(np.floor(a * rate)) + 1)]
     if cols.shape[1] == 0 or cols[CORE_ROWS - 1].sum() <= 0:
         raise ParameterError(f"recording {recording_id}: no sound analysed between {a:g} and {b:g} s")
