@@ -43,6 +43,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results  # noqa: E402
 
 CACHE = ROOT / "data" / "musicnn_view"
+#: 3-s patches analysed per track at most (evenly spread; --patches)
+PATCHES = 40
 MAGIC = 0xDB4775248B80FB57
 DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64}
 FORMS = [(k, f) for k in ("pen", "meanpool", "maxpool", "tags") for f in ("cos", "z")]
@@ -196,18 +198,22 @@ def _prefix() -> str:
     return str(Path(spec.origin).parent / "MSD_musicnn") + "/"
 
 
-def compute(data: Path, pkgs: Path) -> int:
+def _cache(patches: int) -> Path:
+    return CACHE if patches == PATCHES else CACHE.with_name(f"{CACHE.name}_{patches}")
+
+
+def compute(data: Path, pkgs: Path, most: int = PATCHES) -> int:
     from mirsearch.datasets.soundtracks import SR, mix_track
     from similarity_fulltracks import tracks_of_manifest
 
-    net, written = Musicnn(_prefix()), 0
-    CACHE.mkdir(parents=True, exist_ok=True)
+    net, written, cache = Musicnn(_prefix()), 0, _cache(most)
+    cache.mkdir(parents=True, exist_ok=True)
     for track, _ in tracks_of_manifest(data, pkgs):
-        out = CACHE / f"{track.soundtrack}__{track.name}.npz"
+        out = cache / f"{track.soundtrack}__{track.name}.npz"
         if out.exists():
             continue
         t0 = time.time()
-        logits, pen, mean, mx = net(patches(log_mel(mix_track(track)[: int(600 * SR)], SR), most=40))
+        logits, pen, mean, mx = net(patches(log_mel(mix_track(track)[: int(600 * SR)], SR), most=most))
         np.savez(out, pen=pen.mean(0), meanpool=mean.mean(0), maxpool=mx.mean(0),
                  tags=(1 / (1 + np.exp(-logits))).mean(0))  # fmt: skip
         written += 1
@@ -215,14 +221,14 @@ def compute(data: Path, pkgs: Path) -> int:
     return written
 
 
-def evaluate(data: Path, pkgs: Path) -> dict:
+def evaluate(data: Path, pkgs: Path, most: int = PATCHES) -> dict:
     import similarity_heldout as H
     import similarity_superset as SS
     from mirsearch.evaluation.ranking import bootstrap_mean
     from similarity_fulltracks import tracks_of_manifest
 
     full, parts = SS.load_items(data)["full"], SS.timbre_parts()
-    zs = [np.load(CACHE / f"{t.soundtrack}__{t.name}.npz") for t, _ in tracks_of_manifest(data, pkgs)]
+    zs = [np.load(_cache(most) / f"{t.soundtrack}__{t.name}.npz") for t, _ in tracks_of_manifest(data, pkgs)]
     views = {k: np.stack([z[k] for z in zs]) for k in ("pen", "meanpool", "maxpool", "tags")}
 
     def cos(Y):
@@ -285,6 +291,7 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compute", action="store_true", help="compute the missing per-track features")
+    ap.add_argument("--patches", type=int, default=PATCHES, help="3-s patches analysed per track at most")
     ap.add_argument("--check", action="store_true", help="compare with TensorFlow's outputs (benchmarks/reference)")
     args = ap.parse_args(argv)
     if args.check:
@@ -296,15 +303,13 @@ def main(argv=None) -> int:
             print(f"{name}: largest difference {diff:.2e} (largest value {top:.1f})")
         return 0
     if args.compute:
-        print(f"{compute(DATA, PKGS)} track feature files written")
+        print(f"{compute(DATA, PKGS, args.patches)} track feature files written")
         return 0
     t0 = time.time()
-    payload = {
-        "protocol": __doc__,
-        **{k: v for k, v in evaluate(DATA, PKGS).items()},
-        "seconds": round(time.time() - t0),
-    }
-    print(json.dumps({"written": str(write_results("musicnn_view", payload))}))
+    payload = {"protocol": __doc__, "patches": args.patches, **evaluate(DATA, PKGS, args.patches)}
+    payload["seconds"] = round(time.time() - t0)
+    name = "musicnn_view" + ("" if args.patches == PATCHES else f"_{args.patches}")
+    print(json.dumps({"written": str(write_results(name, payload))}))
     return 0
 
 
