@@ -573,7 +573,7 @@ def passage_vector(coll, recording_id: int, *, start: float | None = None, end: 
     ParameterError
         An empty or reversed passage, or one with no stored segment of sound.
     """
-    from mirsearch.describe.similarity_vector import search_vector
+    from mirsearch.describe.similarity_vector import SEARCH_DIM, search_vector
     from mirsearch.features.timbre_stats import CORE_ROWS
 
     X, rate = coll.load_features(int(recording_id), STORED_KIND)
@@ -589,7 +589,8 @@ def passage_vector(coll, recording_id: int, *, start: float | None = None, end: 
     cols = X[:, int(np.floor(a * rate)) : max(int(np.ceil(b * rate)), int(np.floor(a * rate)) + 1)]
     if cols.shape[1] == 0 or cols[CORE_ROWS - 1].sum() <= 0:
         raise ParameterError(f"recording {recording_id}: no sound analysed between {a:g} and {b:g} s")
-    return _completed(search_vector(cols), search_vector(X))
+    v = search_vector(cols)
+    return v if len(v) == SEARCH_DIM else _completed(v, search_vector(X))  # the whole only when a view is missing
 
 
 def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: int, exclude: int | None = None,
