@@ -10,18 +10,31 @@ from mirsearch.errors import InputError, ParameterError
 from mirsearch.features import musicnn
 from mirsearch.features.musicnn import PATCH_FRAMES, POOL_DIM, log_mel, musicnn_model, patch_starts, read_checkpoint
 
-REFERENCE = Path(__file__).parent / "data" / "musicnn_msd_tf215.npz"
+DATA = Path(__file__).parent / "data"
 needs_wheel = pytest.mark.skipif(musicnn_model() is None, reason="the musicnn wheel is not installed")
 
 
 @needs_wheel
-def test_the_network_equals_tensorflow_running_the_wheels_graph():
-    # outputs of TensorFlow 2.15 running musicnn's own MSD graph and checkpoint on the same two random patches
-    ref = np.load(REFERENCE)
+@pytest.mark.parametrize("checkpoint", musicnn.CHECKPOINTS)
+def test_the_network_equals_tensorflow_running_the_wheels_graph(checkpoint):
+    # outputs of TensorFlow 2.15 running musicnn's own graph and checkpoint on the same two random patches
+    ref = np.load(DATA / f"musicnn_{checkpoint[:3].lower()}_tf215.npz")
     X = (np.random.default_rng(int(ref["seed"])).random((2, PATCH_FRAMES, 96)) * 3).astype(np.float32)
-    for got, name in zip(musicnn_model()(X), ("logits", "pen", "mean", "mx"), strict=True):
+    for got, name in zip(musicnn_model(checkpoint)(X), ("logits", "pen", "mean", "mx"), strict=True):
         np.testing.assert_allclose(got, ref[name], atol=5e-4, rtol=1e-5)
     assert ref["mx"].shape == (2, POOL_DIM)
+
+
+@needs_wheel
+def test_the_mtt_labels_are_the_wheels_and_unknown_checkpoints_are_refused():
+    import importlib.util
+    import re
+
+    conf = (Path(importlib.util.find_spec("musicnn").origin).parent / "configuration.py").read_text()
+    wheel = re.search(r"MTT_LABELS = \[(.*?)\]", conf).group(1)
+    assert musicnn.MTT_LABELS == tuple(re.findall(r"'([^']*)'", wheel))
+    with pytest.raises(ParameterError, match="checkpoint"):
+        musicnn_model("MTT_vgg")
 
 
 @needs_wheel

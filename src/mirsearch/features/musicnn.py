@@ -33,8 +33,8 @@ from mirsearch.features.logmel import LogMelConfig, _resampled, magnitude_frames
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MUSICNN", "PATCH_FRAMES", "POOL_DIM", "Musicnn", "log_mel", "musicnn_model", "patch_starts",
-           "read_checkpoint"]  # fmt: skip
+__all__ = ["CHECKPOINTS", "MTT_LABELS", "MUSICNN", "PATCH_FRAMES", "POOL_DIM", "Musicnn", "log_mel",
+           "musicnn_model", "patch_starts", "read_checkpoint"]  # fmt: skip
 
 #: the network's front end (16 kHz, 512 / 256, 96 Slaney mel bands over 0-8 kHz, power spectrum; its own log,
 #: :func:`log_mel`, not ``log_offset``)
@@ -209,15 +209,29 @@ def patch_starts(n_frames: int, most: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int)) * PATCH_FRAMES
 
 
-@functools.lru_cache(maxsize=1)
-def musicnn_model() -> Musicnn | None:
-    """The MSD musicnn network from the installed ``musicnn`` wheel, or None where it is not installed."""
+#: the checkpoints of the wheel with this architecture: trained on the Million Song Dataset (50 Last.fm tags) or on
+#: MagnaTagATune (50 tags, many of them instruments: ``MTT_LABELS``)
+CHECKPOINTS = ("MSD_musicnn", "MTT_musicnn")
+#: the tags of the ``MTT_musicnn`` checkpoint, in the order of its logits (from the wheel's configuration)
+MTT_LABELS = ("guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+              "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals",
+              "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft",
+              "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal",
+              "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral")  # fmt: skip
+
+
+@functools.lru_cache(maxsize=2)
+def musicnn_model(checkpoint: str = "MSD_musicnn") -> Musicnn | None:
+    """A musicnn network (``checkpoint`` one of :data:`CHECKPOINTS`) from the installed ``musicnn`` wheel, or None
+    where the wheel is not installed."""
+    if checkpoint not in CHECKPOINTS:
+        raise ParameterError(f"checkpoint={checkpoint!r} must be one of {CHECKPOINTS}")
     spec = importlib.util.find_spec("musicnn")
     if spec is None or spec.origin is None:
         log.info("musicnn: the wheel is not installed (pip install --no-deps musicnn==0.1.0)")
         return None
     try:
-        return Musicnn(str(Path(spec.origin).parent / "MSD_musicnn") + "/")
+        return Musicnn(str(Path(spec.origin).parent / checkpoint) + "/")
     except (InputError, KeyError, ImportError) as exc:
-        log.warning("musicnn: the MSD checkpoint of the installed wheel does not load (%s)", exc)
+        log.warning("musicnn: the %s checkpoint of the installed wheel does not load (%s)", checkpoint, exc)
         return None
