@@ -123,6 +123,7 @@ def train(args) -> None:
         eq_db=args.eq_db,
         schedule_epochs=args.schedule_epochs,
         warmup_steps=args.warmup_steps,
+        pitch_ctc=args.pitch_ctc,
     )
     res = finetune(bundle, labelled, [], out=args.out, options=opts)
     logging.info("done: %d epochs in %s", res["epochs"], res["out"])
@@ -197,6 +198,8 @@ def main(argv=None) -> int:
         "--schedule-epochs", type=int, default=0, help="cosine learning-rate decay over this many epochs (0: constant)"
     )
     t.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps (with a schedule)")
+    t.add_argument("--pitch-ctc", action="store_true",
+                   help="CTC over pitches for segments whose notes' MIDI pitches are known (--dataset), else pitch classes")
     t.add_argument("--steps", type=int, default=40, help="steps per epoch (a bundle per epoch)")
     t.add_argument("--out", required=True, help="run folder (OUT/epoch-<k>/, OUT/checkpoints/, OUT/history.json)")
     w = sub.add_parser("interpolate", help="bundles between the shipped weights and the mean of fine-tuned bundles")

@@ -241,3 +241,47 @@ def test_finetune_history_records_the_scheduled_rate(tmp_path):
     assert [h["lr"] for h in hist] == pytest.approx([scheduled_lr(1, opts), scheduled_lr(3, opts)])
     low = 1e-3 * opts.min_lr_ratio  # the last step of 4 is three quarters down the cosine
     assert hist[1]["lr"] == pytest.approx(low + (1e-3 - low) * 0.5 * (1 + np.cos(0.75 * np.pi)))
+
+
+def test_pitch_ctc_loss_is_ctc_over_pitches_for_known_registers_and_over_classes_otherwise():
+    from mirsearch.models.network import ChromaNet, fold_pitches
+    from mirsearch.training.distill import PoolItem, lowest_semitone, pitch_ctc_loss
+
+    torch.manual_seed(0)
+    net = ChromaNet(channels=16).eval()
+    rng = np.random.default_rng(0)
+    h = [rng.integers(0, 255, (6, 216, 40), dtype=np.uint8) for _ in range(3)]
+    pitches = [np.array([60, 64, 67]), np.array([50, 62, 74]), None]  # the third has no registers
+    items = [PoolItem(f"i{k}", h[k], (p if p is not None else np.array([2, 5])) % 12, None, p)
+             for k, p in enumerate(pitches)]  # fmt: skip
+    x, lengths, labels, _ = pool_batch(items, time_pool=2, targets=False)
+    lowest = lowest_semitone({"bins_per_semitone": 3, "fmin_midi": 23 + 2 / 3})
+    assert lowest == 24
+    with torch.no_grad():
+        got = float(pitch_ctc_loss(net, x, items, labels, lengths, lowest=lowest))
+        P = net.pitch_log_probs(x)
+        ctc = torch.nn.CTCLoss(blank=72, reduction="mean", zero_infinity=True)
+        want_p = ctc(P[:2].permute(2, 0, 1), torch.as_tensor(np.concatenate(pitches[:2]) - 24), lengths[:2],
+                     torch.tensor([3, 3]))  # fmt: skip
+        want_c = torch.nn.CTCLoss(blank=12, reduction="mean", zero_infinity=True)(
+            fold_pitches(P[2:]).permute(2, 0, 1), torch.tensor([2, 5]), lengths[2:], torch.tensor([2])
+        )
+    assert got == pytest.approx((2 * float(want_p) + float(want_c)) / 3, rel=1e-5)
+    # the same pitch classes an octave off are another target: the loss changes
+    moved = [dataclasses.replace(items[0], pitches=pitches[0] + 12), *items[1:]]
+    with torch.no_grad():
+        assert float(pitch_ctc_loss(net, x, moved, labels, lengths, lowest=lowest)) != pytest.approx(got, rel=1e-4)
+
+
+def test_finetune_with_pitch_ctc_reduces_the_loss(tmp_path):
+    from mirsearch.models.bundle import new_bundle
+    from mirsearch.training.distill import PoolItem
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    lab = [PoolItem(f"l{k}", rng.integers(0, 255, (6, 216, 40), dtype=np.uint8), np.array([k, k + 4]) % 12, None,
+                    np.array([60 + k, 64 + k])) for k in range(3)]  # fmt: skip
+    opts = DistillOptions(lam=0.0, max_minutes=60.0, steps_per_epoch=6, max_frames=200, lr=3e-3, pitch_ctc=True,
+                          schedule_epochs=2)  # fmt: skip
+    res = finetune(new_bundle(), lab, [], out=tmp_path / "run", options=opts)
+    assert res["epochs"] == 2 and res["history"][1]["ctc"] < res["history"][0]["ctc"]

@@ -9,7 +9,7 @@ import torch
 from mirsearch.errors import InputError, ParameterError
 from mirsearch.features.hcqt import hcqt
 from mirsearch.models.bundle import load_bundle, new_bundle
-from mirsearch.models.network import BLANK, ChromaNet
+from mirsearch.models.network import BLANK, ChromaNet, fold_pitches
 from mirsearch.training.losses import (
     IGNORE,
     compute_loss,
@@ -108,6 +108,22 @@ def test_network_output_shape_and_normalisation():
     out = net(x)
     assert out.shape == (2, 13, 25)
     np.testing.assert_allclose(out.exp().sum(dim=1).detach().numpy(), 1.0, rtol=1e-5)
+
+
+def test_pitch_log_probs_fold_to_the_chroma_output_and_shift_with_the_input():
+    torch.manual_seed(3)
+    net = ChromaNet().eval()
+    x = torch.zeros(2, 6, 216, 30)
+    x[:, :, 60:120, :] = torch.rand(2, 6, 60, 30)
+    with torch.no_grad():
+        P = net.pitch_log_probs(x)
+        assert P.shape == (2, 73, 15)
+        np.testing.assert_allclose(P.exp().sum(dim=1).numpy(), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(fold_pitches(P).numpy(), net(x).numpy(), atol=1e-5)
+        # an octave up in the input (36 bins) is an octave up in the pitch classes (12 semitones), not a fold
+        Q = net.pitch_log_probs(torch.roll(x, 36, dims=2))
+    assert torch.allclose(P[:, 20:50], Q[:, 32:62], atol=2e-2)
+    assert not torch.allclose(P[:, 20:50], Q[:, 20:50], atol=2e-2)
 
 
 def test_network_is_transposition_equivariant():

@@ -99,7 +99,8 @@ class ChromaNet(nn.Module):
         self.pitch = nn.Conv2d(channels, 1, 1)
         self.blank = nn.Conv1d(channels, 1, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pitch logits (b, n_semitones // 12 * 12, t) and blank logits (b, 1, t)."""
         h = self.pool(self.conv1(x))
         h = self.conv2(h)
         h = self.conv3(h)
@@ -107,12 +108,32 @@ class ChromaNet(nn.Module):
         h = h + self.conv5(h)
         for block in self.context:
             h = h + block(h)
-        b, _, n_semitones, t = h.shape
+        n_semitones = h.shape[2]
         pitch = self.pitch(h)[:, 0]  # (b, n_semitones, t)
-        n_oct = n_semitones // 12
-        chroma = torch.logsumexp(pitch[:, : n_oct * 12].reshape(b, n_oct, 12, t), dim=1)
-        blank = self.blank(h.amax(dim=2))  # (b, 1, t)
+        return pitch[:, : n_semitones // 12 * 12], self.blank(h.amax(dim=2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pitch, blank = self._logits(x)
+        b, n, t = pitch.shape
+        chroma = torch.logsumexp(pitch.reshape(b, n // 12, 12, t), dim=1)
         return torch.log_softmax(torch.cat([chroma, blank], dim=1), dim=1)
+
+    def pitch_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities over the semitones of the input range and blank (the last class), shape
+        ``(batch, n_semitones + 1, n_frames // time_pool)``; semitone ``k`` is MIDI ``fmin + k`` (the input's
+        lowest C). Summed over the octaves of each pitch class they are :meth:`forward`'s chroma classes: the
+        network is the same, this view of it is what a target with the notes' registers (CTC over pitches)
+        trains."""
+        pitch, blank = self._logits(x)
+        return torch.log_softmax(torch.cat([pitch, blank], dim=1), dim=1)
+
+
+def fold_pitches(log_probs: torch.Tensor) -> torch.Tensor:
+    """Chroma log-probabilities (b, 13, t) of :meth:`ChromaNet.pitch_log_probs` (b, 12 k + 1, t): each pitch
+    class the log-sum-exp over its octaves, blank last."""
+    b, n, t = log_probs.shape
+    chroma = torch.logsumexp(log_probs[:, : n - 1].reshape(b, (n - 1) // 12, 12, t), dim=1)
+    return torch.cat([chroma, log_probs[:, n - 1 :]], dim=1)
 
 
 def add_time_context(trained: ChromaNet, dilations, *, gain: float = 0.01) -> ChromaNet:

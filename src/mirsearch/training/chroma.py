@@ -64,6 +64,9 @@ class Segment:
         Audio onset of every note in seconds (absolute), for strong alignment.
     group : str
         Work identifier (train/validation splits must not share works).
+    pitches : tuple of int or None
+        Sounding MIDI pitches of the notes (their registers), where the data set knows them: the target of
+        CTC over pitches (:attr:`mirsearch.training.distill.DistillOptions.pitch_ctc`).
     """
 
     recording: str
@@ -74,6 +77,7 @@ class Segment:
     durations: tuple[float, ...] | None = None
     onsets: tuple[float, ...] | None = None
     group: str = ""
+    pitches: tuple[int, ...] | None = None
 
 
 def set_seeds(seed: int) -> None:

@@ -2,7 +2,8 @@
 
 Every occurrence of a theme in a version of the requested split becomes one :class:`Segment`: the
 audio between the occurrence's start and end (weak alignment), the theme's pitch classes transposed by
-the occurrence's transposition (theme notation in C -> sounding pitch), the notated durations (for
+the occurrence's transposition (theme notation in C -> sounding pitch; the sounding MIDI pitches too, for CTC over
+pitches: in the corpus builder's renders they are notes of the performed MIDI file), the notated durations (for
 linear scaling) and the per-note audio onsets (strong alignment). Repeated notes are kept as repeated
 labels: CTC then needs a blank between them, which the frame rate of the network (21.5 Hz) allows.
 """
@@ -59,6 +60,7 @@ def load_segments(root: str | os.PathLike, *, split: str, min_notes: int = 2) ->
                     start=float(o.start),
                     end=float(o.end),
                     labels=tuple((int(p) + int(o.transposition)) % 12 for p, _, _ in theme.notes),
+                    pitches=tuple(int(p) + int(o.transposition) for p, _, _ in theme.notes),
                     durations=tuple(float(d) for _, _, d in theme.notes),
                     onsets=tuple(float(t) for t in o.onsets),
                     group=v.work_id,

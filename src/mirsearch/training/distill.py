@@ -39,12 +39,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PoolItem:
-    """One stored segment: ``h`` (harmonics, bins, frames) uint8, ``labels`` (L,) int, ``target`` (12, n) or None."""
+    """One stored segment: ``h`` (harmonics, bins, frames) uint8, ``labels`` (L,) int, ``target`` (12, n) or None;
+    ``pitches`` (L,) the notes' sounding MIDI pitches where known (CTC over pitches), else None."""
 
     key: str
     h: np.ndarray
     labels: np.ndarray
     target: np.ndarray | None
+    pitches: np.ndarray | None = None
 
 
 def save_item(path: str | os.PathLike, h: np.ndarray, *, labels=(), target: np.ndarray | None = None) -> None:
@@ -95,7 +97,8 @@ def items_from_segments(segments: Sequence, cache, *, time_pool: int) -> list[Po
         b = min(H.shape[-1], int(round(s.end * rate)))
         if b - a < time_pool:
             continue
-        items.append(PoolItem(f"{s.recording}-{k}", H[:, :, a:b], np.asarray(s.labels, dtype=np.int64), None))
+        pitches = None if getattr(s, "pitches", None) is None else np.asarray(s.pitches, dtype=np.int64)
+        items.append(PoolItem(f"{s.recording}-{k}", H[:, :, a:b], np.asarray(s.labels, dtype=np.int64), None, pitches))
     return items
 
 
@@ -233,6 +236,10 @@ class DistillOptions:
         Steps of linear warm-up (with a schedule).
     min_lr_ratio : float in [0, 1]
         Final learning rate of the schedule as a share of ``lr``.
+    pitch_ctc : bool
+        Items whose notes' MIDI pitches are known (and inside the input's range) are trained with CTC over
+        pitches (:meth:`~mirsearch.models.network.ChromaNet.pitch_log_probs`: the target carries each note's
+        register), the others with CTC over pitch classes; False: pitch classes for all.
     """
 
     lam: float = 1.0
@@ -244,6 +251,7 @@ class DistillOptions:
     schedule_epochs: int = 0
     warmup_steps: int = 0
     min_lr_ratio: float = 0.02
+    pitch_ctc: bool = False
 
     def check(self) -> None:
         """Raise :class:`ParameterError` for a value out of range."""
@@ -266,14 +274,55 @@ def scheduled_lr(step: int, opts: DistillOptions) -> float:
     return low + (opts.lr - low) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def _step(model, optimizer, labelled, unlabelled, opts: DistillOptions, augment=None) -> tuple[float, float]:
+def lowest_semitone(input_config: dict) -> int:
+    """MIDI pitch of the network's first semitone (the centre of the input's first ``bins_per_semitone`` bins)."""
+    bps = int(input_config["bins_per_semitone"])
+    return round(float(input_config["fmin_midi"]) + (bps - 1) / (2 * bps))
+
+
+def pitch_ctc_loss(
+    model, x: torch.Tensor, items: Sequence[PoolItem], labels, lengths: torch.Tensor, *, lowest: int
+) -> torch.Tensor:
+    """Mean CTC loss per label over a batch ``x`` of ``items``: over pitches (the network's
+    :meth:`~mirsearch.models.network.ChromaNet.pitch_log_probs`, semitone ``k`` = MIDI ``lowest + k``,
+    :func:`lowest_semitone`) for the items
+    whose ``pitches`` are known and inside the input's range, over pitch classes (``labels``, the same output folded
+    by octave) for the others; the two means weighted by their numbers of items."""
+    from mirsearch.models.network import fold_pitches
+
+    P = model.pitch_log_probs(x)
+    n_pitches = P.shape[1] - 1
+    known = [
+        i for i, it in enumerate(items)
+        if it.pitches is not None and len(it.pitches) == len(labels[i])
+        and int(np.min(it.pitches)) >= lowest and int(np.max(it.pitches)) < lowest + n_pitches
+    ]  # fmt: skip
+    other = [i for i in range(len(items)) if i not in set(known)]
+    total = P.new_zeros(())
+    if known:
+        k = torch.as_tensor(known)
+        total = total + len(known) * ctc_loss(
+            P[k], [items[i].pitches - lowest for i in known], lengths[k], blank=n_pitches
+        )
+    if other:
+        o = torch.as_tensor(other)
+        total = total + len(other) * ctc_loss(fold_pitches(P[o]), [labels[i] for i in other], lengths[o])
+    return total / len(items)
+
+
+def _step(
+    model, optimizer, labelled, unlabelled, opts: DistillOptions, augment=None, *, lowest: int = 24
+) -> tuple[float, float]:
     """One mixed step: CTC on ``labelled`` (through ``augment`` if given) plus ``lam`` x distillation on
     ``unlabelled``."""
     pool = model.time_pool
     x, lengths, labels, _ = pool_batch(labelled, time_pool=pool, targets=False)
     if augment is not None:
         x = augment(x)
-    ctc = ctc_loss(model(x), labels, lengths)
+    if opts.pitch_ctc:
+        ctc = pitch_ctc_loss(model, x, labelled, labels, lengths, lowest=lowest)
+    else:
+        ctc = ctc_loss(model(x), labels, lengths)
     kd = ctc.new_zeros(())
     if opts.lam > 0 and unlabelled:
         xu, lu, _, tu = pool_batch(unlabelled, time_pool=pool, targets=True)
@@ -334,7 +383,7 @@ def finetune(
                 group["lr"] = scheduled_lr(epoch * opts.steps_per_epoch + k, opts)
             a = [labelled[i] for i in lab[k % len(lab)]]
             b = [unlabelled[i] for i in unl[k % len(unl)]]
-            sums += _step(model, optimizer, a, b, opts, augment)
+            sums += _step(model, optimizer, a, b, opts, augment, lowest=lowest_semitone(bundle.input))
         epoch += 1
         entry = {"epoch": epoch, "ctc": sums[0] / opts.steps_per_epoch, "distill": sums[1] / opts.steps_per_epoch}
         entry["seconds"] = time.monotonic() - t_epoch

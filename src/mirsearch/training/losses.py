@@ -109,15 +109,18 @@ def strong_frame_targets(
     return out
 
 
-def ctc_loss(log_probs: torch.Tensor, labels: Sequence[Sequence[int]], lengths: torch.Tensor) -> torch.Tensor:
-    """Mean CTC loss per label over the batch (``torch.nn.CTCLoss(reduction="mean")``).
+def ctc_loss(
+    log_probs: torch.Tensor, labels: Sequence[Sequence[int]], lengths: torch.Tensor, *, blank: int = BLANK
+) -> torch.Tensor:
+    """Mean CTC loss per label over the batch (``torch.nn.CTCLoss(reduction="mean")``); ``blank`` the index of the
+    blank class (the chroma network's :data:`BLANK`, or the last class of its pitch view).
 
     Items with no valid alignment (too few frames) contribute zero (``zero_infinity=True``).
     """
     targets = torch.as_tensor(np.concatenate([np.asarray(lab, dtype=np.int64) for lab in labels]))
     target_lengths = torch.as_tensor([len(lab) for lab in labels], dtype=torch.long)
     lp = log_probs.permute(2, 0, 1)  # (T, B, C) as CTCLoss wants
-    return F.ctc_loss(lp, targets, lengths.long(), target_lengths, blank=BLANK, reduction="mean", zero_infinity=True)
+    return F.ctc_loss(lp, targets, lengths.long(), target_lengths, blank=blank, reduction="mean", zero_infinity=True)
 
 
 def framewise_loss(log_probs: torch.Tensor, frame_targets: torch.Tensor) -> torch.Tensor:
