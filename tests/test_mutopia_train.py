@@ -51,10 +51,12 @@ def test_arrange_folk_tune_backing_and_labels_follow_the_key_change():
     out, melody, desc = arrange(pm, version=0, rng=np.random.default_rng(3), max_seconds=45.0)
     assert desc["kind"] == "folk tune with backing" and len(out.instruments) == 3  # melody, chords, bass
     t, f = desc["transposition"], desc["tempo_factor"]
-    assert [p for p, _, _ in melody] == [p + t for p in SCALE]
     np.testing.assert_allclose([o for _, o, _ in melody], [0.5 * k / f for k in range(len(SCALE))], atol=1e-9)
     mel_notes = out.instruments[0].notes
     assert {(n.pitch - p - t) % 12 for n, p in zip(mel_notes, SCALE, strict=True)} == {0}  # octave shift only
+    assert [p for p, _, _ in melody] == [n.pitch for n in mel_notes]  # the melody's pitches are the sounding ones
+    shifted = [arrange(pm, version=0, rng=np.random.default_rng(seed), max_seconds=45.0) for seed in range(12)]
+    assert {m[0][0] - SCALE[0] - d["transposition"] for _, m, d in shifted} == {0, 12}  # a low tune: up or not
 
 
 def test_arrange_piece_keeps_programs_in_version_0_and_reorchestrates_version_1():
@@ -112,3 +114,45 @@ def test_build_midi_piece_marks_failures_and_reuses_done_pieces(tmp_path):
     (tmp_path / "p2" / "piece.json").write_text(json.dumps(row))
     assert build_midi_piece(tmp_path / "p2", lambda: calls.append(1), source="x/2", work="x/2", options=opts) == row
     assert not calls  # neither a failed nor a finished piece is redone
+
+
+def test_add_pitches_recovers_the_sounding_melody_notes_of_a_built_piece(tmp_path):
+    import io
+
+    from mirsearch.datasets.mutopia_train import add_pitches
+    from mirsearch.datasets.performance import stable_seed
+
+    pm = _pm([(0, [(p, 0.5 * k, 0.5 * k + 0.5) for k, p in enumerate(SCALE * 3)])])
+    buf = io.BytesIO()
+    pm.write(buf)
+    midi = buf.getvalue()
+    row = {"id": "p1", "source": "x/p1", "work": "x/p1", "versions": []}
+    want = {}
+    for k in range(2):  # as build_midi_piece draws them (no rendering)
+        rng = np.random.default_rng(stable_seed("mutopia-train", "p1", k))
+        arranged, melody, _ = arrange(pretty_midi.PrettyMIDI(io.BytesIO(midi)), version=k, rng=rng, max_seconds=45.0)
+        sounding = sorted((round(n.start, 4), n.pitch) for n in arranged.instruments[0].notes)
+        segs = []
+        for w in melody_windows(melody, rng=rng):
+            segs.append({"start": round(w[0][1], 4), "end": round(w[-1][1] + w[-1][2], 4),
+                         "labels": [int(p) % 12 for p, _, _ in w]})  # fmt: skip
+            first = [i for i, (t, _) in enumerate(sounding) if abs(t - w[0][1]) < 1e-3][0]
+            want[(f"p1_v{k}", segs[-1]["start"])] = [p for _, p in sounding[first : first + len(w)]]
+        row["versions"].append({"audio": f"v{k}.flac", "segments": segs})
+    row["versions"][0]["segments"].append({"start": 99.0, "end": 101.0, "labels": [0, 2, 4, 5, 7, 9]})  # no match
+    (tmp_path / "pieces" / "p1").mkdir(parents=True)
+    (tmp_path / "pieces" / "p1" / "piece.json").write_text(json.dumps(row))
+    table = [{"recording": f"p1_v{k}", "audio": f"pieces/p1/v{k}.flac", **s, "group": "x/p1"}
+             for k, v in enumerate(row["versions"]) for s in v["segments"]]  # fmt: skip
+    (tmp_path / "segments.json").write_text(json.dumps(table))
+    calls = []
+    done, total = add_pitches(tmp_path, lambda r: calls.append(r["id"]) or midi, max_seconds=45.0)
+    assert (done, total) == (len(want), len(want) + 1) and calls == ["p1"]
+    got = {(s["recording"], s["start"]): s.get("pitches") for s in json.loads((tmp_path / "segments.json").read_text())}
+    assert got.pop(("p1_v0", 99.0)) is None and got == want
+    for k in range(2):
+        (tmp_path / "pieces" / "p1" / f"v{k}.flac").write_bytes(b"")
+    segs = load_segment_table(tmp_path)
+    assert all(s.pitches is not None and tuple(p % 12 for p in s.pitches) == s.labels for s in segs if s.start < 99)
+    assert add_pitches(tmp_path, lambda r: calls.append(r["id"]) or midi, max_seconds=45.0)[0] == done
+    assert calls == ["p1", "p1"]  # the unmatched segment is tried again; matched ones are kept

@@ -21,7 +21,9 @@ into windows of 6-14 consecutive melody notes (2-10 s), one training segment eac
 Layout under the output directory (resumable per piece; atomic writes; seeded by the piece)::
 
     pieces/<piece id>/v<k>.flac, piece.json (or FAILED)
-    segments.json   every segment: recording, audio, start, end (s), labels, group (the Mutopia work)
+    segments.json   every segment: recording, audio, start, end (s), labels, pitches (the notes' sounding MIDI
+                    pitches; :func:`add_pitches` adds them to a set built before they were stored), group (the
+                    Mutopia work)
 """
 
 from __future__ import annotations
@@ -167,8 +169,8 @@ def _recording(rng: np.random.Generator) -> RecordingParams:
 def arrange(pm, *, version: int, rng: np.random.Generator, max_seconds: float) -> tuple[object, list, dict]:
     """One performed version of a piece: (PrettyMIDI, melody notes as performed, description).
 
-    The melody notes are ``(pitch, onset s, duration s)`` of the top voice of the melody part, sounding
-    (after the key change) and in the performed time.
+    The melody notes are ``(pitch, onset s, duration s)`` of the top voice of the melody part, sounding (after
+    the key change and the melody's octave shift) and in the performed time.
     """
     import pretty_midi
 
@@ -216,7 +218,7 @@ def arrange(pm, *, version: int, rng: np.random.Generator, max_seconds: float) -
                 vel = int(np.clip(v * gain, 1, 127))
                 inst.notes.append(pretty_midi.Note(velocity=vel, pitch=int(p + shift), start=a, end=b))
         out.instruments.append(inst)
-    performed = [(p + transpose, (o - start0) / tempo, d / tempo) for p, o, d in mel]
+    performed = [(p + transpose + mel_shift, (o - start0) / tempo, d / tempo) for p, o, d in mel]
     desc = {"kind": "folk tune with backing" if folk else "piece", "transposition": transpose, "tempo_factor": tempo}
     desc |= {"melody_gain_db": round(20 * np.log10(mel_gain), 2), "programs": [progs.get(i, 0) for i in voices]}
     return out, performed, desc
@@ -308,7 +310,7 @@ def build_midi_piece(piece_dir: Path, midi, *, source: str, work: str, options: 
                 duration = _render(arranged, piece_dir / f"v{k}", soundfont=font, seed=seed)
             segs = [
                 {"start": round(w[0][1], 4), "end": round(min(w[-1][1] + w[-1][2], duration), 4)}
-                | {"labels": [int(p) % 12 for p, _, _ in w]}
+                | {"labels": [int(p) % 12 for p, _, _ in w], "pitches": [int(p) for p, _, _ in w]}
                 for w in windows
                 if w[0][1] < duration - 1.0
             ]
@@ -324,6 +326,55 @@ def build_midi_piece(piece_dir: Path, midi, *, source: str, work: str, options: 
     text = json.dumps(row, indent=1, default=lambda x: x.item() if isinstance(x, np.generic) else str(x))
     atomic_write_text(done, text)
     return json.loads(text)
+
+
+def piece_pitches(row: dict, midi: bytes, *, max_seconds: float) -> int:
+    """Add the melody notes' sounding MIDI pitches (``pitches``) to the segments of a built piece's ``row`` (in
+    place) that lack them, from its source ``midi``: each version's arrangement and windows are drawn again with
+    the build's seeds (no rendering) and matched to the stored segments by start and labels. Returns how many
+    segments got pitches (a segment that matches no window keeps none)."""
+    import pretty_midi
+
+    pm, added = pretty_midi.PrettyMIDI(io.BytesIO(midi)), 0
+    for k, version in enumerate(row["versions"]):
+        if all("pitches" in seg for seg in version["segments"]):
+            continue
+        rng = np.random.default_rng(stable_seed("mutopia-train", row["id"], k))
+        _, melody, _ = arrange(pm, version=k, rng=rng, max_seconds=max_seconds)
+        found = {(round(w[0][1], 4), tuple(int(p) % 12 for p, _, _ in w)): [int(p) for p, _, _ in w]
+                 for w in melody_windows(melody, rng=rng)}  # fmt: skip
+        for seg in version["segments"]:
+            pitches = found.get((seg["start"], tuple(seg["labels"])))
+            if "pitches" not in seg and pitches is not None:
+                seg["pitches"] = pitches
+                added += 1
+    return added
+
+
+def add_pitches(out: str | Path, sources, *, max_seconds: float) -> tuple[int, int]:
+    """:func:`piece_pitches` for every built piece under ``out`` (``sources(row)`` returns the piece's MIDI bytes),
+    each ``piece.json`` rewritten atomically, then ``segments.json`` (resumable). Returns ``(segments with pitches,
+    segments)``."""
+    out = Path(out)
+    rows = []
+    for done in sorted(out.glob(f"pieces/*/{mt.PIECE_FILE}")):
+        row = json.loads(done.read_text(encoding="utf-8"))
+        if any("pitches" not in seg for v in row["versions"] for seg in v["segments"]):
+            try:
+                if piece_pitches(row, sources(row), max_seconds=max_seconds):
+                    atomic_write_text(done, json.dumps(row, indent=1))
+            except (MirsearchError, subprocess.TimeoutExpired, ValueError, OSError, KeyError, EOFError) as exc:
+                logger.warning("%s: no pitches (%s)", done.parent.name, exc)
+        rows.append(row)
+    by_key = {(f"{r['id']}_v{k}", seg["start"]): seg for r in rows for k, v in enumerate(r["versions"])
+              for seg in v["segments"]}  # fmt: skip
+    table = json.loads((out / SEGMENTS_FILE).read_text(encoding="utf-8"))
+    for seg in table:
+        known = by_key.get((seg["recording"], seg["start"]), {})
+        if "pitches" in known and known["labels"] == seg["labels"]:
+            seg["pitches"] = known["pitches"]
+    atomic_write_text(out / SEGMENTS_FILE, json.dumps(table))
+    return sum("pitches" in seg for seg in table), len(table)
 
 
 def build_folk(options: MutopiaTrainOptions, *, collections: tuple[str, ...]) -> list[dict]:

@@ -78,7 +78,8 @@ def load_segment_table(root: str | os.PathLike, *, min_notes: int = 2) -> list[S
     ----------
     root : path
         Directory with ``segments.json``: a list of ``{"recording", "audio" (relative to ``root``),
-        "start", "end" (s), "labels" (sounding pitch classes), "group"}``.
+        "start", "end" (s), "labels" (sounding pitch classes), "group"}`` and optionally ``"pitches"`` (the
+        notes' sounding MIDI pitches).
     min_notes : int
         Skip segments with fewer labels.
 
@@ -97,5 +98,8 @@ def load_segment_table(root: str | os.PathLike, *, min_notes: int = 2) -> list[S
         if len(r["labels"]) < min_notes or not audio.is_file() or r["end"] <= r["start"]:
             continue
         labels = tuple(int(x) % 12 for x in r["labels"])
-        out.append(Segment(r["recording"], str(audio), float(r["start"]), float(r["end"]), labels, group=r["group"]))
+        pitches = r.get("pitches")
+        pitches = tuple(int(p) for p in pitches) if pitches and len(pitches) == len(labels) else None
+        out.append(Segment(r["recording"], str(audio), float(r["start"]), float(r["end"]), labels, group=r["group"],
+                           pitches=pitches))  # fmt: skip
     return out
