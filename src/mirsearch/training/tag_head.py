@@ -1,7 +1,10 @@
-"""The YAMNet family head of the tagger: YAMNet window features of the tags clips (cached), one logistic regression
-per instrument family, and the choice of its strength and fusion weight on the validation clips.
+"""The family heads of the tagger: YAMNet window features of the tags clips (cached), one logistic regression
+per instrument family, and the choice of its strength and fusion weight on the validation clips; the musicnn head
+the same way on musicnn's MagnaTagATune features (:func:`build_musicnn_head`).
 
     python -m mirsearch.training.tagger --data data/tags --yamnet-head BUNDLE --head-c 0.001 --head-weights 0.7
+    python -c "from mirsearch.training.tag_head import build_musicnn_head as b; \\
+        b('data/tags', 'src/mirsearch/models/bundles/tagger/musicnn_head.npz')"
 """
 
 from __future__ import annotations
@@ -159,16 +162,90 @@ def fit_mil_head(bags: list, Y: np.ndarray, *, lam: float, tagger_weight: float,
                          int(patch_hop), head_id[:16])  # fmt: skip
 
 
+def musicnn_windows(data: str | Path, records: list[dict], *, bundle=None) -> list[np.ndarray]:
+    """Per clip the musicnn window rows ``(T, 1756)`` at the tagger's patches (the path of
+    :func:`mirsearch.features.tag_features.analyse`: levelled signal; :func:`~mirsearch.features.musicnn_tags.
+    musicnn_rows` and :func:`~mirsearch.features.musicnn_tags.window_rows`), cached one file per clip in
+    ``<data>/features/musicnn-mtt/`` (rows float16, patch centres and the tagger's patch times)."""
+    import soundfile as sf
+
+    from mirsearch.features.musicnn_tags import _musicnn, musicnn_rows, window_rows
+    from mirsearch.features.tag_features import analyse, levelled
+    from mirsearch.models.tagger import TaggerModel
+
+    model = TaggerModel.load(bundle)
+    folder = Path(data) / "features" / "musicnn-mtt"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, rec in enumerate(records):
+        f = folder / f"{rec['clip']}.npz"
+        if not f.is_file():
+            if _musicnn() is None:
+                raise RuntimeError("musicnn_windows: the musicnn wheel is not installed")
+            y, sr = sf.read(str(Path(data) / rec["audio"]), dtype="float32", always_2d=True)
+            y = levelled(y.mean(axis=1), sr=sr)
+            a = analyse(y, sr, model=model, fuse=False)
+            M, c = musicnn_rows(y, sr)
+            with atomic_path(f) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, M=M.astype(np.float16), c=c, times=a.times)
+            if i % 200 == 0:
+                log.info("musicnn windows %d / %d", i, len(records))
+        with np.load(f) as z:
+            out.append(window_rows(z["M"], z["c"], z["times"]))
+    return out
+
+
+def fit_musicnn_head(M: np.ndarray, Y: np.ndarray, *, C: float, head_weight: float, zero_shot_weight: float):
+    """A :class:`~mirsearch.features.musicnn_tags.MusicnnHead` for the ten families: standardised musicnn window rows
+    ``M (n, 1756)``, one L2 logistic regression per family (labels ``Y (n, 10)``, inverse strength ``C``); the
+    fusion weights ``u`` (``head_weight``) and ``v`` (``zero_shot_weight``).
+
+    Session 20 (``benchmarks/bench_tags_musicnn.py``): ``C`` = 0.03, ``u`` = 0.2, ``v`` = 0.2."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mirsearch.describe.tag_vocabulary import FAMILIES
+    from mirsearch.features.musicnn_tags import MusicnnHead
+
+    M = np.asarray(M, np.float64)
+    mean, scale = M.mean(axis=0), M.std(axis=0) + 1e-6
+    Z = (M - mean) / scale
+    fits = [LogisticRegression(C=C, max_iter=3000).fit(Z, Y[:, k]) for k in range(len(FAMILIES))]
+    W = np.stack([f.coef_[0] for f in fits], axis=1).astype(np.float32)
+    b = np.array([f.intercept_[0] for f in fits], np.float32)
+    key = W.tobytes() + b.tobytes() + np.float32([head_weight, zero_shot_weight]).tobytes()
+    return MusicnnHead(tuple(FAMILIES), mean.astype(np.float32), scale.astype(np.float32), W, b, float(head_weight),
+                       float(zero_shot_weight), hashlib.sha1(key).hexdigest()[:16])  # fmt: skip
+
+
+def build_musicnn_head(data: str | Path, out: str | Path, *, bundle=None, C: float = 0.03, head_weight: float = 0.2,
+                       zero_shot_weight: float = 0.2):  # fmt: skip
+    """Fit the musicnn head on the train clips' windows of ``data`` (labels of the clip) and save it at ``out``
+    (``<bundle>/musicnn_head.npz``)."""
+    from mirsearch.datasets.tags import label_matrix, load_manifest
+    from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
+
+    records = [r for r in load_manifest(data) if r["split"] == "train"]
+    Y = label_matrix(records)[:, [TAG_NAMES.index(f) for f in FAMILIES]]
+    win = musicnn_windows(data, records, bundle=bundle)
+    M = np.concatenate(win)
+    Yw = np.concatenate([np.repeat(Y[i][None], len(w), axis=0) for i, w in enumerate(win)])
+    head = fit_musicnn_head(M, Yw, C=C, head_weight=head_weight, zero_shot_weight=zero_shot_weight)
+    head.save(out)
+    log.info("musicnn head %s: %d windows of %d train clips -> %s", head.head_id, len(M), len(records), out)
+    return head
+
+
 def _fused_clip(model, P: np.ndarray, z: np.ndarray, cols: list, w: float, *, zero_shot=None,
-                zero_shot_weight: float = 0.0) -> np.ndarray:  # fmt: skip
+                zero_shot_weight: float = 0.0, extra=None) -> np.ndarray:  # fmt: skip
     """The families' clip probabilities (F,) of CNN patch probabilities ``P (T, K)`` fused with head logits
-    ``z (T, F)`` and (optional) zero-shot scores ``(T, F)`` (as :func:`mirsearch.features.tag_features.fuse_families`,
-    then the bundle's pooling)."""
+    ``z (T, F)``, (optional) zero-shot scores ``(T, F)`` and (optional) further logit terms ``extra (T, F)`` (the
+    musicnn terms) (as :func:`mirsearch.features.tag_features.fuse_families`, then the bundle's pooling)."""
     from mirsearch.features.tag_features import fuse_logits
 
     P = np.array(P, np.float32)
-    P[:, cols] = fuse_logits(P[:, cols], z, w, zero_shot=zero_shot, zero_shot_weight=zero_shot_weight)
+    P[:, cols] = fuse_logits(P[:, cols], z, w, zero_shot=zero_shot, zero_shot_weight=zero_shot_weight, extra=extra)
     return model.pool(P.T)[cols]
 
 
-__all__ = ["choose_yamnet_head", "fit_mil_head", "fit_yamnet_head", "yamnet_windows"]
+__all__ = ["build_musicnn_head", "choose_yamnet_head", "fit_mil_head", "fit_musicnn_head", "fit_yamnet_head",
+           "musicnn_windows", "yamnet_windows"]  # fmt: skip
