@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mirsearch.describe.tag_vocabulary import FAMILIES
+from mirsearch.errors import ParameterError
 from mirsearch.features import musicnn_tags
 from mirsearch.features.musicnn import MTT_LABELS
 from mirsearch.features.musicnn_tags import MTT_FAMILY_TAGS, ROW_DIM, MusicnnHead, musicnn_rows, window_rows
@@ -70,15 +71,27 @@ class _FakeNet:
         return (np.repeat(m, 50, 1), np.repeat(m, 200, 1), np.repeat(m, 753, 1), np.repeat(m, 753, 1))
 
 
-def test_patch_layout_non_overlapping_the_last_aligned_to_the_end():
+def test_patch_layout_one_patch_per_ten_seconds_spread_over_the_grid():
+    from mirsearch.features.musicnn_tags import EVERY_SECONDS, grid_patches
+
     net = _FakeNet()
-    M, c = musicnn_rows(_tone(10.0), 16000, net=net)
-    assert M.shape == (4, ROW_DIM) and M.dtype == np.float32
-    np.testing.assert_allclose(c, [1.496, 4.488, 7.48, 8.52], atol=1e-3)  # 626 frames: 0, 187, 374 and 439
-    assert net.batches[0].shape == (4, 187, 96)
+    M, c = musicnn_rows(_tone(10.0), 16000, net=net)  # 626 frames, 3 grid patches, 1 analysed: the middle one
+    assert M.shape == (1, ROW_DIM) and M.dtype == np.float32 and net.batches[0].shape == (1, 187, 96)
+    np.testing.assert_allclose(c, [4.488], atol=1e-3)
+    M, c = musicnn_rows(_tone(60.0), 16000, net=net, every=8.0)  # 20 grid patches, 7 analysed, each in its run
+    np.testing.assert_allclose(c, (np.array([1, 4, 7, 10, 12, 15, 18]) * 187 + 93.5) / 62.5, atol=1e-6)
+    M, c = musicnn_rows(_tone(60.0), 16000, net=net, every=0.1)  # every grid patch, two at a time through the net
+    assert len(c) == 20 and np.all(np.diff(c) > 2.99) and {len(b) for b in net.batches[-10:]} == {2}
+    want = np.stack([b.mean(axis=(1, 2)) for b in net.batches[-10:]]).ravel()
+    np.testing.assert_allclose(M[:, 0], want, rtol=1e-6)
     M, c = musicnn_rows(_tone(1.0), 16000, net=net)  # shorter than a patch: one, zero-padded
     assert M.shape == (1, ROW_DIM) and net.batches[-1].shape == (1, 187, 96)
     assert np.all(net.batches[-1][0, 70:] == 0)
+    # the cost bound: never more than one patch per EVERY_SECONDS of audio (and at least one)
+    for frames in (10, 187, 600, 3750, 56250):
+        assert 1 <= len(grid_patches(frames)) <= max(1, frames / 62.5 / EVERY_SECONDS)
+    with pytest.raises(ParameterError):
+        grid_patches(600, every=0)
 
 
 def test_window_rows_mean_and_nearest():

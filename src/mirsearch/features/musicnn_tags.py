@@ -1,12 +1,12 @@
 """Instrument families from musicnn's MagnaTagATune tagger: two more terms of the tagger's family fusion.
 
 musicnn (the ``MTT_musicnn`` checkpoint, :mod:`mirsearch.features.musicnn`, trained on real recordings) runs on
-non-overlapping 3-s patches of the levelled signal (the last one aligned to the end when more than 0.5 s is left; a
-shorter signal gives one zero-padded patch, :func:`musicnn_rows`). Each patch gives a row of 1,756 values: the 50
-MTT tag logits, the 200-d penultimate embedding and the 753-d mean and max pools of the front and mid end. A tagger
-patch (3.2 s every 1.6 s) takes the mean of the rows of the musicnn patches whose centre lies in it (none: the
-nearest; :func:`window_rows`). Two terms per family (:class:`MusicnnHead`, stored in the tagger bundle as
-:data:`MUSICNN_HEAD_FILE`):
+3-s patches of the levelled signal, one per :data:`EVERY_SECONDS` evenly spread over its non-overlapping 3-s grid
+(a shorter signal gives one zero-padded patch; :func:`grid_patches`, :func:`musicnn_rows`). Each patch gives a row
+of 1,756 values: the 50 MTT tag logits, the 200-d penultimate embedding and the 753-d mean and max pools of the
+front and mid end. A tagger patch (3.2 s every 1.6 s) takes the mean of the rows of the musicnn patches whose centre
+lies in it (none: the nearest; :func:`window_rows`). Two terms per family (:class:`MusicnnHead`, stored in the tagger
+bundle as :data:`MUSICNN_HEAD_FILE`):
 
 - a head: standardisation and one logistic regression per family on the rows (trained on the train clips of the
   tags data, labels of the clip; :func:`mirsearch.training.tag_head.fit_musicnn_head`), logit ``z``;
@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mirsearch.errors import ParameterError
+
 log = logging.getLogger(__name__)
 
 #: file of the musicnn family head inside a tagger bundle
@@ -34,6 +36,15 @@ MUSICNN_HEAD_FILE = "musicnn_head.npz"
 CHECKPOINT = "MTT_musicnn"
 #: values per musicnn row: 50 logits, 200 penultimate, 753 mean pool, 753 max pool
 ROW_DIM = 1756
+#: one analysed 3-s patch per this many seconds of the signal (:func:`grid_patches`). musicnn costs about 0.06 s of
+#: CPU a patch (one or two at a time: larger batches cost twice as much a patch here): every patch of the signal made
+#: the tagger 41x realtime on one core, one per 10 s keeps it at about 100x (the issue's floor) and keeps most of the
+#: gain (session 20, validation, ten-family ROC-AUC over the fusion without musicnn, 10-s and 5-s clips: one patch
+#: each; tags clips +0.012 against +0.016 with every patch, real-sample stem mixtures +0.009 / +0.009, MuseScore stems
+#: +0.004 / +0.010; docs/benchmarks.md, auto-tagging, "Session 20")
+EVERY_SECONDS = 10.0
+#: patches run through the network at a time
+BATCH = 2
 _VOICE = ("vocal", "vocals", "singing", "voice", "female", "male", "woman", "man", "opera", "choir", "choral",
           "male vocal", "female vocal", "male voice", "female voice")  # fmt: skip
 #: MTT tags per family (organ, bass and brass have none), fixed before any figure was seen (session 20)
@@ -118,22 +129,33 @@ def zero_shot(M: np.ndarray, tags) -> np.ndarray:
     return out
 
 
-def musicnn_rows(y: np.ndarray, sr: int, *, net=None) -> tuple[np.ndarray, np.ndarray]:
-    """musicnn rows ``(n, 1756)`` float32 of the 3-s patches of a mono signal and their centres ``(n,)`` (s) (see
-    the module docstring; ``net``: default the shared ``MTT_musicnn`` network)."""
+def grid_patches(n_frames: int, *, every: float = EVERY_SECONDS) -> np.ndarray:
+    """First frames of the analysed patches of a log-mel of ``n_frames`` frames: of its non-overlapping 3-s patches
+    (``K = n_frames // PATCH_FRAMES``, at least one) ``m = min(K, max(1, floor(seconds / every)))``, the middle one
+    of each of ``m`` equal runs (``floor((j + 0.5) K / m)``), so one patch per ``every`` seconds, spread evenly."""
+    from mirsearch.features.musicnn import MUSICNN, PATCH_FRAMES
+
+    if not every > 0:
+        raise ParameterError(f"every={every} must be > 0 s")
+    k = max(1, n_frames // PATCH_FRAMES)
+    m = min(k, max(1, int(n_frames * MUSICNN.hop_length / MUSICNN.sr // every)))
+    return np.floor((np.arange(m) + 0.5) * k / m).astype(int) * PATCH_FRAMES
+
+
+def musicnn_rows(y: np.ndarray, sr: int, *, net=None, every: float = EVERY_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+    """musicnn rows ``(n, 1756)`` float32 of the analysed 3-s patches of a mono signal (:func:`grid_patches`) and
+    their centres ``(n,)`` (s) (see the module docstring; ``net``: default the shared ``MTT_musicnn`` network)."""
     from mirsearch.features.musicnn import PATCH_FRAMES, log_mel
 
     net = net or _musicnn()
     L = log_mel(np.asarray(y, np.float32), sr=int(sr))
     n = len(L)
-    if n < PATCH_FRAMES:
+    starts = grid_patches(n, every=every)
+    if n < PATCH_FRAMES:  # shorter than a patch: one, zero-padded
         L = np.concatenate([L, np.zeros((PATCH_FRAMES - n, L.shape[1]), np.float32)])
-        starts = [0]
-    else:
-        starts = list(range(0, n - PATCH_FRAMES + 1, PATCH_FRAMES))
-        if n - (starts[-1] + PATCH_FRAMES) > 31:  # more than 0.5 s left: one more patch, aligned to the end
-            starts.append(n - PATCH_FRAMES)
-    logits, pen, mean, mx = net(np.stack([L[s : s + PATCH_FRAMES] for s in starts]))
+    X = np.stack([L[s : s + PATCH_FRAMES] for s in starts])
+    outs = [net(X[a : a + BATCH]) for a in range(0, len(X), BATCH)]
+    logits, pen, mean, mx = (np.concatenate([o[k] for o in outs]) for k in range(4))
     centres = (np.asarray(starts) + PATCH_FRAMES / 2) / (16000 / 256)
     return np.concatenate([logits, pen, mean, mx], axis=1).astype(np.float32), centres
 
@@ -193,5 +215,5 @@ def family_terms(y: np.ndarray, sr: int, spans: np.ndarray, tags, *, model) -> n
     return T[:, [head.tags.index(t) for t in tags]]
 
 
-__all__ = ["CHECKPOINT", "MTT_FAMILY_TAGS", "MUSICNN_HEAD_FILE", "MusicnnHead", "family_terms", "musicnn_available",
-           "musicnn_head", "musicnn_rows", "window_rows", "zero_shot"]  # fmt: skip
+__all__ = ["CHECKPOINT", "EVERY_SECONDS", "MTT_FAMILY_TAGS", "MUSICNN_HEAD_FILE", "MusicnnHead", "family_terms",
+           "grid_patches", "musicnn_available", "musicnn_head", "musicnn_rows", "window_rows", "zero_shot"]  # fmt: skip
