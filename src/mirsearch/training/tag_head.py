@@ -162,19 +162,22 @@ def fit_mil_head(bags: list, Y: np.ndarray, *, lam: float, tagger_weight: float,
                          int(patch_hop), head_id[:16])  # fmt: skip
 
 
-def musicnn_windows(data: str | Path, records: list[dict], *, bundle=None) -> list[np.ndarray]:
+def musicnn_windows(data: str | Path, records: list[dict], *, bundle=None, every: float | None = None) -> list:
     """Per clip the musicnn window rows ``(T, 1756)`` at the tagger's patches (the path of
     :func:`mirsearch.features.tag_features.analyse`: levelled signal; :func:`~mirsearch.features.musicnn_tags.
-    musicnn_rows` and :func:`~mirsearch.features.musicnn_tags.window_rows`), cached one file per clip in
-    ``<data>/features/musicnn-mtt/`` (rows float16, patch centres and the tagger's patch times)."""
+    musicnn_rows` with one patch per ``every`` seconds, default the library's
+    :data:`~mirsearch.features.musicnn_tags.EVERY_SECONDS`, and :func:`~mirsearch.features.musicnn_tags.window_rows`),
+    cached one file per clip in ``<data>/features/musicnn-mtt-every<every>/`` (rows float16, patch centres and the
+    tagger's patch times)."""
     import soundfile as sf
 
-    from mirsearch.features.musicnn_tags import _musicnn, musicnn_rows, window_rows
+    from mirsearch.features.musicnn_tags import EVERY_SECONDS, _musicnn, musicnn_rows, window_rows
     from mirsearch.features.tag_features import analyse, levelled
     from mirsearch.models.tagger import TaggerModel
 
     model = TaggerModel.load(bundle)
-    folder = Path(data) / "features" / "musicnn-mtt"
+    every = EVERY_SECONDS if every is None else float(every)
+    folder = Path(data) / "features" / f"musicnn-mtt-every{every:g}"
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i, rec in enumerate(records):
@@ -185,7 +188,7 @@ def musicnn_windows(data: str | Path, records: list[dict], *, bundle=None) -> li
             y, sr = sf.read(str(Path(data) / rec["audio"]), dtype="float32", always_2d=True)
             y = levelled(y.mean(axis=1), sr=sr)
             a = analyse(y, sr, model=model, fuse=False)
-            M, c = musicnn_rows(y, sr)
+            M, c = musicnn_rows(y, sr, every=every)
             with atomic_path(f) as tmp, open(tmp, "wb") as fh:
                 np.savez(fh, M=M.astype(np.float16), c=c, times=a.times)
             if i % 200 == 0:
@@ -218,15 +221,17 @@ def fit_musicnn_head(M: np.ndarray, Y: np.ndarray, *, C: float, head_weight: flo
 
 
 def build_musicnn_head(data: str | Path, out: str | Path, *, bundle=None, C: float = 0.03, head_weight: float = 0.2,
-                       zero_shot_weight: float = 0.2):  # fmt: skip
-    """Fit the musicnn head on the train clips' windows of ``data`` (labels of the clip) and save it at ``out``
-    (``<bundle>/musicnn_head.npz``)."""
+                       zero_shot_weight: float = 0.2, every: float = 3.0):  # fmt: skip
+    """Fit the musicnn head on the train clips' windows of ``data`` (labels of the clip; musicnn rows of one patch per
+    ``every`` seconds: 3, every patch of the grid) and save it at ``out`` (``<bundle>/musicnn_head.npz``). The shipped
+    head (session 20) was fitted on every grid patch plus one aligned to the clip's end, a layout since removed for
+    its cost; ``every=3`` differs from it only by that last patch."""
     from mirsearch.datasets.tags import label_matrix, load_manifest
     from mirsearch.describe.tag_vocabulary import FAMILIES, TAG_NAMES
 
     records = [r for r in load_manifest(data) if r["split"] == "train"]
     Y = label_matrix(records)[:, [TAG_NAMES.index(f) for f in FAMILIES]]
-    win = musicnn_windows(data, records, bundle=bundle)
+    win = musicnn_windows(data, records, bundle=bundle, every=every)
     M = np.concatenate(win)
     Yw = np.concatenate([np.repeat(Y[i][None], len(w), axis=0) for i, w in enumerate(win)])
     head = fit_musicnn_head(M, Yw, C=C, head_weight=head_weight, zero_shot_weight=zero_shot_weight)
