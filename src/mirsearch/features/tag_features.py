@@ -438,7 +438,7 @@ def tags_config(model=None) -> dict:
 
         mn = musicnn_tags.musicnn_head(model)
         if mn is not None and musicnn_tags.musicnn_available():
-            families += f"+musicnn:{mn.head_id}"
+            families += f"+musicnn:{mn.head_id}/{musicnn_tags.EVERY_SECONDS:g}s"  # the patch spacing changes values
     return {"kind": "tags", "version": TAGS_VERSION, "model": model.config["model_id"], "n_tags": len(model.tag_names),
             "embedding_dim": model.config["embedding_dim"], "families": families}  # fmt: skip
 

@@ -62,23 +62,30 @@ def yamnet_windows(data: str | Path, records: list[dict], *, bundle=None, patch_
     return out
 
 
+def family_regressions(X: np.ndarray, Y: np.ndarray, *, C: float) -> tuple:
+    """Standardisation of features ``X (n, d)`` and one L2 logistic regression per column of labels ``Y (n, F)``
+    (inverse strength ``C``) on the standardised features: ``(mean (d,), scale (d,), W (d, F), b (F,))``, float32."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.asarray(X, np.float64)
+    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-6
+    Z = (X - mean) / scale
+    fits = [LogisticRegression(C=C, max_iter=3000).fit(Z, Y[:, k]) for k in range(Y.shape[1])]
+    W = np.stack([f.coef_[0] for f in fits], axis=1).astype(np.float32)
+    b = np.array([f.intercept_[0] for f in fits], np.float32)
+    return mean.astype(np.float32), scale.astype(np.float32), W, b
+
+
 def fit_yamnet_head(F: np.ndarray, Y: np.ndarray, *, C: float, tagger_weight: float, patch_hop: int = 96):
     """A :class:`~mirsearch.features.tag_features.YamnetHead` for the ten families: standardised window features
     ``F (n, 2048)``, one L2 logistic regression per family (labels ``Y (n, 10)``, inverse strength ``C``)."""
 
-    from sklearn.linear_model import LogisticRegression
-
     from mirsearch.describe.tag_vocabulary import FAMILIES
     from mirsearch.features.tag_features import YamnetHead
 
-    F = np.asarray(F, np.float64)
-    mean, scale = F.mean(axis=0), F.std(axis=0) + 1e-6
-    Z = (F - mean) / scale
-    fits = [LogisticRegression(C=C, max_iter=3000).fit(Z, Y[:, k]) for k in range(len(FAMILIES))]
-    W = np.stack([f.coef_[0] for f in fits], axis=1).astype(np.float32)
-    b = np.array([f.intercept_[0] for f in fits], np.float32)
+    mean, scale, W, b = family_regressions(F, Y, C=C)
     head_id = hashlib.sha1(W.tobytes() + b.tobytes() + np.float32(tagger_weight).tobytes()).hexdigest()[:16]
-    return YamnetHead(tuple(FAMILIES), mean.astype(np.float32), scale.astype(np.float32), W, b, float(tagger_weight),
+    return YamnetHead(tuple(FAMILIES), mean, scale, W, b, float(tagger_weight),
                       int(patch_hop), head_id)  # fmt: skip
 
 
@@ -204,19 +211,12 @@ def fit_musicnn_head(M: np.ndarray, Y: np.ndarray, *, C: float, head_weight: flo
     fusion weights ``u`` (``head_weight``) and ``v`` (``zero_shot_weight``).
 
     Session 20 (``benchmarks/bench_tags_musicnn.py``): ``C`` = 0.03, ``u`` = 0.2, ``v`` = 0.2."""
-    from sklearn.linear_model import LogisticRegression
-
     from mirsearch.describe.tag_vocabulary import FAMILIES
     from mirsearch.features.musicnn_tags import MusicnnHead
 
-    M = np.asarray(M, np.float64)
-    mean, scale = M.mean(axis=0), M.std(axis=0) + 1e-6
-    Z = (M - mean) / scale
-    fits = [LogisticRegression(C=C, max_iter=3000).fit(Z, Y[:, k]) for k in range(len(FAMILIES))]
-    W = np.stack([f.coef_[0] for f in fits], axis=1).astype(np.float32)
-    b = np.array([f.intercept_[0] for f in fits], np.float32)
+    mean, scale, W, b = family_regressions(M, Y, C=C)
     key = W.tobytes() + b.tobytes() + np.float32([head_weight, zero_shot_weight]).tobytes()
-    return MusicnnHead(tuple(FAMILIES), mean.astype(np.float32), scale.astype(np.float32), W, b, float(head_weight),
+    return MusicnnHead(tuple(FAMILIES), mean, scale, W, b, float(head_weight),
                        float(zero_shot_weight), hashlib.sha1(key).hexdigest()[:16])  # fmt: skip
 
 
