@@ -33,8 +33,8 @@ original plus variants, averaged over the set either as clip probabilities (``me
 every tag (after the bundle's pooling over patches). Columns: ten-family (nine for ``sample-stems``) macro ROC-AUC
 with the paired bootstrap interval of the difference to ``none`` (1,000 resamplings of the clips), the 33-tag macro
 ROC-AUC (tags sets), the passes per clip and per-family ROC-AUC. The per-clip probabilities of every variant are
-cached in ``data/tta19/<set>/`` (resumable). The test set (``tags-test``) is scored only for ``none`` and the set
-named by ``--chosen``. Results: ``benchmarks/results/tagger_tta_<set>.json``.
+cached in ``data/tta19/<set>/<configuration key>/`` (resumable). The test set (``tags-test``) is scored only for
+``none`` and the set named by ``--chosen``. Results: ``benchmarks/results/tagger_tta_<set>.json``.
 """
 
 from __future__ import annotations
@@ -196,10 +196,16 @@ def clip_set(name: str, n_mix: int, splits=("validation",)):
 # ----------------------------------------------------------------------------------------------- scoring
 def variant_probs(name: str, loaders, variants, *, tag: str) -> dict[str, np.ndarray]:
     """Clip probabilities ``(n_clips, 33)`` of every variant (``analyse``, the product's path), cached per variant in
-    ``data/tta19/<name>/<tag>-<variant>.npy``."""
-    from mirsearch.describe.tagger import analyse
+    ``data/tta19/<name>/<key>/<tag>-<variant>.npy`` (``key``: a hash of the stored "tags" kind's configuration, which
+    names the bundle and the family fusion, so a changed tagger is not read from an older cache)."""
+    import hashlib
+    import json
 
-    folder = CACHE / name
+    from mirsearch.describe.tagger import analyse
+    from mirsearch.features.tag_features import tags_config
+
+    key = hashlib.sha1(json.dumps(tags_config(), sort_keys=True).encode()).hexdigest()[:12]
+    folder = CACHE / name / key
     folder.mkdir(parents=True, exist_ok=True)
     out, todo = {}, []
     for v in variants:
