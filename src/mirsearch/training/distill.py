@@ -97,7 +97,7 @@ def items_from_segments(segments: Sequence, cache, *, time_pool: int) -> list[Po
         b = min(H.shape[-1], int(round(s.end * rate)))
         if b - a < time_pool:
             continue
-        pitches = None if getattr(s, "pitches", None) is None else np.asarray(s.pitches, dtype=np.int64)
+        pitches = None if s.pitches is None else np.asarray(s.pitches, dtype=np.int64)
         items.append(PoolItem(f"{s.recording}-{k}", H[:, :, a:b], np.asarray(s.labels, dtype=np.int64), None, pitches))
     return items
 
@@ -285,9 +285,9 @@ def pitch_ctc_loss(
 ) -> torch.Tensor:
     """Mean CTC loss per label over a batch ``x`` of ``items``: over pitches (the network's
     :meth:`~mirsearch.models.network.ChromaNet.pitch_log_probs`, semitone ``k`` = MIDI ``lowest + k``,
-    :func:`lowest_semitone`) for the items
-    whose ``pitches`` are known and inside the input's range, over pitch classes (``labels``, the same output folded
-    by octave) for the others; the two means weighted by their numbers of items."""
+    :func:`lowest_semitone`) for the items whose ``pitches`` are known and inside the input's range, over pitch
+    classes (``labels``, the same output folded by octave) for the others; the two means weighted by their numbers of
+    items."""
     from mirsearch.models.network import fold_pitches
 
     P = model.pitch_log_probs(x)
@@ -297,7 +297,7 @@ def pitch_ctc_loss(
         if it.pitches is not None and len(it.pitches) == len(labels[i])
         and int(np.min(it.pitches)) >= lowest and int(np.max(it.pitches)) < lowest + n_pitches
     ]  # fmt: skip
-    other = [i for i in range(len(items)) if i not in set(known)]
+    other = sorted(set(range(len(items))) - set(known))
     total = P.new_zeros(())
     if known:
         k = torch.as_tensor(known)
@@ -361,7 +361,7 @@ def finetune(
     history = state.history if state is not None else []
     epoch = len(history)
     info = {"loss": f"ctc + {opts.lam:g} x distill", "finetuned_from": bundle.model_id, **dataclasses.asdict(opts)}
-    t0 = time.monotonic()
+    t0, lowest = time.monotonic(), lowest_semitone(bundle.input)
     if 0 < opts.schedule_epochs <= epoch:
         logger.info("the schedule's %d epochs are done in %s: nothing to train", opts.schedule_epochs, out)
         return {"history": history, "epochs": epoch, "out": str(out)}
@@ -383,7 +383,7 @@ def finetune(
                 group["lr"] = scheduled_lr(epoch * opts.steps_per_epoch + k, opts)
             a = [labelled[i] for i in lab[k % len(lab)]]
             b = [unlabelled[i] for i in unl[k % len(unl)]]
-            sums += _step(model, optimizer, a, b, opts, augment, lowest=lowest_semitone(bundle.input))
+            sums += _step(model, optimizer, a, b, opts, augment, lowest=lowest)
         epoch += 1
         entry = {"epoch": epoch, "ctc": sums[0] / opts.steps_per_epoch, "distill": sums[1] / opts.steps_per_epoch}
         entry["seconds"] = time.monotonic() - t_epoch
