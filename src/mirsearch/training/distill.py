@@ -332,7 +332,7 @@ def _step(
     value.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
     optimizer.step()
-    return float(ctc), float(kd)
+    return float(ctc.detach()), float(kd.detach())
 
 
 def finetune(
