@@ -198,14 +198,11 @@ def variant_probs(name: str, loaders, variants, *, tag: str) -> dict[str, np.nda
     """Clip probabilities ``(n_clips, 33)`` of every variant (``analyse``, the product's path), cached per variant in
     ``data/tta19/<name>/<key>/<tag>-<variant>.npy`` (``key``: a hash of the stored "tags" kind's configuration, which
     names the bundle and the family fusion, so a changed tagger is not read from an older cache)."""
-    import hashlib
-    import json
-
     from mirsearch.describe.tagger import analyse
+    from mirsearch.features.registry import config_key
     from mirsearch.features.tag_features import tags_config
 
-    key = hashlib.sha1(json.dumps(tags_config(), sort_keys=True).encode()).hexdigest()[:12]
-    folder = CACHE / name / key
+    folder = CACHE / name / config_key(tags_config())
     folder.mkdir(parents=True, exist_ok=True)
     out, todo = {}, []
     for v in variants:
