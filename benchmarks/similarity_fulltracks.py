@@ -11,7 +11,8 @@ stems mixed) gives the stored kind ``timbre``, MFCC statistics and the YAMNet me
 so are all 114 tracks together (``all``);
 relevant are the other tracks of the query's soundtrack. No choice is made here: the shipped ranking (the search
 vector of timbre kind v5 -- timbre vector, MFCC statistics, YAMNet mean and musicnn mean by cosine, the views
-weighing alike -- with expansion 2, as the ``similar`` task: benchmarks/similarity_rerank.py's library code) and the
+weighing alike, and from session 22 the texture histogram over the collection's codebook of segments -- with
+expansion 2, as the ``similar`` task: benchmarks/similarity_rerank.py's library code) and the
 timbre vector alone (the ranking up to session 17) against the baselines (MFCC statistics, YAMNet, both), the best
 baseline of each half as the reference of the paired difference (bootstrap over queries). ``--resplits N``: the same
 on both halves of N random track-disjoint halvings.
@@ -53,7 +54,8 @@ from _common import write_results  # noqa: E402
 
 log = logging.getLogger("similarity_fulltracks")
 PKGS = ROOT / "data" / "real" / "pkgs"
-SHIPPED = "shipped: search vector T+M+Y+N (musicnn), Y and N by cosine, expansion 2"
+SHIPPED = "shipped: T+M+Y+N + textures (the collection's codebook of segments), expansion 2"
+TMYN = "T+M+Y+N, Y and N by cosine (session 19, before textures), expansion 2"
 TMY = "T+M+Y, Y by cosine (session 19, before musicnn), expansion 2"
 Y_L1 = "T+M+Y with Y z-scored, L1 (sessions 17-18), expansion 2"
 TIMBRE_ONLY = "timbre vector alone (the ranking up to session 17), expansion 2"
@@ -132,12 +134,20 @@ def load_clip_items(data: Path):
 def collection_scores(items, labels, rows, tracks=None) -> dict[str, np.ndarray]:
     """Per-query MAP@10 of the baselines, the shipped ranking and the timbre vector alone in the collection of
     ``rows`` (a query's own track, ``tracks`` of the rows, left out; default: each item its own track)."""
-    from mirsearch.describe.similarity import _layout, recording_vector
-    from mirsearch.describe.similarity_vector import TMY_DIM, balanced_normaliser, search_vector
+    from mirsearch.describe.similarity import (
+        _layout,
+        collection_codebook,
+        collection_normaliser,
+        raw_vector,
+        recording_vector,
+    )
+    from mirsearch.describe.similarity_vector import SEARCH_DIM, TMY_DIM, balanced_normaliser
 
     systems = baseline_distances(items, rows)
-    V = np.stack([search_vector(items[i]["timbre"]) for i in rows])
-    systems[SHIPPED] = library_distances(V, reciprocal=False)
+    codebook = collection_codebook((items[i]["timbre"] for i in rows), len(rows))
+    V = np.stack([raw_vector(items[i]["timbre"], codebook) for i in rows])
+    systems[SHIPPED] = library_distances(V, reciprocal=False, normaliser=collection_normaliser(V, codebook=codebook))
+    systems[TMYN] = library_distances(V[:, :SEARCH_DIM], reciprocal=False)
     V3 = V[:, :TMY_DIM]
     systems[TMY] = library_distances(V3, reciprocal=False)
     systems[Y_L1] = library_distances(V3, reciprocal=False, normaliser=balanced_normaliser(V3, cosine=False))

@@ -12,15 +12,17 @@ from mirsearch.service.similar import SimilarRequest
 
 HELP = "recordings that sound alike (more like this)"
 DESCRIPTION = """Rank the collection's recordings by how similar they sound to a recording of the collection
-(--recording ID; it is left out of its own answer) or to an audio file (--audio FILE). A recording is described four
+(--recording ID; it is left out of its own answer) or to an audio file (--audio FILE). A recording is described five
 ways, which weigh alike: its timbre and rhythm over time (per mel band: level, spread and change; the periodicity of
 its onsets; cepstral change and the modulation spectrum; their mean and spread over the recording), its MFCC
-statistics, its mean YAMNet (AudioSet) embedding, and musicnn's (Million Song Dataset) pooled features of a few 3-s
-patches. Every value is standardised relative to the collection; the query is then averaged with its 2 nearest
-recordings and searched again (query expansion); 'distance' is the distance to that expanded query (absolute
-differences of the standardised values; the YAMNet and musicnn views by cosine), about 1 for two typical recordings
-of the collection. The columns timbre, mfcc, yamnet and musicnn say how far each recording is from the query itself
-in each view (1: a typical pair). Large collections are searched through an HNSW index; with --dask the vectors are
+statistics, its mean YAMNet (AudioSet) embedding, musicnn's (Million Song Dataset) pooled features of a few 3-s
+patches and, in collections of 30 recordings or more, which of the collection's textures occur in it (a histogram
+of its 4-s sections over a codebook fitted on the collection). Every value is standardised relative to the
+collection; the query is then averaged with its 2 nearest recordings and searched again (query expansion);
+'distance' is the distance to that expanded query (absolute differences of the standardised values; the YAMNet,
+musicnn and texture views by cosine), about 1 for two typical recordings of the collection. The columns timbre,
+mfcc, yamnet, musicnn and textures say how far each recording is from the query itself in each view (1: a typical
+pair). Large collections are searched through an HNSW index; with --dask the vectors are
 shards on the cluster's workers, which rank every recording exactly. With --start / --end only that passage of the
 recording is the query (more like this passage; 4-s resolution), compared with the other recordings as wholes."""
 EPILOG = "The collection needs timbre features: mirsearch index DIR -c COLL --features chroma,timbre (or tags)"

@@ -8,7 +8,10 @@ the mean over patches of the cepstral dynamics (``cepstra``) and of the modulati
 (``modulation``). They are stored in a collection as the kind ``"timbre"`` (sufficient statistics per 4 s segment),
 beside MFCC statistics, the mean YAMNet embedding of the same segments and musicnn's pooled features of a few 3-s
 patches. The index ranks by the *search vector* (:func:`mirsearch.describe.similarity_vector.search_vector`: the
-timbre vector, the MFCC statistics, the YAMNet mean and the musicnn mean); taught tags keep the timbre vector. Every
+timbre vector, the MFCC statistics, the YAMNet mean and the musicnn mean) and, in collections of
+:data:`MIN_COLLECTION` recordings or more, a histogram of the recording's 4-s segments over the collection's
+codebook of textures (:data:`TEXTURES`, :mod:`mirsearch.describe.segment_codebook`; :func:`raw_vector`); taught
+tags keep the timbre vector. Every
 dimension is standardised *relative to the collection* (z-scored over its recordings; collections smaller than
 :data:`MIN_COLLECTION` use the reference statistics shipped in ``models/bundles/similarity``) and the views are
 weighted to weigh alike (:func:`collection_normaliser`). Recordings are ranked by the mean absolute difference of
@@ -45,11 +48,15 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from mirsearch.describe.similarity_reciprocal import reciprocal_distances, reciprocal_search  # noqa: F401
 from mirsearch.errors import CollectionError, InputError, ParameterError
+
+if TYPE_CHECKING:
+    from mirsearch.describe.segment_codebook import SegmentCodebook
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +72,6 @@ HNSW_MIN = 2000
 RERANK = 200
 #: neighbours averaged into the query by :func:`expanded_search` (0: no expansion)
 EXPAND = 2
-#: k-reciprocal re-ranking (:func:`reciprocal_distances`): neighbourhood size, local expansion, weight of the
-#: original distance
-K1, K2, LAMBDA = 12, 3, 0.3
-#: the nearest recordings :func:`similar_search` re-ranks (neighbourhoods are computed within them)
-POOL = 100
 #: the ``similar`` tasks re-rank by k-reciprocal neighbours (else :func:`expanded_search`): off, because chosen on
 #: the train half it lost 0.09 MAP@10 against expansion on the test half (docs/benchmarks.md, session 11)
 RECIPROCAL = False
@@ -86,6 +88,11 @@ WITHIN = False
 WITHIN_PARTS, WITHIN_MIN_SEGMENTS = 8, 8
 #: shrinkage of the within-recording eigenvalues (a fraction of their mean) and the query expansion with it
 WITHIN_SHRINK, WITHIN_EXPAND = 0.03, 0
+#: the collection's texture histogram is a fifth view (:mod:`mirsearch.describe.segment_codebook`), in collections
+#: of :data:`MIN_COLLECTION` recordings or more whose recordings all have the other four views: on 20
+#: track-disjoint halves of six real soundtracks +0.056 MAP@10 over the best baseline against +0.046 without it
+#: (docs/benchmarks.md, session 22)
+TEXTURES = True
 #: blocks of the recording vector: (name, descriptor group of ``patch_features``, statistic over patches)
 VECTOR_BLOCKS = (("stats.mean", "stats", "mean"), ("stats.std", "stats", "std"), ("rhythm.mean", "rhythm", "mean"),
                  ("rhythm.std", "rhythm", "std"), ("cepstra.mean", "cepstra", "mean"),
@@ -117,13 +124,15 @@ class Normaliser:
     """Per-dimension standardisation ``(v - mean) / scale`` of recording vectors, then (``transform``, (dim, dim),
     optional) a linear map: ``((v - mean) / scale) @ transform``. ``cosine_from``: the blocks from there on (the
     YAMNet and musicnn views) are each made unit length first and compared by squared differences
-    (:meth:`distances`)."""
+    (:meth:`distances`). ``codebook``: the collection's codebook of textures whose histograms the raw vectors
+    end with (:func:`raw_vector`), or None."""
 
     mean: np.ndarray
     scale: np.ndarray
     source: str
     transform: np.ndarray | None = None
     cosine_from: int | None = None
+    codebook: SegmentCodebook | None = None
 
     def __call__(self, V: np.ndarray) -> np.ndarray:
         from mirsearch.describe.similarity_vector import unit_rows
@@ -163,35 +172,39 @@ class Normaliser:
         return cls(V.mean(axis=0).astype(np.float32), ((V.std(axis=0) + 1e-6) / w).astype(np.float32), source)
 
 
-def collection_normaliser(V: np.ndarray, *, within=None) -> Normaliser:
+def collection_normaliser(V: np.ndarray, *, within=None, codebook: SegmentCodebook | None = None) -> Normaliser:
     """The standardisation of a collection's raw search vectors ``V`` (n, dim): its own z-scores with every view
     weighing alike (:func:`~mirsearch.describe.similarity_vector.balanced_normaliser`) from
     :data:`MIN_COLLECTION` recordings on, else the shipped reference (:func:`reference_normaliser`). ``within``:
     the recordings' raw :func:`within_parts` (a list of (m_i, dim)); then the z-scores are followed by
-    :func:`within_transform` of the standardised parts (none if fewer than two recordings have two parts or more)."""
+    :func:`within_transform` of the standardised parts (none if fewer than two recordings have two parts or more).
+    ``codebook``: the one the raw vectors' texture histograms come from (:func:`collection_codebook`), kept by the
+    normaliser so that a query's raw vector can be made alike (:func:`raw_vector`)."""
+    from dataclasses import replace
+
     from mirsearch.describe.similarity_vector import balanced_normaliser, block_groups
 
     V = np.asarray(V)
     if V.ndim != 2:
         raise ParameterError(f"raw vectors must have shape (n, dim), got {V.shape}")
     if len(V) >= MIN_COLLECTION or block_groups(V.shape[1]) is None:
-        norm = balanced_normaliser(V)
+        norm = replace(balanced_normaliser(V), codebook=codebook)
         T = None if within is None else within_transform([norm(P) for P in within if len(P) > 1])
         if T is None:
             return norm
-        return Normaliser(norm.mean, norm.scale, "collection, within-recording", T, norm.cosine_from)
+        return replace(norm, source="collection, within-recording", transform=T)
     return reference_normaliser(V.shape[1])
 
 
-def within_parts(X: np.ndarray) -> np.ndarray:
-    """Raw search vectors (m, dim) of a recording's parts for :func:`within_transform`: its stored segments in
-    ``m = min(WITHIN_PARTS, n_segments // WITHIN_MIN_SEGMENTS)`` runs (at least one; :func:`part_vectors`)."""
-    from mirsearch.describe.similarity_vector import search_vector
+def within_parts(X: np.ndarray, *, vector=None) -> np.ndarray:
+    """Raw vectors (m, dim) of a recording's parts for :func:`within_transform`: its stored segments in
+    ``m = min(WITHIN_PARTS, n_segments // WITHIN_MIN_SEGMENTS)`` runs (at least one; :func:`part_vectors`), each
+    described by ``vector`` (default :func:`raw_vector` without textures)."""
     from mirsearch.features.timbre_stats import CORE_ROWS
 
     X = np.asarray(X)
     n = int((X[min(CORE_ROWS, len(X)) - 1] > 0).sum()) if X.ndim == 2 and X.shape[0] > 1 else 0
-    return part_vectors(X, parts=max(1, min(WITHIN_PARTS, n // WITHIN_MIN_SEGMENTS)), vector=search_vector)
+    return part_vectors(X, parts=max(1, min(WITHIN_PARTS, n // WITHIN_MIN_SEGMENTS)), vector=vector or raw_vector)
 
 
 def within_transform(parts, *, shrink: float = WITHIN_SHRINK) -> np.ndarray | None:
@@ -244,14 +257,51 @@ def recording_vector(X: np.ndarray) -> np.ndarray:
     return v[rows]
 
 
-def audio_parts(y: np.ndarray, *, sr: int) -> tuple[np.ndarray, np.ndarray]:
-    """The raw search vector and raw part search vectors (m, dim) of a signal (as if it were indexed;
-    :func:`~mirsearch.describe.similarity_vector.search_vector`)."""
+def raw_vector(X: np.ndarray, codebook: SegmentCodebook | None = None) -> np.ndarray:
+    """The raw vector of the index from a recording's (or a part's) stored ``"timbre"`` features: the search vector
+    (:func:`~mirsearch.describe.similarity_vector.search_vector`), followed by its texture histogram over
+    ``codebook`` (:meth:`~mirsearch.describe.segment_codebook.SegmentCodebook.histogram`) when a codebook is given
+    and the search vector has all four views. Shape (dim,), float32."""
     from mirsearch.describe.similarity_vector import search_vector
+
+    return _with_textures(search_vector(X), X, codebook)
+
+
+def _with_textures(v: np.ndarray, X: np.ndarray, codebook: SegmentCodebook | None) -> np.ndarray:
+    """The search vector ``v`` of the stored features ``X`` followed by their texture histogram (:func:`raw_vector`)."""
+    from mirsearch.describe.similarity_vector import SEARCH_DIM
+
+    if codebook is None or len(v) != SEARCH_DIM:
+        return v
+    return np.concatenate([v, codebook.histogram(X)]).astype(np.float32)
+
+
+def collection_codebook(arrays, n: int) -> SegmentCodebook | None:
+    """The codebook of textures of a collection's ``n`` recordings from their stored ``"timbre"`` arrays (an
+    iterable, read once; :func:`~mirsearch.describe.segment_codebook.fit`), or None: :data:`TEXTURES` off, fewer
+    than :data:`MIN_COLLECTION` recordings, a recording without all four other views, or too few segments."""
+    from mirsearch.describe import segment_codebook
+    from mirsearch.features.timbre_stats import musicnn_block
+
+    if not TEXTURES or n < MIN_COLLECTION:
+        return None
+    per = max(1, segment_codebook.MAX_FIT_SEGMENTS // n)
+    lists = []
+    for X in arrays:
+        if musicnn_block(X) is None:
+            return None
+        lists.append(segment_codebook.fit_sample([segment_codebook.segment_vectors(X)], max_segments=per))
+    return segment_codebook.fit(lists)
+
+
+def audio_parts(y: np.ndarray, *, sr: int, codebook: SegmentCodebook | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The raw vector and raw part vectors (m, dim) of a signal (as if it were indexed, with the collection's
+    ``codebook``: :func:`raw_vector`)."""
     from mirsearch.features.timbre_stats import extract_timbre
 
     X, _ = extract_timbre(y, sr=sr)
-    return search_vector(X), part_vectors(X, parts=PARTS, vector=search_vector)
+    vector = functools.partial(raw_vector, codebook=codebook)
+    return vector(X), part_vectors(X, parts=PARTS, vector=vector)
 
 
 def audio_vector(y: np.ndarray, *, sr: int) -> np.ndarray:
@@ -477,71 +527,6 @@ def expanded_search(index, vector: np.ndarray, *, top: int, exclude: int | None 
     return index.search(v, top=top, exclude=exclude)
 
 
-def reciprocal_distances(D: np.ndarray, *, k1: int = K1, k2: int = K2, lam: float = LAMBDA) -> np.ndarray:
-    """Distances of item 0 to every item after k-reciprocal re-ranking (Zhong et al., CVPR 2017) of a pool.
-
-    Each item's k-reciprocal set (the items among its ``k1 + 1`` nearest that have it among theirs), widened by
-    the ``round(k1 / 2)``-reciprocal sets of its members that share more than 2/3 of their items with it, is a
-    vector of weights ``exp(-10 d / d_max)``, normalised and averaged over the item's ``k2`` nearest (local
-    expansion). The new distance is ``(1 - lam) * Jaccard + lam * d / d_max``: items whose neighbourhoods
-    overlap item 0's come first, ties broken by the original distance.
-
-    Parameters
-    ----------
-    D : np.ndarray, shape (n, n)
-        Distances among the pool (item 0 the query), ``>= 0``, 0 on the diagonal.
-    k1, k2 : int >= 1
-    lam : float in [0, 1]
-
-    Returns
-    -------
-    d : np.ndarray, shape (n,), float64
-    """
-    D = np.asarray(D, np.float64)
-    if D.ndim != 2 or D.shape[0] != D.shape[1]:
-        raise ParameterError(f"pool distances of shape {D.shape} must be square")
-    if k1 < 1 or k2 < 1 or not 0.0 <= lam <= 1.0:
-        raise ParameterError(f"k1={k1}, k2={k2} must be >= 1 and lam={lam} in [0, 1]")
-    n = len(D)
-    Dn = D / max(float(D.max()), 1e-12)
-    order = np.argsort(D, axis=1, kind="stable")
-
-    def reciprocal(k: int) -> np.ndarray:
-        near = np.zeros((n, n), bool)
-        np.put_along_axis(near, order[:, : k + 1], True, axis=1)
-        return near & near.T
-
-    R, half = reciprocal(k1), reciprocal(int(round(k1 / 2)))
-    shared = half.astype(np.int64) @ R.T.astype(np.int64)  # [j, i]: items of j's half set in i's set
-    widen = shared > 2.0 / 3.0 * half.sum(axis=1)[:, None]
-    R = R | ((R & widen.T).astype(np.int64) @ half.astype(np.int64) > 0) | np.eye(n, dtype=bool)
-    V = np.where(R, np.exp(-10.0 * Dn), 0.0)
-    V /= V.sum(axis=1, keepdims=True)
-    if k2 > 1:
-        V = V[order[:, :k2]].mean(axis=1)
-    jaccard = 1.0 - np.minimum(V[0], V).sum(axis=1) / np.maximum(np.maximum(V[0], V).sum(axis=1), 1e-12)
-    return (1.0 - lam) * jaccard + lam * Dn[0]
-
-
-def reciprocal_search(index, vector: np.ndarray, *, top: int, exclude: int | None = None,
-                      pool: int = POOL) -> list[tuple[int, float]]:  # fmt: skip
-    """The ``top`` nearest recordings ``(recording_id, distance)`` to a standardised ``vector`` after
-    :func:`reciprocal_distances` over the query and its ``max(pool, top)`` nearest recordings (``exclude`` left
-    out); ``index`` as for :func:`expanded_search`. The distances are the re-ranked ones."""
-    if top < 1:
-        raise ParameterError(f"top={top} must be >= 1")
-    from scipy.spatial.distance import cdist
-
-    found = index.search(np.asarray(vector, np.float32), top=max(pool, top), exclude=exclude)
-    if len(found) < 2:
-        return found[:top]
-    ids = [r for r, _ in found]
-    P = np.vstack([np.asarray(vector, np.float32)[None, :]] + [index.vector(r)[None, :] for r in ids])
-    d = reciprocal_distances(cdist(P, P, "cityblock") / P.shape[1])[1:]
-    order = np.argsort(d, kind="stable")[:top]
-    return [(ids[j], float(d[j])) for j in order]
-
-
 def similar_search(index, vector: np.ndarray, *, top: int, exclude: int | None = None,
                    parts: np.ndarray | None = None) -> list[tuple[int, float]]:  # fmt: skip
     """The ranking of the ``similar`` tasks: by parts when given and the index has them
@@ -556,16 +541,16 @@ def similar_search(index, vector: np.ndarray, *, top: int, exclude: int | None =
 
 def stored_parts(coll, recording_id: int, normaliser: Normaliser) -> np.ndarray:
     """Standardised part vectors (m, dim) of a stored recording, rounded to float16 as an index keeps them."""
-    from mirsearch.describe.similarity_vector import search_vector
-
     X, _ = coll.load_features(int(recording_id), STORED_KIND)
-    return normaliser(part_vectors(X, parts=PARTS, vector=search_vector)).astype(np.float16).astype(np.float32)
+    parts = part_vectors(X, parts=PARTS, vector=functools.partial(raw_vector, codebook=normaliser.codebook))
+    return normaliser(parts).astype(np.float16).astype(np.float32)
 
 
-def passage_vector(coll, recording_id: int, *, start: float | None = None, end: float | None = None) -> np.ndarray:
+def passage_vector(coll, recording_id: int, *, start: float | None = None, end: float | None = None,
+                   codebook: SegmentCodebook | None = None) -> np.ndarray:  # fmt: skip
     """The raw search vector of a passage of a stored recording, ``start`` to ``end`` (s; default its beginning and
     end): the stored segments that overlap it (:data:`~mirsearch.features.timbre_stats.TIMBRE_SEGMENT_SECONDS`
-    resolution), described as a whole recording is (:func:`~mirsearch.describe.similarity_vector.search_vector`);
+    resolution), described as a whole recording is (:func:`raw_vector`, with the collection's ``codebook``);
     where no musicnn patch of the recording falls in the passage, its musicnn view is the recording's.
 
     Raises
@@ -590,7 +575,9 @@ def passage_vector(coll, recording_id: int, *, start: float | None = None, end: 
     if cols.shape[1] == 0 or cols[CORE_ROWS - 1].sum() <= 0:
         raise ParameterError(f"recording {recording_id}: no sound analysed between {a:g} and {b:g} s")
     v = search_vector(cols)
-    return v if len(v) == SEARCH_DIM else _completed(v, search_vector(X))  # the whole only when a view is missing
+    if len(v) < SEARCH_DIM:  # the whole recording's view where the passage has none
+        v = _completed(v, search_vector(X))
+    return _with_textures(v, cols, codebook)
 
 
 def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: int, exclude: int | None = None,
@@ -603,13 +590,12 @@ def rerank_by_parts(index, coll, vector: np.ndarray, parts: np.ndarray, *, top: 
     found = index.search(vector, top=max(RERANK, 10 * (top + 1 + expand)))
     if not found:
         return []
-    from mirsearch.describe.similarity_vector import search_vector
-
+    vector = functools.partial(raw_vector, codebook=index.normaliser.codebook)
     ids = [r for r, _ in found]
     raw = [coll.load_features(r, STORED_KIND)[0] for r in ids]
-    V = np.stack([search_vector(X) for X in raw])
+    V = np.stack([vector(X) for X in raw])
     sub = SimilarityIndex(ids, V, normaliser=index.normaliser, kind="exact",
-                          parts=[part_vectors(X, parts=PARTS, vector=search_vector) for X in raw])  # fmt: skip
+                          parts=[part_vectors(X, parts=PARTS, vector=vector) for X in raw])  # fmt: skip
     return sub.search_parts(vector, parts, top=top, exclude=exclude, expand=expand)
 
 
@@ -625,40 +611,41 @@ def _common_dim(vectors: list[np.ndarray]) -> int:
 
 
 def _stored(coll, parts: bool, within: bool = False, vector=None):
-    """Ids, raw vectors (``vector``, default the search vector), raw part vectors (if ``parts``) and raw
-    :func:`within_parts` (if ``within``, else None)."""
-    from mirsearch.describe.similarity_vector import search_vector
-
-    vector = vector or search_vector
-    ids, vectors, part_list, within_list = [], [], [], []
-    for rid in sorted(coll.catalog.features(STORED_KIND)):
+    """Ids, raw vectors (``vector``, default :func:`raw_vector` with the :func:`collection_codebook`), raw part
+    vectors (if ``parts``), raw :func:`within_parts` (if ``within``, else None) and the codebook (or None)."""
+    ids = sorted(coll.catalog.features(STORED_KIND))
+    codebook = None
+    if vector is None:  # a first pass over the stored features fits the codebook, the second describes
+        codebook = collection_codebook((coll.load_features(rid, STORED_KIND)[0] for rid in ids), len(ids))
+        vector = functools.partial(raw_vector, codebook=codebook)
+    vectors, part_list, within_list = [], [], []
+    for rid in ids:
         X, _ = coll.load_features(rid, STORED_KIND)
-        ids.append(rid)
         vectors.append(vector(X))
         if parts:
             part_list.append(part_vectors(X, parts=PARTS, vector=vector))
         if within:
-            within_list.append(within_parts(X))
+            within_list.append(within_parts(X, vector=vector))
     d = _common_dim(vectors)
     V = np.stack([v[:d] for v in vectors]) if vectors else np.zeros((0, 0), np.float32)
     part_list = [P[:, :d] for P in part_list]
     within_list = [P[:, :d] for P in within_list]
-    return np.asarray(ids, np.int64), V, part_list, (within_list if within else None)
+    return np.asarray(ids, np.int64), V, part_list, (within_list if within else None), codebook
 
 
 def collection_vectors(coll) -> tuple[np.ndarray, np.ndarray]:
     """Ids and raw timbre vectors (:func:`recording_vector`, the space of taught tags) of every recording with
     stored ``timbre`` features (others are skipped)."""
-    ids, V, _, _ = _stored(coll, False, vector=recording_vector)
+    ids, V, _, _, _ = _stored(coll, False, vector=recording_vector)
     return ids, V
 
 
 def normalised_collection(coll) -> tuple[np.ndarray, np.ndarray, Normaliser]:
     """Ids, raw search vectors and the :func:`collection_normaliser` of every recording with stored ``timbre``
     (with :func:`within_parts` when :data:`WITHIN`)."""
-    ids, V, _, within = _stored(coll, False, WITHIN)
+    ids, V, _, within, codebook = _stored(coll, False, WITHIN)
     V = np.asarray(V, np.float32)
-    return ids, V, collection_normaliser(V, within=within)
+    return ids, V, collection_normaliser(V, within=within, codebook=codebook)
 
 
 def collection_index(coll) -> SimilarityIndex:
@@ -666,10 +653,10 @@ def collection_index(coll) -> SimilarityIndex:
     generation (a derived view)."""
 
     def build():
-        ids, V, parts, within = _stored(coll, COMPARE_PARTS, WITHIN)
+        ids, V, parts, within, codebook = _stored(coll, COMPARE_PARTS, WITHIN)
         V = np.asarray(V, np.float32)
-        log.info("similarity index: %d recordings", len(ids))
-        normaliser = collection_normaliser(V, within=within) if len(V) else None
+        log.info("similarity index: %d recordings%s", len(ids), ", with textures" if codebook else "")
+        normaliser = collection_normaliser(V, within=within, codebook=codebook) if len(V) else None
         return SimilarityIndex(ids, V, normaliser=normaliser, parts=parts if COMPARE_PARTS else None)
 
     return coll.views.get(("similarity", STORED_KIND), build)

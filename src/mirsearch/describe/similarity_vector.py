@@ -12,12 +12,20 @@ features (:func:`mirsearch.features.timbre_stats.extract_timbre`):
 - ``N``: the mean max-pooled musicnn features (:mod:`mirsearch.features.musicnn`, 753 values) of up to 8 of its
   3-s patches (version 5; absent where the musicnn wheel was not installed, or YAMNet was not).
 
+and, from :data:`~mirsearch.describe.similarity.MIN_COLLECTION` recordings with all four on, a fifth view that
+depends on the collection:
+
+- ``H``: the recording's texture histogram over the collection's codebook of 4-s segments
+  (:mod:`mirsearch.describe.segment_codebook`, 64 values, unit length), appended by
+  :func:`mirsearch.describe.similarity.raw_vector`.
+
 The views are standardised over the collection and weighted so that each adds the same to the distance of a
 typical pair of the collection's recordings (:func:`balanced_normaliser`; ``T``'s six sub-blocks share one view's
 weight): ``T`` and ``M`` are z-scored per dimension and compared by their absolute differences (L1); ``Y`` and ``N``
 keep the geometry of the networks: each made unit length, centred, and compared by squared differences, i.e. by the
-cosine distance ``2 (1 - cos)`` (:data:`COSINE_VIEW`). The distance of two recordings is the sum of both kinds of
-term over the dimensions divided by the dimension (1 for a typical pair). The design was fixed on 20
+cosine distance ``2 (1 - cos)`` (:data:`COSINE_VIEW`); so is ``H`` (the Hellinger form of the histograms). The
+distance of two recordings is the sum of both kinds of term over the dimensions divided by the dimension (1 for a
+typical pair). The design was fixed on 20
 track-disjoint halves of six real soundtracks in sessions 17-18; the cosine ``Y`` and the musicnn view were checked
 in session 19 on collections of three unseen soundtracks (docs/benchmarks.md, "Search by similarity").
 """
@@ -30,14 +38,16 @@ from mirsearch.errors import ParameterError
 
 #: sizes of the timbre vector's sub-blocks (:data:`mirsearch.describe.similarity.VECTOR_BLOCKS`)
 TIMBRE_SUBBLOCKS = (192, 192, 11, 11, 40, 48)
-#: size of the MFCC block, the YAMNet block and the musicnn block
-MFCC_DIM, YAMNET_DIM, MUSICNN_DIM = 40, 1024, 753
+#: size of the MFCC block, the YAMNet block, the musicnn block and the texture histogram
+MFCC_DIM, YAMNET_DIM, MUSICNN_DIM, TEXTURE_DIM = 40, 1024, 753, 64
 #: names of the views, in the order of the search vector
-VIEWS = ("timbre", "mfcc", "yamnet", "musicnn")
+VIEWS = ("timbre", "mfcc", "yamnet", "musicnn", "textures")
 #: dimension of :func:`search_vector` with T, M and Y (no musicnn)
 TMY_DIM = sum(TIMBRE_SUBBLOCKS) + MFCC_DIM + YAMNET_DIM
 #: dimension of :func:`search_vector` with all four views
 SEARCH_DIM = TMY_DIM + MUSICNN_DIM
+#: dimension of a raw vector with the collection's texture histogram (:func:`mirsearch.describe.similarity.raw_vector`)
+TEXTURES_DIM = SEARCH_DIM + TEXTURE_DIM
 #: recordings sampled (at most) for the blocks' mean distances
 SAMPLE = 500
 #: the YAMNet and musicnn views are compared by cosine (each unit length, squared differences); z-scored L1 when
@@ -64,9 +74,9 @@ def search_vector(X: np.ndarray) -> np.ndarray:
 
 def block_groups(dim: int) -> list[tuple[slice, int]] | None:
     """The blocks of a search vector of dimension ``dim``: ``(columns, sub-blocks in its view)`` per block
-    (``T``'s six, then ``M``, ``Y`` and ``N``); None for a vector of another dimension."""
-    sizes = list(TIMBRE_SUBBLOCKS) + [MFCC_DIM, YAMNET_DIM, MUSICNN_DIM]
-    views = [len(TIMBRE_SUBBLOCKS)] * len(TIMBRE_SUBBLOCKS) + [1, 1, 1]
+    (``T``'s six, then ``M``, ``Y``, ``N`` and ``H``); None for a vector of another dimension."""
+    sizes = list(TIMBRE_SUBBLOCKS) + [MFCC_DIM, YAMNET_DIM, MUSICNN_DIM, TEXTURE_DIM]
+    views = [len(TIMBRE_SUBBLOCKS)] * len(TIMBRE_SUBBLOCKS) + [1, 1, 1, 1]
     out, start = [], 0
     for size, n in zip(sizes, views, strict=True):
         if start == dim:
@@ -77,11 +87,11 @@ def block_groups(dim: int) -> list[tuple[slice, int]] | None:
 
 
 def cosine_start(dim: int, *, cosine: bool | None = None) -> int | None:
-    """The first column of the views compared by cosine (``Y`` and, where present, ``N``: every block from there
-    on) in search vectors of dimension ``dim``; None when they have no ``Y`` block or ``cosine`` is off (default
-    :data:`COSINE_VIEW`)."""
+    """The first column of the views compared by cosine (``Y`` and, where present, ``N`` and ``H``: every block from
+    there on) in search vectors of dimension ``dim``; None when they have no ``Y`` block or ``cosine`` is off
+    (default :data:`COSINE_VIEW`)."""
     cosine = COSINE_VIEW if cosine is None else cosine
-    return TMY_DIM - YAMNET_DIM if cosine and dim in (TMY_DIM, SEARCH_DIM) else None
+    return TMY_DIM - YAMNET_DIM if cosine and dim in (TMY_DIM, SEARCH_DIM, TEXTURES_DIM) else None
 
 
 def unit_rows(V: np.ndarray, start: int | None) -> np.ndarray:

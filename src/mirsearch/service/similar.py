@@ -111,7 +111,8 @@ def run_similar(context: Context, request: SimilarRequest) -> SimilarAnswer:
     vector = index.vector(request.recording)
     parts, passage = None, None
     if request.start is not None or request.end is not None:  # a passage: its own vector, compared as a whole
-        raw = passage_vector(coll, request.recording, start=request.start, end=request.end)
+        raw = passage_vector(coll, request.recording, start=request.start, end=request.end,
+                             codebook=index.normaliser.codebook)  # fmt: skip
         vector = index.normaliser(raw[None, : len(index.normaliser.mean)])[0]
         passage = [request.start or 0.0, request.end]
     elif getattr(index, "parts", None) is not None:
@@ -138,7 +139,7 @@ def run_similar_audio(context: Context, request: SimilarAudioRequest) -> Similar
         from mirsearch.errors import ParameterError
 
         raise ParameterError("similar-audio: the query must be audio (not chroma)")
-    raw, raw_parts = audio_parts(q.samples, sr=q.sr)
+    raw, raw_parts = audio_parts(q.samples, sr=q.sr, codebook=index.normaliser.codebook)
     dim = len(index.normaliser.mean)  # the views the collection has (e.g. indexed where YAMNet was not installed)
     raw, raw_parts = raw[:dim], raw_parts[:, :dim]
     vector = index.normaliser(raw[None, :])[0]

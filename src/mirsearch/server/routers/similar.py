@@ -28,11 +28,13 @@ class SimilarMatchOut(BaseModel):
     recording_id: int
     distance: float = Field(
         description="distance to the (expanded) query: absolute differences of the standardised features, the YAMNet "
-        "and musicnn views by cosine; about 1 for two typical recordings of the collection; nearest first"
+        "and musicnn views by cosine, the texture histograms by their Hellinger form; about 1 for two typical "
+        "recordings of the collection; nearest first"
     )
     views: dict[str, float] | None = Field(
         default=None,
-        description="distance from the query itself in each view (timbre, mfcc, yamnet, musicnn; 1: a typical pair)",
+        description="distance from the query itself in each view (timbre, mfcc, yamnet, musicnn, textures; 1: a "
+        "typical pair)",
     )
 
 
