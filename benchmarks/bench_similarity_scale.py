@@ -11,11 +11,18 @@ recordings. A query is a stored recording ("more like this", itself left out) th
 (what the ``similar`` task runs once the index is built: a first search for the query expansion, then the
 expanded query; with ``--parts``: HNSW candidates ranked by part distances, averaged with those of the nearest
 two); recall@20 is measured against the exact ranking of all N with the same expansion.
+
+The vectors end with the texture view (session 22): the codebook is fitted on the clips' segments (as
+``collection_index`` fits it on a collection's), each clip's texture histogram is jittered with the rest. The
+codebook's own cost at scale is timed apart: its fit on :data:`~mirsearch.describe.segment_codebook.MAX_FIT_SEGMENTS`
+segments (the cap whatever the collection's size; the clips' segments repeated with jitter) and a recording's
+histogram (per clip), from which the cost for N recordings follows. ``--no-textures``: the four views only.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -30,11 +37,41 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from mirsearch.describe.similarity import PARTS, SimilarityIndex, expanded_search, part_vectors  # noqa: E402
-from mirsearch.describe.similarity_vector import search_vector  # noqa: E402
+from mirsearch.describe import segment_codebook as sc  # noqa: E402
+from mirsearch.describe.similarity import (  # noqa: E402
+    PARTS,
+    SimilarityIndex,
+    collection_codebook,
+    collection_normaliser,
+    expanded_search,
+    part_vectors,
+    raw_vector,
+)
 from similarity_features import load_features  # noqa: E402
 
 from _common import write_results  # noqa: E402
+
+
+def codebook_costs(arrays: list, n: int):
+    """The clips' codebook (as a collection's) and the codebook's costs: the fit on the capped sample of segments,
+    a recording's histogram, and both for ``n`` recordings."""
+    codebook = collection_codebook(arrays, len(arrays))
+    segments = [sc.segment_vectors(X) for X in arrays]
+    rng = np.random.default_rng(1)
+    pool = np.concatenate(segments)
+    sample = pool[rng.integers(0, len(pool), sc.MAX_FIT_SEGMENTS)]
+    sample = sample + 0.1 * pool.std(axis=0) * rng.standard_normal(sample.shape)
+    t = time.perf_counter()
+    sc.fit([sample])
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for X in arrays:
+        codebook.histogram(X)
+    per_ms = (time.perf_counter() - t) / len(arrays) * 1000
+    per_segment_us = per_ms * 1000 / (len(pool) / len(arrays))
+    return codebook, {"codebook_fit_s": round(fit_s, 2), "fit_segments": sc.MAX_FIT_SEGMENTS,
+                      "histogram_ms_per_clip": round(per_ms, 3), "histogram_us_per_segment": round(per_segment_us, 2),
+                      "histograms_s_for_n_4min_recordings": round(per_segment_us * 60 * n / 1e6, 1)}  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -43,11 +80,14 @@ def main(argv=None) -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--exact-queries", type=int, default=30, help="of those, compared with the exact ranking")
     ap.add_argument("--parts", action="store_true", help="compare recordings by their parts (COMPARE_PARTS)")
+    ap.add_argument("--no-textures", action="store_true", help="the four views only (no texture histogram)")
     ap.add_argument("--out", default="similarity_scale")
     args = ap.parse_args(argv)
     _, feats = load_features()
-    base = np.stack([search_vector(f["timbre"]) for f in feats])
-    base_parts = [part_vectors(f["timbre"], parts=PARTS, vector=search_vector) for f in feats] if args.parts else None
+    codebook, costs = (None, {}) if args.no_textures else codebook_costs([f["timbre"] for f in feats], args.n)
+    vector = functools.partial(raw_vector, codebook=codebook)
+    base = np.stack([vector(f["timbre"]) for f in feats])
+    base_parts = [part_vectors(f["timbre"], parts=PARTS, vector=vector) for f in feats] if args.parts else None
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(base), args.n)
     sd = 0.3 * base.std(axis=0)
@@ -57,7 +97,7 @@ def main(argv=None) -> int:
         parts = [(base_parts[r] + sd * rng.standard_normal(base_parts[r].shape)).astype(np.float16) for r in rows]
     ids = np.arange(1, args.n + 1)
     t = time.perf_counter()
-    hnsw = SimilarityIndex(ids, V, kind="hnsw", parts=parts)
+    hnsw = SimilarityIndex(ids, V, kind="hnsw", parts=parts, normaliser=collection_normaliser(V, codebook=codebook))
     build_s = time.perf_counter() - t
     exact = SimilarityIndex(ids, V, kind="exact", normaliser=hnsw.normaliser, parts=parts)
     del parts
@@ -82,7 +122,8 @@ def main(argv=None) -> int:
                "exact_median_ms": round(float(np.median(exact_times)) * 1000, 3),
                "recall@20": round(float(np.mean(recall)), 4), "params": hnsw.index.params,
                "parts": PARTS if args.parts else None,
-               "part_bytes": int(hnsw.parts.nbytes) if args.parts else 0}  # fmt: skip
+               "part_bytes": int(hnsw.parts.nbytes) if args.parts else 0, "textures": codebook is not None,
+               **costs}  # fmt: skip
     print(payload)
     write_results(args.out, payload)
     return 0
