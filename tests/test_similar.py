@@ -534,6 +534,7 @@ def test_audio_query_against_a_collection_indexed_without_yamnet(tmp_path, monke
         query = AudioQuery.from_samples(_sound("tone", 5.0, 0), SR, name="q")
         answer = run("similar-audio", SimilarAudioRequest(query=query, top=3), collection=coll)
     assert answer.query["normalised"] == "reference" and len(answer.matches) == 3
+    assert answer.query["textures"] is False  # a collection of 3 recordings has no codebook of textures
     assert answer.matches[0].recording.endswith("tone0.wav")  # the same sound first
 
 

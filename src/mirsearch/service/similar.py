@@ -120,8 +120,8 @@ def run_similar(context: Context, request: SimilarRequest) -> SimilarAnswer:
     elif COMPARE_PARTS:
         parts = stored_parts(coll, request.recording, index.normaliser)
     query = version_block(recording_id=request.recording, top=request.top, normalised=index.normaliser.source,
-                          parts=None if parts is None else len(parts), passage=passage,
-                          dask=cluster_spec(request))  # fmt: skip
+                          textures=index.normaliser.codebook is not None, parts=None if parts is None else len(parts),
+                          passage=passage, dask=cluster_spec(request))  # fmt: skip
     return _answer(coll, index, vector, parts, top=request.top, exclude=request.recording, query=query,
                    started=started)  # fmt: skip
 
@@ -145,5 +145,6 @@ def run_similar_audio(context: Context, request: SimilarAudioRequest) -> Similar
     vector = index.normaliser(raw[None, :])[0]
     parts = index.normaliser(raw_parts) if COMPARE_PARTS or getattr(index, "parts", None) is not None else None
     query = version_block(audio=q.name, top=request.top, normalised=index.normaliser.source,
-                          parts=None if parts is None else len(parts), dask=cluster_spec(request))  # fmt: skip
+                          textures=index.normaliser.codebook is not None, parts=None if parts is None else len(parts),
+                          dask=cluster_spec(request))  # fmt: skip
     return _answer(coll, index, vector, parts, top=request.top, exclude=None, query=query, started=started)
