@@ -22,18 +22,8 @@ from mirsearch.features.timbre_stats import (
     extract_timbre,
     timbre_config,
 )
-
-SR = 22050
-
-
-def _sound(kind: str, seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    if kind == "tone":
-        y = sum(np.sin(2 * np.pi * 220 * (1 + 0.05 * seed) * h * t) / h for h in range(1, 6))
-    else:
-        y = np.convolve(rng.standard_normal(t.size), np.ones(20) / 20, mode="same") * (np.sin(2 * np.pi * 3 * t) > 0)
-    return (0.2 * y / np.max(np.abs(y))).astype(np.float32)
+from synth_timbre import SR
+from synth_timbre import sound as _sound
 
 
 @pytest.fixture(scope="module")
