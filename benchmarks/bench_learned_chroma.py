@@ -417,6 +417,26 @@ def shift_bins(H: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def centre_frames(X: np.ndarray, *, amount: float) -> np.ndarray:
+    """A chroma sequence minus ``amount`` times its mean frame (the recording's steady pitch-class profile: the key
+    its accompaniment keeps sounding), clipped at 0, frames made unit length again (silent ones stay 0).
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (12, n)
+        Chroma frames (10 Hz).
+    amount : float >= 0
+
+    Returns
+    -------
+    np.ndarray, shape (12, n), float32
+    """
+    X = np.asarray(X, np.float64)
+    Y = np.maximum(X - amount * X.mean(axis=1, keepdims=True), 0.0)
+    n = np.linalg.norm(Y, axis=0, keepdims=True)
+    return (Y / np.where(n > 0, n, 1.0)).astype(np.float32)
+
+
 def hold_frames(X: np.ndarray, *, decay: float) -> np.ndarray:
     """Per-class decaying peak hold of a chroma sequence, frames made unit length again.
 
@@ -900,6 +920,14 @@ def main(argv=None) -> int:
         help="rows of row KEY with a query whose held notes fade to uniform (floor BETA reached TAU s after onset)",
     )
     ap.add_argument(
+        "--centre",
+        action="append",
+        default=[],
+        metavar="KEY=A1,A2",
+        help="rows of row KEY's recording chroma minus A times its mean frame over the recording (clipped at 0, "
+        "frames made unit length again), tailed queries",
+    )
+    ap.add_argument(
         "--hold",
         action="append",
         default=[],
@@ -1110,6 +1138,14 @@ def main(argv=None) -> int:
             "+power{g:g}",
             lambda X, g: np.power(np.maximum(X, 0.0), g),
             None,
+        ),
+        (
+            "centre",
+            args.centre,
+            "recording minus {g:g} x its mean frame, query tails 0.2:0.5",
+            "+centre{g:g}+tail0.2:0.5",
+            lambda X, g: centre_frames(X, amount=g),
+            (0.2, 0.5),
         ),
         (
             "hold",
