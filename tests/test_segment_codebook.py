@@ -129,6 +129,10 @@ def test_too_few_segments_give_no_codebook_and_the_sample_is_capped():
     assert sc.fit(lists, k=64) is None  # 120 segments < 4 x 64
     with pytest.raises(ParameterError):
         sc.fit(lists, k=0)
+    ids = list(range(5, 5 + 3 * sc.MAX_FIT_RECORDINGS))
+    picked = sc.fit_recordings(ids)
+    assert len(picked) == sc.MAX_FIT_RECORDINGS and picked[0] == 5 and picked[-1] == ids[-1]
+    assert sc.fit_recordings(ids[:7]) == ids[:7]
     S = sc.fit_sample([np.arange(100.0)[:, None] * np.ones((1, 3)), np.ones((10, 3))], max_segments=40)
     assert len(S) == 30  # 20 of each at most: all 10 of the short one, 20 evenly spread of the long one
     np.testing.assert_array_equal(S[:20, 0], np.linspace(0, 99, 20).round())

@@ -35,6 +35,9 @@ K = 64
 AXES = 64
 #: segments the codebook is fitted on at most (an even draw over the recordings)
 MAX_FIT_SEGMENTS = 20_000
+#: recordings whose segments the codebook is fitted on at most (evenly spread over a larger collection, so that
+#: the fit reads at most this many recordings' features whatever the collection's size)
+MAX_FIT_RECORDINGS = 2_000
 #: a codebook needs at least this many segments per component
 MIN_SEGMENTS_PER_COMPONENT = 4
 #: EM of the Gaussian mixture: covariance floor, iterations and seed
@@ -67,6 +70,15 @@ def segment_vectors(X: np.ndarray) -> np.ndarray:
     mean = X[:d]
     std = np.sqrt(np.maximum(X[d : 2 * d] - mean**2, 0.0))
     return np.concatenate([mean, std])[_layout()[0]].T
+
+
+def fit_recordings(ids) -> list:
+    """The recordings a collection's codebook is fitted on: all of ``ids``, or :data:`MAX_FIT_RECORDINGS` of them
+    evenly spread (in the given order)."""
+    ids = list(ids)
+    if len(ids) <= MAX_FIT_RECORDINGS:
+        return ids
+    return [ids[i] for i in np.linspace(0, len(ids) - 1, MAX_FIT_RECORDINGS).round().astype(int)]
 
 
 def _block_widths() -> np.ndarray:

@@ -277,9 +277,10 @@ def _with_textures(v: np.ndarray, X: np.ndarray, codebook: SegmentCodebook | Non
 
 
 def collection_codebook(arrays, n: int) -> SegmentCodebook | None:
-    """The codebook of textures of a collection's ``n`` recordings from their stored ``"timbre"`` arrays (an
-    iterable, read once; :func:`~mirsearch.describe.segment_codebook.fit`), or None: :data:`TEXTURES` off, fewer
-    than :data:`MIN_COLLECTION` recordings, a recording without all four other views, or too few segments."""
+    """The codebook of textures of a collection from the stored ``"timbre"`` arrays of ``n`` of its recordings (an
+    iterable, read once: all of them, or those of :func:`~mirsearch.describe.segment_codebook.fit_recordings`;
+    :func:`~mirsearch.describe.segment_codebook.fit`), or None: :data:`TEXTURES` off, fewer than
+    :data:`MIN_COLLECTION` recordings, a recording without all four other views, or too few segments."""
     from mirsearch.describe import segment_codebook
     from mirsearch.features.timbre_stats import musicnn_block
 
@@ -615,8 +616,11 @@ def _stored(coll, parts: bool, within: bool = False, vector=None):
     vectors (if ``parts``), raw :func:`within_parts` (if ``within``, else None) and the codebook (or None)."""
     ids = sorted(coll.catalog.features(STORED_KIND))
     codebook = None
-    if vector is None:  # a first pass over the stored features fits the codebook, the second describes
-        codebook = collection_codebook((coll.load_features(rid, STORED_KIND)[0] for rid in ids), len(ids))
+    if vector is None:  # a first pass over (at most 2,000 recordings') stored features fits the codebook
+        from mirsearch.describe.segment_codebook import fit_recordings
+
+        fit = fit_recordings(ids)
+        codebook = collection_codebook((coll.load_features(rid, STORED_KIND)[0] for rid in fit), len(fit))
         vector = functools.partial(raw_vector, codebook=codebook)
     vectors, part_list, within_list = [], [], []
     for rid in ids:
