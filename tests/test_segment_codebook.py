@@ -213,3 +213,16 @@ def test_the_similar_tasks_on_a_collection_with_textures(tmp_path):
         found = run("similar-audio", SimilarAudioRequest(query=query, top=3), collection=coll)
     assert found.matches[0].recording.endswith("noise1.wav") and found.query["textures"] is True
     assert found.matches[0].views["textures"] == pytest.approx(0.0, abs=1e-3)
+    # on a Dask cluster's shards: the local answers bit for bit (the plan fits the same codebook)
+    from mirsearch.cluster import close, connect
+
+    spec = "local:1"
+    connect(spec)
+    try:
+        with Collection.open(tmp_path / "c.mirs", readonly=True) as coll:
+            got = run("similar", SimilarRequest(recording=tone, top=5, dask=spec), collection=coll)
+            got_audio = run("similar-audio", SimilarAudioRequest(query=query, top=3, dask=spec), collection=coll)
+    finally:
+        close(spec)
+    assert got.matches == answer.matches and got.query["textures"] is True
+    assert got_audio.matches == found.matches
