@@ -34,12 +34,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from mirsearch.describe.segment_codebook import K as TEXTURE_K
 from mirsearch.errors import ParameterError
 
 #: sizes of the timbre vector's sub-blocks (:data:`mirsearch.describe.similarity.VECTOR_BLOCKS`)
 TIMBRE_SUBBLOCKS = (192, 192, 11, 11, 40, 48)
-#: size of the MFCC block, the YAMNet block, the musicnn block and the texture histogram
-MFCC_DIM, YAMNET_DIM, MUSICNN_DIM, TEXTURE_DIM = 40, 1024, 753, 64
+#: size of the MFCC block, the YAMNet block and the musicnn block
+MFCC_DIM, YAMNET_DIM, MUSICNN_DIM = 40, 1024, 753
+#: size of the texture histogram (the codebook's components)
+TEXTURE_DIM = TEXTURE_K
 #: names of the views, in the order of the search vector
 VIEWS = ("timbre", "mfcc", "yamnet", "musicnn", "textures")
 #: dimension of :func:`search_vector` with T, M and Y (no musicnn)
