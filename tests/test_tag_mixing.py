@@ -170,6 +170,30 @@ def test_residual_blocks_start_as_the_identity():
             torch.testing.assert_close(a, b)
 
 
+def test_register_aware_pooling_sees_the_row_a_pattern_is_in_and_max_pooling_does_not():
+    import torch
+
+    from mirsearch.training.tagger import NetOptions, build_net
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    opts = {"channels": (4, 8, 8, 8), "top": 8, "embedding_dim": 6}
+    rows = 96 >> 4  # the top conv's frequency rows for the 96 mel bands
+    low, high = torch.zeros(1, 8, rows, 5), torch.zeros(1, 8, rows, 5)
+    low[:, :, 1], high[:, :, 4] = 1.0, 1.0  # the same activations, in another row of the top conv's output
+    out = {}
+    for pool in ("max", "max+flat"):
+        net = build_net(len(TAG_NAMES), NetOptions(**opts, freq_pool=pool)).eval()
+        assert net(torch.zeros(2, 1, 96, 64))[1].shape == (2, 6, 4)  # the whole network, 16x fewer frames
+        net.body = torch.nn.Identity()  # the pooling alone, on a given top-conv output
+        with torch.no_grad():
+            (_, ea), (_, eb) = net(low), net(high)
+        out[pool] = float((ea - eb).abs().max())
+    assert out["max"] == 0.0 and out["max+flat"] > 1e-3
+    with pytest.raises(ValueError, match="freq_pool"):
+        build_net(len(TAG_NAMES), NetOptions(**opts, freq_pool="mean"))
+
+
 def test_build_refuses_the_test_split_and_font(tmp_path):
     from mirsearch.datasets.tag_stems import build_tag_stems
     from mirsearch.errors import ParameterError

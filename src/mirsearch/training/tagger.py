@@ -68,6 +68,9 @@ class NetOptions:
     res_blocks: int = 0
     """residual blocks (two 3x3 convs of ``top`` channels) after the top conv; they start as the identity, so a
     trained run can be widened and fine-tuned (``--init``)"""
+    freq_pool: str = "max"
+    """how the top conv's frequency axis becomes the embedding: ``max`` (over frequency, shift invariant) or
+    ``max+flat`` (the max beside every frequency row, so the embedding also knows the register)"""
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,9 @@ def build_net(n_tags: int, net: NetOptions):
     import torch
     from torch import nn
 
+    if net.freq_pool not in ("max", "max+flat"):
+        raise ValueError(f"freq_pool must be 'max' or 'max+flat', not {net.freq_pool!r}")
+
     class Residual(nn.Module):
         def __init__(self, c: int):
             super().__init__()
@@ -188,13 +194,18 @@ def build_net(n_tags: int, net: NetOptions):
             layers += [nn.Conv2d(c_in, net.top, 3, padding=1, bias=False), nn.BatchNorm2d(net.top), nn.ReLU()]
             layers += [Residual(net.top) for _ in range(net.res_blocks)]
             self.body = nn.Sequential(*layers)
-            self.embed = nn.Conv1d(net.top, net.embedding_dim, 1)
+            rows = FRONTEND["n_mels"] >> len(net.channels)  # frequency rows left after the poolings
+            width = net.top * (1 + rows) if net.freq_pool == "max+flat" else net.top
+            self.embed = nn.Conv1d(width, net.embedding_dim, 1)
             self.head = nn.Sequential(nn.ReLU(), nn.Dropout(net.dropout), nn.Conv1d(net.embedding_dim, n_tags, 1))
             self.alpha = nn.Parameter(torch.zeros(n_tags))  # autopool
             self.scale = nn.Parameter(torch.tensor(10.0))  # prototypical episodes
 
         def forward(self, x):
-            h = self.body(x).amax(dim=2)
+            b = self.body(x)
+            h = b.amax(dim=2)
+            if net.freq_pool == "max+flat":
+                h = torch.cat([h, b.flatten(1, 2)], dim=1)
             e = self.embed(h)
             return self.head(e), e
 
@@ -585,6 +596,12 @@ def main(argv=None) -> int:
     p.add_argument("--channels", default="12,24,64,128", help="channels of the four conv blocks")
     p.add_argument("--top", type=int, default=NetOptions.top, help="channels of the last conv layer")
     p.add_argument("--res-blocks", type=int, default=0, help="residual blocks after the top conv (start as identity)")
+    p.add_argument(
+        "--freq-pool",
+        choices=("max", "max+flat"),
+        default=NetOptions.freq_pool,
+        help="frequency axis into the embedding: max, or max beside every row (register-aware)",
+    )
     p.add_argument("--sizes", default="0.2,0.3,0.3,0.2", help="probabilities of 1, 2, ... families in a mixture")
     p.add_argument("--stem-colour", action="store_true", help="recolour each stem of a mixture on its own")
     p.add_argument("--reverb", type=float, default=0.0, help="probability of a room tail on a crop")
@@ -629,7 +646,12 @@ def main(argv=None) -> int:
         return 0
     if not args.run:
         p.error("--run is required")
-    net = NetOptions(channels=tuple(int(c) for c in args.channels.split(",")), top=args.top, res_blocks=args.res_blocks)
+    net = NetOptions(
+        channels=tuple(int(c) for c in args.channels.split(",")),
+        top=args.top,
+        res_blocks=args.res_blocks,
+        freq_pool=args.freq_pool,
+    )
     opts = TrainOptions(pooling=args.pooling, epochs=args.epochs, proto_weight=args.proto_weight, net=net,
                         crop_frames=args.crop_frames, batch_size=args.batch_size, lr=args.lr, stems=args.stems,
                         mixes=args.mixes, clip_mixes=args.clip_mixes, reverb=args.reverb,
