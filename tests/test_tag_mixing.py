@@ -173,7 +173,7 @@ def test_residual_blocks_start_as_the_identity():
 def test_register_aware_pooling_sees_the_row_a_pattern_is_in_and_max_pooling_does_not():
     import torch
 
-    from mirsearch.training.tagger import NetOptions, build_net
+    from mirsearch.training.tagger import NetOptions, build_net, widened
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -190,6 +190,13 @@ def test_register_aware_pooling_sees_the_row_a_pattern_is_in_and_max_pooling_doe
             (_, ea), (_, eb) = net(low), net(high)
         out[pool] = float((ea - eb).abs().max())
     assert out["max"] == 0.0 and out["max+flat"] > 1e-3
+    small = build_net(len(TAG_NAMES), NetOptions(**opts)).eval()  # a max run, widened: the same outputs at first
+    wide = build_net(len(TAG_NAMES), NetOptions(**opts, freq_pool="max+flat")).eval()
+    wide.load_state_dict(widened(small.state_dict(), wide.state_dict()))
+    x = torch.randn(2, 1, 96, 64)
+    with torch.no_grad():
+        for a, b in zip(small(x), wide(x), strict=True):
+            torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="freq_pool"):
         build_net(len(TAG_NAMES), NetOptions(**opts, freq_pool="mean"))
 

@@ -212,6 +212,18 @@ def build_net(n_tags: int, net: NetOptions):
     return TaggerNet()
 
 
+def widened(start: dict, target: dict) -> dict:
+    """``start``'s weights for a network whose embedding reads more rows (``freq_pool="max+flat"`` from a ``max``
+    run): the new input columns of the embedding start at zero, so the network starts as ``start``."""
+    import torch
+
+    out = dict(start)
+    w, t = start.get("embed.weight"), target.get("embed.weight")
+    if w is not None and t is not None and w.shape[1] < t.shape[1]:
+        out["embed.weight"] = torch.cat([w, w.new_zeros(w.shape[0], t.shape[1] - w.shape[1], *w.shape[2:])], dim=1)
+    return out
+
+
 def pooled(logits, alpha, method: str):
     """Clip probabilities ``(B, K)`` from frame logits ``(B, K, T)``."""
     import torch
@@ -414,7 +426,7 @@ def train(data: str | Path, run: str | Path, opts: TrainOptions = TrainOptions()
     net = build_net(Y.shape[1], opts.net)
     if init is not None:
         start, norm, _, _ = load_checkpoint(init)
-        missing, unexpected = net.load_state_dict(start.state_dict(), strict=False)
+        missing, unexpected = net.load_state_dict(widened(start.state_dict(), net.state_dict()), strict=False)
         if unexpected or any(not k.startswith("body.") for k in missing):
             raise ValueError(f"--init {init}: weights do not fit (missing {missing}, unexpected {unexpected})")
         mean, std = norm
