@@ -371,9 +371,11 @@ def candidate_scores(data, records, X, idx, candidates) -> dict[str, np.ndarray]
     """Clip probabilities of candidate bundles, named by their folder (``<name>`` fused with its YAMNet head when it
     has one, ``<name> CNN`` alone)."""
     out = {}
+    rows = {"tagger (packaged)": "", "tagger CNN alone": " CNN"}  # the packaged path's other rows are not candidates
     for b in candidates or ():
         for name, S in packaged_scores(data, records, X, idx, b).items():
-            out[Path(b).name + ("" if name == "tagger (packaged)" else " CNN")] = S
+            if name in rows:
+                out[Path(b).name + rows[name]] = S
     return out
 
 
