@@ -23,7 +23,9 @@ start as the identity, so ``--init`` can start a wider network from a trained ru
 validation score (mean of the clips' macro ROC-AUC, their ten-family macro ROC-AUC and, with stems, the ten-family
 ROC-AUC of fixed mixtures of validation stems, per stems folder) is kept and exported to ONNX
 (:mod:`mirsearch.models.tagger`). Training resumes from ``<run>/last.pt`` and logs to ``<run>/log.jsonl``.
-``--sample-stems DIR`` (repeatable): more stems whose train stems join the mixtures, e.g. real instrument recordings
+``--freq-pool max+flat`` gives the embedding the max over frequency beside every frequency row, so it knows the
+register (session 24: better on a held-out font and on validation, level on the test font; off). ``--sample-stems
+DIR`` (repeatable): more stems whose train stems join the mixtures, e.g. real instrument recordings
 (:mod:`mirsearch.datasets.sample_stems`); they never enter the selection score. ``--import-bundle BUNDLE``: the
 weights of an ONNX bundle (the packaged one) as ``<run>/best.pt`` for ``--init``
 (:mod:`mirsearch.training.tagger_import`).
