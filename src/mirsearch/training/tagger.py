@@ -53,6 +53,8 @@ FRONTEND = {
     "patch_frames": 150, "patch_hop": 75,
 }  # fmt: skip
 POOLINGS = ("max", "mean", "autopool")
+#: how the top conv's frequency rows reach the embedding (:attr:`NetOptions.freq_pool`)
+FREQ_POOLS = ("max", "max+flat")
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,8 @@ def build_net(n_tags: int, net: NetOptions):
     import torch
     from torch import nn
 
-    if net.freq_pool not in ("max", "max+flat"):
-        raise ValueError(f"freq_pool must be 'max' or 'max+flat', not {net.freq_pool!r}")
+    if net.freq_pool not in FREQ_POOLS:
+        raise ValueError(f"freq_pool must be one of {FREQ_POOLS}, not {net.freq_pool!r}")
 
     class Residual(nn.Module):
         def __init__(self, c: int):
@@ -612,7 +614,7 @@ def main(argv=None) -> int:
     p.add_argument("--res-blocks", type=int, default=0, help="residual blocks after the top conv (start as identity)")
     p.add_argument(
         "--freq-pool",
-        choices=("max", "max+flat"),
+        choices=FREQ_POOLS,
         default=NetOptions.freq_pool,
         help="frequency axis into the embedding: max, or max beside every row (register-aware)",
     )
